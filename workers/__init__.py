@@ -1,1 +1,1 @@
-"""calsync."""
+"""Process entry points: the Dramatiq worker and the scheduler."""

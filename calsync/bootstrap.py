@@ -1,0 +1,88 @@
+"""Wiring: the one place that builds real adapters from settings.
+
+:func:`bootstrap` gives a process its :class:`Services`: the database engine and sessions,
+the broker with calsync's actors declared on it, and the clock. Web app, workers, scheduler
+and tests all start here, so there is exactly one way things are put together.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from dramatiq import Broker
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from calsync.config import JWTAlgorithm, Settings
+from calsync.jobs import Jobs, declare_jobs
+from calsync.queue import make_broker
+from calsync.store.db import make_engine, make_session_factory
+from calsync.store.secrets import Secret, SecretBox
+from calsync.store.tables import utcnow
+from calsync.web.auth.tokens import JWTConfig
+
+Clock = Callable[[], datetime]
+
+
+@dataclass
+class Services:
+    """What a calsync process works with. Built by :func:`bootstrap`; close it when done."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    broker: Broker
+    clock: Clock
+    process_name: str
+    jwt: JWTConfig
+    secrets: SecretBox
+    jobs: Jobs = field(init=False)
+
+    def close(self) -> None:
+        """Release the broker's and the database's connections."""
+        self.broker.close()
+        self.engine.dispose()
+
+
+def bootstrap(
+    settings: Settings, *, broker: Broker | None = None, clock: Clock = utcnow
+) -> Services:
+    """Build the services of one process for ``settings``. Connects to nothing yet."""
+    engine = make_engine(settings.database_url)
+    services = Services(
+        settings=settings,
+        engine=engine,
+        sessions=make_session_factory(engine),
+        broker=broker or make_broker(settings),
+        clock=clock,
+        process_name=f"{socket.gethostname()}:{os.getpid()}",
+        jwt=jwt_config(settings),
+        secrets=SecretBox(settings.encryption_keys),
+    )
+    services.jobs = declare_jobs(services)
+    return services
+
+
+def jwt_config(settings: Settings) -> JWTConfig:
+    """The JWT configuration for ``settings``; reads key files when an asymmetric alg is set."""
+    lifetime = timedelta(seconds=settings.jwt_lifetime_seconds)
+    if settings.jwt_algorithm is JWTAlgorithm.HS256:
+        return JWTConfig(
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            algorithm="HS256",
+            secret=Secret(settings.jwt_secret or ""),
+            lifetime=lifetime,
+        )
+    return JWTConfig.from_key_files(
+        algorithm="RS256" if settings.jwt_algorithm is JWTAlgorithm.RS256 else "EdDSA",
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        private_key_file=settings.jwt_private_key_file,
+        public_key_file=settings.jwt_public_key_file,
+        lifetime=lifetime,
+    )

@@ -1,0 +1,185 @@
+"""The ``calsync`` command (design.md section 3).
+
+Each subcommand reads the settings from the environment once, builds what it needs through
+:func:`calsync.bootstrap.bootstrap`, and runs. Configuration problems end the command with
+exit status 2 and a message that names every faulty setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from calsync.config import ConfigError, Settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``calsync`` console script; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        status: int = args.run(args)
+    except ConfigError as exc:
+        print(f"calsync: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return status
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="calsync", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    dev = commands.add_parser("dev", help="run everything in one process (embedded mode)")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=8000)
+    dev.add_argument("--emulator-port", type=int, default=None)
+    dev.set_defaults(run=_dev)
+
+    serve = commands.add_parser("serve", help="serve the API and webhook receiver (uvicorn)")
+    serve.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a server binds all interfaces
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="uvicorn processes")
+    serve.set_defaults(run=_serve)
+
+    worker = commands.add_parser("worker", help="run Dramatiq worker processes")
+    worker.add_argument("--processes", type=int, default=2)
+    worker.add_argument("--threads", type=int, default=8)
+    worker.add_argument("--queues", nargs="*", default=None, help="only these queues")
+    worker.set_defaults(run=_worker)
+
+    scheduler = commands.add_parser("scheduler", help="run the periodic scheduler")
+    scheduler.set_defaults(run=_scheduler)
+
+    migrate = commands.add_parser("migrate", help="migrate the database to the newest schema")
+    migrate.add_argument("--revision", default="head")
+    migrate.set_defaults(run=_migrate)
+
+    emulator = commands.add_parser("emulator", help="run the Google Calendar API emulator")
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--port", type=int, default=8765)
+    emulator.set_defaults(run=_emulator)
+
+    token = commands.add_parser("token", help="print a signed JWT for a user (created if new)")
+    token.add_argument("--email", required=True)
+    token.add_argument("--role", choices=["admin", "user"], default=None)
+    token.set_defaults(run=_token)
+
+    rotate = commands.add_parser("rotate-keys", help="re-encrypt stored secrets, newest key")
+    rotate.set_defaults(run=_rotate_keys)
+    return parser
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from calsync.devserver import run_dev
+
+    settings = Settings.from_env()
+    if args.emulator_port is not None:
+        emulator = f"http://127.0.0.1:{args.emulator_port}"
+        settings = replace(
+            settings,
+            emulator_port=args.emulator_port,
+            google_api_base=emulator if settings.is_embedded else settings.google_api_base,
+            google_oauth_base=emulator if settings.is_embedded else settings.google_oauth_base,
+        )
+    if settings.is_embedded and args.port != 8000:
+        settings = replace(settings, public_url=f"http://{args.host}:{args.port}")
+    run_dev(settings, host=args.host, port=args.port)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    Settings.from_env()  # fail fast, in this process, on a bad configuration
+    uvicorn.run(
+        "calsync.web.asgi:app_factory",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        proxy_headers=True,
+        timeout_graceful_shutdown=20,
+    )
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from dramatiq.cli import main as dramatiq_main
+
+    Settings.from_env()
+    argv = ["workers.worker", "--processes", str(args.processes), "--threads", str(args.threads)]
+    if args.queues:
+        argv += ["--queues", *args.queues]
+    sys.argv = ["dramatiq", *argv]
+    return int(dramatiq_main() or 0)  # type: ignore[no-untyped-call]
+
+
+def _scheduler(_args: argparse.Namespace) -> int:
+    from workers.scheduler import main as scheduler_main
+
+    scheduler_main()
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from calsync.store.db import make_engine
+    from calsync.store.migrate import upgrade
+
+    settings = Settings.from_env()
+    engine = make_engine(settings.database_url)
+    upgrade(engine, args.revision)
+    engine.dispose()
+    print(f"calsync: database migrated to {args.revision}")
+    return 0
+
+
+def _emulator(args: argparse.Namespace) -> int:
+    from calsync.emulator.server import run
+
+    run(args.host, args.port)
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    from calsync.bootstrap import bootstrap
+    from calsync.domain.accounts import Role
+    from calsync.store.users import ensure_user
+    from calsync.web.auth.tokens import issue_token
+
+    services = bootstrap(Settings.from_env())
+    try:
+        if services.settings.is_embedded:
+            from calsync.store.migrate import upgrade
+
+            upgrade(services.engine)
+        with services.sessions.begin() as session:
+            role = Role(args.role) if args.role else None
+            user = ensure_user(session, args.email, role=role)
+        print(
+            issue_token(services.jwt, subject=str(user.id), email=user.email, role=user.role.value)
+        )
+    finally:
+        services.close()
+    return 0
+
+
+def _rotate_keys(_args: argparse.Namespace) -> int:
+    from calsync.bootstrap import bootstrap
+    from calsync.store.rotation import rotate_stored_secrets
+
+    services = bootstrap(Settings.from_env())
+    try:
+        count = rotate_stored_secrets(services.sessions, services.secrets)
+    finally:
+        services.close()
+    print(f"calsync: re-encrypted {count} stored secret(s) under the newest key")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,368 @@
+"""Settings: the one place that reads the environment.
+
+Every setting is named ``CALSYNC_<NAME>``. :meth:`Settings.from_env` is the only reader of
+``os.environ`` in the package; everything else receives a :class:`Settings` value.
+
+Two modes (design.md section 3):
+
+* **embedded** (neither ``CALSYNC_DATABASE_URL`` nor ``CALSYNC_REDIS_URL`` set): a SQLite file
+  in the state folder, an in-process broker, the in-process emulator, and development secrets
+  generated once and kept in ``<state dir>/calsync-dev-secrets.json``.
+* **production** (both set): PostgreSQL and Redis; every required setting must be present and
+  well formed, and start-up fails with a :class:`ConfigError` that names each one that is not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from cryptography.fernet import Fernet
+
+PREFIX = "CALSYNC_"
+GOOGLE_API_BASE = "https://www.googleapis.com"
+DEV_SECRETS_FILE = "calsync-dev-secrets.json"
+
+E = TypeVar("E", bound="StrEnum")
+
+
+class Mode(StrEnum):
+    """How the process is wired: see the module docstring."""
+
+    EMBEDDED = "embedded"
+    PRODUCTION = "production"
+
+
+class ConflictPolicy(StrEnum):
+    """What a three-way merge does with a field changed on both sides (design.md section 5)."""
+
+    LAST_UPDATED_WINS = "last_updated_wins"
+    REMOTE_WINS = "remote_wins"
+    LOCAL_WINS = "local_wins"
+    MANUAL = "manual"
+
+
+class JWTAlgorithm(StrEnum):
+    """Signing algorithms the server may be pinned to."""
+
+    HS256 = "HS256"
+    RS256 = "RS256"
+    EDDSA = "EdDSA"
+
+
+class ConfigError(Exception):
+    """One or more settings are missing or malformed.
+
+    ``problems`` holds one line per setting, each naming the variable; no value is echoed,
+    since some of them are secrets.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything calsync needs to know about its environment.
+
+    Build it with :meth:`from_env` in processes, or directly (with :meth:`embedded` as a base
+    and :func:`dataclasses.replace`) in tests.
+    """
+
+    mode: Mode
+    database_url: str
+    redis_url: str | None
+    public_url: str
+    jwt_algorithm: JWTAlgorithm
+    jwt_secret: str | None = field(repr=False)
+    jwt_private_key_file: Path | None
+    jwt_public_key_file: Path | None
+    jwt_issuer: str
+    jwt_audience: str
+    jwt_lifetime_seconds: int
+    encryption_keys: tuple[str, ...] = field(repr=False)
+    google_client_id: str
+    google_client_secret: str = field(repr=False)
+    google_api_base: str
+    google_oauth_base: str | None
+    smtp_url: str | None = field(repr=False)
+    smtp_sender: str
+    vapid_private_key: str | None = field(repr=False)
+    vapid_subject: str
+    conflict_policy: ConflictPolicy
+    state_dir: Path
+    worker_threads: int = 4
+    safety_net_interval_seconds: int = 900
+    channel_renew_before_seconds: int = 86_400
+    heartbeat_interval_seconds: int = 30
+    max_request_body_bytes: int = 1_048_576
+    api_rate_limit_per_minute: int = 600
+    google_user_requests_per_minute: int = 600
+    google_project_requests_per_minute: int = 10_000
+    log_level: str = "INFO"
+    run_emulator: bool = False
+    emulator_port: int = 8765
+
+    @property
+    def is_embedded(self) -> bool:
+        """True when running on SQLite with the in-process broker."""
+        return self.mode is Mode.EMBEDDED
+
+    @property
+    def uses_emulator(self) -> bool:
+        """True when Google calls go to something other than Google's own API host."""
+        return self.google_api_base.rstrip("/") != GOOGLE_API_BASE
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate every ``CALSYNC_*`` setting.
+
+        Raises:
+            ConfigError: naming every missing or malformed setting at once.
+        """
+        env = _Env(os.environ if environ is None else environ)
+        database_url = env.text("DATABASE_URL")
+        redis_url = env.text("REDIS_URL")
+        if database_url is None and redis_url is None:
+            settings = _embedded_from_env(env)
+        else:
+            settings = _production_from_env(env, database_url, redis_url)
+        env.raise_problems()
+        return settings
+
+    @classmethod
+    def embedded(cls, state_dir: Path, *, emulator_port: int = 8765) -> Settings:
+        """Embedded-mode settings for ``state_dir`` with development secrets kept there."""
+        dev = _dev_secrets(state_dir)
+        emulator = f"http://127.0.0.1:{emulator_port}"
+        return cls(
+            mode=Mode.EMBEDDED,
+            database_url=f"sqlite:///{(state_dir / 'calsync.db').resolve()}",
+            redis_url=None,
+            public_url="http://127.0.0.1:8000",
+            jwt_algorithm=JWTAlgorithm.HS256,
+            jwt_secret=dev["jwt_secret"],
+            jwt_private_key_file=None,
+            jwt_public_key_file=None,
+            jwt_issuer="calsync",
+            jwt_audience="calsync-api",
+            jwt_lifetime_seconds=3600,
+            encryption_keys=(dev["encryption_key"],),
+            google_client_id="calsync-dev",
+            google_client_secret="calsync-dev-secret",  # noqa: S106 - the emulator's default client
+            google_api_base=emulator,
+            google_oauth_base=emulator,
+            smtp_url=None,
+            smtp_sender="calsync@localhost",
+            vapid_private_key=None,
+            vapid_subject="mailto:calsync@localhost",
+            conflict_policy=ConflictPolicy.LAST_UPDATED_WINS,
+            state_dir=state_dir,
+            run_emulator=True,
+            emulator_port=emulator_port,
+        )
+
+
+class _Env:
+    """Typed access to ``CALSYNC_*`` variables that collects problems instead of failing early."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        self.problems: list[str] = []
+
+    def text(self, name: str, default: str | None = None) -> str | None:
+        value = self._environ.get(PREFIX + name, "").strip()
+        return value or default
+
+    def required(self, name: str) -> str:
+        value = self.text(name)
+        if value is None:
+            self.problems.append(f"{PREFIX}{name} is required but not set")
+            return ""
+        return value
+
+    def integer(self, name: str, default: int, *, minimum: int = 0) -> int:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            self.problems.append(f"{PREFIX}{name} must be a whole number")
+            return default
+        if value < minimum:
+            self.problems.append(f"{PREFIX}{name} must be at least {minimum}")
+            return default
+        return value
+
+    def choice(self, name: str, enum: type[E], default: E) -> E:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            return enum(raw)
+        except ValueError:
+            allowed = ", ".join(member.value for member in enum)
+            self.problems.append(f"{PREFIX}{name} must be one of: {allowed}")
+            return default
+
+    def url(self, name: str, value: str | None, *, schemes: tuple[str, ...]) -> None:
+        if not value:
+            return
+        parts = urlsplit(value)
+        if parts.scheme not in schemes or not (parts.netloc or parts.path):
+            self.problems.append(f"{PREFIX}{name} must be a URL with scheme {' or '.join(schemes)}")
+
+    def path(self, name: str) -> Path | None:
+        raw = self.text(name)
+        if raw is None:
+            return None
+        path = Path(raw)
+        if not path.is_file():
+            self.problems.append(f"{PREFIX}{name} names a file that does not exist")
+        return path
+
+    def fernet_keys(self, raw: str) -> tuple[str, ...]:
+        keys = tuple(k.strip() for k in raw.split(",") if k.strip())
+        for index, key in enumerate(keys):
+            try:
+                Fernet(key.encode())
+            except ValueError:
+                self.problems.append(
+                    f"{PREFIX}ENCRYPTION_KEYS entry {index + 1} is not a valid Fernet key "
+                    "(32 url-safe base64-encoded bytes)"
+                )
+        return keys
+
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        if raw.lower() in {"1", "true", "yes", "on"}:
+            return True
+        if raw.lower() in {"0", "false", "no", "off"}:
+            return False
+        self.problems.append(f"{PREFIX}{name} must be true or false")
+        return default
+
+    def raise_problems(self) -> None:
+        if self.problems:
+            raise ConfigError(self.problems)
+
+
+def _embedded_from_env(env: _Env) -> Settings:
+    state_dir = Path(env.text("STATE_DIR", ".") or ".")
+    emulator_port = env.integer("EMULATOR_PORT", 8765, minimum=1)
+    base = Settings.embedded(state_dir, emulator_port=emulator_port)
+    return replace(
+        base,
+        public_url=env.text("PUBLIC_URL", base.public_url) or base.public_url,
+        conflict_policy=env.choice("CONFLICT_POLICY", ConflictPolicy, base.conflict_policy),
+        smtp_url=env.text("SMTP_URL"),
+        worker_threads=env.integer("WORKER_THREADS", base.worker_threads, minimum=1),
+        log_level=env.text("LOG_LEVEL", base.log_level) or base.log_level,
+    )
+
+
+def _production_from_env(env: _Env, database_url: str | None, redis_url: str | None) -> Settings:
+    if database_url is None:
+        env.problems.append(f"{PREFIX}DATABASE_URL is required when {PREFIX}REDIS_URL is set")
+    if redis_url is None:
+        env.problems.append(f"{PREFIX}REDIS_URL is required when {PREFIX}DATABASE_URL is set")
+    env.url("DATABASE_URL", database_url, schemes=("postgresql", "postgresql+psycopg", "sqlite"))
+    env.url("REDIS_URL", redis_url, schemes=("redis", "rediss", "unix"))
+    google_api_base = env.text("GOOGLE_API_BASE", GOOGLE_API_BASE) or GOOGLE_API_BASE
+    env.url("GOOGLE_API_BASE", google_api_base, schemes=("https", "http"))
+    public_url = env.required("PUBLIC_URL")
+    # Google only pushes to HTTPS; plain HTTP is fine when talking to the emulator.
+    public_schemes = ("https", "http") if google_api_base != GOOGLE_API_BASE else ("https",)
+    env.url("PUBLIC_URL", public_url, schemes=public_schemes)
+    algorithm = env.choice("JWT_ALGORITHM", JWTAlgorithm, JWTAlgorithm.HS256)
+    jwt_secret = env.text("JWT_SECRET")
+    private_key = env.path("JWT_PRIVATE_KEY_FILE")
+    public_key = env.path("JWT_PUBLIC_KEY_FILE")
+    if algorithm is JWTAlgorithm.HS256:
+        if jwt_secret is None:
+            env.problems.append(f"{PREFIX}JWT_SECRET is required (or choose {PREFIX}JWT_ALGORITHM)")
+        elif len(jwt_secret) < 32:
+            env.problems.append(f"{PREFIX}JWT_SECRET must be at least 32 characters")
+    elif public_key is None:
+        env.problems.append(
+            f"{PREFIX}JWT_PUBLIC_KEY_FILE is required with {PREFIX}JWT_ALGORITHM={algorithm.value}"
+        )
+    smtp_url = env.text("SMTP_URL")
+    env.url("SMTP_URL", smtp_url, schemes=("smtp", "smtps"))
+    oauth_base = env.text("GOOGLE_OAUTH_BASE")
+    env.url("GOOGLE_OAUTH_BASE", oauth_base, schemes=("https", "http"))
+    return Settings(
+        mode=Mode.PRODUCTION,
+        database_url=database_url or "",
+        redis_url=redis_url,
+        public_url=public_url.rstrip("/"),
+        jwt_algorithm=algorithm,
+        jwt_secret=jwt_secret,
+        jwt_private_key_file=private_key,
+        jwt_public_key_file=public_key,
+        jwt_issuer=env.text("JWT_ISSUER", "calsync") or "calsync",
+        jwt_audience=env.text("JWT_AUDIENCE", "calsync-api") or "calsync-api",
+        jwt_lifetime_seconds=env.integer("JWT_LIFETIME_SECONDS", 3600, minimum=60),
+        encryption_keys=env.fernet_keys(env.required("ENCRYPTION_KEYS")),
+        google_client_id=env.required("GOOGLE_CLIENT_ID"),
+        google_client_secret=env.required("GOOGLE_CLIENT_SECRET"),
+        google_api_base=google_api_base.rstrip("/"),
+        google_oauth_base=oauth_base.rstrip("/") if oauth_base else None,
+        smtp_url=smtp_url,
+        smtp_sender=env.text("SMTP_SENDER", "calsync@localhost") or "calsync@localhost",
+        vapid_private_key=env.text("VAPID_PRIVATE_KEY"),
+        vapid_subject=env.text("VAPID_SUBJECT", "mailto:calsync@localhost") or "",
+        conflict_policy=env.choice(
+            "CONFLICT_POLICY", ConflictPolicy, ConflictPolicy.LAST_UPDATED_WINS
+        ),
+        state_dir=Path(env.text("STATE_DIR", ".") or "."),
+        worker_threads=env.integer("WORKER_THREADS", 4, minimum=1),
+        safety_net_interval_seconds=env.integer("SAFETY_NET_INTERVAL_SECONDS", 900, minimum=30),
+        channel_renew_before_seconds=env.integer(
+            "CHANNEL_RENEW_BEFORE_SECONDS", 86_400, minimum=60
+        ),
+        heartbeat_interval_seconds=env.integer("HEARTBEAT_INTERVAL_SECONDS", 30, minimum=1),
+        max_request_body_bytes=env.integer("MAX_REQUEST_BODY_BYTES", 1_048_576, minimum=1024),
+        api_rate_limit_per_minute=env.integer("API_RATE_LIMIT_PER_MINUTE", 600, minimum=1),
+        google_user_requests_per_minute=env.integer(
+            "GOOGLE_USER_REQUESTS_PER_MINUTE", 600, minimum=1
+        ),
+        google_project_requests_per_minute=env.integer(
+            "GOOGLE_PROJECT_REQUESTS_PER_MINUTE", 10_000, minimum=1
+        ),
+        log_level=env.text("LOG_LEVEL", "INFO") or "INFO",
+        run_emulator=env.flag("RUN_EMULATOR", False),
+        emulator_port=env.integer("EMULATOR_PORT", 8765, minimum=1),
+    )
+
+
+def _dev_secrets(state_dir: Path) -> dict[str, str]:
+    """Load, or create once, the development secrets of an embedded installation.
+
+    Kept in a file of the state folder so that tokens printed by ``calsync dev`` survive a
+    restart. Never used in production mode.
+    """
+    path = state_dir / DEV_SECRETS_FILE
+    if path.is_file():
+        loaded = json.loads(path.read_text())
+        if isinstance(loaded, dict) and {"jwt_secret", "encryption_key"} <= loaded.keys():
+            return {str(k): str(v) for k, v in loaded.items()}
+    state_dir.mkdir(parents=True, exist_ok=True)
+    created = {
+        "jwt_secret": secrets.token_urlsafe(48),
+        "encryption_key": Fernet.generate_key().decode(),
+    }
+    path.write_text(json.dumps(created))
+    path.chmod(0o600)
+    return created

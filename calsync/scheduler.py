@@ -1,0 +1,85 @@
+"""The scheduler: periodic tasks that enqueue work for the workers.
+
+It owns no state: each task queries the database (the truth) and enqueues kicks, so a
+restart, a lost message or a second scheduler costs at most a repeated, harmless job.
+Time is injected; :meth:`Scheduler.run_pending` is what tests call.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from calsync.bootstrap import Services
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PeriodicTask:
+    """``action(now)`` run every ``every``; first run at the first tick."""
+
+    name: str
+    every: timedelta
+    action: Callable[[datetime], None]
+    next_run: datetime | None = None
+
+
+@dataclass
+class Scheduler:
+    """Runs :class:`PeriodicTask` s when they fall due."""
+
+    clock: Callable[[], datetime]
+    tasks: list[PeriodicTask] = field(default_factory=list)
+
+    def run_pending(self, now: datetime | None = None) -> list[str]:
+        """Run every task that is due at ``now``; return the names of those that ran.
+
+        A failing task is logged and retried at its next period; it never stops the others.
+        """
+        now = now or self.clock()
+        ran = []
+        for task in self.tasks:
+            if task.next_run is not None and now < task.next_run:
+                continue
+            task.next_run = now + task.every
+            try:
+                task.action(now)
+            except Exception:
+                log.exception("scheduled task %s failed", task.name)
+                continue
+            ran.append(task.name)
+        return ran
+
+    def seconds_until_next(self, now: datetime) -> float:
+        """How long the loop may sleep before a task falls due."""
+        pending = [t.next_run for t in self.tasks if t.next_run is not None]
+        if not pending or len(pending) < len(self.tasks):
+            return 0.0
+        return max(0.0, (min(pending) - now).total_seconds())
+
+    def run_forever(self, stop: threading.Event, *, max_sleep: float = 1.0) -> None:
+        """Tick until ``stop`` is set."""
+        while not stop.is_set():
+            self.run_pending()
+            stop.wait(min(max_sleep, self.seconds_until_next(self.clock())))
+
+
+def build_scheduler(services: Services) -> Scheduler:
+    """The scheduler of a calsync installation, with its periodic tasks."""
+    settings = services.settings
+
+    def send_heartbeat(now: datetime) -> None:
+        services.jobs.heartbeat.send(now.isoformat())
+
+    return Scheduler(
+        clock=services.clock,
+        tasks=[
+            PeriodicTask(
+                "heartbeat", timedelta(seconds=settings.heartbeat_interval_seconds), send_heartbeat
+            ),
+        ],
+    )

@@ -1,0 +1,347 @@
+"""The database schema: SQLAlchemy 2 tables, one class a table.
+
+Rows never leave ``calsync.store``: repositories turn them into domain values. The Alembic
+migrations in ``migrations/`` are generated from, and checked against, this metadata
+(``alembic check`` runs in CI), so every change here needs a migration.
+
+Enumerated columns are short strings guarded by CHECK constraints, which behave the same on
+PostgreSQL and SQLite and migrate more simply than native enum types.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from calsync.store.types import JSONDocument, UTCDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: Auto-incrementing 64-bit keys; SQLite only auto-increments an INTEGER primary key.
+BigIntKey = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    """The current instant, timezone-aware."""
+    return datetime.now(UTC)
+
+
+def one_of(column: str, values: tuple[str, ...]) -> sa.CheckConstraint:
+    """A CHECK constraint that keeps ``column`` within ``values``."""
+    allowed = ", ".join(f"'{value}'" for value in values)
+    return sa.CheckConstraint(f"{column} IN ({allowed})", name=f"{column}_allowed")
+
+
+ROLES = ("admin", "user")
+ACCOUNT_STATUSES = ("active", "needs_reauth", "disabled")
+TOKEN_STATUSES = ("valid", "needs_reauth", "revoked")
+ACCESS_ROLES = ("owner", "writer", "reader", "freeBusyReader")
+EVENT_STATUSES = ("confirmed", "tentative", "cancelled")
+SYNC_STATES = ("synced", "pending", "conflict", "error")
+RESPONSE_STATUSES = ("needsAction", "declined", "tentative", "accepted")
+CHANNEL_KINDS = ("events", "calendar_list")
+CHANNEL_STATUSES = ("active", "stopped")
+OUTBOX_OPERATIONS = ("insert", "update", "delete")
+OUTBOX_STATUSES = ("pending", "done", "failed")
+NOTICE_KINDS = ("reminder", "change")
+NOTICE_CHANNELS = ("email", "push", "webhook")
+DELIVERY_STATUSES = ("pending", "sent", "failed", "skipped")
+
+
+class Base(DeclarativeBase):
+    """Declarative base carrying the shared metadata and constraint naming convention."""
+
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Timestamped:
+    """``created_at`` and ``updated_at``, set by the application clock."""
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class User(Timestamped, Base):
+    """A person who signed in (or was created by an operator with ``calsync token``)."""
+
+    __tablename__ = "users"
+    __table_args__ = (one_of("role", ROLES), one_of("status", ACCOUNT_STATUSES))
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    email: Mapped[str] = mapped_column(sa.String(320), unique=True)
+    role: Mapped[str] = mapped_column(sa.String(16), default="user")
+    status: Mapped[str] = mapped_column(sa.String(16), default="active")
+    display_name: Mapped[str | None] = mapped_column(sa.String(200))
+    timezone: Mapped[str] = mapped_column(sa.String(64), default="UTC")
+
+
+class OAuthToken(Timestamped, Base):
+    """A user's Google tokens, encrypted with the keys of ``CALSYNC_ENCRYPTION_KEYS``."""
+
+    __tablename__ = "oauth_tokens"
+    __table_args__ = (
+        sa.UniqueConstraint("user_id", "provider"),
+        one_of("status", TOKEN_STATUSES),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(sa.String(32), default="google")
+    provider_subject: Mapped[str | None] = mapped_column(sa.String(255))
+    access_token_encrypted: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    refresh_token_encrypted: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    scopes: Mapped[str] = mapped_column(sa.Text, default="")
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(sa.String(16), default="valid")
+    refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Calendar(Timestamped, Base):
+    """One provider calendar of one user, with its sync cursor and state."""
+
+    __tablename__ = "calendars"
+    __table_args__ = (
+        sa.UniqueConstraint("user_id", "provider", "provider_calendar_id"),
+        sa.Index(None, "last_synced_at"),
+        one_of("access_role", ACCESS_ROLES),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(sa.String(32), default="google")
+    provider_calendar_id: Mapped[str] = mapped_column(sa.String(1024))
+    summary: Mapped[str] = mapped_column(sa.String(1024), default="")
+    timezone: Mapped[str] = mapped_column(sa.String(64), default="UTC")
+    access_role: Mapped[str] = mapped_column(sa.String(16), default="reader")
+    is_primary: Mapped[bool] = mapped_column(default=False)
+    selected: Mapped[bool] = mapped_column(default=True)
+    sync_token: Mapped[str | None] = mapped_column(sa.Text)
+    last_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_sync_status: Mapped[str | None] = mapped_column(sa.String(16))
+    dirty: Mapped[bool] = mapped_column(default=False)
+    sync_queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    conflict_policy: Mapped[str | None] = mapped_column(sa.String(32))
+    poll_only: Mapped[bool] = mapped_column(default=False)
+
+
+class Event(Timestamped, Base):
+    """The local copy of one event: a single event, a series master, or one exception.
+
+    ``base_version`` is the last version both sides agreed on, the base of the three-way
+    merge. ``recurring_event_id`` is the provider id of the series master (as Google gives
+    it); ``original_start_time`` identifies which instance an exception replaces.
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (
+        sa.UniqueConstraint("calendar_id", "google_event_id"),
+        sa.Index(None, "calendar_id", "start_time", "end_time"),
+        sa.Index(None, "user_id", "start_time"),
+        sa.Index(None, "calendar_id", "recurring_event_id"),
+        one_of("status", EVENT_STATUSES),
+        one_of("sync_state", SYNC_STATES),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    calendar_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("calendars.id", ondelete="CASCADE")
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    google_event_id: Mapped[str | None] = mapped_column(sa.String(1024))
+    ical_uid: Mapped[str | None] = mapped_column(sa.String(1024))
+    title: Mapped[str] = mapped_column(sa.String(1024), default="")
+    description: Mapped[str | None] = mapped_column(sa.Text)
+    location: Mapped[str | None] = mapped_column(sa.String(1024))
+    category: Mapped[str | None] = mapped_column(sa.String(64))
+    start_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    end_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    timezone: Mapped[str] = mapped_column(sa.String(64), default="UTC")
+    all_day: Mapped[bool] = mapped_column(default=False)
+    is_recurring: Mapped[bool] = mapped_column(default=False)
+    recurrence_rule: Mapped[str | None] = mapped_column(sa.Text)
+    recurrence_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    recurring_event_id: Mapped[str | None] = mapped_column(sa.String(1024))
+    original_start_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(sa.String(16), default="confirmed")
+    organizer_email: Mapped[str | None] = mapped_column(sa.String(320))
+    etag: Mapped[str | None] = mapped_column(sa.String(128))
+    sequence: Mapped[int] = mapped_column(default=0)
+    reminders: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    app_metadata: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONDocument)
+    base_version: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    sync_state: Mapped[str] = mapped_column(sa.String(16), default="pending")
+    sync_error: Mapped[str | None] = mapped_column(sa.Text)
+    conflict: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    remote_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class EventAttendee(Timestamped, Base):
+    """One invitation: a person of the application (``user_id``) or an external email."""
+
+    __tablename__ = "event_attendees"
+    __table_args__ = (
+        sa.UniqueConstraint("event_id", "email"),
+        sa.Index(None, "user_id"),
+        one_of("response_status", RESPONSE_STATUSES),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    event_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("events.id", ondelete="CASCADE"))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL")
+    )
+    email: Mapped[str] = mapped_column(sa.String(320))
+    display_name: Mapped[str | None] = mapped_column(sa.String(200))
+    response_status: Mapped[str] = mapped_column(sa.String(16), default="needsAction")
+    optional: Mapped[bool] = mapped_column(default=False)
+    is_organizer: Mapped[bool] = mapped_column(default=False)
+
+
+class WatchChannel(Timestamped, Base):
+    """A Google push channel: ``events.watch`` of a calendar or ``calendarList.watch``.
+
+    The id is the channel id given to Google; its token is derived (an HMAC of the id), so
+    it is not stored.
+    """
+
+    __tablename__ = "watch_channels"
+    __table_args__ = (
+        sa.Index(None, "status", "expires_at"),
+        sa.Index(None, "calendar_id"),
+        one_of("kind", CHANNEL_KINDS),
+        one_of("status", CHANNEL_STATUSES),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    calendar_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("calendars.id", ondelete="CASCADE")
+    )
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    resource_id: Mapped[str | None] = mapped_column(sa.String(256))
+    resource_uri: Mapped[str | None] = mapped_column(sa.Text)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(sa.String(16), default="active")
+    last_message_number: Mapped[int | None] = mapped_column(sa.BigInteger)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SyncLog(Base):
+    """One sync run, push, conflict resolution or account event, as the user can read it."""
+
+    __tablename__ = "sync_logs"
+    __table_args__ = (sa.Index(None, "user_id", "sync_time"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    calendar_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("calendars.id", ondelete="SET NULL")
+    )
+    event_id: Mapped[uuid.UUID | None] = mapped_column()
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    sync_status: Mapped[str] = mapped_column(sa.String(16))
+    sync_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    pulled: Mapped[int] = mapped_column(default=0)
+    changed: Mapped[int] = mapped_column(default=0)
+    conflicts: Mapped[int] = mapped_column(default=0)
+    api_calls: Mapped[int] = mapped_column(default=0)
+    duration_ms: Mapped[int] = mapped_column(default=0)
+    message: Mapped[str | None] = mapped_column(sa.Text)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+
+
+class OutboxEntry(Timestamped, Base):
+    """A local change waiting to be written to Google, in order of ``id``.
+
+    Written in the same transaction as the change itself, so nothing accepted is lost.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        sa.Index(None, "status", "due_at"),
+        sa.Index(None, "event_id"),
+        one_of("operation", OUTBOX_OPERATIONS),
+        one_of("status", OUTBOX_STATUSES),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("events.id", ondelete="CASCADE"))
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    calendar_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("calendars.id", ondelete="CASCADE")
+    )
+    operation: Mapped[str] = mapped_column(sa.String(16))
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class NotificationPreference(Base):
+    """How and when one user wants reminders and change notices."""
+
+    __tablename__ = "notification_preferences"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    reminder_minutes: Mapped[list[int]] = mapped_column(JSONDocument, default=lambda: [10])
+    channels: Mapped[list[str]] = mapped_column(JSONDocument, default=lambda: ["email"])
+    webhook_url: Mapped[str | None] = mapped_column(sa.Text)
+    webhook_secret_encrypted: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    change_notices: Mapped[bool] = mapped_column(default=True)
+    quiet_hours: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class NotificationDelivery(Timestamped, Base):
+    """One notice to send (or sent) through one channel, exactly once by ``dedupe_key``."""
+
+    __tablename__ = "notification_deliveries"
+    __table_args__ = (
+        sa.Index(None, "status", "due_at"),
+        sa.Index(None, "user_id", "created_at"),
+        one_of("kind", NOTICE_KINDS),
+        one_of("channel", NOTICE_CHANNELS),
+        one_of("status", DELIVERY_STATUSES),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    event_id: Mapped[uuid.UUID | None] = mapped_column()
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    channel: Mapped[str] = mapped_column(sa.String(16))
+    occurrence_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lead_minutes: Mapped[int | None] = mapped_column()
+    dedupe_key: Mapped[str] = mapped_column(sa.String(512), unique=True)
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending")
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(default=0)
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+
+
+class QueueHeartbeat(Base):
+    """The last heartbeat that went scheduler -> broker -> worker -> database.
+
+    Proves the whole job path is alive (``/readyz`` and the queue-lag metric read it).
+    """
+
+    __tablename__ = "queue_heartbeats"
+
+    name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    processed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    processed_by: Mapped[str] = mapped_column(sa.String(128))

@@ -1,0 +1,18 @@
+"""ASGI entry point for ``calsync serve`` and other ASGI servers.
+
+``uvicorn --factory calsync.web.asgi:app_factory`` builds the app from the environment in
+each server process; nothing is built at import.
+"""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+
+from calsync.bootstrap import bootstrap
+from calsync.config import Settings
+from calsync.web.app import create_app
+
+
+def app_factory() -> Starlette:
+    """The app for the settings in the environment."""
+    return create_app(bootstrap(Settings.from_env()))

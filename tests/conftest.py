@@ -1,0 +1,127 @@
+"""Fixtures shared by every tier.
+
+Real services: PostgreSQL at ``CALSYNC_TEST_PG`` (default ``postgresql://postgres@127.0.0.1:5432``)
+and Redis at ``CALSYNC_TEST_REDIS`` (default ``redis://127.0.0.1:6379/15``). Each test run gets
+its own freshly migrated PostgreSQL database, dropped at the end. When a service is missing
+the tests that need it are skipped with the reason printed, except under CI (``CI=true``),
+where a missing service is an error: CI must never pass by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import redis
+import sqlalchemy as sa
+
+from calsync.config import Mode, Settings
+from calsync.store.db import make_engine
+from calsync.store.migrate import upgrade
+from calsync.store.tables import Base
+
+PG_SERVER = os.environ.get("CALSYNC_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
+REDIS_URL = os.environ.get("CALSYNC_TEST_REDIS", "redis://127.0.0.1:6379/15")
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def unavailable(what: str, error: Exception) -> None:
+    """Skip (locally) or fail (in CI) because a real service is not there."""
+    message = f"{what} is not reachable ({type(error).__name__}: {error})"
+    if IN_CI:
+        pytest.fail(message + " - CI needs it", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def pg_admin_engine() -> Iterator[sa.Engine]:
+    """An AUTOCOMMIT engine on the server's maintenance database, to create databases."""
+    engine = make_engine(f"{PG_SERVER}/postgres").execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as exc:
+        unavailable("PostgreSQL", exc)
+    yield engine
+    engine.dispose()
+
+
+def create_database(admin: sa.Engine) -> str:
+    """Create an empty, uniquely named database and return its URL."""
+    name = f"calsync_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    return f"{PG_SERVER}/{name}"
+
+
+def drop_database(admin: sa.Engine, url: str) -> None:
+    """Drop the database behind ``url``, disconnecting anyone still attached."""
+    name = url.rsplit("/", 1)[1]
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def empty_pg_url(pg_admin_engine: sa.Engine) -> Iterator[str]:
+    """A brand-new empty PostgreSQL database for this test only."""
+    url = create_database(pg_admin_engine)
+    yield url
+    drop_database(pg_admin_engine, url)
+
+
+@pytest.fixture(scope="session")
+def migrated_pg_url(pg_admin_engine: sa.Engine) -> Iterator[str]:
+    """A PostgreSQL database migrated to head, shared by the session."""
+    url = create_database(pg_admin_engine)
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    yield url
+    drop_database(pg_admin_engine, url)
+
+
+@pytest.fixture
+def pg_url(migrated_pg_url: str) -> Iterator[str]:
+    """The session's migrated PostgreSQL database, emptied before the test."""
+    engine = make_engine(migrated_pg_url)
+    names = ", ".join(f'"{t.name}"' for t in reversed(Base.metadata.sorted_tables))
+    with engine.begin() as connection:
+        connection.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    yield migrated_pg_url
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """Redis at a database of its own, flushed before and after the test."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        unavailable("Redis", exc)
+    client.flushdb()
+    yield REDIS_URL
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def embedded_settings(tmp_path: Path) -> Settings:
+    """Embedded-mode settings (SQLite file, in-process broker) in a temporary folder."""
+    return Settings.embedded(tmp_path)
+
+
+@pytest.fixture
+def production_settings(tmp_path: Path, pg_url: str, redis_url: str) -> Settings:
+    """Production-mode settings on the real PostgreSQL and Redis."""
+    return replace(
+        Settings.embedded(tmp_path),
+        mode=Mode.PRODUCTION,
+        database_url=pg_url,
+        redis_url=redis_url,
+        run_emulator=False,
+    )

@@ -1,0 +1,110 @@
+"""Settings: read once from the environment, every problem named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from calsync.config import ConfigError, ConflictPolicy, Mode, Settings
+
+KEY = Fernet.generate_key().decode()
+
+
+def production_env(**overrides: str) -> dict[str, str]:
+    env = {
+        "CALSYNC_DATABASE_URL": "postgresql://calsync@db/calsync",
+        "CALSYNC_REDIS_URL": "redis://redis:6379/0",
+        "CALSYNC_PUBLIC_URL": "https://calsync.example.com",
+        "CALSYNC_JWT_SECRET": "x" * 40,
+        "CALSYNC_ENCRYPTION_KEYS": KEY,
+        "CALSYNC_GOOGLE_CLIENT_ID": "client",
+        "CALSYNC_GOOGLE_CLIENT_SECRET": "secret",
+    }
+    env.update(overrides)
+    return {k: v for k, v in env.items() if v != ""}
+
+
+def test_nothing_configured_means_embedded_mode_in_the_state_folder(tmp_path: Path) -> None:
+    settings = Settings.from_env({"CALSYNC_STATE_DIR": str(tmp_path)})
+
+    assert settings.mode is Mode.EMBEDDED
+    assert settings.database_url == f"sqlite:///{(tmp_path / 'calsync.db').resolve()}"
+    assert settings.redis_url is None
+    assert settings.run_emulator
+    assert settings.google_api_base == "http://127.0.0.1:8765"
+
+
+def test_embedded_secrets_are_created_once_and_reused(tmp_path: Path) -> None:
+    first = Settings.from_env({"CALSYNC_STATE_DIR": str(tmp_path)})
+    second = Settings.from_env({"CALSYNC_STATE_DIR": str(tmp_path)})
+
+    assert first.jwt_secret == second.jwt_secret
+    assert first.encryption_keys == second.encryption_keys
+    assert (tmp_path / "calsync-dev-secrets.json").stat().st_mode & 0o077 == 0
+
+
+def test_complete_production_settings_are_accepted() -> None:
+    settings = Settings.from_env(production_env(CALSYNC_CONFLICT_POLICY="manual"))
+
+    assert settings.mode is Mode.PRODUCTION
+    assert settings.conflict_policy is ConflictPolicy.MANUAL
+    assert settings.encryption_keys == (KEY,)
+    assert not settings.uses_emulator
+
+
+def test_every_missing_required_setting_is_named_at_once() -> None:
+    env = production_env(
+        CALSYNC_PUBLIC_URL="", CALSYNC_JWT_SECRET="", CALSYNC_GOOGLE_CLIENT_SECRET=""
+    )
+
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(env)
+
+    message = str(caught.value)
+    for name in ("CALSYNC_PUBLIC_URL", "CALSYNC_JWT_SECRET", "CALSYNC_GOOGLE_CLIENT_SECRET"):
+        assert name in message
+    assert "CALSYNC_ENCRYPTION_KEYS" not in message
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"CALSYNC_ENCRYPTION_KEYS": "not-a-key"}, "CALSYNC_ENCRYPTION_KEYS"),
+        ({"CALSYNC_CONFLICT_POLICY": "coin_flip"}, "CALSYNC_CONFLICT_POLICY"),
+        ({"CALSYNC_WORKER_THREADS": "many"}, "CALSYNC_WORKER_THREADS"),
+        ({"CALSYNC_PUBLIC_URL": "http://calsync.example.com"}, "CALSYNC_PUBLIC_URL"),
+        ({"CALSYNC_JWT_SECRET": "short"}, "CALSYNC_JWT_SECRET"),
+        ({"CALSYNC_REDIS_URL": ""}, "CALSYNC_REDIS_URL"),
+        ({"CALSYNC_DATABASE_URL": "mysql://db/x"}, "CALSYNC_DATABASE_URL"),
+        ({"CALSYNC_JWT_ALGORITHM": "RS256"}, "CALSYNC_JWT_PUBLIC_KEY_FILE"),
+    ],
+)
+def test_malformed_settings_are_refused_by_name(overrides: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(production_env(**overrides))
+
+    assert named in str(caught.value)
+
+
+def test_secret_values_are_never_echoed_in_errors_or_reprs() -> None:
+    bad_key = "secret-looking-but-invalid-key-material"
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(production_env(CALSYNC_ENCRYPTION_KEYS=bad_key))
+    assert bad_key not in str(caught.value)
+
+    settings = Settings.from_env(production_env())
+    assert KEY not in repr(settings)
+    assert "x" * 40 not in repr(settings)
+
+
+def test_plain_http_public_url_is_allowed_only_against_the_emulator() -> None:
+    settings = Settings.from_env(
+        production_env(
+            CALSYNC_PUBLIC_URL="http://127.0.0.1:8000",
+            CALSYNC_GOOGLE_API_BASE="http://127.0.0.1:8765",
+        )
+    )
+    assert settings.uses_emulator
+    assert settings.public_url == "http://127.0.0.1:8000"

@@ -1,0 +1,39 @@
+"""The scheduler process entry point: ``python -m workers.scheduler`` (or ``calsync scheduler``)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+from calsync.bootstrap import bootstrap
+from calsync.config import Settings
+from calsync.logs import configure_logging
+from calsync.scheduler import build_scheduler
+
+log = logging.getLogger("calsync.scheduler")
+
+
+def main() -> None:
+    """Run the scheduler until SIGTERM or SIGINT."""
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    services = bootstrap(settings)
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %s received, stopping the scheduler", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    log.info("scheduler started")
+    try:
+        build_scheduler(services).run_forever(stop)
+    finally:
+        services.close()
+
+
+if __name__ == "__main__":
+    main()
