@@ -1,0 +1,25 @@
+# One image for every calsync process: api (calsync serve), worker, scheduler, emulator.
+# Build: docker build -t calsync .
+FROM python:3.11-slim AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY calsync ./calsync
+COPY workers ./workers
+RUN python -m venv /opt/calsync && /opt/calsync/bin/pip install .
+
+FROM python:3.11-slim
+ENV PATH=/opt/calsync/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1
+RUN groupadd --system calsync && useradd --system --gid calsync --home-dir /app calsync
+WORKDIR /app
+COPY --from=build /opt/calsync /opt/calsync
+COPY alembic.ini ./
+COPY migrations ./migrations
+COPY workers ./workers
+USER calsync
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=3s \
+  CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)" || exit 1
+CMD ["calsync", "serve", "--host", "0.0.0.0", "--port", "8000"]

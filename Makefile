@@ -1,0 +1,41 @@
+# calsync's two everyday commands (see README.md):
+#   make dev    set up a virtualenv and run the whole service on the embedded default
+#   make test   set up, start PostgreSQL and Redis if needed, lint, type-check, test
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: dev test lint typecheck check-deploy pytest services setup clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+dev: $(STAMP)
+	$(BIN)/calsync dev
+
+services:
+	bash scripts/ensure-services
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+check-deploy: $(STAMP)
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec compose.yaml
+
+pytest: $(STAMP) services
+	$(BIN)/python -m pytest tests
+
+test: lint typecheck check-deploy pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

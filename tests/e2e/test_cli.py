@@ -1,0 +1,81 @@
+"""The ``calsync`` command, run as a real process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from calsync.bootstrap import jwt_config
+from calsync.config import Settings
+from calsync.web.auth.tokens import verify_token
+
+pytestmark = pytest.mark.e2e
+
+
+def calsync(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("CALSYNC_")}
+    environment.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "calsync.cli", *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_token_mints_a_jwt_the_server_accepts_for_a_new_user(tmp_path: Path) -> None:
+    result = calsync("token", "--email", "Ops@Example.com", "--role", "admin", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip()
+    claims = verify_token(jwt_config(Settings.embedded(tmp_path)), token)
+    assert claims.email == "ops@example.com"
+    assert claims.role == "admin"
+
+
+def test_token_for_the_same_email_keeps_the_same_user(tmp_path: Path) -> None:
+    first = calsync("token", "--email", "a@example.com", cwd=tmp_path).stdout.strip()
+    second = calsync("token", "--email", "A@example.com", cwd=tmp_path).stdout.strip()
+    config = jwt_config(Settings.embedded(tmp_path))
+
+    assert verify_token(config, first).subject == verify_token(config, second).subject
+    assert verify_token(config, second).role == "user"
+
+
+def test_missing_production_settings_stop_the_command_with_their_names(tmp_path: Path) -> None:
+    result = calsync(
+        "migrate", cwd=tmp_path, env={"CALSYNC_DATABASE_URL": "postgresql://x@127.0.0.1/x"}
+    )
+
+    assert result.returncode == 2
+    assert "CALSYNC_REDIS_URL" in result.stderr
+    assert "CALSYNC_JWT_SECRET" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_migrate_then_token_in_production_mode(tmp_path: Path, pg_url: str, redis_url: str) -> None:
+    env = {
+        "CALSYNC_DATABASE_URL": pg_url,
+        "CALSYNC_REDIS_URL": redis_url,
+        "CALSYNC_PUBLIC_URL": "http://127.0.0.1:8000",
+        "CALSYNC_GOOGLE_API_BASE": "http://127.0.0.1:8765",
+        "CALSYNC_JWT_SECRET": "s" * 40,
+        "CALSYNC_ENCRYPTION_KEYS": "7zKQtQd7b3uX7VdV6pr2t3Wn5yq8ZrEw0m9u9xQ2JwE=",
+        "CALSYNC_GOOGLE_CLIENT_ID": "id",
+        "CALSYNC_GOOGLE_CLIENT_SECRET": "secret",
+    }
+    assert calsync("migrate", cwd=tmp_path, env=env).returncode == 0
+
+    result = calsync("token", "--email", "ops@example.com", cwd=tmp_path, env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count(".") == 2
