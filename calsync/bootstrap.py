@@ -19,10 +19,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from calsync.config import JWTAlgorithm, Settings
 from calsync.jobs import Jobs, declare_jobs
+from calsync.providers.google.oauth import GoogleOAuth
 from calsync.queue import make_broker
 from calsync.store.db import make_engine, make_session_factory
 from calsync.store.secrets import Secret, SecretBox
 from calsync.store.tables import utcnow
+from calsync.web.auth.oauth_state import OAuthStateConfig
 from calsync.web.auth.tokens import JWTConfig
 
 Clock = Callable[[], datetime]
@@ -40,6 +42,8 @@ class Services:
     process_name: str
     jwt: JWTConfig
     secrets: SecretBox
+    oauth_state: OAuthStateConfig
+    google_oauth: GoogleOAuth
     jobs: Jobs = field(init=False)
 
     def close(self) -> None:
@@ -62,6 +66,8 @@ def bootstrap(
         process_name=f"{socket.gethostname()}:{os.getpid()}",
         jwt=jwt_config(settings),
         secrets=SecretBox(settings.encryption_keys),
+        oauth_state=OAuthStateConfig(Secret(settings.jwt_secret or settings.encryption_keys[0])),
+        google_oauth=GoogleOAuth(settings),
     )
     services.jobs = declare_jobs(services)
     return services

@@ -345,3 +345,32 @@ class QueueHeartbeat(Base):
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
     processed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     processed_by: Mapped[str] = mapped_column(sa.String(128))
+
+
+class AuditEvent(Base):
+    """A security-relevant event: sign-in, failed authentication, role change, key rotation.
+
+    ``actor_id`` is the user who acted (None for anonymous or the operator's CLI);
+    ``subject_id`` the user acted upon. ``details`` never holds a secret.
+    """
+
+    __tablename__ = "audit_events"
+    __table_args__ = (sa.Index(None, "occurred_at"), sa.Index(None, "subject_id", "occurred_at"))
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    action: Mapped[str] = mapped_column(sa.String(64))
+    actor_id: Mapped[uuid.UUID | None] = mapped_column()
+    subject_id: Mapped[uuid.UUID | None] = mapped_column()
+    remote_addr: Mapped[str | None] = mapped_column(sa.String(64))
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+
+
+class UsedOAuthState(Base):
+    """OAuth ``state`` values already redeemed, so that a replayed callback is refused."""
+
+    __tablename__ = "used_oauth_states"
+    __table_args__ = (sa.Index(None, "expires_at"),)
+
+    state: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -7,30 +7,84 @@ never calls the Calendar API: it records intent in the database and enqueues job
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
+import redis.asyncio
 from starlette.applications import Starlette
+from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from calsync import metrics
 from calsync.bootstrap import Services
+from calsync.web.auth.principal import JWTAuthBackend, Principal, authentication_failed
 from calsync.web.errors import EXCEPTION_HANDLERS
 from calsync.web.health import healthz, metrics_endpoint, readyz
+from calsync.web.limits import (
+    BodySizeLimitMiddleware,
+    InMemoryRateLimitBackend,
+    RateLimit,
+    RateLimitBackend,
+    RateLimitMiddleware,
+    RedisRateLimitBackend,
+)
+from calsync.web.routes import admin, auth, me
+
+#: Paths that are never rate limited per user: probes, metrics and Google's pushes.
+UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/webhooks/google"})
 
 
 def create_app(services: Services) -> Starlette:
     """The ASGI app serving calsync's HTTP interface for ``services``."""
+    settings = services.settings
     app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
+            Route("/auth/google", auth.start_google_sign_in, methods=["GET"]),
+            Route("/auth/google/callback", auth.finish_google_sign_in, methods=["GET"]),
+            Route("/me", me.get_me, methods=["GET"]),
+            Route("/admin/users", admin.list_users, methods=["GET"]),
+            Route("/admin/users/{user_id}", admin.update_user, methods=["PATCH"]),
+            Route("/admin/audit", admin.list_audit_events, methods=["GET"]),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
     )
     app.state.services = services
+    # Added innermost first: metrics see every answer, the body limit acts before anything
+    # reads the body, and the rate limit keys on the user that authentication found.
+    app.add_middleware(
+        RateLimitMiddleware,
+        backend=_rate_limit_backend(services),
+        limit=RateLimit(settings.api_rate_limit_per_minute, timedelta(minutes=1)),
+        key=rate_limit_key,
+    )
+    app.add_middleware(
+        AuthenticationMiddleware, backend=JWTAuthBackend(services), on_error=authentication_failed
+    )
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(RequestMetricsMiddleware)
     return app
+
+
+def rate_limit_key(scope: Scope) -> str | None:
+    """One bucket per signed-in user, else per client address; probes are not limited."""
+    if scope["path"] in UNLIMITED_PATHS:
+        return None
+    user = scope.get("user")
+    if isinstance(user, Principal):
+        return f"user:{user.account.id}"
+    client = scope.get("client")
+    return f"ip:{client[0]}" if client else None
+
+
+def _rate_limit_backend(services: Services) -> RateLimitBackend:
+    """Shared across API processes through Redis in production; in-process otherwise."""
+    if services.settings.redis_url:
+        client = redis.asyncio.Redis.from_url(services.settings.redis_url)
+        return RedisRateLimitBackend(client)
+    return InMemoryRateLimitBackend()
 
 
 class RequestMetricsMiddleware:

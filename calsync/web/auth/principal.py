@@ -1,0 +1,131 @@
+"""Who is calling: the JWT authentication backend and the checks routes call.
+
+Every request with an ``Authorization: Bearer`` header is verified (signature, pinned
+algorithm, expiry, issuer, audience) and its subject loaded from the database, so a role
+change or a disabled account takes effect at once rather than when the token expires.
+Routes then call :func:`require_user` or :func:`require_admin`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from starlette.authentication import (
+    AuthCredentials,
+    AuthenticationBackend,
+    AuthenticationError,
+    BaseUser,
+)
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
+
+from calsync.bootstrap import Services
+from calsync.domain.accounts import AccountStatus, UserAccount
+from calsync.store import audit, users
+from calsync.web.auth.tokens import InvalidToken, verify_token
+from calsync.web.errors import APIError, error_response
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Principal(BaseUser):
+    """An authenticated caller."""
+
+    account: UserAccount
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def display_name(self) -> str:
+        return self.account.email
+
+    @property
+    def identity(self) -> str:
+        return str(self.account.id)
+
+
+class JWTAuthBackend(AuthenticationBackend):
+    """Starlette authentication backend for calsync's JWT sessions."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
+        header = conn.headers.get("authorization")
+        if header is None:
+            return None
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            await self._failed(conn, "malformed Authorization header")
+        try:
+            claims = verify_token(self.services.jwt, token.strip(), now=self.services.clock())
+        except InvalidToken as exc:
+            await self._failed(conn, exc.reason)
+        account = await run_in_threadpool(self._load, claims.subject)
+        if account is None or account.status is AccountStatus.DISABLED:
+            await self._failed(conn, "unknown or disabled user")
+        assert account is not None
+        return AuthCredentials(["authenticated", account.role.value]), Principal(account)
+
+    def _load(self, subject: str) -> UserAccount | None:
+        import uuid
+
+        try:
+            user_id = uuid.UUID(subject)
+        except ValueError:
+            return None
+        with self.services.sessions() as session:
+            return users.find_by_id(session, user_id)
+
+    async def _failed(self, conn: HTTPConnection, reason: str) -> None:
+        log.info("authentication failed: %s", reason)
+        address = conn.client.host if conn.client else None
+        await run_in_threadpool(self._audit_failure, reason, address, conn.url.path)
+        raise AuthenticationError(reason)
+
+    def _audit_failure(self, reason: str, address: str | None, path: str) -> None:
+        with self.services.sessions.begin() as session:
+            audit.record(
+                session,
+                audit.AuditAction.AUTH_FAILED,
+                remote_addr=address,
+                details={"reason": reason[:200], "path": path[:200]},
+            )
+
+
+def authentication_failed(_conn: HTTPConnection, _exc: Exception) -> Response:
+    """The answer to a bad token: 401 with a generic message (the reason stays in logs)."""
+    return error_response(
+        401,
+        "invalid or expired token",
+        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+    )
+
+
+def require_user(request: Request) -> UserAccount:
+    """The calling user.
+
+    Raises:
+        APIError: 401 when the request carries no token.
+    """
+    principal = request.user
+    if not isinstance(principal, Principal):
+        raise APIError(401, "authentication required", headers={"WWW-Authenticate": "Bearer"})
+    return principal.account
+
+
+def require_admin(request: Request) -> UserAccount:
+    """The calling user, who must be an admin.
+
+    Raises:
+        APIError: 401 without a token, 403 for a user who is not an admin.
+    """
+    account = require_user(request)
+    if not account.is_admin:
+        raise APIError(403, "this route is for admins")
+    return account

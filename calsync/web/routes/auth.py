@@ -1,0 +1,193 @@
+"""Google sign-in: ``GET /auth/google`` and ``GET /auth/google/callback``.
+
+The flow is OAuth2's authorization code with PKCE (S256) and a ``state`` bound to the
+browser by a signed, short-lived cookie. The callback redeems the state once (a replay is
+refused), exchanges the code (the web layer's one call to Google), stores the tokens
+encrypted, and answers with a calsync JWT. Every refusal is a 400 that stores nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import sqlalchemy as sa
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+from calsync.bootstrap import Services
+from calsync.domain.accounts import AccountStatus, UserAccount
+from calsync.providers.google.oauth import (
+    GoogleIdentity,
+    GrantedTokens,
+    InvalidGrant,
+    OAuthError,
+    OAuthUnavailable,
+)
+from calsync.store import audit, credentials, users
+from calsync.store.tables import UsedOAuthState, User
+from calsync.web.auth.oauth_state import (
+    InvalidState,
+    OAuthState,
+    issue_state_cookie,
+    state_cookie_options,
+    verify_state_cookie,
+)
+from calsync.web.auth.tokens import issue_token
+from calsync.web.errors import APIError
+from calsync.web.serializers import account_json
+
+log = logging.getLogger(__name__)
+
+MAX_LOGIN_HINT = 320
+
+
+async def start_google_sign_in(request: Request) -> Response:
+    """Redirect the browser to Google's consent page, binding the attempt to a cookie."""
+    services: Services = request.app.state.services
+    login_hint = request.query_params.get("login_hint")
+    if login_hint is not None and (len(login_hint) > MAX_LOGIN_HINT or "@" not in login_hint):
+        raise APIError(400, "login_hint must be an email address", code="invalid_login_hint")
+    bundle, cookie = issue_state_cookie(services.oauth_state, now=services.clock())
+    url = services.google_oauth.authorization_url(
+        state=bundle.state, code_verifier=bundle.code_verifier, login_hint=login_hint
+    )
+    response = RedirectResponse(url, status_code=302)
+    options = state_cookie_options(services.oauth_state, secure=_is_https(services))
+    response.set_cookie(value=cookie, **options)
+    return response
+
+
+async def finish_google_sign_in(request: Request) -> Response:
+    """Complete the sign-in and answer ``{"token": JWT, "user": {...}}``."""
+    services: Services = request.app.state.services
+    params = request.query_params
+    cookie_name = state_cookie_options(services.oauth_state, secure=False)["key"]
+    address = request.client.host if request.client else None
+    if params.get("error"):
+        await _refuse(services, address, f"consent {params['error'][:50]}")
+        raise APIError(400, "Google sign-in was not granted", code="consent_denied")
+    try:
+        bundle = verify_state_cookie(
+            services.oauth_state,
+            request.cookies.get(cookie_name),
+            state_param=params.get("state"),
+            now=services.clock(),
+        )
+    except InvalidState as exc:
+        await _refuse(services, address, exc.reason)
+        raise APIError(
+            400, "the sign-in state is missing, forged or expired", code="invalid_state"
+        ) from None
+    code = params.get("code")
+    if not code:
+        raise APIError(400, "the callback carries no authorization code", code="missing_code")
+    if not await run_in_threadpool(_redeem_state, services, bundle):
+        await _refuse(services, address, "replayed state")
+        raise APIError(400, "this sign-in was already completed", code="invalid_state")
+
+    tokens, identity = await _exchange(services, code=code, bundle=bundle, address=address)
+    account = await run_in_threadpool(_connect, services, identity, tokens, address)
+    jwt = issue_token(
+        services.jwt,
+        subject=str(account.id),
+        email=account.email,
+        role=account.role.value,
+        now=services.clock(),
+    )
+    response = JSONResponse({"token": jwt, "user": account_json(account)})
+    response.delete_cookie(
+        cookie_name, path=state_cookie_options(services.oauth_state, secure=False)["path"]
+    )
+    return response
+
+
+async def _exchange(
+    services: Services, *, code: str, bundle: OAuthState, address: str | None
+) -> tuple[GrantedTokens, GoogleIdentity]:
+    try:
+        tokens = await services.google_oauth.exchange_code(
+            code=code, code_verifier=bundle.code_verifier
+        )
+        identity = await services.google_oauth.fetch_identity(tokens.access_token)
+    except InvalidGrant:
+        await _refuse(services, address, "code refused by Google")
+        raise APIError(400, "Google refused the authorization code", code="invalid_grant") from None
+    except OAuthUnavailable as exc:
+        log.warning("Google OAuth unavailable: %s", exc)
+        raise APIError(
+            503, "Google sign-in is unavailable; try again", headers={"Retry-After": "10"}
+        ) from None
+    except OAuthError as exc:
+        log.error("Google OAuth refused our request: %s", exc)
+        raise APIError(502, "Google refused the sign-in request") from None
+    if not identity.email_verified:
+        await _refuse(services, address, "unverified email")
+        raise APIError(400, "the Google account's email is not verified", code="unverified_email")
+    return tokens, identity
+
+
+def _redeem_state(services: Services, bundle: OAuthState) -> bool:
+    """Mark the state used; False when it already was (a replay)."""
+    try:
+        with services.sessions.begin() as session:
+            session.execute(
+                sa.delete(UsedOAuthState).where(UsedOAuthState.expires_at < services.clock())
+            )
+            session.add(
+                UsedOAuthState(
+                    state=bundle.nonce, expires_at=bundle.expires_at + timedelta(minutes=1)
+                )
+            )
+    except sa.exc.IntegrityError:
+        return False
+    return True
+
+
+def _connect(
+    services: Services, identity: GoogleIdentity, tokens: GrantedTokens, address: str | None
+) -> UserAccount:
+    """Create or update the user and store their tokens, in one transaction."""
+    with services.sessions.begin() as session:
+        account = users.ensure_user(session, identity.email, display_name=identity.name)
+        credentials.save_tokens(
+            session,
+            services.secrets,
+            user_id=account.id,
+            access_token=tokens.access_token,
+            refresh_token=tokens.refresh_token,
+            expires_at=tokens.expires_at,
+            scopes=tokens.scopes,
+            provider_subject=identity.subject,
+        )
+        if account.status is AccountStatus.NEEDS_REAUTH:
+            session.execute(sa.update(User).where(User.id == account.id).values(status="active"))
+        audit.record(
+            session,
+            audit.AuditAction.SIGN_IN,
+            actor_id=account.id,
+            subject_id=account.id,
+            remote_addr=address,
+            details={"provider": "google"},
+        )
+        refreshed = users.find_by_id(session, account.id)
+    assert refreshed is not None
+    return refreshed
+
+
+async def _refuse(services: Services, address: str | None, reason: str) -> None:
+    def write() -> None:
+        with services.sessions.begin() as session:
+            audit.record(
+                session,
+                audit.AuditAction.SIGN_IN_FAILED,
+                remote_addr=address,
+                details={"reason": reason},
+            )
+
+    await run_in_threadpool(write)
+
+
+def _is_https(services: Services) -> bool:
+    return services.settings.public_url.startswith("https://")
