@@ -7,6 +7,8 @@ never calls the Calendar API: it records intent in the database and enqueues job
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import redis.asyncio
@@ -37,7 +39,16 @@ UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/webhooks/googl
 def create_app(services: Services) -> Starlette:
     """The ASGI app serving calsync's HTTP interface for ``services``."""
     settings = services.settings
+    limiter_backend, limiter_client = _rate_limit_backend(services)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        if limiter_client is not None:
+            await limiter_client.aclose()
+
     app = Starlette(
+        lifespan=lifespan,
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
@@ -56,7 +67,7 @@ def create_app(services: Services) -> Starlette:
     # reads the body, and the rate limit keys on the user that authentication found.
     app.add_middleware(
         RateLimitMiddleware,
-        backend=_rate_limit_backend(services),
+        backend=limiter_backend,
         limit=RateLimit(settings.api_rate_limit_per_minute, timedelta(minutes=1)),
         key=rate_limit_key,
     )
@@ -79,12 +90,14 @@ def rate_limit_key(scope: Scope) -> str | None:
     return f"ip:{client[0]}" if client else None
 
 
-def _rate_limit_backend(services: Services) -> RateLimitBackend:
+def _rate_limit_backend(
+    services: Services,
+) -> tuple[RateLimitBackend, redis.asyncio.Redis | None]:
     """Shared across API processes through Redis in production; in-process otherwise."""
     if services.settings.redis_url:
         client = redis.asyncio.Redis.from_url(services.settings.redis_url)
-        return RedisRateLimitBackend(client)
-    return InMemoryRateLimitBackend()
+        return RedisRateLimitBackend(client), client
+    return InMemoryRateLimitBackend(), None
 
 
 class RequestMetricsMiddleware:
