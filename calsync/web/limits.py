@@ -73,7 +73,7 @@ def payload_too_large_response(max_bytes: int) -> JSONResponse:
     )
 
 
-class _BodyTooLarge(Exception):  # noqa: N818 - internal control flow
+class _BodyTooLarge(Exception):
     """Raised from ``receive`` inside the app once the streamed body passes the limit."""
 
 
@@ -204,7 +204,7 @@ class RateDecision:
         return str(max(1, math.ceil(self.retry_after)))
 
 
-class RateLimitUnavailable(Exception):  # noqa: N818 - a condition, not a bug
+class RateLimitUnavailable(Exception):
     """The backend could not be asked (for example Redis is down)."""
 
 
@@ -320,7 +320,7 @@ class RedisRateLimitBackend:
     Redis errors become :class:`RateLimitUnavailable` (from the original).
     """
 
-    def __init__(self, client: Redis[Any], *, prefix: str = "calsync:ratelimit:") -> None:
+    def __init__(self, client: Redis, *, prefix: str = "calsync:ratelimit:") -> None:
         self._client = client
         self._prefix = prefix
         self._script = client.register_script(_BUCKET_SCRIPT)

@@ -57,7 +57,7 @@ _MIN_SECRET_BYTES: Final = 32
 _CLOCK_SKEW: Final = timedelta(seconds=30)
 
 
-class InvalidState(Exception):  # noqa: N818 - mirrors tokens.InvalidToken
+class InvalidState(Exception):
     """The state cookie is missing, forged, expired, or does not match ``state``.
 
     ``reason`` is for server logs; it never contains the cookie or the verifier.

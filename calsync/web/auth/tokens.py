@@ -79,7 +79,7 @@ class JWTConfigError(ValueError):
     """The JWT settings are unusable. Never contains key material."""
 
 
-class InvalidToken(Exception):  # noqa: N818 - the name the web layer was promised
+class InvalidToken(Exception):
     """A token was rejected. ``reason`` is for server logs only.
 
     The reason never contains the token or key material; it may contain a short,

@@ -23,11 +23,6 @@ pytestmark = pytest.mark.integration
 SLOW = RateLimit(requests=3, per=timedelta(hours=1))
 
 
-async def close(client: Redis[Any]) -> None:
-    # types-redis 4.6 (in the dev extras) predates redis 5's aclose(); close() is deprecated.
-    await client.aclose()  # type: ignore[attr-defined]
-
-
 @pytest.fixture
 def prefix(redis_url: str) -> Iterator[str]:
     """A key prefix of this test's own; its keys are deleted afterwards."""
@@ -35,35 +30,35 @@ def prefix(redis_url: str) -> Iterator[str]:
     yield value
 
     async def cleanup() -> None:
-        client: Redis[Any] = Redis.from_url(redis_url)
+        client: Redis = Redis.from_url(redis_url)
         try:
             keys = [key async for key in client.scan_iter(match=value + "*")]
             if keys:
                 await client.delete(*keys)
         finally:
-            await close(client)
+            await client.aclose()
 
     asyncio.run(cleanup())
 
 
-Scenario = Callable[[RedisRateLimitBackend, "Redis[Any]"], Awaitable[Any]]
+Scenario = Callable[[RedisRateLimitBackend, "Redis"], Awaitable[Any]]
 
 
 def run(redis_url: str, prefix: str, scenario: Scenario) -> Any:
     """Run ``scenario`` with a backend on a client bound to a fresh event loop."""
 
     async def main() -> Any:
-        client: Redis[Any] = Redis.from_url(redis_url)
+        client: Redis = Redis.from_url(redis_url)
         try:
             return await scenario(RedisRateLimitBackend(client, prefix=prefix), client)
         finally:
-            await close(client)
+            await client.aclose()
 
     return asyncio.run(main())
 
 
 def test_burst_then_refusal_with_retry_after(redis_url: str, prefix: str) -> None:
-    async def scenario(backend: RedisRateLimitBackend, _: Redis[Any]) -> list[RateDecision]:
+    async def scenario(backend: RedisRateLimitBackend, _: Redis) -> list[RateDecision]:
         return [await backend.hit("user:1", SLOW) for _ in range(4)]
 
     decisions = run(redis_url, prefix, scenario)
@@ -74,7 +69,7 @@ def test_burst_then_refusal_with_retry_after(redis_url: str, prefix: str) -> Non
 
 
 def test_keys_are_independent_prefixed_and_expire(redis_url: str, prefix: str) -> None:
-    async def scenario(backend: RedisRateLimitBackend, client: Redis[Any]) -> tuple[Any, ...]:
+    async def scenario(backend: RedisRateLimitBackend, client: Redis) -> tuple[Any, ...]:
         for _ in range(3):
             await backend.hit("a", SLOW)
         refused = await backend.hit("a", SLOW)
@@ -92,7 +87,7 @@ def test_keys_are_independent_prefixed_and_expire(redis_url: str, prefix: str) -
 
 
 def test_tokens_refill_as_time_passes(redis_url: str, prefix: str) -> None:
-    async def scenario(backend: RedisRateLimitBackend, client: Redis[Any]) -> tuple[Any, ...]:
+    async def scenario(backend: RedisRateLimitBackend, client: Redis) -> tuple[Any, ...]:
         for _ in range(3):
             await backend.hit("k", SLOW)
         assert not (await backend.hit("k", SLOW)).allowed
@@ -114,7 +109,7 @@ def test_tokens_refill_as_time_passes(redis_url: str, prefix: str) -> None:
 
 
 def test_cost_takes_several_tokens(redis_url: str, prefix: str) -> None:
-    async def scenario(backend: RedisRateLimitBackend, _: Redis[Any]) -> list[RateDecision]:
+    async def scenario(backend: RedisRateLimitBackend, _: Redis) -> list[RateDecision]:
         return [await backend.hit("k", SLOW, cost=2), await backend.hit("k", SLOW, cost=2)]
 
     taken, refused = run(redis_url, prefix, scenario)
@@ -128,7 +123,7 @@ def test_concurrent_hits_from_several_clients_never_over_admit(redis_url: str, p
     limit = RateLimit(requests=20, per=timedelta(hours=1))
 
     async def main() -> list[RateDecision]:
-        clients: list[Redis[Any]] = [Redis.from_url(redis_url) for _ in range(4)]
+        clients: list[Redis] = [Redis.from_url(redis_url) for _ in range(4)]
         backends = [RedisRateLimitBackend(c, prefix=prefix) for c in clients]
         try:
             return await asyncio.gather(
@@ -136,7 +131,7 @@ def test_concurrent_hits_from_several_clients_never_over_admit(redis_url: str, p
             )
         finally:
             for c in clients:
-                await close(c)
+                await c.aclose()
 
     decisions = asyncio.run(main())
     # Then exactly 20 get through
@@ -145,7 +140,7 @@ def test_concurrent_hits_from_several_clients_never_over_admit(redis_url: str, p
 
 
 def test_a_rejected_cost_sends_nothing(redis_url: str, prefix: str) -> None:
-    async def scenario(backend: RedisRateLimitBackend, client: Redis[Any]) -> int:
+    async def scenario(backend: RedisRateLimitBackend, client: Redis) -> int:
         with pytest.raises(ValueError, match="cost"):
             await backend.hit("k", SLOW, cost=4)
         return int(await client.exists(prefix + "k"))
@@ -155,11 +150,11 @@ def test_a_rejected_cost_sends_nothing(redis_url: str, prefix: str) -> None:
 
 def test_unreachable_redis_is_rate_limit_unavailable() -> None:
     async def main() -> None:
-        client: Redis[Any] = Redis.from_url("redis://127.0.0.1:1/15", socket_connect_timeout=1)
+        client: Redis = Redis.from_url("redis://127.0.0.1:1/15", socket_connect_timeout=1)
         try:
             await RedisRateLimitBackend(client).hit("k", SLOW)
         finally:
-            await close(client)
+            await client.aclose()
 
     with pytest.raises(RateLimitUnavailable) as caught:
         asyncio.run(main())

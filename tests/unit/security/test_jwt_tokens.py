@@ -17,7 +17,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from hypothesis import given
 from hypothesis import strategies as st
-from security_keys import KeyFiles
 
 from calsync.store.secrets import Secret
 from calsync.web.auth.tokens import (
@@ -29,6 +28,50 @@ from calsync.web.auth.tokens import (
     issue_token,
     verify_token,
 )
+
+
+# --- Key material: generated per session, written to temp files, never committed.
+@dataclass(frozen=True)
+class KeyFiles:
+    private_pem: bytes
+    public_pem: bytes
+    private_file: Path
+    public_file: Path
+
+
+def write_key_files(
+    directory: Path, private: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+) -> KeyFiles:
+    private_pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    public_pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "private.pem").write_bytes(private_pem)
+    (directory / "public.pem").write_bytes(public_pem)
+    return KeyFiles(private_pem, public_pem, directory / "private.pem", directory / "public.pem")
+
+
+@pytest.fixture(scope="session")
+def rsa_keys(tmp_path_factory: pytest.TempPathFactory) -> KeyFiles:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return write_key_files(tmp_path_factory.mktemp("rsa"), private)
+
+
+@pytest.fixture(scope="session")
+def other_rsa_keys(tmp_path_factory: pytest.TempPathFactory) -> KeyFiles:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return write_key_files(tmp_path_factory.mktemp("rsa-other"), private)
+
+
+@pytest.fixture(scope="session")
+def ed25519_keys(tmp_path_factory: pytest.TempPathFactory) -> KeyFiles:
+    return write_key_files(tmp_path_factory.mktemp("ed25519"), ed25519.Ed25519PrivateKey.generate())
+
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 T = int(NOW.timestamp())
