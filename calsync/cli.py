@@ -170,11 +170,18 @@ def _token(args: argparse.Namespace) -> int:
 
 def _rotate_keys(_args: argparse.Namespace) -> int:
     from calsync.bootstrap import bootstrap
+    from calsync.store import audit
     from calsync.store.rotation import rotate_stored_secrets
 
     services = bootstrap(Settings.from_env())
     try:
         count = rotate_stored_secrets(services.sessions, services.secrets)
+        with services.sessions.begin() as session:
+            audit.record(
+                session,
+                audit.AuditAction.KEYS_ROTATED,
+                details={"rotated": count, "keys": len(services.settings.encryption_keys)},
+            )
     finally:
         services.close()
     print(f"calsync: re-encrypted {count} stored secret(s) under the newest key")
