@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from calsync.web.errors import error_response
+
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
@@ -43,7 +45,6 @@ __all__ = [
     "RateLimitUnavailable",
     "RedisRateLimitBackend",
     "client_address_key",
-    "error_response",
     "payload_too_large_response",
     "rate_limited_response",
 ]
@@ -51,26 +52,12 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-def error_response(
-    status_code: int,
-    code: str,
-    message: str,
-    *,
-    headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    """A JSON error in the API's shape, with an empty ``details`` list."""
-    body = {"error": {"code": code, "message": message, "details": []}}
-    return JSONResponse(body, status_code=status_code, headers=headers)
-
-
 # --- Body size -------------------------------------------------------------------
 
 
 def payload_too_large_response(max_bytes: int) -> JSONResponse:
     """The 413 answer for a body over ``max_bytes``."""
-    return error_response(
-        413, "payload_too_large", f"The request body is larger than {max_bytes} bytes."
-    )
+    return error_response(413, f"The request body is larger than {max_bytes} bytes.")
 
 
 class _BodyTooLarge(Exception):
@@ -344,7 +331,6 @@ def rate_limited_response(decision: RateDecision) -> JSONResponse:
     """The 429 answer for a refused hit, with ``Retry-After`` in whole seconds."""
     return error_response(
         429,
-        "rate_limited",
         "Too many requests; retry after the number of seconds in Retry-After.",
         headers={"Retry-After": decision.retry_after_header},
     )
@@ -393,9 +379,7 @@ class RateLimitMiddleware:
             decision = await self.backend.hit(bucket, self.limit)
         except RateLimitUnavailable:
             if not self.fail_open:
-                response = error_response(
-                    503, "unavailable", "The service is temporarily unavailable."
-                )
+                response = error_response(503, "The service is temporarily unavailable.")
                 await response(scope, receive, send)
                 return
             logger.warning("rate limiter unavailable; letting the request through", exc_info=True)
