@@ -1,0 +1,124 @@
+"""Recurring series seen as instances: virtual instances, exceptions and windows.
+
+An *instance* that nobody edited is virtual: it is derived from the master on demand
+(id ``<masterId>_<suffix>``, ``recurringEventId``, ``originalStartTime``, the master's
+fields and etag). An edited or deleted instance is a stored *exception* with the same
+id, and takes the virtual instance's place.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from datetime import datetime
+from functools import lru_cache
+
+from dateutil.rrule import rruleset
+
+from calsync.emulator import recurrence
+from calsync.emulator.event_log import EventLog, StoredEvent
+from calsync.emulator.event_model import JSON, Timing, ordered
+
+
+@lru_cache(maxsize=4096)
+def _series(etag: str, lines: tuple[str, ...], start: datetime, all_day: bool) -> rruleset:
+    del etag  # part of the cache key only: a new master version gets a new entry
+    return recurrence.build_series(lines, start=start, all_day=all_day)
+
+
+def series_of(master: StoredEvent) -> rruleset:
+    """The master's rruleset (cached per master version)."""
+    lines: Sequence[str] = master.resource.get("recurrence") or ()
+    return _series(master.etag, tuple(lines), master.timing.start.local, master.timing.all_day)
+
+
+def validate_series(lines: Sequence[str], timing: Timing) -> None:
+    """400 ``invalid`` when the recurrence lines do not parse against this start."""
+    recurrence.build_series(lines, start=timing.start.local, all_day=timing.all_day)
+
+
+def instance_timing(master: StoredEvent, original: datetime) -> Timing:
+    start = master.timing.start.shifted(original)
+    end_local = original + master.timing.duration
+    if not master.timing.all_day:
+        end_local = end_local.astimezone(master.timing.end.zone)
+    return Timing(start, master.timing.end.shifted(end_local))
+
+
+def virtual_instance(master: StoredEvent, original: datetime) -> StoredEvent:
+    """The unedited instance of ``master`` starting at ``original`` (series frame)."""
+    suffix = recurrence.instance_suffix(original, all_day=master.timing.all_day)
+    timing = instance_timing(master, original)
+    resource: JSON = copy.deepcopy(dict(master.resource))
+    resource.pop("recurrence", None)
+    resource["id"] = f"{master.id}_{suffix}"
+    resource["recurringEventId"] = master.id
+    resource["start"] = timing.start.to_resource()
+    resource["end"] = timing.end.to_resource()
+    resource["originalStartTime"] = timing.start.to_resource()
+    return StoredEvent(
+        resource=ordered(resource),
+        timing=timing,
+        updated=master.updated,
+        seq=master.seq,
+        master_id=master.id,
+        suffix=suffix,
+    )
+
+
+def _frame(master: StoredEvent, moment: datetime) -> datetime:
+    local = moment.astimezone(master.timing.start.zone)
+    return local.replace(tzinfo=None) if master.timing.all_day else local
+
+
+def original_of(master: StoredEvent, suffix: str) -> datetime | None:
+    """The original start an instance suffix names, if it is one of the series' starts."""
+    original = recurrence.original_from_suffix(
+        suffix, all_day=master.timing.all_day, tz=master.timing.start.zone
+    )
+    if original is None or not recurrence.has_occurrence(series_of(master), original):
+        return None
+    return original
+
+
+def expand(
+    log: EventLog,
+    master: StoredEvent,
+    *,
+    after: datetime | None,
+    before: datetime | None,
+    show_deleted: bool,
+    limit: int = recurrence.UNBOUNDED_INSTANCE_LIMIT,
+) -> list[StoredEvent]:
+    """The instances of a series overlapping [after, before), exceptions in place.
+
+    Cancelled exceptions appear only with ``show_deleted``. Without ``before`` at most
+    ``limit`` original starts are considered (see ``recurrence``).
+    """
+    series = series_of(master)
+    low = _frame(master, after) - master.timing.duration if after is not None else None
+    high = _frame(master, before) if before is not None else None
+    exceptions = log.exceptions_of(master.id)
+    found: list[StoredEvent] = []
+    for original in recurrence.occurrences(series, after=low, before=high, limit=limit):
+        suffix = recurrence.instance_suffix(original, all_day=master.timing.all_day)
+        instance = exceptions.pop(suffix, None) or virtual_instance(master, original)
+        if instance.cancelled and not show_deleted:
+            continue
+        if instance.timing.overlaps(after, before):
+            found.append(instance)
+    for moved in exceptions.values():  # exceptions moved into the window from outside it
+        if (moved.cancelled and not show_deleted) or not moved.timing.overlaps(after, before):
+            continue
+        if moved.suffix is not None and original_of(master, moved.suffix) is not None:
+            found.append(moved)
+    return found
+
+
+def series_overlaps(
+    log: EventLog, master: StoredEvent, after: datetime | None, before: datetime | None
+) -> bool:
+    """Whether any instance of the series falls in the window (for non-expanded lists)."""
+    if after is None and before is None:
+        return True
+    return bool(expand(log, master, after=after, before=before, show_deleted=True, limit=50))

@@ -1,0 +1,445 @@
+"""events.list and events.instances: filters, paging, sync tokens.
+
+Paging and sync follow https://developers.google.com/calendar/api/guides/sync:
+- ``maxResults`` defaults to 250 and is capped at 2500; pages may hold fewer items;
+- every page but the last carries ``nextPageToken``; the last alone ``nextSyncToken``;
+- a listing's sync token is the calendar's change number when its first page was
+  served, so anything that changes while a client pages is in the next incremental;
+- ``syncToken`` walks the calendar's change log (O(changes)) and always includes
+  deleted events; it may not be combined with the filters Google forbids (400), and an
+  invalidated, expired or foreign token is 410 ``fullSyncRequired``.
+
+Page and sync tokens are opaque base64 JSON. Must run under ``EmulatorState.lock``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
+
+from calsync.emulator import errors, timefmt
+from calsync.emulator.event_log import StoredEvent
+from calsync.emulator.event_model import JSON, cancelled_stub
+from calsync.emulator.event_service import EventScope, require_reader, resolve
+from calsync.emulator.expansion import expand, series_overlaps
+
+DEFAULT_PAGE = 250
+MAX_PAGE = 2500
+FORBIDDEN_WITH_SYNC_TOKEN = (
+    "timeMin",
+    "timeMax",
+    "updatedMin",
+    "q",
+    "orderBy",
+    "iCalUID",
+    "privateExtendedProperty",
+    "sharedExtendedProperty",
+)
+
+
+class Query:
+    """Read access to query parameters, repeated ones included."""
+
+    def __init__(self, getlist: Callable[[str], Sequence[str]]) -> None:
+        self._getlist = getlist
+
+    def get(self, name: str) -> str | None:
+        values = self._getlist(name)
+        return values[-1] if values else None
+
+    def getlist(self, name: str) -> list[str]:
+        return list(self._getlist(name))
+
+
+def _flag(query: Query, name: str) -> bool | None:
+    value = query.get(name)
+    if value is None:
+        return None
+    if value.lower() not in ("true", "false"):
+        raise errors.invalid(f"Invalid boolean value for {name}.", name)
+    return value.lower() == "true"
+
+
+def _max_results(query: Query) -> int:
+    raw = query.get("maxResults")
+    if raw is None:
+        return DEFAULT_PAGE
+    try:
+        value = int(raw)
+    except ValueError:
+        raise errors.invalid("Invalid value for maxResults.", "maxResults") from None
+    if value < 1:
+        raise errors.invalid("Invalid value for maxResults.", "maxResults")
+    return min(value, MAX_PAGE)
+
+
+def _properties(query: Query, name: str) -> list[tuple[str, str]]:
+    found = []
+    for item in query.getlist(name):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise errors.invalid(f"Invalid {name}: expected name=value.", name)
+        found.append((key, value))
+    return found
+
+
+@dataclass(frozen=True)
+class ListParams:
+    max_results: int
+    page_token: str | None
+    sync_token: str | None
+    show_deleted: bool
+    single_events: bool
+    time_min: datetime | None
+    time_max: datetime | None
+    updated_min: datetime | None
+    order_by: str | None
+    q: str | None
+    ical_uid: str | None
+    private_props: list[tuple[str, str]]
+    shared_props: list[tuple[str, str]]
+    zone: tzinfo | None
+    zone_name: str | None
+
+    @classmethod
+    def parse(cls, query: Query) -> ListParams:
+        sync_token = query.get("syncToken")
+        show_deleted = _flag(query, "showDeleted")
+        if sync_token is not None:
+            for name in FORBIDDEN_WITH_SYNC_TOKEN:
+                if query.getlist(name):
+                    raise errors.invalid(
+                        f"The parameter {name} cannot be used together with syncToken.", name
+                    )
+            if show_deleted is False:
+                raise errors.invalid(
+                    "showDeleted cannot be false together with syncToken.", "showDeleted"
+                )
+        times = {
+            name: timefmt.parse_rfc3339(value, location=name)
+            for name in ("timeMin", "timeMax", "updatedMin")
+            if (value := query.get(name)) is not None
+        }
+        if "timeMin" in times and "timeMax" in times and times["timeMax"] <= times["timeMin"]:
+            raise errors.GoogleApiError(400, "timeRangeEmpty", location="timeMax")
+        single = bool(_flag(query, "singleEvents"))
+        order_by = query.get("orderBy")
+        if order_by not in (None, "startTime", "updated"):
+            raise errors.invalid(f"Invalid value for orderBy: {order_by}", "orderBy")
+        if order_by == "startTime" and not single:
+            raise errors.bad_request(
+                "The requested ordering is not available for the particular query.", "orderBy"
+            )
+        zone_name = query.get("timeZone")
+        return cls(
+            max_results=_max_results(query),
+            page_token=query.get("pageToken"),
+            sync_token=sync_token,
+            show_deleted=bool(show_deleted) or sync_token is not None,
+            single_events=single,
+            time_min=times.get("timeMin"),
+            time_max=times.get("timeMax"),
+            updated_min=times.get("updatedMin"),
+            order_by=order_by,
+            q=query.get("q"),
+            ical_uid=query.get("iCalUID"),
+            private_props=_properties(query, "privateExtendedProperty"),
+            shared_props=_properties(query, "sharedExtendedProperty"),
+            zone=timefmt.zone(zone_name, location="timeZone") if zone_name else None,
+            zone_name=zone_name,
+        )
+
+
+# tokens -------------------------------------------------------------------------------
+
+
+def _encode(data: Mapping[str, Any]) -> str:
+    raw = json.dumps(data, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(zlib.compress(raw)).decode().rstrip("=")
+
+
+def _decode(token: str) -> dict[str, Any] | None:
+    try:
+        raw = zlib.decompress(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        data = json.loads(raw)
+    except (binascii.Error, zlib.error, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _calendar_key(scope: EventScope) -> int:
+    return zlib.crc32(scope.calendar.id.encode())
+
+
+def make_sync_token(scope: EventScope, seq: int) -> str:
+    return _encode(
+        {
+            "c": _calendar_key(scope),
+            "e": scope.calendar.sync_epoch,
+            "s": seq,
+            "t": int(scope.now.timestamp()),
+        }
+    )
+
+
+def read_sync_token(scope: EventScope, token: str, *, ttl_seconds: int | None) -> int:
+    """The change number a sync token stands for; 410 when it is no longer valid."""
+    data = _decode(token)
+    if (
+        data is None
+        or data.get("c") != _calendar_key(scope)
+        or data.get("e") != scope.calendar.sync_epoch
+        or not isinstance(data.get("s"), int)
+        or data["s"] > scope.log.seq
+    ):
+        raise errors.full_sync_required()
+    issued = datetime.fromtimestamp(int(data.get("t", 0)), tz=scope.now.tzinfo)
+    if ttl_seconds is not None and scope.now - issued > timedelta(seconds=ttl_seconds):
+        raise errors.full_sync_required()
+    return int(data["s"])
+
+
+@dataclass(frozen=True)
+class Cursor:
+    mode: str  # "changes" | "inserted" | "computed"
+    position: int  # a change number (changes) or an offset (the others)
+    snapshot: int
+    since: int = 0
+
+
+def _read_cursor(scope: EventScope, token: str) -> Cursor:
+    data = _decode(token)
+    if data is None or data.get("c") != _calendar_key(scope):
+        raise errors.invalid("Invalid pageToken value.", "pageToken")
+    try:
+        return Cursor(str(data["m"]), int(data["p"]), int(data["S"]), int(data.get("T", 0)))
+    except (KeyError, TypeError, ValueError):
+        raise errors.invalid("Invalid pageToken value.", "pageToken") from None
+
+
+def _write_cursor(scope: EventScope, cursor: Cursor) -> str:
+    return _encode(
+        {
+            "c": _calendar_key(scope),
+            "m": cursor.mode,
+            "p": cursor.position,
+            "S": cursor.snapshot,
+            "T": cursor.since,
+        }
+    )
+
+
+# filters and rendering ----------------------------------------------------------------
+
+
+def _text_matches(resource: Mapping[str, Any], q: str) -> bool:
+    people = [resource.get("organizer") or {}, *(resource.get("attendees") or [])]
+    haystack = " ".join(
+        [str(resource.get(key, "")) for key in ("summary", "description", "location")]
+        + [f"{p.get('email', '')} {p.get('displayName', '')}" for p in people]
+    ).lower()
+    return all(term in haystack for term in q.lower().split())
+
+
+def _matches(event: StoredEvent, params: ListParams) -> bool:
+    resource = event.resource
+    if params.updated_min is not None and event.updated < params.updated_min:
+        return False
+    if params.ical_uid is not None and resource.get("iCalUID") != params.ical_uid:
+        return False
+    props = resource.get("extendedProperties") or {}
+    for scope_name, wanted in (("private", params.private_props), ("shared", params.shared_props)):
+        have = props.get(scope_name) or {}
+        if any(have.get(key) != value for key, value in wanted):
+            return False
+    return params.q is None or (not event.cancelled and _text_matches(resource, params.q))
+
+
+def render(event: StoredEvent, zone: tzinfo | None) -> JSON:
+    if event.cancelled:
+        return cancelled_stub(event.resource)
+    resource = dict(event.resource)
+    if zone is not None:
+        for key in ("start", "end", "originalStartTime"):
+            value = resource.get(key)
+            if isinstance(value, dict) and "dateTime" in value:
+                moment = datetime.fromisoformat(value["dateTime"])
+                resource[key] = value | {"dateTime": timefmt.local_iso(moment, zone)}
+    return resource
+
+
+def _deleted_visible(scope: EventScope, event: StoredEvent, params: ListParams) -> bool:
+    """Whether a cancelled event belongs in a non-expanded listing."""
+    if params.show_deleted or params.updated_min is not None:
+        return True
+    # Google lists cancelled exceptions of live series even without showDeleted.
+    master = scope.log.get(event.master_id) if event.master_id else None
+    return master is not None and not master.cancelled
+
+
+def _include_unexpanded(scope: EventScope, event: StoredEvent, params: ListParams) -> bool:
+    if event.cancelled and not _deleted_visible(scope, event, params):
+        return False
+    if not _matches(event, params):
+        return False
+    if event.is_master and not event.cancelled:
+        return series_overlaps(scope.log, event, params.time_min, params.time_max)
+    return event.timing.overlaps(params.time_min, params.time_max)
+
+
+def _expanded_rows(scope: EventScope, params: ListParams) -> list[StoredEvent]:
+    show_deleted = params.show_deleted or params.updated_min is not None
+    rows: list[StoredEvent] = []
+    for event in scope.log.ordered():
+        if event.master_id is not None and scope.log.get(event.master_id) is not None:
+            continue  # exceptions are listed in their series' place
+        if event.is_master:
+            if event.cancelled:
+                continue
+            instances = expand(
+                scope.log,
+                event,
+                after=params.time_min,
+                before=params.time_max,
+                show_deleted=show_deleted,
+            )
+            rows.extend(i for i in instances if _matches(i, params))
+        elif (
+            (not event.cancelled or show_deleted)
+            and _matches(event, params)
+            and event.timing.overlaps(params.time_min, params.time_max)
+        ):
+            rows.append(event)
+    if params.order_by == "startTime":
+        rows.sort(key=lambda e: (e.timing.start.instant, e.id))
+    return rows
+
+
+# the listings -------------------------------------------------------------------------
+
+
+def list_events(scope: EventScope, query: Query, *, sync_token_ttl: int | None) -> JSON:
+    """events.list; see the module docstring for the paging and sync contract."""
+    require_reader(scope)
+    params = ListParams.parse(query)
+    log = scope.log
+    cursor = _read_cursor(scope, params.page_token) if params.page_token else None
+    if cursor is None and params.sync_token is not None:
+        since = read_sync_token(scope, params.sync_token, ttl_seconds=sync_token_ttl)
+        cursor = Cursor("changes", since, log.seq, since)
+    elif cursor is None:
+        computed = params.single_events or params.order_by is not None
+        cursor = Cursor("computed" if computed else "inserted", 0, log.seq)
+
+    items: list[JSON] = []
+    next_cursor: Cursor | None = None
+    if cursor.mode == "changes":
+        changed = log.changed_between(cursor.position, cursor.snapshot)
+        page = changed[: params.max_results]
+        for event in page:
+            if params.single_events and event.is_master and not event.cancelled:
+                instances = expand(log, event, after=None, before=None, show_deleted=True)
+                items.extend(render(i, params.zone) for i in instances)
+            else:
+                items.append(render(event, params.zone))
+        if len(changed) > len(page):
+            next_cursor = Cursor("changes", page[-1].seq, cursor.snapshot, cursor.since)
+    elif cursor.mode == "inserted":
+        events = log.ordered()
+        index = cursor.position
+        while index < len(events) and len(items) < params.max_results:
+            event = events[index]
+            index += 1
+            if _include_unexpanded(scope, event, params):
+                items.append(render(event, params.zone))
+        if any(_include_unexpanded(scope, e, params) for e in events[index:]):
+            next_cursor = Cursor("inserted", index, cursor.snapshot)
+    else:
+        rows = (
+            _expanded_rows(scope, params)
+            if params.single_events
+            else [e for e in log.ordered() if _include_unexpanded(scope, e, params)]
+        )
+        if params.order_by == "updated":
+            rows.sort(key=lambda e: (e.updated, e.seq))
+        end = cursor.position + params.max_results
+        items = [render(e, params.zone) for e in rows[cursor.position : end]]
+        if end < len(rows):
+            next_cursor = Cursor("computed", end, cursor.snapshot)
+
+    body = _envelope(scope, params.zone_name)
+    if next_cursor is not None:
+        body["nextPageToken"] = _write_cursor(scope, next_cursor)
+    else:
+        body["nextSyncToken"] = make_sync_token(scope, cursor.snapshot)
+    body["items"] = items
+    return body
+
+
+def list_instances(scope: EventScope, event_id: str, query: Query) -> JSON:
+    """events.instances of a recurring event, ordered by original start."""
+    require_reader(scope)
+    master = resolve(scope, event_id)
+    if master.master_id is not None or not master.is_master:
+        raise errors.invalid("The event is not a recurring event.", "eventId")
+    if master.cancelled:
+        raise errors.deleted()
+    show_deleted = bool(_flag(query, "showDeleted"))
+    times = {
+        name: timefmt.parse_rfc3339(value, location=name)
+        for name in ("timeMin", "timeMax")
+        if (value := query.get(name)) is not None
+    }
+    zone_name = query.get("timeZone")
+    zone = timefmt.zone(zone_name, location="timeZone") if zone_name else None
+    rows = expand(
+        scope.log,
+        master,
+        after=times.get("timeMin"),
+        before=times.get("timeMax"),
+        show_deleted=show_deleted,
+    )
+    original_start = query.get("originalStart")
+    if original_start is not None:
+        wanted = timefmt.parse_rfc3339(original_start, location="originalStart")
+        suffix = (
+            wanted.strftime("%Y%m%d")
+            if master.timing.all_day
+            else wanted.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+        )
+        rows = [r for r in rows if r.suffix == suffix]
+    rows.sort(key=lambda e: (e.timing.start.instant, e.id))
+    page_token = query.get("pageToken")
+    offset = _read_cursor(scope, page_token).position if page_token else 0
+    end = offset + _max_results(query)
+    body = _envelope(scope, zone_name)
+    if end < len(rows):
+        body["nextPageToken"] = _write_cursor(scope, Cursor("instances", end, scope.log.seq))
+    body["items"] = [render(r, zone) for r in rows[offset:end]]
+    return body
+
+
+def _envelope(scope: EventScope, zone_name: str | None) -> JSON:
+    calendar = scope.calendar
+    body: JSON = {
+        "kind": "calendar#events",
+        "etag": f'"{scope.log.seq}"',
+        "summary": calendar.summary,
+    }
+    if calendar.description:
+        body["description"] = calendar.description
+    body.update(
+        {
+            "updated": timefmt.utc_millis(scope.log.last_updated or scope.now),
+            "timeZone": zone_name or calendar.time_zone,
+            "accessRole": scope.role,
+            "defaultReminders": calendar.default_reminders(scope.actor),
+        }
+    )
+    return body
