@@ -125,9 +125,23 @@ def calendar_id(account: Account) -> Iterator[str]:
 
 
 @pytest.fixture
-def receiver() -> Iterator[PushReceiver]:
-    with PushReceiver() as push_receiver:
-        yield push_receiver
+def new_receiver() -> Iterator[Callable[..., PushReceiver]]:
+    """Start more push receivers (``new_receiver(status=500)``); stopped afterwards."""
+    started: list[PushReceiver] = []
+
+    def factory(status: int = 200) -> PushReceiver:
+        started.append(PushReceiver(status=status).start())
+        return started[-1]
+
+    yield factory
+    for each in started:
+        each.stop()
+
+
+@pytest.fixture
+def receiver(control: EmulatorControl, new_receiver: Callable[..., PushReceiver]) -> PushReceiver:
+    """A local push receiver (Google cannot reach 127.0.0.1: emulator only)."""
+    return new_receiver()
 
 
 def timed(day: str, hour: int, *, minutes: int = 60, zone: str | None = None) -> dict[str, Any]:
