@@ -26,9 +26,19 @@ from starlette.routing import Route
 from starlette.types import Message
 
 from calsync.emulator import errors
-from calsync.emulator.frontend import BATCH_SCOPE_KEY
+from calsync.emulator.frontend import ABORTED_KEY, BATCH_SCOPE_KEY, RAW_SEND_KEY
 
 MAX_PARTS = 1000
+_INHERITED_SCOPE_KEYS = (
+    "type",
+    "asgi",
+    "http_version",
+    "scheme",
+    "server",
+    "client",
+    "state",
+    RAW_SEND_KEY,
+)
 BATCH_PATH = "/batch/calendar/v3"
 
 
@@ -67,7 +77,8 @@ def _parts(content_type: str, raw: bytes) -> list[MimeMessage]:
 
 async def _run_part(
     request: Request, part: MimeMessage
-) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+    """Run one part through the whole emulator; None when it reset the connection."""
     raw = part.get_payload(decode=True)
     if not isinstance(raw, bytes):
         raise errors.bad_request("Could not parse a batch part.")
@@ -85,11 +96,7 @@ async def _run_part(
     ]
     headers = [h for h in part_headers if h[0] != b"content-length"] + inherited
     headers.append((b"content-length", str(len(body)).encode()))
-    scope: dict[str, Any] = {
-        k: v
-        for k, v in request.scope.items()
-        if k in ("type", "asgi", "http_version", "scheme", "server", "client", "state")
-    }
+    scope: dict[str, Any] = {k: v for k, v in request.scope.items() if k in _INHERITED_SCOPE_KEYS}
     scope.update(
         {
             "method": method,
@@ -123,6 +130,9 @@ async def _run_part(
             chunks.append(message.get("body", b""))
 
     await request.scope["app"](scope, receive, send)
+    if scope.get(ABORTED_KEY):
+        request.scope[ABORTED_KEY] = True
+        return None
     return status, response_headers, b"".join(chunks)
 
 
@@ -150,8 +160,10 @@ async def batch(request: Request) -> Response:
         parts = _parts(request.headers.get("content-type", ""), await request.body())
         answers = []
         for part in parts:
-            status, headers, body = await _run_part(request, part)
-            answers.append(_response_part(part.get("Content-ID"), status, headers, body))
+            answer = await _run_part(request, part)
+            if answer is None:  # the connection is gone; nobody reads what follows
+                return Response(status_code=500)
+            answers.append(_response_part(part.get("Content-ID"), *answer))
     except errors.GoogleApiError as err:
         return err.to_response()
     boundary = "batch_" + secrets.token_urlsafe(12)

@@ -30,10 +30,12 @@ from calsync.emulator.state import EmulatorState
 
 BATCH_SCOPE_KEY = "calsync.emulator.batch"
 USER_SCOPE_KEY = "calsync.emulator.user"
+RAW_SEND_KEY = "calsync.emulator.raw_send"  # the server's own send, for resets in batches
+ABORTED_KEY = "calsync.emulator.aborted"  # set once the connection has been reset
 
 
 class ConnectionAbort(Exception):
-    """Raised inside a batch part to make the outer request reset its connection."""
+    """The server does not let the emulator reset a connection (answered as a 500)."""
 
 
 def _transport_owner(send: Send) -> Any:
@@ -81,6 +83,7 @@ class FrontEnd:
             await self.app(scope, receive, send)
             return
         state = self.state
+        scope.setdefault(RAW_SEND_KEY, send)
         started = time.perf_counter()
         method, path = scope["method"], scope["path"]
         token = _bearer(scope)
@@ -114,14 +117,8 @@ class FrontEnd:
                 status = int(message["status"])
             await send(message)
 
-        try:
-            await self.app(scope, receive, watching_send)
-        except ConnectionAbort:
-            if scope.get(BATCH_SCOPE_KEY):
-                raise
-            await abort_connection(send)
-            return None
-        return status
+        await self.app(scope, receive, watching_send)
+        return None if scope.get(ABORTED_KEY) else status
 
     async def _after_write(
         self, fault: Fault, scope: Scope, receive: Receive, send: Send, fired: list[str]
@@ -144,9 +141,8 @@ class FrontEnd:
 
     async def _fire(self, fault: Fault, scope: Scope, send: Send) -> int | None:
         if fault.kind == "reset":
-            if scope.get(BATCH_SCOPE_KEY):
-                raise ConnectionAbort(fault.id)
-            await abort_connection(send)
+            await abort_connection(scope.get(RAW_SEND_KEY, send))
+            scope[ABORTED_KEY] = True
             return None
         error = errors.from_status(
             fault.status, fault.reason, fault.message, domain=fault.domain, headers=fault.headers
