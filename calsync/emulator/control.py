@@ -63,7 +63,7 @@ def _token_json(token: AccessToken, now_seconds: float) -> dict[str, Any]:
         "email": token.email,
         "access_token": token.token,
         "refresh_token": token.grant.refresh_token,
-        "expires_in": int(token.expires_at.timestamp() - now_seconds),
+        "expires_in": round(token.expires_at.timestamp() - now_seconds),
         "scope": " ".join(token.grant.scopes),
     }
 

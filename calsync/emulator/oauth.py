@@ -131,7 +131,7 @@ class OAuthEndpoints:
         return client_id if hmac.compare_digest(expected, secret) else None
 
     def _token_body(self, token: AccessToken, *, refresh: str | None) -> dict[str, Any]:
-        ttl = int((token.expires_at - self.state.clock.now()).total_seconds())
+        ttl = round((token.expires_at - self.state.clock.now()).total_seconds())
         body: dict[str, Any] = {
             "access_token": token.token,
             "expires_in": ttl,
