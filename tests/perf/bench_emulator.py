@@ -35,7 +35,7 @@ def free_port() -> int:
 
 
 def start_emulator(port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+    process = subprocess.Popen(
         [sys.executable, "-m", "calsync.emulator", "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -145,23 +145,29 @@ def main() -> None:
         service = build_calendar_service(base, token)
 
         seconds = seed(base, token, calendar_id, args.events)
-        print(f"seed {args.events} events via batch: {seconds:.2f} s "
-              f"({args.events / seconds:.0f} inserts/s)")
+        print(
+            f"seed {args.events} events via batch: {seconds:.2f} s "
+            f"({args.events / seconds:.0f} inserts/s)"
+        )
         rate = gets_per_second(base, token, calendar_id, args.gets, args.threads)
         print(f"events.get, httpx keep-alive, {args.threads} threads: {rate:.0f} requests/s")
         rate = client_gets_per_second(service, calendar_id, min(args.gets, 2000))
         print(f"events.get, googleapiclient, 1 thread: {rate:.0f} requests/s")
         seconds, items, pages, sync_token = full_listing(service, calendar_id)
-        print(f"full list of {items} events, maxResults=2500, googleapiclient: "
-              f"{seconds:.2f} s in {pages} pages")
+        print(
+            f"full list of {items} events, maxResults=2500, googleapiclient: "
+            f"{seconds:.2f} s in {pages} pages"
+        )
         for n in range(100):
             service.events().patch(
                 calendarId=calendar_id, eventId=f"bench{n:07d}", body={"summary": "changed"}
             ).execute()
         started = time.perf_counter()
         changed = service.events().list(calendarId=calendar_id, syncToken=sync_token).execute()
-        print(f"incremental list after 100 changes: {len(changed['items'])} items in "
-              f"{(time.perf_counter() - started) * 1000:.1f} ms")
+        print(
+            f"incremental list after 100 changes: {len(changed['items'])} items in "
+            f"{(time.perf_counter() - started) * 1000:.1f} ms"
+        )
         service.close()
     finally:
         process.terminate()
