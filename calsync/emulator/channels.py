@@ -77,6 +77,7 @@ class PushMessage:
     state: str
     number: int
     expiration: datetime
+    generation: int = 0  # EmulatorState.generation when queued; older ones are void
 
 
 @dataclass

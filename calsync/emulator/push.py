@@ -58,6 +58,8 @@ class PushDispatcher:
     def _deliver(self, client: httpx.Client, message: PushMessage) -> None:
         state = self.state
         with state.lock:
+            if message.generation != state.generation:
+                return  # queued before a reset
             channel = state.channels.get(message.channel_id)
             live = channel is not None and channel.active_at(state.clock.now())
         if not live:

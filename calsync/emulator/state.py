@@ -13,6 +13,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections import deque
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlparse
@@ -44,6 +45,7 @@ class EmulatorState:
         self.clock = clock or EmulatorClock()
         self.config = EmulatorConfig()
         self.outbox: queue.Queue[PushMessage] = queue.Queue()
+        self.generation = 0  # bumped by reset(): work queued before it is void
         self._init_data()
 
     def _init_data(self) -> None:
@@ -59,6 +61,7 @@ class EmulatorState:
     def reset(self) -> None:
         """Forget everything: data, faults, logs, config and clock offset."""
         with self.lock:
+            self.generation += 1
             self.config = EmulatorConfig()
             self._init_data()
             self.clock.reset()
@@ -263,7 +266,7 @@ class EmulatorState:
                 self._queue(channel, state)
 
     def _queue(self, channel: Channel, state: str) -> None:
-        message = self.channels.message(channel, state)
+        message = replace(self.channels.message(channel, state), generation=self.generation)
         dropped_by = self.faults.drop_push(channel.id)
         if dropped_by is not None:
             self.record_delivery(message, outcome="dropped", detail=dropped_by)
@@ -278,8 +281,13 @@ class EmulatorState:
         status: int | None = None,
         detail: str | None = None,
     ) -> None:
-        """Note what became of a push message (delivered, failed, dropped, expired)."""
+        """Note what became of a push message (delivered, failed, dropped, expired).
+
+        Messages queued before the last ``reset()`` are not recorded.
+        """
         with self.lock:
+            if message.generation != self.generation:
+                return
             self.deliveries.append(
                 {
                     "channel_id": message.channel_id,
