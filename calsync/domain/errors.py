@@ -1,0 +1,33 @@
+"""The domain's own error: a rule about an event that input broke.
+
+`ValidationError` names the field and says what is wrong, so the web layer can turn it
+into a 422 with details and the sync layer can log it. It is a `ValueError` because it is
+raised for bad values; code that catches `ValueError` keeps working.
+"""
+
+from __future__ import annotations
+
+
+class ValidationError(ValueError):
+    """A value broke a domain rule.
+
+    `field` is the name of the offending field as clients know it (`start`, `end`,
+    `timezone`, `recurrence`, `attendees`, ...); `message` says what is wrong in words a
+    client can act on.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"ValidationError(field={self.field!r}, message={self.message!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ValidationError):
+            return NotImplemented
+        return (self.field, self.message) == (other.field, other.message)
+
+    def __hash__(self) -> int:
+        return hash((self.field, self.message))

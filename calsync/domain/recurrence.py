@@ -1,0 +1,391 @@
+"""Recurring series: validation against the start, and bounded expansion into instances.
+
+A series is a master `Event` with `recurrence` lines plus its exceptions (events whose
+`recurring_event_id` names the master and whose `original_start` names the instance they
+replace; a cancelled exception removes the instance). Expansion follows Google and RFC
+5545:
+
+- rules are evaluated on wall-clock time in the series' zone (the start's zone), so a
+  09:00 Europe/Berlin weekly meeting stays at 09:00 local in summer and in winter; a
+  wall time that falls in a DST gap moves forward, a repeated one takes the first;
+- the start is always the first instance (RFC 5545 3.8.5.3) and counts towards COUNT;
+- all instances last as long as the master (exact duration; whole days for all-day);
+- instance ids are Google's: `<masterId>_<YYYYMMDDTHHMMSSZ>` (UTC) or `<masterId>_<YYYYMMDD>`.
+
+Expansion is always bounded by the window and by `max_instances`: rules without COUNT
+are started a whole number of periods before the window instead of at the series' start,
+so even FREQ=SECONDLY without an end returns quickly. Rule evaluation uses
+`dateutil.rrule`; rules that dateutil would search forever (impossible BY-part
+combinations) are rejected by `calsync.domain.rfc5545` and `validate_recurrence` first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import Final
+
+from dateutil import rrule as du
+from dateutil.relativedelta import relativedelta
+
+from calsync.domain.errors import ValidationError
+from calsync.domain.models import Event, EventStatus, EventTime
+from calsync.domain.rfc5545 import (
+    DEFAULT_MAX_COUNT,
+    FREQUENCIES,
+    DateValue,
+    RecurrenceRule,
+    RecurrenceSet,
+    parse_recurrence,
+)
+from calsync.domain.timezones import zone
+
+__all__ = [
+    "DEFAULT_MAX_COUNT",
+    "DEFAULT_MAX_INSTANCES",
+    "MAX_INSTANCES_LIMIT",
+    "expand",
+    "instance_id",
+    "validate_recurrence",
+]
+
+DEFAULT_MAX_INSTANCES: Final = 1000
+MAX_INSTANCES_LIMIT: Final = 10_000
+_FIELD: Final = "recurrence"
+_DU_FREQ: Final = {name: getattr(du, name) for name in FREQUENCIES}
+_FIXED_PERIOD: Final = {
+    "SECONDLY": timedelta(seconds=1),
+    "MINUTELY": timedelta(minutes=1),
+    "HOURLY": timedelta(hours=1),
+    "DAILY": timedelta(days=1),
+    "WEEKLY": timedelta(weeks=1),
+}
+
+
+def instance_id(master_id: str, original_start: EventTime) -> str:
+    """Google's id for an instance of series `master_id` that starts at `original_start`."""
+    if original_start.day is not None:
+        return f"{master_id}_{original_start.day:%Y%m%d}"
+    assert original_start.instant is not None
+    return f"{master_id}_{original_start.instant:%Y%m%dT%H%M%SZ}"
+
+
+def validate_recurrence(
+    lines: Iterable[str], start: EventTime, *, max_count: int = DEFAULT_MAX_COUNT
+) -> RecurrenceSet:
+    """Parse `lines` and check them against the series' `start`.
+
+    Returns the parsed set. Raises `ValidationError("recurrence", ...)` for anything
+    `parse_recurrence` rejects, for a rule that never yields an instance after the start
+    (UNTIL before the start, an interval that never lands on the BYDAY days), and for
+    date-only values on a timed series' UNTIL that precede the start.
+    """
+    recurrence = parse_recurrence(lines, max_count=max_count)
+    series = _Series(start)
+    for rule in recurrence.rrules + recurrence.exrules:
+        _check_interval_reaches_byday(rule, series.dtstart)
+        try:
+            first = next(iter(series.rule_starts(rule, series.dtstart, None)), None)
+        except ValueError as err:  # dateutil's own "empty rule" checks
+            raise ValidationError(_FIELD, f"{rule.source!r}: {err}") from err
+        if first is None:
+            raise ValidationError(_FIELD, f"the rule never occurs after the start: {rule.source!r}")
+    return recurrence
+
+
+def expand(
+    master: Event,
+    window_start: datetime,
+    window_end: datetime,
+    exceptions: Iterable[Event] = (),
+    *,
+    master_id: str | None = None,
+    max_instances: int = DEFAULT_MAX_INSTANCES,
+    max_count: int = DEFAULT_MAX_COUNT,
+) -> tuple[Event, ...]:
+    """The instances of a series that overlap `[window_start, window_end)`, by start.
+
+    Each generated instance is a copy of the master with `start`/`end` of the instance,
+    no recurrence, `recurring_event_id` = the master's id, `original_start` = its start,
+    `provider_event_id` = Google's instance id and no `calsync_id`. An exception replaces
+    the instance its `original_start` names and is returned as given when it overlaps the
+    window (even if the replaced instance does not); a cancelled one only removes. A
+    non-recurring master is returned alone if it overlaps; a cancelled master yields
+    nothing. At most `max_instances` (the earliest) are returned.
+
+    `master_id` defaults to `master.provider_event_id`. Raises `ValueError` for naive or
+    empty windows, a bad `max_instances` or a missing master id, and `ValidationError`
+    for recurrence lines that do not validate.
+    """
+    if window_start.tzinfo is None or window_end.tzinfo is None:
+        raise ValueError("the window must be given as aware datetimes")
+    if window_end <= window_start:
+        raise ValueError("the window must end after it starts")
+    if not 1 <= max_instances <= MAX_INSTANCES_LIMIT:
+        raise ValueError(f"max_instances must be between 1 and {MAX_INSTANCES_LIMIT}")
+    if master.status == EventStatus.CANCELLED:
+        return ()
+    fallback = master.timezone or "UTC"
+    if not master.recurrence:
+        return (master,) if _overlaps(master, window_start, window_end) else ()
+    series_id = master_id or master.provider_event_id
+    if not series_id:
+        raise ValueError("a master id is needed to name the instances")
+    recurrence = validate_recurrence(master.recurrence, master.start, max_count=max_count)
+    series = _Series(master.start, fallback)
+    own = [e for e in exceptions if e.recurring_event_id in (None, series_id)]
+    replaced = {series.key(e.original_start) for e in own if e.original_start is not None}
+    slack = len(replaced) + len(recurrence.exdates) + 1
+    starts = series.starts_in_window(
+        recurrence, window_start - master.duration, window_end, max_instances + slack
+    )
+    duration = master.duration
+    instances = [
+        _instance(master, series_id, start, duration)
+        for start in starts
+        if series.key(start) not in replaced
+    ]
+    instances = [e for e in instances if _overlaps(e, window_start, window_end)]
+    instances += [
+        e
+        for e in own
+        if e.status != EventStatus.CANCELLED and _overlaps(e, window_start, window_end)
+    ]
+    instances.sort(key=lambda e: (e.start.start_in(fallback), e.provider_event_id or ""))
+    return tuple(instances[:max_instances])
+
+
+def _instance(master: Event, series_id: str, start: EventTime, duration: timedelta) -> Event:
+    if start.day is not None:
+        end = EventTime.on(start.day + duration)
+    else:
+        assert start.instant is not None
+        assert master.end.timezone is not None
+        end = EventTime(instant=start.instant + duration, timezone=master.end.timezone)
+    return dataclasses.replace(
+        master,
+        start=start,
+        end=end,
+        recurrence=(),
+        recurring_event_id=series_id,
+        original_start=start,
+        provider_event_id=instance_id(series_id, start),
+        calsync_id=None,
+    )
+
+
+def _overlaps(event: Event, window_start: datetime, window_end: datetime) -> bool:
+    fallback = event.timezone or "UTC"
+    begin = event.start.start_in(fallback)
+    end = event.end.start_in(fallback)
+    if end <= begin:  # zero length: a point inside the window
+        return window_start <= begin < window_end
+    return begin < window_end and end > window_start
+
+
+class _Series:
+    """Evaluates rules of one series on naive wall-clock times in the series' zone."""
+
+    def __init__(self, start: EventTime, fallback_zone: str = "UTC") -> None:
+        self.all_day = start.is_all_day
+        if start.day is not None:
+            self.tz: tzinfo = zone(fallback_zone)
+            self.dtstart = datetime.combine(start.day, time())
+            self.timezone: str | None = None
+        else:
+            assert start.timezone is not None
+            self.tz = zone(start.timezone)
+            self.dtstart = start.local().replace(tzinfo=None)
+            self.timezone = start.timezone
+
+    def key(self, value: EventTime) -> date | datetime:
+        """What identifies an instance: its date (all-day) or its UTC instant."""
+        if value.day is not None:
+            return value.day
+        assert value.instant is not None
+        return value.local().date() if self.all_day else value.instant
+
+    def to_event_time(self, naive: datetime) -> EventTime:
+        if self.all_day:
+            return EventTime.on(naive.date())
+        assert self.timezone is not None
+        return EventTime(instant=naive.replace(tzinfo=self.tz, fold=0), timezone=self.timezone)
+
+    def naive(self, value: DateValue) -> datetime:
+        """A recurrence date value as a wall-clock time of this series."""
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                return value
+            return value.astimezone(self.tz).replace(tzinfo=None)
+        return datetime.combine(value, self.dtstart.time())
+
+    def naive_bounds(self, start: datetime, end: datetime) -> tuple[datetime, datetime]:
+        """Wall-clock bounds that contain every local time of the instants in `[start, end)`."""
+        low = min(self._wall(start + shift) - shift for shift in _NEAR)
+        high = max(self._wall(end + shift) - shift for shift in _NEAR)
+        if self.all_day:
+            low = datetime.combine(low.date(), time())
+            high = datetime.combine(high.date(), time()) + timedelta(days=1)
+        return low, high
+
+    def _wall(self, instant: datetime) -> datetime:
+        return instant.astimezone(self.tz).replace(tzinfo=None)
+
+    def starts_in_window(
+        self, recurrence: RecurrenceSet, low_at: datetime, high_at: datetime, limit: int
+    ) -> list[EventTime]:
+        low, high = self.naive_bounds(low_at, high_at)
+        found: set[datetime] = set()
+        for rule in recurrence.rrules:
+            found.update(_take(self.rule_starts(rule, low, high), limit))
+        found.update(w for w in (self.naive(v) for v in recurrence.rdates) if low <= w <= high)
+        if low <= self.dtstart <= high:
+            found.add(self.dtstart)
+        excluded: set[datetime] = set()
+        for rule in recurrence.exrules:
+            excluded.update(_take(self.rule_starts(rule, low, high), limit + len(found)))
+        values = [self.to_event_time(w) for w in sorted(found) if w not in excluded]
+        exdates = {self._exdate_key(v) for v in recurrence.exdates}
+        exdays = {v for v in recurrence.exdates if not isinstance(v, datetime)}
+        return [
+            v
+            for v in values
+            if self.key(v) not in exdates and (self.all_day or _local_day(v) not in exdays)
+        ]
+
+    def _exdate_key(self, value: DateValue) -> date | datetime:
+        if self.all_day:
+            return self.naive(value).date()
+        if isinstance(value, datetime):
+            return self.naive(value).replace(tzinfo=self.tz, fold=0).astimezone(UTC)
+        return value  # a whole day excluded on a timed series: matched by local date
+
+    def rule_starts(
+        self, rule: RecurrenceRule, low: datetime, high: datetime | None
+    ) -> Iterator[datetime]:
+        """Wall-clock starts of `rule` from `low` to `high` (inclusive), in order."""
+        remaining = rule.count
+        until = self._until(rule)
+        begin = self.dtstart if remaining is not None else _shift(rule, self.dtstart, low)
+        stop = until + timedelta(days=2) if until is not None else None
+        generator = _dateutil_rule(rule, self.dtstart, begin, stop)
+        for position, value in enumerate(generator):
+            if remaining is not None:
+                if position == 0 and value != self.dtstart:
+                    remaining -= 1  # the start always counts as the first instance
+                if remaining <= 0:
+                    return
+                remaining -= 1
+            if until is not None and not self._until_allows(value, until, rule):
+                continue  # not `return`: a wall time in a DST gap maps past later ones
+            if high is not None and value > high:
+                return
+            if value >= low:
+                yield value
+
+    def _until(self, rule: RecurrenceRule) -> datetime | None:
+        if rule.until is None:
+            return None
+        if isinstance(rule.until, datetime):
+            return self.naive(rule.until)
+        return datetime.combine(rule.until, time.max)
+
+    def _until_allows(self, value: datetime, until: datetime, rule: RecurrenceRule) -> bool:
+        if isinstance(rule.until, datetime) and rule.until.tzinfo is not None and not self.all_day:
+            return value.replace(tzinfo=self.tz, fold=0) <= rule.until
+        return value <= until
+
+
+_NEAR: Final = (timedelta(days=-1), timedelta(0), timedelta(days=1))
+
+
+def _local_day(value: EventTime) -> date:
+    return value.local().date()
+
+
+def _take(values: Iterator[datetime], limit: int) -> list[datetime]:
+    result: list[datetime] = []
+    for value in values:
+        result.append(value)
+        if len(result) >= limit:
+            break
+    return result
+
+
+def _check_interval_reaches_byday(rule: RecurrenceRule, dtstart: datetime) -> None:
+    """Reject a fixed step of whole weeks that never lands on any BYDAY weekday."""
+    period = _FIXED_PERIOD.get(rule.freq)
+    if period is None or rule.freq == "WEEKLY" or not rule.byday:
+        return
+    step = period * rule.interval
+    if step % timedelta(weeks=1) == timedelta(0):
+        days = {r.weekday for r in rule.byday}
+        if dtstart.weekday() not in days:
+            raise ValidationError(
+                _FIELD, f"the rule never occurs: its step never lands on BYDAY ({rule.source})"
+            )
+
+
+def _shift(rule: RecurrenceRule, dtstart: datetime, low: datetime) -> datetime:
+    """A start a whole number of INTERVAL periods after `dtstart`, at or before `low`."""
+    if low <= dtstart:
+        return dtstart
+    period = _FIXED_PERIOD.get(rule.freq)
+    if period is not None:
+        step = period * rule.interval
+        return dtstart + step * ((low - dtstart) // step)
+    if rule.freq == "MONTHLY":
+        months = (low.year - dtstart.year) * 12 + low.month - dtstart.month
+        moved = dtstart + relativedelta(months=(months // rule.interval) * rule.interval)
+        return datetime.combine(moved.date().replace(day=1), time())
+    years = low.year - dtstart.year
+    moved_year = dtstart.year + (years // rule.interval) * rule.interval
+    return datetime(moved_year, 1, 1)
+
+
+def _dateutil_rule(
+    rule: RecurrenceRule, dtstart: datetime, begin: datetime, until: datetime | None
+) -> du.rrule:
+    """A dateutil rule equal to `rule` from `dtstart`, but iterated from `begin`.
+
+    dateutil derives missing BY-parts from its dtstart; they are pinned from the real
+    start so that starting later (at `begin`) does not change the rule.
+    """
+    freq = _DU_FREQ[rule.freq]
+    bymonth = rule.bymonth or None
+    bymonthday: tuple[int, ...] | None = rule.bymonthday or None
+    byweekday: list[du.weekday] | None = [du.weekday(r.weekday, r.nth) for r in rule.byday] or None
+    if not (rule.byweekno or rule.byyearday or rule.bymonthday or rule.byday):
+        if rule.freq == "YEARLY":
+            bymonth = bymonth or (dtstart.month,)
+            bymonthday = (dtstart.day,)
+        elif rule.freq == "MONTHLY":
+            bymonthday = (dtstart.day,)
+        elif rule.freq == "WEEKLY":
+            byweekday = [du.weekday(dtstart.weekday())]
+    fine = FREQUENCIES.index(rule.freq)
+    byhour = rule.byhour or ((dtstart.hour,) if fine < FREQUENCIES.index("HOURLY") else None)
+    byminute = rule.byminute or (
+        (dtstart.minute,) if fine < FREQUENCIES.index("MINUTELY") else None
+    )
+    bysecond = rule.bysecond or (
+        (dtstart.second,) if fine < FREQUENCIES.index("SECONDLY") else None
+    )
+    return du.rrule(
+        freq,
+        dtstart=begin,
+        interval=rule.interval,
+        wkst=rule.wkst,
+        until=until,
+        bysetpos=rule.bysetpos or None,
+        bymonth=bymonth,
+        bymonthday=bymonthday,
+        byyearday=rule.byyearday or None,
+        byweekno=rule.byweekno or None,
+        byweekday=byweekday,
+        byhour=byhour,
+        byminute=byminute,
+        bysecond=bysecond,
+        cache=False,
+    )

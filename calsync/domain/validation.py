@@ -1,0 +1,118 @@
+"""The rules an event must meet before calsync accepts it from a client.
+
+`event_problems` lists every broken rule; `validate_event` raises the first. They are
+applied to input (the REST API, a merge result about to be pushed), not to events read
+from Google, which calsync stores as Google has them. The limits follow Google's where
+Google has one (5 reminder overrides of at most 4 weeks; private extended property keys
+of at most 44 characters, of which calsync's `calsync_meta_` prefix takes 13).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from calsync.domain.errors import ValidationError
+from calsync.domain.models import Event
+from calsync.domain.recurrence import DEFAULT_MAX_COUNT, validate_recurrence
+
+MAX_TITLE_LENGTH: Final = 1024
+MAX_DESCRIPTION_LENGTH: Final = 8192
+MAX_LOCATION_LENGTH: Final = 1024
+MAX_CATEGORY_LENGTH: Final = 64
+MAX_ATTENDEES: Final = 200
+MAX_REMINDER_OVERRIDES: Final = 5
+MAX_REMINDER_MINUTES: Final = 40320
+MAX_METADATA_ENTRIES: Final = 32
+MAX_METADATA_VALUE_LENGTH: Final = 1024
+METADATA_KEY_PATTERN: Final = re.compile(r"[A-Za-z0-9_.-]{1,31}")
+_EMAIL: Final = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def validate_event(event: Event, *, max_recurrence_count: int = DEFAULT_MAX_COUNT) -> Event:
+    """Return `event` unchanged if it meets every rule; else raise the first `ValidationError`."""
+    problems = event_problems(event, max_recurrence_count=max_recurrence_count)
+    if problems:
+        raise problems[0]
+    return event
+
+
+def event_problems(
+    event: Event, *, max_recurrence_count: int = DEFAULT_MAX_COUNT
+) -> list[ValidationError]:
+    """Every rule `event` breaks, in field order; empty if it is acceptable."""
+    problems: list[ValidationError] = []
+    _check_texts(event, problems)
+    _check_times(event, problems)
+    _check_attendees(event, problems)
+    _check_reminders(event, problems)
+    _check_metadata(event, problems)
+    if event.recurrence:
+        if event.is_exception:
+            problems.append(ValidationError("recurrence", "an exception cannot recur itself"))
+        else:
+            try:
+                validate_recurrence(event.recurrence, event.start, max_count=max_recurrence_count)
+            except ValidationError as err:
+                problems.append(err)
+    return problems
+
+
+def _check_texts(event: Event, problems: list[ValidationError]) -> None:
+    for name, value, limit in (
+        ("title", event.title, MAX_TITLE_LENGTH),
+        ("description", event.description, MAX_DESCRIPTION_LENGTH),
+        ("location", event.location, MAX_LOCATION_LENGTH),
+    ):
+        if len(value) > limit:
+            problems.append(ValidationError(name, f"must be at most {limit} characters"))
+    if event.category is not None and not 1 <= len(event.category.strip()) <= MAX_CATEGORY_LENGTH:
+        problems.append(
+            ValidationError("category", f"must be 1 to {MAX_CATEGORY_LENGTH} characters")
+        )
+
+
+def _check_times(event: Event, problems: list[ValidationError]) -> None:
+    if event.duration.total_seconds() <= 0:
+        problems.append(ValidationError("end", "must be after the start"))
+    if event.original_start is not None and event.original_start.is_all_day != event.all_day:
+        problems.append(
+            ValidationError("original_start", "must be a date exactly when the event is all-day")
+        )
+
+
+def _check_attendees(event: Event, problems: list[ValidationError]) -> None:
+    if len(event.attendees) > MAX_ATTENDEES:
+        problems.append(ValidationError("attendees", f"at most {MAX_ATTENDEES} attendees"))
+    seen: set[str] = set()
+    for attendee in event.attendees:
+        if not _EMAIL.fullmatch(attendee.email):
+            problems.append(ValidationError("attendees", f"{attendee.email!r} is not an email"))
+        elif attendee.email in seen:
+            problems.append(ValidationError("attendees", f"{attendee.email!r} appears twice"))
+        seen.add(attendee.email)
+
+
+def _check_reminders(event: Event, problems: list[ValidationError]) -> None:
+    overrides = event.reminders.overrides
+    if len(overrides) > MAX_REMINDER_OVERRIDES:
+        problems.append(ValidationError("reminders", f"at most {MAX_REMINDER_OVERRIDES} reminders"))
+    for reminder in overrides:
+        if not 0 <= reminder.minutes <= MAX_REMINDER_MINUTES:
+            problems.append(
+                ValidationError("reminders", f"minutes must be 0 to {MAX_REMINDER_MINUTES}")
+            )
+
+
+def _check_metadata(event: Event, problems: list[ValidationError]) -> None:
+    if len(event.metadata) > MAX_METADATA_ENTRIES:
+        problems.append(ValidationError("metadata", f"at most {MAX_METADATA_ENTRIES} keys"))
+    for key, value in event.metadata.items():
+        if not METADATA_KEY_PATTERN.fullmatch(key):
+            problems.append(
+                ValidationError("metadata", f"key {key!r} must be 1-31 of A-Z a-z 0-9 _ . -")
+            )
+        if len(value) > MAX_METADATA_VALUE_LENGTH:
+            problems.append(
+                ValidationError("metadata", f"value of {key!r} exceeds 1024 characters")
+            )
