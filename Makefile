@@ -23,8 +23,8 @@ services:
 	bash scripts/ensure-services
 
 lint: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff check calsync workers migrations tests
+	$(BIN)/ruff format --check calsync workers migrations tests
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

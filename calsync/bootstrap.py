@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from calsync.config import JWTAlgorithm, Settings
 from calsync.jobs import Jobs, declare_jobs
+from calsync.providers.google.access import AccessTokens
 from calsync.providers.google.oauth import GoogleOAuth
 from calsync.queue import make_broker
 from calsync.store.db import make_engine, make_session_factory
@@ -44,6 +45,7 @@ class Services:
     secrets: SecretBox
     oauth_state: OAuthStateConfig
     google_oauth: GoogleOAuth
+    access_tokens: AccessTokens = field(init=False)
     jobs: Jobs = field(init=False)
 
     def close(self) -> None:
@@ -68,6 +70,9 @@ def bootstrap(
         secrets=SecretBox(settings.encryption_keys),
         oauth_state=OAuthStateConfig(Secret(settings.jwt_secret or settings.encryption_keys[0])),
         google_oauth=GoogleOAuth(settings),
+    )
+    services.access_tokens = AccessTokens(
+        services.sessions, services.secrets, services.google_oauth, clock
     )
     services.jobs = declare_jobs(services)
     return services

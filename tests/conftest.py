@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,8 @@ import redis
 import sqlalchemy as sa
 
 from calsync.config import Mode, Settings
+from calsync.emulator.server import EmulatorServer
+from calsync.emulator.testing import EmulatorControl
 from calsync.store.db import make_engine
 from calsync.store.migrate import upgrade
 from calsync.store.tables import Base
@@ -85,14 +87,14 @@ def migrated_pg_url(pg_admin_engine: sa.Engine) -> Iterator[str]:
 
 
 @pytest.fixture
-def pg_url(migrated_pg_url: str) -> Iterator[str]:
+def pg_url(migrated_pg_url: str) -> str:
     """The session's migrated PostgreSQL database, emptied before the test."""
     engine = make_engine(migrated_pg_url)
     names = ", ".join(f'"{t.name}"' for t in reversed(Base.metadata.sorted_tables))
     with engine.begin() as connection:
         connection.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
     engine.dispose()
-    yield migrated_pg_url
+    return migrated_pg_url
 
 
 @pytest.fixture
@@ -125,3 +127,38 @@ def production_settings(tmp_path: Path, pg_url: str, redis_url: str) -> Settings
         redis_url=redis_url,
         run_emulator=False,
     )
+
+
+@dataclass(frozen=True)
+class FakeGoogle:
+    """The in-process emulator standing in for Google, reset for the test."""
+
+    url: str
+    control: EmulatorControl
+
+    def settings_for(
+        self, settings: Settings, *, public_url: str = "http://testserver"
+    ) -> Settings:
+        """``settings`` with every Google call pointed at this emulator."""
+        return replace(
+            settings,
+            google_api_base=self.url,
+            google_oauth_base=self.url,
+            google_client_id="calsync-dev",
+            google_client_secret="calsync-dev-secret",
+            public_url=public_url,
+        )
+
+
+@pytest.fixture(scope="session")
+def _emulator_server() -> Iterator[EmulatorServer]:
+    with EmulatorServer() as server:
+        yield server
+
+
+@pytest.fixture
+def fake_google(_emulator_server: EmulatorServer) -> Iterator[FakeGoogle]:
+    """The emulator, reset, with its control API."""
+    with EmulatorControl(_emulator_server.url) as control:
+        control.reset()
+        yield FakeGoogle(_emulator_server.url, control)

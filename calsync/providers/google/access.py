@@ -1,0 +1,150 @@
+"""Valid Google access tokens for workers: refreshed before expiry, once, under a lock.
+
+Every Calendar API call a worker makes starts with :meth:`AccessTokens.for_user`. A token
+that expires within the margin is refreshed first; a 401 from the API leads to exactly one
+:meth:`AccessTokens.after_unauthorized` and one retry. Refreshing takes a per-user lock in
+this process and the token row's ``FOR UPDATE`` lock in PostgreSQL, and re-reads the row
+inside it, so concurrent workers refresh once and the others use the result.
+
+When Google answers ``invalid_grant`` the account is marked ``needs_reauth``, the sync log
+and audit trail record it, and :class:`AccountNeedsReauth` is raised; from then on no call
+reaches Google for that user until they sign in again, so a revoked grant never becomes a
+retry storm.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from calsync.providers.google.oauth import GoogleOAuth, InvalidGrant
+from calsync.store import audit, credentials
+from calsync.store.secrets import Secret, SecretBox
+from calsync.store.tables import SyncLog
+
+REFRESH_MARGIN = timedelta(minutes=5)
+
+
+class AccountNeedsReauth(Exception):
+    """The user's Google grant is gone; nothing can be done for them until they sign in."""
+
+    def __init__(self, user_id: uuid.UUID) -> None:
+        super().__init__(f"user {user_id} must sign in with Google again")
+        self.user_id = user_id
+
+
+class AccountNotConnected(Exception):
+    """The user never connected a Google account."""
+
+
+class AccessTokens:
+    """Hands out valid access tokens, refreshing them through :class:`GoogleOAuth`."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        box: SecretBox,
+        oauth: GoogleOAuth,
+        clock: Callable[[], datetime],
+        *,
+        margin: timedelta = REFRESH_MARGIN,
+    ) -> None:
+        self._sessions = sessions
+        self._box = box
+        self._oauth = oauth
+        self._clock = clock
+        self._margin = margin
+        self._locks: dict[uuid.UUID, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    def for_user(self, user_id: uuid.UUID) -> Secret:
+        """A token valid for at least the margin.
+
+        Raises:
+            AccountNeedsReauth: the grant was revoked (now or before).
+            AccountNotConnected: no tokens are stored for the user.
+            OAuthUnavailable: Google could not refresh it just now; retry later.
+        """
+        with self._sessions() as session:
+            stored = credentials.load_credentials(session, self._box, user_id)
+        current = self._usable(user_id, stored)
+        if current is not None:
+            return current
+        return self._refresh(user_id, rejected=None)
+
+    def after_unauthorized(self, user_id: uuid.UUID, rejected: Secret) -> Secret:
+        """A fresh token after the API refused ``rejected`` with 401; call it once per 401.
+
+        Raises the same errors as :meth:`for_user`.
+        """
+        return self._refresh(user_id, rejected=rejected)
+
+    def _usable(
+        self, user_id: uuid.UUID, stored: credentials.StoredCredentials | None
+    ) -> Secret | None:
+        if stored is None:
+            raise AccountNotConnected(f"user {user_id} has no Google tokens")
+        if stored.status != "valid":
+            raise AccountNeedsReauth(user_id)
+        if stored.expires_at is not None and stored.expires_at - self._margin <= self._clock():
+            return None
+        return stored.access_token
+
+    def _refresh(self, user_id: uuid.UUID, *, rejected: Secret | None) -> Secret:
+        with self._lock_for(user_id), self._sessions.begin() as session:
+            stored = credentials.load_credentials(session, self._box, user_id, lock=True)
+            if stored is not None and stored.status == "valid":
+                already_fresh = (
+                    stored.access_token != rejected
+                    if rejected is not None
+                    else self._usable(user_id, stored) is not None
+                )
+                if already_fresh:  # another worker refreshed while we waited
+                    return stored.access_token
+            elif stored is not None:
+                raise AccountNeedsReauth(user_id)
+            if stored is None:
+                raise AccountNotConnected(f"user {user_id} has no Google tokens")
+            if stored.refresh_token is None:
+                self._revoked(session, user_id, "no refresh token stored")
+                raise AccountNeedsReauth(user_id)
+            try:
+                granted = self._oauth.refresh(stored.refresh_token)
+            except InvalidGrant:
+                self._revoked(session, user_id, "Google refused the refresh token")
+                # The mark must persist even though we raise: commit it here.
+                session.commit()
+                raise AccountNeedsReauth(user_id) from None
+            credentials.save_tokens(
+                session,
+                self._box,
+                user_id=user_id,
+                access_token=granted.access_token,
+                refresh_token=granted.refresh_token,
+                expires_at=granted.expires_at,
+                scopes=granted.scopes or stored.scopes,
+            )
+            return granted.access_token
+
+    def _revoked(self, session: Session, user_id: uuid.UUID, reason: str) -> None:
+        credentials.mark_needs_reauth(session, user_id)
+        session.add(
+            SyncLog(
+                user_id=user_id,
+                kind="auth",
+                sync_status="error",
+                sync_time=self._clock(),
+                message=f"Google access was revoked ({reason}); sign in again to resume sync",
+            )
+        )
+        audit.record(
+            session, audit.AuditAction.TOKEN_REVOKED, subject_id=user_id, details={"reason": reason}
+        )
+
+    def _lock_for(self, user_id: uuid.UUID) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(user_id, threading.Lock())
