@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from calsync.providers.errors import AuthRevoked
 from calsync.providers.google.oauth import GoogleOAuth, InvalidGrant
 from calsync.store import audit, credentials
 from calsync.store.secrets import Secret, SecretBox
@@ -29,11 +30,11 @@ from calsync.store.tables import SyncLog
 REFRESH_MARGIN = timedelta(minutes=5)
 
 
-class AccountNeedsReauth(Exception):
+class AccountNeedsReauth(AuthRevoked):
     """The user's Google grant is gone; nothing can be done for them until they sign in."""
 
     def __init__(self, user_id: uuid.UUID) -> None:
-        super().__init__(f"user {user_id} must sign in with Google again")
+        super().__init__(f"user {user_id} must sign in with Google again", reason="invalid_grant")
         self.user_id = user_id
 
 
