@@ -55,7 +55,8 @@ def test_one_sided_changes_are_taken_whatever_the_policy(policy: ConflictPolicy)
     assert not result.conflicts
     assert not result.manual_conflict
     assert result.merged.etag == '"2"'  # provider fields come from remote
-    assert result.local_changed and result.remote_changed
+    assert result.local_changed
+    assert result.remote_changed
 
 
 def test_same_change_on_both_sides_is_no_conflict() -> None:
@@ -63,7 +64,8 @@ def test_same_change_on_both_sides_is_no_conflict() -> None:
     result = merge(BASE, both, both, policy=ConflictPolicy.MANUAL)
     assert resolution_of(result, "location") == Side.BOTH
     assert not result.manual_conflict
-    assert not result.local_changed and not result.remote_changed
+    assert not result.local_changed
+    assert not result.remote_changed
 
 
 @pytest.mark.parametrize(

@@ -66,7 +66,7 @@ def test_expansion_agrees_with_dateutil(
     exdates = [f"EXDATE;TZID={zone_name}:{d:%Y%m%dT%H%M%S}" for d in excluded]
     master = Event(
         start=EventTime.at(start, zone_name),
-        end=EventTime.at(start + duration, zone_name),
+        end=EventTime.at(start.astimezone(UTC) + duration, zone_name),  # exact, not wall-clock
         recurrence=(rule, *exdates),
         provider_event_id="master",
     )
