@@ -140,7 +140,8 @@ class EventStatus(StrEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Attendee:
-    """A person invited to an event. The email is stored lower-cased and stripped."""
+    """A person invited to an event. The email is stored lower-cased and stripped; an empty
+    display name is stored as `None`."""
 
     email: str
     display_name: str | None = None
@@ -150,6 +151,7 @@ class Attendee:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "email", self.email.strip().lower())
+        object.__setattr__(self, "display_name", self.display_name or None)
         object.__setattr__(self, "response_status", ResponseStatus(self.response_status))
 
 
