@@ -12,13 +12,15 @@ FROM python:3.11-slim
 ENV PATH=/opt/calsync/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
-RUN groupadd --system calsync && useradd --system --gid calsync --home-dir /app calsync
+# A fixed UID/GID so that Kubernetes can check runAsNonRoot (docs/deploy/kubernetes).
+RUN groupadd --system --gid 10001 calsync \
+    && useradd --system --uid 10001 --gid calsync --home-dir /app calsync
 WORKDIR /app
 COPY --from=build /opt/calsync /opt/calsync
 COPY alembic.ini ./
 COPY migrations ./migrations
 COPY workers ./workers
-USER calsync
+USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s \
   CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)" || exit 1

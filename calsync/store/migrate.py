@@ -44,8 +44,24 @@ def downgrade(engine: Engine, revision: str = "base") -> None:
 
 
 def is_at_head(engine: Engine) -> bool:
-    """True when the database's revision is the newest migration."""
-    heads = set(ScriptDirectory.from_config(alembic_config()).get_heads())
+    """True when the database's revision is the newest migration this code knows."""
+    return schema_state(engine) == "current"
+
+
+def schema_state(engine: Engine) -> str:
+    """Where the database stands against this code's migrations.
+
+    ``current``: at this code's head. ``ahead``: at a revision this code does not know,
+    which during a rolling upgrade means a newer release already migrated it (migrations
+    only add, so the older code keeps working). ``behind``: older, or not migrated at all.
+    """
+    scripts = ScriptDirectory.from_config(alembic_config())
+    heads = set(scripts.get_heads())
     with engine.connect() as connection:
         current = set(MigrationContext.configure(connection).get_current_heads())
-    return current == heads
+    if current == heads:
+        return "current"
+    known = {revision.revision for revision in scripts.walk_revisions()}
+    if current and not current <= known:
+        return "ahead"
+    return "behind"

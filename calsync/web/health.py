@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 
 from calsync import metrics
 from calsync.bootstrap import Services
-from calsync.store.migrate import is_at_head
+from calsync.store.migrate import schema_state
 from calsync.store.tables import QueueHeartbeat
 
 
@@ -39,7 +39,8 @@ def _readiness_checks(services: Services) -> dict[str, str]:
         with services.engine.connect() as connection:
             connection.execute(sa.text("SELECT 1"))
         checks["database"] = "ok"
-        checks["migrations"] = "ok" if is_at_head(services.engine) else "behind"
+        state = schema_state(services.engine)
+        checks["migrations"] = "ok" if state in {"current", "ahead"} else state
     except sa.exc.SQLAlchemyError as exc:
         checks["database"] = f"unavailable ({type(exc).__name__})"
         checks["migrations"] = "unknown"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from calsync.bootstrap import bootstrap
@@ -79,3 +80,19 @@ def test_metrics_count_requests_by_route_template(embedded_settings: Settings) -
     services.close()
 
     assert 'calsync_http_requests_total{method="GET",route="/healthz",status="200"}' in body
+
+
+def test_a_database_migrated_by_a_newer_release_is_still_ready(
+    production_settings: Settings, empty_pg_url: str
+) -> None:
+    # Given a database stamped with a revision this code does not know (a newer release)
+    services = bootstrap(replace(production_settings, database_url=empty_pg_url))
+    upgrade(services.engine)
+    with services.engine.begin() as connection:
+        connection.execute(sa.text("UPDATE alembic_version SET version_num = 'f00dfeed9999'"))
+    with TestClient(create_app(services)) as client:
+        ready = client.get("/readyz")
+    services.close()
+
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["migrations"] == "ok"
