@@ -186,24 +186,20 @@ class GoogleOAuth:
             raise OAuthUnavailable(f"revoke: {type(exc).__name__}") from None
 
     def _sync_client(self) -> OAuth2Client:
-        return OAuth2Client(
-            self._client_id,
-            self._client_secret.reveal(),
-            scope=" ".join(SCOPES),
-            redirect_uri=self._redirect_uri,
-            code_challenge_method="S256",
-            timeout=TIMEOUT,
-        )
+        return OAuth2Client(**self._client_options())
 
     def _async_client(self) -> AsyncOAuth2Client:
-        return AsyncOAuth2Client(
-            self._client_id,
-            self._client_secret.reveal(),
-            scope=" ".join(SCOPES),
-            redirect_uri=self._redirect_uri,
-            code_challenge_method="S256",
-            timeout=TIMEOUT,
-        )
+        return AsyncOAuth2Client(**self._client_options())
+
+    def _client_options(self) -> dict[str, Any]:
+        return {
+            "client_id": self._client_id,
+            "client_secret": self._client_secret.reveal(),
+            "scope": " ".join(SCOPES),
+            "redirect_uri": self._redirect_uri,
+            "code_challenge_method": "S256",
+            "timeout": TIMEOUT,
+        }
 
 
 def _translate(exc: AuthlibOAuthError) -> OAuthError:
