@@ -33,6 +33,7 @@ from authlib.common.security import generate_token
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from calsync.store.secrets import Secret
+from calsync.web.auth.moments import utc_moment
 
 __all__ = [
     "STATE_COOKIE_NAME",
@@ -139,7 +140,7 @@ def issue_state_cookie(
 
     The cookie value is ASCII (base64url and dots), well under 4 KiB.
     """
-    issued = _utc(now).replace(microsecond=0)
+    issued = utc_moment(now).replace(microsecond=0)
     bundle = OAuthState(
         state=generate_token(_STATE_LENGTH),
         code_verifier=Secret(generate_token(_VERIFIER_LENGTH)),
@@ -175,7 +176,7 @@ def verify_state_cookie(
     Raises:
         InvalidState: for every failure; see its ``reason``.
     """
-    moment = _utc(now)
+    moment = utc_moment(now)
     if not cookie:
         raise InvalidState("no state cookie")
     if not state_param:
@@ -255,11 +256,3 @@ def _b64decode(text: str) -> bytes:
     if not text.isascii():
         raise ValueError("not ASCII")
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _utc(now: datetime | None) -> datetime:
-    if now is None:
-        return datetime.now(UTC)
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError("now must be timezone-aware")
-    return now.astimezone(UTC)

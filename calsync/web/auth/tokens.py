@@ -39,6 +39,7 @@ from joserfc.jwk import Key, OctKey, OKPKey, RSAKey
 from joserfc.jws import JWSRegistry
 
 from calsync.store.secrets import Secret
+from calsync.web.auth.moments import utc_moment
 
 __all__ = [
     "PUBLIC_MESSAGE",
@@ -225,7 +226,7 @@ def issue_token(
     ttl = config.lifetime if lifetime is None else lifetime
     if ttl <= timedelta(0):
         raise ValueError("lifetime must be positive")
-    issued = int(_utc(now).timestamp())
+    issued = int(utc_moment(now).timestamp())
     claims: dict[str, Any] = {
         "iss": config.issuer,
         "aud": config.audience,
@@ -255,7 +256,7 @@ def verify_token(config: JWTConfig, token: str, *, now: datetime | None = None) 
         InvalidToken: for every rejection; see its ``reason``.
         ValueError: ``now`` is naive (a programming error, not a bad token).
     """
-    moment = _utc(now)
+    moment = utc_moment(now)
     if not isinstance(token, str) or not token:
         raise InvalidToken("empty token")
     if len(token.encode("utf-8", "surrogatepass")) > config.max_token_bytes:
@@ -456,11 +457,3 @@ def _b64url_decode(segment: str) -> bytes:
 def _clip(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 24 else text[:21] + "..."
-
-
-def _utc(now: datetime | None) -> datetime:
-    if now is None:
-        return datetime.now(UTC)
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError("now must be timezone-aware")
-    return now.astimezone(UTC)
