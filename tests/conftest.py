@@ -36,7 +36,7 @@ def unavailable(what: str, error: Exception) -> None:
     message = f"{what} is not reachable ({type(error).__name__}: {error})"
     if IN_CI:
         pytest.fail(message + " - CI needs it", pytrace=False)
-    pytest.skip(message)
+    pytest.skip(reason=message)
 
 
 @pytest.fixture(scope="session")

@@ -66,7 +66,7 @@ def _fresh_emulator(target: Target) -> None:
 def control(target: Target) -> EmulatorControl:
     """The control API; skips the test when pointed at the real Google."""
     if target.control is None:
-        pytest.skip(NEEDS_EMULATOR)
+        pytest.skip(reason=NEEDS_EMULATOR)
     return target.control
 
 
@@ -74,7 +74,7 @@ def control(target: Target) -> EmulatorControl:
 def emulator(target: Target) -> EmulatorServer:
     """The running in-process emulator (reset for this test); skips on real Google."""
     if target.server is None:
-        pytest.skip(NEEDS_EMULATOR)
+        pytest.skip(reason=NEEDS_EMULATOR)
     return target.server
 
 
@@ -83,7 +83,7 @@ def make_account(target: Target, email: str | None = None, **extra: Any) -> Acco
     if target.control is None:
         token = os.environ.get("CALSYNC_TEST_GOOGLE_ACCESS_TOKEN")
         if not token or email is not None or extra:
-            pytest.skip(NEEDS_EMULATOR)
+            pytest.skip(reason=NEEDS_EMULATOR)
         service = build_calendar_service(target.base_url, token)
         primary = service.calendars().get(calendarId="primary").execute()
         return Account(primary["id"], token, None, service)
