@@ -83,6 +83,8 @@ class User(Timestamped, Base):
     status: Mapped[str] = mapped_column(sa.String(16), default="active")
     display_name: Mapped[str | None] = mapped_column(sa.String(200))
     timezone: Mapped[str] = mapped_column(sa.String(64), default="UTC")
+    #: Set when Google answered ``quotaExceeded``: the user's writes wait until then.
+    writes_paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class OAuthToken(Timestamped, Base):
@@ -132,6 +134,12 @@ class Calendar(Timestamped, Base):
     sync_queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     conflict_policy: Mapped[str | None] = mapped_column(sa.String(32))
     poll_only: Mapped[bool] = mapped_column(default=False)
+    #: The sync lease: one pull at a time per calendar, across processes; it expires so
+    #: that a crashed worker does not hold it for ever.
+    sync_lease_owner: Mapped[str | None] = mapped_column(sa.String(128))
+    sync_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: When the last pull started: coalescing keeps pulls at least a minimum interval apart.
+    last_pull_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Event(Timestamped, Base):
@@ -184,6 +192,8 @@ class Event(Timestamped, Base):
     conflict: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
     remote_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Bumped by every local change; the API's etag (``If-Match``) is derived from it.
+    version: Mapped[int] = mapped_column(default=1)
 
 
 class EventAttendee(Timestamped, Base):
@@ -374,3 +384,32 @@ class UsedOAuthState(Base):
 
     state: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class IdempotencyKey(Base):
+    """The first answer to a POST sent with an ``Idempotency-Key``, replayed for repeats."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (sa.Index(None, "created_at"),)
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(sa.String(64))
+    status_code: Mapped[int] = mapped_column()
+    response_body: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PushSubscription(Timestamped, Base):
+    """A Web Push subscription of one user's browser or device."""
+
+    __tablename__ = "push_subscriptions"
+    __table_args__ = (sa.UniqueConstraint("user_id", "endpoint"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    endpoint: Mapped[str] = mapped_column(sa.String(2048))
+    p256dh: Mapped[str] = mapped_column(sa.String(255))
+    auth: Mapped[str] = mapped_column(sa.String(255))
