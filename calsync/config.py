@@ -40,6 +40,14 @@ class Mode(StrEnum):
     PRODUCTION = "production"
 
 
+class SendUpdates(StrEnum):
+    """Whom Google emails about calsync's writes to events with attendees (``sendUpdates``)."""
+
+    ALL = "all"
+    EXTERNAL_ONLY = "externalOnly"
+    NONE = "none"
+
+
 class ConflictPolicy(StrEnum):
     """What a three-way merge does with a field changed on both sides (design.md section 5)."""
 
@@ -110,6 +118,11 @@ class Settings:
     log_level: str = "INFO"
     run_emulator: bool = False
     emulator_port: int = 8765
+    sync_min_interval_seconds: float = 5.0
+    sync_lease_seconds: int = 300
+    channel_ttl_seconds: int = 604_800
+    outbox_max_attempts: int = 12
+    send_updates: SendUpdates = SendUpdates.ALL
 
     @property
     def is_embedded(self) -> bool:
@@ -344,6 +357,11 @@ def _production_from_env(env: _Env, database_url: str | None, redis_url: str | N
         log_level=env.text("LOG_LEVEL", "INFO") or "INFO",
         run_emulator=env.flag("RUN_EMULATOR", False),
         emulator_port=env.integer("EMULATOR_PORT", 8765, minimum=1),
+        sync_min_interval_seconds=env.integer("SYNC_MIN_INTERVAL_SECONDS", 5, minimum=0),
+        sync_lease_seconds=env.integer("SYNC_LEASE_SECONDS", 300, minimum=10),
+        channel_ttl_seconds=env.integer("CHANNEL_TTL_SECONDS", 604_800, minimum=3600),
+        outbox_max_attempts=env.integer("OUTBOX_MAX_ATTEMPTS", 12, minimum=1),
+        send_updates=env.choice("SEND_UPDATES", SendUpdates, SendUpdates.ALL),
     )
 
 
