@@ -8,9 +8,12 @@ Pure ASGI building blocks (no ``BaseHTTPMiddleware``, so streaming and
 - A token-bucket rate limiter behind the :class:`RateLimitBackend` port, with an
   in-process backend (:class:`InMemoryRateLimitBackend`) and a Redis one
   (:class:`RedisRateLimitBackend`, one atomic Lua script on Redis's own clock, so
-  every API process shares one bucket per key). :class:`RateLimitMiddleware`
-  applies one limit to a key taken from the request; routes that know the user
-  can call a backend directly and answer with :func:`rate_limited_response`.
+  every API process shares one bucket per key). The buckets themselves live in
+  :mod:`calsync.token_buckets`, shared with the workers' Google quota limiter;
+  ``RateLimit``, ``RateDecision`` and ``RateLimitUnavailable`` are re-exported here.
+  :class:`RateLimitMiddleware` applies one limit to a key taken from the request;
+  routes that know the user can call a backend directly and answer with
+  :func:`rate_limited_response`.
 
 Errors use the API's shape: ``{"error": {"code", "message", "details"}}``.
 Nothing here connects anywhere at import time; the Redis client is passed in.
@@ -19,17 +22,21 @@ Nothing here connects anywhere at import time; the Redis client is passed in.
 from __future__ import annotations
 
 import logging
-import math
-import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from calsync.token_buckets import (
+    BUCKET_SCRIPT,
+    InMemoryBuckets,
+    RateDecision,
+    RateLimit,
+    RateLimitUnavailable,
+    decision_from_script,
+    script_args,
+)
 from calsync.web.errors import error_response
 
 if TYPE_CHECKING:
@@ -141,60 +148,6 @@ def _declared_length(scope: Scope) -> int | None:
 # --- Rate limits -----------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class RateLimit:
-    """A token bucket: ``requests`` per ``per`` on average, bursts up to ``burst``.
-
-    ``burst`` defaults to ``requests``: a quiet key may spend a whole window at once.
-
-    Raises:
-        ValueError: non-positive ``requests``, ``per`` or ``burst``.
-    """
-
-    requests: int
-    per: timedelta
-    burst: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.requests <= 0 or self.per <= timedelta(0):
-            raise ValueError("a rate limit needs positive requests and period")
-        if self.burst is not None and self.burst <= 0:
-            raise ValueError("burst must be positive")
-
-    @property
-    def capacity(self) -> int:
-        """Bucket size: the largest burst."""
-        return self.requests if self.burst is None else self.burst
-
-    @property
-    def refill_per_second(self) -> float:
-        """Tokens added per second."""
-        return self.requests / self.per.total_seconds()
-
-    def check_cost(self, cost: int) -> None:
-        """Raise ValueError unless ``1 <= cost <= capacity`` (a larger cost never fits)."""
-        if not 1 <= cost <= self.capacity:
-            raise ValueError(f"cost must be between 1 and the capacity ({self.capacity})")
-
-
-@dataclass(frozen=True, slots=True)
-class RateDecision:
-    """The outcome of one hit: ``retry_after`` is seconds until it would fit (0 if allowed)."""
-
-    allowed: bool
-    remaining: int
-    retry_after: float
-
-    @property
-    def retry_after_header(self) -> str:
-        """``Retry-After`` value: whole seconds, rounded up, at least 1."""
-        return str(max(1, math.ceil(self.retry_after)))
-
-
-class RateLimitUnavailable(Exception):
-    """The backend could not be asked (for example Redis is down)."""
-
-
 class RateLimitBackend(Protocol):
     """Takes ``cost`` tokens from ``key``'s bucket if they are there.
 
@@ -207,21 +160,7 @@ class RateLimitBackend(Protocol):
         ...
 
 
-def _take(
-    tokens: float, updated: float, now: float, limit: RateLimit, cost: int
-) -> tuple[float, float, RateDecision]:
-    """Token-bucket step; returns the new (tokens, updated) and the decision."""
-    if now > updated:
-        tokens = min(float(limit.capacity), tokens + (now - updated) * limit.refill_per_second)
-        updated = now
-    if tokens >= cost:
-        tokens -= cost
-        return tokens, updated, RateDecision(True, math.floor(tokens), 0.0)
-    wait = (cost - tokens) / limit.refill_per_second
-    return tokens, updated, RateDecision(False, math.floor(tokens), wait)
-
-
-class InMemoryRateLimitBackend:
+class InMemoryRateLimitBackend(InMemoryBuckets):
     """Buckets in this process's memory; thread-safe; for embedded mode and tests.
 
     Each process has its own buckets, so N API processes allow N times the rate;
@@ -230,73 +169,13 @@ class InMemoryRateLimitBackend:
     are held (a full bucket is the same as no bucket).
     """
 
-    def __init__(
-        self, *, clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000
-    ) -> None:
-        self._clock = clock
-        self._max_keys = max_keys
-        self._lock = threading.Lock()
-        # key -> (tokens, updated, moment the bucket is full again)
-        self._buckets: dict[str, tuple[float, float, float]] = {}
-
     def hit_sync(self, key: str, limit: RateLimit, *, cost: int = 1) -> RateDecision:
         """Synchronous form of :meth:`hit`, for threads and sync code."""
-        limit.check_cost(cost)
-        with self._lock:
-            now = self._clock()
-            tokens, updated, _ = self._buckets.get(key, (float(limit.capacity), now, now))
-            tokens, updated, decision = _take(tokens, updated, now, limit, cost)
-            full_at = updated + (limit.capacity - tokens) / limit.refill_per_second
-            self._buckets[key] = (tokens, updated, full_at)
-            if len(self._buckets) > self._max_keys:
-                self._prune(now)
-        return decision
+        return self.take([(key, limit)], cost=cost)
 
     async def hit(self, key: str, limit: RateLimit, *, cost: int = 1) -> RateDecision:
         """See :class:`RateLimitBackend`; never raises RateLimitUnavailable."""
         return self.hit_sync(key, limit, cost=cost)
-
-    def __len__(self) -> int:
-        return len(self._buckets)
-
-    def _prune(self, now: float) -> None:
-        full = [key for key, (_, _, full_at) in self._buckets.items() if full_at <= now]
-        for key in full:
-            del self._buckets[key]
-
-
-# KEYS[1] bucket; ARGV: capacity, refill per second, cost, ttl in ms.
-# Redis's own clock (TIME) keeps processes with skewed clocks on one timeline.
-_BUCKET_SCRIPT: Final = """
-local capacity = tonumber(ARGV[1])
-local rate = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(state[1])
-local ts = tonumber(state[2])
-if tokens == nil or ts == nil then
-  tokens = capacity
-  ts = now
-end
-if now > ts then
-  tokens = math.min(capacity, tokens + (now - ts) * rate)
-  ts = now
-end
-local allowed = 0
-local wait = 0
-if tokens >= cost then
-  tokens = tokens - cost
-  allowed = 1
-else
-  wait = (cost - tokens) / rate
-end
-redis.call('HSET', KEYS[1],
-  'tokens', string.format('%.6f', tokens), 'ts', string.format('%.6f', ts))
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]))
-return {allowed, string.format('%.6f', tokens), string.format('%.6f', wait)}
-"""
 
 
 class RedisRateLimitBackend:
@@ -304,27 +183,26 @@ class RedisRateLimitBackend:
 
     ``client`` is a ``redis.asyncio.Redis``; this class never connects by itself.
     Keys are ``prefix + key`` hashes that expire once they would be full again.
-    Redis errors become :class:`RateLimitUnavailable` (from the original).
+    Redis errors become :class:`RateLimitUnavailable` (from the original). The
+    script is :data:`calsync.token_buckets.BUCKET_SCRIPT`, shared with the workers'
+    blocking :class:`~calsync.token_buckets.RedisBuckets`.
     """
 
     def __init__(self, client: Redis, *, prefix: str = "calsync:ratelimit:") -> None:
         self._client = client
         self._prefix = prefix
-        self._script = client.register_script(_BUCKET_SCRIPT)
+        self._script = client.register_script(BUCKET_SCRIPT)
 
     async def hit(self, key: str, limit: RateLimit, *, cost: int = 1) -> RateDecision:
         """See :class:`RateLimitBackend`."""
         from redis.exceptions import RedisError  # redis is only needed with this backend
 
-        limit.check_cost(cost)
-        ttl_ms = math.ceil(limit.capacity / limit.refill_per_second * 1000) + 1000
-        args: list[str | int] = [limit.capacity, repr(limit.refill_per_second), cost, ttl_ms]
+        keys, args = script_args([(key, limit)], cost, self._prefix)
         try:
-            result: Any = await self._script(keys=[self._prefix + key], args=args)
+            result: Any = await self._script(keys=keys, args=args)
         except RedisError as err:
             raise RateLimitUnavailable("the rate-limit store is unavailable") from err
-        allowed, tokens, wait = result
-        return RateDecision(bool(int(allowed)), math.floor(float(tokens)), float(wait))
+        return decision_from_script(result)
 
 
 def rate_limited_response(decision: RateDecision) -> JSONResponse:
