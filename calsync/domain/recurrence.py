@@ -47,6 +47,7 @@ __all__ = [
     "MAX_INSTANCES_LIMIT",
     "expand",
     "instance_id",
+    "series_end",
     "validate_recurrence",
 ]
 
@@ -154,6 +155,37 @@ def expand(
     ]
     instances.sort(key=lambda e: (e.start.start_in(fallback), e.provider_event_id or ""))
     return tuple(instances[:max_instances])
+
+
+def series_end(master: Event, *, max_count: int = DEFAULT_MAX_COUNT) -> datetime | None:
+    """An instant no instance of the series ends after, or `None` if it has no end.
+
+    A single event ends at its end. A series with a rule without COUNT or UNTIL has no
+    end. Otherwise the bound is exact for COUNT rules and RDATEs and may be later than
+    the last instance for UNTIL (the instance starting at UNTIL plus the duration): it is
+    meant for range queries, which may over-select but never miss. Raises
+    `ValidationError` for recurrence lines that do not validate.
+    """
+    fallback = master.timezone or "UTC"
+    if not master.recurrence:
+        return master.end.start_in(fallback)
+    recurrence = validate_recurrence(master.recurrence, master.start, max_count=max_count)
+    series = _Series(master.start, fallback)
+    ends: list[datetime] = [master.end.start_in(fallback)]
+    for rule in recurrence.rrules:
+        if rule.count is None and rule.until is None:
+            return None
+        if rule.until is not None:
+            until = series.to_event_time(series.naive_until(rule)).start_in(fallback)
+            ends.append(until + master.duration + timedelta(days=1))
+            continue
+        starts = list(series.rule_starts(rule, series.dtstart, None))
+        if starts:
+            ends.append(series.to_event_time(starts[-1]).start_in(fallback) + master.duration)
+    for value in recurrence.rdates:
+        start = series.to_event_time(series.naive(value)).start_in(fallback)
+        ends.append(start + master.duration)
+    return max(ends)
 
 
 def _instance(master: Event, series_id: str, start: EventTime, duration: timedelta) -> Event:
@@ -283,6 +315,12 @@ class _Series:
                 return
             if value >= low:
                 yield value
+
+    def naive_until(self, rule: RecurrenceRule) -> datetime:
+        """A rule's UNTIL as a wall-clock time of this series. The rule must have one."""
+        until = self._until(rule)
+        assert until is not None
+        return until
 
     def _until(self, rule: RecurrenceRule) -> datetime | None:
         if rule.until is None:

@@ -174,12 +174,16 @@ class Event(Timestamped, Base):
     start_time: Mapped[datetime] = mapped_column(UTCDateTime)
     end_time: Mapped[datetime] = mapped_column(UTCDateTime)
     timezone: Mapped[str] = mapped_column(sa.String(64), default="UTC")
+    #: The end's zone when it differs from the start's (Google allows that), else ``None``.
+    end_timezone: Mapped[str | None] = mapped_column(sa.String(64))
     all_day: Mapped[bool] = mapped_column(default=False)
     is_recurring: Mapped[bool] = mapped_column(default=False)
     recurrence_rule: Mapped[str | None] = mapped_column(sa.Text)
     recurrence_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
     recurring_event_id: Mapped[str | None] = mapped_column(sa.String(1024))
     original_start_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The zone of a timed ``original_start_time``; ``None`` when it names a whole day.
+    original_start_timezone: Mapped[str | None] = mapped_column(sa.String(64))
     status: Mapped[str] = mapped_column(sa.String(16), default="confirmed")
     organizer_email: Mapped[str | None] = mapped_column(sa.String(320))
     etag: Mapped[str | None] = mapped_column(sa.String(128))

@@ -67,6 +67,10 @@ def upgrade() -> None:
     op.add_column(
         "calendars", sa.Column("sync_lease_until", sa.DateTime(timezone=True), nullable=True)
     )
+    op.add_column("events", sa.Column("end_timezone", sa.String(length=64), nullable=True))
+    op.add_column(
+        "events", sa.Column("original_start_timezone", sa.String(length=64), nullable=True)
+    )
     op.add_column("calendars", sa.Column("last_pull_at", sa.DateTime(timezone=True), nullable=True))
     op.add_column("events", sa.Column("version", sa.Integer(), nullable=False, server_default="1"))
     op.add_column(
@@ -77,6 +81,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_column("users", "writes_paused_until")
     op.drop_column("events", "version")
+    op.drop_column("events", "original_start_timezone")
+    op.drop_column("events", "end_timezone")
     op.drop_column("calendars", "last_pull_at")
     op.drop_column("calendars", "sync_lease_until")
     op.drop_column("calendars", "sync_lease_owner")

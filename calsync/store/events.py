@@ -1,0 +1,271 @@
+"""The events repository: rows of ``events`` and ``event_attendees`` <-> domain `Event`s.
+
+Rows never leave ``calsync.store``; callers get `StoredEvent` values (the domain `Event`
+plus calsync's bookkeeping: local id, calendar, owner, sync state, version). Writes go
+through `event_columns`, which is the one mapping from an `Event` to column values, so
+that the API, the pull and the push store events the same way.
+
+Column conventions: an all-day start/end is stored as midnight UTC of its date with
+``all_day`` set; a timed one as its UTC instant with the zone in ``timezone``. An all-day
+event without a zone stores ``timezone`` as the empty string. ``recurrence_end`` is an
+upper bound of the series' last end (`calsync.domain.recurrence.series_end`), ``NULL``
+for a series without end, so range queries can skip series that ended before a window.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from calsync.domain.codec import event_from_document, event_to_document
+from calsync.domain.errors import ValidationError
+from calsync.domain.models import (
+    Attendee,
+    Event,
+    EventStatus,
+    EventTime,
+    Reminder,
+    ReminderMethod,
+    Reminders,
+    ResponseStatus,
+)
+from calsync.domain.recurrence import series_end
+from calsync.store.tables import Event as EventRow
+from calsync.store.tables import EventAttendee, User
+
+__all__ = [
+    "StoredEvent",
+    "attendees_by_event",
+    "event_columns",
+    "load_stored",
+    "replace_attendees",
+    "stored_event",
+    "to_event",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredEvent:
+    """One event as calsync holds it: the domain value plus local bookkeeping.
+
+    `sync_state` is ``synced``, ``pending`` (local edits not yet on Google), ``conflict``
+    (a manual-policy conflict awaits the user) or ``error`` (`sync_error` says why).
+    `version` grows with every local change; the API's etag is derived from it.
+    """
+
+    id: uuid.UUID
+    calendar_id: uuid.UUID
+    user_id: uuid.UUID
+    event: Event
+    sync_state: str
+    sync_error: str | None
+    conflict: dict[str, Any] | None
+    version: int
+    base: Event | None
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
+
+    @property
+    def etag(self) -> str:
+        """The API's strong etag of this version of the event."""
+        return f'"{self.id.hex[:12]}-{self.version}"'
+
+
+def _day_instant(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+def _time(instant: datetime, zone_name: str | None, all_day: bool) -> EventTime:
+    if all_day:
+        return EventTime.on(instant.astimezone(UTC).date())
+    return EventTime(instant=instant, timezone=zone_name or "UTC")
+
+
+def _instant(value: EventTime) -> datetime:
+    if value.day is not None:
+        return _day_instant(value.day)
+    assert value.instant is not None
+    return value.instant
+
+
+def event_columns(event: Event) -> dict[str, Any]:
+    """The ``events`` column values (by column name) that store `event`'s fields.
+
+    Covers every field of the domain value except attendees (`replace_attendees`) and
+    identity (``id``, ``calendar_id``, ``user_id``), which the caller sets. An invalid
+    recurrence (Google may hold rules calsync would refuse) stores no ``recurrence_end``,
+    which range queries read as "no end".
+    """
+    try:
+        end_bound = series_end(event) if event.recurrence else None
+    except ValidationError:
+        end_bound = None
+    original = event.original_start
+    return {
+        "google_event_id": event.provider_event_id,
+        "title": event.title,
+        "description": event.description,
+        "location": event.location,
+        "category": event.category,
+        "start_time": _instant(event.start),
+        "end_time": _instant(event.end),
+        "timezone": event.timezone or "",
+        "end_timezone": event.end.timezone if event.end.timezone != event.timezone else None,
+        "all_day": event.all_day,
+        "is_recurring": event.is_recurring,
+        "recurrence_rule": "\n".join(event.recurrence) or None,
+        "recurrence_end": end_bound,
+        "recurring_event_id": event.recurring_event_id,
+        "original_start_time": _instant(original) if original is not None else None,
+        "original_start_timezone": original.timezone if original is not None else None,
+        "status": event.status.value,
+        "organizer_email": event.organizer_email,
+        "etag": event.etag,
+        "sequence": event.sequence,
+        "reminders": {
+            "use_default": event.reminders.use_default,
+            "overrides": [[r.minutes, r.method.value] for r in event.reminders.overrides],
+        },
+        "metadata": dict(event.metadata),
+        "remote_updated_at": event.updated,
+    }
+
+
+def to_event(row: EventRow, attendees: Iterable[EventAttendee] = ()) -> Event:
+    """The domain value a row (and its attendee rows) stores."""
+    reminders = row.reminders or {}
+    original: EventTime | None = None
+    if row.original_start_time is not None:
+        timed = row.original_start_timezone is not None
+        original = _time(row.original_start_time, row.original_start_timezone, not timed)
+    return Event(
+        title=row.title,
+        description=row.description or "",
+        location=row.location or "",
+        category=row.category,
+        start=_time(row.start_time, row.timezone, row.all_day),
+        end=_time(row.end_time, row.end_timezone or row.timezone, row.all_day),
+        timezone=row.timezone or None,
+        recurrence=tuple(row.recurrence_rule.split("\n")) if row.recurrence_rule else (),
+        attendees=tuple(
+            Attendee(
+                email=a.email,
+                display_name=a.display_name,
+                response_status=ResponseStatus(a.response_status),
+                optional=a.optional,
+                organizer=a.is_organizer,
+            )
+            for a in attendees
+        ),
+        reminders=Reminders(
+            use_default=bool(reminders.get("use_default", True)),
+            overrides=tuple(
+                Reminder(int(m), ReminderMethod(method))
+                for m, method in reminders.get("overrides", ())
+            ),
+        ),
+        metadata=row.app_metadata or {},
+        status=EventStatus(row.status),
+        organizer_email=row.organizer_email,
+        recurring_event_id=row.recurring_event_id,
+        original_start=original,
+        calsync_id=str(row.id),
+        provider_event_id=row.google_event_id,
+        etag=row.etag,
+        sequence=row.sequence,
+        updated=row.remote_updated_at,
+    )
+
+
+def stored_event(row: EventRow, attendees: Iterable[EventAttendee] = ()) -> StoredEvent:
+    """The `StoredEvent` of a row and its attendee rows."""
+    return StoredEvent(
+        id=row.id,
+        calendar_id=row.calendar_id,
+        user_id=row.user_id,
+        event=to_event(row, attendees),
+        sync_state=row.sync_state,
+        sync_error=row.sync_error,
+        conflict=row.conflict,
+        version=row.version,
+        base=event_from_document(row.base_version) if row.base_version else None,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        deleted_at=row.deleted_at,
+    )
+
+
+def base_document(event: Event) -> dict[str, Any]:
+    """What ``events.base_version`` stores for `event`."""
+    return event_to_document(event)
+
+
+def attendees_by_event(
+    session: Session, event_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[EventAttendee]]:
+    """The attendee rows of each of `event_ids` (events without any are absent)."""
+    found: dict[uuid.UUID, list[EventAttendee]] = {}
+    for chunk_start in range(0, len(event_ids), 1000):
+        chunk = event_ids[chunk_start : chunk_start + 1000]
+        rows = session.scalars(
+            sa.select(EventAttendee)
+            .where(EventAttendee.event_id.in_(chunk))
+            .order_by(EventAttendee.email)
+        )
+        for row in rows:
+            found.setdefault(row.event_id, []).append(row)
+    return found
+
+
+def load_stored(session: Session, event_id: uuid.UUID) -> StoredEvent | None:
+    """The event with local id `event_id`, deleted or not, or `None`."""
+    row = session.get(EventRow, event_id)
+    if row is None:
+        return None
+    return stored_event(row, attendees_by_event(session, [row.id]).get(row.id, ()))
+
+
+def replace_attendees(
+    session: Session, event_ids_and_attendees: Sequence[tuple[uuid.UUID, Sequence[Attendee]]]
+) -> None:
+    """Make the attendee rows of each event exactly the given attendees.
+
+    Attendees whose email belongs to a calsync user are linked to that user, so that the
+    user sees the invitation. Works in bulk: one delete and one insert per call.
+    """
+    if not event_ids_and_attendees:
+        return
+    event_ids = [event_id for event_id, _ in event_ids_and_attendees]
+    for chunk_start in range(0, len(event_ids), 1000):
+        chunk = event_ids[chunk_start : chunk_start + 1000]
+        session.execute(sa.delete(EventAttendee).where(EventAttendee.event_id.in_(chunk)))
+    emails = {a.email for _, attendees in event_ids_and_attendees for a in attendees}
+    users: dict[str, uuid.UUID] = {}
+    if emails:
+        for email, user_id in session.execute(
+            sa.select(User.email, User.id).where(User.email.in_(sorted(emails)))
+        ):
+            users[email] = user_id
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "event_id": event_id,
+            "user_id": users.get(a.email),
+            "email": a.email,
+            "display_name": a.display_name,
+            "response_status": a.response_status.value,
+            "optional": a.optional,
+            "is_organizer": a.organizer,
+        }
+        for event_id, attendees in event_ids_and_attendees
+        for a in attendees
+    ]
+    if rows:
+        session.execute(sa.insert(EventAttendee), rows)

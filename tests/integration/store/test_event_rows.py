@@ -1,0 +1,127 @@
+"""Events survive a trip through the ``events`` and ``event_attendees`` rows, on both databases."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from sqlalchemy.orm import Session, sessionmaker
+
+from calsync.domain.models import Event, EventTime
+from calsync.store.db import make_engine, make_session_factory
+from calsync.store.events import event_columns, load_stored, replace_attendees
+from calsync.store.migrate import upgrade
+from calsync.store.tables import Calendar, User
+from calsync.store.tables import Event as EventRow
+from tests.strategies import events
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sessions(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[sessionmaker[Session]]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'calsync.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    engine = make_engine(url)
+    upgrade(engine)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+def _owner(session: Session) -> tuple[uuid.UUID, uuid.UUID]:
+    user = User(email=f"{uuid.uuid4().hex[:8]}@example.com")
+    session.add(user)
+    session.flush()
+    calendar = Calendar(user_id=user.id, provider_calendar_id="primary", access_role="owner")
+    session.add(calendar)
+    session.flush()
+    return user.id, calendar.id
+
+
+def _store(session: Session, event: Event) -> uuid.UUID:
+    user_id, calendar_id = _owner(session)
+    event_id = uuid.uuid4()
+    session.execute(
+        sa.insert(EventRow.__table__).values(
+            id=event_id, user_id=user_id, calendar_id=calendar_id, **event_columns(event)
+        )
+    )
+    replace_attendees(session, [(event_id, event.attendees)])
+    return event_id
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(event=events())
+def test_an_event_reads_back_as_it_was_written(
+    sessions: sessionmaker[Session], event: Event
+) -> None:
+    event = dataclasses.replace(
+        event,
+        provider_event_id=f"g{uuid.uuid4().hex}",
+        etag='"5"',
+        sequence=2,
+        organizer_email="owner@example.com",
+        updated=datetime(2026, 5, 1, tzinfo=UTC),
+    )
+    with sessions.begin() as session:
+        event_id = _store(session, event)
+    with sessions() as session:
+        stored = load_stored(session, event_id)
+    assert stored is not None
+    assert stored.event == dataclasses.replace(event, calsync_id=str(event_id))
+
+
+def test_exceptions_keep_a_timed_or_whole_day_original_start(
+    sessions: sessionmaker[Session],
+) -> None:
+    for original in (
+        EventTime.at(datetime(2026, 3, 29, 0, 0), "UTC"),
+        EventTime.on(date(2026, 3, 29)),
+    ):
+        exception = Event(
+            start=EventTime.on(date(2026, 3, 30)),
+            end=EventTime.on(date(2026, 3, 31)),
+            recurring_event_id="series1",
+            original_start=original,
+        )
+        with sessions.begin() as session:
+            event_id = _store(session, exception)
+        with sessions() as session:
+            stored = load_stored(session, event_id)
+        assert stored is not None
+        assert stored.event.original_start == original
+
+
+def test_attendees_who_are_users_are_linked_to_them(sessions: sessionmaker[Session]) -> None:
+    from calsync.domain.models import Attendee
+    from calsync.store.tables import EventAttendee
+
+    with sessions.begin() as session:
+        colleague = User(email="colleague@example.com")
+        session.add(colleague)
+        session.flush()
+        event = Event(
+            start=EventTime.on(date(2026, 1, 1)),
+            end=EventTime.on(date(2026, 1, 2)),
+            attendees=(Attendee(email="colleague@example.com"), Attendee(email="x@ext.org")),
+        )
+        event_id = _store(session, event)
+        colleague_id = colleague.id
+    with sessions() as session:
+        links = dict(
+            session.execute(
+                sa.select(EventAttendee.email, EventAttendee.user_id).where(
+                    EventAttendee.event_id == event_id
+                )
+            ).all()
+        )
+    assert links == {"colleague@example.com": colleague_id, "x@ext.org": None}
