@@ -1,1 +1,1 @@
-"""calsync."""
+"""Sync use cases in flow order: connect, pull (with reconcile), push, channels."""
