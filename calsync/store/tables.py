@@ -198,6 +198,9 @@ class Event(Timestamped, Base):
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: Bumped by every local change; the API's etag (``If-Match``) is derived from it.
     version: Mapped[int] = mapped_column(default=1)
+    #: While set and in the future, one push job owns this event's writes to Google, so
+    #: that two workers never write the same event concurrently (it expires after a crash).
+    push_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class EventAttendee(Timestamped, Base):

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
+from alembic import op
+
 revision: str = "0005"
 down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
@@ -16,8 +19,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    op.add_column(
+        "events", sa.Column("push_lease_until", sa.DateTime(timezone=True), nullable=True)
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_column("events", "push_lease_until")
