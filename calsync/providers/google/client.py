@@ -1,0 +1,539 @@
+"""The Google Calendar API v3 adapter of `CalendarProvider`, for one user.
+
+It owns the HTTP side of talking to Google: building requests with the real
+google-api-python-client (its bundled discovery document, built once per process),
+authenticating them with the user's access token (one refresh and retry on 401),
+spending the shared quota before each request, retrying transient failures and rate
+limits a few times within one call, and translating every failure through
+:mod:`calsync.providers.google.errors`. JSON <-> `Event` is
+:mod:`calsync.providers.google.mapping`'s business.
+
+Sync rules it follows (https://developers.google.com/calendar/api/guides/sync):
+listings are `events.list` with `maxResults=2500`, `showDeleted=true`,
+`singleEvents=false` and either nothing else or the `syncToken`; writes carry
+`sendUpdates` and, when given, `If-Match`.
+
+It does not decide what to do about an error (the sync use cases and jobs do) and does
+not page by itself except through the calendar list. A client is meant for one job on
+one thread (`GoogleProviders.for_user` makes a new one each time); connections are per
+thread in any case (`HttpPool`), since ``httplib2.Http`` is not thread-safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, NamedTuple, Protocol
+
+import httplib2
+from googleapiclient.discovery import build
+from tenacity import RetryCallState, Retrying, retry_if_exception, wait_random_exponential
+
+from calsync.config import Settings
+from calsync.domain.models import Event
+from calsync.providers.base import CalendarInfo, ChangesPage, Channel
+from calsync.providers.errors import AuthRevoked, Permanent, RateLimited, Transient
+from calsync.providers.google.access import AccountNotConnected
+from calsync.providers.google.errors import (
+    TRANSPORT_ERRORS,
+    HttpError,
+    is_unauthorized,
+    translate_http_error,
+    translate_transport_error,
+)
+from calsync.providers.google.mapping import event_from_google, event_to_google
+from calsync.providers.google.oauth import OAuthUnavailable
+from calsync.providers.quota import QuotaWaitExceeded
+from calsync.store.secrets import Secret
+
+__all__ = [
+    "CalendarZones",
+    "GoogleCalendarClient",
+    "HttpPool",
+    "QuotaGate",
+    "TokenSource",
+    "calendar_api",
+]
+
+logger = logging.getLogger(__name__)
+
+PAGE_SIZE: Final = 2500  # Google's maximum for events.list
+CALENDAR_LIST_PAGE_SIZE: Final = 250  # Google's maximum for calendarList.list
+DEFAULT_TIMEOUT: Final = 30.0
+DEFAULT_ATTEMPTS: Final = 4
+MAX_RETRY_AFTER: Final = 30.0  # longer waits go back to the job queue
+TOKEN_RECHECK: Final = 60.0  # seconds a client reuses a token before asking the store again
+FALLBACK_ZONE: Final = "UTC"
+
+
+class TokenSource(Protocol):
+    """Valid access tokens for a user (`calsync.providers.google.access.AccessTokens`)."""
+
+    def for_user(self, user_id: uuid.UUID) -> Secret: ...
+
+    def after_unauthorized(self, user_id: uuid.UUID, rejected: Secret) -> Secret: ...
+
+
+class QuotaGate(Protocol):
+    """Spends one request of a user's quota (`calsync.providers.quota.QuotaLimiter`)."""
+
+    def acquire(self, user_id: uuid.UUID) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _Api(NamedTuple):
+    events: Any
+    calendar_list: Any
+    calendars: Any
+    channels: Any
+
+
+_apis: dict[str, _Api] = {}
+_apis_lock = threading.Lock()
+
+
+def calendar_api(api_base: str) -> _Api:
+    """The Calendar v3 resources for ``api_base``, built once per process and shared.
+
+    Building them (discovery document, one Python method per API method) takes
+    milliseconds per resource; making a request from them takes microseconds. They
+    carry no credentials and no connection: each request is executed with its
+    client's own ``http``.
+    """
+    endpoint = api_base.rstrip("/") + "/calendar/v3/"
+    with _apis_lock:
+        api = _apis.get(endpoint)
+        if api is None:
+            service = build(
+                "calendar",
+                "v3",
+                http=httplib2.Http(),  # placeholder: never used, requests get their own
+                static_discovery=True,
+                cache_discovery=False,
+                client_options={"api_endpoint": endpoint},
+            )
+            api = _Api(
+                service.events(), service.calendarList(), service.calendars(), service.channels()
+            )
+            _apis[endpoint] = api
+        return api
+
+
+class CalendarZones:
+    """Calendar id -> time zone, shared by the clients of a process.
+
+    Event mapping needs the calendar's zone (all-day events, date-times without one).
+    Listings refresh it for free; single-event calls ask Google only on a miss.
+    """
+
+    def __init__(self, *, max_entries: int = 100_000) -> None:
+        self._zones: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._max_entries = max_entries
+
+    def get(self, calendar_id: str) -> str | None:
+        with self._lock:
+            return self._zones.get(calendar_id)
+
+    def remember(self, calendar_id: str, zone: str) -> None:
+        with self._lock:
+            if len(self._zones) >= self._max_entries and calendar_id not in self._zones:
+                self._zones.clear()  # rare; a miss only costs one calendars.get
+            self._zones[calendar_id] = zone
+
+
+class HttpPool:
+    """One ``httplib2.Http`` per thread (it is not thread-safe), reused by every client.
+
+    Connections stay open between calls and jobs on the same thread; :meth:`close` shuts
+    them all (an ``Http`` reconnects if used again).
+    """
+
+    def __init__(self, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self._timeout = timeout
+        self._local = threading.local()
+        self._all: list[httplib2.Http] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> httplib2.Http:
+        """This thread's ``Http``."""
+        http: httplib2.Http | None = getattr(self._local, "http", None)
+        if http is None:
+            http = httplib2.Http(timeout=self._timeout)
+            self._local.http = http
+            with self._lock:
+                self._all.append(http)
+        return http
+
+    def close(self) -> None:
+        """Close every connection of every thread's ``Http``."""
+        with self._lock:
+            for http in self._all:
+                http.close()
+
+
+class GoogleCalendarClient:
+    """`CalendarProvider` on Google Calendar API v3, acting as one user.
+
+    ``api_calls`` counts the HTTP requests sent, retries included, for the sync log.
+    ``sleep`` is the only way this class waits (retry backoff), so tests inject it.
+    ``page_size`` is the events per listing page (Google's maximum unless a test pages).
+    Connections come from ``http`` (shared, one per thread) or from a pool of the
+    client's own, which :meth:`close` (or leaving a ``with`` block) shuts.
+    """
+
+    def __init__(
+        self,
+        *,
+        user_id: uuid.UUID,
+        settings: Settings,
+        tokens: TokenSource,
+        quota: QuotaGate,
+        zones: CalendarZones | None = None,
+        http: HttpPool | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_attempts: int = DEFAULT_ATTEMPTS,
+        max_retry_after: float = MAX_RETRY_AFTER,
+        monotonic: Callable[[], float] = time.monotonic,
+        page_size: int = PAGE_SIZE,
+    ) -> None:
+        self.user_id = user_id
+        self.api_calls = 0
+        self._api = calendar_api(settings.google_api_base)
+        self._send_updates = str(settings.send_updates)
+        self._tokens = tokens
+        self._quota = quota
+        self._zones = zones if zones is not None else CalendarZones()
+        self._own_http = http is None
+        self._http = http if http is not None else HttpPool(timeout=timeout)
+        self._monotonic = monotonic
+        self._token: Secret | None = None
+        self._token_at = 0.0
+        self._max_retry_after = max_retry_after
+        self._page_size = page_size
+        self._retrying = Retrying(
+            stop=self._should_stop(max_attempts),
+            wait=self._wait,
+            retry=retry_if_exception(_retryable),
+            sleep=sleep,
+            reraise=True,
+        )
+
+    def close(self) -> None:
+        """Close the client's own connections (shared ones belong to their pool)."""
+        if self._own_http:
+            self._http.close()
+
+    def __enter__(self) -> GoogleCalendarClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- CalendarProvider ----------------------------------------------------------
+
+    def list_calendars(self) -> list[CalendarInfo]:
+        calendars: list[CalendarInfo] = []
+        page_token: str | None = None
+        while True:
+            answer = self._calendar_list_page(page_token)
+            for item in answer.get("items") or ():
+                calendars.append(_calendar_info(item))
+                if item.get("timeZone"):
+                    self._zones.remember(item["id"], item["timeZone"])
+            page_token = answer.get("nextPageToken")
+            if not page_token:
+                return calendars
+
+    def _calendar_list_page(self, page_token: str | None) -> Any:
+        params: dict[str, Any] = {
+            "maxResults": CALENDAR_LIST_PAGE_SIZE,
+            "showHidden": True,
+            "showDeleted": True,
+        }
+        if page_token:
+            params["pageToken"] = page_token
+        return self._execute(lambda api: api.calendar_list.list(**params), cursor=page_token)
+
+    def list_changes(
+        self, calendar_id: str, *, sync_token: str | None, page_token: str | None
+    ) -> ChangesPage:
+        params: dict[str, Any] = {
+            "calendarId": calendar_id,
+            "maxResults": self._page_size,
+            "showDeleted": True,
+            "singleEvents": False,
+        }
+        if sync_token:
+            params["syncToken"] = sync_token
+        if page_token:
+            params["pageToken"] = page_token
+        answer = self._execute(
+            lambda api: api.events.list(**params),
+            cursor=page_token or sync_token,
+            secrets=(sync_token, page_token),
+        )
+        zone = answer.get("timeZone") or self._zones.get(calendar_id) or FALLBACK_ZONE
+        self._zones.remember(calendar_id, zone)
+        next_page = answer.get("nextPageToken")
+        return ChangesPage(
+            events=tuple(_events(answer.get("items") or (), zone, calendar_id)),
+            next_page_token=next_page,
+            next_sync_token=None if next_page else answer.get("nextSyncToken"),
+        )
+
+    def get_event(self, calendar_id: str, event_id: str) -> Event:
+        answer = self._execute(lambda api: api.events.get(calendarId=calendar_id, eventId=event_id))
+        return _event(answer, self._zone(calendar_id))
+
+    def insert_event(
+        self, calendar_id: str, event: Event, *, event_id: str, calsync_id: str
+    ) -> Event:
+        body = event_to_google(event, calsync_id=calsync_id, event_id=event_id)
+        answer = self._execute(
+            lambda api: api.events.insert(
+                calendarId=calendar_id, body=body, sendUpdates=self._send_updates
+            )
+        )
+        return _event(answer, self._zone(calendar_id))
+
+    def patch_event(
+        self,
+        calendar_id: str,
+        event_id: str,
+        event: Event,
+        *,
+        calsync_id: str,
+        if_match: str | None,
+        previous: Event | None = None,
+    ) -> Event:
+        body = event_to_google(event, calsync_id=calsync_id, previous=previous)
+        answer = self._execute(
+            lambda api: api.events.patch(
+                calendarId=calendar_id,
+                eventId=event_id,
+                body=body,
+                sendUpdates=self._send_updates,
+            ),
+            if_match=if_match,
+        )
+        return _event(answer, self._zone(calendar_id))
+
+    def update_event(
+        self,
+        calendar_id: str,
+        event_id: str,
+        event: Event,
+        *,
+        calsync_id: str,
+        if_match: str | None,
+    ) -> Event:
+        body = event_to_google(event, calsync_id=calsync_id)
+        answer = self._execute(
+            lambda api: api.events.update(
+                calendarId=calendar_id,
+                eventId=event_id,
+                body=body,
+                sendUpdates=self._send_updates,
+            ),
+            if_match=if_match,
+        )
+        return _event(answer, self._zone(calendar_id))
+
+    def delete_event(self, calendar_id: str, event_id: str, *, if_match: str | None) -> None:
+        self._execute(
+            lambda api: api.events.delete(
+                calendarId=calendar_id, eventId=event_id, sendUpdates=self._send_updates
+            ),
+            if_match=if_match,
+        )
+
+    def watch_events(
+        self, calendar_id: str, *, channel_id: str, token: str, address: str, ttl: timedelta
+    ) -> Channel:
+        body = _watch_body(channel_id=channel_id, token=token, address=address, ttl=ttl)
+        answer = self._execute(
+            lambda api: api.events.watch(calendarId=calendar_id, body=body), secrets=(token,)
+        )
+        return _channel(answer)
+
+    def watch_calendar_list(
+        self, *, channel_id: str, token: str, address: str, ttl: timedelta
+    ) -> Channel:
+        body = _watch_body(channel_id=channel_id, token=token, address=address, ttl=ttl)
+        answer = self._execute(lambda api: api.calendar_list.watch(body=body), secrets=(token,))
+        return _channel(answer)
+
+    def stop_channel(self, *, channel_id: str, resource_id: str) -> None:
+        body = {"id": channel_id, "resourceId": resource_id}
+        self._execute(lambda api: api.channels.stop(body=body))
+
+    # --- one call: quota, token, retries, translation -------------------------------
+
+    def _execute(
+        self,
+        make_request: Callable[[_Api], Any],
+        *,
+        if_match: str | None = None,
+        cursor: str | None = None,
+        secrets: tuple[str | None, ...] = (),
+    ) -> Any:
+        """Send one API call; returns Google's decoded JSON answer.
+
+        Every attempt spends quota and counts in ``api_calls``; a 401 leads to one token
+        refresh and one more attempt per call. Raises `ProviderError`s only.
+        """
+        refreshed = False
+
+        def attempt() -> Any:
+            nonlocal refreshed
+            while True:
+                token = self._current_token()
+                self._quota.acquire(self.user_id)
+                request = make_request(self._api)
+                request.headers["authorization"] = "Bearer " + token.reveal()
+                if if_match:
+                    request.headers["if-match"] = if_match
+                self.api_calls += 1
+                http = self._http.get()
+                try:
+                    return request.execute(http=http, num_retries=0)
+                except HttpError as err:
+                    if is_unauthorized(err) and not refreshed:
+                        refreshed = True
+                        self._refresh(token)
+                        continue
+                    redact = (token.reveal(), *(s for s in secrets if s))
+                    raise translate_http_error(
+                        err, listing=cursor is not None, redact=redact
+                    ) from err
+                except TRANSPORT_ERRORS as err:
+                    http.close()  # drop a connection that may be half-broken
+                    raise translate_transport_error(err) from err
+
+        try:
+            return self._retrying(attempt)
+        except AuthRevoked:
+            self._token = None  # the next call asks the store, which knows the grant is gone
+            raise
+
+    def _current_token(self) -> Secret:
+        now = self._monotonic()
+        if self._token is None or now - self._token_at > TOKEN_RECHECK:
+            self._token = self._from_store(lambda: self._tokens.for_user(self.user_id))
+            self._token_at = now
+        return self._token
+
+    def _refresh(self, rejected: Secret) -> None:
+        self._token = self._from_store(
+            lambda: self._tokens.after_unauthorized(self.user_id, rejected)
+        )
+        self._token_at = self._monotonic()
+
+    def _from_store(self, fetch: Callable[[], Secret]) -> Secret:
+        try:
+            return fetch()
+        except AccountNotConnected as err:
+            raise AuthRevoked(
+                f"user {self.user_id} has not connected Google", reason="not_connected"
+            ) from err
+        except OAuthUnavailable as err:
+            raise Transient("Google's token endpoint is unavailable", reason="oauth") from err
+
+    def _zone(self, calendar_id: str) -> str:
+        zone = self._zones.get(calendar_id)
+        if zone is None:
+            answer = self._execute(lambda api: api.calendars.get(calendarId=calendar_id))
+            zone = answer.get("timeZone") or FALLBACK_ZONE
+            self._zones.remember(calendar_id, zone)
+        return zone
+
+    # --- retry policy ----------------------------------------------------------------
+
+    def _should_stop(self, max_attempts: int) -> Callable[[RetryCallState], bool]:
+        def stop(state: RetryCallState) -> bool:
+            if state.attempt_number >= max_attempts:
+                return True
+            error = state.outcome.exception() if state.outcome else None
+            # Google asks for a longer pause than a worker should hold a call open.
+            return (
+                isinstance(error, RateLimited)
+                and error.retry_after is not None
+                and error.retry_after > self._max_retry_after
+            )
+
+        return stop
+
+    _backoff = wait_random_exponential(multiplier=0.5, max=8)
+
+    def _wait(self, state: RetryCallState) -> float:
+        backoff = float(self._backoff(state))
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, RateLimited) and error.retry_after is not None:
+            jitter = random.uniform(0, min(1.0, error.retry_after / 10))  # noqa: S311
+            return max(backoff, error.retry_after + jitter)
+        return backoff
+
+
+def _retryable(error: BaseException) -> bool:
+    if isinstance(error, QuotaWaitExceeded):
+        return False  # calsync's own limiter already waited as long as a call may
+    return isinstance(error, Transient | RateLimited)
+
+
+def _events(items: Any, zone: str, calendar_id: str) -> Iterator[Event]:
+    for item in items:
+        try:
+            yield event_from_google(item, zone)
+        except ValueError:
+            # One malformed resource must not block the calendar's sync for good.
+            logger.warning(
+                "skipping a Google event calsync cannot read",
+                extra={"calendar_id": calendar_id, "event_id": item.get("id")},
+                exc_info=True,
+            )
+
+
+def _event(answer: dict[str, Any], zone: str) -> Event:
+    try:
+        return event_from_google(answer, zone)
+    except ValueError as err:
+        raise Permanent("Google answered with an event calsync cannot read") from err
+
+
+def _calendar_info(item: dict[str, Any]) -> CalendarInfo:
+    return CalendarInfo(
+        calendar_id=item["id"],
+        summary=item.get("summaryOverride") or item.get("summary") or "",
+        timezone=item.get("timeZone") or FALLBACK_ZONE,
+        access_role=item.get("accessRole") or "freeBusyReader",
+        primary=bool(item.get("primary", False)),
+        deleted=bool(item.get("deleted", False)),
+    )
+
+
+def _watch_body(*, channel_id: str, token: str, address: str, ttl: timedelta) -> dict[str, Any]:
+    return {
+        "id": channel_id,
+        "type": "web_hook",
+        "address": address,
+        "token": token,
+        "params": {"ttl": str(int(ttl.total_seconds()))},
+    }
+
+
+def _channel(answer: dict[str, Any]) -> Channel:
+    expiration = answer.get("expiration")
+    return Channel(
+        channel_id=answer["id"],
+        resource_id=answer["resourceId"],
+        resource_uri=answer.get("resourceUri"),
+        expiration=datetime.fromtimestamp(int(expiration) / 1000, UTC) if expiration else None,
+    )
