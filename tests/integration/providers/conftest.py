@@ -28,6 +28,7 @@ from calsync.store.users import ensure_user
 from tests.conftest import FakeGoogle
 
 EMAIL = "alice@example.com"
+EVENTS_PATH = r"/calendar/v3/calendars/[^/]+/events$"
 
 
 @dataclass
@@ -56,13 +57,13 @@ class Connected:
         """A client as ``GoogleProviders`` makes it, or with test ``options``."""
         if not options:
             return self.providers.for_user(self.user_id)
+        defaults: dict[str, Any] = {
+            "tokens": self.services.access_tokens,
+            "quota": self.limiter,
+            "sleep": self.sleeps.append,
+        }
         client = GoogleCalendarClient(
-            user_id=self.user_id,
-            settings=self.services.settings,
-            tokens=self.services.access_tokens,
-            quota=self.limiter,
-            sleep=self.sleeps.append,
-            **options,
+            user_id=self.user_id, settings=self.services.settings, **(defaults | options)
         )
         self._closers.append(client.close)
         return client

@@ -30,11 +30,10 @@ from calsync.providers.errors import (
 from calsync.providers.google.client import GoogleCalendarClient
 from calsync.providers.google.ids import google_event_id
 from calsync.store.tables import OAuthToken
-from tests.integration.providers.conftest import Connected
+from tests.integration.providers.conftest import EVENTS_PATH, Connected
 
 pytestmark = pytest.mark.integration
 
-EVENTS_PATH = r"/calendar/v3/calendars/[^/]+/events$"
 FORBIDDEN_WITH_SYNC_TOKEN = {"timeMin", "timeMax", "updatedMin", "q", "orderBy", "iCalUID"}
 
 
