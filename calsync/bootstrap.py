@@ -19,8 +19,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from calsync.config import JWTAlgorithm, Settings
 from calsync.jobs import Jobs, declare_jobs
+from calsync.providers.base import ProviderSource
 from calsync.providers.google.access import AccessTokens
+from calsync.providers.google.factory import GoogleProviders
 from calsync.providers.google.oauth import GoogleOAuth
+from calsync.providers.quota import quota_limiter
 from calsync.queue import make_broker
 from calsync.store.db import make_engine, make_session_factory
 from calsync.store.secrets import Secret, SecretBox
@@ -46,18 +49,27 @@ class Services:
     oauth_state: OAuthStateConfig
     google_oauth: GoogleOAuth
     access_tokens: AccessTokens = field(init=False)
+    providers: ProviderSource = field(init=False)
     jobs: Jobs = field(init=False)
 
     def close(self) -> None:
-        """Release the broker's and the database's connections."""
+        """Release the broker's, the providers' and the database's connections."""
+        self.providers.close()
         self.broker.close()
         self.engine.dispose()
 
 
 def bootstrap(
-    settings: Settings, *, broker: Broker | None = None, clock: Clock = utcnow
+    settings: Settings,
+    *,
+    broker: Broker | None = None,
+    clock: Clock = utcnow,
+    providers: ProviderSource | None = None,
 ) -> Services:
-    """Build the services of one process for ``settings``. Connects to nothing yet."""
+    """Build the services of one process for ``settings``. Connects to nothing yet.
+
+    ``providers`` replaces the Google clients (tests that need a provider double).
+    """
     engine = make_engine(settings.database_url)
     services = Services(
         settings=settings,
@@ -73,6 +85,9 @@ def bootstrap(
     )
     services.access_tokens = AccessTokens(
         services.sessions, services.secrets, services.google_oauth, clock
+    )
+    services.providers = providers or GoogleProviders(
+        settings, services.access_tokens, quota_limiter(settings)
     )
     services.jobs = declare_jobs(services)
     return services

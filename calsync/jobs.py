@@ -8,18 +8,60 @@ time, so that tests and processes each get their own broker.
 
 from __future__ import annotations
 
+import logging
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import dramatiq
 
+from calsync.notify.jobs import NotifyJobs, declare_notify_jobs
+from calsync.providers.errors import AuthRevoked, ProviderError, QuotaExceeded, RateLimited
 from calsync.queue import Queue
 from calsync.store.tables import QueueHeartbeat
 from calsync.store.upsert import upsert
+from calsync.sync import calendar_list, channels, connect, pull
 
 if TYPE_CHECKING:
     from calsync.bootstrap import Services
+
+log = logging.getLogger(__name__)
+
+#: How often a job retries a provider failure that may pass (Dramatiq's backoff between).
+PROVIDER_RETRIES = 8
+#: How long a user's jobs wait after Google said their daily quota is used up.
+QUOTA_PAUSE_MS = 15 * 60 * 1000
+
+
+def retry_provider_failures(retries: int, exception: BaseException) -> bool:
+    """Dramatiq ``retry_when``: retry what may pass by itself, a bounded number of times."""
+    if isinstance(exception, dramatiq.Retry):
+        return retries < PROVIDER_RETRIES * 2
+    return (
+        isinstance(exception, ProviderError) and exception.retryable and retries < PROVIDER_RETRIES
+    )
+
+
+def provider_failure(err: ProviderError) -> None:
+    """The failure policy shared by jobs that call Google.
+
+    Rate limits come back after their Retry-After (``dramatiq.Retry`` with that delay);
+    a used-up quota pauses for a while; a revoked grant stops (the account is marked
+    ``needs_reauth`` and nothing retries); transient failures are re-raised for
+    Dramatiq's exponential backoff; permanent ones are dropped (already logged).
+    """
+    if isinstance(err, RateLimited):
+        delay = int((err.retry_after or 5) * 1000)
+        raise dramatiq.Retry(f"rate limited: {err.message}", delay=delay) from err
+    if isinstance(err, QuotaExceeded):
+        raise dramatiq.Retry("Google quota used up", delay=QUOTA_PAUSE_MS) from err
+    if isinstance(err, AuthRevoked):
+        log.info("not retrying: %s", err.message)
+        return
+    if err.retryable:
+        raise err
+    log.warning("giving up: %r", err)
 
 
 @dataclass(frozen=True)
@@ -27,6 +69,12 @@ class Jobs:
     """The actors of one broker; call ``.send(...)`` on them to enqueue."""
 
     heartbeat: dramatiq.Actor[..., None]
+    notify: NotifyJobs
+    connect_user: dramatiq.Actor[..., None]
+    sync_calendar: dramatiq.Actor[..., None]
+    sync_calendar_list: dramatiq.Actor[..., None]
+    renew_channels: dramatiq.Actor[..., None]
+    stop_channel: dramatiq.Actor[..., None]
 
 
 def declare_jobs(services: Services) -> Jobs:
@@ -47,9 +95,61 @@ def declare_jobs(services: Services) -> Jobs:
                 key=["name"],
             )
 
-    return Jobs(
+    def connect_user(user_id: str) -> None:
+        """List a new user's calendars, queue their first pulls, open their channels."""
+        try:
+            connect.connect_user(services, uuid.UUID(user_id))
+        except ProviderError as err:
+            provider_failure(err)
+
+    def sync_calendar(calendar_id: str) -> None:
+        """Pull one calendar (coalesced: at most one queued or running per calendar)."""
+        try:
+            outcome = pull.pull_calendar(services, uuid.UUID(calendar_id))
+        except ProviderError as err:
+            provider_failure(err)
+            return
+        if outcome.again_in is not None:
+            jobs.sync_calendar.send_with_options(
+                args=(calendar_id,), delay=int(outcome.again_in * 1000)
+            )
+
+    def sync_calendar_list(user_id: str) -> None:
+        """Add and remove a user's calendars after their calendar list changed."""
+        try:
+            change = calendar_list.sync_calendar_list(services, uuid.UUID(user_id))
+            connect.queue_pulls(services, list(change.added))
+            if change.added:
+                channels.ensure_channels(services, uuid.UUID(user_id))
+        except ProviderError as err:
+            provider_failure(err)
+
+    def renew_channels() -> None:
+        """Replace the push channels that expire soon (new first, then stop the old)."""
+        channels.renew_channels(services)
+
+    def stop_channel(channel_id: str) -> None:
+        """Stop a channel calsync no longer uses but Google still pushes to."""
+        channels.stop_known_channel(services, uuid.UUID(channel_id))
+
+    provider_options: dict[str, Any] = {
+        "max_retries": PROVIDER_RETRIES * 2,
+        "min_backoff": 1_000,
+        "max_backoff": 300_000,
+        "retry_when": retry_provider_failures,
+    }
+    jobs = Jobs(
         heartbeat=_actor(services, heartbeat, queue=Queue.MAINTENANCE, max_retries=0),
+        notify=declare_notify_jobs(services),
+        connect_user=_actor(services, connect_user, queue=Queue.SYNC, **provider_options),
+        sync_calendar=_actor(services, sync_calendar, queue=Queue.SYNC, **provider_options),
+        sync_calendar_list=_actor(
+            services, sync_calendar_list, queue=Queue.SYNC, **provider_options
+        ),
+        renew_channels=_actor(services, renew_channels, queue=Queue.MAINTENANCE, max_retries=0),
+        stop_channel=_actor(services, stop_channel, queue=Queue.MAINTENANCE, max_retries=0),
     )
+    return jobs
 
 
 def _actor(

@@ -24,3 +24,9 @@ QUEUE_LAG = Gauge(
 QUEUE_HEARTBEAT_AGE = Gauge(
     "calsync_queue_heartbeat_age_seconds", "Seconds since a worker last recorded a heartbeat"
 )
+
+PUSH_NOTIFICATIONS = Counter(
+    "calsync_push_notifications_total",
+    "Google push notifications received, by what calsync did with them.",
+    ["outcome"],
+)

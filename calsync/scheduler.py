@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from calsync.bootstrap import Services
+from calsync.notify.schedule import notify_tasks
+from calsync.sync import kicks
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +71,25 @@ class Scheduler:
             stop.wait(min(max_sleep, self.seconds_until_next(self.clock())))
 
 
+#: How often the scheduler looks for calendars to pull (lost kicks, safety net).
+SWEEP_EVERY = timedelta(seconds=30)
+#: How often channels are checked for renewal (they are renewed a day before expiry).
+RENEW_EVERY = timedelta(minutes=10)
+
+
+def due_calendars(services: Services, now: datetime) -> list[uuid.UUID]:
+    """Claim and return the calendars to pull now (see `calsync.sync.kicks.claim_due`):
+    dirty ones whose kick was lost, and the safety net for dropped notifications."""
+    settings = services.settings
+    with services.sessions.begin() as session:
+        return kicks.claim_due(
+            session,
+            now=now,
+            stale_before=now - timedelta(seconds=settings.safety_net_interval_seconds),
+            slot_lost_before=now - timedelta(seconds=settings.sync_lease_seconds),
+        )
+
+
 def build_scheduler(services: Services) -> Scheduler:
     """The scheduler of a calsync installation, with its periodic tasks."""
     settings = services.settings
@@ -75,11 +97,21 @@ def build_scheduler(services: Services) -> Scheduler:
     def send_heartbeat(now: datetime) -> None:
         services.jobs.heartbeat.send(now.isoformat())
 
+    def sweep_calendars(now: datetime) -> None:
+        for calendar_id in due_calendars(services, now):
+            services.jobs.sync_calendar.send(str(calendar_id))
+
+    def renew_channels(_now: datetime) -> None:
+        services.jobs.renew_channels.send()
+
     return Scheduler(
         clock=services.clock,
         tasks=[
             PeriodicTask(
                 "heartbeat", timedelta(seconds=settings.heartbeat_interval_seconds), send_heartbeat
             ),
+            PeriodicTask("sweep_calendars", SWEEP_EVERY, sweep_calendars),
+            PeriodicTask("renew_channels", RENEW_EVERY, renew_channels),
+            *notify_tasks(services),
         ],
     )

@@ -10,6 +10,7 @@ it talks to. Methods are blocking (they run in workers); each raises only
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
@@ -39,6 +40,7 @@ __all__ = [
     "Permanent",
     "PreconditionFailed",
     "ProviderError",
+    "ProviderSource",
     "QuotaExceeded",
     "RateLimited",
     "SyncTokenExpired",
@@ -179,4 +181,16 @@ class CalendarProvider(Protocol):
 
     def stop_channel(self, *, channel_id: str, resource_id: str) -> None:
         """Stop a push channel. Raises `NotFound` if the provider no longer knows it."""
+        ...
+
+
+class ProviderSource(Protocol):
+    """Hands out providers acting for one user each (one per process, shared by threads)."""
+
+    def for_user(self, user_id: uuid.UUID) -> CalendarProvider:
+        """A provider acting as `user_id`, for the calling thread only."""
+        ...
+
+    def close(self) -> None:
+        """Release connections at process shutdown."""
         ...

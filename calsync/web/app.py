@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from calsync import metrics
 from calsync.bootstrap import Services
+from calsync.sync.notifications import ChannelCache
 from calsync.web.auth.principal import JWTAuthBackend, Principal, authentication_failed
 from calsync.web.errors import EXCEPTION_HANDLERS
 from calsync.web.health import healthz, metrics_endpoint, readyz
@@ -30,7 +31,8 @@ from calsync.web.limits import (
     RateLimitMiddleware,
     RedisRateLimitBackend,
 )
-from calsync.web.routes import admin, auth, me
+from calsync.web.routes import admin, auth, me, sync, webhooks
+from calsync.web.routes import preferences as notice_routes
 
 #: Paths that are never rate limited per user: probes, metrics and Google's pushes.
 UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/webhooks/google"})
@@ -56,13 +58,18 @@ def create_app(services: Services) -> Starlette:
             Route("/auth/google", auth.start_google_sign_in, methods=["GET"]),
             Route("/auth/google/callback", auth.finish_google_sign_in, methods=["GET"]),
             Route("/me", me.get_me, methods=["GET"]),
+            *notice_routes.ROUTES,
             Route("/admin/users", admin.list_users, methods=["GET"]),
             Route("/admin/users/{user_id}", admin.update_user, methods=["PATCH"]),
             Route("/admin/audit", admin.list_audit_events, methods=["GET"]),
+            Route("/webhooks/google", webhooks.google_notification, methods=["POST"]),
+            Route("/sync", sync.trigger_sync, methods=["POST"]),
+            Route("/sync/logs", sync.list_sync_logs, methods=["GET"]),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
     )
     app.state.services = services
+    app.state.channel_cache = ChannelCache()
     # Added innermost first: metrics see every answer, the body limit acts before anything
     # reads the body, and the rate limit keys on the user that authentication found.
     app.add_middleware(

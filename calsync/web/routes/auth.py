@@ -148,7 +148,8 @@ def _redeem_state(services: Services, bundle: OAuthState) -> bool:
 def _connect(
     services: Services, identity: GoogleIdentity, tokens: GrantedTokens, address: str | None
 ) -> UserAccount:
-    """Create or update the user and store their tokens, in one transaction."""
+    """Create or update the user and store their tokens, in one transaction, then queue the
+    connection of their calendars."""
     with services.sessions.begin() as session:
         account = users.ensure_user(session, identity.email, display_name=identity.name)
         credentials.save_tokens(
@@ -173,6 +174,9 @@ def _connect(
         )
         refreshed = users.find_by_id(session, account.id)
     assert refreshed is not None
+    # After the commit: the worker must find the tokens. Lists the calendars, queues their
+    # first pulls and opens the push channels (calsync.sync.connect).
+    services.jobs.connect_user.send(str(account.id))
     return refreshed
 
 

@@ -1,0 +1,297 @@
+"""Push channels: open, verify, renew and stop them (design.md section 5).
+
+Every selected calendar gets an ``events.watch`` channel and every user a
+``calendarList.watch`` channel. A channel id is a fresh UUID; its token is an HMAC of
+the id under calsync's secret keys, so it is verified without storing it and survives
+key rotation (any configured key is accepted; the newest signs). Channels are renewed a
+while before they expire: the new one is opened first and the old one stopped after,
+and both are accepted in between. A calendar Google refuses to watch is polled instead
+(``poll_only``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from calsync.providers.base import CalendarProvider, Channel
+from calsync.providers.errors import AuthRevoked, NotFound, Permanent, ProviderError
+from calsync.store.sync_logs import LogKind, LogStatus, record
+from calsync.store.tables import Calendar, User, WatchChannel
+
+if TYPE_CHECKING:
+    from calsync.bootstrap import Services
+
+__all__ = [
+    "RenewReport",
+    "calendars_without_channel",
+    "channel_token",
+    "ensure_channels",
+    "renew_channels",
+    "stop_channel_quietly",
+    "stop_known_channel",
+    "stop_user_channels",
+    "token_matches",
+    "webhook_address",
+]
+
+log = logging.getLogger(__name__)
+_KIND_EVENTS = "events"
+_KIND_LIST = "calendar_list"
+
+
+def _signature(key: str, channel_id: str) -> str:
+    return hmac.new(
+        key.encode(), b"calsync-channel:" + channel_id.encode(), hashlib.sha256
+    ).hexdigest()
+
+
+def channel_token(keys: Sequence[str], channel_id: str) -> str:
+    """The token Google echoes back on every notification of `channel_id`."""
+    return _signature(keys[0], channel_id)
+
+
+def token_matches(keys: Sequence[str], channel_id: str, token: str) -> bool:
+    """Whether `token` is the channel's, under any configured key, in constant time."""
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(_signature(key, channel_id), token)
+    return matched
+
+
+def webhook_address(services: Services) -> str:
+    return services.settings.public_url.rstrip("/") + "/webhooks/google"
+
+
+def _ttl(services: Services) -> timedelta:
+    return timedelta(seconds=services.settings.channel_ttl_seconds)
+
+
+def _open(
+    services: Services,
+    provider: CalendarProvider,
+    *,
+    user_id: uuid.UUID,
+    calendar: tuple[uuid.UUID, str] | None,
+) -> WatchChannel:
+    """Open one channel on Google and return its (unsaved) row."""
+    channel_id = str(uuid.uuid4())
+    token = channel_token(services.settings.encryption_keys, channel_id)
+    address = webhook_address(services)
+    opened: Channel
+    if calendar is None:
+        opened = provider.watch_calendar_list(
+            channel_id=channel_id, token=token, address=address, ttl=_ttl(services)
+        )
+    else:
+        opened = provider.watch_events(
+            calendar[1], channel_id=channel_id, token=token, address=address, ttl=_ttl(services)
+        )
+    return WatchChannel(
+        id=uuid.UUID(channel_id),
+        user_id=user_id,
+        calendar_id=calendar[0] if calendar else None,
+        kind=_KIND_LIST if calendar is None else _KIND_EVENTS,
+        resource_id=opened.resource_id,
+        resource_uri=opened.resource_uri,
+        expires_at=opened.expiration,
+        status="active",
+    )
+
+
+def ensure_channels(services: Services, user_id: uuid.UUID) -> int:
+    """Open the channels the user lacks: one per selected, watchable calendar without a
+    live channel, and one for the calendar list. Returns how many were opened.
+
+    A calendar Google refuses to watch is marked ``poll_only`` (the safety net polls it).
+    """
+    now = services.clock()
+    with services.sessions() as session:
+        live = _live_channels(session, user_id, now)
+        calendars = session.execute(
+            sa.select(Calendar.id, Calendar.provider_calendar_id).where(
+                Calendar.user_id == user_id,
+                Calendar.selected.is_(True),
+                Calendar.poll_only.is_(False),
+                Calendar.access_role != "freeBusyReader",
+            )
+        ).all()
+    provider = services.providers.for_user(user_id)
+    opened = 0
+    wanted: list[tuple[uuid.UUID, str] | None] = [
+        (row.id, row.provider_calendar_id) for row in calendars if row.id not in live
+    ]
+    if None not in live:
+        wanted.append(None)
+    for calendar in wanted:
+        try:
+            row = _open(services, provider, user_id=user_id, calendar=calendar)
+        except (NotFound, Permanent) as err:
+            _mark_unwatchable(services, user_id, calendar, err)
+            continue
+        with services.sessions.begin() as session:
+            session.add(row)
+        opened += 1
+    return opened
+
+
+def _live_channels(session: Session, user_id: uuid.UUID, now: datetime) -> set[uuid.UUID | None]:
+    """Calendar ids (None: the calendar list) with an active, unexpired channel."""
+    rows = session.execute(
+        sa.select(WatchChannel.calendar_id, WatchChannel.kind).where(
+            WatchChannel.user_id == user_id,
+            WatchChannel.status == "active",
+            sa.or_(WatchChannel.expires_at.is_(None), WatchChannel.expires_at > now),
+        )
+    ).all()
+    return {row.calendar_id if row.kind == _KIND_EVENTS else None for row in rows}
+
+
+def _mark_unwatchable(
+    services: Services,
+    user_id: uuid.UUID,
+    calendar: tuple[uuid.UUID, str] | None,
+    err: ProviderError,
+) -> None:
+    with services.sessions.begin() as session:
+        if calendar is not None:
+            session.execute(
+                sa.update(Calendar).where(Calendar.id == calendar[0]).values(poll_only=True)
+            )
+        record(
+            session,
+            user_id=user_id,
+            calendar_id=calendar[0] if calendar else None,
+            kind=LogKind.CHANNEL,
+            status=LogStatus.ERROR,
+            at=services.clock(),
+            message=f"Google refused a push channel ({err.message}); polling instead",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RenewReport:
+    renewed: int
+    failed: int
+
+
+def renew_channels(services: Services) -> RenewReport:
+    """Replace every active channel that expires within the renewal margin.
+
+    The replacement is opened and saved first, then the old one is stopped, so there is
+    no moment without a channel; a failure leaves the old one running (retried on the
+    next run). Channels of users who must sign in again are not renewed.
+    """
+    now = services.clock()
+    margin = timedelta(seconds=services.settings.channel_renew_before_seconds)
+    with services.sessions() as session:
+        expiring = session.execute(
+            sa.select(WatchChannel, Calendar.provider_calendar_id)
+            .outerjoin(Calendar, Calendar.id == WatchChannel.calendar_id)
+            .join(User, User.id == WatchChannel.user_id)
+            .where(
+                WatchChannel.status == "active",
+                WatchChannel.expires_at < now + margin,
+                User.status == "active",
+            )
+        ).all()
+    renewed = failed = 0
+    for old, google_calendar_id in expiring:
+        provider = services.providers.for_user(old.user_id)
+        target = (old.calendar_id, google_calendar_id) if old.calendar_id else None
+        try:
+            replacement = _open(services, provider, user_id=old.user_id, calendar=target)
+        except ProviderError as err:
+            log.warning("could not renew channel %s: %r", old.id, err)
+            failed += 1
+            continue
+        with services.sessions.begin() as session:
+            session.add(replacement)
+        stop_channel_quietly(services, provider, old.id, old.resource_id)
+        renewed += 1
+    return RenewReport(renewed, failed)
+
+
+def stop_channel_quietly(
+    services: Services, provider: CalendarProvider, channel_id: uuid.UUID, resource_id: str | None
+) -> None:
+    """Stop one channel on Google and mark it stopped; Google not knowing it is fine."""
+    try:
+        if resource_id:
+            provider.stop_channel(channel_id=str(channel_id), resource_id=resource_id)
+    except (NotFound, AuthRevoked):
+        pass
+    except ProviderError as err:
+        log.warning("could not stop channel %s: %r", channel_id, err)
+        return
+    with services.sessions.begin() as session:
+        session.execute(
+            sa.update(WatchChannel)
+            .where(WatchChannel.id == channel_id)
+            .values(status="stopped", stopped_at=services.clock())
+        )
+
+
+def stop_known_channel(services: Services, channel_id: uuid.UUID) -> None:
+    """Stop a channel calsync has a row for (a stopped one that still pushes)."""
+    with services.sessions() as session:
+        row = session.get(WatchChannel, channel_id)
+        if row is None:
+            return
+        user_id, resource_id = row.user_id, row.resource_id
+    stop_channel_quietly(services, services.providers.for_user(user_id), channel_id, resource_id)
+
+
+def stop_user_channels(services: Services, user_id: uuid.UUID) -> int:
+    """Stop every active channel of a user (on disconnect). Returns how many."""
+    with services.sessions() as session:
+        channels = session.execute(
+            sa.select(WatchChannel.id, WatchChannel.resource_id).where(
+                WatchChannel.user_id == user_id, WatchChannel.status == "active"
+            )
+        ).all()
+    provider = services.providers.for_user(user_id)
+    for channel in channels:
+        stop_channel_quietly(services, provider, channel.id, channel.resource_id)
+    with services.sessions.begin() as session:  # also when Google could not be told
+        session.execute(
+            sa.update(WatchChannel)
+            .where(WatchChannel.user_id == user_id, WatchChannel.status == "active")
+            .values(status="stopped", stopped_at=services.clock())
+        )
+    return len(channels)
+
+
+def calendars_without_channel(session: Session, now: datetime) -> list[uuid.UUID]:
+    """Selected, watchable calendars of active users that have no live channel."""
+    live = (
+        sa.select(WatchChannel.calendar_id)
+        .where(
+            WatchChannel.status == "active",
+            WatchChannel.calendar_id.is_not(None),
+            sa.or_(WatchChannel.expires_at.is_(None), WatchChannel.expires_at > now),
+        )
+        .scalar_subquery()
+    )
+    return list(
+        session.scalars(
+            sa.select(Calendar.id)
+            .join(User, User.id == Calendar.user_id)
+            .where(
+                User.status == "active",
+                Calendar.selected.is_(True),
+                Calendar.poll_only.is_(False),
+                Calendar.access_role != "freeBusyReader",
+                Calendar.id.not_in(live),
+            )
+        )
+    )

@@ -1,0 +1,43 @@
+"""Connecting a user: calendars, first sync and push channels (end of the OAuth callback).
+
+`connect_user` is idempotent: running it again (a repeated message, a second sign-in)
+opens only the channels that are missing and queues pulls only for calendars that have
+none queued.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+from calsync.sync import kicks
+from calsync.sync.calendar_list import sync_calendar_list
+from calsync.sync.channels import ensure_channels
+
+if TYPE_CHECKING:
+    from calsync.bootstrap import Services
+
+__all__ = ["connect_user", "queue_pulls"]
+
+
+def connect_user(services: Services, user_id: uuid.UUID) -> list[uuid.UUID]:
+    """List the user's calendars, queue a pull of each, open the missing channels.
+
+    Returns the ids of the calendars a pull was queued for.
+    """
+    change = sync_calendar_list(services, user_id)
+    queued = queue_pulls(services, [*change.added, *change.kept])
+    ensure_channels(services, user_id)
+    return queued
+
+
+def queue_pulls(services: Services, calendar_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    """Queue one pull per calendar unless one is queued or running already (coalesced)."""
+    queued: list[uuid.UUID] = []
+    for calendar_id in calendar_ids:
+        with services.sessions.begin() as session:
+            claim = kicks.note_change(session, calendar_id, services.clock())
+        if claim is not None:
+            services.jobs.sync_calendar.send(str(calendar_id))
+            queued.append(calendar_id)
+    return queued

@@ -1,0 +1,150 @@
+"""Coalescing: at most one queued pull per calendar, however many notifications arrive.
+
+The state lives in the calendar row, so it holds across API and worker processes:
+``dirty`` says "something changed since the last pull started", ``sync_queued_at`` says
+"a pull is queued or running". Every transition is one conditional ``UPDATE``, so the
+row lock orders a notification against the end of a pull and no kick is lost:
+
+- a notification sets ``dirty``; it claims the queue slot (and the caller enqueues) only
+  when ``sync_queued_at`` is empty;
+- a pull clears ``dirty`` when it starts; when it ends it frees the slot only if nothing
+  made the calendar dirty meanwhile, else it keeps the slot and enqueues one more pull,
+  delayed so that pulls of one calendar start at least ``min_interval`` apart.
+
+A lost message leaves the slot taken; the scheduler's sweep (`claim_stale`) re-enqueues
+calendars whose slot is older than the lease, so nothing waits for ever.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import cast
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from calsync.store.tables import Calendar
+
+__all__ = [
+    "Claim",
+    "claim_due",
+    "drop",
+    "finish_pull",
+    "note_change",
+    "pull_delay",
+    "start_pull",
+]
+
+_calendars = cast(sa.Table, Calendar.__table__)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The queue slot of a calendar was free and is now taken: enqueue one pull.
+
+    `delay` is how long that pull must wait so that pulls start `min_interval` apart.
+    """
+
+    delay: float
+
+
+def note_change(
+    session: Session, calendar_id: uuid.UUID, now: datetime, *, min_interval: float = 0.0
+) -> Claim | None:
+    """Record a change notification. A `Claim` when the caller must enqueue a pull."""
+    claimed = session.execute(
+        sa.update(_calendars)
+        .where(_calendars.c.id == calendar_id, _calendars.c.sync_queued_at.is_(None))
+        .values(dirty=True, sync_queued_at=now)
+        .returning(_calendars.c.last_pull_at)
+    ).first()
+    if claimed is not None:
+        return Claim(pull_delay(claimed.last_pull_at, now, min_interval))
+    session.execute(
+        sa.update(_calendars)
+        .where(_calendars.c.id == calendar_id, _calendars.c.dirty.is_(False))
+        .values(dirty=True)
+    )
+    return None
+
+
+def start_pull(session: Session, calendar_id: uuid.UUID, now: datetime) -> None:
+    """A pull begins: changes from now on need another pull."""
+    session.execute(
+        sa.update(_calendars)
+        .where(_calendars.c.id == calendar_id)
+        .values(
+            dirty=False,
+            last_pull_at=now,
+            sync_queued_at=sa.func.coalesce(_calendars.c.sync_queued_at, now),
+        )
+    )
+
+
+def finish_pull(session: Session, calendar_id: uuid.UUID, now: datetime) -> bool:
+    """A pull ended. True when the calendar became dirty meanwhile: enqueue one more pull.
+
+    Otherwise the queue slot is freed, so the next notification enqueues at once.
+    """
+    freed = session.execute(
+        sa.update(_calendars)
+        .where(_calendars.c.id == calendar_id, _calendars.c.dirty.is_(False))
+        .values(sync_queued_at=None)
+    )
+    if freed.rowcount:  # type: ignore[attr-defined]
+        return False
+    session.execute(
+        sa.update(_calendars).where(_calendars.c.id == calendar_id).values(sync_queued_at=now)
+    )
+    return True
+
+
+def drop(session: Session, calendar_id: uuid.UUID) -> None:
+    """Forget the queue slot and the dirty mark of a calendar that is not pulled."""
+    session.execute(
+        sa.update(_calendars)
+        .where(_calendars.c.id == calendar_id)
+        .values(dirty=False, sync_queued_at=None)
+    )
+
+
+def pull_delay(last_pull_at: datetime | None, now: datetime, min_interval: float) -> float:
+    """Seconds to wait before the next pull so that pulls start `min_interval` apart."""
+    if last_pull_at is None:
+        return 0.0
+    return max(0.0, (last_pull_at + timedelta(seconds=min_interval) - now).total_seconds())
+
+
+def claim_due(
+    session: Session, *, now: datetime, stale_before: datetime, slot_lost_before: datetime
+) -> list[uuid.UUID]:
+    """Claim the calendars the scheduler must pull now, and return their ids.
+
+    Due: dirty calendars without a queued pull (a kick was lost), calendars whose last
+    successful sync is older than `stale_before` (the safety net for dropped
+    notifications), and calendars whose queue slot was taken before `slot_lost_before`
+    (its message was lost or its worker died). Only selected calendars of active users.
+    """
+    from calsync.store.tables import User
+
+    users = User.__table__
+    active = sa.select(users.c.id).where(users.c.status == "active")
+    due = sa.or_(
+        sa.and_(_calendars.c.sync_queued_at.is_(None), _calendars.c.dirty.is_(True)),
+        sa.and_(
+            _calendars.c.sync_queued_at.is_(None),
+            sa.or_(
+                _calendars.c.last_synced_at.is_(None), _calendars.c.last_synced_at < stale_before
+            ),
+        ),
+        _calendars.c.sync_queued_at < slot_lost_before,
+    )
+    rows = session.execute(
+        sa.update(_calendars)
+        .where(due, _calendars.c.selected.is_(True), _calendars.c.user_id.in_(active))
+        .values(sync_queued_at=now)
+        .returning(_calendars.c.id)
+    )
+    return [row.id for row in rows]

@@ -1,0 +1,59 @@
+"""The per-calendar sync lease: one pull at a time per calendar, across processes.
+
+A lease is a row-level compare-and-set on ``calendars`` (works the same on PostgreSQL and
+SQLite) with an expiry, so a worker that dies mid-pull blocks its calendar only until the
+lease runs out. Pulls are idempotent, so an expired lease taken over while the first
+holder still runs costs work, not correctness: the sync token is written with a check
+that the lease is still held.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import cast
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from calsync.store.tables import Calendar
+
+__all__ = ["acquire", "release", "still_held"]
+
+_calendars = cast(sa.Table, Calendar.__table__)
+
+
+def acquire(
+    session: Session, calendar_id: uuid.UUID, *, owner: str, now: datetime, ttl: timedelta
+) -> bool:
+    """Take the lease of `calendar_id` for `owner` until `now + ttl`. False if held."""
+    result = session.execute(
+        sa.update(_calendars)
+        .where(
+            _calendars.c.id == calendar_id,
+            sa.or_(
+                _calendars.c.sync_lease_until.is_(None),
+                _calendars.c.sync_lease_until < now,
+                _calendars.c.sync_lease_owner == owner,
+            ),
+        )
+        .values(sync_lease_owner=owner, sync_lease_until=now + ttl)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def still_held(session: Session, calendar_id: uuid.UUID, *, owner: str) -> bool:
+    """Whether `owner` still holds the lease; locks the row until the transaction ends."""
+    query = sa.select(_calendars.c.sync_lease_owner).where(_calendars.c.id == calendar_id)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    return session.execute(query).scalar_one_or_none() == owner
+
+
+def release(session: Session, calendar_id: uuid.UUID, *, owner: str) -> None:
+    """Give the lease up (a no-op if someone else holds it by now)."""
+    session.execute(
+        sa.update(_calendars)
+        .where(_calendars.c.id == calendar_id, _calendars.c.sync_lease_owner == owner)
+        .values(sync_lease_owner=None, sync_lease_until=None)
+    )

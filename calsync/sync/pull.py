@@ -1,0 +1,210 @@
+"""Pulling one calendar: list what changed on Google and reconcile it into the store.
+
+`pull_calendar` is the body of the ``sync_calendar`` job (design.md section 5):
+- one pull at a time per calendar (`calsync.sync.lease`), across processes;
+- the listing pages through ``events.list`` with the stored sync token, or everything
+  when there is none; a 410 drops the token and lists everything again, and the full
+  listing then deletes the local rows Google no longer has;
+- the events and the new token are stored in one transaction, with a sync log row
+  (pulled, changed, conflicts, duration, API calls, outcome);
+- notifications that arrived during the pull lead to exactly one more pull, spaced by
+  the minimum interval (`calsync.sync.kicks`).
+
+Provider errors are logged and re-raised for the job to decide on retries; the lease is
+always given back.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from calsync.domain.models import Event
+from calsync.providers.base import CalendarProvider
+from calsync.providers.errors import NotFound, ProviderError, SyncTokenExpired
+from calsync.store.sync_logs import LogKind, LogStatus, record
+from calsync.store.tables import Calendar
+from calsync.sync import kicks, lease
+from calsync.sync.reconcile import CalendarRef, ReconcileReport, apply_changes
+from calsync.sync.resolve import policy_for
+
+if TYPE_CHECKING:
+    from calsync.bootstrap import Services
+
+__all__ = ["PullOutcome", "pull_calendar"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PullOutcome:
+    """What one `pull_calendar` call did.
+
+    `status`: ``ok``; ``busy`` (another worker holds the calendar: nothing done);
+    ``skipped`` (the calendar is gone or not selected). `again_in`: seconds after which
+    one more pull must run (changes arrived meanwhile), else `None`.
+    """
+
+    status: str
+    full: bool = False
+    report: ReconcileReport | None = None
+    api_calls: int = 0
+    again_in: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    ref: CalendarRef
+    google_id: str
+    sync_token: str | None
+
+
+def pull_calendar(services: Services, calendar_id: uuid.UUID) -> PullOutcome:
+    """Bring the local copy of one calendar up to date with Google.
+
+    Raises the provider's errors (after logging them and releasing the lease), so that
+    the job applies its retry policy. The queue slot stays taken then, and the retry (or
+    the scheduler's sweep) pulls again.
+    """
+    owner = f"{services.process_name}:{threading.get_ident()}"
+    lease_ttl = timedelta(seconds=services.settings.sync_lease_seconds)
+    started = time.perf_counter()
+    with services.sessions.begin() as session:
+        calendar = session.get(Calendar, calendar_id)
+        if calendar is None:
+            return PullOutcome("skipped")
+        if not calendar.selected:
+            kicks.drop(session, calendar_id)
+            return PullOutcome("skipped")
+        now = services.clock()
+        if not lease.acquire(session, calendar_id, owner=owner, now=now, ttl=lease_ttl):
+            return PullOutcome("busy")
+        kicks.start_pull(session, calendar_id, now)
+        target = _Target(
+            CalendarRef(
+                id=calendar.id,
+                user_id=calendar.user_id,
+                policy=policy_for(
+                    calendar.conflict_policy, services.settings.conflict_policy.value
+                ),
+            ),
+            calendar.provider_calendar_id,
+            calendar.sync_token,
+        )
+    provider = services.providers.for_user(target.ref.user_id)
+    try:
+        events, next_token, full = _list_everything_changed(provider, target)
+    except ProviderError as err:
+        _record_failure(services, target, owner, err, provider, started)
+        raise
+    with services.sessions.begin() as session:
+        if not lease.still_held(session, calendar_id, owner=owner):
+            log.warning("lost the sync lease of calendar %s; dropping this pull", calendar_id)
+            return PullOutcome("busy")
+        now = services.clock()
+        report = apply_changes(session, target.ref, events, full_listing=full, now=now)
+        calendar = session.get(Calendar, calendar_id)
+        assert calendar is not None
+        calendar.sync_token = next_token
+        calendar.last_synced_at = now
+        calendar.last_sync_status = "ok"
+        calls = _api_calls(provider)
+        record(
+            session,
+            user_id=target.ref.user_id,
+            calendar_id=calendar_id,
+            kind=LogKind.FULL_SYNC if full else LogKind.PULL,
+            status=LogStatus.OK,
+            at=now,
+            pulled=report.pulled,
+            changed=report.changed,
+            conflicts=report.conflicts,
+            api_calls=calls,
+            duration_ms=round((time.perf_counter() - started) * 1000),
+            details={
+                "inserted": report.inserted,
+                "updated": report.updated,
+                "deleted": report.deleted,
+            },
+        )
+        lease.release(session, calendar_id, owner=owner)
+        last_pull_at = calendar.last_pull_at
+        again = kicks.finish_pull(session, calendar_id, services.clock())
+    delay = (
+        kicks.pull_delay(
+            last_pull_at, services.clock(), services.settings.sync_min_interval_seconds
+        )
+        if again
+        else None
+    )
+    return PullOutcome("ok", full=full, report=report, api_calls=calls, again_in=delay)
+
+
+def _list_everything_changed(
+    provider: CalendarProvider, target: _Target
+) -> tuple[list[Event], str | None, bool]:
+    """All pages of the listing: (events, next sync token, whether it was a full listing)."""
+    token = target.sync_token
+    while True:
+        try:
+            events, next_token = _all_pages(provider, target.google_id, token)
+        except SyncTokenExpired:
+            if token is None:
+                raise
+            log.info("sync token of calendar %s expired; listing everything", target.ref.id)
+            token = None
+            continue
+        return events, next_token, token is None
+
+
+def _all_pages(
+    provider: CalendarProvider, google_id: str, sync_token: str | None
+) -> tuple[list[Event], str | None]:
+    events: list[Event] = []
+    page_token: str | None = None
+    while True:
+        page = provider.list_changes(google_id, sync_token=sync_token, page_token=page_token)
+        events.extend(page.events)
+        if page.next_page_token is None:
+            return events, page.next_sync_token
+        page_token = page.next_page_token
+
+
+def _api_calls(provider: CalendarProvider) -> int:
+    return int(getattr(provider, "api_calls", 0))
+
+
+def _record_failure(
+    services: Services,
+    target: _Target,
+    owner: str,
+    err: ProviderError,
+    provider: CalendarProvider,
+    started: float,
+) -> None:
+    with services.sessions.begin() as session:
+        now = services.clock()
+        calendar = session.get(Calendar, target.ref.id)
+        if calendar is not None:
+            calendar.last_sync_status = "error"
+            if isinstance(err, NotFound):
+                calendar.selected = False  # gone on Google; the calendar list sync removes it
+        record(
+            session,
+            user_id=target.ref.user_id,
+            calendar_id=target.ref.id,
+            kind=LogKind.PULL,
+            status=LogStatus.RETRY if err.retryable else LogStatus.ERROR,
+            at=now,
+            api_calls=_api_calls(provider),
+            duration_ms=round((time.perf_counter() - started) * 1000),
+            message=f"{type(err).__name__}: {err.message}",
+        )
+        lease.release(session, target.ref.id, owner=owner)
+        if not err.retryable:
+            kicks.finish_pull(session, target.ref.id, now)

@@ -1,0 +1,315 @@
+"""The reconcile step: apply one listing of remote changes to the local store.
+
+Rules (design.md section 5):
+- a remote version with the etag calsync already holds is no change (this is how the
+  echo of calsync's own writes is suppressed: the push stores the etag Google returned);
+- a new remote event is inserted, as synced, with the remote version as its base;
+- a changed remote event overwrites a synced local one; one with unpushed local edits
+  (`pending`, `error`, `conflict`) is merged three-way (`calsync.sync.resolve`) and the
+  resolution logged; a merge that keeps local changes leaves the event `pending` with an
+  outbox entry, so the push sends them;
+- a cancelled exception is stored (it removes one instance while the series lives); a
+  cancelled master or single event is deleted, with the exceptions of a master;
+- an event deleted locally and not yet pushed is left to the push;
+- after a full listing, synced rows that Google no longer lists are deleted (a full
+  listing carries no tombstones for them); local events never pushed are kept.
+
+Everything is written in bulk in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from calsync.domain.codec import event_to_document
+from calsync.domain.conflicts import ConflictPolicy
+from calsync.domain.models import Event, EventStatus
+from calsync.providers.google.ids import local_id_from_google_event_id
+from calsync.store.events import attendees_by_event, event_columns, replace_attendees, to_event
+from calsync.store.sync_logs import LogKind, LogStatus, record
+from calsync.store.tables import Event as EventRow
+from calsync.store.tables import OutboxEntry
+from calsync.sync.resolve import resolve
+
+__all__ = ["CalendarRef", "ReconcileReport", "apply_changes"]
+
+_events = cast(sa.Table, EventRow.__table__)
+_CHUNK = 1000
+_LOCAL_EDIT_STATES = frozenset({"pending", "error", "conflict"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CalendarRef:
+    """The calendar a listing belongs to."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    policy: ConflictPolicy
+
+
+@dataclass(slots=True)
+class ReconcileReport:
+    """What one listing did to the local store."""
+
+    pulled: int = 0
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    conflicts: int = 0
+    unchanged: int = 0
+    changed_ids: list[uuid.UUID] = field(default_factory=list)
+
+    @property
+    def changed(self) -> int:
+        return self.inserted + self.updated + self.deleted
+
+
+def apply_changes(
+    session: Session,
+    calendar: CalendarRef,
+    remote_events: Sequence[Event],
+    *,
+    full_listing: bool,
+    now: datetime,
+) -> ReconcileReport:
+    """Apply `remote_events` (one whole listing, all pages) to the calendar's local rows."""
+    report = ReconcileReport(pulled=len(remote_events))
+    latest = _latest_by_id(remote_events)
+    rows = _existing_rows(session, calendar.id, list(latest))
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    attendees: list[tuple[uuid.UUID, Sequence[Any]]] = []
+    deletions: list[str] = []
+    pending_attendees = attendees_by_event(
+        session, [r.id for r in rows.values() if r.sync_state in _LOCAL_EDIT_STATES]
+    )
+    for google_id, remote in latest.items():
+        row = rows.get(google_id)
+        if row is not None and row.etag is not None and row.etag == remote.etag:
+            report.unchanged += 1
+            continue
+        if remote.status == EventStatus.CANCELLED and not remote.is_exception:
+            if row is not None and row.deleted_at is None:
+                deletions.append(google_id)
+            elif row is None:
+                report.unchanged += 1
+            continue
+        if row is None:
+            event_id = uuid.uuid4()
+            inserts.append(_insert_values(event_id, calendar, remote))
+            attendees.append((event_id, remote.attendees))
+            report.inserted += 1
+            report.changed_ids.append(event_id)
+            continue
+        if row.deleted_at is not None:
+            report.unchanged += 1  # deleted here, not pushed yet: the push decides
+            continue
+        if row.sync_state in _LOCAL_EDIT_STATES:
+            values, merged_attendees = _merge(
+                session, calendar, row, remote, pending_attendees.get(row.id, ()), now
+            )
+            report.conflicts += 1 if values.get("sync_state") == "conflict" else 0
+        else:
+            values = _overwrite_values(row, remote)
+            merged_attendees = remote.attendees
+        updates.append(values)
+        attendees.append((row.id, merged_attendees))
+        report.updated += 1
+        report.changed_ids.append(row.id)
+    report.deleted += _delete_series(session, calendar.id, deletions)
+    if full_listing:
+        report.deleted += _delete_unlisted(session, calendar.id, set(latest))
+    _write(session, inserts, updates)
+    replace_attendees(session, attendees)
+    return report
+
+
+def _latest_by_id(remote_events: Iterable[Event]) -> dict[str, Event]:
+    """One version per event id: a listing may name an event twice; the last one wins."""
+    latest: dict[str, Event] = {}
+    for event in remote_events:
+        if event.provider_event_id:
+            latest[event.provider_event_id] = event
+    return latest
+
+
+def _existing_rows(
+    session: Session, calendar_id: uuid.UUID, google_ids: Sequence[str]
+) -> dict[str, EventRow]:
+    """Local rows by Google id; also finds rows calsync created whose insert answer was
+    lost (their Google id is derived from the local id but not yet recorded)."""
+    found: dict[str, EventRow] = {}
+    for start in range(0, len(google_ids), _CHUNK):
+        chunk = google_ids[start : start + _CHUNK]
+        for row in session.scalars(
+            sa.select(EventRow).where(
+                EventRow.calendar_id == calendar_id, EventRow.google_event_id.in_(chunk)
+            )
+        ):
+            if row.google_event_id is not None:
+                found[row.google_event_id] = row
+    derived: dict[uuid.UUID, str] = {}
+    for google_id in google_ids:
+        if google_id not in found:
+            local_id = _local_id(google_id)
+            if local_id is not None:
+                derived[local_id] = google_id
+    local_ids = list(derived)
+    for start in range(0, len(local_ids), _CHUNK):
+        for row in session.scalars(
+            sa.select(EventRow).where(
+                EventRow.calendar_id == calendar_id,
+                EventRow.id.in_(local_ids[start : start + _CHUNK]),
+            )
+        ):
+            found[derived[row.id]] = row
+    return found
+
+
+def _local_id(google_id: str) -> uuid.UUID | None:
+    try:
+        return local_id_from_google_event_id(google_id)
+    except ValueError:
+        return None
+
+
+def _insert_values(event_id: uuid.UUID, calendar: CalendarRef, remote: Event) -> dict[str, Any]:
+    return {
+        **event_columns(remote),
+        "id": event_id,
+        "calendar_id": calendar.id,
+        "user_id": calendar.user_id,
+        "sync_state": "synced",
+        "base_version": event_to_document(remote),
+        "version": 1,
+    }
+
+
+def _overwrite_values(row: EventRow, remote: Event) -> dict[str, Any]:
+    return {
+        **event_columns(remote),
+        "_id": row.id,
+        "sync_state": "synced",
+        "sync_error": None,
+        "conflict": None,
+        "base_version": event_to_document(remote),
+        "version": row.version + 1,
+    }
+
+
+def _merge(
+    session: Session,
+    calendar: CalendarRef,
+    row: EventRow,
+    remote: Event,
+    row_attendees: Sequence[Any],
+    now: datetime,
+) -> tuple[dict[str, Any], Sequence[Any]]:
+    """Three-way merge of a remote change with unpushed local edits; logs the resolution."""
+    from calsync.domain.codec import event_from_document
+
+    local = dataclasses.replace(to_event(row, row_attendees), updated=row.updated_at)
+    base = event_from_document(row.base_version) if row.base_version else None
+    resolution = resolve(base=base, local=local, remote=remote, policy=calendar.policy)
+    record(
+        session,
+        user_id=calendar.user_id,
+        calendar_id=calendar.id,
+        event_id=row.id,
+        kind=LogKind.CONFLICT,
+        status=LogStatus.MANUAL if resolution.manual else LogStatus.RESOLVED,
+        at=now,
+        conflicts=1 if resolution.conflict else 0,
+        message="remote change merged with unpushed local edits",
+        details=resolution.details,
+    )
+    bookkeeping = {"_id": row.id, "version": row.version + 1}
+    if resolution.manual:
+        keep = {**event_columns(local), "etag": remote.etag, "sequence": remote.sequence}
+        keep["remote_updated_at"] = remote.updated
+        return (
+            {**keep, **bookkeeping, "sync_state": "conflict", "conflict": resolution.details},
+            local.attendees,
+        )
+    merged = resolution.merged
+    values = {
+        **event_columns(merged),
+        **bookkeeping,
+        "base_version": event_to_document(remote),
+        "conflict": None,
+        "sync_error": None,
+        "sync_state": "pending" if resolution.push_needed else "synced",
+    }
+    if resolution.push_needed:
+        _ensure_outbox_update(session, calendar, row.id)
+    return values, merged.attendees
+
+
+def _ensure_outbox_update(session: Session, calendar: CalendarRef, event_id: uuid.UUID) -> None:
+    waiting = session.scalar(
+        sa.select(sa.func.count())
+        .select_from(OutboxEntry)
+        .where(OutboxEntry.event_id == event_id, OutboxEntry.status == "pending")
+    )
+    if not waiting:
+        session.add(
+            OutboxEntry(
+                event_id=event_id,
+                user_id=calendar.user_id,
+                calendar_id=calendar.id,
+                operation="update",
+            )
+        )
+
+
+def _delete_series(session: Session, calendar_id: uuid.UUID, google_ids: Sequence[str]) -> int:
+    """Delete cancelled masters and single events, and the exceptions of the masters."""
+    deleted = 0
+    for start in range(0, len(google_ids), _CHUNK):
+        chunk = google_ids[start : start + _CHUNK]
+        result = session.execute(
+            sa.delete(_events).where(
+                _events.c.calendar_id == calendar_id,
+                sa.or_(
+                    _events.c.google_event_id.in_(chunk),
+                    _events.c.recurring_event_id.in_(chunk),
+                ),
+            )
+        )
+        deleted += result.rowcount  # type: ignore[attr-defined]
+    return deleted
+
+
+def _delete_unlisted(session: Session, calendar_id: uuid.UUID, listed: set[str]) -> int:
+    """After a full listing: delete rows that were on Google and are no longer listed."""
+    candidates = session.execute(
+        sa.select(_events.c.id, _events.c.google_event_id).where(
+            _events.c.calendar_id == calendar_id,
+            _events.c.base_version.is_not(None),
+        )
+    ).all()
+    stale = [row.id for row in candidates if row.google_event_id not in listed]
+    for start in range(0, len(stale), _CHUNK):
+        session.execute(sa.delete(_events).where(_events.c.id.in_(stale[start : start + _CHUNK])))
+    return len(stale)
+
+
+def _write(session: Session, inserts: list[dict[str, Any]], updates: list[dict[str, Any]]) -> None:
+    if inserts:
+        session.execute(sa.insert(_events), inserts)
+    if updates:
+        # Group by column set: executemany needs the same keys in every row.
+        by_keys: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for values in updates:
+            by_keys.setdefault(tuple(sorted(values)), []).append(values)
+        statement = sa.update(_events).where(_events.c.id == sa.bindparam("_id"))
+        for batch in by_keys.values():
+            session.connection().execute(statement, batch)

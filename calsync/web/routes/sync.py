@@ -1,0 +1,124 @@
+"""``POST /sync`` (pull the caller's calendars now) and ``GET /sync/logs`` (what syncs did).
+
+Neither calls Google: ``POST /sync`` only queues pulls, coalesced with any already queued
+or running, and answers 202 with what it queued.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from calsync.bootstrap import Services
+from calsync.domain.accounts import AccountStatus, Role
+from calsync.store import sync_logs
+from calsync.store.tables import Calendar
+from calsync.sync.connect import queue_pulls
+from calsync.web.auth.principal import require_user
+from calsync.web.errors import APIError
+from calsync.web.paging import decode_cursor, encode_cursor, page_size
+
+
+async def trigger_sync(request: Request) -> Response:
+    """Queue a pull of each of the caller's synced calendars (or of ``calendar_id``)."""
+    account = require_user(request)
+    if account.status is AccountStatus.NEEDS_REAUTH:
+        raise APIError(409, "Google access was lost; sign in again to sync", code="needs_reauth")
+    services: Services = request.app.state.services
+    only = _optional_uuid(request.query_params.get("calendar_id"), "calendar_id")
+
+    def queue() -> dict[str, Any]:
+        with services.sessions() as session:
+            query = sa.select(Calendar.id).where(
+                Calendar.user_id == account.id, Calendar.selected.is_(True)
+            )
+            if only is not None:
+                query = query.where(Calendar.id == only)
+            calendar_ids = list(session.scalars(query))
+        if only is not None and not calendar_ids:
+            raise APIError(404, "no such calendar")
+        queued = queue_pulls(services, calendar_ids)
+        return {
+            "queued": [str(c) for c in queued],
+            "already_queued": [str(c) for c in calendar_ids if c not in queued],
+        }
+
+    return JSONResponse(await run_in_threadpool(queue), status_code=202)
+
+
+async def list_sync_logs(request: Request) -> Response:
+    """The caller's sync log, newest first; admins may read anyone's (``user_id``)."""
+    account = require_user(request)
+    services: Services = request.app.state.services
+    wanted = _optional_uuid(request.query_params.get("user_id"), "user_id")
+    if wanted is not None and wanted != account.id and account.role is not Role.ADMIN:
+        raise APIError(404, "no such user")
+    user_id = wanted or account.id
+    limit = page_size(request)
+    before = _log_cursor(decode_cursor(request))
+    calendar_id = _optional_uuid(request.query_params.get("calendar_id"), "calendar_id")
+
+    def load() -> list[sync_logs.LogEntry]:
+        with services.sessions() as session:
+            return sync_logs.list_entries(
+                session,
+                user_id=user_id,
+                limit=limit + 1,
+                before=before,
+                kind=request.query_params.get("kind"),
+                calendar_id=calendar_id,
+            )
+
+    entries = await run_in_threadpool(load)
+    page, more = entries[:limit], len(entries) > limit
+    cursor = encode_cursor([page[-1].time.isoformat(), str(page[-1].id)]) if more else None
+    return JSONResponse({"logs": [_log_json(e) for e in page], "next_cursor": cursor})
+
+
+def _log_json(entry: sync_logs.LogEntry) -> dict[str, Any]:
+    return {
+        "id": str(entry.id),
+        "user_id": str(entry.user_id),
+        "calendar_id": str(entry.calendar_id) if entry.calendar_id else None,
+        "event_id": str(entry.event_id) if entry.event_id else None,
+        "kind": entry.kind,
+        "status": entry.status,
+        "time": entry.time.isoformat(),
+        "pulled": entry.pulled,
+        "changed": entry.changed,
+        "conflicts": entry.conflicts,
+        "api_calls": entry.api_calls,
+        "duration_ms": entry.duration_ms,
+        "message": entry.message,
+        "details": entry.details,
+    }
+
+
+def _log_cursor(value: Any) -> tuple[datetime, uuid.UUID] | None:
+    if value is None:
+        return None
+    try:
+        at, row_id = value
+        return datetime.fromisoformat(at), uuid.UUID(row_id)
+    except (TypeError, ValueError):
+        raise APIError(400, "the cursor is not one this API gave out", code="bad_cursor") from None
+
+
+def _optional_uuid(raw: str | None, field: str) -> uuid.UUID | None:
+    if raw is None:
+        return None
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise APIError(
+            422,
+            f"{field} must be an id",
+            code="validation_error",
+            details=[{"field": field, "message": "must be an id"}],
+        ) from None

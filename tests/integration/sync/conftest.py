@@ -1,0 +1,224 @@
+"""A whole calsync on PostgreSQL and Redis, pointed at the emulator, reachable by push.
+
+`SyncStack` runs the API (uvicorn on a thread, so the emulator can POST notifications to
+it), Dramatiq worker threads on the Redis broker, and knows one connected user. Helpers
+read both sides so tests compare the local store with what Google holds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from googleapiclient.http import BatchHttpRequest
+
+from calsync.bootstrap import Services, bootstrap
+from calsync.config import Settings
+from calsync.domain.models import Event, EventStatus
+from calsync.emulator.testing import build_calendar_service, new_batch
+from calsync.providers.google.mapping import event_from_google
+from calsync.runtime import worker_threads
+from calsync.store.credentials import save_tokens
+from calsync.store.events import attendees_by_event, to_event
+from calsync.store.secrets import Secret
+from calsync.store.tables import Calendar
+from calsync.store.tables import Event as EventRow
+from calsync.store.users import ensure_user
+from calsync.threaded_server import ThreadedServer
+from calsync.web.app import create_app
+from tests.conftest import FakeGoogle
+
+EMAIL = "alice@example.com"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
+    """Poll `condition` until it is truthy; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what or condition}")
+        time.sleep(0.05)
+
+
+@dataclass
+class SyncStack:
+    services: Services
+    google: FakeGoogle
+    url: str
+    user_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    email: str = EMAIL
+    _services_of: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def control(self) -> Any:
+        return self.google.control
+
+    def connect(
+        self, email: str = EMAIL, calendars: list[dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        """Create the user in the emulator and in calsync with their tokens; returns the
+        emulator's answer (with the calendars)."""
+        granted = self.control.create_user(email, calendars=calendars)
+        with self.services.sessions.begin() as session:
+            account = ensure_user(session, email)
+            save_tokens(
+                session,
+                self.services.secrets,
+                user_id=account.id,
+                access_token=Secret(granted["access_token"]),
+                refresh_token=Secret(granted["refresh_token"]),
+                expires_at=self.services.clock() + timedelta(hours=1),
+                scopes=granted["scope"],
+            )
+        self.user_id, self.email = account.id, email
+        return granted
+
+    def google_as(self, email: str | None = None) -> Any:
+        """The Google client library acting as `email` (another client, not calsync)."""
+        email = email or self.email
+        if email not in self._services_of:
+            token = self.control.issue_tokens(email)["access_token"]
+            self._services_of[email] = build_calendar_service(self.google.url, token)
+        return self._services_of[email]
+
+    def insert_many(
+        self, calendar_id: str, bodies: list[dict[str, Any]], email: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Insert events on Google in batches of 500 (as another client)."""
+        service = self.google_as(email)
+        created: list[dict[str, Any]] = []
+        errors: list[Any] = []
+
+        def collect(_id: str, response: Any, exception: Any) -> None:
+            if exception is not None:
+                errors.append(exception)
+            else:
+                created.append(response)
+
+        for start in range(0, len(bodies), 500):
+            batch: BatchHttpRequest = new_batch(self.google.url, collect)
+            for body in bodies[start : start + 500]:
+                batch.add(service.events().insert(calendarId=calendar_id, body=body))
+            batch.execute()
+        assert not errors, errors[:3]
+        return created
+
+    def calendar_row(self, google_id: str) -> Calendar:
+        with self.services.sessions() as session:
+            row = session.scalar(
+                sa.select(Calendar).where(
+                    Calendar.user_id == self.user_id, Calendar.provider_calendar_id == google_id
+                )
+            )
+        assert row is not None, f"calendar {google_id} is not stored"
+        return row
+
+    def local_events(self, google_id: str) -> dict[str, Event]:
+        """The calendar's stored events by Google id, as comparable domain values."""
+        with self.services.sessions() as session:
+            calendar = session.scalar(
+                sa.select(Calendar).where(
+                    Calendar.user_id == self.user_id, Calendar.provider_calendar_id == google_id
+                )
+            )
+            if calendar is None:
+                return {}
+            rows = list(
+                session.scalars(sa.select(EventRow).where(EventRow.calendar_id == calendar.id))
+            )
+            attendees = attendees_by_event(session, [r.id for r in rows])
+            return {
+                str(r.google_event_id): _comparable(to_event(r, attendees.get(r.id, ())))
+                for r in rows
+            }
+
+    def remote_events(self, google_id: str, email: str | None = None) -> dict[str, Event]:
+        """What Google holds: masters, singles and exceptions, cancelled ones only if they
+        are exceptions (tombstones of deleted events are not content)."""
+        service = self.google_as(email)
+        found: dict[str, Event] = {}
+        page_token = None
+        while True:
+            answer = (
+                service.events()
+                .list(
+                    calendarId=google_id,
+                    showDeleted=True,
+                    singleEvents=False,
+                    maxResults=2500,
+                    pageToken=page_token,
+                )
+                .execute()
+            )
+            for item in answer.get("items", []):
+                event = event_from_google(item, answer.get("timeZone", "UTC"))
+                if event.status == EventStatus.CANCELLED and not event.is_exception:
+                    continue
+                found[item["id"]] = _comparable(event)
+            page_token = answer.get("nextPageToken")
+            if not page_token:
+                return found
+
+    def wait_in_sync(
+        self, google_id: str, timeout: float = 20.0, email: str | None = None
+    ) -> dict[str, Event]:
+        """Wait until the local store equals Google's content for the calendar."""
+        remote = self.remote_events(google_id, email)
+        wait_until(lambda: self.local_events(google_id) == remote, timeout, f"{google_id} in sync")
+        return remote
+
+    def list_requests(self, path: str | None = None, method: str = "GET") -> list[dict[str, Any]]:
+        found = self.control.requests()
+        return [
+            r
+            for r in found
+            if r.get("method") == method and (path is None or r.get("path", "").endswith(path))
+        ]
+
+
+def _comparable(event: Event) -> Event:
+    return dataclasses.replace(event, calsync_id=None)
+
+
+def sync_settings(settings: Settings, google: FakeGoogle, **changes: Any) -> Settings:
+    port = free_port()
+    return dataclasses.replace(
+        google.settings_for(settings, public_url=f"http://127.0.0.1:{port}"),
+        sync_min_interval_seconds=0.0,
+        **changes,
+    )
+
+
+def running_stack(settings: Settings, google: FakeGoogle) -> Iterator[SyncStack]:
+    services = bootstrap(settings)
+    port = int(settings.public_url.rsplit(":", 1)[1])
+    server = ThreadedServer(create_app(services), port=port, name="calsync-api")
+    with server, worker_threads(services, threads=4):
+        stack = SyncStack(services, google, server.url)
+        yield stack
+        for service in stack._services_of.values():
+            service.close()
+    services.close()
+
+
+@pytest.fixture
+def stack(production_settings: Settings, fake_google: FakeGoogle) -> Iterator[SyncStack]:
+    """calsync on PostgreSQL + Redis with API, webhook and workers, pointed at the emulator."""
+    yield from running_stack(sync_settings(production_settings, fake_google), fake_google)
