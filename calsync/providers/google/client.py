@@ -407,8 +407,8 @@ class GoogleCalendarClient:
                     return request.execute(http=http, num_retries=0)
                 except HttpError as err:
                     if is_unauthorized(err) and not refreshed:
+                        self._refresh(token)  # a Transient here leaves the refresh to retry
                         refreshed = True
-                        self._refresh(token)
                         continue
                     redact = (token.reveal(), *(s for s in secrets if s))
                     raise translate_http_error(
@@ -417,6 +417,8 @@ class GoogleCalendarClient:
                 except TRANSPORT_ERRORS as err:
                     http.close()  # drop a connection that may be half-broken
                     raise translate_transport_error(err) from err
+                except ValueError as err:  # a 2xx whose body is not the JSON it should be
+                    raise Transient("Google answered with a body calsync cannot read") from err
 
         try:
             return self._retrying(attempt)

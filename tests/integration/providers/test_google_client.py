@@ -537,3 +537,17 @@ def test_error_messages_never_carry_tokens(alice: Connected) -> None:
     for text in (str(caught.value), repr(caught.value), caught.value.message):
         assert token not in text
         assert access not in text
+
+
+def test_a_refresh_that_fails_for_a_moment_is_retried_then_the_call_succeeds(
+    alice: Connected,
+) -> None:
+    client = alice.client()
+    alice.control.add_fault(kind="expire_token", count=1, path="/events")
+    alice.control.add_fault(kind="status", status=503, count=1, path="^/token$")
+
+    page = client.list_changes(alice.calendar_id, sync_token=None, page_token=None)
+
+    assert page.next_sync_token
+    assert [r["status"] for r in alice.google_requests(path_regex=EVENTS_PATH)] == [401, 401, 200]
+    assert len(alice.sleeps) == 1
