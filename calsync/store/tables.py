@@ -329,6 +329,8 @@ class NotificationDelivery(Timestamped, Base):
     __table_args__ = (
         sa.Index(None, "status", "due_at"),
         sa.Index(None, "user_id", "created_at"),
+        #: Replanning an event's reminders reads and replaces its rows.
+        sa.Index(None, "event_id", "kind"),
         one_of("kind", NOTICE_KINDS),
         one_of("channel", NOTICE_CHANNELS),
         one_of("status", DELIVERY_STATUSES),

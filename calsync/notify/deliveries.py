@@ -1,0 +1,239 @@
+"""Sending what is due: claim a delivery row, send it, record the outcome, in one transaction.
+
+Exactly once per ``dedupe_key``: on PostgreSQL each row is claimed with ``SELECT ... FOR
+UPDATE SKIP LOCKED`` and stays locked while it is sent and its outcome written, so any
+number of workers and schedulers can run :func:`deliver_due` at once and never pick the
+same row; a row leaves ``pending`` in the same commit that follows its send. SQLite (the
+single-process embedded mode) has no row locks: a process-wide lock serialises senders.
+
+The one window left is a crash after the channel accepted a message and before the commit:
+the row is still pending and is sent again, with the same delivery id (the email's
+Message-ID, the webhook's ``Calsync-Delivery`` header), so the receiver can tell.
+
+Per row, before sending:
+
+- a reminder whose occurrence has ended is ``skipped`` (late after downtime, too late to
+  help); one that is late but whose event has not ended is sent once, unless a reminder
+  with a shorter lead time for the same occurrence is due too (only the last is useful);
+- a notice on a channel the user has since turned off (or a change notice after change
+  notices were turned off) is ``skipped``;
+- during the user's quiet hours, email and push are held until the quiet hours end
+  (skipped if the event is over by then); webhooks, read by machines, are not held.
+
+After sending: ``sent``; or, on a temporary failure, retried with exponential backoff
+(30 s doubling up to an hour) until ``MAX_ATTEMPTS``, then ``failed``; or ``failed`` at
+once on a permanent failure. ``reason`` says why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from calsync.notify.preferences import load_preferences
+from calsync.notify.senders import (
+    Dispatcher,
+    Notice,
+    PermanentFailure,
+    Recipient,
+    TemporaryFailure,
+)
+from calsync.store.tables import NotificationDelivery, User
+
+__all__ = ["MAX_ATTEMPTS", "DeliveryReport", "backoff", "deliver_due"]
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS: Final = 8
+_FIRST_RETRY: Final = timedelta(seconds=30)
+_LAST_RETRY: Final = timedelta(hours=1)
+_PERSONAL_CHANNELS: Final = frozenset({"email", "push"})
+#: A reminder this much past its due time counts as late (sent after downtime).
+_LATE: Final = timedelta(minutes=1)
+_SQLITE_LOCK = threading.Lock()
+
+
+@dataclass
+class DeliveryReport:
+    """What one :func:`deliver_due` run did."""
+
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    retrying: int = 0
+    held: int = 0
+
+    @property
+    def handled(self) -> int:
+        return self.sent + self.failed + self.skipped + self.retrying + self.held
+
+
+def backoff(attempts: int) -> timedelta:
+    """How long to wait before attempt ``attempts + 1``."""
+    return min(_FIRST_RETRY * (1 << min(max(attempts - 1, 0), 20)), _LAST_RETRY)
+
+
+def deliver_due(
+    sessions: sessionmaker[Session],
+    dispatcher: Dispatcher,
+    *,
+    now: datetime,
+    limit: int = 500,
+    budget_seconds: float = 60.0,
+    max_attempts: int = MAX_ATTEMPTS,
+) -> DeliveryReport:
+    """Send every pending delivery due at ``now``, at most ``limit`` of them, starting no
+    new one after ``budget_seconds`` (the next run goes on). Safe to run concurrently."""
+    report = DeliveryReport()
+    deadline = time.monotonic() + budget_seconds
+    with _serialised(sessions):
+        while report.handled < limit and time.monotonic() < deadline:
+            with sessions.begin() as session:
+                row = _claim(session, now)
+                if row is None:
+                    break
+                _process(
+                    session, row, dispatcher, now=now, max_attempts=max_attempts, report=report
+                )
+    return report
+
+
+@contextlib.contextmanager
+def _serialised(sessions: sessionmaker[Session]) -> Iterator[None]:
+    bind = sessions.kw.get("bind")
+    if bind is not None and bind.dialect.name == "sqlite":
+        with _SQLITE_LOCK:
+            yield
+    else:
+        yield
+
+
+def _claim(session: Session, now: datetime) -> NotificationDelivery | None:
+    return session.scalars(
+        sa.select(NotificationDelivery)
+        .where(NotificationDelivery.status == "pending", NotificationDelivery.due_at <= now)
+        .order_by(NotificationDelivery.due_at, NotificationDelivery.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    ).first()
+
+
+def _process(
+    session: Session,
+    row: NotificationDelivery,
+    dispatcher: Dispatcher,
+    *,
+    now: datetime,
+    max_attempts: int,
+    report: DeliveryReport,
+) -> None:
+    user = session.get(User, row.user_id)
+    if user is None or user.status == "disabled":
+        _finish(row, "skipped", "the user is disabled", now)
+        report.skipped += 1
+        return
+    prefs = load_preferences(session, row.user_id)
+    payload = row.payload or {}
+    occurrence_end = _instant(payload.get("occurrence_end"))
+    if row.kind == "reminder" and occurrence_end is not None and occurrence_end <= now:
+        log.info("reminder %s skipped: the event ended before it could be sent", row.id)
+        _finish(row, "skipped", f"too late: the event was over (it was due {row.due_at})", now)
+        report.skipped += 1
+        return
+    if row.kind == "reminder" and _superseded(session, row, now):
+        _finish(row, "skipped", "superseded by a later reminder of the same occurrence", now)
+        report.skipped += 1
+        return
+    if row.channel not in prefs.channels:
+        _finish(row, "skipped", f"the {row.channel} channel was turned off", now)
+        report.skipped += 1
+        return
+    if row.kind == "change" and not prefs.change_notices:
+        _finish(row, "skipped", "change notices were turned off", now)
+        report.skipped += 1
+        return
+    quiet = prefs.quiet_hours
+    if row.channel in _PERSONAL_CHANNELS and quiet and quiet.contains(now, user.timezone):
+        resume = quiet.end_after(now, user.timezone)
+        if occurrence_end is not None and resume >= occurrence_end:
+            _finish(row, "skipped", "quiet hours lasted until the event was over", now)
+            report.skipped += 1
+        else:
+            row.due_at = resume
+            row.reason = "held back by quiet hours"
+            row.updated_at = now
+            report.held += 1
+        return
+    notice = Notice(
+        id=row.id,
+        kind=row.kind,
+        channel=row.channel,
+        recipient=Recipient(user.id, user.email, user.timezone, user.display_name),
+        payload=payload,
+        due_at=row.due_at,
+    )
+    row.attempts += 1
+    try:
+        dispatcher.send(session, notice, now=now)
+    except PermanentFailure as err:
+        _finish(row, "failed", err.reason, now)
+        report.failed += 1
+        return
+    except TemporaryFailure as err:
+        reason = err.reason
+    except Exception as err:  # a bug in a sender must not stop the others
+        log.exception("sending notice %s failed unexpectedly", row.id)
+        reason = f"unexpected error: {type(err).__name__}"
+    else:
+        _finish(row, "sent", None, now)
+        row.sent_at = now
+        report.sent += 1
+        return
+    if row.attempts >= max_attempts:
+        _finish(row, "failed", f"gave up after {row.attempts} attempts: {reason}", now)
+        report.failed += 1
+        return
+    row.due_at = now + backoff(row.attempts)
+    row.reason = f"attempt {row.attempts} failed, retrying: {reason}"
+    row.updated_at = now
+    report.retrying += 1
+
+
+def _superseded(session: Session, row: NotificationDelivery, now: datetime) -> bool:
+    """Whether a late reminder has a shorter-lead sibling that is due too: after downtime
+    only the last reminder of an occurrence is worth sending."""
+    if row.due_at >= now - _LATE:
+        return False
+    later = session.scalar(
+        sa.select(NotificationDelivery.id)
+        .where(
+            NotificationDelivery.event_id == row.event_id,
+            NotificationDelivery.kind == "reminder",
+            NotificationDelivery.channel == row.channel,
+            NotificationDelivery.occurrence_start == row.occurrence_start,
+            NotificationDelivery.status.in_(("pending", "sent")),
+            NotificationDelivery.due_at > row.due_at,
+            NotificationDelivery.due_at <= now,
+        )
+        .limit(1)
+    )
+    return later is not None
+
+
+def _finish(row: NotificationDelivery, status: str, reason: str | None, now: datetime) -> None:
+    row.status = status
+    row.reason = reason
+    row.updated_at = now
+
+
+def _instant(value: object) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else None

@@ -1,0 +1,377 @@
+"""Reminders: the due-time table (``notification_deliveries`` rows of kind ``reminder``).
+
+For every event, every occurrence of a recurring series included, at each lead time and
+through each of the owner's channels, there is one row whose ``dedupe_key`` is
+``reminder|<event id>|<occurrence start, UTC>|<lead minutes>|<channel>`` (unique), due at
+the occurrence's start minus the lead time. Rows are planned only for a rolling horizon
+(48 hours by default): :func:`reschedule_reminders` replans one event when it changes and
+:func:`refresh_reminders` (periodic) extends the horizon for every event.
+
+Replanning keeps what is still right and never resends: a pending row whose occurrence,
+lead time or channel no longer exists (the event moved, was cancelled, the user changed
+their preferences) is deleted; a new one is inserted with ``ON CONFLICT DO NOTHING``, so a
+key that was already sent is never sent again. Sent, failed and skipped rows are history
+and stay. Rows are planned for occurrences that have not started yet; a pending row of an
+occurrence that already started is kept and sent late if the event has not ended (see
+:mod:`calsync.notify.deliveries`).
+
+Reminders go to the owner of the event's row (whose calendar holds it). Attendees who use
+calsync have their own copy of the event in their own calendar, with its own reminders.
+All-day events begin at midnight in the event's zone (the calendar's), else the owner's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from calsync.domain.errors import ValidationError
+from calsync.domain.models import Event, EventStatus
+from calsync.domain.recurrence import expand
+from calsync.notify.payloads import event_summary, instant_of, time_document
+from calsync.notify.preferences import MAX_LEAD_MINUTES, Preferences, load_preferences
+from calsync.store.events import to_event
+from calsync.store.tables import Event as EventRow
+from calsync.store.tables import NotificationDelivery, User, utcnow
+
+__all__ = [
+    "DEFAULT_HORIZON",
+    "PlannedReminder",
+    "plan_reminders",
+    "refresh_reminders",
+    "reminder_key",
+    "reschedule_reminders",
+    "reschedule_user",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HORIZON: Final = timedelta(hours=48)
+_MAX_INSTANCES: Final = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedReminder:
+    """One reminder row as it should be. ``creatable`` is False for an occurrence that has
+    already started: an existing row for it stays, a missing one is not created."""
+
+    dedupe_key: str
+    channel: str
+    lead_minutes: int
+    occurrence_start: datetime
+    occurrence_end: datetime
+    due_at: datetime
+    creatable: bool
+    payload: dict[str, Any]
+
+
+def reminder_key(event_id: uuid.UUID, occurrence_start: datetime, lead: int, channel: str) -> str:
+    """The dedupe key of one reminder: exactly one send per key, ever."""
+    moment = occurrence_start.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"reminder|{event_id}|{moment}|{lead}|{channel}"
+
+
+def plan_reminders(
+    master: Event,
+    exceptions: Sequence[Event] = (),
+    *,
+    event_id: uuid.UUID,
+    leads: Sequence[int],
+    channels: Sequence[str],
+    now: datetime,
+    horizon: timedelta = DEFAULT_HORIZON,
+    day_zone: str = "UTC",
+) -> list[PlannedReminder]:
+    """The reminders of ``master`` (a single event or a series with its ``exceptions``)
+    that are due by ``now + horizon`` for occurrences that have not ended.
+
+    Pure. A recurrence calsync cannot expand yields no reminders (logged), never an error.
+    """
+    if master.status == EventStatus.CANCELLED or not leads or not channels:
+        return []
+    series_id = master.provider_event_id or str(event_id)
+    uid = series_id
+    window_end = now + horizon + timedelta(minutes=max(leads)) + timedelta(days=2)
+    try:
+        occurrences = expand(
+            master,
+            now - timedelta(days=2),
+            window_end,
+            exceptions,
+            master_id=series_id,
+            max_instances=_MAX_INSTANCES,
+        )
+    except (ValidationError, ValueError) as err:
+        log.warning("no reminders for event %s: its recurrence cannot be expanded: %s", uid, err)
+        return []
+    zone_name = master.timezone or day_zone
+    planned = []
+    for occurrence in occurrences:
+        start = instant_of(occurrence.start, zone_name)
+        end = instant_of(occurrence.end, zone_name)
+        if end <= now:
+            continue
+        summary = event_summary(occurrence, uid=uid)
+        recurrence_id = occurrence.original_start if master.recurrence else None
+        for lead in sorted(set(leads)):
+            due = start - timedelta(minutes=lead)
+            if due > now + horizon:
+                continue
+            payload = {
+                "event": summary,
+                "occurrence_start": start.isoformat(),
+                "occurrence_end": end.isoformat(),
+                "lead_minutes": lead,
+                "recurrence_id": time_document(recurrence_id) if recurrence_id else None,
+            }
+            for channel in channels:
+                planned.append(
+                    PlannedReminder(
+                        dedupe_key=reminder_key(event_id, start, lead, channel),
+                        channel=channel,
+                        lead_minutes=lead,
+                        occurrence_start=start,
+                        occurrence_end=end,
+                        due_at=due,
+                        creatable=start > now,
+                        payload=payload,
+                    )
+                )
+    return planned
+
+
+def reschedule_reminders(
+    session: Session,
+    event_id: uuid.UUID,
+    *,
+    now: datetime | None = None,
+    horizon: timedelta = DEFAULT_HORIZON,
+) -> None:
+    """Replan the reminders of the event ``event_id`` (or of its series, for an exception)
+    within the caller's transaction. Safe to call for a deleted or unknown id (its pending
+    reminders are removed) and as often as wanted. Does not commit."""
+    now = now or utcnow()
+    row = session.get(EventRow, event_id)
+    if row is not None and row.recurring_event_id is not None:
+        row = _master_of(session, row) or row
+    if row is None:
+        _apply(session, event_id, None, [], now)
+        return
+    _reschedule_row(session, row, now=now, horizon=horizon, cache={})
+
+
+def reschedule_user(
+    session: Session,
+    user_id: uuid.UUID,
+    *,
+    now: datetime | None = None,
+    horizon: timedelta = DEFAULT_HORIZON,
+) -> int:
+    """Replan every upcoming event of ``user_id`` (after a change of preferences).
+    Returns how many events were replanned. Does not commit."""
+    now = now or utcnow()
+    rows = session.scalars(_upcoming(now, horizon).where(EventRow.user_id == user_id)).all()
+    cache: dict[uuid.UUID, tuple[Preferences, str]] = {}
+    for row in rows:
+        _reschedule_row(session, row, now=now, horizon=horizon, cache=cache)
+    return len(rows)
+
+
+def refresh_reminders(
+    sessions: sessionmaker[Session],
+    *,
+    now: datetime,
+    horizon: timedelta = DEFAULT_HORIZON,
+    batch_size: int = 200,
+) -> int:
+    """Extend the planned reminders of every upcoming event to ``now + horizon``.
+
+    One transaction per batch of events, so a long run holds no lock for long. Returns
+    how many events were replanned.
+    """
+    done = 0
+    after: uuid.UUID | None = None
+    while True:
+        with sessions.begin() as session:
+            query = _upcoming(now, horizon).order_by(EventRow.id).limit(batch_size)
+            if after is not None:
+                query = query.where(EventRow.id > after)
+            rows = session.scalars(query).all()
+            cache: dict[uuid.UUID, tuple[Preferences, str]] = {}
+            for row in rows:
+                _reschedule_row(session, row, now=now, horizon=horizon, cache=cache)
+        done += len(rows)
+        if len(rows) < batch_size:
+            return done
+        after = rows[-1].id
+
+
+def _upcoming(now: datetime, horizon: timedelta) -> sa.Select[EventRow]:
+    """Single events and series masters that may have a reminder due by the horizon."""
+    latest_start = now + horizon + timedelta(minutes=MAX_LEAD_MINUTES) + timedelta(days=1)
+    return sa.select(EventRow).where(
+        EventRow.deleted_at.is_(None),
+        EventRow.status != EventStatus.CANCELLED.value,
+        EventRow.recurring_event_id.is_(None),
+        EventRow.start_time < latest_start,
+        sa.or_(
+            sa.and_(EventRow.is_recurring.is_(False), EventRow.end_time > now),
+            sa.and_(
+                EventRow.is_recurring.is_(True),
+                sa.or_(EventRow.recurrence_end.is_(None), EventRow.recurrence_end > now),
+            ),
+        ),
+    )
+
+
+def _master_of(session: Session, exception: EventRow) -> EventRow | None:
+    return session.scalar(
+        sa.select(EventRow).where(
+            EventRow.calendar_id == exception.calendar_id,
+            EventRow.google_event_id == exception.recurring_event_id,
+        )
+    )
+
+
+def _reschedule_row(
+    session: Session,
+    row: EventRow,
+    *,
+    now: datetime,
+    horizon: timedelta,
+    cache: dict[uuid.UUID, tuple[Preferences, str]],
+) -> None:
+    if row.deleted_at is not None or row.status == EventStatus.CANCELLED.value:
+        _apply(session, row.id, row.user_id, [], now)
+        return
+    if row.user_id not in cache:
+        user_zone = session.scalar(sa.select(User.timezone).where(User.id == row.user_id))
+        cache[row.user_id] = (load_preferences(session, row.user_id), user_zone or "UTC")
+    prefs, user_zone = cache[row.user_id]
+    master = to_event(row)
+    exceptions = _exceptions(session, row) if row.is_recurring else []
+    planned = plan_reminders(
+        master,
+        exceptions,
+        event_id=row.id,
+        leads=prefs.lead_times(row.reminders),
+        channels=prefs.channels,
+        now=now,
+        horizon=horizon,
+        day_zone=user_zone,
+    )
+    _apply(session, row.id, row.user_id, planned, now)
+
+
+def _exceptions(session: Session, master: EventRow) -> list[Event]:
+    series_id = master.google_event_id or str(master.id)
+    rows = session.scalars(
+        sa.select(EventRow).where(
+            EventRow.calendar_id == master.calendar_id,
+            EventRow.recurring_event_id == series_id,
+        )
+    )
+    found = []
+    for row in rows:
+        event = to_event(row)
+        if row.deleted_at is not None:
+            event = dataclasses.replace(event, status=EventStatus.CANCELLED)
+        found.append(event)
+    return found
+
+
+def _apply(
+    session: Session,
+    event_id: uuid.UUID,
+    user_id: uuid.UUID | None,
+    planned: Sequence[PlannedReminder],
+    now: datetime,
+) -> None:
+    """Make the pending reminder rows of ``event_id`` match ``planned``.
+
+    Rows a sender holds locked right now (being sent) are skipped, not waited for: they
+    were due, and the sender finishes them.
+    """
+    wanted = {p.dedupe_key: p for p in planned}
+    pending = session.execute(
+        sa.select(
+            NotificationDelivery.id,
+            NotificationDelivery.dedupe_key,
+            NotificationDelivery.due_at,
+            NotificationDelivery.payload,
+        ).where(
+            NotificationDelivery.event_id == event_id,
+            NotificationDelivery.kind == "reminder",
+            NotificationDelivery.status == "pending",
+        )
+    ).all()
+    stale = [row.id for row in pending if row.dedupe_key not in wanted]
+    if stale:
+        session.execute(
+            sa.delete(NotificationDelivery).where(
+                NotificationDelivery.id.in_(_unlocked_pending(stale))
+            ),
+            execution_options={"synchronize_session": False},
+        )
+    for row in pending:
+        plan = wanted.get(row.dedupe_key)
+        if plan is not None and (row.payload != plan.payload or row.due_at != plan.due_at):
+            session.execute(
+                sa.update(NotificationDelivery)
+                .where(NotificationDelivery.id.in_(_unlocked_pending([row.id])))
+                .values(payload=plan.payload, due_at=plan.due_at, updated_at=now),
+                execution_options={"synchronize_session": False},
+            )
+    existing = {row.dedupe_key for row in pending}
+    new = [p for p in planned if p.creatable and p.dedupe_key not in existing]
+    if new and user_id is not None:
+        _insert_new(session, event_id, user_id, new, now)
+
+
+def _unlocked_pending(ids: list[uuid.UUID]) -> sa.Select[uuid.UUID]:
+    return (
+        sa.select(NotificationDelivery.id)
+        .where(NotificationDelivery.id.in_(ids), NotificationDelivery.status == "pending")
+        .with_for_update(skip_locked=True)
+    )
+
+
+def _insert_new(
+    session: Session,
+    event_id: uuid.UUID,
+    user_id: uuid.UUID,
+    planned: Sequence[PlannedReminder],
+    now: datetime,
+) -> None:
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    values = [
+        {
+            "id": uuid.uuid4(),
+            "user_id": user_id,
+            "event_id": event_id,
+            "kind": "reminder",
+            "channel": p.channel,
+            "occurrence_start": p.occurrence_start,
+            "lead_minutes": p.lead_minutes,
+            "dedupe_key": p.dedupe_key,
+            "status": "pending",
+            "due_at": p.due_at,
+            "attempts": 0,
+            "payload": p.payload,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for p in planned
+    ]
+    statement = insert(NotificationDelivery).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    session.execute(statement, values)

@@ -1,0 +1,106 @@
+"""Web Push subscriptions: validation of what a browser's ``PushSubscription.toJSON()``
+gives, and the repository (``POST``/``DELETE /me/push-subscriptions``).
+
+The endpoint must be an https URL that passes the SSRF syntax rule; ``keys.p256dh`` must be
+an uncompressed P-256 point (65 bytes, base64url) and ``keys.auth`` a 16-byte secret, as the
+Push API produces, so that a bad subscription is refused now rather than failing later.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from calsync.domain.errors import ValidationError
+from calsync.notify.addresses import UnsafeAddress, check_url_syntax
+from calsync.store.tables import PushSubscription
+
+__all__ = ["FIELDS", "SubscriptionInput", "delete_subscription", "parse", "save_subscription"]
+
+FIELDS = ("endpoint", "keys", "expirationTime")
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionInput:
+    endpoint: str
+    p256dh: str
+    auth: str
+
+
+def parse(body: dict[str, Any]) -> SubscriptionInput:
+    """Check a subscription body. Raises ValidationError naming the field."""
+    endpoint = body.get("endpoint")
+    if not isinstance(endpoint, str):
+        raise ValidationError("endpoint", "must be the push service's https URL")
+    try:
+        check_url_syntax(endpoint)
+    except UnsafeAddress as err:
+        raise ValidationError("endpoint", str(err)) from None
+    keys = body.get("keys")
+    if not isinstance(keys, dict) or set(keys) - {"p256dh", "auth"}:
+        raise ValidationError("keys", 'must be {"p256dh": ..., "auth": ...}')
+    p256dh = _b64(keys.get("p256dh"), "keys.p256dh")
+    if len(p256dh) != 65 or p256dh[0] != 4:
+        raise ValidationError("keys.p256dh", "must be an uncompressed P-256 public key")
+    auth = _b64(keys.get("auth"), "keys.auth")
+    if len(auth) != 16:
+        raise ValidationError("keys.auth", "must be a 16-byte secret")
+    expiration = body.get("expirationTime")
+    if expiration is not None and (
+        isinstance(expiration, bool) or not isinstance(expiration, int | float)
+    ):
+        raise ValidationError("expirationTime", "must be a number of milliseconds or null")
+    return SubscriptionInput(endpoint, keys["p256dh"].rstrip("="), keys["auth"].rstrip("="))
+
+
+def _b64(value: Any, field: str) -> bytes:
+    if not isinstance(value, str) or not value or len(value) > 255:
+        raise ValidationError(field, "must be a base64url string")
+    try:
+        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (binascii.Error, ValueError):
+        raise ValidationError(field, "must be a base64url string") from None
+
+
+def save_subscription(
+    session: Session, user_id: uuid.UUID, subscription: SubscriptionInput, *, now: datetime
+) -> tuple[uuid.UUID, bool]:
+    """Store (or refresh the keys of) the user's subscription for that endpoint.
+    Returns its id and whether it is new. Does not commit."""
+    row = session.scalar(
+        sa.select(PushSubscription).where(
+            PushSubscription.user_id == user_id,
+            PushSubscription.endpoint == subscription.endpoint,
+        )
+    )
+    if row is not None:
+        row.p256dh, row.auth, row.updated_at = subscription.p256dh, subscription.auth, now
+        return row.id, False
+    row = PushSubscription(
+        user_id=user_id,
+        endpoint=subscription.endpoint,
+        p256dh=subscription.p256dh,
+        auth=subscription.auth,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return row.id, True
+
+
+def delete_subscription(session: Session, user_id: uuid.UUID, subscription_id: uuid.UUID) -> bool:
+    """Remove one of the user's subscriptions; False when they have none with that id."""
+    result = session.execute(
+        sa.delete(PushSubscription).where(
+            PushSubscription.id == subscription_id, PushSubscription.user_id == user_id
+        )
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
