@@ -290,19 +290,21 @@ class GoogleCalendarClient:
         )
 
     def get_event(self, calendar_id: str, event_id: str) -> Event:
+        zone = self._zone(calendar_id)
         answer = self._execute(lambda api: api.events.get(calendarId=calendar_id, eventId=event_id))
-        return _event(answer, self._zone(calendar_id))
+        return _event(answer, zone)
 
     def insert_event(
         self, calendar_id: str, event: Event, *, event_id: str, calsync_id: str
     ) -> Event:
         body = event_to_google(event, calsync_id=calsync_id, event_id=event_id)
+        zone = self._zone(calendar_id)  # before a write, so it cannot fail after one
         answer = self._execute(
             lambda api: api.events.insert(
                 calendarId=calendar_id, body=body, sendUpdates=self._send_updates
             )
         )
-        return _event(answer, self._zone(calendar_id))
+        return _event(answer, zone)
 
     def patch_event(
         self,
@@ -315,6 +317,7 @@ class GoogleCalendarClient:
         previous: Event | None = None,
     ) -> Event:
         body = event_to_google(event, calsync_id=calsync_id, previous=previous)
+        zone = self._zone(calendar_id)  # before a write, so it cannot fail after one
         answer = self._execute(
             lambda api: api.events.patch(
                 calendarId=calendar_id,
@@ -324,7 +327,7 @@ class GoogleCalendarClient:
             ),
             if_match=if_match,
         )
-        return _event(answer, self._zone(calendar_id))
+        return _event(answer, zone)
 
     def update_event(
         self,
@@ -336,6 +339,7 @@ class GoogleCalendarClient:
         if_match: str | None,
     ) -> Event:
         body = event_to_google(event, calsync_id=calsync_id)
+        zone = self._zone(calendar_id)  # before a write, so it cannot fail after one
         answer = self._execute(
             lambda api: api.events.update(
                 calendarId=calendar_id,
@@ -345,7 +349,7 @@ class GoogleCalendarClient:
             ),
             if_match=if_match,
         )
-        return _event(answer, self._zone(calendar_id))
+        return _event(answer, zone)
 
     def delete_event(self, calendar_id: str, event_id: str, *, if_match: str | None) -> None:
         self._execute(

@@ -456,7 +456,7 @@ def test_quota_exceeded_is_not_retried(alice: Connected) -> None:
     with pytest.raises(QuotaExceeded):
         insert(client, alice)
 
-    assert client.api_calls == 1
+    assert len(alice.google_requests(method="POST", path_regex=EVENTS_PATH)) == 1
 
 
 def test_other_4xx_are_permanent_and_not_retried(alice: Connected) -> None:
@@ -467,7 +467,7 @@ def test_other_4xx_are_permanent_and_not_retried(alice: Connected) -> None:
         insert(client, alice)
 
     assert type(caught.value).__name__ == "Permanent"
-    assert client.api_calls == 1
+    assert len(alice.google_requests(method="POST", path_regex=EVENTS_PATH)) == 1
 
 
 # --- authorisation ------------------------------------------------------------------------
