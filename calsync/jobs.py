@@ -21,7 +21,7 @@ from calsync.providers.errors import AuthRevoked, ProviderError, QuotaExceeded, 
 from calsync.queue import Queue
 from calsync.store.tables import QueueHeartbeat
 from calsync.store.upsert import upsert
-from calsync.sync import calendar_list, channels, connect, pull
+from calsync.sync import calendar_list, channels, connect, pull, push
 
 if TYPE_CHECKING:
     from calsync.bootstrap import Services
@@ -75,6 +75,7 @@ class Jobs:
     sync_calendar_list: dramatiq.Actor[..., None]
     renew_channels: dramatiq.Actor[..., None]
     stop_channel: dramatiq.Actor[..., None]
+    push_outbox: dramatiq.Actor[..., None]
 
 
 def declare_jobs(services: Services) -> Jobs:
@@ -132,6 +133,15 @@ def declare_jobs(services: Services) -> Jobs:
         """Stop a channel calsync no longer uses but Google still pushes to."""
         channels.stop_known_channel(services, uuid.UUID(channel_id))
 
+    def push_outbox(event_id: str) -> None:
+        """Write one event's pending changes to Google (`calsync.sync.push`); the push
+        records provider failures and schedules its own retries in the outbox."""
+        result = push.push_outbox(services, services.providers, uuid.UUID(event_id))
+        if result.status is push.PushStatus.PENDING:
+            jobs.push_outbox.send_with_options(
+                args=(event_id,), delay=int(push.WAIT_FOR_SERIES.total_seconds() * 1000)
+            )
+
     provider_options: dict[str, Any] = {
         "max_retries": PROVIDER_RETRIES * 2,
         "min_backoff": 1_000,
@@ -148,6 +158,8 @@ def declare_jobs(services: Services) -> Jobs:
         ),
         renew_channels=_actor(services, renew_channels, queue=Queue.MAINTENANCE, max_retries=0),
         stop_channel=_actor(services, stop_channel, queue=Queue.MAINTENANCE, max_retries=0),
+        # Interactive writes go before bulk syncs: own queue, and first within a worker.
+        push_outbox=_actor(services, push_outbox, queue=Queue.WRITES, priority=-10, max_retries=5),
     )
     return jobs
 

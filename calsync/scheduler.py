@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from calsync.bootstrap import Services
 from calsync.notify.schedule import notify_tasks
+from calsync.store import outbox
 from calsync.sync import kicks
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,16 @@ def due_calendars(services: Services, now: datetime) -> list[uuid.UUID]:
         )
 
 
+#: How often the scheduler re-enqueues due outbox rows (lost kicks, retries after backoff).
+OUTBOX_SWEEP_EVERY = timedelta(seconds=10)
+
+
+def due_pushes(services: Services, now: datetime) -> list[uuid.UUID]:
+    """Events with due pending outbox rows (see `calsync.store.outbox.due_events`)."""
+    with services.sessions() as session:
+        return outbox.due_events(session, now=now)
+
+
 def build_scheduler(services: Services) -> Scheduler:
     """The scheduler of a calsync installation, with its periodic tasks."""
     settings = services.settings
@@ -104,6 +115,10 @@ def build_scheduler(services: Services) -> Scheduler:
     def renew_channels(_now: datetime) -> None:
         services.jobs.renew_channels.send()
 
+    def sweep_outbox(now: datetime) -> None:
+        for event_id in due_pushes(services, now):
+            services.jobs.push_outbox.send(str(event_id))
+
     return Scheduler(
         clock=services.clock,
         tasks=[
@@ -112,6 +127,7 @@ def build_scheduler(services: Services) -> Scheduler:
             ),
             PeriodicTask("sweep_calendars", SWEEP_EVERY, sweep_calendars),
             PeriodicTask("renew_channels", RENEW_EVERY, renew_channels),
+            PeriodicTask("sweep_outbox", OUTBOX_SWEEP_EVERY, sweep_outbox),
             *notify_tasks(services),
         ],
     )

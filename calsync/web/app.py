@@ -31,7 +31,7 @@ from calsync.web.limits import (
     RateLimitMiddleware,
     RedisRateLimitBackend,
 )
-from calsync.web.routes import admin, auth, me, sync, webhooks
+from calsync.web.routes import admin, auth, calendars, events, me, sync, webhooks
 from calsync.web.routes import preferences as notice_routes
 
 #: Paths that are never rate limited per user: probes, metrics and Google's pushes.
@@ -63,6 +63,13 @@ def create_app(services: Services) -> Starlette:
             Route("/admin/users/{user_id}", admin.update_user, methods=["PATCH"]),
             Route("/admin/audit", admin.list_audit_events, methods=["GET"]),
             Route("/webhooks/google", webhooks.google_notification, methods=["POST"]),
+            Route("/calendars", calendars.list_calendars, methods=["GET"]),
+            Route("/calendars/{calendar_id}", calendars.update_calendar, methods=["PATCH"]),
+            Route("/events", events.create_event, methods=["POST"]),
+            Route("/events", events.list_events, methods=["GET"]),
+            Route("/events/{event_id}", events.get_event, methods=["GET"]),
+            Route("/events/{event_id}", events.update_event, methods=["PUT"]),
+            Route("/events/{event_id}", events.delete_event, methods=["DELETE"]),
             Route("/sync", sync.trigger_sync, methods=["POST"]),
             Route("/sync/logs", sync.list_sync_logs, methods=["GET"]),
         ],

@@ -1,0 +1,200 @@
+"""Writing event rows for the API (local edits) and for the push (Google's answers).
+
+Local edits (`insert_local`, `save_local`, `mark_deleted`) bump ``version``, which the
+API's etag is made of, and set ``sync_state`` to ``pending``; the caller adds the outbox
+row in the same transaction. The push records what Google answered with
+`record_pushed` (only if the row is still the version it pushed does the event become
+``synced``), `record_merged` (a 412 was resolved) and `record_error`. Every function
+works inside the caller's transaction and never commits. Column values always come
+from `calsync.store.events.event_columns`, the one mapping.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from datetime import datetime
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from calsync.domain.models import SYNCABLE_FIELDS, Event
+from calsync.store.events import (
+    StoredEvent,
+    base_document,
+    event_columns,
+    load_stored,
+    replace_attendees,
+)
+from calsync.store.tables import Event as EventRow
+
+__all__ = [
+    "insert_local",
+    "lock_stored",
+    "mark_deleted",
+    "record_error",
+    "record_merged",
+    "record_pushed",
+    "save_local",
+]
+
+_events = cast(sa.Table, EventRow.__table__)
+
+
+def lock_stored(session: Session, event_id: uuid.UUID) -> StoredEvent | None:
+    """The event, with its row locked until the transaction ends (PostgreSQL)."""
+    row = session.get(EventRow, event_id, with_for_update=True, populate_existing=True)
+    if row is None:
+        return None
+    return load_stored(session, event_id)
+
+
+def insert_local(
+    session: Session,
+    *,
+    event_id: uuid.UUID,
+    user_id: uuid.UUID,
+    calendar_id: uuid.UUID,
+    event: Event,
+    now: datetime,
+) -> StoredEvent:
+    """Store a new local event (version 1, ``pending``, no base: Google has not seen it)."""
+    session.execute(
+        sa.insert(_events).values(
+            id=event_id,
+            user_id=user_id,
+            calendar_id=calendar_id,
+            sync_state="pending",
+            version=1,
+            created_at=now,
+            updated_at=now,
+            **event_columns(event),
+        )
+    )
+    replace_attendees(session, [(event_id, event.attendees)])
+    stored = load_stored(session, event_id)
+    assert stored is not None
+    return stored
+
+
+def save_local(
+    session: Session, event_id: uuid.UUID, event: Event, *, now: datetime
+) -> StoredEvent:
+    """Store a local edit of the event: new version, ``pending``, conflict and error cleared."""
+    session.execute(
+        sa.update(_events)
+        .where(_events.c.id == event_id)
+        .values(
+            version=_events.c.version + 1,
+            sync_state="pending",
+            sync_error=None,
+            conflict=None,
+            updated_at=now,
+            **event_columns(event),
+        )
+    )
+    replace_attendees(session, [(event_id, event.attendees)])
+    session.expire_all()
+    stored = load_stored(session, event_id)
+    assert stored is not None
+    return stored
+
+
+def mark_deleted(session: Session, event_ids: list[uuid.UUID], *, now: datetime) -> None:
+    """Delete the events locally (soft: the push still has to delete them on Google)."""
+    session.execute(
+        sa.update(_events)
+        .where(_events.c.id.in_(event_ids), _events.c.deleted_at.is_(None))
+        .values(
+            deleted_at=now,
+            version=_events.c.version + 1,
+            sync_state="pending",
+            sync_error=None,
+            conflict=None,
+            updated_at=now,
+        )
+    )
+    session.expire_all()
+
+
+def record_pushed(
+    session: Session,
+    event_id: uuid.UUID,
+    *,
+    pushed: Event,
+    remote: Event | None,
+    version: int,
+) -> bool:
+    """Google accepted `pushed` (of local `version`) and answered `remote` (`None` for a
+    delete). Stores Google's bookkeeping and the new base; the event becomes ``synced``
+    only if nobody changed it locally since. Returns whether it did."""
+    if remote is not None:
+        agreed = dataclasses.replace(
+            pushed,
+            provider_event_id=remote.provider_event_id,
+            etag=remote.etag,
+            sequence=remote.sequence,
+            updated=remote.updated,
+            organizer_email=remote.organizer_email or pushed.organizer_email,
+        )
+        values = {
+            "google_event_id": remote.provider_event_id,
+            "etag": remote.etag,
+            "sequence": remote.sequence,
+            "remote_updated_at": remote.updated,
+            "organizer_email": agreed.organizer_email,
+            "base_version": base_document(agreed),
+        }
+        session.execute(sa.update(_events).where(_events.c.id == event_id).values(**values))
+    synced = session.execute(
+        sa.update(_events)
+        .where(_events.c.id == event_id, _events.c.version == version)
+        .values(sync_state="synced", sync_error=None)
+    )
+    return bool(synced.rowcount)  # type: ignore[attr-defined]
+
+
+def record_merged(
+    session: Session,
+    event_id: uuid.UUID,
+    *,
+    merged: Event,
+    remote: Event,
+    version: int,
+    conflict: dict[str, Any] | None,
+) -> StoredEvent | None:
+    """Store the result of resolving a 412 against the event's local `version`.
+
+    `merged` becomes the local event (a new version if it differs), `remote` the base and
+    its etag the one the next write sends. With `conflict` (a manual-policy conflict) the
+    event is flagged ``conflict`` and keeps `merged` (the local version) until a PUT.
+    Returns the stored event, or `None` (nothing written) if the local version moved on
+    meanwhile: the caller must read it again.
+    """
+    row = session.get(EventRow, event_id, with_for_update=True, populate_existing=True)
+    if row is None or row.version != version:
+        return None
+    before = load_stored(session, event_id)
+    assert before is not None
+    changed = any(getattr(merged, f) != getattr(before.event, f) for f in SYNCABLE_FIELDS)
+    row_values: dict[str, Any] = event_columns(merged)
+    row_values["base_version"] = base_document(remote)
+    row_values["conflict"] = conflict
+    row_values["sync_state"] = "conflict" if conflict is not None else "pending"
+    if changed:
+        row_values["version"] = row.version + 1
+    session.execute(sa.update(_events).where(_events.c.id == event_id).values(**row_values))
+    if merged.attendees != before.event.attendees:
+        replace_attendees(session, [(event_id, merged.attendees)])
+    session.expire_all()
+    return load_stored(session, event_id)
+
+
+def record_error(session: Session, event_id: uuid.UUID, reason: str) -> None:
+    """The push gave up on the event: ``error`` with `reason`, visible in the API."""
+    session.execute(
+        sa.update(_events)
+        .where(_events.c.id == event_id)
+        .values(sync_state="error", sync_error=reason[:2000])
+    )

@@ -1,0 +1,221 @@
+"""The outbox: local changes waiting to be written to Google, and who may write them now.
+
+An API write adds its outbox row in the same transaction as the event change
+(`add`), so nothing accepted is ever lost. The push (`calsync.sync.push`) works per
+event, not per row: it writes the event's *current* state once and then closes every
+row of that event up to the newest one it saw (`close`), which is how several queued
+edits collapse into one Google write. Failed attempts move the rows' `due_at` forward
+(`retry_later`) or fail them for good (`close(..., failed=True)`).
+
+`claim_event` / `release_event` are a lease on the event row: one push job at a time
+writes an event to Google, across processes; a crashed worker's lease expires.
+
+`due_events` is the scheduler sweep's query: events with pending rows that are due,
+whose owner is active and not paused, that are not waiting for a manual conflict
+decision and not leased by a running push.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import cast
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from calsync.store.tables import Event as EventRow
+from calsync.store.tables import OutboxEntry, User
+
+__all__ = [
+    "PendingWrites",
+    "WriteState",
+    "add",
+    "claim_event",
+    "close",
+    "defer_event",
+    "defer_user",
+    "due_events",
+    "pause_user",
+    "pending_writes",
+    "release_event",
+    "retry_later",
+    "write_state",
+]
+
+_outbox = cast(sa.Table, OutboxEntry.__table__)
+_events = cast(sa.Table, EventRow.__table__)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingWrites:
+    """The pending outbox rows of one event, summarised.
+
+    `last_id` is the newest row: closing up to it covers every edit the push has seen.
+    `attempts` is the highest attempt count among them (the retry budget spent so far).
+    """
+
+    event_id: uuid.UUID
+    count: int
+    last_id: int
+    attempts: int
+
+
+def add(
+    session: Session,
+    *,
+    event_id: uuid.UUID,
+    user_id: uuid.UUID,
+    calendar_id: uuid.UUID,
+    operation: str,
+    now: datetime,
+) -> None:
+    """Queue a write of event `event_id` (``insert``, ``update`` or ``delete``), due now."""
+    session.add(
+        OutboxEntry(
+            event_id=event_id,
+            user_id=user_id,
+            calendar_id=calendar_id,
+            operation=operation,
+            status="pending",
+            due_at=now,
+        )
+    )
+
+
+def pending_writes(session: Session, event_id: uuid.UUID) -> PendingWrites | None:
+    """The event's pending rows (due or not), or `None` if it has none."""
+    count, last_id, attempts = session.execute(
+        sa.select(
+            sa.func.count(), sa.func.max(_outbox.c.id), sa.func.max(_outbox.c.attempts)
+        ).where(_outbox.c.event_id == event_id, _outbox.c.status == "pending")
+    ).one()
+    if not count:
+        return None
+    return PendingWrites(event_id, int(count), int(last_id), int(attempts or 0))
+
+
+def close(
+    session: Session,
+    event_id: uuid.UUID,
+    *,
+    up_to: int,
+    failed: bool = False,
+    error: str | None = None,
+) -> None:
+    """Mark the event's pending rows with id <= `up_to` ``done`` (or ``failed``)."""
+    session.execute(
+        sa.update(_outbox)
+        .where(
+            _outbox.c.event_id == event_id,
+            _outbox.c.status == "pending",
+            _outbox.c.id <= up_to,
+        )
+        .values(status="failed" if failed else "done", last_error=error)
+    )
+
+
+def retry_later(
+    session: Session, event_id: uuid.UUID, *, up_to: int, due_at: datetime, error: str
+) -> None:
+    """Count one failed attempt for the event's rows up to `up_to` and make them due later."""
+    session.execute(
+        sa.update(_outbox)
+        .where(
+            _outbox.c.event_id == event_id,
+            _outbox.c.status == "pending",
+            _outbox.c.id <= up_to,
+        )
+        .values(attempts=_outbox.c.attempts + 1, due_at=due_at, last_error=error[:2000])
+    )
+
+
+def defer_user(session: Session, user_id: uuid.UUID, *, until: datetime) -> None:
+    """Make every pending row of the user due no earlier than `until` (writes paused)."""
+    session.execute(
+        sa.update(_outbox)
+        .where(
+            _outbox.c.user_id == user_id,
+            _outbox.c.status == "pending",
+            _outbox.c.due_at < until,
+        )
+        .values(due_at=until)
+    )
+
+
+def defer_event(session: Session, event_id: uuid.UUID, *, until: datetime) -> None:
+    """Make the event's pending rows due at `until` without counting an attempt."""
+    session.execute(
+        sa.update(_outbox)
+        .where(_outbox.c.event_id == event_id, _outbox.c.status == "pending")
+        .values(due_at=until)
+    )
+
+
+def claim_event(session: Session, event_id: uuid.UUID, *, now: datetime, until: datetime) -> bool:
+    """Take the push lease of the event until `until`. False if a live lease is held.
+
+    One conditional UPDATE, so two workers can never both win.
+    """
+    claimed = session.execute(
+        sa.update(_events)
+        .where(
+            _events.c.id == event_id,
+            sa.or_(_events.c.push_lease_until.is_(None), _events.c.push_lease_until <= now),
+        )
+        .values(push_lease_until=until)
+    )
+    return bool(claimed.rowcount)  # type: ignore[attr-defined]
+
+
+def release_event(session: Session, event_id: uuid.UUID) -> None:
+    """Give the push lease back."""
+    session.execute(
+        sa.update(_events).where(_events.c.id == event_id).values(push_lease_until=None)
+    )
+
+
+def due_events(session: Session, *, now: datetime, limit: int = 500) -> list[uuid.UUID]:
+    """Events the sweep must push now, oldest pending write first (see module docstring)."""
+    users = cast(sa.Table, User.__table__)
+    first_due = sa.func.min(_outbox.c.id).label("first")
+    query = (
+        sa.select(_outbox.c.event_id, first_due)
+        .join(_events, _events.c.id == _outbox.c.event_id)
+        .join(users, users.c.id == _outbox.c.user_id)
+        .where(
+            _outbox.c.status == "pending",
+            _outbox.c.due_at <= now,
+            users.c.status == "active",
+            sa.or_(users.c.writes_paused_until.is_(None), users.c.writes_paused_until <= now),
+            _events.c.sync_state != "conflict",
+            sa.or_(_events.c.push_lease_until.is_(None), _events.c.push_lease_until <= now),
+        )
+        .group_by(_outbox.c.event_id)
+        .order_by(first_due)
+        .limit(limit)
+    )
+    return [row.event_id for row in session.execute(query)]
+
+
+@dataclass(frozen=True, slots=True)
+class WriteState:
+    """Whether a user's writes may go to Google now."""
+
+    active: bool
+    paused_until: datetime | None
+
+
+def write_state(session: Session, user_id: uuid.UUID) -> WriteState:
+    """The user's account status and write pause (missing user: inactive)."""
+    row = session.get(User, user_id)
+    if row is None:
+        return WriteState(False, None)
+    return WriteState(row.status == "active", row.writes_paused_until)
+
+
+def pause_user(session: Session, user_id: uuid.UUID, *, until: datetime) -> None:
+    """Pause the user's writes until `until` (Google said the quota is used up)."""
+    session.execute(sa.update(User).where(User.id == user_id).values(writes_paused_until=until))
+    defer_user(session, user_id, until=until)

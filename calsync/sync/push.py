@@ -1,0 +1,396 @@
+"""The push: write an event's pending local changes to Google (design.md sections 1 and 5).
+
+`push_outbox(services, providers, event_id)` is the use case behind the ``push_outbox``
+job; it works on one event, whatever number of outbox rows it has:
+
+- it takes the event's push lease (one writer per event across processes), reads the
+  event's *current* state and writes it once, so queued edits collapse into one write;
+- never seen by Google (no etag): insert under the deterministic id (`google_event_id`);
+  409 means an earlier attempt got through: read it back and patch if needed;
+- known to Google: patch with ``If-Match`` = the last Google etag; an exception (one
+  changed instance) is a patch of the instance id, a cancelled one a delete of it;
+- deleted locally: delete with ``If-Match``; already gone is success; a 412 there is
+  logged and the delete repeated without ``If-Match`` (a local delete wins);
+- 412 on a patch: read Google's copy, `resolve` it against the stored base with the
+  calendar's policy, store and log the result, and push again (bounded rounds); a manual
+  conflict flags the event ``conflict`` and stops until a PUT resolves it;
+- success: Google's etag, sequence and update time are stored, the pushed version
+  becomes the base, and the event is ``synced`` only if its version did not move
+  meanwhile (otherwise another round pushes the newer state);
+- transient failures and rate limits: the rows are retried later with exponential
+  backoff (honouring Retry-After) until ``outbox_max_attempts``, then the event is
+  ``error``; quota exhausted: the user's writes pause; auth revoked: stop (the account is
+  ``needs_reauth``; the rows wait for the next sign-in); other errors: ``error`` with
+  the reason, visible in the API.
+
+Every push, conflict and failure lands in the sync log. Time comes from
+``services.clock``; nothing sleeps here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Final
+
+from calsync.domain.conflicts import ConflictPolicy
+from calsync.domain.models import SYNCABLE_FIELDS, Event, EventStatus
+from calsync.notify.hooks import event_changed, reschedule_reminders
+from calsync.providers.base import CalendarProvider, ProviderSource
+from calsync.providers.errors import (
+    AuthRevoked,
+    Conflict,
+    NotFound,
+    PreconditionFailed,
+    ProviderError,
+    QuotaExceeded,
+    RateLimited,
+)
+from calsync.providers.google.ids import google_event_id
+from calsync.store import event_changes, outbox, sync_logs
+from calsync.store.event_queries import calendar_of, find_by_provider_id
+from calsync.store.events import StoredEvent, load_stored
+from calsync.store.sync_logs import LogKind, LogStatus
+from calsync.sync.resolve import policy_for, resolve
+
+if TYPE_CHECKING:
+    from calsync.bootstrap import Services
+
+__all__ = ["PushResult", "PushStatus", "backoff", "push_outbox"]
+
+log = logging.getLogger(__name__)
+
+LEASE: Final = timedelta(minutes=2)
+MAX_ROUNDS: Final = 5
+MAX_BACKOFF: Final = timedelta(hours=1)
+QUOTA_PAUSE: Final = timedelta(hours=1)
+WAIT_FOR_SERIES: Final = timedelta(seconds=2)
+
+
+class PushStatus(StrEnum):
+    SYNCED = "synced"  # Google holds the event's current state
+    NOTHING = "nothing"  # no pending write (already pushed, or unknown event)
+    BUSY = "busy"  # another push holds the event's lease
+    PENDING = "pending"  # progress made, more to push (rounds used up, or waiting)
+    RETRY = "retry"  # transient failure; rows due again later
+    PAUSED = "paused"  # the user's writes are paused
+    STOPPED = "stopped"  # the account needs re-authorisation
+    CONFLICT = "conflict"  # a manual conflict waits for the user
+    ERROR = "error"  # permanent failure, recorded on the event
+
+
+@dataclass(frozen=True, slots=True)
+class PushResult:
+    status: PushStatus
+    api_calls: int = 0
+
+
+class _Again(Exception):
+    """Internal: this round changed the event; push it once more."""
+
+
+def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
+    """Delay before attempt `attempts` + 1: 2, 4, 8 ... seconds, at most an hour, never
+    less than Google's Retry-After."""
+    delay = timedelta(seconds=min(2**attempts, MAX_BACKOFF.total_seconds()))
+    if retry_after is not None:
+        delay = max(delay, timedelta(seconds=retry_after))
+    return delay
+
+
+def push_outbox(services: Services, providers: ProviderSource, event_id: uuid.UUID) -> PushResult:
+    """Write event `event_id`'s pending changes to Google (see the module docstring).
+
+    Idempotent and safe to run concurrently: a second run while one holds the lease
+    returns `BUSY` at once. Raises nothing for provider failures (they are recorded);
+    database errors propagate (the job is retried).
+    """
+    now = services.clock()
+    with services.sessions.begin() as session:
+        if not outbox.claim_event(session, event_id, now=now, until=now + LEASE):
+            return PushResult(PushStatus.BUSY)
+    calls = 0
+    try:
+        for _ in range(MAX_ROUNDS):
+            pusher = _Pusher(services, providers, event_id)
+            try:
+                status = pusher.run()
+            except _Again:
+                calls += pusher.api_calls
+                continue
+            return PushResult(status, calls + pusher.api_calls)
+        return PushResult(PushStatus.PENDING, calls)
+    finally:
+        with services.sessions.begin() as session:
+            outbox.release_event(session, event_id)
+
+
+class _Pusher:
+    """One round of pushing one event."""
+
+    def __init__(self, services: Services, providers: ProviderSource, event_id: uuid.UUID):
+        self.services = services
+        self.providers = providers
+        self.event_id = event_id
+        self.provider: CalendarProvider | None = None
+
+    @property
+    def api_calls(self) -> int:
+        return int(getattr(self.provider, "api_calls", 0))
+
+    def now(self) -> datetime:
+        return self.services.clock()
+
+    def run(self) -> PushStatus:
+        with self.services.sessions() as session:
+            stored = load_stored(session, self.event_id)
+            pending = outbox.pending_writes(session, self.event_id)
+            if stored is None or pending is None:
+                return PushStatus.NOTHING
+            state = outbox.write_state(session, stored.user_id)
+            found = calendar_of(session, stored.calendar_id)
+            assert found is not None
+            calendar = found[1]
+            master = None
+            if stored.event.recurring_event_id is not None:
+                master = find_by_provider_id(
+                    session,
+                    calendar_id=stored.calendar_id,
+                    provider_id=stored.event.recurring_event_id,
+                )
+        if not state.active:
+            return PushStatus.STOPPED
+        now = self.now()
+        if state.paused_until is not None and state.paused_until > now:
+            with self.services.sessions.begin() as session:
+                outbox.defer_user(session, stored.user_id, until=state.paused_until)
+            return PushStatus.PAUSED
+        if stored.sync_state == "conflict":
+            return PushStatus.CONFLICT
+        if master is not None and master.event.etag is None and master.deleted_at is None:
+            # The series is not on Google yet: its exception waits for it (not an attempt).
+            with self.services.sessions.begin() as session:
+                outbox.defer_event(session, self.event_id, until=now + WAIT_FOR_SERIES)
+            return PushStatus.PENDING
+        self.provider = self.providers.for_user(stored.user_id)
+        policy = policy_for(calendar.conflict_policy, self.services.settings.conflict_policy.value)
+        write = _Write(self.provider, calendar.provider_calendar_id, stored)
+        try:
+            remote = write.send()
+        except PreconditionFailed:
+            return self._merge(stored, write, policy, pending.last_id)
+        except ProviderError as err:
+            return self._failed(stored, pending, err)
+        return self._succeeded(stored, write, remote, pending.last_id)
+
+    def _succeeded(
+        self, stored: StoredEvent, write: _Write, remote: Event | None, up_to: int
+    ) -> PushStatus:
+        with self.services.sessions.begin() as session:
+            synced = event_changes.record_pushed(
+                session, self.event_id, pushed=stored.event, remote=remote, version=stored.version
+            )
+            outbox.close(session, self.event_id, up_to=up_to)
+            sync_logs.record(
+                session,
+                user_id=stored.user_id,
+                calendar_id=stored.calendar_id,
+                event_id=self.event_id,
+                kind=LogKind.PUSH,
+                status=LogStatus.OK,
+                at=self.now(),
+                changed=1,
+                api_calls=self.api_calls,
+                message=write.operation,
+                details=write.details or None,
+            )
+        if not synced:
+            raise _Again
+        return PushStatus.SYNCED
+
+    def _merge(
+        self, stored: StoredEvent, write: _Write, policy: ConflictPolicy, up_to: int
+    ) -> PushStatus:
+        assert self.provider is not None
+        try:
+            remote = self.provider.get_event(write.calendar, write.google_id)
+        except ProviderError as err:
+            pending = outbox.PendingWrites(self.event_id, 1, up_to, 0)
+            with self.services.sessions() as session:
+                pending = outbox.pending_writes(session, self.event_id) or pending
+            return self._failed(stored, pending, err)
+        if remote.status == EventStatus.CANCELLED:
+            return self._failed_for_good(stored, up_to, "the event was deleted on Google")
+        local = dataclasses.replace(stored.event, updated=stored.updated_at)
+        resolution = resolve(base=stored.base, local=local, remote=remote, policy=policy)
+        conflict = resolution.details if resolution.manual else None
+        with self.services.sessions.begin() as session:
+            saved = event_changes.record_merged(
+                session,
+                self.event_id,
+                merged=resolution.merged,
+                remote=remote,
+                version=stored.version,
+                conflict=conflict,
+            )
+            if saved is None:
+                raise _Again  # edited locally meanwhile: merge the newer version
+            sync_logs.record(
+                session,
+                user_id=stored.user_id,
+                calendar_id=stored.calendar_id,
+                event_id=self.event_id,
+                kind=LogKind.CONFLICT,
+                status=LogStatus.MANUAL if resolution.manual else LogStatus.RESOLVED,
+                at=self.now(),
+                conflicts=sum(1 for f in resolution.details["fields"] if f["conflict"]),
+                api_calls=self.api_calls,
+                message="Google's copy changed since the last sync; merged (push got 412)",
+                details=resolution.details,
+            )
+            if _differs(stored.event, saved.event):
+                event_changed(
+                    session,
+                    before=stored.event,
+                    after=saved.event,
+                    event_id=self.event_id,
+                    actor_user_id=None,
+                    source="sync",
+                    now=self.now(),
+                )
+                reschedule_reminders(session, self.event_id, now=self.now())
+            if resolution.manual:
+                return PushStatus.CONFLICT
+            if not resolution.push_needed:
+                event_changes.record_pushed(
+                    session, self.event_id, pushed=saved.event, remote=remote, version=saved.version
+                )
+                outbox.close(session, self.event_id, up_to=up_to)
+                return PushStatus.SYNCED
+        raise _Again
+
+    def _failed(
+        self, stored: StoredEvent, pending: outbox.PendingWrites, err: ProviderError
+    ) -> PushStatus:
+        reason = f"{type(err).__name__}: {err.message}"
+        now = self.now()
+        if isinstance(err, AuthRevoked):
+            log.info("push stopped: account needs re-authorisation", extra={"user": stored.user_id})
+            return PushStatus.STOPPED
+        if isinstance(err, QuotaExceeded):
+            with self.services.sessions.begin() as session:
+                outbox.pause_user(session, stored.user_id, until=now + QUOTA_PAUSE)
+                self._log(session, stored, LogStatus.ERROR, f"writes paused: {reason}")
+            return PushStatus.PAUSED
+        attempts = pending.attempts + 1
+        if err.retryable and attempts < self.services.settings.outbox_max_attempts:
+            retry_after = err.retry_after if isinstance(err, RateLimited) else None
+            with self.services.sessions.begin() as session:
+                outbox.retry_later(
+                    session,
+                    self.event_id,
+                    up_to=pending.last_id,
+                    due_at=now + backoff(attempts, retry_after),
+                    error=reason,
+                )
+                self._log(session, stored, LogStatus.RETRY, reason)
+            return PushStatus.RETRY
+        if err.retryable:
+            reason = f"gave up after {attempts} attempts: {reason}"
+        return self._failed_for_good(stored, pending.last_id, reason)
+
+    def _failed_for_good(self, stored: StoredEvent, up_to: int, reason: str) -> PushStatus:
+        with self.services.sessions.begin() as session:
+            event_changes.record_error(session, self.event_id, reason)
+            outbox.close(session, self.event_id, up_to=up_to, failed=True, error=reason)
+            self._log(session, stored, LogStatus.ERROR, reason)
+        return PushStatus.ERROR
+
+    def _log(self, session: Any, stored: StoredEvent, status: LogStatus, message: str) -> None:
+        sync_logs.record(
+            session,
+            user_id=stored.user_id,
+            calendar_id=stored.calendar_id,
+            event_id=self.event_id,
+            kind=LogKind.PUSH,
+            status=status,
+            at=self.now(),
+            api_calls=self.api_calls,
+            message=message[:2000],
+        )
+
+
+def _differs(before: Event, after: Event) -> bool:
+    return any(getattr(before, f) != getattr(after, f) for f in SYNCABLE_FIELDS)
+
+
+class _Write:
+    """The one Google write that brings Google to the stored event's state."""
+
+    def __init__(self, provider: CalendarProvider, calendar: str, stored: StoredEvent):
+        self.provider = provider
+        self.calendar = calendar
+        self.stored = stored
+        event = stored.event
+        self.google_id = event.provider_event_id or google_event_id(stored.id)
+        self.calsync_id = str(stored.id)
+        self.operation = "update"
+        self.details: dict[str, Any] = {}
+
+    def send(self) -> Event | None:
+        """Google's copy after the write (`None` after a delete). Raises `ProviderError`."""
+        event = self.stored.event
+        if self.stored.deleted_at is not None or (
+            event.is_exception and event.status == EventStatus.CANCELLED
+        ):
+            self.operation = "delete"
+            self._delete()
+            return None
+        if event.etag is None and not event.is_exception:
+            self.operation = "insert"
+            return self._insert()
+        return self._patch(event.etag, self.stored.base)
+
+    def _patch(self, etag: str | None, previous: Event | None) -> Event:
+        return self.provider.patch_event(
+            self.calendar,
+            self.google_id,
+            self.stored.event,
+            calsync_id=self.calsync_id,
+            if_match=etag,
+            previous=previous,
+        )
+
+    def _insert(self) -> Event:
+        try:
+            return self.provider.insert_event(
+                self.calendar,
+                self.stored.event,
+                event_id=self.google_id,
+                calsync_id=self.calsync_id,
+            )
+        except Conflict:
+            # An earlier attempt got through (its answer was lost): never a duplicate.
+            self.details["insert"] = "already on Google (409): read back"
+            remote = self.provider.get_event(self.calendar, self.google_id)
+        if remote.status == EventStatus.CANCELLED:
+            raise NotFound("the event was deleted on Google", status=410)
+        if not _differs(remote, self.stored.event):
+            return remote
+        return self._patch(remote.etag, remote)
+
+    def _delete(self) -> None:
+        etag = self.stored.event.etag
+        try:
+            self.provider.delete_event(self.calendar, self.google_id, if_match=etag)
+        except NotFound:
+            self.details["delete"] = "already gone on Google"
+        except PreconditionFailed:
+            self.details["delete"] = "changed on Google since the last sync; deleted anyway"
+            with contextlib.suppress(NotFound):
+                self.provider.delete_event(self.calendar, self.google_id, if_match=None)

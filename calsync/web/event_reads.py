@@ -1,0 +1,340 @@
+"""What ``GET /events`` and the id routes read: lists with filters, cursors, instance ids.
+
+`parse_list_query` turns the query string into a `ListQuery` (422 naming the parameter);
+`list_views` answers it, expanding series into instances when asked; `resolve` turns an
+API id into what it names: a stored event (`uuid`) or one instance of a series
+(``<seriesId>_<YYYYMMDDTHHMMSSZ>`` or ``<seriesId>_<YYYYMMDD>``), generated or replaced
+by an exception.
+
+Order and cursor: items are ordered by (start instant, id), all-day items at midnight
+UTC of their date, as stored. The cursor is the opaque base64 of the last item's key;
+paging with it never skips or repeats an item of an unchanged calendar.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Final
+
+from sqlalchemy.orm import Session
+
+from calsync.domain.errors import ValidationError
+from calsync.domain.models import Event, EventStatus, EventTime
+from calsync.domain.recurrence import expand, instance_id
+from calsync.domain.timezones import zone
+from calsync.store.event_queries import (
+    EventFilter,
+    Kind,
+    exceptions_of,
+    find_exception,
+    list_stored,
+)
+from calsync.store.events import StoredEvent, load_stored
+from calsync.web.errors import APIError
+from calsync.web.event_input import unprocessable
+from calsync.web.event_output import EventView
+
+__all__ = [
+    "DEFAULT_PAGE",
+    "MAX_PAGE",
+    "InstanceRef",
+    "ListQuery",
+    "list_views",
+    "parse_list_query",
+    "resolve",
+    "sort_instant",
+]
+
+DEFAULT_PAGE: Final = 50
+MAX_PAGE: Final = 200
+MAX_EXPAND_DAYS: Final = 400
+MAX_SERIES: Final = 5000
+_PARAMS: Final = frozenset(
+    {"start_date", "end_date", "category", "calendar_id", "recurring", "expand", "limit", "cursor"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    start: datetime | None
+    end: datetime | None
+    category: str | None
+    calendar_id: uuid.UUID | None
+    recurring: bool | None
+    expand: bool
+    limit: int
+    after: tuple[datetime, str] | None
+
+
+def _bad(name: str, message: str) -> APIError:
+    return unprocessable([{"field": name, "issue": "invalid", "message": message}])
+
+
+def parse_list_query(params: Mapping[str, str], *, user_zone: str) -> ListQuery:
+    """The query of ``GET /events``. Dates are whole days in the caller's zone (`end_date`
+    inclusive); date-times need an offset. `limit` above `MAX_PAGE` is capped."""
+    unknown = sorted(set(params) - _PARAMS)
+    if unknown:
+        raise unprocessable(
+            [{"field": n, "issue": "unknown", "message": "unknown parameter"} for n in unknown]
+        )
+    start = _moment("start_date", params.get("start_date"), user_zone, end=False)
+    end = _moment("end_date", params.get("end_date"), user_zone, end=True)
+    if (start is None) != (end is None):
+        missing = "end_date" if end is None else "start_date"
+        raise _bad(missing, "start_date and end_date go together")
+    if start is not None and end is not None and end <= start:
+        raise _bad("end_date", "must be after start_date")
+    expand_flag = _flag("expand", params.get("expand")) or False
+    if expand_flag:
+        if start is None or end is None:
+            raise _bad("start_date", "expand=true needs start_date and end_date")
+        if end - start > timedelta(days=MAX_EXPAND_DAYS):
+            raise _bad("end_date", f"an expanded range spans at most {MAX_EXPAND_DAYS} days")
+    calendar_id = None
+    if params.get("calendar_id"):
+        try:
+            calendar_id = uuid.UUID(params["calendar_id"])
+        except ValueError:
+            raise _bad("calendar_id", "not a calendar id") from None
+    return ListQuery(
+        start=start,
+        end=end,
+        category=params.get("category") or None,
+        calendar_id=calendar_id,
+        recurring=_flag("recurring", params.get("recurring")),
+        expand=expand_flag,
+        limit=_limit(params.get("limit")),
+        after=_decode_cursor(params.get("cursor")),
+    )
+
+
+def _moment(name: str, text: str | None, user_zone: str, *, end: bool) -> datetime | None:
+    if not text:
+        return None
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text) + timedelta(days=1 if end else 0)
+            return datetime.combine(day, time(), tzinfo=zone(user_zone))
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise _bad(name, "give a date (YYYY-MM-DD) or a date-time with offset") from None
+    if moment.tzinfo is None:
+        raise _bad(name, "a date-time needs an offset (such as Z or +01:00)")
+    return moment
+
+
+def _flag(name: str, text: str | None) -> bool | None:
+    if text is None or text == "":
+        return None
+    if text.lower() in ("true", "1"):
+        return True
+    if text.lower() in ("false", "0"):
+        return False
+    raise _bad(name, "must be true or false")
+
+
+def _limit(text: str | None) -> int:
+    if not text:
+        return DEFAULT_PAGE
+    try:
+        value = int(text)
+    except ValueError:
+        raise _bad("limit", "must be a whole number") from None
+    if value < 1:
+        raise _bad("limit", "must be at least 1")
+    return min(value, MAX_PAGE)
+
+
+def encode_cursor(at: datetime, item_id: str) -> str:
+    raw = json.dumps([at.astimezone(UTC).isoformat(), item_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(text: str | None) -> tuple[datetime, str] | None:
+    if not text:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        at_text, item_id = json.loads(raw)
+        at = datetime.fromisoformat(at_text)
+        if at.tzinfo is None or not isinstance(item_id, str):
+            raise ValueError
+        uuid.UUID(item_id.split("_", 1)[0])
+    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
+        raise _bad("cursor", "not a cursor this API gave out") from None
+    return at, item_id
+
+
+def sort_instant(value: EventTime) -> datetime:
+    """The instant an item sorts by: its start, midnight UTC for a day (as stored)."""
+    if value.day is not None:
+        return datetime.combine(value.day, time(), tzinfo=UTC)
+    assert value.instant is not None
+    return value.instant
+
+
+def list_views(
+    session: Session, user_id: uuid.UUID, query: ListQuery
+) -> tuple[list[EventView], str | None]:
+    """One page of the user's events for `query`, and the cursor of the next page."""
+    spec = EventFilter(
+        user_id=user_id,
+        start=query.start,
+        end=query.end,
+        category=query.category,
+        calendar_id=query.calendar_id,
+        kind=_kind(query.recurring, expanded=query.expand),
+    )
+    after = None
+    if query.after is not None:
+        after = (query.after[0], uuid.UUID(query.after[1].split("_", 1)[0]))
+    views: list[EventView] = []
+    if not (query.expand and query.recurring is True):
+        singles = list_stored(session, spec, limit=query.limit + 1, after=after)
+        views = [EventView(str(s.id), s.event, s) for s in singles]
+    if query.expand and query.recurring is not False:
+        assert query.start is not None
+        assert query.end is not None
+        views += _instances(session, spec, query.start, query.end)
+        views = [v for v in views if query.after is None or _key(v) > query.after]
+        if query.category is not None:
+            views = [v for v in views if v.event.category == query.category]
+        views.sort(key=_key)
+    page = views[: query.limit]
+    more = len(views) > query.limit
+    cursor = encode_cursor(*_key(page[-1])) if more and page else None
+    return page, cursor
+
+
+def _kind(recurring: bool | None, *, expanded: bool) -> Kind:
+    if expanded or recurring is False:
+        return Kind.SINGLE
+    return Kind.RECURRING if recurring else Kind.ALL
+
+
+def _key(view: EventView) -> tuple[datetime, str]:
+    return sort_instant(view.event.start), view.id
+
+
+def series_id_of(master: StoredEvent) -> str:
+    """The id exceptions name their series by (the master's Google id)."""
+    return master.event.provider_event_id or str(master.id)
+
+
+def instance_api_id(master: StoredEvent, original_start: EventTime) -> str:
+    """The API id of the instance of `master` that (originally) starts at `original_start`."""
+    return instance_id(str(master.id), original_start)
+
+
+def _instances(
+    session: Session, spec: EventFilter, start: datetime, end: datetime
+) -> list[EventView]:
+    masters_spec = EventFilter(
+        user_id=spec.user_id, start=start, end=end, calendar_id=spec.calendar_id, kind=Kind.MASTER
+    )
+    masters = list_stored(session, masters_spec, limit=MAX_SERIES)
+    exceptions = exceptions_of(session, [(m.calendar_id, series_id_of(m)) for m in masters])
+    views: list[EventView] = []
+    for master in masters:
+        own = exceptions.get((master.calendar_id, series_id_of(master)), [])
+        by_start = {sort_instant(e.event.original_start): e for e in own if e.event.original_start}
+        try:
+            instances = expand(
+                master.event,
+                start,
+                end,
+                [e.event for e in own],
+                master_id=series_id_of(master),
+            )
+        except ValidationError:
+            continue  # a rule calsync cannot expand (from Google): shown unexpanded only
+        for instance in instances:
+            original = instance.original_start or instance.start
+            exception = by_start.get(sort_instant(original))
+            stored = exception if exception is not None else master
+            views.append(
+                EventView(instance_api_id(master, original), instance, stored, series=master)
+            )
+    return views
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceRef:
+    """One instance of a series: `exception` when one replaces it, and what it shows."""
+
+    api_id: str
+    master: StoredEvent
+    original_start: EventTime
+    exception: StoredEvent | None
+    event: Event
+
+    @property
+    def view(self) -> EventView:
+        stored = self.exception if self.exception is not None else self.master
+        return EventView(self.api_id, self.event, stored, series=self.master)
+
+
+def resolve(session: Session, api_id: str) -> StoredEvent | InstanceRef | None:
+    """What `api_id` names, deleted events and cancelled instances excluded; `None` if
+    nothing. Does not check who may see it."""
+    head, sep, suffix = api_id.partition("_")
+    try:
+        local_id = uuid.UUID(head)
+    except ValueError:
+        return None
+    stored = load_stored(session, local_id)
+    if stored is None or stored.deleted_at is not None:
+        return None
+    if not sep:
+        return stored
+    if not stored.event.is_recurring:
+        return None
+    original = _original_start(suffix, stored.event)
+    if original is None or instance_api_id(stored, original) != api_id:
+        return None
+    return _instance(session, stored, original, api_id)
+
+
+def _original_start(suffix: str, master: Event) -> EventTime | None:
+    try:
+        if master.all_day:
+            return EventTime.on(datetime.strptime(suffix, "%Y%m%d").date())
+        moment = datetime.strptime(suffix, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    assert master.timezone is not None
+    return EventTime(instant=moment, timezone=master.timezone)
+
+
+def _instance(
+    session: Session, master: StoredEvent, original: EventTime, api_id: str
+) -> InstanceRef | None:
+    exception = find_exception(
+        session,
+        calendar_id=master.calendar_id,
+        series_id=series_id_of(master),
+        original_start=sort_instant(original),
+    )
+    if exception is not None:
+        if exception.event.status == EventStatus.CANCELLED:
+            return None
+        return InstanceRef(api_id, master, original, exception, exception.event)
+    begin = sort_instant(original) - timedelta(days=1)
+    found = expand(
+        master.event,
+        begin,
+        sort_instant(original) + timedelta(days=1) + master.event.duration,
+        master_id=series_id_of(master),
+        max_instances=10_000,
+    )
+    for instance in found:
+        if instance.original_start == original:
+            return InstanceRef(api_id, master, original, None, instance)
+    return None

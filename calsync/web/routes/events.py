@@ -1,0 +1,222 @@
+"""The event routes: ``POST/GET /events``, ``GET/PUT/DELETE /events/{id}`` (docs/api.md).
+
+Thin: read and check the request, run one use case of `calsync.web.event_writes` or
+`calsync.web.event_reads` in a worker thread inside one transaction, answer, then kick
+``push_outbox`` for what changed. Writes answer at once with ``sync_state: pending``;
+Google is written by the push job, never from here.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from calsync.bootstrap import Services
+from calsync.domain.accounts import UserAccount
+from calsync.store import idempotency
+from calsync.web import event_writes
+from calsync.web.auth.principal import require_user
+from calsync.web.errors import APIError
+from calsync.web.event_input import read_changes, unprocessable
+from calsync.web.event_output import EventView, event_json
+from calsync.web.event_reads import InstanceRef, list_views, parse_list_query, resolve
+from calsync.web.event_writes import Scope, WriteResult
+from calsync.web.requests import read_json_object
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+async def create_event(request: Request) -> Response:
+    """Create an event; with ``Idempotency-Key`` a repeat gets the first answer."""
+    account = require_user(request)
+    services: Services = request.app.state.services
+    body = await read_json_object(request)
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is not None and not 1 <= len(key) <= idempotency.MAX_KEY_LENGTH:
+        raise unprocessable(
+            [{"field": IDEMPOTENCY_HEADER, "issue": "invalid", "message": "1 to 255 characters"}]
+        )
+    changes = read_changes(body, require_times=True)
+    fingerprint = idempotency.request_fingerprint("POST", "/events", body)
+
+    def run() -> tuple[int, dict[str, Any], tuple[uuid.UUID, ...]]:
+        now = services.clock()
+        with services.sessions.begin() as session:
+            if key is not None:
+                saved = _replay(session, account, key, fingerprint)
+                if saved is not None:
+                    return saved[0], saved[1], ()
+            result = event_writes.create(session, account, changes, now=now)
+            assert result.view is not None
+            answer = event_json(result.view)
+            if key is not None:
+                idempotency.save(
+                    session,
+                    user_id=account.id,
+                    key=key,
+                    request_hash=fingerprint,
+                    status_code=201,
+                    body=answer,
+                    now=now,
+                )
+            return 201, answer, result.pushed
+
+    try:
+        status, answer, pushed = await run_in_threadpool(run)
+    except IntegrityError:
+        if key is None:
+            raise
+        # A concurrent request with the same key won the race: answer as it did.
+        saved = await run_in_threadpool(_replay_new_session, services, account, key, fingerprint)
+        if saved is None:
+            raise
+        status, answer, pushed = saved[0], saved[1], ()
+    _kick(services, pushed)
+    headers = {"ETag": answer["etag"], "Location": f"/events/{answer['id']}"}
+    return JSONResponse(answer, status_code=status, headers=headers)
+
+
+def _replay(
+    session: Session, account: UserAccount, key: str, fingerprint: str
+) -> tuple[int, dict[str, Any]] | None:
+    saved = idempotency.find(session, account.id, key)
+    if saved is None:
+        return None
+    if saved.request_hash != fingerprint:
+        raise APIError(
+            422,
+            "this Idempotency-Key was used with a different request body",
+            code="idempotency_key_reused",
+            details=[{"field": IDEMPOTENCY_HEADER, "issue": "reused", "message": "new body"}],
+        )
+    return saved.status_code, saved.body
+
+
+def _replay_new_session(
+    services: Services, account: UserAccount, key: str, fingerprint: str
+) -> tuple[int, dict[str, Any]] | None:
+    with services.sessions() as session:
+        return _replay(session, account, key, fingerprint)
+
+
+async def list_events(request: Request) -> Response:
+    """The caller's events, filtered, ordered by start, one page at a time."""
+    account = require_user(request)
+    services: Services = request.app.state.services
+    query = parse_list_query(request.query_params, user_zone=account.timezone or "UTC")
+
+    def run() -> tuple[list[EventView], str | None]:
+        with services.sessions() as session:
+            return list_views(session, account.id, query)
+
+    views, cursor = await run_in_threadpool(run)
+    return JSONResponse({"events": [event_json(v) for v in views], "next_cursor": cursor})
+
+
+async def get_event(request: Request) -> Response:
+    """One event, series master or instance (by instance id)."""
+    account = require_user(request)
+    services: Services = request.app.state.services
+    api_id = request.path_params["event_id"]
+
+    def run() -> EventView | None:
+        with services.sessions() as session:
+            found = resolve(session, api_id)
+        if found is None:
+            return None
+        if isinstance(found, InstanceRef):
+            owner, view = found.master, found.view
+        else:
+            owner, view = found, EventView(str(found.id), found.event, found)
+        if owner.user_id != account.id and not account.is_admin:
+            return None
+        return view
+
+    view = await run_in_threadpool(run)
+    if view is None:
+        raise APIError(404, "no such event")
+    answer = event_json(view)
+    return JSONResponse(answer, headers={"ETag": answer["etag"]})
+
+
+def _scope(request: Request) -> Scope:
+    unknown = set(request.query_params) - {"scope"}
+    if unknown:
+        raise unprocessable(
+            [{"field": n, "issue": "unknown", "message": "unknown parameter"} for n in unknown]
+        )
+    try:
+        return Scope(request.query_params.get("scope", "this"))
+    except ValueError:
+        raise unprocessable(
+            [{"field": "scope", "issue": "invalid", "message": "this or following"}]
+        ) from None
+
+
+async def update_event(request: Request) -> Response:
+    """Change an event; ``If-Match`` guards against lost updates (412)."""
+    account = require_user(request)
+    services: Services = request.app.state.services
+    scope = _scope(request)
+    body = await read_json_object(request)
+    changes = read_changes(body, require_times=False)
+    if_match = request.headers.get("if-match")
+    api_id = request.path_params["event_id"]
+
+    result = await _write(
+        services,
+        lambda session, now: event_writes.update(
+            session, account, api_id, changes, if_match=if_match, scope=scope, now=now
+        ),
+    )
+    assert result.view is not None
+    answer = event_json(result.view)
+    return JSONResponse(answer, headers={"ETag": answer["etag"]})
+
+
+async def delete_event(request: Request) -> Response:
+    """Delete an event or series, cancel an instance, or end a series (scope=following)."""
+    account = require_user(request)
+    services: Services = request.app.state.services
+    scope = _scope(request)
+    if_match = request.headers.get("if-match")
+    api_id = request.path_params["event_id"]
+    await _write(
+        services,
+        lambda session, now: event_writes.delete(
+            session, account, api_id, if_match=if_match, scope=scope, now=now
+        ),
+    )
+    return Response(status_code=204)
+
+
+async def _write(
+    services: Services, use_case: Callable[[Session, datetime], WriteResult]
+) -> WriteResult:
+    def run() -> WriteResult:
+        with services.sessions.begin() as session:
+            return use_case(session, services.clock())
+
+    result = await run_in_threadpool(run)
+    _kick(services, result.pushed)
+    return result
+
+
+def _kick(services: Services, event_ids: tuple[uuid.UUID, ...]) -> None:
+    """Ask a worker to push now; if the broker is down the scheduler's sweep will."""
+    for event_id in event_ids:
+        try:
+            services.jobs.push_outbox.send(str(event_id))
+        except Exception:
+            log.warning("could not enqueue push_outbox; the outbox sweep will", exc_info=True)

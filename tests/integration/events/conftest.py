@@ -1,0 +1,228 @@
+"""The events API on real storage, pointed at the emulator, with jobs driven by hand.
+
+`EventsApp` is one calsync (API through Starlette's TestClient, the services behind it)
+with a controllable clock and Google clients that record their sleeps instead of
+sleeping. `connect` makes a user that exists in the emulator and in calsync (tokens
+stored, calendars from Google's calendar list). Pushes and pulls are run by calling the
+use cases (`push_all`, `pull`), so tests decide exactly when Google is written or read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from starlette.testclient import TestClient
+
+from calsync.bootstrap import Services, bootstrap
+from calsync.config import ConflictPolicy, Settings
+from calsync.domain.accounts import Role
+from calsync.emulator.testing import build_calendar_service
+from calsync.providers.google.factory import GoogleProviders
+from calsync.providers.quota import quota_limiter
+from calsync.store import outbox
+from calsync.store.credentials import save_tokens
+from calsync.store.migrate import upgrade
+from calsync.store.secrets import Secret
+from calsync.store.tables import Calendar
+from calsync.store.users import ensure_user
+from calsync.sync import calendar_list, pull
+from calsync.sync.push import PushResult, push_outbox
+from calsync.web.app import create_app
+from calsync.web.auth.tokens import issue_token
+from tests.conftest import FakeGoogle
+
+START = datetime(2031, 3, 3, 8, 0, tzinfo=UTC)
+
+
+@dataclass
+class Clock:
+    """The services' clock: moves only when a test says so."""
+
+    now: datetime = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@dataclass
+class User:
+    id: uuid.UUID
+    email: str
+    headers: dict[str, str]
+    google: dict[str, Any]
+    calendar_id: uuid.UUID | None = None
+
+    @property
+    def primary(self) -> str:
+        return self.email
+
+
+@dataclass
+class EventsApp:
+    services: Services
+    client: TestClient
+    google: FakeGoogle
+    clock: Clock
+    sleeps: list[float] = field(default_factory=list)
+    remotes: list[Any] = field(default_factory=list)
+
+    @property
+    def control(self) -> Any:
+        return self.google.control
+
+    def connect(self, email: str, *, role: Role = Role.USER, **extra: Any) -> User:
+        """A user connected to Google: tokens stored, calendars listed from Google."""
+        granted = self.control.create_user(email, **extra)
+        with self.services.sessions.begin() as session:
+            account = ensure_user(session, email, role=role)
+            save_tokens(
+                session,
+                self.services.secrets,
+                user_id=account.id,
+                access_token=Secret(granted["access_token"]),
+                refresh_token=Secret(granted["refresh_token"]),
+                expires_at=self.clock() + timedelta(days=3650),
+                scopes=granted["scope"],
+            )
+        calendar_list.sync_calendar_list(self.services, account.id)
+        token = self.token(account.id, email, role)
+        user = User(account.id, email, {"Authorization": f"Bearer {token}"}, granted)
+        user.calendar_id = self.calendar_id(user, email)
+        return user
+
+    def token(self, user_id: uuid.UUID, email: str, role: Role) -> str:
+        return issue_token(
+            self.services.jwt,
+            subject=str(user_id),
+            email=email,
+            role=role.value,
+            now=self.clock(),
+            lifetime=timedelta(days=365),
+        )
+
+    def local_user(self, email: str, role: Role = Role.USER) -> User:
+        """A calsync user without Google (for RBAC checks)."""
+        with self.services.sessions.begin() as session:
+            account = ensure_user(session, email, role=role)
+        token = self.token(account.id, email, role)
+        return User(account.id, email, {"Authorization": f"Bearer {token}"}, {})
+
+    def calendar_id(self, user: User, google_id: str) -> uuid.UUID:
+        with self.services.sessions() as session:
+            found = session.scalar(
+                sa.select(Calendar.id).where(
+                    Calendar.user_id == user.id, Calendar.provider_calendar_id == google_id
+                )
+            )
+        assert found is not None
+        return found
+
+    def remote(self, user: User) -> Any:
+        """Google as another client of `user` sees and changes it."""
+        tokens = self.control.issue_tokens(user.email)
+        service = build_calendar_service(self.google.url, tokens["access_token"])
+        self.remotes.append(service)
+        return service.events()
+
+    def google_event(self, user: User, google_id: str, calendar: str | None = None) -> Any:
+        return (
+            self.remote(user).get(calendarId=calendar or user.primary, eventId=google_id).execute()
+        )
+
+    def push(self, event_id: str | uuid.UUID) -> PushResult:
+        return push_outbox(self.services, self.services.providers, uuid.UUID(str(event_id)))
+
+    def push_all(self, *, rounds: int = 20) -> list[PushResult]:
+        """Push every due event, as the sweep would, until nothing is due."""
+        results: list[PushResult] = []
+        for _ in range(rounds):
+            with self.services.sessions() as session:
+                due = outbox.due_events(session, now=self.clock())
+            if not due:
+                return results
+            results += [self.push(event_id) for event_id in due]
+        return results
+
+    def pull(self, user: User, calendar: uuid.UUID | None = None) -> None:
+        with self.services.sessions.begin() as session:
+            row = session.get(Calendar, calendar or user.calendar_id)
+            assert row is not None
+            row.sync_lease_owner = None
+            row.sync_lease_until = None
+            row.last_pull_at = None
+        pull.pull_calendar(self.services, calendar or user.calendar_id)  # type: ignore[arg-type]
+
+    def create(self, user: User, body: dict[str, Any], **headers: str) -> dict[str, Any]:
+        response = self.client.post("/events", json=body, headers=user.headers | headers)
+        assert response.status_code == 201, response.text
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    def get(self, user: User, event_id: str) -> dict[str, Any]:
+        response = self.client.get(f"/events/{event_id}", headers=user.headers)
+        assert response.status_code == 200, response.text
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    def put(self, user: User, event_id: str, body: dict[str, Any], **params: str) -> Any:
+        return self.client.put(
+            f"/events/{event_id}", json=body, headers=user.headers, params=params
+        )
+
+    def google_requests(self, method: str | None = None, path: str = "") -> list[dict[str, Any]]:
+        found = self.control.requests()
+        return [
+            r
+            for r in found
+            if (method is None or r.get("method") == method) and path in r.get("path", "")
+        ]
+
+
+def running(settings: Settings, google: FakeGoogle, **changes: Any) -> Iterator[EventsApp]:
+    clock = Clock()
+    settings = dataclasses.replace(google.settings_for(settings), **changes)
+    services = bootstrap(settings, clock=clock)
+    upgrade(services.engine)
+    sleeps: list[float] = []
+    services.providers.close()
+    services.providers = GoogleProviders(
+        settings,
+        services.access_tokens,
+        quota_limiter(settings, sleep=sleeps.append),
+        sleeps.append,
+    )
+    with TestClient(create_app(services)) as client:
+        app = EventsApp(services, client, google, clock, sleeps)
+        yield app
+    for service in app.remotes:
+        service.close()
+    services.close()
+
+
+@pytest.fixture
+def app(production_settings: Settings, fake_google: FakeGoogle) -> Iterator[EventsApp]:
+    """Production mode: PostgreSQL and Redis."""
+    yield from running(production_settings, fake_google)
+
+
+@pytest.fixture(params=["embedded", "production"])
+def any_app(request: pytest.FixtureRequest, fake_google: FakeGoogle) -> Iterator[EventsApp]:
+    """Each mode: SQLite + in-process broker, PostgreSQL + Redis."""
+    settings: Settings = request.getfixturevalue(f"{request.param}_settings")
+    yield from running(settings, fake_google)
+
+
+def policy_app(
+    production_settings: Settings, fake_google: FakeGoogle, policy: ConflictPolicy
+) -> Iterator[EventsApp]:
+    yield from running(production_settings, fake_google, conflict_policy=policy)
