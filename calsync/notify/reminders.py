@@ -164,7 +164,7 @@ def reschedule_reminders(
     if row is not None and row.recurring_event_id is not None:
         row = _master_of(session, row) or row
     if row is None:
-        _apply(session, event_id, None, [], now)
+        _apply(session, event_id, None, [], now, gone=True)
         return
     _reschedule_row(session, row, now=now, horizon=horizon, cache={})
 
@@ -251,7 +251,7 @@ def _reschedule_row(
     cache: dict[uuid.UUID, tuple[Preferences, str]],
 ) -> None:
     if row.deleted_at is not None or row.status == EventStatus.CANCELLED.value:
-        _apply(session, row.id, row.user_id, [], now)
+        _apply(session, row.id, row.user_id, [], now, gone=True)
         return
     if row.user_id not in cache:
         user_zone = session.scalar(sa.select(User.timezone).where(User.id == row.user_id))
@@ -295,11 +295,15 @@ def _apply(
     user_id: uuid.UUID | None,
     planned: Sequence[PlannedReminder],
     now: datetime,
+    *,
+    gone: bool = False,
 ) -> None:
     """Make the pending reminder rows of ``event_id`` match ``planned``.
 
-    Rows a sender holds locked right now (being sent) are skipped, not waited for: they
-    were due, and the sender finishes them.
+    Pending rows of occurrences that have ended are left to the sender, which records
+    them as skipped, unless the event is ``gone`` (deleted or cancelled). Rows a sender
+    holds locked right now (being sent) are skipped, not waited for: they were due, and
+    the sender finishes them.
     """
     wanted = {p.dedupe_key: p for p in planned}
     pending = session.execute(
@@ -314,7 +318,11 @@ def _apply(
             NotificationDelivery.status == "pending",
         )
     ).all()
-    stale = [row.id for row in pending if row.dedupe_key not in wanted]
+    stale = [
+        row.id
+        for row in pending
+        if row.dedupe_key not in wanted and (gone or not _ended(row.payload, now))
+    ]
     if stale:
         session.execute(
             sa.delete(NotificationDelivery).where(
@@ -335,6 +343,11 @@ def _apply(
     new = [p for p in planned if p.creatable and p.dedupe_key not in existing]
     if new and user_id is not None:
         _insert_new(session, event_id, user_id, new, now)
+
+
+def _ended(payload: dict[str, Any] | None, now: datetime) -> bool:
+    end = (payload or {}).get("occurrence_end")
+    return isinstance(end, str) and datetime.fromisoformat(end) <= now
 
 
 def _unlocked_pending(ids: list[uuid.UUID]) -> sa.Select[uuid.UUID]:

@@ -1,0 +1,230 @@
+"""Real receivers for notices: an aiosmtpd SMTP server and an HTTP server on 127.0.0.1,
+plus helpers to create users, calendars and event rows on real databases."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import http.server
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from aiosmtpd.controller import Controller
+from sqlalchemy.orm import Session, sessionmaker
+
+from calsync.config import Settings
+from calsync.domain.models import Event
+from calsync.notify.addresses import AddressGuard
+from calsync.notify.senders import Dispatcher, Sender
+from calsync.notify.smtp import SmtpSender, parse_smtp_url
+from calsync.notify.webhooks import WebhookSender
+from calsync.notify.webpush import WebPushSender, load_vapid_key
+from calsync.store.db import make_engine, make_session_factory
+from calsync.store.events import event_columns, replace_attendees
+from calsync.store.migrate import upgrade
+from calsync.store.secrets import SecretBox
+from calsync.store.tables import Calendar, User
+from calsync.store.tables import Event as EventRow
+from tests.integration.accounts.conftest import App, running_app
+
+pytestmark = pytest.mark.integration
+
+
+# --- SMTP ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Mailbox:
+    """What the SMTP server received, parsed."""
+
+    messages: list[EmailMessage] = field(default_factory=list)
+    envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        with self.lock:
+            self.messages.append(message)
+            self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        return "250 OK"
+
+    def to(self, address: str) -> list[EmailMessage]:
+        return [m for m in self.messages if address in str(m["To"])]
+
+
+@dataclass
+class SmtpServer:
+    host: str
+    port: int
+    mailbox: Mailbox
+
+    @property
+    def url(self) -> str:
+        return f"smtp://{self.host}:{self.port}"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps every message."""
+    mailbox = Mailbox()
+    port = free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield SmtpServer("127.0.0.1", port, mailbox)
+    finally:
+        controller.stop()
+
+
+# --- HTTP receiver --------------------------------------------------------------------------
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Receiver:
+    """An HTTP server on 127.0.0.1 that records POSTs and answers from ``statuses``."""
+
+    url: str
+    requests: list[Received]
+    statuses: list[int]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    requests: list[Received] = []
+    statuses: list[int] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            body = self.rfile.read(length)
+            requests.append(Received(self.path, dict(self.headers.items()), body))
+            status = statuses.pop(0) if statuses else 201
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Receiver(f"http://127.0.0.1:{server.server_address[1]}", requests, statuses)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+# --- databases and rows -------------------------------------------------------------------
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    """Sessions on a migrated database of each kind."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'calsync.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    engine = make_engine(url)
+    upgrade(engine)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def pg_sessions(pg_url: str) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(pg_url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+BOX = SecretBox([SecretBox.generate_key()])
+
+
+def dispatcher_for(
+    *, smtp: SmtpServer | None = None, vapid_key: str | None = None, box: SecretBox = BOX
+) -> Dispatcher:
+    """The real senders, with the SSRF rule relaxed for receivers on 127.0.0.1."""
+    guard = AddressGuard(allow_private=True)
+    senders: dict[str, Sender] = {"webhook": WebhookSender(box, guard)}
+    if smtp is not None:
+        senders["email"] = SmtpSender(parse_smtp_url(smtp.url), "calsync@notices.test")
+    if vapid_key is not None:
+        senders["push"] = WebPushSender(load_vapid_key(vapid_key), "mailto:ops@notices.test", guard)
+    return Dispatcher(senders)
+
+
+def add_user(session: Session, email: str, timezone: str = "UTC") -> uuid.UUID:
+    user = User(email=email, timezone=timezone, display_name=email.split("@")[0].title())
+    session.add(user)
+    session.flush()
+    return user.id
+
+
+def add_calendar(session: Session, user_id: uuid.UUID) -> uuid.UUID:
+    calendar = Calendar(user_id=user_id, provider_calendar_id="primary", access_role="owner")
+    session.add(calendar)
+    session.flush()
+    return calendar.id
+
+
+def add_event(
+    session: Session,
+    event: Event,
+    *,
+    user_id: uuid.UUID,
+    calendar_id: uuid.UUID,
+    event_id: uuid.UUID | None = None,
+) -> uuid.UUID:
+    event_id = event_id or uuid.uuid4()
+    session.execute(
+        sa.insert(EventRow.__table__).values(
+            id=event_id, user_id=user_id, calendar_id=calendar_id, **event_columns(event)
+        )
+    )
+    replace_attendees(session, [(event_id, event.attendees)])
+    return event_id
+
+
+def update_event(session: Session, event_id: uuid.UUID, event: Event) -> None:
+    session.execute(
+        sa.update(EventRow.__table__)
+        .where(EventRow.__table__.c.id == event_id)
+        .values(**event_columns(event))
+    )
+    replace_attendees(session, [(event_id, event.attendees)])
+
+
+Clock = Callable[[], datetime]
+
+
+@pytest.fixture(params=["embedded", "production"])
+def app(request: pytest.FixtureRequest) -> Iterator[App]:
+    """The API in each mode: SQLite + in-process broker, PostgreSQL + Redis."""
+    settings: Settings = request.getfixturevalue(f"{request.param}_settings")
+    yield from running_app(settings)
