@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from calsync import metrics
 from calsync.bootstrap import Services
 from calsync.sync.notifications import ChannelCache
+from calsync.web import openapi
 from calsync.web.auth.principal import JWTAuthBackend, Principal, authentication_failed
 from calsync.web.errors import EXCEPTION_HANDLERS
 from calsync.web.health import healthz, metrics_endpoint, readyz
@@ -55,6 +56,7 @@ def create_app(services: Services) -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
+            Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
             Route("/auth/google", auth.start_google_sign_in, methods=["GET"]),
             Route("/auth/google/callback", auth.finish_google_sign_in, methods=["GET"]),
             Route("/me", me.get_me, methods=["GET"]),

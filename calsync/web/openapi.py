@@ -1,0 +1,479 @@
+"""``GET /openapi.json``: the API's OpenAPI 3.1 document, generated from the app's routes.
+
+The paths come from the routes the app really serves (`build_document(app.routes)`), so a
+route cannot be left out; each (method, path) is described by an entry of `OPERATIONS`.
+A route without an entry is still listed, marked ``x-undocumented``, and
+`undocumented` names it: a test fails while any exists. Schemas of the events and
+calendars routes are exact (``additionalProperties: false``); the others describe the
+shapes their modules answer with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Final
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+__all__ = ["OPERATIONS", "build_document", "openapi_json", "undocumented"]
+
+_REF = "#/components/schemas/"
+_NULLABLE_STRING: Final = {"type": ["string", "null"]}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": _REF + name}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+def _object(
+    properties: dict[str, Any], *, closed: bool = True, required: Sequence[str] = ()
+) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if closed:
+        schema["additionalProperties"] = False
+    if required:
+        schema["required"] = list(required)
+    return schema
+
+
+_ATTENDEE_OUT = _object(
+    {
+        "email": {"type": "string"},
+        "display_name": _NULLABLE_STRING,
+        "response_status": {"enum": ["needsAction", "declined", "tentative", "accepted"]},
+        "optional": {"type": "boolean"},
+        "organizer": {"type": "boolean"},
+    },
+    required=("email", "display_name", "response_status", "optional", "organizer"),
+)
+_ATTENDEE_IN = {
+    "oneOf": [
+        {"type": "string", "format": "email"},
+        _object(
+            {
+                "email": {"type": "string"},
+                "display_name": _NULLABLE_STRING,
+                "optional": {"type": "boolean"},
+            },
+            required=("email",),
+        ),
+    ]
+}
+_TIME = {
+    "type": "string",
+    "description": "YYYY-MM-DD for all-day events (end exclusive), else ISO 8601 date-time",
+}
+_EVENT_FIELDS_IN: dict[str, Any] = {
+    "title": _NULLABLE_STRING | {"maxLength": 1024},
+    "description": _NULLABLE_STRING | {"maxLength": 8192},
+    "location": _NULLABLE_STRING | {"maxLength": 1024},
+    "category": _NULLABLE_STRING | {"maxLength": 64},
+    "start_time": _TIME,
+    "end_time": _TIME,
+    "timezone": _NULLABLE_STRING | {"description": "IANA zone, such as Europe/Berlin"},
+    "all_day": {"type": "boolean"},
+    "calendar_id": {"type": "string", "format": "uuid"},
+    "recurrence": {
+        "type": ["array", "null"],
+        "items": {"type": "string"},
+        "maxItems": 20,
+        "description": "RRULE, EXDATE and RDATE lines",
+    },
+    "attendees": {"type": ["array", "null"], "items": _ATTENDEE_IN, "maxItems": 200},
+    "reminders": {
+        "type": ["array", "null"],
+        "items": {"type": "integer", "minimum": 0, "maximum": 40320},
+        "maxItems": 5,
+        "description": "minutes before the start; null = the calendar's default reminders",
+    },
+    "metadata": {
+        "type": ["object", "null"],
+        "additionalProperties": {"type": "string", "maxLength": 1024},
+        "maxProperties": 32,
+    },
+}
+_EVENT_OUT = _object(
+    {
+        "id": {"type": "string", "description": "uuid, or <seriesId>_<instance> for instances"},
+        "calendar_id": {"type": "string", "format": "uuid"},
+        "series_id": _NULLABLE_STRING,
+        "original_start_time": _NULLABLE_STRING,
+        "title": {"type": "string"},
+        "description": {"type": "string"},
+        "location": {"type": "string"},
+        "category": _NULLABLE_STRING,
+        "start_time": {"type": "string"},
+        "end_time": {"type": "string"},
+        "timezone": _NULLABLE_STRING,
+        "all_day": {"type": "boolean"},
+        "recurrence": {"type": "array", "items": {"type": "string"}},
+        "attendees": {"type": "array", "items": _ATTENDEE_OUT},
+        "reminders": {"type": ["array", "null"], "items": {"type": "integer"}},
+        "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
+        "status": {"enum": ["confirmed", "tentative", "cancelled"]},
+        "organizer": _NULLABLE_STRING,
+        "sync_state": {"enum": ["synced", "pending", "conflict", "error"]},
+        "sync_error": _NULLABLE_STRING,
+        "conflict": {
+            "type": ["object", "null"],
+            "description": "policy, fields, and both versions, while a manual conflict waits",
+        },
+        "etag": {"type": "string"},
+        "google_event_id": _NULLABLE_STRING,
+        "created_at": {"type": "string", "format": "date-time"},
+        "updated_at": {"type": "string", "format": "date-time"},
+    },
+)
+_EVENT_OUT["required"] = list(_EVENT_OUT["properties"])
+_CALENDAR = _object(
+    {
+        "id": {"type": "string", "format": "uuid"},
+        "google_calendar_id": {"type": "string"},
+        "summary": {"type": "string"},
+        "timezone": {"type": "string"},
+        "access_role": {"enum": ["owner", "writer", "reader", "freeBusyReader"]},
+        "writable": {"type": "boolean"},
+        "primary": {"type": "boolean"},
+        "selected": {"type": "boolean"},
+        "conflict_policy": {
+            "enum": ["last_updated_wins", "remote_wins", "local_wins", "manual", None]
+        },
+        "sync": _object(
+            {
+                "last_synced_at": _NULLABLE_STRING,
+                "status": _NULLABLE_STRING,
+                "dirty": {"type": "boolean"},
+                "poll_only": {"type": "boolean"},
+            },
+            required=("last_synced_at", "status", "dirty", "poll_only"),
+        ),
+    },
+)
+_CALENDAR["required"] = list(_CALENDAR["properties"])
+
+SCHEMAS: Final[dict[str, Any]] = {
+    "Error": _object(
+        {
+            "error": _object(
+                {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "details": {"type": "array", "items": {"type": "object"}},
+                },
+                required=("code", "message", "details"),
+            )
+        },
+        required=("error",),
+    ),
+    "Event": _EVENT_OUT,
+    "EventCreate": _object(_EVENT_FIELDS_IN, required=("start_time", "end_time")),
+    "EventUpdate": _object(_EVENT_FIELDS_IN),
+    "EventPage": _object(
+        {"events": {"type": "array", "items": _ref("Event")}, "next_cursor": _NULLABLE_STRING},
+        required=("events", "next_cursor"),
+    ),
+    "Calendar": _CALENDAR,
+    "CalendarList": _object(
+        {"calendars": {"type": "array", "items": _ref("Calendar")}}, required=("calendars",)
+    ),
+    "CalendarUpdate": _object(
+        {
+            "conflict_policy": {
+                "enum": ["last_updated_wins", "remote_wins", "local_wins", "manual", None]
+            }
+        }
+    ),
+    "User": _object(
+        {
+            "id": {"type": "string", "format": "uuid"},
+            "email": {"type": "string"},
+            "display_name": _NULLABLE_STRING,
+            "role": {"enum": ["admin", "user"]},
+            "status": {"enum": ["active", "needs_reauth", "disabled"]},
+            "timezone": {"type": "string"},
+        },
+        required=("id", "email", "role", "status"),
+    ),
+    "Object": {"type": "object"},
+}
+
+_AUTH_ERRORS = {"401": _error("no or invalid token"), "429": _error("rate limited")}
+_EVENT_ID = {
+    "name": "event_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "an event id, or an instance id <seriesId>_<YYYYMMDDTHHMMSSZ|YYYYMMDD>",
+}
+_SCOPE = {
+    "name": "scope",
+    "in": "query",
+    "schema": {"enum": ["this", "following"], "default": "this"},
+    "description": "on an instance id: this instance, or this and the following (split)",
+}
+_IF_MATCH = {"name": "If-Match", "in": "header", "schema": {"type": "string"}}
+
+
+def _query(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "schema": schema or {"type": "string"},
+        "description": description,
+    }
+
+
+def _op(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"summary": summary, "responses": responses, **extra}
+
+
+def _body(schema_name: str) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": _ref(schema_name)}}}
+
+
+_LOOSE = _json(_ref("Object"))
+_PUBLIC: dict[str, Any] = {"security": []}
+
+OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
+    ("GET", "/healthz"): _op("Liveness", {"200": _LOOSE}, **_PUBLIC),
+    ("GET", "/readyz"): _op(
+        "Readiness (database, broker)",
+        {"200": _LOOSE, "503": _json(_ref("Object"), "not ready")},
+        **_PUBLIC,
+    ),
+    ("GET", "/metrics"): _op(
+        "Prometheus metrics",
+        {
+            "200": {
+                "description": "text exposition",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+        **_PUBLIC,
+    ),
+    ("GET", "/openapi.json"): _op("This document", {"200": _LOOSE}, **_PUBLIC),
+    ("GET", "/auth/google"): _op(
+        "Start Google sign-in (authorization code, PKCE S256)",
+        {"302": {"description": "redirect to Google's consent page"}, "400": _error("bad request")},
+        parameters=[_query("login_hint", "email passed on to Google")],
+        **_PUBLIC,
+    ),
+    ("GET", "/auth/google/callback"): _op(
+        "Finish Google sign-in; answers a calsync JWT",
+        {
+            "200": _json(
+                _object({"token": {"type": "string"}, "user": _ref("User")}, closed=False)
+            ),
+            "400": _error("bad, replayed or denied state"),
+        },
+        **_PUBLIC,
+    ),
+    ("GET", "/me"): _op("The caller", {"200": _json(_ref("User")), **_AUTH_ERRORS}),
+    ("GET", "/me/preferences"): _op("Notice preferences", {"200": _LOOSE, **_AUTH_ERRORS}),
+    ("PUT", "/me/preferences"): _op(
+        "Change notice preferences",
+        {"200": _LOOSE, "422": _error("invalid fields"), **_AUTH_ERRORS},
+        requestBody=_body("Object"),
+    ),
+    ("POST", "/me/push-subscriptions"): _op(
+        "Register a Web Push subscription",
+        {"201": _LOOSE, "200": _LOOSE, "422": _error("invalid fields"), **_AUTH_ERRORS},
+        requestBody=_body("Object"),
+    ),
+    ("DELETE", "/me/push-subscriptions/{subscription_id}"): _op(
+        "Remove a Web Push subscription",
+        {"204": {"description": "removed"}, "404": _error("no such subscription"), **_AUTH_ERRORS},
+        parameters=[
+            {
+                "name": "subscription_id",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string"},
+            }
+        ],
+    ),
+    ("GET", "/me/notices"): _op(
+        "The caller's notices, newest first", {"200": _LOOSE, **_AUTH_ERRORS}
+    ),
+    ("GET", "/admin/users"): _op(
+        "Every user (admins)",
+        {
+            "200": _json(_object({"users": {"type": "array", "items": _ref("User")}})),
+            "403": _error("not an admin"),
+            **_AUTH_ERRORS,
+        },
+    ),
+    ("PATCH", "/admin/users/{user_id}"): _op(
+        "Change a user's role (admins)",
+        {
+            "200": _json(_ref("User")),
+            "403": _error("not an admin"),
+            "404": _error("no such user"),
+            "422": _error("invalid role"),
+            **_AUTH_ERRORS,
+        },
+        parameters=[
+            {"name": "user_id", "in": "path", "required": True, "schema": {"type": "string"}}
+        ],
+        requestBody=_body("Object"),
+    ),
+    ("GET", "/admin/audit"): _op(
+        "The audit trail (admins)", {"200": _LOOSE, "403": _error("not an admin"), **_AUTH_ERRORS}
+    ),
+    ("POST", "/webhooks/google"): _op(
+        "Google push channel receiver (X-Goog-* headers, empty body)",
+        {
+            "200": {"description": "acknowledged"},
+            "503": {"description": "calsync is down; Google retries"},
+        },
+        **_PUBLIC,
+    ),
+    ("POST", "/sync"): _op("Sync the caller's calendars now", {"202": _LOOSE, **_AUTH_ERRORS}),
+    ("GET", "/sync/logs"): _op(
+        "The caller's sync log (admins: anyone's)",
+        {"200": _LOOSE, "422": _error("bad parameter"), **_AUTH_ERRORS},
+    ),
+    ("GET", "/calendars"): _op(
+        "The caller's calendars with access role and sync state",
+        {"200": _json(_ref("CalendarList")), **_AUTH_ERRORS},
+    ),
+    ("PATCH", "/calendars/{calendar_id}"): _op(
+        "Set a calendar's own conflict policy (null: the installation's)",
+        {
+            "200": _json(_ref("Calendar")),
+            "404": _error("no such calendar"),
+            "422": _error("invalid policy"),
+            **_AUTH_ERRORS,
+        },
+        parameters=[
+            {"name": "calendar_id", "in": "path", "required": True, "schema": {"type": "string"}}
+        ],
+        requestBody=_body("CalendarUpdate"),
+    ),
+    ("POST", "/events"): _op(
+        "Create an event or series (answers at once, sync_state pending)",
+        {
+            "201": _json(_ref("Event"), "created (or the first answer to this Idempotency-Key)"),
+            "403": _error("calendar is read-only"),
+            "404": _error("no such calendar"),
+            "422": _error("invalid fields, or Idempotency-Key reused with another body"),
+            **_AUTH_ERRORS,
+        },
+        parameters=[
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "schema": {"type": "string", "maxLength": 255},
+            }
+        ],
+        requestBody=_body("EventCreate"),
+    ),
+    ("GET", "/events"): _op(
+        "The caller's events by start, paged by cursor",
+        {"200": _json(_ref("EventPage")), "422": _error("bad parameter"), **_AUTH_ERRORS},
+        parameters=[
+            _query(
+                "start_date", "YYYY-MM-DD (caller's zone) or date-time with offset; with end_date"
+            ),
+            _query("end_date", "inclusive date, or exclusive date-time; with start_date"),
+            _query("category", "only this category"),
+            _query("calendar_id", "only this calendar", {"type": "string", "format": "uuid"}),
+            _query(
+                "recurring", "true: series (instances); false: single events", {"type": "boolean"}
+            ),
+            _query(
+                "expand", "true: series expanded into instances in the range", {"type": "boolean"}
+            ),
+            _query(
+                "limit",
+                "page size, capped at 200",
+                {"type": "integer", "minimum": 1, "default": 50},
+            ),
+            _query("cursor", "next_cursor of the previous page"),
+        ],
+    ),
+    ("GET", "/events/{event_id}"): _op(
+        "One event, series or instance (ETag header)",
+        {"200": _json(_ref("Event")), "404": _error("no such event"), **_AUTH_ERRORS},
+        parameters=[_EVENT_ID],
+    ),
+    ("PUT", "/events/{event_id}"): _op(
+        "Change an event; fields left out keep their values",
+        {
+            "200": _json(_ref("Event")),
+            "403": _error("not the organizer, or calendar read-only"),
+            "404": _error("no such event"),
+            "412": _error("If-Match does not match the current etag"),
+            "422": _error("invalid fields"),
+            **_AUTH_ERRORS,
+        },
+        parameters=[_EVENT_ID, _SCOPE, _IF_MATCH],
+        requestBody=_body("EventUpdate"),
+    ),
+    ("DELETE", "/events/{event_id}"): _op(
+        "Delete an event or series, cancel an instance, or end a series (scope=following)",
+        {
+            "204": {"description": "deleted locally; Google follows"},
+            "403": _error("not the organizer, or calendar read-only"),
+            "404": _error("no such event"),
+            "412": _error("If-Match does not match the current etag"),
+            **_AUTH_ERRORS,
+        },
+        parameters=[_EVENT_ID, _SCOPE, _IF_MATCH],
+    ),
+}
+
+
+def _operations(routes: Iterable[BaseRoute]) -> Iterable[tuple[str, str]]:
+    for route in routes:
+        if isinstance(route, Route):
+            for method in sorted(route.methods or ()):
+                if method != "HEAD":
+                    yield method, route.path
+
+
+def undocumented(routes: Iterable[BaseRoute]) -> list[tuple[str, str]]:
+    """The (method, path) the app serves that `OPERATIONS` does not describe."""
+    return [key for key in _operations(routes) if key not in OPERATIONS]
+
+
+def build_document(routes: Iterable[BaseRoute]) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of exactly the app's routes."""
+    paths: dict[str, dict[str, Any]] = {}
+    for method, path in _operations(routes):
+        operation = OPERATIONS.get(
+            (method, path),
+            {"responses": {"default": {"description": "undocumented"}}, "x-undocumented": True},
+        )
+        paths.setdefault(path, {})[method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "calsync", "version": "1", "description": "Google Calendar two-way sync"},
+        "paths": paths,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            },
+        },
+        "security": [{"bearer": []}],
+    }
+
+
+async def openapi_json(request: Request) -> Response:
+    """The document for the app serving this request."""
+    document = getattr(request.app.state, "openapi", None)
+    if document is None:
+        document = build_document(request.app.routes)
+        request.app.state.openapi = document
+    return JSONResponse(document)
