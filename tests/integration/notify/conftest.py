@@ -97,6 +97,8 @@ def smtp_server() -> Iterator[SmtpServer]:
 
 @dataclass
 class Received:
+    """One request; header names lower-cased."""
+
     path: str
     headers: dict[str, str]
     body: bytes
@@ -120,7 +122,8 @@ def receiver() -> Iterator[Receiver]:
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             body = self.rfile.read(length)
-            requests.append(Received(self.path, dict(self.headers.items()), body))
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            requests.append(Received(self.path, headers, body))
             status = statuses.pop(0) if statuses else 201
             self.send_response(status)
             self.send_header("Content-Length", "0")
