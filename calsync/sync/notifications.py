@@ -62,12 +62,16 @@ class _ChannelInfo:
 
 
 class ChannelCache:
-    """Channel rows by id, kept for `ttl` seconds. Thread-safe; one per process."""
+    """Channel rows by id, kept for `ttl` seconds. Thread-safe; one per process.
+
+    Unknown ids are not cached: the ``sync`` message of a new channel can arrive before
+    the channel's row is committed, and the next message must find it.
+    """
 
     def __init__(self, ttl: float = 30.0, max_entries: int = 100_000) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
-        self._entries: dict[uuid.UUID, tuple[float, _ChannelInfo | None]] = {}
+        self._entries: dict[uuid.UUID, tuple[float, _ChannelInfo]] = {}
         self._lock = threading.Lock()
 
     def get(self, services: Services, channel_id: uuid.UUID) -> _ChannelInfo | None:
@@ -77,6 +81,8 @@ class ChannelCache:
         if cached is not None and cached[0] > now:
             return cached[1]
         info = _load_channel(services, channel_id)
+        if info is None:
+            return None  # not cached: Google's first message may beat the channel's commit
         with self._lock:
             if len(self._entries) >= self.max_entries:
                 self._entries.clear()

@@ -23,7 +23,7 @@ from googleapiclient.http import BatchHttpRequest
 from calsync.bootstrap import Services, bootstrap
 from calsync.config import Settings
 from calsync.domain.models import Event, EventStatus
-from calsync.emulator.testing import build_calendar_service, new_batch
+from calsync.emulator.testing import EmulatorControl, build_calendar_service, new_batch
 from calsync.providers.google.mapping import event_from_google
 from calsync.runtime import worker_threads
 from calsync.store.credentials import save_tokens
@@ -67,7 +67,7 @@ class SyncStack:
     _services_of: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def control(self) -> Any:
+    def control(self) -> EmulatorControl:
         return self.google.control
 
     def connect(
@@ -75,7 +75,7 @@ class SyncStack:
     ) -> dict[str, Any]:
         """Create the user in the emulator and in calsync with their tokens; returns the
         emulator's answer (with the calendars)."""
-        granted = self.control.create_user(email, calendars=calendars)
+        granted: dict[str, Any] = self.control.create_user(email, calendars=calendars)
         with self.services.sessions.begin() as session:
             account = ensure_user(session, email)
             save_tokens(
