@@ -71,12 +71,19 @@ def format_span(event: dict[str, Any], zone_name: str) -> str:
     return f"{start} to {format_time(event['end'], zone_name)}"
 
 
+def format_start(event: dict[str, Any], zone_name: str) -> str:
+    """When an event starts, in words, for subject lines (kept short: long subjects fold)."""
+    start = format_time(event["start"], zone_name)
+    return f"{start} (all day)" if event.get("all_day") else start
+
+
 def render(notice: Notice) -> Rendered:
     """The subject and body of ``notice``."""
     payload = notice.payload
     event = payload["event"]
     where = display_zone(notice, event)
     title = event.get("title") or "(untitled event)"
+    starts = format_start(event, where)
     if notice.kind == "reminder":
         when = format_span(event, where)
         lines = [f"Reminder: {title}", "", f"When: {when}"]
@@ -84,7 +91,7 @@ def render(notice: Notice) -> Rendered:
             lines.append(f"Where: {event['location']}")
         if event.get("description"):
             lines += ["", event["description"]]
-        return Rendered("reminder", f"Reminder: {title} - {when}", tuple(lines))
+        return Rendered("reminder", f"Reminder: {title}, {starts}", tuple(lines))
     change = payload["change"]
     before, after = payload.get("before"), payload.get("after")
     when = format_span(event, where)
@@ -92,14 +99,14 @@ def render(notice: Notice) -> Rendered:
         lines = [f"Cancelled: {title}", "", f"Was: {when}"]
         if event.get("location"):
             lines.append(f"Where: {event['location']}")
-        return Rendered("event.cancelled", f"Cancelled: {title} - {when}", tuple(lines))
+        return Rendered("event.cancelled", f"Cancelled: {title}, {starts}", tuple(lines))
     if change == "created":
         lines = [f"Invitation: {title}", "", f"When: {when}"]
         if event.get("location"):
             lines.append(f"Where: {event['location']}")
         if event.get("organizer_email"):
             lines.append(f"Organizer: {event['organizer_email']}")
-        return Rendered("event.created", f"Invitation: {title} - {when}", tuple(lines))
+        return Rendered("event.created", f"Invitation: {title}, {starts}", tuple(lines))
     lines = [f"Updated: {title}", ""]
     assert before is not None
     assert after is not None
@@ -107,7 +114,7 @@ def render(notice: Notice) -> Rendered:
         old, new = _field_text(before, name, where), _field_text(after, name, where)
         lines.append(f"{_FIELD_LABELS.get(name, name)}: {old} -> {new}")
     lines += ["", f"Now: {when}"]
-    return Rendered("event.updated", f"Updated: {title} - {when}", tuple(lines))
+    return Rendered("event.updated", f"Updated: {title}, {starts}", tuple(lines))
 
 
 def _field_text(event: dict[str, Any], name: str, zone_name: str) -> str:

@@ -93,7 +93,7 @@ def test_each_reminder_is_emailed_once_when_due(
     assert len(messages) == 2
     first = messages[0]
     assert first["To"] == "Alice <alice@example.com>"
-    assert first["Subject"].startswith("Reminder: Design review - Mon 30 Mar 2026, 09:00 CEST")
+    assert first["Subject"].startswith("Reminder: Design review, Mon 30 Mar 2026, 09:00 CEST")
     text = first.get_body(("plain",))
     assert text is not None
     assert "Where: Room 4" in text.get_content()

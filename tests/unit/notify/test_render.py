@@ -77,10 +77,8 @@ def test_a_reminder_says_what_when_and_where_in_the_recipients_zone() -> None:
 
     rendered = render(reminder)
 
-    assert (
-        rendered.subject
-        == "Reminder: Design review - Mon 30 Mar 2026, 09:00 CEST to Mon 30 Mar 2026, 10:00 CEST"
-    )
+    assert rendered.subject == "Reminder: Design review, Mon 30 Mar 2026, 09:00 CEST"
+    assert "When: Mon 30 Mar 2026, 09:00 CEST to Mon 30 Mar 2026, 10:00 CEST" in rendered.lines
     assert "Where: Room 4" in rendered.text
     body = json_message(reminder, now=NOW)
     assert body["type"] == "reminder"
@@ -163,7 +161,8 @@ def test_an_all_day_event_is_dated() -> None:
     )
     item = change_notice(None, day)
 
-    assert "Thu 24 Dec 2026 to Fri 25 Dec 2026 (all day)" in render(item).subject
+    assert render(item).subject == "Invitation: Holidays, Thu 24 Dec 2026 (all day)"
+    assert "When: Thu 24 Dec 2026 to Fri 25 Dec 2026 (all day)" in render(item).lines
     [vevent] = parse_ics(icalendar_document(item, now=NOW)[1]).walk("VEVENT")
     assert vevent.decoded("dtstart") == date(2026, 12, 24)
 
