@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import sqlalchemy as sa
@@ -166,6 +166,7 @@ def pg_sessions(pg_url: str) -> Iterator[sessionmaker[Session]]:
     engine.dispose()
 
 
+EVENTS = cast(sa.Table, EventRow.__table__)
 BOX = SecretBox([SecretBox.generate_key()])
 
 
@@ -206,7 +207,7 @@ def add_event(
 ) -> uuid.UUID:
     event_id = event_id or uuid.uuid4()
     session.execute(
-        sa.insert(EventRow.__table__).values(
+        sa.insert(EVENTS).values(
             id=event_id, user_id=user_id, calendar_id=calendar_id, **event_columns(event)
         )
     )
@@ -215,11 +216,7 @@ def add_event(
 
 
 def update_event(session: Session, event_id: uuid.UUID, event: Event) -> None:
-    session.execute(
-        sa.update(EventRow.__table__)
-        .where(EventRow.__table__.c.id == event_id)
-        .values(**event_columns(event))
-    )
+    session.execute(sa.update(EVENTS).where(EVENTS.c.id == event_id).values(**event_columns(event)))
     replace_attendees(session, [(event_id, event.attendees)])
 
 

@@ -31,8 +31,8 @@ pytestmark = pytest.mark.integration
 NOW = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
 
 
-def berlin(*args: int) -> EventTime:
-    return EventTime.at(datetime(*args), "Europe/Berlin")  # type: ignore[misc]
+def berlin(year: int, month: int, day: int, hour: int, minute: int) -> EventTime:
+    return EventTime.at(datetime(year, month, day, hour, minute), "Europe/Berlin")
 
 
 PLANNING = Event(
@@ -196,7 +196,7 @@ def test_invitations_through_the_api_but_not_for_whole_calendars_pulled_by_sync(
                 after=PLANNING,
                 event_id=people.event_id,
                 actor_user_id=people.alice if source == "api" else None,
-                source=source,  # type: ignore[arg-type]
+                source=source,
                 now=NOW,
             )
 

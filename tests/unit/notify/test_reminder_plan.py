@@ -11,8 +11,8 @@ from calsync.notify.reminders import plan_reminders, reminder_key
 EVENT_ID = uuid.UUID("00000000-0000-0000-0000-000000000001")
 
 
-def berlin(*args: int) -> EventTime:
-    return EventTime.at(datetime(*args), "Europe/Berlin")  # type: ignore[misc]
+def berlin(year: int, month: int, day: int, hour: int, minute: int) -> EventTime:
+    return EventTime.at(datetime(year, month, day, hour, minute), "Europe/Berlin")
 
 
 def due_times(planned: list) -> list[datetime]:  # type: ignore[type-arg]
