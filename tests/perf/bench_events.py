@@ -1,0 +1,201 @@
+"""Benchmark the events API: prints figures, asserts nothing.
+
+Run: ``python tests/perf/bench_events.py [--db postgresql|sqlite] [--events 10000]
+[--series 400] [--requests 200] [--posts 100]``
+
+Figures:
+- ``GET /events?expand=true`` for a one-month window (limit 200, the page cap) over N
+  stored events of which S are recurring series (weekly, daily, monthly; with and
+  without end), through the whole ASGI app in-process (auth, query, expansion, JSON);
+- POST -> visible in the emulator: ``POST /events``, then the ``push_outbox`` job body
+  run at once (as a worker would on receiving the kick), then ``events.get`` from the
+  emulator with the real Google client succeeds.
+
+PostgreSQL comes from ``CALSYNC_TEST_PG`` (default ``postgresql://postgres@127.0.0.1:5432``);
+a scratch database is created and dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+from starlette.testclient import TestClient
+
+from calsync.bootstrap import bootstrap
+from calsync.config import Settings
+from calsync.domain.accounts import Role
+from calsync.domain.models import Event, EventTime
+from calsync.emulator.server import EmulatorServer
+from calsync.emulator.testing import EmulatorControl, build_calendar_service
+from calsync.providers.google.ids import google_event_id
+from calsync.store.credentials import save_tokens
+from calsync.store.db import make_engine
+from calsync.store.events import event_columns
+from calsync.store.migrate import upgrade
+from calsync.store.secrets import Secret
+from calsync.store.tables import Event as EventRow
+from calsync.store.users import ensure_user
+from calsync.sync import calendar_list
+from calsync.sync.push import push_outbox
+from calsync.web.app import create_app
+from calsync.web.auth.tokens import issue_token
+
+PG = os.environ.get("CALSYNC_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
+ZONES = ["Europe/Berlin", "America/New_York", "UTC", "Asia/Tokyo"]
+RULES = [
+    "RRULE:FREQ=WEEKLY;BYDAY=MO,WE",
+    "RRULE:FREQ=DAILY;COUNT=400",
+    "RRULE:FREQ=WEEKLY;INTERVAL=2",
+    "RRULE:FREQ=MONTHLY;BYMONTHDAY=15",
+    "RRULE:FREQ=DAILY;UNTIL=20320101T000000Z",
+]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def seed(services: object, user_id: uuid.UUID, calendar_id: uuid.UUID, n: int, series: int) -> None:
+    rng = random.Random(7)
+    base = datetime(2030, 1, 1, tzinfo=UTC)
+    rows = []
+    for i in range(n):
+        zone = rng.choice(ZONES)
+        start = base + timedelta(minutes=30 * rng.randrange(0, 2 * 365 * 48))
+        recurrence = (rng.choice(RULES),) if i < series else ()
+        if recurrence:
+            start = datetime(2030, 1, 6, 9, tzinfo=UTC) + timedelta(days=rng.randrange(0, 300))
+        event_id = uuid.uuid4()
+        event = Event(
+            title=f"event {i}",
+            category=rng.choice(["work", "home", None]),
+            start=EventTime(instant=start, timezone=zone),
+            end=EventTime(instant=start + timedelta(minutes=45), timezone=zone),
+            recurrence=recurrence,
+            provider_event_id=google_event_id(event_id),
+            calsync_id=str(event_id),
+        )
+        rows.append(
+            {
+                "id": event_id,
+                "user_id": user_id,
+                "calendar_id": calendar_id,
+                "sync_state": "synced",
+                **event_columns(event),
+            }
+        )
+    with services.sessions.begin() as session:  # type: ignore[attr-defined]
+        for start in range(0, len(rows), 2000):
+            session.execute(sa.insert(EventRow.__table__), rows[start : start + 2000])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--db", choices=["postgresql", "sqlite"], default="postgresql")
+    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--series", type=int, default=400)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--posts", type=int, default=100)
+    args = parser.parse_args()
+
+    state = Path(tempfile.mkdtemp())
+    admin = None
+    database_url = f"sqlite:///{state / 'bench.db'}"
+    if args.db == "postgresql":
+        name = f"calsync_bench_{uuid.uuid4().hex[:8]}"
+        admin = make_engine(f"{PG}/postgres").execution_options(isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        database_url = f"{PG}/{name}"
+    with EmulatorServer() as emulator, EmulatorControl(emulator.url) as control:
+        settings = dataclasses.replace(
+            Settings.embedded(state),
+            database_url=database_url,
+            google_api_base=emulator.url,
+            google_oauth_base=emulator.url,
+            run_emulator=False,
+        )
+        services = bootstrap(settings)
+        upgrade(services.engine)
+        email = "bench@example.com"
+        granted = control.create_user(email)
+        with services.sessions.begin() as session:
+            account = ensure_user(session, email, role=Role.USER)
+            save_tokens(
+                session,
+                services.secrets,
+                user_id=account.id,
+                access_token=Secret(granted["access_token"]),
+                refresh_token=Secret(granted["refresh_token"]),
+                expires_at=datetime.now(UTC) + timedelta(days=1),
+                scopes=granted["scope"],
+            )
+        calendar_list.sync_calendar_list(services, account.id)
+        with services.sessions() as session:
+            calendar_id = session.scalar(sa.text("SELECT id FROM calendars"))
+        calendar_uuid = (
+            calendar_id if isinstance(calendar_id, uuid.UUID) else uuid.UUID(str(calendar_id))
+        )
+        seed(services, account.id, calendar_uuid, args.events, args.series)
+        token = issue_token(services.jwt, subject=str(account.id), email=email, role="user")
+        headers = {"Authorization": f"Bearer {token}"}
+        with TestClient(create_app(services)) as client:
+            params = {
+                "start_date": "2030-06-01",
+                "end_date": "2030-06-30",
+                "expand": "true",
+                "limit": "200",
+            }
+            first = client.get("/events", params=params, headers=headers).json()
+            timings = []
+            for _ in range(args.requests):
+                began = time.perf_counter()
+                response = client.get("/events", params=params, headers=headers)
+                timings.append((time.perf_counter() - began) * 1000)
+                assert response.status_code == 200
+            print(f"db={args.db} events={args.events} series={args.series}")
+            print(
+                f"GET /events?expand=true one month (page of {len(first['events'])}): "
+                f"p50 {statistics.median(timings):.1f} ms, p95 {percentile(timings, 0.95):.1f} ms"
+            )
+            google = build_calendar_service(emulator.url, granted["access_token"])
+            post_timings = []
+            for i in range(args.posts):
+                began = time.perf_counter()
+                created = client.post(
+                    "/events",
+                    json={
+                        "title": f"bench {i}",
+                        "start_time": "2031-05-05T10:00:00Z",
+                        "end_time": "2031-05-05T11:00:00Z",
+                    },
+                    headers=headers,
+                ).json()
+                push_outbox(services, services.providers, uuid.UUID(created["id"]))
+                google.events().get(calendarId=email, eventId=created["google_event_id"]).execute()
+                post_timings.append((time.perf_counter() - began) * 1000)
+            google.close()
+            print(
+                f"POST -> visible in the emulator: p50 {statistics.median(post_timings):.1f} ms, "
+                f"p95 {percentile(post_timings, 0.95):.1f} ms"
+            )
+        services.close()
+    if admin is not None:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+if __name__ == "__main__":
+    main()
