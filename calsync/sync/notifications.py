@@ -27,7 +27,7 @@ from calsync.sync.channels import token_matches
 if TYPE_CHECKING:
     from calsync.bootstrap import Services
 
-__all__ = ["ChannelCache", "Intake", "Notification", "receive"]
+__all__ = ["ChannelCache", "DirtyMarks", "Intake", "Notification", "receive"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,14 +100,66 @@ def _load_channel(services: Services, channel_id: uuid.UUID) -> _ChannelInfo | N
         )
 
 
-def receive(services: Services, note: Notification, cache: ChannelCache) -> Intake:
+@dataclass
+class _Writes:
+    """Group commit state of one calendar: tickets handed out and covered."""
+
+    lock: threading.Lock
+    requested: int = 0
+    covered: int = 0
+
+
+class DirtyMarks:
+    """Records change notifications with one database write per burst, per calendar.
+
+    A storm of notifications for one calendar would otherwise queue on the calendar
+    row's lock, one transaction each. Here a notification takes a ticket, then waits for
+    the calendar's writer slot; if a write that *started after it arrived* has finished
+    meanwhile, that write recorded it too and it returns at once, else it writes for
+    itself and for everyone who arrived before. No notification is answered before a
+    write that covers it has committed. Thread-safe; one per process.
+    """
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._calendars: dict[uuid.UUID, _Writes] = {}
+
+    def mark(self, services: Services, calendar_id: uuid.UUID) -> kicks.Claim | None:
+        """Record a change; a `Claim` when the caller must enqueue a pull."""
+        with self._guard:
+            writes = self._calendars.get(calendar_id)
+            if writes is None:
+                writes = self._calendars[calendar_id] = _Writes(threading.Lock())
+            writes.requested += 1
+            ticket = writes.requested
+        with writes.lock:
+            if writes.covered >= ticket:
+                return None  # a later write recorded it; that write's caller enqueued
+            with self._guard:
+                target = writes.requested
+            with services.sessions.begin() as session:
+                claim = kicks.note_change(
+                    session,
+                    calendar_id,
+                    services.clock(),
+                    min_interval=services.settings.sync_min_interval_seconds,
+                )
+            writes.covered = target
+            return claim
+
+
+def receive(
+    services: Services, note: Notification, cache: ChannelCache, marks: DirtyMarks | None = None
+) -> Intake:
     """Verify and record one notification; enqueue a pull when the calendar needs one."""
-    outcome = _receive(services, note, cache)
+    outcome = _receive(services, note, cache, marks or DirtyMarks())
     metrics.PUSH_NOTIFICATIONS.labels(outcome=outcome.value).inc()
     return outcome
 
 
-def _receive(services: Services, note: Notification, cache: ChannelCache) -> Intake:
+def _receive(
+    services: Services, note: Notification, cache: ChannelCache, marks: DirtyMarks
+) -> Intake:
     try:
         channel_id = uuid.UUID(note.channel_id)
     except ValueError:
@@ -129,13 +181,7 @@ def _receive(services: Services, note: Notification, cache: ChannelCache) -> Int
         services.jobs.sync_calendar_list.send(str(channel.user_id))
         return Intake.QUEUED
     assert channel.calendar_id is not None
-    with services.sessions.begin() as session:
-        claim = kicks.note_change(
-            session,
-            channel.calendar_id,
-            services.clock(),
-            min_interval=services.settings.sync_min_interval_seconds,
-        )
+    claim = marks.mark(services, channel.calendar_id)
     if claim is None:
         return Intake.COALESCED
     services.jobs.sync_calendar.send_with_options(

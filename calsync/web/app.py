@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from calsync import metrics
 from calsync.bootstrap import Services
-from calsync.sync.notifications import ChannelCache
+from calsync.sync.notifications import ChannelCache, DirtyMarks
 from calsync.web import openapi
 from calsync.web.auth.principal import JWTAuthBackend, Principal, authentication_failed
 from calsync.web.errors import EXCEPTION_HANDLERS
@@ -79,6 +79,7 @@ def create_app(services: Services) -> Starlette:
     )
     app.state.services = services
     app.state.channel_cache = ChannelCache()
+    app.state.dirty_marks = DirtyMarks()
     # Added innermost first: metrics see every answer, the body limit acts before anything
     # reads the body, and the rate limit keys on the user that authentication found.
     app.add_middleware(

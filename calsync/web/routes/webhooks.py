@@ -37,5 +37,7 @@ async def google_notification(request: Request) -> Response:
         message_number=int(number) if number.isdigit() else None,
     )
     cache: ChannelCache = request.app.state.channel_cache
-    outcome = await run_in_threadpool(receive, request.app.state.services, note, cache)
+    outcome = await run_in_threadpool(
+        receive, request.app.state.services, note, cache, request.app.state.dirty_marks
+    )
     return Response(status_code=_STATUS.get(outcome, 200))

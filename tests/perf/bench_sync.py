@@ -1,0 +1,286 @@
+"""Benchmark the sync engine: prints figures, asserts nothing.
+
+Run: ``.venv/bin/python -m tests.perf.bench_sync [--events 10000] [--notifications 50000]``
+
+Needs PostgreSQL and Redis (as the tests do); uses a scratch database ``calsync_bench``.
+The emulator runs in its own process, and so does the API for the intake figure
+(``uvicorn --factory calsync.web.asgi:app_factory``, one process), so that the load
+generator does not share their interpreter lock. Figures:
+- full sync of an N-event calendar into PostgreSQL (`pull_calendar`, no sync token);
+- incremental sync of 10 changes (`pull_calendar` with the token), p50 of 20 runs;
+- notification intake with one uvicorn process (wrk, keep-alive, valid Google headers):
+  requests/s, latency p50/p99, non-2xx count, and the pulls it caused;
+- change-to-visible latency through a real push: insert on Google as another client →
+  emulator push → webhook → worker pull → row in PostgreSQL; p50 of 20.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import httpx2 as httpx
+import sqlalchemy as sa
+from cryptography.fernet import Fernet
+
+from calsync.bootstrap import Services, bootstrap
+from calsync.config import Settings
+from calsync.emulator.testing import EmulatorControl, build_calendar_service
+from calsync.runtime import worker_threads
+from calsync.store.credentials import save_tokens
+from calsync.store.migrate import upgrade
+from calsync.store.secrets import Secret
+from calsync.store.tables import Calendar, Event, WatchChannel
+from calsync.store.users import ensure_user
+from calsync.sync.calendar_list import sync_calendar_list
+from calsync.sync.channels import channel_token, ensure_channels
+from calsync.sync.pull import pull_calendar
+from calsync.threaded_server import ThreadedServer
+from calsync.web.app import create_app
+from tests.perf.bench_emulator import free_port, seed, start_emulator
+
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+DATABASE = "calsync_bench"
+REDIS = "redis://127.0.0.1:6379/14"
+
+
+def fresh_database() -> str:
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"))
+        connection.execute(sa.text(f"CREATE DATABASE {DATABASE}"))
+    admin.dispose()
+    return PG_ADMIN.rsplit("/", 1)[0] + "/" + DATABASE
+
+
+def environment(emulator: str, api_port: int) -> dict[str, str]:
+    return {
+        "CALSYNC_DATABASE_URL": fresh_database(),
+        "CALSYNC_REDIS_URL": REDIS,
+        "CALSYNC_PUBLIC_URL": f"http://127.0.0.1:{api_port}",
+        "CALSYNC_JWT_SECRET": uuid.uuid4().hex * 2,
+        "CALSYNC_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "CALSYNC_GOOGLE_CLIENT_ID": "calsync-dev",
+        "CALSYNC_GOOGLE_CLIENT_SECRET": "calsync-dev-secret",
+        "CALSYNC_GOOGLE_API_BASE": emulator,
+        "CALSYNC_GOOGLE_OAUTH_BASE": emulator,
+        "CALSYNC_LOG_LEVEL": "WARNING",
+    }
+
+
+def connect_user(services: Services, control: EmulatorControl, email: str) -> uuid.UUID:
+    granted = control.create_user(email)
+    with services.sessions.begin() as session:
+        account = ensure_user(session, email)
+        save_tokens(
+            session,
+            services.secrets,
+            user_id=account.id,
+            access_token=Secret(granted["access_token"]),
+            refresh_token=Secret(granted["refresh_token"]),
+            expires_at=services.clock() + timedelta(hours=1),
+            scopes=granted["scope"],
+        )
+    sync_calendar_list(services, account.id)
+    return account.id
+
+
+def calendar_id_of(services: Services, user_id: uuid.UUID) -> uuid.UUID:
+    with services.sessions() as session:
+        return session.scalars(sa.select(Calendar.id).where(Calendar.user_id == user_id)).one()
+
+
+def full_sync(services: Services, calendar_id: uuid.UUID, runs: int) -> list[float]:
+    timings = []
+    for _ in range(runs):
+        with services.sessions.begin() as session:
+            session.execute(sa.delete(Event).where(Event.calendar_id == calendar_id))
+            session.execute(
+                sa.update(Calendar).where(Calendar.id == calendar_id).values(sync_token=None)
+            )
+        started = time.perf_counter()
+        outcome = pull_calendar(services, calendar_id)
+        timings.append(time.perf_counter() - started)
+        assert outcome.report is not None
+        assert outcome.full
+    return timings
+
+
+def incremental(
+    services: Services, calendar_id: uuid.UUID, google: object, email: str, runs: int
+) -> list[float]:
+    timings = []
+    for run in range(runs):
+        for n in range(10):
+            google.events().patch(  # type: ignore[attr-defined]
+                calendarId=email, eventId=f"bench{run * 10 + n:07d}", body={"summary": f"r{run}"}
+            ).execute()
+        started = time.perf_counter()
+        outcome = pull_calendar(services, calendar_id)
+        timings.append(time.perf_counter() - started)
+        assert outcome.report is not None
+        assert outcome.report.updated == 10, outcome.report
+    return timings
+
+
+def intake(services: Services, env: dict[str, str], user_id: uuid.UUID, seconds: int) -> str | None:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        return None
+    ensure_channels(services, user_id)
+    with services.sessions() as session:
+        channel = session.scalars(
+            sa.select(WatchChannel).where(WatchChannel.kind == "events")
+        ).first()
+    assert channel is not None
+    port = int(env["CALSYNC_PUBLIC_URL"].rsplit(":", 1)[1])
+    api = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "calsync.web.asgi:app_factory",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        env={**os.environ, **env},
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        token = channel_token(services.settings.encryption_keys, str(channel.id))
+        script = Path(tempfile.mkdtemp()) / "push.lua"
+        script.write_text(
+            'wrk.method = "POST"\n'
+            f'wrk.headers["X-Goog-Channel-ID"] = "{channel.id}"\n'
+            f'wrk.headers["X-Goog-Channel-Token"] = "{token}"\n'
+            f'wrk.headers["X-Goog-Resource-ID"] = "{channel.resource_id}"\n'
+            'wrk.headers["X-Goog-Resource-State"] = "exists"\n'
+            'wrk.headers["X-Goog-Message-Number"] = "1"\n'
+        )
+        result = subprocess.run(
+            [
+                wrk,
+                "-t1",
+                "-c32",
+                f"-d{seconds}s",
+                "--latency",
+                "-s",
+                str(script),
+                f"http://127.0.0.1:{port}/webhooks/google",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return result.stdout
+    finally:
+        api.terminate()
+        api.wait(10)
+
+
+def change_to_visible(
+    services: Services,
+    env: dict[str, str],
+    user_id: uuid.UUID,
+    google: object,
+    email: str,
+    samples: int,
+) -> list[float]:
+    port = int(env["CALSYNC_PUBLIC_URL"].rsplit(":", 1)[1])
+    server = ThreadedServer(create_app(services), port=port, name="calsync-api")
+    timings = []
+    with server, worker_threads(services, threads=4):
+        ensure_channels(services, user_id)
+        time.sleep(0.5)
+        for n in range(samples):
+            event_id = f"visible{n:05d}{uuid.uuid4().hex[:8]}"
+            started = time.perf_counter()
+            google.events().insert(  # type: ignore[attr-defined]
+                calendarId=email,
+                body={
+                    "id": event_id,
+                    "summary": "visible?",
+                    "start": {"dateTime": "2026-12-01T09:00:00Z"},
+                    "end": {"dateTime": "2026-12-01T10:00:00Z"},
+                },
+            ).execute()
+            while True:
+                with services.sessions() as session:
+                    if session.scalar(sa.select(Event.id).where(Event.google_event_id == event_id)):
+                        break
+                time.sleep(0.001)
+            timings.append(time.perf_counter() - started)
+            time.sleep(0.05)
+    return timings
+
+
+def ms(values: list[float], quantile: float = 0.5) -> str:
+    ordered = sorted(values)
+    return f"{ordered[min(len(ordered) - 1, int(quantile * len(ordered)))] * 1000:.1f} ms"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--intake-seconds", type=int, default=10)
+    args = parser.parse_args()
+    emulator_port, api_port = free_port(), free_port()
+    emulator = start_emulator(emulator_port)
+    base = f"http://127.0.0.1:{emulator_port}"
+    env = environment(base, api_port)
+    settings = dataclasses.replace(Settings.from_env(env), sync_min_interval_seconds=0.0)
+    services = bootstrap(settings)
+    upgrade(services.engine)
+    try:
+        with EmulatorControl(base) as control:
+            email = "bench@example.com"
+            user_id = connect_user(services, control, email)
+            token = control.issue_tokens(email)["access_token"]
+            seed(base, token, email, args.events)
+            google = build_calendar_service(base, token)
+            calendar_id = calendar_id_of(services, user_id)
+            full = full_sync(services, calendar_id, runs=3)
+            print(
+                f"full sync of {args.events} events into PostgreSQL: "
+                f"best {min(full) * 1000:.0f} ms, median {statistics.median(full) * 1000:.0f} ms"
+            )
+            incr = incremental(services, calendar_id, google, email, runs=20)
+            print(f"incremental sync of 10 changes: p50 {ms(incr)}, p90 {ms(incr, 0.9)}")
+            report = intake(services, env, user_id, args.intake_seconds)
+            if report is None:
+                print("notification intake: skipped (wrk is not installed)")
+            else:
+                print("notification intake, one uvicorn process (wrk -t1 -c32):")
+                print(report)
+            google = build_calendar_service(base, token)  # a fresh connection
+            latency = change_to_visible(services, env, user_id, google, email, samples=20)
+            print(
+                f"change to visible through a real push: p50 {ms(latency)}, p90 {ms(latency, 0.9)}"
+            )
+    finally:
+        services.close()
+        emulator.terminate()
+
+
+if __name__ == "__main__":
+    main()
