@@ -203,11 +203,22 @@ class GoogleOAuth:
 
 
 def _translate(exc: AuthlibOAuthError) -> OAuthError:
-    if exc.error == "invalid_grant":
+    error = _error_code(exc.error)
+    if error == "invalid_grant":
         return InvalidGrant("Google refused the grant (invalid_grant)")
-    if exc.error in {"invalid_client", "unauthorized_client", "invalid_request"}:
-        return OAuthError(f"Google refused the request ({exc.error})")
-    return OAuthUnavailable(f"Google answered {exc.error}")
+    if error in {"invalid_client", "unauthorized_client", "invalid_request"}:
+        return OAuthError(f"Google refused the request ({error})")
+    return OAuthUnavailable(f"Google answered {error}")
+
+
+def _error_code(error: object) -> str:
+    """The OAuth error code, also when an endpoint answers Google's JSON error object
+    (``{"code": 401, "status": "UNAUTHENTICATED", ...}``) instead of a string."""
+    if isinstance(error, str):
+        return error
+    if isinstance(error, dict):
+        return str(error.get("status") or error.get("code") or "error")
+    return "error"
 
 
 def _granted(token: dict[str, Any]) -> GrantedTokens:

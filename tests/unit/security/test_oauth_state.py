@@ -206,3 +206,14 @@ def test_cookie_options_suit_a_cross_site_redirect() -> None:
 def test_naive_now_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         issue_state_cookie(CONFIG, now=datetime(2030, 1, 1))
+
+
+def test_a_json_error_object_from_the_token_endpoint_is_translated_not_a_crash() -> None:
+    from authlib.integrations.base_client.errors import OAuthError as AuthlibOAuthError
+
+    from calsync.providers.google.oauth import InvalidGrant, OAuthUnavailable, _translate
+
+    unavailable = _translate(AuthlibOAuthError(error={"code": 401, "status": "UNAUTHENTICATED"}))
+    assert isinstance(unavailable, OAuthUnavailable)
+    assert "UNAUTHENTICATED" in str(unavailable)
+    assert isinstance(_translate(AuthlibOAuthError(error="invalid_grant")), InvalidGrant)
