@@ -177,3 +177,34 @@ def test_a_token_close_to_expiry_is_refreshed_once(app: App, fake_google: FakeGo
     assert first.reveal() != old
     assert second == first
     assert len(fake_google.control.requests(path="/token")) == 1
+
+
+def test_the_jwt_from_the_dance_works_on_events_after_the_calendars_connect(app: App) -> None:
+    from calsync.sync.connect import connect_user
+
+    # Given a user who signed in through Google
+    body = consent(app).json()
+    headers = {"Authorization": f"Bearer {body['token']}"}
+    # When the connection the callback queued has run (calendar list, channels)
+    import uuid
+
+    connect_user(app.services, uuid.UUID(body["user"]["id"]))
+    # Then the JWT reads and writes events on the user's primary calendar
+    calendars = app.client.get("/calendars", headers=headers)
+    assert calendars.status_code == 200, calendars.text
+    created = app.client.post(
+        "/events",
+        headers=headers,
+        json={
+            "title": "first",
+            "start_time": "2026-12-01T09:00:00+01:00",
+            "end_time": "2026-12-01T10:00:00+01:00",
+            "timezone": "Europe/Berlin",
+        },
+    )
+    assert created.status_code == 201, created.text
+    listed = app.client.get("/events", headers=headers)
+    assert listed.status_code == 200
+    assert [e["title"] for e in listed.json()["events"]] == ["first"]
+    # And without the JWT, /events is 401
+    assert app.client.get("/events").status_code == 401
