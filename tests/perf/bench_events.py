@@ -96,8 +96,8 @@ def seed(services: object, user_id: uuid.UUID, calendar_id: uuid.UUID, n: int, s
             }
         )
     with services.sessions.begin() as session:  # type: ignore[attr-defined]
-        for start in range(0, len(rows), 2000):
-            session.execute(sa.insert(EventRow.__table__), rows[start : start + 2000])
+        for offset in range(0, len(rows), 2000):
+            session.execute(sa.insert(EventRow), rows[offset : offset + 2000])
 
 
 def main() -> None:
