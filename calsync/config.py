@@ -312,7 +312,7 @@ def _production_from_env(env: _Env, database_url: str | None, redis_url: str | N
             f"{PREFIX}JWT_PUBLIC_KEY_FILE is required with {PREFIX}JWT_ALGORITHM={algorithm.value}"
         )
     smtp_url = env.text("SMTP_URL")
-    env.url("SMTP_URL", smtp_url, schemes=("smtp", "smtps"))
+    env.url("SMTP_URL", smtp_url, schemes=("smtp", "smtps", "smtp+starttls"))
     oauth_base = env.text("GOOGLE_OAUTH_BASE")
     env.url("GOOGLE_OAUTH_BASE", oauth_base, schemes=("https", "http"))
     return Settings(
