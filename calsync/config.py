@@ -26,6 +26,8 @@ from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
 
+from calsync.domain.conflicts import ConflictPolicy
+
 PREFIX = "CALSYNC_"
 GOOGLE_API_BASE = "https://www.googleapis.com"
 DEV_SECRETS_FILE = "calsync-dev-secrets.json"
@@ -46,15 +48,6 @@ class SendUpdates(StrEnum):
     ALL = "all"
     EXTERNAL_ONLY = "externalOnly"
     NONE = "none"
-
-
-class ConflictPolicy(StrEnum):
-    """What a three-way merge does with a field changed on both sides (design.md section 5)."""
-
-    LAST_UPDATED_WINS = "last_updated_wins"
-    REMOTE_WINS = "remote_wins"
-    LOCAL_WINS = "local_wins"
-    MANUAL = "manual"
 
 
 class JWTAlgorithm(StrEnum):

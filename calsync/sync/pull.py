@@ -89,9 +89,7 @@ def pull_calendar(services: Services, calendar_id: uuid.UUID) -> PullOutcome:
             CalendarRef(
                 id=calendar.id,
                 user_id=calendar.user_id,
-                policy=policy_for(
-                    calendar.conflict_policy, services.settings.conflict_policy.value
-                ),
+                policy=policy_for(calendar.conflict_policy, services.settings.conflict_policy),
             ),
             calendar.provider_calendar_id,
             calendar.sync_token,

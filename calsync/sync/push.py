@@ -178,7 +178,7 @@ class _Pusher:
                 outbox.defer_event(session, self.event_id, until=now + WAIT_FOR_SERIES)
             return PushStatus.PENDING
         self.provider = self.providers.for_user(stored.user_id)
-        policy = policy_for(calendar.conflict_policy, self.services.settings.conflict_policy.value)
+        policy = policy_for(calendar.conflict_policy, self.services.settings.conflict_policy)
         write = _Write(self.provider, calendar.provider_calendar_id, stored)
         try:
             remote = write.send()

@@ -35,9 +35,9 @@ class Resolution:
     details: dict[str, Any]
 
 
-def policy_for(calendar_policy: str | None, default: str) -> ConflictPolicy:
+def policy_for(calendar_policy: str | None, default: ConflictPolicy) -> ConflictPolicy:
     """The calendar's own policy if it has one, else the installation's default."""
-    return ConflictPolicy(calendar_policy or default)
+    return ConflictPolicy(calendar_policy) if calendar_policy else default
 
 
 def resolve(
