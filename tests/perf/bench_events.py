@@ -33,22 +33,19 @@ from starlette.testclient import TestClient
 
 from calsync.bootstrap import bootstrap
 from calsync.config import Settings
-from calsync.domain.accounts import Role
 from calsync.domain.models import Event, EventTime
 from calsync.emulator.server import EmulatorServer
 from calsync.emulator.testing import EmulatorControl, build_calendar_service
 from calsync.providers.google.ids import google_event_id
-from calsync.store.credentials import save_tokens
 from calsync.store.db import make_engine
 from calsync.store.events import event_columns
 from calsync.store.migrate import upgrade
-from calsync.store.secrets import Secret
 from calsync.store.tables import Event as EventRow
-from calsync.store.users import ensure_user
 from calsync.sync import calendar_list
 from calsync.sync.push import push_outbox
 from calsync.web.app import create_app
 from calsync.web.auth.tokens import issue_token
+from tests.google_users import connect_google_user
 
 PG = os.environ.get("CALSYNC_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 ZONES = ["Europe/Berlin", "America/New_York", "UTC", "Asia/Tokyo"]
@@ -129,18 +126,9 @@ def main() -> None:
         services = bootstrap(settings)
         upgrade(services.engine)
         email = "bench@example.com"
-        granted = control.create_user(email)
-        with services.sessions.begin() as session:
-            account = ensure_user(session, email, role=Role.USER)
-            save_tokens(
-                session,
-                services.secrets,
-                user_id=account.id,
-                access_token=Secret(granted["access_token"]),
-                refresh_token=Secret(granted["refresh_token"]),
-                expires_at=datetime.now(UTC) + timedelta(days=1),
-                scopes=granted["scope"],
-            )
+        account, granted = connect_google_user(
+            services, control, email, expires_at=datetime.now(UTC) + timedelta(days=1)
+        )
         calendar_list.sync_calendar_list(services, account.id)
         with services.sessions() as session:
             calendar_id = session.scalar(sa.text("SELECT id FROM calendars"))

@@ -26,7 +26,6 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import timedelta
 from pathlib import Path
 
 import httpx2 as httpx
@@ -37,16 +36,14 @@ from calsync.bootstrap import Services, bootstrap
 from calsync.config import Settings
 from calsync.emulator.testing import EmulatorControl, build_calendar_service
 from calsync.runtime import worker_threads
-from calsync.store.credentials import save_tokens
 from calsync.store.migrate import upgrade
-from calsync.store.secrets import Secret
 from calsync.store.tables import Calendar, Event, WatchChannel
-from calsync.store.users import ensure_user
 from calsync.sync.calendar_list import sync_calendar_list
 from calsync.sync.channels import channel_token, ensure_channels
 from calsync.sync.pull import pull_calendar
 from calsync.threaded_server import ThreadedServer
 from calsync.web.app import create_app
+from tests.google_users import connect_google_user
 from tests.perf.bench_emulator import free_port, seed, start_emulator
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -79,18 +76,7 @@ def environment(emulator: str, api_port: int) -> dict[str, str]:
 
 
 def connect_user(services: Services, control: EmulatorControl, email: str) -> uuid.UUID:
-    granted = control.create_user(email)
-    with services.sessions.begin() as session:
-        account = ensure_user(session, email)
-        save_tokens(
-            session,
-            services.secrets,
-            user_id=account.id,
-            access_token=Secret(granted["access_token"]),
-            refresh_token=Secret(granted["refresh_token"]),
-            expires_at=services.clock() + timedelta(hours=1),
-            scopes=granted["scope"],
-        )
+    account, _ = connect_google_user(services, control, email)
     sync_calendar_list(services, account.id)
     return account.id
 

@@ -27,9 +27,7 @@ from calsync.emulator.testing import build_calendar_service
 from calsync.providers.google.factory import GoogleProviders
 from calsync.providers.quota import quota_limiter
 from calsync.store import outbox
-from calsync.store.credentials import save_tokens
 from calsync.store.migrate import upgrade
-from calsync.store.secrets import Secret
 from calsync.store.tables import Calendar
 from calsync.store.users import ensure_user
 from calsync.sync import calendar_list, pull
@@ -37,6 +35,7 @@ from calsync.sync.push import PushResult, push_outbox
 from calsync.web.app import create_app
 from calsync.web.auth.tokens import issue_token
 from tests.conftest import FakeGoogle
+from tests.google_users import connect_google_user
 
 START = datetime(2031, 3, 3, 8, 0, tzinfo=UTC)
 
@@ -82,18 +81,14 @@ class EventsApp:
 
     def connect(self, email: str, *, role: Role = Role.USER, **extra: Any) -> User:
         """A user connected to Google: tokens stored, calendars listed from Google."""
-        granted = self.control.create_user(email, **extra)
-        with self.services.sessions.begin() as session:
-            account = ensure_user(session, email, role=role)
-            save_tokens(
-                session,
-                self.services.secrets,
-                user_id=account.id,
-                access_token=Secret(granted["access_token"]),
-                refresh_token=Secret(granted["refresh_token"]),
-                expires_at=self.clock() + timedelta(days=3650),
-                scopes=granted["scope"],
-            )
+        account, granted = connect_google_user(
+            self.services,
+            self.control,
+            email,
+            role=role,
+            expires_at=self.clock() + timedelta(days=3650),
+            **extra,
+        )
         calendar_list.sync_calendar_list(self.services, account.id)
         token = self.token(account.id, email, role)
         user = User(account.id, email, {"Authorization": f"Bearer {token}"}, granted)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -21,11 +20,9 @@ from calsync.emulator.testing import EmulatorControl, build_calendar_service
 from calsync.providers.google.client import GoogleCalendarClient
 from calsync.providers.google.factory import GoogleProviders
 from calsync.providers.quota import QuotaLimiter, quota_limiter
-from calsync.store.credentials import save_tokens
 from calsync.store.migrate import upgrade
-from calsync.store.secrets import Secret
-from calsync.store.users import ensure_user
 from tests.conftest import FakeGoogle
+from tests.google_users import connect_google_user
 
 EMAIL = "alice@example.com"
 EVENTS_PATH = r"/calendar/v3/calendars/[^/]+/events$"
@@ -88,18 +85,7 @@ class Connected:
 
 
 def connect(services: Services, google: FakeGoogle, email: str = EMAIL) -> Connected:
-    granted = google.control.create_user(email)
-    with services.sessions.begin() as session:
-        account = ensure_user(session, email)
-        save_tokens(
-            session,
-            services.secrets,
-            user_id=account.id,
-            access_token=Secret(granted["access_token"]),
-            refresh_token=Secret(granted["refresh_token"]),
-            expires_at=services.clock() + timedelta(hours=1),
-            scopes=granted["scope"],
-        )
+    account, granted = connect_google_user(services, google.control, email)
     sleeps: list[float] = []
     limiter = quota_limiter(services.settings, sleep=sleeps.append)
     return Connected(

@@ -13,7 +13,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -26,15 +25,13 @@ from calsync.domain.models import Event, EventStatus
 from calsync.emulator.testing import EmulatorControl, build_calendar_service, new_batch
 from calsync.providers.google.mapping import event_from_google
 from calsync.runtime import worker_threads
-from calsync.store.credentials import save_tokens
 from calsync.store.events import attendees_by_event, to_event
-from calsync.store.secrets import Secret
 from calsync.store.tables import Calendar
 from calsync.store.tables import Event as EventRow
-from calsync.store.users import ensure_user
 from calsync.threaded_server import ThreadedServer
 from calsync.web.app import create_app
 from tests.conftest import FakeGoogle
+from tests.google_users import connect_google_user
 
 EMAIL = "alice@example.com"
 
@@ -75,18 +72,9 @@ class SyncStack:
     ) -> dict[str, Any]:
         """Create the user in the emulator and in calsync with their tokens; returns the
         emulator's answer (with the calendars)."""
-        granted: dict[str, Any] = self.control.create_user(email, calendars=calendars)
-        with self.services.sessions.begin() as session:
-            account = ensure_user(session, email)
-            save_tokens(
-                session,
-                self.services.secrets,
-                user_id=account.id,
-                access_token=Secret(granted["access_token"]),
-                refresh_token=Secret(granted["refresh_token"]),
-                expires_at=self.services.clock() + timedelta(hours=1),
-                scopes=granted["scope"],
-            )
+        account, granted = connect_google_user(
+            self.services, self.control, email, calendars=calendars
+        )
         self.user_id, self.email = account.id, email
         return granted
 
