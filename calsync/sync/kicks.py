@@ -25,7 +25,7 @@ from typing import cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from calsync.store.tables import Calendar
+from calsync.store.tables import Calendar, User
 
 __all__ = [
     "Claim",
@@ -127,9 +127,7 @@ def claim_due(
     notifications), and calendars whose queue slot was taken before `slot_lost_before`
     (its message was lost or its worker died). Only selected calendars of active users.
     """
-    from calsync.store.tables import User
-
-    users = User.__table__
+    users = cast(sa.Table, User.__table__)
     active = sa.select(users.c.id).where(users.c.status == "active")
     due = sa.or_(
         sa.and_(_calendars.c.sync_queued_at.is_(None), _calendars.c.dirty.is_(True)),

@@ -29,14 +29,14 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from calsync.domain.codec import event_to_document
+from calsync.domain.codec import event_from_document, event_to_document
 from calsync.domain.conflicts import ConflictPolicy
 from calsync.domain.models import Event, EventStatus
 from calsync.providers.google.ids import local_id_from_google_event_id
+from calsync.store import outbox
 from calsync.store.events import attendees_by_event, event_columns, replace_attendees, to_event
 from calsync.store.sync_logs import LogKind, LogStatus, record
 from calsync.store.tables import Event as EventRow
-from calsync.store.tables import OutboxEntry
 from calsync.sync.resolve import resolve
 
 __all__ = ["CalendarRef", "ReconcileReport", "apply_changes"]
@@ -214,8 +214,6 @@ def _merge(
     now: datetime,
 ) -> tuple[dict[str, Any], Sequence[Any]]:
     """Three-way merge of a remote change with unpushed local edits; logs the resolution."""
-    from calsync.domain.codec import event_from_document
-
     local = dataclasses.replace(to_event(row, row_attendees), updated=row.updated_at)
     base = event_from_document(row.base_version) if row.base_version else None
     resolution = resolve(base=base, local=local, remote=remote, policy=calendar.policy)
@@ -248,26 +246,16 @@ def _merge(
         "sync_error": None,
         "sync_state": "pending" if resolution.push_needed else "synced",
     }
-    if resolution.push_needed:
-        _ensure_outbox_update(session, calendar, row.id)
-    return values, merged.attendees
-
-
-def _ensure_outbox_update(session: Session, calendar: CalendarRef, event_id: uuid.UUID) -> None:
-    waiting = session.scalar(
-        sa.select(sa.func.count())
-        .select_from(OutboxEntry)
-        .where(OutboxEntry.event_id == event_id, OutboxEntry.status == "pending")
-    )
-    if not waiting:
-        session.add(
-            OutboxEntry(
-                event_id=event_id,
-                user_id=calendar.user_id,
-                calendar_id=calendar.id,
-                operation="update",
-            )
+    if resolution.push_needed and outbox.pending_writes(session, row.id) is None:
+        outbox.add(
+            session,
+            event_id=row.id,
+            user_id=calendar.user_id,
+            calendar_id=calendar.id,
+            operation="update",
+            now=now,
         )
+    return values, merged.attendees
 
 
 def _delete_series(session: Session, calendar_id: uuid.UUID, google_ids: Sequence[str]) -> int:
