@@ -21,7 +21,7 @@ from calsync.providers.errors import AuthRevoked, ProviderError, QuotaExceeded, 
 from calsync.queue import Queue
 from calsync.store.tables import QueueHeartbeat
 from calsync.store.upsert import upsert
-from calsync.sync import calendar_list, channels, connect, pull, push
+from calsync.sync import channels, connect, pull, push
 
 if TYPE_CHECKING:
     from calsync.bootstrap import Services
@@ -118,10 +118,7 @@ def declare_jobs(services: Services) -> Jobs:
     def sync_calendar_list(user_id: str) -> None:
         """Add and remove a user's calendars after their calendar list changed."""
         try:
-            change = calendar_list.sync_calendar_list(services, uuid.UUID(user_id))
-            connect.queue_pulls(services, list(change.added))
-            if change.added:
-                channels.ensure_channels(services, uuid.UUID(user_id))
+            connect.follow_calendar_list(services, uuid.UUID(user_id))
         except ProviderError as err:
             provider_failure(err)
 

@@ -17,7 +17,7 @@ from calsync.sync.channels import ensure_channels
 if TYPE_CHECKING:
     from calsync.bootstrap import Services
 
-__all__ = ["connect_user", "queue_pulls"]
+__all__ = ["connect_user", "follow_calendar_list", "queue_pulls"]
 
 
 def connect_user(services: Services, user_id: uuid.UUID) -> list[uuid.UUID]:
@@ -28,6 +28,19 @@ def connect_user(services: Services, user_id: uuid.UUID) -> list[uuid.UUID]:
     change = sync_calendar_list(services, user_id)
     queued = queue_pulls(services, [*change.added, *change.kept])
     ensure_channels(services, user_id)
+    return queued
+
+
+def follow_calendar_list(services: Services, user_id: uuid.UUID) -> list[uuid.UUID]:
+    """After the user's calendar list changed (its channel pushed): store the added and
+    removed calendars, queue a pull of each added one and open its channel.
+
+    Returns the ids of the calendars a pull was queued for.
+    """
+    change = sync_calendar_list(services, user_id)
+    queued = queue_pulls(services, list(change.added))
+    if change.added:
+        ensure_channels(services, user_id)
     return queued
 
 
