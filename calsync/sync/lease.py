@@ -43,10 +43,13 @@ def acquire(
 
 
 def still_held(session: Session, calendar_id: uuid.UUID, *, owner: str) -> bool:
-    """Whether `owner` still holds the lease; locks the row until the transaction ends."""
-    query = sa.select(_calendars.c.sync_lease_owner).where(_calendars.c.id == calendar_id)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
+    """Whether `owner` still holds the lease; locks the row until the transaction ends
+    (SQLite, which has no ``FOR UPDATE``, serialises writers by itself)."""
+    query = (
+        sa.select(_calendars.c.sync_lease_owner)
+        .where(_calendars.c.id == calendar_id)
+        .with_for_update()
+    )
     return session.execute(query).scalar_one_or_none() == owner
 
 
