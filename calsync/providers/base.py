@@ -92,6 +92,9 @@ class Channel:
 class CalendarProvider(Protocol):
     """What calsync needs from a calendar provider, for one authorised user."""
 
+    #: Requests this provider made so far, retries included (the sync log reports them).
+    api_calls: int
+
     def list_calendars(self) -> list[CalendarInfo]:
         """Every calendar in the user's list (all pages), including hidden ones."""
         ...

@@ -69,7 +69,7 @@ def sync_calendar_list(services: Services, user_id: uuid.UUID) -> CalendarListCh
                 kind=LogKind.CALENDARS,
                 status=LogStatus.OK,
                 at=services.clock(),
-                api_calls=int(getattr(provider, "api_calls", 0)),
+                api_calls=provider.api_calls,
                 message=f"{len(added)} calendar(s) added, {len(gone)} removed",
                 details={
                     "added": [str(i) for i in added],

@@ -111,7 +111,7 @@ def pull_calendar(services: Services, calendar_id: uuid.UUID) -> PullOutcome:
         calendar.sync_token = next_token
         calendar.last_synced_at = now
         calendar.last_sync_status = "ok"
-        calls = _api_calls(provider)
+        calls = provider.api_calls
         record(
             session,
             user_id=target.ref.user_id,
@@ -173,10 +173,6 @@ def _all_pages(
         page_token = page.next_page_token
 
 
-def _api_calls(provider: CalendarProvider) -> int:
-    return int(getattr(provider, "api_calls", 0))
-
-
 def _record_failure(
     services: Services,
     target: _Target,
@@ -199,7 +195,7 @@ def _record_failure(
             kind=LogKind.PULL,
             status=LogStatus.RETRY if err.retryable else LogStatus.ERROR,
             at=now,
-            api_calls=_api_calls(provider),
+            api_calls=provider.api_calls,
             duration_ms=round((time.perf_counter() - started) * 1000),
             message=f"{type(err).__name__}: {err.message}",
         )

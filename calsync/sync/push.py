@@ -141,7 +141,7 @@ class _Pusher:
 
     @property
     def api_calls(self) -> int:
-        return int(getattr(self.provider, "api_calls", 0))
+        return self.provider.api_calls if self.provider is not None else 0
 
     def now(self) -> datetime:
         return self.services.clock()
