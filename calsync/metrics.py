@@ -25,6 +25,11 @@ QUEUE_HEARTBEAT_AGE = Gauge(
     "calsync_queue_heartbeat_age_seconds", "Seconds since a worker last recorded a heartbeat"
 )
 
+CALENDARS_WITHOUT_CHANNEL = Gauge(
+    "calsync_calendars_without_channel",
+    "Watchable calendars of active users with no live push channel: only the safety net "
+    "pulls them.",
+)
 PUSH_NOTIFICATIONS = Counter(
     "calsync_push_notifications_total",
     "Google push notifications received, by what calsync did with them.",

@@ -68,6 +68,22 @@ def token_matches(keys: Sequence[str], channel_id: str, token: str) -> bool:
     return matched
 
 
+def _live(now: datetime) -> sa.ColumnElement[bool]:
+    """Channels that still deliver: active and not expired."""
+    return sa.and_(
+        WatchChannel.status == "active",
+        sa.or_(WatchChannel.expires_at.is_(None), WatchChannel.expires_at > now),
+    )
+
+
+#: Calendars that get an events channel: selected, not polled instead, events readable.
+_WATCHABLE = sa.and_(
+    Calendar.selected.is_(True),
+    Calendar.poll_only.is_(False),
+    Calendar.access_role != "freeBusyReader",
+)
+
+
 def webhook_address(services: Services) -> str:
     return services.settings.public_url.rstrip("/") + "/webhooks/google"
 
@@ -119,10 +135,7 @@ def ensure_channels(services: Services, user_id: uuid.UUID) -> int:
         live = _live_channels(session, user_id, now)
         calendars = session.execute(
             sa.select(Calendar.id, Calendar.provider_calendar_id).where(
-                Calendar.user_id == user_id,
-                Calendar.selected.is_(True),
-                Calendar.poll_only.is_(False),
-                Calendar.access_role != "freeBusyReader",
+                Calendar.user_id == user_id, _WATCHABLE
             )
         ).all()
     provider = services.providers.for_user(user_id)
@@ -148,9 +161,7 @@ def _live_channels(session: Session, user_id: uuid.UUID, now: datetime) -> set[u
     """Calendar ids (None: the calendar list) with an active, unexpired channel."""
     rows = session.execute(
         sa.select(WatchChannel.calendar_id, WatchChannel.kind).where(
-            WatchChannel.user_id == user_id,
-            WatchChannel.status == "active",
-            sa.or_(WatchChannel.expires_at.is_(None), WatchChannel.expires_at > now),
+            WatchChannel.user_id == user_id, _live(now)
         )
     ).all()
     return {row.calendar_id if row.kind == _KIND_EVENTS else None for row in rows}
@@ -275,11 +286,7 @@ def calendars_without_channel(session: Session, now: datetime) -> list[uuid.UUID
     """Selected, watchable calendars of active users that have no live channel."""
     live = (
         sa.select(WatchChannel.calendar_id)
-        .where(
-            WatchChannel.status == "active",
-            WatchChannel.calendar_id.is_not(None),
-            sa.or_(WatchChannel.expires_at.is_(None), WatchChannel.expires_at > now),
-        )
+        .where(_live(now), WatchChannel.calendar_id.is_not(None))
         .scalar_subquery()
     )
     return list(
@@ -288,9 +295,7 @@ def calendars_without_channel(session: Session, now: datetime) -> list[uuid.UUID
             .join(User, User.id == Calendar.user_id)
             .where(
                 User.status == "active",
-                Calendar.selected.is_(True),
-                Calendar.poll_only.is_(False),
-                Calendar.access_role != "freeBusyReader",
+                _WATCHABLE,
                 Calendar.id.not_in(live),
             )
         )

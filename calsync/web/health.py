@@ -14,6 +14,7 @@ from calsync import metrics
 from calsync.bootstrap import Services
 from calsync.store.migrate import schema_state
 from calsync.store.tables import QueueHeartbeat
+from calsync.sync.channels import calendars_without_channel
 
 
 async def healthz(_request: Request) -> Response:
@@ -70,8 +71,10 @@ def _refresh_gauges(services: Services) -> None:
     try:
         with services.sessions() as session:
             beat = session.get(QueueHeartbeat, "queue")
+            unwatched = calendars_without_channel(session, services.clock())
     except sa.exc.SQLAlchemyError:
         return
+    metrics.CALENDARS_WITHOUT_CHANNEL.set(len(unwatched))
     if beat is not None:
         metrics.QUEUE_LAG.set((beat.processed_at - beat.sent_at).total_seconds())
         metrics.QUEUE_HEARTBEAT_AGE.set((services.clock() - beat.processed_at).total_seconds())

@@ -250,3 +250,27 @@ def test_post_sync_queues_the_callers_calendars_and_logs_show_the_runs(stack: Sy
     with stack.services.sessions() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(Event)) == 3
         assert session.scalar(sa.select(Calendar.last_sync_status)) == "ok"
+
+
+def test_metrics_report_calendars_without_a_live_channel(stack: SyncStack) -> None:
+    connected(stack)
+
+    def unwatched() -> float:
+        with httpx.Client(base_url=stack.url) as client:
+            text = client.get("/metrics").text
+        line = next(
+            x for x in text.splitlines() if x.startswith("calsync_calendars_without_channel ")
+        )
+        return float(line.split()[1])
+
+    # Given every calendar is watched, none is reported
+    assert unwatched() == 0
+    # When the calendar's channel expires without renewal
+    with stack.services.sessions.begin() as session:
+        session.execute(
+            sa.update(WatchChannel)
+            .where(WatchChannel.kind == "events")
+            .values(expires_at=stack.services.clock() - timedelta(minutes=1))
+        )
+    # Then the calendar is reported
+    assert unwatched() == 1
