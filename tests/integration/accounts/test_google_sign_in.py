@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
@@ -13,6 +14,7 @@ import sqlalchemy as sa
 from calsync.config import Settings
 from calsync.providers.google.access import AccountNeedsReauth
 from calsync.store.tables import AuditEvent, OAuthToken, User
+from calsync.sync.connect import connect_user
 from tests.conftest import FakeGoogle
 from tests.integration.accounts.conftest import App, running_app
 
@@ -143,8 +145,6 @@ def test_a_revoked_grant_marks_the_account_and_never_retries(
     fake_google.control.clear_requests()
 
     # When workers ask for a token several times
-    import uuid
-
     for _ in range(5):
         with pytest.raises(AccountNeedsReauth):
             app.services.access_tokens.for_user(uuid.UUID(user_id))
@@ -160,8 +160,6 @@ def test_a_revoked_grant_marks_the_account_and_never_retries(
 
 
 def test_a_token_close_to_expiry_is_refreshed_once(app: App, fake_google: FakeGoogle) -> None:
-    import uuid
-
     body = consent(app).json()
     user_id = uuid.UUID(body["user"]["id"])
     with app.services.sessions.begin() as session:
@@ -180,14 +178,10 @@ def test_a_token_close_to_expiry_is_refreshed_once(app: App, fake_google: FakeGo
 
 
 def test_the_jwt_from_the_dance_works_on_events_after_the_calendars_connect(app: App) -> None:
-    from calsync.sync.connect import connect_user
-
     # Given a user who signed in through Google
     body = consent(app).json()
     headers = {"Authorization": f"Bearer {body['token']}"}
     # When the connection the callback queued has run (calendar list, channels)
-    import uuid
-
     connect_user(app.services, uuid.UUID(body["user"]["id"]))
     # Then the JWT reads and writes events on the user's primary calendar
     calendars = app.client.get("/calendars", headers=headers)

@@ -172,14 +172,6 @@ class SyncStack:
         wait_until(lambda: self.local_events(google_id) == remote, timeout, f"{google_id} in sync")
         return remote
 
-    def list_requests(self, path: str | None = None, method: str = "GET") -> list[dict[str, Any]]:
-        found = self.control.requests()
-        return [
-            r
-            for r in found
-            if r.get("method") == method and (path is None or r.get("path", "").endswith(path))
-        ]
-
 
 def _comparable(event: Event) -> Event:
     return dataclasses.replace(event, calsync_id=None)

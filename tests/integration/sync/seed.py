@@ -5,6 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from calsync.domain.models import EventTime
+from calsync.domain.recurrence import instance_id as google_instance_id
+from calsync.providers.google.mapping import event_time_from_google
+
 
 def timed(
     index: int, *, zone: str = "Europe/Berlin", start: datetime | None = None
@@ -49,15 +53,9 @@ def mixed(count: int) -> list[dict[str, Any]]:
 
 
 def instance_id(series: dict[str, Any], week: int) -> str:
-    """Google's id of the `week`-th instance of a `weekly` series (UTC start)."""
-    from calsync.providers.google.mapping import event_time_from_google
-
+    """Google's id of the `week`-th instance of a created `weekly` series (same wall time)."""
     start = event_time_from_google(series["start"], "UTC")
-    assert start.instant is not None
-    local = start.local() + timedelta(weeks=week)
-    # Wall-clock weekly: same local time, converted back to UTC
-    from calsync.domain.models import EventTime
-
-    moved = EventTime.at(local.replace(tzinfo=None), series["start"]["timeZone"])
-    assert moved.instant is not None
-    return f"{series['id']}_{moved.instant:%Y%m%dT%H%M%SZ}"
+    later = EventTime.at(
+        start.local().replace(tzinfo=None) + timedelta(weeks=week), series["start"]["timeZone"]
+    )
+    return google_instance_id(series["id"], later)

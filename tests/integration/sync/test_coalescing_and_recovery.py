@@ -21,6 +21,7 @@ from calsync.config import Settings
 from calsync.scheduler import due_calendars
 from calsync.store.tables import Calendar, Event, SyncLog, WatchChannel
 from calsync.sync.channels import channel_token, renew_channels
+from calsync.web.auth.tokens import issue_token
 from tests.conftest import FakeGoogle
 from tests.integration.sync.conftest import SyncStack, running_stack, sync_settings, wait_until
 from tests.integration.sync.seed import timed
@@ -228,8 +229,6 @@ def test_a_channel_near_expiry_is_renewed_without_a_gap(stack: SyncStack) -> Non
 
 def test_post_sync_queues_the_callers_calendars_and_logs_show_the_runs(stack: SyncStack) -> None:
     calendar = connected(stack)
-    from calsync.web.auth.tokens import issue_token
-
     token = issue_token(
         stack.services.jwt, subject=str(stack.user_id), email=stack.email, role="user"
     )

@@ -6,6 +6,7 @@ compared event by event with what the Google client library reads from the emula
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -52,8 +53,6 @@ def seed_big_calendar(stack: SyncStack, calendar_id: str) -> list[dict[str, Any]
 
 
 def _later(value: dict[str, Any]) -> dict[str, Any]:
-    from datetime import datetime, timedelta
-
     moved = datetime.fromisoformat(value["dateTime"]) + timedelta(hours=2)
     return {"dateTime": moved.isoformat(), "timeZone": value.get("timeZone", "UTC")}
 
