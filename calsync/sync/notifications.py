@@ -149,10 +149,13 @@ class DirtyMarks:
 
 
 def receive(
-    services: Services, note: Notification, cache: ChannelCache, marks: DirtyMarks | None = None
+    services: Services, note: Notification, cache: ChannelCache, marks: DirtyMarks
 ) -> Intake:
-    """Verify and record one notification; enqueue a pull when the calendar needs one."""
-    outcome = _receive(services, note, cache, marks or DirtyMarks())
+    """Verify and record one notification; enqueue a pull when the calendar needs one.
+
+    `cache` and `marks` are the process's own (kept on the app's state).
+    """
+    outcome = _receive(services, note, cache, marks)
     metrics.PUSH_NOTIFICATIONS.labels(outcome=outcome.value).inc()
     return outcome
 
