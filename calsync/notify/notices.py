@@ -6,8 +6,6 @@ pages do not shift what it sees. Only ``user_id``'s rows are ever read.
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +14,7 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from calsync.store import keyset
 from calsync.store.tables import DELIVERY_STATUSES, NOTICE_KINDS, NotificationDelivery
 
 __all__ = ["MAX_PAGE", "InvalidCursor", "NoticePage", "decode_cursor", "list_notices"]
@@ -35,20 +34,15 @@ class NoticePage:
 
 
 def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
-    raw = json.dumps([created_at.isoformat(), str(row_id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return keyset.encode(created_at, str(row_id))
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     """Raises InvalidCursor for anything :func:`encode_cursor` did not make."""
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        created_at, row_id = json.loads(base64.urlsafe_b64decode(padded))
-        moment = datetime.fromisoformat(created_at)
-        if moment.tzinfo is None:
-            raise ValueError("naive")
-        return moment, uuid.UUID(row_id)
-    except (ValueError, TypeError) as err:
+        created_at, row_id = keyset.decode(cursor)
+        return created_at, uuid.UUID(row_id)
+    except ValueError as err:
         raise InvalidCursor("cursor is not valid") from err
 
 

@@ -13,9 +13,6 @@ paging with it never skips or repeats an item of an unchanged calendar.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,6 +25,7 @@ from calsync.domain.errors import ValidationError
 from calsync.domain.models import Event, EventStatus, EventTime
 from calsync.domain.recurrence import expand, instance_id
 from calsync.domain.timezones import zone
+from calsync.store import keyset
 from calsync.store.event_queries import (
     EventFilter,
     Kind,
@@ -153,21 +151,16 @@ def _limit(text: str | None) -> int:
 
 
 def encode_cursor(at: datetime, item_id: str) -> str:
-    raw = json.dumps([at.astimezone(UTC).isoformat(), item_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return keyset.encode(at, item_id)
 
 
 def _decode_cursor(text: str | None) -> tuple[datetime, str] | None:
     if not text:
         return None
     try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        at_text, item_id = json.loads(raw)
-        at = datetime.fromisoformat(at_text)
-        if at.tzinfo is None or not isinstance(item_id, str):
-            raise ValueError
+        at, item_id = keyset.decode(text)
         uuid.UUID(item_id.split("_", 1)[0])
-    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
+    except ValueError:
         raise _bad("cursor", "not a cursor this API gave out") from None
     return at, item_id
 

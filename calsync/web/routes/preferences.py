@@ -21,6 +21,7 @@ from calsync.notify import notices, preferences, subscriptions
 from calsync.notify.reminders import reschedule_user
 from calsync.web.auth.principal import require_user
 from calsync.web.errors import APIError
+from calsync.web.paging import page_size
 from calsync.web.requests import read_json_object, reject_unknown_fields
 
 
@@ -117,7 +118,7 @@ async def list_notices(request: Request) -> Response:
     account = require_user(request)
     services: Services = request.app.state.services
     params = request.query_params
-    limit = _limit(params.get("limit"))
+    limit = page_size(request, default=notices.DEFAULT_PAGE, maximum=notices.MAX_PAGE)
     status, kind, cursor = params.get("status"), params.get("kind"), params.get("cursor")
 
     def load() -> notices.NoticePage:
@@ -136,18 +137,6 @@ async def list_notices(request: Request) -> Response:
             422, f"unknown {field}", details=[{"field": field, "issue": "invalid"}]
         ) from None
     return JSONResponse({"notices": page.notices, "next_cursor": page.next_cursor})
-
-
-def _limit(raw: str | None) -> int:
-    if raw is None:
-        return notices.DEFAULT_PAGE
-    if not raw.isdigit() or not 1 <= int(raw) <= notices.MAX_PAGE:
-        raise APIError(
-            422,
-            f"limit must be a whole number from 1 to {notices.MAX_PAGE}",
-            details=[{"field": "limit", "issue": "invalid"}],
-        )
-    return int(raw)
 
 
 #: The routes of this module, for ``create_app``.

@@ -17,12 +17,12 @@ from starlette.responses import JSONResponse, Response
 
 from calsync.bootstrap import Services
 from calsync.domain.accounts import AccountStatus, Role
-from calsync.store import sync_logs
+from calsync.store import keyset, sync_logs
 from calsync.store.tables import Calendar
 from calsync.sync.connect import queue_pulls
 from calsync.web.auth.principal import require_user
 from calsync.web.errors import APIError
-from calsync.web.paging import decode_cursor, encode_cursor, page_size
+from calsync.web.paging import page_size
 
 
 async def trigger_sync(request: Request) -> Response:
@@ -61,7 +61,7 @@ async def list_sync_logs(request: Request) -> Response:
         raise APIError(404, "no such user")
     user_id = wanted or account.id
     limit = page_size(request)
-    before = _log_cursor(decode_cursor(request))
+    before = _log_cursor(request.query_params.get("cursor"))
     calendar_id = _optional_uuid(request.query_params.get("calendar_id"), "calendar_id")
 
     def load() -> list[sync_logs.LogEntry]:
@@ -77,7 +77,7 @@ async def list_sync_logs(request: Request) -> Response:
 
     entries = await run_in_threadpool(load)
     page, more = entries[:limit], len(entries) > limit
-    cursor = encode_cursor([page[-1].time.isoformat(), str(page[-1].id)]) if more else None
+    cursor = keyset.encode(page[-1].time, str(page[-1].id)) if more else None
     return JSONResponse({"logs": [_log_json(e) for e in page], "next_cursor": cursor})
 
 
@@ -100,13 +100,13 @@ def _log_json(entry: sync_logs.LogEntry) -> dict[str, Any]:
     }
 
 
-def _log_cursor(value: Any) -> tuple[datetime, uuid.UUID] | None:
-    if value is None:
+def _log_cursor(text: str | None) -> tuple[datetime, uuid.UUID] | None:
+    if not text:
         return None
     try:
-        at, row_id = value
-        return datetime.fromisoformat(at), uuid.UUID(row_id)
-    except (TypeError, ValueError):
+        at, row_id = keyset.decode(text)
+        return at, uuid.UUID(row_id)
+    except ValueError:
         raise APIError(400, "the cursor is not one this API gave out", code="bad_cursor") from None
 
 
@@ -119,6 +119,5 @@ def _optional_uuid(raw: str | None, field: str) -> uuid.UUID | None:
         raise APIError(
             422,
             f"{field} must be an id",
-            code="validation_error",
-            details=[{"field": field, "message": "must be an id"}],
+            details=[{"field": field, "issue": "invalid", "message": "must be an id"}],
         ) from None

@@ -236,6 +236,18 @@ def test_post_sync_queues_the_callers_calendars_and_logs_show_the_runs(stack: Sy
         queued = client.post("/sync")
         wait_until(lambda: _idle(stack, calendar), what="the pull")
         logs = client.get("/sync/logs", params={"limit": 2})
+        everything = client.get("/sync/logs", params={"limit": 200}).json()["logs"]
+        paged: list[dict[str, object]] = []
+        cursor = None
+        while True:
+            page = client.get(
+                "/sync/logs", params={"limit": 1} | ({"cursor": cursor} if cursor else {})
+            )
+            paged += page.json()["logs"]
+            cursor = page.json()["next_cursor"]
+            if cursor is None:
+                break
+        bad_cursor = client.get("/sync/logs", params={"cursor": "not-a-cursor"})
         other = client.get("/sync/logs", params={"user_id": str(uuid.uuid4())})
     assert queued.status_code == 202
     assert queued.json()["queued"] == [str(stack.calendar_row(calendar).id)]
@@ -245,6 +257,10 @@ def test_post_sync_queues_the_callers_calendars_and_logs_show_the_runs(stack: Sy
     assert entries[0]["kind"] == "pull"
     assert entries[0]["status"] == "ok"
     assert entries[0]["api_calls"] >= 1
+    # And paging one by one with the cursor yields every entry once, newest first
+    assert len(everything) >= 3
+    assert [e["id"] for e in paged] == [e["id"] for e in everything]
+    assert bad_cursor.status_code == 400
     assert other.status_code == 404
     with stack.services.sessions() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(Event)) == 3
