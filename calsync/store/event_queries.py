@@ -23,6 +23,7 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from calsync.store.chunks import chunks
 from calsync.store.events import StoredEvent, attendees_by_event, stored_event
 from calsync.store.tables import Calendar
 from calsync.store.tables import Event as EventRow
@@ -132,8 +133,7 @@ def exceptions_of(
     for calendar_id, series_id in series:
         by_calendar.setdefault(calendar_id, []).append(series_id)
     for calendar_id, ids in by_calendar.items():
-        for chunk_start in range(0, len(ids), 500):
-            chunk = ids[chunk_start : chunk_start + 500]
+        for chunk in chunks(ids, 500):
             rows = list(
                 session.scalars(
                     sa.select(EventRow).where(

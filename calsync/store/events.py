@@ -36,6 +36,7 @@ from calsync.domain.models import (
     ResponseStatus,
 )
 from calsync.domain.recurrence import series_end
+from calsync.store.chunks import chunks
 from calsync.store.tables import Event as EventRow
 from calsync.store.tables import EventAttendee, User
 
@@ -212,8 +213,7 @@ def attendees_by_event(
 ) -> dict[uuid.UUID, list[EventAttendee]]:
     """The attendee rows of each of `event_ids` (events without any are absent)."""
     found: dict[uuid.UUID, list[EventAttendee]] = {}
-    for chunk_start in range(0, len(event_ids), 1000):
-        chunk = event_ids[chunk_start : chunk_start + 1000]
+    for chunk in chunks(event_ids):
         rows = session.scalars(
             sa.select(EventAttendee)
             .where(EventAttendee.event_id.in_(chunk))
@@ -243,8 +243,7 @@ def replace_attendees(
     if not event_ids_and_attendees:
         return
     event_ids = [event_id for event_id, _ in event_ids_and_attendees]
-    for chunk_start in range(0, len(event_ids), 1000):
-        chunk = event_ids[chunk_start : chunk_start + 1000]
+    for chunk in chunks(event_ids):
         session.execute(sa.delete(EventAttendee).where(EventAttendee.event_id.in_(chunk)))
     emails = {a.email for _, attendees in event_ids_and_attendees for a in attendees}
     users: dict[str, uuid.UUID] = {}

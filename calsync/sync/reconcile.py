@@ -34,6 +34,7 @@ from calsync.domain.conflicts import ConflictPolicy
 from calsync.domain.models import Event, EventStatus
 from calsync.providers.google.ids import local_id_from_google_event_id
 from calsync.store import outbox
+from calsync.store.chunks import chunks
 from calsync.store.events import attendees_by_event, event_columns, replace_attendees, to_event
 from calsync.store.sync_logs import LogKind, LogStatus, record
 from calsync.store.tables import Event as EventRow
@@ -42,7 +43,6 @@ from calsync.sync.resolve import resolve
 __all__ = ["CalendarRef", "ReconcileReport", "apply_changes"]
 
 _events = cast(sa.Table, EventRow.__table__)
-_CHUNK = 1000
 _LOCAL_EDIT_STATES = frozenset({"pending", "error", "conflict"})
 
 
@@ -147,8 +147,7 @@ def _existing_rows(
     """Local rows by Google id; also finds rows calsync created whose insert answer was
     lost (their Google id is derived from the local id but not yet recorded)."""
     found: dict[str, EventRow] = {}
-    for start in range(0, len(google_ids), _CHUNK):
-        chunk = google_ids[start : start + _CHUNK]
+    for chunk in chunks(google_ids):
         for row in session.scalars(
             sa.select(EventRow).where(
                 EventRow.calendar_id == calendar_id, EventRow.google_event_id.in_(chunk)
@@ -163,11 +162,10 @@ def _existing_rows(
             if local_id is not None:
                 derived[local_id] = google_id
     local_ids = list(derived)
-    for start in range(0, len(local_ids), _CHUNK):
+    for chunk_of_ids in chunks(local_ids):
         for row in session.scalars(
             sa.select(EventRow).where(
-                EventRow.calendar_id == calendar_id,
-                EventRow.id.in_(local_ids[start : start + _CHUNK]),
+                EventRow.calendar_id == calendar_id, EventRow.id.in_(chunk_of_ids)
             )
         ):
             found[derived[row.id]] = row
@@ -261,8 +259,7 @@ def _merge(
 def _delete_series(session: Session, calendar_id: uuid.UUID, google_ids: Sequence[str]) -> int:
     """Delete cancelled masters and single events, and the exceptions of the masters."""
     deleted = 0
-    for start in range(0, len(google_ids), _CHUNK):
-        chunk = google_ids[start : start + _CHUNK]
+    for chunk in chunks(google_ids):
         result = session.execute(
             sa.delete(_events).where(
                 _events.c.calendar_id == calendar_id,
@@ -285,8 +282,8 @@ def _delete_unlisted(session: Session, calendar_id: uuid.UUID, listed: set[str])
         )
     ).all()
     stale = [row.id for row in candidates if row.google_event_id not in listed]
-    for start in range(0, len(stale), _CHUNK):
-        session.execute(sa.delete(_events).where(_events.c.id.in_(stale[start : start + _CHUNK])))
+    for chunk in chunks(stale):
+        session.execute(sa.delete(_events).where(_events.c.id.in_(chunk)))
     return len(stale)
 
 
