@@ -91,3 +91,37 @@ def test_dev_stops_cleanly_on_interrupt(dev: tuple[str, str, subprocess.Popen[st
     process.send_signal(signal.SIGINT)
 
     assert process.wait(timeout=20) == 0
+
+
+def test_the_dev_admin_can_create_an_event_that_reaches_the_emulator(
+    dev: tuple[str, str, subprocess.Popen[str], Path],
+) -> None:
+    base, _emulator, _process, log = dev
+    token = re.search(r"export TOKEN=(\S+)", log.read_text())
+    assert token is not None
+    headers = {"Authorization": f"Bearer {token.group(1)}"}
+    # Given the admin's calendars were connected at start (as a Google sign-in would)
+    deadline = time.monotonic() + 20
+    while not httpx.get(f"{base}/calendars", headers=headers).json()["calendars"]:
+        assert time.monotonic() < deadline, "the dev admin's calendars were never connected"
+        time.sleep(0.1)
+    # When the banner's POST is sent
+    created = httpx.post(
+        f"{base}/events",
+        headers=headers,
+        json={
+            "title": "Hello",
+            "start_time": "2026-12-01T09:00:00+01:00",
+            "end_time": "2026-12-01T10:00:00+01:00",
+            "timezone": "Europe/Berlin",
+        },
+    )
+    assert created.status_code == 201, created.text
+    # Then the worker threads write it to the emulator and the event becomes synced
+    event_id = created.json()["id"]
+    while (state := httpx.get(f"{base}/events/{event_id}", headers=headers).json())[
+        "sync_state"
+    ] != "synced":
+        assert state["sync_state"] == "pending", state
+        assert time.monotonic() < deadline + 10, "the event never reached the emulator"
+        time.sleep(0.1)
