@@ -1,12 +1,23 @@
 """Prometheus metrics shared by the web app, the workers and the scheduler.
 
-Metric objects live on the default registry; they are created at import (a registration in
-memory, no I/O) as prometheus-client expects.
+This module is the catalogue of *event* metrics: counters and histograms that the code
+bumps where the thing happens. Metric objects live on the default registry; they are
+created at import (a registration in memory, no I/O) as prometheus-client expects, and are
+multi-process safe when ``PROMETHEUS_MULTIPROC_DIR`` is set before import.
+
+*State* metrics (sync lag, channels by time left, outbox depth and age, reminders due,
+queue depth) are read from PostgreSQL and Redis when ``/metrics`` is scraped, by the
+collector in :mod:`calsync.web.health`; they are not defined here.
+
+Label values are small closed sets (route templates, actor names, Google method names,
+outcome words), never ids, so that the number of series stays bounded.
 """
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
+
+# --- HTTP -------------------------------------------------------------------------------
 
 HTTP_REQUESTS = Counter(
     "calsync_http_requests_total", "HTTP requests answered", ["route", "method", "status"]
@@ -17,6 +28,94 @@ HTTP_LATENCY = Histogram(
     ["route", "method"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+
+# --- Google push notifications ------------------------------------------------------------
+
+PUSH_NOTIFICATIONS = Counter(
+    "calsync_push_notifications_total",
+    "Google push notifications received, by what calsync did with them.",
+    ["outcome"],
+)
+NOTIFICATIONS_COALESCED = Counter(
+    "calsync_notifications_coalesced_total",
+    "Change notifications that did not cost a pull of their own because one was already "
+    "queued or running for the calendar.",
+)
+
+# --- Jobs -------------------------------------------------------------------------------
+
+JOBS = Counter(
+    "calsync_jobs_total",
+    "Dramatiq jobs finished, by actor and outcome (ok, retry, failed, skipped).",
+    ["actor", "outcome"],
+)
+JOB_DURATION = Histogram(
+    "calsync_job_duration_seconds",
+    "Time a job spent running, by actor",
+    ["actor"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+
+# --- Google Calendar API ------------------------------------------------------------------
+
+GOOGLE_CALLS = Counter(
+    "calsync_google_calls_total",
+    "Calendar API requests sent, by method (events.list, events.insert, ...) and HTTP "
+    "status (or 'network' when no answer came).",
+    ["method", "status"],
+)
+GOOGLE_CALL_DURATION = Histogram(
+    "calsync_google_call_duration_seconds",
+    "Time a Calendar API request took, by method",
+    ["method"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+RATE_LIMIT_WAITS = Counter(
+    "calsync_rate_limit_waits_total",
+    "Times a Google call waited for the shared quota limiter, by scope (user, project).",
+    ["scope"],
+)
+RATE_LIMIT_WAIT_SECONDS = Counter(
+    "calsync_rate_limit_wait_seconds_total",
+    "Seconds spent waiting for the shared quota limiter, by scope.",
+    ["scope"],
+)
+
+# --- Sync ---------------------------------------------------------------------------------
+
+SYNC_RUNS = Counter(
+    "calsync_sync_runs_total",
+    "Calendar pulls finished, by kind (incremental, full) and outcome.",
+    ["kind", "outcome"],
+)
+SYNC_CHANGES = Counter(
+    "calsync_sync_changes_total",
+    "Remote changes applied to the store by pulls.",
+)
+CONFLICTS = Counter(
+    "calsync_conflicts_total",
+    "Concurrent local and remote edits of one event resolved, by policy (last_write_wins, "
+    "google_wins, local_wins, manual) and where they were found (pull, push).",
+    ["policy", "found_in"],
+)
+OUTBOX_WRITES = Counter(
+    "calsync_outbox_writes_total",
+    "Outbound writes to Google finished, by operation (insert, patch, delete) and outcome "
+    "(ok, retry, error).",
+    ["operation", "outcome"],
+)
+
+# --- Notices --------------------------------------------------------------------------------
+
+NOTICES_SENT = Counter(
+    "calsync_notices_sent_total",
+    "Reminder and change notices delivered, by kind (reminder, change), channel (email, "
+    "web_push, webhook) and outcome (sent, failed, skipped).",
+    ["kind", "channel", "outcome"],
+)
+
+# --- Queue heartbeat and channels (set at scrape time by calsync.web.health) ---------------
+
 QUEUE_LAG = Gauge(
     "calsync_queue_heartbeat_lag_seconds",
     "Seconds from the scheduler sending the last heartbeat to a worker recording it",
@@ -24,14 +123,8 @@ QUEUE_LAG = Gauge(
 QUEUE_HEARTBEAT_AGE = Gauge(
     "calsync_queue_heartbeat_age_seconds", "Seconds since a worker last recorded a heartbeat"
 )
-
 CALENDARS_WITHOUT_CHANNEL = Gauge(
     "calsync_calendars_without_channel",
     "Watchable calendars of active users with no live push channel: only the safety net "
     "pulls them.",
-)
-PUSH_NOTIFICATIONS = Counter(
-    "calsync_push_notifications_total",
-    "Google push notifications received, by what calsync did with them.",
-    ["outcome"],
 )
