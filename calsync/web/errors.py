@@ -1,8 +1,13 @@
 """The API's error shape and the handlers that produce it.
 
 Every error answer is ``{"error": {"code", "message", "details"}}`` with the right status;
-nothing ever leaks a stack trace. A database that cannot be reached answers 503 with
-``Retry-After`` rather than 500, so clients and load balancers back off and retry.
+nothing ever leaks a stack trace. A dependency that cannot be reached - the database
+(SQLAlchemy ``OperationalError``, a connection-level ``DBAPIError``, a pool timeout) or
+Redis (a connection or timeout error, directly or through Dramatiq's broker) - answers 503
+with ``Retry-After`` rather than 500, so clients, Google and load balancers back off and
+retry. That holds wherever the error is raised: in a route (``ExceptionMiddleware``) or in
+a middleware such as authentication, which loads the caller from the database (Starlette's
+``ServerErrorMiddleware`` calls :func:`handle_unexpected`).
 """
 
 from __future__ import annotations
@@ -11,12 +16,19 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError, OperationalError
+from dramatiq.errors import BrokerConnectionError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 log = logging.getLogger(__name__)
+
+#: Seconds a client should wait before retrying after a 503 for an unreachable dependency.
+RETRY_AFTER_SECONDS = 5
 
 _CODES = {
     400: "bad_request",
@@ -89,16 +101,51 @@ async def handle_http_exception(_request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
 
 
-async def handle_database_unavailable(_request: Request, exc: Exception) -> Response:
-    log.warning("database unavailable: %s", type(exc).__name__)
+def unavailable_dependency(exc: BaseException) -> str | None:
+    """``"database"`` or ``"queue"`` when ``exc``, or an error it was explicitly raised
+    from (``raise ... from``), says that PostgreSQL or Redis cannot be reached right now;
+    ``None`` for anything else (an error merely raised *while handling* one is a bug)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OperationalError | DisconnectionError | PoolTimeout) or (
+            isinstance(current, DBAPIError) and current.connection_invalidated
+        ):
+            return "database"
+        if isinstance(current, RedisConnectionError | RedisTimeoutError | BrokerConnectionError):
+            return "queue"
+        current = current.__cause__
+    return None
+
+
+def unavailable_response(what: str) -> JSONResponse:
+    """503 with ``Retry-After`` in the API's error shape; names the dependency, nothing more."""
     return error_response(
-        503, "the database is unavailable; try again shortly", headers={"Retry-After": "5"}
+        503,
+        f"the {what} is unavailable; try again shortly",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
 
 
-async def handle_unexpected(_request: Request, exc: Exception) -> Response:
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return await handle_database_unavailable(_request, exc)
+async def handle_database_unavailable(_request: Request, exc: Exception) -> Response:
+    log.warning("database unavailable: %s", type(exc).__name__)
+    return unavailable_response("database")
+
+
+async def handle_queue_unavailable(_request: Request, exc: Exception) -> Response:
+    log.warning("queue unavailable: %s", type(exc).__name__)
+    return unavailable_response("queue")
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    """The last resort: 503 for an unreachable dependency (also when raised in a
+    middleware), else a logged 500 without details."""
+    what = unavailable_dependency(exc)
+    if what == "database":
+        return await handle_database_unavailable(request, exc)
+    if what == "queue":
+        return await handle_queue_unavailable(request, exc)
     log.exception("unhandled error")
     return error_response(500, "internal error")
 
@@ -107,5 +154,10 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     APIError: handle_api_error,
     HTTPException: handle_http_exception,
     OperationalError: handle_database_unavailable,
+    DisconnectionError: handle_database_unavailable,
+    PoolTimeout: handle_database_unavailable,
+    RedisConnectionError: handle_queue_unavailable,
+    RedisTimeoutError: handle_queue_unavailable,
+    BrokerConnectionError: handle_queue_unavailable,
     Exception: handle_unexpected,
 }
