@@ -110,13 +110,17 @@ def test_unreachable_dependencies_answer_503_with_retry_after(
     assert "refused" not in response.text  # the driver's message is never shown
 
 
+def _bug_while_handling_a_db_error() -> None:
+    try:
+        raise _db_down()
+    except OperationalError:
+        raise ValueError("a bug in an except block")  # noqa: B904 - implicit on purpose
+
+
 def test_unavailable_dependency_follows_explicit_causes_only() -> None:
     assert unavailable_dependency(_wrapped_db_down()) == "database"
     with pytest.raises(ValueError, match="bug") as caught:
-        try:
-            raise _db_down()
-        except OperationalError:
-            raise ValueError("a bug in an except block")  # noqa: B904 - implicit on purpose
+        _bug_while_handling_a_db_error()
     assert isinstance(caught.value.__context__, OperationalError)
     assert unavailable_dependency(caught.value) is None
     assert unavailable_dependency(KeyError("x")) is None
