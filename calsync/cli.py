@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from calsync.config import ConfigError, Settings
+from calsync.logs import configure_logging
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -95,7 +96,8 @@ def _dev(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    Settings.from_env()  # fail fast, in this process, on a bad configuration
+    settings = Settings.from_env()  # fail fast, in this process, on a bad configuration
+    configure_logging(settings.log_level)
     uvicorn.run(
         "calsync.web.asgi:app_factory",
         factory=True,
@@ -103,6 +105,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         proxy_headers=True,
+        log_config=None,  # uvicorn's loggers propagate to calsync's JSON lines
         timeout_graceful_shutdown=20,
     )
     return 0

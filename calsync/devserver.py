@@ -27,6 +27,7 @@ from calsync.store.credentials import save_tokens
 from calsync.store.migrate import upgrade
 from calsync.store.secrets import Secret
 from calsync.store.users import ensure_user
+from calsync.tracing import configure_tracing
 from calsync.web.app import create_app
 from calsync.web.auth.tokens import issue_token
 
@@ -38,6 +39,7 @@ DEV_ADMIN_EMAIL = "admin@calsync.local"
 def run_dev(settings: Settings, *, host: str, port: int) -> None:
     """Run until interrupted; everything started here is stopped on the way out."""
     configure_logging(settings.log_level)
+    configure_tracing("calsync-dev")
     with ExitStack() as stack:
         emulator: EmulatorServer | None = None
         if settings.run_emulator:

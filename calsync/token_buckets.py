@@ -79,12 +79,14 @@ class RateDecision:
     """The outcome of one hit: ``retry_after`` is seconds until it would fit (0 if allowed).
 
     With several buckets, ``remaining`` is the fewest tokens left in any of them and
-    ``retry_after`` the longest wait among those that refused.
+    ``retry_after`` the longest wait among those that refused; ``limited_by`` is the
+    position (in the hit's list) of the bucket that imposes that wait, ``None`` if allowed.
     """
 
     allowed: bool
     remaining: int
     retry_after: float
+    limited_by: int | None = None
 
     @property
     def retry_after_header(self) -> str:
@@ -145,18 +147,20 @@ class InMemoryBuckets:
             refilled = [(key, limit, *self._refilled(key, limit, now)) for key, limit in buckets]
             allowed = all(tokens >= cost for _, _, tokens, _ in refilled)
             wait = 0.0
+            limited_by: int | None = None
             remaining = math.inf
-            for key, limit, tokens, updated in refilled:
+            for index, (key, limit, tokens, updated) in enumerate(refilled):
                 if allowed:
                     tokens -= cost
-                elif tokens < cost:
-                    wait = max(wait, (cost - tokens) / limit.refill_per_second)
+                elif tokens < cost and (cost - tokens) / limit.refill_per_second >= wait:
+                    wait = (cost - tokens) / limit.refill_per_second
+                    limited_by = index
                 full_at = updated + (limit.capacity - tokens) / limit.refill_per_second
                 self._buckets[key] = (tokens, updated, full_at)
                 remaining = min(remaining, tokens)
             if len(self._buckets) > self._max_keys:
                 self._prune(now)
-        return RateDecision(allowed, math.floor(remaining), wait)
+        return RateDecision(allowed, math.floor(remaining), wait, limited_by)
 
     def __len__(self) -> int:
         return len(self._buckets)
@@ -185,6 +189,7 @@ local tokens = {}
 local stamps = {}
 local allowed = 1
 local wait = 0
+local limited = 0
 for i = 1, #KEYS do
   local capacity = tonumber(ARGV[3 * i - 1])
   local rate = tonumber(ARGV[3 * i])
@@ -201,7 +206,10 @@ for i = 1, #KEYS do
   end
   if tk < cost then
     allowed = 0
-    wait = math.max(wait, (cost - tk) / rate)
+    if (cost - tk) / rate >= wait then
+      wait = (cost - tk) / rate
+      limited = i
+    end
   end
   tokens[i] = tk
   stamps[i] = ts
@@ -218,7 +226,7 @@ for i = 1, #KEYS do
     remaining = tokens[i]
   end
 end
-return {allowed, string.format('%.6f', remaining), string.format('%.6f', wait)}
+return {allowed, string.format('%.6f', remaining), string.format('%.6f', wait), limited}
 """
 
 
@@ -239,9 +247,13 @@ def script_args(
 
 
 def decision_from_script(result: Any) -> RateDecision:
-    """The :class:`RateDecision` in a :data:`BUCKET_SCRIPT` answer."""
-    allowed, tokens, wait = result
-    return RateDecision(bool(int(allowed)), math.floor(float(tokens)), float(wait))
+    """The :class:`RateDecision` in a :data:`BUCKET_SCRIPT` answer (the script numbers
+    buckets from 1, 0 for none)."""
+    allowed, tokens, wait, *rest = result
+    limited = int(rest[0]) if rest else 0
+    return RateDecision(
+        bool(int(allowed)), math.floor(float(tokens)), float(wait), limited - 1 if limited else None
+    )
 
 
 class RedisBuckets:

@@ -11,6 +11,7 @@ from calsync.bootstrap import bootstrap
 from calsync.config import Settings
 from calsync.logs import configure_logging
 from calsync.scheduler import build_scheduler
+from calsync.tracing import configure_tracing
 
 log = logging.getLogger("calsync.scheduler")
 
@@ -19,6 +20,7 @@ def main() -> None:
     """Run the scheduler until SIGTERM or SIGINT."""
     settings = Settings.from_env()
     configure_logging(settings.log_level)
+    configure_tracing("calsync-scheduler")
     services = bootstrap(settings)
     stop = threading.Event()
 

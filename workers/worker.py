@@ -12,9 +12,11 @@ import dramatiq
 from calsync.bootstrap import bootstrap
 from calsync.config import Settings
 from calsync.logs import configure_logging
+from calsync.tracing import configure_tracing
 
 settings = Settings.from_env()
 configure_logging(settings.log_level)
+configure_tracing("calsync-worker")
 services = bootstrap(settings)
 dramatiq.set_broker(services.broker)
 broker = services.broker

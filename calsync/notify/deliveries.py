@@ -22,7 +22,8 @@ Per row, before sending:
 
 After sending: ``sent``; or, on a temporary failure, retried with exponential backoff
 (30 s doubling up to an hour) until ``MAX_ATTEMPTS``, then ``failed``; or ``failed`` at
-once on a permanent failure. ``reason`` says why.
+once on a permanent failure. ``reason`` says why. Each final outcome (sent, failed,
+skipped) counts in ``calsync_notices_sent_total`` by kind and channel.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from typing import Final
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from calsync import metrics
 from calsync.notify.preferences import load_preferences
 from calsync.notify.senders import (
     Dispatcher,
@@ -230,6 +232,7 @@ def _superseded(session: Session, row: NotificationDelivery, now: datetime) -> b
 
 
 def _finish(row: NotificationDelivery, status: str, reason: str | None, now: datetime) -> None:
+    metrics.NOTICES_SENT.labels(row.kind, row.channel, status).inc()
     row.status = status
     row.reason = reason
     row.updated_at = now

@@ -4,7 +4,9 @@ Before every request to Google a worker takes one token from the user's bucket
 (``google_user_requests_per_minute``) and one from the project's
 (``google_project_requests_per_minute``), both or neither. The buckets are in Redis in
 production, so every worker process shares one budget, and in this process in embedded
-mode. When a bucket is empty the caller waits, up to ``max_wait`` seconds in all; if the
+mode. When a bucket is empty the caller waits (counted in ``calsync_rate_limit_waits_total``
+and ``calsync_rate_limit_wait_seconds_total`` by the bucket that made it wait: ``user`` or
+``project``), up to ``max_wait`` seconds in all; if the
 budget is still spent then, :class:`QuotaWaitExceeded` (a :class:`RateLimited`) tells
 the job to come back after ``retry_after``. Google's own answers (403 rate limits, 429)
 are handled by the client's backoff; this limiter makes them rare.
@@ -24,6 +26,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Final
 
+from calsync import metrics
 from calsync.config import Settings
 from calsync.providers.errors import RateLimited
 from calsync.token_buckets import (
@@ -86,6 +89,7 @@ class QuotaLimiter:
             QuotaWaitExceeded: the budget is still spent after ``max_wait``.
         """
         buckets = [(f"user:{user_id}", self.per_user), (PROJECT_KEY, self.per_project)]
+        scopes = ("user", "project")
         waited = 0.0
         while True:
             try:
@@ -102,6 +106,9 @@ class QuotaLimiter:
                     retry_after=decision.retry_after,
                     reason="localQuota",
                 )
+            scope = scopes[decision.limited_by or 0]
+            metrics.RATE_LIMIT_WAITS.labels(scope).inc()
+            metrics.RATE_LIMIT_WAIT_SECONDS.labels(scope).inc(delay)
             self._sleep(delay)
             waited += delay
 

@@ -16,6 +16,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from calsync import tracing
+
 
 def normalise_url(url: str) -> str:
     """Return ``url`` with the psycopg 3 driver named for PostgreSQL URLs."""
@@ -26,12 +28,19 @@ def normalise_url(url: str) -> str:
 
 
 def make_engine(database_url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
-    """Create (but do not connect) the engine for ``database_url``."""
+    """Create (but do not connect) the engine for ``database_url``; its statements get
+    client spans when tracing is on (:mod:`calsync.tracing`)."""
     url = normalise_url(database_url)
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, echo=echo, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
+    else:
+        engine = _postgres_engine(url, pool_size=pool_size, echo=echo)
+    tracing.instrument_engine(engine)
+    return engine
+
+
+def _postgres_engine(url: str, *, pool_size: int, echo: bool) -> Engine:
     return sa.create_engine(
         url,
         echo=echo,

@@ -38,8 +38,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final
 
+from calsync import metrics
 from calsync.domain.conflicts import ConflictPolicy
 from calsync.domain.models import SYNCABLE_FIELDS, Event, EventStatus
+from calsync.logs import log_context
 from calsync.notify.hooks import event_changed, reschedule_reminders
 from calsync.providers.base import CalendarProvider, ProviderSource
 from calsync.providers.errors import (
@@ -53,7 +55,7 @@ from calsync.providers.errors import (
 )
 from calsync.providers.google.ids import google_event_id
 from calsync.store import event_changes, outbox, sync_logs
-from calsync.store.event_queries import calendar_of, find_by_provider_id
+from calsync.store.event_queries import CalendarView, calendar_of, find_by_provider_id
 from calsync.store.events import StoredEvent, load_stored
 from calsync.store.sync_logs import LogKind, LogStatus
 from calsync.sync.resolve import policy_for, resolve
@@ -138,6 +140,7 @@ class _Pusher:
         self.providers = providers
         self.event_id = event_id
         self.provider: CalendarProvider | None = None
+        self.write: _Write | None = None
 
     @property
     def api_calls(self) -> int:
@@ -163,6 +166,17 @@ class _Pusher:
                     calendar_id=stored.calendar_id,
                     provider_id=stored.event.recurring_event_id,
                 )
+        with log_context(user_id=stored.user_id, calendar_id=stored.calendar_id):
+            return self._push(stored, pending, state, calendar, master)
+
+    def _push(
+        self,
+        stored: StoredEvent,
+        pending: outbox.PendingWrites,
+        state: outbox.WriteState,
+        calendar: CalendarView,
+        master: StoredEvent | None,
+    ) -> PushStatus:
         if not state.active:
             return PushStatus.STOPPED
         now = self.now()
@@ -179,7 +193,7 @@ class _Pusher:
             return PushStatus.PENDING
         self.provider = self.providers.for_user(stored.user_id)
         policy = policy_for(calendar.conflict_policy, self.services.settings.conflict_policy)
-        write = _Write(self.provider, calendar.provider_calendar_id, stored)
+        write = self.write = _Write(self.provider, calendar.provider_calendar_id, stored)
         try:
             remote = write.send()
         except PreconditionFailed:
@@ -209,6 +223,7 @@ class _Pusher:
                 message=write.operation,
                 details=write.details or None,
             )
+        self._count(LogStatus.OK)
         if not synced:
             raise _Again
         return PushStatus.SYNCED
@@ -228,6 +243,8 @@ class _Pusher:
             return self._failed_for_good(stored, up_to, "the event was deleted on Google")
         local = dataclasses.replace(stored.event, updated=stored.updated_at)
         resolution = resolve(base=stored.base, local=local, remote=remote, policy=policy)
+        if resolution.conflict or resolution.manual:
+            metrics.CONFLICTS.labels(policy.value, "push").inc()
         conflict = resolution.details if resolution.manual else None
         with self.services.sessions.begin() as session:
             saved = event_changes.record_merged(
@@ -280,12 +297,16 @@ class _Pusher:
         reason = f"{type(err).__name__}: {err.message}"
         now = self.now()
         if isinstance(err, AuthRevoked):
-            log.info("push stopped: account needs re-authorisation", extra={"user": stored.user_id})
+            log.info(
+                "push stopped: account needs re-authorisation", extra={"user_id": stored.user_id}
+            )
+            self._count(LogStatus.ERROR)
             return PushStatus.STOPPED
         if isinstance(err, QuotaExceeded):
             with self.services.sessions.begin() as session:
                 outbox.pause_user(session, stored.user_id, until=now + QUOTA_PAUSE)
                 self._log(session, stored, LogStatus.ERROR, f"writes paused: {reason}")
+            self._count(LogStatus.RETRY)
             return PushStatus.PAUSED
         attempts = pending.attempts + 1
         if err.retryable and attempts < self.services.settings.outbox_max_attempts:
@@ -299,6 +320,7 @@ class _Pusher:
                     error=reason,
                 )
                 self._log(session, stored, LogStatus.RETRY, reason)
+            self._count(LogStatus.RETRY)
             return PushStatus.RETRY
         if err.retryable:
             reason = f"gave up after {attempts} attempts: {reason}"
@@ -309,7 +331,13 @@ class _Pusher:
             event_changes.record_error(session, self.event_id, reason)
             outbox.close(session, self.event_id, up_to=up_to, failed=True, error=reason)
             self._log(session, stored, LogStatus.ERROR, reason)
+        self._count(LogStatus.ERROR)
         return PushStatus.ERROR
+
+    def _count(self, outcome: LogStatus) -> None:
+        """One finished Google write in ``calsync_outbox_writes_total`` (ok, retry, error)."""
+        operation = self.write.operation if self.write is not None else "update"
+        metrics.OUTBOX_WRITES.labels(operation, outcome.value).inc()
 
     def _log(self, session: Any, stored: StoredEvent, status: LogStatus, message: str) -> None:
         sync_logs.record(

@@ -12,12 +12,13 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import redis.asyncio
+from opentelemetry import trace
 from starlette.applications import Starlette
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from calsync import metrics
+from calsync import metrics, tracing
 from calsync.bootstrap import Services
 from calsync.sync.notifications import ChannelCache, DirtyMarks
 from calsync.web import openapi
@@ -93,7 +94,32 @@ def create_app(services: Services) -> Starlette:
     )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(RequestMetricsMiddleware)
+    if tracing.enabled():
+        add_tracing_middleware(app)
     return app
+
+
+def add_tracing_middleware(app: Starlette) -> None:
+    """One server span per HTTP request (OpenTelemetry's ASGI middleware, outermost), named
+    ``METHOD /route/{template}`` once routing is done; probes and ``/metrics`` are not
+    traced. Continues a ``traceparent`` the caller sent."""
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+    app.add_middleware(
+        OpenTelemetryMiddleware,
+        excluded_urls=",".join(TRACE_EXCLUDED_PATHS),
+        default_span_details=_span_details,
+        exclude_spans=["receive", "send"],
+    )
+
+
+#: Paths that never get a server span.
+TRACE_EXCLUDED_PATHS = ("/healthz", "/readyz", "/metrics")
+
+
+def _span_details(scope: Scope) -> tuple[str, dict[str, str]]:
+    # Named by the route template later (RequestMetricsMiddleware): raw paths hold ids.
+    return str(scope.get("method") or "HTTP"), {}
 
 
 def rate_limit_key(scope: Scope) -> str | None:
@@ -118,7 +144,8 @@ def _rate_limit_backend(
 
 
 class RequestMetricsMiddleware:
-    """Counts and times every request by route template (not raw path) and status."""
+    """Counts and times every request by route template (not raw path) and status; names
+    the current server span after the route template when tracing is on."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -144,3 +171,12 @@ class RequestMetricsMiddleware:
             method = scope["method"]
             metrics.HTTP_REQUESTS.labels(template, method, str(status)).inc()
             metrics.HTTP_LATENCY.labels(template, method).observe(time.perf_counter() - started)
+            if tracing.enabled():
+                _name_server_span(method, template)
+
+
+def _name_server_span(method: str, template: str) -> None:
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.update_name(f"{method} {template}")
+        span.set_attribute("http.route", template)

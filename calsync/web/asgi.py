@@ -10,9 +10,15 @@ from starlette.applications import Starlette
 
 from calsync.bootstrap import bootstrap
 from calsync.config import Settings
+from calsync.logs import configure_logging
+from calsync.tracing import configure_tracing
 from calsync.web.app import create_app
 
 
 def app_factory() -> Starlette:
-    """The app for the settings in the environment."""
-    return create_app(bootstrap(Settings.from_env()))
+    """The app for the settings in the environment, with this process's logging and
+    tracing set up."""
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    configure_tracing("calsync-api")
+    return create_app(bootstrap(settings))

@@ -32,8 +32,10 @@ from typing import Any, Final, NamedTuple, Protocol
 
 import httplib2
 from googleapiclient.discovery import build
+from opentelemetry.trace import SpanKind
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_random_exponential
 
+from calsync import metrics, tracing
 from calsync.config import Settings
 from calsync.domain.models import Event
 from calsync.providers.base import CalendarInfo, ChangesPage, Channel
@@ -408,7 +410,7 @@ class GoogleCalendarClient:
                 self.api_calls += 1
                 http = self._http.get()
                 try:
-                    return request.execute(http=http, num_retries=0)
+                    return self._send(request, http)
                 except HttpError as err:
                     if is_unauthorized(err) and not refreshed:
                         self._refresh(token)  # a Transient here leaves the refresh to retry
@@ -429,6 +431,33 @@ class GoogleCalendarClient:
         except AuthRevoked:
             self._token = None  # the next call asks the store, which knows the grant is gone
             raise
+
+    def _send(self, request: Any, http: httplib2.Http) -> Any:
+        """Execute one request in a client span; count and time it by method and status
+        (``network`` when no answer came). Raises what ``execute`` raises."""
+        method = _method_name(request)
+        status = "network"
+        decode = request.postproc
+
+        def postproc(response: Any, content: Any) -> Any:
+            nonlocal status
+            status = str(response.status)
+            return decode(response, content)
+
+        request.postproc = postproc
+        attributes = {"calsync.google.method": method, "http.request.method": request.method}
+        started = time.perf_counter()
+        with tracing.span(f"Google {method}", kind=SpanKind.CLIENT, attributes=attributes) as span:
+            try:
+                return request.execute(http=http, num_retries=0)
+            except HttpError as err:
+                status = str(err.resp.status)
+                raise
+            finally:
+                metrics.GOOGLE_CALLS.labels(method, status).inc()
+                metrics.GOOGLE_CALL_DURATION.labels(method).observe(time.perf_counter() - started)
+                if status.isdigit():
+                    span.set_attribute("http.response.status_code", int(status))
 
     def _current_token(self) -> Secret:
         now = self._monotonic()
@@ -486,6 +515,12 @@ class GoogleCalendarClient:
             jitter = random.uniform(0, min(1.0, error.retry_after / 10))  # noqa: S311
             return max(backoff, error.retry_after + jitter)
         return backoff
+
+
+def _method_name(request: Any) -> str:
+    """``events.list`` for the request of Discovery method ``calendar.events.list``."""
+    method_id = str(getattr(request, "methodId", "") or "unknown")
+    return method_id.removeprefix("calendar.")
 
 
 def _retryable(error: BaseException) -> bool:
