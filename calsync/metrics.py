@@ -15,7 +15,7 @@ outcome words), never ids, so that the number of series stays bounded.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
 
 # --- HTTP -------------------------------------------------------------------------------
 
@@ -112,19 +112,4 @@ NOTICES_SENT = Counter(
     "Reminder and change notices delivered, by kind (reminder, change), channel (email, "
     "web_push, webhook) and outcome (sent, failed, skipped).",
     ["kind", "channel", "outcome"],
-)
-
-# --- Queue heartbeat and channels (set at scrape time by calsync.web.health) ---------------
-
-QUEUE_LAG = Gauge(
-    "calsync_queue_heartbeat_lag_seconds",
-    "Seconds from the scheduler sending the last heartbeat to a worker recording it",
-)
-QUEUE_HEARTBEAT_AGE = Gauge(
-    "calsync_queue_heartbeat_age_seconds", "Seconds since a worker last recorded a heartbeat"
-)
-CALENDARS_WITHOUT_CHANNEL = Gauge(
-    "calsync_calendars_without_channel",
-    "Watchable calendars of active users with no live push channel: only the safety net "
-    "pulls them.",
 )

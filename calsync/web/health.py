@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import sqlalchemy as sa
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from calsync import metrics
 from calsync.bootstrap import Services
 from calsync.store.migrate import schema_state
-from calsync.store.tables import QueueHeartbeat
-from calsync.sync.channels import calendars_without_channel
+from calsync.web.state_metrics import StateCollector, collect_state
 
 
 async def healthz(_request: Request) -> Response:
@@ -61,20 +61,25 @@ def _broker_check(broker: Any) -> str:
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    """Prometheus exposition of calsync's metrics."""
+    """Prometheus exposition: the event metrics of every process sharing
+    ``PROMETHEUS_MULTIPROC_DIR`` (or of this process when it is unset), then the state
+    metrics read from the database and the broker now (:mod:`calsync.web.state_metrics`)."""
     services: Services = request.app.state.services
-    await run_in_threadpool(_refresh_gauges, services)
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    families = await run_in_threadpool(
+        collect_state, services.sessions, services.broker, services.clock()
+    )
+    state = CollectorRegistry(auto_describe=False)
+    state.register(StateCollector(families))
+    body = generate_latest(event_registry()) + generate_latest(state)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
-def _refresh_gauges(services: Services) -> None:
-    try:
-        with services.sessions() as session:
-            beat = session.get(QueueHeartbeat, "queue")
-            unwatched = calendars_without_channel(session, services.clock())
-    except sa.exc.SQLAlchemyError:
-        return
-    metrics.CALENDARS_WITHOUT_CHANNEL.set(len(unwatched))
-    if beat is not None:
-        metrics.QUEUE_LAG.set((beat.processed_at - beat.sent_at).total_seconds())
-        metrics.QUEUE_HEARTBEAT_AGE.set((services.clock() - beat.processed_at).total_seconds())
+def event_registry() -> CollectorRegistry:
+    """The registry of the event metrics (calsync.metrics): in multi-process mode a fresh
+    one that merges the files of every process in ``PROMETHEUS_MULTIPROC_DIR``, else the
+    default registry of this process."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return REGISTRY
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry

@@ -1,0 +1,333 @@
+"""State metrics: how things stand now, read from PostgreSQL and Redis when ``/metrics`` is
+scraped (the event counters of :mod:`calsync.metrics` say what happened instead).
+
+Nothing here is stored in prometheus-client's multi-process files: :func:`collect_state`
+reads a bounded set of aggregates (``COUNT``/``MIN``/``MAX`` over indexed columns, the
+``WORST_CALENDARS`` most-lagging calendars, one ``LLEN`` per queue) and returns metric
+families for one exposition. Every api process answers with the same values, so queries
+over several api pods take ``max``, not ``sum``.
+
+A source that cannot be read is reported by ``calsync_state_source_up{source}`` = 0 and
+its metrics are left out of that scrape; a scrape never fails because of it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+import sqlalchemy as sa
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy.orm import Session
+
+from calsync.queue import NAMESPACE, Queue
+from calsync.store.tables import (
+    Calendar,
+    NotificationDelivery,
+    OutboxEntry,
+    QueueHeartbeat,
+    User,
+    WatchChannel,
+)
+from calsync.sync.channels import calendars_without_channel
+
+__all__ = [
+    "CHANNEL_BUCKETS",
+    "LAG_BUCKETS",
+    "OVERDUE_AFTER",
+    "STATE_METRICS",
+    "WORST_CALENDARS",
+    "StateCollector",
+    "collect_state",
+]
+
+log = logging.getLogger(__name__)
+
+#: Upper bounds (seconds) of the sync-lag buckets; +Inf is added.
+LAG_BUCKETS: Final = (60.0, 300.0, 900.0, 1800.0, 3600.0, 6 * 3600.0, 86400.0)
+#: How many of the most lagging calendars get a series of their own (bounded cardinality).
+WORST_CALENDARS: Final = 5
+#: Live channels by time left: (label, upper bound). ``expired`` and ``more`` bracket them.
+CHANNEL_BUCKETS: Final = (
+    ("lt_1h", timedelta(hours=1)),
+    ("lt_1d", timedelta(days=1)),
+    ("lt_7d", timedelta(days=7)),
+)
+#: A pending notice due longer ago than this is overdue (the senders run every 15 s).
+OVERDUE_AFTER: Final = timedelta(minutes=2)
+
+#: Every metric name this module exposes (the dashboard and alert tests check against it).
+STATE_METRICS: Final = frozenset(
+    {
+        "calsync_state_source_up",
+        "calsync_calendars_by_sync_lag",
+        "calsync_sync_lag_max_seconds",
+        "calsync_sync_lag_worst_seconds",
+        "calsync_calendars_never_synced",
+        "calsync_calendars_without_channel",
+        "calsync_channels_by_time_left",
+        "calsync_outbox_depth",
+        "calsync_outbox_oldest_age_seconds",
+        "calsync_outbox_failed",
+        "calsync_notices_due",
+        "calsync_notices_overdue",
+        "calsync_queue_depth",
+        "calsync_queue_heartbeat_lag_seconds",
+        "calsync_queue_heartbeat_age_seconds",
+    }
+)
+
+
+def collect_state(sessions: Callable[[], Session], broker: Any, now: datetime) -> list[Metric]:
+    """Read the current state and return it as metric families (never raises for an
+    unreachable database or broker: ``calsync_state_source_up`` says which was down)."""
+    up = GaugeMetricFamily(
+        "calsync_state_source_up",
+        "Whether the last /metrics scrape could read the source of the state metrics "
+        "(database, broker).",
+        labels=["source"],
+    )
+    families: list[Metric] = [up]
+    try:
+        with sessions() as session:
+            families += _database_state(session, now)
+        up.add_metric(["database"], 1)
+    except sa.exc.SQLAlchemyError as exc:
+        log.warning("state metrics: database unavailable (%s)", type(exc).__name__)
+        up.add_metric(["database"], 0)
+    try:
+        families.append(_queue_depths(broker))
+        up.add_metric(["broker"], 1)
+    except Exception as exc:  # any client error: the scrape must still answer
+        log.warning("state metrics: broker unavailable (%s)", type(exc).__name__)
+        up.add_metric(["broker"], 0)
+    return families
+
+
+class StateCollector(Collector):
+    """A prometheus-client collector over :func:`collect_state`, for a scrape registry."""
+
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self._families = list(families)
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families)
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+
+# --- database ----------------------------------------------------------------------------------
+
+
+def _database_state(session: Session, now: datetime) -> list[Metric]:
+    return [
+        *_sync_lag(session, now),
+        _gauge(
+            "calsync_calendars_without_channel",
+            "Watchable calendars of active users with no live push channel: only the "
+            "safety net pulls them.",
+            len(calendars_without_channel(session, now)),
+        ),
+        _channels_by_time_left(session, now),
+        *_outbox(session, now),
+        *_notices(session, now),
+        *_heartbeat(session, now),
+    ]
+
+
+def _synced_calendars() -> sa.ColumnElement[bool]:
+    """Calendars whose lag matters: selected calendars of active users."""
+    return sa.and_(Calendar.selected.is_(True), User.status == "active")
+
+
+def _sync_lag(session: Session, now: datetime) -> list[Metric]:
+    base = sa.select(Calendar.id).join(User, User.id == Calendar.user_id)
+    synced = base.where(_synced_calendars(), Calendar.last_synced_at.is_not(None))
+    never = session.scalar(
+        sa.select(sa.func.count()).select_from(
+            base.where(_synced_calendars(), Calendar.last_synced_at.is_(None)).subquery()
+        )
+    )
+    # One row of counts: calendars synced before now - bound, for every bound (cumulative
+    # from the other side), plus the total and the oldest sync.
+    older_than = [
+        sa.func.count().filter(Calendar.last_synced_at < now - timedelta(seconds=bound))
+        for bound in LAG_BUCKETS
+    ]
+    row = session.execute(
+        synced.with_only_columns(
+            sa.func.count(), sa.func.min(Calendar.last_synced_at), *older_than
+        ).order_by(None)
+    ).one()
+    total, oldest = int(row[0]), row[1]
+    histogram = GaugeMetricFamily(
+        "calsync_calendars_by_sync_lag",
+        "Synced calendars whose sync lag (now minus their last successful pull) is at most "
+        "`le` seconds: cumulative buckets, like a histogram's.",
+        labels=["le"],
+    )
+    for bound, older in zip(LAG_BUCKETS, row[2:], strict=True):
+        histogram.add_metric([f"{bound:g}"], total - int(older))
+    histogram.add_metric(["+Inf"], total)
+    worst = GaugeMetricFamily(
+        "calsync_sync_lag_worst_seconds",
+        f"Sync lag of the {WORST_CALENDARS} most lagging calendars.",
+        labels=["calendar_id"],
+    )
+    for calendar_id, synced_at in session.execute(
+        synced.with_only_columns(Calendar.id, Calendar.last_synced_at)
+        .order_by(Calendar.last_synced_at)
+        .limit(WORST_CALENDARS)
+    ):
+        if synced_at is not None:  # always, by the query; for the type checker
+            worst.add_metric([str(calendar_id)], _seconds(now - synced_at))
+    return [
+        histogram,
+        _gauge(
+            "calsync_sync_lag_max_seconds",
+            "The largest sync lag of any selected calendar of an active user (0 if none).",
+            _seconds(now - oldest) if oldest is not None else 0.0,
+        ),
+        worst,
+        _gauge(
+            "calsync_calendars_never_synced",
+            "Selected calendars of active users that no pull has completed yet.",
+            int(never or 0),
+        ),
+    ]
+
+
+def _channels_by_time_left(session: Session, now: datetime) -> Metric:
+    expires = WatchChannel.expires_at
+    columns: list[Any] = [sa.func.count().filter(expires <= now)]
+    lower = now
+    for _, span in CHANNEL_BUCKETS:
+        columns.append(sa.func.count().filter(expires > lower, expires <= now + span))
+        lower = now + span
+    columns.append(sa.func.count().filter(sa.or_(expires.is_(None), expires > lower)))
+    row = session.execute(sa.select(*columns).where(WatchChannel.status == "active")).one()
+    labels = ["expired", *(label for label, _ in CHANNEL_BUCKETS), "more"]
+    family = GaugeMetricFamily(
+        "calsync_channels_by_time_left",
+        "Active push channels by time left before they expire (expired, lt_1h, lt_1d, "
+        "lt_7d, more).",
+        labels=["left"],
+    )
+    for label, count in zip(labels, row, strict=True):
+        family.add_metric([label], int(count))
+    return family
+
+
+def _outbox(session: Session, now: datetime) -> list[Metric]:
+    pending, oldest = session.execute(
+        sa.select(sa.func.count(), sa.func.min(OutboxEntry.created_at)).where(
+            OutboxEntry.status == "pending"
+        )
+    ).one()
+    failed = session.scalar(sa.select(sa.func.count()).where(OutboxEntry.status == "failed"))
+    return [
+        _gauge(
+            "calsync_outbox_depth",
+            "Local changes waiting to be written to Google (pending outbox rows).",
+            int(pending),
+        ),
+        _gauge(
+            "calsync_outbox_oldest_age_seconds",
+            "Age of the oldest pending outbox row (0 when the outbox is empty).",
+            _seconds(now - oldest) if oldest is not None else 0.0,
+        ),
+        _gauge(
+            "calsync_outbox_failed",
+            "Outbox rows given up after all attempts (their events are in sync state error).",
+            int(failed or 0),
+        ),
+    ]
+
+
+def _notices(session: Session, now: datetime) -> list[Metric]:
+    due_at = NotificationDelivery.due_at
+    rows = session.execute(
+        sa.select(
+            NotificationDelivery.kind,
+            sa.func.count(),
+            sa.func.count().filter(due_at < now - OVERDUE_AFTER),
+        )
+        .where(NotificationDelivery.status == "pending", due_at <= now)
+        .group_by(NotificationDelivery.kind)
+    ).all()
+    counts = {str(kind): (int(due), int(overdue)) for kind, due, overdue in rows}
+    due = GaugeMetricFamily(
+        "calsync_notices_due",
+        "Reminders and change notices that are due and not sent yet, by kind.",
+        labels=["kind"],
+    )
+    overdue = GaugeMetricFamily(
+        "calsync_notices_overdue",
+        f"Notices still unsent more than {int(OVERDUE_AFTER.total_seconds())} s after "
+        "they were due, by kind.",
+        labels=["kind"],
+    )
+    for kind in ("reminder", "change"):
+        due_count, overdue_count = counts.get(kind, (0, 0))
+        due.add_metric([kind], due_count)
+        overdue.add_metric([kind], overdue_count)
+    return [due, overdue]
+
+
+def _heartbeat(session: Session, now: datetime) -> list[Metric]:
+    beat = session.get(QueueHeartbeat, "queue")
+    if beat is None:
+        return []
+    return [
+        _gauge(
+            "calsync_queue_heartbeat_lag_seconds",
+            "Seconds from the scheduler sending the last heartbeat to a worker recording it",
+            _seconds(beat.processed_at - beat.sent_at),
+        ),
+        _gauge(
+            "calsync_queue_heartbeat_age_seconds",
+            "Seconds since a worker last recorded a heartbeat",
+            _seconds(now - beat.processed_at),
+        ),
+    ]
+
+
+# --- broker ------------------------------------------------------------------------------------
+
+
+def _queue_depths(broker: Any) -> Metric:
+    """Messages waiting per Dramatiq queue; ``<queue>.DQ`` are delayed retries."""
+    names = [name for queue in Queue for name in (queue.value, f"{queue.value}.DQ")]
+    client = getattr(broker, "client", None)
+    if client is not None:  # RedisBroker: each queue is the list <namespace>:<queue>
+        pipe = client.pipeline(transaction=False)
+        for name in names:
+            pipe.llen(f"{NAMESPACE}:{name}")
+        depths = [int(n) for n in pipe.execute()]
+    else:  # StubBroker (embedded mode): in-memory queues
+        queues = getattr(broker, "queues", {})
+        depths = [queues[name].qsize() if name in queues else 0 for name in names]
+    family = GaugeMetricFamily(
+        "calsync_queue_depth",
+        "Messages waiting in each Dramatiq queue (not counting those a worker holds); "
+        "<queue>.DQ holds delayed retries. The worker autoscaler's metric.",
+        labels=["queue"],
+    )
+    for name, depth in zip(names, depths, strict=True):
+        family.add_metric([name], depth)
+    return family
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _gauge(name: str, documentation: str, value: float) -> Metric:
+    return GaugeMetricFamily(name, documentation, value=value)
+
+
+def _seconds(span: timedelta) -> float:
+    return max(span.total_seconds(), 0.0)
