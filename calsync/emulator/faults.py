@@ -7,7 +7,9 @@ and optionally the acting user, and fires for the next ``count`` matching reques
 - ``status``: answer with ``status`` in Google's error shape (``reason`` defaults by
   status) instead of handling the request;
 - ``reset``: close the connection without any answer (TCP RST);
-- ``latency``: wait ``latency_ms`` before handling (combines with the others);
+- ``latency``: wait ``latency_ms`` before handling (combines with the others); with
+  ``after_write: true``, handle the request first and wait before answering (the write
+  is in the store while the client still waits: a client killed then never hears of it);
 - ``expire_token``: expire the access token the request carries, so it gets 401;
 - ``drop_push``: lose the next ``count`` push notifications (optionally of one channel).
 
@@ -126,6 +128,7 @@ class RequestFaults:
     """What fires for one request: computed before handling."""
 
     latency_ms: int = 0
+    latency_after_ms: int = 0
     expire_token: bool = False
     before: Fault | None = None
     after: Fault | None = None
@@ -153,7 +156,9 @@ class FaultSet:
         for fault in self.faults:
             if fault.kind == "drop_push" or not fault.matches(method, path, user):
                 continue
-            if fault.kind == "latency":
+            if fault.kind == "latency" and fault.after_write:
+                found.latency_after_ms += fault.latency_ms
+            elif fault.kind == "latency":
                 found.latency_ms += fault.latency_ms
             elif fault.kind == "expire_token":
                 found.expire_token = True

@@ -4,7 +4,8 @@ Wraps every Google-facing request (Calendar API, batch parts, OAuth) but not the
 ``/emulator/`` control API. Order per request: pick the faults that fire (consuming
 them), wait out injected latency, expire the token if asked, then either answer with
 the fault, reset the connection, or hand the request on; an ``after_write`` fault lets
-the request complete and replaces a successful answer. Finally one log entry.
+the request complete and replaces a successful answer (an ``after_write`` latency holds
+the handled request's answer back). Finally one log entry.
 
 Connection resets: uvicorn gives ASGI apps no way to drop a connection, so
 :func:`abort_connection` finds the transport behind uvicorn's ``send`` callable and
@@ -104,17 +105,21 @@ class FrontEnd:
             elif faults.after is not None:
                 status = await self._after_write(faults.after, scope, receive, send, fired)
             else:
-                status = await self._forward(scope, receive, send)
+                status = await self._forward(scope, receive, send, faults.latency_after_ms)
         finally:
             self._log(scope, status, user, started, fired)
 
-    async def _forward(self, scope: Scope, receive: Receive, send: Send) -> int | None:
+    async def _forward(
+        self, scope: Scope, receive: Receive, send: Send, latency_after_ms: int = 0
+    ) -> int | None:
         status: int | None = None
 
         async def watching_send(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+                if latency_after_ms:  # handled (written); hold the answer back
+                    await asyncio.sleep(latency_after_ms / 1000)
             await send(message)
 
         await self.app(scope, receive, watching_send)

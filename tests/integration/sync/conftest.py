@@ -12,6 +12,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -186,11 +187,15 @@ def sync_settings(settings: Settings, google: FakeGoogle, **changes: Any) -> Set
     )
 
 
-def running_stack(settings: Settings, google: FakeGoogle) -> Iterator[SyncStack]:
+def running_stack(
+    settings: Settings, google: FakeGoogle, *, threads: int = 4
+) -> Iterator[SyncStack]:
+    """The stack with `threads` Dramatiq worker threads in this process (0: none, for
+    tests that run workers elsewhere, e.g. as processes they kill)."""
     services = bootstrap(settings)
     port = int(settings.public_url.rsplit(":", 1)[1])
     server = ThreadedServer(create_app(services), port=port, name="calsync-api")
-    with server, worker_threads(services, threads=4):
+    with server, worker_threads(services, threads=threads) if threads else nullcontext():
         stack = SyncStack(services, google, server.url)
         yield stack
         for service in stack._services_of.values():
