@@ -6,7 +6,8 @@
   when there is none; a 410 drops the token and lists everything again, and the full
   listing then deletes the local rows Google no longer has;
 - the events and the new token are stored in one transaction, with a sync log row
-  (pulled, changed, conflicts, duration, API calls, outcome);
+  (pulled, changed, conflicts, duration, API calls, outcome), and with the change notices
+  and reminders of the changed events (none announced by the first sync of a calendar);
 - notifications that arrived during the pull lead to exactly one more pull, spaced by
   the minimum interval (`calsync.sync.kicks`).
 
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from calsync import metrics
 from calsync.domain.models import Event
 from calsync.providers.base import CalendarProvider
 from calsync.providers.errors import NotFound, ProviderError, SyncTokenExpired
@@ -62,6 +64,7 @@ class _Target:
     ref: CalendarRef
     google_id: str
     sync_token: str | None
+    first_sync: bool
 
 
 def pull_calendar(services: Services, calendar_id: uuid.UUID) -> PullOutcome:
@@ -93,6 +96,7 @@ def pull_calendar(services: Services, calendar_id: uuid.UUID) -> PullOutcome:
             ),
             calendar.provider_calendar_id,
             calendar.sync_token,
+            first_sync=calendar.last_synced_at is None,
         )
     provider = services.providers.for_user(target.ref.user_id)
     try:
@@ -105,7 +109,9 @@ def pull_calendar(services: Services, calendar_id: uuid.UUID) -> PullOutcome:
             log.warning("lost the sync lease of calendar %s; dropping this pull", calendar_id)
             return PullOutcome("busy")
         now = services.clock()
-        report = apply_changes(session, target.ref, events, full_listing=full, now=now)
+        report = apply_changes(
+            session, target.ref, events, full_listing=full, now=now, announce=not target.first_sync
+        )
         calendar = session.get(Calendar, calendar_id)
         assert calendar is not None
         calendar.sync_token = next_token
@@ -140,6 +146,7 @@ def pull_calendar(services: Services, calendar_id: uuid.UUID) -> PullOutcome:
         if again
         else None
     )
+    _count_run(target, "ok", full=full, report=report)
     return PullOutcome("ok", full=full, report=report, api_calls=calls, again_in=delay)
 
 
@@ -202,3 +209,15 @@ def _record_failure(
         lease.release(session, target.ref.id, owner=owner)
         if not err.retryable:
             kicks.finish_pull(session, target.ref.id, now)
+    _count_run(target, "retry" if err.retryable else "error", full=target.sync_token is None)
+
+
+def _count_run(
+    target: _Target, outcome: str, *, full: bool, report: ReconcileReport | None = None
+) -> None:
+    """A finished (committed) pull in ``calsync_sync_runs_total`` and what it applied."""
+    metrics.SYNC_RUNS.labels("full" if full else "incremental", outcome).inc()
+    if report is not None:
+        metrics.SYNC_CHANGES.inc(report.changed)
+        if report.conflicts:
+            metrics.CONFLICTS.labels(target.ref.policy.value, "pull").inc(report.conflicts)

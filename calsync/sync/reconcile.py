@@ -12,7 +12,11 @@ Rules (design.md section 5):
   cancelled master or single event is deleted, with the exceptions of a master;
 - an event deleted locally and not yet pushed is left to the push;
 - after a full listing, synced rows that Google no longer lists are deleted (a full
-  listing carries no tombstones for them); local events never pushed are kept.
+  listing carries no tombstones for them); local events never pushed are kept;
+- the people of updated, cancelled and deleted events are told (change notices, through
+  `calsync.notify.hooks`, as a change made by the organizer at Google), except during the
+  first sync of a calendar; the reminders of every inserted, updated and deleted row are
+  replanned.
 
 Everything is written in bulk in the caller's transaction.
 """
@@ -32,6 +36,7 @@ from sqlalchemy.orm import Session
 from calsync.domain.codec import event_from_document, event_to_document
 from calsync.domain.conflicts import ConflictPolicy
 from calsync.domain.models import Event, EventStatus
+from calsync.notify.hooks import EventChange, events_changed, reschedule_many
 from calsync.providers.google.ids import local_id_from_google_event_id
 from calsync.store import outbox
 from calsync.store.chunks import chunks
@@ -79,8 +84,13 @@ def apply_changes(
     *,
     full_listing: bool,
     now: datetime,
+    announce: bool = True,
 ) -> ReconcileReport:
-    """Apply `remote_events` (one whole listing, all pages) to the calendar's local rows."""
+    """Apply `remote_events` (one whole listing, all pages) to the calendar's local rows.
+
+    `announce`: record change notices for updated, cancelled and deleted events (False
+    for the first sync of a calendar: nobody needs its whole content announced).
+    """
     report = ReconcileReport(pulled=len(remote_events))
     latest = _latest_by_id(remote_events)
     rows = _existing_rows(session, calendar.id, list(latest))
@@ -88,8 +98,14 @@ def apply_changes(
     updates: list[dict[str, Any]] = []
     attendees: list[tuple[uuid.UUID, Sequence[Any]]] = []
     deletions: list[str] = []
-    pending_attendees = attendees_by_event(
-        session, [r.id for r in rows.values() if r.sync_state in _LOCAL_EDIT_STATES]
+    notices: list[EventChange] = []
+    local_attendees = attendees_by_event(
+        session,
+        [
+            r.id
+            for google_id, r in rows.items()
+            if r.sync_state in _LOCAL_EDIT_STATES or (announce and r.etag != latest[google_id].etag)
+        ],
     )
     for google_id, remote in latest.items():
         row = rows.get(google_id)
@@ -99,6 +115,8 @@ def apply_changes(
         if remote.status == EventStatus.CANCELLED and not remote.is_exception:
             if row is not None and row.deleted_at is None:
                 deletions.append(google_id)
+                if announce:
+                    notices.append(_cancellation(row, local_attendees.get(row.id, ())))
             elif row is None:
                 report.unchanged += 1
             continue
@@ -113,23 +131,42 @@ def apply_changes(
             report.unchanged += 1  # deleted here, not pushed yet: the push decides
             continue
         if row.sync_state in _LOCAL_EDIT_STATES:
-            values, merged_attendees = _merge(
-                session, calendar, row, remote, pending_attendees.get(row.id, ()), now
+            values, after = _merge(
+                session, calendar, row, remote, local_attendees.get(row.id, ()), now
             )
             report.conflicts += 1 if values.get("sync_state") == "conflict" else 0
         else:
-            values = _overwrite_values(row, remote)
-            merged_attendees = remote.attendees
+            values, after = _overwrite_values(row, remote), remote
+        if announce and after.status == EventStatus.CANCELLED:
+            notices.append(_cancellation(row, local_attendees.get(row.id, ())))
+        elif announce:
+            notices.append(
+                EventChange(row.id, to_event(row, local_attendees.get(row.id, ())), after)
+            )
+        merged_attendees = after.attendees
         updates.append(values)
         attendees.append((row.id, merged_attendees))
         report.updated += 1
         report.changed_ids.append(row.id)
-    report.deleted += _delete_series(session, calendar.id, deletions)
-    if full_listing:
-        report.deleted += _delete_unlisted(session, calendar.id, set(latest))
+    unlisted = _unlisted(session, calendar.id, set(latest)) if full_listing else []
+    if announce:
+        notices.extend(_gone(session, unlisted))
+        events_changed(session, notices, actor_user_id=None, source="sync", now=now)
+    deleted = _delete_series(session, calendar.id, deletions) + _delete_ids(session, unlisted)
+    report.deleted += len(deleted)
     _write(session, inserts, updates)
     replace_attendees(session, attendees)
+    for row in set(rows.values()):
+        session.expunge(row)  # changed by Core statements: the loaded state is stale
+    reschedule_many(session, [*report.changed_ids, *deleted], now=now)
     return report
+
+
+def _cancellation(row: EventRow, attendees: Sequence[Any]) -> EventChange:
+    """The notice of a cancelled event: Google's tombstone carries no content, so the
+    cancelled version is the local one with the cancelled status."""
+    before = to_event(row, attendees)
+    return EventChange(row.id, before, dataclasses.replace(before, status=EventStatus.CANCELLED))
 
 
 def _latest_by_id(remote_events: Iterable[Event]) -> dict[str, Event]:
@@ -210,8 +247,9 @@ def _merge(
     remote: Event,
     row_attendees: Sequence[Any],
     now: datetime,
-) -> tuple[dict[str, Any], Sequence[Any]]:
-    """Three-way merge of a remote change with unpushed local edits; logs the resolution."""
+) -> tuple[dict[str, Any], Event]:
+    """Three-way merge of a remote change with unpushed local edits; logs the resolution.
+    Returns the row's new column values and the event it now holds."""
     local = dataclasses.replace(to_event(row, row_attendees), updated=row.updated_at)
     base = event_from_document(row.base_version) if row.base_version else None
     resolution = resolve(base=base, local=local, remote=remote, policy=calendar.policy)
@@ -233,7 +271,7 @@ def _merge(
         keep["remote_updated_at"] = remote.updated
         return (
             {**keep, **bookkeeping, "sync_state": "conflict", "conflict": resolution.details},
-            local.attendees,
+            local,
         )
     merged = resolution.merged
     values = {
@@ -244,7 +282,10 @@ def _merge(
         "sync_error": None,
         "sync_state": "pending" if resolution.push_needed else "synced",
     }
-    if resolution.push_needed and outbox.pending_writes(session, row.id) is None:
+    if resolution.push_needed:
+        # Always a row of its own, even if rows are pending: a push running now closes
+        # only the rows it read before this merge, so relying on them would leave the
+        # merged version "pending" with nothing left to push it (tests/faults).
         outbox.add(
             session,
             event_id=row.id,
@@ -253,38 +294,59 @@ def _merge(
             operation="update",
             now=now,
         )
-    return values, merged.attendees
+    return values, merged
 
 
-def _delete_series(session: Session, calendar_id: uuid.UUID, google_ids: Sequence[str]) -> int:
-    """Delete cancelled masters and single events, and the exceptions of the masters."""
-    deleted = 0
+def _delete_series(
+    session: Session, calendar_id: uuid.UUID, google_ids: Sequence[str]
+) -> list[uuid.UUID]:
+    """Delete cancelled masters and single events, and the exceptions of the masters.
+    Returns the local ids of the deleted rows."""
+    deleted: list[uuid.UUID] = []
     for chunk in chunks(google_ids):
         result = session.execute(
-            sa.delete(_events).where(
+            sa.delete(_events)
+            .where(
                 _events.c.calendar_id == calendar_id,
                 sa.or_(
                     _events.c.google_event_id.in_(chunk),
                     _events.c.recurring_event_id.in_(chunk),
                 ),
             )
+            .returning(_events.c.id)
         )
-        deleted += result.rowcount  # type: ignore[attr-defined]
+        deleted.extend(result.scalars())
     return deleted
 
 
-def _delete_unlisted(session: Session, calendar_id: uuid.UUID, listed: set[str]) -> int:
-    """After a full listing: delete rows that were on Google and are no longer listed."""
+def _unlisted(session: Session, calendar_id: uuid.UUID, listed: set[str]) -> list[uuid.UUID]:
+    """After a full listing: the rows that were on Google and are no longer listed."""
     candidates = session.execute(
         sa.select(_events.c.id, _events.c.google_event_id).where(
             _events.c.calendar_id == calendar_id,
             _events.c.base_version.is_not(None),
         )
     ).all()
-    stale = [row.id for row in candidates if row.google_event_id not in listed]
-    for chunk in chunks(stale):
+    return [row.id for row in candidates if row.google_event_id not in listed]
+
+
+def _gone(session: Session, event_ids: Sequence[uuid.UUID]) -> list[EventChange]:
+    """The notices of rows about to be deleted because Google no longer lists them."""
+    attendees = attendees_by_event(session, event_ids)
+    changes = []
+    for chunk in chunks(event_ids):
+        for row in session.scalars(sa.select(EventRow).where(EventRow.id.in_(chunk))):
+            if row.deleted_at is None:
+                before = to_event(row, attendees.get(row.id, ()))
+                changes.append(EventChange(row.id, before, None))
+            session.expunge(row)
+    return changes
+
+
+def _delete_ids(session: Session, event_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
+    for chunk in chunks(event_ids):
         session.execute(sa.delete(_events).where(_events.c.id.in_(chunk)))
-    return len(stale)
+    return list(event_ids)
 
 
 def _write(session: Session, inserts: list[dict[str, Any]], updates: list[dict[str, Any]]) -> None:

@@ -1,6 +1,8 @@
 """Benchmark the sync engine: prints figures, asserts nothing.
 
-Run: ``.venv/bin/python -m tests.perf.bench_sync [--events 10000] [--notifications 50000]``
+Run: ``.venv/bin/python -m tests.perf.bench_sync [--events 10000] [--intake-seconds 10]``
+(``--pulls-only`` skips the intake and change-to-visible figures; ``--profile DIR`` writes
+cProfile stats of the pulls there; ``--database NAME`` picks the scratch database.)
 
 Needs PostgreSQL and Redis (as the tests do); uses a scratch database ``calsync_bench``.
 The emulator runs in its own process, and so does the API for the intake figure
@@ -17,6 +19,7 @@ generator does not share their interpreter lock. Figures:
 from __future__ import annotations
 
 import argparse
+import cProfile
 import dataclasses
 import os
 import shutil
@@ -51,18 +54,18 @@ DATABASE = "calsync_bench"
 REDIS = "redis://127.0.0.1:6379/14"
 
 
-def fresh_database() -> str:
+def fresh_database(name: str = DATABASE) -> str:
     admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
-        connection.execute(sa.text(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"))
-        connection.execute(sa.text(f"CREATE DATABASE {DATABASE}"))
+        connection.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        connection.execute(sa.text(f"CREATE DATABASE {name}"))
     admin.dispose()
-    return PG_ADMIN.rsplit("/", 1)[0] + "/" + DATABASE
+    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
 
 
-def environment(emulator: str, api_port: int) -> dict[str, str]:
+def environment(emulator: str, api_port: int, database: str = DATABASE) -> dict[str, str]:
     return {
-        "CALSYNC_DATABASE_URL": fresh_database(),
+        "CALSYNC_DATABASE_URL": fresh_database(database),
         "CALSYNC_REDIS_URL": REDIS,
         "CALSYNC_PUBLIC_URL": f"http://127.0.0.1:{api_port}",
         "CALSYNC_JWT_SECRET": uuid.uuid4().hex * 2,
@@ -86,37 +89,59 @@ def calendar_id_of(services: Services, user_id: uuid.UUID) -> uuid.UUID:
         return session.scalars(sa.select(Calendar.id).where(Calendar.user_id == user_id)).one()
 
 
-def full_sync(services: Services, calendar_id: uuid.UUID, runs: int) -> list[float]:
-    timings = []
+class Timer:
+    """Wall and process CPU time of the measured calls, optionally under cProfile."""
+
+    def __init__(self, profile: cProfile.Profile | None = None) -> None:
+        self.profile = profile
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+
+    def __enter__(self) -> Timer:
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+        if self.profile is not None:
+            self.profile.enable()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.profile is not None:
+            self.profile.disable()
+        self.wall.append(time.perf_counter() - self._wall)
+        self.cpu.append(time.process_time() - self._cpu)
+
+
+def full_sync(services: Services, calendar_id: uuid.UUID, runs: int, timer: Timer) -> list[float]:
     for _ in range(runs):
         with services.sessions.begin() as session:
             session.execute(sa.delete(Event).where(Event.calendar_id == calendar_id))
             session.execute(
                 sa.update(Calendar).where(Calendar.id == calendar_id).values(sync_token=None)
             )
-        started = time.perf_counter()
-        outcome = pull_calendar(services, calendar_id)
-        timings.append(time.perf_counter() - started)
+        with timer:
+            outcome = pull_calendar(services, calendar_id)
         assert outcome.report is not None
         assert outcome.full
-    return timings
+    return timer.wall
 
 
 def incremental(
-    services: Services, calendar_id: uuid.UUID, google: object, email: str, runs: int
+    services: Services,
+    calendar_id: uuid.UUID,
+    google: object,
+    email: str,
+    runs: int,
+    timer: Timer,
 ) -> list[float]:
-    timings = []
     for run in range(runs):
         for n in range(10):
             google.events().patch(  # type: ignore[attr-defined]
                 calendarId=email, eventId=f"bench{run * 10 + n:07d}", body={"summary": f"r{run}"}
             ).execute()
-        started = time.perf_counter()
-        outcome = pull_calendar(services, calendar_id)
-        timings.append(time.perf_counter() - started)
+        with timer:
+            outcome = pull_calendar(services, calendar_id)
         assert outcome.report is not None
         assert outcome.report.updated == 10, outcome.report
-    return timings
+    return timer.wall
 
 
 def intake(services: Services, env: dict[str, str], user_id: uuid.UUID, seconds: int) -> str | None:
@@ -229,11 +254,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--intake-seconds", type=int, default=10)
+    parser.add_argument("--pulls-only", action="store_true", help="skip intake and latency")
+    parser.add_argument("--profile", type=Path, help="write cProfile stats of the pulls here")
+    parser.add_argument("--database", default=DATABASE, help="scratch database (dropped)")
     args = parser.parse_args()
     emulator_port, api_port = free_port(), free_port()
     emulator = start_emulator(emulator_port)
     base = f"http://127.0.0.1:{emulator_port}"
-    env = environment(base, api_port)
+    env = environment(base, api_port, args.database)
     settings = dataclasses.replace(Settings.from_env(env), sync_min_interval_seconds=0.0)
     services = bootstrap(settings)
     upgrade(services.engine)
@@ -245,13 +273,27 @@ def main() -> None:
             seed(base, token, email, args.events)
             google = build_calendar_service(base, token)
             calendar_id = calendar_id_of(services, user_id)
-            full = full_sync(services, calendar_id, runs=3)
+            profiles = (cProfile.Profile(), cProfile.Profile()) if args.profile else (None, None)
+            timer = Timer(profiles[0])
+            full = full_sync(services, calendar_id, runs=3, timer=timer)
             print(
                 f"full sync of {args.events} events into PostgreSQL: "
                 f"best {min(full) * 1000:.0f} ms, median {statistics.median(full) * 1000:.0f} ms"
+                f" (CPU of this process: median {ms(timer.cpu)})"
             )
-            incr = incremental(services, calendar_id, google, email, runs=20)
-            print(f"incremental sync of 10 changes: p50 {ms(incr)}, p90 {ms(incr, 0.9)}")
+            timer = Timer(profiles[1])
+            incr = incremental(services, calendar_id, google, email, runs=20, timer=timer)
+            print(
+                f"incremental sync of 10 changes: p50 {ms(incr)}, p90 {ms(incr, 0.9)}"
+                f" (CPU of this process: p50 {ms(timer.cpu)})"
+            )
+            if args.profile:
+                args.profile.mkdir(parents=True, exist_ok=True)
+                for name, profile in zip(("full", "incremental"), profiles, strict=True):
+                    assert profile is not None
+                    profile.dump_stats(args.profile / f"{name}.prof")
+            if args.pulls_only:
+                return
             report = intake(services, env, user_id, args.intake_seconds)
             if report is None:
                 print("notification intake: skipped (wrk is not installed)")
