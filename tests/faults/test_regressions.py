@@ -1,0 +1,95 @@
+"""Bugs the fault suite found, each pinned by a deterministic reproduction.
+
+1. A pull that merged a remote copy with unpushed local edits *while a push of the same
+   event was on its way to Google* left the event ``pending`` for ever: the merge saw
+   the push's outbox rows and queued nothing of its own, then the push closed those rows
+   (its write was of the older version), found nothing pending and stopped. Found by
+   killing a worker mid-insert (tests/faults/test_worker_kill.py); fixed in
+   ``calsync.sync.reconcile`` (a merge that needs a push always queues its own row).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from calsync.config import Settings
+from calsync.providers.base import CalendarProvider, ProviderSource
+from calsync.store import outbox
+from tests.conftest import FakeGoogle
+from tests.integration.events.conftest import EventsApp, running
+
+pytestmark = [pytest.mark.faults, pytest.mark.integration]
+
+
+class _Hooked:
+    """A provider that runs `before_patch` once, just before its first patch."""
+
+    def __init__(self, inner: CalendarProvider, before_patch: list[Callable[[], None]]):
+        self._inner = inner
+        self._before_patch = before_patch
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def patch_event(self, *args: Any, **kwargs: Any) -> Any:
+        while self._before_patch:
+            self._before_patch.pop()()
+        return self._inner.patch_event(*args, **kwargs)
+
+
+class HookedProviders:
+    def __init__(self, inner: ProviderSource) -> None:
+        self.inner = inner
+        self.before_patch: list[Callable[[], None]] = []
+
+    def for_user(self, user_id: uuid.UUID) -> Any:
+        return _Hooked(self.inner.for_user(user_id), self.before_patch)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.fixture
+def app(production_settings: Settings, fake_google: FakeGoogle) -> Iterator[EventsApp]:
+    yield from running(production_settings, fake_google)
+
+
+def test_a_merge_during_a_push_of_the_same_event_is_pushed_too(app: EventsApp) -> None:
+    alice = app.connect("alice@example.com")
+    hooked = HookedProviders(app.services.providers)
+    app.services.providers = hooked  # type: ignore[assignment]
+    # Given an event whose insert reached Google but whose answer was lost (Google holds
+    # it under calsync's id)
+    created = app.create(
+        alice,
+        {"title": "t", "start_time": "2031-03-04T10:00:00Z", "end_time": "2031-03-04T11:00:00Z"},
+    )
+    app.remote(alice).insert(
+        calendarId=alice.primary,
+        body={
+            "id": created["google_event_id"],
+            "summary": "t",
+            "start": {"dateTime": "2031-03-04T10:00:00Z"},
+            "end": {"dateTime": "2031-03-04T11:00:00Z"},
+        },
+    ).execute()
+    # And a local edit that Google's copy does not have yet
+    edited = app.put(alice, created["id"], {"description": "local edit"})
+    assert edited.status_code == 200
+    # When the retried push (409, read back, patch) runs while a pull merges Google's
+    # older copy with the unpushed edit - the pull lands between the read and the patch
+    hooked.before_patch.append(lambda: app.pull(alice))
+    app.clock.advance(hours=2)
+    app.push_all()
+    # Then the merged version was pushed as well: synced, nothing left behind
+    assert not hooked.before_patch, "the pull ran during the push"
+    shown = app.get(alice, created["id"])
+    assert shown["sync_state"] == "synced", shown
+    with app.services.sessions() as session:
+        assert outbox.pending_writes(session, uuid.UUID(created["id"])) is None
+    remote = app.google_event(alice, created["google_event_id"])
+    assert remote["description"] == "local edit"
