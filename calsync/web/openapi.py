@@ -70,7 +70,10 @@ _ATTENDEE_IN = {
     ]
 }
 _TIME = {
-    "type": "string",
+    "anyOf": [
+        {"type": "string", "format": "date"},
+        {"type": "string", "format": "date-time"},
+    ],
     "description": "YYYY-MM-DD for all-day events (end exclusive), else ISO 8601 date-time",
 }
 _EVENT_FIELDS_IN: dict[str, Any] = {
@@ -204,10 +207,54 @@ SCHEMAS: Final[dict[str, Any]] = {
         },
         required=("id", "email", "role", "status"),
     ),
+    "UserUpdate": _object({"role": {"enum": ["admin", "user"]}}, required=("role",)),
+    "PreferencesUpdate": _object(
+        {
+            "reminder_minutes": {
+                "type": ["array", "null"],
+                "items": {"type": "integer", "minimum": 0, "maximum": 40320},
+                "maxItems": 5,
+            },
+            "channels": {
+                "type": "array",
+                "items": {"enum": ["email", "push", "webhook"]},
+                "uniqueItems": True,
+            },
+            "webhook_url": {"type": ["string", "null"], "format": "uri"},
+            "change_notices": {"type": "boolean"},
+            "quiet_hours": {
+                "type": ["object", "null"],
+                "properties": {
+                    "start": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"},
+                    "end": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"},
+                    "timezone": _NULLABLE_STRING,
+                },
+                "required": ["start", "end"],
+                "additionalProperties": False,
+            },
+        }
+    ),
+    "PushSubscription": _object(
+        {
+            "endpoint": {"type": "string", "format": "uri"},
+            "keys": _object(
+                {
+                    "p256dh": {"type": "string", "description": "uncompressed P-256 key"},
+                    "auth": {"type": "string", "description": "16-byte secret"},
+                },
+                required=("p256dh", "auth"),
+            ),
+            "expirationTime": {"type": ["number", "null"]},
+        },
+        required=("endpoint", "keys"),
+    ),
     "Object": {"type": "object"},
 }
 
 _AUTH_ERRORS = {"401": _error("no or invalid token"), "429": _error("rate limited")}
+#: What any operation with a JSON body can also answer: a body that is not JSON (or not
+#: an object), one over the size limit.
+_BODY_ERRORS = {"400": _error("the body is not a JSON object"), "413": _error("body too large")}
 _EVENT_ID = {
     "name": "event_id",
     "in": "path",
@@ -265,7 +312,13 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
     ("GET", "/auth/google"): _op(
         "Start Google sign-in (authorization code, PKCE S256)",
         {"302": {"description": "redirect to Google's consent page"}, "400": _error("bad request")},
-        parameters=[_query("login_hint", "email passed on to Google")],
+        parameters=[
+            _query(
+                "login_hint",
+                "email passed on to Google",
+                {"type": "string", "format": "email", "maxLength": 320},
+            )
+        ],
         **_PUBLIC,
     ),
     ("GET", "/auth/google/callback"): _op(
@@ -275,20 +328,32 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
                 _object({"token": {"type": "string"}, "user": _ref("User")}, closed=False)
             ),
             "400": _error("bad, replayed or denied state"),
+            "502": _error("Google's token endpoint failed"),
         },
+        parameters=[
+            _query("code", "the authorization code Google gave"),
+            _query("state", "the state sent with the redirect (bound to a cookie)"),
+            _query("error", "set by Google when consent was refused"),
+        ],
         **_PUBLIC,
     ),
     ("GET", "/me"): _op("The caller", {"200": _json(_ref("User")), **_AUTH_ERRORS}),
     ("GET", "/me/preferences"): _op("Notice preferences", {"200": _LOOSE, **_AUTH_ERRORS}),
     ("PUT", "/me/preferences"): _op(
         "Change notice preferences",
-        {"200": _LOOSE, "422": _error("invalid fields"), **_AUTH_ERRORS},
-        requestBody=_body("Object"),
+        {"200": _LOOSE, "422": _error("invalid fields"), **_BODY_ERRORS, **_AUTH_ERRORS},
+        requestBody=_body("PreferencesUpdate"),
     ),
     ("POST", "/me/push-subscriptions"): _op(
         "Register a Web Push subscription",
-        {"201": _LOOSE, "200": _LOOSE, "422": _error("invalid fields"), **_AUTH_ERRORS},
-        requestBody=_body("Object"),
+        {
+            "201": _LOOSE,
+            "200": _LOOSE,
+            "422": _error("invalid fields"),
+            **_BODY_ERRORS,
+            **_AUTH_ERRORS,
+        },
+        requestBody=_body("PushSubscription"),
     ),
     ("DELETE", "/me/push-subscriptions/{subscription_id}"): _op(
         "Remove a Web Push subscription",
@@ -303,7 +368,19 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
         ],
     ),
     ("GET", "/me/notices"): _op(
-        "The caller's notices, newest first", {"200": _LOOSE, **_AUTH_ERRORS}
+        "The caller's notices, newest first",
+        {
+            "200": _LOOSE,
+            "400": _error("a cursor this API did not give out"),
+            "422": _error("bad parameter"),
+            **_AUTH_ERRORS,
+        },
+        parameters=[
+            _query("limit", "page size, 1-200", {"type": "integer", "minimum": 1, "maximum": 200}),
+            _query("cursor", "next_cursor of the previous page"),
+            _query("status", "only notices in this delivery status"),
+            _query("kind", "only notices of this kind"),
+        ],
     ),
     ("GET", "/admin/users"): _op(
         "Every user (admins)",
@@ -320,12 +397,13 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
             "403": _error("not an admin"),
             "404": _error("no such user"),
             "422": _error("invalid role"),
+            **_BODY_ERRORS,
             **_AUTH_ERRORS,
         },
         parameters=[
             {"name": "user_id", "in": "path", "required": True, "schema": {"type": "string"}}
         ],
-        requestBody=_body("Object"),
+        requestBody=_body("UserUpdate"),
     ),
     ("GET", "/admin/audit"): _op(
         "The audit trail (admins)", {"200": _LOOSE, "403": _error("not an admin"), **_AUTH_ERRORS}
@@ -333,9 +411,28 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
     ("POST", "/webhooks/google"): _op(
         "Google push channel receiver (X-Goog-* headers, empty body)",
         {
-            "200": {"description": "acknowledged"},
+            "200": {"description": "acknowledged (also for unknown or forged channels)"},
+            "400": _error("X-Goog-Channel-ID or X-Goog-Resource-State missing"),
             "503": {"description": "calsync is down; Google retries"},
         },
+        parameters=[
+            {
+                "name": "X-Goog-Channel-ID",
+                "in": "header",
+                "required": True,
+                "schema": {"type": "string", "minLength": 1},
+            },
+            {
+                "name": "X-Goog-Resource-State",
+                "in": "header",
+                "required": True,
+                "schema": {"type": "string", "minLength": 1},
+                "description": "sync, exists or not_exists; other values are acknowledged",
+            },
+            {"name": "X-Goog-Channel-Token", "in": "header", "schema": {"type": "string"}},
+            {"name": "X-Goog-Resource-ID", "in": "header", "schema": {"type": "string"}},
+            {"name": "X-Goog-Message-Number", "in": "header", "schema": {"type": "string"}},
+        ],
         **_PUBLIC,
     ),
     ("POST", "/sync"): _op("Sync the caller's calendars now", {"202": _LOOSE, **_AUTH_ERRORS}),
@@ -353,6 +450,7 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
             "200": _json(_ref("Calendar")),
             "404": _error("no such calendar"),
             "422": _error("invalid policy"),
+            **_BODY_ERRORS,
             **_AUTH_ERRORS,
         },
         parameters=[
@@ -367,6 +465,7 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
             "403": _error("calendar is read-only"),
             "404": _error("no such calendar"),
             "422": _error("invalid fields, or Idempotency-Key reused with another body"),
+            **_BODY_ERRORS,
             **_AUTH_ERRORS,
         },
         parameters=[
@@ -383,11 +482,17 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
         {"200": _json(_ref("EventPage")), "422": _error("bad parameter"), **_AUTH_ERRORS},
         parameters=[
             _query(
-                "start_date", "YYYY-MM-DD (caller's zone) or date-time with offset; with end_date"
+                "start_date",
+                "YYYY-MM-DD (caller's zone) or date-time with offset; with end_date",
+                _TIME,
             ),
-            _query("end_date", "inclusive date, or exclusive date-time; with start_date"),
+            _query("end_date", "inclusive date, or exclusive date-time; with start_date", _TIME),
             _query("category", "only this category"),
-            _query("calendar_id", "only this calendar", {"type": "string", "format": "uuid"}),
+            _query(
+                "calendar_id",
+                "only this calendar (empty: every calendar)",
+                {"anyOf": [{"type": "string", "format": "uuid"}, {"const": ""}]},
+            ),
             _query(
                 "recurring", "true: series (instances); false: single events", {"type": "boolean"}
             ),
@@ -414,7 +519,8 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
             "403": _error("not the organizer, or calendar read-only"),
             "404": _error("no such event"),
             "412": _error("If-Match does not match the current etag"),
-            "422": _error("invalid fields"),
+            "422": _error("invalid fields or scope"),
+            **_BODY_ERRORS,
             **_AUTH_ERRORS,
         },
         parameters=[_EVENT_ID, _SCOPE, _IF_MATCH],
@@ -427,6 +533,7 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
             "403": _error("not the organizer, or calendar read-only"),
             "404": _error("no such event"),
             "412": _error("If-Match does not match the current etag"),
+            "422": _error("invalid scope"),
             **_AUTH_ERRORS,
         },
         parameters=[_EVENT_ID, _SCOPE, _IF_MATCH],
