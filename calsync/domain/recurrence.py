@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from functools import lru_cache
 from typing import Final
 
 from dateutil import rrule as du
@@ -45,8 +47,12 @@ __all__ = [
     "DEFAULT_MAX_COUNT",
     "DEFAULT_MAX_INSTANCES",
     "MAX_INSTANCES_LIMIT",
+    "Occurrences",
+    "clear_rule_cache",
     "expand",
     "instance_id",
+    "instance_of",
+    "occurrences",
     "series_end",
     "validate_recurrence",
 ]
@@ -133,28 +139,162 @@ def expand(
     series_id = master_id or master.provider_event_id
     if not series_id:
         raise ValueError("a master id is needed to name the instances")
-    recurrence = validate_recurrence(master.recurrence, master.start, max_count=max_count)
-    series = _Series(master.start, fallback)
+    found = occurrences(
+        master.recurrence,
+        master.start,
+        master.end,
+        window_start,
+        window_end,
+        exceptions,
+        series_id=series_id,
+        timezone=master.timezone,
+        max_instances=max_instances,
+        max_count=max_count,
+    )
+    instances = [instance_of(master, series_id, start) for start in found.starts]
+    instances += found.exceptions
+    instances.sort(key=lambda e: (e.start.start_in(fallback), e.provider_event_id or ""))
+    return tuple(instances)
+
+
+@dataclass(frozen=True, slots=True)
+class Occurrences:
+    """What a series shows in a window, before any instance is built.
+
+    `starts` are the starts of the generated instances (those no exception replaces), in
+    order; `exceptions` the series' own live exceptions that overlap the window. Together
+    they are the earliest `max_instances` instances, exactly those `expand` returns.
+    """
+
+    starts: tuple[EventTime, ...]
+    exceptions: tuple[Event, ...]
+
+
+def occurrences(
+    recurrence: tuple[str, ...],
+    start: EventTime,
+    end: EventTime,
+    window_start: datetime,
+    window_end: datetime,
+    exceptions: Iterable[Event] = (),
+    *,
+    series_id: str,
+    timezone: str | None,
+    max_instances: int = DEFAULT_MAX_INSTANCES,
+    max_count: int = DEFAULT_MAX_COUNT,
+) -> Occurrences:
+    """The instances of the series (`recurrence`, `start`, `end`, `timezone` of a valid,
+    non-cancelled master) that overlap `[window_start, window_end)`, as starts.
+
+    The cheap half of `expand`, for callers that build instances (`instance_of`) only for
+    the few they show. The parsed rules come from a bounded cache keyed by everything they
+    depend on (the lines, the start and its zone, the fallback zone of all-day series and
+    `max_count`), so the rules of a series are parsed and validated once, not once per
+    request; the cache holds no instances and nothing of the window. Raises
+    `ValidationError` for recurrence lines that do not validate.
+    """
+    fallback = timezone or "UTC"
+    compiled = _compiled(tuple(recurrence), start, fallback, max_count)
+    if isinstance(compiled, tuple):
+        raise ValidationError(*compiled)
+    recurrence_set, series = compiled.recurrence, compiled.series
     own = [e for e in exceptions if e.recurring_event_id in (None, series_id)]
     replaced = {series.key(e.original_start) for e in own if e.original_start is not None}
-    slack = len(replaced) + len(recurrence.exdates) + 1
-    starts = series.starts_in_window(
-        recurrence, window_start - master.duration, window_end, max_instances + slack
+    slack = len(replaced) + len(recurrence_set.exdates) + 1
+    duration = _duration(start, end)
+    candidates = series.starts_in_window(
+        recurrence_set, window_start - duration, window_end, max_instances + slack
     )
-    duration = master.duration
-    instances = [
-        _instance(master, series_id, start, duration)
-        for start in starts
-        if series.key(start) not in replaced
+    starts = [
+        value
+        for value in candidates
+        if series.key(value) not in replaced
+        and _span_overlaps(value, duration, fallback, window_start, window_end)
     ]
-    instances = [e for e in instances if _overlaps(e, window_start, window_end)]
-    instances += [
+    live = [
         e
         for e in own
         if e.status != EventStatus.CANCELLED and _overlaps(e, window_start, window_end)
     ]
-    instances.sort(key=lambda e: (e.start.start_in(fallback), e.provider_event_id or ""))
-    return tuple(instances[:max_instances])
+    if len(starts) + len(live) > max_instances:
+        starts, live = _earliest(starts, live, series_id, fallback, max_instances)
+    return Occurrences(tuple(starts), tuple(live))
+
+
+def instance_of(master: Event, series_id: str, start: EventTime) -> Event:
+    """The generated instance of series `master` (named `series_id`) that starts at `start`:
+    a copy of the master with the instance's start and end, as `expand` returns it."""
+    return _instance(master, series_id, start, master.duration)
+
+
+def _duration(start: EventTime, end: EventTime) -> timedelta:
+    if start.day is not None and end.day is not None:
+        return end.day - start.day
+    assert start.instant is not None
+    assert end.instant is not None
+    return end.instant - start.instant
+
+
+def _span_overlaps(
+    start: EventTime,
+    duration: timedelta,
+    fallback: str,
+    window_start: datetime,
+    window_end: datetime,
+) -> bool:
+    """`_overlaps` of the instance starting at `start`, without building it."""
+    begin = start.start_in(fallback)
+    if start.day is not None:
+        end = datetime.combine(start.day + duration, time(), tzinfo=zone(fallback))
+    else:
+        end = begin + duration
+    if end <= begin:
+        return window_start <= begin < window_end
+    return begin < window_end and end > window_start
+
+
+def _earliest(
+    starts: list[EventTime], live: list[Event], series_id: str, fallback: str, limit: int
+) -> tuple[list[EventTime], list[Event]]:
+    """The first `limit` of generated starts and exceptions, in `expand`'s order."""
+    keyed: list[tuple[datetime, str, EventTime | Event]] = [
+        (s.start_in(fallback), instance_id(series_id, s), s) for s in starts
+    ]
+    keyed += [(e.start.start_in(fallback), e.provider_event_id or "", e) for e in live]
+    keyed.sort(key=lambda item: (item[0], item[1]))
+    kept = [item[2] for item in keyed[:limit]]
+    return (
+        [v for v in kept if isinstance(v, EventTime)],
+        [v for v in kept if isinstance(v, Event)],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    recurrence: RecurrenceSet
+    series: _Series
+
+
+_COMPILED_CACHE_SIZE: Final = 4096
+
+
+@lru_cache(maxsize=_COMPILED_CACHE_SIZE)
+def _compiled(
+    lines: tuple[str, ...], start: EventTime, fallback: str, max_count: int
+) -> _Compiled | tuple[str, str]:
+    """The validated rules and evaluation context of a series, or the (field, message) of
+    its `ValidationError` (kept as values: a cached exception would grow a traceback each
+    time it is raised again). Pure: the result depends only on the arguments."""
+    try:
+        recurrence = validate_recurrence(lines, start, max_count=max_count)
+    except ValidationError as err:
+        return err.field, err.message
+    return _Compiled(recurrence, _Series(start, fallback))
+
+
+def clear_rule_cache() -> None:
+    """Forget every cached parsed rule set (tests; never needed for correctness)."""
+    _compiled.cache_clear()
 
 
 def series_end(master: Event, *, max_count: int = DEFAULT_MAX_COUNT) -> datetime | None:
@@ -217,7 +357,11 @@ def _overlaps(event: Event, window_start: datetime, window_end: datetime) -> boo
 
 
 class _Series:
-    """Evaluates rules of one series on naive wall-clock times in the series' zone."""
+    """Evaluates rules of one series on naive wall-clock times in the series' zone.
+
+    Immutable after construction (it is shared between threads through `_compiled`)."""
+
+    __slots__ = ("all_day", "dtstart", "timezone", "tz")
 
     def __init__(self, start: EventTime, fallback_zone: str = "UTC") -> None:
         self.all_day = start.is_all_day

@@ -17,12 +17,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from calsync.domain.models import EventTime
 from calsync.store.chunks import chunks
 from calsync.store.events import StoredEvent, attendees_by_event, stored_event
 from calsync.store.tables import Calendar
@@ -32,12 +34,16 @@ __all__ = [
     "CalendarView",
     "EventFilter",
     "Kind",
+    "SeriesOutline",
     "calendar_of",
     "calendars_of",
     "exceptions_of",
     "find_by_provider_id",
     "find_exception",
+    "list_keys",
     "list_stored",
+    "load_many",
+    "series_outlines",
     "set_conflict_policy",
 ]
 
@@ -112,15 +118,109 @@ def list_stored(
     """At most `limit` events matching `spec`, by (start, id), after the `after` key."""
     query = sa.select(EventRow).where(*_conditions(spec))
     if after is not None:
-        at, last_id = after
-        query = query.where(
-            sa.or_(
-                EventRow.start_time > at,
-                sa.and_(EventRow.start_time == at, EventRow.id > last_id),
-            )
-        )
+        query = query.where(_after(after))
     rows = list(session.scalars(query.order_by(EventRow.start_time, EventRow.id).limit(limit)))
     return _with_attendees(session, rows)
+
+
+def list_keys(
+    session: Session,
+    spec: EventFilter,
+    *,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None = None,
+) -> list[tuple[datetime, uuid.UUID]]:
+    """The (start, id) keys of what `list_stored` returns for the same arguments: the
+    rows are not loaded (a caller that shows only some of them loads those)."""
+    query = sa.select(EventRow.start_time, EventRow.id).where(*_conditions(spec))
+    if after is not None:
+        query = query.where(_after(after))
+    query = query.order_by(EventRow.start_time, EventRow.id).limit(limit)
+    return [(at, event_id) for at, event_id in session.execute(query)]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SeriesOutline:
+    """What expanding a series master needs, read without loading the whole row.
+
+    The fields equal those of the master's `StoredEvent` (`id`, `calendar_id`) and of its
+    `event` (`start`, `end`, `timezone`, `recurrence`, `category`); `series_id` is the
+    id its exceptions name it by (its Google id, else its local id).
+    """
+
+    id: uuid.UUID
+    calendar_id: uuid.UUID
+    series_id: str
+    start: EventTime
+    end: EventTime
+    timezone: str | None
+    recurrence: tuple[str, ...]
+    category: str | None
+
+
+_OUTLINE_COLUMNS = (
+    EventRow.id,
+    EventRow.calendar_id,
+    EventRow.google_event_id,
+    EventRow.start_time,
+    EventRow.end_time,
+    EventRow.timezone,
+    EventRow.end_timezone,
+    EventRow.all_day,
+    EventRow.recurrence_rule,
+    EventRow.category,
+)
+
+
+def series_outlines(session: Session, spec: EventFilter, *, limit: int) -> list[SeriesOutline]:
+    """The outlines of the masters `list_stored(session, spec, limit=limit)` returns, in
+    the same order (`spec.kind` should be `Kind.MASTER`)."""
+    query = sa.select(*_OUTLINE_COLUMNS).where(*_conditions(spec))
+    rows = session.execute(query.order_by(EventRow.start_time, EventRow.id).limit(limit))
+    return [_outline(row) for row in rows]
+
+
+def _outline(row: sa.Row[*tuple[Any, ...]]) -> SeriesOutline:
+    # The same mapping as calsync.store.events.to_event (tested against it).
+    zone_name: str = row.timezone
+    if row.all_day:
+        start = EventTime.on(row.start_time.astimezone(UTC).date())
+        end = EventTime.on(row.end_time.astimezone(UTC).date())
+        timezone = zone_name or None
+    else:
+        start = EventTime(instant=row.start_time, timezone=zone_name or "UTC")
+        end = EventTime(instant=row.end_time, timezone=row.end_timezone or zone_name or "UTC")
+        timezone = start.timezone
+    rule: str | None = row.recurrence_rule
+    return SeriesOutline(
+        id=row.id,
+        calendar_id=row.calendar_id,
+        series_id=row.google_event_id or str(row.id),
+        start=start,
+        end=end,
+        timezone=timezone,
+        recurrence=tuple(line.strip() for line in rule.split("\n")) if rule else (),
+        category=row.category,
+    )
+
+
+def load_many(session: Session, event_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, StoredEvent]:
+    """The events with these local ids (deleted ones excluded), by id; absent ids are
+    missing from the answer."""
+    rows: list[EventRow] = []
+    for chunk in chunks(sorted(set(event_ids))):
+        rows += session.scalars(
+            sa.select(EventRow).where(EventRow.id.in_(chunk), EventRow.deleted_at.is_(None))
+        )
+    return {stored.id: stored for stored in _with_attendees(session, rows)}
+
+
+def _after(after: tuple[datetime, uuid.UUID]) -> sa.ColumnElement[bool]:
+    at, last_id = after
+    return sa.or_(
+        EventRow.start_time > at,
+        sa.and_(EventRow.start_time == at, EventRow.id > last_id),
+    )
 
 
 def exceptions_of(

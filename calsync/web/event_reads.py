@@ -23,15 +23,19 @@ from sqlalchemy.orm import Session
 
 from calsync.domain.errors import ValidationError
 from calsync.domain.models import Event, EventStatus, EventTime
-from calsync.domain.recurrence import expand, instance_id
+from calsync.domain.recurrence import expand, instance_id, instance_of, occurrences
 from calsync.domain.timezones import zone
 from calsync.store import keyset
 from calsync.store.event_queries import (
     EventFilter,
     Kind,
+    SeriesOutline,
     exceptions_of,
     find_exception,
+    list_keys,
     list_stored,
+    load_many,
+    series_outlines,
 )
 from calsync.store.events import StoredEvent, load_stored
 from calsync.web.errors import APIError
@@ -188,22 +192,98 @@ def list_views(
     after = None
     if query.after is not None:
         after = (query.after[0], uuid.UUID(query.after[1].split("_", 1)[0]))
-    views: list[EventView] = []
-    if not (query.expand and query.recurring is True):
+    if not query.expand:
         singles = list_stored(session, spec, limit=query.limit + 1, after=after)
         views = [EventView(str(s.id), s.event, s) for s in singles]
-    if query.expand and query.recurring is not False:
-        assert query.start is not None
-        assert query.end is not None
-        views += _instances(session, spec, query.start, query.end)
-        views = [v for v in views if query.after is None or _key(v) > query.after]
-        if query.category is not None:
-            views = [v for v in views if v.event.category == query.category]
-        views.sort(key=_key)
-    page = views[: query.limit]
-    more = len(views) > query.limit
-    cursor = encode_cursor(*_key(page[-1])) if more and page else None
+        page = views[: query.limit]
+        more = len(views) > query.limit
+        cursor = encode_cursor(*_key(page[-1])) if more and page else None
+        return page, cursor
+    assert query.start is not None
+    assert query.end is not None
+    items: list[_Item] = []
+    if query.recurring is not True:
+        keys = list_keys(session, spec, limit=query.limit + 1, after=after)
+        items += [(at, str(event_id), event_id) for at, event_id in keys]
+    if query.recurring is not False:
+        items += _instance_items(session, spec, query.start, query.end)
+    if query.after is not None:
+        items = [i for i in items if (i[0], i[1]) > query.after]
+    items.sort(key=_item_key)
+    page_items = items[: query.limit]
+    more = len(items) > query.limit
+    page = _views(session, page_items)
+    cursor = encode_cursor(*_item_key(page_items[-1])) if more and page_items else None
     return page, cursor
+
+
+@dataclass(frozen=True, slots=True)
+class _Instance:
+    """An instance of a series on its way to the page, before the master is loaded.
+
+    `event` is the exception shown in its place (`None`: the generated instance starting
+    at `start`); `stored` the exception whose original start is this instance's, whose
+    bookkeeping the item shows (`None`: the master's).
+    """
+
+    series: SeriesOutline
+    start: EventTime
+    event: Event | None
+    stored: StoredEvent | None
+
+
+_Item = tuple[datetime, str, "uuid.UUID | _Instance"]
+"""(sort instant, API id, what to show): a single by local id, or an instance."""
+
+
+def _item_key(item: _Item) -> tuple[datetime, str]:
+    return item[0], item[1]
+
+
+def _views(session: Session, items: list[_Item]) -> list[EventView]:
+    """The views of page items: loads the singles and masters they need (one query), and
+    builds the generated instances. An item whose row went away since it was listed
+    (deleted by a concurrent request) is left out."""
+    wanted = [p if isinstance(p, uuid.UUID) else p.series.id for _, _, p in items]
+    loaded = load_many(session, wanted)
+    views: list[EventView] = []
+    for _, api_id, payload in items:
+        if isinstance(payload, uuid.UUID):
+            single = loaded.get(payload)
+            if single is not None:
+                views.append(EventView(api_id, single.event, single))
+            continue
+        master = loaded.get(payload.series.id)
+        if master is None:
+            continue
+        if payload.event is not None:
+            event = payload.event
+        elif not master.event.recurrence:
+            event = master.event
+        else:
+            event = instance_of(master.event, payload.series.series_id, payload.start)
+        stored = payload.stored if payload.stored is not None else master
+        views.append(EventView(api_id, event, stored, series=master))
+    return views
+
+
+def _whole_master(
+    session: Session,
+    master: SeriesOutline,
+    start: datetime,
+    end: datetime,
+    by_start: dict[datetime, StoredEvent],
+) -> list[_Item]:
+    """A master listed as a series whose row holds no recurrence: as `expand` does, the
+    master itself when it overlaps the window (never happens for rows calsync wrote)."""
+    loaded = load_many(session, [master.id]).get(master.id)
+    if loaded is None or not expand(loaded.event, start, end, master_id=master.series_id):
+        return []
+    first = loaded.event.start
+    at = sort_instant(first)
+    return [
+        (at, instance_id(str(master.id), first), _Instance(master, first, None, by_start.get(at)))
+    ]
 
 
 def _kind(recurring: bool | None, *, expanded: bool) -> Kind:
@@ -226,36 +306,61 @@ def instance_api_id(master: StoredEvent, original_start: EventTime) -> str:
     return instance_id(str(master.id), original_start)
 
 
-def _instances(
+def _instance_items(
     session: Session, spec: EventFilter, start: datetime, end: datetime
-) -> list[EventView]:
+) -> list[_Item]:
+    """The instances of the user's series in `[start, end)` as page items (no event is
+    built: `_views` builds those of the page). With `spec.category`, only those of it."""
     masters_spec = EventFilter(
         user_id=spec.user_id, start=start, end=end, calendar_id=spec.calendar_id, kind=Kind.MASTER
     )
-    masters = list_stored(session, masters_spec, limit=MAX_SERIES)
-    exceptions = exceptions_of(session, [(m.calendar_id, series_id_of(m)) for m in masters])
-    views: list[EventView] = []
+    masters = series_outlines(session, masters_spec, limit=MAX_SERIES)
+    exceptions = exceptions_of(session, [(m.calendar_id, m.series_id) for m in masters])
+    items: list[_Item] = []
+    category = spec.category
     for master in masters:
-        own = exceptions.get((master.calendar_id, series_id_of(master)), [])
+        own = exceptions.get((master.calendar_id, master.series_id), [])
         by_start = {sort_instant(e.event.original_start): e for e in own if e.event.original_start}
+        if not master.recurrence:  # not a series after all: expand() shows the master itself
+            if category is None or master.category == category:
+                items += _whole_master(session, master, start, end, by_start)
+            continue
         try:
-            instances = expand(
-                master.event,
+            found = occurrences(
+                master.recurrence,
+                master.start,
+                master.end,
                 start,
                 end,
                 [e.event for e in own],
-                master_id=series_id_of(master),
+                series_id=master.series_id,
+                timezone=master.timezone,
             )
         except ValidationError:
             continue  # a rule calsync cannot expand (from Google): shown unexpanded only
-        for instance in instances:
-            original = instance.original_start or instance.start
-            exception = by_start.get(sort_instant(original))
-            stored = exception if exception is not None else master
-            views.append(
-                EventView(instance_api_id(master, original), instance, stored, series=master)
+        series_key = str(master.id)
+        if category is None or master.category == category:
+            for value in found.starts:
+                at = sort_instant(value)
+                items.append(
+                    (
+                        at,
+                        instance_id(series_key, value),
+                        _Instance(master, value, None, by_start.get(at)),
+                    )
+                )
+        for event in found.exceptions:
+            if category is not None and event.category != category:
+                continue
+            original = event.original_start or event.start
+            items.append(
+                (
+                    sort_instant(event.start),
+                    instance_id(series_key, original),
+                    _Instance(master, original, event, by_start.get(sort_instant(original))),
+                )
             )
-    return views
+    return items
 
 
 @dataclass(frozen=True, slots=True)

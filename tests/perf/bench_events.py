@@ -1,7 +1,7 @@
 """Benchmark the events API: prints figures, asserts nothing.
 
-Run: ``python tests/perf/bench_events.py [--db postgresql|sqlite] [--events 10000]
-[--series 400] [--requests 200] [--posts 100]``
+Run: ``PYTHONPATH=. python tests/perf/bench_events.py [--db postgresql|sqlite]
+[--events 10000] [--series 400] [--requests 200] [--posts 100] [--profile 20]``
 
 Figures:
 - ``GET /events?expand=true`` for a one-month window (limit 200, the page cap) over N
@@ -11,6 +11,13 @@ Figures:
   run at once (as a worker would on receiving the kick), then ``events.get`` from the
   emulator with the real Google client succeeds.
 
+Besides wall-clock percentiles it prints the process CPU time per request (all threads of
+this process: app, client and database driver, not the database server), which is less
+noisy on a shared machine. ``--profile N`` also runs N list requests' work (query
+parsing, the read, the JSON body) in this thread under cProfile and prints the top
+functions by cumulative time; ``GET /events/{id}`` of a series instance and the
+unexpanded ``GET /events`` list are timed too.
+
 PostgreSQL comes from ``CALSYNC_TEST_PG`` (default ``postgresql://postgres@127.0.0.1:5432``);
 a scratch database is created and dropped.
 """
@@ -18,8 +25,10 @@ a scratch database is created and dropped.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import dataclasses
 import os
+import pstats
 import random
 import statistics
 import tempfile
@@ -29,6 +38,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
+from starlette.responses import JSONResponse
 from starlette.testclient import TestClient
 
 from calsync.bootstrap import bootstrap
@@ -45,6 +55,8 @@ from calsync.sync import calendar_list
 from calsync.sync.push import push_outbox
 from calsync.web.app import create_app
 from calsync.web.auth.tokens import issue_token
+from calsync.web.event_output import event_json
+from calsync.web.event_reads import list_views, parse_list_query
 from tests.google_users import connect_google_user
 
 PG = os.environ.get("CALSYNC_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
@@ -61,6 +73,44 @@ RULES = [
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def measure(
+    client: TestClient, url: str, params: dict[str, str], headers: dict[str, str], n: int
+) -> tuple[list[float], float]:
+    """Wall-clock milliseconds of `n` GETs, and the process CPU milliseconds per GET."""
+    timings = []
+    cpu_began = time.process_time()
+    for _ in range(n):
+        began = time.perf_counter()
+        response = client.get(url, params=params, headers=headers)
+        timings.append((time.perf_counter() - began) * 1000)
+        assert response.status_code == 200, response.text
+    return timings, (time.process_time() - cpu_began) * 1000 / n
+
+
+def report(what: str, measured: tuple[list[float], float]) -> None:
+    timings, cpu = measured
+    print(
+        f"{what}: p50 {statistics.median(timings):.1f} ms, "
+        f"p95 {percentile(timings, 0.95):.1f} ms, CPU {cpu:.1f} ms/request"
+    )
+
+
+def profile_list(services: object, user_id: uuid.UUID, params: dict[str, str], n: int) -> None:
+    """cProfile of `n` list requests' work in this thread (parse, read, JSON body)."""
+    response = JSONResponse({})
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(n):
+        query = parse_list_query(params, user_zone="UTC")
+        with services.sessions() as session:  # type: ignore[attr-defined]
+            views, cursor = list_views(session, user_id, query)
+        response.render({"events": [event_json(v) for v in views], "next_cursor": cursor})
+    profiler.disable()
+    total = pstats.Stats(profiler).total_tt
+    print(f"cProfile: {total * 1000 / n:.1f} ms CPU per list (profiler overhead included)")
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
 
 
 def seed(services: object, user_id: uuid.UUID, calendar_id: uuid.UUID, n: int, series: int) -> None:
@@ -104,6 +154,7 @@ def main() -> None:
     parser.add_argument("--series", type=int, default=400)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--posts", type=int, default=100)
+    parser.add_argument("--profile", type=int, default=0, help="profile N list requests")
     args = parser.parse_args()
 
     state = Path(tempfile.mkdtemp())
@@ -146,17 +197,28 @@ def main() -> None:
                 "limit": "200",
             }
             first = client.get("/events", params=params, headers=headers).json()
-            timings = []
-            for _ in range(args.requests):
-                began = time.perf_counter()
-                response = client.get("/events", params=params, headers=headers)
-                timings.append((time.perf_counter() - began) * 1000)
-                assert response.status_code == 200
             print(f"db={args.db} events={args.events} series={args.series}")
-            print(
-                f"GET /events?expand=true one month (page of {len(first['events'])}): "
-                f"p50 {statistics.median(timings):.1f} ms, p95 {percentile(timings, 0.95):.1f} ms"
+            report(
+                f"GET /events?expand=true one month (page of {len(first['events'])})",
+                measure(client, "/events", params, headers, args.requests),
             )
+            plain = {k: v for k, v in params.items() if k != "expand"}
+            report(
+                "GET /events one month, unexpanded (page of 200)",
+                measure(client, "/events", plain, headers, args.requests),
+            )
+            instance = next(e["id"] for e in first["events"] if e["series_id"] is not None)
+            report(
+                "GET /events/{id} of a series instance",
+                measure(client, f"/events/{instance}", {}, headers, args.requests),
+            )
+            single = next(e["id"] for e in first["events"] if e["series_id"] is None)
+            report(
+                "GET /events/{id} of a single event",
+                measure(client, f"/events/{single}", {}, headers, args.requests),
+            )
+            if args.profile:
+                profile_list(services, account.id, params, args.profile)
             google = build_calendar_service(emulator.url, granted["access_token"])
             post_timings = []
             for i in range(args.posts):
