@@ -101,6 +101,7 @@ def profile_list(services: object, user_id: uuid.UUID, params: dict[str, str], n
     """cProfile of `n` list requests' work in this thread (parse, read, JSON body)."""
     response = JSONResponse({})
     profiler = cProfile.Profile()
+    began = time.process_time()
     profiler.enable()
     for _ in range(n):
         query = parse_list_query(params, user_zone="UTC")
@@ -108,7 +109,7 @@ def profile_list(services: object, user_id: uuid.UUID, params: dict[str, str], n
             views, cursor = list_views(session, user_id, query)
         response.render({"events": [event_json(v) for v in views], "next_cursor": cursor})
     profiler.disable()
-    total = pstats.Stats(profiler).total_tt
+    total = time.process_time() - began
     print(f"cProfile: {total * 1000 / n:.1f} ms CPU per list (profiler overhead included)")
     pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
 
