@@ -97,23 +97,24 @@ class Sweeper:
 
     The calendar sweep re-kicks dirty calendars whose kick was lost and calendars whose
     queue slot is older than the sync lease; the outbox sweep re-enqueues due pushes.
-    `skew` moves the sweeps' "now" forward, so backoffs (seconds to an hour) do not make
-    a test wait: the sweeps only decide what to enqueue; the jobs run on the real clock.
-    Failures (the database or Redis down) are counted and the sweep goes on.
+    `push_skew` moves the outbox sweep's "now" forward, so that retry backoffs (seconds
+    up to an hour) do not make a test wait: the sweep only decides what to enqueue, the
+    push runs on the real clock. Failures (the database or Redis down) are counted and
+    the sweep goes on.
     """
 
     services: Services
     every: float = 0.5
-    skew: timedelta = timedelta(0)
+    push_skew: timedelta = timedelta(0)
     failures: int = 0
     rounds: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def sweep_once(self) -> None:
-        now = self.services.clock() + self.skew
+        now = self.services.clock()
         for calendar_id in due_calendars(self.services, now):
             self.services.jobs.sync_calendar.send(str(calendar_id))
-        for event_id in due_pushes(self.services, now):
+        for event_id in due_pushes(self.services, now + self.push_skew):
             self.services.jobs.push_outbox.send(str(event_id))
 
     def run(self) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,11 +134,13 @@ def judge(
     calendar: str,
     calsync_user: str,
     expected: Mapping[str, str | None] | None = None,
+    present: Iterable[str] = (),
 ) -> Verdict:
     """Compare the store with Google for `calendar` after healing.
 
     `expected` maps Google ids the scenario wrote to the title each must end with
-    (`None`: must be gone). `calsync_user` is the email calsync acts as, to tell its
+    (`None`: must be gone); `present` lists ids that must exist on both sides, whatever
+    their title (where merges decide it). `calsync_user` is the email calsync acts as, to tell its
     writes from the other clients' in the request log.
     """
     verdict = Verdict(scenario)
@@ -159,6 +161,8 @@ def judge(
         titles = {event.title if event is not None else None for event in held}
         if titles != {title}:
             verdict.problems.append(f"expected {google_id} as {title!r}, found {titles}")
+    for google_id in sorted(set(present) - (set(local) & set(remote))):
+        verdict.problems.append(f"expected {google_id} on both sides")
     verdict.problems += [f"not synced: {p}" for p in stuck]
     verdict.lost = len(verdict.problems)
 
@@ -179,6 +183,12 @@ def judge(
         verdict.problems.append(
             f"{writes['insert_200']} successful inserts for {len(created_by_calsync)} events"
         )
+        verdict.problems += [
+            f"  google {r['id']} {r.get('summary')!r} {r.get('status')} "
+            f"calsync_id={r.get('extendedProperties', {}).get('private', {}).get('calsync_id')}"
+            for r in resources
+            if r["id"] not in created_by_calsync
+        ]
     verdict.writes = dict(writes) | {"created_by_calsync": len(created_by_calsync)}
     return verdict
 
