@@ -49,10 +49,29 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--processes", type=int, default=2)
     worker.add_argument("--threads", type=int, default=8)
     worker.add_argument("--queues", nargs="*", default=None, help="only these queues")
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        default=9191,
+        help="serve the worker processes' metrics here when PROMETHEUS_MULTIPROC_DIR is set "
+        "(0: off)",
+    )
+    worker.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=150.0,
+        help="seconds in-flight jobs get to finish after SIGTERM; unfinished ones are "
+        "redelivered to another worker (keep it below the pod's grace period)",
+    )
     worker.set_defaults(run=_worker)
 
     scheduler = commands.add_parser("scheduler", help="run the periodic scheduler")
     scheduler.set_defaults(run=_scheduler)
+
+    ready = commands.add_parser(
+        "ready", help="exit 0 if the database (at head) and the broker answer, like /readyz"
+    )
+    ready.set_defaults(run=_ready)
 
     migrate = commands.add_parser("migrate", help="migrate the database to the newest schema")
     migrate.add_argument("--revision", default="head")
@@ -112,14 +131,52 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    """Dramatiq's CLI. On SIGTERM each worker process stops taking messages, hands back
+    (requeues) the prefetched ones and lets the running jobs finish for up to
+    ``--shutdown-timeout``; a job cut off then (or by SIGKILL) is not acknowledged, so the
+    broker redelivers it once the process's heartbeat is gone, and its sync lease expires
+    (``CALSYNC_SYNC_LEASE_SECONDS``)."""
+    import os
+
     from dramatiq.cli import main as dramatiq_main
 
+    from calsync.runtime import prepare_metrics_dir
+    from workers.metrics_server import PORT_VARIABLE
+
     Settings.from_env()
-    argv = ["workers.worker", "--processes", str(args.processes), "--threads", str(args.threads)]
+    metrics_dir = prepare_metrics_dir()
+    argv = [
+        "workers.worker",
+        "--processes",
+        str(args.processes),
+        "--threads",
+        str(args.threads),
+        "--worker-shutdown-timeout",
+        str(round(args.shutdown_timeout * 1000)),
+    ]
     if args.queues:
         argv += ["--queues", *args.queues]
+    if metrics_dir is not None and args.metrics_port:
+        os.environ[PORT_VARIABLE] = str(args.metrics_port)
+        argv += ["--fork-function", "workers.metrics_server:serve"]
     sys.argv = ["dramatiq", *argv]
     return int(dramatiq_main() or 0)  # type: ignore[no-untyped-call]
+
+
+def _ready(_args: argparse.Namespace) -> int:
+    """The checks of ``/readyz`` from the command line (the worker pods' readiness probe)."""
+    import json
+
+    from calsync.bootstrap import bootstrap
+    from calsync.web.health import readiness_checks
+
+    services = bootstrap(Settings.from_env())
+    try:
+        checks = readiness_checks(services)
+    finally:
+        services.close()
+    print(json.dumps(checks))
+    return 0 if all(check == "ok" for check in checks.values()) else 1
 
 
 def _scheduler(_args: argparse.Namespace) -> int:

@@ -4,9 +4,11 @@ whole embedded stack of ``calsync dev``."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 
 import dramatiq
 
@@ -48,3 +50,22 @@ def scheduler_thread(services: Services) -> Iterator[threading.Thread]:
     finally:
         stop.set()
         thread.join(timeout=10)
+
+
+def prepare_metrics_dir(environ: Mapping[str, str] | None = None) -> Path | None:
+    """Empty ``PROMETHEUS_MULTIPROC_DIR`` (creating it if needed) before a command starts
+    the processes that share it, and return it; ``None`` when the variable is unset.
+
+    prometheus-client keeps one file per process and metric type there and merges them at
+    scrape time; files left by an earlier run would add old counts to the new ones (and
+    its pids may be reused), so each ``calsync serve`` and ``calsync worker`` wipes its
+    directory at start. Two commands must therefore never share one directory.
+    """
+    value = (os.environ if environ is None else environ).get("PROMETHEUS_MULTIPROC_DIR")
+    if not value:
+        return None
+    directory = Path(value)
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink(missing_ok=True)
+    return directory

@@ -7,16 +7,30 @@ nothing in the ``calsync`` package does work at import.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import dramatiq
 
-from calsync.bootstrap import bootstrap
+from calsync.bootstrap import Services, bootstrap
 from calsync.config import Settings
 from calsync.logs import configure_logging
+from calsync.sync import lease
 from calsync.tracing import configure_tracing
+from workers.handback import HandBack
+
+
+def _lease_releaser(services: Services) -> Callable[[], int]:
+    def release() -> int:
+        with services.sessions.begin() as session:
+            return lease.release_held_by_process(session, services.process_name)
+
+    return release
+
 
 settings = Settings.from_env()
 configure_logging(settings.log_level)
 configure_tracing("calsync-worker")
 services = bootstrap(settings)
+services.broker.add_middleware(HandBack(_lease_releaser(services)))
 dramatiq.set_broker(services.broker)
 broker = services.broker

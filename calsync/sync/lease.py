@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from calsync.store.tables import Calendar
 
-__all__ = ["acquire", "release", "still_held"]
+__all__ = ["acquire", "release", "release_held_by_process", "still_held"]
 
 _calendars = cast(sa.Table, Calendar.__table__)
 
@@ -60,3 +60,14 @@ def release(session: Session, calendar_id: uuid.UUID, *, owner: str) -> None:
         .where(_calendars.c.id == calendar_id, _calendars.c.sync_lease_owner == owner)
         .values(sync_lease_owner=None, sync_lease_until=None)
     )
+
+
+def release_held_by_process(session: Session, process: str) -> int:
+    """Give up every lease held by the threads of `process` (owners ``<process>:<thread>``),
+    for a worker that stops with pulls cut off; returns how many were held."""
+    result = session.execute(
+        sa.update(_calendars)
+        .where(_calendars.c.sync_lease_owner.startswith(f"{process}:", autoescape=True))
+        .values(sync_lease_owner=None, sync_lease_until=None)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

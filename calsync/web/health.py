@@ -25,7 +25,7 @@ async def healthz(_request: Request) -> Response:
 async def readyz(request: Request) -> Response:
     """Ready to serve: the database answers and is migrated to head, the broker answers."""
     services: Services = request.app.state.services
-    checks = await run_in_threadpool(_readiness_checks, services)
+    checks = await run_in_threadpool(readiness_checks, services)
     ready = all(check == "ok" for check in checks.values())
     return JSONResponse(
         {"status": "ready" if ready else "not_ready", "checks": checks},
@@ -34,7 +34,8 @@ async def readyz(request: Request) -> Response:
     )
 
 
-def _readiness_checks(services: Services) -> dict[str, str]:
+def readiness_checks(services: Services) -> dict[str, str]:
+    """Each dependency's state: ``ok`` or why not (``behind``, ``unavailable (...)``)."""
     checks: dict[str, str] = {}
     try:
         with services.engine.connect() as connection:
