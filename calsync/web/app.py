@@ -161,6 +161,8 @@ class RequestMetricsMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if tracing.enabled():  # before the answer goes out, which ends the span
+                    _name_server_span(scope)
             await send(message)
 
         try:
@@ -171,12 +173,11 @@ class RequestMetricsMiddleware:
             method = scope["method"]
             metrics.HTTP_REQUESTS.labels(template, method, str(status)).inc()
             metrics.HTTP_LATENCY.labels(template, method).observe(time.perf_counter() - started)
-            if tracing.enabled():
-                _name_server_span(method, template)
 
 
-def _name_server_span(method: str, template: str) -> None:
+def _name_server_span(scope: Scope) -> None:
     span = trace.get_current_span()
-    if span.is_recording():
-        span.update_name(f"{method} {template}")
+    template = getattr(scope.get("route"), "path", None)
+    if template is not None and span.is_recording():
+        span.update_name(f"{scope['method']} {template}")
         span.set_attribute("http.route", template)
