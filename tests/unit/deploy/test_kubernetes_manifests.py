@@ -17,6 +17,7 @@ import pytest
 import yaml
 from cryptography.fernet import Fernet
 
+from calsync.cli import _parser as _cli_parser
 from calsync.config import PREFIX, ConfigError, Mode, Settings
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -161,6 +162,10 @@ def test_each_process_runs_the_documented_command() -> None:
         "2",
         "--threads",
         "8",
+        "--shutdown-timeout",
+        "150",
+        "--metrics-port",
+        "9191",
     ]
     assert command("Deployment", "calsync-scheduler") == ["calsync", "scheduler"]
     assert command("Job", "calsync-migrate") == ["calsync", "migrate"]
@@ -188,11 +193,41 @@ def test_api_service_selects_the_api_pods() -> None:
     assert deployment["spec"]["replicas"] == 2
 
 
-def test_only_the_api_serves_http() -> None:
-    for name in ("calsync-worker", "calsync-scheduler"):
-        for container in containers(one("Deployment", name)):
-            assert "ports" not in container, name
-            assert "livenessProbe" not in container or "httpGet" not in container["livenessProbe"]
+def test_worker_probes_check_the_process_and_its_dependencies() -> None:
+    (worker,) = containers(one("Deployment", "calsync-worker"))
+    (port,) = worker["ports"]
+    assert port["containerPort"] == 9191
+    assert worker["command"][worker["command"].index("--metrics-port") + 1] == "9191"
+    liveness = worker["livenessProbe"]["httpGet"]
+    assert liveness["path"] == "/metrics"
+    assert liveness["port"] in {9191, port["name"]}
+    assert worker["readinessProbe"]["exec"]["command"] == ["calsync", "ready"]
+    assert "ready" in cli_commands()
+
+
+def test_worker_metrics_directory_is_on_a_writable_per_pod_volume() -> None:
+    deployment = one("Deployment", "calsync-worker")
+    (worker,) = containers(deployment)
+    env = {e["name"]: e["value"] for e in worker["env"]}
+    directory = env["PROMETHEUS_MULTIPROC_DIR"]
+    mounts = {m["name"]: m["mountPath"] for m in worker["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod_spec(deployment)["volumes"]}
+    holding = [name for name, path in mounts.items() if directory.startswith(path + "/")]
+    assert holding, f"{directory} is not under a mounted volume"
+    assert all("emptyDir" in volumes[name] for name in holding), "one directory per pod"
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == "9191"
+
+
+def test_the_scheduler_serves_nothing() -> None:
+    for container in containers(one("Deployment", "calsync-scheduler")):
+        assert "ports" not in container
+
+
+def cli_commands() -> set[str]:
+    parser = _cli_parser()
+    (commands,) = [a for a in parser._actions if a.dest == "command"]
+    return set(commands.choices or {})
 
 
 def test_scheduler_is_a_single_replica_replaced_not_rolled() -> None:
