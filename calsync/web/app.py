@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from calsync import metrics, tracing
 from calsync.bootstrap import Services
+from calsync.logs import redact
 from calsync.sync.notifications import ChannelCache, DirtyMarks
 from calsync.web import openapi
 from calsync.web.auth.principal import JWTAuthBackend, Principal, authentication_failed
@@ -102,19 +103,33 @@ def create_app(services: Services) -> Starlette:
 def add_tracing_middleware(app: Starlette) -> None:
     """One server span per HTTP request (OpenTelemetry's ASGI middleware, outermost), named
     ``METHOD /route/{template}`` once routing is done; probes and ``/metrics`` are not
-    traced. Continues a ``traceparent`` the caller sent."""
+    traced. Continues a ``traceparent`` the caller sent. Secrets in the query string (the
+    OAuth callback's code and state) are redacted from the recorded URL."""
     from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
     app.add_middleware(
         OpenTelemetryMiddleware,
         excluded_urls=",".join(TRACE_EXCLUDED_PATHS),
         default_span_details=_span_details,
+        server_request_hook=_redact_url_attributes,
         exclude_spans=["receive", "send"],
     )
 
 
 #: Paths that never get a server span.
 TRACE_EXCLUDED_PATHS = ("/healthz", "/readyz", "/metrics")
+
+
+#: Span attributes that hold the request's query string.
+URL_ATTRIBUTES = ("http.url", "http.target", "url.full", "url.query")
+
+
+def _redact_url_attributes(span: trace.Span, _scope: Scope) -> None:
+    attributes = getattr(span, "attributes", None) or {}
+    for name in URL_ATTRIBUTES:
+        value = attributes.get(name)
+        if isinstance(value, str):
+            span.set_attribute(name, redact(value))
 
 
 def _span_details(scope: Scope) -> tuple[str, dict[str, str]]:
