@@ -110,6 +110,6 @@ OUTBOX_WRITES = Counter(
 NOTICES_SENT = Counter(
     "calsync_notices_sent_total",
     "Reminder and change notices delivered, by kind (reminder, change), channel (email, "
-    "web_push, webhook) and outcome (sent, failed, skipped).",
+    "push, webhook) and outcome (sent, failed, skipped).",
     ["kind", "channel", "outcome"],
 )
