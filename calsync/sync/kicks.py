@@ -2,11 +2,13 @@
 
 The state lives in the calendar row, so it holds across API and worker processes:
 ``dirty`` says "something changed since the last pull started", ``sync_queued_at`` says
-"a pull is queued or running". Every transition is one conditional ``UPDATE``, so the
-row lock orders a notification against the end of a pull and no kick is lost:
+"a pull is queued or running". Every transition is a conditional ``UPDATE`` under the
+row's lock, so the lock orders a notification against the end of a pull and no kick is
+lost:
 
 - a notification sets ``dirty``; it claims the queue slot (and the caller enqueues) only
-  when ``sync_queued_at`` is empty;
+  when ``sync_queued_at`` is empty (a burst of notifications for many calendars is
+  recorded at once by `note_changes`);
 - a pull clears ``dirty`` when it starts; when it ends it frees the slot only if nothing
   made the calendar dirty meanwhile, else it keeps the slot and enqueues one more pull,
   delayed so that pulls of one calendar start at least ``min_interval`` apart.
@@ -18,6 +20,7 @@ calendars whose slot is older than the lease, so nothing waits for ever.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
@@ -28,16 +31,27 @@ from sqlalchemy.orm import Session
 from calsync.store.tables import Calendar, User
 
 __all__ = [
+    "BEHIND_SQL",
     "Claim",
     "claim_due",
     "drop",
     "finish_pull",
     "note_change",
+    "note_changes",
     "pull_delay",
+    "release",
     "start_pull",
 ]
 
 _calendars = cast(sa.Table, Calendar.__table__)
+#: Calendars that a change notification must write: not dirty, or without a queued pull.
+_BEHIND = sa.or_(_calendars.c.dirty.is_(False), _calendars.c.sync_queued_at.is_(None))
+
+#: `_BEHIND` as PostgreSQL text for a raw (psycopg) connection, with one parameter: the
+#: array of calendar ids. An empty answer means `note_changes` would write nothing.
+BEHIND_SQL = (
+    "SELECT id FROM calendars WHERE id = ANY(%s) AND (dirty IS false OR sync_queued_at IS NULL)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,20 +68,71 @@ def note_change(
     session: Session, calendar_id: uuid.UUID, now: datetime, *, min_interval: float = 0.0
 ) -> Claim | None:
     """Record a change notification. A `Claim` when the caller must enqueue a pull."""
+    return note_changes(session, [calendar_id], now, min_interval=min_interval).get(calendar_id)
+
+
+def note_changes(
+    session: Session,
+    calendar_ids: Collection[uuid.UUID],
+    now: datetime,
+    *,
+    min_interval: float = 0.0,
+) -> dict[uuid.UUID, Claim]:
+    """Record change notifications for several calendars at once.
+
+    Returns a `Claim` for each calendar whose queue slot this call took (the caller
+    enqueues one pull for each); the others were marked dirty for the queued or running
+    pull to see. Unknown ids are ignored.
+
+    A calendar already dirty with a pull queued is only read, not written: the pull that
+    will clear ``dirty`` has not started yet (it clears it when it starts), so it lists
+    Google after this notification arrived and sees its change. A storm on one calendar
+    thus costs reads, and its transactions commit without a disk flush. The rows to
+    write are locked in id order first, so two processes recording overlapping sets
+    cannot deadlock.
+    """
+    ids = sorted(set(calendar_ids))
+    if not ids:
+        return {}
+    stale = list(
+        session.scalars(sa.select(_calendars.c.id).where(_calendars.c.id.in_(ids), _BEHIND))
+    )
+    if not stale:
+        return {}
+    session.execute(
+        sa.select(_calendars.c.id)
+        .where(_calendars.c.id.in_(stale))
+        .order_by(_calendars.c.id)
+        .with_for_update()
+    )
     claimed = session.execute(
         sa.update(_calendars)
-        .where(_calendars.c.id == calendar_id, _calendars.c.sync_queued_at.is_(None))
+        .where(_calendars.c.id.in_(stale), _calendars.c.sync_queued_at.is_(None))
         .values(dirty=True, sync_queued_at=now)
-        .returning(_calendars.c.last_pull_at)
-    ).first()
-    if claimed is not None:
-        return Claim(pull_delay(claimed.last_pull_at, now, min_interval))
+        .returning(_calendars.c.id, _calendars.c.last_pull_at)
+    ).all()
+    claims = {row.id: Claim(pull_delay(row.last_pull_at, now, min_interval)) for row in claimed}
+    rest = [calendar_id for calendar_id in stale if calendar_id not in claims]
+    if rest:
+        session.execute(
+            sa.update(_calendars)
+            .where(_calendars.c.id.in_(rest), _calendars.c.dirty.is_(False))
+            .values(dirty=True)
+        )
+    return claims
+
+
+def release(session: Session, calendar_id: uuid.UUID, claimed_at: datetime) -> None:
+    """Give back a queue slot taken at `claimed_at` whose pull could not be enqueued.
+
+    The calendar stays dirty, so the scheduler's next sweep (`claim_due`) claims it
+    again and enqueues the pull; a slot taken since by someone else is left alone.
+    """
     session.execute(
         sa.update(_calendars)
-        .where(_calendars.c.id == calendar_id, _calendars.c.dirty.is_(False))
-        .values(dirty=True)
+        .where(_calendars.c.id == calendar_id, _calendars.c.sync_queued_at == claimed_at)
+        .values(sync_queued_at=None)
     )
-    return None
 
 
 def start_pull(session: Session, calendar_id: uuid.UUID, now: datetime) -> None:

@@ -4,30 +4,61 @@ A notification carries no data (design.md section 1: push is a hint). `receive` 
 it against the stored channel (id known, token an HMAC of the id under calsync's keys,
 compared in constant time, resource id the one Google gave when the channel opened),
 acknowledges ``sync`` messages, and for ``exists``/``not_exists`` records the change with
-`calsync.sync.kicks.note_change`, which tells whether a pull must be enqueued. It never
-calls Google. Duplicate and out-of-order messages only set ``dirty`` again, which is
-harmless. It touches the database at most twice; channel rows are cached briefly per
-process (a stopped channel may be accepted for those seconds, as during a renewal).
+`DirtyMarks`, which also enqueues a pull when the calendar had none queued or running
+(`calsync.sync.kicks`). It never calls Google. Duplicate and out-of-order messages only
+set ``dirty`` again, which is harmless.
+
+Everything here runs on the server's event loop; database and queue calls go to the
+loop's default thread pool, so the loop never blocks on them:
+
+- `ChannelCache` keeps channel rows per process for a while (a stopped channel may be
+  accepted for those seconds, as during a renewal), with the tokens it expects already
+  computed; a token that is not an HMAC of its channel id is refused before any lookup,
+  so forged notifications cost no database work at all.
+- `DirtyMarks` is a group commit: the change notifications that arrive while one write
+  is in flight are recorded together by the next write (one transaction for all their
+  calendars), and each notification is answered only once a write covering it has
+  committed. So a 2xx always means "recorded"; a failed write fails every notification
+  it covered, which the web layer answers with 503 so that Google retries.
 """
 
 from __future__ import annotations
 
-import threading
+import asyncio
+import functools
+import hmac
+import logging
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Final
+
+import psycopg
+from opentelemetry import context as otel_context
+from prometheus_client import Counter
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from calsync import metrics
 from calsync.store.tables import WatchChannel
 from calsync.sync import kicks
-from calsync.sync.channels import token_matches
+from calsync.sync.channels import channel_token
 
 if TYPE_CHECKING:
     from calsync.bootstrap import Services
 
-__all__ = ["ChannelCache", "DirtyMarks", "Intake", "Notification", "receive"]
+__all__ = [
+    "ChannelCache",
+    "ChannelInfo",
+    "DirtyMarks",
+    "Intake",
+    "Notification",
+    "receive",
+]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,142 +83,412 @@ class Intake(StrEnum):
     FORGED = "forged"  # token or resource id does not match
 
 
+def expected_tokens(keys: Sequence[str], channel_id: str) -> tuple[bytes, ...]:
+    """The tokens `channel_id` may carry: its HMAC under each configured key."""
+    return tuple(channel_token([key], channel_id).encode() for key in keys)
+
+
+def token_accepted(expected: Sequence[bytes], token: str) -> bool:
+    """Whether `token` is one of `expected`, comparing all of them in constant time.
+
+    Compared as bytes, so a header with non-ASCII characters is a mismatch, not an error.
+    """
+    given = token.encode("utf-8", "replace")
+    matched = False
+    for candidate in expected:
+        matched |= hmac.compare_digest(candidate, given)
+    return matched
+
+
 @dataclass(frozen=True, slots=True)
-class _ChannelInfo:
+class ChannelInfo:
+    """What intake needs of a channel row, with the tokens it accepts."""
+
     user_id: uuid.UUID
     calendar_id: uuid.UUID | None
     kind: str
     resource_id: str | None
     active: bool
+    tokens: tuple[bytes, ...]
+
+    def accepts(self, note: Notification) -> bool:
+        """Token and resource id match (the token compared in constant time)."""
+        token_ok = token_accepted(self.tokens, note.token)
+        return token_ok and (self.resource_id is None or self.resource_id == note.resource_id)
+
+
+class _Missing:
+    """`ChannelCache.cached` found nothing fresh: ask `ChannelCache.load`."""
+
+
+MISSING: Final = _Missing()
 
 
 class ChannelCache:
-    """Channel rows by id, kept for `ttl` seconds. Thread-safe; one per process.
+    """Channel rows by channel id for one process, kept `ttl` seconds.
 
-    Unknown ids are not cached: the ``sync`` message of a new channel can arrive before
-    the channel's row is committed, and the next message must find it.
+    Used from the event loop only (no locks). A miss loads the row in the loop's thread
+    pool; concurrent misses for one id share that load. An id without a row is
+    remembered for `unknown_ttl` seconds only, and not at all when the lookup came from
+    a ``sync`` message: that handshake can arrive before the new channel's row is
+    committed, and the channel's next message must find it.
     """
 
-    def __init__(self, ttl: float = 30.0, max_entries: int = 100_000) -> None:
+    def __init__(
+        self,
+        ttl: float = 30.0,
+        *,
+        unknown_ttl: float = 1.0,
+        max_entries: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.ttl = ttl
+        self.unknown_ttl = unknown_ttl
         self.max_entries = max_entries
-        self._entries: dict[uuid.UUID, tuple[float, _ChannelInfo]] = {}
-        self._lock = threading.Lock()
+        self._clock = clock
+        self._entries: dict[str, tuple[float, ChannelInfo | None]] = {}
+        self._loads: dict[str, asyncio.Future[ChannelInfo | None]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stops: dict[str, float] = {}
 
-    def get(self, services: Services, channel_id: uuid.UUID) -> _ChannelInfo | None:
-        now = time.monotonic()
-        with self._lock:
-            cached = self._entries.get(channel_id)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        info = _load_channel(services, channel_id)
-        if info is None:
-            return None  # not cached: Google's first message may beat the channel's commit
-        with self._lock:
-            if len(self._entries) >= self.max_entries:
-                self._entries.clear()
-            self._entries[channel_id] = (now + self.ttl, info)
-        return info
+    def cached(self, channel_id: str) -> ChannelInfo | _Missing | None:
+        """The fresh entry for `channel_id` (None: known not to exist), or `MISSING`."""
+        entry = self._entries.get(channel_id)
+        if entry is None or entry[0] <= self._clock():
+            return MISSING
+        return entry[1]
+
+    async def load(
+        self, services: Services, channel_id: str, *, remember_unknown: bool = True
+    ) -> ChannelInfo | None:
+        """Read the channel's row (one read for concurrent callers) and remember it.
+
+        Raises what the database raises (the caller answers 5xx).
+        """
+        try:
+            key = uuid.UUID(channel_id)
+        except ValueError:
+            return None
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # loads in flight belong to the loop that started them
+            self._loop, self._loads = loop, {}
+        pending = self._loads.get(channel_id)
+        if pending is None:
+            keys = services.settings.encryption_keys
+            pending = loop.run_in_executor(None, _load_channel, services, key, keys)
+            self._loads[channel_id] = pending
+            pending.add_done_callback(functools.partial(self._loaded, channel_id, remember_unknown))
+        return await asyncio.shield(pending)
+
+    def _loaded(
+        self, channel_id: str, remember_unknown: bool, done: asyncio.Future[ChannelInfo | None]
+    ) -> None:
+        if self._loads.get(channel_id) is done:
+            del self._loads[channel_id]
+        if done.cancelled() or done.exception() is not None:
+            return
+        info = done.result()
+        if info is None and not remember_unknown:
+            return
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        ttl = self.ttl if info is not None else self.unknown_ttl
+        self._entries[channel_id] = (self._clock() + ttl, info)
+
+    def first_stop(self, channel_id: str) -> bool:
+        """True once per `ttl` for a stopped channel: send one stop job, not one per push."""
+        now = self._clock()
+        if self._stops.get(channel_id, 0.0) > now:
+            return False
+        if len(self._stops) >= self.max_entries:
+            self._stops.clear()
+        self._stops[channel_id] = now + self.ttl
+        return True
 
 
-def _load_channel(services: Services, channel_id: uuid.UUID) -> _ChannelInfo | None:
+def _load_channel(
+    services: Services, channel_id: uuid.UUID, keys: Sequence[str]
+) -> ChannelInfo | None:
     with services.sessions() as session:
         row = session.get(WatchChannel, channel_id)
         if row is None:
             return None
-        return _ChannelInfo(
-            row.user_id, row.calendar_id, row.kind, row.resource_id, row.status == "active"
+        return ChannelInfo(
+            user_id=row.user_id,
+            calendar_id=row.calendar_id,
+            kind=row.kind,
+            resource_id=row.resource_id,
+            active=row.status == "active",
+            tokens=expected_tokens(keys, str(channel_id)),
         )
 
 
-@dataclass
-class _Writes:
-    """Group commit state of one calendar: tickets handed out and covered."""
+class _Probe:
+    """Reads on the event loop which calendars of a batch still need a write.
 
-    lock: threading.Lock
-    requested: int = 0
-    covered: int = 0
+    In a storm the calendar is already dirty with a pull queued, and recording one more
+    change writes nothing (`calsync.sync.kicks.note_changes`). That check is one
+    statement on a connection of its own (psycopg, asynchronous, autocommit), so the
+    common case costs one round trip and no thread. Only for PostgreSQL; any failure
+    answers None ("unknown") and the caller takes the transactional path, which is the
+    authority.
+    """
+
+    TIMEOUT_SECONDS = 5.0
+
+    def __init__(self) -> None:
+        self._connection: psycopg.AsyncConnection[Any] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def behind(
+        self, services: Services, calendar_ids: Collection[uuid.UUID]
+    ) -> list[uuid.UUID] | None:
+        if services.engine.dialect.name != "postgresql":
+            return None
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # a connection serves the loop that opened it
+            self.close()
+            self._loop = loop
+        try:
+            async with asyncio.timeout(self.TIMEOUT_SECONDS):
+                if self._connection is None or self._connection.closed:
+                    self._connection = await psycopg.AsyncConnection.connect(
+                        _conninfo(services), autocommit=True
+                    )
+                cursor = await self._connection.execute(kicks.BEHIND_SQL, (list(calendar_ids),))
+                return [row[0] for row in await cursor.fetchall()]
+        except (psycopg.Error, OSError, TimeoutError) as exc:
+            log.info("change probe unavailable, using the transactional path: %r", exc)
+            self.close()
+            return None
+
+    def close(self) -> None:
+        """Drop the connection at once (usable from any thread or loop)."""
+        connection, self._connection = self._connection, None
+        if connection is not None and not connection.closed:
+            connection.pgconn.finish()
+
+    async def aclose(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None and not connection.closed:
+            if self._loop is asyncio.get_running_loop():
+                await connection.close()
+            else:
+                connection.pgconn.finish()
+
+
+def _conninfo(services: Services) -> str:
+    """The libpq connection string of the services' engine (without the driver name)."""
+    url = services.engine.url.set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+@dataclass(slots=True)
+class _Waiting:
+    """The notifications of one calendar waiting for the next write."""
+
+    context: otel_context.Context | None
+    futures: list[asyncio.Future[bool]] = field(default_factory=list)
 
 
 class DirtyMarks:
-    """Records change notifications with one database write per burst, per calendar.
+    """Group commit of change notifications: one write per burst, for every calendar.
 
-    A storm of notifications for one calendar would otherwise queue on the calendar
-    row's lock, one transaction each. Here a notification takes a ticket, then waits for
-    the calendar's writer slot; if a write that *started after it arrived* has finished
-    meanwhile, that write recorded it too and it returns at once, else it writes for
-    itself and for everyone who arrived before. No notification is answered before a
-    write that covers it has committed. Thread-safe; one per process.
+    `mark` returns once a transaction that recorded the change has committed: True for
+    the one notification whose write claimed the calendar's queue slot and enqueued the
+    pull, False for the others (coalesced). While one write is in flight, the marks that
+    arrive wait and go together into the next one, so the number of writes follows the
+    database's speed, not the notification rate, and no timer adds latency when idle.
+    If the write fails (after one retry), every mark it covered raises the error.
+
+    Each batch first asks (`_Probe`, one statement on the loop) which of its calendars
+    still need a write; when none do, as in a storm, the batch is answered without a
+    transaction. Otherwise `_record` runs in the loop's thread pool.
+
+    One per process, used from its event loop with one `Services`. `aclose` (at the
+    server's shutdown) or `close` releases its database connection.
     """
 
     def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._calendars: dict[uuid.UUID, _Writes] = {}
+        self._pending: dict[uuid.UUID, _Waiting] = {}
+        self._writer: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._probe = _Probe()
 
-    def mark(self, services: Services, calendar_id: uuid.UUID) -> kicks.Claim | None:
-        """Record a change; a `Claim` when the caller must enqueue a pull."""
-        with self._guard:
-            writes = self._calendars.get(calendar_id)
-            if writes is None:
-                writes = self._calendars[calendar_id] = _Writes(threading.Lock())
-            writes.requested += 1
-            ticket = writes.requested
-        with writes.lock:
-            if writes.covered >= ticket:
-                return None  # a later write recorded it; that write's caller enqueued
-            with self._guard:
-                target = writes.requested
+    def close(self) -> None:
+        """Release the database connection (any thread)."""
+        self._probe.close()
+
+    async def aclose(self) -> None:
+        """Release the database connection (on the serving loop)."""
+        await self._probe.aclose()
+
+    async def mark(
+        self,
+        services: Services,
+        calendar_id: uuid.UUID,
+        context: otel_context.Context | None = None,
+    ) -> bool:
+        """Record a change of `calendar_id`; True when this call enqueued its pull.
+
+        `context` (a tracing context) is the one the pull is enqueued in, if this
+        notification is the first of its calendar in the batch.
+        """
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # a new loop: nothing of the old one can complete
+            self._loop, self._pending, self._writer = loop, {}, None
+        waiting = self._pending.get(calendar_id)
+        if waiting is None:
+            waiting = self._pending[calendar_id] = _Waiting(context)
+        future: asyncio.Future[bool] = loop.create_future()
+        waiting.futures.append(future)
+        if self._writer is None:
+            self._writer = loop.create_task(self._write(services, loop))
+        return await future
+
+    async def _write(self, services: Services, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, {}
+                contexts = {calendar_id: w.context for calendar_id, w in batch.items()}
+                try:
+                    if await self._probe.behind(services, contexts.keys()) == []:
+                        claimed: set[uuid.UUID] = set()  # all already dirty, pulls queued
+                    else:
+                        claimed = await loop.run_in_executor(None, _record, services, contexts)
+                except Exception as exc:  # every failure is reported to the waiters
+                    log.warning("could not record %d calendar change(s): %r", len(batch), exc)
+                    for waiting in batch.values():
+                        for future in waiting.futures:
+                            if not future.done():
+                                future.set_exception(exc)
+                    continue
+                for calendar_id, waiting in batch.items():
+                    first = calendar_id in claimed
+                    for future in waiting.futures:
+                        if not future.done():
+                            future.set_result(first)
+                        first = False
+        finally:
+            self._writer = None
+
+
+def _record(
+    services: Services, contexts: Mapping[uuid.UUID, otel_context.Context | None]
+) -> set[uuid.UUID]:
+    """One transaction marking `contexts`' calendars dirty; enqueue the pulls it claimed.
+
+    Returns the calendars whose pull was claimed. Retries once on a database error (a
+    deadlock with another multi-row writer, a connection the server closed).
+    """
+    now = services.clock()
+    min_interval = services.settings.sync_min_interval_seconds
+    try:
+        with services.sessions.begin() as session:
+            claims = kicks.note_changes(session, contexts.keys(), now, min_interval=min_interval)
+    except DBAPIError as first:
+        log.info("retrying a change write once after %r", first)
+        with services.sessions.begin() as session:
+            claims = kicks.note_changes(session, contexts.keys(), now, min_interval=min_interval)
+    for calendar_id, claim in claims.items():
+        _enqueue_pull(services, calendar_id, claim, now, contexts[calendar_id])
+    return set(claims)
+
+
+def _enqueue_pull(
+    services: Services,
+    calendar_id: uuid.UUID,
+    claim: kicks.Claim,
+    claimed_at: datetime,
+    context: otel_context.Context | None,
+) -> None:
+    """Enqueue the claimed pull, in the tracing context of a notification that caused it.
+
+    The change is already committed, so a queue failure does not lose it: the slot is
+    given back and the scheduler's sweep enqueues the pull of the dirty calendar.
+    """
+    token = otel_context.attach(context) if context is not None else None
+    try:
+        services.jobs.sync_calendar.send_with_options(
+            args=(str(calendar_id),), delay=int(claim.delay * 1000) or None
+        )
+    except Exception as exc:  # any broker failure: the sweep takes over
+        log.warning("could not enqueue the pull of calendar %s: %r", calendar_id, exc)
+        try:
             with services.sessions.begin() as session:
-                claim = kicks.note_change(
-                    session,
-                    calendar_id,
-                    services.clock(),
-                    min_interval=services.settings.sync_min_interval_seconds,
-                )
-            writes.covered = target
-            return claim
+                kicks.release(session, calendar_id, claimed_at)
+        except SQLAlchemyError as again:
+            log.warning("could not give back the slot of calendar %s: %r", calendar_id, again)
+    finally:
+        if token is not None:
+            otel_context.detach(token)
 
 
-def receive(
-    services: Services, note: Notification, cache: ChannelCache, marks: DirtyMarks
+_OUTCOME_COUNTERS: dict[Intake, Counter] = {}
+
+
+def _count(outcome: Intake) -> None:
+    counter = _OUTCOME_COUNTERS.get(outcome)
+    if counter is None:
+        counter = _OUTCOME_COUNTERS[outcome] = metrics.PUSH_NOTIFICATIONS.labels(
+            outcome=outcome.value
+        )
+    counter.inc()
+    if outcome is Intake.COALESCED:
+        metrics.NOTIFICATIONS_COALESCED.inc()
+
+
+async def receive(
+    services: Services,
+    note: Notification,
+    cache: ChannelCache,
+    marks: DirtyMarks,
+    context: otel_context.Context | None = None,
 ) -> Intake:
     """Verify and record one notification; enqueue a pull when the calendar needs one.
 
-    `cache` and `marks` are the process's own (kept on the app's state).
+    `cache` and `marks` are the process's own. `context` is the tracing context the
+    pull is enqueued in (None: the current one, untouched). Raises when the database
+    or the queue cannot record the notification; the caller answers 5xx.
     """
-    outcome = _receive(services, note, cache, marks)
-    metrics.PUSH_NOTIFICATIONS.labels(outcome=outcome.value).inc()
+    outcome = await _receive(services, note, cache, marks, context)
+    _count(outcome)
     return outcome
 
 
-def _receive(
-    services: Services, note: Notification, cache: ChannelCache, marks: DirtyMarks
+async def _receive(
+    services: Services,
+    note: Notification,
+    cache: ChannelCache,
+    marks: DirtyMarks,
+    context: otel_context.Context | None,
 ) -> Intake:
-    try:
-        channel_id = uuid.UUID(note.channel_id)
-    except ValueError:
-        return Intake.UNKNOWN
-    channel = cache.get(services, channel_id)
+    channel = cache.cached(note.channel_id)
+    if isinstance(channel, _Missing):
+        expected = expected_tokens(services.settings.encryption_keys, note.channel_id)
+        if not token_accepted(expected, note.token):
+            return Intake.FORGED  # not a token calsync gave out: no lookup at all
+        channel = await cache.load(services, note.channel_id, remember_unknown=note.state != "sync")
     if channel is None:
         return Intake.UNKNOWN
-    keys = services.settings.encryption_keys
-    if not token_matches(keys, note.channel_id, note.token) or (
-        channel.resource_id is not None and channel.resource_id != note.resource_id
-    ):
+    if not channel.accepts(note):
         return Intake.FORGED
+    loop = asyncio.get_running_loop()
     if not channel.active:
-        services.jobs.stop_channel.send(note.channel_id)
+        if cache.first_stop(note.channel_id):
+            try:
+                await loop.run_in_executor(None, services.jobs.stop_channel.send, note.channel_id)
+            except Exception as exc:  # stopping is best effort; it pushes again
+                log.warning("could not enqueue the stop of channel %s: %r", note.channel_id, exc)
         return Intake.STALE
     if note.state == "sync":
         return Intake.ACKNOWLEDGED
     if channel.kind == "calendar_list":
-        services.jobs.sync_calendar_list.send(str(channel.user_id))
+        await loop.run_in_executor(
+            None, services.jobs.sync_calendar_list.send, str(channel.user_id)
+        )
         return Intake.QUEUED
-    assert channel.calendar_id is not None
-    claim = marks.mark(services, channel.calendar_id)
-    if claim is None:
-        return Intake.COALESCED
-    services.jobs.sync_calendar.send_with_options(
-        args=(str(channel.calendar_id),), delay=int(claim.delay * 1000) or None
-    )
-    return Intake.QUEUED
+    if channel.calendar_id is None:
+        return Intake.UNKNOWN
+    queued = await marks.mark(services, channel.calendar_id, context)
+    return Intake.QUEUED if queued else Intake.COALESCED

@@ -34,6 +34,7 @@ from calsync.web.limits import (
     RateLimitMiddleware,
     RedisRateLimitBackend,
 )
+from calsync.web.push_intake import PushIntakeMiddleware
 from calsync.web.routes import admin, auth, calendars, events, me, sync, webhooks
 from calsync.web.routes import preferences as notice_routes
 
@@ -97,6 +98,12 @@ def create_app(services: Services) -> Starlette:
     app.add_middleware(RequestMetricsMiddleware)
     if tracing.enabled():
         add_tracing_middleware(app)
+    app.add_middleware(
+        PushIntakeMiddleware,
+        services=services,
+        cache=app.state.channel_cache,
+        marks=app.state.dirty_marks,
+    )
     return app
 
 

@@ -178,8 +178,40 @@ def uvicorn_argv(app: str, port: int, *, workers: int = 1, factory: bool = True)
     return [*argv, "--no-access-log", "--log-level", "warning", "--backlog", "2048"]
 
 
+def _descendants(pid: int) -> list[int]:
+    """`pid` and every process below it (from /proc)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(parents.get(current, []))
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of `pid` and its descendants so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for each in _descendants(pid):
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
 @contextmanager
-def serving(argv: Sequence[str], env: dict[str, str], port: int) -> Iterator[None]:
+def serving(argv: Sequence[str], env: dict[str, str], port: int) -> Iterator[int]:
+    """Run the server until the block ends; yields its process id."""
     server = subprocess.Popen(list(argv), env={**os.environ, **env})
     try:
         deadline = time.monotonic() + 30
@@ -192,7 +224,7 @@ def serving(argv: Sequence[str], env: dict[str, str], port: int) -> Iterator[Non
             if server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"server did not start: {shlex.join(argv)}")
             time.sleep(0.1)
-        yield
+        yield server.pid
     finally:
         server.terminate()
         try:
@@ -261,6 +293,7 @@ class WrkResult:
     non_2xx: int
     socket_errors: int
     output: str
+    server_cpu_us: float = 0.0  # server CPU time per completed request
 
 
 def _ms(value: str, unit: str) -> float:
@@ -427,10 +460,14 @@ def main() -> None:
             }[target.name]
             print(f"\n{label} (load average before: {load()})")
             print(f"  $ {shlex.join(target.argv)}")
-            with serving(target.argv, run_env, api_port):
+            with serving(target.argv, run_env, api_port) as pid:
                 single = target.calsync and target.processes == 1
                 before = scraped_counts(api_port) if single else Counts()
+                cpu_before = cpu_seconds(pid)
                 result = run_wrk(wrk, args, script, api_port)
+                result.server_cpu_us = (
+                    (cpu_seconds(pid) - cpu_before) / max(1, result.requests) * 1e6
+                )
                 if single:
                     time.sleep(0.2)  # requests in flight when wrk stopped
                     counts = scraped_counts(api_port) - before
@@ -439,7 +476,8 @@ def main() -> None:
             print(
                 f"  {result.rate:,.0f} req/s, p50 {result.p50_ms:.2f} ms, "
                 f"p99 {result.p99_ms:.2f} ms, non-2xx {result.non_2xx}, "
-                f"socket errors {result.socket_errors}"
+                f"socket errors {result.socket_errors}, "
+                f"server CPU {result.server_cpu_us:.0f} us/request"
             )
             problems: list[str] = []
             if target.calsync:
@@ -466,7 +504,7 @@ def main() -> None:
             )
             print(
                 f"  {label:48s} {result.rate:9,.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
-                f"p99 {result.p99_ms:6.2f} ms{ratio};{state}"
+                f"p99 {result.p99_ms:6.2f} ms  CPU {result.server_cpu_us:4.0f} us/req{ratio};{state}"
             )
     finally:
         services.close()

@@ -1,43 +1,31 @@
 """``POST /webhooks/google``: the receiver of Google's push channel notifications.
 
-Google sends the channel's metadata in ``X-Goog-*`` headers and no body. The answer is
-2xx whenever calsync recorded (or deliberately ignored) the message, so Google does not
-retry: also for unknown or forged channels, which are ignored and counted (no oracle for
-guessing ids). It is 5xx only when the database cannot record it (the shared
-`OperationalError` handler answers 503), so that Google retries. Never calls Google.
+In the served app `calsync.web.push_intake.PushIntakeMiddleware` answers this path
+before routing, so this route only runs in an app built without that middleware; both
+give the same answers (see that module): 202 recorded, 200 acknowledged or ignored
+(also for unknown or forged channels: no oracle for guessing ids), 400 without the
+required headers, 5xx only when the notification could not be recorded (the shared
+handlers answer 503 for an unreachable database or queue), so that Google retries.
+Never calls Google.
 """
 
 from __future__ import annotations
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from calsync.sync.notifications import ChannelCache, Intake, Notification, receive
+from calsync.sync.notifications import receive
 from calsync.web.errors import APIError
-
-_STATUS = {Intake.QUEUED: 202, Intake.COALESCED: 202}
+from calsync.web.push_intake import notification_from_headers, status_for
 
 
 async def google_notification(request: Request) -> Response:
     """Record one notification; see the module docstring for the answers."""
-    headers = request.headers
-    channel_id = headers.get("x-goog-channel-id")
-    state = headers.get("x-goog-resource-state")
-    if not channel_id or not state:
+    note = notification_from_headers(request.scope["headers"])
+    if note is None:
         raise APIError(
             400, "X-Goog-Channel-ID and X-Goog-Resource-State are required", code="bad_request"
         )
-    number = headers.get("x-goog-message-number", "")
-    note = Notification(
-        channel_id=channel_id,
-        token=headers.get("x-goog-channel-token", ""),
-        resource_id=headers.get("x-goog-resource-id", ""),
-        state=state,
-        message_number=int(number) if number.isdigit() else None,
-    )
-    cache: ChannelCache = request.app.state.channel_cache
-    outcome = await run_in_threadpool(
-        receive, request.app.state.services, note, cache, request.app.state.dirty_marks
-    )
-    return Response(status_code=_STATUS.get(outcome, 200))
+    state = request.app.state
+    outcome = await receive(state.services, note, state.channel_cache, state.dirty_marks)
+    return Response(status_code=status_for(outcome))

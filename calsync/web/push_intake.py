@@ -1,0 +1,226 @@
+"""The fast path of ``POST /webhooks/google``: raw ASGI, in front of the whole app.
+
+Google may push thousands of notifications a second. They carry everything in
+``X-Goog-*`` headers and no body, and need none of what the API's middleware does
+(authentication, per-user rate limits, routing), so `PushIntakeMiddleware` answers
+exactly ``POST /webhooks/google`` itself, before any of it, and hands everything else to
+the app unchanged. Per notification it reads the headers, verifies the channel against
+the process's `ChannelCache` (no database round trip once a channel is known) and awaits
+the group commit of `DirtyMarks` (`calsync.sync.notifications.receive`).
+
+Answers (the same as the Starlette route in `calsync.web.routes.webhooks`):
+
+- 202: a change recorded (its calendar marked dirty, a pull queued or already pending);
+- 200: acknowledged or deliberately ignored: the ``sync`` handshake, a stopped channel,
+  an unknown or forged one (no oracle for guessing ids);
+- 400: ``X-Goog-Channel-ID`` or ``X-Goog-Resource-State`` missing; 413: a body over
+  `MAX_BODY_BYTES` (Google sends none); both change nothing;
+- 503 with ``Retry-After`` when PostgreSQL or Redis cannot record the notification, 500
+  on a bug: 5xx only when nothing was recorded, so that Google retries.
+
+It counts the answer in the HTTP request metrics and, while tracing is on, opens a
+server span (tracer ``calsync.webhook``) whose context the queued pull is sent in, so a
+trace goes from the notification to the pull job. It is added last, outside the
+OpenTelemetry ASGI middleware too, so the webhook never pays for what it does not use.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from prometheus_client import Counter
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from calsync import metrics, tracing
+from calsync.bootstrap import Services
+from calsync.sync.notifications import ChannelCache, DirtyMarks, Intake, Notification, receive
+from calsync.web.errors import error_response, unavailable_dependency, unavailable_response
+from calsync.web.limits import payload_too_large_response
+
+__all__ = [
+    "MAX_BODY_BYTES",
+    "PATH",
+    "PushIntakeMiddleware",
+    "notification_from_headers",
+    "status_for",
+]
+
+log = logging.getLogger(__name__)
+
+PATH = "/webhooks/google"
+#: Calendar push messages have an empty body; anything bigger than this is not Google.
+MAX_BODY_BYTES = 16_384
+_MISSING_HEADERS = "X-Goog-Channel-ID and X-Goog-Resource-State are required"
+_RECORDED = frozenset({Intake.QUEUED, Intake.COALESCED})
+_NO_BODY = [(b"content-length", b"0")]
+TRACER_NAME = "calsync.webhook"
+
+
+def status_for(outcome: Intake) -> int:
+    """202 when a change was recorded, 200 when acknowledged or ignored."""
+    return 202 if outcome in _RECORDED else 200
+
+
+def notification_from_headers(headers: Iterable[tuple[bytes, bytes]]) -> Notification | None:
+    """The notification in ASGI headers (lower-case names); None when the channel id or
+    the resource state is missing."""
+    goog: dict[bytes, bytes] = {}
+    for name, value in headers:
+        if name.startswith(b"x-goog-"):
+            goog[name] = value
+    channel_id = goog.get(b"x-goog-channel-id", b"").decode("latin-1").strip()
+    state = goog.get(b"x-goog-resource-state", b"").decode("latin-1").strip()
+    if not channel_id or not state:
+        return None
+    number = goog.get(b"x-goog-message-number", b"")
+    return Notification(
+        channel_id=channel_id,
+        token=goog.get(b"x-goog-channel-token", b"").decode("latin-1").strip(),
+        resource_id=goog.get(b"x-goog-resource-id", b"").decode("latin-1").strip(),
+        state=state,
+        message_number=int(number) if number.isdigit() and len(number) <= 20 else None,
+    )
+
+
+class _Tracing:
+    """The webhook's tracer while tracing is on (`calsync.tracing.enabled`), else None.
+
+    While tracing is off this is one boolean check; the tracer is fetched once per
+    installed provider.
+    """
+
+    def __init__(self) -> None:
+        self._provider: object = None
+        self._tracer: trace.Tracer | None = None
+
+    def tracer(self) -> trace.Tracer | None:
+        if not tracing.enabled():
+            return None
+        provider = trace.get_tracer_provider()
+        if provider is not self._provider or self._tracer is None:
+            self._provider = provider
+            self._tracer = provider.get_tracer(TRACER_NAME)
+        return self._tracer
+
+
+class PushIntakeMiddleware:
+    """Answers ``POST /webhooks/google`` (see the module docstring); passes the rest on."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        services: Services,
+        cache: ChannelCache,
+        marks: DirtyMarks,
+        max_body_bytes: int = MAX_BODY_BYTES,
+    ) -> None:
+        self.app = app
+        self.services = services
+        self.cache = cache
+        self.marks = marks
+        self.max_body_bytes = max_body_bytes
+        self._tracing = _Tracing()
+        self._requests: dict[int, Counter] = {}
+        self._latency = metrics.HTTP_LATENCY.labels(PATH, "POST")
+
+    async def __call__(self, scope: Scope, receive_: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
+            if scope["type"] == "lifespan":
+                send = self._closing_on_shutdown(send)
+            await self.app(scope, receive_, send)
+            return
+        started = time.perf_counter()
+        status = await self._answer(scope, receive_, send)
+        counter = self._requests.get(status)
+        if counter is None:
+            counter = self._requests[status] = metrics.HTTP_REQUESTS.labels(
+                PATH, "POST", str(status)
+            )
+        counter.inc()
+        self._latency.observe(time.perf_counter() - started)
+
+    def _closing_on_shutdown(self, send: Send) -> Send:
+        """`send` for the lifespan: release the intake's connection before shutdown ends."""
+
+        async def closing_send(message: Message) -> None:
+            if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+                await self.marks.aclose()
+            await send(message)
+
+        return closing_send
+
+    async def _answer(self, scope: Scope, receive_: Receive, send: Send) -> int:
+        if not await self._body_fits(scope, receive_):
+            await payload_too_large_response(self.max_body_bytes)(scope, receive_, send)
+            return 413
+        note = notification_from_headers(scope["headers"])
+        if note is None:
+            await error_response(400, _MISSING_HEADERS)(scope, receive_, send)
+            return 400
+        try:
+            outcome = await self._receive(note)
+        except Exception as exc:  # anything unrecorded is a 5xx for Google
+            dependency = unavailable_dependency(exc)
+            if dependency is None:
+                log.exception("push notification not recorded")
+                await error_response(500, "internal error")(scope, receive_, send)
+                return 500
+            log.warning("push notification not recorded: %s unavailable", dependency)
+            await unavailable_response(dependency)(scope, receive_, send)
+            return 503
+        status = status_for(outcome)
+        await send({"type": "http.response.start", "status": status, "headers": _NO_BODY})
+        await send({"type": "http.response.body", "body": b""})
+        return status
+
+    async def _receive(self, note: Notification) -> Intake:
+        tracer = self._tracing.tracer()
+        if tracer is None:
+            return await receive(self.services, note, self.cache, self.marks)
+        with tracer.start_as_current_span(
+            f"POST {PATH}",
+            kind=trace.SpanKind.SERVER,
+            attributes={
+                "http.request.method": "POST",
+                "http.route": PATH,
+                "calsync.push.state": note.state,
+            },
+        ) as span:
+            outcome = await receive(
+                self.services, note, self.cache, self.marks, otel_context.get_current()
+            )
+            span.set_attribute("calsync.push.outcome", outcome.value)
+            span.set_attribute("http.response.status_code", status_for(outcome))
+            return outcome
+
+    async def _body_fits(self, scope: Scope, receive_: Receive) -> bool:
+        """False when the body is over the limit: declared so, or (chunked) read so.
+
+        A body within the limit is ignored (left for the server to discard).
+        """
+        declared: int | None = None
+        chunked = False
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.strip().isdigit():
+                declared = max(declared or 0, int(value))
+            elif name == b"transfer-encoding":
+                chunked = True
+        if declared is not None:
+            return declared <= self.max_body_bytes
+        if not chunked:
+            return True
+        seen = 0
+        while True:
+            message: Message = await receive_()
+            if message["type"] != "http.request":
+                return True  # the client went away; nothing more to read
+            seen += len(message.get("body", b""))
+            if seen > self.max_body_bytes:
+                return False
+            if not message.get("more_body", False):
+                return True
