@@ -14,7 +14,7 @@ its metrics are left out of that scrape; a scrape never fails because of it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -59,26 +59,25 @@ CHANNEL_BUCKETS: Final = (
 #: A pending notice due longer ago than this is overdue (the senders run every 15 s).
 OVERDUE_AFTER: Final = timedelta(minutes=2)
 
-#: Every metric name this module exposes (the dashboard and alert tests check against it).
-STATE_METRICS: Final = frozenset(
-    {
-        "calsync_state_source_up",
-        "calsync_calendars_by_sync_lag",
-        "calsync_sync_lag_max_seconds",
-        "calsync_sync_lag_worst_seconds",
-        "calsync_calendars_never_synced",
-        "calsync_calendars_without_channel",
-        "calsync_channels_by_time_left",
-        "calsync_outbox_depth",
-        "calsync_outbox_oldest_age_seconds",
-        "calsync_outbox_failed",
-        "calsync_notices_due",
-        "calsync_notices_overdue",
-        "calsync_queue_depth",
-        "calsync_queue_heartbeat_lag_seconds",
-        "calsync_queue_heartbeat_age_seconds",
-    }
-)
+#: Every metric this module exposes, with its label names (the dashboard and alert tests
+#: check their queries against it; a unit test checks it against a real scrape).
+STATE_METRICS: Final[Mapping[str, tuple[str, ...]]] = {
+    "calsync_state_source_up": ("source",),
+    "calsync_calendars_by_sync_lag": ("le",),
+    "calsync_sync_lag_max_seconds": (),
+    "calsync_sync_lag_worst_seconds": ("calendar_id",),
+    "calsync_calendars_never_synced": (),
+    "calsync_calendars_without_channel": (),
+    "calsync_channels_by_time_left": ("left",),
+    "calsync_outbox_depth": (),
+    "calsync_outbox_oldest_age_seconds": (),
+    "calsync_outbox_failed": (),
+    "calsync_notices_due": ("kind",),
+    "calsync_notices_overdue": ("kind",),
+    "calsync_queue_depth": ("queue",),
+    "calsync_queue_heartbeat_lag_seconds": (),
+    "calsync_queue_heartbeat_age_seconds": (),
+}
 
 
 def collect_state(sessions: Callable[[], Session], broker: Any, now: datetime) -> list[Metric]:
