@@ -18,7 +18,7 @@ from prometheus_client.samples import Sample
 
 from calsync.config import Settings
 from calsync.web.auth.tokens import issue_token
-from calsync.web.state_metrics import CHANNEL_BUCKETS
+from calsync.web.state_metrics import CHANNEL_BUCKETS, STATE_METRICS
 from tests.conftest import FakeGoogle
 from tests.integration.sync.conftest import SyncStack, running_stack, sync_settings, wait_until
 from tests.integration.sync.seed import timed
@@ -63,9 +63,22 @@ def test_metrics_follow_a_connect_sync_and_write(stack: SyncStack) -> None:
         timeout=30,
         what="the channels",
     )
+    stack.services.jobs.heartbeat.send(stack.services.clock().isoformat())
+    wait_until(
+        lambda: any(s.name == "calsync_queue_heartbeat_age_seconds" for s in scrape(stack)),
+        timeout=30,
+        what="the heartbeat",
+    )
     before = scrape(stack)
 
-    # Then the state metrics describe a fresh, fully watched, idle sync
+    # Then every state metric is there, with the labels the catalogue declares
+    state = {s.name: set(s.labels) for s in before if s.name in STATE_METRICS}
+    assert set(state) == set(STATE_METRICS)
+    assert all(labels == set(STATE_METRICS[name]) for name, labels in state.items())
+    assert 0 <= value(before, "calsync_queue_heartbeat_age_seconds") < 60
+    assert value(before, "calsync_queue_heartbeat_lag_seconds") >= 0
+
+    # And they describe a fresh, fully watched, idle sync
     assert value(before, "calsync_state_source_up", source="database") == 1
     assert value(before, "calsync_state_source_up", source="broker") == 1
     assert value(before, "calsync_calendars_by_sync_lag", le="+Inf") == watched
