@@ -164,10 +164,17 @@ class Occurrences:
     `starts` are the starts of the generated instances (those no exception replaces), in
     order; `exceptions` the series' own live exceptions that overlap the window. Together
     they are the earliest `max_instances` instances, exactly those `expand` returns.
+
+    `complete` says that no bound left an instance out (neither `max_instances` nor the
+    generation limit cut the answer, and the series has no EXRULE, whose own limit is not
+    tracked). Then the answer for a longer window with the same start holds exactly these
+    instances among those that begin before this window's end, which lets a caller
+    expand a shorter window first.
     """
 
     starts: tuple[EventTime, ...]
     exceptions: tuple[Event, ...]
+    complete: bool
 
 
 def occurrences(
@@ -202,7 +209,7 @@ def occurrences(
     replaced = {series.key(e.original_start) for e in own if e.original_start is not None}
     slack = len(replaced) + len(recurrence_set.exdates) + 1
     duration = _duration(start, end)
-    candidates = series.starts_in_window(
+    candidates, cut = series.starts_in_window(
         recurrence_set, window_start - duration, window_end, max_instances + slack
     )
     starts = [
@@ -216,9 +223,11 @@ def occurrences(
         for e in own
         if e.status != EventStatus.CANCELLED and _overlaps(e, window_start, window_end)
     ]
+    complete = not cut and not recurrence_set.exrules
     if len(starts) + len(live) > max_instances:
+        complete = False
         starts, live = _earliest(starts, live, series_id, fallback, max_instances)
-    return Occurrences(tuple(starts), tuple(live))
+    return Occurrences(tuple(starts), tuple(live), complete)
 
 
 def instance_of(master: Event, series_id: str, start: EventTime) -> Event:
@@ -410,11 +419,15 @@ class _Series:
 
     def starts_in_window(
         self, recurrence: RecurrenceSet, low_at: datetime, high_at: datetime, limit: int
-    ) -> list[EventTime]:
+    ) -> tuple[list[EventTime], bool]:
+        """The starts from `low_at` to `high_at`, and whether `limit` cut a rule short."""
         low, high = self.naive_bounds(low_at, high_at)
         found: set[datetime] = set()
+        cut = False
         for rule in recurrence.rrules:
-            found.update(_take(self.rule_starts(rule, low, high), limit))
+            taken = _take(self.rule_starts(rule, low, high), limit)
+            cut = cut or len(taken) >= limit
+            found.update(taken)
         found.update(w for w in (self.naive(v) for v in recurrence.rdates) if low <= w <= high)
         if low <= self.dtstart <= high:
             found.add(self.dtstart)
@@ -424,11 +437,12 @@ class _Series:
         values = [self.to_event_time(w) for w in sorted(found) if w not in excluded]
         exdates = {self._exdate_key(v) for v in recurrence.exdates}
         exdays = {v for v in recurrence.exdates if not isinstance(v, datetime)}
-        return [
+        kept = [
             v
             for v in values
             if self.key(v) not in exdates and (self.all_day or _local_day(v) not in exdays)
         ]
+        return kept, cut
 
     def _exdate_key(self, value: DateValue) -> date | datetime:
         if self.all_day:

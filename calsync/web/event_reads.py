@@ -23,7 +23,13 @@ from sqlalchemy.orm import Session
 
 from calsync.domain.errors import ValidationError
 from calsync.domain.models import Event, EventStatus, EventTime
-from calsync.domain.recurrence import expand, instance_id, instance_of, occurrences
+from calsync.domain.recurrence import (
+    Occurrences,
+    expand,
+    instance_id,
+    instance_of,
+    occurrences,
+)
 from calsync.domain.timezones import zone
 from calsync.store import keyset
 from calsync.store.event_queries import (
@@ -201,20 +207,61 @@ def list_views(
         return page, cursor
     assert query.start is not None
     assert query.end is not None
-    items: list[_Item] = []
+    single_items: list[_Item] = []
     if query.recurring is not True:
         keys = list_keys(session, spec, limit=query.limit + 1, after=after)
-        items += [(at, str(event_id), event_id) for at, event_id in keys]
-    if query.recurring is not False:
-        items += _instance_items(session, spec, query.start, query.end)
-    if query.after is not None:
-        items = [i for i in items if (i[0], i[1]) > query.after]
-    items.sort(key=_item_key)
+        single_items = [(at, str(event_id), event_id) for at, event_id in keys]
+    if query.recurring is False:
+        items = _after_cursor(single_items, query.after)
+    else:
+        items = _first_items(session, spec, query, single_items)
     page_items = items[: query.limit]
     more = len(items) > query.limit
     page = _views(session, page_items)
     cursor = encode_cursor(*_item_key(page_items[-1])) if more and page_items else None
     return page, cursor
+
+
+def _after_cursor(items: list[_Item], after: tuple[datetime, str] | None) -> list[_Item]:
+    if after is not None:
+        items = [i for i in items if (i[0], i[1]) > after]
+    items.sort(key=_item_key)
+    return items
+
+
+def _first_items(
+    session: Session, spec: EventFilter, query: ListQuery, singles: list[_Item]
+) -> list[_Item]:
+    """Singles and instances after the cursor, sorted: at least the first `limit + 1` of
+    the whole answer (or all of it), and nothing that is not in it.
+
+    Instances are expanded over a first part of the window (from its start, so that the
+    per-series bounds apply as for the whole window) up to a horizon, which grows (x4)
+    until `limit + 1` items certainly precede it: every instance not yet expanded starts
+    after the horizon, and `singles` are the first `limit + 1` singles of the answer.
+    A series whose expansion a bound cut short is expanded over the whole window.
+    """
+    assert query.start is not None
+    assert query.end is not None
+    start, end = query.start, query.end
+    series = _series(session, spec, start, end)
+    origin = max(start, query.after[0]) if query.after is not None else start
+    horizon = origin + (end - start) / 8
+    while True:
+        part_end = horizon + _ALL_DAY_MARGIN
+        if part_end >= end:
+            return _after_cursor(singles + _instance_items(series, start, end, end), query.after)
+        found = _instance_items(series, start, end, part_end)
+        certain = [i for i in found if i[0] < horizon]
+        items = _after_cursor(singles + certain, query.after)
+        if len(items) > query.limit and items[query.limit][0] < horizon:
+            return items
+        horizon = origin + (horizon - origin) * 4
+
+
+_ALL_DAY_MARGIN: Final = timedelta(days=1)
+"""An all-day instance sorts by midnight UTC but begins at midnight in its zone: less
+than a day apart."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,36 +353,47 @@ def instance_api_id(master: StoredEvent, original_start: EventTime) -> str:
     return instance_id(str(master.id), original_start)
 
 
-def _instance_items(
-    session: Session, spec: EventFilter, start: datetime, end: datetime
-) -> list[_Item]:
-    """The instances of the user's series in `[start, end)` as page items (no event is
-    built: `_views` builds those of the page). With `spec.category`, only those of it."""
+@dataclass(frozen=True, slots=True)
+class _SeriesData:
+    """The user's series in a window: outlines and their exceptions, read once."""
+
+    masters: list[SeriesOutline]
+    exceptions: dict[tuple[uuid.UUID, str], list[StoredEvent]]
+    category: str | None
+    session: Session
+
+
+def _series(session: Session, spec: EventFilter, start: datetime, end: datetime) -> _SeriesData:
     masters_spec = EventFilter(
         user_id=spec.user_id, start=start, end=end, calendar_id=spec.calendar_id, kind=Kind.MASTER
     )
     masters = series_outlines(session, masters_spec, limit=MAX_SERIES)
     exceptions = exceptions_of(session, [(m.calendar_id, m.series_id) for m in masters])
+    return _SeriesData(masters, exceptions, spec.category, session)
+
+
+def _instance_items(
+    series: _SeriesData, start: datetime, end: datetime, part_end: datetime
+) -> list[_Item]:
+    """The instances of the series in `[start, end)` as page items (no event is built:
+    `_views` builds those of the page); with a category, only those of it. With
+    `part_end` before `end`, only series whose expansion no bound cut short are expanded
+    over `[start, part_end)` alone: the items that begin before `part_end` are then
+    exactly those of the whole window."""
     items: list[_Item] = []
-    category = spec.category
-    for master in masters:
-        own = exceptions.get((master.calendar_id, master.series_id), [])
+    category = series.category
+    for master in series.masters:
+        own = series.exceptions.get((master.calendar_id, master.series_id), [])
         by_start = {sort_instant(e.event.original_start): e for e in own if e.event.original_start}
         if not master.recurrence:  # not a series after all: expand() shows the master itself
             if category is None or master.category == category:
-                items += _whole_master(session, master, start, end, by_start)
+                items += _whole_master(series.session, master, start, end, by_start)
             continue
+        own_events = [e.event for e in own]
         try:
-            found = occurrences(
-                master.recurrence,
-                master.start,
-                master.end,
-                start,
-                end,
-                [e.event for e in own],
-                series_id=master.series_id,
-                timezone=master.timezone,
-            )
+            found = _occurrences(master, own_events, start, part_end)
+            if part_end < end and not found.complete:
+                found = _occurrences(master, own_events, start, end)
         except ValidationError:
             continue  # a rule calsync cannot expand (from Google): shown unexpanded only
         series_key = str(master.id)
@@ -361,6 +419,21 @@ def _instance_items(
                 )
             )
     return items
+
+
+def _occurrences(
+    master: SeriesOutline, exceptions: list[Event], start: datetime, end: datetime
+) -> Occurrences:
+    return occurrences(
+        master.recurrence,
+        master.start,
+        master.end,
+        start,
+        end,
+        exceptions,
+        series_id=master.series_id,
+        timezone=master.timezone,
+    )
 
 
 @dataclass(frozen=True, slots=True)
