@@ -44,11 +44,16 @@ def acquire(
 
 def still_held(session: Session, calendar_id: uuid.UUID, *, owner: str) -> bool:
     """Whether `owner` still holds the lease; locks the row until the transaction ends
-    (SQLite, which has no ``FOR UPDATE``, serialises writers by itself)."""
+    (SQLite, which has no ``FOR UPDATE``, serialises writers by itself).
+
+    The lock is ``FOR NO KEY UPDATE``: it keeps other pulls and kicks out, but not the
+    foreign-key checks of event writes (``FOR KEY SHARE`` on the calendar row), which
+    a plain ``FOR UPDATE`` would block - a push updating an event while this pull
+    updates the same event deadlocked (tests/faults/test_regressions.py)."""
     query = (
         sa.select(_calendars.c.sync_lease_owner)
         .where(_calendars.c.id == calendar_id)
-        .with_for_update()
+        .with_for_update(key_share=True)
     )
     return session.execute(query).scalar_one_or_none() == owner
 

@@ -6,6 +6,11 @@
    (its write was of the older version), found nothing pending and stopped. Found by
    killing a worker mid-insert (tests/faults/test_worker_kill.py); fixed in
    ``calsync.sync.reconcile`` (a merge that needs a push always queues its own row).
+2. A pull and a push deadlocked in PostgreSQL (one of them failed and was retried): the
+   pull locked its calendar row ``FOR UPDATE`` and then wrote events; the push's second
+   write of an event in one transaction runs the foreign-key check, ``FOR KEY SHARE`` on
+   the same calendar row, which ``FOR UPDATE`` blocks. Found under the PostgreSQL outage
+   scenario's traffic; fixed in ``calsync.sync.lease`` (``FOR NO KEY UPDATE``).
 """
 
 from __future__ import annotations
@@ -15,10 +20,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from calsync.config import Settings
 from calsync.providers.base import CalendarProvider, ProviderSource
 from calsync.store import outbox
+from calsync.store.tables import Event as EventRow
+from calsync.sync import lease
 from tests.conftest import FakeGoogle
 from tests.integration.events.conftest import EventsApp, running
 
@@ -93,3 +102,28 @@ def test_a_merge_during_a_push_of_the_same_event_is_pushed_too(app: EventsApp) -
         assert outbox.pending_writes(session, uuid.UUID(created["id"])) is None
     remote = app.google_event(alice, created["google_event_id"])
     assert remote["description"] == "local edit"
+
+
+def test_a_pull_holding_its_calendar_does_not_block_event_writes(app: EventsApp) -> None:
+    alice = app.connect("alice@example.com")
+    created = app.create(
+        alice,
+        {"title": "t", "start_time": "2031-03-04T10:00:00Z", "end_time": "2031-03-04T11:00:00Z"},
+    )
+    assert alice.calendar_id is not None
+    engine = app.services.engine
+    # Given a pull that holds its calendar's row lock (the lease check)
+    with engine.connect() as pull, engine.connect() as push, pull.begin():
+        held = lease.still_held(Session(bind=pull), alice.calendar_id, owner="nobody")
+        assert held is False
+        # When a push writes the calendar's event twice in one transaction (as
+        # record_pushed does: its second UPDATE runs the foreign-key check)
+        with push.begin():
+            push.execute(sa.text("SET LOCAL lock_timeout = '3s'"))
+            for state in ("pending", "synced"):
+                push.execute(
+                    sa.update(EventRow)
+                    .where(EventRow.id == uuid.UUID(created["id"]))
+                    .values(sync_state=state)
+                )
+    # Then it went through without waiting for the pull (no lock timeout raised)
