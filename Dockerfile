@@ -22,6 +22,8 @@ COPY migrations ./migrations
 COPY workers ./workers
 USER 10001:10001
 EXPOSE 8000
+# The api's check (the default command). Other processes of this image override it: compose.yaml
+# gives the worker and the scheduler `calsync ready` and the emulator its own port.
 HEALTHCHECK --interval=30s --timeout=3s \
   CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)" || exit 1
 CMD ["calsync", "serve", "--host", "0.0.0.0", "--port", "8000"]
