@@ -24,7 +24,7 @@ from calsync.logs import redact
 from calsync.sync.notifications import ChannelCache, DirtyMarks
 from calsync.web import openapi
 from calsync.web.auth.principal import JWTAuthBackend, Principal, authentication_failed
-from calsync.web.errors import EXCEPTION_HANDLERS
+from calsync.web.errors import EXCEPTION_HANDLERS, UnavailableDependencyMiddleware
 from calsync.web.health import healthz, metrics_endpoint, readyz
 from calsync.web.limits import (
     BodySizeLimitMiddleware,
@@ -95,6 +95,7 @@ def create_app(services: Services) -> Starlette:
         AuthenticationMiddleware, backend=JWTAuthBackend(services), on_error=authentication_failed
     )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
+    app.add_middleware(UnavailableDependencyMiddleware)  # 503, keeping the connection
     app.add_middleware(RequestMetricsMiddleware)
     if tracing.enabled():
         add_tracing_middleware(app)

@@ -6,8 +6,10 @@ nothing ever leaks a stack trace. A dependency that cannot be reached - the data
 Redis (a connection or timeout error, directly or through Dramatiq's broker) - answers 503
 with ``Retry-After`` rather than 500, so clients, Google and load balancers back off and
 retry. That holds wherever the error is raised: in a route (``ExceptionMiddleware``) or in
-a middleware such as authentication, which loads the caller from the database (Starlette's
-``ServerErrorMiddleware`` calls :func:`handle_unexpected`).
+a middleware such as authentication, which loads the caller from the database
+(:class:`UnavailableDependencyMiddleware`; and as a last resort Starlette's
+``ServerErrorMiddleware`` calls :func:`handle_unexpected`, though it then re-raises, and
+uvicorn closes the client's keep-alive connection).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +151,40 @@ async def handle_unexpected(request: Request, exc: Exception) -> Response:
         return await handle_queue_unavailable(request, exc)
     log.exception("unhandled error")
     return error_response(500, "internal error")
+
+
+class UnavailableDependencyMiddleware:
+    """Answer 503 + ``Retry-After`` for an unreachable database or Redis raised anywhere
+    inside it (middleware included), before an answer started; other errors pass on.
+
+    Unlike Starlette's ``ServerErrorMiddleware`` it does not re-raise once it answered,
+    so the server keeps the client's connection open: an outage costs the client a 503,
+    not also a connection reset on its next request.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watching_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watching_send)
+        except Exception as exc:
+            what = unavailable_dependency(exc)
+            if what is None or started:
+                raise
+            log.warning("%s unavailable: %s", what, type(exc).__name__)
+            await unavailable_response(what)(scope, receive, send)
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {

@@ -20,7 +20,12 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from calsync.web.errors import EXCEPTION_HANDLERS, RETRY_AFTER_SECONDS, unavailable_dependency
+from calsync.web.errors import (
+    EXCEPTION_HANDLERS,
+    RETRY_AFTER_SECONDS,
+    UnavailableDependencyMiddleware,
+    unavailable_dependency,
+)
 
 
 def _db_down() -> OperationalError:
@@ -124,3 +129,30 @@ def test_unavailable_dependency_follows_explicit_causes_only() -> None:
     assert isinstance(caught.value.__context__, OperationalError)
     assert unavailable_dependency(caught.value) is None
     assert unavailable_dependency(KeyError("x")) is None
+
+
+@pytest.fixture(scope="module")
+def guarded() -> TestClient:
+    """As calsync's app: the middleware outside the one that fails. The client re-raises
+    any exception that escapes the app, so a 503 here means nothing was re-raised."""
+    app = Starlette(
+        routes=[Route("/route", failing_route), Route("/middleware", failing_route)],
+        exception_handlers=EXCEPTION_HANDLERS,
+    )
+    app.add_middleware(FailingMiddleware)
+    app.add_middleware(UnavailableDependencyMiddleware)
+    return TestClient(app, raise_server_exceptions=True)
+
+
+@pytest.mark.parametrize("name", [n for n, (_e, status, _w) in FAILURES.items() if status == 503])
+def test_the_middleware_answers_503_without_re_raising(guarded: TestClient, name: str) -> None:
+    for where in ("route", "middleware"):
+        response = guarded.get(f"/{where}", params={"fail": name})
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == str(RETRY_AFTER_SECONDS)
+        assert response.json()["error"]["code"] == "unavailable"
+
+
+def test_the_middleware_lets_other_errors_through(guarded: TestClient) -> None:
+    with pytest.raises(ZeroDivisionError):
+        guarded.get("/middleware", params={"fail": "bug"})
