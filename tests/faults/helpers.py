@@ -168,3 +168,10 @@ def expire_push_leases(services: Services) -> int:
             .values(push_lease_until=None)
         )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def editor_inserts(stack: SyncStack, google_id: str, bodies: list[dict[str, Any]]) -> list[Any]:
+    """Insert events as the other client, one request each, retrying a connection the
+    emulator closed while idle (the client library retries with ``num_retries``)."""
+    events = stack.google_as(EDITOR).events()
+    return [events.insert(calendarId=google_id, body=one).execute(num_retries=3) for one in bodies]

@@ -99,11 +99,15 @@ def google_resources(stack: SyncStack, google_id: str, email: str) -> list[dict[
                 maxResults=2500,
                 pageToken=page_token,
             )
-            .execute()
+            .execute(num_retries=3)
         )
         for item in answer.get("items", []):
             if item.get("status") == "cancelled" and "extendedProperties" not in item:
-                item = service.events().get(calendarId=google_id, eventId=item["id"]).execute()
+                item = (
+                    service.events()
+                    .get(calendarId=google_id, eventId=item["id"])
+                    .execute(num_retries=3)
+                )
             found.append(item)
         page_token = answer.get("nextPageToken")
         if not page_token:

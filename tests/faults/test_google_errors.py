@@ -27,6 +27,7 @@ from tests.faults.helpers import (
     api,
     body,
     connect_with_editor,
+    editor_inserts,
     settle,
 )
 from tests.faults.ledger import judge, report
@@ -63,14 +64,14 @@ def test_bursts_of_google_errors_lose_and_duplicate_nothing(stack: SyncStack) ->
     editor = stack.google_as(EDITOR)
     seeded = [
         e["id"]
-        for e in editor.events().list(calendarId=calendar).execute()["items"]
+        for e in editor.events().list(calendarId=calendar).execute(num_retries=3)["items"]
         if e.get("status") != "cancelled"
     ]
     expected: dict[str, str | None] = {}
     with api(stack) as client:
         local = {e["google_event_id"]: e for e in client.get("/events").json()["events"]}
-        # Given Google starts failing in bursts
-        armed = [stack.control.add_fault(**spec) for spec in BURSTS]
+        # Given Google starts failing calsync's requests in bursts
+        armed = [stack.control.add_fault(**spec, user=stack.email) for spec in BURSTS]
         # When calsync's user writes through the API ...
         created = []
         for n in range(8):
@@ -82,7 +83,7 @@ def test_bursts_of_google_errors_lose_and_duplicate_nothing(stack: SyncStack) ->
         for google_id in seeded[:3]:
             editor.events().patch(
                 calendarId=calendar, eventId=google_id, body={"description": "remote edit"}
-            ).execute()
+            ).execute(num_retries=3)
         for google_id in seeded[:3]:
             title = f"{local[google_id]['title']} (edited here)"
             answer = client.put(f"/events/{local[google_id]['id']}", json={"title": title})
@@ -95,13 +96,12 @@ def test_bursts_of_google_errors_lose_and_duplicate_nothing(stack: SyncStack) ->
         for event in created[6:]:
             assert client.delete(f"/events/{event['id']}").status_code == 204
             expected[event["google_event_id"]] = None
-        added = stack.insert_many(calendar, [timed(300 + n) for n in range(4)], email=EDITOR)
+        added = editor_inserts(stack, calendar, [timed(300 + n) for n in range(4)])
         expected |= {e["id"]: e["summary"] for e in added}
         # And at the worst moment Google forgets the sync token right after a deletion
-        editor.events().delete(calendarId=calendar, eventId=seeded[5]).execute()
+        editor.events().delete(calendarId=calendar, eventId=seeded[5]).execute(num_retries=3)
         stack.control.invalidate_sync_tokens(calendar)
         expected[seeded[5]] = None
-        stack.control.add_fault(kind="status", status=410, method="GET", path=COLLECTION)
 
         # Then, once the bursts are spent and Google heals ...
         def spent() -> bool:
@@ -117,8 +117,10 @@ def test_bursts_of_google_errors_lose_and_duplicate_nothing(stack: SyncStack) ->
             stack.services.jobs.sync_calendar.send(str(stack.calendar_row(calendar).id))
             settle(stack, calendar, timeout=120)
     fired = sum(hits.values())
-    print(f"[faults] google errors: {fired} faults fired: {hits}")
+    gone = stack.control.requests(method="GET", status="410", user=stack.email)
+    print(f"[faults] google errors: {fired} faults fired: {hits}; {len(gone)} listings got 410")
     assert fired >= sum(int(str(spec["count"])) for spec in BURSTS) // 2
+    assert gone, "the expired sync token was met"
     verdict = judge(
         stack,
         "Google 500/503/429/403/latency/reset/410/412 bursts",

@@ -11,6 +11,7 @@ A last round of changes whose notifications are all lost is caught by the safety
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import time
@@ -28,6 +29,7 @@ from tests.faults.helpers import (
     EDITOR,
     channel,
     connect_with_editor,
+    editor_inserts,
     idle,
     settle,
 )
@@ -44,8 +46,8 @@ MESSAGES = 150  # distinct message numbers; each is sent twice
 
 @pytest.fixture
 def stack(production_settings: Settings, fake_google: FakeGoogle) -> Iterator[SyncStack]:
-    settings = sync_settings(
-        production_settings, fake_google, sync_min_interval_seconds=MIN_INTERVAL
+    settings = dataclasses.replace(
+        sync_settings(production_settings, fake_google), sync_min_interval_seconds=MIN_INTERVAL
     )
     yield from running_stack(settings, fake_google, threads=4)
 
@@ -65,11 +67,11 @@ def test_duplicated_reordered_and_dropped_notifications(stack: SyncStack) -> Non
     editor = stack.google_as(EDITOR)
     # Given Google's own notifications are lost while another client changes things
     stack.control.add_fault(kind="drop_push", count=None)
-    added = stack.insert_many(calendar, [timed(400 + n) for n in range(5)], email=EDITOR)
+    added = editor_inserts(stack, calendar, [timed(400 + n) for n in range(5)])
     editor.events().patch(
         calendarId=calendar, eventId=added[0]["id"], body={"summary": "renamed"}
-    ).execute()
-    editor.events().delete(calendarId=calendar, eventId=added[1]["id"]).execute()
+    ).execute(num_retries=3)
+    editor.events().delete(calendarId=calendar, eventId=added[1]["id"]).execute(num_retries=3)
     assert added[2]["id"] not in stack.local_events(calendar)
     stack.control.clear_requests()
 
@@ -107,7 +109,7 @@ def test_duplicated_reordered_and_dropped_notifications(stack: SyncStack) -> Non
     assert replay_pulls <= 2
 
     # When every notification of further changes is lost
-    more = stack.insert_many(calendar, [timed(500)], email=EDITOR)
+    more = editor_inserts(stack, calendar, [timed(500)])
     time.sleep(0.5)
     assert more[0]["id"] not in stack.local_events(calendar)
     # Then the scheduler's safety net pulls the calendar anyway

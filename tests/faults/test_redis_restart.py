@@ -70,7 +70,11 @@ def test_a_redis_restart_with_jobs_queued_and_notifications_arriving_loses_nothi
             for n in range(40):
                 if stop.wait(0.25):
                     return
-                made = editor.events().insert(calendarId=calendar, body=timed(200 + n)).execute()
+                made = (
+                    editor.events()
+                    .insert(calendarId=calendar, body=timed(200 + n))
+                    .execute(num_retries=3)
+                )
                 remote.append(made["id"])
 
         editing = threading.Thread(target=keep_editing, name="remote-edits", daemon=True)
@@ -101,7 +105,9 @@ def test_a_redis_restart_with_jobs_queued_and_notifications_arriving_loses_nothi
     assert set(statuses) <= {201, 503}
     remote_titles = {
         e["id"]: e["summary"]
-        for e in editor.events().list(calendarId=calendar, maxResults=2500).execute()["items"]
+        for e in editor.events()
+        .list(calendarId=calendar, maxResults=2500)
+        .execute(num_retries=3)["items"]
     }
     expected |= {google_id: remote_titles[google_id] for google_id in remote}
     report(

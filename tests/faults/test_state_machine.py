@@ -158,7 +158,11 @@ class CalendarSync(RuleBasedStateMachine):
     # -- another client on Google ------------------------------------------------------
 
     def _remote_ids(self) -> list[str]:
-        items = self.editor.events().list(calendarId=ALICE, maxResults=2500).execute()["items"]
+        items = (
+            self.editor.events()
+            .list(calendarId=ALICE, maxResults=2500)
+            .execute(num_retries=3)["items"]
+        )
         return sorted(e["id"] for e in items if e.get("status") != "cancelled")
 
     @rule(title=TITLES, day=st.integers(1, 28))
@@ -171,7 +175,7 @@ class CalendarSync(RuleBasedStateMachine):
                 "start": {"dateTime": event["start_time"]},
                 "end": {"dateTime": event["end_time"]},
             },
-        ).execute()
+        ).execute(num_retries=3)
         self.steps.append(f"insert {title} remotely")
 
     @rule(pick=st.integers(0, 50), title=TITLES)
@@ -181,7 +185,7 @@ class CalendarSync(RuleBasedStateMachine):
             google_id = ids[pick % len(ids)]
             self.editor.events().patch(
                 calendarId=ALICE, eventId=google_id, body={"summary": f"{title} (remote)"}
-            ).execute()
+            ).execute(num_retries=3)
             self.steps.append(f"retitle {google_id[:8]} remotely")
 
     @rule(pick=st.integers(0, 50))
@@ -189,7 +193,7 @@ class CalendarSync(RuleBasedStateMachine):
         ids = self._remote_ids()
         if ids:
             google_id = ids[pick % len(ids)]
-            self.editor.events().delete(calendarId=ALICE, eventId=google_id).execute()
+            self.editor.events().delete(calendarId=ALICE, eventId=google_id).execute(num_retries=3)
             self.deleted.add(google_id)
             self.steps.append(f"delete {google_id[:8]} remotely")
 

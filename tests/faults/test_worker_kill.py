@@ -25,6 +25,7 @@ from tests.faults.helpers import (
     api,
     body,
     connect_with_editor,
+    editor_inserts,
     expire_push_leases,
     settle,
 )
@@ -57,7 +58,9 @@ def _hit(stack: SyncStack, fault: dict[str, Any]) -> Callable[[], bool]:
 def _on_google(editor: Any, calendar: str, google_id: str, title: str) -> Callable[[], bool]:
     def applied() -> bool:
         try:
-            found = editor.events().get(calendarId=calendar, eventId=google_id).execute()
+            found = (
+                editor.events().get(calendarId=calendar, eventId=google_id).execute(num_retries=3)
+            )
         except HttpError:
             return False
         return bool(found.get("summary") == title)
@@ -88,14 +91,14 @@ def test_a_worker_killed_mid_pull_and_mid_write_loses_and_duplicates_nothing(
             slow_list = stack.control.add_fault(
                 kind="latency", method="GET", path=EVENTS + "$", latency_ms=HOLD_MS
             )
-            first = stack.insert_many(calendar, [timed(100)], email=EDITOR)[0]
+            first = editor_inserts(stack, calendar, [timed(100)])[0]
             wait_until(_hit(stack, slow_list), 30, "the pull's listing to reach Google")
             worker.kill()
             # ... and more changes arrive on both sides while no worker runs
-            second = stack.insert_many(calendar, [timed(101)], email=EDITOR)[0]
+            second = editor_inserts(stack, calendar, [timed(101)])[0]
             editor.events().patch(
                 calendarId=calendar, eventId=first["id"], body={"summary": "renamed while dead"}
-            ).execute()
+            ).execute(num_retries=3)
             local = client.post("/events", json=body("written while dead", 3))
             assert local.status_code == 201, local.text
             expected |= {
@@ -161,7 +164,7 @@ def test_a_worker_killed_mid_pull_and_mid_write_loses_and_duplicates_nothing(
         description = (
             editor.events()
             .get(calendarId=calendar, eventId=made["google_event_id"])
-            .execute()
+            .execute(num_retries=3)
             .get("description")
         )
         assert description == "after the kill"
