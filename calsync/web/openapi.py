@@ -69,6 +69,14 @@ _ATTENDEE_IN = {
         ),
     ]
 }
+_DATE_PARAM = {
+    "anyOf": [
+        {"type": "string", "format": "date"},
+        {"type": "string", "format": "date-time"},
+        {"const": ""},
+    ],
+    "description": "empty: not given",
+}
 _TIME = {
     "anyOf": [
         {"type": "string", "format": "date"},
@@ -252,9 +260,13 @@ SCHEMAS: Final[dict[str, Any]] = {
 }
 
 _AUTH_ERRORS = {"401": _error("no or invalid token"), "429": _error("rate limited")}
-#: What any operation with a JSON body can also answer: a body that is not JSON (or not
-#: an object), one over the size limit.
-_BODY_ERRORS = {"400": _error("the body is not a JSON object"), "413": _error("body too large")}
+#: What any operation with a JSON body can also answer: a body that is not JSON, one over
+#: the size limit, one sent as another media type.
+_BODY_ERRORS = {
+    "400": _error("the body is not valid JSON"),
+    "413": _error("body too large"),
+    "415": _error("the body is not sent as application/json"),
+}
 _EVENT_ID = {
     "name": "event_id",
     "in": "path",
@@ -484,9 +496,11 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
             _query(
                 "start_date",
                 "YYYY-MM-DD (caller's zone) or date-time with offset; with end_date",
-                _TIME,
+                _DATE_PARAM,
             ),
-            _query("end_date", "inclusive date, or exclusive date-time; with start_date", _TIME),
+            _query(
+                "end_date", "inclusive date, or exclusive date-time; with start_date", _DATE_PARAM
+            ),
             _query("category", "only this category"),
             _query(
                 "calendar_id",

@@ -23,7 +23,9 @@ async def read_json_object(request: Request) -> dict[str, Any]:
     raw = await request.body()
     try:
         body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
+        # ValueError: malformed JSON or bytes, and integers past Python's digit limit;
+        # RecursionError: arrays or objects nested deeper than the parser's stack.
         raise APIError(400, "the body is not valid JSON", code="invalid_json") from None
     if not isinstance(body, dict):
         raise APIError(422, "the body must be a JSON object")

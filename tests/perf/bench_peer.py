@@ -281,6 +281,7 @@ async def run(args: argparse.Namespace) -> None:
                     lines.append(row(f"full sync, {label}", best(ours), best(theirs)))
                 _, manager, _ = await peer_full(http, host, large, 1)
                 pull_calendar(services, large.calendar_id)  # both now hold a fresh token
+                google = build_calendar_service(base, large.token)  # the old one went idle
                 ours_incr: list[float] = []
                 theirs_incr: list[float] = []
                 for n in range(args.incremental_runs):

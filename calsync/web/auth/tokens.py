@@ -278,7 +278,7 @@ def _unverified_header(token: str) -> dict[str, Any]:
         raise InvalidToken("malformed token: not three base64url segments")
     try:
         header = json.loads(_b64url_decode(segments[0]))
-    except (ValueError, binascii.Error):
+    except (ValueError, binascii.Error, RecursionError):
         raise InvalidToken("malformed token: header is not base64url JSON") from None
     if not isinstance(header, dict):
         raise InvalidToken("malformed token: header is not a JSON object")

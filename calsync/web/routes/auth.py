@@ -66,7 +66,8 @@ async def finish_google_sign_in(request: Request) -> Response:
     cookie_name = state_cookie_options(services.oauth_state, secure=False)["key"]
     address = request.client.host if request.client else None
     if params.get("error"):
-        await _refuse(services, address, f"consent {params['error'][:50]}")
+        shown = "".join(c for c in params["error"][:50] if c.isprintable())  # no NUL in JSONB
+        await _refuse(services, address, f"consent {shown}")
         raise APIError(400, "Google sign-in was not granted", code="consent_denied")
     try:
         bundle = verify_state_cookie(
