@@ -21,7 +21,7 @@ import tracemalloc
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
-import httpx
+import httpx2 as httpx
 import pytest
 import redis
 import sqlalchemy as sa
