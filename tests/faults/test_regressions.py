@@ -70,7 +70,7 @@ def app(production_settings: Settings, fake_google: FakeGoogle) -> Iterator[Even
 def test_a_merge_during_a_push_of_the_same_event_is_pushed_too(app: EventsApp) -> None:
     alice = app.connect("alice@example.com")
     hooked = HookedProviders(app.services.providers)
-    app.services.providers = hooked  # type: ignore[assignment]
+    app.services.providers = hooked
     # Given an event whose insert reached Google but whose answer was lost (Google holds
     # it under calsync's id)
     created = app.create(

@@ -57,7 +57,7 @@ FAILURES: dict[str, tuple[BaseException, int, str]] = {
     "wrapped": (_wrapped_db_down(), 503, "database"),
     "redis_down": (RedisConnectionError("Connection refused"), 503, "queue"),
     "redis_timeout": (RedisTimeoutError("Timeout reading from socket"), 503, "queue"),
-    "broker_down": (BrokerConnectionError("lost the broker"), 503, "queue"),
+    "broker_down": (BrokerConnectionError("lost the broker"), 503, "queue"),  # type: ignore[no-untyped-call]
     "integrity": (IntegrityError("INSERT", {}, Exception("duplicate key")), 500, ""),
     "bug": (ZeroDivisionError("division by zero"), 500, ""),
 }
