@@ -22,6 +22,8 @@ combinations) are rejected by `calsync.domain.rfc5545` and `validate_recurrence`
 from __future__ import annotations
 
 import dataclasses
+import threading
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -209,8 +211,8 @@ def occurrences(
     replaced = {series.key(e.original_start) for e in own if e.original_start is not None}
     slack = len(replaced) + len(recurrence_set.exdates) + 1
     duration = _duration(start, end)
-    candidates, cut = series.starts_in_window(
-        recurrence_set, window_start - duration, window_end, max_instances + slack
+    candidates, cut = compiled.starts_in_window(
+        window_start - duration, window_end, max_instances + slack
     )
     starts = [
         value
@@ -280,11 +282,47 @@ def _earliest(
 
 @dataclass(frozen=True, slots=True)
 class _Compiled:
+    """A series' parsed rules and evaluation context; `counted` fills up with the starts
+    of its COUNT rules as they are first needed (a plain dict: two threads that race
+    compute the same value)."""
+
     recurrence: RecurrenceSet
     series: _Series
+    counted: dict[RecurrenceRule, tuple[datetime, ...]] = dataclasses.field(default_factory=dict)
+    windows: dict[tuple[datetime, datetime, int], tuple[tuple[EventTime, ...], bool]] = (
+        dataclasses.field(default_factory=dict)
+    )
+
+    def starts_in_window(
+        self, low_at: datetime, high_at: datetime, limit: int
+    ) -> tuple[tuple[EventTime, ...], bool]:
+        """`_Series.starts_in_window` of these rules, remembered for the last few windows
+        (a pure function of the rules and its arguments, so a remembered answer is the
+        answer; an edited series has other rules, hence another `_Compiled`)."""
+        key = (low_at, high_at, limit)
+        found = self.windows.get(key)
+        if found is None:
+            starts, cut = self.series.starts_in_window(
+                self.recurrence, low_at, high_at, limit, self.counted
+            )
+            found = (tuple(starts), cut)
+            if len(starts) <= _MEMO_WINDOW_STARTS:
+                with _WINDOWS_LOCK:
+                    self.windows[key] = found
+                    while len(self.windows) > _MEMO_WINDOWS:
+                        del self.windows[next(iter(self.windows))]
+        return found
 
 
-_COMPILED_CACHE_SIZE: Final = 4096
+_COMPILED_CACHE_SIZE: Final = 2048
+_MEMO_COUNT: Final = 1000
+"""COUNT rules up to this many instances keep their starts in the cache: at most 2048
+series x 1000 starts."""
+_MEMO_WINDOWS: Final = 2
+_MEMO_WINDOW_STARTS: Final = 200
+"""Each cached series remembers the starts of its last 2 windows, if at most 200 each
+(the same month asked for again, and the first part of it that a first page expands)."""
+_WINDOWS_LOCK: Final = threading.Lock()
 
 
 @lru_cache(maxsize=_COMPILED_CACHE_SIZE)
@@ -418,14 +456,26 @@ class _Series:
         return instant.astimezone(self.tz).replace(tzinfo=None)
 
     def starts_in_window(
-        self, recurrence: RecurrenceSet, low_at: datetime, high_at: datetime, limit: int
+        self,
+        recurrence: RecurrenceSet,
+        low_at: datetime,
+        high_at: datetime,
+        limit: int,
+        counted: dict[RecurrenceRule, tuple[datetime, ...]] | None = None,
     ) -> tuple[list[EventTime], bool]:
-        """The starts from `low_at` to `high_at`, and whether `limit` cut a rule short."""
+        """The starts from `low_at` to `high_at`, and whether `limit` cut a rule short.
+
+        With `counted`, the starts of a COUNT rule are computed once from the series'
+        start and kept there (see `_counted_starts`) instead of again on every call."""
         low, high = self.naive_bounds(low_at, high_at)
         found: set[datetime] = set()
         cut = False
         for rule in recurrence.rrules:
-            taken = _take(self.rule_starts(rule, low, high), limit)
+            if counted is not None and rule.count is not None and rule.count <= _MEMO_COUNT:
+                starts = self._counted_starts(rule, low, high, counted)
+            else:
+                starts = self.rule_starts(rule, low, high)
+            taken = _take(starts, limit)
             cut = cut or len(taken) >= limit
             found.update(taken)
         found.update(w for w in (self.naive(v) for v in recurrence.rdates) if low <= w <= high)
@@ -450,6 +500,25 @@ class _Series:
         if isinstance(value, datetime):
             return self.naive(value).replace(tzinfo=self.tz, fold=0).astimezone(UTC)
         return value  # a whole day excluded on a timed series: matched by local date
+
+    def _counted_starts(
+        self,
+        rule: RecurrenceRule,
+        low: datetime,
+        high: datetime,
+        counted: dict[RecurrenceRule, tuple[datetime, ...]],
+    ) -> Iterator[datetime]:
+        """`rule_starts(rule, low, high)` of a COUNT rule, from all its starts, which are
+        computed once (a COUNT rule is always evaluated from the series' start) and kept
+        in `counted`. They ascend, as `rule_starts` yields them, so a slice is the same."""
+        values = counted.get(rule)
+        if values is None:
+            values = tuple(self.rule_starts(rule, datetime.min, None))
+            counted[rule] = values
+        for value in values[bisect_left(values, low) :]:
+            if value > high:
+                return
+            yield value
 
     def rule_starts(
         self, rule: RecurrenceRule, low: datetime, high: datetime | None

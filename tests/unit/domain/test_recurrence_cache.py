@@ -145,3 +145,57 @@ def test_a_capped_expansion_is_not_complete() -> None:
     )
     assert len(found.starts) == 100
     assert not found.complete
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "RRULE:FREQ=DAILY;COUNT=400",
+        "RRULE:FREQ=WEEKLY;BYDAY=MO,FR;COUNT=90",
+        "RRULE:FREQ=MONTHLY;BYDAY=-1SU;COUNT=30",
+        "RRULE:FREQ=DAILY;INTERVAL=3",
+        "RRULE:FREQ=HOURLY;INTERVAL=7;UNTIL=20301231T000000Z",
+    ],
+)
+def test_windows_after_warm_ones_expand_as_with_a_cold_cache(rule: str) -> None:
+    # Given a series (COUNT rules keep all their starts, every rule its last windows)
+    master = series(rule, datetime(2030, 1, 6, 9), "Europe/Berlin", "w")
+    windows = [
+        (datetime(2030, 3, 1, tzinfo=UTC), datetime(2030, 4, 1, tzinfo=UTC)),  # DST inside
+        (datetime(2030, 3, 1, tzinfo=UTC), datetime(2030, 3, 5, tzinfo=UTC)),
+        (datetime(2030, 10, 20, tzinfo=UTC), datetime(2030, 11, 10, tzinfo=UTC)),
+        (datetime(2031, 2, 1, tzinfo=UTC), datetime(2031, 3, 1, tzinfo=UTC)),  # past COUNT
+        (datetime(2030, 3, 1, tzinfo=UTC), datetime(2030, 4, 1, tzinfo=UTC)),
+    ]
+    expected = [fresh(master, *w) for w in windows]
+    # When the windows are expanded in turn, twice, with the cache kept
+    clear_rule_cache()
+    got = [expand(master, *w) for w in windows + windows]
+    # Then each answer is what a cold cache gives
+    assert got == expected + expected
+    assert expected[0]
+    assert expected[0] != expected[2]
+
+
+def test_exceptions_apply_to_remembered_windows() -> None:
+    # Given a window expanded once without exceptions
+    master = series("RRULE:FREQ=DAILY", datetime(2030, 5, 1, 8), "UTC", "d")
+    plain = expand(master, *JUNE)
+    # When an exception now moves the first June instance and another cancels the second
+    moved = dataclasses.replace(
+        plain[0],
+        start=plain[0].start.shifted(timedelta(hours=3)),
+        end=plain[0].end.shifted(timedelta(hours=3)),
+    )
+    cancelled = dataclasses.replace(plain[1], status=EventStatus.CANCELLED)
+    got = expand(master, *JUNE, [moved, cancelled])
+    # Then the remembered starts are still corrected by them
+    assert got[0] == moved
+    assert plain[1] not in got
+    assert len(got) == len(plain) - 1
+    assert got == fresh_with(master, [moved, cancelled])
+
+
+def fresh_with(master: Event, exceptions: list[Event]) -> tuple[Event, ...]:
+    clear_rule_cache()
+    return expand(master, *JUNE, exceptions)
