@@ -113,10 +113,15 @@ def _dev(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    """uvicorn, which on SIGTERM stops accepting connections and gives the requests in
+    flight ``timeout_graceful_shutdown`` seconds to finish before it exits."""
     import uvicorn
+
+    from calsync.runtime import prepare_metrics_dir
 
     settings = Settings.from_env()  # fail fast, in this process, on a bad configuration
     configure_logging(settings.log_level)
+    prepare_metrics_dir()  # before uvicorn starts the processes that share it
     uvicorn.run(
         "calsync.web.asgi:app_factory",
         factory=True,

@@ -88,3 +88,55 @@ def test_worker_processes_counters_are_served_on_the_metrics_port(
         worker.send_signal(signal.SIGTERM)
         status = worker.wait(timeout=90)
     assert status == 0, log.read_text()
+
+
+def test_api_processes_share_one_count_on_metrics(
+    pg_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    (directory / "counter_999999.db").write_bytes(b"left by an earlier run")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CALSYNC_", "PROMETHEUS_"))}
+    env |= {
+        "CALSYNC_DATABASE_URL": pg_url,
+        "CALSYNC_REDIS_URL": redis_url,
+        "CALSYNC_PUBLIC_URL": "https://calsync.example.com",
+        "CALSYNC_JWT_SECRET": "a" * 48,
+        "CALSYNC_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "CALSYNC_GOOGLE_CLIENT_ID": "client",
+        "CALSYNC_GOOGLE_CLIENT_SECRET": "secret",
+        "PROMETHEUS_MULTIPROC_DIR": str(directory),
+    }
+    command = [sys.executable, "-m", "calsync.cli", "serve", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--workers", "2"]
+    log = tmp_path / "api.log"
+    with log.open("wb") as output:
+        api = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        # Given two uvicorn processes, both up (each has written its files)
+        def up() -> bool:
+            assert api.poll() is None, log.read_text()
+            try:
+                answered = httpx.get(f"{base}/healthz").status_code == 200
+            except httpx.TransportError:
+                return False
+            return answered and len(list(directory.glob("counter_*.db"))) >= 2
+
+        wait_until(up, timeout=60, what="two api processes")
+        assert not (directory / "counter_999999.db").exists()
+
+        # When /readyz is asked 20 times on fresh connections (either process answers)
+        for _ in range(20):
+            with httpx.Client() as client:
+                assert client.get(f"{base}/readyz").status_code == 200
+
+        # Then /metrics, from whichever process, counts all 20
+        for _ in range(3):
+            text = httpx.get(f"{base}/metrics").text
+            line = 'calsync_http_requests_total{method="GET",route="/readyz",status="200"} 20.0'
+            assert line in text
+    finally:
+        api.send_signal(signal.SIGTERM)
+        api.wait(timeout=90)
