@@ -5,7 +5,8 @@ Wraps every Google-facing request (Calendar API, batch parts, OAuth) but not the
 them), wait out injected latency, expire the token if asked, then either answer with
 the fault, reset the connection, or hand the request on; an ``after_write`` fault lets
 the request complete and replaces a successful answer (an ``after_write`` latency holds
-the handled request's answer back). Finally one log entry.
+the handled request's answer back). Finally one log entry - unless the emulator was reset
+meanwhile: a request held across a reset does not appear in the new log.
 
 Connection resets: uvicorn gives ASGI apps no way to drop a connection, so
 :func:`abort_connection` finds the transport behind uvicorn's ``send`` callable and
@@ -33,6 +34,7 @@ BATCH_SCOPE_KEY = "calsync.emulator.batch"
 USER_SCOPE_KEY = "calsync.emulator.user"
 RAW_SEND_KEY = "calsync.emulator.raw_send"  # the server's own send, for resets in batches
 ABORTED_KEY = "calsync.emulator.aborted"  # set once the connection has been reset
+GENERATION_KEY = "calsync.emulator.generation"  # the state's generation when it began
 
 
 class ConnectionAbort(Exception):
@@ -89,9 +91,11 @@ class FrontEnd:
         method, path = scope["method"], scope["path"]
         token = _bearer(scope)
         with state.lock:
+            generation = state.generation
             found = state.accounts.access_tokens.get(token) if token else None
             user = found.email if found is not None else None
             faults = state.faults.for_request(method, path, user)
+        scope[GENERATION_KEY] = generation
         status: int | None = None
         fired = list(faults.fired)
         try:
@@ -166,6 +170,8 @@ class FrontEnd:
     ) -> None:
         state = self.state
         with state.lock:
+            if scope.get(GENERATION_KEY, state.generation) != state.generation:
+                return  # began before a reset: not part of the new log
             entry = LoggedRequest(
                 method=scope["method"],
                 path=scope["path"],

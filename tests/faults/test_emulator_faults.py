@@ -63,3 +63,31 @@ def test_latency_after_write_holds_the_answer_of_an_applied_write(
     )
     assert [r["status"] for r in logged] == [200]
     assert logged[0]["duration_ms"] >= 1500
+
+
+def test_a_request_held_across_a_reset_is_not_logged_after_it(fake_google: FakeGoogle) -> None:
+    control = fake_google.control
+    granted = control.create_user("writer@example.com")
+    reader = build_calendar_service(fake_google.url, granted["access_token"])
+    control.add_fault(kind="latency", method="GET", path="/events$", latency_ms=1000)
+    answers: list[Any] = []
+
+    def list_events() -> None:  # after the reset its user is gone: any answer will do
+        try:
+            answers.append(reader.events().list(calendarId="writer@example.com").execute())
+        except Exception as err:
+            answers.append(err)
+
+    listing = threading.Thread(target=list_events)
+    listing.start()
+    deadline = time.monotonic() + 5
+    while not any(f["hits"] for f in control.faults()):
+        assert time.monotonic() < deadline, "the listing did not reach the emulator"
+        time.sleep(0.02)
+    # When the emulator is reset while the request is held (the next test begins)
+    control.reset()
+    listing.join(10)
+    reader.close()
+    # Then the old request does not show up in the new log
+    assert len(answers) == 1
+    assert control.requests() == []
