@@ -1,19 +1,18 @@
 """Benchmark the sync engine: prints figures, asserts nothing.
 
-Run: ``.venv/bin/python -m tests.perf.bench_sync [--events 10000] [--intake-seconds 10]``
-(``--pulls-only`` skips the intake and change-to-visible figures; ``--profile DIR`` writes
+Run: ``.venv/bin/python -m tests.perf.bench_sync [--events 10000]``
+(``--pulls-only`` skips the change-to-visible figure; ``--profile DIR`` writes
 cProfile stats of the pulls there; ``--database NAME`` picks the scratch database.)
 
 Needs PostgreSQL and Redis (as the tests do); uses a scratch database ``calsync_bench``.
-The emulator runs in its own process, and so does the API for the intake figure
-(``uvicorn --factory calsync.web.asgi:app_factory``, one process), so that the load
-generator does not share their interpreter lock. Figures:
+The emulator runs in its own process, so that the client does not share its interpreter
+lock. Figures:
 - full sync of an N-event calendar into PostgreSQL (`pull_calendar`, no sync token);
 - incremental sync of 10 changes (`pull_calendar` with the token), p50 of 20 runs;
-- notification intake with one uvicorn process (wrk, keep-alive, valid Google headers):
-  requests/s, latency p50/p99, non-2xx count, and the pulls it caused;
 - change-to-visible latency through a real push: insert on Google as another client →
   emulator push → webhook → worker pull → row in PostgreSQL; p50 of 20.
+
+The notification intake rate has its own script: ``tests/perf/bench_intake.py``.
 """
 
 from __future__ import annotations
@@ -21,17 +20,11 @@ from __future__ import annotations
 import argparse
 import cProfile
 import dataclasses
-import os
-import shutil
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
-import httpx2 as httpx
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
@@ -40,9 +33,9 @@ from calsync.config import Settings
 from calsync.emulator.testing import EmulatorControl, build_calendar_service
 from calsync.runtime import worker_threads
 from calsync.store.migrate import upgrade
-from calsync.store.tables import Calendar, Event, WatchChannel
+from calsync.store.tables import Calendar, Event
 from calsync.sync.calendar_list import sync_calendar_list
-from calsync.sync.channels import channel_token, ensure_channels
+from calsync.sync.channels import ensure_channels
 from calsync.sync.pull import pull_calendar
 from calsync.threaded_server import ThreadedServer
 from calsync.web.app import create_app
@@ -144,71 +137,6 @@ def incremental(
     return timer.wall
 
 
-def intake(services: Services, env: dict[str, str], user_id: uuid.UUID, seconds: int) -> str | None:
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        return None
-    ensure_channels(services, user_id)
-    with services.sessions() as session:
-        channel = session.scalars(
-            sa.select(WatchChannel).where(WatchChannel.kind == "events")
-        ).first()
-    assert channel is not None
-    port = int(env["CALSYNC_PUBLIC_URL"].rsplit(":", 1)[1])
-    api = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "calsync.web.asgi:app_factory",
-            "--port",
-            str(port),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        env={**os.environ, **env},
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        token = channel_token(services.settings.encryption_keys, str(channel.id))
-        script = Path(tempfile.mkdtemp()) / "push.lua"
-        script.write_text(
-            'wrk.method = "POST"\n'
-            f'wrk.headers["X-Goog-Channel-ID"] = "{channel.id}"\n'
-            f'wrk.headers["X-Goog-Channel-Token"] = "{token}"\n'
-            f'wrk.headers["X-Goog-Resource-ID"] = "{channel.resource_id}"\n'
-            'wrk.headers["X-Goog-Resource-State"] = "exists"\n'
-            'wrk.headers["X-Goog-Message-Number"] = "1"\n'
-        )
-        result = subprocess.run(
-            [
-                wrk,
-                "-t1",
-                "-c32",
-                f"-d{seconds}s",
-                "--latency",
-                "-s",
-                str(script),
-                f"http://127.0.0.1:{port}/webhooks/google",
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        return result.stdout
-    finally:
-        api.terminate()
-        api.wait(10)
-
-
 def change_to_visible(
     services: Services,
     env: dict[str, str],
@@ -253,8 +181,7 @@ def ms(values: list[float], quantile: float = 0.5) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=10_000)
-    parser.add_argument("--intake-seconds", type=int, default=10)
-    parser.add_argument("--pulls-only", action="store_true", help="skip intake and latency")
+    parser.add_argument("--pulls-only", action="store_true", help="skip the latency figure")
     parser.add_argument("--profile", type=Path, help="write cProfile stats of the pulls here")
     parser.add_argument("--database", default=DATABASE, help="scratch database (dropped)")
     args = parser.parse_args()
@@ -294,12 +221,6 @@ def main() -> None:
                     profile.dump_stats(args.profile / f"{name}.prof")
             if args.pulls_only:
                 return
-            report = intake(services, env, user_id, args.intake_seconds)
-            if report is None:
-                print("notification intake: skipped (wrk is not installed)")
-            else:
-                print("notification intake, one uvicorn process (wrk -t1 -c32):")
-                print(report)
             google = build_calendar_service(base, token)  # a fresh connection
             latency = change_to_visible(services, env, user_id, google, email, samples=20)
             print(
