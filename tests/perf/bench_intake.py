@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -253,7 +253,7 @@ class Counts:
         )
 
 
-def counts_from(families: Iterator[object]) -> Counts:
+def counts_from(families: Iterable[object]) -> Counts:
     counts = Counts()
     for family in families:
         for sample in getattr(family, "samples", []):
@@ -277,7 +277,7 @@ def scraped_counts(port: int) -> Counts:
 def multiprocess_counts(directory: str) -> Counts:
     """The counters summed over every process that wrote to `directory`."""
     registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=directory)
+    MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
     return counts_from(registry.collect())
 
 
@@ -504,7 +504,8 @@ def main() -> None:
             )
             print(
                 f"  {label:48s} {result.rate:9,.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
-                f"p99 {result.p99_ms:6.2f} ms  CPU {result.server_cpu_us:4.0f} us/req{ratio};{state}"
+                f"p99 {result.p99_ms:6.2f} ms  "
+                f"CPU {result.server_cpu_us:4.0f} us/req{ratio};{state}"
             )
     finally:
         services.close()
