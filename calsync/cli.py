@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a server binds all interfaces
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1, help="uvicorn processes")
+    serve.add_argument("--backlog", type=int, default=2048, help="listen queue length")
+    serve.add_argument("--no-access-log", action="store_true", help="no line per request")
     serve.set_defaults(run=_serve)
 
     worker = commands.add_parser("worker", help="run Dramatiq worker processes")
@@ -128,6 +130,10 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
+        http="httptools",  # uvicorn[standard]'s C parser and event loop, never the fallbacks
+        loop="uvloop",
+        backlog=args.backlog,
+        access_log=not args.no_access_log,
         proxy_headers=True,
         log_config=None,  # uvicorn's loggers propagate to calsync's JSON lines
         timeout_graceful_shutdown=20,

@@ -9,8 +9,10 @@ emptied first. The emulator runs in its own process; a user is connected and an
 real channel id, token and resource id. Then, one after another on the same machine in
 the same run, wrk POSTs that notification over keep-alive connections to:
 
-(a) calsync served by one uvicorn process,
-(b) calsync served by two uvicorn processes (``--workers 2``, one shared socket),
+(a) calsync served by one uvicorn process (``calsync serve --workers 1 --no-access-log``:
+    httptools and uvloop),
+(b) calsync served by two uvicorn processes (``--workers 2``, one shared socket, counters
+    in a ``PROMETHEUS_MULTIPROC_DIR``),
 (c) a bare Starlette app answering 200 on the same route (the ceiling of the server
     stack on this machine).
 
@@ -170,12 +172,42 @@ class Target:
     processes: int
 
 
-def uvicorn_argv(app: str, port: int, *, workers: int = 1, factory: bool = True) -> list[str]:
-    argv = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
-    if factory:
-        argv.append("--factory")
-    argv += ["--workers", str(workers), "--http", "httptools", "--loop", "uvloop"]
-    return [*argv, "--no-access-log", "--log-level", "warning", "--backlog", "2048"]
+def calsync_argv(port: int, *, workers: int) -> list[str]:
+    """``calsync serve`` as deployed (httptools, uvloop), without the access log."""
+    argv = [sys.executable, "-m", "calsync.cli", "serve", "--host", "127.0.0.1"]
+    return [*argv, "--port", str(port), "--workers", str(workers), "--no-access-log"]
+
+
+def bare_argv(port: int) -> list[str]:
+    """The ceiling under uvicorn with the same HTTP stack."""
+    argv = [sys.executable, "-m", "uvicorn", "tests.perf.bench_intake:bare_app", "--factory"]
+    argv += ["--host", "127.0.0.1", "--port", str(port), "--http", "httptools"]
+    return [*argv, "--loop", "uvloop", "--no-access-log", "--log-level", "warning"]
+
+
+@contextmanager
+def serving(argv: Sequence[str], env: dict[str, str], port: int) -> Iterator[int]:
+    """Run the server until the block ends; yields its process id."""
+    server = subprocess.Popen(list(argv), env={**os.environ, **env})
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code < 500:
+                    break
+            except httpx.TransportError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"server did not start: {shlex.join(argv)}")
+            time.sleep(0.1)
+        yield server.pid
+    finally:
+        server.terminate()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
 
 def _descendants(pid: int) -> list[int]:
@@ -207,31 +239,6 @@ def cpu_seconds(pid: int) -> float:
             continue
         total += int(fields[11]) + int(fields[12])
     return total / ticks
-
-
-@contextmanager
-def serving(argv: Sequence[str], env: dict[str, str], port: int) -> Iterator[int]:
-    """Run the server until the block ends; yields its process id."""
-    server = subprocess.Popen(list(argv), env={**os.environ, **env})
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code < 500:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start: {shlex.join(argv)}")
-            time.sleep(0.1)
-        yield server.pid
-    finally:
-        server.terminate()
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 # --- counting ---------------------------------------------------------------------------
@@ -429,19 +436,9 @@ def main() -> None:
         script = wrk_script(services, channel)
         print(f"wrk script {script}:\n{script.read_text()}")
         targets = [
-            Target("one", uvicorn_argv("calsync.web.asgi:app_factory", api_port), True, 1),
-            Target(
-                "two",
-                uvicorn_argv("calsync.web.asgi:app_factory", api_port, workers=2),
-                True,
-                2,
-            ),
-            Target(
-                "bare",
-                uvicorn_argv("tests.perf.bench_intake:bare_app", api_port, factory=True),
-                False,
-                1,
-            ),
+            Target("one", calsync_argv(api_port, workers=1), True, 1),
+            Target("two", calsync_argv(api_port, workers=2), True, 2),
+            Target("bare", bare_argv(api_port), False, 1),
         ]
         rows = []
         for target in targets:
