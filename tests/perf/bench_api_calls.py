@@ -257,7 +257,7 @@ def storm(stack: SyncStack, count: int, lines: list[str]) -> None:
 
     live = wait_until(channel, timeout=60, what="a channel")
     stack.wait_in_sync(email, timeout=60)
-    time.sleep(6)  # past the minimum interval of the first pulls
+    time.sleep(stack.services.settings.sync_min_interval_seconds + 1)  # first pulls done
     insert(stack, 100, 1)  # a real change to pull
     stack.control.clear_requests()
     headers = {
@@ -285,11 +285,14 @@ def storm(stack: SyncStack, count: int, lines: list[str]) -> None:
         ]
     sent_in = time.perf_counter() - started
     stack.wait_in_sync(email, timeout=60)
-    time.sleep(7)  # let a trailing pull (one interval later) run and be counted
+    interval = stack.services.settings.sync_min_interval_seconds
+    time.sleep(interval + 2)  # let a trailing pull (one interval later) run and be counted
     lists = lists_of(stack.control, email)
+    bound = int(sent_in // interval) + 2 if interval else count
     lines.append(
-        f"storm of {count:,} notifications in {sent_in:.1f} s "
-        f"({sorted(set(statuses))}): {lists} events.list calls"
+        f"storm of {count:,} notifications in {sent_in:.1f} s, pulls at least "
+        f"{interval:g} s apart ({sorted(set(statuses))}): {lists} events.list calls "
+        f"(coalescing bound: storm length / interval + 2 = {bound})"
     )
 
 
@@ -298,6 +301,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=5_000)
     parser.add_argument("--storm", type=int, default=2_000)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/7")
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=5.0,
+        help="minimum seconds between pulls of a calendar (production default 5)",
+    )
     args = parser.parse_args()
     lines: list[str] = []
     with EmulatorServer() as server, EmulatorControl(server.url) as control:
@@ -319,13 +328,14 @@ def main() -> None:
             google.settings_for(base, public_url=f"http://127.0.0.1:{port}"),
             database_url=env["CALSYNC_DATABASE_URL"],
             redis_url=args.redis,
+            sync_min_interval_seconds=args.interval,
         )
         with stack_on(settings, google, threads=4) as stack:
             storm(stack, args.storm, lines)
     print(f"machine: {machine()}")
     print(
         "command: .venv/bin/python -m tests.perf.bench_api_calls "
-        f"--seed {args.seed} --storm {args.storm}"
+        f"--seed {args.seed} --storm {args.storm} --interval {args.interval:g}"
     )
     for line in lines:
         print(line)
