@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -38,6 +39,7 @@ __all__ = [
     "calendar_of",
     "calendars_of",
     "exceptions_of",
+    "exceptions_of_listed",
     "find_by_provider_id",
     "find_exception",
     "list_keys",
@@ -90,21 +92,24 @@ def _conditions(spec: EventFilter) -> list[sa.ColumnElement[bool]]:
         found.append(master)
     if spec.start is not None and spec.end is not None:
         found.append(row.start_time < spec.end)
-        found.append(
-            sa.or_(
-                sa.and_(
-                    master,
-                    sa.or_(row.recurrence_end.is_(None), row.recurrence_end > spec.start),
-                ),
-                sa.and_(
-                    row.is_recurring.is_(False),
-                    sa.or_(
-                        row.end_time > spec.start,
-                        sa.and_(row.end_time == row.start_time, row.start_time >= spec.start),
-                    ),
-                ),
-            )
+        series_overlaps = sa.or_(row.recurrence_end.is_(None), row.recurrence_end > spec.start)
+        event_overlaps = sa.or_(
+            row.end_time > spec.start,
+            sa.and_(row.end_time == row.start_time, row.start_time >= spec.start),
         )
+        # Each kind gets only the branch that can hold for it, so that PostgreSQL can
+        # answer from the partial indexes of singles and masters (0006).
+        if spec.kind is Kind.SINGLE:
+            found.append(event_overlaps)
+        elif spec.kind is Kind.MASTER:
+            found.append(series_overlaps)
+        else:
+            found.append(
+                sa.or_(
+                    sa.and_(master, series_overlaps),
+                    sa.and_(row.is_recurring.is_(False), event_overlaps),
+                )
+            )
     return found
 
 
@@ -181,16 +186,9 @@ def series_outlines(session: Session, spec: EventFilter, *, limit: int) -> list[
 
 
 def _outline(row: sa.Row[*tuple[Any, ...]]) -> SeriesOutline:
-    # The same mapping as calsync.store.events.to_event (tested against it).
-    zone_name: str = row.timezone
-    if row.all_day:
-        start = EventTime.on(row.start_time.astimezone(UTC).date())
-        end = EventTime.on(row.end_time.astimezone(UTC).date())
-        timezone = zone_name or None
-    else:
-        start = EventTime(instant=row.start_time, timezone=zone_name or "UTC")
-        end = EventTime(instant=row.end_time, timezone=row.end_timezone or zone_name or "UTC")
-        timezone = start.timezone
+    start, end, timezone = _series_times(
+        row.start_time, row.end_time, row.timezone, row.end_timezone, row.all_day
+    )
     rule: str | None = row.recurrence_rule
     return SeriesOutline(
         id=row.id,
@@ -202,6 +200,57 @@ def _outline(row: sa.Row[*tuple[Any, ...]]) -> SeriesOutline:
         recurrence=tuple(line.strip() for line in rule.split("\n")) if rule else (),
         category=row.category,
     )
+
+
+def exceptions_of_listed(
+    session: Session, spec: EventFilter, masters: Sequence[SeriesOutline], *, limit: int
+) -> dict[tuple[uuid.UUID, str], list[StoredEvent]]:
+    """`exceptions_of` the `masters` that `series_outlines(session, spec, limit=limit)`
+    returned, in one query that joins the exceptions to that same list of masters
+    (instead of sending their ids back), each series' by (start, id)."""
+    listed = (
+        sa.select(EventRow.calendar_id, EventRow.google_event_id)
+        .where(*_conditions(spec))
+        .order_by(EventRow.start_time, EventRow.id)
+        .limit(limit)
+        .subquery()
+    )
+    query = (
+        sa.select(EventRow)
+        .join(
+            listed,
+            sa.and_(
+                listed.c.calendar_id == EventRow.calendar_id,
+                listed.c.google_event_id == EventRow.recurring_event_id,
+            ),
+        )
+        .where(EventRow.deleted_at.is_(None))
+        .order_by(EventRow.start_time, EventRow.id)
+    )
+    found: dict[tuple[uuid.UUID, str], list[StoredEvent]] = {}
+    for stored in _with_attendees(session, list(session.scalars(query))):
+        key = (stored.calendar_id, stored.event.recurring_event_id or "")
+        found.setdefault(key, []).append(stored)
+    without_google_id = [(m.calendar_id, m.series_id) for m in masters if m.series_id == str(m.id)]
+    if without_google_id:
+        found.update(exceptions_of(session, without_google_id))
+    return found
+
+
+@lru_cache(maxsize=8192)
+def _series_times(
+    start_time: datetime, end_time: datetime, zone_name: str, end_zone: str | None, all_day: bool
+) -> tuple[EventTime, EventTime, str | None]:
+    """(start, end, timezone) of a master's event from its columns: the same mapping as
+    `calsync.store.events.to_event` (tested against it). A pure function of immutable
+    values, remembered because every expanded list maps every master of its range."""
+    if all_day:
+        start = EventTime.on(start_time.astimezone(UTC).date())
+        end = EventTime.on(end_time.astimezone(UTC).date())
+        return start, end, zone_name or None
+    start = EventTime(instant=start_time, timezone=zone_name or "UTC")
+    end = EventTime(instant=end_time, timezone=end_zone or zone_name or "UTC")
+    return start, end, start.timezone
 
 
 def load_many(session: Session, event_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, StoredEvent]:

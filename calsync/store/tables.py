@@ -156,6 +156,28 @@ class Event(Timestamped, Base):
         sa.Index(None, "calendar_id", "start_time", "end_time"),
         sa.Index(None, "user_id", "start_time"),
         sa.Index(None, "calendar_id", "recurring_event_id"),
+        # Expanded lists (calsync.store.event_queries): the singles of a range in start
+        # order without reading rows, and the few series masters without the singles.
+        sa.Index(
+            "ix_events_singles_by_start",
+            "user_id",
+            "start_time",
+            "id",
+            postgresql_include=["end_time", "status", "category", "calendar_id"],
+            postgresql_where=sa.text(
+                "is_recurring IS false AND recurring_event_id IS NULL AND deleted_at IS NULL"
+            ),
+            sqlite_where=sa.text(
+                "is_recurring = 0 AND recurring_event_id IS NULL AND deleted_at IS NULL"
+            ),
+        ),
+        sa.Index(
+            "ix_events_masters_by_start",
+            "user_id",
+            "start_time",
+            postgresql_where=sa.text("is_recurring IS true"),
+            sqlite_where=sa.text("is_recurring = 1"),
+        ),
         one_of("status", EVENT_STATUSES),
         one_of("sync_state", SYNC_STATES),
     )
