@@ -39,6 +39,7 @@ OUTAGE_SECONDS = 10.0
 
 @dataclass(frozen=True)
 class Answer:
+    sent: float
     at: float
     what: str
     status: int
@@ -70,13 +71,14 @@ class Traffic:
 
     def _call(self, what: str, method: str, url: str, **kwargs: Any) -> httpx.Response | None:
         """One request; a transport error (reset, refused) is recorded as status 0."""
+        sent = time.monotonic()
         try:
             response = self.client.request(method, url, **kwargs)
         except httpx.TransportError:
-            self.answers.append(Answer(time.monotonic(), what, 0, None))
+            self.answers.append(Answer(sent, time.monotonic(), what, 0, None))
             return None
         retry_after = response.headers.get("retry-after")
-        self.answers.append(Answer(time.monotonic(), what, response.status_code, retry_after))
+        self.answers.append(Answer(sent, time.monotonic(), what, response.status_code, retry_after))
         return response
 
     def run(self) -> None:
@@ -125,7 +127,7 @@ def test_postgres_down_for_ten_seconds_answers_503_then_recovers_intact(
             thread.join(30)
 
         statuses = sorted({a.status for a in traffic.answers})
-        during = [a for a in traffic.answers if stopped_at < a.at < restarting_at]
+        during = [a for a in traffic.answers if stopped_at < a.sent and a.at < restarting_at]
         unavailable = [a for a in traffic.answers if a.status == 503]
         print(
             f"[faults] postgres outage: {len(traffic.answers)} answers {statuses}, "
