@@ -131,6 +131,21 @@ def test_a_google_error_counts_under_its_status(app: EventsApp) -> None:
     assert counters.moved() == [1]
 
 
+def test_a_call_that_got_no_answer_counts_as_network(app: EventsApp) -> None:
+    alice = app.connect("alice@example.com")
+    counters = Counters(
+        ("calsync_google_calls_total", {"method": "events.get", "status": "network"}),
+        ("calsync_google_calls_total", {"method": "events.get", "status": "404"}),
+    )
+    app.control.add_fault(kind="reset", count=1, path="/events/")
+
+    # The reset connection is retried within the call; the retry gets Google's answer
+    with pytest.raises(NotFound):
+        app.services.providers.for_user(alice.id).get_event(alice.primary, "nosuchevent")
+
+    assert counters.moved() == [1, 1]
+
+
 @pytest.fixture
 def tight_quota_app(production_settings: Settings, fake_google: FakeGoogle) -> Iterator[EventsApp]:
     """12 Google requests a minute per user (one per 5 s once spent, under the limiter's
