@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from calsync import metrics, tracing
 from calsync.bootstrap import Services
-from calsync.logs import redact
+from calsync.logs import log_context, redact
 from calsync.sync.notifications import ChannelCache, DirtyMarks
 from calsync.web import openapi
 from calsync.web.auth.principal import JWTAuthBackend, Principal, authentication_failed
@@ -84,7 +84,9 @@ def create_app(services: Services) -> Starlette:
     app.state.channel_cache = ChannelCache()
     app.state.dirty_marks = DirtyMarks()
     # Added innermost first: metrics see every answer, the body limit acts before anything
-    # reads the body, and the rate limit keys on the user that authentication found.
+    # reads the body, and the rate limit and the log context use the user that
+    # authentication found.
+    app.add_middleware(UserLogContextMiddleware)
     app.add_middleware(
         RateLimitMiddleware,
         backend=limiter_backend,
@@ -164,6 +166,21 @@ def _rate_limit_backend(
         client = redis.asyncio.Redis.from_url(services.settings.redis_url)
         return RedisRateLimitBackend(client), client
     return InMemoryRateLimitBackend(), None
+
+
+class UserLogContextMiddleware:
+    """Records logged while answering a signed-in caller carry their ``user_id``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        user = scope.get("user")
+        if not isinstance(user, Principal):
+            await self.app(scope, receive, send)
+            return
+        with log_context(user_id=user.account.id):
+            await self.app(scope, receive, send)
 
 
 class RequestMetricsMiddleware:
