@@ -292,36 +292,44 @@ class _Waiting:
 
 
 class DirtyMarks:
-    """Group commit of change notifications: one write per burst, for every calendar.
+    """Group commit of change notifications: few writes per burst, for every calendar.
 
     `mark` returns once a transaction that recorded the change has committed: True for
     the one notification whose write claimed the calendar's queue slot and enqueued the
-    pull, False for the others (coalesced). While one write is in flight, the marks that
-    arrive wait and go together into the next one, so the number of writes follows the
-    database's speed, not the notification rate, and no timer adds latency when idle.
-    If the write fails (after one retry), every mark it covered raises the error.
+    pull, False for the others (coalesced). Up to `writers` batches are in flight at
+    once; the marks that arrive while all are busy wait and go together into the next
+    batch, so the number of writes follows the database's speed, not the notification
+    rate, and no timer adds latency when idle. A second writer lets a mark start its
+    batch while the previous one is still on the wire, which halves the wait under load.
+    If a batch fails (after one retry), every mark it covered raises the error.
 
-    Each batch first asks (`_Probe`, one statement on the loop) which of its calendars
-    still need a write; when none do, as in a storm, the batch is answered without a
-    transaction. Otherwise `_record` runs in the loop's thread pool.
+    Each batch first asks (`_Probe`, one statement on the loop, one connection per
+    writer) which of its calendars still need a write; when none do, as in a storm, the
+    batch is answered without a transaction. Otherwise `_record` runs in the loop's
+    thread pool; concurrent batches are safe because `kicks.note_changes` claims a slot
+    under the row lock, so exactly one of them claims it.
 
     One per process, used from its event loop with one `Services`. `aclose` (at the
-    server's shutdown) or `close` releases its database connection.
+    server's shutdown) or `close` releases its database connections.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, writers: int = 2) -> None:
+        self.writers = writers
         self._pending: dict[uuid.UUID, _Waiting] = {}
-        self._writer: asyncio.Task[None] | None = None
+        self._probes: list[_Probe] = []
+        self._idle: list[_Probe] = []
+        self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._probe = _Probe()
 
     def close(self) -> None:
-        """Release the database connection (any thread)."""
-        self._probe.close()
+        """Release the database connections (any thread)."""
+        for probe in self._probes:
+            probe.close()
 
     async def aclose(self) -> None:
-        """Release the database connection (on the serving loop)."""
-        await self._probe.aclose()
+        """Release the database connections (on the serving loop)."""
+        for probe in self._probes:
+            await probe.aclose()
 
     async def mark(
         self,
@@ -336,41 +344,64 @@ class DirtyMarks:
         """
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # a new loop: nothing of the old one can complete
-            self._loop, self._pending, self._writer = loop, {}, None
+            self._loop, self._pending, self._tasks = loop, {}, set()
+            self._idle = list(self._probes)
         waiting = self._pending.get(calendar_id)
         if waiting is None:
             waiting = self._pending[calendar_id] = _Waiting(context)
         future: asyncio.Future[bool] = loop.create_future()
         waiting.futures.append(future)
-        if self._writer is None:
-            self._writer = loop.create_task(self._write(services, loop))
+        self._start_writer(services, loop)
         return await future
 
-    async def _write(self, services: Services, loop: asyncio.AbstractEventLoop) -> None:
+    def _start_writer(self, services: Services, loop: asyncio.AbstractEventLoop) -> None:
+        if not self._pending or len(self._tasks) >= self.writers:
+            return
+        if not self._idle:
+            self._probes.append(_Probe())
+            self._idle.append(self._probes[-1])
+        task = loop.create_task(self._write(services, loop, self._idle.pop()))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _write(
+        self, services: Services, loop: asyncio.AbstractEventLoop, probe: _Probe
+    ) -> None:
+        batch, self._pending = self._pending, {}
         try:
-            while self._pending:
-                batch, self._pending = self._pending, {}
-                contexts = {calendar_id: w.context for calendar_id, w in batch.items()}
-                try:
-                    if await self._probe.behind(services, contexts.keys()) == []:
-                        claimed: set[uuid.UUID] = set()  # all already dirty, pulls queued
-                    else:
-                        claimed = await loop.run_in_executor(None, _record, services, contexts)
-                except Exception as exc:  # every failure is reported to the waiters
-                    log.warning("could not record %d calendar change(s): %r", len(batch), exc)
-                    for waiting in batch.values():
-                        for future in waiting.futures:
-                            if not future.done():
-                                future.set_exception(exc)
-                    continue
-                for calendar_id, waiting in batch.items():
-                    first = calendar_id in claimed
-                    for future in waiting.futures:
-                        if not future.done():
-                            future.set_result(first)
-                        first = False
+            if batch:
+                await self._write_batch(services, loop, probe, batch)
         finally:
-            self._writer = None
+            self._idle.append(probe)
+            self._tasks.discard(asyncio.current_task())
+            self._start_writer(services, loop)  # the marks that arrived meanwhile
+
+    async def _write_batch(
+        self,
+        services: Services,
+        loop: asyncio.AbstractEventLoop,
+        probe: _Probe,
+        batch: dict[uuid.UUID, _Waiting],
+    ) -> None:
+        contexts = {calendar_id: w.context for calendar_id, w in batch.items()}
+        try:
+            if await probe.behind(services, contexts.keys()) == []:
+                claimed: set[uuid.UUID] = set()  # all already dirty, pulls queued
+            else:
+                claimed = await loop.run_in_executor(None, _record, services, contexts)
+        except Exception as exc:  # every failure is reported to the waiters
+            log.warning("could not record %d calendar change(s): %r", len(batch), exc)
+            for waiting in batch.values():
+                for future in waiting.futures:
+                    if not future.done():
+                        future.set_exception(exc)
+            return
+        for calendar_id, waiting in batch.items():
+            first = calendar_id in claimed
+            for future in waiting.futures:
+                if not future.done():
+                    future.set_result(first)
+                first = False
 
 
 def _record(
