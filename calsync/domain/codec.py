@@ -44,6 +44,7 @@ def time_from_document(document: dict[str, Any]) -> EventTime:
 
 def event_to_document(event: Event) -> dict[str, Any]:
     """Every field of `event` as JSON-ready values."""
+    reminders = event.reminders
     return {
         "title": event.title,
         "description": event.description,
@@ -64,10 +65,12 @@ def event_to_document(event: Event) -> dict[str, Any]:
             for a in event.attendees
         ],
         "reminders": {
-            "use_default": event.reminders.use_default,
-            "overrides": [[r.minutes, r.method.value] for r in event.reminders.overrides],
+            "use_default": reminders.use_default,
+            "overrides": [[r.minutes, r.method.value] for r in reminders.overrides]
+            if reminders.overrides
+            else [],
         },
-        "metadata": dict(event.metadata),
+        "metadata": dict(event.metadata.items()) if event.metadata else {},
         "status": event.status.value,
         "organizer_email": event.organizer_email,
         "recurring_event_id": event.recurring_event_id,

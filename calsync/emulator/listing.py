@@ -107,6 +107,17 @@ class ListParams:
     zone: tzinfo | None
     zone_name: str | None
 
+    @property
+    def filters_content(self) -> bool:
+        """Whether a filter other than the time window and deletion applies."""
+        return (
+            self.updated_min is not None
+            or self.ical_uid is not None
+            or bool(self.private_props)
+            or bool(self.shared_props)
+            or self.q is not None
+        )
+
     @classmethod
     def parse(cls, query: Query) -> ListParams:
         sync_token = query.get("syncToken")
@@ -248,6 +259,8 @@ def _text_matches(resource: Mapping[str, Any], q: str) -> bool:
 
 
 def _matches(event: StoredEvent, params: ListParams) -> bool:
+    if not params.filters_content:
+        return True
     resource = event.resource
     if params.updated_min is not None and event.updated < params.updated_min:
         return False

@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -34,16 +34,26 @@ from sqlalchemy.orm import Session
 from calsync.domain.models import Event
 from calsync.notify.changes import Source, _change_id, _payload, describe_change, event_changed
 from calsync.notify.payloads import instant_of
-from calsync.notify.preferences import Preferences, load_many
+from calsync.notify.preferences import (
+    DEFAULT_PREFERENCES,
+    Preferences,
+    _from_row,
+    load_many,
+)
 from calsync.notify.reminders import (
     DEFAULT_HORIZON,
-    _reschedule_row,
+    PlannedReminder,
+    _ended,
+    _exceptions,
+    _unlocked_pending,
     _upcoming,
+    plan_reminders,
     reschedule_reminders,
 )
 from calsync.store.chunks import chunks
+from calsync.store.events import any_of, to_event
 from calsync.store.tables import Event as EventRow
-from calsync.store.tables import NotificationDelivery, User, utcnow
+from calsync.store.tables import NotificationDelivery, NotificationPreference, User, utcnow
 
 __all__ = [
     "EventChange",
@@ -56,11 +66,13 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class EventChange:
-    """One changed event for :func:`events_changed`: its local id and both versions."""
+    """One changed event for :func:`events_changed`: its local id, both versions and,
+    when the caller knows it, the owner of its row (else it is looked up)."""
 
     event_id: uuid.UUID
     before: Event | None
     after: Event | None
+    owner_id: uuid.UUID | None = None
 
 
 def events_changed(
@@ -85,13 +97,12 @@ def events_changed(
     if not noticed:
         return 0
     now = now or utcnow()
-    owners: dict[uuid.UUID, uuid.UUID] = {}
-    for chunk in chunks([c.event_id for c, _, _ in noticed]):
-        owners.update(
-            session.execute(
-                sa.select(EventRow.id, EventRow.user_id).where(EventRow.id.in_(chunk))
-            ).all()
-        )
+    owners: dict[uuid.UUID, uuid.UUID] = {
+        c.event_id: c.owner_id for c, _, _ in noticed if c.owner_id is not None
+    }
+    unknown = [c.event_id for c, _, _ in noticed if c.owner_id is None]
+    for match in any_of(session, EventRow.id, unknown):
+        owners.update(session.execute(sa.select(EventRow.id, EventRow.user_id).where(match)).all())
     emails: set[str] = set()
     for change, _, _ in noticed:
         for version in (change.before, change.after):
@@ -183,47 +194,210 @@ def reschedule_many(
     session: Session,
     event_ids: Collection[uuid.UUID],
     *,
+    new: Collection[uuid.UUID] = (),
     now: datetime | None = None,
     horizon: timedelta = DEFAULT_HORIZON,
 ) -> None:
-    """:func:`reschedule_reminders` for each of ``event_ids`` (inserted, changed or deleted
-    rows, deleted ones included), with the same outcome. Events with nothing to plan and
-    no pending reminder (most of a big pull: far in the past or the future) cost only
-    their share of three batched queries. Call it after writing the rows. Does not commit.
+    """:func:`reschedule_reminders` for each of ``event_ids`` (changed or deleted rows,
+    deleted ones included) and ``new`` (rows just inserted with fresh ids, which cannot
+    have reminders yet), with the same outcome. Events with nothing to plan and no
+    pending reminder (most of a big pull: far in the past or the future) cost only their
+    share of a few batched queries. Call it after writing the rows. Does not commit.
     """
     now = now or utcnow()
-    ids = list(dict.fromkeys(event_ids))
-    upcoming: dict[uuid.UUID, EventRow] = {}
-    pending: set[uuid.UUID] = set()
+    known = list(dict.fromkeys(event_ids))
+    ids = [*known, *new]
+    found: dict[uuid.UUID, Any] = {}
     exceptions: dict[tuple[uuid.UUID, str], list[uuid.UUID]] = {}
-    for chunk in chunks(ids):
-        upcoming.update(_upcoming_rows(session, chunk, now, horizon))
-        pending |= _with_pending_reminders(session, chunk)
-        for event_id, calendar_id, series_id in session.execute(
-            sa.select(EventRow.id, EventRow.calendar_id, EventRow.recurring_event_id).where(
-                EventRow.id.in_(chunk), EventRow.recurring_event_id.is_not(None)
-            )
-        ):
-            exceptions.setdefault((calendar_id, str(series_id)), []).append(event_id)
+    _read_rows(session, ids, known, now, horizon, found, exceptions)
+    gone = _with_pending_reminders(session, [i for i in known if i not in found])
     masters, orphans = _masters(session, exceptions)
-    for chunk in chunks(masters):
-        upcoming.update(_upcoming_rows(session, chunk, now, horizon))
-        pending |= _with_pending_reminders(session, chunk)
+    _read_rows(session, masters, masters, now, horizon, found, {})
+    pending = gone | {r.id for r in found.values() if r.pending}
     cache: dict[uuid.UUID, tuple[Preferences, str]] = {}
-    for row in upcoming.values():
-        _reschedule_row(session, row, now=now, horizon=horizon, cache=cache)
-    for event_id in sorted((pending - upcoming.keys()) | set(orphans)):
+    latest = now + horizon
+    rows: list[Any] = []
+    for row in found.values():
+        if not row.upcoming:
+            continue  # replanned alone below if it has pending reminders
+        if row.user_id not in cache:
+            stored = row.NotificationPreference
+            prefs = _from_row(stored) if stored is not None else DEFAULT_PREFERENCES
+            cache[row.user_id] = (prefs, row.user_timezone or "UTC")
+        leads = cache[row.user_id][0].lead_times(row.reminders)
+        if (
+            row.is_recurring
+            or row.pending
+            or (leads and row.start_time - timedelta(minutes=max(leads), days=1) <= latest)
+        ):
+            rows.append(row)  # else nothing is due within the horizon (with a day's
+            # margin for all-day events in any zone) and nothing is there to replace
+    _replan(session, rows, pending, cache, now=now, horizon=horizon)
+    upcoming = {row.id for row in found.values() if row.upcoming}
+    for event_id in sorted((pending - upcoming) | set(orphans)):
         reschedule_reminders(session, event_id, now=now, horizon=horizon)
 
 
-def _upcoming_rows(
-    session: Session, event_ids: Sequence[uuid.UUID], now: datetime, horizon: timedelta
-) -> dict[uuid.UUID, EventRow]:
-    """The rows of ``event_ids`` that may have reminders to plan, freshly read (the
-    caller may have changed them with Core statements since the session loaded them)."""
-    query = _upcoming(now, horizon).where(EventRow.id.in_(event_ids))
-    rows = session.scalars(query.execution_options(populate_existing=True))
-    return {row.id: row for row in rows}
+_ROW_COLUMNS: Final = tuple(
+    getattr(EventRow, attribute.key)
+    for attribute in sa.inspect(EventRow).column_attrs
+    if attribute.key not in ("base_version", "conflict")
+)
+
+
+def _read_rows(
+    session: Session,
+    event_ids: Sequence[uuid.UUID],
+    known: Sequence[uuid.UUID],
+    now: datetime,
+    horizon: timedelta,
+    found: dict[uuid.UUID, Any],
+    exceptions: dict[tuple[uuid.UUID, str], list[uuid.UUID]],
+) -> None:
+    """In one query, the rows of ``event_ids`` that are upcoming (they may have reminders
+    to plan), exceptions (sorted into ``exceptions`` by calendar and series) or among
+    ``known`` (ids that may have reminders), into ``found``: the columns :func:`to_event`
+    reads, the owner's zone and stored preferences, and whether the row is upcoming and
+    has pending reminders.
+    Read afresh: the caller may have changed the rows with Core statements."""
+    if not event_ids:
+        return
+    upcoming = _upcoming(now, horizon).whereclause
+    assert upcoming is not None
+    has_pending = (
+        sa.select(NotificationDelivery.id)
+        .where(
+            NotificationDelivery.event_id == EventRow.id,
+            NotificationDelivery.kind == "reminder",
+            NotificationDelivery.status == "pending",
+        )
+        .exists()
+    )
+    for match in any_of(session, EventRow.id, event_ids):
+        wanted = [upcoming, EventRow.recurring_event_id.is_not(None)]
+        wanted.extend(any_of(session, EventRow.id, known))
+        query = (
+            sa.select(
+                *_ROW_COLUMNS,
+                User.timezone.label("user_timezone"),
+                upcoming.label("upcoming"),
+                has_pending.label("pending"),
+                NotificationPreference,
+            )
+            .join(User, User.id == EventRow.user_id)
+            .outerjoin(NotificationPreference, NotificationPreference.user_id == EventRow.user_id)
+            .where(match, sa.or_(*wanted))
+        )
+        for row in session.execute(query):
+            if row.recurring_event_id is not None:
+                key = (row.calendar_id, row.recurring_event_id)
+                exceptions.setdefault(key, []).append(row.id)
+            else:
+                found[row.id] = row
+
+
+def _replan(
+    session: Session,
+    rows: Sequence[Any],
+    pending: set[uuid.UUID],
+    cache: dict[uuid.UUID, tuple[Preferences, str]],
+    *,
+    now: datetime,
+    horizon: timedelta,
+) -> None:
+    """What ``_reschedule_row`` does for each of ``rows`` (upcoming: neither deleted nor
+    cancelled; owners' preferences and zones in ``cache``), with one read of the pending
+    reminders, one delete and one insert."""
+    planned: dict[uuid.UUID, tuple[uuid.UUID, list[PlannedReminder]]] = {}
+    for row in rows:
+        prefs, user_zone = cache[row.user_id]
+        plan = plan_reminders(
+            to_event(row),
+            _exceptions(session, row) if row.is_recurring else [],  # rows: see _read_rows
+            event_id=row.id,
+            leads=prefs.lead_times(row.reminders),
+            channels=prefs.channels,
+            now=now,
+            horizon=horizon,
+            day_zone=user_zone,
+        )
+        if plan or row.id in pending:
+            planned[row.id] = (row.user_id, plan)
+    existing: dict[uuid.UUID, list[Any]] = {}
+    replaced = [event_id for event_id in planned if event_id in pending]
+    for match in any_of(session, NotificationDelivery.event_id, replaced):
+        for found in session.execute(
+            sa.select(
+                NotificationDelivery.id,
+                NotificationDelivery.event_id,
+                NotificationDelivery.dedupe_key,
+                NotificationDelivery.due_at,
+                NotificationDelivery.payload,
+            ).where(
+                match,
+                NotificationDelivery.kind == "reminder",
+                NotificationDelivery.status == "pending",
+            )
+        ):
+            existing.setdefault(found.event_id, []).append(found)
+    stale: list[uuid.UUID] = []
+    new: list[dict[str, Any]] = []
+    for event_id, (user_id, plan) in planned.items():
+        wanted = {p.dedupe_key: p for p in plan}
+        rows_now = existing.get(event_id, [])
+        stale.extend(
+            r.id for r in rows_now if r.dedupe_key not in wanted and not _ended(r.payload, now)
+        )
+        for r in rows_now:
+            p = wanted.get(r.dedupe_key)
+            if p is not None and (r.payload != p.payload or r.due_at != p.due_at):
+                session.execute(
+                    sa.update(NotificationDelivery)
+                    .where(NotificationDelivery.id.in_(_unlocked_pending([r.id])))
+                    .values(payload=p.payload, due_at=p.due_at, updated_at=now),
+                    execution_options={"synchronize_session": False},
+                )
+        kept = {r.dedupe_key for r in rows_now}
+        new.extend(
+            _reminder_row(event_id, user_id, p, now)
+            for p in plan
+            if p.creatable and p.dedupe_key not in kept
+        )
+    for chunk in chunks(stale):
+        session.execute(
+            sa.delete(NotificationDelivery).where(
+                NotificationDelivery.id.in_(_unlocked_pending(list(chunk)))
+            ),
+            execution_options={"synchronize_session": False},
+        )
+    if new:
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        session.execute(
+            insert(NotificationDelivery).on_conflict_do_nothing(index_elements=["dedupe_key"]),
+            new,
+        )
+
+
+def _reminder_row(
+    event_id: uuid.UUID, user_id: uuid.UUID, plan: PlannedReminder, now: datetime
+) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "user_id": user_id,
+        "event_id": event_id,
+        "kind": "reminder",
+        "channel": plan.channel,
+        "occurrence_start": plan.occurrence_start,
+        "lead_minutes": plan.lead_minutes,
+        "dedupe_key": plan.dedupe_key,
+        "status": "pending",
+        "due_at": plan.due_at,
+        "attempts": 0,
+        "payload": plan.payload,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def _masters(
@@ -238,10 +412,10 @@ def _masters(
     orphans: list[uuid.UUID] = []
     for calendar_id, series_ids in by_calendar.items():
         found: set[str] = set()
-        for chunk in chunks(sorted(series_ids)):
+        for match in any_of(session, EventRow.google_event_id, sorted(series_ids)):
             for master_id, google_id in session.execute(
                 sa.select(EventRow.id, EventRow.google_event_id).where(
-                    EventRow.calendar_id == calendar_id, EventRow.google_event_id.in_(chunk)
+                    EventRow.calendar_id == calendar_id, match
                 )
             ):
                 masters.append(master_id)
@@ -252,16 +426,19 @@ def _masters(
 
 
 def _with_pending_reminders(session: Session, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
-    return {
-        event_id
-        for event_id in session.scalars(
-            sa.select(NotificationDelivery.event_id)
-            .where(
-                NotificationDelivery.event_id.in_(event_ids),
-                NotificationDelivery.kind == "reminder",
-                NotificationDelivery.status == "pending",
+    """Which of ``event_ids`` have pending reminders."""
+    found: set[uuid.UUID] = set()
+    for match in any_of(session, NotificationDelivery.event_id, event_ids):
+        found.update(
+            session.scalars(
+                sa.select(NotificationDelivery.event_id)
+                .where(
+                    match,
+                    NotificationDelivery.kind == "reminder",
+                    NotificationDelivery.status == "pending",
+                )
+                .distinct()
             )
-            .distinct()
         )
-        if event_id is not None
-    }
+    found.discard(None)
+    return found

@@ -14,14 +14,18 @@ for a series without end, so range queries can skip series that ended before a w
 
 from __future__ import annotations
 
+import contextlib
+import json
+import operator
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from typing import Any
+from typing import Any, Final, cast
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import QueryableAttribute, Session
 
 from calsync.domain.codec import event_from_document, event_to_document
 from calsync.domain.errors import ValidationError
@@ -39,16 +43,23 @@ from calsync.domain.recurrence import series_end
 from calsync.store.chunks import chunks
 from calsync.store.tables import Event as EventRow
 from calsync.store.tables import EventAttendee, User
+from calsync.store.types import UTCDateTime
 
 __all__ = [
     "StoredEvent",
+    "any_of",
     "attendees_by_event",
     "event_columns",
+    "insert_attendees",
+    "insert_events",
     "load_stored",
     "replace_attendees",
     "stored_event",
+    "take_attendees",
     "to_event",
 ]
+
+_events = cast(sa.Table, EventRow.__table__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,11 +115,12 @@ def event_columns(event: Event) -> dict[str, Any]:
     recurrence (Google may hold rules calsync would refuse) stores no ``recurrence_end``,
     which range queries read as "no end".
     """
-    try:
-        end_bound = series_end(event) if event.recurrence else None
-    except ValidationError:
-        end_bound = None
+    end_bound = None
+    if event.recurrence:
+        with contextlib.suppress(ValidationError):
+            end_bound = series_end(event)
     original = event.original_start
+    reminders = event.reminders
     return {
         "google_event_id": event.provider_event_id,
         "title": event.title,
@@ -131,10 +143,12 @@ def event_columns(event: Event) -> dict[str, Any]:
         "etag": event.etag,
         "sequence": event.sequence,
         "reminders": {
-            "use_default": event.reminders.use_default,
-            "overrides": [[r.minutes, r.method.value] for r in event.reminders.overrides],
+            "use_default": reminders.use_default,
+            "overrides": [[r.minutes, r.method.value] for r in reminders.overrides]
+            if reminders.overrides
+            else [],
         },
-        "metadata": dict(event.metadata),
+        "metadata": dict(event.metadata.items()) if event.metadata else {},
         "remote_updated_at": event.updated,
     }
 
@@ -213,11 +227,9 @@ def attendees_by_event(
 ) -> dict[uuid.UUID, list[EventAttendee]]:
     """The attendee rows of each of `event_ids` (events without any are absent)."""
     found: dict[uuid.UUID, list[EventAttendee]] = {}
-    for chunk in chunks(event_ids):
+    for condition in any_of(session, EventAttendee.event_id, event_ids):
         rows = session.scalars(
-            sa.select(EventAttendee)
-            .where(EventAttendee.event_id.in_(chunk))
-            .order_by(EventAttendee.email)
+            sa.select(EventAttendee).where(condition).order_by(EventAttendee.email)
         )
         for row in rows:
             found.setdefault(row.event_id, []).append(row)
@@ -243,8 +255,31 @@ def replace_attendees(
     if not event_ids_and_attendees:
         return
     event_ids = [event_id for event_id, _ in event_ids_and_attendees]
-    for chunk in chunks(event_ids):
-        session.execute(sa.delete(EventAttendee).where(EventAttendee.event_id.in_(chunk)))
+    for condition in any_of(session, EventAttendee.event_id, event_ids):
+        session.execute(sa.delete(EventAttendee).where(condition))
+    insert_attendees(session, event_ids_and_attendees)
+
+
+def take_attendees(session: Session, event_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
+    """Delete the attendee rows of `event_ids` and return them, by event and in email
+    order (what `attendees_by_event` would have read), in one statement: for callers
+    about to write the events' new attendees (`insert_attendees`). The rows returned
+    have the attributes of `EventAttendee` that `to_event` reads."""
+    found: dict[uuid.UUID, list[Any]] = {}
+    table = cast(sa.Table, EventAttendee.__table__)
+    for condition in any_of(session, table.c.event_id, event_ids):
+        for row in session.execute(sa.delete(table).where(condition).returning(*table.c)):
+            found.setdefault(row.event_id, []).append(row)
+    for rows in found.values():
+        rows.sort(key=lambda row: row.email)
+    return found
+
+
+def insert_attendees(
+    session: Session, event_ids_and_attendees: Sequence[tuple[uuid.UUID, Sequence[Attendee]]]
+) -> None:
+    """Add the attendee rows of events that have none yet (new events): what
+    `replace_attendees` does without its delete."""
     emails = {a.email for _, attendees in event_ids_and_attendees for a in attendees}
     users: dict[str, uuid.UUID] = {}
     if emails:
@@ -268,3 +303,71 @@ def replace_attendees(
     ]
     if rows:
         session.execute(sa.insert(EventAttendee), rows)
+
+
+def any_of(
+    session: Session,
+    column: sa.ColumnElement[Any] | QueryableAttribute[Any],
+    values: Sequence[Any],
+) -> list[sa.ColumnElement[bool]]:
+    """Conditions that together select the rows whose `column` is one of `values` (none
+    for no values): on PostgreSQL one ``column = ANY(array)`` with a single parameter,
+    whose statement is the same whatever the number of values (no long ``IN`` lists to
+    render and parse); elsewhere one ``IN`` per chunk of values."""
+    if not values:
+        return []
+    if isinstance(column, QueryableAttribute):
+        column = column.expression
+    if session.get_bind().dialect.name == "postgresql":
+        array = sa.bindparam(None, list(values), type_=postgresql.ARRAY(column.type))
+        return [column == sa.any_(array)]
+    return [column.in_(chunk) for chunk in chunks(values)]
+
+
+def insert_events(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert ``events`` rows (values by column name; ``id`` required) in bulk: through
+    ``COPY`` on PostgreSQL, an ``executemany`` insert elsewhere. Columns left out get their
+    defaults; callable defaults (the timestamps) are evaluated once per call.
+    Rows must not collide with existing ones (``COPY`` has no ``ON CONFLICT``).
+    """
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(sa.insert(_events), [dict(r) for r in rows])
+        return
+    given = list(rows[0])
+    given.extend(sorted(set().union(*rows).difference(given)))
+    defaults: dict[str, Any] = {}
+    for column in _events.columns:
+        default = column.default
+        if column.name not in given and isinstance(default, sa.ColumnDefault):
+            defaults[column.name] = default.arg(None) if default.is_callable else default.arg
+    names = [*given, *defaults]
+    kinds = [_events.c[name].type for name in given]
+    documents = [i for i, kind in enumerate(kinds) if isinstance(kind, sa.JSON)]
+    instants = [i for i, kind in enumerate(kinds) if isinstance(kind, UTCDateTime)]
+    tail = list(defaults.values())
+    pick = operator.itemgetter(*given)
+    connection = session.connection().connection.driver_connection
+    assert connection is not None
+    statement = f"COPY {_events.name} ({', '.join(names)}) FROM STDIN"
+    with connection.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            try:
+                picked = pick(row)
+            except KeyError:
+                picked = tuple(row.get(name) for name in given)
+            values = [picked] if len(given) == 1 else list(picked)
+            for i in documents:
+                if values[i] is not None:
+                    values[i] = _DOCUMENT.encode(values[i])
+            for i in instants:
+                moment = values[i]
+                if moment is not None and moment.tzinfo is None:
+                    raise ValueError(f"naive datetime given for {given[i]}")
+            values.extend(tail)
+            copy.write_row(values)
+
+
+#: JSON for the document columns, compact (one encoder, not one per ``json.dumps``).
+_DOCUMENT: Final = json.JSONEncoder(separators=(",", ":"))

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from calsync.store.tables import Calendar
 
-__all__ = ["acquire", "release", "release_held_by_process", "still_held"]
+__all__ = ["acquire", "release", "release_held_by_process", "released", "still_held"]
 
 _calendars = cast(sa.Table, Calendar.__table__)
 
@@ -65,6 +65,16 @@ def release(session: Session, calendar_id: uuid.UUID, *, owner: str) -> None:
         .where(_calendars.c.id == calendar_id, _calendars.c.sync_lease_owner == owner)
         .values(sync_lease_owner=None, sync_lease_until=None)
     )
+
+
+def released(owner: str) -> dict[str, sa.ColumnElement[Any]]:
+    """The ``SET`` values that give the lease up if `owner` holds it (else leave it), for
+    a caller that writes other columns of the calendar row in the same statement."""
+    held = _calendars.c.sync_lease_owner == owner
+    return {
+        "sync_lease_owner": sa.case((held, None), else_=_calendars.c.sync_lease_owner),
+        "sync_lease_until": sa.case((held, None), else_=_calendars.c.sync_lease_until),
+    }
 
 
 def release_held_by_process(session: Session, process: str) -> int:

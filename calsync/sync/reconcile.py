@@ -31,7 +31,7 @@ from datetime import datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from calsync.domain.codec import event_from_document, event_to_document
 from calsync.domain.conflicts import ConflictPolicy
@@ -39,8 +39,15 @@ from calsync.domain.models import Event, EventStatus
 from calsync.notify.hooks import EventChange, events_changed, reschedule_many
 from calsync.providers.google.ids import local_id_from_google_event_id
 from calsync.store import outbox
-from calsync.store.chunks import chunks
-from calsync.store.events import attendees_by_event, event_columns, replace_attendees, to_event
+from calsync.store.events import (
+    any_of,
+    attendees_by_event,
+    event_columns,
+    insert_attendees,
+    insert_events,
+    take_attendees,
+    to_event,
+)
 from calsync.store.sync_logs import LogKind, LogStatus, record
 from calsync.store.tables import Event as EventRow
 from calsync.sync.resolve import resolve
@@ -93,18 +100,22 @@ def apply_changes(
     """
     report = ReconcileReport(pulled=len(remote_events))
     latest = _latest_by_id(remote_events)
-    rows = _existing_rows(session, calendar.id, list(latest))
+    rows, unlisted = _existing_rows(session, calendar.id, list(latest), full_listing)
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     attendees: list[tuple[uuid.UUID, Sequence[Any]]] = []
+    new_attendees: list[tuple[uuid.UUID, Sequence[Any]]] = []
     deletions: list[str] = []
     notices: list[EventChange] = []
-    local_attendees = attendees_by_event(
+    updated_ids: list[uuid.UUID] = []
+    # Every row the loop below updates or deletes: their attendees are taken (deleted and
+    # read in one statement), to be written anew for updates and told of changes.
+    local_attendees = take_attendees(
         session,
         [
             r.id
             for google_id, r in rows.items()
-            if r.sync_state in _LOCAL_EDIT_STATES or (announce and r.etag != latest[google_id].etag)
+            if (r.etag is None or r.etag != latest[google_id].etag) and r.deleted_at is None
         ],
     )
     for google_id, remote in latest.items():
@@ -116,14 +127,15 @@ def apply_changes(
             if row is not None and row.deleted_at is None:
                 deletions.append(google_id)
                 if announce:
-                    notices.append(_cancellation(row, local_attendees.get(row.id, ())))
+                    notices.append(_cancellation(row, local_attendees.get(row.id, [])))
             elif row is None:
                 report.unchanged += 1
             continue
         if row is None:
             event_id = uuid.uuid4()
             inserts.append(_insert_values(event_id, calendar, remote))
-            attendees.append((event_id, remote.attendees))
+            if remote.attendees:
+                new_attendees.append((event_id, remote.attendees))
             report.inserted += 1
             report.changed_ids.append(event_id)
             continue
@@ -132,33 +144,33 @@ def apply_changes(
             continue
         if row.sync_state in _LOCAL_EDIT_STATES:
             values, after = _merge(
-                session, calendar, row, remote, local_attendees.get(row.id, ()), now
+                session, calendar, row, remote, local_attendees.get(row.id, []), now
             )
             report.conflicts += 1 if values.get("sync_state") == "conflict" else 0
         else:
             values, after = _overwrite_values(row, remote), remote
         if announce and after.status == EventStatus.CANCELLED:
-            notices.append(_cancellation(row, local_attendees.get(row.id, ())))
+            notices.append(_cancellation(row, local_attendees.get(row.id, [])))
         elif announce:
-            notices.append(
-                EventChange(row.id, to_event(row, local_attendees.get(row.id, ())), after)
-            )
+            before = to_event(row, local_attendees.get(row.id, []))
+            notices.append(EventChange(row.id, before, after, owner_id=row.user_id))
         merged_attendees = after.attendees
         updates.append(values)
         attendees.append((row.id, merged_attendees))
         report.updated += 1
         report.changed_ids.append(row.id)
-    unlisted = _unlisted(session, calendar.id, set(latest)) if full_listing else []
+        updated_ids.append(row.id)
     if announce:
         notices.extend(_gone(session, unlisted))
         events_changed(session, notices, actor_user_id=None, source="sync", now=now)
     deleted = _delete_series(session, calendar.id, deletions) + _delete_ids(session, unlisted)
     report.deleted += len(deleted)
     _write(session, inserts, updates)
-    replace_attendees(session, attendees)
+    insert_attendees(session, [*new_attendees, *attendees])
     for row in set(rows.values()):
         session.expunge(row)  # changed by Core statements: the loaded state is stale
-    reschedule_many(session, [*report.changed_ids, *deleted], now=now)
+    inserted = [values["id"] for values in inserts]
+    reschedule_many(session, [*updated_ids, *deleted], new=inserted, now=now)
     return report
 
 
@@ -166,7 +178,8 @@ def _cancellation(row: EventRow, attendees: Sequence[Any]) -> EventChange:
     """The notice of a cancelled event: Google's tombstone carries no content, so the
     cancelled version is the local one with the cancelled status."""
     before = to_event(row, attendees)
-    return EventChange(row.id, before, dataclasses.replace(before, status=EventStatus.CANCELLED))
+    after = dataclasses.replace(before, status=EventStatus.CANCELLED)
+    return EventChange(row.id, before, after, owner_id=row.user_id)
 
 
 def _latest_by_id(remote_events: Iterable[Event]) -> dict[str, Event]:
@@ -179,34 +192,53 @@ def _latest_by_id(remote_events: Iterable[Event]) -> dict[str, Event]:
 
 
 def _existing_rows(
-    session: Session, calendar_id: uuid.UUID, google_ids: Sequence[str]
-) -> dict[str, EventRow]:
+    session: Session, calendar_id: uuid.UUID, google_ids: Sequence[str], full_listing: bool
+) -> tuple[dict[str, EventRow], list[uuid.UUID]]:
     """Local rows by Google id; also finds rows calsync created whose insert answer was
-    lost (their Google id is derived from the local id but not yet recorded)."""
+    lost (their Google id is derived from the local id but not yet recorded).
+
+    After a full listing, every row of the calendar is read at once, and the second
+    value lists the rows that were on Google (they have a base version) and are no
+    longer listed; after an incremental one it is empty. The base versions are left
+    unread (loaded on access, which only a merge needs).
+    """
+    query = sa.select(EventRow).options(defer(EventRow.base_version))
     found: dict[str, EventRow] = {}
-    for chunk in chunks(google_ids):
-        for row in session.scalars(
-            sa.select(EventRow).where(
-                EventRow.calendar_id == calendar_id, EventRow.google_event_id.in_(chunk)
+    if full_listing:
+        listed = set(google_ids)
+        everything = list(
+            session.execute(
+                query.add_columns(EventRow.base_version.is_not(None)).where(
+                    EventRow.calendar_id == calendar_id
+                )
             )
-        ):
-            if row.google_event_id is not None:
+        )
+        by_id = {row.id: row for row, _ in everything}
+        unlisted = [
+            row.id for row, has_base in everything if has_base and row.google_event_id not in listed
+        ]
+        for row, _ in everything:
+            if row.google_event_id is not None and row.google_event_id in listed:
                 found[row.google_event_id] = row
+    else:
+        unlisted = []
+        for condition in any_of(session, EventRow.google_event_id, google_ids):
+            for row in session.scalars(query.where(EventRow.calendar_id == calendar_id, condition)):
+                if row.google_event_id is not None:
+                    found[row.google_event_id] = row
     derived: dict[uuid.UUID, str] = {}
     for google_id in google_ids:
         if google_id not in found:
             local_id = _local_id(google_id)
             if local_id is not None:
                 derived[local_id] = google_id
-    local_ids = list(derived)
-    for chunk_of_ids in chunks(local_ids):
-        for row in session.scalars(
-            sa.select(EventRow).where(
-                EventRow.calendar_id == calendar_id, EventRow.id.in_(chunk_of_ids)
-            )
-        ):
-            found[derived[row.id]] = row
-    return found
+    if full_listing:
+        found.update({derived[i]: row for i, row in by_id.items() if i in derived})
+    else:
+        for condition in any_of(session, EventRow.id, list(derived)):
+            for row in session.scalars(query.where(EventRow.calendar_id == calendar_id, condition)):
+                found[derived[row.id]] = row
+    return found, unlisted
 
 
 def _local_id(google_id: str) -> uuid.UUID | None:
@@ -303,39 +335,26 @@ def _delete_series(
     """Delete cancelled masters and single events, and the exceptions of the masters.
     Returns the local ids of the deleted rows."""
     deleted: list[uuid.UUID] = []
-    for chunk in chunks(google_ids):
+    for masters, series in zip(
+        any_of(session, _events.c.google_event_id, google_ids),
+        any_of(session, _events.c.recurring_event_id, google_ids),
+        strict=True,
+    ):
         result = session.execute(
             sa.delete(_events)
-            .where(
-                _events.c.calendar_id == calendar_id,
-                sa.or_(
-                    _events.c.google_event_id.in_(chunk),
-                    _events.c.recurring_event_id.in_(chunk),
-                ),
-            )
+            .where(_events.c.calendar_id == calendar_id, sa.or_(masters, series))
             .returning(_events.c.id)
         )
         deleted.extend(result.scalars())
     return deleted
 
 
-def _unlisted(session: Session, calendar_id: uuid.UUID, listed: set[str]) -> list[uuid.UUID]:
-    """After a full listing: the rows that were on Google and are no longer listed."""
-    candidates = session.execute(
-        sa.select(_events.c.id, _events.c.google_event_id).where(
-            _events.c.calendar_id == calendar_id,
-            _events.c.base_version.is_not(None),
-        )
-    ).all()
-    return [row.id for row in candidates if row.google_event_id not in listed]
-
-
 def _gone(session: Session, event_ids: Sequence[uuid.UUID]) -> list[EventChange]:
     """The notices of rows about to be deleted because Google no longer lists them."""
     attendees = attendees_by_event(session, event_ids)
     changes = []
-    for chunk in chunks(event_ids):
-        for row in session.scalars(sa.select(EventRow).where(EventRow.id.in_(chunk))):
+    for condition in any_of(session, EventRow.id, event_ids):
+        for row in session.scalars(sa.select(EventRow).where(condition)):
             if row.deleted_at is None:
                 before = to_event(row, attendees.get(row.id, ()))
                 changes.append(EventChange(row.id, before, None))
@@ -344,14 +363,13 @@ def _gone(session: Session, event_ids: Sequence[uuid.UUID]) -> list[EventChange]
 
 
 def _delete_ids(session: Session, event_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
-    for chunk in chunks(event_ids):
-        session.execute(sa.delete(_events).where(_events.c.id.in_(chunk)))
+    for condition in any_of(session, _events.c.id, event_ids):
+        session.execute(sa.delete(_events).where(condition))
     return list(event_ids)
 
 
 def _write(session: Session, inserts: list[dict[str, Any]], updates: list[dict[str, Any]]) -> None:
-    if inserts:
-        session.execute(sa.insert(_events), inserts)
+    insert_events(session, inserts)
     if updates:
         # Group by column set: executemany needs the same keys in every row.
         by_keys: dict[tuple[str, ...], list[dict[str, Any]]] = {}

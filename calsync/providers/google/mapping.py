@@ -18,6 +18,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Final
 
 from calsync.domain.models import (
+    EMPTY_METADATA,
     Attendee,
     Event,
     EventStatus,
@@ -43,6 +44,7 @@ CALSYNC_CATEGORY_KEY: Final = "calsync_category"
 CALSYNC_META_PREFIX: Final = "calsync_meta_"
 _EPOCH: Final = EventTime.on(date(1970, 1, 1))
 _RESPONSES: Final = frozenset(status.value for status in ResponseStatus)
+_DEFAULT_REMINDERS: Final = Reminders()
 
 
 def event_from_google(resource: Mapping[str, Any], calendar_timezone: str) -> Event:
@@ -86,7 +88,8 @@ def event_from_google(resource: Mapping[str, Any], calendar_timezone: str) -> Ev
             key.removeprefix(CALSYNC_META_PREFIX): value
             for key, value in private.items()
             if key.startswith(CALSYNC_META_PREFIX)
-        },
+        }
+        or EMPTY_METADATA,
         status=status,
         organizer_email=organizer.get("email"),
         recurring_event_id=resource.get("recurringEventId"),
@@ -213,8 +216,8 @@ def _attendee_to_google(attendee: Attendee) -> dict[str, Any]:
 
 
 def _reminders(value: Mapping[str, Any] | None) -> Reminders:
-    if not value:
-        return Reminders()
+    if not value or (value.get("useDefault") is True and not value.get("overrides")):
+        return _DEFAULT_REMINDERS  # the common case; Reminders values are immutable
     overrides = tuple(
         Reminder(int(o["minutes"]), ReminderMethod(o.get("method", ReminderMethod.POPUP)))
         for o in value.get("overrides") or ()
