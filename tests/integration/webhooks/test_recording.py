@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from calsync.bootstrap import Services, bootstrap
 from calsync.config import Settings
+from calsync.store.migrate import upgrade
 from calsync.store.tables import Calendar
 from calsync.store.users import ensure_user
 from calsync.sync import kicks
@@ -126,3 +127,26 @@ def test_concurrent_marks_share_writes_and_one_of_them_queues_the_pull(intake: I
         [str(first), str(second)]
     )
     assert all(row[0] and row[1] is not None for row in state(services, [first, second]))
+
+
+def test_marks_take_the_transactional_path_on_sqlite(embedded_settings: Settings) -> None:
+    # Embedded mode (SQLite): no probe connection, every batch is a transaction
+    services = bootstrap(embedded_settings)
+    try:
+        upgrade(services.engine)
+        [calendar] = calendars(services, [(False, None)])
+        marks = DirtyMarks()
+
+        async def storm() -> list[bool]:
+            return await asyncio.gather(*(marks.mark(services, calendar) for _ in range(20)))
+
+        assert asyncio.run(storm()).count(True) == 1
+        assert asyncio.run(storm()).count(True) == 0
+        with services.sessions() as session:
+            row = session.get(Calendar, calendar)
+        assert row is not None
+        assert row.dirty
+        assert row.sync_queued_at is not None
+        assert all(probe._connection is None for probe in marks._probes)  # never connected
+    finally:
+        services.close()
