@@ -36,7 +36,7 @@ from calsync.store.event_queries import (
     EventFilter,
     Kind,
     SeriesOutline,
-    exceptions_of,
+    exceptions_of_listed,
     find_exception,
     list_keys,
     list_stored,
@@ -368,7 +368,7 @@ def _series(session: Session, spec: EventFilter, start: datetime, end: datetime)
         user_id=spec.user_id, start=start, end=end, calendar_id=spec.calendar_id, kind=Kind.MASTER
     )
     masters = series_outlines(session, masters_spec, limit=MAX_SERIES)
-    exceptions = exceptions_of(session, [(m.calendar_id, m.series_id) for m in masters])
+    exceptions = exceptions_of_listed(session, masters_spec, masters, limit=MAX_SERIES)
     return _SeriesData(masters, exceptions, spec.category, session)
 
 
