@@ -175,7 +175,7 @@ class CalendarApi:
             body = listing.list_events(
                 scope, _query(request), sync_token_ttl=self.state.config.sync_token_ttl_seconds
             )
-        return json_response(body)
+        return Response(listing.encode_listing(body), media_type="application/json; charset=UTF-8")
 
     async def events_get(self, request: Request) -> Response:
         user = self.authenticate(request, EVENT_READ_SCOPES)

@@ -11,10 +11,12 @@ Not thread-safe by itself: ``EmulatorState.lock`` guards it.
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from calsync.emulator.event_model import Timing
@@ -39,6 +41,11 @@ class StoredEvent:
     @property
     def etag(self) -> str:
         return str(self.resource["etag"])
+
+    @cached_property
+    def encoded(self) -> str:
+        """The resource as compact JSON, encoded once (the resource never changes)."""
+        return json.dumps(self.resource, separators=(",", ":"))
 
     @property
     def cancelled(self) -> bool:

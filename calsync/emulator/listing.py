@@ -274,6 +274,19 @@ def _matches(event: StoredEvent, params: ListParams) -> bool:
     return params.q is None or (not event.cancelled and _text_matches(resource, params.q))
 
 
+class Encoded(str):
+    """An item of a listing that is already JSON text (see `listed`)."""
+
+    __slots__ = ()
+
+
+def listed(event: StoredEvent, zone: tzinfo | None) -> JSON | Encoded:
+    """`render`, as the stored event's JSON encoded once when it is listed as stored."""
+    if zone is None and not event.cancelled:
+        return Encoded(event.encoded)
+    return render(event, zone)
+
+
 def render(event: StoredEvent, zone: tzinfo | None) -> JSON:
     if event.cancelled:
         return cancelled_stub(event.resource)
@@ -338,7 +351,8 @@ def _expanded_rows(scope: EventScope, params: ListParams) -> list[StoredEvent]:
 
 
 def list_events(scope: EventScope, query: Query, *, sync_token_ttl: int | None) -> JSON:
-    """events.list; see the module docstring for the paging and sync contract."""
+    """events.list; see the module docstring for the paging and sync contract. Items may
+    be `Encoded` JSON texts: answer with `encode_listing`."""
     require_reader(scope)
     params = ListParams.parse(query)
     log = scope.log
@@ -350,7 +364,7 @@ def list_events(scope: EventScope, query: Query, *, sync_token_ttl: int | None) 
         computed = params.single_events or params.order_by is not None
         cursor = Cursor("computed" if computed else "inserted", 0, log.seq)
 
-    items: list[JSON] = []
+    items: list[JSON | Encoded] = []
     next_cursor: Cursor | None = None
     if cursor.mode == "changes":
         changed = log.changed_between(cursor.position, cursor.snapshot)
@@ -358,9 +372,9 @@ def list_events(scope: EventScope, query: Query, *, sync_token_ttl: int | None) 
         for event in page:
             if params.single_events and event.is_master and not event.cancelled:
                 instances = expand(log, event, after=None, before=None, show_deleted=True)
-                items.extend(render(i, params.zone) for i in instances)
+                items.extend(listed(i, params.zone) for i in instances)
             else:
-                items.append(render(event, params.zone))
+                items.append(listed(event, params.zone))
         if len(changed) > len(page):
             next_cursor = Cursor("changes", page[-1].seq, cursor.snapshot, cursor.since)
     elif cursor.mode == "inserted":
@@ -370,7 +384,7 @@ def list_events(scope: EventScope, query: Query, *, sync_token_ttl: int | None) 
             event = events[index]
             index += 1
             if _include_unexpanded(scope, event, params):
-                items.append(render(event, params.zone))
+                items.append(listed(event, params.zone))
         if any(_include_unexpanded(scope, e, params) for e in events[index:]):
             next_cursor = Cursor("inserted", index, cursor.snapshot)
     else:
@@ -382,7 +396,7 @@ def list_events(scope: EventScope, query: Query, *, sync_token_ttl: int | None) 
         if params.order_by == "updated":
             rows.sort(key=lambda e: (e.updated, e.seq))
         end = cursor.position + params.max_results
-        items = [render(e, params.zone) for e in rows[cursor.position : end]]
+        items = [listed(e, params.zone) for e in rows[cursor.position : end]]
         if end < len(rows):
             next_cursor = Cursor("computed", end, cursor.snapshot)
 
@@ -436,6 +450,17 @@ def list_instances(scope: EventScope, event_id: str, query: Query) -> JSON:
         body["nextPageToken"] = _write_cursor(scope, Cursor("instances", end, scope.log.seq))
     body["items"] = [render(r, zone) for r in rows[offset:end]]
     return body
+
+
+def encode_listing(body: Mapping[str, Any]) -> str:
+    """The compact JSON of a `list_events` answer (its ``items`` last, as built)."""
+    compact = (",", ":")
+    head = json.dumps({k: v for k, v in body.items() if k != "items"}, separators=compact)
+    items = ",".join(
+        item if isinstance(item, Encoded) else json.dumps(item, separators=compact)
+        for item in body.get("items", ())
+    )
+    return f'{head[:-1]}{"," if len(head) > 2 else ""}"items":[{items}]}}'
 
 
 def _envelope(scope: EventScope, zone_name: str | None) -> JSON:

@@ -18,7 +18,14 @@ from sqlalchemy.orm import Session
 
 from calsync.store.tables import Calendar
 
-__all__ = ["acquire", "release", "release_held_by_process", "released", "still_held"]
+__all__ = [
+    "acquire",
+    "acquire_selected",
+    "release",
+    "release_held_by_process",
+    "released",
+    "still_held",
+]
 
 _calendars = cast(sa.Table, Calendar.__table__)
 
@@ -27,7 +34,26 @@ def acquire(
     session: Session, calendar_id: uuid.UUID, *, owner: str, now: datetime, ttl: timedelta
 ) -> bool:
     """Take the lease of `calendar_id` for `owner` until `now + ttl`. False if held."""
-    result = session.execute(
+    result = session.execute(_take(calendar_id, owner, now, ttl))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def acquire_selected(
+    session: Session, calendar_id: uuid.UUID, *, owner: str, now: datetime, ttl: timedelta
+) -> sa.Row[Any] | None:
+    """`acquire` for a calendar that is selected, in the same one statement that returns
+    the calendar's columns. None when the calendar is missing, not selected or held by
+    another owner (nothing changed then; the caller reads the row to tell which)."""
+    statement = (
+        _take(calendar_id, owner, now, ttl)
+        .where(_calendars.c.selected.is_(True))
+        .returning(*_calendars.c)
+    )
+    return session.execute(statement).one_or_none()
+
+
+def _take(calendar_id: uuid.UUID, owner: str, now: datetime, ttl: timedelta) -> sa.Update:
+    return (
         sa.update(_calendars)
         .where(
             _calendars.c.id == calendar_id,
@@ -39,7 +65,6 @@ def acquire(
         )
         .values(sync_lease_owner=owner, sync_lease_until=now + ttl)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def still_held(session: Session, calendar_id: uuid.UUID, *, owner: str) -> bool:

@@ -84,14 +84,15 @@ def pull_calendar(services: Services, calendar_id: uuid.UUID) -> PullOutcome:
     lease_ttl = timedelta(seconds=services.settings.sync_lease_seconds)
     started = time.perf_counter()
     with services.sessions.begin() as session:
-        calendar = session.get(Calendar, calendar_id)
-        if calendar is None:
-            return PullOutcome("skipped")
-        if not calendar.selected:
-            kicks.drop(session, calendar_id)
-            return PullOutcome("skipped")
         now = services.clock()
-        if not lease.acquire(session, calendar_id, owner=owner, now=now, ttl=lease_ttl):
+        calendar = lease.acquire_selected(session, calendar_id, owner=owner, now=now, ttl=lease_ttl)
+        if calendar is None:
+            stored = session.get(Calendar, calendar_id)
+            if stored is None:
+                return PullOutcome("skipped")
+            if not stored.selected:
+                kicks.drop(session, calendar_id)
+                return PullOutcome("skipped")
             return PullOutcome("busy")
         kicks.start_pull(session, calendar_id, now)
         target = _Target(
