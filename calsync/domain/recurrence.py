@@ -288,7 +288,9 @@ class _Compiled:
 
     recurrence: RecurrenceSet
     series: _Series
-    counted: dict[RecurrenceRule, tuple[datetime, ...]] = dataclasses.field(default_factory=dict)
+    counted: dict[RecurrenceRule, tuple[tuple[datetime, ...], bool]] = dataclasses.field(
+        default_factory=dict
+    )
     windows: dict[tuple[datetime, datetime, int], tuple[tuple[EventTime, ...], bool]] = (
         dataclasses.field(default_factory=dict)
     )
@@ -461,7 +463,7 @@ class _Series:
         low_at: datetime,
         high_at: datetime,
         limit: int,
-        counted: dict[RecurrenceRule, tuple[datetime, ...]] | None = None,
+        counted: dict[RecurrenceRule, tuple[tuple[datetime, ...], bool]] | None = None,
     ) -> tuple[list[EventTime], bool]:
         """The starts from `low_at` to `high_at`, and whether `limit` cut a rule short.
 
@@ -506,15 +508,24 @@ class _Series:
         rule: RecurrenceRule,
         low: datetime,
         high: datetime,
-        counted: dict[RecurrenceRule, tuple[datetime, ...]],
+        counted: dict[RecurrenceRule, tuple[tuple[datetime, ...], bool]],
     ) -> Iterator[datetime]:
-        """`rule_starts(rule, low, high)` of a COUNT rule, from all its starts, which are
-        computed once (a COUNT rule is always evaluated from the series' start) and kept
-        in `counted`. They ascend, as `rule_starts` yields them, so a slice is the same."""
-        values = counted.get(rule)
-        if values is None:
-            values = tuple(self.rule_starts(rule, datetime.min, None))
-            counted[rule] = values
+        """`rule_starts(rule, low, high)` of a COUNT rule, from its starts computed once
+        (a COUNT rule is always evaluated from the series' start) and kept in `counted`:
+        up to the first start after the highest `high` asked for so far, or all of them
+        (`True`). They ascend, as `rule_starts` yields them, so a slice is the same."""
+        entry = counted.get(rule)
+        if entry is None or (not entry[1] and entry[0][-1] <= high):
+            prefix: list[datetime] = []
+            complete = True
+            for value in self.rule_starts(rule, datetime.min, None):
+                prefix.append(value)
+                if value > high:
+                    complete = False
+                    break
+            entry = (tuple(prefix), complete)
+            counted[rule] = entry
+        values = entry[0]
         for value in values[bisect_left(values, low) :]:
             if value > high:
                 return
