@@ -190,7 +190,7 @@ def serving(argv: Sequence[str], env: dict[str, str], port: int) -> Iterator[int
     """Run the server until the block ends; yields its process id."""
     server = subprocess.Popen(list(argv), env={**os.environ, **env})
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # two processes importing on a busy machine
         while True:
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code < 500:
@@ -198,7 +198,7 @@ def serving(argv: Sequence[str], env: dict[str, str], port: int) -> Iterator[int
             except httpx.TransportError:
                 pass
             if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start: {shlex.join(argv)}")
+                raise RuntimeError(f"server did not start ({server.poll()}): {shlex.join(argv)}")
             time.sleep(0.1)
         yield server.pid
     finally:
