@@ -28,7 +28,7 @@ EDITOR = "bob@example.com"
 EVENTS = r"^/calendar/v3/calendars/[^/]+/events"
 
 
-def connect_with_editor(stack: SyncStack, events: int = 5, **settle: Any) -> str:
+def connect_with_editor(stack: SyncStack, events: int = 5, *, timeout: float = 60.0) -> str:
     """Connect alice (events seeded by the editor), pull, open the channel; her calendar."""
     stack.connect()
     stack.control.create_user(EDITOR)
@@ -36,9 +36,9 @@ def connect_with_editor(stack: SyncStack, events: int = 5, **settle: Any) -> str
     if events:
         stack.insert_many(stack.email, [timed(i) for i in range(events)], email=EDITOR)
     stack.services.jobs.connect_user.send(str(stack.user_id))
-    wait_until(lambda: channel(stack) is not None, what="a push channel", **settle)
-    stack.wait_in_sync(stack.email, **settle)
-    wait_until(lambda: idle(stack, stack.email), what="the first pull to end", **settle)
+    wait_until(lambda: channel(stack) is not None, timeout, "a push channel")
+    stack.wait_in_sync(stack.email, timeout)
+    wait_until(lambda: idle(stack, stack.email), timeout, "the first pull to end")
     return stack.email
 
 
