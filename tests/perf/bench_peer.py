@@ -29,9 +29,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import dataclasses
 import os
 import platform
+import pstats
 import shlex
 import statistics
 import sys
@@ -261,6 +263,7 @@ async def run(args: argparse.Namespace) -> None:
     services = bootstrap(settings)
     upgrade(services.engine)
     lines: list[str] = []
+    profile: cProfile.Profile | None = None
     try:
         with EmulatorControl(base) as control:
             small = connect(services, control, "peer-small@example.com")
@@ -282,13 +285,18 @@ async def run(args: argparse.Namespace) -> None:
                 _, manager, _ = await peer_full(http, host, large, 1)
                 pull_calendar(services, large.calendar_id)  # both now hold a fresh token
                 google = build_calendar_service(base, large.token)  # the old one went idle
+                profiler = cProfile.Profile() if args.profile else None
                 ours_incr: list[float] = []
                 theirs_incr: list[float] = []
                 for n in range(args.incremental_runs):
                     patch_ten(google, large.email, n)
                     started = time.perf_counter()
+                    if profiler is not None:
+                        profiler.enable()
                     outcome = pull_calendar(services, large.calendar_id)
                     ours_incr.append(time.perf_counter() - started)
+                    if profiler is not None:
+                        profiler.disable()
                     assert outcome.report is not None, outcome
                     assert outcome.report.updated == 10, outcome.report
                     theirs_incr.append(await timed(manager.run))
@@ -307,6 +315,7 @@ async def run(args: argparse.Namespace) -> None:
                     peer_seconds, peer_count = await peer_listing(manager)
                     theirs_list.append(peer_seconds)
                     counts.add((count, peer_count))
+                profile = profiler
                 print(f"  one-month listing items (calsync, gcal_sync): {sorted(counts)}")
                 lines.append(
                     row("one-month listing, series expanded", best(ours_list), best(theirs_list))
@@ -325,6 +334,9 @@ async def run(args: argparse.Namespace) -> None:
     )
     for line in lines:
         print(line)
+    if profile is not None:
+        print("\ncalsync's incremental pulls, by cumulative time:")
+        pstats.Stats(profile).sort_stats("cumulative").print_stats(25)
 
 
 def main() -> None:
@@ -334,6 +346,9 @@ def main() -> None:
     parser.add_argument("--series", type=int, default=60)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--incremental-runs", type=int, default=10)
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile calsync's incremental pulls"
+    )
     asyncio.run(run(parser.parse_args()))
 
 
