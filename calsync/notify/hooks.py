@@ -132,6 +132,8 @@ def events_changed(
     prefs = load_many(session, set().union(*recipients_of.values()))
     rows: list[dict[str, Any]] = []
     for change, kind, fields in noticed:
+        if not any(prefs[u].change_notices for u in recipients_of[change.event_id]):
+            continue  # nobody to tell: no payload to build
         reference = change.after if change.after is not None else change.before
         assert reference is not None
         uid = reference.provider_event_id or str(change.event_id)
@@ -245,6 +247,28 @@ _ROW_COLUMNS: Final = tuple(
 )
 
 
+_HAS_PENDING: Final = (
+    sa.select(NotificationDelivery.id)
+    .where(
+        NotificationDelivery.event_id == EventRow.id,
+        NotificationDelivery.kind == "reminder",
+        NotificationDelivery.status == "pending",
+    )
+    .exists()
+)
+#: The columns of `_read_rows`, built once (only the conditions vary per call).
+_ROWS_QUERY: Final = (
+    sa.select(
+        *_ROW_COLUMNS,
+        User.timezone.label("user_timezone"),
+        _HAS_PENDING.label("pending"),
+        NotificationPreference,
+    )
+    .join(User, User.id == EventRow.user_id)
+    .outerjoin(NotificationPreference, NotificationPreference.user_id == EventRow.user_id)
+)
+
+
 def _read_rows(
     session: Session,
     event_ids: Sequence[uuid.UUID],
@@ -264,30 +288,10 @@ def _read_rows(
         return
     upcoming = _upcoming(now, horizon).whereclause
     assert upcoming is not None
-    has_pending = (
-        sa.select(NotificationDelivery.id)
-        .where(
-            NotificationDelivery.event_id == EventRow.id,
-            NotificationDelivery.kind == "reminder",
-            NotificationDelivery.status == "pending",
-        )
-        .exists()
-    )
     for match in any_of(session, EventRow.id, event_ids):
         wanted = [upcoming, EventRow.recurring_event_id.is_not(None)]
         wanted.extend(any_of(session, EventRow.id, known))
-        query = (
-            sa.select(
-                *_ROW_COLUMNS,
-                User.timezone.label("user_timezone"),
-                upcoming.label("upcoming"),
-                has_pending.label("pending"),
-                NotificationPreference,
-            )
-            .join(User, User.id == EventRow.user_id)
-            .outerjoin(NotificationPreference, NotificationPreference.user_id == EventRow.user_id)
-            .where(match, sa.or_(*wanted))
-        )
+        query = _ROWS_QUERY.add_columns(upcoming.label("upcoming")).where(match, sa.or_(*wanted))
         for row in session.execute(query):
             if row.recurring_event_id is not None:
                 key = (row.calendar_id, row.recurring_event_id)
