@@ -15,13 +15,21 @@ START_TIMEOUT_SECONDS = 10.0
 class ThreadedServer:
     """Serves `app` on `host:port` (0: a free port) from a daemon thread; a context manager.
 
-    `start` blocks until the socket listens; `url` is then ``http://host:port``.
+    `start` blocks until the socket listens; `url` is then ``http://host:port``. Idle
+    keep-alive connections are closed after `keep_alive_seconds` (uvicorn's default is 5).
     """
 
     def __init__(
-        self, app: Any, host: str = "127.0.0.1", port: int = 0, *, name: str = "calsync-http"
+        self,
+        app: Any,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        name: str = "calsync-http",
+        keep_alive_seconds: int = 5,
     ) -> None:
         self.app = app
+        self.keep_alive_seconds = keep_alive_seconds
         self.host = host
         self.port = port
         self.name = name
@@ -48,6 +56,7 @@ class ThreadedServer:
             log_level="warning",
             access_log=False,
             lifespan="on",
+            timeout_keep_alive=self.keep_alive_seconds,
         )
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, name=self.name, daemon=True)

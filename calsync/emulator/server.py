@@ -13,6 +13,11 @@ from calsync.emulator.app import create_emulator_app
 from calsync.emulator.state import EmulatorState
 from calsync.threaded_server import ThreadedServer
 
+#: Google's front ends keep idle connections open for minutes; uvicorn's 5 s default made
+#: clients that pause between requests (building a 1,000-part batch on a busy machine) send
+#: into a connection the emulator had just closed (BrokenPipeError).
+KEEP_ALIVE_SECONDS = 120
+
 
 class EmulatorServer(ThreadedServer):
     """An emulator served by uvicorn on a daemon thread; a context manager."""
@@ -21,7 +26,13 @@ class EmulatorServer(ThreadedServer):
         self, host: str = "127.0.0.1", port: int = 0, *, state: EmulatorState | None = None
     ) -> None:
         self.state = state or EmulatorState()
-        super().__init__(create_emulator_app(self.state), host, port, name="calsync-emulator")
+        super().__init__(
+            create_emulator_app(self.state),
+            host,
+            port,
+            name="calsync-emulator",
+            keep_alive_seconds=KEEP_ALIVE_SECONDS,
+        )
 
 
 def run(host: str = "127.0.0.1", port: int = 8765) -> None:
@@ -32,4 +43,10 @@ def run(host: str = "127.0.0.1", port: int = 8765) -> None:
         f"  OAuth:        http://{host}:{port}/o/oauth2/auth, /token\n"
         f"  control API:  http://{host}:{port}/emulator/"
     )
-    uvicorn.run(create_emulator_app(), host=host, port=port, log_level="info")
+    uvicorn.run(
+        create_emulator_app(),
+        host=host,
+        port=port,
+        log_level="info",
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+    )
