@@ -64,7 +64,8 @@ def alice(hostile: EventsApp) -> User:
 
 
 def snapshot(app: EventsApp) -> dict[str, Any]:
-    """Every table's row count, the dirty calendars, and the queued jobs in Redis."""
+    """Every table's row count, the dirty calendars, and Redis's keys (queued jobs, dirty
+    marks, channel caches)."""
     counts: dict[str, Any] = {}
     with app.services.sessions() as session:
         for table in Base.metadata.sorted_tables:
@@ -74,7 +75,10 @@ def snapshot(app: EventsApp) -> dict[str, Any]:
         )
     client = redis.Redis.from_url(app.services.settings.redis_url or "")
     try:
-        counts["redis keys"] = sorted(k.decode() for k in client.scan_iter(match="dramatiq:*"))
+        # every key but the caller's rate-limit bucket (a refused request still counts)
+        counts["redis keys"] = sorted(
+            key.decode() for key in client.scan_iter() if not key.startswith(b"calsync:ratelimit:")
+        )
     finally:
         client.close()
     return counts
