@@ -186,19 +186,28 @@ def series_outlines(session: Session, spec: EventFilter, *, limit: int) -> list[
 
 
 def _outline(row: sa.Row[*tuple[Any, ...]]) -> SeriesOutline:
-    start, end, timezone = _series_times(
-        row.start_time, row.end_time, row.timezone, row.end_timezone, row.all_day
-    )
-    rule: str | None = row.recurrence_rule
+    (
+        event_id,
+        calendar_id,
+        google_id,
+        start_time,
+        end_time,
+        zone_name,
+        end_zone,
+        all_day,
+        rule,
+        category,
+    ) = row
+    start, end, timezone = _series_times(start_time, end_time, zone_name, end_zone, all_day)
     return SeriesOutline(
-        id=row.id,
-        calendar_id=row.calendar_id,
-        series_id=row.google_event_id or str(row.id),
+        id=event_id,
+        calendar_id=calendar_id,
+        series_id=google_id or str(event_id),
         start=start,
         end=end,
         timezone=timezone,
         recurrence=tuple(line.strip() for line in rule.split("\n")) if rule else (),
-        category=row.category,
+        category=category,
     )
 
 
