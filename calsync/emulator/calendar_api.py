@@ -173,7 +173,10 @@ class CalendarApi:
         with self.state.lock:
             scope = self._scope(user, request.path_params["calendarId"])
             body = listing.list_events(
-                scope, _query(request), sync_token_ttl=self.state.config.sync_token_ttl_seconds
+                scope,
+                _query(request),
+                sync_token_ttl=self.state.config.sync_token_ttl_seconds,
+                encoded=True,
             )
         return Response(listing.encode_listing(body), media_type="application/json; charset=UTF-8")
 

@@ -350,9 +350,13 @@ def _expanded_rows(scope: EventScope, params: ListParams) -> list[StoredEvent]:
 # the listings -------------------------------------------------------------------------
 
 
-def list_events(scope: EventScope, query: Query, *, sync_token_ttl: int | None) -> JSON:
-    """events.list; see the module docstring for the paging and sync contract. Items may
-    be `Encoded` JSON texts: answer with `encode_listing`."""
+def list_events(
+    scope: EventScope, query: Query, *, sync_token_ttl: int | None, encoded: bool = False
+) -> JSON:
+    """events.list; see the module docstring for the paging and sync contract. With
+    `encoded`, items may be `Encoded` JSON texts (answer with `encode_listing`); else all
+    are dicts."""
+    item = listed if encoded else render
     require_reader(scope)
     params = ListParams.parse(query)
     log = scope.log
@@ -372,9 +376,9 @@ def list_events(scope: EventScope, query: Query, *, sync_token_ttl: int | None) 
         for event in page:
             if params.single_events and event.is_master and not event.cancelled:
                 instances = expand(log, event, after=None, before=None, show_deleted=True)
-                items.extend(listed(i, params.zone) for i in instances)
+                items.extend(item(i, params.zone) for i in instances)
             else:
-                items.append(listed(event, params.zone))
+                items.append(item(event, params.zone))
         if len(changed) > len(page):
             next_cursor = Cursor("changes", page[-1].seq, cursor.snapshot, cursor.since)
     elif cursor.mode == "inserted":
@@ -384,7 +388,7 @@ def list_events(scope: EventScope, query: Query, *, sync_token_ttl: int | None) 
             event = events[index]
             index += 1
             if _include_unexpanded(scope, event, params):
-                items.append(listed(event, params.zone))
+                items.append(item(event, params.zone))
         if any(_include_unexpanded(scope, e, params) for e in events[index:]):
             next_cursor = Cursor("inserted", index, cursor.snapshot)
     else:
@@ -396,7 +400,7 @@ def list_events(scope: EventScope, query: Query, *, sync_token_ttl: int | None) 
         if params.order_by == "updated":
             rows.sort(key=lambda e: (e.updated, e.seq))
         end = cursor.position + params.max_results
-        items = [listed(e, params.zone) for e in rows[cursor.position : end]]
+        items = [item(e, params.zone) for e in rows[cursor.position : end]]
         if end < len(rows):
             next_cursor = Cursor("computed", end, cursor.snapshot)
 

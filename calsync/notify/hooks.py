@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -346,6 +346,7 @@ def _replan(
             existing.setdefault(found.event_id, []).append(found)
     stale: list[uuid.UUID] = []
     new: list[dict[str, Any]] = []
+    moved: list[dict[str, Any]] = []
     for event_id, (user_id, plan) in planned.items():
         wanted = {p.dedupe_key: p for p in plan}
         rows_now = existing.get(event_id, [])
@@ -355,12 +356,7 @@ def _replan(
         for r in rows_now:
             p = wanted.get(r.dedupe_key)
             if p is not None and (r.payload != p.payload or r.due_at != p.due_at):
-                session.execute(
-                    sa.update(NotificationDelivery)
-                    .where(NotificationDelivery.id.in_(_unlocked_pending([r.id])))
-                    .values(payload=p.payload, due_at=p.due_at, updated_at=now),
-                    execution_options={"synchronize_session": False},
-                )
+                moved.append({"_id": r.id, "payload": p.payload, "due_at": p.due_at})
         kept = {r.dedupe_key for r in rows_now}
         new.extend(
             _reminder_row(event_id, user_id, p, now)
@@ -374,6 +370,8 @@ def _replan(
             ),
             execution_options={"synchronize_session": False},
         )
+    if moved:  # one executemany (a single round trip on PostgreSQL's pipeline)
+        session.connection().execute(_MOVE_PENDING.values(updated_at=now), moved)
     if new:
         dialect = session.get_bind().dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
@@ -381,6 +379,19 @@ def _replan(
             insert(NotificationDelivery).on_conflict_do_nothing(index_elements=["dedupe_key"]),
             new,
         )
+
+
+_deliveries = cast(sa.Table, NotificationDelivery.__table__)
+#: A pending reminder's new payload and due time, unless a sender holds it right now
+#: (locked: being sent; it was due, and the sender finishes it).
+_MOVE_PENDING: Final = sa.update(_deliveries).where(
+    _deliveries.c.id.in_(
+        sa.select(_deliveries.c.id)
+        .where(_deliveries.c.id == sa.bindparam("_id"), _deliveries.c.status == "pending")
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+)
 
 
 def _reminder_row(

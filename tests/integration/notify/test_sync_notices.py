@@ -189,3 +189,28 @@ def test_a_meeting_cancelled_at_google_is_announced_and_loses_its_reminders(
     [left] = team.deliveries("reminder")
     assert left.payload is not None
     assert left.payload["event"]["uid"] == other["id"]
+
+
+def test_a_meeting_renamed_at_google_keeps_its_reminder_with_the_new_title(team: Team) -> None:
+    # Given a synced meeting soon, with its reminder planned
+    meeting = team.insert(NOW + timedelta(hours=3), **MEETING)
+    team.pull()
+    [planned] = team.deliveries("reminder")
+    # When Carol renames it and calsync pulls
+    team.carol.events().patch(
+        calendarId=team.google_id, eventId=meeting["id"], body={"summary": "Roadmap, v2"}
+    ).execute()
+    team.pull()
+    # Then the same reminder (same row, same due time) now names the new title
+    [reminder] = team.deliveries("reminder")
+    assert (reminder.id, reminder.due_at, reminder.status) == (
+        planned.id,
+        planned.due_at,
+        "pending",
+    )
+    assert reminder.payload is not None
+    assert reminder.payload["event"]["title"] == "Roadmap, v2"
+    # And Alice is told of the new title
+    [notice] = team.deliveries("change")
+    assert notice.payload is not None
+    assert notice.payload["changed"] == ["title"]
