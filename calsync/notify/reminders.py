@@ -25,10 +25,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -38,17 +38,26 @@ from calsync.domain.errors import ValidationError
 from calsync.domain.models import Event, EventStatus
 from calsync.domain.recurrence import expand
 from calsync.notify.payloads import event_summary, instant_of, time_document
-from calsync.notify.preferences import MAX_LEAD_MINUTES, Preferences, load_preferences
-from calsync.store.events import to_event
+from calsync.notify.preferences import (
+    DEFAULT_PREFERENCES,
+    MAX_LEAD_MINUTES,
+    Preferences,
+    _from_row,
+    load_preferences,
+)
+from calsync.store.events import any_of, to_event
 from calsync.store.tables import Event as EventRow
-from calsync.store.tables import NotificationDelivery, User, utcnow
+from calsync.store.tables import NotificationDelivery, NotificationPreference, User, utcnow
 
 __all__ = [
     "DEFAULT_HORIZON",
     "PlannedReminder",
+    "exceptions_of",
     "plan_reminders",
     "refresh_reminders",
     "reminder_key",
+    "reminder_row",
+    "replan_many",
     "reschedule_reminders",
     "reschedule_user",
 ]
@@ -191,28 +200,205 @@ def refresh_reminders(
     *,
     now: datetime,
     horizon: timedelta = DEFAULT_HORIZON,
-    batch_size: int = 200,
+    batch_size: int = 500,
 ) -> int:
-    """Extend the planned reminders of every upcoming event to ``now + horizon``.
+    """Extend the planned reminders of every upcoming event to ``now + horizon``, with the
+    same outcome as :func:`reschedule_reminders` for each of them.
 
-    One transaction per batch of events, so a long run holds no lock for long. Returns
-    how many events were replanned.
+    Set-based: events are taken in chunks of ``batch_size`` in id order (keyset, so each
+    chunk is an index range scan whatever the table's size), and each chunk costs a few
+    queries whatever its size (rows with owners' zones and preferences, series exceptions,
+    pending reminders), then one delete, one batched update and one
+    ``INSERT ... ON CONFLICT DO NOTHING`` of the missing rows; planning itself is pure
+    Python. One transaction per chunk: a crash loses at most one chunk's work (the next
+    run redoes it), and locks are held briefly. Safe to run on several schedulers at
+    once: the unique dedupe key stays the guard against a second row for a reminder,
+    rows being sent are skipped, and new rows are inserted in key order (two runs never
+    wait on each other in opposite orders). Returns how many events were replanned.
     """
     done = 0
     after: uuid.UUID | None = None
     while True:
         with sessions.begin() as session:
-            query = _upcoming(now, horizon).order_by(EventRow.id).limit(batch_size)
+            query = _UPCOMING_ROWS.where(_upcoming_condition(now, horizon))
             if after is not None:
                 query = query.where(EventRow.id > after)
-            rows = session.scalars(query).all()
+            rows = session.execute(query.order_by(EventRow.id).limit(batch_size)).all()
             cache: dict[uuid.UUID, tuple[Preferences, str]] = {}
             for row in rows:
-                _reschedule_row(session, row, now=now, horizon=horizon, cache=cache)
+                if row.user_id not in cache:
+                    stored = row.NotificationPreference
+                    prefs = _from_row(stored) if stored is not None else DEFAULT_PREFERENCES
+                    cache[row.user_id] = (prefs, row.user_timezone or "UTC")
+            replan_many(session, rows, cache, now=now, horizon=horizon)
         done += len(rows)
         if len(rows) < batch_size:
             return done
         after = rows[-1].id
+
+
+def replan_many(
+    session: Session,
+    rows: Sequence[Any],
+    owners: Mapping[uuid.UUID, tuple[Preferences, str]],
+    *,
+    now: datetime,
+    horizon: timedelta = DEFAULT_HORIZON,
+) -> int:
+    """:func:`reschedule_reminders` for each of ``rows`` (event rows, or result rows with
+    the columns :func:`to_event` reads, of single events and series masters that are
+    neither deleted nor cancelled), their owners' preferences and zones in ``owners``, in
+    one read of the series' exceptions, one of the pending reminders, one delete, one
+    batched update and one insert. Returns how many reminder rows it inserted (an
+    insert that met an existing key counts too). Does not commit."""
+    exceptions = exceptions_of(session, [row for row in rows if row.is_recurring])
+    planned: dict[uuid.UUID, tuple[uuid.UUID, list[PlannedReminder]]] = {}
+    for row in rows:
+        prefs, user_zone = owners[row.user_id]
+        series = (row.calendar_id, row.google_event_id or str(row.id))
+        planned[row.id] = (
+            row.user_id,
+            plan_reminders(
+                to_event(row),
+                exceptions.get(series, []) if row.is_recurring else [],
+                event_id=row.id,
+                leads=prefs.lead_times(row.reminders),
+                channels=prefs.channels,
+                now=now,
+                horizon=horizon,
+                day_zone=user_zone,
+            ),
+        )
+    existing: dict[uuid.UUID, list[Any]] = {}
+    for match in any_of(session, NotificationDelivery.event_id, list(planned)):
+        for found in session.execute(_PENDING_ROWS.where(match)):
+            existing.setdefault(found.event_id, []).append(found)
+    stale: list[uuid.UUID] = []
+    moved: list[dict[str, Any]] = []
+    new: list[dict[str, Any]] = []
+    for event_id, (user_id, plan) in planned.items():
+        wanted = {p.dedupe_key: p for p in plan}
+        pending = existing.get(event_id, [])
+        stale.extend(
+            r.id for r in pending if r.dedupe_key not in wanted and not _ended(r.payload, now)
+        )
+        for r in pending:
+            p = wanted.get(r.dedupe_key)
+            if p is not None and (r.payload != p.payload or r.due_at != p.due_at):
+                moved.append({"_id": r.id, "payload": p.payload, "due_at": p.due_at})
+        kept = {r.dedupe_key for r in pending}
+        new.extend(
+            reminder_row(event_id, user_id, p, now)
+            for p in plan
+            if p.creatable and p.dedupe_key not in kept
+        )
+    for match in any_of(session, NotificationDelivery.id, stale):
+        session.execute(
+            sa.delete(NotificationDelivery).where(
+                NotificationDelivery.id.in_(
+                    sa.select(NotificationDelivery.id)
+                    .where(match, NotificationDelivery.status == "pending")
+                    .with_for_update(skip_locked=True)
+                )
+            ),
+            execution_options={"synchronize_session": False},
+        )
+    if moved:  # one executemany (a single round trip on PostgreSQL's pipeline)
+        session.connection().execute(_MOVE_PENDING.values(updated_at=now), moved)
+    if new:
+        new.sort(key=lambda r: str(r["dedupe_key"]))  # one lock order for concurrent runs
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        session.execute(
+            insert(NotificationDelivery).on_conflict_do_nothing(index_elements=["dedupe_key"]),
+            new,
+        )
+    return len(new)
+
+
+def exceptions_of(
+    session: Session, masters: Sequence[Any]
+) -> dict[tuple[uuid.UUID, str], list[Event]]:
+    """The exceptions of the series ``masters`` (rows), by calendar and series id, in one
+    query per thousand series; deleted ones as cancelled (as :func:`_exceptions`)."""
+    by_series = {(m.calendar_id, m.google_event_id or str(m.id)) for m in masters}
+    found: dict[tuple[uuid.UUID, str], list[Event]] = {}
+    series_ids = sorted({series_id for _, series_id in by_series})
+    calendars = sorted({calendar_id for calendar_id, _ in by_series})
+    for match in any_of(session, EventRow.recurring_event_id, series_ids):
+        in_calendars = sa.or_(*any_of(session, EventRow.calendar_id, calendars))
+        row: Any
+        for row in session.execute(sa.select(*_EVENT_COLUMNS).where(match, in_calendars)):
+            key = (row.calendar_id, row.recurring_event_id)
+            if key not in by_series:
+                continue
+            event = to_event(row)
+            if row.deleted_at is not None:
+                event = dataclasses.replace(event, status=EventStatus.CANCELLED)
+            found.setdefault(key, []).append(event)
+    return found
+
+
+def reminder_row(
+    event_id: uuid.UUID, user_id: uuid.UUID, plan: PlannedReminder, now: datetime
+) -> dict[str, Any]:
+    """The ``notification_deliveries`` values of a new pending reminder."""
+    return {
+        "id": uuid.uuid4(),
+        "user_id": user_id,
+        "event_id": event_id,
+        "kind": "reminder",
+        "channel": plan.channel,
+        "occurrence_start": plan.occurrence_start,
+        "lead_minutes": plan.lead_minutes,
+        "dedupe_key": plan.dedupe_key,
+        "status": "pending",
+        "due_at": plan.due_at,
+        "attempts": 0,
+        "payload": plan.payload,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+#: The columns of an event row that :func:`to_event` and the planner read (not the
+#: base version and conflict documents, which can be large).
+_EVENT_COLUMNS: Final = tuple(
+    getattr(EventRow, attribute.key)
+    for attribute in sa.inspect(EventRow).column_attrs
+    if attribute.key not in ("base_version", "conflict")
+)
+#: Event rows with their owner's zone and stored preferences (conditions added per use).
+_UPCOMING_ROWS: Final = (
+    sa.select(*_EVENT_COLUMNS, User.timezone.label("user_timezone"), NotificationPreference)
+    .join(User, User.id == EventRow.user_id)
+    .outerjoin(NotificationPreference, NotificationPreference.user_id == EventRow.user_id)
+)
+#: The pending reminders (of the events the caller's condition picks).
+_PENDING_ROWS: Final = sa.select(
+    NotificationDelivery.id,
+    NotificationDelivery.event_id,
+    NotificationDelivery.dedupe_key,
+    NotificationDelivery.due_at,
+    NotificationDelivery.payload,
+).where(NotificationDelivery.kind == "reminder", NotificationDelivery.status == "pending")
+_deliveries = cast(sa.Table, NotificationDelivery.__table__)
+#: A pending reminder's new payload and due time, unless a sender holds it right now
+#: (locked: being sent; it was due, and the sender finishes it).
+_MOVE_PENDING: Final = sa.update(_deliveries).where(
+    _deliveries.c.id.in_(
+        sa.select(_deliveries.c.id)
+        .where(_deliveries.c.id == sa.bindparam("_id"), _deliveries.c.status == "pending")
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+)
+
+
+def _upcoming_condition(now: datetime, horizon: timedelta) -> sa.ColumnElement[bool]:
+    condition = _upcoming(now, horizon).whereclause
+    assert condition is not None
+    return condition
 
 
 def _upcoming(now: datetime, horizon: timedelta) -> sa.Select[EventRow]:

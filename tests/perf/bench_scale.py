@@ -3,7 +3,8 @@
 Run: ``.venv/bin/python -m tests.perf.bench_scale [--users 10000] [--minutes 3]``
 
 Needs PostgreSQL and Redis (as the tests do); uses a scratch database
-``calsync_bench_scale`` and Redis database 7 (``--redis``, flushed). Synthetic rows are
+``calsync_bench_scale`` (``--database``, dropped) and Redis database 7 (``--redis``,
+flushed). Synthetic rows are
 written with COPY: `--users` users with tokens and preferences, 3 calendars each (last
 synced over the past 10 minutes, 1% stale beyond the safety-net interval, 0.5% dirty), a
 channel per calendar plus one per calendar list (expiries spread over the channel TTL, so
@@ -65,21 +66,9 @@ from calsync.web.auth.tokens import issue_token
 from tests.google_users import connect_google_user
 from tests.perf.bench_emulator import batch_body
 from tests.perf.bench_peer import machine
-from tests.perf.bench_sync import PG_ADMIN, environment
+from tests.perf.bench_sync import environment
 
 DATABASE = "calsync_bench_scale"
-
-
-def fresh_database() -> str:
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"))
-        connection.execute(sa.text(f"CREATE DATABASE {DATABASE}"))
-    admin.dispose()
-    return PG_ADMIN.rsplit("/", 1)[0] + "/" + DATABASE
-
-
-# --- synthetic rows -------------------------------------------------------------------
 
 
 def copy_rows(
@@ -628,14 +617,12 @@ def main() -> None:
     parser.add_argument(
         "--skip-refresh", action="store_true", help="leave out refresh_reminders (slow)"
     )
+    parser.add_argument("--database", default=DATABASE, help="scratch database (dropped)")
     args = parser.parse_args()
     lines: list[str] = []
     redis.Redis.from_url(args.redis).flushdb()
     with EmulatorServer() as emulator:
-        env = environment(emulator.url, 0) | {
-            "CALSYNC_DATABASE_URL": fresh_database(),
-            "CALSYNC_REDIS_URL": args.redis,
-        }
+        env = environment(emulator.url, 0, args.database) | {"CALSYNC_REDIS_URL": args.redis}
         settings = dataclasses.replace(Settings.from_env(env), sync_min_interval_seconds=0.0)
         services = bootstrap(settings)
         try:
