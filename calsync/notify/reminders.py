@@ -252,9 +252,18 @@ def replan_many(
     batched update and one insert. Returns how many reminder rows it inserted (an
     insert that met an existing key counts too). Does not commit."""
     exceptions = exceptions_of(session, [row for row in rows if row.is_recurring])
+    latest = now + horizon
     planned: dict[uuid.UUID, tuple[uuid.UUID, list[PlannedReminder]]] = {}
     for row in rows:
         prefs, user_zone = owners[row.user_id]
+        leads = prefs.lead_times(row.reminders)
+        if not row.is_recurring and (
+            not leads or row.start_time - timedelta(minutes=max(leads), days=1) > latest
+        ):
+            # Nothing due within the horizon (a day's margin for all-day events, which
+            # begin at midnight in any zone): no need to build the event to know it.
+            planned[row.id] = (row.user_id, [])
+            continue
         series = (row.calendar_id, row.google_event_id or str(row.id))
         planned[row.id] = (
             row.user_id,
@@ -262,7 +271,7 @@ def replan_many(
                 to_event(row),
                 exceptions.get(series, []) if row.is_recurring else [],
                 event_id=row.id,
-                leads=prefs.lead_times(row.reminders),
+                leads=leads,
                 channels=prefs.channels,
                 now=now,
                 horizon=horizon,
