@@ -17,6 +17,15 @@ are started a whole number of periods before the window instead of at the series
 so even FREQ=SECONDLY without an end returns quickly. Rule evaluation uses
 `dateutil.rrule`; rules that dateutil would search forever (impossible BY-part
 combinations) are rejected by `calsync.domain.rfc5545` and `validate_recurrence` first.
+
+Dates in recurrence lines (UNTIL, RDATE, EXDATE) must lie from `EARLIEST_RULE_DATE`
+(0002-01-01) to `LATEST_RULE_DATE` (9998-12-31), in whatever zone they are written:
+evaluation converts them between zones and looks a few days past them, which at the
+very ends of the calendar (year 1, year 9999) would leave the range a `datetime` can
+hold. `UNTIL=99991231T235959Z`, a way of saying "never ends", is refused with a 422
+naming `recurrence` (leave UNTIL out for a series without end) rather than silently
+rewritten: the rule stored and sent to Google stays the one the user gave. A rule that
+Google holds with such dates is stored but not expanded, as any rule calsync refuses.
 """
 
 from __future__ import annotations
@@ -48,6 +57,8 @@ from calsync.domain.timezones import zone
 __all__ = [
     "DEFAULT_MAX_COUNT",
     "DEFAULT_MAX_INSTANCES",
+    "EARLIEST_RULE_DATE",
+    "LATEST_RULE_DATE",
     "MAX_INSTANCES_LIMIT",
     "Occurrences",
     "clear_rule_cache",
@@ -60,6 +71,8 @@ __all__ = [
 ]
 
 DEFAULT_MAX_INSTANCES: Final = 1000
+EARLIEST_RULE_DATE: Final = date(2, 1, 1)
+LATEST_RULE_DATE: Final = date(9998, 12, 31)
 MAX_INSTANCES_LIMIT: Final = 10_000
 _FIELD: Final = "recurrence"
 _DU_FREQ: Final = {name: getattr(du, name) for name in FREQUENCIES}
@@ -88,9 +101,11 @@ def validate_recurrence(
     Returns the parsed set. Raises `ValidationError("recurrence", ...)` for anything
     `parse_recurrence` rejects, for a rule that never yields an instance after the start
     (UNTIL before the start, an interval that never lands on the BYDAY days), and for
-    date-only values on a timed series' UNTIL that precede the start.
+    date-only values on a timed series' UNTIL that precede the start, and for dates
+    (UNTIL, RDATE, EXDATE) outside `EARLIEST_RULE_DATE`..`LATEST_RULE_DATE`.
     """
     recurrence = parse_recurrence(lines, max_count=max_count)
+    _check_dates_in_range(recurrence)
     series = _Series(start)
     for rule in recurrence.rrules + recurrence.exrules:
         _check_interval_reaches_byday(rule, series.dtstart)
@@ -212,7 +227,7 @@ def occurrences(
     slack = len(replaced) + len(recurrence_set.exdates) + 1
     duration = _duration(start, end)
     candidates, cut = compiled.starts_in_window(
-        window_start - duration, window_end, max_instances + slack
+        _plus(window_start, -duration), window_end, max_instances + slack
     )
     starts = [
         value
@@ -366,7 +381,7 @@ def series_end(master: Event, *, max_count: int = DEFAULT_MAX_COUNT) -> datetime
             return None
         if rule.until is not None:
             until = series.to_event_time(series.naive_until(rule)).start_in(fallback)
-            ends.append(until + master.duration + timedelta(days=1))
+            ends.append(_plus(_plus(until, master.duration), timedelta(days=1)))
             continue
         starts = list(series.rule_starts(rule, series.dtstart, None))
         if starts:
@@ -538,7 +553,7 @@ class _Series:
         remaining = rule.count
         until = self._until(rule)
         begin = self.dtstart if remaining is not None else _shift(rule, self.dtstart, low)
-        stop = until + timedelta(days=2) if until is not None else None
+        stop = _plus(until, timedelta(days=2)) if until is not None else None
         generator = _dateutil_rule(rule, self.dtstart, begin, stop)
         for position, value in enumerate(generator):
             if remaining is not None:
@@ -587,6 +602,35 @@ def _take(values: Iterator[datetime], limit: int) -> list[datetime]:
         if len(result) >= limit:
             break
     return result
+
+
+def _check_dates_in_range(recurrence: RecurrenceSet) -> None:
+    """Reject a date value too near the ends of the calendar to be evaluated safely."""
+    values: list[tuple[str, DateValue]] = [
+        ("UNTIL", rule.until)
+        for rule in recurrence.rrules + recurrence.exrules
+        if rule.until is not None
+    ]
+    values += [("RDATE", value) for value in recurrence.rdates]
+    values += [("EXDATE", value) for value in recurrence.exdates]
+    for name, value in values:
+        day = value.date() if isinstance(value, datetime) else value
+        if not EARLIEST_RULE_DATE <= day <= LATEST_RULE_DATE:
+            hint = " (leave UNTIL out for a series without end)" if name == "UNTIL" else ""
+            raise ValidationError(
+                _FIELD,
+                f"{name} {day.isoformat()} is outside the supported range "
+                f"{EARLIEST_RULE_DATE.isoformat()} to {LATEST_RULE_DATE.isoformat()}{hint}",
+            )
+
+
+def _plus(moment: datetime, delta: timedelta) -> datetime:
+    """`moment + delta`, held at the ends of the calendar instead of overflowing."""
+    try:
+        return moment + delta
+    except OverflowError:
+        end = datetime.max if delta > timedelta(0) else datetime.min
+        return end.replace(tzinfo=moment.tzinfo)
 
 
 def _check_interval_reaches_byday(rule: RecurrenceRule, dtstart: datetime) -> None:

@@ -9,6 +9,11 @@ by an exception.
 Order and cursor: items are ordered by (start instant, id), all-day items at midnight
 UTC of their date, as stored. The cursor is the opaque base64 of the last item's key;
 paging with it never skips or repeats an item of an unchanged calendar.
+
+Range: `start_date` and `end_date` are cut to `LISTED_FROM`..`LISTED_UNTIL` (0001-01-08
+and 9999-12-25 UTC: the range a `datetime` holds, less a week at each end, which
+expansion needs to look around a window). So ``start_date=0001-01-01&end_date=9999-12-31``
+lists everything; a range that lies wholly past one end is a 422 naming the parameter.
 """
 
 from __future__ import annotations
@@ -63,6 +68,8 @@ DEFAULT_PAGE: Final = 50
 MAX_PAGE: Final = 200
 MAX_EXPAND_DAYS: Final = 400
 MAX_SERIES: Final = 5000
+LISTED_FROM: Final = datetime(1, 1, 8, tzinfo=UTC)
+LISTED_UNTIL: Final = datetime(9999, 12, 25, tzinfo=UTC)
 _PARAMS: Final = frozenset(
     {"start_date", "end_date", "category", "calendar_id", "recurring", "expand", "limit", "cursor"}
 )
@@ -97,6 +104,16 @@ def parse_list_query(params: Mapping[str, str], *, user_zone: str) -> ListQuery:
     if (start is None) != (end is None):
         missing = "end_date" if end is None else "start_date"
         raise _bad(missing, "start_date and end_date go together")
+    if start is not None and start >= LISTED_UNTIL:
+        raise _bad(
+            "start_date",
+            f"must be before {LISTED_UNTIL.date().isoformat()}, the end of the listed range",
+        )
+    if end is not None and end <= LISTED_FROM:
+        raise _bad(
+            "end_date",
+            f"must be after {LISTED_FROM.date().isoformat()}, the start of the listed range",
+        )
     if start is not None and end is not None and end <= start:
         raise _bad("end_date", "must be after start_date")
     expand_flag = _flag("expand", params.get("expand")) or False
@@ -124,17 +141,32 @@ def parse_list_query(params: Mapping[str, str], *, user_zone: str) -> ListQuery:
 
 
 def _moment(name: str, text: str | None, user_zone: str, *, end: bool) -> datetime | None:
+    """The instant a query bound names, cut to `LISTED_FROM`..`LISTED_UNTIL`."""
     if not text:
         return None
     try:
         if len(text) == 10:
-            day = date.fromisoformat(text) + timedelta(days=1 if end else 0)
-            return datetime.combine(day, time(), tzinfo=zone(user_zone))
-        moment = datetime.fromisoformat(text)
+            day = date.fromisoformat(text)
+            if end and day == date.max:  # the day after it is past the calendar
+                return LISTED_UNTIL
+            day += timedelta(days=1 if end else 0)
+            moment = datetime.combine(day, time(), tzinfo=zone(user_zone))
+        else:
+            moment = datetime.fromisoformat(text)
     except ValueError:
         raise _bad(name, "give a date (YYYY-MM-DD) or a date-time with offset") from None
     if moment.tzinfo is None:
         raise _bad(name, "a date-time needs an offset (such as Z or +01:00)")
+    return _within_listed(moment)
+
+
+def _within_listed(moment: datetime) -> datetime:
+    """`moment`, or the end of the listed range it lies past. Compared without
+    converting: a wall time of year 1 or 9999 may have no UTC equivalent."""
+    if moment < LISTED_FROM:
+        return LISTED_FROM
+    if moment > LISTED_UNTIL:
+        return LISTED_UNTIL
     return moment
 
 
@@ -246,17 +278,22 @@ def _first_items(
     start, end = query.start, query.end
     series = _series(session, spec, start, end)
     origin = max(start, query.after[0]) if query.after is not None else start
-    horizon = origin + (end - start) / 8
+    horizon = _towards(origin, (end - start) / 8, end)
     while True:
-        part_end = horizon + _ALL_DAY_MARGIN
-        if part_end >= end:
+        if horizon >= end - _ALL_DAY_MARGIN:
             return _after_cursor(singles + _instance_items(series, start, end, end), query.after)
+        part_end = horizon + _ALL_DAY_MARGIN
         found = _instance_items(series, start, end, part_end)
         certain = [i for i in found if i[0] < horizon]
         items = _after_cursor(singles + certain, query.after)
         if len(items) > query.limit and items[query.limit][0] < horizon:
             return items
-        horizon = origin + (horizon - origin) * 4
+        horizon = _towards(origin, (horizon - origin) * 4, end)
+
+
+def _towards(origin: datetime, step: timedelta, end: datetime) -> datetime:
+    """`origin + step`, but no later than `end` (and without overflowing past it)."""
+    return end if origin >= end or step >= end - origin else origin + step
 
 
 _ALL_DAY_MARGIN: Final = timedelta(days=1)
