@@ -624,13 +624,20 @@ def _check_dates_in_range(recurrence: RecurrenceSet) -> None:
             )
 
 
+_SATURATE_LOW: Final = datetime(1, 1, 8)
+_SATURATE_HIGH: Final = datetime(9999, 12, 25)
+
+
 def _plus(moment: datetime, delta: timedelta) -> datetime:
-    """`moment + delta`, held at the ends of the calendar instead of overflowing."""
-    try:
-        return moment + delta
-    except OverflowError:
-        end = datetime.max if delta > timedelta(0) else datetime.min
-        return end.replace(tzinfo=moment.tzinfo)
+    """`moment + delta`, held a week inside the ends of the calendar (0001-01-08,
+    9999-12-25, as wall times of `moment`'s zone) when it would pass them: evaluation
+    still shifts a bound by a day or a zone offset. Only bounds of windows and of range
+    queries go through it: held at the top, they over-select; held at the bottom, only
+    an instance in the first week of year 1 could be missed (listings never ask there)."""
+    low, high = (bound.replace(tzinfo=moment.tzinfo) for bound in (_SATURATE_LOW, _SATURATE_HIGH))
+    if delta >= timedelta(0):
+        return high if moment >= high or delta >= high - moment else moment + delta
+    return low if moment <= low or -delta >= moment - low else moment + delta
 
 
 def _check_interval_reaches_byday(rule: RecurrenceRule, dtstart: datetime) -> None:
