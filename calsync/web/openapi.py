@@ -17,6 +17,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from calsync.web.push_intake import MAX_BODY_BYTES
+
 __all__ = ["OPERATIONS", "build_document", "openapi_json", "undocumented"]
 
 _REF = "#/components/schemas/"
@@ -423,9 +425,30 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
     ("POST", "/webhooks/google"): _op(
         "Google push channel receiver (X-Goog-* headers, empty body)",
         {
-            "200": {"description": "acknowledged (also for unknown or forged channels)"},
-            "400": _error("X-Goog-Channel-ID or X-Goog-Resource-State missing"),
-            "503": {"description": "calsync is down; Google retries"},
+            "200": {
+                "description": "acknowledged or ignored, empty body: the sync handshake, a"
+                " stopped channel, an unknown or forged one (no oracle for channel ids)"
+            },
+            "202": {
+                "description": "a change recorded, empty body: its calendar marked dirty and"
+                " a pull queued (or one already pending)"
+            },
+            "400": _error("X-Goog-Channel-ID or X-Goog-Resource-State missing; nothing changed"),
+            "413": _error(
+                f"a body over {MAX_BODY_BYTES // 1024} KiB (Google sends none); nothing changed"
+            ),
+            "503": {
+                **_error(
+                    "PostgreSQL or Redis cannot record the notification: nothing was recorded;"
+                    " Google retries (Retry-After says when)"
+                ),
+                "headers": {
+                    "Retry-After": {
+                        "description": "seconds to wait before retrying",
+                        "schema": {"type": "integer"},
+                    }
+                },
+            },
         },
         parameters=[
             {
