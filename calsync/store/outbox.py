@@ -10,6 +10,12 @@ edits collapse into one Google write. Failed attempts move the rows' `due_at` fo
 `claim_event` / `release_event` are a lease on the event row: one push job at a time
 writes an event to Google, across processes; a crashed worker's lease expires.
 
+`attempts` counts the writes sent for a row. A failed write counts when it fails
+(`retry_later`); an insert counts before it is sent (`count_attempt`), so that an insert
+whose answer was lost (a crash, a database failure after Google accepted it) is still
+known to have been tried: `never_sent` is then false, and the push deletes such an
+event on Google instead of assuming Google never had it.
+
 `due_events` is the scheduler sweep's query: events with pending rows that are due,
 whose owner is active and not paused, that are not waiting for a manual conflict
 decision and not leased by a running push.
@@ -34,9 +40,11 @@ __all__ = [
     "add",
     "claim_event",
     "close",
+    "count_attempt",
     "defer_event",
     "defer_user",
     "due_events",
+    "never_sent",
     "pause_user",
     "pending_writes",
     "release_event",
@@ -117,9 +125,17 @@ def close(
 
 
 def retry_later(
-    session: Session, event_id: uuid.UUID, *, up_to: int, due_at: datetime, error: str
+    session: Session,
+    event_id: uuid.UUID,
+    *,
+    up_to: int,
+    due_at: datetime,
+    error: str,
+    counted: bool = False,
 ) -> None:
-    """Count one failed attempt for the event's rows up to `up_to` and make them due later."""
+    """Count one failed attempt for the event's rows up to `up_to` (unless `counted`:
+    `count_attempt` already did before sending) and make them due later."""
+    attempts = _outbox.c.attempts if counted else _outbox.c.attempts + 1
     session.execute(
         sa.update(_outbox)
         .where(
@@ -127,8 +143,34 @@ def retry_later(
             _outbox.c.status == "pending",
             _outbox.c.id <= up_to,
         )
-        .values(attempts=_outbox.c.attempts + 1, due_at=due_at, last_error=error[:2000])
+        .values(attempts=attempts, due_at=due_at, last_error=error[:2000])
     )
+
+
+def count_attempt(session: Session, event_id: uuid.UUID, *, up_to: int) -> None:
+    """Count an attempt for the event's pending rows up to `up_to` before their write is
+    sent (commit it first): whatever happens to the answer, the rows show it was tried."""
+    session.execute(
+        sa.update(_outbox)
+        .where(
+            _outbox.c.event_id == event_id,
+            _outbox.c.status == "pending",
+            _outbox.c.id <= up_to,
+        )
+        .values(attempts=_outbox.c.attempts + 1)
+    )
+
+
+def never_sent(session: Session, event_id: uuid.UUID) -> bool:
+    """Whether no write of the event was ever sent to Google for certain: every outbox
+    row it ever had is still pending and untried (see the module docstring)."""
+    tried = session.scalar(
+        sa.select(sa.func.count()).where(
+            _outbox.c.event_id == event_id,
+            sa.or_(_outbox.c.status != "pending", _outbox.c.attempts > 0),
+        )
+    )
+    return not tried
 
 
 def defer_user(session: Session, user_id: uuid.UUID, *, until: datetime) -> None:

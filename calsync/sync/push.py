@@ -11,6 +11,10 @@ job; it works on one event, whatever number of outbox rows it has:
   changed instance) is a patch of the instance id, a cancelled one a delete of it;
 - deleted locally: delete with ``If-Match``; already gone is success; a 412 there is
   logged and the delete repeated without ``If-Match`` (a local delete wins);
+- deleted locally before Google ever got it (no etag, and no write of it was ever sent:
+  `outbox.never_sent`, which counts an insert before sending it): nothing is sent, the
+  rows are closed. An insert that was tried and whose answer was lost may have reached
+  Google, so then the delete is sent (a delete of what is not there is a success);
 - 412 on a patch: read Google's copy, `resolve` it against the stored base with the
   calendar's policy, store and log the result, and push again (bounded rounds); a manual
   conflict flags the event ``conflict`` and stops until a PUT resolves it;
@@ -155,6 +159,7 @@ class _Pusher:
             pending = outbox.pending_writes(session, self.event_id)
             if stored is None or pending is None:
                 return PushStatus.NOTHING
+            unsent = _may_be_unsent(stored) and outbox.never_sent(session, self.event_id)
             state = outbox.write_state(session, stored.user_id)
             found = calendar_of(session, stored.calendar_id)
             assert found is not None
@@ -167,6 +172,8 @@ class _Pusher:
                     provider_id=stored.event.recurring_event_id,
                 )
         with log_context(user_id=stored.user_id, calendar_id=stored.calendar_id):
+            if unsent and state.active:
+                return self._dropped(stored, pending.last_id)
             return self._push(stored, pending, state, calendar, master)
 
     def _push(
@@ -194,6 +201,10 @@ class _Pusher:
         self.provider = self.providers.for_user(stored.user_id)
         policy = policy_for(calendar.conflict_policy, self.services.settings.conflict_policy)
         write = self.write = _Write(self.provider, calendar.provider_calendar_id, stored)
+        if write.will_insert:
+            # counted before it is sent: a lost answer must not look like "never sent"
+            with self.services.sessions.begin() as session:
+                outbox.count_attempt(session, self.event_id, up_to=pending.last_id)
         try:
             remote = write.send()
         except PreconditionFailed:
@@ -224,6 +235,20 @@ class _Pusher:
                 details=write.details or None,
             )
         self._count(LogStatus.OK)
+        if not synced:
+            raise _Again
+        return PushStatus.SYNCED
+
+    def _dropped(self, stored: StoredEvent, up_to: int) -> PushStatus:
+        """Deleted before any write of it reached Google: close the rows, send nothing."""
+        with self.services.sessions.begin() as session:
+            synced = event_changes.record_pushed(
+                session, self.event_id, pushed=stored.event, remote=None, version=stored.version
+            )
+            outbox.close(session, self.event_id, up_to=up_to)
+            self._log(
+                session, stored, LogStatus.OK, "deleted before it reached Google: nothing sent"
+            )
         if not synced:
             raise _Again
         return PushStatus.SYNCED
@@ -318,6 +343,7 @@ class _Pusher:
                     up_to=pending.last_id,
                     due_at=now + backoff(attempts, retry_after),
                     error=reason,
+                    counted=self.write is not None and self.write.will_insert,
                 )
                 self._log(session, stored, LogStatus.RETRY, reason)
             self._count(LogStatus.RETRY)
@@ -353,6 +379,13 @@ class _Pusher:
         )
 
 
+def _may_be_unsent(stored: StoredEvent) -> bool:
+    """Deleted locally and never acknowledged by Google (no etag), and not an instance of
+    a series (Google has those with their series): a candidate for sending nothing."""
+    event = stored.event
+    return stored.deleted_at is not None and event.etag is None and not event.is_exception
+
+
 def _differs(before: Event, after: Event) -> bool:
     return any(getattr(before, f) != getattr(after, f) for f in SYNCABLE_FIELDS)
 
@@ -370,6 +403,15 @@ class _Write:
         self.operation = "update"
         self.details: dict[str, Any] = {}
 
+    @property
+    def will_insert(self) -> bool:
+        """Whether `send` inserts (the event is not deleted and Google never acked it)."""
+        event = self.stored.event
+        deleted = self.stored.deleted_at is not None or (
+            event.is_exception and event.status == EventStatus.CANCELLED
+        )
+        return not deleted and event.etag is None and not event.is_exception
+
     def send(self) -> Event | None:
         """Google's copy after the write (`None` after a delete). Raises `ProviderError`."""
         event = self.stored.event
@@ -379,7 +421,7 @@ class _Write:
             self.operation = "delete"
             self._delete()
             return None
-        if event.etag is None and not event.is_exception:
+        if self.will_insert:
             self.operation = "insert"
             return self._insert()
         return self._patch(event.etag, self.stored.base)

@@ -4,15 +4,20 @@ Each test makes local changes through the API, clears the emulator's request log
 the push (`push_all`, as the outbox sweep would) and counts the writes it sent: inserts,
 patches, updates and deletes of events (reads such as a 409 read-back are not writes,
 and none are expected either). Queued edits of one event collapse into one write of its
-latest state.
+latest state. An event created and deleted before any write of it was sent costs no
+write at all; one whose insert may have reached Google costs its delete.
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, Final
 
 import pytest
+import sqlalchemy as sa
 
+from calsync.store import outbox
+from calsync.store.tables import OutboxEntry, SyncLog
 from tests.integration.events.conftest import EventsApp, User
 
 pytestmark = pytest.mark.integration
@@ -31,6 +36,7 @@ WEEKLY: Final = {
     "recurrence": ["RRULE:FREQ=WEEKLY;BYDAY=MO;COUNT=6"],
 }
 WRITES: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+EVENTS: Final = r"/calendar/v3/calendars/[^/]+/events"
 
 
 def google_calls(app: EventsApp) -> list[tuple[str, str]]:
@@ -136,19 +142,99 @@ def test_queued_edits_of_one_event_collapse_into_one_write(app: EventsApp) -> No
     assert [m for m, _ in writes] == ["DELETE"]
 
 
-def test_an_event_created_and_deleted_before_any_push_costs_at_most_one_write(
+def outbox_rows(app: EventsApp, event_id: str) -> list[tuple[str, str, int]]:
+    """(operation, status, attempts) of the event's outbox rows, oldest first."""
+    with app.services.sessions() as session:
+        rows = session.execute(
+            sa.select(OutboxEntry.operation, OutboxEntry.status, OutboxEntry.attempts)
+            .where(OutboxEntry.event_id == uuid.UUID(event_id))
+            .order_by(OutboxEntry.id)
+        )
+        return [(r.operation, r.status, r.attempts) for r in rows]
+
+
+def test_an_event_created_and_deleted_before_any_push_sends_nothing(app: EventsApp) -> None:
+    alice = app.connect("alice@example.com")
+    created = app.create(alice, MEETING)
+    assert app.put(alice, created["id"], {"title": "edited"}).status_code == 200
+    assert app.client.delete(f"/events/{created['id']}", headers=alice.headers).status_code == 204
+
+    writes, reads = pushed(app)
+
+    # Google never had it: no write and no read; the queued rows are closed, and the push
+    # says so in the sync log
+    assert writes == []
+    assert reads == []
+    assert outbox_rows(app, created["id"]) == [
+        ("insert", "done", 0),
+        ("update", "done", 0),
+        ("delete", "done", 0),
+    ]
+    with app.services.sessions() as session:
+        messages = session.scalars(
+            sa.select(SyncLog.message).where(SyncLog.event_id == uuid.UUID(created["id"]))
+        ).all()
+    assert messages == ["deleted before it reached Google: nothing sent"]
+    assert pushed(app) == ([], [])
+
+
+def test_a_deleted_event_whose_insert_answer_was_lost_is_deleted_on_google(
+    app: EventsApp,
+) -> None:
+    alice = app.connect("alice@example.com")
+    # Given Google stores the insert but answers 503, and the read-back after the
+    # client's retry (409) fails too: the push cannot know whether it got through
+    app.control.add_fault(
+        kind="status", status=503, method="POST", path=EVENTS + "$", after_write=True
+    )
+    app.control.add_fault(kind="status", status=503, method="GET", path=EVENTS + "/", count=None)
+    created = app.create(alice, MEETING)
+    writes, _ = pushed(app)
+    assert {m for m, _ in writes} == {"POST"}
+    assert outbox_rows(app, created["id"]) == [("insert", "pending", 1)]
+    app.control.clear_faults()
+    assert app.google_event(alice, created["google_event_id"])["status"] == "confirmed"
+
+    # When it is deleted locally before the retry
+    assert app.client.delete(f"/events/{created['id']}", headers=alice.headers).status_code == 204
+    app.clock.advance(hours=1)
+    writes, _ = pushed(app)
+
+    # Then the one write is the delete, and Google's copy is gone
+    assert [m for m, _ in writes] == ["DELETE"]
+    assert writes[0][1].endswith("/" + created["google_event_id"])
+    assert app.google_event(alice, created["google_event_id"])["status"] == "cancelled"
+    assert {status for _, status, _ in outbox_rows(app, created["id"])} == {"done"}
+
+
+def test_a_deleted_event_whose_push_died_after_sending_the_insert_is_deleted_on_google(
     app: EventsApp,
 ) -> None:
     alice = app.connect("alice@example.com")
     created = app.create(alice, MEETING)
-    assert app.client.delete(f"/events/{created['id']}", headers=alice.headers).status_code == 204
+    event_id = uuid.UUID(created["id"])
+    # Given a push that counted its insert, sent it, and died before recording anything
+    with app.services.sessions.begin() as session:
+        pending = outbox.pending_writes(session, event_id)
+        assert pending is not None
+        outbox.count_attempt(session, event_id, up_to=pending.last_id)
+    app.remote(alice).insert(
+        calendarId=alice.primary,
+        body={
+            "id": created["google_event_id"],
+            "summary": MEETING["title"],
+            "start": {"dateTime": MEETING["start_time"]},
+            "end": {"dateTime": MEETING["end_time"]},
+        },
+    ).execute()
 
+    # When the event is deleted locally and pushed
+    assert app.client.delete(f"/events/{created['id']}", headers=alice.headers).status_code == 204
     writes, _ = pushed(app)
 
-    # Never on Google: nothing to write, or (at most) one delete of what is not there
-    print(f"created and deleted before the push: {writes}")
-    assert len(writes) <= 1, writes
-    assert all(m == "DELETE" for m, _ in writes)
+    # Then the delete is sent: Google may have the event, so "never sent" is not assumed
+    assert [m for m, _ in writes] == ["DELETE"]
+    assert app.google_event(alice, created["google_event_id"])["status"] == "cancelled"
 
 
 def test_many_events_changed_at_once_are_one_write_each(app: EventsApp) -> None:
