@@ -68,7 +68,11 @@ class EventTime:
         if self.timezone is None:
             raise ValidationError("timezone", "a timed event needs an IANA time zone")
         zone(self.timezone)
-        object.__setattr__(self, "instant", self.instant.astimezone(UTC))
+        try:
+            instant = self.instant.astimezone(UTC)
+        except OverflowError:  # e.g. 0001-01-01T00:00+14:00: before year 1 in UTC
+            raise ValidationError("start", "is outside the dates calsync supports") from None
+        object.__setattr__(self, "instant", instant)
 
     @classmethod
     def at(cls, when: datetime, timezone: str) -> EventTime:

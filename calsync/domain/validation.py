@@ -10,10 +10,11 @@ of at most 44 characters, of which calsync's `calsync_meta_` prefix takes 13).
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, time
 from typing import Final
 
 from calsync.domain.errors import ValidationError
-from calsync.domain.models import Event
+from calsync.domain.models import Event, EventTime
 from calsync.domain.recurrence import DEFAULT_MAX_COUNT, validate_recurrence
 
 MAX_TITLE_LENGTH: Final = 1024
@@ -25,6 +26,11 @@ MAX_REMINDER_OVERRIDES: Final = 5
 MAX_REMINDER_MINUTES: Final = 40320
 MAX_METADATA_ENTRIES: Final = 32
 MAX_METADATA_VALUE_LENGTH: Final = 1024
+#: The span a start or end a client writes must lie in (UTC; all-day dates as midnight
+#: UTC): far wider than any calendar use, far enough from datetime's own ends (years 1
+#: and 9999) that converting to any zone or expanding a series never overflows.
+EARLIEST_TIME: Final = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST_TIME: Final = datetime(2200, 1, 1, tzinfo=UTC)
 METADATA_KEY_PATTERN: Final = re.compile(r"[A-Za-z0-9_.-]{1,31}")
 _EMAIL: Final = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
@@ -35,6 +41,21 @@ def validate_event(event: Event, *, max_recurrence_count: int = DEFAULT_MAX_COUN
     if problems:
         raise problems[0]
     return event
+
+
+def time_problem(value: EventTime) -> str | None:
+    """Why a start or end a client writes is outside the supported span, or None."""
+    if value.instant is not None:
+        moment = value.instant
+    else:
+        assert value.day is not None
+        moment = datetime.combine(value.day, time(), tzinfo=UTC)
+    if not EARLIEST_TIME <= moment <= LATEST_TIME:
+        return (
+            f"must be between {EARLIEST_TIME.date().isoformat()} and "
+            f"{LATEST_TIME.date().isoformat()} (UTC)"
+        )
+    return None
 
 
 def event_problems(

@@ -26,7 +26,7 @@ from typing import Any, Final
 from calsync.domain.errors import ValidationError
 from calsync.domain.models import Attendee, Event, EventTime, Reminders
 from calsync.domain.timezones import zone
-from calsync.domain.validation import event_problems
+from calsync.domain.validation import event_problems, time_problem
 from calsync.web.errors import APIError
 
 __all__ = [
@@ -353,9 +353,10 @@ def _day(name: str, text: str) -> EventTime:
     if not _DATE_ONLY.fullmatch(text.strip()):
         raise ValidationError(name, "an all-day event takes a date (YYYY-MM-DD), not a date-time")
     try:
-        return EventTime.on(date.fromisoformat(text.strip()))
+        value = EventTime.on(date.fromisoformat(text.strip()))
     except ValueError:
         raise ValidationError(name, f"{text!r} is not a valid date") from None
+    return _supported(name, value)
 
 
 def _instant(name: str, text: str, zone_name: str | None, default_zone: str) -> EventTime:
@@ -370,4 +371,18 @@ def _instant(name: str, text: str, zone_name: str | None, default_zone: str) -> 
             name,
             "a date-time without an offset needs a timezone (an IANA name such as Europe/Berlin)",
         )
-    return EventTime.at(when, zone_name or default_zone)
+    try:
+        value = EventTime.at(when, zone_name or default_zone)
+    except ValidationError as err:
+        if err.field != "start":  # the zone's own problems name the zone
+            raise
+        raise ValidationError(name, err.message) from None
+    return _supported(name, value)
+
+
+def _supported(name: str, value: EventTime) -> EventTime:
+    """``value`` if it lies in the span calsync supports, else a problem naming ``name``."""
+    problem = time_problem(value)
+    if problem is not None:
+        raise ValidationError(name, problem)
+    return value
