@@ -23,7 +23,8 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -34,10 +35,12 @@ from sqlalchemy.orm import Session
 from calsync.domain.models import Event, EventStatus, EventTime
 from calsync.notify.payloads import event_summary, instant_of, time_document
 from calsync.notify.preferences import load_many
+from calsync.store.chunks import chunks
+from calsync.store.events import any_of
 from calsync.store.tables import Event as EventRow
 from calsync.store.tables import NotificationDelivery, User, utcnow
 
-__all__ = ["Change", "describe_change", "event_changed"]
+__all__ = ["Change", "EventChange", "describe_change", "event_changed", "events_changed"]
 
 Source = Literal["sync", "api"]
 Change = tuple[str, list[str]]
@@ -87,44 +90,114 @@ def event_changed(
     Call it in the transaction that changes the event, before or after the row changed
     (a soft-deleted row is fine; for a row deleted outright the owner is not found and
     only the attendees and organizer are told). Cheap: a few indexed queries and one
-    insert; no network. Does not commit.
+    insert; no network. Does not commit. One change of :func:`events_changed`.
     """
-    change = describe_change(before, after)
-    if change is None:
+    return events_changed(
+        session,
+        [EventChange(event_id, before, after)],
+        actor_user_id=actor_user_id,
+        source=source,
+        now=now,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class EventChange:
+    """One changed event for :func:`events_changed`: its local id, both versions and,
+    when the caller knows it, the owner of its row (else it is looked up)."""
+
+    event_id: uuid.UUID
+    before: Event | None
+    after: Event | None
+    owner_id: uuid.UUID | None = None
+
+
+def events_changed(
+    session: Session,
+    changes: Sequence[EventChange],
+    *,
+    actor_user_id: uuid.UUID | None,
+    source: Source,
+    now: datetime | None = None,
+) -> int:
+    """:func:`event_changed` for each of ``changes`` (same recipients, payloads and dedupe
+    keys), in three queries and one insert whatever their number. Call it while the rows
+    still exist (before deleting them), so that their owners are found. Returns how many
+    delivery rows were recorded. Does not commit.
+    """
+    noticed = []
+    for change in changes:
+        described = describe_change(change.before, change.after)
+        if described is None or (described[0] == "created" and source != "api"):
+            continue
+        noticed.append((change, *described))
+    if not noticed:
         return 0
-    kind, fields = change
-    if kind == "created" and source != "api":
-        return 0
-    reference = after if after is not None else before
-    assert reference is not None
     now = now or utcnow()
-    recipients = _recipients(session, event_id, before, after, actor_user_id, source)
-    prefs = load_many(session, set(recipients))
-    uid = reference.provider_event_id or str(event_id)
-    payload = _payload(kind, fields, source, before, after, uid)
-    change_id = _change_id(payload)
-    occurrence = instant_of(reference.start, reference.timezone or "UTC")
-    rows = [
-        {
-            "id": uuid.uuid4(),
-            "user_id": user_id,
-            "event_id": event_id,
-            "kind": "change",
-            "channel": channel,
-            "occurrence_start": occurrence,
-            "lead_minutes": None,
-            "dedupe_key": f"change|{change_id}|{user_id}|{channel}",
-            "status": "pending",
-            "due_at": now,
-            "attempts": 0,
-            "payload": payload,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for user_id in sorted(recipients)
-        if prefs[user_id].change_notices
-        for channel in prefs[user_id].channels
-    ]
+    owners: dict[uuid.UUID, uuid.UUID] = {
+        c.event_id: c.owner_id for c, _, _ in noticed if c.owner_id is not None
+    }
+    unknown = [c.event_id for c, _, _ in noticed if c.owner_id is None]
+    for match in any_of(session, EventRow.id, unknown):
+        owners.update(session.execute(sa.select(EventRow.id, EventRow.user_id).where(match)).all())
+    emails: set[str] = set()
+    for change, _, _ in noticed:
+        for version in (change.before, change.after):
+            if version is not None:
+                emails |= {a.email for a in version.attendees}
+                if version.organizer_email:
+                    emails.add(version.organizer_email)
+    users: dict[uuid.UUID, str] = {}
+    conditions: list[sa.ColumnElement[bool]] = [User.id.in_(sorted(set(owners.values())))]
+    for email_chunk in chunks(sorted(emails)):
+        conditions.append(User.email.in_(email_chunk))
+    users.update(
+        session.execute(
+            sa.select(User.id, User.email).where(sa.or_(*conditions), User.status != "disabled")
+        ).all()
+    )
+    by_email = {email: user_id for user_id, email in users.items()}
+    recipients_of = {
+        change.event_id: _recipients(change, owners.get(change.event_id), users, by_email)
+        - ({actor_user_id} if actor_user_id is not None else set())
+        for change, _, _ in noticed
+    }
+    if actor_user_id is None and source == "sync":
+        for change, _, _ in noticed:
+            organizers = {v.organizer_email for v in (change.before, change.after) if v}
+            recipients_of[change.event_id] -= {by_email[e] for e in organizers if e in by_email}
+    prefs = load_many(session, set().union(*recipients_of.values()))
+    rows: list[dict[str, Any]] = []
+    for change, kind, fields in noticed:
+        if not any(prefs[u].change_notices for u in recipients_of[change.event_id]):
+            continue  # nobody to tell: no payload to build
+        reference = change.after if change.after is not None else change.before
+        assert reference is not None
+        uid = reference.provider_event_id or str(change.event_id)
+        payload = _payload(kind, fields, source, change.before, change.after, uid)
+        change_id = _change_id(payload)
+        occurrence = instant_of(reference.start, reference.timezone or "UTC")
+        rows.extend(
+            {
+                "id": uuid.uuid4(),
+                "user_id": user_id,
+                "event_id": change.event_id,
+                "kind": "change",
+                "channel": channel,
+                "occurrence_start": occurrence,
+                "lead_minutes": None,
+                "dedupe_key": f"change|{change_id}|{user_id}|{channel}",
+                "status": "pending",
+                "due_at": now,
+                "attempts": 0,
+                "payload": payload,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for user_id in sorted(recipients_of[change.event_id])
+            if prefs[user_id].change_notices
+            for channel in prefs[user_id].channels
+        )
     if not rows:
         return 0
     dialect = session.get_bind().dialect.name
@@ -139,31 +212,20 @@ def event_changed(
 
 
 def _recipients(
-    session: Session,
-    event_id: uuid.UUID,
-    before: Event | None,
-    after: Event | None,
-    actor_user_id: uuid.UUID | None,
-    source: Source,
+    change: EventChange,
+    owner: uuid.UUID | None,
+    users: dict[uuid.UUID, str],
+    by_email: dict[str, uuid.UUID],
 ) -> set[uuid.UUID]:
-    versions = [e for e in (before, after) if e is not None]
-    emails = {a.email for e in versions for a in e.attendees}
-    organizers = {e.organizer_email for e in versions if e.organizer_email}
-    emails |= organizers
-    owner = session.scalar(sa.select(EventRow.user_id).where(EventRow.id == event_id))
-    conditions: list[sa.ColumnElement[bool]] = [User.email.in_(sorted(emails))] if emails else []
-    if owner is not None:
-        conditions.append(User.id == owner)
-    if not conditions:
-        return set()
-    users = session.execute(
-        sa.select(User.id, User.email).where(sa.or_(*conditions), User.status != "disabled")
-    ).all()
-    found = {user.id for user in users}
-    if actor_user_id is not None:
-        found.discard(actor_user_id)
-    elif source == "sync":
-        found -= {user.id for user in users if user.email in organizers}
+    """The active users among the event's owner, organizer and attendees."""
+    found = {owner} if owner is not None and owner in users else set()
+    for version in (change.before, change.after):
+        if version is None:
+            continue
+        emails = {a.email for a in version.attendees}
+        if version.organizer_email:
+            emails.add(version.organizer_email)
+        found |= {by_email[e] for e in emails if e in by_email}
     return found
 
 
