@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, cast
@@ -244,13 +244,16 @@ def replan_many(
     *,
     now: datetime,
     horizon: timedelta = DEFAULT_HORIZON,
+    pending: Collection[uuid.UUID] | None = None,
 ) -> int:
     """:func:`reschedule_reminders` for each of ``rows`` (event rows, or result rows with
     the columns :func:`to_event` reads, of single events and series masters that are
     neither deleted nor cancelled), their owners' preferences and zones in ``owners``, in
     one read of the series' exceptions, one of the pending reminders, one delete, one
-    batched update and one insert. Returns how many reminder rows it inserted (an
-    insert that met an existing key counts too). Does not commit."""
+    batched update and one insert. ``pending``, when the caller knows it, names the only
+    events that may have pending reminders (the read is then limited to them). Returns
+    how many reminder rows it inserted (an insert that met an existing key counts too).
+    Does not commit."""
     exceptions = exceptions_of(session, [row for row in rows if row.is_recurring])
     latest = now + horizon
     planned: dict[uuid.UUID, tuple[uuid.UUID, list[PlannedReminder]]] = {}
@@ -279,7 +282,8 @@ def replan_many(
             ),
         )
     existing: dict[uuid.UUID, list[Any]] = {}
-    for match in any_of(session, NotificationDelivery.event_id, list(planned)):
+    replaced = list(planned) if pending is None else [i for i in planned if i in pending]
+    for match in any_of(session, NotificationDelivery.event_id, replaced):
         for found in session.execute(_PENDING_ROWS.where(match)):
             existing.setdefault(found.event_id, []).append(found)
     stale: list[uuid.UUID] = []

@@ -24,12 +24,25 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from calsync.domain.models import Event, EventStatus, EventTime, Reminders
-from calsync.notify.preferences import Preferences, QuietHours, save_preferences
-from calsync.notify.reminders import refresh_reminders, reminder_key, reschedule_user
+from calsync.notify.preferences import (
+    Preferences,
+    QuietHours,
+    load_preferences,
+    save_preferences,
+)
+from calsync.notify.reminders import (
+    _UPCOMING_ROWS,
+    DEFAULT_HORIZON,
+    _upcoming_condition,
+    refresh_reminders,
+    reminder_key,
+    replan_many,
+    reschedule_user,
+)
 from calsync.store.db import make_engine, make_session_factory
 from calsync.store.migrate import upgrade
 from calsync.store.tables import Event as EventRow
-from calsync.store.tables import NotificationDelivery
+from calsync.store.tables import NotificationDelivery, User
 from tests.integration.notify.conftest import BOX, add_calendar, add_event, add_user
 
 pytestmark = pytest.mark.integration
@@ -317,3 +330,23 @@ def test_two_refreshes_at_once_leave_what_one_leaves(pg_url: str) -> None:
     finally:
         for engine in engines:
             engine.dispose()
+
+
+def test_replan_many_told_which_events_have_pending_rows_plans_the_same(
+    sessions: sessionmaker[Session],
+) -> None:
+    """The form the sync hooks use: rows and owners already read, pending ones known."""
+    users, stored = seed(sessions)
+    per_event(sessions, users, NOW)
+    expected = reminders(sessions)
+    restore(sessions, stored)
+    with sessions.begin() as session:
+        rows = session.execute(
+            _UPCOMING_ROWS.where(_upcoming_condition(NOW, DEFAULT_HORIZON))
+        ).all()
+        zones: dict[uuid.UUID, str] = {
+            user_id: zone for user_id, zone in session.execute(sa.select(User.id, User.timezone))
+        }
+        owners = {u: (load_preferences(session, u), zones[u]) for u in users}
+        replan_many(session, rows, owners, now=NOW, pending={r["event_id"] for r in stored})
+    assert reminders(sessions) == expected
