@@ -93,14 +93,16 @@ _EVENT_FIELDS_IN: dict[str, Any] = {
     "category": _NULLABLE_STRING | {"maxLength": 64},
     "start_time": _TIME,
     "end_time": _TIME,
-    "timezone": _NULLABLE_STRING | {"description": "IANA zone, such as Europe/Berlin"},
+    "timezone": _NULLABLE_STRING
+    | {"description": "IANA zone, such as Europe/Berlin (not localtime, posixrules, Factory)"},
     "all_day": {"type": "boolean"},
     "calendar_id": {"type": "string", "format": "uuid"},
     "recurrence": {
         "type": ["array", "null"],
         "items": {"type": "string"},
         "maxItems": 20,
-        "description": "RRULE, EXDATE and RDATE lines",
+        "description": "RRULE, EXDATE and RDATE lines; their dates (UNTIL, RDATE, EXDATE)"
+        " lie from 0002-01-01 to 9998-12-31 (leave UNTIL out for a series without end)",
     },
     "attendees": {"type": ["array", "null"], "items": _ATTENDEE_IN, "maxItems": 200},
     "reminders": {
@@ -518,7 +520,8 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
         parameters=[
             _query(
                 "start_date",
-                "YYYY-MM-DD (caller's zone) or date-time with offset; with end_date",
+                "YYYY-MM-DD (caller's zone) or date-time with offset; with end_date. The range"
+                " is cut to 0001-01-08..9999-12-25 UTC; one wholly past an end is a 422",
                 _DATE_PARAM,
             ),
             _query(
