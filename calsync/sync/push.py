@@ -290,7 +290,7 @@ class _Pusher:
                 kind=LogKind.CONFLICT,
                 status=LogStatus.MANUAL if resolution.manual else LogStatus.RESOLVED,
                 at=self.now(),
-                conflicts=sum(1 for f in resolution.details["fields"] if f["conflict"]),
+                conflicts=resolution.conflicting_fields,
                 api_calls=self.api_calls,
                 message="Google's copy changed since the last sync; merged (push got 412)",
                 details=resolution.details,

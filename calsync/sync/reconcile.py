@@ -75,6 +75,8 @@ class ReconcileReport:
     inserted: int = 0
     updated: int = 0
     deleted: int = 0
+    #: merged events whose policy had to pick between two changes of a field (their log
+    #: rows count the fields)
     conflicts: int = 0
     unchanged: int = 0
     changed_ids: list[uuid.UUID] = field(default_factory=list)
@@ -143,10 +145,10 @@ def apply_changes(
             report.unchanged += 1  # deleted here, not pushed yet: the push decides
             continue
         if row.sync_state in _LOCAL_EDIT_STATES:
-            values, after = _merge(
+            values, after, conflicted = _merge(
                 session, calendar, row, remote, local_attendees.get(row.id, []), now
             )
-            report.conflicts += 1 if values.get("sync_state") == "conflict" else 0
+            report.conflicts += conflicted
         else:
             values, after = _overwrite_values(row, remote), remote
         if announce and after.status == EventStatus.CANCELLED:
@@ -279,9 +281,10 @@ def _merge(
     remote: Event,
     row_attendees: Sequence[Any],
     now: datetime,
-) -> tuple[dict[str, Any], Event]:
+) -> tuple[dict[str, Any], Event, bool]:
     """Three-way merge of a remote change with unpushed local edits; logs the resolution.
-    Returns the row's new column values and the event it now holds."""
+    Returns the row's new column values, the event it now holds and whether the policy
+    had to pick between two changes of a field."""
     local = dataclasses.replace(to_event(row, row_attendees), updated=row.updated_at)
     base = event_from_document(row.base_version) if row.base_version else None
     resolution = resolve(base=base, local=local, remote=remote, policy=calendar.policy)
@@ -293,7 +296,7 @@ def _merge(
         kind=LogKind.CONFLICT,
         status=LogStatus.MANUAL if resolution.manual else LogStatus.RESOLVED,
         at=now,
-        conflicts=1 if resolution.conflict else 0,
+        conflicts=resolution.conflicting_fields,
         message="remote change merged with unpushed local edits",
         details=resolution.details,
     )
@@ -304,6 +307,7 @@ def _merge(
         return (
             {**keep, **bookkeeping, "sync_state": "conflict", "conflict": resolution.details},
             local,
+            resolution.conflict,
         )
     merged = resolution.merged
     values = {
@@ -326,7 +330,7 @@ def _merge(
             operation="update",
             now=now,
         )
-    return values, merged
+    return values, merged, resolution.conflict
 
 
 def _delete_series(

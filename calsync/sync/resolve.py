@@ -23,16 +23,22 @@ class Resolution:
 
     `merged` is what both sides should hold (for `manual` conflicts: the local version,
     kept until the user decides). `push_needed`: the remote side lacks some local change.
-    `conflict`: the policy had to pick between two different changes of a field.
+    `conflicting_fields`: how many fields both sides changed, differently (the policy
+    picked one side for each); `conflict` is whether there was any.
     `manual`: the event must be flagged `conflict` and not pushed until resolved.
     `details` is the JSON for the sync log and the event's conflict record.
     """
 
     merged: Event
     push_needed: bool
-    conflict: bool
+    conflicting_fields: int
     manual: bool
     details: dict[str, Any]
+
+    @property
+    def conflict(self) -> bool:
+        """Whether the policy had to pick between two different changes of a field."""
+        return self.conflicting_fields > 0
 
 
 def policy_for(calendar_policy: str | None, default: ConflictPolicy) -> ConflictPolicy:
@@ -52,7 +58,7 @@ def resolve(
     return Resolution(
         merged=result.merged,
         push_needed=result.remote_changed,
-        conflict=bool(result.conflicts),
+        conflicting_fields=len(result.conflicts),
         manual=result.manual_conflict,
         details=_details(result, local, remote, policy),
     )

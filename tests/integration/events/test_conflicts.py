@@ -129,3 +129,32 @@ def test_a_calendars_own_policy_overrides_the_default(
         (entry,) = conflict_logs(app)
         assert entry.details is not None
         assert entry.details["policy"] == "remote_wins"
+
+
+def test_a_pull_and_a_push_count_conflicts_alike(app: EventsApp) -> None:
+    alice = app.connect("alice@example.com")
+    found_by_pull, found_by_push = synced_event(app, alice), synced_event(app, alice)
+    # One event is edited in the same two fields here and on Google, then pulled
+    edit_on_google(app, alice, found_by_pull["google_event_id"], summary="R", location="Room R")
+    assert (
+        app.put(alice, found_by_pull["id"], {"title": "L", "location": "Room L"}).status_code == 200
+    )
+    app.pull(alice)
+    app.push_all()
+    # The other is edited the same way after that pull, so its push gets 412 and merges
+    assert (
+        app.put(alice, found_by_push["id"], {"title": "L", "location": "Room L"}).status_code == 200
+    )
+    edit_on_google(app, alice, found_by_push["google_event_id"], summary="R", location="Room R")
+    app.push_all()
+
+    entries = {str(entry.event_id): entry for entry in conflict_logs(app)}
+    assert set(entries) == {found_by_pull["id"], found_by_push["id"]}
+    # Both merge rows count the conflicting fields (title and location)
+    assert entries[found_by_pull["id"]].conflicts == entries[found_by_push["id"]].conflicts == 2
+    # and the pull's own row counts the events whose merge had to pick a side
+    with app.services.sessions() as session:
+        pulls = session.scalars(
+            sa.select(SyncLog.conflicts).where(SyncLog.kind.in_(["pull", "full_sync"]))
+        ).all()
+    assert sorted(pulls)[-1] == 1
