@@ -24,10 +24,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from calsync.notify.changes import EventChange, event_changed, events_changed
@@ -38,16 +37,11 @@ from calsync.notify.preferences import (
 )
 from calsync.notify.reminders import (
     DEFAULT_HORIZON,
-    PlannedReminder,
-    _ended,
-    _exceptions,
-    _unlocked_pending,
     _upcoming,
-    plan_reminders,
+    replan_many,
     reschedule_reminders,
 )
-from calsync.store.chunks import chunks
-from calsync.store.events import any_of, to_event
+from calsync.store.events import any_of
 from calsync.store.tables import Event as EventRow
 from calsync.store.tables import NotificationDelivery, NotificationPreference, User, utcnow
 
@@ -102,7 +96,7 @@ def reschedule_many(
         ):
             rows.append(row)  # else nothing is due within the horizon (with a day's
             # margin for all-day events in any zone) and nothing is there to replace
-    _replan(session, rows, pending, cache, now=now, horizon=horizon)
+    replan_many(session, rows, cache, now=now, horizon=horizon, pending=pending)
     upcoming = {row.id for row in found.values() if row.upcoming}
     for event_id in sorted((pending - upcoming) | set(orphans)):
         reschedule_reminders(session, event_id, now=now, horizon=horizon)
@@ -166,121 +160,6 @@ def _read_rows(
                 exceptions.setdefault(key, []).append(row.id)
             else:
                 found[row.id] = row
-
-
-def _replan(
-    session: Session,
-    rows: Sequence[Any],
-    pending: set[uuid.UUID],
-    cache: dict[uuid.UUID, tuple[Preferences, str]],
-    *,
-    now: datetime,
-    horizon: timedelta,
-) -> None:
-    """What ``_reschedule_row`` does for each of ``rows`` (upcoming: neither deleted nor
-    cancelled; owners' preferences and zones in ``cache``), with one read of the pending
-    reminders, one delete and one insert."""
-    planned: dict[uuid.UUID, tuple[uuid.UUID, list[PlannedReminder]]] = {}
-    for row in rows:
-        prefs, user_zone = cache[row.user_id]
-        plan = plan_reminders(
-            to_event(row),
-            _exceptions(session, row) if row.is_recurring else [],  # rows: see _read_rows
-            event_id=row.id,
-            leads=prefs.lead_times(row.reminders),
-            channels=prefs.channels,
-            now=now,
-            horizon=horizon,
-            day_zone=user_zone,
-        )
-        if plan or row.id in pending:
-            planned[row.id] = (row.user_id, plan)
-    existing: dict[uuid.UUID, list[Any]] = {}
-    replaced = [event_id for event_id in planned if event_id in pending]
-    for match in any_of(session, NotificationDelivery.event_id, replaced):
-        for found in session.execute(
-            sa.select(
-                NotificationDelivery.id,
-                NotificationDelivery.event_id,
-                NotificationDelivery.dedupe_key,
-                NotificationDelivery.due_at,
-                NotificationDelivery.payload,
-            ).where(
-                match,
-                NotificationDelivery.kind == "reminder",
-                NotificationDelivery.status == "pending",
-            )
-        ):
-            existing.setdefault(found.event_id, []).append(found)
-    stale: list[uuid.UUID] = []
-    new: list[dict[str, Any]] = []
-    moved: list[dict[str, Any]] = []
-    for event_id, (user_id, plan) in planned.items():
-        wanted = {p.dedupe_key: p for p in plan}
-        rows_now = existing.get(event_id, [])
-        stale.extend(
-            r.id for r in rows_now if r.dedupe_key not in wanted and not _ended(r.payload, now)
-        )
-        for r in rows_now:
-            p = wanted.get(r.dedupe_key)
-            if p is not None and (r.payload != p.payload or r.due_at != p.due_at):
-                moved.append({"_id": r.id, "payload": p.payload, "due_at": p.due_at})
-        kept = {r.dedupe_key for r in rows_now}
-        new.extend(
-            _reminder_row(event_id, user_id, p, now)
-            for p in plan
-            if p.creatable and p.dedupe_key not in kept
-        )
-    for chunk in chunks(stale):
-        session.execute(
-            sa.delete(NotificationDelivery).where(
-                NotificationDelivery.id.in_(_unlocked_pending(list(chunk)))
-            ),
-            execution_options={"synchronize_session": False},
-        )
-    if moved:  # one executemany (a single round trip on PostgreSQL's pipeline)
-        session.connection().execute(_MOVE_PENDING.values(updated_at=now), moved)
-    if new:
-        dialect = session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        session.execute(
-            insert(NotificationDelivery).on_conflict_do_nothing(index_elements=["dedupe_key"]),
-            new,
-        )
-
-
-_deliveries = cast(sa.Table, NotificationDelivery.__table__)
-#: A pending reminder's new payload and due time, unless a sender holds it right now
-#: (locked: being sent; it was due, and the sender finishes it).
-_MOVE_PENDING: Final = sa.update(_deliveries).where(
-    _deliveries.c.id.in_(
-        sa.select(_deliveries.c.id)
-        .where(_deliveries.c.id == sa.bindparam("_id"), _deliveries.c.status == "pending")
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
-)
-
-
-def _reminder_row(
-    event_id: uuid.UUID, user_id: uuid.UUID, plan: PlannedReminder, now: datetime
-) -> dict[str, Any]:
-    return {
-        "id": uuid.uuid4(),
-        "user_id": user_id,
-        "event_id": event_id,
-        "kind": "reminder",
-        "channel": plan.channel,
-        "occurrence_start": plan.occurrence_start,
-        "lead_minutes": plan.lead_minutes,
-        "dedupe_key": plan.dedupe_key,
-        "status": "pending",
-        "due_at": plan.due_at,
-        "attempts": 0,
-        "payload": plan.payload,
-        "created_at": now,
-        "updated_at": now,
-    }
 
 
 def _masters(
