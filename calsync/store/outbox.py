@@ -104,6 +104,15 @@ def pending_writes(session: Session, event_id: uuid.UUID) -> PendingWrites | Non
     return PendingWrites(event_id, int(count), int(last_id), int(attempts or 0))
 
 
+def _update_pending(event_id: uuid.UUID, up_to: int) -> sa.Update:
+    """An UPDATE of the event's pending rows with id <= `up_to` (those a push read)."""
+    return sa.update(_outbox).where(
+        _outbox.c.event_id == event_id,
+        _outbox.c.status == "pending",
+        _outbox.c.id <= up_to,
+    )
+
+
 def close(
     session: Session,
     event_id: uuid.UUID,
@@ -114,13 +123,9 @@ def close(
 ) -> None:
     """Mark the event's pending rows with id <= `up_to` ``done`` (or ``failed``)."""
     session.execute(
-        sa.update(_outbox)
-        .where(
-            _outbox.c.event_id == event_id,
-            _outbox.c.status == "pending",
-            _outbox.c.id <= up_to,
+        _update_pending(event_id, up_to).values(
+            status="failed" if failed else "done", last_error=error
         )
-        .values(status="failed" if failed else "done", last_error=error)
     )
 
 
@@ -137,28 +142,16 @@ def retry_later(
     `count_attempt` already did before sending) and make them due later."""
     attempts = _outbox.c.attempts if counted else _outbox.c.attempts + 1
     session.execute(
-        sa.update(_outbox)
-        .where(
-            _outbox.c.event_id == event_id,
-            _outbox.c.status == "pending",
-            _outbox.c.id <= up_to,
+        _update_pending(event_id, up_to).values(
+            attempts=attempts, due_at=due_at, last_error=error[:2000]
         )
-        .values(attempts=attempts, due_at=due_at, last_error=error[:2000])
     )
 
 
 def count_attempt(session: Session, event_id: uuid.UUID, *, up_to: int) -> None:
     """Count an attempt for the event's pending rows up to `up_to` before their write is
     sent (commit it first): whatever happens to the answer, the rows show it was tried."""
-    session.execute(
-        sa.update(_outbox)
-        .where(
-            _outbox.c.event_id == event_id,
-            _outbox.c.status == "pending",
-            _outbox.c.id <= up_to,
-        )
-        .values(attempts=_outbox.c.attempts + 1)
-    )
+    session.execute(_update_pending(event_id, up_to).values(attempts=_outbox.c.attempts + 1))
 
 
 def never_sent(session: Session, event_id: uuid.UUID) -> bool:
