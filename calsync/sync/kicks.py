@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -39,8 +39,9 @@ __all__ = [
     "note_change",
     "note_changes",
     "pull_delay",
+    "pull_finished",
+    "pull_started",
     "release",
-    "start_pull",
 ]
 
 _calendars = cast(sa.Table, Calendar.__table__)
@@ -135,35 +136,40 @@ def release(session: Session, calendar_id: uuid.UUID, claimed_at: datetime) -> N
     )
 
 
-def start_pull(session: Session, calendar_id: uuid.UUID, now: datetime) -> None:
-    """A pull begins: changes from now on need another pull."""
-    session.execute(
-        sa.update(_calendars)
-        .where(_calendars.c.id == calendar_id)
-        .values(
-            dirty=False,
-            last_pull_at=now,
-            sync_queued_at=sa.func.coalesce(_calendars.c.sync_queued_at, now),
+def pull_started(now: datetime) -> dict[str, Any]:
+    """The calendar row's values when a pull begins (changes from now on need another
+    pull), for the statement that takes the pull's lease."""
+    return {
+        "dirty": False,
+        "last_pull_at": now,
+        "sync_queued_at": sa.func.coalesce(_calendars.c.sync_queued_at, now),
+    }
+
+
+def pull_finished(now: datetime) -> dict[str, Any]:
+    """The calendar row's values when a pull ends, for the statement that ends it: the
+    queue slot is freed, unless the calendar became dirty meanwhile, when it stays taken
+    (from `now`) for one more pull. Return ``dirty`` from that statement to know which."""
+    return {
+        "sync_queued_at": sa.case(
+            (_calendars.c.dirty.is_(True), sa.literal(now, _calendars.c.sync_queued_at.type)),
+            else_=sa.null(),
         )
-    )
+    }
 
 
 def finish_pull(session: Session, calendar_id: uuid.UUID, now: datetime) -> bool:
-    """A pull ended. True when the calendar became dirty meanwhile: enqueue one more pull.
-
-    Otherwise the queue slot is freed, so the next notification enqueues at once.
+    """A pull ended (see `pull_finished`). True when the calendar became dirty meanwhile:
+    enqueue one more pull. Otherwise the queue slot is freed, so the next notification
+    enqueues at once.
     """
-    freed = session.execute(
+    dirty = session.execute(
         sa.update(_calendars)
-        .where(_calendars.c.id == calendar_id, _calendars.c.dirty.is_(False))
-        .values(sync_queued_at=None)
-    )
-    if freed.rowcount:  # type: ignore[attr-defined]
-        return False
-    session.execute(
-        sa.update(_calendars).where(_calendars.c.id == calendar_id).values(sync_queued_at=now)
-    )
-    return True
+        .where(_calendars.c.id == calendar_id)
+        .values(**pull_finished(now))
+        .returning(_calendars.c.dirty)
+    ).scalar_one_or_none()
+    return bool(dirty)
 
 
 def drop(session: Session, calendar_id: uuid.UUID) -> None:

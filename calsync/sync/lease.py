@@ -10,6 +10,7 @@ that the lease is still held.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -39,14 +40,22 @@ def acquire(
 
 
 def acquire_selected(
-    session: Session, calendar_id: uuid.UUID, *, owner: str, now: datetime, ttl: timedelta
+    session: Session,
+    calendar_id: uuid.UUID,
+    *,
+    owner: str,
+    now: datetime,
+    ttl: timedelta,
+    also: Mapping[str, Any] | None = None,
 ) -> sa.Row[Any] | None:
     """`acquire` for a calendar that is selected, in the same one statement that returns
-    the calendar's columns. None when the calendar is missing, not selected or held by
-    another owner (nothing changed then; the caller reads the row to tell which)."""
+    the calendar's columns (as updated) and sets the columns in `also`. None when the
+    calendar is missing, not selected or held by another owner (nothing changed then; the
+    caller reads the row to tell which)."""
     statement = (
         _take(calendar_id, owner, now, ttl)
         .where(_calendars.c.selected.is_(True))
+        .values(**(also or {}))
         .returning(*_calendars.c)
     )
     return session.execute(statement).one_or_none()

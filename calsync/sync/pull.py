@@ -85,7 +85,14 @@ def pull_calendar(services: Services, calendar_id: uuid.UUID) -> PullOutcome:
     started = time.perf_counter()
     with services.sessions.begin() as session:
         now = services.clock()
-        calendar = lease.acquire_selected(session, calendar_id, owner=owner, now=now, ttl=lease_ttl)
+        calendar = lease.acquire_selected(
+            session,
+            calendar_id,
+            owner=owner,
+            now=now,
+            ttl=lease_ttl,
+            also=kicks.pull_started(now),
+        )
         if calendar is None:
             stored = session.get(Calendar, calendar_id)
             if stored is None:
@@ -94,7 +101,6 @@ def pull_calendar(services: Services, calendar_id: uuid.UUID) -> PullOutcome:
                 kicks.drop(session, calendar_id)
                 return PullOutcome("skipped")
             return PullOutcome("busy")
-        kicks.start_pull(session, calendar_id, now)
         target = _Target(
             CalendarRef(
                 id=calendar.id,
@@ -125,7 +131,7 @@ def pull_calendar(services: Services, calendar_id: uuid.UUID) -> PullOutcome:
                 now=now,
                 announce=not target.first_sync,
             )
-            last_pull_at = session.execute(
+            last_pull_at, again = session.execute(
                 sa.update(_calendars)
                 .where(_calendars.c.id == calendar_id)
                 .values(
@@ -133,9 +139,10 @@ def pull_calendar(services: Services, calendar_id: uuid.UUID) -> PullOutcome:
                     last_synced_at=now,
                     last_sync_status="ok",
                     **lease.released(owner),
+                    **kicks.pull_finished(now),
                 )
-                .returning(_calendars.c.last_pull_at)
-            ).scalar_one()
+                .returning(_calendars.c.last_pull_at, _calendars.c.dirty)
+            ).one()
             calls = provider.api_calls
             record(
                 session,
@@ -155,7 +162,6 @@ def pull_calendar(services: Services, calendar_id: uuid.UUID) -> PullOutcome:
                     "deleted": report.deleted,
                 },
             )
-            again = kicks.finish_pull(session, calendar_id, services.clock())
     delay = (
         kicks.pull_delay(
             last_pull_at, services.clock(), services.settings.sync_min_interval_seconds
