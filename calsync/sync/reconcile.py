@@ -286,7 +286,15 @@ def _merge(
     Returns the row's new column values, the event it now holds and whether the policy
     had to pick between two changes of a field."""
     local = dataclasses.replace(to_event(row, row_attendees), updated=row.updated_at)
-    base = event_from_document(row.base_version) if row.base_version else None
+    if row.etag is None:
+        # Google never acknowledged a write of this row, yet lists it (under the id calsync
+        # derives from the row's): an insert of ours got through and its answer was lost.
+        # What Google holds is a version calsync sent, the last one both sides agree on;
+        # the local edits since win, whatever the clocks say (Google stamps the insert
+        # when it lands, which may be after a later local edit).
+        base: Event | None = remote
+    else:
+        base = event_from_document(row.base_version) if row.base_version else None
     resolution = resolve(base=base, local=local, remote=remote, policy=calendar.policy)
     record(
         session,

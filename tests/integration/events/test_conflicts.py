@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from calsync.config import ConflictPolicy, Settings
+from calsync.providers.google.ids import google_event_id
 from calsync.store.tables import SyncLog
 from tests.conftest import FakeGoogle
 from tests.integration.events.conftest import EventsApp, User, running
@@ -158,3 +160,32 @@ def test_a_pull_and_a_push_count_conflicts_alike(app: EventsApp) -> None:
             sa.select(SyncLog.conflicts).where(SyncLog.kind.in_(["pull", "full_sync"]))
         ).all()
     assert sorted(pulls)[-1] == 1
+
+
+def test_a_lost_insert_answer_then_a_local_edit_keeps_the_edit(policy_app: EventsApp) -> None:
+    app = policy_app  # whatever the policy: Google's copy is calsync's own, not a change
+    # Given an event created here, then edited here before Google answered its insert
+    alice = app.connect("alice@example.com")
+    created = app.create(alice, BODY | {"title": "v1"})
+    assert app.put(alice, created["id"], {"title": "v2"}).status_code == 200
+    # and the first insert (v1) lands on Google only now, its answer lost on the way back
+    google_id = google_event_id(uuid.UUID(created["id"]))
+    app.remote(alice).insert(
+        calendarId=alice.primary,
+        body={
+            "id": google_id,
+            "summary": "v1",
+            "location": BODY["location"],
+            "start": {"dateTime": BODY["start_time"]},
+            "end": {"dateTime": BODY["end_time"]},
+            "extendedProperties": {"private": {"calsync_id": created["id"]}},
+        },
+    ).execute()
+
+    # When a pull sees Google's copy (stamped after the local edit) before the push runs
+    app.pull(alice)
+    app.push_all()
+
+    # Then the local edit is not taken for a remote change: both sides end with v2
+    assert app.get(alice, created["id"])["title"] == "v2"
+    assert app.google_event(alice, google_id)["summary"] == "v2"
