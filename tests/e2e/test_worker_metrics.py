@@ -33,15 +33,13 @@ def heartbeats_done(text: str) -> float:
     )
 
 
-def test_worker_processes_counters_are_served_on_the_metrics_port(
-    pg_url: str, redis_url: str, tmp_path: Path
-) -> None:
-    directory = tmp_path / "metrics"
+def production_env(pg_url: str, redis_url: str, directory: Path) -> dict[str, str]:
+    """The environment of a production-mode process sharing `directory` for its metrics
+    files (created, with a stale file an earlier run might have left)."""
     directory.mkdir()
     (directory / "counter_999999.db").write_bytes(b"left by an earlier run")
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CALSYNC_", "PROMETHEUS_"))}
-    env |= {
+    return env | {
         "CALSYNC_DATABASE_URL": pg_url,
         "CALSYNC_REDIS_URL": redis_url,
         "CALSYNC_PUBLIC_URL": "https://calsync.example.com",
@@ -51,6 +49,14 @@ def test_worker_processes_counters_are_served_on_the_metrics_port(
         "CALSYNC_GOOGLE_CLIENT_SECRET": "secret",
         "PROMETHEUS_MULTIPROC_DIR": str(directory),
     }
+
+
+def test_worker_processes_counters_are_served_on_the_metrics_port(
+    pg_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    directory = tmp_path / "metrics"
+    env = production_env(pg_url, redis_url, directory)
+    port = free_port()
     command = [sys.executable, "-m", "calsync.cli", "worker", "--processes", "2"]
     command += ["--threads", "1", "--metrics-port", str(port)]
     log = tmp_path / "worker.log"
@@ -94,20 +100,8 @@ def test_api_processes_share_one_count_on_metrics(
     pg_url: str, redis_url: str, tmp_path: Path
 ) -> None:
     directory = tmp_path / "metrics"
-    directory.mkdir()
-    (directory / "counter_999999.db").write_bytes(b"left by an earlier run")
+    env = production_env(pg_url, redis_url, directory)
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CALSYNC_", "PROMETHEUS_"))}
-    env |= {
-        "CALSYNC_DATABASE_URL": pg_url,
-        "CALSYNC_REDIS_URL": redis_url,
-        "CALSYNC_PUBLIC_URL": "https://calsync.example.com",
-        "CALSYNC_JWT_SECRET": "a" * 48,
-        "CALSYNC_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-        "CALSYNC_GOOGLE_CLIENT_ID": "client",
-        "CALSYNC_GOOGLE_CLIENT_SECRET": "secret",
-        "PROMETHEUS_MULTIPROC_DIR": str(directory),
-    }
     command = [sys.executable, "-m", "calsync.cli", "serve", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--workers", "2"]
     log = tmp_path / "api.log"
