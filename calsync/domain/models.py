@@ -17,10 +17,10 @@ storable even when they break calsync's own rules.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
 from calsync.domain.errors import ValidationError
 from calsync.domain.timezones import zone
@@ -90,6 +90,16 @@ class EventTime:
     def on(cls, day: date) -> EventTime:
         """An all-day value. Raises `ValidationError` if given a datetime."""
         return cls(day=day)
+
+    @classmethod
+    def trusted(cls, day: date | None, instant: datetime | None, timezone: str | None) -> EventTime:
+        """The value whose fields are exactly these, without the checks: only for fields
+        a valid `EventTime` had (as calsync stored them: `instant` in UTC, a known zone)."""
+        value = object.__new__(cls)
+        object.__setattr__(value, "day", day)
+        object.__setattr__(value, "instant", instant)
+        object.__setattr__(value, "timezone", timezone)
+        return value
 
     @property
     def is_all_day(self) -> bool:
@@ -276,6 +286,18 @@ class Event:
         if self.organizer_email is not None:
             object.__setattr__(self, "organizer_email", self.organizer_email.strip().lower())
 
+    @classmethod
+    def trusted(cls, **values: Any) -> Event:
+        """The event whose fields are exactly these, without `__post_init__`'s checks and
+        normalisation: only for values a valid `Event` had, as calsync stored them (reading
+        rows is the hot path of lists and pulls). Every field must be given; the store's
+        round-trip tests check that it equals the validated construction."""
+        if values.keys() != _EVENT_FIELDS:
+            raise TypeError(f"Event.trusted needs exactly the fields {sorted(_EVENT_FIELDS)}")
+        event = object.__new__(cls)
+        event.__dict__.update(values)
+        return event
+
     @property
     def all_day(self) -> bool:
         return self.start.is_all_day
@@ -299,6 +321,8 @@ class Event:
         assert self.end.instant is not None
         return self.end.instant - self.start.instant
 
+
+_EVENT_FIELDS: Final = frozenset(f.name for f in fields(Event))
 
 SYNCABLE_FIELDS: Final[frozenset[str]] = frozenset(
     {

@@ -393,21 +393,25 @@ def series_end(master: Event, *, max_count: int = DEFAULT_MAX_COUNT) -> datetime
 
 
 def _instance(master: Event, series_id: str, start: EventTime, duration: timedelta) -> Event:
+    # Unchecked construction (`trusted`): the master is a valid event, `start` one of its
+    # generated starts (in its zone), and the end the same span later in the end's zone.
     if start.day is not None:
-        end = EventTime.on(start.day + duration)
+        end = EventTime.trusted(start.day + duration, None, None)
     else:
         assert start.instant is not None
         assert master.end.timezone is not None
-        end = EventTime(instant=start.instant + duration, timezone=master.end.timezone)
-    return dataclasses.replace(
-        master,
-        start=start,
-        end=end,
-        recurrence=(),
-        recurring_event_id=series_id,
-        original_start=start,
-        provider_event_id=instance_id(series_id, start),
-        calsync_id=None,
+        end = EventTime.trusted(None, start.instant + duration, master.end.timezone)
+    return Event.trusted(
+        **{
+            **vars(master),
+            "start": start,
+            "end": end,
+            "recurrence": (),
+            "recurring_event_id": series_id,
+            "original_start": start,
+            "provider_event_id": instance_id(series_id, start),
+            "calsync_id": None,
+        }
     )
 
 

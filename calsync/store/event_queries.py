@@ -15,7 +15,7 @@ range in which an exclusion leaves it no instance.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -27,7 +27,15 @@ from sqlalchemy.orm import Session
 
 from calsync.domain.models import EventTime
 from calsync.store.chunks import chunks
-from calsync.store.events import StoredEvent, attendees_by_event, stored_event
+from calsync.store.events import (
+    EventRecord,
+    StoredEvent,
+    any_of,
+    attendees_by_event,
+    select_stored,
+    stored_event,
+)
+from calsync.store.row_cache import cache_of, version_column
 from calsync.store.tables import Calendar
 from calsync.store.tables import Event as EventRow
 
@@ -39,7 +47,7 @@ __all__ = [
     "calendar_of",
     "calendars_of",
     "exceptions_of",
-    "exceptions_of_listed",
+    "exceptions_of_outlines",
     "find_by_provider_id",
     "find_exception",
     "list_keys",
@@ -121,10 +129,10 @@ def list_stored(
     after: tuple[datetime, uuid.UUID] | None = None,
 ) -> list[StoredEvent]:
     """At most `limit` events matching `spec`, by (start, id), after the `after` key."""
-    query = sa.select(EventRow).where(*_conditions(spec))
+    query = select_stored().where(*_conditions(spec))
     if after is not None:
         query = query.where(_after(after))
-    rows = list(session.scalars(query.order_by(EventRow.start_time, EventRow.id).limit(limit)))
+    rows = list(session.execute(query.order_by(EventRow.start_time, EventRow.id).limit(limit)))
     return _with_attendees(session, rows)
 
 
@@ -134,14 +142,16 @@ def list_keys(
     *,
     limit: int,
     after: tuple[datetime, uuid.UUID] | None = None,
-) -> list[tuple[datetime, uuid.UUID]]:
-    """The (start, id) keys of what `list_stored` returns for the same arguments: the
-    rows are not loaded (a caller that shows only some of them loads those)."""
-    query = sa.select(EventRow.start_time, EventRow.id).where(*_conditions(spec))
+) -> list[tuple[datetime, uuid.UUID, str | None]]:
+    """The (start, id, row version) keys of what `list_stored` returns for the same
+    arguments: the rows are not loaded (a caller that shows only some of them loads
+    those, see `load_many`); versions are `None` where the database has none."""
+    query = sa.select(EventRow.start_time, EventRow.id, version_column(session))
+    query = query.where(*_conditions(spec))
     if after is not None:
         query = query.where(_after(after))
     query = query.order_by(EventRow.start_time, EventRow.id).limit(limit)
-    return [(at, event_id) for at, event_id in session.execute(query)]
+    return [(at, event_id, version) for at, event_id, version in session.execute(query)]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -150,7 +160,10 @@ class SeriesOutline:
 
     The fields equal those of the master's `StoredEvent` (`id`, `calendar_id`) and of its
     `event` (`start`, `end`, `timezone`, `recurrence`, `category`); `series_id` is the
-    id its exceptions name it by (its Google id, else its local id).
+    id its exceptions name it by (its Google id, else its local id). `has_exceptions` is
+    false only if, when read, no exception row (deleted ones aside) named the series by
+    its Google id; a master without one may have exceptions whatever it says.
+    `version` is the row version read with it (see `calsync.store.row_cache`).
     """
 
     id: uuid.UUID
@@ -161,7 +174,11 @@ class SeriesOutline:
     timezone: str | None
     recurrence: tuple[str, ...]
     category: str | None
+    has_exceptions: bool
+    version: str | None
 
+
+_exception = sa.orm.aliased(EventRow, name="exception")
 
 _OUTLINE_COLUMNS = (
     EventRow.id,
@@ -174,13 +191,25 @@ _OUTLINE_COLUMNS = (
     EventRow.all_day,
     EventRow.recurrence_rule,
     EventRow.category,
+    # A scalar subquery (not EXISTS, which PostgreSQL may answer by hashing every
+    # exception of every user): one index probe per master listed.
+    sa.select(_exception.id)
+    .where(
+        _exception.calendar_id == EventRow.calendar_id,
+        _exception.recurring_event_id == EventRow.google_event_id,
+        _exception.deleted_at.is_(None),
+    )
+    .limit(1)
+    .scalar_subquery()
+    .is_not(None)
+    .label("has_exceptions"),
 )
 
 
 def series_outlines(session: Session, spec: EventFilter, *, limit: int) -> list[SeriesOutline]:
     """The outlines of the masters `list_stored(session, spec, limit=limit)` returns, in
     the same order (`spec.kind` should be `Kind.MASTER`)."""
-    query = sa.select(*_OUTLINE_COLUMNS).where(*_conditions(spec))
+    query = sa.select(*_OUTLINE_COLUMNS, version_column(session)).where(*_conditions(spec))
     rows = session.execute(query.order_by(EventRow.start_time, EventRow.id).limit(limit))
     return [_outline(row) for row in rows]
 
@@ -197,6 +226,8 @@ def _outline(row: sa.Row[*tuple[Any, ...]]) -> SeriesOutline:
         all_day,
         rule,
         category,
+        has_exceptions,
+        version,
     ) = row
     start, end, timezone = _series_times(start_time, end_time, zone_name, end_zone, all_day)
     return SeriesOutline(
@@ -208,42 +239,19 @@ def _outline(row: sa.Row[*tuple[Any, ...]]) -> SeriesOutline:
         timezone=timezone,
         recurrence=tuple(line.strip() for line in rule.split("\n")) if rule else (),
         category=category,
+        has_exceptions=bool(has_exceptions) or google_id is None,
+        version=version,
     )
 
 
-def exceptions_of_listed(
-    session: Session, spec: EventFilter, masters: Sequence[SeriesOutline], *, limit: int
+def exceptions_of_outlines(
+    session: Session, masters: Sequence[SeriesOutline]
 ) -> dict[tuple[uuid.UUID, str], list[StoredEvent]]:
-    """`exceptions_of` the `masters` that `series_outlines(session, spec, limit=limit)`
-    returned, in one query that joins the exceptions to that same list of masters
-    (instead of sending their ids back), each series' by (start, id)."""
-    listed = (
-        sa.select(EventRow.calendar_id, EventRow.google_event_id)
-        .where(*_conditions(spec))
-        .order_by(EventRow.start_time, EventRow.id)
-        .limit(limit)
-        .subquery()
+    """`exceptions_of` the `masters` that may have any (`SeriesOutline.has_exceptions`):
+    no query at all when none has."""
+    return exceptions_of(
+        session, [(m.calendar_id, m.series_id) for m in masters if m.has_exceptions]
     )
-    query = (
-        sa.select(EventRow)
-        .join(
-            listed,
-            sa.and_(
-                listed.c.calendar_id == EventRow.calendar_id,
-                listed.c.google_event_id == EventRow.recurring_event_id,
-            ),
-        )
-        .where(EventRow.deleted_at.is_(None))
-        .order_by(EventRow.start_time, EventRow.id)
-    )
-    found: dict[tuple[uuid.UUID, str], list[StoredEvent]] = {}
-    for stored in _with_attendees(session, list(session.scalars(query))):
-        key = (stored.calendar_id, stored.event.recurring_event_id or "")
-        found.setdefault(key, []).append(stored)
-    without_google_id = [(m.calendar_id, m.series_id) for m in masters if m.series_id == str(m.id)]
-    if without_google_id:
-        found.update(exceptions_of(session, without_google_id))
-    return found
 
 
 @lru_cache(maxsize=8192)
@@ -262,15 +270,40 @@ def _series_times(
     return start, end, start.timezone
 
 
-def load_many(session: Session, event_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, StoredEvent]:
+def load_many(
+    session: Session,
+    event_ids: Sequence[uuid.UUID],
+    *,
+    versions: Mapping[uuid.UUID, str | None] | None = None,
+) -> dict[uuid.UUID, StoredEvent]:
     """The events with these local ids (deleted ones excluded), by id; absent ids are
-    missing from the answer."""
-    rows: list[EventRow] = []
-    for chunk in chunks(sorted(set(event_ids))):
-        rows += session.scalars(
-            sa.select(EventRow).where(EventRow.id.in_(chunk), EventRow.deleted_at.is_(None))
-        )
-    return {stored.id: stored for stored in _with_attendees(session, rows)}
+    missing from the answer.
+
+    With `versions` (row versions this read-only transaction read for some of the ids,
+    see `calsync.store.row_cache`), an event whose version the process cache holds is
+    taken from it instead of being read; the events read are added to the cache.
+    """
+    cache = cache_of(session) if versions is not None else None
+    found: dict[uuid.UUID, StoredEvent] = {}
+    wanted: list[uuid.UUID] = []
+    for event_id in sorted(set(event_ids)):
+        version = versions.get(event_id) if versions is not None else None
+        hit = cache.get(event_id, version) if cache is not None and version else None
+        if hit is not None:
+            found[event_id] = hit
+        else:
+            wanted.append(event_id)
+    query = select_stored()
+    if cache is not None:  # the versions to remember the rows read under
+        query = query.add_columns(version_column(session))
+    rows: list[sa.Row[Any]] = []
+    for condition in any_of(session, EventRow.id, wanted):
+        rows += session.execute(query.where(condition, EventRow.deleted_at.is_(None)))
+    for row, stored in zip(rows, _with_attendees(session, rows), strict=True):
+        found[stored.id] = stored
+        if cache is not None:
+            cache.put(row.row_version, stored)
+    return found
 
 
 def _after(after: tuple[datetime, uuid.UUID]) -> sa.ColumnElement[bool]:
@@ -285,20 +318,22 @@ def exceptions_of(
     session: Session, series: Sequence[tuple[uuid.UUID, str]]
 ) -> dict[tuple[uuid.UUID, str], list[StoredEvent]]:
     """The exception rows (cancelled ones included, deleted ones not) of each series,
-    keyed by (calendar id, the master's provider id)."""
+    keyed by (calendar id, the master's provider id), each series' by (start, id)."""
     found: dict[tuple[uuid.UUID, str], list[StoredEvent]] = {}
     by_calendar: dict[uuid.UUID, list[str]] = {}
     for calendar_id, series_id in series:
         by_calendar.setdefault(calendar_id, []).append(series_id)
     for calendar_id, ids in by_calendar.items():
         for chunk in chunks(ids, 500):
-            rows = list(
-                session.scalars(
-                    sa.select(EventRow).where(
+            rows: list[EventRecord] = list(
+                session.execute(
+                    select_stored()
+                    .where(
                         EventRow.calendar_id == calendar_id,
                         EventRow.recurring_event_id.in_(chunk),
                         EventRow.deleted_at.is_(None),
                     )
+                    .order_by(EventRow.start_time, EventRow.id)
                 )
             )
             for stored in _with_attendees(session, rows):
@@ -312,14 +347,14 @@ def find_exception(
 ) -> StoredEvent | None:
     """The exception of series `series_id` that replaces the instance at `original_start`
     (its stored UTC instant; midnight UTC for all-day), deleted ones excluded."""
-    row = session.scalar(
-        sa.select(EventRow).where(
+    row = session.execute(
+        select_stored().where(
             EventRow.calendar_id == calendar_id,
             EventRow.recurring_event_id == series_id,
             EventRow.original_start_time == original_start,
             EventRow.deleted_at.is_(None),
         )
-    )
+    ).first()
     if row is None:
         return None
     return _with_attendees(session, [row])[0]
@@ -329,11 +364,11 @@ def find_by_provider_id(
     session: Session, *, calendar_id: uuid.UUID, provider_id: str
 ) -> StoredEvent | None:
     """The calendar's event with Google id `provider_id` (deleted or not), or `None`."""
-    row = session.scalar(
-        sa.select(EventRow).where(
+    row = session.execute(
+        select_stored().where(
             EventRow.calendar_id == calendar_id, EventRow.google_event_id == provider_id
         )
-    )
+    ).first()
     if row is None:
         return None
     return _with_attendees(session, [row])[0]
@@ -402,6 +437,6 @@ def _calendar_view(row: Calendar) -> CalendarView:
     )
 
 
-def _with_attendees(session: Session, rows: list[EventRow]) -> list[StoredEvent]:
+def _with_attendees(session: Session, rows: Sequence[EventRecord]) -> list[StoredEvent]:
     attendees = attendees_by_event(session, [row.id for row in rows]) if rows else {}
     return [stored_event(row, attendees.get(row.id, ())) for row in rows]

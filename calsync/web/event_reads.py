@@ -41,10 +41,9 @@ from calsync.store.event_queries import (
     EventFilter,
     Kind,
     SeriesOutline,
-    exceptions_of_listed,
+    exceptions_of_outlines,
     find_exception,
     list_keys,
-    list_stored,
     load_many,
     series_outlines,
 )
@@ -231,25 +230,39 @@ def list_views(
     if query.after is not None:
         after = (query.after[0], uuid.UUID(query.after[1].split("_", 1)[0]))
     if not query.expand:
-        singles = list_stored(session, spec, limit=query.limit + 1, after=after)
-        views = [EventView(str(s.id), s.event, s) for s in singles]
-        page = views[: query.limit]
-        more = len(views) > query.limit
-        cursor = encode_cursor(*_key(page[-1])) if more and page else None
-        return page, cursor
+        # The page is what the keys say (a row deleted since it was listed is left out,
+        # without cutting the pages short); its rows come from the row cache if unchanged.
+        listed = list_keys(session, spec, limit=query.limit + 1, after=after)
+        page_keys = listed[: query.limit]
+        loaded = load_many(
+            session,
+            [event_id for _, event_id, _ in page_keys],
+            versions={event_id: version for _, event_id, version in page_keys},
+        )
+        page = [
+            EventView(str(event_id), loaded[event_id].event, loaded[event_id])
+            for _, event_id, _ in page_keys
+            if event_id in loaded
+        ]
+        if len(listed) <= query.limit:
+            return page, None
+        last_at, last_id, _ = page_keys[-1]
+        return page, encode_cursor(last_at, str(last_id))
     assert query.start is not None
     assert query.end is not None
     single_items: list[_Item] = []
+    versions: dict[uuid.UUID, str | None] = {}
     if query.recurring is not True:
         keys = list_keys(session, spec, limit=query.limit + 1, after=after)
-        single_items = [(at, str(event_id), event_id) for at, event_id in keys]
+        single_items = [(at, str(event_id), event_id) for at, event_id, _ in keys]
+        versions.update((event_id, version) for _, event_id, version in keys)
     if query.recurring is False:
         items = _after_cursor(single_items, query.after)
     else:
         items = _first_items(session, spec, query, single_items)
     page_items = items[: query.limit]
     more = len(items) > query.limit
-    page = _views(session, page_items)
+    page = _views(session, page_items, versions)
     cursor = encode_cursor(*_item_key(page_items[-1])) if more and page_items else None
     return page, cursor
 
@@ -324,12 +337,22 @@ def _item_key(item: _Item) -> tuple[datetime, str]:
     return item[0], item[1]
 
 
-def _views(session: Session, items: list[_Item]) -> list[EventView]:
-    """The views of page items: loads the singles and masters they need (one query), and
-    builds the generated instances. An item whose row went away since it was listed
-    (deleted by a concurrent request) is left out."""
-    wanted = [p if isinstance(p, uuid.UUID) else p.series.id for _, _, p in items]
-    loaded = load_many(session, wanted)
+def _views(
+    session: Session, items: list[_Item], single_versions: Mapping[uuid.UUID, str | None]
+) -> list[EventView]:
+    """The views of page items: loads the singles and masters they need (one query, for
+    those whose listed row version, of `single_versions` or the outline, the process
+    cache does not hold), and builds the generated instances. An item whose row went
+    away since it was listed (deleted by a concurrent request) is left out."""
+    versions = dict(single_versions)
+    wanted = []
+    for _, _, payload in items:
+        if isinstance(payload, uuid.UUID):
+            wanted.append(payload)
+        else:
+            wanted.append(payload.series.id)
+            versions[payload.series.id] = payload.series.version
+    loaded = load_many(session, wanted, versions=versions)
     views: list[EventView] = []
     for _, api_id, payload in items:
         if isinstance(payload, uuid.UUID):
@@ -376,10 +399,6 @@ def _kind(recurring: bool | None, *, expanded: bool) -> Kind:
     return Kind.RECURRING if recurring else Kind.ALL
 
 
-def _key(view: EventView) -> tuple[datetime, str]:
-    return sort_instant(view.event.start), view.id
-
-
 def series_id_of(master: StoredEvent) -> str:
     """The id exceptions name their series by (the master's Google id)."""
     return master.event.provider_event_id or str(master.id)
@@ -405,7 +424,7 @@ def _series(session: Session, spec: EventFilter, start: datetime, end: datetime)
         user_id=spec.user_id, start=start, end=end, calendar_id=spec.calendar_id, kind=Kind.MASTER
     )
     masters = series_outlines(session, masters_spec, limit=MAX_SERIES)
-    exceptions = exceptions_of_listed(session, masters_spec, masters, limit=MAX_SERIES)
+    exceptions = exceptions_of_outlines(session, masters)
     return _SeriesData(masters, exceptions, spec.category, session)
 
 

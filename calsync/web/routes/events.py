@@ -30,6 +30,7 @@ from calsync.web.event_input import read_changes, unprocessable
 from calsync.web.event_output import EventView, event_json
 from calsync.web.event_reads import InstanceRef, list_views, parse_list_query, resolve
 from calsync.web.event_writes import Scope, WriteResult
+from calsync.web.json_body import json_bytes, json_response
 from calsync.web.requests import read_json_object
 
 log = logging.getLogger(__name__)
@@ -116,12 +117,12 @@ async def list_events(request: Request) -> Response:
     services: Services = request.app.state.services
     query = parse_list_query(request.query_params, user_zone=account.timezone or "UTC")
 
-    def run() -> tuple[list[EventView], str | None]:
+    def run() -> bytes:
         with services.sessions() as session:
-            return list_views(session, account.id, query)
+            views, cursor = list_views(session, account.id, query)
+        return json_bytes({"events": [event_json(v) for v in views], "next_cursor": cursor})
 
-    views, cursor = await run_in_threadpool(run)
-    return JSONResponse({"events": [event_json(v) for v in views], "next_cursor": cursor})
+    return json_response(await run_in_threadpool(run))
 
 
 async def get_event(request: Request) -> Response:

@@ -15,7 +15,7 @@ from calsync.store.event_queries import (
     EventFilter,
     Kind,
     exceptions_of,
-    exceptions_of_listed,
+    exceptions_of_outlines,
     list_keys,
     list_stored,
     series_outlines,
@@ -107,7 +107,7 @@ def test_outlines_equal_the_stored_events(any_app: EventsApp) -> None:
     with app.services.sessions() as session:
         outlines = series_outlines(session, spec, limit=100)
         stored = list_stored(session, spec, limit=100)
-        listed = exceptions_of_listed(session, spec, outlines, limit=100)
+        listed = exceptions_of_outlines(session, outlines)
         expected = exceptions_of(session, [(o.calendar_id, o.series_id) for o in outlines])
         full = {o.id: load_stored(session, o.id) for o in outlines}
     # Then each outline holds the stored event's values, in the same order
@@ -123,7 +123,10 @@ def test_outlines_equal_the_stored_events(any_app: EventsApp) -> None:
         assert outline.recurrence == event.recurrence
         assert outline.category == event.category
         assert outline.series_id == (event.provider_event_id or str(loaded.id))
-    # And the joined exceptions are the same rows exceptions_of finds
+    # And only the series that has an exception by its Google id may be skipped
+    by_id = {o.id: o for o in outlines}
+    assert [by_id[i].has_exceptions for i in ids] == [True, False, True]
+    # And the exceptions read are the same rows exceptions_of finds for every outline
     assert {k: [e.id for e in v] for k, v in listed.items()} == {
         k: [e.id for e in v] for k, v in expected.items()
     }
@@ -147,9 +150,11 @@ def test_keys_are_the_keys_of_the_listed_singles(any_app: EventsApp) -> None:
         )
     spec = EventFilter(user_id=alice.id, start=WINDOW[0], end=WINDOW[1], kind=Kind.SINGLE)
     with app.services.sessions() as session:
-        keys = list_keys(session, spec, limit=3)
+        keys = [(at, event_id) for at, event_id, _ in list_keys(session, spec, limit=3)]
         rows = list_stored(session, spec, limit=3)
-        after = list_keys(session, spec, limit=10, after=keys[1])
+        after = [
+            (at, event_id) for at, event_id, _ in list_keys(session, spec, limit=10, after=keys[1])
+        ]
         rows_after = list_stored(session, spec, limit=10, after=keys[1])
     assert keys == [(s.event.start.instant, s.id) for s in rows]
     assert after == [(s.event.start.instant, s.id) for s in rows_after]

@@ -78,6 +78,12 @@ def test_an_event_reads_back_as_it_was_written(
         stored = load_stored(session, event_id)
     assert stored is not None
     assert stored.event == dataclasses.replace(event, calsync_id=str(event_id))
+    # and the unchecked construction (Event.trusted) holds what the checked one makes of it
+    assert stored.event == dataclasses.replace(stored.event)
+    assert type(stored.event.metadata) is type(event.metadata)
+    assert all(
+        t.instant is None or t.instant.tzinfo is UTC for t in (stored.event.start, stored.event.end)
+    )
 
 
 def test_exceptions_keep_a_timed_or_whole_day_original_start(

@@ -163,3 +163,18 @@ def test_each_rule_names_its_field(changes: dict[str, object], field: str) -> No
     with pytest.raises(ValidationError) as caught:
         validate_event(event)
     assert caught.value == problems[0]
+
+
+def test_a_trusted_event_needs_every_field_and_equals_the_checked_one() -> None:
+    checked = Event(
+        title="t",
+        start=EventTime.at(datetime(2031, 3, 1, 9), "Europe/Berlin"),
+        end=EventTime.at(datetime(2031, 3, 1, 10), "Europe/Berlin"),
+    )
+    values = {f.name: getattr(checked, f.name) for f in dataclasses.fields(Event)}
+    assert Event.trusted(**values) == checked
+    del values["title"]
+    with pytest.raises(TypeError, match="exactly the fields"):
+        Event.trusted(**values)
+    with pytest.raises(TypeError, match="exactly the fields"):
+        Event.trusted(**values, title="t", colour="red")

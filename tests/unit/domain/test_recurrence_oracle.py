@@ -8,6 +8,7 @@ starts that the rule itself yields are generated: for those RFC 5545 and dateuti
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -92,3 +93,5 @@ def test_expansion_agrees_with_dateutil(
     assert [e.start.instant for e in got] == expected
     assert all(e.start.timezone == zone_name for e in got)
     assert all(e.duration == duration for e in got)
+    # built unchecked (Event.trusted), each instance is what the checked construction makes
+    assert all(e == dataclasses.replace(e) for e in got)

@@ -1,0 +1,101 @@
+"""A per-process cache of events as read, each entry valid for one version of its rows.
+
+Expanded lists read the same rows again and again (a calendar client polls its month),
+and building a `StoredEvent` from a row costs more than finding the row. Entries are
+keyed by (event id, row version), where the version is a value PostgreSQL itself changes
+whenever the event's row or any of its attendee rows changes (`version_column`: the
+``xmin`` of each, the id of the transaction that wrote that row version). A reader gets
+the versions along with the keys it lists anyway, and loads only the events whose
+version it has no entry for, so an entry can never be served for content other than its
+own, whichever process or tool wrote the row.
+
+Use it only in read-only transactions: a transaction that writes a row twice leaves the
+same ``xmin`` on both versions. ``xmin`` is a 32-bit transaction id, so after about four
+billion transactions a value comes round again; an entry would have to survive that long
+unread in a bounded LRU and its row be written by exactly that transaction.
+
+SQLite has no row versions: there `version_column` is ``NULL`` and nothing is cached.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+import weakref
+from collections import OrderedDict
+from typing import Final
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from calsync.store.events import StoredEvent
+
+__all__ = ["MAX_ENTRIES", "EventCache", "cache_of", "version_column"]
+
+MAX_ENTRIES: Final = 10_000
+"""Events kept per database and process: about 1.6 KB each for a bare event (measured),
+more with long descriptions and attendees, so some 16-50 MB at most."""
+
+
+class EventCache:
+    """`StoredEvent`s by (id, version), least recently used dropped past `max_entries`.
+    Thread-safe; one entry per id (a newer version replaces the older)."""
+
+    def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[uuid.UUID, tuple[str, StoredEvent]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, event_id: uuid.UUID, version: str) -> StoredEvent | None:
+        """The event read at `version`, or `None`."""
+        with self._lock:
+            entry = self._entries.get(event_id)
+            if entry is None or entry[0] != version:
+                return None
+            self._entries.move_to_end(event_id)
+            return entry[1]
+
+    def put(self, version: str, stored: StoredEvent) -> None:
+        """Remember `stored` as the content of its rows at `version`."""
+        with self._lock:
+            self._entries[stored.id] = (version, stored)
+            self._entries.move_to_end(stored.id)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget every entry."""
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+_caches: weakref.WeakKeyDictionary[sa.Engine, EventCache] = weakref.WeakKeyDictionary()
+_caches_lock = threading.Lock()
+
+
+def cache_of(session: Session) -> EventCache | None:
+    """The cache of the database `session` reads (`None` where rows have no versions)."""
+    engine = session.get_bind()
+    if not isinstance(engine, sa.Engine) or engine.dialect.name != "postgresql":
+        return None
+    with _caches_lock:
+        cache = _caches.get(engine)
+        if cache is None:
+            cache = _caches[engine] = EventCache()
+        return cache
+
+
+def version_column(session: Session) -> sa.ColumnElement[str]:
+    """A column of an ``events`` query: its row's version as text (``xmin`` of the event
+    row and of each of its attendee rows), or ``NULL`` on databases without versions."""
+    if session.get_bind().dialect.name != "postgresql":
+        return sa.type_coerce(sa.null(), sa.String()).label("row_version")
+    attendee_versions = sa.text(
+        "(SELECT string_agg(a.xmin::text, ',') FROM event_attendees a WHERE a.event_id = events.id)"
+    )
+    return sa.literal_column(
+        f"events.xmin::text || ':' || coalesce({attendee_versions.text}, '')", sa.String()
+    ).label("row_version")

@@ -1,0 +1,23 @@
+"""JSON bodies rendered with orjson: the same bytes Starlette's `JSONResponse` would send
+for the API's documents (compact, UTF-8, no NaN), several times faster, so that large
+answers can be rendered in the worker thread that read them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+__all__ = ["json_bytes", "json_response"]
+
+
+def json_bytes(document: Any) -> bytes:
+    """`document` (str keys; str, int, float, bool, None, lists and dicts) as compact
+    UTF-8 JSON. Raises `TypeError` for anything else, and for integers beyond 64 bits."""
+    return orjson.dumps(document)
+
+
+def json_response(body: bytes, *, status_code: int = 200) -> Response:
+    """An ``application/json`` answer of bytes `json_bytes` rendered."""
+    return Response(body, status_code=status_code, media_type="application/json")
