@@ -22,11 +22,12 @@ Typical use, after writing the row::
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from calsync.notify.changes import EventChange, event_changed, events_changed
@@ -37,9 +38,11 @@ from calsync.notify.preferences import (
 )
 from calsync.notify.reminders import (
     DEFAULT_HORIZON,
+    UPCOMING,
     _upcoming,
     replan_many,
     reschedule_reminders,
+    upcoming_params,
 )
 from calsync.store.events import any_of
 from calsync.store.tables import Event as EventRow
@@ -148,18 +151,45 @@ def _read_rows(
     Read afresh: the caller may have changed the rows with Core statements."""
     if not event_ids:
         return
+    for row in _rows(session, event_ids, known, now, horizon):
+        if row.recurring_event_id is not None:
+            key = (row.calendar_id, row.recurring_event_id)
+            exceptions.setdefault(key, []).append(row.id)
+        else:
+            found[row.id] = row
+
+
+#: `_rows` on PostgreSQL: one statement, built once (its compiled form and cache key are
+#: reused), with the ids as array parameters.
+_PG_ROWS_QUERY: Final = _ROWS_QUERY.add_columns(UPCOMING.label("upcoming")).where(
+    EventRow.id == sa.any_(sa.bindparam("ids", type_=postgresql.ARRAY(EventRow.id.type))),
+    sa.or_(
+        UPCOMING,
+        EventRow.recurring_event_id.is_not(None),
+        EventRow.id == sa.any_(sa.bindparam("known", type_=postgresql.ARRAY(EventRow.id.type))),
+    ),
+)
+
+
+def _rows(
+    session: Session,
+    event_ids: Sequence[uuid.UUID],
+    known: Sequence[uuid.UUID],
+    now: datetime,
+    horizon: timedelta,
+) -> Iterator[Any]:
+    """The result rows of `_read_rows` (see there)."""
+    if session.get_bind().dialect.name == "postgresql":
+        params = {"ids": list(event_ids), "known": list(known), **upcoming_params(now, horizon)}
+        yield from session.execute(_PG_ROWS_QUERY, params)
+        return
     upcoming = _upcoming(now, horizon).whereclause
     assert upcoming is not None
     for match in any_of(session, EventRow.id, event_ids):
         wanted = [upcoming, EventRow.recurring_event_id.is_not(None)]
         wanted.extend(any_of(session, EventRow.id, known))
         query = _ROWS_QUERY.add_columns(upcoming.label("upcoming")).where(match, sa.or_(*wanted))
-        for row in session.execute(query):
-            if row.recurring_event_id is not None:
-                key = (row.calendar_id, row.recurring_event_id)
-                exceptions.setdefault(key, []).append(row.id)
-            else:
-                found[row.id] = row
+        yield from session.execute(query)
 
 
 def _masters(

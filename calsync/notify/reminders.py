@@ -416,8 +416,24 @@ def _upcoming_condition(now: datetime, horizon: timedelta) -> sa.ColumnElement[b
 
 def _upcoming(now: datetime, horizon: timedelta) -> sa.Select[EventRow]:
     """Single events and series masters that may have a reminder due by the horizon."""
-    latest_start = now + horizon + timedelta(minutes=MAX_LEAD_MINUTES) + timedelta(days=1)
-    return sa.select(EventRow).where(
+    return sa.select(EventRow).where(upcoming_where(now, _latest_start(now, horizon)))
+
+
+def upcoming_params(now: datetime, horizon: timedelta) -> dict[str, datetime]:
+    """The values of the parameters of `UPCOMING` (see there)."""
+    return {"upcoming_now": now, "upcoming_latest_start": _latest_start(now, horizon)}
+
+
+def _latest_start(now: datetime, horizon: timedelta) -> datetime:
+    return now + horizon + timedelta(minutes=MAX_LEAD_MINUTES) + timedelta(days=1)
+
+
+def upcoming_where(
+    now: datetime | sa.BindParameter[datetime], latest_start: datetime | sa.BindParameter[datetime]
+) -> sa.ColumnElement[bool]:
+    """The condition of `_upcoming`, for the instant `now` and the latest start it covers
+    (values, or parameters for a statement built once)."""
+    return sa.and_(
         EventRow.deleted_at.is_(None),
         EventRow.status != EventStatus.CANCELLED.value,
         EventRow.recurring_event_id.is_(None),
@@ -430,6 +446,14 @@ def _upcoming(now: datetime, horizon: timedelta) -> sa.Select[EventRow]:
             ),
         ),
     )
+
+
+#: `_upcoming`'s condition with the parameters ``upcoming_now`` and
+#: ``upcoming_latest_start`` (`upcoming_params`), for statements built once.
+UPCOMING: Final = upcoming_where(
+    sa.bindparam("upcoming_now", type_=EventRow.end_time.type),
+    sa.bindparam("upcoming_latest_start", type_=EventRow.start_time.type),
+)
 
 
 def _master_of(session: Session, exception: EventRow) -> EventRow | None:

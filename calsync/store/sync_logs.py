@@ -74,9 +74,11 @@ def record(
     message: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> None:
-    """Add one log row to `session` (committed with the caller's transaction)."""
-    session.add(
-        SyncLog(
+    """Add one log row to `session` (committed with the caller's transaction). A Core
+    ``INSERT`` (after the session's pending changes are flushed), not an ORM object: a
+    pull writes one per run, and the unit of work costs more than the insert."""
+    session.execute(
+        sa.insert(SyncLog).values(
             user_id=user_id,
             calendar_id=calendar_id,
             event_id=event_id,

@@ -10,7 +10,7 @@ that the lease is still held.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -22,6 +22,7 @@ from calsync.store.tables import Calendar
 __all__ = [
     "acquire",
     "acquire_selected",
+    "held",
     "release",
     "release_held_by_process",
     "released",
@@ -47,16 +48,17 @@ def acquire_selected(
     now: datetime,
     ttl: timedelta,
     also: Mapping[str, Any] | None = None,
+    returning: Sequence[sa.ColumnElement[Any]] = (),
 ) -> sa.Row[Any] | None:
     """`acquire` for a calendar that is selected, in the same one statement that returns
-    the calendar's columns (as updated) and sets the columns in `also`. None when the
-    calendar is missing, not selected or held by another owner (nothing changed then; the
-    caller reads the row to tell which)."""
+    the calendar's columns (as updated) and `returning`, and sets the columns in `also`.
+    None when the calendar is missing, not selected or held by another owner (nothing
+    changed then; the caller reads the row to tell which)."""
     statement = (
         _take(calendar_id, owner, now, ttl)
         .where(_calendars.c.selected.is_(True))
         .values(**(also or {}))
-        .returning(*_calendars.c)
+        .returning(*_calendars.c, *returning)
     )
     return session.execute(statement).one_or_none()
 
@@ -84,12 +86,26 @@ def still_held(session: Session, calendar_id: uuid.UUID, *, owner: str) -> bool:
     foreign-key checks of event writes (``FOR KEY SHARE`` on the calendar row), which
     a plain ``FOR UPDATE`` would block - a push updating an event while this pull
     updates the same event deadlocked (tests/faults/test_regressions.py)."""
+    return held(session, calendar_id, owner=owner) is not None
+
+
+def held(
+    session: Session,
+    calendar_id: uuid.UUID,
+    *,
+    owner: str,
+    also: Sequence[sa.ColumnElement[Any]] = (),
+) -> sa.Row[Any] | None:
+    """`still_held` (the same lock) that returns the values of `also` (columns of the
+    calendar row, or subqueries correlated to it) read in the same statement when
+    `owner` still holds the lease, else None."""
     query = (
-        sa.select(_calendars.c.sync_lease_owner)
+        sa.select(_calendars.c.sync_lease_owner, *also)
         .where(_calendars.c.id == calendar_id)
         .with_for_update(key_share=True)
     )
-    return session.execute(query).scalar_one_or_none() == owner
+    row = session.execute(query).one_or_none()
+    return row if row is not None and row.sync_lease_owner == owner else None
 
 
 def release(session: Session, calendar_id: uuid.UUID, *, owner: str) -> None:

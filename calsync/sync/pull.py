@@ -1,7 +1,9 @@
 """Pulling one calendar: list what changed on Google and reconcile it into the store.
 
 `pull_calendar` is the body of the ``sync_calendar`` job (design.md section 5):
-- one pull at a time per calendar (`calsync.sync.lease`), across processes;
+- one pull at a time per calendar (`calsync.sync.lease`), across processes; the statement
+  that takes the lease also reads the owner's stored Google token, which the listing's
+  first request uses (`AccessTokens.read_with`) instead of reading it again;
 - the listing pages through ``events.list`` with the stored sync token, or everything
   when there is none; a 410 drops the token and lists everything again, and the full
   listing then deletes the local rows Google no longer has;
@@ -26,7 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Final, cast
 
 import sqlalchemy as sa
 
@@ -34,8 +36,9 @@ from calsync import metrics
 from calsync.domain.models import Event
 from calsync.providers.base import CalendarProvider
 from calsync.providers.errors import NotFound, ProviderError, SyncTokenExpired
+from calsync.providers.google.access import stored_token_columns
 from calsync.store.sync_logs import LogKind, LogStatus, record
-from calsync.store.tables import Calendar
+from calsync.store.tables import Calendar, User
 from calsync.sync import kicks, lease
 from calsync.sync.reconcile import CalendarRef, ReconcileReport, apply_changes
 from calsync.sync.resolve import policy_for
@@ -47,6 +50,16 @@ __all__ = ["PullOutcome", "pull_calendar"]
 
 log = logging.getLogger(__name__)
 _calendars = cast(sa.Table, Calendar.__table__)
+#: The owner's stored Google token, read by the statement that takes the lease.
+_TOKEN_COLUMNS: Final = stored_token_columns(_calendars.c.user_id)
+_users = cast(sa.Table, User.__table__)
+#: The owner's email unless the owner is disabled (what the change notices look up).
+_OWNER_EMAIL: Final = (
+    sa.select(_users.c.email)
+    .where(_users.c.id == _calendars.c.user_id, _users.c.status != "disabled")
+    .scalar_subquery()
+    .label("owner_email")
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +105,7 @@ def pull_calendar(services: Services, calendar_id: uuid.UUID) -> PullOutcome:
             now=now,
             ttl=lease_ttl,
             also=kicks.pull_started(now),
+            returning=_TOKEN_COLUMNS,  # what the listing's first request needs
         )
         if calendar is None:
             stored = session.get(Calendar, calendar_id)
@@ -114,12 +128,14 @@ def pull_calendar(services: Services, calendar_id: uuid.UUID) -> PullOutcome:
     provider = services.providers.for_user(target.ref.user_id)
     with _collector_paused():  # see _collector_paused
         try:
-            events, next_token, full = _list_everything_changed(provider, target)
+            with services.access_tokens.read_with(target.ref.user_id, calendar):
+                events, next_token, full = _list_everything_changed(provider, target)
         except ProviderError as err:
             _record_failure(services, target, owner, err, provider, started)
             raise
         with services.sessions.begin() as session:
-            if not lease.still_held(session, calendar_id, owner=owner):
+            held = lease.held(session, calendar_id, owner=owner, also=(_OWNER_EMAIL,))
+            if held is None:
                 log.warning("lost the sync lease of calendar %s; dropping this pull", calendar_id)
                 return PullOutcome("busy")
             now = services.clock()
@@ -130,6 +146,9 @@ def pull_calendar(services: Services, calendar_id: uuid.UUID) -> PullOutcome:
                 full_listing=full,
                 now=now,
                 announce=not target.first_sync,
+                known_users=(
+                    {target.ref.user_id: held.owner_email} if held.owner_email is not None else {}
+                ),
             )
             last_pull_at, again = session.execute(
                 sa.update(_calendars)

@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session
 
 from calsync.domain.codec import event_from_document, event_to_document
 from calsync.domain.conflicts import ConflictPolicy
@@ -40,6 +40,7 @@ from calsync.notify.hooks import EventChange, events_changed, reschedule_many
 from calsync.providers.google.ids import local_id_from_google_event_id
 from calsync.store import outbox
 from calsync.store.events import (
+    STORED_COLUMNS,
     any_of,
     attendees_by_event,
     event_columns,
@@ -94,11 +95,14 @@ def apply_changes(
     full_listing: bool,
     now: datetime,
     announce: bool = True,
+    known_users: Mapping[uuid.UUID, str] | None = None,
 ) -> ReconcileReport:
     """Apply `remote_events` (one whole listing, all pages) to the calendar's local rows.
 
     `announce`: record change notices for updated, cancelled and deleted events (False
     for the first sync of a calendar: nobody needs its whole content announced).
+    `known_users`: active users read in this transaction, by id to email (the owner of
+    the calendar), for the notices (`events_changed`).
     """
     report = ReconcileReport(pulled=len(remote_events))
     latest = _latest_by_id(remote_events)
@@ -164,19 +168,24 @@ def apply_changes(
         updated_ids.append(row.id)
     if announce:
         notices.extend(_gone(session, unlisted))
-        events_changed(session, notices, actor_user_id=None, source="sync", now=now)
+        events_changed(
+            session,
+            notices,
+            actor_user_id=None,
+            source="sync",
+            now=now,
+            known_users=known_users,
+        )
     deleted = _delete_series(session, calendar.id, deletions) + _delete_ids(session, unlisted)
     report.deleted += len(deleted)
     _write(session, inserts, updates)
     insert_attendees(session, [*new_attendees, *attendees])
-    for row in set(rows.values()):
-        session.expunge(row)  # changed by Core statements: the loaded state is stale
     inserted = [values["id"] for values in inserts]
     reschedule_many(session, [*updated_ids, *deleted], new=inserted, now=now)
     return report
 
 
-def _cancellation(row: EventRow, attendees: Sequence[Any]) -> EventChange:
+def _cancellation(row: sa.Row[Any], attendees: Sequence[Any]) -> EventChange:
     """The notice of a cancelled event: Google's tombstone carries no content, so the
     cancelled version is the local one with the cancelled status."""
     before = to_event(row, attendees)
@@ -193,39 +202,43 @@ def _latest_by_id(remote_events: Iterable[Event]) -> dict[str, Event]:
     return latest
 
 
+#: The columns of the local rows a listing is reconciled with: what `to_event` and the
+#: merge read, but not the base version (read only by a merge, see `_base_version`).
+_ROW_COLUMNS: Final = tuple(c for c in STORED_COLUMNS if c.key != "base_version")
+_ROWS: Final = sa.select(*_ROW_COLUMNS)
+
+
 def _existing_rows(
     session: Session, calendar_id: uuid.UUID, google_ids: Sequence[str], full_listing: bool
-) -> tuple[dict[str, EventRow], list[uuid.UUID]]:
-    """Local rows by Google id; also finds rows calsync created whose insert answer was
-    lost (their Google id is derived from the local id but not yet recorded).
+) -> tuple[dict[str, sa.Row[Any]], list[uuid.UUID]]:
+    """Local rows by Google id (Core rows of `_ROW_COLUMNS`); also finds rows calsync
+    created whose insert answer was lost (their Google id is derived from the local id
+    but not yet recorded).
 
     After a full listing, every row of the calendar is read at once, and the second
     value lists the rows that were on Google (they have a base version) and are no
     longer listed; after an incremental one it is empty. The base versions are left
-    unread (loaded on access, which only a merge needs).
+    unread (`_base_version` reads one for a merge, the only reader).
     """
-    query = sa.select(EventRow).options(defer(EventRow.base_version))
-    found: dict[str, EventRow] = {}
+    found: dict[str, sa.Row[Any]] = {}
     if full_listing:
         listed = set(google_ids)
-        everything = list(
-            session.execute(
-                query.add_columns(EventRow.base_version.is_not(None)).where(
-                    EventRow.calendar_id == calendar_id
-                )
+        everything = session.execute(
+            _ROWS.add_columns(EventRow.base_version.is_not(None).label("has_base")).where(
+                EventRow.calendar_id == calendar_id
             )
-        )
-        by_id = {row.id: row for row, _ in everything}
+        ).all()
+        by_id = {row.id: row for row in everything}
         unlisted = [
-            row.id for row, has_base in everything if has_base and row.google_event_id not in listed
+            row.id for row in everything if row.has_base and row.google_event_id not in listed
         ]
-        for row, _ in everything:
+        for row in everything:
             if row.google_event_id is not None and row.google_event_id in listed:
                 found[row.google_event_id] = row
     else:
         unlisted = []
         for condition in any_of(session, EventRow.google_event_id, google_ids):
-            for row in session.scalars(query.where(EventRow.calendar_id == calendar_id, condition)):
+            for row in session.execute(_ROWS.where(EventRow.calendar_id == calendar_id, condition)):
                 if row.google_event_id is not None:
                     found[row.google_event_id] = row
     derived: dict[uuid.UUID, str] = {}
@@ -238,9 +251,14 @@ def _existing_rows(
         found.update({derived[i]: row for i, row in by_id.items() if i in derived})
     else:
         for condition in any_of(session, EventRow.id, list(derived)):
-            for row in session.scalars(query.where(EventRow.calendar_id == calendar_id, condition)):
+            for row in session.execute(_ROWS.where(EventRow.calendar_id == calendar_id, condition)):
                 found[derived[row.id]] = row
     return found, unlisted
+
+
+def _base_version(session: Session, event_id: uuid.UUID) -> dict[str, Any] | None:
+    """The stored base version of one row (what a merge needs; the rows leave it out)."""
+    return session.scalar(sa.select(EventRow.base_version).where(EventRow.id == event_id))
 
 
 def _local_id(google_id: str) -> uuid.UUID | None:
@@ -262,7 +280,7 @@ def _insert_values(event_id: uuid.UUID, calendar: CalendarRef, remote: Event) ->
     }
 
 
-def _overwrite_values(row: EventRow, remote: Event) -> dict[str, Any]:
+def _overwrite_values(row: sa.Row[Any], remote: Event) -> dict[str, Any]:
     return {
         **event_columns(remote),
         "_id": row.id,
@@ -277,7 +295,7 @@ def _overwrite_values(row: EventRow, remote: Event) -> dict[str, Any]:
 def _merge(
     session: Session,
     calendar: CalendarRef,
-    row: EventRow,
+    row: sa.Row[Any],
     remote: Event,
     row_attendees: Sequence[Any],
     now: datetime,
@@ -294,7 +312,8 @@ def _merge(
         # when it lands, which may be after a later local edit).
         base: Event | None = remote
     else:
-        base = event_from_document(row.base_version) if row.base_version else None
+        stored = _base_version(session, row.id)
+        base = event_from_document(stored) if stored else None
     resolution = resolve(base=base, local=local, remote=remote, policy=calendar.policy)
     record(
         session,
@@ -366,11 +385,10 @@ def _gone(session: Session, event_ids: Sequence[uuid.UUID]) -> list[EventChange]
     attendees = attendees_by_event(session, event_ids)
     changes = []
     for condition in any_of(session, EventRow.id, event_ids):
-        for row in session.scalars(sa.select(EventRow).where(condition)):
+        for row in session.execute(_ROWS.where(condition)):
             if row.deleted_at is None:
                 before = to_event(row, attendees.get(row.id, ()))
                 changes.append(EventChange(row.id, before, None))
-            session.expunge(row)
     return changes
 
 

@@ -27,7 +27,7 @@ from calsync.emulator.testing import EmulatorControl, build_calendar_service, ne
 from calsync.providers.google.mapping import event_from_google
 from calsync.runtime import worker_threads
 from calsync.store.events import attendees_by_event, to_event
-from calsync.store.tables import Calendar
+from calsync.store.tables import Calendar, WatchChannel
 from calsync.store.tables import Event as EventRow
 from calsync.threaded_server import ThreadedServer
 from calsync.web.app import create_app
@@ -118,6 +118,15 @@ class SyncStack:
             )
         assert row is not None, f"calendar {google_id} is not stored"
         return row
+
+    def events_channel(self) -> WatchChannel | None:
+        """The active push channel of an events collection, if there is one."""
+        with self.services.sessions() as session:
+            return session.scalar(
+                sa.select(WatchChannel).where(
+                    WatchChannel.kind == "events", WatchChannel.status == "active"
+                )
+            )
 
     def local_events(self, google_id: str) -> dict[str, Event]:
         """The calendar's stored events by Google id, as comparable domain values."""

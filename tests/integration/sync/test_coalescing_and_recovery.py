@@ -35,18 +35,9 @@ def connected(stack: SyncStack, events: int = 3) -> str:
     stack.insert_many(stack.email, [timed(i) for i in range(events)])
     stack.services.jobs.connect_user.send(str(stack.user_id))
     stack.wait_in_sync(stack.email)
-    wait_until(lambda: _channel(stack) is not None, what="a channel")
+    wait_until(lambda: stack.events_channel() is not None, what="a channel")
     wait_until(lambda: _idle(stack, stack.email), what="the first pull to finish")
     return stack.email
-
-
-def _channel(stack: SyncStack) -> WatchChannel | None:
-    with stack.services.sessions() as session:
-        return session.scalar(
-            sa.select(WatchChannel).where(
-                WatchChannel.kind == "events", WatchChannel.status == "active"
-            )
-        )
 
 
 def _idle(stack: SyncStack, google_id: str) -> bool:
@@ -88,7 +79,7 @@ def slow_stack(production_settings: Settings, fake_google: FakeGoogle) -> Iterat
 def test_a_storm_of_notifications_costs_at_most_three_pulls(slow_stack: SyncStack) -> None:
     stack = slow_stack
     calendar = connected(stack)
-    channel = _channel(stack)
+    channel = stack.events_channel()
     assert channel is not None
     stack.insert_many(calendar, [timed(100)])  # a real change to pull
     stack.control.clear_requests()
@@ -116,7 +107,7 @@ def test_a_storm_of_notifications_costs_at_most_three_pulls(slow_stack: SyncStac
 
 def test_a_forged_or_unknown_notification_does_nothing(stack: SyncStack) -> None:
     calendar = connected(stack)
-    channel = _channel(stack)
+    channel = stack.events_channel()
     assert channel is not None
     stack.control.clear_requests()
     forged = {**_headers(stack, channel, 1), "X-Goog-Channel-Token": "0" * 64}
@@ -191,7 +182,7 @@ def test_an_invalidated_sync_token_leads_to_a_full_resync_without_stale_rows(
 
 def test_a_channel_near_expiry_is_renewed_without_a_gap(stack: SyncStack) -> None:
     calendar = connected(stack)
-    old = _channel(stack)
+    old = stack.events_channel()
     assert old is not None
     assert old.expires_at is not None
     # Given the channel expires within the renewal margin
