@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 import redis
 import sqlalchemy as sa
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from calsync import tracing
 from calsync.config import Mode, Settings
 from calsync.emulator.server import EmulatorServer
 from calsync.emulator.testing import EmulatorControl
@@ -162,3 +164,11 @@ def fake_google(_emulator_server: EmulatorServer) -> Iterator[FakeGoogle]:
     with EmulatorControl(_emulator_server.url) as control:
         control.reset()
         yield FakeGoogle(_emulator_server.url, control)
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Tracing on for this test, every finished span kept in memory."""
+    exporter = tracing.install_memory_exporter()
+    yield exporter
+    tracing.uninstall_memory_exporter()

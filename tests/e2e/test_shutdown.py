@@ -276,7 +276,9 @@ def test_sigterm_lets_the_api_finish_a_request_in_flight(world: World) -> None:
     # after a clean shutdown (the log says so) is its normal end
     assert api.wait(timeout=EXIT_BOUND) in {0, -signal.SIGTERM}, world.log_of("api")
     assert "Finished server process" in world.log_of("api")
-    assert "Waiting for connections to close" in world.log_of("api")
+    # (uvicorn >= 0.5x may log "Waiting for connections to close" or not: it first gives
+    # connections 0.1 s, in which this request, released once new ones were refused, may
+    # already have finished. That the 201 came after the refusal is what matters.)
     with world.services.sessions() as session:
         titles = session.scalars(sa.select(Event.title)).all()
         queued = session.scalar(sa.select(sa.func.count()).select_from(OutboxEntry))

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from calsync.bootstrap import Services
 from calsync.scheduler import due_calendars, due_pushes
-from calsync.store.tables import Calendar, OutboxEntry, WatchChannel
+from calsync.store.tables import Calendar, OutboxEntry
 from calsync.store.tables import Event as EventRow
 from calsync.web.auth.tokens import issue_token
 from tests.faults.ledger import local_view
@@ -36,19 +36,10 @@ def connect_with_editor(stack: SyncStack, events: int = 5, *, timeout: float = 6
     if events:
         stack.insert_many(stack.email, [timed(i) for i in range(events)], email=EDITOR)
     stack.services.jobs.connect_user.send(str(stack.user_id))
-    wait_until(lambda: channel(stack) is not None, timeout, "a push channel")
+    wait_until(lambda: stack.events_channel() is not None, timeout, "a push channel")
     stack.wait_in_sync(stack.email, timeout)
     wait_until(lambda: idle(stack, stack.email), timeout, "the first pull to end")
     return stack.email
-
-
-def channel(stack: SyncStack) -> WatchChannel | None:
-    with stack.services.sessions() as session:
-        return session.scalar(
-            sa.select(WatchChannel).where(
-                WatchChannel.kind == "events", WatchChannel.status == "active"
-            )
-        )
 
 
 def idle(stack: SyncStack, google_id: str) -> bool:

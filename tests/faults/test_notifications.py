@@ -27,7 +27,6 @@ from calsync.scheduler import due_calendars
 from tests.conftest import FakeGoogle
 from tests.faults.helpers import (
     EDITOR,
-    channel,
     connect_with_editor,
     editor_inserts,
     idle,
@@ -62,7 +61,7 @@ def _listings(stack: SyncStack, calendar: str) -> int:
 
 def test_duplicated_reordered_and_dropped_notifications(stack: SyncStack) -> None:
     calendar = connect_with_editor(stack, events=3, timeout=60)
-    watch = channel(stack)
+    watch = stack.events_channel()
     assert watch is not None
     editor = stack.google_as(EDITOR)
     # Given Google's own notifications are lost while another client changes things

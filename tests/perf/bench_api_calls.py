@@ -52,19 +52,10 @@ from tests.conftest import FakeGoogle
 from tests.integration.sync.conftest import SyncStack, running_stack, wait_until
 from tests.perf.bench_emulator import batch_body, free_port
 from tests.perf.bench_peer import machine
-from tests.perf.bench_sync import PG_ADMIN, environment
+from tests.perf.bench_sync import environment
 
 DATABASE = "calsync_bench_calls"
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-
-
-def fresh_database() -> str:
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"))
-        connection.execute(sa.text(f"CREATE DATABASE {DATABASE}"))
-    admin.dispose()
-    return PG_ADMIN.rsplit("/", 1)[0] + "/" + DATABASE
 
 
 def calls(control: EmulatorControl) -> list[dict[str, Any]]:
@@ -313,10 +304,7 @@ def main() -> None:
     with EmulatorServer() as server, EmulatorControl(server.url) as control:
         google = FakeGoogle(server.url, control)
         redis.Redis.from_url(args.redis).flushdb()
-        env = environment(server.url, 0) | {
-            "CALSYNC_DATABASE_URL": fresh_database(),
-            "CALSYNC_REDIS_URL": args.redis,
-        }
+        env = environment(server.url, 0, DATABASE) | {"CALSYNC_REDIS_URL": args.redis}
         base = Settings.from_env(env)
         with stack_on(
             dataclasses.replace(base, sync_min_interval_seconds=0.0), google, threads=0

@@ -45,7 +45,6 @@ from pathlib import Path
 import httpx2 as httpx
 import redis
 import sqlalchemy as sa
-from cryptography.fernet import Fernet
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
@@ -64,8 +63,8 @@ from calsync.sync.calendar_list import sync_calendar_list
 from calsync.sync.channels import channel_token, ensure_channels
 from tests.google_users import connect_google_user
 from tests.perf.bench_emulator import free_port, start_emulator
+from tests.perf.bench_sync import environment
 
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DATABASE = "calsync_bench_intake"
 ROUTE = "/webhooks/google"
 RECORDED = ("queued", "coalesced")
@@ -86,30 +85,6 @@ def bare_app() -> Starlette:
 
 
 # --- set-up -----------------------------------------------------------------------------
-
-
-def fresh_database() -> str:
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"))
-        connection.execute(sa.text(f"CREATE DATABASE {DATABASE}"))
-    admin.dispose()
-    return PG_ADMIN.rsplit("/", 1)[0] + "/" + DATABASE
-
-
-def environment(emulator: str, api_port: int, redis_url: str) -> dict[str, str]:
-    return {
-        "CALSYNC_DATABASE_URL": fresh_database(),
-        "CALSYNC_REDIS_URL": redis_url,
-        "CALSYNC_PUBLIC_URL": f"http://127.0.0.1:{api_port}",
-        "CALSYNC_JWT_SECRET": uuid.uuid4().hex * 2,
-        "CALSYNC_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-        "CALSYNC_GOOGLE_CLIENT_ID": "calsync-dev",
-        "CALSYNC_GOOGLE_CLIENT_SECRET": "calsync-dev-secret",
-        "CALSYNC_GOOGLE_API_BASE": emulator,
-        "CALSYNC_GOOGLE_OAUTH_BASE": emulator,
-        "CALSYNC_LOG_LEVEL": "WARNING",
-    }
 
 
 def watched_channel(services: Services, control: EmulatorControl) -> WatchChannel:
@@ -424,7 +399,7 @@ def main() -> None:
     emulator_port, api_port = free_port(), free_port()
     emulator = start_emulator(emulator_port)
     base = f"http://127.0.0.1:{emulator_port}"
-    env = environment(base, api_port, args.redis)
+    env = environment(base, api_port, DATABASE) | {"CALSYNC_REDIS_URL": args.redis}
     services = bootstrap(Settings.from_env(env))
     queue = redis.Redis.from_url(args.redis)
     multiproc = tempfile.mkdtemp(prefix="calsync-prom-")

@@ -59,7 +59,7 @@ from calsync.sync.pull import pull_calendar
 from calsync.web.event_reads import MAX_PAGE, list_views, parse_list_query
 from tests.google_users import connect_google_user
 from tests.perf.bench_emulator import free_port, seed, start_emulator
-from tests.perf.bench_sync import PG_ADMIN, environment
+from tests.perf.bench_sync import environment
 
 DATABASE = "calsync_bench_peer"
 MONTH = ("2026-03-01", "2026-03-31")  # inclusive dates, UTC (the user's zone)
@@ -84,15 +84,6 @@ class Side:
     token: str
     user_id: uuid.UUID
     calendar_id: uuid.UUID
-
-
-def fresh_database() -> str:
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"))
-        connection.execute(sa.text(f"CREATE DATABASE {DATABASE}"))
-    admin.dispose()
-    return PG_ADMIN.rsplit("/", 1)[0] + "/" + DATABASE
 
 
 def connect(services: Services, control: EmulatorControl, email: str) -> Side:
@@ -257,8 +248,7 @@ async def run(args: argparse.Namespace) -> None:
     emulator = start_emulator(emulator_port)
     base = f"http://127.0.0.1:{emulator_port}"
     host = f"{base}/calendar/v3"
-    env = environment(base, free_port())
-    env["CALSYNC_DATABASE_URL"] = fresh_database()
+    env = environment(base, free_port(), DATABASE)
     settings = dataclasses.replace(Settings.from_env(env), sync_min_interval_seconds=0.0)
     services = bootstrap(settings)
     upgrade(services.engine)

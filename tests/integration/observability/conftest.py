@@ -13,18 +13,9 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from calsync import tracing
 from calsync.config import Settings
 from tests.conftest import FakeGoogle
 from tests.integration.sync.conftest import SyncStack, running_stack, sync_settings
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    """Tracing on for this test, every finished span kept in memory."""
-    exporter = tracing.install_memory_exporter()
-    yield exporter
-    tracing.uninstall_memory_exporter()
 
 
 @pytest.fixture

@@ -65,13 +65,6 @@ def run(broker: StubBroker) -> Iterator[Callable[[], None]]:
 
 
 @pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = tracing.install_memory_exporter()
-    yield exporter
-    tracing.uninstall_memory_exporter()
-
-
-@pytest.fixture
 def records() -> Iterator[Records]:
     handler = Records()
     logger = logging.getLogger("tests.jobs")

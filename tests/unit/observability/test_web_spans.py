@@ -3,9 +3,6 @@ from the query string, and only while tracing is on."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from starlette.applications import Starlette
@@ -14,7 +11,6 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from calsync import tracing
 from calsync.web.app import RequestMetricsMiddleware, add_tracing_middleware
 
 
@@ -35,13 +31,6 @@ def app(*, traced: bool) -> Starlette:
     if traced:
         add_tracing_middleware(built)
     return built
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = tracing.install_memory_exporter()
-    yield exporter
-    tracing.uninstall_memory_exporter()
 
 
 def test_a_request_gets_a_server_span_named_by_its_route(spans: InMemorySpanExporter) -> None:
