@@ -15,7 +15,6 @@ for a series without end, so range queries can skip series that ended before a w
 from __future__ import annotations
 
 import contextlib
-import json
 import operator
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any, Final, cast
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import QueryableAttribute, Session
@@ -48,6 +48,7 @@ from calsync.store.tables import EventAttendee, User
 from calsync.store.types import UTCDateTime
 
 __all__ = [
+    "EVENT_COLUMNS",
     "STORED_COLUMNS",
     "EventRecord",
     "StoredEvent",
@@ -111,6 +112,34 @@ def _instant(value: EventTime) -> datetime:
         return _day_instant(value.day)
     assert value.instant is not None
     return value.instant
+
+
+EVENT_COLUMNS: Final = (
+    "google_event_id",
+    "title",
+    "description",
+    "location",
+    "category",
+    "start_time",
+    "end_time",
+    "timezone",
+    "end_timezone",
+    "all_day",
+    "is_recurring",
+    "recurrence_rule",
+    "recurrence_end",
+    "recurring_event_id",
+    "original_start_time",
+    "original_start_timezone",
+    "status",
+    "organizer_email",
+    "etag",
+    "sequence",
+    "reminders",
+    "metadata",
+    "remote_updated_at",
+)
+"""The column names `event_columns` gives values for, in its order."""
 
 
 def event_columns(event: Event) -> dict[str, Any]:
@@ -367,19 +396,41 @@ def any_of(
     return [column.in_(chunk) for chunk in chunks(values)]
 
 
-def insert_events(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert ``events`` rows (values by column name; ``id`` required) in bulk: through
-    ``COPY`` on PostgreSQL, an ``executemany`` insert elsewhere. Columns left out get their
-    defaults; callable defaults (the timestamps) are evaluated once per call.
+def insert_events(
+    session: Session,
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    columns: Sequence[str] | None = None,
+) -> None:
+    """Insert ``events`` rows (values by column name; ``id`` required) in bulk: through a
+    binary ``COPY`` on PostgreSQL, an ``executemany`` insert elsewhere. Columns left out
+    get their defaults; callable defaults (the timestamps) are evaluated once per call.
     Rows must not collide with existing ones (``COPY`` has no ``ON CONFLICT``).
+
+    Without `columns`, `rows` must be a sequence, and its columns are those of the first
+    row followed by any other row's (a row without one of them stores ``NULL`` there).
+    With `columns`, every row has exactly those keys, and `rows` may be any iterable,
+    consumed once while the rows are sent: a generator makes each row as ``COPY`` takes
+    it, so that making the rows overlaps with PostgreSQL storing the earlier ones.
+    JSON documents are encoded with orjson (the stored ``jsonb`` values are the ones the
+    standard encoder gives; the store's tests compare both paths).
     """
-    if not rows:
-        return
+    if columns is None:
+        rows = listed = list(rows)
+        if not listed:
+            return
+        given = list(listed[0])
+        given.extend(sorted(set().union(*listed).difference(given)))
+    else:
+        given = list(columns)
     if session.get_bind().dialect.name != "postgresql":
-        session.execute(sa.insert(_events), [dict(r) for r in rows])
+        if columns is None:
+            dicts = [dict(r) for r in rows]
+        else:
+            dicts = [{name: r[name] for name in given} for r in rows]
+        if dicts:
+            session.execute(sa.insert(_events), dicts)
         return
-    given = list(rows[0])
-    given.extend(sorted(set().union(*rows).difference(given)))
     defaults: dict[str, Any] = {}
     for column in _events.columns:
         default = column.default
@@ -393,17 +444,20 @@ def insert_events(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
     pick = operator.itemgetter(*given)
     connection = session.connection().connection.driver_connection
     assert connection is not None
-    statement = f"COPY {_events.name} ({', '.join(names)}) FROM STDIN"
+    statement = f"COPY {_events.name} ({', '.join(names)}) FROM STDIN (FORMAT BINARY)"
     with connection.cursor() as cursor, cursor.copy(statement) as copy:
+        copy.set_types([_COPY_TYPES[name] for name in names])
         for row in rows:
             try:
                 picked = pick(row)
             except KeyError:
+                if columns is not None:
+                    raise
                 picked = tuple(row.get(name) for name in given)
-            values = [picked] if len(given) == 1 else list(picked)
+            values: list[Any] = [picked] if len(given) == 1 else list(picked)
             for i in documents:
                 if values[i] is not None:
-                    values[i] = _DOCUMENT.encode(values[i])
+                    values[i] = _jsonb(values[i])
             for i in instants:
                 moment = values[i]
                 if moment is not None and moment.tzinfo is None:
@@ -412,5 +466,33 @@ def insert_events(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
             copy.write_row(values)
 
 
-#: JSON for the document columns, compact (one encoder, not one per ``json.dumps``).
-_DOCUMENT: Final = json.JSONEncoder(separators=(",", ":"))
+def _jsonb(document: Any) -> bytes:
+    """`document` in ``jsonb``'s binary input form: the format version (1), then the JSON
+    text. Sent as bytes (``bytea``'s binary form is the bytes as they are), so that the
+    JSON is encoded once, by orjson, which differs from ``json.dumps`` only in spelling
+    (UTF-8 instead of ``\\u`` escapes, ``1e16`` instead of ``1e+16``), never in the value
+    PostgreSQL stores. Raises `TypeError` for what JSON cannot hold (non-string keys)."""
+    return b"\x01" + orjson.dumps(document)
+
+
+def _copy_type(kind: sa.types.TypeEngine[Any]) -> str:
+    """The PostgreSQL type name a binary ``COPY`` dumps a column of type `kind` as."""
+    for python_type, name in _COPY_TYPE_NAMES:
+        if isinstance(kind, python_type):
+            return name
+    raise TypeError(f"no COPY type for {kind!r}")  # a new column type: add it above
+
+
+_COPY_TYPE_NAMES: Final[tuple[tuple[type[sa.types.TypeEngine[Any]], str], ...]] = (
+    (sa.JSON, "bytea"),  # see _jsonb
+    (UTCDateTime, "timestamptz"),
+    (sa.Uuid, "uuid"),
+    (sa.Text, "text"),
+    (sa.String, "varchar"),
+    (sa.Boolean, "bool"),
+    (sa.Integer, "int4"),
+)
+
+
+#: By column name, the types a binary ``COPY`` into ``events`` sends (`insert_events`).
+_COPY_TYPES: Final = {column.name: _copy_type(column.type) for column in _events.columns}

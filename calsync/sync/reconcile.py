@@ -40,6 +40,7 @@ from calsync.notify.hooks import EventChange, events_changed, reschedule_many
 from calsync.providers.google.ids import local_id_from_google_event_id
 from calsync.store import outbox
 from calsync.store.events import (
+    EVENT_COLUMNS,
     STORED_COLUMNS,
     any_of,
     attendees_by_event,
@@ -107,7 +108,7 @@ def apply_changes(
     report = ReconcileReport(pulled=len(remote_events))
     latest = _latest_by_id(remote_events)
     rows, unlisted = _existing_rows(session, calendar.id, list(latest), full_listing)
-    inserts: list[dict[str, Any]] = []
+    inserts: list[tuple[uuid.UUID, Event]] = []
     updates: list[dict[str, Any]] = []
     attendees: list[tuple[uuid.UUID, Sequence[Any]]] = []
     new_attendees: list[tuple[uuid.UUID, Sequence[Any]]] = []
@@ -139,7 +140,7 @@ def apply_changes(
             continue
         if row is None:
             event_id = uuid.uuid4()
-            inserts.append(_insert_values(event_id, calendar, remote))
+            inserts.append((event_id, remote))
             if remote.attendees:
                 new_attendees.append((event_id, remote.attendees))
             report.inserted += 1
@@ -178,9 +179,9 @@ def apply_changes(
         )
     deleted = _delete_series(session, calendar.id, deletions) + _delete_ids(session, unlisted)
     report.deleted += len(deleted)
-    _write(session, inserts, updates)
+    _write(session, calendar, inserts, updates)
     insert_attendees(session, [*new_attendees, *attendees])
-    inserted = [values["id"] for values in inserts]
+    inserted = [event_id for event_id, _ in inserts]
     reschedule_many(session, [*updated_ids, *deleted], new=inserted, now=now)
     return report
 
@@ -268,7 +269,20 @@ def _local_id(google_id: str) -> uuid.UUID | None:
         return None
 
 
+#: The columns `_insert_values` gives (every row of one ``COPY`` has the same).
+_INSERT_COLUMNS: Final = (
+    *EVENT_COLUMNS,
+    "id",
+    "calendar_id",
+    "user_id",
+    "sync_state",
+    "base_version",
+    "version",
+)
+
+
 def _insert_values(event_id: uuid.UUID, calendar: CalendarRef, remote: Event) -> dict[str, Any]:
+    """The row of a new event (exactly the `_INSERT_COLUMNS`)."""
     return {
         **event_columns(remote),
         "id": event_id,
@@ -398,8 +412,20 @@ def _delete_ids(session: Session, event_ids: Sequence[uuid.UUID]) -> list[uuid.U
     return list(event_ids)
 
 
-def _write(session: Session, inserts: list[dict[str, Any]], updates: list[dict[str, Any]]) -> None:
-    insert_events(session, inserts)
+def _write(
+    session: Session,
+    calendar: CalendarRef,
+    inserts: list[tuple[uuid.UUID, Event]],
+    updates: list[dict[str, Any]],
+) -> None:
+    """Insert the new events (each row made as ``COPY`` takes it, so that making them
+    overlaps with PostgreSQL storing the earlier ones) and update the changed ones."""
+    if inserts:
+        insert_events(
+            session,
+            (_insert_values(event_id, calendar, remote) for event_id, remote in inserts),
+            columns=_INSERT_COLUMNS,
+        )
     if updates:
         # Group by column set: executemany needs the same keys in every row.
         by_keys: dict[tuple[str, ...], list[dict[str, Any]]] = {}

@@ -1,0 +1,169 @@
+"""`insert_events` (binary ``COPY`` with orjson documents on PostgreSQL) stores exactly
+what a plain ``INSERT`` through the engine stores, on both databases."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from sqlalchemy.orm import Session, sessionmaker
+
+from calsync.domain.codec import event_to_document
+from calsync.domain.models import Event
+from calsync.store.db import make_engine, make_session_factory
+from calsync.store.events import EVENT_COLUMNS, event_columns, insert_events, load_stored
+from calsync.store.migrate import upgrade
+from calsync.store.tables import Calendar, User
+from calsync.store.tables import Event as EventRow
+from tests.strategies import events
+
+_events = EventRow.__table__
+#: What differs between two rows of the same event by construction.
+_OWN = {"id", "google_event_id", "created_at", "updated_at"}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sessions(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[sessionmaker[Session]]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'calsync.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    engine = make_engine(url)
+    upgrade(engine)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def owner(sessions: sessionmaker[Session]) -> tuple[uuid.UUID, uuid.UUID]:
+    with sessions.begin() as session:
+        user = User(email=f"{uuid.uuid4().hex[:8]}@example.com")
+        session.add(user)
+        session.flush()
+        calendar = Calendar(user_id=user.id, provider_calendar_id="primary", access_role="owner")
+        session.add(calendar)
+        session.flush()
+        return user.id, calendar.id
+
+
+def _row(event: Event, owner: tuple[uuid.UUID, uuid.UUID], **extra: Any) -> dict[str, Any]:
+    user_id, calendar_id = owner
+    return {
+        **event_columns(event),
+        "google_event_id": f"g{uuid.uuid4().hex}",
+        "id": uuid.uuid4(),
+        "user_id": user_id,
+        "calendar_id": calendar_id,
+        "sync_state": "synced",
+        "base_version": event_to_document(event),
+        **extra,
+    }
+
+
+def _stored(session: Session, event_id: uuid.UUID) -> dict[str, Any]:
+    row = session.execute(sa.select(_events).where(_events.c.id == event_id)).one()
+    return {k: v for k, v in row._mapping.items() if k not in _OWN}
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(event=events())
+def test_copied_rows_equal_inserted_rows(
+    sessions: sessionmaker[Session], owner: tuple[uuid.UUID, uuid.UUID], event: Event
+) -> None:
+    event = dataclasses.replace(
+        event, etag='"7"', updated=datetime(2026, 5, 1, tzinfo=UTC), attendees=()
+    )  # attendees have rows of their own
+    copied, inserted = _row(event, owner), _row(event, owner, version=1)
+    with sessions.begin() as session:
+        insert_events(session, [copied])
+        session.execute(sa.insert(_events), [inserted])
+    with sessions() as session:
+        assert _stored(session, copied["id"]) == _stored(session, inserted["id"])
+        stored = load_stored(session, copied["id"])
+    assert stored is not None
+    assert stored.event == dataclasses.replace(
+        event, calsync_id=str(copied["id"]), provider_event_id=copied["google_event_id"]
+    )
+
+
+def test_documents_keep_their_values_whatever_their_spelling(
+    sessions: sessionmaker[Session], owner: tuple[uuid.UUID, uuid.UUID]
+) -> None:
+    """Non-ASCII text, escapes, big and float numbers, nesting and key order."""
+    document = {
+        "z": 'Zürich 東京 🎉 "quoted" back\\slash tab\t newline\n \u2028 \x01',
+        "a": [1, -2, 2**53, 1.5, 1e16, 0.1, True, False, None],
+        "nested": {"b": {"c": []}, "a": {}},
+    }
+    row = _row(
+        Event.trusted(**{**_plain_fields(), "metadata": {}}),
+        owner,
+        base_version=document,
+        metadata={"ключ": "значение ✓"},
+    )
+    plain = {**row, "id": uuid.uuid4(), "google_event_id": "plain", "version": 1}
+    with sessions.begin() as session:
+        insert_events(session, [row])
+        session.execute(sa.insert(_events), [plain])
+    with sessions() as session:
+        copied, inserted = _stored(session, row["id"]), _stored(session, plain["id"])
+        assert copied == inserted
+        assert copied["base_version"] == document
+        assert copied["metadata"] == {"ключ": "значение ✓"}
+        if session.get_bind().dialect.name == "postgresql":
+            same = session.scalar(
+                sa.text("SELECT count(*) FROM events WHERE base_version = CAST(:doc AS jsonb)"),
+                {"doc": json.dumps(document)},  # the standard encoder's spelling
+            )
+            assert same == 2
+
+
+def test_rows_made_as_they_are_sent_with_the_columns_given(
+    sessions: sessionmaker[Session], owner: tuple[uuid.UUID, uuid.UUID]
+) -> None:
+    event = Event.trusted(**_plain_fields())
+    rows = [_row(event, owner, version=n) for n in (1, 2, 3)]
+    columns = list(rows[0])
+    assert set(EVENT_COLUMNS) <= set(columns)
+    made: list[int] = []
+
+    def lazily() -> Iterator[dict[str, Any]]:
+        for row in rows:
+            made.append(row["version"])
+            yield row
+
+    with sessions.begin() as session:
+        insert_events(session, lazily(), columns=columns)
+    assert made == [1, 2, 3]
+    with sessions() as session:
+        versions = session.scalars(
+            sa.select(_events.c.version).where(_events.c.id.in_([r["id"] for r in rows]))
+        ).all()
+    assert sorted(versions) == [1, 2, 3]
+
+
+def test_a_row_without_a_given_column_is_refused(
+    sessions: sessionmaker[Session], owner: tuple[uuid.UUID, uuid.UUID]
+) -> None:
+    row = _row(Event.trusted(**_plain_fields()), owner)
+    with pytest.raises((KeyError, sa.exc.StatementError)), sessions.begin() as session:
+        insert_events(session, [row], columns=[*row, "version"])
+
+
+def _plain_fields() -> dict[str, Any]:
+    from calsync.domain.models import EventTime
+
+    start = EventTime.at(datetime(2026, 5, 1, 9, tzinfo=UTC), "UTC")
+    event = Event(start=start, end=start, title="plain")
+    return {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
