@@ -14,20 +14,23 @@ start/end/timezone, category, recurrence, attendees, reminders, metadata and sta
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
+from calsync.domain.errors import ValidationError
 from calsync.domain.models import (
     EMPTY_METADATA,
     Attendee,
     Event,
     EventStatus,
     EventTime,
+    Metadata,
     Reminder,
     ReminderMethod,
     Reminders,
     ResponseStatus,
 )
+from calsync.domain.timezones import zone
 
 __all__ = [
     "CALSYNC_CATEGORY_KEY",
@@ -56,8 +59,14 @@ def event_from_google(resource: Mapping[str, Any], calendar_timezone: str) -> Ev
     its missing start and end are taken from `originalStartTime`, else set to
     1970-01-01 (all-day, one day); callers act on the status, not on those times.
     Raises `ValueError` (or `ValidationError`) for a resource that is not an event.
+
+    Listings map thousands of resources, so the value is built without `Event`'s own
+    checks (`Event.trusted`), which are done here instead: the same errors for the same
+    resources and the same normalised value (the mapping tests compare it with the
+    checked construction).
     """
-    if not isinstance(resource.get("id"), str):
+    event_id = resource.get("id")
+    if not isinstance(event_id, str):
         raise ValueError("a Google event resource needs an id")
     status = EventStatus(resource.get("status", EventStatus.CONFIRMED))
     original = resource.get("originalStartTime")
@@ -70,35 +79,42 @@ def event_from_google(resource: Mapping[str, Any], calendar_timezone: str) -> Ev
         start = original_start or _EPOCH
         end = start.shifted(timedelta(days=1)) if start.is_all_day else start
     else:
-        raise ValueError(f"event {resource['id']!r} has no start or end")
-    private = _private_properties(resource)
-    organizer = resource.get("organizer") or {}
-    return Event(
+        raise ValueError(f"event {event_id!r} has no start or end")
+    all_day = start.day is not None
+    if all_day != (end.day is not None):
+        raise ValidationError("end", "start and end must both be dates or both date-times")
+    if all_day:
+        zone(calendar_timezone)
+    extended = resource.get("extendedProperties")
+    private = _private_properties(extended.get("private") if extended else None)
+    organizer = resource.get("organizer")
+    organizer_email = organizer.get("email") if organizer else None
+    updated = _parse_datetime(resource["updated"]) if resource.get("updated") else None
+    if updated is not None and updated.tzinfo is None:
+        raise ValidationError("updated", "must be an aware datetime")
+    recurrence = resource.get("recurrence")
+    attendees = resource.get("attendees")
+    return Event.trusted(
         title=resource.get("summary") or "",
         description=resource.get("description") or "",
         location=resource.get("location") or "",
         start=start,
         end=end,
-        timezone=calendar_timezone if start.is_all_day else None,
-        category=private.get(CALSYNC_CATEGORY_KEY),
-        recurrence=tuple(resource.get("recurrence") or ()),
-        attendees=tuple(_attendee(a) for a in resource.get("attendees") or () if a.get("email")),
+        timezone=calendar_timezone if all_day else start.timezone,
+        category=private.get(CALSYNC_CATEGORY_KEY) if private else None,
+        recurrence=tuple(line.strip() for line in recurrence) if recurrence else (),
+        attendees=_attendees(attendees) if attendees else (),
         reminders=_reminders(resource.get("reminders")),
-        metadata={
-            key.removeprefix(CALSYNC_META_PREFIX): value
-            for key, value in private.items()
-            if key.startswith(CALSYNC_META_PREFIX)
-        }
-        or EMPTY_METADATA,
+        metadata=_metadata(private) if private else EMPTY_METADATA,
         status=status,
-        organizer_email=organizer.get("email"),
+        organizer_email=organizer_email.strip().lower() if organizer_email is not None else None,
         recurring_event_id=resource.get("recurringEventId"),
         original_start=original_start,
-        calsync_id=private.get(CALSYNC_ID_KEY),
-        provider_event_id=resource["id"],
+        calsync_id=private.get(CALSYNC_ID_KEY) if private else None,
+        provider_event_id=event_id,
         etag=resource.get("etag"),
         sequence=int(resource.get("sequence", 0)),
-        updated=_parse_datetime(resource["updated"]) if resource.get("updated") else None,
+        updated=updated,
     )
 
 
@@ -147,14 +163,26 @@ def event_time_from_google(value: Mapping[str, Any], calendar_timezone: str) -> 
     """An EventDateTime (`{"date"}` or `{"dateTime", "timeZone"?}`) as an `EventTime`.
 
     A date-time without `timeZone` is placed in `calendar_timezone`; one without an
-    offset is a wall-clock time in its `timeZone`. Raises `ValueError` otherwise.
+    offset is a wall-clock time in its `timeZone`. Raises `ValueError` otherwise. Does
+    the checks of `EventTime.at` and `EventTime.on` (a known zone, an instant that UTC
+    can hold) and builds the value without repeating them.
     """
-    if value.get("date"):
-        return EventTime.on(date.fromisoformat(value["date"]))
-    if not value.get("dateTime"):
+    day = value.get("date")
+    if day:
+        return EventTime.trusted(date.fromisoformat(day), None, None)
+    text = value.get("dateTime")
+    if not text:
         raise ValueError(f"an EventDateTime needs date or dateTime: {dict(value)!r}")
-    when = _parse_datetime(value["dateTime"])
-    return EventTime.at(when, value.get("timeZone") or calendar_timezone)
+    when = _parse_datetime(text)
+    name = value.get("timeZone") or calendar_timezone
+    where = zone(name)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=where, fold=0)
+    try:
+        instant = when.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+14:00: before year 1 in UTC
+        raise ValidationError("start", "is outside the dates calsync supports") from None
+    return EventTime.trusted(None, instant, name)
 
 
 def event_time_to_google(value: EventTime) -> dict[str, Any]:
@@ -169,9 +197,28 @@ def _parse_datetime(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
-def _private_properties(resource: Mapping[str, Any]) -> dict[str, str]:
-    properties = (resource.get("extendedProperties") or {}).get("private") or {}
+def _private_properties(properties: Mapping[str, Any] | None) -> dict[str, str]:
+    """The private extended properties (``extendedProperties.private``) as strings."""
+    if not properties:
+        return {}
     return {str(k): str(v) for k, v in properties.items() if v is not None}
+
+
+def _metadata(private: Mapping[str, str]) -> Metadata:
+    """The metadata keys among the private properties (`EMPTY_METADATA` for none)."""
+    found = {
+        key.removeprefix(CALSYNC_META_PREFIX): value
+        for key, value in private.items()
+        if key.startswith(CALSYNC_META_PREFIX)
+    }
+    return Metadata(found) if found else EMPTY_METADATA
+
+
+def _attendees(values: Any) -> tuple[Attendee, ...]:
+    """The attendees with an email, in `Event`'s order (by email, then display name)."""
+    people = [_attendee(a) for a in values if a.get("email")]
+    people.sort(key=lambda a: (a.email, a.display_name or ""))
+    return tuple(people)
 
 
 def _private_to_google(
