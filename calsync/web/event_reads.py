@@ -50,13 +50,16 @@ from calsync.store.event_queries import (
 from calsync.store.events import StoredEvent, load_stored
 from calsync.web.errors import APIError
 from calsync.web.event_input import unprocessable
-from calsync.web.event_output import EventView
+from calsync.web.event_output import EventView, event_json
+from calsync.web.json_body import json_bytes
+from calsync.web.list_cache import ListMemos, memos_of
 
 __all__ = [
     "DEFAULT_PAGE",
     "MAX_PAGE",
     "InstanceRef",
     "ListQuery",
+    "list_bodies",
     "list_views",
     "parse_list_query",
     "resolve",
@@ -218,6 +221,63 @@ def list_views(
     session: Session, user_id: uuid.UUID, query: ListQuery
 ) -> tuple[list[EventView], str | None]:
     """One page of the user's events for `query`, and the cursor of the next page."""
+    items, versions, cursor = _page(session, user_id, query, memos_of(session))
+    loaded = _load(session, items, versions)
+    views = [view for item in items if (view := _view(item, loaded)) is not None]
+    return views, cursor
+
+
+def list_bodies(
+    session: Session, user_id: uuid.UUID, query: ListQuery
+) -> tuple[list[bytes], str | None]:
+    """`list_views` as the JSON bytes of each item (`event_json`, rendered by
+    `json_bytes`), and the cursor of the next page.
+
+    On PostgreSQL the bodies of singles and generated instances are memoised by (API id,
+    row version) (`calsync.web.list_cache`): only the items without an entry are loaded
+    and rendered."""
+    memos = memos_of(session)
+    items, versions, cursor = _page(session, user_id, query, memos)
+    if memos is None:
+        loaded = _load(session, items, versions)
+        views = [view for item in items if (view := _view(item, loaded)) is not None]
+        return [json_bytes(event_json(view)) for view in views], cursor
+    keys = [_body_key(item, versions) for item in items]
+    bodies = memos.bodies.get_many(keys)
+    missing = [item for item, body in zip(items, bodies, strict=True) if body is None]
+    if missing:
+        loaded = _load(session, missing, versions)
+        for index, (item, key) in enumerate(zip(items, keys, strict=True)):
+            if bodies[index] is not None:
+                continue
+            view = _view(item, loaded)
+            if view is None:
+                continue
+            body = bodies[index] = json_bytes(event_json(view))
+            if key is not None:
+                memos.bodies.put(key, body)
+    return [body for body in bodies if body is not None], cursor
+
+
+def _body_key(item: _Item, versions: Mapping[uuid.UUID, str | None]) -> tuple[str, str] | None:
+    """What an item's body depends on, as (API id, version of the one row it shows), or
+    `None` when it shows more than one row (an exception and its master) or the row has
+    no version."""
+    _, api_id, payload = item
+    if isinstance(payload, uuid.UUID):
+        version = versions.get(payload)
+    elif payload.event is None and payload.stored is None:
+        version = payload.series.version
+    else:
+        return None
+    return (api_id, version) if version is not None else None
+
+
+def _page(
+    session: Session, user_id: uuid.UUID, query: ListQuery, memos: ListMemos | None
+) -> tuple[list[_Item], dict[uuid.UUID, str | None], str | None]:
+    """The items of the page `query` asks for (nothing loaded yet), the row versions the
+    singles among them were listed with, and the cursor of the next page."""
     spec = EventFilter(
         user_id=user_id,
         start=query.start,
@@ -229,42 +289,29 @@ def list_views(
     after = None
     if query.after is not None:
         after = (query.after[0], uuid.UUID(query.after[1].split("_", 1)[0]))
+    single_items: list[_Item] = []
+    versions: dict[uuid.UUID, str | None] = {}
     if not query.expand:
         # The page is what the keys say (a row deleted since it was listed is left out,
         # without cutting the pages short); its rows come from the row cache if unchanged.
         listed = list_keys(session, spec, limit=query.limit + 1, after=after)
-        page_keys = listed[: query.limit]
-        loaded = load_many(
-            session,
-            [event_id for _, event_id, _ in page_keys],
-            versions={event_id: version for _, event_id, version in page_keys},
-        )
-        page = [
-            EventView(str(event_id), loaded[event_id].event, loaded[event_id])
-            for _, event_id, _ in page_keys
-            if event_id in loaded
-        ]
-        if len(listed) <= query.limit:
-            return page, None
-        last_at, last_id, _ = page_keys[-1]
-        return page, encode_cursor(last_at, str(last_id))
-    assert query.start is not None
-    assert query.end is not None
-    single_items: list[_Item] = []
-    versions: dict[uuid.UUID, str | None] = {}
-    if query.recurring is not True:
-        keys = list_keys(session, spec, limit=query.limit + 1, after=after)
-        single_items = [(at, str(event_id), event_id) for at, event_id, _ in keys]
-        versions.update((event_id, version) for _, event_id, version in keys)
-    if query.recurring is False:
-        items = _after_cursor(single_items, query.after)
+        items: list[_Item] = [(at, str(event_id), event_id) for at, event_id, _ in listed]
+        versions.update((event_id, version) for _, event_id, version in listed)
     else:
-        items = _first_items(session, spec, query, single_items)
+        assert query.start is not None
+        assert query.end is not None
+        if query.recurring is not True:
+            keys = list_keys(session, spec, limit=query.limit + 1, after=after)
+            single_items = [(at, str(event_id), event_id) for at, event_id, _ in keys]
+            versions.update((event_id, version) for _, event_id, version in keys)
+        if query.recurring is False:
+            items = _after_cursor(single_items, query.after)
+        else:
+            items = _first_items(session, spec, query, single_items, memos)
     page_items = items[: query.limit]
     more = len(items) > query.limit
-    page = _views(session, page_items, versions)
     cursor = encode_cursor(*_item_key(page_items[-1])) if more and page_items else None
-    return page, cursor
+    return page_items, versions, cursor
 
 
 def _after_cursor(items: list[_Item], after: tuple[datetime, str] | None) -> list[_Item]:
@@ -275,7 +322,11 @@ def _after_cursor(items: list[_Item], after: tuple[datetime, str] | None) -> lis
 
 
 def _first_items(
-    session: Session, spec: EventFilter, query: ListQuery, singles: list[_Item]
+    session: Session,
+    spec: EventFilter,
+    query: ListQuery,
+    singles: list[_Item],
+    memos: ListMemos | None,
 ) -> list[_Item]:
     """Singles and instances after the cursor, sorted: at least the first `limit + 1` of
     the whole answer (or all of it), and nothing that is not in it.
@@ -289,7 +340,7 @@ def _first_items(
     assert query.start is not None
     assert query.end is not None
     start, end = query.start, query.end
-    series = _series(session, spec, start, end)
+    series = _series(session, spec, start, end, memos)
     origin = max(start, query.after[0]) if query.after is not None else start
     horizon = _towards(origin, (end - start) / 8, end)
     while True:
@@ -337,13 +388,13 @@ def _item_key(item: _Item) -> tuple[datetime, str]:
     return item[0], item[1]
 
 
-def _views(
+def _load(
     session: Session, items: list[_Item], single_versions: Mapping[uuid.UUID, str | None]
-) -> list[EventView]:
-    """The views of page items: loads the singles and masters they need (one query, for
-    those whose listed row version, of `single_versions` or the outline, the process
-    cache does not hold), and builds the generated instances. An item whose row went
-    away since it was listed (deleted by a concurrent request) is left out."""
+) -> dict[uuid.UUID, StoredEvent]:
+    """The singles and masters page items show, by id: one query for those whose listed
+    row version (of `single_versions`, or the outline's) the process cache does not hold.
+    A row that went away since it was listed (deleted by a concurrent request) is
+    missing."""
     versions = dict(single_versions)
     wanted = []
     for _, _, payload in items:
@@ -352,26 +403,27 @@ def _views(
         else:
             wanted.append(payload.series.id)
             versions[payload.series.id] = payload.series.version
-    loaded = load_many(session, wanted, versions=versions)
-    views: list[EventView] = []
-    for _, api_id, payload in items:
-        if isinstance(payload, uuid.UUID):
-            single = loaded.get(payload)
-            if single is not None:
-                views.append(EventView(api_id, single.event, single))
-            continue
-        master = loaded.get(payload.series.id)
-        if master is None:
-            continue
-        if payload.event is not None:
-            event = payload.event
-        elif not master.event.recurrence:
-            event = master.event
-        else:
-            event = instance_of(master.event, payload.series.series_id, payload.start)
-        stored = payload.stored if payload.stored is not None else master
-        views.append(EventView(api_id, event, stored, series=master))
-    return views
+    return load_many(session, wanted, versions=versions)
+
+
+def _view(item: _Item, loaded: Mapping[uuid.UUID, StoredEvent]) -> EventView | None:
+    """The view of a page item, building a generated instance from its master (`loaded`
+    by `_load`); `None` if its row is missing from `loaded`."""
+    _, api_id, payload = item
+    if isinstance(payload, uuid.UUID):
+        single = loaded.get(payload)
+        return EventView(api_id, single.event, single) if single is not None else None
+    master = loaded.get(payload.series.id)
+    if master is None:
+        return None
+    if payload.event is not None:
+        event = payload.event
+    elif not master.event.recurrence:
+        event = master.event
+    else:
+        event = instance_of(master.event, payload.series.series_id, payload.start)
+    stored = payload.stored if payload.stored is not None else master
+    return EventView(api_id, event, stored, series=master)
 
 
 def _whole_master(
@@ -417,63 +469,96 @@ class _SeriesData:
     exceptions: dict[tuple[uuid.UUID, str], list[StoredEvent]]
     category: str | None
     session: Session
+    memos: ListMemos | None
 
 
-def _series(session: Session, spec: EventFilter, start: datetime, end: datetime) -> _SeriesData:
+def _series(
+    session: Session, spec: EventFilter, start: datetime, end: datetime, memos: ListMemos | None
+) -> _SeriesData:
     masters_spec = EventFilter(
         user_id=spec.user_id, start=start, end=end, calendar_id=spec.calendar_id, kind=Kind.MASTER
     )
     masters = series_outlines(session, masters_spec, limit=MAX_SERIES)
     exceptions = exceptions_of_outlines(session, masters)
-    return _SeriesData(masters, exceptions, spec.category, session)
+    return _SeriesData(masters, exceptions, spec.category, session, memos)
 
 
 def _instance_items(
     series: _SeriesData, start: datetime, end: datetime, part_end: datetime
 ) -> list[_Item]:
     """The instances of the series in `[start, end)` as page items (no event is built:
-    `_views` builds those of the page); with a category, only those of it. With
+    `_view` builds those of the page); with a category, only those of it. With
     `part_end` before `end`, only series whose expansion no bound cut short are expanded
     over `[start, part_end)` alone: the items that begin before `part_end` are then
-    exactly those of the whole window."""
+    exactly those of the whole window.
+
+    A series without exceptions has items that depend on its master row alone: with
+    memos they are remembered by (master id, row version, window) (`calsync.web.list_cache`).
+    """
     items: list[_Item] = []
     category = series.category
+    memo = series.memos.series if series.memos is not None else None
+    window = (start, start.tzinfo, end, end.tzinfo, part_end, part_end.tzinfo)
     for master in series.masters:
-        own = series.exceptions.get((master.calendar_id, master.series_id), [])
-        by_start = {sort_instant(e.event.original_start): e for e in own if e.event.original_start}
-        if not master.recurrence:  # not a series after all: expand() shows the master itself
-            if category is None or master.category == category:
-                items += _whole_master(series.session, master, start, end, by_start)
+        if category is not None and master.category != category and not master.has_exceptions:
+            continue  # every item of a series without exceptions shows its category
+        if memo is None or master.has_exceptions or master.version is None:
+            items += _series_items(series, master, start, end, part_end)
             continue
-        own_events = [e.event for e in own]
-        try:
-            found = _occurrences(master, own_events, start, part_end)
-            if part_end < end and not found.complete:
-                found = _occurrences(master, own_events, start, end)
-        except ValidationError:
-            continue  # a rule calsync cannot expand (from Google): shown unexpanded only
-        series_key = str(master.id)
+        key = (master.id, master.version, window)
+        found = memo.get(key)
+        if found is None:
+            found = tuple(_series_items(series, master, start, end, part_end))
+            memo.put(key, found)
+        items += found
+    return items
+
+
+def _series_items(
+    series: _SeriesData, master: SeriesOutline, start: datetime, end: datetime, part_end: datetime
+) -> list[_Item]:
+    """`_instance_items` of one series."""
+    category = series.category
+    own = (
+        series.exceptions.get((master.calendar_id, master.series_id), [])
+        if master.has_exceptions
+        else []
+    )
+    by_start = {sort_instant(e.event.original_start): e for e in own if e.event.original_start}
+    if not master.recurrence:  # not a series after all: expand() shows the master itself
         if category is None or master.category == category:
-            for value in found.starts:
-                at = sort_instant(value)
-                items.append(
-                    (
-                        at,
-                        instance_id(series_key, value),
-                        _Instance(master, value, None, by_start.get(at)),
-                    )
-                )
-        for event in found.exceptions:
-            if category is not None and event.category != category:
-                continue
-            original = event.original_start or event.start
+            return _whole_master(series.session, master, start, end, by_start)
+        return []
+    own_events = [e.event for e in own]
+    try:
+        found = _occurrences(master, own_events, start, part_end)
+        if part_end < end and not found.complete:
+            found = _occurrences(master, own_events, start, end)
+    except ValidationError:
+        return []  # a rule calsync cannot expand (from Google): shown unexpanded only
+    items: list[_Item] = []
+    series_key = str(master.id)
+    if category is None or master.category == category:
+        for value in found.starts:
+            at = sort_instant(value)
             items.append(
                 (
-                    sort_instant(event.start),
-                    instance_id(series_key, original),
-                    _Instance(master, original, event, by_start.get(sort_instant(original))),
+                    at,
+                    instance_id(series_key, value),
+                    _Instance(master, value, None, by_start.get(at)),
                 )
             )
+    for event in found.exceptions:
+        if category is not None and event.category != category:
+            continue
+        original = event.original_start or event.start
+        items.append(
+            (
+                sort_instant(event.start),
+                instance_id(series_key, original),
+                _Instance(master, original, event, by_start.get(sort_instant(original))),
+            )
+        )
     return items
 
 

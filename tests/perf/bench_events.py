@@ -42,7 +42,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
-from starlette.responses import JSONResponse
 from starlette.testclient import TestClient
 
 from calsync.bootstrap import bootstrap
@@ -60,8 +59,9 @@ from calsync.sync import calendar_list
 from calsync.sync.push import push_outbox
 from calsync.web.app import create_app
 from calsync.web.auth.tokens import issue_token
-from calsync.web.event_output import event_json
-from calsync.web.event_reads import list_views, parse_list_query
+from calsync.web.event_reads import list_bodies, parse_list_query
+from calsync.web.json_body import list_body
+from calsync.web.list_cache import memos_of
 from tests.google_users import connect_google_user
 
 PG = os.environ.get("CALSYNC_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
@@ -112,16 +112,16 @@ def report(what: str, measured: tuple[list[float], float]) -> None:
 
 
 def profile_list(services: object, user_id: uuid.UUID, params: dict[str, str], n: int) -> None:
-    """cProfile of `n` list requests' work in this thread (parse, read, JSON body)."""
-    response = JSONResponse({})
+    """cProfile of `n` list requests' work in this thread (parse, read, JSON body), as
+    the route does it."""
     profiler = cProfile.Profile()
     began = time.process_time()
     profiler.enable()
     for _ in range(n):
         query = parse_list_query(params, user_zone="UTC")
         with services.sessions() as session:  # type: ignore[attr-defined]
-            views, cursor = list_views(session, user_id, query)
-        response.render({"events": [event_json(v) for v in views], "next_cursor": cursor})
+            bodies, cursor = list_bodies(session, user_id, query)
+        list_body(bodies, cursor)
     profiler.disable()
     total = time.process_time() - began
     print(f"cProfile: {total * 1000 / n:.1f} ms CPU per list (profiler overhead included)")
@@ -231,10 +231,18 @@ def main() -> None:
             )
             with services.sessions() as session:
                 cache = row_cache.cache_of(session)
-            if cache is not None:
+                memos = memos_of(session)
+            if cache is not None and memos is not None:
+                rows, lists = cache, memos
+
+                def empty() -> None:
+                    rows.clear()
+                    lists.clear()
+
                 report(
-                    "GET /events?expand=true one month, row cache emptied before each",
-                    measure(client, "/events", params, headers, args.requests, cache.clear),
+                    "GET /events?expand=true one month, row cache and list memos emptied "
+                    "before each",
+                    measure(client, "/events", params, headers, args.requests, empty),
                 )
             plain = {k: v for k, v in params.items() if k != "expand"}
             report(

@@ -28,9 +28,9 @@ from calsync.web.auth.principal import require_user
 from calsync.web.errors import APIError
 from calsync.web.event_input import read_changes, unprocessable
 from calsync.web.event_output import EventView, event_json
-from calsync.web.event_reads import InstanceRef, list_views, parse_list_query, resolve
+from calsync.web.event_reads import InstanceRef, list_bodies, parse_list_query, resolve
 from calsync.web.event_writes import Scope, WriteResult
-from calsync.web.json_body import json_bytes, json_response
+from calsync.web.json_body import json_response, list_body
 from calsync.web.requests import read_json_object
 
 log = logging.getLogger(__name__)
@@ -119,8 +119,8 @@ async def list_events(request: Request) -> Response:
 
     def run() -> bytes:
         with services.sessions() as session:
-            views, cursor = list_views(session, account.id, query)
-        return json_bytes({"events": [event_json(v) for v in views], "next_cursor": cursor})
+            bodies, cursor = list_bodies(session, account.id, query)
+        return list_body(bodies, cursor)
 
     return json_response(await run_in_threadpool(run))
 

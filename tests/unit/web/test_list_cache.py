@@ -1,0 +1,47 @@
+"""The bounded memo behind the list memos, and the list body assembled from item bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from calsync.web.json_body import json_bytes, list_body
+from calsync.web.list_cache import BoundedMemo
+
+
+def test_the_least_recently_used_entries_go_first_once_over_budget() -> None:
+    memo: BoundedMemo[bytes] = BoundedMemo(10, len)
+    memo.put("a", b"aaaa")
+    memo.put("b", b"bbbb")
+    assert memo.get("a") == b"aaaa"  # a is now the most recent
+    memo.put("c", b"cccc")  # 12 bytes: b goes
+    assert memo.get("b") is None
+    assert memo.get_many(["a", None, "b", "c"]) == [b"aaaa", None, None, b"cccc"]
+    assert memo.used == 8
+    assert len(memo) == 2
+
+
+def test_a_replaced_entry_is_counted_once_and_an_oversized_one_not_kept() -> None:
+    memo: BoundedMemo[bytes] = BoundedMemo(10, len)
+    memo.put("a", b"aaaa")
+    memo.put("a", b"aaaaaa")
+    assert memo.used == 6
+    memo.put("big", b"x" * 11)
+    assert memo.get("big") is None
+    assert memo.get("a") == b"aaaaaa"
+    memo.clear()
+    assert memo.used == 0
+    assert memo.get("a") is None
+
+
+@pytest.mark.parametrize("cursor", [None, "MjAzMS0wMy0wMVQwMDowMDowMCswMDowMHxhYmM="])
+@pytest.mark.parametrize("count", [0, 1, 3])
+def test_the_list_body_is_the_document_rendered_whole(cursor: str | None, count: int) -> None:
+    items: list[dict[str, Any]] = [
+        {"id": f"e{i}", "title": 'é "quoted" \u2028', "attendees": [], "n": i, "x": None}
+        for i in range(count)
+    ]
+    assert list_body([json_bytes(i) for i in items], cursor) == json_bytes(
+        {"events": items, "next_cursor": cursor}
+    )
