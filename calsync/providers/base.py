@@ -110,6 +110,12 @@ class CalendarProvider(Protocol):
         """
         ...
 
+    def list_all_changes(self, calendar_id: str, *, sync_token: str | None) -> ChangesPage:
+        """Every page of `list_changes` from the first, as one page: the events of all
+        pages in order and the last page's `next_sync_token` (no `next_page_token`).
+        Raises what `list_changes` raises, for any page."""
+        ...
+
     def get_event(self, calendar_id: str, event_id: str) -> Event:
         """The current provider copy of one event (tombstones included).
 

@@ -248,14 +248,8 @@ def _list_everything_changed(
 def _all_pages(
     provider: CalendarProvider, google_id: str, sync_token: str | None
 ) -> tuple[list[Event], str | None]:
-    events: list[Event] = []
-    page_token: str | None = None
-    while True:
-        page = provider.list_changes(google_id, sync_token=sync_token, page_token=page_token)
-        events.extend(page.events)
-        if page.next_page_token is None:
-            return events, page.next_sync_token
-        page_token = page.next_page_token
+    listing = provider.list_all_changes(google_id, sync_token=sync_token)
+    return list(listing.events), listing.next_sync_token
 
 
 def _record_failure(

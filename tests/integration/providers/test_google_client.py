@@ -6,6 +6,7 @@ client returned or raised; none sleeps (the client's sleeps are recorded).
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -551,3 +552,61 @@ def test_a_refresh_that_fails_for_a_moment_is_retried_then_the_call_succeeds(
     assert page.next_sync_token
     assert [r["status"] for r in alice.google_requests(path_regex=EVENTS_PATH)] == [401, 401, 200]
     assert len(alice.sleeps) == 1
+
+
+def test_listing_all_pages_at_once_equals_following_the_page_tokens(
+    alice_in_each_mode: Connected,
+) -> None:
+    alice = alice_in_each_mode
+    seed(alice, [f"event {n}" for n in range(5)])
+    paged = alice.client(page_size=2)
+    pages = list_everything(paged, alice.calendar_id)
+
+    # When the client lists every page itself (mapping a page while the next is fetched)
+    client = alice.client(page_size=2)
+    threads = threading.active_count()
+    listing = client.list_all_changes(alice.calendar_id, sync_token=None)
+
+    # Then it is the pages' events in order, with the last page's token, in as many calls
+    assert listing.events == tuple(e for p in pages for e in p.events)
+    assert listing.next_page_token is None
+    assert listing.next_sync_token is not None
+    assert client.api_calls == paged.api_calls == 3
+    assert threading.active_count() == threads  # the helper thread is gone
+
+    # And listing incrementally from that token gives just the changes
+    remote = alice.remote().events()
+    moved = remote.patch(
+        calendarId=alice.calendar_id,
+        eventId=listing.events[0].provider_event_id,
+        body={"summary": "moved"},
+    ).execute()
+    changes = client.list_all_changes(alice.calendar_id, sync_token=listing.next_sync_token)
+    assert [(e.provider_event_id, e.title) for e in changes.events] == [(moved["id"], "moved")]
+
+
+def test_a_failing_later_page_fails_the_whole_listing(alice: Connected) -> None:
+    seed(alice, [f"event {n}" for n in range(5)])
+    client = alice.client(page_size=2)
+    answer_of = client._changes_answer
+    calls: list[str | None] = []
+
+    def failing_from_the_second_page(
+        calendar_id: str, sync_token: str | None, page_token: str | None
+    ) -> Any:
+        calls.append(page_token)
+        if len(calls) == 2:
+            alice.control.add_fault(kind="status", status=500, count=None, path="/events")
+        return answer_of(calendar_id, sync_token, page_token)
+
+    client._changes_answer = failing_from_the_second_page  # type: ignore[method-assign]
+    threads = threading.active_count()
+
+    with pytest.raises(Transient):
+        client.list_all_changes(alice.calendar_id, sync_token=None)
+
+    assert len(calls) == 2  # the second page's request failed
+    assert calls[1] is not None
+    assert client.api_calls == 1 + 4  # the first page, then every attempt of the second
+    assert len(alice.sleeps) == 3
+    assert threading.active_count() == threads
