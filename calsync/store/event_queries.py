@@ -53,6 +53,8 @@ __all__ = [
     "list_keys",
     "list_stored",
     "load_many",
+    "outlines_of",
+    "series_keys",
     "series_outlines",
     "set_conflict_policy",
 ]
@@ -180,6 +182,21 @@ class SeriesOutline:
 
 _exception = sa.orm.aliased(EventRow, name="exception")
 
+# A scalar subquery (not EXISTS, which PostgreSQL may answer by hashing every exception
+# of every user): one index probe per master listed.
+_HAS_EXCEPTIONS = (
+    sa.select(_exception.id)
+    .where(
+        _exception.calendar_id == EventRow.calendar_id,
+        _exception.recurring_event_id == EventRow.google_event_id,
+        _exception.deleted_at.is_(None),
+    )
+    .limit(1)
+    .scalar_subquery()
+    .is_not(None)
+    .label("has_exceptions")
+)
+
 _OUTLINE_COLUMNS = (
     EventRow.id,
     EventRow.calendar_id,
@@ -191,18 +208,7 @@ _OUTLINE_COLUMNS = (
     EventRow.all_day,
     EventRow.recurrence_rule,
     EventRow.category,
-    # A scalar subquery (not EXISTS, which PostgreSQL may answer by hashing every
-    # exception of every user): one index probe per master listed.
-    sa.select(_exception.id)
-    .where(
-        _exception.calendar_id == EventRow.calendar_id,
-        _exception.recurring_event_id == EventRow.google_event_id,
-        _exception.deleted_at.is_(None),
-    )
-    .limit(1)
-    .scalar_subquery()
-    .is_not(None)
-    .label("has_exceptions"),
+    _HAS_EXCEPTIONS,
 )
 
 
@@ -212,6 +218,37 @@ def series_outlines(session: Session, spec: EventFilter, *, limit: int) -> list[
     query = sa.select(*_OUTLINE_COLUMNS, version_column(session)).where(*_conditions(spec))
     rows = session.execute(query.order_by(EventRow.start_time, EventRow.id).limit(limit))
     return [_outline(row) for row in rows]
+
+
+def series_keys(
+    session: Session, spec: EventFilter, *, limit: int
+) -> list[tuple[uuid.UUID, str | None, bool]]:
+    """(id, row version, whether it may have exceptions) of the masters `series_outlines`
+    returns for the same arguments, in the same order, without their outlines: a caller
+    that holds the outline of a version reads only the others (`outlines_of`). The
+    second value means what `SeriesOutline.has_exceptions` does."""
+    query = sa.select(
+        EventRow.id, version_column(session), _HAS_EXCEPTIONS, EventRow.google_event_id.is_(None)
+    )
+    query = query.where(*_conditions(spec)).order_by(EventRow.start_time, EventRow.id).limit(limit)
+    return [
+        (event_id, version, bool(has_exceptions) or bool(no_google_id))
+        for event_id, version, has_exceptions, no_google_id in session.execute(query)
+    ]
+
+
+def outlines_of(
+    session: Session, spec: EventFilter, event_ids: Sequence[uuid.UUID]
+) -> list[SeriesOutline]:
+    """The outlines of those of `event_ids` that `spec` still selects when read (any
+    order): the second half of `series_keys`. A master changed since its key was read is
+    read as it is now; one no longer selected (deleted, moved out of the range) is
+    missing."""
+    query = sa.select(*_OUTLINE_COLUMNS, version_column(session)).where(*_conditions(spec))
+    found: list[SeriesOutline] = []
+    for condition in any_of(session, EventRow.id, event_ids):
+        found += (_outline(row) for row in session.execute(query.where(condition)))
+    return found
 
 
 def _outline(row: sa.Row[*tuple[Any, ...]]) -> SeriesOutline:

@@ -45,6 +45,8 @@ from calsync.store.event_queries import (
     find_exception,
     list_keys,
     load_many,
+    outlines_of,
+    series_keys,
     series_outlines,
 )
 from calsync.store.events import StoredEvent, load_stored
@@ -52,7 +54,7 @@ from calsync.web.errors import APIError
 from calsync.web.event_input import unprocessable
 from calsync.web.event_output import EventView, event_json
 from calsync.web.json_body import json_bytes
-from calsync.web.list_cache import ListMemos, memos_of
+from calsync.web.list_cache import ListMemos, SeriesEntry, memos_of
 
 __all__ = [
     "DEFAULT_PAGE",
@@ -463,24 +465,44 @@ def instance_api_id(master: StoredEvent, original_start: EventTime) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _SeriesData:
-    """The user's series in a window: outlines and their exceptions, read once."""
+    """The user's series in a window: outlines and their exceptions, read once; with
+    memos, the memo entries of the outlines (`entries[i].outline is masters[i]`)."""
 
     masters: list[SeriesOutline]
     exceptions: dict[tuple[uuid.UUID, str], list[StoredEvent]]
     category: str | None
     session: Session
     memos: ListMemos | None
+    entries: list[SeriesEntry] | None
 
 
 def _series(
     session: Session, spec: EventFilter, start: datetime, end: datetime, memos: ListMemos | None
 ) -> _SeriesData:
+    """The masters selected for `[start, end)` with their exceptions. With memos, the
+    masters' keys are read first and only the outlines the memo does not hold for their
+    version are read (a master changed in between is read as it is then)."""
     masters_spec = EventFilter(
         user_id=spec.user_id, start=start, end=end, calendar_id=spec.calendar_id, kind=Kind.MASTER
     )
-    masters = series_outlines(session, masters_spec, limit=MAX_SERIES)
+    entries: list[SeriesEntry] | None = None
+    if memos is None:
+        masters = series_outlines(session, masters_spec, limit=MAX_SERIES)
+    else:
+        keys = series_keys(session, masters_spec, limit=MAX_SERIES)
+        found = memos.series.get_many(keys)
+        missing = [key[0] for key, entry in zip(keys, found, strict=True) if entry is None]
+        if missing:
+            read = {o.id: o for o in outlines_of(session, masters_spec, missing)}
+            for index, key in enumerate(keys):
+                outline = read.get(key[0]) if found[index] is None else None
+                if outline is not None:
+                    entry = found[index] = SeriesEntry(outline)
+                    memos.series.put(entry.key, entry)
+        entries = [entry for entry in found if entry is not None]
+        masters = [entry.outline for entry in entries]
     exceptions = exceptions_of_outlines(session, masters)
-    return _SeriesData(masters, exceptions, spec.category, session, memos)
+    return _SeriesData(masters, exceptions, spec.category, session, memos, entries)
 
 
 def _instance_items(
@@ -497,19 +519,24 @@ def _instance_items(
     """
     items: list[_Item] = []
     category = series.category
-    memo = series.memos.series if series.memos is not None else None
+    if series.memos is None or series.entries is None:
+        for master in series.masters:
+            items += _series_items(series, master, start, end, part_end)
+        return items
+    memo = series.memos.series
     window = (start, start.tzinfo, end, end.tzinfo, part_end, part_end.tzinfo)
-    for master in series.masters:
-        if category is not None and master.category != category and not master.has_exceptions:
-            continue  # every item of a series without exceptions shows its category
-        if memo is None or master.has_exceptions or master.version is None:
+    for index, entry in enumerate(series.entries):
+        master = entry.outline
+        if master.has_exceptions or master.version is None:
             items += _series_items(series, master, start, end, part_end)
             continue
-        key = (master.id, master.version, window)
-        found = memo.get(key)
+        if category is not None and master.category != category:
+            continue  # every item of a series without exceptions shows its category
+        found = entry.items(window)
         if found is None:
             found = tuple(_series_items(series, master, start, end, part_end))
-            memo.put(key, found)
+            series.entries[index] = entry.with_items(window, found)
+            memo.put(entry.key, series.entries[index])
         items += found
     return items
 

@@ -4,10 +4,10 @@ Two memos sit on top of the row cache (`calsync.store.row_cache`, decision E16) 
 the same versions, the ``xmin``-based text PostgreSQL changes whenever an event row or
 one of its attendee rows changes:
 
-- **series items**: the page items one series contributes to a window (its instance
-  starts and ids), keyed by the master's id and version, whether it had exceptions, and
-  the window with its bounds' zones. Only series that had no exception when read are
-  memoised (their items depend on the master row alone).
+- **series**: a master's outline (`SeriesOutline`) by (id, version, whether it may have
+  exceptions), and for a series without exceptions the page items it contributes to
+  the last two windows asked for (its instance starts and ids; the window with its
+  bounds' zones): those depend on the master row alone.
 - **item bodies**: the JSON bytes of one listed item (a single event, or a generated
   instance of a series), keyed by its API id and the version of the one row it shows.
   The body of an item that shows an exception row is never memoised.
@@ -22,6 +22,7 @@ row versions and nothing is memoised there.
 from __future__ import annotations
 
 import threading
+import uuid
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
@@ -31,16 +32,25 @@ from typing import Any, Final, Generic, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from calsync.store.event_queries import SeriesOutline
+
 __all__ = [
     "MAX_BODY_BYTES",
     "MAX_SERIES_ITEMS",
+    "SERIES_WINDOWS",
     "BoundedMemo",
     "ListMemos",
+    "SeriesEntry",
     "memos_of",
 ]
 
 MAX_SERIES_ITEMS: Final = 50_000
-"""Series items kept per database and process (some 250 bytes each: ~12 MB)."""
+"""Series outlines and items kept per database and process, counted together (some 250
+bytes each: ~12 MB)."""
+
+SERIES_WINDOWS: Final = 2
+"""Windows whose items a series entry keeps (a first page expands the start of a window
+first, then maybe all of it)."""
 
 MAX_BODY_BYTES: Final = 16 * 1024 * 1024
 """JSON bytes of item bodies kept per database and process (~25,000 plain instances)."""
@@ -114,11 +124,43 @@ class BoundedMemo(Generic[V]):
 
 
 @dataclass(frozen=True, slots=True)
-class ListMemos:
-    """The memos of one database: `series` maps a series' memo key to its items (a
-    tuple, sized by its length), `bodies` an item's (API id, version) to its JSON."""
+class SeriesEntry:
+    """A master's outline as read at one version, and the items of its series in up to
+    `SERIES_WINDOWS` windows (each a tuple, in the order they were computed). Immutable:
+    `with_items` makes the entry to put in its place."""
 
-    series: BoundedMemo[tuple[Any, ...]]
+    outline: SeriesOutline
+    windows: tuple[tuple[Hashable, tuple[Any, ...]], ...] = ()
+
+    @property
+    def key(self) -> tuple[uuid.UUID, str | None, bool]:
+        """What the entry is memoised under (see `calsync.store.event_queries.series_keys`)."""
+        return self.outline.id, self.outline.version, self.outline.has_exceptions
+
+    def items(self, window: Hashable) -> tuple[Any, ...] | None:
+        """The items kept for `window`, or `None`."""
+        for key, items in self.windows:
+            if key == window:
+                return items
+        return None
+
+    def with_items(self, window: Hashable, items: tuple[Any, ...]) -> SeriesEntry:
+        """This entry also holding `items` for `window` (the oldest window dropped)."""
+        others = tuple(w for w in self.windows if w[0] != window)
+        return SeriesEntry(self.outline, ((window, items), *others[: SERIES_WINDOWS - 1]))
+
+    @property
+    def size(self) -> int:
+        """Its weight in `MAX_SERIES_ITEMS`: one for the outline, one per item."""
+        return 1 + sum(len(items) for _, items in self.windows)
+
+
+@dataclass(frozen=True, slots=True)
+class ListMemos:
+    """The memos of one database: `series` maps a master's (id, version, may have
+    exceptions) to its `SeriesEntry`, `bodies` an item's (API id, version) to its JSON."""
+
+    series: BoundedMemo[SeriesEntry]
     bodies: BoundedMemo[bytes]
 
     def clear(self) -> None:
@@ -129,7 +171,7 @@ class ListMemos:
 
 def _new_memos() -> ListMemos:
     return ListMemos(
-        series=BoundedMemo(MAX_SERIES_ITEMS, lambda items: max(1, len(items))),
+        series=BoundedMemo(MAX_SERIES_ITEMS, lambda entry: entry.size),
         bodies=BoundedMemo(MAX_BODY_BYTES, len),
     )
 

@@ -1,13 +1,18 @@
-"""The bounded memo behind the list memos, and the list body assembled from item bodies."""
+"""The bounded memo behind the list memos, series entries, and the list body assembled
+from item bodies."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from calsync.domain.models import EventTime
+from calsync.store.event_queries import SeriesOutline
 from calsync.web.json_body import json_bytes, list_body
-from calsync.web.list_cache import BoundedMemo
+from calsync.web.list_cache import BoundedMemo, SeriesEntry
 
 
 def test_the_least_recently_used_entries_go_first_once_over_budget() -> None:
@@ -45,3 +50,28 @@ def test_the_list_body_is_the_document_rendered_whole(cursor: str | None, count:
     assert list_body([json_bytes(i) for i in items], cursor) == json_bytes(
         {"events": items, "next_cursor": cursor}
     )
+
+
+def test_a_series_entry_keeps_the_items_of_its_last_two_windows() -> None:
+    start = EventTime(instant=datetime(2031, 3, 3, 9, tzinfo=UTC), timezone="UTC")
+    outline = SeriesOutline(
+        id=uuid.uuid4(),
+        calendar_id=uuid.uuid4(),
+        series_id="s",
+        start=start,
+        end=start,
+        timezone="UTC",
+        recurrence=("RRULE:FREQ=DAILY",),
+        category=None,
+        has_exceptions=False,
+        version="7:",
+    )
+    entry = SeriesEntry(outline)
+    assert entry.key == (outline.id, "7:", False)
+    assert entry.items("a") is None
+    assert entry.size == 1
+    entry = entry.with_items("a", (1, 2)).with_items("b", (3,))
+    assert (entry.items("a"), entry.items("b"), entry.size) == ((1, 2), (3,), 4)
+    entry = entry.with_items("a", (4,)).with_items("c", ())
+    assert (entry.items("a"), entry.items("b"), entry.items("c")) == ((4,), None, ())
+    assert entry.outline is outline
