@@ -17,7 +17,7 @@ from calsync.domain.models import Event, EventTime
 from calsync.store.event_queries import CalendarView
 from calsync.store.events import StoredEvent
 
-__all__ = ["EventView", "calendar_json", "event_json", "time_json"]
+__all__ = ["EventView", "calendar_json", "event_json", "instance_json", "time_json"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +86,22 @@ def event_json(view: EventView) -> dict[str, Any]:
         "google_event_id": event.provider_event_id,
         "created_at": _moment(stored.created_at),
         "updated_at": _moment(stored.updated_at),
+    }
+
+
+def instance_json(template: dict[str, Any], view: EventView) -> dict[str, Any]:
+    """`event_json(view)` of a generated instance of a series, from `template`, the
+    `event_json` of another generated instance of it with the same `stored` and `series`
+    (the master): instances differ only in their id, times and Google id (the rest is
+    copied from the master), so only those are computed (same key order)."""
+    event = view.event
+    return {
+        **template,
+        "id": view.id,
+        "original_start_time": time_json(event.original_start),
+        "start_time": time_json(event.start),
+        "end_time": time_json(event.end),
+        "google_event_id": event.provider_event_id,
     }
 
 

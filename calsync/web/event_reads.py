@@ -19,10 +19,10 @@ lists everything; a range that lies wholly past one end is a 422 naming the para
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy.orm import Session
 
@@ -52,7 +52,7 @@ from calsync.store.event_queries import (
 from calsync.store.events import StoredEvent, load_stored
 from calsync.web.errors import APIError
 from calsync.web.event_input import unprocessable
-from calsync.web.event_output import EventView, event_json
+from calsync.web.event_output import EventView, event_json, instance_json
 from calsync.web.json_body import json_bytes
 from calsync.web.list_cache import ListMemos, SeriesEntry, memos_of
 
@@ -249,16 +249,40 @@ def list_bodies(
     missing = [item for item, body in zip(items, bodies, strict=True) if body is None]
     if missing:
         loaded = _load(session, missing, versions)
+        templates: dict[uuid.UUID, dict[str, Any]] = {}
+        rendered: list[tuple[Hashable, bytes]] = []
         for index, (item, key) in enumerate(zip(items, keys, strict=True)):
             if bodies[index] is not None:
                 continue
             view = _view(item, loaded)
             if view is None:
                 continue
-            body = bodies[index] = json_bytes(event_json(view))
+            body = bodies[index] = json_bytes(_document(item, view, templates))
             if key is not None:
-                memos.bodies.put(key, body)
+                rendered.append((key, body))
+        memos.bodies.put_many(rendered)
     return [body for body in bodies if body is not None], cursor
+
+
+def _document(
+    item: _Item, view: EventView, templates: dict[uuid.UUID, dict[str, Any]]
+) -> dict[str, Any]:
+    """`event_json(view)`; the generated instances of one master (shown with the master's
+    bookkeeping) are rendered from the first one's document (`instance_json`)."""
+    payload = item[2]
+    if (
+        isinstance(payload, uuid.UUID)
+        or payload.event is not None
+        or payload.stored is not None
+        or view.series is None
+        or not view.series.event.recurrence
+    ):
+        return event_json(view)
+    template = templates.get(payload.series.id)
+    if template is None:
+        template = templates[payload.series.id] = event_json(view)
+        return template
+    return instance_json(template, view)
 
 
 def _body_key(item: _Item, versions: Mapping[uuid.UUID, str | None]) -> tuple[str, str] | None:
@@ -494,11 +518,13 @@ def _series(
         missing = [key[0] for key, entry in zip(keys, found, strict=True) if entry is None]
         if missing:
             read = {o.id: o for o in outlines_of(session, masters_spec, missing)}
+            new: list[tuple[Hashable, SeriesEntry]] = []
             for index, key in enumerate(keys):
                 outline = read.get(key[0]) if found[index] is None else None
                 if outline is not None:
                     entry = found[index] = SeriesEntry(outline)
-                    memos.series.put(entry.key, entry)
+                    new.append((entry.key, entry))
+            memos.series.put_many(new)
         entries = [entry for entry in found if entry is not None]
         masters = [entry.outline for entry in entries]
     exceptions = exceptions_of_outlines(session, masters)
@@ -523,8 +549,8 @@ def _instance_items(
         for master in series.masters:
             items += _series_items(series, master, start, end, part_end)
         return items
-    memo = series.memos.series
     window = (start, start.tzinfo, end, end.tzinfo, part_end, part_end.tzinfo)
+    grown: list[tuple[Hashable, SeriesEntry]] = []
     for index, entry in enumerate(series.entries):
         master = entry.outline
         if master.has_exceptions or master.version is None:
@@ -536,8 +562,9 @@ def _instance_items(
         if found is None:
             found = tuple(_series_items(series, master, start, end, part_end))
             series.entries[index] = entry.with_items(window, found)
-            memo.put(entry.key, series.entries[index])
+            grown.append((entry.key, series.entries[index]))
         items += found
+    series.memos.series.put_many(grown)
     return items
 
 

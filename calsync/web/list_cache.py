@@ -95,15 +95,20 @@ class BoundedMemo(Generic[V]):
 
     def put(self, key: Hashable, value: V) -> None:
         """Remember `value` under `key` (replacing what was there)."""
-        size = self._size_of(value)
-        if size > self.budget:
-            return
+        self.put_many([(key, value)])
+
+    def put_many(self, entries: Sequence[tuple[Hashable, V]]) -> None:
+        """`put` of each (key, value), under one acquisition of the lock."""
+        sized = [(key, value, self._size_of(value)) for key, value in entries]
         with self._lock:
-            old = self._entries.pop(key, None)
-            if old is not None:
-                self._used -= old[1]
-            self._entries[key] = (value, size)
-            self._used += size
+            for key, value, size in sized:
+                if size > self.budget:
+                    continue
+                old = self._entries.pop(key, None)
+                if old is not None:
+                    self._used -= old[1]
+                self._entries[key] = (value, size)
+                self._used += size
             while self._used > self.budget:
                 _, (_, dropped) = self._entries.popitem(last=False)
                 self._used -= dropped

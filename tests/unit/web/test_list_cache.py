@@ -75,3 +75,12 @@ def test_a_series_entry_keeps_the_items_of_its_last_two_windows() -> None:
     entry = entry.with_items("a", (4,)).with_items("c", ())
     assert (entry.items("a"), entry.items("b"), entry.items("c")) == ((4,), None, ())
     assert entry.outline is outline
+
+
+def test_put_many_is_put_of_each() -> None:
+    memo: BoundedMemo[bytes] = BoundedMemo(10, len)
+    memo.put_many([("a", b"aaaa"), ("b", b"bbbb"), ("big", b"x" * 11), ("a", b"aa"), ("c", b"cc")])
+    assert memo.get_many(["a", "b", "big", "c"]) == [b"aa", b"bbbb", None, b"cc"]
+    assert memo.used == 8
+    memo.put_many([("d", b"dddddd")])  # 14 bytes: a and b, the least recently used, go
+    assert memo.get_many(["a", "b", "c", "d"]) == [None, None, b"cc", b"dddddd"]
