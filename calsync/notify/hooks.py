@@ -22,14 +22,15 @@ Typical use, after writing the row::
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Iterator, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from datetime import UTC, datetime, time, timedelta
 from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
+from calsync.domain.models import Event, EventStatus, EventTime
 from calsync.notify.changes import EventChange, event_changed, events_changed
 from calsync.notify.preferences import (
     DEFAULT_PREFERENCES,
@@ -52,9 +53,44 @@ __all__ = [
     "EventChange",
     "event_changed",
     "events_changed",
+    "reminder_candidates",
     "reschedule_many",
     "reschedule_reminders",
 ]
+
+
+def reminder_candidates(
+    inserted: Iterable[tuple[uuid.UUID, Event]],
+    *,
+    now: datetime,
+    horizon: timedelta = DEFAULT_HORIZON,
+) -> list[uuid.UUID]:
+    """The ids of just-inserted events that :func:`reschedule_many` may do anything for,
+    from the values stored (no query): exceptions of a series (their master is replanned)
+    and events that may be upcoming (not cancelled, starting before the latest start
+    its query covers, and not ended, or a series). Passing only these as its ``new`` has
+    the outcome of passing all: its query selects among new rows only such events (the
+    check here is looser: a series counts whatever its end), so a big first sync does
+    not send every new id to the database to find the few that need reminders.
+    """
+    latest = upcoming_params(now, horizon)["upcoming_latest_start"]
+    found = []
+    for event_id, event in inserted:
+        if event.recurring_event_id is not None or (
+            event.status != EventStatus.CANCELLED
+            and _stored_instant(event.start) < latest
+            and (event.is_recurring or _stored_instant(event.end) > now)
+        ):
+            found.append(event_id)
+    return found
+
+
+def _stored_instant(value: EventTime) -> datetime:
+    """The instant the events table stores for `value` (a day: its midnight in UTC)."""
+    if value.instant is not None:
+        return value.instant
+    assert value.day is not None
+    return datetime.combine(value.day, time(), tzinfo=UTC)
 
 
 def reschedule_many(

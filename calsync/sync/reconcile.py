@@ -36,7 +36,12 @@ from sqlalchemy.orm import Session
 from calsync.domain.codec import event_from_document, event_to_document
 from calsync.domain.conflicts import ConflictPolicy
 from calsync.domain.models import Event, EventStatus
-from calsync.notify.hooks import EventChange, events_changed, reschedule_many
+from calsync.notify.hooks import (
+    EventChange,
+    events_changed,
+    reminder_candidates,
+    reschedule_many,
+)
 from calsync.providers.google.ids import local_id_from_google_event_id
 from calsync.store import outbox
 from calsync.store.events import (
@@ -181,8 +186,9 @@ def apply_changes(
     report.deleted += len(deleted)
     _write(session, calendar, inserts, updates)
     insert_attendees(session, [*new_attendees, *attendees])
-    inserted = [event_id for event_id, _ in inserts]
-    reschedule_many(session, [*updated_ids, *deleted], new=inserted, now=now)
+    # Only the new rows that may need reminders are read back (the same outcome).
+    new = reminder_candidates(inserts, now=now)
+    reschedule_many(session, [*updated_ids, *deleted], new=new, now=now)
     return report
 
 
