@@ -54,6 +54,7 @@ from calsync.store.events import (
     insert_events,
     take_attendees,
     to_event,
+    update_events,
 )
 from calsync.store.sync_logs import LogKind, LogStatus, record
 from calsync.store.tables import Event as EventRow
@@ -432,11 +433,4 @@ def _write(
             (_insert_values(event_id, calendar, remote) for event_id, remote in inserts),
             columns=_INSERT_COLUMNS,
         )
-    if updates:
-        # Group by column set: executemany needs the same keys in every row.
-        by_keys: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        for values in updates:
-            by_keys.setdefault(tuple(sorted(values)), []).append(values)
-        statement = sa.update(_events).where(_events.c.id == sa.bindparam("_id"))
-        for batch in by_keys.values():
-            session.connection().execute(statement, batch)
+    update_events(session, updates)

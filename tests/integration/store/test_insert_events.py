@@ -1,5 +1,6 @@
-"""`insert_events` (binary ``COPY`` with orjson documents on PostgreSQL) stores exactly
-what a plain ``INSERT`` through the engine stores, on both databases."""
+"""`insert_events` (binary ``COPY`` with orjson documents on PostgreSQL) and `update_events`
+(``UPDATE ... FROM (VALUES ...)``) store exactly what a plain ``INSERT`` or ``UPDATE``
+through the engine stores, on both databases."""
 
 from __future__ import annotations
 
@@ -13,12 +14,19 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy.orm import Session, sessionmaker
 
 from calsync.domain.codec import event_to_document
 from calsync.domain.models import Event
 from calsync.store.db import make_engine, make_session_factory
-from calsync.store.events import EVENT_COLUMNS, event_columns, insert_events, load_stored
+from calsync.store.events import (
+    EVENT_COLUMNS,
+    event_columns,
+    insert_events,
+    load_stored,
+    update_events,
+)
 from calsync.store.migrate import upgrade
 from calsync.store.tables import Calendar, User
 from calsync.store.tables import Event as EventRow
@@ -167,3 +175,98 @@ def _plain_fields() -> dict[str, Any]:
     start = EventTime.at(datetime(2026, 5, 1, 9, tzinfo=UTC), "UTC")
     event = Event(start=start, end=start, title="plain")
     return {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
+
+
+# --- update_events ---------------------------------------------------------------------
+
+
+def _changes(event: Event, row_id: uuid.UUID, **extra: Any) -> dict[str, Any]:
+    return {
+        **event_columns(event),
+        "_id": row_id,
+        "sync_state": "synced",
+        "sync_error": None,
+        "conflict": None,
+        "base_version": event_to_document(event),
+        "version": 2,
+        **extra,
+    }
+
+
+def _twins(
+    sessions: sessionmaker[Session], owner: tuple[uuid.UUID, uuid.UUID], count: int
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """`count` pairs of equal rows: one for `update_events`, one for a plain ``UPDATE``."""
+    event = Event.trusted(**_plain_fields())
+    pairs = [(uuid.uuid4(), uuid.uuid4()) for _ in range(count)]
+    with sessions.begin() as session:
+        rows = [_row(event, owner, id=i) for pair in pairs for i in pair]
+        session.execute(sa.insert(_events), rows)
+    return pairs
+
+
+def _plainly(session: Session, rows: list[dict[str, Any]]) -> None:
+    statement = sa.update(_events).where(_events.c.id == sa.bindparam("_id"))
+    for values in rows:
+        session.execute(statement, [values])
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(changed=st.lists(events(), min_size=1, max_size=4))
+def test_updated_rows_equal_rows_updated_one_by_one(
+    sessions: sessionmaker[Session], owner: tuple[uuid.UUID, uuid.UUID], changed: list[Event]
+) -> None:
+    pairs = _twins(sessions, owner, len(changed))
+    ours, theirs = [], []
+    for n, ((mine, other), event) in enumerate(zip(pairs, changed, strict=True)):
+        event = dataclasses.replace(event, etag=f'"{n}"', attendees=())
+        extra: dict[str, Any] = {"conflict": {"why": "ü"}} if n % 2 else {}
+        ours.append(_changes(event, mine, **extra))
+        theirs.append(_changes(event, other, **extra))
+    with sessions.begin() as session:
+        update_events(session, ours)  # mixed column sets: one statement per set
+        _plainly(session, theirs)
+    with sessions() as session:
+        for mine, other in pairs:
+            assert _stored(session, mine) == _stored(session, other)
+
+
+def test_an_update_sets_updated_at_and_keeps_other_columns(
+    sessions: sessionmaker[Session], owner: tuple[uuid.UUID, uuid.UUID]
+) -> None:
+    ((mine, _),) = _twins(sessions, owner, 1)
+    with sessions() as session:
+        before = session.execute(sa.select(_events).where(_events.c.id == mine)).one()
+    with sessions.begin() as session:
+        update_events(session, [{"_id": mine, "title": "new", "metadata": {"k": "v"}}])
+    with sessions() as session:
+        after = session.execute(sa.select(_events).where(_events.c.id == mine)).one()
+    assert (after.title, after.metadata) == ("new", {"k": "v"})
+    assert after.updated_at > before.updated_at
+    assert after.version == before.version
+    assert after.base_version == before.base_version
+
+
+def test_repeated_ids_are_updated_in_order(
+    sessions: sessionmaker[Session], owner: tuple[uuid.UUID, uuid.UUID]
+) -> None:
+    ((mine, _),) = _twins(sessions, owner, 1)
+    with sessions.begin() as session:
+        update_events(session, [{"_id": mine, "title": "first"}, {"_id": mine, "title": "last"}])
+    with sessions() as session:
+        assert session.scalar(sa.select(_events.c.title).where(_events.c.id == mine)) == "last"
+
+
+def test_bad_updates_are_refused(
+    sessions: sessionmaker[Session], owner: tuple[uuid.UUID, uuid.UUID]
+) -> None:
+    ((mine, _),) = _twins(sessions, owner, 1)
+    with pytest.raises((ValueError, sa.exc.StatementError)), sessions.begin() as session:
+        update_events(session, [{"_id": mine, "remote_updated_at": datetime(2026, 1, 1)}])
+    with sessions() as session:
+        if session.get_bind().dialect.name != "postgresql":
+            return  # SQLAlchemy's executemany leaves out what is not a column
+    with pytest.raises(KeyError), sessions.begin() as session:
+        update_events(session, [{"_id": mine, "title = 'x', version": 1}])
