@@ -35,7 +35,7 @@ from calsync.store.events import (
     select_stored,
     stored_event,
 )
-from calsync.store.row_cache import cache_of, version_column
+from calsync.store.row_cache import cache_of, dialect_of, version_column, version_column_of
 from calsync.store.tables import Calendar
 from calsync.store.tables import Event as EventRow
 
@@ -81,37 +81,78 @@ class EventFilter:
     kind: Kind = Kind.ALL
 
 
-def _conditions(spec: EventFilter) -> list[sa.ColumnElement[bool]]:
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """Which conditions a list's statement has: the statement depends on this alone (the
+    values are bound parameters, `_values`), so hot statements are built once."""
+
+    kind: Kind
+    category: bool
+    calendar: bool
+    window: bool
+    after: bool
+
+
+def _shape(spec: EventFilter, after: tuple[datetime, uuid.UUID] | None = None) -> _Shape:
+    return _Shape(
+        kind=spec.kind,
+        category=spec.category is not None,
+        calendar=spec.calendar_id is not None,
+        window=spec.start is not None and spec.end is not None,
+        after=after is not None,
+    )
+
+
+def _values(spec: EventFilter, after: tuple[datetime, uuid.UUID] | None = None) -> dict[str, Any]:
+    """The bound values of the conditions `_conditions(_shape(spec, after))` names."""
+    values: dict[str, Any] = {"user_id": spec.user_id}
+    if spec.category is not None:
+        values["category"] = spec.category
+    if spec.calendar_id is not None:
+        values["calendar_id"] = spec.calendar_id
+    if spec.start is not None and spec.end is not None:
+        values["window_start"] = spec.start
+        values["window_end"] = spec.end
+    if after is not None:
+        values["after_at"], values["after_id"] = after
+    return values
+
+
+@lru_cache(maxsize=64)
+def _conditions(shape: _Shape) -> tuple[sa.ColumnElement[bool], ...]:
+    """The WHERE of a list of this shape, on bound parameters named as in `_values`."""
     row = EventRow
     found: list[sa.ColumnElement[bool]] = [
-        row.user_id == spec.user_id,
+        row.user_id == sa.bindparam("user_id"),
         row.deleted_at.is_(None),
         row.status != "cancelled",
     ]
-    if spec.category is not None:
-        found.append(row.category == spec.category)
-    if spec.calendar_id is not None:
-        found.append(row.calendar_id == spec.calendar_id)
+    if shape.category:
+        found.append(row.category == sa.bindparam("category"))
+    if shape.calendar:
+        found.append(row.calendar_id == sa.bindparam("calendar_id"))
     master = row.is_recurring.is_(True)
     exception = row.recurring_event_id.is_not(None)
-    if spec.kind is Kind.SINGLE:
+    if shape.kind is Kind.SINGLE:
         found += [row.is_recurring.is_(False), row.recurring_event_id.is_(None)]
-    elif spec.kind is Kind.RECURRING:
+    elif shape.kind is Kind.RECURRING:
         found.append(sa.or_(master, exception))
-    elif spec.kind is Kind.MASTER:
+    elif shape.kind is Kind.MASTER:
         found.append(master)
-    if spec.start is not None and spec.end is not None:
-        found.append(row.start_time < spec.end)
-        series_overlaps = sa.or_(row.recurrence_end.is_(None), row.recurrence_end > spec.start)
+    if shape.window:
+        start: sa.BindParameter[datetime] = sa.bindparam("window_start")
+        end: sa.BindParameter[datetime] = sa.bindparam("window_end")
+        found.append(row.start_time < end)
+        series_overlaps = sa.or_(row.recurrence_end.is_(None), row.recurrence_end > start)
         event_overlaps = sa.or_(
-            row.end_time > spec.start,
-            sa.and_(row.end_time == row.start_time, row.start_time >= spec.start),
+            row.end_time > start,
+            sa.and_(row.end_time == row.start_time, row.start_time >= start),
         )
         # Each kind gets only the branch that can hold for it, so that PostgreSQL can
         # answer from the partial indexes of singles and masters (0006).
-        if spec.kind is Kind.SINGLE:
+        if shape.kind is Kind.SINGLE:
             found.append(event_overlaps)
-        elif spec.kind is Kind.MASTER:
+        elif shape.kind is Kind.MASTER:
             found.append(series_overlaps)
         else:
             found.append(
@@ -120,7 +161,11 @@ def _conditions(spec: EventFilter) -> list[sa.ColumnElement[bool]]:
                     sa.and_(row.is_recurring.is_(False), event_overlaps),
                 )
             )
-    return found
+    if shape.after:
+        at: sa.BindParameter[datetime] = sa.bindparam("after_at")
+        last_id: sa.BindParameter[uuid.UUID] = sa.bindparam("after_id")
+        found.append(sa.or_(row.start_time > at, sa.and_(row.start_time == at, row.id > last_id)))
+    return tuple(found)
 
 
 def list_stored(
@@ -131,10 +176,9 @@ def list_stored(
     after: tuple[datetime, uuid.UUID] | None = None,
 ) -> list[StoredEvent]:
     """At most `limit` events matching `spec`, by (start, id), after the `after` key."""
-    query = select_stored().where(*_conditions(spec))
-    if after is not None:
-        query = query.where(_after(after))
-    rows = list(session.execute(query.order_by(EventRow.start_time, EventRow.id).limit(limit)))
+    query = select_stored().where(*_conditions(_shape(spec, after)))
+    query = query.order_by(EventRow.start_time, EventRow.id).limit(limit)
+    rows = list(session.execute(query, _values(spec, after)))
     return _with_attendees(session, rows)
 
 
@@ -148,12 +192,16 @@ def list_keys(
     """The (start, id, row version) keys of what `list_stored` returns for the same
     arguments: the rows are not loaded (a caller that shows only some of them loads
     those, see `load_many`); versions are `None` where the database has none."""
-    query = sa.select(EventRow.start_time, EventRow.id, version_column(session))
-    query = query.where(*_conditions(spec))
-    if after is not None:
-        query = query.where(_after(after))
-    query = query.order_by(EventRow.start_time, EventRow.id).limit(limit)
-    return [(at, event_id, version) for at, event_id, version in session.execute(query)]
+    query = _keys_statement(_shape(spec, after), limit, dialect_of(session))
+    rows = session.execute(query, _values(spec, after))
+    return [(at, event_id, version) for at, event_id, version in rows]
+
+
+@lru_cache(maxsize=256)
+def _keys_statement(shape: _Shape, limit: int, dialect: str) -> sa.Select[datetime, uuid.UUID, str]:
+    query = sa.select(EventRow.start_time, EventRow.id, version_column_of(dialect))
+    query = query.where(*_conditions(shape))
+    return query.order_by(EventRow.start_time, EventRow.id).limit(limit)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -215,9 +263,9 @@ _OUTLINE_COLUMNS = (
 def series_outlines(session: Session, spec: EventFilter, *, limit: int) -> list[SeriesOutline]:
     """The outlines of the masters `list_stored(session, spec, limit=limit)` returns, in
     the same order (`spec.kind` should be `Kind.MASTER`)."""
-    query = sa.select(*_OUTLINE_COLUMNS, version_column(session)).where(*_conditions(spec))
-    rows = session.execute(query.order_by(EventRow.start_time, EventRow.id).limit(limit))
-    return [_outline(row) for row in rows]
+    query = sa.select(*_OUTLINE_COLUMNS, version_column(session)).where(*_conditions(_shape(spec)))
+    query = query.order_by(EventRow.start_time, EventRow.id).limit(limit)
+    return [_outline(row) for row in session.execute(query, _values(spec))]
 
 
 def series_keys(
@@ -227,14 +275,25 @@ def series_keys(
     returns for the same arguments, in the same order, without their outlines: a caller
     that holds the outline of a version reads only the others (`outlines_of`). The
     second value means what `SeriesOutline.has_exceptions` does."""
-    query = sa.select(
-        EventRow.id, version_column(session), _HAS_EXCEPTIONS, EventRow.google_event_id.is_(None)
-    )
-    query = query.where(*_conditions(spec)).order_by(EventRow.start_time, EventRow.id).limit(limit)
+    query = _series_keys_statement(_shape(spec), limit, dialect_of(session))
     return [
         (event_id, version, bool(has_exceptions) or bool(no_google_id))
-        for event_id, version, has_exceptions, no_google_id in session.execute(query)
+        for event_id, version, has_exceptions, no_google_id in session.execute(query, _values(spec))
     ]
+
+
+@lru_cache(maxsize=64)
+def _series_keys_statement(
+    shape: _Shape, limit: int, dialect: str
+) -> sa.Select[uuid.UUID, str, bool, bool]:
+    query = sa.select(
+        EventRow.id,
+        version_column_of(dialect),
+        _HAS_EXCEPTIONS,
+        EventRow.google_event_id.is_(None),
+    )
+    query = query.where(*_conditions(shape))
+    return query.order_by(EventRow.start_time, EventRow.id).limit(limit)
 
 
 def outlines_of(
@@ -244,11 +303,17 @@ def outlines_of(
     order): the second half of `series_keys`. A master changed since its key was read is
     read as it is now; one no longer selected (deleted, moved out of the range) is
     missing."""
-    query = sa.select(*_OUTLINE_COLUMNS, version_column(session)).where(*_conditions(spec))
+    query = _outlines_statement(_shape(spec), dialect_of(session))
+    values = _values(spec)
     found: list[SeriesOutline] = []
     for condition in any_of(session, EventRow.id, event_ids):
-        found += (_outline(row) for row in session.execute(query.where(condition)))
+        found += (_outline(row) for row in session.execute(query.where(condition), values))
     return found
+
+
+@lru_cache(maxsize=64)
+def _outlines_statement(shape: _Shape, dialect: str) -> sa.Select[*tuple[Any, ...]]:
+    return sa.select(*_OUTLINE_COLUMNS, version_column_of(dialect)).where(*_conditions(shape))
 
 
 def _outline(row: sa.Row[*tuple[Any, ...]]) -> SeriesOutline:
@@ -341,14 +406,6 @@ def load_many(
         if cache is not None:
             cache.put(row.row_version, stored)
     return found
-
-
-def _after(after: tuple[datetime, uuid.UUID]) -> sa.ColumnElement[bool]:
-    at, last_id = after
-    return sa.or_(
-        EventRow.start_time > at,
-        sa.and_(EventRow.start_time == at, EventRow.id > last_id),
-    )
 
 
 def exceptions_of(

@@ -30,7 +30,14 @@ from sqlalchemy.orm import Session
 
 from calsync.store.events import StoredEvent
 
-__all__ = ["MAX_ENTRIES", "EventCache", "cache_of", "version_column"]
+__all__ = [
+    "MAX_ENTRIES",
+    "EventCache",
+    "cache_of",
+    "dialect_of",
+    "version_column",
+    "version_column_of",
+]
 
 MAX_ENTRIES: Final = 10_000
 """Events kept per database and process: about 1.6 KB each for a bare event (measured),
@@ -88,10 +95,20 @@ def cache_of(session: Session) -> EventCache | None:
         return cache
 
 
+def dialect_of(session: Session) -> str:
+    """The name of the dialect of the database `session` reads (``postgresql``, ``sqlite``)."""
+    return session.get_bind().dialect.name
+
+
 def version_column(session: Session) -> sa.ColumnElement[str]:
     """A column of an ``events`` query: its row's version as text (``xmin`` of the event
     row and of each of its attendee rows), or ``NULL`` on databases without versions."""
-    if session.get_bind().dialect.name != "postgresql":
+    return version_column_of(dialect_of(session))
+
+
+def version_column_of(dialect: str) -> sa.ColumnElement[str]:
+    """`version_column` for a database of dialect `dialect`."""
+    if dialect != "postgresql":
         return sa.type_coerce(sa.null(), sa.String()).label("row_version")
     attendee_versions = sa.text(
         "(SELECT string_agg(a.xmin::text, ',') FROM event_attendees a WHERE a.event_id = events.id)"
