@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -76,24 +76,33 @@ def record(
 ) -> None:
     """Add one log row to `session` (committed with the caller's transaction). A Core
     ``INSERT`` (after the session's pending changes are flushed), not an ORM object: a
-    pull writes one per run, and the unit of work costs more than the insert."""
+    pull writes one per run, and the unit of work costs more than the insert. The
+    statement is built once (`_INSERT`); only the values vary."""
+    if session.autoflush and (session.new or session.dirty or session.deleted):
+        session.flush()  # what executing an ORM statement would have done first
     session.execute(
-        sa.insert(SyncLog).values(
-            user_id=user_id,
-            calendar_id=calendar_id,
-            event_id=event_id,
-            kind=kind.value,
-            sync_status=status.value,
-            sync_time=at,
-            pulled=pulled,
-            changed=changed,
-            conflicts=conflicts,
-            api_calls=api_calls,
-            duration_ms=duration_ms,
-            message=message,
-            details=details,
-        )
+        _INSERT,
+        {
+            "user_id": user_id,
+            "calendar_id": calendar_id,
+            "event_id": event_id,
+            "kind": kind.value,
+            "sync_status": status.value,
+            "sync_time": at,
+            "pulled": pulled,
+            "changed": changed,
+            "conflicts": conflicts,
+            "api_calls": api_calls,
+            "duration_ms": duration_ms,
+            "message": message,
+            "details": details,
+        },
     )
+
+
+#: `record`'s statement: on the table, so that executing it in a session is a plain Core
+#: insert (its columns come from the values given; the id from its default).
+_INSERT: Final = sa.insert(cast(sa.Table, SyncLog.__table__))
 
 
 def list_entries(

@@ -136,9 +136,9 @@ def release(session: Session, calendar_id: uuid.UUID, claimed_at: datetime) -> N
     )
 
 
-def pull_started(now: datetime) -> dict[str, Any]:
+def pull_started(now: datetime | sa.BindParameter[datetime]) -> dict[str, Any]:
     """The calendar row's values when a pull begins (changes from now on need another
-    pull), for the statement that takes the pull's lease."""
+    pull), for the statement that takes the pull's lease (`now` may be its parameter)."""
     return {
         "dirty": False,
         "last_pull_at": now,
@@ -146,16 +146,17 @@ def pull_started(now: datetime) -> dict[str, Any]:
     }
 
 
-def pull_finished(now: datetime) -> dict[str, Any]:
+def pull_finished(now: datetime | sa.BindParameter[datetime]) -> dict[str, Any]:
     """The calendar row's values when a pull ends, for the statement that ends it: the
     queue slot is freed, unless the calendar became dirty meanwhile, when it stays taken
-    (from `now`) for one more pull. Return ``dirty`` from that statement to know which."""
-    return {
-        "sync_queued_at": sa.case(
-            (_calendars.c.dirty.is_(True), sa.literal(now, _calendars.c.sync_queued_at.type)),
-            else_=sa.null(),
-        )
-    }
+    (from `now`, which may be the statement's parameter) for one more pull. Return
+    ``dirty`` from that statement to know which."""
+    when = (
+        now
+        if isinstance(now, sa.BindParameter)
+        else sa.literal(now, _calendars.c.sync_queued_at.type)
+    )
+    return {"sync_queued_at": sa.case((_calendars.c.dirty.is_(True), when), else_=sa.null())}
 
 
 def finish_pull(session: Session, calendar_id: uuid.UUID, now: datetime) -> bool:

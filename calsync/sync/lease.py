@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -20,9 +20,12 @@ from sqlalchemy.orm import Session
 from calsync.store.tables import Calendar
 
 __all__ = [
+    "NOW",
     "acquire",
     "acquire_selected",
+    "acquire_selected_statement",
     "held",
+    "held_statement",
     "release",
     "release_held_by_process",
     "released",
@@ -30,6 +33,13 @@ __all__ = [
 ]
 
 _calendars = cast(sa.Table, Calendar.__table__)
+
+#: The parameters of the statements built once (`acquire_selected_statement`,
+#: `held_statement`); `NOW` is the time `acquire_selected` is given, for `also` values.
+_CALENDAR_ID = sa.bindparam("lease_calendar_id", type_=_calendars.c.id.type)
+_OWNER = sa.bindparam("lease_owner", type_=_calendars.c.sync_lease_owner.type)
+NOW: Final = sa.bindparam("lease_now", type_=_calendars.c.sync_lease_until.type)
+_UNTIL = sa.bindparam("lease_until", type_=_calendars.c.sync_lease_until.type)
 
 
 def acquire(
@@ -49,18 +59,48 @@ def acquire_selected(
     ttl: timedelta,
     also: Mapping[str, Any] | None = None,
     returning: Sequence[sa.ColumnElement[Any]] = (),
+    statement: sa.Update | None = None,
 ) -> sa.Row[Any] | None:
     """`acquire` for a calendar that is selected, in the same one statement that returns
     the calendar's columns (as updated) and `returning`, and sets the columns in `also`.
     None when the calendar is missing, not selected or held by another owner (nothing
-    changed then; the caller reads the row to tell which)."""
-    statement = (
-        _take(calendar_id, owner, now, ttl)
-        .where(_calendars.c.selected.is_(True))
-        .values(**(also or {}))
+    changed then; the caller reads the row to tell which).
+
+    `statement`: `acquire_selected_statement(also, returning)` built once by a caller
+    that takes leases often (its `also` may use `NOW` for `now`); `also` and
+    `returning` are then not given."""
+    if statement is None:
+        statement = acquire_selected_statement(also, returning)
+    elif also or returning:
+        raise TypeError("give `also` and `returning` to acquire_selected_statement")
+    parameters = {
+        _CALENDAR_ID.key: calendar_id,
+        _OWNER.key: owner,
+        NOW.key: now,
+        _UNTIL.key: now + ttl,
+    }
+    return session.execute(statement, parameters).one_or_none()
+
+
+def acquire_selected_statement(
+    also: Mapping[str, Any] | None = None, returning: Sequence[sa.ColumnElement[Any]] = ()
+) -> sa.Update:
+    """The statement of `acquire_selected`, with its calendar, owner and times as
+    parameters, to build once (its compiled form is then reused)."""
+    return (
+        sa.update(_calendars)
+        .where(
+            _calendars.c.id == _CALENDAR_ID,
+            sa.or_(
+                _calendars.c.sync_lease_until.is_(None),
+                _calendars.c.sync_lease_until < NOW,
+                _calendars.c.sync_lease_owner == _OWNER,
+            ),
+            _calendars.c.selected.is_(True),
+        )
+        .values(sync_lease_owner=_OWNER, sync_lease_until=_UNTIL, **(also or {}))
         .returning(*_calendars.c, *returning)
     )
-    return session.execute(statement).one_or_none()
 
 
 def _take(calendar_id: uuid.UUID, owner: str, now: datetime, ttl: timedelta) -> sa.Update:
@@ -95,17 +135,27 @@ def held(
     *,
     owner: str,
     also: Sequence[sa.ColumnElement[Any]] = (),
+    statement: sa.Select[Any] | None = None,
 ) -> sa.Row[Any] | None:
     """`still_held` (the same lock) that returns the values of `also` (columns of the
     calendar row, or subqueries correlated to it) read in the same statement when
-    `owner` still holds the lease, else None."""
-    query = (
+    `owner` still holds the lease, else None. `statement`: `held_statement(also)`, built
+    once by a caller that checks often (`also` is then not given)."""
+    if statement is None:
+        statement = held_statement(also)
+    elif also:
+        raise TypeError("give `also` to held_statement")
+    row = session.execute(statement, {_CALENDAR_ID.key: calendar_id}).one_or_none()
+    return row if row is not None and row.sync_lease_owner == owner else None
+
+
+def held_statement(also: Sequence[sa.ColumnElement[Any]] = ()) -> sa.Select[Any]:
+    """The statement of `held`, with its calendar as a parameter, to build once."""
+    return (
         sa.select(_calendars.c.sync_lease_owner, *also)
-        .where(_calendars.c.id == calendar_id)
+        .where(_calendars.c.id == _CALENDAR_ID)
         .with_for_update(key_share=True)
     )
-    row = session.execute(query).one_or_none()
-    return row if row is not None and row.sync_lease_owner == owner else None
 
 
 def release(session: Session, calendar_id: uuid.UUID, *, owner: str) -> None:
@@ -117,9 +167,10 @@ def release(session: Session, calendar_id: uuid.UUID, *, owner: str) -> None:
     )
 
 
-def released(owner: str) -> dict[str, sa.ColumnElement[Any]]:
+def released(owner: str | sa.BindParameter[str]) -> dict[str, sa.ColumnElement[Any]]:
     """The ``SET`` values that give the lease up if `owner` holds it (else leave it), for
-    a caller that writes other columns of the calendar row in the same statement."""
+    a caller that writes other columns of the calendar row in the same statement (a
+    parameter for a statement built once)."""
     held = _calendars.c.sync_lease_owner == owner
     return {
         "sync_lease_owner": sa.case((held, None), else_=_calendars.c.sync_lease_owner),

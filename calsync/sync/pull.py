@@ -61,6 +61,29 @@ _OWNER_EMAIL: Final = (
     .label("owner_email")
 )
 
+#: The statements of every pull, built once (their compiled forms are reused):
+#: taking the lease (and starting the pull, and reading the owner's token, which the
+#: listing's first request uses) ...
+_ACQUIRE: Final = lease.acquire_selected_statement(
+    kicks.pull_started(lease.NOW), returning=_TOKEN_COLUMNS
+)
+#: ... checking it before writing (and reading the owner's email, for the notices) ...
+_HELD: Final = lease.held_statement((_OWNER_EMAIL,))
+_NOW = sa.bindparam("now", type_=_calendars.c.last_synced_at.type)
+#: ... and ending the pull: the new sync token, the status, the lease given back.
+_FINISH: Final = (
+    sa.update(_calendars)
+    .where(_calendars.c.id == sa.bindparam("calendar_id", type_=_calendars.c.id.type))
+    .values(
+        sync_token=sa.bindparam("sync_token", type_=_calendars.c.sync_token.type),
+        last_synced_at=_NOW,
+        last_sync_status="ok",
+        **lease.released(sa.bindparam("owner", type_=_calendars.c.sync_lease_owner.type)),
+        **kicks.pull_finished(_NOW),
+    )
+    .returning(_calendars.c.last_pull_at, _calendars.c.dirty)
+)
+
 
 @dataclass(frozen=True, slots=True)
 class PullOutcome:
@@ -99,13 +122,7 @@ def pull_calendar(services: Services, calendar_id: uuid.UUID) -> PullOutcome:
     with services.sessions.begin() as session:
         now = services.clock()
         calendar = lease.acquire_selected(
-            session,
-            calendar_id,
-            owner=owner,
-            now=now,
-            ttl=lease_ttl,
-            also=kicks.pull_started(now),
-            returning=_TOKEN_COLUMNS,  # what the listing's first request needs
+            session, calendar_id, owner=owner, now=now, ttl=lease_ttl, statement=_ACQUIRE
         )
         if calendar is None:
             stored = session.get(Calendar, calendar_id)
@@ -134,7 +151,7 @@ def pull_calendar(services: Services, calendar_id: uuid.UUID) -> PullOutcome:
             _record_failure(services, target, owner, err, provider, started)
             raise
         with services.sessions.begin() as session:
-            held = lease.held(session, calendar_id, owner=owner, also=(_OWNER_EMAIL,))
+            held = lease.held(session, calendar_id, owner=owner, statement=_HELD)
             if held is None:
                 log.warning("lost the sync lease of calendar %s; dropping this pull", calendar_id)
                 return PullOutcome("busy")
@@ -151,16 +168,8 @@ def pull_calendar(services: Services, calendar_id: uuid.UUID) -> PullOutcome:
                 ),
             )
             last_pull_at, again = session.execute(
-                sa.update(_calendars)
-                .where(_calendars.c.id == calendar_id)
-                .values(
-                    sync_token=next_token,
-                    last_synced_at=now,
-                    last_sync_status="ok",
-                    **lease.released(owner),
-                    **kicks.pull_finished(now),
-                )
-                .returning(_calendars.c.last_pull_at, _calendars.c.dirty)
+                _FINISH,
+                {"calendar_id": calendar_id, "sync_token": next_token, "now": now, "owner": owner},
             ).one()
             calls = provider.api_calls
             record(

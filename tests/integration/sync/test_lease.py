@@ -1,0 +1,121 @@
+"""The lease statements built once (`acquire_selected_statement`, `held_statement`) take,
+refuse and check leases as the ones built per call do, on both databases."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from calsync.store.db import make_engine, make_session_factory
+from calsync.store.migrate import upgrade
+from calsync.store.tables import Calendar, User
+from calsync.sync import kicks, lease
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+TTL = timedelta(minutes=5)
+_calendars = Calendar.__table__
+BUILT_ONCE = lease.acquire_selected_statement(
+    kicks.pull_started(lease.NOW), returning=(_calendars.c.user_id.label("owner_id"),)
+)
+HELD_ONCE = lease.held_statement((_calendars.c.provider_calendar_id,))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'calsync.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    engine = make_engine(url)
+    upgrade(engine)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+def _calendar(sessions: sessionmaker[Session], **values: Any) -> uuid.UUID:
+    with sessions.begin() as session:
+        user = User(email=f"{uuid.uuid4().hex[:8]}@example.com")
+        session.add(user)
+        session.flush()
+        calendar = Calendar(
+            user_id=user.id, provider_calendar_id="primary", access_role="owner", **values
+        )
+        session.add(calendar)
+        session.flush()
+        return calendar.id
+
+
+def _acquire(
+    sessions: sessionmaker[Session], calendar_id: uuid.UUID, owner: str, now: datetime, once: bool
+) -> sa.Row[Any] | None:
+    with sessions.begin() as session:
+        if once:
+            return lease.acquire_selected(
+                session, calendar_id, owner=owner, now=now, ttl=TTL, statement=BUILT_ONCE
+            )
+        return lease.acquire_selected(
+            session,
+            calendar_id,
+            owner=owner,
+            now=now,
+            ttl=TTL,
+            also=kicks.pull_started(now),
+            returning=(_calendars.c.user_id.label("owner_id"),),
+        )
+
+
+@pytest.mark.parametrize("once", [True, False])
+def test_a_lease_is_taken_refused_while_held_and_taken_over_once_expired(
+    sessions: sessionmaker[Session], once: bool
+) -> None:
+    calendar_id = _calendar(sessions, dirty=True)
+    taken = _acquire(sessions, calendar_id, "a", NOW, once)
+    assert taken is not None
+    assert (taken.sync_lease_owner, taken.sync_lease_until) == ("a", NOW + TTL)
+    assert (taken.dirty, taken.last_pull_at, taken.sync_queued_at) == (False, NOW, NOW)
+    assert taken.owner_id is not None
+    assert _acquire(sessions, calendar_id, "b", NOW + TTL / 2, once) is None
+    assert _acquire(sessions, calendar_id, "a", NOW + TTL / 2, once) is not None  # again
+    later = NOW + 2 * TTL
+    over = _acquire(sessions, calendar_id, "b", later, once)
+    assert over is not None
+    assert (over.sync_lease_owner, over.last_pull_at, over.sync_queued_at) == ("b", later, NOW)
+    with sessions.begin() as session:
+        assert lease.held(session, calendar_id, owner="b", statement=HELD_ONCE) is not None
+        assert lease.held(session, calendar_id, owner="a", statement=HELD_ONCE) is None
+        row = lease.held(session, calendar_id, owner="b", statement=HELD_ONCE)
+        assert row is not None
+        assert row.provider_calendar_id == "primary"
+
+
+@pytest.mark.parametrize("once", [True, False])
+def test_an_unselected_or_missing_calendar_is_not_taken(
+    sessions: sessionmaker[Session], once: bool
+) -> None:
+    calendar_id = _calendar(sessions, selected=False)
+    assert _acquire(sessions, calendar_id, "a", NOW, once) is None
+    assert _acquire(sessions, uuid.uuid4(), "a", NOW, once) is None
+    with sessions.begin() as session:
+        assert lease.held(session, calendar_id, owner="a", statement=HELD_ONCE) is None
+
+
+def test_a_statement_built_once_takes_no_other_clauses() -> None:
+    with pytest.raises(TypeError):
+        lease.acquire_selected(
+            None,  # type: ignore[arg-type]
+            uuid.uuid4(),
+            owner="a",
+            now=NOW,
+            ttl=TTL,
+            also={"dirty": False},
+            statement=BUILT_ONCE,
+        )
