@@ -19,9 +19,10 @@ lists everything; a range that lies wholly past one end is a 422 naming the para
 from __future__ import annotations
 
 import uuid
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from operator import itemgetter
 from typing import Any, Final
 
 from sqlalchemy.orm import Session
@@ -54,7 +55,7 @@ from calsync.web.errors import APIError
 from calsync.web.event_input import unprocessable
 from calsync.web.event_output import EventView, event_json, instance_json
 from calsync.web.json_body import json_bytes
-from calsync.web.list_cache import ListMemos, SeriesEntry, memos_of
+from calsync.web.list_cache import ListMemos, SeriesEntry, memos_of, series_key
 
 __all__ = [
     "DEFAULT_PAGE",
@@ -362,11 +363,25 @@ def _first_items(
     until `limit + 1` items certainly precede it: every instance not yet expanded starts
     after the horizon, and `singles` are the first `limit + 1` singles of the answer.
     A series whose expansion a bound cut short is expanded over the whole window.
+    With memos, the entries this made or grew are put into the memo once, at the end.
     """
     assert query.start is not None
     assert query.end is not None
     start, end = query.start, query.end
     series = _series(session, spec, start, end, memos)
+    try:
+        return _items_until_certain(series, query, singles)
+    finally:
+        _remember(series)
+
+
+def _items_until_certain(
+    series: _SeriesData, query: ListQuery, singles: list[_Item]
+) -> list[_Item]:
+    """`_first_items` of the series read."""
+    assert query.start is not None
+    assert query.end is not None
+    start, end = query.start, query.end
     origin = max(start, query.after[0]) if query.after is not None else start
     horizon = _towards(origin, (end - start) / 8, end)
     while True:
@@ -410,8 +425,8 @@ _Item = tuple[datetime, str, "uuid.UUID | _Instance"]
 """(sort instant, API id, what to show): a single by local id, or an instance."""
 
 
-def _item_key(item: _Item) -> tuple[datetime, str]:
-    return item[0], item[1]
+_item_key: Final[Callable[[_Item], tuple[datetime, str]]] = itemgetter(0, 1)
+"""An item's (sort instant, API id): the order of the answer."""
 
 
 def _load(
@@ -498,6 +513,16 @@ class _SeriesData:
     session: Session
     memos: ListMemos | None
     entries: list[SeriesEntry] | None
+    changed: set[int]
+    """The indexes of `entries` not yet in the memo as they are (new, or with new items)."""
+
+
+def _remember(series: _SeriesData) -> None:
+    """Put the entries `series` changed into the memo (one put for the whole read)."""
+    if series.memos is not None and series.entries is not None and series.changed:
+        entries = series.entries
+        series.memos.series.put_many([(entries[i].key, entries[i]) for i in sorted(series.changed)])
+        series.changed.clear()
 
 
 def _series(
@@ -510,25 +535,30 @@ def _series(
         user_id=spec.user_id, start=start, end=end, calendar_id=spec.calendar_id, kind=Kind.MASTER
     )
     entries: list[SeriesEntry] | None = None
+    new: set[int] = set()
+    changed: set[int] = set()
     if memos is None:
         masters = series_outlines(session, masters_spec, limit=MAX_SERIES)
     else:
         keys = series_keys(session, masters_spec, limit=MAX_SERIES)
-        found = memos.series.get_many(keys)
+        found = memos.series.get_many([series_key(*key) for key in keys])
         missing = [key[0] for key, entry in zip(keys, found, strict=True) if entry is None]
         if missing:
             read = {o.id: o for o in outlines_of(session, masters_spec, missing)}
-            new: list[tuple[Hashable, SeriesEntry]] = []
             for index, key in enumerate(keys):
                 outline = read.get(key[0]) if found[index] is None else None
                 if outline is not None:
-                    entry = found[index] = SeriesEntry(outline)
-                    new.append((entry.key, entry))
-            memos.series.put_many(new)
-        entries = [entry for entry in found if entry is not None]
+                    found[index] = SeriesEntry(outline)
+                    new.add(index)
+        entries = []
+        for index, entry in enumerate(found):
+            if entry is not None:
+                if index in new:
+                    changed.add(len(entries))
+                entries.append(entry)
         masters = [entry.outline for entry in entries]
     exceptions = exceptions_of_outlines(session, masters)
-    return _SeriesData(masters, exceptions, spec.category, session, memos, entries)
+    return _SeriesData(masters, exceptions, spec.category, session, memos, entries, changed)
 
 
 def _instance_items(
@@ -550,7 +580,6 @@ def _instance_items(
             items += _series_items(series, master, start, end, part_end)
         return items
     window = (start, start.tzinfo, end, end.tzinfo, part_end, part_end.tzinfo)
-    grown: list[tuple[Hashable, SeriesEntry]] = []
     for index, entry in enumerate(series.entries):
         master = entry.outline
         if master.has_exceptions or master.version is None:
@@ -562,9 +591,8 @@ def _instance_items(
         if found is None:
             found = tuple(_series_items(series, master, start, end, part_end))
             series.entries[index] = entry.with_items(window, found)
-            grown.append((entry.key, series.entries[index]))
+            series.changed.add(index)
         items += found
-    series.memos.series.put_many(grown)
     return items
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import threading
 import uuid
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar
@@ -42,6 +41,7 @@ __all__ = [
     "ListMemos",
     "SeriesEntry",
     "memos_of",
+    "series_key",
 ]
 
 MAX_SERIES_ITEMS: Final = 50_000
@@ -59,38 +59,43 @@ V = TypeVar("V")
 
 
 class BoundedMemo(Generic[V]):
-    """A thread-safe LRU map whose entries have a size (`size_of`); the least recently
-    used entries are dropped while the sizes add up to more than `budget`. An entry
-    larger than the budget is not kept."""
+    """A thread-safe map of sized entries (`size_of`) holding at most `budget`, which
+    keeps what is used: an approximate LRU in two generations of plain dicts (a hit costs
+    one dict lookup, no reordering).
+
+    New and used entries go to the young generation; when an entry would take the young
+    generation's sizes past half the budget, the old generation is dropped and the young
+    one becomes the old one. A hit in the old generation moves the entry back to the young
+    one. So an entry used at least once in every half budget's worth of insertions is never
+    dropped, and one unused for a whole budget's worth always is. An entry larger than half
+    the budget is not kept."""
 
     def __init__(self, budget: int, size_of: Callable[[V], int]) -> None:
         self.budget = budget
+        self._half = budget // 2
         self._size_of = size_of
-        self._entries: OrderedDict[Hashable, tuple[V, int]] = OrderedDict()
-        self._used = 0
+        self._young: dict[Hashable, tuple[V, int]] = {}
+        self._old: dict[Hashable, tuple[V, int]] = {}
+        self._young_used = 0
+        self._old_used = 0
         self._lock = threading.Lock()
 
     def get(self, key: Hashable) -> V | None:
         """The value put under `key`, or `None`."""
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return None
-            self._entries.move_to_end(key)
-            return entry[0]
+        return self.get_many([key])[0]
 
     def get_many(self, keys: Sequence[Hashable | None]) -> list[V | None]:
         """`get` of each key (`None` keys give `None`), under one acquisition of the lock."""
         found: list[V | None] = []
         with self._lock:
-            entries = self._entries
             for key in keys:
-                entry = entries.get(key) if key is not None else None
-                if entry is None:
-                    found.append(None)
-                else:
-                    entries.move_to_end(key)
-                    found.append(entry[0])
+                entry = self._young.get(key) if key is not None else None
+                if entry is None and key is not None:
+                    entry = self._old.pop(key, None)
+                    if entry is not None:
+                        self._old_used -= entry[1]
+                        self._admit(key, entry)
+                found.append(entry[0] if entry is not None else None)
         return found
 
     def put(self, key: Hashable, value: V) -> None:
@@ -102,30 +107,46 @@ class BoundedMemo(Generic[V]):
         sized = [(key, value, self._size_of(value)) for key, value in entries]
         with self._lock:
             for key, value, size in sized:
-                if size > self.budget:
+                if size > self._half:
                     continue
-                old = self._entries.pop(key, None)
+                old = self._old.pop(key, None)
                 if old is not None:
-                    self._used -= old[1]
-                self._entries[key] = (value, size)
-                self._used += size
-            while self._used > self.budget:
-                _, (_, dropped) = self._entries.popitem(last=False)
-                self._used -= dropped
+                    self._old_used -= old[1]
+                self._admit(key, (value, size))
+
+    def _admit(self, key: Hashable, entry: tuple[V, int]) -> None:
+        """Put `entry` into the young generation (the lock is held; `key` is not old)."""
+        previous = self._young.pop(key, None)
+        if previous is not None:
+            self._young_used -= previous[1]
+        if self._young_used + entry[1] > self._half:
+            self._old, self._old_used = self._young, self._young_used
+            self._young, self._young_used = {}, 0
+        self._young[key] = entry
+        self._young_used += entry[1]
 
     def clear(self) -> None:
         """Forget every entry."""
         with self._lock:
-            self._entries.clear()
-            self._used = 0
+            self._young, self._old = {}, {}
+            self._young_used = self._old_used = 0
 
     @property
     def used(self) -> int:
         """The sizes of the entries held, added up."""
-        return self._used
+        return self._young_used + self._old_used
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._young) + len(self._old)
+
+
+def series_key(
+    event_id: uuid.UUID, version: str | None, has_exceptions: bool
+) -> tuple[int, str | None, bool]:
+    """The memo key of a master's (id, version, may have exceptions) (see
+    `calsync.store.event_queries.series_keys`): the id as its integer, which hashes and
+    compares in C (a `uuid.UUID` does both in Python)."""
+    return event_id.int, version, has_exceptions
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,9 +159,9 @@ class SeriesEntry:
     windows: tuple[tuple[Hashable, tuple[Any, ...]], ...] = ()
 
     @property
-    def key(self) -> tuple[uuid.UUID, str | None, bool]:
-        """What the entry is memoised under (see `calsync.store.event_queries.series_keys`)."""
-        return self.outline.id, self.outline.version, self.outline.has_exceptions
+    def key(self) -> tuple[int, str | None, bool]:
+        """What the entry is memoised under: `series_key` of its outline's key."""
+        return series_key(self.outline.id, self.outline.version, self.outline.has_exceptions)
 
     def items(self, window: Hashable) -> tuple[Any, ...] | None:
         """The items kept for `window`, or `None`."""

@@ -15,29 +15,46 @@ from calsync.web.json_body import json_bytes, list_body
 from calsync.web.list_cache import BoundedMemo, SeriesEntry
 
 
-def test_the_least_recently_used_entries_go_first_once_over_budget() -> None:
-    memo: BoundedMemo[bytes] = BoundedMemo(10, len)
-    memo.put("a", b"aaaa")
-    memo.put("b", b"bbbb")
-    assert memo.get("a") == b"aaaa"  # a is now the most recent
-    memo.put("c", b"cccc")  # 12 bytes: b goes
-    assert memo.get("b") is None
-    assert memo.get_many(["a", None, "b", "c"]) == [b"aaaa", None, None, b"cccc"]
-    assert memo.used == 8
-    assert len(memo) == 2
+def test_an_entry_used_since_the_last_turn_of_generations_stays() -> None:
+    memo: BoundedMemo[bytes] = BoundedMemo(16, len)  # generations of 8 bytes
+    memo.put_many([("a", b"aaaa"), ("b", b"bbbb")])  # young: a, b
+    memo.put("c", b"cccc")  # a and b become old, c is young
+    assert memo.get("a") == b"aaaa"  # a moves back to young (c, a)
+    memo.put("d", b"dddd")  # c and a become old; b, unused since, goes; d is young
+    memo.put("e", b"eeee")  # young: d, e
+    # a comes back (d and e become old, c goes); d and e come back
+    assert memo.get_many(["a", None, "b", "c", "d", "e"]) == [
+        b"aaaa",
+        None,
+        None,
+        None,
+        b"dddd",
+        b"eeee",
+    ]
+    assert memo.used == 12
+    assert len(memo) == 3
 
 
-def test_a_replaced_entry_is_counted_once_and_an_oversized_one_not_kept() -> None:
-    memo: BoundedMemo[bytes] = BoundedMemo(10, len)
+def test_a_replaced_entry_is_counted_once_and_a_large_one_not_kept() -> None:
+    memo: BoundedMemo[bytes] = BoundedMemo(16, len)
     memo.put("a", b"aaaa")
     memo.put("a", b"aaaaaa")
     assert memo.used == 6
-    memo.put("big", b"x" * 11)
+    memo.put("big", b"x" * 9)  # over half the budget
     assert memo.get("big") is None
     assert memo.get("a") == b"aaaaaa"
     memo.clear()
     assert memo.used == 0
     assert memo.get("a") is None
+
+
+def test_a_memo_never_holds_more_than_its_budget() -> None:
+    memo: BoundedMemo[bytes] = BoundedMemo(100, len)
+    for i in range(1000):
+        memo.put(i % 37, b"x" * (i % 11))
+        memo.get_many([(i * 7) % 37, (i * 3) % 37])
+        assert memo.used <= 100
+    assert memo.used == sum(len(v or b"") for v in memo.get_many(list(range(37))))
 
 
 @pytest.mark.parametrize("cursor", [None, "MjAzMS0wMy0wMVQwMDowMDowMCswMDowMHxhYmM="])
@@ -67,7 +84,7 @@ def test_a_series_entry_keeps_the_items_of_its_last_two_windows() -> None:
         version="7:",
     )
     entry = SeriesEntry(outline)
-    assert entry.key == (outline.id, "7:", False)
+    assert entry.key == (outline.id.int, "7:", False)
     assert entry.items("a") is None
     assert entry.size == 1
     entry = entry.with_items("a", (1, 2)).with_items("b", (3,))
@@ -78,9 +95,7 @@ def test_a_series_entry_keeps_the_items_of_its_last_two_windows() -> None:
 
 
 def test_put_many_is_put_of_each() -> None:
-    memo: BoundedMemo[bytes] = BoundedMemo(10, len)
-    memo.put_many([("a", b"aaaa"), ("b", b"bbbb"), ("big", b"x" * 11), ("a", b"aa"), ("c", b"cc")])
+    memo: BoundedMemo[bytes] = BoundedMemo(16, len)
+    memo.put_many([("a", b"aaaa"), ("b", b"bbbb"), ("big", b"x" * 9), ("a", b"aa"), ("c", b"cc")])
     assert memo.get_many(["a", "b", "big", "c"]) == [b"aa", b"bbbb", None, b"cc"]
     assert memo.used == 8
-    memo.put_many([("d", b"dddddd")])  # 14 bytes: a and b, the least recently used, go
-    assert memo.get_many(["a", "b", "c", "d"]) == [None, None, b"cc", b"dddddd"]
