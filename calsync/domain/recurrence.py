@@ -86,11 +86,29 @@ _FIXED_PERIOD: Final = {
 
 
 def instance_id(master_id: str, original_start: EventTime) -> str:
-    """Google's id for an instance of series `master_id` that starts at `original_start`."""
-    if original_start.day is not None:
-        return f"{master_id}_{original_start.day:%Y%m%d}"
-    assert original_start.instant is not None
-    return f"{master_id}_{original_start.instant:%Y%m%dT%H%M%SZ}"
+    """Google's id for an instance of series `master_id` that starts at `original_start`:
+    ``<master_id>_<YYYYMMDD>`` for a day, ``<master_id>_<YYYYMMDDTHHMMSSZ>`` of the
+    instant's own fields (its UTC time, as instants are held) otherwise; what
+    ``strftime`` writes for ``%Y%m%d`` and ``%Y%m%dT%H%M%SZ``."""
+    day = original_start.day
+    if day is not None:
+        if day.year < 1000:  # strftime's %Y does not pad years before 1000 everywhere
+            return f"{master_id}_{day:%Y%m%d}"
+        # %-formatting: less than half the time of strftime, called for every instance
+        return "%s_%04d%02d%02d" % (master_id, day.year, day.month, day.day)  # noqa: UP031
+    at = original_start.instant
+    assert at is not None
+    if at.year < 1000:
+        return f"{master_id}_{at:%Y%m%dT%H%M%SZ}"
+    return "%s_%04d%02d%02dT%02d%02d%02dZ" % (  # noqa: UP031
+        master_id,
+        at.year,
+        at.month,
+        at.day,
+        at.hour,
+        at.minute,
+        at.second,
+    )
 
 
 def validate_recurrence(
@@ -630,6 +648,9 @@ def _check_dates_in_range(recurrence: RecurrenceSet) -> None:
 
 _SATURATE_LOW: Final = datetime(1, 1, 8)
 _SATURATE_HIGH: Final = datetime(9999, 12, 25)
+_SAFE_YEARS: Final = (3, 9997)
+_SAFE_DELTA: Final = timedelta(days=366)
+"""A moment in these years moved by less than this stays a week inside the ends."""
 
 
 def _plus(moment: datetime, delta: timedelta) -> datetime:
@@ -638,6 +659,8 @@ def _plus(moment: datetime, delta: timedelta) -> datetime:
     still shifts a bound by a day or a zone offset. Only bounds of windows and of range
     queries go through it: held at the top, they over-select; held at the bottom, only
     an instance in the first week of year 1 could be missed (listings never ask there)."""
+    if _SAFE_YEARS[0] <= moment.year <= _SAFE_YEARS[1] and -_SAFE_DELTA < delta < _SAFE_DELTA:
+        return moment + delta  # nowhere near the ends: no bound to hold (the usual case)
     low, high = (bound.replace(tzinfo=moment.tzinfo) for bound in (_SATURATE_LOW, _SATURATE_HIGH))
     if delta >= timedelta(0):
         return high if moment >= high or delta >= high - moment else moment + delta
