@@ -19,6 +19,7 @@ SQLite has no row versions: there `version_column` is ``NULL`` and nothing is ca
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 import weakref
@@ -35,6 +36,7 @@ __all__ = [
     "EventCache",
     "cache_of",
     "dialect_of",
+    "version_by_id",
     "version_column",
     "version_column_of",
 ]
@@ -110,9 +112,31 @@ def version_column_of(dialect: str) -> sa.ColumnElement[str]:
     """`version_column` for a database of dialect `dialect`."""
     if dialect != "postgresql":
         return sa.type_coerce(sa.null(), sa.String()).label("row_version")
-    attendee_versions = sa.text(
-        "(SELECT string_agg(a.xmin::text, ',') FROM event_attendees a WHERE a.event_id = events.id)"
+    return sa.literal_column(_version_sql("events.xmin", "events.id"), sa.String()).label(
+        "row_version"
     )
-    return sa.literal_column(
-        f"events.xmin::text || ':' || coalesce({attendee_versions.text}, '')", sa.String()
-    ).label("row_version")
+
+
+_QUALIFIED_NAME: Final = re.compile(r"[a-z_]+\.[a-z_]+")
+_ATTENDEE_VERSIONS: Final = (
+    "SELECT string_agg(a.xmin::text, ',') FROM event_attendees a WHERE a.event_id = "
+)
+
+
+def version_by_id(id_sql: str) -> sa.ColumnElement[str]:
+    """`version_column` (PostgreSQL) of the ``events`` row whose id is the SQL expression
+    `id_sql` (such as ``k.id`` of a subquery ``k`` of ids), read by its primary key: for
+    queries that find their rows without reading them (an index-only scan) and read the
+    versions of only those they return. `id_sql` is a qualified column name of calsync's
+    own statements, never input (`ValueError` for anything else)."""
+    if not _QUALIFIED_NAME.fullmatch(id_sql):
+        raise ValueError(f"not a qualified column name: {id_sql!r}")
+    xmin = f"(SELECT e.xmin FROM events e WHERE e.id = {id_sql})"  # noqa: S608 - a column name
+    return sa.literal_column(_version_sql(xmin, id_sql), sa.String()).label("row_version")
+
+
+def _version_sql(xmin_sql: str, id_sql: str) -> str:
+    """The version text: the event row's ``xmin``, then its attendee rows' ``xmin``s."""
+    # id_sql is one of calsync's column names (see version_by_id), never input
+    attendees = f"({_ATTENDEE_VERSIONS}{id_sql})"
+    return f"{xmin_sql}::text || ':' || coalesce({attendees}, '')"

@@ -23,6 +23,7 @@ from calsync.store.event_queries import (
     series_outlines,
 )
 from calsync.store.events import event_columns, load_stored
+from calsync.store.row_cache import version_by_id, version_column
 from calsync.store.tables import Event as EventRow
 from tests.integration.events.conftest import EventsApp
 
@@ -153,17 +154,26 @@ def test_keys_are_the_keys_of_the_listed_singles(any_app: EventsApp) -> None:
                 "title": f"on {day}",
                 "start_time": f"2031-03-{day:02d}T10:00:00Z",
                 "end_time": f"2031-03-{day:02d}T11:00:00Z",
+                "attendees": ["bob@example.com", "carol@example.com"] if day == 2 else [],
             },
         )
     spec = EventFilter(user_id=alice.id, start=WINDOW[0], end=WINDOW[1], kind=Kind.SINGLE)
     with app.services.sessions() as session:
-        keys = [(at, event_id) for at, event_id, _ in list_keys(session, spec, limit=3)]
+        listed = list_keys(session, spec, limit=3)
+        versions = dict(
+            session.execute(
+                sa.select(EventRow.id, version_column(session)).where(EventRow.user_id == alice.id)
+            ).all()
+        )
+        keys = [(at, event_id) for at, event_id, _ in listed]
         rows = list_stored(session, spec, limit=3)
         after = [
             (at, event_id) for at, event_id, _ in list_keys(session, spec, limit=10, after=keys[1])
         ]
         rows_after = list_stored(session, spec, limit=10, after=keys[1])
     assert keys == [(s.event.start.instant, s.id) for s in rows]
+    # the versions are those version_column reads (the row cache's and the memos' keys)
+    assert [version for _, _, version in listed] == [versions[s.id] for s in rows]
     assert after == [(s.event.start.instant, s.id) for s in rows_after]
     assert len(keys) == 3
     assert len(after) == 2
@@ -201,3 +211,9 @@ def test_outlines_read_by_id_are_those_the_filter_still_selects(any_app: EventsA
     assert [(str(o.id), o.category) for o in read] == [(created[0], "new")]
     if app.services.engine.dialect.name == "postgresql":
         assert read[0].version != next(k[1] for k in keys if k[0] == read[0].id)
+
+
+def test_a_version_by_id_takes_only_a_column_name() -> None:
+    assert version_by_id("k.id") is not None
+    with pytest.raises(ValueError, match="column name"):
+        version_by_id("k.id); DROP TABLE events; --")
