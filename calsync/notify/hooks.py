@@ -36,6 +36,7 @@ from calsync.notify.preferences import (
     DEFAULT_PREFERENCES,
     Preferences,
     _from_row,
+    load_preferences,
 )
 from calsync.notify.reminders import (
     DEFAULT_HORIZON,
@@ -45,7 +46,7 @@ from calsync.notify.reminders import (
     reschedule_reminders,
     upcoming_params,
 )
-from calsync.store.events import any_of
+from calsync.store.events import any_of, reminders_document
 from calsync.store.tables import Event as EventRow
 from calsync.store.tables import NotificationDelivery, NotificationPreference, User, utcnow
 
@@ -60,29 +61,62 @@ __all__ = [
 
 
 def reminder_candidates(
+    session: Session,
     inserted: Iterable[tuple[uuid.UUID, Event]],
     *,
+    user_id: uuid.UUID,
     now: datetime,
     horizon: timedelta = DEFAULT_HORIZON,
 ) -> list[uuid.UUID]:
-    """The ids of just-inserted events that :func:`reschedule_many` may do anything for,
-    from the values stored (no query): exceptions of a series (their master is replanned)
-    and events that may be upcoming (not cancelled, starting before the latest start
-    its query covers, and not ended, or a series). Passing only these as its ``new`` has
-    the outcome of passing all: its query selects among new rows only such events (the
-    check here is looser: a series counts whatever its end), so a big first sync does
-    not send every new id to the database to find the few that need reminders.
+    """The ids of just-inserted events of `user_id` that :func:`reschedule_many` would
+    do anything for, found from the values stored and the user's preferences (read
+    once, and only if an inserted event is upcoming): exceptions of a series (their
+    master is replanned), series and upcoming events whose reminders may be due within
+    the horizon (`_worth_planning`, the test `reschedule_many` applies to the rows it
+    reads). Passing only these as its ``new`` has the outcome of passing all of them
+    (new rows have no pending reminders), so a big first sync does not read back every
+    new row to find the few that need reminders. Call it just before `reschedule_many`,
+    in the same transaction (both then see the same preferences).
     """
-    latest = upcoming_params(now, horizon)["upcoming_latest_start"]
+    latest_start = upcoming_params(now, horizon)["upcoming_latest_start"]
+    latest = now + horizon
+    prefs: Preferences | None = None
     found = []
     for event_id, event in inserted:
-        if event.recurring_event_id is not None or (
-            event.status != EventStatus.CANCELLED
-            and _stored_instant(event.start) < latest
-            and (event.is_recurring or _stored_instant(event.end) > now)
+        if event.recurring_event_id is not None:
+            found.append(event_id)
+            continue
+        start = _stored_instant(event.start)
+        if (
+            event.status == EventStatus.CANCELLED
+            or start >= latest_start
+            or (not event.is_recurring and _stored_instant(event.end) <= now)
         ):
+            continue  # not upcoming: its query would not read it
+        if prefs is None:
+            prefs = load_preferences(session, user_id)
+        reminders = reminders_document(event.reminders)
+        if _worth_planning(prefs, reminders, start, event.is_recurring, False, latest):
             found.append(event_id)
     return found
+
+
+def _worth_planning(
+    prefs: Preferences,
+    reminders: Any,
+    start: datetime,
+    recurring: bool,
+    pending: bool,
+    latest: datetime,
+) -> bool:
+    """Whether an upcoming event (its ``events.reminders`` document and start) may have
+    reminders to plan or replace by `latest`: a series, one with pending reminders, or
+    one whose longest lead time (with a day's margin for all-day events in any zone)
+    makes a reminder due by then."""
+    if recurring or pending:
+        return True
+    leads = prefs.lead_times(reminders)
+    return bool(leads) and start - timedelta(minutes=max(leads), days=1) <= latest
 
 
 def _stored_instant(value: EventTime) -> datetime:
@@ -127,14 +161,12 @@ def reschedule_many(
             stored = row.NotificationPreference
             prefs = _from_row(stored) if stored is not None else DEFAULT_PREFERENCES
             cache[row.user_id] = (prefs, row.user_timezone or "UTC")
-        leads = cache[row.user_id][0].lead_times(row.reminders)
-        if (
-            row.is_recurring
-            or row.pending
-            or (leads and row.start_time - timedelta(minutes=max(leads), days=1) <= latest)
+        prefs = cache[row.user_id][0]
+        if _worth_planning(
+            prefs, row.reminders, row.start_time, row.is_recurring, row.pending, latest
         ):
-            rows.append(row)  # else nothing is due within the horizon (with a day's
-            # margin for all-day events in any zone) and nothing is there to replace
+            rows.append(row)  # else nothing is due within the horizon and nothing is
+            # there to replace
     replan_many(session, rows, cache, now=now, horizon=horizon, pending=pending)
     upcoming = {row.id for row in found.values() if row.upcoming}
     for event_id in sorted((pending - upcoming) | set(orphans)):

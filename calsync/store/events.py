@@ -58,6 +58,7 @@ __all__ = [
     "insert_attendees",
     "insert_events",
     "load_stored",
+    "reminders_document",
     "replace_attendees",
     "select_stored",
     "stored_event",
@@ -156,7 +157,6 @@ def event_columns(event: Event) -> dict[str, Any]:
         with contextlib.suppress(ValidationError):
             end_bound = series_end(event)
     original = event.original_start
-    reminders = event.reminders
     return {
         "google_event_id": event.provider_event_id,
         "title": event.title,
@@ -178,14 +178,19 @@ def event_columns(event: Event) -> dict[str, Any]:
         "organizer_email": event.organizer_email,
         "etag": event.etag,
         "sequence": event.sequence,
-        "reminders": {
-            "use_default": reminders.use_default,
-            "overrides": [[r.minutes, r.method.value] for r in reminders.overrides]
-            if reminders.overrides
-            else [],
-        },
+        "reminders": reminders_document(event.reminders),
         "metadata": dict(event.metadata.items()) if event.metadata else {},
         "remote_updated_at": event.updated,
+    }
+
+
+def reminders_document(reminders: Reminders) -> dict[str, Any]:
+    """What ``events.reminders`` stores for `reminders` (a new dict each time)."""
+    return {
+        "use_default": reminders.use_default,
+        "overrides": [[r.minutes, r.method.value] for r in reminders.overrides]
+        if reminders.overrides
+        else [],
     }
 
 

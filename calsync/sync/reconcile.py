@@ -188,7 +188,7 @@ def apply_changes(
     _write(session, calendar, inserts, updates)
     insert_attendees(session, [*new_attendees, *attendees])
     # Only the new rows that may need reminders are read back (the same outcome).
-    new = reminder_candidates(inserts, now=now)
+    new = reminder_candidates(session, inserts, user_id=calendar.user_id, now=now)
     reschedule_many(session, [*updated_ids, *deleted], new=new, now=now)
     return report
 

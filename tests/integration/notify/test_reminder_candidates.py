@@ -1,76 +1,123 @@
-"""`reminder_candidates` picks, from the values of new rows alone, every new row that
-`reschedule_many`'s query would select (so a pull may pass only those as ``new``)."""
+"""`reminder_candidates` picks, from the values of new rows and the owner's preferences,
+the new rows `reschedule_many` acts on: passing only those as ``new`` plans the same
+reminders as passing every new row."""
 
 from __future__ import annotations
 
 import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.orm import Session, sessionmaker
 
-from calsync.domain.models import Event, EventStatus, EventTime
+from calsync.domain.models import Event, EventStatus, EventTime, Reminders
 from calsync.notify import hooks
-from calsync.notify.reminders import DEFAULT_HORIZON
-from tests.integration.notify.conftest import add_calendar, add_event, add_user
+from calsync.notify.preferences import DEFAULT_PREFERENCES, Preferences, save_preferences
+from calsync.store.tables import NotificationDelivery
+from tests.integration.notify.conftest import BOX, add_calendar, add_event, add_user
 from tests.strategies import events
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 3, 28, 12, 0, tzinfo=UTC)
-
-
-def _selected(session: Session, ids: list[uuid.UUID], now: datetime) -> set[uuid.UUID]:
-    """The new rows `reschedule_many` reads (its query, given every new id)."""
-    return {row.id for row in hooks._rows(session, ids, [], now, DEFAULT_HORIZON)}
-
-
-@settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+PREFERENCES = st.sampled_from(
+    [
+        None,
+        Preferences(reminder_minutes=(10,)),
+        Preferences(reminder_minutes=(40_320, 5)),
+        Preferences(reminder_minutes=()),
+        Preferences(channels=("email", "in_app")),
+    ]
 )
-@given(
-    batch=st.lists(
-        st.tuples(
-            events(),
-            st.sampled_from([None, "series1"]),
-            st.sampled_from(list(EventStatus)),
-        ),
-        min_size=1,
-        max_size=8,
-    ),
-    # now, and the latest start the query covers (now + 48 h + four weeks + a day)
-    shift=st.sampled_from([timedelta(0), timedelta(days=31, hours=12)])
-    | st.timedeltas(min_value=timedelta(days=-3), max_value=timedelta(days=34)),
-)
-def test_the_candidates_hold_every_row_the_query_selects(
+
+
+def _planned(
     sessions: sessionmaker[Session],
     batch: list[tuple[Event, str | None, EventStatus]],
+    prefs: Preferences | None,
     shift: timedelta,
-) -> None:
-    inserted = []
+    only_candidates: bool,
+) -> list[tuple[Any, ...]]:
+    """The reminder rows a pull inserting `batch` plans (rolled back afterwards)."""
     with sessions.begin() as session:
         user_id = add_user(session, f"{uuid.uuid4().hex[:8]}@example.com")
+        if prefs is not None:
+            save_preferences(session, user_id, prefs, BOX)
         calendar_id = add_calendar(session, user_id)
+        master = Event(
+            start=EventTime.at(NOW - timedelta(days=1), "UTC"),
+            end=EventTime.at(NOW - timedelta(days=1, hours=-1), "UTC"),
+            recurrence=("RRULE:FREQ=DAILY;COUNT=9",),
+            provider_event_id="series1",
+        )
+        add_event(session, master, user_id=user_id, calendar_id=calendar_id)
+        inserted = []
         for n, (event, series, status) in enumerate(batch):
-            # around now, so that every side of the query's bounds is met
             moved = dataclasses.replace(
                 event,
                 start=_near(event.start, n, shift),
                 end=_near(event.end, n, shift),
                 recurring_event_id=series,
+                original_start=master.start if series else None,
                 status=status,
                 provider_event_id=f"g{n}",
             )
             event_id = add_event(session, moved, user_id=user_id, calendar_id=calendar_id)
             inserted.append((event_id, moved))
-        ids = [event_id for event_id, _ in inserted]
-        selected = _selected(session, ids, NOW)
-        candidates = hooks.reminder_candidates(inserted, now=NOW)
-        assert selected <= set(candidates)
+        if only_candidates:
+            new = hooks.reminder_candidates(session, inserted, user_id=user_id, now=NOW)
+        else:
+            new = [event_id for event_id, _ in inserted]
+        hooks.reschedule_many(session, [], new=new, now=NOW)
+        ids = {event_id: n for n, (event_id, _) in enumerate(inserted)}
+        rows = session.execute(
+            sa.select(
+                NotificationDelivery.event_id,
+                NotificationDelivery.channel,
+                NotificationDelivery.lead_minutes,
+                NotificationDelivery.occurrence_start,
+                NotificationDelivery.due_at,
+                NotificationDelivery.status,
+            ).where(NotificationDelivery.user_id == user_id)
+        ).all()
         session.rollback()
+    # the master's id differs between the runs: name rows by position in the batch
+    return sorted((ids.get(row[0], -1), *row[1:]) for row in rows)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    batch=st.lists(
+        st.tuples(
+            events(),
+            st.sampled_from([None, None, "series1", "gone"]),
+            st.sampled_from([EventStatus.CONFIRMED, EventStatus.CONFIRMED, EventStatus.CANCELLED]),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    prefs=PREFERENCES,
+    # around now, around when a reminder becomes due by the horizon (48 h, plus a lead
+    # time and a day), and around the latest start the query covers (+ four weeks)
+    shift=st.sampled_from([timedelta(days=d) for d in (0, 1, 2, 3, 4)] + [timedelta(days=31.5)])
+    | st.timedeltas(min_value=timedelta(days=-3), max_value=timedelta(days=34)),
+)
+def test_the_candidates_plan_what_every_new_row_plans(
+    sessions: sessionmaker[Session],
+    batch: list[tuple[Event, str | None, EventStatus]],
+    prefs: Preferences | None,
+    shift: timedelta,
+) -> None:
+    everything = _planned(sessions, batch, prefs, shift, only_candidates=False)
+    candidates = _planned(sessions, batch, prefs, shift, only_candidates=True)
+    assert candidates == everything
 
 
 def _near(value: EventTime, n: int, shift: timedelta) -> EventTime:
@@ -84,23 +131,40 @@ def _near(value: EventTime, n: int, shift: timedelta) -> EventTime:
     return EventTime(instant=base + offset % timedelta(days=2), timezone=value.timezone)
 
 
-def test_far_ended_and_cancelled_new_rows_are_left_out() -> None:
-    def timed(start: datetime, **changes: object) -> Event:
+def test_far_ended_cancelled_and_not_yet_due_new_rows_are_left_out(
+    sessions: sessionmaker[Session],
+) -> None:
+    def timed(start: datetime, **changes: Any) -> Event:
         return Event(
             start=EventTime.at(start, "UTC"),
             end=EventTime.at(start + timedelta(hours=1), "UTC"),
-            **changes,  # type: ignore[arg-type]
+            **changes,
         )
 
-    soon, past, far = NOW + timedelta(hours=3), NOW - timedelta(days=2), NOW + timedelta(days=90)
+    soon, past = NOW + timedelta(hours=3), NOW - timedelta(days=2)
     rows = {
         "soon": timed(soon),
         "past": timed(past),
-        "far": timed(far),
+        "in a week": timed(NOW + timedelta(days=7)),
+        "in a week, a week ahead": timed(
+            NOW + timedelta(days=7), reminders=Reminders.minutes(7 * 24 * 60)
+        ),
+        "far": timed(NOW + timedelta(days=90)),
         "cancelled": timed(soon, status=EventStatus.CANCELLED),
         "exception": timed(past, recurring_event_id="series1"),
         "series": timed(past, recurrence=("RRULE:FREQ=DAILY",)),
     }
     ids = {name: uuid.uuid4() for name in rows}
-    picked = hooks.reminder_candidates([(ids[n], e) for n, e in rows.items()], now=NOW)
-    assert {name for name, i in ids.items() if i in picked} == {"soon", "exception", "series"}
+    with sessions() as session:
+        user_id = add_user(session, "someone@example.com")
+        picked = hooks.reminder_candidates(
+            session, [(ids[n], e) for n, e in rows.items()], user_id=user_id, now=NOW
+        )
+        session.rollback()
+    assert {name for name, i in ids.items() if i in picked} == {
+        "soon",
+        "in a week, a week ahead",
+        "exception",
+        "series",
+    }
+    assert DEFAULT_PREFERENCES.reminder_minutes is None  # the event's own reminders count
