@@ -9,8 +9,11 @@ Routes then call :func:`require_user` or :func:`require_admin`.
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
+from typing import Final
 
+import sqlalchemy as sa
 from starlette.authentication import (
     AuthCredentials,
     AuthenticationBackend,
@@ -22,8 +25,9 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
 from calsync.bootstrap import Services
-from calsync.domain.accounts import AccountStatus, UserAccount
-from calsync.store import audit, users
+from calsync.domain.accounts import AccountStatus, Role, UserAccount
+from calsync.store import audit
+from calsync.store.tables import User
 from calsync.web.auth.tokens import InvalidToken, verify_token
 from calsync.web.errors import APIError, error_response
 
@@ -73,14 +77,15 @@ class JWTAuthBackend(AuthenticationBackend):
         return AuthCredentials(["authenticated", account.role.value]), Principal(account)
 
     def _load(self, subject: str) -> UserAccount | None:
-        import uuid
-
+        """The account the token's subject names, read now (one statement on a pooled
+        connection: no ORM session, which costs more than the read on every request)."""
         try:
             user_id = uuid.UUID(subject)
         except ValueError:
             return None
-        with self.services.sessions() as session:
-            return users.find_by_id(session, user_id)
+        with self.services.engine.connect() as connection:
+            row = connection.execute(_ACCOUNT, {"user_id": user_id}).first()
+        return _account(row) if row is not None else None
 
     async def _failed(self, conn: HTTPConnection, reason: str) -> None:
         log.info("authentication failed: %s", reason)
@@ -96,6 +101,24 @@ class JWTAuthBackend(AuthenticationBackend):
                 remote_addr=address,
                 details={"reason": reason[:200], "path": path[:200]},
             )
+
+
+_ACCOUNT: Final = sa.select(
+    User.id, User.email, User.role, User.status, User.display_name, User.timezone
+).where(User.id == sa.bindparam("user_id"))
+
+
+def _account(row: sa.Row[uuid.UUID, str, str, str, str | None, str]) -> UserAccount:
+    """`calsync.store.users.to_account` of the columns `_ACCOUNT` reads (tested equal)."""
+    user_id, email, role, status, display_name, timezone = row
+    return UserAccount(
+        id=user_id,
+        email=email,
+        role=Role(role),
+        status=AccountStatus(status),
+        display_name=display_name,
+        timezone=timezone,
+    )
 
 
 def authentication_failed(_conn: HTTPConnection, _exc: Exception) -> Response:
