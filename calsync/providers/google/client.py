@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import threading
 import time
 import uuid
@@ -133,7 +132,10 @@ def calendar_api(api_base: str) -> _Api:
         return api
 
 
-_LONG_DIGITS: Final = re.compile(rb"[0-9]{19}")
+#: A run of 19 digits, once `_DIGITS` made every digit a 0 (bytes.translate and a
+#: substring search are several times faster than a regular expression on megabytes).
+_DIGITS: Final = bytes.maketrans(b"0123456789", b"0" * 10)
+_LONG_DIGITS: Final = b"0" * 19
 
 
 class OrjsonModel(JsonModel):  # type: ignore[misc]  # the library is untyped
@@ -148,7 +150,7 @@ class OrjsonModel(JsonModel):  # type: ignore[misc]  # the library is untyped
     """
 
     def deserialize(self, content: Any) -> Any:
-        if not isinstance(content, bytes) or _LONG_DIGITS.search(content):
+        if not isinstance(content, bytes) or _LONG_DIGITS in content.translate(_DIGITS):
             return super().deserialize(content)
         try:
             body = orjson.loads(content)
