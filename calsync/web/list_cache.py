@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from calsync.store.event_queries import SeriesOutline
 
 __all__ = [
+    "BODY_OVERHEAD",
     "MAX_BODY_BYTES",
     "MAX_SERIES_ITEMS",
     "SERIES_WINDOWS",
@@ -53,7 +54,12 @@ SERIES_WINDOWS: Final = 2
 first, then maybe all of it)."""
 
 MAX_BODY_BYTES: Final = 16 * 1024 * 1024
-"""JSON bytes of item bodies kept per database and process (~25,000 plain instances)."""
+"""Item bodies kept per database and process, each counted as its JSON bytes plus
+`BODY_OVERHEAD` (~17,000 plain instances of some 700 bytes)."""
+
+BODY_OVERHEAD: Final = 288
+"""What an item body's entry costs besides its JSON: the bytes object, the key tuple and
+its two strings (API id and version), measured at about 280 bytes."""
 
 V = TypeVar("V")
 
@@ -198,7 +204,7 @@ class ListMemos:
 def _new_memos() -> ListMemos:
     return ListMemos(
         series=BoundedMemo(MAX_SERIES_ITEMS, lambda entry: entry.size),
-        bodies=BoundedMemo(MAX_BODY_BYTES, len),
+        bodies=BoundedMemo(MAX_BODY_BYTES, lambda body: len(body) + BODY_OVERHEAD),
     )
 
 
