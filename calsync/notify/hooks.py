@@ -24,7 +24,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, time, timedelta
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -32,23 +32,18 @@ from sqlalchemy.orm import Session
 
 from calsync.domain.models import Event, EventStatus, EventTime
 from calsync.notify.changes import EventChange, event_changed, events_changed
-from calsync.notify.preferences import (
-    DEFAULT_PREFERENCES,
-    Preferences,
-    _from_row,
-    load_preferences,
-)
+from calsync.notify.preferences import Preferences, load_many, load_preferences
 from calsync.notify.reminders import (
     DEFAULT_HORIZON,
     UPCOMING,
-    _upcoming,
     replan_many,
     reschedule_reminders,
     upcoming_params,
+    upcoming_where,
 )
 from calsync.store.events import any_of, reminders_document
 from calsync.store.tables import Event as EventRow
-from calsync.store.tables import NotificationDelivery, NotificationPreference, User, utcnow
+from calsync.store.tables import NotificationDelivery, User, utcnow
 
 __all__ = [
     "EventChange",
@@ -151,16 +146,14 @@ def reschedule_many(
     masters, orphans = _masters(session, exceptions)
     _read_rows(session, masters, masters, now, horizon, found, {})
     pending = gone | {r.id for r in found.values() if r.pending}
-    cache: dict[uuid.UUID, tuple[Preferences, str]] = {}
+    upcoming_rows = [row for row in found.values() if row.upcoming]
+    stored = load_many(session, {row.user_id for row in upcoming_rows})
+    cache = {
+        row.user_id: (stored[row.user_id], row.user_timezone or "UTC") for row in upcoming_rows
+    }
     latest = now + horizon
     rows: list[Any] = []
-    for row in found.values():
-        if not row.upcoming:
-            continue  # replanned alone below if it has pending reminders
-        if row.user_id not in cache:
-            stored = row.NotificationPreference
-            prefs = _from_row(stored) if stored is not None else DEFAULT_PREFERENCES
-            cache[row.user_id] = (prefs, row.user_timezone or "UTC")
+    for row in upcoming_rows:  # the others are replanned alone below if they have pending
         prefs = cache[row.user_id][0]
         if _worth_planning(
             prefs, row.reminders, row.start_time, row.is_recurring, row.pending, latest
@@ -173,33 +166,33 @@ def reschedule_many(
         reschedule_reminders(session, event_id, now=now, horizon=horizon)
 
 
+_events = cast(sa.Table, EventRow.__table__)
+_users = cast(sa.Table, User.__table__)
+_deliveries = cast(sa.Table, NotificationDelivery.__table__)
+#: The columns `to_event` and `replan_many` read, named as the ORM attributes are, from
+#: the table (the statements below are plain Core: no ORM compilation per execution).
 _ROW_COLUMNS: Final = tuple(
-    getattr(EventRow, attribute.key)
+    _events.c[attribute.columns[0].name].label(attribute.key)
     for attribute in sa.inspect(EventRow).column_attrs
     if attribute.key not in ("base_version", "conflict")
 )
 
 
 _HAS_PENDING: Final = (
-    sa.select(NotificationDelivery.id)
+    sa.select(_deliveries.c.id)
     .where(
-        NotificationDelivery.event_id == EventRow.id,
-        NotificationDelivery.kind == "reminder",
-        NotificationDelivery.status == "pending",
+        _deliveries.c.event_id == _events.c.id,
+        _deliveries.c.kind == "reminder",
+        _deliveries.c.status == "pending",
     )
     .exists()
 )
 #: The columns of `_read_rows`, built once (only the conditions vary per call).
-_ROWS_QUERY: Final = (
-    sa.select(
-        *_ROW_COLUMNS,
-        User.timezone.label("user_timezone"),
-        _HAS_PENDING.label("pending"),
-        NotificationPreference,
-    )
-    .join(User, User.id == EventRow.user_id)
-    .outerjoin(NotificationPreference, NotificationPreference.user_id == EventRow.user_id)
-)
+_ROWS_QUERY: Final = sa.select(
+    *_ROW_COLUMNS,
+    _users.c.timezone.label("user_timezone"),
+    _HAS_PENDING.label("pending"),
+).select_from(_events.join(_users, _users.c.id == _events.c.user_id))
 
 
 def _read_rows(
@@ -214,8 +207,8 @@ def _read_rows(
     """In one query, the rows of ``event_ids`` that are upcoming (they may have reminders
     to plan), exceptions (sorted into ``exceptions`` by calendar and series) or among
     ``known`` (ids that may have reminders), into ``found``: the columns :func:`to_event`
-    reads, the owner's zone and stored preferences, and whether the row is upcoming and
-    has pending reminders.
+    reads, the owner's zone, and whether the row is upcoming and has pending reminders
+    (the owners' preferences are read after, only for upcoming rows).
     Read afresh: the caller may have changed the rows with Core statements."""
     if not event_ids:
         return
@@ -230,11 +223,11 @@ def _read_rows(
 #: `_rows` on PostgreSQL: one statement, built once (its compiled form and cache key are
 #: reused), with the ids as array parameters.
 _PG_ROWS_QUERY: Final = _ROWS_QUERY.add_columns(UPCOMING.label("upcoming")).where(
-    EventRow.id == sa.any_(sa.bindparam("ids", type_=postgresql.ARRAY(EventRow.id.type))),
+    _events.c.id == sa.any_(sa.bindparam("ids", type_=postgresql.ARRAY(_events.c.id.type))),
     sa.or_(
         UPCOMING,
-        EventRow.recurring_event_id.is_not(None),
-        EventRow.id == sa.any_(sa.bindparam("known", type_=postgresql.ARRAY(EventRow.id.type))),
+        _events.c.recurring_event_id.is_not(None),
+        _events.c.id == sa.any_(sa.bindparam("known", type_=postgresql.ARRAY(_events.c.id.type))),
     ),
 )
 
@@ -251,11 +244,10 @@ def _rows(
         params = {"ids": list(event_ids), "known": list(known), **upcoming_params(now, horizon)}
         yield from session.execute(_PG_ROWS_QUERY, params)
         return
-    upcoming = _upcoming(now, horizon).whereclause
-    assert upcoming is not None
-    for match in any_of(session, EventRow.id, event_ids):
-        wanted = [upcoming, EventRow.recurring_event_id.is_not(None)]
-        wanted.extend(any_of(session, EventRow.id, known))
+    upcoming = upcoming_where(now, upcoming_params(now, horizon)["upcoming_latest_start"])
+    for match in any_of(session, _events.c.id, event_ids):
+        wanted = [upcoming, _events.c.recurring_event_id.is_not(None)]
+        wanted.extend(any_of(session, _events.c.id, known))
         query = _ROWS_QUERY.add_columns(upcoming.label("upcoming")).where(match, sa.or_(*wanted))
         yield from session.execute(query)
 

@@ -396,6 +396,7 @@ _PENDING_ROWS: Final = sa.select(
     NotificationDelivery.payload,
 ).where(NotificationDelivery.kind == "reminder", NotificationDelivery.status == "pending")
 _deliveries = cast(sa.Table, NotificationDelivery.__table__)
+_events = cast(sa.Table, EventRow.__table__)
 #: A pending reminder's new payload and due time, unless a sender holds it right now
 #: (locked: being sent; it was due, and the sender finishes it).
 _MOVE_PENDING: Final = sa.update(_deliveries).where(
@@ -433,16 +434,17 @@ def upcoming_where(
 ) -> sa.ColumnElement[bool]:
     """The condition of `_upcoming`, for the instant `now` and the latest start it covers
     (values, or parameters for a statement built once)."""
+    events = _events  # its columns: usable in Core and ORM statements alike
     return sa.and_(
-        EventRow.deleted_at.is_(None),
-        EventRow.status != EventStatus.CANCELLED.value,
-        EventRow.recurring_event_id.is_(None),
-        EventRow.start_time < latest_start,
+        events.c.deleted_at.is_(None),
+        events.c.status != EventStatus.CANCELLED.value,
+        events.c.recurring_event_id.is_(None),
+        events.c.start_time < latest_start,
         sa.or_(
-            sa.and_(EventRow.is_recurring.is_(False), EventRow.end_time > now),
+            sa.and_(events.c.is_recurring.is_(False), events.c.end_time > now),
             sa.and_(
-                EventRow.is_recurring.is_(True),
-                sa.or_(EventRow.recurrence_end.is_(None), EventRow.recurrence_end > now),
+                events.c.is_recurring.is_(True),
+                sa.or_(events.c.recurrence_end.is_(None), events.c.recurrence_end > now),
             ),
         ),
     )
@@ -451,8 +453,8 @@ def upcoming_where(
 #: `_upcoming`'s condition with the parameters ``upcoming_now`` and
 #: ``upcoming_latest_start`` (`upcoming_params`), for statements built once.
 UPCOMING: Final = upcoming_where(
-    sa.bindparam("upcoming_now", type_=EventRow.end_time.type),
-    sa.bindparam("upcoming_latest_start", type_=EventRow.start_time.type),
+    sa.bindparam("upcoming_now", type_=_events.c.end_time.type),
+    sa.bindparam("upcoming_latest_start", type_=_events.c.start_time.type),
 )
 
 
