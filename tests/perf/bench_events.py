@@ -6,7 +6,10 @@ Run: ``PYTHONPATH=. python tests/perf/bench_events.py [--db postgresql|sqlite]
 Figures:
 - ``GET /events?expand=true`` for a one-month window (limit 200, the page cap) over N
   stored events of which S are recurring series (weekly, daily, monthly; with and
-  without end), through the whole ASGI app in-process (auth, query, expansion, JSON);
+  without end), through the whole ASGI app in-process (auth, query, expansion, JSON):
+  the same request repeated (warm: the row cache and the list memos hold the month),
+  then with both emptied before each request (cold; the parsed-rule cache of
+  `calsync.domain.recurrence` stays warm in both);
 - POST -> visible in the emulator: ``POST /events``, then the ``push_outbox`` job body
   run at once (as a worker would on receiving the kick), then ``events.get`` from the
   emulator with the real Google client succeeds.
