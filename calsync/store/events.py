@@ -344,13 +344,33 @@ def take_attendees(session: Session, event_ids: Sequence[uuid.UUID]) -> dict[uui
     about to write the events' new attendees (`insert_attendees`). The rows returned
     have the attributes of `EventAttendee` that `to_event` reads."""
     found: dict[uuid.UUID, list[Any]] = {}
-    table = cast(sa.Table, EventAttendee.__table__)
-    for condition in any_of(session, table.c.event_id, event_ids):
-        for row in session.execute(sa.delete(table).where(condition).returning(*table.c)):
+    if not event_ids:
+        return found
+    if session.get_bind().dialect.name == "postgresql":
+        results = [session.execute(_PG_TAKE_ATTENDEES, {"event_ids": list(event_ids)})]
+    else:
+        results = [
+            session.execute(sa.delete(_attendees).where(condition).returning(*_attendees.c))
+            for condition in any_of(session, _attendees.c.event_id, event_ids)
+        ]
+    for result in results:
+        for row in result:
             found.setdefault(row.event_id, []).append(row)
     for rows in found.values():
         rows.sort(key=lambda row: row.email)
     return found
+
+
+_attendees = cast(sa.Table, EventAttendee.__table__)
+#: `take_attendees` on PostgreSQL, built once (the ids are one array parameter).
+_PG_TAKE_ATTENDEES: Final = (
+    sa.delete(_attendees)
+    .where(
+        _attendees.c.event_id
+        == sa.any_(sa.bindparam("event_ids", type_=postgresql.ARRAY(_attendees.c.event_id.type)))
+    )
+    .returning(*_attendees.c)
+)
 
 
 def insert_attendees(

@@ -31,6 +31,7 @@ from datetime import datetime
 from typing import Any, Final, cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from calsync.domain.codec import event_from_document, event_to_document
@@ -212,8 +213,21 @@ def _latest_by_id(remote_events: Iterable[Event]) -> dict[str, Event]:
 
 #: The columns of the local rows a listing is reconciled with: what `to_event` and the
 #: merge read, but not the base version (read only by a merge, see `_base_version`).
-_ROW_COLUMNS: Final = tuple(c for c in STORED_COLUMNS if c.key != "base_version")
+#: Table columns named as `STORED_COLUMNS` (the ORM attributes) are: the statements are
+#: plain Core, with no ORM compilation per execution.
+_ROW_COLUMNS: Final = tuple(
+    _events.c[column.expression.name].label(column.key)
+    for column in STORED_COLUMNS
+    if column.key != "base_version"
+)
 _ROWS: Final = sa.select(*_ROW_COLUMNS)
+#: The rows of an incremental listing on PostgreSQL, by calendar and Google ids (built
+#: once; the ids are one array parameter).
+_PG_ROWS_BY_GOOGLE_ID: Final = _ROWS.where(
+    _events.c.calendar_id == sa.bindparam("calendar_id", type_=_events.c.calendar_id.type),
+    _events.c.google_event_id
+    == sa.any_(sa.bindparam("google_ids", type_=postgresql.ARRAY(_events.c.google_event_id.type))),
+)
 
 
 def _existing_rows(
@@ -232,8 +246,8 @@ def _existing_rows(
     if full_listing:
         listed = set(google_ids)
         everything = session.execute(
-            _ROWS.add_columns(EventRow.base_version.is_not(None).label("has_base")).where(
-                EventRow.calendar_id == calendar_id
+            _ROWS.add_columns(_events.c.base_version.is_not(None).label("has_base")).where(
+                _events.c.calendar_id == calendar_id
             )
         ).all()
         by_id = {row.id: row for row in everything}
@@ -243,10 +257,18 @@ def _existing_rows(
         for row in everything:
             if row.google_event_id is not None and row.google_event_id in listed:
                 found[row.google_event_id] = row
+    elif session.get_bind().dialect.name == "postgresql":
+        unlisted = []
+        if google_ids:
+            parameters = {"calendar_id": calendar_id, "google_ids": list(google_ids)}
+            for row in session.execute(_PG_ROWS_BY_GOOGLE_ID, parameters):
+                found[row.google_event_id] = row
     else:
         unlisted = []
-        for condition in any_of(session, EventRow.google_event_id, google_ids):
-            for row in session.execute(_ROWS.where(EventRow.calendar_id == calendar_id, condition)):
+        for condition in any_of(session, _events.c.google_event_id, google_ids):
+            for row in session.execute(
+                _ROWS.where(_events.c.calendar_id == calendar_id, condition)
+            ):
                 if row.google_event_id is not None:
                     found[row.google_event_id] = row
     derived: dict[uuid.UUID, str] = {}
@@ -258,8 +280,10 @@ def _existing_rows(
     if full_listing:
         found.update({derived[i]: row for i, row in by_id.items() if i in derived})
     else:
-        for condition in any_of(session, EventRow.id, list(derived)):
-            for row in session.execute(_ROWS.where(EventRow.calendar_id == calendar_id, condition)):
+        for condition in any_of(session, _events.c.id, list(derived)):
+            for row in session.execute(
+                _ROWS.where(_events.c.calendar_id == calendar_id, condition)
+            ):
                 found[derived[row.id]] = row
     return found, unlisted
 
@@ -405,7 +429,7 @@ def _gone(session: Session, event_ids: Sequence[uuid.UUID]) -> list[EventChange]
     """The notices of rows about to be deleted because Google no longer lists them."""
     attendees = attendees_by_event(session, event_ids)
     changes = []
-    for condition in any_of(session, EventRow.id, event_ids):
+    for condition in any_of(session, _events.c.id, event_ids):
         for row in session.execute(_ROWS.where(condition)):
             if row.deleted_at is None:
                 before = to_event(row, attendees.get(row.id, ()))

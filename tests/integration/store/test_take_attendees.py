@@ -1,0 +1,73 @@
+"""`take_attendees` deletes the attendee rows of events and returns them, by event and in
+email order, on both databases (one statement built once on PostgreSQL)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from calsync.domain.models import Attendee, Event, EventTime, ResponseStatus
+from calsync.store.db import make_engine, make_session_factory
+from calsync.store.events import attendees_by_event, event_columns, insert_attendees, take_attendees
+from calsync.store.migrate import upgrade
+from calsync.store.tables import Calendar, EventAttendee, User
+from calsync.store.tables import Event as EventRow
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sessions(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[sessionmaker[Session]]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'calsync.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    engine = make_engine(url)
+    upgrade(engine)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+def test_attendees_are_taken_by_event_in_email_order(sessions: sessionmaker[Session]) -> None:
+    start = EventTime.at(datetime(2026, 5, 1, 9, tzinfo=UTC), "UTC")
+    people = {
+        "a": [Attendee(email="zed@x.org"), Attendee(email="amy@x.org", optional=True)],
+        "b": [Attendee(email="bob@x.org", response_status=ResponseStatus.ACCEPTED)],
+        "c": [Attendee(email="cy@x.org")],
+        "none": [],
+    }
+    with sessions.begin() as session:
+        user = User(email="owner@example.com")
+        session.add(user)
+        session.flush()
+        calendar = Calendar(user_id=user.id, provider_calendar_id="primary", access_role="owner")
+        session.add(calendar)
+        session.flush()
+        ids = {name: uuid.uuid4() for name in people}
+        for name, event_id in ids.items():
+            session.execute(
+                sa.insert(EventRow.__table__).values(
+                    id=event_id,
+                    user_id=user.id,
+                    calendar_id=calendar.id,
+                    **event_columns(Event(start=start, end=start, title=name)),
+                )
+            )
+        insert_attendees(session, [(ids[n], people[n]) for n in people])
+        expected = attendees_by_event(session, [ids["a"], ids["b"], ids["none"]])
+    with sessions.begin() as session:
+        taken = take_attendees(session, [ids["a"], ids["b"], ids["none"]])
+        assert taken.keys() == {ids["a"], ids["b"]}
+        for event_id, rows in taken.items():
+            assert [(r.email, r.optional, r.response_status) for r in rows] == [
+                (r.email, r.optional, r.response_status) for r in expected[event_id]
+            ]
+        assert take_attendees(session, []) == {}
+    with sessions() as session:
+        left = session.scalars(sa.select(EventAttendee.email)).all()
+    assert left == ["cy@x.org"]
