@@ -21,6 +21,7 @@ thread in any case (`HttpPool`), since ``httplib2.Http`` is not thread-safe.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import random
 import threading
@@ -339,7 +340,9 @@ class GoogleCalendarClient:
                     )
                 if mapper is None:
                     mapper = ThreadPoolExecutor(1, thread_name_prefix="calsync-listing")
-                mapped = mapper.submit(_mapped_events, items, zone, calendar_id)
+                # in this thread's context: what the mapping logs carries the job's fields
+                context = contextvars.copy_context()
+                mapped = mapper.submit(context.run, _mapped_events, items, zone, calendar_id)
                 answer = self._changes_answer(calendar_id, sync_token, next_page)
         finally:
             if mapper is not None:

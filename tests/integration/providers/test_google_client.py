@@ -15,6 +15,7 @@ from urllib.parse import parse_qs
 import pytest
 import sqlalchemy as sa
 
+from calsync import logs
 from calsync.domain.models import Event, EventStatus, EventTime
 from calsync.providers.base import CalendarProvider, ChangesPage
 from calsync.providers.errors import (
@@ -28,6 +29,7 @@ from calsync.providers.errors import (
     SyncTokenExpired,
     Transient,
 )
+from calsync.providers.google import client as client_module
 from calsync.providers.google.client import GoogleCalendarClient
 from calsync.providers.google.ids import google_event_id
 from calsync.store.tables import OAuthToken
@@ -610,3 +612,25 @@ def test_a_failing_later_page_fails_the_whole_listing(alice: Connected) -> None:
     assert client.api_calls == 1 + 4  # the first page, then every attempt of the second
     assert len(alice.sleeps) == 3
     assert threading.active_count() == threads
+
+
+def test_pages_mapped_on_the_helper_thread_keep_the_log_context(
+    alice: Connected, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed(alice, [f"event {n}" for n in range(5)])
+    client = alice.client(page_size=2)
+    seen: list[tuple[int, str | None]] = []
+    mapping = client_module.event_from_google
+
+    def watched(resource: Any, zone: str) -> Event:
+        seen.append((threading.get_ident(), logs.current_context().get("job")))
+        return mapping(resource, zone)
+
+    monkeypatch.setattr(client_module, "event_from_google", watched)
+    with logs.log_context(job="sync_calendar"):
+        listing = client.list_all_changes(alice.calendar_id, sync_token=None)
+
+    assert len(listing.events) == 5
+    assert {job for _, job in seen} == {"sync_calendar"}
+    # the first two pages were mapped on the helper thread, the last on this one
+    assert [thread == threading.get_ident() for thread, _ in seen] == [False] * 4 + [True]
