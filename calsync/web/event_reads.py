@@ -10,6 +10,12 @@ Order and cursor: items are ordered by (start instant, id), all-day items at mid
 UTC of their date, as stored. The cursor is the opaque base64 of the last item's key;
 paging with it never skips or repeats an item of an unchanged calendar.
 
+Memos: on PostgreSQL what a list computes from rows is kept per process under the rows'
+versions (`calsync.web.list_cache`): masters' outlines and the items of series without
+exceptions, and each single's or generated instance's JSON (`list_bodies`), so a page
+read again reads keys and versions and renders nothing. As with the row cache, an item
+whose version was read is shown as of that read.
+
 Range: `start_date` and `end_date` are cut to `LISTED_FROM`..`LISTED_UNTIL` (0001-01-08
 and 9999-12-25 UTC: the range a `datetime` holds, less a week at each end, which
 expansion needs to look around a window). So ``start_date=0001-01-01&end_date=9999-12-31``
