@@ -61,7 +61,7 @@ from calsync.web.errors import APIError
 from calsync.web.event_input import unprocessable
 from calsync.web.event_output import EventView, event_json, instance_json
 from calsync.web.json_body import json_bytes
-from calsync.web.list_cache import ListMemos, SeriesEntry, memos_of, series_key
+from calsync.web.list_cache import ListMemos, SeriesEntry, Window, memos_of, series_key
 
 __all__ = [
     "DEFAULT_PAGE",
@@ -585,7 +585,7 @@ def _instance_items(
         for master in series.masters:
             items += _series_items(series, master, start, end, part_end)
         return items
-    window = (start, start.tzinfo, end, end.tzinfo, part_end, part_end.tzinfo)
+    window = Window((start, start.tzinfo, end, end.tzinfo, part_end, part_end.tzinfo))
     for index, entry in enumerate(series.entries):
         master = entry.outline
         if master.has_exceptions or master.version is None:

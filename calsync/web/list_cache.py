@@ -6,8 +6,8 @@ one of its attendee rows changes:
 
 - **series**: a master's outline (`SeriesOutline`) by (id, version, whether it may have
   exceptions), and for a series without exceptions the page items it contributes to
-  the last two windows asked for (its instance starts and ids; the window with its
-  bounds' zones): those depend on the master row alone.
+  the last `SERIES_WINDOWS` windows asked for (its instance starts and ids; the window
+  with its bounds' zones): those depend on the master row alone.
 - **item bodies**: the JSON bytes of one listed item (a single event, or a generated
   instance of a series), keyed by its API id and the version of the one row it shows.
   The body of an item that shows an exception row is never memoised.
@@ -24,8 +24,8 @@ from __future__ import annotations
 import threading
 import uuid
 import weakref
-from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Final, Generic, TypeVar
 
 import sqlalchemy as sa
@@ -41,6 +41,7 @@ __all__ = [
     "BoundedMemo",
     "ListMemos",
     "SeriesEntry",
+    "Window",
     "memos_of",
     "series_key",
 ]
@@ -49,9 +50,10 @@ MAX_SERIES_ITEMS: Final = 50_000
 """Series outlines and items kept per database and process, counted together (some 250
 bytes each: ~12 MB)."""
 
-SERIES_WINDOWS: Final = 2
-"""Windows whose items a series entry keeps (a first page expands the start of a window
-first, then maybe all of it)."""
+SERIES_WINDOWS: Final = 16
+"""Windows whose items a series entry keeps: a client moving between months, weeks and
+days asks for several (a first page expands the start of a window first, then maybe all
+of it); `MAX_SERIES_ITEMS` bounds what they hold together."""
 
 MAX_BODY_BYTES: Final = 16 * 1024 * 1024
 """Item bodies kept per database and process, each counted as its JSON bytes plus
@@ -155,14 +157,36 @@ def series_key(
     return event_id.int, version, has_exceptions
 
 
+class Window:
+    """A memo key that hashes once: `key` (a tuple of the window's bounds) compares as
+    usual, its hash is computed when made, so looking one window up in every series
+    entry of a list costs one dict probe each, not one tuple hash each."""
+
+    __slots__ = ("_hash", "key")
+
+    def __init__(self, key: tuple[Hashable, ...]) -> None:
+        self.key = key
+        self._hash = hash(key)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Window) and self._hash == other._hash and self.key == other.key
+
+    def __repr__(self) -> str:
+        return f"Window({self.key!r})"
+
+
 @dataclass(frozen=True, slots=True)
 class SeriesEntry:
     """A master's outline as read at one version, and the items of its series in up to
-    `SERIES_WINDOWS` windows (each a tuple, in the order they were computed). Immutable:
-    `with_items` makes the entry to put in its place."""
+    `SERIES_WINDOWS` windows (each a tuple; the least recently added dropped first).
+    Immutable (`windows` is never changed once made): `with_items` makes the entry to put
+    in its place."""
 
     outline: SeriesOutline
-    windows: tuple[tuple[Hashable, tuple[Any, ...]], ...] = ()
+    windows: Mapping[Hashable, tuple[Any, ...]] = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[int, str | None, bool]:
@@ -171,20 +195,22 @@ class SeriesEntry:
 
     def items(self, window: Hashable) -> tuple[Any, ...] | None:
         """The items kept for `window`, or `None`."""
-        for key, items in self.windows:
-            if key == window:
-                return items
-        return None
+        return self.windows.get(window)
 
     def with_items(self, window: Hashable, items: tuple[Any, ...]) -> SeriesEntry:
-        """This entry also holding `items` for `window` (the oldest window dropped)."""
-        others = tuple(w for w in self.windows if w[0] != window)
-        return SeriesEntry(self.outline, ((window, items), *others[: SERIES_WINDOWS - 1]))
+        """This entry also holding `items` for `window` (the oldest window dropped past
+        `SERIES_WINDOWS`)."""
+        windows = dict(self.windows)
+        windows.pop(window, None)
+        windows[window] = items
+        while len(windows) > SERIES_WINDOWS:
+            del windows[next(iter(windows))]
+        return SeriesEntry(self.outline, windows)
 
     @property
     def size(self) -> int:
         """Its weight in `MAX_SERIES_ITEMS`: one for the outline, one per item."""
-        return 1 + sum(len(items) for _, items in self.windows)
+        return 1 + sum(len(items) for items in self.windows.values())
 
 
 @dataclass(frozen=True, slots=True)

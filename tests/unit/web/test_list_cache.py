@@ -12,7 +12,7 @@ import pytest
 from calsync.domain.models import EventTime
 from calsync.store.event_queries import SeriesOutline
 from calsync.web.json_body import json_bytes, list_body
-from calsync.web.list_cache import BoundedMemo, SeriesEntry
+from calsync.web.list_cache import SERIES_WINDOWS, BoundedMemo, SeriesEntry, Window
 
 
 def test_an_entry_used_since_the_last_turn_of_generations_stays() -> None:
@@ -69,7 +69,7 @@ def test_the_list_body_is_the_document_rendered_whole(cursor: str | None, count:
     )
 
 
-def test_a_series_entry_keeps_the_items_of_its_last_two_windows() -> None:
+def test_a_series_entry_keeps_the_items_of_its_last_windows() -> None:
     start = EventTime(instant=datetime(2031, 3, 3, 9, tzinfo=UTC), timezone="UTC")
     outline = SeriesOutline(
         id=uuid.uuid4(),
@@ -87,11 +87,25 @@ def test_a_series_entry_keeps_the_items_of_its_last_two_windows() -> None:
     assert entry.key == (outline.id.int, "7:", False)
     assert entry.items("a") is None
     assert entry.size == 1
-    entry = entry.with_items("a", (1, 2)).with_items("b", (3,))
-    assert (entry.items("a"), entry.items("b"), entry.size) == ((1, 2), (3,), 4)
-    entry = entry.with_items("a", (4,)).with_items("c", ())
-    assert (entry.items("a"), entry.items("b"), entry.items("c")) == ((4,), None, ())
-    assert entry.outline is outline
+    grown = entry.with_items("a", (1, 2)).with_items("b", (3,))
+    assert (grown.items("a"), grown.items("b"), grown.size) == ((1, 2), (3,), 4)
+    assert entry.items("a") is None  # entries are never changed
+    for n in range(SERIES_WINDOWS):  # "a" is re-added first, so "b" is the oldest
+        grown = grown.with_items("a" if n == 0 else n, (n,))
+    assert grown.items("b") is None
+    assert grown.items("a") == (0,)
+    assert len(grown.windows) == SERIES_WINDOWS
+    assert grown.outline is outline
+
+
+def test_windows_are_equal_by_their_bounds() -> None:
+    bounds = (datetime(2031, 3, 1, tzinfo=UTC), UTC, datetime(2031, 4, 1, tzinfo=UTC))
+    same = Window(tuple(bounds))
+    assert Window(bounds) == same
+    assert hash(Window(bounds)) == hash(same)
+    assert {Window(bounds): 1}.get(same) == 1
+    assert Window((*bounds[:2], datetime(2031, 4, 2, tzinfo=UTC))) != same
+    assert same != bounds
 
 
 def test_put_many_is_put_of_each() -> None:
