@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
+from calsync.config import Settings
 from calsync.domain.models import Event, EventStatus, EventTime
 from calsync.store.event_queries import (
     EventFilter,
     Kind,
+    _conditions,
+    _outline_columns,
+    _shape,
+    _values,
     exceptions_of,
     exceptions_of_outlines,
     list_keys,
@@ -25,7 +31,8 @@ from calsync.store.event_queries import (
 from calsync.store.events import event_columns, load_stored
 from calsync.store.row_cache import version_by_id, version_column
 from calsync.store.tables import Event as EventRow
-from tests.integration.events.conftest import EventsApp
+from tests.conftest import FakeGoogle
+from tests.integration.events.conftest import EventsApp, running
 
 pytestmark = pytest.mark.integration
 
@@ -217,3 +224,61 @@ def test_a_version_by_id_takes_only_a_column_name() -> None:
     assert version_by_id("k.id") is not None
     with pytest.raises(ValueError, match="column name"):
         version_by_id("k.id); DROP TABLE events; --")
+
+
+@pytest.fixture
+def sqlite_app(embedded_settings: Settings, fake_google: FakeGoogle) -> Iterator[EventsApp]:
+    """Embedded mode: SQLite."""
+    yield from running(embedded_settings, fake_google)
+
+
+def test_sqlite_probes_exceptions_by_index_whatever_its_statistics(sqlite_app: EventsApp) -> None:
+    # Given an SQLite calendar of 2,000 singles and a series, analysed: nearly no row has
+    # a recurring_event_id, which makes SQLite judge the index of it useless
+    app = sqlite_app
+    alice = app.connect("alice@example.com")
+    start = datetime(2031, 3, 2, 9, tzinfo=UTC)
+    events = [
+        Event(
+            title=f"single {i}",
+            start=EventTime(instant=start + timedelta(hours=i), timezone="UTC"),
+            end=EventTime(instant=start + timedelta(hours=i, minutes=30), timezone="UTC"),
+        )
+        for i in range(2000)
+    ]
+    events.append(dataclasses.replace(masters()[0], provider_event_id="series0"))
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "user_id": alice.id,
+            "calendar_id": alice.calendar_id,
+            "sync_state": "synced",
+            **event_columns(event),
+        }
+        for event in events
+    ]
+    with app.services.sessions.begin() as session:
+        session.execute(sa.insert(EventRow), rows)
+    with app.services.engine.connect().execution_options(
+        isolation_level="AUTOCOMMIT"
+    ) as connection:
+        connection.execute(sa.text("ANALYZE"))
+    spec = EventFilter(user_id=alice.id, start=WINDOW[0], end=WINDOW[1], kind=Kind.MASTER)
+    query = sa.select(*_outline_columns("sqlite")).where(*_conditions(_shape(spec)))
+    # When the outlines' statement is planned
+    with app.services.engine.connect() as connection:
+        compiled = query.compile(connection)
+        values = _values(spec)
+        parameters = tuple(  # the plan does not depend on the values, only their kinds
+            str(values.get(name, compiled.params[name])) for name in compiled.positiontup or ()
+        )
+        plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", parameters).all()
+        with app.services.sessions() as session:
+            outlines = series_outlines(session, spec, limit=10)
+    # Then each master's exceptions are probed through the index, not by a scan
+    details = [row[3] for row in plan]
+    assert any(
+        "exception USING INDEX ix_events_calendar_id_recurring_event_id" in d for d in details
+    )
+    assert not any(d.startswith("SCAN exception") for d in details)
+    assert [o.has_exceptions for o in outlines] == [False]
