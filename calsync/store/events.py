@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any, Final, cast
 
 import orjson
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import QueryableAttribute, Session
@@ -543,18 +544,24 @@ def _update_from_values(
                 elif i in instants and value.tzinfo is None:
                     raise ValueError(f"naive datetime given for {name}")
             parameters.append(value)
-    assignments = [f"{name} = %s" for name in defaults]
+    # $n placeholders, for a cursor that sends the text as it is: psycopg parses and
+    # caches only texts of up to 4 KiB, and this one grows with the rows
+    numbers = iter(range(1, len(parameters) + 1))
+    assignments = [f"{name} = ${next(numbers)}" for name in defaults]
     assignments.extend(f"{name} = v.{name}" for name in names)
-    casts = ", ".join(f"%s::{_VALUE_TYPES[name]}" for name in names)
+    casts = [f"::{_VALUE_TYPES[name]}" for name in names]
+    values = ", ".join(
+        "(" + ", ".join([f"${next(numbers)}::uuid", *(f"${next(numbers)}{c}" for c in casts)]) + ")"
+        for _ in rows
+    )
     # names are the table's columns (checked above); every value is a parameter
     query = (
         f"UPDATE {_events.name} SET {', '.join(assignments)} "  # noqa: S608
-        f"FROM (VALUES {', '.join([f'(%s::uuid, {casts})'] * len(rows))}) "
-        f"AS v(_id, {', '.join(names)}) WHERE {_events.name}.id = v._id"
+        f"FROM (VALUES {values}) AS v(_id, {', '.join(names)}) WHERE {_events.name}.id = v._id"
     )
     connection = session.connection().connection.driver_connection
     assert connection is not None
-    with connection.cursor() as cursor:
+    with psycopg.RawCursor(connection) as cursor:
         cursor.execute(query, parameters)
 
 
