@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -11,8 +12,8 @@ from calsync.domain.accounts import AccountStatus, Role, UserAccount, normalise_
 from calsync.store.tables import User
 
 
-def to_account(row: User) -> UserAccount:
-    """The domain view of a ``users`` row."""
+def to_account(row: User | sa.Row[*tuple[Any, ...]]) -> UserAccount:
+    """The domain view of a ``users`` row (an ORM row, or a Core row of `_ACCOUNT`)."""
     return UserAccount(
         id=row.id,
         email=row.email,
@@ -33,6 +34,20 @@ def find_by_id(session: Session, user_id: uuid.UUID) -> UserAccount | None:
     """The user with ``user_id``, or None."""
     row = session.get(User, user_id)
     return to_account(row) if row else None
+
+
+#: The columns `to_account` reads, of the user named by the ``user_id`` parameter.
+_ACCOUNT: Final = sa.select(
+    User.id, User.email, User.role, User.status, User.display_name, User.timezone
+).where(User.id == sa.bindparam("user_id"))
+
+
+def account_by_id(connection: sa.Connection, user_id: uuid.UUID) -> UserAccount | None:
+    """`find_by_id` as one prebuilt statement on a plain connection: no ORM session or
+    identity map, which cost more than the read itself on the hot path (authentication
+    reads the token's user on every request)."""
+    row = connection.execute(_ACCOUNT, {"user_id": user_id}).first()
+    return to_account(row) if row is not None else None
 
 
 def ensure_user(

@@ -11,9 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import Final
 
-import sqlalchemy as sa
 from starlette.authentication import (
     AuthCredentials,
     AuthenticationBackend,
@@ -25,9 +23,8 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
 from calsync.bootstrap import Services
-from calsync.domain.accounts import AccountStatus, Role, UserAccount
-from calsync.store import audit
-from calsync.store.tables import User
+from calsync.domain.accounts import AccountStatus, UserAccount
+from calsync.store import audit, users
 from calsync.web.auth.tokens import InvalidToken, verify_token
 from calsync.web.errors import APIError, error_response
 
@@ -84,8 +81,7 @@ class JWTAuthBackend(AuthenticationBackend):
         except ValueError:
             return None
         with self.services.engine.connect() as connection:
-            row = connection.execute(_ACCOUNT, {"user_id": user_id}).first()
-        return _account(row) if row is not None else None
+            return users.account_by_id(connection, user_id)
 
     async def _failed(self, conn: HTTPConnection, reason: str) -> None:
         log.info("authentication failed: %s", reason)
@@ -101,24 +97,6 @@ class JWTAuthBackend(AuthenticationBackend):
                 remote_addr=address,
                 details={"reason": reason[:200], "path": path[:200]},
             )
-
-
-_ACCOUNT: Final = sa.select(
-    User.id, User.email, User.role, User.status, User.display_name, User.timezone
-).where(User.id == sa.bindparam("user_id"))
-
-
-def _account(row: sa.Row[uuid.UUID, str, str, str, str | None, str]) -> UserAccount:
-    """`calsync.store.users.to_account` of the columns `_ACCOUNT` reads (tested equal)."""
-    user_id, email, role, status, display_name, timezone = row
-    return UserAccount(
-        id=user_id,
-        email=email,
-        role=Role(role),
-        status=AccountStatus(status),
-        display_name=display_name,
-        timezone=timezone,
-    )
 
 
 def authentication_failed(_conn: HTTPConnection, _exc: Exception) -> Response:

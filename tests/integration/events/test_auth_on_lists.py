@@ -1,4 +1,4 @@
-"""Who lists: the account the authentication backend reads is the users repository's, and
+"""Who lists: the account the authentication backend reads (`users.account_by_id`) is `find_by_id`'s, and
 a change of the user row (disabled, role, zone) applies to the very next list, warm
 list memos or not; another user's event ids stay invisible."""
 
