@@ -1,6 +1,6 @@
-"""Who lists: the account the authentication backend reads (`users.account_by_id`) is `find_by_id`'s, and
-a change of the user row (disabled, role, zone) applies to the very next list, warm
-list memos or not; another user's event ids stay invisible."""
+"""Who lists: the account the authentication backend reads (`users.account_by_id`) is
+`find_by_id`'s, and a change of the user row (disabled, role, zone) applies to the very
+next list, warm list memos or not; another user's event ids stay invisible."""
 
 from __future__ import annotations
 
