@@ -28,7 +28,6 @@ __all__ = [
     "held_statement",
     "release",
     "release_held_by_process",
-    "released",
     "still_held",
 ]
 
@@ -51,7 +50,7 @@ def acquire(
 
 
 def acquire_selected(
-    session: Session,
+    session: Session | sa.Connection,
     calendar_id: uuid.UUID,
     *,
     owner: str,
@@ -165,17 +164,6 @@ def release(session: Session, calendar_id: uuid.UUID, *, owner: str) -> None:
         .where(_calendars.c.id == calendar_id, _calendars.c.sync_lease_owner == owner)
         .values(sync_lease_owner=None, sync_lease_until=None)
     )
-
-
-def released(owner: str | sa.BindParameter[str]) -> dict[str, sa.ColumnElement[Any]]:
-    """The ``SET`` values that give the lease up if `owner` holds it (else leave it), for
-    a caller that writes other columns of the calendar row in the same statement (a
-    parameter for a statement built once)."""
-    held = _calendars.c.sync_lease_owner == owner
-    return {
-        "sync_lease_owner": sa.case((held, None), else_=_calendars.c.sync_lease_owner),
-        "sync_lease_until": sa.case((held, None), else_=_calendars.c.sync_lease_until),
-    }
 
 
 def release_held_by_process(session: Session, process: str) -> int:

@@ -3,11 +3,14 @@
 `pull_calendar` is the body of the ``sync_calendar`` job (design.md section 5):
 - one pull at a time per calendar (`calsync.sync.lease`), across processes; the statement
   that takes the lease also reads the owner's stored Google token, which the listing's
-  first request uses (`AccessTokens.read_with`) instead of reading it again;
+  first request uses (`AccessTokens.read_with`) instead of reading it again; it runs
+  on its own, without a transaction around it;
 - the listing pages through ``events.list`` with the stored sync token, or everything
   when there is none; a 410 drops the token and lists everything again, and the full
   listing then deletes the local rows Google no longer has;
-- the events and the new token are stored in one transaction, with a sync log row
+- the events and the new token are stored in one transaction, which first ends the
+  pull on the calendar row if the lease is still this pull's (else it writes nothing),
+  with a sync log row
   (pulled, changed, conflicts, duration, API calls, outcome), and with the change notices
   and reminders of the changed events (none announced by the first sync of a calendar);
 - notifications that arrived during the pull lead to exactly one more pull, spaced by
@@ -67,22 +70,34 @@ _OWNER_EMAIL: Final = (
 _ACQUIRE: Final = lease.acquire_selected_statement(
     kicks.pull_started(lease.NOW), returning=_TOKEN_COLUMNS
 )
-#: ... checking it before writing (and reading the owner's email, for the notices) ...
-_HELD: Final = lease.held_statement((_OWNER_EMAIL,))
 _NOW = sa.bindparam("now", type_=_calendars.c.last_synced_at.type)
-#: ... and ending the pull: the new sync token, the status, the lease given back.
+_OWNER = sa.bindparam("owner", type_=_calendars.c.sync_lease_owner.type)
+#: ... and ending it, first thing in the transaction that stores the listing: if the
+#: lease is still this pull's, the new sync token, the status, the lease given back, the
+#: queue slot freed or kept (`kicks.pull_finished`), and the owner's email for the
+#: notices; no row if another worker took the lease over (the transaction then writes
+#: nothing). The update locks the calendar row until the commit (``FOR NO KEY UPDATE``,
+#: as `lease.still_held` does), so nothing it decided can change before the events
+#: are stored.
 _FINISH: Final = (
     sa.update(_calendars)
-    .where(_calendars.c.id == sa.bindparam("calendar_id", type_=_calendars.c.id.type))
+    .where(
+        _calendars.c.id == sa.bindparam("calendar_id", type_=_calendars.c.id.type),
+        _calendars.c.sync_lease_owner == _OWNER,
+    )
     .values(
         sync_token=sa.bindparam("sync_token", type_=_calendars.c.sync_token.type),
         last_synced_at=_NOW,
         last_sync_status="ok",
-        **lease.released(sa.bindparam("owner", type_=_calendars.c.sync_lease_owner.type)),
+        sync_lease_owner=None,
+        sync_lease_until=None,
         **kicks.pull_finished(_NOW),
     )
-    .returning(_calendars.c.last_pull_at, _calendars.c.dirty)
+    .returning(_calendars.c.last_pull_at, _calendars.c.dirty, _OWNER_EMAIL)
 )
+#: The engine option of the statement that takes the lease: one statement, atomic by
+#: itself, so it runs without ``BEGIN``/``COMMIT`` (two round trips fewer per pull).
+_AUTOCOMMIT: Final = {"isolation_level": "AUTOCOMMIT"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,29 +134,27 @@ def pull_calendar(services: Services, calendar_id: uuid.UUID) -> PullOutcome:
     owner = f"{services.process_name}:{threading.get_ident()}"
     lease_ttl = timedelta(seconds=services.settings.sync_lease_seconds)
     started = time.perf_counter()
-    with services.sessions.begin() as session:
-        now = services.clock()
+    with services.engine.connect().execution_options(**_AUTOCOMMIT) as connection:
         calendar = lease.acquire_selected(
-            session, calendar_id, owner=owner, now=now, ttl=lease_ttl, statement=_ACQUIRE
+            connection,
+            calendar_id,
+            owner=owner,
+            now=services.clock(),
+            ttl=lease_ttl,
+            statement=_ACQUIRE,
         )
-        if calendar is None:
-            stored = session.get(Calendar, calendar_id)
-            if stored is None:
-                return PullOutcome("skipped")
-            if not stored.selected:
-                kicks.drop(session, calendar_id)
-                return PullOutcome("skipped")
-            return PullOutcome("busy")
-        target = _Target(
-            CalendarRef(
-                id=calendar.id,
-                user_id=calendar.user_id,
-                policy=policy_for(calendar.conflict_policy, services.settings.conflict_policy),
-            ),
-            calendar.provider_calendar_id,
-            calendar.sync_token,
-            first_sync=calendar.last_synced_at is None,
-        )
+    if calendar is None:
+        return _not_taken(services, calendar_id)
+    target = _Target(
+        CalendarRef(
+            id=calendar.id,
+            user_id=calendar.user_id,
+            policy=policy_for(calendar.conflict_policy, services.settings.conflict_policy),
+        ),
+        calendar.provider_calendar_id,
+        calendar.sync_token,
+        first_sync=calendar.last_synced_at is None,
+    )
     provider = services.providers.for_user(target.ref.user_id)
     with _collector_paused():  # see _collector_paused
         try:
@@ -151,11 +164,15 @@ def pull_calendar(services: Services, calendar_id: uuid.UUID) -> PullOutcome:
             _record_failure(services, target, owner, err, provider, started)
             raise
         with services.sessions.begin() as session:
-            held = lease.held(session, calendar_id, owner=owner, statement=_HELD)
-            if held is None:
+            now = services.clock()
+            finished = session.execute(
+                _FINISH,
+                {"calendar_id": calendar_id, "sync_token": next_token, "now": now, "owner": owner},
+            ).one_or_none()
+            if finished is None:
                 log.warning("lost the sync lease of calendar %s; dropping this pull", calendar_id)
                 return PullOutcome("busy")
-            now = services.clock()
+            last_pull_at, again, owner_email = finished
             report = apply_changes(
                 session,
                 target.ref,
@@ -163,14 +180,8 @@ def pull_calendar(services: Services, calendar_id: uuid.UUID) -> PullOutcome:
                 full_listing=full,
                 now=now,
                 announce=not target.first_sync,
-                known_users=(
-                    {target.ref.user_id: held.owner_email} if held.owner_email is not None else {}
-                ),
+                known_users={target.ref.user_id: owner_email} if owner_email is not None else {},
             )
-            last_pull_at, again = session.execute(
-                _FINISH,
-                {"calendar_id": calendar_id, "sync_token": next_token, "now": now, "owner": owner},
-            ).one()
             calls = provider.api_calls
             record(
                 session,
@@ -199,6 +210,19 @@ def pull_calendar(services: Services, calendar_id: uuid.UUID) -> PullOutcome:
     )
     _count_run(target, "ok", full=full, report=report)
     return PullOutcome("ok", full=full, report=report, api_calls=calls, again_in=delay)
+
+
+def _not_taken(services: Services, calendar_id: uuid.UUID) -> PullOutcome:
+    """Why the lease was not taken: the calendar is gone or not selected (``skipped``; a
+    deselected calendar's queue slot is dropped), else another worker holds it (``busy``)."""
+    with services.sessions.begin() as session:
+        stored = session.get(Calendar, calendar_id)
+        if stored is None:
+            return PullOutcome("skipped")
+        if not stored.selected:
+            kicks.drop(session, calendar_id)
+            return PullOutcome("skipped")
+        return PullOutcome("busy")
 
 
 @dataclass(slots=True)
