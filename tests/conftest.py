@@ -19,12 +19,13 @@ import pytest
 import redis
 import sqlalchemy as sa
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from sqlalchemy.orm import Session, sessionmaker
 
 from calsync import tracing
 from calsync.config import Mode, Settings
 from calsync.emulator.server import EmulatorServer
 from calsync.emulator.testing import EmulatorControl
-from calsync.store.db import make_engine
+from calsync.store.db import make_engine, make_session_factory
 from calsync.store.migrate import upgrade
 from calsync.store.tables import Base
 
@@ -86,6 +87,20 @@ def migrated_pg_url(pg_admin_engine: sa.Engine) -> Iterator[str]:
     engine.dispose()
     yield url
     drop_database(pg_admin_engine, url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    """Sessions on a migrated database of each kind: a new SQLite file, and the session's
+    PostgreSQL database emptied (`pg_url`); for tests that must hold on both."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'calsync.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    engine = make_engine(url)
+    upgrade(engine)
+    yield make_session_factory(engine)
+    engine.dispose()
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -30,7 +29,6 @@ from calsync.notify.webhooks import WebhookSender
 from calsync.notify.webpush import WebPushSender, load_vapid_key
 from calsync.store.db import make_engine, make_session_factory
 from calsync.store.events import event_columns, replace_attendees
-from calsync.store.migrate import upgrade
 from calsync.store.secrets import SecretBox
 from calsync.store.tables import Calendar, User
 from calsync.store.tables import Event as EventRow
@@ -144,19 +142,6 @@ def receiver() -> Iterator[Receiver]:
 
 
 # --- databases and rows -------------------------------------------------------------------
-
-
-@pytest.fixture(params=["postgresql", "sqlite"])
-def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    """Sessions on a migrated database of each kind."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'calsync.db'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-    engine = make_engine(url)
-    upgrade(engine)
-    yield make_session_factory(engine)
-    engine.dispose()
 
 
 @pytest.fixture

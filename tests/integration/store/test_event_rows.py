@@ -4,35 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
-import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from sqlalchemy.orm import Session, sessionmaker
 
 from calsync.domain.models import Event, EventTime
-from calsync.store.db import make_engine, make_session_factory
 from calsync.store.events import event_columns, load_stored, replace_attendees
-from calsync.store.migrate import upgrade
 from calsync.store.tables import Calendar, User
 from calsync.store.tables import Event as EventRow
 from tests.strategies import events
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def sessions(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[sessionmaker[Session]]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'calsync.db'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-    engine = make_engine(url)
-    upgrade(engine)
-    yield make_session_factory(engine)
-    engine.dispose()
 
 
 def _owner(session: Session) -> tuple[uuid.UUID, uuid.UUID]:

@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from calsync.domain.codec import event_to_document
 from calsync.domain.models import Event
-from calsync.store.db import make_engine, make_session_factory
 from calsync.store.events import (
     EVENT_COLUMNS,
     event_columns,
@@ -27,7 +26,6 @@ from calsync.store.events import (
     load_stored,
     update_events,
 )
-from calsync.store.migrate import upgrade
 from calsync.store.tables import Calendar, User
 from calsync.store.tables import Event as EventRow
 from tests.strategies import events
@@ -35,20 +33,6 @@ from tests.strategies import events
 _events = EventRow.__table__
 #: What differs between two rows of the same event by construction.
 _OWN = {"id", "google_event_id", "created_at", "updated_at"}
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def sessions(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[sessionmaker[Session]]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'calsync.db'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-    engine = make_engine(url)
-    upgrade(engine)
-    yield make_session_factory(engine)
-    engine.dispose()
 
 
 @pytest.fixture

@@ -4,33 +4,15 @@ email order, on both databases (one statement built once on PostgreSQL)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
-import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from calsync.domain.models import Attendee, Event, EventTime, ResponseStatus
-from calsync.store.db import make_engine, make_session_factory
 from calsync.store.events import attendees_by_event, event_columns, insert_attendees, take_attendees
-from calsync.store.migrate import upgrade
 from calsync.store.tables import Calendar, EventAttendee, User
 from calsync.store.tables import Event as EventRow
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def sessions(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[sessionmaker[Session]]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'calsync.db'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-    engine = make_engine(url)
-    upgrade(engine)
-    yield make_session_factory(engine)
-    engine.dispose()
 
 
 def test_attendees_are_taken_by_event_in_email_order(sessions: sessionmaker[Session]) -> None:

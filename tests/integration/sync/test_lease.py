@@ -4,17 +4,13 @@ refuse and check leases as the ones built per call do, on both databases."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from calsync.store.db import make_engine, make_session_factory
-from calsync.store.migrate import upgrade
 from calsync.store.tables import Calendar, User
 from calsync.sync import kicks, lease
 
@@ -27,18 +23,6 @@ BUILT_ONCE = lease.acquire_selected_statement(
     kicks.pull_started(lease.NOW), returning=(_calendars.c.user_id.label("owner_id"),)
 )
 HELD_ONCE = lease.held_statement((_calendars.c.provider_calendar_id,))
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'calsync.db'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-    engine = make_engine(url)
-    upgrade(engine)
-    yield make_session_factory(engine)
-    engine.dispose()
 
 
 def _calendar(sessions: sessionmaker[Session], **values: Any) -> uuid.UUID:
