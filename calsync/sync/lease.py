@@ -21,11 +21,8 @@ from calsync.store.tables import Calendar
 
 __all__ = [
     "NOW",
-    "acquire",
     "acquire_selected",
     "acquire_selected_statement",
-    "held",
-    "held_statement",
     "release",
     "release_held_by_process",
     "still_held",
@@ -34,19 +31,11 @@ __all__ = [
 _calendars = cast(sa.Table, Calendar.__table__)
 
 #: The parameters of the statements built once (`acquire_selected_statement`,
-#: `held_statement`); `NOW` is the time `acquire_selected` is given, for `also` values.
+#: `still_held`'s); `NOW` is the time `acquire_selected` is given, for `also` values.
 _CALENDAR_ID = sa.bindparam("lease_calendar_id", type_=_calendars.c.id.type)
 _OWNER = sa.bindparam("lease_owner", type_=_calendars.c.sync_lease_owner.type)
 NOW: Final = sa.bindparam("lease_now", type_=_calendars.c.sync_lease_until.type)
 _UNTIL = sa.bindparam("lease_until", type_=_calendars.c.sync_lease_until.type)
-
-
-def acquire(
-    session: Session, calendar_id: uuid.UUID, *, owner: str, now: datetime, ttl: timedelta
-) -> bool:
-    """Take the lease of `calendar_id` for `owner` until `now + ttl`. False if held."""
-    result = session.execute(_take(calendar_id, owner, now, ttl))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def acquire_selected(
@@ -60,10 +49,11 @@ def acquire_selected(
     returning: Sequence[sa.ColumnElement[Any]] = (),
     statement: sa.Update | None = None,
 ) -> sa.Row[Any] | None:
-    """`acquire` for a calendar that is selected, in the same one statement that returns
-    the calendar's columns (as updated) and `returning`, and sets the columns in `also`.
-    None when the calendar is missing, not selected or held by another owner (nothing
-    changed then; the caller reads the row to tell which).
+    """Take the lease of a selected calendar for `owner` until `now + ttl` (if it is free,
+    expired or already `owner`'s), in one statement that also returns the calendar's
+    columns (as updated) and `returning`, and sets the columns in `also`. None when the
+    calendar is missing, not selected or held by another owner (nothing changed then;
+    the caller reads the row to tell which).
 
     `statement`: `acquire_selected_statement(also, returning)` built once by a caller
     that takes leases often (its `also` may use `NOW` for `now`); `also` and
@@ -102,21 +92,6 @@ def acquire_selected_statement(
     )
 
 
-def _take(calendar_id: uuid.UUID, owner: str, now: datetime, ttl: timedelta) -> sa.Update:
-    return (
-        sa.update(_calendars)
-        .where(
-            _calendars.c.id == calendar_id,
-            sa.or_(
-                _calendars.c.sync_lease_until.is_(None),
-                _calendars.c.sync_lease_until < now,
-                _calendars.c.sync_lease_owner == owner,
-            ),
-        )
-        .values(sync_lease_owner=owner, sync_lease_until=now + ttl)
-    )
-
-
 def still_held(session: Session, calendar_id: uuid.UUID, *, owner: str) -> bool:
     """Whether `owner` still holds the lease; locks the row until the transaction ends
     (SQLite, which has no ``FOR UPDATE``, serialises writers by itself).
@@ -125,36 +100,16 @@ def still_held(session: Session, calendar_id: uuid.UUID, *, owner: str) -> bool:
     foreign-key checks of event writes (``FOR KEY SHARE`` on the calendar row), which
     a plain ``FOR UPDATE`` would block - a push updating an event while this pull
     updates the same event deadlocked (tests/faults/test_regressions.py)."""
-    return held(session, calendar_id, owner=owner) is not None
+    owner_now = session.execute(_HELD, {_CALENDAR_ID.key: calendar_id}).scalar_one_or_none()
+    return owner_now == owner
 
 
-def held(
-    session: Session,
-    calendar_id: uuid.UUID,
-    *,
-    owner: str,
-    also: Sequence[sa.ColumnElement[Any]] = (),
-    statement: sa.Select[Any] | None = None,
-) -> sa.Row[Any] | None:
-    """`still_held` (the same lock) that returns the values of `also` (columns of the
-    calendar row, or subqueries correlated to it) read in the same statement when
-    `owner` still holds the lease, else None. `statement`: `held_statement(also)`, built
-    once by a caller that checks often (`also` is then not given)."""
-    if statement is None:
-        statement = held_statement(also)
-    elif also:
-        raise TypeError("give `also` to held_statement")
-    row = session.execute(statement, {_CALENDAR_ID.key: calendar_id}).one_or_none()
-    return row if row is not None and row.sync_lease_owner == owner else None
-
-
-def held_statement(also: Sequence[sa.ColumnElement[Any]] = ()) -> sa.Select[Any]:
-    """The statement of `held`, with its calendar as a parameter, to build once."""
-    return (
-        sa.select(_calendars.c.sync_lease_owner, *also)
-        .where(_calendars.c.id == _CALENDAR_ID)
-        .with_for_update(key_share=True)
-    )
+#: `still_held`'s statement, built once.
+_HELD: Final = (
+    sa.select(_calendars.c.sync_lease_owner)
+    .where(_calendars.c.id == _CALENDAR_ID)
+    .with_for_update(key_share=True)
+)
 
 
 def release(session: Session, calendar_id: uuid.UUID, *, owner: str) -> None:

@@ -1,5 +1,5 @@
-"""The lease statements built once (`acquire_selected_statement`, `held_statement`) take,
-refuse and check leases as the ones built per call do, on both databases."""
+"""The lease statement built once (`acquire_selected_statement`) takes and refuses leases
+as the one built per call does, and `still_held` checks them, on both databases."""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ _calendars = Calendar.__table__
 BUILT_ONCE = lease.acquire_selected_statement(
     kicks.pull_started(lease.NOW), returning=(_calendars.c.user_id.label("owner_id"),)
 )
-HELD_ONCE = lease.held_statement((_calendars.c.provider_calendar_id,))
 
 
 def _calendar(sessions: sessionmaker[Session], **values: Any) -> uuid.UUID:
@@ -74,11 +73,8 @@ def test_a_lease_is_taken_refused_while_held_and_taken_over_once_expired(
     assert over is not None
     assert (over.sync_lease_owner, over.last_pull_at, over.sync_queued_at) == ("b", later, NOW)
     with sessions.begin() as session:
-        assert lease.held(session, calendar_id, owner="b", statement=HELD_ONCE) is not None
-        assert lease.held(session, calendar_id, owner="a", statement=HELD_ONCE) is None
-        row = lease.held(session, calendar_id, owner="b", statement=HELD_ONCE)
-        assert row is not None
-        assert row.provider_calendar_id == "primary"
+        assert lease.still_held(session, calendar_id, owner="b")
+        assert not lease.still_held(session, calendar_id, owner="a")
 
 
 @pytest.mark.parametrize("once", [True, False])
@@ -89,7 +85,7 @@ def test_an_unselected_or_missing_calendar_is_not_taken(
     assert _acquire(sessions, calendar_id, "a", NOW, once) is None
     assert _acquire(sessions, uuid.uuid4(), "a", NOW, once) is None
     with sessions.begin() as session:
-        assert lease.held(session, calendar_id, owner="a", statement=HELD_ONCE) is None
+        assert not lease.still_held(session, calendar_id, owner="a")
 
 
 def test_a_statement_built_once_takes_no_other_clauses() -> None:
