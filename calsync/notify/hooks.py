@@ -41,7 +41,7 @@ from calsync.notify.reminders import (
     upcoming_params,
     upcoming_where,
 )
-from calsync.store.events import any_of, reminders_document
+from calsync.store.events import any_of, reminders_document, stored_table_columns
 from calsync.store.tables import Event as EventRow
 from calsync.store.tables import NotificationDelivery, User, utcnow
 
@@ -169,13 +169,9 @@ def reschedule_many(
 _events = cast(sa.Table, EventRow.__table__)
 _users = cast(sa.Table, User.__table__)
 _deliveries = cast(sa.Table, NotificationDelivery.__table__)
-#: The columns `to_event` and `replan_many` read, named as the ORM attributes are, from
-#: the table (the statements below are plain Core: no ORM compilation per execution).
-_ROW_COLUMNS: Final = tuple(
-    _events.c[attribute.columns[0].name].label(attribute.key)
-    for attribute in sa.inspect(EventRow).column_attrs
-    if attribute.key not in ("base_version", "conflict")
-)
+#: The columns `to_event` and `replan_many` read, as table columns (the statements below
+#: are plain Core: no ORM compilation per execution).
+_ROW_COLUMNS: Final = stored_table_columns(without=("base_version", "conflict"))
 
 
 _HAS_PENDING: Final = (

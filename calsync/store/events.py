@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import operator
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any, Final, cast
@@ -63,6 +63,7 @@ __all__ = [
     "replace_attendees",
     "select_stored",
     "stored_event",
+    "stored_table_columns",
     "take_attendees",
     "to_event",
     "update_events",
@@ -270,6 +271,17 @@ STORED_COLUMNS: Final = tuple(
     if attribute.key not in ("ical_uid", "push_lease_until")
 )
 """The columns `stored_event` reads, as ORM attributes (result rows name them so)."""
+
+
+def stored_table_columns(*, without: Collection[str] = ()) -> tuple[sa.Label[Any], ...]:
+    """`STORED_COLUMNS` but those whose names are in `without`, as the table's columns
+    labelled with the ORM attribute names: for plain Core statements (no ORM
+    compilation per execution) whose rows `to_event` and `stored_event` read."""
+    return tuple(
+        _events.c[column.expression.name].label(column.key)
+        for column in STORED_COLUMNS
+        if column.key not in without
+    )
 
 
 def select_stored() -> sa.Select[Any]:

@@ -47,12 +47,12 @@ from calsync.providers.google.ids import local_id_from_google_event_id
 from calsync.store import outbox
 from calsync.store.events import (
     EVENT_COLUMNS,
-    STORED_COLUMNS,
     any_of,
     attendees_by_event,
     event_columns,
     insert_attendees,
     insert_events,
+    stored_table_columns,
     take_attendees,
     to_event,
     update_events,
@@ -213,13 +213,7 @@ def _latest_by_id(remote_events: Iterable[Event]) -> dict[str, Event]:
 
 #: The columns of the local rows a listing is reconciled with: what `to_event` and the
 #: merge read, but not the base version (read only by a merge, see `_base_version`).
-#: Table columns named as `STORED_COLUMNS` (the ORM attributes) are: the statements are
-#: plain Core, with no ORM compilation per execution.
-_ROW_COLUMNS: Final = tuple(
-    _events.c[column.expression.name].label(column.key)
-    for column in STORED_COLUMNS
-    if column.key != "base_version"
-)
+_ROW_COLUMNS: Final = stored_table_columns(without=("base_version",))
 _ROWS: Final = sa.select(*_ROW_COLUMNS)
 #: The rows of an incremental listing on PostgreSQL, by calendar and Google ids (built
 #: once; the ids are one array parameter).
