@@ -16,7 +16,7 @@ storable even when they break calsync's own rules.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -234,6 +234,12 @@ class Metadata(Mapping[str, str]):
 EMPTY_METADATA: Final = Metadata()
 
 
+def attendee_order(people: Iterable[Attendee]) -> tuple[Attendee, ...]:
+    """`people` in the order an `Event` holds its attendees: by email, then display name
+    (for code that builds events with `Event.trusted`)."""
+    return tuple(sorted(people, key=lambda a: (a.email, a.display_name or "")))
+
+
 @dataclass(frozen=True, kw_only=True)
 class Event:
     """A calendar event as calsync knows it.
@@ -279,8 +285,7 @@ class Event:
             raise ValidationError("updated", "must be an aware datetime")
         object.__setattr__(self, "status", EventStatus(self.status))
         object.__setattr__(self, "recurrence", tuple(line.strip() for line in self.recurrence))
-        attendees = sorted(self.attendees, key=lambda a: (a.email, a.display_name or ""))
-        object.__setattr__(self, "attendees", tuple(attendees))
+        object.__setattr__(self, "attendees", attendee_order(self.attendees))
         if not isinstance(self.metadata, Metadata):
             object.__setattr__(self, "metadata", Metadata(self.metadata))
         if self.organizer_email is not None:

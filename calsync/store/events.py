@@ -41,6 +41,7 @@ from calsync.domain.models import (
     ReminderMethod,
     Reminders,
     ResponseStatus,
+    attendee_order,
 )
 from calsync.domain.recurrence import series_end
 from calsync.store.chunks import chunks
@@ -207,18 +208,15 @@ def to_event(row: EventRecord, attendees: Iterable[EventAttendee] = ()) -> Event
         timed = row.original_start_timezone is not None
         original = _time(row.original_start_time, row.original_start_timezone, not timed)
     start = _time(row.start_time, row.timezone, row.all_day)
-    people = sorted(
-        (
-            Attendee(
-                email=a.email,
-                display_name=a.display_name,
-                response_status=ResponseStatus(a.response_status),
-                optional=a.optional,
-                organizer=a.is_organizer,
-            )
-            for a in attendees
-        ),
-        key=lambda a: (a.email, a.display_name or ""),
+    people = attendee_order(
+        Attendee(
+            email=a.email,
+            display_name=a.display_name,
+            response_status=ResponseStatus(a.response_status),
+            optional=a.optional,
+            organizer=a.is_organizer,
+        )
+        for a in attendees
     )
     return Event.trusted(
         title=row.title,
@@ -231,7 +229,7 @@ def to_event(row: EventRecord, attendees: Iterable[EventAttendee] = ()) -> Event
         recurrence=tuple(line.strip() for line in row.recurrence_rule.split("\n"))
         if row.recurrence_rule
         else (),
-        attendees=tuple(people),
+        attendees=people,
         reminders=_reminders(row.reminders or {}),
         metadata=Metadata(row.app_metadata) if row.app_metadata else EMPTY_METADATA,
         status=EventStatus(row.status),

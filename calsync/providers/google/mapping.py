@@ -29,6 +29,7 @@ from calsync.domain.models import (
     ReminderMethod,
     Reminders,
     ResponseStatus,
+    attendee_order,
 )
 from calsync.domain.timezones import zone
 
@@ -216,9 +217,7 @@ def _metadata(private: Mapping[str, str]) -> Metadata:
 
 def _attendees(values: Any) -> tuple[Attendee, ...]:
     """The attendees with an email, in `Event`'s order (by email, then display name)."""
-    people = [_attendee(a) for a in values if a.get("email")]
-    people.sort(key=lambda a: (a.email, a.display_name or ""))
-    return tuple(people)
+    return attendee_order(_attendee(a) for a in values if a.get("email"))
 
 
 def _private_to_google(
