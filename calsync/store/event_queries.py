@@ -287,8 +287,9 @@ def _has_exceptions(dialect: str) -> sa.ColumnElement[bool]:
 
 @lru_cache(maxsize=8)
 def _outline_columns(dialect: str) -> tuple[Any, ...]:
-    """What `_outline` reads, then the row version."""
-    return (*_OUTLINE_COLUMNS[:-1], _has_exceptions(dialect), version_column_of(dialect))
+    """What `_outline` reads: the outline's columns, whether the series has exceptions,
+    then the row version."""
+    return (*_OUTLINE_COLUMNS, _has_exceptions(dialect), version_column_of(dialect))
 
 
 _OUTLINE_COLUMNS = (
@@ -302,7 +303,6 @@ _OUTLINE_COLUMNS = (
     EventRow.all_day,
     EventRow.recurrence_rule,
     EventRow.category,
-    _HAS_EXCEPTIONS,
 )
 
 

@@ -24,7 +24,8 @@ import threading
 import uuid
 import weakref
 from collections import OrderedDict
-from typing import Final
+from collections.abc import Callable
+from typing import Final, Generic, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -34,6 +35,7 @@ from calsync.store.events import StoredEvent
 __all__ = [
     "MAX_ENTRIES",
     "EventCache",
+    "PerDatabase",
     "cache_of",
     "dialect_of",
     "version_by_id",
@@ -81,20 +83,37 @@ class EventCache:
         return len(self._entries)
 
 
-_caches: weakref.WeakKeyDictionary[sa.Engine, EventCache] = weakref.WeakKeyDictionary()
-_caches_lock = threading.Lock()
+T = TypeVar("T")
+
+
+class PerDatabase(Generic[T]):
+    """One `T` per PostgreSQL database (engine) of the process, made by `factory` when
+    first asked for: what is keyed by row versions (this cache, the list memos of
+    `calsync.web.list_cache`) must not mix databases, whose versions are unrelated."""
+
+    def __init__(self, factory: Callable[[], T]) -> None:
+        self._factory = factory
+        self._made: weakref.WeakKeyDictionary[sa.Engine, T] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def of(self, session: Session) -> T | None:
+        """The `T` of the database `session` reads (`None` where rows have no versions)."""
+        engine = session.get_bind()
+        if not isinstance(engine, sa.Engine) or engine.dialect.name != "postgresql":
+            return None
+        with self._lock:
+            made = self._made.get(engine)
+            if made is None:
+                made = self._made[engine] = self._factory()
+            return made
+
+
+_caches: Final = PerDatabase(EventCache)
 
 
 def cache_of(session: Session) -> EventCache | None:
     """The cache of the database `session` reads (`None` where rows have no versions)."""
-    engine = session.get_bind()
-    if not isinstance(engine, sa.Engine) or engine.dialect.name != "postgresql":
-        return None
-    with _caches_lock:
-        cache = _caches.get(engine)
-        if cache is None:
-            cache = _caches[engine] = EventCache()
-        return cache
+    return _caches.of(session)
 
 
 def dialect_of(session: Session) -> str:

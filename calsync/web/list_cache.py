@@ -23,15 +23,14 @@ from __future__ import annotations
 
 import threading
 import uuid
-import weakref
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Generic, TypeVar
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from calsync.store.event_queries import SeriesOutline
+from calsync.store.row_cache import PerDatabase
 
 __all__ = [
     "BODY_OVERHEAD",
@@ -234,17 +233,9 @@ def _new_memos() -> ListMemos:
     )
 
 
-_memos: weakref.WeakKeyDictionary[sa.Engine, ListMemos] = weakref.WeakKeyDictionary()
-_memos_lock = threading.Lock()
+_memos: Final = PerDatabase(_new_memos)
 
 
 def memos_of(session: Session) -> ListMemos | None:
     """The memos of the database `session` reads (`None` where rows have no versions)."""
-    engine = session.get_bind()
-    if not isinstance(engine, sa.Engine) or engine.dialect.name != "postgresql":
-        return None
-    with _memos_lock:
-        memos = _memos.get(engine)
-        if memos is None:
-            memos = _memos[engine] = _new_memos()
-        return memos
+    return _memos.of(session)
