@@ -231,9 +231,7 @@ def list_views(
 ) -> tuple[list[EventView], str | None]:
     """One page of the user's events for `query`, and the cursor of the next page."""
     items, versions, cursor = _page(session, user_id, query, memos_of(session))
-    loaded = _load(session, items, versions)
-    views = [view for item in items if (view := _view(item, loaded)) is not None]
-    return views, cursor
+    return _views(session, items, versions), cursor
 
 
 def list_bodies(
@@ -248,9 +246,7 @@ def list_bodies(
     memos = memos_of(session)
     items, versions, cursor = _page(session, user_id, query, memos)
     if memos is None:
-        loaded = _load(session, items, versions)
-        views = [view for item in items if (view := _view(item, loaded)) is not None]
-        return [json_bytes(event_json(view)) for view in views], cursor
+        return [json_bytes(event_json(view)) for view in _views(session, items, versions)], cursor
     keys = [_body_key(item, versions) for item in items]
     bodies = memos.bodies.get_many(keys)
     missing = [item for item, body in zip(items, bodies, strict=True) if body is None]
@@ -279,8 +275,7 @@ def _document(
     payload = item[2]
     if (
         isinstance(payload, uuid.UUID)
-        or payload.event is not None
-        or payload.stored is not None
+        or not payload.generated
         or view.series is None
         or not view.series.event.recurrence
     ):
@@ -299,7 +294,7 @@ def _body_key(item: _Item, versions: Mapping[uuid.UUID, str | None]) -> tuple[st
     _, api_id, payload = item
     if isinstance(payload, uuid.UUID):
         version = versions.get(payload)
-    elif payload.event is None and payload.stored is None:
+    elif payload.generated:
         version = payload.series.version
     else:
         return None
@@ -426,6 +421,12 @@ class _Instance:
     event: Event | None
     stored: StoredEvent | None
 
+    @property
+    def generated(self) -> bool:
+        """Whether it shows its master alone: no exception replaces it or lends it its
+        bookkeeping."""
+        return self.event is None and self.stored is None
+
 
 _Item = tuple[datetime, str, "uuid.UUID | _Instance"]
 """(sort instant, API id, what to show): a single by local id, or an instance."""
@@ -451,6 +452,14 @@ def _load(
             wanted.append(payload.series.id)
             versions[payload.series.id] = payload.series.version
     return load_many(session, wanted, versions=versions)
+
+
+def _views(
+    session: Session, items: list[_Item], single_versions: Mapping[uuid.UUID, str | None]
+) -> list[EventView]:
+    """The views of `items` (`_load`, then `_view`), leaving out those whose row went."""
+    loaded = _load(session, items, single_versions)
+    return [view for item in items if (view := _view(item, loaded)) is not None]
 
 
 def _view(item: _Item, loaded: Mapping[uuid.UUID, StoredEvent]) -> EventView | None:
@@ -541,7 +550,6 @@ def _series(
         user_id=spec.user_id, start=start, end=end, calendar_id=spec.calendar_id, kind=Kind.MASTER
     )
     entries: list[SeriesEntry] | None = None
-    new: set[int] = set()
     changed: set[int] = set()
     if memos is None:
         masters = series_outlines(session, masters_spec, limit=MAX_SERIES)
@@ -549,19 +557,16 @@ def _series(
         keys = series_keys(session, masters_spec, limit=MAX_SERIES)
         found = memos.series.get_many([series_key(*key) for key in keys])
         missing = [key[0] for key, entry in zip(keys, found, strict=True) if entry is None]
-        if missing:
-            read = {o.id: o for o in outlines_of(session, masters_spec, missing)}
-            for index, key in enumerate(keys):
-                outline = read.get(key[0]) if found[index] is None else None
-                if outline is not None:
-                    found[index] = SeriesEntry(outline)
-                    new.add(index)
+        read = {o.id: o for o in outlines_of(session, masters_spec, missing)} if missing else {}
         entries = []
-        for index, entry in enumerate(found):
-            if entry is not None:
-                if index in new:
-                    changed.add(len(entries))
-                entries.append(entry)
+        for key, entry in zip(keys, found, strict=True):
+            if entry is None:
+                outline = read.get(key[0])
+                if outline is None:
+                    continue  # no longer selected when its outline was read
+                entry = SeriesEntry(outline)
+                changed.add(len(entries))
+            entries.append(entry)
         masters = [entry.outline for entry in entries]
     exceptions = exceptions_of_outlines(session, masters)
     return _SeriesData(masters, exceptions, spec.category, session, memos, entries, changed)
