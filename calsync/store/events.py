@@ -468,11 +468,7 @@ def insert_events(
         if dicts:
             session.execute(sa.insert(_events), dicts)
         return
-    defaults: dict[str, Any] = {}
-    for column in _events.columns:
-        default = column.default
-        if column.name not in given and isinstance(default, sa.ColumnDefault):
-            defaults[column.name] = default.arg(None) if default.is_callable else default.arg
+    defaults = _python_defaults(given, on_update=False)
     names = [*given, *defaults]
     kinds = [_events.c[name].type for name in given]
     documents = [i for i, kind in enumerate(kinds) if isinstance(kind, sa.JSON)]
@@ -501,6 +497,18 @@ def insert_events(
                     raise ValueError(f"naive datetime given for {given[i]}")
             values.extend(tail)
             copy.write_row(values)
+
+
+def _python_defaults(given: Sequence[str], *, on_update: bool) -> dict[str, Any]:
+    """By column name, the values of the ``events`` columns not in `given` that have a
+    Python-side insert default (or update default, with `on_update`), callable ones
+    evaluated now: what SQLAlchemy would fill in for a statement it built."""
+    found: dict[str, Any] = {}
+    for column in _events.columns:
+        default = column.onupdate if on_update else column.default
+        if column.name not in given and isinstance(default, sa.ColumnDefault):
+            found[column.name] = default.arg(None) if default.is_callable else default.arg
+    return found
 
 
 def update_events(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -536,11 +544,7 @@ def _update_from_values(
     unknown = set(names).difference(_VALUE_TYPES)
     if unknown:
         raise KeyError(f"not columns of {_events.name}: {sorted(unknown)}")
-    defaults: dict[str, Any] = {}
-    for column in _events.columns:
-        default = column.onupdate
-        if column.name not in names and isinstance(default, sa.ColumnDefault):
-            defaults[column.name] = default.arg(None) if default.is_callable else default.arg
+    defaults = _python_defaults(names, on_update=True)
     documents = {i for i, name in enumerate(names) if _VALUE_TYPES[name] == "jsonb"}
     instants = {i for i, name in enumerate(names) if _VALUE_TYPES[name] == "timestamptz"}
     parameters: list[Any] = list(defaults.values())  # the SET clause's come first
