@@ -12,23 +12,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from calsync.domain.models import Event, EventTime
 from calsync.store.events import event_columns, load_stored, replace_attendees
-from calsync.store.tables import Calendar, User
 from calsync.store.tables import Event as EventRow
+from calsync.store.tables import User
+from tests.owners import add_owner
 from tests.strategies import events
 
 
-def _owner(session: Session) -> tuple[uuid.UUID, uuid.UUID]:
-    user = User(email=f"{uuid.uuid4().hex[:8]}@example.com")
-    session.add(user)
-    session.flush()
-    calendar = Calendar(user_id=user.id, provider_calendar_id="primary", access_role="owner")
-    session.add(calendar)
-    session.flush()
-    return user.id, calendar.id
-
-
 def _store(session: Session, event: Event) -> uuid.UUID:
-    user_id, calendar_id = _owner(session)
+    user_id, calendar_id = add_owner(session)
     event_id = uuid.uuid4()
     session.execute(
         sa.insert(EventRow.__table__).values(

@@ -26,8 +26,8 @@ from calsync.store.events import (
     load_stored,
     update_events,
 )
-from calsync.store.tables import Calendar, User
 from calsync.store.tables import Event as EventRow
+from tests.owners import add_owner
 from tests.strategies import events
 
 _events = EventRow.__table__
@@ -38,13 +38,7 @@ _OWN = {"id", "google_event_id", "created_at", "updated_at"}
 @pytest.fixture
 def owner(sessions: sessionmaker[Session]) -> tuple[uuid.UUID, uuid.UUID]:
     with sessions.begin() as session:
-        user = User(email=f"{uuid.uuid4().hex[:8]}@example.com")
-        session.add(user)
-        session.flush()
-        calendar = Calendar(user_id=user.id, provider_calendar_id="primary", access_role="owner")
-        session.add(calendar)
-        session.flush()
-        return user.id, calendar.id
+        return add_owner(session)
 
 
 def _row(event: Event, owner: tuple[uuid.UUID, uuid.UUID], **extra: Any) -> dict[str, Any]:

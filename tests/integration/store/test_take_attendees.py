@@ -11,8 +11,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from calsync.domain.models import Attendee, Event, EventTime, ResponseStatus
 from calsync.store.events import attendees_by_event, event_columns, insert_attendees, take_attendees
-from calsync.store.tables import Calendar, EventAttendee, User
 from calsync.store.tables import Event as EventRow
+from calsync.store.tables import EventAttendee
+from tests.owners import add_owner
 
 
 def test_attendees_are_taken_by_event_in_email_order(sessions: sessionmaker[Session]) -> None:
@@ -24,19 +25,14 @@ def test_attendees_are_taken_by_event_in_email_order(sessions: sessionmaker[Sess
         "none": [],
     }
     with sessions.begin() as session:
-        user = User(email="owner@example.com")
-        session.add(user)
-        session.flush()
-        calendar = Calendar(user_id=user.id, provider_calendar_id="primary", access_role="owner")
-        session.add(calendar)
-        session.flush()
+        user_id, calendar_id = add_owner(session, email="owner@example.com")
         ids = {name: uuid.uuid4() for name in people}
         for name, event_id in ids.items():
             session.execute(
                 sa.insert(EventRow.__table__).values(
                     id=event_id,
-                    user_id=user.id,
-                    calendar_id=calendar.id,
+                    user_id=user_id,
+                    calendar_id=calendar_id,
                     **event_columns(Event(start=start, end=start, title=name)),
                 )
             )

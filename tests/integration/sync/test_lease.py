@@ -11,8 +11,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from calsync.store.tables import Calendar, User
+from calsync.store.tables import Calendar
 from calsync.sync import kicks, lease
+from tests.owners import add_owner
 
 pytestmark = pytest.mark.integration
 
@@ -26,15 +27,7 @@ BUILT_ONCE = lease.acquire_selected_statement(
 
 def _calendar(sessions: sessionmaker[Session], **values: Any) -> uuid.UUID:
     with sessions.begin() as session:
-        user = User(email=f"{uuid.uuid4().hex[:8]}@example.com")
-        session.add(user)
-        session.flush()
-        calendar = Calendar(
-            user_id=user.id, provider_calendar_id="primary", access_role="owner", **values
-        )
-        session.add(calendar)
-        session.flush()
-        return calendar.id
+        return add_owner(session, **values)[1]
 
 
 def _acquire(
