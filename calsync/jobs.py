@@ -34,13 +34,22 @@ PROVIDER_RETRIES = 8
 QUOTA_PAUSE_MS = 15 * 60 * 1000
 
 
+#: How often a job retries a failure that is not a provider's answer (a database error,
+#: a secret that no longer decrypts, a bug): a few times, in case it passes.
+UNEXPECTED_RETRIES = 3
+
+
 def retry_provider_failures(retries: int, exception: BaseException) -> bool:
-    """Dramatiq ``retry_when``: retry what may pass by itself, a bounded number of times."""
+    """Dramatiq ``retry_when``: retry what may pass by itself, a bounded number of times.
+
+    Rate limits and quota pauses (``dramatiq.Retry``) and retryable provider errors are
+    retried; a provider's permanent answer never is; any other exception is retried
+    `UNEXPECTED_RETRIES` times (the use case has recorded it already)."""
     if isinstance(exception, dramatiq.Retry):
         return retries < PROVIDER_RETRIES * 2
-    return (
-        isinstance(exception, ProviderError) and exception.retryable and retries < PROVIDER_RETRIES
-    )
+    if isinstance(exception, ProviderError):
+        return exception.retryable and retries < PROVIDER_RETRIES
+    return isinstance(exception, Exception) and retries < UNEXPECTED_RETRIES
 
 
 def provider_failure(err: ProviderError) -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -119,17 +119,11 @@ def events_changed(
     actor_user_id: uuid.UUID | None,
     source: Source,
     now: datetime | None = None,
-    known_users: Mapping[uuid.UUID, str] | None = None,
 ) -> int:
     """:func:`event_changed` for each of ``changes`` (same recipients, payloads and dedupe
     keys), in three queries and one insert whatever their number. Call it while the rows
     still exist (before deleting them), so that their owners are found. Returns how many
     delivery rows were recorded. Does not commit.
-
-    ``known_users``: users that are not disabled, by id to email, as read in this
-    transaction. When every change names its owner and every owner and every email of
-    the changes is among them, they are all the user lookup would find, and it is not
-    run (a pull of a calendar whose events only involve its owner).
     """
     noticed = []
     for change in changes:
@@ -153,9 +147,7 @@ def events_changed(
                 emails |= {a.email for a in version.attendees}
                 if version.organizer_email:
                     emails.add(version.organizer_email)
-    users = _known(known_users, set(owners.values()), emails) if not unknown else None
-    if users is None:
-        users = _active_users(session, set(owners.values()), emails)
+    users = _active_users(session, set(owners.values()), emails)
     by_email = {email: user_id for user_id, email in users.items()}
     recipients_of = {
         change.event_id: _recipients(change, owners.get(change.event_id), users, by_email)
@@ -209,22 +201,6 @@ def events_changed(
         rows,
     )
     return len(result.all())
-
-
-def _known(
-    known_users: Mapping[uuid.UUID, str] | None, owners: set[uuid.UUID], emails: set[str]
-) -> dict[uuid.UUID, str] | None:
-    """What `_active_users` would return, when ``known_users`` (active users) tells it:
-    every owner and every email is theirs (emails are unique). Else None."""
-    if known_users is None or not owners <= known_users.keys():
-        return None
-    if not emails <= set(known_users.values()):
-        return None
-    return {
-        user_id: email
-        for user_id, email in known_users.items()
-        if user_id in owners or email in emails
-    }
 
 
 def _active_users(

@@ -217,19 +217,51 @@ def renew_channels(services: Services) -> RenewReport:
         ).all()
     renewed = failed = 0
     for old, google_calendar_id in expiring:
-        provider = services.providers.for_user(old.user_id)
         target = (old.calendar_id, google_calendar_id) if old.calendar_id else None
         try:
+            provider = services.providers.for_user(old.user_id)
             replacement = _open(services, provider, user_id=old.user_id, calendar=target)
-        except ProviderError as err:
-            log.warning("could not renew channel %s: %r", old.id, err)
+            with services.sessions.begin() as session:
+                session.add(replacement)
+        except Exception as err:
+            # One channel's failure (Google's, or a token that no longer decrypts, or a
+            # bug) must not stop the others' renewal; the old channel keeps running.
+            _renewal_failed(services, old.user_id, old.calendar_id, old.id, err)
             failed += 1
             continue
-        with services.sessions.begin() as session:
-            session.add(replacement)
         stop_channel_quietly(services, provider, old.id, old.resource_id)
         renewed += 1
     return RenewReport(renewed, failed)
+
+
+def _renewal_failed(
+    services: Services,
+    user_id: uuid.UUID,
+    calendar_id: uuid.UUID | None,
+    channel_id: uuid.UUID,
+    err: Exception,
+) -> None:
+    """Log a channel that could not be renewed (retried on the next run) in the sync log,
+    naming the exception's class (and a provider error's message, never other text)."""
+    if isinstance(err, ProviderError):
+        log.warning("could not renew channel %s: %r", channel_id, err)
+        message = f"{type(err).__name__}: {err.message}"
+    else:
+        log.error("could not renew channel %s", channel_id, exc_info=err)
+        message = f"{type(err).__name__} (unexpected; see the log)"
+    try:
+        with services.sessions.begin() as session:
+            record(
+                session,
+                user_id=user_id,
+                calendar_id=calendar_id,
+                kind=LogKind.CHANNEL,
+                status=LogStatus.RETRY,
+                at=services.clock(),
+                message=f"could not renew a push channel: {message}"[:2000],
+            )
+    except Exception:
+        log.exception("could not record the failed renewal of channel %s", channel_id)
 
 
 def stop_channel_quietly(

@@ -10,7 +10,7 @@ that the lease is still held.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final, cast
 
@@ -46,22 +46,25 @@ def acquire_selected(
     now: datetime,
     ttl: timedelta,
     also: Mapping[str, Any] | None = None,
-    returning: Sequence[sa.ColumnElement[Any]] = (),
     statement: sa.Update | None = None,
 ) -> sa.Row[Any] | None:
     """Take the lease of a selected calendar for `owner` until `now + ttl` (if it is free,
     expired or already `owner`'s), in one statement that also returns the calendar's
-    columns (as updated) and `returning`, and sets the columns in `also`. None when the
-    calendar is missing, not selected or held by another owner (nothing changed then;
-    the caller reads the row to tell which).
+    columns (as updated) and sets the columns in `also`. None when the calendar is
+    missing, not selected or held by another owner (nothing changed then; the caller
+    reads the row to tell which).
 
-    `statement`: `acquire_selected_statement(also, returning)` built once by a caller
-    that takes leases often (its `also` may use `NOW` for `now`); `also` and
-    `returning` are then not given."""
+    `statement`: `acquire_selected_statement(also)` built once by a caller that takes
+    leases often (its `also` may use `NOW` for `now`); `also` is then not given.
+
+    It returns the calendar's own columns only: a subquery in ``RETURNING`` is not
+    correlated on SQLite (it compiles column names unqualified, so ``oauth_tokens.user_id
+    = calendars.user_id`` became ``user_id = user_id`` and read the first user's token
+    for every calendar)."""
     if statement is None:
-        statement = acquire_selected_statement(also, returning)
-    elif also or returning:
-        raise TypeError("give `also` and `returning` to acquire_selected_statement")
+        statement = acquire_selected_statement(also)
+    elif also:
+        raise TypeError("give `also` to acquire_selected_statement")
     parameters = {
         _CALENDAR_ID.key: calendar_id,
         _OWNER.key: owner,
@@ -71,9 +74,7 @@ def acquire_selected(
     return session.execute(statement, parameters).one_or_none()
 
 
-def acquire_selected_statement(
-    also: Mapping[str, Any] | None = None, returning: Sequence[sa.ColumnElement[Any]] = ()
-) -> sa.Update:
+def acquire_selected_statement(also: Mapping[str, Any] | None = None) -> sa.Update:
     """The statement of `acquire_selected`, with its calendar, owner and times as
     parameters, to build once (its compiled form is then reused)."""
     return (
@@ -88,7 +89,7 @@ def acquire_selected_statement(
             _calendars.c.selected.is_(True),
         )
         .values(sync_lease_owner=_OWNER, sync_lease_until=_UNTIL, **(also or {}))
-        .returning(*_calendars.c, *returning)
+        .returning(*_calendars.c)
     )
 
 

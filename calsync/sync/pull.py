@@ -2,9 +2,9 @@
 
 `pull_calendar` is the body of the ``sync_calendar`` job (design.md section 5):
 - one pull at a time per calendar (`calsync.sync.lease`), across processes; the statement
-  that takes the lease also reads the owner's stored Google token, which the listing's
-  first request uses (`AccessTokens.read_with`) instead of reading it again; it runs
-  on its own, without a transaction around it;
+  that takes the lease runs on its own, without a transaction around it; the listing
+  uses the calendar owner's credentials, read through the one access-token path
+  (`AccessTokens.for_user`, by way of the owner's provider);
 - the listing pages through ``events.list`` with the stored sync token, or everything
   when there is none; a 410 drops the token and lists everything again, and the full
   listing then deletes the local rows Google no longer has;
@@ -16,8 +16,12 @@
 - notifications that arrived during the pull lead to exactly one more pull, spaced by
   the minimum interval (`calsync.sync.kicks`).
 
-Provider errors are logged and re-raised for the job to decide on retries; the lease is
-always given back.
+Any failure after the lease is taken - a provider error, a database error, a secret that
+no longer decrypts, a bug - is handled the same way (`_record_failure`): the lease is
+given back, an error row naming the exception's class goes into the sync log, the
+calendar's sync status becomes ``error``, and the exception is re-raised for the job's
+retry policy. A 404 of the listing alone never removes a calendar: the owner's calendar
+list is read to confirm it (`_confirm_gone`).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final, cast
 
 import sqlalchemy as sa
@@ -39,10 +43,9 @@ from calsync import metrics
 from calsync.domain.models import Event
 from calsync.providers.base import CalendarProvider
 from calsync.providers.errors import NotFound, ProviderError, SyncTokenExpired
-from calsync.providers.google.access import stored_token_columns
 from calsync.store.sync_logs import LogKind, LogStatus, record
-from calsync.store.tables import Calendar, User
-from calsync.sync import kicks, lease
+from calsync.store.tables import Calendar
+from calsync.sync import calendar_list, kicks, lease
 from calsync.sync.reconcile import CalendarRef, ReconcileReport, apply_changes
 from calsync.sync.resolve import policy_for
 
@@ -53,29 +56,16 @@ __all__ = ["PullOutcome", "pull_calendar"]
 
 log = logging.getLogger(__name__)
 _calendars = cast(sa.Table, Calendar.__table__)
-#: The owner's stored Google token, read by the statement that takes the lease.
-_TOKEN_COLUMNS: Final = stored_token_columns(_calendars.c.user_id)
-_users = cast(sa.Table, User.__table__)
-#: The owner's email unless the owner is disabled (what the change notices look up).
-_OWNER_EMAIL: Final = (
-    sa.select(_users.c.email)
-    .where(_users.c.id == _calendars.c.user_id, _users.c.status != "disabled")
-    .scalar_subquery()
-    .label("owner_email")
-)
 
 #: The statements of every pull, built once (their compiled forms are reused):
-#: taking the lease (and starting the pull, and reading the owner's token, which the
-#: listing's first request uses) ...
-_ACQUIRE: Final = lease.acquire_selected_statement(
-    kicks.pull_started(lease.NOW), returning=_TOKEN_COLUMNS
-)
+#: taking the lease (and starting the pull) ...
+_ACQUIRE: Final = lease.acquire_selected_statement(kicks.pull_started(lease.NOW))
 _NOW = sa.bindparam("now", type_=_calendars.c.last_synced_at.type)
 _OWNER = sa.bindparam("owner", type_=_calendars.c.sync_lease_owner.type)
 #: ... and ending it, first thing in the transaction that stores the listing: if the
 #: lease is still this pull's, the new sync token, the status, the lease given back, the
-#: queue slot freed or kept (`kicks.pull_finished`), and the owner's email for the
-#: notices; no row if another worker took the lease over (the transaction then writes
+#: queue slot freed or kept (`kicks.pull_finished`); no row if another worker took the
+#: lease over (the transaction then writes
 #: nothing). The update locks the calendar row until the commit (``FOR NO KEY UPDATE``,
 #: as `lease.still_held` does), so nothing it decided can change before the events
 #: are stored.
@@ -93,7 +83,7 @@ _FINISH: Final = (
         sync_lease_until=None,
         **kicks.pull_finished(_NOW),
     )
-    .returning(_calendars.c.last_pull_at, _calendars.c.dirty, _OWNER_EMAIL)
+    .returning(_calendars.c.last_pull_at, _calendars.c.dirty)
 )
 #: The engine option of the statement that takes the lease: one statement, atomic by
 #: itself, so it runs without ``BEGIN``/``COMMIT`` (two round trips fewer per pull).
@@ -127,9 +117,11 @@ class _Target:
 def pull_calendar(services: Services, calendar_id: uuid.UUID) -> PullOutcome:
     """Bring the local copy of one calendar up to date with Google.
 
-    Raises the provider's errors (after logging them and releasing the lease), so that
-    the job applies its retry policy. The queue slot stays taken then, and the retry (or
-    the scheduler's sweep) pulls again.
+    Raises whatever made the pull fail - provider errors and any other exception alike -
+    after recording it (`_record_failure`: lease given back, sync log row, calendar
+    status ``error``), so that the job applies its retry policy. The queue slot stays
+    taken then (unless the error is a provider's permanent one), and the retry (or the
+    scheduler's sweep) pulls again.
     """
     owner = f"{services.process_name}:{threading.get_ident()}"
     lease_ttl = timedelta(seconds=services.settings.sync_lease_seconds)
@@ -156,51 +148,18 @@ def pull_calendar(services: Services, calendar_id: uuid.UUID) -> PullOutcome:
         first_sync=calendar.last_synced_at is None,
     )
     provider = services.providers.for_user(target.ref.user_id)
-    with _collector_paused():  # see _collector_paused
-        try:
-            with services.access_tokens.read_with(target.ref.user_id, calendar):
-                events, next_token, full = _list_everything_changed(provider, target)
-        except ProviderError as err:
-            _record_failure(services, target, owner, err, provider, started)
-            raise
-        with services.sessions.begin() as session:
-            now = services.clock()
-            finished = session.execute(
-                _FINISH,
-                {"calendar_id": calendar_id, "sync_token": next_token, "now": now, "owner": owner},
-            ).one_or_none()
-            if finished is None:
-                log.warning("lost the sync lease of calendar %s; dropping this pull", calendar_id)
-                return PullOutcome("busy")
-            last_pull_at, again, owner_email = finished
-            report = apply_changes(
-                session,
-                target.ref,
-                events,
-                full_listing=full,
-                now=now,
-                announce=not target.first_sync,
-                known_users={target.ref.user_id: owner_email} if owner_email is not None else {},
-            )
-            calls = provider.api_calls
-            record(
-                session,
-                user_id=target.ref.user_id,
-                calendar_id=calendar_id,
-                kind=LogKind.FULL_SYNC if full else LogKind.PULL,
-                status=LogStatus.OK,
-                at=now,
-                pulled=report.pulled,
-                changed=report.changed,
-                conflicts=report.conflicts,
-                api_calls=calls,
-                duration_ms=round((time.perf_counter() - started) * 1000),
-                details={
-                    "inserted": report.inserted,
-                    "updated": report.updated,
-                    "deleted": report.deleted,
-                },
-            )
+    try:
+        with _collector_paused():  # see _collector_paused
+            events, next_token, full = _list_everything_changed(provider, target)
+            stored = _store(services, target, owner, events, next_token, full, provider, started)
+    except Exception as err:
+        # Whatever failed, the calendar must not stay leased, silent and "ok".
+        _record_failure(services, target, owner, err, provider, started)
+        raise
+    if stored is None:
+        log.warning("lost the sync lease of calendar %s; dropping this pull", calendar_id)
+        return PullOutcome("busy")
+    report, last_pull_at, again = stored
     delay = (
         kicks.pull_delay(
             last_pull_at, services.clock(), services.settings.sync_min_interval_seconds
@@ -209,7 +168,63 @@ def pull_calendar(services: Services, calendar_id: uuid.UUID) -> PullOutcome:
         else None
     )
     _count_run(target, "ok", full=full, report=report)
-    return PullOutcome("ok", full=full, report=report, api_calls=calls, again_in=delay)
+    return PullOutcome("ok", full=full, report=report, api_calls=provider.api_calls, again_in=delay)
+
+
+def _store(
+    services: Services,
+    target: _Target,
+    owner: str,
+    events: list[Event],
+    next_token: str | None,
+    full: bool,
+    provider: CalendarProvider,
+    started: float,
+) -> tuple[ReconcileReport, datetime | None, bool] | None:
+    """Store one listing and end the pull in one transaction: (the reconcile report, when
+    the pull started, whether another pull must follow), or None when another worker took
+    the lease over meanwhile (nothing is written then)."""
+    with services.sessions.begin() as session:
+        now = services.clock()
+        finished = session.execute(
+            _FINISH,
+            {
+                "calendar_id": target.ref.id,
+                "sync_token": next_token,
+                "now": now,
+                "owner": owner,
+            },
+        ).one_or_none()
+        if finished is None:
+            return None
+        last_pull_at, again = finished
+        report = apply_changes(
+            session,
+            target.ref,
+            events,
+            full_listing=full,
+            now=now,
+            announce=not target.first_sync,
+        )
+        record(
+            session,
+            user_id=target.ref.user_id,
+            calendar_id=target.ref.id,
+            kind=LogKind.FULL_SYNC if full else LogKind.PULL,
+            status=LogStatus.OK,
+            at=now,
+            pulled=report.pulled,
+            changed=report.changed,
+            conflicts=report.conflicts,
+            api_calls=provider.api_calls,
+            duration_ms=round((time.perf_counter() - started) * 1000),
+            details={
+                "inserted": report.inserted,
+                "updated": report.updated,
+                "deleted": report.deleted,
+            },
+        )
+    return report, last_pull_at, bool(again)
 
 
 def _not_taken(services: Services, calendar_id: uuid.UUID) -> PullOutcome:
@@ -289,32 +304,86 @@ def _record_failure(
     services: Services,
     target: _Target,
     owner: str,
-    err: ProviderError,
+    err: Exception,
     provider: CalendarProvider,
     started: float,
 ) -> None:
-    with services.sessions.begin() as session:
-        now = services.clock()
-        calendar = session.get(Calendar, target.ref.id)
-        if calendar is not None:
-            calendar.last_sync_status = "error"
-            if isinstance(err, NotFound):
-                calendar.selected = False  # gone on Google; the calendar list sync removes it
-        record(
-            session,
-            user_id=target.ref.user_id,
-            calendar_id=target.ref.id,
-            kind=LogKind.PULL,
-            status=LogStatus.RETRY if err.retryable else LogStatus.ERROR,
-            at=now,
-            api_calls=provider.api_calls,
-            duration_ms=round((time.perf_counter() - started) * 1000),
-            message=f"{type(err).__name__}: {err.message}",
-        )
-        lease.release(session, target.ref.id, owner=owner)
-        if not err.retryable:
-            kicks.finish_pull(session, target.ref.id, now)
-    _count_run(target, "retry" if err.retryable else "error", full=target.sync_token is None)
+    """Record a failed pull: the lease given back, the calendar's status ``error``, a sync
+    log row naming the exception's class (a provider error's message too; never the
+    text of another exception, which may quote data), and the queue slot freed if the
+    error is a provider's permanent one (nothing will retry it but the sweeps).
+
+    A 404 of the listing is confirmed against the owner's calendar list first
+    (`_confirm_gone`). Failing to record (the database is down, say) is logged and
+    swallowed: the caller re-raises the original error, and the lease runs out.
+    """
+    # A provider's passing failure is a retry; anything else is an error (retried too).
+    retryable = isinstance(err, ProviderError) and err.retryable
+    message = (
+        f"{type(err).__name__}: {err.message}"
+        if isinstance(err, ProviderError)
+        else (f"{type(err).__name__} (unexpected; see the worker's log)")
+    )
+    if not isinstance(err, ProviderError):
+        log.error("pull of calendar %s failed", target.ref.id, exc_info=err)
+    details: dict[str, str] | None = None
+    if isinstance(err, NotFound):
+        details = {"not_found": _confirm_gone(services, target, provider)}
+        message = f"{message} ({_NOT_FOUND_OUTCOMES[details['not_found']]})"
+    try:
+        with services.sessions.begin() as session:
+            now = services.clock()
+            calendar = session.get(Calendar, target.ref.id)
+            if calendar is not None:
+                calendar.last_sync_status = "error"
+            record(
+                session,
+                user_id=target.ref.user_id,
+                # a calendar removed just now (`_confirm_gone`) has no row to point to
+                calendar_id=target.ref.id if calendar is not None else None,
+                kind=LogKind.PULL,
+                status=LogStatus.RETRY if retryable else LogStatus.ERROR,
+                at=now,
+                api_calls=provider.api_calls,
+                duration_ms=round((time.perf_counter() - started) * 1000),
+                message=message[:2000],
+                details=details,
+            )
+            lease.release(session, target.ref.id, owner=owner)
+            if isinstance(err, ProviderError) and not err.retryable:
+                kicks.finish_pull(session, target.ref.id, now)
+    except Exception:
+        log.exception("could not record the failed pull of calendar %s", target.ref.id)
+    _count_run(target, "retry" if retryable else "error", full=target.sync_token is None)
+
+
+#: What `_confirm_gone` found, as the sync log says it.
+_NOT_FOUND_OUTCOMES: Final = {
+    "confirmed_gone": "gone from the owner's calendar list: the calendar was removed",
+    "still_listed": "still in the owner's calendar list: kept, the next poll tries again",
+    "unconfirmed": "the owner's calendar list could not be read: kept, tried again later",
+}
+
+
+def _confirm_gone(services: Services, target: _Target, provider: CalendarProvider) -> str:
+    """After Google answered 404 to a listing: read the owner's calendar list with the
+    owner's own credentials. The calendar is removed (with its events, by the calendar
+    list sync) only if that list no longer has it; a 404 alone may come from a token
+    mix-up or a passing fault, and must not lose a calendar. Returns the key of
+    `_NOT_FOUND_OUTCOMES` that says what happened."""
+    try:
+        listed = {c.calendar_id for c in provider.list_calendars() if not c.deleted}
+    except Exception as err:
+        log.warning("could not confirm that calendar %s is gone: %r", target.ref.id, err)
+        return "unconfirmed"
+    if target.google_id in listed:
+        return "still_listed"
+    try:
+        calendar_list.sync_calendar_list(services, target.ref.user_id)
+    except Exception as err:
+        log.warning("could not remove calendar %s: %r", target.ref.id, err)
+        return "unconfirmed"
+    return "confirmed_gone"
 
 
 def _count_run(

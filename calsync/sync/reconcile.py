@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, cast
@@ -103,14 +103,11 @@ def apply_changes(
     full_listing: bool,
     now: datetime,
     announce: bool = True,
-    known_users: Mapping[uuid.UUID, str] | None = None,
 ) -> ReconcileReport:
     """Apply `remote_events` (one whole listing, all pages) to the calendar's local rows.
 
     `announce`: record change notices for updated, cancelled and deleted events (False
     for the first sync of a calendar: nobody needs its whole content announced).
-    `known_users`: active users read in this transaction, by id to email (the owner of
-    the calendar), for the notices (`events_changed`).
     """
     report = ReconcileReport(pulled=len(remote_events))
     latest = _latest_by_id(remote_events)
@@ -182,7 +179,6 @@ def apply_changes(
             actor_user_id=None,
             source="sync",
             now=now,
-            known_users=known_users,
         )
     deleted = _delete_series(session, calendar.id, deletions) + _delete_ids(session, unlisted)
     report.deleted += len(deleted)

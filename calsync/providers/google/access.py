@@ -6,11 +6,9 @@ that expires within the margin is refreshed first; a 401 from the API leads to e
 this process and the token row's ``FOR UPDATE`` lock in PostgreSQL, and re-reads the row
 inside it, so concurrent workers refresh once and the others use the result.
 
-A pull may read the stored token in a statement it runs anyway (`stored_token_columns`,
-`AccessTokens.read_with`): the next :meth:`AccessTokens.for_user` of the same user on the
-same thread, within that block, then uses it instead of reading the row again. Only a
-token that is valid and not close to expiry is passed on that way; any other state goes
-through the usual read (and its errors and refresh).
+This is the one path by which anything reads a user's Google token: no statement
+elsewhere reads the token rows (a pull that once read the token in its lease statement
+got another user's token on SQLite).
 
 When Google answers ``invalid_grant`` the account is marked ``needs_reauth``, the sync log
 and audit trail record it, and :class:`AccountNeedsReauth` is raised; from then on no call
@@ -22,49 +20,18 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, Final, cast
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from calsync.providers.errors import AuthRevoked
 from calsync.providers.google.oauth import GoogleOAuth, InvalidGrant
 from calsync.store import audit, credentials
-from calsync.store.secrets import Secret, SecretBox, SecretDecryptError
-from calsync.store.tables import OAuthToken, SyncLog
+from calsync.store.secrets import Secret, SecretBox
+from calsync.store.tables import SyncLog
 
 REFRESH_MARGIN = timedelta(minutes=5)
-
-_tokens = cast(sa.Table, OAuthToken.__table__)
-#: The labels of `stored_token_columns` in a result row.
-_STORED_TOKEN_FIELDS: Final = (
-    "google_access_token",
-    "google_token_expires_at",
-    "google_token_status",
-)
-
-
-def stored_token_columns(user_id: sa.ColumnElement[Any]) -> tuple[sa.Label[Any], ...]:
-    """Columns that read the stored Google access token (encrypted), its expiry and its
-    status of the user ``user_id`` names, to add to a statement about that user (NULLs
-    when none is stored); :meth:`AccessTokens.read_with` takes the result row."""
-    of_user = sa.and_(_tokens.c.user_id == user_id, _tokens.c.provider == "google")
-    columns = (_tokens.c.access_token_encrypted, _tokens.c.expires_at, _tokens.c.status)
-    return tuple(
-        sa.select(column).where(of_user).scalar_subquery().label(label)
-        for column, label in zip(columns, _STORED_TOKEN_FIELDS, strict=True)
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class _ReadAlready:
-    user_id: uuid.UUID
-    token: Secret
-    expires_at: datetime | None
 
 
 class AccountNeedsReauth(AuthRevoked):
@@ -98,7 +65,6 @@ class AccessTokens:
         self._margin = margin
         self._locks: dict[uuid.UUID, threading.Lock] = {}
         self._locks_guard = threading.Lock()
-        self._read_already = threading.local()
 
     def for_user(self, user_id: uuid.UUID) -> Secret:
         """A token valid for at least the margin.
@@ -108,40 +74,12 @@ class AccessTokens:
             AccountNotConnected: no tokens are stored for the user.
             OAuthUnavailable: Google could not refresh it just now; retry later.
         """
-        given: _ReadAlready | None = getattr(self._read_already, "entry", None)
-        if given is not None and given.user_id == user_id:
-            self._read_already.entry = None  # once: a later call reads the row again
-            if not self._expiring(given.expires_at):
-                return given.token
         with self._sessions() as session:
             stored = credentials.load_credentials(session, self._box, user_id)
         current = self._usable(user_id, stored)
         if current is not None:
             return current
         return self._refresh(user_id, rejected=None)
-
-    @contextmanager
-    def read_with(self, user_id: uuid.UUID, row: Any) -> Iterator[None]:
-        """Within the block, the first :meth:`for_user` of ``user_id`` on this thread uses
-        the token in ``row`` (a result row with `stored_token_columns`, read by the
-        caller just before) instead of reading it again, if that token is valid and not
-        within the margin of its expiry then; otherwise, and for any other call, the row
-        is read as usual. Blocks do not nest."""
-        self._read_already.entry = self._usable_read(user_id, row)
-        try:
-            yield
-        finally:
-            self._read_already.entry = None
-
-    def _usable_read(self, user_id: uuid.UUID, row: Any) -> _ReadAlready | None:
-        encrypted, expires_at, status = (getattr(row, name) for name in _STORED_TOKEN_FIELDS)
-        if encrypted is None or status != "valid" or self._expiring(expires_at):
-            return None  # the usual read finds what to do (or raise)
-        try:
-            token = Secret(self._box.decrypt(encrypted))
-        except SecretDecryptError:
-            return None
-        return _ReadAlready(user_id, token, expires_at)
 
     def _expiring(self, expires_at: datetime | None) -> bool:
         return expires_at is not None and expires_at - self._margin <= self._clock()

@@ -26,7 +26,9 @@ from calsync.domain.models import Event, EventStatus
 from calsync.emulator.testing import EmulatorControl, build_calendar_service, new_batch
 from calsync.providers.google.mapping import event_from_google
 from calsync.runtime import worker_threads
+from calsync.store.db import make_engine
 from calsync.store.events import attendees_by_event, to_event
+from calsync.store.migrate import upgrade
 from calsync.store.tables import Calendar, WatchChannel
 from calsync.store.tables import Event as EventRow
 from calsync.threaded_server import ThreadedServer
@@ -216,3 +218,28 @@ def running_stack(
 def stack(production_settings: Settings, fake_google: FakeGoogle) -> Iterator[SyncStack]:
     """calsync on PostgreSQL + Redis with API, webhook and workers, pointed at the emulator."""
     yield from running_stack(sync_settings(production_settings, fake_google), fake_google)
+
+
+def migrated(settings: Settings) -> Settings:
+    """`settings` with their database migrated (the PostgreSQL test database is already;
+    an embedded SQLite file is new)."""
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    engine.dispose()
+    return settings
+
+
+@pytest.fixture(params=["embedded", "production"])
+def any_stack(request: pytest.FixtureRequest, fake_google: FakeGoogle) -> Iterator[SyncStack]:
+    """The whole stack (API, webhook, worker threads) on SQLite + the in-process broker,
+    and on PostgreSQL + Redis."""
+    settings = migrated(request.getfixturevalue(f"{request.param}_settings"))
+    yield from running_stack(sync_settings(settings, fake_google), fake_google)
+
+
+@pytest.fixture(params=["embedded", "production"])
+def hand_stack(request: pytest.FixtureRequest, fake_google: FakeGoogle) -> Iterator[SyncStack]:
+    """The stack on each database with no worker threads: the test runs the jobs' use
+    cases itself, so it sees exactly each one's effect."""
+    settings = migrated(request.getfixturevalue(f"{request.param}_settings"))
+    yield from running_stack(sync_settings(settings, fake_google), fake_google, threads=0)

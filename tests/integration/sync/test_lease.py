@@ -11,7 +11,6 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from calsync.store.tables import Calendar
 from calsync.sync import kicks, lease
 from tests.owners import add_owner
 
@@ -19,10 +18,7 @@ pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 TTL = timedelta(minutes=5)
-_calendars = Calendar.__table__
-BUILT_ONCE = lease.acquire_selected_statement(
-    kicks.pull_started(lease.NOW), returning=(_calendars.c.user_id.label("owner_id"),)
-)
+BUILT_ONCE = lease.acquire_selected_statement(kicks.pull_started(lease.NOW))
 
 
 def _calendar(sessions: sessionmaker[Session], **values: Any) -> uuid.UUID:
@@ -45,7 +41,6 @@ def _acquire(
             now=now,
             ttl=TTL,
             also=kicks.pull_started(now),
-            returning=(_calendars.c.user_id.label("owner_id"),),
         )
 
 
@@ -58,7 +53,7 @@ def test_a_lease_is_taken_refused_while_held_and_taken_over_once_expired(
     assert taken is not None
     assert (taken.sync_lease_owner, taken.sync_lease_until) == ("a", NOW + TTL)
     assert (taken.dirty, taken.last_pull_at, taken.sync_queued_at) == (False, NOW, NOW)
-    assert taken.owner_id is not None
+    assert taken.user_id is not None
     assert _acquire(sessions, calendar_id, "b", NOW + TTL / 2, once) is None
     assert _acquire(sessions, calendar_id, "a", NOW + TTL / 2, once) is not None  # again
     later = NOW + 2 * TTL
