@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -28,10 +29,30 @@ from calsync.emulator.testing import EmulatorControl
 from calsync.store.db import make_engine, make_session_factory
 from calsync.store.migrate import upgrade
 from calsync.store.tables import Base
+from tests.sql_checks import sql_mistakes
 
 PG_SERVER = os.environ.get("CALSYNC_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("CALSYNC_TEST_REDIS", "redis://127.0.0.1:6379/15")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def _refuse_mistaken_sql(
+    conn: sa.Connection, cursor: Any, statement: str, *args: Any, **kwargs: Any
+) -> None:
+    """Refuse, before it runs, any statement with a mistake of `tests.sql_checks`."""
+    found = sql_mistakes(statement)
+    if found:
+        raise AssertionError(f"mistaken SQL on {conn.dialect.name}: {found}\n{statement}")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _every_statement_checked() -> Iterator[None]:
+    """Every statement any test executes, on either database, is checked for the SQL
+    mistakes that compile silently (a column compared with itself, a subquery in
+    ``RETURNING``): the pull's token mix-up would have failed every test that pulled."""
+    sa.event.listen(sa.Engine, "before_cursor_execute", _refuse_mistaken_sql)
+    yield
+    sa.event.remove(sa.Engine, "before_cursor_execute", _refuse_mistaken_sql)
 
 
 def unavailable(what: str, error: Exception) -> None:
