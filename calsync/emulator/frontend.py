@@ -100,7 +100,7 @@ class FrontEnd:
         fired = list(faults.fired)
         try:
             if faults.latency_ms:
-                await asyncio.sleep(faults.latency_ms / 1000)
+                await _hold(faults.latency_ms)
             if faults.expire_token and token is not None:
                 with state.lock:
                     state.accounts.expire_access(token, now=state.clock.now())
@@ -123,7 +123,7 @@ class FrontEnd:
             if message["type"] == "http.response.start":
                 status = int(message["status"])
                 if latency_after_ms:  # handled (written); hold the answer back
-                    await asyncio.sleep(latency_after_ms / 1000)
+                    await _hold(latency_after_ms)
             await send(message)
 
         await self.app(scope, receive, watching_send)
@@ -188,3 +188,12 @@ class FrontEnd:
 
 async def _no_receive() -> Message:
     return {"type": "http.disconnect"}
+
+
+async def _hold(milliseconds: int) -> None:
+    """Wait at least `milliseconds` by the clock the request log measures with: the event
+    loop may wake a timer a little early, and a held answer logged as shorter than its
+    fault's latency would mislead whoever reads the log."""
+    deadline = time.perf_counter() + milliseconds / 1000
+    while (remaining := deadline - time.perf_counter()) > 0:
+        await asyncio.sleep(remaining)
