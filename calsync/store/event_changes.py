@@ -184,7 +184,15 @@ def record_merged(
     row_values["sync_state"] = "conflict" if conflict is not None else "pending"
     if changed:
         row_values["version"] = row.version + 1
-    session.execute(sa.update(_events).where(_events.c.id == event_id).values(**row_values))
+    # Only over `version`: on SQLite the read above locks nothing, and an edit committed
+    # since would be overwritten (and its outbox row closed as if pushed).
+    written = session.execute(
+        sa.update(_events)
+        .where(_events.c.id == event_id, _events.c.version == version)
+        .values(**row_values)
+    )
+    if not written.rowcount:  # type: ignore[attr-defined]
+        return None
     if merged.attendees != before.event.attendees:
         replace_attendees(session, [(event_id, merged.attendees)])
     session.expire_all()

@@ -1,11 +1,18 @@
 """The outbox: local changes waiting to be written to Google, and who may write them now.
 
 An API write adds its outbox row in the same transaction as the event change
-(`add`), so nothing accepted is ever lost. The push (`calsync.sync.push`) works per
-event, not per row: it writes the event's *current* state once and then closes every
-row of that event up to the newest one it saw (`close`), which is how several queued
-edits collapse into one Google write. Failed attempts move the rows' `due_at` forward
-(`retry_later`) or fail them for good (`close(..., failed=True)`).
+(`add`), so nothing accepted is ever lost. Every writer adds it in the transaction that
+also moves the event's ``version`` on (`calsync.store.event_changes`, the pull's merge):
+a row always stands for a version of its event, and is committed with it.
+
+The push (`calsync.sync.push`) works per event, not per row: it writes the event's
+*current* state once, which is how several queued edits collapse into one Google write,
+and then closes the event's rows (`close`) *if the event is still at the version it
+wrote*: then every pending row stands for that version or an older one, whose edits the
+written state holds. Otherwise nothing is closed and the push writes again. Row ids do
+not say which version a row stands for: the push's reads of the event and of its rows
+share no snapshot, and an edit can commit between them. Failed attempts move the rows'
+`due_at` forward (`retry_later`) or fail them for good (`close(..., failed=True)`).
 
 `claim_event` / `release_event` are a lease on the event row: one push job at a time
 writes an event to Google, across processes; a crashed worker's lease expires.
@@ -60,8 +67,9 @@ _events = cast(sa.Table, EventRow.__table__)
 class PendingWrites:
     """The pending outbox rows of one event, summarised.
 
-    `last_id` is the newest row: closing up to it covers every edit the push has seen.
-    `attempts` is the highest attempt count among them (the retry budget spent so far).
+    `last_id` is the newest row: `retry_later` and `count_attempt` act on the rows up to
+    it. `attempts` is the highest attempt count among them (the retry budget spent so
+    far). Closing is by version, not by id (see `close`).
     """
 
     event_id: uuid.UUID
@@ -79,7 +87,11 @@ def add(
     operation: str,
     now: datetime,
 ) -> None:
-    """Queue a write of event `event_id` (``insert``, ``update`` or ``delete``), due now."""
+    """Queue a write of event `event_id` (``insert``, ``update`` or ``delete``), due now.
+
+    Call it in the transaction that moves the event's version on (see the module
+    docstring): `close` relies on it.
+    """
     session.add(
         OutboxEntry(
             event_id=event_id,
@@ -117,16 +129,33 @@ def close(
     session: Session,
     event_id: uuid.UUID,
     *,
-    up_to: int,
+    version: int,
     failed: bool = False,
     error: str | None = None,
-) -> None:
-    """Mark the event's pending rows with id <= `up_to` ``done`` (or ``failed``)."""
-    session.execute(
-        _update_pending(event_id, up_to).values(
-            status="failed" if failed else "done", last_error=error
-        )
+) -> bool:
+    """Mark the event's pending rows ``done`` (or ``failed``) if the event is still at
+    `version`, the version the push wrote. Returns whether it closed any row; `False`
+    when the event moved past `version` (nothing is closed: the newer version still has
+    to be written) or had no pending row.
+
+    One statement, so the version test and the rows it closes come from one snapshot
+    (PostgreSQL's READ COMMITTED, SQLite alike): a row committed with a newer version is
+    either invisible to it or comes with that newer version, which fails the test. The
+    caller's earlier write or lock of the event row in the same transaction
+    (`record_pushed`, `lock_stored`) holds the row until the commit, so no newer version
+    commits between this statement and the caller's other writes either.
+    """
+    still_at_version = (
+        sa.select(_events.c.id)
+        .where(_events.c.id == event_id, _events.c.version == version)
+        .exists()
     )
+    closed = session.execute(
+        sa.update(_outbox)
+        .where(_outbox.c.event_id == event_id, _outbox.c.status == "pending", still_at_version)
+        .values(status="failed" if failed else "done", last_error=error)
+    )
+    return bool(closed.rowcount)  # type: ignore[attr-defined]
 
 
 def retry_later(

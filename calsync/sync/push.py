@@ -19,13 +19,16 @@ job; it works on one event, whatever number of outbox rows it has:
   calendar's policy, store and log the result, and push again (bounded rounds); a manual
   conflict flags the event ``conflict`` and stops until a PUT resolves it;
 - success: Google's etag, sequence and update time are stored, the pushed version
-  becomes the base, and the event is ``synced`` only if its version did not move
-  meanwhile (otherwise another round pushes the newer state);
+  becomes the base, and the event is ``synced`` and its outbox rows closed only if its
+  version did not move meanwhile (otherwise another round pushes the newer state: rows
+  are closed by the version written, never by what the push happened to read, see
+  `calsync.store.outbox.close`);
 - transient failures and rate limits: the rows are retried later with exponential
   backoff (honouring Retry-After) until ``outbox_max_attempts``, then the event is
   ``error``; quota exhausted: the user's writes pause; auth revoked: stop (the account is
   ``needs_reauth``; the rows wait for the next sign-in); other errors: ``error`` with
-  the reason, visible in the API.
+  the reason, visible in the API, unless the event was edited meanwhile: the failure
+  was about the older version, and another round pushes the newer one.
 
 Every push, conflict and failure lands in the sync log. Time comes from
 ``services.clock``; nothing sleeps here.
@@ -155,8 +158,11 @@ class _Pusher:
 
     def run(self) -> PushStatus:
         with self.services.sessions() as session:
-            stored = load_stored(session, self.event_id)
+            # Rows first: each is committed with its version of the event, so the event
+            # read next holds every edit of the rows read (the reads share no snapshot).
+            # Closing does not rely on it (it goes by version); attempts and delays do.
             pending = outbox.pending_writes(session, self.event_id)
+            stored = load_stored(session, self.event_id)
             if stored is None or pending is None:
                 return PushStatus.NOTHING
             unsent = _may_be_unsent(stored) and outbox.never_sent(session, self.event_id)
@@ -173,7 +179,7 @@ class _Pusher:
                 )
         with log_context(user_id=stored.user_id, calendar_id=stored.calendar_id):
             if unsent and state.active:
-                return self._dropped(stored, pending.last_id)
+                return self._dropped(stored)
             return self._push(stored, pending, state, calendar, master)
 
     def _push(
@@ -208,19 +214,18 @@ class _Pusher:
         try:
             remote = write.send()
         except PreconditionFailed:
-            return self._merge(stored, write, policy, pending.last_id)
+            return self._merge(stored, write, policy, pending)
         except ProviderError as err:
             return self._failed(stored, pending, err)
-        return self._succeeded(stored, write, remote, pending.last_id)
+        return self._succeeded(stored, write, remote)
 
-    def _succeeded(
-        self, stored: StoredEvent, write: _Write, remote: Event | None, up_to: int
-    ) -> PushStatus:
+    def _succeeded(self, stored: StoredEvent, write: _Write, remote: Event | None) -> PushStatus:
         with self.services.sessions.begin() as session:
             synced = event_changes.record_pushed(
                 session, self.event_id, pushed=stored.event, remote=remote, version=stored.version
             )
-            outbox.close(session, self.event_id, up_to=up_to)
+            # closes nothing if the event moved on (then not synced: pushed again below)
+            outbox.close(session, self.event_id, version=stored.version)
             sync_logs.record(
                 session,
                 user_id=stored.user_id,
@@ -239,13 +244,13 @@ class _Pusher:
             raise _Again
         return PushStatus.SYNCED
 
-    def _dropped(self, stored: StoredEvent, up_to: int) -> PushStatus:
+    def _dropped(self, stored: StoredEvent) -> PushStatus:
         """Deleted before any write of it reached Google: close the rows, send nothing."""
         with self.services.sessions.begin() as session:
             synced = event_changes.record_pushed(
                 session, self.event_id, pushed=stored.event, remote=None, version=stored.version
             )
-            outbox.close(session, self.event_id, up_to=up_to)
+            outbox.close(session, self.event_id, version=stored.version)
             self._log(
                 session, stored, LogStatus.OK, "deleted before it reached Google: nothing sent"
             )
@@ -254,18 +259,21 @@ class _Pusher:
         return PushStatus.SYNCED
 
     def _merge(
-        self, stored: StoredEvent, write: _Write, policy: ConflictPolicy, up_to: int
+        self,
+        stored: StoredEvent,
+        write: _Write,
+        policy: ConflictPolicy,
+        pending: outbox.PendingWrites,
     ) -> PushStatus:
         assert self.provider is not None
         try:
             remote = self.provider.get_event(write.calendar, write.google_id)
         except ProviderError as err:
-            pending = outbox.PendingWrites(self.event_id, 1, up_to, 0)
             with self.services.sessions() as session:
                 pending = outbox.pending_writes(session, self.event_id) or pending
             return self._failed(stored, pending, err)
         if remote.status == EventStatus.CANCELLED:
-            return self._failed_for_good(stored, up_to, "the event was deleted on Google")
+            return self._failed_for_good(stored, "the event was deleted on Google")
         local = dataclasses.replace(stored.event, updated=stored.updated_at)
         resolution = resolve(base=stored.base, local=local, remote=remote, policy=policy)
         if resolution.conflict or resolution.manual:
@@ -312,7 +320,7 @@ class _Pusher:
                 event_changes.record_pushed(
                     session, self.event_id, pushed=saved.event, remote=remote, version=saved.version
                 )
-                outbox.close(session, self.event_id, up_to=up_to)
+                outbox.close(session, self.event_id, version=saved.version)
                 return PushStatus.SYNCED
         raise _Again
 
@@ -350,14 +358,27 @@ class _Pusher:
             return PushStatus.RETRY
         if err.retryable:
             reason = f"gave up after {attempts} attempts: {reason}"
-        return self._failed_for_good(stored, pending.last_id, reason)
+        return self._failed_for_good(stored, reason)
 
-    def _failed_for_good(self, stored: StoredEvent, up_to: int, reason: str) -> PushStatus:
+    def _failed_for_good(self, stored: StoredEvent, reason: str) -> PushStatus:
+        """The write of `stored` cannot succeed: its rows fail and the event is ``error``;
+        but if the event was edited meanwhile, the failure concerned an older version and
+        another round pushes the newer one (raises `_Again`)."""
         with self.services.sessions.begin() as session:
-            event_changes.record_error(session, self.event_id, reason)
-            outbox.close(session, self.event_id, up_to=up_to, failed=True, error=reason)
+            # the event row first: locked (PostgreSQL), so no newer version commits before
+            # record_error below; on SQLite the close starts the one write transaction
+            event_changes.lock_stored(session, self.event_id)
+            current = outbox.close(
+                session, self.event_id, version=stored.version, failed=True, error=reason
+            )
+            if current:
+                event_changes.record_error(session, self.event_id, reason)
+            else:
+                reason = f"{reason} (of an older version: pushing the newer one)"
             self._log(session, stored, LogStatus.ERROR, reason)
         self._count(LogStatus.ERROR)
+        if not current:
+            raise _Again
         return PushStatus.ERROR
 
     def _count(self, outcome: LogStatus) -> None:
