@@ -59,6 +59,7 @@ from calsync.providers.errors import (
     ProviderError,
     QuotaExceeded,
     RateLimited,
+    Transient,
 )
 from calsync.providers.google.ids import google_event_id
 from calsync.store import event_changes, outbox, sync_logs
@@ -217,6 +218,12 @@ class _Pusher:
             return self._merge(stored, write, policy, pending)
         except ProviderError as err:
             return self._failed(stored, pending, err)
+        except Exception as err:
+            # Not Google's answer (a token that no longer decrypts, a bug): handled like a
+            # passing provider failure, so the rows back off, the log says so, and the
+            # event ends ``error`` after the last attempt instead of failing unseen.
+            log.error("push of event %s failed unexpectedly", self.event_id, exc_info=err)
+            return self._failed(stored, pending, _unexpected(err))
         return self._succeeded(stored, write, remote)
 
     def _succeeded(self, stored: StoredEvent, write: _Write, remote: Event | None) -> PushStatus:
@@ -398,6 +405,12 @@ class _Pusher:
             api_calls=self.api_calls,
             message=message[:2000],
         )
+
+
+def _unexpected(err: Exception) -> Transient:
+    """A failure that is not a provider's answer, as the retryable error the push's
+    failure path records: its class only, never its text (which may quote data)."""
+    return Transient(f"unexpected {type(err).__name__}; see the worker's log")
 
 
 def _may_be_unsent(stored: StoredEvent) -> bool:
