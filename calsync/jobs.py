@@ -132,8 +132,9 @@ def declare_jobs(services: Services) -> Jobs:
             provider_failure(err)
 
     def renew_channels() -> None:
-        """Replace the push channels that expire soon (new first, then stop the old)."""
-        channels.renew_channels(services)
+        """Replace the push channels that expire soon (new first, then stop the old), stop
+        those of users no longer active, open those active users lack."""
+        channels.maintain_channels(services)
 
     def stop_channel(channel_id: str) -> None:
         """Stop a channel calsync no longer uses but Google still pushes to."""

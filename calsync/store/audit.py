@@ -20,6 +20,7 @@ class AuditAction(StrEnum):
     SIGN_IN_FAILED = "sign_in_failed"
     AUTH_FAILED = "auth_failed"
     ROLE_CHANGED = "role_changed"
+    STATUS_CHANGED = "status_changed"
     TOKEN_REVOKED = "oauth_token_revoked"  # noqa: S105 - an action name, not a secret
     KEYS_ROTATED = "keys_rotated"
     TOKEN_MINTED = "token_minted"  # noqa: S105 - an action name, not a secret

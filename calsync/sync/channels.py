@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -193,6 +193,24 @@ def _mark_unwatchable(
 class RenewReport:
     renewed: int
     failed: int
+    stopped: int = 0
+    opened: int = 0
+
+
+#: How many users' missing channels one renewal run opens (the next run goes on).
+REOPEN_PER_RUN = 100
+
+
+def maintain_channels(services: Services) -> RenewReport:
+    """The channel sweep: renew what expires soon (`renew_channels`), stop the channels
+    of users who are no longer active (`stop_inactive_users_channels`: a disabled user's
+    calendars get no pushes), and open the missing channels of active users
+    (`reopen_missing_channels`: a user enabled again, or a channel that could not be
+    opened before)."""
+    renewal = renew_channels(services)
+    stopped = stop_inactive_users_channels(services)
+    opened = reopen_missing_channels(services)
+    return RenewReport(renewal.renewed, renewal.failed, stopped, opened)
 
 
 def renew_channels(services: Services) -> RenewReport:
@@ -316,19 +334,52 @@ def stop_user_channels(services: Services, user_id: uuid.UUID) -> int:
 
 def calendars_without_channel(session: Session, now: datetime) -> list[uuid.UUID]:
     """Selected, watchable calendars of active users that have no live channel."""
+    return list(session.scalars(_without_channel(sa.select(Calendar.id), now)))
+
+
+def _without_channel(query: sa.Select[Any], now: datetime) -> sa.Select[Any]:
+    """`query` over the selected, watchable calendars of active users without a live
+    channel."""
     live = (
         sa.select(WatchChannel.calendar_id)
         .where(_live(now), WatchChannel.calendar_id.is_not(None))
         .scalar_subquery()
     )
-    return list(
-        session.scalars(
-            sa.select(Calendar.id)
-            .join(User, User.id == Calendar.user_id)
-            .where(
-                User.status == "active",
-                _WATCHABLE,
-                Calendar.id.not_in(live),
-            )
-        )
+    return query.join(User, User.id == Calendar.user_id).where(
+        User.status == "active", _WATCHABLE, Calendar.id.not_in(live)
     )
+
+
+def stop_inactive_users_channels(services: Services) -> int:
+    """Stop the active channels of users who are disabled or must sign in again; returns
+    how many. Google not being told (a revoked grant) still marks them stopped."""
+    with services.sessions() as session:
+        users = session.scalars(
+            sa.select(WatchChannel.user_id)
+            .join(User, User.id == WatchChannel.user_id)
+            .where(WatchChannel.status == "active", User.status != "active")
+            .distinct()
+        ).all()
+    stopped = 0
+    for user_id in users:
+        try:
+            stopped += stop_user_channels(services, user_id)
+        except Exception:
+            log.exception("could not stop the channels of inactive user %s", user_id)
+    return stopped
+
+
+def reopen_missing_channels(services: Services, *, limit: int = REOPEN_PER_RUN) -> int:
+    """Open the channels that active users lack (at most `limit` users per call); returns
+    how many were opened."""
+    with services.sessions() as session:
+        users = session.scalars(
+            _without_channel(sa.select(Calendar.user_id), services.clock()).distinct().limit(limit)
+        ).all()
+    opened = 0
+    for user_id in users:
+        try:
+            opened += ensure_channels(services, user_id)
+        except Exception as err:
+            log.warning("could not open the missing channels of user %s: %r", user_id, err)
+    return opened

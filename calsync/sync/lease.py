@@ -17,7 +17,7 @@ from typing import Any, Final, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from calsync.store.tables import Calendar
+from calsync.store.tables import Calendar, User
 
 __all__ = [
     "NOW",
@@ -29,6 +29,7 @@ __all__ = [
 ]
 
 _calendars = cast(sa.Table, Calendar.__table__)
+_users = cast(sa.Table, User.__table__)
 
 #: The parameters of the statements built once (`acquire_selected_statement`,
 #: `still_held`'s); `NOW` is the time `acquire_selected` is given, for `also` values.
@@ -48,11 +49,12 @@ def acquire_selected(
     also: Mapping[str, Any] | None = None,
     statement: sa.Update | None = None,
 ) -> sa.Row[Any] | None:
-    """Take the lease of a selected calendar for `owner` until `now + ttl` (if it is free,
-    expired or already `owner`'s), in one statement that also returns the calendar's
-    columns (as updated) and sets the columns in `also`. None when the calendar is
-    missing, not selected or held by another owner (nothing changed then; the caller
-    reads the row to tell which).
+    """Take the lease of a selected calendar of an active user for `owner` until
+    `now + ttl` (if it is free, expired or already `owner`'s), in one statement that
+    also returns the calendar's columns (as updated) and sets the columns in `also`.
+    None when the calendar is missing, not selected, its owner is not active (disabled,
+    or must sign in again) or another owner holds it (nothing changed then; the caller
+    reads the rows to tell which).
 
     `statement`: `acquire_selected_statement(also)` built once by a caller that takes
     leases often (its `also` may use `NOW` for `now`); `also` is then not given.
@@ -74,6 +76,10 @@ def acquire_selected(
     return session.execute(statement, parameters).one_or_none()
 
 
+#: The users whose calendars sync: not disabled, not waiting to sign in again.
+_ACTIVE_USERS: Final = sa.select(_users.c.id).where(_users.c.status == "active")
+
+
 def acquire_selected_statement(also: Mapping[str, Any] | None = None) -> sa.Update:
     """The statement of `acquire_selected`, with its calendar, owner and times as
     parameters, to build once (its compiled form is then reused)."""
@@ -87,6 +93,7 @@ def acquire_selected_statement(also: Mapping[str, Any] | None = None) -> sa.Upda
                 _calendars.c.sync_lease_owner == _OWNER,
             ),
             _calendars.c.selected.is_(True),
+            _calendars.c.user_id.in_(_ACTIVE_USERS),
         )
         .values(sync_lease_owner=_OWNER, sync_lease_until=_UNTIL, **(also or {}))
         .returning(*_calendars.c)

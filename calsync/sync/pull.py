@@ -44,7 +44,7 @@ from calsync.domain.models import Event
 from calsync.providers.base import CalendarProvider
 from calsync.providers.errors import NotFound, ProviderError, SyncTokenExpired
 from calsync.store.sync_logs import LogKind, LogStatus, record
-from calsync.store.tables import Calendar
+from calsync.store.tables import Calendar, User
 from calsync.sync import calendar_list, kicks, lease
 from calsync.sync.reconcile import CalendarRef, ReconcileReport, apply_changes
 from calsync.sync.resolve import policy_for
@@ -228,13 +228,16 @@ def _store(
 
 
 def _not_taken(services: Services, calendar_id: uuid.UUID) -> PullOutcome:
-    """Why the lease was not taken: the calendar is gone or not selected (``skipped``; a
-    deselected calendar's queue slot is dropped), else another worker holds it (``busy``)."""
+    """Why the lease was not taken: the calendar is gone, not selected or its owner not
+    active (``skipped``; the queue slot is dropped: a disabled user's calendars are not
+    pulled until the user is enabled again, and one who must sign in again is pulled
+    after signing in), else another worker holds it (``busy``)."""
     with services.sessions.begin() as session:
         stored = session.get(Calendar, calendar_id)
         if stored is None:
             return PullOutcome("skipped")
-        if not stored.selected:
+        owner = session.get(User, stored.user_id)
+        if not stored.selected or owner is None or owner.status != "active":
             kicks.drop(session, calendar_id)
             return PullOutcome("skipped")
         return PullOutcome("busy")

@@ -219,7 +219,12 @@ SCHEMAS: Final[dict[str, Any]] = {
         },
         required=("id", "email", "role", "status"),
     ),
-    "UserUpdate": _object({"role": {"enum": ["admin", "user"]}}, required=("role",)),
+    "UserUpdate": {
+        **_object(
+            {"role": {"enum": ["admin", "user"]}, "status": {"enum": ["active", "disabled"]}}
+        ),
+        "minProperties": 1,
+    },
     "PreferencesUpdate": _object(
         {
             "reminder_minutes": {
@@ -407,12 +412,12 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
         },
     ),
     ("PATCH", "/admin/users/{user_id}"): _op(
-        "Change a user's role (admins)",
+        "Change a user's role or status (admins); disabled stops their sync",
         {
             "200": _json(_ref("User")),
             "403": _error("not an admin"),
             "404": _error("no such user"),
-            "422": _error("invalid role"),
+            "422": _error("invalid role or status"),
             **_BODY_ERRORS,
             **_AUTH_ERRORS,
         },

@@ -1,9 +1,10 @@
-"""Admin routes: list users, change a role, read the audit trail."""
+"""Admin routes: list users, change a role or status, read the audit trail."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
@@ -11,10 +12,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from calsync.bootstrap import Services
-from calsync.domain.accounts import Role, UserAccount
+from calsync.domain.accounts import AccountStatus, Role, UserAccount
 from calsync.store import audit
-from calsync.store.tables import User
+from calsync.store.tables import Calendar, User
 from calsync.store.users import to_account
+from calsync.sync.connect import queue_pulls
 from calsync.web.auth.principal import require_admin
 from calsync.web.errors import APIError
 from calsync.web.requests import read_json_object, reject_unknown_fields
@@ -37,40 +39,91 @@ async def list_users(request: Request) -> Response:
 
 
 async def update_user(request: Request) -> Response:
-    """Change a user's role (admins only); the change is audited."""
+    """Change a user's role and/or status (admins only); each change is audited.
+
+    ``status``: ``disabled`` stops the user's pulls, pushes, channels and notices (the
+    channel sweep is kicked to stop their channels now); ``active`` resumes them (the
+    sweep opens their channels again and their calendars are pulled). ``needs_reauth``
+    is not set by hand: only Google's refusal sets it, and signing in clears it.
+    """
     admin = require_admin(request)
     services: Services = request.app.state.services
     body = await read_json_object(request)
-    reject_unknown_fields(body, allowed={"role"})
-    try:
-        role = Role(str(body.get("role")))
-    except ValueError:
-        raise APIError(
-            422, "role must be admin or user", details=[{"field": "role", "issue": "invalid"}]
-        ) from None
+    reject_unknown_fields(body, allowed={"role", "status"})
+    role = _choice(body, "role", Role, "role must be admin or user")
+    status = _choice(body, "status", _SettableStatus, "status must be active or disabled")
+    if role is None and status is None:
+        raise APIError(422, "give role or status", details=[{"field": "role", "issue": "required"}])
     user_id = _user_id(request)
 
-    def change() -> UserAccount | None:
+    def change() -> tuple[UserAccount, bool] | None:
         with services.sessions.begin() as session:
             row = session.get(User, user_id, with_for_update=True)
             if row is None:
                 return None
-            if row.role != role.value:
-                audit.record(
-                    session,
-                    audit.AuditAction.ROLE_CHANGED,
-                    actor_id=admin.id,
-                    subject_id=row.id,
-                    details={"from": row.role, "to": role.value},
-                )
+            if role is not None and row.role != role.value:
+                _audited(session, row, admin.id, audit.AuditAction.ROLE_CHANGED, "role", role)
                 row.role = role.value
+            status_changed = status is not None and row.status != status.value
+            if status is not None and status_changed:
+                _audited(session, row, admin.id, audit.AuditAction.STATUS_CHANGED, "status", status)
+                row.status = status.value
             session.flush()
-            return to_account(row)
+            return to_account(row), status_changed
 
-    account = await run_in_threadpool(change)
-    if account is None:
+    changed = await run_in_threadpool(change)
+    if changed is None:
         raise APIError(404, "no such user")
+    account, status_changed = changed
+    if status_changed:
+        await run_in_threadpool(_status_took_effect, services, account)
     return JSONResponse(account_json(account))
+
+
+class _SettableStatus(StrEnum):
+    ACTIVE = "active"
+    DISABLED = "disabled"
+
+
+_E = TypeVar("_E", bound=StrEnum)
+
+
+def _choice(body: dict[str, Any], field: str, kind: type[_E], message: str) -> _E | None:
+    if field not in body:
+        return None
+    try:
+        return kind(str(body[field]))
+    except ValueError:
+        raise APIError(422, message, details=[{"field": field, "issue": "invalid"}]) from None
+
+
+def _audited(
+    session: Any, row: User, admin_id: uuid.UUID, action: audit.AuditAction, field: str, to: StrEnum
+) -> None:
+    audit.record(
+        session,
+        action,
+        actor_id=admin_id,
+        subject_id=row.id,
+        details={"from": getattr(row, field), "to": to.value},
+    )
+
+
+def _status_took_effect(services: Services, account: UserAccount) -> None:
+    """Kick the channel sweep (it stops a disabled user's channels and opens an enabled
+    user's), and pull an enabled user's calendars now. Best effort: the scheduler's
+    sweeps do the same on their own schedule."""
+    services.jobs.renew_channels.send()
+    if account.status is AccountStatus.ACTIVE:
+        with services.sessions() as session:
+            calendar_ids = list(
+                session.scalars(
+                    sa.select(Calendar.id).where(
+                        Calendar.user_id == account.id, Calendar.selected.is_(True)
+                    )
+                )
+            )
+        queue_pulls(services, calendar_ids)
 
 
 async def list_audit_events(request: Request) -> Response:

@@ -22,6 +22,7 @@ from googleapiclient.http import BatchHttpRequest
 
 from calsync.bootstrap import Services, bootstrap
 from calsync.config import Settings
+from calsync.domain.accounts import Role
 from calsync.domain.models import Event, EventStatus
 from calsync.emulator.testing import EmulatorControl, build_calendar_service, new_batch
 from calsync.providers.google.mapping import event_from_google
@@ -29,10 +30,13 @@ from calsync.runtime import worker_threads
 from calsync.store.db import make_engine
 from calsync.store.events import attendees_by_event, to_event
 from calsync.store.migrate import upgrade
-from calsync.store.tables import Calendar, WatchChannel
+from calsync.store.tables import Calendar, User, WatchChannel
 from calsync.store.tables import Event as EventRow
+from calsync.sync.calendar_list import sync_calendar_list
+from calsync.sync.pull import pull_calendar
 from calsync.threaded_server import ThreadedServer
 from calsync.web.app import create_app
+from calsync.web.auth.tokens import issue_token
 from tests.conftest import FakeGoogle
 from tests.google_users import connect_google_user
 
@@ -80,6 +84,28 @@ class SyncStack:
         )
         self.user_id, self.email = account.id, email
         return granted
+
+    def connect_pulled(self, email: str) -> uuid.UUID:
+        """`email` connected, their calendar list stored and every calendar pulled once
+        (by hand: for stacks without worker threads)."""
+        self.connect(email)
+        sync_calendar_list(self.services, self.user_id)
+        with self.services.sessions() as session:
+            calendar_ids = session.scalars(
+                sa.select(Calendar.id).where(Calendar.user_id == self.user_id)
+            ).all()
+        for calendar_id in calendar_ids:
+            assert pull_calendar(self.services, calendar_id).status == "ok"
+        return self.user_id
+
+    def headers(self, user_id: uuid.UUID, role: Role = Role.USER) -> dict[str, str]:
+        """Headers that authenticate as `user_id` on the API."""
+        with self.services.sessions() as session:
+            email = session.scalar(sa.select(User.email).where(User.id == user_id))
+        token = issue_token(
+            self.services.jwt, subject=str(user_id), email=str(email), role=role.value
+        )
+        return {"Authorization": f"Bearer {token}"}
 
     def google_as(self, email: str | None = None) -> Any:
         """The Google client library acting as `email` (another client, not calsync)."""

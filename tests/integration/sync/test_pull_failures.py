@@ -19,7 +19,6 @@ from calsync.providers.errors import NotFound
 from calsync.store.secrets import SecretDecryptError
 from calsync.store.tables import Calendar, OAuthToken, SyncLog, WatchChannel
 from calsync.store.tables import Event as EventRow
-from calsync.sync.calendar_list import sync_calendar_list
 from calsync.sync.channels import ensure_channels, renew_channels
 from calsync.sync.pull import pull_calendar
 from tests.integration.sync.conftest import SyncStack
@@ -32,15 +31,6 @@ EVENT = {
     "start": {"dateTime": "2026-06-01T09:00:00Z"},
     "end": {"dateTime": "2026-06-01T09:15:00Z"},
 }
-
-
-def connect(stack: SyncStack, email: str) -> uuid.UUID:
-    """`email` connected, their calendar list stored and every calendar pulled once."""
-    stack.connect(email)
-    sync_calendar_list(stack.services, stack.user_id)
-    for calendar_id in calendar_ids(stack, stack.user_id):
-        assert pull_calendar(stack.services, calendar_id).status == "ok"
-    return stack.user_id
 
 
 def calendar_ids(stack: SyncStack, user_id: uuid.UUID) -> list[uuid.UUID]:
@@ -71,8 +61,8 @@ def last_pull_log(stack: SyncStack, user_id: uuid.UUID) -> SyncLog:
 
 def test_a_404_for_a_calendar_still_in_the_owners_list_keeps_it(hand_stack: SyncStack) -> None:
     # Given two connected users
-    ben = connect(hand_stack, BEN)
-    ann = connect(hand_stack, ANN)
+    ben = hand_stack.connect_pulled(BEN)
+    ann = hand_stack.connect_pulled(ANN)
     primary = calendar(hand_stack, ann, ANN)
     assert primary is not None
     # When Google answers 404 to one listing of ann's calendar
@@ -109,8 +99,8 @@ def test_a_calendar_unshared_on_google_leaves_once_the_owners_list_confirms(
     team = hand_stack.control.add_calendar(BEN, "team")
     hand_stack.control.share(team["id"], ANN, "reader")
     hand_stack.google_as(BEN).events().insert(calendarId=team["id"], body=EVENT).execute()
-    ben = connect(hand_stack, BEN)
-    ann = connect(hand_stack, ANN)
+    ben = hand_stack.connect_pulled(BEN)
+    ann = hand_stack.connect_pulled(ANN)
     anns_team = calendar(hand_stack, ann, team["id"])
     assert anns_team is not None
     # When ben stops sharing it, and ann's next pull of it gets 404
@@ -139,8 +129,8 @@ def test_any_exception_releases_the_lease_logs_its_class_and_marks_the_calendar(
     hand_stack: SyncStack,
 ) -> None:
     # Given two connected users
-    ben = connect(hand_stack, BEN)
-    ann = connect(hand_stack, ANN)
+    ben = hand_stack.connect_pulled(BEN)
+    ann = hand_stack.connect_pulled(ANN)
     primary = calendar(hand_stack, ann, ANN)
     assert primary is not None
     # When a worker whose keys no longer decrypt the stored tokens pulls ann's calendar
@@ -170,8 +160,8 @@ def test_one_channel_that_cannot_be_renewed_does_not_stop_the_others(
     hand_stack: SyncStack,
 ) -> None:
     # Given two users whose channels all expire soon, one whose token cannot be decrypted
-    ben = connect(hand_stack, BEN)
-    ann = connect(hand_stack, ANN)
+    ben = hand_stack.connect_pulled(BEN)
+    ann = hand_stack.connect_pulled(ANN)
     for user_id in (ann, ben):
         ensure_channels(hand_stack.services, user_id)
     soon = hand_stack.services.clock() + timedelta(minutes=5)
