@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 from typing import Final
-from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from py_vapid import Vapid, VapidException  # type: ignore[import-untyped]
@@ -99,43 +98,58 @@ class WebPushSender:
         self, subscription: PushSubscription, data: bytes, *, ttl: int, now: datetime
     ) -> None:
         endpoint = subscription.endpoint
-        keys = {"p256dh": subscription.p256dh, "auth": subscription.auth}
         try:
-            body = WebPusher({"endpoint": endpoint, "keys": keys}).encode(data, "aes128gcm")
-        except (WebPushException, ValueError):
-            raise PermanentFailure("the subscription's keys are not usable") from None
-        parts = urlsplit(endpoint)
+            # First, so that a refused endpoint is reported as refused, not as unsignable
+            target = self.http.guard.check_url(endpoint)
+            headers = self._headers(f"{target.scheme}://{target.authority}", ttl=ttl, now=now)
+            status = self.http.post(endpoint, body=_encrypted(subscription, data), headers=headers)
+        except UnsafeAddress as err:
+            raise PermanentFailure(f"push endpoint refused: {err}") from None
+        except Unreachable as err:
+            raise TemporaryFailure(f"the push service could not be reached: {err}") from None
+        _check(status)
+
+    def _headers(self, audience: str, *, ttl: int, now: datetime) -> dict[str, str]:
+        """The VAPID signature for the push service at ``audience`` and the RFC 8030
+        headers."""
         claims = {
             "sub": self.subject,
-            "aud": f"{parts.scheme}://{parts.netloc}",
+            "aud": audience,
             "exp": int((now + VAPID_VALIDITY).timestamp()),
         }
         try:
-            authorization = self.key.sign(claims)
+            authorization: dict[str, str] = self.key.sign(claims)
         except VapidException as err:
             raise PermanentFailure(f"the push could not be signed: {err}") from None
-        headers = {
+        return {
             **authorization,
             "TTL": str(ttl),
             "Content-Encoding": "aes128gcm",
             "Content-Type": "application/octet-stream",
         }
-        try:
-            status = self.http.post(endpoint, body=body["body"], headers=headers)
-        except UnsafeAddress as err:
-            raise PermanentFailure(f"push endpoint refused: {err}") from None
-        except Unreachable as err:
-            raise TemporaryFailure(f"the push service could not be reached: {err}") from None
-        if 200 <= status < 300:
-            return
-        if status in _GONE:
-            raise _Gone
-        reason = f"the push service answered {status}"
-        if status == 429 or status >= 500:
-            raise TemporaryFailure(reason)
-        if 300 <= status < 400:
-            raise PermanentFailure(reason + " (redirects are not followed)")
-        raise PermanentFailure(reason)
+
+
+def _encrypted(subscription: PushSubscription, data: bytes) -> bytes:
+    """``data`` encrypted for the subscription (RFC 8291, aes128gcm)."""
+    keys = {"p256dh": subscription.p256dh, "auth": subscription.auth}
+    try:
+        pusher = WebPusher({"endpoint": subscription.endpoint, "keys": keys})
+        return bytes(pusher.encode(data, "aes128gcm")["body"])
+    except (WebPushException, ValueError):
+        raise PermanentFailure("the subscription's keys are not usable") from None
+
+
+def _check(status: int) -> None:
+    if 200 <= status < 300:
+        return
+    if status in _GONE:
+        raise _Gone
+    reason = f"the push service answered {status}"
+    if status == 429 or status >= 500:
+        raise TemporaryFailure(reason)
+    if 300 <= status < 400:
+        raise PermanentFailure(reason + " (redirects are not followed)")
+    raise PermanentFailure(reason)
 
 
 class _Gone(Exception):
