@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from calsync.config import Settings
 from calsync.notify.addresses import AddressGuard
+from calsync.notify.outbound import OutboundHttp
 from calsync.store.secrets import SecretBox
 
 __all__ = [
@@ -115,16 +116,17 @@ class Dispatcher:
 
 
 def build_dispatcher(
-    settings: Settings, box: SecretBox, *, guard: AddressGuard | None = None
+    settings: Settings, box: SecretBox, *, http: OutboundHttp | None = None
 ) -> Dispatcher:
-    """The real senders for ``settings``. ``guard`` defaults to the SSRF rule on; tests
-    pass ``AddressGuard(allow_private=True)`` to reach receivers on 127.0.0.1."""
+    """The real senders for ``settings``. Webhooks and Web Push share ``http``, which
+    defaults to the SSRF rule with the system's resolver and certificate authorities;
+    tests pass one whose guard names their receivers (``AddressGuard(test_listeners=...)``)."""
     from calsync.notify.smtp import SmtpSender, parse_smtp_url
     from calsync.notify.webhooks import WebhookSender
     from calsync.notify.webpush import WebPushSender, load_vapid_key
 
-    guard = guard or AddressGuard()
-    senders: dict[str, Sender] = {"webhook": WebhookSender(box, guard)}
+    http = http or OutboundHttp(AddressGuard())
+    senders: dict[str, Sender] = {"webhook": WebhookSender(box, http)}
     if settings.smtp_url:
         try:
             senders["email"] = SmtpSender(parse_smtp_url(settings.smtp_url), settings.smtp_sender)
@@ -138,7 +140,7 @@ def build_dispatcher(
         except ValueError as err:
             senders["push"] = Unconfigured(f"CALSYNC_VAPID_PRIVATE_KEY is not usable: {err}")
         else:
-            senders["push"] = WebPushSender(key, settings.vapid_subject, guard)
+            senders["push"] = WebPushSender(key, settings.vapid_subject, http)
     else:
         senders["push"] = Unconfigured("Web Push is not configured (CALSYNC_VAPID_PRIVATE_KEY)")
     return Dispatcher(senders)

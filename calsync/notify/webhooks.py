@@ -11,11 +11,12 @@ Each notice is POSTed as JSON to the user's ``webhook_url`` with three headers:
 Receivers verify with :func:`verify_signature` (or its few lines in docs/notices.md) and
 should refuse timestamps more than five minutes away from their clock.
 
-The SSRF rule (:mod:`calsync.notify.addresses`) is applied on every send: the host is
-resolved, every address must be public, and the request is sent to the checked address
-(the URL's host kept for ``Host`` and TLS SNI/verification), never to a fresh DNS answer.
-Redirects are not followed. 2xx is success; 408, 429 and 5xx and network errors are
-retried later with backoff; any other answer gives up.
+Every send goes through :class:`calsync.notify.outbound.OutboundHttp`, under the SSRF rule
+(:mod:`calsync.notify.addresses`): the host is resolved once, every address must be
+public, and the connection goes to a checked address (the URL's host kept for ``Host``
+and TLS SNI/verification), never to a fresh DNS answer. Redirects are not followed. 2xx
+is success; 408, 425, 429 and 5xx and network errors are retried later with backoff; any
+other answer, a 3xx included, gives up.
 """
 
 from __future__ import annotations
@@ -25,12 +26,11 @@ import hmac
 import json
 from datetime import datetime
 from typing import Final
-from urllib.parse import urlsplit, urlunsplit
 
-import httpx2 as httpx
 from sqlalchemy.orm import Session
 
-from calsync.notify.addresses import AddressGuard, UnsafeAddress
+from calsync.notify.addresses import UnsafeAddress
+from calsync.notify.outbound import OutboundHttp, Unreachable
 from calsync.notify.preferences import load_preferences, load_webhook_secret
 from calsync.notify.render import json_message
 from calsync.notify.senders import Notice, PermanentFailure, TemporaryFailure
@@ -78,65 +78,35 @@ def verify_signature(
 
 
 class WebhookSender:
-    """POSTs signed notices to the user's webhook URL."""
+    """POSTs signed notices to the user's webhook URL through ``http``."""
 
-    def __init__(
-        self,
-        box: SecretBox,
-        guard: AddressGuard,
-        *,
-        timeout: float = 10.0,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
+    def __init__(self, box: SecretBox, http: OutboundHttp) -> None:
         self.box = box
-        self.guard = guard
-        self.timeout = timeout
-        self.transport = transport
+        self.http = http
 
     def send(self, session: Session, notice: Notice, *, now: datetime) -> None:
         prefs = load_preferences(session, notice.recipient.user_id)
         secret = load_webhook_secret(session, notice.recipient.user_id, self.box)
         if prefs.webhook_url is None or secret is None:
             raise PermanentFailure("no webhook URL is set")
-        try:
-            address = self.guard.resolve(prefs.webhook_url)
-        except UnsafeAddress as err:
-            raise PermanentFailure(f"webhook URL refused: {err}") from None
         body = json.dumps(
             json_message(notice, now=now), separators=(",", ":"), sort_keys=True
         ).encode()
         timestamp = int(now.timestamp())
-        url, host = _pinned(prefs.webhook_url, address)
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "calsync-webhooks/1",
-            "Host": host,
             TIMESTAMP_HEADER: str(timestamp),
             SIGNATURE_HEADER: sign(secret.reveal(), timestamp, body),
             DELIVERY_HEADER: str(notice.id),
         }
-        hostname = urlsplit(prefs.webhook_url).hostname or ""
         try:
-            with httpx.Client(
-                timeout=self.timeout,
-                follow_redirects=False,
-                trust_env=False,
-                transport=self.transport,
-            ) as client:
-                response = client.post(
-                    url, content=body, headers=headers, extensions={"sni_hostname": hostname}
-                )
-        except httpx.HTTPError as err:
+            status = self.http.post(prefs.webhook_url, body=body, headers=headers)
+        except UnsafeAddress as err:
+            raise PermanentFailure(f"webhook URL refused: {err}") from None
+        except Unreachable as err:
             raise TemporaryFailure(f"the webhook could not be reached: {err}") from None
-        _check(response.status_code)
-
-
-def _pinned(url: str, address: str) -> tuple[str, str]:
-    """``url`` aimed at ``address`` instead of its host name, and the Host header value."""
-    parts = urlsplit(url)
-    host = f"[{address}]" if ":" in address else address
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit(parts._replace(netloc=netloc)), parts.netloc
+        _check(status)
 
 
 def _check(status: int) -> None:

@@ -5,35 +5,39 @@ Each notice goes to every push subscription of the user, encrypted for that subs
 ``CALSYNC_VAPID_PRIVATE_KEY``: the raw 32-byte key base64url-encoded, DER base64url, or
 PEM; ``CALSYNC_VAPID_SUBJECT`` is the contact ``mailto:`` or ``https:`` URL).
 
+pywebpush only encrypts (``WebPusher.encode``) and py_vapid signs; the request itself goes
+through :class:`calsync.notify.outbound.OutboundHttp`, like webhooks. Push endpoints come
+from browsers but are stored by users, so the SSRF rule applies to them as to webhooks:
+one resolution, every address public, the connection pinned to a checked address, and
+no redirect followed (pywebpush's own sender, over requests, followed a 307 anywhere).
+
 A push service answering 404 or 410 says the subscription is gone: it is deleted. The
-notice counts as sent when at least one subscription took it; otherwise 429, 5xx and
-network errors are temporary and anything else permanent. Push endpoints come from
-browsers but are stored by users, so the SSRF rule applies to them as to webhooks.
+notice counts as sent when at least one subscription took it (2xx); otherwise 429, 5xx and
+network errors are temporary and anything else (a 3xx included) permanent.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from datetime import datetime, timedelta
 from typing import Final
 
-import requests
 import sqlalchemy as sa
-from py_vapid import Vapid  # type: ignore[import-untyped]
-from pywebpush import WebPushException, webpush  # type: ignore[import-untyped]
+from py_vapid import Vapid, VapidException  # type: ignore[import-untyped]
+from pywebpush import WebPusher, WebPushException  # type: ignore[import-untyped]
 from sqlalchemy.orm import Session
 
-from calsync.notify.addresses import AddressGuard, UnsafeAddress
+from calsync.notify.addresses import UnsafeAddress
+from calsync.notify.outbound import OutboundHttp, Unreachable
 from calsync.notify.render import push_message
 from calsync.notify.senders import Notice, PermanentFailure, TemporaryFailure
 from calsync.store.tables import PushSubscription
 
 __all__ = ["WebPushSender", "load_vapid_key"]
 
-log = logging.getLogger(__name__)
-
 MAX_TTL: Final = timedelta(days=1)
+# How long a VAPID signature is valid (RFC 8292 allows at most 24 hours).
+VAPID_VALIDITY: Final = timedelta(hours=12)
 _GONE: Final = frozenset({404, 410})
 
 
@@ -54,13 +58,10 @@ def load_vapid_key(value: str) -> Vapid:
 class WebPushSender:
     """Encrypts and sends notices to the user's push subscriptions."""
 
-    def __init__(
-        self, key: Vapid, subject: str, guard: AddressGuard, *, timeout: float = 10.0
-    ) -> None:
+    def __init__(self, key: Vapid, subject: str, http: OutboundHttp) -> None:
         self.key = key
         self.subject = subject
-        self.guard = guard
-        self.timeout = timeout
+        self.http = http
 
     def send(self, session: Session, notice: Notice, *, now: datetime) -> None:
         subscriptions = session.scalars(
@@ -70,14 +71,14 @@ class WebPushSender:
         ).all()
         if not subscriptions:
             raise PermanentFailure("no push subscription is registered")
-        data = json.dumps(push_message(notice, now=now), separators=(",", ":"))
+        data = json.dumps(push_message(notice, now=now), separators=(",", ":")).encode()
         ttl = _ttl(notice, now)
         delivered = 0
         temporary: list[str] = []
         permanent: list[str] = []
         for subscription in subscriptions:
             try:
-                self._push(subscription, data, ttl)
+                self._push(subscription, data, ttl=ttl, now=now)
             except _Gone:
                 session.delete(subscription)
                 permanent.append("a subscription has expired and was removed")
@@ -93,34 +94,62 @@ class WebPushSender:
             raise TemporaryFailure("; ".join(temporary))
         raise PermanentFailure("; ".join(permanent))
 
-    def _push(self, subscription: PushSubscription, data: str, ttl: int) -> None:
+    def _push(
+        self, subscription: PushSubscription, data: bytes, *, ttl: int, now: datetime
+    ) -> None:
+        endpoint = subscription.endpoint
         try:
-            self.guard.resolve(subscription.endpoint)
+            # First, so that a refused endpoint is reported as refused, not as unsignable
+            target = self.http.guard.check_url(endpoint)
+            headers = self._headers(f"{target.scheme}://{target.authority}", ttl=ttl, now=now)
+            status = self.http.post(endpoint, body=_encrypted(subscription, data), headers=headers)
         except UnsafeAddress as err:
             raise PermanentFailure(f"push endpoint refused: {err}") from None
-        info = {
-            "endpoint": subscription.endpoint,
-            "keys": {"p256dh": subscription.p256dh, "auth": subscription.auth},
+        except Unreachable as err:
+            raise TemporaryFailure(f"the push service could not be reached: {err}") from None
+        _check(status)
+
+    def _headers(self, audience: str, *, ttl: int, now: datetime) -> dict[str, str]:
+        """The VAPID signature for the push service at ``audience`` and the RFC 8030
+        headers."""
+        claims = {
+            "sub": self.subject,
+            "aud": audience,
+            "exp": int((now + VAPID_VALIDITY).timestamp()),
         }
         try:
-            webpush(
-                info,
-                data=data,
-                vapid_private_key=self.key,
-                vapid_claims={"sub": self.subject},
-                ttl=ttl,
-                timeout=self.timeout,
-            )
-        except WebPushException as err:
-            status = err.status_code
-            if status in _GONE:
-                raise _Gone from None
-            reason = f"the push service answered {status}"
-            if status is None or status == 429 or status >= 500:
-                raise TemporaryFailure(reason) from None
-            raise PermanentFailure(reason) from None
-        except requests.RequestException as err:
-            raise TemporaryFailure(f"the push service could not be reached: {err}") from None
+            authorization: dict[str, str] = self.key.sign(claims)
+        except VapidException as err:
+            raise PermanentFailure(f"the push could not be signed: {err}") from None
+        return {
+            **authorization,
+            "TTL": str(ttl),
+            "Content-Encoding": "aes128gcm",
+            "Content-Type": "application/octet-stream",
+        }
+
+
+def _encrypted(subscription: PushSubscription, data: bytes) -> bytes:
+    """``data`` encrypted for the subscription (RFC 8291, aes128gcm)."""
+    keys = {"p256dh": subscription.p256dh, "auth": subscription.auth}
+    try:
+        pusher = WebPusher({"endpoint": subscription.endpoint, "keys": keys})
+        return bytes(pusher.encode(data, "aes128gcm")["body"])
+    except (WebPushException, ValueError):
+        raise PermanentFailure("the subscription's keys are not usable") from None
+
+
+def _check(status: int) -> None:
+    if 200 <= status < 300:
+        return
+    if status in _GONE:
+        raise _Gone
+    reason = f"the push service answered {status}"
+    if status == 429 or status >= 500:
+        raise TemporaryFailure(reason)
+    if 300 <= status < 400:
+        raise PermanentFailure(reason + " (redirects are not followed)")
+    raise PermanentFailure(reason)
 
 
 class _Gone(Exception):

@@ -6,10 +6,11 @@ from __future__ import annotations
 import email
 import email.policy
 import http.server
+import ipaddress
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
@@ -22,7 +23,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from calsync.config import Settings
 from calsync.domain.models import Event
-from calsync.notify.addresses import AddressGuard
+from calsync.notify.addresses import AddressGuard, Resolver, system_resolver
+from calsync.notify.outbound import OutboundHttp
 from calsync.notify.senders import Dispatcher, Sender
 from calsync.notify.smtp import SmtpSender, parse_smtp_url
 from calsync.notify.webhooks import WebhookSender
@@ -33,6 +35,7 @@ from calsync.store.secrets import SecretBox
 from calsync.store.tables import Calendar, User
 from calsync.store.tables import Event as EventRow
 from tests.integration.accounts.conftest import App, running_app
+from tests.integration.notify.tls import Authority, make_authority
 
 pytestmark = pytest.mark.integration
 
@@ -104,41 +107,87 @@ class Received:
 
 @dataclass
 class Receiver:
-    """An HTTP server on 127.0.0.1 that records POSTs and answers from ``statuses``."""
+    """An HTTPS server (or plain HTTP) on a loopback address that records POSTs and answers
+    from ``statuses`` (201 when empty), with a ``Location`` header when ``location`` is set."""
 
-    url: str
-    requests: list[Received]
-    statuses: list[int]
+    host: str
+    port: int
+    authority: Authority
+    requests: list[Received] = field(default_factory=list)
+    statuses: list[int] = field(default_factory=list)
+    location: str | None = None
+    tls: bool = True
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
+
+
+@pytest.fixture(scope="session")
+def authority(tmp_path_factory: pytest.TempPathFactory) -> Authority:
+    return make_authority(tmp_path_factory.mktemp("tls"))
+
+
+Listen = Callable[..., Receiver]
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    requests: list[Received] = []
-    statuses: list[int] = []
+def listen(authority: Authority) -> Iterator[Listen]:
+    """Starts receivers: ``listen(host="127.0.0.1", port=0, tls=True)``; all are stopped
+    after the test."""
+    servers: list[tuple[http.server.ThreadingHTTPServer, threading.Thread]] = []
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length", "0"))
-            body = self.rfile.read(length)
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            requests.append(Received(self.path, headers, body))
-            status = statuses.pop(0) if statuses else 201
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+    def start(host: str = "127.0.0.1", port: int = 0, *, tls: bool = True) -> Receiver:
+        server = http.server.ThreadingHTTPServer((host, port), _Handler)
+        if tls:
+            server.socket = authority.server_context().wrap_socket(server.socket, server_side=True)
+        found = Receiver(host, int(server.server_address[1]), authority, tls=tls)
+        server.receiver = found  # type: ignore[attr-defined]
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        servers.append((server, thread))
+        return found
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield Receiver(f"http://127.0.0.1:{server.server_address[1]}", requests, statuses)
-    finally:
+    yield start
+    for server, thread in servers:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+@pytest.fixture
+def receiver(listen: Listen) -> Receiver:
+    """One HTTPS receiver on 127.0.0.1."""
+    return listen()
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        receiver: Receiver = self.server.receiver  # type: ignore[attr-defined]
+        length = int(self.headers.get("Content-Length", "0"))
+        body = self.rfile.read(length)
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        receiver.requests.append(Received(self.path, headers, body))
+        self.send_response(receiver.statuses.pop(0) if receiver.statuses else 201)
+        if receiver.location is not None:
+            self.send_header("Location", receiver.location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def receiving_http(*receivers: Receiver, resolver: Resolver = system_resolver) -> OutboundHttp:
+    """The production client with exactly ``receivers`` counted as public and the tests'
+    authority trusted; ``resolver`` replaces DNS."""
+    guard = AddressGuard(
+        resolver=resolver,
+        test_listeners=frozenset((ipaddress.ip_address(r.host), r.port) for r in receivers),
+    )
+    if not receivers:
+        return OutboundHttp(guard)
+    return OutboundHttp(guard, ssl_context=receivers[0].authority.client_context())
 
 
 # --- databases and rows -------------------------------------------------------------------
@@ -156,15 +205,21 @@ BOX = SecretBox([SecretBox.generate_key()])
 
 
 def dispatcher_for(
-    *, smtp: SmtpServer | None = None, vapid_key: str | None = None, box: SecretBox = BOX
+    *,
+    smtp: SmtpServer | None = None,
+    vapid_key: str | None = None,
+    receivers: Sequence[Receiver] = (),
+    http: OutboundHttp | None = None,
+    box: SecretBox = BOX,
 ) -> Dispatcher:
-    """The real senders, with the SSRF rule relaxed for receivers on 127.0.0.1."""
-    guard = AddressGuard(allow_private=True)
-    senders: dict[str, Sender] = {"webhook": WebhookSender(box, guard)}
+    """The real senders; webhooks and pushes may reach ``receivers`` and nothing else on
+    this machine (or go through ``http`` when given)."""
+    http = http or receiving_http(*receivers)
+    senders: dict[str, Sender] = {"webhook": WebhookSender(box, http)}
     if smtp is not None:
         senders["email"] = SmtpSender(parse_smtp_url(smtp.url), "calsync@notices.test")
     if vapid_key is not None:
-        senders["push"] = WebPushSender(load_vapid_key(vapid_key), "mailto:ops@notices.test", guard)
+        senders["push"] = WebPushSender(load_vapid_key(vapid_key), "mailto:ops@notices.test", http)
     return Dispatcher(senders)
 
 

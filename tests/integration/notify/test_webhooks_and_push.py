@@ -26,6 +26,7 @@ from calsync.domain.models import Attendee, Event, EventTime
 from calsync.notify.addresses import AddressGuard
 from calsync.notify.deliveries import deliver_due
 from calsync.notify.hooks import event_changed
+from calsync.notify.outbound import OutboundHttp
 from calsync.notify.preferences import Preferences, load_webhook_secret, save_preferences
 from calsync.notify.senders import Dispatcher
 from calsync.notify.webhooks import WebhookSender, verify_signature
@@ -96,7 +97,7 @@ def test_a_webhook_is_signed_over_timestamp_and_body(
 ) -> None:
     bob = record_change(sessions, webhook_prefs(receiver))
 
-    assert deliver_due(sessions, dispatcher_for(), now=NOW).sent == 1
+    assert deliver_due(sessions, dispatcher_for(receivers=[receiver]), now=NOW).sent == 1
 
     [request] = receiver.requests
     assert request.path == "/calsync-hook"
@@ -124,7 +125,7 @@ def test_a_failing_webhook_is_retried_with_backoff_as_the_same_delivery(
 ) -> None:
     record_change(sessions, webhook_prefs(receiver))
     receiver.statuses.extend([503, 500])
-    dispatcher = dispatcher_for()
+    dispatcher = dispatcher_for(receivers=[receiver])
 
     assert deliver_due(sessions, dispatcher, now=NOW).retrying == 1
     row = only_delivery(sessions)
@@ -148,8 +149,13 @@ def test_a_webhook_that_keeps_failing_is_given_up_with_the_reason(
     record_change(sessions, webhook_prefs(receiver))
     receiver.statuses.extend([500, 500])
 
-    deliver_due(sessions, dispatcher_for(), now=NOW, max_attempts=2)
-    deliver_due(sessions, dispatcher_for(), now=NOW + timedelta(minutes=1), max_attempts=2)
+    deliver_due(sessions, dispatcher_for(receivers=[receiver]), now=NOW, max_attempts=2)
+    deliver_due(
+        sessions,
+        dispatcher_for(receivers=[receiver]),
+        now=NOW + timedelta(minutes=1),
+        max_attempts=2,
+    )
 
     row = only_delivery(sessions)
     assert (row.status, row.attempts) == ("failed", 2)
@@ -163,7 +169,7 @@ def test_a_refused_webhook_is_not_retried(
     record_change(sessions, webhook_prefs(receiver))
     receiver.statuses.append(404)
 
-    assert deliver_due(sessions, dispatcher_for(), now=NOW).failed == 1
+    assert deliver_due(sessions, dispatcher_for(receivers=[receiver]), now=NOW).failed == 1
     assert only_delivery(sessions).reason == "the webhook answered 404"
 
 
@@ -172,7 +178,7 @@ def test_the_ssrf_rule_refuses_a_webhook_to_this_machine(
 ) -> None:
     # Given a webhook URL on 127.0.0.1 (stored directly: the API would refuse it too)
     record_change(sessions, webhook_prefs(receiver))
-    production = Dispatcher({"webhook": WebhookSender(BOX, AddressGuard())})
+    production = Dispatcher({"webhook": WebhookSender(BOX, OutboundHttp(AddressGuard()))})
 
     assert deliver_due(sessions, production, now=NOW).failed == 1
 
@@ -234,7 +240,12 @@ def test_a_push_arrives_encrypted_for_the_subscription_and_signed_with_vapid(
     bob = record_change(sessions, Preferences(channels=("push",)))
     browser = subscribe(sessions, bob, f"{receiver.url}/push/abc")
 
-    assert deliver_due(sessions, dispatcher_for(vapid_key=vapid_key()), now=NOW).sent == 1
+    assert (
+        deliver_due(
+            sessions, dispatcher_for(vapid_key=vapid_key(), receivers=[receiver]), now=NOW
+        ).sent
+        == 1
+    )
 
     [request] = receiver.requests
     assert request.path == "/push/abc"
@@ -255,7 +266,12 @@ def test_an_expired_subscription_is_removed(
     subscribe(sessions, bob, f"{receiver.url}/push/gone")
     receiver.statuses.append(410)
 
-    assert deliver_due(sessions, dispatcher_for(vapid_key=vapid_key()), now=NOW).failed == 1
+    assert (
+        deliver_due(
+            sessions, dispatcher_for(vapid_key=vapid_key(), receivers=[receiver]), now=NOW
+        ).failed
+        == 1
+    )
 
     with sessions() as session:
         assert session.scalars(sa.select(PushSubscription)).all() == []
@@ -272,7 +288,12 @@ def test_one_working_subscription_is_enough(
     browser = subscribe(sessions, bob, f"{receiver.url}/push/new")
     receiver.statuses.extend([404, 201])
 
-    assert deliver_due(sessions, dispatcher_for(vapid_key=vapid_key()), now=NOW).sent == 1
+    assert (
+        deliver_due(
+            sessions, dispatcher_for(vapid_key=vapid_key(), receivers=[receiver]), now=NOW
+        ).sent
+        == 1
+    )
 
     with sessions() as session:
         [left] = session.scalars(sa.select(PushSubscription)).all()
