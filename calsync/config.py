@@ -116,6 +116,13 @@ class Settings:
     channel_ttl_seconds: int = 604_800
     outbox_max_attempts: int = 12
     send_updates: SendUpdates = SendUpdates.ALL
+    #: The convergence audit (`calsync.sync.audit`): each calendar is listed in full and
+    #: compared with its local copy once per period, at a time of the period given by its
+    #: id; at most `audits_per_minute` audits are enqueued per minute.
+    audit_interval_seconds: int = 86_400
+    audits_per_minute: int = 100
+    #: How long a mass deletion is held before Google is listed again to confirm it.
+    deletion_recheck_seconds: int = 900
 
     @property
     def is_embedded(self) -> bool:
@@ -355,6 +362,9 @@ def _production_from_env(env: _Env, database_url: str | None, redis_url: str | N
         channel_ttl_seconds=env.integer("CHANNEL_TTL_SECONDS", 604_800, minimum=3600),
         outbox_max_attempts=env.integer("OUTBOX_MAX_ATTEMPTS", 12, minimum=1),
         send_updates=env.choice("SEND_UPDATES", SendUpdates, SendUpdates.ALL),
+        audit_interval_seconds=env.integer("AUDIT_INTERVAL_SECONDS", 86_400, minimum=3600),
+        audits_per_minute=env.integer("AUDITS_PER_MINUTE", 100, minimum=1),
+        deletion_recheck_seconds=env.integer("DELETION_RECHECK_SECONDS", 900, minimum=60),
     )
 
 

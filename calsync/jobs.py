@@ -21,7 +21,7 @@ from calsync.providers.errors import AuthRevoked, ProviderError, QuotaExceeded, 
 from calsync.queue import Queue
 from calsync.store.tables import QueueHeartbeat
 from calsync.store.upsert import upsert
-from calsync.sync import channels, connect, pull, push
+from calsync.sync import audit, channels, connect, pull, push
 
 if TYPE_CHECKING:
     from calsync.bootstrap import Services
@@ -81,6 +81,7 @@ class Jobs:
     notify: NotifyJobs
     connect_user: dramatiq.Actor[..., None]
     sync_calendar: dramatiq.Actor[..., None]
+    audit_calendar: dramatiq.Actor[..., None]
     sync_calendar_list: dramatiq.Actor[..., None]
     renew_channels: dramatiq.Actor[..., None]
     stop_channel: dramatiq.Actor[..., None]
@@ -124,6 +125,19 @@ def declare_jobs(services: Services) -> Jobs:
                 args=(calendar_id,), delay=int(outcome.again_in * 1000)
             )
 
+    def audit_calendar(calendar_id: str) -> None:
+        """Compare one calendar with a full listing from Google and repair what differs
+        (`calsync.sync.audit`); also the second listing of held deletions."""
+        try:
+            outcome = audit.audit_calendar(services, uuid.UUID(calendar_id))
+        except ProviderError as err:
+            provider_failure(err)
+            return
+        if outcome.again_in is not None:  # changes arrived meanwhile: one more pull
+            jobs.sync_calendar.send_with_options(
+                args=(calendar_id,), delay=int(outcome.again_in * 1000)
+            )
+
     def sync_calendar_list(user_id: str) -> None:
         """Add and remove a user's calendars after their calendar list changed."""
         try:
@@ -160,6 +174,10 @@ def declare_jobs(services: Services) -> Jobs:
         notify=declare_notify_jobs(services),
         connect_user=_actor(services, connect_user, queue=Queue.SYNC, **provider_options),
         sync_calendar=_actor(services, sync_calendar, queue=Queue.SYNC, **provider_options),
+        # Audits are background work: after the pulls a worker holds.
+        audit_calendar=_actor(
+            services, audit_calendar, queue=Queue.SYNC, priority=10, **provider_options
+        ),
         sync_calendar_list=_actor(
             services, sync_calendar_list, queue=Queue.SYNC, **provider_options
         ),

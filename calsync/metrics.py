@@ -98,6 +98,25 @@ CONFLICTS = Counter(
     "google_wins, local_wins, manual) and where they were found (pull, push).",
     ["policy", "found_in"],
 )
+DELETION_HOLDS = Counter(
+    "calsync_deletion_holds_total",
+    "Mass deletions of a full listing held, and holds resolved by a second listing, by "
+    "outcome (held, applied, released).",
+    ["outcome"],
+)
+AUDITS = Counter(
+    "calsync_audits_total",
+    "Convergence audits of a calendar finished, by outcome: converged (the local copy "
+    "equalled Google's), repaired (it differed and was repaired: a divergent calendar), "
+    "held (deletions held by the mass-deletion guard).",
+    ["outcome"],
+)
+AUDIT_REPAIRS = Counter(
+    "calsync_audit_repairs_total",
+    "Events the convergence audits found different from Google, by kind: missing (listed "
+    "by Google, not stored), extra (stored, gone on Google; deleted), different.",
+    ["kind"],
+)
 OUTBOX_WRITES = Counter(
     "calsync_outbox_writes_total",
     "Outbound writes to Google finished, by operation (insert, patch, delete) and outcome "

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from calsync.bootstrap import Services
 from calsync.notify.schedule import notify_tasks
 from calsync.store import outbox
-from calsync.sync import kicks
+from calsync.sync import audit, kicks
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,24 @@ def due_pushes(services: Services, now: datetime) -> list[uuid.UUID]:
         return outbox.due_events(session, now=now)
 
 
+#: How often the scheduler enqueues the convergence audits that are due.
+AUDIT_EVERY = timedelta(minutes=1)
+
+
+def due_audits(services: Services, now: datetime) -> list[uuid.UUID]:
+    """Claim and return the calendars to audit now (see `calsync.sync.audit.due_audits`):
+    at most the audits of one minute of the quota budget (``AUDITS_PER_MINUTE``)."""
+    settings = services.settings
+    with services.sessions.begin() as session:
+        return audit.due_audits(
+            session,
+            now=now,
+            period=timedelta(seconds=settings.audit_interval_seconds),
+            limit=settings.audits_per_minute,
+            claim_for=timedelta(seconds=settings.sync_lease_seconds),
+        )
+
+
 def build_scheduler(services: Services) -> Scheduler:
     """The scheduler of a calsync installation, with its periodic tasks."""
     settings = services.settings
@@ -119,6 +137,10 @@ def build_scheduler(services: Services) -> Scheduler:
         for event_id in due_pushes(services, now):
             services.jobs.push_outbox.send(str(event_id))
 
+    def audit_calendars(now: datetime) -> None:
+        for calendar_id in due_audits(services, now):
+            services.jobs.audit_calendar.send(str(calendar_id))
+
     return Scheduler(
         clock=services.clock,
         tasks=[
@@ -128,6 +150,7 @@ def build_scheduler(services: Services) -> Scheduler:
             PeriodicTask("sweep_calendars", SWEEP_EVERY, sweep_calendars),
             PeriodicTask("renew_channels", RENEW_EVERY, renew_channels),
             PeriodicTask("sweep_outbox", OUTBOX_SWEEP_EVERY, sweep_outbox),
+            PeriodicTask("audit_calendars", AUDIT_EVERY, audit_calendars),
             *notify_tasks(services),
         ],
     )

@@ -11,7 +11,10 @@ and optionally the acting user, and fires for the next ``count`` matching reques
   ``after_write: true``, handle the request first and wait before answering (the write
   is in the store while the client still waits: a client killed then never hears of it);
 - ``expire_token``: expire the access token the request carries, so it gets 401;
-- ``drop_push``: lose the next ``count`` push notifications (optionally of one channel).
+- ``drop_push``: lose the next ``count`` push notifications (optionally of one channel);
+- ``drop_items``: handle the request, then leave out of a successful answer's ``items``
+  all but the first ``keep`` (default 0): a listing that comes back (nearly) empty while
+  the events are still there, with its page and sync tokens. Only 2xx answers consume it.
 
 ``after_write: true`` on ``status``/``reset`` lets the request be handled (the write
 reaches the store) and then replaces a successful answer with the fault: the client
@@ -27,7 +30,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-KINDS = frozenset({"status", "reset", "latency", "expire_token", "drop_push"})
+KINDS = frozenset({"status", "reset", "latency", "expire_token", "drop_push", "drop_items"})
 _ids = itertools.count(1)
 
 
@@ -47,6 +50,7 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     latency_ms: int = 0
     channel_id: str | None = None
+    keep: int = 0
     hits: int = 0
 
     @classmethod
@@ -73,6 +77,9 @@ class Fault:
             raise ValueError(f"path is not a valid regular expression: {err}") from None
         method = spec.get("method")
         user = spec.get("user")
+        keep = spec.get("keep", 0)
+        if not isinstance(keep, int) or keep < 0:
+            raise ValueError("keep must be a non-negative integer")
         return cls(
             id=f"fault-{next(_ids)}",
             kind=kind,
@@ -88,6 +95,7 @@ class Fault:
             headers={str(k): str(v) for k, v in headers.items()},
             latency_ms=int(latency),
             channel_id=spec.get("channel_id"),
+            keep=keep,
         )
 
     def matches(self, method: str, path: str, user: str | None) -> bool:
@@ -119,6 +127,7 @@ class Fault:
             "headers": self.headers,
             "latency_ms": self.latency_ms,
             "channel_id": self.channel_id,
+            "keep": self.keep,
             "hits": self.hits,
         }
 
@@ -162,7 +171,7 @@ class FaultSet:
                 found.latency_ms += fault.latency_ms
             elif fault.kind == "expire_token":
                 found.expire_token = True
-            elif fault.after_write:
+            elif fault.after_write or fault.kind == "drop_items":
                 if found.after is not None:
                     continue
                 found.after = fault

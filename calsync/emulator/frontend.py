@@ -5,7 +5,8 @@ Wraps every Google-facing request (Calendar API, batch parts, OAuth) but not the
 them), wait out injected latency, expire the token if asked, then either answer with
 the fault, reset the connection, or hand the request on; an ``after_write`` fault lets
 the request complete and replaces a successful answer (an ``after_write`` latency holds
-the handled request's answer back). Finally one log entry - unless the emulator was reset
+the handled request's answer back; a ``drop_items`` fault thins a successful answer's
+``items`` out instead). Finally one log entry - unless the emulator was reset
 meanwhile: a request held across a reset does not appear in the new log.
 
 Connection resets: uvicorn gives ASGI apps no way to drop a connection, so
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 import struct
 import time
@@ -143,6 +145,8 @@ class FrontEnd:
             with self.state.lock:
                 fault.consume()
             fired.append(fault.id)
+            if fault.kind == "drop_items":
+                return await _send_thinned(held, fault.keep, send)
             return await self._fire(fault, scope, send)
         for message in held:
             await send(message)
@@ -184,6 +188,21 @@ class FrontEnd:
                 faults=tuple(fired),
             )
             state.requests.append(entry)
+
+
+async def _send_thinned(held: list[Message], keep: int, send: Send) -> int:
+    """Send a held JSON answer with only the first `keep` of its ``items``."""
+    start = next(m for m in held if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in held if m["type"] == "http.response.body")
+    document = json.loads(body)
+    if isinstance(document, dict) and isinstance(document.get("items"), list):
+        document["items"] = document["items"][:keep]
+    thinned = json.dumps(document).encode()
+    headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+    headers.append((b"content-length", str(len(thinned)).encode()))
+    await send({**start, "headers": headers})
+    await send({"type": "http.response.body", "body": thinned})
+    return int(start["status"])
 
 
 async def _no_receive() -> Message:

@@ -29,6 +29,7 @@ class LogKind(StrEnum):
     AUTH = "auth"
     CHANNEL = "channel"
     CALENDARS = "calendars"
+    AUDIT = "audit"
 
 
 class LogStatus(StrEnum):
@@ -37,6 +38,7 @@ class LogStatus(StrEnum):
     RETRY = "retry"
     RESOLVED = "resolved"
     MANUAL = "manual"
+    HELD = "held"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -140,6 +140,14 @@ class Calendar(Timestamped, Base):
     sync_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: When the last pull started: coalescing keeps pulls at least a minimum interval apart.
     last_pull_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: When the next convergence audit is due (`calsync.sync.audit`); None until the
+    #: scheduler first places the calendar in the audit period.
+    next_audit_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    #: The mass-deletion hold (`calsync.sync.deletion_guard`): the Google ids of the events
+    #: a full listing would have deleted, kept until a second listing agrees, and since
+    #: when (None: no hold).
+    held_deletions: Mapped[list[str] | None] = mapped_column(JSONDocument)
+    deletions_held_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Event(Timestamped, Base):

@@ -6,8 +6,9 @@
   uses the calendar owner's credentials, read through the one access-token path
   (`AccessTokens.for_user`, by way of the owner's provider);
 - the listing pages through ``events.list`` with the stored sync token, or everything
-  when there is none; a 410 drops the token and lists everything again, and the full
-  listing then deletes the local rows Google no longer has;
+  when there is none (or for an audit, `calsync.sync.audit`); a 410 drops the token and
+  lists everything again, and the full listing then deletes the local rows Google no
+  longer has, unless the mass-deletion guard holds them (`calsync.sync.deletion_guard`);
 - the events and the new token are stored in one transaction, which first ends the
   pull on the calendar row if the lease is still this pull's (else it writes nothing),
   with a sync log row
@@ -35,7 +36,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Final, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import sqlalchemy as sa
 
@@ -46,6 +47,7 @@ from calsync.providers.errors import NotFound, ProviderError, SyncTokenExpired
 from calsync.store.sync_logs import LogKind, LogStatus, record
 from calsync.store.tables import Calendar, User
 from calsync.sync import calendar_list, kicks, lease
+from calsync.sync.deletion_guard import HoldOutcome
 from calsync.sync.reconcile import CalendarRef, ReconcileReport, apply_changes
 from calsync.sync.resolve import policy_for
 
@@ -78,7 +80,8 @@ _FINISH: Final = (
     .values(
         sync_token=sa.bindparam("sync_token", type_=_calendars.c.sync_token.type),
         last_synced_at=_NOW,
-        last_sync_status="ok",
+        # "held" stays while held deletions wait for a second listing (deletion_guard).
+        last_sync_status=sa.case((_calendars.c.deletions_held_at.is_(None), "ok"), else_="held"),
         sync_lease_owner=None,
         sync_lease_until=None,
         **kicks.pull_finished(_NOW),
@@ -114,8 +117,13 @@ class _Target:
     first_sync: bool
 
 
-def pull_calendar(services: Services, calendar_id: uuid.UUID) -> PullOutcome:
+def pull_calendar(
+    services: Services, calendar_id: uuid.UUID, *, audit: bool = False
+) -> PullOutcome:
     """Bring the local copy of one calendar up to date with Google.
+
+    `audit`: list everything whatever the sync token, compare unchanged rows too and log
+    the run as an ``audit`` with its counts (`calsync.sync.audit`).
 
     Raises whatever made the pull fail - provider errors and any other exception alike -
     after recording it (`_record_failure`: lease given back, sync log row, calendar
@@ -144,14 +152,16 @@ def pull_calendar(services: Services, calendar_id: uuid.UUID) -> PullOutcome:
             policy=policy_for(calendar.conflict_policy, services.settings.conflict_policy),
         ),
         calendar.provider_calendar_id,
-        calendar.sync_token,
+        None if audit else calendar.sync_token,
         first_sync=calendar.last_synced_at is None,
     )
     provider = services.providers.for_user(target.ref.user_id)
     try:
         with _collector_paused():  # see _collector_paused
             events, next_token, full = _list_everything_changed(provider, target)
-            stored = _store(services, target, owner, events, next_token, full, provider, started)
+            stored = _store(
+                services, target, owner, events, next_token, full, provider, started, audit
+            )
     except Exception as err:
         # Whatever failed, the calendar must not stay leased, silent and "ok".
         _record_failure(services, target, owner, err, provider, started)
@@ -180,10 +190,11 @@ def _store(
     full: bool,
     provider: CalendarProvider,
     started: float,
+    audit: bool,
 ) -> tuple[ReconcileReport, datetime | None, bool] | None:
     """Store one listing and end the pull in one transaction: (the reconcile report, when
     the pull started, whether another pull must follow), or None when another worker took
-    the lease over meanwhile (nothing is written then)."""
+    the lease over meanwhile (nothing is written then). `audit`: a verifying listing."""
     with services.sessions.begin() as session:
         now = services.clock()
         finished = session.execute(
@@ -205,24 +216,24 @@ def _store(
             full_listing=full,
             now=now,
             announce=not target.first_sync,
+            verify=audit,
+            recheck_after=timedelta(seconds=services.settings.deletion_recheck_seconds),
         )
+        kind, status, message, details = _log_of(report, full=full, audit=audit)
         record(
             session,
             user_id=target.ref.user_id,
             calendar_id=target.ref.id,
-            kind=LogKind.FULL_SYNC if full else LogKind.PULL,
-            status=LogStatus.OK,
+            kind=kind,
+            status=status,
             at=now,
             pulled=report.pulled,
             changed=report.changed,
             conflicts=report.conflicts,
             api_calls=provider.api_calls,
             duration_ms=round((time.perf_counter() - started) * 1000),
-            details={
-                "inserted": report.inserted,
-                "updated": report.updated,
-                "deleted": report.deleted,
-            },
+            message=message,
+            details=details,
         )
     return report, last_pull_at, bool(again)
 
@@ -396,5 +407,45 @@ def _count_run(
     metrics.SYNC_RUNS.labels("full" if full else "incremental", outcome).inc()
     if report is not None:
         metrics.SYNC_CHANGES.inc(report.changed)
+        if report.hold_outcome is not None:
+            metrics.DELETION_HOLDS.labels(report.hold_outcome.value).inc()
         if report.conflicts:
             metrics.CONFLICTS.labels(target.ref.policy.value, "pull").inc(report.conflicts)
+
+
+def _log_of(
+    report: ReconcileReport, *, full: bool, audit: bool
+) -> tuple[LogKind, LogStatus, str | None, dict[str, Any]]:
+    """The sync log's kind, status, message and details of a stored listing."""
+    details: dict[str, Any] = {
+        "inserted": report.inserted,
+        "updated": report.updated,
+        "deleted": report.deleted,
+    }
+    if audit:
+        details |= {
+            "compared": report.pulled,
+            "missing_locally": report.inserted,
+            "extra_locally": report.deleted + report.held,
+            "different": report.updated,
+            "drifted": report.drifted,
+            "repaired": report.changed,
+        }
+    message = None
+    if report.hold_outcome is not None:
+        message = _HOLD_MESSAGES[report.hold_outcome]
+    if report.hold_outcome is not None or report.held:
+        outcome = report.hold_outcome.value if report.hold_outcome is not None else None
+        details |= {"held": report.held, "hold": outcome}
+    status = LogStatus.HELD if report.held else LogStatus.OK
+    kind = LogKind.AUDIT if audit else LogKind.FULL_SYNC if full else LogKind.PULL
+    return kind, status, message, details
+
+
+_HOLD_MESSAGES: Final = {
+    HoldOutcome.HELD: "Google no longer lists most of this calendar's events: their "
+    "deletion is held until a second listing agrees",
+    HoldOutcome.APPLIED: "a second listing agreed: the held deletions were applied",
+    HoldOutcome.RELEASED: "Google lists the held events again: the hold is released, "
+    "nothing was deleted",
+}

@@ -11,8 +11,15 @@ Rules (design.md section 5):
 - a cancelled exception is stored (it removes one instance while the series lives); a
   cancelled master or single event is deleted, with the exceptions of a master;
 - an event deleted locally and not yet pushed is left to the push;
-- after a full listing, synced rows that Google no longer lists are deleted (a full
-  listing carries no tombstones for them); local events never pushed are kept;
+- after a full listing, rows that were on Google and that it no longer lists are deleted
+  (a full listing carries no tombstones for them), subject to the mass-deletion guard
+  (`calsync.sync.deletion_guard`: more than half of them, and more than 20, are held
+  until a second listing agrees); local events never pushed, and rows with unpushed
+  local changes (`pending`, `error`, `conflict`, or deleted locally), are left to the
+  push, which finds out what Google holds;
+- a verifying listing (the convergence audit, `calsync.sync.audit`) also compares the
+  rows whose etag Google still lists, field by field, and overwrites those that differ
+  from Google's copy (without change notices: nothing changed at Google);
 - the people of updated, cancelled and deleted events are told (change notices, through
   `calsync.notify.hooks`, as a change made by the organizer at Google), except during the
   first sync of a calendar; the reminders of every inserted, updated and deleted row are
@@ -25,9 +32,9 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final, cast
 
 import sqlalchemy as sa
@@ -36,7 +43,7 @@ from sqlalchemy.orm import Session
 
 from calsync.domain.codec import event_from_document, event_to_document
 from calsync.domain.conflicts import ConflictPolicy
-from calsync.domain.models import Event, EventStatus
+from calsync.domain.models import SYNCABLE_FIELDS, Event, EventStatus
 from calsync.notify.hooks import (
     EventChange,
     events_changed,
@@ -59,6 +66,7 @@ from calsync.store.events import (
 )
 from calsync.store.sync_logs import LogKind, LogStatus, record
 from calsync.store.tables import Event as EventRow
+from calsync.sync.deletion_guard import HoldOutcome, judge, read_hold, save_hold
 from calsync.sync.resolve import resolve
 
 __all__ = ["CalendarRef", "ReconcileReport", "apply_changes"]
@@ -89,6 +97,15 @@ class ReconcileReport:
     conflicts: int = 0
     unchanged: int = 0
     changed_ids: list[uuid.UUID] = field(default_factory=list)
+    #: full listings: rows that were on Google and are no longer listed (deleted or held)
+    unlisted: int = 0
+    #: verifying listings: rows whose etag Google still lists but whose content differed
+    #: (overwritten; counted in `updated` too)
+    drifted: int = 0
+    #: full listings: how many deletions are held after the listing, and what the
+    #: listing did about holds (`calsync.sync.deletion_guard`)
+    held: int = 0
+    hold_outcome: HoldOutcome | None = None
 
     @property
     def changed(self) -> int:
@@ -103,15 +120,26 @@ def apply_changes(
     full_listing: bool,
     now: datetime,
     announce: bool = True,
+    verify: bool = False,
+    recheck_after: timedelta,
 ) -> ReconcileReport:
     """Apply `remote_events` (one whole listing, all pages) to the calendar's local rows.
 
     `announce`: record change notices for updated, cancelled and deleted events (False
     for the first sync of a calendar: nobody needs its whole content announced).
+    `verify` (a full listing only): also compare the rows whose etag is unchanged, and
+    overwrite those that differ.
+    `recheck_after`: how long held deletions wait for a second listing; a full listing
+    stores the calendar's hold and sync status (`deletion_guard.save_hold`).
     """
     report = ReconcileReport(pulled=len(remote_events))
     latest = _latest_by_id(remote_events)
-    rows, unlisted = _existing_rows(session, calendar.id, list(latest), full_listing)
+    rows, everything = _existing_rows(session, calendar.id, list(latest), full_listing)
+    gone: list[uuid.UUID] = []
+    if full_listing:
+        gone = _guarded(session, calendar, latest, everything, now, recheck_after, report)
+    drifted = _drifted(session, rows, latest) if verify and full_listing else frozenset()
+    report.drifted = len(drifted)
     inserts: list[tuple[uuid.UUID, Event]] = []
     updates: list[dict[str, Any]] = []
     attendees: list[tuple[uuid.UUID, Sequence[Any]]] = []
@@ -126,12 +154,18 @@ def apply_changes(
         [
             r.id
             for google_id, r in rows.items()
-            if (r.etag is None or r.etag != latest[google_id].etag) and r.deleted_at is None
+            if (r.etag is None or r.etag != latest[google_id].etag or google_id in drifted)
+            and r.deleted_at is None
         ],
     )
     for google_id, remote in latest.items():
         row = rows.get(google_id)
-        if row is not None and row.etag is not None and row.etag == remote.etag:
+        if (
+            row is not None
+            and row.etag is not None
+            and row.etag == remote.etag
+            and google_id not in drifted
+        ):
             report.unchanged += 1
             continue
         if remote.status == EventStatus.CANCELLED and not remote.is_exception:
@@ -160,11 +194,13 @@ def apply_changes(
             report.conflicts += conflicted
         else:
             values, after = _overwrite_values(row, remote), remote
-        if announce and after.status == EventStatus.CANCELLED:
-            notices.append(_cancellation(row, local_attendees.get(row.id, [])))
-        elif announce:
-            before = to_event(row, local_attendees.get(row.id, []))
-            notices.append(EventChange(row.id, before, after, owner_id=row.user_id))
+        # A drifted row was wrong here: nothing changed at Google to announce.
+        if announce and google_id not in drifted:
+            if after.status == EventStatus.CANCELLED:
+                notices.append(_cancellation(row, local_attendees.get(row.id, [])))
+            else:
+                before = to_event(row, local_attendees.get(row.id, []))
+                notices.append(EventChange(row.id, before, after, owner_id=row.user_id))
         merged_attendees = after.attendees
         updates.append(values)
         attendees.append((row.id, merged_attendees))
@@ -172,7 +208,7 @@ def apply_changes(
         report.changed_ids.append(row.id)
         updated_ids.append(row.id)
     if announce:
-        notices.extend(_gone(session, unlisted))
+        notices.extend(_gone(session, gone))
         events_changed(
             session,
             notices,
@@ -180,7 +216,7 @@ def apply_changes(
             source="sync",
             now=now,
         )
-    deleted = _delete_series(session, calendar.id, deletions) + _delete_ids(session, unlisted)
+    deleted = _delete_series(session, calendar.id, deletions) + _delete_ids(session, gone)
     report.deleted += len(deleted)
     _write(session, calendar, inserts, updates)
     insert_attendees(session, [*new_attendees, *attendees])
@@ -222,39 +258,37 @@ _PG_ROWS_BY_GOOGLE_ID: Final = _ROWS.where(
 
 def _existing_rows(
     session: Session, calendar_id: uuid.UUID, google_ids: Sequence[str], full_listing: bool
-) -> tuple[dict[str, sa.Row[Any]], list[uuid.UUID]]:
+) -> tuple[dict[str, sa.Row[Any]], list[sa.Row[Any]]]:
     """Local rows by Google id (Core rows of `_ROW_COLUMNS`); also finds rows calsync
     created whose insert answer was lost (their Google id is derived from the local id
     but not yet recorded).
 
-    After a full listing, every row of the calendar is read at once, and the second
-    value lists the rows that were on Google (they have a base version) and are no
-    longer listed; after an incremental one it is empty. The base versions are left
-    unread (`_base_version` reads one for a merge, the only reader).
+    After a full listing, every row of the calendar is read at once and is the second
+    value (with ``has_base``: whether the row was on Google, having a base version);
+    after an incremental one it is empty. The base versions are left unread
+    (`_base_version` reads one for a merge, the only reader).
     """
     found: dict[str, sa.Row[Any]] = {}
+    everything: list[sa.Row[Any]] = []
     if full_listing:
         listed = set(google_ids)
-        everything = session.execute(
-            _ROWS.add_columns(_events.c.base_version.is_not(None).label("has_base")).where(
-                _events.c.calendar_id == calendar_id
+        everything = list(
+            session.execute(
+                _ROWS.add_columns(_events.c.base_version.is_not(None).label("has_base")).where(
+                    _events.c.calendar_id == calendar_id
+                )
             )
-        ).all()
+        )
         by_id = {row.id: row for row in everything}
-        unlisted = [
-            row.id for row in everything if row.has_base and row.google_event_id not in listed
-        ]
         for row in everything:
             if row.google_event_id is not None and row.google_event_id in listed:
                 found[row.google_event_id] = row
     elif session.get_bind().dialect.name == "postgresql":
-        unlisted = []
         if google_ids:
             parameters = {"calendar_id": calendar_id, "google_ids": list(google_ids)}
             for row in session.execute(_PG_ROWS_BY_GOOGLE_ID, parameters):
                 found[row.google_event_id] = row
     else:
-        unlisted = []
         for condition in any_of(session, _events.c.google_event_id, google_ids):
             for row in session.execute(
                 _ROWS.where(_events.c.calendar_id == calendar_id, condition)
@@ -275,7 +309,75 @@ def _existing_rows(
                 _ROWS.where(_events.c.calendar_id == calendar_id, condition)
             ):
                 found[derived[row.id]] = row
-    return found, unlisted
+    return found, everything
+
+
+def _guarded(
+    session: Session,
+    calendar: CalendarRef,
+    latest: Mapping[str, Event],
+    everything: Sequence[sa.Row[Any]],
+    now: datetime,
+    recheck_after: timedelta,
+    report: ReconcileReport,
+) -> list[uuid.UUID]:
+    """The rows a full listing deletes because Google no longer lists them, after the
+    mass-deletion guard held what it holds (stored on the calendar row, with its status).
+
+    Offered to the guard: rows that were on Google (a base version), are not listed, and
+    have no unpushed local change (those are the push's to settle with Google)."""
+    unlisted = {
+        row.google_event_id: row.id
+        for row in everything
+        if row.has_base
+        and row.google_event_id is not None
+        and row.google_event_id not in latest
+        and row.sync_state not in _LOCAL_EDIT_STATES
+        and row.deleted_at is None
+    }
+    live = [
+        google_id
+        for google_id, event in latest.items()
+        if event.status != EventStatus.CANCELLED or event.is_exception
+    ]
+    previous = read_hold(session, calendar.id)
+    verdict = judge(
+        unlisted=unlisted,
+        listed=live,
+        known=sum(1 for row in everything if row.has_base),
+        previous=previous,
+        now=now,
+        recheck_after=recheck_after,
+    )
+    if previous is not None or verdict.hold is not None:
+        save_hold(session, calendar.id, verdict.hold, recheck_after=recheck_after)
+    report.unlisted = len(unlisted)
+    report.held = len(verdict.hold.ids) if verdict.hold is not None else 0
+    report.hold_outcome = verdict.outcome
+    return [unlisted[google_id] for google_id in verdict.delete if google_id in unlisted]
+
+
+def _drifted(
+    session: Session, rows: Mapping[str, sa.Row[Any]], latest: Mapping[str, Event]
+) -> frozenset[str]:
+    """The Google ids of synced rows whose etag Google still lists but whose content
+    differs from Google's copy in a field both sides can change (`SYNCABLE_FIELDS`): the
+    local copy was changed behind the sync's back, or a change was lost."""
+    same = {
+        google_id: row
+        for google_id, row in rows.items()
+        if row.etag is not None
+        and row.etag == latest[google_id].etag
+        and row.sync_state == "synced"
+        and row.deleted_at is None
+    }
+    attendees = attendees_by_event(session, [row.id for row in same.values()])
+    drifted = set()
+    for google_id, row in same.items():
+        local, remote = to_event(row, attendees.get(row.id, ())), latest[google_id]
+        if any(getattr(local, name) != getattr(remote, name) for name in SYNCABLE_FIELDS):
+            drifted.add(google_id)
+    return frozenset(drifted)
 
 
 def _base_version(session: Session, event_id: uuid.UUID) -> dict[str, Any] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -67,7 +68,11 @@ async def metrics_endpoint(request: Request) -> Response:
     metrics read from the database and the broker now (:mod:`calsync.web.state_metrics`)."""
     services: Services = request.app.state.services
     families = await run_in_threadpool(
-        collect_state, services.sessions, services.broker, services.clock()
+        collect_state,
+        services.sessions,
+        services.broker,
+        services.clock(),
+        poll_period=timedelta(seconds=services.settings.safety_net_interval_seconds),
     )
     state = CollectorRegistry(auto_describe=False)
     state.register(StateCollector(families))

@@ -38,7 +38,9 @@ __all__ = [
     "CHANNEL_BUCKETS",
     "LAG_BUCKETS",
     "OVERDUE_AFTER",
+    "PULL_OVERDUE_PERIODS",
     "STATE_METRICS",
+    "SYNC_STATUSES",
     "WORST_CALENDARS",
     "StateCollector",
     "collect_state",
@@ -58,6 +60,12 @@ CHANNEL_BUCKETS: Final = (
 )
 #: A pending notice due longer ago than this is overdue (the senders run every 15 s).
 OVERDUE_AFTER: Final = timedelta(minutes=2)
+#: A calendar whose last successful pull is older than this many poll periods (the
+#: safety net pulls every calendar once per period) is overdue: its sync has died.
+PULL_OVERDUE_PERIODS: Final = 3
+#: The values of ``calsync_calendars_by_sync_status{status}``: the calendars' sync
+#: status, ``never`` for none yet, ``other`` for anything else.
+SYNC_STATUSES: Final = ("ok", "error", "held", "never", "other")
 
 #: Every metric this module exposes, with its label names (the dashboard and alert tests
 #: check their queries against it; a unit test checks it against a real scrape).
@@ -67,6 +75,8 @@ STATE_METRICS: Final[Mapping[str, tuple[str, ...]]] = {
     "calsync_sync_lag_max_seconds": (),
     "calsync_sync_lag_worst_seconds": ("calendar_id",),
     "calsync_calendars_never_synced": (),
+    "calsync_calendars_pull_overdue": (),
+    "calsync_calendars_by_sync_status": ("status",),
     "calsync_calendars_without_channel": (),
     "calsync_channels_by_time_left": ("left",),
     "calsync_outbox_depth": (),
@@ -80,9 +90,18 @@ STATE_METRICS: Final[Mapping[str, tuple[str, ...]]] = {
 }
 
 
-def collect_state(sessions: Callable[[], Session], broker: Any, now: datetime) -> list[Metric]:
+def collect_state(
+    sessions: Callable[[], Session],
+    broker: Any,
+    now: datetime,
+    *,
+    poll_period: timedelta = timedelta(seconds=900),
+) -> list[Metric]:
     """Read the current state and return it as metric families (never raises for an
-    unreachable database or broker: ``calsync_state_source_up`` says which was down)."""
+    unreachable database or broker: ``calsync_state_source_up`` says which was down).
+
+    `poll_period`: the safety net's period (``SAFETY_NET_INTERVAL_SECONDS``), the base of
+    ``calsync_calendars_pull_overdue``."""
     up = GaugeMetricFamily(
         "calsync_state_source_up",
         "Whether the last /metrics scrape could read the source of the state metrics "
@@ -92,7 +111,7 @@ def collect_state(sessions: Callable[[], Session], broker: Any, now: datetime) -
     families: list[Metric] = [up]
     try:
         with sessions() as session:
-            families += _database_state(session, now)
+            families += _database_state(session, now, poll_period)
         up.add_metric(["database"], 1)
     except sa.exc.SQLAlchemyError as exc:
         log.warning("state metrics: database unavailable (%s)", type(exc).__name__)
@@ -122,9 +141,10 @@ class StateCollector(Collector):
 # --- database ----------------------------------------------------------------------------------
 
 
-def _database_state(session: Session, now: datetime) -> list[Metric]:
+def _database_state(session: Session, now: datetime, poll_period: timedelta) -> list[Metric]:
     return [
         *_sync_lag(session, now),
+        *_sync_health(session, now, poll_period),
         _gauge(
             "calsync_calendars_without_channel",
             "Watchable calendars of active users with no live push channel: only the "
@@ -197,6 +217,43 @@ def _sync_lag(session: Session, now: datetime) -> list[Metric]:
             "Selected calendars of active users that no pull has completed yet.",
             int(never or 0),
         ),
+    ]
+
+
+def _sync_health(session: Session, now: datetime, poll_period: timedelta) -> list[Metric]:
+    """Calendars whose sync died silently (overdue), and calendars by sync status."""
+    overdue_before = now - PULL_OVERDUE_PERIODS * poll_period
+    synced_at = sa.func.coalesce(Calendar.last_synced_at, Calendar.created_at)
+    status = Calendar.last_sync_status
+    known = [s for s in SYNC_STATUSES if s not in ("never", "other")]
+    row = session.execute(
+        sa.select(
+            sa.func.count().filter(synced_at < overdue_before),
+            *(sa.func.count().filter(status == value) for value in known),
+            sa.func.count().filter(status.is_(None)),
+            sa.func.count().filter(status.not_in(known)),
+        )
+        .select_from(Calendar)
+        .join(User, User.id == Calendar.user_id)
+        .where(_synced_calendars())
+    ).one()
+    by_status = GaugeMetricFamily(
+        "calsync_calendars_by_sync_status",
+        "Selected calendars of active users by the status of their last sync: ok, error, "
+        "held (a mass deletion waits for a second listing), never (not synced yet), other.",
+        labels=["status"],
+    )
+    for value, count in zip(SYNC_STATUSES, row[1:], strict=True):
+        by_status.add_metric([value], int(count))
+    return [
+        _gauge(
+            "calsync_calendars_pull_overdue",
+            f"Selected calendars of active users whose last successful pull (or, never "
+            f"pulled, their creation) is older than {PULL_OVERDUE_PERIODS} safety-net "
+            "periods: their sync has died.",
+            int(row[0]),
+        ),
+        by_status,
     ]
 
 

@@ -39,6 +39,8 @@ from calsync.web.app import create_app
 from calsync.web.auth.tokens import issue_token
 from tests.conftest import FakeGoogle
 from tests.google_users import connect_google_user
+from tests.integration.events.conftest import EventsApp
+from tests.integration.events.conftest import running as running_app
 
 EMAIL = "alice@example.com"
 
@@ -238,6 +240,14 @@ def running_stack(
         for service in stack._services_of.values():
             service.close()
     services.close()
+
+
+@pytest.fixture(params=["embedded", "production"])
+def app(request: pytest.FixtureRequest, fake_google: FakeGoogle) -> Iterator[EventsApp]:
+    """calsync on SQLite with the in-process broker, and on PostgreSQL with Redis, its
+    jobs driven by hand (`EventsApp`) and its clock moved by the test."""
+    settings: Settings = request.getfixturevalue(f"{request.param}_settings")
+    yield from running_app(settings, fake_google)
 
 
 @pytest.fixture
