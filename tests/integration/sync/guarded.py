@@ -13,6 +13,7 @@ from calsync.domain.models import SYNCABLE_FIELDS, EventStatus
 from calsync.providers.google.mapping import event_from_google
 from calsync.store.events import attendees_by_event, to_event
 from calsync.store.tables import Event as EventRow
+from calsync.sync.audit import audit_calendar
 from tests.integration.events.conftest import EventsApp, User
 from tests.integration.sync.seed import timed
 
@@ -23,9 +24,21 @@ def seeded(app: EventsApp, email: str, events: int) -> User:
     remote = app.remote(user)
     for index in range(events):
         remote.insert(calendarId=user.primary, body=timed(index)).execute()
-    app.pull(user)
+    pull(app, user)
     assert len(local_rows(app, user)) == events
     return user
+
+
+def pull(app: EventsApp, user: User) -> None:
+    """Pull the user's primary calendar a second after the last thing the test did (the
+    clock stands still otherwise, and the sync log orders by time)."""
+    app.clock.advance(seconds=1)
+    app.pull(user)
+
+
+def audit(app: EventsApp, user: User) -> None:
+    """Audit the user's primary calendar now, as the audit job does."""
+    audit_calendar(app.services, calendar_uuid(user))
 
 
 def local_rows(app: EventsApp, user: User) -> dict[str, dict[str, Any]]:

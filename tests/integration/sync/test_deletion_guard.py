@@ -11,9 +11,9 @@ import sqlalchemy as sa
 
 from calsync.scheduler import due_audits
 from calsync.store.tables import Event as EventRow
-from calsync.sync.audit import audit_calendar
 from tests.integration.events.conftest import EventsApp
 from tests.integration.sync.guarded import (
+    audit,
     calendar_json,
     calendar_uuid,
     counter,
@@ -22,6 +22,7 @@ from tests.integration.sync.guarded import (
     hide_events,
     local_rows,
     logs,
+    pull,
     seeded,
 )
 
@@ -45,7 +46,7 @@ def test_a_410_then_a_nearly_empty_listing_holds_the_deletions_until_a_second_ag
     hide_events(app, alice, keep=2)
 
     # When her calendar is pulled (410, then a full listing)
-    app.pull(alice)
+    pull(app, alice)
 
     # Then nothing is deleted, and the calendar, its log and the metric say why
     assert len(local_rows(app, alice)) == 30
@@ -59,28 +60,28 @@ def test_a_410_then_a_nearly_empty_listing_holds_the_deletions_until_a_second_ag
     assert len(local_rows(app, bob)) == 30
 
     # When an incremental pull runs meanwhile, the calendar stays held
-    app.pull(alice)
+    pull(app, alice)
     assert calendar_json(app, alice)["sync"]["status"] == "held"
     # And a full listing before the recheck delay decides nothing
     app.clock.advance(minutes=1)
     assert calendar_uuid(alice) not in due_audits(app.services, app.clock())
-    audit_calendar(app.services, calendar_uuid(alice))
+    audit(app, alice)
     assert len(local_rows(app, alice)) == 30
     assert calendar_json(app, alice)["sync"]["status"] == "held"
 
     # When the recheck is due, the scheduler claims Alice's audit; Google still lists 2
     app.clock.advance(seconds=recheck_delay(app).total_seconds())
     assert calendar_uuid(alice) in due_audits(app.services, app.clock())
-    audit_calendar(app.services, calendar_uuid(alice))
+    audit(app, alice)
 
     # Then the second listing agreed: the 28 held events are deleted, the hold is gone
     # (Google's listing, still thinned for Alice, shows the two that stay)
     assert local_rows(app, alice) == google_rows(app, alice)
     assert len(local_rows(app, alice)) == 2
     assert calendar_json(app, alice)["sync"]["status"] == "ok"
-    audit = logs(app, alice, kind="audit")[0]
-    assert audit["status"] == "ok"
-    assert audit["details"] | {"hold": "applied", "deleted": 28, "held": 0} == audit["details"]
+    audited = logs(app, alice, kind="audit")[0]
+    assert audited["status"] == "ok"
+    assert audited["details"] | {"hold": "applied", "deleted": 28, "held": 0} == audited["details"]
     assert counter(HOLDS, outcome="applied") == applied + 1
     # And Bob still has all of his
     assert len(local_rows(app, bob)) == 30
@@ -94,19 +95,19 @@ def test_a_second_listing_that_lists_the_events_again_releases_the_hold(app: Eve
     # Given one listing of Alice's calendar after a 410 comes back empty (a glitch)
     forget_sync_token(app, alice)
     hide_events(app, alice, keep=0, count=1)
-    app.pull(alice)
+    pull(app, alice)
     assert calendar_json(app, alice)["sync"]["status"] == "held"
 
     # When Google is listed again after the delay, with every event there
     app.clock.advance(seconds=recheck_delay(app).total_seconds() + 1)
-    audit_calendar(app.services, calendar_uuid(alice))
+    audit(app, alice)
 
     # Then the hold is released and nothing was deleted
     assert local_rows(app, alice) == google_rows(app, alice)
     assert len(local_rows(app, alice)) == 30
     assert calendar_json(app, alice)["sync"]["status"] == "ok"
-    audit = logs(app, alice, kind="audit")[0]
-    assert audit["details"] | {"hold": "released", "deleted": 0, "held": 0} == audit["details"]
+    audited = logs(app, alice, kind="audit")[0]
+    assert audited["details"] | {"hold": "released", "deleted": 0, "held": 0} == audited["details"]
     assert counter(HOLDS, outcome="released") == released + 1
     # And Bob's calendar was never part of it
     assert len(local_rows(app, bob)) == 25
@@ -127,7 +128,7 @@ def test_a_full_listing_deletes_at_once_below_the_guards_threshold(
     hide_events(app, alice, keep=listed, count=1)
 
     # When the calendar is pulled
-    app.pull(alice)
+    pull(app, alice)
 
     # Then the unlisted rows are deleted at once: nothing is held
     assert len(local_rows(app, alice)) == listed
@@ -153,7 +154,7 @@ def test_a_full_listing_leaves_rows_with_unpushed_local_changes_to_the_push(
     # When a 410 is followed by a full listing that lacks every event
     forget_sync_token(app, alice)
     hide_events(app, alice, keep=0, count=1)
-    app.pull(alice)
+    pull(app, alice)
 
     # Then the four synced rows are gone and the edited one waits for its push
     rows = local_rows(app, alice)
