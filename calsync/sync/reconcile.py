@@ -18,8 +18,9 @@ Rules (design.md section 5):
   local changes (`pending`, `error`, `conflict`, or deleted locally), are left to the
   push, which finds out what Google holds;
 - a verifying listing (the convergence audit, `calsync.sync.audit`) also compares the
-  rows whose etag Google still lists, field by field, and overwrites those that differ
-  from Google's copy (without change notices: nothing changed at Google);
+  synced rows whose etag Google still lists with their base version, field by field, and
+  overwrites those that differ with Google's copy (without change notices: nothing
+  changed at Google);
 - the people of updated, cancelled and deleted events are told (change notices, through
   `calsync.notify.hooks`, as a change made by the organizer at Google), except during the
   first sync of a calendar; the reminders of every inserted, updated and deleted row are
@@ -360,23 +361,33 @@ def _guarded(
 def _drifted(
     session: Session, rows: Mapping[str, sa.Row[Any]], latest: Mapping[str, Event]
 ) -> frozenset[str]:
-    """The Google ids of synced rows whose etag Google still lists but whose content
-    differs from Google's copy in a field both sides can change (`SYNCABLE_FIELDS`): the
-    local copy was changed behind the sync's back, or a change was lost."""
+    """The Google ids of synced rows whose etag Google still lists but whose content is
+    no longer the version both sides agreed on (the base version) in a field both sides
+    can change (`SYNCABLE_FIELDS`): the row was changed behind the sync's back.
+
+    The same etag means Google's copy is still the base, so the row is compared with the
+    base rather than with Google's copy as mapped now: a write of calsync's that Google
+    normalises (an all-day event's zone, say) is the same version, not a divergence."""
     same = {
-        google_id: row
+        row.id: google_id
         for google_id, row in rows.items()
         if row.etag is not None
         and row.etag == latest[google_id].etag
         and row.sync_state == "synced"
         and row.deleted_at is None
     }
-    attendees = attendees_by_event(session, [row.id for row in same.values()])
+    attendees = attendees_by_event(session, list(same))
     drifted = set()
-    for google_id, row in same.items():
-        local, remote = to_event(row, attendees.get(row.id, ())), latest[google_id]
-        if any(getattr(local, name) != getattr(remote, name) for name in SYNCABLE_FIELDS):
-            drifted.add(google_id)
+    for condition in any_of(session, _events.c.id, list(same)):
+        for event_id, base in session.execute(
+            sa.select(_events.c.id, _events.c.base_version).where(condition)
+        ):
+            if base is None:
+                continue
+            local = to_event(rows[same[event_id]], attendees.get(event_id, ()))
+            agreed = event_from_document(base)
+            if any(getattr(local, name) != getattr(agreed, name) for name in SYNCABLE_FIELDS):
+                drifted.add(same[event_id])
     return frozenset(drifted)
 
 

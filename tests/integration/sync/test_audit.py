@@ -107,6 +107,51 @@ def test_the_audit_repairs_what_differs_behind_calsyncs_back_and_only_for_its_us
     assert counter("calsync_audits_total", outcome="converged") == converged + 1
 
 
+def test_an_audit_finds_nothing_to_repair_in_what_calsync_wrote_itself(app: EventsApp) -> None:
+    alice = seeded(app, "alice@example.com", 2)
+    # Given events written through the API (attendees, reminders, metadata, a series, an
+    # all-day event) and pushed to Google
+    for body in WRITTEN:
+        app.create(alice, body)
+    app.push_all()
+    pull(app, alice)
+    converged = counter("calsync_audits_total", outcome="converged")
+
+    # When the calendar is audited
+    app.clock.advance(seconds=1)
+    audit(app, alice)
+
+    # Then nothing differed: calsync's own writes read back equal from Google
+    entry = logs(app, alice, kind="audit")[0]
+    assert entry["details"]["compared"] == 2 + len(WRITTEN)
+    assert entry["details"]["repaired"] == 0, entry["details"]
+    assert counter("calsync_audits_total", outcome="converged") == converged + 1
+
+
+WRITTEN = [
+    {
+        "title": "Planning",
+        "description": "Quarterly planning",
+        "location": "Room 4",
+        "start_time": "2031-03-04T10:00:00",
+        "end_time": "2031-03-04T11:30:00",
+        "timezone": "Europe/Berlin",
+        "category": "work",
+        "attendees": ["bob@example.com", {"email": "carol@example.org", "optional": True}],
+        "reminders": [10, 30],
+        "metadata": {"matter": "M-42"},
+    },
+    {
+        "title": "Stand-up",
+        "start_time": "2031-03-05T09:00:00",
+        "end_time": "2031-03-05T09:15:00",
+        "timezone": "America/New_York",
+        "recurrence": ["RRULE:FREQ=DAILY;COUNT=10"],
+    },
+    {"title": "Holiday", "start_time": "2031-03-10", "end_time": "2031-03-11", "all_day": True},
+]
+
+
 COUNTS = ("compared", "missing_locally", "extra_locally", "different", "drifted", "repaired")
 
 
