@@ -181,3 +181,24 @@ def test_bad_fault_specs_are_rejected(control: EmulatorControl) -> None:
         with pytest.raises(httpx.HTTPStatusError) as caught:
             control.add_fault(**spec)
         assert caught.value.response.status_code == 400
+
+
+def test_drop_items_thins_a_successful_listing_and_passes_errors_by(
+    control: EmulatorControl, account: Account, calendar_id: str
+) -> None:
+    events = account.service.events()
+    for hour in range(8, 13):
+        events.insert(calendarId=calendar_id, body=timed("2026-11-21", hour)).execute()
+    first = events.list(calendarId=calendar_id).execute()
+    control.invalidate_sync_tokens(calendar_id)
+    control.add_fault(kind="drop_items", method="GET", path=r"/events$", keep=2, count=1)
+    # An error answer (410 for the old sync token) passes and leaves the fault armed
+    stale = events.list(calendarId=calendar_id, syncToken=first["nextSyncToken"])
+    assert google_error(stale.execute)[:2] == (410, "fullSyncRequired")
+    # The next successful listing lists two of the five events, with a sync token
+    thinned = events.list(calendarId=calendar_id).execute()
+    assert len(thinned["items"]) == 2
+    assert thinned["nextSyncToken"]
+    assert control.faults()[0]["remaining"] == 0
+    # And the events are all still there
+    assert len(events.list(calendarId=calendar_id).execute()["items"]) == 5
