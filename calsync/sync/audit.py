@@ -102,15 +102,10 @@ def audit_calendar(services: Services, calendar_id: uuid.UUID) -> pull.PullOutco
     if outcome.status != "ok" or outcome.report is None:
         return outcome
     report = outcome.report
-    missing, different = report.inserted, report.updated
-    extra = report.deleted
-    if report.held:
-        metrics.AUDITS.labels("held").inc()
-    elif report.changed:
-        metrics.AUDITS.labels("repaired").inc()
-    else:
-        metrics.AUDITS.labels("converged").inc()
-    for kind, count in (("missing", missing), ("extra", extra), ("different", different)):
+    verdict = "held" if report.held else "repaired" if report.changed else "converged"
+    metrics.AUDITS.labels(verdict).inc()
+    repairs = {"missing": report.inserted, "extra": report.deleted, "different": report.updated}
+    for kind, count in repairs.items():
         if count:
             metrics.AUDIT_REPAIRS.labels(kind).inc(count)
     period = timedelta(seconds=services.settings.audit_interval_seconds)

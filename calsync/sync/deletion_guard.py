@@ -72,14 +72,12 @@ class Verdict:
     """The guard's decision for one full listing.
 
     `delete`: the Google ids whose rows to delete now; `hold`: the hold standing after the
-    listing (None: none); `outcome`: what changed about holds (None: nothing); `applied`:
-    how many of `delete` a second listing confirmed.
+    listing (None: none); `outcome`: what changed about holds (None: nothing).
     """
 
     delete: frozenset[str]
     hold: Hold | None
     outcome: HoldOutcome | None = None
-    applied: int = 0
 
 
 def judge(
@@ -103,7 +101,6 @@ def judge(
     delete: frozenset[str] = frozenset()
     kept: frozenset[str] = frozenset()
     outcome: HoldOutcome | None = None
-    applied = 0
     if previous is not None:
         if not previous.ids.isdisjoint(listed):
             outcome = HoldOutcome.RELEASED  # Google lists held events again
@@ -112,14 +109,13 @@ def judge(
             fresh -= previous.ids
         else:
             delete = previous.ids & fresh
-            applied = len(delete)
             outcome = HoldOutcome.APPLIED
             fresh -= previous.ids
     if len(fresh) > MIN_HELD and 2 * len(fresh) > known:
         # A new hold, or a grown one: the new ids restart the clock.
-        return Verdict(delete, Hold(kept | fresh, now), HoldOutcome.HELD, applied)
+        return Verdict(delete, Hold(kept | fresh, now), HoldOutcome.HELD)
     hold = Hold(kept, previous.since) if kept and previous is not None else None
-    return Verdict(delete | fresh, hold, outcome, applied)
+    return Verdict(delete | fresh, hold, outcome)
 
 
 # --- the hold on the calendar row ----------------------------------------------------------
