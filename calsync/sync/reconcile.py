@@ -247,7 +247,12 @@ def _latest_by_id(remote_events: Iterable[Event]) -> dict[str, Event]:
 #: The columns of the local rows a listing is reconciled with: what `to_event` and the
 #: merge read, but not the base version (read only by a merge, see `_base_version`).
 _ROW_COLUMNS: Final = stored_table_columns(without=("base_version",))
-_ROWS: Final = sa.select(*_ROW_COLUMNS)
+#: Taken (PostgreSQL ``FOR NO KEY UPDATE``; SQLite's one writer is the pull's transaction
+#: already), so an API edit committed between this read and the pull's write of the row
+#: cannot be overwritten: it waits, and applies on top of what the pull wrote (it reads
+#: the row again under its own lock, `event_changes.lock_stored`). Rows are taken in id
+#: order, so two pulls' locks, or a pull's and a split's, meet in one order.
+_ROWS: Final = sa.select(*_ROW_COLUMNS).order_by(_events.c.id).with_for_update(key_share=True)
 #: The rows of an incremental listing on PostgreSQL, by calendar and Google ids (built
 #: once; the ids are one array parameter).
 _PG_ROWS_BY_GOOGLE_ID: Final = _ROWS.where(
