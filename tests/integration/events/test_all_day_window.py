@@ -8,14 +8,27 @@ runs on both databases with users in zones far apart (UTC-11, UTC+14, UTC).
 
 from __future__ import annotations
 
-from datetime import datetime
+import uuid
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
 
+from calsync.domain.models import Event, EventTime
+from calsync.store.event_queries import (
+    EventFilter,
+    Kind,
+    _keys_statement,
+    _shape,
+    _values,
+    list_keys,
+)
+from calsync.store.events import event_columns
+from calsync.store.tables import Event as EventRow
 from calsync.store.tables import User as UserRow
+from calsync.web.event_reads import ListQuery, parse_list_query
 from tests.integration.events.conftest import EventsApp, User
 
 pytestmark = pytest.mark.integration
@@ -27,6 +40,7 @@ ZONES = [
     ("Pacific/Kiritimati", "Pacific/Pago_Pago"),
     ("UTC", "Pacific/Kiritimati"),
 ]
+ONE = timedelta(days=1)
 
 
 def listed(app: EventsApp, user: User, **params: str) -> list[dict[str, Any]]:
@@ -148,3 +162,70 @@ def test_a_date_window_compares_dates_whatever_the_zone(any_app: EventsApp) -> N
             for expand in ("true", "false"):
                 items = listed(app, user, start_date=first, end_date=last, expand=expand)
                 assert len(items) == found, (first, last, expand)
+
+
+def test_the_singles_of_a_window_are_read_from_their_index_alone(app: EventsApp) -> None:
+    # Given three PostgreSQL users with 2,000 singles each, every fifth one all-day
+    users = [user_in(app, f"p{n}@example.com", "Pacific/Kiritimati") for n in range(3)]
+    start = datetime(2029, 10, 1, tzinfo=UTC)
+    rows = []
+    for user in users:
+        for i in range(2000):
+            at = start + timedelta(hours=7 * i)
+            if i % 5 == 0:
+                when = {"start": EventTime.on(at.date()), "end": EventTime.on(at.date() + ONE)}
+            else:
+                end = at + timedelta(minutes=30)
+                when = {
+                    "start": EventTime(instant=at, timezone="UTC"),
+                    "end": EventTime(instant=end, timezone="UTC"),
+                }
+            columns = event_columns(Event(title=f"{i}", **when))
+            rows.append(
+                {"id": uuid.uuid4(), "user_id": user.id, "calendar_id": user.calendar_id}
+                | {"sync_state": "synced", **columns}
+            )
+    with app.services.sessions.begin() as session:
+        session.execute(sa.insert(EventRow), rows)
+    with app.services.engine.connect().execution_options(
+        isolation_level="AUTOCOMMIT"
+    ) as connection:
+        connection.execute(sa.text("VACUUM ANALYZE events"))
+    # When the keys of a month's singles, with all-day days, are planned and read
+    query = parse_list_query(
+        {"start_date": "2031-03-01", "end_date": "2031-03-31"}, user_zone="Pacific/Kiritimati"
+    )
+    spec = EventFilter(
+        user_id=users[1].id, start=query.start, end=query.end, days=query.days, kind=Kind.SINGLE
+    )
+    statement = _keys_statement(_shape(spec), 51, "postgresql")
+    with app.services.engine.connect() as connection:
+        compiled = statement.compile(connection)
+        parameters = compiled.construct_params(_values(spec))
+        plan = "\n".join(
+            row[0]
+            for row in connection.exec_driver_sql(
+                "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + compiled.string, parameters
+            )
+        )
+    with app.services.sessions() as session:
+        keys = list_keys(session, spec, limit=51)
+    # Then PostgreSQL scans the singles' index by start and reads no row to filter
+    assert "Index Only Scan using ix_events_singles_by_start" in plan, plan
+    assert "Heap Fetches: 0" in plan, plan
+    # And the keys are the user's first 51 singles of March as Kiritimati sees it
+    assert query.start is not None
+    first = [r for r in rows if r["user_id"] == users[1].id and falls_in(r, query)]
+    first.sort(key=lambda r: (r["start_time"], r["id"]))
+    assert [(at, event_id) for at, event_id, _ in keys] == [
+        (r["start_time"], r["id"]) for r in first[:51]
+    ]
+
+
+def falls_in(row: dict[str, Any], query: ListQuery) -> bool:
+    """The oracle of one stored single: its dates against March, or its instants."""
+    if row["all_day"]:
+        return date(2031, 3, 1) <= row["start_time"].date() <= date(2031, 3, 31)
+    assert query.start is not None
+    assert query.end is not None
+    return bool(row["start_time"] < query.end and row["end_time"] > query.start)
