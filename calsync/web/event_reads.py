@@ -441,9 +441,10 @@ def _towards(origin: datetime, step: timedelta, end: datetime) -> datetime:
 
 
 _ALL_DAY_MARGIN: Final = timedelta(days=1)
-"""Expanding up to a horizon plus this finds every item sorted before the horizon: an
-all-day item sorts by midnight UTC of its date, and is expanded by date up to the day
-after the UTC date this margin past the horizon reaches (`_days_before`)."""
+"""How far past the horizon a first part of the window is expanded. Every item that
+sorts before the horizon is found there: a timed one starts before it, an all-day one
+(sorted at midnight UTC of its date) has a date up to the horizon's UTC date, and the
+part's all-day instances are those of its days up to its end's UTC date (`_days_before`)."""
 
 
 def _days_before(days: DayRange, moment: datetime) -> DayRange:
@@ -639,7 +640,7 @@ def _instance_items(
     `_view` builds those of the page); with a category, only those of it. With
     `part_end` before `end`, only series whose expansion no bound cut short are expanded
     over `[start, part_end)` alone (all-day series over the window's days up to the UTC
-    date after `part_end`'s, `_days_before`): the items that sort before `part_end` less
+    date of `part_end`, `_days_before`): the items that sort before `part_end` less
     `_ALL_DAY_MARGIN` are then exactly those of the whole window.
 
     A series without exceptions has items that depend on its master row alone: with
