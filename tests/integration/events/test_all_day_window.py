@@ -229,3 +229,32 @@ def falls_in(row: dict[str, Any], query: ListQuery) -> bool:
     assert query.start is not None
     assert query.end is not None
     return bool(row["start_time"] < query.end and row["end_time"] > query.start)
+
+
+def test_a_zone_change_moves_the_days_of_a_date_time_window_at_once(any_app: EventsApp) -> None:
+    # Given a user in UTC with a daily all-day series, whose expanded hour was listed
+    # (on PostgreSQL the series' items are then memoised for that window)
+    app = any_app
+    user = user_in(app, "alice@example.com", "UTC")
+    other = user_in(app, "bob@example.com", "UTC")
+    series = app.create(
+        user,
+        {
+            "title": "daily",
+            "start_time": "2031-03-01",
+            "end_time": "2031-03-02",
+            "recurrence": ["RRULE:FREQ=DAILY;COUNT=5"],
+        },
+    )
+    hour = {"start_date": "2031-03-02T12:00:00Z", "end_date": "2031-03-02T13:00:00Z"}
+    first = listed(app, user, expand="true", **hour)
+    assert [e["id"] for e in first] == [f"{series['id']}_20310302"]
+    # When her zone becomes UTC+14, where that hour is on March 3
+    with app.services.sessions.begin() as session:
+        session.execute(
+            sa.update(UserRow).where(UserRow.id == user.id).values(timezone="Pacific/Kiritimati")
+        )
+    # Then the same hour lists the instance of March 3, and the other user still none
+    again = listed(app, user, expand="true", **hour)
+    assert [e["id"] for e in again] == [f"{series['id']}_20310303"]
+    assert listed(app, other, expand="true", **hour) == []
