@@ -13,7 +13,7 @@ dates against the days (`all_day_in_window`: all-day dates are stored as midnigh
 comparing those midnights compares the dates); a series master by its start and
 ``recurrence_end`` (an upper bound, ``NULL`` = no end) against the instants, or the days
 if it is all-day, so a master may be selected for a range in which an exclusion leaves
-it no instance.
+it no instance (or, all-day, that begins the day its last instance ends).
 """
 
 from __future__ import annotations
@@ -199,9 +199,11 @@ def _window_conditions(kind: Kind) -> list[sa.ColumnElement[bool]]:
         ),
         sa.and_(all_day, row.start_time < day_end, row.end_time > day_start),
     )
-    # An all-day series' recurrence_end is midnight of its last end date in its own zone,
-    # less than a day from that date's midnight UTC: past `day_start` exactly when that
-    # date is after the first day (an all-day event lasts whole days).
+    # An all-day series' recurrence_end is midnight of its last end date in its own zone
+    # (the reminders compare it with instants), less than a day from that date's
+    # midnight UTC: past `day_start` whenever that date is after the first day, never
+    # missing a series, but also for a series that ends on the first day in a zone west
+    # of UTC (an upper bound by less than a day, as UNTIL's is by a day).
     series_overlaps = sa.or_(
         sa.and_(
             timed,
