@@ -53,6 +53,7 @@ from calsync.domain.rfc5545 import (
     parse_recurrence,
 )
 from calsync.domain.timezones import zone
+from calsync.domain.windows import DayRange, all_day_in_window, timed_in_window
 
 __all__ = [
     "DEFAULT_MAX_COUNT",
@@ -145,6 +146,7 @@ def expand(
     master_id: str | None = None,
     max_instances: int = DEFAULT_MAX_INSTANCES,
     max_count: int = DEFAULT_MAX_COUNT,
+    days: DayRange | None = None,
 ) -> tuple[Event, ...]:
     """The instances of a series that overlap `[window_start, window_end)`, by start.
 
@@ -156,9 +158,10 @@ def expand(
     non-recurring master is returned alone if it overlaps; a cancelled master yields
     nothing. At most `max_instances` (the earliest) are returned.
 
-    `master_id` defaults to `master.provider_event_id`. Raises `ValueError` for naive or
-    empty windows, a bad `max_instances` or a missing master id, and `ValidationError`
-    for recurrence lines that do not validate.
+    `days`: the window's days for all-day instances and events, as `occurrences` takes
+    them. `master_id` defaults to `master.provider_event_id`. Raises `ValueError` for
+    naive or empty windows, a bad `max_instances` or a missing master id, and
+    `ValidationError` for recurrence lines that do not validate.
     """
     if window_start.tzinfo is None or window_end.tzinfo is None:
         raise ValueError("the window must be given as aware datetimes")
@@ -170,7 +173,7 @@ def expand(
         return ()
     fallback = master.timezone or "UTC"
     if not master.recurrence:
-        return (master,) if _overlaps(master, window_start, window_end) else ()
+        return (master,) if _in_window(master, window_start, window_end, days) else ()
     series_id = master_id or master.provider_event_id
     if not series_id:
         raise ValueError("a master id is needed to name the instances")
@@ -185,6 +188,7 @@ def expand(
         timezone=master.timezone,
         max_instances=max_instances,
         max_count=max_count,
+        days=days,
     )
     instances = [instance_of(master, series_id, start) for start in found.starts]
     instances += found.exceptions
@@ -224,9 +228,15 @@ def occurrences(
     timezone: str | None,
     max_instances: int = DEFAULT_MAX_INSTANCES,
     max_count: int = DEFAULT_MAX_COUNT,
+    days: DayRange | None = None,
 ) -> Occurrences:
     """The instances of the series (`recurrence`, `start`, `end`, `timezone` of a valid,
     non-cancelled master) that overlap `[window_start, window_end)`, as starts.
+
+    With `days`, all-day instances and exceptions are those whose dates overlap `days`
+    (`calsync.domain.windows.all_day_in_window`: the listing rule, the same for every
+    series and for single events); without, those that overlap the window as
+    midnight-to-midnight in the series' zone (the exceptions: in their own zone).
 
     The cheap half of `expand`, for callers that build instances (`instance_of`) only for
     the few they show. The parsed rules come from a bounded cache keyed by everything they
@@ -244,19 +254,32 @@ def occurrences(
     replaced = {series.key(e.original_start) for e in own if e.original_start is not None}
     slack = len(replaced) + len(recurrence_set.exdates) + 1
     duration = _duration(start, end)
+    low_at, high_at = window_start, window_end
+    if days is not None and series.all_day:  # the days' bounds in the series' zone
+        low_at = datetime.combine(days.first, time(), tzinfo=series.tz)
+        high_at = datetime.combine(days.end, time(), tzinfo=series.tz)
     candidates, cut = compiled.starts_in_window(
-        _plus(window_start, -duration), window_end, max_instances + slack
+        _plus(low_at, -duration), high_at, max_instances + slack
     )
-    starts = [
-        value
-        for value in candidates
-        if series.key(value) not in replaced
-        and _span_overlaps(value, duration, fallback, window_start, window_end)
-    ]
+    if days is not None and series.all_day:
+        starts = [
+            value
+            for value in candidates
+            if series.key(value) not in replaced
+            and value.day is not None
+            and all_day_in_window(value.day, value.day + duration, days)
+        ]
+    else:
+        starts = [
+            value
+            for value in candidates
+            if series.key(value) not in replaced
+            and _span_overlaps(value, duration, fallback, window_start, window_end)
+        ]
     live = [
         e
         for e in own
-        if e.status != EventStatus.CANCELLED and _overlaps(e, window_start, window_end)
+        if e.status != EventStatus.CANCELLED and _in_window(e, window_start, window_end, days)
     ]
     complete = not cut and not recurrence_set.exrules
     if len(starts) + len(live) > max_instances:
@@ -286,15 +309,13 @@ def _span_overlaps(
     window_start: datetime,
     window_end: datetime,
 ) -> bool:
-    """`_overlaps` of the instance starting at `start`, without building it."""
+    """`_in_window` (without days) of the instance starting at `start`, without building it."""
     begin = start.start_in(fallback)
     if start.day is not None:
         end = datetime.combine(start.day + duration, time(), tzinfo=zone(fallback))
     else:
         end = begin + duration
-    if end <= begin:
-        return window_start <= begin < window_end
-    return begin < window_end and end > window_start
+    return timed_in_window(begin, end, window_start, window_end)
 
 
 def _earliest(
@@ -433,13 +454,17 @@ def _instance(master: Event, series_id: str, start: EventTime, duration: timedel
     )
 
 
-def _overlaps(event: Event, window_start: datetime, window_end: datetime) -> bool:
+def _in_window(
+    event: Event, window_start: datetime, window_end: datetime, days: DayRange | None
+) -> bool:
+    """Whether `event` falls in the window: by its dates against `days` (when given) if
+    it is all-day, else as its instants (all-day ones in its own zone)."""
+    if days is not None and event.start.day is not None and event.end.day is not None:
+        return all_day_in_window(event.start.day, event.end.day, days)
     fallback = event.timezone or "UTC"
     begin = event.start.start_in(fallback)
     end = event.end.start_in(fallback)
-    if end <= begin:  # zero length: a point inside the window
-        return window_start <= begin < window_end
-    return begin < window_end and end > window_start
+    return timed_in_window(begin, end, window_start, window_end)
 
 
 class _Series:

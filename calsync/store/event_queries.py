@@ -6,10 +6,14 @@ and PostgreSQL: both compare UUIDs as their 32 hex digits. Deleted rows
 (``deleted_at``) and cancelled events are never listed; cancelled exceptions are read
 only as part of their series (`exceptions_of`), where they remove an instance.
 
-Time ranges are half-open ``[start, end)`` and select what overlaps them: a single event
-or exception by its own start and end, a series master by its start and
-``recurrence_end`` (an upper bound, ``NULL`` = no end), so a master may be selected for a
-range in which an exclusion leaves it no instance.
+Time ranges are half-open ``[start, end)`` with the days ``[first, end)`` they cover for
+the viewer (`calsync.domain.windows`), and select what falls in them: a timed single
+event or exception by its own start and end against the instants; an all-day one by its
+dates against the days (`all_day_in_window`: all-day dates are stored as midnight UTC, so
+comparing those midnights compares the dates); a series master by its start and
+``recurrence_end`` (an upper bound, ``NULL`` = no end) against the instants, or the days
+if it is all-day, so a master may be selected for a range in which an exclusion leaves
+it no instance (or, all-day, that begins the day its last instance ends).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from enum import StrEnum
 from functools import lru_cache
 from typing import Any
@@ -26,6 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from calsync.domain.models import EventTime
+from calsync.domain.windows import DayRange
 from calsync.store.chunks import chunks
 from calsync.store.events import (
     EventRecord,
@@ -77,14 +82,24 @@ class Kind(StrEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EventFilter:
-    """What a list selects; `None` fields do not filter."""
+    """What a list selects; `None` fields do not filter.
+
+    A window is `start`, `end` and `days` together: the instants timed events are
+    compared with and the days, as the viewer sees them, all-day events are compared
+    with (`calsync.domain.windows`). Raises `ValueError` for a part of a window.
+    """
 
     user_id: uuid.UUID
     start: datetime | None = None
     end: datetime | None = None
+    days: DayRange | None = None
     category: str | None = None
     calendar_id: uuid.UUID | None = None
     kind: Kind = Kind.ALL
+
+    def __post_init__(self) -> None:
+        if len({self.start is None, self.end is None, self.days is None}) != 1:
+            raise ValueError("a window is start, end and days together")
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,12 +131,21 @@ def _values(spec: EventFilter, after: tuple[datetime, uuid.UUID] | None = None) 
         values["category"] = spec.category
     if spec.calendar_id is not None:
         values["calendar_id"] = spec.calendar_id
-    if spec.start is not None and spec.end is not None:
+    if spec.start is not None and spec.end is not None and spec.days is not None:
+        day_end = _midnight(spec.days.end)
         values["window_start"] = spec.start
         values["window_end"] = spec.end
+        values["day_start"] = _midnight(spec.days.first)
+        values["day_end"] = day_end
+        values["wide_end"] = max(spec.end, day_end)
     if after is not None:
         values["after_at"], values["after_id"] = after
     return values
+
+
+def _midnight(day: date) -> datetime:
+    """The stored instant of an all-day date (midnight UTC)."""
+    return datetime.combine(day, time(), tzinfo=UTC)
 
 
 @lru_cache(maxsize=64)
@@ -146,32 +170,70 @@ def _conditions(shape: _Shape) -> tuple[sa.ColumnElement[bool], ...]:
     elif shape.kind is Kind.MASTER:
         found.append(master)
     if shape.window:
-        start: sa.BindParameter[datetime] = sa.bindparam("window_start")
-        end: sa.BindParameter[datetime] = sa.bindparam("window_end")
-        found.append(row.start_time < end)
-        series_overlaps = sa.or_(row.recurrence_end.is_(None), row.recurrence_end > start)
-        event_overlaps = sa.or_(
-            row.end_time > start,
-            sa.and_(row.end_time == row.start_time, row.start_time >= start),
-        )
-        # Each kind gets only the branch that can hold for it, so that PostgreSQL can
-        # answer from the partial indexes of singles and masters (0006).
-        if shape.kind is Kind.SINGLE:
-            found.append(event_overlaps)
-        elif shape.kind is Kind.MASTER:
-            found.append(series_overlaps)
-        else:
-            found.append(
-                sa.or_(
-                    sa.and_(master, series_overlaps),
-                    sa.and_(row.is_recurring.is_(False), event_overlaps),
-                )
-            )
+        found += _window_conditions(shape.kind)
     if shape.after:
         at: sa.BindParameter[datetime] = sa.bindparam("after_at")
         last_id: sa.BindParameter[uuid.UUID] = sa.bindparam("after_id")
         found.append(sa.or_(row.start_time > at, sa.and_(row.start_time == at, row.id > last_id)))
     return tuple(found)
+
+
+def _window_conditions(kind: Kind) -> list[sa.ColumnElement[bool]]:
+    """The window's part of `_conditions`: timed rows against the instants, all-day rows
+    against the days (`calsync.domain.windows.all_day_in_window` on their stored
+    midnights), under one range of starts that an index scan answers."""
+    row = EventRow
+    start: sa.BindParameter[datetime] = sa.bindparam("window_start")
+    end: sa.BindParameter[datetime] = sa.bindparam("window_end")
+    day_start: sa.BindParameter[datetime] = sa.bindparam("day_start")
+    day_end: sa.BindParameter[datetime] = sa.bindparam("day_end")
+    timed, all_day = row.all_day.is_(False), row.all_day.is_(True)
+    event_overlaps = sa.or_(
+        sa.and_(
+            timed,
+            row.start_time < end,
+            sa.or_(
+                row.end_time > start,
+                sa.and_(row.end_time == row.start_time, row.start_time >= start),
+            ),
+        ),
+        sa.and_(all_day, row.start_time < day_end, row.end_time > day_start),
+    )
+    # An all-day series' recurrence_end is midnight of its last end date in its own zone
+    # (the reminders compare it with instants), less than a day from that date's
+    # midnight UTC: past `day_start` whenever that date is after the first day, never
+    # missing a series, but also for a series that ends on the first day in a zone west
+    # of UTC (an upper bound by less than a day, as UNTIL's is by a day).
+    series_overlaps = sa.or_(
+        sa.and_(
+            timed,
+            row.start_time < end,
+            sa.or_(row.recurrence_end.is_(None), row.recurrence_end > start),
+        ),
+        sa.and_(
+            all_day,
+            row.start_time < day_end,
+            sa.or_(row.recurrence_end.is_(None), row.recurrence_end > day_start),
+        ),
+    )
+    # The starts of both branches at once (`wide_end` is the later of the two ends), so
+    # an index on (user_id, start_time) bounds the scan; the branches then filter on
+    # columns the singles' index holds (0007), keeping that scan index-only. Each kind
+    # gets only the branch that can hold for it, so that PostgreSQL can answer from the
+    # partial indexes of singles and masters (0006).
+    found: list[sa.ColumnElement[bool]] = [row.start_time < sa.bindparam("wide_end")]
+    if kind is Kind.SINGLE:
+        found.append(event_overlaps)
+    elif kind is Kind.MASTER:
+        found.append(series_overlaps)
+    else:
+        found.append(
+            sa.or_(
+                sa.and_(row.is_recurring.is_(True), series_overlaps),
+                sa.and_(row.is_recurring.is_(False), event_overlaps),
+            )
+        )
+    return found
 
 
 def list_stored(

@@ -171,7 +171,7 @@ class Event(Timestamped, Base):
             "user_id",
             "start_time",
             "id",
-            postgresql_include=["end_time", "status", "category", "calendar_id"],
+            postgresql_include=["end_time", "status", "category", "calendar_id", "all_day"],
             postgresql_where=sa.text(
                 "is_recurring IS false AND recurring_event_id IS NULL AND deleted_at IS NULL"
             ),

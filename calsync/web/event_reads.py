@@ -20,6 +20,11 @@ Range: `start_date` and `end_date` are cut to `LISTED_FROM`..`LISTED_UNTIL` (000
 and 9999-12-25 UTC: the range a `datetime` holds, less a week at each end, which
 expansion needs to look around a window). So ``start_date=0001-01-01&end_date=9999-12-31``
 lists everything; a range that lies wholly past one end is a 422 naming the parameter.
+
+What falls in the range (`calsync.domain.windows`, the same for singles, exceptions and
+generated instances, expanded or not): a timed item when its instants overlap it; an
+all-day item when its dates overlap the range's days as the caller sees them: the dates
+given (``YYYY-MM-DD``), or the days of the caller's zone that the date-times touch.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from calsync.domain.recurrence import (
     occurrences,
 )
 from calsync.domain.timezones import zone
+from calsync.domain.windows import DayRange, days_touched
 from calsync.store import keyset
 from calsync.store.event_queries import (
     EventFilter,
@@ -88,8 +94,12 @@ _PARAMS: Final = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class ListQuery:
+    """A parsed ``GET /events`` query. The range is `start`, `end` (instants, for timed
+    events) and `days` (the caller's days, for all-day events) together, or none of them."""
+
     start: datetime | None
     end: datetime | None
+    days: DayRange | None
     category: str | None
     calendar_id: uuid.UUID | None
     recurring: bool | None
@@ -127,6 +137,9 @@ def parse_list_query(params: Mapping[str, str], *, user_zone: str) -> ListQuery:
         )
     if start is not None and end is not None and end <= start:
         raise _bad("end_date", "must be after start_date")
+    days = None
+    if start is not None and end is not None:
+        days = _days(params["start_date"], params["end_date"], start, end, user_zone)
     expand_flag = _flag("expand", params.get("expand")) or False
     if expand_flag:
         if start is None or end is None:
@@ -142,6 +155,7 @@ def parse_list_query(params: Mapping[str, str], *, user_zone: str) -> ListQuery:
     return ListQuery(
         start=start,
         end=end,
+        days=days,
         category=params.get("category") or None,
         calendar_id=calendar_id,
         recurring=_flag("recurring", params.get("recurring")),
@@ -169,6 +183,29 @@ def _moment(name: str, text: str | None, user_zone: str, *, end: bool) -> dateti
     if moment.tzinfo is None:
         raise _bad(name, "a date-time needs an offset (such as Z or +01:00)")
     return _within_listed(moment)
+
+
+_LISTED_DAYS: Final = DayRange(LISTED_FROM.date(), LISTED_UNTIL.date())
+
+
+def _days(
+    start_text: str, end_text: str, start: datetime, end: datetime, user_zone: str
+) -> DayRange:
+    """The days of the range `[start, end)` (`_moment`s of the texts) as the caller sees
+    them: a date bound names its day itself (`end_date` inclusive), a date-time bound
+    the day of `user_zone` it falls in (`days_touched`); cut to the listed range.
+    A range that touches no listed day is a 422 naming the parameter, as for instants."""
+    touched = days_touched(start, end, user_zone)
+    first = date.fromisoformat(start_text) if len(start_text) == 10 else touched.first
+    after = touched.end
+    if len(end_text) == 10:
+        last = date.fromisoformat(end_text)
+        after = last + timedelta(days=1) if last < date.max else last
+    if first >= _LISTED_DAYS.end:
+        raise _bad("start_date", f"must be before {_LISTED_DAYS.end}, the end of the listed range")
+    if after <= _LISTED_DAYS.first:
+        raise _bad("end_date", f"must be after {_LISTED_DAYS.first}, the start of the listed range")
+    return DayRange(max(first, _LISTED_DAYS.first), min(after, _LISTED_DAYS.end))
 
 
 def _within_listed(moment: datetime) -> datetime:
@@ -310,6 +347,7 @@ def _page(
         user_id=user_id,
         start=query.start,
         end=query.end,
+        days=query.days,
         category=query.category,
         calendar_id=query.calendar_id,
         kind=_kind(query.recurring, expanded=query.expand),
@@ -403,8 +441,18 @@ def _towards(origin: datetime, step: timedelta, end: datetime) -> datetime:
 
 
 _ALL_DAY_MARGIN: Final = timedelta(days=1)
-"""An all-day instance sorts by midnight UTC but begins at midnight in its zone: less
-than a day apart."""
+"""How far past the horizon a first part of the window is expanded. Every item that
+sorts before the horizon is found there: a timed one starts before it, an all-day one
+(sorted at midnight UTC of its date) has a date up to the horizon's UTC date, and the
+part's all-day instances are those of its days up to its end's UTC date (`_days_before`)."""
+
+
+def _days_before(days: DayRange, moment: datetime) -> DayRange:
+    """The first of `days` up to and including the UTC date of `moment`: all the all-day
+    items of `days` that sort (at midnight UTC of their date) at or before `moment`, and
+    never fewer than `days`' first day."""
+    end = min(days.end, moment.astimezone(UTC).date() + timedelta(days=1))
+    return DayRange(days.first, max(end, days.first + timedelta(days=1)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -487,12 +535,15 @@ def _whole_master(
     master: SeriesOutline,
     start: datetime,
     end: datetime,
+    days: DayRange,
     by_start: dict[datetime, StoredEvent],
 ) -> list[_Item]:
     """A master listed as a series whose row holds no recurrence: as `expand` does, the
-    master itself when it overlaps the window (never happens for rows calsync wrote)."""
+    master itself when it falls in the window (never happens for rows calsync wrote)."""
     loaded = load_many(session, [master.id]).get(master.id)
-    if loaded is None or not expand(loaded.event, start, end, master_id=master.series_id):
+    if loaded is None or not expand(
+        loaded.event, start, end, master_id=master.series_id, days=days
+    ):
         return []
     first = loaded.event.start
     at = sort_instant(first)
@@ -524,6 +575,8 @@ class _SeriesData:
 
     masters: list[SeriesOutline]
     exceptions: dict[tuple[uuid.UUID, str], list[StoredEvent]]
+    days: DayRange
+    """The window's days, against which all-day instances are listed."""
     category: str | None
     session: Session
     memos: ListMemos | None
@@ -546,8 +599,14 @@ def _series(
     """The masters selected for `[start, end)` with their exceptions. With memos, the
     masters' keys are read first and only the outlines the memo does not hold for their
     version are read (a master changed in between is read as it is then)."""
+    assert spec.days is not None
     masters_spec = EventFilter(
-        user_id=spec.user_id, start=start, end=end, calendar_id=spec.calendar_id, kind=Kind.MASTER
+        user_id=spec.user_id,
+        start=start,
+        end=end,
+        days=spec.days,
+        calendar_id=spec.calendar_id,
+        kind=Kind.MASTER,
     )
     entries: list[SeriesEntry] | None = None
     changed: set[int] = set()
@@ -569,7 +628,9 @@ def _series(
             entries.append(entry)
         masters = [entry.outline for entry in entries]
     exceptions = exceptions_of_outlines(session, masters)
-    return _SeriesData(masters, exceptions, spec.category, session, memos, entries, changed)
+    return _SeriesData(
+        masters, exceptions, spec.days, spec.category, session, memos, entries, changed
+    )
 
 
 def _instance_items(
@@ -578,8 +639,9 @@ def _instance_items(
     """The instances of the series in `[start, end)` as page items (no event is built:
     `_view` builds those of the page); with a category, only those of it. With
     `part_end` before `end`, only series whose expansion no bound cut short are expanded
-    over `[start, part_end)` alone: the items that begin before `part_end` are then
-    exactly those of the whole window.
+    over `[start, part_end)` alone (all-day series over the window's days up to the UTC
+    date of `part_end`, `_days_before`): the items that sort before `part_end` less
+    `_ALL_DAY_MARGIN` are then exactly those of the whole window.
 
     A series without exceptions has items that depend on its master row alone: with
     memos they are remembered by (master id, row version, window) (`calsync.web.list_cache`).
@@ -590,7 +652,10 @@ def _instance_items(
         for master in series.masters:
             items += _series_items(series, master, start, end, part_end)
         return items
-    window = Window((start, start.tzinfo, end, end.tzinfo, part_end, part_end.tzinfo))
+    days = series.days
+    window = Window(
+        (start, start.tzinfo, end, end.tzinfo, part_end, part_end.tzinfo, days.first, days.end)
+    )
     for index, entry in enumerate(series.entries):
         master = entry.outline
         if master.has_exceptions or master.version is None:
@@ -620,13 +685,17 @@ def _series_items(
     by_start = {sort_instant(e.event.original_start): e for e in own if e.event.original_start}
     if not master.recurrence:  # not a series after all: expand() shows the master itself
         if category is None or master.category == category:
-            return _whole_master(series.session, master, start, end, by_start)
+            return _whole_master(series.session, master, start, end, series.days, by_start)
         return []
     own_events = [e.event for e in own]
     try:
-        found = _occurrences(master, own_events, start, part_end)
-        if part_end < end and not found.complete:
-            found = _occurrences(master, own_events, start, end)
+        if part_end < end:
+            part_days = _days_before(series.days, part_end)
+            found = _occurrences(master, own_events, start, part_end, part_days)
+            if not found.complete:
+                found = _occurrences(master, own_events, start, end, series.days)
+        else:
+            found = _occurrences(master, own_events, start, end, series.days)
     except ValidationError:
         return []  # a rule calsync cannot expand (from Google): shown unexpanded only
     items: list[_Item] = []
@@ -656,7 +725,7 @@ def _series_items(
 
 
 def _occurrences(
-    master: SeriesOutline, exceptions: list[Event], start: datetime, end: datetime
+    master: SeriesOutline, exceptions: list[Event], start: datetime, end: datetime, days: DayRange
 ) -> Occurrences:
     return occurrences(
         master.recurrence,
@@ -667,6 +736,7 @@ def _occurrences(
         exceptions,
         series_id=master.series_id,
         timezone=master.timezone,
+        days=days,
     )
 
 

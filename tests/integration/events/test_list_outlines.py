@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from calsync.config import Settings
 from calsync.domain.models import Event, EventStatus, EventTime
+from calsync.domain.windows import DayRange
 from calsync.store.event_queries import (
     EventFilter,
     Kind,
@@ -37,6 +38,12 @@ from tests.integration.events.conftest import EventsApp, running
 pytestmark = pytest.mark.integration
 
 WINDOW = (datetime(2031, 3, 1, tzinfo=UTC), datetime(2031, 4, 1, tzinfo=UTC))
+
+
+def march(user_id: uuid.UUID, kind: Kind) -> EventFilter:
+    """The user's `kind` rows in `WINDOW`, March 2031 as a user in UTC sees it."""
+    days = DayRange(date(2031, 3, 1), date(2031, 4, 1))
+    return EventFilter(user_id=user_id, start=WINDOW[0], end=WINDOW[1], days=days, kind=kind)
 
 
 def masters() -> list[Event]:
@@ -112,7 +119,7 @@ def test_outlines_equal_the_stored_events(any_app: EventsApp) -> None:
     ]
     with app.services.sessions.begin() as session:
         session.execute(sa.insert(EventRow), rows)
-    spec = EventFilter(user_id=alice.id, start=WINDOW[0], end=WINDOW[1], kind=Kind.MASTER)
+    spec = march(alice.id, Kind.MASTER)
     # When the outlines and their exceptions are read
     with app.services.sessions() as session:
         outlines = series_outlines(session, spec, limit=100)
@@ -164,7 +171,7 @@ def test_keys_are_the_keys_of_the_listed_singles(any_app: EventsApp) -> None:
                 "attendees": ["bob@example.com", "carol@example.com"] if day == 2 else [],
             },
         )
-    spec = EventFilter(user_id=alice.id, start=WINDOW[0], end=WINDOW[1], kind=Kind.SINGLE)
+    spec = march(alice.id, Kind.SINGLE)
     with app.services.sessions() as session:
         listed = list_keys(session, spec, limit=3)
         versions = dict(
@@ -202,7 +209,7 @@ def test_outlines_read_by_id_are_those_the_filter_still_selects(any_app: EventsA
         )["id"]
         for title in ("kept", "deleted")
     ]
-    spec = EventFilter(user_id=alice.id, start=WINDOW[0], end=WINDOW[1], kind=Kind.MASTER)
+    spec = march(alice.id, Kind.MASTER)
     with app.services.sessions() as session:
         keys = series_keys(session, spec, limit=10)
     assert {str(key[0]) for key in keys} == set(created)
@@ -263,7 +270,7 @@ def test_sqlite_probes_exceptions_by_index_whatever_its_statistics(sqlite_app: E
         isolation_level="AUTOCOMMIT"
     ) as connection:
         connection.execute(sa.text("ANALYZE"))
-    spec = EventFilter(user_id=alice.id, start=WINDOW[0], end=WINDOW[1], kind=Kind.MASTER)
+    spec = march(alice.id, Kind.MASTER)
     query = sa.select(*_outline_columns("sqlite")).where(*_conditions(_shape(spec)))
     # When the outlines' statement is planned
     with app.services.engine.connect() as connection:
