@@ -218,7 +218,7 @@ def _window_conditions(kind: Kind) -> list[sa.ColumnElement[bool]]:
     )
     # The starts of both branches at once (`wide_end` is the later of the two ends), so
     # an index on (user_id, start_time) bounds the scan; the branches then filter on
-    # columns the singles' index holds (0007), keeping that scan index-only. Each kind
+    # columns the singles' index holds (migration 0008), keeping that scan index-only. Each kind
     # gets only the branch that can hold for it, so that PostgreSQL can answer from the
     # partial indexes of singles and masters (0006).
     found: list[sa.ColumnElement[bool]] = [row.start_time < sa.bindparam("wide_end")]
