@@ -139,11 +139,17 @@ def declare_jobs(services: Services) -> Jobs:
             )
 
     def sync_calendar_list(user_id: str) -> None:
-        """Add and remove a user's calendars after their calendar list changed."""
+        """Add and remove a user's calendars after their calendar list changed (coalesced:
+        at most one queued or running per user, and one more if it changed meanwhile)."""
         try:
-            connect.follow_calendar_list(services, uuid.UUID(user_id))
+            again = connect.follow_calendar_list(services, uuid.UUID(user_id))
         except ProviderError as err:
             provider_failure(err)
+            return
+        if again:
+            jobs.sync_calendar_list.send_with_options(
+                args=(user_id,), delay=int(services.settings.sync_min_interval_seconds * 1000)
+            )
 
     def renew_channels() -> None:
         """Replace the push channels that expire soon (new first, then stop the old), stop

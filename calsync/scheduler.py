@@ -91,6 +91,17 @@ def due_calendars(services: Services, now: datetime) -> list[uuid.UUID]:
         )
 
 
+def lost_calendar_lists(services: Services, now: datetime) -> list[uuid.UUID]:
+    """Claim again and return the users whose calendar-list read was queued longer than
+    the sync lease ago (its message was lost, or its worker died)."""
+    with services.sessions.begin() as session:
+        return kicks.claim_lost_calendar_lists(
+            session,
+            now=now,
+            slot_lost_before=now - timedelta(seconds=services.settings.sync_lease_seconds),
+        )
+
+
 #: How often the scheduler re-enqueues due outbox rows (lost kicks, retries after backoff).
 OUTBOX_SWEEP_EVERY = timedelta(seconds=10)
 
@@ -129,6 +140,8 @@ def build_scheduler(services: Services) -> Scheduler:
     def sweep_calendars(now: datetime) -> None:
         for calendar_id in due_calendars(services, now):
             services.jobs.sync_calendar.send(str(calendar_id))
+        for user_id in lost_calendar_lists(services, now):
+            services.jobs.sync_calendar_list.send(str(user_id))
 
     def renew_channels(_now: datetime) -> None:
         services.jobs.renew_channels.send()

@@ -85,6 +85,11 @@ class User(Timestamped, Base):
     timezone: Mapped[str] = mapped_column(sa.String(64), default="UTC")
     #: Set when Google answered ``quotaExceeded``: the user's writes wait until then.
     writes_paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Calendar-list coalescing, as ``calendars.dirty`` / ``sync_queued_at`` are for
+    #: events (`calsync.sync.kicks`): the list changed since its last read began, and
+    #: when a read of it was queued (NULL: none queued or running).
+    calendars_dirty: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    calendars_queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class OAuthToken(Timestamped, Base):

@@ -31,17 +31,24 @@ def connect_user(services: Services, user_id: uuid.UUID) -> list[uuid.UUID]:
     return queued
 
 
-def follow_calendar_list(services: Services, user_id: uuid.UUID) -> list[uuid.UUID]:
+def follow_calendar_list(services: Services, user_id: uuid.UUID) -> bool:
     """After the user's calendar list changed (its channel pushed): store the added and
     removed calendars, queue a pull of each added one and open its channel.
 
-    Returns the ids of the calendars a pull was queued for.
+    Coalesced (`kicks.calendar_list_started` / `calendar_list_finished`): returns True
+    when the list changed again while it was read, and one more read must follow (its
+    queue slot stays taken); then the caller enqueues it. Raises what the provider
+    raises, leaving the queue slot taken (the retry, or the scheduler's sweep, reads
+    again).
     """
+    with services.sessions.begin() as session:
+        kicks.calendar_list_started(session, user_id, services.clock())
     change = sync_calendar_list(services, user_id)
-    queued = queue_pulls(services, list(change.added))
+    queue_pulls(services, list(change.added))
     if change.added:
         ensure_channels(services, user_id)
-    return queued
+    with services.sessions.begin() as session:
+        return kicks.calendar_list_finished(session, user_id, services.clock())
 
 
 def queue_pulls(services: Services, calendar_ids: list[uuid.UUID]) -> list[uuid.UUID]:

@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from calsync.store.tables import Calendar, User
+from calsync.store.types import UTCDateTime
 
 __all__ = [
     "BEHIND_SQL",
@@ -216,5 +217,78 @@ def claim_due(
         .where(due, _calendars.c.selected.is_(True), _calendars.c.user_id.in_(active))
         .values(sync_queued_at=now)
         .returning(_calendars.c.id)
+    )
+    return [row.id for row in rows]
+
+
+# Calendar lists: the same coalescing per user, for calendar-list notifications (a storm
+# of them must cost a constant number of calendar-list reads, not one each).
+
+_users = cast(sa.Table, User.__table__)
+
+
+def note_calendar_list_change(session: Session, user_id: uuid.UUID, now: datetime) -> bool:
+    """A calendar-list notification for `user_id`: mark the list changed, and claim its
+    queue slot if it is free. True when the slot was claimed: enqueue one read of the
+    list; False when one is queued or running (it, or the one it leads to, will see the
+    change)."""
+    claimed = session.execute(
+        sa.update(_users)
+        .where(_users.c.id == user_id, _users.c.calendars_queued_at.is_(None))
+        .values(calendars_dirty=True, calendars_queued_at=now)
+        .returning(_users.c.id)
+    ).first()
+    if claimed is None:
+        session.execute(
+            sa.update(_users)
+            .where(_users.c.id == user_id, _users.c.calendars_dirty.is_(False))
+            .values(calendars_dirty=True)
+        )
+    return claimed is not None
+
+
+def calendar_list_started(session: Session, user_id: uuid.UUID, now: datetime) -> None:
+    """A read of the user's calendar list begins: later notifications need another one.
+    Takes the queue slot too (from `now`), so a read that was not queued through
+    `note_calendar_list_change` (a retry, the sweep) is counted as running."""
+    session.execute(
+        sa.update(_users)
+        .where(_users.c.id == user_id)
+        .values(
+            calendars_dirty=False,
+            calendars_queued_at=sa.func.coalesce(_users.c.calendars_queued_at, now),
+        )
+    )
+
+
+def calendar_list_finished(session: Session, user_id: uuid.UUID, now: datetime) -> bool:
+    """A read of the user's calendar list ended: free the queue slot unless the list
+    changed meanwhile. True when it did: the slot stays taken (from `now`) and the caller
+    enqueues one more read."""
+    dirty = session.execute(
+        sa.update(_users)
+        .where(_users.c.id == user_id)
+        .values(
+            calendars_queued_at=sa.case(
+                (_users.c.calendars_dirty.is_(True), sa.literal(now, UTCDateTime())),
+                else_=sa.null(),
+            )
+        )
+        .returning(_users.c.calendars_dirty)
+    ).scalar_one_or_none()
+    return bool(dirty)
+
+
+def claim_lost_calendar_lists(
+    session: Session, *, now: datetime, slot_lost_before: datetime
+) -> list[uuid.UUID]:
+    """Claim again the calendar-list reads whose queue slot was taken before
+    `slot_lost_before` (the message was lost, or its worker died), of active users, and
+    return their user ids."""
+    rows = session.execute(
+        sa.update(_users)
+        .where(_users.c.calendars_queued_at < slot_lost_before, _users.c.status == "active")
+        .values(calendars_queued_at=now)
+        .returning(_users.c.id)
     )
     return [row.id for row in rows]

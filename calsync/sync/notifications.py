@@ -458,6 +458,16 @@ def _enqueue_pull(
 _OUTCOME_COUNTERS: dict[Intake, Counter] = {}
 
 
+def _kick_calendar_list(services: Services, user_id: uuid.UUID) -> bool:
+    """Record a calendar-list change and enqueue a read of the list unless one is queued
+    or running (`kicks.note_calendar_list_change`). Returns whether it enqueued."""
+    with services.sessions.begin() as session:
+        claimed = kicks.note_calendar_list_change(session, user_id, services.clock())
+    if claimed:
+        services.jobs.sync_calendar_list.send(str(user_id))
+    return claimed
+
+
 def _count(outcome: Intake) -> None:
     counter = _OUTCOME_COUNTERS.get(outcome)
     if counter is None:
@@ -515,10 +525,8 @@ async def _receive(
     if note.state == "sync":
         return Intake.ACKNOWLEDGED
     if channel.kind == "calendar_list":
-        await loop.run_in_executor(
-            None, services.jobs.sync_calendar_list.send, str(channel.user_id)
-        )
-        return Intake.QUEUED
+        queued = await loop.run_in_executor(None, _kick_calendar_list, services, channel.user_id)
+        return Intake.QUEUED if queued else Intake.COALESCED
     if channel.calendar_id is None:
         return Intake.UNKNOWN
     queued = await marks.mark(services, channel.calendar_id, context)

@@ -221,8 +221,7 @@ def sync_settings(settings: Settings, google: FakeGoogle, **changes: Any) -> Set
     port = free_port()
     return dataclasses.replace(
         google.settings_for(settings, public_url=f"http://127.0.0.1:{port}"),
-        sync_min_interval_seconds=0.0,
-        **changes,
+        **{"sync_min_interval_seconds": 0.0, **changes},
     )
 
 
