@@ -1,14 +1,14 @@
 # One image for every calsync process: api (calsync serve), worker, scheduler, emulator.
 # Build: docker build -t calsync .
-FROM python:3.11-slim AS build
+FROM python:3.11.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY calsync ./calsync
 COPY workers ./workers
-RUN python -m venv /opt/calsync && /opt/calsync/bin/pip install .
+RUN python -m venv /opt/calsync && /opt/calsync/bin/pip install -c constraints.txt .
 
-FROM python:3.11-slim
+FROM python:3.11.11-slim-bookworm
 ENV PATH=/opt/calsync/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1

@@ -6,13 +6,23 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint typecheck check-deploy pytest services setup clean
+.PHONY: dev test lint typecheck check-deploy pytest services setup clean lock
 
-$(STAMP): pyproject.toml
+# Every dependency is installed at the exact version in constraints.txt (make lock).
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
+
+# Re-pin constraints.txt to what a fresh install of pyproject.toml resolves to today.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --upgrade pip
+	.lock-venv/bin/pip install --quiet -e '.[dev]'
+	{ sed -n '1,2p' constraints.txt; .lock-venv/bin/pip freeze --all --exclude-editable \
+	  | grep -v '^setuptools=\|^wheel='; } > constraints.new && mv constraints.new constraints.txt
+	rm -rf .lock-venv
 
 setup: $(STAMP)
 

@@ -11,6 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from calsync import __version__
 from calsync.config import ConfigError, Settings
 from calsync.logs import configure_logging
 
@@ -31,6 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="calsync", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"calsync {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     dev = commands.add_parser("dev", help="run everything in one process (embedded mode)")
