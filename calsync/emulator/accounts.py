@@ -118,12 +118,15 @@ class AccountStore:
         self.refresh_tokens: dict[str, Grant] = {}
         # (email, client_id) pairs that have consented with offline access before
         self.offline_consents: set[tuple[str, str]] = set()
+        # every `sub` ever given out: Google never gives one to a second account
+        self.subjects: set[str] = set()
 
     def user(self, email: str) -> User | None:
         return self.users.get(email.lower())
 
     def ensure_user(self, email: str, *, name: str | None = None, time_zone: str = "UTC") -> User:
-        """The user ``email``, created if new (Google's ``sub`` is a numeric string)."""
+        """The user ``email``, created if new with a ``sub`` no account ever had (Google's
+        is a numeric string of 21 digits, stable for the account's life)."""
         key = email.lower()
         existing = self.users.get(key)
         if existing is not None:
@@ -131,10 +134,27 @@ class AccountStore:
         user = User(
             email=key,
             name=name or key.split("@", 1)[0].replace(".", " ").title(),
-            sub=str(100000000000000000000 + secrets.randbelow(10**20)),
+            sub=self._new_subject(),
             time_zone=time_zone,
         )
         self.users[key] = user
+        return user
+
+    def _new_subject(self) -> str:
+        while True:
+            sub = str(100000000000000000000 + secrets.randbelow(10**20))
+            if sub not in self.subjects:
+                self.subjects.add(sub)
+                return sub
+
+    def forget_user(self, email: str) -> User:
+        """Delete the account ``email``: its grants die and its consents are forgotten, so
+        an account created later with the same email is a stranger (a new ``sub``, a first
+        consent). Raises KeyError for an unknown email."""
+        key = email.lower()
+        user = self.users.pop(key)
+        self.revoke_user(key)
+        self.offline_consents = {pair for pair in self.offline_consents if pair[0] != key}
         return user
 
     def issue(

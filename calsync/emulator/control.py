@@ -183,6 +183,13 @@ class Control:
             email = self._existing_user(request)
             return JSONResponse({"revoked": self.state.accounts.revoke_user(email)})
 
+    async def user_recreate(self, request: Request) -> Response:
+        """Delete the account and create a new one with the same email (a new ``sub``)."""
+        with self.state.lock:
+            email = self._existing_user(request)
+            user = self.state.recreate_user(email)
+            return JSONResponse({"email": user.email, "name": user.name, "sub": user.sub})
+
     async def user_calendars(self, request: Request) -> Response:
         body = await _body(request)
         with self.state.lock:
@@ -297,6 +304,7 @@ def control_routes(state: EmulatorState) -> list[Route]:
         ("/emulator/users", c.list_users, ["GET"]),
         ("/emulator/users/{email}/tokens", c.user_tokens, ["POST"]),
         ("/emulator/users/{email}/revoke", c.user_revoke, ["POST"]),
+        ("/emulator/users/{email}/recreate", c.user_recreate, ["POST"]),
         ("/emulator/users/{email}/calendars", c.user_calendars, ["POST"]),
         ("/emulator/calendars", c.create_calendar, ["POST"]),
         ("/emulator/calendars/{calendar_id}/acl", c.share_calendar, ["POST"]),

@@ -80,11 +80,31 @@ class EmulatorState:
         timefmt.zone(time_zone, location="timeZone")
         with self.lock:
             user = self.accounts.ensure_user(email, name=name, time_zone=time_zone)
-            if user.email not in self.calendars:
+            primary = self.calendars.get(user.email)
+            if primary is None or primary.deleted:  # deleted: the account was recreated
                 self.create_calendar(
                     user.email, summary=user.email, calendar_id=user.email, time_zone=time_zone
                 )
             return user
+
+    def recreate_user(self, email: str) -> User:
+        """Delete the account ``email`` and create a new one with the same email, as when
+        someone gives up a Google address and another account takes it: the new account
+        has a new ``sub``, an empty primary calendar, no grants, and no access to what
+        the old one owned or was shared. Raises KeyError for an unknown email."""
+        with self.lock:
+            old = self.accounts.user(email)
+            if old is None:
+                raise KeyError(email)
+            for calendar_id, calendar in list(self.calendars.items()):
+                if calendar.deleted:
+                    continue
+                if calendar.owner == old.email:
+                    self.delete_calendar(calendar_id)
+                else:
+                    calendar.acl.pop(old.email, None)
+            self.accounts.forget_user(old.email)
+            return self.create_user(old.email, name=old.name, time_zone=old.time_zone)
 
     def create_calendar(
         self,

@@ -117,6 +117,17 @@ class EmulatorControl:
     def revoke_user(self, email: str) -> int:
         return int(self._call("POST", f"/users/{email}/revoke")["revoked"])
 
+    def recreate_user(self, email: str) -> dict[str, Any]:
+        """Delete the account and create another with the same email: ``{"email", "name",
+        "sub"}`` of the new one (a new ``sub``)."""
+        result: dict[str, Any] = self._call("POST", f"/users/{email}/recreate")
+        return result
+
+    def users(self) -> list[dict[str, Any]]:
+        """Every account: ``{"email", "name", "sub", "calendars"}``."""
+        result: list[dict[str, Any]] = self._call("GET", "/users")["users"]
+        return result
+
     def add_calendar(
         self, email: str, summary: str, *, access_role: str = "owner", owner: str | None = None
     ) -> dict[str, Any]:

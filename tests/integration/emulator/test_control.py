@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from googleapiclient.errors import HttpError
 from starlette.testclient import TestClient
 
 from calsync.emulator.app import create_emulator_app
@@ -99,3 +100,64 @@ def test_app_factory_uses_the_state_it_is_given(emulator: EmulatorServer) -> Non
             headers={"Authorization": f"Bearer {created['access_token']}"},
         )
         assert [e["id"] for e in listed.json()["items"]] == ["dana@example.com"]
+
+
+def userinfo(target: Target, access_token: str) -> httpx.Response:
+    return httpx.get(
+        f"{target.base_url}/oauth2/v3/userinfo", headers={"Authorization": f"Bearer {access_token}"}
+    )
+
+
+def test_each_account_has_a_stable_distinct_sub(control: EmulatorControl, target: Target) -> None:
+    # Given three accounts, one of them granted twice
+    first = control.create_user("ann@example.com")
+    again = control.issue_tokens("ann@example.com")
+    others = [control.create_user(f"user{i}@example.com") for i in range(2)]
+
+    subs = {u["email"]: u["sub"] for u in control.users()}
+
+    # Then every account has its own sub, the same through every grant and userinfo
+    assert len(set(subs.values())) == 3
+    assert userinfo(target, first["access_token"]).json()["sub"] == subs["ann@example.com"]
+    assert userinfo(target, again["access_token"]).json()["sub"] == subs["ann@example.com"]
+    assert userinfo(target, others[1]["access_token"]).json()["sub"] == subs["user1@example.com"]
+
+
+def test_a_recreated_account_is_a_stranger_with_the_same_email(
+    control: EmulatorControl, target: Target
+) -> None:
+    # Given an account with an event on its primary calendar and a calendar shared with it
+    old = control.create_user("ann@example.com")
+    old_sub = userinfo(target, old["access_token"]).json()["sub"]
+    service = build_calendar_service(target.base_url, old["access_token"])
+    service.events().insert(
+        calendarId="primary",
+        body={"summary": "old", "start": {"date": "2031-01-01"}, "end": {"date": "2031-01-02"}},
+    ).execute()
+    service.close()
+    shared = control.add_calendar("ann@example.com", "Team", access_role="writer")
+
+    # When the address is given up and another account takes it
+    recreated = control.recreate_user("ann@example.com")
+
+    # Then the new account has a new sub, and the old one's tokens are dead
+    assert recreated["email"] == "ann@example.com"
+    assert recreated["sub"] != old_sub
+    assert userinfo(target, old["access_token"]).status_code == 401
+    new = control.issue_tokens("ann@example.com")
+    assert userinfo(target, new["access_token"]).json()["sub"] == recreated["sub"]
+    # And it sees an empty primary calendar and nothing of the old account's shares
+    service = build_calendar_service(target.base_url, new["access_token"])
+    listed = service.calendarList().list().execute()["items"]
+    assert [c["id"] for c in listed] == ["ann@example.com"]
+    assert service.events().list(calendarId="primary").execute()["items"] == []
+    with pytest.raises(HttpError) as caught:
+        service.events().list(calendarId=shared["id"]).execute()
+    assert caught.value.resp.status == 404
+    service.close()
+
+
+def test_recreating_an_unknown_account_is_404(control: EmulatorControl) -> None:
+    with pytest.raises(httpx.HTTPStatusError) as caught:
+        control.recreate_user("nobody@example.com")
+    assert caught.value.response.status_code == 404
