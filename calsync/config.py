@@ -14,6 +14,7 @@ Two modes (design.md section 3):
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import secrets
@@ -123,6 +124,18 @@ class Settings:
     audits_per_minute: int = 100
     #: How long a mass deletion is held before Google is listed again to confirm it.
     deletion_recheck_seconds: int = 900
+    #: Requests per minute from one client address (an IPv6 /64), counted before
+    #: authentication; ``api_rate_limit_per_minute`` then limits each signed-in user.
+    address_rate_limit_per_minute: int = 1200
+    #: Proxies (IP addresses or networks) whose ``X-Forwarded-For`` names the client; none
+    #: by default, so the header is ignored and the peer's address is the client's.
+    trusted_proxies: tuple[str, ...] = ()
+    #: When set, ``/metrics`` answers only ``Authorization: Bearer <this>``.
+    metrics_token: str | None = field(default=None, repr=False)
+    #: When set, ``calsync serve`` serves ``/metrics`` on this port and the API has none.
+    metrics_port: int | None = None
+    #: How long one computation of the state metrics serves scrapes (0: every scrape).
+    state_metrics_cache_seconds: int = 5
 
     @property
     def is_embedded(self) -> bool:
@@ -266,6 +279,21 @@ class _Env:
         self.problems.append(f"{PREFIX}{name} must be true or false")
         return default
 
+    def networks(self, name: str) -> tuple[str, ...]:
+        raw = self.text(name)
+        if raw is None:
+            return ()
+        entries = tuple(entry.strip() for entry in raw.split(",") if entry.strip())
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                self.problems.append(
+                    f"{PREFIX}{name} must list IP addresses or networks, separated by commas"
+                )
+                return ()
+        return entries
+
     def raise_problems(self) -> None:
         if self.problems:
             raise ConfigError(self.problems)
@@ -365,7 +393,26 @@ def _production_from_env(env: _Env, database_url: str | None, redis_url: str | N
         audit_interval_seconds=env.integer("AUDIT_INTERVAL_SECONDS", 86_400, minimum=3600),
         audits_per_minute=env.integer("AUDITS_PER_MINUTE", 100, minimum=1),
         deletion_recheck_seconds=env.integer("DELETION_RECHECK_SECONDS", 900, minimum=60),
+        address_rate_limit_per_minute=env.integer("ADDRESS_RATE_LIMIT_PER_MINUTE", 1200, minimum=1),
+        trusted_proxies=env.networks("TRUSTED_PROXIES"),
+        metrics_token=_metrics_token(env),
+        metrics_port=env.integer("METRICS_PORT", 0, minimum=0) or None,
+        state_metrics_cache_seconds=env.integer("STATE_METRICS_CACHE_SECONDS", 5, minimum=0),
     )
+
+
+#: The shortest ``CALSYNC_METRICS_TOKEN`` accepted: long enough that it cannot be guessed.
+MIN_METRICS_TOKEN = 32
+
+
+def _metrics_token(env: _Env) -> str | None:
+    token = env.text("METRICS_TOKEN")
+    if token is not None and len(token) < MIN_METRICS_TOKEN:
+        env.problems.append(
+            f"{PREFIX}METRICS_TOKEN must be at least {MIN_METRICS_TOKEN} characters"
+        )
+        return None
+    return token
 
 
 def _dev_secrets(state_dir: Path) -> dict[str, str]:

@@ -75,7 +75,11 @@ class User(Timestamped, Base):
     """A person who signed in (or was created by an operator with ``calsync token``)."""
 
     __tablename__ = "users"
-    __table_args__ = (one_of("role", ROLES), one_of("status", ACCOUNT_STATUSES))
+    __table_args__ = (
+        one_of("role", ROLES),
+        one_of("status", ACCOUNT_STATUSES),
+        sa.Index(None, "google_subject", unique=True),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     email: Mapped[str] = mapped_column(sa.String(320), unique=True)
@@ -90,6 +94,9 @@ class User(Timestamped, Base):
     #: when a read of it was queued (NULL: none queued or running).
     calendars_dirty: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     calendars_queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The Google account (its ``sub``) this user is, once one has signed in: sign-in
+    #: matches on it, never on the email alone (``calsync.store.users.sign_in_google``).
+    google_subject: Mapped[str | None] = mapped_column(sa.String(255))
 
 
 class OAuthToken(Timestamped, Base):
@@ -405,11 +412,17 @@ class AuditEvent(Base):
     """A security-relevant event: sign-in, failed authentication, role change, key rotation.
 
     ``actor_id`` is the user who acted (None for anonymous or the operator's CLI);
-    ``subject_id`` the user acted upon. ``details`` never holds a secret.
+    ``subject_id`` the user acted upon. ``details`` never holds a secret. Anonymous
+    failures are counted, not repeated: ``repeat_key`` names their (action, address,
+    reason, minute) and ``count`` says how many happened (``calsync.store.audit``).
     """
 
     __tablename__ = "audit_events"
-    __table_args__ = (sa.Index(None, "occurred_at"), sa.Index(None, "subject_id", "occurred_at"))
+    __table_args__ = (
+        sa.Index(None, "occurred_at"),
+        sa.Index(None, "subject_id", "occurred_at"),
+        sa.Index(None, "repeat_key", unique=True),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -418,6 +431,8 @@ class AuditEvent(Base):
     subject_id: Mapped[uuid.UUID | None] = mapped_column()
     remote_addr: Mapped[str | None] = mapped_column(sa.String(64))
     details: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    count: Mapped[int] = mapped_column(default=1, server_default=sa.text("1"))
+    repeat_key: Mapped[str | None] = mapped_column(sa.String(64))
 
 
 class UsedOAuthState(Base):

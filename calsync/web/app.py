@@ -17,6 +17,7 @@ from starlette.applications import Starlette
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from calsync import metrics, tracing
 from calsync.bootstrap import Services
@@ -33,6 +34,7 @@ from calsync.web.limits import (
     RateLimitBackend,
     RateLimitMiddleware,
     RedisRateLimitBackend,
+    client_address_key,
 )
 from calsync.web.push_intake import PushIntakeMiddleware
 from calsync.web.routes import admin, auth, calendars, events, me, sync, webhooks
@@ -66,6 +68,7 @@ def create_app(services: Services) -> Starlette:
             *notice_routes.ROUTES,
             Route("/admin/users", admin.list_users, methods=["GET"]),
             Route("/admin/users/{user_id}", admin.update_user, methods=["PATCH"]),
+            Route("/admin/users/{user_id}/release-email", admin.release_email, methods=["POST"]),
             Route("/admin/audit", admin.list_audit_events, methods=["GET"]),
             Route("/webhooks/google", webhooks.google_notification, methods=["POST"]),
             Route("/calendars", calendars.list_calendars, methods=["GET"]),
@@ -84,8 +87,9 @@ def create_app(services: Services) -> Starlette:
     app.state.channel_cache = ChannelCache()
     app.state.dirty_marks = DirtyMarks()
     # Added innermost first: metrics see every answer, the body limit acts before anything
-    # reads the body, and the rate limit and the log context use the user that
-    # authentication found.
+    # reads the body, each client address is limited before authentication (a flood of bad
+    # tokens costs a bucket hit, not a verification and an audit write each), and the
+    # per-user limit and the log context use the user that authentication found.
     app.add_middleware(UserLogContextMiddleware)
     app.add_middleware(
         RateLimitMiddleware,
@@ -96,6 +100,14 @@ def create_app(services: Services) -> Starlette:
     app.add_middleware(
         AuthenticationMiddleware, backend=JWTAuthBackend(services), on_error=authentication_failed
     )
+    app.add_middleware(
+        RateLimitMiddleware,
+        backend=limiter_backend,
+        limit=RateLimit(settings.address_rate_limit_per_minute, timedelta(minutes=1)),
+        key=address_rate_limit_key,
+    )
+    if settings.trusted_proxies:  # before anything reads the client's address
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(UnavailableDependencyMiddleware)  # 503, keeping the connection
     app.add_middleware(RequestMetricsMiddleware)
@@ -148,14 +160,20 @@ def _span_details(scope: Scope) -> tuple[str, dict[str, str]]:
 
 
 def rate_limit_key(scope: Scope) -> str | None:
-    """One bucket per signed-in user, else per client address; probes are not limited."""
+    """One bucket per signed-in user; anonymous requests and probes are not limited here
+    (the address limit before authentication covers the anonymous ones)."""
     if scope["path"] in UNLIMITED_PATHS:
         return None
     user = scope.get("user")
-    if isinstance(user, Principal):
-        return f"user:{user.account.id}"
-    client = scope.get("client")
-    return f"ip:{client[0]}" if client else None
+    return f"user:{user.account.id}" if isinstance(user, Principal) else None
+
+
+def address_rate_limit_key(scope: Scope) -> str | None:
+    """One bucket per client address (an IPv6 /64), before authentication; probes,
+    metrics and Google's pushes are not limited."""
+    if scope["path"] in UNLIMITED_PATHS:
+        return None
+    return client_address_key(scope)
 
 
 def _rate_limit_backend(

@@ -21,6 +21,7 @@ Nothing here connects anywhere at import time; the Redis client is passed in.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -51,6 +52,7 @@ __all__ = [
     "RateLimitMiddleware",
     "RateLimitUnavailable",
     "RedisRateLimitBackend",
+    "address_bucket",
     "client_address_key",
     "payload_too_large_response",
     "rate_limited_response",
@@ -215,13 +217,32 @@ def rate_limited_response(decision: RateDecision) -> JSONResponse:
 
 
 def client_address_key(scope: Scope) -> str | None:
-    """Key by the client address the server saw (``None``, so unlimited, if unknown).
+    """Key by the client's address (``None``, so unlimited, if unknown): ``ip:<IPv4>``, or
+    ``ip:<prefix>/64`` for IPv6, since one host commonly holds a whole /64 and could
+    otherwise take a fresh bucket per request. An IPv4-mapped IPv6 address is its IPv4.
 
-    Behind a proxy this is the proxy unless the server rewrites it from trusted
-    forwarding headers (uvicorn ``--proxy-headers --forwarded-allow-ips``).
+    This is ``scope["client"]``: behind a proxy, the proxy's address unless the app
+    rewrote it from ``X-Forwarded-For`` because the proxy is trusted
+    (``CALSYNC_TRUSTED_PROXIES``, see ``calsync.web.app``).
     """
     client = scope.get("client")
-    return f"ip:{client[0]}" if client else None
+    if not client:
+        return None
+    return f"ip:{address_bucket(str(client[0]))}"
+
+
+def address_bucket(host: str) -> str:
+    """The part of a client address that names one client: an IPv4 address, an IPv6
+    /64, or the text itself when it is not an IP address (a unix socket, a test client)."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 class RateLimitMiddleware:

@@ -325,7 +325,11 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
             "200": {
                 "description": "text exposition",
                 "content": {"text/plain": {"schema": {"type": "string"}}},
-            }
+            },
+            "401": _error(
+                "CALSYNC_METRICS_TOKEN is set and the request does not carry it as a bearer"
+                " token (absent from this port when CALSYNC_METRICS_PORT is set)"
+            ),
         },
         **_PUBLIC,
     ),
@@ -349,6 +353,12 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
                 _object({"token": {"type": "string"}, "user": _ref("User")}, closed=False)
             ),
             "400": _error("bad, replayed or denied state"),
+            "403": _error("the Google account is a disabled user's (account_disabled)"),
+            "409": _error(
+                "the email belongs to a user bound to another Google account; refused and"
+                " audited until an admin releases it (email_of_another_account)"
+            ),
+            "429": _error("too many requests from this address"),
             "502": _error("Google's token endpoint failed"),
         },
         parameters=[
@@ -425,6 +435,20 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
             {"name": "user_id", "in": "path", "required": True, "schema": {"type": "string"}}
         ],
         requestBody=_body("UserUpdate"),
+    ),
+    ("POST", "/admin/users/{user_id}/release-email"): _op(
+        "Detach a user from their email and disable them, keeping their data, so that the"
+        " Google account refused with that email signs in as a new user (admins; audited)",
+        {
+            "200": _json(_ref("User")),
+            "403": _error("not an admin"),
+            "404": _error("no such user"),
+            "409": _error("an admin's own account"),
+            **_AUTH_ERRORS,
+        },
+        parameters=[
+            {"name": "user_id", "in": "path", "required": True, "schema": {"type": "string"}}
+        ],
     ),
     ("GET", "/admin/audit"): _op(
         "The audit trail (admins)", {"200": _LOOSE, "403": _error("not an admin"), **_AUTH_ERRORS}

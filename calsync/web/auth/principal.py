@@ -1,9 +1,11 @@
 """Who is calling: the JWT authentication backend and the checks routes call.
 
-Every request with an ``Authorization: Bearer`` header is verified (signature, pinned
-algorithm, expiry, issuer, audience) and its subject loaded from the database, so a role
-change or a disabled account takes effect at once rather than when the token expires.
-Routes then call :func:`require_user` or :func:`require_admin`.
+Every request with an ``Authorization: Bearer`` header (but ``/metrics``, which has its
+own token) is verified (signature, pinned algorithm, expiry, issuer, audience) and its
+subject loaded from the database, so a role change or a disabled account takes effect at
+once rather than when the token expires. Routes then call :func:`require_user` or
+:func:`require_admin`. Failures are counted in the audit trail per client address and
+reason (each address is rate limited before it gets here, ``calsync.web.app``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from typing import Final
 
 from starlette.authentication import (
     AuthCredentials,
@@ -27,8 +30,13 @@ from calsync.domain.accounts import AccountStatus, UserAccount
 from calsync.store import audit, users
 from calsync.web.auth.tokens import InvalidToken, verify_token
 from calsync.web.errors import APIError, error_response
+from calsync.web.limits import address_bucket
 
 log = logging.getLogger(__name__)
+
+#: Paths that check a bearer token of their own (``/metrics``: ``CALSYNC_METRICS_TOKEN``),
+#: which must not be taken for a calsync JWT (and audited as a failed one).
+OWN_TOKEN_PATHS: Final = frozenset({"/metrics"})
 
 
 @dataclass(frozen=True)
@@ -58,7 +66,7 @@ class JWTAuthBackend(AuthenticationBackend):
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
         header = conn.headers.get("authorization")
-        if header is None:
+        if header is None or conn.scope["path"] in OWN_TOKEN_PATHS:
             return None
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -85,17 +93,21 @@ class JWTAuthBackend(AuthenticationBackend):
 
     async def _failed(self, conn: HTTPConnection, reason: str) -> None:
         log.info("authentication failed: %s", reason)
-        address = conn.client.host if conn.client else None
+        address = address_bucket(conn.client.host) if conn.client else None
         await run_in_threadpool(self._audit_failure, reason, address, conn.url.path)
         raise AuthenticationError(reason)
 
     def _audit_failure(self, reason: str, address: str | None, path: str) -> None:
+        """Counted per (address, reason, minute): a flood is one row per reason, with the
+        path of its first request."""
         with self.services.sessions.begin() as session:
-            audit.record(
+            audit.record_repeated(
                 session,
                 audit.AuditAction.AUTH_FAILED,
                 remote_addr=address,
-                details={"reason": reason[:200], "path": path[:200]},
+                reason=reason[:200],
+                now=self.services.clock(),
+                details={"path": path[:200]},
             )
 
 

@@ -83,8 +83,9 @@ class JWTConfigError(ValueError):
 class InvalidToken(Exception):
     """A token was rejected. ``reason`` is for server logs only.
 
-    The reason never contains the token or key material; it may contain a short,
-    clipped echo of an attacker-chosen header value (the ``alg``). Send clients
+    The reason never contains the token, key material or anything else the client chose
+    (an ``alg`` is named only when it is a known algorithm): reasons are a small fixed
+    set, which the audit trail counts by. Send clients
     :data:`PUBLIC_MESSAGE` instead.
     """
 
@@ -264,7 +265,9 @@ def verify_token(config: JWTConfig, token: str, *, now: datetime | None = None) 
     header = _unverified_header(token)
     alg = header.get("alg")
     if alg != config.header_alg:
-        raise InvalidToken(f"algorithm {_clip(alg)} is not the pinned {config.header_alg}")
+        raise InvalidToken(
+            f"algorithm {_algorithm_name(alg)} is not the pinned {config.header_alg}"
+        )
     if header.get("typ", "JWT") != "JWT":
         raise InvalidToken("token type is not JWT")
     payload = _verified_payload(config, token)
@@ -454,6 +457,15 @@ def _b64url_decode(segment: str) -> bytes:
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
-def _clip(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 24 else text[:21] + "..."
+#: JWS algorithm names (RFC 7518, RFC 8037, RFC 9864) a refusal may name; anything else
+#: is "(unknown)", so the reasons stay a small fixed set (they key the audit).
+_KNOWN_ALGORITHMS: Final = frozenset(
+    {"none", "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384"}
+    | {"PS512", "ES256", "ES384", "ES512", "ES256K", "EdDSA", "Ed25519", "Ed448"}
+)
+
+
+def _algorithm_name(value: object) -> str:
+    if value is None:
+        return "(missing)"
+    return repr(value) if isinstance(value, str) and value in _KNOWN_ALGORITHMS else "(unknown)"

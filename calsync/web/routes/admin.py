@@ -1,4 +1,5 @@
-"""Admin routes: list users, change a role or status, read the audit trail."""
+"""Admin routes: list users, change a role or status, release a user's email, read the audit
+trail."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 
 from calsync.bootstrap import Services
 from calsync.domain.accounts import AccountStatus, Role, UserAccount
-from calsync.store import audit
+from calsync.store import audit, users
 from calsync.store.tables import Calendar, User
 from calsync.store.users import to_account
 from calsync.sync.connect import queue_pulls
@@ -126,6 +127,40 @@ def _status_took_effect(services: Services, account: UserAccount) -> None:
         queue_pulls(services, calendar_ids)
 
 
+async def release_email(request: Request) -> Response:
+    """Detach a user from their email and disable them (admins only; audited): the
+    decision that the Google account refused at sign-in with that email (409
+    ``email_of_another_account``) is someone else, who may now sign in as a new user.
+    The released user keeps their data (see :func:`calsync.store.users.release_email`).
+    An admin cannot release themselves."""
+    admin = require_admin(request)
+    services: Services = request.app.state.services
+    user_id = _user_id(request)
+    if user_id == admin.id:
+        raise APIError(409, "an admin cannot release their own email", code="own_account")
+
+    def release() -> UserAccount | None:
+        with services.sessions.begin() as session:
+            released = users.release_email(session, user_id)
+            if released is None:
+                return None
+            email, account = released
+            audit.record(
+                session,
+                audit.AuditAction.EMAIL_RELEASED,
+                actor_id=admin.id,
+                subject_id=account.id,
+                details={"email": email, "now": account.email},
+            )
+            return account
+
+    account = await run_in_threadpool(release)
+    if account is None:
+        raise APIError(404, "no such user")
+    await run_in_threadpool(_status_took_effect, services, account)  # stop their channels
+    return JSONResponse(account_json(account))
+
+
 async def list_audit_events(request: Request) -> Response:
     """The newest audit events (admins only)."""
     require_admin(request)
@@ -142,6 +177,7 @@ async def list_audit_events(request: Request) -> Response:
                     "subject_id": str(event.subject_id) if event.subject_id else None,
                     "remote_addr": event.remote_addr,
                     "details": event.details or {},
+                    "count": event.count,
                 }
                 for event in audit.recent(session, limit=MAX_PAGE)
             ]

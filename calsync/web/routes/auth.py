@@ -3,13 +3,21 @@
 The flow is OAuth2's authorization code with PKCE (S256) and a ``state`` bound to the
 browser by a signed, short-lived cookie. The callback redeems the state once (a replay is
 refused), exchanges the code (the web layer's one call to Google), stores the tokens
-encrypted, and answers with a calsync JWT. Every refusal is a 400 that stores nothing.
+encrypted, and answers with a calsync JWT. Every refusal of the flow itself is a 400
+that stores nothing but its audit row.
+
+Users are matched on Google's subject (``sub``), not on the email
+(:func:`calsync.store.users.sign_in_google`): an email that belongs to a user bound to
+another Google account is refused with 409 and audited until an admin releases it
+(``POST /admin/users/{id}/release-email``); a disabled user is refused with 403.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import timedelta
+from typing import Final
 
 import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
@@ -36,11 +44,34 @@ from calsync.web.auth.oauth_state import (
 )
 from calsync.web.auth.tokens import issue_token
 from calsync.web.errors import APIError
+from calsync.web.limits import address_bucket
 from calsync.web.serializers import account_json
 
 log = logging.getLogger(__name__)
 
 MAX_LOGIN_HINT = 320
+
+#: The ``error`` values of an authorization response (RFC 6749 4.1.2.1, OpenID Connect
+#: 3.1.2.6) and Google's own; another value is audited as "(other)", so refusal reasons
+#: stay a small fixed set (they key the audit trail's counted rows).
+OAUTH_ERRORS: Final = frozenset(
+    {
+        "access_denied",
+        "invalid_request",
+        "unauthorized_client",
+        "unsupported_response_type",
+        "invalid_scope",
+        "server_error",
+        "temporarily_unavailable",
+        "interaction_required",
+        "login_required",
+        "account_selection_required",
+        "consent_required",
+        "admin_policy_enforced",
+        "disallowed_useragent",
+        "org_internal",
+    }
+)
 
 
 async def start_google_sign_in(request: Request) -> Response:
@@ -66,8 +97,8 @@ async def finish_google_sign_in(request: Request) -> Response:
     cookie_name = state_cookie_options(services.oauth_state, secure=False)["key"]
     address = request.client.host if request.client else None
     if params.get("error"):
-        shown = "".join(c for c in params["error"][:50] if c.isprintable())  # no NUL in JSONB
-        await _refuse(services, address, f"consent {shown}")
+        error = params["error"] if params["error"] in OAUTH_ERRORS else "(other)"
+        await _refuse(services, address, f"consent {error}")
         raise APIError(400, "Google sign-in was not granted", code="consent_denied")
     try:
         bundle = verify_state_cookie(
@@ -89,7 +120,24 @@ async def finish_google_sign_in(request: Request) -> Response:
         raise APIError(400, "this sign-in was already completed", code="invalid_state")
 
     tokens, identity = await _exchange(services, code=code, bundle=bundle, address=address)
-    account = await run_in_threadpool(_connect, services, identity, tokens, address)
+    try:
+        account = await run_in_threadpool(_connect, services, identity, tokens, address)
+    except users.EmailOfAnotherAccount as conflict:
+        details = {
+            "reason": "email of another Google account",
+            "email": conflict.email,
+            "google_subject": conflict.subject,
+        }
+        await run_in_threadpool(_record_refusal, services, conflict.user_id, address, details)
+        raise APIError(
+            409,
+            "this email belongs to another Google account; an admin must decide",
+            code="email_of_another_account",
+        ) from None
+    except _Disabled as disabled:
+        details = {"reason": "disabled user"}
+        await run_in_threadpool(_record_refusal, services, disabled.user_id, address, details)
+        raise APIError(403, "this account is disabled", code="account_disabled") from None
     jwt = issue_token(
         services.jwt,
         subject=str(account.id),
@@ -146,13 +194,30 @@ def _redeem_state(services: Services, bundle: OAuthState) -> bool:
     return True
 
 
+class _Disabled(Exception):
+    """The Google account is a disabled user's: nothing is stored."""
+
+    def __init__(self, user_id: uuid.UUID) -> None:
+        super().__init__(f"user {user_id} is disabled")
+        self.user_id = user_id
+
+
 def _connect(
     services: Services, identity: GoogleIdentity, tokens: GrantedTokens, address: str | None
 ) -> UserAccount:
-    """Create or update the user and store their tokens, in one transaction, then queue the
-    connection of their calendars."""
+    """Find or create the user the Google account is and store their tokens, in one
+    transaction, then queue the connection of their calendars.
+
+    Raises:
+        users.EmailOfAnotherAccount: (from the store) nothing was written.
+        _Disabled: the user is disabled; nothing was written.
+    """
     with services.sessions.begin() as session:
-        account = users.ensure_user(session, identity.email, display_name=identity.name)
+        account = users.sign_in_google(
+            session, subject=identity.subject, email=identity.email, display_name=identity.name
+        )
+        if account.status is AccountStatus.DISABLED:
+            raise _Disabled(account.id)
         credentials.save_tokens(
             session,
             services.secrets,
@@ -181,14 +246,33 @@ def _connect(
     return refreshed
 
 
+def _record_refusal(
+    services: Services, user_id: uuid.UUID, address: str | None, details: dict[str, str]
+) -> None:
+    """Audit a Google sign-in refused for the user ``user_id`` (one row each: every one
+    took a completed consent at Google, so they cannot come in floods)."""
+    with services.sessions.begin() as session:
+        audit.record(
+            session,
+            audit.AuditAction.SIGN_IN_REFUSED,
+            subject_id=user_id,
+            remote_addr=address,
+            details=details,
+        )
+
+
 async def _refuse(services: Services, address: str | None, reason: str) -> None:
+    """Count a failed sign-in (anyone can send these: one row per address, reason and
+    minute, see :func:`calsync.store.audit.record_repeated`)."""
+
     def write() -> None:
         with services.sessions.begin() as session:
-            audit.record(
+            audit.record_repeated(
                 session,
                 audit.AuditAction.SIGN_IN_FAILED,
-                remote_addr=address,
-                details={"reason": reason},
+                remote_addr=address_bucket(address) if address else None,
+                reason=reason,
+                now=services.clock(),
             )
 
     await run_in_threadpool(write)

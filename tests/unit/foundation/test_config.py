@@ -79,6 +79,10 @@ def test_every_missing_required_setting_is_named_at_once() -> None:
         ({"CALSYNC_REDIS_URL": ""}, "CALSYNC_REDIS_URL"),
         ({"CALSYNC_DATABASE_URL": "mysql://db/x"}, "CALSYNC_DATABASE_URL"),
         ({"CALSYNC_JWT_ALGORITHM": "RS256"}, "CALSYNC_JWT_PUBLIC_KEY_FILE"),
+        ({"CALSYNC_TRUSTED_PROXIES": "10.0.0.0/8, proxy.local"}, "CALSYNC_TRUSTED_PROXIES"),
+        ({"CALSYNC_METRICS_TOKEN": "short"}, "CALSYNC_METRICS_TOKEN"),
+        ({"CALSYNC_METRICS_PORT": "-1"}, "CALSYNC_METRICS_PORT"),
+        ({"CALSYNC_ADDRESS_RATE_LIMIT_PER_MINUTE": "0"}, "CALSYNC_ADDRESS_RATE_LIMIT_PER_MINUTE"),
     ],
 )
 def test_malformed_settings_are_refused_by_name(overrides: dict[str, str], named: str) -> None:
@@ -108,3 +112,28 @@ def test_plain_http_public_url_is_allowed_only_against_the_emulator() -> None:
     )
     assert settings.uses_emulator
     assert settings.public_url == "http://127.0.0.1:8000"
+
+
+def test_the_address_limit_proxies_and_metrics_settings() -> None:
+    defaults = Settings.from_env(production_env())
+    token = "m" * 40
+    chosen = Settings.from_env(
+        production_env(
+            CALSYNC_ADDRESS_RATE_LIMIT_PER_MINUTE="3000",
+            CALSYNC_TRUSTED_PROXIES="10.0.0.0/8, 2001:db8::1",
+            CALSYNC_METRICS_TOKEN=token,
+            CALSYNC_METRICS_PORT="9100",
+            CALSYNC_STATE_METRICS_CACHE_SECONDS="0",
+        )
+    )
+
+    # By default: no proxy is trusted, /metrics is on the API port without a token
+    assert defaults.address_rate_limit_per_minute == 1200
+    assert defaults.trusted_proxies == ()
+    assert (defaults.metrics_token, defaults.metrics_port) == (None, None)
+    assert defaults.state_metrics_cache_seconds == 5
+    assert chosen.address_rate_limit_per_minute == 3000
+    assert chosen.trusted_proxies == ("10.0.0.0/8", "2001:db8::1")
+    assert (chosen.metrics_token, chosen.metrics_port) == (token, 9100)
+    assert chosen.state_metrics_cache_seconds == 0
+    assert token not in repr(chosen)

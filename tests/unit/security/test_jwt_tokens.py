@@ -201,12 +201,17 @@ FORGED: list[Case] = [
         lambda s: forge({"alg": "none"}, claims(), lambda _: b"x"),
         "'none'",
     ),
-    ("alg-None-casing", "hs", lambda s: forge({"alg": "None"}, claims(), lambda _: b"x"), "'None'"),
+    (
+        "alg-None-casing",
+        "hs",
+        lambda s: forge({"alg": "None"}, claims(), lambda _: b"x"),
+        "(unknown)",
+    ),
     (
         "alg-missing",
         "hs",
         lambda s: forge({"typ": "JWT"}, claims(), hmac_signer(HS_SECRET.encode())),
-        "None is not",
+        "(missing) is not",
     ),
     (
         "alg-not-a-string",
@@ -368,11 +373,13 @@ def test_rejection_reason_never_echoes_the_token(servers: Servers) -> None:
     assert caught.value.__suppress_context__
 
 
-def test_an_attacker_chosen_alg_is_clipped_in_the_reason(servers: Servers) -> None:
-    token = forge({"alg": "X" * 500}, claims(), lambda _: b"x")
+@pytest.mark.parametrize("alg", ["X" * 500, "HS2561", ["HS256"], 7, "rs256"])
+def test_an_attacker_chosen_alg_is_not_echoed_in_the_reason(servers: Servers, alg: object) -> None:
+    # Reasons key the audit trail's counted rows: one the client chose would be a new row.
+    token = forge({"alg": alg}, claims(), lambda _: b"x")
     with pytest.raises(InvalidToken) as caught:
         verify_token(servers.hs, token, now=NOW)
-    assert len(caught.value.reason) < 100
+    assert caught.value.reason == "algorithm (unknown) is not the pinned HS256"
 
 
 @pytest.mark.parametrize("server", ["hs", "rs", "ed"])

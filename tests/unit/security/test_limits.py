@@ -23,6 +23,7 @@ from calsync.web.limits import (
     RateLimitMiddleware,
     RateLimitUnavailable,
     _BodyTooLarge,
+    address_bucket,
     client_address_key,
     rate_limited_response,
 )
@@ -431,3 +432,19 @@ class TestRateLimitMiddleware:
     def test_client_address_key(self) -> None:
         assert client_address_key(http_scope()) == "ip:10.0.0.1"
         assert client_address_key({"type": "http", "client": None}) is None
+
+    @pytest.mark.parametrize(
+        ("host", "bucket"),
+        [
+            ("203.0.113.7", "203.0.113.7"),
+            # One bucket per IPv6 /64: a host holds a whole /64 and could rotate in it
+            ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+            ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+            ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+            ("::ffff:203.0.113.7", "203.0.113.7"),
+            ("testclient", "testclient"),
+        ],
+    )
+    def test_address_buckets(self, host: str, bucket: str) -> None:
+        assert address_bucket(host) == bucket
+        assert client_address_key({"type": "http", "client": (host, 1)}) == f"ip:{bucket}"
