@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from calsync import __version__
 from calsync.config import ConfigError, Settings
@@ -118,7 +119,14 @@ def _dev(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     """uvicorn, which on SIGTERM stops accepting connections and gives the requests in
-    flight ``timeout_graceful_shutdown`` seconds to finish before it exits."""
+    flight ``timeout_graceful_shutdown`` seconds to finish before it exits.
+
+    With ``CALSYNC_METRICS_PORT``, this process also serves ``/metrics`` on that port (the
+    API processes then have none): the event metrics of every API process, merged from
+    ``PROMETHEUS_MULTIPROC_DIR``, and the state metrics. ``X-Forwarded-For`` is read by
+    the app, from ``CALSYNC_TRUSTED_PROXIES`` only, never by uvicorn."""
+    from contextlib import ExitStack
+
     import uvicorn
 
     from calsync.runtime import prepare_metrics_dir
@@ -126,21 +134,42 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()  # fail fast, in this process, on a bad configuration
     configure_logging(settings.log_level)
     prepare_metrics_dir()  # before uvicorn starts the processes that share it
-    uvicorn.run(
-        "calsync.web.asgi:app_factory",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        http="httptools",  # uvicorn[standard]'s C parser and event loop, never the fallbacks
-        loop="uvloop",
-        backlog=args.backlog,
-        access_log=not args.no_access_log,
-        proxy_headers=True,
-        log_config=None,  # uvicorn's loggers propagate to calsync's JSON lines
-        timeout_graceful_shutdown=20,
-    )
+    with ExitStack() as stack:
+        if settings.metrics_port:
+            stack.enter_context(_metrics_server(settings, host=args.host))
+        uvicorn.run(
+            "calsync.web.asgi:app_factory",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            http="httptools",  # uvicorn[standard]'s C parser and event loop, never fallbacks
+            loop="uvloop",
+            backlog=args.backlog,
+            access_log=not args.no_access_log,
+            proxy_headers=False,  # the app's CALSYNC_TRUSTED_PROXIES decides
+            log_config=None,  # uvicorn's loggers propagate to calsync's JSON lines
+            timeout_graceful_shutdown=20,
+        )
     return 0
+
+
+@contextmanager
+def _metrics_server(settings: Settings, *, host: str) -> Iterator[None]:
+    """``/metrics`` on ``CALSYNC_METRICS_PORT`` from a thread of this process, with
+    services of its own, until the block ends."""
+    from calsync.bootstrap import bootstrap
+    from calsync.threaded_server import ThreadedServer
+    from calsync.web.app import create_metrics_app
+
+    assert settings.metrics_port is not None
+    services = bootstrap(settings)
+    try:
+        app = create_metrics_app(services)
+        with ThreadedServer(app, host, settings.metrics_port, name="calsync-metrics"):
+            yield
+    finally:
+        services.close()
 
 
 def _worker(args: argparse.Namespace) -> int:

@@ -26,7 +26,7 @@ from calsync.sync.notifications import ChannelCache, DirtyMarks
 from calsync.web import openapi
 from calsync.web.auth.principal import JWTAuthBackend, Principal, authentication_failed
 from calsync.web.errors import EXCEPTION_HANDLERS, UnavailableDependencyMiddleware
-from calsync.web.health import healthz, metrics_endpoint, readyz
+from calsync.web.health import healthz, metrics_endpoint, readyz, state_snapshots
 from calsync.web.limits import (
     BodySizeLimitMiddleware,
     InMemoryRateLimitBackend,
@@ -60,7 +60,7 @@ def create_app(services: Services) -> Starlette:
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
-            Route("/metrics", metrics_endpoint, methods=["GET"]),
+            *([] if settings.metrics_port else [_metrics_route()]),
             Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
             Route("/auth/google", auth.start_google_sign_in, methods=["GET"]),
             Route("/auth/google/callback", auth.finish_google_sign_in, methods=["GET"]),
@@ -84,6 +84,7 @@ def create_app(services: Services) -> Starlette:
         exception_handlers=EXCEPTION_HANDLERS,
     )
     app.state.services = services
+    app.state.state_snapshots = state_snapshots(services)
     app.state.channel_cache = ChannelCache()
     app.state.dirty_marks = DirtyMarks()
     # Added innermost first: metrics see every answer, the body limit acts before anything
@@ -120,6 +121,20 @@ def create_app(services: Services) -> Starlette:
         marks=app.state.dirty_marks,
     )
     return app
+
+
+def create_metrics_app(services: Services) -> Starlette:
+    """The app that serves only ``GET /metrics``, on ``CALSYNC_METRICS_PORT`` (``calsync
+    serve`` runs it beside the API, whose app then has no ``/metrics``): the port can be
+    kept off the public network. ``CALSYNC_METRICS_TOKEN`` applies here too."""
+    app = Starlette(routes=[_metrics_route()], exception_handlers=EXCEPTION_HANDLERS)
+    app.state.services = services
+    app.state.state_snapshots = state_snapshots(services)
+    return app
+
+
+def _metrics_route() -> Route:
+    return Route("/metrics", metrics_endpoint, methods=["GET"])
 
 
 def add_tracing_middleware(app: Starlette) -> None:

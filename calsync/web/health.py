@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import os
 from datetime import timedelta
 from typing import Any
@@ -15,7 +16,8 @@ from starlette.responses import JSONResponse, Response
 
 from calsync.bootstrap import Services
 from calsync.store.migrate import schema_state
-from calsync.web.state_metrics import StateCollector, collect_state
+from calsync.web.errors import error_response
+from calsync.web.state_metrics import StateCollector, StateSnapshots, collect_state
 
 
 async def healthz(_request: Request) -> Response:
@@ -65,19 +67,44 @@ def _broker_check(broker: Any) -> str:
 async def metrics_endpoint(request: Request) -> Response:
     """Prometheus exposition: the event metrics of every process sharing
     ``PROMETHEUS_MULTIPROC_DIR`` (or of this process when it is unset), then the state
-    metrics read from the database and the broker now (:mod:`calsync.web.state_metrics`)."""
+    metrics (:mod:`calsync.web.state_metrics`), computed at most once per
+    ``CALSYNC_STATE_METRICS_CACHE_SECONDS`` by this process (the app's
+    :func:`state_snapshots`).
+
+    With ``CALSYNC_METRICS_TOKEN`` set, a request without ``Authorization: Bearer <token>``
+    is answered 401 before anything is read.
+    """
     services: Services = request.app.state.services
-    families = await run_in_threadpool(
-        collect_state,
-        services.sessions,
-        services.broker,
-        services.clock(),
-        poll_period=timedelta(seconds=services.settings.safety_net_interval_seconds),
-    )
+    expected = services.settings.metrics_token
+    if expected is not None and not _bearer_is(request, expected):
+        return error_response(
+            401, "the metrics token is missing or wrong", headers={"WWW-Authenticate": "Bearer"}
+        )
+    snapshots: StateSnapshots = request.app.state.state_snapshots
+    families = await run_in_threadpool(snapshots.get)
     state = CollectorRegistry(auto_describe=False)
     state.register(StateCollector(families))
     body = generate_latest(event_registry()) + generate_latest(state)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+def state_snapshots(services: Services) -> StateSnapshots:
+    """The state metrics of ``services``, computed once per the configured interval; one
+    per app (``app.state.state_snapshots``), so per process."""
+    poll_period = timedelta(seconds=services.settings.safety_net_interval_seconds)
+    return StateSnapshots(
+        lambda now: collect_state(services.sessions, services.broker, now, poll_period=poll_period),
+        max_age=timedelta(seconds=services.settings.state_metrics_cache_seconds),
+        clock=services.clock,
+    )
+
+
+def _bearer_is(request: Request, expected: str) -> bool:
+    """Whether the request's bearer token is ``expected``, compared in constant time."""
+    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(presented.strip().encode(), expected.encode())
 
 
 def event_registry() -> CollectorRegistry:

@@ -9,11 +9,14 @@ over several api pods take ``max``, not ``sum``.
 
 A source that cannot be read is reported by ``calsync_state_source_up{source}`` = 0 and
 its metrics are left out of that scrape; a scrape never fails because of it.
+:class:`StateSnapshots` serves one computation to every scrape for a few seconds
+(``CALSYNC_STATE_METRICS_CACHE_SECONDS``).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -43,6 +46,7 @@ __all__ = [
     "SYNC_STATUSES",
     "WORST_CALENDARS",
     "StateCollector",
+    "StateSnapshots",
     "collect_state",
 ]
 
@@ -387,3 +391,40 @@ def _gauge(name: str, documentation: str, value: float) -> Metric:
 
 def _seconds(span: timedelta) -> float:
     return max(span.total_seconds(), 0.0)
+
+
+# --- one computation per interval --------------------------------------------------------------
+
+
+class StateSnapshots:
+    """The state metrics of one computation, served to every scrape for ``max_age``: a
+    flood of scrapes (or several Prometheus servers) costs one computation per interval
+    per process. Scrapes that arrive while it runs wait for it and share it.
+
+    Thread-safe (scrapes call :meth:`get` from the thread pool). ``clock`` is the
+    services' clock; a ``max_age`` of zero computes on every call.
+    """
+
+    def __init__(
+        self,
+        compute: Callable[[datetime], list[Metric]],
+        *,
+        max_age: timedelta,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._compute = compute
+        self._max_age = max_age
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._families: list[Metric] | None = None
+        self._taken_at: datetime | None = None
+
+    def get(self) -> list[Metric]:
+        """The families of the newest computation, made now if that one is too old."""
+        with self._lock:
+            now = self._clock()
+            taken = self._taken_at
+            if self._families is None or taken is None or not taken <= now < taken + self._max_age:
+                self._families = self._compute(now)
+                self._taken_at = now
+            return self._families

@@ -219,9 +219,11 @@ def _comparable(event: Event) -> Event:
 
 def sync_settings(settings: Settings, google: FakeGoogle, **changes: Any) -> Settings:
     port = free_port()
+    # The tests read the state metrics right after changing the state: no snapshot reuse.
+    defaults: dict[str, Any] = {"sync_min_interval_seconds": 0.0, "state_metrics_cache_seconds": 0}
     return dataclasses.replace(
         google.settings_for(settings, public_url=f"http://127.0.0.1:{port}"),
-        **{"sync_min_interval_seconds": 0.0, **changes},
+        **(defaults | changes),
     )
 
 

@@ -76,7 +76,9 @@ def pod_owners() -> list[Doc]:
 def setting_names_in_config_source() -> set[str]:
     """Every NAME that calsync/config.py reads as CALSYNC_<NAME> through its _Env helpers."""
     source = CONFIG_SOURCE.read_text()
-    pattern = r'\benv\.(?:text|required|integer|choice|path|flag|url)\(\s*"([A-Z][A-Z0-9_]*)"'
+    pattern = (
+        r'\benv\.(?:text|required|integer|choice|path|flag|url|networks)\(\s*"([A-Z][A-Z0-9_]*)"'
+    )
     return {PREFIX + name for name in re.findall(pattern, source)}
 
 
@@ -183,6 +185,18 @@ def test_api_probes_point_at_healthz_and_readyz() -> None:
         http = api[probe]["httpGet"]
         assert http["path"] == path, probe
         assert http["port"] in {8000, port["name"]}, probe
+
+
+def test_api_metrics_are_scraped_on_their_own_port_which_the_service_does_not_expose() -> None:
+    deployment = one("Deployment", "calsync-api")
+    (api,) = pod_spec(deployment)["containers"]
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    env = {item["name"]: item["value"] for item in api.get("env", [])}
+    metrics = next(p for p in api["ports"] if p["name"] == "metrics")
+    assert annotations["prometheus.io/port"] == env["CALSYNC_METRICS_PORT"]
+    assert metrics["containerPort"] == int(env["CALSYNC_METRICS_PORT"])
+    service_ports = one("Service", "calsync-api")["spec"]["ports"]
+    assert [p["targetPort"] for p in service_ports] == ["http"]
 
 
 def test_api_service_selects_the_api_pods() -> None:
