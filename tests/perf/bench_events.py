@@ -202,6 +202,7 @@ def main() -> None:
             # The figures are of the handlers; the per-user API limit (600 a minute) would
             # otherwise answer 429 once a fast machine gets through the first 600 GETs.
             api_rate_limit_per_minute=1_000_000,
+            address_rate_limit_per_minute=1_000_000,  # and so would the address's
         )
         services = bootstrap(settings)
         upgrade(services.engine)
