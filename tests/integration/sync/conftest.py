@@ -248,7 +248,8 @@ def app(request: pytest.FixtureRequest, fake_google: FakeGoogle) -> Iterator[Eve
     """calsync on SQLite with the in-process broker, and on PostgreSQL with Redis, its
     jobs driven by hand (`EventsApp`) and its clock moved by the test."""
     settings: Settings = request.getfixturevalue(f"{request.param}_settings")
-    yield from running_app(settings, fake_google)
+    # The tests read the state metrics right after changing the state, at one clock time.
+    yield from running_app(settings, fake_google, state_metrics_cache_seconds=0)
 
 
 @pytest.fixture
