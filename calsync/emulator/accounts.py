@@ -38,6 +38,14 @@ CALENDAR_READ_SCOPES = frozenset(
     {SCOPE_CALENDAR, SCOPE_CALENDAR_READONLY, SCOPE_CALENDARLIST, SCOPE_CALENDARLIST_READONLY}
 )
 CALENDAR_WRITE_SCOPES = frozenset({SCOPE_CALENDAR})
+SCOPE_USERINFO_EMAIL = "https://www.googleapis.com/auth/userinfo.email"
+SCOPE_USERINFO_PROFILE = "https://www.googleapis.com/auth/userinfo.profile"
+#: The short names Google accepts in ``scope`` and the names its token response lists.
+SCOPE_ALIASES = {"email": SCOPE_USERINFO_EMAIL, "profile": SCOPE_USERINFO_PROFILE}
+#: Google's Sign-In scopes: consented to on one page, all or nothing. Every other scope
+#: is a checkbox of the granular consent screen that follows (Google's granular
+#: permissions guide, 2024), which the user may leave unticked.
+SIGN_IN_SCOPES = frozenset({"openid", SCOPE_USERINFO_EMAIL, SCOPE_USERINFO_PROFILE})
 AUTH_CODE_TTL = timedelta(minutes=10)
 
 
@@ -102,6 +110,23 @@ class AuthCode:
     used: bool = False
 
 
+def canonical_scope(scope: str) -> str:
+    """The name Google's token response gives ``scope`` (``email`` is ``.../userinfo.email``)."""
+    return SCOPE_ALIASES.get(scope, scope)
+
+
+def consented_scopes(requested: list[str], ticked: frozenset[str] | None) -> tuple[str, ...]:
+    """What a user grants when asked for ``requested``: every Sign-In scope, and of the
+    others those in ``ticked`` (all of them when ``ticked`` is None: the user ticks every
+    box). Names are canonical and in the order asked, without repeats."""
+    granted: list[str] = []
+    for scope in map(canonical_scope, requested):
+        chosen = ticked is None or scope in SIGN_IN_SCOPES or scope in ticked
+        if chosen and scope not in granted:
+            granted.append(scope)
+    return tuple(granted)
+
+
 def pkce_s256(verifier: str) -> str:
     digest = hashlib.sha256(verifier.encode("ascii")).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
@@ -120,6 +145,9 @@ class AccountStore:
         self.offline_consents: set[tuple[str, str]] = set()
         # every `sub` ever given out: Google never gives one to a second account
         self.subjects: set[str] = set()
+        # email -> the non-Sign-In scopes the user ticks on the granular consent screen
+        # (canonical names); a user missing here ticks every box
+        self.consents: dict[str, frozenset[str]] = {}
 
     def user(self, email: str) -> User | None:
         return self.users.get(email.lower())
@@ -155,6 +183,7 @@ class AccountStore:
         user = self.users.pop(key)
         self.revoke_user(key)
         self.offline_consents = {pair for pair in self.offline_consents if pair[0] != key}
+        self.consents.pop(key, None)
         return user
 
     def issue(

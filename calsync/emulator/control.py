@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from calsync.emulator import timefmt
-from calsync.emulator.accounts import FULL_SCOPES, AccessToken
+from calsync.emulator.accounts import FULL_SCOPES, AccessToken, canonical_scope
 from calsync.emulator.calendars import ROLES, CalendarRecord
 from calsync.emulator.event_model import new_etag
 from calsync.emulator.faults import Fault
@@ -178,6 +178,25 @@ class Control:
             )
             return JSONResponse(_token_json(token, self.state.clock.now().timestamp()), 201)
 
+    async def user_consent(self, request: Request) -> Response:
+        """What the user ticks on the granular consent screen from now on: ``{"grant":
+        [scopes]}`` (Sign-In scopes are always granted, naming them changes nothing);
+        ``DELETE`` ticks every box again. Answers ``{"email", "grant"}`` (None: all)."""
+        body = {} if request.method == "DELETE" else await _body(request)
+        grant = body.get("grant")
+        if request.method != "DELETE" and (
+            not isinstance(grant, list) or not all(isinstance(s, str) for s in grant)
+        ):
+            raise ValueError("grant must be a list of scopes")
+        with self.state.lock:
+            email = self._existing_user(request)
+            if grant is None:
+                self.state.accounts.consents.pop(email, None)
+                return JSONResponse({"email": email, "grant": None})
+            ticked = frozenset(canonical_scope(s) for s in grant)
+            self.state.accounts.consents[email] = ticked
+            return JSONResponse({"email": email, "grant": sorted(ticked)})
+
     async def user_revoke(self, request: Request) -> Response:
         with self.state.lock:
             email = self._existing_user(request)
@@ -303,6 +322,7 @@ def control_routes(state: EmulatorState) -> list[Route]:
         ("/emulator/users", c.create_user, ["POST"]),
         ("/emulator/users", c.list_users, ["GET"]),
         ("/emulator/users/{email}/tokens", c.user_tokens, ["POST"]),
+        ("/emulator/users/{email}/consent", c.user_consent, ["POST", "DELETE"]),
         ("/emulator/users/{email}/revoke", c.user_revoke, ["POST"]),
         ("/emulator/users/{email}/recreate", c.user_recreate, ["POST"]),
         ("/emulator/users/{email}/calendars", c.user_calendars, ["POST"]),

@@ -2,8 +2,12 @@
 
 - ``GET /o/oauth2/auth`` (also ``/o/oauth2/v2/auth``): consents at once as the user
   named by ``login_hint`` (created if new) and redirects to ``redirect_uri`` with
-  ``code`` and ``state``; with ``consent_denied`` configured it redirects with
-  ``error=access_denied``. An unknown client is 401 ``invalid_client`` (no redirect).
+  ``code``, ``state`` and the granted ``scope``; with ``consent_denied`` configured it
+  redirects with ``error=access_denied``. An unknown client is 401 ``invalid_client``
+  (no redirect). Granular consent as on Google since 2024: the Sign-In scopes
+  (``openid``, ``email``, ``profile``) are granted together, each other scope only if
+  the user ticks it (``POST /emulator/users/{email}/consent``; by default every box is
+  ticked). Granted scopes carry Google's names (``email`` is ``.../userinfo.email``).
 - ``POST /token`` (also ``/o/oauth2/token``, ``/oauth2/v4/token``): grants
   ``authorization_code`` (one use, 10 minutes, ``redirect_uri`` must match, PKCE
   ``S256``/``plain`` checked) and ``refresh_token``; client credentials by
@@ -30,7 +34,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from calsync.emulator.accounts import AUTH_CODE_TTL, AccessToken, AuthCode, pkce_s256
+from calsync.emulator.accounts import (
+    AUTH_CODE_TTL,
+    AccessToken,
+    AuthCode,
+    consented_scopes,
+    pkce_s256,
+)
 from calsync.emulator.frontend import USER_SCOPE_KEY
 from calsync.emulator.state import EmulatorState
 
@@ -93,6 +103,7 @@ class OAuthEndpoints:
         offline = params.get("access_type") == "offline"
         with state.lock:
             user = state.create_user(login_hint)
+            granted = consented_scopes(scope, state.accounts.consents.get(user.email))
             consent_key = (user.email, client_id)
             first = consent_key not in state.accounts.offline_consents
             issue_refresh = offline and (first or "consent" in params.get("prompt", "").split())
@@ -103,7 +114,7 @@ class OAuthEndpoints:
                 client_id=client_id,
                 redirect_uri=redirect_uri,
                 email=user.email,
-                scopes=tuple(scope),
+                scopes=granted,
                 code_challenge=challenge,
                 code_challenge_method=(method or "plain") if challenge else None,
                 expires_at=state.clock.now() + AUTH_CODE_TTL,
@@ -111,7 +122,7 @@ class OAuthEndpoints:
             )
             state.accounts.codes[code.code] = code
         request.scope[USER_SCOPE_KEY] = user.email
-        answer = {"code": code.code} | extra | {"scope": " ".join(scope), "authuser": "0"}
+        answer = {"code": code.code} | extra | {"scope": " ".join(granted), "authuser": "0"}
         return RedirectResponse(_with_query(redirect_uri, answer), status_code=302)
 
     def _client(self, request: Request, form: dict[str, str]) -> str | None:

@@ -114,6 +114,15 @@ class EmulatorControl:
         result: dict[str, Any] = self._call("POST", f"/users/{email}/tokens", json=body)
         return result
 
+    def set_consent(self, email: str, grant: list[str] | None) -> dict[str, Any]:
+        """What ``email`` ticks on the granular consent screen from now on (None: every
+        box); the user must exist (``create_user``)."""
+        if grant is None:
+            result: dict[str, Any] = self._call("DELETE", f"/users/{email}/consent")
+        else:
+            result = self._call("POST", f"/users/{email}/consent", json={"grant": grant})
+        return result
+
     def revoke_user(self, email: str) -> int:
         return int(self._call("POST", f"/users/{email}/revoke")["revoked"])
 

@@ -83,6 +83,15 @@ def load_credentials(
     )
 
 
+def granted_scopes(session: Session, user_id: uuid.UUID) -> str | None:
+    """The space-separated scopes the user's stored tokens were granted (as Google's
+    token response listed them), or None when no tokens are stored. Decrypts nothing."""
+    query = sa.select(OAuthToken.scopes).where(
+        OAuthToken.user_id == user_id, OAuthToken.provider == "google"
+    )
+    return session.scalar(query)
+
+
 def mark_needs_reauth(session: Session, user_id: uuid.UUID) -> None:
     """The grant is gone: flag the tokens and the account until the user signs in again."""
     session.execute(

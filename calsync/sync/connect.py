@@ -2,7 +2,8 @@
 
 `connect_user` is idempotent: running it again (a repeated message, a second sign-in)
 opens only the channels that are missing and queues pulls only for calendars that have
-none queued.
+none queued. It does nothing for a user whose tokens lack calendar access (granular
+consent: they unticked it on Google's consent screen) but log why.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING
 
+from calsync.providers.google.oauth import grants_calendar
+from calsync.store import credentials, sync_logs
 from calsync.sync import kicks
 from calsync.sync.calendar_list import sync_calendar_list
 from calsync.sync.channels import ensure_channels
@@ -23,12 +26,42 @@ __all__ = ["connect_user", "follow_calendar_list", "queue_pulls"]
 def connect_user(services: Services, user_id: uuid.UUID) -> list[uuid.UUID]:
     """List the user's calendars, queue a pull of each, open the missing channels.
 
-    Returns the ids of the calendars a pull was queued for.
+    Returns the ids of the calendars a pull was queued for: none when the user has no
+    calendar access (no tokens, or tokens without the calendar scope); then one sync log
+    row says so and nothing calls Google. Not an error to retry: only a new sign-in that
+    grants calendar access changes it (and queues this again).
     """
+    if not has_calendar_access(services, user_id):
+        return []
     change = sync_calendar_list(services, user_id)
     queued = queue_pulls(services, [*change.added, *change.kept])
     ensure_channels(services, user_id)
     return queued
+
+
+def has_calendar_access(services: Services, user_id: uuid.UUID) -> bool:
+    """Whether the user's stored tokens grant calendar access; if not, log why (kind
+    ``auth``) so the user sees what to do."""
+    with services.sessions.begin() as session:
+        scopes = credentials.granted_scopes(session, user_id)
+        if scopes is not None and grants_calendar(scopes):
+            return True
+        sync_logs.record(
+            session,
+            user_id=user_id,
+            kind=sync_logs.LogKind.AUTH,
+            status=sync_logs.LogStatus.ERROR,
+            at=services.clock(),
+            message=NOT_CONNECTED_MESSAGE,
+        )
+    return False
+
+
+#: The sync log's word to a user whose sign-in did not grant calendar access.
+NOT_CONNECTED_MESSAGE = (
+    "Google calendar access was not granted, so nothing is synced; "
+    "sign in again and tick calendar access on Google's consent screen"
+)
 
 
 def follow_calendar_list(services: Services, user_id: uuid.UUID) -> bool:

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session, sessionmaker
 
 from calsync.providers.errors import AuthRevoked
-from calsync.providers.google.oauth import GoogleOAuth, InvalidGrant
+from calsync.providers.google.oauth import GoogleOAuth, InvalidGrant, grants_calendar
 from calsync.store import audit, credentials
 from calsync.store.secrets import Secret, SecretBox
 from calsync.store.tables import SyncLog
@@ -43,7 +43,10 @@ class AccountNeedsReauth(AuthRevoked):
 
 
 class AccountNotConnected(Exception):
-    """The user never connected a Google account."""
+    """The user never connected a Google account, or their stored tokens lack calendar
+    access (they left it unticked on Google's granular consent screen): nothing calls
+    Google for them until they sign in again and grant it. Not ``needs_reauth``: their
+    grant is alive, it just does not cover calendars."""
 
 
 class AccessTokens:
@@ -71,7 +74,8 @@ class AccessTokens:
 
         Raises:
             AccountNeedsReauth: the grant was revoked (now or before).
-            AccountNotConnected: no tokens are stored for the user.
+            AccountNotConnected: no tokens are stored for the user, or they lack calendar
+                access.
             OAuthUnavailable: Google could not refresh it just now; retry later.
         """
         with self._sessions() as session:
@@ -98,6 +102,8 @@ class AccessTokens:
             raise AccountNotConnected(f"user {user_id} has no Google tokens")
         if stored.status != "valid":
             raise AccountNeedsReauth(user_id)
+        if not grants_calendar(stored.scopes):
+            raise AccountNotConnected(f"user {user_id} did not grant calendar access")
         if self._expiring(stored.expires_at):
             return None
         return stored.access_token
@@ -106,6 +112,8 @@ class AccessTokens:
         with self._lock_for(user_id), self._sessions.begin() as session:
             stored = credentials.load_credentials(session, self._box, user_id, lock=True)
             if stored is not None and stored.status == "valid":
+                if not grants_calendar(stored.scopes):  # signed in meanwhile without it
+                    raise AccountNotConnected(f"user {user_id} did not grant calendar access")
                 already_fresh = (
                     stored.access_token != rejected
                     if rejected is not None

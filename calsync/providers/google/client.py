@@ -559,9 +559,8 @@ class GoogleCalendarClient:
         try:
             return fetch()
         except AccountNotConnected as err:
-            raise AuthRevoked(
-                f"user {self.user_id} has not connected Google", reason="not_connected"
-            ) from err
+            # The store's reason: no tokens, or tokens without calendar access.
+            raise AuthRevoked(str(err), reason="not_connected") from err
         except OAuthUnavailable as err:
             raise Transient("Google's token endpoint is unavailable", reason="oauth") from err
 

@@ -23,8 +23,24 @@ from calsync.config import Settings
 from calsync.store.secrets import Secret
 from calsync.store.tables import utcnow
 
-SCOPES = ("openid", "email", "profile", "https://www.googleapis.com/auth/calendar")
+#: The one scope calendar sync needs (calendar list, events, push channels). Since 2024
+#: Google's consent screen lets the user untick it (granular permissions), so a sign-in
+#: may grant only the Sign-In scopes: see :func:`grants_calendar`.
+CALENDAR_SCOPE = "https://www.googleapis.com/auth/calendar"
+SCOPES = ("openid", "email", "profile", CALENDAR_SCOPE)
 TIMEOUT = httpx.Timeout(10.0)
+
+
+def grants_calendar(scopes: str) -> bool:
+    """Whether the space-separated ``scopes`` of a token response (or of stored tokens)
+    include :data:`CALENDAR_SCOPE`.
+
+    An empty string counts as granted: RFC 6749 5.1 lets a token response omit ``scope``
+    when it is what was asked for, and tokens stored before scopes were checked may hold
+    "" (Google itself always lists the granted scopes).
+    """
+    granted = scopes.split()
+    return not granted or CALENDAR_SCOPE in granted
 
 
 class OAuthError(Exception):

@@ -10,6 +10,14 @@ Users are matched on Google's subject (``sub``), not on the email
 (:func:`calsync.store.users.sign_in_google`): an email that belongs to a user bound to
 another Google account is refused with 409 and audited until an admin releases it
 (``POST /admin/users/{id}/release-email``); a disabled user is refused with 403.
+
+Granular consent (Google, 2024): the user may untick calendar access on the consent
+screen, and the token response's ``scope`` then lacks it. The sign-in still succeeds as
+an identity (the user is created or found, the tokens are stored with the scopes they
+have, the account stays ``active``), but nothing is connected: no connection is queued,
+no worker uses those tokens (:mod:`calsync.providers.google.access`), and the answer is
+403 ``calendar_access_not_granted`` carrying the JWT and the user with
+``calendar_access: false``. Signing in again with calendar ticked connects as usual.
 """
 
 from __future__ import annotations
@@ -27,14 +35,17 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from calsync.bootstrap import Services
 from calsync.domain.accounts import AccountStatus, UserAccount
 from calsync.providers.google.oauth import (
+    CALENDAR_SCOPE,
     GoogleIdentity,
     GrantedTokens,
     InvalidGrant,
     OAuthError,
     OAuthUnavailable,
+    grants_calendar,
 )
-from calsync.store import audit, credentials, users
+from calsync.store import audit, credentials, sync_logs, users
 from calsync.store.tables import UsedOAuthState, User
+from calsync.sync.connect import NOT_CONNECTED_MESSAGE
 from calsync.web.auth.oauth_state import (
     InvalidState,
     OAuthState,
@@ -50,6 +61,11 @@ from calsync.web.serializers import account_json
 log = logging.getLogger(__name__)
 
 MAX_LOGIN_HINT = 320
+
+NOT_GRANTED_MESSAGE: Final = (
+    "Google calendar access was not granted, so calsync cannot sync your calendars; "
+    "sign in again and tick calendar access on Google's consent screen"
+)
 
 #: The ``error`` values of an authorization response (RFC 6749 4.1.2.1, OpenID Connect
 #: 3.1.2.6) and Google's own; another value is audited as "(other)", so refusal reasons
@@ -91,7 +107,8 @@ async def start_google_sign_in(request: Request) -> Response:
 
 
 async def finish_google_sign_in(request: Request) -> Response:
-    """Complete the sign-in and answer ``{"token": JWT, "user": {...}}``."""
+    """Complete the sign-in and answer ``{"token": JWT, "user": {...}}``; without calendar
+    access, 403 ``calendar_access_not_granted`` with the same two fields added."""
     services: Services = request.app.state.services
     params = request.query_params
     cookie_name = state_cookie_options(services.oauth_state, secure=False)["key"]
@@ -120,8 +137,11 @@ async def finish_google_sign_in(request: Request) -> Response:
         raise APIError(400, "this sign-in was already completed", code="invalid_state")
 
     tokens, identity = await _exchange(services, code=code, bundle=bundle, address=address)
+    calendar_access = grants_calendar(tokens.scopes)
     try:
-        account = await run_in_threadpool(_connect, services, identity, tokens, address)
+        account = await run_in_threadpool(
+            _connect, services, identity, tokens, address, calendar_access
+        )
     except users.EmailOfAnotherAccount as conflict:
         details = {
             "reason": "email of another Google account",
@@ -145,7 +165,18 @@ async def finish_google_sign_in(request: Request) -> Response:
         role=account.role.value,
         now=services.clock(),
     )
-    response = JSONResponse({"token": jwt, "user": account_json(account)})
+    user = account_json(account) | {"calendar_access": calendar_access}
+    if calendar_access:
+        response = JSONResponse({"token": jwt, "user": user})
+    else:
+        # An error, since calsync cannot do its work; the JWT still comes along, so the
+        # client can show the account (GET /me) and send the user back to Google.
+        refusal = {
+            "code": "calendar_access_not_granted",
+            "message": NOT_GRANTED_MESSAGE,
+            "details": [{"missing_scope": CALENDAR_SCOPE}],
+        }
+        response = JSONResponse({"error": refusal, "token": jwt, "user": user}, status_code=403)
     response.delete_cookie(
         cookie_name, path=state_cookie_options(services.oauth_state, secure=False)["path"]
     )
@@ -203,10 +234,18 @@ class _Disabled(Exception):
 
 
 def _connect(
-    services: Services, identity: GoogleIdentity, tokens: GrantedTokens, address: str | None
+    services: Services,
+    identity: GoogleIdentity,
+    tokens: GrantedTokens,
+    address: str | None,
+    calendar_access: bool,
 ) -> UserAccount:
     """Find or create the user the Google account is and store their tokens, in one
-    transaction, then queue the connection of their calendars.
+    transaction, then queue the connection of their calendars, only with
+    ``calendar_access`` (the tokens grant the calendar scope). Without it the account is
+    active but not connected: its tokens are stored with the scopes they have, which
+    keeps every worker from using them (:mod:`calsync.providers.google.access`), and
+    the sync log says why.
 
     Raises:
         users.EmailOfAnotherAccount: (from the store) nothing was written.
@@ -228,6 +267,8 @@ def _connect(
             scopes=tokens.scopes,
             provider_subject=identity.subject,
         )
+        # A grant without calendar access is alive, not revoked: "not connected" is not
+        # "needs_reauth", which says Google refused the grant.
         if account.status is AccountStatus.NEEDS_REAUTH:
             session.execute(sa.update(User).where(User.id == account.id).values(status="active"))
         audit.record(
@@ -236,13 +277,23 @@ def _connect(
             actor_id=account.id,
             subject_id=account.id,
             remote_addr=address,
-            details={"provider": "google"},
+            details={"provider": "google", "calendar_access": calendar_access},
         )
+        if not calendar_access:
+            sync_logs.record(
+                session,
+                user_id=account.id,
+                kind=sync_logs.LogKind.AUTH,
+                status=sync_logs.LogStatus.ERROR,
+                at=services.clock(),
+                message=NOT_CONNECTED_MESSAGE,
+            )
         refreshed = users.find_by_id(session, account.id)
     assert refreshed is not None
-    # After the commit: the worker must find the tokens. Lists the calendars, queues their
-    # first pulls and opens the push channels (calsync.sync.connect).
-    services.jobs.connect_user.send(str(account.id))
+    if calendar_access:
+        # After the commit: the worker must find the tokens. Lists the calendars, queues
+        # their first pulls and opens the push channels (calsync.sync.connect).
+        services.jobs.connect_user.send(str(account.id))
     return refreshed
 
 
