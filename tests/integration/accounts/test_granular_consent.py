@@ -126,8 +126,10 @@ def test_a_sign_in_without_calendar_access_is_signed_in_but_not_connected(
         logged = session.scalars(
             sa.select(SyncLog.message).where(SyncLog.user_id == uuid.UUID(alice_id))
         ).all()
-    assert row is not None and row.status == "active"
-    assert token is not None and token.status == "valid"
+    assert row is not None
+    assert row.status == "active"
+    assert token is not None
+    assert token.status == "valid"
     assert CALENDAR not in token.scopes.split()
     assert any("calendar access was not granted" in (m or "") for m in logged)
     # And Bob is connected: his calendar listed and pulled, its channels open
