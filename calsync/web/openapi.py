@@ -216,6 +216,11 @@ SCHEMAS: Final[dict[str, Any]] = {
             "role": {"enum": ["admin", "user"]},
             "status": {"enum": ["active", "needs_reauth", "disabled"]},
             "timezone": {"type": "string"},
+            "calendar_access": {
+                "type": "boolean",
+                "description": "GET /me and sign-in only: the stored Google tokens grant"
+                " calendar access (false: not connected)",
+            },
         },
         required=("id", "email", "role", "status"),
     ),
@@ -353,7 +358,24 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
                 _object({"token": {"type": "string"}, "user": _ref("User")}, closed=False)
             ),
             "400": _error("bad, replayed or denied state"),
-            "403": _error("the Google account is a disabled user's (account_disabled)"),
+            "403": _json(
+                {
+                    "anyOf": [
+                        _ref("Error"),
+                        _object(
+                            {
+                                "error": {"type": "object"},
+                                "token": {"type": "string"},
+                                "user": _ref("User"),
+                            },
+                            required=("error", "token", "user"),
+                        ),
+                    ]
+                },
+                "the Google account is a disabled user's (account_disabled), or calendar"
+                " access was not granted (calendar_access_not_granted: the body also"
+                " carries token and user, who is signed in but not connected)",
+            ),
             "409": _error(
                 "the email belongs to a user bound to another Google account; refused and"
                 " audited until an admin releases it (email_of_another_account)"
