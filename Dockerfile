@@ -6,6 +6,8 @@ WORKDIR /src
 COPY pyproject.toml README.md constraints.txt ./
 COPY calsync ./calsync
 COPY workers ./workers
+# the wheel carries the migrations as calsync.migrations (pyproject.toml)
+COPY migrations ./migrations
 RUN python -m venv /opt/calsync && /opt/calsync/bin/pip install -c constraints.txt .
 
 FROM python:3.11.11-slim-bookworm

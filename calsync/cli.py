@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from calsync import __version__
-from calsync.config import ConfigError, Settings
+from calsync.config import ConfigError, Settings, database_url_from_env
 from calsync.logs import configure_logging
 
 
@@ -232,8 +232,7 @@ def _migrate(args: argparse.Namespace) -> int:
     from calsync.store.db import make_engine
     from calsync.store.migrate import upgrade
 
-    settings = Settings.from_env()
-    engine = make_engine(settings.database_url)
+    engine = make_engine(database_url_from_env())  # needs no other setting
     upgrade(engine, args.revision)
     engine.dispose()
     print(f"calsync: database migrated to {args.revision}")

@@ -299,6 +299,21 @@ class _Env:
             raise ConfigError(self.problems)
 
 
+def database_url_from_env(environ: Mapping[str, str] | None = None) -> str:
+    """The database URL alone, for migrations: ``CALSYNC_DATABASE_URL``, else the embedded
+    SQLite file in ``CALSYNC_STATE_DIR`` (default: the current folder).
+
+    Unlike `Settings.from_env` it needs no other setting (a migration job must not need
+    the Google secret or Redis) and writes nothing (no development secrets).
+    """
+    env = _Env(os.environ if environ is None else environ)
+    url = env.text("DATABASE_URL")
+    if url is not None:
+        return url
+    state_dir = Path(env.text("STATE_DIR", ".") or ".")
+    return f"sqlite:///{(state_dir / 'calsync.db').resolve()}"
+
+
 def _embedded_from_env(env: _Env) -> Settings:
     state_dir = Path(env.text("STATE_DIR", ".") or ".")
     emulator_port = env.integer("EMULATOR_PORT", 8765, minimum=1)

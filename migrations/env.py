@@ -1,8 +1,8 @@
 """Alembic environment: targets calsync's table metadata.
 
 The database comes from, in order: a connection handed over by ``calsync.store.migrate``
-(``config.attributes["connection"]``), ``-x url=...`` on the alembic command line, or the
-settings (``CALSYNC_DATABASE_URL``, else the embedded SQLite file).
+(``config.attributes["connection"]``), ``-x url=...`` on the alembic command line, or
+``CALSYNC_DATABASE_URL`` (else the embedded SQLite file): no other setting is needed.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from calsync.config import Settings
+from calsync.config import database_url_from_env
 from calsync.store.db import make_engine
 from calsync.store.tables import Base
 from calsync.store.types import UTCDateTime
@@ -44,7 +44,7 @@ def main() -> None:
     if handed_over is not None:
         run(handed_over)
         return
-    url = context.get_x_argument(as_dictionary=True).get("url") or Settings.from_env().database_url
+    url = context.get_x_argument(as_dictionary=True).get("url") or database_url_from_env()
     engine = make_engine(url)
     with engine.connect() as connection:
         run(connection)

@@ -12,12 +12,14 @@ from sqlalchemy.engine import Engine
 
 
 def migrations_dir() -> Path:
-    """The ``migrations/`` folder: beside the package in a checkout or the image's /app."""
-    candidates = [Path(__file__).resolve().parents[2] / "migrations", Path.cwd() / "migrations"]
-    for candidate in candidates:
+    """The Alembic scripts: installed with the package (``calsync/migrations``, the
+    repository's top-level ``migrations/`` in a wheel), else beside the package in a
+    checkout (an editable install maps that folder without copying it)."""
+    package = Path(__file__).resolve().parents[1]
+    for candidate in (package / "migrations", package.parent / "migrations"):
         if (candidate / "env.py").is_file():
             return candidate
-    raise FileNotFoundError("calsync's migrations/ folder was not found beside the package")
+    raise FileNotFoundError(f"calsync's migrations were not found in or beside {package}")
 
 
 def alembic_config() -> Config:

@@ -297,11 +297,18 @@ def test_every_container_runs_as_non_root_on_a_read_only_root(doc: Doc) -> None:
 
 
 @pytest.mark.parametrize("doc", pod_owners(), ids=lambda d: f"{d['kind']}/{d['metadata']['name']}")
-def test_every_container_reads_the_configmap_and_the_secret(doc: Doc) -> None:
+def test_every_container_reads_the_settings_it_needs(doc: Doc) -> None:
     for container in containers(doc):
         sources = container.get("envFrom", [])
-        assert {"configMapRef": {"name": "calsync-config"}} in sources, container["name"]
-        assert {"secretRef": {"name": "calsync-secrets"}} in sources, container["name"]
+        if container.get("command") == ["calsync", "migrate"]:
+            # migrating needs the database URL alone: no Google, JWT or Redis secret
+            assert sources == [], container["name"]
+            assert [e["name"] for e in container["env"]] == ["CALSYNC_DATABASE_URL"]
+            reference = container["env"][0]["valueFrom"]["secretKeyRef"]
+            assert reference == {"name": "calsync-secrets", "key": "CALSYNC_DATABASE_URL"}
+        else:
+            assert {"configMapRef": {"name": "calsync-config"}} in sources, container["name"]
+            assert {"secretRef": {"name": "calsync-secrets"}} in sources, container["name"]
         resources = container["resources"]
         assert resources["requests"]["cpu"], container["name"]
         assert resources["limits"]["memory"], container["name"]
