@@ -5,8 +5,9 @@ JSON types, no control characters) and returns the fields the client gave as
 `EventChanges`. `apply_changes` builds the resulting `Event` from them: for POST from
 nothing, for PUT on top of the current event (fields left out keep their values). The
 result is checked with `calsync.domain.validation`, so the API and a merge result obey
-the same rules. Every problem becomes one entry of the 422's ``details``:
-``{"field": <API field name>, "issue": ..., "message": ...}``.
+the same rules; an update is refused only for what it changes (what it leaves as it was
+may come from Google, which is not held to calsync's rules). Every problem becomes one
+entry of the 422's ``details``: ``{"field": <API field name>, "issue": ..., "message": ...}``.
 
 Times: a timed event takes ISO 8601 date-times, either with an offset or as wall-clock
 times in ``timezone`` (a naive date-time without a ``timezone`` is refused); an all-day
@@ -270,10 +271,36 @@ def apply_changes(current: Event | None, changes: EventChanges, *, default_zone:
         event = Event(**values) if current is None else dataclasses.replace(current, **values)
     except ValidationError as err:
         raise unprocessable([_domain_problem(err)]) from None
-    problems = event_problems(event)
+    problems = [p for p in event_problems(event) if not _inherited(p, event, current)]
     if problems:
         raise unprocessable([_domain_problem(p) for p in problems])
     return event
+
+
+#: The fields of `Event` each kind of problem depends on (by the problem's field).
+_DEPENDS_ON: Final = {
+    "title": ("title",),
+    "description": ("description",),
+    "location": ("location",),
+    "category": ("category",),
+    "attendees": ("attendees",),
+    "reminders": ("reminders",),
+    "metadata": ("metadata",),
+    "recurrence": ("recurrence", "start", "end", "timezone"),
+    "end": ("start", "end"),
+    "original_start": ("original_start", "start", "end"),
+}
+
+
+def _inherited(problem: ValidationError, event: Event, current: Event | None) -> bool:
+    """Whether `problem` lies only in what the update left as it was: events read from
+    Google may break calsync's rules (a long description, an attendee that is not an
+    email, a metadata key of another client's spelling, a zero-length event), and such
+    an event must stay editable in its other fields (decisions H2)."""
+    depends = _DEPENDS_ON.get(problem.field)
+    if current is None or depends is None:
+        return False
+    return all(getattr(event, name) == getattr(current, name) for name in depends)
 
 
 def _domain_problem(err: ValidationError) -> dict[str, str]:

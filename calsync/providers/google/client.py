@@ -52,7 +52,7 @@ from calsync.providers.google.errors import (
     translate_http_error,
     translate_transport_error,
 )
-from calsync.providers.google.mapping import event_from_google, event_to_google
+from calsync.providers.google.mapping import event_from_google, event_to_google, storable_text
 from calsync.providers.google.oauth import OAuthUnavailable
 from calsync.providers.quota import QuotaWaitExceeded
 from calsync.store.secrets import Secret
@@ -76,6 +76,7 @@ DEFAULT_ATTEMPTS: Final = 4
 MAX_RETRY_AFTER: Final = 30.0  # longer waits go back to the job queue
 TOKEN_RECHECK: Final = 60.0  # seconds a client reuses a token before asking the store again
 FALLBACK_ZONE: Final = "UTC"
+CALENDAR_SUMMARY_LIMIT: Final = 1024  # calendars.summary's length
 
 
 class TokenSource(Protocol):
@@ -612,14 +613,17 @@ def _retryable(error: BaseException) -> bool:
 
 
 def _events(items: Any, zone: str, calendar_id: str) -> Iterator[Event]:
+    """The listed resources as events; one that is not an event is logged and left out
+    (`event_from_google` raises `ValueError` for anything wrong with one resource)."""
     for item in items:
         try:
             yield event_from_google(item, zone)
         except ValueError:
             # One malformed resource must not block the calendar's sync for good.
+            event_id = item.get("id") if isinstance(item, dict) else None
             logger.warning(
                 "skipping a Google event calsync cannot read",
-                extra={"calendar_id": calendar_id, "event_id": item.get("id")},
+                extra={"calendar_id": calendar_id, "event_id": event_id},
                 exc_info=True,
             )
 
@@ -637,9 +641,11 @@ def _event(answer: dict[str, Any], zone: str) -> Event:
 
 
 def _calendar_info(item: dict[str, Any]) -> CalendarInfo:
+    # the summary is the calendar owner's text (anyone who shares a calendar): storable
+    summary = item.get("summaryOverride") or item.get("summary") or ""
     return CalendarInfo(
         calendar_id=item["id"],
-        summary=item.get("summaryOverride") or item.get("summary") or "",
+        summary=storable_text(str(summary), CALENDAR_SUMMARY_LIMIT),
         timezone=item.get("timeZone") or FALLBACK_ZONE,
         access_role=item.get("accessRole") or "freeBusyReader",
         primary=bool(item.get("primary", False)),

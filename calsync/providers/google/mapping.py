@@ -9,11 +9,20 @@ id), `calsync_category` (the category) and one `calsync_meta_<key>` per metadata
 other private and shared properties belong to other clients and are left alone. Reading
 then writing an event is lossless for what calsync owns: title, description, location,
 start/end/timezone, category, recurrence, attendees, reminders, metadata and status.
+
+Google's texts are whatever anyone who can write to an event (an inviter, another app)
+sent, so they are made storable here (decisions H1): a NUL or a lone surrogate, which
+neither PostgreSQL nor UTF-8 can hold, becomes U+FFFD (`MARK`), and a text longer than
+its column is cut to fit, ending in `MARK`. A text that holds `MARK` and is unchanged
+since Google's copy is left out of a patch, so Google keeps its original. Identifiers
+(`id`, `recurringEventId`, `etag`) are never altered: a resource whose identifiers
+cannot be stored is refused like any other malformed one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
@@ -37,10 +46,12 @@ __all__ = [
     "CALSYNC_CATEGORY_KEY",
     "CALSYNC_ID_KEY",
     "CALSYNC_META_PREFIX",
+    "MARK",
     "event_from_google",
     "event_time_from_google",
     "event_time_to_google",
     "event_to_google",
+    "storable_text",
 ]
 
 CALSYNC_ID_KEY: Final = "calsync_id"
@@ -50,24 +61,53 @@ _EPOCH: Final = EventTime.on(date(1970, 1, 1))
 _RESPONSES: Final = frozenset(status.value for status in ResponseStatus)
 _DEFAULT_REMINDERS: Final = Reminders()
 
+#: What replaces a character calsync cannot store, and ends a text cut to fit its column.
+MARK: Final = "\ufffd"
+#: NUL (PostgreSQL's text and JSONB refuse it) and lone surrogates (not UTF-8 at all;
+#: the standard JSON decoder makes them of ``"\ud800"`` escapes).
+_UNSTORABLE: Final = re.compile("[\x00\ud800-\udfff]")
+#: The longest texts the ``events`` and ``event_attendees`` columns hold, in characters
+#: (`tests/unit/providers/test_google_mapping_strings.py` checks them against the tables).
+#: Descriptions, recurrence lines and metadata have no limit.
+TITLE_LIMIT: Final = 1024
+LOCATION_LIMIT: Final = 1024
+CATEGORY_LIMIT: Final = 64
+EMAIL_LIMIT: Final = 320
+DISPLAY_NAME_LIMIT: Final = 200
+ID_LIMIT: Final = 1024
+ETAG_LIMIT: Final = 128
+
 
 def event_from_google(resource: Mapping[str, Any], calendar_timezone: str) -> Event:
-    """The calsync view of a Google Event resource.
+    """The calsync view of a Google Event resource, storable on every database.
 
     `calendar_timezone` is used for date-times that carry only an offset (single events
     may) and as the zone of all-day events. A cancelled resource may carry only `id`,
     `status` and, for a cancelled exception, `recurringEventId` and `originalStartTime`:
     its missing start and end are taken from `originalStartTime`, else set to
     1970-01-01 (all-day, one day); callers act on the status, not on those times.
-    Raises `ValueError` (or `ValidationError`) for a resource that is not an event.
+    Texts are made storable (`storable_text`), attendees with the same email after that
+    are kept once, and recurrence lines that are blank are dropped. Raises `ValueError`
+    (or `ValidationError`, a `ValueError`) for a resource that is not an event, whatever
+    is wrong with it: a wrong JSON type, an unknown zone, a date past year 9999, an id
+    that cannot be stored.
 
     Listings map thousands of resources, so the value is built without `Event`'s own
     checks (`Event.trusted`), which are done here instead: the same errors for the same
     resources and the same normalised value (the mapping tests compare it with the
     checked construction).
     """
-    event_id = resource.get("id")
-    if not isinstance(event_id, str):
+    try:
+        return _event_from_google(resource, calendar_timezone)
+    except (TypeError, KeyError, AttributeError, IndexError, OverflowError) as err:
+        # JSON of the wrong shape (a number for a text, a list for an object) or a date
+        # that overflows: as malformed as a missing id.
+        raise ValueError(f"a malformed Google event resource ({type(err).__name__})") from err
+
+
+def _event_from_google(resource: Mapping[str, Any], calendar_timezone: str) -> Event:
+    event_id = _identifier(resource.get("id"), "id", ID_LIMIT)
+    if event_id is None:
         raise ValueError("a Google event resource needs an id")
     status = EventStatus(resource.get("status", EventStatus.CONFIRMED))
     original = resource.get("originalStartTime")
@@ -95,28 +135,80 @@ def event_from_google(resource: Mapping[str, Any], calendar_timezone: str) -> Ev
         raise ValidationError("updated", "must be an aware datetime")
     recurrence = resource.get("recurrence")
     attendees = resource.get("attendees")
+    category = private.get(CALSYNC_CATEGORY_KEY) if private else None
     return Event.trusted(
-        title=resource.get("summary") or "",
-        description=resource.get("description") or "",
-        location=resource.get("location") or "",
+        title=storable_text(resource.get("summary") or "", TITLE_LIMIT),
+        description=storable_text(resource.get("description") or ""),
+        location=storable_text(resource.get("location") or "", LOCATION_LIMIT),
         start=start,
         end=end,
         timezone=calendar_timezone if all_day else start.timezone,
-        category=private.get(CALSYNC_CATEGORY_KEY) if private else None,
-        recurrence=tuple(line.strip() for line in recurrence) if recurrence else (),
+        category=_cut(category, CATEGORY_LIMIT) if category is not None else None,
+        recurrence=_recurrence(recurrence) if recurrence else (),
         attendees=_attendees(attendees) if attendees else (),
         reminders=_reminders(resource.get("reminders")),
         metadata=_metadata(private) if private else EMPTY_METADATA,
         status=status,
-        organizer_email=organizer_email.strip().lower() if organizer_email is not None else None,
-        recurring_event_id=resource.get("recurringEventId"),
+        organizer_email=_email(organizer_email) if organizer_email is not None else None,
+        recurring_event_id=_identifier(
+            resource.get("recurringEventId"), "recurringEventId", ID_LIMIT
+        ),
         original_start=original_start,
         calsync_id=private.get(CALSYNC_ID_KEY) if private else None,
         provider_event_id=event_id,
-        etag=resource.get("etag"),
+        etag=_identifier(resource.get("etag"), "etag", ETAG_LIMIT),
         sequence=int(resource.get("sequence", 0)),
         updated=updated,
     )
+
+
+def storable_text(value: str, limit: int | None = None) -> str:
+    """`value` as calsync stores a text Google sent: each NUL and lone surrogate replaced
+    by `MARK`, and, when longer than `limit` characters, cut to `limit` ending in `MARK`.
+    The same text for a text already made so. Raises `TypeError` for a non-string."""
+    if not isinstance(value, str):
+        raise TypeError(f"a text must be a string, not {type(value).__name__}")
+    # a C-speed test first: nearly every text is clean (and most are ASCII)
+    if "\x00" in value or (not value.isascii() and _UNSTORABLE.search(value)):
+        value = _UNSTORABLE.sub(MARK, value)
+    if limit is not None and len(value) > limit:
+        value = value[: limit - 1] + MARK
+    return value
+
+
+def _cut(value: str, limit: int) -> str:
+    """`storable_text` of a value that `_private_properties` already cleaned."""
+    return value if len(value) <= limit else value[: limit - 1] + MARK
+
+
+def _identifier(value: Any, name: str, limit: int) -> str | None:
+    """An id Google gave, as it is (ids are never altered), or `None` when absent.
+    Raises `ValueError` for one that cannot be stored as it is."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > limit or _UNSTORABLE.search(value):
+        raise ValueError(f"a Google event resource with an {name} calsync cannot store")
+    return value
+
+
+def _email(value: str) -> str:
+    """An email as `Attendee` normalises it (stripped, lower case), storable: cut after
+    lower-casing, which may lengthen a text."""
+    return _cut(storable_text(value).strip().lower(), EMAIL_LIMIT)
+
+
+def _recurrence(lines: Iterable[Any]) -> tuple[str, ...]:
+    """The lines, stripped and storable, blank ones dropped. A line break inside a line
+    becomes `MARK` too: the store keeps the lines joined by line breaks, so the line
+    would come back as two, a change nobody made."""
+    if isinstance(lines, str):
+        raise TypeError("recurrence must be a list of lines")
+    found = []
+    for line in lines:
+        text = storable_text(line).strip()
+        if text:
+            found.append(text.replace("\n", MARK) if "\n" in text else text)
+    return tuple(found)
 
 
 def event_to_google(
@@ -132,9 +224,13 @@ def event_to_google(
     not `event.calsync_id`). With `previous` (the last known Google copy), the body also
     clears for a patch what `event` dropped: metadata keys and the category (as JSON
     null, which a patch treats as "delete"), a recurrence, and the other kind of start
-    and end when switching between all-day and timed. `event_id` is put in the body as
-    the client-chosen id for an insert. Never includes read-only fields (organizer,
-    etag, sequence, updated) nor `recurringEventId`/`originalStartTime`.
+    and end when switching between all-day and timed; and it leaves out what calsync
+    made storable when reading Google's copy and `event` did not change (a text, the
+    attendees, the recurrence, a private property holding `MARK`, equal to
+    `previous`'s), so that a patch never replaces Google's original with calsync's
+    cleaned copy (decisions H1). `event_id` is put in the body as the client-chosen id
+    for an insert. Never includes read-only fields (organizer, etag, sequence, updated)
+    nor `recurringEventId`/`originalStartTime`.
     """
     body: dict[str, Any] = {
         "summary": event.title,
@@ -157,7 +253,33 @@ def event_to_google(
             body[key][cleared] = None
             if event.all_day:
                 body[key]["timeZone"] = None
+    if previous is not None:
+        _keep_googles_originals(body, event, previous)
     return body
+
+
+def _keep_googles_originals(body: dict[str, Any], event: Event, previous: Event) -> None:
+    """Take out of a patch body what holds `MARK` and is as in `previous`."""
+    for key, name in (
+        ("summary", "title"),
+        ("description", "description"),
+        ("location", "location"),
+    ):
+        value = getattr(event, name)
+        if MARK in value and value == getattr(previous, name):
+            del body[key]
+    if event.attendees == previous.attendees and any(
+        MARK in person.email or MARK in (person.display_name or "") for person in event.attendees
+    ):
+        del body["attendees"]
+    if event.recurrence == previous.recurrence and any(MARK in line for line in event.recurrence):
+        del body["recurrence"]
+    private = body["extendedProperties"]["private"]
+    before = _private_to_google(previous, "", None)
+    for key, value in list(private.items()):
+        marked = value is not None and (MARK in key or MARK in value)
+        if marked and key != CALSYNC_ID_KEY and before.get(key) == value:
+            del private[key]
 
 
 def event_time_from_google(value: Mapping[str, Any], calendar_timezone: str) -> EventTime:
@@ -199,10 +321,13 @@ def _parse_datetime(text: str) -> datetime:
 
 
 def _private_properties(properties: Mapping[str, Any] | None) -> dict[str, str]:
-    """The private extended properties (``extendedProperties.private``) as strings."""
+    """The private extended properties (``extendedProperties.private``) as storable
+    strings (they end up in JSON documents, which hold texts of any length)."""
     if not properties:
         return {}
-    return {str(k): str(v) for k, v in properties.items() if v is not None}
+    return {
+        storable_text(str(k)): storable_text(str(v)) for k, v in properties.items() if v is not None
+    }
 
 
 def _metadata(private: Mapping[str, str]) -> Metadata:
@@ -216,8 +341,14 @@ def _metadata(private: Mapping[str, str]) -> Metadata:
 
 
 def _attendees(values: Any) -> tuple[Attendee, ...]:
-    """The attendees with an email, in `Event`'s order (by email, then display name)."""
-    return attendee_order(_attendee(a) for a in values if a.get("email"))
+    """The attendees with an email, in `Event`'s order (by email, then display name),
+    the first of those with the same (storable) email only: one row per email."""
+    people: dict[str, Attendee] = {}
+    for value in values:
+        if value.get("email"):
+            attendee = _attendee(value)
+            people.setdefault(attendee.email, attendee)
+    return attendee_order(people.values())
 
 
 def _private_to_google(
@@ -236,9 +367,10 @@ def _private_to_google(
 
 def _attendee(value: Mapping[str, Any]) -> Attendee:
     status = value.get("responseStatus", ResponseStatus.NEEDS_ACTION)
+    name = value.get("displayName")
     return Attendee(
-        email=value["email"],
-        display_name=value.get("displayName") or None,
+        email=_email(value["email"]),
+        display_name=storable_text(name, DISPLAY_NAME_LIMIT) if name else None,
         response_status=ResponseStatus(status)
         if status in _RESPONSES
         else ResponseStatus.NEEDS_ACTION,

@@ -88,7 +88,15 @@ def reference(resource: Mapping[str, Any], calendar_timezone: str) -> Event:
         timezone=calendar_timezone if start.is_all_day else None,
         category=private.get(CALSYNC_CATEGORY_KEY),
         recurrence=tuple(resource.get("recurrence") or ()),
-        attendees=tuple(_attendee(a) for a in resource.get("attendees") or () if a.get("email")),
+        # one attendee per email (the first): the store keeps one row per email
+        attendees=tuple(
+            {
+                person.email: person
+                for person in reversed(
+                    [_attendee(a) for a in resource.get("attendees") or () if a.get("email")]
+                )
+            }.values()
+        ),
         reminders=mapping._reminders(resource.get("reminders")),
         metadata={
             key.removeprefix(CALSYNC_META_PREFIX): value
