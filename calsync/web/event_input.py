@@ -35,6 +35,7 @@ __all__ = [
     "WRITABLE_FIELDS",
     "EventChanges",
     "apply_changes",
+    "has_control_characters",
     "read_changes",
     "unprocessable",
 ]
@@ -137,12 +138,18 @@ def read_changes(body: Mapping[str, Any], *, require_times: bool) -> EventChange
     return EventChanges(given)
 
 
+def has_control_characters(text: str) -> bool:
+    """Whether `text` holds a control character other than tab, CR and LF (NUL among
+    them, which PostgreSQL cannot store or compare): refused in any text a client sends."""
+    return _CONTROL.search(text) is not None
+
+
 def _text(name: str, value: Any, *, nullable: bool = True) -> str | None:
     if value is None and nullable:
         return None
     if not isinstance(value, str):
         raise ValidationError(name, "must be a string")
-    if _CONTROL.search(value):
+    if has_control_characters(value):
         raise ValidationError(name, "must not contain control characters (such as NUL)")
     return value
 

@@ -64,7 +64,7 @@ from calsync.store.event_queries import (
 )
 from calsync.store.events import StoredEvent, load_stored
 from calsync.web.errors import APIError
-from calsync.web.event_input import unprocessable
+from calsync.web.event_input import has_control_characters, unprocessable
 from calsync.web.event_output import EventView, event_json, instance_json
 from calsync.web.json_body import json_bytes
 from calsync.web.list_cache import ListMemos, SeriesEntry, Window, memos_of, series_key
@@ -146,6 +146,9 @@ def parse_list_query(params: Mapping[str, str], *, user_zone: str) -> ListQuery:
             raise _bad("start_date", "expand=true needs start_date and end_date")
         if end - start > timedelta(days=MAX_EXPAND_DAYS):
             raise _bad("end_date", f"an expanded range spans at most {MAX_EXPAND_DAYS} days")
+    category = params.get("category") or None
+    if category is not None and has_control_characters(category):
+        raise _bad("category", "must not contain control characters (such as NUL)")
     calendar_id = None
     if params.get("calendar_id"):
         try:
@@ -156,7 +159,7 @@ def parse_list_query(params: Mapping[str, str], *, user_zone: str) -> ListQuery:
         start=start,
         end=end,
         days=days,
-        category=params.get("category") or None,
+        category=category,
         calendar_id=calendar_id,
         recurring=_flag("recurring", params.get("recurring")),
         expand=expand_flag,

@@ -19,7 +19,8 @@ def page_size(request: Request, *, default: int = DEFAULT_PAGE, maximum: int = M
     raw = request.query_params.get("limit")
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+    # isdigit alone also takes "³" and other digits int() refuses
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= maximum:
         message = f"must be a whole number from 1 to {maximum}"
         raise APIError(
             422,

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Final
 
 from starlette.requests import Request
 
@@ -12,24 +13,64 @@ from calsync.web.errors import APIError
 
 
 async def read_json_object(request: Request) -> dict[str, Any]:
-    """The body as a JSON object.
+    """The body as a JSON object whose texts calsync can store.
 
     Raises:
-        APIError: 415 when not sent as JSON, 400 when not valid JSON, 422 when not an object.
+        APIError: 415 when not sent as JSON; 400 when not valid JSON in UTF-8 (RFC 8259;
+            the bytes of a lone surrogate are not UTF-8); 422 when not an object, or when a
+            string in it (a name or a value, at any depth) holds a NUL or a lone surrogate
+            (``"\\u0000"``, ``"\\ud800"``), naming the top-level field.
     """
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() != "application/json":
         raise APIError(415, "send the body as application/json")
     raw = await request.body()
     try:
-        body = json.loads(raw)
+        text = raw.decode("utf-8-sig")
+        body = json.loads(text)
     except (ValueError, RecursionError):
-        # ValueError: malformed JSON or bytes, and integers past Python's digit limit;
-        # RecursionError: arrays or objects nested deeper than the parser's stack.
+        # ValueError: bytes that are not UTF-8, malformed JSON, and integers past Python's
+        # digit limit; RecursionError: arrays or objects nested deeper than the parser's
+        # stack.
         raise APIError(400, "the body is not valid JSON", code="invalid_json") from None
     if not isinstance(body, dict):
         raise APIError(422, "the body must be a JSON object")
+    # JSON spells a NUL or a lone surrogate only as an escape: a body without one (and
+    # with no escaped surrogate pair, an astral character some encoders escape) is clean.
+    if "\\u0000" in text or _SURROGATE_ESCAPE.search(text):
+        field = _field_with_unstorable_text(body)
+        if field is not None:
+            message = "holds a NUL or a lone surrogate, which is not text calsync can store"
+            raise APIError(
+                422,
+                f"{field} {message}",
+                details=[{"field": field, "issue": "invalid", "message": message}],
+            )
     return body
+
+
+_SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89a-fA-F]")
+_UNSTORABLE: Final = re.compile("[\x00\ud800-\udfff]")
+
+
+def _field_with_unstorable_text(body: dict[str, Any]) -> str | None:
+    """The top-level field whose value (or name) holds a NUL or a lone surrogate, if any
+    (``body`` when it is the name itself, which could not be shown): no database takes
+    either, and nothing encodes a lone surrogate as UTF-8. Walks without recursion, so a
+    body as deep as the parser allowed is no deeper here."""
+    for field, value in body.items():
+        pending: list[Any] = [field, value]
+        while pending:
+            item = pending.pop()
+            if isinstance(item, str):
+                if _UNSTORABLE.search(item):
+                    return "body" if _UNSTORABLE.search(field) else field
+            elif isinstance(item, dict):
+                pending.extend(item.keys())
+                pending.extend(item.values())
+            elif isinstance(item, list):
+                pending.extend(item)
+    return None
 
 
 def reject_unknown_fields(

@@ -1,6 +1,7 @@
 """Hostile input gets a clear 4xx, in bounded memory, and stores nothing.
 
-On the production configuration (PostgreSQL, Redis) through the ASGI app: hostile
+On both databases (SQLite with the in-process broker, PostgreSQL with Redis: the
+``hostile`` fixture of tests/fuzz/conftest.py) through the ASGI app: hostile
 recurrence rules, invalid time zones and dates (in bodies and in the listing's query),
 bodies that are too large (with and without Content-Length) or pathologically nested,
 and malformed Google push headers. Every case asserts the status class, the error
@@ -17,30 +18,15 @@ from __future__ import annotations
 
 import base64
 import json
-import tracemalloc
-from collections.abc import Callable, Iterator
-from typing import Any, Final
+from collections.abc import Iterator
+from typing import Final
 
-import httpx2 as httpx
 import pytest
-import redis
-import sqlalchemy as sa
 
-from calsync.config import Settings
-from calsync.store.tables import Base
-from tests.conftest import FakeGoogle
-from tests.integration.events.conftest import EventsApp, User, running
+from tests.fuzz.apps import GOOD, MEMORY_BOUND, bounded, refused, snapshot
+from tests.integration.events.conftest import EventsApp, User
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
-
-#: Peak memory (bytes) one hostile request may trace, app and client together: generous,
-#: but far below what an unbounded expansion or a copy per nesting level would take.
-MEMORY_BOUND: Final = 64 * 1024 * 1024
-GOOD: Final = {
-    "title": "x",
-    "start_time": "2031-03-04T10:00:00Z",
-    "end_time": "2031-03-04T11:00:00Z",
-}
 
 
 def known_bug(where: str) -> pytest.MarkDecorator:
@@ -51,73 +37,6 @@ def known_bug(where: str) -> pytest.MarkDecorator:
 
 #: dates one step from datetime's ends: converting or widening them overflows.
 OVERFLOW: Final = "OverflowError at the ends of the calendar"
-
-
-@pytest.fixture
-def hostile(production_settings: Settings, fake_google: FakeGoogle) -> Iterator[EventsApp]:
-    yield from running(production_settings, fake_google)
-
-
-@pytest.fixture
-def alice(hostile: EventsApp) -> User:
-    return hostile.connect("alice@example.com")
-
-
-def snapshot(app: EventsApp) -> dict[str, Any]:
-    """Every table's row count, the dirty calendars, and Redis's keys (queued jobs, dirty
-    marks, channel caches)."""
-    counts: dict[str, Any] = {}
-    with app.services.sessions() as session:
-        for table in Base.metadata.sorted_tables:
-            counts[table.name] = session.scalar(sa.select(sa.func.count()).select_from(table))
-        counts["dirty calendars"] = session.scalar(
-            sa.text("SELECT count(*) FROM calendars WHERE dirty OR sync_queued_at IS NOT NULL")
-        )
-    client = redis.Redis.from_url(app.services.settings.redis_url or "")
-    try:
-        # every key but the caller's rate-limit bucket (a refused request still counts)
-        counts["redis keys"] = sorted(
-            key.decode() for key in client.scan_iter() if not key.startswith(b"calsync:ratelimit:")
-        )
-    finally:
-        client.close()
-    return counts
-
-
-def bounded(send: Callable[[], httpx.Response]) -> tuple[httpx.Response, int]:
-    """`send()`'s answer and the peak memory traced while it ran."""
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        response = send()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return response, peak
-
-
-def refused(
-    app: EventsApp,
-    send: Callable[[], httpx.Response],
-    status: int | tuple[int, ...],
-    *,
-    audited: bool = False,
-) -> dict[str, Any]:
-    """Send, and check: the expected 4xx with calsync's error shape, memory bounded,
-    nothing stored (but, when `audited`, the one audit row of a refused sign-in).
-    Returns the error object."""
-    before = snapshot(app)
-    if audited:
-        before["audit_events"] += 1
-    response, peak = bounded(send)
-    statuses = status if isinstance(status, tuple) else (status,)
-    assert response.status_code in statuses, response.text[:500]
-    error: dict[str, Any] = response.json()["error"]
-    assert error["code"]
-    assert error["message"]
-    assert peak < MEMORY_BOUND, f"peak {peak / 1e6:.1f} MB"
-    assert snapshot(app) == before
-    return error
 
 
 HOSTILE_RULES: Final = [

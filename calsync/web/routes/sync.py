@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
@@ -63,6 +63,7 @@ async def list_sync_logs(request: Request) -> Response:
     limit = page_size(request)
     before = _log_cursor(request.query_params.get("cursor"))
     calendar_id = _optional_uuid(request.query_params.get("calendar_id"), "calendar_id")
+    kind = _log_kind(request.query_params.get("kind"))
 
     def load() -> list[sync_logs.LogEntry]:
         with services.sessions() as session:
@@ -71,7 +72,7 @@ async def list_sync_logs(request: Request) -> Response:
                 user_id=user_id,
                 limit=limit + 1,
                 before=before,
-                kind=request.query_params.get("kind"),
+                kind=kind,
                 calendar_id=calendar_id,
             )
 
@@ -108,6 +109,24 @@ def _log_cursor(text: str | None) -> tuple[datetime, uuid.UUID] | None:
         return at, uuid.UUID(row_id)
     except ValueError:
         raise APIError(400, "the cursor is not one this API gave out", code="bad_cursor") from None
+
+
+def _log_kind(raw: str | None) -> str | None:
+    """The ``kind`` filter: one of the log's kinds (any other text, which no row could
+    match, is a 422 rather than a query: a NUL in it is more than PostgreSQL takes)."""
+    if raw is None:
+        return None
+    if raw not in _LOG_KINDS:
+        message = f"must be one of {', '.join(sorted(_LOG_KINDS))}"
+        raise APIError(
+            422,
+            f"kind {message}",
+            details=[{"field": "kind", "issue": "invalid", "message": message}],
+        )
+    return raw
+
+
+_LOG_KINDS: Final = frozenset(kind.value for kind in sync_logs.LogKind)
 
 
 def _optional_uuid(raw: str | None, field: str) -> uuid.UUID | None:

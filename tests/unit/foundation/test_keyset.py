@@ -32,11 +32,34 @@ def _b64(text: str) -> str:
         _b64('["2026-11-21T10:00:00+00:00", 7]'),
         _b64('["yesterday", "x"]'),
         _b64('["2026-11-21T10:00:00+00:00"]'),
+        _b64('["2026-11-21T10:00:00+00:00", "a", "b"]'),
+        pytest.param(_b64("[" * 5_000 + "]" * 5_000), id="nested-arrays"),
+        pytest.param(_b64('{"a":' * 3_000 + "1" + "}" * 3_000), id="nested-objects"),
+        pytest.param(_b64("[" * 380 + "]" * 380), id="nested-within-the-length"),
+        pytest.param(_b64('[["' + "[" * 300 + '"], "k"]'), id="nested-instant"),
+        pytest.param(_b64('["9999-12-31T23:59:59-14:00", "k"]'), id="past-9999-in-utc"),
+        pytest.param(_b64('["0001-01-01T00:00:00+14:00", "k"]'), id="before-year-1-in-utc"),
+        pytest.param(_b64('["2026-11-21T10:00:00+01:00", "k"]'), id="not-utc"),
+        pytest.param(_b64('["2026-11-21T10:00:00+00:00", "k\\u0000"]'), id="nul-in-key"),
+        pytest.param(_b64('["2026-11-21T10:00:00+00:00", "\\ud800"]'), id="surrogate-in-key"),
+        pytest.param(_b64('["2026-11-21T10:00:00+00:00", "k\u00e9"]'), id="non-ascii-key"),
+        pytest.param(_b64('["2026-11-21T10:00:00+00:00", ""]'), id="empty-key"),
+        pytest.param("A" * 1025, id="too-long"),
+        pytest.param("\u00e9\ud800", id="not-ascii-text"),
     ],
 )
 def test_anything_encode_did_not_make_is_a_value_error(text: str) -> None:
     with pytest.raises(ValueError, match="cursor"):
         keyset.decode(text)
+
+
+@pytest.mark.parametrize(
+    "at",
+    [datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)],
+    ids=["year-1", "year-9999"],
+)
+def test_positions_at_the_ends_of_the_calendar_round_trip(at: datetime) -> None:
+    assert keyset.decode(keyset.encode(at, "k")) == (at, "k")
 
 
 def test_cursors_are_url_safe() -> None:
