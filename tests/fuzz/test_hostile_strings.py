@@ -236,6 +236,7 @@ TARGETS: Final = [
     Target("POST", "/me/push-subscriptions", "keys.auth", at(SUBSCRIPTION, "keys", "auth")),
     Target("PATCH", "/calendars/{calendar_id}", "conflict_policy", at({}, "conflict_policy")),
     Target("PATCH", "/admin/users/{user_id}", "role", at({}, "role")),
+    Target("PATCH", "/admin/users/{user_id}", "status", at({}, "status")),
     *(
         Target("GET", "/events", f"?{name}")
         for name in (
@@ -264,6 +265,7 @@ TARGETS: Final = [
     Target("DELETE", "/events/{event_id}", "/event_id"),
     Target("PATCH", "/calendars/{calendar_id}", "/calendar_id"),
     Target("PATCH", "/admin/users/{user_id}", "/user_id"),
+    Target("POST", "/admin/users/{user_id}/release-email", "/user_id"),
     Target("DELETE", "/me/push-subscriptions/{subscription_id}", "/subscription_id"),
 ]
 
