@@ -166,8 +166,7 @@ class EmbeddedSystem:
                 str(self.port),
                 "--google",
                 self.google,
-                "--keys",
-                ",".join(self.keys),
+                "--keys=" + ",".join(self.keys),  # keys may start with "-"
             ],
             url=self.url,
             log_file=self.folder / "dev.log",
