@@ -8,7 +8,7 @@ occurrence. calsync keeps showing such an exception in expanded lists (documente
 (even if the replaced instance does not)"), and pushes edits of it, which Google
 answers 404 (the event ends ``error``); the emulator lists it without ``singleEvents``
 but leaves it out of expansions. Which of the two is Google's behaviour is open; the
-regression tests in `tests/sim/test_findings.py` pin the difference.
+regression tests in `tests/integration/events/test_sim_findings.py` pin the difference.
 
 A difference is tolerated only on an instance of a series that some acknowledged write
 reshaped during the run; it is counted and printed as *known*, never hidden.
