@@ -93,3 +93,42 @@ def test_an_exception_orphaned_by_a_series_move_is_shown_as_google_shows_it(
     assert sorted(e["google_event_id"] for e in listed) == sorted(
         i["id"] for i in on_google["items"]
     )
+
+
+def test_deleting_a_changed_instance_by_its_own_id_cancels_that_instance(
+    any_app: EventsApp,
+) -> None:
+    """Seeds 847800167 (embedded) and 691953531 (production): a changed instance deleted
+    through the id ``GET /events`` lists it under came back in calsync's expanded list
+    while Google had cancelled it, and a later write to the instance answered 500 (a
+    second row for the same Google id). The delete tombstoned the exception's row like
+    a whole event's instead of cancelling the instance."""
+    app = any_app
+    alice = app.connect("alice@example.com")
+    series = app.create(
+        alice,
+        {"title": "weekly", "start_time": "2031-03-04", "end_time": "2031-03-05",
+         "recurrence": ["RRULE:FREQ=WEEKLY;COUNT=3"]},
+    )  # fmt: skip
+    instance = f"{series['id']}_20310311"
+    assert app.put(alice, instance, {"title": "moved"}).status_code == 200
+    app.push_all()
+    listed = app.client.get("/events", headers=alice.headers).json()["events"]
+    (changed,) = [e for e in listed if e["series_id"] is None and e["original_start_time"]]
+    # When the changed instance is deleted by the id the plain list gives it
+    deleted = app.client.delete(f"/events/{changed['id']}", headers=alice.headers)
+    assert deleted.status_code == 204, deleted.text
+    app.push_all()
+    app.pull(alice)
+    # Then the instance is cancelled on both sides, and writing it again is a 404
+    query = {"start_date": "2031-03-01", "end_date": "2031-03-31", "expand": "true"}
+    shown = app.client.get("/events", headers=alice.headers, params=query).json()["events"]
+    assert [e["start_time"] for e in shown] == ["2031-03-04", "2031-03-18"]
+    instances = (
+        app.remote(alice)
+        .instances(calendarId=alice.primary, eventId=series["google_event_id"])
+        .execute()["items"]
+    )
+    assert [i["start"]["date"] for i in instances] == ["2031-03-04", "2031-03-18"]
+    again = app.client.delete(f"/events/{instance}", headers=alice.headers)
+    assert again.status_code == 404, again.text
