@@ -66,18 +66,34 @@ class ApiClient:
         self.observe = observe
         self._local = threading.local()
         self.token = token
+        self._opened: list[httpx.Client] = []
+        self._lock = threading.Lock()
 
     @property
     def _http(self) -> httpx.Client:
+        """This thread's connection (httpx clients are not shared across threads here)."""
         client: httpx.Client | None = getattr(self._local, "client", None)
-        if client is None or getattr(self._local, "token", None) != self.token:
+        if client is None or client.headers["Authorization"] != f"Bearer {self.token}":
             client = httpx.Client(
                 base_url=self.base_url,
                 headers={"Authorization": f"Bearer {self.token}"},
                 timeout=60.0,
             )
-            self._local.client, self._local.token = client, self.token
+            self._local.client = client
+            with self._lock:
+                self._opened.append(client)
         return client
+
+    def sign_in_again(self, token: str) -> None:
+        """Use `token` from now on (connections made with the old one close at the end)."""
+        self.token = token
+
+    def close(self) -> None:
+        """Close every thread's connection."""
+        with self._lock:
+            for client in self._opened:
+                client.close()
+            self._opened.clear()
 
     def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One request; retried on connection errors and 503 while the service restarts."""
@@ -123,6 +139,7 @@ class GoogleClients:
         self._local = threading.local()
         self._tokens: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._opened: list[Any] = []
 
     def _token(self, email: str, fresh: bool = False) -> str:
         with self._lock:
@@ -137,8 +154,18 @@ class GoogleClients:
         token = self._token(email)
         held = services.get(email)
         if held is None or held[0] != token:
-            services[email] = (token, build_calendar_service(self.emulator, token))
+            service = build_calendar_service(self.emulator, token)
+            with self._lock:
+                self._opened.append(service)
+            services[email] = (token, service)
         return services[email][1]
+
+    def close(self) -> None:
+        """Close every service any thread opened."""
+        with self._lock:
+            for service in self._opened:
+                service.close()
+            self._opened.clear()
 
     def renew(self, email: str) -> None:
         """New tokens for `email` (after their grants were revoked)."""

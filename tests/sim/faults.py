@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 
 from calsync.emulator.testing import EmulatorControl
-from tests.sim.clients import ApiClient, GoogleClients, Observer, sign_in
+from tests.sim.clients import GoogleClients, sign_in
 from tests.sim.systems import System
 from tests.sim.world import World
 
@@ -59,7 +59,6 @@ class Faults:
     world: World
     control: EmulatorControl
     google: GoogleClients
-    observe: Observer
     seed: int
     log: list[str] = field(default_factory=list)
 
@@ -134,7 +133,7 @@ class Faults:
         for user in self.world.users:
             if user.revoked:
                 answer = sign_in(self.system.url, user.email)
-                user.api = ApiClient(self.system.url, user.email, answer["token"], self.observe)
+                user.client.sign_in_again(answer["token"])
                 self.google.renew(user.email)
                 user.revoked = False
                 notes.append(f"{user.email} signed in again")

@@ -110,6 +110,7 @@ def simulate(config: SimConfig, make_system: Callable[[Path, str], System], fold
     system = make_system(folder, emulator.url)
     report = Report(mode=system.mode, seed=config.seed, users=config.users)
     started = time.monotonic()
+    run: Run | None = None
     try:
         with EmulatorControl(emulator.url, timeout=120.0) as control:
             control.configure(request_log_limit=10_000_000)
@@ -117,7 +118,8 @@ def simulate(config: SimConfig, make_system: Callable[[Path, str], System], fold
             run = Run(config, system, control, GoogleClients(emulator.url))
             _set_up(run)
             report.setup_seconds = time.monotonic() - started
-            faults = Faults(system, run.world, control, run.google, run.sightings, config.seed)  # type: ignore[arg-type]
+            assert run.world is not None
+            faults = Faults(system, run.world, control, run.google, config.seed)
             plan = schedule(config.seed, sorted(system.faults())) if config.faults else []
             print(f"[sim] {system.mode}: faults planned: {describe(plan)}", flush=True)
             phase = time.monotonic()
@@ -141,6 +143,11 @@ def simulate(config: SimConfig, make_system: Callable[[Path, str], System], fold
     except Exception:
         report.problems.append("the run stopped: " + traceback.format_exc())
     finally:
+        if run is not None:
+            run.google.close()
+            for user in run.world.users if run.world is not None else []:
+                if user.api is not None:
+                    user.api.close()
         report.peak_memory = _quietly(system.peak_memory, 0)
         _quietly(system.stop, None)
         emulator.stop()
