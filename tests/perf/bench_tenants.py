@@ -71,12 +71,11 @@ def main(argv: list[str] | None = None) -> int:
           "| leaks | unequal users | peak memory |")  # fmt: skip
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for report in reports:
-        memory = report.peak_memory if isinstance(report.peak_memory, int) else 0
         print(
             f"| {report.mode} | {report.users} | {report.operations} | "
             f"{report.acknowledged_writes} | {report.convergence_seconds:.1f} s | "
             f"{len(report.lost)} | {report.duplicates} | {len(report.leaks)} | "
-            f"{len(report.unequal)} | {memory / 2**20:.0f} MiB |"
+            f"{len(report.unequal)} | {report.peak_memory / 2**20:.0f} MiB |"
         )
     return 0 if all(r.ok for r in reports) else 1
 

@@ -10,8 +10,9 @@ answers 404 (the event ends ``error``); the emulator lists it without ``singleEv
 but leaves it out of expansions. Which of the two is Google's behaviour is open; the
 regression tests in `tests/integration/events/test_sim_findings.py` pin the difference.
 
-A difference is tolerated only on an instance of a series that some acknowledged write
-reshaped during the run; it is counted and printed as *known*, never hidden.
+A difference (in the comparison with Google, or a write the ledger finds lost) is
+tolerated only on an instance of a series that some acknowledged write reshaped during
+the run; it is counted and printed as *known*, never hidden.
 """
 
 from __future__ import annotations

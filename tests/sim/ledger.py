@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,9 +78,11 @@ def judge(
     final: Mapping[tuple[str, str], Mapping[str, Any]],
     *,
     gone_calendars: Iterable[str] = (),
-) -> list[str]:
-    """Lost writes: see the module docstring. `final` maps (calendar, event) Google ids
-    to the live event's normalised fields (cancelled and deleted events are absent)."""
+    tolerated: Callable[[tuple[str, str]], bool] = lambda key: False,
+) -> tuple[list[str], list[str]]:
+    """Lost writes (see the module docstring), and apart from them those on keys
+    `tolerated` says are known. `final` maps (calendar, event) Google ids to the live
+    event's normalised fields (cancelled and deleted events are absent)."""
     gone = set(gone_calendars)
     by_event: dict[tuple[str, str], list[Write]] = defaultdict(list)
     by_family: dict[tuple[str, str], list[Write]] = defaultdict(list)
@@ -90,8 +92,10 @@ def judge(
         by_event[write.calendar, write.event].append(write)
         by_family[write.calendar, write.family].append(write)
     lost: list[str] = []
+    known: list[str] = []
     for key, writes in sorted(by_event.items()):
         calendar, event = key
+        found = known if tolerated(key) else lost
         family_id = writes[0].family
         if event != family_id:
             # one instance: no longer owed once its series went (at any time: a client
@@ -112,12 +116,12 @@ def judge(
             if any(not _after(latest_delete, w) for w in edits):
                 continue  # an edit raced or followed the delete: either outcome is right
             if held is not None:
-                lost.append(f"{calendar} {event}: deleted by {_who(latest_delete)}, still there")
+                found.append(f"{calendar} {event}: deleted by {_who(latest_delete)}, still there")
             continue
         if held is None:
             created = [w for w in edits if w.kind == "create"]
             first = created[0] if created else edits[0]
-            lost.append(f"{calendar} {event}: written by {_who(first)}, gone")
+            found.append(f"{calendar} {event}: written by {_who(first)}, gone")
             continue
         for name in FIELDS:
             setting = [w for w in edits if name in w.fields]
@@ -126,11 +130,11 @@ def judge(
             last = [w for w in setting if not any(_after(o, w) for o in setting)]
             allowed = [w.fields[name] for w in last]
             if held.get(name) not in allowed:
-                lost.append(
+                found.append(
                     f"{calendar} {event}: {name}={held.get(name)!r}, last written "
                     + " or ".join(f"{w.fields[name]!r} by {_who(w)}" for w in last)
                 )
-    return lost
+    return lost, known
 
 
 def _who(write: Write) -> str:

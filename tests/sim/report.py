@@ -23,7 +23,7 @@ class Report:
     operations_seconds: float = 0.0
     convergence_seconds: float = 0.0
     seconds: float = 0.0
-    peak_memory: object = 0
+    peak_memory: int = 0  # bytes
     unequal: dict[str, list[str]] = field(default_factory=dict)
     lost: list[str] = field(default_factory=list)
     duplicates: int = 0
@@ -38,7 +38,6 @@ class Report:
         return not (self.unequal or self.lost or self.duplicates or self.leaks or self.problems)
 
     def summary(self) -> str:
-        memory = self.peak_memory if isinstance(self.peak_memory, int) else 0
         return (
             f"[sim] {self.mode} seed={self.seed} users={self.users}: "
             f"operations={self.operations} acknowledged writes={self.acknowledged_writes} "
@@ -47,7 +46,7 @@ class Report:
             f"lost={len(self.lost)} duplicates={self.duplicates} leaks={len(self.leaks)} "
             f"users unequal={len(self.unequal)} problems={len(self.problems)} "
             f"known divergences={len(self.known)} "
-            f"peak memory={memory / 2**20:.0f} MiB "
+            f"peak memory={self.peak_memory / 2**20:.0f} MiB "
             f"(setup {self.setup_seconds:.0f}s, operations {self.operations_seconds:.0f}s, "
             f"total {self.seconds:.0f}s)"
         )

@@ -131,15 +131,8 @@ def simulate(config: SimConfig, make_system: Callable[[Path, str], System], fold
             report.convergence_seconds = time.monotonic() - phase
             _judge(run, checks, report)
             if not report.ok:
-                report.dump = str(
-                    dump(
-                        run.world,
-                        run.google,
-                        run.ledger,
-                        folder / "dump.json",
-                        getattr(system, "services", None),
-                    )
-                )  # type: ignore[arg-type]
+                saved = folder / "dump.json"
+                report.dump = str(dump(run.world, run.google, run.ledger, saved, system.services))
     except Exception:
         report.problems.append("the run stopped: " + traceback.format_exc())
     finally:
@@ -148,19 +141,14 @@ def simulate(config: SimConfig, make_system: Callable[[Path, str], System], fold
             for user in run.world.users if run.world is not None else []:
                 if user.api is not None:
                     user.api.close()
-        report.peak_memory = _quietly(system.peak_memory, 0)
-        _quietly(system.stop, None)
+        try:
+            report.peak_memory = system.peak_memory()
+            system.stop()
+        except Exception:  # a clean-up failure must not hide the run's report
+            traceback.print_exc()
         emulator.stop()
         report.seconds = time.monotonic() - started
     return report
-
-
-def _quietly(action: Callable[[], object], fallback: object) -> object:
-    try:
-        return action()
-    except Exception:
-        traceback.print_exc()
-        return fallback
 
 
 def _set_up(run: Run) -> None:
@@ -283,7 +271,13 @@ def _judge(run: Run, checks: list[UserCheck], report: Report) -> None:
     report.duplicate_problems = found.problems
     report.calsync_inserts = found.inserts
     final = final_google(run.world, run.google)
-    report.lost = judge(run.ledger, final, gone_calendars=run.world.gone())
+    report.lost, known = judge(
+        run.ledger,
+        final,
+        gone_calendars=run.world.gone(),
+        tolerated=orphaned_exception(run.ledger),
+    )
+    report.known += [f"ledger: {k}" for k in known]
     user_ids = {u.email: u.user_id for u in run.users}
     ever = {u.email: run.world.ever_visible(u.email) for u in run.users}
     report.leaks = run.sightings.leaks(user_ids, ever)

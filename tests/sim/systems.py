@@ -56,6 +56,7 @@ class System(Protocol):
 
     mode: str
     url: str
+    services: Services | None  # the test's own view of the database (healing, dumps)
 
     def start(self) -> None: ...
 
@@ -396,9 +397,11 @@ class ProductionSystem:
         return [f"released {released} push lease(s) of killed processes"] if released else []
 
     def peak_memory(self) -> int:
+        """The API process's peak plus the workers' largest peak times their number (each
+        role's largest over restarts: a fault replaces processes)."""
         self._note_peak()
-        return max(
-            sum(v for k, v in self.peak.items() if k.startswith("serve")), 0
-        ) + self.workers_wanted * max(
-            (v for k, v in self.peak.items() if k.startswith("worker")), default=0
-        )
+
+        def largest(role: str) -> int:
+            return max((v for k, v in self.peak.items() if k.startswith(role)), default=0)
+
+        return largest("serve") + self.workers_wanted * largest("worker")
