@@ -40,7 +40,7 @@ from tests.sim.invariants import (
     final_google,
     google_view,
 )
-from tests.sim.known import orphaned_exception
+from tests.sim.known import known_divergences
 from tests.sim.ledger import Ledger, judge
 from tests.sim.observe import Sightings
 from tests.sim.operations import (
@@ -230,7 +230,7 @@ def _converge(run: Run) -> list[UserCheck]:
     for user in run.users:
         user.client.call("POST", "/sync")
     pending = list(run.users)
-    tolerated = orphaned_exception(run.ledger)
+    tolerated = known_divergences(run.ledger)
     checks: dict[str, UserCheck] = {}
     confirming = False
     while True:
@@ -275,7 +275,7 @@ def _judge(run: Run, checks: list[UserCheck], report: Report) -> None:
         run.ledger,
         final,
         gone_calendars=run.world.gone(),
-        tolerated=orphaned_exception(run.ledger),
+        tolerated=known_divergences(run.ledger),
     )
     report.known += [f"ledger: {k}" for k in known]
     user_ids = {u.email: u.user_id for u in run.users}
