@@ -227,7 +227,7 @@ class ApiSide:
         answer = user.client.call("PUT", f"/events/{target['id']}", json=changes)
         acked = step.clock()
         if self._expect(user, "edit", answer.status_code, (404,)):
-            names = [n for n in FIELDS if n in _changed(changes)]
+            names = _really_changed(from_api(target), from_api(answer.json()), _changed(changes))
             reshapes = bool(target["recurrence"]) and ("start" in names)
             self._record(user, answer.json(), "update", names, sent, acked, reshapes=reshapes)
 
@@ -269,7 +269,10 @@ class ApiSide:
         acked = step.clock()
         if not self._expect(user, f"{method} scope={scope}", answer.status_code, (404, 422)):
             return
-        names = [n for n in FIELDS if n in _changed(changes or {})]
+        names: list[str] = []
+        if method == "PUT":
+            after = from_api(answer.json())
+            names = _really_changed(from_api(instance), after, _changed(changes or {}))
         if method == "DELETE" and scope == "this":
             self._record(user, instance, "delete", (), sent, acked)
         elif scope == "following" and (method == "DELETE" or first):
@@ -353,6 +356,13 @@ class ApiSide:
                         user.email, f"{method} {path} {params} of {other.email}", status
                     )
         self.tally.count("api probe")
+
+
+def _really_changed(before: dict[str, Any], after: dict[str, Any], given: set[str]) -> list[str]:
+    """The fields of `given` a write changed: one that sets a field to the value it had
+    is no write of that field (a three-way merge cannot tell it from no change at all,
+    and neither can anyone reading the event)."""
+    return [n for n in FIELDS if n in given and before[n] != after[n]]
 
 
 def _changed(changes: dict[str, Any]) -> set[str]:
@@ -474,7 +484,8 @@ class GoogleSide:
                 "location": ["location"],
                 "start": ["start", "end"],
             }
-            changed = [n for key in patch if key in names for n in names[key]]
+            given = {n for key in patch if key in names for n in names[key]}
+            changed = _really_changed(from_google(target), from_google(made), given)
             reshapes = bool(target.get("recurrence")) and "start" in patch
             self._record(
                 calendar.google_id, made, "update", changed, sent, step.clock(), reshapes=reshapes

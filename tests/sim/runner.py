@@ -148,6 +148,7 @@ def simulate(config: SimConfig, make_system: Callable[[Path, str], System], fold
             traceback.print_exc()
         emulator.stop()
         report.seconds = time.monotonic() - started
+        (folder / "report.txt").write_text("\n".join(report.lines()) + "\n")
     return report
 
 

@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -37,6 +38,8 @@ from calsync.config import Mode, Settings
 from calsync.store.db import make_engine
 from calsync.store.migrate import upgrade
 from calsync.store.tables import Event as EventRow
+from calsync.store.tables import utcnow
+from calsync.sync.push import LEASE as PUSH_LEASE
 from tests.conftest import PG_SERVER, REDIS_URL
 from tests.faults.helpers import Sweeper
 from tests.faults.processes import WorkerProcess, env_for
@@ -98,21 +101,25 @@ def _children(pid: int) -> list[int]:
 
 @dataclasses.dataclass
 class PushLeases:
-    """Push leases held when a process was killed, to release once it is gone.
+    """Push leases a killed process held, to release once it is gone.
 
     A push lease lasts 2 minutes (`calsync.sync.push.LEASE`); a test cannot wait that out
-    after every kill. `note` remembers the leases held right after a kill; `release`
-    clears those still holding the same value - never a lease a live process took since.
+    after every kill. `note` remembers the leases taken before the kill: read a second
+    later (a commit the dead process sent just before may land after the kill), only
+    those that end within a lease of the kill (a lease taken since by a live process
+    ends later). `release` clears those still holding the same value.
     """
 
     services: Services
     held: dict[uuid.UUID, datetime] = dataclasses.field(default_factory=dict)
 
-    def note(self) -> None:
+    def note(self, killed_at: datetime) -> None:
+        time.sleep(1.0)
         with self.services.sessions() as session:
             rows = session.execute(
                 sa.select(EventRow.id, EventRow.push_lease_until).where(
-                    EventRow.push_lease_until.is_not(None)
+                    EventRow.push_lease_until.is_not(None),
+                    EventRow.push_lease_until <= killed_at + PUSH_LEASE,
                 )
             ).all()
         self.held.update({row.id: row.push_lease_until for row in rows})
@@ -196,8 +203,9 @@ class EmbeddedSystem:
         assert self.process is not None
         assert self.leases is not None
         self._note_peak()
+        killed_at = utcnow()
         self.process.kill()
-        self.leases.note()
+        self.leases.note(killed_at)
         self._launch()
         return "dev process killed (SIGKILL) and restarted"
 
@@ -329,7 +337,10 @@ class ProductionSystem:
                 try:
                     worker.process.wait(60)
                 except subprocess.TimeoutExpired:
+                    killed_at = utcnow()
                     worker.kill()
+                    if self.leases is not None:
+                        self.leases.note(killed_at)
             worker.process = None
         self.workers.clear()
         if self.serve is not None:
@@ -356,8 +367,9 @@ class ProductionSystem:
         with self._lock:
             self._note_peak()
             victim = self.workers.pop(0)
+            killed_at = utcnow()
             victim.kill()
-            self.leases.note()
+            self.leases.note(killed_at)
             self._start_worker()
             self._killed += 1
         return "worker killed (SIGKILL) and replaced"
