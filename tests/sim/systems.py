@@ -326,12 +326,15 @@ class ProductionSystem:
                 self.peak[key] = max(self.peak.get(key, 0), peak_rss(popen.pid))
 
     def _stop_processes(self) -> None:
-        """Stop as a deployment does: SIGTERM, in-flight jobs finish (or are requeued)."""
+        """Stop as a deployment does: SIGTERM to each worker's main process, which lets
+        the jobs in hand finish. (Not to the process group: Dramatiq's worker process,
+        signalled directly and again by its parent, is killed hard and its jobs' leases
+        stay held.)"""
         self._note_peak()
         for worker in self.workers:
             if worker.process is not None:
                 with contextlib.suppress(ProcessLookupError):
-                    os.killpg(worker.process.pid, signal.SIGTERM)
+                    os.kill(worker.process.pid, signal.SIGTERM)
         for worker in self.workers:
             if worker.process is not None:
                 try:
