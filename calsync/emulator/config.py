@@ -64,5 +64,7 @@ class EmulatorConfig:
                 self.consent_denied = bool(value)
             elif value is not None and not isinstance(value, int | float):
                 raise ValueError(f"{key} must be a number")
+            elif key == "request_log_limit" and (not isinstance(value, int) or value < 1):
+                raise ValueError("request_log_limit must be a whole number of at least 1")
             else:
                 setattr(self, key, value)

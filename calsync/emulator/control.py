@@ -99,6 +99,7 @@ class Control:
         body = await _body(request)
         with self.state.lock:
             self.state.config.update(body)
+            self.state.requests.resize(self.state.config.request_log_limit)
             return JSONResponse(self.state.config.to_json())
 
     def _add_calendar(self, email: str, spec: dict[str, Any]) -> CalendarRecord:

@@ -41,6 +41,11 @@ class RequestLog:
     def clear(self) -> None:
         self._entries.clear()
 
+    def resize(self, limit: int) -> None:
+        """Keep at most `limit` entries from now on (the newest, when it shrinks)."""
+        if limit != self._entries.maxlen:
+            self._entries = deque(self._entries, maxlen=limit)
+
     def query(self, filters: Mapping[str, str]) -> list[LoggedRequest]:
         """Entries matching every filter given.
 

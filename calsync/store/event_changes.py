@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from calsync.domain.models import SYNCABLE_FIELDS, Event
 from calsync.store.events import (
+    KEEP_UPDATED_AT,
     StoredEvent,
     base_document,
     event_columns,
@@ -158,11 +159,13 @@ def record_pushed(
             "organizer_email": agreed.organizer_email,
             "base_version": base_document(agreed),
         }
-        session.execute(sa.update(_events).where(_events.c.id == event_id).values(**values))
+        session.execute(
+            sa.update(_events).where(_events.c.id == event_id).values(**values, **KEEP_UPDATED_AT)
+        )
     synced = session.execute(
         sa.update(_events)
         .where(_events.c.id == event_id, _events.c.version == version)
-        .values(sync_state="synced", sync_error=None)
+        .values(sync_state="synced", sync_error=None, **KEEP_UPDATED_AT)
     )
     return bool(synced.rowcount)  # type: ignore[attr-defined]
 
@@ -216,5 +219,5 @@ def record_error(session: Session, event_id: uuid.UUID, reason: str) -> None:
     session.execute(
         sa.update(_events)
         .where(_events.c.id == event_id)
-        .values(sync_state="error", sync_error=reason[:2000])
+        .values(sync_state="error", sync_error=reason[:2000], **KEEP_UPDATED_AT)
     )

@@ -51,6 +51,7 @@ from calsync.store.types import UTCDateTime
 
 __all__ = [
     "EVENT_COLUMNS",
+    "KEEP_UPDATED_AT",
     "STORED_COLUMNS",
     "EventRecord",
     "StoredEvent",
@@ -71,6 +72,12 @@ __all__ = [
 ]
 
 _events = cast(sa.Table, EventRow.__table__)
+
+#: For an UPDATE of event rows that records bookkeeping - a push lease, Google's answer,
+#: a sync state - and not a change of the event: ``updated_at`` is when the event last
+#: changed, which `last_updated_wins` compares with Google's update time, so such an
+#: UPDATE keeps it (the column's update default would move it to the moment of the push).
+KEEP_UPDATED_AT: Final = {"updated_at": _events.c.updated_at}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

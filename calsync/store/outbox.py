@@ -38,6 +38,7 @@ from typing import cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from calsync.store.events import KEEP_UPDATED_AT
 from calsync.store.tables import Event as EventRow
 from calsync.store.tables import OutboxEntry, User
 
@@ -228,7 +229,7 @@ def claim_event(session: Session, event_id: uuid.UUID, *, now: datetime, until: 
             _events.c.id == event_id,
             sa.or_(_events.c.push_lease_until.is_(None), _events.c.push_lease_until <= now),
         )
-        .values(push_lease_until=until)
+        .values(push_lease_until=until, **KEEP_UPDATED_AT)
     )
     return bool(claimed.rowcount)  # type: ignore[attr-defined]
 
@@ -236,7 +237,9 @@ def claim_event(session: Session, event_id: uuid.UUID, *, now: datetime, until: 
 def release_event(session: Session, event_id: uuid.UUID) -> None:
     """Give the push lease back."""
     session.execute(
-        sa.update(_events).where(_events.c.id == event_id).values(push_lease_until=None)
+        sa.update(_events)
+        .where(_events.c.id == event_id)
+        .values(push_lease_until=None, **KEEP_UPDATED_AT)
     )
 
 

@@ -366,24 +366,36 @@ def delete(
         if scope is Scope.FOLLOWING:
             raise _field_error("scope", "scope=following needs an instance id")
         _check_etag(found.etag, if_match)
+        if found.event.is_exception:
+            # A changed instance named by its own id (as plain lists show it) is cancelled
+            # as through its instance id: a deleted row would let the series' own instance
+            # show again while Google has the instance cancelled.
+            return _cancel_exception(session, account, found, now=now)
         return _delete_series(session, account, found, now=now)
     _check_etag((found.exception or found.master).etag, if_match)
     if scope is Scope.FOLLOWING:
         return _split(session, account, found, calendar, None, now=now)
-    cancelled = dataclasses.replace(found.event, status=EventStatus.CANCELLED)
     if found.exception is not None:
-        locked = event_changes.lock_stored(session, found.exception.id)
-        assert locked is not None
-        stored = event_changes.save_local(
-            session,
-            locked.id,
-            dataclasses.replace(locked.event, status=EventStatus.CANCELLED),
-            now=now,
-        )
-        _queue(session, stored, "delete", now=now)
-        _notify(session, account, locked.event, None, stored.id, now=now)
-    else:
-        stored = _insert_exception(session, account, found, cancelled, calendar, now=now)
+        return _cancel_exception(session, account, found.exception, now=now)
+    cancelled = dataclasses.replace(found.event, status=EventStatus.CANCELLED)
+    stored = _insert_exception(session, account, found, cancelled, calendar, now=now)
+    return WriteResult(None, (stored.id,))
+
+
+def _cancel_exception(
+    session: Session, account: UserAccount, exception: StoredEvent, *, now: datetime
+) -> WriteResult:
+    """Cancel the instance a stored exception replaces (its row stays, cancelled)."""
+    locked = event_changes.lock_stored(session, exception.id)
+    assert locked is not None
+    stored = event_changes.save_local(
+        session,
+        locked.id,
+        dataclasses.replace(locked.event, status=EventStatus.CANCELLED),
+        now=now,
+    )
+    _queue(session, stored, "delete", now=now)
+    _notify(session, account, locked.event, None, stored.id, now=now)
     return WriteResult(None, (stored.id,))
 
 

@@ -1,7 +1,8 @@
 """``POST /sync`` (pull the caller's calendars now) and ``GET /sync/logs`` (what syncs did).
 
 Neither calls Google: ``POST /sync`` only queues pulls, coalesced with any already queued
-or running, and answers 202 with what it queued.
+or running, and (for all calendars) a read of the caller's calendar list, and answers
+202 with the pulls it queued.
 """
 
 from __future__ import annotations
@@ -43,6 +44,11 @@ async def trigger_sync(request: Request) -> Response:
             calendar_ids = list(session.scalars(query))
         if only is not None and not calendar_ids:
             raise APIError(404, "no such calendar")
+        if only is None:
+            # The calendar list is otherwise read only at sign-in and when its channel
+            # notifies: a calendar shared or removed while a notification was lost would
+            # never show. Reading it again adds the new calendars and queues their pulls.
+            services.jobs.sync_calendar_list.send(str(account.id))
         queued = queue_pulls(services, calendar_ids)
         return {
             "queued": [str(c) for c in queued],

@@ -53,6 +53,23 @@ def test_request_log_filters_and_clears(
     assert control.requests() == []
 
 
+def test_the_request_log_limit_applies_when_configured(
+    control: EmulatorControl, account: Account, calendar_id: str
+) -> None:
+    # Given a log limited to 3 entries through the control API (default 100,000)
+    control.configure(request_log_limit=3)
+    control.clear_requests()
+    # When 5 requests are made
+    for _ in range(5):
+        account.service.events().list(calendarId=calendar_id).execute()
+    # Then the log keeps the newest 3; raising the limit keeps what is there and grows
+    assert len(control.requests()) == 3
+    control.configure(request_log_limit=10)
+    for _ in range(5):
+        account.service.events().list(calendarId=calendar_id).execute()
+    assert len(control.requests()) == 8
+
+
 def test_reset_forgets_users(control: EmulatorControl, target: Target, account: Account) -> None:
     control.reset()
     response = httpx.get(
