@@ -71,8 +71,12 @@ def insert_local(
     calendar_id: uuid.UUID,
     event: Event,
     now: datetime,
+    base: Event | None = None,
 ) -> StoredEvent:
-    """Store a new local event (version 1, ``pending``, no base: Google has not seen it)."""
+    """Store a new local event (version 1, ``pending``). `base`: what Google is known to
+    hold for it already - for a new exception, the instance as its series generates it,
+    so that its first push merges with a change another client made to that instance
+    meanwhile; None for a new event (Google has not seen it)."""
     session.execute(
         sa.insert(_events).values(
             id=event_id,
@@ -82,6 +86,7 @@ def insert_local(
             version=1,
             created_at=now,
             updated_at=now,
+            base_version=base_document(base) if base is not None else None,
             **event_columns(event),
         )
     )

@@ -208,6 +208,12 @@ class _Pusher:
         self.provider = self.providers.for_user(stored.user_id)
         policy = policy_for(calendar.conflict_policy, self.services.settings.conflict_policy)
         write = self.write = _Write(self.provider, calendar.provider_calendar_id, stored)
+        if write.changes_an_unread_instance:
+            # Google holds the instance already, perhaps changed by another client since
+            # calsync generated it: read and merge first (as after a 412; the exception's
+            # base is the generated instance), then the next round patches it with
+            # If-Match. A blind patch of every field would overwrite that change.
+            return self._merge(stored, write, policy, pending)
         if write.will_insert:
             # counted before it is sent: a lost answer must not look like "never sent"
             with self.services.sessions.begin() as session:
@@ -436,6 +442,18 @@ class _Write:
         self.calsync_id = str(stored.id)
         self.operation = "update"
         self.details: dict[str, Any] = {}
+
+    @property
+    def changes_an_unread_instance(self) -> bool:
+        """Whether this is the first write of a changed (not cancelled) instance of a
+        series on Google: an exception calsync has no etag of yet."""
+        event = self.stored.event
+        return (
+            self.stored.deleted_at is None
+            and event.is_exception
+            and event.status != EventStatus.CANCELLED
+            and event.etag is None
+        )
 
     @property
     def will_insert(self) -> bool:

@@ -116,6 +116,7 @@ def _insert(
     operation: str = "insert",
     provider_id: str | None = None,
     notice: tuple[Event | None, Event | None] | None = None,
+    base: Event | None = None,
 ) -> StoredEvent:
     organizer = calendar.provider_calendar_id
     event = dataclasses.replace(
@@ -134,6 +135,7 @@ def _insert(
         calendar_id=calendar.id,
         event=event,
         now=now,
+        base=base,
     )
     _queue(session, stored, operation, now=now)
     before, after = notice if notice is not None else (None, stored.event)
@@ -290,6 +292,9 @@ def _insert_exception(
         operation="delete" if cancelled else "update",
         provider_id=instance_id(series_id, ref.original_start),
         notice=(ref.event, None) if cancelled else (ref.event, event),
+        # Google has the instance already, as the series generates it: the base of the
+        # three-way merge of the exception's first push (`calsync.sync.push`)
+        base=ref.event,
     )
 
 

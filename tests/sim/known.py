@@ -11,14 +11,12 @@ decided. Each is pinned by a strict ``xfail`` in
    answers 404 (the event ends ``error``); the emulator lists it without
    ``singleEvents`` but leaves it out of expansions. Which of the two is Google's
    behaviour is open.
-2. **A new exception's first push overwrites the instance** (`calsync/sync/push.py`): it
-   patches the instance id without ``If-Match`` and with every field, so a change
-   another client made to that instance between the user's edit and the push is lost.
+(A second class, a new exception's first push overwriting another client's change of the
+instance, is fixed: the push reads the instance and merges first, decision E23.)
 
 A difference (in the comparison with Google, or a write the ledger finds lost) is
 tolerated only on an instance of a series that an acknowledged write reshaped during the
-run (1), or on an instance both calsync's API and another Google client wrote (2); it is
-counted and printed as *known*, never hidden.
+run (1); it is counted and printed as *known*, never hidden.
 """
 
 from __future__ import annotations
@@ -34,14 +32,11 @@ Key = tuple[str, str]
 def known_divergences(ledger: Ledger) -> Callable[[Key], bool]:
     """Whether a (calendar, event) key falls under one of the known divergences."""
     reshaped = {(w.calendar, w.family) for w in ledger.writes if w.reshapes_series}
-    sides: dict[Key, set[str]] = {}
-    for write in ledger.writes:
-        sides.setdefault((write.calendar, write.event), set()).add(write.side)
 
     def tolerated(key: Key) -> bool:
         instance = split_instance_id(key[1])
         if instance is None:
             return False
-        return (key[0], instance[0]) in reshaped or sides.get(key, set()) >= {"api", "google"}
+        return (key[0], instance[0]) in reshaped
 
     return tolerated

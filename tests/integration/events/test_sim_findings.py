@@ -134,12 +134,6 @@ def test_deleting_a_changed_instance_by_its_own_id_cancels_that_instance(
     assert again.status_code == 404, again.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (calsync/sync/push.py): the first push of a new exception patches the "
-    "instance without If-Match and with every field, so a change another client made to "
-    "that instance meanwhile is overwritten; tests/sim/known.py tolerates it meanwhile",
-)
 def test_a_new_exception_does_not_overwrite_a_later_google_change_of_the_instance(
     any_app: EventsApp,
 ) -> None:
