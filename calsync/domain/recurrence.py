@@ -189,8 +189,9 @@ def _check(lines: tuple[str, ...], start: EventTime, max_count: int) -> _Check:
         if plan.setup_cost > WORK_LIMIT:
             raise ValidationError(
                 _FIELD,
-                f"the rule's BY values give too many candidate times per period to evaluate "
-                f"({plan.setup_cost} > {WORK_LIMIT} units): {rule.source!r}",
+                f"one period of the rule takes more than the work calsync allows for a series "
+                f"({plan.setup_cost} > {WORK_LIMIT} units; too many BY values, or too large an "
+                f"INTERVAL): {rule.source!r}",
             )
         if rule.count is None:
             windows += _window_cost(plan, wanted)

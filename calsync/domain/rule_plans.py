@@ -98,6 +98,7 @@ _FIXED_STEP: Final = {
 }
 _UNITS_PER_DAY: Final = {"HOURLY": 24, "MINUTELY": 1440, "SECONDLY": 86400}
 _SUB_DAILY: Final = frozenset(_UNITS_PER_DAY)
+_MONTHS_IN_CALENDAR: Final = 12 * 9999
 
 
 class OverBudget(ValidationError):
@@ -653,7 +654,8 @@ def _months_per_step(parts: _Parts) -> int:
     if parts.freq in ("YEARLY", "MONTHLY"):
         return 0
     seconds = _FIXED_STEP[parts.freq].total_seconds() * parts.interval
-    return int(seconds // (28 * 86400)) + 1
+    # past year 9999 dateutil stops: no step walks more months than the calendar has
+    return min(int(seconds // (28 * 86400)) + 1, _MONTHS_IN_CALENDAR)
 
 
 @dataclass(frozen=True, slots=True)
