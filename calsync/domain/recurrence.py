@@ -66,6 +66,7 @@ __all__ = [
     "instance_id",
     "instance_of",
     "occurrences",
+    "recurrence_problem",
     "series_end",
     "validate_recurrence",
 ]
@@ -154,6 +155,20 @@ def validate_recurrence(
     if isinstance(checked, tuple):
         raise ValidationError(*checked)
     return checked.recurrence
+
+
+def recurrence_problem(event: Event, *, max_count: int = DEFAULT_MAX_COUNT) -> str | None:
+    """Why calsync does not expand `event`'s recurrence (what `validate_recurrence` says,
+    from its kept answer), or None for an event that does not recur or whose rules
+    validate. Google may hold rules calsync refuses: such a series is stored and shown as
+    its master alone."""
+    if not event.recurrence or event.is_exception:
+        return None
+    try:
+        validate_recurrence(event.recurrence, event.start, max_count=max_count)
+    except ValidationError as err:
+        return err.message
+    return None
 
 
 @dataclass(frozen=True, slots=True)
