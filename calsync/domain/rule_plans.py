@@ -98,6 +98,7 @@ _FIXED_STEP: Final = {
 }
 _UNITS_PER_DAY: Final = {"HOURLY": 24, "MINUTELY": 1440, "SECONDLY": 86400}
 _SUB_DAILY: Final = frozenset(_UNITS_PER_DAY)
+_SECOND: Final = timedelta(seconds=1)
 _MONTHS_IN_CALENDAR: Final = 12 * 9999
 
 
@@ -339,7 +340,7 @@ class Plan:
             return span.days // (365 * interval) + 1
         if self.freq == "MONTHLY":
             return span.days // (28 * interval) + 1
-        return span // (_FIXED_STEP[self.freq] * interval) + 1
+        return span // _SECOND // self._step_seconds + 1
 
     def _steps(self, begin: datetime, value: datetime) -> int:
         interval = self.generator.interval
@@ -347,7 +348,13 @@ class Plan:
             return (value.year - begin.year) // interval
         if self.freq == "MONTHLY":
             return ((value.year - begin.year) * 12 + value.month - begin.month) // interval
-        return (value - begin) // (_FIXED_STEP[self.freq] * interval)
+        return (value - begin) // _SECOND // self._step_seconds
+
+    @property
+    def _step_seconds(self) -> int:
+        """A step of a WEEKLY to SECONDLY rule in seconds (as an int: INTERVAL times a
+        week may be longer than a `timedelta` holds)."""
+        return _FIXED_STEP[self.freq] // _SECOND * self.generator.interval
 
     def shifted(self, low: datetime) -> datetime:
         """A begin for `candidates` a whole number of INTERVAL periods after `dtstart`, at
@@ -357,10 +364,9 @@ class Plan:
         start, interval = self.dtstart, self.generator.interval
         if low <= start:
             return start
-        fixed = _FIXED_STEP.get(self.freq)
-        if fixed is not None:
-            step = fixed * interval
-            return start + step * ((low - start) // step)
+        if self.freq in _FIXED_STEP:
+            step = self._step_seconds
+            return start + timedelta(seconds=step * ((low - start) // _SECOND // step))
         if self.freq == "MONTHLY":
             months = (low.year - start.year) * 12 + low.month - start.month
             moved = start + relativedelta(months=(months // interval) * interval)
@@ -653,9 +659,9 @@ def _months_per_step(parts: _Parts) -> int:
     year or month at once)."""
     if parts.freq in ("YEARLY", "MONTHLY"):
         return 0
-    seconds = _FIXED_STEP[parts.freq].total_seconds() * parts.interval
+    seconds = _FIXED_STEP[parts.freq] // _SECOND * parts.interval
     # past year 9999 dateutil stops: no step walks more months than the calendar has
-    return min(int(seconds // (28 * 86400)) + 1, _MONTHS_IN_CALENDAR)
+    return min(seconds // (28 * 86400) + 1, _MONTHS_IN_CALENDAR)
 
 
 @dataclass(frozen=True, slots=True)

@@ -334,7 +334,7 @@ def day_parts(draw: st.DrawFn) -> tuple[str, DayFilter]:
     return ";".join(parts), test
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(parts=day_parts(), year=st.integers(2020, 2030))
 def test_the_filter_keeps_the_days_dateutil_keeps(parts: tuple[str, DayFilter], year: int) -> None:
     # Given day BY-parts as dateutil reads them in a rule, and as a filter
