@@ -65,12 +65,15 @@ WORK_LIMIT: Final = 200_000
 spend: about 20 ms of CPU (docs/benchmarks.md)."""
 
 # Weights of dateutil's operations, in work units (calibrated in docs/benchmarks.md).
-CANDIDATE: Final = 20
+CANDIDATE: Final = 16
 """A candidate: built and yielded by dateutil, then handled by the caller."""
 FILTER: Final = 10
 """Testing a candidate's day against the BY-parts left out of the generator."""
-PERIOD: Final = 30
-"""A visited period: its day-set and mask lists, the step to the next period."""
+PERIOD: Final = 20
+"""A visited period of a YEARLY to DAILY rule: its day-set and mask lists, the step to
+the next period."""
+SUB_DAILY_PERIOD: Final = 30
+"""A visited (valid) step of an HOURLY to SECONDLY rule: the same, and its time set."""
 DAY: Final = 2
 """A day of a period's day set tested by dateutil (or a day of a BYSETPOS list)."""
 STEP: Final = 2
@@ -402,7 +405,7 @@ def plan(rule: RecurrenceRule, dtstart: datetime) -> Plan:
         least, most = split.least * times, split.most * times
     days = _DAYS_PER_PERIOD.get(parts.freq, 1)
     period_cost = (
-        PERIOD
+        (SUB_DAILY_PERIOD if parts.freq in _SUB_DAILY else PERIOD)
         + days * DAY
         + len(parts.bysetpos) * days * DAY  # each position lists the period's days
         + 7 * len(split.generator.byweekno) * DAY  # the week masks of a year
@@ -654,14 +657,14 @@ def _time_set(parts: _Parts) -> tuple[int, int]:
 
 
 def _months_per_step(parts: _Parts) -> int:
-    """The months at most that dateutil walks through, one at a time, to carry a step of
-    a WEEKLY, DAILY or finer rule into a later month (YEARLY and MONTHLY steps add to the
-    year or month at once)."""
+    """The months beyond the next at most that dateutil walks through, one at a time, to
+    carry a step of a WEEKLY, DAILY or finer rule into a later month (into the next one
+    is part of `PERIOD`; YEARLY and MONTHLY steps add to the year or month at once)."""
     if parts.freq in ("YEARLY", "MONTHLY"):
         return 0
     seconds = _FIXED_STEP[parts.freq] // _SECOND * parts.interval
     # past year 9999 dateutil stops: no step walks more months than the calendar has
-    return min(seconds // (28 * 86400) + 1, _MONTHS_IN_CALENDAR)
+    return min(seconds // (28 * 86400), _MONTHS_IN_CALENDAR)
 
 
 @dataclass(frozen=True, slots=True)
