@@ -102,6 +102,10 @@ _FIXED_STEP: Final = {
 _UNITS_PER_DAY: Final = {"HOURLY": 24, "MINUTELY": 1440, "SECONDLY": 86400}
 _SUB_DAILY: Final = frozenset(_UNITS_PER_DAY)
 _SECOND: Final = timedelta(seconds=1)
+_MONTHDAY: Final = frozenset({"bymonthday"})
+_WEEKDAY: Final = frozenset({"byday"})
+_YEARDAY: Final = frozenset({"byyearday"})
+_WEEKNO: Final = frozenset({"byweekno"})
 _MONTHS_IN_CALENDAR: Final = 12 * 9999
 
 
@@ -391,8 +395,8 @@ def plan(rule: RecurrenceRule, dtstart: datetime) -> Plan:
     if parts.bysetpos and not split.left_out.empty:
         raise ValidationError(
             _FIELD,
-            "BYSETPOS needs BY parts that give every period a day (BYMONTH and one of "
-            f"BYMONTHDAY, BYDAY, BYYEARDAY, BYWEEKNO) in {rule.source!r}",
+            "BYSETPOS needs BY parts that give every period a day (calsync cannot bound "
+            f"the work of the others) in {rule.source!r}",
         )
     times, built = _time_set(parts)
     if parts.bysetpos:
@@ -494,11 +498,11 @@ class _Parts:
 
 @dataclass(frozen=True, slots=True)
 class _Family:
-    """A day BY-part that leaves no full period empty on its own: the generator's
-    arguments for it, the fewest and most days it gives a full period, and whether
-    BYMONTH may stay beside it (its days are counted within the BYMONTH months)."""
+    """Day BY-parts (`names`, one or two) that leave no full period empty: the
+    generator's arguments for them, the fewest and most days they give a full period, and
+    whether BYMONTH may stay beside them (their days are counted within its months)."""
 
-    name: str
+    names: frozenset[str]
     least: int
     most: int
     with_months: bool
@@ -532,13 +536,27 @@ def _split(parts: _Parts) -> _Split:
         return _Split(generator, _left_out(parts, family=None, months=True), 1, 1)
     months = parts.bymonth if parts.freq == "YEARLY" else ()
     families = _families(parts, months)
-    if parts.byweekno and not any(f.name == "byweekno" for f in families):
+    if parts.byweekno and not any("byweekno" in f.names for f in families):
         raise ValidationError(
             _FIELD, "BYWEEKNO needs a week from 1 to 52 or -1 to -52 (not every year has 53)"
         )
     # BYWEEKNO always stays in the generator: its test is not repeated here.
-    forced = [f for f in families if f.name == "byweekno"]
-    chosen = forced[0] if forced else min(families, key=lambda f: f.most, default=None)
+    forced = [f for f in families if "byweekno" in f.names]
+    present = {
+        name
+        for name, values in (
+            ("bymonthday", parts.bymonthday),
+            ("byday", parts.weekdays + parts.nth),
+            ("byyearday", parts.byyearday),
+        )
+        if values
+    }
+    # the parts that leave least to the filter, then the fewest candidates
+    chosen = (
+        forced[0]
+        if forced
+        else min(families, key=lambda f: (len(present - f.names), f.most), default=None)
+    )
     if chosen is None:  # no part keeps every period: the generator yields every day
         least, most = _whole_period(parts.freq, months)
         keep_months = bool(months)
@@ -582,7 +600,7 @@ def _families(parts: _Parts, months: tuple[int, ...]) -> list[_Family]:
         else:  # MONTHLY (the parser refuses BYMONTHDAY with WEEKLY)
             least, most = _distinct_within(parts.bymonthday, 28), len(parts.bymonthday)
         if least:
-            found.append(_Family("bymonthday", least, most, True, bymonthday=parts.bymonthday))
+            found.append(_Family(_MONTHDAY, least, most, True, bymonthday=parts.bymonthday))
     if parts.weekdays and not parts.nth:
         count = len(parts.weekdays)
         if freq == "WEEKLY":
@@ -594,7 +612,7 @@ def _families(parts: _Parts, months: tuple[int, ...]) -> list[_Family]:
         else:
             least, most = 52 * count, 53 * count
         weekdays = tuple(du.weekday(d) for d in parts.weekdays)
-        found.append(_Family("byday", least, most, True, byweekday=weekdays))
+        found.append(_Family(_WEEKDAY, least, most, True, byweekday=weekdays))
     if parts.nth and not parts.weekdays:  # both: dateutil wants both, which may never be
         in_month = freq == "MONTHLY" or bool(months)
         ranges = len(months) if freq == "YEARLY" and months else 1
@@ -602,20 +620,52 @@ def _families(parts: _Parts, months: tuple[int, ...]) -> list[_Family]:
         if least:
             weekdays = tuple(du.weekday(d, n) for d, n in parts.nth)
             most = len(parts.nth) * ranges
-            found.append(_Family("byday", least * ranges, most, True, byweekday=weekdays))
+            found.append(_Family(_WEEKDAY, least * ranges, most, True, byweekday=weekdays))
+    if parts.bymonthday and parts.weekdays and not parts.nth and freq != "WEEKLY":
+        # days of the month on given weekdays ("the last weekday on or before the 15th"):
+        # counted for each weekday a month can start (or end) on
+        lengths = [_MIN_MONTH_DAYS[m - 1] for m in months or range(1, 13)]
+        if freq == "MONTHLY":
+            lengths = [28]
+        least = sum(_on_weekdays(parts.bymonthday, parts.weekdays, n) for n in lengths)
+        if least:
+            most = len(lengths) * len(parts.bymonthday)
+            weekdays = tuple(du.weekday(d) for d in parts.weekdays)
+            found.append(
+                _Family(
+                    _MONTHDAY | _WEEKDAY,
+                    least,
+                    most,
+                    True,
+                    bymonthday=parts.bymonthday,
+                    byweekday=weekdays,
+                )
+            )
     if parts.byyearday:
         least = _distinct_within(parts.byyearday, 365)
         if least:
             most = len(parts.byyearday)
-            found.append(_Family("byyearday", least, most, False, byyearday=parts.byyearday))
+            found.append(_Family(_YEARDAY, least, most, False, byyearday=parts.byyearday))
     if parts.byweekno:
         # Every week from 1 to 52 (and -1 to -52) has at least 4 days in every year of the
         # 400-year cycle, for every WKST (tests/unit/domain/test_rule_plans.py checks it).
         weeks = _distinct_within(parts.byweekno, 52)
         if weeks:
             most = min(7 * len(parts.byweekno) + 14, 366)
-            found.append(_Family("byweekno", 4 * weeks, most, False, byweekno=parts.byweekno))
+            found.append(_Family(_WEEKNO, 4 * weeks, most, False, byweekno=parts.byweekno))
     return found
+
+
+def _on_weekdays(monthdays: tuple[int, ...], weekdays: tuple[int, ...], length: int) -> int:
+    """How many distinct days of `monthdays` (within the first or last `length` days)
+    surely fall on one of `weekdays` in a month of at least `length` days, whatever
+    weekday it starts or ends on."""
+    positive = [d for d in monthdays if 0 < d <= length]
+    negative = [d for d in monthdays if -length <= d < 0]
+    # the weekday of day d is (first + d - 1) % 7; of day -d, (last - d + 1) % 7
+    first = min(sum((start + d - 1) % 7 in weekdays for d in positive) for start in range(7))
+    last = min(sum((end + d + 1) % 7 in weekdays for d in negative) for end in range(7))
+    return max(first, last)
 
 
 def _distinct_within(values: tuple[int, ...], length: int) -> int:
@@ -630,15 +680,15 @@ def _distinct_within(values: tuple[int, ...], length: int) -> int:
 def _left_out(parts: _Parts, *, family: _Family | None, months: bool) -> DayFilter:
     """The filter of the day BY-parts of `parts` other than `family` (and BYMONTH when
     `months`), with dateutil's meaning of numbered weekdays in the original rule."""
-    name = family.name if family is not None else None
-    weekdays = name != "byday"
+    kept = family.names if family is not None else frozenset()
+    weekdays = "byday" not in kept
     return DayFilter(
         months=frozenset(parts.bymonth) if months else frozenset(),
-        monthdays=frozenset(parts.bymonthday) if name != "bymonthday" else frozenset(),
+        monthdays=frozenset(parts.bymonthday) if "bymonthday" not in kept else frozenset(),
         weekdays=frozenset(parts.weekdays) if weekdays else frozenset(),
         nth=parts.nth if weekdays else (),
         nth_in_month=parts.freq == "MONTHLY" or bool(parts.bymonth),
-        yeardays=frozenset(parts.byyearday) if name != "byyearday" else frozenset(),
+        yeardays=frozenset(parts.byyearday) if "byyearday" not in kept else frozenset(),
     )
 
 

@@ -125,6 +125,25 @@ def test_a_hostile_rule_is_refused_or_expanded_within_the_limit(rule: str) -> No
             assert work.lines <= CAP
 
 
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYMONTHDAY=11,12,13,14,15;BYSETPOS=-1",
+        "FREQ=YEARLY;BYMONTH=11;BYDAY=TU;BYMONTHDAY=2,3,4,5,6,7,8",
+        "FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1",
+        "FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU",
+        "FREQ=YEARLY;BYWEEKNO=20;BYDAY=MO",
+        "FREQ=MONTHLY;BYMONTHDAY=31",
+    ],
+)
+def test_ordinary_rules_need_no_filter_or_a_cheap_one(rule: str) -> None:
+    # a payday (the last weekday on or before the 15th), election day, DST's last Sunday
+    shape = plan(parse_rule(rule), START)
+    first = list(islice(shape.candidates(START, None, WorkBudget()), 20))
+    assert first == list(islice(direct(parse_rule(rule), START), 20))
+    assert shape.count_cost(100) < WORK_LIMIT  # a hundred instances, even yearly
+
+
 def test_tens_of_thousands_of_dates_are_refused_before_they_are_parsed() -> None:
     # Given 99 EXDATE lines of 117 dates each (as many as a line of 2000 characters holds)
     dates = [f"2025{m:02d}{d:02d}T090000Z" for m in range(1, 13) for d in range(1, 29)]
