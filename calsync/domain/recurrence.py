@@ -624,10 +624,16 @@ class _Series:
         return value.local().date() if self.all_day else value.instant
 
     def to_event_time(self, naive: datetime) -> EventTime:
+        """The start at wall-clock time `naive` of this series. Built unchecked (once per
+        instance): the zone is the start's, checked when it was built; the one check left
+        is `EventTime`'s own for an instant beyond year 1 or 9999 in UTC."""
         if self.all_day:
-            return EventTime.on(naive.date())
-        assert self.timezone is not None
-        return EventTime(instant=naive.replace(tzinfo=self.tz, fold=0), timezone=self.timezone)
+            return EventTime.trusted(naive.date(), None, None)
+        try:
+            instant = naive.replace(tzinfo=self.tz, fold=0).astimezone(UTC)
+        except OverflowError:
+            raise ValidationError("start", "is outside the dates calsync supports") from None
+        return EventTime.trusted(None, instant, self.timezone)
 
     def naive(self, value: DateValue) -> datetime:
         """A recurrence date value as a wall-clock time of this series."""
@@ -737,6 +743,9 @@ class _Series:
         until = self._until(rule)
         begin = self.dtstart if remaining is not None else plan.shifted(low)
         stop = _plus(until, _UNTIL_SLACK) if until is not None else None
+        # a wall time two days before UNTIL's is before its instant whatever the offsets
+        # (they differ by 26 hours at most), so only later ones need the zone's answer
+        surely = _plus(until, -_UNTIL_SLACK) if until is not None else datetime.max
         for position, value in enumerate(plan.candidates(begin, stop, budget)):
             if remaining is not None:
                 if position == 0 and value != self.dtstart:
@@ -744,7 +753,7 @@ class _Series:
                 if remaining <= 0:
                     return
                 remaining -= 1
-            if until is not None and not self._until_allows(value, until, rule):
+            if until is not None and value > surely and not self._until_allows(value, until, rule):
                 continue  # not `return`: a wall time in a DST gap maps past later ones
             if high is not None and value > high:
                 return

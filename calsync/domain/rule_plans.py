@@ -102,6 +102,8 @@ _FIXED_STEP: Final = {
 _UNITS_PER_DAY: Final = {"HOURLY": 24, "MINUTELY": 1440, "SECONDLY": 86400}
 _SUB_DAILY: Final = frozenset(_UNITS_PER_DAY)
 _SECOND: Final = timedelta(seconds=1)
+_CHUNK: Final = 32
+"""Candidates paid for at once while the count bound fits the budget."""
 _MONTHDAY: Final = frozenset({"bymonthday"})
 _WEEKDAY: Final = frozenset({"byday"})
 _YEARDAY: Final = frozenset({"byyearday"})
@@ -289,18 +291,23 @@ class Plan:
         keep = None if self.filter.empty else self.filter.test
         count_cost = self.count_cost
         received = 0
+        paid = 0  # candidates whose work is charged
         last = begin
         while True:
-            # A bound of the work done once one more candidate is in, charged before it
-            # is asked for: the count bound (cheap), else the span bound if lower.
-            ahead = count_cost(received + 1)
-            if ahead - charged > budget.limit - budget.used:
-                steps = self._steps(begin, last) + self._steps_to_next
-                ahead = min(ahead, self._span_cost(steps))
-                budget.afford(ahead - charged, what)
-            if ahead > charged:
-                budget.used += ahead - charged
-                charged = ahead
+            if received == paid:
+                # Charge, before dateutil is asked, a bound of the work done once more
+                # candidates are in: by their count for a chunk of them (cheap), else for
+                # one, by the span covered if that is lower.
+                paid = received + _CHUNK
+                ahead = count_cost(paid)
+                if ahead - charged > budget.limit - budget.used:
+                    paid = received + 1
+                    steps = self._steps(begin, last) + self._steps_to_next
+                    ahead = min(count_cost(paid), self._span_cost(steps))
+                    budget.afford(ahead - charged, what)
+                if ahead > charged:
+                    budget.used += ahead - charged
+                    charged = ahead
             value = next(stream, None)
             if value is None:
                 return

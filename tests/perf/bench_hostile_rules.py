@@ -17,7 +17,8 @@ driver, not a database server) of
 - ``GET``: ``GET /events?expand=true`` over a year of that calendar, every kept
   validation and list memo emptied first (the pulled series among the others).
 
-Then it runs the whole sequence again while another user's client calls ``GET /me`` in a
+Each figure is the median of three rounds, each with a new writer and reader. Then it
+runs the whole sequence again while another user's client calls ``GET /me`` in a
 loop, and prints that user's p50 and p95 next to the same figures with nothing else
 running. Everything runs in one process (one GIL), which makes a rule that holds the CPU
 show at once in the other user's latency.
@@ -105,6 +106,8 @@ START = {
     "end_time": "2031-03-04T09:30:00",
     "timezone": "Europe/Berlin",
 }
+ROUNDS = 3
+RULES_AT = range(len(RULES))
 YEAR = {"start_date": "2031-03-01", "end_date": "2032-02-28", "expand": "true", "limit": "200"}
 
 
@@ -132,6 +135,7 @@ class Bench:
     control: EmulatorControl
     emulator_url: str
     client: TestClient
+    verdicts: dict[str, tuple[str, int, int]] = dataclasses.field(default_factory=dict)
 
     def user(self, email: str) -> User:
         account, _ = connect_google_user(
@@ -167,10 +171,11 @@ class Bench:
         if memos is not None:
             memos.clear()
 
-    def run(self, user: User, reader: User, title: str, lines: list[str]) -> str:
-        """One row of figures for `lines`: written by `user` through the API, pulled into
+    def run(self, user: User, reader: User, title: str, lines: list[str]) -> list[float]:
+        """One round of figures for `lines`: written by `user` through the API, pulled into
         `reader`'s calendar from Google and listed there (alone with `reader`'s weekly
-        series)."""
+        series). CPU milliseconds of validate, POST, PUT, pull and GET, in that order;
+        `self.verdicts` gets what validation and the API said."""
         self.forget()
         start = EventTime.at(datetime(2031, 3, 4, 9), "Europe/Berlin")
         validate_ms, verdict = cpu(lambda: _verdict(lines, start))
@@ -197,10 +202,8 @@ class Bench:
             lambda: self.client.get("/events", params=YEAR, headers=reader.headers)
         )
         assert listed.status_code == 200, listed.text
-        return (
-            f"| {title} | {validate_ms:.1f} ({verdict}) | {post_ms:.1f} ({posted.status_code}) "
-            f"| {put_ms:.1f} ({put.status_code}) | {pull_ms:.1f} | {get_ms:.1f} |"
-        )
+        self.verdicts[title] = (verdict, posted.status_code, put.status_code)
+        return [validate_ms, post_ms, put_ms, pull_ms, get_ms]
 
 
 def _verdict(lines: list[str], start: EventTime) -> str:
@@ -258,14 +261,23 @@ def main() -> None:
         app = create_app(services)
         with TestClient(app) as client, TestClient(app) as other:
             bench = Bench(services, control, emulator.url, client)
-            users = [bench.user(f"user{i}@example.com") for i in range(4 * len(RULES))]
-            pairs = list(zip(users[0::2], users[1::2], strict=True))
+            rounds = [
+                [(bench.user(f"w{r}.{i}@x.org"), bench.user(f"r{r}.{i}@x.org")) for i in RULES_AT]
+                for r in range(ROUNDS + 1)
+            ]
             bob = bench.user("bob@example.com")
-            print(f"db={args.db}; CPU ms per operation (process_time, all threads)")
+            print(f"db={args.db}; CPU ms per operation, median of {ROUNDS} rounds")
             print("| rule | validate | POST /events | PUT | pull | GET expanded year |")
             print("| --- | --- | --- | --- | --- | --- |")
-            for (user, reader), (title, lines) in zip(pairs, RULES, strict=False):
-                print(bench.run(user, reader, title, lines), flush=True)
+            for index, (title, lines) in enumerate(RULES):
+                runs = [bench.run(*rounds[r][index], title, lines) for r in range(ROUNDS)]
+                cells = [statistics.median(column) for column in zip(*runs, strict=True)]
+                verdict, post, put = bench.verdicts[title]
+                print(
+                    f"| {title} | {cells[0]:.1f} ({verdict}) | {cells[1]:.1f} ({post}) "
+                    f"| {cells[2]:.1f} ({put}) | {cells[3]:.1f} | {cells[4]:.1f} |",
+                    flush=True,
+                )
 
             stop = threading.Event()
             threading.Timer(args.me_seconds, stop.set).start()
@@ -277,7 +289,7 @@ def main() -> None:
                 target=lambda: found.append(watch_me(other, bob.headers, stop))
             )
             watcher.start()
-            for (user, reader), (title, lines) in zip(pairs[len(RULES) :], RULES, strict=True):
+            for (user, reader), (title, lines) in zip(rounds[ROUNDS], RULES, strict=True):
                 bench.run(user, reader, title, lines)
             stop.set()
             watcher.join()
