@@ -33,25 +33,24 @@ from __future__ import annotations
 import dataclasses
 import threading
 from bisect import bisect_left
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from typing import Final
 
-from dateutil import rrule as du
-from dateutil.relativedelta import relativedelta
-
 from calsync.domain.errors import ValidationError
 from calsync.domain.models import Event, EventStatus, EventTime
 from calsync.domain.rfc5545 import (
     DEFAULT_MAX_COUNT,
-    FREQUENCIES,
     DateValue,
     RecurrenceRule,
     RecurrenceSet,
     parse_recurrence,
 )
+from calsync.domain.rule_plans import WORK_LIMIT, OverBudget, Plan, WorkBudget
+from calsync.domain.rule_plans import plan as plan_rule
 from calsync.domain.timezones import zone
 from calsync.domain.windows import DayRange, all_day_in_window, timed_in_window
 
@@ -67,6 +66,7 @@ __all__ = [
     "instance_id",
     "instance_of",
     "occurrences",
+    "recurrence_problem",
     "series_end",
     "validate_recurrence",
 ]
@@ -75,8 +75,24 @@ DEFAULT_MAX_INSTANCES: Final = 1000
 EARLIEST_RULE_DATE: Final = date(2, 1, 1)
 LATEST_RULE_DATE: Final = date(9998, 12, 31)
 MAX_INSTANCES_LIMIT: Final = 10_000
+MAX_WINDOW: Final = timedelta(days=402)
+"""The longest window a validated series is expanded over within `WORK_LIMIT`: a
+listing spans at most 400 days (`calsync.web.event_reads.MAX_EXPAND_DAYS`), plus a day
+each side for the zones."""
+MAX_INSTANCES: Final = 2 * DEFAULT_MAX_INSTANCES
+"""The most instances of a window that `validate_recurrence` guarantees within
+`WORK_LIMIT` (with one more start per EXDATE) when every candidate of a rule is an
+instance, however many the window holds: what a listing (1,000) or the reminder planner
+(2,000) asks for. A larger request (an instance looked up by id asks for up to
+`MAX_INSTANCES_LIMIT`) over a window wider than its candidates allow fails with
+`OverBudget`."""
+_UNTIL_SLACK: Final = timedelta(days=2)
+"""How far past UNTIL starts are still looked at: a wall time in a DST gap (or a skipped
+day) maps to an instant later than the wall times after it."""
 _FIELD: Final = "recurrence"
-_DU_FREQ: Final = {name: getattr(du, name) for name in FREQUENCIES}
+_CHECKED_CACHE_SIZE: Final = 4096
+"""Validated series kept: twice the compiled ones, as writes validate series no read asks
+for (yet)."""
 _FIXED_PERIOD: Final = {
     "SECONDLY": timedelta(seconds=1),
     "MINUTELY": timedelta(minutes=1),
@@ -122,19 +138,122 @@ def validate_recurrence(
     (UNTIL before the start, an interval that never lands on the BYDAY days), and for
     date-only values on a timed series' UNTIL that precede the start, and for dates
     (UNTIL, RDATE, EXDATE) outside `EARLIEST_RULE_DATE`..`LATEST_RULE_DATE`.
+
+    Also for a series whose evaluation could take more than `WORK_LIMIT` work units
+    (`calsync.domain.rule_plans`): a rule whose first instance is not found within it,
+    COUNT rules whose instances all take more, or other rules whose expansion over a
+    window of `MAX_WINDOW` could (unless every candidate is an instance and the starts a
+    window asks for, `MAX_INSTANCES` and one per EXDATE, fit). A series that validates
+    is therefore expanded within the limit for any such window (`occurrences`,
+    `expand`), and its end found within it (`series_end`). The check costs at most about
+    `WORK_LIMIT` units itself, and its answer is kept (`clear_rule_cache`).
     """
+    lines = tuple(lines)
+    if not all(isinstance(line, str) for line in lines):
+        raise ValidationError(_FIELD, "recurrence lines must be strings")
+    checked = _checked(lines, start, max_count)
+    if isinstance(checked, tuple):
+        raise ValidationError(*checked)
+    return checked.recurrence
+
+
+def recurrence_problem(event: Event, *, max_count: int = DEFAULT_MAX_COUNT) -> str | None:
+    """Why calsync does not expand `event`'s recurrence (what `validate_recurrence` says,
+    from its kept answer), or None for an event that does not recur or whose rules
+    validate. Google may hold rules calsync refuses: such a series is stored and shown as
+    its master alone."""
+    if not event.recurrence or event.is_exception:
+        return None
+    try:
+        validate_recurrence(event.recurrence, event.start, max_count=max_count)
+    except ValidationError as err:
+        return err.message
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Check:
+    """A validated series: its parsed lines, and the last wall-clock start of each COUNT
+    rule (found while validating; `series_end` needs it)."""
+
+    recurrence: RecurrenceSet
+    last_counted: dict[RecurrenceRule, datetime]
+
+
+@lru_cache(maxsize=_CHECKED_CACHE_SIZE)
+def _checked(lines: tuple[str, ...], start: EventTime, max_count: int) -> _Check | tuple[str, str]:
+    """`_check` of a series, or the (field, message) of its `ValidationError` (a value:
+    a cached exception would grow a traceback each time it is raised again). Pure."""
+    try:
+        return _check(lines, start, max_count)
+    except ValidationError as err:
+        return err.field, err.message
+
+
+def _check(lines: tuple[str, ...], start: EventTime, max_count: int) -> _Check:
     recurrence = parse_recurrence(lines, max_count=max_count)
     _check_dates_in_range(recurrence)
     series = _Series(start)
+    counted = WorkBudget()  # COUNT rules' whole runs: what any later evaluation repeats
+    windows = 0  # the other rules' dearest window, as bounded by their shape
+    wanted = MAX_INSTANCES + len(recurrence.exdates) + 1
+    last_counted: dict[RecurrenceRule, datetime] = {}
     for rule in recurrence.rrules + recurrence.exrules:
         _check_interval_reaches_byday(rule, series.dtstart)
+        plan = _plan(rule, series.dtstart)
+        if plan.setup_cost > WORK_LIMIT:
+            raise ValidationError(
+                _FIELD,
+                f"one period of the rule takes more than the work calsync allows for a series "
+                f"({plan.setup_cost} > {WORK_LIMIT} units; too many BY values, or too large an "
+                f"INTERVAL): {rule.source!r}",
+            )
+        if rule.count is None:
+            windows += _window_cost(plan, wanted)
+            budget = WorkBudget()
+        else:
+            budget = counted
+        starts = series.rule_starts(rule, series.dtstart, None, budget)
+        allowed = f"the work calsync allows for a series ({WORK_LIMIT} units)"
         try:
-            first = next(iter(series.rule_starts(rule, series.dtstart, None)), None)
+            first = next(starts, None)
+        except OverBudget:
+            raise ValidationError(
+                _FIELD, f"the rule finds no instance within {allowed}: {rule.source!r}"
+            ) from None
+        except ValidationError:
+            raise
         except ValueError as err:  # dateutil's own "empty rule" checks
             raise ValidationError(_FIELD, f"{rule.source!r}: {err}") from err
         if first is None:
             raise ValidationError(_FIELD, f"the rule never occurs after the start: {rule.source!r}")
-    return recurrence
+        if rule.count is not None:
+            try:
+                rest = deque(starts, maxlen=1)  # all of them: later evaluations repeat a part
+            except OverBudget:
+                raise ValidationError(
+                    _FIELD,
+                    f"the rule's {rule.count} instances take more than {allowed}: {rule.source!r}",
+                ) from None
+            last_counted[rule] = rest[0] if rest else first
+    if counted.used + windows > WORK_LIMIT:
+        raise ValidationError(
+            _FIELD,
+            f"expanding the series over {MAX_WINDOW.days} days could take more than the work "
+            f"calsync allows for a series ({counted.used + windows} > {WORK_LIMIT} units): "
+            "use fewer BY values, a coarser FREQ, a larger INTERVAL or a COUNT",
+        )
+    return _Check(recurrence, last_counted)
+
+
+def _window_cost(plan: Plan, wanted: int) -> int:
+    """Work units that bound expanding one rule without COUNT over `MAX_WINDOW`: its
+    candidates over the window, or when every candidate is an instance, the candidates of
+    `wanted` instances (and those skipped before the window) if fewer."""
+    span = plan.span_cost(MAX_WINDOW + _UNTIL_SLACK)
+    if not plan.filter.empty:
+        return span
+    return min(span, plan.count_cost(wanted + plan.most_per_period + 1))
 
 
 def expand(
@@ -382,22 +501,30 @@ _WINDOWS_LOCK: Final = threading.Lock()
 
 
 @lru_cache(maxsize=_COMPILED_CACHE_SIZE)
+def _plan(rule: RecurrenceRule, dtstart: datetime) -> Plan:
+    """`rule_plans.plan` of a rule of a series starting at `dtstart` (a wall-clock time),
+    kept: it is asked for on every evaluation. Raises `ValidationError` (not kept)."""
+    return plan_rule(rule, dtstart)
+
+
+@lru_cache(maxsize=_COMPILED_CACHE_SIZE)
 def _compiled(
     lines: tuple[str, ...], start: EventTime, fallback: str, max_count: int
 ) -> _Compiled | tuple[str, str]:
     """The validated rules and evaluation context of a series, or the (field, message) of
     its `ValidationError` (kept as values: a cached exception would grow a traceback each
     time it is raised again). Pure: the result depends only on the arguments."""
-    try:
-        recurrence = validate_recurrence(lines, start, max_count=max_count)
-    except ValidationError as err:
-        return err.field, err.message
-    return _Compiled(recurrence, _Series(start, fallback))
+    checked = _checked(lines, start, max_count)
+    if isinstance(checked, tuple):
+        return checked
+    return _Compiled(checked.recurrence, _Series(start, fallback))
 
 
 def clear_rule_cache() -> None:
-    """Forget every cached parsed rule set (tests; never needed for correctness)."""
+    """Forget every cached parsed rule set and plan (tests; never needed for correctness)."""
     _compiled.cache_clear()
+    _checked.cache_clear()
+    _plan.cache_clear()
 
 
 def series_end(master: Event, *, max_count: int = DEFAULT_MAX_COUNT) -> datetime | None:
@@ -412,7 +539,10 @@ def series_end(master: Event, *, max_count: int = DEFAULT_MAX_COUNT) -> datetime
     fallback = master.timezone or "UTC"
     if not master.recurrence:
         return master.end.start_in(fallback)
-    recurrence = validate_recurrence(master.recurrence, master.start, max_count=max_count)
+    validate_recurrence(master.recurrence, master.start, max_count=max_count)
+    checked = _checked(tuple(master.recurrence), master.start, max_count)
+    assert not isinstance(checked, tuple)  # validated just above
+    recurrence = checked.recurrence
     series = _Series(master.start, fallback)
     ends: list[datetime] = [master.end.start_in(fallback)]
     for rule in recurrence.rrules:
@@ -422,9 +552,9 @@ def series_end(master: Event, *, max_count: int = DEFAULT_MAX_COUNT) -> datetime
             until = series.to_event_time(series.naive_until(rule)).start_in(fallback)
             ends.append(_plus(_plus(until, master.duration), timedelta(days=1)))
             continue
-        starts = list(series.rule_starts(rule, series.dtstart, None))
-        if starts:
-            ends.append(series.to_event_time(starts[-1]).start_in(fallback) + master.duration)
+        last = checked.last_counted.get(rule)  # a COUNT rule: its last start, from validation
+        if last is not None:
+            ends.append(series.to_event_time(last).start_in(fallback) + master.duration)
     for value in recurrence.rdates:
         start = series.to_event_time(series.naive(value)).start_in(fallback)
         ends.append(start + master.duration)
@@ -494,10 +624,16 @@ class _Series:
         return value.local().date() if self.all_day else value.instant
 
     def to_event_time(self, naive: datetime) -> EventTime:
+        """The start at wall-clock time `naive` of this series. Built unchecked (once per
+        instance): the zone is the start's, checked when it was built; the one check left
+        is `EventTime`'s own for an instant beyond year 1 or 9999 in UTC."""
         if self.all_day:
-            return EventTime.on(naive.date())
-        assert self.timezone is not None
-        return EventTime(instant=naive.replace(tzinfo=self.tz, fold=0), timezone=self.timezone)
+            return EventTime.trusted(naive.date(), None, None)
+        try:
+            instant = naive.replace(tzinfo=self.tz, fold=0).astimezone(UTC)
+        except OverflowError:
+            raise ValidationError("start", "is outside the dates calsync supports") from None
+        return EventTime.trusted(None, instant, self.timezone)
 
     def naive(self, value: DateValue) -> datetime:
         """A recurrence date value as a wall-clock time of this series."""
@@ -530,15 +666,18 @@ class _Series:
         """The starts from `low_at` to `high_at`, and whether `limit` cut a rule short.
 
         With `counted`, the starts of a COUNT rule are computed once from the series'
-        start and kept there (see `_counted_starts`) instead of again on every call."""
+        start and kept there (see `_counted_starts`) instead of again on every call.
+        The rules' work together stays within `WORK_LIMIT` (`OverBudget` otherwise, which
+        `validate_recurrence` rules out for windows of `MAX_WINDOW` and `MAX_INSTANCES`)."""
+        budget = WorkBudget()
         low, high = self.naive_bounds(low_at, high_at)
         found: set[datetime] = set()
         cut = False
         for rule in recurrence.rrules:
             if counted is not None and rule.count is not None and rule.count <= _MEMO_COUNT:
-                starts = self._counted_starts(rule, low, high, counted)
+                starts = self._counted_starts(rule, low, high, counted, budget)
             else:
-                starts = self.rule_starts(rule, low, high)
+                starts = self.rule_starts(rule, low, high, budget)
             taken = _take(starts, limit)
             cut = cut or len(taken) >= limit
             found.update(taken)
@@ -547,7 +686,7 @@ class _Series:
             found.add(self.dtstart)
         excluded: set[datetime] = set()
         for rule in recurrence.exrules:
-            excluded.update(_take(self.rule_starts(rule, low, high), limit + len(found)))
+            excluded.update(_take(self.rule_starts(rule, low, high, budget), limit + len(found)))
         values = [self.to_event_time(w) for w in sorted(found) if w not in excluded]
         exdates = {self._exdate_key(v) for v in recurrence.exdates}
         exdays = {v for v in recurrence.exdates if not isinstance(v, datetime)}
@@ -571,6 +710,7 @@ class _Series:
         low: datetime,
         high: datetime,
         counted: dict[RecurrenceRule, tuple[tuple[datetime, ...], bool]],
+        budget: WorkBudget,
     ) -> Iterator[datetime]:
         """`rule_starts(rule, low, high)` of a COUNT rule, from its starts computed once
         (a COUNT rule is always evaluated from the series' start) and kept in `counted`:
@@ -580,7 +720,7 @@ class _Series:
         if entry is None or (not entry[1] and entry[0][-1] <= high):
             prefix: list[datetime] = []
             complete = True
-            for value in self.rule_starts(rule, datetime.min, None):
+            for value in self.rule_starts(rule, datetime.min, None, budget):
                 prefix.append(value)
                 if value > high:
                     complete = False
@@ -594,22 +734,26 @@ class _Series:
             yield value
 
     def rule_starts(
-        self, rule: RecurrenceRule, low: datetime, high: datetime | None
+        self, rule: RecurrenceRule, low: datetime, high: datetime | None, budget: WorkBudget
     ) -> Iterator[datetime]:
-        """Wall-clock starts of `rule` from `low` to `high` (inclusive), in order."""
+        """Wall-clock starts of `rule` from `low` to `high` (inclusive), in order, their
+        work charged to `budget` (`OverBudget` when it runs out)."""
+        plan = _plan(rule, self.dtstart)
         remaining = rule.count
         until = self._until(rule)
-        begin = self.dtstart if remaining is not None else _shift(rule, self.dtstart, low)
-        stop = _plus(until, timedelta(days=2)) if until is not None else None
-        generator = _dateutil_rule(rule, self.dtstart, begin, stop)
-        for position, value in enumerate(generator):
+        begin = self.dtstart if remaining is not None else plan.shifted(low)
+        stop = _plus(until, _UNTIL_SLACK) if until is not None else None
+        # a wall time two days before UNTIL's is before its instant whatever the offsets
+        # (they differ by 26 hours at most), so only later ones need the zone's answer
+        surely = _plus(until, -_UNTIL_SLACK) if until is not None else datetime.max
+        for position, value in enumerate(plan.candidates(begin, stop, budget)):
             if remaining is not None:
                 if position == 0 and value != self.dtstart:
                     remaining -= 1  # the start always counts as the first instance
                 if remaining <= 0:
                     return
                 remaining -= 1
-            if until is not None and not self._until_allows(value, until, rule):
+            if until is not None and value > surely and not self._until_allows(value, until, rule):
                 continue  # not `return`: a wall time in a DST gap maps past later ones
             if high is not None and value > high:
                 return
@@ -704,67 +848,3 @@ def _check_interval_reaches_byday(rule: RecurrenceRule, dtstart: datetime) -> No
             raise ValidationError(
                 _FIELD, f"the rule never occurs: its step never lands on BYDAY ({rule.source})"
             )
-
-
-def _shift(rule: RecurrenceRule, dtstart: datetime, low: datetime) -> datetime:
-    """A start a whole number of INTERVAL periods after `dtstart`, at or before `low`."""
-    if low <= dtstart:
-        return dtstart
-    period = _FIXED_PERIOD.get(rule.freq)
-    if period is not None:
-        step = period * rule.interval
-        return dtstart + step * ((low - dtstart) // step)
-    if rule.freq == "MONTHLY":
-        months = (low.year - dtstart.year) * 12 + low.month - dtstart.month
-        moved = dtstart + relativedelta(months=(months // rule.interval) * rule.interval)
-        return datetime.combine(moved.date().replace(day=1), time())
-    years = low.year - dtstart.year
-    moved_year = dtstart.year + (years // rule.interval) * rule.interval
-    return datetime(moved_year, 1, 1)
-
-
-def _dateutil_rule(
-    rule: RecurrenceRule, dtstart: datetime, begin: datetime, until: datetime | None
-) -> du.rrule:
-    """A dateutil rule equal to `rule` from `dtstart`, but iterated from `begin`.
-
-    dateutil derives missing BY-parts from its dtstart; they are pinned from the real
-    start so that starting later (at `begin`) does not change the rule.
-    """
-    freq = _DU_FREQ[rule.freq]
-    bymonth = rule.bymonth or None
-    bymonthday: tuple[int, ...] | None = rule.bymonthday or None
-    byweekday: list[du.weekday] | None = [du.weekday(r.weekday, r.nth) for r in rule.byday] or None
-    if not (rule.byweekno or rule.byyearday or rule.bymonthday or rule.byday):
-        if rule.freq == "YEARLY":
-            bymonth = bymonth or (dtstart.month,)
-            bymonthday = (dtstart.day,)
-        elif rule.freq == "MONTHLY":
-            bymonthday = (dtstart.day,)
-        elif rule.freq == "WEEKLY":
-            byweekday = [du.weekday(dtstart.weekday())]
-    fine = FREQUENCIES.index(rule.freq)
-    byhour = rule.byhour or ((dtstart.hour,) if fine < FREQUENCIES.index("HOURLY") else None)
-    byminute = rule.byminute or (
-        (dtstart.minute,) if fine < FREQUENCIES.index("MINUTELY") else None
-    )
-    bysecond = rule.bysecond or (
-        (dtstart.second,) if fine < FREQUENCIES.index("SECONDLY") else None
-    )
-    return du.rrule(
-        freq,
-        dtstart=begin,
-        interval=rule.interval,
-        wkst=rule.wkst,
-        until=until,
-        bysetpos=rule.bysetpos or None,
-        bymonth=bymonth,
-        bymonthday=bymonthday,
-        byyearday=rule.byyearday or None,
-        byweekno=rule.byweekno or None,
-        byweekday=byweekday,
-        byhour=byhour,
-        byminute=byminute,
-        bysecond=bysecond,
-        cache=False,
-    )

@@ -23,11 +23,13 @@ from calsync.domain.errors import ValidationError
 from calsync.domain.timezones import zone
 
 DEFAULT_MAX_COUNT: Final = 5000
+MAX_DATES: Final = 1000
+"""RDATE and EXDATE values a series may hold in all (each is looked at on every
+expansion)."""
 FREQUENCIES: Final = ("YEARLY", "MONTHLY", "WEEKLY", "DAILY", "HOURLY", "MINUTELY", "SECONDLY")
 WEEKDAYS: Final = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 _MAX_LINE_LENGTH: Final = 2000
 _MAX_LINES: Final = 100
-_MAX_DATES_PER_LINE: Final = 1000
 _DAYS_IN_MONTH: Final = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 _SETPOS_LIMIT: Final = {"WEEKLY": 7, "MONTHLY": 31, "YEARLY": 366}
 _BYDAY_RE: Final = re.compile(r"([+-]?)(\d{1,2})?(MO|TU|WE|TH|FR|SA|SU)", re.ASCII)
@@ -119,6 +121,8 @@ def parse_recurrence(lines: Iterable[str], *, max_count: int = DEFAULT_MAX_COUNT
             rule = parse_rule(value, max_count=max_count, exclusion=name == "EXRULE")
             (exrules if rule.exclusion else rrules).append(rule)
         elif name in ("RDATE", "EXDATE"):
+            if len(rdates) + len(exdates) + value.count(",") + 1 > MAX_DATES:  # before parsing
+                raise ValidationError(_FIELD, f"at most {MAX_DATES} RDATE and EXDATE values in all")
             (rdates if name == "RDATE" else exdates).extend(_parse_date_list(name, params, value))
         elif name == "DTSTART":
             raise ValidationError(_FIELD, "DTSTART is not allowed; the event's start is used")
@@ -153,8 +157,6 @@ def _parse_date_list(name: str, params: dict[str, str], value: str) -> list[Date
     if kind == "DATE" and tzid is not None:
         raise ValidationError(_FIELD, f"{name} with VALUE=DATE takes no TZID")
     parts = value.split(",")
-    if len(parts) > _MAX_DATES_PER_LINE:
-        raise ValidationError(_FIELD, f"at most {_MAX_DATES_PER_LINE} dates per {name} line")
     result: list[DateValue] = []
     for text in parts:
         parsed = parse_date_value(text, what=name)

@@ -3,7 +3,8 @@
 An *instance* that nobody edited is virtual: it is derived from the master on demand
 (id ``<masterId>_<suffix>``, ``recurringEventId``, ``originalStartTime``, the master's
 fields and etag). An edited or deleted instance is a stored *exception* with the same
-id, and takes the virtual instance's place.
+id, and takes the virtual instance's place. Every expansion's work is bounded (see
+``recurrence``): a costly rule lists the starts found within the work limit.
 """
 
 from __future__ import annotations
@@ -13,21 +14,19 @@ from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
 
-from dateutil.rrule import rruleset
-
 from calsync.emulator import recurrence
 from calsync.emulator.event_log import EventLog, StoredEvent
 from calsync.emulator.event_model import JSON, Timing, ordered
 
 
 @lru_cache(maxsize=4096)
-def _series(etag: str, lines: tuple[str, ...], start: datetime, all_day: bool) -> rruleset:
+def _series(etag: str, lines: tuple[str, ...], start: datetime, all_day: bool) -> recurrence.Series:
     del etag  # part of the cache key only: a new master version gets a new entry
     return recurrence.build_series(lines, start=start, all_day=all_day)
 
 
-def series_of(master: StoredEvent) -> rruleset:
-    """The master's rruleset (cached per master version)."""
+def series_of(master: StoredEvent) -> recurrence.Series:
+    """The master's parsed series (cached per master version)."""
     lines: Sequence[str] = master.resource.get("recurrence") or ()
     return _series(master.etag, tuple(lines), master.timing.start.local, master.timing.all_day)
 

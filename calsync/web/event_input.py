@@ -60,6 +60,7 @@ READ_ONLY_FIELDS: Final = (
     "etag",
     "sync_state",
     "sync_error",
+    "recurrence_error",
     "conflict",
     "status",
     "user_id",

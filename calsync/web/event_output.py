@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from calsync.domain.models import Event, EventTime
+from calsync.domain.recurrence import recurrence_problem
 from calsync.store.event_queries import CalendarView
 from calsync.store.events import StoredEvent
 
@@ -65,6 +66,7 @@ def event_json(view: EventView) -> dict[str, Any]:
         "timezone": event.timezone,
         "all_day": event.all_day,
         "recurrence": list(event.recurrence),
+        "recurrence_error": recurrence_problem(event),
         "attendees": [
             {
                 "email": a.email,

@@ -805,13 +805,16 @@ def _instance(
             return None
         return InstanceRef(api_id, master, original, exception, exception.event)
     begin = sort_instant(original) - timedelta(days=1)
-    found = expand(
-        master.event,
-        begin,
-        sort_instant(original) + timedelta(days=1) + master.event.duration,
-        master_id=series_id_of(master),
-        max_instances=10_000,
-    )
+    try:
+        found = expand(
+            master.event,
+            begin,
+            sort_instant(original) + timedelta(days=1) + master.event.duration,
+            master_id=series_id_of(master),
+            max_instances=10_000,
+        )
+    except ValidationError:
+        return None  # a rule calsync does not expand (from Google) has no instances here
     for instance in found:
         if instance.original_start == original:
             return InstanceRef(api_id, master, original, None, instance)

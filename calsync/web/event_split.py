@@ -27,7 +27,12 @@ def split_series(
 
     `at` must be an instance start of `master` after its first one.
     """
-    kept = _instances_before(master, at, series_id)
+    # Only a COUNT needs the instances before `at` counted (and a COUNT rule's are within
+    # the work its validation allowed; a long series without COUNT may not be).
+    counted = any(
+        line.upper().startswith("RRULE") and "COUNT=" in line.upper() for line in master.recurrence
+    )
+    kept = _instances_before(master, at, series_id) if counted else 0
     before: list[str] = []
     after: list[str] = []
     for line in master.recurrence:

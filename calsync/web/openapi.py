@@ -132,6 +132,11 @@ _EVENT_OUT = _object(
         "timezone": _NULLABLE_STRING,
         "all_day": {"type": "boolean"},
         "recurrence": {"type": "array", "items": {"type": "string"}},
+        "recurrence_error": _NULLABLE_STRING
+        | {
+            "description": "why the series is not expanded (a rule Google holds that calsync"
+            " refuses, such as one over the work limit): it is shown as its master alone"
+        },
         "attendees": {"type": "array", "items": _ATTENDEE_OUT},
         "reminders": {"type": ["array", "null"], "items": {"type": "integer"}},
         "metadata": {"type": "object", "additionalProperties": {"type": "string"}},

@@ -76,3 +76,19 @@ def test_instances_rendered_from_a_template_equal_their_own_documents(stored: St
         expected = event_json(view)
         assert instance_json(template, view) == expected
         assert list(instance_json(template, view)) == list(expected)  # the same key order
+
+
+def test_a_master_shows_why_its_rule_is_not_expanded_and_others_show_null() -> None:
+    start = EventTime(instant=BERLIN, timezone="Europe/Berlin")
+    end = EventTime(instant=BERLIN + timedelta(hours=1), timezone="Europe/Berlin")
+    hostile = master(start, end, "RRULE:FREQ=YEARLY;BYYEARDAY=366;BYMONTH=2")
+    ordinary = master(start, end, "RRULE:FREQ=DAILY;COUNT=6")
+    shown = event_json(EventView(str(hostile.id), hostile.event, hostile))
+    assert "finds no instance within the work calsync allows" in shown["recurrence_error"]
+    assert (
+        event_json(EventView(str(ordinary.id), ordinary.event, ordinary))["recurrence_error"]
+        is None
+    )
+    instance = expand(ordinary.event, BERLIN, BERLIN + timedelta(days=2))[1]
+    view = EventView(instance_id(str(ordinary.id), instance.start), instance, ordinary, ordinary)
+    assert event_json(view)["recurrence_error"] is None
