@@ -19,6 +19,7 @@ from calsync.store.tables import Calendar, SyncLog
 from calsync.sync.audit import audit_slot
 from tests.conftest import FakeGoogle
 from tests.integration.events.conftest import EventsApp, running
+from tests.integration.events.test_crud import MEETING
 from tests.integration.sync.conftest import wait_until
 from tests.integration.sync.guarded import (
     audit,
@@ -129,18 +130,7 @@ def test_an_audit_finds_nothing_to_repair_in_what_calsync_wrote_itself(app: Even
 
 
 WRITTEN = [
-    {
-        "title": "Planning",
-        "description": "Quarterly planning",
-        "location": "Room 4",
-        "start_time": "2031-03-04T10:00:00",
-        "end_time": "2031-03-04T11:30:00",
-        "timezone": "Europe/Berlin",
-        "category": "work",
-        "attendees": ["bob@example.com", {"email": "carol@example.org", "optional": True}],
-        "reminders": [10, 30],
-        "metadata": {"matter": "M-42"},
-    },
+    MEETING,  # attendees, reminders, metadata: the richest single the API writes
     {
         "title": "Stand-up",
         "start_time": "2031-03-05T09:00:00",
