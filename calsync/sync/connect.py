@@ -24,7 +24,7 @@ __all__ = ["connect_user", "follow_calendar_list", "queue_pulls"]
 
 
 def connect_user(services: Services, user_id: uuid.UUID) -> list[uuid.UUID]:
-    """List the user's calendars, queue a pull of each, open the missing channels.
+    """List the user's calendars, open the missing channels, queue a pull of each.
 
     Returns the ids of the calendars a pull was queued for: none when the user has no
     calendar access (no tokens, or tokens without the calendar scope); then one sync log
@@ -34,8 +34,13 @@ def connect_user(services: Services, user_id: uuid.UUID) -> list[uuid.UUID]:
     if not has_calendar_access(services, user_id):
         return []
     change = sync_calendar_list(services, user_id)
-    queued = queue_pulls(services, [*change.added, *change.kept])
-    ensure_channels(services, user_id)
+    try:
+        # Channels before pulls: a change made after a channel opens is pushed, and one
+        # made before is in the pull queued after it. The other order loses a change made
+        # between a quick first pull and the channel (until the safety-net sweep).
+        ensure_channels(services, user_id)
+    finally:
+        queued = queue_pulls(services, [*change.added, *change.kept])
     return queued
 
 
@@ -66,7 +71,7 @@ NOT_CONNECTED_MESSAGE = (
 
 def follow_calendar_list(services: Services, user_id: uuid.UUID) -> bool:
     """After the user's calendar list changed (its channel pushed): store the added and
-    removed calendars, queue a pull of each added one and open its channel.
+    removed calendars, open each added one's channel and queue its pull.
 
     Coalesced (`kicks.calendar_list_started` / `calendar_list_finished`): returns True
     when the list changed again while it was read, and one more read must follow (its
@@ -77,9 +82,11 @@ def follow_calendar_list(services: Services, user_id: uuid.UUID) -> bool:
     with services.sessions.begin() as session:
         kicks.calendar_list_started(session, user_id, services.clock())
     change = sync_calendar_list(services, user_id)
-    queue_pulls(services, list(change.added))
-    if change.added:
-        ensure_channels(services, user_id)
+    try:
+        if change.added:  # channels before pulls, as in `connect_user`
+            ensure_channels(services, user_id)
+    finally:
+        queue_pulls(services, list(change.added))
     with services.sessions.begin() as session:
         return kicks.calendar_list_finished(session, user_id, services.clock())
 
