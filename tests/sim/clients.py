@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
 import threading
 import time
 from collections.abc import Callable
@@ -32,12 +34,21 @@ RETRY_FOR = 90.0  # seconds a request is retried while the service is down (a re
 Observer = Callable[[str, str, str, int, Any], None]
 
 
+def address_of(email: str) -> str:
+    """The address `email`'s browser and client come from (one of 10.0.0.0/8), named to
+    calsync in ``X-Forwarded-For`` by the local proxy it trusts (tests/sim/dev_process):
+    people sign in from addresses of their own, and calsync limits each address."""
+    offset = int.from_bytes(hashlib.sha256(email.encode()).digest()[:3], "big")
+    return str(ipaddress.IPv4Address("10.0.0.0") + offset)
+
+
 def sign_in(base_url: str, email: str) -> dict[str, Any]:
     """Sign `email` in through ``/auth/google``; calsync's answer ``{"token", "user"}``."""
     deadline = time.monotonic() + RETRY_FOR
     while True:
         try:
-            with httpx.Client(base_url=base_url, timeout=30.0) as browser:
+            forwarded = {"X-Forwarded-For": address_of(email)}
+            with httpx.Client(base_url=base_url, timeout=30.0, headers=forwarded) as browser:
                 start = browser.get(
                     "/auth/google", params={"login_hint": email}, follow_redirects=False
                 )
@@ -76,7 +87,10 @@ class ApiClient:
         if client is None or client.headers["Authorization"] != f"Bearer {self.token}":
             client = httpx.Client(
                 base_url=self.base_url,
-                headers={"Authorization": f"Bearer {self.token}"},
+                headers={
+                    "Authorization": f"Bearer {self.token}",
+                    "X-Forwarded-For": address_of(self.email),
+                },
                 timeout=60.0,
             )
             self._local.client = client

@@ -27,7 +27,10 @@ SYNC_LEASE_SECONDS = 10
 def sim_settings(base: Settings, *, google: str, public_url: str) -> Settings:
     """`base` with Google at `google`, pushes to `public_url`, and the simulation's
     timings (see the module docstring); the API's per-user rate limit is lifted, since
-    one simulated user sends far more than a person would."""
+    one simulated user sends far more than a person would. Each simulated user comes
+    from an address of their own (`tests.sim.clients.address_of`), named in
+    ``X-Forwarded-For`` through the local proxy calsync trusts: hundreds of users from one
+    address would be refused by the per-address limit, as they should be."""
     return dataclasses.replace(
         base,
         google_api_base=google,
@@ -39,6 +42,7 @@ def sim_settings(base: Settings, *, google: str, public_url: str) -> Settings:
         sync_lease_seconds=SYNC_LEASE_SECONDS,
         sync_min_interval_seconds=0.0,
         api_rate_limit_per_minute=100_000,
+        trusted_proxies=("127.0.0.1/32",),
         log_level="WARNING",
     )
 

@@ -214,6 +214,7 @@ def _operate(run: Run, faults: Faults, plan: list[Planned]) -> None:
                 finished.wait(0.1)
         for planned in pending:  # a short run can end before the last moments
             faults.apply(planned)
+            print(f"[sim] after the operations: {faults.log[-1]}", flush=True)
 
     threads = max(1, min(run.config.threads, run.config.users))
     groups = [run.users[i::threads] for i in range(threads)]
@@ -234,6 +235,7 @@ def _converge(run: Run) -> list[UserCheck]:
     tolerated = known_divergences(run.ledger)
     checks: dict[str, UserCheck] = {}
     confirming = False
+    next_note = time.monotonic() + 30.0
     while True:
         with ThreadPoolExecutor(run.config.threads) as pool:
             results = list(
@@ -251,6 +253,9 @@ def _converge(run: Run) -> list[UserCheck]:
         confirming = False
         if time.monotonic() > deadline:
             return list(checks.values())
+        if time.monotonic() >= next_note:
+            print(f"[sim] converging: {len(pending)} users not equal to Google yet", flush=True)
+            next_note = time.monotonic() + 30.0
         time.sleep(1.0)
 
 

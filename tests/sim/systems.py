@@ -278,7 +278,10 @@ class ProductionSystem:
         return sim_settings(base, google=self.google, public_url=self.url)
 
     def _env(self) -> dict[str, str]:
-        return env_for(self.settings) | {"CALSYNC_API_RATE_LIMIT_PER_MINUTE": "100000"}
+        return env_for(self.settings) | {
+            "CALSYNC_API_RATE_LIMIT_PER_MINUTE": "100000",
+            "CALSYNC_TRUSTED_PROXIES": ",".join(self.settings.trusted_proxies),
+        }
 
     def _admin(self) -> sa.Engine:
         return make_engine(f"{PG_SERVER}/postgres").execution_options(isolation_level="AUTOCOMMIT")
