@@ -29,6 +29,7 @@ from calsync.store.events import (
     replace_attendees,
 )
 from calsync.store.tables import Event as EventRow
+from calsync.store.tables import OutboxEntry
 
 __all__ = [
     "insert_local",
@@ -41,6 +42,7 @@ __all__ = [
 ]
 
 _events = cast(sa.Table, EventRow.__table__)
+_outbox = cast(sa.Table, OutboxEntry.__table__)
 
 
 def lock_stored(session: Session, event_id: uuid.UUID) -> StoredEvent | None:
@@ -172,7 +174,29 @@ def record_pushed(
         .where(_events.c.id == event_id, _events.c.version == version)
         .values(sync_state="synced", sync_error=None, **KEEP_UPDATED_AT)
     )
+    if remote is None and pushed.is_recurring and pushed.provider_event_id:
+        _settle_deleted_exceptions(session, event_id, pushed.provider_event_id)
     return bool(synced.rowcount)  # type: ignore[attr-defined]
+
+
+def _settle_deleted_exceptions(session: Session, master_id: uuid.UUID, series_id: str) -> None:
+    """The series `series_id` is deleted on Google: so are its exceptions, which the
+    series' delete marked deleted and ``pending`` without writes of their own
+    (`mark_deleted`). They become ``synced``; one with a write still queued is left to it.
+    """
+    calendar_id = session.scalar(sa.select(_events.c.calendar_id).where(_events.c.id == master_id))
+    queued = sa.exists().where(_outbox.c.event_id == _events.c.id, _outbox.c.status == "pending")
+    session.execute(
+        sa.update(_events)
+        .where(
+            _events.c.calendar_id == calendar_id,
+            _events.c.recurring_event_id == series_id,
+            _events.c.deleted_at.is_not(None),
+            _events.c.sync_state == "pending",
+            ~queued,
+        )
+        .values(sync_state="synced", sync_error=None, **KEEP_UPDATED_AT)
+    )
 
 
 def record_merged(
