@@ -226,3 +226,61 @@ def test_an_override_of_an_off_rule_start_made_on_google_is_pulled(any_app: Even
     app.push_all()
     assert app.get(alice, listed[0]["id"])["sync_state"] == "synced"
     assert app.google_event(alice, first["id"])["location"] == "Room 4"
+
+
+def test_an_instance_in_a_daylight_saving_gap_can_be_edited(any_app: EventsApp) -> None:
+    app = any_app
+    alice = app.connect("alice@example.com")
+    # 02:30 does not exist in New York on 2031-03-09: that instance starts at 03:30 EDT.
+    series = app.create(
+        alice,
+        {
+            "title": "Night shift",
+            "start_time": "2031-03-08T02:30:00",
+            "end_time": "2031-03-08T03:00:00",
+            "timezone": NY,
+            "recurrence": ["RRULE:FREQ=DAILY;COUNT=3"],
+        },
+    )
+    app.push_all()
+    gap = _expanded(app, alice, "2031-03-01", "2031-03-31")[1]
+    assert (gap["id"], gap["start_time"]) == (
+        f"{series['id']}_20310309T073000Z",
+        "2031-03-09T03:30:00-04:00",
+    )
+
+    edited = app.put(alice, gap["id"], {"title": "Short night"})
+
+    assert edited.status_code == 200, edited.text
+    app.push_all()
+    # Google listed the instance but answered 404 to its patch: the edit ended in `error`.
+    assert app.get(alice, gap["id"])["sync_state"] == "synced"
+    google = _google_instances(app, alice, series["google_event_id"])
+    assert [(i["summary"], i["start"]["dateTime"], i["end"]["dateTime"]) for i in google] == [
+        ("Night shift", "2031-03-08T02:30:00-05:00", "2031-03-08T03:00:00-05:00"),
+        ("Short night", "2031-03-09T03:30:00-04:00", "2031-03-09T04:00:00-04:00"),
+        ("Night shift", "2031-03-10T02:30:00-04:00", "2031-03-10T03:00:00-04:00"),
+    ]
+
+
+def test_an_event_across_the_fall_back_hour_reaches_google(any_app: EventsApp) -> None:
+    app = any_app
+    alice = app.connect("alice@example.com")
+    # 01:30 EDT to 01:15 EST on 2031-11-02: 45 minutes.
+    created = app.create(
+        alice,
+        {
+            "title": "Across the hour",
+            "start_time": "2031-11-02T01:30:00-04:00",
+            "end_time": "2031-11-02T01:15:00-05:00",
+            "timezone": NY,
+        },
+    )
+    app.push_all()
+    # The emulator refused it with timeRangeEmpty: the push ended in `error`.
+    assert app.get(alice, created["id"])["sync_state"] == "synced"
+    remote = app.google_event(alice, created["google_event_id"])
+    assert (remote["start"]["dateTime"], remote["end"]["dateTime"]) == (
+        "2031-11-02T01:30:00-04:00",
+        "2031-11-02T01:15:00-05:00",
+    )
