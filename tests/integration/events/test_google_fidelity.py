@@ -284,3 +284,50 @@ def test_an_event_across_the_fall_back_hour_reaches_google(any_app: EventsApp) -
         "2031-11-02T01:30:00-04:00",
         "2031-11-02T01:15:00-05:00",
     )
+
+
+def test_an_instance_of_an_all_day_series_changed_to_timed(any_app: EventsApp) -> None:
+    app = any_app
+    alice = app.connect("alice@example.com")
+    series = app.create(
+        alice,
+        {
+            "title": "Holiday",
+            "start_time": "2031-03-03",
+            "end_time": "2031-03-04",
+            "recurrence": ["RRULE:FREQ=DAILY;COUNT=3"],
+        },
+    )
+    app.push_all()
+    second = _expanded(app, alice, "2031-03-01", "2031-03-31")[1]
+    assert second["id"] == f"{series['id']}_20310304"
+
+    changed = app.put(
+        alice,
+        second["id"],
+        {
+            "all_day": False,
+            "start_time": "2031-03-04T13:00:00",
+            "end_time": "2031-03-04T14:00:00",
+            "timezone": NY,
+        },
+    )
+
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["original_start_time"] == "2031-03-04"
+    app.push_all()
+    assert app.get(alice, second["id"])["sync_state"] == "synced"
+    google = _google_instances(app, alice, series["google_event_id"])
+    assert [i["start"] for i in google] == [
+        {"date": "2031-03-03"},
+        {"dateTime": "2031-03-04T13:00:00-05:00", "timeZone": NY},
+        {"date": "2031-03-05"},
+    ]
+    assert google[1]["originalStartTime"] == {"date": "2031-03-04"}
+    app.pull(alice)
+    after = _expanded(app, alice, "2031-03-01", "2031-03-31")
+    assert [(e["all_day"], e["sync_state"]) for e in after] == [
+        (True, "synced"),
+        (False, "synced"),
+        (True, "synced"),
+    ]
