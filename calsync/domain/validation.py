@@ -94,11 +94,18 @@ def _check_texts(event: Event, problems: list[ValidationError]) -> None:
 
 
 def _check_times(event: Event, problems: list[ValidationError]) -> None:
-    if event.duration.total_seconds() <= 0:
-        problems.append(ValidationError("end", "must be after the start"))
-    if event.original_start is not None and event.original_start.is_all_day != event.all_day:
+    """The end may not come before the start. As Google: a timed event may have no length
+    (start == end, common in exports: a deadline, a reminder), an all-day one may not
+    (Google answers ``timeRangeEmpty``). An instance may change kind (timed to all-day
+    and back) while its ``original_start`` keeps its series' kind, as Google's
+    ``originalStartTime`` does (decisions G4)."""
+    seconds = event.duration.total_seconds()
+    if seconds < 0 or (event.all_day and seconds == 0):
         problems.append(
-            ValidationError("original_start", "must be a date exactly when the event is all-day")
+            ValidationError(
+                "end",
+                "must be after the start" if event.all_day else "must not be before the start",
+            )
         )
 
 

@@ -16,7 +16,7 @@ import itertools
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from calsync.emulator import errors, timefmt
@@ -116,10 +116,14 @@ class EventTime:
 
     @property
     def instant(self) -> datetime:
-        """The aware moment, all-day values at midnight in ``zone``."""
+        """The moment in UTC, all-day values at midnight in ``zone``.
+
+        UTC, not ``zone``: Python compares and subtracts two datetimes of the same
+        ``tzinfo`` by their wall-clock times, fold ignored, so 01:30 EDT would come after
+        01:15 EST on a fall-back day although it is 45 minutes before it."""
         if self.all_day:
-            return self.local.replace(tzinfo=self.zone)
-        return self.local
+            return self.local.replace(tzinfo=self.zone).astimezone(UTC)
+        return self.local.astimezone(UTC)
 
     def shifted(self, local: datetime) -> EventTime:
         return EventTime(self.all_day, local, self.zone, self.zone_name)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 
 from calsync.emulator import recurrence
@@ -37,10 +37,15 @@ def validate_series(lines: Sequence[str], timing: Timing) -> None:
 
 
 def instance_timing(master: StoredEvent, original: datetime) -> Timing:
+    """The instance's start and end: as long as the master, exactly (in UTC) for a timed
+    series, so an instance that crosses a daylight-saving change, or starts in a gap,
+    keeps its length (RFC 5545 §3.8.5.3); whole days for an all-day one."""
     start = master.timing.start.shifted(original)
-    end_local = original + master.timing.duration
-    if not master.timing.all_day:
-        end_local = end_local.astimezone(master.timing.end.zone)
+    if master.timing.all_day:
+        end_local = original + master.timing.duration
+    else:
+        end_instant = original.astimezone(UTC) + master.timing.duration
+        end_local = end_instant.astimezone(master.timing.end.zone)
     return Timing(start, master.timing.end.shifted(end_local))
 
 
@@ -71,13 +76,14 @@ def _frame(master: StoredEvent, moment: datetime) -> datetime:
 
 
 def original_of(master: StoredEvent, suffix: str) -> datetime | None:
-    """The original start an instance suffix names, if it is one of the series' starts."""
+    """The original start (series frame, as `expand` lists it) an instance suffix names,
+    if it is one of the series' starts (see `recurrence.occurrence_at`)."""
     original = recurrence.original_from_suffix(
         suffix, all_day=master.timing.all_day, tz=master.timing.start.zone
     )
-    if original is None or not recurrence.has_occurrence(series_of(master), original):
+    if original is None:
         return None
-    return original
+    return recurrence.occurrence_at(series_of(master), original)
 
 
 def expand(
@@ -87,12 +93,14 @@ def expand(
     after: datetime | None,
     before: datetime | None,
     show_deleted: bool,
-    limit: int = recurrence.UNBOUNDED_INSTANCE_LIMIT,
+    limit: int | None = None,
 ) -> list[StoredEvent]:
     """The instances of a series overlapping [after, before), exceptions in place.
 
-    Cancelled exceptions appear only with ``show_deleted``. Without ``before`` at most
-    ``limit`` original starts are considered (see ``recurrence``).
+    Cancelled exceptions appear only with ``show_deleted``. At most ``limit`` original
+    starts are considered; without ``limit``, all of them in a window with ``before``
+    and `recurrence.UNBOUNDED_INSTANCE_LIMIT` without one, as Google does (see
+    docs/decisions.md G3).
     """
     series = series_of(master)
     low = _frame(master, after) - master.timing.duration if after is not None else None

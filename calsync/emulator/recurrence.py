@@ -31,7 +31,7 @@ from calsync.domain.rfc5545 import RecurrenceRule, parse_rule
 from calsync.domain.rule_plans import OverBudget, Plan, WorkBudget, plan
 from calsync.emulator import errors, timefmt
 
-# Expansions with no upper bound stop after this many instances per series.
+# Expansions with no upper bound (no timeMax) stop after this many instances per series.
 UNBOUNDED_INSTANCE_LIMIT = 730
 
 _LINE_RE = re.compile(r"^(?P<name>[A-Z]+)(?P<params>(;[^:]*)?):(?P<value>.+)$", re.IGNORECASE)
@@ -143,10 +143,18 @@ def occurrences(
     *,
     after: datetime | None = None,
     before: datetime | None = None,
-    limit: int = UNBOUNDED_INSTANCE_LIMIT,
+    limit: int | None = None,
 ) -> list[datetime]:
-    """Original starts ``s`` with ``after <= s < before``, at most ``limit`` of them, as
-    far as the work limit lets the rules be evaluated (one budget for the call)."""
+    """Original starts ``s`` with ``after <= s < before``, at most ``limit`` of them
+    (with ``None``: all of them when ``before`` bounds the window, else the first
+    `UNBOUNDED_INSTANCE_LIMIT`, as Google expands; docs/decisions.md G3), as far as the
+    work limit lets the rules be evaluated (one budget for the call).
+
+    The series' start is always one of them unless an EXDATE removes it, whether or not
+    its rules produce it: RFC 5545 §3.8.5.3 ("the DTSTART property defines the first
+    instance"), and Google lists it (see docs/decisions.md G1)."""
+    if limit is None and before is None:
+        limit = UNBOUNDED_INSTANCE_LIMIT
     budget = WorkBudget()
     found: set[datetime] = set()
     for rule in series.rules:
@@ -154,6 +162,8 @@ def occurrences(
     low = bisect.bisect_left(series.rdates, after) if after is not None else 0
     high = bisect.bisect_left(series.rdates, before) if before is not None else None
     found.update(series.rdates[low:high])
+    if (after is None or series.start >= after) and (before is None or series.start < before):
+        found.add(series.start)
     return sorted(found - series.exdates)[:limit]
 
 
@@ -162,37 +172,59 @@ def _rule_starts(
     rule: Rule,
     after: datetime | None,
     before: datetime | None,
-    limit: int,
+    limit: int | None,
     budget: WorkBudget,
 ) -> Iterator[datetime]:
-    """Up to ``limit`` starts of ``rule`` in ``[after, before)`` that are not EXDATEs
-    (dateutil's meaning: COUNT counts from the series' start, which is an instance only
-    when the rule yields it); stops quietly where ``budget`` runs out."""
+    """Up to ``limit`` starts of ``rule`` in ``[after, before)`` that are not EXDATEs;
+    stops quietly where ``budget`` runs out. COUNT counts from the series' start, which
+    is always the first instance (RFC 5545 §3.3.10: "the DTSTART property value always
+    counts as the first occurrence"), so a start the rule does not produce takes one."""
     if rule.plan is None:
         return
     counting = rule.count is not None
     begin = series.start if counting or after is None else rule.plan.shifted(after)
     taken = 0
+    skew = 0  # 1 once the start, not produced by the rule, has taken the first count
     try:
         for position, value in enumerate(rule.plan.candidates(begin, rule.until, budget)):
-            if counting and position >= (rule.count or 0):
+            if counting and position == 0 and value != series.start:
+                skew = 1
+            if counting and position + skew >= (rule.count or 0):
                 return
             if before is not None and value >= before:
                 return
             if (after is None or value >= after) and value not in series.exdates:
                 yield value
                 taken += 1
-                if taken >= limit:
+                if limit is not None and taken >= limit:
                     return
     except OverBudget:
         return
 
 
-def has_occurrence(series: Series, original: datetime) -> bool:
-    """True when ``original`` (in the series' frame) is one of its starts."""
-    return bool(
-        occurrences(series, after=original, before=original + timedelta(microseconds=1), limit=1)
-    )
+# How far a wall clock jumps forward at a daylight-saving change, at most (one hour
+# almost everywhere, two in some historical zones), with room to spare.
+_GAP_REACH = timedelta(hours=3)
+_TICK = timedelta(microseconds=1)
+
+
+def occurrence_at(series: Series, original: datetime) -> datetime | None:
+    """The start of ``series`` at the instant ``original`` (in the series' frame), if any.
+
+    Starts are matched by instant, not wall-clock time: a start whose wall time falls in
+    a spring-forward gap (02:30 on 2024-03-10 in New York) happens at the instant that
+    wall time maps to (03:30 daylight time), is listed there and named by it in its
+    instance id; and the two 01:30s of a fall-back day are different instants. All-day
+    series are matched by date."""
+    if original.tzinfo is None:
+        found = occurrences(series, after=original, before=original + _TICK, limit=1)
+        return found[0] if found else None
+    instant = original.astimezone(UTC)
+    for low in (original, original - _GAP_REACH):
+        for start in occurrences(series, after=low, before=original + _TICK):
+            if start.astimezone(UTC) == instant:
+                return start
+    return None
 
 
 def instance_suffix(original: datetime, *, all_day: bool) -> str:

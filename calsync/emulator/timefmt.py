@@ -64,8 +64,12 @@ def utc_millis(moment: datetime) -> str:
 
 
 def local_iso(moment: datetime, tz: tzinfo) -> str:
-    """``2026-11-21T10:00:00+01:00``: an instant shown in ``tz``, whole seconds."""
-    shown = moment.astimezone(tz).replace(microsecond=0).isoformat()
+    """``2026-11-21T10:00:00+01:00``: an instant shown in ``tz``, whole seconds.
+
+    Through UTC: ``astimezone`` to a datetime's own zone returns it unchanged, so a wall
+    time in a spring-forward gap (02:30 New York on 2024-03-10) would be shown as it is
+    (``02:30-05:00``) instead of as the wall time of its instant (``03:30-04:00``)."""
+    shown = moment.astimezone(UTC).astimezone(tz).replace(microsecond=0).isoformat()
     return shown.replace("+00:00", "Z") if tz is UTC else shown
 
 

@@ -84,7 +84,7 @@ MAX_RECURRENCE_LINES: Final = 20
 MAX_RECURRENCE_LINE_LENGTH: Final = 1000
 _CONTROL: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _DATE_ONLY: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
-_DOMAIN_FIELDS: Final = {"start": "start_time", "end": "end_time", "original_start": "start_time"}
+_DOMAIN_FIELDS: Final = {"start": "start_time", "end": "end_time"}
 
 
 def unprocessable(details: list[dict[str, str]]) -> APIError:
@@ -296,7 +296,6 @@ _DEPENDS_ON: Final = {
     "metadata": ("metadata",),
     "recurrence": ("recurrence", "start", "end", "timezone"),
     "end": ("start", "end"),
-    "original_start": ("original_start", "start", "end"),
 }
 
 

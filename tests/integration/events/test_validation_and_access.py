@@ -22,7 +22,8 @@ GOOD = {"title": "x", "start_time": "2031-03-04T10:00:00Z", "end_time": "2031-03
     ("changes", "field"),
     [
         ({"end_time": "2031-03-04T09:00:00Z"}, "end_time"),
-        ({"end_time": "2031-03-04T10:00:00Z"}, "end_time"),
+        # a timed event of no length is accepted (as Google does); an all-day one is not
+        ({"start_time": "2031-03-04", "end_time": "2031-03-04"}, "end_time"),
         ({"timezone": "Mars/Olympus"}, "timezone"),
         ({"start_time": "2031-03-04T10:00:00", "end_time": "2031-03-04T11:00:00"}, "start_time"),
         ({"all_day": True}, "start_time"),
