@@ -60,6 +60,13 @@ class Series:
     rules: tuple[Rule, ...]
     rdates: tuple[datetime, ...]
     exdates: frozenset[datetime]
+    """All-day: naive midnights; timed: UTC instants (aware datetimes of one zone compare
+    by wall time, fold ignored, so the second 01:30 of a fall-back day would equal the
+    first)."""
+
+    def excludes(self, value: datetime) -> bool:
+        """Whether an EXDATE removes the start ``value`` (in the series' frame)."""
+        return (value if value.tzinfo is None else value.astimezone(UTC)) in self.exdates
 
 
 def _until(rule: RecurrenceRule, *, all_day: bool, tz: tzinfo) -> datetime | None:
@@ -130,7 +137,10 @@ def build_series(lines: Sequence[str], *, start: datetime, all_day: bool) -> Ser
             elif name in ("EXDATE", "RDATE"):
                 for item in value.split(","):
                     moment = _parse_moment(item, params, all_day=all_day, start=start)
-                    (exdates if name == "EXDATE" else rdates).add(moment)
+                    if name == "RDATE":
+                        rdates.add(moment)
+                    else:
+                        exdates.add(moment if all_day else moment.astimezone(UTC))
             else:
                 raise _bad(line)
         except (ValueError, TypeError):  # ValidationError too
@@ -154,7 +164,7 @@ def occurrences(
     low = bisect.bisect_left(series.rdates, after) if after is not None else 0
     high = bisect.bisect_left(series.rdates, before) if before is not None else None
     found.update(series.rdates[low:high])
-    return sorted(found - series.exdates)[:limit]
+    return sorted(v for v in found if not series.excludes(v))[:limit]
 
 
 def _rule_starts(
@@ -179,7 +189,7 @@ def _rule_starts(
                 return
             if before is not None and value >= before:
                 return
-            if (after is None or value >= after) and value not in series.exdates:
+            if (after is None or value >= after) and not series.excludes(value):
                 yield value
                 taken += 1
                 if taken >= limit:
