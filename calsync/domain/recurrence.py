@@ -917,6 +917,6 @@ def _check_interval_reaches_byday(rule: RecurrenceRule, dtstart: datetime) -> No
     if step % timedelta(weeks=1) == timedelta(0):
         days = {r.weekday for r in rule.byday}
         if dtstart.weekday() not in days:
-            raise ValidationError(
+            raise NeverOccurs(
                 _FIELD, f"the rule never occurs: its step never lands on BYDAY ({rule.source})"
             )

@@ -58,6 +58,7 @@ from calsync.store.event_queries import (
     find_exception,
     list_keys,
     load_many,
+    masters_of_exceptions_in,
     outlines_of,
     series_keys,
     series_outlines,
@@ -632,6 +633,25 @@ def _series(
                 changed.add(len(entries))
             entries.append(entry)
         masters = [entry.outline for entry in entries]
+    # instances moved out of their series' span: their masters' ranges miss the window
+    moved = masters_of_exceptions_in(
+        session,
+        EventFilter(
+            user_id=spec.user_id,
+            start=start,
+            end=end,
+            days=spec.days,
+            calendar_id=spec.calendar_id,
+            kind=Kind.EXCEPTION,
+        ),
+        known={m.id for m in masters},
+    )
+    if moved:
+        masters = masters + moved
+        if entries is not None:
+            entries += [
+                SeriesEntry(outline) for outline in moved
+            ]  # with exceptions: never memoised
     exceptions = exceptions_of_outlines(session, masters)
     return _SeriesData(
         masters, exceptions, spec.days, spec.category, session, memos, entries, changed

@@ -11,7 +11,13 @@ import pytest
 
 from calsync.domain.errors import ValidationError
 from calsync.domain.models import Event, EventStatus, EventTime
-from calsync.domain.recurrence import expand, instance_id, validate_recurrence
+from calsync.domain.recurrence import (
+    expand,
+    instance_id,
+    recurrence_problem,
+    series_end,
+    validate_recurrence,
+)
 
 BERLIN = "Europe/Berlin"
 
@@ -349,9 +355,54 @@ def test_invalid_recurrence_is_rejected_with_the_reason(line: str, complaint: st
     assert caught.value.field == "recurrence"
 
 
-def test_two_rrules_are_rejected() -> None:
-    with pytest.raises(ValidationError, match="one RRULE"):
-        validate_recurrence(["RRULE:FREQ=DAILY", "RRULE:FREQ=WEEKLY"], START)
+def test_two_rrules_are_accepted_and_expanded_together() -> None:
+    """Google takes several RRULE lines (its `recurrence` is a list of RRULE, EXRULE,
+    RDATE and EXDATE lines): the instances are their union."""
+    lines = ("RRULE:FREQ=WEEKLY;BYDAY=MO", "RRULE:FREQ=MONTHLY;BYMONTHDAY=15")
+    validate_recurrence(lines, EventTime.at(datetime(2024, 1, 1, 9), BERLIN))
+    master = timed_series(*lines, start=datetime(2024, 1, 1, 9))
+    assert [e.start.local().date() for e in expand(master, utc(2024, 1, 1), utc(2024, 2, 1))] == [
+        date(2024, 1, d) for d in (1, 8, 15, 22, 29)
+    ]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "RRULE:FREQ=DAILY;UNTIL=20231231T000000Z",
+        "RRULE:FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30",
+        "RRULE:FREQ=DAILY;INTERVAL=14;BYDAY=TU",
+        "RRULE:FREQ=MINUTELY;INTERVAL=120;BYMINUTE=30",
+    ],
+)
+def test_a_rule_that_never_occurs_expands_to_its_start(line: str) -> None:
+    """Refused for writes (`validate_recurrence`), but a series Google holds with such
+    a rule has its start as its one instance (RFC 5545 3.8.5.3), as at Google."""
+    master = timed_series(line, "RDATE:20240110T080000Z", start=datetime(2024, 1, 1, 9))
+    found = expand(master, utc(2023, 12, 1), utc(2024, 3, 1))
+    assert [e.start.instant for e in found] == [utc(2024, 1, 1, 8), utc(2024, 1, 10, 8)]
+    assert series_end(master) == utc(2024, 1, 10, 9)
+    assert recurrence_problem(master) is None
+
+
+def test_an_exdate_of_the_second_fall_back_time_keeps_the_first() -> None:
+    """01:30 happens twice in New York on 2024-11-03: 05:30Z is the series' instance,
+    an EXDATE of 06:30Z names none and removes nothing (it removed 05:30Z)."""
+    master = timed_series(
+        "RRULE:FREQ=DAILY;COUNT=5",
+        "EXDATE:20241103T063000Z",
+        start=datetime(2024, 11, 1, 1, 30),
+        minutes=30,
+        zone="America/New_York",
+    )
+    found = expand(master, utc(2024, 10, 30), utc(2024, 11, 10))
+    assert utc(2024, 11, 3, 5, 30) in [e.start.instant for e in found]
+    assert len(found) == 5
+    first = dataclasses.replace(master, recurrence=("RRULE:FREQ=DAILY;COUNT=5",
+                                                    "EXDATE:20241103T053000Z"))  # fmt: skip
+    assert utc(2024, 11, 3, 5, 30) not in [
+        e.start.instant for e in expand(first, utc(2024, 10, 30), utc(2024, 11, 10))
+    ]
 
 
 def test_count_cap_is_configurable() -> None:
