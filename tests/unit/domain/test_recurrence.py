@@ -14,6 +14,7 @@ from calsync.domain.models import Event, EventStatus, EventTime
 from calsync.domain.recurrence import (
     expand,
     instance_id,
+    occurrences,
     recurrence_problem,
     series_end,
     validate_recurrence,
@@ -439,3 +440,50 @@ def test_impossible_rule_is_rejected_quickly() -> None:
         with pytest.raises(ValidationError):
             validate_recurrence([line], START)
     assert time.perf_counter() - began < 2
+
+
+@pytest.mark.parametrize(
+    ("line", "start", "zone", "span"),
+    [
+        ("RRULE:FREQ=SECONDLY;INTERVAL=7", datetime(2024, 10, 27, 1, 0), BERLIN, 2),
+        ("RRULE:FREQ=MINUTELY;BYSECOND=0,30", datetime(2024, 11, 3, 0, 0), "America/New_York", 8),
+        (
+            "RRULE:FREQ=DAILY;BYHOUR=1,2,3;BYMINUTE=0,30",
+            datetime(2024, 11, 1, 0, 0),
+            "America/New_York",
+            24 * 60,
+        ),
+    ],
+)
+def test_pages_from_not_before_are_the_whole_expansion_in_order(
+    line: str, start: datetime, zone: str, span: int
+) -> None:
+    """A list pages through a series with `not_before` (its cursor's instant): the pages
+    of at most 40 instances, each from the last one shown, are the whole expansion,
+    across a change of offset (whose wall-clock slack must not use up the bound)."""
+    master = timed_series(line, start=start, minutes=5, zone=zone)
+    low = master.start.instant
+    assert low is not None
+    window = (low - timedelta(hours=1), low + timedelta(hours=span))
+    whole = [
+        value.instant
+        for value in occurrences(
+            master.recurrence, master.start, master.end, *window,
+            series_id="m", timezone=zone, max_instances=10_000,
+        ).starts
+    ]  # fmt: skip
+    assert len(whole) > 200
+    paged: list[datetime] = []
+    after = None
+    for _ in range(len(whole)):
+        found = occurrences(
+            master.recurrence, master.start, master.end, *window,
+            series_id="m", timezone=zone, max_instances=40, not_before=after,
+        )  # fmt: skip
+        shown = [v.instant for v in found.starts if v.instant is not None]
+        fresh = [at for at in shown if after is None or at > after]
+        if not fresh:
+            break
+        paged += fresh
+        after = fresh[-1]
+    assert paged == whole
