@@ -401,11 +401,15 @@ def _first_items(
     """Singles and instances after the cursor, sorted: at least the first `limit + 1` of
     the whole answer (or all of it), and nothing that is not in it.
 
-    Instances are expanded over a first part of the window (from its start, so that the
-    per-series bounds apply as for the whole window) up to a horizon, which grows (x4)
-    until `limit + 1` items certainly precede it: every instance not yet expanded starts
-    after the horizon, and `singles` are the first `limit + 1` singles of the answer.
-    A series whose expansion a bound cut short is expanded over the whole window.
+    Instances are expanded over a first part of the window (from its start, or from the
+    cursor's instant, from which the per-series bound counts: R1) up to a horizon, which
+    grows (x4) until `limit + 1` items certainly precede it: every instance not yet
+    expanded starts after the horizon, and `singles` are the first `limit + 1` singles
+    of the answer. A series whose expansion a bound cut short is expanded over the
+    whole window; it still yields more items after the cursor than a page takes (the
+    bound, 1,000, is above `MAX_PAGE` + 1), so the page is exact and the next one goes
+    on from it. Masters are those whose range meets the window and those of the live
+    exceptions in it (an instance moved out of its series' span, R2).
     With memos, the entries this made or grew are put into the memo once, at the end.
     """
     assert query.start is not None
