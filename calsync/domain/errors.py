@@ -31,3 +31,10 @@ class ValidationError(ValueError):
 
     def __hash__(self) -> int:
         return hash((self.field, self.message))
+
+
+class NeverOccurs(ValidationError):
+    """A recurrence rule that yields no instance (an impossible BYMONTHDAY, an UNTIL
+    before the start, an INTERVAL that never reaches its BY values). The API refuses such
+    a rule, but Google stores it and the series still has its start as its one instance
+    (RFC 5545 3.8.5.3): expansion drops the rule instead of the series."""

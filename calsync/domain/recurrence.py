@@ -40,7 +40,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from typing import Final
 
-from calsync.domain.errors import ValidationError
+from calsync.domain.errors import NeverOccurs, ValidationError
 from calsync.domain.models import Event, EventStatus, EventTime
 from calsync.domain.rfc5545 import (
     DEFAULT_MAX_COUNT,
@@ -154,7 +154,22 @@ def validate_recurrence(
     checked = _checked(lines, start, max_count)
     if isinstance(checked, tuple):
         raise ValidationError(*checked)
+    if checked.recurrence.never:
+        raise NeverOccurs(_FIELD, checked.recurrence.never[0])
     return checked.recurrence
+
+
+def _expandable(lines: Iterable[str], start: EventTime, max_count: int) -> _Check:
+    """The kept `_check` of a series as expansion sees it: rules that never occur are
+    left out (`RecurrenceSet.never`; the start is still an instance, as at Google);
+    raises `ValidationError` for everything else `validate_recurrence` refuses."""
+    lines = tuple(lines)
+    if not all(isinstance(line, str) for line in lines):
+        raise ValidationError(_FIELD, "recurrence lines must be strings")
+    checked = _checked(lines, start, max_count)
+    if isinstance(checked, tuple):
+        raise ValidationError(*checked)
+    return checked
 
 
 def recurrence_problem(event: Event, *, max_count: int = DEFAULT_MAX_COUNT) -> str | None:
@@ -165,7 +180,7 @@ def recurrence_problem(event: Event, *, max_count: int = DEFAULT_MAX_COUNT) -> s
     if not event.recurrence or event.is_exception:
         return None
     try:
-        validate_recurrence(event.recurrence, event.start, max_count=max_count)
+        _expandable(event.recurrence, event.start, max_count)
     except ValidationError as err:
         return err.message
     return None
@@ -198,9 +213,16 @@ def _check(lines: tuple[str, ...], start: EventTime, max_count: int) -> _Check:
     windows = 0  # the other rules' dearest window, as bounded by their shape
     wanted = MAX_INSTANCES + len(recurrence.exdates) + 1
     last_counted: dict[RecurrenceRule, datetime] = {}
+    never = list(recurrence.never)
+    dead: set[RecurrenceRule] = set()
     for rule in recurrence.rrules + recurrence.exrules:
-        _check_interval_reaches_byday(rule, series.dtstart)
-        plan = _plan(rule, series.dtstart)
+        try:
+            _check_interval_reaches_byday(rule, series.dtstart)
+            plan = _plan(rule, series.dtstart)
+        except NeverOccurs as err:
+            never.append(err.message)
+            dead.add(rule)
+            continue
         if plan.setup_cost > WORK_LIMIT:
             raise ValidationError(
                 _FIELD,
@@ -226,7 +248,9 @@ def _check(lines: tuple[str, ...], start: EventTime, max_count: int) -> _Check:
         except ValueError as err:  # dateutil's own "empty rule" checks
             raise ValidationError(_FIELD, f"{rule.source!r}: {err}") from err
         if first is None:
-            raise ValidationError(_FIELD, f"the rule never occurs after the start: {rule.source!r}")
+            never.append(f"the rule never occurs after the start: {rule.source!r}")
+            dead.add(rule)
+            continue
         if rule.count is not None:
             try:
                 rest = deque(starts, maxlen=1)  # all of them: later evaluations repeat a part
@@ -242,6 +266,13 @@ def _check(lines: tuple[str, ...], start: EventTime, max_count: int) -> _Check:
             f"expanding the series over {MAX_WINDOW.days} days could take more than the work "
             f"calsync allows for a series ({counted.used + windows} > {WORK_LIMIT} units): "
             "use fewer BY values, a coarser FREQ, a larger INTERVAL or a COUNT",
+        )
+    if dead or never:
+        recurrence = dataclasses.replace(
+            recurrence,
+            rrules=tuple(r for r in recurrence.rrules if r not in dead),
+            exrules=tuple(r for r in recurrence.exrules if r not in dead),
+            never=tuple(never),
         )
     return _Check(recurrence, last_counted)
 
@@ -348,6 +379,7 @@ def occurrences(
     max_instances: int = DEFAULT_MAX_INSTANCES,
     max_count: int = DEFAULT_MAX_COUNT,
     days: DayRange | None = None,
+    not_before: datetime | None = None,
 ) -> Occurrences:
     """The instances of the series (`recurrence`, `start`, `end`, `timezone` of a valid,
     non-cancelled master) that overlap `[window_start, window_end)`, as starts.
@@ -356,6 +388,10 @@ def occurrences(
     (`calsync.domain.windows.all_day_in_window`: the listing rule, the same for every
     series and for single events); without, those that overlap the window as
     midnight-to-midnight in the series' zone (the exceptions: in their own zone).
+
+    With `not_before`, the instances that sort before it (by start; a day at midnight
+    UTC, as lists sort) are left out, and `max_instances` counts from it: a list pages
+    on through a series of any length, one bounded expansion per page.
 
     The cheap half of `expand`, for callers that build instances (`instance_of`) only for
     the few they show. The parsed rules come from a bounded cache keyed by everything they
@@ -377,9 +413,12 @@ def occurrences(
     if days is not None and series.all_day:  # the days' bounds in the series' zone
         low_at = datetime.combine(days.first, time(), tzinfo=series.tz)
         high_at = datetime.combine(days.end, time(), tzinfo=series.tz)
-    candidates, cut = compiled.starts_in_window(
-        _plus(low_at, -duration), high_at, max_instances + slack
-    )
+    search_from = _plus(low_at, -duration)
+    if not_before is not None:
+        # a day sorts at midnight UTC: its wall midnight may be up to a day earlier
+        floor = _plus(not_before, -timedelta(days=1)) if series.all_day else not_before
+        search_from = max(search_from, floor)
+    candidates, cut = compiled.starts_in_window(search_from, high_at, max_instances + slack)
     if days is not None and series.all_day:
         starts = [
             value
@@ -400,11 +439,22 @@ def occurrences(
         for e in own
         if e.status != EventStatus.CANCELLED and _in_window(e, window_start, window_end, days)
     ]
+    if not_before is not None:
+        starts = [value for value in starts if _sorts_at(value) >= not_before]
+        live = [e for e in live if _sorts_at(e.start) >= not_before]
     complete = not cut and not recurrence_set.exrules
     if len(starts) + len(live) > max_instances:
         complete = False
         starts, live = _earliest(starts, live, series_id, fallback, max_instances)
     return Occurrences(tuple(starts), tuple(live), complete)
+
+
+def _sorts_at(value: EventTime) -> datetime:
+    """The instant a list sorts `value` by: its start, midnight UTC for a day."""
+    if value.day is not None:
+        return datetime.combine(value.day, time(), tzinfo=UTC)
+    assert value.instant is not None
+    return value.instant
 
 
 def instance_of(master: Event, series_id: str, start: EventTime) -> Event:
@@ -539,9 +589,7 @@ def series_end(master: Event, *, max_count: int = DEFAULT_MAX_COUNT) -> datetime
     fallback = master.timezone or "UTC"
     if not master.recurrence:
         return master.end.start_in(fallback)
-    validate_recurrence(master.recurrence, master.start, max_count=max_count)
-    checked = _checked(tuple(master.recurrence), master.start, max_count)
-    assert not isinstance(checked, tuple)  # validated just above
+    checked = _expandable(master.recurrence, master.start, max_count)
     recurrence = checked.recurrence
     series = _Series(master.start, fallback)
     ends: list[datetime] = [master.end.start_in(fallback)]
@@ -671,6 +719,11 @@ class _Series:
         `validate_recurrence` rules out for windows of `MAX_WINDOW` and `MAX_INSTANCES`)."""
         budget = WorkBudget()
         low, high = self.naive_bounds(low_at, high_at)
+        # wall times from `low` up to `sure` may be instants before `low_at` (the bounds
+        # allow for a change of offset): they do not count towards `limit`, so that a
+        # rule is never cut short before `limit` starts from `low_at` on (an hour of a
+        # SECONDLY rule would be 3,600 of them)
+        sure = self.naive_bounds(low_at, low_at)[1]
         found: set[datetime] = set()
         cut = False
         for rule in recurrence.rrules:
@@ -678,8 +731,8 @@ class _Series:
                 starts = self._counted_starts(rule, low, high, counted, budget)
             else:
                 starts = self.rule_starts(rule, low, high, budget)
-            taken = _take(starts, limit)
-            cut = cut or len(taken) >= limit
+            taken, full = self._take_from(starts, limit, low_at, sure)
+            cut = cut or full
             found.update(taken)
         found.update(w for w in (self.naive(v) for v in recurrence.rdates) if low <= w <= high)
         if low <= self.dtstart <= high:
@@ -697,11 +750,30 @@ class _Series:
         ]
         return kept, cut
 
+    def _take_from(
+        self, values: Iterator[datetime], limit: int, low_at: datetime, sure: datetime
+    ) -> tuple[list[datetime], bool]:
+        """The values up to the `limit`-th one that starts at or after `low_at` (wall
+        times from `sure` on certainly do), and whether there were that many."""
+        result: list[datetime] = []
+        counted = 0
+        for value in values:
+            result.append(value)
+            if value >= sure or value.replace(tzinfo=self.tz, fold=0) >= low_at:
+                counted += 1
+                if counted >= limit:
+                    return result, True
+        return result, False
+
     def _exdate_key(self, value: DateValue) -> date | datetime:
         if self.all_day:
             return self.naive(value).date()
         if isinstance(value, datetime):
-            return self.naive(value).replace(tzinfo=self.tz, fold=0).astimezone(UTC)
+            if value.tzinfo is not None:
+                # its own instant: through wall time, the second 01:30 of a fall-back
+                # day would become the first (fold=0) and exclude that instance instead
+                return value.astimezone(UTC)
+            return value.replace(tzinfo=self.tz, fold=0).astimezone(UTC)
         return value  # a whole day excluded on a timed series: matched by local date
 
     def _counted_starts(
@@ -845,6 +917,6 @@ def _check_interval_reaches_byday(rule: RecurrenceRule, dtstart: datetime) -> No
     if step % timedelta(weeks=1) == timedelta(0):
         days = {r.weekday for r in rule.byday}
         if dtstart.weekday() not in days:
-            raise ValidationError(
+            raise NeverOccurs(
                 _FIELD, f"the rule never occurs: its step never lands on BYDAY ({rule.source})"
             )

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Final
 
-from calsync.domain.errors import ValidationError
+from calsync.domain.errors import NeverOccurs, ValidationError
 from calsync.domain.timezones import zone
 
 DEFAULT_MAX_COUNT: Final = 5000
@@ -91,20 +91,25 @@ class RecurrenceSet:
     exrules: tuple[RecurrenceRule, ...] = ()
     rdates: tuple[DateValue, ...] = ()
     exdates: tuple[DateValue, ...] = ()
+    never: tuple[str, ...] = ()
+    """Why each rule left out of `rrules`/`exrules` never occurs (`NeverOccurs`): such a
+    rule adds no instance (the series' start still is one) and removes none."""
 
 
 def parse_recurrence(lines: Iterable[str], *, max_count: int = DEFAULT_MAX_COUNT) -> RecurrenceSet:
     """Parse Google `recurrence` lines.
 
     Returns the parsed set. Raises `ValidationError("recurrence", ...)` naming the first
-    problem. Does not check anything that depends on the series' start (whether a rule
-    ever yields an instance after it): `calsync.domain.recurrence.validate_recurrence`
-    does.
+    problem; a rule that can never occur is left out and named in `never` instead (any
+    number of RRULEs is taken, as Google takes them). Does not check anything that
+    depends on the series' start (whether a rule ever yields an instance after it):
+    `calsync.domain.recurrence.validate_recurrence` does.
     """
     rrules: list[RecurrenceRule] = []
     exrules: list[RecurrenceRule] = []
     rdates: list[DateValue] = []
     exdates: list[DateValue] = []
+    never: list[str] = []
     line_list = list(lines)
     if len(line_list) > _MAX_LINES:
         raise ValidationError(_FIELD, f"at most {_MAX_LINES} recurrence lines are allowed")
@@ -118,7 +123,11 @@ def parse_recurrence(lines: Iterable[str], *, max_count: int = DEFAULT_MAX_COUNT
         if name in ("RRULE", "EXRULE"):
             if params:
                 raise ValidationError(_FIELD, f"{name} takes no parameters: {line!r}")
-            rule = parse_rule(value, max_count=max_count, exclusion=name == "EXRULE")
+            try:
+                rule = parse_rule(value, max_count=max_count, exclusion=name == "EXRULE")
+            except NeverOccurs as err:
+                never.append(err.message)  # no instance to add or remove: dropped
+                continue
             (exrules if rule.exclusion else rrules).append(rule)
         elif name in ("RDATE", "EXDATE"):
             if len(rdates) + len(exdates) + value.count(",") + 1 > MAX_DATES:  # before parsing
@@ -128,9 +137,7 @@ def parse_recurrence(lines: Iterable[str], *, max_count: int = DEFAULT_MAX_COUNT
             raise ValidationError(_FIELD, "DTSTART is not allowed; the event's start is used")
         else:
             raise ValidationError(_FIELD, f"unknown recurrence line {line!r}")
-    if len(rrules) > 1:
-        raise ValidationError(_FIELD, "only one RRULE is allowed")
-    return RecurrenceSet(tuple(rrules), tuple(exrules), tuple(rdates), tuple(exdates))
+    return RecurrenceSet(tuple(rrules), tuple(exrules), tuple(rdates), tuple(exdates), tuple(never))
 
 
 def _split_content_line(line: str) -> tuple[str, dict[str, str], str]:
@@ -314,10 +321,10 @@ def _check_combinations(rule: RecurrenceRule) -> None:
         if any(abs(pos) > limit * times for pos in rule.bysetpos):
             raise ValidationError(_FIELD, f"BYSETPOS is out of range in {source!r}")
     if rule.bymonthday and not _some_month_has_day(rule):
-        raise ValidationError(_FIELD, f"the rule never occurs: no month has that day ({source})")
+        raise NeverOccurs(_FIELD, f"the rule never occurs: no month has that day ({source})")
     only_nth = rule.byday and all(r.nth is not None for r in rule.byday)
     if rule.bymonthday and only_nth and not _nth_weekday_meets_monthday(rule):
-        raise ValidationError(_FIELD, f"the rule never occurs: BYDAY and BYMONTHDAY ({source})")
+        raise NeverOccurs(_FIELD, f"the rule never occurs: BYDAY and BYMONTHDAY ({source})")
 
 
 def _some_month_has_day(rule: RecurrenceRule) -> bool:

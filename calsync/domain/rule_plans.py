@@ -49,7 +49,7 @@ from typing import Final
 from dateutil import rrule as du
 from dateutil.relativedelta import relativedelta
 
-from calsync.domain.errors import ValidationError
+from calsync.domain.errors import NeverOccurs, ValidationError
 from calsync.domain.rfc5545 import FREQUENCIES, RecurrenceRule, WeekdayRule
 
 __all__ = [
@@ -773,7 +773,7 @@ def _time_cycle(parts: _Parts, dtstart: datetime) -> _Cycle:
             valid += len(found)
             reached.append((unit, found))
     if not valid:
-        raise ValidationError(
+        raise NeverOccurs(
             _FIELD, "the rule never occurs: its INTERVAL never reaches BYHOUR/BYMINUTE/BYSECOND"
         )
     gap = steps - valid

@@ -4,7 +4,12 @@ A series is expanded in the master's own frame: all-day series as naive midnight
 (``datetime(2026, 11, 21)``), timed series as aware datetimes in the master's
 ``start.timeZone`` so that daylight-saving changes keep the wall-clock time, as Google
 does. EXDATE/RDATE lines are parsed here (dateutil's own parser upper-cases TZIDs and
-rejects ``RDATE;TZID=``). EXRULE is rejected, as Google rejects it.
+rejects ``RDATE;TZID=``). EXRULE is rejected, as Google rejects it. Several RRULEs
+are taken (Google's ``recurrence`` is a list of RRULE, EXRULE, RDATE and EXDATE lines).
+The master's start is always an instance and counts as the first for COUNT (RFC 5545
+3.8.5.3), so a rule that never occurs (an UNTIL before the start, a BYMONTHDAY no month
+has) leaves a series of one instance. EXDATEs of a timed series are held as UTC
+instants: aware datetimes of one zone compare by wall time, ignoring ``fold``.
 
 Rules are evaluated as calsync evaluates them, with bounded work
 (`calsync.domain.rule_plans`): every expansion may spend `WORK_LIMIT` work units, and a
@@ -26,7 +31,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta, tzinfo
 
-from calsync.domain.errors import ValidationError
+from calsync.domain.errors import NeverOccurs, ValidationError
 from calsync.domain.rfc5545 import RecurrenceRule, parse_rule
 from calsync.domain.rule_plans import OverBudget, Plan, WorkBudget, plan
 from calsync.emulator import errors, timefmt
@@ -60,6 +65,13 @@ class Series:
     rules: tuple[Rule, ...]
     rdates: tuple[datetime, ...]
     exdates: frozenset[datetime]
+    """All-day: naive midnights; timed: UTC instants (aware datetimes of one zone compare
+    by wall time, fold ignored, so the second 01:30 of a fall-back day would equal the
+    first)."""
+
+    def excludes(self, value: datetime) -> bool:
+        """Whether an EXDATE removes the start ``value`` (in the series' frame)."""
+        return (value if value.tzinfo is None else value.astimezone(UTC)) in self.exdates
 
 
 def _until(rule: RecurrenceRule, *, all_day: bool, tz: tzinfo) -> datetime | None:
@@ -76,7 +88,10 @@ def _until(rule: RecurrenceRule, *, all_day: bool, tz: tzinfo) -> datetime | Non
 
 
 def _rule(value: str, *, start: datetime, all_day: bool, tz: tzinfo) -> Rule:
-    parsed = parse_rule(value, max_count=_ANY_COUNT)
+    try:
+        parsed = parse_rule(value, max_count=_ANY_COUNT)
+    except NeverOccurs:
+        return Rule(None, None, None)  # valid RFC 5545 that yields nothing: no starts
     try:
         shape: Plan | None = plan(parsed, start)
     except ValidationError:
@@ -130,7 +145,10 @@ def build_series(lines: Sequence[str], *, start: datetime, all_day: bool) -> Ser
             elif name in ("EXDATE", "RDATE"):
                 for item in value.split(","):
                     moment = _parse_moment(item, params, all_day=all_day, start=start)
-                    (exdates if name == "EXDATE" else rdates).add(moment)
+                    if name == "RDATE":
+                        rdates.add(moment)
+                    else:
+                        exdates.add(moment if all_day else moment.astimezone(UTC))
             else:
                 raise _bad(line)
         except (ValueError, TypeError):  # ValidationError too
@@ -163,8 +181,8 @@ def occurrences(
     high = bisect.bisect_left(series.rdates, before) if before is not None else None
     found.update(series.rdates[low:high])
     if (after is None or series.start >= after) and (before is None or series.start < before):
-        found.add(series.start)
-    return sorted(found - series.exdates)[:limit]
+        found.add(series.start)  # the start is always an instance (RFC 5545 3.8.5.3)
+    return sorted(v for v in found if not series.excludes(v))[:limit]
 
 
 def _rule_starts(
@@ -181,19 +199,20 @@ def _rule_starts(
     counts as the first occurrence"), so a start the rule does not produce takes one."""
     if rule.plan is None:
         return
-    counting = rule.count is not None
-    begin = series.start if counting or after is None else rule.plan.shifted(after)
+    remaining = rule.count
+    begin = series.start if remaining is not None or after is None else rule.plan.shifted(after)
     taken = 0
-    skew = 0  # 1 once the start, not produced by the rule, has taken the first count
     try:
         for position, value in enumerate(rule.plan.candidates(begin, rule.until, budget)):
-            if counting and position == 0 and value != series.start:
-                skew = 1
-            if counting and position + skew >= (rule.count or 0):
-                return
+            if remaining is not None:
+                if position == 0 and value != series.start:
+                    remaining -= 1  # the start is the first instance and counts (RFC 5545)
+                if remaining <= 0:
+                    return
+                remaining -= 1
             if before is not None and value >= before:
                 return
-            if (after is None or value >= after) and value not in series.exdates:
+            if (after is None or value >= after) and not series.excludes(value):
                 yield value
                 taken += 1
                 if limit is not None and taken >= limit:

@@ -18,8 +18,9 @@ it no instance (or, all-day, that begins the day its last instance ends).
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
@@ -64,6 +65,7 @@ __all__ = [
     "list_keys",
     "list_stored",
     "load_many",
+    "masters_of_exceptions_in",
     "outlines_of",
     "series_keys",
     "series_outlines",
@@ -78,6 +80,7 @@ class Kind(StrEnum):
     SINGLE = "single"  # neither a master nor an exception
     RECURRING = "recurring"  # masters and live exceptions
     MASTER = "master"  # series masters only
+    EXCEPTION = "exception"  # live exceptions only
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -169,6 +172,8 @@ def _conditions(shape: _Shape) -> tuple[sa.ColumnElement[bool], ...]:
         found.append(sa.or_(master, exception))
     elif shape.kind is Kind.MASTER:
         found.append(master)
+    elif shape.kind is Kind.EXCEPTION:
+        found.append(exception)
     if shape.window:
         found += _window_conditions(shape.kind)
     if shape.after:
@@ -222,7 +227,7 @@ def _window_conditions(kind: Kind) -> list[sa.ColumnElement[bool]]:
     # gets only the branch that can hold for it, so that PostgreSQL can answer from the
     # partial indexes of singles and masters (0006).
     found: list[sa.ColumnElement[bool]] = [row.start_time < sa.bindparam("wide_end")]
-    if kind is Kind.SINGLE:
+    if kind in (Kind.SINGLE, Kind.EXCEPTION):
         found.append(event_overlaps)
     elif kind is Kind.MASTER:
         found.append(series_overlaps)
@@ -402,6 +407,69 @@ def _series_keys_statement(
     )
     query = query.where(*_conditions(shape))
     return query.order_by(EventRow.start_time, EventRow.id).limit(limit)
+
+
+def masters_of_exceptions_in(
+    session: Session, spec: EventFilter, *, known: Collection[uuid.UUID]
+) -> list[SeriesOutline]:
+    """The outlines of the masters, other than those `known`, of the live exceptions that
+    `spec`'s window selects (`spec.kind` should be `Kind.EXCEPTION`; its category is not
+    applied to the masters): an instance moved out of its series' span (after its last
+    instance, before its start) falls in windows its master's range does not.
+
+    One index scan of the user's exceptions that start before the window's end
+    (``ix_events_exceptions_by_start``, migration 0011), then one query for their masters
+    if any is missing. Masters are matched by their Google id, or by their local id when
+    they have none (what exceptions name a series by)."""
+    query = _exception_series_statement(_shape(spec))
+    rows = session.execute(query, _values(spec))
+    named = {(calendar_id, series_id) for calendar_id, series_id in rows if series_id}
+    if not named:
+        return []
+    by_google: dict[uuid.UUID, list[str]] = {}
+    local: list[uuid.UUID] = []
+    for calendar_id, series_id in named:
+        by_google.setdefault(calendar_id, []).append(series_id)
+        with contextlib.suppress(ValueError):
+            local.append(uuid.UUID(series_id))
+    columns = _outline_columns(dialect_of(session))
+    live = (
+        EventRow.user_id == spec.user_id,
+        EventRow.is_recurring.is_(True),
+        EventRow.deleted_at.is_(None),
+        EventRow.status != "cancelled",
+    )
+    found: dict[uuid.UUID, SeriesOutline] = {}
+    for calendar_id, ids in by_google.items():
+        for condition in any_of(session, EventRow.google_event_id, ids):
+            statement = sa.select(*columns).where(
+                *live, EventRow.calendar_id == calendar_id, condition
+            )
+            found.update((o.id, o) for o in map(_outline, session.execute(statement)))
+    for condition in any_of(session, EventRow.id, local):
+        statement = sa.select(*columns).where(*live, EventRow.google_event_id.is_(None), condition)
+        found.update((o.id, o) for o in map(_outline, session.execute(statement)))
+    return sorted(
+        (o for o in found.values() if o.id not in known and (o.calendar_id, o.series_id) in named),
+        key=lambda o: (_sort_instant(o.start), o.id),
+    )
+
+
+def _sort_instant(value: EventTime) -> datetime:
+    """The stored instant of a start: its instant, midnight UTC for a day."""
+    if value.day is not None:
+        return _midnight(value.day)
+    assert value.instant is not None
+    return value.instant
+
+
+@lru_cache(maxsize=16)
+def _exception_series_statement(shape: _Shape) -> sa.Select[uuid.UUID, str | None]:
+    return (
+        sa.select(EventRow.calendar_id, EventRow.recurring_event_id)
+        .where(*_conditions(shape))
+        .distinct()
+    )
 
 
 def outlines_of(

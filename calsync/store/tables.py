@@ -191,6 +191,21 @@ class Event(Timestamped, Base):
                 "is_recurring = 0 AND recurring_event_id IS NULL AND deleted_at IS NULL"
             ),
         ),
+        # Exceptions in a range, for instances moved out of their series' span (0011).
+        sa.Index(
+            "ix_events_exceptions_by_start",
+            "user_id",
+            "start_time",
+            postgresql_include=[
+                "end_time",
+                "status",
+                "calendar_id",
+                "all_day",
+                "recurring_event_id",
+            ],
+            postgresql_where=sa.text("recurring_event_id IS NOT NULL AND deleted_at IS NULL"),
+            sqlite_where=sa.text("recurring_event_id IS NOT NULL AND deleted_at IS NULL"),
+        ),
         sa.Index(
             "ix_events_masters_by_start",
             "user_id",

@@ -58,6 +58,7 @@ from calsync.store.event_queries import (
     find_exception,
     list_keys,
     load_many,
+    masters_of_exceptions_in,
     outlines_of,
     series_keys,
     series_outlines,
@@ -400,11 +401,15 @@ def _first_items(
     """Singles and instances after the cursor, sorted: at least the first `limit + 1` of
     the whole answer (or all of it), and nothing that is not in it.
 
-    Instances are expanded over a first part of the window (from its start, so that the
-    per-series bounds apply as for the whole window) up to a horizon, which grows (x4)
-    until `limit + 1` items certainly precede it: every instance not yet expanded starts
-    after the horizon, and `singles` are the first `limit + 1` singles of the answer.
-    A series whose expansion a bound cut short is expanded over the whole window.
+    Instances are expanded over a first part of the window (from its start, or from the
+    cursor's instant, from which the per-series bound counts: R1) up to a horizon, which
+    grows (x4) until `limit + 1` items certainly precede it: every instance not yet
+    expanded starts after the horizon, and `singles` are the first `limit + 1` singles
+    of the answer. A series whose expansion a bound cut short is expanded over the
+    whole window; it still yields more items after the cursor than a page takes (the
+    bound, 1,000, is above `MAX_PAGE` + 1), so the page is exact and the next one goes
+    on from it. Masters are those whose range meets the window and those of the live
+    exceptions in it (an instance moved out of its series' span, R2).
     With memos, the entries this made or grew are put into the memo once, at the end.
     """
     assert query.start is not None
@@ -425,12 +430,14 @@ def _items_until_certain(
     assert query.end is not None
     start, end = query.start, query.end
     origin = max(start, query.after[0]) if query.after is not None else start
+    not_before = query.after[0] if query.after is not None else None
     horizon = _towards(origin, (end - start) / 8, end)
     while True:
         if horizon >= end - _ALL_DAY_MARGIN:
-            return _after_cursor(singles + _instance_items(series, start, end, end), query.after)
+            found = _instance_items(series, start, end, end, not_before)
+            return _after_cursor(singles + found, query.after)
         part_end = horizon + _ALL_DAY_MARGIN
-        found = _instance_items(series, start, end, part_end)
+        found = _instance_items(series, start, end, part_end, not_before)
         certain = [i for i in found if i[0] < horizon]
         items = _after_cursor(singles + certain, query.after)
         if len(items) > query.limit and items[query.limit][0] < horizon:
@@ -630,6 +637,25 @@ def _series(
                 changed.add(len(entries))
             entries.append(entry)
         masters = [entry.outline for entry in entries]
+    # instances moved out of their series' span: their masters' ranges miss the window
+    moved = masters_of_exceptions_in(
+        session,
+        EventFilter(
+            user_id=spec.user_id,
+            start=start,
+            end=end,
+            days=spec.days,
+            calendar_id=spec.calendar_id,
+            kind=Kind.EXCEPTION,
+        ),
+        known={m.id for m in masters},
+    )
+    if moved:
+        masters = masters + moved
+        if entries is not None:
+            entries += [
+                SeriesEntry(outline) for outline in moved
+            ]  # with exceptions: never memoised
     exceptions = exceptions_of_outlines(session, masters)
     return _SeriesData(
         masters, exceptions, spec.days, spec.category, session, memos, entries, changed
@@ -637,14 +663,20 @@ def _series(
 
 
 def _instance_items(
-    series: _SeriesData, start: datetime, end: datetime, part_end: datetime
+    series: _SeriesData,
+    start: datetime,
+    end: datetime,
+    part_end: datetime,
+    not_before: datetime | None = None,
 ) -> list[_Item]:
     """The instances of the series in `[start, end)` as page items (no event is built:
     `_view` builds those of the page); with a category, only those of it. With
     `part_end` before `end`, only series whose expansion no bound cut short are expanded
     over `[start, part_end)` alone (all-day series over the window's days up to the UTC
     date of `part_end`, `_days_before`): the items that sort before `part_end` less
-    `_ALL_DAY_MARGIN` are then exactly those of the whole window.
+    `_ALL_DAY_MARGIN` are then exactly those of the whole window. With `not_before`
+    (the cursor's instant), only items that sort at or after it, the per-series bound
+    counting from there (`recurrence.occurrences`).
 
     A series without exceptions has items that depend on its master row alone: with
     memos they are remembered by (master id, row version, window) (`calsync.web.list_cache`).
@@ -653,22 +685,32 @@ def _instance_items(
     category = series.category
     if series.memos is None or series.entries is None:
         for master in series.masters:
-            items += _series_items(series, master, start, end, part_end)
+            items += _series_items(series, master, start, end, part_end, not_before)
         return items
     days = series.days
     window = Window(
-        (start, start.tzinfo, end, end.tzinfo, part_end, part_end.tzinfo, days.first, days.end)
+        (
+            start,
+            start.tzinfo,
+            end,
+            end.tzinfo,
+            part_end,
+            part_end.tzinfo,
+            days.first,
+            days.end,
+            not_before,
+        )
     )
     for index, entry in enumerate(series.entries):
         master = entry.outline
         if master.has_exceptions or master.version is None:
-            items += _series_items(series, master, start, end, part_end)
+            items += _series_items(series, master, start, end, part_end, not_before)
             continue
         if category is not None and master.category != category:
             continue  # every item of a series without exceptions shows its category
         found = entry.items(window)
         if found is None:
-            found = tuple(_series_items(series, master, start, end, part_end))
+            found = tuple(_series_items(series, master, start, end, part_end, not_before))
             series.entries[index] = entry.with_items(window, found)
             series.changed.add(index)
         items += found
@@ -676,7 +718,12 @@ def _instance_items(
 
 
 def _series_items(
-    series: _SeriesData, master: SeriesOutline, start: datetime, end: datetime, part_end: datetime
+    series: _SeriesData,
+    master: SeriesOutline,
+    start: datetime,
+    end: datetime,
+    part_end: datetime,
+    not_before: datetime | None,
 ) -> list[_Item]:
     """`_instance_items` of one series."""
     category = series.category
@@ -694,11 +741,11 @@ def _series_items(
     try:
         if part_end < end:
             part_days = _days_before(series.days, part_end)
-            found = _occurrences(master, own_events, start, part_end, part_days)
+            found = _occurrences(master, own_events, start, part_end, part_days, not_before)
             if not found.complete:
-                found = _occurrences(master, own_events, start, end, series.days)
+                found = _occurrences(master, own_events, start, end, series.days, not_before)
         else:
-            found = _occurrences(master, own_events, start, end, series.days)
+            found = _occurrences(master, own_events, start, end, series.days, not_before)
     except ValidationError:
         return []  # a rule calsync cannot expand (from Google): shown unexpanded only
     items: list[_Item] = []
@@ -728,7 +775,12 @@ def _series_items(
 
 
 def _occurrences(
-    master: SeriesOutline, exceptions: list[Event], start: datetime, end: datetime, days: DayRange
+    master: SeriesOutline,
+    exceptions: list[Event],
+    start: datetime,
+    end: datetime,
+    days: DayRange,
+    not_before: datetime | None,
 ) -> Occurrences:
     return occurrences(
         master.recurrence,
@@ -740,6 +792,7 @@ def _occurrences(
         series_id=master.series_id,
         timezone=master.timezone,
         days=days,
+        not_before=not_before,
     )
 
 
