@@ -182,7 +182,10 @@ def _create(
     if seeded:
         event_types.seed_fields(fields)
     else:
-        event_types.check_create(fields, timing, primary=scope.calendar.primary)
+        # Status events describe the owner of a primary calendar: only they make them
+        # (decisions K4), not another user the calendar is shared with.
+        own_primary = scope.calendar.primary and scope.actor.lower() == scope.calendar.owner
+        event_types.check_create(fields, timing, primary=own_primary)
     event_id = body.get("id")
     if event_id is None:
         event_id = ids.new_event_id()

@@ -69,6 +69,17 @@ def type_from_google(resource: Mapping[str, Any]) -> tuple[str, TypeProperties |
     return kind, TypeProperties(_storable(properties))
 
 
+def _cleared(new: dict[str, Any], old: Mapping[str, Any]) -> dict[str, Any]:
+    """`new` with a JSON null for each key of `old` it lacks, in nested objects too."""
+    result: dict[str, Any] = dict(new)
+    for name, value in old.items():
+        if name not in new:
+            result[name] = None
+        elif isinstance(value, Mapping) and isinstance(new[name], dict):
+            result[name] = _cleared(new[name], value)
+    return result
+
+
 def _storable(value: Any) -> Any:
     """`value` with each NUL and lone surrogate in its texts (keys too) replaced by
     U+FFFD, as `mapping.storable_text` does: no JSON column can hold either (H1)."""
@@ -92,7 +103,10 @@ def type_to_google(
     if kind in STATUS_TYPES:
         body["eventType"] = str(kind)
         if key is not None:
-            body[key] = event.type_properties.to_json() if event.type_properties else {}
+            properties = event.type_properties.to_json() if event.type_properties else {}
+            before = previous.type_properties if previous is not None else None
+            # A patch merges objects: what the event no longer has is cleared with null.
+            body[key] = _cleared(properties, before.to_json()) if before else properties
         if inserting:
             body.update(_REQUIRED.get(kind, {}))
         return
