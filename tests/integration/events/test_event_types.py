@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import jsonschema  # type: ignore[import-untyped]
 import pytest
 import sqlalchemy as sa
 
@@ -16,6 +17,7 @@ from calsync.providers.google.ids import google_event_id
 from calsync.store.tables import OutboxEntry
 from calsync.sync import calendar_list
 from tests.integration.events.conftest import EventsApp, User
+from tests.integration.events.test_openapi import schema_of
 
 pytestmark = pytest.mark.integration
 
@@ -340,3 +342,23 @@ def test_status_events_keep_their_type_and_shape_on_update(any_app: EventsApp) -
     on_google = any_app.google_event(alice, google_event_id(uuid.UUID(away["id"])))
     assert on_google["outOfOfficeProperties"] == {"declineMessage": "Off"}
     assert on_google["eventType"] == "outOfOffice"
+
+
+def test_typed_bodies_and_answers_follow_the_openapi_document(any_app: EventsApp) -> None:
+    document = any_app.client.get("/openapi.json").json()
+    alice = any_app.connect("alice@example.com")
+    for body in (AWAY, FOCUS, AT_HOME, IN_OFFICE):
+        jsonschema.validate(body, schema_of(document, "EventCreate"))
+        jsonschema.validate(any_app.create(alice, body), schema_of(document, "Event"))
+    pulled(
+        any_app,
+        alice,
+        BIRTHDAY | {"birthdayProperties": {"type": "custom", "customTypeName": "Name day"}},
+    )
+    page = any_app.client.get(
+        "/events",
+        params={"start_date": "2031-03-01", "end_date": "2031-03-31", "expand": "true"},
+        headers=alice.headers,
+    ).json()
+    assert len(page["events"]) == 5
+    jsonschema.validate(page, schema_of(document, "EventPage"))
