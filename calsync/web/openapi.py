@@ -123,10 +123,11 @@ _TYPE_PROPERTIES: dict[str, Any] = {
 #: Event types (decisions K1-K4): writable on create, read-only after.
 _TYPE_FIELDS_IN: dict[str, Any] = {
     "event_type": {
-        "enum": ["default", "outOfOffice", "focusTime", "workingLocation"],
+        "enum": _EVENT_TYPES,
         "description": "Google's event type, set on create (default: default) and read-only"
-        " after; status types (outOfOffice, focusTime, workingLocation) only on the user's"
-        " primary calendar, without attendees",
+        " after (a PUT may repeat it); calsync creates default and the status types"
+        " (outOfOffice, focusTime, workingLocation: only on the user's primary calendar,"
+        " without attendees); birthday and fromGmail come from Google",
     },
     **{
         name: {"anyOf": [schema, {"type": "null"}], "description": f"properties of {kind}"}
