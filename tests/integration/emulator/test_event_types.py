@@ -49,6 +49,11 @@ FROM_GMAIL = {
 } | timed("2026-11-25", 8, minutes=150)
 
 
+#: Tests that write to (or expect an empty) primary calendar run on the emulator only:
+#: on the real Google the test account's primary calendar is shared and kept.
+PRISTINE_PRIMARY = pytest.mark.usefixtures("control")
+
+
 def insert(account: Account, body: dict[str, Any], calendar: str = "primary") -> dict[str, Any]:
     return dict(account.service.events().insert(calendarId=calendar, body=body).execute())
 
@@ -58,6 +63,7 @@ def patch(account: Account, event_id: str, body: dict[str, Any]) -> dict[str, An
     return dict(events.patch(calendarId="primary", eventId=event_id, body=body).execute())
 
 
+@PRISTINE_PRIMARY
 def test_status_events_on_the_primary_calendar_get_the_fields_their_type_requires(
     account: Account,
 ) -> None:
@@ -117,6 +123,7 @@ def test_status_events_on_the_primary_calendar_get_the_fields_their_type_require
         (BIRTHDAY | {"birthdayProperties": {"type": "anniversary"}}, "eventTypeRestriction"),
     ],
 )
+@PRISTINE_PRIMARY
 def test_inserts_google_refuses_for_their_type(
     account: Account, body: dict[str, Any], reason: str
 ) -> None:
@@ -133,6 +140,7 @@ def test_status_events_exist_only_on_primary_calendars(account: Account, calenda
     assert insert(account, BIRTHDAY, calendar_id)["eventType"] == "birthday"
 
 
+@PRISTINE_PRIMARY
 def test_the_type_is_fixed_and_a_status_event_keeps_its_shape(account: Account) -> None:
     away = insert(account, OUT_OF_OFFICE | timed("2026-11-23", 9))
     plain = insert(account, timed("2026-11-23", 12))
@@ -205,6 +213,7 @@ def test_birthdays_change_only_their_title_reminders_and_date_unless_linked(
     assert patch(account, linked["id"], {"colorId": "4"})["colorId"] == "4"
 
 
+@PRISTINE_PRIMARY
 def test_an_imported_birthday_becomes_a_default_event(account: Account) -> None:
     body = BIRTHDAY | {"iCalUID": "bday-1@example.com", "birthdayProperties": {"type": "birthday"}}
     imported = account.service.events().import_(calendarId="primary", body=body).execute()
