@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
+from calsync.domain.event_types import EventType
 from calsync.domain.models import (
     Attendee,
     Event,
@@ -82,6 +83,19 @@ def event_to_document(event: Event) -> dict[str, Any]:
         "etag": event.etag,
         "sequence": event.sequence,
         "updated": event.updated.isoformat() if event.updated else None,
+        **_type_document(event),
+    }
+
+
+def _type_document(event: Event) -> dict[str, Any]:
+    """The event type and its properties; nothing for a default event without any, so
+    that documents written before event types (K1) read back as they were."""
+    if event.event_type == EventType.DEFAULT and event.type_properties is None:
+        return {}
+    properties = event.type_properties
+    return {
+        "event_type": str(event.event_type),
+        "type_properties": properties.to_json() if properties is not None else None,
     }
 
 
@@ -129,4 +143,6 @@ def event_from_document(document: dict[str, Any]) -> Event:
         etag=document.get("etag"),
         sequence=int(document.get("sequence", 0)),
         updated=datetime.fromisoformat(updated) if updated else None,
+        event_type=document.get("event_type") or EventType.DEFAULT,
+        type_properties=document.get("type_properties"),
     )

@@ -62,6 +62,7 @@ MERGE_UNITS: Final[Mapping[str, tuple[str, ...]]] = {
     "reminders": ("reminders",),
     "metadata": ("metadata",),
     "status": ("status",),
+    "type_properties": ("type_properties",),
 }
 assert {name for fields in MERGE_UNITS.values() for name in fields} == SYNCABLE_FIELDS
 

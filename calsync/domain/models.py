@@ -23,6 +23,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from calsync.domain.errors import ValidationError
+from calsync.domain.event_types import EventType, TypeProperties
 from calsync.domain.timezones import zone
 
 __all__ = [
@@ -271,6 +272,12 @@ class Event:
     etag: str | None = None
     sequence: int = 0
     updated: datetime | None = None
+    #: Google's ``eventType`` (`calsync.domain.event_types`), fixed at creation; a type
+    #: calsync does not know is kept as Google spells it.
+    event_type: str = EventType.DEFAULT
+    #: That type's properties as Google spells them (``outOfOfficeProperties``, ...),
+    #: `None` for types without any.
+    type_properties: TypeProperties | None = None
 
     def __post_init__(self) -> None:
         if self.start.is_all_day != self.end.is_all_day:
@@ -290,6 +297,10 @@ class Event:
             object.__setattr__(self, "metadata", Metadata(self.metadata))
         if self.organizer_email is not None:
             object.__setattr__(self, "organizer_email", self.organizer_email.strip().lower())
+        if self.type_properties is not None and not isinstance(
+            self.type_properties, TypeProperties
+        ):
+            object.__setattr__(self, "type_properties", TypeProperties(self.type_properties))
 
     @classmethod
     def trusted(cls, **values: Any) -> Event:
@@ -343,11 +354,12 @@ SYNCABLE_FIELDS: Final[frozenset[str]] = frozenset(
         "reminders",
         "metadata",
         "status",
+        "type_properties",
     }
 )
 """The fields that both sides can change and that the three-way merge reconciles.
 
 Not in it: identity and provider bookkeeping (`calsync_id`, `provider_event_id`, `etag`,
 `sequence`, `updated`), and what Google alone decides (`organizer_email`,
-`recurring_event_id`, `original_start`).
+`recurring_event_id`, `original_start`, `event_type`).
 """

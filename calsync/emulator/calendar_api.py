@@ -28,6 +28,7 @@ from calsync.emulator.accounts import (
     User,
 )
 from calsync.emulator.event_service import EventScope
+from calsync.emulator.event_types import event_types_filter
 from calsync.emulator.frontend import USER_SCOPE_KEY
 from calsync.emulator.state import EmulatorState
 
@@ -200,17 +201,20 @@ class CalendarApi:
     async def _write(
         self,
         request: Request,
-        operation: Callable[[EventScope, dict[str, Any]], Mapping[str, Any] | None],
+        operation: Callable[[EventScope, dict[str, Any]], Mapping[str, Any]],
         *,
         status: int = 200,
+        answer: bool = True,
     ) -> Response:
+        """Run a write; `operation` returns the event as stored, which is the answer
+        (with `answer`) and whose type says which watch channels are told."""
         user = self.authenticate(request, EVENT_WRITE_SCOPES)
         body = await read_json(request) if request.method in ("POST", "PUT", "PATCH") else {}
         with self.state.lock:
             scope = self._scope(user, request.path_params["calendarId"])
             result = operation(scope, body)
-            self.state.notify_events(scope.calendar.id)
-        return no_content() if result is None else json_response(result, status)
+            self.state.notify_events(scope.calendar.id, result.get("eventType", "default"))
+        return json_response(result, status) if answer else no_content()
 
     async def events_insert(self, request: Request) -> Response:
         return await self._write(
@@ -239,14 +243,15 @@ class CalendarApi:
         event_id = request.path_params["eventId"]
         if_match = request.headers.get("if-match")
 
-        def delete(scope: EventScope, body: dict[str, Any]) -> None:
-            event_service.delete_event(scope, event_id, if_match=if_match)
+        def delete(scope: EventScope, body: dict[str, Any]) -> Mapping[str, Any]:
+            return event_service.delete_event(scope, event_id, if_match=if_match).resource
 
-        return await self._write(request, delete)
+        return await self._write(request, delete, answer=False)
 
     async def events_watch(self, request: Request) -> Response:
         user = self.authenticate(request, EVENT_READ_SCOPES)
         body = await read_json(request)
+        event_types = event_types_filter(request.query_params.getlist("eventTypes"))
         with self.state.lock:
             scope = self._scope(user, request.path_params["calendarId"])
             event_service.require_reader(scope)
@@ -258,6 +263,7 @@ class CalendarApi:
                 resource_uri=self._resource_uri(
                     request, f"calendars/{quote(scope.calendar.id, safe='@')}/events"
                 ),
+                event_types=event_types,
             )
         return json_response(channel.resource())
 

@@ -39,6 +39,12 @@ class Channel:
     created: datetime
     stopped: bool = False
     last_number: int = 0
+    #: events.watch ``eventTypes``: the types whose changes it reports (`None`: all).
+    event_types: frozenset[str] | None = None
+
+    def reports(self, event_type: str | None) -> bool:
+        """Whether a change of an event of `event_type` (`None`: unknown) is reported."""
+        return self.event_types is None or event_type is None or event_type in self.event_types
 
     def active_at(self, now: datetime) -> bool:
         return not self.stopped and now < self.expiration

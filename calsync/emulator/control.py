@@ -15,10 +15,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from calsync.emulator import timefmt
+from calsync.emulator import event_service, timefmt
 from calsync.emulator.accounts import FULL_SCOPES, AccessToken, canonical_scope
 from calsync.emulator.calendars import ROLES, CalendarRecord
+from calsync.emulator.errors import GoogleApiError
 from calsync.emulator.event_model import new_etag
+from calsync.emulator.event_service import EventScope
 from calsync.emulator.faults import Fault
 from calsync.emulator.state import EmulatorState
 
@@ -252,6 +254,22 @@ class Control:
             calendar.etag = new_etag()
             return JSONResponse(_calendar_json(calendar))
 
+    async def seed_event(self, request: Request) -> Response:
+        """An event Google itself puts in a calendar (Gmail's ``fromGmail``, a contact's
+        ``birthday``): the body is the Event resource, any type, made as the owner."""
+        body = await _body(request)
+        with self.state.lock:
+            calendar = self.state.calendars.get(request.path_params["calendar_id"])
+            if calendar is None or calendar.deleted:
+                raise KeyError(request.path_params["calendar_id"])
+            scope = EventScope(calendar, "owner", calendar.owner, self.state.clock.now())
+            try:
+                stored = event_service.seed_event(scope, body)
+            except GoogleApiError as err:
+                raise ControlError(err.status, err.message) from None
+            self.state.notify_events(calendar.id, stored.resource.get("eventType"))
+            return JSONResponse(stored.resource, status_code=201)
+
     async def add_fault(self, request: Request) -> Response:
         fault = Fault.from_spec(await _body(request))
         with self.state.lock:
@@ -329,6 +347,7 @@ def control_routes(state: EmulatorState) -> list[Route]:
         ("/emulator/users/{email}/calendars", c.user_calendars, ["POST"]),
         ("/emulator/calendars", c.create_calendar, ["POST"]),
         ("/emulator/calendars/{calendar_id}/acl", c.share_calendar, ["POST"]),
+        ("/emulator/calendars/{calendar_id}/events", c.seed_event, ["POST"]),
         (
             "/emulator/calendars/{calendar_id}/invalidate-sync-tokens",
             c.invalidate_sync_tokens,

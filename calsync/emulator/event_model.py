@@ -48,6 +48,10 @@ WRITABLE_FIELDS = frozenset(
         "attachments",
         "conferenceData",
         "eventType",
+        "outOfOfficeProperties",
+        "focusTimeProperties",
+        "workingLocationProperties",
+        "birthdayProperties",
     }
 )
 FIELD_ORDER = (
@@ -85,6 +89,10 @@ FIELD_ORDER = (
     "attachments",
     "conferenceData",
     "eventType",
+    "outOfOfficeProperties",
+    "focusTimeProperties",
+    "workingLocationProperties",
+    "birthdayProperties",
 )
 _FIELD_RANK = {name: rank for rank, name in enumerate(FIELD_ORDER)}
 # Changes to these raise ``sequence`` (RFC 5546's "significant" properties).

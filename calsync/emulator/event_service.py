@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
-from calsync.emulator import errors, ids, timefmt
+from calsync.emulator import errors, event_types, ids, timefmt
 from calsync.emulator.calendars import CalendarRecord, role_at_least
 from calsync.emulator.event_log import EventLog, StoredEvent
 from calsync.emulator.event_model import (
@@ -138,6 +138,12 @@ def insert_event(scope: EventScope, body: Mapping[str, Any]) -> StoredEvent:
     return _create(scope, body, ical_uid=None, organizer=None)
 
 
+def seed_event(scope: EventScope, body: Mapping[str, Any]) -> StoredEvent:
+    """An event Google itself makes in the calendar (Gmail, Contacts): any event type,
+    ``birthdayProperties`` with a contact included, none of a client's type rules."""
+    return _create(scope, body, ical_uid=None, organizer=None, seeded=True)
+
+
 def import_event(scope: EventScope, body: Mapping[str, Any]) -> StoredEvent:
     """events.import: needs ``iCalUID``; an event with the same one is replaced.
 
@@ -152,6 +158,9 @@ def import_event(scope: EventScope, body: Mapping[str, Any]) -> StoredEvent:
         if existing.resource.get("iCalUID") == ical_uid and existing.master_id is None:
             return update_event(scope, existing.id, body, if_match=None, patch=False)
     organizer = body.get("organizer")
+    if body.get("eventType") == "birthday":
+        # "the event will be imported as a default event" (event types guide)
+        body = {k: v for k, v in body.items() if k not in ("eventType", "birthdayProperties")}
     chosen: JSON | None = None
     if isinstance(organizer, Mapping) and isinstance(organizer.get("email"), str):
         chosen = {"email": organizer["email"]}
@@ -166,8 +175,17 @@ def _create(
     *,
     ical_uid: str | None,
     organizer: JSON | None,
+    seeded: bool = False,
 ) -> StoredEvent:
     fields = clean_fields(body)
+    timing = parse_timing(fields, calendar_zone=scope.zone)
+    if seeded:
+        event_types.seed_fields(fields)
+    else:
+        # Status events describe the owner of a primary calendar: only they make them
+        # (decisions K4), not another user the calendar is shared with.
+        own_primary = scope.calendar.primary and scope.actor.lower() == scope.calendar.owner
+        event_types.check_create(fields, timing, primary=own_primary)
     event_id = body.get("id")
     if event_id is None:
         event_id = ids.new_event_id()
@@ -238,6 +256,9 @@ def update_event(
     else:
         fields = clean_fields(writable, is_exception=is_exception)
     _check_organizer_only(current.resource, fields)
+    event_types.check_update(
+        current.resource, fields, parse_timing(fields, calendar_zone=scope.zone)
+    )
     given_sequence = fields.pop("sequence", None)
     resource: JSON = {
         k: copy.deepcopy(v)

@@ -27,6 +27,7 @@ from calsync.emulator import errors, timefmt
 from calsync.emulator.event_log import StoredEvent
 from calsync.emulator.event_model import JSON, cancelled_stub
 from calsync.emulator.event_service import EventScope, require_reader, resolve
+from calsync.emulator.event_types import event_types_filter
 from calsync.emulator.expansion import expand, series_overlaps
 
 DEFAULT_PAGE = 250
@@ -106,12 +107,15 @@ class ListParams:
     shared_props: list[tuple[str, str]]
     zone: tzinfo | None
     zone_name: str | None
+    #: ``eventTypes``: the types to list, `None` for every type (Google's default).
+    event_types: frozenset[str] | None = None
 
     @property
     def filters_content(self) -> bool:
         """Whether a filter other than the time window and deletion applies."""
         return (
-            self.updated_min is not None
+            self.event_types is not None
+            or self.updated_min is not None
             or self.ical_uid is not None
             or bool(self.private_props)
             or bool(self.shared_props)
@@ -164,6 +168,7 @@ class ListParams:
             shared_props=_properties(query, "sharedExtendedProperty"),
             zone=timefmt.zone(zone_name, location="timeZone") if zone_name else None,
             zone_name=zone_name,
+            event_types=event_types_filter(query.getlist("eventTypes")),
         )
 
 
@@ -262,6 +267,11 @@ def _matches(event: StoredEvent, params: ListParams) -> bool:
     if not params.filters_content:
         return True
     resource = event.resource
+    if (
+        params.event_types is not None
+        and resource.get("eventType", "default") not in params.event_types
+    ):
+        return False
     if params.updated_min is not None and event.updated < params.updated_min:
         return False
     if params.ical_uid is not None and resource.get("iCalUID") != params.ical_uid:

@@ -212,6 +212,7 @@ class EmulatorState:
         target: str,
         owner: str,
         resource_uri: str,
+        event_types: frozenset[str] | None = None,
     ) -> Channel:
         """Create a channel from a watch body, queue its ``sync`` message; 400 if bad."""
         channel_id = body.get("id")
@@ -244,6 +245,7 @@ class EmulatorState:
                 resource_uri=resource_uri,
                 expiration=now + timedelta(seconds=ttl),
                 created=now,
+                event_types=event_types,
             )
             self.channels.add(channel)
             self._queue(channel, "sync")
@@ -273,9 +275,13 @@ class EmulatorState:
             del user  # any client of the project may stop a channel, as on Google
             channel.stopped = True
 
-    def notify_events(self, calendar_id: str) -> None:
-        """Tell every live channel on a calendar's events that something changed."""
-        self._notify("events", calendar_id, "exists")
+    def notify_events(self, calendar_id: str, event_type: str | None = None) -> None:
+        """Tell every live channel on a calendar's events that something changed (an
+        event of `event_type`: channels watching other types only are not told)."""
+        with self.lock:
+            for channel in self.channels.watching("events", calendar_id, self.clock.now()):
+                if channel.reports(event_type):
+                    self._queue(channel, "exists")
 
     def notify_calendar_list(self, email: str) -> None:
         self._notify("calendarList", email, "exists")

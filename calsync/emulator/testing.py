@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from google.oauth2.credentials import Credentials
@@ -149,6 +150,14 @@ class EmulatorControl:
     def share(self, calendar_id: str, email: str, role: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call(
             "POST", f"/calendars/{calendar_id}/acl", json={"email": email, "role": role}
+        )
+        return result
+
+    def seed_event(self, calendar_id: str, resource: dict[str, Any]) -> dict[str, Any]:
+        """Put an event in a calendar as Google itself would (a ``fromGmail`` event, a
+        contact's ``birthday``): no client can create those."""
+        result: dict[str, Any] = self._call(
+            "POST", f"/calendars/{quote(calendar_id, safe='@')}/events", json=resource
         )
         return result
 

@@ -30,6 +30,7 @@ from sqlalchemy.orm import QueryableAttribute, Session
 
 from calsync.domain.codec import event_from_document, event_to_document
 from calsync.domain.errors import ValidationError
+from calsync.domain.event_types import TypeProperties
 from calsync.domain.models import (
     EMPTY_METADATA,
     Attendee,
@@ -150,6 +151,8 @@ EVENT_COLUMNS: Final = (
     "reminders",
     "metadata",
     "remote_updated_at",
+    "event_type",
+    "type_properties",
 )
 """The column names `event_columns` gives values for, in its order."""
 
@@ -191,6 +194,16 @@ def event_columns(event: Event) -> dict[str, Any]:
         "reminders": reminders_document(event.reminders),
         "metadata": dict(event.metadata.items()) if event.metadata else {},
         "remote_updated_at": event.updated,
+        **type_columns(event),
+    }
+
+
+def type_columns(event: Event) -> dict[str, Any]:
+    """The ``event_type`` and ``type_properties`` values that store `event`'s type."""
+    properties = event.type_properties
+    return {
+        "event_type": str(event.event_type),
+        "type_properties": properties.to_json() if properties is not None else None,
     }
 
 
@@ -248,6 +261,10 @@ def to_event(row: EventRecord, attendees: Iterable[EventAttendee] = ()) -> Event
         etag=row.etag,
         sequence=row.sequence,
         updated=row.remote_updated_at,
+        event_type=row.event_type,
+        type_properties=TypeProperties(row.type_properties)
+        if row.type_properties is not None
+        else None,
     )
 
 

@@ -258,6 +258,13 @@ class Event(Timestamped, Base):
     #: While set and in the future, one push job owns this event's writes to Google, so
     #: that two workers never write the same event concurrently (it expires after a crash).
     push_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Google's ``eventType``, fixed at creation. No CHECK: Google adds types (``fromGmail``
+    #: in 2024) and a pull must store them (decisions K1).
+    event_type: Mapped[str] = mapped_column(
+        sa.String(32), default="default", server_default="default"
+    )
+    #: The type's properties as Google spells them (``outOfOfficeProperties``, ...).
+    type_properties: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
 
 
 class EventAttendee(Timestamped, Base):

@@ -29,6 +29,7 @@ from calsync.domain.models import Attendee, Event, EventTime, Reminders
 from calsync.domain.timezones import zone
 from calsync.domain.validation import event_problems, time_problem
 from calsync.web.errors import APIError
+from calsync.web.event_type_fields import TYPE_FIELDS, TYPE_READERS, apply_type_changes
 
 __all__ = [
     "READ_ONLY_FIELDS",
@@ -54,6 +55,7 @@ WRITABLE_FIELDS: Final = (
     "attendees",
     "reminders",
     "metadata",
+    *TYPE_FIELDS,
 )
 READ_ONLY_FIELDS: Final = (
     "id",
@@ -79,6 +81,7 @@ READ_ONLY_FIELDS: Final = (
     "role",
     "created_at",
     "updated_at",
+    "birthday",
 )
 MAX_RECURRENCE_LINES: Final = 20
 MAX_RECURRENCE_LINE_LENGTH: Final = 1000
@@ -249,6 +252,7 @@ _READERS: Final[dict[str, Any]] = {
     "attendees": _attendees,
     "reminders": _reminders,
     "metadata": _metadata,
+    **TYPE_READERS,
 }
 
 
@@ -276,6 +280,7 @@ def apply_changes(current: Event | None, changes: EventChanges, *, default_zone:
             values["reminders"] = changes.get("reminders")
         if changes.has("metadata"):
             values["metadata"] = changes.get("metadata")
+        values.update(apply_type_changes(current, changes.given))
         event = Event(**values) if current is None else dataclasses.replace(current, **values)
     except ValidationError as err:
         raise unprocessable([_domain_problem(err)]) from None

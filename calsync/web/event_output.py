@@ -17,6 +17,7 @@ from calsync.domain.models import Event, EventTime
 from calsync.domain.recurrence import recurrence_problem
 from calsync.store.event_queries import CalendarView
 from calsync.store.events import StoredEvent
+from calsync.web.event_type_fields import type_json
 
 __all__ = ["EventView", "calendar_json", "event_json", "instance_json", "time_json"]
 
@@ -88,6 +89,7 @@ def event_json(view: EventView) -> dict[str, Any]:
         "google_event_id": event.provider_event_id,
         "created_at": _moment(stored.created_at),
         "updated_at": _moment(stored.updated_at),
+        **type_json(event),
     }
 
 

@@ -24,6 +24,7 @@ from enum import StrEnum
 from sqlalchemy.orm import Session
 
 from calsync.domain.accounts import UserAccount
+from calsync.domain.event_types import TypeProblem, creation_problems, update_problems
 from calsync.domain.models import Event, EventStatus
 from calsync.domain.recurrence import instance_id
 from calsync.notify.hooks import event_changed, reschedule_reminders
@@ -100,6 +101,7 @@ def create(
     """Create an event (single or series) in the chosen calendar."""
     calendar = choose_calendar(session, account, changes.get("calendar_id"))
     event = apply_changes(None, changes, default_zone=calendar.timezone)
+    _refuse(creation_problems(event, primary=calendar.is_primary))
     event_id = uuid.uuid4()
     stored = _insert(session, account, calendar, event, event_id, now=now)
     return WriteResult(EventView(str(event_id), stored.event, stored), (event_id,))
@@ -206,6 +208,28 @@ def _target(
     return found, calendar
 
 
+def _refuse(problems: list[TypeProblem]) -> None:
+    """Raise the API error for what Google would refuse of an event's type (decisions
+    K2, K3): 403 when Google lets nobody make the change, else 422; every problem of
+    that status is a detail."""
+    if not problems:
+        return
+    status = 403 if any(p.status == 403 for p in problems) else 422
+    details = [
+        {
+            "field": p.field,
+            "issue": "forbidden" if status == 403 else "invalid",
+            "message": p.message,
+        }
+        for p in problems
+        if p.status == status
+    ]
+    if status == 422:
+        raise unprocessable(details)
+    names = ", ".join(dict.fromkeys(d["field"] for d in details))
+    raise APIError(403, f"Google does not allow this change: {names}", details=details)
+
+
 def _check_etag(etag: str, if_match: str | None) -> None:
     if if_match is not None and if_match.strip() not in (etag, "*"):
         raise APIError(412, "the event changed since you read it; GET it again")
@@ -240,6 +264,7 @@ def update(
         stored = _save(session, account, found.exception, changes, calendar, now=now)
     else:
         event = apply_changes(found.event, changes, default_zone=calendar.timezone)
+        _refuse(update_problems(found.event, event))
         stored = _insert_exception(session, account, found, event, calendar, now=now)
     view = EventView(found.api_id, stored.event, stored, series=found.master)
     return WriteResult(view, (stored.id,))
@@ -258,6 +283,7 @@ def _save(
     if locked is None or locked.deleted_at is not None:
         raise _not_found()
     event = apply_changes(locked.event, changes, default_zone=calendar.timezone)
+    _refuse(update_problems(locked.event, event))
     stored = event_changes.save_local(session, locked.id, event, now=now)
     _queue(session, stored, "update", now=now)
     _notify(session, account, locked.event, stored.event, stored.id, now=now)
@@ -317,9 +343,9 @@ def _split(
     before, after = split_series(master.event, ref.original_start, series_id=series_id_of(master))
     locked = event_changes.lock_stored(session, master.id)
     assert locked is not None
-    cut = event_changes.save_local(
-        session, master.id, dataclasses.replace(locked.event, recurrence=before), now=now
-    )
+    cut_event = dataclasses.replace(locked.event, recurrence=before)
+    _refuse(update_problems(locked.event, cut_event))
+    cut = event_changes.save_local(session, master.id, cut_event, now=now)
     _queue(session, cut, "update", now=now)
     _drop_exceptions_from(session, master, ref, now=now)
     _notify(session, account, locked.event, cut.event, master.id, now=now)
@@ -335,6 +361,8 @@ def _split(
         if not changes.has("recurrence"):
             changes = EventChanges({**changes.given, "recurrence": after})
         event = apply_changes(template, changes, default_zone=calendar.timezone)
+        _refuse(update_problems(template, event))
+        _refuse(creation_problems(event, primary=calendar.is_primary))
         new_id = uuid.uuid4()
         stored = _insert(session, account, calendar, event, new_id, now=now)
         pushed.append(new_id)

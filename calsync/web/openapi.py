@@ -86,6 +86,76 @@ _TIME = {
     ],
     "description": "YYYY-MM-DD for all-day events (end exclusive), else ISO 8601 date-time",
 }
+_EVENT_TYPES = ["default", "outOfOffice", "focusTime", "workingLocation", "birthday", "fromGmail"]
+_DECLINE_MODES = {
+    "enum": [
+        "declineNone",
+        "declineAllConflictingInvitations",
+        "declineOnlyNewConflictingInvitations",
+    ]
+}
+_PROPERTY_TEXT = {"type": "string", "maxLength": 1024}
+_TYPE_PROPERTIES: dict[str, Any] = {
+    "out_of_office": _object(
+        {"auto_decline_mode": _DECLINE_MODES, "decline_message": _PROPERTY_TEXT}
+    ),
+    "focus_time": _object(
+        {
+            "auto_decline_mode": _DECLINE_MODES,
+            "decline_message": _PROPERTY_TEXT,
+            "chat_status": {"enum": ["available", "doNotDisturb"]},
+        }
+    ),
+    "working_location": _object(
+        {
+            "type": {"enum": ["homeOffice", "officeLocation", "customLocation"]},
+            "custom_location": _object({"label": _PROPERTY_TEXT}),
+            "office_location": _object(
+                {
+                    key: _PROPERTY_TEXT
+                    for key in ("building_id", "floor_id", "floor_section_id", "desk_id", "label")
+                }
+            ),
+        },
+        required=("type",),
+    ),
+}
+#: Event types (decisions K1-K4): writable on create, read-only after.
+_TYPE_FIELDS_IN: dict[str, Any] = {
+    "event_type": {
+        "enum": _EVENT_TYPES,
+        "description": "Google's event type, set on create (default: default) and read-only"
+        " after (a PUT may repeat it); calsync creates default and the status types"
+        " (outOfOffice, focusTime, workingLocation: only on the user's primary calendar,"
+        " without attendees); birthday and fromGmail come from Google",
+    },
+    **{
+        name: {"anyOf": [schema, {"type": "null"}], "description": f"properties of {kind}"}
+        for (name, schema), kind in zip(
+            _TYPE_PROPERTIES.items(), ("outOfOffice", "focusTime", "workingLocation"), strict=True
+        )
+    },
+}
+_TYPE_FIELDS_OUT: dict[str, Any] = {
+    "event_type": {
+        "type": "string",
+        "description": f"one of {', '.join(_EVENT_TYPES)}, or a newer type Google added"
+        " (read-only in calsync)",
+    },
+    # Google's own objects, as pulled: any keys, none required.
+    **{
+        name: {k: v for k, v in schema.items() if k != "required"} | {"additionalProperties": True}
+        for name, schema in _TYPE_PROPERTIES.items()
+    },
+    "birthday": _object(
+        {
+            "type": {"type": "string"},
+            "custom_type_name": {"type": "string"},
+            "contact": {"type": "string"},
+        },
+        closed=False,
+    ),
+}
 _EVENT_FIELDS_IN: dict[str, Any] = {
     "title": _NULLABLE_STRING | {"maxLength": 1024},
     "description": _NULLABLE_STRING | {"maxLength": 8192},
@@ -155,6 +225,9 @@ _EVENT_OUT = _object(
     },
 )
 _EVENT_OUT["required"] = list(_EVENT_OUT["properties"])
+_EVENT_FIELDS_IN.update(_TYPE_FIELDS_IN)
+_EVENT_OUT["properties"].update(_TYPE_FIELDS_OUT)
+_EVENT_OUT["required"].append("event_type")  # the properties field shows for its type only
 _CALENDAR = _object(
     {
         "id": {"type": "string", "format": "uuid"},

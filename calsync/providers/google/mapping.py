@@ -41,6 +41,7 @@ from calsync.domain.models import (
     attendee_order,
 )
 from calsync.domain.timezones import zone
+from calsync.providers.google.event_types import type_from_google, type_to_google
 
 __all__ = [
     "CALSYNC_CATEGORY_KEY",
@@ -136,6 +137,7 @@ def _event_from_google(resource: Mapping[str, Any], calendar_timezone: str) -> E
     recurrence = resource.get("recurrence")
     attendees = resource.get("attendees")
     category = private.get(CALSYNC_CATEGORY_KEY) if private else None
+    event_type, type_properties = type_from_google(resource)
     return Event.trusted(
         title=storable_text(resource.get("summary") or "", TITLE_LIMIT),
         description=storable_text(resource.get("description") or ""),
@@ -159,6 +161,8 @@ def _event_from_google(resource: Mapping[str, Any], calendar_timezone: str) -> E
         etag=_identifier(resource.get("etag"), "etag", ETAG_LIMIT),
         sequence=int(resource.get("sequence", 0)),
         updated=updated,
+        event_type=event_type,
+        type_properties=type_properties,
     )
 
 
@@ -234,7 +238,9 @@ def event_to_google(
     attendees, the recurrence, a private property holding `MARK`, equal to
     `previous`'s), so that a patch never replaces Google's original with calsync's
     cleaned copy (decisions H1). `event_id` is put in the body as the client-chosen id
-    for an insert. Never includes read-only fields (organizer, etag, sequence, updated)
+    for an insert. The event's type adds its own fields, and for the types whose
+    updates Google restricts leaves out what Google would refuse (`type_to_google`).
+    Never includes read-only fields (organizer, etag, sequence, updated)
     nor `recurringEventId`/`originalStartTime`.
     """
     body: dict[str, Any] = {
@@ -260,6 +266,7 @@ def event_to_google(
                 body[key]["timeZone"] = None
     if previous is not None:
         _keep_googles_originals(body, event, previous)
+    type_to_google(body, event, previous=previous, inserting=event_id is not None)
     return body
 
 
