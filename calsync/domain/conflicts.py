@@ -62,6 +62,10 @@ MERGE_UNITS: Final[Mapping[str, tuple[str, ...]]] = {
     "reminders": ("reminders",),
     "metadata": ("metadata",),
     "status": ("status",),
+    "transparency": ("transparency",),
+    "visibility": ("visibility",),
+    "color_id": ("color_id",),
+    "conference": ("conference",),
 }
 assert {name for fields in MERGE_UNITS.values() for name in fields} == SYNCABLE_FIELDS
 

@@ -28,8 +28,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import QueryableAttribute, Session
 
-from calsync.domain.codec import event_from_document, event_to_document
+from calsync.domain.codec import (
+    conference_from_document,
+    conference_to_document,
+    event_from_document,
+    event_to_document,
+)
 from calsync.domain.errors import ValidationError
+from calsync.domain.event_props import Transparency, Visibility
 from calsync.domain.models import (
     EMPTY_METADATA,
     Attendee,
@@ -150,6 +156,10 @@ EVENT_COLUMNS: Final = (
     "reminders",
     "metadata",
     "remote_updated_at",
+    "transparency",
+    "visibility",
+    "color_id",
+    "conference",
 )
 """The column names `event_columns` gives values for, in its order."""
 
@@ -191,6 +201,32 @@ def event_columns(event: Event) -> dict[str, Any]:
         "reminders": reminders_document(event.reminders),
         "metadata": dict(event.metadata.items()) if event.metadata else {},
         "remote_updated_at": event.updated,
+        **_props_columns(event),
+    }
+
+
+def _props_columns(event: Event) -> dict[str, Any]:
+    """The columns of transparency, visibility, colour and conference."""
+    conference = event.conference
+    return {
+        "transparency": event.transparency.value,
+        "visibility": event.visibility.value,
+        "color_id": event.color_id,
+        "conference": conference_to_document(conference) if conference is not None else None,
+    }
+
+
+_TRANSPARENCIES: Final = {value.value: value for value in Transparency}
+_VISIBILITIES: Final = {value.value: value for value in Visibility}
+
+
+def _props(row: EventRecord) -> dict[str, Any]:
+    """The fields `_props_columns` stores, as `to_event` gives them."""
+    return {
+        "transparency": _TRANSPARENCIES[row.transparency],
+        "visibility": _VISIBILITIES[row.visibility],
+        "color_id": row.color_id,
+        "conference": conference_from_document(row.conference) if row.conference else None,
     }
 
 
@@ -248,6 +284,7 @@ def to_event(row: EventRecord, attendees: Iterable[EventAttendee] = ()) -> Event
         etag=row.etag,
         sequence=row.sequence,
         updated=row.remote_updated_at,
+        **_props(row),
     )
 
 

@@ -29,6 +29,7 @@ from calsync.domain.models import Attendee, Event, EventTime, Reminders
 from calsync.domain.timezones import zone
 from calsync.domain.validation import event_problems, time_problem
 from calsync.web.errors import APIError
+from calsync.web.event_props_input import PROPS_FIELDS, PROPS_READERS, props_values
 
 __all__ = [
     "READ_ONLY_FIELDS",
@@ -54,6 +55,7 @@ WRITABLE_FIELDS: Final = (
     "attendees",
     "reminders",
     "metadata",
+    *PROPS_FIELDS,
 )
 READ_ONLY_FIELDS: Final = (
     "id",
@@ -249,6 +251,7 @@ _READERS: Final[dict[str, Any]] = {
     "attendees": _attendees,
     "reminders": _reminders,
     "metadata": _metadata,
+    **PROPS_READERS,
 }
 
 
@@ -276,6 +279,7 @@ def apply_changes(current: Event | None, changes: EventChanges, *, default_zone:
             values["reminders"] = changes.get("reminders")
         if changes.has("metadata"):
             values["metadata"] = changes.get("metadata")
+        values.update(props_values(current, changes.given))
         event = Event(**values) if current is None else dataclasses.replace(current, **values)
     except ValidationError as err:
         raise unprocessable([_domain_problem(err)]) from None
