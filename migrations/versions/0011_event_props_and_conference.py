@@ -8,8 +8,10 @@ Create Date: 2026-12-06 13:30:00.000000
 ``events.visibility`` (``default``/``public``/``private``/``confidential``) with Google's
 defaults for the rows already there, ``events.color_id`` (Google's event colour id) and
 ``events.conference`` (a JSON document: the event's conference, decisions P1-P4).
-Existing rows read as Google's defaults and no conference until their next change from
-Google, or the daily convergence audit, fills them.
+Existing rows read as Google's defaults and no conference until the event next changes
+on Google (a pull then stores Google's values); calsync's patches send these fields only
+when they differ from Google's last known copy, so the defaults never overwrite Google's
+values (decisions P1).
 """
 
 from __future__ import annotations

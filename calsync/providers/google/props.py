@@ -5,7 +5,8 @@ Reading is lenient, as for every field Google sends (decisions H1): an unknown
 transparency or visibility reads as Google's default, a colour id or conference text that
 cannot be stored reads as absent.
 
-Writing sends transparency and visibility always and the colour id when set (JSON null
+Writing sends transparency, visibility and the colour id on an insert (the colour when
+set), and on a patch what differs from Google's last known copy (the colour as JSON null
 when it was cleared). A conference is never copied back to Google: the body carries
 ``conferenceData`` only to ask for a new conference (``createRequest`` with calsync's
 request id, when Google's copy does not have that request yet) or to remove one the
@@ -90,13 +91,18 @@ def conference_from_google(data: Any) -> Conference | None:
 
 
 def props_to_google(event: Event, previous: Event | None) -> dict[str, Any]:
-    """The body keys that write `event`'s fields; with `previous` (Google's last known
-    copy) also what clears the colour and removes the conference."""
-    body: dict[str, Any] = {
-        "transparency": event.transparency.value,
-        "visibility": event.visibility.value,
-    }
-    if event.color_id is not None:
+    """The body keys that write `event`'s fields: all of them without `previous`; with
+    `previous` (Google's last known copy) those that differ from it, and what clears the
+    colour and removes the conference."""
+    body: dict[str, Any] = {}
+    # A patch sends what changed since `previous` only: rows stored before these fields
+    # existed hold the defaults whatever Google has (migration 0011), and a blind write
+    # of them would reset Google's values at the next edit of anything else.
+    if previous is None or event.transparency != previous.transparency:
+        body["transparency"] = event.transparency.value
+    if previous is None or event.visibility != previous.visibility:
+        body["visibility"] = event.visibility.value
+    if event.color_id is not None and (previous is None or event.color_id != previous.color_id):
         body["colorId"] = event.color_id
     elif previous is not None and previous.color_id is not None:
         body["colorId"] = None

@@ -130,6 +130,20 @@ def test_colour_is_cleared_only_when_google_had_one() -> None:
     assert "colorId" not in event_to_google(EVENT, calsync_id="c", previous=EVENT)
 
 
+def test_a_patch_sends_only_the_properties_that_changed() -> None:
+    # A row stored before these fields existed holds the defaults, whatever Google has:
+    # an edit of its title must not reset Google's transparency or visibility
+    retitled = dataclasses.replace(EVENT, title="y")
+    body = event_to_google(retitled, calsync_id="c", previous=EVENT)
+    assert not {"transparency", "visibility", "colorId", "conferenceData"} & set(body)
+    free = dataclasses.replace(EVENT, transparency=Transparency.TRANSPARENT)
+    body = event_to_google(free, calsync_id="c", previous=EVENT)
+    assert body["transparency"] == "transparent"
+    assert "visibility" not in body
+    inserted = event_to_google(EVENT, calsync_id="c")
+    assert (inserted["transparency"], inserted["visibility"]) == ("opaque", "default")
+
+
 def test_the_fields_merge_one_by_one() -> None:
     base = EVENT
     local = dataclasses.replace(base, color_id="4", transparency=Transparency.TRANSPARENT)
