@@ -3,6 +3,8 @@ emulator, through the real client library) and back (decisions P1-P5)."""
 
 from __future__ import annotations
 
+import dataclasses
+import uuid
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs
@@ -10,6 +12,9 @@ from urllib.parse import parse_qs
 import pytest
 
 from calsync.config import ConflictPolicy, Settings
+from calsync.domain.event_props import Conference, ConferenceStatus
+from calsync.store import event_changes
+from calsync.store.events import load_stored
 from tests.conftest import FakeGoogle
 from tests.integration.events.conftest import EventsApp, User, running
 
@@ -286,4 +291,41 @@ def test_the_fields_merge_like_the_others(remote_wins: EventsApp) -> None:
         "confidential",
         "transparent",
     )
+    assert shown["sync_state"] == "synced"
+
+
+def test_a_push_answered_with_the_conference_made_stores_it(any_app: EventsApp) -> None:
+    """Google may answer a create request with the conference made already: that answer
+    carries the push's own etag, which the pull skips as an echo, so the push stores it
+    (decisions P3)."""
+    app = any_app
+    alice = app.connect("alice@example.com")
+    created = app.create(alice, BODY | MEET)
+    event_id = uuid.UUID(created["id"])
+    with app.services.sessions() as session:
+        stored = load_stored(session, event_id)
+    assert stored is not None
+    made = Conference(
+        status=ConferenceStatus.SUCCESS,
+        solution="hangoutsMeet",
+        uri="https://meet.google.com/abc-defg-hij",
+        request_id=created["google_event_id"],
+    )
+    answer = dataclasses.replace(stored.event, etag='"9"', conference=made)
+
+    with app.services.sessions.begin() as session:
+        assert event_changes.record_pushed(
+            session, event_id, pushed=stored.event, remote=answer, version=stored.version
+        )
+        event_changes.adopt_conference(
+            session, event_id, pushed=stored.event, remote=answer, version=stored.version
+        )
+
+    shown = app.get(alice, created["id"])
+    assert shown["conference"] == {
+        "status": "success",
+        "uri": "https://meet.google.com/abc-defg-hij",
+        "solution": "hangoutsMeet",
+    }
+    assert shown["etag"] != created["etag"]
     assert shown["sync_state"] == "synced"
