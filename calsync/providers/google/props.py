@@ -102,10 +102,8 @@ def props_to_google(event: Event, previous: Event | None) -> dict[str, Any]:
         body["transparency"] = event.transparency.value
     if previous is None or event.visibility != previous.visibility:
         body["visibility"] = event.visibility.value
-    if event.color_id is not None and (previous is None or event.color_id != previous.color_id):
-        body["colorId"] = event.color_id
-    elif previous is not None and previous.color_id is not None:
-        body["colorId"] = None
+    if event.color_id != (previous.color_id if previous is not None else None):
+        body["colorId"] = event.color_id  # JSON null clears it
     conference = conference_to_google(
         event.conference, previous.conference if previous is not None else None
     )

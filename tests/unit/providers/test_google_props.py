@@ -128,6 +128,7 @@ def test_colour_is_cleared_only_when_google_had_one() -> None:
     assert "colorId" not in event_to_google(EVENT, calsync_id="c")
     assert event_to_google(EVENT, calsync_id="c", previous=coloured)["colorId"] is None
     assert "colorId" not in event_to_google(EVENT, calsync_id="c", previous=EVENT)
+    assert "colorId" not in event_to_google(coloured, calsync_id="c", previous=coloured)
 
 
 def test_a_patch_sends_only_the_properties_that_changed() -> None:
