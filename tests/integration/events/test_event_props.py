@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs
 
+import jsonschema  # type: ignore[import-untyped]
 import pytest
 
 from calsync.config import ConflictPolicy, Settings
@@ -329,3 +330,21 @@ def test_a_push_answered_with_the_conference_made_stores_it(any_app: EventsApp) 
     }
     assert shown["etag"] != created["etag"]
     assert shown["sync_state"] == "synced"
+
+
+def test_answers_with_the_fields_fit_the_openapi_schema(any_app: EventsApp) -> None:
+    app = any_app
+    document = app.client.get("/openapi.json").json()
+    schema = {"$ref": "#/components/schemas/Event", "components": document["components"]}
+    alice = app.connect("alice@example.com")
+    created = app.create(
+        alice,
+        BODY | MEET | {"transparency": "transparent", "visibility": "public", "color_id": "1"},
+    )
+    jsonschema.validate(created, schema)
+    app.push_all()
+    app.pull(alice)
+    made = app.get(alice, created["id"])
+    assert made["conference"]["status"] == "success"
+    jsonschema.validate(made, schema)
+    jsonschema.validate(app.get(alice, app.create(alice, BODY)["id"]), schema)
