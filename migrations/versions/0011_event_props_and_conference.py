@@ -70,6 +70,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("events") as batch:
+        # the CHECKs name the columns: dropped first (SQLite's batch copies them otherwise)
+        batch.drop_constraint(op.f("ck_events_visibility_allowed"), type_="check")
+        batch.drop_constraint(op.f("ck_events_transparency_allowed"), type_="check")
         batch.drop_column("conference")
         batch.drop_column("color_id")
         batch.drop_column("visibility")
