@@ -6,6 +6,13 @@ from datetime import date, datetime, timedelta
 
 from hypothesis import strategies as st
 
+from calsync.domain.event_props import (
+    EVENT_COLOR_IDS,
+    Conference,
+    ConferenceStatus,
+    Transparency,
+    Visibility,
+)
 from calsync.domain.models import (
     Attendee,
     Event,
@@ -93,4 +100,22 @@ def events(draw: st.DrawFn) -> Event:
             )
         ),
         status=draw(st.sampled_from(list(EventStatus))),
+        transparency=draw(st.sampled_from(list(Transparency))),
+        visibility=draw(st.sampled_from(list(Visibility))),
+        color_id=draw(st.none() | st.sampled_from(sorted(EVENT_COLOR_IDS))),
+        conference=draw(st.none() | conferences()),
+    )
+
+
+@st.composite
+def conferences(draw: st.DrawFn) -> Conference:
+    """A Meet request calsync made, or a conference as Google shows one."""
+    if draw(st.booleans()):
+        return Conference.meet_request(draw(st.from_regex(r"[a-v0-9]{5,26}", fullmatch=True)))
+    return Conference(
+        status=draw(st.sampled_from(list(ConferenceStatus))),
+        solution=draw(st.none() | st.sampled_from(["hangoutsMeet", "addOn"])),
+        uri=draw(st.none() | st.just("https://meet.google.com/abc-defg-hij")),
+        request_id=draw(st.none() | TEXT.filter(bool)),
+        conference_id=draw(st.none() | st.just("abc-defg-hij")),
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
+from calsync.domain.event_props import Conference, ConferenceStatus, Transparency, Visibility
 from calsync.domain.event_types import EventType
 from calsync.domain.models import (
     Attendee,
@@ -24,7 +25,14 @@ from calsync.domain.models import (
     ResponseStatus,
 )
 
-__all__ = ["event_from_document", "event_to_document", "time_from_document", "time_to_document"]
+__all__ = [
+    "conference_from_document",
+    "conference_to_document",
+    "event_from_document",
+    "event_to_document",
+    "time_from_document",
+    "time_to_document",
+]
 
 
 def time_to_document(value: EventTime) -> dict[str, str]:
@@ -84,6 +92,7 @@ def event_to_document(event: Event) -> dict[str, Any]:
         "sequence": event.sequence,
         "updated": event.updated.isoformat() if event.updated else None,
         **_type_document(event),
+        **_props_to_document(event),
     }
 
 
@@ -96,6 +105,50 @@ def _type_document(event: Event) -> dict[str, Any]:
     return {
         "event_type": str(event.event_type),
         "type_properties": properties.to_json() if properties is not None else None,
+    }
+
+
+def _props_to_document(event: Event) -> dict[str, Any]:
+    """Transparency, visibility, colour and conference (documents written before they
+    existed lack them: `_props_from_document` reads Google's defaults then)."""
+    conference = event.conference
+    return {
+        "transparency": event.transparency.value,
+        "visibility": event.visibility.value,
+        "color_id": event.color_id,
+        "conference": conference_to_document(conference) if conference is not None else None,
+    }
+
+
+def conference_to_document(conference: Conference) -> dict[str, Any]:
+    """`conference` as JSON (the ``events.conference`` column stores this too)."""
+    return {
+        "status": conference.status.value,
+        "solution": conference.solution,
+        "uri": conference.uri,
+        "request_id": conference.request_id,
+        "conference_id": conference.conference_id,
+    }
+
+
+def conference_from_document(document: dict[str, Any]) -> Conference:
+    """The inverse of `conference_to_document`. Raises `ValueError` for anything else."""
+    return Conference(
+        status=ConferenceStatus(document["status"]),
+        solution=document.get("solution"),
+        uri=document.get("uri"),
+        request_id=document.get("request_id"),
+        conference_id=document.get("conference_id"),
+    )
+
+
+def _props_from_document(document: dict[str, Any]) -> dict[str, Any]:
+    conference = document.get("conference")
+    return {
+        "transparency": Transparency(document.get("transparency", "opaque")),
+        "visibility": Visibility(document.get("visibility", "default")),
+        "color_id": document.get("color_id"),
+        "conference": conference_from_document(conference) if conference else None,
     }
 
 
@@ -145,4 +198,5 @@ def event_from_document(document: dict[str, Any]) -> Event:
         updated=datetime.fromisoformat(updated) if updated else None,
         event_type=document.get("event_type") or EventType.DEFAULT,
         type_properties=document.get("type_properties"),
+        **_props_from_document(document),
     )

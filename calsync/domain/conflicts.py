@@ -63,6 +63,10 @@ MERGE_UNITS: Final[Mapping[str, tuple[str, ...]]] = {
     "metadata": ("metadata",),
     "status": ("status",),
     "type_properties": ("type_properties",),
+    "transparency": ("transparency",),
+    "visibility": ("visibility",),
+    "color_id": ("color_id",),
+    "conference": ("conference",),
 }
 assert {name for fields in MERGE_UNITS.values() for name in fields} == SYNCABLE_FIELDS
 

@@ -23,6 +23,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from calsync.domain.errors import ValidationError
+from calsync.domain.event_props import Conference, Transparency, Visibility
 from calsync.domain.event_types import EventType, TypeProperties
 from calsync.domain.timezones import zone
 
@@ -264,6 +265,10 @@ class Event:
     reminders: Reminders = field(default_factory=Reminders)
     metadata: Mapping[str, str] = EMPTY_METADATA
     status: EventStatus = EventStatus.CONFIRMED
+    transparency: Transparency = Transparency.OPAQUE
+    visibility: Visibility = Visibility.DEFAULT
+    color_id: str | None = None
+    conference: Conference | None = None
     organizer_email: str | None = None
     recurring_event_id: str | None = None
     original_start: EventTime | None = None
@@ -291,6 +296,8 @@ class Event:
         if self.updated is not None and self.updated.tzinfo is None:
             raise ValidationError("updated", "must be an aware datetime")
         object.__setattr__(self, "status", EventStatus(self.status))
+        object.__setattr__(self, "transparency", Transparency(self.transparency))
+        object.__setattr__(self, "visibility", Visibility(self.visibility))
         object.__setattr__(self, "recurrence", tuple(line.strip() for line in self.recurrence))
         object.__setattr__(self, "attendees", attendee_order(self.attendees))
         if not isinstance(self.metadata, Metadata):
@@ -355,6 +362,10 @@ SYNCABLE_FIELDS: Final[frozenset[str]] = frozenset(
         "metadata",
         "status",
         "type_properties",
+        "transparency",
+        "visibility",
+        "color_id",
+        "conference",
     }
 )
 """The fields that both sides can change and that the three-way merge reconciles.

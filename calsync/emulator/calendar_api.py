@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from calsync.emulator import calendar_service, errors, event_service, listing
+from calsync.emulator import calendar_service, conference, errors, event_service, listing
 from calsync.emulator.accounts import (
     CALENDAR_READ_SCOPES,
     CALENDAR_WRITE_SCOPES,
@@ -75,6 +75,10 @@ async def read_json(request: Request) -> dict[str, Any]:
     return body
 
 
+def _conference_version(request: Request) -> int:
+    return conference.parse_version(request.query_params.get("conferenceDataVersion"))
+
+
 def _query(request: Request) -> listing.Query:
     return listing.Query(request.query_params.getlist)
 
@@ -117,6 +121,21 @@ class CalendarApi:
     def _scope(self, user: User, calendar_id: str) -> EventScope:
         calendar, role = self.state.visible_calendar(user.email, calendar_id)
         return EventScope(calendar, role, user.email, self.state.clock.now())
+
+    def _read_scope(self, user: User, calendar_id: str) -> EventScope:
+        """`_scope` for a read, which first completes the calendar's conference requests
+        that are due (`conference.complete_due`); call under the lock."""
+        scope = self._scope(user, calendar_id)
+        config = self.state.config
+        if scope.log.pending_conferences and conference.complete_due(
+            scope.log,
+            now=scope.now,
+            delay_seconds=config.conference_delay_seconds,
+            outcome=config.conference_outcome,
+            calendar_id=scope.calendar.id,
+        ):
+            self.state.notify_events(scope.calendar.id)
+        return scope
 
     def _resource_uri(self, request: Request, path: str) -> str:
         return f"{str(request.base_url).rstrip('/')}{PREFIX}/{path}?alt=json"
@@ -172,7 +191,7 @@ class CalendarApi:
     async def events_list(self, request: Request) -> Response:
         user = self.authenticate(request, EVENT_READ_SCOPES)
         with self.state.lock:
-            scope = self._scope(user, request.path_params["calendarId"])
+            scope = self._read_scope(user, request.path_params["calendarId"])
             body = listing.list_events(
                 scope,
                 _query(request),
@@ -184,7 +203,7 @@ class CalendarApi:
     async def events_get(self, request: Request) -> Response:
         user = self.authenticate(request, EVENT_READ_SCOPES)
         with self.state.lock:
-            scope = self._scope(user, request.path_params["calendarId"])
+            scope = self._read_scope(user, request.path_params["calendarId"])
             resource = event_service.get_event(scope, request.path_params["eventId"])
         if_none_match = request.headers.get("if-none-match")
         if if_none_match is not None and if_none_match.strip() == resource["etag"]:
@@ -194,7 +213,7 @@ class CalendarApi:
     async def events_instances(self, request: Request) -> Response:
         user = self.authenticate(request, EVENT_READ_SCOPES)
         with self.state.lock:
-            scope = self._scope(user, request.path_params["calendarId"])
+            scope = self._read_scope(user, request.path_params["calendarId"])
             body = listing.list_instances(scope, request.path_params["eventId"], _query(request))
         return json_response(body)
 
@@ -217,24 +236,38 @@ class CalendarApi:
         return json_response(result, status) if answer else no_content()
 
     async def events_insert(self, request: Request) -> Response:
+        version = _conference_version(request)
         return await self._write(
-            request, lambda scope, body: event_service.insert_event(scope, body).resource
+            request,
+            lambda scope, body: (
+                event_service.insert_event(scope, body, conference_version=version).resource
+            ),
         )
 
     async def events_import(self, request: Request) -> Response:
+        version = _conference_version(request)
         return await self._write(
-            request, lambda scope, body: event_service.import_event(scope, body).resource
+            request,
+            lambda scope, body: (
+                event_service.import_event(scope, body, conference_version=version).resource
+            ),
         )
 
     async def events_update(self, request: Request) -> Response:
         event_id = request.path_params["eventId"]
         if_match = request.headers.get("if-match")
         patch = request.method == "PATCH"
+        version = _conference_version(request)
         return await self._write(
             request,
             lambda scope, body: (
                 event_service.update_event(
-                    scope, event_id, body, if_match=if_match, patch=patch
+                    scope,
+                    event_id,
+                    body,
+                    if_match=if_match,
+                    patch=patch,
+                    conference_version=version,
                 ).resource
             ),
         )

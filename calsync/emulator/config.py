@@ -31,6 +31,10 @@ class EmulatorConfig:
     consent_denied: bool = False
     push_timeout_seconds: float = 5.0
     request_log_limit: int = 100_000
+    #: A conference create request is answered on the first read of its calendar this
+    #: long after it (0: the next read), with this outcome (``success`` or ``failure``).
+    conference_delay_seconds: float = 0.0
+    conference_outcome: str = "success"
     rate_limits: RateLimits = field(default_factory=RateLimits)
     clients: dict[str, str] = field(
         default_factory=lambda: {DEFAULT_CLIENT_ID: DEFAULT_CLIENT_SECRET}
@@ -60,6 +64,10 @@ class EmulatorConfig:
                 ):
                     raise ValueError("clients must map client_id to client_secret")
                 self.clients = dict(value)
+            elif key == "conference_outcome":
+                if value not in ("success", "failure"):
+                    raise ValueError("conference_outcome must be success or failure")
+                self.conference_outcome = value
             elif key == "consent_denied":
                 self.consent_denied = bool(value)
             elif value is not None and not isinstance(value, int | float):

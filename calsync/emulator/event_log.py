@@ -65,6 +65,9 @@ class EventLog:
         self._exceptions: dict[str, dict[str, str]] = {}
         self.seq = 0
         self.last_updated: datetime | None = None
+        #: Events with a conference create request still pending, by id: when it was made
+        #: (`calsync.emulator.conference.complete_due`).
+        self.pending_conferences: dict[str, datetime] = {}
 
     def __len__(self) -> int:
         return len(self._events)

@@ -99,6 +99,8 @@ _FIELD_RANK = {name: rank for rank, name in enumerate(FIELD_ORDER)}
 SIGNIFICANT_FIELDS = ("start", "end", "recurrence", "status")
 
 STATUSES = frozenset({"confirmed", "tentative", "cancelled"})
+#: The event palette of ``colors.get``: an event's ``colorId`` is one of its keys.
+EVENT_COLOR_IDS = frozenset(str(number) for number in range(1, 12))
 RESPONSE_STATUSES = frozenset({"needsAction", "declined", "tentative", "accepted"})
 MAX_REMINDER_MINUTES = 40320
 MAX_PROPERTY_KEY = 44
@@ -307,6 +309,8 @@ def clean_fields(body: Mapping[str, Any], *, is_exception: bool = False) -> JSON
     visibility = fields.get("visibility", "default")
     if visibility not in ("default", "public", "private", "confidential"):
         raise errors.invalid("Invalid visibility.", "visibility")
+    if "colorId" in fields and fields["colorId"] not in EVENT_COLOR_IDS:
+        raise errors.invalid("Invalid color id.", "colorId")
     if "attendees" in fields:
         fields["attendees"] = _check_attendees(fields["attendees"])
     if "reminders" in fields:

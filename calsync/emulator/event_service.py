@@ -27,6 +27,7 @@ from typing import Any
 
 from calsync.emulator import errors, event_types, ids, timefmt
 from calsync.emulator.calendars import CalendarRecord, role_at_least
+from calsync.emulator.conference import ConferenceWrite, conference_for_write
 from calsync.emulator.event_log import EventLog, StoredEvent
 from calsync.emulator.event_model import (
     JSON,
@@ -132,10 +133,14 @@ def _put(
     )
 
 
-def insert_event(scope: EventScope, body: Mapping[str, Any]) -> StoredEvent:
+def insert_event(
+    scope: EventScope, body: Mapping[str, Any], *, conference_version: int = 0
+) -> StoredEvent:
     """events.insert: 409 ``duplicate`` when the id was ever used in this calendar."""
     require_writer(scope)
-    return _create(scope, body, ical_uid=None, organizer=None)
+    return _create(
+        scope, body, ical_uid=None, organizer=None, conference_version=conference_version
+    )
 
 
 def seed_event(scope: EventScope, body: Mapping[str, Any]) -> StoredEvent:
@@ -144,7 +149,9 @@ def seed_event(scope: EventScope, body: Mapping[str, Any]) -> StoredEvent:
     return _create(scope, body, ical_uid=None, organizer=None, seeded=True)
 
 
-def import_event(scope: EventScope, body: Mapping[str, Any]) -> StoredEvent:
+def import_event(
+    scope: EventScope, body: Mapping[str, Any], *, conference_version: int = 0
+) -> StoredEvent:
     """events.import: needs ``iCalUID``; an event with the same one is replaced.
 
     Unlike insert, the body may name another ``organizer`` (the calendar then holds a
@@ -156,7 +163,14 @@ def import_event(scope: EventScope, body: Mapping[str, Any]) -> StoredEvent:
         raise errors.required("Missing iCalUID.", "iCalUID")
     for existing in scope.log.ordered():
         if existing.resource.get("iCalUID") == ical_uid and existing.master_id is None:
-            return update_event(scope, existing.id, body, if_match=None, patch=False)
+            return update_event(
+                scope,
+                existing.id,
+                body,
+                if_match=None,
+                patch=False,
+                conference_version=conference_version,
+            )
     organizer = body.get("organizer")
     if body.get("eventType") == "birthday":
         # "the event will be imported as a default event" (event types guide)
@@ -166,7 +180,9 @@ def import_event(scope: EventScope, body: Mapping[str, Any]) -> StoredEvent:
         chosen = {"email": organizer["email"]}
         if isinstance(organizer.get("displayName"), str):
             chosen["displayName"] = organizer["displayName"]
-    return _create(scope, body, ical_uid=ical_uid, organizer=chosen)
+    return _create(
+        scope, body, ical_uid=ical_uid, organizer=chosen, conference_version=conference_version
+    )
 
 
 def _create(
@@ -176,8 +192,10 @@ def _create(
     ical_uid: str | None,
     organizer: JSON | None,
     seeded: bool = False,
+    conference_version: int = 0,
 ) -> StoredEvent:
-    fields = clean_fields(body)
+    fields = clean_fields(_without_conference(body))
+    conference = conference_for_write(None, body, version=conference_version, patch=False)
     timing = parse_timing(fields, calendar_zone=scope.zone)
     if seeded:
         event_types.seed_fields(fields)
@@ -212,8 +230,25 @@ def _create(
         "sequence": sequence,
         "eventType": "default",
     }
+    if conference.data is not None:
+        fields["conferenceData"] = conference.data
     built, timing = _build(scope, resource, fields)
-    return _put(scope, built, timing, like=None)
+    return _conference_requested(scope, _put(scope, built, timing, like=None), conference)
+
+
+def _without_conference(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`body` without ``conferenceData``, which `conference_for_write` decides."""
+    if "conferenceData" not in body:
+        return body
+    return {key: value for key, value in body.items() if key != "conferenceData"}
+
+
+def _conference_requested(
+    scope: EventScope, stored: StoredEvent, conference: ConferenceWrite
+) -> StoredEvent:
+    if conference.requested:
+        scope.log.pending_conferences[stored.id] = scope.now
+    return stored
 
 
 def _sequence(current: Mapping[str, Any], new: Mapping[str, Any], given: Any) -> int:
@@ -240,18 +275,27 @@ def update_event(
     *,
     if_match: str | None,
     patch: bool,
+    conference_version: int = 0,
 ) -> StoredEvent:
     """events.update (``patch=False``, full replacement) or events.patch (merge).
 
     On an instance id this stores an exception; on a master it leaves exceptions be.
+    ``conferenceData`` follows `calsync.emulator.conference.conference_for_write`.
     """
     require_writer(scope)
     current = resolve(scope, event_id)
     _check_if_match(current.resource, if_match)
     is_exception = current.master_id is not None
-    writable = {k: v for k, v in body.items() if k in WRITABLE_FIELDS}
+    conference = conference_for_write(
+        current.resource.get("conferenceData"), body, version=conference_version, patch=patch
+    )
+    writable = {k: v for k, v in _without_conference(body).items() if k in WRITABLE_FIELDS}
     if patch:
-        base = {k: v for k, v in current.resource.items() if k in WRITABLE_FIELDS}
+        base = {
+            k: v
+            for k, v in current.resource.items()
+            if k in WRITABLE_FIELDS and k != "conferenceData"
+        }
         fields = clean_fields(merge_patch(base, writable), is_exception=is_exception)
     else:
         fields = clean_fields(writable, is_exception=is_exception)
@@ -269,9 +313,13 @@ def update_event(
         resource["created"] = timefmt.utc_millis(scope.now)
     resource["etag"] = new_etag()
     resource["updated"] = timefmt.utc_millis(scope.now)
+    if conference.data is not None:
+        fields["conferenceData"] = conference.data
     built, timing = _build(scope, resource, fields)
     built["sequence"] = _sequence(current.resource, built, given_sequence)
-    stored = _put(scope, ordered(built), timing, like=current)
+    stored = _conference_requested(
+        scope, _put(scope, ordered(built), timing, like=current), conference
+    )
     if stored.cancelled and not current.cancelled and current.is_master:
         _cancel_exceptions(scope, current.id)
     return stored

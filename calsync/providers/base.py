@@ -161,7 +161,8 @@ class CalendarProvider(Protocol):
         calsync_id: str,
         if_match: str | None,
     ) -> Event:
-        """Replace the provider copy with `event` (fields it lacks are cleared).
+        """Replace the provider copy with `event` (fields it lacks are cleared; so is a
+        conference, which calsync never copies back: the push patches instead).
 
         Same errors as `patch_event`.
         """

@@ -19,6 +19,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from calsync.domain.codec import conference_to_document
 from calsync.domain.models import SYNCABLE_FIELDS, Event
 from calsync.store.events import (
     KEEP_UPDATED_AT,
@@ -157,6 +158,7 @@ def record_pushed(
             sequence=remote.sequence,
             updated=remote.updated,
             organizer_email=remote.organizer_email or pushed.organizer_email,
+            conference=remote.conference,
         )
         values = {
             "google_event_id": remote.provider_event_id,
@@ -196,6 +198,30 @@ def _settle_deleted_exceptions(session: Session, master_id: uuid.UUID, series_id
             ~queued,
         )
         .values(sync_state="synced", sync_error=None, **KEEP_UPDATED_AT)
+    )
+
+
+def adopt_conference(
+    session: Session, event_id: uuid.UUID, *, pushed: Event, remote: Event, version: int
+) -> None:
+    """Store the conference Google answered the push of `pushed` (local `version`) with,
+    if it differs: Google decides a conference's state, and a request may come back
+    created already, which the pull would never see, its etag being the push's own
+    (echo suppression). A change of the event that is Google's, not a local edit: a new
+    version (list caches key on it), ``updated_at`` kept; nothing if the event moved
+    past `version` (its next push or pull brings the conference). Call it after
+    `record_pushed` and the outbox's close of `version` (decisions P3)."""
+    if remote.conference == pushed.conference:
+        return
+    conference = remote.conference
+    session.execute(
+        sa.update(_events)
+        .where(_events.c.id == event_id, _events.c.version == version)
+        .values(
+            conference=conference_to_document(conference) if conference is not None else None,
+            version=version + 1,
+            **KEEP_UPDATED_AT,
+        )
     )
 
 

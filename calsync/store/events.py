@@ -28,8 +28,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import QueryableAttribute, Session
 
-from calsync.domain.codec import event_from_document, event_to_document
+from calsync.domain.codec import (
+    conference_from_document,
+    conference_to_document,
+    event_from_document,
+    event_to_document,
+)
 from calsync.domain.errors import ValidationError
+from calsync.domain.event_props import Transparency, Visibility
 from calsync.domain.event_types import TypeProperties
 from calsync.domain.models import (
     EMPTY_METADATA,
@@ -153,6 +159,10 @@ EVENT_COLUMNS: Final = (
     "remote_updated_at",
     "event_type",
     "type_properties",
+    "transparency",
+    "visibility",
+    "color_id",
+    "conference",
 )
 """The column names `event_columns` gives values for, in its order."""
 
@@ -195,6 +205,7 @@ def event_columns(event: Event) -> dict[str, Any]:
         "metadata": dict(event.metadata.items()) if event.metadata else {},
         "remote_updated_at": event.updated,
         **type_columns(event),
+        **_props_columns(event),
     }
 
 
@@ -204,6 +215,31 @@ def type_columns(event: Event) -> dict[str, Any]:
     return {
         "event_type": str(event.event_type),
         "type_properties": properties.to_json() if properties is not None else None,
+    }
+
+
+def _props_columns(event: Event) -> dict[str, Any]:
+    """The columns of transparency, visibility, colour and conference."""
+    conference = event.conference
+    return {
+        "transparency": event.transparency.value,
+        "visibility": event.visibility.value,
+        "color_id": event.color_id,
+        "conference": conference_to_document(conference) if conference is not None else None,
+    }
+
+
+_TRANSPARENCIES: Final = {value.value: value for value in Transparency}
+_VISIBILITIES: Final = {value.value: value for value in Visibility}
+
+
+def _props(row: EventRecord) -> dict[str, Any]:
+    """The fields `_props_columns` stores, as `to_event` gives them."""
+    return {
+        "transparency": _TRANSPARENCIES[row.transparency],
+        "visibility": _VISIBILITIES[row.visibility],
+        "color_id": row.color_id,
+        "conference": conference_from_document(row.conference) if row.conference else None,
     }
 
 
@@ -265,6 +301,7 @@ def to_event(row: EventRecord, attendees: Iterable[EventAttendee] = ()) -> Event
         type_properties=TypeProperties(row.type_properties)
         if row.type_properties is not None
         else None,
+        **_props(row),
     )
 
 

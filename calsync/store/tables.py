@@ -48,6 +48,8 @@ TOKEN_STATUSES = ("valid", "needs_reauth", "revoked")
 ACCESS_ROLES = ("owner", "writer", "reader", "freeBusyReader")
 EVENT_STATUSES = ("confirmed", "tentative", "cancelled")
 SYNC_STATES = ("synced", "pending", "conflict", "error")
+TRANSPARENCIES = ("opaque", "transparent")
+VISIBILITIES = ("default", "public", "private", "confidential")
 RESPONSE_STATUSES = ("needsAction", "declined", "tentative", "accepted")
 CHANNEL_KINDS = ("events", "calendar_list")
 CHANNEL_STATUSES = ("active", "stopped")
@@ -215,6 +217,8 @@ class Event(Timestamped, Base):
         ),
         one_of("status", EVENT_STATUSES),
         one_of("sync_state", SYNC_STATES),
+        one_of("transparency", TRANSPARENCIES),
+        one_of("visibility", VISIBILITIES),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -247,6 +251,16 @@ class Event(Timestamped, Base):
     sequence: Mapped[int] = mapped_column(default=0)
     reminders: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
     app_metadata: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONDocument)
+    #: Google's busy/free, visibility and colour id (`calsync.domain.event_props`).
+    transparency: Mapped[str] = mapped_column(
+        sa.String(16), default="opaque", server_default="opaque"
+    )
+    visibility: Mapped[str] = mapped_column(
+        sa.String(16), default="default", server_default="default"
+    )
+    color_id: Mapped[str | None] = mapped_column(sa.String(16))
+    #: The conference (`calsync.domain.codec.conference_to_document`), ``NULL`` for none.
+    conference: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
     base_version: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
     sync_state: Mapped[str] = mapped_column(sa.String(16), default="pending")
     sync_error: Mapped[str | None] = mapped_column(sa.Text)

@@ -239,6 +239,14 @@ class _Pusher:
             )
             # closes nothing if the event moved on (then not synced: pushed again below)
             outbox.close(session, self.event_id, version=stored.version)
+            if remote is not None and synced:
+                event_changes.adopt_conference(
+                    session,
+                    self.event_id,
+                    pushed=stored.event,
+                    remote=remote,
+                    version=stored.version,
+                )
             sync_logs.record(
                 session,
                 user_id=stored.user_id,

@@ -77,6 +77,8 @@ def create_app(services: Services) -> Starlette:
             Route("/events", events.list_events, methods=["GET"]),
             Route("/events/{event_id}", events.get_event, methods=["GET"]),
             Route("/events/{event_id}", events.update_event, methods=["PUT"]),
+            # PATCH is PUT: both are partial updates (decisions E1, P5)
+            Route("/events/{event_id}", events.update_event, methods=["PATCH"]),
             Route("/events/{event_id}", events.delete_event, methods=["DELETE"]),
             Route("/sync", sync.trigger_sync, methods=["POST"]),
             Route("/sync/logs", sync.list_sync_logs, methods=["GET"]),

@@ -29,6 +29,7 @@ from calsync.domain.models import Attendee, Event, EventTime, Reminders
 from calsync.domain.timezones import zone
 from calsync.domain.validation import event_problems, time_problem
 from calsync.web.errors import APIError
+from calsync.web.event_props_input import PROPS_FIELDS, PROPS_READERS, props_values
 from calsync.web.event_type_fields import TYPE_FIELDS, TYPE_READERS, apply_type_changes
 
 __all__ = [
@@ -56,6 +57,7 @@ WRITABLE_FIELDS: Final = (
     "reminders",
     "metadata",
     *TYPE_FIELDS,
+    *PROPS_FIELDS,
 )
 READ_ONLY_FIELDS: Final = (
     "id",
@@ -253,6 +255,7 @@ _READERS: Final[dict[str, Any]] = {
     "reminders": _reminders,
     "metadata": _metadata,
     **TYPE_READERS,
+    **PROPS_READERS,
 }
 
 
@@ -281,6 +284,7 @@ def apply_changes(current: Event | None, changes: EventChanges, *, default_zone:
         if changes.has("metadata"):
             values["metadata"] = changes.get("metadata")
         values.update(apply_type_changes(current, changes.given))
+        values.update(props_values(current, changes.given))
         event = Event(**values) if current is None else dataclasses.replace(current, **values)
     except ValidationError as err:
         raise unprocessable([_domain_problem(err)]) from None

@@ -19,7 +19,14 @@ from calsync.store.event_queries import CalendarView
 from calsync.store.events import StoredEvent
 from calsync.web.event_type_fields import type_json
 
-__all__ = ["EventView", "calendar_json", "event_json", "instance_json", "time_json"]
+__all__ = [
+    "EventView",
+    "calendar_json",
+    "event_json",
+    "instance_json",
+    "props_json",
+    "time_json",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +88,7 @@ def event_json(view: EventView) -> dict[str, Any]:
         "reminders": None if reminders.use_default else [r.minutes for r in reminders.overrides],
         "metadata": dict(event.metadata),
         "status": event.status.value,
+        **props_json(event),
         "organizer": event.organizer_email,
         "sync_state": stored.sync_state,
         "sync_error": stored.sync_error,
@@ -90,6 +98,24 @@ def event_json(view: EventView) -> dict[str, Any]:
         "created_at": _moment(stored.created_at),
         "updated_at": _moment(stored.updated_at),
         **type_json(event),
+    }
+
+
+def props_json(event: Event) -> dict[str, Any]:
+    """``transparency``, ``visibility``, ``color_id`` and ``conference`` (null, or its
+    ``status``, ``uri`` and ``solution``) of an event."""
+    conference = event.conference
+    return {
+        "transparency": event.transparency.value,
+        "visibility": event.visibility.value,
+        "color_id": event.color_id,
+        "conference": None
+        if conference is None
+        else {
+            "status": conference.status.value,
+            "uri": conference.uri,
+            "solution": conference.solution,
+        },
     }
 
 

@@ -130,6 +130,8 @@ def _insert(
         sequence=0,
         updated=None,
     )
+    # a new event's Meet request carries the event's deterministic Google id (decisions P3)
+    event = _conference_requested(event, event.provider_event_id or str(event_id))
     stored = event_changes.insert_local(
         session,
         event_id=event_id,
@@ -284,10 +286,22 @@ def _save(
         raise _not_found()
     event = apply_changes(locked.event, changes, default_zone=calendar.timezone)
     _refuse(update_problems(locked.event, event))
+    google_id = locked.event.provider_event_id or google_event_id(locked.id)
+    event = _conference_requested(event, f"{google_id}-{locked.version + 1}")
     stored = event_changes.save_local(session, locked.id, event, now=now)
     _queue(session, stored, "update", now=now)
     _notify(session, account, locked.event, stored.event, stored.id, now=now)
     return stored
+
+
+def _conference_requested(event: Event, request_id: str) -> Event:
+    """`event` with `request_id` on the Meet request this write made, if it made one: the
+    event's Google id for a new event, that id and the new version for a later request
+    (Google ignores a request id it has seen before)."""
+    conference = event.conference
+    if conference is None or not conference.awaits_request_id:
+        return event
+    return dataclasses.replace(event, conference=conference.with_request_id(request_id))
 
 
 def _insert_exception(
@@ -357,6 +371,9 @@ def _split(
             recurrence=after,
             recurring_event_id=None,
             original_start=None,
+            # Google's conference stays with the old series; calsync copies no conference
+            # data to Google, only asks for new ones (decisions P3)
+            conference=None,
         )
         if not changes.has("recurrence"):
             changes = EventChanges({**changes.given, "recurrence": after})

@@ -187,6 +187,29 @@ _EVENT_FIELDS_IN: dict[str, Any] = {
         "maxProperties": 32,
     },
 }
+_PROPS_IN: dict[str, Any] = {
+    "transparency": {
+        "enum": ["opaque", "transparent", None],
+        "description": "busy (opaque, the default) or free (transparent); null: the default",
+    },
+    "visibility": {
+        "enum": ["default", "public", "private", "confidential", None],
+        "description": "Google's visibility; null: default (the calendar's)",
+    },
+    "color_id": {
+        "enum": [*(str(n) for n in range(1, 12)), None],
+        "description": "Google's event colour id (colors.get, event palette); null: none",
+    },
+    "conference": {
+        "oneOf": [
+            _object({"create": {"const": "meet"}}, required=("create",)),
+            {"type": "null"},
+        ],
+        "description": '{"create": "meet"} asks Google for a Meet link (no change when the'
+        " event has a conference that did not fail); null removes the conference",
+    },
+}
+_EVENT_FIELDS_IN.update(_PROPS_IN)
 _EVENT_OUT = _object(
     {
         "id": {"type": "string", "description": "uuid, or <seriesId>_<instance> for instances"},
@@ -211,6 +234,24 @@ _EVENT_OUT = _object(
         "reminders": {"type": ["array", "null"], "items": {"type": "integer"}},
         "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
         "status": {"enum": ["confirmed", "tentative", "cancelled"]},
+        "transparency": {"enum": ["opaque", "transparent"]},
+        "visibility": {"enum": ["default", "public", "private", "confidential"]},
+        "color_id": _NULLABLE_STRING,
+        "conference": {
+            "oneOf": [
+                _object(
+                    {
+                        "status": {"enum": ["pending", "success", "failure"]},
+                        "uri": _NULLABLE_STRING
+                        | {"description": "the address to join by video, once created"},
+                        "solution": _NULLABLE_STRING
+                        | {"description": "Google's solution type, such as hangoutsMeet"},
+                    },
+                    required=("status", "uri", "solution"),
+                ),
+                {"type": "null"},
+            ]
+        },
         "organizer": _NULLABLE_STRING,
         "sync_state": {"enum": ["synced", "pending", "conflict", "error"]},
         "sync_error": _NULLABLE_STRING,
@@ -683,6 +724,20 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
     ),
     ("PUT", "/events/{event_id}"): _op(
         "Change an event; fields left out keep their values",
+        {
+            "200": _json(_ref("Event")),
+            "403": _error("not the organizer, or calendar read-only"),
+            "404": _error("no such event"),
+            "412": _error("If-Match does not match the current etag"),
+            "422": _error("invalid fields or scope"),
+            **_BODY_ERRORS,
+            **_AUTH_ERRORS,
+        },
+        parameters=[_EVENT_ID, _SCOPE, _IF_MATCH],
+        requestBody=_body("EventUpdate"),
+    ),
+    ("PATCH", "/events/{event_id}"): _op(
+        "The same as PUT: change an event; fields left out keep their values",
         {
             "200": _json(_ref("Event")),
             "403": _error("not the organizer, or calendar read-only"),

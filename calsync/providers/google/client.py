@@ -54,6 +54,7 @@ from calsync.providers.google.errors import (
 )
 from calsync.providers.google.mapping import event_from_google, event_to_google, storable_text
 from calsync.providers.google.oauth import OAuthUnavailable
+from calsync.providers.google.props import CONFERENCE_DATA_VERSION
 from calsync.providers.quota import QuotaWaitExceeded
 from calsync.store.secrets import Secret
 
@@ -387,7 +388,10 @@ class GoogleCalendarClient:
         zone = self._zone(calendar_id)  # before a write, so it cannot fail after one
         answer = self._execute(
             lambda api: api.events.insert(
-                calendarId=calendar_id, body=body, sendUpdates=self._send_updates
+                calendarId=calendar_id,
+                body=body,
+                sendUpdates=self._send_updates,
+                conferenceDataVersion=CONFERENCE_DATA_VERSION,
             )
         )
         return _event(answer, zone)
@@ -410,6 +414,7 @@ class GoogleCalendarClient:
                 eventId=event_id,
                 body=body,
                 sendUpdates=self._send_updates,
+                conferenceDataVersion=CONFERENCE_DATA_VERSION,
             ),
             if_match=if_match,
         )
@@ -432,6 +437,7 @@ class GoogleCalendarClient:
                 eventId=event_id,
                 body=body,
                 sendUpdates=self._send_updates,
+                conferenceDataVersion=CONFERENCE_DATA_VERSION,
             ),
             if_match=if_match,
         )

@@ -8,7 +8,9 @@ calsync keeps its own fields in `extendedProperties.private`: `calsync_id` (the 
 id), `calsync_category` (the category) and one `calsync_meta_<key>` per metadata key;
 other private and shared properties belong to other clients and are left alone. Reading
 then writing an event is lossless for what calsync owns: title, description, location,
-start/end/timezone, category, recurrence, attendees, reminders, metadata and status.
+start/end/timezone, category, recurrence, attendees, reminders, metadata, status,
+transparency, visibility and colour; conferences are read, and asked for or removed,
+but never written otherwise (`calsync.providers.google.props`).
 
 Google's texts are whatever anyone who can write to an event (an inviter, another app)
 sent, so they are made storable here (decisions H1): a NUL or a lone surrogate, which
@@ -42,6 +44,8 @@ from calsync.domain.models import (
 )
 from calsync.domain.timezones import zone
 from calsync.providers.google.event_types import type_from_google, type_to_google
+from calsync.providers.google.props import props_from_google as _props_from_google
+from calsync.providers.google.props import props_to_google as _props_to_google
 
 __all__ = [
     "CALSYNC_CATEGORY_KEY",
@@ -163,6 +167,7 @@ def _event_from_google(resource: Mapping[str, Any], calendar_timezone: str) -> E
         updated=updated,
         event_type=event_type,
         type_properties=type_properties,
+        **_props_from_google(resource),
     )
 
 
@@ -266,6 +271,7 @@ def event_to_google(
                 body[key]["timeZone"] = None
     if previous is not None:
         _keep_googles_originals(body, event, previous)
+    body.update(_props_to_google(event, previous))
     type_to_google(body, event, previous=previous, inserting=event_id is not None)
     return body
 

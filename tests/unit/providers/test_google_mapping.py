@@ -336,6 +336,9 @@ OWNED = (
     "reminders",
     "metadata",
     "status",
+    "transparency",
+    "visibility",
+    "color_id",
 )
 
 

@@ -32,6 +32,7 @@ from calsync.providers.google.mapping import (
     event_from_google,
     event_to_google,
 )
+from calsync.providers.google.props import conference_from_google
 from tests.strategies import events
 
 _EPOCH = EventTime.on(date(1970, 1, 1))
@@ -113,6 +114,10 @@ def reference(resource: Mapping[str, Any], calendar_timezone: str) -> Event:
         etag=resource.get("etag"),
         sequence=int(resource.get("sequence", 0)),
         updated=datetime.fromisoformat(resource["updated"]) if resource.get("updated") else None,
+        transparency=resource.get("transparency", "opaque"),
+        visibility=resource.get("visibility", "default"),
+        color_id=resource.get("colorId"),
+        conference=conference_from_google(resource.get("conferenceData")),
     )
 
 
