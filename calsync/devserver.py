@@ -174,5 +174,12 @@ def banner(services: Services, *, host: str, port: int) -> str:
         """    -d '{"title": "Hello", "start_time": "2026-12-01T09:00:00+01:00","""
         """ "end_time": "2026-12-01T10:00:00+01:00", "timezone": "Europe/Berlin"}'""",
         "",
+        "Sign in another user (the emulator stands in for Google: any email, no account):",
+        f"  curl -sL -b '' '{base}/auth/google?login_hint=ann@example.com'",
+        f"  or open {base}/auth/google in a browser and type an email;",
+        "  the answer holds that user's JWT.",
+        "",
+        f"Everything is kept in {settings.state_dir.resolve()} (delete it to start over).",
+        "",
     ]
     return "\n".join(lines)
