@@ -113,6 +113,8 @@ def _dev(args: argparse.Namespace) -> int:
         )
     if settings.is_embedded and args.port != 8000:
         settings = replace(settings, public_url=f"http://{args.host}:{args.port}")
+    if settings.is_embedded:
+        settings = replace(settings, notice_sink_dir=settings.state_dir / "notices")
     try:
         run_dev(settings, host=args.host, port=args.port)
     except DevStartError as err:
