@@ -15,6 +15,7 @@ the request log, push-delivery records and rate-limit windows.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import asdict
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -137,26 +138,11 @@ def _read(
 
 
 def _user(user: User) -> JSON:
-    return {
-        "email": user.email,
-        "name": user.name,
-        "sub": user.sub,
-        "time_zone": user.time_zone,
-        "calendar_list": dict(user.calendar_list),
-        "removed_calendars": dict(user.removed_calendars),
-        "list_seq": user.list_seq,
-    }
+    return asdict(user)
 
 
 def _grant(grant: Grant) -> JSON:
-    return {
-        "id": grant.id,
-        "email": grant.email,
-        "client_id": grant.client_id,
-        "scopes": list(grant.scopes),
-        "refresh_token": grant.refresh_token,
-        "revoked": grant.revoked,
-    }
+    return asdict(grant)
 
 
 def _access(token: AccessToken) -> JSON:
@@ -169,18 +155,7 @@ def _access(token: AccessToken) -> JSON:
 
 
 def _code(code: AuthCode) -> JSON:
-    return {
-        "code": code.code,
-        "client_id": code.client_id,
-        "redirect_uri": code.redirect_uri,
-        "email": code.email,
-        "scopes": list(code.scopes),
-        "code_challenge": code.code_challenge,
-        "code_challenge_method": code.code_challenge_method,
-        "expires_at": code.expires_at.isoformat(),
-        "issue_refresh_token": code.issue_refresh_token,
-        "used": code.used,
-    }
+    return asdict(code) | {"expires_at": code.expires_at.isoformat()}
 
 
 # calendars and events ------------------------------------------------------------------
@@ -294,17 +269,7 @@ def _moment(text: str) -> datetime:
 
 
 def _channel(channel: Channel) -> JSON:
-    return {
-        "id": channel.id,
-        "kind": channel.kind,
-        "target": channel.target,
-        "owner": channel.owner,
-        "address": channel.address,
-        "token": channel.token,
-        "resource_id": channel.resource_id,
-        "resource_uri": channel.resource_uri,
+    return asdict(channel) | {
         "expiration": channel.expiration.isoformat(),
         "created": channel.created.isoformat(),
-        "stopped": channel.stopped,
-        "last_number": channel.last_number,
     }

@@ -17,8 +17,8 @@ from calsync.bootstrap import Services
 from calsync.domain.accounts import Role
 from calsync.notify.sink import NoticeSink
 from calsync.web.auth.principal import require_user
-from calsync.web.errors import APIError
 from calsync.web.paging import page_size
+from calsync.web.requests import optional_uuid
 
 
 async def list_kept_notices(request: Request) -> Response:
@@ -29,20 +29,7 @@ async def list_kept_notices(request: Request) -> Response:
     limit = page_size(request)
     user_id: uuid.UUID | None = account.id
     if account.role is Role.ADMIN:
-        user_id = _optional_uuid(request.query_params.get("user_id"))
+        user_id = optional_uuid(request.query_params.get("user_id"), "user_id")
     sink = NoticeSink(services.settings.notice_sink_dir)
     notices = await run_in_threadpool(sink.entries, user_id=user_id, limit=limit)
     return JSONResponse({"notices": notices, "folder": str(sink.folder.resolve())})
-
-
-def _optional_uuid(raw: str | None) -> uuid.UUID | None:
-    if raw is None:
-        return None
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise APIError(
-            422,
-            "user_id must be a user id",
-            details=[{"field": "user_id", "issue": "invalid", "message": "not a UUID"}],
-        ) from None
