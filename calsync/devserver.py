@@ -89,7 +89,8 @@ def run_dev(settings: Settings, *, host: str, port: int) -> None:
         services = bootstrap(settings)
         stack.callback(services.close)
         upgrade(services.engine)
-        forget_lost_work(services)
+        if settings.is_embedded:  # a Redis broker kept its messages, and has other workers
+            forget_lost_work(services)
         stack.enter_context(worker_threads(services))
         stack.enter_context(scheduler_thread(services))
         if emulator is not None:
@@ -174,12 +175,20 @@ def banner(services: Services, *, host: str, port: int) -> str:
         """    -d '{"title": "Hello", "start_time": "2026-12-01T09:00:00+01:00","""
         """ "end_time": "2026-12-01T10:00:00+01:00", "timezone": "Europe/Berlin"}'""",
         "",
-        "Sign in another user (the emulator stands in for Google: any email, no account):",
-        f"  curl -sL -b '' '{base}/auth/google?login_hint=ann@example.com'",
-        f"  or open {base}/auth/google in a browser and type an email;",
-        "  the answer holds that user's JWT.",
-        "",
-        f"Everything is kept in {settings.state_dir.resolve()} (delete it to start over).",
-        "",
     ]
+    if settings.uses_emulator:
+        lines += [
+            "Sign in another user (the emulator stands in for Google: any email, no account):",
+            f"  curl -sL -b '' '{base}/auth/google?login_hint=ann@example.com'",
+            f"  or open {base}/auth/google in a browser and type an email;",
+            "  the answer holds that user's JWT.",
+            "",
+        ]
+    if settings.notice_sink_dir is not None:
+        lines += [
+            f"Kept in {settings.state_dir.resolve()}: calsync.db, emulator-state.json",
+            "  (Google), notices/ (email and webhooks, listed at GET /dev/notices);",
+            "  delete them to start over.",
+            "",
+        ]
     return "\n".join(lines)
