@@ -75,7 +75,8 @@ class StateFile:
         """Write ``state`` atomically unless it is what the file already holds."""
         with self._lock:
             document = snapshot.dump(state)
-            encoded = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+            # ASCII with escapes: a lone surrogate (which Google keeps) has no UTF-8 form
+            encoded = json.dumps(document, separators=(",", ":")).encode()
             if encoded == self._last:
                 return
             _write_atomically(self.path, encoded)

@@ -67,7 +67,7 @@ class NoticeSink:
             _write(self.folder / f"{name}.eml", attachment)
             document["eml"] = f"{name}.eml"
         path = self.folder / f"{name}.json"
-        _write(path, json.dumps(document, indent=2, ensure_ascii=False).encode())
+        _write(path, json.dumps(document, indent=2).encode())
         log.info(
             "dev sink: kept the %s %s notice for %s in %s",
             notice.channel,

@@ -38,7 +38,7 @@ def list_all(client: httpx.Client, **params: str) -> dict[str, Any]:
 def test_a_restarted_emulator_keeps_everything_a_client_can_see(tmp_path: Path) -> None:
     state_file = tmp_path / "emulator-state.json"
     # Given a world with timed, all-day, recurring (with a moved and a cancelled instance),
-    # deleted events and a wall time that a DST change skips, and a push channel
+    # deleted events, a wall time that a DST change skips, odd texts, and a push channel
     with EmulatorServer(state_file=state_file) as first, EmulatorControl(first.url) as control:
         granted = control.create_user(EMAIL)
         with api(first.url, granted["access_token"]) as google:
@@ -55,10 +55,17 @@ def test_a_restarted_emulator_keeps_everything_a_client_can_see(tmp_path: Path) 
                  "end": {"dateTime": "2026-12-02T09:30:00", "timeZone": "Europe/Berlin"}},
                 {"summary": "doomed", "start": {"date": "2026-12-05"},
                  "end": {"date": "2026-12-06"}},
+                # texts Google keeps that UTF-8 cannot encode or a database cannot store
+                {"summary": "odd \ud800 \u0000 text", "start": {"date": "2026-12-07"},
+                 "end": {"date": "2026-12-08"}},
             ]  # fmt: skip
             ids = {}
             for body in bodies:
-                created = google.post("/events", json=body)
+                created = google.post(  # as JSON escapes: httpx would send raw UTF-8
+                    "/events",
+                    content=json.dumps(body),
+                    headers={"Content-Type": "application/json"},
+                )
                 assert created.status_code == 200, created.text
                 ids[body["summary"]] = created.json()["id"]
             instances = google.get(f"/events/{ids['weekly']}/instances").json()["items"]
