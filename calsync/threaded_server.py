@@ -120,5 +120,4 @@ def bind(host: str, port: int, *, what: str) -> socket.socket:
     except OSError as err:
         sock.close()
         raise PortInUse(f"{what} cannot listen on {host}:{port}: {err.strerror}") from None
-    sock.set_inheritable(True)
     return sock
