@@ -8,9 +8,10 @@ temporary file in the same folder, fsynced, then renamed over the old one, then 
 folder fsynced), so a crash or ``kill -9`` leaves either the previous or the new
 document, never a torn one. :class:`Persisting` saves after every request that may
 change the world and *before* its answer leaves, as Google's answer to a write means the
-write is durable: a client that heard "done" finds it after a restart. Cost: one encode
-of the whole world per write, fine for a development world of thousands of events; a
-write that changed nothing (the same document) skips the disk.
+write is durable: a client that heard "done" finds it after a restart. Cost per write:
+one copy of the world's small records, the encoding of the event versions written since
+the last save (the others' texts are kept), and one file write (see docs/benchmarks.md);
+a write that changed nothing (the same document) skips the disk.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class StateFile:
         self.path = path
         self._lock = threading.Lock()  # one writer at a time, in the order of the dumps
         self._last: bytes | None = None
+        self._texts = snapshot.EventTexts()
 
     def load_into(self, state: EmulatorState) -> bool:
         """Fill a fresh ``state`` from the file; False when there is no file yet.
@@ -74,9 +76,7 @@ class StateFile:
     def save(self, state: EmulatorState) -> None:
         """Write ``state`` atomically unless it is what the file already holds."""
         with self._lock:
-            document = snapshot.dump(state)
-            # ASCII with escapes: a lone surrogate (which Google keeps) has no UTF-8 form
-            encoded = json.dumps(document, separators=(",", ":")).encode()
+            encoded = snapshot.encode(state, self._texts)
             if encoded == self._last:
                 return
             _write_atomically(self.path, encoded)

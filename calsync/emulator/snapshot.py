@@ -1,6 +1,6 @@
 """The emulator's durable world as a JSON document, and back.
 
-``dump`` captures what Google itself would still have after a restart of its front
+``encode`` captures what Google itself would still have after a restart of its front
 ends: accounts (users, grants, access and refresh tokens, authorization codes,
 consents), calendars with every event version the sync protocol can still reach
 (tombstones, change numbers, sync epochs), watch channels, the run-time config and the
@@ -14,6 +14,7 @@ the request log, push-delivery records and rate-limit windows.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime, tzinfo
@@ -38,29 +39,65 @@ class SnapshotError(Exception):
     """The document is not an emulator state this version can read."""
 
 
-def dump(state: EmulatorState) -> JSON:
-    """The durable part of ``state`` as JSON-ready values; takes ``state.lock``.
+class EventTexts:
+    """The JSON text of each stored event version, made once: a version never changes (a
+    write stores a new one), so a save encodes only the versions written since the last
+    one, and the rest of a large world costs a lookup each."""
 
-    Containers are copied; event resources are shared, not copied, since a stored
-    resource is never mutated (a write stores a new one), so the document may be
-    encoded after the lock is released."""
+    def __init__(self) -> None:
+        self._texts: dict[int, tuple[StoredEvent, str]] = {}
+        self._used: dict[int, tuple[StoredEvent, str]] = {}
+
+    def of(self, event: StoredEvent) -> str:
+        found = self._texts.get(id(event))
+        if found is None or found[0] is not event:  # ids are reused once objects die
+            found = (event, json.dumps(_event(event), separators=(",", ":")))
+        self._used[id(event)] = found
+        return found[1]
+
+    def forget_unused(self) -> None:
+        """Keep only the texts used since the last call (versions still stored)."""
+        self._texts, self._used = self._used, {}
+
+
+def encode(state: EmulatorState, texts: EventTexts) -> bytes:
+    """The durable part of ``state`` as a JSON document (ASCII, with escapes: a lone
+    surrogate, which Google keeps in texts, has no UTF-8 form). Takes ``state.lock`` to
+    copy what may change; the copies are encoded after it is released."""
     with state.lock:
-        accounts = state.accounts
-        return {
-            "format": FORMAT,
-            "version": VERSION,
-            "clock_offset_seconds": state.clock.offset_seconds,
-            "config": state.config.to_json(),
-            "users": [_user(user) for user in accounts.users.values()],
-            "subjects": sorted(accounts.subjects),
-            "grants": [_grant(grant) for grant in accounts.grants.values()],
-            "access_tokens": [_access(token) for token in accounts.access_tokens.values()],
-            "codes": [_code(code) for code in accounts.codes.values()],
-            "offline_consents": sorted(list(pair) for pair in accounts.offline_consents),
-            "consents": {email: sorted(ticked) for email, ticked in accounts.consents.items()},
-            "calendars": [_calendar(calendar) for calendar in state.calendars.values()],
-            "channels": [_channel(channel) for channel in state.channels.channels.values()],
-        }
+        head = _head(state)
+        calendars = [
+            (_calendar(calendar), [texts.of(event) for event in calendar.events.ordered()])
+            for calendar in state.calendars.values()
+        ]
+    texts.forget_unused()
+    parts = [
+        _compact(calendar)[:-1] + ',"events":[' + ",".join(events) + "]}"
+        for calendar, events in calendars
+    ]
+    return (_compact(head)[:-1] + ',"calendars":[' + ",".join(parts) + "]}").encode()
+
+
+def _compact(value: JSON) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _head(state: EmulatorState) -> JSON:
+    accounts = state.accounts
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "clock_offset_seconds": state.clock.offset_seconds,
+        "config": state.config.to_json(),
+        "users": [_user(user) for user in accounts.users.values()],
+        "subjects": sorted(accounts.subjects),
+        "grants": [_grant(grant) for grant in accounts.grants.values()],
+        "access_tokens": [_access(token) for token in accounts.access_tokens.values()],
+        "codes": [_code(code) for code in accounts.codes.values()],
+        "offline_consents": sorted(list(pair) for pair in accounts.offline_consents),
+        "consents": {email: sorted(ticked) for email, ticked in accounts.consents.items()},
+        "channels": [_channel(channel) for channel in state.channels.channels.values()],
+    }
 
 
 def restore(state: EmulatorState, document: Any) -> None:
@@ -175,7 +212,6 @@ def _calendar(calendar: CalendarRecord) -> JSON:
         "deleted": calendar.deleted,
         "seq": log.seq,
         "last_updated": log.last_updated.isoformat() if log.last_updated else None,
-        "events": [_event(event) for event in log.ordered()],
     }
 
 
