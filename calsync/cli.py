@@ -100,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
 def _dev(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from calsync.devserver import run_dev
+    from calsync.devserver import DevStartError, run_dev
 
     settings = Settings.from_env()
     if args.emulator_port is not None:
@@ -113,7 +113,13 @@ def _dev(args: argparse.Namespace) -> int:
         )
     if settings.is_embedded and args.port != 8000:
         settings = replace(settings, public_url=f"http://{args.host}:{args.port}")
-    run_dev(settings, host=args.host, port=args.port)
+    if settings.is_embedded:
+        settings = replace(settings, notice_sink_dir=settings.state_dir / "notices")
+    try:
+        run_dev(settings, host=args.host, port=args.port)
+    except DevStartError as err:
+        print(f"calsync: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

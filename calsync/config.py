@@ -136,6 +136,9 @@ class Settings:
     metrics_port: int | None = None
     #: How long one computation of the state metrics serves scrapes (0: every scrape).
     state_metrics_cache_seconds: int = 5
+    #: Dev mode only (``calsync dev`` sets it): keep outgoing webhooks, and email when no
+    #: ``SMTP_URL`` is set, in this folder instead of sending them (``calsync.notify.sink``).
+    notice_sink_dir: Path | None = None
 
     @property
     def is_embedded(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from types import TracebackType
@@ -17,6 +18,8 @@ class ThreadedServer:
 
     `start` blocks until the socket listens; `url` is then ``http://host:port``. Idle
     keep-alive connections are closed after `keep_alive_seconds` (uvicorn's default is 5).
+    With `sock` (already bound, e.g. by :func:`bind`), uvicorn serves on it instead of
+    binding `host:port` itself.
     """
 
     def __init__(
@@ -27,8 +30,10 @@ class ThreadedServer:
         *,
         name: str = "calsync-http",
         keep_alive_seconds: int = 5,
+        sock: socket.socket | None = None,
     ) -> None:
         self.app = app
+        self.sock = sock
         self.keep_alive_seconds = keep_alive_seconds
         self.host = host
         self.port = port
@@ -59,7 +64,10 @@ class ThreadedServer:
             timeout_keep_alive=self.keep_alive_seconds,
         )
         server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, name=self.name, daemon=True)
+        sockets = [self.sock] if self.sock is not None else None
+        thread = threading.Thread(
+            target=server.run, kwargs={"sockets": sockets}, name=self.name, daemon=True
+        )
         thread.start()
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while not server.started:
@@ -91,3 +99,25 @@ class ThreadedServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class PortInUse(Exception):
+    """The address is taken; the message is one line naming it."""
+
+
+def bind(host: str, port: int, *, what: str) -> socket.socket:
+    """A TCP socket bound to ``host:port`` for a server to listen on (as uvicorn binds:
+    ``SO_REUSEADDR``, so a port in TIME_WAIT is free, one that listens is not).
+
+    Raises:
+        PortInUse: naming ``what`` should have listened there.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as err:
+        sock.close()
+        raise PortInUse(f"{what} cannot listen on {host}:{port}: {err.strerror}") from None
+    return sock

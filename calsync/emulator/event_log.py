@@ -69,6 +69,23 @@ class EventLog:
         #: (`calsync.emulator.conference.complete_due`).
         self.pending_conferences: dict[str, datetime] = {}
 
+    @classmethod
+    def restored(
+        cls, events: list[StoredEvent], *, seq: int, last_updated: datetime | None
+    ) -> EventLog:
+        """A log holding ``events`` (in insertion order, each with its change number) as
+        they were when saved; the next write gets change number ``seq + 1``."""
+        log = cls()
+        for event in events:
+            log._events[event.id] = event
+            if event.master_id is not None and event.suffix is not None:
+                log._exceptions.setdefault(event.master_id, {})[event.suffix] = event.id
+        for event in sorted(events, key=lambda item: item.seq):
+            log._changes[event.id] = event.seq
+        log.seq = max([seq, *(event.seq for event in events)])
+        log.last_updated = last_updated
+        return log
+
     def __len__(self) -> int:
         return len(self._events)
 

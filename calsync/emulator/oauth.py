@@ -3,11 +3,13 @@
 - ``GET /o/oauth2/auth`` (also ``/o/oauth2/v2/auth``): consents at once as the user
   named by ``login_hint`` (created if new) and redirects to ``redirect_uri`` with
   ``code``, ``state`` and the granted ``scope``; with ``consent_denied`` configured it
-  redirects with ``error=access_denied``. An unknown client is 401 ``invalid_client``
-  (no redirect). Granular consent as on Google since 2024: the Sign-In scopes
-  (``openid``, ``email``, ``profile``) are granted together, each other scope only if
-  the user ticks it (``POST /emulator/users/{email}/consent``; by default every box is
-  ticked). Granted scopes carry Google's names (``email`` is ``.../userinfo.email``).
+  redirects with ``error=access_denied``. Without ``login_hint`` it answers Google's
+  account chooser: a form that asks for an email and repeats the request with it. An
+  unknown client is 401 ``invalid_client`` (no redirect). Granular consent as on Google
+  since 2024: the Sign-In scopes (``openid``, ``email``, ``profile``) are granted
+  together, each other scope only if the user ticks it
+  (``POST /emulator/users/{email}/consent``; by default every box is ticked). Granted
+  scopes carry Google's names (``email`` is ``.../userinfo.email``).
 - ``POST /token`` (also ``/o/oauth2/token``, ``/oauth2/v4/token``): grants
   ``authorization_code`` (one use, 10 minutes, ``redirect_uri`` must match, PKCE
   ``S256``/``plain`` checked) and ``refresh_token``; client credentials by
@@ -25,13 +27,14 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import html
 import secrets
 from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlparse, urlunparse
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from calsync.emulator.accounts import (
@@ -54,6 +57,33 @@ def oauth_error(error: str, description: str, status: int = 400) -> Response:
     return JSONResponse(
         {"error": error, "error_description": description}, status_code=status, headers=headers
     )
+
+
+_CHOOSER = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Sign in - calsync emulator</title></head>
+<body>
+<h1>Choose an account</h1>
+<p>The calsync emulator stands in for Google: type any email address to sign in as that
+user (created if new). Nothing leaves this machine.</p>
+<form method="get" action="{action}">
+{hidden}
+<label>Email <input type="email" name="login_hint" required autofocus></label>
+<button type="submit">Next</button>
+</form>
+</body></html>
+"""
+
+
+def account_chooser(request: Request) -> Response:
+    """Google's account chooser, shown when no ``login_hint`` names the user: a form that
+    asks for an email and sends the same authorization request again with it."""
+    hidden = "\n".join(
+        f'<input type="hidden" name="{html.escape(key)}" value="{html.escape(value)}">'
+        for key, value in request.query_params.multi_items()
+        if key != "login_hint"
+    )
+    page = _CHOOSER.format(action=html.escape(request.url.path), hidden=hidden)
+    return HTMLResponse(page, headers=NO_STORE)
 
 
 def _with_query(url: str, params: dict[str, str]) -> str:
@@ -89,11 +119,9 @@ class OAuthEndpoints:
         scope = params.get("scope", "").split()
         if not scope:
             return oauth_error("invalid_request", "Missing required parameter: scope")
-        login_hint = params.get("login_hint", "")
+        login_hint = params.get("login_hint", "").strip()
         if "@" not in login_hint:
-            return oauth_error(
-                "invalid_request", "The emulator needs login_hint=<email> to pick the user."
-            )
+            return account_chooser(request)
         if state.config.consent_denied:
             return RedirectResponse(_with_query(redirect_uri, {"error": "access_denied"} | extra))
         method = params.get("code_challenge_method")

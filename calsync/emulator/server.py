@@ -1,15 +1,20 @@
 """Running the emulator: in a background thread (tests, ``calsync dev``) or in front.
 
 ``EmulatorServer`` starts uvicorn on a daemon thread and returns once it listens;
-port 0 picks a free port (read it back from ``.url``). ``run`` serves in the foreground
+port 0 picks a free port (read it back from ``.url``); a state file keeps the world
+across restarts. ``run`` serves in the foreground
 for ``calsync emulator --port 8765``.
 """
 
 from __future__ import annotations
 
+import socket
+from pathlib import Path
+
 import uvicorn
 
 from calsync.emulator.app import create_emulator_app
+from calsync.emulator.persistence import StateFile
 from calsync.emulator.state import EmulatorState
 from calsync.threaded_server import ThreadedServer
 
@@ -23,15 +28,31 @@ class EmulatorServer(ThreadedServer):
     """An emulator served by uvicorn on a daemon thread; a context manager."""
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, *, state: EmulatorState | None = None
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        state: EmulatorState | None = None,
+        state_file: Path | None = None,
+        sock: socket.socket | None = None,
     ) -> None:
+        """With ``state_file``, the world is loaded from that file (when it exists) and
+        every change is saved there (:mod:`calsync.emulator.persistence`).
+
+        Raises:
+            StateFileError: the file exists but cannot be used.
+        """
         self.state = state or EmulatorState()
+        persisted = StateFile(state_file) if state_file is not None else None
+        if persisted is not None:
+            persisted.load_into(self.state)
         super().__init__(
-            create_emulator_app(self.state),
+            create_emulator_app(self.state, state_file=persisted),
             host,
             port,
             name="calsync-emulator",
             keep_alive_seconds=KEEP_ALIVE_SECONDS,
+            sock=sock,
         )
 
 

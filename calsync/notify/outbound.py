@@ -17,12 +17,13 @@ from __future__ import annotations
 import ssl
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import httpcore2
 
 from calsync.notify.addresses import AddressGuard
 
-__all__ = ["GuardedBackend", "OutboundHttp", "Unreachable"]
+__all__ = ["GuardedBackend", "OutboundHttp", "Poster", "Unreachable"]
 
 _TRANSPORT_ERRORS = (
     httpcore2.TimeoutException,
@@ -80,6 +81,12 @@ class GuardedBackend(httpcore2.NetworkBackend):
         socket_options: Iterable[httpcore2.SOCKET_OPTION] | None = None,
     ) -> httpcore2.NetworkStream:
         raise httpcore2.ConnectError("outbound requests never use a Unix socket")
+
+
+class Poster(Protocol):
+    """What a sender needs of :class:`OutboundHttp`: one POST, its status back."""
+
+    def post(self, url: str, *, body: bytes, headers: Mapping[str, str]) -> int: ...
 
 
 @dataclass(frozen=True)

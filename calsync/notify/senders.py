@@ -8,6 +8,8 @@ delivery row itself: :mod:`calsync.notify.deliveries` does, in the same transact
 :func:`build_dispatcher` wires the real senders from settings: SMTP when
 ``CALSYNC_SMTP_URL`` is set, Web Push when ``CALSYNC_VAPID_PRIVATE_KEY`` is, webhooks
 always. A channel without its setting fails permanently with a reason that names it.
+In dev mode (``Settings.notice_sink_dir``), webhooks, and email unless SMTP is set, are
+kept in that folder instead of sent (:mod:`calsync.notify.sink`).
 """
 
 from __future__ import annotations
@@ -121,26 +123,38 @@ def build_dispatcher(
     """The real senders for ``settings``. Webhooks and Web Push share ``http``, which
     defaults to the SSRF rule with the system's resolver and certificate authorities;
     tests pass one whose guard names their receivers (``AddressGuard(test_listeners=...)``)."""
-    from calsync.notify.smtp import SmtpSender, parse_smtp_url
     from calsync.notify.webhooks import WebhookSender
-    from calsync.notify.webpush import WebPushSender, load_vapid_key
 
     http = http or OutboundHttp(AddressGuard())
-    senders: dict[str, Sender] = {"webhook": WebhookSender(box, http)}
-    if settings.smtp_url:
-        try:
-            senders["email"] = SmtpSender(parse_smtp_url(settings.smtp_url), settings.smtp_sender)
-        except ValueError as err:
-            senders["email"] = Unconfigured(f"CALSYNC_SMTP_URL is not usable: {err}")
-    else:
-        senders["email"] = Unconfigured("email is not configured (CALSYNC_SMTP_URL)")
-    if settings.vapid_private_key:
-        try:
-            key = load_vapid_key(settings.vapid_private_key)
-        except ValueError as err:
-            senders["push"] = Unconfigured(f"CALSYNC_VAPID_PRIVATE_KEY is not usable: {err}")
-        else:
-            senders["push"] = WebPushSender(key, settings.vapid_subject, http)
-    else:
-        senders["push"] = Unconfigured("Web Push is not configured (CALSYNC_VAPID_PRIVATE_KEY)")
-    return Dispatcher(senders)
+    senders: dict[str, Sender] = {"webhook": WebhookSender(box, http), **_email(settings)}
+    if settings.notice_sink_dir is not None:
+        from calsync.notify.sink import NoticeSink, SinkEmail, SinkWebhooks
+
+        sink = NoticeSink(settings.notice_sink_dir)
+        senders["webhook"] = SinkWebhooks(box, sink)
+        if not settings.smtp_url:
+            senders["email"] = SinkEmail(sink, settings.smtp_sender)
+    return Dispatcher(senders | _push(settings, http))
+
+
+def _email(settings: Settings) -> dict[str, Sender]:
+    from calsync.notify.smtp import SmtpSender, parse_smtp_url
+
+    if not settings.smtp_url:
+        return {"email": Unconfigured("email is not configured (CALSYNC_SMTP_URL)")}
+    try:
+        return {"email": SmtpSender(parse_smtp_url(settings.smtp_url), settings.smtp_sender)}
+    except ValueError as err:
+        return {"email": Unconfigured(f"CALSYNC_SMTP_URL is not usable: {err}")}
+
+
+def _push(settings: Settings, http: OutboundHttp) -> dict[str, Sender]:
+    from calsync.notify.webpush import WebPushSender, load_vapid_key
+
+    if not settings.vapid_private_key:
+        return {"push": Unconfigured("Web Push is not configured (CALSYNC_VAPID_PRIVATE_KEY)")}
+    try:
+        key = load_vapid_key(settings.vapid_private_key)
+    except ValueError as err:
+        return {"push": Unconfigured(f"CALSYNC_VAPID_PRIVATE_KEY is not usable: {err}")}
+    return {"push": WebPushSender(key, settings.vapid_subject, http)}

@@ -30,7 +30,7 @@ from typing import Final
 from sqlalchemy.orm import Session
 
 from calsync.notify.addresses import UnsafeAddress
-from calsync.notify.outbound import OutboundHttp, Unreachable
+from calsync.notify.outbound import Poster, Unreachable
 from calsync.notify.preferences import load_preferences, load_webhook_secret
 from calsync.notify.render import json_message
 from calsync.notify.senders import Notice, PermanentFailure, TemporaryFailure
@@ -80,7 +80,7 @@ def verify_signature(
 class WebhookSender:
     """POSTs signed notices to the user's webhook URL through ``http``."""
 
-    def __init__(self, box: SecretBox, http: OutboundHttp) -> None:
+    def __init__(self, box: SecretBox, http: Poster) -> None:
         self.box = box
         self.http = http
 

@@ -55,6 +55,7 @@ __all__ = [
     "never_sent",
     "pause_user",
     "pending_writes",
+    "release_all_events",
     "release_event",
     "retry_later",
     "write_state",
@@ -239,6 +240,16 @@ def release_event(session: Session, event_id: uuid.UUID) -> None:
     session.execute(
         sa.update(_events)
         .where(_events.c.id == event_id)
+        .values(push_lease_until=None, **KEEP_UPDATED_AT)
+    )
+
+
+def release_all_events(session: Session) -> None:
+    """Free every event's push lease (see :func:`calsync.sync.kicks.release_all`: only at
+    the start of an embedded installation's one process, whose jobs all died with it)."""
+    session.execute(
+        sa.update(_events)
+        .where(_events.c.push_lease_until.is_not(None))
         .values(push_lease_until=None, **KEEP_UPDATED_AT)
     )
 

@@ -43,6 +43,7 @@ __all__ = [
     "pull_finished",
     "pull_started",
     "release",
+    "release_all",
 ]
 
 _calendars = cast(sa.Table, Calendar.__table__)
@@ -292,3 +293,28 @@ def claim_lost_calendar_lists(
         .returning(_users.c.id)
     )
     return [row.id for row in rows]
+
+
+def release_all(session: Session) -> None:
+    """Free every queue slot (pulls and calendar-list reads) and every sync lease.
+
+    Only for the start of the one process of an embedded installation (``calsync
+    dev``): its broker lived in memory, so every message queued and every job running
+    when it last stopped died with it. Without this, each calendar with a lost pull waited
+    a whole sync lease before the scheduler's sweep claimed it again; freed, a dirty one
+    is claimed by the next sweep. Never call it while other processes work.
+    """
+    session.execute(
+        sa.update(_calendars)
+        .where(
+            sa.or_(
+                _calendars.c.sync_queued_at.is_not(None), _calendars.c.sync_lease_owner.is_not(None)
+            )
+        )
+        .values(sync_queued_at=None, sync_lease_owner=None, sync_lease_until=None)
+    )
+    session.execute(
+        sa.update(_users)
+        .where(_users.c.calendars_queued_at.is_not(None))
+        .values(calendars_queued_at=None)
+    )

@@ -21,6 +21,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from calsync import metrics, tracing
 from calsync.bootstrap import Services
+from calsync.config import Settings
 from calsync.logs import log_context, redact
 from calsync.sync.notifications import ChannelCache, DirtyMarks
 from calsync.web import openapi
@@ -37,7 +38,7 @@ from calsync.web.limits import (
     client_address_key,
 )
 from calsync.web.push_intake import PushIntakeMiddleware
-from calsync.web.routes import admin, auth, calendars, events, me, sync, webhooks
+from calsync.web.routes import admin, auth, calendars, dev, events, me, sync, webhooks
 from calsync.web.routes import preferences as notice_routes
 
 #: Paths that are never rate limited per user: probes, metrics and Google's pushes.
@@ -82,6 +83,7 @@ def create_app(services: Services) -> Starlette:
             Route("/events/{event_id}", events.delete_event, methods=["DELETE"]),
             Route("/sync", sync.trigger_sync, methods=["POST"]),
             Route("/sync/logs", sync.list_sync_logs, methods=["GET"]),
+            *_dev_routes(settings),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
     )
@@ -123,6 +125,13 @@ def create_app(services: Services) -> Starlette:
         marks=app.state.dirty_marks,
     )
     return app
+
+
+def _dev_routes(settings: Settings) -> list[Route]:
+    """Routes of ``calsync dev`` only, outside the API contract."""
+    if settings.notice_sink_dir is None:
+        return []
+    return [Route("/dev/notices", dev.list_kept_notices, methods=["GET"])]
 
 
 def create_metrics_app(services: Services) -> Starlette:

@@ -1,9 +1,11 @@
-"""Reading request bodies: JSON objects only, unknown fields refused with 422."""
+"""Reading requests: JSON object bodies (unknown fields refused with 422) and id
+parameters."""
 
 from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Iterable
 from typing import Any, Final
 
@@ -91,3 +93,21 @@ def reject_unknown_fields(
     if details:
         names = ", ".join(d["field"] for d in details)
         raise APIError(422, f"these fields cannot be set: {names}", details=details)
+
+
+def optional_uuid(raw: str | None, field: str) -> uuid.UUID | None:
+    """The id a query parameter ``field`` holds, None when absent.
+
+    Raises:
+        APIError: 422 naming ``field`` when it is not an id.
+    """
+    if raw is None:
+        return None
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise APIError(
+            422,
+            f"{field} must be an id",
+            details=[{"field": field, "issue": "invalid", "message": "must be an id"}],
+        ) from None

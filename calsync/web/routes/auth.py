@@ -26,6 +26,7 @@ import logging
 import uuid
 from datetime import timedelta
 from typing import Final
+from urllib.parse import urlsplit, urlunsplit
 
 import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
@@ -91,8 +92,17 @@ OAUTH_ERRORS: Final = frozenset(
 
 
 async def start_google_sign_in(request: Request) -> Response:
-    """Redirect the browser to Google's consent page, binding the attempt to a cookie."""
+    """Redirect the browser to Google's consent page, binding the attempt to a cookie.
+
+    ``login_hint`` is optional: Google then lets the person pick or type their account
+    (the emulator asks for an email). A browser that came in by another loopback name
+    than ``CALSYNC_PUBLIC_URL`` has (``localhost`` for ``127.0.0.1``) is first sent to
+    the public one, since the cookie is kept per host name and Google sends the browser
+    back to the public URL: the callback would find no cookie."""
     services: Services = request.app.state.services
+    canonical = _public_origin_redirect(request, services.settings.public_url)
+    if canonical is not None:
+        return canonical
     login_hint = request.query_params.get("login_hint")
     if login_hint is not None and (len(login_hint) > MAX_LOGIN_HINT or "@" not in login_hint):
         raise APIError(400, "login_hint must be an email address", code="invalid_login_hint")
@@ -327,6 +337,29 @@ async def _refuse(services: Services, address: str | None, reason: str) -> None:
             )
 
     await run_in_threadpool(write)
+
+
+_LOOPBACK_NAMES: Final = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def _is_loopback(host: str | None) -> bool:
+    name = (host or "").strip("[]").lower()
+    return name in _LOOPBACK_NAMES or name.endswith(".localhost")
+
+
+def _public_origin_redirect(request: Request, public_url: str) -> Response | None:
+    """A redirect to the same path on the public URL when the request reached calsync by
+    another loopback name than the public URL's; None otherwise. Only loopback names
+    are rewritten: behind a proxy, the ``Host`` calsync sees may differ from the public
+    one for every request, and a redirect there would loop."""
+    public = urlsplit(public_url)
+    asked = request.url
+    if asked.hostname == public.hostname or not (
+        _is_loopback(asked.hostname) and _is_loopback(public.hostname)
+    ):
+        return None
+    target = urlunsplit((public.scheme, public.netloc, asked.path, asked.query, ""))
+    return RedirectResponse(target, status_code=307)
 
 
 def _is_https(services: Services) -> bool:

@@ -24,6 +24,7 @@ from calsync.sync.connect import queue_pulls
 from calsync.web.auth.principal import require_user
 from calsync.web.errors import APIError
 from calsync.web.paging import page_size
+from calsync.web.requests import optional_uuid
 
 
 async def trigger_sync(request: Request) -> Response:
@@ -32,7 +33,7 @@ async def trigger_sync(request: Request) -> Response:
     if account.status is AccountStatus.NEEDS_REAUTH:
         raise APIError(409, "Google access was lost; sign in again to sync", code="needs_reauth")
     services: Services = request.app.state.services
-    only = _optional_uuid(request.query_params.get("calendar_id"), "calendar_id")
+    only = optional_uuid(request.query_params.get("calendar_id"), "calendar_id")
 
     def queue() -> dict[str, Any]:
         with services.sessions() as session:
@@ -62,13 +63,13 @@ async def list_sync_logs(request: Request) -> Response:
     """The caller's sync log, newest first; admins may read anyone's (``user_id``)."""
     account = require_user(request)
     services: Services = request.app.state.services
-    wanted = _optional_uuid(request.query_params.get("user_id"), "user_id")
+    wanted = optional_uuid(request.query_params.get("user_id"), "user_id")
     if wanted is not None and wanted != account.id and account.role is not Role.ADMIN:
         raise APIError(404, "no such user")
     user_id = wanted or account.id
     limit = page_size(request)
     before = _log_cursor(request.query_params.get("cursor"))
-    calendar_id = _optional_uuid(request.query_params.get("calendar_id"), "calendar_id")
+    calendar_id = optional_uuid(request.query_params.get("calendar_id"), "calendar_id")
     kind = _log_kind(request.query_params.get("kind"))
 
     def load() -> list[sync_logs.LogEntry]:
@@ -133,16 +134,3 @@ def _log_kind(raw: str | None) -> str | None:
 
 
 _LOG_KINDS: Final = frozenset(kind.value for kind in sync_logs.LogKind)
-
-
-def _optional_uuid(raw: str | None, field: str) -> uuid.UUID | None:
-    if raw is None:
-        return None
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise APIError(
-            422,
-            f"{field} must be an id",
-            details=[{"field": field, "issue": "invalid", "message": "must be an id"}],
-        ) from None

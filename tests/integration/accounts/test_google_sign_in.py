@@ -202,3 +202,46 @@ def test_the_jwt_from_the_dance_works_on_events_after_the_calendars_connect(app:
     assert [e["title"] for e in listed.json()["events"]] == ["first"]
     # And without the JWT, /events is 401
     assert app.client.get("/events").status_code == 401
+
+
+@pytest.mark.parametrize("mode", ["embedded", "production"])
+def test_a_sign_in_begun_on_another_loopback_name_moves_to_the_public_one_first(
+    request: pytest.FixtureRequest, fake_google: FakeGoogle, mode: str
+) -> None:
+    settings = fake_google.settings_for(
+        request.getfixturevalue(f"{mode}_settings"), public_url="http://127.0.0.1:8000"
+    )
+    for running in running_app(settings):
+        # When a browser that says "localhost" starts a sign-in
+        start = running.client.get(
+            "http://localhost:8000/auth/google?login_hint=ann%40example.com",
+            follow_redirects=False,
+        )
+        # Then it is sent to the same path on the public name, with no cookie set yet
+        assert start.status_code == 307
+        assert start.headers["location"] == (
+            "http://127.0.0.1:8000/auth/google?login_hint=ann%40example.com"
+        )
+        assert "set-cookie" not in start.headers
+        # And there the sign-in starts (cookie and redirect to Google)
+        there = running.client.get(start.headers["location"], follow_redirects=False)
+        assert there.status_code == 302
+        assert there.headers["location"].startswith(fake_google.url)
+        assert "set-cookie" in there.headers
+
+
+@pytest.mark.parametrize("mode", ["embedded", "production"])
+def test_a_host_that_is_not_loopback_is_never_redirected(
+    request: pytest.FixtureRequest, fake_google: FakeGoogle, mode: str
+) -> None:
+    settings = fake_google.settings_for(
+        request.getfixturevalue(f"{mode}_settings"), public_url="https://calsync.example.com"
+    )
+    for running in running_app(settings):
+        # A proxy that forwards with its own Host: a redirect would loop
+        start = running.client.get(
+            "http://calsync.internal/auth/google?login_hint=ann%40example.com",
+            follow_redirects=False,
+        )
+        assert start.status_code == 302
+        assert start.headers["location"].startswith(fake_google.url)
