@@ -24,7 +24,9 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def wait_until_healthy(base: str, process: subprocess.Popen[str], timeout: float = 30) -> None:
+def wait_until_healthy(base: str, process: subprocess.Popen[str], timeout: float = 120) -> None:
+    """Wait for /healthz: a bound on start-up that catches a hang, generous because a
+    machine shared with other jobs starts a process slowly (30 s once was not enough)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
