@@ -30,6 +30,7 @@ __all__ = [
     "conference_to_document",
     "event_from_document",
     "event_to_document",
+    "props_to_document",
     "time_from_document",
     "time_to_document",
 ]
@@ -92,7 +93,7 @@ def event_to_document(event: Event) -> dict[str, Any]:
         "sequence": event.sequence,
         "updated": event.updated.isoformat() if event.updated else None,
         **_type_document(event),
-        **_props_to_document(event),
+        **props_to_document(event),
     }
 
 
@@ -108,7 +109,7 @@ def _type_document(event: Event) -> dict[str, Any]:
     }
 
 
-def _props_to_document(event: Event) -> dict[str, Any]:
+def props_to_document(event: Event) -> dict[str, Any]:
     """Transparency, visibility, colour and conference (documents written before they
     existed lack them: `_props_from_document` reads Google's defaults then)."""
     conference = event.conference

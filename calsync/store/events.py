@@ -30,9 +30,9 @@ from sqlalchemy.orm import QueryableAttribute, Session
 
 from calsync.domain.codec import (
     conference_from_document,
-    conference_to_document,
     event_from_document,
     event_to_document,
+    props_to_document,
 )
 from calsync.domain.errors import ValidationError
 from calsync.domain.event_props import Transparency, Visibility
@@ -219,14 +219,9 @@ def type_columns(event: Event) -> dict[str, Any]:
 
 
 def _props_columns(event: Event) -> dict[str, Any]:
-    """The columns of transparency, visibility, colour and conference."""
-    conference = event.conference
-    return {
-        "transparency": event.transparency.value,
-        "visibility": event.visibility.value,
-        "color_id": event.color_id,
-        "conference": conference_to_document(conference) if conference is not None else None,
-    }
+    """The columns of transparency, visibility, colour and conference: their values as
+    the event's JSON document holds them."""
+    return props_to_document(event)
 
 
 _TRANSPARENCIES: Final = {value.value: value for value in Transparency}

@@ -100,6 +100,17 @@ class SyncStack:
             assert pull_calendar(self.services, calendar_id).status == "ok"
         return self.user_id
 
+    def calendar_id(self, user_id: uuid.UUID, google_id: str) -> uuid.UUID:
+        """calsync's id of `user_id`'s calendar `google_id` (their primary: their email)."""
+        with self.services.sessions() as session:
+            found = session.scalar(
+                sa.select(Calendar.id).where(
+                    Calendar.user_id == user_id, Calendar.provider_calendar_id == google_id
+                )
+            )
+        assert found is not None, f"{google_id} is not stored for {user_id}"
+        return found
+
     def headers(self, user_id: uuid.UUID, role: Role = Role.USER) -> dict[str, str]:
         """Headers that authenticate as `user_id` on the API."""
         with self.services.sessions() as session:

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from calsync.domain.accounts import Role
-from calsync.store.tables import AuditEvent, Calendar, WatchChannel
+from calsync.store.tables import AuditEvent, WatchChannel
 from calsync.store.users import ensure_user
 from calsync.sync.channels import ensure_channels, maintain_channels
 from calsync.sync.pull import pull_calendar
@@ -48,17 +48,6 @@ def live_channels(stack: SyncStack, user_id: uuid.UUID) -> int:
         )
 
 
-def primary(stack: SyncStack, user_id: uuid.UUID, email: str) -> uuid.UUID:
-    with stack.services.sessions() as session:
-        found = session.scalar(
-            sa.select(Calendar.id).where(
-                Calendar.user_id == user_id, Calendar.provider_calendar_id == email
-            )
-        )
-    assert found is not None
-    return found
-
-
 def test_a_disabled_user_stops_syncing_until_enabled_again(hand_stack: SyncStack) -> None:
     # Given two connected users with channels, and ann's event waiting to be pushed
     ben = hand_stack.connect_pulled(BEN)
@@ -79,7 +68,7 @@ def test_a_disabled_user_stops_syncing_until_enabled_again(hand_stack: SyncStack
     assert report.stopped == 2
     assert live_channels(hand_stack, ann) == 0
     assert live_channels(hand_stack, ben) == 2
-    assert pull_calendar(hand_stack.services, primary(hand_stack, ann, ANN)).status == "skipped"
+    assert pull_calendar(hand_stack.services, hand_stack.calendar_id(ann, ANN)).status == "skipped"
     pushed = push_outbox(hand_stack.services, hand_stack.services.providers, event_id)
     assert pushed.status is PushStatus.STOPPED
     by_ann = [r for r in hand_stack.control.requests() if r.get("user") == ANN]
@@ -87,14 +76,14 @@ def test_a_disabled_user_stops_syncing_until_enabled_again(hand_stack: SyncStack
     assert [r["path"] for r in by_ann if not r["path"].endswith("/channels/stop")] == []
     # And she cannot use the API, while ben syncs as before
     assert httpx.get(f"{hand_stack.url}/me", headers=hand_stack.headers(ann)).status_code == 401
-    assert pull_calendar(hand_stack.services, primary(hand_stack, ben, BEN)).status == "ok"
+    assert pull_calendar(hand_stack.services, hand_stack.calendar_id(ben, BEN)).status == "ok"
     # When the admin enables her again
     set_status(hand_stack, admin, ann, "active")
     report = maintain_channels(hand_stack.services)
     # Then her channels are back, her calendar pulls and her event reaches Google once
     assert report.opened == 2
     assert live_channels(hand_stack, ann) == 2
-    assert pull_calendar(hand_stack.services, primary(hand_stack, ann, ANN)).status == "ok"
+    assert pull_calendar(hand_stack.services, hand_stack.calendar_id(ann, ANN)).status == "ok"
     pushed = push_outbox(hand_stack.services, hand_stack.services.providers, event_id)
     assert pushed.status is PushStatus.SYNCED
     inserts = hand_stack.control.requests(

@@ -15,8 +15,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from calsync.store.tables import Calendar, OutboxEntry
 from calsync.store.tables import Event as EventRow
+from calsync.store.tables import OutboxEntry
 from calsync.sync.pull import pull_calendar
 from calsync.sync.push import push_outbox
 from tests.integration.sync.conftest import SyncStack
@@ -24,17 +24,6 @@ from tests.integration.sync.conftest import SyncStack
 pytestmark = pytest.mark.integration
 
 ANN, BEN = "ann@example.com", "ben@example.com"
-
-
-def primary_of(stack: SyncStack, user_id: uuid.UUID, email: str) -> uuid.UUID:
-    with stack.services.sessions() as session:
-        found = session.scalar(
-            sa.select(Calendar.id).where(
-                Calendar.user_id == user_id, Calendar.provider_calendar_id == email
-            )
-        )
-    assert found is not None
-    return found
 
 
 def series_with_changed_instances(stack: SyncStack, email: str) -> str:
@@ -83,7 +72,7 @@ def test_a_deleted_series_leaves_no_instance_pending(hand_stack: SyncStack) -> N
     # Given Ann and Ben, each with a series whose instances were changed on Google, pulled
     users = {email: stack.connect_pulled(email) for email in (ANN, BEN)}
     series = {email: series_with_changed_instances(stack, email) for email in (ANN, BEN)}
-    calendars = {email: primary_of(stack, users[email], email) for email in (ANN, BEN)}
+    calendars = {email: stack.calendar_id(users[email], email) for email in (ANN, BEN)}
     for calendar_id in calendars.values():
         assert pull_calendar(stack.services, calendar_id).status == "ok"
     assert len(states(stack, calendars[ANN])) == 3  # the series and its two exceptions
