@@ -42,7 +42,8 @@ __all__ = ["SeriesSplit", "split_series"]
 _CHECKED: Final = 64
 """Instances of an endless rule compared when the new rule is anchored off its rule."""
 _MAX_LISTED: Final = 500
-"""The most instances of a finite rule written out as RDATEs where no rule can carry them."""
+"""The most instances of a finite rule written out as RDATEs where no rule can carry them
+(an added date between the periods of a rule with an INTERVAL)."""
 _SLACK: Final = timedelta(days=2)
 """Wall times this far before the split instance's are looked at: a nominal time in a
 DST gap starts later than its wall time."""
@@ -173,16 +174,18 @@ def _split_rule(
     head, parts = _parts(line)
     rule = parse_recurrence([line]).rrules[0]
     old = cut.old
-    first = rule_walls(line, master.start, low=old.start, limit=1, fallback_zone=old.fallback)
-    early = None
-    if first and _before(first[0], cut):
-        early = f"{head}:{';'.join([*_without_end(parts), _until_before(cut)])}"
     limit = rule.count if rule.count is not None else _CHECKED + 1
     nominal = rule_walls(
         line, master.start, low=cut.at_wall - _SLACK, limit=limit, fallback_zone=old.fallback
     )
     rest = [w for w in nominal if not _before(w, cut)]
-    generated = bool(rest) and rest[0] == cut.at_wall and _same(rest[0], cut)
+    if not rest:  # the rule ended before the split (an added date after it)
+        return line, None, False, []
+    first = rule_walls(line, master.start, low=old.start, limit=1, fallback_zone=old.fallback)
+    early = None
+    if first and _before(first[0], cut):
+        early = f"{head}:{';'.join([*_without_end(parts), _until_before(cut)])}"
+    generated = rest[0] == cut.at_wall and _same(rest[0], cut)
     if generated:
         if rule.count is not None:
             end = [f"COUNT={len(rest)}"]
@@ -198,18 +201,24 @@ def _split_rule(
         end = [_moved_until(rule, cut)] if rule.until is not None else []
     pins = _pins(rule, cut.moved(old.start), cut.new.wall_of(new_start), all_day=old.all_day)
     late = f"{head}:{';'.join([*_without_end(parts), *pins, *end])}"
-    wanted = [cut.moved(w) for w in later]
+    wanted = [cut.moved(w) for w in later]  # all of them, or (no COUNT) the first ones
+    start_wall = cut.new.wall_of(new_start)
     got = rule_walls(
-        late,
-        new_start,
-        low=cut.new.wall_of(new_start),
-        limit=len(wanted) if rule.count is not None else _CHECKED,
-        fallback_zone=old.fallback,
+        late, new_start, low=start_wall, limit=len(wanted) + 2, fallback_zone=old.fallback
     )
-    got = tuple(w for w in got if w != cut.new.wall_of(new_start))
-    if list(got) == wanted[: len(got)] and (rule.count is None or len(got) == len(wanted)):
+    got = tuple(w for w in got if w != start_wall)
+    if list(got if rule.count is not None else got[: len(wanted)]) == wanted:
         return early, late, False, []
-    if rule.count is not None and len(wanted) <= _MAX_LISTED:
+    if rule.until is not None:  # finite too: all of its instances
+        nominal = rule_walls(
+            line,
+            master.start,
+            low=cut.at_wall - _SLACK,
+            limit=_MAX_LISTED + 2,
+            fallback_zone=old.fallback,
+        )
+        wanted = [cut.moved(w) for w in nominal if not _before(w, cut) and not _same(w, cut)]
+    if (rule.count is not None or rule.until is not None) and len(wanted) <= _MAX_LISTED:
         return early, None, False, wanted
     raise ValidationError(
         "recurrence",
