@@ -114,10 +114,17 @@ def split_series(
     `at` must be an instance start of `master` after its first one, and `new_start` of
     the same kind (a day or an instant). Raises `ValidationError("recurrence", ...)` where
     the rest of the series cannot be written from `new_start` (an added date off an
-    endless rule's INTERVAL)."""
+    endless rule's INTERVAL), and `ValidationError("start_time", ...)` where `new_start`
+    is a day and `at` an instant or the other way round."""
     fallback = master.timezone or "UTC"
     old = _Frame(master.start, fallback)
     target = new_start or at
+    if target.is_all_day != at.is_all_day:
+        raise ValidationError(
+            "start_time",
+            "the following instances cannot change between timed and all-day; "
+            "change the whole series, or give the new series its own recurrence",
+        )
     new = _Frame(target, fallback) if not target.is_all_day else old
     at_wall = old.wall_of(at)
     new_wall = new.wall_of(target)

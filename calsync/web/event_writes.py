@@ -318,15 +318,17 @@ def _split(
     new_event = None
     if changes is not None:
         new_event = _following(master, ref, changes, calendar)
+    own_rule = changes is not None and changes.has("recurrence")
     try:
         halves = split_series(
             master.event,
             ref.original_start,
-            new_start=new_event.start if new_event is not None else None,
+            # the body's own recurrence leaves the new half's lines unused
+            new_start=new_event.start if new_event is not None and not own_rule else None,
         )
     except ValidationError as err:
         raise _field_error(err.field, err.message) from None
-    if new_event is not None and not (changes is not None and changes.has("recurrence")):
+    if new_event is not None and not own_rule:
         new_event = checked_event(dataclasses.replace(new_event, recurrence=halves.after))
     locked = event_changes.lock_stored(session, master.id)
     assert locked is not None

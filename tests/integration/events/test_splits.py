@@ -202,3 +202,22 @@ def test_a_title_split_in_a_dst_gap_keeps_the_later_times(
     window = (date.fromisoformat(first) - timedelta(days=1)).isoformat(), "2024-12-31"
     assert shown(app, alice, *window) == expected
     assert on_google(app, alice) == expected
+
+
+def test_a_split_to_all_day_is_refused_and_changes_nothing(any_app: EventsApp) -> None:
+    app = any_app
+    alice = app.connect("alice@example.com")
+    created = series(app, alice, *FRIDAYS)
+    before = shown(app, alice, "2024-01-01", "2024-04-30")
+
+    response = app.put(
+        alice,
+        f"{created['id']}_20240112T080000Z",
+        {"start_time": "2024-01-12", "end_time": "2024-01-13", "all_day": True},
+        scope="following",
+    )
+
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["details"][0]["field"] == "start_time"
+    assert shown(app, alice, "2024-01-01", "2024-04-30") == before
+    assert app.get(alice, created["id"])["recurrence"] == list(FRIDAYS[3:])
