@@ -44,6 +44,16 @@ def on_google(app: EventsApp, user: User) -> list[tuple[str, str]]:
     return sorted(rows)
 
 
+def everywhere(app: EventsApp, user: User, first: str, last: str) -> list[tuple[str, str]]:
+    """The instances calsync shows, after checking that Google shows the same and that
+    calsync still shows them after pulling Google's copy back."""
+    here = shown(app, user, first, last)
+    assert on_google(app, user) == here
+    app.pull(user)
+    assert shown(app, user, first, last) == here
+    return here
+
+
 def split(app: EventsApp, user: User, instance: str, body: dict[str, Any]) -> Any:
     response = app.put(user, instance, body, scope="following")
     assert response.status_code == 200, response.text
@@ -74,8 +84,7 @@ def test_a_split_at_an_added_date_keeps_the_rule_on_its_weekday(any_app: EventsA
         ("2024-01-19T09:00:00+01:00", "Review v2"),
         ("2024-04-01T09:00:00+02:00", "Review v2"),
     ]
-    assert shown(app, alice, "2024-01-01", "2024-04-30") == expected
-    assert on_google(app, alice) == expected
+    assert everywhere(app, alice, "2024-01-01", "2024-04-30") == expected
 
 
 def test_a_split_at_an_added_date_with_a_new_time_lists_it_once(any_app: EventsApp) -> None:
@@ -98,8 +107,7 @@ def test_a_split_at_an_added_date_with_a_new_time_lists_it_once(any_app: EventsA
         ("2024-01-19T11:00:00+01:00", "Review"),
         ("2024-04-01T11:00:00+02:00", "Review"),
     ]
-    assert shown(app, alice, "2024-01-01", "2024-04-30") == expected
-    assert on_google(app, alice) == expected
+    assert everywhere(app, alice, "2024-01-01", "2024-04-30") == expected
 
 
 def test_a_split_with_a_new_time_keeps_the_deleted_instances_deleted(any_app: EventsApp) -> None:
@@ -130,8 +138,7 @@ def test_a_split_with_a_new_time_keeps_the_deleted_instances_deleted(any_app: Ev
         ("2024-01-09T10:00:00+01:00", "Review"),
         ("2024-01-10T10:00:00+01:00", "Review"),
     ]
-    assert shown(app, alice, "2024-01-01", "2024-01-31") == expected
-    assert on_google(app, alice) == expected
+    assert everywhere(app, alice, "2024-01-01", "2024-01-31") == expected
 
 
 def test_a_split_with_a_later_time_keeps_the_last_instance_of_an_until(
@@ -162,8 +169,7 @@ def test_a_split_with_a_later_time_keeps_the_last_instance_of_an_until(
         ("2024-01-09T10:00:00+01:00", "Review"),
         ("2024-01-10T10:00:00+01:00", "Review"),
     ]
-    assert shown(app, alice, "2024-01-01", "2024-01-31") == expected
-    assert on_google(app, alice) == expected
+    assert everywhere(app, alice, "2024-01-01", "2024-01-31") == expected
 
 
 @pytest.mark.parametrize(
@@ -200,8 +206,7 @@ def test_a_title_split_in_a_dst_gap_keeps_the_later_times(
         (f"{days[4]}T02:30:00{offsets[1]}", "Review v2"),
     ]
     window = (date.fromisoformat(first) - timedelta(days=1)).isoformat(), "2024-12-31"
-    assert shown(app, alice, *window) == expected
-    assert on_google(app, alice) == expected
+    assert everywhere(app, alice, *window) == expected
 
 
 def test_a_split_to_all_day_is_refused_and_changes_nothing(any_app: EventsApp) -> None:
