@@ -100,6 +100,14 @@ class _Cut:
     at_wall: datetime
     delta: timedelta  # wall-clock move of the new half
     days: timedelta  # whole days the new half's dates move
+    gone_at: frozenset[datetime]  # instants the EXDATEs remove (timed series)
+    gone_days: frozenset[date]  # days they remove whole
+
+    def excluded(self, wall: datetime) -> bool:
+        """Whether the original's EXDATEs remove an instance at `wall`."""
+        if wall.date() in self.gone_days:
+            return True
+        return not self.old.all_day and self.old.instant(wall) in self.gone_at
 
     def moved(self, wall: datetime) -> datetime:
         return wall + (self.days if self.old.all_day else self.delta)
@@ -135,6 +143,7 @@ def split_series(
         at_wall,
         new_wall - at_wall,
         timedelta(days=(new_wall.date() - at_wall.date()).days),
+        *_exclusions(master, old),
     )
     before: list[str] = []
     after: list[str] = []
@@ -162,6 +171,16 @@ def split_series(
     if listed:
         after.append(_date_line("RDATE", [new.event_time(w) for w in listed], new))
     return SeriesSplit(tuple(before), tuple(after))
+
+
+def _exclusions(master: Event, old: _Frame) -> tuple[frozenset[datetime], frozenset[date]]:
+    lines = [line for line in master.recurrence if line.upper().startswith("EXDATE")]
+    values = parse_recurrence(lines).exdates
+    walls = [old.wall(v) for v in values if isinstance(v, datetime) or old.all_day]
+    if old.all_day:
+        return frozenset(), frozenset(w.date() for w in walls)
+    days = frozenset(v for v in values if not isinstance(v, datetime))
+    return frozenset(old.instant(w) for w in walls), days
 
 
 def _parts(line: str) -> tuple[str, list[str]]:
@@ -319,7 +338,11 @@ def _split_dates(line: str, cut: _Cut, *, exclusion: bool) -> tuple[list[str], l
             goes_late = found >= cut.at_wall.date()
         else:
             goes_early = _before(wall, cut)
-            goes_late = not goes_early and not (not exclusion and _same(wall, cut))
+            # an added date the original excludes is no instance: once moved, an
+            # excluded day might no longer cover it
+            goes_late = not goes_early and (
+                exclusion or not (_same(wall, cut) or cut.excluded(wall))
+            )
         if goes_early:
             early.append(text)
         if goes_late:
