@@ -409,20 +409,28 @@ def occurrences(
 
 
 def rule_walls(
-    rule_line: str, start: EventTime, *, low: datetime, limit: int, fallback_zone: str = "UTC"
+    rule_line: str,
+    start: EventTime,
+    *,
+    low: datetime,
+    limit: int,
+    high: datetime | None = None,
+    fallback_zone: str = "UTC",
 ) -> tuple[datetime, ...]:
     """The first `limit` wall-clock starts (naive, in the series' zone; midnights for
     all-day series) that one RRULE line of a series starting at `start` generates at or
-    after the wall time `low`, in order: the nominal times, before a wall time in a DST
-    gap is moved forward, and the start only where the rule itself generates it (no
-    RDATE, EXDATE or EXRULE). For splitting a series (`calsync.domain.splits`).
+    after the wall time `low` (and before `high`), in order: the nominal times, before a
+    wall time in a DST gap is moved forward, and the start only where the rule itself
+    generates it (no RDATE, EXDATE or EXRULE). For splitting a series
+    (`calsync.domain.splits`).
 
     Raises `ValidationError` for a line that does not parse, and `OverBudget` where the
     evaluation would take more than `WORK_LIMIT` (a rule that validated with this start
     does not, for its COUNT or for a window of `MAX_WINDOW` from `low`)."""
     rule = parse_recurrence([rule_line]).rrules[0]
     series = _Series(start, fallback_zone)
-    return tuple(_take(series.rule_starts(rule, low, None, WorkBudget()), limit))
+    found = _take(series.rule_starts(rule, low, high, WorkBudget()), limit)
+    return tuple(w for w in found if high is None or w < high)
 
 
 def instance_of(master: Event, series_id: str, start: EventTime) -> Event:

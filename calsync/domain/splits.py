@@ -44,6 +44,8 @@ _CHECKED: Final = 64
 _MAX_LISTED: Final = 500
 """The most instances of a finite rule written out as RDATEs where no rule can carry them
 (an added date between the periods of a rule with an INTERVAL)."""
+_PER_DAY: Final = 24 * 60 + 1
+"""Instances a rule has in a day at most (MINUTELY; BYSECOND is not moved day by day)."""
 _SLACK: Final = timedelta(days=2)
 """Wall times this far before the split instance's are looked at: a nominal time in a
 DST gap starts later than its wall time."""
@@ -102,6 +104,7 @@ class _Cut:
     days: timedelta  # whole days the new half's dates move
     gone_at: frozenset[datetime]  # instants the EXDATEs remove (timed series)
     gone_days: frozenset[date]  # days they remove whole
+    master: Event
 
     def excluded(self, wall: datetime) -> bool:
         """Whether the original's EXDATEs remove an instance at `wall`."""
@@ -144,6 +147,7 @@ def split_series(
         new_wall - at_wall,
         timedelta(days=(new_wall.date() - at_wall.date()).days),
         *_exclusions(master, old),
+        master,
     )
     before: list[str] = []
     after: list[str] = []
@@ -322,7 +326,8 @@ def _pins(rule: RecurrenceRule, anchor: datetime, start: datetime, *, all_day: b
 def _split_dates(line: str, cut: _Cut, *, exclusion: bool) -> tuple[list[str], list[str]]:
     """An RDATE/EXDATE line's values for each half: the new half's moved with it, the
     split instance itself left out (it is the new start). A whole day excluded from a
-    timed series on the split's day goes to both halves."""
+    timed series on the split's day goes to both halves; moved, it becomes the date-times
+    of the instances it removed."""
     head, _, value = line.partition(":")
     name = head.split(";", 1)[0].upper()
     early: list[str] = []
@@ -347,9 +352,10 @@ def _split_dates(line: str, cut: _Cut, *, exclusion: bool) -> tuple[list[str], l
             early.append(text)
         if goes_late:
             late.append(text)
-            moved.append(
-                EventTime.on(found + cut.days) if day_only else cut.new.event_time(cut.moved(wall))
-            )
+            if day_only:
+                moved += [cut.new.event_time(cut.moved(w)) for w in _walls_on(found, cut)]
+            else:
+                moved.append(cut.new.event_time(cut.moved(wall)))
     unmoved = cut.delta == timedelta(0) and cut.new.zone_name == cut.old.zone_name
     late_lines = (
         ([f"{head}:{','.join(late)}"] if late else [])
@@ -357,6 +363,32 @@ def _split_dates(line: str, cut: _Cut, *, exclusion: bool) -> tuple[list[str], l
         else [_date_line(name, group, cut.new) for group in _by_kind(moved)]
     )
     return ([f"{head}:{','.join(early)}"] if early else []), late_lines
+
+
+def _walls_on(day: date, cut: _Cut) -> list[datetime]:
+    """The wall times of the original's instances on `day` (of a timed series): what a
+    whole day excluded removes, to be moved one by one (after a time change the day's
+    instances need not share a day any more)."""
+    low = datetime.combine(day, time())
+    high = low + timedelta(days=1)
+    walls: set[datetime] = set()
+    for line in cut.master.recurrence:
+        if line.upper().startswith("RRULE"):
+            walls.update(
+                rule_walls(
+                    line,
+                    cut.master.start,
+                    low=low,
+                    high=high,
+                    limit=_PER_DAY,
+                    fallback_zone=cut.old.fallback,
+                )
+            )
+    rdates = [line for line in cut.master.recurrence if line.upper().startswith("RDATE")]
+    walls.update(w for w in map(cut.old.wall, parse_recurrence(rdates).rdates) if low <= w < high)
+    if low <= cut.old.start < high:
+        walls.add(cut.old.start)
+    return sorted(w for w in walls if not _before(w, cut))
 
 
 def _by_kind(values: list[EventTime]) -> list[list[EventTime]]:
