@@ -67,6 +67,7 @@ __all__ = [
     "instance_of",
     "occurrences",
     "recurrence_problem",
+    "rule_walls",
     "series_end",
     "validate_recurrence",
 ]
@@ -455,6 +456,31 @@ def _sorts_at(value: EventTime) -> datetime:
         return datetime.combine(value.day, time(), tzinfo=UTC)
     assert value.instant is not None
     return value.instant
+
+
+def rule_walls(
+    rule_line: str,
+    start: EventTime,
+    *,
+    low: datetime,
+    limit: int,
+    high: datetime | None = None,
+    fallback_zone: str = "UTC",
+) -> tuple[datetime, ...]:
+    """The first `limit` wall-clock starts (naive, in the series' zone; midnights for
+    all-day series) that one RRULE line of a series starting at `start` generates at or
+    after the wall time `low` (and before `high`), in order: the nominal times, before a
+    wall time in a DST gap is moved forward, and the start only where the rule itself
+    generates it (no RDATE, EXDATE or EXRULE). For splitting a series
+    (`calsync.domain.splits`).
+
+    Raises `ValidationError` for a line that does not parse, and `OverBudget` where the
+    evaluation would take more than `WORK_LIMIT` (a rule that validated with this start
+    does not, for its COUNT or for a window of `MAX_WINDOW` from `low`)."""
+    rule = parse_recurrence([rule_line]).rrules[0]
+    series = _Series(start, fallback_zone)
+    found = _take(series.rule_starts(rule, low, high, WorkBudget()), limit)
+    return tuple(w for w in found if high is None or w < high)
 
 
 def instance_of(master: Event, series_id: str, start: EventTime) -> Event:

@@ -37,6 +37,7 @@ __all__ = [
     "WRITABLE_FIELDS",
     "EventChanges",
     "apply_changes",
+    "checked_event",
     "has_control_characters",
     "read_changes",
     "unprocessable",
@@ -289,6 +290,14 @@ def apply_changes(current: Event | None, changes: EventChanges, *, default_zone:
     except ValidationError as err:
         raise unprocessable([_domain_problem(err)]) from None
     problems = [p for p in event_problems(event) if not _inherited(p, event, current)]
+    if problems:
+        raise unprocessable([_domain_problem(p) for p in problems])
+    return event
+
+
+def checked_event(event: Event) -> Event:
+    """`event` if it breaks none of calsync's rules; a 422 `APIError` naming every problem."""
+    problems = event_problems(event)
     if problems:
         raise unprocessable([_domain_problem(p) for p in problems])
     return event

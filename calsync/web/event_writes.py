@@ -10,7 +10,7 @@ scheduler's sweep finds the pending rows). Rules (docs/api.md):
 - ``If-Match`` must equal the event's current etag (412 otherwise);
 - a PUT on an event in ``conflict`` resolves the conflict with the event it leaves;
 - on an instance id, ``scope=this`` (default) changes or cancels that instance through
-  an exception; ``scope=following`` splits the series there (see `event_split`).
+  an exception; ``scope=following`` splits the series there (`calsync.domain.splits`).
 """
 
 from __future__ import annotations
@@ -24,16 +24,18 @@ from enum import StrEnum
 from sqlalchemy.orm import Session
 
 from calsync.domain.accounts import UserAccount
+from calsync.domain.errors import ValidationError
 from calsync.domain.event_types import TypeProblem, creation_problems, update_problems
 from calsync.domain.models import Event, EventStatus
-from calsync.domain.recurrence import instance_id
+from calsync.domain.recurrence import instance_id, instance_of
+from calsync.domain.splits import split_series
 from calsync.notify.hooks import event_changed, reschedule_reminders
 from calsync.providers.google.ids import google_event_id
 from calsync.store import event_changes, outbox
 from calsync.store.event_queries import CalendarView, calendar_of, calendars_of, exceptions_of
 from calsync.store.events import StoredEvent
 from calsync.web.errors import APIError
-from calsync.web.event_input import EventChanges, apply_changes, unprocessable
+from calsync.web.event_input import EventChanges, apply_changes, checked_event, unprocessable
 from calsync.web.event_output import EventView
 from calsync.web.event_reads import (
     InstanceRef,
@@ -41,7 +43,6 @@ from calsync.web.event_reads import (
     series_id_of,
     sort_instant,
 )
-from calsync.web.event_split import split_series
 
 __all__ = ["Scope", "WriteResult", "create", "delete", "update"]
 
@@ -354,37 +355,64 @@ def _split(
             return _delete_series(session, account, master, now=now)
         stored = _save(session, account, master, changes, calendar, now=now)
         return WriteResult(EventView(str(stored.id), stored.event, stored), (stored.id,))
-    before, after = split_series(master.event, ref.original_start, series_id=series_id_of(master))
+    new_event = None
+    if changes is not None:
+        new_event = _following(master, ref, changes, calendar)
+    own_rule = changes is not None and changes.has("recurrence")
+    try:
+        halves = split_series(
+            master.event,
+            ref.original_start,
+            # the body's own recurrence leaves the new half's lines unused
+            new_start=new_event.start if new_event is not None and not own_rule else None,
+        )
+    except ValidationError as err:
+        raise _field_error(err.field, err.message) from None
+    if new_event is not None and not own_rule:
+        new_event = checked_event(dataclasses.replace(new_event, recurrence=halves.after))
     locked = event_changes.lock_stored(session, master.id)
     assert locked is not None
-    cut_event = dataclasses.replace(locked.event, recurrence=before)
+    cut_event = dataclasses.replace(locked.event, recurrence=halves.before)
     _refuse(update_problems(locked.event, cut_event))
     cut = event_changes.save_local(session, master.id, cut_event, now=now)
+    # Google's guide: trim the original first (events.update), then insert the new
+    # series; the push goes in outbox order (decisions S25)
     _queue(session, cut, "update", now=now)
     _drop_exceptions_from(session, master, ref, now=now)
     _notify(session, account, locked.event, cut.event, master.id, now=now)
     pushed = [master.id]
     view = None
-    if changes is not None:
-        template = dataclasses.replace(
-            ref.event if ref.exception is None else ref.exception.event,
-            recurrence=after,
-            recurring_event_id=None,
-            original_start=None,
-            # Google's conference stays with the old series; calsync copies no conference
-            # data to Google, only asks for new ones (decisions P3)
-            conference=None,
-        )
-        if not changes.has("recurrence"):
-            changes = EventChanges({**changes.given, "recurrence": after})
-        event = apply_changes(template, changes, default_zone=calendar.timezone)
-        _refuse(update_problems(template, event))
-        _refuse(creation_problems(event, primary=calendar.is_primary))
+    if new_event is not None:
         new_id = uuid.uuid4()
-        stored = _insert(session, account, calendar, event, new_id, now=now)
+        stored = _insert(session, account, calendar, new_event, new_id, now=now)
         pushed.append(new_id)
         view = EventView(str(new_id), stored.event, stored)
     return WriteResult(view, tuple(pushed))
+
+
+def _following(
+    master: StoredEvent, ref: InstanceRef, changes: EventChanges, calendar: CalendarView
+) -> Event:
+    """The new series `changes` make of the instance at `ref`, without its recurrence
+    unless the body gives one. It starts where the body puts it, or at the instance's
+    original start (a changed instance's own move is one of the changes that end)."""
+    generated = instance_of(master.event, series_id_of(master), ref.original_start)
+    shown = ref.event if ref.exception is None else ref.exception.event
+    template = dataclasses.replace(
+        shown,
+        start=generated.start,
+        end=generated.end,
+        recurrence=(),
+        recurring_event_id=None,
+        original_start=None,
+        # Google's conference stays with the old series; calsync copies no conference
+        # data to Google, only asks for new ones (decisions P3)
+        conference=None,
+    )
+    event = apply_changes(template, changes, default_zone=calendar.timezone)
+    _refuse(update_problems(template, event))
+    _refuse(creation_problems(event, primary=calendar.is_primary))
+    return event
 
 
 def _drop_exceptions_from(

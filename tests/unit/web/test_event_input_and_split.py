@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import pytest
 
 from calsync.domain.models import Event, EventTime
+from calsync.domain.splits import split_series
 from calsync.web.errors import APIError
 from calsync.web.event_input import apply_changes, read_changes
-from calsync.web.event_split import split_series
 
 
 def build(body: dict[str, object], current: Event | None = None) -> Event:
@@ -72,7 +72,8 @@ def test_a_split_cuts_the_rule_and_continues_it_with_the_rest_of_the_count() -> 
         ),
     )
     at = EventTime.at(datetime(2031, 3, 6, 9), "Europe/Berlin")
-    before, after = split_series(master, at, series_id="s")
+    halves = split_series(master, at)
+    before, after = halves.before, halves.after
     assert before == (
         "RRULE:FREQ=DAILY;UNTIL=20310306T075959Z",
         "RDATE;TZID=Europe/Berlin:20310301T090000",
