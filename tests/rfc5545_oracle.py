@@ -39,6 +39,7 @@ _SLACK = timedelta(hours=2)
 window is placed by calsync's rule afterwards). Days for all-day series."""
 _DAY_SLACK = timedelta(days=2)
 _COUNT_RE = re.compile(r"(?<=[:;])COUNT=(\d+)")
+_DATE_UNTIL_RE = re.compile(r"UNTIL=(\d{8})(?![T\d])")
 _UTC_RDATE_RE = re.compile(r"RDATE(;VALUE=DATE-TIME)?:\d{8}T\d{6}Z(,\d{8}T\d{6}Z)*")
 
 
@@ -202,14 +203,19 @@ def _dt_line(name: str, value: EventTime, zone: str | None = None) -> str:
 
 
 def normalised_for_oracle(series: Series) -> list[str]:
-    """The recurrence lines, each RRULE whose COUNT would count the start twice over in
-    recurring-ical-events' hands lowered by one (dropped at COUNT=1): see the module.
+    """The recurrence lines as recurring-ical-events is given them (decision O1):
 
-    And each RDATE of a timed series written in UTC rewritten as the same instants in the
-    series' zone: recurring-ical-events matches a DATE EXDATE against an instance's date
-    as the instance's value is written (so `RDATE:20241113T204500Z` is on 13 November
-    even in Sydney, where it is the 14th); calsync, as RFC 5545 places every value of a
-    series, on the series' zone's date. The rewrite changes no instant."""
+    - an RRULE whose COUNT would count the start twice over in its hands is lowered by
+      one (dropped at COUNT=1): see the module;
+    - a timed series' EXDATEs are left out (applied by `oracle_starts`, see `_exdates`);
+    - a timed series' RDATEs in UTC are written as the same instants in the series' zone:
+      recurring-ical-events matches a DATE EXDATE with an instance's date as its value is
+      written (`RDATE:20241113T204500Z` is on 13 November to it even in Sydney, where it
+      is the 14th); calsync, as RFC 5545 places every value, on the series' zone's date;
+    - a date UNTIL on a timed series (RFC 5545 wants a UTC time there; real exports hold
+      both) is written as the last second of that day in the series' zone: calsync
+      includes the whole day, dateutil stops at the day's first midnight.
+    """
     out: list[str] = []
     dtstart = _naive_start(series)
     zone = series.start.timezone
@@ -231,6 +237,13 @@ def normalised_for_oracle(series: Series) -> list[str]:
             if count <= 1:
                 continue
             line = line[: match.start(1)] + str(count - 1) + line[match.end(1) :]
+        date_until = _DATE_UNTIL_RE.search(line)
+        if zone is not None and line.upper().startswith("RRULE") and date_until:
+            last = datetime.strptime(date_until.group(1), "%Y%m%d").replace(
+                hour=23, minute=59, second=59, tzinfo=ZoneInfo(zone)
+            )
+            until = f"UNTIL={last.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+            line = line[: date_until.start()] + until + line[date_until.end() :]
         out.append(line)
     return out
 
