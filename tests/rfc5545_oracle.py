@@ -186,7 +186,9 @@ def vcalendar(series: Series) -> str:
     lines.append("UID:series@calsync.test")
     lines.append("DTSTAMP:20240101T000000Z")
     lines.append(_dt_line("DTSTART", series.start))
-    lines.append(_dt_line("DTEND", series.end, zone=series.start.timezone))
+    # DTEND in UTC: a local end in a repeated hour would be read as its first instance
+    # (DTEND before DTSTART, which the oracle answers with shifted instances)
+    lines.append(_dt_line("DTEND", series.end, zone="UTC" if series.start.timezone else None))
     lines += normalised_for_oracle(series)
     lines += ["END:VEVENT", "END:VCALENDAR", ""]
     return "\r\n".join(lines)
@@ -198,6 +200,8 @@ def _dt_line(name: str, value: EventTime, zone: str | None = None) -> str:
     assert value.instant is not None
     name_zone = zone or value.timezone
     assert name_zone is not None
+    if name_zone == "UTC":
+        return f"{name}:{value.instant:%Y%m%dT%H%M%SZ}"
     local = value.instant.astimezone(ZoneInfo(name_zone))
     return f"{name};TZID={name_zone}:{local:%Y%m%dT%H%M%S}"
 
