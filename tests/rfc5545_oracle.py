@@ -19,6 +19,7 @@ own COUNT instances, one more. `normalised_for_oracle` gives it COUNT-1 for such
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -110,13 +111,18 @@ def _key(value: EventTime) -> Start:
     return value.instant
 
 
-def oracle_starts(series: Series, window: Window) -> list[Start]:
+def oracle_starts(
+    series: Series, window: Window, moved: Mapping[datetime, datetime] | None = None
+) -> list[Start]:
     """recurring-ical-events' instances of `series` in `window`, by start, each placed in
     the window by calsync's rule: a timed instance lasts exactly the series' duration
     (recurring-ical-events adds the duration in wall-clock time, so an instance that
     crosses a DST change ends an hour earlier or later in its hands), an all-day instance
-    covers its dates. A timed series' EXDATEs are applied here (`_excluded`)."""
-    calendar = icalendar.Calendar.from_ical(vcalendar(series))
+    covers its dates. A timed series' EXDATEs are applied here (`_exdates`).
+
+    `moved`: instances of a timed series moved to another start (original UTC start to
+    new UTC start, same duration), given to the oracle as RECURRENCE-ID overrides."""
+    calendar = icalendar.Calendar.from_ical(vcalendar(series, moved or {}))
     zone = ZoneInfo(series.zone_name)
     slack = _DAY_SLACK if series.all_day else _SLACK
     low = window.start - series.duration - slack
@@ -179,9 +185,10 @@ def _exdates(series: Series) -> tuple[set[datetime], set[date]]:
     return instants, days
 
 
-def vcalendar(series: Series) -> str:
+def vcalendar(series: Series, moved: Mapping[datetime, datetime] | None = None) -> str:
     """`series` as an iCalendar text of one VEVENT (IANA TZID, no VTIMEZONE), with the
-    COUNT normalisation of `normalised_for_oracle`."""
+    COUNT normalisation of `normalised_for_oracle`, and one overriding VEVENT for each
+    instance `moved` (original UTC start to new UTC start) of a timed series."""
     lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//calsync//oracle//EN", "BEGIN:VEVENT"]
     lines.append("UID:series@calsync.test")
     lines.append("DTSTAMP:20240101T000000Z")
@@ -190,7 +197,16 @@ def vcalendar(series: Series) -> str:
     # (DTEND before DTSTART, which the oracle answers with shifted instances)
     lines.append(_dt_line("DTEND", series.end, zone="UTC" if series.start.timezone else None))
     lines += normalised_for_oracle(series)
-    lines += ["END:VEVENT", "END:VCALENDAR", ""]
+    lines.append("END:VEVENT")
+    zone = series.start.timezone
+    for original, new in (moved or {}).items():
+        assert zone is not None, "only timed instances are moved"
+        lines += ["BEGIN:VEVENT", "UID:series@calsync.test", "DTSTAMP:20240101T000000Z"]
+        lines.append(_dt_line("RECURRENCE-ID", EventTime(instant=original, timezone=zone)))
+        lines.append(_dt_line("DTSTART", EventTime(instant=new, timezone=zone)))
+        end = EventTime(instant=new + series.duration, timezone=zone)
+        lines += [_dt_line("DTEND", end, zone="UTC"), "END:VEVENT"]
+    lines += ["END:VCALENDAR", ""]
     return "\r\n".join(lines)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from calsync.domain.errors import ValidationError
 from calsync.domain.models import EventTime
@@ -217,3 +218,88 @@ def test_issue_17_item_6_a_rule_that_never_occurs_pulled_from_google(any_app: Ev
     want = oracle_starts(series, window)
     assert want == [start.instant]
     assert listed(app, user, window) == want
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    case=cases(all_day=False, freqs=DAILY_OR_LONGER),
+    pick=st.integers(0, 15),
+    quarters=st.integers(-96, 96),
+)
+def test_an_instance_moved_through_the_api_is_where_the_oracle_puts_it(
+    any_app: EventsApp, case: Case, pick: int, quarters: int
+) -> None:
+    # Given a generated series created through the API, and one of its instances moved
+    # by up to a day either way, staying within the series' first and last instance
+    # (moving it outside is issue 17 item 2, pinned below)
+    app = any_app
+    user = _USERS.get(id(app)) or _USERS.setdefault(id(app), app.connect("oracle@example.com"))
+    series = case.series
+    assert series.start.instant is not None
+    answer = app.client.post("/events", json=body(series), headers=user.headers)
+    if answer.status_code == 422:
+        event("refused")
+        return
+    assert answer.status_code == 201, answer.text
+    created = answer.json()
+    try:
+        first = series.start.instant - timedelta(days=1)
+        instants = [
+            at
+            for at in oracle_starts(series, Window(first, first + timedelta(days=400)))
+            if isinstance(at, datetime)
+        ]
+        if len(instants) < 2:
+            event("not moved: fewer than two instances")
+            return
+        original = instants[min(pick, len(instants) - 1)]
+        new = original + quarters * timedelta(minutes=15)
+        if not instants[0] <= new <= instants[-1] or new in instants:
+            event("not moved: outside the series' span")
+            return
+        moved = app.put(
+            user,
+            f"{created['id']}_{original:%Y%m%dT%H%M%SZ}",
+            {
+                "start_time": new.isoformat(),
+                "end_time": (new + series.duration).isoformat(),
+            },
+        )
+        assert moved.status_code == 200, moved.text
+        # When the series is listed over its window and around the moved instance
+        near = Window(new - timedelta(days=2), new + timedelta(days=2))
+        for window in (_within_a_listing(case.window), near):
+            # Then the instances are the oracle's, the moved one at its new start
+            want = oracle_starts(series, window, {original: new})
+            assert listed(app, user, window) == want
+    finally:
+        app.client.delete(f"/events/{created['id']}", headers=user.headers)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 17 item 2: an instance moved outside its series' span disappears from "
+    "expand=true",
+)
+def test_issue_17_item_2_an_instance_moved_outside_the_span(any_app: EventsApp) -> None:
+    app = any_app
+    user = app.connect("moved@example.com")
+    start = EventTime.at(datetime(2031, 1, 6, 9, 0), "Europe/Berlin")
+    assert start.instant is not None
+    series = Series(
+        start,
+        EventTime.at(start.instant + timedelta(minutes=30), "Europe/Berlin"),
+        ("RRULE:FREQ=WEEKLY;COUNT=3",),
+    )
+    created = app.create(user, body(series))
+    original = datetime(2031, 1, 13, 8, 0, tzinfo=UTC)
+    new = datetime(2031, 3, 3, 8, 0, tzinfo=UTC)
+    moved = app.put(
+        user,
+        f"{created['id']}_{original:%Y%m%dT%H%M%SZ}",
+        {"start_time": new.isoformat(), "end_time": (new + timedelta(minutes=30)).isoformat()},
+    )
+    assert moved.status_code == 200, moved.text
+    window = Window(datetime(2031, 2, 25, tzinfo=UTC), datetime(2031, 3, 5, tzinfo=UTC))
+    assert oracle_starts(series, window, {original: new}) == [new]
+    assert listed(app, user, window) == [new]
