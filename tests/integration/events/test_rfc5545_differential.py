@@ -5,7 +5,9 @@ is tests/unit/domain/test_rfc5545_differential.py and test_rfc5545_corpus.py): s
 are created through ``POST /events`` (generated ones) or inserted at Google by another
 client with the google client library and pulled by calsync (series of the corpus),
 then listed with ``GET /events?expand=true``, every page, and compared by start with
-recurring-ical-events (`tests/rfc5545_oracle.py`, decision O1). On both databases.
+recurring-ical-events (`tests/rfc5545_oracle.py`, decision O1); an instance moved
+through the API is compared with the oracle given the move as a RECURRENCE-ID override.
+On both databases.
 """
 
 from __future__ import annotations
