@@ -8,11 +8,16 @@ STAMP := $(VENV)/.installed
 
 .PHONY: dev test lint typecheck check-deploy pytest services setup clean lock
 
+# The RFC 5545 oracle of the differential tests (pyproject's `oracle` extra, decision O1):
+# installed without its dependency metadata, which caps python-dateutil below calsync's.
+ORACLE = recurring-ical-events x-wr-timezone
+
 # Every dependency is installed at the exact version in constraints.txt (make lock).
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -c constraints.txt pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps -c constraints.txt $(ORACLE)
 	touch $(STAMP)
 
 # Re-pin constraints.txt to what a fresh install of pyproject.toml resolves to today.
@@ -20,6 +25,7 @@ lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/pip install --quiet --upgrade pip
 	.lock-venv/bin/pip install --quiet -e '.[dev]'
+	.lock-venv/bin/pip install --quiet --no-deps $(ORACLE)
 	{ sed -n '1,2p' constraints.txt; .lock-venv/bin/pip freeze --all --exclude-editable \
 	  | grep -v '^setuptools=\|^wheel='; } > constraints.new && mv constraints.new constraints.txt
 	rm -rf .lock-venv
