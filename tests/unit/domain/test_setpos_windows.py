@@ -158,7 +158,12 @@ def test_a_window_of_a_setpos_rule_lists_what_the_whole_series_lists_there(
     truth = oracle(rule, start, low, high)
     # When the plan is evaluated from its start, and from a begin near the window
     from_start = shape.candidates(start, None, WorkBudget())
-    from_window = shape.candidates(shape.shifted(low), None, WorkBudget())
+    begin = shape.shifted(low)
+    from_window = shape.candidates(begin, None, WorkBudget())
+    # (a begin less than one step before the window, so the work bounds hold)
+    assert begin <= low
+    if shape.freq == "WEEKLY":
+        assert low - begin < timedelta(weeks=shape.generator.interval)
     # Then the window holds the same rule starts either way, those of dateutil
     by_rule = [s for s in truth if s != start or s in direct(parse_rule(rule), start)]
     assert [c for c in takewhile(lambda c: c < high, from_start) if c >= low] == by_rule
