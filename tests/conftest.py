@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 import redis
 import sqlalchemy as sa
@@ -34,6 +35,13 @@ from tests.sql_checks import sql_mistakes
 PG_SERVER = os.environ.get("CALSYNC_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("CALSYNC_TEST_REDIS", "redis://127.0.0.1:6379/15")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+# Hypothesis in CI draws the same examples on every run (derandomized from each test's
+# name, no example database), so a CI result never depends on luck; local runs draw new
+# examples each time (and replay their failures from .hypothesis/) to find what CI's fixed
+# ones miss. A failure a random run finds is fixed and kept as an `@example`.
+hypothesis.settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+hypothesis.settings.load_profile("ci" if IN_CI else "default")
 
 
 def _refuse_mistaken_sql(

@@ -13,9 +13,10 @@ replace; a cancelled exception removes the instance). Expansion follows Google a
 - instance ids are Google's: `<masterId>_<YYYYMMDDTHHMMSSZ>` (UTC) or `<masterId>_<YYYYMMDD>`.
 
 Expansion is always bounded by the window and by `max_instances`: rules without COUNT
-are started a whole number of periods before the window instead of at the series' start,
-so even FREQ=SECONDLY without an end returns quickly. Rule evaluation uses
-`dateutil.rrule`; rules that dateutil would search forever (impossible BY-part
+are started a whole number of periods before the window instead of at the series' start
+(at a period's first midnight for YEARLY to WEEKLY, where BYSETPOS picks among the
+period's days: `Plan.shifted`), so even FREQ=SECONDLY without an end returns quickly.
+Rule evaluation uses `dateutil.rrule`; rules that dateutil would search forever (impossible BY-part
 combinations) are rejected by `calsync.domain.rfc5545` and `validate_recurrence` first.
 
 Dates in recurrence lines (UNTIL, RDATE, EXDATE) must lie from `EARLIEST_RULE_DATE`

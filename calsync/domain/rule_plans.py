@@ -102,6 +102,8 @@ _FIXED_STEP: Final = {
 _UNITS_PER_DAY: Final = {"HOURLY": 24, "MINUTELY": 1440, "SECONDLY": 86400}
 _SUB_DAILY: Final = frozenset(_UNITS_PER_DAY)
 _SECOND: Final = timedelta(seconds=1)
+_MICROSECOND: Final = timedelta(microseconds=1)
+_MICROS: Final = 1_000_000
 _CHUNK: Final = 32
 """Candidates paid for at once while the count bound fits the budget."""
 _MONTHDAY: Final = frozenset({"bymonthday"})
@@ -372,12 +374,23 @@ class Plan:
 
     def shifted(self, low: datetime) -> datetime:
         """A begin for `candidates` a whole number of INTERVAL periods after `dtstart`, at
-        or before `low` (the start of its month or year for MONTHLY and YEARLY): the rule
-        has the same starts from `low` on from there as from `dtstart`. Not for COUNT
-        rules, which count from `dtstart`."""
+        or before `low` and less than one step of INTERVAL periods before it: the rule has
+        the same starts from `low` on from there as from `dtstart`. Not for COUNT rules,
+        which count from `dtstart`.
+
+        dateutil's first period is the one its start lies in, cut at the start: for
+        YEARLY, MONTHLY and WEEKLY it is a whole year, month or week (from WKST) only when
+        the start is that period's first midnight. BYSETPOS picks among the days of the
+        period *before* the start cuts it, so a begin inside a week (dateutil's week runs
+        from its start's day to the next WKST) would pick among the rest of that week:
+        the begin of these rules is the first midnight of a period (`dtstart` itself
+        while `low` is in `dtstart`'s own period, whose cut dateutil makes too). Days
+        (DAILY) and finer periods are whole from any time of their first step."""
         start, interval = self.dtstart, self.generator.interval
         if low <= start:
             return start
+        if self.freq == "WEEKLY":
+            return self._shifted_week(low)
         if self.freq in _FIXED_STEP:
             step = self._step_seconds
             return start + timedelta(seconds=step * ((low - start) // _SECOND // step))
@@ -387,6 +400,26 @@ class Plan:
             return datetime.combine(moved.date().replace(day=1), time(), tzinfo=start.tzinfo)
         year = start.year + ((low.year - start.year) // interval) * interval
         return datetime(year, 1, 1, tzinfo=start.tzinfo)
+
+    def _shifted_week(self, low: datetime) -> datetime:
+        """`shifted` for WEEKLY: the midnight starting a week (at WKST) a whole number of
+        INTERVAL weeks after `dtstart`'s, the last at or before `low` (`dtstart` while
+        that is `dtstart`'s own week). It lies less than one step before `low`, as any
+        begin does, so the work bounds (`span_cost`) still hold."""
+        start = self.dtstart
+        step = self._step_seconds * _MICROS
+        # from the midnight of `dtstart`'s week to `dtstart`, in microseconds (counted, not
+        # subtracted: that midnight may lie before year 1)
+        into = (
+            ((start.weekday() - self.generator.wkst) % 7) * 86400
+            + start.hour * 3600
+            + start.minute * 60
+            + start.second
+        ) * _MICROS + start.microsecond
+        weeks = ((low - start) // _MICROSECOND + into) // step
+        if weeks == 0:
+            return start
+        return start + timedelta(microseconds=weeks * step - into)
 
 
 def plan(rule: RecurrenceRule, dtstart: datetime) -> Plan:
@@ -486,6 +519,19 @@ class _Parts:
         numbered = rule.freq in ("YEARLY", "MONTHLY")
         weekdays = tuple(sorted({r.weekday for r in byday if r.nth is None or not numbered}))
         nth = tuple(sorted((r.weekday, r.nth) for r in byday if r.nth is not None and numbered))
+        # A numbered weekday counts within the month for MONTHLY and for YEARLY with
+        # BYMONTH, where a number past 5 names no day: dateutil indexes its masks with it
+        # and fails (IndexError) or matches nothing, so it is dropped here; a BYDAY whose
+        # numbered entries all name no day matches nothing (dateutil wants a day to match
+        # one of them).
+        most = 5 if rule.freq == "MONTHLY" or bymonth else 53
+        possible = tuple((day, n) for day, n in nth if abs(n) <= most)
+        if nth and not possible:
+            raise NeverOccurs(
+                _FIELD,
+                f"the rule never occurs: no month has the numbered weekdays of {rule.source!r}",
+            )
+        nth = possible
         return cls(
             freq=rule.freq,
             interval=rule.interval,

@@ -130,3 +130,35 @@ def test_changes_made_on_google_show_up_in_the_api(any_app: EventsApp) -> None:
     app.pull(alice)
     listed = app.client.get("/events", headers=alice.headers).json()["events"]
     assert [(e["title"], e["sync_state"]) for e in listed] == [("From Google", "synced")]
+
+
+def test_a_window_of_a_weekly_setpos_series_lists_what_the_whole_series_does(
+    any_app: EventsApp,
+) -> None:
+    # Given the second of Monday, Wednesday and Friday each week, from Wednesday 5 March
+    # (its first week, cut at the start, has Wednesday and Friday: the Friday is second)
+    app = any_app
+    alice = app.connect("alice@example.com")
+    body = {
+        "title": "Second meeting of the week",
+        "start_time": "2031-03-05T09:00:00",
+        "end_time": "2031-03-05T09:30:00",
+        "timezone": "UTC",
+        "recurrence": ["RRULE:FREQ=WEEKLY;BYDAY=MO,WE,FR;BYSETPOS=2"],
+    }
+    app.create(alice, body)
+    whole = [i["start_time"] for i in expanded(app, alice)]
+    # When a window from Friday 14 March is listed (a Friday, where calsync began the
+    # week's expansion on the Wednesday before and took that week's second day after it)
+    window = expanded(app, alice, start_date="2031-03-14", end_date="2031-03-28")
+    # Then it lists that week's Wednesdays, as the whole series and dateutil do
+    assert [i["start_time"] for i in window] == [
+        "2031-03-19T09:00:00+00:00",
+        "2031-03-26T09:00:00+00:00",
+    ]
+    assert whole[:4] == [
+        "2031-03-05T09:00:00+00:00",
+        "2031-03-07T09:00:00+00:00",
+        "2031-03-12T09:00:00+00:00",
+        "2031-03-19T09:00:00+00:00",
+    ]

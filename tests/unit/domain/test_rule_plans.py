@@ -14,10 +14,10 @@ from itertools import islice
 
 import pytest
 from dateutil import rrule as du
-from hypothesis import HealthCheck, assume, event, given, settings
+from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
 
-from calsync.domain.errors import ValidationError
+from calsync.domain.errors import NeverOccurs, ValidationError
 from calsync.domain.models import Event, EventTime
 from calsync.domain.recurrence import expand, series_end, validate_recurrence
 from calsync.domain.rfc5545 import RecurrenceRule, parse_rule
@@ -247,7 +247,13 @@ def rules(draw: st.DrawFn) -> str:
 
 
 def direct(rule: RecurrenceRule, start: datetime) -> du.rrule:
-    """dateutil's rule for `rule` from `start`, as calsync gave it to dateutil before."""
+    """dateutil's rule for `rule` from `start`, as calsync gave it to dateutil before,
+    without the numbered weekdays that name no day (past the 5th of a month): dateutil
+    fails on those (an IndexError) instead of matching nothing."""
+    in_month = rule.freq == "MONTHLY" or bool(rule.bymonth)
+    byday = [r for r in rule.byday if r.nth is None or not in_month or abs(r.nth) <= 5]
+    numbered = any(r.nth is not None for r in rule.byday)
+    assert not numbered or any(r.nth is not None for r in byday), "it never occurs"
     return du.rrule(
         getattr(du, rule.freq),
         dtstart=start,
@@ -255,7 +261,7 @@ def direct(rule: RecurrenceRule, start: datetime) -> du.rrule:
         wkst=rule.wkst,
         bymonth=rule.bymonth or None,
         bymonthday=rule.bymonthday or None,
-        byweekday=[du.weekday(r.weekday, r.nth) for r in rule.byday] or None,
+        byweekday=[du.weekday(r.weekday, r.nth) for r in byday] or None,
         byyearday=rule.byyearday or None,
         byweekno=rule.byweekno or None,
         byhour=rule.byhour or None,
@@ -283,6 +289,10 @@ def planned(
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+# found by random runs: dateutil failed on the 43rd Monday of a month (it names no day)
+@example(text="FREQ=YEARLY;INTERVAL=1;WKST=MO;BYMONTH=1,2,4;BYDAY=1MO,43TU", start=START, later=0)
+# a begin inside a week made BYSETPOS pick among the rest of that week
+@example(text="FREQ=WEEKLY;BYDAY=MO,WE;BYSETPOS=1", start=datetime(2020, 1, 1), later=7)
 @given(
     text=rules(),
     start=st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 12, 31)),
@@ -405,3 +415,19 @@ def test_numbered_weekdays_are_those_of_dateutil_in_the_year_and_in_each_month(y
                 cache=False,
             )
             assert [d.date() for d in rule] == [d for d in days if in_month(d)], (weekday, number)
+
+
+def test_a_numbered_weekday_past_the_fifth_of_a_month_names_no_day() -> None:
+    # Given yearly rules in April whose BYDAY numbers a weekday within the month past the
+    # 5th (dateutil indexed its masks with it and failed with an IndexError)
+    start = datetime(2020, 1, 1)
+    either = plan(parse_rule("FREQ=YEARLY;BYMONTH=4;BYDAY=1MO,43TU"), start)
+    # Then the entry names no day: the rule is that of the other entries
+    first = list(islice(either.candidates(start, None, WorkBudget()), 3))
+    assert first == [datetime(2020, 4, 6), datetime(2021, 4, 5), datetime(2022, 4, 4)]
+    # And a rule whose numbered weekdays all name no day never occurs (a series of its
+    # start, RFC 5545 3.8.5.3), where it failed or ran out of work
+    with pytest.raises(NeverOccurs, match="never occurs"):
+        plan(parse_rule("FREQ=YEARLY;BYMONTH=1,2,4;BYDAY=43MO,TU,WE"), start)
+    with pytest.raises(NeverOccurs, match="never occurs"):
+        validate_recurrence(["RRULE:FREQ=YEARLY;BYMONTH=4;BYDAY=6TU"], EventTime.at(start, "UTC"))
