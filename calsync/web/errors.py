@@ -99,9 +99,28 @@ async def handle_api_error(_request: Request, exc: Exception) -> Response:
     )
 
 
-async def handle_http_exception(_request: Request, exc: Exception) -> Response:
+async def handle_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    return error_response(exc.status_code, str(exc.detail), headers=headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app answers at the request's path (RFC 9110 15.5.6).
+
+    Starlette's router answers 405 from the first route whose path matched, so with one
+    route per method (``GET /events`` and ``POST /events``) its ``Allow`` names only that
+    route's methods."""
+    methods: set[str] = set()
+    path = request.scope.get("path", "")
+    for route in getattr(request.app, "routes", ()):
+        path_regex = getattr(route, "path_regex", None)
+        route_methods = getattr(route, "methods", None)
+        if path_regex is not None and route_methods and path_regex.match(path):
+            methods.update(route_methods)
+    return sorted(methods)
 
 
 def unavailable_dependency(exc: BaseException) -> str | None:
