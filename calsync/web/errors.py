@@ -165,11 +165,17 @@ async def handle_unexpected(request: Request, exc: Exception) -> Response:
     middleware), else a logged 500 without details."""
     what = unavailable_dependency(exc)
     if what == "database":
-        return await handle_database_unavailable(request, exc)
-    if what == "queue":
-        return await handle_queue_unavailable(request, exc)
-    log.exception("unhandled error")
-    return error_response(500, "internal error")
+        response = await handle_database_unavailable(request, exc)
+    elif what == "queue":
+        response = await handle_queue_unavailable(request, exc)
+    else:
+        log.exception("unhandled error")
+        response = error_response(500, "internal error")
+    # Starlette answers this from outside every middleware, the request id's included.
+    request_id = request.scope.get("state", {}).get("request_id")
+    if request_id:
+        response.headers["X-Request-ID"] = request_id
+    return response
 
 
 class UnavailableDependencyMiddleware:
