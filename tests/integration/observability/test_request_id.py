@@ -127,3 +127,16 @@ def test_every_kind_of_answer_carries_a_request_id(any_stack: SyncStack) -> None
     }
     for name, answer in answers.items():
         assert GENERATED.fullmatch(answer.headers.get("X-Request-ID", "")), name
+
+
+def test_readiness_probes_log_nothing(any_stack: SyncStack, json_lines: io.StringIO) -> None:
+    # Given a process that answered its first probe (Alembic's scripts read once)
+    with httpx.Client(base_url=any_stack.url) as client:
+        assert client.get("/readyz").status_code == 200
+        before = len(_lines(json_lines))
+        # When it is probed as a load balancer would
+        for _ in range(5):
+            assert client.get("/readyz").status_code == 200
+    # Then the server wrote not one line (Alembic logged two per probe); the test's own
+    # client logs its requests
+    assert [line for line in _lines(json_lines)[before:] if line["logger"] != "httpx2"] == []
