@@ -338,10 +338,37 @@ def _migrate(args: argparse.Namespace) -> int:
     from calsync.store.migrate import upgrade
 
     engine = make_engine(database_url_from_env())  # needs no other setting
-    upgrade(engine, args.revision)
+    with _migration_progress():
+        upgrade(engine, args.revision)
     engine.dispose()
     print(f"calsync: database migrated to {args.revision}")
     return 0
+
+
+@contextmanager
+def _migration_progress() -> Iterator[None]:
+    """Each revision as Alembic starts it, as ``calsync: migrate: Running upgrade a -> b``
+    on stderr: a migration that rewrites a large table can take a while."""
+    import logging
+
+    class Steps(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return record.getMessage().startswith(("Running upgrade", "Running downgrade"))
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("calsync: migrate: %(message)s"))
+    handler.addFilter(Steps())
+    logger = logging.getLogger("alembic.runtime.migration")
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
 
 
 def _emulator(args: argparse.Namespace) -> int:

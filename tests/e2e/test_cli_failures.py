@@ -108,6 +108,17 @@ def test_a_key_rotation_shows_its_progress(production_settings: Settings, tmp_pa
     assert "re-encrypted 6 stored secret(s)" in result.stdout
 
 
+def test_a_migration_shows_each_revision_as_it_runs(empty_pg_url: str, tmp_path: Path) -> None:
+    result = calsync("migrate", cwd=tmp_path, env={"CALSYNC_DATABASE_URL": empty_pg_url})
+    assert result.returncode == 0, result.stderr
+    steps = [line for line in result.stderr.splitlines() if "Running upgrade" in line]
+    revisions = list(
+        (Path(__file__).resolve().parents[2] / "migrations" / "versions").glob("0*.py")
+    )
+    assert len(steps) == len(revisions), result.stderr
+    assert all(line.startswith("calsync: migrate: Running upgrade") for line in steps)
+
+
 @pytest.mark.parametrize(
     ("command", "shown"),
     [
