@@ -61,6 +61,7 @@ _RECORD_ATTRIBUTES: Final = frozenset(vars(logging.LogRecord("", 0, "", 0, "", N
     "message",
     "asctime",
     "taskName",
+    "color_message",  # uvicorn's copy of the message with terminal colours
 }
 
 _EMPTY: Final[Mapping[str, str]] = MappingProxyType({})

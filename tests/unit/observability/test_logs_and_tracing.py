@@ -175,3 +175,9 @@ def test_uvicorns_access_line_becomes_fields_with_the_query_redacted() -> None:
 def test_a_request_id_is_a_context_field() -> None:
     with log_context(request_id="abc-1"):
         assert line("hello")["request_id"] == "abc-1"
+
+
+def test_uvicorns_coloured_copy_of_the_message_is_left_out() -> None:
+    entry = line("Started server process [%d]", 7, color_message="\x1b[36m7\x1b[0m")
+    assert entry["message"] == "Started server process [7]"
+    assert "color_message" not in entry
