@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from calsync.store.audit import AuditAction
 from calsync.web.push_intake import MAX_BODY_BYTES
 
 __all__ = ["OPERATIONS", "build_document", "openapi_json", "undocumented"]
@@ -507,7 +508,14 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
             "422": _error("bad parameter, limit or cursor"),
             **_AUTH_ERRORS,
         },
-        parameters=[*_paging(), _query("action", "only entries of this action")],
+        parameters=[
+            *_paging(),
+            _query(
+                "action",
+                "only entries of this action",
+                {"type": "string", "enum": sorted(a.value for a in AuditAction)},
+            ),
+        ],
     ),
     ("POST", "/webhooks/google"): _op(
         "Google push channel receiver (X-Goog-* headers, empty body)",
