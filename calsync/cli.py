@@ -1,15 +1,17 @@
-"""The ``calsync`` command (design.md section 3).
+"""The ``calsync`` command: run, migrate and operate calsync (docs/operations.md).
 
 Each subcommand reads the settings from the environment once, builds what it needs through
-:func:`calsync.bootstrap.bootstrap`, and runs. Configuration problems end the command with
-exit status 2 and a message that names every faulty setting.
+:func:`calsync.bootstrap.bootstrap`, and runs. A failure the operator can fix ends the
+command with one line on stderr and a non-zero status, never a traceback: configuration
+problems (status 2, naming every faulty setting), an unreachable database or Redis, a
+missing key file, and a stored secret that no configured key decrypts (status 1).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from calsync import __version__
@@ -24,41 +26,116 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status: int = args.run(args)
     except ConfigError as exc:
-        print(f"calsync: {exc}", file=sys.stderr)
+        _fail("invalid configuration: " + "; ".join(exc.problems))
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        message = operator_error(exc)
+        if message is None:
+            raise  # a bug: its traceback is what a report needs
+        _fail(message)
+        return 1
     return status
 
 
+def operator_error(exc: BaseException) -> str | None:
+    """One line saying what the operator must fix, for the failures that are theirs to
+    fix (a dependency down, a key file missing, a secret no key decrypts); ``None`` for
+    anything else. Never echoes a setting's value: a database URL holds a password."""
+    from cryptography.fernet import InvalidToken
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    from calsync.store.secrets import SecretDecryptError
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OperationalError | DBAPIError):
+            reason = _first_line(str(current.orig)) if current.orig else type(current).__name__
+            return f"cannot use the database (CALSYNC_DATABASE_URL): {reason}"
+        if isinstance(current, RedisConnectionError | RedisTimeoutError):
+            return f"cannot reach Redis (CALSYNC_REDIS_URL): {_first_line(str(current))}"
+        if isinstance(current, SecretDecryptError | InvalidToken):
+            return (
+                "a stored secret decrypts under no key of CALSYNC_ENCRYPTION_KEYS: keep the"
+                " key it was encrypted with in the list (newest first) and run again"
+            )
+        if isinstance(current, FileNotFoundError | PermissionError) and current.filename:
+            return f"cannot read {current.filename}: {current.strerror}"
+        if isinstance(current, ConnectionError):
+            return f"cannot connect: {_first_line(str(current)) or type(current).__name__}"
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
+def _fail(message: str) -> None:
+    print(f"calsync: {message}", file=sys.stderr)
+
+
+def _progress(what: str) -> Callable[[int, int], None]:
+    """A progress reporter that writes ``calsync: <what>: done/total`` lines to stderr."""
+
+    def report(done: int, total: int) -> None:
+        print(f"calsync: {what}: {done}/{total}", file=sys.stderr, flush=True)
+
+    return report
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="calsync", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="calsync",
+        description=__doc__.splitlines()[0],
+        epilog="Settings come from CALSYNC_* environment variables (docs/operations.md).",
+        formatter_class=_Formatter,
+    )
     parser.add_argument("--version", action="version", version=f"calsync {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
 
     dev = commands.add_parser("dev", help="run everything in one process (embedded mode)")
-    dev.add_argument("--host", default="127.0.0.1")
-    dev.add_argument("--port", type=int, default=8000)
-    dev.add_argument("--emulator-port", type=int, default=None)
+    dev.add_argument("--host", default="127.0.0.1", help="address to serve the API on")
+    dev.add_argument("--port", type=int, default=8000, help="the API's port")
+    dev.add_argument(
+        "--emulator-port",
+        type=int,
+        default=None,
+        help="the emulator's port (default: CALSYNC_EMULATOR_PORT, else 8765)",
+    )
     dev.set_defaults(run=_dev)
 
     serve = commands.add_parser("serve", help="serve the API and webhook receiver (uvicorn)")
-    serve.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a server binds all interfaces
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--host",
+        default="0.0.0.0",  # noqa: S104 - a server binds all interfaces
+        help="address to listen on",
+    )
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
     serve.add_argument("--workers", type=int, default=1, help="uvicorn processes")
     serve.add_argument("--backlog", type=int, default=2048, help="listen queue length")
     serve.add_argument("--no-access-log", action="store_true", help="no line per request")
     serve.set_defaults(run=_serve)
 
     worker = commands.add_parser("worker", help="run Dramatiq worker processes")
-    worker.add_argument("--processes", type=int, default=2)
-    worker.add_argument("--threads", type=int, default=8)
-    worker.add_argument("--queues", nargs="*", default=None, help="only these queues")
+    worker.add_argument("--processes", type=int, default=2, help="worker processes")
+    worker.add_argument("--threads", type=int, default=8, help="threads per worker process")
+    worker.add_argument(
+        "--queues", nargs="*", default=None, help="only these queues (default: all of them)"
+    )
     worker.add_argument(
         "--metrics-port",
         type=int,
         default=9191,
-        help="serve the worker processes' metrics here when PROMETHEUS_MULTIPROC_DIR is set "
+        help="serve the worker processes' metrics and the pod's /readyz here when "
+        "PROMETHEUS_MULTIPROC_DIR is set "
         "(0: off)",
     )
     worker.add_argument(
@@ -79,22 +156,45 @@ def _parser() -> argparse.ArgumentParser:
     ready.set_defaults(run=_ready)
 
     migrate = commands.add_parser("migrate", help="migrate the database to the newest schema")
-    migrate.add_argument("--revision", default="head")
+    migrate.add_argument("--revision", default="head", help="the revision to migrate to")
     migrate.set_defaults(run=_migrate)
 
     emulator = commands.add_parser("emulator", help="run the Google Calendar API emulator")
-    emulator.add_argument("--host", default="127.0.0.1")
-    emulator.add_argument("--port", type=int, default=8765)
+    emulator.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    emulator.add_argument("--port", type=int, default=8765, help="port to listen on")
     emulator.set_defaults(run=_emulator)
 
     token = commands.add_parser("token", help="print a signed JWT for a user (created if new)")
-    token.add_argument("--email", required=True)
-    token.add_argument("--role", choices=["admin", "user"], default=None)
+    token.add_argument("--email", required=True, help="the user's email")
+    token.add_argument(
+        "--role",
+        choices=["admin", "user"],
+        default=None,
+        help="set the user's role (default: a new user is a user, an existing one keeps theirs)",
+    )
     token.set_defaults(run=_token)
 
     rotate = commands.add_parser("rotate-keys", help="re-encrypt stored secrets, newest key")
     rotate.set_defaults(run=_rotate_keys)
     return parser
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, unless its help already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "(default" in text or action.default in (None, argparse.SUPPRESS, False):
+            return text
+        return super()._get_help_string(action)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Subcommand parsers that show defaults in ``--help``."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
 
 def _dev(args: argparse.Namespace) -> int:
@@ -191,9 +291,14 @@ def _worker(args: argparse.Namespace) -> int:
     from calsync.runtime import prepare_metrics_dir
     from workers.metrics_server import PORT_VARIABLE
 
-    Settings.from_env()
+    settings = Settings.from_env()
+    # Dramatiq's main process would log its own lines (booting, process exits) as plain
+    # text into the stream its worker processes write JSON to: calsync's JSON handler
+    # instead, and each worker process sets its own up (workers/worker.py).
+    configure_logging(settings.log_level)
     metrics_dir = prepare_metrics_dir()
     argv = [
+        "--skip-logging",
         "workers.worker",
         "--processes",
         str(args.processes),
@@ -239,10 +344,37 @@ def _migrate(args: argparse.Namespace) -> int:
     from calsync.store.migrate import upgrade
 
     engine = make_engine(database_url_from_env())  # needs no other setting
-    upgrade(engine, args.revision)
+    with _migration_progress():
+        upgrade(engine, args.revision)
     engine.dispose()
     print(f"calsync: database migrated to {args.revision}")
     return 0
+
+
+@contextmanager
+def _migration_progress() -> Iterator[None]:
+    """Each revision as Alembic starts it, as ``calsync: migrate: Running upgrade a -> b``
+    on stderr: a migration that rewrites a large table can take a while."""
+    import logging
+
+    class Steps(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return record.getMessage().startswith(("Running upgrade", "Running downgrade"))
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("calsync: migrate: %(message)s"))
+    handler.addFilter(Steps())
+    logger = logging.getLogger("alembic.runtime.migration")
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
 
 
 def _emulator(args: argparse.Namespace) -> int:
@@ -282,7 +414,9 @@ def _rotate_keys(_args: argparse.Namespace) -> int:
 
     services = bootstrap(Settings.from_env())
     try:
-        count = rotate_stored_secrets(services.sessions, services.secrets)
+        count = rotate_stored_secrets(
+            services.sessions, services.secrets, progress=_progress("rows checked")
+        )
         with services.sessions.begin() as session:
             audit.record(
                 session,

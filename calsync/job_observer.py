@@ -9,8 +9,13 @@
 - Every job counts in ``calsync_jobs_total`` by actor and outcome (``ok``; ``retry``:
   failed and will run again; ``failed``: failed for good; ``skipped``: a middleware
   skipped it) and its run time in ``calsync_job_duration_seconds``.
-- Records logged during the job carry ``job`` (the actor name) and the ids among the
-  actor's arguments (``user_id``, ``calendar_id``, ``event_id``).
+- Records logged during the job carry ``job`` (the actor name), the ids among the
+  actor's arguments (``user_id``, ``calendar_id``, ``event_id``) and the ``request_id`` of
+  the request that queued it (the message option :data:`REQUEST_OPTION`, set at enqueue
+  from the log context; a job queued by a job passes it on).
+- Each job ends with one log line, ``job finished``: ``job``, ``outcome``,
+  ``duration_ms``, ``attempt`` (1 for the first run), ``message_id``, the ids, and
+  ``error`` (the exception's type) when it failed.
 
 It must sit *before* Dramatiq's ``Retries`` in the broker's middleware list (its
 ``after_*`` hooks then run after Retries decided whether the message failed for good);
@@ -20,6 +25,7 @@ It must sit *before* Dramatiq's ``Retries`` in the broker's middleware list (its
 from __future__ import annotations
 
 import inspect
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -33,18 +39,23 @@ from opentelemetry import context, propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from calsync import metrics, tracing
-from calsync.logs import BINDABLE, bind_context, reset_context
+from calsync.logs import BINDABLE, bind_context, current_context, reset_context
 
-__all__ = ["TRACE_OPTION", "JobObserver", "install"]
+__all__ = ["REQUEST_OPTION", "TRACE_OPTION", "JobObserver", "install"]
 
 #: The message option that carries the W3C trace context of whoever queued the job.
 TRACE_OPTION: Final = "trace_context"
+#: The message option that carries the ``request_id`` of the request that queued the job.
+REQUEST_OPTION: Final = "request_id"
+
+log = logging.getLogger("calsync.jobs")
 
 
 @dataclass
 class _Running:
     started: float
     log_token: Token[Mapping[str, str]]
+    attempt: int = 1
     span: Span | None = None
     context_token: object | None = None
 
@@ -60,6 +71,9 @@ class JobObserver(Middleware):
     # --- producer side ------------------------------------------------------------------
 
     def before_enqueue(self, broker: Broker, message: Any, delay: int | None) -> None:
+        request_id = current_context().get("request_id")
+        if request_id is not None and REQUEST_OPTION not in message.options:
+            message.options[REQUEST_OPTION] = request_id
         if not tracing.enabled():
             return
         carrier: dict[str, str] = {}
@@ -71,8 +85,16 @@ class JobObserver(Middleware):
 
     def before_process_message(self, broker: Broker, message: Any) -> None:
         ids = self._ids(broker, message)
+        request_id = message.options.get(REQUEST_OPTION)
         running = _Running(
-            started=self._clock(), log_token=bind_context(job=message.actor_name, **ids)
+            started=self._clock(),
+            log_token=bind_context(
+                job=message.actor_name,
+                request_id=request_id if isinstance(request_id, str) else None,
+                **ids,
+            ),
+            # Retries counts failures in the options after a run: read it before.
+            attempt=int(message.options.get("retries", 0)) + 1,
         )
         if tracing.enabled():
             carrier = message.options.get(TRACE_OPTION)
@@ -115,7 +137,18 @@ class JobObserver(Middleware):
         running = self._running().pop(message.message_id, None)
         if running is None:  # an earlier middleware stopped it before our hook ran
             return
-        metrics.JOB_DURATION.labels(actor).observe(self._clock() - running.started)
+        elapsed = self._clock() - running.started
+        metrics.JOB_DURATION.labels(actor).observe(elapsed)
+        fields: dict[str, object] = {
+            "outcome": outcome,
+            "duration_ms": round(elapsed * 1000, 1),
+            "attempt": running.attempt,
+            "message_id": message.message_id,
+        }
+        if exception is not None:
+            fields["error"] = type(exception).__name__
+        level = logging.INFO if outcome in ("ok", "skipped") else logging.WARNING
+        log.log(level, "job finished", extra=fields)
         span = running.span
         if span is not None:
             span.set_attribute("calsync.job.outcome", outcome)

@@ -1,10 +1,16 @@
 """Logging set-up for calsync's processes: one JSON object per line on stderr.
 
 Every line carries the fields an operator filters on when they are known: ``trace_id``
-and ``span_id`` of the current OpenTelemetry span, and ``user_id``, ``calendar_id``,
-``event_id`` and ``job`` from :func:`log_context` (the job middleware sets ``job`` and
-the ids in a job's arguments; use cases add what they learn) or from a record's
-``extra``. A redaction pass over each line's text is the last line of defence against
+and ``span_id`` of the current OpenTelemetry span, and ``request_id``, ``user_id``,
+``calendar_id``, ``event_id`` and ``job`` from :func:`log_context` (the request-id
+middleware sets ``request_id``, and jobs a request queued carry it on; the job middleware
+sets ``job`` and the ids in a job's arguments; use cases add what they learn). Any other
+``extra`` of a record becomes a field of its own (a dataclass as an object), so values
+are logged as fields, never as Python reprs inside the message. Every process logs
+through :func:`configure_logging`, third-party loggers included (uvicorn's access lines
+become ``client``, ``method``, ``path``, ``http_version`` and ``status`` fields).
+
+A redaction pass over each line's text is the last line of defence against
 secrets: bearer tokens, ``access_token``/``refresh_token``/``client_secret``-style
 values and JWTs become ``[redacted]``. It is not a licence to log secrets: calsync does
 not, and a test greps the logs of a whole run for the tokens it used.
@@ -12,6 +18,7 @@ not, and a test greps the logs of a whole run for the tokens it used.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -38,9 +45,24 @@ __all__ = [
 ]
 
 #: Record attributes that become JSON fields when set.
-CONTEXT_FIELDS: Final = ("user_id", "calendar_id", "event_id", "job", "trace_id", "span_id")
+CONTEXT_FIELDS: Final = (
+    "request_id",
+    "user_id",
+    "calendar_id",
+    "event_id",
+    "job",
+    "trace_id",
+    "span_id",
+)
 #: The ones :func:`log_context` may set (trace and span ids come from the current span).
-BINDABLE: Final = frozenset({"user_id", "calendar_id", "event_id", "job"})
+BINDABLE: Final = frozenset({"request_id", "user_id", "calendar_id", "event_id", "job"})
+#: The attributes every `logging.LogRecord` has: not ``extra`` fields.
+_RECORD_ATTRIBUTES: Final = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",  # uvicorn's copy of the message with terminal colours
+}
 
 _EMPTY: Final[Mapping[str, str]] = MappingProxyType({})
 _context: ContextVar[Mapping[str, str]] = ContextVar("calsync_log_context", default=_EMPTY)
@@ -141,9 +163,46 @@ class JSONFormatter(logging.Formatter):
             value = getattr(record, name, None)
             if value is not None:
                 entry[name] = str(value)
+        for name, value in record.__dict__.items():
+            if name not in _RECORD_ATTRIBUTES and name not in entry and not name.startswith("_"):
+                entry[name] = _field(value)
+        if record.name == "uvicorn.access":
+            entry.update(_access_fields(record))
         if record.exc_info:
             entry["exception"] = redact(self.formatException(record.exc_info))
-        return json.dumps(entry)
+        return json.dumps(entry, default=str)
+
+
+def _field(value: object) -> object:
+    """A JSON value for an ``extra`` value: dataclasses become objects, the rest stays
+    as JSON has it or becomes its text."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _field(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, str):
+        return redact(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, list | tuple):
+        return [_field(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _field(v) for k, v in value.items()}
+    return redact(str(value))
+
+
+def _access_fields(record: logging.LogRecord) -> dict[str, object]:
+    """uvicorn's access line (``'%s - "%s %s HTTP/%s" %d'``) as fields; the path's query
+    is redacted like the message."""
+    args = record.args
+    if not (isinstance(args, tuple) and len(args) == 5):
+        return {}
+    client, method, path, http_version, status = args
+    return {
+        "client": str(client),
+        "method": str(method),
+        "path": redact(str(path)),
+        "http_version": str(http_version),
+        "status": status,
+    }
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -155,3 +214,10 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    for name, quieter in _QUIETER.items():
+        logging.getLogger(name).setLevel(max(quieter, root.level))
+
+
+#: Loggers whose INFO lines say nothing an operator acts on: Alembic lists its plugins
+#: when a process first reads the migrations (a readiness check does).
+_QUIETER: Final = {"alembic.runtime.plugins": logging.WARNING}

@@ -15,7 +15,7 @@ import logging
 import queue
 import threading
 
-import httpx
+import httpx2 as httpx
 
 from calsync.emulator.channels import PushMessage
 from calsync.emulator.state import EmulatorState

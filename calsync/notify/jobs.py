@@ -46,7 +46,7 @@ def declare_notify_jobs(services: Services, *, dispatcher: Dispatcher | None = N
         """Send every notice that is due now."""
         report = deliver_due(services.sessions, senders, now=services.clock())
         if report.handled:
-            log.info("notices: %s", report)
+            log.info("notices delivered", extra={"report": report})
 
     def refresh_reminders_job() -> None:
         """Plan the reminders that enter the horizon."""

@@ -33,14 +33,14 @@ class NoticePage:
     next_cursor: str | None
 
 
-def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
-    return keyset.encode(created_at, str(row_id))
+def encode_cursor(created_at: datetime, row_id: uuid.UUID, *, scope: str = "") -> str:
+    return keyset.encode(created_at, str(row_id), scope=scope)
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    """Raises InvalidCursor for anything :func:`encode_cursor` did not make."""
+def decode_cursor(cursor: str, *, scope: str = "") -> tuple[datetime, uuid.UUID]:
+    """Raises InvalidCursor for anything :func:`encode_cursor` did not make for `scope`."""
     try:
-        created_at, row_id = keyset.decode(cursor)
+        created_at, row_id = keyset.decode(cursor, scope=scope)
         return created_at, uuid.UUID(row_id)
     except ValueError as err:
         raise InvalidCursor("cursor is not valid") from err
@@ -54,8 +54,10 @@ def list_notices(
     cursor: str | None = None,
     status: str | None = None,
     kind: str | None = None,
+    scope: str = "",
 ) -> NoticePage:
-    """One page of ``user_id``'s delivery records. Raises InvalidCursor, ValueError."""
+    """One page of ``user_id``'s delivery records; cursors are bound to `scope` (the
+    query they page). Raises InvalidCursor, ValueError."""
     if status is not None and status not in DELIVERY_STATUSES:
         raise ValueError("status")
     if kind is not None and kind not in NOTICE_KINDS:
@@ -66,7 +68,7 @@ def list_notices(
     if kind is not None:
         query = query.where(NotificationDelivery.kind == kind)
     if cursor is not None:
-        created_at, row_id = decode_cursor(cursor)
+        created_at, row_id = decode_cursor(cursor, scope=scope)
         query = query.where(
             sa.or_(
                 NotificationDelivery.created_at < created_at,
@@ -83,7 +85,9 @@ def list_notices(
     ).all()
     page = rows[:limit]
     more = len(rows) > limit
-    next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if more and page else None
+    next_cursor = (
+        encode_cursor(page[-1].created_at, page[-1].id, scope=scope) if more and page else None
+    )
     return NoticePage([notice_json(row) for row in page], next_cursor)
 
 

@@ -109,9 +109,28 @@ def record_repeated(
     session.execute(statement)
 
 
-def recent(session: Session, *, limit: int = 100) -> list[AuditEvent]:
-    """The newest audit events first (admin view)."""
-    query = sa.select(AuditEvent).order_by(AuditEvent.occurred_at.desc()).limit(limit)
+def recent(
+    session: Session,
+    *,
+    limit: int = 100,
+    before: tuple[datetime, uuid.UUID] | None = None,
+    action: str | None = None,
+) -> list[AuditEvent]:
+    """The newest audit events first (admin view): at most `limit`, only `action`'s when
+    given, and only those after the keyset position `before` (occurred_at, id) in that
+    order."""
+    query = sa.select(AuditEvent)
+    if action is not None:
+        query = query.where(AuditEvent.action == action)
+    if before is not None:
+        at, row_id = before
+        query = query.where(
+            sa.or_(
+                AuditEvent.occurred_at < at,
+                sa.and_(AuditEvent.occurred_at == at, AuditEvent.id < row_id),
+            )
+        )
+    query = query.order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc()).limit(limit)
     return list(session.scalars(query))
 
 

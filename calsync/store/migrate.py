@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+from typing import Final
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+
+#: Alembic's table of applied revisions (its default name; env.py keeps it).
+VERSION_TABLE: Final = "alembic_version"
 
 
 def migrations_dir() -> Path:
@@ -57,13 +62,29 @@ def schema_state(engine: Engine) -> str:
     which during a rolling upgrade means a newer release already migrated it (migrations
     only add, so the older code keeps working). ``behind``: older, or not migrated at all.
     """
-    scripts = ScriptDirectory.from_config(alembic_config())
-    heads = set(scripts.get_heads())
+    heads, known = _revisions()
     with engine.connect() as connection:
-        current = set(MigrationContext.configure(connection).get_current_heads())
+        current = _current_revisions(connection)
     if current == heads:
         return "current"
-    known = {revision.revision for revision in scripts.walk_revisions()}
     if current and not current <= known:
         return "ahead"
     return "behind"
+
+
+@functools.cache
+def _revisions() -> tuple[frozenset[str], frozenset[str]]:
+    """This code's head revisions and every revision it knows: read once per process
+    (a readiness probe asks every few seconds, and the scripts do not change)."""
+    scripts = ScriptDirectory.from_config(alembic_config())
+    known = frozenset(revision.revision for revision in scripts.walk_revisions())
+    return frozenset(scripts.get_heads()), known
+
+
+def _current_revisions(connection: Connection) -> set[str]:
+    """The database's revisions, read from Alembic's table directly: Alembic's
+    ``MigrationContext`` logs two INFO lines each time it is made, which at one probe
+    every few seconds drowned the logs."""
+    if not sa.inspect(connection).has_table(VERSION_TABLE):
+        return set()
+    return set(connection.scalars(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")))  # noqa: S608 - a constant

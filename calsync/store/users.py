@@ -24,6 +24,16 @@ def to_account(row: User | sa.Row[*tuple[Any, ...]]) -> UserAccount:
     )
 
 
+def list_accounts(
+    session: Session, *, limit: int, after_email: str | None = None
+) -> list[UserAccount]:
+    """Up to `limit` users ordered by email (unique), those after `after_email` only."""
+    query = sa.select(User).order_by(User.email).limit(limit)
+    if after_email is not None:
+        query = query.where(User.email > after_email)
+    return [to_account(row) for row in session.scalars(query)]
+
+
 def find_by_email(session: Session, email: str) -> UserAccount | None:
     """The user with ``email`` (compared case-insensitively), or None."""
     row = session.scalar(sa.select(User).where(User.email == normalise_email(email)))

@@ -38,6 +38,7 @@ from calsync.web.limits import (
     client_address_key,
 )
 from calsync.web.push_intake import PushIntakeMiddleware
+from calsync.web.request_id import RequestIdMiddleware
 from calsync.web.routes import admin, auth, calendars, dev, events, me, sync, webhooks
 from calsync.web.routes import preferences as notice_routes
 
@@ -124,6 +125,7 @@ def create_app(services: Services) -> Starlette:
         cache=app.state.channel_cache,
         marks=app.state.dirty_marks,
     )
+    app.add_middleware(RequestIdMiddleware)  # outermost: every answer and log line has it
     return app
 
 
@@ -141,6 +143,7 @@ def create_metrics_app(services: Services) -> Starlette:
     app = Starlette(routes=[_metrics_route()], exception_handlers=EXCEPTION_HANDLERS)
     app.state.services = services
     app.state.state_snapshots = state_snapshots(services)
+    app.add_middleware(RequestIdMiddleware)
     return app
 
 

@@ -99,9 +99,28 @@ async def handle_api_error(_request: Request, exc: Exception) -> Response:
     )
 
 
-async def handle_http_exception(_request: Request, exc: Exception) -> Response:
+async def handle_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    return error_response(exc.status_code, str(exc.detail), headers=headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app answers at the request's path (RFC 9110 15.5.6).
+
+    Starlette's router answers 405 from the first route whose path matched, so with one
+    route per method (``GET /events`` and ``POST /events``) its ``Allow`` names only that
+    route's methods."""
+    methods: set[str] = set()
+    path = request.scope.get("path", "")
+    for route in getattr(request.app, "routes", ()):
+        path_regex = getattr(route, "path_regex", None)
+        route_methods = getattr(route, "methods", None)
+        if path_regex is not None and route_methods and path_regex.match(path):
+            methods.update(route_methods)
+    return sorted(methods)
 
 
 def unavailable_dependency(exc: BaseException) -> str | None:
@@ -146,11 +165,17 @@ async def handle_unexpected(request: Request, exc: Exception) -> Response:
     middleware), else a logged 500 without details."""
     what = unavailable_dependency(exc)
     if what == "database":
-        return await handle_database_unavailable(request, exc)
-    if what == "queue":
-        return await handle_queue_unavailable(request, exc)
-    log.exception("unhandled error")
-    return error_response(500, "internal error")
+        response = await handle_database_unavailable(request, exc)
+    elif what == "queue":
+        response = await handle_queue_unavailable(request, exc)
+    else:
+        log.exception("unhandled error")
+        response = error_response(500, "internal error")
+    # Starlette answers this from outside every middleware, the request id's included.
+    request_id = request.scope.get("state", {}).get("request_id")
+    if request_id:
+        response.headers["X-Request-ID"] = request_id
+    return response
 
 
 class UnavailableDependencyMiddleware:

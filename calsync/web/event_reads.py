@@ -7,8 +7,9 @@ API id into what it names: a stored event (`uuid`) or one instance of a series
 by an exception.
 
 Order and cursor: items are ordered by (start instant, id), all-day items at midnight
-UTC of their date, as stored. The cursor is the opaque base64 of the last item's key;
-paging with it never skips or repeats an item of an unchanged calendar.
+UTC of their date, as stored. The cursor is the opaque base64 of the last item's key,
+bound to the caller and the filters (`calsync.web.paging`); paging with it never skips
+or repeats an item of an unchanged calendar.
 
 Memos: on PostgreSQL what a list computes from rows is kept per process under the rows'
 versions (`calsync.web.list_cache`): masters' outlines and the items of series without
@@ -49,7 +50,6 @@ from calsync.domain.recurrence import (
 )
 from calsync.domain.timezones import zone
 from calsync.domain.windows import DayRange, days_touched
-from calsync.store import keyset
 from calsync.store.event_queries import (
     EventFilter,
     Kind,
@@ -64,6 +64,7 @@ from calsync.store.event_queries import (
     series_outlines,
 )
 from calsync.store.events import StoredEvent, load_stored
+from calsync.web import paging
 from calsync.web.errors import APIError
 from calsync.web.event_input import has_control_characters, unprocessable
 from calsync.web.event_output import EventView, event_json, instance_json
@@ -107,15 +108,18 @@ class ListQuery:
     expand: bool
     limit: int
     after: tuple[datetime, str] | None
+    #: What the page's cursors are bound to (`calsync.web.paging.list_scope`).
+    scope: str = ""
 
 
 def _bad(name: str, message: str) -> APIError:
     return unprocessable([{"field": name, "issue": "invalid", "message": message}])
 
 
-def parse_list_query(params: Mapping[str, str], *, user_zone: str) -> ListQuery:
+def parse_list_query(params: Mapping[str, str], *, user_zone: str, scope: str = "") -> ListQuery:
     """The query of ``GET /events``. Dates are whole days in the caller's zone (`end_date`
-    inclusive); date-times need an offset. `limit` above `MAX_PAGE` is capped."""
+    inclusive); date-times need an offset. ``limit`` and ``cursor`` follow the contract
+    of every list (`calsync.web.paging`); `scope` is what its cursors are bound to."""
     unknown = sorted(set(params) - _PARAMS)
     if unknown:
         raise unprocessable(
@@ -164,8 +168,9 @@ def parse_list_query(params: Mapping[str, str], *, user_zone: str) -> ListQuery:
         calendar_id=calendar_id,
         recurring=_flag("recurring", params.get("recurring")),
         expand=expand_flag,
-        limit=_limit(params.get("limit")),
-        after=_decode_cursor(params.get("cursor")),
+        limit=paging.page_size(params, default=DEFAULT_PAGE, maximum=MAX_PAGE),
+        after=_after(params, scope),
+        scope=scope,
     )
 
 
@@ -232,31 +237,18 @@ def _flag(name: str, text: str | None) -> bool | None:
     raise _bad(name, "must be true or false")
 
 
-def _limit(text: str | None) -> int:
-    if not text:
-        return DEFAULT_PAGE
-    try:
-        value = int(text)
-    except ValueError:
-        raise _bad("limit", "must be a whole number") from None
-    if value < 1:
-        raise _bad("limit", "must be at least 1")
-    return min(value, MAX_PAGE)
+def encode_cursor(at: datetime, item_id: str, *, scope: str = "") -> str:
+    return paging.next_cursor(scope, at, item_id)
 
 
-def encode_cursor(at: datetime, item_id: str) -> str:
-    return keyset.encode(at, item_id)
-
-
-def _decode_cursor(text: str | None) -> tuple[datetime, str] | None:
-    if not text:
-        return None
-    try:
-        at, item_id = keyset.decode(text)
-        uuid.UUID(item_id.split("_", 1)[0])
-    except ValueError:
-        raise _bad("cursor", "not a cursor this API gave out") from None
-    return at, item_id
+def _after(params: Mapping[str, str], scope: str) -> tuple[datetime, str] | None:
+    after = paging.read_cursor(params, scope)
+    if after is not None:
+        try:
+            uuid.UUID(after[1].split("_", 1)[0])
+        except ValueError:
+            raise _bad("cursor", "not a cursor this API gave out") from None
+    return after
 
 
 def sort_instant(value: EventTime) -> datetime:
@@ -380,7 +372,11 @@ def _page(
             items = _first_items(session, spec, query, single_items, memos)
     page_items = items[: query.limit]
     more = len(items) > query.limit
-    cursor = encode_cursor(*_item_key(page_items[-1])) if more and page_items else None
+    cursor = (
+        encode_cursor(*_item_key(page_items[-1]), scope=query.scope)
+        if more and page_items
+        else None
+    )
     return page_items, versions, cursor
 
 

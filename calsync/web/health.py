@@ -5,9 +5,7 @@ from __future__ import annotations
 import hmac
 import os
 from datetime import timedelta
-from typing import Any
 
-import sqlalchemy as sa
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.concurrency import run_in_threadpool
@@ -15,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from calsync.bootstrap import Services
-from calsync.store.migrate import schema_state
+from calsync.readiness import dependency_checks
 from calsync.web.errors import error_response
 from calsync.web.state_metrics import StateCollector, StateSnapshots, collect_state
 
@@ -38,30 +36,8 @@ async def readyz(request: Request) -> Response:
 
 
 def readiness_checks(services: Services) -> dict[str, str]:
-    """Each dependency's state: ``ok`` or why not (``behind``, ``unavailable (...)``)."""
-    checks: dict[str, str] = {}
-    try:
-        with services.engine.connect() as connection:
-            connection.execute(sa.text("SELECT 1"))
-        checks["database"] = "ok"
-        state = schema_state(services.engine)
-        checks["migrations"] = "ok" if state in {"current", "ahead"} else state
-    except sa.exc.SQLAlchemyError as exc:
-        checks["database"] = f"unavailable ({type(exc).__name__})"
-        checks["migrations"] = "unknown"
-    checks["broker"] = _broker_check(services.broker)
-    return checks
-
-
-def _broker_check(broker: Any) -> str:
-    client = getattr(broker, "client", None)
-    if client is None:  # the in-process broker is always there
-        return "ok"
-    try:
-        client.ping()
-    except Exception as exc:
-        return f"unavailable ({type(exc).__name__})"
-    return "ok"
+    """Each dependency's state (`calsync.readiness.dependency_checks`)."""
+    return dependency_checks(services.engine, getattr(services.broker, "client", None))
 
 
 async def metrics_endpoint(request: Request) -> Response:

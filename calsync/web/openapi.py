@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from calsync.store.audit import AuditAction
 from calsync.web.push_intake import MAX_BODY_BYTES
 
 __all__ = ["OPERATIONS", "build_document", "openapi_json", "undocumented"]
@@ -425,6 +426,21 @@ def _query(name: str, description: str, schema: dict[str, Any] | None = None) ->
     }
 
 
+def _paging() -> list[dict[str, Any]]:
+    """``limit`` and ``cursor``, the same on every list (`calsync.web.paging`)."""
+    return [
+        _query(
+            "limit",
+            "page size, 1-200 (default 50); anything else is 422",
+            {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+        ),
+        _query(
+            "cursor",
+            "next_cursor of the previous page of this list with the same filters; any other is 422",
+        ),
+    ]
+
+
 def _op(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {"summary": summary, "responses": responses, **extra}
 
@@ -543,13 +559,11 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
         "The caller's notices, newest first",
         {
             "200": _LOOSE,
-            "400": _error("a cursor this API did not give out"),
-            "422": _error("bad parameter"),
+            "422": _error("bad parameter, limit or cursor"),
             **_AUTH_ERRORS,
         },
         parameters=[
-            _query("limit", "page size, 1-200", {"type": "integer", "minimum": 1, "maximum": 200}),
-            _query("cursor", "next_cursor of the previous page"),
+            *_paging(),
             _query("status", "only notices in this delivery status"),
             _query("kind", "only notices of this kind"),
         ],
@@ -557,10 +571,19 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
     ("GET", "/admin/users"): _op(
         "Every user (admins)",
         {
-            "200": _json(_object({"users": {"type": "array", "items": _ref("User")}})),
+            "200": _json(
+                _object(
+                    {
+                        "users": {"type": "array", "items": _ref("User")},
+                        "next_cursor": {"type": ["string", "null"]},
+                    }
+                )
+            ),
             "403": _error("not an admin"),
+            "422": _error("bad parameter, limit or cursor"),
             **_AUTH_ERRORS,
         },
+        parameters=_paging(),
     ),
     ("PATCH", "/admin/users/{user_id}"): _op(
         "Change a user's role or status (admins); disabled stops their sync",
@@ -592,7 +615,21 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
         ],
     ),
     ("GET", "/admin/audit"): _op(
-        "The audit trail (admins)", {"200": _LOOSE, "403": _error("not an admin"), **_AUTH_ERRORS}
+        "The audit trail, newest first (admins)",
+        {
+            "200": _LOOSE,
+            "403": _error("not an admin"),
+            "422": _error("bad parameter, limit or cursor"),
+            **_AUTH_ERRORS,
+        },
+        parameters=[
+            *_paging(),
+            _query(
+                "action",
+                "only entries of this action",
+                {"type": "string", "enum": sorted(a.value for a in AuditAction)},
+            ),
+        ],
     ),
     ("POST", "/webhooks/google"): _op(
         "Google push channel receiver (X-Goog-* headers, empty body)",
@@ -645,7 +682,13 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
     ("POST", "/sync"): _op("Sync the caller's calendars now", {"202": _LOOSE, **_AUTH_ERRORS}),
     ("GET", "/sync/logs"): _op(
         "The caller's sync log (admins: anyone's)",
-        {"200": _LOOSE, "422": _error("bad parameter"), **_AUTH_ERRORS},
+        {"200": _LOOSE, "422": _error("bad parameter, limit or cursor"), **_AUTH_ERRORS},
+        parameters=[
+            *_paging(),
+            _query("kind", "only rows of this kind"),
+            _query("calendar_id", "only rows of this calendar"),
+            _query("user_id", "admins: another user's log"),
+        ],
     ),
     ("GET", "/calendars"): _op(
         "The caller's calendars with access role and sync state",
@@ -709,12 +752,7 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
             _query(
                 "expand", "true: series expanded into instances in the range", {"type": "boolean"}
             ),
-            _query(
-                "limit",
-                "page size, capped at 200",
-                {"type": "integer", "minimum": 1, "default": 50},
-            ),
-            _query("cursor", "next_cursor of the previous page"),
+            *_paging(),
         ],
     ),
     ("GET", "/events/{event_id}"): _op(

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self
 
-import httpx
+import httpx2 as httpx
 import pytest
 
 START_SECONDS = 90  # a bound that catches a hang; a loaded machine starts slowly

@@ -11,7 +11,7 @@ from email.policy import default
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2 as httpx
 import pytest
 
 from calsync.notify.webhooks import verify_signature

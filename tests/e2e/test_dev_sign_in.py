@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from html.parser import HTMLParser
 from urllib.parse import urljoin
 
-import httpx
+import httpx2 as httpx
 import pytest
 
 from tests.e2e.dev_process import DevProcess, bearer, free_port, sign_in

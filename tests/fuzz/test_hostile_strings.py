@@ -255,6 +255,8 @@ TARGETS: Final = [
         for name in ("user_id", "calendar_id", "kind", "limit", "cursor")
     ),
     *(Target("GET", "/me/notices", f"?{name}") for name in ("limit", "cursor", "status", "kind")),
+    *(Target("GET", "/admin/users", f"?{name}") for name in ("limit", "cursor")),
+    *(Target("GET", "/admin/audit", f"?{name}") for name in ("limit", "cursor", "action")),
     Target("POST", "/sync", "?calendar_id"),
     Target("PUT", "/events/{event_id}", "?scope"),
     Target("DELETE", "/events/{event_id}", "?scope"),

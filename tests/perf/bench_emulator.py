@@ -23,7 +23,7 @@ import time
 import uuid
 from typing import Any
 
-import httpx
+import httpx2 as httpx
 
 from calsync.emulator.testing import EmulatorControl, build_calendar_service
 

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
+import httpx2 as httpx
 
 from calsync.emulator import snapshot
 from calsync.emulator.persistence import _write_atomically

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import httpx2 as httpx
 
 from calsync.emulator.testing import EmulatorControl
 from tests.sim.clients import GoogleClients, sign_in

@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import httpx
+import httpx2 as httpx
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 60.0

@@ -14,29 +14,35 @@ from starlette.responses import JSONResponse, Response
 
 from calsync.bootstrap import Services
 from calsync.domain.accounts import AccountStatus, Role, UserAccount
-from calsync.store import audit, users
+from calsync.store import audit, keyset, users
 from calsync.store.tables import Calendar, User
 from calsync.store.users import to_account
 from calsync.sync.connect import queue_pulls
+from calsync.web import paging
 from calsync.web.auth.principal import require_admin
 from calsync.web.errors import APIError
 from calsync.web.requests import read_json_object, reject_unknown_fields
 from calsync.web.serializers import account_json
 
-MAX_PAGE = 200
-
 
 async def list_users(request: Request) -> Response:
-    """Every user, by email (admins only)."""
+    """The users by email, one page at a time (admins only): ``limit``, ``cursor``."""
     require_admin(request)
     services: Services = request.app.state.services
+    params = request.query_params
+    paging.reject_unknown_params(params, ())
+    limit = paging.page_size(params)
+    scope = paging.list_scope("users", None, params)
+    after = paging.read_name_cursor(params, scope)
 
     def load() -> list[UserAccount]:
         with services.sessions() as session:
-            rows = session.scalars(sa.select(User).order_by(User.email).limit(MAX_PAGE))
-            return [to_account(row) for row in rows]
+            return users.list_accounts(session, limit=limit + 1, after_email=after)
 
-    return JSONResponse({"users": [account_json(a) for a in await run_in_threadpool(load)]})
+    found = await run_in_threadpool(load)
+    page, more = found[:limit], len(found) > limit
+    cursor = keyset.encode_name(page[-1].email, scope=scope) if more else None
+    return JSONResponse({"users": [account_json(a) for a in page], "next_cursor": cursor})
 
 
 async def update_user(request: Request) -> Response:
@@ -162,12 +168,30 @@ async def release_email(request: Request) -> Response:
 
 
 async def list_audit_events(request: Request) -> Response:
-    """The newest audit events (admins only)."""
+    """The audit events, newest first, one page at a time (admins only): ``limit``,
+    ``cursor``, ``action``."""
     require_admin(request)
     services: Services = request.app.state.services
+    params = request.query_params
+    paging.reject_unknown_params(params, {"action"})
+    limit = paging.page_size(params)
+    action = paging.one_of(params, "action", (a.value for a in audit.AuditAction))
+    scope = paging.list_scope("audit", None, params)
+    position = paging.read_cursor(params, scope)
+    before = None
+    if position is not None:
+        try:
+            before = position[0], uuid.UUID(position[1])
+        except ValueError:
+            raise paging.invalid("cursor", "is not a cursor this API gave out") from None
 
-    def load() -> list[dict[str, Any]]:
+    def load() -> tuple[list[dict[str, Any]], str | None]:
         with services.sessions() as session:
+            found = audit.recent(session, limit=limit + 1, before=before, action=action)
+            page = found[:limit]
+            cursor = None
+            if len(found) > limit:
+                cursor = paging.next_cursor(scope, page[-1].occurred_at, str(page[-1].id))
             return [
                 {
                     "id": str(event.id),
@@ -179,10 +203,11 @@ async def list_audit_events(request: Request) -> Response:
                     "details": event.details or {},
                     "count": event.count,
                 }
-                for event in audit.recent(session, limit=MAX_PAGE)
-            ]
+                for event in page
+            ], cursor
 
-    return JSONResponse({"events": await run_in_threadpool(load)})
+    events, cursor = await run_in_threadpool(load)
+    return JSONResponse({"events": events, "next_cursor": cursor})
 
 
 def _user_id(request: Request) -> uuid.UUID:

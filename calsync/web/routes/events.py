@@ -31,6 +31,7 @@ from calsync.web.event_output import EventView, event_json
 from calsync.web.event_reads import InstanceRef, list_bodies, parse_list_query, resolve
 from calsync.web.event_writes import Scope, WriteResult
 from calsync.web.json_body import json_response, list_body
+from calsync.web.paging import list_scope
 from calsync.web.requests import read_json_object
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,11 @@ async def list_events(request: Request) -> Response:
     """The caller's events, filtered, ordered by start, one page at a time."""
     account = require_user(request)
     services: Services = request.app.state.services
-    query = parse_list_query(request.query_params, user_zone=account.timezone or "UTC")
+    query = parse_list_query(
+        request.query_params,
+        user_zone=account.timezone or "UTC",
+        scope=list_scope("events", account.id, request.query_params),
+    )
 
     def run() -> bytes:
         with services.sessions() as session:

@@ -19,9 +19,10 @@ from calsync.bootstrap import Services
 from calsync.domain.errors import ValidationError
 from calsync.notify import notices, preferences, subscriptions
 from calsync.notify.reminders import reschedule_user
+from calsync.store.tables import DELIVERY_STATUSES, NOTICE_KINDS
+from calsync.web import paging
 from calsync.web.auth.principal import require_user
 from calsync.web.errors import APIError
-from calsync.web.paging import page_size
 from calsync.web.requests import read_json_object, reject_unknown_fields
 
 
@@ -118,24 +119,29 @@ async def list_notices(request: Request) -> Response:
     account = require_user(request)
     services: Services = request.app.state.services
     params = request.query_params
-    limit = page_size(request, default=notices.DEFAULT_PAGE, maximum=notices.MAX_PAGE)
-    status, kind, cursor = params.get("status"), params.get("kind"), params.get("cursor")
+    paging.reject_unknown_params(params, {"status", "kind"})
+    limit = paging.page_size(params, default=notices.DEFAULT_PAGE, maximum=notices.MAX_PAGE)
+    status = paging.one_of(params, "status", DELIVERY_STATUSES)
+    kind = paging.one_of(params, "kind", NOTICE_KINDS)
+    scope = paging.list_scope("notices", account.id, params)
+    cursor = params.get("cursor") or None
 
     def load() -> notices.NoticePage:
         with services.sessions() as session:
             return notices.list_notices(
-                session, account.id, limit=limit, cursor=cursor, status=status, kind=kind
+                session,
+                account.id,
+                limit=limit,
+                cursor=cursor,
+                status=status,
+                kind=kind,
+                scope=scope,
             )
 
     try:
         page = await run_in_threadpool(load)
-    except notices.InvalidCursor:
-        raise APIError(400, "the cursor is not one this API gave out", code="bad_cursor") from None
-    except ValueError as err:
-        field = str(err)
-        raise APIError(
-            422, f"unknown {field}", details=[{"field": field, "issue": "invalid"}]
-        ) from None
+    except notices.InvalidCursor as err:
+        raise paging.invalid("cursor", f"is not the next_cursor of this list ({err})") from None
     return JSONResponse({"notices": page.notices, "next_cursor": page.next_cursor})
 
 

@@ -18,12 +18,12 @@ from starlette.responses import JSONResponse, Response
 
 from calsync.bootstrap import Services
 from calsync.domain.accounts import AccountStatus, Role
-from calsync.store import keyset, sync_logs
+from calsync.store import sync_logs
 from calsync.store.tables import Calendar
 from calsync.sync.connect import queue_pulls
+from calsync.web import paging
 from calsync.web.auth.principal import require_user
 from calsync.web.errors import APIError
-from calsync.web.paging import page_size
 from calsync.web.requests import optional_uuid
 
 
@@ -63,14 +63,17 @@ async def list_sync_logs(request: Request) -> Response:
     """The caller's sync log, newest first; admins may read anyone's (``user_id``)."""
     account = require_user(request)
     services: Services = request.app.state.services
-    wanted = optional_uuid(request.query_params.get("user_id"), "user_id")
+    params = request.query_params
+    paging.reject_unknown_params(params, _LOG_PARAMS)
+    wanted = optional_uuid(params.get("user_id"), "user_id")
     if wanted is not None and wanted != account.id and account.role is not Role.ADMIN:
         raise APIError(404, "no such user")
     user_id = wanted or account.id
-    limit = page_size(request)
-    before = _log_cursor(request.query_params.get("cursor"))
-    calendar_id = optional_uuid(request.query_params.get("calendar_id"), "calendar_id")
-    kind = _log_kind(request.query_params.get("kind"))
+    limit = paging.page_size(params)
+    scope = paging.list_scope("sync_logs", user_id, params)
+    before = _log_cursor(params, scope)
+    calendar_id = optional_uuid(params.get("calendar_id"), "calendar_id")
+    kind = paging.one_of(params, "kind", _LOG_KINDS)
 
     def load() -> list[sync_logs.LogEntry]:
         with services.sessions() as session:
@@ -85,7 +88,7 @@ async def list_sync_logs(request: Request) -> Response:
 
     entries = await run_in_threadpool(load)
     page, more = entries[:limit], len(entries) > limit
-    cursor = keyset.encode(page[-1].time, str(page[-1].id)) if more else None
+    cursor = paging.next_cursor(scope, page[-1].time, str(page[-1].id)) if more else None
     return JSONResponse({"logs": [_log_json(e) for e in page], "next_cursor": cursor})
 
 
@@ -108,29 +111,15 @@ def _log_json(entry: sync_logs.LogEntry) -> dict[str, Any]:
     }
 
 
-def _log_cursor(text: str | None) -> tuple[datetime, uuid.UUID] | None:
-    if not text:
+def _log_cursor(params: Any, scope: str) -> tuple[datetime, uuid.UUID] | None:
+    position = paging.read_cursor(params, scope)
+    if position is None:
         return None
     try:
-        at, row_id = keyset.decode(text)
-        return at, uuid.UUID(row_id)
+        return position[0], uuid.UUID(position[1])
     except ValueError:
-        raise APIError(400, "the cursor is not one this API gave out", code="bad_cursor") from None
+        raise paging.invalid("cursor", "is not a cursor this API gave out") from None
 
 
-def _log_kind(raw: str | None) -> str | None:
-    """The ``kind`` filter: one of the log's kinds (any other text, which no row could
-    match, is a 422 rather than a query: a NUL in it is more than PostgreSQL takes)."""
-    if raw is None:
-        return None
-    if raw not in _LOG_KINDS:
-        message = f"must be one of {', '.join(sorted(_LOG_KINDS))}"
-        raise APIError(
-            422,
-            f"kind {message}",
-            details=[{"field": "kind", "issue": "invalid", "message": message}],
-        )
-    return raw
-
-
+_LOG_PARAMS: Final = frozenset({"user_id", "calendar_id", "kind"})
 _LOG_KINDS: Final = frozenset(kind.value for kind in sync_logs.LogKind)

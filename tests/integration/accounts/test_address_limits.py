@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 
-import httpx
+import httpx2 as httpx
 import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import httpx
+import httpx2 as httpx
 import pytest
 from googleapiclient.errors import HttpError
 from starlette.testclient import TestClient

@@ -5,7 +5,7 @@ from __future__ import annotations
 import http.client
 from collections.abc import Callable
 
-import httpx
+import httpx2 as httpx
 import pytest
 
 from calsync.emulator.testing import EmulatorControl

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2 as httpx
 import pytest
 
 from calsync.emulator.persistence import StateFileError

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from starlette.datastructures import QueryParams
 
 from calsync.store.row_cache import cache_of
 from calsync.store.tables import Event as EventRow
@@ -18,6 +19,7 @@ from calsync.web.event_output import event_json
 from calsync.web.event_reads import ListQuery, list_bodies, list_views, parse_list_query
 from calsync.web.json_body import json_bytes, list_body
 from calsync.web.list_cache import memos_of
+from calsync.web.paging import list_scope
 from tests.integration.events.conftest import EventsApp, User
 
 pytestmark = pytest.mark.integration
@@ -80,7 +82,10 @@ def query(app: EventsApp, user: User, **params: str) -> ListQuery:
     with app.services.sessions() as session:
         account = find_by_id(session, user.id)
     assert account is not None
-    return parse_list_query(MARCH | params, user_zone=account.timezone or "UTC")
+    asked = MARCH | params
+    # the scope the route binds its cursors to, so that next_cursor compares equal
+    scope = list_scope("events", user.id, QueryParams(asked))
+    return parse_list_query(asked, user_zone=account.timezone or "UTC", scope=scope)
 
 
 def fresh(app: EventsApp, user: User, **params: str) -> bytes:

@@ -146,7 +146,7 @@ def test_an_idempotency_key_replays_the_first_answer(app: EventsApp) -> None:
         assert session.scalar(sa.select(sa.func.count()).select_from(EventRow)) == 1
 
 
-def test_page_sizes_are_capped_and_cursors_walk_every_event(any_app: EventsApp) -> None:
+def test_page_sizes_are_checked_and_cursors_walk_every_event(any_app: EventsApp) -> None:
     app = any_app
     alice = app.connect("alice@example.com")
     for day in range(1, 8):
@@ -168,8 +168,10 @@ def test_page_sizes_are_capped_and_cursors_walk_every_event(any_app: EventsApp) 
         if cursor is None:
             break
     assert seen == [f"d{day}" for day in range(1, 8)]
-    capped = app.client.get("/events", params={"limit": "100000"}, headers=alice.headers)
-    assert capped.status_code == 200
+    # A limit past the maximum is refused, not silently capped (docs/api.md, "Lists")
+    too_many = app.client.get("/events", params={"limit": "100000"}, headers=alice.headers)
+    assert too_many.status_code == 422
+    assert too_many.json()["error"]["details"][0]["field"] == "limit"
     bad = app.client.get("/events", params={"start_date": "2031-03-01"}, headers=alice.headers)
     assert bad.status_code == 422
     assert bad.json()["error"]["details"][0]["field"] == "end_date"

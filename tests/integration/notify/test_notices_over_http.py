@@ -207,7 +207,7 @@ def test_notices_are_listed_newest_first_a_page_at_a_time_and_only_the_callers(
         ({"limit": "201"}, 422),
         ({"status": "lost"}, 422),
         ({"kind": "spam"}, 422),
-        ({"cursor": "not-a-cursor"}, 400),
+        ({"cursor": "not-a-cursor"}, 422),
     ],
 )
 def test_bad_notice_queries(app: App, params: dict[str, str], status: int) -> None:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
+import httpx2 as httpx
 import pytest
 import sqlalchemy as sa
 import uvicorn
@@ -53,9 +53,8 @@ LIBRARY_LOGGERS = (
     "uvicorn.error",
     "uvicorn.access",
     "googleapiclient",
-    "httpx",
     "httpx2",
-    "httpcore",
+    "httpcore2",
     "authlib",
     "dramatiq",
     "sqlalchemy.engine",

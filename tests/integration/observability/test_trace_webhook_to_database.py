@@ -10,7 +10,7 @@ for an API write and the push job that sends it to Google.
 
 from __future__ import annotations
 
-import httpx
+import httpx2 as httpx
 import pytest
 import sqlalchemy as sa
 from opentelemetry.sdk.trace import ReadableSpan

@@ -251,7 +251,7 @@ def test_post_sync_queues_the_callers_calendars_and_logs_show_the_runs(stack: Sy
     # And paging one by one with the cursor yields every entry once, newest first
     assert len(everything) >= 3
     assert [e["id"] for e in paged] == [e["id"] for e in everything]
-    assert bad_cursor.status_code == 400
+    assert bad_cursor.status_code == 422
     assert other.status_code == 404
     with stack.services.sessions() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(Event)) == 3

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 
-import httpx
+import httpx2 as httpx
 import pytest
 import sqlalchemy as sa
 

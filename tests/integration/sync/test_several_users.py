@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-import httpx
+import httpx2 as httpx
 import pytest
 import sqlalchemy as sa
 

@@ -122,6 +122,8 @@ def test_the_example_has_every_object_the_docs_describe() -> None:
         ("Service", "calsync-api"),
         ("Deployment", "calsync-worker"),
         ("HorizontalPodAutoscaler", "calsync-worker"),
+        ("PodDisruptionBudget", "calsync-api"),
+        ("PodDisruptionBudget", "calsync-worker"),
         ("Deployment", "calsync-scheduler"),
     }
     assert all("namespace" not in doc["metadata"] for _, doc in DOCS), "keep it namespace-free"
@@ -215,8 +217,27 @@ def test_worker_probes_check_the_process_and_its_dependencies() -> None:
     liveness = worker["livenessProbe"]["httpGet"]
     assert liveness["path"] == "/metrics"
     assert liveness["port"] in {9191, port["name"]}
-    assert worker["readinessProbe"]["exec"]["command"] == ["calsync", "ready"]
-    assert "ready" in cli_commands()
+    # The readiness checks run in the pod's metrics process, not in a new Python each time
+    readiness = worker["readinessProbe"]["httpGet"]
+    assert readiness["path"] == "/readyz"
+    assert readiness["port"] in {9191, port["name"]}
+    assert worker["readinessProbe"]["periodSeconds"] >= 30
+
+
+@pytest.mark.parametrize("component", ["api", "worker"])
+def test_a_disruption_budget_keeps_all_but_one_pod_of_each_scaled_deployment(
+    component: str,
+) -> None:
+    budget = one("PodDisruptionBudget", f"calsync-{component}")
+    deployment = one("Deployment", f"calsync-{component}")
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert budget["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert budget["spec"]["maxUnavailable"] == 1
+    # It matches no pod of another component
+    for _, other in DOCS:
+        if other["kind"] == "Deployment" and other is not deployment:
+            labels = other["spec"]["template"]["metadata"]["labels"]
+            assert not budget["spec"]["selector"]["matchLabels"].items() <= labels.items()
 
 
 def test_worker_metrics_directory_is_on_a_writable_per_pod_volume() -> None:

@@ -38,3 +38,41 @@ def test_image_runs_as_a_non_root_user() -> None:
     users = [line.split()[1] for line in dockerfile if line.startswith("USER ")]
     assert users
     assert users[-1] not in {"root", "0"}
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    assert parts.hostname is not None, url
+    assert parts.port is not None, url
+    return parts.hostname, parts.port
+
+
+def test_compose_urls_work_from_the_hosts_browser_and_inside_the_network() -> None:
+    """CALSYNC_PUBLIC_URL (the OAuth redirect) and GOOGLE_OAUTH_BASE (the consent page)
+    are opened by a browser on the host, and also used by the containers (the emulator
+    pushes to the first, the api exchanges codes at the second): each name must be a
+    loopback name for the host (``localhost`` or ``*.localhost``, RFC 6761) with its port
+    published there, and a network alias of the service that serves it."""
+    services = compose()["services"]
+    environment = services["api"]["environment"]
+    for variable, service, port in [
+        ("CALSYNC_PUBLIC_URL", "api", 8000),
+        ("CALSYNC_GOOGLE_OAUTH_BASE", "emulator", 8765),
+        ("CALSYNC_GOOGLE_API_BASE", "emulator", 8765),
+    ]:
+        host, url_port = _host_port(str(environment[variable]))
+        assert host.endswith(".localhost"), (variable, host)
+        assert url_port == port
+        published = [str(p).split(":") for p in services[service]["ports"]]
+        assert any(h.split("-")[0] == str(port) and c == str(port) for h, c in published)
+        aliases = services[service]["networks"]["default"]["aliases"]
+        assert host in aliases, (variable, aliases)
+
+
+def test_the_worker_healthcheck_asks_its_metrics_process() -> None:
+    worker = compose()["services"]["worker"]
+    command = worker["command"]
+    assert command[command.index("--metrics-port") + 1] == "9191"
+    assert "http://127.0.0.1:9191/readyz" in " ".join(worker["healthcheck"]["test"])

@@ -143,3 +143,41 @@ def test_an_error_marks_the_span_with_its_type_not_its_message() -> None:
 def test_tracing_stays_off_unless_an_exporter_is_asked_for(environ: dict[str, str]) -> None:
     assert tracing.configure_tracing("calsync-test", environ) is False
     assert not tracing.enabled()
+
+
+def test_extra_values_are_fields_and_a_dataclass_is_an_object_not_a_repr() -> None:
+    from calsync.notify.deliveries import DeliveryReport
+
+    entry = line("notices delivered", report=DeliveryReport(sent=2, failed=1), attempt=3)
+    assert entry["message"] == "notices delivered"
+    assert entry["report"] == {"sent": 2, "failed": 1, "skipped": 0, "retrying": 0, "held": 0}
+    assert entry["attempt"] == 3
+    assert "DeliveryReport(" not in json.dumps(entry)
+
+
+def test_uvicorns_access_line_becomes_fields_with_the_query_redacted() -> None:
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("10.0.0.1:5000", "GET", "/auth/google/callback?code=secret1&state=s", "1.1", 302),
+        None,
+    )
+    entry = json.loads(JSONFormatter().format(record))
+    assert entry["method"] == "GET"
+    assert entry["status"] == 302
+    assert entry["path"] == "/auth/google/callback?code=[redacted]&state=[redacted]"
+    assert "secret1" not in json.dumps(entry)
+
+
+def test_a_request_id_is_a_context_field() -> None:
+    with log_context(request_id="abc-1"):
+        assert line("hello")["request_id"] == "abc-1"
+
+
+def test_uvicorns_coloured_copy_of_the_message_is_left_out() -> None:
+    entry = line("Started server process [%d]", 7, color_message="\x1b[36m7\x1b[0m")
+    assert entry["message"] == "Started server process [7]"
+    assert "color_message" not in entry
