@@ -53,7 +53,7 @@ def _sub_daily(series: Series) -> bool:
 SUB_DAILY = ("HOURLY", "MINUTELY", "SECONDLY")
 
 
-@settings(max_examples=350, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=350, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(case=cases())
 def test_expansion_agrees_with_the_oracle(case: Case) -> None:
     # Given a generated series and window; when calsync and the oracle expand it,
@@ -61,7 +61,7 @@ def test_expansion_agrees_with_the_oracle(case: Case) -> None:
     _compare(case)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(case=cases(all_day=True, freqs=("YEARLY", "MONTHLY", "WEEKLY", "DAILY")))
 def test_all_day_expansion_agrees_with_the_oracle(case: Case) -> None:
     _compare(case)
@@ -124,10 +124,6 @@ def test_an_instance_across_a_dst_change_lasts_its_exact_duration() -> None:
     assert calsync_starts(series, after) == [] == oracle_starts(series, after)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 17 item 3: an EXDATE at the second 01:30 of a fall-back day removes the first",
-)
 def test_issue_17_item_3_exdate_at_the_repeated_hour() -> None:
     series = timed(
         datetime(2024, 11, 1, 1, 30),
