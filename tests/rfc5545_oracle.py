@@ -234,7 +234,16 @@ def normalised_for_oracle(series: Series) -> list[str]:
       is the 14th); calsync, as RFC 5545 places every value, on the series' zone's date;
     - a date UNTIL on a timed series (RFC 5545 wants a UTC time there; real exports hold
       both) is written as the last second of that day in the series' zone: calsync
-      includes the whole day, dateutil stops at the day's first midnight.
+      includes the whole day, dateutil stops at the day's first midnight;
+    - an RRULE that never occurs (no candidate at all, as `BYHOUR=0` with `FREQ=HOURLY;
+      INTERVAL=2` from an odd hour, or none before its UNTIL) is left out: calsync lists
+      the series' start (and RDATEs) for it (decision R5, RFC 5545 3.8.5.3: DTSTART is
+      "the very first instance"); dateutil raises "generates an empty set" for the first,
+      recurring-ical-events "UNTIL parameter is missing" or nothing at all for others.
+    - a BYDAY entry `nMO` with |n| > 5 within a month (`FREQ=MONTHLY`, or `YEARLY` with
+      BYMONTH) is left out: no month has a 6th Monday, so it matches nothing; dateutil
+      raises IndexError for it (when the month is late in the year), calsync matches
+      nothing. A BYDAY with no entry left is a rule that never occurs (above).
     """
     out: list[str] = []
     dtstart = _naive_start(series)
@@ -251,6 +260,10 @@ def normalised_for_oracle(series: Series) -> list[str]:
                 for v in values
             ]
             line = f"RDATE;TZID={zone}:" + ",".join(f"{v:%Y%m%dT%H%M%S}" for v in local)
+        if line.upper().startswith("RRULE"):
+            line = _without_impossible_weekdays(line)
+        if line.upper().startswith("RRULE") and _never_occurs(line, dtstart, series):
+            continue  # the start alone, as R5 lists it; dateutil raises or adds nothing
         match = _COUNT_RE.search(line)
         if line.upper().startswith("RRULE") and match and not _yields_start(line, dtstart):
             count = int(match.group(1))
@@ -283,3 +296,50 @@ def _yields_start(line: str, dtstart: datetime) -> bool:
     rule = rrulestr(rule_text, dtstart=dtstart)
     first = next(iter(rule), None)
     return first == dtstart
+
+
+def _never_occurs(line: str, dtstart: datetime, series: Series) -> bool:
+    """Whether the rule yields no instance at all (an empty BYDAY left by
+    `_without_impossible_weekdays`, or wall-clock evaluation from the start,
+    UNTIL read as calsync reads it: a UTC time, or a date's whole day in the zone)."""
+    rule_text = line.split(":", 1)[1]
+    until_match = re.search(r"UNTIL=(\d{8})(T(\d{6})Z?)?", rule_text)
+    if re.search(r"(?<=[:;])BYDAY=(;|$)", line):
+        return True
+    rule_text = re.sub(r"UNTIL=[0-9TZ]+;?", "", rule_text).rstrip(";")
+    try:
+        first = next(iter(rrulestr(rule_text, dtstart=dtstart)), None)
+    except ValueError:
+        return True  # dateutil: "Invalid rrule byxxx generates an empty set"
+    if first is None:
+        return True
+    if until_match is None:
+        return False
+    zone = ZoneInfo(series.zone_name)
+    day = datetime.strptime(until_match.group(1), "%Y%m%d")
+    if until_match.group(3) is None:
+        if series.all_day:
+            return first.date() > day.date()
+        last = day.replace(hour=23, minute=59, second=59, tzinfo=zone)
+    else:
+        clock = datetime.strptime(until_match.group(3), "%H%M%S").time()
+        last = datetime.combine(
+            day.date(), clock, tzinfo=UTC if until_match.group(2).endswith("Z") else zone
+        )
+    if series.all_day:
+        return first.date() > last.astimezone(zone).date()
+    return first.replace(tzinfo=zone) > last
+
+
+_BYDAY_RE = re.compile(r"(?<=[:;])BYDAY=([^;]*)")
+
+
+def _without_impossible_weekdays(line: str) -> str:
+    """`line` without the BYDAY entries that name a weekday past the 5th of a month."""
+    upper = line.upper()
+    in_month = "FREQ=MONTHLY" in upper or ("FREQ=YEARLY" in upper and "BYMONTH=" in upper)
+    match = _BYDAY_RE.search(line)
+    if not in_month or match is None:
+        return line
+    kept = [entry for entry in match.group(1).split(",") if abs(int(entry[:-2] or "0")) <= 5]
+    return line[: match.start(1)] + ",".join(kept) + line[match.end(1) :]

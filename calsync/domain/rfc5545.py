@@ -323,7 +323,11 @@ def _check_combinations(rule: RecurrenceRule) -> None:
     if rule.bymonthday and not _some_month_has_day(rule):
         raise NeverOccurs(_FIELD, f"the rule never occurs: no month has that day ({source})")
     only_nth = rule.byday and all(r.nth is not None for r in rule.byday)
-    if rule.bymonthday and only_nth and not _nth_weekday_meets_monthday(rule):
+    # an nth weekday is counted within the month only for MONTHLY, or YEARLY with BYMONTH;
+    # in a plain YEARLY rule it is within the year (RFC 5545 3.3.10): the 35th Monday of
+    # 2025 is 1 September, so BYDAY=35MO;BYMONTHDAY=1 occurs
+    in_month = rule.freq == "MONTHLY" or bool(rule.bymonth)
+    if rule.bymonthday and only_nth and in_month and not _nth_weekday_meets_monthday(rule):
         raise NeverOccurs(_FIELD, f"the rule never occurs: BYDAY and BYMONTHDAY ({source})")
 
 

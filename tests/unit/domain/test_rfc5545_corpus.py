@@ -50,10 +50,6 @@ def _corpus_series(uid_part: str, line_part: str) -> Series:
     return found
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 17 items 5/6: a series with two RRULE lines (real exports hold them) is refused",
-)
 def test_issue_17_items_5_6_two_rrules_from_the_corpus() -> None:
     (series, *_) = [s for s in SERIES if sum(line.startswith("RRULE") for line in s.recurrence) > 1]
     for window in windows(series):
