@@ -767,7 +767,19 @@ class _Series:
         excluded: set[datetime] = set()
         for rule in recurrence.exrules:
             excluded.update(_take(self.rule_starts(rule, low, high, budget), limit + len(found)))
-        values = [self.to_event_time(w) for w in sorted(found) if w not in excluded]
+        # One instance per start (RFC 5545 3.8.5.3: "Where duplicate instances are
+        # generated ..., only one recurrence is considered"): a wall time in a
+        # spring-forward gap is the instant of a real one an hour later, and an all-day
+        # series' starts are days.
+        values: list[EventTime] = []
+        seen: set[date | datetime] = set()
+        for wall in sorted(found):
+            if wall in excluded:
+                continue
+            value = self.to_event_time(wall)
+            if self.key(value) not in seen:
+                seen.add(self.key(value))
+                values.append(value)
         exdates = {self._exdate_key(v) for v in recurrence.exdates}
         exdays = {v for v in recurrence.exdates if not isinstance(v, datetime)}
         kept = [
