@@ -62,7 +62,12 @@ def shell(dev: DevProcess, script: str) -> str:
 
 
 def test_the_api_guides_examples_run_as_written(dev: DevProcess) -> None:
-    sign_in, calendars, create, listing, _split, sync = shell_blocks(API_DOC)
+    blocks = shell_blocks(API_DOC)
+    sign_in, calendars = blocks[0], blocks[1]
+    creates = [block for block in blocks if "localhost:8000/events -d" in block]
+    listing = next(block for block in blocks if "expand=true" in block)
+    sync = next(block for block in blocks if "8000/sync" in block)
+    assert len(creates) >= 2, "the guide's create examples"
 
     def listed() -> list[dict[str, object]]:
         found: list[dict[str, object]] = json.loads(shell(dev, sign_in + calendars))["calendars"]
@@ -70,10 +75,14 @@ def test_the_api_guides_examples_run_as_written(dev: DevProcess) -> None:
 
     mine = eventually(listed, "my calendars listed")
     assert mine[0]["google_calendar_id"] == "me@example.com"
-    created = json.loads(shell(dev, sign_in + create))
+    created = json.loads(shell(dev, sign_in + creates[0]))
     assert created["title"] == "Planning", created
     instances = json.loads(shell(dev, sign_in + listing))["events"]
     assert len(instances) == 4  # the weekly series' March instances, expanded
+    for example in creates[1:]:  # the other fields' examples (Meet link, event type)
+        answer = json.loads(shell(dev, sign_in + example))
+        assert "error" not in answer, (example, answer)
+        assert answer["id"], (example, answer)
     assert "202" in shell(dev, sign_in + sync.replace("curl ", "curl -s -w '%{http_code}' "))
 
 
