@@ -54,6 +54,7 @@ def admin(fuzzed: EventsApp) -> User:
 MEANING_CHECKED: dict[tuple[str, str], list[int]] = {
     ("POST", "/events"): [422],
     ("PUT", "/events/{event_id}"): [422],
+    ("PATCH", "/events/{event_id}"): [422],  # the same as PUT
     ("GET", "/events"): [422],
     ("GET", "/me/notices"): [422],
     ("GET", "/sync/logs"): [422],
