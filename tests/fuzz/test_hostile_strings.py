@@ -196,7 +196,39 @@ def event_targets(method: str, path: str, base: dict[str, Any]) -> list[Target]:
         ),
         Target(method, path, "metadata{key}", lambda t: base | {"metadata": {t: "v"}}),
         Target(method, path, "metadata{}", lambda t: base | {"metadata": {"k": t}}),
+        *(Target(method, path, name, at(base, name)) for name in PROPERTY_TEXTS),
+        *(Target(method, path, dotted, nested(base, dotted)) for dotted in TYPE_TEXTS),
     ]
+
+
+#: Issue 17's event fields that take a string (decisions K1-K4, P1-P5).
+PROPERTY_TEXTS: Final = ("color_id", "event_type", "transparency", "visibility")
+TYPE_TEXTS: Final = (
+    "focus_time.auto_decline_mode",
+    "focus_time.chat_status",
+    "focus_time.decline_message",
+    "out_of_office.auto_decline_mode",
+    "out_of_office.decline_message",
+    "working_location.type",
+    "working_location.custom_location.label",
+    "working_location.office_location.building_id",
+    "working_location.office_location.desk_id",
+    "working_location.office_location.floor_id",
+    "working_location.office_location.floor_section_id",
+    "working_location.office_location.label",
+)
+
+
+def nested(base: dict[str, Any], dotted: str) -> Callable[[str], dict[str, Any]]:
+    """`base` with the text at the nested field `dotted` (``a.b``: ``{"a": {"b": t}}``)."""
+
+    def body(text: str) -> dict[str, Any]:
+        value: Any = text
+        for key in reversed(dotted.split(".")):
+            value = {key: value}
+        return base | value
+
+    return body
 
 
 KEY_P256: Final = (
@@ -542,8 +574,7 @@ def _strings(schema: dict[str, Any], where: str, schemas: dict[str, Any]) -> Ite
 #: webhook receiver's headers are Google's (tests/fuzz/test_hostile_input.py covers
 #: them) and ``Idempotency-Key``/``If-Match`` are headers, not in the document's query.
 #: ``PATCH /events/{event_id}`` runs PUT's code (`calsync.web.event_writes.update`), whose
-#: fields are targets; the event-type and colour fields its document adds are not yet
-#: (issue 17's new fields; noted for the next pass over this suite).
+#: fields are all targets.
 NOT_TARGETS: Final = {"POST /webhooks/google", "PATCH /events/{event_id}"}
 
 

@@ -180,7 +180,11 @@ def test_admin_lists_page_through_every_row_once(any_app: EventsApp) -> None:
     ("method", "path", "allowed"),
     [
         ("PUT", "/events", {"GET", "HEAD", "POST"}),
-        ("POST", "/events/0f3b5a5e-5c1e-4a8e-9a8e-5c1e4a8e9a8e", {"GET", "HEAD", "PUT", "PATCH", "DELETE"}),
+        (
+            "POST",
+            "/events/0f3b5a5e-5c1e-4a8e-9a8e-5c1e4a8e9a8e",
+            {"GET", "HEAD", "PUT", "PATCH", "DELETE"},
+        ),
         ("DELETE", "/me/preferences", {"GET", "HEAD", "PUT"}),
         ("POST", "/sync/logs", {"GET", "HEAD"}),
     ],
