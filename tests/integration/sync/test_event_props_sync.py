@@ -36,6 +36,14 @@ def test_a_meet_link_reaches_each_user_through_the_push_and_the_webhook(
     any_stack: SyncStack,
 ) -> None:
     headers = {email: sign_in(any_stack, email) for email in EMAILS}
+    # (sign-in lists the calendars in a job: an event needs its calendar stored first)
+    for email in EMAILS:
+        wait_until(
+            lambda email=email: httpx.get(
+                f"{any_stack.url}/calendars", headers=headers[email]
+            ).json()["calendars"],
+            what=f"{email}'s calendars",
+        )
 
     # When each user creates an event with a Meet link and a colour of their own
     for number, email in enumerate(EMAILS, start=1):
