@@ -53,8 +53,9 @@ class Services:
     jobs: Jobs = field(init=False)
 
     def close(self) -> None:
-        """Release the broker's, the providers' and the database's connections."""
+        """Release the broker's, the providers', OAuth's and the database's connections."""
         self.providers.close()
+        self.google_oauth.close()
         self.broker.close()
         self.engine.dispose()
 
