@@ -284,10 +284,9 @@ def renew_channels(services: Services) -> RenewReport:
             batch = claim_renewals(session, now=services.clock(), margin=margin, limit=RENEW_BATCH)
         if not batch:
             return RenewReport(renewed, failed)
+        # (What fails stays claimed, so the loop ends when every due channel was tried.)
         report = renew_claimed(services, batch)
         renewed, failed = renewed + report.renewed, failed + report.failed
-        if report.renewed + report.failed < len(batch):
-            return RenewReport(renewed, failed)  # out of time: the rest waits
 
 
 def renew_claimed(
@@ -342,7 +341,10 @@ def _renew_one(services: Services, old: WatchChannel, google_calendar_id: str | 
         # bug) must not stop the others' renewal; the old channel keeps running.
         _renewal_failed(services, old.user_id, old.calendar_id, old.id, err)
         return False
-    stop_channel_quietly(services, provider, old.id, old.resource_id)
+    # Marked stopped even if Google could not be told: it is replaced, and must not be
+    # renewed again when its claim runs out; if it still pushes, the webhook stops it
+    # (`stop_known_channel`).
+    stop_channel_quietly(services, provider, old.id, old.resource_id, mark_anyway=True)
     return True
 
 
@@ -387,9 +389,16 @@ def _renewal_failed(
 
 
 def stop_channel_quietly(
-    services: Services, provider: CalendarProvider, channel_id: uuid.UUID, resource_id: str | None
+    services: Services,
+    provider: CalendarProvider,
+    channel_id: uuid.UUID,
+    resource_id: str | None,
+    *,
+    mark_anyway: bool = False,
 ) -> None:
-    """Stop one channel on Google and mark it stopped; Google not knowing it is fine."""
+    """Stop one channel on Google and mark it stopped; Google not knowing it is fine.
+    When Google fails otherwise the row stays active (to be stopped again later), unless
+    `mark_anyway`."""
     try:
         if resource_id:
             provider.stop_channel(channel_id=str(channel_id), resource_id=resource_id)
@@ -397,7 +406,8 @@ def stop_channel_quietly(
         pass
     except ProviderError as err:
         log.warning("could not stop channel %s: %r", channel_id, err)
-        return
+        if not mark_anyway:
+            return
     with services.sessions.begin() as session:
         session.execute(
             sa.update(WatchChannel)

@@ -181,3 +181,31 @@ def test_renewals_are_claimed_once_fanned_out_in_batches_and_stop_at_their_budge
     # And the renewal job has a time limit above its budget
     limit = services.jobs.renew_channel_batch.options["time_limit"]
     assert limit >= channels.RENEW_JOB_BUDGET.total_seconds() * 1000
+
+
+def test_a_renewed_channel_google_would_not_stop_is_not_renewed_again(
+    hand_stack: SyncStack,
+) -> None:
+    from calsync.sync.channels import renew_channels
+
+    services = hand_stack.services
+    # Given two users' channels expiring soon, and Google failing every channels.stop
+    for email in ("ann@example.com", "ben@example.com"):
+        ensure_channels(services, connected(hand_stack, email, []))
+    before = {c.id for c in active_channels(hand_stack)}
+    assert len(before) == 4
+    with services.sessions.begin() as session:
+        session.execute(
+            sa.update(WatchChannel).values(expires_at=services.clock() + timedelta(minutes=5))
+        )
+    hand_stack.control.add_fault(kind="status", status=400, count=None, path="/channels/stop")
+    # When the renewal runs, and runs again after its claims ran out
+    assert renew_channels(services).renewed == 4
+    with services.sessions.begin() as session:
+        session.execute(sa.update(WatchChannel).values(renewal_claimed_at=None))
+    again = renew_channels(services)
+    # Then each channel was replaced once: one live channel per calendar and list
+    assert again.renewed == 0
+    live = active_channels(hand_stack)
+    assert len(live) == 4
+    assert not before & {c.id for c in live}
