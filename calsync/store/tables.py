@@ -137,7 +137,8 @@ class Calendar(Timestamped, Base):
             "ix_calendars_dirty_unqueued",
             "id",
             postgresql_where=sa.text("dirty AND sync_queued_at IS NULL"),
-            sqlite_where=sa.text("dirty AND sync_queued_at IS NULL"),
+            # (Each in the form the sweep's query is rendered in, or it is not used.)
+            sqlite_where=sa.text("dirty = 1 AND sync_queued_at IS NULL"),
         ),
         one_of("access_role", ACCESS_ROLES),
     )

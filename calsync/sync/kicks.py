@@ -241,7 +241,9 @@ def claim_due(
     """
     _place_polls(session, now=now, period=poll_every)
     free = _calendars.c.sync_queued_at.is_(None)
-    lost_kick = sa.and_(free, _calendars.c.dirty.is_(True))
+    # ``dirty`` itself, not ``dirty IS true``: PostgreSQL matches the partial index's
+    # predicate only in this form.
+    lost_kick = sa.and_(free, _calendars.c.dirty)
     poll = sa.and_(free, _calendars.c.next_poll_at <= now)
     lost_slot = _calendars.c.sync_queued_at < slot_lost_before
     candidates: set[uuid.UUID] = set()

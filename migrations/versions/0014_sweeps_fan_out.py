@@ -37,7 +37,7 @@ def upgrade() -> None:
         "calendars",
         ["id"],
         postgresql_where=sa.text(_DIRTY_UNQUEUED),
-        sqlite_where=sa.text(_DIRTY_UNQUEUED),
+        sqlite_where=sa.text("dirty = 1 AND sync_queued_at IS NULL"),
     )
     op.create_index(op.f("ix_watch_channels_user_id"), "watch_channels", ["user_id"])
 
