@@ -246,6 +246,11 @@ def claim_due(
     lost_kick = sa.and_(free, _calendars.c.dirty)
     poll = sa.and_(free, _calendars.c.next_poll_at <= now)
     lost_slot = _calendars.c.sync_queued_at < slot_lost_before
+    # The calendars that are pulled at all, in every read: an unselected calendar or one
+    # of a disabled user is never claimed, so without this it would stay "most overdue"
+    # for ever and fill every bounded read, starving the due ones behind it.
+    active = sa.select(_users.c.id).where(_users.c.status == "active")
+    pulled = sa.and_(_calendars.c.selected.is_(True), _calendars.c.user_id.in_(active))
     candidates: set[uuid.UUID] = set()
     for condition, order in (
         (lost_kick, _calendars.c.id),
@@ -254,20 +259,14 @@ def claim_due(
     ):
         candidates.update(
             session.scalars(
-                sa.select(_calendars.c.id).where(condition).order_by(order).limit(limit)
+                sa.select(_calendars.c.id).where(condition, pulled).order_by(order).limit(limit)
             )
         )
     if not candidates:
         return []
-    active = sa.select(_users.c.id).where(_users.c.status == "active")
     rows = session.execute(
         sa.update(_calendars)
-        .where(
-            _calendars.c.id.in_(sorted(candidates)),
-            sa.or_(lost_kick, poll, lost_slot),
-            _calendars.c.selected.is_(True),
-            _calendars.c.user_id.in_(active),
-        )
+        .where(_calendars.c.id.in_(sorted(candidates)), sa.or_(lost_kick, poll, lost_slot), pulled)
         .values(sync_queued_at=now)
         .returning(_calendars.c.id)
     )

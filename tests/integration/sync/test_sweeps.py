@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from calsync.scheduler import due_calendars
-from calsync.store.tables import Calendar, WatchChannel
+from calsync.store.tables import Calendar, User, WatchChannel
 from calsync.sync import channels, kicks
 from calsync.sync.calendar_list import sync_calendar_list
 from calsync.sync.channels import ensure_channels
@@ -87,6 +87,22 @@ def test_each_sweep_claims_a_bounded_number_per_kind_most_overdue_first(app: Eve
                 slot_lost_before=now - timedelta(hours=1),
                 limit=2,
             )
+
+    # And, more overdue than all of them, a disabled user's calendars and an unselected
+    # calendar, which are never pulled
+    cal = app.connect("cal@example.com", calendars=EXTRA[:1])
+    dan = app.connect("dan@example.com")
+    never = sorted(set(calendar_ids(app)) - set(ids))
+    with app.services.sessions.begin() as session:
+        session.execute(
+            sa.update(Calendar)
+            .where(Calendar.id.in_(never))
+            .values(sync_queued_at=None, dirty=True, next_poll_at=now - timedelta(days=9))
+        )
+        session.execute(sa.update(User).where(User.id == cal.id).values(status="disabled"))
+        session.execute(
+            sa.update(Calendar).where(Calendar.user_id == dan.id).values(selected=False)
+        )
 
     # When the sweep runs four times with a bound of two
     rounds = [sweep() for _ in range(4)]
