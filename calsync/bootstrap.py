@@ -7,6 +7,7 @@ and tests all start here, so there is exactly one way things are put together.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from calsync.queue import make_broker
 from calsync.store.db import make_engine, make_session_factory
 from calsync.store.secrets import Secret, SecretBox
 from calsync.store.tables import utcnow
+from calsync.store.zones import stored_zone
 from calsync.web.auth.oauth_state import OAuthStateConfig
 from calsync.web.auth.tokens import JWTConfig
 
@@ -53,8 +55,9 @@ class Services:
     jobs: Jobs = field(init=False)
 
     def close(self) -> None:
-        """Release the broker's, the providers' and the database's connections."""
+        """Release the broker's, the providers', OAuth's and the database's connections."""
         self.providers.close()
+        self.google_oauth.close()
         self.broker.close()
         self.engine.dispose()
 
@@ -87,7 +90,10 @@ def bootstrap(
         services.sessions, services.secrets, services.google_oauth, clock
     )
     services.providers = providers or GoogleProviders(
-        settings, services.access_tokens, quota_limiter(settings)
+        settings,
+        services.access_tokens,
+        quota_limiter(settings),
+        shared_zones=functools.partial(stored_zone, services.sessions),
     )
     services.jobs = declare_jobs(services)
     return services

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import dramatiq
@@ -84,6 +84,7 @@ class Jobs:
     audit_calendar: dramatiq.Actor[..., None]
     sync_calendar_list: dramatiq.Actor[..., None]
     renew_channels: dramatiq.Actor[..., None]
+    renew_channel_batch: dramatiq.Actor[..., None]
     stop_channel: dramatiq.Actor[..., None]
     push_outbox: dramatiq.Actor[..., None]
 
@@ -152,9 +153,19 @@ def declare_jobs(services: Services) -> Jobs:
             )
 
     def renew_channels() -> None:
-        """Replace the push channels that expire soon (new first, then stop the old), stop
-        those of users no longer active, open those active users lack."""
-        channels.maintain_channels(services)
+        """The channel sweep: queue the renewal of the channels that expire soon (batch
+        jobs, `fan_out_renewals`), stop those of users no longer active, open those
+        active users lack (each bounded per run)."""
+        fan_out_renewals(services, jobs)
+        channels.stop_inactive_users_channels(services)
+        channels.reopen_missing_channels(services)
+
+    def renew_channel_batch(channel_ids: list[str]) -> None:
+        """Replace a batch of claimed channels (new first, then stop the old) within the
+        job's budget; what is left is given back for the next sweep."""
+        channels.renew_claimed(
+            services, [uuid.UUID(i) for i in channel_ids], budget=channels.RENEW_JOB_BUDGET
+        )
 
     def stop_channel(channel_id: str) -> None:
         """Stop a channel calsync no longer uses but Google still pushes to."""
@@ -188,11 +199,36 @@ def declare_jobs(services: Services) -> Jobs:
             services, sync_calendar_list, queue=Queue.SYNC, **provider_options
         ),
         renew_channels=_actor(services, renew_channels, queue=Queue.MAINTENANCE, max_retries=0),
+        # No retries: a renewal not done is claimed again when its claim runs out.
+        renew_channel_batch=_actor(
+            services,
+            renew_channel_batch,
+            queue=Queue.MAINTENANCE,
+            max_retries=0,
+            time_limit=int(channels.RENEW_TIME_LIMIT.total_seconds() * 1000),
+        ),
         stop_channel=_actor(services, stop_channel, queue=Queue.MAINTENANCE, max_retries=0),
         # Interactive writes go before bulk syncs: own queue, and first within a worker.
         push_outbox=_actor(services, push_outbox, queue=Queue.WRITES, priority=-10, max_retries=5),
     )
     return jobs
+
+
+def fan_out_renewals(services: Services, jobs: Jobs) -> int:
+    """Claim the channels to renew now (`channels.claim_renewals`, bounded per call) and
+    queue one `renew_channel_batch` job per `channels.RENEW_BATCH` of them; returns how
+    many channels were queued. A batch that cannot be queued is given back at once."""
+    margin = timedelta(seconds=services.settings.channel_renew_before_seconds)
+    with services.sessions.begin() as session:
+        claimed = channels.claim_renewals(session, now=services.clock(), margin=margin)
+    for start in range(0, len(claimed), channels.RENEW_BATCH):
+        batch = claimed[start : start + channels.RENEW_BATCH]
+        try:
+            jobs.renew_channel_batch.send([str(i) for i in batch])
+        except Exception:
+            log.exception("could not queue the renewal of %d channels", len(batch))
+            channels.give_back(services, batch)
+    return len(claimed)
 
 
 def _actor(

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from calsync.bootstrap import Services
+from calsync.jobs import fan_out_renewals
 from calsync.notify.schedule import notify_tasks
 from calsync.store import outbox
 from calsync.sync import audit, kicks
@@ -74,8 +75,12 @@ class Scheduler:
 
 #: How often the scheduler looks for calendars to pull (lost kicks, safety net).
 SWEEP_EVERY = timedelta(seconds=30)
-#: How often channels are checked for renewal (they are renewed a day before expiry).
-RENEW_EVERY = timedelta(minutes=10)
+#: How often the renewals that fall due are claimed and queued in batch jobs
+#: (`calsync.jobs.fan_out_renewals`; channels are renewed a day before expiry).
+RENEW_EVERY = timedelta(minutes=1)
+#: How often the whole channel sweep runs as a job (the renewals it queues, and it stops
+#: inactive users' channels and opens the missing ones, bounded per run).
+MAINTAIN_CHANNELS_EVERY = timedelta(minutes=10)
 
 
 def due_calendars(services: Services, now: datetime) -> list[uuid.UUID]:
@@ -86,7 +91,7 @@ def due_calendars(services: Services, now: datetime) -> list[uuid.UUID]:
         return kicks.claim_due(
             session,
             now=now,
-            stale_before=now - timedelta(seconds=settings.safety_net_interval_seconds),
+            poll_every=timedelta(seconds=settings.safety_net_interval_seconds),
             slot_lost_before=now - timedelta(seconds=settings.sync_lease_seconds),
         )
 
@@ -144,6 +149,9 @@ def build_scheduler(services: Services) -> Scheduler:
             services.jobs.sync_calendar_list.send(str(user_id))
 
     def renew_channels(_now: datetime) -> None:
+        fan_out_renewals(services, services.jobs)
+
+    def maintain_channels(_now: datetime) -> None:
         services.jobs.renew_channels.send()
 
     def sweep_outbox(now: datetime) -> None:
@@ -162,6 +170,7 @@ def build_scheduler(services: Services) -> Scheduler:
             ),
             PeriodicTask("sweep_calendars", SWEEP_EVERY, sweep_calendars),
             PeriodicTask("renew_channels", RENEW_EVERY, renew_channels),
+            PeriodicTask("maintain_channels", MAINTAIN_CHANNELS_EVERY, maintain_channels),
             PeriodicTask("sweep_outbox", OUTBOX_SWEEP_EVERY, sweep_outbox),
             PeriodicTask("audit_calendars", AUDIT_EVERY, audit_calendars),
             *notify_tasks(services),

@@ -129,6 +129,17 @@ class Calendar(Timestamped, Base):
     __table_args__ = (
         sa.UniqueConstraint("user_id", "provider", "provider_calendar_id"),
         sa.Index(None, "last_synced_at"),
+        # The scheduler's sweep (`calsync.sync.kicks.claim_due`) reads only due rows:
+        # polls by their time, lost slots by theirs, and the few dirty calendars.
+        sa.Index(None, "next_poll_at"),
+        sa.Index(None, "sync_queued_at"),
+        sa.Index(
+            "ix_calendars_dirty_unqueued",
+            "id",
+            postgresql_where=sa.text("dirty AND sync_queued_at IS NULL"),
+            # (Each in the form the sweep's query is rendered in, or it is not used.)
+            sqlite_where=sa.text("dirty = 1 AND sync_queued_at IS NULL"),
+        ),
         one_of("access_role", ACCESS_ROLES),
     )
 
@@ -157,6 +168,10 @@ class Calendar(Timestamped, Base):
     #: When the next convergence audit is due (`calsync.sync.audit`); None until the
     #: scheduler first places the calendar in the audit period.
     next_audit_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    #: When the safety-net poll is next due (`calsync.sync.kicks.poll_slot`): at the
+    #: calendar's own offset of the poll interval, so a fleet's polls spread evenly;
+    #: None until the scheduler first places the calendar.
+    next_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: The mass-deletion hold (`calsync.sync.deletion_guard`): the Google ids of the events
     #: a full listing would have deleted, kept until a second listing agrees, and since
     #: when (None: no hold).
@@ -314,6 +329,7 @@ class WatchChannel(Timestamped, Base):
     __table_args__ = (
         sa.Index(None, "status", "expires_at"),
         sa.Index(None, "calendar_id"),
+        sa.Index(None, "user_id"),
         one_of("kind", CHANNEL_KINDS),
         one_of("status", CHANNEL_STATUSES),
     )
@@ -330,6 +346,9 @@ class WatchChannel(Timestamped, Base):
     status: Mapped[str] = mapped_column(sa.String(16), default="active")
     last_message_number: Mapped[int | None] = mapped_column(sa.BigInteger)
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: When the scheduler queued this channel's renewal (`calsync.sync.channels
+    #: .claim_renewals`): not queued again until the claim runs out.
+    renewal_claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class SyncLog(Base):

@@ -14,8 +14,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -35,8 +36,11 @@ __all__ = [
     "RenewReport",
     "calendars_without_channel",
     "channel_token",
+    "claim_renewals",
     "ensure_channels",
+    "give_back",
     "renew_channels",
+    "renew_claimed",
     "stop_channel_quietly",
     "stop_known_channel",
     "stop_user_channels",
@@ -199,57 +203,159 @@ class RenewReport:
 
 #: How many users' missing channels one renewal run opens (the next run goes on).
 REOPEN_PER_RUN = 100
+#: How many inactive users' channels one renewal run stops (the next run goes on).
+STOP_PER_RUN = 100
+#: Channels per renewal job: about 3 s of Google calls at ~31 ms a channel (decisions Q1).
+RENEW_BATCH = 100
+#: At most this many channels are claimed for renewal per scheduler tick.
+RENEW_PER_TICK = 5000
+#: A claimed renewal not done after this is claimed again (a lost message, a dead worker,
+#: a job that ran out of time, a failure).
+RENEW_CLAIM_FOR = timedelta(minutes=15)
+#: A renewal job starts no new channel after this; what is left is given back for the
+#: next tick. The job's hard time limit (`RENEW_TIME_LIMIT`) is twice it.
+RENEW_JOB_BUDGET = timedelta(seconds=60)
+RENEW_TIME_LIMIT = 2 * RENEW_JOB_BUDGET
 
 
 def maintain_channels(services: Services) -> RenewReport:
-    """The channel sweep: renew what expires soon (`renew_channels`), stop the channels
-    of users who are no longer active (`stop_inactive_users_channels`: a disabled user's
-    calendars get no pushes), and open the missing channels of active users
-    (`reopen_missing_channels`: a user enabled again, or a channel that could not be
-    opened before)."""
+    """The channel sweep, all in this call: renew what expires soon (`renew_channels`),
+    stop the channels of users who are no longer active (`stop_inactive_users_channels`:
+    a disabled user's calendars get no pushes), and open the missing channels of active
+    users (`reopen_missing_channels`: a user enabled again, or a channel that could not
+    be opened before). The scheduler fans renewals out instead (`claim_renewals`)."""
     renewal = renew_channels(services)
     stopped = stop_inactive_users_channels(services)
     opened = reopen_missing_channels(services)
     return RenewReport(renewal.renewed, renewal.failed, stopped, opened)
 
 
+def _expiring(now: datetime, margin: timedelta) -> sa.ColumnElement[bool]:
+    """Active channels of active users that expire within `margin` of `now`."""
+    active_users = sa.select(User.id).where(User.status == "active")
+    return sa.and_(
+        WatchChannel.status == "active",
+        WatchChannel.expires_at < now + margin,
+        WatchChannel.user_id.in_(active_users),
+    )
+
+
+def claim_renewals(
+    session: Session,
+    *,
+    now: datetime,
+    margin: timedelta,
+    limit: int = RENEW_PER_TICK,
+    claim_for: timedelta = RENEW_CLAIM_FOR,
+) -> list[uuid.UUID]:
+    """Claim up to `limit` channels to renew (those expiring first) and return their ids.
+
+    A claimed channel is not claimed again for `claim_for`, so a renewal queued by one
+    tick is not queued again by the next while it waits; a renewal that did not happen
+    (lost, failed, out of time) is claimed again once the claim runs out. The read goes
+    through the ``(status, expires_at)`` index: O(channels due), not O(channels).
+    """
+    unclaimed = sa.or_(
+        WatchChannel.renewal_claimed_at.is_(None),
+        WatchChannel.renewal_claimed_at < now - claim_for,
+    )
+    due = sa.and_(_expiring(now, margin), unclaimed)
+    ids = session.scalars(
+        sa.select(WatchChannel.id).where(due).order_by(WatchChannel.expires_at).limit(limit)
+    ).all()
+    if not ids:
+        return []
+    claimed = session.scalars(
+        sa.update(WatchChannel)
+        .where(WatchChannel.id.in_(ids), due)
+        .values(renewal_claimed_at=now)
+        .returning(WatchChannel.id)
+    ).all()
+    return sorted(claimed, key=ids.index)
+
+
 def renew_channels(services: Services) -> RenewReport:
-    """Replace every active channel that expires within the renewal margin.
+    """Replace every active channel that expires within the renewal margin, in this call
+    (batch after batch of `claim_renewals`, each with `renew_claimed`)."""
+    renewed = failed = 0
+    margin = timedelta(seconds=services.settings.channel_renew_before_seconds)
+    while True:
+        with services.sessions.begin() as session:
+            batch = claim_renewals(session, now=services.clock(), margin=margin, limit=RENEW_BATCH)
+        if not batch:
+            return RenewReport(renewed, failed)
+        # (What fails stays claimed, so the loop ends when every due channel was tried.)
+        report = renew_claimed(services, batch)
+        renewed, failed = renewed + report.renewed, failed + report.failed
+
+
+def renew_claimed(
+    services: Services,
+    channel_ids: Sequence[uuid.UUID],
+    *,
+    budget: timedelta | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> RenewReport:
+    """Replace the given channels, those that still need it (active, expiring within
+    the renewal margin, their user active); the others are skipped.
 
     The replacement is opened and saved first, then the old one is stopped, so there is
-    no moment without a channel; a failure leaves the old one running (retried on the
-    next run). Channels of users who must sign in again are not renewed.
+    no moment without a channel; a failure leaves the old one running (claimed again
+    when its claim runs out). After `budget` no further channel is started: the rest are
+    given back (their claim cleared) for the next tick, so a job never runs into its
+    time limit because Google is slow.
     """
+    started = monotonic()
     now = services.clock()
     margin = timedelta(seconds=services.settings.channel_renew_before_seconds)
     with services.sessions() as session:
-        expiring = session.execute(
+        rows = session.execute(
             sa.select(WatchChannel, Calendar.provider_calendar_id)
             .outerjoin(Calendar, Calendar.id == WatchChannel.calendar_id)
-            .join(User, User.id == WatchChannel.user_id)
-            .where(
-                WatchChannel.status == "active",
-                WatchChannel.expires_at < now + margin,
-                User.status == "active",
-            )
+            .where(WatchChannel.id.in_(list(channel_ids)), _expiring(now, margin))
+            .order_by(WatchChannel.expires_at)
         ).all()
     renewed = failed = 0
-    for old, google_calendar_id in expiring:
-        target = (old.calendar_id, google_calendar_id) if old.calendar_id else None
-        try:
-            provider = services.providers.for_user(old.user_id)
-            replacement = _open(services, provider, user_id=old.user_id, calendar=target)
-            with services.sessions.begin() as session:
-                session.add(replacement)
-        except Exception as err:
-            # One channel's failure (Google's, or a token that no longer decrypts, or a
-            # bug) must not stop the others' renewal; the old channel keeps running.
-            _renewal_failed(services, old.user_id, old.calendar_id, old.id, err)
+    for index, (old, google_calendar_id) in enumerate(rows):
+        if budget is not None and monotonic() - started > budget.total_seconds():
+            give_back(services, [row[0].id for row in rows[index:]])
+            break
+        if _renew_one(services, old, google_calendar_id):
+            renewed += 1
+        else:
             failed += 1
-            continue
-        stop_channel_quietly(services, provider, old.id, old.resource_id)
-        renewed += 1
     return RenewReport(renewed, failed)
+
+
+def _renew_one(services: Services, old: WatchChannel, google_calendar_id: str | None) -> bool:
+    """Open the replacement of `old`, then stop `old`; False (logged) if it failed."""
+    # The calendar's row exists: its channels are deleted with it (ON DELETE CASCADE).
+    target = (old.calendar_id, str(google_calendar_id)) if old.calendar_id else None
+    try:
+        provider = services.providers.for_user(old.user_id)
+        replacement = _open(services, provider, user_id=old.user_id, calendar=target)
+        with services.sessions.begin() as session:
+            session.add(replacement)
+    except Exception as err:
+        # One channel's failure (Google's, or a token that no longer decrypts, or a
+        # bug) must not stop the others' renewal; the old channel keeps running.
+        _renewal_failed(services, old.user_id, old.calendar_id, old.id, err)
+        return False
+    # Marked stopped even if Google could not be told: it is replaced, and must not be
+    # renewed again when its claim runs out; if it still pushes, the webhook stops it
+    # (`stop_known_channel`).
+    stop_channel_quietly(services, provider, old.id, old.resource_id, mark_anyway=True)
+    return True
+
+
+def give_back(services: Services, channel_ids: list[uuid.UUID]) -> None:
+    """Clear the renewal claim of channels a job had no time left for."""
+    with services.sessions.begin() as session:
+        session.execute(
+            sa.update(WatchChannel)
+            .where(WatchChannel.id.in_(channel_ids))
+            .values(renewal_claimed_at=None)
+        )
 
 
 def _renewal_failed(
@@ -283,9 +389,16 @@ def _renewal_failed(
 
 
 def stop_channel_quietly(
-    services: Services, provider: CalendarProvider, channel_id: uuid.UUID, resource_id: str | None
+    services: Services,
+    provider: CalendarProvider,
+    channel_id: uuid.UUID,
+    resource_id: str | None,
+    *,
+    mark_anyway: bool = False,
 ) -> None:
-    """Stop one channel on Google and mark it stopped; Google not knowing it is fine."""
+    """Stop one channel on Google and mark it stopped; Google not knowing it is fine.
+    When Google fails otherwise the row stays active (to be stopped again later), unless
+    `mark_anyway`."""
     try:
         if resource_id:
             provider.stop_channel(channel_id=str(channel_id), resource_id=resource_id)
@@ -293,7 +406,8 @@ def stop_channel_quietly(
         pass
     except ProviderError as err:
         log.warning("could not stop channel %s: %r", channel_id, err)
-        return
+        if not mark_anyway:
+            return
     with services.sessions.begin() as session:
         session.execute(
             sa.update(WatchChannel)
@@ -350,15 +464,18 @@ def _without_channel(query: sa.Select[Any], now: datetime) -> sa.Select[Any]:
     )
 
 
-def stop_inactive_users_channels(services: Services) -> int:
-    """Stop the active channels of users who are disabled or must sign in again; returns
-    how many. Google not being told (a revoked grant) still marks them stopped."""
+def stop_inactive_users_channels(services: Services, *, limit: int = STOP_PER_RUN) -> int:
+    """Stop the active channels of users who are disabled or must sign in again (at most
+    `limit` users per call); returns how many. Google not being told (a revoked grant)
+    still marks them stopped."""
+    has_live = (
+        sa.select(WatchChannel.id)
+        .where(WatchChannel.user_id == User.id, WatchChannel.status == "active")
+        .exists()
+    )
     with services.sessions() as session:
         users = session.scalars(
-            sa.select(WatchChannel.user_id)
-            .join(User, User.id == WatchChannel.user_id)
-            .where(WatchChannel.status == "active", User.status != "active")
-            .distinct()
+            sa.select(User.id).where(User.status != "active", has_live).limit(limit)
         ).all()
     stopped = 0
     for user_id in users:

@@ -22,8 +22,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, cast
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -39,6 +39,7 @@ __all__ = [
     "finish_pull",
     "note_change",
     "note_changes",
+    "poll_slot",
     "pull_delay",
     "pull_finished",
     "pull_started",
@@ -47,6 +48,7 @@ __all__ = [
 ]
 
 _calendars = cast(sa.Table, Calendar.__table__)
+_users = cast(sa.Table, User.__table__)
 #: Calendars that a change notification must write: not dirty, or without a queued pull.
 _BEHIND = sa.or_(_calendars.c.dirty.is_(False), _calendars.c.sync_queued_at.is_(None))
 
@@ -191,41 +193,110 @@ def pull_delay(last_pull_at: datetime | None, now: datetime, min_interval: float
     return max(0.0, (last_pull_at + timedelta(seconds=min_interval) - now).total_seconds())
 
 
+#: The origin of every calendar's poll slots.
+_EPOCH: Final = datetime(2000, 1, 1, tzinfo=UTC)
+#: Calendars given their first poll slot per sweep (bounds a tick's work after an upgrade).
+PLACE_PER_SWEEP: Final = 5000
+#: At most this many calendars per kind of due work (lost kick, safety-net poll, lost
+#: slot) are claimed per sweep; the next sweep takes the rest, most overdue first.
+CLAIM_PER_SWEEP: Final = 5000
+
+
+def poll_slot(calendar_id: uuid.UUID, after: datetime, period: timedelta) -> datetime:
+    """The first safety-net poll time of `calendar_id` strictly after `after`.
+
+    A calendar's polls fall `period` apart at an offset of the period that its (random)
+    id gives, so the polls of many calendars spread evenly over the period however they
+    were synced (calendars synced together do not stay together), and a calendar is
+    polled at most `period` after its last pull: a dropped notification still waits at
+    most one period. Deterministic, so every scheduler agrees.
+    """
+    seconds = max(1, int(period.total_seconds()))
+    offset = timedelta(seconds=calendar_id.int % seconds)
+    elapsed = (after - _EPOCH - offset) // timedelta(seconds=seconds)
+    return _EPOCH + offset + (elapsed + 1) * timedelta(seconds=seconds)
+
+
 def claim_due(
-    session: Session, *, now: datetime, stale_before: datetime, slot_lost_before: datetime
+    session: Session,
+    *,
+    now: datetime,
+    poll_every: timedelta,
+    slot_lost_before: datetime,
+    limit: int = CLAIM_PER_SWEEP,
 ) -> list[uuid.UUID]:
     """Claim the calendars the scheduler must pull now, and return their ids.
 
-    Due: dirty calendars without a queued pull (a kick was lost), calendars whose last
-    successful sync is older than `stale_before` (the safety net for dropped
-    notifications), and calendars whose queue slot was taken before `slot_lost_before`
-    (its message was lost or its worker died). Only selected calendars of active users.
+    Due: dirty calendars without a queued pull (a kick was lost), calendars whose
+    safety-net poll (``next_poll_at``, see `poll_slot`) has come (the safety net for
+    dropped notifications), and calendars whose queue slot was taken before
+    `slot_lost_before` (its message was lost or its worker died). Only selected calendars
+    of active users. Calendars not yet placed in the poll period get their slot first
+    (after their last sync; never synced: due now), at most `PLACE_PER_SWEEP` per call.
+
+    The work is O(due rows), not O(calendars): each kind is read through its own index,
+    at most `limit` of each (most overdue first), and claimed by id with the due
+    condition checked again in the ``UPDATE``, so a row another scheduler or a pull
+    changed meanwhile is left alone.
     """
-    users = cast(sa.Table, User.__table__)
-    active = sa.select(users.c.id).where(users.c.status == "active")
-    due = sa.or_(
-        sa.and_(_calendars.c.sync_queued_at.is_(None), _calendars.c.dirty.is_(True)),
-        sa.and_(
-            _calendars.c.sync_queued_at.is_(None),
-            sa.or_(
-                _calendars.c.last_synced_at.is_(None), _calendars.c.last_synced_at < stale_before
-            ),
-        ),
-        _calendars.c.sync_queued_at < slot_lost_before,
-    )
+    _place_polls(session, now=now, period=poll_every)
+    free = _calendars.c.sync_queued_at.is_(None)
+    # ``dirty`` itself, not ``dirty IS true``: PostgreSQL matches the partial index's
+    # predicate only in this form.
+    lost_kick = sa.and_(free, _calendars.c.dirty)
+    poll = sa.and_(free, _calendars.c.next_poll_at <= now)
+    lost_slot = _calendars.c.sync_queued_at < slot_lost_before
+    # The calendars that are pulled at all, in every read: an unselected calendar or one
+    # of a disabled user is never claimed, so without this it would stay "most overdue"
+    # for ever and fill every bounded read, starving the due ones behind it.
+    active = sa.select(_users.c.id).where(_users.c.status == "active")
+    pulled = sa.and_(_calendars.c.selected.is_(True), _calendars.c.user_id.in_(active))
+    candidates: set[uuid.UUID] = set()
+    for condition, order in (
+        (lost_kick, _calendars.c.id),
+        (poll, _calendars.c.next_poll_at),
+        (lost_slot, _calendars.c.sync_queued_at),
+    ):
+        candidates.update(
+            session.scalars(
+                sa.select(_calendars.c.id).where(condition, pulled).order_by(order).limit(limit)
+            )
+        )
+    if not candidates:
+        return []
     rows = session.execute(
         sa.update(_calendars)
-        .where(due, _calendars.c.selected.is_(True), _calendars.c.user_id.in_(active))
+        .where(_calendars.c.id.in_(sorted(candidates)), sa.or_(lost_kick, poll, lost_slot), pulled)
         .values(sync_queued_at=now)
         .returning(_calendars.c.id)
     )
     return [row.id for row in rows]
 
 
+def _place_polls(session: Session, *, now: datetime, period: timedelta) -> None:
+    """Give calendars without a poll slot their first one (see `claim_due`)."""
+    unplaced = session.execute(
+        sa.select(_calendars.c.id, _calendars.c.last_synced_at)
+        .where(_calendars.c.next_poll_at.is_(None))
+        .limit(PLACE_PER_SWEEP)
+    ).all()
+    if unplaced:
+        session.execute(
+            sa.update(_calendars).where(_calendars.c.id == sa.bindparam("calendar_id")),
+            [
+                {
+                    "calendar_id": row.id,
+                    "next_poll_at": now
+                    if row.last_synced_at is None
+                    else poll_slot(row.id, row.last_synced_at, period),
+                }
+                for row in unplaced
+            ],
+        )
+
+
 # Calendar lists: the same coalescing per user, for calendar-list notifications (a storm
 # of them must cost a constant number of calendar-list reads, not one each).
-
-_users = cast(sa.Table, User.__table__)
 
 
 def note_calendar_list_change(session: Session, user_id: uuid.UUID, now: datetime) -> bool:

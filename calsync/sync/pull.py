@@ -80,6 +80,8 @@ _FINISH: Final = (
     .values(
         sync_token=sa.bindparam("sync_token", type_=_calendars.c.sync_token.type),
         last_synced_at=_NOW,
+        # The safety-net poll moves to the calendar's next slot (`kicks.poll_slot`).
+        next_poll_at=sa.bindparam("next_poll_at", type_=_calendars.c.next_poll_at.type),
         # "held" stays while held deletions wait for a second listing (deletion_guard).
         last_sync_status=sa.case((_calendars.c.deletions_held_at.is_(None), "ok"), else_="held"),
         sync_lease_owner=None,
@@ -204,6 +206,11 @@ def _store(
                 "sync_token": next_token,
                 "now": now,
                 "owner": owner,
+                "next_poll_at": kicks.poll_slot(
+                    target.ref.id,
+                    now,
+                    timedelta(seconds=services.settings.safety_net_interval_seconds),
+                ),
             },
         ).one_or_none()
         if finished is None:

@@ -54,6 +54,7 @@ def create_app(services: Services) -> Starlette:
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         yield
+        await services.google_oauth.aclose()
         if limiter_client is not None:
             await limiter_client.aclose()
 

@@ -423,8 +423,13 @@ def sweeps(
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # one warning per refused renewal otherwise
     try:
+
+        def unclaim() -> None:  # each run claims (and fails) the same renewals again
+            with engine.begin() as connection:
+                connection.execute(sa.text("UPDATE watch_channels SET renewal_claimed_at = NULL"))
+
         with captured(engine) as seen:
-            seconds, report = timed(runs, lambda: renew_channels(services))
+            seconds, report = timed(runs, lambda: renew_channels(services), unclaim)
         query = next(
             s for s in seen if "watch_channels" in s[0] and s[0].lstrip().startswith("SELECT")
         )
@@ -446,7 +451,9 @@ def sweeps(
 
     with captured(engine) as seen:
         seconds, claimed = timed(runs, lambda: due_calendars(services, now), undo_claims)
-    query = next(s for s in seen if s[0].lstrip().startswith("UPDATE calendars"))
+    query = next(
+        s for s in seen if s[0].lstrip().startswith("UPDATE calendars") and "RETURNING" in s[0]
+    )
     lines.append(
         f"safety-net sweep (claim_due): {seconds * 1000:.1f} ms median "
         f"({len(claimed)} calendars claimed of the stale and dirty ones)"  # type: ignore[arg-type]

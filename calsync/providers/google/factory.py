@@ -2,9 +2,9 @@
 
 `GoogleProviders` is what `bootstrap` wires as ``services.providers``: one per process,
 shared by its threads, holding what clients share (settings, the token store, the quota
-limiter, the calendar time-zone cache, one HTTP connection per thread). ``for_user``
-hands out a new, cheap client each time: a job takes its own and just drops it;
-``close`` the factory when the process stops.
+limiter, the calendar time-zone cache backed by the store's, one HTTP connection per
+thread). ``for_user`` hands out a new, cheap client each time: a job takes its own and
+just drops it; ``close`` the factory when the process stops.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from calsync.providers.google.client import (
     GoogleCalendarClient,
     HttpPool,
     QuotaGate,
+    SharedZones,
     TokenSource,
     calendar_api,
 )
@@ -38,12 +39,13 @@ class GoogleProviders:
         sleep: Callable[[float], None] = time.sleep,
         *,
         timeout: float = DEFAULT_TIMEOUT,
+        shared_zones: SharedZones | None = None,
     ) -> None:
         self.settings = settings
         self.access_tokens = access_tokens
         self.limiter = limiter
         self._sleep = sleep
-        self._zones = CalendarZones()
+        self._zones = CalendarZones(shared=shared_zones)
         self._http = HttpPool(timeout=timeout)
 
     def for_user(self, user_id: uuid.UUID) -> GoogleCalendarClient:

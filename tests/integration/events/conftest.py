@@ -10,6 +10,7 @@ use cases (`push_all`, `pull`), so tests decide exactly when Google is written o
 from __future__ import annotations
 
 import dataclasses
+import functools
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from calsync.store import outbox
 from calsync.store.migrate import upgrade
 from calsync.store.tables import Calendar
 from calsync.store.users import ensure_user
+from calsync.store.zones import stored_zone
 from calsync.sync import calendar_list, pull
 from calsync.sync.push import PushResult, push_outbox
 from calsync.web.app import create_app
@@ -195,6 +197,7 @@ def running(settings: Settings, google: FakeGoogle, **changes: Any) -> Iterator[
         services.access_tokens,
         quota_limiter(settings, sleep=sleeps.append),
         sleeps.append,
+        shared_zones=functools.partial(stored_zone, services.sessions),
     )
     with TestClient(create_app(services)) as client:
         app = EventsApp(services, client, google, clock, sleeps)

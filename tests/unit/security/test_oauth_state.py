@@ -209,11 +209,15 @@ def test_naive_now_is_a_programming_error() -> None:
 
 
 def test_a_json_error_object_from_the_token_endpoint_is_translated_not_a_crash() -> None:
-    from authlib.integrations.base_client.errors import OAuthError as AuthlibOAuthError
+    import httpx2 as httpx
 
-    from calsync.providers.google.oauth import InvalidGrant, OAuthUnavailable, _translate
+    from calsync.providers.google.oauth import InvalidGrant, OAuthUnavailable, _token_answer
 
-    unavailable = _translate(AuthlibOAuthError(error={"code": 401, "status": "UNAUTHENTICATED"}))
-    assert isinstance(unavailable, OAuthUnavailable)
-    assert "UNAUTHENTICATED" in str(unavailable)
-    assert isinstance(_translate(AuthlibOAuthError(error="invalid_grant")), InvalidGrant)
+    google_object = {"error": {"code": 401, "status": "UNAUTHENTICATED"}}
+    with pytest.raises(OAuthUnavailable, match="UNAUTHENTICATED"):
+        _token_answer(httpx.Response(401, json=google_object))
+    with pytest.raises(InvalidGrant):
+        _token_answer(httpx.Response(400, json={"error": "invalid_grant"}))
+    with pytest.raises(OAuthUnavailable, match="without JSON"):
+        _token_answer(httpx.Response(503, text="<html>busy</html>"))
+    assert _token_answer(httpx.Response(200, json={"access_token": "a"})) == {"access_token": "a"}

@@ -1,0 +1,378 @@
+"""Sweeps at scale: a renewal sweep of 20,000 channels fanned out in batch jobs, and the
+spread of 10,000 calendars' safety-net polls. Prints figures, asserts nothing.
+
+Run: ``.venv/bin/python -m tests.perf.bench_sweeps [--users 10000] [--threads 16]``
+
+Needs PostgreSQL and Redis. Uses a scratch database ``calsync_bench_sweeps`` (dropped and
+created) and the Redis database ``--redis`` (default 6, flushed). Google is the emulator
+in its own process, with one account per user (the pushes it would send are dropped).
+The store is populated directly (COPY): `--users` active users with their tokens, one
+calendar each (all last synced at the same moment), and two channels each (the calendar's
+and the calendar list's), every one expiring within the renewal margin: the worst case,
+a fleet that signed in on one day. Then:
+
+1. the sequential renewal (one job renewing channel after channel, as before decision
+   Q1), timed on `--sample` channels: milliseconds per channel, and what 20,000 take;
+2. the fanned-out sweep as deployed: the scheduler's renewal task every
+   ``RENEW_EVERY`` (real time) claims up to ``RENEW_PER_TICK`` channels and queues batch
+   jobs of ``RENEW_BATCH``, which `--threads` Dramatiq worker threads (one process, on
+   Redis) run through calsync's Google quota limiter (``--project-per-minute``, Google's
+   default project quota per minute). Prints the sweep's wall time, the jobs, their
+   longest and median durations against the time limit, and what was left;
+3. the safety-net polls of the calendars: how many fall due per 30-second sweep over
+   one interval (the old rule: every calendar 900 s after its last sync; the new one:
+   at its slot), and the duration of one sweep's claim (`kicks.claim_due`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import logging
+import statistics
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import redis
+import sqlalchemy as sa
+
+from calsync.bootstrap import Services, bootstrap
+from calsync.config import Settings
+from calsync.emulator.testing import EmulatorControl
+from calsync.jobs import fan_out_renewals
+from calsync.runtime import worker_threads
+from calsync.scheduler import RENEW_EVERY, SWEEP_EVERY
+from calsync.store.migrate import upgrade
+from calsync.store.tables import WatchChannel
+from calsync.sync import channels, kicks
+from tests.perf.bench_emulator import free_port, start_emulator
+from tests.perf.bench_intake import load, machine
+from tests.perf.bench_sync import environment
+
+DATABASE = "calsync_bench_sweeps"
+
+
+def copy_rows(
+    engine: sa.Engine, table: str, columns: tuple[str, ...], rows: Iterator[tuple[Any, ...]]
+) -> int:
+    """Write `rows` into `table` with COPY; returns how many."""
+    raw = engine.raw_connection()
+    count = 0
+    try:
+        cursor = raw.cursor()
+        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+                count += 1
+        raw.commit()
+    finally:
+        raw.close()
+    return count
+
+
+def google_accounts(control: EmulatorControl, users: int) -> list[tuple[str, str, str]]:
+    """`users` emulator accounts: (email, access token, refresh token)."""
+
+    def create(n: int) -> tuple[str, str, str]:
+        email = f"user{n}@example.com"
+        made = control.create_user(email)
+        return email, made["access_token"], made["refresh_token"]
+
+    with ThreadPoolExecutor(4) as pool:
+        return list(pool.map(create, range(users)))
+
+
+def populate(
+    services: Services, accounts: list[tuple[str, str, str]], now: datetime
+) -> dict[str, int]:
+    engine, box = services.engine, services.secrets
+    margin = services.settings.channel_renew_before_seconds
+    users = [(uuid.uuid4(), email, access, refresh) for email, access, refresh in accounts]
+    calendars = {u: uuid.uuid4() for u, *_ in users}
+    tail = (now, "ok", False, False, "token", now, now)
+    counts = {
+        "users": copy_rows(
+            engine,
+            "users",
+            ("id", "email", "role", "status", "timezone", "created_at", "updated_at"),
+            ((u, email, "user", "active", "UTC", now, now) for u, email, *_ in users),
+        ),
+        "oauth_tokens": copy_rows(
+            engine,
+            "oauth_tokens",
+            (
+                "id",
+                "user_id",
+                "provider",
+                "access_token_encrypted",
+                "refresh_token_encrypted",
+                "scopes",
+                "expires_at",
+                "status",
+                "created_at",
+                "updated_at",
+            ),
+            (
+                (
+                    uuid.uuid4(),
+                    u,
+                    "google",
+                    box.encrypt(access),
+                    box.encrypt(refresh),
+                    "https://www.googleapis.com/auth/calendar",
+                    now + timedelta(minutes=50),
+                    "valid",
+                    now,
+                    now,
+                )
+                for u, _, access, refresh in users
+            ),
+        ),
+        "calendars": copy_rows(
+            engine,
+            "calendars",
+            (
+                "id",
+                "user_id",
+                "provider",
+                "provider_calendar_id",
+                "summary",
+                "timezone",
+                "access_role",
+                "is_primary",
+                "selected",
+                "last_synced_at",
+                "last_sync_status",
+                "dirty",
+                "poll_only",
+                "sync_token",
+                "created_at",
+                "updated_at",
+            ),
+            (
+                (calendars[u], u, "google", email, email, "UTC", "owner", True, True, *tail)
+                for u, email, *_ in users
+            ),
+        ),
+    }
+
+    def channel_rows() -> Iterator[tuple[Any, ...]]:
+        for n, (u, *_) in enumerate(users):
+            for calendar in (calendars[u], None):
+                expires = now + timedelta(seconds=60 + (n * 7919) % (margin - 120))
+                yield (
+                    uuid.uuid4(),
+                    u,
+                    calendar,
+                    "events" if calendar else "calendar_list",
+                    f"old-{n}-{calendar is None}",
+                    expires,
+                    "active",
+                    now,
+                    now,
+                )
+
+    counts["watch_channels"] = copy_rows(
+        engine,
+        "watch_channels",
+        (
+            "id",
+            "user_id",
+            "calendar_id",
+            "kind",
+            "resource_id",
+            "expires_at",
+            "status",
+            "created_at",
+            "updated_at",
+        ),
+        channel_rows(),
+    )
+    with engine.begin() as connection:
+        connection.execute(sa.text("ANALYZE"))
+    return counts
+
+
+def due_channels(services: Services) -> int:
+    margin = timedelta(seconds=services.settings.channel_renew_before_seconds)
+    with services.sessions() as session:
+        return int(
+            session.scalar(
+                sa.select(sa.func.count()).where(
+                    WatchChannel.status == "active",
+                    WatchChannel.expires_at < services.clock() + margin,
+                )
+            )
+            or 0
+        )
+
+
+def sequential(services: Services, sample: int) -> float:
+    """Seconds per channel of renewing `sample` channels one after another."""
+    margin = timedelta(seconds=services.settings.channel_renew_before_seconds)
+    with services.sessions.begin() as session:
+        ids = channels.claim_renewals(session, now=services.clock(), margin=margin, limit=sample)
+    started = time.perf_counter()
+    report = channels.renew_claimed(services, ids)
+    seconds = time.perf_counter() - started
+    print(
+        f"1. sequential renewal of {len(ids)} channels: {seconds:.1f} s, "
+        f"{seconds / len(ids) * 1000:.1f} ms per channel "
+        f"({report.renewed} renewed, {report.failed} failed); 20,000 channels would take "
+        f"{seconds / len(ids) * 20_000 / 60:.1f} min in one job (Dramatiq's default limit: 10)"
+    )
+    return seconds / len(ids)
+
+
+class JobTimes:
+    """Wraps `channels.renew_claimed` to record each batch job's duration and outcome."""
+
+    def __init__(self) -> None:
+        self.durations: list[float] = []
+        self.renewed = self.failed = self.given_back = 0
+        self._lock = threading.Lock()
+        self._real = channels.renew_claimed
+
+    def __call__(self, services: Services, ids: Any, **options: Any) -> channels.RenewReport:
+        started = time.perf_counter()
+        report = self._real(services, ids, **options)
+        with self._lock:
+            self.durations.append(time.perf_counter() - started)
+            self.renewed += report.renewed
+            self.failed += report.failed
+            self.given_back += len(ids) - report.renewed - report.failed
+        return report
+
+
+def fanned_out(services: Services, threads: int, timeout: float) -> None:
+    times = JobTimes()
+    channels.renew_claimed = times  # type: ignore[assignment]
+    ticks: list[int] = []
+    started = time.perf_counter()
+    try:
+        with worker_threads(services, threads=threads):
+            while True:
+                ticks.append(fan_out_renewals(services, services.jobs))
+                deadline = time.perf_counter() + RENEW_EVERY.total_seconds()
+                while time.perf_counter() < deadline:
+                    if due_channels(services) == 0:
+                        break
+                    time.sleep(1)
+                if due_channels(services) == 0 or time.perf_counter() - started > timeout:
+                    break
+            wall = time.perf_counter() - started
+    finally:
+        channels.renew_claimed = times._real
+    limit = channels.RENEW_TIME_LIMIT.total_seconds()
+    print(
+        f"2. fanned-out sweep with {threads} worker threads: {wall:.0f} s wall "
+        f"({wall / 60:.1f} min) for {times.renewed + times.failed} channels; "
+        f"{len(ticks)} scheduler ticks claimed {ticks}; "
+        f"{len(times.durations)} batch jobs of up to {channels.RENEW_BATCH}, longest "
+        f"{max(times.durations):.1f} s, median {statistics.median(times.durations):.1f} s "
+        f"(budget {channels.RENEW_JOB_BUDGET.total_seconds():.0f} s, time limit {limit:.0f} s; "
+        f"over the limit: {sum(d > limit for d in times.durations)}); "
+        f"renewed {times.renewed}, failed {times.failed}, given back {times.given_back}; "
+        f"still due afterwards: {due_channels(services)}"
+    )
+
+
+def polls(services: Services, now: datetime) -> None:
+    interval = timedelta(seconds=services.settings.safety_net_interval_seconds)
+    with services.sessions() as session:
+        rows = session.execute(sa.text("SELECT id FROM calendars")).all()
+    per_tick: collections.Counter[int] = collections.Counter()
+    for (calendar_id,) in rows:
+        slot = kicks.poll_slot(calendar_id, now, interval)
+        per_tick[int((slot - now) / SWEEP_EVERY - 1e-9)] += 1
+    ticks = int(interval / SWEEP_EVERY)
+    counts = [per_tick.get(t, 0) for t in range(ticks)]
+    print(
+        f"3. safety-net polls of {len(rows)} calendars synced together, per 30-s sweep over "
+        f"one interval: before, all {len(rows)} at one sweep; now min {min(counts)}, "
+        f"max {max(counts)}, mean {statistics.mean(counts):.0f} over {ticks} sweeps"
+    )
+    later = now + SWEEP_EVERY  # a steady tick: the calendars whose slot came in 30 s
+
+    def claim(session: Any) -> list[uuid.UUID]:
+        return kicks.claim_due(
+            session, now=later, poll_every=interval, slot_lost_before=later - timedelta(hours=1)
+        )
+
+    placing = []  # after an upgrade: the first sweeps give every calendar its slot
+    while True:
+        with services.sessions() as session:
+            unplaced = session.scalar(
+                sa.text("SELECT count(*) FROM calendars WHERE next_poll_at IS NULL")
+            )
+            if not unplaced:
+                break
+            begun = time.perf_counter()
+            claim(session)
+            placing.append(time.perf_counter() - begun)
+            session.execute(sa.text("UPDATE calendars SET sync_queued_at = NULL"))
+            session.commit()
+    timings = []
+    for _ in range(5):
+        with services.sessions() as session:
+            begun = time.perf_counter()
+            claimed = claim(session)
+            timings.append(time.perf_counter() - begun)
+            session.rollback()
+    print(
+        f"   one sweep's claim_due, 30 s after they synced: median "
+        f"{statistics.median(timings) * 1000:.1f} ms ({len(claimed)} calendars due); "
+        f"placing {len(rows)} calendars without a slot (after the upgrade) took "
+        f"{len(placing)} sweeps of {', '.join(f'{t * 1000:.0f}' for t in placing)} ms"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--sample", type=int, default=500)
+    parser.add_argument("--project-per-minute", type=int, default=10_000)
+    parser.add_argument("--timeout", type=float, default=1200)
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/6")
+    parser.add_argument("--polls-only", action="store_true", help="skip the renewals")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+    print(f"machine: {machine()}; load average {load()}")
+    redis.Redis.from_url(args.redis).flushdb()
+    emulator_port, api_port = free_port(), free_port()
+    emulator = start_emulator(emulator_port)
+    base = f"http://127.0.0.1:{emulator_port}"
+    env = environment(base, api_port, DATABASE) | {
+        "CALSYNC_REDIS_URL": args.redis,
+        "CALSYNC_GOOGLE_PROJECT_REQUESTS_PER_MINUTE": str(args.project_per_minute),
+    }
+    services = bootstrap(Settings.from_env(env))
+    try:
+        upgrade(services.engine)
+        with EmulatorControl(base) as control:
+            control.add_fault(kind="drop_push", count=None)
+            began = time.perf_counter()
+            accounts = google_accounts(control, args.users)
+            now = datetime.now(UTC)
+            counts = populate(services, accounts, now)
+            print(f"populated in {time.perf_counter() - began:.0f} s: {counts}")
+            if not args.polls_only:
+                sequential(services, args.sample)
+                control.clear_requests()
+                fanned_out(services, args.threads, args.timeout)
+                print(f"   Google requests during the sweep: {len(control.requests())}")
+        polls(services, now)
+    finally:
+        services.close()
+        emulator.terminate()
+        emulator.wait(10)
+
+
+if __name__ == "__main__":
+    main()
