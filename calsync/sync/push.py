@@ -337,7 +337,10 @@ class _Pusher:
                 reschedule_reminders(session, self.event_id, now=self.now())
             if resolution.manual:
                 return PushStatus.CONFLICT
-            if not resolution.push_needed:
+            if not resolution.push_needed and not write.changes_an_unread_instance:
+                # A new exception is written even when it equals Google's instance
+                # (decision C1): calsync lists it as an exception of its own, so Google
+                # must hold it as one; a generated instance is no exception there.
                 event_changes.record_pushed(
                     session, self.event_id, pushed=saved.event, remote=remote, version=saved.version
                 )

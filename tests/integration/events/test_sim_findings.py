@@ -164,3 +164,40 @@ def test_a_new_exception_does_not_overwrite_a_later_google_change_of_the_instanc
     on_google = app.google_event(alice, google_instance)
     assert on_google["summary"] == "retitled"
     assert on_google["start"]["dateTime"] == "2031-04-01T10:00:00Z"
+
+
+def test_an_instance_edited_to_its_own_values_is_an_exception_on_google_too(
+    any_app: EventsApp,
+) -> None:
+    """Seed 1449527753 (embedded): ``PUT ...?scope=this`` with the values the instance
+    already had made calsync list an exception Google never got. Its first push read the
+    instance and merged (E23), found nothing to change and marked it ``synced`` unsent;
+    Google, where only a write to an instance makes an exception, listed no exception.
+    Two users, so the write of one cannot stand in for the other's (decision C1)."""
+    app = any_app
+    users = [app.connect("alice@example.com"), app.connect("bob@example.com")]
+    for user, hour in zip(users, ("09", "15"), strict=True):
+        series = app.create(
+            user,
+            {"title": "standup", "start_time": f"2031-03-03T{hour}:00:00Z",
+             "end_time": f"2031-03-03T{hour}:30:00Z", "timezone": "UTC",
+             "recurrence": ["RRULE:FREQ=DAILY;COUNT=3"]},
+        )  # fmt: skip
+        app.push_all()
+        # Given the user writes the second instance with the values it already has
+        instance = f"{series['id']}_20310304T{hour}0000Z"
+        same = {"title": "standup", "start_time": f"2031-03-04T{hour}:00:00Z",
+                "end_time": f"2031-03-04T{hour}:30:00Z"}  # fmt: skip
+        answer = app.put(user, instance, same, scope="this")
+        assert answer.status_code == 200, answer.text
+        # When it is pushed
+        app.push_all()
+        # Then Google lists the exception calsync lists, and nothing is left to push
+        on_google = app.remote(user).list(calendarId=user.primary, singleEvents=False).execute()
+        google_ids = sorted(e["id"] for e in on_google["items"])
+        listed = app.client.get("/events", headers=user.headers).json()["events"]
+        assert sorted(e["google_event_id"] for e in listed) == google_ids
+        assert google_ids == sorted(
+            [series["google_event_id"], f"{series['google_event_id']}_20310304T{hour}0000Z"]
+        )
+        assert {e["sync_state"] for e in listed} == {"synced"}
