@@ -128,13 +128,34 @@ def judge(
             if not setting:
                 continue
             last = [w for w in setting if not any(_after(o, w) for o in setting)]
-            allowed = [w.fields[name] for w in last]
+            allowed = [w.fields[name] for w in last + _event_level(setting, last, edits)]
             if held.get(name) not in allowed:
                 found.append(
                     f"{calendar} {event}: {name}={held.get(name)!r}, last written "
                     + " or ".join(f"{w.fields[name]!r} by {_who(w)}" for w in last)
                 )
     return lost, known
+
+
+def _event_level(setting: list[Write], last: list[Write], edits: list[Write]) -> list[Write]:
+    """Writes of a field that calsync's `last_updated_wins` may rightly keep although a
+    write of the other side followed them (decision C2).
+
+    Google keeps one update time per event, not per field, so calsync orders a field
+    both sides changed by each side's latest write to the *event*: a side's last write
+    of the field stands if the same side wrote the event (any field) no earlier than
+    the other side's last write of it - they overlap, or that side's write came after.
+    """
+    found: list[Write] = []
+    for side in {w.side for w in setting} - {w.side for w in last}:
+        own = [w for w in setting if w.side == side]
+        latest = [w for w in own if not any(_after(o, w) for o in own)]
+        later_on_event = any(
+            not _after(o, w) for w in edits if w.side == side for o in last
+        )
+        if later_on_event:
+            found += latest
+    return found
 
 
 def _who(write: Write) -> str:
