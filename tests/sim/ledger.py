@@ -150,9 +150,7 @@ def _event_level(setting: list[Write], last: list[Write], edits: list[Write]) ->
     for side in {w.side for w in setting} - {w.side for w in last}:
         own = [w for w in setting if w.side == side]
         latest = [w for w in own if not any(_after(o, w) for o in own)]
-        later_on_event = any(
-            not _after(o, w) for w in edits if w.side == side for o in last
-        )
+        later_on_event = any(not _after(o, w) for w in edits if w.side == side for o in last)
         if later_on_event:
             found += latest
     return found

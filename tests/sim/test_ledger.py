@@ -51,7 +51,7 @@ def test_a_field_google_wrote_after_the_users_last_write_of_the_event_is_owed() 
     )
     (lost,) = _lost(*newer_on_google, description="the user's", start="2031-04-26",
                     end="2031-04-27")  # fmt: skip
-    assert "description=\"the user's\"" in lost
+    assert 'description="the user\'s"' in lost
     user_last = (
         _write("google", "create", 1.0, title="planning", start="2031-04-26", end="2031-04-27"),
         _write("google", "update", 3.0, start="2031-04-25", end="2031-04-26"),
