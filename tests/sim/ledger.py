@@ -8,7 +8,10 @@ exactly that), under last-writer semantics per event and field:
 
 - an event created, and deleted by nobody, must exist;
 - a field must hold the value of a write that no later write of that field followed
-  (writes that overlap in time are concurrent: either may be last);
+  (writes that overlap in time are concurrent: either may be last), or a side's last
+  write of it when that side wrote the event again (any field) no earlier than the
+  other side's last write of the field: Google keeps one update time per event, and
+  calsync's `last_updated_wins` goes by it (decision C2);
 - a deleted event must be gone unless a write to it came after the delete (then
   either outcome is right: a delete and an edit race, and calsync's policy decides);
 - writes to one instance of a series are no longer owed once the series itself
