@@ -15,6 +15,9 @@ job; it works on one event, whatever number of outbox rows it has:
   `outbox.never_sent`, which counts an insert before sending it): nothing is sent, the
   rows are closed. An insert that was tried and whose answer was lost may have reached
   Google, so then the delete is sent (a delete of what is not there is a success);
+- a new exception (an instance changed locally, no etag yet): read the instance and
+  merge first (decision E23), then patch it with ``If-Match``, even when the merge left
+  nothing to change: calsync lists it as an exception, so Google must hold one (C1);
 - 412 on a patch: read Google's copy, `resolve` it against the stored base with the
   calendar's policy, store and log the result, and push again (bounded rounds); a manual
   conflict flags the event ``conflict`` and stops until a PUT resolves it;
@@ -337,7 +340,10 @@ class _Pusher:
                 reschedule_reminders(session, self.event_id, now=self.now())
             if resolution.manual:
                 return PushStatus.CONFLICT
-            if not resolution.push_needed:
+            if not resolution.push_needed and not write.changes_an_unread_instance:
+                # A new exception is written even when it equals Google's instance
+                # (decision C1): calsync lists it as an exception of its own, so Google
+                # must hold it as one; a generated instance is no exception there.
                 event_changes.record_pushed(
                     session, self.event_id, pushed=saved.event, remote=remote, version=saved.version
                 )

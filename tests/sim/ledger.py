@@ -8,7 +8,10 @@ exactly that), under last-writer semantics per event and field:
 
 - an event created, and deleted by nobody, must exist;
 - a field must hold the value of a write that no later write of that field followed
-  (writes that overlap in time are concurrent: either may be last);
+  (writes that overlap in time are concurrent: either may be last), or a side's last
+  write of it when that side wrote the event again (any field) no earlier than the
+  other side's last write of the field: Google keeps one update time per event, and
+  calsync's `last_updated_wins` goes by it (decision C2);
 - a deleted event must be gone unless a write to it came after the delete (then
   either outcome is right: a delete and an edit race, and calsync's policy decides);
 - writes to one instance of a series are no longer owed once the series itself
@@ -128,13 +131,32 @@ def judge(
             if not setting:
                 continue
             last = [w for w in setting if not any(_after(o, w) for o in setting)]
-            allowed = [w.fields[name] for w in last]
+            allowed = [w.fields[name] for w in last + _event_level(setting, last, edits)]
             if held.get(name) not in allowed:
                 found.append(
                     f"{calendar} {event}: {name}={held.get(name)!r}, last written "
                     + " or ".join(f"{w.fields[name]!r} by {_who(w)}" for w in last)
                 )
     return lost, known
+
+
+def _event_level(setting: list[Write], last: list[Write], edits: list[Write]) -> list[Write]:
+    """Writes of a field that calsync's `last_updated_wins` may rightly keep although a
+    write of the other side followed them (decision C2).
+
+    Google keeps one update time per event, not per field, so calsync orders a field
+    both sides changed by each side's latest write to the *event*: a side's last write
+    of the field stands if the same side wrote the event (any field) no earlier than
+    the other side's last write of it - they overlap, or that side's write came after.
+    """
+    found: list[Write] = []
+    for side in {w.side for w in setting} - {w.side for w in last}:
+        own = [w for w in setting if w.side == side]
+        latest = [w for w in own if not any(_after(o, w) for o in own)]
+        later_on_event = any(not _after(o, w) for w in edits if w.side == side for o in last)
+        if later_on_event:
+            found += latest
+    return found
 
 
 def _who(write: Write) -> str:

@@ -17,7 +17,7 @@ import pytest
 from tests.conftest import IN_CI
 from tests.faults.services import missing_redis, private_folder
 from tests.sim.conftest import REPORTS
-from tests.sim.runner import SEED_VARIABLE, SimConfig, simulate
+from tests.sim.runner import SimConfig, simulate
 from tests.sim.systems import EmbeddedSystem, ProductionSystem, System
 
 pytestmark = [pytest.mark.sim, pytest.mark.integration, pytest.mark.timeout(200)]
@@ -30,14 +30,6 @@ SYSTEMS: dict[str, Callable[[Path, str], System]] = {
 }
 
 
-EMBEDDED_OPEN = (
-    "simulation, embedded mode: skipped in CI while an open bug stands - some seeds lose "
-    "1-4 acknowledged writes (1449527753, 314851293 embedded; 20261206 in both modes, on "
-    "2026-12-06). One diagnosed: an API edit of an instance equal to the generated one is "
-    "merged as 'no change' and never written to Google. Replay with CALSYNC_SIM_SEED"
-)
-
-
 @pytest.mark.parametrize("mode", sorted(SYSTEMS))
 def test_every_user_converges_to_exactly_their_google_calendars(mode: str) -> None:
     if mode == "production" and (reason := missing_redis()):
@@ -45,11 +37,6 @@ def test_every_user_converges_to_exactly_their_google_calendars(mode: str) -> No
         if IN_CI:
             pytest.fail(message, pytrace=False)
         pytest.skip(reason=message)
-    if mode == "embedded" and IN_CI and not os.environ.get(SEED_VARIABLE):
-        # A known, open failure (issue 15; docs/faults.md "Open"): a flaky test must not
-        # decide whether CI passes, and this one is not fixed yet. It runs everywhere
-        # else, and in CI with CALSYNC_SIM_SEED set.
-        pytest.skip(reason=EMBEDDED_OPEN)
     config = SimConfig.from_env(mode, users=USERS, steps=STEPS, converge_timeout=60.0)
     folder = private_folder(f"calsync-sim-{mode}-")
     report = simulate(config, SYSTEMS[mode], folder)

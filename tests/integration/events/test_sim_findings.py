@@ -164,3 +164,85 @@ def test_a_new_exception_does_not_overwrite_a_later_google_change_of_the_instanc
     on_google = app.google_event(alice, google_instance)
     assert on_google["summary"] == "retitled"
     assert on_google["start"]["dateTime"] == "2031-04-01T10:00:00Z"
+
+
+def test_an_instance_edited_to_its_own_values_is_an_exception_on_google_too(
+    any_app: EventsApp,
+) -> None:
+    """Seed 1449527753 (embedded): ``PUT ...?scope=this`` with the values the instance
+    already had made calsync list an exception Google never got. Its first push read the
+    instance and merged (E23), found nothing to change and marked it ``synced`` unsent;
+    Google, where only a write to an instance makes an exception, listed no exception.
+    Two users, so the write of one cannot stand in for the other's (decision C1)."""
+    app = any_app
+    users = [app.connect("alice@example.com"), app.connect("bob@example.com")]
+    for user, hour in zip(users, ("09", "15"), strict=True):
+        series = app.create(
+            user,
+            {"title": "standup", "start_time": f"2031-03-03T{hour}:00:00Z",
+             "end_time": f"2031-03-03T{hour}:30:00Z", "timezone": "UTC",
+             "recurrence": ["RRULE:FREQ=DAILY;COUNT=3"]},
+        )  # fmt: skip
+        app.push_all()
+        # Given the user writes the second instance with the values it already has
+        instance = f"{series['id']}_20310304T{hour}0000Z"
+        same = {"title": "standup", "start_time": f"2031-03-04T{hour}:00:00Z",
+                "end_time": f"2031-03-04T{hour}:30:00Z"}  # fmt: skip
+        answer = app.put(user, instance, same, scope="this")
+        assert answer.status_code == 200, answer.text
+        # When it is pushed
+        app.push_all()
+        # Then Google lists the exception calsync lists, and nothing is left to push
+        on_google = app.remote(user).list(calendarId=user.primary, singleEvents=False).execute()
+        google_ids = sorted(e["id"] for e in on_google["items"])
+        listed = app.client.get("/events", headers=user.headers).json()["events"]
+        assert sorted(e["google_event_id"] for e in listed) == google_ids
+        assert google_ids == sorted(
+            [series["google_event_id"], f"{series['google_event_id']}_20310304T{hour}0000Z"]
+        )
+        assert {e["sync_state"] for e in listed} == {"synced"}
+
+
+def test_a_field_changed_on_both_sides_goes_to_the_later_updated_event(
+    any_app: EventsApp,
+) -> None:
+    """Seed 20261206 (production), decision C2: another client moved an event on Google,
+    the user moved it again before calsync had pulled that, then the other client changed
+    the description. Google keeps one update time per event, so its times win the 412
+    merge (its event was updated last); the user's move is not lost to a field-by-field
+    order calsync cannot know. Without the later description change the user's move wins.
+    Two users: each one's merge goes by their own event's times."""
+    app = any_app
+    app.clock.now = datetime.now(UTC) - timedelta(hours=1)  # the emulator's time, earlier
+    alice = app.connect("alice@example.com")
+    bob = app.connect("bob@example.com")
+    for user, described in ((alice, True), (bob, False)):
+        created = app.create(user, {"title": "planning", "start_time": "2031-04-26",
+                                    "end_time": "2031-04-27"})  # fmt: skip
+        app.push_all()
+        google_id = created["google_event_id"]
+        google = app.remote(user)
+        move = google.patch(
+            calendarId=user.primary,
+            eventId=google_id,
+            body={"start": {"date": "2031-04-25"}, "end": {"date": "2031-04-26"}},
+        ).execute()
+        # Given the user moves it too, just after Google's move, before calsync pulled it
+        app.clock.now = _instant(move["updated"]) + timedelta(milliseconds=1)
+        moved = app.put(user, created["id"], {"start_time": "2031-04-27", "end_time": "2031-04-28"})
+        assert moved.status_code == 200, moved.text
+        if described:  # and Google's event is updated once more, after the user's edit
+            described_at = google.patch(
+                calendarId=user.primary, eventId=google_id, body={"description": "agenda"}
+            ).execute()["updated"]
+            assert _instant(described_at) > app.clock.now
+        # When the user's move is pushed (412, merged under last_updated_wins)
+        app.push_all()
+        # Then the side whose event was updated last has the times, on both sides
+        expected = "2031-04-25" if described else "2031-04-27"
+        assert app.google_event(user, google_id)["start"]["date"] == expected
+        assert app.get(user, created["id"])["start_time"] == expected
+
+
+def _instant(rfc3339: str) -> datetime:
+    return datetime.fromisoformat(rfc3339.replace("Z", "+00:00"))
