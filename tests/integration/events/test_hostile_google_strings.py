@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from calsync.domain.conflicts import ConflictPolicy
+from calsync.emulator.testing import build_calendar_service
 from calsync.store.tables import Calendar, SyncLog
 from calsync.sync.reconcile import CalendarRef, apply_changes
 from tests.integration.events.conftest import EventsApp, User
@@ -306,3 +307,75 @@ def test_a_full_listing_keeps_the_rows_of_events_it_could_not_read(any_app: Even
         )
     assert set(listed(app, ann)) == {kept, other}
     assert gone not in listed(app, ann)
+
+
+#: NUL, both lone surrogates and a text longer than any column, in one.
+WORST: Final = "worst\x00 \ud800 \udfff " + "w" * 2_000
+
+
+def test_the_worst_text_in_a_calendar_name_a_conference_and_a_status_event_is_stored(
+    any_app: EventsApp,
+) -> None:
+    """The texts outside an event's own fields that another Google user chooses: the
+    name of a calendar they share, a conference's address and solution, a working
+    location's label. Each user's calendar list and pulls succeed and serve them
+    storable."""
+    app = any_app
+    bob = app.connect(BOB)
+    tokens = app.control.issue_tokens(BOB)
+    service = build_calendar_service(app.google.url, tokens["access_token"])
+    app.remotes.append(service)
+    # Given Bob's calendar with a NUL in a long name, shared with Ann (the emulator's control
+    # API, which shares it, answers in JSON that cannot hold a lone surrogate), and one of
+    # his own with the worst name (made through Google's API, which can)
+    shared_name = "team\x00 " + "w" * 2_000
+    team = app.control.add_calendar(BOB, shared_name)["id"]
+    app.control.share(team, ANN, "writer")
+    mine = service.calendars().insert(body={"summary": WORST}).execute()["id"]
+    ann = app.connect(ANN)
+    bob = app.connect(BOB)
+    # with an event whose conference Bob copied in, with the worst address and solution
+    conference = {
+        "conferenceSolution": {"key": {"type": WORST[:40]}, "name": WORST},
+        "entryPoints": [{"entryPointType": "video", "uri": "https://" + WORST, "label": WORST}],
+        "conferenceId": WORST[:40],
+    }
+    call = service.events().insert(
+        calendarId=team, body=plain(6) | {"conferenceData": conference}, conferenceDataVersion=1
+    )
+    call_id = call.execute()["id"]
+    # and, in Bob's own calendar, a working location with the worst label
+    working = {
+        "eventType": "workingLocation",
+        "visibility": "public",
+        "transparency": "transparent",
+        "start": {"date": "2031-03-07"},
+        "end": {"date": "2031-03-08"},
+        "workingLocationProperties": {"type": "customLocation", "customLocation": {"label": WORST}},
+    }
+    where_id = service.events().insert(calendarId=BOB, body=working).execute()["id"]
+
+    # Then both users' calendar lists name the calendars, storable
+    for user in (ann, bob):
+        answer = app.client.get("/calendars", headers=user.headers)
+        assert answer.status_code == 200, answer.text[:500]
+        names = {c["google_calendar_id"]: c["summary"] for c in answer.json()["calendars"]}
+        assert names[team] == expected(shared_name, 1024)
+        assert names.get(mine) == (expected(WORST, 1024) if user is bob else None)
+    # And each user's pull of the shared calendar serves the conference, storable
+    for user in (ann, bob):
+        pull_ok(app, user, app.calendar_id(user, team))
+        item = listed(app, user)[call_id]
+        # (a conference text that cannot be stored as it is reads as absent: an address
+        # calsync altered would lead nowhere)
+        assert item["conference"] == {"status": "success", "uri": None, "solution": None}
+    # And Bob's own pull serves the working location's label, made storable
+    pull_ok(app, bob, app.calendar_id(bob, BOB))
+    answer = app.client.get(
+        "/events",
+        params={"start_date": "2031-03-01", "end_date": "2031-03-31"},
+        headers=bob.headers,
+    )
+    assert answer.status_code == 200, answer.text[:500]
+    [where] = [e for e in answer.json()["events"] if e["google_event_id"] == where_id]
+    assert where["working_location"]["custom_location"]["label"] == expected(WORST)
