@@ -70,12 +70,16 @@ class ChangesPage:
 
     `events` includes tombstones (status cancelled) and series exceptions. Exactly one of
     `next_page_token` (more pages follow) and `next_sync_token` (last page: the cursor
-    for the next incremental listing) is set.
+    for the next incremental listing) is set. `unreadable`: the ids of the listed
+    resources calsync could not read and left out of `events` (an empty string for one
+    without a usable id), so that the sync log can say so and a full listing does not
+    take them for deleted.
     """
 
     events: tuple[Event, ...]
     next_page_token: str | None = None
     next_sync_token: str | None = None
+    unreadable: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -32,7 +32,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -41,8 +41,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 import sqlalchemy as sa
 
 from calsync import metrics
-from calsync.domain.models import Event
-from calsync.providers.base import CalendarProvider
+from calsync.providers.base import CalendarProvider, ChangesPage
 from calsync.providers.errors import NotFound, ProviderError, SyncTokenExpired
 from calsync.store.sync_logs import LogKind, LogStatus, record
 from calsync.store.tables import Calendar, User
@@ -160,10 +159,8 @@ def pull_calendar(
     provider = services.providers.for_user(target.ref.user_id)
     try:
         with _collector_paused():  # see _collector_paused
-            events, next_token, full = _list_everything_changed(provider, target)
-            stored = _store(
-                services, target, owner, events, next_token, full, provider, started, audit
-            )
+            listing, full = _list_everything_changed(provider, target)
+            stored = _store(services, target, owner, listing, full, provider, started, audit)
     except Exception as err:
         # Whatever failed, the calendar must not stay leased, silent and "ok".
         _record_failure(services, target, owner, err, provider, started)
@@ -187,8 +184,7 @@ def _store(
     services: Services,
     target: _Target,
     owner: str,
-    events: list[Event],
-    next_token: str | None,
+    listing: ChangesPage,
     full: bool,
     provider: CalendarProvider,
     started: float,
@@ -196,14 +192,16 @@ def _store(
 ) -> tuple[ReconcileReport, datetime | None, bool] | None:
     """Store one listing and end the pull in one transaction: (the reconcile report, when
     the pull started, whether another pull must follow), or None when another worker took
-    the lease over meanwhile (nothing is written then). `audit`: a verifying listing."""
+    the lease over meanwhile (nothing is written then). `audit`: a verifying listing.
+    Events the listing left out as unreadable are named in the sync log and, in a full
+    listing, kept as they are rather than taken for deleted."""
     with services.sessions.begin() as session:
         now = services.clock()
         finished = session.execute(
             _FINISH,
             {
                 "calendar_id": target.ref.id,
-                "sync_token": next_token,
+                "sync_token": listing.next_sync_token,
                 "now": now,
                 "owner": owner,
                 "next_poll_at": kicks.poll_slot(
@@ -219,14 +217,17 @@ def _store(
         report = apply_changes(
             session,
             target.ref,
-            events,
+            listing.events,
             full_listing=full,
+            unreadable=frozenset(listing.unreadable),
             now=now,
             announce=not target.first_sync,
             verify=audit,
             recheck_after=timedelta(seconds=services.settings.deletion_recheck_seconds),
         )
-        kind, status, message, details = _log_of(report, full=full, audit=audit)
+        kind, status, message, details = _log_of(
+            report, full=full, audit=audit, unreadable=listing.unreadable
+        )
         record(
             session,
             user_id=target.ref.user_id,
@@ -299,26 +300,20 @@ def _collector_paused() -> Iterator[None]:
 
 def _list_everything_changed(
     provider: CalendarProvider, target: _Target
-) -> tuple[list[Event], str | None, bool]:
-    """All pages of the listing: (events, next sync token, whether it was a full listing)."""
+) -> tuple[ChangesPage, bool]:
+    """All pages of the listing (events, unreadable ids and the next sync token), and
+    whether it was a full listing."""
     token = target.sync_token
     while True:
         try:
-            events, next_token = _all_pages(provider, target.google_id, token)
+            listing = provider.list_all_changes(target.google_id, sync_token=token)
         except SyncTokenExpired:
             if token is None:
                 raise
             log.info("sync token of calendar %s expired; listing everything", target.ref.id)
             token = None
             continue
-        return events, next_token, token is None
-
-
-def _all_pages(
-    provider: CalendarProvider, google_id: str, sync_token: str | None
-) -> tuple[list[Event], str | None]:
-    listing = provider.list_all_changes(google_id, sync_token=sync_token)
-    return list(listing.events), listing.next_sync_token
+        return listing, token is None
 
 
 def _record_failure(
@@ -421,9 +416,11 @@ def _count_run(
 
 
 def _log_of(
-    report: ReconcileReport, *, full: bool, audit: bool
+    report: ReconcileReport, *, full: bool, audit: bool, unreadable: Sequence[str] = ()
 ) -> tuple[LogKind, LogStatus, str | None, dict[str, Any]]:
-    """The sync log's kind, status, message and details of a stored listing."""
+    """The sync log's kind, status, message and details of a stored listing. Events left
+    out as unreadable are counted in the details (``unreadable``, with up to
+    `_UNREADABLE_NAMED` of their ids) and said in the message, whatever the status."""
     details: dict[str, Any] = {
         "inserted": report.inserted,
         "updated": report.updated,
@@ -444,9 +441,28 @@ def _log_of(
     if report.hold_outcome is not None or report.held:
         outcome = report.hold_outcome.value if report.hold_outcome is not None else None
         details |= {"held": report.held, "hold": outcome}
+    if unreadable:
+        details |= {
+            "unreadable": len(unreadable),
+            "unreadable_ids": list(unreadable[:_UNREADABLE_NAMED]),
+        }
+        said = _unreadable_message(len(unreadable))
+        message = f"{message}; {said}" if message else said
     status = LogStatus.HELD if report.held else LogStatus.OK
     kind = LogKind.AUDIT if audit else LogKind.FULL_SYNC if full else LogKind.PULL
     return kind, status, message, details
+
+
+#: How many ids of unreadable events a sync log row names (its details stay small).
+_UNREADABLE_NAMED: Final = 10
+
+
+def _unreadable_message(count: int) -> str:
+    events = "event" if count == 1 else "events"
+    return (
+        f"{count} Google {events} calsync cannot read left out; "
+        "the rest of the calendar is synced (details name them; see the worker's log)"
+    )
 
 
 _HOLD_MESSAGES: Final = {

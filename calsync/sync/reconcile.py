@@ -123,6 +123,7 @@ def apply_changes(
     announce: bool = True,
     verify: bool = False,
     recheck_after: timedelta,
+    unreadable: frozenset[str] = frozenset(),
 ) -> ReconcileReport:
     """Apply `remote_events` (one whole listing, all pages) to the calendar's local rows.
 
@@ -132,13 +133,17 @@ def apply_changes(
     overwrite those that differ.
     `recheck_after`: how long held deletions wait for a second listing; a full listing
     stores the calendar's hold and sync status (`deletion_guard.save_hold`).
+    `unreadable`: ids of events the listing had but calsync could not read: a full
+    listing keeps their rows as they are (they are on Google, not deleted).
     """
     report = ReconcileReport(pulled=len(remote_events))
     latest = _latest_by_id(remote_events)
     rows, everything = _existing_rows(session, calendar.id, list(latest), full_listing)
     gone: list[uuid.UUID] = []
     if full_listing:
-        gone = _guarded(session, calendar, latest, everything, now, recheck_after, report)
+        gone = _guarded(
+            session, calendar, latest, everything, now, recheck_after, report, unreadable
+        )
     drifted = _drifted(session, rows, latest) if verify and full_listing else frozenset()
     report.drifted = len(drifted)
     inserts: list[tuple[uuid.UUID, Event]] = []
@@ -326,18 +331,21 @@ def _guarded(
     now: datetime,
     recheck_after: timedelta,
     report: ReconcileReport,
+    unreadable: frozenset[str],
 ) -> list[uuid.UUID]:
     """The rows a full listing deletes because Google no longer lists them, after the
     mass-deletion guard held what it holds (stored on the calendar row, with its status).
 
-    Offered to the guard: rows that were on Google (a base version), are not listed, and
-    have no unpushed local change (those are the push's to settle with Google)."""
+    Offered to the guard: rows that were on Google (a base version), are not listed (nor
+    listed but unreadable), and have no unpushed local change (those are the push's to
+    settle with Google)."""
     unlisted = {
         row.google_event_id: row.id
         for row in everything
         if row.has_base
         and row.google_event_id is not None
         and row.google_event_id not in latest
+        and row.google_event_id not in unreadable
         and row.sync_state not in _LOCAL_EDIT_STATES
         and row.deleted_at is None
     }

@@ -470,26 +470,31 @@ def cursor_cases() -> list[Any]:
     return [*nested, *ends]
 
 
-@pytest.mark.parametrize("cursor", cursor_cases())
-@pytest.mark.parametrize(
-    "path",
-    [
-        "/events",
-        "/events?start_date=2031-03-01&end_date=2031-03-31",
-        "/events?start_date=2031-03-01&end_date=2031-03-31&expand=true",
-        "/sync/logs",
-        "/me/notices",
-    ],
+#: Every list that takes a cursor (`test_every_cursor_is_a_hostile_cursor_target`).
+CURSOR_LISTS: Final = (
+    "/events",
+    "/events?start_date=2031-03-01&end_date=2031-03-31",
+    "/events?start_date=2031-03-01&end_date=2031-03-31&expand=true",
+    "/sync/logs",
+    "/me/notices",
+    "/admin/users",
+    "/admin/audit",
 )
+
+
+@pytest.mark.parametrize("cursor", cursor_cases())
+@pytest.mark.parametrize("path", CURSOR_LISTS)
 def test_a_hostile_cursor_is_a_4xx_or_a_page_on_every_list(
     scene: Scene, path: str, cursor: str
 ) -> None:
     """Nested JSON, and positions at the calendar's ends: in UTC (as calsync makes them)
-    they are pages; in other zones, where they have no UTC equivalent, 4xx."""
-    app, alice = scene.app, scene.alice
+    they are pages; in other zones, where they have no UTC equivalent, 4xx. Every list
+    that takes a cursor: Alice's, and the admin's for the admin lists."""
+    app = scene.app
+    reader = scene.admin if path.startswith("/admin/") else scene.alice
     url = f"{path}{'&' if '?' in path else '?'}cursor={cursor}"
     before = snapshot(app)
-    response = app.client.get(url, headers=alice.headers)
+    response = app.client.get(url, headers=reader.headers)
     assert response.status_code in (200, 400, 422), response.text[:500]
     assert snapshot(app) == before
 
@@ -576,6 +581,11 @@ def _strings(schema: dict[str, Any], where: str, schemas: dict[str, Any]) -> Ite
 #: ``PATCH /events/{event_id}`` runs PUT's code (`calsync.web.event_writes.update`), whose
 #: fields are all targets.
 NOT_TARGETS: Final = {"POST /webhooks/google", "PATCH /events/{event_id}"}
+
+
+def test_every_cursor_is_a_hostile_cursor_target() -> None:
+    with_cursor = {path for _, path, field in document_fields() if field == "?cursor"}
+    assert with_cursor == {path.split("?")[0] for path in CURSOR_LISTS}
 
 
 def test_every_string_field_is_a_target() -> None:

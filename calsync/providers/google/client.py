@@ -27,7 +27,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, NamedTuple, Protocol
@@ -52,7 +52,12 @@ from calsync.providers.google.errors import (
     translate_http_error,
     translate_transport_error,
 )
-from calsync.providers.google.mapping import event_from_google, event_to_google, storable_text
+from calsync.providers.google.mapping import (
+    event_from_google,
+    event_to_google,
+    storable_id,
+    storable_text,
+)
 from calsync.providers.google.oauth import OAuthUnavailable
 from calsync.providers.google.props import CONFERENCE_DATA_VERSION
 from calsync.providers.quota import QuotaWaitExceeded
@@ -332,10 +337,12 @@ class GoogleCalendarClient:
         answer = self._changes_answer(calendar_id, sync_token, page_token)
         zone = self._listing_zone(calendar_id, answer)
         next_page = answer.get("nextPageToken")
+        events, unreadable = _mapped_events(answer.get("items") or (), zone, calendar_id)
         return ChangesPage(
-            events=tuple(_events(answer.get("items") or (), zone, calendar_id)),
+            events=tuple(events),
             next_page_token=next_page,
             next_sync_token=None if next_page else answer.get("nextSyncToken"),
+            unreadable=tuple(unreadable),
         )
 
     def list_all_changes(self, calendar_id: str, *, sync_token: str | None) -> ChangesPage:
@@ -349,7 +356,8 @@ class GoogleCalendarClient:
         stay on the calling thread.
         """
         events: list[Event] = []
-        mapped: Future[list[Event]] | None = None
+        unreadable: list[str] = []
+        mapped: Future[tuple[list[Event], list[str]]] | None = None
         mapper: ThreadPoolExecutor | None = None
         try:
             answer = self._changes_answer(calendar_id, sync_token, None)
@@ -358,12 +366,18 @@ class GoogleCalendarClient:
                 items = answer.get("items") or ()
                 next_page = answer.get("nextPageToken")
                 if mapped is not None:
-                    events.extend(mapped.result())
+                    page_events, page_unreadable = mapped.result()
+                    events.extend(page_events)
+                    unreadable.extend(page_unreadable)
                     mapped = None
                 if not next_page:
-                    events.extend(_events(items, zone, calendar_id))
+                    page_events, page_unreadable = _mapped_events(items, zone, calendar_id)
+                    events.extend(page_events)
+                    unreadable.extend(page_unreadable)
                     return ChangesPage(
-                        events=tuple(events), next_sync_token=answer.get("nextSyncToken")
+                        events=tuple(events),
+                        next_sync_token=answer.get("nextSyncToken"),
+                        unreadable=tuple(unreadable),
                     )
                 if mapper is None:
                     mapper = ThreadPoolExecutor(1, thread_name_prefix="calsync-listing")
@@ -643,12 +657,16 @@ def _retryable(error: BaseException) -> bool:
     return isinstance(error, Transient | RateLimited)
 
 
-def _events(items: Any, zone: str, calendar_id: str) -> Iterator[Event]:
-    """The listed resources as events; one that is not an event is logged and left out
-    (`event_from_google` raises `ValueError` for anything wrong with one resource)."""
+def _mapped_events(items: Any, zone: str, calendar_id: str) -> tuple[list[Event], list[str]]:
+    """The listed resources of one page as events, and the ids of those left out: one that
+    is not an event is logged and left out (`event_from_google` raises `ValueError` for
+    anything wrong with one resource). An id is given as `storable_id` makes it (an empty
+    string for none)."""
+    events: list[Event] = []
+    unreadable: list[str] = []
     for item in items:
         try:
-            yield event_from_google(item, zone)
+            events.append(event_from_google(item, zone))
         except ValueError:
             # One malformed resource must not block the calendar's sync for good.
             event_id = item.get("id") if isinstance(item, dict) else None
@@ -657,11 +675,8 @@ def _events(items: Any, zone: str, calendar_id: str) -> Iterator[Event]:
                 extra={"calendar_id": calendar_id, "event_id": event_id},
                 exc_info=True,
             )
-
-
-def _mapped_events(items: Any, zone: str, calendar_id: str) -> list[Event]:
-    """`_events` of one listing page, as a list (what `list_all_changes`'s helper makes)."""
-    return list(_events(items, zone, calendar_id))
+            unreadable.append(storable_id(event_id))
+    return events, unreadable
 
 
 def _event(answer: dict[str, Any], zone: str) -> Event:

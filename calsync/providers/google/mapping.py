@@ -56,6 +56,7 @@ __all__ = [
     "event_time_from_google",
     "event_time_to_google",
     "event_to_google",
+    "storable_id",
     "storable_text",
 ]
 
@@ -182,6 +183,13 @@ def storable_text(value: str, limit: int | None = None) -> str:
     if limit is not None and len(value) > limit:
         value = value[: limit - 1] + MARK
     return value
+
+
+def storable_id(value: Any) -> str:
+    """An id Google sent, as a text any column can hold: the id itself when calsync could
+    store it as an id, else made storable and cut to `ID_LIMIT` (for the sync log: it
+    then matches no stored row); an empty string for a missing or non-string id."""
+    return storable_text(value, ID_LIMIT) if isinstance(value, str) else ""
 
 
 def _is_storable(text: str) -> bool:

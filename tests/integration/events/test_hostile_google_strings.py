@@ -13,12 +13,16 @@ original texts alone (decisions H1).
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any, Final
 
 import pytest
 import sqlalchemy as sa
 
+from calsync.domain.conflicts import ConflictPolicy
+from calsync.emulator.testing import build_calendar_service
 from calsync.store.tables import Calendar, SyncLog
+from calsync.sync.reconcile import CalendarRef, apply_changes
 from tests.integration.events.conftest import EventsApp, User
 
 pytestmark = pytest.mark.integration
@@ -231,3 +235,147 @@ def test_an_event_that_breaks_calsyncs_rules_stays_editable_in_its_other_fields(
         assert refused.status_code == 422, refused.text[:500]
         assert {d["field"] for d in refused.json()["error"]["details"]} == {field}
     assert app.get(ann, item["id"]) == before
+
+
+def test_an_event_calsync_cannot_read_is_left_out_named_in_the_sync_log_and_the_rest_syncs(
+    any_app: EventsApp,
+) -> None:
+    """Google's instance ids are the series' id, ``_`` and the instance's start: with a
+    client-chosen id of 1,024 characters (the most Google allows), a changed instance has
+    an id longer than any id calsync stores. Such an event is left out and said in each
+    user's sync log; the calendar's other events sync, its status stays ``ok``."""
+    app = any_app
+    bob = app.connect(BOB)
+    team = app.control.add_calendar(BOB, "team")["id"]
+    app.control.share(team, ANN, "writer")
+    ann = app.connect(ANN)
+    bob = app.connect(BOB)
+    google = app.remote(bob)
+    # Given, in Bob's team calendar, a weekly series with the longest id Google takes, one
+    # of its instances moved by an hour, and a plain event
+    series_id = "v" * 1024
+    series = plain(3) | {"id": series_id, "recurrence": ["RRULE:FREQ=WEEKLY;COUNT=3"]}
+    google.insert(calendarId=team, body=series).execute()
+    first = google.instances(calendarId=team, eventId=series_id).execute()["items"][0]
+    moved = {"dateTime": "2031-03-03T12:00:00Z", "timeZone": "UTC"}
+    exception = google.patch(
+        calendarId=team, eventId=first["id"], body={"start": moved, "end": moved}
+    ).execute()
+    assert len(exception["id"]) > 1024
+    plain_id = google.insert(calendarId=team, body=plain(5)).execute()["id"]
+
+    for user in (ann, bob):
+        # When each user pulls the calendar
+        calendar_id = app.calendar_id(user, team)
+        pull_ok(app, user, calendar_id)
+        # Then the series and the plain event are there, the instance Google changed is not
+        items = listed(app, user)
+        assert set(items) == {series_id, plain_id}
+        # And the user's sync log says so, naming the event as far as it can
+        answer = app.client.get("/sync/logs", headers=user.headers)
+        assert answer.status_code == 200, answer.text[:500]
+        [entry] = [e for e in answer.json()["logs"] if e["calendar_id"] == str(calendar_id)]
+        assert entry["status"] == "ok"
+        assert entry["message"].startswith("1 Google event calsync cannot read left out")
+        assert entry["details"]["unreadable"] == 1
+        assert entry["details"]["unreadable_ids"] == [exception["id"][:1023] + MARK]
+
+
+def test_a_full_listing_keeps_the_rows_of_events_it_could_not_read(any_app: EventsApp) -> None:
+    """An event listed but unreadable is on Google: a full listing must not take it for
+    deleted (`apply_changes`'s ``unreadable``), while it deletes what is really gone."""
+    app = any_app
+    ann = app.connect(ANN)
+    google = app.remote(ann)
+    kept, gone, other = (
+        google.insert(calendarId=ANN, body=plain(day)).execute()["id"] for day in (1, 2, 3)
+    )
+    pull_ok(app, ann, ann.calendar_id)
+    listing = app.services.providers.for_user(ann.id).list_all_changes(ANN, sync_token=None)
+    remaining = [e for e in listing.events if e.provider_event_id == other]
+    assert ann.calendar_id is not None
+    ref = CalendarRef(id=ann.calendar_id, user_id=ann.id, policy=ConflictPolicy.REMOTE_WINS)
+    with app.services.sessions.begin() as session:
+        apply_changes(
+            session,
+            ref,
+            remaining,
+            full_listing=True,
+            now=app.services.clock(),
+            recheck_after=timedelta(hours=1),
+            unreadable=frozenset({kept}),
+        )
+    assert set(listed(app, ann)) == {kept, other}
+    assert gone not in listed(app, ann)
+
+
+#: NUL, both lone surrogates and a text longer than any column, in one.
+WORST: Final = "worst\x00 \ud800 \udfff " + "w" * 2_000
+
+
+def test_the_worst_text_in_a_calendar_name_a_conference_and_a_status_event_is_stored(
+    any_app: EventsApp,
+) -> None:
+    """The texts outside an event's own fields that another Google user chooses: the
+    name of a calendar they share, a conference's address and solution, a working
+    location's label. Each user's calendar list and pulls succeed and serve them
+    storable."""
+    app = any_app
+    bob = app.connect(BOB)
+    tokens = app.control.issue_tokens(BOB)
+    service = build_calendar_service(app.google.url, tokens["access_token"])
+    app.remotes.append(service)
+    # Given Bob's calendar with a NUL in a long name, shared with Ann (the emulator's control
+    # API, which shares it, answers in JSON that cannot hold a lone surrogate), and one of
+    # his own with the worst name (made through Google's API, which can)
+    shared_name = "team\x00 " + "w" * 2_000
+    team = app.control.add_calendar(BOB, shared_name)["id"]
+    app.control.share(team, ANN, "writer")
+    mine = service.calendars().insert(body={"summary": WORST}).execute()["id"]
+    ann = app.connect(ANN)
+    bob = app.connect(BOB)
+    # with an event whose conference Bob copied in, with the worst address and solution
+    conference = {
+        "conferenceSolution": {"key": {"type": WORST[:40]}, "name": WORST},
+        "entryPoints": [{"entryPointType": "video", "uri": "https://" + WORST, "label": WORST}],
+        "conferenceId": WORST[:40],
+    }
+    call = service.events().insert(
+        calendarId=team, body=plain(6) | {"conferenceData": conference}, conferenceDataVersion=1
+    )
+    call_id = call.execute()["id"]
+    # and, in Bob's own calendar, a working location with the worst label
+    working = {
+        "eventType": "workingLocation",
+        "visibility": "public",
+        "transparency": "transparent",
+        "start": {"date": "2031-03-07"},
+        "end": {"date": "2031-03-08"},
+        "workingLocationProperties": {"type": "customLocation", "customLocation": {"label": WORST}},
+    }
+    where_id = service.events().insert(calendarId=BOB, body=working).execute()["id"]
+
+    # Then both users' calendar lists name the calendars, storable
+    for user in (ann, bob):
+        answer = app.client.get("/calendars", headers=user.headers)
+        assert answer.status_code == 200, answer.text[:500]
+        names = {c["google_calendar_id"]: c["summary"] for c in answer.json()["calendars"]}
+        assert names[team] == expected(shared_name, 1024)
+        assert names.get(mine) == (expected(WORST, 1024) if user is bob else None)
+    # And each user's pull of the shared calendar serves the conference, storable
+    for user in (ann, bob):
+        pull_ok(app, user, app.calendar_id(user, team))
+        item = listed(app, user)[call_id]
+        # (a conference text that cannot be stored as it is reads as absent: an address
+        # calsync altered would lead nowhere)
+        assert item["conference"] == {"status": "success", "uri": None, "solution": None}
+    # And Bob's own pull serves the working location's label, made storable
+    pull_ok(app, bob, app.calendar_id(bob, BOB))
+    answer = app.client.get(
+        "/events",
+        params={"start_date": "2031-03-01", "end_date": "2031-03-31"},
+        headers=bob.headers,
+    )
+    assert answer.status_code == 200, answer.text[:500]
+    [where] = [e for e in answer.json()["events"] if e["google_event_id"] == where_id]
+    assert where["working_location"]["custom_location"]["label"] == expected(WORST)

@@ -202,10 +202,12 @@ def test_a_listing_leaves_out_and_logs_each_resource_it_cannot_read(
 ) -> None:
     items = [5, resource(id="bad\x00id"), resource(summary=["x"]), resource(id="good12345")]
     with caplog.at_level(logging.WARNING, logger=client.__name__):
-        found = list(client._events(items, "UTC", "cal@example.com"))
+        found, unreadable = client._mapped_events(items, "UTC", "cal@example.com")
     assert [e.provider_event_id for e in found] == ["good12345"]
     skipped = [r for r in caplog.records if r.message.startswith("skipping a Google event")]
     assert [getattr(r, "event_id", None) for r in skipped] == [None, "bad\x00id", "abcde12345"]
+    # and the listing names them, storably, for the sync log
+    assert unreadable == ["", "bad\ufffdid", "abcde12345"]
 
 
 # --- patches never send back what calsync cleaned -----------------------------------------
