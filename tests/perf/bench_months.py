@@ -546,6 +546,7 @@ async def run(args: argparse.Namespace) -> list[str]:
                     warm.append(
                         await list_window(http, api, tokens[0], month[0], month_last(month))
                     )
+                print("  months listed cold and warm; the 400-day window next", flush=True)
                 window_cold = await list_window(http, api, tokens[0], *WINDOW_400)
                 window_warm = await list_window(http, api, tokens[0], *WINDOW_400)
 
@@ -566,6 +567,7 @@ async def run(args: argparse.Namespace) -> list[str]:
                         done += len(listing.pages)
                         n += 1
 
+                print(f"  {args.users} users paging at once", flush=True)
                 started = time.perf_counter()
                 await asyncio.gather(*(user(k) for k in range(args.users)))
                 elapsed = time.perf_counter() - started
