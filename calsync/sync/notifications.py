@@ -301,11 +301,8 @@ class DirtyMarks:
     pull, False for the others (coalesced). Up to `writers` batches are in flight at
     once; the marks that arrive while all are busy wait and go together into the next
     batch, so the number of writes follows the database's speed, not the notification
-    rate, and no timer adds latency when idle. A batch starts once the loop has run what
-    was ready when its first mark arrived (`loop.call_soon`), so the notifications that
-    one read of the sockets brought in share it rather than each paying a probe. A
-    second writer lets a mark start its batch while the previous one is still on the
-    wire, which halves the wait under load.
+    rate, and no timer adds latency when idle. A second writer lets a mark start its
+    batch while the previous one is still on the wire, which halves the wait under load.
     If a batch fails (after one retry), every mark it covered raises the error.
 
     Each batch first asks (`_Probe`, one statement on the loop, one connection per
@@ -325,7 +322,6 @@ class DirtyMarks:
         self._idle: list[_Probe] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._start_scheduled = False
 
     def close(self) -> None:
         """Release the database connections (any thread)."""
@@ -352,20 +348,13 @@ class DirtyMarks:
         if self._loop is not loop:  # a new loop: nothing of the old one can complete
             self._loop, self._pending, self._tasks = loop, {}, set()
             self._idle = list(self._probes)
-            self._start_scheduled = False
         waiting = self._pending.get(calendar_id)
         if waiting is None:
             waiting = self._pending[calendar_id] = _Waiting(context)
         future: asyncio.Future[bool] = loop.create_future()
         waiting.futures.append(future)
-        if not self._start_scheduled:
-            self._start_scheduled = True
-            loop.call_soon(self._start_soon, services, loop)
-        return await future
-
-    def _start_soon(self, services: Services, loop: asyncio.AbstractEventLoop) -> None:
-        self._start_scheduled = False
         self._start_writer(services, loop)
+        return await future
 
     def _start_writer(self, services: Services, loop: asyncio.AbstractEventLoop) -> None:
         if not self._pending or len(self._tasks) >= self.writers:
