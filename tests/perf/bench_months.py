@@ -1,7 +1,7 @@
 """Whole months listed the way clients read them, against gcal_sync: prints figures only.
 
-Run: ``.venv/bin/python -m tests.perf.bench_months`` (about 10 minutes at full size on a
-shared 2-core machine); ``--quick`` for a small run (about 2 minutes). Needs PostgreSQL,
+Run: ``.venv/bin/python -m tests.perf.bench_months`` (29 minutes at full size on the 2-core
+machine at load average 13-22); ``--quick`` for a small run (2-4 minutes). Needs PostgreSQL,
 Redis (``--redis``, default database 4) and the ``perf`` extra (``gcal-sync``); uses a
 scratch database ``calsync_bench_months``.
 
