@@ -37,6 +37,7 @@ __all__ = [
     "ContextFilter",
     "JSONFormatter",
     "bind_context",
+    "bind_request_id",
     "configure_logging",
     "current_context",
     "log_context",
@@ -86,6 +87,14 @@ def bind_context(**fields: object) -> Token[Mapping[str, str]]:
         raise ValueError(f"not log context fields: {', '.join(sorted(unknown))}")
     merged = dict(_context.get())
     merged.update({k: str(v) for k, v in fields.items() if v is not None})
+    return _context.set(MappingProxyType(merged))
+
+
+def bind_request_id(request_id: str) -> Token[Mapping[str, str]]:
+    """:func:`bind_context` of ``request_id`` alone, for the request-id middleware that
+    every HTTP request goes through (no field-name checks to make)."""
+    current = _context.get()
+    merged = {"request_id": request_id} if not current else {**current, "request_id": request_id}
     return _context.set(MappingProxyType(merged))
 
 

@@ -20,7 +20,7 @@ calendars whose slot is older than the lease, so nothing waits for ever.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, cast
@@ -45,6 +45,7 @@ __all__ = [
     "pull_started",
     "release",
     "release_all",
+    "uuid_array_literal",
 ]
 
 _calendars = cast(sa.Table, Calendar.__table__)
@@ -53,10 +54,18 @@ _users = cast(sa.Table, User.__table__)
 _BEHIND = sa.or_(_calendars.c.dirty.is_(False), _calendars.c.sync_queued_at.is_(None))
 
 #: `_BEHIND` as PostgreSQL text for a raw (psycopg) connection, with one parameter: the
-#: array of calendar ids. An empty answer means `note_changes` would write nothing.
+#: array of calendar ids, as an array literal (text: `uuid_array_literal`, cheaper to
+#: pass than a list of UUIDs). An empty answer means `note_changes` would write nothing.
 BEHIND_SQL = (
-    "SELECT id FROM calendars WHERE id = ANY(%s) AND (dirty IS false OR sync_queued_at IS NULL)"
+    "SELECT id FROM calendars WHERE id = ANY(%s::uuid[])"
+    " AND (dirty IS false OR sync_queued_at IS NULL)"
 )
+
+
+def uuid_array_literal(ids: Iterable[uuid.UUID]) -> str:
+    """PostgreSQL's text form of an array of `ids` (``{a,b}``), the parameter of
+    `BEHIND_SQL`."""
+    return "{" + ",".join(map(str, ids)) + "}"
 
 
 @dataclass(frozen=True, slots=True)

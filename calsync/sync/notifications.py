@@ -255,7 +255,9 @@ class _Probe:
                     self._connection = await psycopg.AsyncConnection.connect(
                         _conninfo(services), autocommit=True
                     )
-                cursor = await self._connection.execute(kicks.BEHIND_SQL, (list(calendar_ids),))
+                cursor = await self._connection.execute(
+                    kicks.BEHIND_SQL, (kicks.uuid_array_literal(calendar_ids),)
+                )
                 return [row[0] for row in await cursor.fetchall()]
         except (psycopg.Error, OSError, TimeoutError) as exc:
             log.info("change probe unavailable, using the transactional path: %r", exc)

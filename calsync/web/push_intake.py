@@ -72,6 +72,11 @@ def notification_from_headers(headers: Iterable[tuple[bytes, bytes]]) -> Notific
     for name, value in headers:
         if name.startswith(b"x-goog-"):
             goog[name] = value
+    return _notification(goog)
+
+
+def _notification(goog: dict[bytes, bytes]) -> Notification | None:
+    """`notification_from_headers` of the ``x-goog-*`` headers already picked out."""
     channel_id = goog.get(b"x-goog-channel-id", b"").decode("latin-1").strip()
     state = goog.get(b"x-goog-resource-state", b"").decode("latin-1").strip()
     if not channel_id or not state:
@@ -155,10 +160,22 @@ class PushIntakeMiddleware:
         return closing_send
 
     async def _answer(self, scope: Scope, receive_: Receive, send: Send) -> int:
-        if not await self._body_fits(scope, receive_):
+        # one pass over the headers for the body's size and the notification
+        goog: dict[bytes, bytes] = {}
+        declared: int | None = None
+        chunked = False
+        for name, value in scope["headers"]:
+            if name.startswith(b"x-goog-"):
+                goog[name] = value
+            elif name == b"content-length":
+                if value.strip().isdigit():
+                    declared = max(declared or 0, int(value))
+            elif name == b"transfer-encoding":
+                chunked = True
+        if not await self._body_fits(receive_, declared, chunked=chunked):
             await payload_too_large_response(self.max_body_bytes)(scope, receive_, send)
             return 413
-        note = notification_from_headers(scope["headers"])
+        note = _notification(goog)
         if note is None:
             await error_response(400, _MISSING_HEADERS)(scope, receive_, send)
             return 400
@@ -198,18 +215,12 @@ class PushIntakeMiddleware:
             span.set_attribute("http.response.status_code", status_for(outcome))
             return outcome
 
-    async def _body_fits(self, scope: Scope, receive_: Receive) -> bool:
-        """False when the body is over the limit: declared so, or (chunked) read so.
+    async def _body_fits(self, receive_: Receive, declared: int | None, *, chunked: bool) -> bool:
+        """False when the body is over the limit: `declared` so (the largest valid
+        ``Content-Length``), or (`chunked`) read so.
 
         A body within the limit is ignored (left for the server to discard).
         """
-        declared: int | None = None
-        chunked = False
-        for name, value in scope["headers"]:
-            if name == b"content-length" and value.strip().isdigit():
-                declared = max(declared or 0, int(value))
-            elif name == b"transfer-encoding":
-                chunked = True
         if declared is not None:
             return declared <= self.max_body_bytes
         if not chunked:
