@@ -21,6 +21,20 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.json_schema import GenerateJsonSchema, SkipJsonSchema, models_json_schema
 
+from calsync.domain.validation import (
+    MAX_ATTENDEES,
+    MAX_CATEGORY_LENGTH,
+    MAX_DESCRIPTION_LENGTH,
+    MAX_LOCATION_LENGTH,
+    MAX_METADATA_ENTRIES,
+    MAX_METADATA_VALUE_LENGTH,
+    MAX_REMINDER_MINUTES,
+    MAX_REMINDER_OVERRIDES,
+    MAX_TITLE_LENGTH,
+)
+from calsync.notify.preferences import MAX_LEAD_MINUTES, MAX_REMINDERS
+from calsync.web.event_input import MAX_RECURRENCE_LINES
+
 __all__ = ["MODELS", "component_schemas"]
 
 REF_TEMPLATE: Final = "#/components/schemas/{model}"
@@ -138,10 +152,10 @@ class EventUpdate(_Closed):
     """The writable fields of an event; on PUT and PATCH, fields left out keep their
     values and ``null`` clears a field."""
 
-    title: str | None = _text(1024)
-    description: str | None = _text(8192)
-    location: str | None = _text(1024)
-    category: str | None = _text(64)
+    title: str | None = _text(MAX_TITLE_LENGTH)
+    description: str | None = _text(MAX_DESCRIPTION_LENGTH)
+    location: str | None = _text(MAX_LOCATION_LENGTH)
+    category: str | None = _text(MAX_CATEGORY_LENGTH)
     start_time: TimeText | SkipJsonSchema[None] = None
     end_time: TimeText | SkipJsonSchema[None] = None
     timezone: str | None = _text(
@@ -151,18 +165,18 @@ class EventUpdate(_Closed):
     calendar_id: Uuid | SkipJsonSchema[None] = None
     recurrence: list[str] | None = Field(
         default=None,
-        max_length=20,
+        max_length=MAX_RECURRENCE_LINES,
         description="RRULE, EXDATE and RDATE lines; their dates (UNTIL, RDATE, EXDATE) lie"
         " from 0002-01-01 to 9998-12-31 (leave UNTIL out for a series without end)",
     )
-    attendees: list[Email | AttendeeIn] | None = Field(default=None, max_length=200)
-    reminders: list[Annotated[int, Field(ge=0, le=40320)]] | None = Field(
+    attendees: list[Email | AttendeeIn] | None = Field(default=None, max_length=MAX_ATTENDEES)
+    reminders: list[Annotated[int, Field(ge=0, le=MAX_REMINDER_MINUTES)]] | None = Field(
         default=None,
-        max_length=5,
+        max_length=MAX_REMINDER_OVERRIDES,
         description="minutes before the start; null = the calendar's default reminders",
     )
-    metadata: dict[str, Annotated[str, Field(max_length=1024)]] | None = Field(
-        default=None, json_schema_extra={"maxProperties": 32}
+    metadata: dict[str, Annotated[str, Field(max_length=MAX_METADATA_VALUE_LENGTH)]] | None = Field(
+        default=None, json_schema_extra={"maxProperties": MAX_METADATA_ENTRIES}
     )
     transparency: Literal["opaque", "transparent"] | None = Field(
         default=None,
@@ -416,8 +430,8 @@ class Preferences(_Closed):
 class PreferencesUpdate(_Closed):
     """Fields left out keep their values."""
 
-    reminder_minutes: list[Annotated[int, Field(ge=0, le=40320)]] | None = Field(
-        default=None, max_length=5
+    reminder_minutes: list[Annotated[int, Field(ge=0, le=MAX_LEAD_MINUTES)]] | None = Field(
+        default=None, max_length=MAX_REMINDERS
     )
     channels: (
         Annotated[list[Channel], Field(json_schema_extra={"uniqueItems": True})]
