@@ -159,17 +159,27 @@ _PROBE_TIME: Final = datetime(2000, 1, 1, tzinfo=UTC)
 _STANDALONE: Final = ("category", "attendees", "reminders", "metadata")
 
 
-def later_problems(given: Mapping[str, Any], *, skip: set[str], new: bool) -> list[dict[str, str]]:
-    """The problems of `given` (values `read_changes` accepted) that can be told without
-    the stored event, for fields not in `skip`: a time that does not parse (or, for a
-    `new` event, a wall-clock time without a ``timezone``), and what
-    calsync's rules say of the texts, attendees, reminders and metadata. Used to name
-    every invalid field in one 422 when an earlier stage already failed."""
+def later_problems(
+    given: Mapping[str, Any], *, skip: set[str], new: bool, current: Event | None = None
+) -> list[dict[str, str]]:
+    """The 422 details of `given` (values `read_changes` accepted) that can be told
+    without the stored event, for fields not in `skip`: a time that does not parse (or,
+    for a `new` event, a wall-clock time without a ``timezone``), and what calsync's
+    rules say of the texts, attendees, reminders and metadata. Used to name every
+    invalid field in one 422 when an earlier stage already failed; never a problem
+    that a valid request could have (so nothing an update of `current` leaves as it
+    was, decisions H2)."""
     problems: list[ValidationError] = []
     for name in ("start_time", "end_time"):
         text = given.get(name)
         if isinstance(text, str) and name not in skip:
-            zoned = "timezone" in given or "timezone" in skip or not new
+            # The end takes the start's zone, so only the start needs one of its own.
+            zoned = (
+                name == "end_time"
+                or given.get("timezone") is not None
+                or "timezone" in skip
+                or not new
+            )
             problem = _time_syntax_problem(name, text, zoned=zoned)
             if problem is not None:
                 problems.append(problem)
@@ -178,9 +188,20 @@ def later_problems(given: Mapping[str, Any], *, skip: set[str], new: bool) -> li
         if name in given:
             values[name] = given[name] or ""
     values.update((name, given[name]) for name in _STANDALONE if name in given)
+    if "attendees" in values:
+        values["attendees"] = _keep_responses(current, values["attendees"])
     instant = EventTime.at(_PROBE_TIME, "UTC")
-    probe = Event(start=instant, end=instant, **values)
-    problems.extend(p for p in event_problems(probe) if p.field in values and p.field not in skip)
+    try:
+        probe = Event(start=instant, end=instant, **values)
+    except ValidationError as err:  # not expected of these fields; never hide the first 422
+        return [*(_domain_problem(p) for p in problems), _domain_problem(err)]
+    problems.extend(
+        p
+        for p in event_problems(probe)
+        if p.field in values
+        and p.field not in skip
+        and (current is None or getattr(probe, p.field) != getattr(current, p.field))
+    )
     return [_domain_problem(p) for p in problems]
 
 
@@ -349,7 +370,9 @@ def apply_changes(current: Event | None, changes: EventChanges, *, default_zone:
     except ValidationError as err:
         # One stage failed: name what else the client got wrong too, not only the first.
         first = _domain_problem(err)
-        later = later_problems(changes.given, skip={first["field"]}, new=current is None)
+        later = later_problems(
+            changes.given, skip={first["field"]}, new=current is None, current=current
+        )
         raise unprocessable([first, *later]) from None
     problems = [p for p in event_problems(event) if not _inherited(p, event, current)]
     if problems:
