@@ -509,9 +509,10 @@ def schemas() -> dict[str, Any]:
 _HEADERS: Final[dict[str, Any]] = {
     "X-Request-ID": {
         "description": "the request's X-Request-ID when it sent a sane one (1-64 letters,"
-        " digits, '.', '_', '-'), else a new one; every log line of the request carries it",
+        " digits, '.', '_', '-', ':'), else a new one; every log line of the request"
+        " carries it",
         "required": True,
-        "schema": {"type": "string", "minLength": 1, "maxLength": 64},
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,64}$"},
     },
     "RateLimit-Limit": {
         "description": "requests the tighter of the caller's buckets holds (per address,"
@@ -550,6 +551,15 @@ _UNAVAILABLE: Final = (
 )
 
 
+_REQUEST_ID: Final = {
+    "name": "X-Request-ID",
+    "in": "header",
+    "schema": {"type": "string"},
+    "description": "kept and answered when 1-64 letters, digits, '.', '_', '-' or ':'"
+    " (else a new id is answered); every log line of the request carries it",
+}
+
+
 def _headers(*names: str) -> dict[str, Any]:
     return {name: _HEADERS[name] for name in names}
 
@@ -579,7 +589,8 @@ def _complete(method: str, path: str, operation: dict[str, Any]) -> dict[str, An
             **response,
             "headers": {**response.get("headers", {}), **_headers(*names)},
         }
-    return {**operation, "responses": completed}
+    parameters = [*operation.get("parameters", []), _REQUEST_ID]
+    return {**operation, "parameters": parameters, "responses": completed}
 
 
 def build_document(routes: Iterable[BaseRoute]) -> dict[str, Any]:
