@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint typecheck check-deploy pytest services setup clean lock
+.PHONY: dev test lint typecheck check-deploy pytest services setup clean lock contract
 
 # The RFC 5545 oracle of the differential tests (pyproject's `oracle` extra, decision O1):
 # installed without its dependency metadata, which caps python-dateutil below calsync's.
@@ -52,6 +52,12 @@ pytest: $(STAMP) services
 	$(BIN)/python -m pytest tests
 
 test: lint typecheck check-deploy pytest
+
+# The API contract alone: the document is valid OpenAPI, answers fit the models, the
+# reference is current, and schemathesis runs every operation with every check.
+contract: $(STAMP) services
+	$(BIN)/python -m pytest tests/integration/events/test_openapi.py \
+	  tests/unit/deploy/test_api_reference.py tests/fuzz/test_schemathesis.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -38,3 +38,26 @@ class NeverOccurs(ValidationError):
     before the start, an INTERVAL that never reaches its BY values). The API refuses such
     a rule, but Google stores it and the series still has its start as its one instance
     (RFC 5545 3.8.5.3): expansion drops the rule instead of the series."""
+
+
+class FieldErrors(ValidationError):
+    """Several fields broke rules at once: `problems` holds one `ValidationError` each,
+    in the order found. It is itself the first problem (``field``, ``message``), so code
+    that handles a single `ValidationError` keeps working; the API names them all."""
+
+    def __init__(self, problems: list[ValidationError]) -> None:
+        if not problems:
+            raise ValueError("FieldErrors needs at least one problem")
+        super().__init__(problems[0].field, problems[0].message)
+        self.problems = list(problems)
+
+    def __repr__(self) -> str:
+        return f"FieldErrors({self.problems!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FieldErrors):
+            return NotImplemented
+        return self.problems == other.problems
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.problems))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import secrets
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any, Final
@@ -23,7 +23,7 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from calsync.domain.errors import ValidationError
+from calsync.domain.errors import FieldErrors, ValidationError
 from calsync.domain.timezones import is_valid_zone, zone
 from calsync.notify.addresses import UnsafeAddress, check_url_syntax
 from calsync.store.secrets import Secret, SecretBox
@@ -115,25 +115,37 @@ def parse_update(body: Mapping[str, Any], current: Preferences) -> Preferences:
     Fields left out keep their values. Unknown fields are the caller's to refuse.
 
     Raises:
-        ValidationError: naming the first offending field.
+        FieldErrors: naming every offending field (a `ValidationError` whose own
+            ``field`` and ``message`` are the first's).
     """
+    readers: dict[str, Callable[[Any], Any]] = {
+        "reminder_minutes": _reminder_minutes,
+        "channels": _channels,
+        "webhook_url": _webhook_url,
+        "change_notices": _change_notices,
+        "quiet_hours": _quiet_hours,
+    }
     changes: dict[str, Any] = {}
-    if "reminder_minutes" in body:
-        changes["reminder_minutes"] = _reminder_minutes(body["reminder_minutes"])
-    if "channels" in body:
-        changes["channels"] = _channels(body["channels"])
-    if "webhook_url" in body:
-        changes["webhook_url"] = _webhook_url(body["webhook_url"])
-    if "change_notices" in body:
-        if not isinstance(body["change_notices"], bool):
-            raise ValidationError("change_notices", "must be true or false")
-        changes["change_notices"] = body["change_notices"]
-    if "quiet_hours" in body:
-        changes["quiet_hours"] = _quiet_hours(body["quiet_hours"])
+    problems: list[ValidationError] = []
+    for name, read in readers.items():
+        if name in body:
+            try:
+                changes[name] = read(body[name])
+            except ValidationError as err:
+                problems.append(err)
     updated = replace(current, **changes)
-    if "webhook" in updated.channels and updated.webhook_url is None:
-        raise ValidationError("webhook_url", "is required when channels include webhook")
+    webhook_url_bad = any(p.field == "webhook_url" for p in problems)
+    if "webhook" in updated.channels and updated.webhook_url is None and not webhook_url_bad:
+        problems.append(ValidationError("webhook_url", "is required when channels include webhook"))
+    if problems:
+        raise FieldErrors(problems)
     return updated
+
+
+def _change_notices(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValidationError("change_notices", "must be true or false")
+    return value
 
 
 def _reminder_minutes(value: Any) -> tuple[int, ...] | None:

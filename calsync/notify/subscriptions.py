@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from calsync.domain.errors import ValidationError
+from calsync.domain.errors import FieldErrors, ValidationError
 from calsync.notify.addresses import UnsafeAddress, check_url_syntax
 from calsync.store.tables import PushSubscription
 
@@ -35,29 +35,47 @@ class SubscriptionInput:
 
 
 def parse(body: dict[str, Any]) -> SubscriptionInput:
-    """Check a subscription body. Raises ValidationError naming the field."""
+    """Check a subscription body. Raises `FieldErrors` naming every bad field."""
+    problems: list[ValidationError] = []
     endpoint = body.get("endpoint")
     if not isinstance(endpoint, str):
-        raise ValidationError("endpoint", "must be the push service's https URL")
-    try:
-        check_url_syntax(endpoint)
-    except UnsafeAddress as err:
-        raise ValidationError("endpoint", str(err)) from None
+        problems.append(ValidationError("endpoint", "must be the push service's https URL"))
+    else:
+        try:
+            check_url_syntax(endpoint)
+        except UnsafeAddress as err:
+            problems.append(ValidationError("endpoint", str(err)))
     keys = body.get("keys")
     if not isinstance(keys, dict) or set(keys) - {"p256dh", "auth"}:
-        raise ValidationError("keys", 'must be {"p256dh": ..., "auth": ...}')
-    p256dh = _b64(keys.get("p256dh"), "keys.p256dh")
-    if len(p256dh) != 65 or p256dh[0] != 4:
-        raise ValidationError("keys.p256dh", "must be an uncompressed P-256 public key")
-    auth = _b64(keys.get("auth"), "keys.auth")
-    if len(auth) != 16:
-        raise ValidationError("keys.auth", "must be a 16-byte secret")
+        problems.append(ValidationError("keys", 'must be {"p256dh": ..., "auth": ...}'))
+    else:
+        for name, check in (("p256dh", _p256dh), ("auth", _auth)):
+            try:
+                check(_b64(keys.get(name), f"keys.{name}"))
+            except ValidationError as err:
+                problems.append(err)
     expiration = body.get("expirationTime")
     if expiration is not None and (
         isinstance(expiration, bool) or not isinstance(expiration, int | float)
     ):
-        raise ValidationError("expirationTime", "must be a number of milliseconds or null")
+        problems.append(
+            ValidationError("expirationTime", "must be a number of milliseconds or null")
+        )
+    if problems:
+        raise FieldErrors(problems)
+    assert isinstance(endpoint, str)
+    assert isinstance(keys, dict)
     return SubscriptionInput(endpoint, keys["p256dh"].rstrip("="), keys["auth"].rstrip("="))
+
+
+def _p256dh(raw: bytes) -> None:
+    if len(raw) != 65 or raw[0] != 4:
+        raise ValidationError("keys.p256dh", "must be an uncompressed P-256 public key")
+
+
+def _auth(raw: bytes) -> None:
+    if len(raw) != 16:
+        raise ValidationError("keys.auth", "must be a 16-byte secret")
 
 
 def _b64(value: Any, field: str) -> bytes:

@@ -29,6 +29,7 @@ from calsync.web.auth.principal import JWTAuthBackend, Principal, authentication
 from calsync.web.errors import EXCEPTION_HANDLERS, UnavailableDependencyMiddleware
 from calsync.web.health import healthz, metrics_endpoint, readyz, state_snapshots
 from calsync.web.limits import (
+    UNLIMITED_PATHS,
     BodySizeLimitMiddleware,
     InMemoryRateLimitBackend,
     RateLimit,
@@ -43,7 +44,6 @@ from calsync.web.routes import admin, auth, calendars, dev, events, me, sync, we
 from calsync.web.routes import preferences as notice_routes
 
 #: Paths that are never rate limited per user: probes, metrics and Google's pushes.
-UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/webhooks/google"})
 
 
 def create_app(services: Services) -> Starlette:

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Final
 
 from calsync.domain.errors import ValidationError
@@ -39,6 +39,7 @@ __all__ = [
     "apply_changes",
     "checked_event",
     "has_control_characters",
+    "later_problems",
     "read_changes",
     "unprocessable",
 ]
@@ -90,10 +91,13 @@ MAX_RECURRENCE_LINES: Final = 20
 MAX_RECURRENCE_LINE_LENGTH: Final = 1000
 _CONTROL: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _DATE_ONLY: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
+_NEEDS_ZONE: Final = (
+    "a date-time without an offset needs a timezone (an IANA name such as Europe/Berlin)"
+)
 _DOMAIN_FIELDS: Final = {"start": "start_time", "end": "end_time"}
 
 
-def unprocessable(details: list[dict[str, str]]) -> APIError:
+def unprocessable(details: Sequence[Mapping[str, Any]]) -> APIError:
     """The 422 for `details`; the message names every offending field."""
     names = ", ".join(dict.fromkeys(d["field"] for d in details))
     return APIError(422, f"invalid fields: {names}", details=details)
@@ -141,8 +145,84 @@ def read_changes(body: Mapping[str, Any], *, require_times: bool) -> EventChange
         except ValidationError as err:
             problems.append(_problem(err.field, "invalid", err.message))
     if problems:
+        # Name every bad field at once: the fields whose type was right are checked
+        # further too, as far as they can be without the stored event (item 10).
+        done = {p["field"] for p in problems}
+        problems.extend(later_problems(given, skip=done, new=require_times))
         raise unprocessable(problems)
     return EventChanges(given)
+
+
+_PROBE_TIME: Final = datetime(2000, 1, 1, tzinfo=UTC)
+#: Fields whose problems the given value alone decides, whatever the times or the stored
+#: event (``end`` and ``recurrence`` depend on the start).
+_STANDALONE: Final = ("category", "attendees", "reminders", "metadata")
+
+
+def later_problems(
+    given: Mapping[str, Any], *, skip: set[str], new: bool, current: Event | None = None
+) -> list[dict[str, str]]:
+    """The 422 details of `given` (values `read_changes` accepted) that can be told
+    without the stored event, for fields not in `skip`: a time that does not parse (or,
+    for a `new` event, a wall-clock time without a ``timezone``), and what calsync's
+    rules say of the texts, attendees, reminders and metadata. Used to name every
+    invalid field in one 422 when an earlier stage already failed; never a problem
+    that a valid request could have (so nothing an update of `current` leaves as it
+    was, decisions H2)."""
+    problems: list[ValidationError] = []
+    for name in ("start_time", "end_time"):
+        text = given.get(name)
+        if isinstance(text, str) and name not in skip:
+            # The end takes the start's zone, so only the start needs one of its own.
+            zoned = (
+                name == "end_time"
+                or given.get("timezone") is not None
+                or "timezone" in skip
+                or not new
+            )
+            problem = _time_syntax_problem(name, text, zoned=zoned)
+            if problem is not None:
+                problems.append(problem)
+    values: dict[str, Any] = {}
+    for name in ("title", "description", "location"):
+        if name in given:
+            values[name] = given[name] or ""
+    values.update((name, given[name]) for name in _STANDALONE if name in given)
+    if "attendees" in values:
+        values["attendees"] = _keep_responses(current, values["attendees"])
+    instant = EventTime.at(_PROBE_TIME, "UTC")
+    try:
+        probe = Event(start=instant, end=instant, **values)
+    except ValidationError as err:  # not expected of these fields; never hide the first 422
+        return [*(_domain_problem(p) for p in problems), _domain_problem(err)]
+    problems.extend(
+        p
+        for p in event_problems(probe)
+        if p.field in values
+        and p.field not in skip
+        and (current is None or getattr(probe, p.field) != getattr(current, p.field))
+    )
+    return [_domain_problem(p) for p in problems]
+
+
+def _time_syntax_problem(name: str, text: str, *, zoned: bool) -> ValidationError | None:
+    """The problem of a time text on its own: whether it parses, lies in calsync's span
+    and (unless `zoned`: a zone is given or stored) has an offset. Whether it matches
+    ``all_day`` is for `apply_changes`."""
+    try:
+        if _DATE_ONLY.fullmatch(text.strip()):
+            _day(name, text)
+        else:
+            when = datetime.fromisoformat(text.strip())
+            if when.tzinfo is not None:
+                _supported(name, EventTime.at(when, "UTC"))
+            elif not zoned:
+                raise ValidationError(name, _NEEDS_ZONE)
+    except ValidationError as err:
+        return err
+    except ValueError:
+        return ValidationError(name, f"{text!r} is not an ISO 8601 date-time")
+    return None
 
 
 def has_control_characters(text: str) -> bool:
@@ -288,7 +368,12 @@ def apply_changes(current: Event | None, changes: EventChanges, *, default_zone:
         values.update(props_values(current, changes.given))
         event = Event(**values) if current is None else dataclasses.replace(current, **values)
     except ValidationError as err:
-        raise unprocessable([_domain_problem(err)]) from None
+        # One stage failed: name what else the client got wrong too, not only the first.
+        first = _domain_problem(err)
+        later = later_problems(
+            changes.given, skip={first["field"]}, new=current is None, current=current
+        )
+        raise unprocessable([first, *later]) from None
     problems = [p for p in event_problems(event) if not _inherited(p, event, current)]
     if problems:
         raise unprocessable([_domain_problem(p) for p in problems])
@@ -419,10 +504,7 @@ def _instant(name: str, text: str, zone_name: str | None, default_zone: str) -> 
     except ValueError:
         raise ValidationError(name, f"{text!r} is not an ISO 8601 date-time") from None
     if when.tzinfo is None and zone_name is None:
-        raise ValidationError(
-            name,
-            "a date-time without an offset needs a timezone (an IANA name such as Europe/Berlin)",
-        )
+        raise ValidationError(name, _NEEDS_ZONE)
     try:
         value = EventTime.at(when, zone_name or default_zone)
     except ValidationError as err:

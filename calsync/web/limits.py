@@ -24,8 +24,9 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 __all__ = [
+    "UNLIMITED_PATHS",
     "BodySizeLimitMiddleware",
     "InMemoryRateLimitBackend",
     "RateDecision",
@@ -284,7 +286,33 @@ class RateLimitMiddleware:
             logger.warning("rate limiter unavailable; letting the request through", exc_info=True)
             await self.app(scope, receive, send)
             return
+        capacity = self.limit.burst or self.limit.requests
+        shown = _with_rate_headers(send, capacity, decision.remaining)
         if not decision.allowed:
-            await rate_limited_response(decision)(scope, receive, send)
+            await rate_limited_response(decision)(scope, receive, shown)
             return
-        await self.app(scope, receive, send)
+        await self.app(scope, receive, shown)
+
+
+#: Paths no rate limit applies to: probes, metrics and Google's pushes.
+UNLIMITED_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics", "/webhooks/google"})
+LIMIT_HEADER: Final = "RateLimit-Limit"
+REMAINING_HEADER: Final = "RateLimit-Remaining"
+
+
+def _with_rate_headers(send: Send, capacity: int, remaining: int) -> Send:
+    """`send` that adds ``RateLimit-Limit`` (the bucket's size) and
+    ``RateLimit-Remaining`` (requests left in it now) to the answer. Where two limits
+    applied (the address's, then the user's) the answer shows the tighter one: the one
+    with fewer requests left."""
+
+    async def shown(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = MutableHeaders(scope=message)
+            before = headers.get(REMAINING_HEADER)
+            if before is None or int(before) > remaining:
+                headers[LIMIT_HEADER] = str(capacity)
+                headers[REMAINING_HEADER] = str(max(0, remaining))
+        await send(message)
+
+    return shown

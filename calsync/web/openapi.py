@@ -1,16 +1,21 @@
-"""``GET /openapi.json``: the API's OpenAPI 3.1 document, generated from the app's routes.
+"""``GET /openapi.json``: the API's OpenAPI 3.1 document, generated from the app's routes
+and from the models of its bodies.
 
 The paths come from the routes the app really serves (`build_document(app.routes)`), so a
-route cannot be left out; each (method, path) is described by an entry of `OPERATIONS`.
-A route without an entry is still listed, marked ``x-undocumented``, and
-`undocumented` names it: a test fails while any exists. Schemas of the events and
-calendars routes are exact (``additionalProperties: false``); the others describe the
-shapes their modules answer with.
+route cannot be left out; each (method, path) is described by an entry of `OPERATIONS`
+(its summary, parameters and statuses). A route without an entry is still listed, marked
+``x-undocumented``, and `undocumented` names it: a test fails while any exists. Every
+body's schema is generated from the pydantic models of `calsync.web.models` (request
+bodies closed, ``additionalProperties: false``; error ``details`` typed). What the
+middleware adds to every answer is added to every operation here (`_complete`):
+``X-Request-ID``, the ``RateLimit-*`` headers and a 429 where a limit applies, a 503 with
+``Retry-After``; ``ETag`` and ``Location`` where the events routes set them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from functools import cache
 from typing import Any, Final
 
 from starlette.requests import Request
@@ -18,12 +23,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from calsync.store.audit import AuditAction
+from calsync.store.sync_logs import LogKind
+from calsync.store.tables import DELIVERY_STATUSES, NOTICE_KINDS
+from calsync.web.limits import UNLIMITED_PATHS
+from calsync.web.models import component_schemas
 from calsync.web.push_intake import MAX_BODY_BYTES
 
 __all__ = ["OPERATIONS", "build_document", "openapi_json", "undocumented"]
 
 _REF = "#/components/schemas/"
-_NULLABLE_STRING: Final = {"type": ["string", "null"]}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -38,40 +46,6 @@ def _error(description: str) -> dict[str, Any]:
     return _json(_ref("Error"), description)
 
 
-def _object(
-    properties: dict[str, Any], *, closed: bool = True, required: Sequence[str] = ()
-) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "object", "properties": properties}
-    if closed:
-        schema["additionalProperties"] = False
-    if required:
-        schema["required"] = list(required)
-    return schema
-
-
-_ATTENDEE_OUT = _object(
-    {
-        "email": {"type": "string"},
-        "display_name": _NULLABLE_STRING,
-        "response_status": {"enum": ["needsAction", "declined", "tentative", "accepted"]},
-        "optional": {"type": "boolean"},
-        "organizer": {"type": "boolean"},
-    },
-    required=("email", "display_name", "response_status", "optional", "organizer"),
-)
-_ATTENDEE_IN = {
-    "oneOf": [
-        {"type": "string", "format": "email"},
-        _object(
-            {
-                "email": {"type": "string"},
-                "display_name": _NULLABLE_STRING,
-                "optional": {"type": "boolean"},
-            },
-            required=("email",),
-        ),
-    ]
-}
 _DATE_PARAM = {
     "anyOf": [
         {"type": "string", "format": "date"},
@@ -80,319 +54,6 @@ _DATE_PARAM = {
     ],
     "description": "empty: not given",
 }
-_TIME = {
-    "anyOf": [
-        {"type": "string", "format": "date"},
-        {"type": "string", "format": "date-time"},
-    ],
-    "description": "YYYY-MM-DD for all-day events (end exclusive), else ISO 8601 date-time",
-}
-_EVENT_TYPES = ["default", "outOfOffice", "focusTime", "workingLocation", "birthday", "fromGmail"]
-_DECLINE_MODES = {
-    "enum": [
-        "declineNone",
-        "declineAllConflictingInvitations",
-        "declineOnlyNewConflictingInvitations",
-    ]
-}
-_PROPERTY_TEXT = {"type": "string", "maxLength": 1024}
-_TYPE_PROPERTIES: dict[str, Any] = {
-    "out_of_office": _object(
-        {"auto_decline_mode": _DECLINE_MODES, "decline_message": _PROPERTY_TEXT}
-    ),
-    "focus_time": _object(
-        {
-            "auto_decline_mode": _DECLINE_MODES,
-            "decline_message": _PROPERTY_TEXT,
-            "chat_status": {"enum": ["available", "doNotDisturb"]},
-        }
-    ),
-    "working_location": _object(
-        {
-            "type": {"enum": ["homeOffice", "officeLocation", "customLocation"]},
-            "custom_location": _object({"label": _PROPERTY_TEXT}),
-            "office_location": _object(
-                {
-                    key: _PROPERTY_TEXT
-                    for key in ("building_id", "floor_id", "floor_section_id", "desk_id", "label")
-                }
-            ),
-        },
-        required=("type",),
-    ),
-}
-#: Event types (decisions K1-K4): writable on create, read-only after.
-_TYPE_FIELDS_IN: dict[str, Any] = {
-    "event_type": {
-        "enum": _EVENT_TYPES,
-        "description": "Google's event type, set on create (default: default) and read-only"
-        " after (a PUT may repeat it); calsync creates default and the status types"
-        " (outOfOffice, focusTime, workingLocation: only on the user's primary calendar,"
-        " without attendees); birthday and fromGmail come from Google",
-    },
-    **{
-        name: {"anyOf": [schema, {"type": "null"}], "description": f"properties of {kind}"}
-        for (name, schema), kind in zip(
-            _TYPE_PROPERTIES.items(), ("outOfOffice", "focusTime", "workingLocation"), strict=True
-        )
-    },
-}
-_TYPE_FIELDS_OUT: dict[str, Any] = {
-    "event_type": {
-        "type": "string",
-        "description": f"one of {', '.join(_EVENT_TYPES)}, or a newer type Google added"
-        " (read-only in calsync)",
-    },
-    # Google's own objects, as pulled: any keys, none required.
-    **{
-        name: {k: v for k, v in schema.items() if k != "required"} | {"additionalProperties": True}
-        for name, schema in _TYPE_PROPERTIES.items()
-    },
-    "birthday": _object(
-        {
-            "type": {"type": "string"},
-            "custom_type_name": {"type": "string"},
-            "contact": {"type": "string"},
-        },
-        closed=False,
-    ),
-}
-_EVENT_FIELDS_IN: dict[str, Any] = {
-    "title": _NULLABLE_STRING | {"maxLength": 1024},
-    "description": _NULLABLE_STRING | {"maxLength": 8192},
-    "location": _NULLABLE_STRING | {"maxLength": 1024},
-    "category": _NULLABLE_STRING | {"maxLength": 64},
-    "start_time": _TIME,
-    "end_time": _TIME,
-    "timezone": _NULLABLE_STRING
-    | {"description": "IANA zone, such as Europe/Berlin (not localtime, posixrules, Factory)"},
-    "all_day": {"type": "boolean"},
-    "calendar_id": {"type": "string", "format": "uuid"},
-    "recurrence": {
-        "type": ["array", "null"],
-        "items": {"type": "string"},
-        "maxItems": 20,
-        "description": "RRULE, EXDATE and RDATE lines; their dates (UNTIL, RDATE, EXDATE)"
-        " lie from 0002-01-01 to 9998-12-31 (leave UNTIL out for a series without end)",
-    },
-    "attendees": {"type": ["array", "null"], "items": _ATTENDEE_IN, "maxItems": 200},
-    "reminders": {
-        "type": ["array", "null"],
-        "items": {"type": "integer", "minimum": 0, "maximum": 40320},
-        "maxItems": 5,
-        "description": "minutes before the start; null = the calendar's default reminders",
-    },
-    "metadata": {
-        "type": ["object", "null"],
-        "additionalProperties": {"type": "string", "maxLength": 1024},
-        "maxProperties": 32,
-    },
-}
-_PROPS_IN: dict[str, Any] = {
-    "transparency": {
-        "enum": ["opaque", "transparent", None],
-        "description": "busy (opaque, the default) or free (transparent); null: the default",
-    },
-    "visibility": {
-        "enum": ["default", "public", "private", "confidential", None],
-        "description": "Google's visibility; null: default (the calendar's)",
-    },
-    "color_id": {
-        "enum": [*(str(n) for n in range(1, 12)), None],
-        "description": "Google's event colour id (colors.get, event palette); null: none",
-    },
-    "conference": {
-        "oneOf": [
-            _object({"create": {"const": "meet"}}, required=("create",)),
-            {"type": "null"},
-        ],
-        "description": '{"create": "meet"} asks Google for a Meet link (no change when the'
-        " event has a conference that did not fail); null removes the conference",
-    },
-}
-_EVENT_FIELDS_IN.update(_PROPS_IN)
-_EVENT_OUT = _object(
-    {
-        "id": {"type": "string", "description": "uuid, or <seriesId>_<instance> for instances"},
-        "calendar_id": {"type": "string", "format": "uuid"},
-        "series_id": _NULLABLE_STRING,
-        "original_start_time": _NULLABLE_STRING,
-        "title": {"type": "string"},
-        "description": {"type": "string"},
-        "location": {"type": "string"},
-        "category": _NULLABLE_STRING,
-        "start_time": {"type": "string"},
-        "end_time": {"type": "string"},
-        "timezone": _NULLABLE_STRING,
-        "all_day": {"type": "boolean"},
-        "recurrence": {"type": "array", "items": {"type": "string"}},
-        "recurrence_error": _NULLABLE_STRING
-        | {
-            "description": "why the series is not expanded (a rule Google holds that calsync"
-            " refuses, such as one over the work limit): it is shown as its master alone"
-        },
-        "attendees": {"type": "array", "items": _ATTENDEE_OUT},
-        "reminders": {"type": ["array", "null"], "items": {"type": "integer"}},
-        "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
-        "status": {"enum": ["confirmed", "tentative", "cancelled"]},
-        "transparency": {"enum": ["opaque", "transparent"]},
-        "visibility": {"enum": ["default", "public", "private", "confidential"]},
-        "color_id": _NULLABLE_STRING,
-        "conference": {
-            "oneOf": [
-                _object(
-                    {
-                        "status": {"enum": ["pending", "success", "failure"]},
-                        "uri": _NULLABLE_STRING
-                        | {"description": "the address to join by video, once created"},
-                        "solution": _NULLABLE_STRING
-                        | {"description": "Google's solution type, such as hangoutsMeet"},
-                    },
-                    required=("status", "uri", "solution"),
-                ),
-                {"type": "null"},
-            ]
-        },
-        "organizer": _NULLABLE_STRING,
-        "sync_state": {"enum": ["synced", "pending", "conflict", "error"]},
-        "sync_error": _NULLABLE_STRING,
-        "conflict": {
-            "type": ["object", "null"],
-            "description": "policy, fields, and both versions, while a manual conflict waits",
-        },
-        "etag": {"type": "string"},
-        "google_event_id": _NULLABLE_STRING,
-        "created_at": {"type": "string", "format": "date-time"},
-        "updated_at": {"type": "string", "format": "date-time"},
-    },
-)
-_EVENT_OUT["required"] = list(_EVENT_OUT["properties"])
-_EVENT_FIELDS_IN.update(_TYPE_FIELDS_IN)
-_EVENT_OUT["properties"].update(_TYPE_FIELDS_OUT)
-_EVENT_OUT["required"].append("event_type")  # the properties field shows for its type only
-_CALENDAR = _object(
-    {
-        "id": {"type": "string", "format": "uuid"},
-        "google_calendar_id": {"type": "string"},
-        "summary": {"type": "string"},
-        "timezone": {"type": "string"},
-        "access_role": {"enum": ["owner", "writer", "reader", "freeBusyReader"]},
-        "writable": {"type": "boolean"},
-        "primary": {"type": "boolean"},
-        "selected": {"type": "boolean"},
-        "conflict_policy": {
-            "enum": ["last_updated_wins", "remote_wins", "local_wins", "manual", None]
-        },
-        "sync": _object(
-            {
-                "last_synced_at": _NULLABLE_STRING,
-                "status": _NULLABLE_STRING,
-                "dirty": {"type": "boolean"},
-                "poll_only": {"type": "boolean"},
-            },
-            required=("last_synced_at", "status", "dirty", "poll_only"),
-        ),
-    },
-)
-_CALENDAR["required"] = list(_CALENDAR["properties"])
-
-SCHEMAS: Final[dict[str, Any]] = {
-    "Error": _object(
-        {
-            "error": _object(
-                {
-                    "code": {"type": "string"},
-                    "message": {"type": "string"},
-                    "details": {"type": "array", "items": {"type": "object"}},
-                },
-                required=("code", "message", "details"),
-            )
-        },
-        required=("error",),
-    ),
-    "Event": _EVENT_OUT,
-    "EventCreate": _object(_EVENT_FIELDS_IN, required=("start_time", "end_time")),
-    "EventUpdate": _object(_EVENT_FIELDS_IN),
-    "EventPage": _object(
-        {"events": {"type": "array", "items": _ref("Event")}, "next_cursor": _NULLABLE_STRING},
-        required=("events", "next_cursor"),
-    ),
-    "Calendar": _CALENDAR,
-    "CalendarList": _object(
-        {"calendars": {"type": "array", "items": _ref("Calendar")}}, required=("calendars",)
-    ),
-    "CalendarUpdate": _object(
-        {
-            "conflict_policy": {
-                "enum": ["last_updated_wins", "remote_wins", "local_wins", "manual", None]
-            }
-        }
-    ),
-    "User": _object(
-        {
-            "id": {"type": "string", "format": "uuid"},
-            "email": {"type": "string"},
-            "display_name": _NULLABLE_STRING,
-            "role": {"enum": ["admin", "user"]},
-            "status": {"enum": ["active", "needs_reauth", "disabled"]},
-            "timezone": {"type": "string"},
-            "calendar_access": {
-                "type": "boolean",
-                "description": "GET /me and sign-in only: the stored Google tokens grant"
-                " calendar access (false: not connected)",
-            },
-        },
-        required=("id", "email", "role", "status"),
-    ),
-    "UserUpdate": {
-        **_object(
-            {"role": {"enum": ["admin", "user"]}, "status": {"enum": ["active", "disabled"]}}
-        ),
-        "minProperties": 1,
-    },
-    "PreferencesUpdate": _object(
-        {
-            "reminder_minutes": {
-                "type": ["array", "null"],
-                "items": {"type": "integer", "minimum": 0, "maximum": 40320},
-                "maxItems": 5,
-            },
-            "channels": {
-                "type": "array",
-                "items": {"enum": ["email", "push", "webhook"]},
-                "uniqueItems": True,
-            },
-            "webhook_url": {"type": ["string", "null"], "format": "uri"},
-            "change_notices": {"type": "boolean"},
-            "quiet_hours": {
-                "type": ["object", "null"],
-                "properties": {
-                    "start": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"},
-                    "end": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"},
-                    "timezone": _NULLABLE_STRING,
-                },
-                "required": ["start", "end"],
-                "additionalProperties": False,
-            },
-        }
-    ),
-    "PushSubscription": _object(
-        {
-            "endpoint": {"type": "string", "format": "uri"},
-            "keys": _object(
-                {
-                    "p256dh": {"type": "string", "description": "uncompressed P-256 key"},
-                    "auth": {"type": "string", "description": "16-byte secret"},
-                },
-                required=("p256dh", "auth"),
-            ),
-            "expirationTime": {"type": ["number", "null"]},
-        },
-        required=("endpoint", "keys"),
-    ),
-    "Object": {"type": "object"},
-}
-
 _AUTH_ERRORS = {"401": _error("no or invalid token"), "429": _error("rate limited")}
 #: What any operation with a JSON body can also answer: a body that is not JSON, one over
 #: the size limit, one sent as another media type.
@@ -449,14 +110,13 @@ def _body(schema_name: str) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": _ref(schema_name)}}}
 
 
-_LOOSE = _json(_ref("Object"))
 _PUBLIC: dict[str, Any] = {"security": []}
 
 OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
-    ("GET", "/healthz"): _op("Liveness", {"200": _LOOSE}, **_PUBLIC),
+    ("GET", "/healthz"): _op("Liveness", {"200": _json(_ref("Health"))}, **_PUBLIC),
     ("GET", "/readyz"): _op(
         "Readiness (database, broker)",
-        {"200": _LOOSE, "503": _json(_ref("Object"), "not ready")},
+        {"200": _json(_ref("Readiness")), "503": _json(_ref("Readiness"), "not ready")},
         **_PUBLIC,
     ),
     ("GET", "/metrics"): _op(
@@ -473,7 +133,9 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
         },
         **_PUBLIC,
     ),
-    ("GET", "/openapi.json"): _op("This document", {"200": _LOOSE}, **_PUBLIC),
+    ("GET", "/openapi.json"): _op(
+        "This document", {"200": _json(_ref("OpenAPIDocument"))}, **_PUBLIC
+    ),
     ("GET", "/auth/google"): _op(
         "Start Google sign-in (authorization code, PKCE S256)",
         {"302": {"description": "redirect to Google's consent page"}, "400": _error("bad request")},
@@ -489,24 +151,10 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
     ("GET", "/auth/google/callback"): _op(
         "Finish Google sign-in; answers a calsync JWT",
         {
-            "200": _json(
-                _object({"token": {"type": "string"}, "user": _ref("User")}, closed=False)
-            ),
+            "200": _json(_ref("SignedIn")),
             "400": _error("bad, replayed or denied state"),
             "403": _json(
-                {
-                    "anyOf": [
-                        _ref("Error"),
-                        _object(
-                            {
-                                "error": {"type": "object"},
-                                "token": {"type": "string"},
-                                "user": _ref("User"),
-                            },
-                            required=("error", "token", "user"),
-                        ),
-                    ]
-                },
+                {"anyOf": [_ref("Error"), _ref("SignedInWithoutCalendar")]},
                 "the Google account is a disabled user's (account_disabled), or calendar"
                 " access was not granted (calendar_access_not_granted: the body also"
                 " carries token and user, who is signed in but not connected)",
@@ -526,18 +174,25 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
         **_PUBLIC,
     ),
     ("GET", "/me"): _op("The caller", {"200": _json(_ref("User")), **_AUTH_ERRORS}),
-    ("GET", "/me/preferences"): _op("Notice preferences", {"200": _LOOSE, **_AUTH_ERRORS}),
+    ("GET", "/me/preferences"): _op(
+        "Notice preferences", {"200": _json(_ref("Preferences")), **_AUTH_ERRORS}
+    ),
     ("PUT", "/me/preferences"): _op(
         "Change notice preferences",
-        {"200": _LOOSE, "422": _error("invalid fields"), **_BODY_ERRORS, **_AUTH_ERRORS},
+        {
+            "200": _json(_ref("Preferences")),
+            "422": _error("invalid fields (every one named)"),
+            **_BODY_ERRORS,
+            **_AUTH_ERRORS,
+        },
         requestBody=_body("PreferencesUpdate"),
     ),
     ("POST", "/me/push-subscriptions"): _op(
         "Register a Web Push subscription",
         {
-            "201": _LOOSE,
-            "200": _LOOSE,
-            "422": _error("invalid fields"),
+            "201": _json(_ref("PushSubscriptionSaved"), "registered"),
+            "200": _json(_ref("PushSubscriptionSaved"), "known endpoint, keys refreshed"),
+            "422": _error("invalid fields (every one named)"),
             **_BODY_ERRORS,
             **_AUTH_ERRORS,
         },
@@ -558,27 +213,24 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
     ("GET", "/me/notices"): _op(
         "The caller's notices, newest first",
         {
-            "200": _LOOSE,
+            "200": _json(_ref("NoticePage")),
             "422": _error("bad parameter, limit or cursor"),
             **_AUTH_ERRORS,
         },
         parameters=[
             *_paging(),
-            _query("status", "only notices in this delivery status"),
-            _query("kind", "only notices of this kind"),
+            _query(
+                "status",
+                "only notices in this delivery status",
+                {"enum": list(DELIVERY_STATUSES)},
+            ),
+            _query("kind", "only notices of this kind", {"enum": list(NOTICE_KINDS)}),
         ],
     ),
     ("GET", "/admin/users"): _op(
         "Every user (admins)",
         {
-            "200": _json(
-                _object(
-                    {
-                        "users": {"type": "array", "items": _ref("User")},
-                        "next_cursor": {"type": ["string", "null"]},
-                    }
-                )
-            ),
+            "200": _json(_ref("UserPage")),
             "403": _error("not an admin"),
             "422": _error("bad parameter, limit or cursor"),
             **_AUTH_ERRORS,
@@ -617,7 +269,7 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
     ("GET", "/admin/audit"): _op(
         "The audit trail, newest first (admins)",
         {
-            "200": _LOOSE,
+            "200": _json(_ref("AuditPage")),
             "403": _error("not an admin"),
             "422": _error("bad parameter, limit or cursor"),
             **_AUTH_ERRORS,
@@ -679,15 +331,47 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
         ],
         **_PUBLIC,
     ),
-    ("POST", "/sync"): _op("Sync the caller's calendars now", {"202": _LOOSE, **_AUTH_ERRORS}),
+    ("POST", "/sync"): _op(
+        "Sync the caller's calendars now: queue their pulls (none runs twice)",
+        {
+            "202": _json(_ref("SyncQueued"), "pulls queued"),
+            "404": _error("no such calendar (calendar_id)"),
+            "409": _error("Google access was lost; sign in again (needs_reauth)"),
+            "422": _error("calendar_id is not an id"),
+            **_AUTH_ERRORS,
+        },
+        parameters=[
+            _query(
+                "calendar_id",
+                "only this calendar (default: every selected calendar, and the calendar"
+                " list is read again)",
+                {"type": "string", "format": "uuid"},
+            )
+        ],
+    ),
     ("GET", "/sync/logs"): _op(
-        "The caller's sync log (admins: anyone's)",
-        {"200": _LOOSE, "422": _error("bad parameter, limit or cursor"), **_AUTH_ERRORS},
+        "The caller's sync log, newest first (admins: anyone's)",
+        {
+            "200": _json(_ref("SyncLogPage")),
+            "404": _error("user_id is another user's and the caller is not an admin"),
+            "422": _error("bad parameter, limit or cursor"),
+            **_AUTH_ERRORS,
+        },
         parameters=[
             *_paging(),
-            _query("kind", "only rows of this kind"),
-            _query("calendar_id", "only rows of this calendar"),
-            _query("user_id", "admins: another user's log"),
+            _query(
+                "kind",
+                "only rows of this kind",
+                {"enum": sorted(kind.value for kind in LogKind)},
+            ),
+            _query(
+                "calendar_id", "only rows of this calendar", {"type": "string", "format": "uuid"}
+            ),
+            _query(
+                "user_id",
+                "admins: another user's log (others: only their own id)",
+                {"type": "string", "format": "uuid"},
+            ),
         ],
     ),
     ("GET", "/calendars"): _op(
@@ -816,6 +500,99 @@ def undocumented(routes: Iterable[BaseRoute]) -> list[tuple[str, str]]:
     return [key for key in _operations(routes) if key not in OPERATIONS]
 
 
+@cache
+def schemas() -> dict[str, Any]:
+    """``components.schemas``, generated from `calsync.web.models`."""
+    return component_schemas()
+
+
+_HEADERS: Final[dict[str, Any]] = {
+    "X-Request-ID": {
+        "description": "the request's X-Request-ID when it sent a sane one (1-64 letters,"
+        " digits, '.', '_', '-', ':'), else a new one; every log line of the request"
+        " carries it",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,64}$"},
+    },
+    "RateLimit-Limit": {
+        "description": "requests the tighter of the caller's buckets holds (per address,"
+        " then per user; absent while the limiter's store is unreachable)",
+        "schema": {"type": "integer", "minimum": 1},
+    },
+    "RateLimit-Remaining": {
+        "description": "requests left in that bucket now",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    "Retry-After": {
+        "description": "seconds to wait before retrying",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1},
+    },
+    "ETag": {
+        "description": "the event's etag, for If-Match",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+    "Location": {
+        "description": "the new event's path, /events/{id}",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+}
+#: Answers that carry the event's ETag (and, for a create, its Location).
+_ETAG_ANSWERS: Final = {
+    ("POST", "/events"): "201",
+    ("GET", "/events/{event_id}"): "200",
+    ("PUT", "/events/{event_id}"): "200",
+    ("PATCH", "/events/{event_id}"): "200",
+}
+_UNAVAILABLE: Final = (
+    "PostgreSQL or Redis cannot be reached: nothing was changed; retry after Retry-After"
+)
+
+
+_REQUEST_ID: Final = {
+    "name": "X-Request-ID",
+    "in": "header",
+    "schema": {"type": "string"},
+    "description": "kept and answered when 1-64 letters, digits, '.', '_', '-' or ':'"
+    " (else a new id is answered); every log line of the request carries it",
+}
+
+
+def _headers(*names: str) -> dict[str, Any]:
+    return {name: _HEADERS[name] for name in names}
+
+
+def _complete(method: str, path: str, operation: dict[str, Any]) -> dict[str, Any]:
+    """`operation` with what every answer of the app may be and carries, from the
+    middleware rather than the route: X-Request-ID on every answer; the rate-limit
+    headers and a 429 where a limit applies; a 503 with Retry-After anywhere (the
+    database or Redis down); ETag and Location where the route sets them."""
+    limited = path not in UNLIMITED_PATHS
+    responses = dict(operation["responses"])
+    if limited:
+        responses.setdefault("429", _error("rate limited"))
+    responses.setdefault("503", _error(_UNAVAILABLE))
+    completed: dict[str, Any] = {}
+    for status, response in responses.items():
+        names = ["X-Request-ID"]
+        if limited:
+            names += ["RateLimit-Limit", "RateLimit-Remaining"]
+        if status in ("429", "503"):
+            names.append("Retry-After")
+        if _ETAG_ANSWERS.get((method, path)) == status:
+            names.append("ETag")
+            if method == "POST":
+                names.append("Location")
+        completed[status] = {
+            **response,
+            "headers": {**response.get("headers", {}), **_headers(*names)},
+        }
+    parameters = [*operation.get("parameters", []), _REQUEST_ID]
+    return {**operation, "parameters": parameters, "responses": completed}
+
+
 def build_document(routes: Iterable[BaseRoute]) -> dict[str, Any]:
     """The OpenAPI 3.1 document of exactly the app's routes."""
     paths: dict[str, dict[str, Any]] = {}
@@ -824,13 +601,13 @@ def build_document(routes: Iterable[BaseRoute]) -> dict[str, Any]:
             (method, path),
             {"responses": {"default": {"description": "undocumented"}}, "x-undocumented": True},
         )
-        paths.setdefault(path, {})[method.lower()] = operation
+        paths.setdefault(path, {})[method.lower()] = _complete(method, path, operation)
     return {
         "openapi": "3.1.0",
         "info": {"title": "calsync", "version": "1", "description": "Google Calendar two-way sync"},
         "paths": paths,
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": schemas(),
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
             },

@@ -72,7 +72,8 @@ def render(document: dict[str, Any]) -> str:
         "errors) with examples.",
         "",
         "Unless marked *public*, an operation needs `Authorization: Bearer <JWT>`. Errors "
-        "answer the [Error](#error) shape.",
+        "answer the [Error](#error) shape. Every answer carries `X-Request-ID`; the "
+        "headers column names the others.",
         "",
     ]
     paths: dict[str, dict[str, Any]] = document.get("paths", {})
@@ -147,14 +148,20 @@ def _operation(
         for media, content in body.get("content", {}).items():
             required = " (required)" if body.get("required") else ""
             lines += [f"Body{required}: `{media}` {_type(content.get('schema', {}))}", ""]
-    lines += ["| status | meaning | body |", "| --- | --- | --- |"]
+    lines += ["| status | meaning | body | headers |", "| --- | --- | --- | --- |"]
     for status in sorted(operation.get("responses", {})):
         response = operation["responses"][status]
         content = response.get("content", {})
         body_text = ", ".join(
             f"`{media}` {_type(item.get('schema', {}))}" for media, item in content.items()
         )
-        lines.append(f"| {status} | {_cell(response.get('description', ''))} | {body_text} |")
+        # X-Request-ID is on every answer: said once at the top, not in every row.
+        headers = ", ".join(
+            f"`{name}`" for name in response.get("headers", {}) if name != "X-Request-ID"
+        )
+        lines.append(
+            f"| {status} | {_cell(response.get('description', ''))} | {body_text} | {headers} |"
+        )
     return [*lines, ""]
 
 
@@ -208,10 +215,14 @@ def _type(schema: dict[str, Any]) -> str:
 
 def _notes(schema: dict[str, Any]) -> str:
     notes = [schema["description"]] if schema.get("description") else []
+    # A nullable field's constraints sit in its non-null branch (pydantic writes
+    # ``anyOf: [{...constraints}, {"type": "null"}]``).
+    branches = [b for b in schema.get("anyOf", []) if b != {"type": "null"}]
+    constrained = {**branches[0], **schema} if len(branches) == 1 else schema
     notes += [
-        template.format(schema[key])
+        template.format(constrained[key])
         for key, template in _CONSTRAINTS
-        if key in schema and not (key == "format" and f"({schema[key]})" in _type(schema))
+        if key in constrained and not (key == "format" and f"({constrained[key]})" in _type(schema))
     ]
     if schema.get("readOnly"):
         notes.append("read-only")

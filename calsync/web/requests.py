@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from starlette.requests import Request
 
+from calsync.domain.errors import FieldErrors, ValidationError
 from calsync.web.errors import APIError
 
 
@@ -75,6 +76,20 @@ def _field_with_unstorable_text(body: dict[str, Any]) -> str | None:
     return None
 
 
+def unknown_fields(
+    body: dict[str, Any], *, allowed: Iterable[str], forbidden: Iterable[str] = ()
+) -> list[dict[str, str]]:
+    """A 422 detail for each field of ``body`` the client may not set (``read_only``)
+    or that does not exist (``unknown``)."""
+    allowed_set = set(allowed)
+    forbidden_set = set(forbidden)
+    return [
+        {"field": name, "issue": "read_only" if name in forbidden_set else "unknown"}
+        for name in body
+        if name not in allowed_set
+    ]
+
+
 def reject_unknown_fields(
     body: dict[str, Any], *, allowed: Iterable[str], forbidden: Iterable[str] = ()
 ) -> None:
@@ -83,16 +98,30 @@ def reject_unknown_fields(
     Raises:
         APIError: 422 naming each offending field.
     """
-    allowed_set = set(allowed)
-    forbidden_set = set(forbidden)
-    details = [
-        {"field": name, "issue": "read_only" if name in forbidden_set else "unknown"}
-        for name in body
-        if name not in allowed_set
-    ]
+    details = unknown_fields(body, allowed=allowed, forbidden=forbidden)
     if details:
-        names = ", ".join(d["field"] for d in details)
-        raise APIError(422, f"these fields cannot be set: {names}", details=details)
+        raise invalid_fields(details)
+
+
+def invalid_fields(
+    details: Sequence[Mapping[str, Any]], error: ValidationError | None = None
+) -> APIError:
+    """The one 422 naming every bad field: `details` (unknown or read-only fields, or
+    other problems already found) and the problems of `error` (a `FieldErrors` holds
+    several). The message is the single problem's own when there is one, else it names
+    every field."""
+    found = [*details]
+    if error is not None:
+        problems = error.problems if isinstance(error, FieldErrors) else [error]
+        found.extend({"field": p.field, "issue": "invalid", "message": p.message} for p in problems)
+    names = ", ".join(dict.fromkeys(str(d["field"]) for d in found))
+    if not details and error is not None and len(found) == 1:
+        message = f"{error.field}: {error.message}"
+    elif error is None and all(d.get("issue") in ("unknown", "read_only") for d in found):
+        message = f"these fields cannot be set: {names}"
+    else:
+        message = f"invalid fields: {names}"
+    return APIError(422, message, details=found)
 
 
 def optional_uuid(raw: str | None, field: str) -> uuid.UUID | None:

@@ -562,6 +562,8 @@ def _strings(schema: dict[str, Any], where: str, schemas: dict[str, Any]) -> Ite
         return
     for option in schema.get("anyOf", []) + schema.get("oneOf", []):
         yield from _strings(option, where, schemas)
+    if "const" in schema:  # one fixed value ({"create": "meet"}): no string to choose
+        return
     kinds = schema.get("type", [])
     kinds = [kinds] if isinstance(kinds, str) else kinds
     if "string" in kinds or any(isinstance(v, str) for v in schema.get("enum", [])):

@@ -21,7 +21,7 @@ from calsync.sync.connect import queue_pulls
 from calsync.web import paging
 from calsync.web.auth.principal import require_admin
 from calsync.web.errors import APIError
-from calsync.web.requests import read_json_object, reject_unknown_fields
+from calsync.web.requests import invalid_fields, read_json_object, unknown_fields
 from calsync.web.serializers import account_json
 
 
@@ -56,9 +56,14 @@ async def update_user(request: Request) -> Response:
     admin = require_admin(request)
     services: Services = request.app.state.services
     body = await read_json_object(request)
-    reject_unknown_fields(body, allowed={"role", "status"})
-    role = _choice(body, "role", Role, "role must be admin or user")
-    status = _choice(body, "status", _SettableStatus, "status must be active or disabled")
+    details = unknown_fields(body, allowed={"role", "status"})
+    role = _choice(body, "role", Role, "must be admin or user", details)
+    status = _choice(body, "status", _SettableStatus, "must be active or disabled", details)
+    if details:
+        # Every bad field in one answer; a lone bad choice keeps its own message.
+        if len(details) == 1 and details[0]["issue"] == "invalid":
+            raise APIError(422, f"{details[0]['field']} {details[0]['message']}", details=details)
+        raise invalid_fields(details)
     if role is None and status is None:
         raise APIError(422, "give role or status", details=[{"field": "role", "issue": "required"}])
     user_id = _user_id(request)
@@ -95,13 +100,17 @@ class _SettableStatus(StrEnum):
 _E = TypeVar("_E", bound=StrEnum)
 
 
-def _choice(body: dict[str, Any], field: str, kind: type[_E], message: str) -> _E | None:
+def _choice(
+    body: dict[str, Any], field: str, kind: type[_E], message: str, details: list[dict[str, str]]
+) -> _E | None:
+    """The value of `field` (None when left out); a bad one is added to `details`."""
     if field not in body:
         return None
     try:
         return kind(str(body[field]))
     except ValueError:
-        raise APIError(422, message, details=[{"field": field, "issue": "invalid"}]) from None
+        details.append({"field": field, "issue": "invalid", "message": message})
+        return None
 
 
 def _audited(

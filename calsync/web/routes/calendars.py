@@ -15,7 +15,7 @@ from calsync.store.event_queries import calendar_of, calendars_of, set_conflict_
 from calsync.web.auth.principal import require_user
 from calsync.web.errors import APIError
 from calsync.web.event_output import calendar_json
-from calsync.web.requests import read_json_object, reject_unknown_fields
+from calsync.web.requests import invalid_fields, read_json_object, unknown_fields
 
 
 async def list_calendars(request: Request) -> Response:
@@ -35,18 +35,19 @@ async def update_calendar(request: Request) -> Response:
     account = require_user(request)
     services: Services = request.app.state.services
     body = await read_json_object(request)
-    reject_unknown_fields(body, allowed={"conflict_policy"})
+    details = unknown_fields(body, allowed={"conflict_policy"})
     policy = body.get("conflict_policy")
     if policy is not None:
         try:
             policy = ConflictPolicy(policy).value
         except ValueError:
             allowed = ", ".join(p.value for p in ConflictPolicy)
-            raise APIError(
-                422,
-                f"conflict_policy must be one of {allowed} or null",
-                details=[{"field": "conflict_policy", "issue": "invalid"}],
-            ) from None
+            message = f"must be one of {allowed} or null"
+            details.append({"field": "conflict_policy", "issue": "invalid", "message": message})
+            if len(details) == 1:
+                raise APIError(422, f"conflict_policy {message}", details=details) from None
+    if details:
+        raise invalid_fields(details)
     try:
         calendar_id = uuid.UUID(request.path_params["calendar_id"])
     except ValueError:

@@ -26,7 +26,7 @@ from calsync.store import idempotency
 from calsync.web import event_writes
 from calsync.web.auth.principal import require_user
 from calsync.web.errors import APIError
-from calsync.web.event_input import read_changes, unprocessable
+from calsync.web.event_input import EventChanges, later_problems, read_changes, unprocessable
 from calsync.web.event_output import EventView, event_json
 from calsync.web.event_reads import InstanceRef, list_bodies, parse_list_query, resolve
 from calsync.web.event_writes import Scope, WriteResult
@@ -45,11 +45,12 @@ async def create_event(request: Request) -> Response:
     services: Services = request.app.state.services
     body = await read_json_object(request)
     key = request.headers.get(IDEMPOTENCY_HEADER)
+    header_problems = []
     if key is not None and not 1 <= len(key) <= idempotency.MAX_KEY_LENGTH:
-        raise unprocessable(
-            [{"field": IDEMPOTENCY_HEADER, "issue": "invalid", "message": "1 to 255 characters"}]
+        header_problems.append(
+            {"field": IDEMPOTENCY_HEADER, "issue": "invalid", "message": "1 to 255 characters"}
         )
-    changes = read_changes(body, require_times=True)
+    changes = _read_body(body, header_problems, require_times=True)
     fingerprint = idempotency.request_fingerprint("POST", "/events", body)
 
     def run() -> tuple[int, dict[str, Any], tuple[uuid.UUID, ...]]:
@@ -156,27 +157,55 @@ async def get_event(request: Request) -> Response:
     return JSONResponse(answer, headers={"ETag": answer["etag"]})
 
 
-def _scope(request: Request) -> Scope:
-    unknown = set(request.query_params) - {"scope"}
-    if unknown:
-        raise unprocessable(
-            [{"field": n, "issue": "unknown", "message": "unknown parameter"} for n in unknown]
-        )
+def _read_body(
+    body: dict[str, Any], earlier: list[dict[str, str]], *, require_times: bool
+) -> EventChanges:
+    """`read_changes` of `body`; one 422 names `earlier` problems (of the headers or the
+    query) and the body's together."""
     try:
-        return Scope(request.query_params.get("scope", "this"))
-    except ValueError:
-        raise unprocessable(
-            [{"field": "scope", "issue": "invalid", "message": "this or following"}]
-        ) from None
+        changes = read_changes(body, require_times=require_times)
+    except APIError as err:
+        if not earlier:
+            raise
+        raise unprocessable([*earlier, *err.details]) from None
+    if earlier:
+        later = later_problems(changes.given, skip=set(), new=require_times)
+        raise unprocessable([*earlier, *later])
+    return changes
+
+
+def _scope_problems(request: Request) -> list[dict[str, str]]:
+    """The 422 details of the ``scope`` query (and of unknown parameters)."""
+    problems = [
+        {"field": n, "issue": "unknown", "message": "unknown parameter"}
+        for n in request.query_params
+        if n != "scope"
+    ]
+    if request.query_params.get("scope", "this") not in {s.value for s in Scope}:
+        problems.append({"field": "scope", "issue": "invalid", "message": "this or following"})
+    return problems
+
+
+def _scope(request: Request) -> Scope:
+    problems = _scope_problems(request)
+    if problems:
+        raise unprocessable(problems)
+    return Scope(request.query_params.get("scope", "this"))
 
 
 async def update_event(request: Request) -> Response:
     """Change an event; ``If-Match`` guards against lost updates (412)."""
     account = require_user(request)
     services: Services = request.app.state.services
-    scope = _scope(request)
-    body = await read_json_object(request)
-    changes = read_changes(body, require_times=False)
+    problems = _scope_problems(request)
+    try:
+        body = await read_json_object(request)
+    except APIError:
+        if problems:  # the query's problems come first, as they always did
+            raise unprocessable(problems) from None
+        raise
+    changes = _read_body(body, problems, require_times=False)
+    scope = Scope(request.query_params.get("scope", "this"))
     if_match = request.headers.get("if-match")
     api_id = request.path_params["event_id"]
 

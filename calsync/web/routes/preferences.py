@@ -23,15 +23,7 @@ from calsync.store.tables import DELIVERY_STATUSES, NOTICE_KINDS
 from calsync.web import paging
 from calsync.web.auth.principal import require_user
 from calsync.web.errors import APIError
-from calsync.web.requests import read_json_object, reject_unknown_fields
-
-
-def _invalid(err: ValidationError) -> APIError:
-    return APIError(
-        422,
-        f"{err.field}: {err.message}",
-        details=[{"field": err.field, "issue": "invalid", "message": err.message}],
-    )
+from calsync.web.requests import invalid_fields, read_json_object, unknown_fields
 
 
 async def get_preferences(request: Request) -> Response:
@@ -54,15 +46,18 @@ async def put_preferences(request: Request) -> Response:
     account = require_user(request)
     services: Services = request.app.state.services
     body = await read_json_object(request)
-    reject_unknown_fields(body, allowed=preferences.FIELDS, forbidden={"webhook_secret"})
+    refused = unknown_fields(body, allowed=preferences.FIELDS, forbidden={"webhook_secret"})
+    known = {k: v for k, v in body.items() if k in preferences.FIELDS}
 
     def save() -> dict[str, Any]:
         with services.sessions.begin() as session:
             current = preferences.load_preferences(session, account.id)
             try:
-                updated = preferences.parse_update(body, current)
+                updated = preferences.parse_update(known, current)
             except ValidationError as err:
-                raise _invalid(err) from None
+                raise invalid_fields(refused, err) from None
+            if refused:
+                raise invalid_fields(refused)
             secret = preferences.save_preferences(session, account.id, updated, services.secrets)
             reschedule_user(session, account.id, now=services.clock())
             return preferences.preferences_json(updated, secret)
@@ -76,11 +71,13 @@ async def register_push_subscription(request: Request) -> Response:
     account = require_user(request)
     services: Services = request.app.state.services
     body = await read_json_object(request)
-    reject_unknown_fields(body, allowed=subscriptions.FIELDS)
+    refused = unknown_fields(body, allowed=subscriptions.FIELDS)
     try:
         subscription = subscriptions.parse(body)
     except ValidationError as err:
-        raise _invalid(err) from None
+        raise invalid_fields(refused, err) from None
+    if refused:
+        raise invalid_fields(refused)
 
     def save() -> tuple[uuid.UUID, bool]:
         with services.sessions.begin() as session:

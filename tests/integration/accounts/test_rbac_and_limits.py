@@ -110,3 +110,23 @@ def test_each_user_has_their_own_rate_limit_with_retry_after(strict_app: App) ->
     assert int(refused.headers["Retry-After"]) >= 1
     assert strict_app.client.get("/me", headers=second).status_code == 200
     assert strict_app.client.get("/healthz").status_code == 200
+
+
+def test_answers_show_the_tighter_limit_and_what_is_left_of_it(strict_app: App) -> None:
+    """RateLimit-Limit / RateLimit-Remaining follow the user's bucket (5 a minute, tighter
+    than the address's 1200), per user; probes carry none (no limit applies)."""
+    _, first = strict_app.user("first@example.com")
+    _, second = strict_app.user("second@example.com")
+
+    answers = [strict_app.client.get("/me", headers=first) for _ in range(6)]
+
+    assert [a.headers["RateLimit-Limit"] for a in answers] == ["5"] * 6
+    assert [a.headers["RateLimit-Remaining"] for a in answers] == ["4", "3", "2", "1", "0", "0"]
+    assert answers[-1].status_code == 429
+    other = strict_app.client.get("/me", headers=second)
+    assert (other.headers["RateLimit-Limit"], other.headers["RateLimit-Remaining"]) == ("5", "4")
+    anonymous = strict_app.client.get("/openapi.json")
+    assert anonymous.headers["RateLimit-Limit"] == "1200"
+    probe = strict_app.client.get("/healthz")
+    assert "RateLimit-Limit" not in probe.headers
+    assert "RateLimit-Remaining" not in probe.headers

@@ -230,6 +230,15 @@ def test_an_event_that_breaks_calsyncs_rules_stays_editable_in_its_other_fields(
         ({"attendees": ["odd guest@example.com", "new guest@example.com"]}, "attendees"),
         ({"metadata": {"another key": "2"}}, "metadata"),
         ({"end_time": "2031-03-05T09:00:00Z"}, "end_time"),
+        # a bad field named with the others (item 10) never names what is left as it was
+        (
+            {
+                "start_time": "nope",
+                "description": odd["description"],
+                "attendees": ["odd guest@example.com", "ok@example.com"],
+            },
+            "start_time",
+        ),
     ):
         refused = app.put(ann, item["id"], change)
         assert refused.status_code == 422, refused.text[:500]

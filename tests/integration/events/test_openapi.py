@@ -8,6 +8,7 @@ import jsonschema  # type: ignore[import-untyped]
 import pytest
 from openapi_spec_validator import validate
 
+from calsync.web import models
 from calsync.web.openapi import undocumented
 from tests.integration.events.conftest import EventsApp
 
@@ -66,3 +67,84 @@ def test_sample_answers_validate_against_their_schemas(any_app: EventsApp) -> No
     jsonschema.validate(error, schema_of(document, "Error"))
     me = app.client.get("/me", headers=alice.headers).json()
     jsonschema.validate(me, schema_of(document, "User"))
+
+
+def _resolved(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    ref = schema.get("$ref", "")
+    if ref.startswith("#/components/schemas/"):
+        resolved: dict[str, Any] = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
+        return resolved
+    return schema
+
+
+def test_every_answer_is_typed_and_carries_its_headers(any_app: EventsApp) -> None:
+    """Issue 18 item 9: no bare object answers, typed error details, every parameter of
+    the lists, and the headers the middleware adds on every operation."""
+    document = any_app.client.get("/openapi.json").json()
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            responses = operation["responses"]
+            assert "503" in responses, (method, path)
+            for status, response in responses.items():
+                headers = response.get("headers", {})
+                assert headers["X-Request-ID"]["required"] is True, (method, path, status)
+                if status in ("429", "503"):
+                    assert "Retry-After" in headers, (method, path, status)
+                for content in response.get("content", {}).values():
+                    schema = _resolved(document, content["schema"])
+                    if schema.get("type") == "object" or "$ref" in content["schema"]:
+                        assert schema.get("properties"), (method, path, status, schema)
+    details = document["components"]["schemas"]["ErrorBody"]["properties"]["details"]
+    assert details["items"] == {"$ref": "#/components/schemas/FieldError"}
+    names = {
+        (method.upper(), path): {p["name"] for p in operation.get("parameters", [])}
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+    }
+    assert all("X-Request-ID" in taken for taken in names.values())
+    names = {key: taken - {"X-Request-ID"} for key, taken in names.items()}
+    assert names[("GET", "/sync/logs")] == {"limit", "cursor", "kind", "calendar_id", "user_id"}
+    assert names[("POST", "/sync")] == {"calendar_id"}
+    assert names[("GET", "/admin/audit")] == {"limit", "cursor", "action"}
+    created = document["paths"]["/events"]["post"]["responses"]["201"]["headers"]
+    assert {"ETag", "Location", "RateLimit-Limit", "RateLimit-Remaining"} <= set(created)
+    shown = document["paths"]["/events/{event_id}"]["get"]["responses"]["200"]["headers"]
+    assert "ETag" in shown
+
+
+def test_answers_fit_the_models_the_document_is_made_of(any_app: EventsApp) -> None:
+    """The models are the contract: what the routes render (dicts, with orjson) fits
+    them, for each of several users."""
+    app = any_app
+    for name in ("alice", "bob"):
+        user = app.connect(f"{name}@example.com")
+        created = app.create(
+            user,
+            {
+                "title": name,
+                "start_time": "2031-03-04T10:00:00Z",
+                "end_time": "2031-03-04T11:00:00Z",
+                "recurrence": ["RRULE:FREQ=DAILY;COUNT=2"],
+                "attendees": ["carol@example.com"],
+                "reminders": [5],
+            },
+        )
+        models.Event.model_validate(created)
+        page = app.client.get(
+            "/events",
+            params={"start_date": "2031-03-01", "end_date": "2031-03-31", "expand": "true"},
+            headers=user.headers,
+        ).json()
+        assert len(models.EventPage.model_validate(page).events) == 2
+        for path, model in (
+            ("/calendars", models.CalendarList),
+            ("/me", models.User),
+            ("/me/preferences", models.Preferences),
+            ("/me/notices", models.NoticePage),
+            ("/sync/logs", models.SyncLogPage),
+        ):
+            answer = app.client.get(path, headers=user.headers)
+            assert answer.status_code == 200, answer.text
+            model.model_validate(answer.json())
+        refused = app.client.post("/events", json={"nope": 1}, headers=user.headers).json()
+        assert models.Error.model_validate(refused).error.details[0].issue == "unknown"

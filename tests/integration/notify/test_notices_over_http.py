@@ -138,7 +138,7 @@ def test_push_subscriptions_are_registered_once_per_endpoint_and_deleted(app: Ap
         ({"endpoint": "http://push.example.net/x"}, "endpoint"),
         ({"endpoint": "https://127.0.0.1/x"}, "endpoint"),
         ({"keys": {"p256dh": "abc", "auth": b64(os.urandom(16))}}, "keys.p256dh"),
-        ({"keys": {"p256dh": None}}, "keys.p256dh"),
+        ({"keys": {"p256dh": None, "auth": b64(os.urandom(16))}}, "keys.p256dh"),
         ({"keys": "x"}, "keys"),
         ({"unknown": 1}, "unknown"),
     ],
