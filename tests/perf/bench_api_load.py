@@ -167,7 +167,8 @@ def push_headers(services: Services, user_id: uuid.UUID) -> dict[str, str]:
                 WatchChannel.kind == "events", WatchChannel.user_id == user_id
             )
         ).first()
-    assert channel is not None and channel.resource_id
+    assert channel is not None
+    assert channel.resource_id
     return {
         "X-Goog-Channel-ID": str(channel.id),
         "X-Goog-Channel-Token": channel_token(services.settings.encryption_keys, str(channel.id)),
