@@ -23,8 +23,8 @@ random user: 90% ``GET /events`` of the user's current week with ``expand=true``
 - ``GET /healthz`` every 20 ms (its p99 and max throughout the load);
 - a real push notification (a channel opened on the emulator) every 20 ms to the webhook
   intake (its p99 while the API is saturated);
-- keep-alive reuse: 8 clients (httpx, its default 5 s idle expiry) each reusing its
-  connection after an idle of 4.8-5.2 s, where a server that closes idle connections at
+- keep-alive reuse: 16 clients (httpx, its default 5 s idle expiry) each reusing its
+  connection after an idle of 4.85-5 s, where a server that closes idle connections at
   5 s races them (a request sent as the server closes is dropped with no answer);
 
 then it waits for the worker to push every create and checks each one on Google (the
@@ -112,9 +112,10 @@ def calendar_batch(token: str, calendar_id: str, count: int, monday: datetime) -
             f"Content-Type: application/json\r\nAuthorization: Bearer {token}\r\n"
             f"Content-Length: {len(payload)}\r\n\r\n{payload}\r\n"
         )
-    return f'multipart/mixed; boundary="{boundary}"\n'.encode() + (
-        "".join(parts) + f"--{boundary}--\r\n"
-    ).encode()
+    return (
+        f'multipart/mixed; boundary="{boundary}"\n'.encode()
+        + ("".join(parts) + f"--{boundary}--\r\n").encode()
+    )
 
 
 def populate(
@@ -239,8 +240,7 @@ def wrk_script(tokens: list[str], now: datetime) -> Path:
     )
     script = Path(tempfile.mkdtemp(prefix="calsync-load-")) / "load.lua"
     script.write_text(
-        WRK_SCRIPT
-        % {"tokens": ",".join(f'"{t}"' for t in tokens), "week": week, "body": body}
+        WRK_SCRIPT % {"tokens": ",".join(f'"{t}"' for t in tokens), "week": week, "body": body}
     )
     return script
 
@@ -318,7 +318,7 @@ class KeepAliveProbe(threading.Thread):
                 except httpx.HTTPError as exc:
                     self.dropped.append(type(exc).__name__)
                 self.attempts += 1
-                self.stop.wait(rng.uniform(4.8, 5.2))
+                self.stop.wait(rng.uniform(4.85, 5.0))
 
 
 def percentiles(values: list[float]) -> str:
@@ -353,6 +353,7 @@ def creates_on_google(
             break
         time.sleep(1)
     found = 0
+    missing: list[str] = []
     with httpx.Client(timeout=30) as client:
         for row in pushed:
             url = f"{emulator}/calendar/v3/calendars/{row.provider_calendar_id}/events/"
@@ -360,7 +361,12 @@ def creates_on_google(
                 url + row.google_event_id,
                 headers={"Authorization": f"Bearer {tokens[row.user_id]}"},
             )
-            found += answer.status_code == 200 and answer.json().get("status") != "cancelled"
+            if answer.status_code == 200 and answer.json().get("status") != "cancelled":
+                found += 1
+            else:
+                missing.append(f"{row.google_event_id}: {answer.status_code} {answer.text[:80]}")
+    if missing:
+        print("not on Google:", *missing[:5], sep="\n  ")
     return len(rows), len(pushed), found
 
 
@@ -406,6 +412,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/7")
+    parser.add_argument(
+        "--keep-alive", type=int, help="the API's --keep-alive (where calsync serve has it)"
+    )
     args = parser.parse_args()
     users = args.users or (40 if args.quick else 500)
     events = args.events or (40 if args.quick else 200)
@@ -435,6 +444,8 @@ def main() -> None:
 
         serve = [sys.executable, "-m", "calsync.cli", "serve", "--host", "127.0.0.1"]
         serve += ["--port", str(api_port), "--workers", "1", "--no-access-log"]
+        if args.keep_alive is not None:
+            serve += ["--keep-alive", str(args.keep_alive)]
         worker = [sys.executable, "-m", "calsync.cli", "worker", "--processes", "1"]
         worker += ["--threads", "4"]
         stack = contextlib.ExitStack()
@@ -451,10 +462,8 @@ def main() -> None:
             script = wrk_script(tokens, datetime.now(UTC))
             base = f"http://127.0.0.1:{api_port}"
             healthz = Probe("healthz", lambda c: c.get(f"{base}/healthz").status_code)
-            webhook = Probe(
-                "webhook", lambda c: c.post(webhook_url, headers=push).status_code
-            )
-            reuse = [KeepAliveProbe(f"{base}/healthz") for _ in range(8)]
+            webhook = Probe("webhook", lambda c: c.post(webhook_url, headers=push).status_code)
+            reuse = [KeepAliveProbe(f"{base}/healthz") for _ in range(16)]
             probes: list[Any] = [healthz, webhook, *reuse]
             # Warm up (imports, first connections), then measure.
             run_wrk(script, base, args.connections, 3)
