@@ -249,7 +249,7 @@ def _server_arguments(parser: argparse.ArgumentParser, *, port: int) -> None:
         default=KEEP_ALIVE_SECONDS,
         metavar="SECONDS",
         help="close keep-alive connections idle this long; longer than the idle timeout of "
-        f"every client and proxy in front (default {KEEP_ALIVE_SECONDS})",
+        "every client and proxy in front (default: %(default)s)",
     )
 
 
