@@ -52,7 +52,6 @@ def api_pool(threads: int) -> PoolSize:
     return PoolSize(size=threads, overflow=threads, pre_ping=False)
 
 
-
 def normalise_url(url: str) -> str:
     """Return ``url`` with the psycopg 3 driver named for PostgreSQL URLs."""
     for prefix in ("postgresql://", "postgres://"):
