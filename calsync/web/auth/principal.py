@@ -84,29 +84,35 @@ class JWTAuthBackend(AuthenticationBackend):
         return AuthCredentials(["authenticated", account.role.value]), Principal(account)
 
     def _verify_and_load(self, token: str, held: RequestConnection | None) -> UserAccount | None:
-        """Verify the token, then read the account its subject names now; in a worker
+        """Verify the token, then read the account its subject names (`_load`); in a worker
         thread (a signature check is CPU work the event loop must not wait for).
-
-        The read is one statement (no ORM session, which costs more than the read on
-        every request), the first on the request's connection (`held`, which the route
-        then uses too), so a connection the server dropped is replaced and the read
-        retried (`RequestConnection.first_statement`: the pool has no pre-ping).
 
         Raises:
             InvalidToken: the token is not one calsync issued, or has expired.
         """
         claims = verify_token(self.services.jwt, token, now=self.services.clock())
+        return self._load(claims.subject, held)
+
+    def _load(self, subject: str, held: RequestConnection | None = None) -> UserAccount | None:
+        """The account the token's subject names, read now.
+
+        One statement (no ORM session, which costs more than the read on every request),
+        the first on the request's connection (`held`, which the route then uses too), so
+        a connection the server dropped is replaced and the read retried
+        (`RequestConnection.first_statement`: the API's pool has no pre-ping). Without
+        `held` (an app without ``RequestConnectionMiddleware``) on a connection of its own.
+        """
         try:
-            user_id = uuid.UUID(claims.subject)
+            user_id = uuid.UUID(subject)
         except ValueError:
             return None
-        if held is None:  # an app without RequestConnectionMiddleware
-            held = RequestConnection(self.services.engine)
-            try:
-                return held.first_statement(lambda c: users.account_by_id(c, user_id))
-            finally:
-                held.close()
-        return held.first_statement(lambda c: users.account_by_id(c, user_id))
+        if held is not None:
+            return held.first_statement(lambda c: users.account_by_id(c, user_id))
+        own = RequestConnection(self.services.engine)
+        try:
+            return own.first_statement(lambda c: users.account_by_id(c, user_id))
+        finally:
+            own.close()
 
     async def _failed(self, conn: HTTPConnection, reason: str) -> None:
         log.info("authentication failed: %s", reason)
