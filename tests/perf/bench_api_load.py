@@ -344,11 +344,18 @@ def creates_on_google(
     while True:
         with services.sessions() as session:
             rows = session.execute(
-                sa.select(Event.user_id, Event.google_event_id, Calendar.provider_calendar_id)
+                sa.select(
+                    Event.user_id,
+                    Event.google_event_id,
+                    Event.sync_state,
+                    Calendar.provider_calendar_id,
+                )
                 .join(Calendar, Calendar.id == Event.calendar_id)
                 .where(Event.title == CREATE_SUMMARY)
             ).all()
-        pushed = [row for row in rows if row.google_event_id]
+        # The Google id is chosen before the insert (so a retry cannot write twice): an
+        # event is on Google once its state says so.
+        pushed = [row for row in rows if row.sync_state == "synced" and row.google_event_id]
         if len(pushed) == len(rows) or time.monotonic() > deadline:
             break
         time.sleep(1)
