@@ -9,14 +9,17 @@ authentication read finds it dead and retries on a fresh one.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import httpx2 as httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
 from calsync.config import Settings
 from calsync.store.db import api_pool
+from calsync.threaded_server import ThreadedServer
 from tests.conftest import FakeGoogle
 from tests.integration.events.conftest import EventsApp, User, running
 
@@ -146,3 +149,34 @@ def test_requests_after_the_server_dropped_the_pooled_connections_succeed(
         created = app.client.post("/events", json=event_body(user.email), headers=user.headers)
         assert created.status_code == 201, created.text
         assert app.get(user, created.json()["id"])["title"] == user.email
+
+
+# --- permits: at most API_THREADS requests hold a connection ---------------------------
+
+
+@pytest.fixture(params=["embedded", "production"])
+def two_thread_app(request: pytest.FixtureRequest, fake_google: FakeGoogle) -> Iterator[EventsApp]:
+    """Each mode, an API process of two threads and its pool (2 kept, 2 overflow)."""
+    settings: Settings = request.getfixturevalue(f"{request.param}_settings")
+    yield from running(settings, fake_google, pool=api_pool(2), api_threads=2)
+
+
+def test_concurrent_requests_hold_no_more_connections_than_threads(
+    two_thread_app: EventsApp,
+) -> None:
+    app = two_thread_app
+    users = [app.connect(f"many{n}@example.com") for n in range(3)]
+    checkouts = Checkouts(app.services.engine)
+    with ThreadedServer(app.client.app, name="calsync-permits") as server:
+
+        def list_week(n: int) -> int:
+            user = users[n % len(users)]
+            with httpx.Client(base_url=server.url, timeout=60) as client:
+                return client.get("/events", params=WEEK, headers=user.headers).status_code
+
+        with ThreadPoolExecutor(12) as pool:
+            statuses = list(pool.map(list_week, range(36)))
+    assert statuses == [200] * 36
+    # Two permits: a request holds its connection from authentication to the answer,
+    # and only two do at a time, so a thread never waits for one
+    assert checkouts.most <= 2, checkouts.most
