@@ -26,7 +26,7 @@ from calsync.providers.google.factory import GoogleProviders
 from calsync.providers.google.oauth import GoogleOAuth
 from calsync.providers.quota import quota_limiter
 from calsync.queue import make_broker
-from calsync.store.db import make_engine, make_session_factory
+from calsync.store.db import PoolSize, make_engine, make_session_factory
 from calsync.store.secrets import Secret, SecretBox
 from calsync.store.tables import utcnow
 from calsync.store.zones import stored_zone
@@ -68,12 +68,14 @@ def bootstrap(
     broker: Broker | None = None,
     clock: Clock = utcnow,
     providers: ProviderSource | None = None,
+    pool: PoolSize | None = None,
 ) -> Services:
     """Build the services of one process for ``settings``. Connects to nothing yet.
 
-    ``providers`` replaces the Google clients (tests that need a provider double).
+    ``providers`` replaces the Google clients (tests that need a provider double);
+    ``pool`` sizes the database pool (an API process: `calsync.store.db.api_pool`).
     """
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, pool=pool)
     services = Services(
         settings=settings,
         engine=engine,

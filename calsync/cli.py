@@ -118,11 +118,20 @@ def _parser() -> argparse.ArgumentParser:
         default="0.0.0.0",  # noqa: S104 - a server binds all interfaces
         help="address to listen on",
     )
-    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
-    serve.add_argument("--workers", type=int, default=1, help="uvicorn processes")
-    serve.add_argument("--backlog", type=int, default=2048, help="listen queue length")
-    serve.add_argument("--no-access-log", action="store_true", help="no line per request")
+    _server_arguments(serve, port=8000)
     serve.set_defaults(run=_serve)
+
+    hooks = commands.add_parser(
+        "serve-webhooks",
+        help="serve only Google's push notifications (POST /webhooks/google), apart from the API",
+    )
+    hooks.add_argument(
+        "--host",
+        default="0.0.0.0",  # noqa: S104 - a server binds all interfaces
+        help="address to listen on",
+    )
+    _server_arguments(hooks, port=8001)
+    hooks.set_defaults(run=_serve_webhooks)
 
     worker = commands.add_parser("worker", help="run Dramatiq worker processes")
     worker.add_argument("--processes", type=int, default=2, help="worker processes")
@@ -223,6 +232,27 @@ def _dev(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Seconds an idle keep-alive connection stays open: longer than any client or proxy
+#: that reuses connections keeps one idle (decision U3), so that it is always the client
+#: that closes and never the server just as a request arrives.
+KEEP_ALIVE_SECONDS = 75
+
+
+def _server_arguments(parser: argparse.ArgumentParser, *, port: int) -> None:
+    parser.add_argument("--port", type=int, default=port, help="port to listen on")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn processes")
+    parser.add_argument("--backlog", type=int, default=2048, help="listen queue length")
+    parser.add_argument("--no-access-log", action="store_true", help="no line per request")
+    parser.add_argument(
+        "--keep-alive",
+        type=int,
+        default=KEEP_ALIVE_SECONDS,
+        metavar="SECONDS",
+        help="close keep-alive connections idle this long; longer than the idle timeout of "
+        "every client and proxy in front (default: %(default)s)",
+    )
+
+
 def _serve(args: argparse.Namespace) -> int:
     """uvicorn, which on SIGTERM stops accepting connections and gives the requests in
     flight ``timeout_graceful_shutdown`` seconds to finish before it exits.
@@ -233,8 +263,6 @@ def _serve(args: argparse.Namespace) -> int:
     the app, from ``CALSYNC_TRUSTED_PROXIES`` only, never by uvicorn."""
     from contextlib import ExitStack
 
-    import uvicorn
-
     from calsync.runtime import prepare_metrics_dir
 
     settings = Settings.from_env()  # fail fast, in this process, on a bad configuration
@@ -243,21 +271,43 @@ def _serve(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         if settings.metrics_port:
             stack.enter_context(_metrics_server(settings, host=args.host))
-        uvicorn.run(
-            "calsync.web.asgi:app_factory",
-            factory=True,
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            http="httptools",  # uvicorn[standard]'s C parser and event loop, never fallbacks
-            loop="uvloop",
-            backlog=args.backlog,
-            access_log=not args.no_access_log,
-            proxy_headers=False,  # the app's CALSYNC_TRUSTED_PROXIES decides
-            log_config=None,  # uvicorn's loggers propagate to calsync's JSON lines
-            timeout_graceful_shutdown=20,
-        )
+        _uvicorn("calsync.web.asgi:app_factory", args)
     return 0
+
+
+def _serve_webhooks(args: argparse.Namespace) -> int:
+    """The webhook intake alone (`calsync.web.webhook_app`), under uvicorn as ``serve``.
+
+    With ``CALSYNC_METRICS_PORT`` it serves no ``/metrics``: run it with a
+    ``PROMETHEUS_MULTIPROC_DIR`` of its own and scrape it as the API (docs/operations.md).
+    """
+    from calsync.runtime import prepare_metrics_dir
+
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    prepare_metrics_dir()
+    _uvicorn("calsync.web.webhook_app:app_factory", args)
+    return 0
+
+
+def _uvicorn(factory: str, args: argparse.Namespace) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        factory,
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        http="httptools",  # uvicorn[standard]'s C parser and event loop, never fallbacks
+        loop="uvloop",
+        backlog=args.backlog,
+        access_log=not args.no_access_log,
+        proxy_headers=False,  # the app's CALSYNC_TRUSTED_PROXIES decides
+        log_config=None,  # uvicorn's loggers propagate to calsync's JSON lines
+        timeout_graceful_shutdown=20,
+        timeout_keep_alive=args.keep_alive,
+    )
 
 
 @contextmanager

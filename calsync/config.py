@@ -102,6 +102,9 @@ class Settings:
     conflict_policy: ConflictPolicy
     state_dir: Path
     worker_threads: int = 4
+    #: Threads of an API process's thread pool (the blocking work of requests: database,
+    #: crypto, queue); its database pool is sized from it (`calsync.store.db.api_pool`).
+    api_threads: int = 16
     safety_net_interval_seconds: int = 900
     channel_renew_before_seconds: int = 86_400
     heartbeat_interval_seconds: int = 30
@@ -327,6 +330,7 @@ def _embedded_from_env(env: _Env) -> Settings:
         conflict_policy=env.choice("CONFLICT_POLICY", ConflictPolicy, base.conflict_policy),
         smtp_url=env.text("SMTP_URL"),
         worker_threads=env.integer("WORKER_THREADS", base.worker_threads, minimum=1),
+        api_threads=env.integer("API_THREADS", base.api_threads, minimum=1),
         log_level=env.text("LOG_LEVEL", base.log_level) or base.log_level,
     )
 
@@ -387,6 +391,7 @@ def _production_from_env(env: _Env, database_url: str | None, redis_url: str | N
         ),
         state_dir=Path(env.text("STATE_DIR", ".") or "."),
         worker_threads=env.integer("WORKER_THREADS", 4, minimum=1),
+        api_threads=env.integer("API_THREADS", 16, minimum=1),
         safety_net_interval_seconds=env.integer("SAFETY_NET_INTERVAL_SECONDS", 900, minimum=30),
         channel_renew_before_seconds=env.integer(
             "CHANNEL_RENEW_BEFORE_SECONDS", 86_400, minimum=60

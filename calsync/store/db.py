@@ -3,20 +3,53 @@
 Nothing connects until first use. ``make_engine`` normalises ``postgresql://`` URLs to the
 psycopg 3 driver and gives SQLite what concurrent worker threads need (WAL, a busy timeout,
 foreign keys on).
+
+An HTTP request of the API uses one pooled connection (decision U1): `RequestConnection`
+holds it from the first statement of authentication to the end of the request, and the
+sessions of `make_session_factory` bind to it while one is held (`holding`). The API's
+engine has no pre-ping (decision U2): a connection the server dropped is found by the
+request's first statement, which authentication retries once on a fresh connection
+(`first_statement`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from calsync import tracing
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PoolSize:
+    """A pool of `size` connections kept open plus up to `overflow` more while busy."""
+
+    size: int = 10
+    overflow: int = 10
+    pre_ping: bool = True
+
+
+def api_pool(threads: int) -> PoolSize:
+    """The pool of an API process with `threads` threads (``CALSYNC_API_THREADS``).
+
+    Each authenticated request holds one connection and at most `threads` hold one at a
+    time (`RequestConnection`, whose permits number `threads`), so `threads` are kept
+    open; the overflow (as many again) serves what runs beside them without a permit: the
+    webhook intake's reads and group commits on the event loop's executor, sign-in,
+    ``/readyz`` and ``/metrics``. No pre-ping (decision U2).
+    """
+    return PoolSize(size=threads, overflow=threads, pre_ping=False)
 
 
 def normalise_url(url: str) -> str:
@@ -27,28 +60,40 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(database_url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
+def make_engine(
+    database_url: str,
+    *,
+    pool_size: int = 10,
+    echo: bool = False,
+    pool: PoolSize | None = None,
+) -> Engine:
     """Create (but do not connect) the engine for ``database_url``; its statements get
-    client spans when tracing is on (:mod:`calsync.tracing`)."""
+    client spans when tracing is on (:mod:`calsync.tracing`).
+
+    `pool` sizes the pool (default: `pool_size` kept, as many again in overflow, with a
+    pre-ping on PostgreSQL); an in-memory SQLite database keeps SQLAlchemy's own pool.
+    """
+    pool = pool or PoolSize(size=pool_size, overflow=pool_size)
     url = normalise_url(database_url)
     if url.startswith("sqlite"):
-        engine = sa.create_engine(url, echo=echo, connect_args={"check_same_thread": False})
+        sizes: dict[str, Any] = {}
+        if ":memory:" not in url and url not in ("sqlite://", "sqlite+pysqlite://"):
+            sizes = {"pool_size": pool.size, "max_overflow": pool.overflow}
+        engine = sa.create_engine(
+            url, echo=echo, connect_args={"check_same_thread": False}, **sizes
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = _postgres_engine(url, pool_size=pool_size, echo=echo)
+        engine = sa.create_engine(
+            url,
+            echo=echo,
+            pool_size=pool.size,
+            max_overflow=pool.overflow,
+            pool_pre_ping=pool.pre_ping,
+            pool_recycle=1800,
+        )
     tracing.instrument_engine(engine)
     return engine
-
-
-def _postgres_engine(url: str, *, pool_size: int, echo: bool) -> Engine:
-    return sa.create_engine(
-        url,
-        echo=echo,
-        pool_size=pool_size,
-        max_overflow=pool_size,
-        pool_pre_ping=True,
-        pool_recycle=1800,
-    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -61,8 +106,107 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Sessions that keep loaded values after commit (repositories return detached data)."""
-    return sessionmaker(engine, expire_on_commit=False)
+    """Sessions that keep loaded values after commit (repositories return detached data),
+    on the request's connection while one is held for `engine` (`holding`)."""
+    return RequestSessions(engine, expire_on_commit=False)
+
+
+class RequestConnection:
+    """The one pooled connection of an HTTP request (decision U1).
+
+    Checked out on first use (`connection`, from a worker thread: a checkout may wait or
+    connect) and returned by `close`; in between, each session of `RequestSessions` made
+    while it is held (`holding`) runs on it, one after another. `permitted` says whether
+    the request holds one of the API's connection permits (``calsync.web.connections``):
+    only then do sessions bind to it, so a connection is held across awaits only by the
+    bounded number of requests the pool was sized for.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.permitted = False
+        self._connection: Connection | None = None
+
+    @property
+    def checked_out(self) -> bool:
+        return self._connection is not None
+
+    def connection(self) -> Connection:
+        """The request's connection, checked out now if it was not yet (blocking)."""
+        if self._connection is None:
+            self._connection = self.engine.connect()
+        return self._connection
+
+    def idle(self) -> bool:
+        """Checked out and outside any transaction: a new session may begin on it."""
+        return self._connection is not None and not self._connection.in_transaction()
+
+    def needs_io_to_close(self) -> bool:
+        """Whether `close` would talk to the server (roll back an open transaction, or
+        drop an invalidated connection); otherwise it only returns the connection to the
+        pool (psycopg and sqlite3 roll back an idle connection without I/O)."""
+        connection = self._connection
+        return connection is not None and (connection.in_transaction() or connection.invalidated)
+
+    def close(self) -> None:
+        """Return the connection to the pool (rolling back what is open); idempotent."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
+    def first_statement(self, run: Callable[[Connection], T]) -> T:
+        """`run` on the request's connection as its first statements, then end the
+        transaction they began; retried once on a fresh connection when the server had
+        dropped this one (SQLAlchemy then also marks every older pooled connection for
+        replacement). Only for reads: a retry repeats them.
+        """
+        try:
+            result = run(self.connection())
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            self.close()
+            result = run(self.connection())
+        self.connection().rollback()
+        return result
+
+
+_HELD: ContextVar[RequestConnection | None] = ContextVar("calsync_request_connection", default=None)
+
+
+@contextmanager
+def holding(held: RequestConnection) -> Iterator[RequestConnection]:
+    """Make `held` the current request's connection until the block ends (a context
+    variable: worker threads the request starts through ``run_in_threadpool`` see it)."""
+    token = _HELD.set(held)
+    try:
+        yield held
+    finally:
+        _HELD.reset(token)
+
+
+def held_connection(engine: Engine) -> RequestConnection | None:
+    """The connection the current request holds for `engine`, if any."""
+    held = _HELD.get()
+    return held if held is not None and held.engine is engine else None
+
+
+class RequestSessions(sessionmaker[Session]):
+    """A session factory whose sessions run on the current request's connection while one
+    is held and permitted (`RequestConnection`), else on a connection of their own.
+
+    A session begins and ends its own transaction on the held connection. One made
+    while another is still open on it (nested use) gets a connection of its own rather
+    than joining a transaction it would not own.
+    """
+
+    def __call__(self, **local_kw: Any) -> Session:
+        engine = self.kw.get("bind")
+        held = held_connection(engine) if isinstance(engine, Engine) else None
+        usable = held is not None and (not held.checked_out or held.idle())
+        if held is not None and usable and held.permitted and "bind" not in local_kw:
+            local_kw["bind"] = held.connection()
+        return super().__call__(**local_kw)
 
 
 @contextmanager

@@ -99,6 +99,8 @@ class PerDatabase(Generic[T]):
     def of(self, session: Session) -> T | None:
         """The `T` of the database `session` reads (`None` where rows have no versions)."""
         engine = session.get_bind()
+        if isinstance(engine, sa.Connection):  # a request's held connection (db.RequestSessions)
+            engine = engine.engine
         if not isinstance(engine, sa.Engine) or engine.dialect.name != "postgresql":
             return None
         with self._lock:

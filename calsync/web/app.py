@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import redis.asyncio
+from anyio import to_thread
 from opentelemetry import trace
 from starlette.applications import Starlette
 from starlette.middleware.authentication import AuthenticationMiddleware
@@ -26,6 +27,7 @@ from calsync.logs import log_context, redact
 from calsync.sync.notifications import ChannelCache, DirtyMarks
 from calsync.web import openapi
 from calsync.web.auth.principal import JWTAuthBackend, Principal, authentication_failed
+from calsync.web.connections import ConnectionPermits, RequestConnectionMiddleware
 from calsync.web.errors import EXCEPTION_HANDLERS, UnavailableDependencyMiddleware
 from calsync.web.health import healthz, metrics_endpoint, readyz, state_snapshots
 from calsync.web.limits import (
@@ -53,6 +55,9 @@ def create_app(services: Services) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        # The thread pool that runs requests' blocking work (run_in_threadpool), sized
+        # with the database pool (calsync.store.db.api_pool; docs/operations.md).
+        to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
         yield
         await services.google_oauth.aclose()
         if limiter_client is not None:
@@ -106,6 +111,12 @@ def create_app(services: Services) -> Starlette:
     )
     app.add_middleware(
         AuthenticationMiddleware, backend=JWTAuthBackend(services), on_error=authentication_failed
+    )
+    # Outside authentication, whose read checks out the one connection the route reuses.
+    app.add_middleware(
+        RequestConnectionMiddleware,
+        engine=services.engine,
+        permits=ConnectionPermits(settings.api_threads),
     )
     app.add_middleware(
         RateLimitMiddleware,

@@ -11,14 +11,15 @@ from starlette.applications import Starlette
 from calsync.bootstrap import bootstrap
 from calsync.config import Settings
 from calsync.logs import configure_logging
+from calsync.store.db import api_pool
 from calsync.tracing import configure_tracing
 from calsync.web.app import create_app
 
 
 def app_factory() -> Starlette:
     """The app for the settings in the environment, with this process's logging and
-    tracing set up."""
+    tracing set up; its database pool is sized from ``CALSYNC_API_THREADS``."""
     settings = Settings.from_env()
     configure_logging(settings.log_level)
     configure_tracing("calsync-api")
-    return create_app(bootstrap(settings))
+    return create_app(bootstrap(settings, pool=api_pool(settings.api_threads)))

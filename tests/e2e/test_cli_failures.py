@@ -122,7 +122,8 @@ def test_a_migration_shows_each_revision_as_it_runs(empty_pg_url: str, tmp_path:
 @pytest.mark.parametrize(
     ("command", "shown"),
     [
-        ("serve", ["(default: 8000)", "(default: 0.0.0.0)", "(default: 2048)"]),
+        ("serve", ["(default: 8000)", "(default: 0.0.0.0)", "(default: 2048)", "(default: 75)"]),
+        ("serve-webhooks", ["(default: 8001)", "(default: 0.0.0.0)", "(default: 75)"]),
         ("worker", ["(default: 2)", "(default: 8)", "(default: 9191)"]),
         ("dev", ["(default: 8000)", "(default: 127.0.0.1)"]),
         ("migrate", ["(default: head)"]),

@@ -28,7 +28,9 @@ from starlette.responses import Response
 from calsync.bootstrap import Services
 from calsync.domain.accounts import AccountStatus, UserAccount
 from calsync.store import audit, users
+from calsync.store.db import RequestConnection
 from calsync.web.auth.tokens import InvalidToken, verify_token
+from calsync.web.connections import use_request_connection
 from calsync.web.errors import APIError, error_response
 from calsync.web.limits import address_bucket
 
@@ -71,25 +73,46 @@ class JWTAuthBackend(AuthenticationBackend):
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             await self._failed(conn, "malformed Authorization header")
+        held = await use_request_connection(self.services.engine)
         try:
-            claims = verify_token(self.services.jwt, token.strip(), now=self.services.clock())
+            account = await run_in_threadpool(self._verify_and_load, token.strip(), held)
         except InvalidToken as exc:
             await self._failed(conn, exc.reason)
-        account = await run_in_threadpool(self._load, claims.subject)
         if account is None or account.status is AccountStatus.DISABLED:
             await self._failed(conn, "unknown or disabled user")
         assert account is not None
         return AuthCredentials(["authenticated", account.role.value]), Principal(account)
 
-    def _load(self, subject: str) -> UserAccount | None:
-        """The account the token's subject names, read now (one statement on a pooled
-        connection: no ORM session, which costs more than the read on every request)."""
+    def _verify_and_load(self, token: str, held: RequestConnection | None) -> UserAccount | None:
+        """Verify the token, then read the account its subject names (`_load`); in a worker
+        thread (a signature check is CPU work the event loop must not wait for).
+
+        Raises:
+            InvalidToken: the token is not one calsync issued, or has expired.
+        """
+        claims = verify_token(self.services.jwt, token, now=self.services.clock())
+        return self._load(claims.subject, held)
+
+    def _load(self, subject: str, held: RequestConnection | None = None) -> UserAccount | None:
+        """The account the token's subject names, read now.
+
+        One statement (no ORM session, which costs more than the read on every request),
+        the first on the request's connection (`held`, which the route then uses too), so
+        a connection the server dropped is replaced and the read retried
+        (`RequestConnection.first_statement`: the API's pool has no pre-ping). Without
+        `held` (an app without ``RequestConnectionMiddleware``) on a connection of its own.
+        """
         try:
             user_id = uuid.UUID(subject)
         except ValueError:
             return None
-        with self.services.engine.connect() as connection:
-            return users.account_by_id(connection, user_id)
+        if held is not None:
+            return held.first_statement(lambda c: users.account_by_id(c, user_id))
+        own = RequestConnection(self.services.engine)
+        try:
+            return own.first_statement(lambda c: users.account_by_id(c, user_id))
+        finally:
+            own.close()
 
     async def _failed(self, conn: HTTPConnection, reason: str) -> None:
         log.info("authentication failed: %s", reason)

@@ -75,8 +75,13 @@ async def create_event(request: Request) -> Response:
                 )
             return 201, answer, result.pushed
 
+    def run_and_kick() -> tuple[int, dict[str, Any], tuple[uuid.UUID, ...]]:
+        outcome = run()
+        _kick(services, outcome[2])  # after the commit, in this thread: a queue round trip
+        return outcome
+
     try:
-        status, answer, pushed = await run_in_threadpool(run)
+        status, answer, _ = await run_in_threadpool(run_and_kick)
     except IntegrityError:
         if key is None:
             raise
@@ -84,8 +89,7 @@ async def create_event(request: Request) -> Response:
         saved = await run_in_threadpool(_replay_new_session, services, account, key, fingerprint)
         if saved is None:
             raise
-        status, answer, pushed = saved[0], saved[1], ()
-    _kick(services, pushed)
+        status, answer = saved[0], saved[1]
     headers = {"ETag": answer["etag"], "Location": f"/events/{answer['id']}"}
     return JSONResponse(answer, status_code=status, headers=headers)
 
@@ -241,15 +245,16 @@ async def _write(
 ) -> WriteResult:
     def run() -> WriteResult:
         with services.sessions.begin() as session:
-            return use_case(session, services.clock())
+            result = use_case(session, services.clock())
+        _kick(services, result.pushed)  # after the commit, in this thread: a queue round trip
+        return result
 
-    result = await run_in_threadpool(run)
-    _kick(services, result.pushed)
-    return result
+    return await run_in_threadpool(run)
 
 
 def _kick(services: Services, event_ids: tuple[uuid.UUID, ...]) -> None:
-    """Ask a worker to push now; if the broker is down the scheduler's sweep will."""
+    """Ask a worker to push now; if the broker is down the scheduler's sweep will.
+    Blocking (a Redis round trip each): call it from a worker thread, never the loop."""
     for event_id in event_ids:
         try:
             services.jobs.push_outbox.send(str(event_id))

@@ -28,6 +28,7 @@ from calsync.emulator.testing import build_calendar_service
 from calsync.providers.google.factory import GoogleProviders
 from calsync.providers.quota import quota_limiter
 from calsync.store import outbox
+from calsync.store.db import PoolSize
 from calsync.store.migrate import upgrade
 from calsync.store.tables import Calendar
 from calsync.store.users import ensure_user
@@ -185,10 +186,14 @@ class EventsApp:
         ]
 
 
-def running(settings: Settings, google: FakeGoogle, **changes: Any) -> Iterator[EventsApp]:
+def running(
+    settings: Settings, google: FakeGoogle, *, pool: PoolSize | None = None, **changes: Any
+) -> Iterator[EventsApp]:
+    """`pool`: the database pool (default: a worker's, with pre-ping; an API process's
+    is `calsync.store.db.api_pool`)."""
     clock = Clock()
     settings = dataclasses.replace(google.settings_for(settings), **changes)
-    services = bootstrap(settings, clock=clock)
+    services = bootstrap(settings, clock=clock, pool=pool)
     upgrade(services.engine)
     sleeps: list[float] = []
     services.providers.close()

@@ -24,6 +24,7 @@ from calsync.store.users import ensure_user
 from calsync.sync.channels import channel_token
 from calsync.threaded_server import ThreadedServer
 from calsync.web.app import create_app
+from calsync.web.webhook_app import create_webhook_app
 
 RESOURCE = "resource-of-the-calendar"
 
@@ -41,6 +42,7 @@ class Intake:
     channel_id: uuid.UUID
     list_channel_id: uuid.UUID
     stopped_channel_id: uuid.UUID
+    kind: str = "api"  # or "webhooks": the app of ``calsync serve-webhooks``
 
     def headers(
         self, state: str = "exists", channel_id: uuid.UUID | None = None, **override: str
@@ -111,12 +113,14 @@ def intake_settings(production_settings: Settings) -> Settings:
     return dataclasses.replace(production_settings, sync_min_interval_seconds=0.0)
 
 
-@pytest.fixture
-def intake(intake_settings: Settings) -> Iterator[Intake]:
+@pytest.fixture(params=["api", "webhooks"])
+def intake(request: pytest.FixtureRequest, intake_settings: Settings) -> Iterator[Intake]:
+    """The intake of the API process, and of ``calsync serve-webhooks`` (decision U4)."""
     services = bootstrap(intake_settings)
     ids = seed(services)
     queue = redis.Redis.from_url(intake_settings.redis_url or "")
-    with ThreadedServer(create_app(services), name="calsync-intake") as server:
-        yield Intake(services, server.url, queue, **ids)
+    app = create_app(services) if request.param == "api" else create_webhook_app(services)
+    with ThreadedServer(app, name="calsync-intake") as server:
+        yield Intake(services, server.url, queue, **ids, kind=request.param)
     queue.close()
     services.close()

@@ -218,9 +218,20 @@ def test_a_calendar_list_change_queues_its_sync(intake: Intake) -> None:
 
 def test_other_requests_still_go_through_the_app(intake: Intake) -> None:
     with httpx.Client(base_url=intake.url) as client:
-        assert client.get(WEBHOOK).status_code == 405
+        # The API routes GET to its webhook route (405); the webhook process has none
+        assert client.get(WEBHOOK).status_code == (405 if intake.kind == "api" else 404)
         assert client.get("/healthz").status_code == 200
         assert client.post(WEBHOOK + "/", headers=intake.headers()).status_code != 202
+    untouched(intake)
+
+
+def test_the_webhook_process_serves_no_api_route(intake: Intake) -> None:
+    if intake.kind == "api":
+        pytest.skip("the API serves its routes")
+    with httpx.Client(base_url=intake.url) as client:
+        for path in ("/events", "/me", "/auth/google", "/openapi.json"):
+            assert client.get(path).status_code == 404, path
+        assert client.get("/readyz").status_code == 200
     untouched(intake)
 
 

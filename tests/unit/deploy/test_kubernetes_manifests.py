@@ -124,6 +124,9 @@ def test_the_example_has_every_object_the_docs_describe() -> None:
         ("HorizontalPodAutoscaler", "calsync-worker"),
         ("PodDisruptionBudget", "calsync-api"),
         ("PodDisruptionBudget", "calsync-worker"),
+        ("Deployment", "calsync-webhooks"),
+        ("Service", "calsync-webhooks"),
+        ("PodDisruptionBudget", "calsync-webhooks"),
         ("Deployment", "calsync-scheduler"),
     }
     assert all("namespace" not in doc["metadata"] for _, doc in DOCS), "keep it namespace-free"
@@ -170,6 +173,14 @@ def test_each_process_runs_the_documented_command() -> None:
         "150",
         "--metrics-port",
         "9191",
+    ]
+    assert command("Deployment", "calsync-webhooks") == [
+        "calsync",
+        "serve-webhooks",
+        "--host",
+        "0.0.0.0",  # noqa: S104 - the pod's address
+        "--port",
+        "8001",
     ]
     assert command("Deployment", "calsync-scheduler") == ["calsync", "scheduler"]
     assert command("Job", "calsync-migrate") == ["calsync", "migrate"]
@@ -224,7 +235,7 @@ def test_worker_probes_check_the_process_and_its_dependencies() -> None:
     assert worker["readinessProbe"]["periodSeconds"] >= 30
 
 
-@pytest.mark.parametrize("component", ["api", "worker"])
+@pytest.mark.parametrize("component", ["api", "worker", "webhooks"])
 def test_a_disruption_budget_keeps_all_but_one_pod_of_each_scaled_deployment(
     component: str,
 ) -> None:
