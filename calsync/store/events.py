@@ -52,6 +52,7 @@ from calsync.domain.models import (
 )
 from calsync.domain.recurrence import series_end
 from calsync.store.chunks import chunks
+from calsync.store.instances import WRITTEN_KEY
 from calsync.store.tables import Event as EventRow
 from calsync.store.tables import EventAttendee, User
 from calsync.store.types import UTCDateTime
@@ -533,6 +534,7 @@ def insert_events(
     pick = operator.itemgetter(*given)
     connection = session.connection().connection.driver_connection
     assert connection is not None
+    session.info[WRITTEN_KEY] = True  # the read model's triggers fire on COPY too
     statement = f"COPY {_events.name} ({', '.join(names)}) FROM STDIN (FORMAT BINARY)"
     with connection.cursor() as cursor, cursor.copy(statement) as copy:
         copy.set_types([_COPY_TYPES[name] for name in names])

@@ -1,0 +1,335 @@
+"""The read model of expanded lists: one row per listed item, kept with the events.
+
+Decisions V1-V6. Every live single event of a user has one row in ``event_instances``;
+every live series master has one row per instance (generated, or replaced by a live
+exception, moved or not) that overlaps the *horizon*, the range `fill` last expanded
+every series over (`HORIZON_BEHIND` before today to `HORIZON_AHEAD` after it). A row
+holds what the listing rule (`calsync.domain.windows`) and the page order need (sort
+instant, end, all-day), what the page shows (the owner row, the original start, the
+exception shown, the exception whose bookkeeping the item carries) and the owner's
+version.
+
+Upkeep, in the writing transaction: triggers on ``events`` record every change of a
+row that can change what is listed (``instance_dirty``), and `refresh_written` - run by
+every session of `calsync.store.db.make_session_factory` before it commits - re-expands
+the owners those changes touch (the row itself, or the master an exception names) and
+replaces their rows. API writes, splits, pulls and pushes are all covered without any
+of them knowing: nothing that writes ``events`` through a session can miss it.
+
+Reading (`page`): a window wholly inside the horizon, for a user with no change left
+to re-expand and no series whose expansion a bound cut short, is one range scan
+(`calsync.store.instances.listed_rows`). Anything else answers `None`, and the caller
+expands as before (`calsync.web.event_reads`): just as correct, only slower.
+
+The rows are made by the same functions today's expansion uses (`occurrences`,
+`instance_id`, `sort_instant`), per series over chunks of the horizon no longer than
+`CHUNK`, so an item's row is what that expansion would list for any window inside the
+horizon; the differential test (tests/integration/events/test_read_model.py) checks it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Final
+
+from sqlalchemy.orm import Session
+
+from calsync.domain.errors import ValidationError
+from calsync.domain.models import Event, EventStatus, EventTime
+from calsync.domain.recurrence import instance_id, occurrences
+from calsync.domain.windows import DayRange
+from calsync.store import instances
+from calsync.store.event_queries import exceptions_of
+from calsync.store.events import StoredEvent, load_stored
+from calsync.store.instances import ListedRow
+
+__all__ = [
+    "CHUNK",
+    "HORIZON_AHEAD",
+    "HORIZON_BEHIND",
+    "ListedRow",
+    "fill",
+    "original_start",
+    "page",
+    "refresh_all",
+    "refresh_written",
+    "series_id_of",
+]
+
+HORIZON_BEHIND: Final = timedelta(days=92)
+"""How far before today series instances are held: the last quarter, which calendar
+clients still page through."""
+HORIZON_AHEAD: Final = timedelta(days=458)
+"""How far after today: any 400-day window (the longest expanded list) starting within
+the next two months, and every month of the next fifteen."""
+CHUNK: Final = timedelta(days=200)
+"""The longest window one expansion covers (well under `recurrence.MAX_WINDOW`, the
+window validated series are guaranteed to expand in); the horizon is expanded chunk by
+chunk, and the chunks' items merged by API id."""
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+def sort_instant(value: EventTime) -> datetime:
+    """The instant an item sorts by: its start, midnight UTC for a day (as stored)."""
+    if value.day is not None:
+        return _midnight(value.day)
+    assert value.instant is not None
+    return value.instant
+
+
+def series_id_of(master: StoredEvent) -> str:
+    """The id exceptions name their series by (the master's Google id, else its own)."""
+    return master.event.provider_event_id or str(master.id)
+
+
+def original_start(row: ListedRow) -> EventTime | None:
+    """The original start of an instance row (`None` for a single)."""
+    if row.original_at is None:
+        return None
+    if row.original_zone is None:
+        return EventTime.trusted(row.original_at.astimezone(UTC).date(), None, None)
+    return EventTime.trusted(None, row.original_at, row.original_zone)
+
+
+# --- upkeep ---------------------------------------------------------------------------
+
+
+def refresh_written(session: Session) -> None:
+    """Re-expand the owners of the changes this transaction's triggers recorded (the
+    session's ``before_commit``). Costs nothing for a transaction that wrote no row."""
+    if not session.info.pop(instances.WRITTEN_KEY, False):
+        return
+    dirty = instances.take_dirty(session)
+    if dirty:
+        owners = {(d.user_id, d.event_id) for d in dirty}
+        refs = {(d.calendar_id, d.series_ref) for d in dirty if d.series_ref}
+        owners.update(instances.masters_named(session, refs))
+        bounds = instances.horizon(session)
+        for _, owner_id in sorted(owners, key=lambda o: o[1]):
+            _refresh_owner(session, owner_id, bounds)
+    session.info.pop(instances.WRITTEN_KEY, None)  # the model's own writes
+
+
+def refresh_all(session: Session, *, series_only: bool = False) -> int:
+    """Re-expand every owner (or every series master); the number of owners. Also takes
+    any change left recorded by a writer that bypassed the session hook."""
+    bounds = instances.horizon(session)
+    instances.take_all_dirty(session)
+    count = 0
+    for _, owner_id in instances.owners_of_users(session, masters_only=series_only):
+        _refresh_owner(session, owner_id, bounds)
+        count += 1
+    return count
+
+
+def fill(session: Session, now: datetime) -> bool:
+    """Move the horizon to `HORIZON_BEHIND` before `now`'s UTC date to `HORIZON_AHEAD`
+    after it, re-expanding what it needs (every owner the first time, every series
+    master when it moves), in this transaction; `False` when it is already there. The
+    scheduler calls it once a day; until it first runs the model is not read."""
+    today = _midnight(now.astimezone(UTC).date())
+    wanted = (today - HORIZON_BEHIND, today + HORIZON_AHEAD)
+    current = instances.horizon(session)
+    if current == wanted:
+        return False
+    instances.set_horizon(session, *wanted)
+    refresh_all(session, series_only=current is not None)
+    return True
+
+
+def _refresh_owner(
+    session: Session, owner_id: uuid.UUID, bounds: tuple[datetime, datetime] | None
+) -> None:
+    instances.lock_owner(session, owner_id)
+    stored = load_stored(session, owner_id)
+    if stored is None:
+        instances.replace_rows(session, owner_id, None, [], incomplete=False)
+        return
+    rows, incomplete = _rows_of(session, stored, bounds)
+    instances.replace_rows(session, owner_id, stored.user_id, rows, incomplete=incomplete)
+
+
+def _rows_of(
+    session: Session, stored: StoredEvent, bounds: tuple[datetime, datetime] | None
+) -> tuple[list[dict[str, Any]], bool]:
+    """The rows of an owner, and whether a bound cut its series' expansion short."""
+    event = stored.event
+    if stored.deleted_at is not None or event.status == EventStatus.CANCELLED:
+        return [], False
+    if event.is_exception:
+        return [], False  # listed through its master
+    if not event.is_recurring:
+        row = _row(stored, str(stored.id), event, in_series=False)
+        return [row], False
+    if bounds is None:
+        return [], False
+    return _series_rows(session, stored, bounds)
+
+
+def _row(
+    owner: StoredEvent,
+    api_id: str,
+    shown: Event,
+    *,
+    in_series: bool,
+    start: EventTime | None = None,
+    end_at: datetime | None = None,
+    original: EventTime | None = None,
+    exception_id: uuid.UUID | None = None,
+    bookkeeping_id: uuid.UUID | None = None,
+) -> dict[str, Any]:
+    begin = start if start is not None else shown.start
+    sort_at = sort_instant(begin)
+    end = end_at if end_at is not None else sort_instant(shown.end)
+    return {
+        "owner_id": owner.id,
+        "api_id": api_id,
+        "user_id": owner.user_id,
+        "calendar_id": owner.calendar_id,
+        "in_series": in_series,
+        "sort_at": sort_at,
+        "end_at": end,
+        "all_day": begin.day is not None,
+        "long_span": end - sort_at > instances.LONG_SPAN,
+        "original_at": sort_instant(original) if original is not None else None,
+        "original_zone": None
+        if original is None or original.day is not None
+        else original.timezone,
+        "exception_id": exception_id,
+        "bookkeeping_id": bookkeeping_id,
+        "category": shown.category,
+        "status": shown.status.value,
+        "version": owner.version,
+    }
+
+
+def _chunks(bounds: tuple[datetime, datetime]) -> list[tuple[datetime, datetime]]:
+    first, end = bounds
+    found = []
+    while first < end:
+        step = min(end, first + CHUNK)
+        found.append((first, step))
+        first = step
+    return found
+
+
+def _series_rows(
+    session: Session, master: StoredEvent, bounds: tuple[datetime, datetime]
+) -> tuple[list[dict[str, Any]], bool]:
+    """The items of a series over the horizon, as today's expansion lists them."""
+    event = master.event
+    series_id = series_id_of(master)
+    own: Sequence[StoredEvent] = exceptions_of(session, [(master.calendar_id, series_id)]).get(
+        (master.calendar_id, series_id), []
+    )
+    by_start = {sort_instant(e.event.original_start): e for e in own if e.event.original_start}
+    by_event = {id(e.event): e for e in own}
+    own_events = [e.event for e in own]
+    key = str(master.id)
+    duration = event.duration
+    rows: dict[str, dict[str, Any]] = {}
+    complete = True
+    for low, high in _chunks(bounds):
+        days = DayRange(low.date(), high.date())
+        try:
+            found = occurrences(
+                event.recurrence,
+                event.start,
+                event.end,
+                low,
+                high,
+                own_events,
+                series_id=series_id,
+                timezone=event.timezone,
+                days=days,
+            )
+        except ValidationError:
+            return [], False  # a rule calsync cannot expand: listed unexpanded only
+        complete = complete and found.complete
+        for value in found.starts:
+            at = sort_instant(value)
+            api_id = instance_id(key, value)
+            if api_id in rows:
+                continue
+            end_at = _midnight(value.day + duration) if value.day is not None else None
+            if end_at is None:
+                assert value.instant is not None
+                end_at = value.instant + duration
+            keeper = by_start.get(at)
+            rows[api_id] = _row(
+                master,
+                api_id,
+                event,
+                in_series=True,
+                start=value,
+                end_at=end_at,
+                original=value,
+                bookkeeping_id=keeper.id if keeper is not None else None,
+            )
+        for shown in found.exceptions:
+            original = shown.original_start or shown.start
+            api_id = instance_id(key, original)
+            if api_id in rows:
+                continue
+            keeper = by_start.get(sort_instant(original))
+            rows[api_id] = _row(
+                master,
+                api_id,
+                shown,
+                in_series=True,
+                original=original,
+                exception_id=by_event[id(shown)].id,
+                bookkeeping_id=keeper.id if keeper is not None else None,
+            )
+    return list(rows.values()), not complete
+
+
+# --- reading --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PageQuery:
+    """What `page` answers: an expanded list's window (instants and the caller's days),
+    filters, and the page (`limit` items after the key `after`)."""
+
+    user_id: uuid.UUID
+    start: datetime
+    end: datetime
+    days: DayRange
+    category: str | None
+    calendar_id: uuid.UUID | None
+    recurring: bool | None
+    limit: int
+    after: tuple[datetime, str] | None
+
+
+def page(session: Session, query: PageQuery) -> list[ListedRow] | None:
+    """The first `query.limit` items of the answer after `query.after`, in list order;
+    `None` when the model cannot answer (no horizon yet, a window outside it, a change
+    not re-expanded or a series cut short for this user): expand as before then."""
+    bounds = instances.horizon(session)
+    if bounds is None:
+        return None
+    first, end = bounds
+    day_first, day_end = _midnight(query.days.first), _midnight(query.days.end)
+    if query.start < first or query.end > end or day_first < first or day_end > end:
+        return None
+    if instances.blocked(session, query.user_id):
+        return None
+    window = instances.Window(query.start, query.end, query.days.first, query.days.end)
+    return instances.listed_rows(
+        session,
+        query.user_id,
+        window,
+        limit=query.limit,
+        after=query.after,
+        category=query.category,
+        calendar_id=query.calendar_id,
+        in_series=query.recurring,
+    )

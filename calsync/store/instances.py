@@ -1,0 +1,272 @@
+"""SQL of the instance read model (migration 0014, decisions V1-V6).
+
+`calsync.events.read_model` decides what the rows hold; this module reads and writes
+them: the listed items (``event_instances``), the series a bound cut short
+(``instance_incomplete``), the owners a write left to re-expand (``instance_dirty``,
+filled by triggers on ``events``) and the horizon (``instance_horizon``).
+
+Keys: an item is (``sort_at``, ``api_id``), compared as the API's cursors compare them
+(``api_id`` in code-point order: ``COLLATE "C"`` on PostgreSQL, SQLite's ``BINARY``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from calsync.store.tables import Event as EventRow
+from calsync.store.tables import (
+    event_instances,
+    instance_dirty,
+    instance_horizon,
+    instance_incomplete,
+)
+
+__all__ = [
+    "LONG_SPAN",
+    "Dirty",
+    "ListedRow",
+    "Window",
+    "blocked",
+    "horizon",
+    "listed_rows",
+    "lock_owner",
+    "masters_named",
+    "owners_of_users",
+    "replace_rows",
+    "set_horizon",
+    "take_all_dirty",
+    "take_dirty",
+]
+
+LONG_SPAN: Final = timedelta(days=8)
+"""Items that last longer are flagged ``long_span`` and found by a second scan: the
+main scan starts at the window's start less this, so that it never reads the rows of
+the user's whole past."""
+
+WRITTEN_KEY: Final = "calsync.events_written"
+"""The `Session.info` flag set when a transaction may have written ``events`` rows."""
+
+
+@dataclass(frozen=True, slots=True)
+class Dirty:
+    """A change a trigger recorded: the row's user, id, calendar and series reference."""
+
+    user_id: uuid.UUID
+    event_id: uuid.UUID
+    calendar_id: uuid.UUID
+    series_ref: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """What a page selects: timed items overlapping ``[start, end)``, all-day items whose
+    dates overlap ``[first_day, end_day)`` (`calsync.domain.windows`)."""
+
+    start: datetime
+    end: datetime
+    first_day: date
+    end_day: date
+
+
+@dataclass(frozen=True, slots=True)
+class ListedRow:
+    """One ``event_instances`` row as a page reads it."""
+
+    sort_at: datetime
+    api_id: str
+    owner_id: uuid.UUID
+    in_series: bool
+    original_at: datetime | None
+    original_zone: str | None
+    exception_id: uuid.UUID | None
+    bookkeeping_id: uuid.UUID | None
+    version: int
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+def take_dirty(session: Session) -> list[Dirty]:
+    """The changes this transaction's triggers recorded, removed from the table.
+
+    On PostgreSQL only this transaction's own (``xact``): another's are its to take. On
+    SQLite a writing transaction is the only writer, so it takes all there are."""
+    t = instance_dirty
+    columns = (t.c.user_id, t.c.event_id, t.c.calendar_id, t.c.series_ref)
+    if session.get_bind().dialect.name == "postgresql":
+        mine = t.c.xact == sa.func.txid_current_if_assigned()
+        rows = session.execute(sa.delete(t).where(mine).returning(*columns)).all()
+    else:
+        rows = session.execute(sa.select(*columns)).all()
+        if rows:
+            session.execute(sa.delete(t))
+    return [Dirty(*row) for row in rows]
+
+
+def take_all_dirty(session: Session) -> None:
+    """Forget every recorded change (the caller re-expands every owner)."""
+    session.execute(sa.delete(instance_dirty))
+
+
+def masters_named(
+    session: Session, refs: Iterable[tuple[uuid.UUID, str]]
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """(user id, id) of the series masters that exceptions naming (calendar, series id)
+    belong to: by Google id, or by local id for a master not yet on Google."""
+    found: list[tuple[uuid.UUID, uuid.UUID]] = []
+    for calendar_id, ref in sorted(set(refs)):
+        named = [EventRow.google_event_id == ref]
+        with contextlib.suppress(ValueError):  # a Google id, not a local one
+            named.append(EventRow.id == uuid.UUID(ref))
+        rows = session.execute(
+            sa.select(EventRow.user_id, EventRow.id).where(
+                EventRow.calendar_id == calendar_id,
+                EventRow.is_recurring.is_(True),
+                sa.or_(*named),
+            )
+        )
+        found += [(user_id, event_id) for user_id, event_id in rows]
+    return found
+
+
+def lock_owner(session: Session, owner_id: uuid.UUID) -> None:
+    """Serialise re-expansions of one owner (PostgreSQL: its ``events`` row's lock), so
+    that two transactions never replace its rows at once. SQLite has one writer."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.select(EventRow.id).where(EventRow.id == owner_id).with_for_update())
+
+
+def replace_rows(
+    session: Session,
+    owner_id: uuid.UUID,
+    user_id: uuid.UUID | None,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    incomplete: bool,
+) -> None:
+    """Make `rows` the owner's items, and mark it `incomplete` or not."""
+    session.execute(sa.delete(event_instances).where(event_instances.c.owner_id == owner_id))
+    session.execute(
+        sa.delete(instance_incomplete).where(instance_incomplete.c.owner_id == owner_id)
+    )
+    if rows:
+        session.execute(sa.insert(event_instances), [dict(r) for r in rows])
+    if incomplete and user_id is not None:
+        session.execute(sa.insert(instance_incomplete).values(owner_id=owner_id, user_id=user_id))
+
+
+def horizon(session: Session) -> tuple[datetime, datetime] | None:
+    """The instants ``[first, end)`` series instances are held for (midnights UTC), or
+    `None` before the model was first filled."""
+    row = session.execute(
+        sa.select(instance_horizon.c.first_at, instance_horizon.c.end_at).where(
+            instance_horizon.c.id == 1
+        )
+    ).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+def set_horizon(session: Session, first: datetime, end: datetime) -> None:
+    """Record the horizon (the caller has expanded every series over it)."""
+    session.execute(sa.delete(instance_horizon))
+    session.execute(sa.insert(instance_horizon).values(id=1, first_at=first, end_at=end))
+
+
+def owners_of_users(
+    session: Session, *, masters_only: bool = False
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """(user id, id) of every live single and series master (or master alone): the
+    owners of items."""
+    query = sa.select(EventRow.user_id, EventRow.id).where(
+        EventRow.deleted_at.is_(None), EventRow.recurring_event_id.is_(None)
+    )
+    if masters_only:
+        query = query.where(EventRow.is_recurring.is_(True))
+    rows = session.execute(query.order_by(EventRow.id))
+    return [(user_id, event_id) for user_id, event_id in rows]
+
+
+def blocked(session: Session, user_id: uuid.UUID) -> bool:
+    """Whether the user's items may not be read from the model: a change not yet
+    re-expanded (committed by a writer that bypassed the session hook), or a series whose
+    expansion a bound cut short."""
+    dirty = sa.select(instance_dirty.c.id).where(instance_dirty.c.user_id == user_id).limit(1)
+    cut = (
+        sa.select(instance_incomplete.c.owner_id)
+        .where(instance_incomplete.c.user_id == user_id)
+        .limit(1)
+    )
+    found = session.execute(sa.select(dirty.exists() | cut.exists())).scalar()
+    return bool(found)
+
+
+_LISTED = (
+    event_instances.c.sort_at,
+    event_instances.c.api_id,
+    event_instances.c.owner_id,
+    event_instances.c.in_series,
+    event_instances.c.original_at,
+    event_instances.c.original_zone,
+    event_instances.c.exception_id,
+    event_instances.c.bookkeeping_id,
+    event_instances.c.version,
+)
+
+
+def listed_rows(
+    session: Session,
+    user_id: uuid.UUID,
+    window: Window,
+    *,
+    limit: int,
+    after: tuple[datetime, str] | None,
+    category: str | None,
+    calendar_id: uuid.UUID | None,
+    in_series: bool | None,
+) -> list[ListedRow]:
+    """The first `limit` items of the user in `window` after the key `after`, by
+    (``sort_at``, ``api_id``): one range scan of the listing index for the items that
+    start from `LONG_SPAN` before the window, and one of the few long items."""
+    t = event_instances
+    day_start, day_end = _midnight(window.first_day), _midnight(window.end_day)
+    timed = sa.and_(
+        t.c.all_day.is_(False),
+        t.c.sort_at < window.end,
+        sa.or_(
+            sa.and_(t.c.end_at > t.c.sort_at, t.c.end_at > window.start),
+            sa.and_(t.c.end_at <= t.c.sort_at, t.c.sort_at >= window.start),
+        ),
+    )
+    all_day = sa.and_(t.c.all_day.is_(True), t.c.sort_at < day_end, t.c.end_at > day_start)
+    conditions: list[sa.ColumnElement[bool]] = [
+        t.c.user_id == user_id,
+        t.c.sort_at < max(window.end, day_end),
+        sa.or_(timed, all_day),
+    ]
+    if after is not None:
+        conditions.append(
+            sa.or_(t.c.sort_at > after[0], sa.and_(t.c.sort_at == after[0], t.c.api_id > after[1]))
+        )
+    if category is not None:
+        conditions.append(t.c.category == category)
+    if calendar_id is not None:
+        conditions.append(t.c.calendar_id == calendar_id)
+    if in_series is not None:
+        conditions.append(t.c.in_series.is_(in_series))
+    low = min(window.start, day_start) - LONG_SPAN
+    order = (t.c.sort_at, t.c.api_id)
+    short = sa.select(*_LISTED).where(*conditions, t.c.sort_at >= low).order_by(*order)
+    long = sa.select(*_LISTED).where(*conditions, t.c.long_span.is_(True), t.c.sort_at < low)
+    found = [ListedRow(*row) for row in session.execute(short.limit(limit))]
+    found += [ListedRow(*row) for row in session.execute(long.order_by(*order).limit(limit))]
+    found.sort(key=lambda r: (r.sort_at, r.api_id))
+    return found[:limit]
