@@ -312,7 +312,11 @@ class PageQuery:
 def page(session: Session, query: PageQuery) -> list[ListedRow] | None:
     """The first `query.limit` items of the answer after `query.after`, in list order;
     `None` when the model cannot answer (no horizon yet, a window outside it, a change
-    not re-expanded or a series cut short for this user): expand as before then."""
+    not re-expanded or a series cut short for this user): expand as before then.
+
+    Called first in its session, it makes the session's reads one snapshot
+    (`instances.read_snapshot`), so the caller loads the rows as they were listed."""
+    instances.read_snapshot(session)
     bounds = instances.horizon(session)
     if bounds is None:
         return None

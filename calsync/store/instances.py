@@ -40,6 +40,7 @@ __all__ = [
     "lock_owner",
     "masters_named",
     "owners_of_users",
+    "read_snapshot",
     "replace_rows",
     "set_horizon",
     "take_all_dirty",
@@ -162,6 +163,23 @@ def replace_rows(
         session.execute(sa.insert(event_instances), [dict(r) for r in rows])
     if incomplete and user_id is not None:
         session.execute(sa.insert(instance_incomplete).values(owner_id=owner_id, user_id=user_id))
+
+
+def read_snapshot(session: Session) -> None:
+    """Make the rest of `session`'s reads one snapshot, so that the rows a page names
+    and the rows it then loads are of the same moment (a write committed in between is
+    seen by neither): PostgreSQL's REPEATABLE READ; on SQLite an explicit ``BEGIN``
+    (pysqlite leaves SELECTs in autocommit, each its own snapshot). Only before the
+    session's first statement; later it changes nothing."""
+    if session.in_transaction():
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        return
+    connection = session.connection()
+    raw = connection.connection.driver_connection
+    if raw is not None and not getattr(raw, "in_transaction", True):
+        connection.exec_driver_sql("BEGIN")
 
 
 def horizon(session: Session) -> tuple[datetime, datetime] | None:
