@@ -42,8 +42,9 @@ from calsync.domain.models import Event, EventStatus, EventTime
 from calsync.domain.recurrence import instance_id, occurrences
 from calsync.domain.windows import DayRange
 from calsync.store import instances
-from calsync.store.event_queries import exceptions_of
-from calsync.store.events import StoredEvent, load_stored
+from calsync.store.chunks import chunks
+from calsync.store.event_queries import exceptions_of, load_many
+from calsync.store.events import StoredEvent
 from calsync.store.instances import ListedRow
 
 __all__ = [
@@ -110,9 +111,7 @@ def refresh_written(session: Session) -> None:
         owners = {(d.user_id, d.event_id) for d in dirty}
         refs = {(d.calendar_id, d.series_ref) for d in dirty if d.series_ref}
         owners.update(instances.masters_named(session, refs))
-        bounds = instances.horizon(session)
-        for _, owner_id in sorted(owners, key=lambda o: o[1]):
-            _refresh_owner(session, owner_id, bounds)
+        _refresh_owners(session, [owner for _, owner in owners], instances.horizon(session))
     session.info.pop(instances.WRITTEN_KEY, None)  # the model's own writes
 
 
@@ -121,11 +120,9 @@ def refresh_all(session: Session, *, series_only: bool = False) -> int:
     any change left recorded by a writer that bypassed the session hook."""
     bounds = instances.horizon(session)
     instances.take_all_dirty(session)
-    count = 0
-    for _, owner_id in instances.owners_of_users(session, masters_only=series_only):
-        _refresh_owner(session, owner_id, bounds)
-        count += 1
-    return count
+    owners = [owner for _, owner in instances.owners_of_users(session, masters_only=series_only)]
+    _refresh_owners(session, owners, bounds)
+    return len(owners)
 
 
 def fill(session: Session, now: datetime) -> bool:
@@ -143,20 +140,39 @@ def fill(session: Session, now: datetime) -> bool:
     return True
 
 
-def _refresh_owner(
-    session: Session, owner_id: uuid.UUID, bounds: tuple[datetime, datetime] | None
+def _refresh_owners(
+    session: Session, owner_ids: Sequence[uuid.UUID], bounds: tuple[datetime, datetime] | None
 ) -> None:
-    instances.lock_owner(session, owner_id)
-    stored = load_stored(session, owner_id)
-    if stored is None:
-        instances.replace_rows(session, owner_id, None, [], incomplete=False)
-        return
-    rows, incomplete = _rows_of(session, stored, bounds)
-    instances.replace_rows(session, owner_id, stored.user_id, rows, incomplete=incomplete)
+    """Replace the rows of these owners by what they list now: a few statements for the
+    whole batch (a full sync re-expands thousands of owners in its transaction)."""
+    for batch in chunks(sorted(set(owner_ids)), _BATCH):
+        instances.lock_owners(session, batch)
+        loaded = load_many(session, batch)  # deleted ones are missing: no rows
+        masters = [s for s in loaded.values() if _is_master(s)]
+        exceptions = exceptions_of(session, [(m.calendar_id, series_id_of(m)) for m in masters])
+        rows: list[dict[str, Any]] = []
+        incomplete: list[tuple[uuid.UUID, uuid.UUID]] = []
+        for stored in loaded.values():
+            own = exceptions.get((stored.calendar_id, series_id_of(stored)), [])
+            found, cut = _rows_of(stored, own, bounds)
+            rows += found
+            if cut:
+                incomplete.append((stored.id, stored.user_id))
+        instances.replace_rows(session, batch, rows, incomplete)
+
+
+_BATCH: Final = 1000
+"""Owners re-expanded together (one lock, load, delete and insert each)."""
+
+
+def _is_master(stored: StoredEvent) -> bool:
+    return stored.event.is_recurring and not stored.event.is_exception
 
 
 def _rows_of(
-    session: Session, stored: StoredEvent, bounds: tuple[datetime, datetime] | None
+    stored: StoredEvent,
+    own: Sequence[StoredEvent],
+    bounds: tuple[datetime, datetime] | None,
 ) -> tuple[list[dict[str, Any]], bool]:
     """The rows of an owner, and whether a bound cut its series' expansion short."""
     event = stored.event
@@ -169,7 +185,7 @@ def _rows_of(
         return [row], False
     if bounds is None:
         return [], False
-    return _series_rows(session, stored, bounds)
+    return _series_rows(stored, own, bounds)
 
 
 def _row(
@@ -220,14 +236,12 @@ def _chunks(bounds: tuple[datetime, datetime]) -> list[tuple[datetime, datetime]
 
 
 def _series_rows(
-    session: Session, master: StoredEvent, bounds: tuple[datetime, datetime]
+    master: StoredEvent, own: Sequence[StoredEvent], bounds: tuple[datetime, datetime]
 ) -> tuple[list[dict[str, Any]], bool]:
-    """The items of a series over the horizon, as today's expansion lists them."""
+    """The items of a series (`own`: its exceptions) over the horizon, as today's
+    expansion lists them."""
     event = master.event
     series_id = series_id_of(master)
-    own: Sequence[StoredEvent] = exceptions_of(session, [(master.calendar_id, series_id)]).get(
-        (master.calendar_id, series_id), []
-    )
     by_start = {sort_instant(e.event.original_start): e for e in own if e.event.original_start}
     by_event = {id(e.event): e for e in own}
     own_events = [e.event for e in own]

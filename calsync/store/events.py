@@ -52,7 +52,6 @@ from calsync.domain.models import (
 )
 from calsync.domain.recurrence import series_end
 from calsync.store.chunks import chunks
-from calsync.store.instances import WRITTEN_KEY
 from calsync.store.tables import Event as EventRow
 from calsync.store.tables import EventAttendee, User
 from calsync.store.types import UTCDateTime
@@ -80,6 +79,10 @@ __all__ = [
 ]
 
 _events = cast(sa.Table, EventRow.__table__)
+
+WRITTEN_KEY: Final = "calsync.events_written"
+"""The `Session.info` flag of a transaction that may have written ``events`` rows: the
+read model's upkeep runs before it commits (`calsync.store.db.make_session_factory`)."""
 
 #: For an UPDATE of event rows that records bookkeeping - a push lease, Google's answer,
 #: a sync state - and not a change of the event: ``updated_at`` is when the event last

@@ -21,6 +21,8 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from calsync.store.chunks import chunks
+from calsync.store.events import WRITTEN_KEY, any_of
 from calsync.store.tables import Event as EventRow
 from calsync.store.tables import (
     event_instances,
@@ -31,13 +33,14 @@ from calsync.store.tables import (
 
 __all__ = [
     "LONG_SPAN",
+    "WRITTEN_KEY",
     "Dirty",
     "ListedRow",
     "Window",
     "blocked",
     "horizon",
     "listed_rows",
-    "lock_owner",
+    "lock_owners",
     "masters_named",
     "owners_of_users",
     "read_snapshot",
@@ -52,8 +55,6 @@ LONG_SPAN: Final = timedelta(days=8)
 main scan starts at the window's start less this, so that it never reads the rows of
 the user's whole past."""
 
-WRITTEN_KEY: Final = "calsync.events_written"
-"""The `Session.info` flag set when a transaction may have written ``events`` rows."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,46 +124,61 @@ def masters_named(
 ) -> list[tuple[uuid.UUID, uuid.UUID]]:
     """(user id, id) of the series masters that exceptions naming (calendar, series id)
     belong to: by Google id, or by local id for a master not yet on Google."""
+    by_calendar: dict[uuid.UUID, set[str]] = {}
+    for calendar_id, ref in refs:
+        by_calendar.setdefault(calendar_id, set()).add(ref)
     found: list[tuple[uuid.UUID, uuid.UUID]] = []
-    for calendar_id, ref in sorted(set(refs)):
-        named = [EventRow.google_event_id == ref]
-        with contextlib.suppress(ValueError):  # a Google id, not a local one
-            named.append(EventRow.id == uuid.UUID(ref))
-        rows = session.execute(
-            sa.select(EventRow.user_id, EventRow.id).where(
-                EventRow.calendar_id == calendar_id,
-                EventRow.is_recurring.is_(True),
-                sa.or_(*named),
+    for calendar_id, names in sorted(by_calendar.items()):
+        google_ids = sorted(names)
+        local_ids = []
+        for name in google_ids:
+            with contextlib.suppress(ValueError):  # a Google id, not a local one
+                local_ids.append(uuid.UUID(name))
+        named = any_of(session, EventRow.google_event_id, google_ids)
+        named += any_of(session, EventRow.id, local_ids)
+        for condition in named:
+            rows = session.execute(
+                sa.select(EventRow.user_id, EventRow.id).where(
+                    EventRow.calendar_id == calendar_id,
+                    EventRow.is_recurring.is_(True),
+                    condition,
+                )
             )
-        )
-        found += [(user_id, event_id) for user_id, event_id in rows]
+            found += [(user_id, event_id) for user_id, event_id in rows]
     return found
 
 
-def lock_owner(session: Session, owner_id: uuid.UUID) -> None:
-    """Serialise re-expansions of one owner (PostgreSQL: its ``events`` row's lock), so
-    that two transactions never replace its rows at once. SQLite has one writer."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(sa.select(EventRow.id).where(EventRow.id == owner_id).with_for_update())
+def lock_owners(session: Session, owner_ids: Sequence[uuid.UUID]) -> None:
+    """Serialise re-expansions of the same owners (PostgreSQL: their ``events`` rows'
+    locks, taken in id order), so that two transactions never replace one owner's rows
+    at once. SQLite has one writer."""
+    if session.get_bind().dialect.name != "postgresql" or not owner_ids:
+        return
+    for condition in any_of(session, EventRow.id, sorted(owner_ids)):
+        session.execute(
+            sa.select(EventRow.id).where(condition).order_by(EventRow.id).with_for_update()
+        )
 
 
 def replace_rows(
     session: Session,
-    owner_id: uuid.UUID,
-    user_id: uuid.UUID | None,
+    owner_ids: Sequence[uuid.UUID],
     rows: Sequence[Mapping[str, Any]],
-    *,
-    incomplete: bool,
+    incomplete: Sequence[tuple[uuid.UUID, uuid.UUID]],
 ) -> None:
-    """Make `rows` the owner's items, and mark it `incomplete` or not."""
-    session.execute(sa.delete(event_instances).where(event_instances.c.owner_id == owner_id))
-    session.execute(
-        sa.delete(instance_incomplete).where(instance_incomplete.c.owner_id == owner_id)
-    )
-    if rows:
-        session.execute(sa.insert(event_instances), [dict(r) for r in rows])
-    if incomplete and user_id is not None:
-        session.execute(sa.insert(instance_incomplete).values(owner_id=owner_id, user_id=user_id))
+    """Make `rows` the items of the owners `owner_ids` (each row names its owner), and
+    `incomplete` ((owner, user) pairs) the ones among them a bound cut short."""
+    for condition in any_of(session, event_instances.c.owner_id, list(owner_ids)):
+        session.execute(sa.delete(event_instances).where(condition))
+    for condition in any_of(session, instance_incomplete.c.owner_id, list(owner_ids)):
+        session.execute(sa.delete(instance_incomplete).where(condition))
+    for chunk in chunks(list(rows), 2000):
+        session.execute(sa.insert(event_instances), [dict(r) for r in chunk])
+    if incomplete:
+        session.execute(
+            sa.insert(instance_incomplete),
+            [{"owner_id": owner, "user_id": user} for owner, user in incomplete],
+        )
 
 
 def read_snapshot(session: Session) -> None:
