@@ -56,7 +56,6 @@ main scan starts at the window's start less this, so that it never reads the row
 the user's whole past."""
 
 
-
 @dataclass(frozen=True, slots=True)
 class Dirty:
     """A change a trigger recorded: the row's user, id, calendar and series reference."""
