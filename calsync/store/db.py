@@ -67,6 +67,7 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     ``events`` rows they write, before they commit (decisions V2)."""
     factory = sessionmaker(engine, expire_on_commit=False)
     event.listen(factory, "do_orm_execute", _note_writes)
+    event.listen(factory, "after_flush", _note_flush)
     event.listen(factory, "before_commit", _refresh_read_model)
     return factory
 
@@ -76,6 +77,11 @@ def _note_writes(state: ORMExecuteState) -> None:
     changes for `_refresh_read_model` (the ``COPY`` of `insert_events` flags itself)."""
     if state.is_insert or state.is_update or state.is_delete:
         state.session.info[WRITTEN_KEY] = True
+
+
+def _note_flush(session: Session, _context: Any) -> None:
+    """Flag a session whose unit of work flushed rows (ORM objects, not statements)."""
+    session.info[WRITTEN_KEY] = True
 
 
 def _refresh_read_model(session: Session) -> None:
