@@ -38,7 +38,7 @@ from typing import Any, Final
 from sqlalchemy.orm import Session
 
 from calsync.domain.errors import ValidationError
-from calsync.domain.models import Event, EventStatus, EventTime
+from calsync.domain.models import Event, EventTime
 from calsync.domain.recurrence import instance_id, occurrences
 from calsync.domain.windows import DayRange
 from calsync.store import instances
@@ -143,49 +143,32 @@ def fill(session: Session, now: datetime) -> bool:
 def _refresh_owners(
     session: Session, owner_ids: Sequence[uuid.UUID], bounds: tuple[datetime, datetime] | None
 ) -> None:
-    """Replace the rows of these owners by what they list now: a few statements for the
-    whole batch (a full sync re-expands thousands of owners in its transaction)."""
+    """Replace the rows of these owners by what they list now: a few statements per
+    batch (a full sync re-expands thousands of owners in its transaction); singles'
+    rows are computed by the database, series' here."""
     for batch in chunks(sorted(set(owner_ids)), _BATCH):
         instances.lock_owners(session, batch)
-        loaded = load_many(session, batch)  # deleted ones are missing: no rows
-        masters = [s for s in loaded.values() if _is_master(s)]
+        instances.delete_rows(session, batch)
+        instances.insert_singles(session, batch)
+        if bounds is None:
+            continue  # no horizon yet: series have no rows
+        masters = list(load_many(session, instances.live_masters(session, batch)).values())
+        if not masters:
+            continue
         exceptions = exceptions_of(session, [(m.calendar_id, series_id_of(m)) for m in masters])
         rows: list[dict[str, Any]] = []
         incomplete: list[tuple[uuid.UUID, uuid.UUID]] = []
-        for stored in loaded.values():
-            own = exceptions.get((stored.calendar_id, series_id_of(stored)), [])
-            found, cut = _rows_of(stored, own, bounds)
+        for master in masters:
+            own = exceptions.get((master.calendar_id, series_id_of(master)), [])
+            found, cut = _series_rows(master, own, bounds)
             rows += found
             if cut:
-                incomplete.append((stored.id, stored.user_id))
-        instances.replace_rows(session, batch, rows, incomplete)
+                incomplete.append((master.id, master.user_id))
+        instances.insert_rows(session, rows, incomplete)
 
 
 _BATCH: Final = 1000
-"""Owners re-expanded together (one lock, load, delete and insert each)."""
-
-
-def _is_master(stored: StoredEvent) -> bool:
-    return stored.event.is_recurring and not stored.event.is_exception
-
-
-def _rows_of(
-    stored: StoredEvent,
-    own: Sequence[StoredEvent],
-    bounds: tuple[datetime, datetime] | None,
-) -> tuple[list[dict[str, Any]], bool]:
-    """The rows of an owner, and whether a bound cut its series' expansion short."""
-    event = stored.event
-    if stored.deleted_at is not None or event.status == EventStatus.CANCELLED:
-        return [], False
-    if event.is_exception:
-        return [], False  # listed through its master
-    if not event.is_recurring:
-        row = _row(stored, str(stored.id), event, in_series=False)
-        return [row], False
-    if bounds is None:
-        return [], False
-    return _series_rows(stored, own, bounds)
+"""Owners re-expanded together (one lock, delete and insert each)."""
 
 
 def _row(
@@ -242,6 +225,8 @@ def _series_rows(
     expansion lists them."""
     event = master.event
     series_id = series_id_of(master)
+    if not event.recurrence:
+        return _whole_master(master, own, bounds), False
     by_start = {sort_instant(e.event.original_start): e for e in own if e.event.original_start}
     by_event = {id(e.event): e for e in own}
     own_events = [e.event for e in own]
@@ -302,6 +287,26 @@ def _series_rows(
                 bookkeeping_id=keeper.id if keeper is not None else None,
             )
     return list(rows.values()), not complete
+
+
+def _whole_master(
+    master: StoredEvent, own: Sequence[StoredEvent], bounds: tuple[datetime, datetime]
+) -> list[dict[str, Any]]:
+    """A row marked as a series but without rules (never one calsync wrote): listed as
+    expansion lists it, the master itself as its one instance, when it meets the
+    horizon."""
+    event = master.event
+    at = sort_instant(event.start)
+    if not (at < bounds[1] and sort_instant(event.end) >= bounds[0]):
+        return []
+    keeper = next((e for e in own if e.event.original_start == event.start), None)
+    api_id = instance_id(str(master.id), event.start)
+    bookkeeping = keeper.id if keeper is not None else None
+    return [
+        _row(
+            master, api_id, event, in_series=True, original=event.start, bookkeeping_id=bookkeeping
+        )
+    ]
 
 
 # --- reading --------------------------------------------------------------------------

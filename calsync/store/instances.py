@@ -38,13 +38,16 @@ __all__ = [
     "ListedRow",
     "Window",
     "blocked",
+    "delete_rows",
     "horizon",
+    "insert_rows",
+    "insert_singles",
     "listed_rows",
+    "live_masters",
     "lock_owners",
     "masters_named",
     "owners_of_users",
     "read_snapshot",
-    "replace_rows",
     "set_horizon",
     "take_all_dirty",
     "take_dirty",
@@ -159,18 +162,20 @@ def lock_owners(session: Session, owner_ids: Sequence[uuid.UUID]) -> None:
         )
 
 
-def replace_rows(
-    session: Session,
-    owner_ids: Sequence[uuid.UUID],
-    rows: Sequence[Mapping[str, Any]],
-    incomplete: Sequence[tuple[uuid.UUID, uuid.UUID]],
-) -> None:
-    """Make `rows` the items of the owners `owner_ids` (each row names its owner), and
-    `incomplete` ((owner, user) pairs) the ones among them a bound cut short."""
+def delete_rows(session: Session, owner_ids: Sequence[uuid.UUID]) -> None:
+    """Forget the items of these owners, and whether a bound cut them short."""
     for condition in any_of(session, event_instances.c.owner_id, list(owner_ids)):
         session.execute(sa.delete(event_instances).where(condition))
     for condition in any_of(session, instance_incomplete.c.owner_id, list(owner_ids)):
         session.execute(sa.delete(instance_incomplete).where(condition))
+
+
+def insert_rows(
+    session: Session,
+    rows: Sequence[Mapping[str, Any]],
+    incomplete: Sequence[tuple[uuid.UUID, uuid.UUID]],
+) -> None:
+    """Add `rows` (series items) and the (owner, user) pairs a bound cut short."""
     for chunk in chunks(list(rows), 2000):
         session.execute(sa.insert(event_instances), [dict(r) for r in chunk])
     if incomplete:
@@ -178,6 +183,67 @@ def replace_rows(
             sa.insert(instance_incomplete),
             [{"owner_id": owner, "user_id": user} for owner, user in incomplete],
         )
+
+
+#: What the singles' listing selects (`calsync.store.event_queries`, ``Kind.SINGLE``).
+_SINGLE = (
+    EventRow.is_recurring.is_(False),
+    EventRow.recurring_event_id.is_(None),
+    EventRow.deleted_at.is_(None),
+    EventRow.status != "cancelled",
+)
+#: What the series' listing expands (``Kind.MASTER``).
+_MASTER = (
+    EventRow.is_recurring.is_(True),
+    EventRow.deleted_at.is_(None),
+    EventRow.status != "cancelled",
+)
+_SQLITE_UUID_TEXT = (
+    "substr(events.id, 1, 8) || '-' || substr(events.id, 9, 4) || '-' || "
+    "substr(events.id, 13, 4) || '-' || substr(events.id, 17, 4) || '-' || "
+    "substr(events.id, 21, 12)"
+)
+
+
+def insert_singles(session: Session, owner_ids: Sequence[uuid.UUID]) -> None:
+    """Add the item of each live single among these owners, computed in the database
+    from its columns (one statement per batch: a full sync stores thousands)."""
+    if session.get_bind().dialect.name == "postgresql":
+        api_id: sa.ColumnElement[Any] = sa.cast(EventRow.id, sa.Text())
+        long_span: sa.ColumnElement[Any] = sa.literal_column(
+            "events.end_time - events.start_time > interval '8 days'", sa.Boolean()
+        )
+    else:
+        api_id = sa.func.lower(sa.literal_column(_SQLITE_UUID_TEXT, sa.String()))
+        long_span = sa.literal_column(
+            "julianday(events.end_time) - julianday(events.start_time) > 8", sa.Boolean()
+        )
+    assert timedelta(days=8) == LONG_SPAN  # as both spell it
+    columns = {
+        "owner_id": EventRow.id,
+        "api_id": api_id,
+        "user_id": EventRow.user_id,
+        "calendar_id": EventRow.calendar_id,
+        "in_series": sa.false(),
+        "sort_at": EventRow.start_time,
+        "end_at": EventRow.end_time,
+        "all_day": EventRow.all_day,
+        "long_span": long_span,
+        "category": EventRow.category,
+        "status": EventRow.status,
+        "version": EventRow.version,
+    }
+    for condition in any_of(session, EventRow.id, list(owner_ids)):
+        query = sa.select(*columns.values()).where(condition, *_SINGLE)
+        session.execute(sa.insert(event_instances).from_select(list(columns), query))
+
+
+def live_masters(session: Session, owner_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
+    """The live series masters among these owners."""
+    found: list[uuid.UUID] = []
+    for condition in any_of(session, EventRow.id, list(owner_ids)):
+        found += session.scalars(sa.select(EventRow.id).where(condition, *_MASTER))
+    return found
 
 
 def read_snapshot(session: Session) -> None:
@@ -220,7 +286,8 @@ def owners_of_users(
     """(user id, id) of every live single and series master (or master alone): the
     owners of items."""
     query = sa.select(EventRow.user_id, EventRow.id).where(
-        EventRow.deleted_at.is_(None), EventRow.recurring_event_id.is_(None)
+        EventRow.deleted_at.is_(None),
+        sa.or_(EventRow.recurring_event_id.is_(None), EventRow.is_recurring.is_(True)),
     )
     if masters_only:
         query = query.where(EventRow.is_recurring.is_(True))
