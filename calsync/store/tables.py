@@ -535,6 +535,13 @@ event_instances = sa.Table(
     sa.Column("version", sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint("owner_id", "api_id"),
     sa.Index("ix_event_instances_listing", "user_id", "sort_at", "api_id"),
+    sa.Index(
+        "ix_event_instances_long",
+        "user_id",
+        "sort_at",
+        postgresql_where=sa.text("long_span"),
+        sqlite_where=sa.text("long_span"),
+    ),
 )
 
 instance_incomplete = sa.Table(
