@@ -29,6 +29,7 @@ horizon; the differential test (tests/integration/events/test_read_model.py) che
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -59,6 +60,8 @@ __all__ = [
     "refresh_written",
     "series_id_of",
 ]
+
+logger = logging.getLogger(__name__)
 
 HORIZON_BEHIND: Final = timedelta(days=92)
 """How far before today series instances are held: the last quarter, which calendar
@@ -103,15 +106,24 @@ def original_start(row: ListedRow) -> EventTime | None:
 
 def refresh_written(session: Session) -> None:
     """Re-expand the owners of the changes this transaction's triggers recorded (the
-    session's ``before_commit``). Costs nothing for a transaction that wrote no row."""
+    session's ``before_commit``). Costs nothing for a transaction that wrote no row.
+
+    Never fails the write: the upkeep runs in a savepoint, and if it raises, the
+    savepoint is rolled back - the records stay, so the model declines the users' lists
+    (expanded per request, correct) until `refresh_all` - and the error is logged."""
     if not session.info.pop(instances.WRITTEN_KEY, False):
         return
-    dirty = instances.take_dirty(session)
-    if dirty:
-        owners = {(d.user_id, d.event_id) for d in dirty}
-        refs = {(d.calendar_id, d.series_ref) for d in dirty if d.series_ref}
-        owners.update(instances.masters_named(session, refs))
-        _refresh_owners(session, [owner for _, owner in owners], instances.horizon(session))
+    try:
+        with session.begin_nested():
+            dirty = instances.take_dirty(session)
+            if dirty:
+                owners = {(d.user_id, d.event_id) for d in dirty}
+                refs = {(d.calendar_id, d.series_ref) for d in dirty if d.series_ref}
+                owners.update(instances.masters_named(session, refs))
+                owner_ids = [owner for _, owner in owners]
+                _refresh_owners(session, owner_ids, instances.horizon(session))
+    except Exception:
+        logger.exception("read model upkeep failed; lists of the users touched are expanded")
     session.info.pop(instances.WRITTEN_KEY, None)  # the model's own writes
 
 

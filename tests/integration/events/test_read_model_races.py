@@ -187,3 +187,34 @@ def test_a_page_is_of_one_moment_while_a_pull_changes_the_series(
     assert after == expanded(app, alice)
     assert during in (before, after)
     assert shown(app, bob) == bobs == expanded(app, bob)
+
+
+def test_a_failing_upkeep_fails_no_write_and_its_users_lists_are_expanded(
+    filled: tuple[EventsApp, list[User]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, people = filled
+    alice, bob = people
+    app.create(bob, series("bob", 9))
+    bobs = shown(app, bob)
+
+    def broken(*_: Any) -> Any:
+        raise RuntimeError("a bug in the read model")
+
+    # When the upkeep of alice's write raises
+    monkeypatch.setattr(read_model, "_series_rows", broken)
+    app.create(alice, series("alice", 10))  # 201: the write is committed
+    monkeypatch.undo()
+
+    # Then the model declines alice's lists, which expansion answers, and not bob's
+    with app.services.sessions() as session:
+        assert instances.blocked(session, alice.id)
+        assert not instances.blocked(session, bob.id)
+    listed = shown(app, alice)
+    assert len(listed) == 12
+    assert shown(app, bob) == bobs
+    # And after refresh_all the model answers alice's lists again, as expansion does
+    with app.services.sessions.begin() as session:
+        read_model.refresh_all(session)
+    with app.services.sessions() as session:
+        assert not instances.blocked(session, alice.id)
+    assert shown(app, alice) == listed == expanded(app, alice)
