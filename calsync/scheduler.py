@@ -155,8 +155,7 @@ def build_scheduler(services: Services) -> Scheduler:
 
     def fill_read_model(now: datetime) -> None:
         # a no-op but on the first tick and when the UTC date changed (decisions V3)
-        with services.sessions.begin() as session:
-            read_model.fill(session, now)
+        read_model.fill(services.sessions, now)
 
     def audit_calendars(now: datetime) -> None:
         for calendar_id in due_audits(services, now):

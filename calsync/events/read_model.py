@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from calsync.domain.errors import ValidationError
 from calsync.domain.models import Event, EventTime
@@ -106,13 +106,18 @@ def original_start(row: ListedRow) -> EventTime | None:
 
 def refresh_written(session: Session) -> None:
     """Re-expand the owners of the changes this transaction's triggers recorded (the
-    session's ``before_commit``). Costs nothing for a transaction that wrote no row.
+    session's ``before_commit``). Costs nothing for a transaction that wrote no row, and
+    one primary-key read for one that did while the model is off (no horizon: the
+    triggers recorded nothing, decision V8).
 
     Never fails the write: the upkeep runs in a savepoint, and if it raises, the
     savepoint is rolled back - the records stay, so the model declines the users' lists
     (expanded per request, correct) until `refresh_all` - and the error is logged."""
     if not session.info.pop(instances.WRITTEN_KEY, False):
         return
+    bounds = instances.horizon(session, filled=False)
+    if bounds is None:
+        return  # the model is off
     try:
         with session.begin_nested():
             dirty = instances.take_dirty(session)
@@ -121,7 +126,7 @@ def refresh_written(session: Session) -> None:
                 refs = {(d.calendar_id, d.series_ref) for d in dirty if d.series_ref}
                 owners.update(instances.masters_named(session, refs))
                 owner_ids = [owner for _, owner in owners]
-                _refresh_owners(session, owner_ids, instances.horizon(session))
+                _refresh_owners(session, owner_ids, bounds)
     except Exception:
         logger.exception("read model upkeep failed; lists of the users touched are expanded")
     session.info.pop(instances.WRITTEN_KEY, None)  # the model's own writes
@@ -129,31 +134,49 @@ def refresh_written(session: Session) -> None:
 
 def refresh_all(session: Session, *, series_only: bool = False) -> int:
     """Re-expand every owner (or every series master); the number of owners. Also takes
-    any change left recorded by a writer that bypassed the session hook."""
-    bounds = instances.horizon(session)
+    any change left recorded by a writer that bypassed the session hook. Nothing without
+    a horizon (the model is off)."""
+    bounds = instances.horizon(session, filled=False)
+    if bounds is None:
+        return 0
     instances.take_all_dirty(session)
     owners = [owner for _, owner in instances.owners_of_users(session, masters_only=series_only)]
     _refresh_owners(session, owners, bounds)
     return len(owners)
 
 
-def fill(session: Session, now: datetime) -> bool:
+def fill(sessions: sessionmaker[Session], now: datetime) -> bool:
     """Move the horizon to `HORIZON_BEHIND` before `now`'s UTC date to `HORIZON_AHEAD`
-    after it, re-expanding what it needs (every owner the first time, every series
-    master when it moves), in this transaction; `False` when it is already there. The
-    scheduler calls it once a day; until it first runs the model is not read."""
+    after it, re-expanding what it needs; `False` when it is already there. The
+    scheduler calls it once a day; until its first run completes the model is not read.
+
+    A move (the model already filled) is one transaction: the new horizon and every
+    series master re-expanded. The first fill is two (decision V8): the horizon, not yet
+    readable, committed once every transaction writing ``events`` has ended
+    (`instances.stop_writers`) - from then on every write's triggers record and its
+    session keeps its owners - then every owner re-expanded and the model marked
+    readable. A write committed before the first step is seen by the second; one after
+    it keeps itself. A first fill that did not finish is redone."""
     today = _midnight(now.astimezone(UTC).date())
     wanted = (today - HORIZON_BEHIND, today + HORIZON_AHEAD)
-    current = instances.horizon(session)
-    if current == wanted:
-        return False
-    instances.set_horizon(session, *wanted)
-    refresh_all(session, series_only=current is not None)
+    with sessions.begin() as session:
+        current = instances.horizon(session)
+        if current == wanted:
+            return False
+        if current is not None:
+            instances.set_horizon(session, *wanted)
+            refresh_all(session, series_only=True)
+            return True
+        instances.stop_writers(session)
+        instances.set_horizon(session, *wanted, filled=False)
+    with sessions.begin() as session:
+        refresh_all(session)
+        instances.mark_filled(session)
     return True
 
 
 def _refresh_owners(
-    session: Session, owner_ids: Sequence[uuid.UUID], bounds: tuple[datetime, datetime] | None
+    session: Session, owner_ids: Sequence[uuid.UUID], bounds: tuple[datetime, datetime]
 ) -> None:
     """Replace the rows of these owners by what they list now: a few statements per
     batch (a full sync re-expands thousands of owners in its transaction); singles'
@@ -162,8 +185,6 @@ def _refresh_owners(
         instances.lock_owners(session, batch)
         instances.delete_rows(session, batch)
         instances.insert_singles(session, batch)
-        if bounds is None:
-            continue  # no horizon yet: series have no rows
         masters = list(load_many(session, instances.live_masters(session, batch)).values())
         if not masters:
             continue

@@ -45,10 +45,12 @@ __all__ = [
     "listed_rows",
     "live_masters",
     "lock_owners",
+    "mark_filled",
     "masters_named",
     "owners_of_users",
     "read_snapshot",
     "set_horizon",
+    "stop_writers",
     "take_all_dirty",
     "take_dirty",
 ]
@@ -263,21 +265,41 @@ def read_snapshot(session: Session) -> None:
         connection.exec_driver_sql("BEGIN")
 
 
-def horizon(session: Session) -> tuple[datetime, datetime] | None:
+def horizon(session: Session, *, filled: bool = True) -> tuple[datetime, datetime] | None:
     """The instants ``[first, end)`` series instances are held for (midnights UTC), or
-    `None` before the model was first filled."""
-    row = session.execute(
-        sa.select(instance_horizon.c.first_at, instance_horizon.c.end_at).where(
-            instance_horizon.c.id == 1
-        )
-    ).first()
+    `None` before the model was first filled. With ``filled=False`` also a horizon whose
+    first fill is under way (the upkeep keeps the model from its creation on, V8)."""
+    query = sa.select(instance_horizon.c.first_at, instance_horizon.c.end_at).where(
+        instance_horizon.c.id == 1
+    )
+    if filled:
+        query = query.where(instance_horizon.c.filled.is_(True))
+    row = session.execute(query).first()
     return (row[0], row[1]) if row is not None else None
 
 
-def set_horizon(session: Session, first: datetime, end: datetime) -> None:
-    """Record the horizon (the caller has expanded every series over it)."""
+def set_horizon(session: Session, first: datetime, end: datetime, *, filled: bool = True) -> None:
+    """Record the horizon: ``filled`` when the caller has expanded every owner over it
+    (the model is read), else the start of a first fill (the triggers record from the
+    commit on, the model is not read yet)."""
     session.execute(sa.delete(instance_horizon))
-    session.execute(sa.insert(instance_horizon).values(id=1, first_at=first, end_at=end))
+    session.execute(
+        sa.insert(instance_horizon).values(id=1, first_at=first, end_at=end, filled=filled)
+    )
+
+
+def mark_filled(session: Session) -> None:
+    """Let the model be read: the caller has expanded every owner over the horizon."""
+    session.execute(sa.update(instance_horizon).values(filled=True))
+
+
+def stop_writers(session: Session) -> None:
+    """Wait for every transaction writing ``events`` to end, and hold new ones off until
+    this one commits (PostgreSQL: ``SHARE`` lock on ``events``), so that a write either
+    committed before, or its triggers see what this transaction writes. SQLite has one
+    writer at a time already."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.text("LOCK TABLE events IN SHARE MODE"))
 
 
 def owners_of_users(

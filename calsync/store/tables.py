@@ -570,4 +570,5 @@ instance_horizon = sa.Table(
     sa.Column("id", sa.Integer(), primary_key=True),
     sa.Column("first_at", UTCDateTime(), nullable=False),
     sa.Column("end_at", UTCDateTime(), nullable=False),
+    sa.Column("filled", sa.Boolean(), nullable=False),
 )

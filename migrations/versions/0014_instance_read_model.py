@@ -15,9 +15,9 @@ The read model of expanded lists (issue 19, decisions V1-V6):
 - ``instance_dirty``: written by triggers on ``events`` for every row change that can
   change what is listed, consumed (and the owners re-expanded) before the writing
   transaction commits. A user with a row here is listed as before.
-- ``instance_horizon``: the one range ``event_instances`` holds series instances for;
-  none until the scheduler first fills it, and until then every list is expanded as
-  before.
+- ``instance_horizon``: the one range ``event_instances`` holds series instances for,
+  and whether it is ``filled`` (read only then); none until the scheduler first fills
+  it. Without it the triggers record nothing and writes pay no upkeep (decision V8).
 """
 
 from __future__ import annotations
@@ -119,6 +119,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), primary_key=True),
         sa.Column("first_at", UTCDateTime(), nullable=False),
         sa.Column("end_at", UTCDateTime(), nullable=False),
+        sa.Column("filled", sa.Boolean(), nullable=False),
         sa.CheckConstraint("id = 1", name="ck_instance_horizon_one"),
     )
     if op.get_bind().dialect.name == "postgresql":
@@ -134,6 +135,9 @@ def _postgres_triggers() -> None:
         f"""
         CREATE FUNCTION calsync_instances_dirty() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
+            IF NOT EXISTS (SELECT 1 FROM instance_horizon) THEN
+                RETURN NULL;  -- the model is off: nothing to keep (decision V8)
+            END IF;
             IF TG_OP <> 'INSERT' THEN
                 INSERT INTO instance_dirty ({_COLUMNS}, xact)
                 VALUES ({_values("OLD")}, txid_current());
@@ -158,19 +162,21 @@ def _postgres_triggers() -> None:
 
 def _sqlite_triggers() -> None:
     changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in _WATCHED)
+    on = "EXISTS (SELECT 1 FROM instance_horizon)"  # the model is off without it (V8)
     insert = "INSERT INTO instance_dirty ({}) VALUES ({});"
     op.execute(
-        "CREATE TRIGGER events_instances_insert AFTER INSERT ON events BEGIN "
+        f"CREATE TRIGGER events_instances_insert AFTER INSERT ON events WHEN {on} BEGIN "
         + insert.format(_COLUMNS, _values("NEW"))
         + " END"
     )
     op.execute(
-        "CREATE TRIGGER events_instances_delete AFTER DELETE ON events BEGIN "
+        f"CREATE TRIGGER events_instances_delete AFTER DELETE ON events WHEN {on} BEGIN "
         + insert.format(_COLUMNS, _values("OLD"))
         + " END"
     )
     op.execute(
-        f"CREATE TRIGGER events_instances_update AFTER UPDATE ON events WHEN {changed} BEGIN "
+        "CREATE TRIGGER events_instances_update AFTER UPDATE ON events"
+        f" WHEN {on} AND ({changed}) BEGIN "
         + insert.format(_COLUMNS, _values("OLD"))
         + " "
         + insert.format(_COLUMNS, _values("NEW"))

@@ -250,8 +250,7 @@ def main() -> None:
         settle(services.engine)
         if args.read_model:
             began = time.perf_counter()
-            with services.sessions.begin() as session:
-                read_model.fill(session, datetime(2030, 6, 15, tzinfo=UTC))
+            read_model.fill(services.sessions, datetime(2030, 6, 15, tzinfo=UTC))
             print(f"read model filled in {time.perf_counter() - began:.2f} s")
             settle(services.engine)
         token = issue_token(services.jwt, subject=str(account.id), email=email, role="user")

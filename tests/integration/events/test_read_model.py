@@ -69,8 +69,7 @@ def users(
                     sa.update(UserRow).where(UserRow.id == user.id).values(timezone=zone_name)
                 )
             found.append(user)
-        with app.services.sessions.begin() as session:
-            assert read_model.fill(session, app.clock())
+        assert read_model.fill(app.services.sessions, app.clock())
         yield app, found
 
 

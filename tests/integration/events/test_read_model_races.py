@@ -61,8 +61,7 @@ def filled(
         base = request.getfixturevalue("production_settings")
     for app in running(base, fake_google):
         people = [app.connect(f"race{n}-{uuid.uuid4().hex[:6]}@example.com") for n in range(2)]
-        with app.services.sessions.begin() as session:
-            read_model.fill(session, app.clock())
+        read_model.fill(app.services.sessions, app.clock())
         yield app, people
 
 
