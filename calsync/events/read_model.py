@@ -1,6 +1,6 @@
 """The read model of expanded lists: one row per listed item, kept with the events.
 
-Decisions V1-V6. Every live single event of a user has one row in ``event_instances``;
+Decisions V1-V8. Every live single event of a user has one row in ``event_instances``;
 every live series master has one row per instance (generated, or replaced by a live
 exception, moved or not) that overlaps the *horizon*, the range `fill` last expanded
 every series over (`HORIZON_BEHIND` before today to `HORIZON_AHEAD` after it). A row
@@ -15,6 +15,8 @@ every session of `calsync.store.db.make_session_factory` before it commits - re-
 the owners those changes touch (the row itself, or the master an exception names) and
 replaces their rows. API writes, splits, pulls and pushes are all covered without any
 of them knowing: nothing that writes ``events`` through a session can miss it.
+Until a horizon exists (`fill`, decision V8) the triggers record nothing and the upkeep
+returns after one read of the horizon: the model off costs writes (almost) nothing.
 
 Reading (`page`): a window wholly inside the horizon, for a user with no change left
 to re-expand and no series whose expansion a bound cut short, is one range scan
