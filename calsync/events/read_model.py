@@ -115,11 +115,12 @@ def refresh_written(session: Session) -> None:
     Never fails the write: the upkeep runs in a savepoint, and if it raises, the
     savepoint is rolled back - the records stay, so the model declines the users' lists
     (expanded per request, correct) until `refresh_all` - and the error is logged."""
-    if not session.info.pop(instances.WRITTEN_KEY, False):
-        return
+    if session.info.get(_IN_UPKEEP) or not session.info.pop(instances.WRITTEN_KEY, False):
+        return  # (the savepoint's own commit calls this hook again)
     bounds = instances.horizon(session, filled=False)
     if bounds is None:
         return  # the model is off
+    session.info[_IN_UPKEEP] = True
     try:
         with session.begin_nested():
             dirty = instances.take_dirty(session)
@@ -131,7 +132,14 @@ def refresh_written(session: Session) -> None:
                 _refresh_owners(session, owner_ids, bounds)
     except Exception:
         logger.exception("read model upkeep failed; lists of the users touched are expanded")
+    finally:
+        session.info.pop(_IN_UPKEEP, None)
     session.info.pop(instances.WRITTEN_KEY, None)  # the model's own writes
+
+
+_IN_UPKEEP: Final = "calsync.read_model.in_upkeep"
+"""Session flag: `refresh_written` is running (its savepoint's commit fires the session's
+``before_commit`` again, and the upkeep's own statements flag the session as written)."""
 
 
 def refresh_all(session: Session, *, series_only: bool = False) -> int:

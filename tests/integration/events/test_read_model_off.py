@@ -9,6 +9,7 @@ whose transaction was open while the first fill began.
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections.abc import Iterator
@@ -183,3 +184,17 @@ def test_a_write_open_while_the_first_fill_begins_is_listed(
     spy = Spy()
     monkeypatch.setattr(read_model, "page", spy)
     compare(app, people, WINDOWS, spy, small_pages=False)
+
+
+def test_the_upkeep_does_not_run_itself_again(
+    off: tuple[EventsApp, list[User]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its savepoint's commit fires the session's ``before_commit`` again: that must not
+    re-run it (it did, nested ~900 deep, until a RecursionError at the bottom was caught
+    and logged on every write), so a write's upkeep logs no error."""
+    app, people = off
+    assert read_model.fill(app.services.sessions, app.clock())
+    with caplog.at_level(logging.ERROR, logger="calsync.events.read_model"):
+        for n, user in enumerate(people):
+            calendar(app, user, n)
+    assert not caplog.records
