@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from calsync.bootstrap import Services
 from calsync.jobs import fan_out_renewals
+from calsync.events import read_model
 from calsync.notify.schedule import notify_tasks
 from calsync.store import outbox
 from calsync.sync import audit, kicks
@@ -119,6 +120,8 @@ def due_pushes(services: Services, now: datetime) -> list[uuid.UUID]:
 
 #: How often the scheduler enqueues the convergence audits that are due.
 AUDIT_EVERY = timedelta(minutes=1)
+#: How often the scheduler checks the read model's horizon (it moves once a day).
+READ_MODEL_EVERY = timedelta(minutes=10)
 
 
 def due_audits(services: Services, now: datetime) -> list[uuid.UUID]:
@@ -158,6 +161,10 @@ def build_scheduler(services: Services) -> Scheduler:
         for event_id in due_pushes(services, now):
             services.jobs.push_outbox.send(str(event_id))
 
+    def fill_read_model(now: datetime) -> None:
+        # a no-op but on the first tick and when the UTC date changed (decisions V3)
+        read_model.fill(services.sessions, now)
+
     def audit_calendars(now: datetime) -> None:
         for calendar_id in due_audits(services, now):
             services.jobs.audit_calendar.send(str(calendar_id))
@@ -174,5 +181,10 @@ def build_scheduler(services: Services) -> Scheduler:
             PeriodicTask("sweep_outbox", OUTBOX_SWEEP_EVERY, sweep_outbox),
             PeriodicTask("audit_calendars", AUDIT_EVERY, audit_calendars),
             *notify_tasks(services),
+            *(
+                [PeriodicTask("fill_read_model", READ_MODEL_EVERY, fill_read_model)]
+                if settings.read_model
+                else []
+            ),
         ],
     )

@@ -24,9 +24,10 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from calsync import tracing
+from calsync.store.instances import WRITTEN_KEY
 
 T = TypeVar("T")
 
@@ -107,8 +108,32 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions that keep loaded values after commit (repositories return detached data),
-    on the request's connection while one is held for `engine` (`holding`)."""
-    return RequestSessions(engine, expire_on_commit=False)
+    on the request's connection while one is held for `engine` (`holding`), and that
+    keep the read model of lists (`calsync.events.read_model`) in step with the
+    ``events`` rows they write, before they commit (decisions V2)."""
+    factory = RequestSessions(engine, expire_on_commit=False)
+    event.listen(factory, "do_orm_execute", _note_writes)
+    event.listen(factory, "after_flush", _note_flush)
+    event.listen(factory, "before_commit", _refresh_read_model)
+    return factory
+
+
+def _note_writes(state: ORMExecuteState) -> None:
+    """Flag a session that ran an INSERT, UPDATE or DELETE: only those can have left
+    changes for `_refresh_read_model` (the ``COPY`` of `insert_events` flags itself)."""
+    if state.is_insert or state.is_update or state.is_delete:
+        state.session.info[WRITTEN_KEY] = True
+
+
+def _note_flush(session: Session, _context: Any) -> None:
+    """Flag a session whose unit of work flushed rows (ORM objects, not statements)."""
+    session.info[WRITTEN_KEY] = True
+
+
+def _refresh_read_model(session: Session) -> None:
+    from calsync.events.read_model import refresh_written
+
+    refresh_written(session)
 
 
 class RequestConnection:

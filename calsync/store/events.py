@@ -80,6 +80,10 @@ __all__ = [
 
 _events = cast(sa.Table, EventRow.__table__)
 
+WRITTEN_KEY: Final = "calsync.events_written"
+"""The `Session.info` flag of a transaction that may have written ``events`` rows: the
+read model's upkeep runs before it commits (`calsync.store.db.make_session_factory`)."""
+
 #: For an UPDATE of event rows that records bookkeeping - a push lease, Google's answer,
 #: a sync state - and not a change of the event: ``updated_at`` is when the event last
 #: changed, which `last_updated_wins` compares with Google's update time, so such an
@@ -533,6 +537,7 @@ def insert_events(
     pick = operator.itemgetter(*given)
     connection = session.connection().connection.driver_connection
     assert connection is not None
+    session.info[WRITTEN_KEY] = True  # the read model's triggers fire on COPY too
     statement = f"COPY {_events.name} ({', '.join(names)}) FROM STDIN (FORMAT BINARY)"
     with connection.cursor() as cursor, cursor.copy(statement) as copy:
         copy.set_types([_COPY_TYPES[name] for name in names])

@@ -50,6 +50,7 @@ from calsync.domain.recurrence import (
 )
 from calsync.domain.timezones import zone
 from calsync.domain.windows import DayRange, days_touched
+from calsync.events import read_model
 from calsync.store.event_queries import (
     EventFilter,
     Kind,
@@ -263,8 +264,85 @@ def list_views(
     session: Session, user_id: uuid.UUID, query: ListQuery
 ) -> tuple[list[EventView], str | None]:
     """One page of the user's events for `query`, and the cursor of the next page."""
+    modelled = _model_page(session, user_id, query)
+    if modelled is not None:
+        return [view for view, _ in modelled[0]], modelled[1]
     items, versions, cursor = _page(session, user_id, query, memos_of(session))
     return _views(session, items, versions), cursor
+
+
+def _model_page(
+    session: Session, user_id: uuid.UUID, query: ListQuery
+) -> tuple[list[tuple[EventView, bool]], str | None] | None:
+    """An expanded page read from the read model (`calsync.events.read_model`), or
+    `None` when the model cannot answer it (then it is expanded here, as before)."""
+    if not query.expand:
+        return None
+    assert query.start is not None
+    assert query.end is not None
+    assert query.days is not None
+    rows = read_model.page(
+        session,
+        read_model.PageQuery(
+            user_id=user_id,
+            start=query.start,
+            end=query.end,
+            days=query.days,
+            category=query.category,
+            calendar_id=query.calendar_id,
+            recurring=query.recurring,
+            limit=query.limit + 1,
+            after=query.after,
+        ),
+    )
+    if rows is None:
+        return None
+    shown = rows[: query.limit]
+    cursor = None
+    if len(rows) > query.limit and shown:
+        cursor = encode_cursor(shown[-1].sort_at, shown[-1].api_id, scope=query.scope)
+    return _model_views(session, shown), cursor
+
+
+def _model_views(
+    session: Session, rows: list[read_model.ListedRow]
+) -> list[tuple[EventView, bool]]:
+    """The views of model rows, each with whether it is a generated instance shown with
+    its master's bookkeeping (`instance_json` may render it from a sibling's document):
+    the rows they name read in one query; an item whose row went since it was listed
+    (deleted by a concurrent request) is left out."""
+    wanted: list[uuid.UUID] = []
+    for row in rows:
+        wanted.append(row.owner_id)
+        if row.exception_id is not None:
+            wanted.append(row.exception_id)
+        if row.bookkeeping_id is not None:
+            wanted.append(row.bookkeeping_id)
+    loaded = load_many(session, wanted)
+    views: list[tuple[EventView, bool]] = []
+    for row in rows:
+        owner = loaded.get(row.owner_id)
+        if owner is None:
+            continue
+        if not row.in_series:
+            views.append((EventView(row.api_id, owner.event, owner), False))
+            continue
+        original = read_model.original_start(row)
+        if row.exception_id is not None:
+            exception = loaded.get(row.exception_id)
+            if exception is None:
+                continue
+            event = exception.event
+        elif not owner.event.recurrence or original is None:
+            event = owner.event
+        else:
+            event = instance_of(owner.event, series_id_of(owner), original)
+            if row.bookkeeping_id is None:
+                views.append((EventView(row.api_id, event, owner, series=owner), True))
+                continue
+        keeper = loaded.get(row.bookkeeping_id) if row.bookkeeping_id is not None else None
+        views.append((EventView(row.api_id, event, keeper or owner, series=owner), False))
+    return views
 
 
 def list_bodies(
@@ -276,6 +354,9 @@ def list_bodies(
     On PostgreSQL the bodies of singles and generated instances are memoised by (API id,
     row version) (`calsync.web.list_cache`): only the items without an entry are loaded
     and rendered."""
+    modelled = _model_page(session, user_id, query)
+    if modelled is not None:
+        return _model_bodies(modelled[0]), modelled[1]
     memos = memos_of(session)
     items, versions, cursor = _page(session, user_id, query, memos)
     if memos is None:
@@ -298,6 +379,24 @@ def list_bodies(
                 rendered.append((key, body))
         memos.bodies.put_many(rendered)
     return [body for body in bodies if body is not None], cursor
+
+
+def _model_bodies(views: list[tuple[EventView, bool]]) -> list[bytes]:
+    """The JSON of model views (`_model_views`); the generated instances of one master
+    from the first one's document (`instance_json`)."""
+    templates: dict[uuid.UUID, dict[str, Any]] = {}
+    bodies = []
+    for view, generated in views:
+        if not generated:
+            bodies.append(json_bytes(event_json(view)))
+            continue
+        template = templates.get(view.stored.id)
+        if template is None:
+            document = templates[view.stored.id] = event_json(view)
+        else:
+            document = instance_json(template, view)
+        bodies.append(json_bytes(document))
+    return bodies
 
 
 def _document(

@@ -1,6 +1,6 @@
 """Benchmark the events API: prints figures, asserts nothing.
 
-Run: ``PYTHONPATH=. python tests/perf/bench_events.py [--db postgresql|sqlite]
+Run: ``PYTHONPATH=. python tests/perf/bench_events.py [--db postgresql|sqlite] [--read-model]
 [--events 10000] [--series 400] [--requests 200] [--posts 100] [--profile 20]``
 
 Figures:
@@ -52,6 +52,7 @@ from calsync.config import Settings
 from calsync.domain.models import Event, EventTime
 from calsync.emulator.server import EmulatorServer
 from calsync.emulator.testing import EmulatorControl, build_calendar_service
+from calsync.events import read_model
 from calsync.providers.google.ids import google_event_id
 from calsync.store import row_cache
 from calsync.store.db import make_engine
@@ -104,6 +105,30 @@ def measure(
         cpu += time.process_time() - cpu_began
         assert response.status_code == 200, response.text
     return timings, cpu * 1000 / n
+
+
+def month_pages(
+    client: TestClient, params: dict[str, str], headers: dict[str, str], label: str
+) -> None:
+    """Every page of the month, following the cursors: the total and the page p50/max."""
+    query = dict(params)
+    timings: list[float] = []
+    items = 0
+    while True:
+        began = time.perf_counter()
+        answer = client.get("/events", params=query, headers=headers)
+        timings.append((time.perf_counter() - began) * 1000)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        items += len(body["events"])
+        if body["next_cursor"] is None:
+            break
+        query["cursor"] = body["next_cursor"]
+    print(
+        f"whole month expanded, all pages ({label}): {items} items in {len(timings)} pages, "
+        f"{sum(timings):.0f} ms in all, page p50 {statistics.median(timings):.1f} ms, "
+        f"max {max(timings):.1f} ms"
+    )
 
 
 def report(what: str, measured: tuple[list[float], float]) -> None:
@@ -181,6 +206,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--posts", type=int, default=100)
     parser.add_argument("--profile", type=int, default=0, help="profile N list requests")
+    parser.add_argument(
+        "--read-model",
+        action="store_true",
+        help="fill the read model of expanded lists first (decisions V1-V6)",
+    )
     args = parser.parse_args()
 
     state = Path(tempfile.mkdtemp())
@@ -218,6 +248,11 @@ def main() -> None:
         )
         seed(services, account.id, calendar_uuid, args.events, args.series)
         settle(services.engine)
+        if args.read_model:
+            began = time.perf_counter()
+            read_model.fill(services.sessions, datetime(2030, 6, 15, tzinfo=UTC))
+            print(f"read model filled in {time.perf_counter() - began:.2f} s")
+            settle(services.engine)
         token = issue_token(services.jwt, subject=str(account.id), email=email, role="user")
         headers = {"Authorization": f"Bearer {token}"}
         with TestClient(create_app(services)) as client:
@@ -227,8 +262,10 @@ def main() -> None:
                 "expand": "true",
                 "limit": "200",
             }
-            first = client.get("/events", params=params, headers=headers).json()
             print(f"db={args.db} events={args.events} series={args.series}")
+            month_pages(client, params, headers, "first read")
+            month_pages(client, params, headers, "again")
+            first = client.get("/events", params=params, headers=headers).json()
             report(
                 f"GET /events?expand=true one month (page of {len(first['events'])})",
                 measure(client, "/events", params, headers, args.requests),

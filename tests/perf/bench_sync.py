@@ -1,7 +1,8 @@
 """Benchmark the sync engine: prints figures, asserts nothing.
 
 Run: ``.venv/bin/python -m tests.perf.bench_sync [--events 10000]``
-(``--pulls-only`` skips the change-to-visible figure; ``--profile DIR`` writes
+(``--read-model`` fills the read model first, which is off otherwise; ``--redis URL``;
+``--pulls-only`` skips the change-to-visible figure; ``--profile DIR`` writes
 cProfile stats of the pulls there; ``--database NAME`` picks the scratch database.)
 
 Needs PostgreSQL and Redis (as the tests do); uses a scratch database ``calsync_bench``.
@@ -26,6 +27,7 @@ import dataclasses
 import statistics
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -34,6 +36,7 @@ from cryptography.fernet import Fernet
 from calsync.bootstrap import Services, bootstrap
 from calsync.config import Settings
 from calsync.emulator.testing import EmulatorControl, build_calendar_service
+from calsync.events import read_model
 from calsync.runtime import worker_threads
 from calsync.store.migrate import upgrade
 from calsync.store.tables import Calendar, Event
@@ -59,10 +62,12 @@ def fresh_database(name: str = DATABASE) -> str:
     return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
 
 
-def environment(emulator: str, api_port: int, database: str = DATABASE) -> dict[str, str]:
+def environment(
+    emulator: str, api_port: int, database: str = DATABASE, redis: str = REDIS
+) -> dict[str, str]:
     return {
         "CALSYNC_DATABASE_URL": fresh_database(database),
-        "CALSYNC_REDIS_URL": REDIS,
+        "CALSYNC_REDIS_URL": redis,
         "CALSYNC_PUBLIC_URL": f"http://127.0.0.1:{api_port}",
         "CALSYNC_JWT_SECRET": uuid.uuid4().hex * 2,
         "CALSYNC_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
@@ -196,14 +201,20 @@ def main() -> None:
     parser.add_argument("--pulls-only", action="store_true", help="skip the latency figure")
     parser.add_argument("--profile", type=Path, help="write cProfile stats of the pulls here")
     parser.add_argument("--database", default=DATABASE, help="scratch database (dropped)")
+    parser.add_argument("--redis", default=REDIS, help="Redis URL (a database of your own)")
+    parser.add_argument(
+        "--read-model", action="store_true", help="fill the read model first (V8: else off)"
+    )
     args = parser.parse_args()
     emulator_port, api_port = free_port(), free_port()
     emulator = start_emulator(emulator_port)
     base = f"http://127.0.0.1:{emulator_port}"
-    env = environment(base, api_port, args.database)
+    env = environment(base, api_port, args.database, args.redis)
     settings = dataclasses.replace(Settings.from_env(env), sync_min_interval_seconds=0.0)
     services = bootstrap(settings)
     upgrade(services.engine)
+    if args.read_model:
+        read_model.fill(services.sessions, datetime.now(UTC))
     try:
         with EmulatorControl(base) as control:
             email = "bench@example.com"

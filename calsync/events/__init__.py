@@ -1,0 +1,1 @@
+"""Use cases of event reads that are not HTTP: the read model of lists (`read_model`)."""

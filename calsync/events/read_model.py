@@ -1,0 +1,401 @@
+"""The read model of expanded lists: one row per listed item, kept with the events.
+
+Decisions V1-V8. Every live single event of a user has one row in ``event_instances``;
+every live series master has one row per instance (generated, or replaced by a live
+exception, moved or not) that overlaps the *horizon*, the range `fill` last expanded
+every series over (`HORIZON_BEHIND` before today to `HORIZON_AHEAD` after it). A row
+holds what the listing rule (`calsync.domain.windows`) and the page order need (sort
+instant, end, all-day), what the page shows (the owner row, the original start, the
+exception shown, the exception whose bookkeeping the item carries) and the owner's
+version.
+
+Upkeep, in the writing transaction: triggers on ``events`` record every change of a
+row that can change what is listed (``instance_dirty``), and `refresh_written` - run by
+every session of `calsync.store.db.make_session_factory` before it commits - re-expands
+the owners those changes touch (the row itself, or the master an exception names) and
+replaces their rows. API writes, splits, pulls and pushes are all covered without any
+of them knowing: nothing that writes ``events`` through a session can miss it.
+Until a horizon exists (`fill`, decision V8) the triggers record nothing and the upkeep
+returns after one read of the horizon: the model off costs writes (almost) nothing.
+
+Reading (`page`): a window wholly inside the horizon, for a user with no change left
+to re-expand and no series whose expansion a bound cut short, is one range scan
+(`calsync.store.instances.listed_rows`). Anything else answers `None`, and the caller
+expands as before (`calsync.web.event_reads`): just as correct, only slower.
+
+The rows are made by the same functions today's expansion uses (`occurrences`,
+`instance_id`, `sort_instant`), per series over chunks of the horizon no longer than
+`CHUNK`, so an item's row is what that expansion would list for any window inside the
+horizon; the differential test (tests/integration/events/test_read_model.py) checks it.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Final
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from calsync.domain.errors import ValidationError
+from calsync.domain.models import Event, EventTime
+from calsync.domain.recurrence import instance_id, occurrences
+from calsync.domain.windows import DayRange
+from calsync.store import instances
+from calsync.store.chunks import chunks
+from calsync.store.event_queries import exceptions_of, load_many
+from calsync.store.events import StoredEvent
+from calsync.store.instances import ListedRow
+
+__all__ = [
+    "CHUNK",
+    "HORIZON_AHEAD",
+    "HORIZON_BEHIND",
+    "ListedRow",
+    "fill",
+    "original_start",
+    "page",
+    "refresh_all",
+    "refresh_written",
+    "series_id_of",
+]
+
+logger = logging.getLogger(__name__)
+
+HORIZON_BEHIND: Final = timedelta(days=92)
+"""How far before today series instances are held: the last quarter, which calendar
+clients still page through."""
+HORIZON_AHEAD: Final = timedelta(days=458)
+"""How far after today: any 400-day window (the longest expanded list) starting within
+the next two months, and every month of the next fifteen."""
+CHUNK: Final = timedelta(days=200)
+"""The longest window one expansion covers (well under `recurrence.MAX_WINDOW`, the
+window validated series are guaranteed to expand in); the horizon is expanded chunk by
+chunk, and the chunks' items merged by API id."""
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+def sort_instant(value: EventTime) -> datetime:
+    """The instant an item sorts by: its start, midnight UTC for a day (as stored)."""
+    if value.day is not None:
+        return _midnight(value.day)
+    assert value.instant is not None
+    return value.instant
+
+
+def series_id_of(master: StoredEvent) -> str:
+    """The id exceptions name their series by (the master's Google id, else its own)."""
+    return master.event.provider_event_id or str(master.id)
+
+
+def original_start(row: ListedRow) -> EventTime | None:
+    """The original start of an instance row (`None` for a single)."""
+    if row.original_at is None:
+        return None
+    if row.original_zone is None:
+        return EventTime.trusted(row.original_at.astimezone(UTC).date(), None, None)
+    return EventTime.trusted(None, row.original_at, row.original_zone)
+
+
+# --- upkeep ---------------------------------------------------------------------------
+
+
+def refresh_written(session: Session) -> None:
+    """Re-expand the owners of the changes this transaction's triggers recorded (the
+    session's ``before_commit``). Costs nothing for a transaction that wrote no row, and
+    one primary-key read for one that did while the model is off (no horizon: the
+    triggers recorded nothing, decision V8).
+
+    Never fails the write: the upkeep runs in a savepoint, and if it raises, the
+    savepoint is rolled back - the records stay, so the model declines the users' lists
+    (expanded per request, correct) until `refresh_all` - and the error is logged."""
+    if session.info.get(_IN_UPKEEP) or not session.info.pop(instances.WRITTEN_KEY, False):
+        return  # (the savepoint's own commit calls this hook again)
+    bounds = instances.horizon(session, filled=False)
+    if bounds is None:
+        return  # the model is off
+    session.info[_IN_UPKEEP] = True
+    try:
+        with session.begin_nested():
+            dirty = instances.take_dirty(session)
+            if dirty:
+                owners = {(d.user_id, d.event_id) for d in dirty}
+                refs = {(d.calendar_id, d.series_ref) for d in dirty if d.series_ref}
+                owners.update(instances.masters_named(session, refs))
+                owner_ids = [owner for _, owner in owners]
+                _refresh_owners(session, owner_ids, bounds)
+    except Exception:
+        logger.exception("read model upkeep failed; lists of the users touched are expanded")
+    finally:
+        session.info.pop(_IN_UPKEEP, None)
+    session.info.pop(instances.WRITTEN_KEY, None)  # the model's own writes
+
+
+_IN_UPKEEP: Final = "calsync.read_model.in_upkeep"
+"""Session flag: `refresh_written` is running (its savepoint's commit fires the session's
+``before_commit`` again, and the upkeep's own statements flag the session as written)."""
+
+
+def refresh_all(session: Session, *, series_only: bool = False) -> int:
+    """Re-expand every owner (or every series master); the number of owners. Also takes
+    any change left recorded by a writer that bypassed the session hook. Nothing without
+    a horizon (the model is off)."""
+    bounds = instances.horizon(session, filled=False)
+    if bounds is None:
+        return 0
+    instances.take_all_dirty(session)
+    owners = [owner for _, owner in instances.owners_of_users(session, masters_only=series_only)]
+    _refresh_owners(session, owners, bounds)
+    return len(owners)
+
+
+def fill(sessions: sessionmaker[Session], now: datetime) -> bool:
+    """Move the horizon to `HORIZON_BEHIND` before `now`'s UTC date to `HORIZON_AHEAD`
+    after it, re-expanding what it needs; `False` when it is already there. The
+    scheduler calls it once a day; until its first run completes the model is not read.
+
+    A move (the model already filled) is one transaction: the new horizon and every
+    series master re-expanded. The first fill is two (decision V8): the horizon, not yet
+    readable, committed once every transaction writing ``events`` has ended
+    (`instances.stop_writers`) - from then on every write's triggers record and its
+    session keeps its owners - then every owner re-expanded and the model marked
+    readable. A write committed before the first step is seen by the second; one after
+    it keeps itself. A first fill that did not finish is redone."""
+    today = _midnight(now.astimezone(UTC).date())
+    wanted = (today - HORIZON_BEHIND, today + HORIZON_AHEAD)
+    with sessions.begin() as session:
+        current = instances.horizon(session)
+        if current == wanted:
+            return False
+        if current is not None:
+            instances.set_horizon(session, *wanted)
+            refresh_all(session, series_only=True)
+            return True
+        instances.stop_writers(session)
+        instances.set_horizon(session, *wanted, filled=False)
+    with sessions.begin() as session:
+        refresh_all(session)
+        instances.mark_filled(session)
+    return True
+
+
+def _refresh_owners(
+    session: Session, owner_ids: Sequence[uuid.UUID], bounds: tuple[datetime, datetime]
+) -> None:
+    """Replace the rows of these owners by what they list now: a few statements per
+    batch (a full sync re-expands thousands of owners in its transaction); singles'
+    rows are computed by the database, series' here."""
+    for batch in chunks(sorted(set(owner_ids)), _BATCH):
+        instances.lock_owners(session, batch)
+        instances.delete_rows(session, batch)
+        instances.insert_singles(session, batch)
+        masters = list(load_many(session, instances.live_masters(session, batch)).values())
+        if not masters:
+            continue
+        exceptions = exceptions_of(session, [(m.calendar_id, series_id_of(m)) for m in masters])
+        rows: list[dict[str, Any]] = []
+        incomplete: list[tuple[uuid.UUID, uuid.UUID]] = []
+        for master in masters:
+            own = exceptions.get((master.calendar_id, series_id_of(master)), [])
+            found, cut = _series_rows(master, own, bounds)
+            rows += found
+            if cut:
+                incomplete.append((master.id, master.user_id))
+        instances.insert_rows(session, rows, incomplete)
+
+
+_BATCH: Final = 1000
+"""Owners re-expanded together (one lock, delete and insert each)."""
+
+
+def _row(
+    owner: StoredEvent,
+    api_id: str,
+    shown: Event,
+    *,
+    in_series: bool,
+    start: EventTime | None = None,
+    end_at: datetime | None = None,
+    original: EventTime | None = None,
+    exception_id: uuid.UUID | None = None,
+    bookkeeping_id: uuid.UUID | None = None,
+) -> dict[str, Any]:
+    begin = start if start is not None else shown.start
+    sort_at = sort_instant(begin)
+    end = end_at if end_at is not None else sort_instant(shown.end)
+    return {
+        "owner_id": owner.id,
+        "api_id": api_id,
+        "user_id": owner.user_id,
+        "calendar_id": owner.calendar_id,
+        "in_series": in_series,
+        "sort_at": sort_at,
+        "end_at": end,
+        "all_day": begin.day is not None,
+        "long_span": end - sort_at > instances.LONG_SPAN,
+        "original_at": sort_instant(original) if original is not None else None,
+        "original_zone": None
+        if original is None or original.day is not None
+        else original.timezone,
+        "exception_id": exception_id,
+        "bookkeeping_id": bookkeeping_id,
+        "category": shown.category,
+        "status": shown.status.value,
+        "version": owner.version,
+    }
+
+
+def _chunks(bounds: tuple[datetime, datetime]) -> list[tuple[datetime, datetime]]:
+    first, end = bounds
+    found = []
+    while first < end:
+        step = min(end, first + CHUNK)
+        found.append((first, step))
+        first = step
+    return found
+
+
+def _series_rows(
+    master: StoredEvent, own: Sequence[StoredEvent], bounds: tuple[datetime, datetime]
+) -> tuple[list[dict[str, Any]], bool]:
+    """The items of a series (`own`: its exceptions) over the horizon, as today's
+    expansion lists them."""
+    event = master.event
+    series_id = series_id_of(master)
+    if not event.recurrence:
+        return _whole_master(master, own, bounds), False
+    by_start = {sort_instant(e.event.original_start): e for e in own if e.event.original_start}
+    by_event = {id(e.event): e for e in own}
+    own_events = [e.event for e in own]
+    key = str(master.id)
+    duration = event.duration
+    rows: dict[str, dict[str, Any]] = {}
+    complete = True
+    for low, high in _chunks(bounds):
+        days = DayRange(low.date(), high.date())
+        try:
+            found = occurrences(
+                event.recurrence,
+                event.start,
+                event.end,
+                low,
+                high,
+                own_events,
+                series_id=series_id,
+                timezone=event.timezone,
+                days=days,
+            )
+        except ValidationError:
+            return [], False  # a rule calsync cannot expand: listed unexpanded only
+        complete = complete and found.complete
+        for value in found.starts:
+            at = sort_instant(value)
+            api_id = instance_id(key, value)
+            if api_id in rows:
+                continue
+            end_at = _midnight(value.day + duration) if value.day is not None else None
+            if end_at is None:
+                assert value.instant is not None
+                end_at = value.instant + duration
+            keeper = by_start.get(at)
+            rows[api_id] = _row(
+                master,
+                api_id,
+                event,
+                in_series=True,
+                start=value,
+                end_at=end_at,
+                original=value,
+                bookkeeping_id=keeper.id if keeper is not None else None,
+            )
+        for shown in found.exceptions:
+            original = shown.original_start or shown.start
+            api_id = instance_id(key, original)
+            if api_id in rows:
+                continue
+            keeper = by_start.get(sort_instant(original))
+            rows[api_id] = _row(
+                master,
+                api_id,
+                shown,
+                in_series=True,
+                original=original,
+                exception_id=by_event[id(shown)].id,
+                bookkeeping_id=keeper.id if keeper is not None else None,
+            )
+    return list(rows.values()), not complete
+
+
+def _whole_master(
+    master: StoredEvent, own: Sequence[StoredEvent], bounds: tuple[datetime, datetime]
+) -> list[dict[str, Any]]:
+    """A row marked as a series but without rules (never one calsync wrote): listed as
+    expansion lists it, the master itself as its one instance, when it meets the
+    horizon."""
+    event = master.event
+    at = sort_instant(event.start)
+    if not (at < bounds[1] and sort_instant(event.end) >= bounds[0]):
+        return []
+    keeper = next((e for e in own if e.event.original_start == event.start), None)
+    api_id = instance_id(str(master.id), event.start)
+    bookkeeping = keeper.id if keeper is not None else None
+    return [
+        _row(
+            master, api_id, event, in_series=True, original=event.start, bookkeeping_id=bookkeeping
+        )
+    ]
+
+
+# --- reading --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PageQuery:
+    """What `page` answers: an expanded list's window (instants and the caller's days),
+    filters, and the page (`limit` items after the key `after`)."""
+
+    user_id: uuid.UUID
+    start: datetime
+    end: datetime
+    days: DayRange
+    category: str | None
+    calendar_id: uuid.UUID | None
+    recurring: bool | None
+    limit: int
+    after: tuple[datetime, str] | None
+
+
+def page(session: Session, query: PageQuery) -> list[ListedRow] | None:
+    """The first `query.limit` items of the answer after `query.after`, in list order;
+    `None` when the model cannot answer (no horizon yet, a window outside it, a change
+    not re-expanded or a series cut short for this user): expand as before then.
+
+    Called first in its session, it makes the session's reads one snapshot
+    (`instances.read_snapshot`), so the caller loads the rows as they were listed."""
+    instances.read_snapshot(session)
+    bounds = instances.horizon(session)
+    if bounds is None:
+        return None
+    first, end = bounds
+    day_first, day_end = _midnight(query.days.first), _midnight(query.days.end)
+    if query.start < first or query.end > end or day_first < first or day_end > end:
+        return None
+    if instances.blocked(session, query.user_id):
+        return None
+    window = instances.Window(query.start, query.end, query.days.first, query.days.end)
+    return instances.listed_rows(
+        session,
+        query.user_id,
+        window,
+        limit=query.limit,
+        after=query.after,
+        category=query.category,
+        calendar_id=query.calendar_id,
+        in_series=query.recurring,
+    )

@@ -1,0 +1,394 @@
+"""SQL of the instance read model (migration 0015, decisions V1-V6).
+
+`calsync.events.read_model` decides what the rows hold; this module reads and writes
+them: the listed items (``event_instances``), the series a bound cut short
+(``instance_incomplete``), the owners a write left to re-expand (``instance_dirty``,
+filled by triggers on ``events``) and the horizon (``instance_horizon``).
+
+Keys: an item is (``sort_at``, ``api_id``), compared as the API's cursors compare them
+(``api_id`` in code-point order: ``COLLATE "C"`` on PostgreSQL, SQLite's ``BINARY``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from calsync.store.chunks import chunks
+from calsync.store.events import WRITTEN_KEY, any_of
+from calsync.store.tables import Event as EventRow
+from calsync.store.tables import (
+    event_instances,
+    instance_dirty,
+    instance_horizon,
+    instance_incomplete,
+)
+
+__all__ = [
+    "LONG_SPAN",
+    "WRITTEN_KEY",
+    "Dirty",
+    "ListedRow",
+    "Window",
+    "blocked",
+    "delete_rows",
+    "horizon",
+    "insert_rows",
+    "insert_singles",
+    "listed_rows",
+    "live_masters",
+    "lock_owners",
+    "mark_filled",
+    "masters_named",
+    "owners_of_users",
+    "read_snapshot",
+    "set_horizon",
+    "stop_writers",
+    "take_all_dirty",
+    "take_dirty",
+]
+
+LONG_SPAN: Final = timedelta(days=8)
+"""Items that last longer are flagged ``long_span`` and found by a second scan: the
+main scan starts at the window's start less this, so that it never reads the rows of
+the user's whole past."""
+
+
+@dataclass(frozen=True, slots=True)
+class Dirty:
+    """A change a trigger recorded: the row's user, id, calendar and series reference."""
+
+    user_id: uuid.UUID
+    event_id: uuid.UUID
+    calendar_id: uuid.UUID
+    series_ref: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """What a page selects: timed items overlapping ``[start, end)``, all-day items whose
+    dates overlap ``[first_day, end_day)`` (`calsync.domain.windows`)."""
+
+    start: datetime
+    end: datetime
+    first_day: date
+    end_day: date
+
+
+@dataclass(frozen=True, slots=True)
+class ListedRow:
+    """One ``event_instances`` row as a page reads it."""
+
+    sort_at: datetime
+    api_id: str
+    owner_id: uuid.UUID
+    in_series: bool
+    original_at: datetime | None
+    original_zone: str | None
+    exception_id: uuid.UUID | None
+    bookkeeping_id: uuid.UUID | None
+    version: int
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+def take_dirty(session: Session) -> list[Dirty]:
+    """The changes this transaction's triggers recorded, removed from the table.
+
+    On PostgreSQL only this transaction's own (``xact``): another's are its to take. On
+    SQLite a writing transaction is the only writer, so it takes all there are."""
+    t = instance_dirty
+    columns = (t.c.user_id, t.c.event_id, t.c.calendar_id, t.c.series_ref)
+    if session.get_bind().dialect.name == "postgresql":
+        mine = t.c.xact == sa.func.txid_current_if_assigned()
+        rows = session.execute(sa.delete(t).where(mine).returning(*columns)).all()
+    else:
+        rows = session.execute(sa.select(*columns)).all()
+        if rows:
+            session.execute(sa.delete(t))
+    return [Dirty(*row) for row in rows]
+
+
+def take_all_dirty(session: Session) -> None:
+    """Forget every recorded change (the caller re-expands every owner)."""
+    session.execute(sa.delete(instance_dirty))
+
+
+def masters_named(
+    session: Session, refs: Iterable[tuple[uuid.UUID, str]]
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """(user id, id) of the series masters that exceptions naming (calendar, series id)
+    belong to: by Google id, or by local id for a master not yet on Google."""
+    by_calendar: dict[uuid.UUID, set[str]] = {}
+    for calendar_id, ref in refs:
+        by_calendar.setdefault(calendar_id, set()).add(ref)
+    found: list[tuple[uuid.UUID, uuid.UUID]] = []
+    for calendar_id, names in sorted(by_calendar.items()):
+        google_ids = sorted(names)
+        local_ids = []
+        for name in google_ids:
+            with contextlib.suppress(ValueError):  # a Google id, not a local one
+                local_ids.append(uuid.UUID(name))
+        named = any_of(session, EventRow.google_event_id, google_ids)
+        named += any_of(session, EventRow.id, local_ids)
+        for condition in named:
+            rows = session.execute(
+                sa.select(EventRow.user_id, EventRow.id).where(
+                    EventRow.calendar_id == calendar_id,
+                    EventRow.is_recurring.is_(True),
+                    condition,
+                )
+            )
+            found += [(user_id, event_id) for user_id, event_id in rows]
+    return found
+
+
+def lock_owners(session: Session, owner_ids: Sequence[uuid.UUID]) -> None:
+    """Serialise re-expansions of the same owners (PostgreSQL: their ``events`` rows'
+    locks, taken in id order), so that two transactions never replace one owner's rows
+    at once. SQLite has one writer."""
+    if session.get_bind().dialect.name != "postgresql" or not owner_ids:
+        return
+    for condition in any_of(session, EventRow.id, sorted(owner_ids)):
+        session.execute(
+            sa.select(EventRow.id).where(condition).order_by(EventRow.id).with_for_update()
+        )
+
+
+def delete_rows(session: Session, owner_ids: Sequence[uuid.UUID]) -> None:
+    """Forget the items of these owners, and whether a bound cut them short."""
+    for condition in any_of(session, event_instances.c.owner_id, list(owner_ids)):
+        session.execute(sa.delete(event_instances).where(condition))
+    for condition in any_of(session, instance_incomplete.c.owner_id, list(owner_ids)):
+        session.execute(sa.delete(instance_incomplete).where(condition))
+
+
+def insert_rows(
+    session: Session,
+    rows: Sequence[Mapping[str, Any]],
+    incomplete: Sequence[tuple[uuid.UUID, uuid.UUID]],
+) -> None:
+    """Add `rows` (series items) and the (owner, user) pairs a bound cut short."""
+    for chunk in chunks(list(rows), 2000):
+        session.execute(sa.insert(event_instances), [dict(r) for r in chunk])
+    if incomplete:
+        session.execute(
+            sa.insert(instance_incomplete),
+            [{"owner_id": owner, "user_id": user} for owner, user in incomplete],
+        )
+
+
+#: What the singles' listing selects (`calsync.store.event_queries`, ``Kind.SINGLE``).
+_SINGLE = (
+    EventRow.is_recurring.is_(False),
+    EventRow.recurring_event_id.is_(None),
+    EventRow.deleted_at.is_(None),
+    EventRow.status != "cancelled",
+)
+#: What the series' listing expands (``Kind.MASTER``).
+_MASTER = (
+    EventRow.is_recurring.is_(True),
+    EventRow.deleted_at.is_(None),
+    EventRow.status != "cancelled",
+)
+_SQLITE_UUID_TEXT = (
+    "substr(events.id, 1, 8) || '-' || substr(events.id, 9, 4) || '-' || "
+    "substr(events.id, 13, 4) || '-' || substr(events.id, 17, 4) || '-' || "
+    "substr(events.id, 21, 12)"
+)
+
+
+def insert_singles(session: Session, owner_ids: Sequence[uuid.UUID]) -> None:
+    """Add the item of each live single among these owners, computed in the database
+    from its columns (one statement per batch: a full sync stores thousands)."""
+    if session.get_bind().dialect.name == "postgresql":
+        api_id: sa.ColumnElement[Any] = sa.cast(EventRow.id, sa.Text())
+        long_span: sa.ColumnElement[Any] = sa.literal_column(
+            "events.end_time - events.start_time > interval '8 days'", sa.Boolean()
+        )
+    else:
+        api_id = sa.func.lower(sa.literal_column(_SQLITE_UUID_TEXT, sa.String()))
+        long_span = sa.literal_column(
+            "julianday(events.end_time) - julianday(events.start_time) > 8", sa.Boolean()
+        )
+    assert timedelta(days=8) == LONG_SPAN  # as both spell it
+    columns = {
+        "owner_id": EventRow.id,
+        "api_id": api_id,
+        "user_id": EventRow.user_id,
+        "calendar_id": EventRow.calendar_id,
+        "in_series": sa.false(),
+        "sort_at": EventRow.start_time,
+        "end_at": EventRow.end_time,
+        "all_day": EventRow.all_day,
+        "long_span": long_span,
+        "category": EventRow.category,
+        "status": EventRow.status,
+        "version": EventRow.version,
+    }
+    for condition in any_of(session, EventRow.id, list(owner_ids)):
+        query = sa.select(*columns.values()).where(condition, *_SINGLE)
+        session.execute(sa.insert(event_instances).from_select(list(columns), query))
+
+
+def live_masters(session: Session, owner_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
+    """The live series masters among these owners."""
+    found: list[uuid.UUID] = []
+    for condition in any_of(session, EventRow.id, list(owner_ids)):
+        found += session.scalars(sa.select(EventRow.id).where(condition, *_MASTER))
+    return found
+
+
+def read_snapshot(session: Session) -> None:
+    """Make the rest of `session`'s reads one snapshot, so that the rows a page names
+    and the rows it then loads are of the same moment (a write committed in between is
+    seen by neither): PostgreSQL's REPEATABLE READ; on SQLite an explicit ``BEGIN``
+    (pysqlite leaves SELECTs in autocommit, each its own snapshot). Only before the
+    session's first statement; later it changes nothing."""
+    if session.in_transaction():
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        return
+    connection = session.connection()
+    raw = connection.connection.driver_connection
+    if raw is not None and not getattr(raw, "in_transaction", True):
+        connection.exec_driver_sql("BEGIN")
+
+
+def horizon(session: Session, *, filled: bool = True) -> tuple[datetime, datetime] | None:
+    """The instants ``[first, end)`` series instances are held for (midnights UTC), or
+    `None` before the model was first filled. With ``filled=False`` also a horizon whose
+    first fill is under way (the upkeep keeps the model from its creation on, V8)."""
+    query = sa.select(instance_horizon.c.first_at, instance_horizon.c.end_at).where(
+        instance_horizon.c.id == 1
+    )
+    if filled:
+        query = query.where(instance_horizon.c.filled.is_(True))
+    row = session.execute(query).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+def set_horizon(session: Session, first: datetime, end: datetime, *, filled: bool = True) -> None:
+    """Record the horizon: ``filled`` when the caller has expanded every owner over it
+    (the model is read), else the start of a first fill (the triggers record from the
+    commit on, the model is not read yet)."""
+    session.execute(sa.delete(instance_horizon))
+    session.execute(
+        sa.insert(instance_horizon).values(id=1, first_at=first, end_at=end, filled=filled)
+    )
+
+
+def mark_filled(session: Session) -> None:
+    """Let the model be read: the caller has expanded every owner over the horizon."""
+    session.execute(sa.update(instance_horizon).values(filled=True))
+
+
+def stop_writers(session: Session) -> None:
+    """Wait for every transaction writing ``events`` to end, and hold new ones off until
+    this one commits (PostgreSQL: ``SHARE`` lock on ``events``), so that a write either
+    committed before, or its triggers see what this transaction writes. SQLite has one
+    writer at a time already."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.text("LOCK TABLE events IN SHARE MODE"))
+
+
+def owners_of_users(
+    session: Session, *, masters_only: bool = False
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """(user id, id) of every live single and series master (or master alone): the
+    owners of items."""
+    query = sa.select(EventRow.user_id, EventRow.id).where(
+        EventRow.deleted_at.is_(None),
+        sa.or_(EventRow.recurring_event_id.is_(None), EventRow.is_recurring.is_(True)),
+    )
+    if masters_only:
+        query = query.where(EventRow.is_recurring.is_(True))
+    rows = session.execute(query.order_by(EventRow.id))
+    return [(user_id, event_id) for user_id, event_id in rows]
+
+
+def blocked(session: Session, user_id: uuid.UUID) -> bool:
+    """Whether the user's items may not be read from the model: a change not yet
+    re-expanded (committed by a writer that bypassed the session hook), or a series whose
+    expansion a bound cut short."""
+    dirty = sa.select(instance_dirty.c.id).where(instance_dirty.c.user_id == user_id).limit(1)
+    cut = (
+        sa.select(instance_incomplete.c.owner_id)
+        .where(instance_incomplete.c.user_id == user_id)
+        .limit(1)
+    )
+    found = session.execute(sa.select(dirty.exists() | cut.exists())).scalar()
+    return bool(found)
+
+
+_LISTED = (
+    event_instances.c.sort_at,
+    event_instances.c.api_id,
+    event_instances.c.owner_id,
+    event_instances.c.in_series,
+    event_instances.c.original_at,
+    event_instances.c.original_zone,
+    event_instances.c.exception_id,
+    event_instances.c.bookkeeping_id,
+    event_instances.c.version,
+)
+
+
+def listed_rows(
+    session: Session,
+    user_id: uuid.UUID,
+    window: Window,
+    *,
+    limit: int,
+    after: tuple[datetime, str] | None,
+    category: str | None,
+    calendar_id: uuid.UUID | None,
+    in_series: bool | None,
+) -> list[ListedRow]:
+    """The first `limit` items of the user in `window` after the key `after`, by
+    (``sort_at``, ``api_id``): one range scan of the listing index for the items that
+    start from `LONG_SPAN` before the window, and one of the few long items."""
+    t = event_instances
+    day_start, day_end = _midnight(window.first_day), _midnight(window.end_day)
+    timed = sa.and_(
+        t.c.all_day.is_(False),
+        t.c.sort_at < window.end,
+        sa.or_(
+            sa.and_(t.c.end_at > t.c.sort_at, t.c.end_at > window.start),
+            sa.and_(t.c.end_at <= t.c.sort_at, t.c.sort_at >= window.start),
+        ),
+    )
+    all_day = sa.and_(t.c.all_day.is_(True), t.c.sort_at < day_end, t.c.end_at > day_start)
+    conditions: list[sa.ColumnElement[bool]] = [
+        t.c.user_id == user_id,
+        t.c.sort_at < max(window.end, day_end),
+        sa.or_(timed, all_day),
+    ]
+    if after is not None:
+        conditions.append(
+            sa.or_(t.c.sort_at > after[0], sa.and_(t.c.sort_at == after[0], t.c.api_id > after[1]))
+        )
+    if category is not None:
+        conditions.append(t.c.category == category)
+    if calendar_id is not None:
+        conditions.append(t.c.calendar_id == calendar_id)
+    if in_series is not None:
+        conditions.append(t.c.in_series.is_(in_series))
+    low = min(window.start, day_start) - LONG_SPAN
+    order = (t.c.sort_at, t.c.api_id)
+    short = sa.select(*_LISTED).where(*conditions, t.c.sort_at >= low).order_by(*order)
+    long = sa.select(*_LISTED).where(*conditions, t.c.long_span.is_(True), t.c.sort_at < low)
+    found = [ListedRow(*row) for row in session.execute(short.limit(limit))]
+    found += [ListedRow(*row) for row in session.execute(long.order_by(*order).limit(limit))]
+    found.sort(key=lambda r: (r.sort_at, r.api_id))
+    return found[:limit]
