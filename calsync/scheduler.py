@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from calsync.bootstrap import Services
-from calsync.jobs import fan_out_renewals
 from calsync.events import read_model
+from calsync.jobs import fan_out_renewals
 from calsync.notify.schedule import notify_tasks
 from calsync.store import outbox
 from calsync.sync import audit, kicks
