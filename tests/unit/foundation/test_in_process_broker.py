@@ -19,22 +19,22 @@ def _watchers() -> int:
     return sum(1 for thread in threading.enumerate() if isinstance(thread, _CtypesTimeoutManager))
 
 
-def _embedded() -> Settings:
-    return Settings.embedded(Path("unused"))  # builds nothing; only `redis_url` is read
+def _embedded(folder: Path) -> Settings:
+    return Settings.embedded(folder)
 
 
-def test_many_brokers_start_at_most_one_time_limit_watcher() -> None:
-    make_broker(_embedded())
+def test_many_brokers_start_at_most_one_time_limit_watcher(tmp_path: Path) -> None:
+    make_broker(_embedded(tmp_path))
     before = _watchers()
     for _ in range(5):
-        make_broker(_embedded())
+        make_broker(_embedded(tmp_path))
     assert before <= 1
     assert _watchers() == before
 
 
-def test_a_later_broker_still_stops_a_job_over_its_time_limit() -> None:
-    make_broker(_embedded())
-    broker = make_broker(_embedded())
+def test_a_later_broker_still_stops_a_job_over_its_time_limit(tmp_path: Path) -> None:
+    make_broker(_embedded(tmp_path))
+    broker = make_broker(_embedded(tmp_path))
     outcome: list[str] = []
 
     @dramatiq.actor(broker=broker, time_limit=300, max_retries=0)
