@@ -146,6 +146,9 @@ class Settings:
     #: Dev mode only (``calsync dev`` sets it): keep outgoing webhooks, and email when no
     #: ``SMTP_URL`` is set, in this folder instead of sending them (``calsync.notify.sink``).
     notice_sink_dir: Path | None = None
+    #: The scheduler sets this file's modification time after every tick, for a cheap
+    #: liveness probe (`calsync.scheduler.mark_alive`); None: no file.
+    scheduler_alive_file: Path | None = None
 
     @property
     def is_embedded(self) -> bool:
@@ -401,6 +404,7 @@ def _production_from_env(env: _Env, database_url: str | None, redis_url: str | N
             "CHANNEL_RENEW_BEFORE_SECONDS", 86_400, minimum=60
         ),
         heartbeat_interval_seconds=env.integer("HEARTBEAT_INTERVAL_SECONDS", 30, minimum=1),
+        scheduler_alive_file=_optional_path(env.text("SCHEDULER_ALIVE_FILE")),
         max_request_body_bytes=env.integer("MAX_REQUEST_BODY_BYTES", 1_048_576, minimum=1024),
         api_rate_limit_per_minute=env.integer("API_RATE_LIMIT_PER_MINUTE", 600, minimum=1),
         google_user_requests_per_minute=env.integer(
@@ -441,6 +445,11 @@ def _metrics_token(env: _Env) -> str | None:
         )
         return None
     return token
+
+
+def _optional_path(raw: str | None) -> Path | None:
+    """``raw`` as a path, or None when unset (the file need not exist yet)."""
+    return Path(raw) if raw else None
 
 
 def _dev_secrets(state_dir: Path) -> dict[str, str]:

@@ -17,7 +17,12 @@ log = logging.getLogger("calsync.scheduler")
 
 
 def main() -> None:
-    """Run the scheduler until SIGTERM or SIGINT."""
+    """Run the scheduler until SIGTERM or SIGINT.
+
+    ``CALSYNC_SCHEDULER_ALIVE_FILE`` (``Settings.scheduler_alive_file``), when set, names
+    a file whose modification time is set after every tick, for a liveness probe that
+    compares it with the clock (compose.yaml, docs/decisions.md L7).
+    """
     settings = Settings.from_env()
     configure_logging(settings.log_level)
     configure_tracing("calsync-scheduler")
@@ -32,7 +37,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, request_stop)
     log.info("scheduler started")
     try:
-        build_scheduler(services).run_forever(stop)
+        build_scheduler(services).run_forever(stop, alive_file=settings.scheduler_alive_file)
     finally:
         services.close()
 

@@ -8,7 +8,11 @@ and settings that calsync actually reads.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -388,3 +392,21 @@ def test_the_unedited_template_refuses_to_start() -> None:
     problems = "\n".join(caught.value.problems)
     assert "CALSYNC_JWT_SECRET" in problems
     assert "CALSYNC_ENCRYPTION_KEYS" in problems
+
+
+def test_the_scheduler_is_restarted_when_its_ticks_stop(tmp_path: Path) -> None:
+    (scheduler,) = containers(one("Deployment", "calsync-scheduler"))
+    env = {e["name"]: e["value"] for e in scheduler["env"]}
+    path = env["CALSYNC_SCHEDULER_ALIVE_FILE"]
+    mounts = [m["mountPath"] for m in scheduler["volumeMounts"]]
+    assert any(path.startswith(mount + "/") for mount in mounts)  # the root is read-only
+    command = scheduler["livenessProbe"]["exec"]["command"]
+    ours = tmp_path / "scheduler.alive"
+    probe = [sys.executable, "-c", command[2].replace(path, str(ours))]
+    assert command[:2] == ["python", "-c"]
+    assert path in command[2]
+    assert subprocess.run(probe).returncode != 0  # no tick yet
+    ours.touch()
+    assert subprocess.run(probe).returncode == 0
+    os.utime(ours, (time.time() - 600, time.time() - 600))
+    assert subprocess.run(probe).returncode != 0

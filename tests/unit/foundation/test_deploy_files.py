@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from calsync.config import Mode, Settings
@@ -76,3 +81,23 @@ def test_the_worker_healthcheck_asks_its_metrics_process() -> None:
     command = worker["command"]
     assert command[command.index("--metrics-port") + 1] == "9191"
     assert "http://127.0.0.1:9191/readyz" in " ".join(worker["healthcheck"]["test"])
+
+
+@pytest.mark.parametrize(("age", "alive"), [(5, True), (299, True), (301, False), (None, False)])
+def test_the_scheduler_healthcheck_reads_the_age_of_its_liveness_file(
+    tmp_path: Path, age: float | None, alive: bool
+) -> None:
+    scheduler = compose()["services"]["scheduler"]
+    path = scheduler["environment"]["CALSYNC_SCHEDULER_ALIVE_FILE"]
+    test = scheduler["healthcheck"]["test"]
+    assert test[:3] == ["CMD", "python", "-c"]
+    assert path in test[3]
+    assert scheduler["environment"]["CALSYNC_DATABASE_URL"]  # the shared settings are kept
+    ours = tmp_path / "scheduler.alive"
+    if age is not None:
+        ours.touch()
+        os.utime(ours, (time.time() - age, time.time() - age))
+    check = subprocess.run(
+        [sys.executable, "-c", test[3].replace(path, str(ours))], capture_output=True
+    )
+    assert (check.returncode == 0) is alive
