@@ -45,6 +45,7 @@ __all__ = [
     "pull_started",
     "release",
     "release_all",
+    "stranded",
     "uuid_array_literal",
 ]
 
@@ -184,6 +185,18 @@ def finish_pull(session: Session, calendar_id: uuid.UUID, now: datetime) -> bool
         .returning(_calendars.c.dirty)
     ).scalar_one_or_none()
     return bool(dirty)
+
+
+def stranded(session: Session, calendar_id: uuid.UUID) -> None:
+    """A pull ended without listing because the owner's grant is revoked: free the queue
+    slot but keep the calendar dirty, so the pull queued when they sign in again claims
+    it at once (`note_change`), as does the sweep's lost-kick read. Keeping the slot
+    (as `finish_pull` does when a notification came meanwhile) left it taken by no job:
+    the sign-in could not queue the pull, and the calendar waited a whole sync lease for
+    the sweep (issue 15, decision F2)."""
+    session.execute(
+        sa.update(_calendars).where(_calendars.c.id == calendar_id).values(sync_queued_at=None)
+    )
 
 
 def drop(session: Session, calendar_id: uuid.UUID) -> None:

@@ -126,40 +126,64 @@ class AccessTokens:
             if stored is None:
                 raise AccountNotConnected(f"user {user_id} has no Google tokens")
             if stored.refresh_token is None:
-                self._revoked(session, user_id, "no refresh token stored")
-                raise AccountNeedsReauth(user_id)
-            try:
-                granted = self._oauth.refresh(stored.refresh_token)
-            except InvalidGrant:
-                self._revoked(session, user_id, "Google refused the refresh token")
-                # The mark must persist even though we raise: commit it here.
-                session.commit()
-                raise AccountNeedsReauth(user_id) from None
-            credentials.save_tokens(
-                session,
-                self._box,
-                user_id=user_id,
-                access_token=granted.access_token,
-                refresh_token=granted.refresh_token,
-                expires_at=granted.expires_at,
-                scopes=granted.scopes or stored.scopes,
-            )
-            return granted.access_token
+                reason = "no refresh token stored"
+            else:
+                try:
+                    granted = self._oauth.refresh(stored.refresh_token)
+                except InvalidGrant:
+                    reason = "Google refused the refresh token"
+                else:
+                    credentials.save_tokens(
+                        session,
+                        self._box,
+                        user_id=user_id,
+                        access_token=granted.access_token,
+                        refresh_token=granted.refresh_token,
+                        expires_at=granted.expires_at,
+                        scopes=granted.scopes or stored.scopes,
+                    )
+                    return granted.access_token
+        # Marked in a transaction of its own, which locks the user's row before the token
+        # row's, as the sign-in does (else the two deadlock on PostgreSQL).
+        return self._revoked(user_id, stored, reason)
 
-    def _revoked(self, session: Session, user_id: uuid.UUID, reason: str) -> None:
-        credentials.mark_needs_reauth(session, user_id)
-        session.add(
-            SyncLog(
-                user_id=user_id,
-                kind="auth",
-                sync_status="error",
-                sync_time=self._clock(),
-                message=f"Google access was revoked ({reason}); sign in again to resume sync",
-            )
-        )
-        audit.record(
-            session, audit.AuditAction.TOKEN_REVOKED, subject_id=user_id, details={"reason": reason}
-        )
+    def _revoked(
+        self, user_id: uuid.UUID, refused: credentials.StoredCredentials, reason: str
+    ) -> Secret:
+        """Google refused the grant of the tokens `refused`: mark the account
+        ``needs_reauth`` and raise `AccountNeedsReauth`; but if the user signed in again
+        meanwhile (new tokens are stored), the refusal was about the old grant: nothing
+        is marked and the new access token is returned (decision F1)."""
+        with self._sessions.begin() as session:
+            credentials.lock_user(session, user_id)
+            if credentials.mark_needs_reauth(session, user_id, refused=refused.stamp):
+                session.add(
+                    SyncLog(
+                        user_id=user_id,
+                        kind="auth",
+                        sync_status="error",
+                        sync_time=self._clock(),
+                        message=(
+                            f"Google access was revoked ({reason}); sign in again to resume sync"
+                        ),
+                    )
+                )
+                audit.record(
+                    session,
+                    audit.AuditAction.TOKEN_REVOKED,
+                    subject_id=user_id,
+                    details={"reason": reason},
+                )
+                marked = True
+            else:
+                marked = False
+                current = credentials.load_credentials(session, self._box, user_id)
+        if marked:
+            raise AccountNeedsReauth(user_id)
+        usable = self._usable(user_id, current)  # raises for flagged or missing tokens
+        if usable is None:  # new tokens, already about to expire: refresh those
+            return self._refresh(user_id, rejected=None)
+        return usable
 
     def _lock_for(self, user_id: uuid.UUID) -> threading.Lock:
         with self._locks_guard:
