@@ -13,7 +13,8 @@ got another user's token on SQLite).
 When Google answers ``invalid_grant`` the account is marked ``needs_reauth``, the sync log
 and audit trail record it, and :class:`AccountNeedsReauth` is raised; from then on no call
 reaches Google for that user until they sign in again, so a revoked grant never becomes a
-retry storm.
+retry storm. The mark is a compare-and-set on the refused tokens: a sign-in that stored
+new ones meanwhile is left alone, and the refresh goes on with them (decision F1).
 """
 
 from __future__ import annotations
