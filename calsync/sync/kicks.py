@@ -34,6 +34,7 @@ from calsync.store.types import UTCDateTime
 __all__ = [
     "BEHIND_SQL",
     "Claim",
+    "calendar_list_stranded",
     "claim_due",
     "drop",
     "finish_pull",
@@ -371,6 +372,18 @@ def calendar_list_finished(session: Session, user_id: uuid.UUID, now: datetime) 
         .returning(_users.c.calendars_dirty)
     ).scalar_one_or_none()
     return bool(dirty)
+
+
+def calendar_list_stranded(session: Session, user_id: uuid.UUID) -> None:
+    """A read of the user's calendar list stopped because their grant is revoked: free
+    its queue slot and keep the list marked changed, so the first calendar-list
+    notification after they sign in again reads it at once instead of waiting a whole
+    sync lease for `claim_lost_calendar_lists` (decision F4)."""
+    session.execute(
+        sa.update(_users)
+        .where(_users.c.id == user_id)
+        .values(calendars_queued_at=None, calendars_dirty=True)
+    )
 
 
 def claim_lost_calendar_lists(

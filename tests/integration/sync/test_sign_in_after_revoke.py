@@ -26,10 +26,13 @@ from urllib.parse import urlsplit
 
 import httpx2 as httpx
 import pytest
+import sqlalchemy as sa
 
 from calsync.providers.errors import ProviderError
 from calsync.scheduler import due_calendars, due_pushes
-from calsync.sync.connect import connect_user
+from calsync.store.tables import Calendar
+from calsync.sync.connect import connect_user, follow_calendar_list
+from calsync.sync.kicks import note_calendar_list_change
 from calsync.sync.pull import pull_calendar
 from calsync.sync.push import push_outbox
 from tests.integration.sync.conftest import SyncStack, wait_until
@@ -245,3 +248,33 @@ def test_a_calendar_changed_during_the_pull_that_found_the_grant_revoked_is_pull
     assert stack.local_events(ANN) == stack.remote_events(ANN, ANN)
     # And Ben's write is on Google once
     assert google_titles(stack, BEN)[ben_event["title"]] == 1
+
+
+def test_a_calendar_list_read_stopped_by_the_revoke_does_not_hold_its_slot(
+    hand_stack: SyncStack,
+) -> None:
+    stack = hand_stack
+    # Given Ann and Ben, connected and pulled
+    ben = stack.connect_pulled(BEN)
+    ann = stack.connect_pulled(ANN)
+    # When Ann revokes calsync's access and a read of her calendar list finds it out
+    stack.control.revoke_user(ANN)
+    with pytest.raises(ProviderError):
+        follow_calendar_list(stack.services, ann)
+    # and she signs in again
+    sign_in(stack, ANN)
+    # Then the next calendar-list notification (as the webhook records it) claims a read
+    # at once, for her as for Ben, instead of waiting a sync lease for the sweep
+    with stack.services.sessions.begin() as session:
+        now = stack.services.clock()
+        assert note_calendar_list_change(session, ann, now)
+        assert note_calendar_list_change(session, ben, now)
+    # and that read, once it ran, finds a calendar shared with her meanwhile
+    shared = stack.google_as(BEN).calendars().insert(body={"summary": "for ann"}).execute()["id"]
+    stack.control.share(shared, ANN, "reader")
+    follow_calendar_list(stack.services, ann)
+    with stack.services.sessions() as session:
+        listed = session.scalars(
+            sa.select(Calendar.provider_calendar_id).where(Calendar.user_id == ann)
+        ).all()
+    assert shared in listed
