@@ -99,7 +99,9 @@ def granted_scopes(session: Session, user_id: uuid.UUID) -> str | None:
 def mark_needs_reauth(session: Session, user_id: uuid.UUID, *, refused: bytes) -> bool:
     """The grant is gone: flag the tokens and the account until the user signs in again,
     but only if the stored tokens are still those Google refused (`refused`: their
-    `StoredCredentials.stamp`). Returns whether it flagged them.
+    `StoredCredentials.stamp`, read in this transaction; on SQLite, which has no row
+    locks, this condition is what keeps a sign-in that committed since from being
+    overwritten). Returns whether it flagged them.
 
     A sign-in that stored new tokens while the refusal was on its way is left alone: the
     refusal concerned the old grant, and flagging the new one would strand the user

@@ -157,7 +157,15 @@ class AccessTokens:
         is marked and the new access token is returned (decision F1)."""
         with self._sessions.begin() as session:
             credentials.lock_user(session, user_id)
-            if credentials.mark_needs_reauth(session, user_id, refused=refused.stamp):
+            current = credentials.load_credentials(session, self._box, user_id, lock=True)
+            # The same tokens, by value (a key rotation re-encrypts them, which changes
+            # the stamp but not the grant); then marked only if still stored as read now.
+            same = current is not None and current.access_token == refused.access_token
+            if (
+                same
+                and current is not None
+                and credentials.mark_needs_reauth(session, user_id, refused=current.stamp)
+            ):
                 session.add(
                     SyncLog(
                         user_id=user_id,
@@ -178,7 +186,6 @@ class AccessTokens:
                 marked = True
             else:
                 marked = False
-                current = credentials.load_credentials(session, self._box, user_id)
         if marked:
             raise AccountNeedsReauth(user_id)
         usable = self._usable(user_id, current)  # raises for flagged or missing tokens
