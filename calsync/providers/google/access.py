@@ -110,7 +110,14 @@ class AccessTokens:
         return stored.access_token
 
     def _refresh(self, user_id: uuid.UUID, *, rejected: Secret | None) -> Secret:
-        with self._lock_for(user_id), self._sessions.begin() as session:
+        with self._lock_for(user_id):
+            current = self._refresh_locked(user_id, rejected=rejected)
+        if current is None:  # signed in meanwhile, new tokens about to expire: refresh those
+            return self._refresh(user_id, rejected=None)
+        return current
+
+    def _refresh_locked(self, user_id: uuid.UUID, *, rejected: Secret | None) -> Secret | None:
+        with self._sessions.begin() as session:
             stored = credentials.load_credentials(session, self._box, user_id, lock=True)
             if stored is not None and stored.status == "valid":
                 if not grants_calendar(stored.scopes):  # signed in meanwhile without it
@@ -145,16 +152,18 @@ class AccessTokens:
                     )
                     return granted.access_token
         # Marked in a transaction of its own, which locks the user's row before the token
-        # row's, as the sign-in does (else the two deadlock on PostgreSQL).
+        # row's, as the sign-in does (else the two deadlock on PostgreSQL). Another
+        # process may meanwhile send the refused refresh token once more: harmless.
         return self._revoked(user_id, stored, reason)
 
     def _revoked(
         self, user_id: uuid.UUID, refused: credentials.StoredCredentials, reason: str
-    ) -> Secret:
+    ) -> Secret | None:
         """Google refused the grant of the tokens `refused`: mark the account
         ``needs_reauth`` and raise `AccountNeedsReauth`; but if the user signed in again
         meanwhile (new tokens are stored), the refusal was about the old grant: nothing
-        is marked and the new access token is returned (decision F1)."""
+        is marked and the new access token is returned (None if it is about to expire
+        and must be refreshed) (decision F1)."""
         with self._sessions.begin() as session:
             credentials.lock_user(session, user_id)
             current = credentials.load_credentials(session, self._box, user_id, lock=True)
@@ -188,10 +197,7 @@ class AccessTokens:
                 marked = False
         if marked:
             raise AccountNeedsReauth(user_id)
-        usable = self._usable(user_id, current)  # raises for flagged or missing tokens
-        if usable is None:  # new tokens, already about to expire: refresh those
-            return self._refresh(user_id, rejected=None)
-        return usable
+        return self._usable(user_id, current)  # raises for flagged or missing tokens
 
     def _lock_for(self, user_id: uuid.UUID) -> threading.Lock:
         with self._locks_guard:
