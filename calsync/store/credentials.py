@@ -27,6 +27,9 @@ class StoredCredentials:
     expires_at: datetime | None
     status: str
     scopes: str
+    #: The stored access token's ciphertext as read: which tokens these are, for
+    #: `mark_needs_reauth` (a sign-in or a refresh stores new ones). Not secret.
+    stamp: bytes = b""
 
 
 def save_tokens(
@@ -80,6 +83,7 @@ def load_credentials(
         expires_at=row.expires_at,
         status=row.status,
         scopes=row.scopes,
+        stamp=row.access_token_encrypted,
     )
 
 
@@ -92,12 +96,54 @@ def granted_scopes(session: Session, user_id: uuid.UUID) -> str | None:
     return session.scalar(query)
 
 
-def mark_needs_reauth(session: Session, user_id: uuid.UUID) -> None:
-    """The grant is gone: flag the tokens and the account until the user signs in again."""
-    session.execute(
-        sa.update(OAuthToken).where(OAuthToken.user_id == user_id).values(status="needs_reauth")
+def mark_needs_reauth(session: Session, user_id: uuid.UUID, *, refused: bytes) -> bool:
+    """The grant is gone: flag the tokens and the account until the user signs in again,
+    but only if the stored tokens are still those Google refused (`refused`: their
+    `StoredCredentials.stamp`, read in this transaction; on SQLite, which has no row
+    locks, this condition is what keeps a sign-in that committed since from being
+    overwritten). Returns whether it flagged them.
+
+    A sign-in that stored new tokens while the refusal was on its way is left alone: the
+    refusal concerned the old grant, and flagging the new one would strand the user
+    until yet another sign-in (issue 15, decision F1). Lock the user's row first
+    (`lock_user`), as the sign-in does, so the two take their locks in one order.
+    """
+    flagged = session.execute(
+        sa.update(OAuthToken)
+        .where(
+            OAuthToken.user_id == user_id,
+            OAuthToken.status == "valid",
+            OAuthToken.access_token_encrypted == refused,
+        )
+        .values(status="needs_reauth")
     )
-    session.execute(sa.update(User).where(User.id == user_id).values(status="needs_reauth"))
+    if not flagged.rowcount:  # type: ignore[attr-defined]
+        return False
+    session.execute(
+        sa.update(User)
+        .where(User.id == user_id, User.status == "active")
+        .values(status="needs_reauth")
+    )
+    return True
+
+
+def lock_user(session: Session, user_id: uuid.UUID) -> None:
+    """Lock the user's row until the transaction ends (``FOR UPDATE``; SQLite has one
+    writer anyway). Whoever writes both a user's tokens and their status takes this lock
+    before the token row's, so a sign-in and a refresh that found the grant revoked
+    cannot deadlock."""
+    session.execute(sa.select(User.id).where(User.id == user_id).with_for_update())
+
+
+def reactivate(session: Session, user_id: uuid.UUID) -> None:
+    """After new tokens were stored at sign-in: an account waiting for it
+    (``needs_reauth``) is ``active`` again. Decided on the row as it is now (a refresh
+    may have flagged it since the sign-in read it), never on a value read before."""
+    session.execute(
+        sa.update(User)
+        .where(User.id == user_id, User.status == "needs_reauth")
+        .values(status="active")
+    )
 
 
 def _row(session: Session, user_id: uuid.UUID, *, lock: bool) -> OAuthToken | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING
 
+from calsync.providers.errors import AuthRevoked
 from calsync.providers.google.oauth import grants_calendar
 from calsync.store import credentials, sync_logs
 from calsync.sync import kicks
@@ -77,11 +78,17 @@ def follow_calendar_list(services: Services, user_id: uuid.UUID) -> bool:
     when the list changed again while it was read, and one more read must follow (its
     queue slot stays taken); then the caller enqueues it. Raises what the provider
     raises, leaving the queue slot taken (the retry, or the scheduler's sweep, reads
-    again).
+    again); but after a revoked grant the slot is freed and the list stays marked
+    changed (`kicks.calendar_list_stranded`): nothing retries until they sign in again.
     """
     with services.sessions.begin() as session:
         kicks.calendar_list_started(session, user_id, services.clock())
-    change = sync_calendar_list(services, user_id)
+    try:
+        change = sync_calendar_list(services, user_id)
+    except AuthRevoked:  # nothing reads it until they sign in again: free the slot
+        with services.sessions.begin() as session:
+            kicks.calendar_list_stranded(session, user_id)
+        raise
     try:
         if change.added:  # channels before pulls, as in `connect_user`
             ensure_channels(services, user_id)

@@ -34,6 +34,7 @@ from calsync.store.types import UTCDateTime
 __all__ = [
     "BEHIND_SQL",
     "Claim",
+    "calendar_list_stranded",
     "claim_due",
     "drop",
     "finish_pull",
@@ -45,6 +46,7 @@ __all__ = [
     "pull_started",
     "release",
     "release_all",
+    "stranded",
     "uuid_array_literal",
 ]
 
@@ -184,6 +186,18 @@ def finish_pull(session: Session, calendar_id: uuid.UUID, now: datetime) -> bool
         .returning(_calendars.c.dirty)
     ).scalar_one_or_none()
     return bool(dirty)
+
+
+def stranded(session: Session, calendar_id: uuid.UUID) -> None:
+    """A pull ended without listing because the owner's grant is revoked: free the queue
+    slot but keep the calendar dirty, so the pull queued when they sign in again claims
+    it at once (`note_change`), as does the sweep's lost-kick read. Keeping the slot
+    (as `finish_pull` does when a notification came meanwhile) left it taken by no job:
+    the sign-in could not queue the pull, and the calendar waited a whole sync lease for
+    the sweep (issue 15, decision F2)."""
+    session.execute(
+        sa.update(_calendars).where(_calendars.c.id == calendar_id).values(sync_queued_at=None)
+    )
 
 
 def drop(session: Session, calendar_id: uuid.UUID) -> None:
@@ -358,6 +372,18 @@ def calendar_list_finished(session: Session, user_id: uuid.UUID, now: datetime) 
         .returning(_users.c.calendars_dirty)
     ).scalar_one_or_none()
     return bool(dirty)
+
+
+def calendar_list_stranded(session: Session, user_id: uuid.UUID) -> None:
+    """A read of the user's calendar list stopped because their grant is revoked: free
+    its queue slot and keep the list marked changed, so the first calendar-list
+    notification after they sign in again reads it at once instead of waiting a whole
+    sync lease for `claim_lost_calendar_lists` (decision F4)."""
+    session.execute(
+        sa.update(_users)
+        .where(_users.c.id == user_id)
+        .values(calendars_queued_at=None, calendars_dirty=True)
+    )
 
 
 def claim_lost_calendar_lists(

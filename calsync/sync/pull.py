@@ -42,7 +42,7 @@ import sqlalchemy as sa
 
 from calsync import metrics
 from calsync.providers.base import CalendarProvider, ChangesPage
-from calsync.providers.errors import NotFound, ProviderError, SyncTokenExpired
+from calsync.providers.errors import AuthRevoked, NotFound, ProviderError, SyncTokenExpired
 from calsync.store.sync_logs import LogKind, LogStatus, record
 from calsync.store.tables import Calendar, User
 from calsync.sync import calendar_list, kicks, lease
@@ -327,7 +327,8 @@ def _record_failure(
     """Record a failed pull: the lease given back, the calendar's status ``error``, a sync
     log row naming the exception's class (a provider error's message too; never the
     text of another exception, which may quote data), and the queue slot freed if the
-    error is a provider's permanent one (nothing will retry it but the sweeps).
+    error is a provider's permanent one (nothing will retry it but the sweeps); for a
+    revoked grant the calendar also stays dirty, so signing in again pulls it at once.
 
     A 404 of the listing is confirmed against the owner's calendar list first
     (`_confirm_gone`). Failing to record (the database is down, say) is logged and
@@ -366,7 +367,9 @@ def _record_failure(
                 details=details,
             )
             lease.release(session, target.ref.id, owner=owner)
-            if isinstance(err, ProviderError) and not err.retryable:
+            if isinstance(err, AuthRevoked):  # nothing runs until they sign in again
+                kicks.stranded(session, target.ref.id)
+            elif isinstance(err, ProviderError) and not err.retryable:
                 kicks.finish_pull(session, target.ref.id, now)
     except Exception:
         log.exception("could not record the failed pull of calendar %s", target.ref.id)

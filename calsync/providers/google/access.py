@@ -13,7 +13,8 @@ got another user's token on SQLite).
 When Google answers ``invalid_grant`` the account is marked ``needs_reauth``, the sync log
 and audit trail record it, and :class:`AccountNeedsReauth` is raised; from then on no call
 reaches Google for that user until they sign in again, so a revoked grant never becomes a
-retry storm.
+retry storm. The mark is a compare-and-set on the refused tokens: a sign-in that stored
+new ones meanwhile is left alone, and the refresh goes on with them (decision F1).
 """
 
 from __future__ import annotations
@@ -109,7 +110,14 @@ class AccessTokens:
         return stored.access_token
 
     def _refresh(self, user_id: uuid.UUID, *, rejected: Secret | None) -> Secret:
-        with self._lock_for(user_id), self._sessions.begin() as session:
+        with self._lock_for(user_id):
+            current = self._refresh_locked(user_id, rejected=rejected)
+        if current is None:  # signed in meanwhile, new tokens about to expire: refresh those
+            return self._refresh(user_id, rejected=None)
+        return current
+
+    def _refresh_locked(self, user_id: uuid.UUID, *, rejected: Secret | None) -> Secret | None:
+        with self._sessions.begin() as session:
             stored = credentials.load_credentials(session, self._box, user_id, lock=True)
             if stored is not None and stored.status == "valid":
                 if not grants_calendar(stored.scopes):  # signed in meanwhile without it
@@ -126,40 +134,70 @@ class AccessTokens:
             if stored is None:
                 raise AccountNotConnected(f"user {user_id} has no Google tokens")
             if stored.refresh_token is None:
-                self._revoked(session, user_id, "no refresh token stored")
-                raise AccountNeedsReauth(user_id)
-            try:
-                granted = self._oauth.refresh(stored.refresh_token)
-            except InvalidGrant:
-                self._revoked(session, user_id, "Google refused the refresh token")
-                # The mark must persist even though we raise: commit it here.
-                session.commit()
-                raise AccountNeedsReauth(user_id) from None
-            credentials.save_tokens(
-                session,
-                self._box,
-                user_id=user_id,
-                access_token=granted.access_token,
-                refresh_token=granted.refresh_token,
-                expires_at=granted.expires_at,
-                scopes=granted.scopes or stored.scopes,
-            )
-            return granted.access_token
+                reason = "no refresh token stored"
+            else:
+                try:
+                    granted = self._oauth.refresh(stored.refresh_token)
+                except InvalidGrant:
+                    reason = "Google refused the refresh token"
+                else:
+                    credentials.save_tokens(
+                        session,
+                        self._box,
+                        user_id=user_id,
+                        access_token=granted.access_token,
+                        refresh_token=granted.refresh_token,
+                        expires_at=granted.expires_at,
+                        scopes=granted.scopes or stored.scopes,
+                    )
+                    return granted.access_token
+        # Marked in a transaction of its own, which locks the user's row before the token
+        # row's, as the sign-in does (else the two deadlock on PostgreSQL). Another
+        # process may meanwhile send the refused refresh token once more: harmless.
+        return self._revoked(user_id, stored, reason)
 
-    def _revoked(self, session: Session, user_id: uuid.UUID, reason: str) -> None:
-        credentials.mark_needs_reauth(session, user_id)
-        session.add(
-            SyncLog(
-                user_id=user_id,
-                kind="auth",
-                sync_status="error",
-                sync_time=self._clock(),
-                message=f"Google access was revoked ({reason}); sign in again to resume sync",
-            )
-        )
-        audit.record(
-            session, audit.AuditAction.TOKEN_REVOKED, subject_id=user_id, details={"reason": reason}
-        )
+    def _revoked(
+        self, user_id: uuid.UUID, refused: credentials.StoredCredentials, reason: str
+    ) -> Secret | None:
+        """Google refused the grant of the tokens `refused`: mark the account
+        ``needs_reauth`` and raise `AccountNeedsReauth`; but if the user signed in again
+        meanwhile (new tokens are stored), the refusal was about the old grant: nothing
+        is marked and the new access token is returned (None if it is about to expire
+        and must be refreshed) (decision F1)."""
+        with self._sessions.begin() as session:
+            credentials.lock_user(session, user_id)
+            current = credentials.load_credentials(session, self._box, user_id, lock=True)
+            # The same tokens, by value (a key rotation re-encrypts them, which changes
+            # the stamp but not the grant); then marked only if still stored as read now.
+            same = current is not None and current.access_token == refused.access_token
+            if (
+                same
+                and current is not None
+                and credentials.mark_needs_reauth(session, user_id, refused=current.stamp)
+            ):
+                session.add(
+                    SyncLog(
+                        user_id=user_id,
+                        kind="auth",
+                        sync_status="error",
+                        sync_time=self._clock(),
+                        message=(
+                            f"Google access was revoked ({reason}); sign in again to resume sync"
+                        ),
+                    )
+                )
+                audit.record(
+                    session,
+                    audit.AuditAction.TOKEN_REVOKED,
+                    subject_id=user_id,
+                    details={"reason": reason},
+                )
+                marked = True
+            else:
+                marked = False
+        if marked:
+            raise AccountNeedsReauth(user_id)
+        return self._usable(user_id, current)  # raises for flagged or missing tokens
 
     def _lock_for(self, user_id: uuid.UUID) -> threading.Lock:
         with self._locks_guard:

@@ -45,7 +45,7 @@ from calsync.providers.google.oauth import (
     grants_calendar,
 )
 from calsync.store import audit, credentials, sync_logs, users
-from calsync.store.tables import UsedOAuthState, User
+from calsync.store.tables import UsedOAuthState
 from calsync.sync.connect import NOT_CONNECTED_MESSAGE
 from calsync.web.auth.oauth_state import (
     InvalidState,
@@ -267,6 +267,9 @@ def _connect(
         )
         if account.status is AccountStatus.DISABLED:
             raise _Disabled(account.id)
+        # The user's row before the token row's, as a refresh that finds the grant revoked
+        # locks them (`AccessTokens._revoked`): the two wait for each other in one order.
+        credentials.lock_user(session, account.id)
         credentials.save_tokens(
             session,
             services.secrets,
@@ -278,9 +281,10 @@ def _connect(
             provider_subject=identity.subject,
         )
         # A grant without calendar access is alive, not revoked: "not connected" is not
-        # "needs_reauth", which says Google refused the grant.
-        if account.status is AccountStatus.NEEDS_REAUTH:
-            session.execute(sa.update(User).where(User.id == account.id).values(status="active"))
+        # "needs_reauth", which says Google refused the grant. Decided on the row as it is
+        # now, not on `account`: a refresh that found the old grant revoked may have
+        # marked it since it was read (issue 15, decision F1).
+        credentials.reactivate(session, account.id)
         audit.record(
             session,
             audit.AuditAction.SIGN_IN,
