@@ -465,16 +465,18 @@ def _merge(
     Returns the row's new column values, the event it now holds and whether the policy
     had to pick between two changes of a field."""
     local = dataclasses.replace(to_event(row, row_attendees), updated=row.updated_at)
-    if row.etag is None:
+    stored = _base_version(session, row.id)
+    base = event_from_document(stored) if stored else None
+    if row.etag is None and base is None:
         # Google never acknowledged a write of this row, yet lists it (under the id calsync
         # derives from the row's): an insert of ours got through and its answer was lost.
         # What Google holds is a version calsync sent, the last one both sides agree on;
         # the local edits since win, whatever the clocks say (Google stamps the insert
-        # when it lands, which may be after a later local edit).
-        base: Event | None = remote
-    else:
-        stored = _base_version(session, row.id)
-        base = event_from_document(stored) if stored else None
+        # when it lands, which may be after a later local edit). A new exception has a
+        # base, the instance as its series generated it: Google lists that instance's id
+        # whoever wrote it, so another client's change of it is merged, not overwritten
+        # (decision C3; the push's first read merges against the same base, E23).
+        base = remote
     resolution = resolve(base=base, local=local, remote=remote, policy=calendar.policy)
     record(
         session,

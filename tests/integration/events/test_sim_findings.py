@@ -4,9 +4,11 @@ deterministically: each test names the seed that showed it."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
+from calsync.emulator.testing import build_calendar_service
 from tests.integration.events.conftest import EventsApp
 
 pytestmark = pytest.mark.integration
@@ -164,6 +166,64 @@ def test_a_new_exception_does_not_overwrite_a_later_google_change_of_the_instanc
     on_google = app.google_event(alice, google_instance)
     assert on_google["summary"] == "retitled"
     assert on_google["start"]["dateTime"] == "2031-04-01T10:00:00Z"
+
+
+def test_a_pull_before_a_new_exceptions_push_keeps_another_clients_move_of_it(
+    any_app: EventsApp,
+) -> None:
+    """Seed 20261206 (production, u11): the user changed one instance's description
+    through the API; 2 s later an editor moved that instance on Google; calsync pulled
+    the editor's exception before pushing its own, and merged it as if Google's copy
+    were calsync's own lost write (the row had no etag), so the local (unchanged) times
+    won and the push put the instance back at its old time. The base of that merge is
+    the instance as the series generated it, as for the push's own first read (E23).
+    Two users, each with an editor writing to their calendar, as in the simulation."""
+    app = any_app
+    editor = _editor(app, "sim-editor@example.com")
+    users = (app.connect("alice@example.com"), app.connect("bob@example.com"))
+    for user, day in zip(users, ("26", "27"), strict=True):
+        app.control.share(user.primary, "sim-editor@example.com", "writer")
+        series = app.create(
+            user,
+            {"title": "planning", "start_time": f"2031-03-{day}T16:00:00-04:00",
+             "end_time": f"2031-03-{day}T16:30:00-04:00", "timezone": "America/New_York",
+             "recurrence": ["RRULE:FREQ=WEEKLY;COUNT=5"]},
+        )  # fmt: skip
+        app.push_all()
+        app.pull(user)  # calsync has pulled the series: the next pull is incremental
+        instance = f"{series['id']}_203103{day}T200000Z"
+        google_instance = f"{series['google_event_id']}_203103{day}T200000Z"
+        # Given the user changes the instance's description through calsync
+        edited = app.put(user, instance, {"description": "the user's"}, scope="this")
+        assert edited.status_code == 200, edited.text
+        # and then the editor moves the same instance on Google
+        editor.patch(
+            calendarId=user.primary,
+            eventId=google_instance,
+            body={"start": {"dateTime": f"2031-03-{day}T23:00:00Z"},
+                  "end": {"dateTime": f"2031-03-{day}T23:30:00Z"}},
+        ).execute()  # fmt: skip
+        # When calsync pulls the editor's exception before it pushes its own
+        app.pull(user)
+        app.push_all()
+        # Then both writes hold on Google and in calsync, and nothing is left to push
+        on_google = app.google_event(user, google_instance)
+        assert on_google["description"] == "the user's"
+        assert _instant(on_google["start"]["dateTime"]) == _instant(f"2031-03-{day}T23:00:00Z")
+        listed = app.client.get("/events", headers=user.headers).json()["events"]
+        (exception,) = [e for e in listed if e["google_event_id"] == google_instance]
+        assert exception["description"] == "the user's"
+        assert _instant(exception["start_time"]) == _instant(f"2031-03-{day}T23:00:00Z")
+        assert exception["sync_state"] == "synced"
+
+
+def _editor(app: EventsApp, email: str) -> Any:
+    """Another Google user's client (a writer on the calendars shared with them)."""
+    app.control.create_user(email)
+    tokens = app.control.issue_tokens(email)
+    service = build_calendar_service(app.google.url, tokens["access_token"])
+    app.remotes.append(service)
+    return service.events()
 
 
 def test_an_instance_edited_to_its_own_values_is_an_exception_on_google_too(
