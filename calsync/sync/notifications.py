@@ -43,7 +43,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from calsync import metrics
 from calsync.store.tables import WatchChannel
-from calsync.sync import kicks
+from calsync.sync import kicks, pending_pulls
 from calsync.sync.channels import channel_token
 
 if TYPE_CHECKING:
@@ -322,16 +322,21 @@ class DirtyMarks:
         self._idle: list[_Probe] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._markers: pending_pulls.PendingPulls | None = None
 
     def close(self) -> None:
-        """Release the database connections (any thread)."""
+        """Release the database and Redis connections (any thread)."""
         for probe in self._probes:
             probe.close()
+        if self._markers is not None:
+            self._markers.close()
 
     async def aclose(self) -> None:
-        """Release the database connections (on the serving loop)."""
+        """Release the database and Redis connections (on the serving loop)."""
         for probe in self._probes:
             await probe.aclose()
+        if self._markers is not None:
+            await self._markers.aclose()
 
     async def mark(
         self,
@@ -348,6 +353,8 @@ class DirtyMarks:
         if self._loop is not loop:  # a new loop: nothing of the old one can complete
             self._loop, self._pending, self._tasks = loop, {}, set()
             self._idle = list(self._probes)
+            if pending_pulls.enabled(services):
+                self._markers = self._markers or pending_pulls.PendingPulls()
         waiting = self._pending.get(calendar_id)
         if waiting is None:
             waiting = self._pending[calendar_id] = _Waiting(context)
@@ -385,9 +392,19 @@ class DirtyMarks:
         probe: _Probe,
         batch: dict[uuid.UUID, _Waiting],
     ) -> None:
+        seen = pending_pulls.Seen(frozenset(), {})
+        if self._markers is not None:
+            seen = await self._markers.read(services, batch.keys())
+            for calendar_id in seen.covered:  # a pull that has not started covers it
+                for future in batch.pop(calendar_id).futures:
+                    if not future.done():
+                        future.set_result(False)
+            if not batch:
+                return
         contexts = {calendar_id: w.context for calendar_id, w in batch.items()}
         try:
-            if await probe.behind(services, contexts.keys()) == []:
+            behind = await probe.behind(services, contexts.keys())
+            if behind == []:
                 claimed: set[uuid.UUID] = set()  # all already dirty, pulls queued
             else:
                 claimed = await loop.run_in_executor(None, _record, services, contexts)
@@ -404,6 +421,10 @@ class DirtyMarks:
                 if not future.done():
                     future.set_result(first)
                 first = False
+        if self._markers is not None and behind is not None:
+            # PostgreSQL showed these dirty with a pull queued after `seen` was read
+            queued = {c: seen.epochs[c] for c in batch if c not in behind and c in seen.epochs}
+            await self._markers.note(services, queued)
 
 
 def _record(

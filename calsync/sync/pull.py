@@ -45,7 +45,7 @@ from calsync.providers.base import CalendarProvider, ChangesPage
 from calsync.providers.errors import NotFound, ProviderError, SyncTokenExpired
 from calsync.store.sync_logs import LogKind, LogStatus, record
 from calsync.store.tables import Calendar, User
-from calsync.sync import calendar_list, kicks, lease
+from calsync.sync import calendar_list, kicks, lease, pending_pulls
 from calsync.sync.deletion_guard import HoldOutcome
 from calsync.sync.reconcile import CalendarRef, ReconcileReport, apply_changes
 from calsync.sync.resolve import policy_for
@@ -135,6 +135,8 @@ def pull_calendar(
     owner = f"{services.process_name}:{threading.get_ident()}"
     lease_ttl = timedelta(seconds=services.settings.sync_lease_seconds)
     started = time.perf_counter()
+    # before `dirty` is cleared: no pull marker may cover a notification from now on
+    pending_pulls.pull_starting(services, calendar_id)
     with services.engine.connect().execution_options(**_AUTOCOMMIT) as connection:
         calendar = lease.acquire_selected(
             connection,
