@@ -293,6 +293,10 @@ class _Waiting:
     futures: list[asyncio.Future[bool]] = field(default_factory=list)
 
 
+#: Leases kept at most (one per calendar that a storm is hitting)
+_MAX_LEASES: Final = 100_000
+
+
 class DirtyMarks:
     """Group commit of change notifications: few writes per burst, for every calendar.
 
@@ -323,6 +327,8 @@ class DirtyMarks:
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._markers: pending_pulls.PendingPulls | None = None
+        #: calendar -> until when (monotonic) a lease says a pending pull covers it
+        self._leases: dict[uuid.UUID, float] = {}
 
     def close(self) -> None:
         """Release the database and Redis connections (any thread)."""
@@ -349,6 +355,11 @@ class DirtyMarks:
         `context` (a tracing context) is the one the pull is enqueued in, if this
         notification is the first of its calendar in the batch.
         """
+        until = self._leases.get(calendar_id)
+        if until is not None:
+            if time.monotonic() < until:
+                return False  # a pending pull covers it (`calsync.sync.pending_pulls`)
+            del self._leases[calendar_id]
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # a new loop: nothing of the old one can complete
             self._loop, self._pending, self._tasks = loop, {}, set()
@@ -395,7 +406,10 @@ class DirtyMarks:
         seen = pending_pulls.Seen(frozenset(), {})
         if self._markers is not None:
             seen = await self._markers.read(services, batch.keys())
+            if len(self._leases) >= _MAX_LEASES:
+                self._leases.clear()
             for calendar_id in seen.covered:  # a pull that has not started covers it
+                self._leases[calendar_id] = seen.lease_until
                 for future in batch.pop(calendar_id).futures:
                     if not future.done():
                         future.set_result(False)

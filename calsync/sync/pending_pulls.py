@@ -32,6 +32,7 @@ import contextlib
 import functools
 import logging
 import os
+import time
 import uuid
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -61,6 +62,29 @@ MARKER_SECONDS: Final = 60
 #: How long an epoch lives after its pull started; longer than any marker.
 EPOCH_SECONDS: Final = 2 * 86_400
 
+#: How long a lease lives in Redis, and how long the intake relies on one, counted from
+#: before it asked: the margin covers the time the request took and clock rates.
+LEASE_MILLISECONDS: Final = 200
+LOCAL_LEASE_SECONDS: Final = 0.15
+
+# KEYS: (epoch, marker, lease) per calendar; ARGV[1] the lease's lifetime (ms). Per
+# calendar, whether its marker is current (then the lease is granted) and its epoch.
+_READ_AND_LEASE: Final = """
+local out = {}
+for i = 1, #KEYS, 3 do
+  local epoch = redis.call('GET', KEYS[i]) or ''
+  local marker = redis.call('GET', KEYS[i + 1])
+  if marker and marker == epoch then
+    redis.call('SET', KEYS[i + 2], '1', 'PX', ARGV[1])
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+  out[#out + 1] = epoch
+end
+return out
+"""
+
 # KEYS[1] epoch, KEYS[2] marker; ARGV[1] the epoch read before PostgreSQL answered ('' =
 # none), ARGV[2] the marker's lifetime. Sets the marker only if the epoch is unchanged.
 _MARK_IF_CURRENT: Final = """
@@ -70,6 +94,15 @@ redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
 return 1
 """
 
+# KEYS[1] epoch, KEYS[2] lease; ARGV[1] the new epoch, ARGV[2] its lifetime (s). Returns
+# the milliseconds the last lease granted has left (0: none).
+_NEW_EPOCH: Final = """
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+local left = redis.call('PTTL', KEYS[2])
+if left < 0 then return 0 end
+return left
+"""
+
 
 def epoch_key(calendar_id: uuid.UUID) -> str:
     return f"calsync:pull-epoch:{calendar_id}"
@@ -77,6 +110,10 @@ def epoch_key(calendar_id: uuid.UUID) -> str:
 
 def marker_key(calendar_id: uuid.UUID) -> str:
     return f"calsync:pull-pending:{calendar_id}"
+
+
+def lease_key(calendar_id: uuid.UUID) -> str:
+    return f"calsync:pull-lease:{calendar_id}"
 
 
 def enabled(services: Services) -> bool:
@@ -94,6 +131,10 @@ def pull_starting(services: Services, calendar_id: uuid.UUID) -> None:
     """Replace the calendar's epoch: call before a pull takes its lease (and clears
     ``dirty``), so that no marker set earlier covers a notification any more.
 
+    Then waits until the leases granted on the old epoch have run out (at most
+    `LEASE_MILLISECONDS`, and only while notifications are arriving): until then an
+    intake may still answer from its lease without asking Redis.
+
     Raises when Redis cannot be written (the pull must not start then: a marker left
     valid could cover a notification the pull has already listed past). Does nothing in
     embedded mode.
@@ -101,8 +142,12 @@ def pull_starting(services: Services, calendar_id: uuid.UUID) -> None:
     if not enabled(services):
         return
     assert services.settings.redis_url is not None
+    keys = (epoch_key(calendar_id), lease_key(calendar_id))
     epoch = os.urandom(8).hex()
-    _client(services.settings.redis_url).set(epoch_key(calendar_id), epoch, ex=EPOCH_SECONDS)
+    client = _client(services.settings.redis_url)
+    left = int(client.eval(_NEW_EPOCH, 2, *keys, epoch, EPOCH_SECONDS))
+    if left > 0:  # an intake may rely on its lease until then
+        time.sleep(left / 1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +157,9 @@ class Seen:
 
     covered: frozenset[uuid.UUID]
     epochs: Mapping[uuid.UUID, str]
+    #: until when (`time.monotonic`) the intake may answer `covered` calendars' changes
+    #: without asking again: the lease granted with this answer
+    lease_until: float = 0.0
 
 
 class PendingPulls:
@@ -143,24 +191,29 @@ class PendingPulls:
         if not ids or not url:
             return Seen(frozenset(), {})
         keys = [
-            key for calendar_id in ids for key in (epoch_key(calendar_id), marker_key(calendar_id))
+            key
+            for calendar_id in ids
+            for key in (epoch_key(calendar_id), marker_key(calendar_id), lease_key(calendar_id))
         ]
+        asked = time.monotonic()
         try:
             async with asyncio.timeout(self.TIMEOUT_SECONDS):
-                values = cast(list[bytes | None], await self._connected(url).mget(keys))
+                client = self._connected(url)
+                answer = await client.eval(_READ_AND_LEASE, len(keys), *keys, LEASE_MILLISECONDS)
         except (redis.RedisError, OSError, TimeoutError) as exc:
             log.info("pull markers unavailable, asking PostgreSQL: %r", exc)
             await self.aclose()
             return Seen(frozenset(), {})
+        values = cast(list[int | bytes], answer)
         covered: set[uuid.UUID] = set()
         epochs: dict[uuid.UUID, str] = {}
         for n, calendar_id in enumerate(ids):
-            epoch, marker = values[2 * n], values[2 * n + 1]
-            if marker is not None and marker == (epoch or b""):
+            if values[2 * n] == 1:
                 covered.add(calendar_id)
             else:
-                epochs[calendar_id] = (epoch or b"").decode()
-        return Seen(frozenset(covered), epochs)
+                epoch = values[2 * n + 1]
+                epochs[calendar_id] = epoch.decode() if isinstance(epoch, bytes) else str(epoch)
+        return Seen(frozenset(covered), epochs, asked + LOCAL_LEASE_SECONDS)
 
     async def note(self, services: Services, epochs: Mapping[uuid.UUID, str]) -> None:
         """Set the markers of calendars PostgreSQL showed dirty with a pull queued, each
