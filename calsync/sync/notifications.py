@@ -11,15 +11,18 @@ set ``dirty`` again, which is harmless.
 Everything here runs on the server's event loop; database and queue calls go to the
 loop's default thread pool, so the loop never blocks on them:
 
-- `ChannelCache` keeps channel rows per process for a while (a stopped channel may be
-  accepted for those seconds, as during a renewal), with the tokens it expects already
-  computed; a token that is not an HMAC of its channel id is refused before any lookup,
-  so forged notifications cost no database work at all.
+- `ChannelCache` keeps channel rows per process for `TTL_SECONDS` (a stopped channel
+  may be accepted for those seconds, as during a renewal; one past its expiration is
+  not), with the tokens it expects already computed; a token that is not an HMAC of its
+  channel id is refused before any lookup, so forged notifications cost no database
+  work at all.
 - `DirtyMarks` is a group commit: the change notifications that arrive while one write
   is in flight are recorded together by the next write (one transaction for all their
   calendars), and each notification is answered only once a write covering it has
-  committed. So a 2xx always means "recorded"; a failed write fails every notification
-  it covered, which the web layer answers with 503 so that Google retries.
+  committed, or once it is known to be covered by a pull that has not started
+  (`calsync.sync.pending_pulls`: in a storm, a lease answers without any round trip).
+  So a 2xx always means "recorded"; a failed write fails every notification it covered,
+  which the web layer answers with 503 so that Google retries.
 """
 
 from __future__ import annotations
@@ -110,6 +113,8 @@ class ChannelInfo:
     resource_id: str | None
     active: bool
     tokens: tuple[bytes, ...]
+    #: when Google stops the channel (None: not known); no notification counts after it
+    expires_at: datetime | None = None
 
     def accepts(self, note: Notification) -> bool:
         """Token and resource id match (the token compared in constant time)."""
@@ -124,6 +129,11 @@ class _Missing:
 MISSING: Final = _Missing()
 
 
+#: How long a process trusts the channel row it read: a channel stopped (or deleted)
+#: elsewhere is refused by every intake process at most this long after (decision I5).
+TTL_SECONDS: Final = 5.0
+
+
 class ChannelCache:
     """Channel rows by channel id for one process, kept `ttl` seconds.
 
@@ -136,14 +146,16 @@ class ChannelCache:
 
     def __init__(
         self,
-        ttl: float = 30.0,
+        ttl: float = TTL_SECONDS,
         *,
         unknown_ttl: float = 1.0,
+        stop_interval: float = 30.0,
         max_entries: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ttl = ttl
         self.unknown_ttl = unknown_ttl
+        self.stop_interval = stop_interval
         self.max_entries = max_entries
         self._clock = clock
         self._entries: dict[str, tuple[float, ChannelInfo | None]] = {}
@@ -196,13 +208,14 @@ class ChannelCache:
         self._entries[channel_id] = (self._clock() + ttl, info)
 
     def first_stop(self, channel_id: str) -> bool:
-        """True once per `ttl` for a stopped channel: send one stop job, not one per push."""
+        """True once per `stop_interval` for a stopped channel: send one stop job, not one
+        per push."""
         now = self._clock()
         if self._stops.get(channel_id, 0.0) > now:
             return False
         if len(self._stops) >= self.max_entries:
             self._stops.clear()
-        self._stops[channel_id] = now + self.ttl
+        self._stops[channel_id] = now + self.stop_interval
         return True
 
 
@@ -220,6 +233,7 @@ def _load_channel(
             resource_id=row.resource_id,
             active=row.status == "active",
             tokens=expected_tokens(keys, str(channel_id)),
+            expires_at=row.expires_at,
         )
 
 
@@ -551,6 +565,8 @@ async def _receive(
         return Intake.UNKNOWN
     if not channel.accepts(note):
         return Intake.FORGED
+    if channel.expires_at is not None and services.clock() >= channel.expires_at:
+        return Intake.STALE  # Google has ended it: nothing to stop, nothing to record
     loop = asyncio.get_running_loop()
     if not channel.active:
         if cache.first_stop(note.channel_id):
