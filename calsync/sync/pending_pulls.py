@@ -1,28 +1,34 @@
-"""Markers in Redis saying "this calendar's next pull has not started": the intake's
-storm path without a PostgreSQL round trip (decisions I1-I4).
+"""Markers in Redis saying "this calendar's queued pull has not listed Google yet": the
+intake's storm path without a PostgreSQL round trip (decisions I1-I2).
 
 A change notification needs no write when its calendar is already dirty with a pull
-queued that has not started yet: that pull clears ``dirty`` when it starts, after the
-notification arrived, so it lists Google after the change (decision W3). Asking
-PostgreSQL that question costs every batch of notifications a round trip. These markers
-let the intake ask Redis instead, which already carries the queue:
+queued: that pull clears ``dirty`` when it starts and then lists Google, after the
+notification arrived, so it sees the change (decision W3). Asking PostgreSQL that
+question costs every batch of notifications a round trip. These markers let the intake
+ask Redis instead, which already carries the queue:
 
 - the *epoch* of a calendar (``calsync:pull-epoch:<id>``) is a random value that every
-  pull replaces *before* it takes its lease and clears ``dirty`` (`pull_starting`, called
-  by `calsync.sync.pull.pull_calendar`); a pull whose epoch cannot be written does not
-  start;
+  pull replaces *after* it has cleared ``dirty`` and *before* it lists Google
+  (`pull_starting`, called by `calsync.sync.pull.pull_calendar`); a pull whose epoch
+  cannot be written fails before listing, and is retried;
 - the *marker* (``calsync:pull-pending:<id>``) is the epoch the intake read before
-  PostgreSQL told it that the calendar was dirty with a pull queued; it is set only if
-  the epoch is still that value (one Lua script), and lives `MARKER_SECONDS`.
+  PostgreSQL showed it the calendar dirty with a pull queued; it is set only if the
+  epoch is still that value (one Lua script), and lives `MARKER_SECONDS`;
+- a *lease* (``calsync:pull-lease:<id>``) is granted with each read that finds the
+  marker current; the intake then answers that calendar from memory for
+  `LOCAL_LEASE_SECONDS`, and `pull_starting` waits until the last lease has run out in
+  Redis (`LEASE_MILLISECONDS`, longer) before the pull lists.
 
-A marker equal to the current epoch therefore proves that no pull has started since
-PostgreSQL showed the calendar dirty and queued, so ``dirty`` is still set and the pull
-that clears it starts after now: the notification is covered (`PendingPulls.read`).
+A marker equal to the current epoch at time t proves that the pull Google's change
+needs lists after t: either ``dirty`` is still set as PostgreSQL showed it (no pull has
+cleared it since, or that pull would have replaced the epoch before listing, after the
+intake read it), or a pull cleared it and has not yet replaced the epoch, so it lists
+later still. A lease extends the same proof by its lifetime, which the pull waits out.
 Anything else (no marker, an old epoch, Redis unreachable) sends the notification down
 the PostgreSQL path, which stays the authority. Epochs outlive markers
-(`EPOCH_SECONDS` > `MARKER_SECONDS`), so an epoch that expired and came back cannot
-match an old marker. Only for production (PostgreSQL and Redis); embedded mode has
-neither and keeps the transactional path.
+(`EPOCH_SECONDS` > `MARKER_SECONDS`), so an epoch that expired and came back as "none"
+cannot match an old marker. Only for production (PostgreSQL and Redis); embedded mode
+has neither and keeps the transactional path.
 """
 
 from __future__ import annotations
@@ -128,16 +134,17 @@ def _client(url: str) -> redis.Redis:
 
 
 def pull_starting(services: Services, calendar_id: uuid.UUID) -> None:
-    """Replace the calendar's epoch: call before a pull takes its lease (and clears
-    ``dirty``), so that no marker set earlier covers a notification any more.
+    """Replace the calendar's epoch: call after a pull has cleared ``dirty`` (took its
+    lease, or dropped the calendar) and before it lists Google, so that no marker set
+    earlier covers a notification any more.
 
     Then waits until the leases granted on the old epoch have run out (at most
     `LEASE_MILLISECONDS`, and only while notifications are arriving): until then an
     intake may still answer from its lease without asking Redis.
 
-    Raises when Redis cannot be written (the pull must not start then: a marker left
-    valid could cover a notification the pull has already listed past). Does nothing in
-    embedded mode.
+    Raises when Redis cannot be written: the pull must not list then (a marker left
+    valid could cover a notification that arrives after its listing); it fails and is
+    retried. Does nothing in embedded mode.
     """
     if not enabled(services):
         return

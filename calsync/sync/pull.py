@@ -135,8 +135,6 @@ def pull_calendar(
     owner = f"{services.process_name}:{threading.get_ident()}"
     lease_ttl = timedelta(seconds=services.settings.sync_lease_seconds)
     started = time.perf_counter()
-    # before `dirty` is cleared: no pull marker may cover a notification from now on
-    pending_pulls.pull_starting(services, calendar_id)
     with services.engine.connect().execution_options(**_AUTOCOMMIT) as connection:
         calendar = lease.acquire_selected(
             connection,
@@ -147,7 +145,9 @@ def pull_calendar(
             statement=_ACQUIRE,
         )
     if calendar is None:
-        return _not_taken(services, calendar_id)
+        outcome = _not_taken(services, calendar_id)
+        pending_pulls.pull_starting(services, calendar_id)  # `dirty` may be dropped
+        return outcome
     target = _Target(
         CalendarRef(
             id=calendar.id,
@@ -160,6 +160,9 @@ def pull_calendar(
     )
     provider = services.providers.for_user(target.ref.user_id)
     try:
+        # `dirty` is cleared; before listing, end every pull marker and lease that
+        # covered notifications (calsync.sync.pending_pulls): later ones are written
+        pending_pulls.pull_starting(services, calendar_id)
         with _collector_paused():  # see _collector_paused
             listing, full = _list_everything_changed(provider, target)
             stored = _store(services, target, owner, listing, full, provider, started, audit)
