@@ -309,6 +309,8 @@ class _Waiting:
 
 #: Leases kept at most (one per calendar that a storm is hitting)
 _MAX_LEASES: Final = 100_000
+#: A lease with less than this left is renewed in the background (of its 0.15 s)
+_RENEW_AHEAD_SECONDS: Final = 0.075
 
 
 class DirtyMarks:
@@ -343,6 +345,7 @@ class DirtyMarks:
         self._markers: pending_pulls.PendingPulls | None = None
         #: calendar -> until when (monotonic) a lease says a pending pull covers it
         self._leases: dict[uuid.UUID, float] = {}
+        self._renewals: dict[uuid.UUID, asyncio.Task[None]] = {}
 
     def close(self) -> None:
         """Release the database and Redis connections (any thread)."""
@@ -371,13 +374,17 @@ class DirtyMarks:
         """
         until = self._leases.get(calendar_id)
         if until is not None:
-            if time.monotonic() < until:
+            left = until - time.monotonic()
+            if left > 0:
+                if left < _RENEW_AHEAD_SECONDS and calendar_id not in self._renewals:
+                    self._renew(services, calendar_id)
                 return False  # a pending pull covers it (`calsync.sync.pending_pulls`)
             del self._leases[calendar_id]
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # a new loop: nothing of the old one can complete
             self._loop, self._pending, self._tasks = loop, {}, set()
             self._idle = list(self._probes)
+            self._renewals = {}
             if pending_pulls.enabled(services):
                 self._markers = self._markers or pending_pulls.PendingPulls()
         waiting = self._pending.get(calendar_id)
@@ -387,6 +394,23 @@ class DirtyMarks:
         waiting.futures.append(future)
         self._start_writer(services, loop)
         return await future
+
+    def _renew(self, services: Services, calendar_id: uuid.UUID) -> None:
+        """Ask for a new lease in the background while the current one still answers, so
+        that a storm's notifications never wait for its end (none if the pull started)."""
+        if self._markers is None:
+            return
+        markers = self._markers
+
+        async def renew() -> None:
+            try:
+                seen = await markers.read(services, [calendar_id])
+                if calendar_id in seen.covered:
+                    self._leases[calendar_id] = seen.lease_until
+            finally:
+                self._renewals.pop(calendar_id, None)
+
+        self._renewals[calendar_id] = asyncio.get_running_loop().create_task(renew())
 
     def _start_writer(self, services: Services, loop: asyncio.AbstractEventLoop) -> None:
         if not self._pending or len(self._tasks) >= self.writers:
