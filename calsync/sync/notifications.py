@@ -11,15 +11,18 @@ set ``dirty`` again, which is harmless.
 Everything here runs on the server's event loop; database and queue calls go to the
 loop's default thread pool, so the loop never blocks on them:
 
-- `ChannelCache` keeps channel rows per process for a while (a stopped channel may be
-  accepted for those seconds, as during a renewal), with the tokens it expects already
-  computed; a token that is not an HMAC of its channel id is refused before any lookup,
-  so forged notifications cost no database work at all.
+- `ChannelCache` keeps channel rows per process for `TTL_SECONDS` (a stopped channel
+  may be accepted for those seconds, as during a renewal; one past its expiration is
+  not), with the tokens it expects already computed; a token that is not an HMAC of its
+  channel id is refused before any lookup, so forged notifications cost no database
+  work at all.
 - `DirtyMarks` is a group commit: the change notifications that arrive while one write
   is in flight are recorded together by the next write (one transaction for all their
   calendars), and each notification is answered only once a write covering it has
-  committed. So a 2xx always means "recorded"; a failed write fails every notification
-  it covered, which the web layer answers with 503 so that Google retries.
+  committed, or once it is known to be covered by a pull that has not started
+  (`calsync.sync.pending_pulls`: in a storm, a lease answers without any round trip).
+  So a 2xx always means "recorded"; a failed write fails every notification it covered,
+  which the web layer answers with 503 so that Google retries.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from calsync import metrics
 from calsync.store.tables import WatchChannel
-from calsync.sync import kicks
+from calsync.sync import kicks, pending_pulls
 from calsync.sync.channels import channel_token
 
 if TYPE_CHECKING:
@@ -110,6 +113,8 @@ class ChannelInfo:
     resource_id: str | None
     active: bool
     tokens: tuple[bytes, ...]
+    #: when Google stops the channel (None: not known); no notification counts after it
+    expires_at: datetime | None = None
 
     def accepts(self, note: Notification) -> bool:
         """Token and resource id match (the token compared in constant time)."""
@@ -124,6 +129,11 @@ class _Missing:
 MISSING: Final = _Missing()
 
 
+#: How long a process trusts the channel row it read: a channel stopped (or deleted)
+#: elsewhere is refused by every intake process at most this long after (decision I5).
+TTL_SECONDS: Final = 5.0
+
+
 class ChannelCache:
     """Channel rows by channel id for one process, kept `ttl` seconds.
 
@@ -136,14 +146,16 @@ class ChannelCache:
 
     def __init__(
         self,
-        ttl: float = 30.0,
+        ttl: float = TTL_SECONDS,
         *,
         unknown_ttl: float = 1.0,
+        stop_interval: float = 30.0,
         max_entries: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ttl = ttl
         self.unknown_ttl = unknown_ttl
+        self.stop_interval = stop_interval
         self.max_entries = max_entries
         self._clock = clock
         self._entries: dict[str, tuple[float, ChannelInfo | None]] = {}
@@ -196,13 +208,14 @@ class ChannelCache:
         self._entries[channel_id] = (self._clock() + ttl, info)
 
     def first_stop(self, channel_id: str) -> bool:
-        """True once per `ttl` for a stopped channel: send one stop job, not one per push."""
+        """True once per `stop_interval` for a stopped channel: send one stop job, not one
+        per push."""
         now = self._clock()
         if self._stops.get(channel_id, 0.0) > now:
             return False
         if len(self._stops) >= self.max_entries:
             self._stops.clear()
-        self._stops[channel_id] = now + self.ttl
+        self._stops[channel_id] = now + self.stop_interval
         return True
 
 
@@ -220,6 +233,7 @@ def _load_channel(
             resource_id=row.resource_id,
             active=row.status == "active",
             tokens=expected_tokens(keys, str(channel_id)),
+            expires_at=row.expires_at,
         )
 
 
@@ -293,6 +307,12 @@ class _Waiting:
     futures: list[asyncio.Future[bool]] = field(default_factory=list)
 
 
+#: Leases kept at most (one per calendar that a storm is hitting)
+_MAX_LEASES: Final = 100_000
+#: A lease with less than this left is renewed in the background (of its 0.15 s)
+_RENEW_AHEAD_SECONDS: Final = 0.075
+
+
 class DirtyMarks:
     """Group commit of change notifications: few writes per burst, for every calendar.
 
@@ -322,16 +342,24 @@ class DirtyMarks:
         self._idle: list[_Probe] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._markers: pending_pulls.PendingPulls | None = None
+        #: calendar -> until when (monotonic) a lease says a pending pull covers it
+        self._leases: dict[uuid.UUID, float] = {}
+        self._renewals: dict[uuid.UUID, asyncio.Task[None]] = {}
 
     def close(self) -> None:
-        """Release the database connections (any thread)."""
+        """Release the database and Redis connections (any thread)."""
         for probe in self._probes:
             probe.close()
+        if self._markers is not None:
+            self._markers.close()
 
     async def aclose(self) -> None:
-        """Release the database connections (on the serving loop)."""
+        """Release the database and Redis connections (on the serving loop)."""
         for probe in self._probes:
             await probe.aclose()
+        if self._markers is not None:
+            await self._markers.aclose()
 
     async def mark(
         self,
@@ -344,10 +372,21 @@ class DirtyMarks:
         `context` (a tracing context) is the one the pull is enqueued in, if this
         notification is the first of its calendar in the batch.
         """
+        until = self._leases.get(calendar_id)
+        if until is not None:
+            left = until - time.monotonic()
+            if left > 0:
+                if left < _RENEW_AHEAD_SECONDS and calendar_id not in self._renewals:
+                    self._renew(services, calendar_id)
+                return False  # a pending pull covers it (`calsync.sync.pending_pulls`)
+            del self._leases[calendar_id]
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # a new loop: nothing of the old one can complete
             self._loop, self._pending, self._tasks = loop, {}, set()
             self._idle = list(self._probes)
+            self._renewals = {}
+            if pending_pulls.enabled(services):
+                self._markers = self._markers or pending_pulls.PendingPulls()
         waiting = self._pending.get(calendar_id)
         if waiting is None:
             waiting = self._pending[calendar_id] = _Waiting(context)
@@ -355,6 +394,23 @@ class DirtyMarks:
         waiting.futures.append(future)
         self._start_writer(services, loop)
         return await future
+
+    def _renew(self, services: Services, calendar_id: uuid.UUID) -> None:
+        """Ask for a new lease in the background while the current one still answers, so
+        that a storm's notifications never wait for its end (none if the pull started)."""
+        if self._markers is None:
+            return
+        markers = self._markers
+
+        async def renew() -> None:
+            try:
+                seen = await markers.read(services, [calendar_id])
+                if calendar_id in seen.covered:
+                    self._leases[calendar_id] = seen.lease_until
+            finally:
+                self._renewals.pop(calendar_id, None)
+
+        self._renewals[calendar_id] = asyncio.get_running_loop().create_task(renew())
 
     def _start_writer(self, services: Services, loop: asyncio.AbstractEventLoop) -> None:
         if not self._pending or len(self._tasks) >= self.writers:
@@ -385,9 +441,22 @@ class DirtyMarks:
         probe: _Probe,
         batch: dict[uuid.UUID, _Waiting],
     ) -> None:
+        seen = pending_pulls.Seen(frozenset(), {})
+        if self._markers is not None:
+            seen = await self._markers.read(services, batch.keys())
+            if len(self._leases) >= _MAX_LEASES:
+                self._leases.clear()
+            for calendar_id in seen.covered:  # a pull that has not started covers it
+                self._leases[calendar_id] = seen.lease_until
+                for future in batch.pop(calendar_id).futures:
+                    if not future.done():
+                        future.set_result(False)
+            if not batch:
+                return
         contexts = {calendar_id: w.context for calendar_id, w in batch.items()}
         try:
-            if await probe.behind(services, contexts.keys()) == []:
+            behind = await probe.behind(services, contexts.keys())
+            if behind == []:
                 claimed: set[uuid.UUID] = set()  # all already dirty, pulls queued
             else:
                 claimed = await loop.run_in_executor(None, _record, services, contexts)
@@ -404,6 +473,10 @@ class DirtyMarks:
                 if not future.done():
                     future.set_result(first)
                 first = False
+        if self._markers is not None and behind is not None:
+            # PostgreSQL showed these dirty with a pull queued after `seen` was read
+            queued = {c: seen.epochs[c] for c in batch if c not in behind and c in seen.epochs}
+            await self._markers.note(services, queued)
 
 
 def _record(
@@ -516,6 +589,8 @@ async def _receive(
         return Intake.UNKNOWN
     if not channel.accepts(note):
         return Intake.FORGED
+    if channel.expires_at is not None and services.clock() >= channel.expires_at:
+        return Intake.STALE  # Google has ended it: nothing to stop, nothing to record
     loop = asyncio.get_running_loop()
     if not channel.active:
         if cache.first_stop(note.channel_id):

@@ -45,7 +45,7 @@ from calsync.providers.base import CalendarProvider, ChangesPage
 from calsync.providers.errors import AuthRevoked, NotFound, ProviderError, SyncTokenExpired
 from calsync.store.sync_logs import LogKind, LogStatus, record
 from calsync.store.tables import Calendar, User
-from calsync.sync import calendar_list, kicks, lease
+from calsync.sync import calendar_list, kicks, lease, pending_pulls
 from calsync.sync.deletion_guard import HoldOutcome
 from calsync.sync.reconcile import CalendarRef, ReconcileReport, apply_changes
 from calsync.sync.resolve import policy_for
@@ -145,7 +145,9 @@ def pull_calendar(
             statement=_ACQUIRE,
         )
     if calendar is None:
-        return _not_taken(services, calendar_id)
+        outcome = _not_taken(services, calendar_id)
+        pending_pulls.pull_starting(services, calendar_id)  # `dirty` may be dropped
+        return outcome
     target = _Target(
         CalendarRef(
             id=calendar.id,
@@ -158,6 +160,9 @@ def pull_calendar(
     )
     provider = services.providers.for_user(target.ref.user_id)
     try:
+        # `dirty` is cleared; before listing, end every pull marker and lease that
+        # covered notifications (calsync.sync.pending_pulls): later ones are written
+        pending_pulls.pull_starting(services, calendar_id)
         with _collector_paused():  # see _collector_paused
             listing, full = _list_everything_changed(provider, target)
             stored = _store(services, target, owner, listing, full, provider, started, audit)

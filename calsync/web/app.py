@@ -6,6 +6,7 @@ never calls the Calendar API: it records intent in the database and enqueues job
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -40,7 +41,7 @@ from calsync.web.limits import (
     RedisRateLimitBackend,
     client_address_key,
 )
-from calsync.web.push_intake import PushIntakeMiddleware
+from calsync.web.push_intake import IntakeFirst, PushIntakeMiddleware
 from calsync.web.request_id import RequestIdMiddleware
 from calsync.web.routes import admin, auth, calendars, dev, events, me, sync, webhooks
 from calsync.web.routes import preferences as notice_routes
@@ -48,7 +49,7 @@ from calsync.web.routes import preferences as notice_routes
 #: Paths that are never rate limited per user: probes, metrics and Google's pushes.
 
 
-def create_app(services: Services) -> Starlette:
+def create_app(services: Services) -> IntakeFirst:
     """The ASGI app serving calsync's HTTP interface for ``services``."""
     settings = services.settings
     limiter_backend, limiter_client = _rate_limit_backend(services)
@@ -63,7 +64,7 @@ def create_app(services: Services) -> Starlette:
         if limiter_client is not None:
             await limiter_client.aclose()
 
-    app = Starlette(
+    app = IntakeFirst(
         lifespan=lifespan,
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
@@ -131,13 +132,14 @@ def create_app(services: Services) -> Starlette:
     app.add_middleware(RequestMetricsMiddleware)
     if tracing.enabled():
         add_tracing_middleware(app)
-    app.add_middleware(
+    app.add_middleware(RequestIdMiddleware)  # every answer and log line has it
+    # in front of everything, Starlette's error middleware included (decisions W1, I3)
+    app.intake = functools.partial(
         PushIntakeMiddleware,
         services=services,
         cache=app.state.channel_cache,
         marks=app.state.dirty_marks,
     )
-    app.add_middleware(RequestIdMiddleware)  # outermost: every answer and log line has it
     return app
 
 

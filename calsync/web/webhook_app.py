@@ -12,7 +12,8 @@ answering the path too, for single-process installations.
 
 from __future__ import annotations
 
-from starlette.applications import Starlette
+import functools
+
 from starlette.routing import Route
 
 from calsync.bootstrap import Services, bootstrap
@@ -22,11 +23,11 @@ from calsync.sync.notifications import ChannelCache, DirtyMarks
 from calsync.tracing import configure_tracing
 from calsync.web.errors import EXCEPTION_HANDLERS
 from calsync.web.health import healthz, metrics_endpoint, readyz, state_snapshots
-from calsync.web.push_intake import PushIntakeMiddleware
+from calsync.web.push_intake import IntakeFirst, PushIntakeMiddleware
 from calsync.web.request_id import RequestIdMiddleware
 
 
-def create_webhook_app(services: Services) -> Starlette:
+def create_webhook_app(services: Services) -> IntakeFirst:
     """The app of a webhook intake process for ``services``."""
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
@@ -34,22 +35,22 @@ def create_webhook_app(services: Services) -> Starlette:
     ]
     if not services.settings.metrics_port:
         routes.append(Route("/metrics", metrics_endpoint, methods=["GET"]))
-    app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)
+    app = IntakeFirst(routes=routes, exception_handlers=EXCEPTION_HANDLERS)
     app.state.services = services
     app.state.state_snapshots = state_snapshots(services)
     app.state.channel_cache = ChannelCache()
     app.state.dirty_marks = DirtyMarks()
-    app.add_middleware(
+    app.add_middleware(RequestIdMiddleware)
+    app.intake = functools.partial(
         PushIntakeMiddleware,
         services=services,
         cache=app.state.channel_cache,
         marks=app.state.dirty_marks,
     )
-    app.add_middleware(RequestIdMiddleware)
     return app
 
 
-def app_factory() -> Starlette:
+def app_factory() -> IntakeFirst:
     """The webhook intake app for the settings in the environment (``uvicorn --factory
     calsync.web.webhook_app:app_factory``), with this process's logging and tracing."""
     settings = Settings.from_env()

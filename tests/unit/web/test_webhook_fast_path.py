@@ -151,11 +151,13 @@ def test_the_cache_keeps_channels_for_ttl_and_unknown_ids_briefly() -> None:
     assert cache.cached(CHANNEL) is MISSING
 
 
-def test_a_stopped_channel_gets_one_stop_per_ttl() -> None:
+def test_a_stopped_channel_gets_one_stop_per_interval() -> None:
     clock = Clock()
-    cache = ChannelCache(ttl=30, clock=clock)
+    cache = ChannelCache(ttl=5, stop_interval=30, clock=clock)
     assert [cache.first_stop(CHANNEL) for _ in range(3)] == [True, False, False]
-    clock.now += 31
+    clock.now += 6  # past the row's ttl, not the stop interval
+    assert not cache.first_stop(CHANNEL)
+    clock.now += 25
     assert cache.first_stop(CHANNEL)
 
 
