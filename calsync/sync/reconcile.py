@@ -26,7 +26,9 @@ Rules (design.md section 5):
   first sync of a calendar; the reminders of every inserted, updated and deleted row are
   replanned.
 
-Everything is written in bulk in the caller's transaction.
+What each listed event does is decided without I/O in `calsync.sync.reconcile_plan`
+(decisions N1); this module reads the rows, asks it, and writes. Everything is written in
+bulk in the caller's transaction.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ from calsync.store.events import (
 from calsync.store.sync_logs import LogKind, LogStatus, record
 from calsync.store.tables import Event as EventRow
 from calsync.sync.deletion_guard import HoldOutcome, judge, read_hold, save_hold
-from calsync.sync.reconcile_plan import Action, Stored, live_ids, plan, unlisted
+from calsync.sync.reconcile_plan import Action, Plan, Stored, live_ids, plan, unlisted
 from calsync.sync.resolve import resolve
 
 __all__ = ["CalendarRef", "ReconcileReport", "apply_changes"]
@@ -154,6 +156,41 @@ def apply_changes(
     local_attendees = take_attendees(
         session, [row.id for google_id, row in rows.items() if google_id in touched]
     )
+    applied = _steps_applied(
+        session, calendar, decided, rows, local_attendees, announce=announce, now=now, report=report
+    )
+    if announce:
+        applied.notices.extend(_gone(session, gone))
+        events_changed(
+            session,
+            applied.notices,
+            actor_user_id=None,
+            source="sync",
+            now=now,
+        )
+    deleted = _delete_series(session, calendar.id, applied.deletions) + _delete_ids(session, gone)
+    report.deleted += len(deleted)
+    _write(session, calendar, applied.inserts, applied.updates)
+    insert_attendees(session, [*applied.new_attendees, *applied.attendees])
+    # Only the new rows that may need reminders are read back (the same outcome).
+    new = reminder_candidates(session, applied.inserts, user_id=calendar.user_id, now=now)
+    reschedule_many(session, [*applied.updated_ids, *deleted], new=new, now=now)
+    return report
+
+
+def _steps_applied(
+    session: Session,
+    calendar: CalendarRef,
+    decided: Plan,
+    rows: Mapping[str, sa.Row[Any]],
+    local_attendees: Mapping[uuid.UUID, Sequence[Any]],
+    *,
+    announce: bool,
+    now: datetime,
+    report: ReconcileReport,
+) -> _Applied:
+    """The writes and notices of the plan's steps, in listing order (merges are resolved
+    and logged here); counted in `report`."""
     applied = _Applied()
     for step in decided.steps:
         if step.action is Action.INSERT:
@@ -177,23 +214,7 @@ def apply_changes(
         if announce and not step.drifted:
             applied.notices.append(_change(row, row_attendees, after))
         applied.update(row.id, values, after, report)
-    if announce:
-        applied.notices.extend(_gone(session, gone))
-        events_changed(
-            session,
-            applied.notices,
-            actor_user_id=None,
-            source="sync",
-            now=now,
-        )
-    deleted = _delete_series(session, calendar.id, applied.deletions) + _delete_ids(session, gone)
-    report.deleted += len(deleted)
-    _write(session, calendar, applied.inserts, applied.updates)
-    insert_attendees(session, [*applied.new_attendees, *applied.attendees])
-    # Only the new rows that may need reminders are read back (the same outcome).
-    new = reminder_candidates(session, applied.inserts, user_id=calendar.user_id, now=now)
-    reschedule_many(session, [*applied.updated_ids, *deleted], new=new, now=now)
-    return report
+    return applied
 
 
 @dataclass(slots=True)
