@@ -190,10 +190,17 @@ def declare_jobs(services: Services) -> Jobs:
         heartbeat=_actor(services, heartbeat, queue=Queue.MAINTENANCE, max_retries=0),
         notify=declare_notify_jobs(services),
         connect_user=_actor(services, connect_user, queue=Queue.SYNC, **provider_options),
-        sync_calendar=_actor(services, sync_calendar, queue=Queue.SYNC, **provider_options),
+        sync_calendar=_actor(
+            services, sync_calendar, queue=Queue.SYNC, pause_collector=True, **provider_options
+        ),
         # Audits are background work: after the pulls a worker holds.
         audit_calendar=_actor(
-            services, audit_calendar, queue=Queue.SYNC, priority=10, **provider_options
+            services,
+            audit_calendar,
+            queue=Queue.SYNC,
+            priority=10,
+            pause_collector=True,
+            **provider_options,
         ),
         sync_calendar_list=_actor(
             services, sync_calendar_list, queue=Queue.SYNC, **provider_options

@@ -2,7 +2,9 @@
 
 Embedded mode runs Dramatiq's ``StubBroker`` with worker threads in the same process;
 production uses Dramatiq's ``RedisBroker``. Neither connects anywhere when built. Both
-carry :class:`calsync.job_observer.JobObserver` (trace context, job metrics, log context).
+carry :class:`calsync.job_observer.JobObserver` (trace context, job metrics, log context)
+and a switched-off :class:`calsync.collector_pause.CollectorPause` (the worker process
+switches it on).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import TimeLimit
 
-from calsync import job_observer
+from calsync import collector_pause, job_observer
 from calsync.config import Settings
 
 NAMESPACE = "calsync"
@@ -35,9 +37,11 @@ def make_broker(settings: Settings) -> Broker:
     if settings.redis_url:
         redis_broker = RedisBroker(url=settings.redis_url, namespace=NAMESPACE)  # type: ignore[no-untyped-call]
         job_observer.install(redis_broker)
+        collector_pause.install(redis_broker)
         return redis_broker
     broker = StubBroker()
     job_observer.install(broker)
+    collector_pause.install(broker)
     _share_time_limit_watcher(broker)
     broker.emit_after("process_boot")
     return broker

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import dramatiq
 
+from calsync import collector_pause
 from calsync.bootstrap import Services, bootstrap
 from calsync.config import Settings
 from calsync.logs import configure_logging
@@ -32,5 +33,7 @@ configure_logging(settings.log_level)
 configure_tracing("calsync-worker")
 services = bootstrap(settings)
 services.broker.add_middleware(HandBack(_lease_releaser(services)))
+# This process only runs jobs: the actors that ask may pause its garbage collector.
+collector_pause.activate(services.broker)
 dramatiq.set_broker(services.broker)
 broker = services.broker

@@ -31,6 +31,8 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final
 
+from calsync.domain.syncable import SYNCABLE_ORDER
+
 if TYPE_CHECKING:
     from calsync.domain.models import Event
 
@@ -191,20 +193,8 @@ def update_problems(before: Event, after: Event) -> list[TypeProblem]:
 
 
 _SHAPE: Final = ("start", "end", "attendees", "type_properties")
-_ALL_FIELDS: Final = (
-    "title",
-    "description",
-    "location",
-    "start",
-    "end",
-    "timezone",
-    "category",
-    "recurrence",
-    "attendees",
-    "reminders",
-    "metadata",
-    "status",
-)
+#: Everything a write could change: for a type calsync does not know, none of it may.
+_ALL_FIELDS: Final = SYNCABLE_ORDER
 _API_NAMES: Final[Mapping[str, str]] = {"start": "start_time", "end": "end_time"}
 _PROPERTIES_FIELD: Final[Mapping[str, str]] = {EventType.BIRTHDAY: "birthday"}
 

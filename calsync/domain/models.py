@@ -25,6 +25,7 @@ from typing import Any, Final
 from calsync.domain.errors import ValidationError
 from calsync.domain.event_props import Conference, Transparency, Visibility
 from calsync.domain.event_types import EventType, TypeProperties
+from calsync.domain.syncable import SYNCABLE_FIELDS
 from calsync.domain.timezones import zone
 
 __all__ = [
@@ -346,31 +347,3 @@ class Event:
 
 
 _EVENT_FIELDS: Final = frozenset(f.name for f in fields(Event))
-
-SYNCABLE_FIELDS: Final[frozenset[str]] = frozenset(
-    {
-        "title",
-        "description",
-        "location",
-        "start",
-        "end",
-        "timezone",
-        "category",
-        "recurrence",
-        "attendees",
-        "reminders",
-        "metadata",
-        "status",
-        "type_properties",
-        "transparency",
-        "visibility",
-        "color_id",
-        "conference",
-    }
-)
-"""The fields that both sides can change and that the three-way merge reconciles.
-
-Not in it: identity and provider bookkeeping (`calsync_id`, `provider_event_id`, `etag`,
-`sequence`, `updated`), and what Google alone decides (`organizer_email`,
-`recurring_event_id`, `original_start`, `event_type`).
-"""

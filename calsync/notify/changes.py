@@ -28,17 +28,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from calsync.domain.models import Event, EventStatus, EventTime
 from calsync.notify.payloads import event_summary, instant_of, time_document
 from calsync.notify.preferences import load_many
-from calsync.store.chunks import chunks
-from calsync.store.events import any_of
-from calsync.store.tables import Event as EventRow
-from calsync.store.tables import NotificationDelivery, User, utcnow
+from calsync.store import deliveries, recipients
+from calsync.store.tables import utcnow
 
 __all__ = ["Change", "EventChange", "describe_change", "event_changed", "events_changed"]
 
@@ -138,8 +134,7 @@ def events_changed(
         c.event_id: c.owner_id for c, _, _ in noticed if c.owner_id is not None
     }
     unknown = [c.event_id for c, _, _ in noticed if c.owner_id is None]
-    for match in any_of(session, EventRow.id, unknown):
-        owners.update(session.execute(sa.select(EventRow.id, EventRow.user_id).where(match)).all())
+    owners.update(recipients.owners_of(session, unknown))
     emails: set[str] = set()
     for change, _, _ in noticed:
         for version in (change.before, change.after):
@@ -147,7 +142,7 @@ def events_changed(
                 emails |= {a.email for a in version.attendees}
                 if version.organizer_email:
                     emails.add(version.organizer_email)
-    users = _active_users(session, set(owners.values()), emails)
+    users = recipients.active_users(session, set(owners.values()), emails)
     by_email = {email: user_id for user_id, email in users.items()}
     recipients_of = {
         change.event_id: _recipients(change, owners.get(change.event_id), users, by_email)
@@ -190,31 +185,7 @@ def events_changed(
             if prefs[user_id].change_notices
             for channel in prefs[user_id].channels
         )
-    if not rows:
-        return 0
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    result = session.execute(
-        insert(NotificationDelivery)
-        .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(NotificationDelivery.id),
-        rows,
-    )
-    return len(result.all())
-
-
-def _active_users(
-    session: Session, owners: set[uuid.UUID], emails: set[str]
-) -> dict[uuid.UUID, str]:
-    """The users that are not disabled among ``owners`` and the owners of ``emails``."""
-    conditions: list[sa.ColumnElement[bool]] = [User.id.in_(sorted(owners))]
-    for email_chunk in chunks(sorted(emails)):
-        conditions.append(User.email.in_(email_chunk))
-    return dict(
-        session.execute(
-            sa.select(User.id, User.email).where(sa.or_(*conditions), User.status != "disabled")
-        ).all()
-    )
+    return deliveries.add_new(session, rows)
 
 
 def _recipients(

@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from calsync import metrics
@@ -49,7 +48,9 @@ from calsync.notify.senders import (
     Recipient,
     TemporaryFailure,
 )
-from calsync.store.tables import NotificationDelivery, User
+from calsync.store import deliveries as store_deliveries
+from calsync.store import recipients
+from calsync.store.tables import NotificationDelivery
 
 __all__ = ["MAX_ATTEMPTS", "DeliveryReport", "backoff", "deliver_due"]
 
@@ -100,7 +101,7 @@ def deliver_due(
     with _serialised(sessions):
         while report.handled < limit and time.monotonic() < deadline:
             with sessions.begin() as session:
-                row = _claim(session, now)
+                row = store_deliveries.claim_due(session, now)
                 if row is None:
                     break
                 _process(
@@ -119,16 +120,6 @@ def _serialised(sessions: sessionmaker[Session]) -> Iterator[None]:
         yield
 
 
-def _claim(session: Session, now: datetime) -> NotificationDelivery | None:
-    return session.scalars(
-        sa.select(NotificationDelivery)
-        .where(NotificationDelivery.status == "pending", NotificationDelivery.due_at <= now)
-        .order_by(NotificationDelivery.due_at, NotificationDelivery.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    ).first()
-
-
 def _process(
     session: Session,
     row: NotificationDelivery,
@@ -138,7 +129,7 @@ def _process(
     max_attempts: int,
     report: DeliveryReport,
 ) -> None:
-    user = session.get(User, row.user_id)
+    user = recipients.user(session, row.user_id)
     if user is None or user.status == "disabled":
         _finish(row, "skipped", "the user is disabled", now)
         report.skipped += 1
@@ -215,20 +206,7 @@ def _superseded(session: Session, row: NotificationDelivery, now: datetime) -> b
     only the last reminder of an occurrence is worth sending."""
     if row.due_at >= now - _LATE:
         return False
-    later = session.scalar(
-        sa.select(NotificationDelivery.id)
-        .where(
-            NotificationDelivery.event_id == row.event_id,
-            NotificationDelivery.kind == "reminder",
-            NotificationDelivery.channel == row.channel,
-            NotificationDelivery.occurrence_start == row.occurrence_start,
-            NotificationDelivery.status.in_(("pending", "sent")),
-            NotificationDelivery.due_at > row.due_at,
-            NotificationDelivery.due_at <= now,
-        )
-        .limit(1)
-    )
-    return later is not None
+    return store_deliveries.later_reminder_due(session, row, now)
 
 
 def _finish(row: NotificationDelivery, status: str, reason: str | None, now: datetime) -> None:

@@ -22,12 +22,10 @@ Typical use, after writing the row::
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime, time, timedelta
-from typing import Any, Final, cast
+from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from calsync.domain.models import Event, EventStatus, EventTime
@@ -35,15 +33,13 @@ from calsync.notify.changes import EventChange, event_changed, events_changed
 from calsync.notify.preferences import Preferences, load_many, load_preferences
 from calsync.notify.reminders import (
     DEFAULT_HORIZON,
-    UPCOMING,
+    latest_start,
     replan_many,
     reschedule_reminders,
-    upcoming_params,
-    upcoming_where,
 )
-from calsync.store.events import any_of, reminders_document, stored_table_columns
-from calsync.store.tables import Event as EventRow
-from calsync.store.tables import NotificationDelivery, User, utcnow
+from calsync.store import deliveries, upcoming
+from calsync.store.events import reminders_document
+from calsync.store.tables import utcnow
 
 __all__ = [
     "EventChange",
@@ -73,7 +69,7 @@ def reminder_candidates(
     new row to find the few that need reminders. Call it just before `reschedule_many`,
     in the same transaction (both then see the same preferences).
     """
-    latest_start = upcoming_params(now, horizon)["upcoming_latest_start"]
+    starts_before = latest_start(now, horizon)
     latest = now + horizon
     prefs: Preferences | None = None
     found = []
@@ -84,7 +80,7 @@ def reminder_candidates(
         start = _stored_instant(event.start)
         if (
             event.status == EventStatus.CANCELLED
-            or start >= latest_start
+            or start >= starts_before
             or (not event.is_recurring and _stored_instant(event.end) <= now)
         ):
             continue  # not upcoming: its query would not read it
@@ -142,7 +138,7 @@ def reschedule_many(
     found: dict[uuid.UUID, Any] = {}
     exceptions: dict[tuple[uuid.UUID, str], list[uuid.UUID]] = {}
     _read_rows(session, ids, known, now, horizon, found, exceptions)
-    gone = _with_pending_reminders(session, [i for i in known if i not in found])
+    gone = deliveries.events_with_pending_reminders(session, [i for i in known if i not in found])
     masters, orphans = _masters(session, exceptions)
     _read_rows(session, masters, masters, now, horizon, found, {})
     pending = gone | {r.id for r in found.values() if r.pending}
@@ -166,31 +162,6 @@ def reschedule_many(
         reschedule_reminders(session, event_id, now=now, horizon=horizon)
 
 
-_events = cast(sa.Table, EventRow.__table__)
-_users = cast(sa.Table, User.__table__)
-_deliveries = cast(sa.Table, NotificationDelivery.__table__)
-#: The columns `to_event` and `replan_many` read, as table columns (the statements below
-#: are plain Core: no ORM compilation per execution).
-_ROW_COLUMNS: Final = stored_table_columns(without=("base_version", "conflict"))
-
-
-_HAS_PENDING: Final = (
-    sa.select(_deliveries.c.id)
-    .where(
-        _deliveries.c.event_id == _events.c.id,
-        _deliveries.c.kind == "reminder",
-        _deliveries.c.status == "pending",
-    )
-    .exists()
-)
-#: The columns of `_read_rows`, built once (only the conditions vary per call).
-_ROWS_QUERY: Final = sa.select(
-    *_ROW_COLUMNS,
-    _users.c.timezone.label("user_timezone"),
-    _HAS_PENDING.label("pending"),
-).select_from(_events.join(_users, _users.c.id == _events.c.user_id))
-
-
 def _read_rows(
     session: Session,
     event_ids: Sequence[uuid.UUID],
@@ -208,44 +179,12 @@ def _read_rows(
     Read afresh: the caller may have changed the rows with Core statements."""
     if not event_ids:
         return
-    for row in _rows(session, event_ids, known, now, horizon):
+    for row in upcoming.replanning_rows(session, event_ids, known, now, latest_start(now, horizon)):
         if row.recurring_event_id is not None:
             key = (row.calendar_id, row.recurring_event_id)
             exceptions.setdefault(key, []).append(row.id)
         else:
             found[row.id] = row
-
-
-#: `_rows` on PostgreSQL: one statement, built once (its compiled form and cache key are
-#: reused), with the ids as array parameters.
-_PG_ROWS_QUERY: Final = _ROWS_QUERY.add_columns(UPCOMING.label("upcoming")).where(
-    _events.c.id == sa.any_(sa.bindparam("ids", type_=postgresql.ARRAY(_events.c.id.type))),
-    sa.or_(
-        UPCOMING,
-        _events.c.recurring_event_id.is_not(None),
-        _events.c.id == sa.any_(sa.bindparam("known", type_=postgresql.ARRAY(_events.c.id.type))),
-    ),
-)
-
-
-def _rows(
-    session: Session,
-    event_ids: Sequence[uuid.UUID],
-    known: Sequence[uuid.UUID],
-    now: datetime,
-    horizon: timedelta,
-) -> Iterator[Any]:
-    """The result rows of `_read_rows` (see there)."""
-    if session.get_bind().dialect.name == "postgresql":
-        params = {"ids": list(event_ids), "known": list(known), **upcoming_params(now, horizon)}
-        yield from session.execute(_PG_ROWS_QUERY, params)
-        return
-    upcoming = upcoming_where(now, upcoming_params(now, horizon)["upcoming_latest_start"])
-    for match in any_of(session, _events.c.id, event_ids):
-        wanted = [upcoming, _events.c.recurring_event_id.is_not(None)]
-        wanted.extend(any_of(session, _events.c.id, known))
-        query = _ROWS_QUERY.add_columns(upcoming.label("upcoming")).where(match, sa.or_(*wanted))
-        yield from session.execute(query)
 
 
 def _masters(
@@ -260,33 +199,9 @@ def _masters(
     orphans: list[uuid.UUID] = []
     for calendar_id, series_ids in by_calendar.items():
         found: set[str] = set()
-        for match in any_of(session, EventRow.google_event_id, sorted(series_ids)):
-            for master_id, google_id in session.execute(
-                sa.select(EventRow.id, EventRow.google_event_id).where(
-                    EventRow.calendar_id == calendar_id, match
-                )
-            ):
-                masters.append(master_id)
-                found.add(str(google_id))
+        for master_id, google_id in upcoming.masters_of(session, calendar_id, sorted(series_ids)):
+            masters.append(master_id)
+            found.add(google_id)
         for series_id in series_ids - found:
             orphans.extend(exceptions[(calendar_id, series_id)])
     return masters, orphans
-
-
-def _with_pending_reminders(session: Session, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
-    """Which of ``event_ids`` have pending reminders."""
-    found: set[uuid.UUID] = set()
-    for match in any_of(session, NotificationDelivery.event_id, event_ids):
-        found.update(
-            session.scalars(
-                sa.select(NotificationDelivery.event_id)
-                .where(
-                    match,
-                    NotificationDelivery.kind == "reminder",
-                    NotificationDelivery.status == "pending",
-                )
-                .distinct()
-            )
-        )
-    found.discard(None)
-    return found

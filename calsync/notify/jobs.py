@@ -17,7 +17,8 @@ import dramatiq
 
 from calsync.notify.deliveries import deliver_due
 from calsync.notify.reminders import refresh_reminders
-from calsync.notify.senders import Dispatcher, build_dispatcher
+from calsync.notify.senders import Dispatcher
+from calsync.notify.wiring import build_dispatcher
 from calsync.queue import Queue
 
 if TYPE_CHECKING:

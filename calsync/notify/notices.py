@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from calsync.store import keyset
+from calsync.store import deliveries, keyset
 from calsync.store.tables import DELIVERY_STATUSES, NOTICE_KINDS, NotificationDelivery
 
 __all__ = ["MAX_PAGE", "InvalidCursor", "NoticePage", "decode_cursor", "list_notices"]
@@ -62,27 +61,10 @@ def list_notices(
         raise ValueError("status")
     if kind is not None and kind not in NOTICE_KINDS:
         raise ValueError("kind")
-    query = sa.select(NotificationDelivery).where(NotificationDelivery.user_id == user_id)
-    if status is not None:
-        query = query.where(NotificationDelivery.status == status)
-    if kind is not None:
-        query = query.where(NotificationDelivery.kind == kind)
-    if cursor is not None:
-        created_at, row_id = decode_cursor(cursor, scope=scope)
-        query = query.where(
-            sa.or_(
-                NotificationDelivery.created_at < created_at,
-                sa.and_(
-                    NotificationDelivery.created_at == created_at,
-                    NotificationDelivery.id < row_id,
-                ),
-            )
-        )
-    rows = session.scalars(
-        query.order_by(
-            NotificationDelivery.created_at.desc(), NotificationDelivery.id.desc()
-        ).limit(limit + 1)
-    ).all()
+    before = decode_cursor(cursor, scope=scope) if cursor is not None else None
+    rows = deliveries.newest_of_user(
+        session, user_id, limit=limit + 1, before=before, status=status, kind=kind
+    )
     page = rows[:limit]
     more = len(rows) > limit
     next_cursor = (

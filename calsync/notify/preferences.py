@@ -20,15 +20,14 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any, Final
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from calsync.domain.errors import FieldErrors, ValidationError
 from calsync.domain.timezones import is_valid_zone, zone
 from calsync.notify.addresses import UnsafeAddress, check_url_syntax
+from calsync.store import notification_preferences
 from calsync.store.secrets import Secret, SecretBox
 from calsync.store.tables import NotificationPreference
-from calsync.store.upsert import upsert
 
 __all__ = [
     "CHANNELS",
@@ -226,31 +225,21 @@ def preferences_json(prefs: Preferences, webhook_secret: Secret | None) -> dict[
 
 def load_preferences(session: Session, user_id: uuid.UUID) -> Preferences:
     """The stored preferences of ``user_id``, or the defaults."""
-    row = session.get(NotificationPreference, user_id)
+    row = notification_preferences.of_user(session, user_id)
     return _from_row(row) if row is not None else DEFAULT_PREFERENCES
 
 
 def load_many(session: Session, user_ids: set[uuid.UUID]) -> dict[uuid.UUID, Preferences]:
     """The preferences of each of ``user_ids`` (defaults for those without a row)."""
     found = {user_id: DEFAULT_PREFERENCES for user_id in user_ids}
-    if user_ids:
-        rows = session.scalars(
-            sa.select(NotificationPreference).where(
-                NotificationPreference.user_id.in_(sorted(user_ids))
-            )
-        )
-        for row in rows:
-            found[row.user_id] = _from_row(row)
+    for row in notification_preferences.of_users(session, user_ids):
+        found[row.user_id] = _from_row(row)
     return found
 
 
 def load_webhook_secret(session: Session, user_id: uuid.UUID, box: SecretBox) -> Secret | None:
     """The user's webhook signing secret, decrypted, or None when no webhook was set up."""
-    encrypted = session.scalar(
-        sa.select(NotificationPreference.webhook_secret_encrypted).where(
-            NotificationPreference.user_id == user_id
-        )
-    )
+    encrypted = notification_preferences.webhook_secret_of(session, user_id)
     return Secret(box.decrypt(encrypted)) if encrypted else None
 
 
@@ -264,11 +253,10 @@ def save_preferences(
     secret = load_webhook_secret(session, user_id, box)
     if secret is None and prefs.webhook_url is not None:
         secret = Secret("whsec_" + secrets.token_urlsafe(32))
-    upsert(
+    notification_preferences.save(
         session,
-        NotificationPreference.__table__,  # type: ignore[arg-type]
+        user_id,
         {
-            "user_id": user_id,
             # JSON null (not SQL NULL) in the JSON column means "the event's own reminders".
             "reminder_minutes": list(prefs.reminder_minutes)
             if prefs.reminder_minutes is not None
@@ -280,7 +268,6 @@ def save_preferences(
             "quiet_hours": prefs.quiet_hours.to_json() if prefs.quiet_hours else None,
             "updated_at": datetime.now().astimezone(),
         },
-        key=["user_id"],
     )
     return secret
 

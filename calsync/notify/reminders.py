@@ -28,10 +28,8 @@ import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, cast
+from typing import Any, Final
 
-import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from calsync.domain.errors import ValidationError
@@ -45,14 +43,16 @@ from calsync.notify.preferences import (
     _from_row,
     load_preferences,
 )
-from calsync.store.events import any_of, to_event
+from calsync.store import deliveries, upcoming
+from calsync.store.events import to_event
 from calsync.store.tables import Event as EventRow
-from calsync.store.tables import NotificationDelivery, NotificationPreference, User, utcnow
+from calsync.store.tables import utcnow
 
 __all__ = [
     "DEFAULT_HORIZON",
     "PlannedReminder",
     "exceptions_of",
+    "latest_start",
     "plan_reminders",
     "refresh_reminders",
     "reminder_key",
@@ -169,9 +169,9 @@ def reschedule_reminders(
     within the caller's transaction. Safe to call for a deleted or unknown id (its pending
     reminders are removed) and as often as wanted. Does not commit."""
     now = now or utcnow()
-    row = session.get(EventRow, event_id)
+    row = upcoming.event(session, event_id)
     if row is not None and row.recurring_event_id is not None:
-        row = _master_of(session, row) or row
+        row = upcoming.master_of(session, row) or row
     if row is None:
         _apply(session, event_id, None, [], now, gone=True)
         return
@@ -188,7 +188,7 @@ def reschedule_user(
     """Replan every upcoming event of ``user_id`` (after a change of preferences).
     Returns how many events were replanned. Does not commit."""
     now = now or utcnow()
-    rows = session.scalars(_upcoming(now, horizon).where(EventRow.user_id == user_id)).all()
+    rows = upcoming.upcoming_of_user(session, user_id, now, latest_start(now, horizon))
     cache: dict[uuid.UUID, tuple[Preferences, str]] = {}
     for row in rows:
         _reschedule_row(session, row, now=now, horizon=horizon, cache=cache)
@@ -220,10 +220,8 @@ def refresh_reminders(
     after: uuid.UUID | None = None
     while True:
         with sessions.begin() as session:
-            query = _UPCOMING_ROWS.where(_upcoming_condition(now, horizon))
-            if after is not None:
-                query = query.where(EventRow.id > after)
-            rows = session.execute(query.order_by(EventRow.id).limit(batch_size)).all()
+            latest = latest_start(now, horizon)
+            rows = upcoming.page(session, now, latest, after=after, limit=batch_size)
             cache: dict[uuid.UUID, tuple[Preferences, str]] = {}
             for row in rows:
                 if row.user_id not in cache:
@@ -283,9 +281,8 @@ def replan_many(
         )
     existing: dict[uuid.UUID, list[Any]] = {}
     replaced = list(planned) if pending is None else [i for i in planned if i in pending]
-    for match in any_of(session, NotificationDelivery.event_id, replaced):
-        for found in session.execute(_PENDING_ROWS.where(match)):
-            existing.setdefault(found.event_id, []).append(found)
+    for found in deliveries.pending_reminders(session, replaced):
+        existing.setdefault(found.event_id, []).append(found)
     stale: list[uuid.UUID] = []
     moved: list[dict[str, Any]] = []
     new: list[dict[str, Any]] = []
@@ -305,27 +302,10 @@ def replan_many(
             for p in plan
             if p.creatable and p.dedupe_key not in kept
         )
-    for match in any_of(session, NotificationDelivery.id, stale):
-        session.execute(
-            sa.delete(NotificationDelivery).where(
-                NotificationDelivery.id.in_(
-                    sa.select(NotificationDelivery.id)
-                    .where(match, NotificationDelivery.status == "pending")
-                    .with_for_update(skip_locked=True)
-                )
-            ),
-            execution_options={"synchronize_session": False},
-        )
-    if moved:  # one executemany (a single round trip on PostgreSQL's pipeline)
-        session.connection().execute(_MOVE_PENDING.values(updated_at=now), moved)
-    if new:
-        new.sort(key=lambda r: str(r["dedupe_key"]))  # one lock order for concurrent runs
-        dialect = session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        session.execute(
-            insert(NotificationDelivery).on_conflict_do_nothing(index_elements=["dedupe_key"]),
-            new,
-        )
+    deliveries.delete_pending(session, stale)
+    deliveries.move_pending(session, moved, now=now)
+    new.sort(key=lambda r: str(r["dedupe_key"]))  # one lock order for concurrent runs
+    deliveries.add_pending(session, new)
     return len(new)
 
 
@@ -338,17 +318,15 @@ def exceptions_of(
     found: dict[tuple[uuid.UUID, str], list[Event]] = {}
     series_ids = sorted({series_id for _, series_id in by_series})
     calendars = sorted({calendar_id for calendar_id, _ in by_series})
-    for match in any_of(session, EventRow.recurring_event_id, series_ids):
-        in_calendars = sa.or_(*any_of(session, EventRow.calendar_id, calendars))
-        row: Any
-        for row in session.execute(sa.select(*_EVENT_COLUMNS).where(match, in_calendars)):
-            key = (row.calendar_id, row.recurring_event_id)
-            if key not in by_series:
-                continue
-            event = to_event(row)
-            if row.deleted_at is not None:
-                event = dataclasses.replace(event, status=EventStatus.CANCELLED)
-            found.setdefault(key, []).append(event)
+    row: Any
+    for row in upcoming.exceptions_of_series(session, series_ids, calendars):
+        key = (row.calendar_id, row.recurring_event_id)
+        if key not in by_series:
+            continue
+        event = to_event(row)
+        if row.deleted_at is not None:
+            event = dataclasses.replace(event, status=EventStatus.CANCELLED)
+        found.setdefault(key, []).append(event)
     return found
 
 
@@ -374,97 +352,11 @@ def reminder_row(
     }
 
 
-#: The columns of an event row that :func:`to_event` and the planner read (not the
-#: base version and conflict documents, which can be large).
-_EVENT_COLUMNS: Final = tuple(
-    getattr(EventRow, attribute.key)
-    for attribute in sa.inspect(EventRow).column_attrs
-    if attribute.key not in ("base_version", "conflict")
-)
-#: Event rows with their owner's zone and stored preferences (conditions added per use).
-_UPCOMING_ROWS: Final = (
-    sa.select(*_EVENT_COLUMNS, User.timezone.label("user_timezone"), NotificationPreference)
-    .join(User, User.id == EventRow.user_id)
-    .outerjoin(NotificationPreference, NotificationPreference.user_id == EventRow.user_id)
-)
-#: The pending reminders (of the events the caller's condition picks).
-_PENDING_ROWS: Final = sa.select(
-    NotificationDelivery.id,
-    NotificationDelivery.event_id,
-    NotificationDelivery.dedupe_key,
-    NotificationDelivery.due_at,
-    NotificationDelivery.payload,
-).where(NotificationDelivery.kind == "reminder", NotificationDelivery.status == "pending")
-_deliveries = cast(sa.Table, NotificationDelivery.__table__)
-_events = cast(sa.Table, EventRow.__table__)
-#: A pending reminder's new payload and due time, unless a sender holds it right now
-#: (locked: being sent; it was due, and the sender finishes it).
-_MOVE_PENDING: Final = sa.update(_deliveries).where(
-    _deliveries.c.id.in_(
-        sa.select(_deliveries.c.id)
-        .where(_deliveries.c.id == sa.bindparam("_id"), _deliveries.c.status == "pending")
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
-)
-
-
-def _upcoming_condition(now: datetime, horizon: timedelta) -> sa.ColumnElement[bool]:
-    condition = _upcoming(now, horizon).whereclause
-    assert condition is not None
-    return condition
-
-
-def _upcoming(now: datetime, horizon: timedelta) -> sa.Select[EventRow]:
-    """Single events and series masters that may have a reminder due by the horizon."""
-    return sa.select(EventRow).where(upcoming_where(now, _latest_start(now, horizon)))
-
-
-def upcoming_params(now: datetime, horizon: timedelta) -> dict[str, datetime]:
-    """The values of the parameters of `UPCOMING` (see there)."""
-    return {"upcoming_now": now, "upcoming_latest_start": _latest_start(now, horizon)}
-
-
-def _latest_start(now: datetime, horizon: timedelta) -> datetime:
+def latest_start(now: datetime, horizon: timedelta) -> datetime:
+    """The latest start of an event that may have a reminder due by ``now + horizon``
+    (the longest lead time, and a day for all-day events in any zone): what
+    `calsync.store.upcoming` reads as upcoming."""
     return now + horizon + timedelta(minutes=MAX_LEAD_MINUTES) + timedelta(days=1)
-
-
-def upcoming_where(
-    now: datetime | sa.BindParameter[datetime], latest_start: datetime | sa.BindParameter[datetime]
-) -> sa.ColumnElement[bool]:
-    """The condition of `_upcoming`, for the instant `now` and the latest start it covers
-    (values, or parameters for a statement built once)."""
-    events = _events  # its columns: usable in Core and ORM statements alike
-    return sa.and_(
-        events.c.deleted_at.is_(None),
-        events.c.status != EventStatus.CANCELLED.value,
-        events.c.recurring_event_id.is_(None),
-        events.c.start_time < latest_start,
-        sa.or_(
-            sa.and_(events.c.is_recurring.is_(False), events.c.end_time > now),
-            sa.and_(
-                events.c.is_recurring.is_(True),
-                sa.or_(events.c.recurrence_end.is_(None), events.c.recurrence_end > now),
-            ),
-        ),
-    )
-
-
-#: `_upcoming`'s condition with the parameters ``upcoming_now`` and
-#: ``upcoming_latest_start`` (`upcoming_params`), for statements built once.
-UPCOMING: Final = upcoming_where(
-    sa.bindparam("upcoming_now", type_=_events.c.end_time.type),
-    sa.bindparam("upcoming_latest_start", type_=_events.c.start_time.type),
-)
-
-
-def _master_of(session: Session, exception: EventRow) -> EventRow | None:
-    return session.scalar(
-        sa.select(EventRow).where(
-            EventRow.calendar_id == exception.calendar_id,
-            EventRow.google_event_id == exception.recurring_event_id,
-        )
-    )
 
 
 def _reschedule_row(
@@ -479,7 +371,7 @@ def _reschedule_row(
         _apply(session, row.id, row.user_id, [], now, gone=True)
         return
     if row.user_id not in cache:
-        user_zone = session.scalar(sa.select(User.timezone).where(User.id == row.user_id))
+        user_zone = upcoming.user_timezone(session, row.user_id)
         cache[row.user_id] = (load_preferences(session, row.user_id), user_zone or "UTC")
     prefs, user_zone = cache[row.user_id]
     master = to_event(row)
@@ -498,15 +390,8 @@ def _reschedule_row(
 
 
 def _exceptions(session: Session, master: EventRow) -> list[Event]:
-    series_id = master.google_event_id or str(master.id)
-    rows = session.scalars(
-        sa.select(EventRow).where(
-            EventRow.calendar_id == master.calendar_id,
-            EventRow.recurring_event_id == series_id,
-        )
-    )
     found = []
-    for row in rows:
+    for row in upcoming.exception_rows(session, master):
         event = to_event(row)
         if row.deleted_at is not None:
             event = dataclasses.replace(event, status=EventStatus.CANCELLED)
@@ -531,85 +416,25 @@ def _apply(
     the sender finishes them.
     """
     wanted = {p.dedupe_key: p for p in planned}
-    pending = session.execute(
-        sa.select(
-            NotificationDelivery.id,
-            NotificationDelivery.dedupe_key,
-            NotificationDelivery.due_at,
-            NotificationDelivery.payload,
-        ).where(
-            NotificationDelivery.event_id == event_id,
-            NotificationDelivery.kind == "reminder",
-            NotificationDelivery.status == "pending",
-        )
-    ).all()
+    pending = list(deliveries.pending_reminders(session, [event_id]))
     stale = [
         row.id
         for row in pending
         if row.dedupe_key not in wanted and (gone or not _ended(row.payload, now))
     ]
-    if stale:
-        session.execute(
-            sa.delete(NotificationDelivery).where(
-                NotificationDelivery.id.in_(_unlocked_pending(stale))
-            ),
-            execution_options={"synchronize_session": False},
-        )
+    deliveries.delete_pending(session, stale)
+    moved = []
     for row in pending:
         plan = wanted.get(row.dedupe_key)
         if plan is not None and (row.payload != plan.payload or row.due_at != plan.due_at):
-            session.execute(
-                sa.update(NotificationDelivery)
-                .where(NotificationDelivery.id.in_(_unlocked_pending([row.id])))
-                .values(payload=plan.payload, due_at=plan.due_at, updated_at=now),
-                execution_options={"synchronize_session": False},
-            )
+            moved.append({"_id": row.id, "payload": plan.payload, "due_at": plan.due_at})
+    deliveries.move_pending(session, moved, now=now)
     existing = {row.dedupe_key for row in pending}
     new = [p for p in planned if p.creatable and p.dedupe_key not in existing]
     if new and user_id is not None:
-        _insert_new(session, event_id, user_id, new, now)
+        deliveries.add_pending(session, [reminder_row(event_id, user_id, p, now) for p in new])
 
 
 def _ended(payload: dict[str, Any] | None, now: datetime) -> bool:
     end = (payload or {}).get("occurrence_end")
     return isinstance(end, str) and datetime.fromisoformat(end) <= now
-
-
-def _unlocked_pending(ids: list[uuid.UUID]) -> sa.Select[uuid.UUID]:
-    return (
-        sa.select(NotificationDelivery.id)
-        .where(NotificationDelivery.id.in_(ids), NotificationDelivery.status == "pending")
-        .with_for_update(skip_locked=True)
-    )
-
-
-def _insert_new(
-    session: Session,
-    event_id: uuid.UUID,
-    user_id: uuid.UUID,
-    planned: Sequence[PlannedReminder],
-    now: datetime,
-) -> None:
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    values = [
-        {
-            "id": uuid.uuid4(),
-            "user_id": user_id,
-            "event_id": event_id,
-            "kind": "reminder",
-            "channel": p.channel,
-            "occurrence_start": p.occurrence_start,
-            "lead_minutes": p.lead_minutes,
-            "dedupe_key": p.dedupe_key,
-            "status": "pending",
-            "due_at": p.due_at,
-            "attempts": 0,
-            "payload": p.payload,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for p in planned
-    ]
-    statement = insert(NotificationDelivery).on_conflict_do_nothing(index_elements=["dedupe_key"])
-    session.execute(statement, values)

@@ -5,11 +5,7 @@ A sender turns one :class:`Notice` into one message on its channel and either re
 :class:`PermanentFailure` (give up; the reason is shown to the user). It never changes the
 delivery row itself: :mod:`calsync.notify.deliveries` does, in the same transaction.
 
-:func:`build_dispatcher` wires the real senders from settings: SMTP when
-``CALSYNC_SMTP_URL`` is set, Web Push when ``CALSYNC_VAPID_PRIVATE_KEY`` is, webhooks
-always. A channel without its setting fails permanently with a reason that names it.
-In dev mode (``Settings.notice_sink_dir``), webhooks, and email unless SMTP is set, are
-kept in that folder instead of sent (:mod:`calsync.notify.sink`).
+:func:`calsync.notify.wiring.build_dispatcher` wires the real senders from settings.
 """
 
 from __future__ import annotations
@@ -22,11 +18,6 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
-from calsync.config import Settings
-from calsync.notify.addresses import AddressGuard
-from calsync.notify.outbound import OutboundHttp
-from calsync.store.secrets import SecretBox
-
 __all__ = [
     "DeliveryFailed",
     "Dispatcher",
@@ -35,7 +26,7 @@ __all__ = [
     "Recipient",
     "Sender",
     "TemporaryFailure",
-    "build_dispatcher",
+    "Unconfigured",
 ]
 
 
@@ -115,46 +106,3 @@ class Dispatcher:
         if sender is None:
             raise PermanentFailure(f"no sender for the {notice.channel} channel")
         sender.send(session, notice, now=now)
-
-
-def build_dispatcher(
-    settings: Settings, box: SecretBox, *, http: OutboundHttp | None = None
-) -> Dispatcher:
-    """The real senders for ``settings``. Webhooks and Web Push share ``http``, which
-    defaults to the SSRF rule with the system's resolver and certificate authorities;
-    tests pass one whose guard names their receivers (``AddressGuard(test_listeners=...)``)."""
-    from calsync.notify.webhooks import WebhookSender
-
-    http = http or OutboundHttp(AddressGuard())
-    senders: dict[str, Sender] = {"webhook": WebhookSender(box, http), **_email(settings)}
-    if settings.notice_sink_dir is not None:
-        from calsync.notify.sink import NoticeSink, SinkEmail, SinkWebhooks
-
-        sink = NoticeSink(settings.notice_sink_dir)
-        senders["webhook"] = SinkWebhooks(box, sink)
-        if not settings.smtp_url:
-            senders["email"] = SinkEmail(sink, settings.smtp_sender)
-    return Dispatcher(senders | _push(settings, http))
-
-
-def _email(settings: Settings) -> dict[str, Sender]:
-    from calsync.notify.smtp import SmtpSender, parse_smtp_url
-
-    if not settings.smtp_url:
-        return {"email": Unconfigured("email is not configured (CALSYNC_SMTP_URL)")}
-    try:
-        return {"email": SmtpSender(parse_smtp_url(settings.smtp_url), settings.smtp_sender)}
-    except ValueError as err:
-        return {"email": Unconfigured(f"CALSYNC_SMTP_URL is not usable: {err}")}
-
-
-def _push(settings: Settings, http: OutboundHttp) -> dict[str, Sender]:
-    from calsync.notify.webpush import WebPushSender, load_vapid_key
-
-    if not settings.vapid_private_key:
-        return {"push": Unconfigured("Web Push is not configured (CALSYNC_VAPID_PRIVATE_KEY)")}
-    try:
-        key = load_vapid_key(settings.vapid_private_key)
-    except ValueError as err:
-        return {"push": Unconfigured(f"CALSYNC_VAPID_PRIVATE_KEY is not usable: {err}")}
-    return {"push": WebPushSender(key, settings.vapid_subject, http)}

@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from calsync.domain.errors import FieldErrors, ValidationError
 from calsync.notify.addresses import UnsafeAddress, check_url_syntax
-from calsync.store.tables import PushSubscription
+from calsync.store import push_subscriptions
 
 __all__ = ["FIELDS", "SubscriptionInput", "delete_subscription", "parse", "save_subscription"]
 
@@ -92,33 +91,16 @@ def save_subscription(
 ) -> tuple[uuid.UUID, bool]:
     """Store (or refresh the keys of) the user's subscription for that endpoint.
     Returns its id and whether it is new. Does not commit."""
-    row = session.scalar(
-        sa.select(PushSubscription).where(
-            PushSubscription.user_id == user_id,
-            PushSubscription.endpoint == subscription.endpoint,
-        )
-    )
-    if row is not None:
-        row.p256dh, row.auth, row.updated_at = subscription.p256dh, subscription.auth, now
-        return row.id, False
-    row = PushSubscription(
-        user_id=user_id,
+    return push_subscriptions.save(
+        session,
+        user_id,
         endpoint=subscription.endpoint,
         p256dh=subscription.p256dh,
         auth=subscription.auth,
-        created_at=now,
-        updated_at=now,
+        now=now,
     )
-    session.add(row)
-    session.flush()
-    return row.id, True
 
 
 def delete_subscription(session: Session, user_id: uuid.UUID, subscription_id: uuid.UUID) -> bool:
     """Remove one of the user's subscriptions; False when they have none with that id."""
-    result = session.execute(
-        sa.delete(PushSubscription).where(
-            PushSubscription.id == subscription_id, PushSubscription.user_id == user_id
-        )
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return push_subscriptions.delete_owned(session, user_id, subscription_id)

@@ -22,7 +22,6 @@ import json
 from datetime import datetime, timedelta
 from typing import Final
 
-import sqlalchemy as sa
 from py_vapid import Vapid, VapidException  # type: ignore[import-untyped]
 from pywebpush import WebPusher, WebPushException  # type: ignore[import-untyped]
 from sqlalchemy.orm import Session
@@ -31,6 +30,7 @@ from calsync.notify.addresses import UnsafeAddress
 from calsync.notify.outbound import OutboundHttp, Unreachable
 from calsync.notify.render import push_message
 from calsync.notify.senders import Notice, PermanentFailure, TemporaryFailure
+from calsync.store import push_subscriptions
 from calsync.store.tables import PushSubscription
 
 __all__ = ["WebPushSender", "load_vapid_key"]
@@ -64,11 +64,7 @@ class WebPushSender:
         self.http = http
 
     def send(self, session: Session, notice: Notice, *, now: datetime) -> None:
-        subscriptions = session.scalars(
-            sa.select(PushSubscription)
-            .where(PushSubscription.user_id == notice.recipient.user_id)
-            .order_by(PushSubscription.created_at)
-        ).all()
+        subscriptions = push_subscriptions.of_user(session, notice.recipient.user_id)
         if not subscriptions:
             raise PermanentFailure("no push subscription is registered")
         data = json.dumps(push_message(notice, now=now), separators=(",", ":")).encode()
@@ -80,7 +76,7 @@ class WebPushSender:
             try:
                 self._push(subscription, data, ttl=ttl, now=now)
             except _Gone:
-                session.delete(subscription)
+                push_subscriptions.remove(session, subscription)
                 permanent.append("a subscription has expired and was removed")
             except TemporaryFailure as err:
                 temporary.append(err.reason)

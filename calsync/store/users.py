@@ -46,6 +46,12 @@ def find_by_id(session: Session, user_id: uuid.UUID) -> UserAccount | None:
     return to_account(row) if row else None
 
 
+def locked_row(session: Session, user_id: uuid.UUID) -> User | None:
+    """The user's row, locked for the transaction (PostgreSQL ``FOR UPDATE``): for a
+    change that reads it first (an admin's)."""
+    return session.get(User, user_id, with_for_update=True)
+
+
 #: The columns `to_account` reads, of the user named by the ``user_id`` parameter.
 _ACCOUNT: Final = sa.select(
     User.id, User.email, User.role, User.status, User.display_name, User.timezone

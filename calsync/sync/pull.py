@@ -27,14 +27,12 @@ list is read to confirm it (`_confirm_gone`).
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, cast
 
@@ -163,9 +161,8 @@ def pull_calendar(
         # `dirty` is cleared; before listing, end every pull marker and lease that
         # covered notifications (calsync.sync.pending_pulls): later ones are written
         pending_pulls.pull_starting(services, calendar_id)
-        with _collector_paused():  # see _collector_paused
-            listing, full = _list_everything_changed(provider, target)
-            stored = _store(services, target, owner, listing, full, provider, started, audit)
+        listing, full = _list_everything_changed(provider, target)
+        stored = _store(services, target, owner, listing, full, provider, started, audit)
     except Exception as err:
         # Whatever failed, the calendar must not stay leased, silent and "ok".
         _record_failure(services, target, owner, err, provider, started)
@@ -265,42 +262,6 @@ def _not_taken(services: Services, calendar_id: uuid.UUID) -> PullOutcome:
             kicks.drop(session, calendar_id)
             return PullOutcome("skipped")
         return PullOutcome("busy")
-
-
-@dataclass(slots=True)
-class _CollectorPause:
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    holders: int = 0
-    resume: bool = False
-
-
-_pause = _CollectorPause()
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while a pull lists and stores events.
-
-    A full listing allocates hundreds of thousands of short-lived, acyclic containers
-    (the JSON of the listing, the events, the row values), freed by reference counting;
-    with the collector on, they trigger repeated collections that walk the worker's
-    growing heap, about a third of a 10,000-event pull's CPU. The collector is paused
-    while any pull of the process is in this section (worker threads share it) and
-    resumes with the last one, if it was running before; cycles made meanwhile are
-    collected then.
-    """
-    with _pause.lock:
-        _pause.holders += 1
-        if _pause.holders == 1:
-            _pause.resume = gc.isenabled()
-            gc.disable()
-    try:
-        yield
-    finally:
-        with _pause.lock:
-            _pause.holders -= 1
-            if _pause.holders == 0 and _pause.resume:
-                gc.enable()
 
 
 def _list_everything_changed(

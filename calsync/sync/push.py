@@ -74,7 +74,7 @@ from calsync.sync.resolve import policy_for, resolve
 if TYPE_CHECKING:
     from calsync.bootstrap import Services
 
-__all__ = ["PushResult", "PushStatus", "backoff", "push_outbox"]
+__all__ = ["Operation", "PushResult", "PushStatus", "backoff", "operation_for", "push_outbox"]
 
 log = logging.getLogger(__name__)
 
@@ -444,6 +444,32 @@ def _differs(before: Event, after: Event) -> bool:
     return any(getattr(before, f) != getattr(after, f) for f in SYNCABLE_FIELDS)
 
 
+class Operation(StrEnum):
+    """The one Google write that brings Google to a stored event's state."""
+
+    INSERT = "insert"  # Google never acknowledged the event
+    UPDATE = "update"  # a patch of what Google holds
+    DELETE = "delete"  # deleted locally, or a cancelled instance of a series
+
+
+def operation_for(stored: StoredEvent) -> Operation:
+    """The write `stored` needs (a pure decision; the decision table is in
+    tests/unit/sync/test_push_operation.py).
+
+    Deleted locally, or a cancelled exception (Google removes the instance): a delete.
+    Never acknowledged by Google (no etag) and not an instance of a series: an insert
+    (an instance is on Google with its series, so it is patched, etag or not).
+    Anything else: a patch."""
+    event = stored.event
+    if stored.deleted_at is not None or (
+        event.is_exception and event.status == EventStatus.CANCELLED
+    ):
+        return Operation.DELETE
+    if event.etag is None and not event.is_exception:
+        return Operation.INSERT
+    return Operation.UPDATE
+
+
 class _Write:
     """The one Google write that brings Google to the stored event's state."""
 
@@ -471,26 +497,19 @@ class _Write:
 
     @property
     def will_insert(self) -> bool:
-        """Whether `send` inserts (the event is not deleted and Google never acked it)."""
-        event = self.stored.event
-        deleted = self.stored.deleted_at is not None or (
-            event.is_exception and event.status == EventStatus.CANCELLED
-        )
-        return not deleted and event.etag is None and not event.is_exception
+        """Whether `send` inserts."""
+        return operation_for(self.stored) is Operation.INSERT
 
     def send(self) -> Event | None:
         """Google's copy after the write (`None` after a delete). Raises `ProviderError`."""
-        event = self.stored.event
-        if self.stored.deleted_at is not None or (
-            event.is_exception and event.status == EventStatus.CANCELLED
-        ):
-            self.operation = "delete"
+        operation = operation_for(self.stored)
+        self.operation = operation.value
+        if operation is Operation.DELETE:
             self._delete()
             return None
-        if self.will_insert:
-            self.operation = "insert"
+        if operation is Operation.INSERT:
             return self._insert()
-        return self._patch(event.etag, self.stored.base)
+        return self._patch(self.stored.event.etag, self.stored.base)
 
     def _patch(self, etag: str | None, previous: Event | None) -> Event:
         return self.provider.patch_event(

@@ -26,7 +26,9 @@ Rules (design.md section 5):
   first sync of a calendar; the reminders of every inserted, updated and deleted row are
   replanned.
 
-Everything is written in bulk in the caller's transaction.
+What each listed event does is decided without I/O in `calsync.sync.reconcile_plan`
+(decisions N1); this module reads the rows, asks it, and writes. Everything is written in
+bulk in the caller's transaction.
 """
 
 from __future__ import annotations
@@ -68,12 +70,12 @@ from calsync.store.events import (
 from calsync.store.sync_logs import LogKind, LogStatus, record
 from calsync.store.tables import Event as EventRow
 from calsync.sync.deletion_guard import HoldOutcome, judge, read_hold, save_hold
+from calsync.sync.reconcile_plan import Action, Plan, Stored, live_ids, plan, unlisted
 from calsync.sync.resolve import resolve
 
 __all__ = ["CalendarRef", "ReconcileReport", "apply_changes"]
 
 _events = cast(sa.Table, EventRow.__table__)
-_LOCAL_EDIT_STATES = frozenset({"pending", "error", "conflict"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -146,90 +148,122 @@ def apply_changes(
         )
     drifted = _drifted(session, rows, latest) if verify and full_listing else frozenset()
     report.drifted = len(drifted)
-    inserts: list[tuple[uuid.UUID, Event]] = []
-    updates: list[dict[str, Any]] = []
-    attendees: list[tuple[uuid.UUID, Sequence[Any]]] = []
-    new_attendees: list[tuple[uuid.UUID, Sequence[Any]]] = []
-    deletions: list[str] = []
-    notices: list[EventChange] = []
-    updated_ids: list[uuid.UUID] = []
-    # Every row the loop below updates or deletes: their attendees are taken (deleted and
-    # read in one statement), to be written anew for updates and told of changes.
+    decided = plan({g: _stored(row) for g, row in rows.items()}, latest, drifted)
+    report.unchanged = decided.unchanged
+    # Every row the plan updates or deletes: their attendees are taken (deleted and read
+    # in one statement), to be written anew for updates and told of changes.
+    touched = {step.google_id for step in decided.steps if step.action is not Action.INSERT}
     local_attendees = take_attendees(
-        session,
-        [
-            r.id
-            for google_id, r in rows.items()
-            if (r.etag is None or r.etag != latest[google_id].etag or google_id in drifted)
-            and r.deleted_at is None
-        ],
+        session, [row.id for google_id, row in rows.items() if google_id in touched]
     )
-    for google_id, remote in latest.items():
-        row = rows.get(google_id)
-        if (
-            row is not None
-            and row.etag is not None
-            and row.etag == remote.etag
-            and google_id not in drifted
-        ):
-            report.unchanged += 1
-            continue
-        if remote.status == EventStatus.CANCELLED and not remote.is_exception:
-            if row is not None and row.deleted_at is None:
-                deletions.append(google_id)
-                if announce:
-                    notices.append(_cancellation(row, local_attendees.get(row.id, [])))
-            elif row is None:
-                report.unchanged += 1
-            continue
-        if row is None:
-            event_id = uuid.uuid4()
-            inserts.append((event_id, remote))
-            if remote.attendees:
-                new_attendees.append((event_id, remote.attendees))
-            report.inserted += 1
-            report.changed_ids.append(event_id)
-            continue
-        if row.deleted_at is not None:
-            report.unchanged += 1  # deleted here, not pushed yet: the push decides
-            continue
-        if row.sync_state in _LOCAL_EDIT_STATES:
-            values, after, conflicted = _merge(
-                session, calendar, row, remote, local_attendees.get(row.id, []), now
-            )
-            report.conflicts += conflicted
-        else:
-            values, after = _overwrite_values(row, remote), remote
-        # A drifted row was wrong here: nothing changed at Google to announce.
-        if announce and google_id not in drifted:
-            if after.status == EventStatus.CANCELLED:
-                notices.append(_cancellation(row, local_attendees.get(row.id, [])))
-            else:
-                before = to_event(row, local_attendees.get(row.id, []))
-                notices.append(EventChange(row.id, before, after, owner_id=row.user_id))
-        merged_attendees = after.attendees
-        updates.append(values)
-        attendees.append((row.id, merged_attendees))
-        report.updated += 1
-        report.changed_ids.append(row.id)
-        updated_ids.append(row.id)
+    applied = _steps_applied(
+        session, calendar, decided, rows, local_attendees, announce=announce, now=now, report=report
+    )
     if announce:
-        notices.extend(_gone(session, gone))
+        applied.notices.extend(_gone(session, gone))
         events_changed(
             session,
-            notices,
+            applied.notices,
             actor_user_id=None,
             source="sync",
             now=now,
         )
-    deleted = _delete_series(session, calendar.id, deletions) + _delete_ids(session, gone)
+    deleted = _delete_series(session, calendar.id, applied.deletions) + _delete_ids(session, gone)
     report.deleted += len(deleted)
-    _write(session, calendar, inserts, updates)
-    insert_attendees(session, [*new_attendees, *attendees])
+    _write(session, calendar, applied.inserts, applied.updates)
+    insert_attendees(session, [*applied.new_attendees, *applied.attendees])
     # Only the new rows that may need reminders are read back (the same outcome).
-    new = reminder_candidates(session, inserts, user_id=calendar.user_id, now=now)
-    reschedule_many(session, [*updated_ids, *deleted], new=new, now=now)
+    new = reminder_candidates(session, applied.inserts, user_id=calendar.user_id, now=now)
+    reschedule_many(session, [*applied.updated_ids, *deleted], new=new, now=now)
     return report
+
+
+def _steps_applied(
+    session: Session,
+    calendar: CalendarRef,
+    decided: Plan,
+    rows: Mapping[str, sa.Row[Any]],
+    local_attendees: Mapping[uuid.UUID, Sequence[Any]],
+    *,
+    announce: bool,
+    now: datetime,
+    report: ReconcileReport,
+) -> _Applied:
+    """The writes and notices of the plan's steps, in listing order (merges are resolved
+    and logged here); counted in `report`."""
+    applied = _Applied()
+    for step in decided.steps:
+        if step.action is Action.INSERT:
+            applied.insert(step.remote, report)
+            continue
+        row = rows[step.google_id]
+        row_attendees = local_attendees.get(row.id, [])
+        if step.action is Action.DELETE:
+            applied.deletions.append(step.google_id)
+            if announce:
+                applied.notices.append(_cancellation(row, row_attendees))
+            continue
+        if step.action is Action.MERGE:
+            values, after, conflicted = _merge(
+                session, calendar, row, step.remote, row_attendees, now
+            )
+            report.conflicts += conflicted
+        else:
+            values, after = _overwrite_values(row, step.remote), step.remote
+        # A drifted row was wrong here: nothing changed at Google to announce.
+        if announce and not step.drifted:
+            applied.notices.append(_change(row, row_attendees, after))
+        applied.update(row.id, values, after, report)
+    return applied
+
+
+@dataclass(slots=True)
+class _Applied:
+    """The writes one plan adds up to, gathered to be made in bulk."""
+
+    inserts: list[tuple[uuid.UUID, Event]] = field(default_factory=list)
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    attendees: list[tuple[uuid.UUID, Sequence[Any]]] = field(default_factory=list)
+    new_attendees: list[tuple[uuid.UUID, Sequence[Any]]] = field(default_factory=list)
+    deletions: list[str] = field(default_factory=list)
+    notices: list[EventChange] = field(default_factory=list)
+    updated_ids: list[uuid.UUID] = field(default_factory=list)
+
+    def insert(self, remote: Event, report: ReconcileReport) -> None:
+        event_id = uuid.uuid4()
+        self.inserts.append((event_id, remote))
+        if remote.attendees:
+            self.new_attendees.append((event_id, remote.attendees))
+        report.inserted += 1
+        report.changed_ids.append(event_id)
+
+    def update(
+        self, event_id: uuid.UUID, values: dict[str, Any], after: Event, report: ReconcileReport
+    ) -> None:
+        self.updates.append(values)
+        self.attendees.append((event_id, after.attendees))
+        report.updated += 1
+        report.changed_ids.append(event_id)
+        self.updated_ids.append(event_id)
+
+
+def _stored(row: sa.Row[Any]) -> Stored:
+    """What the plan needs of a local row (``has_base`` is read by full listings only)."""
+    return Stored(
+        id=row.id,
+        google_id=row.google_event_id,
+        etag=row.etag,
+        sync_state=row.sync_state,
+        deleted=row.deleted_at is not None,
+        has_base=bool(getattr(row, "has_base", True)),
+    )
+
+
+def _change(row: sa.Row[Any], attendees: Sequence[Any], after: Event) -> EventChange:
+    """The notice of a row that now holds `after`."""
+    if after.status == EventStatus.CANCELLED:
+        return _cancellation(row, attendees)
+    return EventChange(row.id, to_event(row, attendees), after, owner_id=row.user_id)
 
 
 def _cancellation(row: sa.Row[Any], attendees: Sequence[Any]) -> EventChange:
@@ -339,25 +373,11 @@ def _guarded(
     Offered to the guard: rows that were on Google (a base version), are not listed (nor
     listed but unreadable), and have no unpushed local change (those are the push's to
     settle with Google)."""
-    unlisted = {
-        row.google_event_id: row.id
-        for row in everything
-        if row.has_base
-        and row.google_event_id is not None
-        and row.google_event_id not in latest
-        and row.google_event_id not in unreadable
-        and row.sync_state not in _LOCAL_EDIT_STATES
-        and row.deleted_at is None
-    }
-    live = [
-        google_id
-        for google_id, event in latest.items()
-        if event.status != EventStatus.CANCELLED or event.is_exception
-    ]
+    gone = unlisted((_stored(row) for row in everything), latest, unreadable)
     previous = read_hold(session, calendar.id)
     verdict = judge(
-        unlisted=unlisted,
-        listed=live,
+        unlisted=gone,
+        listed=live_ids(latest),
         known=sum(1 for row in everything if row.has_base),
         previous=previous,
         now=now,
@@ -365,10 +385,10 @@ def _guarded(
     )
     if previous is not None or verdict.hold is not None:
         save_hold(session, calendar.id, verdict.hold, recheck_after=recheck_after)
-    report.unlisted = len(unlisted)
+    report.unlisted = len(gone)
     report.held = len(verdict.hold.ids) if verdict.hold is not None else 0
     report.hold_outcome = verdict.outcome
-    return [unlisted[google_id] for google_id in verdict.delete if google_id in unlisted]
+    return [gone[google_id] for google_id in verdict.delete if google_id in gone]
 
 
 def _drifted(

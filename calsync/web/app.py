@@ -43,7 +43,7 @@ from calsync.web.limits import (
 )
 from calsync.web.push_intake import IntakeFirst, PushIntakeMiddleware
 from calsync.web.request_id import RequestIdMiddleware
-from calsync.web.routes import admin, auth, calendars, dev, events, me, sync, webhooks
+from calsync.web.routes import admin, auth, calendars, dev, events, me, sync
 from calsync.web.routes import preferences as notice_routes
 
 #: Paths that are never rate limited per user: probes, metrics and Google's pushes.
@@ -79,7 +79,6 @@ def create_app(services: Services) -> IntakeFirst:
             Route("/admin/users/{user_id}", admin.update_user, methods=["PATCH"]),
             Route("/admin/users/{user_id}/release-email", admin.release_email, methods=["POST"]),
             Route("/admin/audit", admin.list_audit_events, methods=["GET"]),
-            Route("/webhooks/google", webhooks.google_notification, methods=["POST"]),
             Route("/calendars", calendars.list_calendars, methods=["GET"]),
             Route("/calendars/{calendar_id}", calendars.update_calendar, methods=["PATCH"]),
             Route("/events", events.create_event, methods=["POST"]),

@@ -1,8 +1,9 @@
 """``GET /openapi.json``: the API's OpenAPI 3.1 document, generated from the app's routes
 and from the models of its bodies.
 
-The paths come from the routes the app really serves (`build_document(app.routes)`), so a
-route cannot be left out; each (method, path) is described by an entry of `OPERATIONS`
+The paths come from the routes the app really serves (`build_document(app.routes)`) and
+from what its middleware answers before routing (`ANSWERED_BEFORE_ROUTING`), so a route
+cannot be left out; each (method, path) is described by an entry of `OPERATIONS`
 (its summary, parameters and statuses). A route without an entry is still listed, marked
 ``x-undocumented``, and `undocumented` names it: a test fails while any exists. Every
 body's schema is generated from the pydantic models of `calsync.web.models` (request
@@ -28,6 +29,7 @@ from calsync.store.tables import DELIVERY_STATUSES, NOTICE_KINDS
 from calsync.web.limits import UNLIMITED_PATHS
 from calsync.web.models import component_schemas
 from calsync.web.push_intake import MAX_BODY_BYTES
+from calsync.web.push_intake import PATH as INTAKE_PATH
 
 __all__ = ["OPERATIONS", "build_document", "openapi_json", "undocumented"]
 
@@ -487,7 +489,13 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
 }
 
 
+#: What the API answers before routing: `PushIntakeMiddleware`, which every API app
+#: carries, answers ``POST /webhooks/google`` itself (no route serves it).
+ANSWERED_BEFORE_ROUTING: Final = (("POST", INTAKE_PATH),)
+
+
 def _operations(routes: Iterable[BaseRoute]) -> Iterable[tuple[str, str]]:
+    yield from ANSWERED_BEFORE_ROUTING
     for route in routes:
         if isinstance(route, Route):
             for method in sorted(route.methods or ()):

@@ -34,6 +34,7 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
 from calsync.bootstrap import Services, bootstrap
+from calsync.collector_pause import collector_paused
 from calsync.config import Settings
 from calsync.emulator.testing import EmulatorControl, build_calendar_service
 from calsync.events import read_model
@@ -120,7 +121,7 @@ def full_sync(services: Services, calendar_id: uuid.UUID, runs: int, timer: Time
             session.execute(
                 sa.update(Calendar).where(Calendar.id == calendar_id).values(sync_token=None)
             )
-        with timer:
+        with timer, collector_paused():  # as the worker process runs pulls
             outcome = pull_calendar(services, calendar_id)
         assert outcome.report is not None
         assert outcome.full
@@ -147,7 +148,7 @@ def incremental(
             google.events().patch(  # type: ignore[attr-defined]
                 calendarId=email, eventId=f"bench{run * 10 + n:07d}", body={"summary": f"r{run}"}
             ).execute()
-        with timer:
+        with timer, collector_paused():  # as the worker process runs pulls
             outcome = pull_calendar(services, calendar_id)
         assert outcome.report is not None
         assert outcome.report.updated == 10, outcome.report

@@ -7,15 +7,14 @@ import uuid
 from enum import StrEnum
 from typing import Any, TypeVar
 
-import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from calsync.bootstrap import Services
 from calsync.domain.accounts import AccountStatus, Role, UserAccount
-from calsync.store import audit, keyset, users
-from calsync.store.tables import Calendar, User
+from calsync.store import audit, keyset, user_calendars, users
+from calsync.store.tables import User
 from calsync.store.users import to_account
 from calsync.sync.connect import queue_pulls
 from calsync.web import paging
@@ -70,7 +69,7 @@ async def update_user(request: Request) -> Response:
 
     def change() -> tuple[UserAccount, bool] | None:
         with services.sessions.begin() as session:
-            row = session.get(User, user_id, with_for_update=True)
+            row = users.locked_row(session, user_id)
             if row is None:
                 return None
             if role is not None and row.role != role.value:
@@ -132,13 +131,7 @@ def _status_took_effect(services: Services, account: UserAccount) -> None:
     services.jobs.renew_channels.send()
     if account.status is AccountStatus.ACTIVE:
         with services.sessions() as session:
-            calendar_ids = list(
-                session.scalars(
-                    sa.select(Calendar.id).where(
-                        Calendar.user_id == account.id, Calendar.selected.is_(True)
-                    )
-                )
-            )
+            calendar_ids = user_calendars.selected_ids(session, account.id)
         queue_pulls(services, calendar_ids)
 
 

@@ -11,15 +11,13 @@ import uuid
 from datetime import datetime
 from typing import Any, Final
 
-import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from calsync.bootstrap import Services
 from calsync.domain.accounts import AccountStatus, Role
-from calsync.store import sync_logs
-from calsync.store.tables import Calendar
+from calsync.store import sync_logs, user_calendars
 from calsync.sync.connect import queue_pulls
 from calsync.web import paging
 from calsync.web.auth.principal import require_user
@@ -37,12 +35,7 @@ async def trigger_sync(request: Request) -> Response:
 
     def queue() -> dict[str, Any]:
         with services.sessions() as session:
-            query = sa.select(Calendar.id).where(
-                Calendar.user_id == account.id, Calendar.selected.is_(True)
-            )
-            if only is not None:
-                query = query.where(Calendar.id == only)
-            calendar_ids = list(session.scalars(query))
+            calendar_ids = user_calendars.selected_ids(session, account.id, only=only)
         if only is not None and not calendar_ids:
             raise APIError(404, "no such calendar")
         if only is None:

@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from calsync.providers.google.ids import google_event_id
+from calsync.store.tables import Event as EventRow
 from calsync.store.tables import OutboxEntry
 from calsync.sync import calendar_list
 from tests.integration.events.conftest import EventsApp, User
@@ -362,3 +363,41 @@ def test_typed_bodies_and_answers_follow_the_openapi_document(any_app: EventsApp
     ).json()
     assert len(page["events"]) == 5
     jsonschema.validate(page, schema_of(document, "EventPage"))
+
+
+def test_an_event_of_a_type_calsync_does_not_know_takes_no_change_of_any_field(
+    any_app: EventsApp,
+) -> None:
+    """K1: read-only, whatever the field; the fields added after the rule was written
+    (colour, visibility, transparency, conference) included."""
+    alice = any_app.connect("alice@example.com")
+    slot = pulled(
+        any_app,
+        alice,
+        {
+            "summary": "Office hours",
+            "start": {"dateTime": "2031-03-05T08:00:00Z"},
+            "end": {"dateTime": "2031-03-05T10:30:00Z"},
+        },
+    )
+    # The emulator makes only the types it knows; Google has more (a pull stores any).
+    with any_app.services.sessions.begin() as session:
+        session.execute(
+            sa.update(EventRow)
+            .where(EventRow.id == uuid.UUID(slot["id"]))
+            .values(event_type="appointmentSlot")
+        )
+    assert any_app.get(alice, slot["id"])["event_type"] == "appointmentSlot"
+    for body, field in (
+        ({"title": "Mine now"}, "title"),
+        ({"color_id": "5"}, "color_id"),
+        ({"visibility": "private"}, "visibility"),
+        ({"transparency": "transparent"}, "transparency"),
+        ({"conference": {"create": "meet"}}, "conference"),
+    ):
+        response = any_app.put(alice, slot["id"], body)
+        assert response.status_code == 403, (body, response.text)
+        assert [d["field"] for d in response.json()["error"]["details"]] == [field]
+    assert outbox_rows(any_app) == []
+    stored = any_app.get(alice, slot["id"])
+    assert (stored["color_id"], stored["visibility"]) == (slot["color_id"], slot["visibility"])

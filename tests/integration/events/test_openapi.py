@@ -9,7 +9,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from calsync.web import models
-from calsync.web.openapi import undocumented
+from calsync.web.openapi import ANSWERED_BEFORE_ROUTING, undocumented
 from tests.integration.events.conftest import EventsApp
 
 pytestmark = pytest.mark.integration
@@ -26,12 +26,17 @@ def test_the_document_is_valid_openapi_and_covers_every_route(any_app: EventsApp
     document = response.json()
     validate(document)
     assert undocumented(any_app.client.app.routes) == []  # type: ignore[attr-defined]
-    served = {
+    routed = {
         (method, route.path)
         for route in any_app.client.app.routes  # type: ignore[attr-defined]
         for method in getattr(route, "methods", ()) or ()
         if method != "HEAD"
     }
+    # and what the middleware answers before routing (the intake: decisions N7), which
+    # the app does answer (a notification without headers is refused there)
+    for method, path in ANSWERED_BEFORE_ROUTING:
+        assert any_app.client.request(method, path).status_code == 400
+    served = routed | set(ANSWERED_BEFORE_ROUTING)
     documented = {
         (method.upper(), path) for path, item in document["paths"].items() for method in item
     }

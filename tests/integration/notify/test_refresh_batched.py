@@ -31,14 +31,14 @@ from calsync.notify.preferences import (
     save_preferences,
 )
 from calsync.notify.reminders import (
-    _UPCOMING_ROWS,
     DEFAULT_HORIZON,
-    _upcoming_condition,
+    latest_start,
     refresh_reminders,
     reminder_key,
     replan_many,
     reschedule_user,
 )
+from calsync.store import upcoming
 from calsync.store.db import make_engine, make_session_factory
 from calsync.store.migrate import upgrade
 from calsync.store.tables import Event as EventRow
@@ -341,9 +341,7 @@ def test_replan_many_told_which_events_have_pending_rows_plans_the_same(
     expected = reminders(sessions)
     restore(sessions, stored)
     with sessions.begin() as session:
-        rows = session.execute(
-            _UPCOMING_ROWS.where(_upcoming_condition(NOW, DEFAULT_HORIZON))
-        ).all()
+        rows = upcoming.page(session, NOW, latest_start(NOW, DEFAULT_HORIZON))
         zones: dict[uuid.UUID, str] = {
             user_id: zone for user_id, zone in session.execute(sa.select(User.id, User.timezone))
         }

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
 
 from calsync.domain.codec import event_from_document, event_to_document
+from calsync.domain.event_props import Conference, Transparency, Visibility
 from calsync.domain.event_types import creation_problems, update_problems
-from calsync.domain.models import Attendee, Event, EventTime, Reminders
+from calsync.domain.models import SYNCABLE_FIELDS, Attendee, Event, EventTime, Reminders
 from calsync.providers.google.mapping import event_from_google, event_to_google
 
 TIMED = {
@@ -83,3 +84,37 @@ def test_status_events_need_the_primary_calendar_and_no_guests() -> None:
     body = event_to_google(away, calsync_id="x", event_id="abcde")
     assert (body["eventType"], body["transparency"]) == ("outOfOffice", "opaque")
     assert body["outOfOfficeProperties"] == {}
+
+
+#: A changed value of each field both sides can change (a field added to
+#: SYNCABLE_FIELDS without one here fails the test below: add it).
+CHANGED: dict[str, Any] = {
+    "title": "Mine",
+    "description": "notes",
+    "location": "Room 4",
+    "start": EventTime.at(datetime(2031, 3, 4, 9, tzinfo=UTC), "UTC"),
+    "end": EventTime.at(datetime(2031, 3, 4, 12, tzinfo=UTC), "UTC"),
+    "timezone": "Europe/Berlin",  # of an all-day event (a timed one's is its start's)
+    "category": "work",
+    "recurrence": ("RRULE:FREQ=DAILY",),
+    "attendees": (Attendee(email="bob@example.com"),),
+    "reminders": Reminders.minutes(30),
+    "metadata": {"k": "v"},
+    "status": "tentative",
+    "type_properties": {"x": 1},
+    "transparency": Transparency.TRANSPARENT,
+    "visibility": Visibility.PRIVATE,
+    "color_id": "5",
+    "conference": Conference.meet_request("r1"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SYNCABLE_FIELDS))
+def test_a_type_calsync_does_not_know_refuses_a_change_of_every_syncable_field(
+    name: str,
+) -> None:
+    day = {"start": {"date": "2031-03-04"}, "end": {"date": "2031-03-05"}}
+    event = pulled(eventType="appointmentSlot", **(day if name == "timezone" else {}))
+    changed = dataclasses.replace(event, **{name: CHANGED[name]})
+    assert getattr(changed, name) != getattr(event, name)
+    assert [p.status for p in update_problems(event, changed)] == [403]
