@@ -243,7 +243,11 @@ def declare_jobs(services: Services) -> Jobs:
 def fan_out_renewals(services: Services, jobs: Jobs) -> int:
     """Claim the channels to renew now (`channels.claim_renewals`, bounded per call) and
     queue one `renew_channel_batch` job per `channels.RENEW_BATCH` of them; returns how
-    many channels were queued. A batch that cannot be queued is given back at once."""
+    many channels were queued. A batch that cannot be queued is given back at once.
+    Nothing is claimed while the daily budget has no room for channel work (decisions
+    Y3): the channels stay due, a day before they expire, and are claimed when it has."""
+    if services.budget.room(Priority.NOTIFICATION) <= 0:
+        return 0
     margin = timedelta(seconds=services.settings.channel_renew_before_seconds)
     with services.sessions.begin() as session:
         claimed = channels.claim_renewals(session, now=services.clock(), margin=margin)

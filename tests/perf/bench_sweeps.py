@@ -22,13 +22,15 @@ a fleet that signed in on one day. Then:
 3. the safety-net polls of the calendars: how many fall due per 30-second sweep over
    one interval (the old rule: every calendar 900 s after its last sync; the new one:
    at its slot), and the duration of one sweep's claim (`kicks.claim_due`);
-4. an idle day within the daily Google budget (decisions Y1-Y6): every calendar pulled
-   once (each then has its adaptive slot: its channel is live after step 2), then
-   ``--idle-hours`` of simulated time from the start of a quota day, in 30-s scheduler
-   ticks: the sweeps claim the due polls and audits (within the budget's room) and
-   `--threads` threads run them as the jobs do, against the emulator, counted in the
-   real Redis budget. Prints the spend by priority, the day's forecasts (extrapolated,
-   scheduled) and idle polling plus renewals as a share of ``GOOGLE_DAILY_BUDGET``.
+4. an idle day within the daily Google budget (decisions Y1-Y6), in simulated time
+   (the services' clock; Google's is real, so the channels renewed in step 2 are live):
+   ``--idle-hours`` before a quota day's start as a warm-up (every calendar is pulled
+   once, then polled at its adaptive slot), then as many hours of the quota day itself,
+   in 30-s scheduler ticks: the sweeps claim the due polls and audits (within the
+   budget's room) and ``--threads`` threads run the jobs' functions against the
+   emulator, every request counted in the real Redis budget. Prints the spend by
+   priority, the day's forecasts (extrapolated, scheduled), the schedule of a whole idle
+   day, and idle polling plus renewals as a share of ``GOOGLE_DAILY_BUDGET``.
 """
 
 from __future__ import annotations

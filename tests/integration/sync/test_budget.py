@@ -21,6 +21,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 
+from calsync.jobs import fan_out_renewals
 from calsync.providers.budget import (
     CEILINGS,
     BudgetDeferred,
@@ -394,3 +395,38 @@ def test_the_report_shows_the_spend_by_priority_and_the_days_forecasts(
     )
     assert report["elapsed"] == 0.25
     assert report["forecast_extrapolated"] == 140
+
+
+class _Batches:
+    """Stands in for the broker: records each renewal batch queued."""
+
+    def __init__(self) -> None:
+        self.sent: list[list[str]] = []
+
+    def send(self, ids: list[str]) -> None:
+        self.sent.append(ids)
+
+
+def test_channel_renewals_wait_for_room_and_are_claimed_the_next_quota_day(
+    budget_app: EventsApp,
+) -> None:
+    app = budget_app
+    users = _users(app)
+    # Given every user's channel expires within the renewal margin
+    for user in users:
+        _open_channel(app, user, app.clock() + timedelta(hours=3))
+    jobs = type("Jobs", (), {"renew_channel_batch": _Batches()})()
+    # And the day's total has reached the ceiling of channel work
+    _fill(app, Priority.NOTIFICATION)
+    # When the renewal sweep runs, it claims nothing: they stay due, unclaimed
+    assert fan_out_renewals(app.services, jobs) == 0  # type: ignore[arg-type]
+    assert jobs.renew_channel_batch.sent == []
+    with app.services.sessions() as session:
+        claimed = session.scalars(
+            sa.select(WatchChannel.renewal_claimed_at).where(WatchChannel.kind == "events")
+        ).all()
+    assert claimed == [None, None, None]
+    # When the next quota day begins, all three are claimed and queued
+    app.clock.now = next_quota_day(app.clock())
+    assert fan_out_renewals(app.services, jobs) == 3  # type: ignore[arg-type]
+    assert sorted(len(batch) for batch in jobs.renew_channel_batch.sent) == [3]
