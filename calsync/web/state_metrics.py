@@ -269,11 +269,17 @@ def _sync_health(session: Session, now: datetime, poll_period: timedelta) -> lis
     """Calendars whose sync died silently (overdue), and calendars by sync status."""
     overdue_before = now - PULL_OVERDUE_PERIODS * poll_period
     synced_at = sa.func.coalesce(Calendar.last_synced_at, Calendar.created_at)
+    # A calendar polled rarely (a live channel, decisions Y4) is not overdue while its
+    # next poll is still to come; one whose pulls die keeps a next poll in the past.
+    poll_missed = sa.or_(
+        Calendar.next_poll_at.is_(None),
+        Calendar.next_poll_at < now - (PULL_OVERDUE_PERIODS - 1) * poll_period,
+    )
     status = Calendar.last_sync_status
     known = [s for s in SYNC_STATUSES if s not in ("never", "other")]
     row = session.execute(
         sa.select(
-            sa.func.count().filter(synced_at < overdue_before),
+            sa.func.count().filter(synced_at < overdue_before, poll_missed),
             *(sa.func.count().filter(status == value) for value in known),
             sa.func.count().filter(status.is_(None)),
             sa.func.count().filter(status.not_in(known)),
@@ -295,7 +301,8 @@ def _sync_health(session: Session, now: datetime, poll_period: timedelta) -> lis
             "calsync_calendars_pull_overdue",
             f"Selected calendars of active users whose last successful pull (or, never "
             f"pulled, their creation) is older than {PULL_OVERDUE_PERIODS} safety-net "
-            "periods: their sync has died.",
+            f"periods and whose next poll is over {PULL_OVERDUE_PERIODS - 1} periods late: "
+            "their sync has died.",
             int(row[0]),
         ),
         by_status,

@@ -36,6 +36,7 @@ from calsync.scheduler import due_audits, due_pulls
 from calsync.store.tables import Calendar, Event, WatchChannel
 from calsync.sync import kicks
 from calsync.sync.polling import budget_report
+from calsync.web.state_metrics import collect_state
 from tests.conftest import FakeGoogle
 from tests.integration.events.conftest import EventsApp, User, running
 
@@ -430,3 +431,34 @@ def test_channel_renewals_wait_for_room_and_are_claimed_the_next_quota_day(
     app.clock.now = next_quota_day(app.clock())
     assert fan_out_renewals(app.services, jobs) == 3  # type: ignore[arg-type]
     assert sorted(len(batch) for batch in jobs.renew_channel_batch.sent) == [3]
+
+
+def _overdue(app: EventsApp) -> float:
+    poll_period = timedelta(seconds=app.services.settings.safety_net_interval_seconds)
+    families = collect_state(
+        app.services.sessions, app.services.broker, app.clock(), poll_period=poll_period
+    )
+    (family,) = [f for f in families if f.name == "calsync_calendars_pull_overdue"]
+    return float(family.samples[0].value)
+
+
+def test_a_calendar_polled_rarely_is_not_overdue_until_its_poll_is_missed(
+    budget_app: EventsApp,
+) -> None:
+    app = budget_app
+    ann, ben = _users(app)[:2]
+    _open_channel(app, ann, app.clock() + timedelta(days=7))
+    for user in (ann, ben):
+        app.services.jobs.sync_calendar.fn(str(user.calendar_id), "poll")
+    # When three short intervals pass without a pull
+    app.clock.advance(seconds=3 * app.services.settings.safety_net_interval_seconds + 1)
+    # Then only ben's calendar (no channel: its poll is late) is overdue; ann's next
+    # poll is still to come
+    assert _overdue(app) == 1
+    # When ann's poll is missed by three short intervals too, she is overdue
+    next_poll = _row(app, ann.calendar_id).next_poll_at  # type: ignore[arg-type]
+    assert next_poll is not None
+    app.clock.now = next_poll + timedelta(
+        seconds=3 * app.services.settings.safety_net_interval_seconds + 1
+    )
+    assert _overdue(app) == 2
