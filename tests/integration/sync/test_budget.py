@@ -446,19 +446,19 @@ def test_a_calendar_polled_rarely_is_not_overdue_until_its_poll_is_missed(
     budget_app: EventsApp,
 ) -> None:
     app = budget_app
-    ann, ben = _users(app)[:2]
+    ann, ben, cat = _users(app)
     _open_channel(app, ann, app.clock() + timedelta(days=7))
-    for user in (ann, ben):
+    for user in (ann, ben, cat):
         app.services.jobs.sync_calendar.fn(str(user.calendar_id), "poll")
     # When three short intervals pass without a pull
     app.clock.advance(seconds=3 * app.services.settings.safety_net_interval_seconds + 1)
-    # Then only ben's calendar (no channel: its poll is late) is overdue; ann's next
-    # poll is still to come
-    assert _overdue(app) == 1
+    # Then ben's and cat's calendars (no channel: their polls are late) are overdue;
+    # ann's next poll is still to come
+    assert _overdue(app) == 2
     # When ann's poll is missed by three short intervals too, she is overdue
     next_poll = _row(app, ann.calendar_id).next_poll_at  # type: ignore[arg-type]
     assert next_poll is not None
     app.clock.now = next_poll + timedelta(
         seconds=3 * app.services.settings.safety_net_interval_seconds + 1
     )
-    assert _overdue(app) == 2
+    assert _overdue(app) == 3
