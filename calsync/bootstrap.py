@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from calsync.config import JWTAlgorithm, Settings
 from calsync.jobs import Jobs, declare_jobs
 from calsync.providers.base import ProviderSource
+from calsync.providers.budget import DailyBudget, daily_budget
 from calsync.providers.google.access import AccessTokens
 from calsync.providers.google.factory import GoogleProviders
 from calsync.providers.google.oauth import GoogleOAuth
@@ -50,6 +51,9 @@ class Services:
     secrets: SecretBox
     oauth_state: OAuthStateConfig
     google_oauth: GoogleOAuth
+    #: The project's daily Google budget (`calsync.providers.budget`), which the quota
+    #: limiter spends and the sweeps and jobs consult.
+    budget: DailyBudget = field(init=False)
     access_tokens: AccessTokens = field(init=False)
     providers: ProviderSource = field(init=False)
     jobs: Jobs = field(init=False)
@@ -57,6 +61,7 @@ class Services:
     def close(self) -> None:
         """Release the broker's, the providers', OAuth's and the database's connections."""
         self.providers.close()
+        self.budget.close()
         self.google_oauth.close()
         self.broker.close()
         self.engine.dispose()
@@ -88,13 +93,14 @@ def bootstrap(
         oauth_state=OAuthStateConfig(Secret(settings.jwt_secret or settings.encryption_keys[0])),
         google_oauth=GoogleOAuth(settings),
     )
+    services.budget = daily_budget(settings.redis_url, settings.google_daily_budget, clock=clock)
     services.access_tokens = AccessTokens(
         services.sessions, services.secrets, services.google_oauth, clock
     )
     services.providers = providers or GoogleProviders(
         settings,
         services.access_tokens,
-        quota_limiter(settings),
+        quota_limiter(settings, budget=services.budget),
         shared_zones=functools.partial(stored_zone, services.sessions),
     )
     services.jobs = declare_jobs(services)

@@ -164,6 +164,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     ready.set_defaults(run=_ready)
 
+    budget = commands.add_parser(
+        "budget",
+        help="print today's Google budget as JSON: spend by priority and the day's forecast",
+    )
+    budget.set_defaults(run=_budget)
+
     migrate = commands.add_parser("migrate", help="migrate the database to the newest schema")
     migrate.add_argument("--revision", default="head", help="the revision to migrate to")
     migrate.set_defaults(run=_migrate)
@@ -380,6 +386,21 @@ def _ready(_args: argparse.Namespace) -> int:
         services.close()
     print(json.dumps(checks))
     return 0 if all(check == "ok" for check in checks.values()) else 1
+
+
+def _budget(_args: argparse.Namespace) -> int:
+    """Today's Google budget (`calsync.sync.polling.budget_report`) as JSON."""
+    import json
+
+    from calsync.bootstrap import bootstrap
+    from calsync.sync.polling import budget_report
+
+    services = bootstrap(Settings.from_env())
+    try:
+        print(json.dumps(budget_report(services), indent=2))
+    finally:
+        services.close()
+    return 0
 
 
 def _scheduler(_args: argparse.Namespace) -> int:

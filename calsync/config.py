@@ -112,6 +112,13 @@ class Settings:
     api_rate_limit_per_minute: int = 600
     google_user_requests_per_minute: int = 600
     google_project_requests_per_minute: int = 10_000
+    #: The project's Google requests per quota day (midnight to midnight Pacific time),
+    #: spent by priority (`calsync.providers.budget`): never more than this in a day.
+    google_daily_budget: int = 1_000_000
+    #: The safety-net poll interval of a calendar whose push channel is live and whose
+    #: last poll found nothing a notification had not brought (`calsync.sync.polling`);
+    #: calendars without one are polled every ``safety_net_interval_seconds``.
+    poll_with_channel_seconds: int = 14_400
     log_level: str = "INFO"
     run_emulator: bool = False
     emulator_port: int = 8765
@@ -413,6 +420,8 @@ def _production_from_env(env: _Env, database_url: str | None, redis_url: str | N
         google_project_requests_per_minute=env.integer(
             "GOOGLE_PROJECT_REQUESTS_PER_MINUTE", 10_000, minimum=1
         ),
+        google_daily_budget=env.integer("GOOGLE_DAILY_BUDGET", 1_000_000, minimum=100),
+        poll_with_channel_seconds=env.integer("POLL_WITH_CHANNEL_SECONDS", 14_400, minimum=30),
         log_level=env.text("LOG_LEVEL", "INFO") or "INFO",
         run_emulator=env.flag("RUN_EMULATOR", False),
         read_model=env.flag("READ_MODEL", False),

@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 import dramatiq
 
 from calsync.notify.jobs import NotifyJobs, declare_notify_jobs
+from calsync.providers.budget import BudgetDeferred, Priority, spending
 from calsync.providers.errors import AuthRevoked, ProviderError, QuotaExceeded, RateLimited
 from calsync.queue import Queue
 from calsync.store.tables import QueueHeartbeat
 from calsync.store.upsert import upsert
-from calsync.sync import audit, channels, connect, pull, push
+from calsync.sync import audit, channels, connect, polling, pull, push
 
 if TYPE_CHECKING:
     from calsync.bootstrap import Services
@@ -110,27 +111,47 @@ def declare_jobs(services: Services) -> Jobs:
     def connect_user(user_id: str) -> None:
         """List a new user's calendars, queue their first pulls, open their channels."""
         try:
-            connect.connect_user(services, uuid.UUID(user_id))
+            with spending(Priority.INTERACTIVE):
+                connect.connect_user(services, uuid.UUID(user_id))
         except ProviderError as err:
             provider_failure(err)
 
-    def sync_calendar(calendar_id: str) -> None:
-        """Pull one calendar (coalesced: at most one queued or running per calendar)."""
+    def sync_calendar(calendar_id: str, why: str = "notification") -> None:
+        """Pull one calendar (coalesced: at most one queued or running per calendar).
+
+        `why` it was queued (``interactive``, ``notification``, ``poll``) is the budget
+        priority of its requests; a pull the day's budget has no room for is deferred
+        (`polling.defer_pull`), never dropped."""
+        priority = polling.pull_priority(why)
+        calendar = uuid.UUID(calendar_id)
+        if services.budget.room(priority) <= 0:
+            polling.defer_pull(services, calendar, priority)
+            return
         try:
-            outcome = pull.pull_calendar(services, uuid.UUID(calendar_id))
+            with spending(priority):
+                outcome = pull.pull_calendar(services, calendar, polled=priority is Priority.POLL)
+        except BudgetDeferred:
+            polling.defer_pull(services, calendar, priority)
+            return
         except ProviderError as err:
             provider_failure(err)
             return
-        if outcome.again_in is not None:
+        if outcome.again_in is not None:  # notifications arrived during the pull
             jobs.sync_calendar.send_with_options(
                 args=(calendar_id,), delay=int(outcome.again_in * 1000)
             )
 
     def audit_calendar(calendar_id: str) -> None:
         """Compare one calendar with a full listing from Google and repair what differs
-        (`calsync.sync.audit`); also the second listing of held deletions."""
+        (`calsync.sync.audit`); also the second listing of held deletions. Spent as a
+        poll: without room it waits, claimed again by the audit sweep when there is."""
+        if services.budget.room(Priority.POLL) <= 0:
+            return
         try:
-            outcome = audit.audit_calendar(services, uuid.UUID(calendar_id))
+            with spending(Priority.POLL):
+                outcome = audit.audit_calendar(services, uuid.UUID(calendar_id))
+        except BudgetDeferred:
+            return
         except ProviderError as err:
             provider_failure(err)
             return
@@ -143,7 +164,8 @@ def declare_jobs(services: Services) -> Jobs:
         """Add and remove a user's calendars after their calendar list changed (coalesced:
         at most one queued or running per user, and one more if it changed meanwhile)."""
         try:
-            again = connect.follow_calendar_list(services, uuid.UUID(user_id))
+            with spending(Priority.INTERACTIVE):
+                again = connect.follow_calendar_list(services, uuid.UUID(user_id))
         except ProviderError as err:
             provider_failure(err)
             return
@@ -157,24 +179,28 @@ def declare_jobs(services: Services) -> Jobs:
         jobs, `fan_out_renewals`), stop those of users no longer active, open those
         active users lack (each bounded per run)."""
         fan_out_renewals(services, jobs)
-        channels.stop_inactive_users_channels(services)
-        channels.reopen_missing_channels(services)
+        with spending(Priority.NOTIFICATION):
+            channels.stop_inactive_users_channels(services)
+            channels.reopen_missing_channels(services)
 
     def renew_channel_batch(channel_ids: list[str]) -> None:
         """Replace a batch of claimed channels (new first, then stop the old) within the
         job's budget; what is left is given back for the next sweep."""
-        channels.renew_claimed(
-            services, [uuid.UUID(i) for i in channel_ids], budget=channels.RENEW_JOB_BUDGET
-        )
+        with spending(Priority.NOTIFICATION):
+            channels.renew_claimed(
+                services, [uuid.UUID(i) for i in channel_ids], budget=channels.RENEW_JOB_BUDGET
+            )
 
     def stop_channel(channel_id: str) -> None:
         """Stop a channel calsync no longer uses but Google still pushes to."""
-        channels.stop_known_channel(services, uuid.UUID(channel_id))
+        with spending(Priority.NOTIFICATION):
+            channels.stop_known_channel(services, uuid.UUID(channel_id))
 
     def push_outbox(event_id: str) -> None:
         """Write one event's pending changes to Google (`calsync.sync.push`); the push
         records provider failures and schedules its own retries in the outbox."""
-        result = push.push_outbox(services, services.providers, uuid.UUID(event_id))
+        with spending(Priority.WRITE):
+            result = push.push_outbox(services, services.providers, uuid.UUID(event_id))
         if result.status is push.PushStatus.PENDING:
             jobs.push_outbox.send_with_options(
                 args=(event_id,), delay=int(push.WAIT_FOR_SERIES.total_seconds() * 1000)
@@ -224,7 +250,11 @@ def declare_jobs(services: Services) -> Jobs:
 def fan_out_renewals(services: Services, jobs: Jobs) -> int:
     """Claim the channels to renew now (`channels.claim_renewals`, bounded per call) and
     queue one `renew_channel_batch` job per `channels.RENEW_BATCH` of them; returns how
-    many channels were queued. A batch that cannot be queued is given back at once."""
+    many channels were queued. A batch that cannot be queued is given back at once.
+    Nothing is claimed while the daily budget has no room for channel work (decisions
+    Y3): the channels stay due, a day before they expire, and are claimed when it has."""
+    if services.budget.room(Priority.NOTIFICATION) <= 0:
+        return 0
     margin = timedelta(seconds=services.settings.channel_renew_before_seconds)
     with services.sessions.begin() as session:
         claimed = channels.claim_renewals(session, now=services.clock(), margin=margin)

@@ -81,6 +81,13 @@ RATE_LIMIT_WAIT_SECONDS = Counter(
     ["scope"],
 )
 
+BUDGET_DEFERRALS = Counter(
+    "calsync_google_budget_deferrals_total",
+    "Google requests refused by calsync's daily budget (the work is deferred to the next "
+    "quota day, not dropped), by priority (write, interactive, notification, poll).",
+    ["priority"],
+)
+
 # --- Sync ---------------------------------------------------------------------------------
 
 SYNC_RUNS = Counter(

@@ -19,6 +19,7 @@ from calsync.bootstrap import Services
 from calsync.events import read_model
 from calsync.jobs import fan_out_renewals
 from calsync.notify.schedule import notify_tasks
+from calsync.providers.budget import Priority
 from calsync.store import outbox
 from calsync.sync import audit, kicks
 
@@ -112,15 +113,26 @@ MAINTAIN_CHANNELS_EVERY = timedelta(minutes=10)
 
 
 def due_calendars(services: Services, now: datetime) -> list[uuid.UUID]:
-    """Claim and return the calendars to pull now (see `calsync.sync.kicks.claim_due`):
-    dirty ones whose kick was lost, and the safety net for dropped notifications."""
+    """The ids of `due_pulls`."""
+    return [due.calendar_id for due in due_pulls(services, now)]
+
+
+def due_pulls(services: Services, now: datetime) -> list[kicks.DuePull]:
+    """Claim and return the calendars to pull now (see `calsync.sync.kicks.claim_due_pulls`):
+    dirty ones whose kick was lost, and the safety net for dropped notifications, as many
+    of each as the daily budget has room for (polls at the ``poll`` priority, lost kicks
+    at ``notification``); the others stay due for a later sweep."""
     settings = services.settings
+    poll_room = services.budget.room(Priority.POLL)
+    kick_room = services.budget.room(Priority.NOTIFICATION)
     with services.sessions.begin() as session:
-        return kicks.claim_due(
+        return kicks.claim_due_pulls(
             session,
             now=now,
             poll_every=timedelta(seconds=settings.safety_net_interval_seconds),
             slot_lost_before=now - timedelta(seconds=settings.sync_lease_seconds),
+            poll_limit=poll_room,
+            kick_limit=kick_room,
         )
 
 
@@ -153,14 +165,18 @@ READ_MODEL_EVERY = timedelta(minutes=10)
 
 def due_audits(services: Services, now: datetime) -> list[uuid.UUID]:
     """Claim and return the calendars to audit now (see `calsync.sync.audit.due_audits`):
-    at most the audits of one minute of the quota budget (``AUDITS_PER_MINUTE``)."""
+    at most the audits of one minute of the quota budget (``AUDITS_PER_MINUTE``), and no
+    more than the daily budget has room for at the ``poll`` priority."""
     settings = services.settings
+    room = services.budget.room(Priority.POLL)
+    if room <= 0:
+        return []
     with services.sessions.begin() as session:
         return audit.due_audits(
             session,
             now=now,
             period=timedelta(seconds=settings.audit_interval_seconds),
-            limit=settings.audits_per_minute,
+            limit=min(settings.audits_per_minute, room),
             claim_for=timedelta(seconds=settings.sync_lease_seconds),
         )
 
@@ -173,8 +189,9 @@ def build_scheduler(services: Services) -> Scheduler:
         services.jobs.heartbeat.send(now.isoformat())
 
     def sweep_calendars(now: datetime) -> None:
-        for calendar_id in due_calendars(services, now):
-            services.jobs.sync_calendar.send(str(calendar_id))
+        for due in due_pulls(services, now):
+            why = "notification" if due.dirty else "poll"
+            services.jobs.sync_calendar.send(str(due.calendar_id), why)
         for user_id in lost_calendar_lists(services, now):
             services.jobs.sync_calendar_list.send(str(user_id))
 

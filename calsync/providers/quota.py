@@ -11,6 +11,10 @@ budget is still spent then, :class:`QuotaWaitExceeded` (a :class:`RateLimited`) 
 the job to come back after ``retry_after``. Google's own answers (403 rate limits, 429)
 are handled by the client's backoff; this limiter makes them rare.
 
+Every request that gets its tokens is then counted in the project's daily budget
+(`calsync.providers.budget`) as the calling thread's priority; a priority whose ceiling
+the day has reached gets :class:`~calsync.providers.budget.BudgetDeferred` instead.
+
 Each bucket holds a minute's worth of requests and refills evenly, so the long-run rate
 is the configured one and a quiet user may spend a whole minute's budget at once.
 Quotas: https://developers.google.com/calendar/api/guides/quota
@@ -28,6 +32,7 @@ from typing import Final
 
 from calsync import metrics
 from calsync.config import Settings
+from calsync.providers.budget import DailyBudget
 from calsync.providers.errors import RateLimited
 from calsync.token_buckets import (
     Buckets,
@@ -70,8 +75,10 @@ class QuotaLimiter:
         max_wait: float = DEFAULT_MAX_WAIT,
         sleep: Callable[[float], None] = time.sleep,
         close: Callable[[], None] | None = None,
+        budget: DailyBudget | None = None,
     ) -> None:
         self._buckets = buckets
+        self.budget = budget
         self.per_user = per_user
         self.per_project = per_project
         self.max_wait = max_wait
@@ -87,6 +94,7 @@ class QuotaLimiter:
 
         Raises:
             QuotaWaitExceeded: the budget is still spent after ``max_wait``.
+            BudgetDeferred: the daily budget has no room for the thread's priority.
         """
         buckets = [(f"user:{user_id}", self.per_user), (PROJECT_KEY, self.per_project)]
         scopes = ("user", "project")
@@ -98,6 +106,8 @@ class QuotaLimiter:
                 logger.warning("Google quota store unavailable; not limiting", exc_info=True)
                 return
             if decision.allowed:
+                if self.budget is not None:
+                    self.budget.spend()
                 return
             delay = decision.retry_after + _jitter(decision.retry_after)
             if waited + delay > self.max_wait:
@@ -128,8 +138,10 @@ def quota_limiter(
     *,
     max_wait: float = DEFAULT_MAX_WAIT,
     sleep: Callable[[float], None] = time.sleep,
+    budget: DailyBudget | None = None,
 ) -> QuotaLimiter:
-    """The limiter for ``settings``: Redis-backed when ``redis_url`` is set, else in-process.
+    """The limiter for ``settings``: Redis-backed when ``redis_url`` is set, else in-process;
+    `budget`, when given, counts every request it lets through.
 
     Connects to nothing until the first :meth:`QuotaLimiter.acquire`.
     """
@@ -143,6 +155,7 @@ def quota_limiter(
             per_project=per_project,
             max_wait=max_wait,
             sleep=sleep,
+            budget=budget,
         )
     from redis import Redis  # only production needs it
 
@@ -156,4 +169,5 @@ def quota_limiter(
         max_wait=max_wait,
         sleep=sleep,
         close=client.close,
+        budget=budget,
     )

@@ -105,6 +105,6 @@ def queue_pulls(services: Services, calendar_ids: list[uuid.UUID]) -> list[uuid.
         with services.sessions.begin() as session:
             claim = kicks.note_change(session, calendar_id, services.clock())
         if claim is not None:
-            services.jobs.sync_calendar.send(str(calendar_id))
+            services.jobs.sync_calendar.send(str(calendar_id), "interactive")
             queued.append(calendar_id)
     return queued

@@ -34,8 +34,10 @@ from calsync.store.types import UTCDateTime
 __all__ = [
     "BEHIND_SQL",
     "Claim",
+    "DuePull",
     "calendar_list_stranded",
     "claim_due",
+    "claim_due_pulls",
     "drop",
     "finish_pull",
     "note_change",
@@ -248,7 +250,33 @@ def claim_due(
     slot_lost_before: datetime,
     limit: int = CLAIM_PER_SWEEP,
 ) -> list[uuid.UUID]:
-    """Claim the calendars the scheduler must pull now, and return their ids.
+    """The ids of `claim_due_pulls` (every kind up to `limit`)."""
+    due = claim_due_pulls(
+        session, now=now, poll_every=poll_every, slot_lost_before=slot_lost_before, limit=limit
+    )
+    return [pull.calendar_id for pull in due]
+
+
+@dataclass(frozen=True, slots=True)
+class DuePull:
+    """A calendar `claim_due_pulls` claimed; `dirty`: a notification asked for it (a lost
+    kick), else it is the safety net's poll (or a lost slot of one)."""
+
+    calendar_id: uuid.UUID
+    dirty: bool
+
+
+def claim_due_pulls(
+    session: Session,
+    *,
+    now: datetime,
+    poll_every: timedelta,
+    slot_lost_before: datetime,
+    limit: int = CLAIM_PER_SWEEP,
+    poll_limit: int | None = None,
+    kick_limit: int | None = None,
+) -> list[DuePull]:
+    """Claim the calendars the scheduler must pull now, and return them.
 
     Due: dirty calendars without a queued pull (a kick was lost), calendars whose
     safety-net poll (``next_poll_at``, see `poll_slot`) has come (the safety net for
@@ -258,9 +286,10 @@ def claim_due(
     (after their last sync; never synced: due now), at most `PLACE_PER_SWEEP` per call.
 
     The work is O(due rows), not O(calendars): each kind is read through its own index,
-    at most `limit` of each (most overdue first), and claimed by id with the due
-    condition checked again in the ``UPDATE``, so a row another scheduler or a pull
-    changed meanwhile is left alone.
+    at most `limit` of each (most overdue first; `poll_limit` and `kick_limit`, when
+    given, bound the polls and the lost kicks further: what the daily budget has room
+    for, the rest staying due), and claimed by id with the due condition checked again in
+    the ``UPDATE``, so a row another scheduler or a pull changed meanwhile is left alone.
     """
     _place_polls(session, now=now, period=poll_every)
     free = _calendars.c.sync_queued_at.is_(None)
@@ -275,14 +304,17 @@ def claim_due(
     active = sa.select(_users.c.id).where(_users.c.status == "active")
     pulled = sa.and_(_calendars.c.selected.is_(True), _calendars.c.user_id.in_(active))
     candidates: set[uuid.UUID] = set()
-    for condition, order in (
-        (lost_kick, _calendars.c.id),
-        (poll, _calendars.c.next_poll_at),
-        (lost_slot, _calendars.c.sync_queued_at),
+    for condition, order, most in (
+        (lost_kick, _calendars.c.id, kick_limit),
+        (poll, _calendars.c.next_poll_at, poll_limit),
+        (lost_slot, _calendars.c.sync_queued_at, limit),
     ):
+        bound = limit if most is None else min(limit, most)
+        if bound <= 0:
+            continue
         candidates.update(
             session.scalars(
-                sa.select(_calendars.c.id).where(condition, pulled).order_by(order).limit(limit)
+                sa.select(_calendars.c.id).where(condition, pulled).order_by(order).limit(bound)
             )
         )
     if not candidates:
@@ -291,9 +323,9 @@ def claim_due(
         sa.update(_calendars)
         .where(_calendars.c.id.in_(sorted(candidates)), sa.or_(lost_kick, poll, lost_slot), pulled)
         .values(sync_queued_at=now)
-        .returning(_calendars.c.id)
+        .returning(_calendars.c.id, _calendars.c.dirty)
     )
-    return [row.id for row in rows]
+    return [DuePull(row.id, bool(row.dirty)) for row in rows]
 
 
 def _place_polls(session: Session, *, now: datetime, period: timedelta) -> None:

@@ -43,7 +43,7 @@ from calsync.providers.base import CalendarProvider, ChangesPage
 from calsync.providers.errors import AuthRevoked, NotFound, ProviderError, SyncTokenExpired
 from calsync.store.sync_logs import LogKind, LogStatus, record
 from calsync.store.tables import Calendar, User
-from calsync.sync import calendar_list, kicks, lease, pending_pulls
+from calsync.sync import calendar_list, kicks, lease, pending_pulls, polling
 from calsync.sync.deletion_guard import HoldOutcome
 from calsync.sync.reconcile import CalendarRef, ReconcileReport, apply_changes
 from calsync.sync.resolve import policy_for
@@ -77,8 +77,14 @@ _FINISH: Final = (
     .values(
         sync_token=sa.bindparam("sync_token", type_=_calendars.c.sync_token.type),
         last_synced_at=_NOW,
-        # The safety-net poll moves to the calendar's next slot (`kicks.poll_slot`).
-        next_poll_at=sa.bindparam("next_poll_at", type_=_calendars.c.next_poll_at.type),
+        # The safety-net poll moves to the calendar's next slot (`kicks.poll_slot`): of
+        # the long period while it has a live channel, else of the short one (`polling`).
+        next_poll_at=polling.next_poll_expression(
+            _calendars.c.id,
+            _NOW,
+            sa.bindparam("poll_often", type_=_calendars.c.next_poll_at.type),
+            sa.bindparam("poll_rarely", type_=_calendars.c.next_poll_at.type),
+        ),
         # "held" stays while held deletions wait for a second listing (deletion_guard).
         last_sync_status=sa.case((_calendars.c.deletions_held_at.is_(None), "ok"), else_="held"),
         sync_lease_owner=None,
@@ -117,12 +123,15 @@ class _Target:
 
 
 def pull_calendar(
-    services: Services, calendar_id: uuid.UUID, *, audit: bool = False
+    services: Services, calendar_id: uuid.UUID, *, audit: bool = False, polled: bool = False
 ) -> PullOutcome:
     """Bring the local copy of one calendar up to date with Google.
 
     `audit`: list everything whatever the sync token, compare unchanged rows too and log
-    the run as an ``audit`` with its counts (`calsync.sync.audit`).
+    the run as an ``audit`` with its counts (`calsync.sync.audit`). `polled`: the pull is
+    the safety net's (no notification asked for it); an audit is too. The next poll is
+    set by `calsync.sync.polling.next_poll`: rarely with a live channel, often without,
+    and often after a poll that found changes no notification had announced.
 
     Raises whatever made the pull fail - provider errors and any other exception alike -
     after recording it (`_record_failure`: lease given back, sync log row, calendar
@@ -162,7 +171,7 @@ def pull_calendar(
         # covered notifications (calsync.sync.pending_pulls): later ones are written
         pending_pulls.pull_starting(services, calendar_id)
         listing, full = _list_everything_changed(provider, target)
-        stored = _store(services, target, owner, listing, full, provider, started, audit)
+        stored = _store(services, target, owner, listing, full, provider, started, audit, polled)
     except Exception as err:
         # Whatever failed, the calendar must not stay leased, silent and "ok".
         _record_failure(services, target, owner, err, provider, started)
@@ -191,6 +200,7 @@ def _store(
     provider: CalendarProvider,
     started: float,
     audit: bool,
+    polled: bool = False,
 ) -> tuple[ReconcileReport, datetime | None, bool] | None:
     """Store one listing and end the pull in one transaction: (the reconcile report, when
     the pull started, whether another pull must follow), or None when another worker took
@@ -199,6 +209,7 @@ def _store(
     listing, kept as they are rather than taken for deleted."""
     with services.sessions.begin() as session:
         now = services.clock()
+        often, rarely = polling.poll_slots(target.ref.id, now, services.settings)
         finished = session.execute(
             _FINISH,
             {
@@ -206,11 +217,8 @@ def _store(
                 "sync_token": listing.next_sync_token,
                 "now": now,
                 "owner": owner,
-                "next_poll_at": kicks.poll_slot(
-                    target.ref.id,
-                    now,
-                    timedelta(seconds=services.settings.safety_net_interval_seconds),
-                ),
+                "poll_often": often,
+                "poll_rarely": rarely,
             },
         ).one_or_none()
         if finished is None:
@@ -227,6 +235,13 @@ def _store(
             verify=audit,
             recheck_after=timedelta(seconds=services.settings.deletion_recheck_seconds),
         )
+        if (polled or audit) and report.changed and not target.first_sync:
+            # The safety net found what no notification announced: poll often again.
+            session.execute(
+                sa.update(_calendars)
+                .where(_calendars.c.id == target.ref.id)
+                .values(next_poll_at=often)
+            )
         kind, status, message, details = _log_of(
             report, full=full, audit=audit, unreadable=listing.unreadable
         )

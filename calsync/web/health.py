@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 import os
 from datetime import timedelta
@@ -14,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 
 from calsync.bootstrap import Services
 from calsync.readiness import dependency_checks
+from calsync.sync.polling import budget_report
 from calsync.web.errors import error_response
 from calsync.web.state_metrics import StateCollector, StateSnapshots, collect_state
 
@@ -69,7 +71,13 @@ def state_snapshots(services: Services) -> StateSnapshots:
     per app (``app.state.state_snapshots``), so per process."""
     poll_period = timedelta(seconds=services.settings.safety_net_interval_seconds)
     return StateSnapshots(
-        lambda now: collect_state(services.sessions, services.broker, now, poll_period=poll_period),
+        lambda now: collect_state(
+            services.sessions,
+            services.broker,
+            now,
+            poll_period=poll_period,
+            budget=functools.partial(budget_report, services),
+        ),
         max_age=timedelta(seconds=services.settings.state_metrics_cache_seconds),
         clock=services.clock,
     )

@@ -91,6 +91,9 @@ STATE_METRICS: Final[Mapping[str, tuple[str, ...]]] = {
     "calsync_queue_depth": ("queue",),
     "calsync_queue_heartbeat_lag_seconds": (),
     "calsync_queue_heartbeat_age_seconds": (),
+    "calsync_google_budget_requests": (),
+    "calsync_google_budget_spent": ("priority",),
+    "calsync_google_budget_forecast": ("method",),
 }
 
 
@@ -100,12 +103,14 @@ def collect_state(
     now: datetime,
     *,
     poll_period: timedelta = timedelta(seconds=900),
+    budget: Callable[[datetime], Mapping[str, Any]] | None = None,
 ) -> list[Metric]:
     """Read the current state and return it as metric families (never raises for an
     unreachable database or broker: ``calsync_state_source_up`` says which was down).
 
     `poll_period`: the safety net's period (``SAFETY_NET_INTERVAL_SECONDS``), the base of
-    ``calsync_calendars_pull_overdue``."""
+    ``calsync_calendars_pull_overdue``. `budget`: today's Google budget report
+    (`calsync.sync.polling.budget_report`), for the ``calsync_google_budget_*`` gauges."""
     up = GaugeMetricFamily(
         "calsync_state_source_up",
         "Whether the last /metrics scrape could read the source of the state metrics "
@@ -126,7 +131,43 @@ def collect_state(
     except Exception as exc:  # any client error: the scrape must still answer
         log.warning("state metrics: broker unavailable (%s)", type(exc).__name__)
         up.add_metric(["broker"], 0)
+    if budget is not None:
+        try:
+            families += _budget(budget(now))
+            up.add_metric(["budget"], 1)
+        except Exception as exc:  # Redis or the database: the scrape must still answer
+            log.warning("state metrics: budget unavailable (%s)", type(exc).__name__)
+            up.add_metric(["budget"], 0)
     return families
+
+
+def _budget(report: Mapping[str, Any]) -> list[Metric]:
+    """The day's Google budget: its size, the spend by priority, the two forecasts."""
+    spent = GaugeMetricFamily(
+        "calsync_google_budget_spent",
+        "Google requests spent in the current quota day (from midnight Pacific time), by "
+        "priority (write, interactive, notification, poll).",
+        labels=["priority"],
+    )
+    for priority, value in report["spent"].items():
+        spent.add_metric([priority], value)
+    forecast = GaugeMetricFamily(
+        "calsync_google_budget_forecast",
+        "The quota day's total Google requests, forecast: extrapolated (the pace so far) "
+        "or scheduled (spent so far plus the polls, audits and renewals due today).",
+        labels=["method"],
+    )
+    forecast.add_metric(["extrapolated"], report["forecast_extrapolated"])
+    forecast.add_metric(["scheduled"], report["forecast_scheduled"])
+    return [
+        _gauge(
+            "calsync_google_budget_requests",
+            "calsync's daily Google budget (CALSYNC_GOOGLE_DAILY_BUDGET).",
+            report["budget"],
+        ),
+        spent,
+        forecast,
+    ]
 
 
 class StateCollector(Collector):
@@ -228,11 +269,17 @@ def _sync_health(session: Session, now: datetime, poll_period: timedelta) -> lis
     """Calendars whose sync died silently (overdue), and calendars by sync status."""
     overdue_before = now - PULL_OVERDUE_PERIODS * poll_period
     synced_at = sa.func.coalesce(Calendar.last_synced_at, Calendar.created_at)
+    # A calendar polled rarely (a live channel, decisions Y4) is not overdue while its
+    # next poll is still to come; one whose pulls die keeps a next poll in the past.
+    poll_missed = sa.or_(
+        Calendar.next_poll_at.is_(None),
+        Calendar.next_poll_at < now - (PULL_OVERDUE_PERIODS - 1) * poll_period,
+    )
     status = Calendar.last_sync_status
     known = [s for s in SYNC_STATUSES if s not in ("never", "other")]
     row = session.execute(
         sa.select(
-            sa.func.count().filter(synced_at < overdue_before),
+            sa.func.count().filter(synced_at < overdue_before, poll_missed),
             *(sa.func.count().filter(status == value) for value in known),
             sa.func.count().filter(status.is_(None)),
             sa.func.count().filter(status.not_in(known)),
@@ -254,7 +301,8 @@ def _sync_health(session: Session, now: datetime, poll_period: timedelta) -> lis
             "calsync_calendars_pull_overdue",
             f"Selected calendars of active users whose last successful pull (or, never "
             f"pulled, their creation) is older than {PULL_OVERDUE_PERIODS} safety-net "
-            "periods: their sync has died.",
+            f"periods and whose next poll is over {PULL_OVERDUE_PERIODS - 1} periods late: "
+            "their sync has died.",
             int(row[0]),
         ),
         by_status,

@@ -84,3 +84,40 @@ def test_migrate_then_token_in_production_mode(tmp_path: Path, pg_url: str, redi
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.count(".") == 2
+
+
+def test_budget_prints_the_days_spend_from_redis(
+    tmp_path: Path, pg_url: str, redis_url: str
+) -> None:
+    import json
+    from datetime import UTC, datetime
+
+    import redis
+
+    from calsync.providers.budget import quota_day
+
+    env = {
+        "CALSYNC_DATABASE_URL": pg_url,
+        "CALSYNC_REDIS_URL": redis_url,
+        "CALSYNC_PUBLIC_URL": "http://127.0.0.1:8000",
+        "CALSYNC_GOOGLE_API_BASE": "http://127.0.0.1:8765",
+        "CALSYNC_JWT_SECRET": "s" * 40,
+        "CALSYNC_ENCRYPTION_KEYS": "7zKQtQd7b3uX7VdV6pr2t3Wn5yq8ZrEw0m9u9xQ2JwE=",
+        "CALSYNC_GOOGLE_CLIENT_ID": "id",
+        "CALSYNC_GOOGLE_CLIENT_SECRET": "secret",
+        "CALSYNC_GOOGLE_DAILY_BUDGET": "5000",
+    }
+    # Given other processes spent today's budget (as the workers' limiter records it)
+    client = redis.Redis.from_url(redis_url)
+    day = quota_day(datetime.now(UTC)).isoformat()
+    client.hset(f"calsync:google-budget:{day}", mapping={"write": 7, "poll": 40})
+    client.close()
+
+    result = calsync("budget", cwd=tmp_path, env=env)
+
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["budget"] == 5000
+    assert report["spent"] == {"write": 7, "interactive": 0, "notification": 0, "poll": 40}
+    assert report["ceilings"]["poll"] == 3000
+    assert report["forecast_scheduled"] == 47

@@ -111,9 +111,10 @@ def test_duplicated_reordered_and_dropped_notifications(stack: SyncStack) -> Non
     more = editor_inserts(stack, calendar, [timed(500)])
     time.sleep(0.5)
     assert more[0]["id"] not in stack.local_events(calendar)
-    # Then the scheduler's safety net pulls the calendar anyway
+    # Then the scheduler's safety net pulls the calendar anyway (at the long interval
+    # of a calendar with a live channel: decisions Y4)
     later = stack.services.clock() + timedelta(
-        seconds=stack.services.settings.safety_net_interval_seconds + 1
+        seconds=stack.services.settings.poll_with_channel_seconds + 1
     )
     for calendar_id in due_calendars(stack.services, later):
         stack.services.jobs.sync_calendar.send(str(calendar_id))

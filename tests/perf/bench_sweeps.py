@@ -21,7 +21,16 @@ a fleet that signed in on one day. Then:
    longest and median durations against the time limit, and what was left;
 3. the safety-net polls of the calendars: how many fall due per 30-second sweep over
    one interval (the old rule: every calendar 900 s after its last sync; the new one:
-   at its slot), and the duration of one sweep's claim (`kicks.claim_due`).
+   at its slot), and the duration of one sweep's claim (`kicks.claim_due`);
+4. an idle day within the daily Google budget (decisions Y1-Y6), in simulated time
+   (the services' clock; Google's is real, so the channels renewed in step 2 are live):
+   ``--idle-hours`` before a quota day's start as a warm-up (every calendar is pulled
+   once, then polled at its adaptive slot), then as many hours of the quota day itself,
+   in 30-s scheduler ticks: the sweeps claim the due polls and audits (within the
+   budget's room) and ``--threads`` threads run the jobs' functions against the
+   emulator, every request counted in the real Redis budget. Prints the spend by
+   priority, the day's forecasts (extrapolated, scheduled), the schedule of a whole idle
+   day, and idle polling plus renewals as a share of ``GOOGLE_DAILY_BUDGET``.
 """
 
 from __future__ import annotations
@@ -45,11 +54,12 @@ from calsync.bootstrap import Services, bootstrap
 from calsync.config import Settings
 from calsync.emulator.testing import EmulatorControl
 from calsync.jobs import fan_out_renewals
+from calsync.providers.budget import Priority, next_quota_day
 from calsync.runtime import worker_threads
-from calsync.scheduler import RENEW_EVERY, SWEEP_EVERY
+from calsync.scheduler import RENEW_EVERY, SWEEP_EVERY, due_audits, due_pulls
 from calsync.store.migrate import upgrade
 from calsync.store.tables import WatchChannel
-from calsync.sync import channels, kicks
+from calsync.sync import channels, kicks, polling
 from tests.perf.bench_emulator import free_port, start_emulator
 from tests.perf.bench_intake import load, machine
 from tests.perf.bench_sync import environment
@@ -332,6 +342,106 @@ def polls(services: Services, now: datetime) -> None:
     )
 
 
+class SimClock:
+    """The services' clock: real time until `at` is set, then that simulated instant."""
+
+    def __init__(self) -> None:
+        self.at: datetime | None = None
+
+    def __call__(self) -> datetime:
+        return self.at or datetime.now(UTC)
+
+
+def run_all(pool: ThreadPoolExecutor, calls: list[Any]) -> None:
+    for future in [pool.submit(call) for call in calls]:
+        future.result()
+
+
+def simulate(
+    services: Services, clock: SimClock, pool: ThreadPoolExecutor, start: datetime, ticks: int
+) -> tuple[int, int, float]:
+    """Run the scheduler's poll and audit sweeps every 30 simulated seconds from `start`,
+    `ticks` times, each tick's jobs run by `pool` as the workers would; returns (polls,
+    audits, wall seconds)."""
+    jobs = services.jobs
+    pulls = audits = 0
+    began = time.perf_counter()
+    for tick in range(ticks):
+        now = start + tick * SWEEP_EVERY
+        clock.at = now
+        due = due_pulls(services, now)
+        audited = due_audits(services, now) if tick % 2 == 0 else []  # every minute
+        calls = [
+            lambda d=d: jobs.sync_calendar.fn(
+                str(d.calendar_id), "notification" if d.dirty else "poll"
+            )
+            for d in due
+        ]
+        calls += [lambda c=c: jobs.audit_calendar.fn(str(c)) for c in audited]
+        run_all(pool, calls)
+        pulls, audits = pulls + len(due), audits + len(audited)
+    return pulls, audits, time.perf_counter() - began
+
+
+def idle_day(services: Services, clock: SimClock, threads: int, hours: float) -> None:
+    settings = services.settings
+    day = next_quota_day(datetime.now(UTC))  # a quota day's start: midnight Pacific
+    ticks = int(timedelta(hours=hours) / SWEEP_EVERY)
+    with ThreadPoolExecutor(threads) as pool:
+        # Warm-up, the `hours` before the day (counted in the day before's budget): every
+        # calendar is due (the populated rows were never pulled), pulled once (a full
+        # listing), and from then on polled at its adaptive slot.
+        warm = simulate(services, clock, pool, day - timedelta(hours=hours), ticks)
+        with services.sessions() as session:
+            live = session.scalar(
+                sa.text(
+                    "SELECT count(*) FROM calendars c WHERE EXISTS (SELECT 1 FROM "
+                    "watch_channels w WHERE w.calendar_id = c.id AND w.status = 'active' "
+                    "AND w.expires_at > :day)"
+                ),
+                {"day": day},
+            )
+            per_day = polling.scheduled_spend(session, settings, day, 86_400)
+        print(
+            f"4. warm-up, {hours:g} simulated hours before the quota day: {warm[0]} polls, "
+            f"{warm[1]} audits, {warm[2]:.0f} s wall; {live} calendars have a live channel "
+            f"(polled every {settings.poll_with_channel_seconds} s, the others every "
+            f"{settings.safety_net_interval_seconds} s)"
+        )
+        # The first `hours` of an idle quota day
+        pulls, audits, wall = simulate(services, clock, pool, day, ticks)
+    report = polling.budget_report(services, day + timedelta(hours=hours))
+    budget = settings.google_daily_budget
+    spent = report["total"]
+    # Renewals: each channel once per its lifetime, two calls (watch, stop), as step 2
+    # measured; spread over the days of a channel's TTL
+    with services.sessions() as session:
+        channel_count = session.scalar(
+            sa.text("SELECT count(*) FROM watch_channels WHERE status = 'active'")
+        )
+        size = session.scalar(sa.text("SELECT pg_database_size(current_database())"))
+    renewals_per_day = round((channel_count or 0) * 2 * 86_400 / settings.channel_ttl_seconds)
+    idle_per_day = round(spent * 24 / hours) + renewals_per_day
+    print(
+        f"   the first {hours:g} simulated hours of the quota day ({ticks} ticks, {wall:.0f} s "
+        f"wall): {pulls} polls and {audits} audits run, {spent} Google requests "
+        f"({report['spent']})"
+    )
+    print(
+        f"   forecast for the day at that point: extrapolated {report['forecast_extrapolated']}"
+        f", scheduled {report['forecast_scheduled']} ({report['scheduled']}); the schedule "
+        f"of a whole idle day: {per_day.total} (polls {per_day.polls}, audits "
+        f"{per_day.audits}, renewals due {per_day.renewals})"
+    )
+    print(
+        f"   idle polling plus renewals: {spent} x 24 / {hours:g} + {renewals_per_day} renewal "
+        f"calls a day ({channel_count} channels, two calls each per "
+        f"{settings.channel_ttl_seconds} s) = {idle_per_day} a day, "
+        f"{idle_per_day / budget:.1%} of the daily budget of {budget}; the polls' ceiling: "
+        f"{report['ceilings'][Priority.POLL.value]}; database size {(size or 0) / 2**20:.0f} MiB"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=10_000)
@@ -341,6 +451,8 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=1200)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/6")
     parser.add_argument("--polls-only", action="store_true", help="skip the renewals")
+    parser.add_argument("--idle-hours", type=float, default=4.0)
+    parser.add_argument("--no-budget", action="store_true", help="skip step 4")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     print(f"machine: {machine()}; load average {load()}")
@@ -352,7 +464,8 @@ def main() -> None:
         "CALSYNC_REDIS_URL": args.redis,
         "CALSYNC_GOOGLE_PROJECT_REQUESTS_PER_MINUTE": str(args.project_per_minute),
     }
-    services = bootstrap(Settings.from_env(env))
+    clock = SimClock()
+    services = bootstrap(Settings.from_env(env), clock=clock)
     try:
         upgrade(services.engine)
         with EmulatorControl(base) as control:
@@ -367,7 +480,9 @@ def main() -> None:
                 control.clear_requests()
                 fanned_out(services, args.threads, args.timeout)
                 print(f"   Google requests during the sweep: {len(control.requests())}")
-        polls(services, now)
+            polls(services, now)
+            if not args.no_budget:
+                idle_day(services, clock, args.threads, args.idle_hours)
     finally:
         services.close()
         emulator.terminate()

@@ -200,7 +200,7 @@ def running(
     services.providers = GoogleProviders(
         settings,
         services.access_tokens,
-        quota_limiter(settings, sleep=sleeps.append),
+        quota_limiter(settings, sleep=sleeps.append, budget=services.budget),
         sleeps.append,
         shared_zones=functools.partial(stored_zone, services.sessions),
     )

@@ -5,6 +5,7 @@ state metrics per interval. On both modes."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,7 @@ from calsync.bootstrap import Services, bootstrap
 from calsync.config import Settings
 from calsync.store.migrate import upgrade
 from calsync.store.tables import AuditEvent
+from calsync.sync.polling import budget_report
 from calsync.web.app import create_app, create_metrics_app
 from calsync.web.state_metrics import collect_state
 
@@ -140,7 +142,12 @@ def test_a_flood_of_scrapes_costs_one_state_computation_per_interval(public: Run
     services = public.services
     # (What one computation costs, on this database)
     with Statements(services.engine) as one:
-        collect_state(services.sessions, services.broker, public.clock())
+        collect_state(
+            services.sessions,
+            services.broker,
+            public.clock(),
+            budget=functools.partial(budget_report, services),
+        )
     assert one.count >= 5
     app = create_app(services)
 

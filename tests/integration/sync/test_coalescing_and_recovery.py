@@ -133,9 +133,10 @@ def test_the_safety_net_catches_dropped_notifications(stack: SyncStack) -> None:
     stack.control.add_fault(kind="drop_push", count=None)
     added = stack.insert_many(calendar, [timed(50)])[0]
     assert added["id"] not in stack.local_events(calendar)
-    # When the scheduler's sweep runs after the safety-net interval
+    # When the scheduler's sweep runs after the safety-net interval of a calendar with
+    # a live channel (the long one: decisions Y4)
     later = stack.services.clock() + timedelta(
-        seconds=stack.services.settings.safety_net_interval_seconds + 1
+        seconds=stack.services.settings.poll_with_channel_seconds + 1
     )
     claimed = due_calendars(stack.services, later)
     for calendar_id in claimed:

@@ -83,6 +83,8 @@ def test_every_missing_required_setting_is_named_at_once() -> None:
         ({"CALSYNC_METRICS_TOKEN": "short"}, "CALSYNC_METRICS_TOKEN"),
         ({"CALSYNC_METRICS_PORT": "-1"}, "CALSYNC_METRICS_PORT"),
         ({"CALSYNC_ADDRESS_RATE_LIMIT_PER_MINUTE": "0"}, "CALSYNC_ADDRESS_RATE_LIMIT_PER_MINUTE"),
+        ({"CALSYNC_GOOGLE_DAILY_BUDGET": "10"}, "CALSYNC_GOOGLE_DAILY_BUDGET"),
+        ({"CALSYNC_POLL_WITH_CHANNEL_SECONDS": "often"}, "CALSYNC_POLL_WITH_CHANNEL_SECONDS"),
     ],
 )
 def test_malformed_settings_are_refused_by_name(overrides: dict[str, str], named: str) -> None:
@@ -90,6 +92,19 @@ def test_malformed_settings_are_refused_by_name(overrides: dict[str, str], named
         Settings.from_env(production_env(**overrides))
 
     assert named in str(caught.value)
+
+
+def test_the_daily_budget_and_the_adaptive_poll_interval() -> None:
+    defaults = Settings.from_env(production_env())
+    assert defaults.google_daily_budget == 1_000_000
+    assert defaults.poll_with_channel_seconds == 14_400
+    chosen = Settings.from_env(
+        production_env(
+            CALSYNC_GOOGLE_DAILY_BUDGET="5000000", CALSYNC_POLL_WITH_CHANNEL_SECONDS="28800"
+        )
+    )
+    assert chosen.google_daily_budget == 5_000_000
+    assert chosen.poll_with_channel_seconds == 28_800
 
 
 def test_secret_values_are_never_echoed_in_errors_or_reprs() -> None:

@@ -1,0 +1,213 @@
+"""Adaptive safety-net polling within the daily Google budget (decisions Y4-Y6).
+
+How often a calendar is polled depends on whether its notifications can be trusted:
+
+- a calendar with a live push channel (active, not expired) whose last poll found nothing
+  that a notification had not already brought is polled every
+  ``POLL_WITH_CHANNEL_SECONDS`` (4 h), and at the latest when that channel expires
+  (so a channel that lapses without a replacement is noticed then), plus its daily
+  convergence audit;
+- any other calendar (no live channel, or a poll just found changes that no
+  notification announced: the channel dropped some) is polled every
+  ``SAFETY_NET_INTERVAL_SECONDS`` (15 min), as before.
+
+The poll times keep each calendar's own slot of its period (`kicks.poll_slot`), so
+polls stay spread. This module also defers the pulls the budget has no room for (the
+calendar keeps its due state, nothing is lost) and forecasts the day's scheduled spend.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final, cast
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from calsync.config import Settings
+from calsync.providers.budget import Priority, next_quota_day
+from calsync.store.tables import Calendar, User, WatchChannel
+from calsync.sync import kicks
+
+if TYPE_CHECKING:
+    from calsync.bootstrap import Services
+
+__all__ = [
+    "DEFER_SPREAD",
+    "PULL_PRIORITIES",
+    "ScheduledSpend",
+    "defer_pull",
+    "next_poll_expression",
+    "poll_slots",
+    "pull_priority",
+    "scheduled_spend",
+]
+
+_calendars = cast(sa.Table, Calendar.__table__)
+_channels = cast(sa.Table, WatchChannel.__table__)
+
+#: Why a pull was queued (the ``sync_calendar`` job's second argument) and the budget
+#: priority its requests count as.
+PULL_PRIORITIES: Final = {
+    "interactive": Priority.INTERACTIVE,
+    "notification": Priority.NOTIFICATION,
+    "poll": Priority.POLL,
+}
+#: Polls deferred to the next quota day are spread over its first hour (by calendar id),
+#: not all due at midnight.
+DEFER_SPREAD: Final = timedelta(hours=1)
+
+
+def pull_priority(why: str) -> Priority:
+    """The budget priority of a pull queued for `why` (unknown reasons: a notification's,
+    the default of messages queued before the reason existed)."""
+    return PULL_PRIORITIES.get(why, Priority.NOTIFICATION)
+
+
+def next_poll_expression(
+    calendar_id: sa.ColumnElement[Any],
+    now: sa.ColumnElement[datetime],
+    often: sa.ColumnElement[datetime],
+    rarely: sa.ColumnElement[datetime],
+) -> sa.ColumnElement[datetime]:
+    """SQL for the next safety-net poll of the calendar `calendar_id` pulled at `now`,
+    for the statement that ends a pull (no round trip of its own): `rarely` (its slot of
+    ``POLL_WITH_CHANNEL_SECONDS``), or when its live channel expires if that is sooner,
+    while it has a live events channel; `often` (its slot of
+    ``SAFETY_NET_INTERVAL_SECONDS``) without one. See the module docstring."""
+    live_until = (
+        sa.select(sa.func.max(sa.func.coalesce(_channels.c.expires_at, rarely)))
+        .where(
+            _channels.c.calendar_id == calendar_id,
+            _channels.c.status == "active",
+            sa.or_(_channels.c.expires_at.is_(None), _channels.c.expires_at > now),
+        )
+        .scalar_subquery()
+    )
+    return sa.case(
+        (live_until.is_(None), often),
+        (live_until < rarely, live_until),
+        else_=rarely,
+    )
+
+
+def poll_slots(
+    calendar_id: uuid.UUID, now: datetime, settings: Settings
+) -> tuple[datetime, datetime]:
+    """The calendar's next poll slots after `now`: (often, rarely), the parameters of
+    `next_poll_expression`."""
+    often = timedelta(seconds=settings.safety_net_interval_seconds)
+    rarely = timedelta(seconds=settings.poll_with_channel_seconds)
+    return kicks.poll_slot(calendar_id, now, often), kicks.poll_slot(calendar_id, now, rarely)
+
+
+def defer_pull(services: Services, calendar_id: uuid.UUID, priority: Priority) -> datetime:
+    """The budget has no room for a pull of `priority` now: free the calendar's queue
+    slot and leave it due, so the scheduler queues it again once the priority may spend
+    (the sweeps ask the budget first). Returns when that is at the earliest.
+
+    A poll's next slot moves to the next quota day (spread over `DEFER_SPREAD`); any
+    other pull leaves the calendar dirty, so the sweep's lost-kick read finds it.
+    Nothing of the calendar is lost: its sync token still lists every change since.
+    """
+    until = next_quota_day(services.clock())
+    values: dict[str, Any] = {"sync_queued_at": None}
+    if priority is Priority.POLL:
+        spread = int(DEFER_SPREAD.total_seconds())
+        values["next_poll_at"] = until + timedelta(seconds=calendar_id.int % spread)
+    else:
+        values["dirty"] = True
+    with services.sessions.begin() as session:
+        session.execute(
+            sa.update(_calendars).where(_calendars.c.id == calendar_id).values(**values)
+        )
+    return until
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledSpend:
+    """The Google requests the schedule holds for the rest of a quota day: safety-net
+    polls (by channel state), audits and channel renewals, one request each (two for a
+    renewal: the new channel and the old one's stop). Listings longer than a page cost
+    more; notifications and writes are not scheduled (the extrapolated forecast has them).
+    """
+
+    calendars_with_channel: int
+    calendars_without_channel: int
+    polls: int
+    audits: int
+    renewals: int
+
+    @property
+    def total(self) -> int:
+        return self.polls + self.audits + self.renewals
+
+
+def scheduled_spend(
+    session: Session, settings: Settings, now: datetime, seconds_left: float
+) -> ScheduledSpend:
+    """What the schedule will spend in the next `seconds_left` seconds (see
+    `ScheduledSpend`): a few aggregate reads over indexed columns."""
+    active = sa.select(User.id).where(User.status == "active")
+    pulled = sa.and_(_calendars.c.selected.is_(True), _calendars.c.user_id.in_(active))
+    live = sa.and_(
+        _channels.c.status == "active",
+        sa.or_(_channels.c.expires_at.is_(None), _channels.c.expires_at > now),
+    )
+    with_live = sa.select(_channels.c.calendar_id).where(live, _channels.c.calendar_id.is_not(None))
+    total = session.scalar(sa.select(sa.func.count()).where(pulled)) or 0
+    watched = (
+        session.scalar(sa.select(sa.func.count()).where(pulled, _calendars.c.id.in_(with_live)))
+        or 0
+    )
+    margin = timedelta(seconds=settings.channel_renew_before_seconds)
+    horizon = now + timedelta(seconds=seconds_left) + margin
+    renewing = (
+        session.scalar(
+            sa.select(sa.func.count()).where(
+                _channels.c.status == "active",
+                _channels.c.expires_at < horizon,
+                _channels.c.user_id.in_(active),
+            )
+        )
+        or 0
+    )
+    polls = watched * seconds_left / settings.poll_with_channel_seconds + (
+        (total - watched) * seconds_left / settings.safety_net_interval_seconds
+    )
+    audits = total * seconds_left / settings.audit_interval_seconds
+    return ScheduledSpend(
+        calendars_with_channel=watched,
+        calendars_without_channel=total - watched,
+        polls=round(polls),
+        audits=round(audits),
+        renewals=2 * renewing,
+    )
+
+
+def budget_report(services: Services, now: datetime | None = None) -> dict[str, Any]:
+    """Today's Google budget: spend by priority, and two forecasts of the day's total,
+    ``forecast_extrapolated`` (the pace so far) and ``forecast_scheduled`` (spent so far
+    plus what the schedule holds for the rest of the day, `scheduled_spend`), with the
+    schedule's parts. For ``calsync budget`` and the state metrics.
+
+    Raises:
+        calsync.providers.budget.BudgetUnavailable: the budget's store cannot be read.
+    """
+    now = now or services.clock()
+    usage = services.budget.usage(now)
+    with services.sessions() as session:
+        scheduled = scheduled_spend(session, services.settings, now, usage.seconds_left)
+    return usage.as_dict() | {
+        "forecast_scheduled": usage.total + scheduled.total,
+        "scheduled": {
+            "calendars_with_channel": scheduled.calendars_with_channel,
+            "calendars_without_channel": scheduled.calendars_without_channel,
+            "polls": scheduled.polls,
+            "audits": scheduled.audits,
+            "renewals": scheduled.renewals,
+        },
+        "ceilings": {p.value: services.budget.ceiling(p) for p in Priority},
+    }
