@@ -447,6 +447,10 @@ def test_a_calendar_polled_rarely_is_not_overdue_until_its_poll_is_missed(
 ) -> None:
     app = budget_app
     ann, ben, cat = _users(app)
+    # Ann's polls fall in a slot of the long period that her (random) calendar id picks:
+    # pull 1 h after such a slot, so that her next poll is 3 h away, not minutes.
+    rarely = timedelta(seconds=app.services.settings.poll_with_channel_seconds)
+    app.clock.now = kicks.poll_slot(ann.calendar_id, app.clock(), rarely) + timedelta(hours=1)
     _open_channel(app, ann, app.clock() + timedelta(days=7))
     for user in (ann, ben, cat):
         app.services.jobs.sync_calendar.fn(str(user.calendar_id), "poll")
