@@ -70,7 +70,7 @@ def test_a_collector_switched_off_before_stays_off_and_errors_release_the_pause(
     assert gc.isenabled()
 
 
-def run_jobs(broker: dramatiq.Broker) -> dict[str, bool]:
+def run_jobs(broker: StubBroker) -> dict[str, bool]:
     """Run one job of an actor that asks for the pause, one that fails asking for it, and
     one that does not ask, on `broker`; what each saw of the collector."""
     seen: dict[str, bool] = {}
@@ -111,23 +111,29 @@ def run_jobs(broker: dramatiq.Broker) -> dict[str, bool]:
     try:
         for actor in actors:
             actor.send()
-            broker.join("q", fail_fast=False)  # type: ignore[attr-defined]
+            broker.join("q", fail_fast=False)
             worker.join()
     finally:
         worker.stop()
     return seen
 
 
-def stub_broker(*, active: bool) -> StubBroker:
-    broker = StubBroker()
-    broker.add_middleware(CollectorPause(active=active))
-    broker.emit_after("process_boot")
+def stub_broker(settings: Settings, *, active: bool) -> StubBroker:
+    """An in-process broker as calsync makes them (it shares the process's one time-limit
+    watcher: a bare booted `StubBroker` would leave a watcher thread of its own running),
+    its pause switched on or not."""
+    broker = make_broker(settings)
+    assert isinstance(broker, StubBroker)
+    if active:
+        collector_pause.activate(broker)
     return broker
 
 
-def test_an_active_pause_holds_for_the_actors_that_ask_and_is_released_after_a_failure() -> None:
+def test_an_active_pause_holds_for_the_actors_that_ask_and_is_released_after_a_failure(
+    embedded_settings: Settings,
+) -> None:
     gc.enable()
-    seen = run_jobs(stub_broker(active=True))
+    seen = run_jobs(stub_broker(embedded_settings, active=True))
     assert seen == {"pausing": False, "failing": False, "plain": True}
     assert gc.isenabled()
 
@@ -136,7 +142,7 @@ def test_the_pause_of_a_broker_that_nobody_activated_never_pauses(
     embedded_settings: Settings, production_settings: Settings
 ) -> None:
     gc.enable()
-    assert run_jobs(stub_broker(active=False)) == {
+    assert run_jobs(stub_broker(embedded_settings, active=False)) == {
         "pausing": True,
         "failing": True,
         "plain": True,
