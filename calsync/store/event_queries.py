@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -40,6 +40,7 @@ from calsync.store.events import (
     attendees_by_event,
     select_stored,
     stored_event,
+    stored_table_columns,
 )
 from calsync.store.row_cache import (
     cache_of,
@@ -48,7 +49,7 @@ from calsync.store.row_cache import (
     version_column,
     version_column_of,
 )
-from calsync.store.tables import Calendar
+from calsync.store.tables import Calendar, EventAttendee
 from calsync.store.tables import Event as EventRow
 
 __all__ = [
@@ -65,6 +66,7 @@ __all__ = [
     "list_keys",
     "list_stored",
     "load_many",
+    "load_shown",
     "masters_of_exceptions_in",
     "outlines_of",
     "series_keys",
@@ -582,6 +584,34 @@ def load_many(
         if cache is not None:
             cache.put(row.row_version, stored)
     return found
+
+
+_SHOWN_COLUMNS: Final = stored_table_columns(without=("base_version",))
+_events_table = cast(sa.Table, EventRow.__table__)
+_attendees = cast(sa.Table, EventAttendee.__table__)
+_ATTENDEE_COLUMNS: Final = tuple(
+    _attendees.c[name].label(name)
+    for name in ("event_id", "email", "display_name", "response_status", "optional", "is_organizer")
+)
+
+
+def load_shown(session: Session, event_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, StoredEvent]:
+    """`load_many` for showing the events alone: the same `StoredEvent`s but without
+    their `base` (what sync last agreed with Google, never shown), read by plain Core
+    statements (no ORM compilation, no ORM instances for attendees): what a page of
+    the read model loads (`calsync.events.read_model`)."""
+    wanted = sorted(set(event_ids))
+    rows: list[sa.Row[Any]] = []
+    for condition in any_of(session, _events_table.c.id, wanted):
+        rows += session.execute(
+            sa.select(*_SHOWN_COLUMNS).where(condition, _events_table.c.deleted_at.is_(None))
+        ).all()
+    people: dict[uuid.UUID, list[Any]] = {}
+    for condition in any_of(session, _attendees.c.event_id, [row.id for row in rows]):
+        query = sa.select(*_ATTENDEE_COLUMNS).where(condition).order_by(_attendees.c.email)
+        for person in session.execute(query).all():
+            people.setdefault(person.event_id, []).append(person)
+    return {row.id: stored_event(row, people.get(row.id, ()), with_base=False) for row in rows}
 
 
 def exceptions_of(

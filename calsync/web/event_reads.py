@@ -37,6 +37,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from operator import itemgetter
 from typing import Any, Final
 
+import orjson
 from sqlalchemy.orm import Session
 
 from calsync.domain.errors import ValidationError
@@ -59,6 +60,7 @@ from calsync.store.event_queries import (
     find_exception,
     list_keys,
     load_many,
+    load_shown,
     masters_of_exceptions_in,
     outlines_of,
     series_keys,
@@ -266,16 +268,19 @@ def list_views(
     """One page of the user's events for `query`, and the cursor of the next page."""
     modelled = _model_page(session, user_id, query)
     if modelled is not None:
-        return [view for view, _ in modelled[0]], modelled[1]
+        rows, cursor = modelled
+        loaded = _load_rows(session, rows)
+        return [found[0] for row in rows if (found := _model_view(row, loaded))], cursor
     items, versions, cursor = _page(session, user_id, query, memos_of(session))
     return _views(session, items, versions), cursor
 
 
 def _model_page(
     session: Session, user_id: uuid.UUID, query: ListQuery
-) -> tuple[list[tuple[EventView, bool]], str | None] | None:
-    """An expanded page read from the read model (`calsync.events.read_model`), or
-    `None` when the model cannot answer it (then it is expanded here, as before)."""
+) -> tuple[list[read_model.ListedRow], str | None] | None:
+    """The rows of an expanded page read from the read model
+    (`calsync.events.read_model`) and the next page's cursor, or `None` when the model
+    cannot answer it (then it is expanded here, as before)."""
     if not query.expand:
         return None
     assert query.start is not None
@@ -301,16 +306,11 @@ def _model_page(
     cursor = None
     if len(rows) > query.limit and shown:
         cursor = encode_cursor(shown[-1].sort_at, shown[-1].api_id, scope=query.scope)
-    return _model_views(session, shown), cursor
+    return shown, cursor
 
 
-def _model_views(
-    session: Session, rows: list[read_model.ListedRow]
-) -> list[tuple[EventView, bool]]:
-    """The views of model rows, each with whether it is a generated instance shown with
-    its master's bookkeeping (`instance_json` may render it from a sibling's document):
-    the rows they name read in one query; an item whose row went since it was listed
-    (deleted by a concurrent request) is left out."""
+def _load_rows(session: Session, rows: list[read_model.ListedRow]) -> dict[uuid.UUID, StoredEvent]:
+    """The events model rows show (owners, exceptions, bookkeeping), read in one query."""
     wanted: list[uuid.UUID] = []
     for row in rows:
         wanted.append(row.owner_id)
@@ -318,31 +318,34 @@ def _model_views(
             wanted.append(row.exception_id)
         if row.bookkeeping_id is not None:
             wanted.append(row.bookkeeping_id)
-    loaded = load_many(session, wanted)
-    views: list[tuple[EventView, bool]] = []
-    for row in rows:
-        owner = loaded.get(row.owner_id)
-        if owner is None:
-            continue
-        if not row.in_series:
-            views.append((EventView(row.api_id, owner.event, owner), False))
-            continue
-        original = read_model.original_start(row)
-        if row.exception_id is not None:
-            exception = loaded.get(row.exception_id)
-            if exception is None:
-                continue
-            event = exception.event
-        elif not owner.event.recurrence or original is None:
-            event = owner.event
-        else:
-            event = instance_of(owner.event, series_id_of(owner), original)
-            if row.bookkeeping_id is None:
-                views.append((EventView(row.api_id, event, owner, series=owner), True))
-                continue
-        keeper = loaded.get(row.bookkeeping_id) if row.bookkeeping_id is not None else None
-        views.append((EventView(row.api_id, event, keeper or owner, series=owner), False))
-    return views
+    return load_shown(session, wanted)
+
+
+def _model_view(
+    row: read_model.ListedRow, loaded: Mapping[uuid.UUID, StoredEvent]
+) -> tuple[EventView, bool] | None:
+    """The view of a model row, with whether it is a generated instance shown with its
+    master's bookkeeping (`instance_json` may render it from a sibling's document); `None`
+    for an item whose row went since it was listed (deleted by a concurrent request)."""
+    owner = loaded.get(row.owner_id)
+    if owner is None:
+        return None
+    if not row.in_series:
+        return EventView(row.api_id, owner.event, owner), False
+    original = read_model.original_start(row)
+    if row.exception_id is not None:
+        exception = loaded.get(row.exception_id)
+        if exception is None:
+            return None
+        event = exception.event
+    elif not owner.event.recurrence or original is None:
+        event = owner.event
+    else:
+        event = instance_of(owner.event, series_id_of(owner), original)
+        if row.bookkeeping_id is None:
+            return EventView(row.api_id, event, owner, series=owner), True
+    keeper = loaded.get(row.bookkeeping_id) if row.bookkeeping_id is not None else None
+    return EventView(row.api_id, event, keeper or owner, series=owner), False
 
 
 def list_bodies(
@@ -351,12 +354,13 @@ def list_bodies(
     """`list_views` as the JSON bytes of each item (`event_json`, rendered by
     `json_bytes`), and the cursor of the next page.
 
-    On PostgreSQL the bodies of singles and generated instances are memoised by (API id,
-    row version) (`calsync.web.list_cache`): only the items without an entry are loaded
-    and rendered."""
+    A page of the read model is made of the documents its upkeep rendered
+    (`_stored_body`). Otherwise, on PostgreSQL the bodies of singles and generated
+    instances are memoised by (API id, row version) (`calsync.web.list_cache`): only the
+    items without an entry are loaded and rendered."""
     modelled = _model_page(session, user_id, query)
     if modelled is not None:
-        return _model_bodies(modelled[0]), modelled[1]
+        return _model_bodies(session, modelled[0]), modelled[1]
     memos = memos_of(session)
     items, versions, cursor = _page(session, user_id, query, memos)
     if memos is None:
@@ -381,22 +385,81 @@ def list_bodies(
     return [body for body in bodies if body is not None], cursor
 
 
-def _model_bodies(views: list[tuple[EventView, bool]]) -> list[bytes]:
-    """The JSON of model views (`_model_views`); the generated instances of one master
-    from the first one's document (`instance_json`)."""
+def _model_bodies(session: Session, rows: list[read_model.ListedRow]) -> list[bytes]:
+    """The JSON of model rows: from their stored documents (`_stored_body`); the few
+    without one usable (a master without rules, an item whose bookkeeping another
+    exception carries) loaded and rendered, the generated instances of one master from
+    the first one's document (`instance_json`)."""
     templates: dict[uuid.UUID, dict[str, Any]] = {}
-    bodies = []
-    for view, generated in views:
-        if not generated:
-            bodies.append(json_bytes(event_json(view)))
-            continue
-        template = templates.get(view.stored.id)
-        if template is None:
-            document = templates[view.stored.id] = event_json(view)
-        else:
-            document = instance_json(template, view)
-        bodies.append(json_bytes(document))
-    return bodies
+    bodies = [_stored_body(row, templates) for row in rows]
+    rest = [row for row, body in zip(rows, bodies, strict=True) if body is None]
+    if rest:
+        loaded = _load_rows(session, rest)
+        rendered: dict[tuple[uuid.UUID, str], bytes | None] = {}
+        made: dict[uuid.UUID, dict[str, Any]] = {}
+        for row in rest:
+            found = _model_view(row, loaded)
+            body = None
+            if found is not None:
+                view, generated = found
+                template = made.get(view.stored.id) if generated else None
+                if template is not None:
+                    body = json_bytes(instance_json(template, view))
+                else:
+                    document = event_json(view)
+                    if generated:
+                        made[view.stored.id] = document
+                    body = json_bytes(document)
+            rendered[(row.owner_id, row.api_id)] = body
+        bodies = [
+            body if body is not None else rendered[(row.owner_id, row.api_id)]
+            for row, body in zip(rows, bodies, strict=True)
+        ]
+    return [body for body in bodies if body is not None]
+
+
+def _stored_body(
+    row: read_model.ListedRow, templates: dict[uuid.UUID, dict[str, Any]]
+) -> bytes | None:
+    """A model row's JSON from the documents the upkeep stored with it (in the page's
+    snapshot): a single's or an exception's as it is; a generated instance's from its
+    master's template (a generated instance's document: `instance_json`'s fields put in,
+    computed from the row as `instance_of` makes them). `None` where no document applies:
+    the caller renders those."""
+    if not row.in_series:
+        return row.owner_body
+    if row.exception_id is not None:
+        return row.exception_body if row.bookkeeping_id == row.exception_id else None
+    if row.bookkeeping_id is not None or row.owner_body is None or row.series_id is None:
+        return None
+    if row.original_at is None:
+        return None
+    if row.original_zone is None:  # a day: stored at midnight UTC, as the end
+        start = row.original_at.date().isoformat()
+        end = row.end_at.date().isoformat()
+    elif row.end_zone is None:
+        return None
+    else:
+        start = row.original_at.astimezone(zone(row.original_zone)).isoformat()
+        end = row.end_at.astimezone(zone(row.end_zone)).isoformat()
+    template = templates.get(row.owner_id)
+    if template is None:
+        template = templates[row.owner_id] = orjson.loads(row.owner_body)
+    suffix = row.api_id[_UUID_LENGTH:]  # "_" and the original start, as `instance_id`
+    return json_bytes(
+        {
+            **template,
+            "id": row.api_id,
+            "original_start_time": start,
+            "start_time": start,
+            "end_time": end,
+            "google_event_id": row.series_id + suffix,
+        }
+    )
+
+
+_UUID_LENGTH: Final = 36
+"""The length of a local id as text: an instance's API id is it and the suffix."""
 
 
 def _document(
