@@ -206,8 +206,9 @@ def build_scheduler(services: Services) -> Scheduler:
             services.jobs.push_outbox.send(str(event_id))
 
     def fill_read_model(now: datetime) -> None:
-        # a no-op but on the first tick and when the UTC date changed (decisions V3)
-        read_model.fill(services.sessions, now)
+        # a no-op but on the first tick and when the UTC date changed (decisions V3);
+        # with the model switched off, forgets it once (decision X5)
+        read_model.keep(services.sessions, now, on=settings.read_model)
 
     def audit_calendars(now: datetime) -> None:
         for calendar_id in due_audits(services, now):
@@ -225,10 +226,6 @@ def build_scheduler(services: Services) -> Scheduler:
             PeriodicTask("sweep_outbox", OUTBOX_SWEEP_EVERY, sweep_outbox),
             PeriodicTask("audit_calendars", AUDIT_EVERY, audit_calendars),
             *notify_tasks(services),
-            *(
-                [PeriodicTask("fill_read_model", READ_MODEL_EVERY, fill_read_model)]
-                if settings.read_model
-                else []
-            ),
+            PeriodicTask("fill_read_model", READ_MODEL_EVERY, fill_read_model),
         ],
     )

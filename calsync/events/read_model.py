@@ -41,21 +41,26 @@ from typing import Any, Final
 from sqlalchemy.orm import Session, sessionmaker
 
 from calsync.domain.errors import ValidationError
-from calsync.domain.models import Event, EventTime
-from calsync.domain.recurrence import instance_id, occurrences
+from calsync.domain.models import Event, EventStatus, EventTime
+from calsync.domain.recurrence import instance_id, instance_of, occurrences
 from calsync.domain.windows import DayRange
 from calsync.store import instances
 from calsync.store.chunks import chunks
-from calsync.store.event_queries import exceptions_of, load_many
+from calsync.store.event_queries import exceptions_of, load_shown
 from calsync.store.events import StoredEvent
 from calsync.store.instances import ListedRow
+from calsync.web.event_output import EventView, event_json
+from calsync.web.json_body import json_bytes
 
 __all__ = [
     "CHUNK",
+    "FILL_BATCH",
     "HORIZON_AHEAD",
     "HORIZON_BEHIND",
     "ListedRow",
+    "clear",
     "fill",
+    "keep",
     "original_start",
     "page",
     "refresh_all",
@@ -65,9 +70,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-HORIZON_BEHIND: Final = timedelta(days=92)
-"""How far before today series instances are held: the last quarter, which calendar
-clients still page through."""
+HORIZON_BEHIND: Final = timedelta(days=366)
+"""How far before today series instances are held: the last twelve months, which
+calendar clients page back through (decision X4; a window reaching further back is
+expanded per request)."""
 HORIZON_AHEAD: Final = timedelta(days=458)
 """How far after today: any 400-day window (the longest expanded list) starting within
 the next two months, and every month of the next fifteen."""
@@ -125,11 +131,7 @@ def refresh_written(session: Session) -> None:
         with session.begin_nested():
             dirty = instances.take_dirty(session)
             if dirty:
-                owners = {(d.user_id, d.event_id) for d in dirty}
-                refs = {(d.calendar_id, d.series_ref) for d in dirty if d.series_ref}
-                owners.update(instances.masters_named(session, refs))
-                owner_ids = [owner for _, owner in owners]
-                _refresh_owners(session, owner_ids, bounds)
+                _refresh_owners(session, _owners_recorded(session, dirty), bounds)
     except Exception:
         logger.exception("read model upkeep failed; lists of the users touched are expanded")
     finally:
@@ -149,24 +151,28 @@ def refresh_all(session: Session, *, series_only: bool = False) -> int:
     bounds = instances.horizon(session, filled=False)
     if bounds is None:
         return 0
-    instances.take_all_dirty(session)
+    left = _owners_recorded(session, instances.take_all_dirty(session))
     owners = [owner for _, owner in instances.owners_of_users(session, masters_only=series_only)]
-    _refresh_owners(session, owners, bounds)
-    return len(owners)
+    _refresh_owners(session, owners + left, bounds)
+    return len(set(owners + left))
 
 
 def fill(sessions: sessionmaker[Session], now: datetime) -> bool:
     """Move the horizon to `HORIZON_BEHIND` before `now`'s UTC date to `HORIZON_AHEAD`
     after it, re-expanding what it needs; `False` when it is already there. The
-    scheduler calls it once a day; until its first run completes the model is not read.
+    scheduler calls it (`keep`) every few minutes; until its first run completes the
+    model is not read.
 
     A move (the model already filled) is one transaction: the new horizon and every
-    series master re-expanded. The first fill is two (decision V8): the horizon, not yet
-    readable, committed once every transaction writing ``events`` has ended
+    series master re-expanded. The first fill (decisions V8, X4) is: the horizon, not
+    yet readable, committed once every transaction writing ``events`` has ended
     (`instances.stop_writers`) - from then on every write's triggers record and its
-    session keeps its owners - then every owner re-expanded and the model marked
-    readable. A write committed before the first step is seen by the second; one after
-    it keeps itself. A first fill that did not finish is redone."""
+    session keeps its owners - then every owner re-expanded, `FILL_BATCH` owners a
+    transaction (each locks its owners, so a writer of one is waited for, and none is
+    held up for the whole fill), then any change recorded by a writer that bypassed the
+    session taken and the model marked readable. A write committed before the first
+    step is seen by the batch of its owner; one after it keeps itself. A first fill that
+    did not finish is redone."""
     today = _midnight(now.astimezone(UTC).date())
     wanted = (today - HORIZON_BEHIND, today + HORIZON_AHEAD)
     with sessions.begin() as session:
@@ -179,10 +185,51 @@ def fill(sessions: sessionmaker[Session], now: datetime) -> bool:
             return True
         instances.stop_writers(session)
         instances.set_horizon(session, *wanted, filled=False)
+        owners = [owner for _, owner in instances.owners_of_users(session)]
+    for batch in chunks(owners, FILL_BATCH):
+        with sessions.begin() as session:
+            if instances.horizon(session, filled=False) != wanted:
+                return False  # switched off, or moved by another fill meanwhile
+            _refresh_owners(session, batch, wanted)
     with sessions.begin() as session:
-        refresh_all(session)
+        if instances.horizon(session, filled=False) != wanted:
+            return False
+        left = instances.take_all_dirty(session)  # by writers that bypassed the session
+        _refresh_owners(session, _owners_recorded(session, left), wanted)
         instances.mark_filled(session)
     return True
+
+
+FILL_BATCH: Final = 5000
+"""Owners a transaction of the first fill re-expands."""
+
+
+def keep(sessions: sessionmaker[Session], now: datetime, *, on: bool) -> bool:
+    """What the scheduler runs (`calsync.scheduler`): `fill` when the model is on
+    (setting ``READ_MODEL``), else `clear`; whether anything changed."""
+    return fill(sessions, now) if on else clear(sessions)
+
+
+def clear(sessions: sessionmaker[Session]) -> bool:
+    """Switch the model off: forget the horizon and every row of the model, once every
+    transaction writing ``events`` has ended (as `fill` starts), so that writes stop
+    paying its upkeep (decision X5) and pages expand per request; `False` when it was
+    already off."""
+    with sessions.begin() as session:
+        if instances.horizon(session, filled=False) is None:
+            return False
+        instances.stop_writers(session)
+        instances.forget_all(session)
+    return True
+
+
+def _owners_recorded(session: Session, dirty: Sequence[instances.Dirty]) -> list[uuid.UUID]:
+    """The owners recorded changes touch: the rows themselves, and the masters the
+    exceptions among them name."""
+    owners = {(d.user_id, d.event_id) for d in dirty}
+    refs = {(d.calendar_id, d.series_ref) for d in dirty if d.series_ref}
+    owners.update(instances.masters_named(session, refs))
+    return [owner for _, owner in owners]
 
 
 def _refresh_owners(
@@ -195,23 +242,76 @@ def _refresh_owners(
         instances.lock_owners(session, batch)
         instances.delete_rows(session, batch)
         instances.insert_singles(session, batch)
-        masters = list(load_many(session, instances.live_masters(session, batch)).values())
-        if not masters:
-            continue
+        singles = instances.live_singles(session, batch)
+        master_ids = instances.live_masters(session, batch)
+        loaded = load_shown(session, singles + master_ids)
+        documents = [_single_document(loaded[i]) for i in singles if i in loaded]
+        masters = [loaded[i] for i in master_ids if i in loaded]
         exceptions = exceptions_of(session, [(m.calendar_id, series_id_of(m)) for m in masters])
         rows: list[dict[str, Any]] = []
         incomplete: list[tuple[uuid.UUID, uuid.UUID]] = []
+        shown: list[uuid.UUID] = []
         for master in masters:
             own = exceptions.get((master.calendar_id, series_id_of(master)), [])
             found, cut = _series_rows(master, own, bounds)
             rows += found
             if cut:
                 incomplete.append((master.id, master.user_id))
+            documents += _series_documents(master, own)
+            shown += [e.id for e in own]
+        instances.replace_documents(session, [*batch, *shown], documents)
         instances.insert_rows(session, rows, incomplete)
 
 
 _BATCH: Final = 1000
 """Owners re-expanded together (one lock, delete and insert each)."""
+
+
+def _single_document(single: StoredEvent) -> dict[str, Any]:
+    """The ``event_documents`` row of a single: its item's JSON."""
+    body = json_bytes(event_json(EventView(str(single.id), single.event, single)))
+    return {"event_id": single.id, "body": body, "end_zone": None, "series_id": None}
+
+
+def _series_documents(master: StoredEvent, own: Sequence[StoredEvent]) -> list[dict[str, Any]]:
+    """The ``event_documents`` rows of a series: the master's, the JSON of a generated
+    instance of it (the template `calsync.web.event_reads` makes every other one from,
+    with the zone of its end and the series id their Google ids start with), and each
+    live exception's as the series lists it (with its own bookkeeping). None for a
+    master without rules (listed as itself: rendered per page)."""
+    event = master.event
+    key = str(master.id)
+    found: list[dict[str, Any]] = []
+    series_id = series_id_of(master)
+    if event.recurrence:
+        first = event.start
+        template = EventView(
+            instance_id(key, first), instance_of(event, series_id, first), master, series=master
+        )
+        found.append(
+            {
+                "event_id": master.id,
+                "body": json_bytes(event_json(template)),
+                "end_zone": event.end.timezone,
+                "series_id": series_id,
+            }
+        )
+    for exception in own:
+        shown = exception.event
+        if shown.status == EventStatus.CANCELLED:
+            continue
+        view = EventView(
+            instance_id(key, shown.original_start or shown.start), shown, exception, series=master
+        )
+        found.append(
+            {
+                "event_id": exception.id,
+                "body": json_bytes(event_json(view)),
+                "end_zone": None,
+                "series_id": None,
+            }
+        )
+    return found
 
 
 def _row(
@@ -379,14 +479,12 @@ def page(session: Session, query: PageQuery) -> list[ListedRow] | None:
     Called first in its session, it makes the session's reads one snapshot
     (`instances.read_snapshot`), so the caller loads the rows as they were listed."""
     instances.read_snapshot(session)
-    bounds = instances.horizon(session)
+    bounds = instances.readable_horizon(session, query.user_id)
     if bounds is None:
-        return None
+        return None  # no horizon yet, or the user's lists are blocked
     first, end = bounds
     day_first, day_end = _midnight(query.days.first), _midnight(query.days.end)
     if query.start < first or query.end > end or day_first < first or day_end > end:
-        return None
-    if instances.blocked(session, query.user_id):
         return None
     window = instances.Window(query.start, query.end, query.days.first, query.days.end)
     return instances.listed_rows(

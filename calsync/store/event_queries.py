@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -40,15 +40,9 @@ from calsync.store.events import (
     attendees_by_event,
     select_stored,
     stored_event,
+    stored_table_columns,
 )
-from calsync.store.row_cache import (
-    cache_of,
-    dialect_of,
-    version_by_id,
-    version_column,
-    version_column_of,
-)
-from calsync.store.tables import Calendar
+from calsync.store.tables import Calendar, EventAttendee
 from calsync.store.tables import Event as EventRow
 
 __all__ = [
@@ -65,9 +59,8 @@ __all__ = [
     "list_keys",
     "list_stored",
     "load_many",
+    "load_shown",
     "masters_of_exceptions_in",
-    "outlines_of",
-    "series_keys",
     "series_outlines",
     "set_conflict_policy",
 ]
@@ -261,35 +254,20 @@ def list_keys(
     *,
     limit: int,
     after: tuple[datetime, uuid.UUID] | None = None,
-) -> list[tuple[datetime, uuid.UUID, str | None]]:
-    """The (start, id, row version) keys of what `list_stored` returns for the same
-    arguments: the rows are not loaded (a caller that shows only some of them loads
-    those, see `load_many`); versions are `None` where the database has none."""
-    query = _keys_statement(_shape(spec, after), limit, dialect_of(session))
+) -> list[tuple[datetime, uuid.UUID]]:
+    """The (start, id) keys of what `list_stored` returns for the same arguments: the
+    rows are not loaded (a caller that shows only some of them loads those, see
+    `load_many`). Singles on PostgreSQL are found by an index-only scan of their partial
+    index (0006; it holds every column their conditions read)."""
+    query = _keys_statement(_shape(spec, after), limit)
     rows = session.execute(query, _values(spec, after))
-    return [(at, event_id, version) for at, event_id, version in rows]
+    return [(at, event_id) for at, event_id in rows]
 
 
 @lru_cache(maxsize=256)
-def _keys_statement(shape: _Shape, limit: int, dialect: str) -> sa.Select[datetime, uuid.UUID, str]:
-    """The keys statement of `list_keys`. Singles on PostgreSQL are found by an index-only
-    scan of their partial index (0006; it holds every column their conditions read) and
-    only the rows returned are read for their versions: reading each row the scan passes
-    (those that end before the range, from the user's first single on) cost more than
-    the rest of the statement."""
-    if dialect == "postgresql" and shape.kind is Kind.SINGLE:
-        found = (
-            sa.select(EventRow.start_time, EventRow.id)
-            .where(*_conditions(shape))
-            .order_by(EventRow.start_time, EventRow.id)
-            .limit(limit)
-            .subquery("k")
-        )
-        return sa.select(found.c.start_time, found.c.id, version_by_id("k.id")).order_by(
-            found.c.start_time, found.c.id
-        )
-    query = sa.select(EventRow.start_time, EventRow.id, version_column_of(dialect))
-    query = query.where(*_conditions(shape))
+def _keys_statement(shape: _Shape, limit: int) -> sa.Select[datetime, uuid.UUID]:
+    """The keys statement of `list_keys`."""
+    query = sa.select(EventRow.start_time, EventRow.id).where(*_conditions(shape))
     return query.order_by(EventRow.start_time, EventRow.id).limit(limit)
 
 
@@ -302,7 +280,6 @@ class SeriesOutline:
     id its exceptions name it by (its Google id, else its local id). `has_exceptions` is
     false only if, when read, no exception row (deleted ones aside) named the series by
     its Google id; a master without one may have exceptions whatever it says.
-    `version` is the row version read with it (see `calsync.store.row_cache`).
     """
 
     id: uuid.UUID
@@ -314,7 +291,6 @@ class SeriesOutline:
     recurrence: tuple[str, ...]
     category: str | None
     has_exceptions: bool
-    version: str | None
 
 
 _exception = sa.orm.aliased(EventRow, name="exception")
@@ -354,9 +330,8 @@ def _has_exceptions(dialect: str) -> sa.ColumnElement[bool]:
 
 @lru_cache(maxsize=8)
 def _outline_columns(dialect: str) -> tuple[Any, ...]:
-    """What `_outline` reads: the outline's columns, whether the series has exceptions,
-    then the row version."""
-    return (*_OUTLINE_COLUMNS, _has_exceptions(dialect), version_column_of(dialect))
+    """What `_outline` reads: the outline's columns, whether the series has exceptions,"""
+    return (*_OUTLINE_COLUMNS, _has_exceptions(dialect))
 
 
 _OUTLINE_COLUMNS = (
@@ -376,37 +351,11 @@ _OUTLINE_COLUMNS = (
 def series_outlines(session: Session, spec: EventFilter, *, limit: int) -> list[SeriesOutline]:
     """The outlines of the masters `list_stored(session, spec, limit=limit)` returns, in
     the same order (`spec.kind` should be `Kind.MASTER`)."""
-    query = sa.select(*_outline_columns(dialect_of(session))).where(*_conditions(_shape(spec)))
+    query = sa.select(*_outline_columns(session.get_bind().dialect.name)).where(
+        *_conditions(_shape(spec))
+    )
     query = query.order_by(EventRow.start_time, EventRow.id).limit(limit)
     return [_outline(row) for row in session.execute(query, _values(spec))]
-
-
-def series_keys(
-    session: Session, spec: EventFilter, *, limit: int
-) -> list[tuple[uuid.UUID, str | None, bool]]:
-    """(id, row version, whether it may have exceptions) of the masters `series_outlines`
-    returns for the same arguments, in the same order, without their outlines: a caller
-    that holds the outline of a version reads only the others (`outlines_of`). The
-    second value means what `SeriesOutline.has_exceptions` does."""
-    query = _series_keys_statement(_shape(spec), limit, dialect_of(session))
-    return [
-        (event_id, version, bool(has_exceptions) or bool(no_google_id))
-        for event_id, version, has_exceptions, no_google_id in session.execute(query, _values(spec))
-    ]
-
-
-@lru_cache(maxsize=64)
-def _series_keys_statement(
-    shape: _Shape, limit: int, dialect: str
-) -> sa.Select[uuid.UUID, str, bool, bool]:
-    query = sa.select(
-        EventRow.id,
-        version_column_of(dialect),
-        _has_exceptions(dialect),
-        EventRow.google_event_id.is_(None),
-    )
-    query = query.where(*_conditions(shape))
-    return query.order_by(EventRow.start_time, EventRow.id).limit(limit)
 
 
 def masters_of_exceptions_in(
@@ -432,7 +381,7 @@ def masters_of_exceptions_in(
         by_google.setdefault(calendar_id, []).append(series_id)
         with contextlib.suppress(ValueError):
             local.append(uuid.UUID(series_id))
-    columns = _outline_columns(dialect_of(session))
+    columns = _outline_columns(session.get_bind().dialect.name)
     live = (
         EventRow.user_id == spec.user_id,
         EventRow.is_recurring.is_(True),
@@ -472,26 +421,6 @@ def _exception_series_statement(shape: _Shape) -> sa.Select[uuid.UUID, str | Non
     )
 
 
-def outlines_of(
-    session: Session, spec: EventFilter, event_ids: Sequence[uuid.UUID]
-) -> list[SeriesOutline]:
-    """The outlines of those of `event_ids` that `spec` still selects when read (any
-    order): the second half of `series_keys`. A master changed since its key was read is
-    read as it is now; one no longer selected (deleted, moved out of the range) is
-    missing."""
-    query = _outlines_statement(_shape(spec), dialect_of(session))
-    values = _values(spec)
-    found: list[SeriesOutline] = []
-    for condition in any_of(session, EventRow.id, event_ids):
-        found += (_outline(row) for row in session.execute(query.where(condition), values))
-    return found
-
-
-@lru_cache(maxsize=64)
-def _outlines_statement(shape: _Shape, dialect: str) -> sa.Select[*tuple[Any, ...]]:
-    return sa.select(*_outline_columns(dialect)).where(*_conditions(shape))
-
-
 def _outline(row: sa.Row[*tuple[Any, ...]]) -> SeriesOutline:
     (
         event_id,
@@ -505,7 +434,6 @@ def _outline(row: sa.Row[*tuple[Any, ...]]) -> SeriesOutline:
         rule,
         category,
         has_exceptions,
-        version,
     ) = row
     start, end, timezone = _series_times(start_time, end_time, zone_name, end_zone, all_day)
     return SeriesOutline(
@@ -518,7 +446,6 @@ def _outline(row: sa.Row[*tuple[Any, ...]]) -> SeriesOutline:
         recurrence=tuple(line.strip() for line in rule.split("\n")) if rule else (),
         category=category,
         has_exceptions=bool(has_exceptions) or google_id is None,
-        version=version,
     )
 
 
@@ -548,40 +475,41 @@ def _series_times(
     return start, end, start.timezone
 
 
-def load_many(
-    session: Session,
-    event_ids: Sequence[uuid.UUID],
-    *,
-    versions: Mapping[uuid.UUID, str | None] | None = None,
-) -> dict[uuid.UUID, StoredEvent]:
+def load_many(session: Session, event_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, StoredEvent]:
     """The events with these local ids (deleted ones excluded), by id; absent ids are
-    missing from the answer.
-
-    With `versions` (row versions this read-only transaction read for some of the ids,
-    see `calsync.store.row_cache`), an event whose version the process cache holds is
-    taken from it instead of being read; the events read are added to the cache.
-    """
-    cache = cache_of(session) if versions is not None else None
-    found: dict[uuid.UUID, StoredEvent] = {}
-    wanted: list[uuid.UUID] = []
-    for event_id in sorted(set(event_ids)):
-        version = versions.get(event_id) if versions is not None else None
-        hit = cache.get(event_id, version) if cache is not None and version else None
-        if hit is not None:
-            found[event_id] = hit
-        else:
-            wanted.append(event_id)
-    query = select_stored()
-    if cache is not None:  # the versions to remember the rows read under
-        query = query.add_columns(version_column(session))
+    missing from the answer."""
     rows: list[sa.Row[Any]] = []
-    for condition in any_of(session, EventRow.id, wanted):
-        rows += session.execute(query.where(condition, EventRow.deleted_at.is_(None)))
-    for row, stored in zip(rows, _with_attendees(session, rows), strict=True):
-        found[stored.id] = stored
-        if cache is not None:
-            cache.put(row.row_version, stored)
-    return found
+    for condition in any_of(session, EventRow.id, sorted(set(event_ids))):
+        rows += session.execute(select_stored().where(condition, EventRow.deleted_at.is_(None)))
+    return {stored.id: stored for stored in _with_attendees(session, rows)}
+
+
+_SHOWN_COLUMNS: Final = stored_table_columns(without=("base_version",))
+_events_table = cast(sa.Table, EventRow.__table__)
+_attendees = cast(sa.Table, EventAttendee.__table__)
+_ATTENDEE_COLUMNS: Final = tuple(
+    _attendees.c[name].label(name)
+    for name in ("event_id", "email", "display_name", "response_status", "optional", "is_organizer")
+)
+
+
+def load_shown(session: Session, event_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, StoredEvent]:
+    """`load_many` for showing the events alone: the same `StoredEvent`s but without
+    their `base` (what sync last agreed with Google, never shown), read by plain Core
+    statements (no ORM compilation, no ORM instances for attendees): what a page of
+    the read model loads (`calsync.events.read_model`)."""
+    wanted = sorted(set(event_ids))
+    rows: list[sa.Row[Any]] = []
+    for condition in any_of(session, _events_table.c.id, wanted):
+        rows += session.execute(
+            sa.select(*_SHOWN_COLUMNS).where(condition, _events_table.c.deleted_at.is_(None))
+        ).all()
+    people: dict[uuid.UUID, list[Any]] = {}
+    for condition in any_of(session, _attendees.c.event_id, [row.id for row in rows]):
+        query = sa.select(*_ATTENDEE_COLUMNS).where(condition).order_by(_attendees.c.email)
+        for person in session.execute(query).all():
+            people.setdefault(person.event_id, []).append(person)
+    return {row.id: stored_event(row, people.get(row.id, ()), with_base=False) for row in rows}
 
 
 def exceptions_of(

@@ -348,8 +348,12 @@ def select_stored() -> sa.Select[Any]:
     return sa.select(*STORED_COLUMNS)
 
 
-def stored_event(row: EventRecord, attendees: Iterable[EventAttendee] = ()) -> StoredEvent:
-    """The `StoredEvent` of a row and its attendee rows."""
+def stored_event(
+    row: EventRecord, attendees: Iterable[EventAttendee] = (), *, with_base: bool = True
+) -> StoredEvent:
+    """The `StoredEvent` of a row and its attendee rows; without its `base` (the last
+    agreed version, which only sync reads) when `with_base` is false: the row need not
+    hold ``base_version`` then."""
     return StoredEvent(
         id=row.id,
         calendar_id=row.calendar_id,
@@ -359,7 +363,7 @@ def stored_event(row: EventRecord, attendees: Iterable[EventAttendee] = ()) -> S
         sync_error=row.sync_error,
         conflict=row.conflict,
         version=row.version,
-        base=event_from_document(row.base_version) if row.base_version else None,
+        base=event_from_document(row.base_version) if with_base and row.base_version else None,
         created_at=row.created_at,
         updated_at=row.updated_at,
         deleted_at=row.deleted_at,

@@ -25,6 +25,7 @@ from calsync.store.chunks import chunks
 from calsync.store.events import WRITTEN_KEY, any_of
 from calsync.store.tables import Event as EventRow
 from calsync.store.tables import (
+    event_documents,
     event_instances,
     instance_dirty,
     instance_horizon,
@@ -39,16 +40,20 @@ __all__ = [
     "Window",
     "blocked",
     "delete_rows",
+    "forget_all",
     "horizon",
     "insert_rows",
     "insert_singles",
     "listed_rows",
     "live_masters",
+    "live_singles",
     "lock_owners",
     "mark_filled",
     "masters_named",
     "owners_of_users",
     "read_snapshot",
+    "readable_horizon",
+    "replace_documents",
     "set_horizon",
     "stop_writers",
     "take_all_dirty",
@@ -95,6 +100,15 @@ class ListedRow:
     exception_id: uuid.UUID | None
     bookkeeping_id: uuid.UUID | None
     version: int
+    end_at: datetime
+    #: The owner's ``event_documents`` row: its JSON (a single's; a master's generated
+    #: instance's), the zone of its end and its Google series id (masters); `None`
+    #: when it has none (a master without rules).
+    owner_body: bytes | None = None
+    end_zone: str | None = None
+    series_id: str | None = None
+    #: The JSON of the exception shown (`None` without one).
+    exception_body: bytes | None = None
 
 
 def _midnight(day: date) -> datetime:
@@ -118,9 +132,24 @@ def take_dirty(session: Session) -> list[Dirty]:
     return [Dirty(*row) for row in rows]
 
 
-def take_all_dirty(session: Session) -> None:
-    """Forget every recorded change (the caller re-expands every owner)."""
-    session.execute(sa.delete(instance_dirty))
+def take_all_dirty(session: Session) -> list[Dirty]:
+    """Every recorded change (committed, or this transaction's), removed from the table."""
+    t = instance_dirty
+    columns = (t.c.user_id, t.c.event_id, t.c.calendar_id, t.c.series_ref)
+    if session.get_bind().dialect.name == "postgresql":
+        rows = session.execute(sa.delete(t).returning(*columns)).all()
+    else:  # the one writer
+        rows = session.execute(sa.select(*columns)).all()
+        if rows:
+            session.execute(sa.delete(t))
+    return [Dirty(*row) for row in rows]
+
+
+def forget_all(session: Session) -> None:
+    """Remove the horizon and every row of the model (it is switched off)."""
+    for table in (instance_horizon, instance_dirty, instance_incomplete, event_instances):
+        session.execute(sa.delete(table))
+    session.execute(sa.delete(event_documents))
 
 
 def masters_named(
@@ -178,8 +207,7 @@ def insert_rows(
     incomplete: Sequence[tuple[uuid.UUID, uuid.UUID]],
 ) -> None:
     """Add `rows` (series items) and the (owner, user) pairs a bound cut short."""
-    for chunk in chunks(list(rows), 2000):
-        session.execute(sa.insert(event_instances), [dict(r) for r in chunk])
+    _insert(session, event_instances, rows)
     if incomplete:
         session.execute(
             sa.insert(instance_incomplete),
@@ -238,6 +266,43 @@ def insert_singles(session: Session, owner_ids: Sequence[uuid.UUID]) -> None:
     for condition in any_of(session, EventRow.id, list(owner_ids)):
         query = sa.select(*columns.values()).where(condition, *_SINGLE)
         session.execute(sa.insert(event_instances).from_select(list(columns), query))
+
+
+def live_singles(session: Session, owner_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
+    """The live singles among these owners (those `insert_singles` lists)."""
+    found: list[uuid.UUID] = []
+    for condition in any_of(session, EventRow.id, list(owner_ids)):
+        found += session.scalars(sa.select(EventRow.id).where(condition, *_SINGLE))
+    return found
+
+
+def replace_documents(
+    session: Session, event_ids: Sequence[uuid.UUID], documents: Sequence[Mapping[str, Any]]
+) -> None:
+    """Forget the documents of `event_ids` and store `documents` (``event_documents``
+    rows: every event id among them is one of `event_ids`)."""
+    for condition in any_of(session, event_documents.c.event_id, sorted(set(event_ids))):
+        session.execute(sa.delete(event_documents).where(condition))
+    _insert(session, event_documents, documents)
+
+
+def _insert(session: Session, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert `rows` (all with the same keys) into `table`: by ``COPY`` on PostgreSQL (an
+    ``executemany`` sends them one statement each: the largest cost of a full sync's
+    upkeep, tens of thousands of series items), an ``executemany`` elsewhere."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        for chunk in chunks(list(rows), 2000):
+            session.execute(sa.insert(table), [dict(r) for r in chunk])
+        return
+    names = list(rows[0])
+    connection = session.connection().connection.driver_connection
+    assert connection is not None
+    statement = f"COPY {table.name} ({', '.join(names)}) FROM STDIN"  # names: our own keys
+    with connection.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row([row[name] for name in names])
 
 
 def live_masters(session: Session, owner_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
@@ -331,6 +396,23 @@ def blocked(session: Session, user_id: uuid.UUID) -> bool:
     return bool(found)
 
 
+def readable_horizon(session: Session, user_id: uuid.UUID) -> tuple[datetime, datetime] | None:
+    """`horizon` (filled) when the user's items may be read from the model (not
+    `blocked`), else `None`: one statement, as a page asks it."""
+    dirty = sa.select(instance_dirty.c.id).where(instance_dirty.c.user_id == user_id).limit(1)
+    cut = (
+        sa.select(instance_incomplete.c.owner_id)
+        .where(instance_incomplete.c.user_id == user_id)
+        .limit(1)
+    )
+    h = instance_horizon
+    query = sa.select(h.c.first_at, h.c.end_at).where(
+        h.c.id == 1, h.c.filled.is_(True), ~dirty.exists(), ~cut.exists()
+    )
+    row = session.execute(query).first()
+    return (row[0], row[1]) if row is not None else None
+
+
 _LISTED = (
     event_instances.c.sort_at,
     event_instances.c.api_id,
@@ -341,6 +423,7 @@ _LISTED = (
     event_instances.c.exception_id,
     event_instances.c.bookkeeping_id,
     event_instances.c.version,
+    event_instances.c.end_at,
 )
 
 
@@ -378,6 +461,9 @@ def listed_rows(
         conditions.append(
             sa.or_(t.c.sort_at > after[0], sa.and_(t.c.sort_at == after[0], t.c.api_id > after[1]))
         )
+        # the same, as a range the index scan can start from (the OR above it cannot):
+        # else each page reads every item of the window before its cursor
+        conditions.append(t.c.sort_at >= after[0])
     if category is not None:
         conditions.append(t.c.category == category)
     if calendar_id is not None:
@@ -386,9 +472,25 @@ def listed_rows(
         conditions.append(t.c.in_series.is_(in_series))
     low = min(window.start, day_start) - LONG_SPAN
     order = (t.c.sort_at, t.c.api_id)
-    short = sa.select(*_LISTED).where(*conditions, t.c.sort_at >= low).order_by(*order)
+    short = _with_documents(sa.select(*_LISTED).where(*conditions, t.c.sort_at >= low))
     long = sa.select(*_LISTED).where(*conditions, t.c.long_span.is_(True), t.c.sort_at < low)
-    found = [ListedRow(*row) for row in session.execute(short.limit(limit))]
-    found += [ListedRow(*row) for row in session.execute(long.order_by(*order).limit(limit))]
+    found = [ListedRow(*row) for row in session.execute(short.order_by(*order).limit(limit))]
+    long = _with_documents(long).order_by(*order).limit(limit)
+    found += [ListedRow(*row) for row in session.execute(long)]
     found.sort(key=lambda r: (r.sort_at, r.api_id))
     return found[:limit]
+
+
+_OWNER_DOCUMENT = event_documents.alias("owner_document")
+_EXCEPTION_DOCUMENT = event_documents.alias("exception_document")
+
+
+def _with_documents(query: sa.Select[Any]) -> sa.Select[Any]:
+    """`query` of ``event_instances`` with the documents of each item's owner and
+    exception (`ListedRow`'s last fields)."""
+    t, owner, shown = event_instances, _OWNER_DOCUMENT, _EXCEPTION_DOCUMENT
+    return (
+        query.add_columns(owner.c.body, owner.c.end_zone, owner.c.series_id, shown.c.body)
+        .outerjoin(owner, owner.c.event_id == t.c.owner_id)
+        .outerjoin(shown, shown.c.event_id == t.c.exception_id)
+    )

@@ -591,3 +591,16 @@ instance_horizon = sa.Table(
     sa.Column("end_at", UTCDateTime(), nullable=False),
     sa.Column("filled", sa.Boolean(), nullable=False),
 )
+
+event_documents = sa.Table(
+    "event_documents",
+    Base.metadata,
+    sa.Column(
+        "event_id", sa.Uuid(), sa.ForeignKey("events.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("body", sa.LargeBinary(), nullable=False),
+    sa.Column("end_zone", sa.String(64)),
+    sa.Column("series_id", sa.String(1024)),
+)
+"""The API's JSON of each live single, master (its generated instances' template) and
+exception, as the read model's pages show it (migration 0016, decisions X1-X3)."""

@@ -11,11 +11,9 @@ UTC of their date, as stored. The cursor is the opaque base64 of the last item's
 bound to the caller and the filters (`calsync.web.paging`); paging with it never skips
 or repeats an item of an unchanged calendar.
 
-Memos: on PostgreSQL what a list computes from rows is kept per process under the rows'
-versions (`calsync.web.list_cache`): masters' outlines and the items of series without
-exceptions, and each single's or generated instance's JSON (`list_bodies`), so a page
-read again reads keys and versions and renders nothing. As with the row cache, an item
-whose version was read is shown as of that read.
+Expanded pages are read from the read model (`calsync.events.read_model`, made of the
+JSON its upkeep stored) when it can answer them; otherwise, and for lists without
+``expand``, the rows are read and rendered per request (decisions X1, X7).
 
 Range: `start_date` and `end_date` are cut to `LISTED_FROM`..`LISTED_UNTIL` (0001-01-08
 and 9999-12-25 UTC: the range a `datetime` holds, less a week at each end, which
@@ -31,12 +29,13 @@ given (``YYYY-MM-DD``), or the days of the caller's zone that the date-times tou
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from operator import itemgetter
 from typing import Any, Final
 
+import orjson
 from sqlalchemy.orm import Session
 
 from calsync.domain.errors import ValidationError
@@ -59,9 +58,8 @@ from calsync.store.event_queries import (
     find_exception,
     list_keys,
     load_many,
+    load_shown,
     masters_of_exceptions_in,
-    outlines_of,
-    series_keys,
     series_outlines,
 )
 from calsync.store.events import StoredEvent, load_stored
@@ -70,7 +68,6 @@ from calsync.web.errors import APIError
 from calsync.web.event_input import has_control_characters, unprocessable
 from calsync.web.event_output import EventView, event_json, instance_json
 from calsync.web.json_body import json_bytes
-from calsync.web.list_cache import ListMemos, SeriesEntry, Window, memos_of, series_key
 
 __all__ = [
     "DEFAULT_PAGE",
@@ -266,16 +263,19 @@ def list_views(
     """One page of the user's events for `query`, and the cursor of the next page."""
     modelled = _model_page(session, user_id, query)
     if modelled is not None:
-        return [view for view, _ in modelled[0]], modelled[1]
-    items, versions, cursor = _page(session, user_id, query, memos_of(session))
-    return _views(session, items, versions), cursor
+        rows, cursor = modelled
+        loaded = _load_rows(session, rows)
+        return [found[0] for row in rows if (found := _model_view(row, loaded))], cursor
+    items, cursor = _page(session, user_id, query)
+    return _views(session, items), cursor
 
 
 def _model_page(
     session: Session, user_id: uuid.UUID, query: ListQuery
-) -> tuple[list[tuple[EventView, bool]], str | None] | None:
-    """An expanded page read from the read model (`calsync.events.read_model`), or
-    `None` when the model cannot answer it (then it is expanded here, as before)."""
+) -> tuple[list[read_model.ListedRow], str | None] | None:
+    """The rows of an expanded page read from the read model
+    (`calsync.events.read_model`) and the next page's cursor, or `None` when the model
+    cannot answer it (then it is expanded here, as before)."""
     if not query.expand:
         return None
     assert query.start is not None
@@ -301,16 +301,11 @@ def _model_page(
     cursor = None
     if len(rows) > query.limit and shown:
         cursor = encode_cursor(shown[-1].sort_at, shown[-1].api_id, scope=query.scope)
-    return _model_views(session, shown), cursor
+    return shown, cursor
 
 
-def _model_views(
-    session: Session, rows: list[read_model.ListedRow]
-) -> list[tuple[EventView, bool]]:
-    """The views of model rows, each with whether it is a generated instance shown with
-    its master's bookkeeping (`instance_json` may render it from a sibling's document):
-    the rows they name read in one query; an item whose row went since it was listed
-    (deleted by a concurrent request) is left out."""
+def _load_rows(session: Session, rows: list[read_model.ListedRow]) -> dict[uuid.UUID, StoredEvent]:
+    """The events model rows show (owners, exceptions, bookkeeping), read in one query."""
     wanted: list[uuid.UUID] = []
     for row in rows:
         wanted.append(row.owner_id)
@@ -318,31 +313,34 @@ def _model_views(
             wanted.append(row.exception_id)
         if row.bookkeeping_id is not None:
             wanted.append(row.bookkeeping_id)
-    loaded = load_many(session, wanted)
-    views: list[tuple[EventView, bool]] = []
-    for row in rows:
-        owner = loaded.get(row.owner_id)
-        if owner is None:
-            continue
-        if not row.in_series:
-            views.append((EventView(row.api_id, owner.event, owner), False))
-            continue
-        original = read_model.original_start(row)
-        if row.exception_id is not None:
-            exception = loaded.get(row.exception_id)
-            if exception is None:
-                continue
-            event = exception.event
-        elif not owner.event.recurrence or original is None:
-            event = owner.event
-        else:
-            event = instance_of(owner.event, series_id_of(owner), original)
-            if row.bookkeeping_id is None:
-                views.append((EventView(row.api_id, event, owner, series=owner), True))
-                continue
-        keeper = loaded.get(row.bookkeeping_id) if row.bookkeeping_id is not None else None
-        views.append((EventView(row.api_id, event, keeper or owner, series=owner), False))
-    return views
+    return load_shown(session, wanted)
+
+
+def _model_view(
+    row: read_model.ListedRow, loaded: Mapping[uuid.UUID, StoredEvent]
+) -> tuple[EventView, bool] | None:
+    """The view of a model row, with whether it is a generated instance shown with its
+    master's bookkeeping (`instance_json` may render it from a sibling's document); `None`
+    for an item whose row went since it was listed (deleted by a concurrent request)."""
+    owner = loaded.get(row.owner_id)
+    if owner is None:
+        return None
+    if not row.in_series:
+        return EventView(row.api_id, owner.event, owner), False
+    original = read_model.original_start(row)
+    if row.exception_id is not None:
+        exception = loaded.get(row.exception_id)
+        if exception is None:
+            return None
+        event = exception.event
+    elif not owner.event.recurrence or original is None:
+        event = owner.event
+    else:
+        event = instance_of(owner.event, series_id_of(owner), original)
+        if row.bookkeeping_id is None:
+            return EventView(row.api_id, event, owner, series=owner), True
+    keeper = loaded.get(row.bookkeeping_id) if row.bookkeeping_id is not None else None
+    return EventView(row.api_id, event, keeper or owner, series=owner), False
 
 
 def list_bodies(
@@ -351,52 +349,98 @@ def list_bodies(
     """`list_views` as the JSON bytes of each item (`event_json`, rendered by
     `json_bytes`), and the cursor of the next page.
 
-    On PostgreSQL the bodies of singles and generated instances are memoised by (API id,
-    row version) (`calsync.web.list_cache`): only the items without an entry are loaded
-    and rendered."""
+    A page of the read model is made of the documents its upkeep rendered
+    (`_stored_body`); any other is read and rendered, the generated instances of one
+    master from the first one's document (`_document`)."""
     modelled = _model_page(session, user_id, query)
     if modelled is not None:
-        return _model_bodies(modelled[0]), modelled[1]
-    memos = memos_of(session)
-    items, versions, cursor = _page(session, user_id, query, memos)
-    if memos is None:
-        return [json_bytes(event_json(view)) for view in _views(session, items, versions)], cursor
-    keys = [_body_key(item, versions) for item in items]
-    bodies = memos.bodies.get_many(keys)
-    missing = [item for item, body in zip(items, bodies, strict=True) if body is None]
-    if missing:
-        loaded = _load(session, missing, versions)
-        templates: dict[uuid.UUID, dict[str, Any]] = {}
-        rendered: list[tuple[Hashable, bytes]] = []
-        for index, (item, key) in enumerate(zip(items, keys, strict=True)):
-            if bodies[index] is not None:
-                continue
-            view = _view(item, loaded)
-            if view is None:
-                continue
-            body = bodies[index] = json_bytes(_document(item, view, templates))
-            if key is not None:
-                rendered.append((key, body))
-        memos.bodies.put_many(rendered)
-    return [body for body in bodies if body is not None], cursor
-
-
-def _model_bodies(views: list[tuple[EventView, bool]]) -> list[bytes]:
-    """The JSON of model views (`_model_views`); the generated instances of one master
-    from the first one's document (`instance_json`)."""
+        return _model_bodies(session, modelled[0]), modelled[1]
+    items, cursor = _page(session, user_id, query)
+    loaded = _load(session, items)
     templates: dict[uuid.UUID, dict[str, Any]] = {}
-    bodies = []
-    for view, generated in views:
-        if not generated:
-            bodies.append(json_bytes(event_json(view)))
-            continue
-        template = templates.get(view.stored.id)
-        if template is None:
-            document = templates[view.stored.id] = event_json(view)
-        else:
-            document = instance_json(template, view)
-        bodies.append(json_bytes(document))
-    return bodies
+    bodies = [
+        json_bytes(_document(item, view, templates))
+        for item in items
+        if (view := _view(item, loaded)) is not None
+    ]
+    return bodies, cursor
+
+
+def _model_bodies(session: Session, rows: list[read_model.ListedRow]) -> list[bytes]:
+    """The JSON of model rows: from their stored documents (`_stored_body`); the few
+    without one usable (a master without rules, an item whose bookkeeping another
+    exception carries) loaded and rendered, the generated instances of one master from
+    the first one's document (`instance_json`)."""
+    templates: dict[uuid.UUID, dict[str, Any]] = {}
+    bodies = [_stored_body(row, templates) for row in rows]
+    rest = [row for row, body in zip(rows, bodies, strict=True) if body is None]
+    if rest:
+        loaded = _load_rows(session, rest)
+        rendered: dict[tuple[uuid.UUID, str], bytes | None] = {}
+        made: dict[uuid.UUID, dict[str, Any]] = {}
+        for row in rest:
+            found = _model_view(row, loaded)
+            body = None
+            if found is not None:
+                view, generated = found
+                template = made.get(view.stored.id) if generated else None
+                if template is not None:
+                    body = json_bytes(instance_json(template, view))
+                else:
+                    document = event_json(view)
+                    if generated:
+                        made[view.stored.id] = document
+                    body = json_bytes(document)
+            rendered[(row.owner_id, row.api_id)] = body
+        bodies = [
+            body if body is not None else rendered[(row.owner_id, row.api_id)]
+            for row, body in zip(rows, bodies, strict=True)
+        ]
+    return [body for body in bodies if body is not None]
+
+
+def _stored_body(
+    row: read_model.ListedRow, templates: dict[uuid.UUID, dict[str, Any]]
+) -> bytes | None:
+    """A model row's JSON from the documents the upkeep stored with it (in the page's
+    snapshot): a single's or an exception's as it is; a generated instance's from its
+    master's template (a generated instance's document: `instance_json`'s fields put in,
+    computed from the row as `instance_of` makes them). `None` where no document applies:
+    the caller renders those."""
+    if not row.in_series:
+        return row.owner_body
+    if row.exception_id is not None:
+        return row.exception_body if row.bookkeeping_id == row.exception_id else None
+    if row.bookkeeping_id is not None or row.owner_body is None or row.series_id is None:
+        return None
+    if row.original_at is None:
+        return None
+    if row.original_zone is None:  # a day: stored at midnight UTC, as the end
+        start = row.original_at.date().isoformat()
+        end = row.end_at.date().isoformat()
+    elif row.end_zone is None:
+        return None
+    else:
+        start = row.original_at.astimezone(zone(row.original_zone)).isoformat()
+        end = row.end_at.astimezone(zone(row.end_zone)).isoformat()
+    template = templates.get(row.owner_id)
+    if template is None:
+        template = templates[row.owner_id] = orjson.loads(row.owner_body)
+    suffix = row.api_id[_UUID_LENGTH:]  # "_" and the original start, as `instance_id`
+    return json_bytes(
+        {
+            **template,
+            "id": row.api_id,
+            "original_start_time": start,
+            "start_time": start,
+            "end_time": end,
+            "google_event_id": row.series_id + suffix,
+        }
+    )
+
+
+_UUID_LENGTH: Final = 36
+"""The length of a local id as text: an instance's API id is it and the suffix."""
 
 
 def _document(
@@ -419,25 +463,9 @@ def _document(
     return instance_json(template, view)
 
 
-def _body_key(item: _Item, versions: Mapping[uuid.UUID, str | None]) -> tuple[str, str] | None:
-    """What an item's body depends on, as (API id, version of the one row it shows), or
-    `None` when it shows more than one row (an exception and its master) or the row has
-    no version."""
-    _, api_id, payload = item
-    if isinstance(payload, uuid.UUID):
-        version = versions.get(payload)
-    elif payload.generated:
-        version = payload.series.version
-    else:
-        return None
-    return (api_id, version) if version is not None else None
-
-
-def _page(
-    session: Session, user_id: uuid.UUID, query: ListQuery, memos: ListMemos | None
-) -> tuple[list[_Item], dict[uuid.UUID, str | None], str | None]:
-    """The items of the page `query` asks for (nothing loaded yet), the row versions the
-    singles among them were listed with, and the cursor of the next page."""
+def _page(session: Session, user_id: uuid.UUID, query: ListQuery) -> tuple[list[_Item], str | None]:
+    """The items of the page `query` asks for (nothing loaded yet) and the cursor of the
+    next page."""
     spec = EventFilter(
         user_id=user_id,
         start=query.start,
@@ -451,24 +479,21 @@ def _page(
     if query.after is not None:
         after = (query.after[0], uuid.UUID(query.after[1].split("_", 1)[0]))
     single_items: list[_Item] = []
-    versions: dict[uuid.UUID, str | None] = {}
     if not query.expand:
         # The page is what the keys say (a row deleted since it was listed is left out,
-        # without cutting the pages short); its rows come from the row cache if unchanged.
+        # without cutting the pages short).
         listed = list_keys(session, spec, limit=query.limit + 1, after=after)
-        items: list[_Item] = [(at, str(event_id), event_id) for at, event_id, _ in listed]
-        versions.update((event_id, version) for _, event_id, version in listed)
+        items: list[_Item] = [(at, str(event_id), event_id) for at, event_id in listed]
     else:
         assert query.start is not None
         assert query.end is not None
         if query.recurring is not True:
             keys = list_keys(session, spec, limit=query.limit + 1, after=after)
-            single_items = [(at, str(event_id), event_id) for at, event_id, _ in keys]
-            versions.update((event_id, version) for _, event_id, version in keys)
+            single_items = [(at, str(event_id), event_id) for at, event_id in keys]
         if query.recurring is False:
             items = _after_cursor(single_items, query.after)
         else:
-            items = _first_items(session, spec, query, single_items, memos)
+            items = _first_items(session, spec, query, single_items)
     page_items = items[: query.limit]
     more = len(items) > query.limit
     cursor = (
@@ -476,7 +501,7 @@ def _page(
         if more and page_items
         else None
     )
-    return page_items, versions, cursor
+    return page_items, cursor
 
 
 def _after_cursor(items: list[_Item], after: tuple[datetime, str] | None) -> list[_Item]:
@@ -491,7 +516,6 @@ def _first_items(
     spec: EventFilter,
     query: ListQuery,
     singles: list[_Item],
-    memos: ListMemos | None,
 ) -> list[_Item]:
     """Singles and instances after the cursor, sorted: at least the first `limit + 1` of
     the whole answer (or all of it), and nothing that is not in it.
@@ -505,16 +529,11 @@ def _first_items(
     bound, 1,000, is above `MAX_PAGE` + 1), so the page is exact and the next one goes
     on from it. Masters are those whose range meets the window and those of the live
     exceptions in it (an instance moved out of its series' span, R2).
-    With memos, the entries this made or grew are put into the memo once, at the end.
     """
     assert query.start is not None
     assert query.end is not None
-    start, end = query.start, query.end
-    series = _series(session, spec, start, end, memos)
-    try:
-        return _items_until_certain(series, query, singles)
-    finally:
-        _remember(series)
+    series = _series(session, spec, query.start, query.end)
+    return _items_until_certain(series, query, singles)
 
 
 def _items_until_certain(
@@ -589,29 +608,18 @@ _item_key: Final[Callable[[_Item], tuple[datetime, str]]] = itemgetter(0, 1)
 """An item's (sort instant, API id): the order of the answer."""
 
 
-def _load(
-    session: Session, items: list[_Item], single_versions: Mapping[uuid.UUID, str | None]
-) -> dict[uuid.UUID, StoredEvent]:
-    """The singles and masters page items show, by id: one query for those whose listed
-    row version (of `single_versions`, or the outline's) the process cache does not hold.
-    A row that went away since it was listed (deleted by a concurrent request) is
-    missing."""
-    versions = dict(single_versions)
-    wanted = []
-    for _, _, payload in items:
-        if isinstance(payload, uuid.UUID):
-            wanted.append(payload)
-        else:
-            wanted.append(payload.series.id)
-            versions[payload.series.id] = payload.series.version
-    return load_many(session, wanted, versions=versions)
+def _load(session: Session, items: list[_Item]) -> dict[uuid.UUID, StoredEvent]:
+    """The singles and masters page items show, by id, read in one query. A row that
+    went away since it was listed (deleted by a concurrent request) is missing."""
+    wanted = [
+        payload if isinstance(payload, uuid.UUID) else payload.series.id for _, _, payload in items
+    ]
+    return load_many(session, wanted)
 
 
-def _views(
-    session: Session, items: list[_Item], single_versions: Mapping[uuid.UUID, str | None]
-) -> list[EventView]:
+def _views(session: Session, items: list[_Item]) -> list[EventView]:
     """The views of `items` (`_load`, then `_view`), leaving out those whose row went."""
-    loaded = _load(session, items, single_versions)
+    loaded = _load(session, items)
     return [view for item in items if (view := _view(item, loaded)) is not None]
 
 
@@ -675,8 +683,7 @@ def instance_api_id(master: StoredEvent, original_start: EventTime) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _SeriesData:
-    """The user's series in a window: outlines and their exceptions, read once; with
-    memos, the memo entries of the outlines (`entries[i].outline is masters[i]`)."""
+    """The user's series in a window: outlines and their exceptions, read once."""
 
     masters: list[SeriesOutline]
     exceptions: dict[tuple[uuid.UUID, str], list[StoredEvent]]
@@ -684,26 +691,10 @@ class _SeriesData:
     """The window's days, against which all-day instances are listed."""
     category: str | None
     session: Session
-    memos: ListMemos | None
-    entries: list[SeriesEntry] | None
-    changed: set[int]
-    """The indexes of `entries` not yet in the memo as they are (new, or with new items)."""
 
 
-def _remember(series: _SeriesData) -> None:
-    """Put the entries `series` changed into the memo (one put for the whole read)."""
-    if series.memos is not None and series.entries is not None and series.changed:
-        entries = series.entries
-        series.memos.series.put_many([(entries[i].key, entries[i]) for i in sorted(series.changed)])
-        series.changed.clear()
-
-
-def _series(
-    session: Session, spec: EventFilter, start: datetime, end: datetime, memos: ListMemos | None
-) -> _SeriesData:
-    """The masters selected for `[start, end)` with their exceptions. With memos, the
-    masters' keys are read first and only the outlines the memo does not hold for their
-    version are read (a master changed in between is read as it is then)."""
+def _series(session: Session, spec: EventFilter, start: datetime, end: datetime) -> _SeriesData:
+    """The masters selected for `[start, end)` with their exceptions."""
     assert spec.days is not None
     masters_spec = EventFilter(
         user_id=spec.user_id,
@@ -713,25 +704,7 @@ def _series(
         calendar_id=spec.calendar_id,
         kind=Kind.MASTER,
     )
-    entries: list[SeriesEntry] | None = None
-    changed: set[int] = set()
-    if memos is None:
-        masters = series_outlines(session, masters_spec, limit=MAX_SERIES)
-    else:
-        keys = series_keys(session, masters_spec, limit=MAX_SERIES)
-        found = memos.series.get_many([series_key(*key) for key in keys])
-        missing = [key[0] for key, entry in zip(keys, found, strict=True) if entry is None]
-        read = {o.id: o for o in outlines_of(session, masters_spec, missing)} if missing else {}
-        entries = []
-        for key, entry in zip(keys, found, strict=True):
-            if entry is None:
-                outline = read.get(key[0])
-                if outline is None:
-                    continue  # no longer selected when its outline was read
-                entry = SeriesEntry(outline)
-                changed.add(len(entries))
-            entries.append(entry)
-        masters = [entry.outline for entry in entries]
+    masters = series_outlines(session, masters_spec, limit=MAX_SERIES)
     # instances moved out of their series' span: their masters' ranges miss the window
     moved = masters_of_exceptions_in(
         session,
@@ -745,16 +718,9 @@ def _series(
         ),
         known={m.id for m in masters},
     )
-    if moved:
-        masters = masters + moved
-        if entries is not None:
-            entries += [
-                SeriesEntry(outline) for outline in moved
-            ]  # with exceptions: never memoised
+    masters = masters + moved
     exceptions = exceptions_of_outlines(session, masters)
-    return _SeriesData(
-        masters, exceptions, spec.days, spec.category, session, memos, entries, changed
-    )
+    return _SeriesData(masters, exceptions, spec.days, spec.category, session)
 
 
 def _instance_items(
@@ -772,43 +738,10 @@ def _instance_items(
     `_ALL_DAY_MARGIN` are then exactly those of the whole window. With `not_before`
     (the cursor's instant), only items that sort at or after it, the per-series bound
     counting from there (`recurrence.occurrences`).
-
-    A series without exceptions has items that depend on its master row alone: with
-    memos they are remembered by (master id, row version, window) (`calsync.web.list_cache`).
     """
     items: list[_Item] = []
-    category = series.category
-    if series.memos is None or series.entries is None:
-        for master in series.masters:
-            items += _series_items(series, master, start, end, part_end, not_before)
-        return items
-    days = series.days
-    window = Window(
-        (
-            start,
-            start.tzinfo,
-            end,
-            end.tzinfo,
-            part_end,
-            part_end.tzinfo,
-            days.first,
-            days.end,
-            not_before,
-        )
-    )
-    for index, entry in enumerate(series.entries):
-        master = entry.outline
-        if master.has_exceptions or master.version is None:
-            items += _series_items(series, master, start, end, part_end, not_before)
-            continue
-        if category is not None and master.category != category:
-            continue  # every item of a series without exceptions shows its category
-        found = entry.items(window)
-        if found is None:
-            found = tuple(_series_items(series, master, start, end, part_end, not_before))
-            series.entries[index] = entry.with_items(window, found)
-            series.changed.add(index)
-        items += found
+    for master in series.masters:
+        items += _series_items(series, master, start, end, part_end, not_before)
     return items
 
 

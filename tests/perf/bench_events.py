@@ -7,9 +7,9 @@ Figures:
 - ``GET /events?expand=true`` for a one-month window (limit 200, the page cap) over N
   stored events of which S are recurring series (weekly, daily, monthly; with and
   without end), through the whole ASGI app in-process (auth, query, expansion, JSON):
-  the same request repeated (warm: the row cache and the list memos hold the month),
-  then with both emptied before each request (cold; the parsed-rule cache of
-  `calsync.domain.recurrence` stays warm in both);
+  the same request repeated (the list memos and the row cache that made it cheaper
+  were removed with the read model on, decisions X7; ``--read-model`` reads it from
+  the model);
 - POST -> visible in the emulator: ``POST /events``, then the ``push_outbox`` job body
   run at once (as a worker would on receiving the kick), then ``events.get`` from the
   emulator with the real Google client succeeds.
@@ -54,7 +54,6 @@ from calsync.emulator.server import EmulatorServer
 from calsync.emulator.testing import EmulatorControl, build_calendar_service
 from calsync.events import read_model
 from calsync.providers.google.ids import google_event_id
-from calsync.store import row_cache
 from calsync.store.db import make_engine
 from calsync.store.events import event_columns
 from calsync.store.migrate import upgrade
@@ -65,7 +64,6 @@ from calsync.web.app import create_app
 from calsync.web.auth.tokens import issue_token
 from calsync.web.event_reads import list_bodies, parse_list_query
 from calsync.web.json_body import list_body
-from calsync.web.list_cache import memos_of
 from tests.google_users import connect_google_user
 
 PG = os.environ.get("CALSYNC_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
@@ -270,21 +268,6 @@ def main() -> None:
                 f"GET /events?expand=true one month (page of {len(first['events'])})",
                 measure(client, "/events", params, headers, args.requests),
             )
-            with services.sessions() as session:
-                cache = row_cache.cache_of(session)
-                memos = memos_of(session)
-            if cache is not None and memos is not None:
-                rows, lists = cache, memos
-
-                def empty() -> None:
-                    rows.clear()
-                    lists.clear()
-
-                report(
-                    "GET /events?expand=true one month, row cache and list memos emptied "
-                    "before each",
-                    measure(client, "/events", params, headers, args.requests, empty),
-                )
             plain = {k: v for k, v in params.items() if k != "expand"}
             report(
                 "GET /events one month, unexpanded (page of 200)",

@@ -54,7 +54,6 @@ from calsync.store.tables import Calendar
 from calsync.sync import calendar_list, pull
 from calsync.web.app import create_app
 from calsync.web.auth.tokens import issue_token
-from calsync.web.list_cache import memos_of
 from tests.google_users import connect_google_user
 
 PG = os.environ.get("CALSYNC_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
@@ -164,12 +163,8 @@ class Bench:
         pull.pull_calendar(self.services, user.calendar)
 
     def forget(self) -> None:
-        """Empty every kept validation and list memo (a process that never saw the rule)."""
+        """Empty every kept validation (a process that never saw the rule)."""
         clear_rule_cache()
-        with self.services.sessions() as session:
-            memos = memos_of(session)
-        if memos is not None:
-            memos.clear()
 
     def run(self, user: User, reader: User, title: str, lines: list[str]) -> list[float]:
         """One round of figures for `lines`: written by `user` through the API, pulled into

@@ -18,6 +18,8 @@ Production mode: PostgreSQL, Redis, one API process (``calsync serve --workers 1
 uvicorn, httptools, uvloop), one worker (``calsync worker``), the emulator in its own
 process, every listing over HTTP with a real JWT. Figures:
 
+- the read model's first fill (as the scheduler's first tick makes it; decisions X4),
+  after the first pulls; every sync after it keeps the model;
 - full sync of the first user's calendar (`pull_calendar` with no token, rows deleted
   first; best of ``--runs``), and gcal_sync's ``CalendarEventSyncManager.run()`` into a
   fresh in-memory store;
@@ -71,6 +73,7 @@ from gcal_sync.sync import CalendarEventSyncManager
 from calsync.bootstrap import Services, bootstrap
 from calsync.config import Settings
 from calsync.emulator.testing import EmulatorControl, build_calendar_service, new_batch
+from calsync.events import read_model
 from calsync.store.migrate import upgrade
 from calsync.store.tables import Calendar, Event
 from calsync.sync.calendar_list import sync_calendar_list
@@ -482,6 +485,15 @@ async def run(args: argparse.Namespace) -> list[str]:
             f"({generated[0].series} series in {len(ZONES)} zones, "
             f"{len(generated[0].patches)} moved and {len(generated[0].deletes)} cancelled "
             f"instances, {generated[0].singles} singles)"
+        )
+
+        # the read model (on by default, decisions X4): its first fill, as the scheduler's
+        # first tick makes it; from then on every pull below keeps it
+        started = time.perf_counter()
+        read_model.fill(services.sessions, datetime.now(UTC))
+        say(
+            f"read model: first fill of {len(sides)} users' rows in "
+            f"{time.perf_counter() - started:.1f} s"
         )
 
         # full and incremental sync, both libraries

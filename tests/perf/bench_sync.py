@@ -1,7 +1,8 @@
 """Benchmark the sync engine: prints figures, asserts nothing.
 
 Run: ``.venv/bin/python -m tests.perf.bench_sync [--events 10000]``
-(``--read-model`` fills the read model first, which is off otherwise; ``--redis URL``;
+(``--read-model`` fills the read model first, as the scheduler would: nothing here
+runs it, so it is off otherwise; ``--redis URL``;
 ``--pulls-only`` skips the change-to-visible figure; ``--profile DIR`` writes
 cProfile stats of the pulls there; ``--database NAME`` picks the scratch database.)
 
@@ -204,7 +205,7 @@ def main() -> None:
     parser.add_argument("--database", default=DATABASE, help="scratch database (dropped)")
     parser.add_argument("--redis", default=REDIS, help="Redis URL (a database of your own)")
     parser.add_argument(
-        "--read-model", action="store_true", help="fill the read model first (V8: else off)"
+        "--read-model", action="store_true", help="fill the read model first (else off)"
     )
     args = parser.parse_args()
     emulator_port, api_port = free_port(), free_port()

@@ -25,12 +25,9 @@ from calsync.store.event_queries import (
     exceptions_of_outlines,
     list_keys,
     list_stored,
-    outlines_of,
-    series_keys,
     series_outlines,
 )
 from calsync.store.events import event_columns, load_stored
-from calsync.store.row_cache import version_by_id, version_column
 from calsync.store.tables import Event as EventRow
 from tests.conftest import FakeGoogle
 from tests.integration.events.conftest import EventsApp, running
@@ -127,8 +124,6 @@ def test_outlines_equal_the_stored_events(any_app: EventsApp) -> None:
         listed = exceptions_of_outlines(session, outlines)
         expected = exceptions_of(session, [(o.calendar_id, o.series_id) for o in outlines])
         full = {o.id: load_stored(session, o.id) for o in outlines}
-        keys = series_keys(session, spec, limit=100)
-        halves = outlines_of(session, spec, [key[0] for key in reversed(keys)])
     # Then each outline holds the stored event's values, in the same order
     assert [o.id for o in outlines] == [s.id for s in stored]
     assert len(outlines) == 3
@@ -142,9 +137,6 @@ def test_outlines_equal_the_stored_events(any_app: EventsApp) -> None:
         assert outline.recurrence == event.recurrence
         assert outline.category == event.category
         assert outline.series_id == (event.provider_event_id or str(loaded.id))
-    # And the keys, then the outlines read by id, are the same outlines in two halves
-    assert keys == [(o.id, o.version, o.has_exceptions) for o in outlines]
-    assert sorted(halves, key=outlines.index) == outlines
     # And only the series that has an exception by its Google id may be skipped
     by_id = {o.id: o for o in outlines}
     assert [by_id[i].has_exceptions for i in ids] == [True, False, True]
@@ -173,64 +165,14 @@ def test_keys_are_the_keys_of_the_listed_singles(any_app: EventsApp) -> None:
         )
     spec = march(alice.id, Kind.SINGLE)
     with app.services.sessions() as session:
-        listed = list_keys(session, spec, limit=3)
-        versions = dict(
-            session.execute(
-                sa.select(EventRow.id, version_column(session)).where(EventRow.user_id == alice.id)
-            ).all()
-        )
-        keys = [(at, event_id) for at, event_id, _ in listed]
+        keys = list_keys(session, spec, limit=3)
         rows = list_stored(session, spec, limit=3)
-        after = [
-            (at, event_id) for at, event_id, _ in list_keys(session, spec, limit=10, after=keys[1])
-        ]
+        after = list_keys(session, spec, limit=10, after=keys[1])
         rows_after = list_stored(session, spec, limit=10, after=keys[1])
     assert keys == [(s.event.start.instant, s.id) for s in rows]
-    # the versions are those version_column reads (the row cache's and the memos' keys)
-    assert [version for _, _, version in listed] == [versions[s.id] for s in rows]
     assert after == [(s.event.start.instant, s.id) for s in rows_after]
     assert len(keys) == 3
     assert len(after) == 2
-
-
-def test_outlines_read_by_id_are_those_the_filter_still_selects(any_app: EventsApp) -> None:
-    # Given two weekly series whose keys were read
-    app = any_app
-    alice = app.connect("alice@example.com")
-    created = [
-        app.create(
-            alice,
-            {
-                "title": title,
-                "start_time": "2031-03-03T10:00:00Z",
-                "end_time": "2031-03-03T11:00:00Z",
-                "recurrence": ["RRULE:FREQ=WEEKLY"],
-            },
-        )["id"]
-        for title in ("kept", "deleted")
-    ]
-    spec = march(alice.id, Kind.MASTER)
-    with app.services.sessions() as session:
-        keys = series_keys(session, spec, limit=10)
-    assert {str(key[0]) for key in keys} == set(created)
-    # When one is deleted and the other renamed before their outlines are read
-    assert app.client.delete(f"/events/{created[1]}", headers=alice.headers).status_code == 204
-    with app.services.sessions.begin() as session:
-        session.execute(
-            sa.update(EventRow).where(EventRow.id == uuid.UUID(created[0])).values(category="new")
-        )
-    with app.services.sessions() as session:
-        read = outlines_of(session, spec, [key[0] for key in keys])
-    # Then only the one still selected is read, as it is now
-    assert [(str(o.id), o.category) for o in read] == [(created[0], "new")]
-    if app.services.engine.dialect.name == "postgresql":
-        assert read[0].version != next(k[1] for k in keys if k[0] == read[0].id)
-
-
-def test_a_version_by_id_takes_only_a_column_name() -> None:
-    assert version_by_id("k.id") is not None
-    with pytest.raises(ValueError, match="column name"):
-        version_by_id("k.id); DROP TABLE events; --")
 
 
 @pytest.fixture

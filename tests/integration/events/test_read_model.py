@@ -2,7 +2,9 @@
 
 Differential (decisions V6): generated calendars - timed and all-day singles, timed and
 all-day series in several zones with COUNT, UNTIL or no end and EXDATEs, instances
-cancelled, moved, retitled and series split (``scope=following``) through the API - for
+cancelled, moved, retitled, given attendees and series split (``scope=following``)
+through the API, items with attendees, descriptions and metadata (shown by the stored
+documents of decision X2, which must follow every change of them) - for
 users in different zones; random windows inside the horizon, given as dates or as
 date-times with offsets, with and without filters, paged with small and large pages.
 Each listing is walked page by page twice: from the read model (the horizon set), and by
@@ -91,7 +93,20 @@ def single(draw: st.DrawFn) -> dict[str, Any]:
         "category": draw(st.sampled_from(["work", "home"])),
         "start_time": start.isoformat(),
         "end_time": (start + length).isoformat(),
-    }
+    } | draw(shown_fields())
+
+
+@st.composite
+def shown_fields(draw: st.DrawFn) -> dict[str, Any]:
+    """Fields a listed item shows that its place in the list does not depend on (the
+    stored documents must follow them, decision X2)."""
+    found: dict[str, Any] = {}
+    if draw(st.booleans()):
+        people = draw(st.lists(st.sampled_from(["ann", "bo", "cy"]), max_size=2, unique=True))
+        found["attendees"] = [{"email": f"{p}@example.com"} for p in people]
+    if draw(st.booleans()):
+        found |= {"description": "déjà vu ✓", "location": "Room 1", "metadata": {"k": "v"}}
+    return found
 
 
 @st.composite
@@ -113,7 +128,10 @@ def series(draw: st.DrawFn) -> dict[str, Any]:
         )
         parts.append(f"UNTIL={until:%Y%m%d}T235959Z")
     rule = "RRULE:" + ";".join(parts)
-    body: dict[str, Any] = {"title": "series", "category": draw(st.sampled_from(["work", "home"]))}
+    body: dict[str, Any] = {
+        "title": "series",
+        "category": draw(st.sampled_from(["work", "home"])),
+    } | draw(shown_fields())
     if draw(st.booleans()):
         body |= {
             "start_time": day.isoformat(),
@@ -248,7 +266,9 @@ def change(app: EventsApp, user: User, instance: str, how: str, shift: int) -> N
     if current.status_code != 200:
         return
     shown = current.json()
-    body = {"title": f"{how} {shift}"}
+    body: dict[str, Any] = {"title": f"{how} {shift}"}
+    if how == "invite":
+        body["attendees"] = [{"email": f"guest{abs(shift)}@example.com"}]
     params = {"scope": "following"} if how == "split" else {}
     if how == "move":
         start, end = shown["start_time"], shown["end_time"]
@@ -294,14 +314,14 @@ def test_the_model_lists_what_expansion_lists(
             for body in singles + masters:
                 created.append((user, app.create(user, body)["id"]))
         compare(app, people, windows, spy)
-        # writes to the series being listed: cancel, move, retitle, split
+        # writes to the series being listed: cancel, move, retitle, split, invite
         for user, event_id in created:
             ids = instance_ids(app, user, event_id)
             if not ids:
                 continue
             picks = data.draw(st.lists(st.sampled_from(ids), max_size=3, unique=True))
             for instance in picks:
-                how = data.draw(st.sampled_from(["cancel", "move", "retitle", "split"]))
+                how = data.draw(st.sampled_from(["cancel", "move", "retitle", "split", "invite"]))
                 change(app, user, instance, how, data.draw(st.integers(-3, 3)))
         compare(app, people, windows, spy, small_pages=False)
         # pushed to Google, changed there by another client, pulled back

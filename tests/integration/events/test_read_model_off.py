@@ -21,10 +21,11 @@ import sqlalchemy as sa
 
 from calsync.config import Settings
 from calsync.events import read_model
-from calsync.store.tables import event_instances, instance_dirty, instance_horizon
+from calsync.scheduler import build_scheduler
+from calsync.store.tables import event_documents, event_instances, instance_dirty, instance_horizon
 from tests.conftest import FakeGoogle
 from tests.integration.events.conftest import EventsApp, User, running
-from tests.integration.events.test_read_model import BASE, Spy, compare
+from tests.integration.events.test_read_model import BASE, Spy, compare, walk
 
 pytestmark = pytest.mark.integration
 
@@ -198,3 +199,83 @@ def test_the_upkeep_does_not_run_itself_again(
         for n, user in enumerate(people):
             calendar(app, user, n)
     assert not caplog.records
+
+
+def documents(app: EventsApp) -> int:
+    with app.services.sessions() as session:
+        return session.scalar(sa.select(sa.func.count()).select_from(event_documents)) or 0
+
+
+def test_switched_off_the_model_is_forgotten_and_writes_pay_nothing_again(
+    off: tuple[EventsApp, list[User]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Decision X5: the scheduler with ``READ_MODEL`` off forgets a model filled before
+    (else every write kept paying its upkeep and pages read a horizon nobody moved)."""
+    app, people = off
+    for n, user in enumerate(people):
+        calendar(app, user, n)
+    assert read_model.fill(app.services.sessions, app.clock())
+    assert counts(app)[2] == 1
+    assert documents(app) > 0
+    # When the scheduler runs with the model off
+    assert read_model.keep(app.services.sessions, app.clock(), on=False)
+    assert not read_model.keep(app.services.sessions, app.clock(), on=False)
+    # Then nothing of it is left, writes keep nothing, and pages are expanded
+    assert counts(app) == (0, 0, 0)
+    assert documents(app) == 0
+    for n, user in enumerate(people):
+        calendar(app, user, n + 3)
+    assert counts(app) == (0, 0, 0)
+    assert documents(app) == 0
+    spy = Spy()
+    monkeypatch.setattr(read_model, "page", spy)
+    query = WINDOWS[0] | {"expand": "true", "limit": "200"}
+    expanded = [walk(app, user, query) for user in people]
+    assert spy.answered == 0
+    assert all(events for pages in expanded for events, _ in pages)
+    # And on again, it lists what expansion lists
+    assert read_model.keep(app.services.sessions, app.clock(), on=True)
+    assert [walk(app, user, query) for user in people] == expanded
+    assert spy.answered > 0
+    compare(app, people, WINDOWS, spy, small_pages=False)
+
+
+@pytest.fixture(params=["embedded", "production"])
+def defaults(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    fake_google: FakeGoogle,
+) -> Iterator[EventsApp]:
+    """calsync as ``make dev`` (embedded) and production configure it: settings as they
+    come, the scheduler not run yet."""
+    if request.param == "embedded":
+        base = Settings.embedded(tmp_path_factory.mktemp("read-model-defaults"))
+    else:
+        base = request.getfixturevalue("production_settings")
+    assert base.read_model  # on by default (decision X4)
+    yield from running(base, fake_google)
+
+
+def test_a_new_users_lists_are_right_before_and_after_the_schedulers_first_fill(
+    defaults: EventsApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = defaults
+    spy = Spy()
+    monkeypatch.setattr(read_model, "page", spy)
+    query = WINDOWS[0] | {"expand": "true", "limit": "200"}
+    alice = app.connect(f"new-{uuid.uuid4().hex[:6]}@example.com")
+    assert walk(app, alice, query) == [([], None)]  # a new user's first list: empty
+    calendar(app, alice, 0)
+    before = walk(app, alice, query)
+    assert before[0][0]
+    assert spy.answered == 0  # not filled yet: expanded per request
+    # When the scheduler ticks for the first time
+    task = next(t for t in build_scheduler(app.services).tasks if t.name == "fill_read_model")
+    task.action(app.clock())
+    # Then the model answers, as expansion did; a user new after the fill too
+    assert walk(app, alice, query) == before
+    assert spy.answered == len(before)
+    bob = app.connect(f"new-{uuid.uuid4().hex[:6]}@example.com")
+    assert walk(app, bob, query) == [([], None)]
+    calendar(app, bob, 1)
+    compare(app, [alice, bob], WINDOWS, spy)

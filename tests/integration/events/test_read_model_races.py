@@ -1,9 +1,12 @@
 """A page read from the read model is of one moment, while a write or a pull changes the
 series being read (decisions V2, V5).
 
-The write is made at the worst point: after the page's rows were scanned, before the
-rows they name are loaded (a hook on the page's load, from another thread, committed
-before the load goes on). The page must show the series wholly as it was before or
+The write is made at the worst point (a hook, from another thread, committed before
+the page goes on): for a page made of the documents its scan reads with its items
+(decision X2), after the page's first reads (the horizon, whether the user's lists may
+be read from the model) and before the scan; for a page that renders its items (as it
+does those without a usable document), after the scan and before the rows its items
+name are loaded. The page must show the series wholly as it was before or
 wholly as it is after - never an instance of the old series rendered from the new
 master - and the next listing must show it as it is after, as today's expansion does.
 Both databases, two users (the other user's list must not change).
@@ -85,31 +88,58 @@ def expanded(app: EventsApp, user: User) -> list[tuple[str, ...]]:
             instances.set_horizon(session, *bounds)
 
 
-def between_scan_and_load(monkeypatch: pytest.MonkeyPatch, change: Callable[[], None]) -> list[int]:
-    """Run `change` in another thread, to its commit, when the next page loads its rows;
-    the list counts the pages that ran it."""
-    real = event_reads.load_many
+@pytest.fixture(params=["documents", "rendered"])
+def path(request: pytest.FixtureRequest) -> str:
+    """How the page makes its items: from the documents its scan read with them, or (as
+    for an item without a usable document) rendered from the rows it names, loaded after
+    the scan."""
+    return str(request.param)
+
+
+def between_scan_and_load(
+    monkeypatch: pytest.MonkeyPatch, change: Callable[[], None], path: str
+) -> list[int]:
+    """Run `change` in another thread, to its commit, at the worst point of the next
+    page (`path`): before its scan, after its first reads; or, rendering every item,
+    after its scan and before it loads the rows the items name. The list counts the
+    pages that ran it."""
     ran: list[int] = []
 
-    def load_many(session: Any, ids: Any, **kwargs: Any) -> Any:
-        if not ran:
-            ran.append(1)
-            failures: list[BaseException] = []
+    def run_change() -> None:
+        if ran:
+            return
+        ran.append(1)
+        failures: list[BaseException] = []
 
-            def run() -> None:
-                try:
-                    change()
-                except BaseException as error:  # handed to the test's thread
-                    failures.append(error)
+        def run() -> None:
+            try:
+                change()
+            except BaseException as error:  # handed to the test's thread
+                failures.append(error)
 
-            thread = threading.Thread(target=run)
-            thread.start()
-            thread.join(timeout=60)
-            assert not thread.is_alive(), "the change did not finish (blocked by the read?)"
-            assert not failures, failures
-        return real(session, ids, **kwargs)
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join(timeout=60)
+        assert not thread.is_alive(), "the change did not finish (blocked by the read?)"
+        assert not failures, failures
 
-    monkeypatch.setattr(event_reads, "load_many", load_many)
+    if path == "documents":
+        real_scan = instances.listed_rows
+
+        def listed_rows(session: Any, *args: Any, **kwargs: Any) -> Any:
+            run_change()
+            return real_scan(session, *args, **kwargs)
+
+        monkeypatch.setattr(instances, "listed_rows", listed_rows)
+        return ran
+    real_load = event_reads.load_shown
+
+    def load_shown(session: Any, ids: Any) -> Any:
+        run_change()
+        return real_load(session, ids)
+
+    monkeypatch.setattr(event_reads, "_stored_body", lambda *_: None)
+    monkeypatch.setattr(event_reads, "load_shown", load_shown)
     return ran
 
 
@@ -132,7 +162,7 @@ def prepare(app: EventsApp, people: list[User]) -> tuple[str, list[tuple[str, ..
 
 
 def test_a_page_is_of_one_moment_while_a_write_changes_the_series(
-    filled: tuple[EventsApp, list[User]], monkeypatch: pytest.MonkeyPatch
+    filled: tuple[EventsApp, list[User]], monkeypatch: pytest.MonkeyPatch, path: str
 ) -> None:
     app, people = filled
     alice, bob = people
@@ -147,7 +177,7 @@ def test_a_page_is_of_one_moment_while_a_write_changes_the_series(
             )
             assert answer.status_code == 200, answer.text
 
-        ran = between_scan_and_load(monkeypatch, change)
+        ran = between_scan_and_load(monkeypatch, change, path)
         during = shown(app, alice)
     assert ran == [1]
     monkeypatch.undo()
@@ -159,7 +189,7 @@ def test_a_page_is_of_one_moment_while_a_write_changes_the_series(
 
 
 def test_a_page_is_of_one_moment_while_a_pull_changes_the_series(
-    filled: tuple[EventsApp, list[User]], monkeypatch: pytest.MonkeyPatch
+    filled: tuple[EventsApp, list[User]], monkeypatch: pytest.MonkeyPatch, path: str
 ) -> None:
     app, people = filled
     alice, bob = people
@@ -176,7 +206,7 @@ def test_a_page_is_of_one_moment_while_a_pull_changes_the_series(
     remote.update(calendarId=alice.primary, eventId=google_id, body=master).execute()
     app.clock.advance(minutes=1)
 
-    ran = between_scan_and_load(monkeypatch, lambda: app.pull(alice))
+    ran = between_scan_and_load(monkeypatch, lambda: app.pull(alice), path)
     during = shown(app, alice)
     assert ran == [1]
     monkeypatch.undo()
