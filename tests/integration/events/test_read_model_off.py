@@ -9,6 +9,8 @@ whose transaction was open while the first fill began.
 
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 import threading
 import uuid
@@ -246,14 +248,14 @@ def defaults(
     tmp_path_factory: pytest.TempPathFactory,
     fake_google: FakeGoogle,
 ) -> Iterator[EventsApp]:
-    """calsync as ``make dev`` (embedded) and production configure it: settings as they
-    come, the scheduler not run yet."""
+    """calsync as ``make dev`` (embedded) and production configure it, with the read
+    model switched on (it is off by default, decision X10): the scheduler not run yet."""
     if request.param == "embedded":
         base = Settings.embedded(tmp_path_factory.mktemp("read-model-defaults"))
     else:
         base = request.getfixturevalue("production_settings")
-    assert base.read_model  # on by default (decision X4)
-    yield from running(base, fake_google)
+    assert not base.read_model  # off by default (decision X10)
+    yield from running(dataclasses.replace(base, read_model=True), fake_google)
 
 
 def test_a_new_users_lists_are_right_before_and_after_the_schedulers_first_fill(
