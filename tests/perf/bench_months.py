@@ -489,8 +489,8 @@ async def run(args: argparse.Namespace) -> list[str]:
             f"instances, {generated[0].singles} singles)"
         )
 
-        # the read model (switched on above; off by default, decisions X10): its first fill, as the scheduler's
-        # first tick makes it; from then on every pull below keeps it
+        # the read model (switched on above; off by default, decisions X10): its first
+        # fill, as the scheduler's first tick makes it; from then on every pull keeps it
         started = time.perf_counter()
         read_model.fill(services.sessions, datetime.now(UTC))
         say(

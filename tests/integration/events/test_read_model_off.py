@@ -10,7 +10,6 @@ whose transaction was open while the first fill began.
 from __future__ import annotations
 
 import dataclasses
-
 import logging
 import threading
 import uuid
