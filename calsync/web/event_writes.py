@@ -234,6 +234,12 @@ def _refuse(problems: list[TypeProblem]) -> None:
 
 
 def _check_etag(etag: str, if_match: str | None) -> None:
+    """412 unless `if_match` (the request's ``If-Match``) names `etag` or is ``*``.
+
+    Checked first on the row as the request read it (refusing early), and again on the
+    row as locked for the write (`_save`, `_cancel_exception`, `_delete_series`): a
+    write of the same version that committed in between must turn this one into a 412,
+    not be overwritten."""
     if if_match is not None and if_match.strip() not in (etag, "*"):
         raise APIError(412, "the event changed since you read it; GET it again")
 
@@ -256,7 +262,7 @@ def update(
         if scope is Scope.FOLLOWING:
             raise _field_error("scope", "scope=following needs an instance id")
         _check_etag(found.etag, if_match)
-        stored = _save(session, account, found, changes, calendar, now=now)
+        stored = _save(session, account, found, changes, calendar, now=now, if_match=if_match)
         return WriteResult(EventView(str(stored.id), stored.event, stored), (stored.id,))
     _check_etag((found.exception or found.master).etag, if_match)
     if scope is Scope.FOLLOWING:
@@ -264,7 +270,9 @@ def update(
     if changes.has("recurrence") and changes.get("recurrence"):
         raise _field_error("recurrence", "an instance cannot recur itself")
     if found.exception is not None:
-        stored = _save(session, account, found.exception, changes, calendar, now=now)
+        stored = _save(
+            session, account, found.exception, changes, calendar, now=now, if_match=if_match
+        )
     else:
         event = apply_changes(found.event, changes, default_zone=calendar.timezone)
         _refuse(update_problems(found.event, event))
@@ -281,10 +289,12 @@ def _save(
     calendar: CalendarView,
     *,
     now: datetime,
+    if_match: str | None = None,
 ) -> StoredEvent:
     locked = event_changes.lock_stored(session, current.id)
     if locked is None or locked.deleted_at is not None:
         raise _not_found()
+    _check_etag(locked.etag, if_match)
     event = apply_changes(locked.event, changes, default_zone=calendar.timezone)
     _refuse(update_problems(locked.event, event))
     google_id = locked.event.provider_event_id or google_event_id(locked.id)
@@ -448,24 +458,31 @@ def delete(
             # A changed instance named by its own id (as plain lists show it) is cancelled
             # as through its instance id: a deleted row would let the series' own instance
             # show again while Google has the instance cancelled.
-            return _cancel_exception(session, account, found, now=now)
-        return _delete_series(session, account, found, now=now)
+            return _cancel_exception(session, account, found, now=now, if_match=if_match)
+        return _delete_series(session, account, found, now=now, if_match=if_match)
     _check_etag((found.exception or found.master).etag, if_match)
     if scope is Scope.FOLLOWING:
         return _split(session, account, found, calendar, None, now=now)
     if found.exception is not None:
-        return _cancel_exception(session, account, found.exception, now=now)
+        return _cancel_exception(session, account, found.exception, now=now, if_match=if_match)
     cancelled = dataclasses.replace(found.event, status=EventStatus.CANCELLED)
     stored = _insert_exception(session, account, found, cancelled, calendar, now=now)
     return WriteResult(None, (stored.id,))
 
 
 def _cancel_exception(
-    session: Session, account: UserAccount, exception: StoredEvent, *, now: datetime
+    session: Session,
+    account: UserAccount,
+    exception: StoredEvent,
+    *,
+    now: datetime,
+    if_match: str | None = None,
 ) -> WriteResult:
     """Cancel the instance a stored exception replaces (its row stays, cancelled)."""
     locked = event_changes.lock_stored(session, exception.id)
-    assert locked is not None
+    if locked is None or locked.deleted_at is not None:
+        raise _not_found()
+    _check_etag(locked.etag, if_match)
     stored = event_changes.save_local(
         session,
         locked.id,
@@ -478,8 +495,18 @@ def _cancel_exception(
 
 
 def _delete_series(
-    session: Session, account: UserAccount, stored: StoredEvent, *, now: datetime
+    session: Session,
+    account: UserAccount,
+    stored: StoredEvent,
+    *,
+    now: datetime,
+    if_match: str | None = None,
 ) -> WriteResult:
+    locked = event_changes.lock_stored(session, stored.id)
+    if locked is None or locked.deleted_at is not None:
+        raise _not_found()
+    _check_etag(locked.etag, if_match)
+    stored = locked
     ids = [stored.id]
     if stored.event.is_recurring:
         own = exceptions_of(session, [(stored.calendar_id, series_id_of(stored))])
