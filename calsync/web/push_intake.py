@@ -8,7 +8,7 @@ the app unchanged. Per notification it reads the headers, verifies the channel a
 the process's `ChannelCache` (no database round trip once a channel is known) and awaits
 the group commit of `DirtyMarks` (`calsync.sync.notifications.receive`).
 
-Answers (the same as the Starlette route in `calsync.web.routes.webhooks`):
+Answers (this middleware is the path's only receiver: no route serves it, decisions N7):
 
 - 202: a change recorded (its calendar marked dirty, a pull queued or already pending);
 - 200: acknowledged or deliberately ignored: the ``sync`` handshake, a stopped channel,
