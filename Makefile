@@ -48,8 +48,9 @@ typecheck: $(STAMP)
 check-deploy: $(STAMP)
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec compose.yaml
 
+# `pytest tests`, with tests/unit in a second process beside the rest (scripts/run-tests).
 pytest: $(STAMP) services
-	$(BIN)/python -m pytest tests
+	bash scripts/run-tests
 
 test: lint typecheck check-deploy pytest
 
