@@ -48,7 +48,8 @@ typecheck: $(STAMP)
 check-deploy: $(STAMP)
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec compose.yaml
 
-# `pytest tests`, with tests/unit in a second process beside the rest (scripts/run-tests).
+# `pytest tests` as two processes, one per core, each with its own Redis test database
+# (scripts/run-tests).
 pytest: $(STAMP) services
 	bash scripts/run-tests
 
