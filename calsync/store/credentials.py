@@ -65,14 +65,22 @@ def save_tokens(
 
 
 def load_credentials(
-    session: Session, box: SecretBox, user_id: uuid.UUID, *, lock: bool = False
+    session: Session,
+    box: SecretBox,
+    user_id: uuid.UUID,
+    *,
+    lock: bool = False,
+    stop_writers: bool = True,
 ) -> StoredCredentials | None:
     """The user's decrypted credentials, or None when they never connected Google.
 
     With ``lock``, the row stays locked (``FOR UPDATE``) until the transaction ends: the
-    refresh path uses it so that concurrent workers refresh once.
+    refresh path uses it so that concurrent workers refresh once. On SQLite a lock stops
+    every other writer (`calsync.store.db`); ``stop_writers=False`` locks on PostgreSQL
+    only, for a transaction that waits on Google while it holds the lock (on SQLite two
+    processes may then refresh at once, which Google allows).
     """
-    row = _row(session, user_id, lock=lock)
+    row = _row(session, user_id, lock=lock, stop_writers=stop_writers)
     if row is None:
         return None
     refresh = row.refresh_token_encrypted
@@ -146,10 +154,15 @@ def reactivate(session: Session, user_id: uuid.UUID) -> None:
     )
 
 
-def _row(session: Session, user_id: uuid.UUID, *, lock: bool) -> OAuthToken | None:
+def _row(
+    session: Session, user_id: uuid.UUID, *, lock: bool, stop_writers: bool = True
+) -> OAuthToken | None:
     query = sa.select(OAuthToken).where(
         OAuthToken.user_id == user_id, OAuthToken.provider == "google"
     )
     if lock:
-        query = query.with_for_update()
+        # the row as locked, not as the session may hold it from an earlier read
+        query = query.with_for_update().execution_options(
+            populate_existing=True, writer_lock=stop_writers
+        )
     return session.scalar(query)

@@ -15,7 +15,7 @@ request's first statement, which authentication retries once on a fresh connecti
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -86,6 +86,7 @@ def make_engine(
             url, echo=echo, connect_args={"check_same_thread": False}, **sizes
         )
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "before_execute", _sqlite_lock_for_update)
     else:
         engine = sa.create_engine(
             url,
@@ -120,6 +121,38 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _sqlite_lock_for_update(
+    conn: Connection,
+    clauseelement: Any,
+    _multiparams: Any,
+    _params: Any,
+    execution_options: Mapping[str, Any],
+) -> None:
+    """Give ``SELECT ... FOR UPDATE`` its meaning on SQLite: from this read on, the
+    transaction is the database's one writer, until it ends.
+
+    SQLite has no row locks, so SQLAlchemy drops ``FOR UPDATE``, and the driver runs a
+    ``SELECT`` outside any transaction: what it read could be changed by another writer
+    before this transaction wrote, and the ORM then leaves out of its ``UPDATE`` every
+    column it sets to the value it read (a sign-in stored new tokens but left them flagged
+    ``needs_reauth`` by a refresh that committed in between; issue 15). Starting the
+    transaction with ``BEGIN IMMEDIATE`` before such a read makes every other writer wait
+    for this one (up to the busy timeout), as the row lock makes them on PostgreSQL. A
+    connection already in a transaction holds the write lock already: the driver begins
+    transactions only before a write. A statement run with the execution option
+    ``writer_lock=False`` locks rows on PostgreSQL only (one that waits on the network
+    while holding its lock must not stop every writer of a SQLite database).
+    """
+    locking = getattr(clauseelement, "_for_update_arg", None)
+    if locking is None or locking.skip_locked:
+        return
+    if not execution_options.get("writer_lock", True):
+        return
+    raw = conn.connection.dbapi_connection
+    if raw is not None and not raw.in_transaction:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

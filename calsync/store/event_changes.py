@@ -50,16 +50,10 @@ def lock_stored(session: Session, event_id: uuid.UUID) -> StoredEvent | None:
     """The event as it is now, with its row locked until the transaction ends, for a
     read-modify-write: no other writer can change it before the commit.
 
-    PostgreSQL: ``SELECT ... FOR UPDATE``. SQLite has no row locks, and the driver runs
-    a ``SELECT`` outside any transaction (it sees what is committed, and anyone may
-    write after it), so the transaction is started by a write of the row that changes
-    nothing: from then on this transaction is SQLite's one writer (others wait for it)
-    and what it reads stays true until it commits.
+    PostgreSQL: ``SELECT ... FOR UPDATE``; SQLite: the same read starts the transaction
+    as the database's one writer (`calsync.store.db`), so what it reads stays true until
+    it commits.
     """
-    if session.get_bind().dialect.name == "sqlite":
-        session.execute(
-            sa.update(_events).where(_events.c.id == event_id).values(version=_events.c.version)
-        )
     row = session.get(EventRow, event_id, with_for_update=True, populate_existing=True)
     if row is None:
         return None

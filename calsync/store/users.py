@@ -49,7 +49,7 @@ def find_by_id(session: Session, user_id: uuid.UUID) -> UserAccount | None:
 def locked_row(session: Session, user_id: uuid.UUID) -> User | None:
     """The user's row, locked for the transaction (PostgreSQL ``FOR UPDATE``): for a
     change that reads it first (an admin's)."""
-    return session.get(User, user_id, with_for_update=True)
+    return session.get(User, user_id, with_for_update=True, populate_existing=True)
 
 
 #: The columns `to_account` reads, of the user named by the ``user_id`` parameter.
@@ -135,7 +135,7 @@ def release_email(session: Session, user_id: uuid.UUID) -> tuple[str, UserAccoun
     creates a new user. Returns the released email and the account as it is now, or None
     for an unknown user. Does not commit.
     """
-    row = session.get(User, user_id, with_for_update=True)
+    row = session.get(User, user_id, with_for_update=True, populate_existing=True)
     if row is None:
         return None
     released = row.email

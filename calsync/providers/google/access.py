@@ -118,7 +118,11 @@ class AccessTokens:
 
     def _refresh_locked(self, user_id: uuid.UUID, *, rejected: Secret | None) -> Secret | None:
         with self._sessions.begin() as session:
-            stored = credentials.load_credentials(session, self._box, user_id, lock=True)
+            # Google's token endpoint is called under this lock: on SQLite it must not
+            # stop every writer meanwhile (`stop_writers`).
+            stored = credentials.load_credentials(
+                session, self._box, user_id, lock=True, stop_writers=False
+            )
             if stored is not None and stored.status == "valid":
                 if not grants_calendar(stored.scopes):  # signed in meanwhile without it
                     raise AccountNotConnected(f"user {user_id} did not grant calendar access")
