@@ -152,9 +152,7 @@ def pull_calendar(
             statement=_ACQUIRE,
         )
     if calendar is None:
-        outcome = _not_taken(services, calendar_id)
-        pending_pulls.pull_starting(services, calendar_id)  # `dirty` may be dropped
-        return outcome
+        return _not_taken(services, calendar_id)
     target = _Target(
         CalendarRef(
             id=calendar.id,
@@ -267,16 +265,19 @@ def _not_taken(services: Services, calendar_id: uuid.UUID) -> PullOutcome:
     """Why the lease was not taken: the calendar is gone, not selected or its owner not
     active (``skipped``; the queue slot is dropped: a disabled user's calendars are not
     pulled until the user is enabled again, and one who must sign in again is pulled
-    after signing in), else another worker holds it (``busy``)."""
+    after signing in), else another worker holds it (``busy``: its pull replaced the
+    pull epoch before listing, and ``dirty`` is left as it is, so the epoch stays)."""
     with services.sessions.begin() as session:
         stored = session.get(Calendar, calendar_id)
         if stored is None:
             return PullOutcome("skipped")
         owner = session.get(User, stored.user_id)
-        if not stored.selected or owner is None or owner.status != "active":
-            kicks.drop(session, calendar_id)
-            return PullOutcome("skipped")
-        return PullOutcome("busy")
+        if stored.selected and owner is not None and owner.status == "active":
+            return PullOutcome("busy")
+        kicks.drop(session, calendar_id)
+    # `dirty` is dropped: no marker may cover a later notification (pending_pulls)
+    pending_pulls.pull_starting(services, calendar_id)
+    return PullOutcome("skipped")
 
 
 def _list_everything_changed(

@@ -134,6 +134,50 @@ def test_a_pull_that_starts_makes_the_next_notification_a_write(
         assert calendar_row(services, user["calendar_id"]).dirty
 
 
+def test_a_pull_that_finds_the_lease_taken_leaves_the_epoch_and_markers(
+    intake: Served, users: list[dict[str, uuid.UUID]]
+) -> None:
+    """A pull that finds another worker's lease changes nothing: that worker's pull
+    replaced the epoch before it listed, and ``dirty`` stays as it is, so the markers of
+    the notifications since stay valid (no Redis write, no wait for their leases)."""
+    assert set(storm(intake, users, per_user=20)) == {202}
+    services = intake.services
+    busy, other = users[0], users[1]
+    with services.sessions.begin() as session:
+        session.execute(
+            sa.update(Calendar)
+            .where(Calendar.id == busy["calendar_id"])
+            .values(
+                sync_lease_owner="another-worker:1",
+                sync_lease_until=services.clock() + timedelta(minutes=5),
+            )
+        )
+    epochs = {
+        u["calendar_id"]: intake.queue.get(pending_pulls.epoch_key(u["calendar_id"])) for u in users
+    }
+
+    assert pull.pull_calendar(services, busy["calendar_id"]).status == "busy"
+
+    assert (
+        intake.queue.get(pending_pulls.epoch_key(busy["calendar_id"]))
+        == epochs[busy["calendar_id"]]
+    )
+    assert intake.queue.get(pending_pulls.marker_key(busy["calendar_id"])) == (
+        epochs[busy["calendar_id"]] or b""
+    )
+    assert calendar_row(services, busy["calendar_id"]).dirty
+    # while a pull that drops the calendar's mark (not selected) does replace it
+    with services.sessions.begin() as session:
+        session.execute(
+            sa.update(Calendar).where(Calendar.id == other["calendar_id"]).values(selected=False)
+        )
+    assert pull.pull_calendar(services, other["calendar_id"]).status == "skipped"
+    assert (
+        intake.queue.get(pending_pulls.epoch_key(other["calendar_id"]))
+        != epochs[other["calendar_id"]]
+    )
+
+
 def test_without_redis_the_intake_asks_postgresql(intake_settings: Settings) -> None:
     services = bootstrap(dataclasses.replace(intake_settings, redis_url="redis://127.0.0.1:1/0"))
     try:
