@@ -14,20 +14,20 @@ just before the write goes to Google. Nothing here depends on timing.
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from calsync.config import Settings
 from calsync.providers.base import CalendarProvider, ProviderSource
 from calsync.store import event_changes, outbox
 from calsync.store.tables import OutboxEntry
 from calsync.sync import push
-from tests.conftest import FakeGoogle
-from tests.integration.events.conftest import EventsApp, User, running
+from tests.integration.events.conftest import EventsApp, User
 
 pytestmark = pytest.mark.integration
 
@@ -280,19 +280,15 @@ def test_a_split_committed_during_a_push_of_its_series_cuts_the_series_on_google
     assert app.push_all() == []
 
 
-@pytest.fixture
-def embedded_app(embedded_settings: Settings, fake_google: FakeGoogle) -> Iterator[EventsApp]:
-    yield from running(embedded_settings, fake_google)
-
-
-def test_an_edit_committed_while_a_412_is_merged_is_kept_on_sqlite(
-    embedded_app: EventsApp, monkeypatch: pytest.MonkeyPatch
+def test_an_edit_sent_while_a_412_is_merged_waits_for_the_merge_and_is_kept(
+    any_app: EventsApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """SQLite only: there the merge's read of the event locks nothing, so an edit can
-    commit between that read and the merge's write. On PostgreSQL the merge reads the row
-    ``FOR UPDATE`` and such an edit waits for the merge's commit (the window is absent,
-    and an edit placed there from this thread would wait for ever)."""
-    app = embedded_app
+    """The merge reads the event locked (PostgreSQL ``FOR UPDATE``; on SQLite the same
+    read makes its transaction the one writer, decision F5): an edit sent once the merge
+    has read the event waits for the merge's commit, then is stored on top of it and
+    pushed. Before F5, on SQLite, such an edit committed between the merge's read and
+    its write; only the merge's version check kept it then."""
+    app = any_app
     alice, bob = app.connect("alice@example.com"), app.connect("bob@example.com")
     events = {user.email: app.create(user, _single(f"{user.email} v1")) for user in (alice, bob)}
     app.push_all()
@@ -304,16 +300,20 @@ def test_an_edit_committed_while_a_412_is_merged_is_kept_on_sqlite(
         body={"description": "from Google"},
     ).execute()
     assert app.put(alice, event["id"], {"location": "Room 1"}).status_code == 200
-    # And a newer edit that commits after the merge read the event, before it writes
+    # And a newer edit sent from another client once the merge has read the event
     hooks = EditDuringPush(monkeypatch, app)
     in_merge: dict[uuid.UUID, Edit] = {}
+    sent: list[Future[None]] = []
+    pool = ThreadPoolExecutor(1)
     read = event_changes.load_stored
 
     def merge_reads(session: Any, event_id: uuid.UUID) -> Any:
         found = read(session, event_id)
         edit = in_merge.pop(event_id, None)
         if edit is not None:
-            edit()
+            sent.append(pool.submit(edit))
+            time.sleep(0.3)  # the edit reaches its write and waits for the merge
+            assert not sent[0].done(), "the edit did not wait for the merge"
         return found
 
     monkeypatch.setattr(event_changes, "load_stored", merge_reads)
@@ -322,11 +322,14 @@ def test_an_edit_committed_while_a_412_is_merged_is_kept_on_sqlite(
         {uuid.UUID(event["id"]): newer}
     )
     assert app.put(bob, events[bob.email]["id"], {"title": "bob v2"}).status_code == 200
-    # When the pushes run
+    # When the pushes run, the edit ends, and the pushes run again
     app.push_all()
-    # Then the newer edit survived the merge, and Google holds all three changes
     assert hooks.all_done
-    assert not in_merge, "the edit landed inside the merge"
+    assert sent, "the edit was sent during the merge"
+    sent[0].result(timeout=30)
+    pool.shutdown()
+    app.push_all()
+    # Then the newer edit is kept, and Google holds all three changes
     _assert_converged(app, alice, event, "newer")
     shown = app.get(alice, event["id"])
     remote = app.google_event(alice, event["google_event_id"])
