@@ -10,9 +10,12 @@ to the same value is no conflict; changed on both differently is decided by the 
 
 Merge units are the syncable fields, except that `start`, `end` and `timezone` form one
 unit `when`: merging them separately could yield an end before the start or a timed start
-with an all-day end. Collections are compared as whole values and without meaningless
-order (attendees by email, recurrence lines as a set, reminders sorted, metadata as a
-mapping). This module decides; it does not write anything or log.
+with an all-day end. An all-day `when` compares by its dates alone: Google holds no zone for
+a date, calsync reads an all-day event from Google in the calendar's zone while its own
+writes carry none (or a zone a client gave, which Google never gets), so the zone differing
+is no change of either side (decision J1). Collections are compared as whole values and
+without meaningless order (attendees by email, recurrence lines as a set, reminders sorted,
+metadata as a mapping). This module decides; it does not write anything or log.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Final
 
-from calsync.domain.models import SYNCABLE_FIELDS, Event
+from calsync.domain.models import SYNCABLE_FIELDS, Event, EventTime
 
 __all__ = [
     "MERGE_UNITS",
@@ -202,8 +205,14 @@ def _as_tuple(value: object, fields: tuple[str, ...]) -> tuple[object, ...]:
 
 def _comparable(unit: str, value: object) -> object:
     """A value whose equality means "same meaning" for the unit."""
+    if unit == "when" and isinstance(value, tuple) and _all_day(value[0]):
+        return value[:2]  # the dates; the zone of an all-day event is not on Google
     if unit == "recurrence" and isinstance(value, tuple):
         return frozenset(value)
     if unit == "metadata" and isinstance(value, Mapping):
         return frozenset(value.items())
     return value
+
+
+def _all_day(start: object) -> bool:
+    return isinstance(start, EventTime) and start.day is not None

@@ -26,6 +26,8 @@ class Report:
     peak_memory: int = 0  # bytes
     unequal: dict[str, list[str]] = field(default_factory=dict)
     lost: list[str] = field(default_factory=list)
+    #: the story of each event with a lost write (`tests.sim.explain`)
+    stories: list[str] = field(default_factory=list)
     duplicates: int = 0
     duplicate_problems: list[str] = field(default_factory=list)
     leaks: list[str] = field(default_factory=list)
@@ -64,6 +66,7 @@ class Report:
             out += [f"  {name}: {p}" for p in items[:SHOWN]]
             if len(items) > SHOWN:
                 out.append(f"  ... {len(items) - SHOWN} more {name} lines")
+        out += [f"  story: {line}" for line in self.stories[: SHOWN * 4]]
         for email, problems in sorted(self.unequal.items())[:SHOWN]:
             out += [f"  unequal {email}: {p}" for p in problems[:SHOWN]]
         if not self.ok:

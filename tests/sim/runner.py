@@ -32,6 +32,7 @@ from calsync.emulator.testing import EmulatorControl
 from tests.faults.services import free_port
 from tests.sim.clients import ApiClient, GoogleClients, sign_in
 from tests.sim.dump import dump
+from tests.sim.explain import explain, lost_keys
 from tests.sim.faults import Faults, Planned, describe, schedule
 from tests.sim.invariants import (
     UserCheck,
@@ -57,11 +58,15 @@ from tests.sim.systems import System
 from tests.sim.world import SimUser, World, populate
 
 SEED_VARIABLE = "CALSYNC_SIM_SEED"
+#: Set to 1 to keep the dump (`tests.sim.dump`) of a passing run too (a replay's merges).
+DUMP_VARIABLE = "CALSYNC_SIM_DUMP"
 #: The seeds CI runs, by mode (each passed repeatedly; docs/faults.md "Figures"). Embedded
 #: 1449527753 is the run that found decision C1's lost exception.
 CI_SEEDS = {"embedded": 1449527753, "production": 1504432042}
 #: Operations that count as such in the figures (reads and probes are not operations).
 OPERATION_NAMES = (set(API_OPERATIONS) | set(GOOGLE_OPERATIONS)) - {"read", "probe"}
+#: Events with lost writes whose story (`tests.sim.explain`) the report tells.
+SHOWN_STORIES = 5
 
 
 @dataclass(frozen=True)
@@ -75,13 +80,14 @@ class SimConfig:
     faults: bool = True
     converge_timeout: float = 120.0
     setup_timeout: float = 120.0
+    keep_dump: bool = False  # write dump.json after a passing run too
 
     @classmethod
     def from_env(cls, mode: str = "production", **defaults: int | float | bool) -> SimConfig:
         """The seed from ``CALSYNC_SIM_SEED`` (to replay a run); in CI (``CI`` set to 1,
         true or yes, as `tests.conftest.IN_CI` reads it) the fixed `CI_SEEDS` of `mode`, so
         that CI is deterministic as its Hypothesis tests are; else a fresh one (local runs
-        and the benchmark search for new failures)."""
+        and the benchmark search for new failures). ``CALSYNC_SIM_DUMP=1`` sets `keep_dump`."""
         raw = os.environ.get(SEED_VARIABLE)
         if raw:
             seed = int(raw)
@@ -89,7 +95,8 @@ class SimConfig:
             seed = CI_SEEDS[mode]
         else:
             seed = random.SystemRandom().randrange(1, 2**31)
-        return cls(seed=seed, **defaults)  # type: ignore[arg-type]
+        keep = os.environ.get(DUMP_VARIABLE, "").lower() in {"1", "true", "yes"}
+        return cls(seed=seed, keep_dump=keep, **defaults)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -141,7 +148,7 @@ def simulate(config: SimConfig, make_system: Callable[[Path, str], System], fold
             checks = _converge(run)
             report.convergence_seconds = time.monotonic() - phase
             _judge(run, checks, report)
-            if not report.ok:
+            if not report.ok or config.keep_dump:
                 saved = folder / "dump.json"
                 report.dump = str(dump(run.world, run.google, run.ledger, saved, system.services))
     except Exception:
@@ -295,6 +302,7 @@ def _judge(run: Run, checks: list[UserCheck], report: Report) -> None:
         tolerated=known_divergences(run.ledger),
     )
     report.known += [f"ledger: {k}" for k in known]
+    report.stories = explain(run.world, run.ledger, lost_keys(report.lost)[:SHOWN_STORIES])
     user_ids = {u.email: u.user_id for u in run.users}
     ever = {u.email: run.world.ever_visible(u.email) for u in run.users}
     report.leaks = run.sightings.leaks(user_ids, ever)

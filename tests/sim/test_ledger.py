@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.sim.explain import explain, lost_keys
 from tests.sim.ledger import Ledger, Write, judge
+from tests.sim.world import World
 
 CALENDAR = "team@group.calendar.google.com"
 EVENT = "0j8143sb6g0op9nkrgb76mo4ak"
@@ -58,3 +60,25 @@ def test_a_field_google_wrote_after_the_users_last_write_of_the_event_is_owed() 
         _write("api", "update", 5.0, start="2031-04-27", end="2031-04-28"),
     )
     assert len(_lost(*user_last, start="2031-04-25", end="2031-04-26")) == 2
+
+
+def test_a_lost_writes_story_lists_the_events_writes_in_order() -> None:
+    """The report tells each lost event's story (`tests.sim.explain`): every write of
+    it, whoever made it, in the order they were sent, with the fields they set."""
+    ledger = Ledger()
+    for write in (
+        _write("api", "update", 539.86, title="api edit", start="2031-04-15"),
+        _write("api", "create", 529.49, title="planning", start="2031-04-16"),
+        _write("google", "update", 539.79, title="google edit"),
+    ):
+        ledger.add(write)
+    lost, _ = judge(ledger, {(CALENDAR, EVENT): {"title": "api edit", "start": "2031-04-16"}})
+    assert lost_keys(lost) == [(CALENDAR, EVENT)]
+    story = explain(World([]), ledger, lost_keys(lost))
+    assert story[0] == f"{CALENDAR} {EVENT}: its writes, then calsync's log of it"
+    assert [line.strip().split(" ", 2)[1:] for line in story[1:4]] == [
+        ["api:u2@sim.example", "create {'title': 'planning', 'start': '2031-04-16'}"],
+        ["google:sim-editor@example.com", "update {'title': 'google edit'}"],
+        ["api:u2@sim.example", "update {'title': 'api edit', 'start': '2031-04-15'}"],
+    ]
+    assert story[4].startswith("  (calsync's log unread")  # no run: no calsync to ask

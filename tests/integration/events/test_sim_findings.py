@@ -306,3 +306,49 @@ def test_a_field_changed_on_both_sides_goes_to_the_later_updated_event(
 
 def _instant(rfc3339: str) -> datetime:
     return datetime.fromisoformat(rfc3339.replace("Z", "+00:00"))
+
+
+@pytest.mark.parametrize("merged_by", ["push", "pull"])
+def test_an_all_day_move_survives_a_later_google_change_of_another_field(
+    any_app: EventsApp, merged_by: str
+) -> None:
+    """Seed 1449527753 (embedded, in CI under load): the user moved an all-day series a
+    day earlier through the API; before calsync pushed that, another client changed
+    another field of it on Google, and the merge put the series back on its old dates,
+    on both sides. Google holds no zone for a date, so calsync reads an all-day event
+    in the calendar's zone while its own writes carry none: the merge took Google's
+    unchanged dates for a change of the times and gave them to the later updated side
+    (decision J1). Two users, one series and one single event, each merged by the push
+    (412) and by a pull that comes first."""
+    app = any_app
+    app.clock.now = datetime.now(UTC) - timedelta(hours=1)  # Google's edit comes later
+    editor = _editor(app, "sim-editor@example.com")
+    users = (app.connect("alice@example.com"), app.connect("bob@example.com"))
+    for user, rule in zip(users, (["RRULE:FREQ=WEEKLY;COUNT=2"], []), strict=True):
+        app.control.share(user.primary, "sim-editor@example.com", "writer")
+        created = app.create(user, {"title": "standup", "start_time": "2031-04-16",
+                                    "end_time": "2031-04-17", "recurrence": rule})  # fmt: skip
+        app.push_all()
+        app.pull(user)  # calsync has pulled it: the next pull is incremental
+        google_id = created["google_event_id"]
+        # Given the user moves it a day earlier through calsync
+        moved = app.put(user, created["id"], {"start_time": "2031-04-15", "end_time": "2031-04-16"})
+        assert moved.status_code == 200, moved.text
+        # and then, before calsync pushed the move, another client describes it on Google
+        editor.patch(
+            calendarId=user.primary, eventId=google_id, body={"description": "agenda"}
+        ).execute()
+        # When calsync merges the two: the push's 412, or a pull before the push
+        if merged_by == "pull":
+            app.pull(user)
+        app.push_all()
+        # Then both writes hold, on Google and in calsync
+        on_google = app.google_event(user, google_id)
+        assert (on_google["start"], on_google["end"]) == (
+            {"date": "2031-04-15"},
+            {"date": "2031-04-16"},
+        )
+        assert on_google["description"] == "agenda"
+        shown = app.get(user, created["id"])
+        assert (shown["start_time"], shown["end_time"]) == ("2031-04-15", "2031-04-16")
+        assert (shown["description"], shown["sync_state"]) == ("agenda", "synced")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -128,6 +128,30 @@ def test_time_fields_merge_as_one_unit() -> None:
     (conflict,) = result.conflicts
     assert conflict.field == "when"
     assert (result.merged.start, result.merged.end) == (remote.start, remote.end)
+
+
+@pytest.mark.parametrize("policy", list(ConflictPolicy))
+def test_the_zone_of_an_all_day_event_is_no_change_of_its_dates(policy: ConflictPolicy) -> None:
+    # Given an all-day event as calsync wrote it (no zone) and moved it a day locally,
+    # while Google's copy, read in the calendar's zone, changed another field later
+    day = changed(
+        BASE,
+        start=EventTime.on(date(2031, 4, 16)),
+        end=EventTime.on(date(2031, 4, 17)),
+        timezone=None,
+        updated=T0,
+    )
+    local = changed(day, start=EventTime.on(date(2031, 4, 15)), end=EventTime.on(date(2031, 4, 16)))
+    remote = changed(day, timezone="UTC", description="later", updated=T0 + timedelta(minutes=5))
+    # When merged
+    result = merge(day, local, remote, policy=policy)
+    # Then the dates changed on one side only: the local move stands, whatever the policy
+    assert resolution_of(result, "when") == Side.LOCAL
+    assert (result.merged.start, result.merged.end) == (local.start, local.end)
+    assert result.merged.description == "later"
+    assert not result.conflicts
+    # and a zone alone, without other dates, is no change at all
+    assert resolution_of(merge(day, day, remote, policy=policy), "when") is None
 
 
 def test_attendee_order_and_email_case_are_not_changes() -> None:
