@@ -44,6 +44,7 @@ from calsync.domain.errors import ValidationError
 from calsync.domain.models import Event, EventStatus, EventTime
 from calsync.domain.recurrence import instance_id, instance_of, occurrences
 from calsync.domain.windows import DayRange
+from calsync.events.templates import stored_template
 from calsync.store import instances
 from calsync.store.chunks import chunks
 from calsync.store.event_queries import exceptions_of, load_shown
@@ -291,7 +292,7 @@ def _series_documents(master: StoredEvent, own: Sequence[StoredEvent]) -> list[d
         found.append(
             {
                 "event_id": master.id,
-                "body": json_bytes(event_json(template)),
+                "body": stored_template(event_json(template)),
                 "end_zone": event.end.timezone,
                 "series_id": series_id,
             }
