@@ -25,7 +25,7 @@ from starlette.testclient import TestClient
 
 from calsync.config import Settings
 from calsync.events import model_bodies, read_model
-from calsync.store import instances
+from calsync.store import instance_pages, instances
 from calsync.store.tables import instance_horizon
 from calsync.web.app import create_app
 from tests.conftest import FakeGoogle
@@ -123,13 +123,13 @@ def between_scan_and_load(
         assert not failures, failures
 
     if path == "documents":
-        real_scan = instances.listed_rows
+        real_scan = instance_pages.listed_rows
 
         def listed_rows(session: Any, *args: Any, **kwargs: Any) -> Any:
             run_change()
             return real_scan(session, *args, **kwargs)
 
-        monkeypatch.setattr(instances, "listed_rows", listed_rows)
+        monkeypatch.setattr(instance_pages, "listed_rows", listed_rows)
         return ran
     real_load = model_bodies.load_shown
 
