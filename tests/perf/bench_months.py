@@ -3,7 +3,7 @@
 Run: ``.venv/bin/python -m tests.perf.bench_months`` (29 minutes at full size on the 2-core
 machine at load average 13-22); ``--quick`` for a small run (2-4 minutes). Needs PostgreSQL,
 Redis (``--redis``, default database 4) and the ``perf`` extra (``gcal-sync``); uses a
-scratch database ``calsync_bench_months``.
+scratch database (``--database``, default ``calsync_bench_months``), dropped and made anew.
 
 Data (`generate`, fixed ``--seed``): per user a calendar of ``--events`` Google events
 (10,000): about 7.5 % recurring series in four zones (Europe/Berlin, America/New_York,
