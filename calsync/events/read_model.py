@@ -20,7 +20,7 @@ returns after one read of the horizon: the model off costs writes (almost) nothi
 
 Reading (`page`): a window wholly inside the horizon, for a user with no change left
 to re-expand and no series whose expansion a bound cut short, is one range scan
-(`calsync.store.instances.listed_rows`). Anything else answers `None`, and the caller
+(`calsync.store.instance_pages.listed_rows`). Anything else answers `None`, and the caller
 expands as before (`calsync.web.event_reads`): just as correct, only slower.
 
 The rows are made by the same functions today's expansion uses (`occurrences`,
@@ -44,11 +44,12 @@ from calsync.domain.errors import ValidationError
 from calsync.domain.models import Event, EventStatus, EventTime
 from calsync.domain.recurrence import instance_id, instance_of, occurrences
 from calsync.domain.windows import DayRange
-from calsync.store import instances
+from calsync.events.templates import stored_template
+from calsync.store import instance_pages, instances
 from calsync.store.chunks import chunks
 from calsync.store.event_queries import exceptions_of, load_shown
 from calsync.store.events import StoredEvent
-from calsync.store.instances import ListedRow
+from calsync.store.instance_pages import ListedRow
 from calsync.web.event_output import EventView, event_json
 from calsync.web.json_body import json_bytes
 
@@ -291,7 +292,7 @@ def _series_documents(master: StoredEvent, own: Sequence[StoredEvent]) -> list[d
         found.append(
             {
                 "event_id": master.id,
-                "body": json_bytes(event_json(template)),
+                "body": stored_template(event_json(template)),
                 "end_zone": event.end.timezone,
                 "series_id": series_id,
             }
@@ -477,17 +478,10 @@ def page(session: Session, query: PageQuery) -> list[ListedRow] | None:
     not re-expanded or a series cut short for this user): expand as before then.
 
     Called first in its session, it makes the session's reads one snapshot
-    (`instances.read_snapshot`), so the caller loads the rows as they were listed."""
-    instances.read_snapshot(session)
-    bounds = instances.readable_horizon(session, query.user_id)
-    if bounds is None:
-        return None  # no horizon yet, or the user's lists are blocked
-    first, end = bounds
-    day_first, day_end = _midnight(query.days.first), _midnight(query.days.end)
-    if query.start < first or query.end > end or day_first < first or day_end > end:
-        return None
-    window = instances.Window(query.start, query.end, query.days.first, query.days.end)
-    return instances.listed_rows(
+    (`instance_pages.read_snapshot`), so the caller loads the rows as they were listed."""
+    instance_pages.read_snapshot(session)
+    window = instance_pages.Window(query.start, query.end, query.days.first, query.days.end)
+    return instance_pages.listed_rows(
         session,
         query.user_id,
         window,

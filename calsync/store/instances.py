@@ -1,7 +1,8 @@
 """SQL of the instance read model (migration 0015, decisions V1-V6).
 
-`calsync.events.read_model` decides what the rows hold; this module reads and writes
-them: the listed items (``event_instances``), the series a bound cut short
+`calsync.events.read_model` decides what the rows hold; this module writes them and
+keeps their bookkeeping (a page reads them with `calsync.store.instance_pages`): the
+listed items (``event_instances``), the series a bound cut short
 (``instance_incomplete``), the owners a write left to re-expand (``instance_dirty``,
 filled by triggers on ``events``) and the horizon (``instance_horizon``).
 
@@ -36,23 +37,18 @@ __all__ = [
     "LONG_SPAN",
     "WRITTEN_KEY",
     "Dirty",
-    "ListedRow",
-    "Window",
     "blocked",
     "delete_rows",
     "forget_all",
     "horizon",
     "insert_rows",
     "insert_singles",
-    "listed_rows",
     "live_masters",
     "live_singles",
     "lock_owners",
     "mark_filled",
     "masters_named",
     "owners_of_users",
-    "read_snapshot",
-    "readable_horizon",
     "replace_documents",
     "set_horizon",
     "stop_writers",
@@ -74,41 +70,6 @@ class Dirty:
     event_id: uuid.UUID
     calendar_id: uuid.UUID
     series_ref: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    """What a page selects: timed items overlapping ``[start, end)``, all-day items whose
-    dates overlap ``[first_day, end_day)`` (`calsync.domain.windows`)."""
-
-    start: datetime
-    end: datetime
-    first_day: date
-    end_day: date
-
-
-@dataclass(frozen=True, slots=True)
-class ListedRow:
-    """One ``event_instances`` row as a page reads it."""
-
-    sort_at: datetime
-    api_id: str
-    owner_id: uuid.UUID
-    in_series: bool
-    original_at: datetime | None
-    original_zone: str | None
-    exception_id: uuid.UUID | None
-    bookkeeping_id: uuid.UUID | None
-    version: int
-    end_at: datetime
-    #: The owner's ``event_documents`` row: its JSON (a single's; a master's generated
-    #: instance's), the zone of its end and its Google series id (masters); `None`
-    #: when it has none (a master without rules).
-    owner_body: bytes | None = None
-    end_zone: str | None = None
-    series_id: str | None = None
-    #: The JSON of the exception shown (`None` without one).
-    exception_body: bytes | None = None
 
 
 def _midnight(day: date) -> datetime:
@@ -313,23 +274,6 @@ def live_masters(session: Session, owner_ids: Sequence[uuid.UUID]) -> list[uuid.
     return found
 
 
-def read_snapshot(session: Session) -> None:
-    """Make the rest of `session`'s reads one snapshot, so that the rows a page names
-    and the rows it then loads are of the same moment (a write committed in between is
-    seen by neither): PostgreSQL's REPEATABLE READ; on SQLite an explicit ``BEGIN``
-    (pysqlite leaves SELECTs in autocommit, each its own snapshot). Only before the
-    session's first statement; later it changes nothing."""
-    if session.in_transaction():
-        return
-    if session.get_bind().dialect.name == "postgresql":
-        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-        return
-    connection = session.connection()
-    raw = connection.connection.driver_connection
-    if raw is not None and not getattr(raw, "in_transaction", True):
-        connection.exec_driver_sql("BEGIN")
-
-
 def horizon(session: Session, *, filled: bool = True) -> tuple[datetime, datetime] | None:
     """The instants ``[first, end)`` series instances are held for (midnights UTC), or
     `None` before the model was first filled. With ``filled=False`` also a horizon whose
@@ -394,103 +338,3 @@ def blocked(session: Session, user_id: uuid.UUID) -> bool:
     )
     found = session.execute(sa.select(dirty.exists() | cut.exists())).scalar()
     return bool(found)
-
-
-def readable_horizon(session: Session, user_id: uuid.UUID) -> tuple[datetime, datetime] | None:
-    """`horizon` (filled) when the user's items may be read from the model (not
-    `blocked`), else `None`: one statement, as a page asks it."""
-    dirty = sa.select(instance_dirty.c.id).where(instance_dirty.c.user_id == user_id).limit(1)
-    cut = (
-        sa.select(instance_incomplete.c.owner_id)
-        .where(instance_incomplete.c.user_id == user_id)
-        .limit(1)
-    )
-    h = instance_horizon
-    query = sa.select(h.c.first_at, h.c.end_at).where(
-        h.c.id == 1, h.c.filled.is_(True), ~dirty.exists(), ~cut.exists()
-    )
-    row = session.execute(query).first()
-    return (row[0], row[1]) if row is not None else None
-
-
-_LISTED = (
-    event_instances.c.sort_at,
-    event_instances.c.api_id,
-    event_instances.c.owner_id,
-    event_instances.c.in_series,
-    event_instances.c.original_at,
-    event_instances.c.original_zone,
-    event_instances.c.exception_id,
-    event_instances.c.bookkeeping_id,
-    event_instances.c.version,
-    event_instances.c.end_at,
-)
-
-
-def listed_rows(
-    session: Session,
-    user_id: uuid.UUID,
-    window: Window,
-    *,
-    limit: int,
-    after: tuple[datetime, str] | None,
-    category: str | None,
-    calendar_id: uuid.UUID | None,
-    in_series: bool | None,
-) -> list[ListedRow]:
-    """The first `limit` items of the user in `window` after the key `after`, by
-    (``sort_at``, ``api_id``): one range scan of the listing index for the items that
-    start from `LONG_SPAN` before the window, and one of the few long items."""
-    t = event_instances
-    day_start, day_end = _midnight(window.first_day), _midnight(window.end_day)
-    timed = sa.and_(
-        t.c.all_day.is_(False),
-        t.c.sort_at < window.end,
-        sa.or_(
-            sa.and_(t.c.end_at > t.c.sort_at, t.c.end_at > window.start),
-            sa.and_(t.c.end_at <= t.c.sort_at, t.c.sort_at >= window.start),
-        ),
-    )
-    all_day = sa.and_(t.c.all_day.is_(True), t.c.sort_at < day_end, t.c.end_at > day_start)
-    conditions: list[sa.ColumnElement[bool]] = [
-        t.c.user_id == user_id,
-        t.c.sort_at < max(window.end, day_end),
-        sa.or_(timed, all_day),
-    ]
-    if after is not None:
-        conditions.append(
-            sa.or_(t.c.sort_at > after[0], sa.and_(t.c.sort_at == after[0], t.c.api_id > after[1]))
-        )
-        # the same, as a range the index scan can start from (the OR above it cannot):
-        # else each page reads every item of the window before its cursor
-        conditions.append(t.c.sort_at >= after[0])
-    if category is not None:
-        conditions.append(t.c.category == category)
-    if calendar_id is not None:
-        conditions.append(t.c.calendar_id == calendar_id)
-    if in_series is not None:
-        conditions.append(t.c.in_series.is_(in_series))
-    low = min(window.start, day_start) - LONG_SPAN
-    order = (t.c.sort_at, t.c.api_id)
-    short = _with_documents(sa.select(*_LISTED).where(*conditions, t.c.sort_at >= low))
-    long = sa.select(*_LISTED).where(*conditions, t.c.long_span.is_(True), t.c.sort_at < low)
-    found = [ListedRow(*row) for row in session.execute(short.order_by(*order).limit(limit))]
-    long = _with_documents(long).order_by(*order).limit(limit)
-    found += [ListedRow(*row) for row in session.execute(long)]
-    found.sort(key=lambda r: (r.sort_at, r.api_id))
-    return found[:limit]
-
-
-_OWNER_DOCUMENT = event_documents.alias("owner_document")
-_EXCEPTION_DOCUMENT = event_documents.alias("exception_document")
-
-
-def _with_documents(query: sa.Select[Any]) -> sa.Select[Any]:
-    """`query` of ``event_instances`` with the documents of each item's owner and
-    exception (`ListedRow`'s last fields)."""
-    t, owner, shown = event_instances, _OWNER_DOCUMENT, _EXCEPTION_DOCUMENT
-    return (
-        query.add_columns(owner.c.body, owner.c.end_zone, owner.c.series_id, shown.c.body)
-        .outerjoin(owner, owner.c.event_id == t.c.owner_id)
-        .outerjoin(shown, shown.c.event_id == t.c.exception_id)
-    )

@@ -35,7 +35,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from operator import itemgetter
 from typing import Any, Final
 
-import orjson
 from sqlalchemy.orm import Session
 
 from calsync.domain.errors import ValidationError
@@ -49,7 +48,7 @@ from calsync.domain.recurrence import (
 )
 from calsync.domain.timezones import zone
 from calsync.domain.windows import DayRange, days_touched
-from calsync.events import read_model
+from calsync.events import model_bodies, read_model
 from calsync.store.event_queries import (
     EventFilter,
     Kind,
@@ -58,7 +57,6 @@ from calsync.store.event_queries import (
     find_exception,
     list_keys,
     load_many,
-    load_shown,
     masters_of_exceptions_in,
     series_outlines,
 )
@@ -264,8 +262,9 @@ def list_views(
     modelled = _model_page(session, user_id, query)
     if modelled is not None:
         rows, cursor = modelled
-        loaded = _load_rows(session, rows)
-        return [found[0] for row in rows if (found := _model_view(row, loaded))], cursor
+        loaded = model_bodies.load_rows(session, rows)
+        views = [found[0] for row in rows if (found := model_bodies.model_view(row, loaded))]
+        return views, cursor
     items, cursor = _page(session, user_id, query)
     return _views(session, items), cursor
 
@@ -304,45 +303,6 @@ def _model_page(
     return shown, cursor
 
 
-def _load_rows(session: Session, rows: list[read_model.ListedRow]) -> dict[uuid.UUID, StoredEvent]:
-    """The events model rows show (owners, exceptions, bookkeeping), read in one query."""
-    wanted: list[uuid.UUID] = []
-    for row in rows:
-        wanted.append(row.owner_id)
-        if row.exception_id is not None:
-            wanted.append(row.exception_id)
-        if row.bookkeeping_id is not None:
-            wanted.append(row.bookkeeping_id)
-    return load_shown(session, wanted)
-
-
-def _model_view(
-    row: read_model.ListedRow, loaded: Mapping[uuid.UUID, StoredEvent]
-) -> tuple[EventView, bool] | None:
-    """The view of a model row, with whether it is a generated instance shown with its
-    master's bookkeeping (`instance_json` may render it from a sibling's document); `None`
-    for an item whose row went since it was listed (deleted by a concurrent request)."""
-    owner = loaded.get(row.owner_id)
-    if owner is None:
-        return None
-    if not row.in_series:
-        return EventView(row.api_id, owner.event, owner), False
-    original = read_model.original_start(row)
-    if row.exception_id is not None:
-        exception = loaded.get(row.exception_id)
-        if exception is None:
-            return None
-        event = exception.event
-    elif not owner.event.recurrence or original is None:
-        event = owner.event
-    else:
-        event = instance_of(owner.event, series_id_of(owner), original)
-        if row.bookkeeping_id is None:
-            return EventView(row.api_id, event, owner, series=owner), True
-    keeper = loaded.get(row.bookkeeping_id) if row.bookkeeping_id is not None else None
-    return EventView(row.api_id, event, keeper or owner, series=owner), False
-
-
 def list_bodies(
     session: Session, user_id: uuid.UUID, query: ListQuery
 ) -> tuple[list[bytes], str | None]:
@@ -350,11 +310,11 @@ def list_bodies(
     `json_bytes`), and the cursor of the next page.
 
     A page of the read model is made of the documents its upkeep rendered
-    (`_stored_body`); any other is read and rendered, the generated instances of one
+    (`calsync.events.model_bodies`); any other is read and rendered, the generated instances of one
     master from the first one's document (`_document`)."""
     modelled = _model_page(session, user_id, query)
     if modelled is not None:
-        return _model_bodies(session, modelled[0]), modelled[1]
+        return model_bodies.bodies(session, modelled[0]), modelled[1]
     items, cursor = _page(session, user_id, query)
     loaded = _load(session, items)
     templates: dict[uuid.UUID, dict[str, Any]] = {}
@@ -364,83 +324,6 @@ def list_bodies(
         if (view := _view(item, loaded)) is not None
     ]
     return bodies, cursor
-
-
-def _model_bodies(session: Session, rows: list[read_model.ListedRow]) -> list[bytes]:
-    """The JSON of model rows: from their stored documents (`_stored_body`); the few
-    without one usable (a master without rules, an item whose bookkeeping another
-    exception carries) loaded and rendered, the generated instances of one master from
-    the first one's document (`instance_json`)."""
-    templates: dict[uuid.UUID, dict[str, Any]] = {}
-    bodies = [_stored_body(row, templates) for row in rows]
-    rest = [row for row, body in zip(rows, bodies, strict=True) if body is None]
-    if rest:
-        loaded = _load_rows(session, rest)
-        rendered: dict[tuple[uuid.UUID, str], bytes | None] = {}
-        made: dict[uuid.UUID, dict[str, Any]] = {}
-        for row in rest:
-            found = _model_view(row, loaded)
-            body = None
-            if found is not None:
-                view, generated = found
-                template = made.get(view.stored.id) if generated else None
-                if template is not None:
-                    body = json_bytes(instance_json(template, view))
-                else:
-                    document = event_json(view)
-                    if generated:
-                        made[view.stored.id] = document
-                    body = json_bytes(document)
-            rendered[(row.owner_id, row.api_id)] = body
-        bodies = [
-            body if body is not None else rendered[(row.owner_id, row.api_id)]
-            for row, body in zip(rows, bodies, strict=True)
-        ]
-    return [body for body in bodies if body is not None]
-
-
-def _stored_body(
-    row: read_model.ListedRow, templates: dict[uuid.UUID, dict[str, Any]]
-) -> bytes | None:
-    """A model row's JSON from the documents the upkeep stored with it (in the page's
-    snapshot): a single's or an exception's as it is; a generated instance's from its
-    master's template (a generated instance's document: `instance_json`'s fields put in,
-    computed from the row as `instance_of` makes them). `None` where no document applies:
-    the caller renders those."""
-    if not row.in_series:
-        return row.owner_body
-    if row.exception_id is not None:
-        return row.exception_body if row.bookkeeping_id == row.exception_id else None
-    if row.bookkeeping_id is not None or row.owner_body is None or row.series_id is None:
-        return None
-    if row.original_at is None:
-        return None
-    if row.original_zone is None:  # a day: stored at midnight UTC, as the end
-        start = row.original_at.date().isoformat()
-        end = row.end_at.date().isoformat()
-    elif row.end_zone is None:
-        return None
-    else:
-        start = row.original_at.astimezone(zone(row.original_zone)).isoformat()
-        end = row.end_at.astimezone(zone(row.end_zone)).isoformat()
-    template = templates.get(row.owner_id)
-    if template is None:
-        template = templates[row.owner_id] = orjson.loads(row.owner_body)
-    suffix = row.api_id[_UUID_LENGTH:]  # "_" and the original start, as `instance_id`
-    return json_bytes(
-        {
-            **template,
-            "id": row.api_id,
-            "original_start_time": start,
-            "start_time": start,
-            "end_time": end,
-            "google_event_id": row.series_id + suffix,
-        }
-    )
-
-
-_UUID_LENGTH: Final = 36
-"""The length of a local id as text: an instance's API id is it and the suffix."""
 
 
 def _document(

@@ -3,7 +3,7 @@
 Run: ``.venv/bin/python -m tests.perf.bench_months`` (29 minutes at full size on the 2-core
 machine at load average 13-22); ``--quick`` for a small run (2-4 minutes). Needs PostgreSQL,
 Redis (``--redis``, default database 4) and the ``perf`` extra (``gcal-sync``); uses a
-scratch database ``calsync_bench_months``.
+scratch database (``--database``, default ``calsync_bench_months``), dropped and made anew.
 
 Data (`generate`, fixed ``--seed``): per user a calendar of ``--events`` Google events
 (10,000): about 7.5 % recurring series in four zones (Europe/Berlin, America/New_York,
@@ -437,7 +437,7 @@ async def run(args: argparse.Namespace) -> list[str]:
     base = f"http://127.0.0.1:{emulator_port}"
     host = f"{base}/calendar/v3"
     api = f"http://127.0.0.1:{api_port}"
-    env = environment(base, api_port, DATABASE) | {
+    env = environment(base, api_port, args.database) | {
         "CALSYNC_REDIS_URL": args.redis,
         "CALSYNC_API_RATE_LIMIT_PER_MINUTE": "10000000",
         # what is measured is the read model (off by default, decisions X10)
@@ -673,6 +673,9 @@ def main() -> None:
     parser.add_argument("--incremental-runs", type=int, default=10)
     parser.add_argument("--concurrent-seconds", type=float, default=20.0)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/4")
+    parser.add_argument(
+        "--database", default=DATABASE, help="the scratch database (dropped and made anew)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.events, args.users, args.runs = 2_000, 4, 1

@@ -24,10 +24,9 @@ import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from calsync.config import Settings
-from calsync.events import read_model
-from calsync.store import instances
+from calsync.events import model_bodies, read_model
+from calsync.store import instance_pages, instances
 from calsync.store.tables import instance_horizon
-from calsync.web import event_reads
 from calsync.web.app import create_app
 from tests.conftest import FakeGoogle
 from tests.integration.events.conftest import EventsApp, User, running
@@ -124,22 +123,22 @@ def between_scan_and_load(
         assert not failures, failures
 
     if path == "documents":
-        real_scan = instances.listed_rows
+        real_scan = instance_pages.listed_rows
 
         def listed_rows(session: Any, *args: Any, **kwargs: Any) -> Any:
             run_change()
             return real_scan(session, *args, **kwargs)
 
-        monkeypatch.setattr(instances, "listed_rows", listed_rows)
+        monkeypatch.setattr(instance_pages, "listed_rows", listed_rows)
         return ran
-    real_load = event_reads.load_shown
+    real_load = model_bodies.load_shown
 
     def load_shown(session: Any, ids: Any) -> Any:
         run_change()
         return real_load(session, ids)
 
-    monkeypatch.setattr(event_reads, "_stored_body", lambda *_: None)
-    monkeypatch.setattr(event_reads, "load_shown", load_shown)
+    monkeypatch.setattr(model_bodies, "stored_body", lambda *_: None)
+    monkeypatch.setattr(model_bodies, "load_shown", load_shown)
     return ran
 
 
