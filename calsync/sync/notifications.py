@@ -33,19 +33,19 @@ import hmac
 import logging
 import time
 import uuid
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
-import psycopg
 from opentelemetry import context as otel_context
 from prometheus_client import Counter
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from calsync import metrics
-from calsync.store.tables import WatchChannel
+from calsync.store import list_queue, pull_queue, watch_channels
+from calsync.store.change_probe import ChangeProbe
 from calsync.sync import kicks, pending_pulls
 from calsync.sync.channels import channel_token
 
@@ -223,7 +223,7 @@ def _load_channel(
     services: Services, channel_id: uuid.UUID, keys: Sequence[str]
 ) -> ChannelInfo | None:
     with services.sessions() as session:
-        row = session.get(WatchChannel, channel_id)
+        row = watch_channels.channel(session, channel_id)
         if row is None:
             return None
         return ChannelInfo(
@@ -235,68 +235,6 @@ def _load_channel(
             tokens=expected_tokens(keys, str(channel_id)),
             expires_at=row.expires_at,
         )
-
-
-class _Probe:
-    """Reads on the event loop which calendars of a batch still need a write.
-
-    In a storm the calendar is already dirty with a pull queued, and recording one more
-    change writes nothing (`calsync.sync.kicks.note_changes`). That check is one
-    statement on a connection of its own (psycopg, asynchronous, autocommit), so the
-    common case costs one round trip and no thread. Only for PostgreSQL; any failure
-    answers None ("unknown") and the caller takes the transactional path, which is the
-    authority.
-    """
-
-    TIMEOUT_SECONDS = 5.0
-
-    def __init__(self) -> None:
-        self._connection: psycopg.AsyncConnection[Any] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    async def behind(
-        self, services: Services, calendar_ids: Collection[uuid.UUID]
-    ) -> list[uuid.UUID] | None:
-        if services.engine.dialect.name != "postgresql":
-            return None
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop:  # a connection serves the loop that opened it
-            self.close()
-            self._loop = loop
-        try:
-            async with asyncio.timeout(self.TIMEOUT_SECONDS):
-                if self._connection is None or self._connection.closed:
-                    self._connection = await psycopg.AsyncConnection.connect(
-                        _conninfo(services), autocommit=True
-                    )
-                cursor = await self._connection.execute(
-                    kicks.BEHIND_SQL, (kicks.uuid_array_literal(calendar_ids),)
-                )
-                return [row[0] for row in await cursor.fetchall()]
-        except (psycopg.Error, OSError, TimeoutError) as exc:
-            log.info("change probe unavailable, using the transactional path: %r", exc)
-            self.close()
-            return None
-
-    def close(self) -> None:
-        """Drop the connection at once (usable from any thread or loop)."""
-        connection, self._connection = self._connection, None
-        if connection is not None and not connection.closed:
-            connection.pgconn.finish()
-
-    async def aclose(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None and not connection.closed:
-            if self._loop is asyncio.get_running_loop():
-                await connection.close()
-            else:
-                connection.pgconn.finish()
-
-
-def _conninfo(services: Services) -> str:
-    """The libpq connection string of the services' engine (without the driver name)."""
-    url = services.engine.url.set(drivername="postgresql")
-    return url.render_as_string(hide_password=False)
 
 
 @dataclass(slots=True)
@@ -325,7 +263,7 @@ class DirtyMarks:
     batch while the previous one is still on the wire, which halves the wait under load.
     If a batch fails (after one retry), every mark it covered raises the error.
 
-    Each batch first asks (`_Probe`, one statement on the loop, one connection per
+    Each batch first asks (`ChangeProbe`, one statement on the loop, one connection per
     writer) which of its calendars still need a write; when none do, as in a storm, the
     batch is answered without a transaction. Otherwise `_record` runs in the loop's
     thread pool; concurrent batches are safe because `kicks.note_changes` claims a slot
@@ -338,8 +276,8 @@ class DirtyMarks:
     def __init__(self, writers: int = 2) -> None:
         self.writers = writers
         self._pending: dict[uuid.UUID, _Waiting] = {}
-        self._probes: list[_Probe] = []
-        self._idle: list[_Probe] = []
+        self._probes: list[ChangeProbe] = []
+        self._idle: list[ChangeProbe] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._markers: pending_pulls.PendingPulls | None = None
@@ -416,14 +354,14 @@ class DirtyMarks:
         if not self._pending or len(self._tasks) >= self.writers:
             return
         if not self._idle:
-            self._probes.append(_Probe())
+            self._probes.append(ChangeProbe())
             self._idle.append(self._probes[-1])
         task = loop.create_task(self._write(services, loop, self._idle.pop()))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _write(
-        self, services: Services, loop: asyncio.AbstractEventLoop, probe: _Probe
+        self, services: Services, loop: asyncio.AbstractEventLoop, probe: ChangeProbe
     ) -> None:
         batch, self._pending = self._pending, {}
         try:
@@ -438,7 +376,7 @@ class DirtyMarks:
         self,
         services: Services,
         loop: asyncio.AbstractEventLoop,
-        probe: _Probe,
+        probe: ChangeProbe,
         batch: dict[uuid.UUID, _Waiting],
     ) -> None:
         seen = pending_pulls.Seen(frozenset(), {})
@@ -455,7 +393,7 @@ class DirtyMarks:
                 return
         contexts = {calendar_id: w.context for calendar_id, w in batch.items()}
         try:
-            behind = await probe.behind(services, contexts.keys())
+            behind = await probe.behind(services.engine, contexts.keys())
             if behind == []:
                 claimed: set[uuid.UUID] = set()  # all already dirty, pulls queued
             else:
@@ -522,7 +460,7 @@ def _enqueue_pull(
         log.warning("could not enqueue the pull of calendar %s: %r", calendar_id, exc)
         try:
             with services.sessions.begin() as session:
-                kicks.release(session, calendar_id, claimed_at)
+                pull_queue.release(session, calendar_id, claimed_at)
         except SQLAlchemyError as again:
             log.warning("could not give back the slot of calendar %s: %r", calendar_id, again)
     finally:
@@ -535,9 +473,9 @@ _OUTCOME_COUNTERS: dict[Intake, Counter] = {}
 
 def _kick_calendar_list(services: Services, user_id: uuid.UUID) -> bool:
     """Record a calendar-list change and enqueue a read of the list unless one is queued
-    or running (`kicks.note_calendar_list_change`). Returns whether it enqueued."""
+    or running (`list_queue.note_calendar_list_change`). Returns whether it enqueued."""
     with services.sessions.begin() as session:
-        claimed = kicks.note_calendar_list_change(session, user_id, services.clock())
+        claimed = list_queue.note_calendar_list_change(session, user_id, services.clock())
     if claimed:
         services.jobs.sync_calendar_list.send(str(user_id))
     return claimed
