@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
+from sqlalchemy.orm import Session
+
 from calsync import metrics
 from calsync.providers.base import CalendarProvider, ChangesPage
 from calsync.providers.errors import AuthRevoked, NotFound, ProviderError, SyncTokenExpired
@@ -110,16 +112,7 @@ def pull_calendar(
         outcome = _not_taken(services, calendar_id)
         pending_pulls.pull_starting(services, calendar_id)  # `dirty` may be dropped
         return outcome
-    target = _Target(
-        CalendarRef(
-            id=calendar.id,
-            user_id=calendar.user_id,
-            policy=policy_for(calendar.conflict_policy, services.settings.conflict_policy),
-        ),
-        calendar.provider_calendar_id,
-        None if audit else calendar.sync_token,
-        first_sync=calendar.last_synced_at is None,
-    )
+    target = _target_of(services, calendar, audit=audit)
     provider = services.providers.for_user(target.ref.user_id)
     try:
         # `dirty` is cleared; before listing, end every pull marker and lease that
@@ -144,6 +137,21 @@ def pull_calendar(
     )
     _count_run(target, "ok", full=full, report=report)
     return PullOutcome("ok", full=full, report=report, api_calls=provider.api_calls, again_in=delay)
+
+
+def _target_of(services: Services, calendar: Any, *, audit: bool) -> _Target:
+    """What a pull of `calendar` (its row, as the lease returned it) works on; an audit
+    lists everything, whatever the sync token."""
+    return _Target(
+        CalendarRef(
+            id=calendar.id,
+            user_id=calendar.user_id,
+            policy=policy_for(calendar.conflict_policy, services.settings.conflict_policy),
+        ),
+        calendar.provider_calendar_id,
+        None if audit else calendar.sync_token,
+        first_sync=calendar.last_synced_at is None,
+    )
 
 
 def _store(
@@ -191,25 +199,51 @@ def _store(
         if (polled or audit) and report.changed and not target.first_sync:
             # The safety net found what no notification announced: poll often again.
             pull_queue.poll_often_again(session, target.ref.id, often)
-        kind, status, message, details = _log_of(
-            report, full=full, audit=audit, unreadable=listing.unreadable
-        )
-        record(
+        _record_run(
             session,
-            user_id=target.ref.user_id,
-            calendar_id=target.ref.id,
-            kind=kind,
-            status=status,
-            at=now,
-            pulled=report.pulled,
-            changed=report.changed,
-            conflicts=report.conflicts,
-            api_calls=provider.api_calls,
-            duration_ms=round((time.perf_counter() - started) * 1000),
-            message=message,
-            details=details,
+            target,
+            report,
+            listing,
+            full=full,
+            audit=audit,
+            now=now,
+            provider=provider,
+            started=started,
         )
     return report, last_pull_at, again
+
+
+def _record_run(
+    session: Session,
+    target: _Target,
+    report: ReconcileReport,
+    listing: ChangesPage,
+    *,
+    full: bool,
+    audit: bool,
+    now: datetime,
+    provider: CalendarProvider,
+    started: float,
+) -> None:
+    """The sync log row of a stored listing (`_log_of`), with its counts."""
+    kind, status, message, details = _log_of(
+        report, full=full, audit=audit, unreadable=listing.unreadable
+    )
+    record(
+        session,
+        user_id=target.ref.user_id,
+        calendar_id=target.ref.id,
+        kind=kind,
+        status=status,
+        at=now,
+        pulled=report.pulled,
+        changed=report.changed,
+        conflicts=report.conflicts,
+        api_calls=provider.api_calls,
+        duration_ms=round((time.perf_counter() - started) * 1000),
+        message=message,
+        details=details,
+    )
 
 
 def _not_taken(services: Services, calendar_id: uuid.UUID) -> PullOutcome:

@@ -53,7 +53,7 @@ from calsync.notify.hooks import (
     reschedule_many,
 )
 from calsync.providers.google.ids import local_id_from_google_event_id
-from calsync.store import listed_events, outbox
+from calsync.store import listed_events
 from calsync.store.events import (
     EVENT_COLUMNS,
     attendees_by_event,
@@ -64,10 +64,9 @@ from calsync.store.events import (
     to_event,
     update_events,
 )
-from calsync.store.sync_logs import LogKind, LogStatus, record
 from calsync.sync.deletion_guard import HoldOutcome, judge, read_hold, save_hold
+from calsync.sync.reconcile_merge import merge_listed
 from calsync.sync.reconcile_plan import Action, Plan, Stored, live_ids, plan, unlisted
-from calsync.sync.resolve import resolve
 
 __all__ = ["CalendarRef", "ReconcileReport", "apply_changes"]
 
@@ -155,13 +154,7 @@ def apply_changes(
     )
     if announce:
         applied.notices.extend(_gone(session, gone))
-        events_changed(
-            session,
-            applied.notices,
-            actor_user_id=None,
-            source="sync",
-            now=now,
-        )
+        events_changed(session, applied.notices, actor_user_id=None, source="sync", now=now)
     deleted = listed_events.delete_series(
         session, calendar.id, applied.deletions
     ) + listed_events.delete_ids(session, gone)
@@ -200,7 +193,7 @@ def _steps_applied(
                 applied.notices.append(_cancellation(row, row_attendees))
             continue
         if step.action is Action.MERGE:
-            values, after, conflicted = _merge(
+            values, after, conflicted = merge_listed(
                 session, calendar, row, step.remote, row_attendees, now
             )
             report.conflicts += conflicted
@@ -422,76 +415,6 @@ def _overwrite_values(row: Row[Any], remote: Event) -> dict[str, Any]:
         "base_version": event_to_document(remote),
         "version": row.version + 1,
     }
-
-
-def _merge(
-    session: Session,
-    calendar: CalendarRef,
-    row: Row[Any],
-    remote: Event,
-    row_attendees: Sequence[Any],
-    now: datetime,
-) -> tuple[dict[str, Any], Event, bool]:
-    """Three-way merge of a remote change with unpushed local edits; logs the resolution.
-    Returns the row's new column values, the event it now holds and whether the policy
-    had to pick between two changes of a field."""
-    local = dataclasses.replace(to_event(row, row_attendees), updated=row.updated_at)
-    stored = listed_events.base_version(session, row.id)
-    base = event_from_document(stored) if stored else None
-    if row.etag is None and base is None:
-        # Google never acknowledged a write of this row, yet lists it (under the id calsync
-        # derives from the row's): an insert of ours got through and its answer was lost.
-        # What Google holds is a version calsync sent, the last one both sides agree on;
-        # the local edits since win, whatever the clocks say (Google stamps the insert
-        # when it lands, which may be after a later local edit). A new exception has a
-        # base, the instance as its series generated it: Google lists that instance's id
-        # whoever wrote it, so another client's change of it is merged, not overwritten
-        # (decision C3; the push's first read merges against the same base, E23).
-        base = remote
-    resolution = resolve(base=base, local=local, remote=remote, policy=calendar.policy)
-    record(
-        session,
-        user_id=calendar.user_id,
-        calendar_id=calendar.id,
-        event_id=row.id,
-        kind=LogKind.CONFLICT,
-        status=LogStatus.MANUAL if resolution.manual else LogStatus.RESOLVED,
-        at=now,
-        conflicts=resolution.conflicting_fields,
-        message="remote change merged with unpushed local edits",
-        details=resolution.details,
-    )
-    bookkeeping = {"_id": row.id, "version": row.version + 1}
-    if resolution.manual:
-        keep = {**event_columns(local), "etag": remote.etag, "sequence": remote.sequence}
-        keep["remote_updated_at"] = remote.updated
-        return (
-            {**keep, **bookkeeping, "sync_state": "conflict", "conflict": resolution.details},
-            local,
-            resolution.conflict,
-        )
-    merged = resolution.merged
-    values = {
-        **event_columns(merged),
-        **bookkeeping,
-        "base_version": event_to_document(remote),
-        "conflict": None,
-        "sync_error": None,
-        "sync_state": "pending" if resolution.push_needed else "synced",
-    }
-    if resolution.push_needed:
-        # Always a row of its own, even if rows are pending: a push running now closes
-        # only the rows it read before this merge, so relying on them would leave the
-        # merged version "pending" with nothing left to push it (tests/faults).
-        outbox.add(
-            session,
-            event_id=row.id,
-            user_id=calendar.user_id,
-            calendar_id=calendar.id,
-            operation="update",
-            now=now,
-        )
-    return values, merged, resolution.conflict
 
 
 def _gone(session: Session, event_ids: Sequence[uuid.UUID]) -> list[EventChange]:
