@@ -16,7 +16,7 @@ loop's default thread pool, so the loop never blocks on them:
   not), with the tokens it expects already computed; a token that is not an HMAC of its
   channel id is refused before any lookup, so forged notifications cost no database
   work at all.
-- `DirtyMarks` is a group commit: the change notifications that arrive while one write
+- `DirtyMarks` (`calsync.sync.dirty_marks`) is a group commit: the change notifications that arrive while one write
   is in flight are recorded together by the next write (one transaction for all their
   calendars), and each notification is answered only once a write covering it has
   committed, or once it is known to be covered by a pull that has not started
