@@ -16,11 +16,12 @@ loop's default thread pool, so the loop never blocks on them:
   not), with the tokens it expects already computed; a token that is not an HMAC of its
   channel id is refused before any lookup, so forged notifications cost no database
   work at all.
-- `DirtyMarks` (`calsync.sync.dirty_marks`) is a group commit: the change notifications that arrive while one write
-  is in flight are recorded together by the next write (one transaction for all their
-  calendars), and each notification is answered only once a write covering it has
-  committed, or once it is known to be covered by a pull that has not started
-  (`calsync.sync.pending_pulls`: in a storm, a lease answers without any round trip).
+- `DirtyMarks` (`calsync.sync.dirty_marks`) is a group commit: the change
+  notifications that arrive while one write is in flight are recorded together by the
+  next write (one transaction for all their calendars), and each notification is
+  answered only once a write covering it has committed, or once it is known to be
+  covered by a pull that has not started (`calsync.sync.pending_pulls`: in a storm, a
+  lease answers without any round trip).
   So a 2xx always means "recorded"; a failed write fails every notification it covered,
   which the web layer answers with 503 so that Google retries.
 """
