@@ -31,12 +31,11 @@ from calsync.emulator.server import EmulatorServer
 from calsync.emulator.testing import EmulatorControl
 from calsync.logs import configure_logging
 from calsync.runtime import scheduler_thread, worker_threads
-from calsync.store import outbox
+from calsync.store import outbox, pull_queue
 from calsync.store.credentials import save_tokens
 from calsync.store.migrate import upgrade
 from calsync.store.secrets import Secret
 from calsync.store.users import ensure_user
-from calsync.sync import kicks
 from calsync.threaded_server import PortInUse, bind
 from calsync.tracing import configure_tracing
 from calsync.web.app import create_app
@@ -125,7 +124,7 @@ def forget_lost_work(services: Services) -> None:
     the queue slots and leases those messages kept, so that the scheduler's first sweep
     pulls the calendars that were waiting (and pushes the waiting writes) at once."""
     with services.sessions.begin() as session:
-        kicks.release_all(session)
+        pull_queue.release_all(session)
         outbox.release_all_events(session)
 
 

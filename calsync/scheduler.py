@@ -20,7 +20,7 @@ from calsync.events import read_model
 from calsync.jobs import fan_out_renewals
 from calsync.notify.schedule import notify_tasks
 from calsync.providers.budget import Priority
-from calsync.store import outbox
+from calsync.store import list_queue, outbox
 from calsync.sync import audit, kicks
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ def lost_calendar_lists(services: Services, now: datetime) -> list[uuid.UUID]:
     """Claim again and return the users whose calendar-list read was queued longer than
     the sync lease ago (its message was lost, or its worker died)."""
     with services.sessions.begin() as session:
-        return kicks.claim_lost_calendar_lists(
+        return list_queue.claim_lost_calendar_lists(
             session,
             now=now,
             slot_lost_before=now - timedelta(seconds=services.settings.sync_lease_seconds),

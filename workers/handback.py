@@ -10,7 +10,7 @@ of this process, so another worker pulls those calendars right away.
 
 The cut-off thread may still be running its job when this happens, and dies with the
 process a moment later; should it finish first, its pull sees the lease gone and drops its
-result (``calsync.sync.lease.still_held``), and jobs are idempotent anyway.
+result (``calsync.store.pull_leases.still_held``), and jobs are idempotent anyway.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from calsync import collector_pause
 from calsync.bootstrap import Services, bootstrap
 from calsync.config import Settings
 from calsync.logs import configure_logging
-from calsync.sync import lease
+from calsync.store import pull_leases
 from calsync.tracing import configure_tracing
 from workers.handback import HandBack
 
@@ -23,7 +23,7 @@ from workers.handback import HandBack
 def _lease_releaser(services: Services) -> Callable[[], int]:
     def release() -> int:
         with services.sessions.begin() as session:
-            return lease.release_held_by_process(session, services.process_name)
+            return pull_leases.release_held_by_process(session, services.process_name)
 
     return release
 

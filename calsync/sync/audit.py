@@ -28,11 +28,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from calsync import metrics
-from calsync.store.tables import Calendar, User
+from calsync.store import audit_slots
 from calsync.sync import pull
 
 if TYPE_CHECKING:
@@ -56,12 +55,6 @@ def audit_slot(calendar_id: uuid.UUID, after: datetime, period: timedelta) -> da
     return _EPOCH + offset + (elapsed + 1) * period
 
 
-def _audited() -> sa.ColumnElement[bool]:
-    """The calendars that are audited: selected calendars of active users."""
-    active = sa.select(User.id).where(User.status == "active")
-    return sa.and_(Calendar.selected.is_(True), Calendar.user_id.in_(active))
-
-
 def due_audits(
     session: Session, *, now: datetime, period: timedelta, limit: int, claim_for: timedelta
 ) -> list[uuid.UUID]:
@@ -69,28 +62,9 @@ def due_audits(
     first) and return their ids; a claimed calendar is due again after `claim_for`
     unless its audit finishes first. Calendars not yet placed in the period get their
     slot (`audit_slot`) first, up to `PLACE_PER_TICK` per call."""
-    unplaced = session.scalars(
-        sa.select(Calendar.id)
-        .where(_audited(), Calendar.next_audit_at.is_(None))
-        .limit(PLACE_PER_TICK)
-    ).all()
-    if unplaced:
-        session.execute(
-            sa.update(Calendar),
-            [{"id": i, "next_audit_at": audit_slot(i, now, period)} for i in unplaced],
-        )
-    due = session.scalars(
-        sa.select(Calendar.id)
-        .where(_audited(), Calendar.next_audit_at <= now)
-        .order_by(Calendar.next_audit_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    ).all()
-    if due:
-        session.execute(
-            sa.update(Calendar).where(Calendar.id.in_(due)).values(next_audit_at=now + claim_for)
-        )
-    return list(due)
+    unplaced = audit_slots.unplaced(session, limit=PLACE_PER_TICK)
+    audit_slots.place(session, {i: audit_slot(i, now, period) for i in unplaced})
+    return audit_slots.claim_due(session, now=now, limit=limit, until=now + claim_for)
 
 
 def audit_calendar(services: Services, calendar_id: uuid.UUID) -> pull.PullOutcome:
@@ -111,9 +85,5 @@ def audit_calendar(services: Services, calendar_id: uuid.UUID) -> pull.PullOutco
     period = timedelta(seconds=services.settings.audit_interval_seconds)
     now = services.clock()
     with services.sessions.begin() as session:
-        session.execute(
-            sa.update(Calendar)
-            .where(Calendar.id == calendar_id, Calendar.deletions_held_at.is_(None))
-            .values(next_audit_at=audit_slot(calendar_id, now, period))
-        )
+        audit_slots.move_on(session, calendar_id, audit_slot(calendar_id, now, period))
     return outcome

@@ -11,11 +11,9 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-
 from calsync.providers.base import CalendarInfo
+from calsync.store import calendars, watch_channels
 from calsync.store.sync_logs import LogKind, LogStatus, record
-from calsync.store.tables import Calendar, WatchChannel
 from calsync.sync.channels import stop_channel_quietly
 
 if TYPE_CHECKING:
@@ -38,31 +36,12 @@ def sync_calendar_list(services: Services, user_id: uuid.UUID) -> CalendarListCh
     provider = services.providers.for_user(user_id)
     listed = {c.calendar_id: c for c in provider.list_calendars() if not c.deleted}
     with services.sessions.begin() as session:
-        existing = {
-            row.provider_calendar_id: row
-            for row in session.scalars(sa.select(Calendar).where(Calendar.user_id == user_id))
-        }
-        added: list[uuid.UUID] = []
-        kept: list[uuid.UUID] = []
-        for google_id, info in listed.items():
-            row = existing.get(google_id)
-            if row is None:
-                row = Calendar(user_id=user_id, provider_calendar_id=google_id)
-                session.add(row)
-                _describe(row, info)
-                session.flush()
-                added.append(row.id)
-            else:
-                _describe(row, info)
-                kept.append(row.id)
-        gone = [row for google_id, row in existing.items() if google_id not in listed]
-        gone_ids = [row.id for row in gone]
-        channels = session.execute(
-            sa.select(WatchChannel.id, WatchChannel.resource_id).where(
-                WatchChannel.calendar_id.in_(gone_ids), WatchChannel.status == "active"
-            )
-        ).all()
-        if added or gone:
+        matched = calendars.match_calendar_list(
+            session, user_id, {google_id: _described(info) for google_id, info in listed.items()}
+        )
+        gone_ids = [calendar_id for calendar_id, _ in matched.gone]
+        channels = watch_channels.active_of_calendars(session, gone_ids)
+        if matched.added or matched.gone:
             record(
                 session,
                 user_id=user_id,
@@ -70,23 +49,26 @@ def sync_calendar_list(services: Services, user_id: uuid.UUID) -> CalendarListCh
                 status=LogStatus.OK,
                 at=services.clock(),
                 api_calls=provider.api_calls,
-                message=f"{len(added)} calendar(s) added, {len(gone)} removed",
+                message=f"{len(matched.added)} calendar(s) added, {len(gone_ids)} removed",
                 details={
-                    "added": [str(i) for i in added],
-                    "removed": [row.provider_calendar_id for row in gone],
+                    "added": [str(i) for i in matched.added],
+                    "removed": [google_id for _, google_id in matched.gone],
                 },
             )
     for channel in channels:
         stop_channel_quietly(services, provider, channel.id, channel.resource_id)
     if gone_ids:
         with services.sessions.begin() as session:
-            session.execute(sa.delete(Calendar).where(Calendar.id.in_(gone_ids)))
-    return CalendarListChange(tuple(added), tuple(kept), tuple(gone_ids))
+            calendars.delete(session, gone_ids)
+    return CalendarListChange(tuple(matched.added), tuple(matched.kept), tuple(gone_ids))
 
 
-def _describe(row: Calendar, info: CalendarInfo) -> None:
-    row.summary = info.summary
-    row.timezone = info.timezone or "UTC"
-    row.access_role = info.access_role
-    row.is_primary = info.primary
-    row.selected = info.access_role != "freeBusyReader"
+def _described(info: CalendarInfo) -> dict[str, object]:
+    """The columns of a calendar's row that its calendar-list entry gives."""
+    return {
+        "summary": info.summary,
+        "timezone": info.timezone or "UTC",
+        "access_role": info.access_role,
+        "is_primary": info.primary,
+        "selected": info.access_role != "freeBusyReader",
+    }

@@ -21,13 +21,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from calsync.providers.base import CalendarProvider, Channel
 from calsync.providers.errors import AuthRevoked, NotFound, Permanent, ProviderError
+from calsync.store import watch_channels
 from calsync.store.sync_logs import LogKind, LogStatus, record
-from calsync.store.tables import Calendar, User, WatchChannel
+from calsync.store.watch_channels import (
+    KIND_EVENTS,
+    KIND_LIST,
+    NewChannel,
+    calendars_without_channel,
+)
 
 if TYPE_CHECKING:
     from calsync.bootstrap import Services
@@ -49,8 +54,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-_KIND_EVENTS = "events"
-_KIND_LIST = "calendar_list"
 
 
 def _signature(key: str, channel_id: str) -> str:
@@ -72,22 +75,6 @@ def token_matches(keys: Sequence[str], channel_id: str, token: str) -> bool:
     return matched
 
 
-def _live(now: datetime) -> sa.ColumnElement[bool]:
-    """Channels that still deliver: active and not expired."""
-    return sa.and_(
-        WatchChannel.status == "active",
-        sa.or_(WatchChannel.expires_at.is_(None), WatchChannel.expires_at > now),
-    )
-
-
-#: Calendars that get an events channel: selected, not polled instead, events readable.
-_WATCHABLE = sa.and_(
-    Calendar.selected.is_(True),
-    Calendar.poll_only.is_(False),
-    Calendar.access_role != "freeBusyReader",
-)
-
-
 def webhook_address(services: Services) -> str:
     return services.settings.public_url.rstrip("/") + "/webhooks/google"
 
@@ -102,8 +89,8 @@ def _open(
     *,
     user_id: uuid.UUID,
     calendar: tuple[uuid.UUID, str] | None,
-) -> WatchChannel:
-    """Open one channel on Google and return its (unsaved) row."""
+) -> NewChannel:
+    """Open one channel on Google and return what to store of it."""
     channel_id = str(uuid.uuid4())
     token = channel_token(services.settings.encryption_keys, channel_id)
     address = webhook_address(services)
@@ -116,15 +103,14 @@ def _open(
         opened = provider.watch_events(
             calendar[1], channel_id=channel_id, token=token, address=address, ttl=_ttl(services)
         )
-    return WatchChannel(
+    return NewChannel(
         id=uuid.UUID(channel_id),
         user_id=user_id,
         calendar_id=calendar[0] if calendar else None,
-        kind=_KIND_LIST if calendar is None else _KIND_EVENTS,
+        kind=KIND_LIST if calendar is None else KIND_EVENTS,
         resource_id=opened.resource_id,
         resource_uri=opened.resource_uri,
         expires_at=opened.expiration,
-        status="active",
     )
 
 
@@ -136,12 +122,8 @@ def ensure_channels(services: Services, user_id: uuid.UUID) -> int:
     """
     now = services.clock()
     with services.sessions() as session:
-        live = _live_channels(session, user_id, now)
-        calendars = session.execute(
-            sa.select(Calendar.id, Calendar.provider_calendar_id).where(
-                Calendar.user_id == user_id, _WATCHABLE
-            )
-        ).all()
+        live = watch_channels.live_targets(session, user_id, now)
+        calendars = watch_channels.watchable_calendars(session, user_id)
     provider = services.providers.for_user(user_id)
     opened = 0
     wanted: list[tuple[uuid.UUID, str] | None] = [
@@ -156,19 +138,9 @@ def ensure_channels(services: Services, user_id: uuid.UUID) -> int:
             _mark_unwatchable(services, user_id, calendar, err)
             continue
         with services.sessions.begin() as session:
-            session.add(row)
+            watch_channels.add(session, row)
         opened += 1
     return opened
-
-
-def _live_channels(session: Session, user_id: uuid.UUID, now: datetime) -> set[uuid.UUID | None]:
-    """Calendar ids (None: the calendar list) with an active, unexpired channel."""
-    rows = session.execute(
-        sa.select(WatchChannel.calendar_id, WatchChannel.kind).where(
-            WatchChannel.user_id == user_id, _live(now)
-        )
-    ).all()
-    return {row.calendar_id if row.kind == _KIND_EVENTS else None for row in rows}
 
 
 def _mark_unwatchable(
@@ -179,9 +151,7 @@ def _mark_unwatchable(
 ) -> None:
     with services.sessions.begin() as session:
         if calendar is not None:
-            session.execute(
-                sa.update(Calendar).where(Calendar.id == calendar[0]).values(poll_only=True)
-            )
+            watch_channels.mark_poll_only(session, calendar[0])
         record(
             session,
             user_id=user_id,
@@ -230,16 +200,6 @@ def maintain_channels(services: Services) -> RenewReport:
     return RenewReport(renewal.renewed, renewal.failed, stopped, opened)
 
 
-def _expiring(now: datetime, margin: timedelta) -> sa.ColumnElement[bool]:
-    """Active channels of active users that expire within `margin` of `now`."""
-    active_users = sa.select(User.id).where(User.status == "active")
-    return sa.and_(
-        WatchChannel.status == "active",
-        WatchChannel.expires_at < now + margin,
-        WatchChannel.user_id.in_(active_users),
-    )
-
-
 def claim_renewals(
     session: Session,
     *,
@@ -248,30 +208,11 @@ def claim_renewals(
     limit: int = RENEW_PER_TICK,
     claim_for: timedelta = RENEW_CLAIM_FOR,
 ) -> list[uuid.UUID]:
-    """Claim up to `limit` channels to renew (those expiring first) and return their ids.
-
-    A claimed channel is not claimed again for `claim_for`, so a renewal queued by one
-    tick is not queued again by the next while it waits; a renewal that did not happen
-    (lost, failed, out of time) is claimed again once the claim runs out. The read goes
-    through the ``(status, expires_at)`` index: O(channels due), not O(channels).
-    """
-    unclaimed = sa.or_(
-        WatchChannel.renewal_claimed_at.is_(None),
-        WatchChannel.renewal_claimed_at < now - claim_for,
+    """Claim up to `limit` channels to renew (those expiring first) and return their ids;
+    a claimed channel is not claimed again for `claim_for` (`watch_channels.claim_renewals`)."""
+    return watch_channels.claim_renewals(
+        session, now=now, margin=margin, limit=limit, claim_for=claim_for
     )
-    due = sa.and_(_expiring(now, margin), unclaimed)
-    ids = session.scalars(
-        sa.select(WatchChannel.id).where(due).order_by(WatchChannel.expires_at).limit(limit)
-    ).all()
-    if not ids:
-        return []
-    claimed = session.scalars(
-        sa.update(WatchChannel)
-        .where(WatchChannel.id.in_(ids), due)
-        .values(renewal_claimed_at=now)
-        .returning(WatchChannel.id)
-    ).all()
-    return sorted(claimed, key=ids.index)
 
 
 def renew_channels(services: Services) -> RenewReport:
@@ -309,33 +250,29 @@ def renew_claimed(
     now = services.clock()
     margin = timedelta(seconds=services.settings.channel_renew_before_seconds)
     with services.sessions() as session:
-        rows = session.execute(
-            sa.select(WatchChannel, Calendar.provider_calendar_id)
-            .outerjoin(Calendar, Calendar.id == WatchChannel.calendar_id)
-            .where(WatchChannel.id.in_(list(channel_ids)), _expiring(now, margin))
-            .order_by(WatchChannel.expires_at)
-        ).all()
+        rows = watch_channels.renewal_rows(session, channel_ids, now=now, margin=margin)
     renewed = failed = 0
-    for index, (old, google_calendar_id) in enumerate(rows):
+    for index, old in enumerate(rows):
         if budget is not None and monotonic() - started > budget.total_seconds():
-            give_back(services, [row[0].id for row in rows[index:]])
+            give_back(services, [row.id for row in rows[index:]])
             break
-        if _renew_one(services, old, google_calendar_id):
+        if _renew_one(services, old):
             renewed += 1
         else:
             failed += 1
     return RenewReport(renewed, failed)
 
 
-def _renew_one(services: Services, old: WatchChannel, google_calendar_id: str | None) -> bool:
-    """Open the replacement of `old`, then stop `old`; False (logged) if it failed."""
+def _renew_one(services: Services, old: Any) -> bool:
+    """Open the replacement of `old` (a row of `watch_channels.renewal_rows`), then stop
+    `old`; False (logged) if it failed."""
     # The calendar's row exists: its channels are deleted with it (ON DELETE CASCADE).
-    target = (old.calendar_id, str(google_calendar_id)) if old.calendar_id else None
+    target = (old.calendar_id, str(old.provider_calendar_id)) if old.calendar_id else None
     try:
         provider = services.providers.for_user(old.user_id)
         replacement = _open(services, provider, user_id=old.user_id, calendar=target)
         with services.sessions.begin() as session:
-            session.add(replacement)
+            watch_channels.add(session, replacement)
     except Exception as err:
         # One channel's failure (Google's, or a token that no longer decrypts, or a
         # bug) must not stop the others' renewal; the old channel keeps running.
@@ -351,11 +288,7 @@ def _renew_one(services: Services, old: WatchChannel, google_calendar_id: str | 
 def give_back(services: Services, channel_ids: list[uuid.UUID]) -> None:
     """Clear the renewal claim of channels a job had no time left for."""
     with services.sessions.begin() as session:
-        session.execute(
-            sa.update(WatchChannel)
-            .where(WatchChannel.id.in_(channel_ids))
-            .values(renewal_claimed_at=None)
-        )
+        watch_channels.give_back(session, channel_ids)
 
 
 def _renewal_failed(
@@ -409,17 +342,13 @@ def stop_channel_quietly(
         if not mark_anyway:
             return
     with services.sessions.begin() as session:
-        session.execute(
-            sa.update(WatchChannel)
-            .where(WatchChannel.id == channel_id)
-            .values(status="stopped", stopped_at=services.clock())
-        )
+        watch_channels.mark_stopped(session, channel_id, services.clock())
 
 
 def stop_known_channel(services: Services, channel_id: uuid.UUID) -> None:
     """Stop a channel calsync has a row for (a stopped one that still pushes)."""
     with services.sessions() as session:
-        row = session.get(WatchChannel, channel_id)
+        row = watch_channels.channel(session, channel_id)
         if row is None:
             return
         user_id, resource_id = row.user_id, row.resource_id
@@ -429,54 +358,21 @@ def stop_known_channel(services: Services, channel_id: uuid.UUID) -> None:
 def stop_user_channels(services: Services, user_id: uuid.UUID) -> int:
     """Stop every active channel of a user (on disconnect). Returns how many."""
     with services.sessions() as session:
-        channels = session.execute(
-            sa.select(WatchChannel.id, WatchChannel.resource_id).where(
-                WatchChannel.user_id == user_id, WatchChannel.status == "active"
-            )
-        ).all()
+        channels = watch_channels.active_of_user(session, user_id)
     provider = services.providers.for_user(user_id)
     for channel in channels:
         stop_channel_quietly(services, provider, channel.id, channel.resource_id)
     with services.sessions.begin() as session:  # also when Google could not be told
-        session.execute(
-            sa.update(WatchChannel)
-            .where(WatchChannel.user_id == user_id, WatchChannel.status == "active")
-            .values(status="stopped", stopped_at=services.clock())
-        )
+        watch_channels.stop_all_of_user(session, user_id, services.clock())
     return len(channels)
-
-
-def calendars_without_channel(session: Session, now: datetime) -> list[uuid.UUID]:
-    """Selected, watchable calendars of active users that have no live channel."""
-    return list(session.scalars(_without_channel(sa.select(Calendar.id), now)))
-
-
-def _without_channel(query: sa.Select[Any], now: datetime) -> sa.Select[Any]:
-    """`query` over the selected, watchable calendars of active users without a live
-    channel."""
-    live = (
-        sa.select(WatchChannel.calendar_id)
-        .where(_live(now), WatchChannel.calendar_id.is_not(None))
-        .scalar_subquery()
-    )
-    return query.join(User, User.id == Calendar.user_id).where(
-        User.status == "active", _WATCHABLE, Calendar.id.not_in(live)
-    )
 
 
 def stop_inactive_users_channels(services: Services, *, limit: int = STOP_PER_RUN) -> int:
     """Stop the active channels of users who are disabled or must sign in again (at most
     `limit` users per call); returns how many. Google not being told (a revoked grant)
     still marks them stopped."""
-    has_live = (
-        sa.select(WatchChannel.id)
-        .where(WatchChannel.user_id == User.id, WatchChannel.status == "active")
-        .exists()
-    )
     with services.sessions() as session:
-        users = session.scalars(
-            sa.select(User.id).where(User.status != "active", has_live).limit(limit)
-        ).all()
+        users = watch_channels.inactive_users_with_channels(session, limit=limit)
     stopped = 0
     for user_id in users:
         try:
@@ -490,9 +386,7 @@ def reopen_missing_channels(services: Services, *, limit: int = REOPEN_PER_RUN) 
     """Open the channels that active users lack (at most `limit` users per call); returns
     how many were opened."""
     with services.sessions() as session:
-        users = session.scalars(
-            _without_channel(sa.select(Calendar.user_id), services.clock()).distinct().limit(limit)
-        ).all()
+        users = watch_channels.users_missing_channels(session, services.clock(), limit=limit)
     opened = 0
     for user_id in users:
         try:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from calsync.providers.errors import AuthRevoked
 from calsync.providers.google.oauth import grants_calendar
-from calsync.store import credentials, sync_logs
+from calsync.store import credentials, list_queue, sync_logs
 from calsync.sync import kicks
 from calsync.sync.calendar_list import sync_calendar_list
 from calsync.sync.channels import ensure_channels
@@ -74,20 +74,20 @@ def follow_calendar_list(services: Services, user_id: uuid.UUID) -> bool:
     """After the user's calendar list changed (its channel pushed): store the added and
     removed calendars, open each added one's channel and queue its pull.
 
-    Coalesced (`kicks.calendar_list_started` / `calendar_list_finished`): returns True
+    Coalesced (`list_queue.calendar_list_started` / `calendar_list_finished`): returns True
     when the list changed again while it was read, and one more read must follow (its
     queue slot stays taken); then the caller enqueues it. Raises what the provider
     raises, leaving the queue slot taken (the retry, or the scheduler's sweep, reads
     again); but after a revoked grant the slot is freed and the list stays marked
-    changed (`kicks.calendar_list_stranded`): nothing retries until they sign in again.
+    changed (`list_queue.calendar_list_stranded`): nothing retries until they sign in again.
     """
     with services.sessions.begin() as session:
-        kicks.calendar_list_started(session, user_id, services.clock())
+        list_queue.calendar_list_started(session, user_id, services.clock())
     try:
         change = sync_calendar_list(services, user_id)
     except AuthRevoked:  # nothing reads it until they sign in again: free the slot
         with services.sessions.begin() as session:
-            kicks.calendar_list_stranded(session, user_id)
+            list_queue.calendar_list_stranded(session, user_id)
         raise
     try:
         if change.added:  # channels before pulls, as in `connect_user`
@@ -95,7 +95,7 @@ def follow_calendar_list(services: Services, user_id: uuid.UUID) -> bool:
     finally:
         queue_pulls(services, list(change.added))
     with services.sessions.begin() as session:
-        return kicks.calendar_list_finished(session, user_id, services.clock())
+        return list_queue.calendar_list_finished(session, user_id, services.clock())
 
 
 def queue_pulls(services: Services, calendar_ids: list[uuid.UUID]) -> list[uuid.UUID]:

@@ -25,16 +25,15 @@ unpushed local changes: those are left to the push.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from calsync.store.tables import Calendar
+from calsync.store import calendars
 
 __all__ = [
     "MIN_HELD",
@@ -123,14 +122,8 @@ def judge(
 
 def read_hold(session: Session, calendar_id: uuid.UUID) -> Hold | None:
     """The hold standing on a calendar (None: none)."""
-    row = session.execute(
-        sa.select(Calendar.held_deletions, Calendar.deletions_held_at).where(
-            Calendar.id == calendar_id
-        )
-    ).one_or_none()
-    if row is None or row.deletions_held_at is None:
-        return None
-    return Hold(frozenset(row.held_deletions or ()), row.deletions_held_at)
+    held = calendars.read_hold(session, calendar_id)
+    return None if held is None else Hold(*held)
 
 
 def save_hold(
@@ -143,18 +136,8 @@ def save_hold(
     """Store the hold standing after a full listing, with the calendar's sync status
     (``held`` while a hold stands, else ``ok``). While one stands the calendar's audit is
     due at the end of the recheck delay, which lists Google again."""
-    values: Mapping[str, object]
     if hold is None:
-        values = {
-            "held_deletions": sa.null(),
-            "deletions_held_at": None,
-            "last_sync_status": "ok",
-        }
+        calendars.save_hold(session, calendar_id, None, audit_at=None)
     else:
-        values = {
-            "held_deletions": sorted(hold.ids),
-            "deletions_held_at": hold.since,
-            "last_sync_status": "held",
-            "next_audit_at": hold.since + recheck_after,
-        }
-    session.execute(sa.update(Calendar).where(Calendar.id == calendar_id).values(**values))
+        held = (hold.ids, hold.since)
+        calendars.save_hold(session, calendar_id, held, audit_at=hold.since + recheck_after)

@@ -16,11 +16,12 @@ loop's default thread pool, so the loop never blocks on them:
   not), with the tokens it expects already computed; a token that is not an HMAC of its
   channel id is refused before any lookup, so forged notifications cost no database
   work at all.
-- `DirtyMarks` is a group commit: the change notifications that arrive while one write
-  is in flight are recorded together by the next write (one transaction for all their
-  calendars), and each notification is answered only once a write covering it has
-  committed, or once it is known to be covered by a pull that has not started
-  (`calsync.sync.pending_pulls`: in a storm, a lease answers without any round trip).
+- `DirtyMarks` (`calsync.sync.dirty_marks`) is a group commit: the change
+  notifications that arrive while one write is in flight are recorded together by the
+  next write (one transaction for all their calendars), and each notification is
+  answered only once a write covering it has committed, or once it is known to be
+  covered by a pull that has not started (`calsync.sync.pending_pulls`: in a storm, a
+  lease answers without any round trip).
   So a 2xx always means "recorded"; a failed write fails every notification it covered,
   which the web layer answers with 503 so that Google retries.
 """
@@ -33,21 +34,19 @@ import hmac
 import logging
 import time
 import uuid
-from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
-import psycopg
 from opentelemetry import context as otel_context
 from prometheus_client import Counter
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from calsync import metrics
-from calsync.store.tables import WatchChannel
-from calsync.sync import kicks, pending_pulls
+from calsync.store import list_queue, watch_channels
 from calsync.sync.channels import channel_token
+from calsync.sync.dirty_marks import DirtyMarks
 
 if TYPE_CHECKING:
     from calsync.bootstrap import Services
@@ -223,7 +222,7 @@ def _load_channel(
     services: Services, channel_id: uuid.UUID, keys: Sequence[str]
 ) -> ChannelInfo | None:
     with services.sessions() as session:
-        row = session.get(WatchChannel, channel_id)
+        row = watch_channels.channel(session, channel_id)
         if row is None:
             return None
         return ChannelInfo(
@@ -237,307 +236,14 @@ def _load_channel(
         )
 
 
-class _Probe:
-    """Reads on the event loop which calendars of a batch still need a write.
-
-    In a storm the calendar is already dirty with a pull queued, and recording one more
-    change writes nothing (`calsync.sync.kicks.note_changes`). That check is one
-    statement on a connection of its own (psycopg, asynchronous, autocommit), so the
-    common case costs one round trip and no thread. Only for PostgreSQL; any failure
-    answers None ("unknown") and the caller takes the transactional path, which is the
-    authority.
-    """
-
-    TIMEOUT_SECONDS = 5.0
-
-    def __init__(self) -> None:
-        self._connection: psycopg.AsyncConnection[Any] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    async def behind(
-        self, services: Services, calendar_ids: Collection[uuid.UUID]
-    ) -> list[uuid.UUID] | None:
-        if services.engine.dialect.name != "postgresql":
-            return None
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop:  # a connection serves the loop that opened it
-            self.close()
-            self._loop = loop
-        try:
-            async with asyncio.timeout(self.TIMEOUT_SECONDS):
-                if self._connection is None or self._connection.closed:
-                    self._connection = await psycopg.AsyncConnection.connect(
-                        _conninfo(services), autocommit=True
-                    )
-                cursor = await self._connection.execute(
-                    kicks.BEHIND_SQL, (kicks.uuid_array_literal(calendar_ids),)
-                )
-                return [row[0] for row in await cursor.fetchall()]
-        except (psycopg.Error, OSError, TimeoutError) as exc:
-            log.info("change probe unavailable, using the transactional path: %r", exc)
-            self.close()
-            return None
-
-    def close(self) -> None:
-        """Drop the connection at once (usable from any thread or loop)."""
-        connection, self._connection = self._connection, None
-        if connection is not None and not connection.closed:
-            connection.pgconn.finish()
-
-    async def aclose(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None and not connection.closed:
-            if self._loop is asyncio.get_running_loop():
-                await connection.close()
-            else:
-                connection.pgconn.finish()
-
-
-def _conninfo(services: Services) -> str:
-    """The libpq connection string of the services' engine (without the driver name)."""
-    url = services.engine.url.set(drivername="postgresql")
-    return url.render_as_string(hide_password=False)
-
-
-@dataclass(slots=True)
-class _Waiting:
-    """The notifications of one calendar waiting for the next write."""
-
-    context: otel_context.Context | None
-    futures: list[asyncio.Future[bool]] = field(default_factory=list)
-
-
-#: Leases kept at most (one per calendar that a storm is hitting)
-_MAX_LEASES: Final = 100_000
-#: A lease with less than this left is renewed in the background (of its 0.15 s)
-_RENEW_AHEAD_SECONDS: Final = 0.075
-
-
-class DirtyMarks:
-    """Group commit of change notifications: few writes per burst, for every calendar.
-
-    `mark` returns once a transaction that recorded the change has committed: True for
-    the one notification whose write claimed the calendar's queue slot and enqueued the
-    pull, False for the others (coalesced). Up to `writers` batches are in flight at
-    once; the marks that arrive while all are busy wait and go together into the next
-    batch, so the number of writes follows the database's speed, not the notification
-    rate, and no timer adds latency when idle. A second writer lets a mark start its
-    batch while the previous one is still on the wire, which halves the wait under load.
-    If a batch fails (after one retry), every mark it covered raises the error.
-
-    Each batch first asks (`_Probe`, one statement on the loop, one connection per
-    writer) which of its calendars still need a write; when none do, as in a storm, the
-    batch is answered without a transaction. Otherwise `_record` runs in the loop's
-    thread pool; concurrent batches are safe because `kicks.note_changes` claims a slot
-    under the row lock, so exactly one of them claims it.
-
-    One per process, used from its event loop with one `Services`. `aclose` (at the
-    server's shutdown) or `close` releases its database connections.
-    """
-
-    def __init__(self, writers: int = 2) -> None:
-        self.writers = writers
-        self._pending: dict[uuid.UUID, _Waiting] = {}
-        self._probes: list[_Probe] = []
-        self._idle: list[_Probe] = []
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._markers: pending_pulls.PendingPulls | None = None
-        #: calendar -> until when (monotonic) a lease says a pending pull covers it
-        self._leases: dict[uuid.UUID, float] = {}
-        self._renewals: dict[uuid.UUID, asyncio.Task[None]] = {}
-
-    def close(self) -> None:
-        """Release the database and Redis connections (any thread)."""
-        for probe in self._probes:
-            probe.close()
-        if self._markers is not None:
-            self._markers.close()
-
-    async def aclose(self) -> None:
-        """Release the database and Redis connections (on the serving loop)."""
-        for probe in self._probes:
-            await probe.aclose()
-        if self._markers is not None:
-            await self._markers.aclose()
-
-    async def mark(
-        self,
-        services: Services,
-        calendar_id: uuid.UUID,
-        context: otel_context.Context | None = None,
-    ) -> bool:
-        """Record a change of `calendar_id`; True when this call enqueued its pull.
-
-        `context` (a tracing context) is the one the pull is enqueued in, if this
-        notification is the first of its calendar in the batch.
-        """
-        until = self._leases.get(calendar_id)
-        if until is not None:
-            left = until - time.monotonic()
-            if left > 0:
-                if left < _RENEW_AHEAD_SECONDS and calendar_id not in self._renewals:
-                    self._renew(services, calendar_id)
-                return False  # a pending pull covers it (`calsync.sync.pending_pulls`)
-            del self._leases[calendar_id]
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop:  # a new loop: nothing of the old one can complete
-            self._loop, self._pending, self._tasks = loop, {}, set()
-            self._idle = list(self._probes)
-            self._renewals = {}
-            if pending_pulls.enabled(services):
-                self._markers = self._markers or pending_pulls.PendingPulls()
-        waiting = self._pending.get(calendar_id)
-        if waiting is None:
-            waiting = self._pending[calendar_id] = _Waiting(context)
-        future: asyncio.Future[bool] = loop.create_future()
-        waiting.futures.append(future)
-        self._start_writer(services, loop)
-        return await future
-
-    def _renew(self, services: Services, calendar_id: uuid.UUID) -> None:
-        """Ask for a new lease in the background while the current one still answers, so
-        that a storm's notifications never wait for its end (none if the pull started)."""
-        if self._markers is None:
-            return
-        markers = self._markers
-
-        async def renew() -> None:
-            try:
-                seen = await markers.read(services, [calendar_id])
-                if calendar_id in seen.covered:
-                    self._leases[calendar_id] = seen.lease_until
-            finally:
-                self._renewals.pop(calendar_id, None)
-
-        self._renewals[calendar_id] = asyncio.get_running_loop().create_task(renew())
-
-    def _start_writer(self, services: Services, loop: asyncio.AbstractEventLoop) -> None:
-        if not self._pending or len(self._tasks) >= self.writers:
-            return
-        if not self._idle:
-            self._probes.append(_Probe())
-            self._idle.append(self._probes[-1])
-        task = loop.create_task(self._write(services, loop, self._idle.pop()))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _write(
-        self, services: Services, loop: asyncio.AbstractEventLoop, probe: _Probe
-    ) -> None:
-        batch, self._pending = self._pending, {}
-        try:
-            if batch:
-                await self._write_batch(services, loop, probe, batch)
-        finally:
-            self._idle.append(probe)
-            self._tasks.discard(asyncio.current_task())
-            self._start_writer(services, loop)  # the marks that arrived meanwhile
-
-    async def _write_batch(
-        self,
-        services: Services,
-        loop: asyncio.AbstractEventLoop,
-        probe: _Probe,
-        batch: dict[uuid.UUID, _Waiting],
-    ) -> None:
-        seen = pending_pulls.Seen(frozenset(), {})
-        if self._markers is not None:
-            seen = await self._markers.read(services, batch.keys())
-            if len(self._leases) >= _MAX_LEASES:
-                self._leases.clear()
-            for calendar_id in seen.covered:  # a pull that has not started covers it
-                self._leases[calendar_id] = seen.lease_until
-                for future in batch.pop(calendar_id).futures:
-                    if not future.done():
-                        future.set_result(False)
-            if not batch:
-                return
-        contexts = {calendar_id: w.context for calendar_id, w in batch.items()}
-        try:
-            behind = await probe.behind(services, contexts.keys())
-            if behind == []:
-                claimed: set[uuid.UUID] = set()  # all already dirty, pulls queued
-            else:
-                claimed = await loop.run_in_executor(None, _record, services, contexts)
-        except Exception as exc:  # every failure is reported to the waiters
-            log.warning("could not record %d calendar change(s): %r", len(batch), exc)
-            for waiting in batch.values():
-                for future in waiting.futures:
-                    if not future.done():
-                        future.set_exception(exc)
-            return
-        for calendar_id, waiting in batch.items():
-            first = calendar_id in claimed
-            for future in waiting.futures:
-                if not future.done():
-                    future.set_result(first)
-                first = False
-        if self._markers is not None and behind is not None:
-            # PostgreSQL showed these dirty with a pull queued after `seen` was read
-            queued = {c: seen.epochs[c] for c in batch if c not in behind and c in seen.epochs}
-            await self._markers.note(services, queued)
-
-
-def _record(
-    services: Services, contexts: Mapping[uuid.UUID, otel_context.Context | None]
-) -> set[uuid.UUID]:
-    """One transaction marking `contexts`' calendars dirty; enqueue the pulls it claimed.
-
-    Returns the calendars whose pull was claimed. Retries once on a database error (a
-    deadlock with another multi-row writer, a connection the server closed).
-    """
-    now = services.clock()
-    min_interval = services.settings.sync_min_interval_seconds
-    try:
-        with services.sessions.begin() as session:
-            claims = kicks.note_changes(session, contexts.keys(), now, min_interval=min_interval)
-    except DBAPIError as first:
-        log.info("retrying a change write once after %r", first)
-        with services.sessions.begin() as session:
-            claims = kicks.note_changes(session, contexts.keys(), now, min_interval=min_interval)
-    for calendar_id, claim in claims.items():
-        _enqueue_pull(services, calendar_id, claim, now, contexts[calendar_id])
-    return set(claims)
-
-
-def _enqueue_pull(
-    services: Services,
-    calendar_id: uuid.UUID,
-    claim: kicks.Claim,
-    claimed_at: datetime,
-    context: otel_context.Context | None,
-) -> None:
-    """Enqueue the claimed pull, in the tracing context of a notification that caused it.
-
-    The change is already committed, so a queue failure does not lose it: the slot is
-    given back and the scheduler's sweep enqueues the pull of the dirty calendar.
-    """
-    token = otel_context.attach(context) if context is not None else None
-    try:
-        services.jobs.sync_calendar.send_with_options(
-            args=(str(calendar_id),), delay=int(claim.delay * 1000) or None
-        )
-    except Exception as exc:  # any broker failure: the sweep takes over
-        log.warning("could not enqueue the pull of calendar %s: %r", calendar_id, exc)
-        try:
-            with services.sessions.begin() as session:
-                kicks.release(session, calendar_id, claimed_at)
-        except SQLAlchemyError as again:
-            log.warning("could not give back the slot of calendar %s: %r", calendar_id, again)
-    finally:
-        if token is not None:
-            otel_context.detach(token)
-
-
 _OUTCOME_COUNTERS: dict[Intake, Counter] = {}
 
 
 def _kick_calendar_list(services: Services, user_id: uuid.UUID) -> bool:
     """Record a calendar-list change and enqueue a read of the list unless one is queued
-    or running (`kicks.note_calendar_list_change`). Returns whether it enqueued."""
+    or running (`list_queue.note_calendar_list_change`). Returns whether it enqueued."""
     with services.sessions.begin() as session:
-        claimed = kicks.note_calendar_list_change(session, user_id, services.clock())
+        claimed = list_queue.note_calendar_list_change(session, user_id, services.clock())
     if claimed:
         services.jobs.sync_calendar_list.send(str(user_id))
     return claimed

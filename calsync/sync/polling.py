@@ -21,14 +21,13 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from calsync.config import Settings
 from calsync.providers.budget import Priority, next_quota_day
-from calsync.store.tables import Calendar, User, WatchChannel
+from calsync.store import pull_queue, watch_channels
 from calsync.sync import kicks
 
 if TYPE_CHECKING:
@@ -39,14 +38,10 @@ __all__ = [
     "PULL_PRIORITIES",
     "ScheduledSpend",
     "defer_pull",
-    "next_poll_expression",
     "poll_slots",
     "pull_priority",
     "scheduled_spend",
 ]
-
-_calendars = cast(sa.Table, Calendar.__table__)
-_channels = cast(sa.Table, WatchChannel.__table__)
 
 #: Why a pull was queued (the ``sync_calendar`` job's second argument) and the budget
 #: priority its requests count as.
@@ -66,38 +61,11 @@ def pull_priority(why: str) -> Priority:
     return PULL_PRIORITIES.get(why, Priority.NOTIFICATION)
 
 
-def next_poll_expression(
-    calendar_id: sa.ColumnElement[Any],
-    now: sa.ColumnElement[datetime],
-    often: sa.ColumnElement[datetime],
-    rarely: sa.ColumnElement[datetime],
-) -> sa.ColumnElement[datetime]:
-    """SQL for the next safety-net poll of the calendar `calendar_id` pulled at `now`,
-    for the statement that ends a pull (no round trip of its own): `rarely` (its slot of
-    ``POLL_WITH_CHANNEL_SECONDS``), or when its live channel expires if that is sooner,
-    while it has a live events channel; `often` (its slot of
-    ``SAFETY_NET_INTERVAL_SECONDS``) without one. See the module docstring."""
-    live_until = (
-        sa.select(sa.func.max(sa.func.coalesce(_channels.c.expires_at, rarely)))
-        .where(
-            _channels.c.calendar_id == calendar_id,
-            _channels.c.status == "active",
-            sa.or_(_channels.c.expires_at.is_(None), _channels.c.expires_at > now),
-        )
-        .scalar_subquery()
-    )
-    return sa.case(
-        (live_until.is_(None), often),
-        (live_until < rarely, live_until),
-        else_=rarely,
-    )
-
-
 def poll_slots(
     calendar_id: uuid.UUID, now: datetime, settings: Settings
 ) -> tuple[datetime, datetime]:
     """The calendar's next poll slots after `now`: (often, rarely), the parameters of
-    `next_poll_expression`."""
+    `calsync.store.pull_queue.next_poll_expression`."""
     often = timedelta(seconds=settings.safety_net_interval_seconds)
     rarely = timedelta(seconds=settings.poll_with_channel_seconds)
     return kicks.poll_slot(calendar_id, now, often), kicks.poll_slot(calendar_id, now, rarely)
@@ -113,16 +81,12 @@ def defer_pull(services: Services, calendar_id: uuid.UUID, priority: Priority) -
     Nothing of the calendar is lost: its sync token still lists every change since.
     """
     until = next_quota_day(services.clock())
-    values: dict[str, Any] = {"sync_queued_at": None}
+    next_poll_at = None
     if priority is Priority.POLL:
         spread = int(DEFER_SPREAD.total_seconds())
-        values["next_poll_at"] = until + timedelta(seconds=calendar_id.int % spread)
-    else:
-        values["dirty"] = True
+        next_poll_at = until + timedelta(seconds=calendar_id.int % spread)
     with services.sessions.begin() as session:
-        session.execute(
-            sa.update(_calendars).where(_calendars.c.id == calendar_id).values(**values)
-        )
+        pull_queue.defer(session, calendar_id, next_poll_at=next_poll_at)
     return until
 
 
@@ -150,29 +114,10 @@ def scheduled_spend(
 ) -> ScheduledSpend:
     """What the schedule will spend in the next `seconds_left` seconds (see
     `ScheduledSpend`): a few aggregate reads over indexed columns."""
-    active = sa.select(User.id).where(User.status == "active")
-    pulled = sa.and_(_calendars.c.selected.is_(True), _calendars.c.user_id.in_(active))
-    live = sa.and_(
-        _channels.c.status == "active",
-        sa.or_(_channels.c.expires_at.is_(None), _channels.c.expires_at > now),
-    )
-    with_live = sa.select(_channels.c.calendar_id).where(live, _channels.c.calendar_id.is_not(None))
-    total = session.scalar(sa.select(sa.func.count()).where(pulled)) or 0
-    watched = (
-        session.scalar(sa.select(sa.func.count()).where(pulled, _calendars.c.id.in_(with_live)))
-        or 0
-    )
+    total, watched = pull_queue.pulled_counts(session, now)
     margin = timedelta(seconds=settings.channel_renew_before_seconds)
-    horizon = now + timedelta(seconds=seconds_left) + margin
-    renewing = (
-        session.scalar(
-            sa.select(sa.func.count()).where(
-                _channels.c.status == "active",
-                _channels.c.expires_at < horizon,
-                _channels.c.user_id.in_(active),
-            )
-        )
-        or 0
+    renewing = watch_channels.count_renewing(
+        session, now + timedelta(seconds=seconds_left) + margin
     )
     polls = watched * seconds_left / settings.poll_with_channel_seconds + (
         (total - watched) * seconds_left / settings.safety_net_interval_seconds

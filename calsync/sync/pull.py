@@ -1,7 +1,7 @@
 """Pulling one calendar: list what changed on Google and reconcile it into the store.
 
 `pull_calendar` is the body of the ``sync_calendar`` job (design.md section 5):
-- one pull at a time per calendar (`calsync.sync.lease`), across processes; the statement
+- one pull at a time per calendar (`calsync.store.pull_leases`), across processes; the statement
   that takes the lease runs on its own, without a transaction around it; the listing
   uses the calendar owner's credentials, read through the one access-token path
   (`AccessTokens.for_user`, by way of the owner's provider);
@@ -34,16 +34,16 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final
 
-import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from calsync import metrics
 from calsync.providers.base import CalendarProvider, ChangesPage
 from calsync.providers.errors import AuthRevoked, NotFound, ProviderError, SyncTokenExpired
+from calsync.store import calendars, pull_leases, pull_queue
 from calsync.store.sync_logs import LogKind, LogStatus, record
-from calsync.store.tables import Calendar, User
-from calsync.sync import calendar_list, kicks, lease, pending_pulls, polling
+from calsync.sync import calendar_list, kicks, pending_pulls, polling
 from calsync.sync.deletion_guard import HoldOutcome
 from calsync.sync.reconcile import CalendarRef, ReconcileReport, apply_changes
 from calsync.sync.resolve import policy_for
@@ -54,45 +54,7 @@ if TYPE_CHECKING:
 __all__ = ["PullOutcome", "pull_calendar"]
 
 log = logging.getLogger(__name__)
-_calendars = cast(sa.Table, Calendar.__table__)
 
-#: The statements of every pull, built once (their compiled forms are reused):
-#: taking the lease (and starting the pull) ...
-_ACQUIRE: Final = lease.acquire_selected_statement(kicks.pull_started(lease.NOW))
-_NOW = sa.bindparam("now", type_=_calendars.c.last_synced_at.type)
-_OWNER = sa.bindparam("owner", type_=_calendars.c.sync_lease_owner.type)
-#: ... and ending it, first thing in the transaction that stores the listing: if the
-#: lease is still this pull's, the new sync token, the status, the lease given back, the
-#: queue slot freed or kept (`kicks.pull_finished`); no row if another worker took the
-#: lease over (the transaction then writes
-#: nothing). The update locks the calendar row until the commit (``FOR NO KEY UPDATE``,
-#: as `lease.still_held` does), so nothing it decided can change before the events
-#: are stored.
-_FINISH: Final = (
-    sa.update(_calendars)
-    .where(
-        _calendars.c.id == sa.bindparam("calendar_id", type_=_calendars.c.id.type),
-        _calendars.c.sync_lease_owner == _OWNER,
-    )
-    .values(
-        sync_token=sa.bindparam("sync_token", type_=_calendars.c.sync_token.type),
-        last_synced_at=_NOW,
-        # The safety-net poll moves to the calendar's next slot (`kicks.poll_slot`): of
-        # the long period while it has a live channel, else of the short one (`polling`).
-        next_poll_at=polling.next_poll_expression(
-            _calendars.c.id,
-            _NOW,
-            sa.bindparam("poll_often", type_=_calendars.c.next_poll_at.type),
-            sa.bindparam("poll_rarely", type_=_calendars.c.next_poll_at.type),
-        ),
-        # "held" stays while held deletions wait for a second listing (deletion_guard).
-        last_sync_status=sa.case((_calendars.c.deletions_held_at.is_(None), "ok"), else_="held"),
-        sync_lease_owner=None,
-        sync_lease_until=None,
-        **kicks.pull_finished(_NOW),
-    )
-    .returning(_calendars.c.last_pull_at, _calendars.c.dirty)
-)
 #: The engine option of the statement that takes the lease: one statement, atomic by
 #: itself, so it runs without ``BEGIN``/``COMMIT`` (two round trips fewer per pull).
 _AUTOCOMMIT: Final = {"isolation_level": "AUTOCOMMIT"}
@@ -143,26 +105,12 @@ def pull_calendar(
     lease_ttl = timedelta(seconds=services.settings.sync_lease_seconds)
     started = time.perf_counter()
     with services.engine.connect().execution_options(**_AUTOCOMMIT) as connection:
-        calendar = lease.acquire_selected(
-            connection,
-            calendar_id,
-            owner=owner,
-            now=services.clock(),
-            ttl=lease_ttl,
-            statement=_ACQUIRE,
+        calendar = pull_leases.start_pull(
+            connection, calendar_id, owner=owner, now=services.clock(), ttl=lease_ttl
         )
     if calendar is None:
         return _not_taken(services, calendar_id)
-    target = _Target(
-        CalendarRef(
-            id=calendar.id,
-            user_id=calendar.user_id,
-            policy=policy_for(calendar.conflict_policy, services.settings.conflict_policy),
-        ),
-        calendar.provider_calendar_id,
-        None if audit else calendar.sync_token,
-        first_sync=calendar.last_synced_at is None,
-    )
+    target = _target_of(services, calendar, audit=audit)
     provider = services.providers.for_user(target.ref.user_id)
     try:
         # `dirty` is cleared; before listing, end every pull marker and lease that
@@ -189,6 +137,21 @@ def pull_calendar(
     return PullOutcome("ok", full=full, report=report, api_calls=provider.api_calls, again_in=delay)
 
 
+def _target_of(services: Services, calendar: Any, *, audit: bool) -> _Target:
+    """What a pull of `calendar` (its row, as the lease returned it) works on; an audit
+    lists everything, whatever the sync token."""
+    return _Target(
+        CalendarRef(
+            id=calendar.id,
+            user_id=calendar.user_id,
+            policy=policy_for(calendar.conflict_policy, services.settings.conflict_policy),
+        ),
+        calendar.provider_calendar_id,
+        None if audit else calendar.sync_token,
+        first_sync=calendar.last_synced_at is None,
+    )
+
+
 def _store(
     services: Services,
     target: _Target,
@@ -208,17 +171,15 @@ def _store(
     with services.sessions.begin() as session:
         now = services.clock()
         often, rarely = polling.poll_slots(target.ref.id, now, services.settings)
-        finished = session.execute(
-            _FINISH,
-            {
-                "calendar_id": target.ref.id,
-                "sync_token": listing.next_sync_token,
-                "now": now,
-                "owner": owner,
-                "poll_often": often,
-                "poll_rarely": rarely,
-            },
-        ).one_or_none()
+        finished = pull_leases.finish_pull(
+            session,
+            target.ref.id,
+            owner=owner,
+            sync_token=listing.next_sync_token,
+            now=now,
+            poll_often=often,
+            poll_rarely=rarely,
+        )
         if finished is None:
             return None
         last_pull_at, again = finished
@@ -235,30 +196,52 @@ def _store(
         )
         if (polled or audit) and report.changed and not target.first_sync:
             # The safety net found what no notification announced: poll often again.
-            session.execute(
-                sa.update(_calendars)
-                .where(_calendars.c.id == target.ref.id)
-                .values(next_poll_at=often)
-            )
-        kind, status, message, details = _log_of(
-            report, full=full, audit=audit, unreadable=listing.unreadable
-        )
-        record(
+            pull_queue.poll_often_again(session, target.ref.id, often)
+        _record_run(
             session,
-            user_id=target.ref.user_id,
-            calendar_id=target.ref.id,
-            kind=kind,
-            status=status,
-            at=now,
-            pulled=report.pulled,
-            changed=report.changed,
-            conflicts=report.conflicts,
-            api_calls=provider.api_calls,
-            duration_ms=round((time.perf_counter() - started) * 1000),
-            message=message,
-            details=details,
+            target,
+            report,
+            listing,
+            full=full,
+            audit=audit,
+            now=now,
+            provider=provider,
+            started=started,
         )
-    return report, last_pull_at, bool(again)
+    return report, last_pull_at, again
+
+
+def _record_run(
+    session: Session,
+    target: _Target,
+    report: ReconcileReport,
+    listing: ChangesPage,
+    *,
+    full: bool,
+    audit: bool,
+    now: datetime,
+    provider: CalendarProvider,
+    started: float,
+) -> None:
+    """The sync log row of a stored listing (`_log_of`), with its counts."""
+    kind, status, message, details = _log_of(
+        report, full=full, audit=audit, unreadable=listing.unreadable
+    )
+    record(
+        session,
+        user_id=target.ref.user_id,
+        calendar_id=target.ref.id,
+        kind=kind,
+        status=status,
+        at=now,
+        pulled=report.pulled,
+        changed=report.changed,
+        conflicts=report.conflicts,
+        api_calls=provider.api_calls,
+        duration_ms=round((time.perf_counter() - started) * 1000),
+        message=message,
+        details=details,
+    )
 
 
 def _not_taken(services: Services, calendar_id: uuid.UUID) -> PullOutcome:
@@ -268,13 +251,12 @@ def _not_taken(services: Services, calendar_id: uuid.UUID) -> PullOutcome:
     after signing in), else another worker holds it (``busy``: its pull replaced the
     pull epoch before listing, and ``dirty`` is left as it is, so the epoch stays)."""
     with services.sessions.begin() as session:
-        stored = session.get(Calendar, calendar_id)
-        if stored is None:
+        pulled = calendars.is_pulled(session, calendar_id)
+        if pulled is None:
             return PullOutcome("skipped")
-        owner = session.get(User, stored.user_id)
-        if stored.selected and owner is not None and owner.status == "active":
+        if pulled:
             return PullOutcome("busy")
-        kicks.drop(session, calendar_id)
+        pull_queue.drop(session, calendar_id)
     # `dirty` is dropped: no marker may cover a later notification (pending_pulls)
     pending_pulls.pull_starting(services, calendar_id)
     return PullOutcome("skipped")
@@ -332,14 +314,12 @@ def _record_failure(
     try:
         with services.sessions.begin() as session:
             now = services.clock()
-            calendar = session.get(Calendar, target.ref.id)
-            if calendar is not None:
-                calendar.last_sync_status = "error"
+            exists = calendars.mark_sync_error(session, target.ref.id)
             record(
                 session,
                 user_id=target.ref.user_id,
                 # a calendar removed just now (`_confirm_gone`) has no row to point to
-                calendar_id=target.ref.id if calendar is not None else None,
+                calendar_id=target.ref.id if exists else None,
                 kind=LogKind.PULL,
                 status=LogStatus.RETRY if retryable else LogStatus.ERROR,
                 at=now,
@@ -348,11 +328,11 @@ def _record_failure(
                 message=message[:2000],
                 details=details,
             )
-            lease.release(session, target.ref.id, owner=owner)
+            pull_leases.release(session, target.ref.id, owner=owner)
             if isinstance(err, AuthRevoked):  # nothing runs until they sign in again
-                kicks.stranded(session, target.ref.id)
+                pull_queue.stranded(session, target.ref.id)
             elif isinstance(err, ProviderError) and not err.retryable:
-                kicks.finish_pull(session, target.ref.id, now)
+                pull_queue.finish_pull(session, target.ref.id, now)
     except Exception:
         log.exception("could not record the failed pull of calendar %s", target.ref.id)
     _count_run(target, "retry" if retryable else "error", full=target.sync_token is None)

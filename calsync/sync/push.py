@@ -39,7 +39,6 @@ Every push, conflict and failure lands in the sync log. Time comes from
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import uuid
@@ -50,31 +49,29 @@ from typing import TYPE_CHECKING, Any, Final
 
 from calsync import metrics
 from calsync.domain.conflicts import ConflictPolicy
-from calsync.domain.models import SYNCABLE_FIELDS, Event, EventStatus
+from calsync.domain.models import Event, EventStatus
 from calsync.logs import log_context
 from calsync.notify.hooks import event_changed, reschedule_reminders
 from calsync.providers.base import CalendarProvider, ProviderSource
 from calsync.providers.errors import (
     AuthRevoked,
-    Conflict,
-    NotFound,
     PreconditionFailed,
     ProviderError,
     QuotaExceeded,
     RateLimited,
     Transient,
 )
-from calsync.providers.google.ids import google_event_id
 from calsync.store import event_changes, outbox, sync_logs
 from calsync.store.event_queries import CalendarView, calendar_of, find_by_provider_id
 from calsync.store.events import StoredEvent, load_stored
 from calsync.store.sync_logs import LogKind, LogStatus
-from calsync.sync.resolve import policy_for, resolve
+from calsync.sync.push_write import Write, differs
+from calsync.sync.resolve import Resolution, policy_for, resolve
 
 if TYPE_CHECKING:
     from calsync.bootstrap import Services
 
-__all__ = ["Operation", "PushResult", "PushStatus", "backoff", "operation_for", "push_outbox"]
+__all__ = ["PushResult", "PushStatus", "backoff", "push_outbox"]
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +148,7 @@ class _Pusher:
         self.providers = providers
         self.event_id = event_id
         self.provider: CalendarProvider | None = None
-        self.write: _Write | None = None
+        self.write: Write | None = None
 
     @property
     def api_calls(self) -> int:
@@ -210,7 +207,7 @@ class _Pusher:
             return PushStatus.PENDING
         self.provider = self.providers.for_user(stored.user_id)
         policy = policy_for(calendar.conflict_policy, self.services.settings.conflict_policy)
-        write = self.write = _Write(self.provider, calendar.provider_calendar_id, stored)
+        write = self.write = Write(self.provider, calendar.provider_calendar_id, stored)
         if write.changes_an_unread_instance:
             # Google holds the instance already, perhaps changed by another client since
             # calsync generated it: read and merge first (as after a 412; the exception's
@@ -235,7 +232,7 @@ class _Pusher:
             return self._failed(stored, pending, _unexpected(err))
         return self._succeeded(stored, write, remote)
 
-    def _succeeded(self, stored: StoredEvent, write: _Write, remote: Event | None) -> PushStatus:
+    def _succeeded(self, stored: StoredEvent, write: Write, remote: Event | None) -> PushStatus:
         with self.services.sessions.begin() as session:
             synced = event_changes.record_pushed(
                 session, self.event_id, pushed=stored.event, remote=remote, version=stored.version
@@ -285,7 +282,7 @@ class _Pusher:
     def _merge(
         self,
         stored: StoredEvent,
-        write: _Write,
+        write: Write,
         policy: ConflictPolicy,
         pending: outbox.PendingWrites,
     ) -> PushStatus:
@@ -302,6 +299,14 @@ class _Pusher:
         resolution = resolve(base=stored.base, local=local, remote=remote, policy=policy)
         if resolution.conflict or resolution.manual:
             metrics.CONFLICTS.labels(policy.value, "push").inc()
+        return self._store_merge(stored, write, remote, resolution)
+
+    def _store_merge(
+        self, stored: StoredEvent, write: Write, remote: Event, resolution: Resolution
+    ) -> PushStatus:
+        """Store a merge with Google's copy (`remote`), log it, and tell what changed:
+        `CONFLICT` for a manual one, `SYNCED` when Google holds the merge already; else
+        raises `_Again` (push the merge, or merge the newer local version)."""
         conflict = resolution.details if resolution.manual else None
         with self.services.sessions.begin() as session:
             saved = event_changes.record_merged(
@@ -314,20 +319,8 @@ class _Pusher:
             )
             if saved is None:
                 raise _Again  # edited locally meanwhile: merge the newer version
-            sync_logs.record(
-                session,
-                user_id=stored.user_id,
-                calendar_id=stored.calendar_id,
-                event_id=self.event_id,
-                kind=LogKind.CONFLICT,
-                status=LogStatus.MANUAL if resolution.manual else LogStatus.RESOLVED,
-                at=self.now(),
-                conflicts=resolution.conflicting_fields,
-                api_calls=self.api_calls,
-                message="Google's copy changed since the last sync; merged (push got 412)",
-                details=resolution.details,
-            )
-            if _differs(stored.event, saved.event):
+            self._log_merge(session, stored, resolution)
+            if differs(stored.event, saved.event):
                 event_changed(
                     session,
                     before=stored.event,
@@ -350,6 +343,21 @@ class _Pusher:
                 outbox.close(session, self.event_id, version=saved.version)
                 return PushStatus.SYNCED
         raise _Again
+
+    def _log_merge(self, session: Any, stored: StoredEvent, resolution: Resolution) -> None:
+        sync_logs.record(
+            session,
+            user_id=stored.user_id,
+            calendar_id=stored.calendar_id,
+            event_id=self.event_id,
+            kind=LogKind.CONFLICT,
+            status=LogStatus.MANUAL if resolution.manual else LogStatus.RESOLVED,
+            at=self.now(),
+            conflicts=resolution.conflicting_fields,
+            api_calls=self.api_calls,
+            message="Google's copy changed since the last sync; merged (push got 412)",
+            details=resolution.details,
+        )
 
     def _failed(
         self, stored: StoredEvent, pending: outbox.PendingWrites, err: ProviderError
@@ -438,114 +446,3 @@ def _may_be_unsent(stored: StoredEvent) -> bool:
     a series (Google has those with their series): a candidate for sending nothing."""
     event = stored.event
     return stored.deleted_at is not None and event.etag is None and not event.is_exception
-
-
-def _differs(before: Event, after: Event) -> bool:
-    return any(getattr(before, f) != getattr(after, f) for f in SYNCABLE_FIELDS)
-
-
-class Operation(StrEnum):
-    """The one Google write that brings Google to a stored event's state."""
-
-    INSERT = "insert"  # Google never acknowledged the event
-    UPDATE = "update"  # a patch of what Google holds
-    DELETE = "delete"  # deleted locally, or a cancelled instance of a series
-
-
-def operation_for(stored: StoredEvent) -> Operation:
-    """The write `stored` needs (a pure decision; the decision table is in
-    tests/unit/sync/test_push_operation.py).
-
-    Deleted locally, or a cancelled exception (Google removes the instance): a delete.
-    Never acknowledged by Google (no etag) and not an instance of a series: an insert
-    (an instance is on Google with its series, so it is patched, etag or not).
-    Anything else: a patch."""
-    event = stored.event
-    if stored.deleted_at is not None or (
-        event.is_exception and event.status == EventStatus.CANCELLED
-    ):
-        return Operation.DELETE
-    if event.etag is None and not event.is_exception:
-        return Operation.INSERT
-    return Operation.UPDATE
-
-
-class _Write:
-    """The one Google write that brings Google to the stored event's state."""
-
-    def __init__(self, provider: CalendarProvider, calendar: str, stored: StoredEvent):
-        self.provider = provider
-        self.calendar = calendar
-        self.stored = stored
-        event = stored.event
-        self.google_id = event.provider_event_id or google_event_id(stored.id)
-        self.calsync_id = str(stored.id)
-        self.operation = "update"
-        self.details: dict[str, Any] = {}
-
-    @property
-    def changes_an_unread_instance(self) -> bool:
-        """Whether this is the first write of a changed (not cancelled) instance of a
-        series on Google: an exception calsync has no etag of yet."""
-        event = self.stored.event
-        return (
-            self.stored.deleted_at is None
-            and event.is_exception
-            and event.status != EventStatus.CANCELLED
-            and event.etag is None
-        )
-
-    @property
-    def will_insert(self) -> bool:
-        """Whether `send` inserts."""
-        return operation_for(self.stored) is Operation.INSERT
-
-    def send(self) -> Event | None:
-        """Google's copy after the write (`None` after a delete). Raises `ProviderError`."""
-        operation = operation_for(self.stored)
-        self.operation = operation.value
-        if operation is Operation.DELETE:
-            self._delete()
-            return None
-        if operation is Operation.INSERT:
-            return self._insert()
-        return self._patch(self.stored.event.etag, self.stored.base)
-
-    def _patch(self, etag: str | None, previous: Event | None) -> Event:
-        return self.provider.patch_event(
-            self.calendar,
-            self.google_id,
-            self.stored.event,
-            calsync_id=self.calsync_id,
-            if_match=etag,
-            previous=previous,
-        )
-
-    def _insert(self) -> Event:
-        try:
-            return self.provider.insert_event(
-                self.calendar,
-                self.stored.event,
-                event_id=self.google_id,
-                calsync_id=self.calsync_id,
-            )
-        except Conflict:
-            # An earlier attempt got through (its answer was lost): never a duplicate.
-            self.details["insert"] = "already on Google (409): read back"
-            remote = self.provider.get_event(self.calendar, self.google_id)
-        if remote.status == EventStatus.CANCELLED:
-            raise NotFound("the event was deleted on Google", status=410)
-        if not _differs(remote, self.stored.event):
-            return remote
-        return self._patch(remote.etag, remote)
-
-    def _delete(self) -> None:
-        etag = self.stored.event.etag
-        try:
-            self.provider.delete_event(self.calendar, self.google_id, if_match=etag)
-        except NotFound:
-            self.details["delete"] = "already gone on Google"
-        except PreconditionFailed:
-            self.details["delete"] = "changed on Google since the last sync; deleted anyway"
-            with contextlib.suppress(NotFound):
-                self.provider.delete_event(self.calendar, self.google_id, if_match=None)

@@ -38,10 +38,9 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Final, cast
+from typing import Any, Final
 
-import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from calsync.domain.codec import event_from_document, event_to_document
@@ -54,28 +53,22 @@ from calsync.notify.hooks import (
     reschedule_many,
 )
 from calsync.providers.google.ids import local_id_from_google_event_id
-from calsync.store import outbox
+from calsync.store import listed_events
 from calsync.store.events import (
     EVENT_COLUMNS,
-    any_of,
     attendees_by_event,
     event_columns,
     insert_attendees,
     insert_events,
-    stored_table_columns,
     take_attendees,
     to_event,
     update_events,
 )
-from calsync.store.sync_logs import LogKind, LogStatus, record
-from calsync.store.tables import Event as EventRow
 from calsync.sync.deletion_guard import HoldOutcome, judge, read_hold, save_hold
+from calsync.sync.reconcile_merge import merge_listed
 from calsync.sync.reconcile_plan import Action, Plan, Stored, live_ids, plan, unlisted
-from calsync.sync.resolve import resolve
 
 __all__ = ["CalendarRef", "ReconcileReport", "apply_changes"]
-
-_events = cast(sa.Table, EventRow.__table__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -161,14 +154,10 @@ def apply_changes(
     )
     if announce:
         applied.notices.extend(_gone(session, gone))
-        events_changed(
-            session,
-            applied.notices,
-            actor_user_id=None,
-            source="sync",
-            now=now,
-        )
-    deleted = _delete_series(session, calendar.id, applied.deletions) + _delete_ids(session, gone)
+        events_changed(session, applied.notices, actor_user_id=None, source="sync", now=now)
+    deleted = listed_events.delete_series(
+        session, calendar.id, applied.deletions
+    ) + listed_events.delete_ids(session, gone)
     report.deleted += len(deleted)
     _write(session, calendar, applied.inserts, applied.updates)
     insert_attendees(session, [*applied.new_attendees, *applied.attendees])
@@ -182,7 +171,7 @@ def _steps_applied(
     session: Session,
     calendar: CalendarRef,
     decided: Plan,
-    rows: Mapping[str, sa.Row[Any]],
+    rows: Mapping[str, Row[Any]],
     local_attendees: Mapping[uuid.UUID, Sequence[Any]],
     *,
     announce: bool,
@@ -204,7 +193,7 @@ def _steps_applied(
                 applied.notices.append(_cancellation(row, row_attendees))
             continue
         if step.action is Action.MERGE:
-            values, after, conflicted = _merge(
+            values, after, conflicted = merge_listed(
                 session, calendar, row, step.remote, row_attendees, now
             )
             report.conflicts += conflicted
@@ -247,7 +236,7 @@ class _Applied:
         self.updated_ids.append(event_id)
 
 
-def _stored(row: sa.Row[Any]) -> Stored:
+def _stored(row: Row[Any]) -> Stored:
     """What the plan needs of a local row (``has_base`` is read by full listings only)."""
     return Stored(
         id=row.id,
@@ -259,14 +248,14 @@ def _stored(row: sa.Row[Any]) -> Stored:
     )
 
 
-def _change(row: sa.Row[Any], attendees: Sequence[Any], after: Event) -> EventChange:
+def _change(row: Row[Any], attendees: Sequence[Any], after: Event) -> EventChange:
     """The notice of a row that now holds `after`."""
     if after.status == EventStatus.CANCELLED:
         return _cancellation(row, attendees)
     return EventChange(row.id, to_event(row, attendees), after, owner_id=row.user_id)
 
 
-def _cancellation(row: sa.Row[Any], attendees: Sequence[Any]) -> EventChange:
+def _cancellation(row: Row[Any], attendees: Sequence[Any]) -> EventChange:
     """The notice of a cancelled event: Google's tombstone carries no content, so the
     cancelled version is the local one with the cancelled status."""
     before = to_event(row, attendees)
@@ -283,63 +272,29 @@ def _latest_by_id(remote_events: Iterable[Event]) -> dict[str, Event]:
     return latest
 
 
-#: The columns of the local rows a listing is reconciled with: what `to_event` and the
-#: merge read, but not the base version (read only by a merge, see `_base_version`).
-_ROW_COLUMNS: Final = stored_table_columns(without=("base_version",))
-#: Taken (PostgreSQL ``FOR NO KEY UPDATE``; SQLite's one writer is the pull's transaction
-#: already), so an API edit committed between this read and the pull's write of the row
-#: cannot be overwritten: it waits, and applies on top of what the pull wrote (it reads
-#: the row again under its own lock, `event_changes.lock_stored`). Rows are taken in id
-#: order, so two pulls' locks, or a pull's and a split's, meet in one order.
-_ROWS: Final = sa.select(*_ROW_COLUMNS).order_by(_events.c.id).with_for_update(key_share=True)
-#: The rows of an incremental listing on PostgreSQL, by calendar and Google ids (built
-#: once; the ids are one array parameter).
-_PG_ROWS_BY_GOOGLE_ID: Final = _ROWS.where(
-    _events.c.calendar_id == sa.bindparam("calendar_id", type_=_events.c.calendar_id.type),
-    _events.c.google_event_id
-    == sa.any_(sa.bindparam("google_ids", type_=postgresql.ARRAY(_events.c.google_event_id.type))),
-)
-
-
 def _existing_rows(
     session: Session, calendar_id: uuid.UUID, google_ids: Sequence[str], full_listing: bool
-) -> tuple[dict[str, sa.Row[Any]], list[sa.Row[Any]]]:
-    """Local rows by Google id (Core rows of `_ROW_COLUMNS`); also finds rows calsync
-    created whose insert answer was lost (their Google id is derived from the local id
-    but not yet recorded).
+) -> tuple[dict[str, Row[Any]], list[Row[Any]]]:
+    """Local rows by Google id (Core rows of `listed_events.ROW_COLUMNS`, taken); also
+    finds rows calsync created whose insert answer was lost (their Google id is derived
+    from the local id but not yet recorded).
 
     After a full listing, every row of the calendar is read at once and is the second
     value (with ``has_base``: whether the row was on Google, having a base version);
     after an incremental one it is empty. The base versions are left unread
-    (`_base_version` reads one for a merge, the only reader).
+    (`listed_events.base_version` reads one for a merge, the only reader).
     """
-    found: dict[str, sa.Row[Any]] = {}
-    everything: list[sa.Row[Any]] = []
+    found: dict[str, Row[Any]] = {}
+    everything: list[Row[Any]] = []
     if full_listing:
         listed = set(google_ids)
-        everything = list(
-            session.execute(
-                _ROWS.add_columns(_events.c.base_version.is_not(None).label("has_base")).where(
-                    _events.c.calendar_id == calendar_id
-                )
-            )
-        )
+        everything = listed_events.calendar_rows(session, calendar_id)
         by_id = {row.id: row for row in everything}
         for row in everything:
             if row.google_event_id is not None and row.google_event_id in listed:
                 found[row.google_event_id] = row
-    elif session.get_bind().dialect.name == "postgresql":
-        if google_ids:
-            parameters = {"calendar_id": calendar_id, "google_ids": list(google_ids)}
-            for row in session.execute(_PG_ROWS_BY_GOOGLE_ID, parameters):
-                found[row.google_event_id] = row
     else:
-        for condition in any_of(session, _events.c.google_event_id, google_ids):
-            for row in session.execute(
-                _ROWS.where(_events.c.calendar_id == calendar_id, condition)
-            ):
-                if row.google_event_id is not None:
-                    found[row.google_event_id] = row
+        found = listed_events.rows_by_google_ids(session, calendar_id, google_ids)
     derived: dict[uuid.UUID, str] = {}
     for google_id in google_ids:
         if google_id not in found:
@@ -349,11 +304,8 @@ def _existing_rows(
     if full_listing:
         found.update({derived[i]: row for i, row in by_id.items() if i in derived})
     else:
-        for condition in any_of(session, _events.c.id, list(derived)):
-            for row in session.execute(
-                _ROWS.where(_events.c.calendar_id == calendar_id, condition)
-            ):
-                found[derived[row.id]] = row
+        for row in listed_events.rows_by_ids(session, list(derived), calendar_id=calendar_id):
+            found[derived[row.id]] = row
     return found, everything
 
 
@@ -361,7 +313,7 @@ def _guarded(
     session: Session,
     calendar: CalendarRef,
     latest: Mapping[str, Event],
-    everything: Sequence[sa.Row[Any]],
+    everything: Sequence[Row[Any]],
     now: datetime,
     recheck_after: timedelta,
     report: ReconcileReport,
@@ -392,7 +344,7 @@ def _guarded(
 
 
 def _drifted(
-    session: Session, rows: Mapping[str, sa.Row[Any]], latest: Mapping[str, Event]
+    session: Session, rows: Mapping[str, Row[Any]], latest: Mapping[str, Event]
 ) -> frozenset[str]:
     """The Google ids of synced rows whose etag Google still lists but whose content is
     no longer the version both sides agreed on (the base version) in a field both sides
@@ -411,22 +363,14 @@ def _drifted(
     }
     attendees = attendees_by_event(session, list(same))
     drifted = set()
-    for condition in any_of(session, _events.c.id, list(same)):
-        for event_id, base in session.execute(
-            sa.select(_events.c.id, _events.c.base_version).where(condition)
-        ):
-            if base is None:
-                continue
-            local = to_event(rows[same[event_id]], attendees.get(event_id, ()))
-            agreed = event_from_document(base)
-            if any(getattr(local, name) != getattr(agreed, name) for name in SYNCABLE_FIELDS):
-                drifted.add(same[event_id])
+    for event_id, base in listed_events.base_versions(session, list(same)):
+        if base is None:
+            continue
+        local = to_event(rows[same[event_id]], attendees.get(event_id, ()))
+        agreed = event_from_document(base)
+        if any(getattr(local, name) != getattr(agreed, name) for name in SYNCABLE_FIELDS):
+            drifted.add(same[event_id])
     return frozenset(drifted)
-
-
-def _base_version(session: Session, event_id: uuid.UUID) -> dict[str, Any] | None:
-    """The stored base version of one row (what a merge needs; the rows leave it out)."""
-    return session.scalar(sa.select(EventRow.base_version).where(EventRow.id == event_id))
 
 
 def _local_id(google_id: str) -> uuid.UUID | None:
@@ -461,7 +405,7 @@ def _insert_values(event_id: uuid.UUID, calendar: CalendarRef, remote: Event) ->
     }
 
 
-def _overwrite_values(row: sa.Row[Any], remote: Event) -> dict[str, Any]:
+def _overwrite_values(row: Row[Any], remote: Event) -> dict[str, Any]:
     return {
         **event_columns(remote),
         "_id": row.id,
@@ -473,112 +417,15 @@ def _overwrite_values(row: sa.Row[Any], remote: Event) -> dict[str, Any]:
     }
 
 
-def _merge(
-    session: Session,
-    calendar: CalendarRef,
-    row: sa.Row[Any],
-    remote: Event,
-    row_attendees: Sequence[Any],
-    now: datetime,
-) -> tuple[dict[str, Any], Event, bool]:
-    """Three-way merge of a remote change with unpushed local edits; logs the resolution.
-    Returns the row's new column values, the event it now holds and whether the policy
-    had to pick between two changes of a field."""
-    local = dataclasses.replace(to_event(row, row_attendees), updated=row.updated_at)
-    stored = _base_version(session, row.id)
-    base = event_from_document(stored) if stored else None
-    if row.etag is None and base is None:
-        # Google never acknowledged a write of this row, yet lists it (under the id calsync
-        # derives from the row's): an insert of ours got through and its answer was lost.
-        # What Google holds is a version calsync sent, the last one both sides agree on;
-        # the local edits since win, whatever the clocks say (Google stamps the insert
-        # when it lands, which may be after a later local edit). A new exception has a
-        # base, the instance as its series generated it: Google lists that instance's id
-        # whoever wrote it, so another client's change of it is merged, not overwritten
-        # (decision C3; the push's first read merges against the same base, E23).
-        base = remote
-    resolution = resolve(base=base, local=local, remote=remote, policy=calendar.policy)
-    record(
-        session,
-        user_id=calendar.user_id,
-        calendar_id=calendar.id,
-        event_id=row.id,
-        kind=LogKind.CONFLICT,
-        status=LogStatus.MANUAL if resolution.manual else LogStatus.RESOLVED,
-        at=now,
-        conflicts=resolution.conflicting_fields,
-        message="remote change merged with unpushed local edits",
-        details=resolution.details,
-    )
-    bookkeeping = {"_id": row.id, "version": row.version + 1}
-    if resolution.manual:
-        keep = {**event_columns(local), "etag": remote.etag, "sequence": remote.sequence}
-        keep["remote_updated_at"] = remote.updated
-        return (
-            {**keep, **bookkeeping, "sync_state": "conflict", "conflict": resolution.details},
-            local,
-            resolution.conflict,
-        )
-    merged = resolution.merged
-    values = {
-        **event_columns(merged),
-        **bookkeeping,
-        "base_version": event_to_document(remote),
-        "conflict": None,
-        "sync_error": None,
-        "sync_state": "pending" if resolution.push_needed else "synced",
-    }
-    if resolution.push_needed:
-        # Always a row of its own, even if rows are pending: a push running now closes
-        # only the rows it read before this merge, so relying on them would leave the
-        # merged version "pending" with nothing left to push it (tests/faults).
-        outbox.add(
-            session,
-            event_id=row.id,
-            user_id=calendar.user_id,
-            calendar_id=calendar.id,
-            operation="update",
-            now=now,
-        )
-    return values, merged, resolution.conflict
-
-
-def _delete_series(
-    session: Session, calendar_id: uuid.UUID, google_ids: Sequence[str]
-) -> list[uuid.UUID]:
-    """Delete cancelled masters and single events, and the exceptions of the masters.
-    Returns the local ids of the deleted rows."""
-    deleted: list[uuid.UUID] = []
-    for masters, series in zip(
-        any_of(session, _events.c.google_event_id, google_ids),
-        any_of(session, _events.c.recurring_event_id, google_ids),
-        strict=True,
-    ):
-        result = session.execute(
-            sa.delete(_events)
-            .where(_events.c.calendar_id == calendar_id, sa.or_(masters, series))
-            .returning(_events.c.id)
-        )
-        deleted.extend(result.scalars())
-    return deleted
-
-
 def _gone(session: Session, event_ids: Sequence[uuid.UUID]) -> list[EventChange]:
     """The notices of rows about to be deleted because Google no longer lists them."""
     attendees = attendees_by_event(session, event_ids)
     changes = []
-    for condition in any_of(session, _events.c.id, event_ids):
-        for row in session.execute(_ROWS.where(condition)):
-            if row.deleted_at is None:
-                before = to_event(row, attendees.get(row.id, ()))
-                changes.append(EventChange(row.id, before, None))
+    for row in listed_events.rows_by_ids(session, event_ids):
+        if row.deleted_at is None:
+            before = to_event(row, attendees.get(row.id, ()))
+            changes.append(EventChange(row.id, before, None))
     return changes
-
-
-def _delete_ids(session: Session, event_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
-    for condition in any_of(session, _events.c.id, event_ids):
-        session.execute(sa.delete(_events).where(condition))
-    return list(event_ids)
 
 
 def _write(

@@ -10,7 +10,7 @@
    pull locked its calendar row ``FOR UPDATE`` and then wrote events; the push's second
    write of an event in one transaction runs the foreign-key check, ``FOR KEY SHARE`` on
    the same calendar row, which ``FOR UPDATE`` blocks. Found under the PostgreSQL outage
-   scenario's traffic; fixed in ``calsync.sync.lease`` (``FOR NO KEY UPDATE``).
+   scenario's traffic; fixed in ``calsync.store.pull_leases`` (``FOR NO KEY UPDATE``).
 """
 
 from __future__ import annotations
@@ -25,9 +25,8 @@ from sqlalchemy.orm import Session
 
 from calsync.config import Settings
 from calsync.providers.base import CalendarProvider, ProviderSource
-from calsync.store import outbox
+from calsync.store import outbox, pull_leases
 from calsync.store.tables import Event as EventRow
-from calsync.sync import lease
 from tests.conftest import FakeGoogle
 from tests.integration.events.conftest import EventsApp, running
 
@@ -114,7 +113,7 @@ def test_a_pull_holding_its_calendar_does_not_block_event_writes(app: EventsApp)
     engine = app.services.engine
     # Given a pull that holds its calendar's row lock (the lease check)
     with engine.connect() as pull, engine.connect() as push, pull.begin():
-        held = lease.still_held(Session(bind=pull), alice.calendar_id, owner="nobody")
+        held = pull_leases.still_held(Session(bind=pull), alice.calendar_id, owner="nobody")
         assert held is False
         # When a push writes the calendar's event twice in one transaction (as
         # record_pushed does: its second UPDATE runs the foreign-key check)

@@ -11,14 +11,14 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from calsync.sync import kicks, lease
+from calsync.store import pull_leases, pull_queue
 from tests.owners import add_owner
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 TTL = timedelta(minutes=5)
-BUILT_ONCE = lease.acquire_selected_statement(kicks.pull_started(lease.NOW))
+BUILT_ONCE = pull_leases.acquire_selected_statement(pull_queue.pull_started(pull_leases.NOW))
 
 
 def _calendar(sessions: sessionmaker[Session], **values: Any) -> uuid.UUID:
@@ -31,16 +31,16 @@ def _acquire(
 ) -> sa.Row[Any] | None:
     with sessions.begin() as session:
         if once:
-            return lease.acquire_selected(
+            return pull_leases.acquire_selected(
                 session, calendar_id, owner=owner, now=now, ttl=TTL, statement=BUILT_ONCE
             )
-        return lease.acquire_selected(
+        return pull_leases.acquire_selected(
             session,
             calendar_id,
             owner=owner,
             now=now,
             ttl=TTL,
-            also=kicks.pull_started(now),
+            also=pull_queue.pull_started(now),
         )
 
 
@@ -61,8 +61,8 @@ def test_a_lease_is_taken_refused_while_held_and_taken_over_once_expired(
     assert over is not None
     assert (over.sync_lease_owner, over.last_pull_at, over.sync_queued_at) == ("b", later, NOW)
     with sessions.begin() as session:
-        assert lease.still_held(session, calendar_id, owner="b")
-        assert not lease.still_held(session, calendar_id, owner="a")
+        assert pull_leases.still_held(session, calendar_id, owner="b")
+        assert not pull_leases.still_held(session, calendar_id, owner="a")
 
 
 @pytest.mark.parametrize("once", [True, False])
@@ -73,12 +73,12 @@ def test_an_unselected_or_missing_calendar_is_not_taken(
     assert _acquire(sessions, calendar_id, "a", NOW, once) is None
     assert _acquire(sessions, uuid.uuid4(), "a", NOW, once) is None
     with sessions.begin() as session:
-        assert not lease.still_held(session, calendar_id, owner="a")
+        assert not pull_leases.still_held(session, calendar_id, owner="a")
 
 
 def test_a_statement_built_once_takes_no_other_clauses() -> None:
     with pytest.raises(TypeError):
-        lease.acquire_selected(
+        pull_leases.acquire_selected(
             None,  # type: ignore[arg-type]
             uuid.uuid4(),
             owner="a",

@@ -30,9 +30,9 @@ import sqlalchemy as sa
 
 from calsync.providers.errors import ProviderError
 from calsync.scheduler import due_calendars, due_pushes
+from calsync.store.list_queue import note_calendar_list_change
 from calsync.store.tables import Calendar
 from calsync.sync.connect import connect_user, follow_calendar_list
-from calsync.sync.kicks import note_calendar_list_change
 from calsync.sync.pull import pull_calendar
 from calsync.sync.push import push_outbox
 from tests.integration.sync.conftest import SyncStack, wait_until

@@ -12,11 +12,12 @@ import sqlalchemy as sa
 
 from calsync.bootstrap import Services, bootstrap
 from calsync.config import Settings
+from calsync.store.change_probe import ChangeProbe
 from calsync.store.migrate import upgrade
 from calsync.store.tables import Calendar
 from calsync.store.users import ensure_user
 from calsync.sync import kicks
-from calsync.sync.notifications import DirtyMarks, _Probe
+from calsync.sync.notifications import DirtyMarks
 from tests.integration.webhooks.conftest import Intake
 from tests.integration.webhooks.test_push_intake import UNREACHABLE_DB
 
@@ -84,11 +85,11 @@ def test_the_probe_names_exactly_the_calendars_note_changes_would_write(intake: 
     ids = calendars(
         services, [(False, None), (True, None), (False, earlier), (True, earlier), (True, earlier)]
     )
-    probe = _Probe()
+    probe = ChangeProbe()
 
     async def ask() -> list[uuid.UUID] | None:
         try:
-            return await probe.behind(services, ids)
+            return await probe.behind(services.engine, ids)
         finally:
             await probe.aclose()
 
@@ -100,7 +101,7 @@ def test_the_probe_names_exactly_the_calendars_note_changes_would_write(intake: 
 def test_a_probe_that_cannot_connect_says_unknown(intake_settings: Settings) -> None:
     services = bootstrap(dataclasses.replace(intake_settings, database_url=UNREACHABLE_DB))
     try:
-        assert asyncio.run(_Probe().behind(services, [uuid.uuid4()])) is None
+        assert asyncio.run(ChangeProbe().behind(services.engine, [uuid.uuid4()])) is None
     finally:
         services.close()
 

@@ -77,8 +77,8 @@ STATEMENTS = statements_built_at_import()
 def test_the_search_finds_the_statements_the_code_builds_once() -> None:
     # The pull's end-of-pull statement and the lease's check are built at import time;
     # if the search missed them it would prove nothing.
-    assert "calsync.sync.pull._FINISH" in STATEMENTS
-    assert "calsync.sync.lease._HELD" in STATEMENTS
+    assert "calsync.store.pull_leases._FINISH" in STATEMENTS
+    assert "calsync.store.pull_leases._HELD" in STATEMENTS
     assert len(STATEMENTS) >= 20
 
 

@@ -17,14 +17,17 @@ from typing import Any, Final, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from calsync.store import pull_queue
 from calsync.store.tables import Calendar, User
 
 __all__ = [
     "NOW",
     "acquire_selected",
     "acquire_selected_statement",
+    "finish_pull",
     "release",
     "release_held_by_process",
+    "start_pull",
     "still_held",
 ]
 
@@ -138,3 +141,83 @@ def release_held_by_process(session: Session, process: str) -> int:
         .values(sync_lease_owner=None, sync_lease_until=None)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+#: Taking the lease of a pull, which also starts it (`pull_queue.pull_started`); built once.
+_START_PULL: Final = acquire_selected_statement(pull_queue.pull_started(NOW))
+
+
+def start_pull(
+    connection: Session | sa.Connection,
+    calendar_id: uuid.UUID,
+    *,
+    owner: str,
+    now: datetime,
+    ttl: timedelta,
+) -> sa.Row[Any] | None:
+    """`acquire_selected` for a pull, which starts it on the calendar row (``dirty``
+    cleared, ``last_pull_at`` set, the queue slot taken if free): the calendar's columns,
+    or None when the lease was not taken."""
+    return acquire_selected(
+        connection, calendar_id, owner=owner, now=now, ttl=ttl, statement=_START_PULL
+    )
+
+
+_NOW = sa.bindparam("now", type_=_calendars.c.last_synced_at.type)
+#: The end of a pull, first thing in the transaction that stores the listing: if the
+#: lease is still this pull's, the new sync token, the status, the lease given back, the
+#: queue slot freed or kept (`pull_queue.pull_finished`); no row if another worker took
+#: the lease over (the transaction then writes nothing). The update locks the calendar
+#: row until the commit (``FOR NO KEY UPDATE``, as `still_held` does), so nothing it
+#: decided can change before the events are stored. Built once.
+_FINISH: Final = (
+    sa.update(_calendars)
+    .where(_calendars.c.id == _CALENDAR_ID, _calendars.c.sync_lease_owner == _OWNER)
+    .values(
+        sync_token=sa.bindparam("sync_token", type_=_calendars.c.sync_token.type),
+        last_synced_at=_NOW,
+        # The safety-net poll moves to the calendar's next slot (`kicks.poll_slot`): of
+        # the long period while it has a live channel, else of the short one (`polling`).
+        next_poll_at=pull_queue.next_poll_expression(
+            _calendars.c.id,
+            _NOW,
+            sa.bindparam("poll_often", type_=_calendars.c.next_poll_at.type),
+            sa.bindparam("poll_rarely", type_=_calendars.c.next_poll_at.type),
+        ),
+        # "held" stays while held deletions wait for a second listing (deletion_guard).
+        last_sync_status=sa.case((_calendars.c.deletions_held_at.is_(None), "ok"), else_="held"),
+        sync_lease_owner=None,
+        sync_lease_until=None,
+        **pull_queue.pull_finished(_NOW),
+    )
+    .returning(_calendars.c.last_pull_at, _calendars.c.dirty)
+)
+
+
+def finish_pull(
+    session: Session,
+    calendar_id: uuid.UUID,
+    *,
+    owner: str,
+    sync_token: str | None,
+    now: datetime,
+    poll_often: datetime,
+    poll_rarely: datetime,
+) -> tuple[datetime | None, bool] | None:
+    """End `owner`'s pull of the calendar (see `_FINISH`): (when the pull started,
+    whether the calendar became dirty meanwhile: one more pull must follow), or None
+    when another worker took the lease over (nothing is written then)."""
+    finished = session.execute(
+        _FINISH,
+        {
+            _CALENDAR_ID.key: calendar_id,
+            "sync_token": sync_token,
+            "now": now,
+            _OWNER.key: owner,
+            "poll_often": poll_often,
+            "poll_rarely": poll_rarely,
+        },
+    ).one_or_none()
+    if finished is None:
+        return None
+    return finished.last_pull_at, bool(finished.dirty)
