@@ -31,7 +31,6 @@ horizon; the differential test (tests/integration/events/test_read_model.py) che
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -62,13 +61,12 @@ __all__ = [
     "fill",
     "keep",
     "original_start",
+    "owners_recorded",
     "page",
     "refresh_all",
-    "refresh_written",
+    "replace_owners",
     "series_id_of",
 ]
-
-logger = logging.getLogger(__name__)
 
 HORIZON_BEHIND: Final = timedelta(days=366)
 """How far before today series instances are held: the last twelve months, which
@@ -112,38 +110,6 @@ def original_start(row: ListedRow) -> EventTime | None:
 # --- upkeep ---------------------------------------------------------------------------
 
 
-def refresh_written(session: Session) -> None:
-    """Re-expand the owners of the changes this transaction's triggers recorded (the
-    session's ``before_commit``). Costs nothing for a transaction that wrote no row, and
-    one primary-key read for one that did while the model is off (no horizon: the
-    triggers recorded nothing, decision V8).
-
-    Never fails the write: the upkeep runs in a savepoint, and if it raises, the
-    savepoint is rolled back - the records stay, so the model declines the users' lists
-    (expanded per request, correct) until `refresh_all` - and the error is logged."""
-    if session.info.get(_IN_UPKEEP) or not session.info.pop(instances.WRITTEN_KEY, False):
-        return  # (the savepoint's own commit calls this hook again)
-    bounds = instances.horizon(session, filled=False)
-    if bounds is None:
-        return  # the model is off
-    session.info[_IN_UPKEEP] = True
-    try:
-        with session.begin_nested():
-            dirty = instances.take_dirty(session)
-            if dirty:
-                _refresh_owners(session, _owners_recorded(session, dirty), bounds)
-    except Exception:
-        logger.exception("read model upkeep failed; lists of the users touched are expanded")
-    finally:
-        session.info.pop(_IN_UPKEEP, None)
-    session.info.pop(instances.WRITTEN_KEY, None)  # the model's own writes
-
-
-_IN_UPKEEP: Final = "calsync.read_model.in_upkeep"
-"""Session flag: `refresh_written` is running (its savepoint's commit fires the session's
-``before_commit`` again, and the upkeep's own statements flag the session as written)."""
-
-
 def refresh_all(session: Session, *, series_only: bool = False) -> int:
     """Re-expand every owner (or every series master); the number of owners. Also takes
     any change left recorded by a writer that bypassed the session hook. Nothing without
@@ -151,7 +117,7 @@ def refresh_all(session: Session, *, series_only: bool = False) -> int:
     bounds = instances.horizon(session, filled=False)
     if bounds is None:
         return 0
-    left = _owners_recorded(session, instances.take_all_dirty(session))
+    left = owners_recorded(session, instances.take_all_dirty(session))
     owners = [owner for _, owner in instances.owners_of_users(session, masters_only=series_only)]
     _refresh_owners(session, owners + left, bounds)
     return len(set(owners + left))
@@ -195,7 +161,7 @@ def fill(sessions: sessionmaker[Session], now: datetime) -> bool:
         if instances.horizon(session, filled=False) != wanted:
             return False
         left = instances.take_all_dirty(session)  # by writers that bypassed the session
-        _refresh_owners(session, _owners_recorded(session, left), wanted)
+        _refresh_owners(session, owners_recorded(session, left), wanted)
         instances.mark_filled(session)
     return True
 
@@ -223,7 +189,7 @@ def clear(sessions: sessionmaker[Session]) -> bool:
     return True
 
 
-def _owners_recorded(session: Session, dirty: Sequence[instances.Dirty]) -> list[uuid.UUID]:
+def owners_recorded(session: Session, dirty: Sequence[instances.Dirty]) -> list[uuid.UUID]:
     """The owners recorded changes touch: the rows themselves, and the masters the
     exceptions among them name."""
     owners = {(d.user_id, d.event_id) for d in dirty}
@@ -235,11 +201,21 @@ def _owners_recorded(session: Session, dirty: Sequence[instances.Dirty]) -> list
 def _refresh_owners(
     session: Session, owner_ids: Sequence[uuid.UUID], bounds: tuple[datetime, datetime]
 ) -> None:
-    """Replace the rows of these owners by what they list now: a few statements per
-    batch (a full sync re-expands thousands of owners in its transaction); singles'
-    rows are computed by the database, series' here."""
+    """`replace_owners`, each batch after waiting for the locks of its owners' rows (the
+    fill and the horizon's moves: they must see every write committed before them)."""
     for batch in chunks(sorted(set(owner_ids)), _BATCH):
         instances.lock_owners(session, batch)
+        replace_owners(session, batch, bounds)
+
+
+def replace_owners(
+    session: Session, owner_ids: Sequence[uuid.UUID], bounds: tuple[datetime, datetime]
+) -> None:
+    """Replace the rows of these owners by what they list now: a few statements per
+    batch; singles' rows are computed by the database, series' here. The caller holds
+    the owners' row locks (`instances.lock_owners`, or `instance_upkeep.lock_free_owners`
+    for the upkeep), so that two re-expansions of one owner never interleave."""
+    for batch in chunks(sorted(set(owner_ids)), _BATCH):
         instances.delete_rows(session, batch)
         instances.insert_singles(session, batch)
         singles = instances.live_singles(session, batch)

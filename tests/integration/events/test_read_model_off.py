@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 
 from calsync.config import Settings
-from calsync.events import read_model
+from calsync.events import read_model, upkeep
 from calsync.scheduler import build_scheduler
 from calsync.store.tables import event_documents, event_instances, instance_dirty, instance_horizon
 from tests.conftest import FakeGoogle
@@ -160,7 +160,7 @@ def test_a_write_open_while_the_first_fill_begins_is_listed(
     filler = threading.Thread(
         target=lambda: filled.append(read_model.fill(app.services.sessions, app.clock()))
     )
-    real = read_model.refresh_written
+    real = upkeep.refresh_written
 
     def at_commit(session: Any) -> None:
         # the create's rows are written, recorded by nothing (no horizon), not committed:
@@ -170,7 +170,7 @@ def test_a_write_open_while_the_first_fill_begins_is_listed(
             filler.join(timeout=3)
         real(session)
 
-    monkeypatch.setattr(read_model, "refresh_written", at_commit)
+    monkeypatch.setattr(upkeep, "refresh_written", at_commit)
     start = BASE + timedelta(days=12, hours=7)
     app.create(
         alice,
@@ -182,7 +182,7 @@ def test_a_write_open_while_the_first_fill_begins_is_listed(
     )
     filler.join(timeout=120)
     assert filled == [True]
-    monkeypatch.setattr(read_model, "refresh_written", real)
+    monkeypatch.setattr(upkeep, "refresh_written", real)
     spy = Spy()
     monkeypatch.setattr(read_model, "page", spy)
     compare(app, people, WINDOWS, spy, small_pages=False)
@@ -196,7 +196,7 @@ def test_the_upkeep_does_not_run_itself_again(
     and logged on every write), so a write's upkeep logs no error."""
     app, people = off
     assert read_model.fill(app.services.sessions, app.clock())
-    with caplog.at_level(logging.ERROR, logger="calsync.events.read_model"):
+    with caplog.at_level(logging.ERROR, logger="calsync.events.upkeep"):
         for n, user in enumerate(people):
             calendar(app, user, n)
     assert not caplog.records
