@@ -43,7 +43,7 @@ from calsync.domain.errors import ValidationError
 from calsync.domain.models import Event, EventStatus, EventTime
 from calsync.domain.recurrence import instance_id, instance_of, occurrences
 from calsync.domain.windows import DayRange
-from calsync.store import instances
+from calsync.store import instance_upkeep, instances
 from calsync.store.chunks import chunks
 from calsync.store.event_queries import exceptions_of, load_shown
 from calsync.store.events import StoredEvent
@@ -53,7 +53,6 @@ from calsync.web.json_body import json_bytes
 
 __all__ = [
     "CHUNK",
-    "FILL_BATCH",
     "HORIZON_AHEAD",
     "HORIZON_BEHIND",
     "ListedRow",
@@ -125,20 +124,19 @@ def refresh_all(session: Session, *, series_only: bool = False) -> int:
 
 def fill(sessions: sessionmaker[Session], now: datetime) -> bool:
     """Move the horizon to `HORIZON_BEHIND` before `now`'s UTC date to `HORIZON_AHEAD`
-    after it, re-expanding what it needs; `False` when it is already there. The
-    scheduler calls it (`keep`) every few minutes; until its first run completes the
-    model is not read.
+    after it; `False` when it is already there. The scheduler calls it (`keep`) every
+    few minutes.
 
     A move (the model already filled) is one transaction: the new horizon and every
-    series master re-expanded. The first fill (decisions V8, X4) is: the horizon, not
-    yet readable, committed once every transaction writing ``events`` has ended
-    (`instances.stop_writers`) - from then on every write's triggers record and its
-    session keeps its owners - then every owner re-expanded, `FILL_BATCH` owners a
-    transaction (each locks its owners, so a writer of one is waited for, and none is
-    held up for the whole fill), then any change recorded by a writer that bypassed the
-    session taken and the model marked readable. A write committed before the first
-    step is seen by the batch of its owner; one after it keeps itself. A first fill that
-    did not finish is redone."""
+    series master re-expanded. The first fill (decisions V8, Z5) is one short
+    transaction too: once every transaction writing ``events`` has ended
+    (`instances.stop_writers`), the horizon and a change recorded for every owner, as
+    if each had just been written. Every user with events is then listed by expansion
+    until the upkeep after the write (`calsync.events.upkeep.catch_up`, the job the
+    scheduler's sweep queues) has re-expanded their owners, batch by batch, in any
+    number of workers; each user's lists come from the model as soon as theirs are
+    done. A write committed before the first fill is seen by the run that re-expands
+    its owner (it reads after it claims); one after it records itself."""
     today = _midnight(now.astimezone(UTC).date())
     wanted = (today - HORIZON_BEHIND, today + HORIZON_AHEAD)
     with sessions.begin() as session:
@@ -150,24 +148,9 @@ def fill(sessions: sessionmaker[Session], now: datetime) -> bool:
             refresh_all(session, series_only=True)
             return True
         instances.stop_writers(session)
-        instances.set_horizon(session, *wanted, filled=False)
-        owners = [owner for _, owner in instances.owners_of_users(session)]
-    for batch in chunks(owners, FILL_BATCH):
-        with sessions.begin() as session:
-            if instances.horizon(session, filled=False) != wanted:
-                return False  # switched off, or moved by another fill meanwhile
-            _refresh_owners(session, batch, wanted)
-    with sessions.begin() as session:
-        if instances.horizon(session, filled=False) != wanted:
-            return False
-        left = instances.take_all_dirty(session)  # by writers that bypassed the session
-        _refresh_owners(session, owners_recorded(session, left), wanted)
-        instances.mark_filled(session)
+        instances.set_horizon(session, *wanted)
+        instance_upkeep.record_owners(session)
     return True
-
-
-FILL_BATCH: Final = 5000
-"""Owners a transaction of the first fill re-expands."""
 
 
 def keep(sessions: sessionmaker[Session], now: datetime, *, on: bool) -> bool:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -136,16 +137,22 @@ def _refresh(
     only costs one more re-expansion)."""
     if not claimed:
         return 0
-    named = instances.masters_named(
-        session, {(r.calendar_id, r.series_ref) for r in claimed if r.series_ref}
-    )
-    owners = {r.event_id for r in claimed} | {owner for _, owner in named}
+    owners = set(_owners(session, claimed))
     free = instance_upkeep.lock_free_owners(session, sorted(owners))
     held = owners - free
     read_model.replace_owners(session, sorted(free), bounds)
     done = [r.id for r in claimed if not held or (r.event_id not in held and not r.series_ref)]
     instance_upkeep.clear(session, done)
     return len(claimed) - len(done)
+
+
+def _owners(session: Session, claimed: Sequence[Recorded]) -> list[uuid.UUID]:
+    """The owners the records touch: the rows themselves, and the masters that the
+    exceptions among them name."""
+    named = instances.masters_named(
+        session, {(r.calendar_id, r.series_ref) for r in claimed if r.series_ref}
+    )
+    return sorted({r.event_id for r in claimed} | {owner for _, owner in named})
 
 
 def catch_up(
@@ -190,8 +197,15 @@ def _batch(
         claimed = instance_upkeep.claim(session, limit=limit, after=after)
         if bounds is None or not claimed:
             return None
+        last = claimed[-1].id
+        claimed += instance_upkeep.claim_related(
+            session,
+            users=[r.user_id for r in claimed],
+            owners=_owners(session, claimed),
+            besides=[r.id for r in claimed],
+        )
         kept = _refresh(session, claimed, bounds)
-        return claimed[-1].id, len(claimed) - kept, kept
+        return last, len(claimed) - kept, kept
 
 
 def _one_by_one(

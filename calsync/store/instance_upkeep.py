@@ -13,8 +13,9 @@ waiting, so an upkeep never waits for a writer (and never deadlocks with one).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -27,9 +28,11 @@ __all__ = [
     "Recorded",
     "begin_writing",
     "claim",
+    "claim_related",
     "clear",
     "lock_free_owners",
     "pending",
+    "record_owners",
     "recorded_here",
 ]
 
@@ -102,6 +105,47 @@ def claim(session: Session, *, limit: int, after: int = 0, mine: bool = False) -
     return [Recorded(*row) for row in session.execute(query)]
 
 
+def claim_related(
+    session: Session,
+    *,
+    users: Sequence[uuid.UUID],
+    owners: Sequence[uuid.UUID],
+    besides: Sequence[int],
+) -> list[Recorded]:
+    """The other records of these users (not `besides`) that name one of `owners`: the
+    row itself, or, for an exception, the series master it names by Google or local id
+    (claimed as `claim` claims). A run re-expanding an owner takes them along, so that
+    an owner whose changes were recorded far apart (a full sync lists exceptions after
+    their masters) is re-expanded once rather than once per batch."""
+    if not owners or not users:
+        return []
+    t = instance_dirty
+    masters = session.execute(
+        sa.select(EventRow.id, EventRow.google_event_id).where(
+            _one_of(session, EventRow.id, owners), EventRow.is_recurring.is_(True)
+        )
+    ).all()
+    refs = {str(master) for master, _ in masters} | {ref for _, ref in masters if ref}
+    query = (
+        sa.select(t.c.id, t.c.user_id, t.c.event_id, t.c.calendar_id, t.c.series_ref)
+        .where(
+            _one_of(session, t.c.user_id, users),
+            sa.or_(_one_of(session, t.c.event_id, owners), _one_of(session, t.c.series_ref, refs)),
+            sa.not_(_one_of(session, t.c.id, besides)),
+        )
+        .order_by(t.c.id)
+    )
+    if _postgres(session):
+        query = query.with_for_update(skip_locked=True)
+    return [Recorded(*row) for row in session.execute(query)]
+
+
+def _one_of(session: Session, column: Any, values: Iterable[Any]) -> sa.ColumnElement[bool]:
+    """`column` is one of `values` (false for none), as one condition."""
+    conditions = any_of(session, column, sorted(set(values)))
+    return sa.or_(*conditions) if conditions else sa.false()
+
+
 def clear(session: Session, ids: Sequence[int]) -> None:
     """Remove these records (and no other: a change recorded after they were claimed
     stays for the next upkeep)."""
@@ -125,3 +169,16 @@ def lock_free_owners(session: Session, owner_ids: Sequence[uuid.UUID]) -> set[uu
         locked.update(session.scalars(query.with_for_update(skip_locked=True)))
         present.update(session.scalars(query))
     return set(wanted) - (present - locked)
+
+
+def record_owners(session: Session) -> None:
+    """Record a change of every owner of items (every live single and series master),
+    as their writes would have: the first fill, left to the upkeep (decision Z5). One
+    ``INSERT ... SELECT``."""
+    e = EventRow
+    live = sa.select(e.user_id, e.id, e.calendar_id, sa.null()).where(
+        e.deleted_at.is_(None),
+        sa.or_(e.recurring_event_id.is_(None), e.is_recurring.is_(True)),
+    )
+    columns = ["user_id", "event_id", "calendar_id", "series_ref"]
+    session.execute(sa.insert(instance_dirty).from_select(columns, live))

@@ -456,7 +456,7 @@ async def run(args: argparse.Namespace) -> list[str]:
     env = environment(base, api_port, args.database) | {
         "CALSYNC_REDIS_URL": args.redis,
         "CALSYNC_API_RATE_LIMIT_PER_MINUTE": "10000000",
-        # what is measured is the read model (off by default, decisions X10)
+        # what is measured is the read model (on by default since decision Z6)
         "CALSYNC_READ_MODEL": "true",
     }
     settings = dataclasses.replace(Settings.from_env(env), sync_min_interval_seconds=0.0)
@@ -505,13 +505,16 @@ async def run(args: argparse.Namespace) -> list[str]:
             f"instances, {generated[0].singles} singles)"
         )
 
-        # the read model (switched on above; off by default, decisions X10): its first
-        # fill, as the scheduler's first tick makes it; from then on every pull keeps it
+        # the read model: its first fill, as the scheduler's first tick makes it and the
+        # upkeep's jobs complete it; from then on the upkeep after each pull keeps it
         started = time.perf_counter()
         read_model.fill(services.sessions, datetime.now(UTC))
+        recorded = time.perf_counter() - started
+        upkept = caught_up(services)  # what the upkeep's jobs do after it (decision Z5)
         say(
             f"read model: first fill of {len(sides)} users' rows in "
-            f"{time.perf_counter() - started:.1f} s"
+            f"{time.perf_counter() - started:.1f} s (the scheduler's transaction "
+            f"{recorded * 1000:,.0f} ms, the upkeep after it {upkept:.1f} s)"
         )
 
         # full and incremental sync, both libraries
