@@ -9,14 +9,17 @@ instant, end, all-day), what the page shows (the owner row, the original start, 
 exception shown, the exception whose bookkeeping the item carries) and the owner's
 version.
 
-Upkeep, in the writing transaction: triggers on ``events`` record every change of a
-row that can change what is listed (``instance_dirty``), and `refresh_written` - run by
-every session of `calsync.store.db.make_session_factory` before it commits - re-expands
-the owners those changes touch (the row itself, or the master an exception names) and
-replaces their rows. API writes, splits, pulls and pushes are all covered without any
-of them knowing: nothing that writes ``events`` through a session can miss it.
-Until a horizon exists (`fill`, decision V8) the triggers record nothing and the upkeep
-returns after one read of the horizon: the model off costs writes (almost) nothing.
+Upkeep (decisions V2, Z1-Z5): triggers on ``events`` and ``event_attendees`` record
+every change of a row that can change what is listed (``instance_dirty``), in the
+writing transaction; a user with a record is listed by expansion until the owners those
+changes touch (the row itself, or the master an exception names) are re-expanded and
+the record removed - by `calsync.events.upkeep`: before the commit for an API request's
+few changes, after it (the ``refresh_read_model`` job, and the scheduler's sweep) for
+everything else. API writes, splits, pulls and pushes are all covered without any of
+them knowing: nothing that writes ``events`` through a session can miss it. This module
+makes the rows (`replace_owners`); the caller holds the owners' row locks. Until a
+horizon exists (`fill`, decision V8) the triggers record nothing: the model off costs
+writes (almost) nothing.
 
 Reading (`page`): a window wholly inside the horizon, for a user with no change left
 to re-expand and no series whose expansion a bound cut short, is one range scan
