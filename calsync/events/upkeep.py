@@ -165,7 +165,7 @@ def catch_up(
     """Re-expand every recorded change, `batch` records a transaction, oldest first,
     for at most `run_for` seconds. Idempotent, and safe beside writers and other runs:
     a record claimed by another run is skipped, an owner another transaction holds is
-    left with its records (counted in `CatchUp.kept`). A batch that fails is retried
+    left with its records (counted in `CatchUp.held`). A batch that fails is retried
     record by record, so one failing owner keeps only its own records."""
     deadline = monotonic() + run_for
     after, cleared, held, failed = 0, 0, 0, 0
