@@ -271,23 +271,28 @@ def test_two_upkeep_runs_at_once_leave_the_right_rows(
     for user in people:
         change_on_google(app, user, f"changed for {user.email}")
     assert pending(app) > 0
-    # When two runs, one record a batch, are inside their first re-expansion at once:
+    # When two runs, one record a batch, have each claimed their first record at once:
     # a master's update is recorded twice (old and new row, consecutive ids), so both
-    # runs need the same master (SQLite serialises them: the barrier gives up, and
-    # they take turns)
+    # runs need the same master (SQLite serialises them: the barrier gives up, and they
+    # take turns)
+    with app.services.sessions() as session:
+        first = session.scalars(
+            sa.select(instance_dirty.c.event_id).order_by(instance_dirty.c.id).limit(2)
+        ).all()
+    assert first[0] == first[1]
     barrier = threading.Barrier(2, timeout=3)
     waited = threading.local()
-    real = read_model.replace_owners
+    real = instance_upkeep.claim
 
-    def replace_owners(*args: Any, **kwargs: Any) -> None:
+    def claim(*args: Any, **kwargs: Any) -> Any:
+        found = real(*args, **kwargs)
         if not getattr(waited, "once", False):
             waited.once = True
-            # SQLite: the barrier gives up, the other run waits for this one's write lock
             with contextlib.suppress(threading.BrokenBarrierError):
                 barrier.wait()
-        real(*args, **kwargs)
+        return found
 
-    monkeypatch.setattr(read_model, "replace_owners", replace_owners)
+    monkeypatch.setattr(instance_upkeep, "claim", claim)
     outcomes: list[upkeep.CatchUp] = []
     failures: list[BaseException] = []
 
@@ -303,7 +308,7 @@ def test_two_upkeep_runs_at_once_leave_the_right_rows(
             thread.start()
         for thread in threads:
             thread.join(timeout=120)
-    monkeypatch.setattr(read_model, "replace_owners", real)
+    monkeypatch.setattr(instance_upkeep, "claim", real)
     assert not failures, failures
     assert len(outcomes) == 2
     # neither failed (two re-expansions of one owner at once collide on its rows)
