@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from calsync.config import JWTAlgorithm, Settings
+from calsync.events import upkeep
 from calsync.jobs import Jobs, declare_jobs
 from calsync.providers.base import ProviderSource
 from calsync.providers.budget import DailyBudget, daily_budget
@@ -104,6 +105,8 @@ def bootstrap(
         shared_zones=functools.partial(stored_zone, services.sessions),
     )
     services.jobs = declare_jobs(services)
+    # the read model's upkeep after the commit of a write that left it some (Z1)
+    upkeep.watch(services.sessions, services.jobs.refresh_read_model.send)
     return services
 
 

@@ -141,10 +141,11 @@ class Settings:
     #: by default, so the header is ignored and the peer's address is the client's.
     trusted_proxies: tuple[str, ...] = ()
     #: Whether the scheduler keeps the read model of expanded lists filled
-    #: (`calsync.events.read_model.fill`, decisions V3, X4, X10): until it first fills
-    #: it, every expanded list is expanded per request. Off (the default, X10), the
-    #: scheduler forgets the model (`read_model.clear`, X5) and writes pay no upkeep.
-    read_model: bool = False
+    #: (`calsync.events.read_model.fill`, decisions V3, X4, Z6): on by default; until
+    #: the upkeep has re-expanded a user's events after the first fill, that user's
+    #: expanded lists are expanded per request. Off, the scheduler forgets the model
+    #: (`read_model.clear`, X5) and writes pay no upkeep.
+    read_model: bool = True
     #: When set, ``/metrics`` answers only ``Authorization: Bearer <this>``.
     metrics_token: str | None = field(default=None, repr=False)
     #: When set, ``calsync serve`` serves ``/metrics`` on this port and the API has none.
@@ -425,7 +426,7 @@ def _production_from_env(env: _Env, database_url: str | None, redis_url: str | N
         poll_with_channel_seconds=env.integer("POLL_WITH_CHANNEL_SECONDS", 14_400, minimum=30),
         log_level=env.text("LOG_LEVEL", "INFO") or "INFO",
         run_emulator=env.flag("RUN_EMULATOR", False),
-        read_model=env.flag("READ_MODEL", False),
+        read_model=env.flag("READ_MODEL", True),
         emulator_port=env.integer("EMULATOR_PORT", 8765, minimum=1),
         sync_min_interval_seconds=env.integer("SYNC_MIN_INTERVAL_SECONDS", 5, minimum=0),
         sync_lease_seconds=env.integer("SYNC_LEASE_SECONDS", 300, minimum=10),

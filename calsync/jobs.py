@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import dramatiq
 
+from calsync.events import upkeep
 from calsync.notify.jobs import NotifyJobs, declare_notify_jobs
 from calsync.providers.budget import BudgetDeferred, Priority, spending
 from calsync.providers.errors import AuthRevoked, ProviderError, QuotaExceeded, RateLimited
@@ -88,6 +89,12 @@ class Jobs:
     renew_channel_batch: dramatiq.Actor[..., None]
     stop_channel: dramatiq.Actor[..., None]
     push_outbox: dramatiq.Actor[..., None]
+    refresh_read_model: dramatiq.Actor[..., None]
+
+
+#: How long a run of the read model's upkeep waits before it tries again the owners
+#: another transaction held (that transaction's own records ask for a run too).
+UPKEEP_AGAIN_MS = 2_000
 
 
 def declare_jobs(services: Services) -> Jobs:
@@ -206,6 +213,17 @@ def declare_jobs(services: Services) -> Jobs:
                 args=(event_id,), delay=int(push.WAIT_FOR_SERIES.total_seconds() * 1000)
             )
 
+    def refresh_read_model() -> None:
+        """Re-expand the changes recorded for the read model (`calsync.events.upkeep`);
+        queued after the commit of a write that left some, and by the scheduler's
+        sweep while any are left. Queues itself again when its time was up, or later
+        when an owner was held by another transaction."""
+        done = upkeep.catch_up(services.sessions)
+        if done.more:
+            jobs.refresh_read_model.send()
+        elif done.held:
+            jobs.refresh_read_model.send_with_options(delay=UPKEEP_AGAIN_MS)
+
     provider_options: dict[str, Any] = {
         "max_retries": PROVIDER_RETRIES * 2,
         "min_backoff": 1_000,
@@ -243,6 +261,11 @@ def declare_jobs(services: Services) -> Jobs:
         stop_channel=_actor(services, stop_channel, queue=Queue.MAINTENANCE, max_retries=0),
         # Interactive writes go before bulk syncs: own queue, and first within a worker.
         push_outbox=_actor(services, push_outbox, queue=Queue.WRITES, priority=-10, max_retries=5),
+        # No retries: a failure is logged per record by the use case, and the sweep
+        # queues a run while records are left.
+        refresh_read_model=_actor(
+            services, refresh_read_model, queue=Queue.MAINTENANCE, max_retries=0
+        ),
     )
     return jobs
 

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from calsync.bootstrap import Services
-from calsync.events import read_model
+from calsync.events import read_model, upkeep
 from calsync.jobs import fan_out_renewals
 from calsync.notify.schedule import notify_tasks
 from calsync.providers.budget import Priority
@@ -161,6 +161,9 @@ def due_pushes(services: Services, now: datetime) -> list[uuid.UUID]:
 AUDIT_EVERY = timedelta(minutes=1)
 #: How often the scheduler checks the read model's horizon (it moves once a day).
 READ_MODEL_EVERY = timedelta(minutes=10)
+#: How often the scheduler queues the read model's upkeep while changes wait for it
+#: (a kick lost between a write's commit and its job; decision Z1).
+UPKEEP_SWEEP_EVERY = timedelta(seconds=30)
 
 
 def due_audits(services: Services, now: datetime) -> list[uuid.UUID]:
@@ -210,6 +213,10 @@ def build_scheduler(services: Services) -> Scheduler:
         # with the model switched off, forgets it once (decision X5)
         read_model.keep(services.sessions, now, on=settings.read_model)
 
+    def sweep_read_model(_now: datetime) -> None:
+        if upkeep.pending(services.sessions):
+            services.jobs.refresh_read_model.send()
+
     def audit_calendars(now: datetime) -> None:
         for calendar_id in due_audits(services, now):
             services.jobs.audit_calendar.send(str(calendar_id))
@@ -227,5 +234,6 @@ def build_scheduler(services: Services) -> Scheduler:
             PeriodicTask("audit_calendars", AUDIT_EVERY, audit_calendars),
             *notify_tasks(services),
             PeriodicTask("fill_read_model", READ_MODEL_EVERY, fill_read_model),
+            PeriodicTask("sweep_read_model", UPKEEP_SWEEP_EVERY, sweep_read_model),
         ],
     )

@@ -9,14 +9,17 @@ instant, end, all-day), what the page shows (the owner row, the original start, 
 exception shown, the exception whose bookkeeping the item carries) and the owner's
 version.
 
-Upkeep, in the writing transaction: triggers on ``events`` record every change of a
-row that can change what is listed (``instance_dirty``), and `refresh_written` - run by
-every session of `calsync.store.db.make_session_factory` before it commits - re-expands
-the owners those changes touch (the row itself, or the master an exception names) and
-replaces their rows. API writes, splits, pulls and pushes are all covered without any
-of them knowing: nothing that writes ``events`` through a session can miss it.
-Until a horizon exists (`fill`, decision V8) the triggers record nothing and the upkeep
-returns after one read of the horizon: the model off costs writes (almost) nothing.
+Upkeep (decisions V2, Z1-Z5): triggers on ``events`` and ``event_attendees`` record
+every change of a row that can change what is listed (``instance_dirty``), in the
+writing transaction; a user with a record is listed by expansion until the owners those
+changes touch (the row itself, or the master an exception names) are re-expanded and
+the record removed - by `calsync.events.upkeep`: before the commit for an API request's
+few changes, after it (the ``refresh_read_model`` job, and the scheduler's sweep) for
+everything else. API writes, splits, pulls and pushes are all covered without any of
+them knowing: nothing that writes ``events`` through a session can miss it. This module
+makes the rows (`replace_owners`); the caller holds the owners' row locks. Until a
+horizon exists (`fill`, decision V8) the triggers record nothing: the model off costs
+writes (almost) nothing.
 
 Reading (`page`): a window wholly inside the horizon, for a user with no change left
 to re-expand and no series whose expansion a bound cut short, is one range scan
@@ -31,7 +34,6 @@ horizon; the differential test (tests/integration/events/test_read_model.py) che
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,7 +47,7 @@ from calsync.domain.models import Event, EventStatus, EventTime
 from calsync.domain.recurrence import instance_id, instance_of, occurrences
 from calsync.domain.windows import DayRange
 from calsync.events.templates import stored_template
-from calsync.store import instance_pages, instances
+from calsync.store import instance_pages, instance_upkeep, instances
 from calsync.store.chunks import chunks
 from calsync.store.event_queries import exceptions_of, load_shown
 from calsync.store.events import StoredEvent
@@ -55,7 +57,6 @@ from calsync.web.json_body import json_bytes
 
 __all__ = [
     "CHUNK",
-    "FILL_BATCH",
     "HORIZON_AHEAD",
     "HORIZON_BEHIND",
     "ListedRow",
@@ -63,13 +64,12 @@ __all__ = [
     "fill",
     "keep",
     "original_start",
+    "owners_recorded",
     "page",
     "refresh_all",
-    "refresh_written",
+    "replace_owners",
     "series_id_of",
 ]
-
-logger = logging.getLogger(__name__)
 
 HORIZON_BEHIND: Final = timedelta(days=366)
 """How far before today series instances are held: the last twelve months, which
@@ -113,38 +113,6 @@ def original_start(row: ListedRow) -> EventTime | None:
 # --- upkeep ---------------------------------------------------------------------------
 
 
-def refresh_written(session: Session) -> None:
-    """Re-expand the owners of the changes this transaction's triggers recorded (the
-    session's ``before_commit``). Costs nothing for a transaction that wrote no row, and
-    one primary-key read for one that did while the model is off (no horizon: the
-    triggers recorded nothing, decision V8).
-
-    Never fails the write: the upkeep runs in a savepoint, and if it raises, the
-    savepoint is rolled back - the records stay, so the model declines the users' lists
-    (expanded per request, correct) until `refresh_all` - and the error is logged."""
-    if session.info.get(_IN_UPKEEP) or not session.info.pop(instances.WRITTEN_KEY, False):
-        return  # (the savepoint's own commit calls this hook again)
-    bounds = instances.horizon(session, filled=False)
-    if bounds is None:
-        return  # the model is off
-    session.info[_IN_UPKEEP] = True
-    try:
-        with session.begin_nested():
-            dirty = instances.take_dirty(session)
-            if dirty:
-                _refresh_owners(session, _owners_recorded(session, dirty), bounds)
-    except Exception:
-        logger.exception("read model upkeep failed; lists of the users touched are expanded")
-    finally:
-        session.info.pop(_IN_UPKEEP, None)
-    session.info.pop(instances.WRITTEN_KEY, None)  # the model's own writes
-
-
-_IN_UPKEEP: Final = "calsync.read_model.in_upkeep"
-"""Session flag: `refresh_written` is running (its savepoint's commit fires the session's
-``before_commit`` again, and the upkeep's own statements flag the session as written)."""
-
-
 def refresh_all(session: Session, *, series_only: bool = False) -> int:
     """Re-expand every owner (or every series master); the number of owners. Also takes
     any change left recorded by a writer that bypassed the session hook. Nothing without
@@ -152,7 +120,7 @@ def refresh_all(session: Session, *, series_only: bool = False) -> int:
     bounds = instances.horizon(session, filled=False)
     if bounds is None:
         return 0
-    left = _owners_recorded(session, instances.take_all_dirty(session))
+    left = owners_recorded(session, instances.take_all_dirty(session))
     owners = [owner for _, owner in instances.owners_of_users(session, masters_only=series_only)]
     _refresh_owners(session, owners + left, bounds)
     return len(set(owners + left))
@@ -160,20 +128,19 @@ def refresh_all(session: Session, *, series_only: bool = False) -> int:
 
 def fill(sessions: sessionmaker[Session], now: datetime) -> bool:
     """Move the horizon to `HORIZON_BEHIND` before `now`'s UTC date to `HORIZON_AHEAD`
-    after it, re-expanding what it needs; `False` when it is already there. The
-    scheduler calls it (`keep`) every few minutes; until its first run completes the
-    model is not read.
+    after it; `False` when it is already there. The scheduler calls it (`keep`) every
+    few minutes.
 
     A move (the model already filled) is one transaction: the new horizon and every
-    series master re-expanded. The first fill (decisions V8, X4) is: the horizon, not
-    yet readable, committed once every transaction writing ``events`` has ended
-    (`instances.stop_writers`) - from then on every write's triggers record and its
-    session keeps its owners - then every owner re-expanded, `FILL_BATCH` owners a
-    transaction (each locks its owners, so a writer of one is waited for, and none is
-    held up for the whole fill), then any change recorded by a writer that bypassed the
-    session taken and the model marked readable. A write committed before the first
-    step is seen by the batch of its owner; one after it keeps itself. A first fill that
-    did not finish is redone."""
+    series master re-expanded. The first fill (decisions V8, Z5) is one short
+    transaction too: once every transaction writing ``events`` has ended
+    (`instances.stop_writers`), the horizon and a change recorded for every owner, as
+    if each had just been written. Every user with events is then listed by expansion
+    until the upkeep after the write (`calsync.events.upkeep.catch_up`, the job the
+    scheduler's sweep queues) has re-expanded their owners, batch by batch, in any
+    number of workers; each user's lists come from the model as soon as theirs are
+    done. A write committed before the first fill is seen by the run that re-expands
+    its owner (it reads after it claims); one after it records itself."""
     today = _midnight(now.astimezone(UTC).date())
     wanted = (today - HORIZON_BEHIND, today + HORIZON_AHEAD)
     with sessions.begin() as session:
@@ -185,24 +152,9 @@ def fill(sessions: sessionmaker[Session], now: datetime) -> bool:
             refresh_all(session, series_only=True)
             return True
         instances.stop_writers(session)
-        instances.set_horizon(session, *wanted, filled=False)
-        owners = [owner for _, owner in instances.owners_of_users(session)]
-    for batch in chunks(owners, FILL_BATCH):
-        with sessions.begin() as session:
-            if instances.horizon(session, filled=False) != wanted:
-                return False  # switched off, or moved by another fill meanwhile
-            _refresh_owners(session, batch, wanted)
-    with sessions.begin() as session:
-        if instances.horizon(session, filled=False) != wanted:
-            return False
-        left = instances.take_all_dirty(session)  # by writers that bypassed the session
-        _refresh_owners(session, _owners_recorded(session, left), wanted)
-        instances.mark_filled(session)
+        instances.set_horizon(session, *wanted)
+        instance_upkeep.record_owners(session)
     return True
-
-
-FILL_BATCH: Final = 5000
-"""Owners a transaction of the first fill re-expands."""
 
 
 def keep(sessions: sessionmaker[Session], now: datetime, *, on: bool) -> bool:
@@ -224,7 +176,7 @@ def clear(sessions: sessionmaker[Session]) -> bool:
     return True
 
 
-def _owners_recorded(session: Session, dirty: Sequence[instances.Dirty]) -> list[uuid.UUID]:
+def owners_recorded(session: Session, dirty: Sequence[instances.Dirty]) -> list[uuid.UUID]:
     """The owners recorded changes touch: the rows themselves, and the masters the
     exceptions among them name."""
     owners = {(d.user_id, d.event_id) for d in dirty}
@@ -236,11 +188,21 @@ def _owners_recorded(session: Session, dirty: Sequence[instances.Dirty]) -> list
 def _refresh_owners(
     session: Session, owner_ids: Sequence[uuid.UUID], bounds: tuple[datetime, datetime]
 ) -> None:
-    """Replace the rows of these owners by what they list now: a few statements per
-    batch (a full sync re-expands thousands of owners in its transaction); singles'
-    rows are computed by the database, series' here."""
+    """`replace_owners`, each batch after waiting for the locks of its owners' rows (the
+    fill and the horizon's moves: they must see every write committed before them)."""
     for batch in chunks(sorted(set(owner_ids)), _BATCH):
         instances.lock_owners(session, batch)
+        replace_owners(session, batch, bounds)
+
+
+def replace_owners(
+    session: Session, owner_ids: Sequence[uuid.UUID], bounds: tuple[datetime, datetime]
+) -> None:
+    """Replace the rows of these owners by what they list now: a few statements per
+    batch; singles' rows are computed by the database, series' here. The caller holds
+    the owners' row locks (`instances.lock_owners`, or `instance_upkeep.lock_free_owners`
+    for the upkeep), so that two re-expansions of one owner never interleave."""
+    for batch in chunks(sorted(set(owner_ids)), _BATCH):
         instances.delete_rows(session, batch)
         instances.insert_singles(session, batch)
         singles = instances.live_singles(session, batch)

@@ -159,7 +159,8 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions that keep loaded values after commit (repositories return detached data),
     on the request's connection while one is held for `engine` (`holding`), and that
     keep the read model of lists (`calsync.events.read_model`) in step with the
-    ``events`` rows they write, before they commit (decisions V2)."""
+    ``events`` rows they write: an API request's few changes before it commits, any
+    other's asked for after it (`calsync.events.upkeep`, decisions V2, Z1, Z2)."""
     factory = RequestSessions(engine, expire_on_commit=False)
     event.listen(factory, "do_orm_execute", _note_writes)
     event.listen(factory, "after_flush", _note_flush)
@@ -180,7 +181,7 @@ def _note_flush(session: Session, _context: Any) -> None:
 
 
 def _refresh_read_model(session: Session) -> None:
-    from calsync.events.read_model import refresh_written
+    from calsync.events.upkeep import refresh_written
 
     refresh_written(session)
 
@@ -257,6 +258,12 @@ def holding(held: RequestConnection) -> Iterator[RequestConnection]:
         yield held
     finally:
         _HELD.reset(token)
+
+
+def in_request() -> bool:
+    """Whether the caller runs for an HTTP request of the API (inside
+    `calsync.web.connections.RequestConnectionMiddleware`): an interactive write."""
+    return _HELD.get() is not None
 
 
 def held_connection(engine: Engine) -> RequestConnection | None:

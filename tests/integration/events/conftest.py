@@ -25,6 +25,7 @@ from calsync.bootstrap import Services, bootstrap
 from calsync.config import ConflictPolicy, Settings
 from calsync.domain.accounts import Role
 from calsync.emulator.testing import build_calendar_service
+from calsync.events.upkeep import CatchUp, catch_up
 from calsync.providers.google.factory import GoogleProviders
 from calsync.providers.quota import quota_limiter
 from calsync.store import outbox
@@ -159,6 +160,11 @@ class EventsApp:
             row.sync_lease_until = None
             row.last_pull_at = None
         pull.pull_calendar(self.services, calendar or user.calendar_id)  # type: ignore[arg-type]
+
+    def upkeep(self) -> CatchUp:
+        """Run the read model's upkeep after the writes, as the ``refresh_read_model``
+        job does (the tests drive jobs by hand)."""
+        return catch_up(self.services.sessions)
 
     def create(self, user: User, body: dict[str, Any], **headers: str) -> dict[str, Any]:
         response = self.client.post("/events", json=body, headers=user.headers | headers)

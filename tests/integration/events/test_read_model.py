@@ -328,6 +328,7 @@ def test_the_model_lists_what_expansion_lists(
         app.push_all()
         for user in people:
             app.pull(user)
+        app.upkeep()  # as the job queued after the pulls' commits does (decision Z1)
         compare(app, people, windows[:1], spy, small_pages=False)
     finally:
         for user, event_id in created:

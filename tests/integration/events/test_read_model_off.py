@@ -9,7 +9,6 @@ whose transaction was open while the first fill began.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import uuid
@@ -21,12 +20,13 @@ import pytest
 import sqlalchemy as sa
 
 from calsync.config import Settings
-from calsync.events import read_model
+from calsync.events import read_model, upkeep
 from calsync.scheduler import build_scheduler
 from calsync.store.tables import event_documents, event_instances, instance_dirty, instance_horizon
 from tests.conftest import FakeGoogle
 from tests.integration.events.conftest import EventsApp, User, running
 from tests.integration.events.test_read_model import BASE, Spy, compare, walk
+from tests.integration.events.test_read_model_upkeep import run_jobs
 
 pytestmark = pytest.mark.integration
 
@@ -138,6 +138,10 @@ def test_off_writes_pay_no_upkeep_and_turning_on_lists_as_expansion(
     # switched on: every page from the model, as expansion lists it
     assert read_model.fill(app.services.sessions, app.clock())
     dirty, rows, horizons = counts(app)
+    assert (dirty, rows, horizons) == (dirty, 0, 1)
+    assert dirty > 0  # every owner recorded; re-expanded by the upkeep (decision Z5)
+    app.upkeep()
+    dirty, rows, horizons = counts(app)
     assert (dirty, horizons) == (0, 1)
     assert rows > 0
     spy = Spy()
@@ -160,7 +164,7 @@ def test_a_write_open_while_the_first_fill_begins_is_listed(
     filler = threading.Thread(
         target=lambda: filled.append(read_model.fill(app.services.sessions, app.clock()))
     )
-    real = read_model.refresh_written
+    real = upkeep.refresh_written
 
     def at_commit(session: Any) -> None:
         # the create's rows are written, recorded by nothing (no horizon), not committed:
@@ -170,7 +174,7 @@ def test_a_write_open_while_the_first_fill_begins_is_listed(
             filler.join(timeout=3)
         real(session)
 
-    monkeypatch.setattr(read_model, "refresh_written", at_commit)
+    monkeypatch.setattr(upkeep, "refresh_written", at_commit)
     start = BASE + timedelta(days=12, hours=7)
     app.create(
         alice,
@@ -182,7 +186,8 @@ def test_a_write_open_while_the_first_fill_begins_is_listed(
     )
     filler.join(timeout=120)
     assert filled == [True]
-    monkeypatch.setattr(read_model, "refresh_written", real)
+    monkeypatch.setattr(upkeep, "refresh_written", real)
+    app.upkeep()
     spy = Spy()
     monkeypatch.setattr(read_model, "page", spy)
     compare(app, people, WINDOWS, spy, small_pages=False)
@@ -196,7 +201,8 @@ def test_the_upkeep_does_not_run_itself_again(
     and logged on every write), so a write's upkeep logs no error."""
     app, people = off
     assert read_model.fill(app.services.sessions, app.clock())
-    with caplog.at_level(logging.ERROR, logger="calsync.events.read_model"):
+    app.upkeep()
+    with caplog.at_level(logging.ERROR, logger="calsync.events.upkeep"):
         for n, user in enumerate(people):
             calendar(app, user, n)
     assert not caplog.records
@@ -216,6 +222,7 @@ def test_switched_off_the_model_is_forgotten_and_writes_pay_nothing_again(
     for n, user in enumerate(people):
         calendar(app, user, n)
     assert read_model.fill(app.services.sessions, app.clock())
+    app.upkeep()
     assert counts(app)[2] == 1
     assert documents(app) > 0
     # When the scheduler runs with the model off
@@ -236,6 +243,7 @@ def test_switched_off_the_model_is_forgotten_and_writes_pay_nothing_again(
     assert all(events for pages in expanded for events, _ in pages)
     # And on again, it lists what expansion lists
     assert read_model.keep(app.services.sessions, app.clock(), on=True)
+    app.upkeep()
     assert [walk(app, user, query) for user in people] == expanded
     assert spy.answered > 0
     compare(app, people, WINDOWS, spy, small_pages=False)
@@ -247,14 +255,14 @@ def defaults(
     tmp_path_factory: pytest.TempPathFactory,
     fake_google: FakeGoogle,
 ) -> Iterator[EventsApp]:
-    """calsync as ``make dev`` (embedded) and production configure it, with the read
-    model switched on (it is off by default, decision X10): the scheduler not run yet."""
+    """calsync as ``make dev`` (embedded) and production configure it (the read model
+    on by default, decision Z6): the scheduler not run yet."""
     if request.param == "embedded":
         base = Settings.embedded(tmp_path_factory.mktemp("read-model-defaults"))
     else:
         base = request.getfixturevalue("production_settings")
-    assert not base.read_model  # off by default (decision X10)
-    yield from running(dataclasses.replace(base, read_model=True), fake_google)
+    assert base.read_model  # on by default (decision Z6)
+    yield from running(base, fake_google)
 
 
 def test_a_new_users_lists_are_right_before_and_after_the_schedulers_first_fill(
@@ -270,10 +278,17 @@ def test_a_new_users_lists_are_right_before_and_after_the_schedulers_first_fill(
     before = walk(app, alice, query)
     assert before[0][0]
     assert spy.answered == 0  # not filled yet: expanded per request
-    # When the scheduler ticks for the first time
-    task = next(t for t in build_scheduler(app.services).tasks if t.name == "fill_read_model")
-    task.action(app.clock())
+    # When the scheduler ticks for the first time, and a worker runs what it queued
+    # (only that: the writes' pushes, queued too, would change what is listed)
+    app.services.broker.flush_all()
+    tasks = {t.name: t for t in build_scheduler(app.services).tasks}
+    for name in ("fill_read_model", "sweep_read_model"):  # in this order, at one tick
+        tasks[name].action(app.clock())
+    assert walk(app, alice, query) == before  # (expanded until the upkeep ran)
+    assert spy.answered == 0
+    run_jobs(app)
     # Then the model answers, as expansion did; a user new after the fill too
+    spy.answered = 0
     assert walk(app, alice, query) == before
     assert spy.answered == len(before)
     bob = app.connect(f"new-{uuid.uuid4().hex[:6]}@example.com")

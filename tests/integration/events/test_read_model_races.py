@@ -194,6 +194,7 @@ def test_a_page_is_of_one_moment_while_a_pull_changes_the_series(
     alice, bob = people
     series_id, bobs = prepare(app, people)
     app.push_all()
+    app.upkeep()  # the pushes' sync states, as the job after their commits (Z1)
     google_id = app.get(alice, series_id)["google_event_id"]
     remote = app.remote(alice)
     master = remote.get(calendarId=alice.primary, eventId=google_id).execute()
@@ -209,6 +210,7 @@ def test_a_page_is_of_one_moment_while_a_pull_changes_the_series(
     during = shown(app, alice)
     assert ran == [1]
     monkeypatch.undo()
+    app.upkeep()  # the pull's changes, after its commit (decision Z1)
     after = shown(app, alice)
     assert after != before
     assert any(title == "changed on Google" for _, title, _, _ in after)

@@ -1,0 +1,265 @@
+"""Keeping the read model (`calsync.events.read_model`) after the writes (decisions Z1-Z5).
+
+Triggers on ``events`` and ``event_attendees`` record every change of what a list shows
+in ``instance_dirty`` (V2, X2), in the writing transaction; a user with a record is
+listed by per-request expansion (`read_model.page` declines: correct, slower). This
+module re-expands the owners those records touch and removes the records:
+
+- **in the writing transaction, for an API request's write** (`refresh_written`, the
+  session's ``before_commit``): a request's transaction with at most `INLINE_RECORDS`
+  records re-expands their owners before it commits - a few milliseconds for one event
+  or series - so the writer's next list is read from the model (Z2);
+- **after the commit, for everything else** (pulls, full syncs, pushes, splits too large
+  for the request): the session asks for a run (`watch`'s kick, the
+  ``refresh_read_model`` job, after the commit), and `catch_up` re-expands the records
+  in transactions of `BATCH` records, oldest first; the scheduler's sweep kicks a run
+  when records are left (a kick lost to a crash between the commit and the job).
+
+Claims are by record id, and only the claimed records are removed: a change recorded
+while its owner is re-expanded keeps its record, and its user's lists stay expanded
+until a later run re-expands the owner again. Owners are locked without waiting
+(`instance_upkeep.lock_free_owners`): an owner a writer or another run holds is left
+with its records for a later run, so runs never wait for writers or for each other,
+and several workers can run at once (Z3).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session, sessionmaker
+
+from calsync.events import read_model
+from calsync.store import instance_upkeep, instances
+from calsync.store.db import in_request
+from calsync.store.events import WRITTEN_KEY
+from calsync.store.instance_upkeep import Recorded
+
+__all__ = [
+    "BATCH",
+    "INLINE_RECORDS",
+    "CatchUp",
+    "catch_up",
+    "pending",
+    "refresh_written",
+    "watch",
+]
+
+logger = logging.getLogger(__name__)
+
+INLINE_RECORDS: Final = 64
+"""The most records an API request's transaction re-expands before it commits (a
+create, update or delete records 1-2 per row and one per attendee row changed); a
+larger one (a split of a long series with many exceptions) asks for a run instead."""
+BATCH: Final = 1000
+"""Records one transaction of `catch_up` claims (a full sync of 10,000 events records
+about 10,000: each batch holds its owners' row locks for a fraction of a second)."""
+RUN_FOR: Final = 30.0
+"""Seconds one `catch_up` works before it returns with work left (its job then queues
+another run), so that one job never holds a worker for a whole backlog."""
+
+KICK_KEY: Final = "calsync.read_model.kick"
+"""Session flag: this transaction left records for a run after its commit."""
+_IN_UPKEEP: Final = "calsync.read_model.in_upkeep"
+"""Session flag: the upkeep is running in it (its savepoint's commit fires the session's
+``before_commit`` again, and its own statements flag the session as written)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CatchUp:
+    """What a `catch_up` did: records removed; records left to a later run because an
+    owner was held by another transaction (`held`: worth a run again soon) or because
+    its re-expansion failed (`failed`: logged, retried by the sweep's runs); whether it
+    stopped with more records waiting (its time was up)."""
+
+    cleared: int
+    held: int
+    failed: int
+    more: bool
+
+
+def refresh_written(session: Session) -> None:
+    """The session's ``before_commit``: re-expand an API request's few recorded changes
+    in its own transaction; for any other transaction with records, ask for a run after
+    the commit (`watch`). Costs nothing for a transaction that wrote no row, and one
+    indexed read of ``instance_dirty`` for one that did while the model is off.
+
+    Never fails the write: the inline upkeep runs in a savepoint; if it raises, the
+    savepoint is rolled back, the records stay (the users' lists are expanded until a
+    run takes them), a run is asked for, and the error is logged."""
+    if session.info.get(_IN_UPKEEP) or not session.info.pop(WRITTEN_KEY, False):
+        return  # (the savepoint's own commit calls this hook again)
+    interactive = in_request()
+    found = instance_upkeep.recorded_here(session, up_to=INLINE_RECORDS + 1 if interactive else 1)
+    if found == 0:
+        return  # nothing recorded, or the model is off (decision V8)
+    if not interactive or found > INLINE_RECORDS:
+        session.info[KICK_KEY] = True
+        return
+    session.info[_IN_UPKEEP] = True
+    try:
+        with session.begin_nested():
+            kept = _inline(session)
+        if kept:
+            session.info[KICK_KEY] = True
+    except Exception:
+        logger.exception("read model upkeep failed; lists of the users touched are expanded")
+        session.info[KICK_KEY] = True
+    finally:
+        session.info.pop(_IN_UPKEEP, None)
+    session.info.pop(WRITTEN_KEY, None)  # the model's own writes
+
+
+def _inline(session: Session) -> int:
+    """Re-expand this transaction's records' owners; the number of records kept."""
+    bounds = instances.horizon(session, filled=False)
+    if bounds is None:
+        return 0
+    claimed = instance_upkeep.claim(session, limit=INLINE_RECORDS + 1, mine=True)
+    return _refresh(session, claimed, bounds)
+
+
+def _refresh(
+    session: Session, claimed: Sequence[Recorded], bounds: tuple[datetime, datetime]
+) -> int:
+    """Re-expand the owners of `claimed` that no other transaction holds, and remove
+    the records of those re-expanded; the number of records kept.
+
+    A record whose owner was held stays; so does every exception's record when any
+    owner was held (which master it names is not traced back: keeping one more record
+    only costs one more re-expansion)."""
+    if not claimed:
+        return 0
+    owners = set(_owners(session, claimed))
+    free = instance_upkeep.lock_free_owners(session, sorted(owners))
+    held = owners - free
+    read_model.replace_owners(session, sorted(free), bounds)
+    done = [r.id for r in claimed if not held or (r.event_id not in held and not r.series_ref)]
+    instance_upkeep.clear(session, done)
+    return len(claimed) - len(done)
+
+
+def _owners(session: Session, claimed: Sequence[Recorded]) -> list[uuid.UUID]:
+    """The owners the records touch: the rows themselves, and the masters that the
+    exceptions among them name."""
+    named = instances.masters_named(
+        session, {(r.calendar_id, r.series_ref) for r in claimed if r.series_ref}
+    )
+    return sorted({r.event_id for r in claimed} | {owner for _, owner in named})
+
+
+def catch_up(
+    sessions: sessionmaker[Session],
+    *,
+    batch: int = BATCH,
+    run_for: float = RUN_FOR,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> CatchUp:
+    """Re-expand every recorded change, `batch` records a transaction, oldest first,
+    for at most `run_for` seconds. Idempotent, and safe beside writers and other runs:
+    a record claimed by another run is skipped, an owner another transaction holds is
+    left with its records (counted in `CatchUp.held`). A batch that fails is retried
+    record by record, so one failing owner keeps only its own records."""
+    deadline = monotonic() + run_for
+    after, cleared, held, failed = 0, 0, 0, 0
+    while True:
+        if monotonic() > deadline:
+            return CatchUp(cleared, held, failed, more=True)
+        try:
+            found = _batch(sessions, after=after, limit=batch)
+        except Exception:
+            logger.exception("read model upkeep failed; retrying its records one by one")
+            found, lost = _one_by_one(sessions, after=after, limit=batch)
+            failed += lost
+        if found is None:
+            return CatchUp(cleared, held, failed, more=False)
+        after, done, left = found
+        cleared, held = cleared + done, held + left
+
+
+def _batch(
+    sessions: sessionmaker[Session], *, after: int, limit: int
+) -> tuple[int, int, int] | None:
+    """One transaction: claim up to `limit` records above id `after` and re-expand
+    them; (last id claimed, records removed, records kept), or `None` when none is left
+    (or the model is off)."""
+    with sessions() as session, session.begin():
+        session.info[_IN_UPKEEP] = True
+        instance_upkeep.begin_writing(session)
+        bounds = instances.horizon(session, filled=False)
+        claimed = instance_upkeep.claim(session, limit=limit, after=after)
+        if bounds is None or not claimed:
+            return None
+        last = claimed[-1].id
+        claimed += instance_upkeep.claim_related(
+            session,
+            users=[r.user_id for r in claimed],
+            owners=_owners(session, claimed),
+            besides=[r.id for r in claimed],
+        )
+        kept = _refresh(session, claimed, bounds)
+        return last, len(claimed) - kept, kept
+
+
+def _one_by_one(
+    sessions: sessionmaker[Session], *, after: int, limit: int
+) -> tuple[tuple[int, int, int] | None, int]:
+    """`_batch` of the same records, one record a transaction: a record whose owner
+    fails to re-expand is logged and kept. (What `_batch` answers, the number failed.)"""
+    last, cleared, held, failed = after, 0, 0, 0
+    for _ in range(limit):
+        try:
+            found = _batch(sessions, after=last, limit=1)
+        except Exception:
+            logger.exception("read model upkeep of the record after %d failed; kept", last)
+            skipped = _next_id(sessions, after=last)
+            if skipped is None:
+                break
+            last, failed = skipped, failed + 1
+            continue
+        if found is None:
+            break
+        last, done, left = found
+        cleared, held = cleared + done, held + left
+    return ((last, cleared, held) if last != after else None), failed
+
+
+def _next_id(sessions: sessionmaker[Session], *, after: int) -> int | None:
+    """The id of the next record above `after` (to go past one that fails)."""
+    with sessions() as session:
+        claimed = instance_upkeep.claim(session, limit=1, after=after)
+        return claimed[0].id if claimed else None
+
+
+def watch(sessions: sessionmaker[Session], kick: Callable[[], Any]) -> None:
+    """Call `kick` after each commit of a session of `sessions` that left records for a
+    run (`refresh_written`): it should queue `catch_up` (the ``refresh_read_model``
+    job). A kick that fails is logged: the scheduler's sweep finds the records."""
+
+    def after_commit(session: Session) -> None:
+        if session.in_nested_transaction() or not session.info.pop(KICK_KEY, False):
+            return
+        try:
+            kick()
+        except Exception:
+            logger.exception("could not queue the read model's upkeep; the sweep will")
+
+    def after_rollback(session: Session) -> None:
+        if not session.in_nested_transaction():
+            session.info.pop(KICK_KEY, None)
+
+    event.listen(sessions, "after_commit", after_commit)
+    event.listen(sessions, "after_rollback", after_rollback)
+
+
+def pending(sessions: sessionmaker[Session]) -> bool:
+    """Whether any recorded change waits for a run (what the scheduler's sweep asks)."""
+    with sessions() as session:
+        return instance_upkeep.pending(session)

@@ -1,0 +1,184 @@
+"""SQL of the read model's upkeep after the write (decisions Z1-Z4).
+
+The triggers on ``events`` and ``event_attendees`` (migrations 0015, 0016) record every
+change a listed item depends on in ``instance_dirty``; a user with a record there is
+listed by expansion (`calsync.store.instances.readable_horizon`). This module finds
+those records (`recorded_here`, `pending`), claims them by id (`claim`) and removes
+exactly the ones claimed (`clear`): a record written after the claim - by a writer that
+changed the owner again meanwhile - stays, and keeps its user's lists expanded until it
+is claimed in turn. `lock_free_owners` locks the owners' ``events`` rows without
+waiting, so an upkeep never waits for a writer (and never deadlocks with one).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from calsync.store.events import any_of
+from calsync.store.tables import Event as EventRow
+from calsync.store.tables import instance_dirty
+
+__all__ = [
+    "Recorded",
+    "begin_writing",
+    "claim",
+    "claim_related",
+    "clear",
+    "lock_free_owners",
+    "pending",
+    "record_owners",
+    "recorded_here",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """One ``instance_dirty`` record: its id, and the row's user, id, calendar and series
+    reference (the master an exception names)."""
+
+    id: int
+    user_id: uuid.UUID
+    event_id: uuid.UUID
+    calendar_id: uuid.UUID
+    series_ref: str | None
+
+
+def _postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _mine(session: Session) -> list[sa.ColumnElement[bool]]:
+    """The records of this transaction: on PostgreSQL by its id; SQLite has one writer,
+    whose transaction sees its own records and the committed ones of others, which are
+    as much its to take (nothing else is writing)."""
+    if _postgres(session):
+        return [instance_dirty.c.xact == sa.func.txid_current_if_assigned()]
+    return []
+
+
+def recorded_here(session: Session, *, up_to: int) -> int:
+    """How many changes this transaction recorded, counted up to `up_to` (a bound: the
+    caller only asks whether there are few). 0 while the model is off (no horizon, so
+    the triggers record nothing; decision V8). One indexed read."""
+    found = sa.select(instance_dirty.c.id).where(*_mine(session)).limit(up_to).subquery()
+    return int(session.execute(sa.select(sa.func.count()).select_from(found)).scalar_one())
+
+
+def pending(session: Session) -> bool:
+    """Whether any recorded change is left (committed, or this transaction's)."""
+    query = sa.select(sa.exists(sa.select(instance_dirty.c.id)))
+    return bool(session.execute(query).scalar())
+
+
+def begin_writing(session: Session) -> None:
+    """Begin `session`'s transaction as a writer, before its first read: on SQLite
+    ``BEGIN IMMEDIATE``, so that the upkeep's reads and writes are one serialised
+    transaction (a deferred one that read first is refused its write when another
+    writer committed meanwhile). PostgreSQL needs nothing (row locks serialise)."""
+    if _postgres(session):
+        return
+    connection = session.connection()
+    raw = connection.connection.driver_connection
+    if raw is not None and not getattr(raw, "in_transaction", True):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def claim(session: Session, *, limit: int, after: int = 0, mine: bool = False) -> list[Recorded]:
+    """Up to `limit` records with ids above `after`, oldest first (only this
+    transaction's with `mine`). On PostgreSQL they are locked, and records another
+    upkeep holds are skipped: two upkeeps never claim the same record."""
+    t = instance_dirty
+    query = (
+        sa.select(t.c.id, t.c.user_id, t.c.event_id, t.c.calendar_id, t.c.series_ref)
+        .where(t.c.id > after, *(_mine(session) if mine else []))
+        .order_by(t.c.id)
+        .limit(limit)
+    )
+    if _postgres(session):
+        query = query.with_for_update(skip_locked=True)
+    return [Recorded(*row) for row in session.execute(query)]
+
+
+def claim_related(
+    session: Session,
+    *,
+    users: Sequence[uuid.UUID],
+    owners: Sequence[uuid.UUID],
+    besides: Sequence[int],
+) -> list[Recorded]:
+    """The other records of these users (not `besides`) that name one of `owners`: the
+    row itself, or, for an exception, the series master it names by Google or local id
+    (claimed as `claim` claims). A run re-expanding an owner takes them along, so that
+    an owner whose changes were recorded far apart (a full sync lists exceptions after
+    their masters) is re-expanded once rather than once per batch."""
+    if not owners or not users:
+        return []
+    t = instance_dirty
+    masters = session.execute(
+        sa.select(EventRow.id, EventRow.google_event_id).where(
+            _one_of(session, EventRow.id, owners), EventRow.is_recurring.is_(True)
+        )
+    ).all()
+    refs = {str(master) for master, _ in masters} | {ref for _, ref in masters if ref}
+    query = (
+        sa.select(t.c.id, t.c.user_id, t.c.event_id, t.c.calendar_id, t.c.series_ref)
+        .where(
+            _one_of(session, t.c.user_id, users),
+            sa.or_(_one_of(session, t.c.event_id, owners), _one_of(session, t.c.series_ref, refs)),
+            sa.not_(_one_of(session, t.c.id, besides)),
+        )
+        .order_by(t.c.id)
+    )
+    if _postgres(session):
+        query = query.with_for_update(skip_locked=True)
+    return [Recorded(*row) for row in session.execute(query)]
+
+
+def _one_of(session: Session, column: Any, values: Iterable[Any]) -> sa.ColumnElement[bool]:
+    """`column` is one of `values` (false for none), as one condition."""
+    conditions = any_of(session, column, sorted(set(values)))
+    return sa.or_(*conditions) if conditions else sa.false()
+
+
+def clear(session: Session, ids: Sequence[int]) -> None:
+    """Remove these records (and no other: a change recorded after they were claimed
+    stays for the next upkeep)."""
+    for condition in any_of(session, instance_dirty.c.id, sorted(ids)):
+        session.execute(sa.delete(instance_dirty).where(condition))
+
+
+def lock_free_owners(session: Session, owner_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """Lock the ``events`` rows of these owners that no other transaction holds, without
+    waiting (PostgreSQL: ``FOR UPDATE SKIP LOCKED``, in id order), and return the owners
+    that may be re-expanded now: those locked, and those whose row is gone (their items
+    went with it). An owner held by a writer or another upkeep is left out; its records
+    must stay. SQLite: every owner (the transaction is the one writer)."""
+    wanted = sorted(set(owner_ids))
+    if not _postgres(session) or not wanted:
+        return set(wanted)
+    locked: set[uuid.UUID] = set()
+    present: set[uuid.UUID] = set()
+    for condition in any_of(session, EventRow.id, wanted):
+        query = sa.select(EventRow.id).where(condition).order_by(EventRow.id)
+        locked.update(session.scalars(query.with_for_update(skip_locked=True)))
+        present.update(session.scalars(query))
+    return set(wanted) - (present - locked)
+
+
+def record_owners(session: Session) -> None:
+    """Record a change of every owner of items (every live single and series master),
+    as their writes would have: the first fill, left to the upkeep (decision Z5). One
+    ``INSERT ... SELECT``."""
+    e = EventRow
+    live = sa.select(e.user_id, e.id, e.calendar_id, sa.null()).where(
+        e.deleted_at.is_(None),
+        sa.or_(e.recurring_event_id.is_(None), e.is_recurring.is_(True)),
+    )
+    columns = ["user_id", "event_id", "calendar_id", "series_ref"]
+    session.execute(sa.insert(instance_dirty).from_select(columns, live))
