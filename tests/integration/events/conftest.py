@@ -30,7 +30,6 @@ from calsync.providers.google.factory import GoogleProviders
 from calsync.providers.quota import quota_limiter
 from calsync.store import outbox
 from calsync.store.db import PoolSize
-from calsync.store.migrate import upgrade
 from calsync.store.tables import Calendar
 from calsync.store.users import ensure_user
 from calsync.store.zones import stored_zone
@@ -40,6 +39,7 @@ from calsync.web.app import create_app
 from calsync.web.auth.tokens import issue_token
 from tests.conftest import FakeGoogle
 from tests.google_users import connect_google_user
+from tests.migrated import upgrade
 
 START = datetime(2031, 3, 3, 8, 0, tzinfo=UTC)
 
