@@ -70,18 +70,18 @@ from dateutil.rrule import rrulestr
 from gcal_sync.api import GoogleCalendarService
 from gcal_sync.sync import CalendarEventSyncManager
 
-from calsync.bootstrap import Services, bootstrap
+from calsync.bootstrap import bootstrap
 from calsync.config import Settings
 from calsync.emulator.testing import EmulatorControl, build_calendar_service, new_batch
 from calsync.events import read_model
 from calsync.store.migrate import upgrade
-from calsync.store.tables import Calendar, Event
+from calsync.store.tables import Calendar
 from calsync.sync.calendar_list import sync_calendar_list
 from calsync.sync.pull import pull_calendar
 from calsync.web.auth.tokens import issue_token
 from tests.google_users import connect_google_user
 from tests.perf.bench_emulator import free_port, start_emulator
-from tests.perf.bench_peer import Side, TokenAuth, connect
+from tests.perf.bench_peer import Side, TokenAuth, calsync_full, connect
 from tests.perf.bench_sync import environment
 
 DATABASE = "calsync_bench_months"
@@ -400,29 +400,6 @@ def patch_ten(google: Any, email: str, run: int) -> None:
         google.events().patch(
             calendarId=email, eventId=f"s{run * 10 + n:06d}", body={"summary": f"changed {run}"}
         ).execute()
-
-
-def calsync_full(services: Services, side: Side, runs: int) -> tuple[list[float], int]:
-    timings, stored = [], 0
-    for _ in range(runs):
-        with services.sessions.begin() as session:
-            session.execute(sa.delete(Event).where(Event.calendar_id == side.calendar_id))
-            session.execute(
-                sa.update(Calendar).where(Calendar.id == side.calendar_id).values(sync_token=None)
-            )
-        started = time.perf_counter()
-        outcome = pull_calendar(services, side.calendar_id)
-        timings.append(time.perf_counter() - started)
-        assert outcome.full, outcome
-        assert outcome.report is not None, outcome
-        with services.sessions() as session:
-            stored = (
-                session.scalar(
-                    sa.select(sa.func.count()).where(Event.calendar_id == side.calendar_id)
-                )
-                or 0
-            )
-    return timings, stored
 
 
 async def run(args: argparse.Namespace) -> list[str]:
