@@ -123,7 +123,7 @@ def emptying_statement(connection: sa.Connection) -> str:
     what ``TRUNCATE ... RESTART IDENTITY`` does, for the few rows a test leaves.
 
     ``TRUNCATE`` gives each of the 20 tables and 60 indexes a new file, which cost
-    0.1-0.7 s per test (30 % more since migrations 0015 and 0016); ``DELETE`` on
+    0.4-0.7 s per test at load 15-20 (30 % more since migrations 0015 and 0016); ``DELETE`` on
     near-empty tables costs milliseconds. The read model's horizon goes first, so the
     triggers on ``events`` and ``event_attendees`` record nothing while rows go; the
     other tables go children first."""
