@@ -28,8 +28,8 @@ from calsync.config import Mode, Settings
 from calsync.emulator.server import EmulatorServer
 from calsync.emulator.testing import EmulatorControl
 from calsync.store.db import make_engine, make_session_factory
-from calsync.store.migrate import upgrade
 from calsync.store.tables import Base
+from tests.migrated import upgrade
 from tests.sql_checks import sql_mistakes
 
 PG_SERVER = os.environ.get("CALSYNC_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
@@ -118,6 +118,37 @@ def migrated_pg_url(pg_admin_engine: sa.Engine) -> Iterator[str]:
     drop_database(pg_admin_engine, url)
 
 
+def emptying_statement(connection: sa.Connection) -> str:
+    """One statement that empties every table of calsync's and restarts its sequences:
+    what ``TRUNCATE ... RESTART IDENTITY`` does, for the few rows a test leaves.
+
+    ``TRUNCATE`` gives each of the 20 tables and 60 indexes a new file, which cost
+    0.4-0.7 s per test at load 15-20 (30 % more since migrations 0015 and 0016); ``DELETE`` on
+    near-empty tables costs milliseconds. The read model's horizon goes first, so the
+    triggers on ``events`` and ``event_attendees`` record nothing while rows go; the
+    other tables go children first."""
+    tables = ["instance_horizon"] + [table.name for table in reversed(Base.metadata.sorted_tables)]
+    sequences = connection.execute(
+        sa.text("SELECT schemaname, sequencename, start_value FROM pg_sequences")
+    ).all()
+    deletes = [f'DELETE FROM "{name}"' for name in tables]  # noqa: S608 - table names
+    restarts = [
+        f'SELECT setval(\'"{schema}"."{name}"\', {start}, false)'
+        for schema, name, start in sequences
+    ]
+    return "; ".join(deletes + restarts)
+
+
+@pytest.fixture(scope="session")
+def _pg_emptier(migrated_pg_url: str) -> Iterator[tuple[sa.Engine, str]]:
+    """An engine on the session's database and the statement that empties it."""
+    engine = make_engine(migrated_pg_url)
+    with engine.connect() as connection:
+        statement = emptying_statement(connection)
+    yield engine, statement
+    engine.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
     """Sessions on a migrated database of each kind: a new SQLite file, and the session's
@@ -133,13 +164,11 @@ def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[session
 
 
 @pytest.fixture
-def pg_url(migrated_pg_url: str) -> str:
+def pg_url(migrated_pg_url: str, _pg_emptier: tuple[sa.Engine, str]) -> str:
     """The session's migrated PostgreSQL database, emptied before the test."""
-    engine = make_engine(migrated_pg_url)
-    names = ", ".join(f'"{t.name}"' for t in reversed(Base.metadata.sorted_tables))
+    engine, statement = _pg_emptier
     with engine.begin() as connection:
-        connection.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-    engine.dispose()
+        connection.execute(sa.text(statement))
     return migrated_pg_url
 
 

@@ -41,8 +41,7 @@ from calsync.config import Settings
 from calsync.emulator.testing import build_calendar_service
 from calsync.providers.errors import ProviderError
 from calsync.store.db import make_engine
-from calsync.store.tables import Base
-from tests.conftest import FakeGoogle
+from tests.conftest import FakeGoogle, emptying_statement
 from tests.faults.helpers import EDITOR, EVENTS, body
 from tests.faults.ledger import Verdict, judge, local_view, report
 from tests.integration.events.conftest import EventsApp, User, running
@@ -82,9 +81,8 @@ STEPS = 20
 
 def empty_tables(database_url: str) -> None:
     engine = make_engine(database_url)
-    names = ", ".join(f'"{t.name}"' for t in reversed(Base.metadata.sorted_tables))
     with engine.begin() as connection:
-        connection.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        connection.execute(sa.text(emptying_statement(connection)))
     engine.dispose()
 
 

@@ -67,25 +67,15 @@ from tests.google_users import connect_google_user
 from tests.perf.bench_emulator import batch_body
 from tests.perf.bench_peer import machine
 from tests.perf.bench_sync import environment
+from tests.perf.copying import (
+    CALENDAR_COLUMNS,
+    OAUTH_TOKEN_COLUMNS,
+    USER_COLUMNS,
+    WATCH_CHANNEL_COLUMNS,
+    copy_rows,
+)
 
 DATABASE = "calsync_bench_scale"
-
-
-def copy_rows(
-    engine: sa.Engine, table: str, columns: tuple[str, ...], rows: Iterator[tuple[Any, ...]]
-) -> int:
-    raw = engine.raw_connection()
-    count = 0
-    try:
-        cursor = raw.cursor()
-        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-                count += 1
-        raw.commit()
-    finally:
-        raw.close()
-    return count
 
 
 def populate(engine: sa.Engine, users: int, per_calendar: int, now: datetime) -> dict[str, int]:
@@ -96,7 +86,7 @@ def populate(engine: sa.Engine, users: int, per_calendar: int, now: datetime) ->
     counts["users"] = copy_rows(
         engine,
         "users",
-        ("id", "email", "role", "status", "timezone", "created_at", "updated_at"),
+        USER_COLUMNS,
         (
             (
                 u,
@@ -113,18 +103,7 @@ def populate(engine: sa.Engine, users: int, per_calendar: int, now: datetime) ->
     counts["oauth_tokens"] = copy_rows(
         engine,
         "oauth_tokens",
-        (
-            "id",
-            "user_id",
-            "provider",
-            "access_token_encrypted",
-            "refresh_token_encrypted",
-            "scopes",
-            "expires_at",
-            "status",
-            "created_at",
-            "updated_at",
-        ),
+        OAUTH_TOKEN_COLUMNS,
         (
             (
                 uuid.uuid4(),
@@ -176,24 +155,7 @@ def populate(engine: sa.Engine, users: int, per_calendar: int, now: datetime) ->
     counts["calendars"] = copy_rows(
         engine,
         "calendars",
-        (
-            "id",
-            "user_id",
-            "provider",
-            "provider_calendar_id",
-            "summary",
-            "timezone",
-            "access_role",
-            "is_primary",
-            "selected",
-            "last_synced_at",
-            "last_sync_status",
-            "dirty",
-            "poll_only",
-            "sync_token",
-            "created_at",
-            "updated_at",
-        ),
+        CALENDAR_COLUMNS,
         calendar_rows(),
     )
 
@@ -219,17 +181,7 @@ def populate(engine: sa.Engine, users: int, per_calendar: int, now: datetime) ->
     counts["watch_channels"] = copy_rows(
         engine,
         "watch_channels",
-        (
-            "id",
-            "user_id",
-            "calendar_id",
-            "kind",
-            "resource_id",
-            "expires_at",
-            "status",
-            "created_at",
-            "updated_at",
-        ),
+        WATCH_CHANNEL_COLUMNS,
         channel_rows(),
     )
     events: list[tuple[uuid.UUID, uuid.UUID, datetime]] = []

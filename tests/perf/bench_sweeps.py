@@ -63,26 +63,15 @@ from calsync.sync import channels, kicks, polling
 from tests.perf.bench_emulator import free_port, start_emulator
 from tests.perf.bench_intake import load, machine
 from tests.perf.bench_sync import environment
+from tests.perf.copying import (
+    CALENDAR_COLUMNS,
+    OAUTH_TOKEN_COLUMNS,
+    USER_COLUMNS,
+    WATCH_CHANNEL_COLUMNS,
+    copy_rows,
+)
 
 DATABASE = "calsync_bench_sweeps"
-
-
-def copy_rows(
-    engine: sa.Engine, table: str, columns: tuple[str, ...], rows: Iterator[tuple[Any, ...]]
-) -> int:
-    """Write `rows` into `table` with COPY; returns how many."""
-    raw = engine.raw_connection()
-    count = 0
-    try:
-        cursor = raw.cursor()
-        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-                count += 1
-        raw.commit()
-    finally:
-        raw.close()
-    return count
 
 
 def google_accounts(control: EmulatorControl, users: int) -> list[tuple[str, str, str]]:
@@ -109,24 +98,13 @@ def populate(
         "users": copy_rows(
             engine,
             "users",
-            ("id", "email", "role", "status", "timezone", "created_at", "updated_at"),
+            USER_COLUMNS,
             ((u, email, "user", "active", "UTC", now, now) for u, email, *_ in users),
         ),
         "oauth_tokens": copy_rows(
             engine,
             "oauth_tokens",
-            (
-                "id",
-                "user_id",
-                "provider",
-                "access_token_encrypted",
-                "refresh_token_encrypted",
-                "scopes",
-                "expires_at",
-                "status",
-                "created_at",
-                "updated_at",
-            ),
+            OAUTH_TOKEN_COLUMNS,
             (
                 (
                     uuid.uuid4(),
@@ -146,24 +124,7 @@ def populate(
         "calendars": copy_rows(
             engine,
             "calendars",
-            (
-                "id",
-                "user_id",
-                "provider",
-                "provider_calendar_id",
-                "summary",
-                "timezone",
-                "access_role",
-                "is_primary",
-                "selected",
-                "last_synced_at",
-                "last_sync_status",
-                "dirty",
-                "poll_only",
-                "sync_token",
-                "created_at",
-                "updated_at",
-            ),
+            CALENDAR_COLUMNS,
             (
                 (calendars[u], u, "google", email, email, "UTC", "owner", True, True, *tail)
                 for u, email, *_ in users
@@ -190,17 +151,7 @@ def populate(
     counts["watch_channels"] = copy_rows(
         engine,
         "watch_channels",
-        (
-            "id",
-            "user_id",
-            "calendar_id",
-            "kind",
-            "resource_id",
-            "expires_at",
-            "status",
-            "created_at",
-            "updated_at",
-        ),
+        WATCH_CHANNEL_COLUMNS,
         channel_rows(),
     )
     with engine.begin() as connection:

@@ -11,10 +11,10 @@ from starlette.testclient import TestClient
 from calsync.bootstrap import Services, bootstrap
 from calsync.config import Settings
 from calsync.domain.accounts import Role, UserAccount
-from calsync.store.migrate import upgrade
 from calsync.store.users import ensure_user
 from calsync.web.app import create_app
 from calsync.web.auth.tokens import issue_token
+from tests.migrated import upgrade
 
 
 @dataclass

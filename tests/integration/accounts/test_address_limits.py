@@ -18,11 +18,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from calsync.bootstrap import bootstrap
 from calsync.config import Settings
-from calsync.store.migrate import upgrade
 from calsync.store.tables import AuditEvent
 from calsync.web.app import create_app
 from calsync.web.auth.tokens import issue_token
 from tests.integration.accounts.conftest import App
+from tests.migrated import upgrade
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,7 +31,6 @@ from calsync.providers.google.factory import GoogleProviders
 from calsync.providers.quota import quota_limiter
 from calsync.store import outbox
 from calsync.store.db import PoolSize
-from calsync.store.migrate import upgrade
 from calsync.store.tables import Calendar
 from calsync.store.users import ensure_user
 from calsync.store.zones import stored_zone
@@ -40,6 +40,7 @@ from calsync.web.app import create_app
 from calsync.web.auth.tokens import issue_token
 from tests.conftest import FakeGoogle
 from tests.google_users import connect_google_user
+from tests.migrated import upgrade
 
 START = datetime(2031, 3, 3, 8, 0, tzinfo=UTC)
 
@@ -235,3 +236,47 @@ def policy_app(
     production_settings: Settings, fake_google: FakeGoogle, policy: ConflictPolicy
 ) -> Iterator[EventsApp]:
     yield from running(production_settings, fake_google, conflict_policy=policy)
+
+
+def committed_first(
+    monkeypatch: pytest.MonkeyPatch,
+    owner: object,
+    name: str,
+    competing: Callable[[], None],
+    *,
+    what: str = "the competing write",
+) -> list[int]:
+    """Force the worst interleaving: the first time anything calls ``owner.name``, run
+    `competing` in another thread (another client, another session) to its commit, then
+    go on with the real call. The returned list holds one item once `competing` ran, so
+    a test can check the interleaving really happened.
+
+    `competing`'s failures and a `competing` that does not finish within 60 s (blocked
+    by what the interrupted call holds) fail the test in its own thread, naming `what`.
+    """
+    ran: list[int] = []
+    real = getattr(owner, name)
+
+    def run_competing() -> None:
+        failures: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                competing()
+            except BaseException as error:  # handed to the test's thread
+                failures.append(error)
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join(timeout=60)
+        assert not thread.is_alive(), f"{what} did not finish (blocked by the interrupted call?)"
+        assert not failures, failures
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        if not ran:
+            ran.append(1)
+            run_competing()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, interrupted)
+    return ran

@@ -9,7 +9,6 @@ row. Both databases, two users (bob's event, written meanwhile, is untouched).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +17,7 @@ from starlette.testclient import TestClient
 
 from calsync.store import event_changes
 from calsync.web.app import create_app
-from tests.integration.events.conftest import EventsApp, User
+from tests.integration.events.conftest import EventsApp, User, committed_first
 
 pytestmark = pytest.mark.integration
 
@@ -40,29 +39,7 @@ INSTANCE = "_20310311T100000Z"  # the series' second occurrence
 def before_the_lock(monkeypatch: pytest.MonkeyPatch, competing: Callable[[], None]) -> list[int]:
     """Run `competing` in another thread, to its commit, the first time a write locks a
     row: after the request's etag check, before its read-modify-write."""
-    ran: list[int] = []
-    real = event_changes.lock_stored
-
-    def lock_stored(session: Any, event_id: Any) -> Any:
-        if not ran:
-            ran.append(1)
-            failures: list[BaseException] = []
-
-            def run() -> None:
-                try:
-                    competing()
-                except BaseException as error:  # handed to the test's thread
-                    failures.append(error)
-
-            thread = threading.Thread(target=run)
-            thread.start()
-            thread.join(timeout=60)
-            assert not thread.is_alive(), "the competing write did not finish"
-            assert not failures, failures
-        return real(session, event_id)
-
-    monkeypatch.setattr(event_changes, "lock_stored", lock_stored)
-    return ran
+    return committed_first(monkeypatch, event_changes, "lock_stored", competing)
 
 
 def two_users(app: EventsApp) -> tuple[User, User, dict[str, Any]]:

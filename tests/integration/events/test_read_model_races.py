@@ -14,7 +14,6 @@ Both databases, two users (the other user's list must not change).
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -29,7 +28,7 @@ from calsync.store import instance_pages, instances
 from calsync.store.tables import instance_horizon
 from calsync.web.app import create_app
 from tests.conftest import FakeGoogle
-from tests.integration.events.conftest import EventsApp, User, running
+from tests.integration.events.conftest import EventsApp, User, committed_first, running
 
 pytestmark = pytest.mark.integration
 
@@ -102,44 +101,11 @@ def between_scan_and_load(
     page (`path`): before its scan, after its first reads; or, rendering every item,
     after its scan and before it loads the rows the items name. The list counts the
     pages that ran it."""
-    ran: list[int] = []
-
-    def run_change() -> None:
-        if ran:
-            return
-        ran.append(1)
-        failures: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                change()
-            except BaseException as error:  # handed to the test's thread
-                failures.append(error)
-
-        thread = threading.Thread(target=run)
-        thread.start()
-        thread.join(timeout=60)
-        assert not thread.is_alive(), "the change did not finish (blocked by the read?)"
-        assert not failures, failures
-
+    what = "the change"
     if path == "documents":
-        real_scan = instance_pages.listed_rows
-
-        def listed_rows(session: Any, *args: Any, **kwargs: Any) -> Any:
-            run_change()
-            return real_scan(session, *args, **kwargs)
-
-        monkeypatch.setattr(instance_pages, "listed_rows", listed_rows)
-        return ran
-    real_load = model_bodies.load_shown
-
-    def load_shown(session: Any, ids: Any) -> Any:
-        run_change()
-        return real_load(session, ids)
-
+        return committed_first(monkeypatch, instance_pages, "listed_rows", change, what=what)
     monkeypatch.setattr(model_bodies, "stored_body", lambda *_: None)
-    monkeypatch.setattr(model_bodies, "load_shown", load_shown)
-    return ran
+    return committed_first(monkeypatch, model_bodies, "load_shown", change, what=what)
 
 
 def prepare(app: EventsApp, people: list[User]) -> tuple[str, list[tuple[str, ...]]]:

@@ -14,8 +14,8 @@ import pytest
 from calsync.bootstrap import Services, bootstrap
 from calsync.config import Settings
 from calsync.runtime import worker_threads
-from calsync.store.migrate import upgrade
 from calsync.store.tables import QueueHeartbeat
+from tests.migrated import upgrade
 
 pytestmark = pytest.mark.integration
 

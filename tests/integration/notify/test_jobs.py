@@ -19,9 +19,9 @@ from calsync.domain.models import Event, EventTime, Reminders
 from calsync.notify.hooks import reschedule_reminders
 from calsync.runtime import worker_threads
 from calsync.scheduler import build_scheduler
-from calsync.store.migrate import upgrade
 from calsync.store.tables import NotificationDelivery
 from tests.integration.notify.conftest import SmtpServer, add_calendar, add_event, add_user
+from tests.migrated import upgrade
 
 pytestmark = pytest.mark.integration
 

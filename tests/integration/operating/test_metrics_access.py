@@ -19,11 +19,11 @@ from starlette.testclient import TestClient
 
 from calsync.bootstrap import Services, bootstrap
 from calsync.config import Settings
-from calsync.store.migrate import upgrade
 from calsync.store.tables import AuditEvent
 from calsync.sync.polling import budget_report
 from calsync.web.app import create_app, create_metrics_app
 from calsync.web.state_metrics import collect_state
+from tests.migrated import upgrade
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,6 @@ from prometheus_client.core import Metric
 
 from calsync.bootstrap import Services, bootstrap
 from calsync.config import Settings
-from calsync.store.migrate import upgrade
 from calsync.store.tables import (
     Calendar,
     Event,
@@ -24,6 +23,7 @@ from calsync.store.tables import (
 )
 from calsync.store.users import ensure_user
 from calsync.web.state_metrics import WORST_CALENDARS, collect_state
+from tests.migrated import upgrade
 
 pytestmark = pytest.mark.integration
 

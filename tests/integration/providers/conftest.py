@@ -20,9 +20,9 @@ from calsync.emulator.testing import EmulatorControl, build_calendar_service
 from calsync.providers.google.client import GoogleCalendarClient
 from calsync.providers.google.factory import GoogleProviders
 from calsync.providers.quota import QuotaLimiter, quota_limiter
-from calsync.store.migrate import upgrade
 from tests.conftest import FakeGoogle
 from tests.google_users import connect_google_user
+from tests.migrated import upgrade
 
 EMAIL = "alice@example.com"
 EVENTS_PATH = r"/calendar/v3/calendars/[^/]+/events$"

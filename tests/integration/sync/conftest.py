@@ -29,7 +29,6 @@ from calsync.providers.google.mapping import event_from_google
 from calsync.runtime import worker_threads
 from calsync.store.db import make_engine
 from calsync.store.events import attendees_by_event, to_event
-from calsync.store.migrate import upgrade
 from calsync.store.tables import Calendar, User, WatchChannel
 from calsync.store.tables import Event as EventRow
 from calsync.sync.calendar_list import sync_calendar_list
@@ -41,6 +40,7 @@ from tests.conftest import FakeGoogle
 from tests.google_users import connect_google_user
 from tests.integration.events.conftest import EventsApp
 from tests.integration.events.conftest import running as running_app
+from tests.migrated import upgrade
 
 EMAIL = "alice@example.com"
 

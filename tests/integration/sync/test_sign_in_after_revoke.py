@@ -21,6 +21,7 @@ import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -138,14 +139,55 @@ def hold_pull_at_refresh(stack: SyncStack, calendar_id: uuid.UUID, user: str) ->
     return pulling
 
 
+@dataclass(frozen=True)
+class People:
+    """Ann (whose grant is revoked) and Ben (who must be unaffected), connected and
+    pulled, by calsync's user ids; and calsync's id of Ann's primary calendar."""
+
+    ann: uuid.UUID
+    ben: uuid.UUID
+    ann_calendar: uuid.UUID
+
+
+@pytest.fixture
+def people(hand_stack: SyncStack) -> People:
+    """Ann and Ben, connected to `hand_stack` and each calendar pulled once."""
+    ben = hand_stack.connect_pulled(BEN)
+    ann = hand_stack.connect_pulled(ANN)
+    return People(ann, ben, hand_stack.calendar_id(ann, ANN))
+
+
+def made_on_google(stack: SyncStack, day: int) -> None:
+    """Another client (not calsync) adds an event to Ann's calendar on June `day`."""
+    stack.google_as(ANN).events().insert(
+        calendarId=ANN,
+        body={
+            "summary": "made on Google while revoked",
+            "start": {"dateTime": f"2026-06-{day:02d}T09:00:00Z"},
+            "end": {"dateTime": f"2026-06-{day:02d}T10:00:00Z"},
+        },
+    ).execute()
+
+
+def kicked_during_a_revoked_pull(stack: SyncStack, people: People) -> Any:
+    """A pull of Ann's calendar that finds her grant revoked, held at its refresh while a
+    change notification (``POST /sync``) makes the calendar dirty; the pull's future."""
+    pulling = hold_pull_at_refresh(stack, people.ann_calendar, ANN)
+    kicked = httpx.post(
+        f"{stack.url}/sync",
+        headers=stack.headers(people.ann),
+        params={"calendar_id": str(people.ann_calendar)},
+    )
+    assert kicked.status_code == 202, kicked.text
+    return pulling
+
+
 def test_signing_in_while_a_pull_finds_the_grant_revoked_resumes_everything(
-    hand_stack: SyncStack,
+    hand_stack: SyncStack, people: People
 ) -> None:
     stack = hand_stack
     # Given Ann and Ben, connected and pulled, each with acknowledged writes not yet pushed
-    ben = stack.connect_pulled(BEN)
-    ann = stack.connect_pulled(ANN)
-    ann_calendar = stack.calendar_id(ann, ANN)
+    ann, ben = people.ann, people.ben
     # (Ann signed in through /auth/google before, so the sign-in below finds her by her
     # Google subject and changes nothing of her row but, if needed, its status)
     sign_in(stack, ANN)
@@ -155,24 +197,13 @@ def test_signing_in_while_a_pull_finds_the_grant_revoked_resumes_everything(
     create(stack, ben, "ben's meeting", 3)
     # When Ann revokes calsync's access at Google, and another client changes her calendar
     assert stack.control.revoke_user(ANN) >= 1
-    stack.google_as(ANN).events().insert(
-        calendarId=ANN,
-        body={
-            "summary": "made on Google while revoked",
-            "start": {"dateTime": "2026-06-04T09:00:00Z"},
-            "end": {"dateTime": "2026-06-04T10:00:00Z"},
-        },
-    ).execute()
+    made_on_google(stack, 4)
     # and she writes through the API before calsync learnt of it (accepted and queued)
     during = create(stack, ann, "while revoked", 5)
     edit(stack, ann, pushed_before["id"], location="room 2")
     # and a pull of her calendar finds the grant revoked while she signs in again, with a
     # change notification (POST /sync) made during that pull
-    pulling = hold_pull_at_refresh(stack, ann_calendar, ANN)
-    kicked = httpx.post(
-        f"{stack.url}/sync", headers=stack.headers(ann), params={"calendar_id": str(ann_calendar)}
-    )
-    assert kicked.status_code == 202, kicked.text
+    pulling = kicked_during_a_revoked_pull(stack, people)
     signed = sign_in(stack, ANN)
     assert signed["user"]["id"] == str(ann)
     # the pull may fail (it refreshed the old grant) or go on with the new tokens
@@ -202,21 +233,15 @@ def test_signing_in_while_a_pull_finds_the_grant_revoked_resumes_everything(
 
 
 def test_a_calendar_changed_during_the_pull_that_found_the_grant_revoked_is_pulled_after_sign_in(
-    hand_stack: SyncStack,
+    hand_stack: SyncStack, people: People
 ) -> None:
     stack = hand_stack
     # Given Ann and Ben, connected and pulled
-    ben = stack.connect_pulled(BEN)
-    ann = stack.connect_pulled(ANN)
-    ann_calendar = stack.calendar_id(ann, ANN)
+    ann, ben, ann_calendar = people.ann, people.ben, people.ann_calendar
     # When Ann revokes calsync's access, and a pull finds it out while a change
     # notification (POST /sync) makes her calendar dirty
     stack.control.revoke_user(ANN)
-    pulling = hold_pull_at_refresh(stack, ann_calendar, ANN)
-    kicked = httpx.post(
-        f"{stack.url}/sync", headers=stack.headers(ann), params={"calendar_id": str(ann_calendar)}
-    )
-    assert kicked.status_code == 202, kicked.text
+    pulling = kicked_during_a_revoked_pull(stack, people)
     with pytest.raises(ProviderError):
         pulling.result(timeout=30)
     # Then she must sign in again: POST /sync says so, her writes are still accepted
@@ -226,14 +251,7 @@ def test_a_calendar_changed_during_the_pull_that_found_the_grant_revoked_is_pull
     assert refused.json()["error"]["code"] == "needs_reauth"
     waiting = create(stack, ann, "written while revoked", 6)
     # and another client changes her calendar on Google meanwhile
-    stack.google_as(ANN).events().insert(
-        calendarId=ANN,
-        body={
-            "summary": "made on Google while revoked",
-            "start": {"dateTime": "2026-06-07T09:00:00Z"},
-            "end": {"dateTime": "2026-06-07T10:00:00Z"},
-        },
-    ).execute()
+    made_on_google(stack, 7)
     ben_event = create(stack, ben, "ben's meeting", 8)
     # When she signs in again and the queued connection runs, then workers and sweeps
     sign_in(stack, ANN)
@@ -251,12 +269,11 @@ def test_a_calendar_changed_during_the_pull_that_found_the_grant_revoked_is_pull
 
 
 def test_a_calendar_list_read_stopped_by_the_revoke_does_not_hold_its_slot(
-    hand_stack: SyncStack,
+    hand_stack: SyncStack, people: People
 ) -> None:
     stack = hand_stack
     # Given Ann and Ben, connected and pulled
-    ben = stack.connect_pulled(BEN)
-    ann = stack.connect_pulled(ANN)
+    ann, ben = people.ann, people.ben
     # When Ann revokes calsync's access and a read of her calendar list finds it out
     stack.control.revoke_user(ANN)
     with pytest.raises(ProviderError):

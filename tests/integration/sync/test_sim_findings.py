@@ -10,10 +10,10 @@ import pytest
 
 from calsync.config import Settings
 from calsync.store.db import make_engine
-from calsync.store.migrate import upgrade
 from calsync.web.auth.tokens import issue_token
 from tests.conftest import FakeGoogle
 from tests.integration.sync.conftest import SyncStack, running_stack, sync_settings, wait_until
+from tests.migrated import upgrade
 
 pytestmark = pytest.mark.integration
 

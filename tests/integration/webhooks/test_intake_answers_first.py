@@ -16,13 +16,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from calsync.bootstrap import Services, bootstrap
-from calsync.store.migrate import upgrade
 from calsync.sync.channels import channel_token
 from calsync.threaded_server import ThreadedServer
 from calsync.web.app import create_app
 from calsync.web.openapi import build_document
 from calsync.web.push_intake import MAX_BODY_BYTES, PATH
 from tests.integration.webhooks.conftest import RESOURCE, seed
+from tests.migrated import upgrade
 
 pytestmark = pytest.mark.integration
 

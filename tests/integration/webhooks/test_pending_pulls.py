@@ -23,7 +23,6 @@ from dramatiq.brokers.stub import StubBroker
 
 from calsync.bootstrap import Services, bootstrap
 from calsync.config import Settings
-from calsync.store.migrate import upgrade
 from calsync.store.tables import Calendar, WatchChannel
 from calsync.sync import pending_pulls, pull
 from calsync.sync.channels import channel_token
@@ -32,6 +31,7 @@ from calsync.threaded_server import ThreadedServer
 from calsync.web.app import create_app
 from tests.integration.webhooks.conftest import RESOURCE, seed
 from tests.integration.webhooks.conftest import Intake as Served
+from tests.migrated import upgrade
 
 pytestmark = pytest.mark.integration
 
