@@ -16,8 +16,9 @@ job; it works on one event, whatever number of outbox rows it has:
   rows are closed. An insert that was tried and whose answer was lost may have reached
   Google, so then the delete is sent (a delete of what is not there is a success);
 - a new exception (an instance changed locally, no etag yet): read the instance and
-  merge first (decision E23), then patch it with ``If-Match``, even when the merge left
-  nothing to change: calsync lists it as an exception, so Google must hold one (C1);
+  merge first (decision E23; a field both sides changed whose Google value is its
+  series' own is the user's, JB1), then patch it with ``If-Match``, even when the merge
+  left nothing to change: calsync lists it as an exception, so Google must hold one (C1);
 - 412 on a patch: read Google's copy, `resolve` it against the stored base with the
   calendar's policy, store and log the result, and push again (bounded rounds); a manual
   conflict flags the event ``conflict`` and stops until a PUT resolves it;
@@ -66,7 +67,13 @@ from calsync.store.event_queries import CalendarView, calendar_of, find_by_provi
 from calsync.store.events import StoredEvent, load_stored
 from calsync.store.sync_logs import LogKind, LogStatus
 from calsync.sync.push_write import Write, differs
-from calsync.sync.resolve import Resolution, policy_for, resolve
+from calsync.sync.resolve import (
+    Resolution,
+    exception_base,
+    policy_for,
+    resolve,
+    series_questions,
+)
 
 if TYPE_CHECKING:
     from calsync.bootstrap import Services
@@ -296,7 +303,13 @@ class _Pusher:
         if remote.status == EventStatus.CANCELLED:
             return self._failed_for_good(stored, "the event was deleted on Google")
         local = dataclasses.replace(stored.event, updated=stored.updated_at)
-        resolution = resolve(base=stored.base, local=local, remote=remote, policy=policy)
+        base = stored.base
+        if write.changes_an_unread_instance and base is not None:
+            try:
+                base = self._exception_base(base, local, remote, write)
+            except ProviderError as err:
+                return self._failed(stored, pending, err)
+        resolution = resolve(base=base, local=local, remote=remote, policy=policy)
         if resolution.conflict or resolution.manual:
             metrics.CONFLICTS.labels(policy.value, "push").inc()
         return self._store_merge(stored, write, remote, resolution)
@@ -358,6 +371,17 @@ class _Pusher:
             message="Google's copy changed since the last sync; merged (push got 412)",
             details=resolution.details,
         )
+
+    def _exception_base(self, base: Event, local: Event, remote: Event, write: Write) -> Event:
+        """The base of a new exception's first merge: Google's changes that its series
+        made stand behind the user's (`exception_base`; reads the series only if a field
+        changed on both sides)."""
+        units = series_questions(base=base, local=local, remote=remote)
+        if not units or not remote.recurring_event_id:
+            return base
+        assert self.provider is not None
+        series = self.provider.get_event(write.calendar, remote.recurring_event_id)
+        return exception_base(base=base, remote=remote, series=series, units=units)
 
     def _failed(
         self, stored: StoredEvent, pending: outbox.PendingWrites, err: ProviderError

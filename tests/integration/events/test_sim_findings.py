@@ -352,3 +352,46 @@ def test_an_all_day_move_survives_a_later_google_change_of_another_field(
         shown = app.get(user, created["id"])
         assert (shown["start_time"], shown["end_time"]) == ("2031-04-15", "2031-04-16")
         assert (shown["description"], shown["sync_state"]) == ("agenda", "synced")
+
+
+def test_a_new_exceptions_field_is_not_taken_by_a_later_change_of_its_series(
+    any_app: EventsApp,
+) -> None:
+    """Seed 800578069 (embedded, 30 users, under load): the user changed one instance's
+    description through the API; a second later an editor changed the description of
+    the whole series on Google, before calsync had pushed the exception. On Google an
+    exception's own value of a field is kept when its series changes (the emulator's
+    events.update of a master "leaves exceptions be", which the ledger expects), but
+    the push's first read (E23) saw the instance as the series generates it, took the
+    series' change for a change of the instance updated later, and gave it the field:
+    the acknowledged instance edit was lost (decision JB1). Two users, each with an
+    editor."""
+    app = any_app
+    app.clock.now = datetime.now(UTC) - timedelta(hours=1)  # the editor's write comes later
+    editor = _editor(app, "sim-editor@example.com")
+    users = (app.connect("alice@example.com"), app.connect("bob@example.com"))
+    for user, day in zip(users, ("12", "13"), strict=True):
+        app.control.share(user.primary, "sim-editor@example.com", "writer")
+        series = app.create(
+            user,
+            {"title": "standup", "start_time": f"2031-04-{day}T09:00:00Z",
+             "end_time": f"2031-04-{day}T09:30:00Z", "timezone": "UTC",
+             "recurrence": ["RRULE:FREQ=WEEKLY;COUNT=3"]},
+        )  # fmt: skip
+        app.push_all()
+        app.pull(user)
+        suffix = f"_203104{day}T090000Z"
+        # Given the user describes one instance through calsync
+        edited = app.put(user, series["id"] + suffix, {"description": "mine"}, scope="this")
+        assert edited.status_code == 200, edited.text
+        # and then, before the push, an editor retitles and describes the series on Google
+        editor.patch(
+            calendarId=user.primary,
+            eventId=series["google_event_id"],
+            body={"summary": "planning", "description": "the series'"},
+        ).execute()
+        # When calsync pushes the exception
+        app.push_all()
+        # Then the instance keeps the user's description and takes the series' title
+        on_google = app.google_event(user, series["google_event_id"] + suffix)
+        assert (on_google["summary"], on_google["description"]) == ("planning", "mine")
