@@ -243,9 +243,20 @@ async def delete_event(request: Request) -> Response:
 async def _write(
     services: Services, use_case: Callable[[Session, datetime], WriteResult]
 ) -> WriteResult:
+    """Run `use_case` in one transaction, and once more in a new one if a row it
+    inserted collided with one a concurrent writer stored since it read (a unique key):
+    a pull that stored Google's exception of the instance this request changes, found
+    by the second run, which then edits it or answers 412 to a stale ``If-Match``. The
+    use case only writes the database, so a rolled-back first run leaves nothing."""
+
     def run() -> WriteResult:
-        with services.sessions.begin() as session:
-            result = use_case(session, services.clock())
+        try:
+            with services.sessions.begin() as session:
+                result = use_case(session, services.clock())
+        except IntegrityError:
+            log.info("a concurrent write stored the same row first; running the write again")
+            with services.sessions.begin() as session:
+                result = use_case(session, services.clock())
         _kick(services, result.pushed)  # after the commit, in this thread: a queue round trip
         return result
 

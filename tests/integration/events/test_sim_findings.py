@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from calsync.emulator.testing import build_calendar_service
-from tests.integration.events.conftest import EventsApp
+from calsync.web import event_writes
+from tests.integration.events.conftest import EventsApp, committed_first
 
 pytestmark = pytest.mark.integration
 
@@ -395,3 +396,59 @@ def test_a_new_exceptions_field_is_not_taken_by_a_later_change_of_its_series(
         # Then the instance keeps the user's description and takes the series' title
         on_google = app.google_event(user, series["google_event_id"] + suffix)
         assert (on_google["summary"], on_google["description"]) == ("planning", "mine")
+
+
+def test_an_instance_edit_racing_the_pull_of_googles_exception_of_it_is_stored_on_it(
+    any_app: EventsApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Soak run, seed 1832044296 (production, under load): ``PUT ...?scope=this`` found no
+    exception of the instance and inserted one, while a pull stored the exception an
+    editor had made of the same instance on Google: the insert hit the unique Google id
+    and the API answered 500. Now the write runs again, finds the pulled exception and
+    edits it. The pull is forced in between the write's read and its insert, on both
+    databases, for two users."""
+    app = any_app
+    editor = _editor(app, "sim-editor@example.com")
+    users = (app.connect("alice@example.com"), app.connect("bob@example.com"))
+    for user, day in zip(users, ("12", "13"), strict=True):
+        app.control.share(user.primary, "sim-editor@example.com", "writer")
+        series = app.create(
+            user,
+            {"title": "standup", "start_time": f"2031-04-{day}T09:00:00Z",
+             "end_time": f"2031-04-{day}T09:30:00Z", "timezone": "UTC",
+             "recurrence": ["RRULE:FREQ=WEEKLY;COUNT=3"]},
+        )  # fmt: skip
+        app.push_all()
+        app.pull(user)
+        suffix = f"_203104{day}T090000Z"
+        # Given an editor moves one instance on Google (an exception there)
+        editor.patch(
+            calendarId=user.primary,
+            eventId=series["google_event_id"] + suffix,
+            body={"location": "Room 9"},
+        ).execute()
+
+        # When the user describes that instance through calsync, and the pull of the
+        # editor's exception commits after the write read the instance, before it inserts
+        def pulled(user: Any = user) -> None:
+            app.pull(user)
+
+        ran = committed_first(
+            monkeypatch, event_writes, "_insert_exception", pulled, what="the pull"
+        )
+        edited = app.put(user, series["id"] + suffix, {"description": "mine"}, scope="this")
+        monkeypatch.undo()
+        # Then the write is stored on the pulled exception: both changes kept, one row
+        assert ran, "the pull ran between the write's read and its insert"
+        assert edited.status_code == 200, edited.text
+        shown = app.get(user, series["id"] + suffix)
+        assert (shown["location"], shown["description"]) == ("Room 9", "mine")
+        app.push_all()
+        on_google = app.google_event(user, series["google_event_id"] + suffix)
+        assert (on_google.get("location"), on_google.get("description")) == ("Room 9", "mine")
+        listed = (
+            app.remote(user)
+            .list(calendarId=user.primary, singleEvents=True, q="standup")
+            .execute()["items"]
+        )
+        assert len(listed) == 3, listed
