@@ -3,6 +3,7 @@ deterministically: each test names the seed that showed it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 
 from calsync.emulator.testing import build_calendar_service
 from calsync.web import event_writes
-from tests.integration.events.conftest import EventsApp, committed_first
+from tests.integration.events.conftest import EventsApp, User, committed_first
 
 pytestmark = pytest.mark.integration
 
@@ -227,6 +228,27 @@ def _editor(app: EventsApp, email: str) -> Any:
     return service.events()
 
 
+def _shared_weekly_series(
+    app: EventsApp, editor: str
+) -> Iterator[tuple[User, dict[str, Any], str]]:
+    """Alice and Bob, each with a weekly series of three "standup"s made through the API,
+    pushed and pulled, on a primary calendar shared with `editor` as a writer: yields
+    each user, their series (as the API answered) and the id suffix of its first
+    instance."""
+    users = (app.connect("alice@example.com"), app.connect("bob@example.com"))
+    for user, day in zip(users, ("12", "13"), strict=True):
+        app.control.share(user.primary, editor, "writer")
+        series = app.create(
+            user,
+            {"title": "standup", "start_time": f"2031-04-{day}T09:00:00Z",
+             "end_time": f"2031-04-{day}T09:30:00Z", "timezone": "UTC",
+             "recurrence": ["RRULE:FREQ=WEEKLY;COUNT=3"]},
+        )  # fmt: skip
+        app.push_all()
+        app.pull(user)
+        yield user, series, f"_203104{day}T090000Z"
+
+
 def test_an_instance_edited_to_its_own_values_is_an_exception_on_google_too(
     any_app: EventsApp,
 ) -> None:
@@ -370,18 +392,7 @@ def test_a_new_exceptions_field_is_not_taken_by_a_later_change_of_its_series(
     app = any_app
     app.clock.now = datetime.now(UTC) - timedelta(hours=1)  # the editor's write comes later
     editor = _editor(app, "sim-editor@example.com")
-    users = (app.connect("alice@example.com"), app.connect("bob@example.com"))
-    for user, day in zip(users, ("12", "13"), strict=True):
-        app.control.share(user.primary, "sim-editor@example.com", "writer")
-        series = app.create(
-            user,
-            {"title": "standup", "start_time": f"2031-04-{day}T09:00:00Z",
-             "end_time": f"2031-04-{day}T09:30:00Z", "timezone": "UTC",
-             "recurrence": ["RRULE:FREQ=WEEKLY;COUNT=3"]},
-        )  # fmt: skip
-        app.push_all()
-        app.pull(user)
-        suffix = f"_203104{day}T090000Z"
+    for user, series, suffix in _shared_weekly_series(app, "sim-editor@example.com"):
         # Given the user describes one instance through calsync
         edited = app.put(user, series["id"] + suffix, {"description": "mine"}, scope="this")
         assert edited.status_code == 200, edited.text
@@ -409,18 +420,7 @@ def test_an_instance_edit_racing_the_pull_of_googles_exception_of_it_is_stored_o
     databases, for two users."""
     app = any_app
     editor = _editor(app, "sim-editor@example.com")
-    users = (app.connect("alice@example.com"), app.connect("bob@example.com"))
-    for user, day in zip(users, ("12", "13"), strict=True):
-        app.control.share(user.primary, "sim-editor@example.com", "writer")
-        series = app.create(
-            user,
-            {"title": "standup", "start_time": f"2031-04-{day}T09:00:00Z",
-             "end_time": f"2031-04-{day}T09:30:00Z", "timezone": "UTC",
-             "recurrence": ["RRULE:FREQ=WEEKLY;COUNT=3"]},
-        )  # fmt: skip
-        app.push_all()
-        app.pull(user)
-        suffix = f"_203104{day}T090000Z"
+    for user, series, suffix in _shared_weekly_series(app, "sim-editor@example.com"):
         # Given an editor moves one instance on Google (an exception there)
         editor.patch(
             calendarId=user.primary,
