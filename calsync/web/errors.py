@@ -24,7 +24,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -180,7 +180,8 @@ async def handle_unexpected(request: Request, exc: Exception) -> Response:
 
 class UnavailableDependencyMiddleware:
     """Answer 503 + ``Retry-After`` for an unreachable database or Redis raised anywhere
-    inside it (middleware included), before an answer started; other errors pass on.
+    inside it (middleware included), before an answer started; other errors pass on,
+    but a client that disconnected before its body was read is only logged (info).
 
     Unlike Starlette's ``ServerErrorMiddleware`` it does not re-raise once it answered,
     so the server keeps the client's connection open: an outage costs the client a 503,
@@ -204,6 +205,11 @@ class UnavailableDependencyMiddleware:
 
         try:
             await self.app(scope, receive, watching_send)
+        except ClientDisconnect:
+            # The client left before its body was read (a load generator stopping, a
+            # closed tab): nobody waits for an answer and nothing was written. Not an
+            # error of ours; the server closes the connection.
+            log.info("client disconnected before its request was read: %s", scope.get("path"))
         except Exception as exc:
             what = unavailable_dependency(exc)
             if what is None or started:
