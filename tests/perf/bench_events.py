@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import dataclasses
-import os
 import pstats
 import random
 import statistics
@@ -54,7 +53,6 @@ from calsync.emulator.server import EmulatorServer
 from calsync.emulator.testing import EmulatorControl, build_calendar_service
 from calsync.events import read_model
 from calsync.providers.google.ids import google_event_id
-from calsync.store.db import make_engine
 from calsync.store.events import event_columns
 from calsync.store.migrate import upgrade
 from calsync.store.tables import Event as EventRow
@@ -65,8 +63,8 @@ from calsync.web.auth.tokens import issue_token
 from calsync.web.event_reads import list_bodies, parse_list_query
 from calsync.web.json_body import list_body
 from tests.google_users import connect_google_user
+from tests.perf.scratch import scratch_database
 
-PG = os.environ.get("CALSYNC_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 ZONES = ["Europe/Berlin", "America/New_York", "UTC", "Asia/Tokyo"]
 RULES = [
     "RRULE:FREQ=WEEKLY;BYDAY=MO,WE",
@@ -212,15 +210,11 @@ def main() -> None:
     args = parser.parse_args()
 
     state = Path(tempfile.mkdtemp())
-    admin = None
-    database_url = f"sqlite:///{state / 'bench.db'}"
-    if args.db == "postgresql":
-        name = f"calsync_bench_{uuid.uuid4().hex[:8]}"
-        admin = make_engine(f"{PG}/postgres").execution_options(isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        database_url = f"{PG}/{name}"
-    with EmulatorServer() as emulator, EmulatorControl(emulator.url) as control:
+    with (
+        scratch_database(args.db, state) as database_url,
+        EmulatorServer() as emulator,
+        EmulatorControl(emulator.url) as control,
+    ):
         settings = dataclasses.replace(
             Settings.embedded(state),
             database_url=database_url,
@@ -307,10 +301,6 @@ def main() -> None:
                 f"p95 {percentile(post_timings, 0.95):.1f} ms"
             )
         services.close()
-    if admin is not None:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import statistics
 import tempfile
 import threading
@@ -48,15 +47,14 @@ from calsync.domain.models import EventTime
 from calsync.domain.recurrence import clear_rule_cache, validate_recurrence
 from calsync.emulator.server import EmulatorServer
 from calsync.emulator.testing import EmulatorControl, build_calendar_service
-from calsync.store.db import make_engine
 from calsync.store.migrate import upgrade
 from calsync.store.tables import Calendar
 from calsync.sync import calendar_list, pull
 from calsync.web.app import create_app
 from calsync.web.auth.tokens import issue_token
 from tests.google_users import connect_google_user
+from tests.perf.scratch import scratch_database
 
-PG = os.environ.get("CALSYNC_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 _ALL = {
     name: ",".join(str(v) for v in range(low, high))
     for name, low, high in (
@@ -232,15 +230,11 @@ def main() -> None:
     parser.add_argument("--me-seconds", type=float, default=2.0)
     args = parser.parse_args()
     state = Path(tempfile.mkdtemp())
-    database_url = f"sqlite:///{state / 'bench.db'}"
-    admin = None
-    name = f"calsync_bench_{uuid.uuid4().hex[:8]}"
-    if args.db == "postgresql":
-        admin = make_engine(f"{PG}/postgres").execution_options(isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        database_url = f"{PG}/{name}"
-    with EmulatorServer() as emulator, EmulatorControl(emulator.url) as control:
+    with (
+        scratch_database(args.db, state) as database_url,
+        EmulatorServer() as emulator,
+        EmulatorControl(emulator.url) as control,
+    ):
         settings = dataclasses.replace(
             Settings.embedded(state),
             database_url=database_url,
@@ -290,10 +284,6 @@ def main() -> None:
             watcher.join()
             print(f"another user's GET /me while the rows above run again: {percentiles(found[0])}")
         services.close()
-    if admin is not None:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 if __name__ == "__main__":

@@ -39,15 +39,14 @@ from calsync.config import Settings
 from calsync.emulator.server import EmulatorServer
 from calsync.emulator.testing import EmulatorControl
 from calsync.events import read_model, upkeep
-from calsync.store.db import make_engine
 from calsync.store.migrate import upgrade
 from calsync.sync import calendar_list
 from calsync.web.app import create_app
 from calsync.web.auth.tokens import issue_token
 from tests.google_users import connect_google_user
 from tests.perf.bench_events import seed, settle
+from tests.perf.scratch import scratch_database
 
-PG = os.environ.get("CALSYNC_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 MONTH = {"start_date": "2030-06-01", "end_date": "2030-06-30", "expand": "true", "limit": "200"}
 
 
@@ -102,14 +101,11 @@ def main() -> None:
     parser.add_argument("--writes", type=int, default=30)
     args = parser.parse_args()
     state = Path(tempfile.mkdtemp())
-    database_url, admin, name = f"sqlite:///{state / 'bench.db'}", None, ""
-    if args.db == "postgresql":
-        name = f"calsync_bench_{uuid.uuid4().hex[:8]}"
-        admin = make_engine(f"{PG}/postgres").execution_options(isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        database_url = f"{PG}/{name}"
-    with EmulatorServer() as emulator, EmulatorControl(emulator.url) as control:
+    with (
+        scratch_database(args.db, state) as database_url,
+        EmulatorServer() as emulator,
+        EmulatorControl(emulator.url) as control,
+    ):
         settings = dataclasses.replace(
             Settings.embedded(state),
             database_url=database_url,
@@ -165,10 +161,6 @@ def main() -> None:
             line("after the commit: the job", job)
             print(f"load average {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
         services.close()
-    if admin is not None:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 if __name__ == "__main__":
