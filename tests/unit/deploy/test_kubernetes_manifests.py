@@ -21,7 +21,7 @@ import pytest
 import yaml
 from cryptography.fernet import Fernet
 
-from calsync.cli import _parser as _cli_parser
+from calsync.cli import build_parser as _cli_parser
 from calsync.config import PREFIX, ConfigError, Mode, Settings
 
 ROOT = Path(__file__).resolve().parents[3]
