@@ -39,7 +39,6 @@ LONG_MODULES: dict[str, str] = {
 #: Functions still over `MAX_FUNCTION_LINES` (module path:qualified name), outside the
 #: sync engine.
 LONG_FUNCTIONS: dict[str, str] = {
-    "calsync/config.py:_production_from_env": "one reading of every production setting",
     "calsync/domain/recurrence.py:_check": "issue 17's validation of a rule set",
     "calsync/domain/recurrence.py:occurrences": "issue 17's expansion loop",
     "calsync/domain/rule_plans.py:_families": "issue 17's grouping of rules",
