@@ -44,8 +44,6 @@ LONG_FUNCTIONS: dict[str, str] = {
     "calsync/domain/rule_plans.py:_families": "issue 17's grouping of rules",
     "calsync/emulator/listing.py:list_events": "the emulator's events.list",
     "calsync/events/read_model.py:_series_rows": "the read model (another change under way)",
-    "calsync/notify/changes.py:events_changed": "the change notices' rules",
-    "calsync/notify/deliveries.py:_process": "claim, send and record one notice",
     "calsync/notify/reminders.py:plan_reminders": "the reminders' rules",
     "calsync/notify/reminders.py:replan_many": "the batched replanning of reminders",
     "calsync/store/events.py:insert_events": "the pull's COPY of new rows (decision S12)",
