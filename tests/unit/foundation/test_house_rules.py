@@ -44,8 +44,6 @@ LONG_FUNCTIONS: dict[str, str] = {
     "calsync/domain/rule_plans.py:_families": "issue 17's grouping of rules",
     "calsync/emulator/listing.py:list_events": "the emulator's events.list",
     "calsync/events/read_model.py:_series_rows": "the read model (another change under way)",
-    "calsync/notify/reminders.py:plan_reminders": "the reminders' rules",
-    "calsync/notify/reminders.py:replan_many": "the batched replanning of reminders",
     "calsync/store/events.py:insert_events": "the pull's COPY of new rows (decision S12)",
     "calsync/web/app.py:create_app": "the middleware stack in its order",
     "calsync/web/routes/auth.py:finish_google_sign_in": "sign-in (another change under way)",
