@@ -31,7 +31,6 @@ LONG_MODULES: dict[str, str] = {
     "calsync/web/event_input.py": "an API use case still in web/ (issue 20 item 1)",
     "calsync/web/event_reads.py": "an API use case still in web/ (issue 20 item 1)",
     "calsync/web/event_writes.py": "an API use case still in web/ (issue 20 item 1)",
-    "calsync/web/models.py": "the OpenAPI models of every route",
     "calsync/web/openapi.py": "the OpenAPI document's builder",
 }
 
