@@ -14,7 +14,6 @@ Two modes (design.md section 3):
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import secrets
@@ -22,18 +21,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import TypeVar
-from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
 
 from calsync.domain.conflicts import ConflictPolicy
 
-PREFIX = "CALSYNC_"
+# ConfigError is raised by Settings.from_env, and imported from here by its callers.
+from calsync.env_reader import PREFIX, EnvReader
+from calsync.env_reader import ConfigError as ConfigError
+
 GOOGLE_API_BASE = "https://www.googleapis.com"
 DEV_SECRETS_FILE = "calsync-dev-secrets.json"
-
-E = TypeVar("E", bound="StrEnum")
 
 
 class Mode(StrEnum):
@@ -57,18 +55,6 @@ class JWTAlgorithm(StrEnum):
     HS256 = "HS256"
     RS256 = "RS256"
     EDDSA = "EdDSA"
-
-
-class ConfigError(Exception):
-    """One or more settings are missing or malformed.
-
-    ``problems`` holds one line per setting, each naming the variable; no value is echoed,
-    since some of them are secrets.
-    """
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
 @dataclass(frozen=True)
@@ -176,7 +162,7 @@ class Settings:
         Raises:
             ConfigError: naming every missing or malformed setting at once.
         """
-        env = _Env(os.environ if environ is None else environ)
+        env = EnvReader(os.environ if environ is None else environ)
         database_url = env.text("DATABASE_URL")
         redis_url = env.text("REDIS_URL")
         if database_url is None and redis_url is None:
@@ -219,108 +205,6 @@ class Settings:
         )
 
 
-class _Env:
-    """Typed access to ``CALSYNC_*`` variables that collects problems instead of failing early."""
-
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self._environ = environ
-        self.problems: list[str] = []
-
-    def text(self, name: str, default: str | None = None) -> str | None:
-        value = self._environ.get(PREFIX + name, "").strip()
-        return value or default
-
-    def required(self, name: str) -> str:
-        value = self.text(name)
-        if value is None:
-            self.problems.append(f"{PREFIX}{name} is required but not set")
-            return ""
-        return value
-
-    def integer(self, name: str, default: int, *, minimum: int = 0) -> int:
-        raw = self.text(name)
-        if raw is None:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            self.problems.append(f"{PREFIX}{name} must be a whole number")
-            return default
-        if value < minimum:
-            self.problems.append(f"{PREFIX}{name} must be at least {minimum}")
-            return default
-        return value
-
-    def choice(self, name: str, enum: type[E], default: E) -> E:
-        raw = self.text(name)
-        if raw is None:
-            return default
-        try:
-            return enum(raw)
-        except ValueError:
-            allowed = ", ".join(member.value for member in enum)
-            self.problems.append(f"{PREFIX}{name} must be one of: {allowed}")
-            return default
-
-    def url(self, name: str, value: str | None, *, schemes: tuple[str, ...]) -> None:
-        if not value:
-            return
-        parts = urlsplit(value)
-        if parts.scheme not in schemes or not (parts.netloc or parts.path):
-            self.problems.append(f"{PREFIX}{name} must be a URL with scheme {' or '.join(schemes)}")
-
-    def path(self, name: str) -> Path | None:
-        raw = self.text(name)
-        if raw is None:
-            return None
-        path = Path(raw)
-        if not path.is_file():
-            self.problems.append(f"{PREFIX}{name} names a file that does not exist")
-        return path
-
-    def fernet_keys(self, raw: str) -> tuple[str, ...]:
-        keys = tuple(k.strip() for k in raw.split(",") if k.strip())
-        for index, key in enumerate(keys):
-            try:
-                Fernet(key.encode())
-            except ValueError:
-                self.problems.append(
-                    f"{PREFIX}ENCRYPTION_KEYS entry {index + 1} is not a valid Fernet key "
-                    "(32 url-safe base64-encoded bytes)"
-                )
-        return keys
-
-    def flag(self, name: str, default: bool) -> bool:
-        raw = self.text(name)
-        if raw is None:
-            return default
-        if raw.lower() in {"1", "true", "yes", "on"}:
-            return True
-        if raw.lower() in {"0", "false", "no", "off"}:
-            return False
-        self.problems.append(f"{PREFIX}{name} must be true or false")
-        return default
-
-    def networks(self, name: str) -> tuple[str, ...]:
-        raw = self.text(name)
-        if raw is None:
-            return ()
-        entries = tuple(entry.strip() for entry in raw.split(",") if entry.strip())
-        for entry in entries:
-            try:
-                ipaddress.ip_network(entry, strict=False)
-            except ValueError:
-                self.problems.append(
-                    f"{PREFIX}{name} must list IP addresses or networks, separated by commas"
-                )
-                return ()
-        return entries
-
-    def raise_problems(self) -> None:
-        if self.problems:
-            raise ConfigError(self.problems)
-
-
 def database_url_from_env(environ: Mapping[str, str] | None = None) -> str:
     """The database URL alone, for migrations: ``CALSYNC_DATABASE_URL``, else the embedded
     SQLite file in ``CALSYNC_STATE_DIR`` (default: the current folder).
@@ -328,7 +212,7 @@ def database_url_from_env(environ: Mapping[str, str] | None = None) -> str:
     Unlike `Settings.from_env` it needs no other setting (a migration job must not need
     the Google secret or Redis) and writes nothing (no development secrets).
     """
-    env = _Env(os.environ if environ is None else environ)
+    env = EnvReader(os.environ if environ is None else environ)
     url = env.text("DATABASE_URL")
     if url is not None:
         return url
@@ -336,7 +220,7 @@ def database_url_from_env(environ: Mapping[str, str] | None = None) -> str:
     return f"sqlite:///{(state_dir / 'calsync.db').resolve()}"
 
 
-def _embedded_from_env(env: _Env) -> Settings:
+def _embedded_from_env(env: EnvReader) -> Settings:
     state_dir = Path(env.text("STATE_DIR", ".") or ".")
     emulator_port = env.integer("EMULATOR_PORT", 8765, minimum=1)
     base = Settings.embedded(state_dir, emulator_port=emulator_port)
@@ -351,7 +235,15 @@ def _embedded_from_env(env: _Env) -> Settings:
     )
 
 
-def _production_from_env(env: _Env, database_url: str | None, redis_url: str | None) -> Settings:
+def _production_from_env(
+    env: EnvReader, database_url: str | None, redis_url: str | None
+) -> Settings:
+    """Production settings; every problem is recorded on `env`, for the caller to raise."""
+    return _tuned_from_env(env, _production_base(env, database_url, redis_url))
+
+
+def _production_base(env: EnvReader, database_url: str | None, redis_url: str | None) -> Settings:
+    """Where calsync runs and its keys: the settings `Settings` has no default for."""
     if database_url is None:
         env.problems.append(f"{PREFIX}DATABASE_URL is required when {PREFIX}REDIS_URL is set")
     if redis_url is None:
@@ -364,19 +256,7 @@ def _production_from_env(env: _Env, database_url: str | None, redis_url: str | N
     # Google only pushes to HTTPS; plain HTTP is fine when talking to the emulator.
     public_schemes = ("https", "http") if google_api_base != GOOGLE_API_BASE else ("https",)
     env.url("PUBLIC_URL", public_url, schemes=public_schemes)
-    algorithm = env.choice("JWT_ALGORITHM", JWTAlgorithm, JWTAlgorithm.HS256)
-    jwt_secret = env.text("JWT_SECRET")
-    private_key = env.path("JWT_PRIVATE_KEY_FILE")
-    public_key = env.path("JWT_PUBLIC_KEY_FILE")
-    if algorithm is JWTAlgorithm.HS256:
-        if jwt_secret is None:
-            env.problems.append(f"{PREFIX}JWT_SECRET is required (or choose {PREFIX}JWT_ALGORITHM)")
-        elif len(jwt_secret) < 32:
-            env.problems.append(f"{PREFIX}JWT_SECRET must be at least 32 characters")
-    elif public_key is None:
-        env.problems.append(
-            f"{PREFIX}JWT_PUBLIC_KEY_FILE is required with {PREFIX}JWT_ALGORITHM={algorithm.value}"
-        )
+    algorithm, jwt_secret, private_key, public_key = _jwt_keys(env)
     smtp_url = env.text("SMTP_URL")
     env.url("SMTP_URL", smtp_url, schemes=("smtp", "smtps", "smtp+starttls"))
     oauth_base = env.text("GOOGLE_OAUTH_BASE")
@@ -406,6 +286,32 @@ def _production_from_env(env: _Env, database_url: str | None, redis_url: str | N
             "CONFLICT_POLICY", ConflictPolicy, ConflictPolicy.LAST_UPDATED_WINS
         ),
         state_dir=Path(env.text("STATE_DIR", ".") or "."),
+    )
+
+
+def _jwt_keys(env: EnvReader) -> tuple[JWTAlgorithm, str | None, Path | None, Path | None]:
+    """``(algorithm, secret, private key file, public key file)``: HS256 needs a secret
+    of 32 characters or more, the others a public key file."""
+    algorithm = env.choice("JWT_ALGORITHM", JWTAlgorithm, JWTAlgorithm.HS256)
+    jwt_secret = env.text("JWT_SECRET")
+    private_key = env.path("JWT_PRIVATE_KEY_FILE")
+    public_key = env.path("JWT_PUBLIC_KEY_FILE")
+    if algorithm is JWTAlgorithm.HS256:
+        if jwt_secret is None:
+            env.problems.append(f"{PREFIX}JWT_SECRET is required (or choose {PREFIX}JWT_ALGORITHM)")
+        elif len(jwt_secret) < 32:
+            env.problems.append(f"{PREFIX}JWT_SECRET must be at least 32 characters")
+    elif public_key is None:
+        env.problems.append(
+            f"{PREFIX}JWT_PUBLIC_KEY_FILE is required with {PREFIX}JWT_ALGORITHM={algorithm.value}"
+        )
+    return algorithm, jwt_secret, private_key, public_key
+
+
+def _tuned_from_env(env: EnvReader, base: Settings) -> Settings:
+    """`base` with the tunables (threads, intervals, limits, flags, metrics) read."""
+    return replace(
+        base,
         worker_threads=env.integer("WORKER_THREADS", 4, minimum=1),
         api_threads=env.integer("API_THREADS", 16, minimum=1),
         safety_net_interval_seconds=env.integer("SAFETY_NET_INTERVAL_SECONDS", 900, minimum=30),
@@ -448,7 +354,7 @@ def _production_from_env(env: _Env, database_url: str | None, redis_url: str | N
 MIN_METRICS_TOKEN = 32
 
 
-def _metrics_token(env: _Env) -> str | None:
+def _metrics_token(env: EnvReader) -> str | None:
     token = env.text("METRICS_TOKEN")
     if token is not None and len(token) < MIN_METRICS_TOKEN:
         env.problems.append(

@@ -97,33 +97,41 @@ class Jobs:
 UPKEEP_AGAIN_MS = 2_000
 
 
-def declare_jobs(services: Services) -> Jobs:
-    """Declare calsync's actors on ``services.broker`` and return them."""
+class _Work:
+    """What each actor does, for one process's services: a message's ids in, one use
+    case called within the budget priority of its work, the failure policy applied. A
+    method's name is its actor's name; `declare_jobs` declares them and sets `jobs`,
+    through which a job queues itself (or another) again."""
 
-    def heartbeat(sent_at: str) -> None:
+    jobs: Jobs
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def heartbeat(self, sent_at: str) -> None:
         """Record that a heartbeat sent at ``sent_at`` went all the way through a worker."""
-        with services.sessions.begin() as session:
+        with self.services.sessions.begin() as session:
             upsert(
                 session,
                 QueueHeartbeat.__table__,  # type: ignore[arg-type]
                 {
                     "name": "queue",
                     "sent_at": datetime.fromisoformat(sent_at),
-                    "processed_at": services.clock(),
-                    "processed_by": services.process_name,
+                    "processed_at": self.services.clock(),
+                    "processed_by": self.services.process_name,
                 },
                 key=["name"],
             )
 
-    def connect_user(user_id: str) -> None:
+    def connect_user(self, user_id: str) -> None:
         """List a new user's calendars, queue their first pulls, open their channels."""
         try:
             with spending(Priority.INTERACTIVE):
-                connect.connect_user(services, uuid.UUID(user_id))
+                connect.connect_user(self.services, uuid.UUID(user_id))
         except ProviderError as err:
             provider_failure(err)
 
-    def sync_calendar(calendar_id: str, why: str = "notification") -> None:
+    def sync_calendar(self, calendar_id: str, why: str = "notification") -> None:
         """Pull one calendar (coalesced: at most one queued or running per calendar).
 
         `why` it was queued (``interactive``, ``notification``, ``poll``) is the budget
@@ -131,142 +139,154 @@ def declare_jobs(services: Services) -> Jobs:
         (`polling.defer_pull`), never dropped."""
         priority = polling.pull_priority(why)
         calendar = uuid.UUID(calendar_id)
-        if services.budget.room(priority) <= 0:
-            polling.defer_pull(services, calendar, priority)
+        if self.services.budget.room(priority) <= 0:
+            polling.defer_pull(self.services, calendar, priority)
             return
         try:
             with spending(priority):
-                outcome = pull.pull_calendar(services, calendar, polled=priority is Priority.POLL)
+                outcome = pull.pull_calendar(
+                    self.services, calendar, polled=priority is Priority.POLL
+                )
         except BudgetDeferred:
-            polling.defer_pull(services, calendar, priority)
+            polling.defer_pull(self.services, calendar, priority)
             return
         except ProviderError as err:
             provider_failure(err)
             return
         if outcome.again_in is not None:  # notifications arrived during the pull
-            jobs.sync_calendar.send_with_options(
+            self.jobs.sync_calendar.send_with_options(
                 args=(calendar_id,), delay=int(outcome.again_in * 1000)
             )
 
-    def audit_calendar(calendar_id: str) -> None:
+    def audit_calendar(self, calendar_id: str) -> None:
         """Compare one calendar with a full listing from Google and repair what differs
         (`calsync.sync.audit`); also the second listing of held deletions. Spent as a
         poll: without room it waits, claimed again by the audit sweep when there is."""
-        if services.budget.room(Priority.POLL) <= 0:
+        if self.services.budget.room(Priority.POLL) <= 0:
             return
         try:
             with spending(Priority.POLL):
-                outcome = audit.audit_calendar(services, uuid.UUID(calendar_id))
+                outcome = audit.audit_calendar(self.services, uuid.UUID(calendar_id))
         except BudgetDeferred:
             return
         except ProviderError as err:
             provider_failure(err)
             return
         if outcome.again_in is not None:  # changes arrived meanwhile: one more pull
-            jobs.sync_calendar.send_with_options(
+            self.jobs.sync_calendar.send_with_options(
                 args=(calendar_id,), delay=int(outcome.again_in * 1000)
             )
 
-    def sync_calendar_list(user_id: str) -> None:
+    def sync_calendar_list(self, user_id: str) -> None:
         """Add and remove a user's calendars after their calendar list changed (coalesced:
         at most one queued or running per user, and one more if it changed meanwhile)."""
         try:
             with spending(Priority.INTERACTIVE):
-                again = connect.follow_calendar_list(services, uuid.UUID(user_id))
+                again = connect.follow_calendar_list(self.services, uuid.UUID(user_id))
         except ProviderError as err:
             provider_failure(err)
             return
         if again:
-            jobs.sync_calendar_list.send_with_options(
-                args=(user_id,), delay=int(services.settings.sync_min_interval_seconds * 1000)
+            self.jobs.sync_calendar_list.send_with_options(
+                args=(user_id,), delay=int(self.services.settings.sync_min_interval_seconds * 1000)
             )
 
-    def renew_channels() -> None:
+    def renew_channels(self) -> None:
         """The channel sweep: queue the renewal of the channels that expire soon (batch
         jobs, `fan_out_renewals`), stop those of users no longer active, open those
         active users lack (each bounded per run)."""
-        fan_out_renewals(services, jobs)
+        fan_out_renewals(self.services, self.jobs)
         with spending(Priority.NOTIFICATION):
-            channels.stop_inactive_users_channels(services)
-            channels.reopen_missing_channels(services)
+            channels.stop_inactive_users_channels(self.services)
+            channels.reopen_missing_channels(self.services)
 
-    def renew_channel_batch(channel_ids: list[str]) -> None:
+    def renew_channel_batch(self, channel_ids: list[str]) -> None:
         """Replace a batch of claimed channels (new first, then stop the old) within the
         job's budget; what is left is given back for the next sweep."""
         with spending(Priority.NOTIFICATION):
             channels.renew_claimed(
-                services, [uuid.UUID(i) for i in channel_ids], budget=channels.RENEW_JOB_BUDGET
+                self.services, [uuid.UUID(i) for i in channel_ids], budget=channels.RENEW_JOB_BUDGET
             )
 
-    def stop_channel(channel_id: str) -> None:
+    def stop_channel(self, channel_id: str) -> None:
         """Stop a channel calsync no longer uses but Google still pushes to."""
         with spending(Priority.NOTIFICATION):
-            channels.stop_known_channel(services, uuid.UUID(channel_id))
+            channels.stop_known_channel(self.services, uuid.UUID(channel_id))
 
-    def push_outbox(event_id: str) -> None:
+    def push_outbox(self, event_id: str) -> None:
         """Write one event's pending changes to Google (`calsync.sync.push`); the push
         records provider failures and schedules its own retries in the outbox."""
         with spending(Priority.WRITE):
-            result = push.push_outbox(services, services.providers, uuid.UUID(event_id))
+            result = push.push_outbox(self.services, self.services.providers, uuid.UUID(event_id))
         if result.status is push.PushStatus.PENDING:
-            jobs.push_outbox.send_with_options(
+            self.jobs.push_outbox.send_with_options(
                 args=(event_id,), delay=int(push.WAIT_FOR_SERIES.total_seconds() * 1000)
             )
 
-    def refresh_read_model() -> None:
+    def refresh_read_model(self) -> None:
         """Re-expand the changes recorded for the read model (`calsync.events.upkeep`);
         queued after the commit of a write that left some, and by the scheduler's
         sweep while any are left. Queues itself again when its time was up, or later
         when an owner was held by another transaction."""
-        done = upkeep.catch_up(services.sessions)
+        done = upkeep.catch_up(self.services.sessions)
         if done.more:
-            jobs.refresh_read_model.send()
+            self.jobs.refresh_read_model.send()
         elif done.held:
-            jobs.refresh_read_model.send_with_options(delay=UPKEEP_AGAIN_MS)
+            self.jobs.refresh_read_model.send_with_options(delay=UPKEEP_AGAIN_MS)
 
+
+def declare_jobs(services: Services) -> Jobs:
+    """Declare calsync's actors on ``services.broker`` and return them: each actor's
+    queue, priority and retry policy here, what it does in `_Work`."""
     provider_options: dict[str, Any] = {
         "max_retries": PROVIDER_RETRIES * 2,
         "min_backoff": 1_000,
         "max_backoff": 300_000,
         "retry_when": retry_provider_failures,
     }
+    work = _Work(services)
     jobs = Jobs(
-        heartbeat=_actor(services, heartbeat, queue=Queue.MAINTENANCE, max_retries=0),
+        heartbeat=_actor(services, work.heartbeat, queue=Queue.MAINTENANCE, max_retries=0),
         notify=declare_notify_jobs(services),
-        connect_user=_actor(services, connect_user, queue=Queue.SYNC, **provider_options),
+        connect_user=_actor(services, work.connect_user, queue=Queue.SYNC, **provider_options),
         sync_calendar=_actor(
-            services, sync_calendar, queue=Queue.SYNC, pause_collector=True, **provider_options
+            services, work.sync_calendar, queue=Queue.SYNC, pause_collector=True, **provider_options
         ),
         # Audits are background work: after the pulls a worker holds.
         audit_calendar=_actor(
             services,
-            audit_calendar,
+            work.audit_calendar,
             queue=Queue.SYNC,
             priority=10,
             pause_collector=True,
             **provider_options,
         ),
         sync_calendar_list=_actor(
-            services, sync_calendar_list, queue=Queue.SYNC, **provider_options
+            services, work.sync_calendar_list, queue=Queue.SYNC, **provider_options
         ),
-        renew_channels=_actor(services, renew_channels, queue=Queue.MAINTENANCE, max_retries=0),
+        renew_channels=_actor(
+            services, work.renew_channels, queue=Queue.MAINTENANCE, max_retries=0
+        ),
         # No retries: a renewal not done is claimed again when its claim runs out.
         renew_channel_batch=_actor(
             services,
-            renew_channel_batch,
+            work.renew_channel_batch,
             queue=Queue.MAINTENANCE,
             max_retries=0,
             time_limit=int(channels.RENEW_TIME_LIMIT.total_seconds() * 1000),
         ),
-        stop_channel=_actor(services, stop_channel, queue=Queue.MAINTENANCE, max_retries=0),
+        stop_channel=_actor(services, work.stop_channel, queue=Queue.MAINTENANCE, max_retries=0),
         # Interactive writes go before bulk syncs: own queue, and first within a worker.
-        push_outbox=_actor(services, push_outbox, queue=Queue.WRITES, priority=-10, max_retries=5),
+        push_outbox=_actor(
+            services, work.push_outbox, queue=Queue.WRITES, priority=-10, max_retries=5
+        ),
         # No retries: a failure is logged per record by the use case, and the sweep
         # queues a run while records are left.
         refresh_read_model=_actor(
-            services, refresh_read_model, queue=Queue.MAINTENANCE, max_retries=0
+            services, work.refresh_read_model, queue=Queue.MAINTENANCE, max_retries=0
         ),
     )
+    work.jobs = jobs
     return jobs
 
 

@@ -9,18 +9,16 @@ Paging and sync follow https://developers.google.com/calendar/api/guides/sync:
   deleted events; it may not be combined with the filters Google forbids (400), and an
   invalidated, expired or foreign token is 410 ``fullSyncRequired``.
 
-Page and sync tokens are opaque base64 JSON. Must run under ``EmulatorState.lock``.
+Page and sync tokens are `calsync.emulator.list_tokens`'. Must run under
+``EmulatorState.lock``.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from calsync.emulator import errors, timefmt
@@ -29,6 +27,13 @@ from calsync.emulator.event_model import JSON, cancelled_stub
 from calsync.emulator.event_service import EventScope, require_reader, resolve
 from calsync.emulator.event_types import event_types_filter
 from calsync.emulator.expansion import expand, series_overlaps
+from calsync.emulator.list_tokens import (
+    Cursor,
+    make_sync_token,
+    read_cursor,
+    read_sync_token,
+    write_cursor,
+)
 
 DEFAULT_PAGE = 250
 MAX_PAGE = 2500
@@ -172,85 +177,6 @@ class ListParams:
         )
 
 
-# tokens -------------------------------------------------------------------------------
-
-
-def _encode(data: Mapping[str, Any]) -> str:
-    raw = json.dumps(data, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(zlib.compress(raw)).decode().rstrip("=")
-
-
-def _decode(token: str) -> dict[str, Any] | None:
-    try:
-        raw = zlib.decompress(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        data = json.loads(raw)
-    except (binascii.Error, zlib.error, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _calendar_key(scope: EventScope) -> int:
-    return zlib.crc32(scope.calendar.id.encode())
-
-
-def make_sync_token(scope: EventScope, seq: int) -> str:
-    return _encode(
-        {
-            "c": _calendar_key(scope),
-            "e": scope.calendar.sync_epoch,
-            "s": seq,
-            "t": int(scope.now.timestamp()),
-        }
-    )
-
-
-def read_sync_token(scope: EventScope, token: str, *, ttl_seconds: int | None) -> int:
-    """The change number a sync token stands for; 410 when it is no longer valid."""
-    data = _decode(token)
-    if (
-        data is None
-        or data.get("c") != _calendar_key(scope)
-        or data.get("e") != scope.calendar.sync_epoch
-        or not isinstance(data.get("s"), int)
-        or data["s"] > scope.log.seq
-    ):
-        raise errors.full_sync_required()
-    issued = datetime.fromtimestamp(int(data.get("t", 0)), tz=scope.now.tzinfo)
-    if ttl_seconds is not None and scope.now - issued > timedelta(seconds=ttl_seconds):
-        raise errors.full_sync_required()
-    return int(data["s"])
-
-
-@dataclass(frozen=True)
-class Cursor:
-    mode: str  # "changes" | "inserted" | "computed"
-    position: int  # a change number (changes) or an offset (the others)
-    snapshot: int
-    since: int = 0
-
-
-def _read_cursor(scope: EventScope, token: str) -> Cursor:
-    data = _decode(token)
-    if data is None or data.get("c") != _calendar_key(scope):
-        raise errors.invalid("Invalid pageToken value.", "pageToken")
-    try:
-        return Cursor(str(data["m"]), int(data["p"]), int(data["S"]), int(data.get("T", 0)))
-    except (KeyError, TypeError, ValueError):
-        raise errors.invalid("Invalid pageToken value.", "pageToken") from None
-
-
-def _write_cursor(scope: EventScope, cursor: Cursor) -> str:
-    return _encode(
-        {
-            "c": _calendar_key(scope),
-            "m": cursor.mode,
-            "p": cursor.position,
-            "S": cursor.snapshot,
-            "T": cursor.since,
-        }
-    )
-
-
 # filters and rendering ----------------------------------------------------------------
 
 
@@ -360,67 +286,91 @@ def _expanded_rows(scope: EventScope, params: ListParams) -> list[StoredEvent]:
 # the listings -------------------------------------------------------------------------
 
 
+#: Renders one listed event: `render` (a dict) or `listed` (maybe an `Encoded` text).
+Renderer = Callable[[StoredEvent, tzinfo | None], JSON | Encoded]
+#: One page: its items, and where the next one starts (None: this page is the last).
+Page = tuple[list[JSON | Encoded], Cursor | None]
+
+
 def list_events(
     scope: EventScope, query: Query, *, sync_token_ttl: int | None, encoded: bool = False
 ) -> JSON:
     """events.list; see the module docstring for the paging and sync contract. With
     `encoded`, items may be `Encoded` JSON texts (answer with `encode_listing`); else all
     are dicts."""
-    item = listed if encoded else render
+    item: Renderer = listed if encoded else render
     require_reader(scope)
     params = ListParams.parse(query)
-    log = scope.log
-    cursor = _read_cursor(scope, params.page_token) if params.page_token else None
+    cursor = read_cursor(scope, params.page_token) if params.page_token else None
     if cursor is None and params.sync_token is not None:
         since = read_sync_token(scope, params.sync_token, ttl_seconds=sync_token_ttl)
-        cursor = Cursor("changes", since, log.seq, since)
+        cursor = Cursor("changes", since, scope.log.seq, since)
     elif cursor is None:
         computed = params.single_events or params.order_by is not None
-        cursor = Cursor("computed" if computed else "inserted", 0, log.seq)
-
-    items: list[JSON | Encoded] = []
-    next_cursor: Cursor | None = None
+        cursor = Cursor("computed" if computed else "inserted", 0, scope.log.seq)
     if cursor.mode == "changes":
-        changed = log.changed_between(cursor.position, cursor.snapshot)
-        page = changed[: params.max_results]
-        for event in page:
-            if params.single_events and event.is_master and not event.cancelled:
-                instances = expand(log, event, after=None, before=None, show_deleted=True)
-                items.extend(item(i, params.zone) for i in instances)
-            else:
-                items.append(item(event, params.zone))
-        if len(changed) > len(page):
-            next_cursor = Cursor("changes", page[-1].seq, cursor.snapshot, cursor.since)
+        items, next_cursor = _changes_page(scope, params, cursor, item)
     elif cursor.mode == "inserted":
-        events = log.ordered()
-        index = cursor.position
-        while index < len(events) and len(items) < params.max_results:
-            event = events[index]
-            index += 1
-            if _include_unexpanded(scope, event, params):
-                items.append(item(event, params.zone))
-        if any(_include_unexpanded(scope, e, params) for e in events[index:]):
-            next_cursor = Cursor("inserted", index, cursor.snapshot)
+        items, next_cursor = _inserted_page(scope, params, cursor, item)
     else:
-        rows = (
-            _expanded_rows(scope, params)
-            if params.single_events
-            else [e for e in log.ordered() if _include_unexpanded(scope, e, params)]
-        )
-        if params.order_by == "updated":
-            rows.sort(key=lambda e: (e.updated, e.seq))
-        end = cursor.position + params.max_results
-        items = [item(e, params.zone) for e in rows[cursor.position : end]]
-        if end < len(rows):
-            next_cursor = Cursor("computed", end, cursor.snapshot)
-
+        items, next_cursor = _computed_page(scope, params, cursor, item)
     body = _envelope(scope, params.zone_name)
     if next_cursor is not None:
-        body["nextPageToken"] = _write_cursor(scope, next_cursor)
+        body["nextPageToken"] = write_cursor(scope, next_cursor)
     else:
         body["nextSyncToken"] = make_sync_token(scope, cursor.snapshot)
     body["items"] = items
     return body
+
+
+def _changes_page(scope: EventScope, params: ListParams, cursor: Cursor, item: Renderer) -> Page:
+    """An incremental page: the events changed after `cursor`'s change number up to its
+    snapshot, deleted ones too; a changed series as its instances with ``singleEvents``."""
+    items: list[JSON | Encoded] = []
+    changed = scope.log.changed_between(cursor.position, cursor.snapshot)
+    page = changed[: params.max_results]
+    for event in page:
+        if params.single_events and event.is_master and not event.cancelled:
+            instances = expand(scope.log, event, after=None, before=None, show_deleted=True)
+            items.extend(item(i, params.zone) for i in instances)
+        else:
+            items.append(item(event, params.zone))
+    if len(changed) > len(page):
+        return items, Cursor("changes", page[-1].seq, cursor.snapshot, cursor.since)
+    return items, None
+
+
+def _inserted_page(scope: EventScope, params: ListParams, cursor: Cursor, item: Renderer) -> Page:
+    """A page in insertion order (no ``singleEvents``, no ``orderBy``): the events from
+    `cursor`'s offset that pass the filters, until the page is full."""
+    items: list[JSON | Encoded] = []
+    events = scope.log.ordered()
+    index = cursor.position
+    while index < len(events) and len(items) < params.max_results:
+        event = events[index]
+        index += 1
+        if _include_unexpanded(scope, event, params):
+            items.append(item(event, params.zone))
+    if any(_include_unexpanded(scope, e, params) for e in events[index:]):
+        return items, Cursor("inserted", index, cursor.snapshot)
+    return items, None
+
+
+def _computed_page(scope: EventScope, params: ListParams, cursor: Cursor, item: Renderer) -> Page:
+    """A page of the whole filtered (and with ``singleEvents`` expanded) list, sorted as
+    ``orderBy`` asks, from `cursor`'s offset; the list is computed again for each page."""
+    rows = (
+        _expanded_rows(scope, params)
+        if params.single_events
+        else [e for e in scope.log.ordered() if _include_unexpanded(scope, e, params)]
+    )
+    if params.order_by == "updated":
+        rows.sort(key=lambda e: (e.updated, e.seq))
+    end = cursor.position + params.max_results
+    items = [item(e, params.zone) for e in rows[cursor.position : end]]
+    if end < len(rows):
+        return items, Cursor("computed", end, cursor.snapshot)
+    return items, None
 
 
 def list_instances(scope: EventScope, event_id: str, query: Query) -> JSON:
@@ -457,11 +407,11 @@ def list_instances(scope: EventScope, event_id: str, query: Query) -> JSON:
         rows = [r for r in rows if r.suffix == suffix]
     rows.sort(key=lambda e: (e.timing.start.instant, e.id))
     page_token = query.get("pageToken")
-    offset = _read_cursor(scope, page_token).position if page_token else 0
+    offset = read_cursor(scope, page_token).position if page_token else 0
     end = offset + _max_results(query)
     body = _envelope(scope, zone_name)
     if end < len(rows):
-        body["nextPageToken"] = _write_cursor(scope, Cursor("instances", end, scope.log.seq))
+        body["nextPageToken"] = write_cursor(scope, Cursor("instances", end, scope.log.seq))
     body["items"] = [render(r, zone) for r in rows[offset:end]]
     return body
 

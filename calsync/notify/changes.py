@@ -121,22 +121,54 @@ def events_changed(
     still exist (before deleting them), so that their owners are found. Returns how many
     delivery rows were recorded. Does not commit.
     """
+    noticed = _worth_a_notice(changes, source)
+    if not noticed:
+        return 0
+    now = now or utcnow()
+    recipients_of = _recipients_by_event(
+        session, [change for change, _, _ in noticed], actor_user_id=actor_user_id, source=source
+    )
+    prefs = load_many(session, set().union(*recipients_of.values()))
+    rows: list[dict[str, Any]] = []
+    for change, kind, fields in noticed:
+        told = sorted(u for u in recipients_of[change.event_id] if prefs[u].change_notices)
+        if told:  # else nobody to tell: no payload to build
+            channels = {user_id: prefs[user_id].channels for user_id in told}
+            rows.extend(_delivery_rows(change, kind, fields, source, channels, now=now))
+    return deliveries.add_new(session, rows)
+
+
+def _worth_a_notice(
+    changes: Sequence[EventChange], source: Source
+) -> list[tuple[EventChange, str, list[str]]]:
+    """``(change, kind, changed fields)`` of the changes people hear about: not those
+    that changed nothing they would notice, nor an event a sync created."""
     noticed = []
     for change in changes:
         described = describe_change(change.before, change.after)
         if described is None or (described[0] == "created" and source != "api"):
             continue
         noticed.append((change, *described))
-    if not noticed:
-        return 0
-    now = now or utcnow()
+    return noticed
+
+
+def _recipients_by_event(
+    session: Session,
+    changes: Sequence[EventChange],
+    *,
+    actor_user_id: uuid.UUID | None,
+    source: Source,
+) -> dict[uuid.UUID, set[uuid.UUID]]:
+    """The users to tell of each change, by event id (see the module docstring): the
+    active users among its owner, organizer and attendees, but its author (the actor, or
+    for a sync the organizer). Two queries: the unknown owners, the active users."""
     owners: dict[uuid.UUID, uuid.UUID] = {
-        c.event_id: c.owner_id for c, _, _ in noticed if c.owner_id is not None
+        c.event_id: c.owner_id for c in changes if c.owner_id is not None
     }
-    unknown = [c.event_id for c, _, _ in noticed if c.owner_id is None]
+    unknown = [c.event_id for c in changes if c.owner_id is None]
     owners.update(recipients.owners_of(session, unknown))
     emails: set[str] = set()
-    for change, _, _ in noticed:
+    for change in changes:
         for version in (change.before, change.after):
             if version is not None:
                 emails |= {a.email for a in version.attendees}
@@ -147,45 +179,52 @@ def events_changed(
     recipients_of = {
         change.event_id: _recipients(change, owners.get(change.event_id), users, by_email)
         - ({actor_user_id} if actor_user_id is not None else set())
-        for change, _, _ in noticed
+        for change in changes
     }
     if actor_user_id is None and source == "sync":
-        for change, _, _ in noticed:
+        for change in changes:
             organizers = {v.organizer_email for v in (change.before, change.after) if v}
             recipients_of[change.event_id] -= {by_email[e] for e in organizers if e in by_email}
-    prefs = load_many(session, set().union(*recipients_of.values()))
-    rows: list[dict[str, Any]] = []
-    for change, kind, fields in noticed:
-        if not any(prefs[u].change_notices for u in recipients_of[change.event_id]):
-            continue  # nobody to tell: no payload to build
-        reference = change.after if change.after is not None else change.before
-        assert reference is not None
-        uid = reference.provider_event_id or str(change.event_id)
-        payload = _payload(kind, fields, source, change.before, change.after, uid)
-        change_id = _change_id(payload)
-        occurrence = instant_of(reference.start, reference.timezone or "UTC")
-        rows.extend(
-            {
-                "id": uuid.uuid4(),
-                "user_id": user_id,
-                "event_id": change.event_id,
-                "kind": "change",
-                "channel": channel,
-                "occurrence_start": occurrence,
-                "lead_minutes": None,
-                "dedupe_key": f"change|{change_id}|{user_id}|{channel}",
-                "status": "pending",
-                "due_at": now,
-                "attempts": 0,
-                "payload": payload,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for user_id in sorted(recipients_of[change.event_id])
-            if prefs[user_id].change_notices
-            for channel in prefs[user_id].channels
-        )
-    return deliveries.add_new(session, rows)
+    return recipients_of
+
+
+def _delivery_rows(
+    change: EventChange,
+    kind: str,
+    fields: list[str],
+    source: Source,
+    channels: dict[uuid.UUID, tuple[str, ...]],
+    *,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """The pending delivery rows of one change: one per user of `channels` (in its
+    order) and channel of theirs, all with the same payload, due `now`."""
+    reference = change.after if change.after is not None else change.before
+    assert reference is not None
+    uid = reference.provider_event_id or str(change.event_id)
+    payload = _payload(kind, fields, source, change.before, change.after, uid)
+    change_id = _change_id(payload)
+    occurrence = instant_of(reference.start, reference.timezone or "UTC")
+    return [
+        {
+            "id": uuid.uuid4(),
+            "user_id": user_id,
+            "event_id": change.event_id,
+            "kind": "change",
+            "channel": channel,
+            "occurrence_start": occurrence,
+            "lead_minutes": None,
+            "dedupe_key": f"change|{change_id}|{user_id}|{channel}",
+            "status": "pending",
+            "due_at": now,
+            "attempts": 0,
+            "payload": payload,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for user_id, user_channels in channels.items()
+        for channel in user_channels
+    ]
 
 
 def _recipients(

@@ -40,7 +40,7 @@ from typing import Final
 from sqlalchemy.orm import Session, sessionmaker
 
 from calsync import metrics
-from calsync.notify.preferences import load_preferences
+from calsync.notify.preferences import Preferences, load_preferences
 from calsync.notify.senders import (
     Dispatcher,
     Notice,
@@ -129,49 +129,76 @@ def _process(
     max_attempts: int,
     report: DeliveryReport,
 ) -> None:
+    """Skip, hold or send one claimed row and record its outcome on it and in `report`
+    (the module docstring's rules, in their order). Does not commit."""
     user = recipients.user(session, row.user_id)
     if user is None or user.status == "disabled":
         _finish(row, "skipped", "the user is disabled", now)
         report.skipped += 1
         return
     prefs = load_preferences(session, row.user_id)
-    payload = row.payload or {}
-    occurrence_end = _instant(payload.get("occurrence_end"))
-    if row.kind == "reminder" and occurrence_end is not None and occurrence_end <= now:
-        log.info("reminder %s skipped: the event ended before it could be sent", row.id)
-        _finish(row, "skipped", f"too late: the event was over (it was due {row.due_at})", now)
-        report.skipped += 1
-        return
-    if row.kind == "reminder" and _superseded(session, row, now):
-        _finish(row, "skipped", "superseded by a later reminder of the same occurrence", now)
-        report.skipped += 1
-        return
-    if row.channel not in prefs.channels:
-        _finish(row, "skipped", f"the {row.channel} channel was turned off", now)
-        report.skipped += 1
-        return
-    if row.kind == "change" and not prefs.change_notices:
-        _finish(row, "skipped", "change notices were turned off", now)
-        report.skipped += 1
-        return
+    occurrence_end = _instant((row.payload or {}).get("occurrence_end"))
+    reason = _why_skipped(session, row, prefs, occurrence_end=occurrence_end, now=now)
     quiet = prefs.quiet_hours
-    if row.channel in _PERSONAL_CHANNELS and quiet and quiet.contains(now, user.timezone):
+    personal = row.channel in _PERSONAL_CHANNELS
+    if reason is None and personal and quiet and quiet.contains(now, user.timezone):
         resume = quiet.end_after(now, user.timezone)
-        if occurrence_end is not None and resume >= occurrence_end:
-            _finish(row, "skipped", "quiet hours lasted until the event was over", now)
-            report.skipped += 1
-        else:
+        if occurrence_end is None or resume < occurrence_end:
             row.due_at = resume
             row.reason = "held back by quiet hours"
             row.updated_at = now
             report.held += 1
+            return
+        reason = "quiet hours lasted until the event was over"
+    if reason is not None:
+        _finish(row, "skipped", reason, now)
+        report.skipped += 1
         return
+    recipient = Recipient(user.id, user.email, user.timezone, user.display_name)
+    _send(session, row, dispatcher, recipient, now=now, max_attempts=max_attempts, report=report)
+
+
+def _why_skipped(
+    session: Session,
+    row: NotificationDelivery,
+    prefs: Preferences,
+    *,
+    occurrence_end: datetime | None,
+    now: datetime,
+) -> str | None:
+    """Why the row is not worth sending at all (a reminder too late or superseded, a
+    channel or change notices turned off), or None to send it (quiet hours aside)."""
+    if row.kind == "reminder" and occurrence_end is not None and occurrence_end <= now:
+        log.info("reminder %s skipped: the event ended before it could be sent", row.id)
+        return f"too late: the event was over (it was due {row.due_at})"
+    if row.kind == "reminder" and _superseded(session, row, now):
+        return "superseded by a later reminder of the same occurrence"
+    if row.channel not in prefs.channels:
+        return f"the {row.channel} channel was turned off"
+    if row.kind == "change" and not prefs.change_notices:
+        return "change notices were turned off"
+    return None
+
+
+def _send(
+    session: Session,
+    row: NotificationDelivery,
+    dispatcher: Dispatcher,
+    recipient: Recipient,
+    *,
+    now: datetime,
+    max_attempts: int,
+    report: DeliveryReport,
+) -> None:
+    """Send the row once and record the outcome: ``sent``; ``failed`` on a permanent
+    failure or the last attempt; else due again after `backoff`. A sender's bug counts
+    as a temporary failure (it must not stop the other rows)."""
     notice = Notice(
         id=row.id,
         kind=row.kind,
         channel=row.channel,
-        recipient=Recipient(user.id, user.email, user.timezone, user.display_name),
-        payload=payload,
+        recipient=recipient,
+        payload=row.payload or {},
         due_at=row.due_at,
     )
     row.attempts += 1

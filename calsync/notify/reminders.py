@@ -108,7 +108,6 @@ def plan_reminders(
     if master.status == EventStatus.CANCELLED or not leads or not channels:
         return []
     series_id = master.provider_event_id or str(event_id)
-    uid = series_id
     window_end = now + horizon + timedelta(minutes=max(leads)) + timedelta(days=2)
     try:
         occurrences = expand(
@@ -120,41 +119,76 @@ def plan_reminders(
             max_instances=_MAX_INSTANCES,
         )
     except (ValidationError, ValueError) as err:
-        log.warning("no reminders for event %s: its recurrence cannot be expanded: %s", uid, err)
+        log.warning(
+            "no reminders for event %s: its recurrence cannot be expanded: %s", series_id, err
+        )
         return []
     zone_name = master.timezone or day_zone
-    planned = []
+    planned: list[PlannedReminder] = []
     for occurrence in occurrences:
         start = instant_of(occurrence.start, zone_name)
         end = instant_of(occurrence.end, zone_name)
         if end <= now:
             continue
-        summary = event_summary(occurrence, uid=uid)
         recurrence_id = occurrence.original_start if master.recurrence else None
-        for lead in sorted(set(leads)):
-            due = start - timedelta(minutes=lead)
-            if due > now + horizon:
-                continue
-            payload = {
-                "event": summary,
-                "occurrence_start": start.isoformat(),
-                "occurrence_end": end.isoformat(),
-                "lead_minutes": lead,
-                "recurrence_id": time_document(recurrence_id) if recurrence_id else None,
-            }
-            for channel in channels:
-                planned.append(
-                    PlannedReminder(
-                        dedupe_key=reminder_key(event_id, start, lead, channel),
-                        channel=channel,
-                        lead_minutes=lead,
-                        occurrence_start=start,
-                        occurrence_end=end,
-                        due_at=due,
-                        creatable=start > now,
-                        payload=payload,
-                    )
-                )
+        planned += _occurrence_reminders(
+            _Occurrence(event_id, start, end, event_summary(occurrence, uid=series_id)),
+            time_document(recurrence_id) if recurrence_id else None,
+            leads=leads,
+            channels=channels,
+            now=now,
+            horizon=horizon,
+        )
+    return planned
+
+
+@dataclass(frozen=True, slots=True)
+class _Occurrence:
+    """What a reminder says of its occurrence: the event, its instants, its summary."""
+
+    event_id: uuid.UUID
+    start: datetime
+    end: datetime
+    summary: dict[str, Any]
+
+
+def _occurrence_reminders(
+    occurrence: _Occurrence,
+    recurrence_id: dict[str, str] | None,
+    *,
+    leads: Sequence[int],
+    channels: Sequence[str],
+    now: datetime,
+    horizon: timedelta,
+) -> list[PlannedReminder]:
+    """One occurrence's reminders due by ``now + horizon``: one per lead time (shortest
+    first) and channel; creatable only while the occurrence has not started."""
+    planned: list[PlannedReminder] = []
+    start = occurrence.start
+    for lead in sorted(set(leads)):
+        due = start - timedelta(minutes=lead)
+        if due > now + horizon:
+            continue
+        payload = {
+            "event": occurrence.summary,
+            "occurrence_start": start.isoformat(),
+            "occurrence_end": occurrence.end.isoformat(),
+            "lead_minutes": lead,
+            "recurrence_id": recurrence_id,
+        }
+        planned.extend(
+            PlannedReminder(
+                dedupe_key=reminder_key(occurrence.event_id, start, lead, channel),
+                channel=channel,
+                lead_minutes=lead,
+                occurrence_start=start,
+                occurrence_end=occurrence.end,
+                due_at=due,
+                creatable=start > now,
+                payload=payload,
+            )
+            for channel in channels
+        )
     return planned
 
 
@@ -252,6 +286,47 @@ def replan_many(
     events that may have pending reminders (the read is then limited to them). Returns
     how many reminder rows it inserted (an insert that met an existing key counts too).
     Does not commit."""
+    planned = _plan_rows(session, rows, owners, now=now, horizon=horizon)
+    existing: dict[uuid.UUID, list[Any]] = {}
+    replaced = list(planned) if pending is None else [i for i in planned if i in pending]
+    for found in deliveries.pending_reminders(session, replaced):
+        existing.setdefault(found.event_id, []).append(found)
+    stale: list[uuid.UUID] = []
+    moved: list[dict[str, Any]] = []
+    new: list[dict[str, Any]] = []
+    for event_id, (user_id, plan) in planned.items():
+        wanted = {p.dedupe_key: p for p in plan}
+        rows_now = existing.get(event_id, [])
+        stale.extend(
+            r.id for r in rows_now if r.dedupe_key not in wanted and not _ended(r.payload, now)
+        )
+        for r in rows_now:
+            p = wanted.get(r.dedupe_key)
+            if p is not None and (r.payload != p.payload or r.due_at != p.due_at):
+                moved.append({"_id": r.id, "payload": p.payload, "due_at": p.due_at})
+        kept = {r.dedupe_key for r in rows_now}
+        new.extend(
+            reminder_row(event_id, user_id, p, now)
+            for p in plan
+            if p.creatable and p.dedupe_key not in kept
+        )
+    deliveries.delete_pending(session, stale)
+    deliveries.move_pending(session, moved, now=now)
+    new.sort(key=lambda r: str(r["dedupe_key"]))  # one lock order for concurrent runs
+    deliveries.add_pending(session, new)
+    return len(new)
+
+
+def _plan_rows(
+    session: Session,
+    rows: Sequence[Any],
+    owners: Mapping[uuid.UUID, tuple[Preferences, str]],
+    *,
+    now: datetime,
+    horizon: timedelta,
+) -> dict[uuid.UUID, tuple[uuid.UUID, list[PlannedReminder]]]:
+    """`plan_reminders` for each of `rows` (as `replan_many` takes them): ``{event id:
+    (owner, planned reminders)}``, in `rows`' order, with one read of the exceptions."""
     exceptions = exceptions_of(session, [row for row in rows if row.is_recurring])
     latest = now + horizon
     planned: dict[uuid.UUID, tuple[uuid.UUID, list[PlannedReminder]]] = {}
@@ -279,34 +354,7 @@ def replan_many(
                 day_zone=user_zone,
             ),
         )
-    existing: dict[uuid.UUID, list[Any]] = {}
-    replaced = list(planned) if pending is None else [i for i in planned if i in pending]
-    for found in deliveries.pending_reminders(session, replaced):
-        existing.setdefault(found.event_id, []).append(found)
-    stale: list[uuid.UUID] = []
-    moved: list[dict[str, Any]] = []
-    new: list[dict[str, Any]] = []
-    for event_id, (user_id, plan) in planned.items():
-        wanted = {p.dedupe_key: p for p in plan}
-        pending = existing.get(event_id, [])
-        stale.extend(
-            r.id for r in pending if r.dedupe_key not in wanted and not _ended(r.payload, now)
-        )
-        for r in pending:
-            p = wanted.get(r.dedupe_key)
-            if p is not None and (r.payload != p.payload or r.due_at != p.due_at):
-                moved.append({"_id": r.id, "payload": p.payload, "due_at": p.due_at})
-        kept = {r.dedupe_key for r in pending}
-        new.extend(
-            reminder_row(event_id, user_id, p, now)
-            for p in plan
-            if p.creatable and p.dedupe_key not in kept
-        )
-    deliveries.delete_pending(session, stale)
-    deliveries.move_pending(session, moved, now=now)
-    new.sort(key=lambda r: str(r["dedupe_key"]))  # one lock order for concurrent runs
-    deliveries.add_pending(session, new)
-    return len(new)
+    return planned
 
 
 def exceptions_of(

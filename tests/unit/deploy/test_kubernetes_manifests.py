@@ -21,7 +21,7 @@ import pytest
 import yaml
 from cryptography.fernet import Fernet
 
-from calsync.cli import _parser as _cli_parser
+from calsync.cli import build_parser as _cli_parser
 from calsync.config import PREFIX, ConfigError, Mode, Settings
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -78,7 +78,7 @@ def pod_owners() -> list[Doc]:
 
 
 def setting_names_in_config_source() -> set[str]:
-    """Every NAME that calsync/config.py reads as CALSYNC_<NAME> through its _Env helpers."""
+    """Every NAME that calsync/config.py reads as CALSYNC_<NAME> through its EnvReader."""
     source = CONFIG_SOURCE.read_text()
     pattern = (
         r'\benv\.(?:text|required|integer|choice|path|flag|url|networks)\(\s*"([A-Z][A-Z0-9_]*)"'
