@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from calsync.domain.models import Event, EventTime, Reminders
 from calsync.notify.deliveries import DeliveryReport, deliver_due
 from calsync.notify.hooks import reschedule_reminders
+from calsync.notify.senders import Dispatcher, Notice, Sender
 from calsync.scheduler import PeriodicTask, Scheduler
 from calsync.store.db import make_engine, make_session_factory
 from calsync.store.tables import NotificationDelivery
@@ -33,6 +34,24 @@ pytestmark = pytest.mark.integration
 NOW = datetime(2026, 5, 4, 6, 0, tzinfo=UTC)
 USERS = 30
 EVENTS_PER_USER = 10
+
+
+class MeetsTheOther:
+    """A sender that, on its scheduler's first notice, waits until the other scheduler has
+    sent its own first one: both then hold a claimed row at once, so the test shows that
+    SKIP LOCKED keeps them apart whatever the load, instead of depending on both threads
+    being scheduled before one of them has sent everything."""
+
+    def __init__(self, inner: Sender, meeting: threading.Barrier) -> None:
+        self.inner = inner
+        self.meeting = meeting
+        self.first = True
+
+    def send(self, session: Session, notice: Notice, *, now: datetime) -> None:
+        self.inner.send(session, notice, now=now)
+        if self.first:
+            self.first = False
+            self.meeting.wait(60)
 
 
 def seed(sessions: sessionmaker[Session]) -> int:
@@ -61,11 +80,13 @@ def test_two_schedulers_at_once_send_each_reminder_exactly_once(
     try:
         expected = seed(make_session_factory(engines[0]))
         start_together = threading.Barrier(2)
+        first_sends_meet = threading.Barrier(2)
         reports: list[DeliveryReport] = []
         errors: list[BaseException] = []
 
         def scheduler_for(sessions: sessionmaker[Session]) -> Scheduler:
-            dispatcher = dispatcher_for(smtp=smtp_server)
+            email = dispatcher_for(smtp=smtp_server).senders["email"]
+            dispatcher = Dispatcher({"email": MeetsTheOther(email, first_sends_meet)})
 
             def send_due(now: datetime) -> None:
                 reports.append(deliver_due(sessions, dispatcher, now=now))
@@ -91,7 +112,7 @@ def test_two_schedulers_at_once_send_each_reminder_exactly_once(
 
         assert errors == []
         assert len(reports) == 2
-        # Both schedulers did part of the work...
+        # Both schedulers did part of the work (their first sends met)...
         assert all(r.sent > 0 for r in reports)
         assert sum(r.sent for r in reports) == expected
         # ...and the SMTP server got every reminder once, none twice
