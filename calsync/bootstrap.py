@@ -23,7 +23,6 @@ from calsync.events import upkeep
 from calsync.jobs import Jobs, declare_jobs
 from calsync.providers.base import ProviderSource
 from calsync.providers.budget import DailyBudget, daily_budget
-from calsync.providers.google.access import AccessTokens
 from calsync.providers.google.factory import GoogleProviders
 from calsync.providers.google.oauth import GoogleOAuth
 from calsync.providers.quota import quota_limiter
@@ -32,6 +31,7 @@ from calsync.store.db import PoolSize, make_engine, make_session_factory
 from calsync.store.secrets import Secret, SecretBox
 from calsync.store.tables import utcnow
 from calsync.store.zones import stored_zone
+from calsync.sync.access_tokens import AccessTokens
 from calsync.web.auth.oauth_state import OAuthStateConfig
 from calsync.web.auth.tokens import JWTConfig
 
