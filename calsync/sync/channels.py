@@ -19,12 +19,13 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from calsync.providers.base import CalendarProvider, Channel
 from calsync.providers.errors import AuthRevoked, NotFound, Permanent, ProviderError
+from calsync.services import Services
 from calsync.store import watch_channels
 from calsync.store.sync_logs import LogKind, LogStatus, record
 from calsync.store.watch_channels import (
@@ -33,9 +34,6 @@ from calsync.store.watch_channels import (
     NewChannel,
     calendars_without_channel,
 )
-
-if TYPE_CHECKING:
-    from calsync.bootstrap import Services
 
 __all__ = [
     "RenewReport",

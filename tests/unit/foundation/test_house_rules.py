@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -252,3 +254,49 @@ def test_the_checks_see_what_they_forbid() -> None:
     assert store_imports("p.py", "from calsync.domain.secret import Secret\n") == []
     assert long_functions()  # the listed ones
     assert "calsync/store/tables.py" in long_modules()
+
+
+def type_checking_imports(path: str, text: str) -> list[str]:
+    """The calsync modules that the module at `path` imports only for the type checker
+    (inside ``if TYPE_CHECKING:``): each is an import cycle kept out of sight."""
+    found = []
+    for node in ast.walk(ast.parse(text, path)):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            found += [
+                f"{inner.lineno}: {inner.module}"
+                for inner in ast.walk(node)
+                if isinstance(inner, ast.ImportFrom)
+                and (inner.module or "").startswith(("calsync.bootstrap", "calsync.services"))
+            ]
+    return found
+
+
+def test_nothing_imports_the_services_for_the_type_checker_only() -> None:
+    # The use cases and actors import `Services` from calsync.services at run time: it
+    # imports none of them, so there is no cycle to hide (issue 20 item 5, decision HF5).
+    found = {path: type_checking_imports(path, text) for path, text in _modules()}
+    assert {path: imports for path, imports in found.items() if imports} == {}
+    sample = (
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n"
+        "    from calsync.bootstrap import Services\n"
+    )
+    assert type_checking_imports("sample.py", sample) == ["3: calsync.bootstrap"]
+
+
+def test_the_services_import_no_use_case() -> None:
+    # Given a fresh interpreter, when it imports the services' type, then none of the
+    # modules that take the services (the wiring, the actors, the use cases) was loaded.
+    code = (
+        "import sys, calsync.services\n"
+        "print(' '.join(m for m in sys.modules if m.startswith('calsync.')))\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=ROOT
+    ).stdout.split()
+    takers = {"calsync.bootstrap", "calsync.jobs", "calsync.notify.jobs", "calsync.scheduler"}
+    assert "calsync.services" in loaded
+    # the token service is the one use case a provider needs, and it takes no services
+    assert sorted(m for m in loaded if m in takers or m.startswith("calsync.sync.")) == [
+        "calsync.sync.access_tokens"
+    ]
