@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from sqlalchemy.orm import Session, sessionmaker
+
 from calsync.bootstrap import Services
 from calsync.events import read_model, upkeep
 from calsync.jobs import fan_out_renewals
@@ -151,9 +153,9 @@ def lost_calendar_lists(services: Services, now: datetime) -> list[uuid.UUID]:
 OUTBOX_SWEEP_EVERY = timedelta(seconds=10)
 
 
-def due_pushes(services: Services, now: datetime) -> list[uuid.UUID]:
+def due_pushes(sessions: sessionmaker[Session], now: datetime) -> list[uuid.UUID]:
     """Events with due pending outbox rows (see `calsync.store.outbox.due_events`)."""
-    with services.sessions() as session:
+    with sessions() as session:
         return outbox.due_events(session, now=now)
 
 
@@ -228,7 +230,7 @@ def build_scheduler(services: Services) -> Scheduler:
         services.jobs.renew_channels.send()
 
     def sweep_outbox(now: datetime) -> None:
-        for event_id in due_pushes(services, now):
+        for event_id in due_pushes(services.sessions, now):
             services.jobs.push_outbox.send(str(event_id))
 
     def fill_read_model(now: datetime) -> None:

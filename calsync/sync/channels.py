@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from calsync.config import Settings
 from calsync.providers.base import CalendarProvider, Channel
 from calsync.providers.errors import AuthRevoked, NotFound, Permanent, ProviderError
 from calsync.services import Services
@@ -73,12 +74,13 @@ def token_matches(keys: Sequence[str], channel_id: str, token: str) -> bool:
     return matched
 
 
-def webhook_address(services: Services) -> str:
-    return services.settings.public_url.rstrip("/") + "/webhooks/google"
+def webhook_address(settings: Settings) -> str:
+    """Where Google sends the notifications of the channels calsync opens."""
+    return settings.public_url.rstrip("/") + "/webhooks/google"
 
 
-def _ttl(services: Services) -> timedelta:
-    return timedelta(seconds=services.settings.channel_ttl_seconds)
+def _ttl(settings: Settings) -> timedelta:
+    return timedelta(seconds=settings.channel_ttl_seconds)
 
 
 def _open(
@@ -91,15 +93,19 @@ def _open(
     """Open one channel on Google and return what to store of it."""
     channel_id = str(uuid.uuid4())
     token = channel_token(services.settings.encryption_keys, channel_id)
-    address = webhook_address(services)
+    address = webhook_address(services.settings)
     opened: Channel
     if calendar is None:
         opened = provider.watch_calendar_list(
-            channel_id=channel_id, token=token, address=address, ttl=_ttl(services)
+            channel_id=channel_id, token=token, address=address, ttl=_ttl(services.settings)
         )
     else:
         opened = provider.watch_events(
-            calendar[1], channel_id=channel_id, token=token, address=address, ttl=_ttl(services)
+            calendar[1],
+            channel_id=channel_id,
+            token=token,
+            address=address,
+            ttl=_ttl(services.settings),
         )
     return NewChannel(
         id=uuid.UUID(channel_id),
