@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from calsync.bootstrap import Services
 from calsync.events import read_model, upkeep
+from calsync.job_handles import NotifyJobs
 from calsync.jobs import fan_out_renewals
-from calsync.notify.jobs import NotifyJobs
 from calsync.providers.budget import Priority
 from calsync.store import list_queue, outbox
 from calsync.sync import audit, kicks
