@@ -10,7 +10,10 @@
   that no longer builds any fails too, so the list only shrinks. ``calsync/sync`` has no
   exception at all;
 - a provider knows no database: nothing in ``calsync/providers`` imports ``calsync.store``
-  (issue 20 item 7, decision HF4).
+  (issue 20 item 7, decision HF4);
+- no import cycle through the services: nothing imports ``calsync.bootstrap`` or
+  ``calsync.services`` for the type checker only, and ``calsync.services`` loads no
+  use case (issue 20 item 5, decision HF5).
 """
 
 from __future__ import annotations
