@@ -1,6 +1,7 @@
 """Wiring: the one place that builds real adapters from settings.
 
-:func:`bootstrap` gives a process its :class:`Services`: the database engine and sessions,
+:func:`bootstrap` gives a process its :class:`~calsync.services.Services` (re-exported
+here, where most callers import it from): the database engine and sessions,
 the broker with calsync's actors declared on it, and the clock. Web app, workers, scheduler
 and tests all start here, so there is exactly one way things are put together.
 """
@@ -10,62 +11,29 @@ from __future__ import annotations
 import functools
 import os
 import socket
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from dramatiq import Broker
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
 
 from calsync.config import JWTAlgorithm, Settings
 from calsync.events import upkeep
-from calsync.jobs import Jobs, declare_jobs
+from calsync.jobs import declare_jobs
 from calsync.providers.base import ProviderSource
-from calsync.providers.budget import DailyBudget, daily_budget
-from calsync.providers.google.access import AccessTokens
+from calsync.providers.budget import daily_budget
 from calsync.providers.google.factory import GoogleProviders
 from calsync.providers.google.oauth import GoogleOAuth
 from calsync.providers.quota import quota_limiter
 from calsync.queue import make_broker
+from calsync.services import Clock, Services
 from calsync.store.db import PoolSize, make_engine, make_session_factory
 from calsync.store.secrets import Secret, SecretBox
 from calsync.store.tables import utcnow
 from calsync.store.zones import stored_zone
+from calsync.sync.access_tokens import AccessTokens
 from calsync.web.auth.oauth_state import OAuthStateConfig
 from calsync.web.auth.tokens import JWTConfig
 
-Clock = Callable[[], datetime]
-
-
-@dataclass
-class Services:
-    """What a calsync process works with. Built by :func:`bootstrap`; close it when done."""
-
-    settings: Settings
-    engine: Engine
-    sessions: sessionmaker[Session]
-    broker: Broker
-    clock: Clock
-    process_name: str
-    jwt: JWTConfig
-    secrets: SecretBox
-    oauth_state: OAuthStateConfig
-    google_oauth: GoogleOAuth
-    #: The project's daily Google budget (`calsync.providers.budget`), which the quota
-    #: limiter spends and the sweeps and jobs consult.
-    budget: DailyBudget = field(init=False)
-    access_tokens: AccessTokens = field(init=False)
-    providers: ProviderSource = field(init=False)
-    jobs: Jobs = field(init=False)
-
-    def close(self) -> None:
-        """Release the broker's, the providers', OAuth's and the database's connections."""
-        self.providers.close()
-        self.budget.close()
-        self.google_oauth.close()
-        self.broker.close()
-        self.engine.dispose()
+__all__ = ["Clock", "Services", "bootstrap", "jwt_config"]
 
 
 def bootstrap(

@@ -2,7 +2,7 @@
 
 A message carries ids and timestamps, never objects; the actor reloads state, so a stale or
 repeated message is harmless (Dramatiq delivers at least once). Actors are declared on the
-broker of a :class:`~calsync.bootstrap.Services` by :func:`declare_jobs`, not at import
+broker of a :class:`~calsync.services.Services` by :func:`declare_jobs`, not at import
 time, so that tests and processes each get their own broker.
 """
 
@@ -10,23 +10,21 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import dramatiq
 
 from calsync.events import upkeep
-from calsync.notify.jobs import NotifyJobs, declare_notify_jobs
+from calsync.job_handles import Jobs
+from calsync.notify.jobs import declare_notify_jobs
 from calsync.providers.budget import BudgetDeferred, Priority, spending
 from calsync.providers.errors import AuthRevoked, ProviderError, QuotaExceeded, RateLimited
 from calsync.queue import Queue
+from calsync.services import Services
 from calsync.store.tables import QueueHeartbeat
 from calsync.store.upsert import upsert
 from calsync.sync import audit, channels, connect, polling, pull, push
-
-if TYPE_CHECKING:
-    from calsync.bootstrap import Services
 
 log = logging.getLogger(__name__)
 
@@ -73,23 +71,6 @@ def provider_failure(err: ProviderError) -> None:
     if err.retryable:
         raise err
     log.warning("giving up: %r", err)
-
-
-@dataclass(frozen=True)
-class Jobs:
-    """The actors of one broker; call ``.send(...)`` on them to enqueue."""
-
-    heartbeat: dramatiq.Actor[..., None]
-    notify: NotifyJobs
-    connect_user: dramatiq.Actor[..., None]
-    sync_calendar: dramatiq.Actor[..., None]
-    audit_calendar: dramatiq.Actor[..., None]
-    sync_calendar_list: dramatiq.Actor[..., None]
-    renew_channels: dramatiq.Actor[..., None]
-    renew_channel_batch: dramatiq.Actor[..., None]
-    stop_channel: dramatiq.Actor[..., None]
-    push_outbox: dramatiq.Actor[..., None]
-    refresh_read_model: dramatiq.Actor[..., None]
 
 
 #: How long a run of the read model's upkeep waits before it tries again the owners

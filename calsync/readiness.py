@@ -10,24 +10,24 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
-from calsync.store.migrate import schema_state
+from calsync.store.migrate import ping, schema_state
 
 __all__ = ["dependency_checks"]
 
 
-def dependency_checks(engine: sa.Engine, redis_client: Any | None) -> dict[str, str]:
+def dependency_checks(engine: Engine, redis_client: Any | None) -> dict[str, str]:
     """Each dependency's state: ``ok`` or why not (``behind``, ``unavailable (...)``).
     `redis_client` ``None`` is the in-process broker, which is always there."""
     checks: dict[str, str] = {}
     try:
-        with engine.connect() as connection:
-            connection.execute(sa.text("SELECT 1"))
+        ping(engine)
         checks["database"] = "ok"
         state = schema_state(engine)
         checks["migrations"] = "ok" if state in {"current", "ahead"} else state
-    except sa.exc.SQLAlchemyError as exc:
+    except SQLAlchemyError as exc:
         checks["database"] = f"unavailable ({type(exc).__name__})"
         checks["migrations"] = "unknown"
     checks["broker"] = _ping(redis_client)

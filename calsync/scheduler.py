@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from sqlalchemy.orm import Session, sessionmaker
+
 from calsync.bootstrap import Services
 from calsync.events import read_model, upkeep
+from calsync.job_handles import NotifyJobs
 from calsync.jobs import fan_out_renewals
-from calsync.notify.schedule import notify_tasks
 from calsync.providers.budget import Priority
 from calsync.store import list_queue, outbox
 from calsync.sync import audit, kicks
@@ -151,9 +153,9 @@ def lost_calendar_lists(services: Services, now: datetime) -> list[uuid.UUID]:
 OUTBOX_SWEEP_EVERY = timedelta(seconds=10)
 
 
-def due_pushes(services: Services, now: datetime) -> list[uuid.UUID]:
+def due_pushes(sessions: sessionmaker[Session], now: datetime) -> list[uuid.UUID]:
     """Events with due pending outbox rows (see `calsync.store.outbox.due_events`)."""
-    with services.sessions() as session:
+    with sessions() as session:
         return outbox.due_events(session, now=now)
 
 
@@ -184,6 +186,29 @@ def due_audits(services: Services, now: datetime) -> list[uuid.UUID]:
         )
 
 
+#: How often due notices are looked for: the worst delay of a reminder or change notice.
+SEND_NOTICES_EVERY = timedelta(seconds=15)
+#: How often reminders are planned ahead; far shorter than the 48-hour horizon.
+REFRESH_REMINDERS_EVERY = timedelta(minutes=10)
+
+
+def notice_tasks(jobs: NotifyJobs) -> list[PeriodicTask]:
+    """The notices' periodic tasks: kick the senders often, extend the reminders' horizon
+    now and then. Each tick only enqueues; the work, and the time it reads, is the
+    worker's (`calsync.notify.jobs`)."""
+
+    def send_due(_now: datetime) -> None:
+        jobs.send_due_notices.send()
+
+    def refresh(_now: datetime) -> None:
+        jobs.refresh_reminders.send()
+
+    return [
+        PeriodicTask("send_due_notices", SEND_NOTICES_EVERY, send_due),
+        PeriodicTask("refresh_reminders", REFRESH_REMINDERS_EVERY, refresh),
+    ]
+
+
 def build_scheduler(services: Services) -> Scheduler:
     """The scheduler of a calsync installation, with its periodic tasks."""
     settings = services.settings
@@ -205,7 +230,7 @@ def build_scheduler(services: Services) -> Scheduler:
         services.jobs.renew_channels.send()
 
     def sweep_outbox(now: datetime) -> None:
-        for event_id in due_pushes(services, now):
+        for event_id in due_pushes(services.sessions, now):
             services.jobs.push_outbox.send(str(event_id))
 
     def fill_read_model(now: datetime) -> None:
@@ -232,7 +257,7 @@ def build_scheduler(services: Services) -> Scheduler:
             PeriodicTask("maintain_channels", MAINTAIN_CHANNELS_EVERY, maintain_channels),
             PeriodicTask("sweep_outbox", OUTBOX_SWEEP_EVERY, sweep_outbox),
             PeriodicTask("audit_calendars", AUDIT_EVERY, audit_calendars),
-            *notify_tasks(services),
+            *notice_tasks(services.jobs.notify),
             PeriodicTask("fill_read_model", READ_MODEL_EVERY, fill_read_model),
             PeriodicTask("sweep_read_model", UPKEEP_SWEEP_EVERY, sweep_read_model),
         ],

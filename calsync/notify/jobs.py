@@ -4,38 +4,27 @@
 any number may run at once). ``refresh_reminders`` extends the planned reminders to the
 horizon (:func:`calsync.notify.reminders.refresh_reminders`). Both read the time from the
 services' clock when they run, never from the message, so a late or repeated message is
-harmless. The scheduler enqueues them (:mod:`calsync.notify.schedule`).
+harmless. The scheduler enqueues them (`calsync.scheduler.notice_tasks`).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import dramatiq
 
+from calsync.job_handles import NotifyJobs
 from calsync.notify.deliveries import deliver_due
 from calsync.notify.reminders import refresh_reminders
 from calsync.notify.senders import Dispatcher
 from calsync.notify.wiring import build_dispatcher
 from calsync.queue import Queue
-
-if TYPE_CHECKING:
-    from calsync.bootstrap import Services
+from calsync.services import Services
 
 __all__ = ["NotifyJobs", "declare_notify_jobs"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class NotifyJobs:
-    """The notice actors of one broker, and the dispatcher they send with."""
-
-    send_due_notices: dramatiq.Actor[..., None]
-    refresh_reminders: dramatiq.Actor[..., None]
-    dispatcher: Dispatcher
 
 
 def declare_notify_jobs(services: Services, *, dispatcher: Dispatcher | None = None) -> NotifyJobs:

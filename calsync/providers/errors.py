@@ -10,9 +10,12 @@ on `AuthRevoked` and the user's writes on `QuotaExceeded`, and give up on `Perma
 
 from __future__ import annotations
 
+import uuid
 from typing import ClassVar
 
 __all__ = [
+    "AccountNeedsReauth",
+    "AccountNotConnected",
     "AuthRevoked",
     "Conflict",
     "NotFound",
@@ -45,6 +48,22 @@ class ProviderError(Exception):
 
 class AuthRevoked(ProviderError):
     """The user's grant is gone (`invalid_grant`, revoked token): re-consent is needed."""
+
+
+class AccountNeedsReauth(AuthRevoked):
+    """The user's grant is gone; nothing can be done for them until they sign in. Raised
+    by the token source a provider is given (`calsync.sync.access_tokens`)."""
+
+    def __init__(self, user_id: uuid.UUID) -> None:
+        super().__init__(f"user {user_id} must sign in with Google again", reason="invalid_grant")
+        self.user_id = user_id
+
+
+class AccountNotConnected(Exception):
+    """The user never connected a Google account, or their stored tokens lack calendar
+    access (they left it unticked on Google's granular consent screen): nothing calls
+    Google for them until they sign in again and grant it. Not ``needs_reauth``: their
+    grant is alive, it just does not cover calendars. Raised by the token source."""
 
 
 class SyncTokenExpired(ProviderError):

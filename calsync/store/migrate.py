@@ -55,6 +55,13 @@ def is_at_head(engine: Engine) -> bool:
     return schema_state(engine) == "current"
 
 
+def ping(engine: Engine) -> None:
+    """Run ``SELECT 1`` on a connection of `engine`: the readiness probe's "the database
+    answers". Raises `sqlalchemy.exc.SQLAlchemyError` when it does not."""
+    with engine.connect() as connection:
+        connection.execute(sa.text("SELECT 1"))
+
+
 def schema_state(engine: Engine) -> str:
     """Where the database stands against this code's migrations.
 

@@ -7,8 +7,9 @@ This module owns two things:
   via :class:`cryptography.fernet.MultiFernet`. New ciphertexts always use the
   newest key; every configured key can decrypt; :meth:`SecretBox.rotate` moves a
   ciphertext to the newest key so old keys can be retired (``calsync rotate-keys``).
-- :class:`Secret`, a string wrapper whose ``repr`` and ``str`` are redacted, for
-  passing tokens around in memory without leaking them into logs or tracebacks.
+- :class:`Secret` (defined in `calsync.domain.secret`, re-exported here), a string
+  wrapper whose ``repr`` and ``str`` are redacted, for passing tokens around in memory
+  without leaking them into logs or tracebacks.
 
 It does no I/O and reads no environment: the caller passes the setting's value.
 See https://cryptography.io/en/latest/fernet/#cryptography.fernet.MultiFernet
@@ -16,11 +17,12 @@ See https://cryptography.io/en/latest/fernet/#cryptography.fernet.MultiFernet
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Sequence
 from typing import Final, final
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from calsync.domain.secret import REDACTED, Secret
 
 __all__ = [
     "ENCRYPTION_KEYS_SETTING",
@@ -31,56 +33,7 @@ __all__ = [
     "SecretDecryptError",
 ]
 
-REDACTED: Final = "**********"
 ENCRYPTION_KEYS_SETTING: Final = "CALSYNC_ENCRYPTION_KEYS"
-
-
-@final
-class Secret:
-    """A string that does not show itself: ``repr``/``str``/``format`` are redacted.
-
-    ``reveal()`` returns the value; call it only where the value leaves the process
-    (an HTTP header, an encryption call). Equality is constant-time. It is not a
-    ``str`` subclass on purpose, so string operations cannot leak it by accident.
-    """
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        if not isinstance(value, str):
-            raise TypeError("Secret wraps a str")
-        self._value = value
-
-    def reveal(self) -> str:
-        """Return the wrapped value."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return f"Secret('{REDACTED}')"
-
-    def __str__(self) -> str:
-        return REDACTED
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Secret):
-            return NotImplemented
-        return hmac.compare_digest(self._value.encode(), other._value.encode())
-
-    def __hash__(self) -> int:
-        return hash((Secret, self._value))
-
-    def __copy__(self) -> Secret:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, object]) -> Secret:
-        return self
-
-    def __reduce__(self) -> tuple[object, ...]:
-        # Pickling would write the value somewhere (a queue, a cache) unencrypted.
-        raise TypeError("Secret values are not picklable; encrypt them with SecretBox")
 
 
 class SecretConfigError(ValueError):

@@ -26,16 +26,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from sqlalchemy.orm import Session
 
 from calsync import metrics
+from calsync.services import Services
 from calsync.store import audit_slots
 from calsync.sync import pull
-
-if TYPE_CHECKING:
-    from calsync.bootstrap import Services
 
 __all__ = ["audit_calendar", "audit_slot", "due_audits"]
 

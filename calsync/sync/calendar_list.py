@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from calsync.providers.base import CalendarInfo
+from calsync.services import Services
 from calsync.store import calendars, watch_channels
 from calsync.store.sync_logs import LogKind, LogStatus, record
 from calsync.sync.channels import stop_channel_quietly
-
-if TYPE_CHECKING:
-    from calsync.bootstrap import Services
 
 __all__ = ["CalendarListChange", "sync_calendar_list"]
 

@@ -19,12 +19,14 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.orm import Session
 
+from calsync.config import Settings
 from calsync.providers.base import CalendarProvider, Channel
 from calsync.providers.errors import AuthRevoked, NotFound, Permanent, ProviderError
+from calsync.services import Services
 from calsync.store import watch_channels
 from calsync.store.sync_logs import LogKind, LogStatus, record
 from calsync.store.watch_channels import (
@@ -33,9 +35,6 @@ from calsync.store.watch_channels import (
     NewChannel,
     calendars_without_channel,
 )
-
-if TYPE_CHECKING:
-    from calsync.bootstrap import Services
 
 __all__ = [
     "RenewReport",
@@ -75,12 +74,13 @@ def token_matches(keys: Sequence[str], channel_id: str, token: str) -> bool:
     return matched
 
 
-def webhook_address(services: Services) -> str:
-    return services.settings.public_url.rstrip("/") + "/webhooks/google"
+def webhook_address(settings: Settings) -> str:
+    """Where Google sends the notifications of the channels calsync opens."""
+    return settings.public_url.rstrip("/") + "/webhooks/google"
 
 
-def _ttl(services: Services) -> timedelta:
-    return timedelta(seconds=services.settings.channel_ttl_seconds)
+def _ttl(settings: Settings) -> timedelta:
+    return timedelta(seconds=settings.channel_ttl_seconds)
 
 
 def _open(
@@ -93,15 +93,19 @@ def _open(
     """Open one channel on Google and return what to store of it."""
     channel_id = str(uuid.uuid4())
     token = channel_token(services.settings.encryption_keys, channel_id)
-    address = webhook_address(services)
+    address = webhook_address(services.settings)
     opened: Channel
     if calendar is None:
         opened = provider.watch_calendar_list(
-            channel_id=channel_id, token=token, address=address, ttl=_ttl(services)
+            channel_id=channel_id, token=token, address=address, ttl=_ttl(services.settings)
         )
     else:
         opened = provider.watch_events(
-            calendar[1], channel_id=channel_id, token=token, address=address, ttl=_ttl(services)
+            calendar[1],
+            channel_id=channel_id,
+            token=token,
+            address=address,
+            ttl=_ttl(services.settings),
         )
     return NewChannel(
         id=uuid.UUID(channel_id),

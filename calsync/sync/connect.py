@@ -9,17 +9,14 @@ consent: they unticked it on Google's consent screen) but log why.
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
 
 from calsync.providers.errors import AuthRevoked
 from calsync.providers.google.oauth import grants_calendar
+from calsync.services import Services
 from calsync.store import credentials, list_queue, sync_logs
 from calsync.sync import kicks
 from calsync.sync.calendar_list import sync_calendar_list
 from calsync.sync.channels import ensure_channels
-
-if TYPE_CHECKING:
-    from calsync.bootstrap import Services
 
 __all__ = ["connect_user", "follow_calendar_list", "queue_pulls"]
 

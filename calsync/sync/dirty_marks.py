@@ -16,17 +16,15 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from opentelemetry import context as otel_context
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from calsync.services import Services
 from calsync.store import pull_queue
 from calsync.store.change_probe import ChangeProbe
 from calsync.sync import kicks, pending_pulls
-
-if TYPE_CHECKING:
-    from calsync.bootstrap import Services
 
 __all__ = ["DirtyMarks"]
 

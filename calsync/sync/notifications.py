@@ -38,18 +38,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from opentelemetry import context as otel_context
 from prometheus_client import Counter
 
 from calsync import metrics
+from calsync.services import Services
 from calsync.store import list_queue, watch_channels
 from calsync.sync.channels import channel_token
 from calsync.sync.dirty_marks import DirtyMarks
-
-if TYPE_CHECKING:
-    from calsync.bootstrap import Services
 
 __all__ = [
     "ChannelCache",

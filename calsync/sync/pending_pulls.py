@@ -42,13 +42,12 @@ import time
 import uuid
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, cast
+from typing import Final, cast
 
 import redis
 import redis.asyncio as aioredis
 
-if TYPE_CHECKING:
-    from calsync.bootstrap import Services
+from calsync.services import Services
 
 __all__ = [
     "EPOCH_SECONDS",

@@ -21,17 +21,15 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from sqlalchemy.orm import Session
 
 from calsync.config import Settings
 from calsync.providers.budget import Priority, next_quota_day
+from calsync.services import Services
 from calsync.store import pull_queue, watch_channels
 from calsync.sync import kicks
-
-if TYPE_CHECKING:
-    from calsync.bootstrap import Services
 
 __all__ = [
     "DEFER_SPREAD",

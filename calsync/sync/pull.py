@@ -34,22 +34,20 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from sqlalchemy.orm import Session
 
 from calsync import metrics
 from calsync.providers.base import CalendarProvider, ChangesPage
 from calsync.providers.errors import AuthRevoked, NotFound, ProviderError, SyncTokenExpired
+from calsync.services import Services
 from calsync.store import calendars, pull_leases, pull_queue
 from calsync.store.sync_logs import LogKind, LogStatus, record
 from calsync.sync import calendar_list, kicks, pending_pulls, polling
 from calsync.sync.deletion_guard import HoldOutcome
 from calsync.sync.reconcile import CalendarRef, ReconcileReport, apply_changes
 from calsync.sync.resolve import policy_for
-
-if TYPE_CHECKING:
-    from calsync.bootstrap import Services
 
 __all__ = ["PullOutcome", "pull_calendar"]
 

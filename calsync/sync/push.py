@@ -46,7 +46,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from calsync import metrics
 from calsync.domain.conflicts import ConflictPolicy
@@ -62,6 +62,7 @@ from calsync.providers.errors import (
     RateLimited,
     Transient,
 )
+from calsync.services import Services
 from calsync.store import event_changes, outbox, sync_logs
 from calsync.store.event_queries import CalendarView, calendar_of, find_by_provider_id
 from calsync.store.events import StoredEvent, load_stored
@@ -74,9 +75,6 @@ from calsync.sync.resolve import (
     resolve,
     series_questions,
 )
-
-if TYPE_CHECKING:
-    from calsync.bootstrap import Services
 
 __all__ = ["PushResult", "PushStatus", "backoff", "push_outbox"]
 

@@ -21,20 +21,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-import sqlalchemy as sa
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from calsync.queue import NAMESPACE, Queue
-from calsync.store.tables import (
-    Calendar,
-    NotificationDelivery,
-    OutboxEntry,
-    QueueHeartbeat,
-    User,
-    WatchChannel,
-)
+from calsync.store import state_counts
 from calsync.sync.channels import calendars_without_channel
 
 __all__ = [
@@ -122,7 +115,7 @@ def collect_state(
         with sessions() as session:
             families += _database_state(session, now, poll_period)
         up.add_metric(["database"], 1)
-    except sa.exc.SQLAlchemyError as exc:
+    except SQLAlchemyError as exc:
         log.warning("state metrics: database unavailable (%s)", type(exc).__name__)
         up.add_metric(["database"], 0)
     try:
@@ -203,99 +196,58 @@ def _database_state(session: Session, now: datetime, poll_period: timedelta) -> 
     ]
 
 
-def _synced_calendars() -> sa.ColumnElement[bool]:
-    """Calendars whose lag matters: selected calendars of active users."""
-    return sa.and_(Calendar.selected.is_(True), User.status == "active")
-
-
 def _sync_lag(session: Session, now: datetime) -> list[Metric]:
-    base = sa.select(Calendar.id).join(User, User.id == Calendar.user_id)
-    synced = base.where(_synced_calendars(), Calendar.last_synced_at.is_not(None))
-    never = session.scalar(
-        sa.select(sa.func.count()).select_from(
-            base.where(_synced_calendars(), Calendar.last_synced_at.is_(None)).subquery()
-        )
-    )
-    # One row of counts: calendars synced before now - bound, for every bound (cumulative
-    # from the other side), plus the total and the oldest sync.
-    older_than = [
-        sa.func.count().filter(Calendar.last_synced_at < now - timedelta(seconds=bound))
-        for bound in LAG_BUCKETS
-    ]
-    row = session.execute(
-        synced.with_only_columns(
-            sa.func.count(), sa.func.min(Calendar.last_synced_at), *older_than
-        ).order_by(None)
-    ).one()
-    total, oldest = int(row[0]), row[1]
+    lag = state_counts.sync_lag(session, now, bounds=LAG_BUCKETS, worst=WORST_CALENDARS)
     histogram = GaugeMetricFamily(
         "calsync_calendars_by_sync_lag",
         "Synced calendars whose sync lag (now minus their last successful pull) is at most "
         "`le` seconds: cumulative buckets, like a histogram's.",
         labels=["le"],
     )
-    for bound, older in zip(LAG_BUCKETS, row[2:], strict=True):
-        histogram.add_metric([f"{bound:g}"], total - int(older))
-    histogram.add_metric(["+Inf"], total)
+    for bound, older in zip(LAG_BUCKETS, lag.older_than, strict=True):
+        histogram.add_metric([f"{bound:g}"], lag.total - older)
+    histogram.add_metric(["+Inf"], lag.total)
     worst = GaugeMetricFamily(
         "calsync_sync_lag_worst_seconds",
         f"Sync lag of the {WORST_CALENDARS} most lagging calendars.",
         labels=["calendar_id"],
     )
-    for calendar_id, synced_at in session.execute(
-        synced.with_only_columns(Calendar.id, Calendar.last_synced_at)
-        .order_by(Calendar.last_synced_at)
-        .limit(WORST_CALENDARS)
-    ):
-        if synced_at is not None:  # always, by the query; for the type checker
-            worst.add_metric([str(calendar_id)], _seconds(now - synced_at))
+    for calendar_id, synced_at in lag.worst:
+        worst.add_metric([str(calendar_id)], _seconds(now - synced_at))
     return [
         histogram,
         _gauge(
             "calsync_sync_lag_max_seconds",
             "The largest sync lag of any selected calendar of an active user (0 if none).",
-            _seconds(now - oldest) if oldest is not None else 0.0,
+            _seconds(now - lag.oldest) if lag.oldest is not None else 0.0,
         ),
         worst,
         _gauge(
             "calsync_calendars_never_synced",
             "Selected calendars of active users that no pull has completed yet.",
-            int(never or 0),
+            lag.never,
         ),
     ]
 
 
 def _sync_health(session: Session, now: datetime, poll_period: timedelta) -> list[Metric]:
     """Calendars whose sync died silently (overdue), and calendars by sync status."""
-    overdue_before = now - PULL_OVERDUE_PERIODS * poll_period
-    synced_at = sa.func.coalesce(Calendar.last_synced_at, Calendar.created_at)
-    # A calendar polled rarely (a live channel, decisions Y4) is not overdue while its
-    # next poll is still to come; one whose pulls die keeps a next poll in the past.
-    poll_missed = sa.or_(
-        Calendar.next_poll_at.is_(None),
-        Calendar.next_poll_at < now - (PULL_OVERDUE_PERIODS - 1) * poll_period,
-    )
-    status = Calendar.last_sync_status
     known = [s for s in SYNC_STATUSES if s not in ("never", "other")]
-    row = session.execute(
-        sa.select(
-            sa.func.count().filter(synced_at < overdue_before, poll_missed),
-            *(sa.func.count().filter(status == value) for value in known),
-            sa.func.count().filter(status.is_(None)),
-            sa.func.count().filter(status.not_in(known)),
-        )
-        .select_from(Calendar)
-        .join(User, User.id == Calendar.user_id)
-        .where(_synced_calendars())
-    ).one()
+    health = state_counts.sync_health(
+        session,
+        overdue_before=now - PULL_OVERDUE_PERIODS * poll_period,
+        poll_missed_before=now - (PULL_OVERDUE_PERIODS - 1) * poll_period,
+        statuses=known,
+    )
     by_status = GaugeMetricFamily(
         "calsync_calendars_by_sync_status",
         "Selected calendars of active users by the status of their last sync: ok, error, "
         "held (a mass deletion waits for a second listing), never (not synced yet), other.",
         labels=["status"],
     )
-    for value, count in zip(SYNC_STATUSES, row[1:], strict=True):
-        by_status.add_metric([value], int(count))
+    counts = [*health.by_status, health.never, health.other]
+    for value, count in zip(SYNC_STATUSES, counts, strict=True):
+        by_status.add_metric([value], count)
     return [
         _gauge(
             "calsync_calendars_pull_overdue",
@@ -303,21 +255,14 @@ def _sync_health(session: Session, now: datetime, poll_period: timedelta) -> lis
             f"pulled, their creation) is older than {PULL_OVERDUE_PERIODS} safety-net "
             f"periods and whose next poll is over {PULL_OVERDUE_PERIODS - 1} periods late: "
             "their sync has died.",
-            int(row[0]),
+            health.overdue,
         ),
         by_status,
     ]
 
 
 def _channels_by_time_left(session: Session, now: datetime) -> Metric:
-    expires = WatchChannel.expires_at
-    columns: list[Any] = [sa.func.count().filter(expires <= now)]
-    lower = now
-    for _, span in CHANNEL_BUCKETS:
-        columns.append(sa.func.count().filter(expires > lower, expires <= now + span))
-        lower = now + span
-    columns.append(sa.func.count().filter(sa.or_(expires.is_(None), expires > lower)))
-    row = session.execute(sa.select(*columns).where(WatchChannel.status == "active")).one()
+    counts = state_counts.channels_by_time_left(session, now, [span for _, span in CHANNEL_BUCKETS])
     labels = ["expired", *(label for label, _ in CHANNEL_BUCKETS), "more"]
     family = GaugeMetricFamily(
         "calsync_channels_by_time_left",
@@ -325,23 +270,19 @@ def _channels_by_time_left(session: Session, now: datetime) -> Metric:
         "lt_7d, more).",
         labels=["left"],
     )
-    for label, count in zip(labels, row, strict=True):
-        family.add_metric([label], int(count))
+    for label, count in zip(labels, counts, strict=True):
+        family.add_metric([label], count)
     return family
 
 
 def _outbox(session: Session, now: datetime) -> list[Metric]:
-    pending, oldest = session.execute(
-        sa.select(sa.func.count(), sa.func.min(OutboxEntry.created_at)).where(
-            OutboxEntry.status == "pending"
-        )
-    ).one()
-    failed = session.scalar(sa.select(sa.func.count()).where(OutboxEntry.status == "failed"))
+    counts = state_counts.outbox_counts(session)
+    oldest = counts.oldest_pending
     return [
         _gauge(
             "calsync_outbox_depth",
             "Local changes waiting to be written to Google (pending outbox rows).",
-            int(pending),
+            counts.pending,
         ),
         _gauge(
             "calsync_outbox_oldest_age_seconds",
@@ -351,23 +292,13 @@ def _outbox(session: Session, now: datetime) -> list[Metric]:
         _gauge(
             "calsync_outbox_failed",
             "Outbox rows given up after all attempts (their events are in sync state error).",
-            int(failed or 0),
+            counts.failed,
         ),
     ]
 
 
 def _notices(session: Session, now: datetime) -> list[Metric]:
-    due_at = NotificationDelivery.due_at
-    rows = session.execute(
-        sa.select(
-            NotificationDelivery.kind,
-            sa.func.count(),
-            sa.func.count().filter(due_at < now - OVERDUE_AFTER),
-        )
-        .where(NotificationDelivery.status == "pending", due_at <= now)
-        .group_by(NotificationDelivery.kind)
-    ).all()
-    counts = {str(kind): (int(due), int(overdue)) for kind, due, overdue in rows}
+    counts = state_counts.due_notices(session, now, overdue_before=now - OVERDUE_AFTER)
     due = GaugeMetricFamily(
         "calsync_notices_due",
         "Reminders and change notices that are due and not sent yet, by kind.",
@@ -387,7 +318,7 @@ def _notices(session: Session, now: datetime) -> list[Metric]:
 
 
 def _heartbeat(session: Session, now: datetime) -> list[Metric]:
-    beat = session.get(QueueHeartbeat, "queue")
+    beat = state_counts.queue_heartbeat(session)
     if beat is None:
         return []
     return [

@@ -105,7 +105,7 @@ class Sweeper:
         now = self.services.clock()
         for calendar_id in due_calendars(self.services, now):
             self.services.jobs.sync_calendar.send(str(calendar_id))
-        for event_id in due_pushes(self.services, now + self.push_skew):
+        for event_id in due_pushes(self.services.sessions, now + self.push_skew):
             self.services.jobs.push_outbox.send(str(event_id))
 
     def run(self) -> None:

@@ -42,9 +42,15 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, wait_random_e
 from calsync import metrics, tracing
 from calsync.config import Settings
 from calsync.domain.models import Event
+from calsync.domain.secret import Secret
 from calsync.providers.base import CalendarInfo, ChangesPage, Channel
-from calsync.providers.errors import AuthRevoked, Permanent, RateLimited, Transient
-from calsync.providers.google.access import AccountNotConnected
+from calsync.providers.errors import (
+    AccountNotConnected,
+    AuthRevoked,
+    Permanent,
+    RateLimited,
+    Transient,
+)
 from calsync.providers.google.errors import (
     TRANSPORT_ERRORS,
     HttpError,
@@ -61,7 +67,6 @@ from calsync.providers.google.mapping import (
 from calsync.providers.google.oauth import OAuthUnavailable
 from calsync.providers.google.props import CONFERENCE_DATA_VERSION
 from calsync.providers.quota import QuotaWaitExceeded
-from calsync.store.secrets import Secret
 
 __all__ = [
     "CalendarZones",
@@ -86,7 +91,8 @@ CALENDAR_SUMMARY_LIMIT: Final = 1024  # calendars.summary's length
 
 
 class TokenSource(Protocol):
-    """Valid access tokens for a user (`calsync.providers.google.access.AccessTokens`)."""
+    """Valid access tokens for a user: the port by which the provider gets a token (the
+    service is `calsync.sync.access_tokens.AccessTokens`; the provider knows no store)."""
 
     def for_user(self, user_id: uuid.UUID) -> Secret: ...
 

@@ -5,7 +5,7 @@ builds the consent URL). Endpoints are
 Google's own unless ``CALSYNC_GOOGLE_OAUTH_BASE`` points at the emulator. Guide:
 https://developers.google.com/identity/protocols/oauth2/web-server
 
-Tokens go in and out as :class:`~calsync.store.secrets.Secret` so that none is logged.
+Tokens go in and out as :class:`~calsync.domain.secret.Secret` so that none is logged.
 Errors are translated here into :class:`InvalidGrant` (the grant is gone: the user must
 sign in again; never retry) and :class:`OAuthUnavailable` (try later).
 """
@@ -18,7 +18,7 @@ import ssl
 import threading
 import weakref
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx2 as httpx
@@ -26,8 +26,7 @@ from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from calsync.config import Settings
-from calsync.store.secrets import Secret
-from calsync.store.tables import utcnow
+from calsync.domain.secret import Secret
 
 #: The one scope calendar sync needs (calendar list, events, push channels). Since 2024
 #: Google's consent screen lets the user untick it (granular permissions), so a sign-in
@@ -315,6 +314,6 @@ def _granted(token: dict[str, Any]) -> GrantedTokens:
     return GrantedTokens(
         access_token=Secret(str(access)),
         refresh_token=Secret(str(refresh)) if refresh else None,
-        expires_at=utcnow() + timedelta(seconds=expires_in),
+        expires_at=datetime.now(UTC) + timedelta(seconds=expires_in),
         scopes=str(token.get("scope", "")),
     )

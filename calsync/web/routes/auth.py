@@ -15,7 +15,7 @@ Granular consent (Google, 2024): the user may untick calendar access on the cons
 screen, and the token response's ``scope`` then lacks it. The sign-in still succeeds as
 an identity (the user is created or found, the tokens are stored with the scopes they
 have, the account stays ``active``), but nothing is connected: no connection is queued,
-no worker uses those tokens (:mod:`calsync.providers.google.access`), and the answer is
+no worker uses those tokens (:mod:`calsync.sync.access_tokens`), and the answer is
 403 ``calendar_access_not_granted`` carrying the JWT and the user with
 ``calendar_access: false``. Signing in again with calendar ticked connects as usual.
 """
@@ -28,7 +28,6 @@ from datetime import timedelta
 from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
-import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -44,8 +43,7 @@ from calsync.providers.google.oauth import (
     OAuthUnavailable,
     grants_calendar,
 )
-from calsync.store import audit, credentials, sync_logs, users
-from calsync.store.tables import UsedOAuthState
+from calsync.store import audit, credentials, oauth_states, sync_logs, users
 from calsync.sync.connect import NOT_CONNECTED_MESSAGE
 from calsync.web.auth.oauth_state import (
     InvalidState,
@@ -220,19 +218,12 @@ async def _exchange(
 
 def _redeem_state(services: Services, bundle: OAuthState) -> bool:
     """Mark the state used; False when it already was (a replay)."""
-    try:
-        with services.sessions.begin() as session:
-            session.execute(
-                sa.delete(UsedOAuthState).where(UsedOAuthState.expires_at < services.clock())
-            )
-            session.add(
-                UsedOAuthState(
-                    state=bundle.nonce, expires_at=bundle.expires_at + timedelta(minutes=1)
-                )
-            )
-    except sa.exc.IntegrityError:
-        return False
-    return True
+    return oauth_states.redeem_state(
+        services.sessions,
+        nonce=bundle.nonce,
+        keep_until=bundle.expires_at + timedelta(minutes=1),
+        now=services.clock(),
+    )
 
 
 class _Disabled(Exception):
@@ -254,7 +245,7 @@ def _connect(
     transaction, then queue the connection of their calendars, only with
     ``calendar_access`` (the tokens grant the calendar scope). Without it the account is
     active but not connected: its tokens are stored with the scopes they have, which
-    keeps every worker from using them (:mod:`calsync.providers.google.access`), and
+    keeps every worker from using them (:mod:`calsync.sync.access_tokens`), and
     the sync log says why.
 
     Raises:

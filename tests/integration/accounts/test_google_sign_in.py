@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from calsync.config import Settings
-from calsync.providers.google.access import AccountNeedsReauth
+from calsync.providers.errors import AccountNeedsReauth
 from calsync.store.tables import AuditEvent, OAuthToken, User
 from calsync.sync.connect import connect_user
 from tests.conftest import FakeGoogle

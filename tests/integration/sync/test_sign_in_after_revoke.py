@@ -99,7 +99,7 @@ def run_jobs(stack: SyncStack, pulls: list[uuid.UUID]) -> None:
             outcome = pull_calendar(services, calendar_id)
             if outcome.again_in is not None:
                 pulls.append(calendar_id)
-        for event_id in due_pushes(services, services.clock()):
+        for event_id in due_pushes(services.sessions, services.clock()):
             push_outbox(services, services.providers, event_id)
 
 

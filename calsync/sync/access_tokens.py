@@ -1,5 +1,9 @@
 """Valid Google access tokens for workers: refreshed before expiry, once, under a lock.
 
+A use case, not a provider's: it reads and writes the store (the credentials, the audit
+trail, the sync log), and hands a provider only tokens, through the provider's
+`calsync.providers.google.client.TokenSource` port (issue 20 item 7).
+
 Every Calendar API call a worker makes starts with :meth:`AccessTokens.for_user`. A token
 that expires within the margin is refreshed first; a 401 from the API leads to exactly one
 :meth:`AccessTokens.after_unauthorized` and one retry. Refreshing takes a per-user lock in
@@ -26,28 +30,15 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from calsync.providers.errors import AuthRevoked
+from calsync.domain.secret import Secret
+from calsync.providers.errors import AccountNeedsReauth, AccountNotConnected
 from calsync.providers.google.oauth import GoogleOAuth, InvalidGrant, grants_calendar
-from calsync.store import audit, credentials
-from calsync.store.secrets import Secret, SecretBox
-from calsync.store.tables import SyncLog
+from calsync.store import audit, credentials, sync_logs
+from calsync.store.secrets import SecretBox
+
+__all__ = ["REFRESH_MARGIN", "AccessTokens", "AccountNeedsReauth", "AccountNotConnected"]
 
 REFRESH_MARGIN = timedelta(minutes=5)
-
-
-class AccountNeedsReauth(AuthRevoked):
-    """The user's Google grant is gone; nothing can be done for them until they sign in."""
-
-    def __init__(self, user_id: uuid.UUID) -> None:
-        super().__init__(f"user {user_id} must sign in with Google again", reason="invalid_grant")
-        self.user_id = user_id
-
-
-class AccountNotConnected(Exception):
-    """The user never connected a Google account, or their stored tokens lack calendar
-    access (they left it unticked on Google's granular consent screen): nothing calls
-    Google for them until they sign in again and grant it. Not ``needs_reauth``: their
-    grant is alive, it just does not cover calendars."""
 
 
 class AccessTokens:
@@ -179,16 +170,13 @@ class AccessTokens:
                 and current is not None
                 and credentials.mark_needs_reauth(session, user_id, refused=current.stamp)
             ):
-                session.add(
-                    SyncLog(
-                        user_id=user_id,
-                        kind="auth",
-                        sync_status="error",
-                        sync_time=self._clock(),
-                        message=(
-                            f"Google access was revoked ({reason}); sign in again to resume sync"
-                        ),
-                    )
+                sync_logs.record(
+                    session,
+                    user_id=user_id,
+                    kind=sync_logs.LogKind.AUTH,
+                    status=sync_logs.LogStatus.ERROR,
+                    at=self._clock(),
+                    message=f"Google access was revoked ({reason}); sign in again to resume sync",
                 )
                 audit.record(
                     session,
