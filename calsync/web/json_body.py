@@ -1,21 +1,16 @@
 """JSON bodies rendered with orjson: the same bytes Starlette's `JSONResponse` would send
 for the API's documents (compact, UTF-8, no NaN), several times faster, so that large
-answers can be rendered in the worker thread that read them."""
+answers can be rendered in the worker thread that read them. `json_bytes` itself is the
+views' (`calsync.events.views`), which the read model renders with too."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import orjson
 from starlette.responses import Response
 
+from calsync.events.views import json_bytes
+
 __all__ = ["json_bytes", "json_response", "list_body"]
-
-
-def json_bytes(document: Any) -> bytes:
-    """`document` (str keys; str, int, float, bool, None, lists and dicts) as compact
-    UTF-8 JSON. Raises `TypeError` for anything else, and for integers beyond 64 bits."""
-    return orjson.dumps(document)
 
 
 def list_body(items: list[bytes], next_cursor: str | None) -> bytes:

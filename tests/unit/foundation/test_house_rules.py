@@ -6,7 +6,11 @@
   fails too, so the lists only shrink;
 - ``calsync/sync`` builds no SQL: the statements live in ``calsync/store``, behind
   functions named for what they do (decisions HA1-HA2), but for the exceptions of
-  `SQL_EXCEPTIONS`, which docs/architecture.md lists with their reasons.
+  `SQL_EXCEPTIONS`, which docs/architecture.md lists with their reasons;
+- the layers import one way (decisions HE3, HE4): ``calsync/web`` imports no provider
+  code (``calsync.providers``) but the sign-in's OAuth (`WEB_PROVIDER_IMPORTS`), and the
+  use cases of ``calsync/events`` import nothing of ``calsync/web`` but the listed
+  (`EVENTS_WEB_IMPORTS`); these lists only shrink too.
 """
 
 from __future__ import annotations
@@ -30,9 +34,7 @@ LONG_MODULES: dict[str, str] = {
     "calsync/store/event_queries.py": "the API's reads; moves with the read model (item 1)",
     "calsync/store/events.py": "rows <-> Event and the pull's bulk writes; split later",
     "calsync/store/tables.py": "every table in one module, which Alembic's env reads",
-    "calsync/web/event_input.py": "an API use case still in web/ (issue 20 item 1)",
     "calsync/web/event_reads.py": "an API use case still in web/ (issue 20 item 1)",
-    "calsync/web/event_writes.py": "an API use case still in web/ (issue 20 item 1)",
     "calsync/web/models.py": "the OpenAPI models of every route",
     "calsync/web/openapi.py": "the OpenAPI document's builder",
 }
@@ -56,6 +58,18 @@ LONG_FUNCTIONS: dict[str, str] = {
     "calsync/web/app.py:create_app": "the middleware stack in its order",
     "calsync/web/routes/auth.py:finish_google_sign_in": "sign-in (another change under way)",
     "calsync/web/routes/auth.py:_connect": "sign-in (another change under way)",
+}
+
+#: Modules of ``calsync/web`` that import provider code, with the reason: the OAuth code
+#: exchange is the web layer's one call to Google (docs/architecture.md).
+WEB_PROVIDER_IMPORTS: dict[str, str] = {
+    "calsync/web/routes/auth.py": "the sign-in: Google's OAuth code exchange",
+    "calsync/web/routes/me.py": "whether the stored OAuth grant covers the calendar scope",
+}
+
+#: Modules of ``calsync/events`` that import from ``calsync/web``, with the reason.
+EVENTS_WEB_IMPORTS: dict[str, str] = {
+    "calsync/events/targets.py": "resolve() of web/event_reads.py, until the read side moves",
 }
 
 #: Modules of ``calsync/sync`` allowed to build SQL, with the reason (none today).
@@ -144,6 +158,53 @@ def sql_built(path: str, text: str) -> list[str]:
         ):
             found.append(f"{line}: SQL text")
     return found
+
+
+def imported(path: str, text: str) -> set[str]:
+    """Every module the module at `path` imports (``from x import y`` counts ``x`` and
+    ``x.y``, as ``y`` may be a module), at any depth (imports inside functions too)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(text, path)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def importers(package: str, forbidden: str) -> set[str]:
+    """The modules under `package` (a path) that import `forbidden` or a module in it."""
+    return {
+        path
+        for path, text in _modules()
+        if path.startswith(package)
+        and any(m == forbidden or m.startswith(forbidden + ".") for m in imported(path, text))
+    }
+
+
+def test_the_web_layer_imports_no_provider_code_but_the_sign_in() -> None:
+    found = importers("calsync/web/", "calsync.providers")
+    assert sorted(found - set(WEB_PROVIDER_IMPORTS)) == [], "go through a use case or a port"
+    assert sorted(set(WEB_PROVIDER_IMPORTS) - found) == [], "no longer: drop it from the list"
+
+
+def test_the_event_use_cases_import_nothing_of_the_web_layer_but_the_listed() -> None:
+    found = importers("calsync/events/", "calsync.web")
+    assert sorted(found - set(EVENTS_WEB_IMPORTS)) == [], "the web layer calls use cases"
+    assert sorted(set(EVENTS_WEB_IMPORTS) - found) == [], "no longer: drop it from the list"
+
+
+def test_the_import_check_sees_every_form() -> None:
+    sample = (
+        "import calsync.providers.google.ids\n"
+        "from calsync.providers.google import ids\n"
+        "def f():\n"
+        "    from calsync.web.errors import APIError\n"
+    )
+    found = imported("sample.py", sample)
+    assert {"calsync.providers.google.ids", "calsync.web.errors"} <= found
+    assert "calsync.providers.google.ids" in imported("s.py", sample.splitlines()[1])
 
 
 def test_no_module_is_over_500_lines_but_the_listed_ones() -> None:
