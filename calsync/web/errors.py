@@ -136,7 +136,7 @@ def problem_details(problems: Sequence[ValidationError]) -> list[dict[str, str]]
 
 
 #: The status (and code, when not the status's own) of each refusal of a use case.
-_REFUSALS: dict[type[Refused], tuple[int, str | None]] = {
+REFUSALS: dict[type[Refused], tuple[int, str | None]] = {
     NotFound: (404, None),
     Forbidden: (403, None),
     Stale: (412, None),
@@ -150,8 +150,8 @@ def domain_error(exc: ValidationError | Refused) -> APIError:
         problems = exc.problems if isinstance(exc, FieldErrors) else [exc]
         return unprocessable(problem_details(problems))
     for kind in type(exc).__mro__:
-        if kind in _REFUSALS:
-            status, code = _REFUSALS[kind]
+        if kind in REFUSALS:
+            status, code = REFUSALS[kind]
             return APIError(status, exc.message, code=code, details=problem_details(exc.problems))
     raise TypeError(f"no status for {type(exc).__name__}")  # a new Refused needs its entry
 

@@ -49,7 +49,7 @@ async def create_event(request: Request) -> Response:
     services: Services = request.app.state.services
     body = await read_json_object(request)
     key = request.headers.get(IDEMPOTENCY_HEADER)
-    header_problems = []
+    header_problems: list[ValidationError] = []
     if key is not None and not 1 <= len(key) <= idempotency.MAX_KEY_LENGTH:
         header_problems.append(ValidationError(IDEMPOTENCY_HEADER, "1 to 255 characters"))
     changes = _read_body(body, header_problems, require_times=True)
