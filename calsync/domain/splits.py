@@ -5,7 +5,7 @@ https://developers.google.com/calendar/api/guides/recurringevents#modifying_all_
 splits a series in two writes: the original is trimmed with an UNTIL before the target
 instance (events.update), and a new series with the changes and the start of the target
 instance is inserted. `split_series` computes the two `recurrence` lists; the caller
-(`calsync.web.event_writes`) stores them and queues the two writes in that order.
+(`calsync.events.splits`) stores them and queues the two writes in that order.
 
 Contract, for a valid series `master`, a start `at` of one of its instances after the
 first, and `new_start` (where the body puts the instance; `at` when the times do not

@@ -28,10 +28,9 @@ from calsync.domain.recurrence import instance_of
 from calsync.domain.timezones import zone
 from calsync.events.read_model import ListedRow, original_start, series_id_of
 from calsync.events.templates import instance_body
+from calsync.events.views import EventView, event_json, instance_json, json_bytes
 from calsync.store.event_queries import load_shown
 from calsync.store.events import StoredEvent
-from calsync.web.event_output import EventView, event_json, instance_json
-from calsync.web.json_body import json_bytes
 
 __all__ = ["bodies", "load_rows", "model_view", "stored_body"]
 

@@ -47,13 +47,12 @@ from calsync.domain.models import Event, EventStatus, EventTime
 from calsync.domain.recurrence import instance_id, instance_of, occurrences
 from calsync.domain.windows import DayRange
 from calsync.events.templates import stored_template
+from calsync.events.views import EventView, event_json, json_bytes
 from calsync.store import instance_pages, instance_upkeep, instances
 from calsync.store.chunks import chunks
 from calsync.store.event_queries import exceptions_of, load_shown
 from calsync.store.events import StoredEvent
 from calsync.store.instance_pages import ListedRow
-from calsync.web.event_output import EventView, event_json
-from calsync.web.json_body import json_bytes
 
 __all__ = [
     "CHUNK",

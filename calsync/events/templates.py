@@ -21,7 +21,7 @@ from typing import Any, Final
 
 import orjson
 
-from calsync.web.json_body import json_bytes
+from calsync.events.views import json_bytes
 
 __all__ = ["INSTANCE_FIELDS", "instance_body", "stored_template"]
 

@@ -10,6 +10,12 @@ a middleware such as authentication, which loads the caller from the database
 (:class:`UnavailableDependencyMiddleware`; and as a last resort Starlette's
 ``ServerErrorMiddleware`` calls :func:`handle_unexpected`, though it then re-raises, and
 uvicorn closes the client's keep-alive connection).
+
+It is also the one place that turns the use cases' domain errors
+(`calsync.domain.errors`) into answers (decision HE2): `NotFound` 404, `Forbidden` 403,
+`Stale` 412, `IdempotencyKeyReused` 422 ``idempotency_key_reused``, and a
+`ValidationError` (several: `FieldErrors`) 422 ``validation_failed`` whose message names
+every offending field and whose ``details`` hold one ``{field, issue, message}`` each.
 """
 
 from __future__ import annotations
@@ -27,6 +33,16 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from calsync.domain.errors import (
+    FieldErrors,
+    Forbidden,
+    IdempotencyKeyReused,
+    NotFound,
+    Refused,
+    Stale,
+    ValidationError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +121,45 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     if exc.status_code == 405:
         headers["Allow"] = ", ".join(allowed_methods(request))
     return error_response(exc.status_code, str(exc.detail), headers=headers)
+
+
+def unprocessable(details: Sequence[Mapping[str, Any]]) -> APIError:
+    """The 422 for `details` (``{field, issue, message}`` each); the message names every
+    offending field."""
+    names = ", ".join(dict.fromkeys(str(d["field"]) for d in details))
+    return APIError(422, f"invalid fields: {names}", details=details)
+
+
+def problem_details(problems: Sequence[ValidationError]) -> list[dict[str, str]]:
+    """The API's ``details`` entries of domain problems, in their order."""
+    return [{"field": p.field, "issue": p.issue, "message": p.message} for p in problems]
+
+
+#: The status (and code, when not the status's own) of each refusal of a use case.
+REFUSALS: dict[type[Refused], tuple[int, str | None]] = {
+    NotFound: (404, None),
+    Forbidden: (403, None),
+    Stale: (412, None),
+    IdempotencyKeyReused: (422, "idempotency_key_reused"),
+}
+
+
+def domain_error(exc: ValidationError | Refused) -> APIError:
+    """The answer to a use case's domain error (see the module docstring)."""
+    if isinstance(exc, ValidationError):
+        problems = exc.problems if isinstance(exc, FieldErrors) else [exc]
+        return unprocessable(problem_details(problems))
+    for kind in type(exc).__mro__:
+        if kind in REFUSALS:
+            status, code = REFUSALS[kind]
+            return APIError(status, exc.message, code=code, details=problem_details(exc.problems))
+    raise TypeError(f"no status for {type(exc).__name__}")  # a new Refused needs its entry
+
+
+async def handle_domain_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ValidationError | Refused)
+    answer = domain_error(exc)
+    return error_response(answer.status, answer.message, code=answer.code, details=answer.details)
 
 
 def allowed_methods(request: Request) -> list[str]:
@@ -220,6 +275,8 @@ class UnavailableDependencyMiddleware:
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     APIError: handle_api_error,
+    ValidationError: handle_domain_error,
+    Refused: handle_domain_error,
     HTTPException: handle_http_exception,
     OperationalError: handle_database_unavailable,
     DisconnectionError: handle_database_unavailable,

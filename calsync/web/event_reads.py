@@ -49,6 +49,8 @@ from calsync.domain.recurrence import (
 from calsync.domain.timezones import zone
 from calsync.domain.windows import DayRange, days_touched
 from calsync.events import model_bodies, read_model
+from calsync.events.changes_input import has_control_characters
+from calsync.events.views import EventView, event_json, instance_json, json_bytes
 from calsync.store.event_queries import (
     EventFilter,
     Kind,
@@ -62,10 +64,7 @@ from calsync.store.event_queries import (
 )
 from calsync.store.events import StoredEvent, load_stored
 from calsync.web import paging
-from calsync.web.errors import APIError
-from calsync.web.event_input import has_control_characters, unprocessable
-from calsync.web.event_output import EventView, event_json, instance_json
-from calsync.web.json_body import json_bytes
+from calsync.web.errors import APIError, unprocessable
 
 __all__ = [
     "DEFAULT_PAGE",

@@ -1,27 +1,20 @@
 """JSON bodies rendered with orjson: the same bytes Starlette's `JSONResponse` would send
 for the API's documents (compact, UTF-8, no NaN), several times faster, so that large
-answers can be rendered in the worker thread that read them."""
+answers can be rendered in the worker thread that read them. The items themselves are
+rendered by `calsync.events.views.json_bytes`, which the read model renders with too."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import orjson
 from starlette.responses import Response
 
-__all__ = ["json_bytes", "json_response", "list_body"]
-
-
-def json_bytes(document: Any) -> bytes:
-    """`document` (str keys; str, int, float, bool, None, lists and dicts) as compact
-    UTF-8 JSON. Raises `TypeError` for anything else, and for integers beyond 64 bits."""
-    return orjson.dumps(document)
+__all__ = ["json_response", "list_body"]
 
 
 def list_body(items: list[bytes], next_cursor: str | None) -> bytes:
     """``{"events": [...], "next_cursor": ...}`` with each item already rendered by
-    `json_bytes`: the same bytes as `json_bytes` of the document with the items as
-    values, without rendering them again."""
+    `calsync.events.views.json_bytes`: the same bytes as `json_bytes` of the document
+    with the items as values, without rendering them again."""
     return (
         b'{"events":[' + b",".join(items) + b'],"next_cursor":' + orjson.dumps(next_cursor) + b"}"
     )

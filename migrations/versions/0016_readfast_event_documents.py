@@ -47,7 +47,7 @@ _LISTED = (
     "deleted_at",
     "version",
 )
-#: What a document shows besides (`calsync.web.event_output.event_json`).
+#: What a document shows besides (`calsync.events.views.event_json`).
 _SHOWN = (
     "title",
     "description",

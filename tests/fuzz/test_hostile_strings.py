@@ -580,7 +580,7 @@ def _strings(schema: dict[str, Any], where: str, schemas: dict[str, Any]) -> Ite
 #: Strings the document describes that are not texts a client chooses freely here: the
 #: webhook receiver's headers are Google's (tests/fuzz/test_hostile_input.py covers
 #: them) and ``Idempotency-Key``/``If-Match`` are headers, not in the document's query.
-#: ``PATCH /events/{event_id}`` runs PUT's code (`calsync.web.event_writes.update`), whose
+#: ``PATCH /events/{event_id}`` runs PUT's code (`calsync.events.writes.update`), whose
 #: fields are all targets.
 NOT_TARGETS: Final = {"POST /webhooks/google", "PATCH /events/{event_id}"}
 

@@ -28,7 +28,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import TypeAdapter
 
-from calsync.web.event_input import read_changes
+from calsync.events.changes_input import read_changes
 from calsync.web.json_body import list_body
 from calsync.web.models import Event, EventCreate
 

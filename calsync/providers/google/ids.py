@@ -5,6 +5,8 @@ Google lets a client pick an event's id on insert: 5 to 1024 characters from bas
 own event UUID (16 bytes -> 26 characters, no padding), so a retried insert hits the same
 id and gets 409 instead of creating a duplicate, and the local id can be read back from
 the Google id. See https://developers.google.com/calendar/api/v3/reference/events#id.
+The rule itself is the domain's (`calsync.domain.event_ids`, decision HE3), which the
+write use cases call without importing provider code; this module is Google's view of it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import re
 import uuid
 from typing import Final
 
+from calsync.domain.event_ids import client_event_id
+
 __all__ = ["google_event_id", "is_valid_client_event_id", "local_id_from_google_event_id"]
 
 _CLIENT_ID: Final = re.compile(r"[a-v0-9]{5,1024}")
@@ -21,9 +25,9 @@ _OUR_ID_LENGTH: Final = 26
 
 
 def google_event_id(local_id: uuid.UUID) -> str:
-    """The Google event id for the local event `local_id`: 26 characters of base32hex."""
-    encoded = base64.b32hexencode(local_id.bytes).decode("ascii")
-    return encoded.rstrip("=").lower()
+    """The Google event id for the local event `local_id`: 26 characters of base32hex
+    (`client_event_id`, the id the write use cases stored on the event)."""
+    return client_event_id(local_id)
 
 
 def local_id_from_google_event_id(event_id: str) -> uuid.UUID:

@@ -2,7 +2,7 @@
 document's schemas (`component_schemas`), so the contract is written once, as types.
 
 The models describe; they do not parse. Request bodies are still read by
-`calsync.web.event_input` and the routes' own readers, whose 422s name every bad field
+`calsync.events.changes_input` and the routes' own readers, whose 422s name every bad field
 with calsync's messages (docs/api.md), and answers are still rendered as dicts with
 orjson (`calsync.web.json_body`), which is faster than building models per event
 (docs/decisions.md M1, M2). Tests hold the two together: every answer schemathesis sees

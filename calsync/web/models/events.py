@@ -21,7 +21,7 @@ from calsync.domain.validation import (
     MAX_REMINDER_OVERRIDES,
     MAX_TITLE_LENGTH,
 )
-from calsync.web.event_input import MAX_RECURRENCE_LINES
+from calsync.events.changes_input import MAX_RECURRENCE_LINES
 from calsync.web.models.base import Closed, Email, Moment, Open, Uuid, optional_text
 
 _TIME_SCHEMA: Final = {

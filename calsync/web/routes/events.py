@@ -1,9 +1,12 @@
 """The event routes: ``POST/GET /events``, ``GET/PUT/DELETE /events/{id}`` (docs/api.md).
 
-Thin: read and check the request, run one use case of `calsync.web.event_writes` or
-`calsync.web.event_reads` in a worker thread inside one transaction, answer, then kick
-``push_outbox`` for what changed. Writes answer at once with ``sync_state: pending``;
-Google is written by the push job, never from here.
+Thin: parse the request (its JSON, headers and query; the body's values are checked by
+`calsync.events.changes_input`), run one use case of `calsync.events.writes` or
+`calsync.events.targets` (or the list of `calsync.web.event_reads`) in a worker thread
+inside one transaction, render its view, then kick ``push_outbox`` for what changed.
+The use cases raise domain errors, which `calsync.web.errors` answers (decision HE2).
+Writes answer at once with ``sync_state: pending``; Google is written by the push job,
+never from here. ``Idempotency-Key`` is this module's: a replay of an earlier answer.
 """
 
 from __future__ import annotations
@@ -22,14 +25,15 @@ from starlette.responses import JSONResponse, Response
 
 from calsync.bootstrap import Services
 from calsync.domain.accounts import UserAccount
+from calsync.domain.errors import FieldErrors, IdempotencyKeyReused, ValidationError
+from calsync.events import targets, writes
+from calsync.events.changes_input import EventChanges, later_problems, read_changes
+from calsync.events.views import EventView, event_json
+from calsync.events.writes import Scope, WriteResult
 from calsync.store import idempotency
-from calsync.web import event_writes
 from calsync.web.auth.principal import require_user
 from calsync.web.errors import APIError
-from calsync.web.event_input import EventChanges, later_problems, read_changes, unprocessable
-from calsync.web.event_output import EventView, event_json
-from calsync.web.event_reads import InstanceRef, list_bodies, parse_list_query, resolve
-from calsync.web.event_writes import Scope, WriteResult
+from calsync.web.event_reads import list_bodies, parse_list_query
 from calsync.web.json_body import json_response, list_body
 from calsync.web.paging import list_scope
 from calsync.web.requests import read_json_object
@@ -45,11 +49,9 @@ async def create_event(request: Request) -> Response:
     services: Services = request.app.state.services
     body = await read_json_object(request)
     key = request.headers.get(IDEMPOTENCY_HEADER)
-    header_problems = []
+    header_problems: list[ValidationError] = []
     if key is not None and not 1 <= len(key) <= idempotency.MAX_KEY_LENGTH:
-        header_problems.append(
-            {"field": IDEMPOTENCY_HEADER, "issue": "invalid", "message": "1 to 255 characters"}
-        )
+        header_problems.append(ValidationError(IDEMPOTENCY_HEADER, "1 to 255 characters"))
     changes = _read_body(body, header_problems, require_times=True)
     fingerprint = idempotency.request_fingerprint("POST", "/events", body)
 
@@ -60,7 +62,7 @@ async def create_event(request: Request) -> Response:
                 saved = _replay(session, account, key, fingerprint)
                 if saved is not None:
                     return saved[0], saved[1], ()
-            result = event_writes.create(session, account, changes, now=now)
+            result = writes.create(session, account, changes, now=now)
             assert result.view is not None
             answer = event_json(result.view)
             if key is not None:
@@ -101,11 +103,9 @@ def _replay(
     if saved is None:
         return None
     if saved.request_hash != fingerprint:
-        raise APIError(
-            422,
+        raise IdempotencyKeyReused(
             "this Idempotency-Key was used with a different request body",
-            code="idempotency_key_reused",
-            details=[{"field": IDEMPOTENCY_HEADER, "issue": "reused", "message": "new body"}],
+            [ValidationError(IDEMPOTENCY_HEADER, "new body", issue="reused")],
         )
     return saved.status_code, saved.body
 
@@ -141,59 +141,47 @@ async def get_event(request: Request) -> Response:
     services: Services = request.app.state.services
     api_id = request.path_params["event_id"]
 
-    def run() -> EventView | None:
+    def run() -> EventView:
         with services.sessions() as session:
-            found = resolve(session, api_id)
-        if found is None:
-            return None
-        if isinstance(found, InstanceRef):
-            owner, view = found.master, found.view
-        else:
-            owner, view = found, EventView(str(found.id), found.event, found)
-        if owner.user_id != account.id and not account.is_admin:
-            return None
-        return view
+            return targets.shown(session, account, api_id)
 
-    view = await run_in_threadpool(run)
-    if view is None:
-        raise APIError(404, "no such event")
-    answer = event_json(view)
+    answer = event_json(await run_in_threadpool(run))
     return JSONResponse(answer, headers={"ETag": answer["etag"]})
 
 
 def _read_body(
-    body: dict[str, Any], earlier: list[dict[str, str]], *, require_times: bool
+    body: dict[str, Any], earlier: list[ValidationError], *, require_times: bool
 ) -> EventChanges:
-    """`read_changes` of `body`; one 422 names `earlier` problems (of the headers or the
-    query) and the body's together."""
+    """`read_changes` of `body`; one `FieldErrors` names `earlier` problems (of the
+    headers or the query) and the body's together."""
     try:
         changes = read_changes(body, require_times=require_times)
-    except APIError as err:
+    except FieldErrors as err:
         if not earlier:
             raise
-        raise unprocessable([*earlier, *err.details]) from None
+        raise FieldErrors([*earlier, *err.problems]) from None
     if earlier:
         later = later_problems(changes.given, skip=set(), new=require_times)
-        raise unprocessable([*earlier, *later])
+        raise FieldErrors([*earlier, *later])
     return changes
 
 
-def _scope_problems(request: Request) -> list[dict[str, str]]:
-    """The 422 details of the ``scope`` query (and of unknown parameters)."""
+def _scope_problems(request: Request) -> list[ValidationError]:
+    """The problems of the ``scope`` query (and of unknown parameters)."""
     problems = [
-        {"field": n, "issue": "unknown", "message": "unknown parameter"}
+        ValidationError(n, "unknown parameter", issue="unknown")
         for n in request.query_params
         if n != "scope"
     ]
     if request.query_params.get("scope", "this") not in {s.value for s in Scope}:
-        problems.append({"field": "scope", "issue": "invalid", "message": "this or following"})
+        problems.append(ValidationError("scope", "this or following"))
     return problems
 
 
 def _scope(request: Request) -> Scope:
     problems = _scope_problems(request)
     if problems:
-        raise unprocessable(problems)
+        raise FieldErrors(problems)
     return Scope(request.query_params.get("scope", "this"))
 
 
@@ -206,7 +194,7 @@ async def update_event(request: Request) -> Response:
         body = await read_json_object(request)
     except APIError:
         if problems:  # the query's problems come first, as they always did
-            raise unprocessable(problems) from None
+            raise FieldErrors(problems) from None
         raise
     changes = _read_body(body, problems, require_times=False)
     scope = Scope(request.query_params.get("scope", "this"))
@@ -215,7 +203,7 @@ async def update_event(request: Request) -> Response:
 
     result = await _write(
         services,
-        lambda session, now: event_writes.update(
+        lambda session, now: writes.update(
             session, account, api_id, changes, if_match=if_match, scope=scope, now=now
         ),
     )
@@ -233,7 +221,7 @@ async def delete_event(request: Request) -> Response:
     api_id = request.path_params["event_id"]
     await _write(
         services,
-        lambda session, now: event_writes.delete(
+        lambda session, now: writes.delete(
             session, account, api_id, if_match=if_match, scope=scope, now=now
         ),
     )

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from calsync.emulator.testing import build_calendar_service
-from calsync.web import event_writes
+from calsync.events import writes
 from tests.integration.events.conftest import EventsApp, User, committed_first
 
 pytestmark = pytest.mark.integration
@@ -433,9 +433,7 @@ def test_an_instance_edit_racing_the_pull_of_googles_exception_of_it_is_stored_o
         def pulled(user: Any = user) -> None:
             app.pull(user)
 
-        ran = committed_first(
-            monkeypatch, event_writes, "_insert_exception", pulled, what="the pull"
-        )
+        ran = committed_first(monkeypatch, writes, "insert_exception", pulled, what="the pull")
         edited = app.put(user, series["id"] + suffix, {"description": "mine"}, scope="this")
         monkeypatch.undo()
         # Then the write is stored on the pulled exception: both changes kept, one row

@@ -13,7 +13,11 @@
   (issue 20 item 7, decision HF4);
 - no import cycle through the services: nothing imports ``calsync.bootstrap`` or
   ``calsync.services`` for the type checker only, and ``calsync.services`` loads no
-  use case (issue 20 item 5, decision HF5).
+  use case (issue 20 item 5, decision HF5);
+- the layers import one way (decisions HE3, HE4): ``calsync/web`` imports no provider
+  code (``calsync.providers``) but the sign-in's OAuth (`WEB_PROVIDER_IMPORTS`), and the
+  use cases of ``calsync/events`` import nothing of ``calsync/web`` but the listed
+  (`EVENTS_WEB_IMPORTS`); these lists only shrink too.
 """
 
 from __future__ import annotations
@@ -37,9 +41,7 @@ LONG_MODULES: dict[str, str] = {
     "calsync/providers/google/client.py": "the one Google client; split by resource later",
     "calsync/store/event_queries.py": "the API's reads; moves with the read model (item 1)",
     "calsync/store/events.py": "rows <-> Event and the pull's bulk writes; split later",
-    "calsync/web/event_input.py": "an API use case still in web/ (issue 20 item 1)",
     "calsync/web/event_reads.py": "an API use case still in web/ (issue 20 item 1)",
-    "calsync/web/event_writes.py": "an API use case still in web/ (issue 20 item 1)",
 }
 
 #: Functions still over `MAX_FUNCTION_LINES` (module path:qualified name), outside the
@@ -69,6 +71,18 @@ SQL_EXCEPTIONS: dict[str, str] = {
     "calsync/notify/reminders.py": "plans reminders from the store's Event rows",
     "calsync/notify/webpush.py": "sends to the PushSubscription rows it is given",
     "calsync/web/routes/admin.py": "the admin's changes to a User row it loaded",
+}
+
+#: Modules of ``calsync/web`` that import provider code, with the reason: the OAuth code
+#: exchange is the web layer's one call to Google (docs/architecture.md).
+WEB_PROVIDER_IMPORTS: dict[str, str] = {
+    "calsync/web/routes/auth.py": "the sign-in: Google's OAuth code exchange",
+    "calsync/web/routes/me.py": "whether the stored OAuth grant covers the calendar scope",
+}
+
+#: Modules of ``calsync/events`` that import from ``calsync/web``, with the reason.
+EVENTS_WEB_IMPORTS: dict[str, str] = {
+    "calsync/events/targets.py": "resolve() of web/event_reads.py, until the read side moves",
 }
 
 #: What a module outside the store may import from SQLAlchemy: types and errors, no
@@ -161,6 +175,53 @@ def sql_built(path: str, text: str) -> list[str]:
         ):
             found.append(f"{line}: SQL text")
     return found
+
+
+def imported(path: str, text: str) -> set[str]:
+    """Every module the module at `path` imports (``from x import y`` counts ``x`` and
+    ``x.y``, as ``y`` may be a module), at any depth (imports inside functions too)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(text, path)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def importers(package: str, forbidden: str) -> set[str]:
+    """The modules under `package` (a path) that import `forbidden` or a module in it."""
+    return {
+        path
+        for path, text in _modules()
+        if path.startswith(package)
+        and any(m == forbidden or m.startswith(forbidden + ".") for m in imported(path, text))
+    }
+
+
+def test_the_web_layer_imports_no_provider_code_but_the_sign_in() -> None:
+    found = importers("calsync/web/", "calsync.providers")
+    assert sorted(found - set(WEB_PROVIDER_IMPORTS)) == [], "go through a use case or a port"
+    assert sorted(set(WEB_PROVIDER_IMPORTS) - found) == [], "no longer: drop it from the list"
+
+
+def test_the_event_use_cases_import_nothing_of_the_web_layer_but_the_listed() -> None:
+    found = importers("calsync/events/", "calsync.web")
+    assert sorted(found - set(EVENTS_WEB_IMPORTS)) == [], "the web layer calls use cases"
+    assert sorted(set(EVENTS_WEB_IMPORTS) - found) == [], "no longer: drop it from the list"
+
+
+def test_the_import_check_sees_every_form() -> None:
+    sample = (
+        "import calsync.providers.google.ids\n"
+        "from calsync.providers.google import ids\n"
+        "def f():\n"
+        "    from calsync.web.errors import APIError\n"
+    )
+    found = imported("sample.py", sample)
+    assert {"calsync.providers.google.ids", "calsync.web.errors"} <= found
+    assert "calsync.providers.google.ids" in imported("s.py", sample.splitlines()[1])
 
 
 def test_no_module_is_over_500_lines_but_the_listed_ones() -> None:

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from calsync.events.templates import INSTANCE_FIELDS, instance_body, stored_template
-from calsync.web.json_body import json_bytes
+from calsync.events.views import json_bytes
 
 MARKER = "\x00calsync-instance-field-2\x00"
 TEXT = st.text() | st.sampled_from([MARKER, f"a{MARKER}b", "\x00", "\x002", '"\\u0000'])

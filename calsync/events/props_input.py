@@ -1,7 +1,7 @@
 """The request fields ``transparency``, ``visibility``, ``color_id`` and ``conference``.
 
 `PROPS_READERS` check their JSON (a `ValidationError` naming the field becomes a 422
-entry in `calsync.web.event_input`); `props_values` gives the `Event` fields a body sets:
+entry in `calsync.events.changes_input`); `props_values` gives the `Event` fields a body sets:
 
 - ``transparency``: ``"opaque"`` (busy, the default) or ``"transparent"`` (free);
   null resets to the default;
@@ -12,7 +12,7 @@ entry in `calsync.web.event_input`); `props_values` gives the `Event` fields a b
   the event has a conference already, unless its creation failed), null removes it.
 
 The request id of a new Meet request is set by the write use case, which knows the
-event's id (`calsync.web.event_writes`, decisions P3).
+event's id (`calsync.events.write_steps`, decisions P3).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Body parsing to domain events, and series splitting: pure, no I/O."""
+"""Body checking to domain events (`calsync.events.changes_input`, `changes_applied`),
+and series splitting: pure, no I/O."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from calsync.domain.errors import FieldErrors
 from calsync.domain.models import Event, EventTime
 from calsync.domain.splits import split_series
-from calsync.web.errors import APIError
-from calsync.web.event_input import apply_changes, read_changes
+from calsync.events.changes_applied import apply_changes
+from calsync.events.changes_input import read_changes
 
 
 def build(body: dict[str, object], current: Event | None = None) -> Event:
@@ -17,8 +19,8 @@ def build(body: dict[str, object], current: Event | None = None) -> Event:
     return apply_changes(current, changes, default_zone="UTC")
 
 
-def fields_of(error: APIError) -> set[str]:
-    return {str(d["field"]) for d in error.details}
+def fields_of(error: FieldErrors) -> set[str]:
+    return {p.field for p in error.problems}
 
 
 def test_wall_clock_times_are_read_in_the_given_zone() -> None:
@@ -56,9 +58,8 @@ def test_a_partial_update_keeps_what_it_does_not_name() -> None:
     ],
 )
 def test_problems_name_their_fields(body: dict[str, object], fields: set[str]) -> None:
-    with pytest.raises(APIError) as caught:
+    with pytest.raises(FieldErrors) as caught:
         build(body)
-    assert caught.value.status == 422
     assert fields <= fields_of(caught.value)
 
 

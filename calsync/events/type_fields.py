@@ -7,7 +7,7 @@ values: ``out_of_office`` (``auto_decline_mode``, ``decline_message``), ``focus_
 ``{label}``, ``office_location`` ``{building_id, floor_id, floor_section_id, desk_id,
 label}``). ``birthday`` (``type``, ``custom_type_name``, ``contact``) is shown, never
 written. The stored properties are Google's own objects; this module converts both
-ways. Readers raise `ValidationError` naming the field, as `event_input`'s do.
+ways. Readers raise `ValidationError` naming the field, as `changes_input`'s do.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ import pytest
 
 from calsync.domain.models import Attendee, Event, EventTime, Metadata, Reminder, Reminders
 from calsync.domain.recurrence import expand, instance_id
+from calsync.events.views import EventView, event_json, instance_json
 from calsync.store.events import StoredEvent
-from calsync.web.event_output import EventView, event_json, instance_json
 
 
 def master(start: EventTime, end: EventTime, rule: str) -> StoredEvent:

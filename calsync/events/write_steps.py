@@ -1,0 +1,294 @@
+"""The steps the write use cases (`calsync.events.writes`, `calsync.events.splits`) are
+made of: insert or save an event row, add the outbox row the push acts on, record the
+change notice and replan reminders, cancel an instance, delete a series.
+
+Each step runs inside the caller's transaction and talks to nobody but the database.
+A step that changes a row locks it first and checks the caller's ``If-Match`` again on
+the row as locked (`check_etag`): a write of the same version that committed in between
+turns this one into `Stale`, never an overwrite.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy.orm import Session
+
+from calsync.domain.accounts import UserAccount
+from calsync.domain.errors import FieldErrors, Forbidden, NotFound, Stale, ValidationError
+from calsync.domain.event_ids import client_event_id
+from calsync.domain.event_types import TypeProblem, update_problems
+from calsync.domain.models import Event, EventStatus
+from calsync.domain.recurrence import instance_id
+from calsync.events.changes_applied import apply_changes
+from calsync.events.changes_input import EventChanges
+from calsync.events.read_model import series_id_of
+from calsync.events.targets import InstanceRef
+from calsync.events.views import EventView
+from calsync.notify.hooks import event_changed, reschedule_reminders
+from calsync.store import event_changes, outbox
+from calsync.store.event_queries import CalendarView, calendar_of, exceptions_of
+from calsync.store.events import StoredEvent
+
+__all__ = [
+    "Scope",
+    "WriteResult",
+    "cancel_exception",
+    "check_etag",
+    "delete_series",
+    "insert_event",
+    "insert_exception",
+    "notify",
+    "queue",
+    "refuse",
+    "save",
+]
+
+
+class Scope(StrEnum):
+    """What a write on an instance id covers."""
+
+    THIS = "this"
+    FOLLOWING = "following"
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """The view to answer with (`None` for deletes) and the events to push."""
+
+    view: EventView | None
+    pushed: tuple[uuid.UUID, ...]
+
+
+def insert_event(
+    session: Session,
+    account: UserAccount,
+    calendar: CalendarView,
+    event: Event,
+    event_id: uuid.UUID,
+    *,
+    now: datetime,
+    operation: str = "insert",
+    provider_id: str | None = None,
+    notice: tuple[Event | None, Event | None] | None = None,
+    base: Event | None = None,
+) -> StoredEvent:
+    """Store `event` as the new row `event_id` in `calendar`, queued for the push.
+
+    A new event gets calsync's own provider id (`client_event_id`) unless `provider_id`
+    names the one it has (an instance's); `notice` is the change notice's before and
+    after (default: a new event), `base` the version Google already has, if any."""
+    organizer = calendar.provider_calendar_id
+    event = dataclasses.replace(
+        event,
+        calsync_id=str(event_id),
+        provider_event_id=provider_id or client_event_id(event_id),
+        organizer_email=organizer if "@" in organizer else account.email,
+        etag=None,
+        sequence=0,
+        updated=None,
+    )
+    # a new event's Meet request carries the event's deterministic Google id (decisions P3)
+    event = _conference_requested(event, event.provider_event_id or str(event_id))
+    stored = event_changes.insert_local(
+        session,
+        event_id=event_id,
+        user_id=_calendar_owner(session, calendar),
+        calendar_id=calendar.id,
+        event=event,
+        now=now,
+        base=base,
+    )
+    queue(session, stored, operation, now=now)
+    before, after = notice if notice is not None else (None, stored.event)
+    notify(session, account, before, after, event_id, now=now)
+    return stored
+
+
+def _calendar_owner(session: Session, calendar: CalendarView) -> uuid.UUID:
+    found = calendar_of(session, calendar.id)
+    assert found is not None
+    return found[0]
+
+
+def queue(session: Session, stored: StoredEvent, operation: str, *, now: datetime) -> None:
+    """Add the outbox row that brings Google to `stored`'s state (`operation`)."""
+    outbox.add(
+        session,
+        event_id=stored.id,
+        user_id=stored.user_id,
+        calendar_id=stored.calendar_id,
+        operation=operation,
+        now=now,
+    )
+
+
+def notify(
+    session: Session,
+    account: UserAccount,
+    before: Event | None,
+    after: Event | None,
+    event_id: uuid.UUID,
+    *,
+    now: datetime,
+) -> None:
+    """Record the change notice of `account`'s change and replan the event's reminders."""
+    event_changed(
+        session,
+        before=before,
+        after=after,
+        event_id=event_id,
+        actor_user_id=account.id,
+        source="api",
+        now=now,
+    )
+    reschedule_reminders(session, event_id, now=now)
+
+
+def refuse(problems: list[TypeProblem]) -> None:
+    """Raise what Google would refuse of an event's type (decisions K2, K3): `Forbidden`
+    when Google lets nobody make the change, else `FieldErrors`; every problem of that
+    kind is named."""
+    if not problems:
+        return
+    if any(p.status == 403 for p in problems):
+        refused = [
+            ValidationError(p.field, p.message, issue="forbidden")
+            for p in problems
+            if p.status == 403
+        ]
+        names = ", ".join(dict.fromkeys(p.field for p in refused))
+        raise Forbidden(f"Google does not allow this change: {names}", refused)
+    raise FieldErrors([ValidationError(p.field, p.message) for p in problems if p.status == 422])
+
+
+def check_etag(etag: str, if_match: str | None) -> None:
+    """`Stale` unless `if_match` (the request's ``If-Match``) names `etag` or is ``*``.
+
+    Checked first on the row as the request read it (refusing early), and again on the
+    row as locked for the write (`save`, `cancel_exception`, `delete_series`): a write of
+    the same version that committed in between must turn this one into `Stale`, not be
+    overwritten."""
+    if if_match is not None and if_match.strip() not in (etag, "*"):
+        raise Stale("the event changed since you read it; GET it again")
+
+
+def save(
+    session: Session,
+    account: UserAccount,
+    current: StoredEvent,
+    changes: EventChanges,
+    calendar: CalendarView,
+    *,
+    now: datetime,
+    if_match: str | None = None,
+) -> StoredEvent:
+    """Apply `changes` to the stored event `current` (locked, ``If-Match`` checked again)."""
+    locked = event_changes.lock_stored(session, current.id)
+    if locked is None or locked.deleted_at is not None:
+        raise NotFound("no such event")
+    check_etag(locked.etag, if_match)
+    event = apply_changes(locked.event, changes, default_zone=calendar.timezone)
+    refuse(update_problems(locked.event, event))
+    google_id = locked.event.provider_event_id or client_event_id(locked.id)
+    event = _conference_requested(event, f"{google_id}-{locked.version + 1}")
+    stored = event_changes.save_local(session, locked.id, event, now=now)
+    queue(session, stored, "update", now=now)
+    notify(session, account, locked.event, stored.event, stored.id, now=now)
+    return stored
+
+
+def _conference_requested(event: Event, request_id: str) -> Event:
+    """`event` with `request_id` on the Meet request this write made, if it made one: the
+    event's Google id for a new event, that id and the new version for a later request
+    (Google ignores a request id it has seen before)."""
+    conference = event.conference
+    if conference is None or not conference.awaits_request_id:
+        return event
+    return dataclasses.replace(event, conference=conference.with_request_id(request_id))
+
+
+def insert_exception(
+    session: Session,
+    account: UserAccount,
+    ref: InstanceRef,
+    event: Event,
+    calendar: CalendarView,
+    *,
+    now: datetime,
+) -> StoredEvent:
+    """Store a new exception replacing the instance `ref` (cancelled: a cancellation)."""
+    series_id = series_id_of(ref.master)
+    cancelled = event.status == EventStatus.CANCELLED
+    exception = dataclasses.replace(
+        event,
+        recurrence=(),
+        recurring_event_id=series_id,
+        original_start=ref.original_start,
+    )
+    return insert_event(
+        session,
+        account,
+        calendar,
+        exception,
+        uuid.uuid4(),
+        now=now,
+        operation="delete" if cancelled else "update",
+        provider_id=instance_id(series_id, ref.original_start),
+        notice=(ref.event, None) if cancelled else (ref.event, event),
+        # Google has the instance already, as the series generates it: the base of the
+        # three-way merge of the exception's first push (`calsync.sync.push`)
+        base=ref.event,
+    )
+
+
+def cancel_exception(
+    session: Session,
+    account: UserAccount,
+    exception: StoredEvent,
+    *,
+    now: datetime,
+    if_match: str | None = None,
+) -> WriteResult:
+    """Cancel the instance a stored exception replaces (its row stays, cancelled)."""
+    locked = event_changes.lock_stored(session, exception.id)
+    if locked is None or locked.deleted_at is not None:
+        raise NotFound("no such event")
+    check_etag(locked.etag, if_match)
+    stored = event_changes.save_local(
+        session,
+        locked.id,
+        dataclasses.replace(locked.event, status=EventStatus.CANCELLED),
+        now=now,
+    )
+    queue(session, stored, "delete", now=now)
+    notify(session, account, locked.event, None, stored.id, now=now)
+    return WriteResult(None, (stored.id,))
+
+
+def delete_series(
+    session: Session,
+    account: UserAccount,
+    stored: StoredEvent,
+    *,
+    now: datetime,
+    if_match: str | None = None,
+) -> WriteResult:
+    """Delete the event `stored` and, for a series, its exceptions."""
+    locked = event_changes.lock_stored(session, stored.id)
+    if locked is None or locked.deleted_at is not None:
+        raise NotFound("no such event")
+    check_etag(locked.etag, if_match)
+    stored = locked
+    ids = [stored.id]
+    if stored.event.is_recurring:
+        own = exceptions_of(session, [(stored.calendar_id, series_id_of(stored))])
+        ids += [e.id for e in own.get((stored.calendar_id, series_id_of(stored)), [])]
+    event_changes.mark_deleted(session, ids, now=now)
+    queue(session, stored, "delete", now=now)
+    notify(session, account, stored.event, None, stored.id, now=now)
+    return WriteResult(None, (stored.id,))
