@@ -419,6 +419,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/7")
+    parser.add_argument("--database", default=DATABASE, help="scratch database (dropped first)")
     parser.add_argument(
         "--keep-alive", type=int, help="the API's --keep-alive (where calsync serve has it)"
     )
@@ -432,7 +433,7 @@ def main() -> None:
     emulator_process = start_emulator(emulator_port)
     separate = has_webhook_command()
     try:
-        env = environment(emulator, api_port, DATABASE) | {
+        env = environment(emulator, api_port, args.database) | {
             "CALSYNC_REDIS_URL": args.redis,
             "CALSYNC_API_RATE_LIMIT_PER_MINUTE": "1000000",
         }
