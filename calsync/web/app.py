@@ -99,9 +99,11 @@ def create_app(services: Services) -> IntakeFirst:
     app.state.channel_cache = ChannelCache()
     app.state.dirty_marks = DirtyMarks()
     # Added innermost first: metrics see every answer, the body limit acts before anything
-    # reads the body, each client address is limited before authentication (a flood of bad
-    # tokens costs a bucket hit, not a verification and an audit write each), and the
-    # per-user limit and the log context use the user that authentication found.
+    # reads the body, each client address is limited before authentication (a request
+    # with a token carries its address bucket to the user limit, one hit for both; a
+    # refused token takes it before its audit write: a flood of bad tokens is 429s, not
+    # audit writes), and the per-user limit and the log context use the user that
+    # authentication found (decision HB1).
     app.add_middleware(UserLogContextMiddleware)
     # Both limits in one hit for a request with a token (decision HB1).
     app.add_middleware(
