@@ -104,7 +104,8 @@ class Settings:
     worker_threads: int = 4
     #: Threads of an API process's thread pool (the blocking work of requests: database,
     #: crypto, queue); its database pool is sized from it (`calsync.store.db.api_pool`).
-    api_threads: int = 16
+    #: Few: they share the interpreter lock with the event loop (decision HB4).
+    api_threads: int = 4
     safety_net_interval_seconds: int = 900
     channel_renew_before_seconds: int = 86_400
     heartbeat_interval_seconds: int = 30
@@ -407,7 +408,7 @@ def _production_from_env(env: _Env, database_url: str | None, redis_url: str | N
         ),
         state_dir=Path(env.text("STATE_DIR", ".") or "."),
         worker_threads=env.integer("WORKER_THREADS", 4, minimum=1),
-        api_threads=env.integer("API_THREADS", 16, minimum=1),
+        api_threads=env.integer("API_THREADS", Settings.api_threads, minimum=1),
         safety_net_interval_seconds=env.integer("SAFETY_NET_INTERVAL_SECONDS", 900, minimum=30),
         channel_renew_before_seconds=env.integer(
             "CHANNEL_RENEW_BEFORE_SECONDS", 86_400, minimum=60
