@@ -90,7 +90,8 @@ class Settings:
     worker_threads: int = 4
     #: Threads of an API process's thread pool (the blocking work of requests: database,
     #: crypto, queue); its database pool is sized from it (`calsync.store.db.api_pool`).
-    api_threads: int = 16
+    #: Few: they share the interpreter lock with the event loop (decision HB4).
+    api_threads: int = 4
     safety_net_interval_seconds: int = 900
     channel_renew_before_seconds: int = 86_400
     heartbeat_interval_seconds: int = 30
@@ -313,7 +314,7 @@ def _tuned_from_env(env: EnvReader, base: Settings) -> Settings:
     return replace(
         base,
         worker_threads=env.integer("WORKER_THREADS", 4, minimum=1),
-        api_threads=env.integer("API_THREADS", 16, minimum=1),
+        api_threads=env.integer("API_THREADS", Settings.api_threads, minimum=1),
         safety_net_interval_seconds=env.integer("SAFETY_NET_INTERVAL_SECONDS", 900, minimum=30),
         channel_renew_before_seconds=env.integer(
             "CHANNEL_RENEW_BEFORE_SECONDS", 86_400, minimum=60

@@ -80,13 +80,17 @@ class RateDecision:
 
     With several buckets, ``remaining`` is the fewest tokens left in any of them and
     ``retry_after`` the longest wait among those that refused; ``limited_by`` is the
-    position (in the hit's list) of the bucket that imposes that wait, ``None`` if allowed.
+    position (in the hit's list) of the bucket that imposes that wait, ``None`` if allowed,
+    and ``tightest`` the position of the one with ``remaining`` tokens.
     """
 
     allowed: bool
     remaining: int
     retry_after: float
     limited_by: int | None = None
+    #: The position of the bucket with the fewest tokens left (whose size an answer's
+    #: ``RateLimit-Limit`` shows).
+    tightest: int = 0
 
     @property
     def retry_after_header(self) -> str:
@@ -148,7 +152,7 @@ class InMemoryBuckets:
             allowed = all(tokens >= cost for _, _, tokens, _ in refilled)
             wait = 0.0
             limited_by: int | None = None
-            remaining = math.inf
+            remaining, tightest = math.inf, 0
             for index, (key, limit, tokens, updated) in enumerate(refilled):
                 if allowed:
                     tokens -= cost
@@ -157,10 +161,11 @@ class InMemoryBuckets:
                     limited_by = index
                 full_at = updated + (limit.capacity - tokens) / limit.refill_per_second
                 self._buckets[key] = (tokens, updated, full_at)
-                remaining = min(remaining, tokens)
+                if tokens < remaining:
+                    remaining, tightest = tokens, index
             if len(self._buckets) > self._max_keys:
                 self._prune(now)
-        return RateDecision(allowed, math.floor(remaining), wait, limited_by)
+        return RateDecision(allowed, math.floor(remaining), wait, limited_by, tightest)
 
     def __len__(self) -> int:
         return len(self._buckets)
@@ -215,6 +220,7 @@ for i = 1, #KEYS do
   stamps[i] = ts
 end
 local remaining = nil
+local tightest = 1
 for i = 1, #KEYS do
   if allowed == 1 then
     tokens[i] = tokens[i] - cost
@@ -224,9 +230,10 @@ for i = 1, #KEYS do
   redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[3 * i + 1]))
   if remaining == nil or tokens[i] < remaining then
     remaining = tokens[i]
+    tightest = i
   end
 end
-return {allowed, string.format('%.6f', remaining), string.format('%.6f', wait), limited}
+return {allowed, string.format('%.6f', remaining), string.format('%.6f', wait), limited, tightest}
 """
 
 
@@ -251,8 +258,13 @@ def decision_from_script(result: Any) -> RateDecision:
     buckets from 1, 0 for none)."""
     allowed, tokens, wait, *rest = result
     limited = int(rest[0]) if rest else 0
+    tightest = int(rest[1]) - 1 if len(rest) > 1 else 0
     return RateDecision(
-        bool(int(allowed)), math.floor(float(tokens)), float(wait), limited - 1 if limited else None
+        bool(int(allowed)),
+        math.floor(float(tokens)),
+        float(wait),
+        limited - 1 if limited else None,
+        tightest,
     )
 
 

@@ -236,14 +236,30 @@ class RequestConnection:
         replacement). Only for reads: a retry repeats them.
         """
         try:
-            result = run(self.connection())
+            return self._outside_transaction(run)
         except DBAPIError as exc:
             if not exc.connection_invalidated:
                 raise
             self.close()
-            result = run(self.connection())
-        self.connection().rollback()
-        return result
+            return self._outside_transaction(run)
+
+    def _outside_transaction(self, run: Callable[[Connection], T]) -> T:
+        """`run` on the connection, then its transaction ended. On PostgreSQL in
+        autocommit (decision HB2): each statement is its own snapshot as in a READ
+        COMMITTED transaction, without the ``BEGIN`` and ``ROLLBACK`` round trips; the
+        connection's isolation is back to its default before anything else runs on it."""
+        connection = self.connection()
+        if connection.dialect.name != "postgresql" or connection.in_transaction():
+            result = run(connection)
+            connection.rollback()
+            return result
+        connection.execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            return run(connection)
+        finally:
+            connection.rollback()  # SQLAlchemy's transaction only: none is open here
+            if not connection.invalidated:
+                connection.execution_options(isolation_level=connection.default_isolation_level)
 
 
 _HELD: ContextVar[RequestConnection | None] = ContextVar("calsync_request_connection", default=None)

@@ -37,12 +37,12 @@ from calsync.web.limits import (
     InMemoryRateLimitBackend,
     RateLimit,
     RateLimitBackend,
-    RateLimitMiddleware,
     RedisRateLimitBackend,
     client_address_key,
 )
 from calsync.web.push_intake import IntakeFirst, PushIntakeMiddleware
 from calsync.web.request_id import RequestIdMiddleware
+from calsync.web.request_limits import AddressLimitMiddleware, UserLimitMiddleware
 from calsync.web.routes import admin, auth, calendars, dev, events, me, sync
 from calsync.web.routes import preferences as notice_routes
 
@@ -99,12 +99,15 @@ def create_app(services: Services) -> IntakeFirst:
     app.state.channel_cache = ChannelCache()
     app.state.dirty_marks = DirtyMarks()
     # Added innermost first: metrics see every answer, the body limit acts before anything
-    # reads the body, each client address is limited before authentication (a flood of bad
-    # tokens costs a bucket hit, not a verification and an audit write each), and the
-    # per-user limit and the log context use the user that authentication found.
+    # reads the body, each client address is limited before authentication (a request
+    # with a token carries its address bucket to the user limit, one hit for both; a
+    # refused token takes it before its audit write: a flood of bad tokens is 429s, not
+    # audit writes), and the per-user limit and the log context use the user that
+    # authentication found (decision HB1).
     app.add_middleware(UserLogContextMiddleware)
+    # Both limits in one hit for a request with a token (decision HB1).
     app.add_middleware(
-        RateLimitMiddleware,
+        UserLimitMiddleware,
         backend=limiter_backend,
         limit=RateLimit(settings.api_rate_limit_per_minute, timedelta(minutes=1)),
         key=rate_limit_key,
@@ -119,7 +122,7 @@ def create_app(services: Services) -> IntakeFirst:
         permits=ConnectionPermits(settings.api_threads),
     )
     app.add_middleware(
-        RateLimitMiddleware,
+        AddressLimitMiddleware,
         backend=limiter_backend,
         limit=RateLimit(settings.address_rate_limit_per_minute, timedelta(minutes=1)),
         key=address_rate_limit_key,

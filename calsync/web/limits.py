@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from starlette.datastructures import MutableHeaders
@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from calsync.token_buckets import (
     BUCKET_SCRIPT,
+    Bucket,
     InMemoryBuckets,
     RateDecision,
     RateLimit,
@@ -58,6 +59,7 @@ __all__ = [
     "client_address_key",
     "payload_too_large_response",
     "rate_limited_response",
+    "with_rate_headers",
 ]
 
 logger = logging.getLogger(__name__)
@@ -163,6 +165,11 @@ class RateLimitBackend(Protocol):
         """Raises ValueError for a bad ``cost``; RateLimitUnavailable if the store is down."""
         ...
 
+    async def hit_all(self, buckets: Sequence[Bucket], *, cost: int = 1) -> RateDecision:
+        """`hit` of several buckets at once: taken from all of them or from none (one
+        round trip to the store). Raises as `hit` does, and ValueError for no bucket."""
+        ...
+
 
 class InMemoryRateLimitBackend(InMemoryBuckets):
     """Buckets in this process's memory; thread-safe; for embedded mode and tests.
@@ -180,6 +187,10 @@ class InMemoryRateLimitBackend(InMemoryBuckets):
     async def hit(self, key: str, limit: RateLimit, *, cost: int = 1) -> RateDecision:
         """See :class:`RateLimitBackend`; never raises RateLimitUnavailable."""
         return self.hit_sync(key, limit, cost=cost)
+
+    async def hit_all(self, buckets: Sequence[Bucket], *, cost: int = 1) -> RateDecision:
+        """See :class:`RateLimitBackend`; never raises RateLimitUnavailable."""
+        return self.take(buckets, cost=cost)
 
 
 class RedisRateLimitBackend:
@@ -199,9 +210,13 @@ class RedisRateLimitBackend:
 
     async def hit(self, key: str, limit: RateLimit, *, cost: int = 1) -> RateDecision:
         """See :class:`RateLimitBackend`."""
+        return await self.hit_all([(key, limit)], cost=cost)
+
+    async def hit_all(self, buckets: Sequence[Bucket], *, cost: int = 1) -> RateDecision:
+        """See :class:`RateLimitBackend`: one script call for all of `buckets`."""
         from redis.exceptions import RedisError  # redis is only needed with this backend
 
-        keys, args = script_args([(key, limit)], cost, self._prefix)
+        keys, args = script_args(buckets, cost, self._prefix)
         try:
             result: Any = await self._script(keys=keys, args=args)
         except RedisError as err:
@@ -287,7 +302,7 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         capacity = self.limit.burst or self.limit.requests
-        shown = _with_rate_headers(send, capacity, decision.remaining)
+        shown = with_rate_headers(send, capacity, decision.remaining)
         if not decision.allowed:
             await rate_limited_response(decision)(scope, receive, shown)
             return
@@ -300,7 +315,7 @@ LIMIT_HEADER: Final = "RateLimit-Limit"
 REMAINING_HEADER: Final = "RateLimit-Remaining"
 
 
-def _with_rate_headers(send: Send, capacity: int, remaining: int) -> Send:
+def with_rate_headers(send: Send, capacity: int, remaining: int) -> Send:
     """`send` that adds ``RateLimit-Limit`` (the bucket's size) and
     ``RateLimit-Remaining`` (requests left in it now) to the answer. Where two limits
     applied (the address's, then the user's) the answer shows the tighter one: the one

@@ -14,7 +14,9 @@ to the API process.
 
 Data: `--users` users (500; 40 with ``--quick``), each with a primary calendar of
 `--events` events (200; 40 with ``--quick``) around the current week, one in ten a weekly
-series, pulled into calsync as a sign-in would.
+series, pulled into calsync as a sign-in would; then the read model is filled and caught up,
+as the scheduler's first tick does in production (``--no-read-model``: left empty, so every
+list expands per request, as this benchmark measured before decision HB3).
 
 Load: wrk with `--connections` (50) keep-alive connections, each request acting as a
 random user: 90% ``GET /events`` of the user's current week with ``expand=true``, 10%
@@ -62,6 +64,7 @@ import sqlalchemy as sa
 from calsync.bootstrap import Services, bootstrap
 from calsync.config import Settings
 from calsync.emulator.testing import EmulatorControl
+from calsync.events import read_model, upkeep
 from calsync.store.migrate import upgrade
 from calsync.store.tables import Calendar, Event, WatchChannel
 from calsync.sync.calendar_list import sync_calendar_list
@@ -419,6 +422,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=int)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/7")
+    parser.add_argument("--database", default=DATABASE, help="scratch database (dropped first)")
+    parser.add_argument(
+        "--no-read-model", action="store_true", help="leave the read model empty (lists expand)"
+    )
     parser.add_argument(
         "--keep-alive", type=int, help="the API's --keep-alive (where calsync serve has it)"
     )
@@ -432,7 +439,7 @@ def main() -> None:
     emulator_process = start_emulator(emulator_port)
     separate = has_webhook_command()
     try:
-        env = environment(emulator, api_port, DATABASE) | {
+        env = environment(emulator, api_port, args.database) | {
             "CALSYNC_REDIS_URL": args.redis,
             "CALSYNC_API_RATE_LIMIT_PER_MINUTE": "1000000",
         }
@@ -444,6 +451,12 @@ def main() -> None:
         print(f"calsync API load: {machine()}", flush=True)
         print(f"  populating {users} users x {events} events ...", flush=True)
         tokens = populate(services, control, emulator, users, events)
+        if not args.no_read_model:
+            # What the scheduler's first tick does in production (no scheduler runs here):
+            # without it every list expands per request (decision HB3).
+            read_model.fill(services.sessions, datetime.now(UTC))
+            while upkeep.catch_up(services.sessions).more:
+                pass
         with services.sessions() as session:
             first_user = session.scalars(sa.select(Calendar.user_id)).first()
         assert first_user is not None

@@ -32,7 +32,8 @@ from calsync.store.db import RequestConnection
 from calsync.web.auth.tokens import InvalidToken, verify_token
 from calsync.web.connections import use_request_connection
 from calsync.web.errors import APIError, error_response
-from calsync.web.limits import address_bucket
+from calsync.web.limits import RateDecision, RateLimit, address_bucket, rate_limited_response
+from calsync.web.request_limits import add_rate_headers, take_carried
 
 log = logging.getLogger(__name__)
 
@@ -115,10 +116,15 @@ class JWTAuthBackend(AuthenticationBackend):
             own.close()
 
     async def _failed(self, conn: HTTPConnection, reason: str) -> None:
+        """Refuse the request: 429 when its address's bucket (carried past the address
+        limit, `calsync.web.request_limits`) is empty, else audited and 401."""
+        taken = await take_carried(conn.scope)
+        if taken is not None and not taken[0].allowed:
+            raise TokenRefused(reason, rate=taken)
         log.info("authentication failed: %s", reason)
         address = address_bucket(conn.client.host) if conn.client else None
         await run_in_threadpool(self._audit_failure, reason, address, conn.url.path)
-        raise AuthenticationError(reason)
+        raise TokenRefused(reason, rate=taken)
 
     def _audit_failure(self, reason: str, address: str | None, path: str) -> None:
         """Counted per (address, reason, minute): a flood is one row per reason, with the
@@ -134,13 +140,29 @@ class JWTAuthBackend(AuthenticationBackend):
             )
 
 
-def authentication_failed(_conn: HTTPConnection, _exc: Exception) -> Response:
-    """The answer to a bad token: 401 with a generic message (the reason stays in logs)."""
-    return error_response(
-        401,
-        "invalid or expired token",
-        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-    )
+class TokenRefused(AuthenticationError):
+    """A refused token, with its address bucket's hit (`rate`) when it took one."""
+
+    def __init__(self, reason: str, *, rate: tuple[RateDecision, RateLimit] | None) -> None:
+        super().__init__(reason)
+        self.rate = rate
+
+
+def authentication_failed(_conn: HTTPConnection, exc: Exception) -> Response:
+    """The answer to a bad token: 401 with a generic message (the reason stays in logs);
+    429 when its address's bucket was empty (`JWTAuthBackend._failed`)."""
+    rate = exc.rate if isinstance(exc, TokenRefused) else None
+    if rate is not None and not rate[0].allowed:
+        response: Response = rate_limited_response(rate[0])
+    else:
+        response = error_response(
+            401,
+            "invalid or expired token",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    if rate is not None:
+        add_rate_headers(response, *rate)
+    return response
 
 
 def require_user(request: Request) -> UserAccount:

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from calsync.config import Settings
-from calsync.store.db import api_pool
+from calsync.store.db import RequestConnection, api_pool, make_engine
 from calsync.threaded_server import ThreadedServer
 from tests.conftest import FakeGoogle
 from tests.integration.events.conftest import EventsApp, User, running
@@ -180,3 +180,39 @@ def test_concurrent_requests_hold_no_more_connections_than_threads(
     # Two permits: a request holds its connection from authentication to the answer,
     # and only two do at a time, so a thread never waits for one
     assert checkouts.most <= 2, checkouts.most
+
+
+# --- the account read: no transaction round trips on PostgreSQL (decision HB2) --------
+
+
+@pytest.mark.parametrize("mode", ["embedded", "production"])
+def test_the_first_read_runs_outside_a_transaction_and_the_route_inside_one(
+    request: pytest.FixtureRequest, mode: str
+) -> None:
+    settings: Settings = request.getfixturevalue(f"{mode}_settings")
+    engine = make_engine(settings.database_url, pool=api_pool(2))
+    postgres = engine.dialect.name == "postgresql"
+    # PostgreSQL's now() is the transaction's start: a BEGIN sent before the statement
+    # makes it earlier than the statement's own time; alone, the two are equal.
+    probe = "SELECT now() = statement_timestamp()" if postgres else "SELECT 1"
+    try:
+        for _ in range(3):  # the pool hands the same connection back: each use is alike
+            held = RequestConnection(engine)
+            first = held.first_statement(lambda c: c.execute(sa.text(probe)).scalar())
+            assert first is True if postgres else first == 1  # before HB2: False (a BEGIN)
+            connection = held.connection()
+            assert not connection.in_transaction()
+            connection.execute(sa.text("CREATE TEMPORARY TABLE IF NOT EXISTS hb2 (n integer)"))
+            connection.commit()
+            # The route's statements then run in a transaction that can be rolled back.
+            connection.execute(sa.text("INSERT INTO hb2 VALUES (1)"))
+            assert connection.in_transaction()
+            if postgres:
+                assert connection.execute(sa.text(probe)).scalar() is False
+                raw = connection.connection.driver_connection
+                assert getattr(raw, "autocommit", None) is False
+            connection.rollback()
+            assert connection.execute(sa.text("SELECT count(*) FROM hb2")).scalar() == 0
+            held.close()
+    finally:
+        engine.dispose()

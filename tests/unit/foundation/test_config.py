@@ -152,3 +152,13 @@ def test_the_address_limit_proxies_and_metrics_settings() -> None:
     assert (chosen.metrics_token, chosen.metrics_port) == (token, 9100)
     assert chosen.state_metrics_cache_seconds == 0
     assert token not in repr(chosen)
+
+
+def test_an_api_process_has_few_threads_unless_told(tmp_path: Path) -> None:
+    # Four by default in both modes (decision HB4: the threads share the interpreter lock
+    # with the event loop; 16 cost more CPU a request and delayed /healthz)
+    assert Settings.from_env(production_env()).api_threads == 4
+    assert Settings.from_env({"CALSYNC_STATE_DIR": str(tmp_path)}).api_threads == 4
+    told = production_env(CALSYNC_API_THREADS="12")
+    assert Settings.from_env(told).api_threads == 12
+    assert Settings.embedded(tmp_path).api_threads == 4
