@@ -167,10 +167,7 @@ def series_rows(
         return _whole_master(master, own, ranges), False
     series_id = series_id_of(master)
     by_start = {sort_instant(e.event.original_start): e for e in own if e.event.original_start}
-    by_event = {id(e.event): e for e in own}
     own_events = [e.event for e in own]
-    key = str(master.id)
-    duration = event.duration
     rows: dict[str, dict[str, Any]] = {}
     complete = True
     for low, high in _chunks(ranges):
@@ -189,40 +186,65 @@ def series_rows(
         except ValidationError:
             return [], False  # a rule calsync cannot expand: listed unexpanded only
         complete = complete and found.complete
-        for value in found.starts:
-            api_id = instance_id(key, value)
-            if api_id in rows:
-                continue
-            if value.day is not None:
-                end_at = _midnight(value.day + duration)
-            else:
-                assert value.instant is not None
-                end_at = value.instant + duration
-            keeper = by_start.get(sort_instant(value))
-            rows[api_id] = _row(
-                master,
-                api_id,
-                event,
-                start=value,
-                end_at=end_at,
-                original=value,
-                bookkeeping_id=keeper.id if keeper is not None else None,
-            )
-        for shown in found.exceptions:
-            original = shown.original_start or shown.start
-            api_id = instance_id(key, original)
-            if api_id in rows:
-                continue
-            keeper = by_start.get(sort_instant(original))
-            rows[api_id] = _row(
-                master,
-                api_id,
-                shown,
-                original=original,
-                exception_id=by_event[id(shown)].id,
-                bookkeeping_id=keeper.id if keeper is not None else None,
-            )
+        _add_generated(rows, master, found.starts, by_start)
+        _add_exceptions(rows, master, found.exceptions, own, by_start)
     return list(rows.values()), not complete
+
+
+def _add_generated(
+    rows: dict[str, dict[str, Any]],
+    master: StoredEvent,
+    starts: Sequence[EventTime],
+    by_start: dict[datetime, StoredEvent],
+) -> None:
+    """Add the rows of generated instances (by API id; one already there is kept)."""
+    key, event = str(master.id), master.event
+    duration = event.duration
+    for value in starts:
+        api_id = instance_id(key, value)
+        if api_id in rows:
+            continue
+        if value.day is not None:
+            end_at = _midnight(value.day + duration)
+        else:
+            assert value.instant is not None
+            end_at = value.instant + duration
+        keeper = by_start.get(sort_instant(value))
+        rows[api_id] = _row(
+            master,
+            api_id,
+            event,
+            start=value,
+            end_at=end_at,
+            original=value,
+            bookkeeping_id=keeper.id if keeper is not None else None,
+        )
+
+
+def _add_exceptions(
+    rows: dict[str, dict[str, Any]],
+    master: StoredEvent,
+    shown: Sequence[Event],
+    own: Sequence[StoredEvent],
+    by_start: dict[datetime, StoredEvent],
+) -> None:
+    """Add the rows of the exceptions shown (by API id; one already there is kept)."""
+    key = str(master.id)
+    by_event = {id(e.event): e for e in own}
+    for exception in shown:
+        original = exception.original_start or exception.start
+        api_id = instance_id(key, original)
+        if api_id in rows:
+            continue
+        keeper = by_start.get(sort_instant(original))
+        rows[api_id] = _row(
+            master,
+            api_id,
+            exception,
+            original=original,
+            exception_id=by_event[id(exception)].id,
+            bookkeeping_id=keeper.id if keeper is not None else None,
+        )
 
 
 def _whole_master(

@@ -46,7 +46,6 @@ LONG_FUNCTIONS: dict[str, str] = {
     "calsync/domain/recurrence.py:occurrences": "issue 17's expansion loop",
     "calsync/domain/rule_plans.py:_families": "issue 17's grouping of rules",
     "calsync/emulator/listing.py:list_events": "the emulator's events.list",
-    "calsync/events/read_model.py:_series_rows": "the read model (another change under way)",
     "calsync/jobs.py:declare_jobs": "every actor declared on one broker (issue 20 item 5)",
     "calsync/notify/changes.py:events_changed": "the change notices' rules",
     "calsync/notify/deliveries.py:_process": "claim, send and record one notice",
