@@ -187,8 +187,7 @@ def insert_rows(
             for o, u in held
             if o not in cut
         ]
-    if marks:
-        session.execute(sa.insert(instance_incomplete), marks)
+    _insert(session, instance_incomplete, marks)  # thousands after a full sync: COPY
 
 
 def held_near(
