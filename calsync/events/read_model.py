@@ -15,7 +15,11 @@ writing transaction; a user with a record is listed by expansion until the owner
 changes touch (the row itself, or the master an exception names) are re-expanded and
 the record removed - by `calsync.events.upkeep`: before the commit for an API request's
 few changes, after it (the ``refresh_read_model`` job, and the scheduler's sweep) for
-everything else. API writes, splits, pulls and pushes are all covered without any of
+everything else. After the commit it is two steps (decisions HC2-HC4): the owners'
+series are first expanded over the *near* range (`near_range`: `NEAR_BEHIND` before
+today to `NEAR_AHEAD` after) and recorded as held near, so that a window inside that
+range is read from the model while any other is still expanded per request; then
+`extend_owners` completes them over the rest of the horizon. API writes, splits, pulls and pushes are all covered without any of
 them knowing: nothing that writes ``events`` through a session can miss it. This module
 makes the rows (`replace_owners`); the caller holds the owners' row locks. Until a
 horizon exists (`fill`, decision V8) the triggers record nothing: the model off costs
@@ -26,10 +30,10 @@ to re-expand and no series whose expansion a bound cut short, is one range scan
 (`calsync.store.instance_pages.listed_rows`). Anything else answers `None`, and the caller
 expands as before (`calsync.web.event_reads`): just as correct, only slower.
 
-The rows are made by the same functions today's expansion uses (`occurrences`,
-`instance_id`, `sort_instant`), per series over chunks of the horizon no longer than
-`CHUNK`, so an item's row is what that expansion would list for any window inside the
-horizon; the differential test (tests/integration/events/test_read_model.py) checks it.
+The rows are made by `calsync.events.instance_rows` with the functions today's
+expansion uses, so an item's row is what that expansion would list for any window
+inside the range expanded; the differential test
+(tests/integration/events/test_read_model.py) checks it.
 """
 
 from __future__ import annotations

@@ -12,8 +12,12 @@ module re-expands the owners those records touch and removes the records:
 - **after the commit, for everything else** (pulls, full syncs, pushes, splits too large
   for the request): the session asks for a run (`watch`'s kick, the
   ``refresh_read_model`` job, after the commit), and `catch_up` re-expands the records
-  in transactions of `BATCH` records, oldest first; the scheduler's sweep kicks a run
-  when records are left (a kick lost to a crash between the commit and the job).
+  in transactions of `BATCH` records, oldest first, over the near part of the horizon
+  only (`read_model.near_range`: those users' near windows are read from the model
+  as soon as their batch commits), then completes the owners held near over the rest
+  of it, `BATCH` owners a transaction (decisions HC2-HC4); the scheduler's sweep kicks
+  a run while records or owners held near are left (a kick lost to a crash between the
+  commit and the job).
 
 Claims are by record id, and only the claimed records are removed: a change recorded
 while its owner is re-expanded keeps its record, and its user's lists stay expanded

@@ -397,9 +397,10 @@ def owners_of_users(
 
 
 def blocked(session: Session, user_id: uuid.UUID) -> bool:
-    """Whether the user's items may not be read from the model: a change not yet
-    re-expanded (committed by a writer that bypassed the session hook), or a series whose
-    expansion a bound cut short."""
+    """Whether the user's items may not be read from the model for every window: a
+    change not yet re-expanded (committed by a writer that bypassed the session hook), a
+    series whose expansion a bound cut short, or an owner held near today (decision
+    HC2; windows inside its range are still read from the model)."""
     dirty = sa.select(instance_dirty.c.id).where(instance_dirty.c.user_id == user_id).limit(1)
     cut = (
         sa.select(instance_incomplete.c.owner_id)
