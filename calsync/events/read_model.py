@@ -19,14 +19,15 @@ everything else. After the commit it is two steps (decisions HC2-HC4): the owner
 series are first expanded over the *near* range (`near_range`: `NEAR_BEHIND` before
 today to `NEAR_AHEAD` after) and recorded as held near, so that a window inside that
 range is read from the model while any other is still expanded per request; then
-`extend_owners` completes them over the rest of the horizon. API writes, splits, pulls and pushes are all covered without any of
-them knowing: nothing that writes ``events`` through a session can miss it. This module
-makes the rows (`replace_owners`); the caller holds the owners' row locks. Until a
-horizon exists (`fill`, decision V8) the triggers record nothing: the model off costs
+`extend_owners` completes them over the rest of the horizon. API writes, splits, pulls
+and pushes are all covered without any of them knowing: nothing that writes ``events``
+through a session can miss it. This module makes the rows (`replace_owners`,
+`extend_owners`; the caller holds the owners' row locks). Until a horizon exists (`fill`, decision V8) the triggers record nothing: the model off costs
 writes (almost) nothing.
 
 Reading (`page`): a window wholly inside the horizon, for a user with no change left
-to re-expand and no series whose expansion a bound cut short, is one range scan
+to re-expand, no series whose expansion a bound cut short and no owner held near
+short of the window, is one range scan
 (`calsync.store.instance_pages.listed_rows`). Anything else answers `None`, and the caller
 expands as before (`calsync.web.event_reads`): just as correct, only slower.
 
