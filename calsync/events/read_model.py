@@ -22,8 +22,9 @@ range is read from the model while any other is still expanded per request; then
 `extend_owners` completes them over the rest of the horizon. API writes, splits, pulls
 and pushes are all covered without any of them knowing: nothing that writes ``events``
 through a session can miss it. This module makes the rows (`replace_owners`,
-`extend_owners`; the caller holds the owners' row locks). Until a horizon exists (`fill`, decision V8) the triggers record nothing: the model off costs
-writes (almost) nothing.
+`extend_owners`; the caller holds the owners' row locks). Until a horizon exists
+(`fill`, decision V8) the triggers record nothing: the model off costs writes (almost)
+nothing.
 
 Reading (`page`): a window wholly inside the horizon, for a user with no change left
 to re-expand, no series whose expansion a bound cut short and no owner held near
