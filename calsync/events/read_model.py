@@ -15,21 +15,27 @@ writing transaction; a user with a record is listed by expansion until the owner
 changes touch (the row itself, or the master an exception names) are re-expanded and
 the record removed - by `calsync.events.upkeep`: before the commit for an API request's
 few changes, after it (the ``refresh_read_model`` job, and the scheduler's sweep) for
-everything else. API writes, splits, pulls and pushes are all covered without any of
-them knowing: nothing that writes ``events`` through a session can miss it. This module
-makes the rows (`replace_owners`); the caller holds the owners' row locks. Until a
-horizon exists (`fill`, decision V8) the triggers record nothing: the model off costs
-writes (almost) nothing.
+everything else. After the commit it is two steps (decisions HC2-HC4): the owners'
+series are first expanded over the *near* range (`near_range`: `NEAR_BEHIND` before
+today to `NEAR_AHEAD` after) and recorded as held near, so that a window inside that
+range is read from the model while any other is still expanded per request; then
+`extend_owners` completes them over the rest of the horizon. API writes, splits, pulls
+and pushes are all covered without any of them knowing: nothing that writes ``events``
+through a session can miss it. This module makes the rows (`replace_owners`,
+`extend_owners`; the caller holds the owners' row locks). Until a horizon exists
+(`fill`, decision V8) the triggers record nothing: the model off costs writes (almost)
+nothing.
 
 Reading (`page`): a window wholly inside the horizon, for a user with no change left
-to re-expand and no series whose expansion a bound cut short, is one range scan
+to re-expand, no series whose expansion a bound cut short and no owner held near
+short of the window, is one range scan
 (`calsync.store.instance_pages.listed_rows`). Anything else answers `None`, and the caller
 expands as before (`calsync.web.event_reads`): just as correct, only slower.
 
-The rows are made by the same functions today's expansion uses (`occurrences`,
-`instance_id`, `sort_instant`), per series over chunks of the horizon no longer than
-`CHUNK`, so an item's row is what that expansion would list for any window inside the
-horizon; the differential test (tests/integration/events/test_read_model.py) checks it.
+The rows are made by `calsync.events.instance_rows` with the functions today's
+expansion uses, so an item's row is what that expansion would list for any window
+inside the range expanded; the differential test
+(tests/integration/events/test_read_model.py) checks it.
 """
 
 from __future__ import annotations
@@ -42,32 +48,41 @@ from typing import Any, Final
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from calsync.domain.errors import ValidationError
-from calsync.domain.models import Event, EventStatus, EventTime
-from calsync.domain.recurrence import instance_id, instance_of, occurrences
+from calsync.domain.models import EventTime
 from calsync.domain.windows import DayRange
-from calsync.events.templates import stored_template
-from calsync.events.views import EventView, event_json, json_bytes
+from calsync.events.instance_rows import (
+    CHUNK,
+    Range,
+    series_documents,
+    series_id_of,
+    series_rows,
+    single_document,
+    sort_instant,
+)
 from calsync.store import instance_pages, instance_upkeep, instances
-from calsync.store.chunks import chunks
+from calsync.store.chunks import chunks, ordered_ids
 from calsync.store.event_queries import exceptions_of, load_shown
-from calsync.store.events import StoredEvent
 from calsync.store.instance_pages import ListedRow
 
 __all__ = [
     "CHUNK",
     "HORIZON_AHEAD",
     "HORIZON_BEHIND",
+    "NEAR_AHEAD",
+    "NEAR_BEHIND",
     "ListedRow",
     "clear",
+    "extend_owners",
     "fill",
     "keep",
+    "near_range",
     "original_start",
     "owners_recorded",
     "page",
     "refresh_all",
     "replace_owners",
     "series_id_of",
+    "sort_instant",
 ]
 
 HORIZON_BEHIND: Final = timedelta(days=366)
@@ -77,27 +92,15 @@ expanded per request)."""
 HORIZON_AHEAD: Final = timedelta(days=458)
 """How far after today: any 400-day window (the longest expanded list) starting within
 the next two months, and every month of the next fifteen."""
-CHUNK: Final = timedelta(days=200)
-"""The longest window one expansion covers (well under `recurrence.MAX_WINDOW`, the
-window validated series are guaranteed to expand in); the horizon is expanded chunk by
-chunk, and the chunks' items merged by API id."""
+NEAR_BEHIND: Final = timedelta(days=35)
+"""How far before today the upkeep after the write expands a series first (decision
+HC2): the current and the previous month, whichever day of the month it is."""
+NEAR_AHEAD: Final = timedelta(days=70)
+"""How far after today it does: the current month and the next two."""
 
 
 def _midnight(day: date) -> datetime:
     return datetime.combine(day, time(), tzinfo=UTC)
-
-
-def sort_instant(value: EventTime) -> datetime:
-    """The instant an item sorts by: its start, midnight UTC for a day (as stored)."""
-    if value.day is not None:
-        return _midnight(value.day)
-    assert value.instant is not None
-    return value.instant
-
-
-def series_id_of(master: StoredEvent) -> str:
-    """The id exceptions name their series by (the master's Google id, else its own)."""
-    return master.event.provider_event_id or str(master.id)
 
 
 def original_start(row: ListedRow) -> EventTime | None:
@@ -195,223 +198,92 @@ def _refresh_owners(
 
 
 def replace_owners(
-    session: Session, owner_ids: Sequence[uuid.UUID], bounds: tuple[datetime, datetime]
+    session: Session,
+    owner_ids: Sequence[uuid.UUID],
+    bounds: tuple[datetime, datetime],
+    *,
+    near: Range | None = None,
 ) -> None:
     """Replace the rows of these owners by what they list now: a few statements per
     batch; singles' rows are computed by the database, series' here. The caller holds
     the owners' row locks (`instances.lock_owners`, or `instance_upkeep.lock_free_owners`
-    for the upkeep), so that two re-expansions of one owner never interleave."""
-    for batch in chunks(sorted(set(owner_ids)), _BATCH):
+    for the upkeep), so that two re-expansions of one owner never interleave.
+
+    With `near` (a part of `bounds`), series with rules are expanded over it alone and
+    only the singles that meet it get their documents; those owners are recorded as
+    held near (``instance_incomplete`` with the range), so that a window outside `near`
+    is expanded per request until `extend_owners` completes them (decision HC2)."""
+    near = None if near == bounds else near
+    for batch in chunks(ordered_ids(owner_ids), _BATCH):
         instances.delete_rows(session, batch)
         instances.insert_singles(session, batch)
-        singles = instances.live_singles(session, batch)
+        singles, far = instances.live_singles_near(session, batch, near)
         master_ids = instances.live_masters(session, batch)
         loaded = load_shown(session, singles + master_ids)
-        documents = [_single_document(loaded[i]) for i in singles if i in loaded]
+        documents = [single_document(loaded[i]) for i in singles if i in loaded]
         masters = [loaded[i] for i in master_ids if i in loaded]
         exceptions = exceptions_of(session, [(m.calendar_id, series_id_of(m)) for m in masters])
         rows: list[dict[str, Any]] = []
-        incomplete: list[tuple[uuid.UUID, uuid.UUID]] = []
+        cut: list[tuple[uuid.UUID, uuid.UUID]] = []
+        held = list(far)
         shown: list[uuid.UUID] = []
         for master in masters:
             own = exceptions.get((master.calendar_id, series_id_of(master)), [])
-            found, cut = _series_rows(master, own, bounds)
+            ranges = [near] if near is not None and master.event.recurrence else [bounds]
+            found, short = series_rows(master, own, ranges)
             rows += found
-            if cut:
-                incomplete.append((master.id, master.user_id))
-            documents += _series_documents(master, own)
+            if short:
+                cut.append((master.id, master.user_id))
+            elif ranges[0] is near:
+                held.append((master.id, master.user_id))
+            documents += series_documents(master, own)
             shown += [e.id for e in own]
         instances.replace_documents(session, [*batch, *shown], documents)
-        instances.insert_rows(session, rows, incomplete)
+        instances.insert_rows(session, rows, cut, held=held, near=near)
 
 
 _BATCH: Final = 1000
 """Owners re-expanded together (one lock, delete and insert each)."""
 
 
-def _single_document(single: StoredEvent) -> dict[str, Any]:
-    """The ``event_documents`` row of a single: its item's JSON."""
-    body = json_bytes(event_json(EventView(str(single.id), single.event, single)))
-    return {"event_id": single.id, "body": body, "end_zone": None, "series_id": None}
+def extend_owners(
+    session: Session, owner_ids: Sequence[uuid.UUID], bounds: tuple[datetime, datetime]
+) -> None:
+    """Complete the owners among `owner_ids` that `replace_owners` held only near today
+    (decision HC2): their series' items over the rest of the horizon (leaving out the
+    API ids already stored), their far singles' documents, and forget that they were
+    held. An owner re-expanded since (its held row gone) is left alone. The caller holds
+    the owners' row locks, as for `replace_owners`."""
+    held = instances.held_near(session, owner_ids)
+    if not held:
+        return
+    ids = sorted(held)
+    singles = instances.live_singles(session, ids)
+    master_ids = instances.live_masters(session, ids)
+    loaded = load_shown(session, singles + master_ids)
+    documents = [single_document(loaded[i]) for i in singles if i in loaded]
+    masters = [loaded[i] for i in master_ids if i in loaded]
+    stored = instances.api_ids_of(session, master_ids)
+    exceptions = exceptions_of(session, [(m.calendar_id, series_id_of(m)) for m in masters])
+    rows: list[dict[str, Any]] = []
+    cut: list[tuple[uuid.UUID, uuid.UUID]] = []
+    for master in masters:
+        own = exceptions.get((master.calendar_id, series_id_of(master)), [])
+        low, high = held[master.id]
+        found, short = series_rows(master, own, [(bounds[0], low), (high, bounds[1])])
+        rows += [row for row in found if (master.id, row["api_id"]) not in stored]
+        if short:
+            cut.append((master.id, master.user_id))
+    instances.replace_documents(session, singles, documents)
+    instances.forget_held(session, ids)
+    instances.insert_rows(session, rows, cut)
 
 
-def _series_documents(master: StoredEvent, own: Sequence[StoredEvent]) -> list[dict[str, Any]]:
-    """The ``event_documents`` rows of a series: the master's, the JSON of a generated
-    instance of it (the template `calsync.web.event_reads` makes every other one from,
-    with the zone of its end and the series id their Google ids start with), and each
-    live exception's as the series lists it (with its own bookkeeping). None for a
-    master without rules (listed as itself: rendered per page)."""
-    event = master.event
-    key = str(master.id)
-    found: list[dict[str, Any]] = []
-    series_id = series_id_of(master)
-    if event.recurrence:
-        first = event.start
-        template = EventView(
-            instance_id(key, first), instance_of(event, series_id, first), master, series=master
-        )
-        found.append(
-            {
-                "event_id": master.id,
-                "body": stored_template(event_json(template)),
-                "end_zone": event.end.timezone,
-                "series_id": series_id,
-            }
-        )
-    for exception in own:
-        shown = exception.event
-        if shown.status == EventStatus.CANCELLED:
-            continue
-        view = EventView(
-            instance_id(key, shown.original_start or shown.start), shown, exception, series=master
-        )
-        found.append(
-            {
-                "event_id": exception.id,
-                "body": json_bytes(event_json(view)),
-                "end_zone": None,
-                "series_id": None,
-            }
-        )
-    return found
-
-
-def _row(
-    owner: StoredEvent,
-    api_id: str,
-    shown: Event,
-    *,
-    in_series: bool,
-    start: EventTime | None = None,
-    end_at: datetime | None = None,
-    original: EventTime | None = None,
-    exception_id: uuid.UUID | None = None,
-    bookkeeping_id: uuid.UUID | None = None,
-) -> dict[str, Any]:
-    begin = start if start is not None else shown.start
-    sort_at = sort_instant(begin)
-    end = end_at if end_at is not None else sort_instant(shown.end)
-    return {
-        "owner_id": owner.id,
-        "api_id": api_id,
-        "user_id": owner.user_id,
-        "calendar_id": owner.calendar_id,
-        "in_series": in_series,
-        "sort_at": sort_at,
-        "end_at": end,
-        "all_day": begin.day is not None,
-        "long_span": end - sort_at > instances.LONG_SPAN,
-        "original_at": sort_instant(original) if original is not None else None,
-        "original_zone": None
-        if original is None or original.day is not None
-        else original.timezone,
-        "exception_id": exception_id,
-        "bookkeeping_id": bookkeeping_id,
-        "category": shown.category,
-        "status": shown.status.value,
-        "version": owner.version,
-    }
-
-
-def _chunks(bounds: tuple[datetime, datetime]) -> list[tuple[datetime, datetime]]:
-    first, end = bounds
-    found = []
-    while first < end:
-        step = min(end, first + CHUNK)
-        found.append((first, step))
-        first = step
-    return found
-
-
-def _series_rows(
-    master: StoredEvent, own: Sequence[StoredEvent], bounds: tuple[datetime, datetime]
-) -> tuple[list[dict[str, Any]], bool]:
-    """The items of a series (`own`: its exceptions) over the horizon, as today's
-    expansion lists them."""
-    event = master.event
-    series_id = series_id_of(master)
-    if not event.recurrence:
-        return _whole_master(master, own, bounds), False
-    by_start = {sort_instant(e.event.original_start): e for e in own if e.event.original_start}
-    by_event = {id(e.event): e for e in own}
-    own_events = [e.event for e in own]
-    key = str(master.id)
-    duration = event.duration
-    rows: dict[str, dict[str, Any]] = {}
-    complete = True
-    for low, high in _chunks(bounds):
-        days = DayRange(low.date(), high.date())
-        try:
-            found = occurrences(
-                event.recurrence,
-                event.start,
-                event.end,
-                low,
-                high,
-                own_events,
-                series_id=series_id,
-                timezone=event.timezone,
-                days=days,
-            )
-        except ValidationError:
-            return [], False  # a rule calsync cannot expand: listed unexpanded only
-        complete = complete and found.complete
-        for value in found.starts:
-            at = sort_instant(value)
-            api_id = instance_id(key, value)
-            if api_id in rows:
-                continue
-            end_at = _midnight(value.day + duration) if value.day is not None else None
-            if end_at is None:
-                assert value.instant is not None
-                end_at = value.instant + duration
-            keeper = by_start.get(at)
-            rows[api_id] = _row(
-                master,
-                api_id,
-                event,
-                in_series=True,
-                start=value,
-                end_at=end_at,
-                original=value,
-                bookkeeping_id=keeper.id if keeper is not None else None,
-            )
-        for shown in found.exceptions:
-            original = shown.original_start or shown.start
-            api_id = instance_id(key, original)
-            if api_id in rows:
-                continue
-            keeper = by_start.get(sort_instant(original))
-            rows[api_id] = _row(
-                master,
-                api_id,
-                shown,
-                in_series=True,
-                original=original,
-                exception_id=by_event[id(shown)].id,
-                bookkeeping_id=keeper.id if keeper is not None else None,
-            )
-    return list(rows.values()), not complete
-
-
-def _whole_master(
-    master: StoredEvent, own: Sequence[StoredEvent], bounds: tuple[datetime, datetime]
-) -> list[dict[str, Any]]:
-    """A row marked as a series but without rules (never one calsync wrote): listed as
-    expansion lists it, the master itself as its one instance, when it meets the
-    horizon."""
-    event = master.event
-    at = sort_instant(event.start)
-    if not (at < bounds[1] and sort_instant(event.end) >= bounds[0]):
-        return []
-    keeper = next((e for e in own if e.event.original_start == event.start), None)
-    api_id = instance_id(str(master.id), event.start)
-    bookkeeping = keeper.id if keeper is not None else None
-    return [
-        _row(
-            master, api_id, event, in_series=True, original=event.start, bookkeeping_id=bookkeeping
-        )
-    ]
+def near_range(bounds: Range) -> Range:
+    """The part of the horizon `bounds` that the upkeep after the write fills first
+    (decision HC2): from `NEAR_BEHIND` before the horizon's today to `NEAR_AHEAD` after."""
+    today = bounds[0] + HORIZON_BEHIND
+    return max(bounds[0], today - NEAR_BEHIND), min(bounds[1], today + NEAR_AHEAD)
 
 
 # --- reading --------------------------------------------------------------------------

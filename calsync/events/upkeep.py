@@ -12,8 +12,12 @@ module re-expands the owners those records touch and removes the records:
 - **after the commit, for everything else** (pulls, full syncs, pushes, splits too large
   for the request): the session asks for a run (`watch`'s kick, the
   ``refresh_read_model`` job, after the commit), and `catch_up` re-expands the records
-  in transactions of `BATCH` records, oldest first; the scheduler's sweep kicks a run
-  when records are left (a kick lost to a crash between the commit and the job).
+  in transactions of `BATCH` records, oldest first, over the near part of the horizon
+  only (`read_model.near_range`: those users' near windows are read from the model
+  as soon as their batch commits), then completes the owners held near over the rest
+  of it, `BATCH` owners a transaction (decisions HC2-HC4); the scheduler's sweep kicks
+  a run while records or owners held near are left (a kick lost to a crash between the
+  commit and the job).
 
 Claims are by record id, and only the claimed records are removed: a change recorded
 while its owner is re-expanded keeps its record, and its user's lists stay expanded
@@ -38,6 +42,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from calsync.events import read_model
 from calsync.store import instance_upkeep, instances
+from calsync.store.chunks import ordered_ids
 from calsync.store.db import in_request
 from calsync.store.events import WRITTEN_KEY
 from calsync.store.instance_upkeep import Recorded
@@ -127,7 +132,10 @@ def _inline(session: Session) -> int:
 
 
 def _refresh(
-    session: Session, claimed: Sequence[Recorded], bounds: tuple[datetime, datetime]
+    session: Session,
+    claimed: Sequence[Recorded],
+    bounds: tuple[datetime, datetime],
+    near: tuple[datetime, datetime] | None = None,
 ) -> int:
     """Re-expand the owners of `claimed` that no other transaction holds, and remove
     the records of those re-expanded; the number of records kept.
@@ -138,9 +146,9 @@ def _refresh(
     if not claimed:
         return 0
     owners = set(_owners(session, claimed))
-    free = instance_upkeep.lock_free_owners(session, sorted(owners))
+    free = instance_upkeep.lock_free_owners(session, ordered_ids(owners))
     held = owners - free
-    read_model.replace_owners(session, sorted(free), bounds)
+    read_model.replace_owners(session, ordered_ids(free), bounds, near=near)
     done = [r.id for r in claimed if not held or (r.event_id not in held and not r.series_ref)]
     instance_upkeep.clear(session, done)
     return len(claimed) - len(done)
@@ -152,7 +160,7 @@ def _owners(session: Session, claimed: Sequence[Recorded]) -> list[uuid.UUID]:
     named = instances.masters_named(
         session, {(r.calendar_id, r.series_ref) for r in claimed if r.series_ref}
     )
-    return sorted({r.event_id for r in claimed} | {owner for _, owner in named})
+    return ordered_ids({r.event_id for r in claimed} | {owner for _, owner in named})
 
 
 def catch_up(
@@ -161,12 +169,15 @@ def catch_up(
     batch: int = BATCH,
     run_for: float = RUN_FOR,
     monotonic: Callable[[], float] = time.monotonic,
+    far: bool = True,
 ) -> CatchUp:
     """Re-expand every recorded change, `batch` records a transaction, oldest first,
-    for at most `run_for` seconds. Idempotent, and safe beside writers and other runs:
-    a record claimed by another run is skipped, an owner another transaction holds is
-    left with its records (counted in `CatchUp.held`). A batch that fails is retried
-    record by record, so one failing owner keeps only its own records."""
+    over the near part of the horizon (decision HC2); then, with `far`, complete the
+    owners held near (`batch` owners a transaction): all for at most `run_for` seconds.
+    Idempotent, and safe beside writers and other runs: a record claimed by another run
+    is skipped, an owner another transaction holds is left with its records (counted in
+    `CatchUp.held`). A batch that fails is retried record by record (owner by owner),
+    so one failing owner keeps only its own records."""
     deadline = monotonic() + run_for
     after, cleared, held, failed = 0, 0, 0, 0
     while True:
@@ -179,9 +190,82 @@ def catch_up(
             found, lost = _one_by_one(sessions, after=after, limit=batch)
             failed += lost
         if found is None:
-            return CatchUp(cleared, held, failed, more=False)
+            break
         after, done, left = found
         cleared, held = cleared + done, held + left
+    if not far:
+        return CatchUp(cleared, held, failed, more=False)
+    more, left, lost = _complete(sessions, batch=batch, deadline=deadline, monotonic=monotonic)
+    return CatchUp(cleared, held + left, failed + lost, more=more)
+
+
+def _complete(
+    sessions: sessionmaker[Session],
+    *,
+    batch: int,
+    deadline: float,
+    monotonic: Callable[[], float],
+) -> tuple[bool, int, int]:
+    """The second step: complete the owners held near, `batch` a transaction, until
+    `deadline`; (time ran out, owners left because another transaction held them,
+    owners whose completion failed: logged, left held for a later run)."""
+    after: uuid.UUID | None = None
+    left, failed = 0, 0
+    while True:
+        if monotonic() > deadline:
+            return True, left, failed
+        try:
+            found = _far_batch(sessions, after=after, limit=batch)
+        except Exception:
+            logger.exception("read model upkeep (far part) failed; retrying one by one")
+            found, lost = _far_one_by_one(sessions, after=after, limit=batch)
+            failed += lost
+        if found is None:
+            return False, left, failed
+        after, kept = found
+        left += kept
+
+
+def _far_batch(
+    sessions: sessionmaker[Session], *, after: uuid.UUID | None, limit: int
+) -> tuple[uuid.UUID, int] | None:
+    """One transaction: up to `limit` owners held near, after `after`, completed over
+    the horizon (those no other transaction holds); (last owner taken, owners left), or
+    `None` when none is left (or the model is off)."""
+    with sessions() as session, session.begin():
+        session.info[_IN_UPKEEP] = True
+        instance_upkeep.begin_writing(session)
+        bounds = instances.horizon(session, filled=False)
+        owners = instance_upkeep.held_owners(session, after=after, limit=limit)
+        if bounds is None or not owners:
+            return None
+        free = instance_upkeep.lock_free_owners(session, owners)
+        read_model.extend_owners(session, ordered_ids(free), bounds)
+        return owners[-1], len(owners) - len(free)
+
+
+def _far_one_by_one(
+    sessions: sessionmaker[Session], *, after: uuid.UUID | None, limit: int
+) -> tuple[tuple[uuid.UUID, int] | None, int]:
+    """`_far_batch` of the same owners, one a transaction: an owner that fails is
+    logged and left held. (What `_far_batch` answers, the number failed.)"""
+    last, left, failed = after, 0, 0
+    for _ in range(limit):
+        try:
+            found = _far_batch(sessions, after=last, limit=1)
+        except Exception:
+            with sessions() as session:
+                owners = instance_upkeep.held_owners(session, after=last, limit=1)
+            logger.exception("read model upkeep of the held owner %s failed; kept", owners)
+            if not owners:
+                break
+            last, failed = owners[0], failed + 1
+            continue
+        if found is None:
+            break
+        last, kept = found
+        left += kept
+    return ((last, left) if last is not None and last != after else None), failed
 
 
 def _batch(
@@ -204,7 +288,7 @@ def _batch(
             owners=_owners(session, claimed),
             besides=[r.id for r in claimed],
         )
-        kept = _refresh(session, claimed, bounds)
+        kept = _refresh(session, claimed, bounds, read_model.near_range(bounds))
         return last, len(claimed) - kept, kept
 
 

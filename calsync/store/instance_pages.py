@@ -235,7 +235,8 @@ def _conditions(*, after: bool, category: bool, calendar: bool) -> list[sa.Colum
 def _readable() -> sa.CTE:
     """The horizon's start, when the model may answer the page: the horizon filled and
     holding the window's instants and days, and the user not blocked (no change left to
-    re-expand, no series a bound cut short: `calsync.store.instances.blocked`)."""
+    re-expand, no series a bound cut short, no owner held only near today short of the
+    window: `calsync.store.instances.blocked`)."""
     h = instance_horizon.alias("h")
     user = sa.bindparam("user_id", type_=sa.Uuid())
     d, c = instance_dirty.alias("d"), instance_incomplete.alias("c")
@@ -245,13 +246,26 @@ def _readable() -> sa.CTE:
             h.c.id == 1,
             h.c.filled.is_(True),
             ~sa.select(d.c.id).where(d.c.user_id == user).exists(),
-            ~sa.select(c.c.owner_id).where(c.c.user_id == user).exists(),
+            ~sa.select(c.c.owner_id).where(c.c.user_id == user, _not_held(c)).exists(),
             h.c.first_at <= sa.bindparam("start"),
             h.c.first_at <= sa.bindparam("day_start"),
             h.c.end_at >= sa.bindparam("end"),
             h.c.end_at >= sa.bindparam("day_end"),
         )
         .cte("r")
+    )
+
+
+def _not_held(c: Any) -> sa.ColumnElement[bool]:
+    """An ``instance_incomplete`` row that bars the window: a series a bound cut short
+    (no range), or an owner held only near today (decision HC2) whose range does not
+    hold the window's instants and days."""
+    return sa.or_(
+        c.c.held_from.is_(None),
+        c.c.held_from > sa.bindparam("start"),
+        c.c.held_from > sa.bindparam("day_start"),
+        c.c.held_to < sa.bindparam("end"),
+        c.c.held_to < sa.bindparam("day_end"),
     )
 
 

@@ -20,9 +20,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from calsync.store.chunks import ordered_ids
 from calsync.store.events import any_of
 from calsync.store.tables import Event as EventRow
-from calsync.store.tables import instance_dirty
+from calsync.store.tables import instance_dirty, instance_incomplete
 
 __all__ = [
     "Recorded",
@@ -30,6 +31,7 @@ __all__ = [
     "claim",
     "claim_related",
     "clear",
+    "held_owners",
     "lock_free_owners",
     "pending",
     "record_owners",
@@ -71,9 +73,23 @@ def recorded_here(session: Session, *, up_to: int) -> int:
 
 
 def pending(session: Session) -> bool:
-    """Whether any recorded change is left (committed, or this transaction's)."""
-    query = sa.select(sa.exists(sa.select(instance_dirty.c.id)))
+    """Whether any recorded change is left (committed, or this transaction's), or any
+    owner is held only near today (decision HC2): work for the upkeep's runs."""
+    held = sa.select(instance_incomplete.c.owner_id).where(
+        instance_incomplete.c.held_from.is_not(None)
+    )
+    query = sa.select(sa.exists(sa.select(instance_dirty.c.id)) | sa.exists(held))
     return bool(session.execute(query).scalar())
+
+
+def held_owners(session: Session, *, after: uuid.UUID | None, limit: int) -> list[uuid.UUID]:
+    """Up to `limit` owners held only near today (decision HC2), in id order, after
+    `after`: the work list of the upkeep's second step (`upkeep.catch_up`)."""
+    t = instance_incomplete
+    query = sa.select(t.c.owner_id).where(t.c.held_from.is_not(None))
+    if after is not None:
+        query = query.where(t.c.owner_id > after)
+    return list(session.scalars(query.order_by(t.c.owner_id).limit(limit)))
 
 
 def begin_writing(session: Session) -> None:
@@ -142,7 +158,11 @@ def claim_related(
 
 def _one_of(session: Session, column: Any, values: Iterable[Any]) -> sa.ColumnElement[bool]:
     """`column` is one of `values` (false for none), as one condition."""
-    conditions = any_of(session, column, sorted(set(values)))
+    listed = list(values)
+    unique = (
+        ordered_ids(listed) if listed and isinstance(listed[0], uuid.UUID) else sorted(set(listed))
+    )
+    conditions = any_of(session, column, unique)
     return sa.or_(*conditions) if conditions else sa.false()
 
 
@@ -159,7 +179,7 @@ def lock_free_owners(session: Session, owner_ids: Sequence[uuid.UUID]) -> set[uu
     that may be re-expanded now: those locked, and those whose row is gone (their items
     went with it). An owner held by a writer or another upkeep is left out; its records
     must stay. SQLite: every owner (the transaction is the one writer)."""
-    wanted = sorted(set(owner_ids))
+    wanted = ordered_ids(owner_ids)
     if not _postgres(session) or not wanted:
         return set(wanted)
     locked: set[uuid.UUID] = set()

@@ -22,7 +22,7 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from calsync.store.chunks import chunks
+from calsync.store.chunks import chunks, ordered_ids
 from calsync.store.events import WRITTEN_KEY, any_of
 from calsync.store.tables import Event as EventRow
 from calsync.store.tables import (
@@ -37,14 +37,18 @@ __all__ = [
     "LONG_SPAN",
     "WRITTEN_KEY",
     "Dirty",
+    "api_ids_of",
     "blocked",
     "delete_rows",
     "forget_all",
+    "forget_held",
+    "held_near",
     "horizon",
     "insert_rows",
     "insert_singles",
     "live_masters",
     "live_singles",
+    "live_singles_near",
     "lock_owners",
     "mark_filled",
     "masters_named",
@@ -166,14 +170,59 @@ def insert_rows(
     session: Session,
     rows: Sequence[Mapping[str, Any]],
     incomplete: Sequence[tuple[uuid.UUID, uuid.UUID]],
+    *,
+    held: Sequence[tuple[uuid.UUID, uuid.UUID]] = (),
+    near: tuple[datetime, datetime] | None = None,
 ) -> None:
-    """Add `rows` (series items) and the (owner, user) pairs a bound cut short."""
+    """Add `rows` (series items), the (owner, user) pairs a bound cut short, and the
+    pairs `held` only `near` (decision HC2)."""
     _insert(session, event_instances, rows)
-    if incomplete:
-        session.execute(
-            sa.insert(instance_incomplete),
-            [{"owner_id": owner, "user_id": user} for owner, user in incomplete],
+    marks: list[dict[str, Any]] = [
+        {"owner_id": o, "user_id": u, "held_from": None, "held_to": None} for o, u in incomplete
+    ]
+    if near is not None:
+        cut = {owner for owner, _ in incomplete}
+        marks += [
+            {"owner_id": o, "user_id": u, "held_from": near[0], "held_to": near[1]}
+            for o, u in held
+            if o not in cut
+        ]
+    _insert(session, instance_incomplete, marks)  # thousands after a full sync: COPY
+
+
+def held_near(
+    session: Session, owner_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, tuple[datetime, datetime]]:
+    """The owners among these held only near today, with the range they are held for."""
+    t = instance_incomplete
+    found: dict[uuid.UUID, tuple[datetime, datetime]] = {}
+    for condition in any_of(session, t.c.owner_id, sorted(owner_ids)):
+        query = sa.select(t.c.owner_id, t.c.held_from, t.c.held_to).where(
+            condition, t.c.held_from.is_not(None)
         )
+        found.update((owner, (first, end)) for owner, first, end in session.execute(query))
+    return found
+
+
+def forget_held(session: Session, owner_ids: Sequence[uuid.UUID]) -> None:
+    """These owners are no longer held near: their items cover the horizon."""
+    t = instance_incomplete
+    for condition in any_of(session, t.c.owner_id, sorted(owner_ids)):
+        session.execute(sa.delete(t).where(condition, t.c.held_from.is_not(None)))
+
+
+def api_ids_of(session: Session, owner_ids: Sequence[uuid.UUID]) -> set[tuple[uuid.UUID, str]]:
+    """(owner, API id) of the items these owners have."""
+    t = event_instances
+    found: set[tuple[uuid.UUID, str]] = set()
+    for condition in any_of(session, t.c.owner_id, sorted(owner_ids)):
+        found.update(
+            (owner, api_id)
+            for owner, api_id in session.execute(
+                sa.select(t.c.owner_id, t.c.api_id).where(condition)
+            )
+        )
+    return found
 
 
 #: What the singles' listing selects (`calsync.store.event_queries`, ``Kind.SINGLE``).
@@ -237,12 +286,33 @@ def live_singles(session: Session, owner_ids: Sequence[uuid.UUID]) -> list[uuid.
     return found
 
 
+def live_singles_near(
+    session: Session, owner_ids: Sequence[uuid.UUID], near: tuple[datetime, datetime] | None
+) -> tuple[list[uuid.UUID], list[tuple[uuid.UUID, uuid.UUID]]]:
+    """The live singles among these owners that meet `near` (all without it), and
+    (id, user id) of the others."""
+    if near is None:
+        return live_singles(session, owner_ids), []
+    met: list[uuid.UUID] = []
+    others: list[tuple[uuid.UUID, uuid.UUID]] = []
+    columns = (EventRow.id, EventRow.user_id, EventRow.start_time, EventRow.end_time)
+    for condition in any_of(session, EventRow.id, list(owner_ids)):
+        for event_id, user_id, start, end in session.execute(
+            sa.select(*columns).where(condition, *_SINGLE)
+        ):
+            if start < near[1] and end >= near[0]:
+                met.append(event_id)
+            else:
+                others.append((event_id, user_id))
+    return met, others
+
+
 def replace_documents(
     session: Session, event_ids: Sequence[uuid.UUID], documents: Sequence[Mapping[str, Any]]
 ) -> None:
     """Forget the documents of `event_ids` and store `documents` (``event_documents``
     rows: every event id among them is one of `event_ids`)."""
-    for condition in any_of(session, event_documents.c.event_id, sorted(set(event_ids))):
+    for condition in any_of(session, event_documents.c.event_id, ordered_ids(event_ids)):
         session.execute(sa.delete(event_documents).where(condition))
     _insert(session, event_documents, documents)
 
@@ -327,9 +397,10 @@ def owners_of_users(
 
 
 def blocked(session: Session, user_id: uuid.UUID) -> bool:
-    """Whether the user's items may not be read from the model: a change not yet
-    re-expanded (committed by a writer that bypassed the session hook), or a series whose
-    expansion a bound cut short."""
+    """Whether the user's items may not be read from the model for every window: a
+    change not yet re-expanded (committed by a writer that bypassed the session hook), a
+    series whose expansion a bound cut short, or an owner held near today (decision
+    HC2; windows inside its range are still read from the model)."""
     dirty = sa.select(instance_dirty.c.id).where(instance_dirty.c.user_id == user_id).limit(1)
     cut = (
         sa.select(instance_incomplete.c.owner_id)

@@ -47,6 +47,9 @@ instance_incomplete = sa.Table(
         "owner_id", sa.Uuid(), sa.ForeignKey("events.id", ondelete="CASCADE"), primary_key=True
     ),
     sa.Column("user_id", sa.Uuid(), nullable=False, index=True),
+    # set: the owner's items are held only near (decision HC2); unset: cut short
+    sa.Column("held_from", UTCDateTime()),
+    sa.Column("held_to", UTCDateTime()),
 )
 
 instance_dirty = sa.Table(

@@ -197,7 +197,7 @@ def test_a_failing_upkeep_fails_no_write_and_its_users_lists_are_expanded(
         raise RuntimeError("a bug in the read model")
 
     # When the upkeep of alice's write raises
-    monkeypatch.setattr(read_model, "_series_rows", broken)
+    monkeypatch.setattr(read_model, "series_rows", broken)
     app.create(alice, series("alice", 10))  # 201: the write is committed
     monkeypatch.undo()
 

@@ -50,7 +50,6 @@ LONG_FUNCTIONS: dict[str, str] = {
     "calsync/domain/recurrence.py:_check": "issue 17's validation of a rule set",
     "calsync/domain/recurrence.py:occurrences": "issue 17's expansion loop",
     "calsync/domain/rule_plans.py:_families": "issue 17's grouping of rules",
-    "calsync/events/read_model.py:_series_rows": "the read model (another change under way)",
     "calsync/store/events.py:insert_events": "the pull's COPY of new rows (decision S12)",
     "calsync/web/app.py:create_app": "the middleware stack in its order",
     "calsync/web/routes/auth.py:finish_google_sign_in": "sign-in (another change under way)",
