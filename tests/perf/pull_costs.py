@@ -9,9 +9,9 @@ one user. For a full sync (rows deleted first, as bench_months does) and for inc
 pulls of 10 changes it prints, per pull (median of the runs):
 - wall time, this process's CPU (``time.process_time``), the PostgreSQL backends' CPU
   and the emulator's CPU (from ``/proc``: the three processes share the 2 cores);
-- PostgreSQL statements and transactions (a transaction is ``BEGIN`` and ``COMMIT``, two
-  round trips more; the lease's statement runs without one), Redis round trips (commands
-  or pipelines sent) and Google calls.
+- PostgreSQL round trips as psycopg sends them: statements (the pool's pre-ping
+  included) and ``BEGIN``/``COMMIT``/``ROLLBACK``; the statements SQLAlchemy executes;
+  Redis round trips (commands or pipelines sent); Google calls.
 ``--profile DIR`` writes cProfile stats of the pulls (``full.prof``, ``incremental.prof``).
 """
 
@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import redis.connection
 import sqlalchemy as sa
 
@@ -58,8 +59,34 @@ def proc_cpu(pid: int) -> float:
 @dataclasses.dataclass
 class Counts:
     statements: int = 0
-    transactions: int = 0
+    round_trips: int = 0
     redis: int = 0
+
+
+def count_sends(counts: Counts) -> None:
+    """Count what psycopg and redis-py send from now on in `counts` (this process only).
+
+    psycopg sends ``BEGIN``/``COMMIT``/``ROLLBACK`` through a private method
+    (`Connection._exec_command`, psycopg 3.3): a benchmark may lean on it."""
+    execute = psycopg.Cursor.execute
+    command = psycopg.Connection._exec_command
+    send = redis.connection.AbstractConnection.send_packed_command
+
+    def counted_execute(cursor: Any, *args: Any, **kwargs: Any) -> Any:
+        counts.round_trips += 1
+        return execute(cursor, *args, **kwargs)
+
+    def counted_command(connection: Any, *args: Any, **kwargs: Any) -> Any:
+        counts.round_trips += 1
+        return command(connection, *args, **kwargs)
+
+    def counted_send(connection: Any, packed: Any, check_health: bool = True) -> None:
+        counts.redis += 1
+        send(connection, packed, check_health)
+
+    psycopg.Cursor.execute = counted_execute  # type: ignore[method-assign]
+    psycopg.Connection._exec_command = counted_command  # type: ignore[method-assign]
+    redis.connection.AbstractConnection.send_packed_command = counted_send  # type: ignore[method-assign]
 
 
 class Meter:
@@ -72,23 +99,14 @@ class Meter:
         self.services, self.emulator_pid, self.database = services, emulator_pid, database
         self.rows: list[dict[str, float]] = []
         sa.event.listen(services.engine, "before_cursor_execute", self._statement)
-        sa.event.listen(services.engine, "begin", self._begin)
-        send = redis.connection.AbstractConnection.send_packed_command
-        counts = self.counts
-
-        def counted(connection: Any, command: Any, check_health: bool = True) -> None:
-            counts.redis += 1
-            send(connection, command, check_health)
-
-        redis.connection.AbstractConnection.send_packed_command = counted  # type: ignore[method-assign]
+        count_sends(self.counts)
 
     def _statement(self, *_: object) -> None:
         self.counts.statements += 1
 
-    def _begin(self, *_: object) -> None:
-        self.counts.transactions += 1
-
     def _backends(self) -> list[int]:
+        """The PostgreSQL server processes of the benchmark's database (their psycopg
+        sends are not counted: another engine)."""
         admin = sa.create_engine(
             str(self.services.engine.url).rsplit("/", 1)[0] + "/postgres", poolclass=sa.NullPool
         )
@@ -120,7 +138,7 @@ class Meter:
                 "pg_cpu": sum(proc_cpu(p) for p in backends) - pg,
                 "emulator_cpu": proc_cpu(self.emulator_pid) - emu,
                 "statements": self.counts.statements - before.statements,
-                "transactions": self.counts.transactions - before.transactions,
+                "round_trips": self.counts.round_trips - before.round_trips,
                 "redis": self.counts.redis - before.redis,
             }
         )
@@ -133,8 +151,9 @@ class Meter:
             f"{name} (median of {len(self.rows)}): wall {med('wall') * 1000:.1f} ms; CPU: "
             f"calsync {med('cpu') * 1000:.1f} ms, PostgreSQL {med('pg_cpu') * 1000:.0f} ms, "
             f"emulator {med('emulator_cpu') * 1000:.0f} ms (clock tick "
-            f"{1000 / _TICK:.0f} ms); PostgreSQL {med('statements'):.0f} statements in "
-            f"{med('transactions'):.0f} transactions; Redis {med('redis'):.0f} round trips; "
+            f"{1000 / _TICK:.0f} ms); PostgreSQL {med('round_trips'):.0f} round trips "
+            f"({med('statements'):.0f} statements of SQLAlchemy); Redis {med('redis'):.0f} "
+            "round trips; "
             f"Google {statistics.median(api_calls):.0f} calls",
             flush=True,
         )
