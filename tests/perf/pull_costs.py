@@ -12,7 +12,9 @@ pulls of 10 changes it prints, per pull (median of the runs):
 - PostgreSQL round trips as psycopg sends them: statements (the pool's pre-ping
   included) and ``BEGIN``/``COMMIT``/``ROLLBACK``; the statements SQLAlchemy executes;
   Redis round trips (commands or pipelines sent); Google calls.
-``--profile DIR`` writes cProfile stats of the pulls (``full.prof``, ``incremental.prof``).
+``--profile DIR`` writes cProfile stats of the pulls (``full.prof``, ``incremental.prof``);
+``--parts N`` then times the cuts of decisions HD1 and HD2 alone, N times each way,
+interleaved.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import dataclasses
+import itertools
 import os
 import statistics
 import time
@@ -36,6 +39,7 @@ from calsync.bootstrap import Services, bootstrap
 from calsync.collector_pause import collector_paused
 from calsync.config import Settings
 from calsync.emulator.testing import EmulatorControl, build_calendar_service
+from calsync.store import credentials, pull_leases
 from calsync.store.migrate import upgrade
 from calsync.store.tables import Calendar, Event
 from calsync.sync.pull import pull_calendar
@@ -82,11 +86,11 @@ def count_sends(counts: Counts) -> None:
 
     def counted_send(connection: Any, packed: Any, check_health: bool = True) -> None:
         counts.redis += 1
-        send(connection, packed, check_health)
+        send(connection, packed, check_health)  # type: ignore[no-untyped-call]
 
-    psycopg.Cursor.execute = counted_execute  # type: ignore[method-assign]
-    psycopg.Connection._exec_command = counted_command  # type: ignore[method-assign]
-    redis.connection.AbstractConnection.send_packed_command = counted_send  # type: ignore[method-assign]
+    setattr(psycopg.Cursor, "execute", counted_execute)  # noqa: B010 - untyped on purpose
+    setattr(psycopg.Connection, "_exec_command", counted_command)  # noqa: B010
+    setattr(redis.connection.AbstractConnection, "send_packed_command", counted_send)  # noqa: B010
 
 
 class Meter:
@@ -197,6 +201,74 @@ def incrementals(
     return calls
 
 
+def alternating(runs: int, ways: dict[str, Callable[[], object]]) -> None:
+    """Each of `ways` `runs` times, interleaved (so that the host's load falls on all
+    alike): median wall and CPU per call."""
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in ways}
+    for _ in range(runs):
+        for name, way in ways.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            way()
+            times[name].append((time.perf_counter() - wall, time.process_time() - cpu))
+    for name, measured in times.items():
+        wall = statistics.median(w for w, _ in measured) * 1000
+        cpu = statistics.mean(c for _, c in measured) * 1000
+        print(f"  {name}: wall p50 {wall:.3f} ms, CPU mean {cpu:.3f} ms", flush=True)
+
+
+def parts(
+    services: Services,
+    user_id: Any,
+    calendar_id: Any,
+    change: Callable[[int], None],
+    runs: int,
+) -> None:
+    """The two cuts of decisions HD1 and HD2 alone, each way interleaved."""
+    box = services.secrets
+
+    def in_session() -> object:
+        with services.sessions() as session:
+            return credentials.load_credentials(session, box, user_id)
+
+    print(f"the access token's read, {runs} times each way:", flush=True)
+    alternating(
+        runs,
+        {
+            "in a session (before HD2)": in_session,
+            "one statement, no transaction (HD2)": lambda: credentials.read_credentials(
+                services.engine, box, user_id
+            ),
+        },
+    )
+
+    print(f"incremental pulls of 10 changes, {runs} times each way, interleaved:", flush=True)
+    flush_wait = pull_leases._NO_FLUSH_WAIT
+    # the same round trips both ways: only whether the commit waits for the flush differs
+    ways = {
+        "commit waits for the flush (before HD1)": sa.text("SET LOCAL synchronous_commit TO ON"),
+        "commit does not wait (HD1)": flush_wait,
+    }
+    pulls: dict[str, list[float]] = {name: [] for name in ways}
+    changed = itertools.count(100)  # after the incremental runs; single events "s001000" on
+    try:
+        for _ in range(runs):
+            for name, statement in ways.items():
+                pull_leases._NO_FLUSH_WAIT = statement  # type: ignore[misc]
+                change(next(changed))
+                with collector_paused():
+                    started = time.perf_counter()
+                    pull_calendar(services, calendar_id)
+                    pulls[name].append(time.perf_counter() - started)
+    finally:
+        pull_leases._NO_FLUSH_WAIT = flush_wait  # type: ignore[misc]
+    for name, timings in pulls.items():
+        print(
+            f"  {name}: p50 {statistics.median(timings) * 1000:.1f} ms, "
+            f"p90 {sorted(timings)[int(0.9 * len(timings))] * 1000:.1f} ms",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=10_000)
@@ -206,6 +278,9 @@ def main() -> None:
     parser.add_argument("--database", default="calsync_pull_costs")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/4")
     parser.add_argument("--profile", type=Path)
+    parser.add_argument(
+        "--parts", type=int, default=0, help="time HD1 and HD2 alone, this many times each"
+    )
     args = parser.parse_args()
     emulator_port, api_port = free_port(), free_port()
     emulator = start_emulator(emulator_port)
@@ -234,6 +309,14 @@ def main() -> None:
             profiles[1],
         )
         meter.report("incremental pull of 10 changes", calls)
+        if args.parts:
+            parts(
+                services,
+                side.user_id,
+                side.calendar_id,
+                lambda run: patch_ten(google, side.email, run),
+                args.parts,
+            )
         if args.profile:
             args.profile.mkdir(parents=True, exist_ok=True)
             for name, profile in zip(("full", "incremental"), profiles, strict=True):
