@@ -196,7 +196,7 @@ _FINISH: Final = (
 
 #: The pull's storing transaction commits asynchronously (``SET LOCAL``: this transaction
 #: only; the pooled connection's next one is synchronous again). PostgreSQL's
-#: "Asynchronous Commit": the commit returns before the WAL flush (an fsync, 1.5 to 3 ms
+#: "Asynchronous Commit": the commit returns before the WAL flush (an fsync, 1.5 to 4 ms
 #: on the benchmark host), which follows within three ``wal_writer_delay``s, or at once
 #: when a later transaction commits synchronously (the WAL is flushed in order).
 _NO_FLUSH_WAIT: Final = sa.text("SET LOCAL synchronous_commit TO OFF")
