@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from calsync.domain.secret import Secret
@@ -70,12 +71,20 @@ class AccessTokens:
                 access.
             OAuthUnavailable: Google could not refresh it just now; retry later.
         """
-        with self._sessions() as session:
-            stored = credentials.load_credentials(session, self._box, user_id)
+        stored = self._read(user_id)
         current = self._usable(user_id, stored)
         if current is not None:
             return current
         return self._refresh(user_id, rejected=None)
+
+    def _read(self, user_id: uuid.UUID) -> credentials.StoredCredentials | None:
+        """The stored credentials, read outside any transaction when the sessions are
+        bound to an engine (`credentials.read_credentials`), else in a session."""
+        bind = self._sessions.kw.get("bind")
+        if isinstance(bind, Engine):
+            return credentials.read_credentials(bind, self._box, user_id)
+        with self._sessions() as session:
+            return credentials.load_credentials(session, self._box, user_id)
 
     def _expiring(self, expires_at: datetime | None) -> bool:
         return expires_at is not None and expires_at - self._margin <= self._clock()

@@ -1,0 +1,92 @@
+"""The transaction that stores a pull commits without waiting for the WAL flush on
+PostgreSQL, and only that transaction (decision HD1); on both databases several users'
+pulls store each user's own events.
+
+What could go wrong: ``SET`` without ``LOCAL`` would leave every later transaction of the
+pooled connection (an API write, a push's outbox row) committing asynchronously too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from calsync.store.tables import Calendar, Event
+from calsync.sync.pull import pull_calendar
+from tests.integration.sync.conftest import SyncStack
+
+pytestmark = pytest.mark.integration
+
+EMAILS = ("ann@example.com", "ben@example.com")
+
+
+@contextmanager
+def commit_modes(engine: sa.Engine) -> Iterator[tuple[list[str], list[str]]]:
+    """The ``synchronous_commit`` of every transaction committed meanwhile (read just
+    before its commit), and of every connection given back to the pool (after its reset)."""
+    committed: list[str] = []
+    returned: list[str] = []
+    if engine.dialect.name != "postgresql":  # SQLite has no such setting
+        yield committed, returned
+        return
+
+    def setting(dbapi_connection: Any) -> str:
+        return str(dbapi_connection.execute("SHOW synchronous_commit").fetchone()[0])
+
+    def on_commit(connection: sa.Connection) -> None:
+        committed.append(setting(connection.connection.driver_connection))
+
+    def on_checkin(dbapi_connection: Any, _record: Any) -> None:
+        returned.append(setting(dbapi_connection))
+        dbapi_connection.rollback()  # SHOW began a transaction; the pool keeps none open
+
+    sa.event.listen(engine, "commit", on_commit)
+    sa.event.listen(engine.pool, "checkin", on_checkin)
+    try:
+        yield committed, returned
+    finally:
+        sa.event.remove(engine, "commit", on_commit)
+        sa.event.remove(engine.pool, "checkin", on_checkin)
+
+
+def test_a_pull_commits_without_waiting_for_the_flush_and_only_it(hand_stack: SyncStack) -> None:
+    services = hand_stack.services
+    # Given two users, each with an event of their own on Google and their calendar
+    # pulled once
+    calendars = {}
+    for email in EMAILS:
+        user_id = hand_stack.connect_pulled(email)
+        calendars[email] = hand_stack.calendar_id(user_id, email)
+        hand_stack.google_as(email).events().insert(
+            calendarId="primary",
+            body={
+                "summary": f"{email}'s meeting",
+                "start": {"dateTime": "2026-06-01T09:00:00Z"},
+                "end": {"dateTime": "2026-06-01T10:00:00Z"},
+            },
+        ).execute()
+    # When each calendar is pulled
+    with commit_modes(services.engine) as (committed, returned):
+        for email in EMAILS:
+            assert pull_calendar(services, calendars[email]).status == "ok"
+        with services.sessions.begin() as session:  # a transaction of someone else
+            session.execute(sa.update(Calendar).values(summary="renamed"))
+    # Then each user's calendar holds exactly their own event
+    with services.sessions() as session:
+        for email in EMAILS:
+            titles = session.scalars(
+                sa.select(Event.title).where(Event.calendar_id == calendars[email])
+            ).all()
+            assert titles == [f"{email}'s meeting"], (email, titles)
+    if services.engine.dialect.name != "postgresql":
+        return
+    # And on PostgreSQL each pull's one committed transaction (the store's) did not
+    # wait for the flush, the other transaction did, and no connection went back to the
+    # pool with the setting changed
+    assert committed == ["off", "off", "on"], committed
+    assert returned, "no connection was given back"
+    assert set(returned) == {"on"}, returned

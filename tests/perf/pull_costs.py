@@ -1,0 +1,332 @@
+"""Where a pull's time goes: CPU and round trips per pull, printed, nothing asserted.
+
+Run: ``.venv/bin/python -m tests.perf.pull_costs [--events 10000] [--profile DIR]
+[--database NAME] [--redis URL]``
+
+Production mode (PostgreSQL, Redis, the read model on), the calendar of
+``tests/perf/bench_months.py`` (its generator, seeded through google-api-python-client),
+one user. For a full sync (rows deleted first, as bench_months does) and for incremental
+pulls of 10 changes it prints, per pull (median of the runs):
+- wall time, this process's CPU (``time.process_time``), the PostgreSQL backends' CPU
+  and the emulator's CPU (from ``/proc``: the three processes share the 2 cores);
+- PostgreSQL round trips as psycopg sends them: statements (the pool's pre-ping
+  included) and ``BEGIN``/``COMMIT``/``ROLLBACK``; the statements SQLAlchemy executes;
+  Redis round trips (commands or pipelines sent); Google calls.
+``--profile DIR`` writes cProfile stats of the pulls (``full.prof``, ``incremental.prof``);
+``--parts N`` then times the cuts of decisions HD1 and HD2 alone, N times each way,
+interleaved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import dataclasses
+import itertools
+import os
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import redis.connection
+import sqlalchemy as sa
+
+from calsync.bootstrap import Services, bootstrap
+from calsync.collector_pause import collector_paused
+from calsync.config import Settings
+from calsync.emulator.testing import EmulatorControl, build_calendar_service
+from calsync.store import credentials, pull_leases
+from calsync.store.migrate import upgrade
+from calsync.store.tables import Calendar, Event
+from calsync.sync.pull import pull_calendar
+from tests.perf.bench_emulator import free_port, start_emulator
+from tests.perf.bench_months import generate, patch_ten, seed_through_google
+from tests.perf.bench_peer import connect
+from tests.perf.bench_sync import environment
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu(pid: int) -> float:
+    """Seconds of CPU (user + system) process `pid` used so far; 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+@dataclasses.dataclass
+class Counts:
+    statements: int = 0
+    round_trips: int = 0
+    redis: int = 0
+
+
+def count_sends(counts: Counts) -> None:
+    """Count what psycopg and redis-py send from now on in `counts` (this process only).
+
+    psycopg sends ``BEGIN``/``COMMIT``/``ROLLBACK`` through a private method
+    (`Connection._exec_command`, psycopg 3.3): a benchmark may lean on it."""
+    execute = psycopg.Cursor.execute
+    command = psycopg.Connection._exec_command
+    send = redis.connection.AbstractConnection.send_packed_command
+
+    def counted_execute(cursor: Any, *args: Any, **kwargs: Any) -> Any:
+        counts.round_trips += 1
+        return execute(cursor, *args, **kwargs)
+
+    def counted_command(connection: Any, *args: Any, **kwargs: Any) -> Any:
+        counts.round_trips += 1
+        return command(connection, *args, **kwargs)
+
+    def counted_send(connection: Any, packed: Any, check_health: bool = True) -> None:
+        counts.redis += 1
+        send(connection, packed, check_health)  # type: ignore[no-untyped-call]
+
+    setattr(psycopg.Cursor, "execute", counted_execute)  # noqa: B010 - untyped on purpose
+    setattr(psycopg.Connection, "_exec_command", counted_command)  # noqa: B010
+    setattr(redis.connection.AbstractConnection, "send_packed_command", counted_send)  # noqa: B010
+
+
+class Meter:
+    """Counts PostgreSQL statements and transactions of `services.engine` and the Redis
+    round trips of this process, and the CPU of this process, the database's backends
+    and the emulator around each measured call."""
+
+    def __init__(self, services: Services, emulator_pid: int, database: str) -> None:
+        self.counts = Counts()
+        self.services, self.emulator_pid, self.database = services, emulator_pid, database
+        self.rows: list[dict[str, float]] = []
+        sa.event.listen(services.engine, "before_cursor_execute", self._statement)
+        count_sends(self.counts)
+
+    def _statement(self, *_: object) -> None:
+        self.counts.statements += 1
+
+    def _backends(self) -> list[int]:
+        """The PostgreSQL server processes of the benchmark's database (their psycopg
+        sends are not counted: another engine)."""
+        admin = sa.create_engine(
+            str(self.services.engine.url).rsplit("/", 1)[0] + "/postgres", poolclass=sa.NullPool
+        )
+        with admin.connect() as connection:
+            pids = connection.scalars(
+                sa.text("SELECT pid FROM pg_stat_activity WHERE datname = :d"),
+                {"d": self.database},
+            ).all()
+        admin.dispose()
+        return list(pids)
+
+    @contextmanager
+    def measure(self, profile: cProfile.Profile | None) -> Iterator[None]:
+        backends = self._backends()
+        before = dataclasses.replace(self.counts)
+        pg = sum(proc_cpu(p) for p in backends)
+        emu = proc_cpu(self.emulator_pid)
+        wall, cpu = time.perf_counter(), time.process_time()
+        if profile is not None:
+            profile.enable()
+        yield
+        if profile is not None:
+            profile.disable()
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        self.rows.append(
+            {
+                "wall": wall,
+                "cpu": cpu,
+                "pg_cpu": sum(proc_cpu(p) for p in backends) - pg,
+                "emulator_cpu": proc_cpu(self.emulator_pid) - emu,
+                "statements": self.counts.statements - before.statements,
+                "round_trips": self.counts.round_trips - before.round_trips,
+                "redis": self.counts.redis - before.redis,
+            }
+        )
+
+    def report(self, name: str, api_calls: list[int]) -> None:
+        def med(key: str) -> float:
+            return statistics.median(r[key] for r in self.rows)
+
+        print(
+            f"{name} (median of {len(self.rows)}): wall {med('wall') * 1000:.1f} ms; CPU: "
+            f"calsync {med('cpu') * 1000:.1f} ms, PostgreSQL {med('pg_cpu') * 1000:.0f} ms, "
+            f"emulator {med('emulator_cpu') * 1000:.0f} ms (clock tick "
+            f"{1000 / _TICK:.0f} ms); PostgreSQL {med('round_trips'):.0f} round trips "
+            f"({med('statements'):.0f} statements of SQLAlchemy); Redis {med('redis'):.0f} "
+            "round trips; "
+            f"Google {statistics.median(api_calls):.0f} calls",
+            flush=True,
+        )
+        self.rows.clear()
+
+
+def full_syncs(
+    services: Services, calendar_id: Any, runs: int, meter: Meter, profile: Any
+) -> list[int]:
+    calls = []
+    for _ in range(runs):
+        with services.sessions.begin() as session:
+            session.execute(sa.delete(Event).where(Event.calendar_id == calendar_id))
+            session.execute(
+                sa.update(Calendar).where(Calendar.id == calendar_id).values(sync_token=None)
+            )
+        with meter.measure(profile), collector_paused():
+            outcome = pull_calendar(services, calendar_id)
+        assert outcome.full, outcome
+        assert outcome.report is not None, outcome
+        calls.append(outcome.api_calls)
+    return calls
+
+
+def incrementals(
+    services: Services,
+    calendar_id: Any,
+    change: Callable[[int], None],
+    runs: int,
+    meter: Meter,
+    profile: Any,
+) -> list[int]:
+    calls = []
+    for run in range(runs):
+        change(run)
+        with meter.measure(profile), collector_paused():
+            outcome = pull_calendar(services, calendar_id)
+        assert outcome.report is not None, outcome
+        assert outcome.report.updated == 10, outcome.report
+        calls.append(outcome.api_calls)
+    return calls
+
+
+def alternating(runs: int, ways: dict[str, Callable[[], object]]) -> None:
+    """Each of `ways` `runs` times, interleaved (so that the host's load falls on all
+    alike): median wall and CPU per call."""
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in ways}
+    for _ in range(runs):
+        for name, way in ways.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            way()
+            times[name].append((time.perf_counter() - wall, time.process_time() - cpu))
+    for name, measured in times.items():
+        wall = statistics.median(w for w, _ in measured) * 1000
+        cpu = statistics.mean(c for _, c in measured) * 1000
+        print(f"  {name}: wall p50 {wall:.3f} ms, CPU mean {cpu:.3f} ms", flush=True)
+
+
+def parts(
+    services: Services,
+    user_id: Any,
+    calendar_id: Any,
+    change: Callable[[int], None],
+    runs: int,
+) -> None:
+    """The two cuts of decisions HD1 and HD2 alone, each way interleaved."""
+    box = services.secrets
+
+    def in_session() -> object:
+        with services.sessions() as session:
+            return credentials.load_credentials(session, box, user_id)
+
+    print(f"the access token's read, {runs} times each way:", flush=True)
+    alternating(
+        runs,
+        {
+            "in a session (before HD2)": in_session,
+            "one statement, no transaction (HD2)": lambda: credentials.read_credentials(
+                services.engine, box, user_id
+            ),
+        },
+    )
+
+    print(f"incremental pulls of 10 changes, {runs} times each way, interleaved:", flush=True)
+    flush_wait = pull_leases._NO_FLUSH_WAIT
+    # the same round trips both ways: only whether the commit waits for the flush differs
+    ways = {
+        "commit waits for the flush (before HD1)": sa.text("SET LOCAL synchronous_commit TO ON"),
+        "commit does not wait (HD1)": flush_wait,
+    }
+    pulls: dict[str, list[float]] = {name: [] for name in ways}
+    changed = itertools.count(100)  # after the incremental runs; single events "s001000" on
+    try:
+        for _ in range(runs):
+            for name, statement in ways.items():
+                pull_leases._NO_FLUSH_WAIT = statement  # type: ignore[misc]
+                change(next(changed))
+                with collector_paused():
+                    started = time.perf_counter()
+                    pull_calendar(services, calendar_id)
+                    pulls[name].append(time.perf_counter() - started)
+    finally:
+        pull_leases._NO_FLUSH_WAIT = flush_wait  # type: ignore[misc]
+    for name, timings in pulls.items():
+        print(
+            f"  {name}: p50 {statistics.median(timings) * 1000:.1f} ms, "
+            f"p90 {sorted(timings)[int(0.9 * len(timings))] * 1000:.1f} ms",
+            flush=True,
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--incremental-runs", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=20261206)
+    parser.add_argument("--database", default="calsync_pull_costs")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/4")
+    parser.add_argument("--profile", type=Path)
+    parser.add_argument(
+        "--parts", type=int, default=0, help="time HD1 and HD2 alone, this many times each"
+    )
+    args = parser.parse_args()
+    emulator_port, api_port = free_port(), free_port()
+    emulator = start_emulator(emulator_port)
+    base = f"http://127.0.0.1:{emulator_port}"
+    env = environment(base, api_port, args.database, args.redis) | {"CALSYNC_READ_MODEL": "true"}
+    settings = dataclasses.replace(Settings.from_env(env), sync_min_interval_seconds=0.0)
+    services = bootstrap(settings)
+    profiles = (cProfile.Profile(), cProfile.Profile()) if args.profile else (None, None)
+    try:
+        upgrade(services.engine)
+        with EmulatorControl(base) as control:
+            side = connect(services, control, "costs@example.com")
+        seed_through_google(base, side.token, side.email, generate(args.seed, args.events))
+        pull_calendar(services, side.calendar_id)  # the first sync, not measured
+        meter = Meter(services, emulator.pid, args.database)
+        calls = full_syncs(services, side.calendar_id, args.runs, meter, profiles[0])
+        meter.report(f"full sync of {args.events:,} events", calls)
+        pull_calendar(services, side.calendar_id)
+        google = build_calendar_service(base, side.token)
+        calls = incrementals(
+            services,
+            side.calendar_id,
+            lambda run: patch_ten(google, side.email, run),
+            args.incremental_runs,
+            meter,
+            profiles[1],
+        )
+        meter.report("incremental pull of 10 changes", calls)
+        if args.parts:
+            parts(
+                services,
+                side.user_id,
+                side.calendar_id,
+                lambda run: patch_ten(google, side.email, run),
+                args.parts,
+            )
+        if args.profile:
+            args.profile.mkdir(parents=True, exist_ok=True)
+            for name, profile in zip(("full", "incremental"), profiles, strict=True):
+                assert profile is not None
+                profile.dump_stats(args.profile / f"{name}.prof")
+    finally:
+        services.close()
+        emulator.terminate()
+        emulator.wait(10)
+
+
+if __name__ == "__main__":
+    main()
