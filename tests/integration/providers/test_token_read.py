@@ -12,15 +12,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from calsync.providers.google.access import (
-    AccessTokens,
-    AccountNeedsReauth,
-    AccountNotConnected,
-)
+from calsync.providers.errors import AccountNeedsReauth, AccountNotConnected
 from calsync.providers.google.oauth import SCOPES
 from calsync.store import credentials
 from calsync.store.secrets import Secret, SecretBox
 from calsync.store.tables import OAuthToken
+from calsync.sync.access_tokens import AccessTokens
 from tests.owners import add_owner
 
 pytestmark = pytest.mark.integration
