@@ -11,9 +11,9 @@ Pure ASGI building blocks (no ``BaseHTTPMiddleware``, so streaming and
   every API process shares one bucket per key). The buckets themselves live in
   :mod:`calsync.token_buckets`, shared with the workers' Google quota limiter;
   ``RateLimit``, ``RateDecision`` and ``RateLimitUnavailable`` are re-exported here.
-  :class:`RateLimitMiddleware` applies one limit to a key taken from the request;
-  routes that know the user can call a backend directly and answer with
-  :func:`rate_limited_response`.
+  The API's middlewares that take the buckets are in :mod:`calsync.web.request_limits`
+  (the address's and the user's in one hit, decision HB1); routes that know the user
+  can call a backend directly and answer with :func:`rate_limited_response`.
 
 Errors use the API's shape: ``{"error": {"code", "message", "details"}}``.
 Nothing here connects anywhere at import time; the Redis client is passed in.
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from starlette.datastructures import MutableHeaders
@@ -52,7 +52,6 @@ __all__ = [
     "RateDecision",
     "RateLimit",
     "RateLimitBackend",
-    "RateLimitMiddleware",
     "RateLimitUnavailable",
     "RedisRateLimitBackend",
     "address_bucket",
@@ -260,53 +259,6 @@ def address_bucket(host: str) -> str:
             return str(address.ipv4_mapped)
         return str(ipaddress.IPv6Network((address, 64), strict=False))
     return str(address)
-
-
-class RateLimitMiddleware:
-    """Apply one :class:`RateLimit` per key to HTTP requests; 429 when the bucket is empty.
-
-    ``key`` maps the request scope to a bucket key, or ``None`` to skip limiting.
-    When the backend is unavailable the request goes through (``fail_open``, the
-    default: limits protect the service, they are not its correctness) with a
-    warning logged, or is answered 503 with ``fail_open=False``.
-    """
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        backend: RateLimitBackend,
-        limit: RateLimit,
-        key: Callable[[Scope], str | None] = client_address_key,
-        fail_open: bool = True,
-    ) -> None:
-        self.app = app
-        self.backend = backend
-        self.limit = limit
-        self.key = key
-        self.fail_open = fail_open
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        bucket = self.key(scope) if scope["type"] == "http" else None
-        if bucket is None:
-            await self.app(scope, receive, send)
-            return
-        try:
-            decision = await self.backend.hit(bucket, self.limit)
-        except RateLimitUnavailable:
-            if not self.fail_open:
-                response = error_response(503, "The service is temporarily unavailable.")
-                await response(scope, receive, send)
-                return
-            logger.warning("rate limiter unavailable; letting the request through", exc_info=True)
-            await self.app(scope, receive, send)
-            return
-        capacity = self.limit.burst or self.limit.requests
-        shown = with_rate_headers(send, capacity, decision.remaining)
-        if not decision.allowed:
-            await rate_limited_response(decision)(scope, receive, shown)
-            return
-        await self.app(scope, receive, shown)
 
 
 #: Paths no rate limit applies to: probes, metrics and Google's pushes.

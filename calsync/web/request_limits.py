@@ -38,6 +38,7 @@ from calsync.web.limits import (
     RateLimit,
     RateLimitBackend,
     RateLimitUnavailable,
+    client_address_key,
     rate_limited_response,
     with_rate_headers,
 )
@@ -98,10 +99,11 @@ async def _limited(
     await app(scope, receive, shown)
 
 
-class AddressLimitMiddleware:
-    """Before authentication: `limit` per client address (`key`, ``None`` for no limit),
-    taken now, or after authentication for a request with a bearer token (see the module
-    docstring). Fails open unless `fail_open` is false (then 503)."""
+class _LimitMiddleware:
+    """One `limit` per bucket that `key` names for a request (``None``: no limit). When
+    the bucket store is unavailable the request goes through with a warning logged
+    (`fail_open`, the default: limits protect the service, they are not its correctness),
+    or is answered 503."""
 
     def __init__(
         self,
@@ -109,7 +111,7 @@ class AddressLimitMiddleware:
         *,
         backend: RateLimitBackend,
         limit: RateLimit,
-        key: Callable[[Scope], str | None],
+        key: Callable[[Scope], str | None] = client_address_key,
         fail_open: bool = True,
     ) -> None:
         self.app = app
@@ -117,6 +119,12 @@ class AddressLimitMiddleware:
         self.limit = limit
         self.key = key
         self.fail_open = fail_open
+
+
+class AddressLimitMiddleware(_LimitMiddleware):
+    """Before authentication: `limit` per client address (`key`, by default
+    `client_address_key`), taken now, or after authentication for a request with a
+    bearer token (see the module docstring)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         address = self.key(scope) if scope["type"] == "http" else None
@@ -131,24 +139,9 @@ class AddressLimitMiddleware:
         await _limited(self.app, buckets, self.backend, self.fail_open, (scope, receive, send))
 
 
-class UserLimitMiddleware:
+class UserLimitMiddleware(_LimitMiddleware):
     """After authentication: `limit` per user (`key`, ``None`` for none), taken with the
     address bucket the request carries, if any, in one hit."""
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        backend: RateLimitBackend,
-        limit: RateLimit,
-        key: Callable[[Scope], str | None],
-        fail_open: bool = True,
-    ) -> None:
-        self.app = app
-        self.backend = backend
-        self.limit = limit
-        self.key = key
-        self.fail_open = fail_open
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

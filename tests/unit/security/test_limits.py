@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -15,18 +16,19 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 from starlette.types import Message, Receive, Scope, Send
 
+from calsync.token_buckets import Bucket
 from calsync.web.limits import (
     BodySizeLimitMiddleware,
     InMemoryRateLimitBackend,
     RateDecision,
     RateLimit,
-    RateLimitMiddleware,
     RateLimitUnavailable,
     _BodyTooLarge,
     address_bucket,
     client_address_key,
     rate_limited_response,
 )
+from calsync.web.request_limits import AddressLimitMiddleware
 
 LIMIT = 100
 TOO_LARGE = {
@@ -389,6 +391,9 @@ class BrokenBackend:
     async def hit(self, key: str, limit: RateLimit, *, cost: int = 1) -> RateDecision:
         raise RateLimitUnavailable("down")
 
+    async def hit_all(self, buckets: Sequence[Bucket], *, cost: int = 1) -> RateDecision:
+        raise RateLimitUnavailable("down")
+
 
 async def hello(request: Request) -> Response:
     return JSONResponse({"hello": "world"})
@@ -396,10 +401,10 @@ async def hello(request: Request) -> Response:
 
 def limited_client(**kwargs: Any) -> TestClient:
     app = Starlette(routes=[Route("/", hello)])
-    return TestClient(RateLimitMiddleware(app, limit=PER_MINUTE, **kwargs))
+    return TestClient(AddressLimitMiddleware(app, limit=PER_MINUTE, **kwargs))
 
 
-class TestRateLimitMiddleware:
+class TestAddressLimitMiddleware:
     def test_refuses_with_429_once_the_bucket_is_empty(self) -> None:
         client = limited_client(backend=InMemoryRateLimitBackend(clock=FakeClock()))
         statuses = [client.get("/").status_code for _ in range(4)]
