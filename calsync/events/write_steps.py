@@ -177,6 +177,16 @@ def check_etag(etag: str, if_match: str | None) -> None:
         raise Stale("the event changed since you read it; GET it again")
 
 
+def locked_live(session: Session, event_id: uuid.UUID, if_match: str | None) -> StoredEvent:
+    """The stored event `event_id`, row-locked for a write: `NotFound` when it is gone
+    (deleted meanwhile), `Stale` when ``If-Match`` no longer names its version."""
+    locked = event_changes.lock_stored(session, event_id)
+    if locked is None or locked.deleted_at is not None:
+        raise NotFound("no such event")
+    check_etag(locked.etag, if_match)
+    return locked
+
+
 def save(
     session: Session,
     account: UserAccount,
@@ -188,10 +198,7 @@ def save(
     if_match: str | None = None,
 ) -> StoredEvent:
     """Apply `changes` to the stored event `current` (locked, ``If-Match`` checked again)."""
-    locked = event_changes.lock_stored(session, current.id)
-    if locked is None or locked.deleted_at is not None:
-        raise NotFound("no such event")
-    check_etag(locked.etag, if_match)
+    locked = locked_live(session, current.id, if_match)
     event = apply_changes(locked.event, changes, default_zone=calendar.timezone)
     refuse(update_problems(locked.event, event))
     google_id = locked.event.provider_event_id or client_event_id(locked.id)
@@ -255,10 +262,7 @@ def cancel_exception(
     if_match: str | None = None,
 ) -> WriteResult:
     """Cancel the instance a stored exception replaces (its row stays, cancelled)."""
-    locked = event_changes.lock_stored(session, exception.id)
-    if locked is None or locked.deleted_at is not None:
-        raise NotFound("no such event")
-    check_etag(locked.etag, if_match)
+    locked = locked_live(session, exception.id, if_match)
     stored = event_changes.save_local(
         session,
         locked.id,
@@ -279,10 +283,7 @@ def delete_series(
     if_match: str | None = None,
 ) -> WriteResult:
     """Delete the event `stored` and, for a series, its exceptions."""
-    locked = event_changes.lock_stored(session, stored.id)
-    if locked is None or locked.deleted_at is not None:
-        raise NotFound("no such event")
-    check_etag(locked.etag, if_match)
+    locked = locked_live(session, stored.id, if_match)
     stored = locked
     ids = [stored.id]
     if stored.event.is_recurring:
