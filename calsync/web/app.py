@@ -25,7 +25,7 @@ from calsync import metrics, tracing
 from calsync.bootstrap import Services
 from calsync.config import Settings
 from calsync.logs import log_context, redact
-from calsync.sync.notifications import ChannelCache, DirtyMarks
+from calsync.sync.notification_checks import ChannelCache, DirtyMarks
 from calsync.web import openapi
 from calsync.web.auth.principal import JWTAuthBackend, Principal, authentication_failed
 from calsync.web.connections import ConnectionPermits, RequestConnectionMiddleware
@@ -41,7 +41,8 @@ from calsync.web.limits import (
     RedisRateLimitBackend,
     client_address_key,
 )
-from calsync.web.push_intake import IntakeFirst, PushIntakeMiddleware
+from calsync.web.notification_intake import IntakeFirst
+from calsync.web.notification_intake import NotificationIntakeMiddleware as PushIntakeMiddleware
 from calsync.web.request_id import RequestIdMiddleware
 from calsync.web.routes import admin, auth, calendars, dev, events, me, sync
 from calsync.web.routes import preferences as notice_routes
