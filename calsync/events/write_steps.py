@@ -241,7 +241,7 @@ def insert_exception(
         provider_id=instance_id(series_id, ref.original_start),
         notice=(ref.event, None) if cancelled else (ref.event, event),
         # Google has the instance already, as the series generates it: the base of the
-        # three-way merge of the exception's first push (`calsync.sync.push`)
+        # three-way merge of the exception's first push (`calsync.sync.write_back`)
         base=ref.event,
     )
 
