@@ -29,7 +29,7 @@ from calsync.events.changes_input import EventChanges
 from calsync.events.read_model import series_id_of
 from calsync.events.targets import InstanceRef
 from calsync.events.views import EventView
-from calsync.notify.hooks import event_changed, reschedule_reminders
+from calsync.notify.on_event_change import event_changed, reschedule_reminders
 from calsync.store import event_changes, outbox
 from calsync.store.event_queries import CalendarView, calendar_of, exceptions_of
 from calsync.store.events import StoredEvent

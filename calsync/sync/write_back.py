@@ -52,7 +52,7 @@ from calsync import metrics
 from calsync.domain.conflicts import ConflictPolicy
 from calsync.domain.models import Event, EventStatus
 from calsync.logs import log_context
-from calsync.notify.hooks import event_changed, reschedule_reminders
+from calsync.notify.on_event_change import event_changed, reschedule_reminders
 from calsync.providers.base import CalendarProvider, ProviderSource
 from calsync.providers.errors import (
     AuthRevoked,
