@@ -24,7 +24,7 @@ from calsync.queue import Queue
 from calsync.services import Services
 from calsync.store.tables import QueueHeartbeat
 from calsync.store.upsert import upsert
-from calsync.sync import audit, channels, connect, polling, pull, push
+from calsync.sync import audit, channels, connect, polling, pull, write_back
 
 log = logging.getLogger(__name__)
 
@@ -195,13 +195,15 @@ class _Work:
             channels.stop_known_channel(self.services, uuid.UUID(channel_id))
 
     def push_outbox(self, event_id: str) -> None:
-        """Write one event's pending changes to Google (`calsync.sync.push`); the push
+        """Write one event's pending changes to Google (`calsync.sync.write_back`); the push
         records provider failures and schedules its own retries in the outbox."""
         with spending(Priority.WRITE):
-            result = push.push_outbox(self.services, self.services.providers, uuid.UUID(event_id))
-        if result.status is push.PushStatus.PENDING:
+            result = write_back.push_outbox(
+                self.services, self.services.providers, uuid.UUID(event_id)
+            )
+        if result.status is write_back.PushStatus.PENDING:
             self.jobs.push_outbox.send_with_options(
-                args=(event_id,), delay=int(push.WAIT_FOR_SERIES.total_seconds() * 1000)
+                args=(event_id,), delay=int(write_back.WAIT_FOR_SERIES.total_seconds() * 1000)
             )
 
     def refresh_read_model(self) -> None:

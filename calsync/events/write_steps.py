@@ -29,7 +29,7 @@ from calsync.events.changes_input import EventChanges
 from calsync.events.read_model import series_id_of
 from calsync.events.targets import InstanceRef
 from calsync.events.views import EventView
-from calsync.notify.hooks import event_changed, reschedule_reminders
+from calsync.notify.on_event_change import event_changed, reschedule_reminders
 from calsync.store import event_changes, outbox
 from calsync.store.event_queries import CalendarView, calendar_of, exceptions_of
 from calsync.store.events import StoredEvent
@@ -248,7 +248,7 @@ def insert_exception(
         provider_id=instance_id(series_id, ref.original_start),
         notice=(ref.event, None) if cancelled else (ref.event, event),
         # Google has the instance already, as the series generates it: the base of the
-        # three-way merge of the exception's first push (`calsync.sync.push`)
+        # three-way merge of the exception's first push (`calsync.sync.write_back`)
         base=ref.event,
     )
 

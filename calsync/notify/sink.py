@@ -28,9 +28,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from calsync.notify.outgoing_webhooks import WebhookSender
 from calsync.notify.render import email_message
 from calsync.notify.senders import Notice
-from calsync.notify.webhooks import WebhookSender
 from calsync.store.secrets import SecretBox
 
 log = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ class _Capture:
 
 class SinkWebhooks:
     """The ``webhook`` channel of dev mode: builds and signs the request exactly as
-    :class:`~calsync.notify.webhooks.WebhookSender` does, and keeps it instead of
+    :class:`~calsync.notify.outgoing_webhooks.WebhookSender` does, and keeps it instead of
     sending it (a user without a webhook URL still fails, as in production)."""
 
     def __init__(self, box: SecretBox, sink: NoticeSink) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from calsync.domain.errors import FieldErrors, ValidationError
 from calsync.notify.addresses import UnsafeAddress, check_url_syntax
-from calsync.store import push_subscriptions
+from calsync.store import web_push_subscriptions
 
 __all__ = ["FIELDS", "SubscriptionInput", "delete_subscription", "parse", "save_subscription"]
 
@@ -91,7 +91,7 @@ def save_subscription(
 ) -> tuple[uuid.UUID, bool]:
     """Store (or refresh the keys of) the user's subscription for that endpoint.
     Returns its id and whether it is new. Does not commit."""
-    return push_subscriptions.save(
+    return web_push_subscriptions.save(
         session,
         user_id,
         endpoint=subscription.endpoint,
@@ -103,4 +103,4 @@ def save_subscription(
 
 def delete_subscription(session: Session, user_id: uuid.UUID, subscription_id: uuid.UUID) -> bool:
     """Remove one of the user's subscriptions; False when they have none with that id."""
-    return push_subscriptions.delete_owned(session, user_id, subscription_id)
+    return web_push_subscriptions.delete_owned(session, user_id, subscription_id)

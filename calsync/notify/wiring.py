@@ -15,11 +15,11 @@ from __future__ import annotations
 from calsync.config import Settings
 from calsync.notify.addresses import AddressGuard
 from calsync.notify.outbound import OutboundHttp
+from calsync.notify.outgoing_webhooks import WebhookSender
 from calsync.notify.senders import Dispatcher, Sender, Unconfigured
 from calsync.notify.sink import NoticeSink, SinkEmail, SinkWebhooks
 from calsync.notify.smtp import SmtpSender, parse_smtp_url
-from calsync.notify.webhooks import WebhookSender
-from calsync.notify.webpush import WebPushSender, load_vapid_key
+from calsync.notify.web_push import WebPushSender, load_vapid_key
 from calsync.store.secrets import SecretBox
 
 __all__ = ["build_dispatcher"]

@@ -3,7 +3,7 @@
 One statement (`calsync.store.pull_queue.BEHIND_SQL`) on a psycopg connection of its own,
 asynchronous and in autocommit, read on the server's event loop: in a storm every
 calendar is already dirty with a pull queued, and the group commit of
-`calsync.sync.notifications.DirtyMarks` answers without a transaction or a thread.
+`calsync.sync.notification_checks.DirtyMarks` answers without a transaction or a thread.
 """
 
 from __future__ import annotations

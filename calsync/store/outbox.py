@@ -5,7 +5,7 @@ An API write adds its outbox row in the same transaction as the event change
 also moves the event's ``version`` on (`calsync.store.event_changes`, the pull's merge):
 a row always stands for a version of its event, and is committed with it.
 
-The push (`calsync.sync.push`) works per event, not per row: it writes the event's
+The push (`calsync.sync.write_back`) works per event, not per row: it writes the event's
 *current* state once, which is how several queued edits collapse into one Google write,
 and then closes the event's rows (`close`) *if the event is still at the version it
 wrote*: then every pending row stands for that version or an older one, whose edits the

@@ -1,6 +1,6 @@
 """The event rows reminders are planned for: single events and series masters that may
 have a reminder due soon (*upcoming*), their exceptions and their owners' zones and
-preferences. Read-only; `calsync.notify.reminders` and `calsync.notify.hooks` plan.
+preferences. Read-only; `calsync.notify.reminders` and `calsync.notify.on_event_change` plan.
 """
 
 from __future__ import annotations

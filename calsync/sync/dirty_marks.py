@@ -1,6 +1,6 @@
 """The group commit of change notifications: few writes per burst, for every calendar.
 
-`calsync.sync.notifications.receive` verifies a notification and hands the change of its
+`calsync.sync.notification_checks.receive` verifies a notification and hands the change of its
 calendar to `DirtyMarks.mark`, which records it with the kicks of `calsync.sync.kicks`
 (the calendar marked dirty, at most one pull queued) and answers once a transaction
 covering it has committed, or once a pull that has not started is known to cover it

@@ -22,7 +22,7 @@ Rules (design.md section 5):
   overwrites those that differ with Google's copy (without change notices: nothing
   changed at Google);
 - the people of updated, cancelled and deleted events are told (change notices, through
-  `calsync.notify.hooks`, as a change made by the organizer at Google), except during the
+  `calsync.notify.on_event_change`, as a change made by the organizer at Google), except during the
   first sync of a calendar; the reminders of every inserted, updated and deleted row are
   replanned.
 
@@ -46,7 +46,7 @@ from sqlalchemy.orm import Session
 from calsync.domain.codec import event_from_document, event_to_document
 from calsync.domain.conflicts import ConflictPolicy
 from calsync.domain.models import SYNCABLE_FIELDS, Event, EventStatus
-from calsync.notify.hooks import (
+from calsync.notify.on_event_change import (
     EventChange,
     events_changed,
     reminder_candidates,

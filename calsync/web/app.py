@@ -25,7 +25,7 @@ from calsync import metrics, tracing
 from calsync.bootstrap import Services
 from calsync.config import Settings
 from calsync.logs import log_context, redact
-from calsync.sync.notifications import ChannelCache, DirtyMarks
+from calsync.sync.notification_checks import ChannelCache, DirtyMarks
 from calsync.web import openapi
 from calsync.web.auth.principal import JWTAuthBackend, Principal, authentication_failed
 from calsync.web.connections import ConnectionPermits, RequestConnectionMiddleware
@@ -40,7 +40,7 @@ from calsync.web.limits import (
     RedisRateLimitBackend,
     client_address_key,
 )
-from calsync.web.push_intake import IntakeFirst, PushIntakeMiddleware
+from calsync.web.notification_intake import IntakeFirst, NotificationIntakeMiddleware
 from calsync.web.request_id import RequestIdMiddleware
 from calsync.web.request_limits import AddressLimitMiddleware, UserLimitMiddleware
 from calsync.web.routes import admin, auth, calendars, dev, events, me, sync
@@ -137,7 +137,7 @@ def create_app(services: Services) -> IntakeFirst:
     app.add_middleware(RequestIdMiddleware)  # every answer and log line has it
     # in front of everything, Starlette's error middleware included (decisions W1, I3)
     app.intake = functools.partial(
-        PushIntakeMiddleware,
+        NotificationIntakeMiddleware,
         services=services,
         cache=app.state.channel_cache,
         marks=app.state.dirty_marks,

@@ -4,7 +4,7 @@ Google's push notifications must be answered fast whatever the API is doing: Goo
 treats a slow receiver as failing and slows down or drops its deliveries. In the API
 process they share one event loop and one interpreter lock with every API request, so a
 saturated API delays them. This app serves only ``POST /webhooks/google`` (the same
-`PushIntakeMiddleware` as the API, same answers) plus ``/healthz``, ``/readyz`` and, unless
+`NotificationIntakeMiddleware` as the API, same answers) plus ``/healthz``, ``/readyz`` and, unless
 ``CALSYNC_METRICS_PORT`` is set, ``/metrics``, in processes of its own; the ingress routes
 ``/webhooks/google`` to them (docs/operations.md, "Webhook intake"). The API keeps
 answering the path too, for single-process installations.
@@ -19,11 +19,11 @@ from starlette.routing import Route
 from calsync.bootstrap import Services, bootstrap
 from calsync.config import Settings
 from calsync.logs import configure_logging
-from calsync.sync.notifications import ChannelCache, DirtyMarks
+from calsync.sync.notification_checks import ChannelCache, DirtyMarks
 from calsync.tracing import configure_tracing
 from calsync.web.errors import EXCEPTION_HANDLERS
 from calsync.web.health import healthz, metrics_endpoint, readyz, state_snapshots
-from calsync.web.push_intake import IntakeFirst, PushIntakeMiddleware
+from calsync.web.notification_intake import IntakeFirst, NotificationIntakeMiddleware
 from calsync.web.request_id import RequestIdMiddleware
 
 
@@ -42,7 +42,7 @@ def create_webhook_app(services: Services) -> IntakeFirst:
     app.state.dirty_marks = DirtyMarks()
     app.add_middleware(RequestIdMiddleware)
     app.intake = functools.partial(
-        PushIntakeMiddleware,
+        NotificationIntakeMiddleware,
         services=services,
         cache=app.state.channel_cache,
         marks=app.state.dirty_marks,

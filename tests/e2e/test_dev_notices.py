@@ -14,7 +14,7 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
-from calsync.notify.webhooks import verify_signature
+from calsync.notify.outgoing_webhooks import verify_signature
 from tests.e2e.dev_process import DevProcess, bearer, eventually, free_port, sign_in
 
 pytestmark = pytest.mark.e2e

@@ -45,7 +45,7 @@ from calsync.store.tables import WatchChannel
 from calsync.sync.calendar_list import sync_calendar_list
 from calsync.sync.channels import channel_token
 from calsync.sync.pull import pull_calendar
-from calsync.sync.push import push_outbox
+from calsync.sync.write_back import push_outbox
 from calsync.web.app import create_app
 from calsync.web.auth.tokens import issue_token
 from tests.conftest import FakeGoogle

@@ -57,7 +57,7 @@ from calsync.store.events import event_columns
 from calsync.store.migrate import upgrade
 from calsync.store.tables import Event as EventRow
 from calsync.sync import calendar_list
-from calsync.sync.push import push_outbox
+from calsync.sync.write_back import push_outbox
 from calsync.web.app import create_app
 from calsync.web.auth.tokens import issue_token
 from calsync.web.event_reads import list_bodies, parse_list_query

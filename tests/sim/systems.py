@@ -39,7 +39,7 @@ from calsync.store.db import make_engine
 from calsync.store.migrate import upgrade
 from calsync.store.tables import Event as EventRow
 from calsync.store.tables import utcnow
-from calsync.sync.push import LEASE as PUSH_LEASE
+from calsync.sync.write_back import LEASE as PUSH_LEASE
 from tests.conftest import PG_SERVER, REDIS_URL
 from tests.faults.helpers import Sweeper
 from tests.faults.processes import WorkerProcess, env_for
@@ -103,7 +103,7 @@ def _children(pid: int) -> list[int]:
 class PushLeases:
     """Push leases a killed process held, to release once it is gone.
 
-    A push lease lasts 2 minutes (`calsync.sync.push.LEASE`); a test cannot wait that out
+    A push lease lasts 2 minutes (`calsync.sync.write_back.LEASE`); a test cannot wait that out
     after every kill. `note` remembers the leases taken before the kill: read a second
     later (a commit the dead process sent just before may land after the kill), only
     those that end within a lease of the kill (a lease taken since by a live process

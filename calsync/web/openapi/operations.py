@@ -9,6 +9,8 @@ from typing import Any, Final
 from calsync.store.audit import AuditAction
 from calsync.store.sync_logs import LogKind
 from calsync.store.tables import DELIVERY_STATUSES, NOTICE_KINDS
+from calsync.web.notification_intake import MAX_BODY_BYTES
+from calsync.web.notification_intake import PATH as INTAKE_PATH
 from calsync.web.openapi.parts import (
     AUTH_ERRORS,
     BODY_ERRORS,
@@ -25,8 +27,6 @@ from calsync.web.openapi.parts import (
     query,
     ref,
 )
-from calsync.web.push_intake import MAX_BODY_BYTES
-from calsync.web.push_intake import PATH as INTAKE_PATH
 
 OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
     ("GET", "/healthz"): op("Liveness", {"200": answer(ref("Health"))}, **PUBLIC),
@@ -403,6 +403,6 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
 }
 
 
-#: What the API answers before routing: `PushIntakeMiddleware`, which every API app
+#: What the API answers before routing: `NotificationIntakeMiddleware`, which every API app
 #: carries, answers ``POST /webhooks/google`` itself (no route serves it).
 ANSWERED_BEFORE_ROUTING: Final = (("POST", INTAKE_PATH),)

@@ -35,7 +35,7 @@ from calsync.store.tables import Calendar
 from calsync.store.users import ensure_user
 from calsync.store.zones import stored_zone
 from calsync.sync import calendar_list, pull
-from calsync.sync.push import PushResult, push_outbox
+from calsync.sync.write_back import PushResult, push_outbox
 from calsync.web.app import create_app
 from calsync.web.auth.tokens import issue_token
 from tests.conftest import FakeGoogle

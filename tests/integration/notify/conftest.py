@@ -25,10 +25,10 @@ from calsync.config import Settings
 from calsync.domain.models import Event
 from calsync.notify.addresses import AddressGuard, Resolver, system_resolver
 from calsync.notify.outbound import OutboundHttp
+from calsync.notify.outgoing_webhooks import WebhookSender
 from calsync.notify.senders import Dispatcher, Sender
 from calsync.notify.smtp import SmtpSender, parse_smtp_url
-from calsync.notify.webhooks import WebhookSender
-from calsync.notify.webpush import WebPushSender, load_vapid_key
+from calsync.notify.web_push import WebPushSender, load_vapid_key
 from calsync.store.db import make_engine, make_session_factory
 from calsync.store.events import event_columns, replace_attendees
 from calsync.store.secrets import SecretBox

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from calsync.domain.models import Attendee, Event, EventStatus, EventTime
 from calsync.notify.deliveries import deliver_due
-from calsync.notify.hooks import event_changed
+from calsync.notify.on_event_change import event_changed
 from calsync.notify.preferences import Preferences, save_preferences
 from calsync.store.tables import NotificationDelivery
 from tests.integration.notify.conftest import (

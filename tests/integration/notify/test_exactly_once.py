@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from calsync.domain.models import Event, EventTime, Reminders
 from calsync.notify.deliveries import DeliveryReport, deliver_due
-from calsync.notify.hooks import reschedule_reminders
+from calsync.notify.on_event_change import reschedule_reminders
 from calsync.notify.senders import Dispatcher, Notice, Sender
 from calsync.scheduler import PeriodicTask, Scheduler
 from calsync.store.db import make_engine, make_session_factory

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from calsync.bootstrap import bootstrap
 from calsync.config import Settings
 from calsync.domain.models import Event, EventTime, Reminders
-from calsync.notify.hooks import reschedule_reminders
+from calsync.notify.on_event_change import reschedule_reminders
 from calsync.runtime import worker_threads
 from calsync.scheduler import build_scheduler
 from calsync.store.tables import NotificationDelivery

@@ -27,7 +27,7 @@ from tests.integration.notify.conftest import (
     dispatcher_for,
     receiving_http,
 )
-from tests.integration.notify.test_webhooks_and_push import (
+from tests.integration.notify.test_outgoing_webhooks_and_web_push import (
     NOW,
     only_delivery,
     record_change,

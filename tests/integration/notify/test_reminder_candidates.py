@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from sqlalchemy.orm import Session, sessionmaker
 
 from calsync.domain.models import Event, EventStatus, EventTime, Reminders
-from calsync.notify import hooks
+from calsync.notify import on_event_change
 from calsync.notify.preferences import DEFAULT_PREFERENCES, Preferences, save_preferences
 from calsync.store.tables import NotificationDelivery
 from tests.integration.notify.conftest import BOX, add_calendar, add_event, add_user
@@ -70,10 +70,10 @@ def _planned(
             event_id = add_event(session, moved, user_id=user_id, calendar_id=calendar_id)
             inserted.append((event_id, moved))
         if only_candidates:
-            new = hooks.reminder_candidates(session, inserted, user_id=user_id, now=NOW)
+            new = on_event_change.reminder_candidates(session, inserted, user_id=user_id, now=NOW)
         else:
             new = [event_id for event_id, _ in inserted]
-        hooks.reschedule_many(session, [], new=new, now=NOW)
+        on_event_change.reschedule_many(session, [], new=new, now=NOW)
         ids = {event_id: n for n, (event_id, _) in enumerate(inserted)}
         rows = session.execute(
             sa.select(
@@ -157,7 +157,7 @@ def test_far_ended_cancelled_and_not_yet_due_new_rows_are_left_out(
     ids = {name: uuid.uuid4() for name in rows}
     with sessions() as session:
         user_id = add_user(session, "someone@example.com")
-        picked = hooks.reminder_candidates(
+        picked = on_event_change.reminder_candidates(
             session, [(ids[n], e) for n, e in rows.items()], user_id=user_id, now=NOW
         )
         session.rollback()

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from calsync.domain.models import Event, EventStatus, EventTime, Reminders
 from calsync.notify.deliveries import deliver_due
-from calsync.notify.hooks import reschedule_reminders
+from calsync.notify.on_event_change import reschedule_reminders
 from calsync.notify.preferences import Preferences, QuietHours, save_preferences
 from calsync.notify.reminders import refresh_reminders
 from calsync.store.tables import NotificationDelivery

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from calsync.config import Settings
 from calsync.domain.models import Attendee, Event, EventTime
 from calsync.notify.deliveries import deliver_due
-from calsync.notify.hooks import event_changed
+from calsync.notify.on_event_change import event_changed
 from calsync.providers.errors import NotFound, RateLimited
 from tests.conftest import FakeGoogle
 from tests.integration.events.conftest import EventsApp, running

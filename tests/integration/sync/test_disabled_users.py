@@ -17,7 +17,7 @@ from calsync.store.tables import AuditEvent, NotificationDelivery, WatchChannel
 from calsync.store.users import ensure_user
 from calsync.sync.channels import ensure_channels, maintain_channels
 from calsync.sync.pull import pull_calendar
-from calsync.sync.push import PushStatus, push_outbox
+from calsync.sync.write_back import PushStatus, push_outbox
 from tests.integration.notify.conftest import SmtpServer, dispatcher_for, smtp_server
 from tests.integration.sync.conftest import SyncStack
 

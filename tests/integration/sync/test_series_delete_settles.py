@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from calsync.store.tables import Event as EventRow
 from calsync.store.tables import OutboxEntry
 from calsync.sync.pull import pull_calendar
-from calsync.sync.push import push_outbox
+from calsync.sync.write_back import push_outbox
 from tests.integration.sync.conftest import SyncStack
 
 pytestmark = pytest.mark.integration

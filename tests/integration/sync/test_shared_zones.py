@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from calsync.bootstrap import bootstrap
-from calsync.sync.push import PushStatus, push_outbox
+from calsync.sync.write_back import PushStatus, push_outbox
 from tests.integration.events.conftest import EventsApp
 from tests.integration.events.test_crud import MEETING
 

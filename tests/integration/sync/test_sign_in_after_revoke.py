@@ -35,7 +35,7 @@ from calsync.store.list_queue import note_calendar_list_change
 from calsync.store.tables import Calendar
 from calsync.sync.connect import connect_user, follow_calendar_list
 from calsync.sync.pull import pull_calendar
-from calsync.sync.push import push_outbox
+from calsync.sync.write_back import push_outbox
 from tests.integration.sync.conftest import SyncStack, wait_until
 
 pytestmark = pytest.mark.integration

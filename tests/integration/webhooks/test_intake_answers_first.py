@@ -19,8 +19,8 @@ from calsync.bootstrap import Services, bootstrap
 from calsync.sync.channels import channel_token
 from calsync.threaded_server import ThreadedServer
 from calsync.web.app import create_app
+from calsync.web.notification_intake import MAX_BODY_BYTES, PATH
 from calsync.web.openapi import build_document
-from calsync.web.push_intake import MAX_BODY_BYTES, PATH
 from tests.integration.webhooks.conftest import RESOURCE, seed
 from tests.migrated import upgrade
 

@@ -26,7 +26,7 @@ from calsync.config import Settings
 from calsync.store.tables import Calendar, WatchChannel
 from calsync.sync import pending_pulls, pull
 from calsync.sync.channels import channel_token
-from calsync.sync.notifications import ChannelCache, DirtyMarks, Intake, Notification, receive
+from calsync.sync.notification_checks import ChannelCache, DirtyMarks, Intake, Notification, receive
 from calsync.threaded_server import ThreadedServer
 from calsync.web.app import create_app
 from tests.integration.webhooks.conftest import RESOURCE, seed

@@ -16,9 +16,9 @@ from calsync.store.change_probe import ChangeProbe
 from calsync.store.tables import Calendar
 from calsync.store.users import ensure_user
 from calsync.sync import kicks
-from calsync.sync.notifications import DirtyMarks
+from calsync.sync.notification_checks import DirtyMarks
 from tests.integration.webhooks.conftest import Intake
-from tests.integration.webhooks.test_push_intake import UNREACHABLE_DB
+from tests.integration.webhooks.test_notification_intake import UNREACHABLE_DB
 from tests.migrated import upgrade
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)

@@ -68,7 +68,7 @@ SQL_EXCEPTIONS: dict[str, str] = {
     "calsync/notify/notices.py": "serialises the NotificationDelivery rows it is given",
     "calsync/notify/preferences.py": "reads NotificationPreference rows into Preferences",
     "calsync/notify/reminders.py": "plans reminders from the store's Event rows",
-    "calsync/notify/webpush.py": "sends to the PushSubscription rows it is given",
+    "calsync/notify/web_push.py": "sends to the PushSubscription rows it is given",
     "calsync/web/routes/admin.py": "the admin's changes to a User row it loaded",
 }
 

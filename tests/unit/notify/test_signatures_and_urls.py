@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from calsync.notify.outgoing_webhooks import sign, verify_signature
 from calsync.notify.smtp import parse_smtp_url
-from calsync.notify.webhooks import sign, verify_signature
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 SECRET = "whsec_test"

@@ -1,5 +1,5 @@
 """The webhook fast path without I/O: header parsing, answers, tokens, the channel cache,
-and the body limit of `PushIntakeMiddleware` (driven as a plain ASGI callable)."""
+and the body limit of `NotificationIntakeMiddleware` (driven as a plain ASGI callable)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from starlette.types import Message, Receive, Scope, Send
 
 from calsync.sync.channels import channel_token
-from calsync.sync.notifications import (
+from calsync.sync.notification_checks import (
     MISSING,
     ChannelCache,
     ChannelInfo,
@@ -21,9 +21,9 @@ from calsync.sync.notifications import (
     expected_tokens,
     token_accepted,
 )
-from calsync.web.push_intake import (
+from calsync.web.notification_intake import (
     MAX_BODY_BYTES,
-    PushIntakeMiddleware,
+    NotificationIntakeMiddleware,
     notification_from_headers,
     status_for,
 )
@@ -177,7 +177,7 @@ class Inner:
 
 
 def call(
-    middleware: PushIntakeMiddleware,
+    middleware: NotificationIntakeMiddleware,
     method: str,
     path: str,
     headers: list[tuple[bytes, bytes]],
@@ -199,11 +199,11 @@ def call(
 
 
 @pytest.fixture
-def middleware() -> tuple[PushIntakeMiddleware, Inner]:
+def middleware() -> tuple[NotificationIntakeMiddleware, Inner]:
     inner = Inner()
     # No services needed: every request below is answered before any lookup.
     return (
-        PushIntakeMiddleware(
+        NotificationIntakeMiddleware(
             inner,
             services=None,  # type: ignore[arg-type]
             cache=ChannelCache(),
@@ -214,7 +214,7 @@ def middleware() -> tuple[PushIntakeMiddleware, Inner]:
 
 
 def test_other_paths_and_methods_pass_through(
-    middleware: tuple[PushIntakeMiddleware, Inner],
+    middleware: tuple[NotificationIntakeMiddleware, Inner],
 ) -> None:
     app, inner = middleware
     assert call(app, "GET", "/webhooks/google", [])[0] == 204
@@ -224,7 +224,7 @@ def test_other_paths_and_methods_pass_through(
 
 
 def test_a_declared_or_streamed_body_over_the_limit_is_a_413(
-    middleware: tuple[PushIntakeMiddleware, Inner],
+    middleware: tuple[NotificationIntakeMiddleware, Inner],
 ) -> None:
     app, inner = middleware
     google = raw(X_Goog_Channel_ID=CHANNEL, X_Goog_Resource_State="exists")
@@ -237,7 +237,7 @@ def test_a_declared_or_streamed_body_over_the_limit_is_a_413(
 
 
 def test_missing_headers_are_a_400_in_the_error_shape(
-    middleware: tuple[PushIntakeMiddleware, Inner],
+    middleware: tuple[NotificationIntakeMiddleware, Inner],
 ) -> None:
     app, _ = middleware
     status, sent = call(app, "POST", "/webhooks/google", raw(X_Goog_Resource_State="exists"))
@@ -246,7 +246,7 @@ def test_missing_headers_are_a_400_in_the_error_shape(
 
 
 def test_a_forged_token_is_answered_without_any_lookup(
-    middleware: tuple[PushIntakeMiddleware, Inner],
+    middleware: tuple[NotificationIntakeMiddleware, Inner],
 ) -> None:
     # services=None: a lookup would raise (and answer 500), so a 200 proves there was none
     app, _ = middleware

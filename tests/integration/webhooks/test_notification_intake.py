@@ -24,10 +24,10 @@ from starlette.applications import Starlette
 from calsync import tracing
 from calsync.bootstrap import bootstrap
 from calsync.config import Settings
-from calsync.sync.notifications import ChannelCache, DirtyMarks
+from calsync.sync.notification_checks import ChannelCache, DirtyMarks
 from calsync.threaded_server import ThreadedServer
 from calsync.web.app import create_app
-from calsync.web.push_intake import MAX_BODY_BYTES, PushIntakeMiddleware
+from calsync.web.notification_intake import MAX_BODY_BYTES, NotificationIntakeMiddleware
 from tests.integration.webhooks.conftest import Intake, seed
 
 pytestmark = pytest.mark.integration
@@ -261,7 +261,9 @@ def test_a_change_that_cannot_be_written_is_a_503_even_for_a_cached_channel(
     cache = ChannelCache()
     assert asyncio.run(cache.load(intake.services, str(intake.channel_id))) is not None
     broken = bootstrap(dataclasses.replace(intake_settings, database_url=UNREACHABLE_DB))
-    app = PushIntakeMiddleware(Starlette(), services=broken, cache=cache, marks=DirtyMarks())
+    app = NotificationIntakeMiddleware(
+        Starlette(), services=broken, cache=cache, marks=DirtyMarks()
+    )
 
     with ThreadedServer(app, name="calsync-no-db") as server:
         change = post(server.url, intake.headers())

@@ -30,7 +30,7 @@ from calsync.notify.addresses import UnsafeAddress
 from calsync.notify.outbound import OutboundHttp, Unreachable
 from calsync.notify.render import push_message
 from calsync.notify.senders import Notice, PermanentFailure, TemporaryFailure
-from calsync.store import push_subscriptions
+from calsync.store import web_push_subscriptions
 from calsync.store.tables import PushSubscription
 
 __all__ = ["WebPushSender", "load_vapid_key"]
@@ -64,7 +64,7 @@ class WebPushSender:
         self.http = http
 
     def send(self, session: Session, notice: Notice, *, now: datetime) -> None:
-        subscriptions = push_subscriptions.of_user(session, notice.recipient.user_id)
+        subscriptions = web_push_subscriptions.of_user(session, notice.recipient.user_id)
         if not subscriptions:
             raise PermanentFailure("no push subscription is registered")
         data = json.dumps(push_message(notice, now=now), separators=(",", ":")).encode()
@@ -76,7 +76,7 @@ class WebPushSender:
             try:
                 self._push(subscription, data, ttl=ttl, now=now)
             except _Gone:
-                push_subscriptions.remove(session, subscription)
+                web_push_subscriptions.remove(session, subscription)
                 permanent.append("a subscription has expired and was removed")
             except TemporaryFailure as err:
                 temporary.append(err.reason)

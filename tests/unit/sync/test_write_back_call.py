@@ -10,7 +10,7 @@ import pytest
 
 from calsync.domain.models import Event, EventStatus, EventTime
 from calsync.store.events import StoredEvent
-from calsync.sync.push_write import Operation, operation_for
+from calsync.sync.write_back_call import Operation, operation_for
 
 T0 = datetime(2024, 5, 1, 12, tzinfo=UTC)
 SINGLE = Event(

@@ -52,7 +52,7 @@ from calsync import metrics
 from calsync.domain.conflicts import ConflictPolicy
 from calsync.domain.models import Event, EventStatus
 from calsync.logs import log_context
-from calsync.notify.hooks import event_changed, reschedule_reminders
+from calsync.notify.on_event_change import event_changed, reschedule_reminders
 from calsync.providers.base import CalendarProvider, ProviderSource
 from calsync.providers.errors import (
     AuthRevoked,
@@ -67,7 +67,6 @@ from calsync.store import event_changes, outbox, sync_logs
 from calsync.store.event_queries import CalendarView, calendar_of, find_by_provider_id
 from calsync.store.events import StoredEvent, load_stored
 from calsync.store.sync_logs import LogKind, LogStatus
-from calsync.sync.push_write import Write, differs
 from calsync.sync.resolve import (
     Resolution,
     exception_base,
@@ -75,6 +74,7 @@ from calsync.sync.resolve import (
     resolve,
     series_questions,
 )
+from calsync.sync.write_back_call import Write, differs
 
 __all__ = ["PushResult", "PushStatus", "backoff", "push_outbox"]
 
@@ -132,7 +132,7 @@ def push_outbox(services: Services, providers: ProviderSource, event_id: uuid.UU
     calls = 0
     try:
         for _ in range(MAX_ROUNDS):
-            pusher = _Pusher(services, providers, event_id)
+            pusher = _WriteBack(services, providers, event_id)
             try:
                 status = pusher.run()
             except _Again:
@@ -145,7 +145,7 @@ def push_outbox(services: Services, providers: ProviderSource, event_id: uuid.UU
             outbox.release_event(session, event_id)
 
 
-class _Pusher:
+class _WriteBack:
     """One round of pushing one event."""
 
     def __init__(self, services: Services, providers: ProviderSource, event_id: uuid.UUID):

@@ -5,7 +5,7 @@
 Google id, read back on 409 (an earlier attempt got through) and patched if it differs;
 a patch with ``If-Match``; a delete, where already gone is success and a 412 deletes
 again without ``If-Match`` (a local delete wins). What follows an answer (merges on
-412, retries, the store) is `calsync.sync.push`'s.
+412, retries, the store) is `calsync.sync.write_back`'s.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class Operation(StrEnum):
 
 def operation_for(stored: StoredEvent) -> Operation:
     """The write `stored` needs (a pure decision; the decision table is in
-    tests/unit/sync/test_push_operation.py).
+    tests/unit/sync/test_write_back_call.py).
 
     Deleted locally, or a cancelled exception (Google removes the instance): a delete.
     Never acknowledged by Google (no etag) and not an instance of a series: an insert

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from calsync.store.tables import OAuthToken, SyncLog
-from calsync.sync.push import PushStatus
+from calsync.sync.write_back import PushStatus
 from tests.integration.events.conftest import EventsApp
 
 pytestmark = pytest.mark.integration

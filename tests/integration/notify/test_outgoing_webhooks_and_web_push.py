@@ -25,11 +25,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from calsync.domain.models import Attendee, Event, EventTime
 from calsync.notify.addresses import AddressGuard
 from calsync.notify.deliveries import deliver_due
-from calsync.notify.hooks import event_changed
+from calsync.notify.on_event_change import event_changed
 from calsync.notify.outbound import OutboundHttp
+from calsync.notify.outgoing_webhooks import WebhookSender, verify_signature
 from calsync.notify.preferences import Preferences, load_webhook_secret, save_preferences
 from calsync.notify.senders import Dispatcher
-from calsync.notify.webhooks import WebhookSender, verify_signature
 from calsync.store.tables import NotificationDelivery, PushSubscription
 from tests.integration.notify.conftest import (
     BOX,

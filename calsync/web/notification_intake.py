@@ -2,11 +2,11 @@
 
 Google may push thousands of notifications a second. They carry everything in
 ``X-Goog-*`` headers and no body, and need none of what the API's middleware does
-(authentication, per-user rate limits, routing), so `PushIntakeMiddleware` answers
+(authentication, per-user rate limits, routing), so `NotificationIntakeMiddleware` answers
 exactly ``POST /webhooks/google`` itself, before any of it, and hands everything else to
 the app unchanged. Per notification it reads the headers, verifies the channel against
 the process's `ChannelCache` (no database round trip once a channel is known) and awaits
-the group commit of `DirtyMarks` (`calsync.sync.notifications.receive`).
+the group commit of `DirtyMarks` (`calsync.sync.notification_checks.receive`).
 
 Answers (this middleware is the path's only receiver: no route serves it, decisions N7):
 
@@ -40,7 +40,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from calsync import metrics, tracing
 from calsync.bootstrap import Services
 from calsync.logs import bind_request_id, reset_context
-from calsync.sync.notifications import ChannelCache, DirtyMarks, Intake, Notification, receive
+from calsync.sync.notification_checks import ChannelCache, DirtyMarks, Intake, Notification, receive
 from calsync.web.errors import error_response, unavailable_dependency, unavailable_response
 from calsync.web.limits import payload_too_large_response
 from calsync.web.request_id import id_source, request_id_of
@@ -49,7 +49,7 @@ __all__ = [
     "MAX_BODY_BYTES",
     "PATH",
     "IntakeFirst",
-    "PushIntakeMiddleware",
+    "NotificationIntakeMiddleware",
     "notification_from_headers",
     "status_for",
 ]
@@ -132,7 +132,7 @@ class _Tracing:
         return self._tracer
 
 
-class PushIntakeMiddleware:
+class NotificationIntakeMiddleware:
     """Answers ``POST /webhooks/google`` (see the module docstring); passes the rest on."""
 
     def __init__(
@@ -325,14 +325,14 @@ class PushIntakeMiddleware:
 
 class IntakeFirst(Starlette):
     """A Starlette app whose ``POST /webhooks/google`` is answered by a
-    `PushIntakeMiddleware` in front of its whole middleware stack, Starlette's own error
+    `NotificationIntakeMiddleware` in front of its whole middleware stack, Starlette's own error
     middleware included (the intake catches its own errors and sets its own request id):
     those layers cost the intake about a quarter of its CPU per notification (decision I3).
 
     `intake` (the middleware without its app) is set before the app first serves.
     """
 
-    intake: Callable[[ASGIApp], PushIntakeMiddleware] | None = None
+    intake: Callable[[ASGIApp], NotificationIntakeMiddleware] | None = None
 
     def build_middleware_stack(self) -> ASGIApp:
         stack = super().build_middleware_stack()

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from calsync.providers.base import CalendarProvider, ProviderSource
 from calsync.store import event_changes, outbox
 from calsync.store.tables import OutboxEntry
-from calsync.sync import push
+from calsync.sync import write_back
 from tests.integration.events.conftest import EventsApp, User
 
 pytestmark = pytest.mark.integration
@@ -45,7 +45,7 @@ class EditDuringPush:
     def __init__(self, monkeypatch: pytest.MonkeyPatch, app: EventsApp) -> None:
         self.after_first_read: dict[uuid.UUID, Edit] = {}
         self.before_write: dict[uuid.UUID, Edit] = {}
-        for owner, name in ((push, "load_stored"), (outbox, "pending_writes")):
+        for owner, name in ((write_back, "load_stored"), (outbox, "pending_writes")):
             monkeypatch.setattr(owner, name, self._read_hook(getattr(owner, name)))
         app.services.providers = _HookedProviders(app.services.providers, self)
 
@@ -215,7 +215,7 @@ def test_a_write_refused_for_good_does_not_fail_an_edit_it_did_not_carry(
     # Then the refusal concerned the older version only: the push went on with the newer
     # one, which is on Google; no row failed, and the event never showed an error
     assert edits.all_done
-    assert result.status == push.PushStatus.SYNCED, result
+    assert result.status == write_back.PushStatus.SYNCED, result
     _assert_converged(app, alice, event, "newer")
     assert _outbox_statuses(app, event["id"]) == ["done"] * 3
     assert len(app.google_requests("PATCH", event["google_event_id"])) == 2
