@@ -30,7 +30,7 @@ Reading (`page`): a window wholly inside the horizon, for a user with no change 
 to re-expand, no series whose expansion a bound cut short and no owner held near
 short of the window, is one range scan
 (`calsync.store.instance_pages.listed_rows`). Anything else answers `None`, and the caller
-expands as before (`calsync.web.event_reads`): just as correct, only slower.
+expands as before (`calsync.events.list_expansion`): just as correct, only slower.
 
 The rows are made by `calsync.events.instance_rows` with the functions today's
 expansion uses, so an item's row is what that expansion would list for any window

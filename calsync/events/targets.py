@@ -7,9 +7,7 @@ turns into a `StoredEvent` or an `InstanceRef`. Rules (docs/api.md): another use
 is `NotFound` (admins see every event), never `Forbidden`; only the organizer (or an
 admin) may change an event, and only in a calendar they may write (`Forbidden`).
 
-`resolve` and `InstanceRef` live in `calsync.web.event_reads` with the list path, which
-another change moves (issue 20 item 1, read side); this module is the one of
-`calsync.events` that imports them from there (the house rules list it, decision HE4).
+`resolve` and `InstanceRef` live in `calsync.events.instance_refs` (decision HK1).
 """
 
 from __future__ import annotations
@@ -18,10 +16,10 @@ from sqlalchemy.orm import Session
 
 from calsync.domain.accounts import UserAccount
 from calsync.domain.errors import Forbidden, NotFound
+from calsync.events.instance_refs import InstanceRef, resolve, sort_instant
 from calsync.events.views import EventView
 from calsync.store.event_queries import CalendarView, calendar_of
 from calsync.store.events import StoredEvent
-from calsync.web.event_reads import InstanceRef, resolve, sort_instant
 
 __all__ = ["InstanceRef", "changeable", "shown", "sort_instant", "visible"]
 

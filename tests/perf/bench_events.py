@@ -52,6 +52,7 @@ from calsync.domain.models import Event, EventTime
 from calsync.emulator.server import EmulatorServer
 from calsync.emulator.testing import EmulatorControl, build_calendar_service
 from calsync.events import read_model
+from calsync.events.listing import list_bodies
 from calsync.providers.google.ids import google_event_id
 from calsync.store.events import event_columns
 from calsync.store.migrate import upgrade
@@ -60,8 +61,8 @@ from calsync.sync import calendar_list
 from calsync.sync.write_back import push_outbox
 from calsync.web.app import create_app
 from calsync.web.auth.tokens import issue_token
-from calsync.web.event_reads import list_bodies, parse_list_query
 from calsync.web.json_body import list_body
+from calsync.web.list_query import parse_list_query
 from tests.google_users import connect_google_user
 from tests.perf.scratch import scratch_database
 

@@ -52,11 +52,12 @@ from gcal_sync.sync import CalendarEventSyncManager
 from calsync.bootstrap import Services, bootstrap
 from calsync.config import Settings
 from calsync.emulator.testing import EmulatorControl, build_calendar_service
+from calsync.events.listing import list_views
 from calsync.store.migrate import upgrade
 from calsync.store.tables import Calendar, Event
 from calsync.sync.calendar_list import sync_calendar_list
 from calsync.sync.pull import pull_calendar
-from calsync.web.event_reads import MAX_PAGE, list_views, parse_list_query
+from calsync.web.list_query import MAX_PAGE, parse_list_query
 from tests.google_users import connect_google_user
 from tests.perf.bench_emulator import free_port, seed, start_emulator
 from tests.perf.bench_sync import environment

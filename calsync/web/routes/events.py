@@ -2,7 +2,7 @@
 
 Thin: parse the request (its JSON, headers and query; the body's values are checked by
 `calsync.events.changes_input`), run one use case of `calsync.events.writes` or
-`calsync.events.targets` (or the list of `calsync.web.event_reads`) in a worker thread
+`calsync.events.targets` (or the list of `calsync.events.listing`) in a worker thread
 inside one transaction, render its view, then kick ``push_outbox`` for what changed.
 The use cases raise domain errors, which `calsync.web.errors` answers (decision HE2).
 Writes answer at once with ``sync_state: pending``; Google is written by the push job,
@@ -28,13 +28,14 @@ from calsync.domain.accounts import UserAccount
 from calsync.domain.errors import FieldErrors, IdempotencyKeyReused, ValidationError
 from calsync.events import targets, writes
 from calsync.events.changes_input import EventChanges, later_problems, read_changes
+from calsync.events.listing import list_bodies
 from calsync.events.views import EventView, event_json
 from calsync.events.writes import Scope, WriteResult
 from calsync.store import idempotency
 from calsync.web.auth.principal import require_user
 from calsync.web.errors import APIError
-from calsync.web.event_reads import list_bodies, parse_list_query
 from calsync.web.json_body import json_response, list_body
+from calsync.web.list_query import parse_list_query
 from calsync.web.paging import list_scope
 from calsync.web.requests import read_json_object
 

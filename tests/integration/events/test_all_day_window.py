@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from calsync.domain.models import Event, EventTime
+from calsync.events.listing import ListQuery
 from calsync.store.event_queries import (
     EventFilter,
     Kind,
@@ -28,7 +29,7 @@ from calsync.store.event_queries import (
 from calsync.store.events import event_columns
 from calsync.store.tables import Event as EventRow
 from calsync.store.tables import User as UserRow
-from calsync.web.event_reads import ListQuery, parse_list_query
+from calsync.web.list_query import parse_list_query
 from tests.integration.events.conftest import EventsApp, User
 
 pytestmark = pytest.mark.integration

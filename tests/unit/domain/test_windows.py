@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from calsync.domain.windows import DayRange, all_day_in_window, days_touched, timed_in_window
 from calsync.web.errors import APIError
-from calsync.web.event_reads import parse_list_query
+from calsync.web.list_query import parse_list_query
 
 ZONES = [
     "UTC",

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from calsync.web.errors import APIError
-from calsync.web.event_reads import LISTED_FROM, LISTED_UNTIL, parse_list_query
+from calsync.web.list_query import LISTED_FROM, LISTED_UNTIL, parse_list_query
 
 ZONES = ["UTC", "Pacific/Kiritimati", "Pacific/Pago_Pago"]
 
