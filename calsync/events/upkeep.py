@@ -101,17 +101,23 @@ def refresh_written(session: Session) -> None:
     run takes them), a run is asked for, and the error is logged."""
     if session.info.get(_IN_UPKEEP) or not session.info.pop(WRITTEN_KEY, False):
         return  # (the savepoint's own commit calls this hook again)
-    interactive = in_request()
-    found = instance_upkeep.recorded_here(session, up_to=INLINE_RECORDS + 1 if interactive else 1)
-    if found == 0:
+    if not in_request():
+        if instance_upkeep.recorded_here(session, up_to=1):
+            session.info[KICK_KEY] = True
+        return
+    # An API request claims its own records at once: one read where a count and then a
+    # claim were two (decision HI2). Claimed outside the savepoint, they stay locked to
+    # this transaction if the savepoint is rolled back, and are a run's after the commit.
+    claimed = instance_upkeep.claim(session, limit=INLINE_RECORDS + 1, mine=True)
+    if not claimed:
         return  # nothing recorded, or the model is off (decision V8)
-    if not interactive or found > INLINE_RECORDS:
+    if len(claimed) > INLINE_RECORDS:
         session.info[KICK_KEY] = True
         return
     session.info[_IN_UPKEEP] = True
     try:
         with session.begin_nested():
-            kept = _inline(session)
+            kept = _inline(session, claimed)
         if kept:
             session.info[KICK_KEY] = True
     except Exception:
@@ -122,12 +128,11 @@ def refresh_written(session: Session) -> None:
     session.info.pop(WRITTEN_KEY, None)  # the model's own writes
 
 
-def _inline(session: Session) -> int:
-    """Re-expand this transaction's records' owners; the number of records kept."""
+def _inline(session: Session, claimed: Sequence[Recorded]) -> int:
+    """Re-expand the owners of this transaction's `claimed` records; the number kept."""
     bounds = instances.horizon(session, filled=False)
     if bounds is None:
         return 0
-    claimed = instance_upkeep.claim(session, limit=INLINE_RECORDS + 1, mine=True)
     return _refresh(session, claimed, bounds)
 
 

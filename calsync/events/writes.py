@@ -87,7 +87,8 @@ def create(
     event = apply_changes(None, changes, default_zone=calendar.timezone)
     refuse(creation_problems(event, primary=calendar.is_primary))
     event_id = uuid.uuid4()
-    stored = insert_event(session, account, calendar, event, event_id, now=now)
+    # `choose_calendar` gives only the caller's own calendars: no read of the owner
+    stored = insert_event(session, account, calendar, event, event_id, now=now, owner=account.id)
     return WriteResult(EventView(str(event_id), stored.event, stored), (event_id,))
 
 
