@@ -62,6 +62,7 @@ from calsync.events.instance_rows import (
 from calsync.store import instance_pages, instance_upkeep, instances
 from calsync.store.chunks import chunks, ordered_ids
 from calsync.store.event_queries import exceptions_of, load_shown
+from calsync.store.events import StoredEvent
 from calsync.store.instance_pages import ListedRow
 
 __all__ = [
@@ -244,6 +245,16 @@ def replace_owners(
 
 _BATCH: Final = 1000
 """Owners re-expanded together (one lock, delete and insert each)."""
+
+
+def add_new_singles(session: Session, singles: Sequence[StoredEvent]) -> None:
+    """Store the items and documents of live singles that this transaction has just
+    inserted, from the rows as written (decision HI4): what `replace_owners` stores for
+    them, without locking and re-reading rows the caller holds and has in hand, nor
+    deleting items, documents or held ranges that a new row cannot have yet."""
+    ids = ordered_ids([single.id for single in singles])
+    instances.insert_singles(session, ids)
+    instances.replace_documents(session, ids, [single_document(s) for s in singles])
 
 
 def extend_owners(

@@ -40,11 +40,12 @@ from typing import Any, Final
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
+from calsync.domain.models import EventStatus
 from calsync.events import read_model
 from calsync.store import instance_upkeep, instances
 from calsync.store.chunks import ordered_ids
 from calsync.store.db import in_request
-from calsync.store.events import WRITTEN_KEY
+from calsync.store.events import WRITTEN_KEY, StoredEvent
 from calsync.store.instance_upkeep import Recorded
 
 __all__ = [
@@ -72,6 +73,8 @@ another run), so that one job never holds a worker for a whole backlog."""
 
 KICK_KEY: Final = "calsync.read_model.kick"
 """Session flag: this transaction left records for a run after its commit."""
+_CREATED: Final = "calsync.read_model.created"
+"""Session entry: the live singles this transaction created, by id (`created`)."""
 _IN_UPKEEP: Final = "calsync.read_model.in_upkeep"
 """Session flag: the upkeep is running in it (its savepoint's commit fires the session's
 ``before_commit`` again, and its own statements flag the session as written)."""
@@ -90,6 +93,14 @@ class CatchUp:
     more: bool
 
 
+def created(session: Session, single: StoredEvent) -> None:
+    """Note that this transaction has just inserted `single`, a new live single that it
+    will not change again: if the transaction's records are all of such rows, the inline
+    upkeep stores their items from them rather than re-reading them (decision HI4)."""
+    if not single.event.is_recurring and not single.event.is_exception:
+        session.info.setdefault(_CREATED, {})[single.id] = single
+
+
 def refresh_written(session: Session) -> None:
     """The session's ``before_commit``: re-expand an API request's few recorded changes
     in its own transaction; for any other transaction with records, ask for a run after
@@ -101,17 +112,24 @@ def refresh_written(session: Session) -> None:
     run takes them), a run is asked for, and the error is logged."""
     if session.info.get(_IN_UPKEEP) or not session.info.pop(WRITTEN_KEY, False):
         return  # (the savepoint's own commit calls this hook again)
-    interactive = in_request()
-    found = instance_upkeep.recorded_here(session, up_to=INLINE_RECORDS + 1 if interactive else 1)
-    if found == 0:
+    fresh: dict[uuid.UUID, StoredEvent] = session.info.pop(_CREATED, {})
+    if not in_request():
+        if instance_upkeep.recorded_here(session, up_to=1):
+            session.info[KICK_KEY] = True
+        return
+    # An API request claims its own records at once: one read where a count and then a
+    # claim were two (decision HI2). Claimed outside the savepoint, they stay locked to
+    # this transaction if the savepoint is rolled back, and are a run's after the commit.
+    claimed = instance_upkeep.claim(session, limit=INLINE_RECORDS + 1, mine=True)
+    if not claimed:
         return  # nothing recorded, or the model is off (decision V8)
-    if not interactive or found > INLINE_RECORDS:
+    if len(claimed) > INLINE_RECORDS:
         session.info[KICK_KEY] = True
         return
     session.info[_IN_UPKEEP] = True
     try:
         with session.begin_nested():
-            kept = _inline(session)
+            kept = _inline(session, claimed, fresh)
         if kept:
             session.info[KICK_KEY] = True
     except Exception:
@@ -122,13 +140,27 @@ def refresh_written(session: Session) -> None:
     session.info.pop(WRITTEN_KEY, None)  # the model's own writes
 
 
-def _inline(session: Session) -> int:
-    """Re-expand this transaction's records' owners; the number of records kept."""
+def _inline(
+    session: Session, claimed: Sequence[Recorded], fresh: dict[uuid.UUID, StoredEvent]
+) -> int:
+    """Re-expand the owners of this transaction's `claimed` records; the number kept.
+    When every record names one of the singles it created (`fresh`: a create), their
+    items come from the rows in hand: seven fewer statements (decision HI4)."""
     bounds = instances.horizon(session, filled=False)
     if bounds is None:
         return 0
-    claimed = instance_upkeep.claim(session, limit=INLINE_RECORDS + 1, mine=True)
+    named = {r.event_id for r in claimed}
+    if fresh and all(r.event_id in fresh and not r.series_ref for r in claimed):
+        live = [fresh[i] for i in ordered_ids(named)]
+        read_model.add_new_singles(session, [s for s in live if _live(s)])
+        instance_upkeep.clear(session, [r.id for r in claimed])
+        return 0
     return _refresh(session, claimed, bounds)
+
+
+def _live(single: StoredEvent) -> bool:
+    """Whether a single is listed (``instances.insert_singles`` leaves the others out)."""
+    return single.deleted_at is None and single.event.status is not EventStatus.CANCELLED
 
 
 def _refresh(

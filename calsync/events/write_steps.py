@@ -29,7 +29,11 @@ from calsync.events.changes_input import EventChanges
 from calsync.events.read_model import series_id_of
 from calsync.events.targets import InstanceRef
 from calsync.events.views import EventView
-from calsync.notify.on_event_change import event_changed, reschedule_reminders
+from calsync.notify.on_event_change import (
+    EventChange,
+    events_changed,
+    reschedule_reminders,
+)
 from calsync.store import event_changes, outbox
 from calsync.store.event_queries import CalendarView, calendar_of, exceptions_of
 from calsync.store.events import StoredEvent
@@ -76,12 +80,14 @@ def insert_event(
     provider_id: str | None = None,
     notice: tuple[Event | None, Event | None] | None = None,
     base: Event | None = None,
+    owner: uuid.UUID | None = None,
 ) -> StoredEvent:
     """Store `event` as the new row `event_id` in `calendar`, queued for the push.
 
     A new event gets calsync's own provider id (`client_event_id`) unless `provider_id`
     names the one it has (an instance's); `notice` is the change notice's before and
-    after (default: a new event), `base` the version Google already has, if any."""
+    after (default: a new event), `base` the version Google already has, if any;
+    `owner` the calendar's owner when the caller knows it (read otherwise)."""
     organizer = calendar.provider_calendar_id
     event = dataclasses.replace(
         event,
@@ -97,7 +103,7 @@ def insert_event(
     stored = event_changes.insert_local(
         session,
         event_id=event_id,
-        user_id=_calendar_owner(session, calendar),
+        user_id=owner or _calendar_owner(session, calendar),
         calendar_id=calendar.id,
         event=event,
         now=now,
@@ -105,7 +111,7 @@ def insert_event(
     )
     queue(session, stored, operation, now=now)
     before, after = notice if notice is not None else (None, stored.event)
-    notify(session, account, before, after, event_id, now=now)
+    notify(session, account, before, after, event_id, now=now, owner=stored.user_id)
     return stored
 
 
@@ -135,13 +141,13 @@ def notify(
     event_id: uuid.UUID,
     *,
     now: datetime,
+    owner: uuid.UUID | None = None,
 ) -> None:
-    """Record the change notice of `account`'s change and replan the event's reminders."""
-    event_changed(
+    """Record the change notice of `account`'s change and replan the event's reminders;
+    `owner`: the owner of the event's row when the caller knows it (read otherwise)."""
+    events_changed(
         session,
-        before=before,
-        after=after,
-        event_id=event_id,
+        [EventChange(event_id, before, after, owner_id=owner)],
         actor_user_id=account.id,
         source="api",
         now=now,

@@ -31,6 +31,7 @@ from calsync.domain.accounts import UserAccount
 from calsync.domain.errors import Forbidden, NotFound, ValidationError
 from calsync.domain.event_types import creation_problems, update_problems
 from calsync.domain.models import EventStatus
+from calsync.events import upkeep
 from calsync.events.changes_applied import apply_changes
 from calsync.events.changes_input import EventChanges
 from calsync.events.splits import split
@@ -87,7 +88,9 @@ def create(
     event = apply_changes(None, changes, default_zone=calendar.timezone)
     refuse(creation_problems(event, primary=calendar.is_primary))
     event_id = uuid.uuid4()
-    stored = insert_event(session, account, calendar, event, event_id, now=now)
+    # `choose_calendar` gives only the caller's own calendars: no read of the owner
+    stored = insert_event(session, account, calendar, event, event_id, now=now, owner=account.id)
+    upkeep.created(session, stored)  # its items are stored from it before the commit
     return WriteResult(EventView(str(event_id), stored.event, stored), (event_id,))
 
 

@@ -26,6 +26,7 @@ from calsync.store.events import (
     StoredEvent,
     base_document,
     event_columns,
+    insert_attendees,
     load_stored,
     replace_attendees,
 )
@@ -87,7 +88,8 @@ def insert_local(
             **event_columns(event),
         )
     )
-    replace_attendees(session, [(event_id, event.attendees)])
+    # a new row has no attendee rows to delete (`replace_attendees` would send a DELETE)
+    insert_attendees(session, [(event_id, event.attendees)])
     stored = load_stored(session, event_id)
     assert stored is not None
     return stored

@@ -1,0 +1,152 @@
+"""A create's inline upkeep from the row in hand (decisions HI2-HI4), through the HTTP API.
+
+A create of a single stores its item and document from the row it has just written
+instead of locking, clearing and re-reading it: its lists must still come from the model
+at once and equal per-request expansion, for the writer, for an invited user, and leave
+an untouched user's lists as they were; and the create must not send the statements it
+no longer needs (its calendar's owner read again, an attendee delete for a new row, the
+model's deletes and re-reads of the new row). Both databases, three users.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from calsync.events import read_model
+from calsync.store import instances
+from calsync.store.tables import event_documents, event_instances
+from tests.integration.events.conftest import START, EventsApp, User
+from tests.integration.events.test_read_model import Spy
+from tests.integration.events.test_read_model_upkeep import (
+    expanded,
+    filled,
+    listing,
+    pending,
+    spy,
+    titles,
+)
+
+pytestmark = pytest.mark.integration
+
+__all__ = ["filled", "spy"]  # fixtures, used by name
+
+
+def single(title: str, days: int, **extra: Any) -> dict[str, Any]:
+    start = START + timedelta(days=days, hours=9)
+    return {
+        "title": title,
+        "start_time": start.isoformat(),
+        "end_time": (start + timedelta(minutes=50)).isoformat(),
+        **extra,
+    }
+
+
+def test_created_singles_are_listed_from_the_model_at_once(
+    filled: tuple[EventsApp, list[User]], spy: Spy
+) -> None:
+    app, (alice, bob, carol) = filled
+    carols = listing(app, carol, spy)
+    made = app.create(
+        alice,
+        single(
+            "alice invites bob",
+            4,
+            attendees=[bob.email, "someone@example.org"],
+            category="work",
+            reminders=[15],
+            metadata={"matter": "42"},
+            location="Room 1",
+            timezone="Europe/Berlin",
+        ),
+    )
+    day = (START + timedelta(days=6)).date()
+    made_all_day = app.create(
+        alice,
+        {
+            "title": "alice all day",
+            "start_time": day.isoformat(),
+            "end_time": (day + timedelta(days=1)).isoformat(),
+            "all_day": True,
+        },
+    )
+    bobs = app.create(bob, single("bob alone", 2, description="mine"))
+    assert pending(app) == 0  # re-expanded before each commit
+    ids = [uuid.UUID(e["id"]) for e in (made, made_all_day, bobs)]
+    stored = model_rows(app, ids)
+    assert len(stored[0]) == len(stored[1]) == 3
+    assert stored == re_expanded(app, ids)  # what the generic re-expansion stores
+    for user, mine in ((alice, {"alice invites bob", "alice all day"}), (bob, {"bob alone"})):
+        pages, answered = listing(app, user, spy)
+        assert answered, user.email
+        assert mine <= titles(pages)
+        assert pages == expanded(app, user)
+    assert "alice all day" not in titles(listing(app, bob, spy)[0])
+    assert listing(app, carol, spy) == carols
+
+
+def model_rows(app: EventsApp, ids: list[uuid.UUID]) -> tuple[list[Any], list[Any]]:
+    """The items and documents of these owners, in a comparable order."""
+    with app.services.sessions() as session:
+        items = session.execute(
+            sa.select(*[c for c in event_instances.c if c.name != "id"]).where(
+                event_instances.c.owner_id.in_(ids)
+            )
+        ).all()
+        documents = session.execute(
+            sa.select(event_documents).where(event_documents.c.event_id.in_(ids))
+        ).all()
+    return sorted(items, key=str), sorted(documents, key=str)
+
+
+def re_expanded(app: EventsApp, ids: list[uuid.UUID]) -> tuple[list[Any], list[Any]]:
+    """`model_rows` after `read_model.replace_owners` stored these owners again."""
+    with app.services.sessions.begin() as session:
+        bounds = instances.horizon(session)
+        assert bounds is not None
+        instances.lock_owners(session, ids)
+        read_model.replace_owners(session, ids, bounds)
+    return model_rows(app, ids)
+
+
+@pytest.fixture
+def statements(filled: tuple[EventsApp, list[User]]) -> Iterator[list[str]]:
+    """The statements the app's engine sends, one string each, from now on."""
+    app, _ = filled
+    seen: list[str] = []
+
+    def record(*args: Any) -> None:
+        seen.append(" ".join(str(args[2]).split()).lower())
+
+    event.listen(app.services.engine, "before_cursor_execute", record)
+    yield seen
+    event.remove(app.services.engine, "before_cursor_execute", record)
+
+
+def test_a_create_sends_none_of_the_statements_it_does_not_need(
+    filled: tuple[EventsApp, list[User]], statements: list[str]
+) -> None:
+    app, (alice, bob, _) = filled
+    statements.clear()
+    created = app.create(alice, single("counted", 3, attendees=[bob.email]))
+    assert created["title"] == "counted"
+    sent = [s for s in statements if not s.startswith(("savepoint", "release"))]
+    calendars = [s for s in sent if re.search(r"\bfrom calendars\b", s)]
+    assert len(calendars) == 1, calendars  # its calendar's owner is the caller
+    for needless in (
+        "delete from event_attendees",  # a new row has none
+        "delete from event_instances",  # nor items
+        "delete from instance_incomplete",  # nor a held range
+        "count(*)",  # the upkeep claims its records at once
+    ):
+        assert not [s for s in sent if needless in s], needless
+    # the row itself is read back once (its stored form), not again for the model
+    reads = [s for s in sent if s.startswith("select") and "events.title" in s]
+    assert len(reads) <= 2, reads  # the stored row and the reminders' row
