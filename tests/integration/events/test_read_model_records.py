@@ -51,7 +51,8 @@ def _taken(sessions: sessionmaker[Session]) -> Counter[Key]:
     """The records written since the last call (each key, how often), removed."""
     t = instance_dirty
     with sessions.begin() as session:
-        rows = session.execute(sa.select(t.c.user_id, t.c.event_id, t.c.calendar_id, t.c.series_ref))
+        columns = (t.c.user_id, t.c.event_id, t.c.calendar_id, t.c.series_ref)
+        rows = session.execute(sa.select(*columns))
         found: Counter[Key] = Counter(tuple(r) for r in rows)  # type: ignore[misc]
         session.execute(sa.delete(t))
     return found
@@ -68,7 +69,9 @@ def written(sessions: sessionmaker[Session]) -> tuple[list[dict[str, Any]], list
     with sessions.begin() as session:
         session.execute(
             sa.insert(instance_horizon).values(
-                id=1, first_at=START - timedelta(days=30), end_at=START + timedelta(days=400),
+                id=1,
+                first_at=START - timedelta(days=30),
+                end_at=START + timedelta(days=400),
                 filled=True,
             )
         )
@@ -86,7 +89,7 @@ def written(sessions: sessionmaker[Session]) -> tuple[list[dict[str, Any]], list
 def test_an_update_keeping_the_key_is_recorded_once(
     sessions: sessionmaker[Session], written: tuple[list[dict[str, Any]], list[dict[str, Any]]]
 ) -> None:
-    mine, theirs = written
+    mine, _ = written
     with sessions.begin() as session:
         ids = [r["id"] for r in mine]
         session.execute(sa.update(_events).where(_events.c.id.in_(ids)).values(title="moved"))
@@ -131,7 +134,7 @@ def test_attendees_and_deletes_record_their_events(
 def test_nothing_is_recorded_with_the_model_off(
     sessions: sessionmaker[Session], written: tuple[list[dict[str, Any]], list[dict[str, Any]]]
 ) -> None:
-    mine, theirs = written
+    _, theirs = written
     with sessions.begin() as session:
         session.execute(sa.delete(instance_horizon))
         insert_events(session, [_row((theirs[0]["user_id"], theirs[0]["calendar_id"]), 9)])
