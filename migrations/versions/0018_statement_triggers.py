@@ -16,7 +16,8 @@ test_read_model_records.py):
 - an update that changes what is listed or shown: the old and the new, but only once
   when they are the same (they almost always are: one record per owner, not two);
 - an insert, update or delete of an ``event_attendees`` row: its event's, on PostgreSQL
-  once per event and statement (SQLite once per row: the upkeep takes the owner once).
+  once per event and statement, and not when the transaction already recorded the event
+  as it is (SQLite once per row: the upkeep re-expands an owner once either way).
 
 ``events.id`` is never updated (calsync writes new rows under new ids): the update
 trigger pairs the old and new rows by it.
@@ -71,7 +72,8 @@ _WATCHED = (
     "updated_at",
 )
 _KEY = ("user_id", "id", "calendar_id", "recurring_event_id")
-_COLUMNS = "user_id, event_id, calendar_id, series_ref"
+_RECORD = ("user_id", "event_id", "calendar_id", "series_ref")
+_COLUMNS = ", ".join(_RECORD)
 _ON = "EXISTS (SELECT 1 FROM instance_horizon)"
 
 
@@ -143,7 +145,14 @@ def _statement_triggers(prefix: str, table: str, function: str) -> None:
 
 
 def _postgres_attendees() -> None:
-    of = f"SELECT {_values('e')}, txid_current() FROM events e WHERE e.id IN"  # noqa: S608
+    # not an event this transaction already recorded as it is (a full sync's attendees
+    # follow their events' COPY): the upkeep re-expands the owner once either way
+    same = " AND ".join(
+        f"d.{c} IS NOT DISTINCT FROM e.{k}" for c, k in zip(_RECORD, _KEY, strict=True)
+    )
+    mine = "SELECT 1 FROM instance_dirty d WHERE d.xact = txid_current()"
+    fresh = f"NOT EXISTS ({mine} AND {same})"
+    of = f"SELECT {_values('e')}, txid_current() FROM events e WHERE {fresh} AND e.id IN"  # noqa: S608
     op.execute(
         f"""
         CREATE FUNCTION calsync_attendees_dirty() RETURNS trigger LANGUAGE plpgsql AS $$
