@@ -4,7 +4,7 @@ Revision ID: 0018
 Revises: 0017
 Create Date: 2026-12-07 02:20:00.000000
 
-A full sync's ``COPY`` of 10,000 ``events`` rows (and its attendees) fired the read
+A full sync's ``COPY`` of 10,000 ``events`` rows fired the read
 model's row triggers (migrations 0015, 0016) once per row: a PL/pgSQL call and a
 single-row ``INSERT`` into ``instance_dirty`` each (decision HJ2). On PostgreSQL the
 triggers are now statement-level with transition tables: a statement records all its
@@ -15,9 +15,9 @@ test_read_model_records.py):
 - an insert or delete of an ``events`` row: its (user, id, calendar, series reference);
 - an update that changes what is listed or shown: the old and the new, but only once
   when they are the same (they almost always are: one record per owner, not two);
-- an insert, update or delete of an ``event_attendees`` row: its event's, on PostgreSQL
-  once per event and statement, and not when the transaction already recorded the event
-  as it is (SQLite once per row: the upkeep re-expands an owner once either way).
+- an insert, update or delete of an ``event_attendees`` row: its event's, once per row
+  (migration 0016's row triggers, unchanged: attendees are written by ``executemany``,
+  one statement per row, so a statement trigger would gain nothing there; decision HJ2).
 
 ``events.id`` is never updated (calsync writes new rows under new ids): the update
 trigger pairs the old and new rows by it.
@@ -72,8 +72,7 @@ _WATCHED = (
     "updated_at",
 )
 _KEY = ("user_id", "id", "calendar_id", "recurring_event_id")
-_RECORD = ("user_id", "event_id", "calendar_id", "series_ref")
-_COLUMNS = ", ".join(_RECORD)
+_COLUMNS = "user_id, event_id, calendar_id, series_ref"
 _ON = "EXISTS (SELECT 1 FROM instance_horizon)"
 
 
@@ -85,7 +84,6 @@ def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         _postgres_down()
         _postgres_events()
-        _postgres_attendees()
     else:
         _sqlite_update(both=False)
 
@@ -94,8 +92,6 @@ def _postgres_down() -> None:
     op.execute("DROP TRIGGER events_instances_update ON events")
     op.execute("DROP TRIGGER events_instances_write ON events")
     op.execute("DROP FUNCTION calsync_instances_dirty()")
-    op.execute("DROP TRIGGER event_attendees_instances ON event_attendees")
-    op.execute("DROP FUNCTION calsync_attendees_dirty()")
 
 
 def _postgres_events() -> None:
@@ -144,39 +140,6 @@ def _statement_triggers(prefix: str, table: str, function: str) -> None:
         )
 
 
-def _postgres_attendees() -> None:
-    # not an event this transaction already recorded as it is (a full sync's attendees
-    # follow their events' COPY): the upkeep re-expands the owner once either way
-    same = " AND ".join(
-        f"d.{c} IS NOT DISTINCT FROM e.{k}" for c, k in zip(_RECORD, _KEY, strict=True)
-    )
-    mine = "SELECT 1 FROM instance_dirty d WHERE d.xact = txid_current()"
-    fresh = f"NOT EXISTS ({mine} AND {same})"
-    of = f"SELECT {_values('e')}, txid_current() FROM events e WHERE {fresh} AND e.id IN"  # noqa: S608
-    op.execute(
-        f"""
-        CREATE FUNCTION calsync_attendees_dirty() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            IF NOT EXISTS (SELECT 1 FROM instance_horizon) THEN
-                RETURN NULL;  -- the model is off (decision V8)
-            END IF;
-            IF TG_OP = 'INSERT' THEN
-                INSERT INTO instance_dirty ({_COLUMNS}, xact)
-                {of} (SELECT event_id FROM new_rows);
-            ELSIF TG_OP = 'DELETE' THEN
-                INSERT INTO instance_dirty ({_COLUMNS}, xact)
-                {of} (SELECT event_id FROM old_rows);
-            ELSE
-                INSERT INTO instance_dirty ({_COLUMNS}, xact)
-                {of} (SELECT event_id FROM old_rows UNION SELECT event_id FROM new_rows);
-            END IF;
-            RETURN NULL;
-        END $$
-        """  # noqa: S608
-    )
-    _statement_triggers("event_attendees_instances", "event_attendees", "calsync_attendees_dirty")
-
-
 def _sqlite_update(*, both: bool) -> None:
     """SQLite's update trigger on ``events``: the old row's record, and the new one's
     unless it is the same (always, when `both`: migration 0016's)."""
@@ -198,14 +161,12 @@ def downgrade() -> None:
         return
     for operation in ("insert", "delete", "update"):
         op.execute(f"DROP TRIGGER events_instances_{operation} ON events")
-        op.execute(f"DROP TRIGGER event_attendees_instances_{operation} ON event_attendees")
     op.execute("DROP FUNCTION calsync_instances_dirty()")
-    op.execute("DROP FUNCTION calsync_attendees_dirty()")
     _postgres_0016()
 
 
 def _postgres_0016() -> None:
-    """Migration 0016's row triggers, as they were."""
+    """Migration 0016's row triggers on ``events``, as they were."""
     changed = " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in _WATCHED)
     row = "INSERT INTO instance_dirty ({}, xact) VALUES ({}, txid_current());"
     op.execute(
@@ -228,26 +189,4 @@ def _postgres_0016() -> None:
     op.execute(
         "CREATE TRIGGER events_instances_update AFTER UPDATE ON events"
         f" FOR EACH ROW WHEN ({changed}) EXECUTE FUNCTION calsync_instances_dirty()"
-    )
-    of = "SELECT {} , txid_current() FROM events e WHERE e.id = {}.event_id;"
-    op.execute(
-        f"""
-        CREATE FUNCTION calsync_attendees_dirty() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            IF NOT EXISTS (SELECT 1 FROM instance_horizon) THEN
-                RETURN NULL;
-            END IF;
-            IF TG_OP <> 'INSERT' THEN
-                INSERT INTO instance_dirty ({_COLUMNS}, xact) {of.format(_values("e"), "OLD")}
-            END IF;
-            IF TG_OP <> 'DELETE' THEN
-                INSERT INTO instance_dirty ({_COLUMNS}, xact) {of.format(_values("e"), "NEW")}
-            END IF;
-            RETURN NULL;
-        END $$
-        """  # noqa: S608
-    )
-    op.execute(
-        "CREATE TRIGGER event_attendees_instances AFTER INSERT OR UPDATE OR DELETE"
-        " ON event_attendees FOR EACH ROW EXECUTE FUNCTION calsync_attendees_dirty()"
     )
