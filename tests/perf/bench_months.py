@@ -396,6 +396,16 @@ def machine() -> str:
     )
 
 
+def analyse(services: Services, enabled: bool = True) -> None:
+    """``ANALYZE`` the tables, as autovacuum does in production soon after a bulk write
+    (this host's PostgreSQL runs with autovacuum off: without it every plan is made
+    without statistics; decision HJ1). Off with ``--no-analyze``, to measure that."""
+    if not enabled or services.engine.dialect.name != "postgresql":
+        return
+    with services.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+        c.execute(sa.text("ANALYZE"))
+
+
 def patch_ten(google: Any, email: str, run: int) -> None:
     for n in range(10):
         google.events().patch(
@@ -478,7 +488,7 @@ async def run(args: argparse.Namespace) -> list[str]:
     settings = dataclasses.replace(Settings.from_env(env), sync_min_interval_seconds=0.0)
     services = bootstrap(settings)
     try:
-        upgrade(services.engine)
+        upgrade(services.engine, args.schema)
         sides: list[Side] = []
         with EmulatorControl(base) as control:
             main = connect(services, control, "months0@example.com")
@@ -511,6 +521,7 @@ async def run(args: argparse.Namespace) -> list[str]:
             outcome = pull_calendar(services, side.calendar_id)
             assert outcome.full, outcome
         print(f"  {len(sides)} first pulls in {time.perf_counter() - started:.1f} s", flush=True)
+        analyse(services, args.analyze)
         generated = [calendar]
         main = sides[0]
         say(
@@ -527,6 +538,7 @@ async def run(args: argparse.Namespace) -> list[str]:
         read_model.fill(services.sessions, datetime.now(UTC))
         recorded = time.perf_counter() - started
         upkept = caught_up(services)  # what the upkeep's jobs do after it (decision Z5)
+        analyse(services, args.analyze)
         say(
             f"read model: first fill of {len(sides)} users' rows in "
             f"{time.perf_counter() - started:.1f} s (the scheduler's transaction "
@@ -737,6 +749,15 @@ def main() -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/4")
     parser.add_argument(
         "--database", default=DATABASE, help="the scratch database (dropped and made anew)"
+    )
+    parser.add_argument(
+        "--no-analyze",
+        dest="analyze",
+        action="store_false",
+        help="no ANALYZE after seeding and the first fill (what autovacuum would do)",
+    )
+    parser.add_argument(
+        "--schema", default="head", help="migrate to this revision (e.g. 0017, to compare)"
     )
     args = parser.parse_args()
     if args.quick:

@@ -3,7 +3,9 @@ figures only.
 
 Run: ``.venv/bin/python -m tests.perf.profile_upkeep --seed-data`` once (seeds one user's
 10,000-event calendar as `tests.perf.bench_months` does, through the emulator, into the
-scratch database ``upkeep_profile`` (``--database``), and fills the read model), then
+scratch database ``upkeep_profile`` (``--database``), and fills the read model, with
+``ANALYZE`` after the pull and after the fill as autovacuum makes it in production:
+``--no-analyze`` to leave it out, ``--schema 0017`` for an older schema), then
 ``.venv/bin/python -m tests.perf.profile_upkeep [--profile out.prof]`` as often as wanted:
 
 - *all owners*: a change recorded for every owner of the user (what a full sync's
@@ -42,7 +44,7 @@ from calsync.events.upkeep import CatchUp, catch_up
 from calsync.store.tables import Event, event_instances, instance_dirty
 from calsync.sync.pull import pull_calendar
 from tests.perf.bench_emulator import free_port, start_emulator
-from tests.perf.bench_months import generate, seed_through_google
+from tests.perf.bench_months import analyse, generate, seed_through_google
 from tests.perf.bench_peer import connect
 from tests.perf.bench_sync import fresh_database
 from tests.perf.profile_page import _environment
@@ -52,7 +54,9 @@ _TWO_STEPS: Final = "far" in inspect.signature(catch_up).parameters
 STATE = Path(tempfile.gettempdir()) / "calsync_profile_upkeep.json"
 
 
-def seed_data(seed: int, events: int, redis: str, database: str) -> None:
+def seed_data(
+    seed: int, events: int, redis: str, database: str, *, analyze: bool, schema: str
+) -> None:
     state = {"redis": redis, "jwt": uuid.uuid4().hex * 2, "fernet": Fernet.generate_key().decode()}
     port = free_port()
     emulator = start_emulator(port)
@@ -62,13 +66,15 @@ def seed_data(seed: int, events: int, redis: str, database: str) -> None:
     try:
         from calsync.store.migrate import upgrade
 
-        upgrade(services.engine)
+        upgrade(services.engine, schema)
         with EmulatorControl(base) as control:
             side = connect(services, control, "upkeep0@example.com")
             seed_through_google(base, side.token, side.email, generate(seed, events))
         pull_calendar(services, side.calendar_id)
+        analyse(services, analyze)
         read_model.fill(services.sessions, datetime.now(UTC))
         catch_up(services.sessions, run_for=3600.0)
+        analyse(services, analyze)
         state |= {"url": url, "user": str(side.user_id), "email": side.email}
         STATE.write_text(json.dumps(state))
     finally:
@@ -149,9 +155,23 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", choices=["all", "ten"], default=None)
     parser.add_argument("--profile", help="write a cProfile of the runs to this file")
+    parser.add_argument(
+        "--no-analyze",
+        dest="analyze",
+        action="store_false",
+        help="with --seed-data: no ANALYZE after the pull and the fill (autovacuum's)",
+    )
+    parser.add_argument("--schema", default="head", help="with --seed-data: this revision")
     args = parser.parse_args()
     if args.seed_data:
-        seed_data(args.seed, args.events, args.redis, args.database)
+        seed_data(
+            args.seed,
+            args.events,
+            args.redis,
+            args.database,
+            analyze=args.analyze,
+            schema=args.schema,
+        )
         return
     state = json.loads(STATE.read_text())
     settings = Settings.from_env(_environment("http://127.0.0.1:9", state["url"], state))
