@@ -44,8 +44,6 @@ LONG_MODULES: dict[str, str] = {
 #: sync engine.
 LONG_FUNCTIONS: dict[str, str] = {
     "calsync/web/app.py:create_app": "the middleware stack in its order",
-    "calsync/web/routes/auth.py:finish_google_sign_in": "sign-in (another change under way)",
-    "calsync/web/routes/auth.py:_connect": "sign-in (another change under way)",
 }
 
 #: Modules outside ``calsync/store`` allowed to build SQL or to hold the store's ORM rows,
