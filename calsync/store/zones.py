@@ -1,5 +1,5 @@
 """Calendar time zones as the store knows them: the shared copy behind every worker
-process's zone cache (`calsync.providers.google.client.CalendarZones`).
+process's zone cache (`calsync.providers.google.zones.CalendarZones`).
 
 The calendar list (`calsync.sync.calendar_list`) stores each calendar's zone as Google's
 ``calendarList`` gives it; reading it here saves a ``calendars.get`` call per calendar per

@@ -2,7 +2,7 @@
 
 A use case, not a provider's: it reads and writes the store (the credentials, the audit
 trail, the sync log), and hands a provider only tokens, through the provider's
-`calsync.providers.google.client.TokenSource` port (issue 20 item 7).
+`calsync.providers.google.calls.TokenSource` port (issue 20 item 7).
 
 Every Calendar API call a worker makes starts with :meth:`AccessTokens.for_user`. A token
 that expires within the margin is refreshed first; a 401 from the API leads to exactly one

@@ -54,15 +54,14 @@ from calsync.notify.on_event_change import (
 )
 from calsync.providers.google.ids import local_id_from_google_event_id
 from calsync.store import listed_events
+from calsync.store.event_bulk_writes import insert_events, update_events
 from calsync.store.events import (
     EVENT_COLUMNS,
     attendees_by_event,
     event_columns,
     insert_attendees,
-    insert_events,
     take_attendees,
     to_event,
-    update_events,
 )
 from calsync.sync.deletion_guard import HoldOutcome, judge, read_hold, save_hold
 from calsync.sync.reconcile_merge import merge_listed

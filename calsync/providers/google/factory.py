@@ -14,16 +14,10 @@ import uuid
 from collections.abc import Callable
 
 from calsync.config import Settings
-from calsync.providers.google.client import (
-    DEFAULT_TIMEOUT,
-    CalendarZones,
-    GoogleCalendarClient,
-    HttpPool,
-    QuotaGate,
-    SharedZones,
-    TokenSource,
-    calendar_api,
-)
+from calsync.providers.google.api import DEFAULT_TIMEOUT, HttpPool, calendar_api
+from calsync.providers.google.calls import QuotaGate, TokenSource
+from calsync.providers.google.client import GoogleCalendarClient
+from calsync.providers.google.zones import CalendarZones, SharedZones
 
 __all__ = ["GoogleProviders"]
 

@@ -28,6 +28,7 @@ from datetime import timedelta
 from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -118,54 +119,11 @@ async def finish_google_sign_in(request: Request) -> Response:
     """Complete the sign-in and answer ``{"token": JWT, "user": {...}}``; without calendar
     access, 403 ``calendar_access_not_granted`` with the same two fields added."""
     services: Services = request.app.state.services
-    params = request.query_params
-    cookie_name = state_cookie_options(services.oauth_state, secure=False)["key"]
     address = request.client.host if request.client else None
-    if params.get("error"):
-        error = params["error"] if params["error"] in OAUTH_ERRORS else "(other)"
-        await _refuse(services, address, f"consent {error}")
-        raise APIError(400, "Google sign-in was not granted", code="consent_denied")
-    try:
-        bundle = verify_state_cookie(
-            services.oauth_state,
-            request.cookies.get(cookie_name),
-            state_param=params.get("state"),
-            now=services.clock(),
-        )
-    except InvalidState as exc:
-        await _refuse(services, address, exc.reason)
-        raise APIError(
-            400, "the sign-in state is missing, forged or expired", code="invalid_state"
-        ) from None
-    code = params.get("code")
-    if not code:
-        raise APIError(400, "the callback carries no authorization code", code="missing_code")
-    if not await run_in_threadpool(_redeem_state, services, bundle):
-        await _refuse(services, address, "replayed state")
-        raise APIError(400, "this sign-in was already completed", code="invalid_state")
-
+    bundle, code = await _redeemed_callback(services, request, address)
     tokens, identity = await _exchange(services, code=code, bundle=bundle, address=address)
     calendar_access = grants_calendar(tokens.scopes)
-    try:
-        account = await run_in_threadpool(
-            _connect, services, identity, tokens, address, calendar_access
-        )
-    except users.EmailOfAnotherAccount as conflict:
-        details = {
-            "reason": "email of another Google account",
-            "email": conflict.email,
-            "google_subject": conflict.subject,
-        }
-        await run_in_threadpool(_record_refusal, services, conflict.user_id, address, details)
-        raise APIError(
-            409,
-            "this email belongs to another Google account; an admin must decide",
-            code="email_of_another_account",
-        ) from None
-    except _Disabled as disabled:
-        details = {"reason": "disabled user"}
-        await run_in_threadpool(_record_refusal, services, disabled.user_id, address, details)
-        raise APIError(403, "this account is disabled", code="account_disabled") from None
+    account = await _signed_in(services, identity, tokens, address, calendar_access)
     jwt = issue_token(
         services.jwt,
         subject=str(account.id),
@@ -185,10 +143,73 @@ async def finish_google_sign_in(request: Request) -> Response:
             "details": [{"missing_scope": CALENDAR_SCOPE}],
         }
         response = JSONResponse({"error": refusal, "token": jwt, "user": user}, status_code=403)
-    response.delete_cookie(
-        cookie_name, path=state_cookie_options(services.oauth_state, secure=False)["path"]
-    )
+    cookie = state_cookie_options(services.oauth_state, secure=False)
+    response.delete_cookie(cookie["key"], path=cookie["path"])
     return response
+
+
+async def _redeemed_callback(
+    services: Services, request: Request, address: str | None
+) -> tuple[OAuthState, str]:
+    """The callback's state (checked against its cookie, then redeemed once) and its
+    authorization code. Raises a 400 `APIError` for a refused consent, a missing,
+    forged, expired or replayed state, or no code; all but the missing code are audited."""
+    params = request.query_params
+    if params.get("error"):
+        error = params["error"] if params["error"] in OAUTH_ERRORS else "(other)"
+        await _refuse(services, address, f"consent {error}")
+        raise APIError(400, "Google sign-in was not granted", code="consent_denied")
+    cookie_name = state_cookie_options(services.oauth_state, secure=False)["key"]
+    try:
+        bundle = verify_state_cookie(
+            services.oauth_state,
+            request.cookies.get(cookie_name),
+            state_param=params.get("state"),
+            now=services.clock(),
+        )
+    except InvalidState as exc:
+        await _refuse(services, address, exc.reason)
+        raise APIError(
+            400, "the sign-in state is missing, forged or expired", code="invalid_state"
+        ) from None
+    code = params.get("code")
+    if not code:
+        raise APIError(400, "the callback carries no authorization code", code="missing_code")
+    if not await run_in_threadpool(_redeem_state, services, bundle):
+        await _refuse(services, address, "replayed state")
+        raise APIError(400, "this sign-in was already completed", code="invalid_state")
+    return bundle, code
+
+
+async def _signed_in(
+    services: Services,
+    identity: GoogleIdentity,
+    tokens: GrantedTokens,
+    address: str | None,
+    calendar_access: bool,
+) -> UserAccount:
+    """`_connect` in a worker thread; its refusals audited and answered: 409 for an email
+    of another Google account, 403 for a disabled user (nothing else written)."""
+    try:
+        return await run_in_threadpool(
+            _connect, services, identity, tokens, address, calendar_access
+        )
+    except users.EmailOfAnotherAccount as conflict:
+        details = {
+            "reason": "email of another Google account",
+            "email": conflict.email,
+            "google_subject": conflict.subject,
+        }
+        await run_in_threadpool(_record_refusal, services, conflict.user_id, address, details)
+        raise APIError(
+            409,
+            "this email belongs to another Google account; an admin must decide",
+            code="email_of_another_account",
+        ) from None
+    except _Disabled as disabled:
+        details = {"reason": "disabled user"}
+        await run_in_threadpool(_record_refusal, services, disabled.user_id, address, details)
+        raise APIError(403, "this account is disabled", code="account_disabled") from None
 
 
 async def _exchange(
@@ -258,41 +279,7 @@ def _connect(
         )
         if account.status is AccountStatus.DISABLED:
             raise _Disabled(account.id)
-        # The user's row before the token row's, as a refresh that finds the grant revoked
-        # locks them (`AccessTokens._revoked`): the two wait for each other in one order.
-        credentials.lock_user(session, account.id)
-        credentials.save_tokens(
-            session,
-            services.secrets,
-            user_id=account.id,
-            access_token=tokens.access_token,
-            refresh_token=tokens.refresh_token,
-            expires_at=tokens.expires_at,
-            scopes=tokens.scopes,
-            provider_subject=identity.subject,
-        )
-        # A grant without calendar access is alive, not revoked: "not connected" is not
-        # "needs_reauth", which says Google refused the grant. Decided on the row as it is
-        # now, not on `account`: a refresh that found the old grant revoked may have
-        # marked it since it was read (issue 15, decision F1).
-        credentials.reactivate(session, account.id)
-        audit.record(
-            session,
-            audit.AuditAction.SIGN_IN,
-            actor_id=account.id,
-            subject_id=account.id,
-            remote_addr=address,
-            details={"provider": "google", "calendar_access": calendar_access},
-        )
-        if not calendar_access:
-            sync_logs.record(
-                session,
-                user_id=account.id,
-                kind=sync_logs.LogKind.AUTH,
-                status=sync_logs.LogStatus.ERROR,
-                at=services.clock(),
-                message=NOT_CONNECTED_MESSAGE,
-            )
+        _store_sign_in(session, services, account.id, identity, tokens, address, calendar_access)
         refreshed = users.find_by_id(session, account.id)
     assert refreshed is not None
     if calendar_access:
@@ -300,6 +287,55 @@ def _connect(
         # their first pulls and opens the push channels (calsync.sync.connect).
         services.jobs.connect_user.send(str(account.id))
     return refreshed
+
+
+def _store_sign_in(
+    session: Session,
+    services: Services,
+    user_id: uuid.UUID,
+    identity: GoogleIdentity,
+    tokens: GrantedTokens,
+    address: str | None,
+    calendar_access: bool,
+) -> None:
+    """In `_connect`'s transaction: store the user's tokens (with the scopes they have),
+    end a ``needs_reauth``, audit the sign-in and, without calendar access, say in the
+    sync log why nothing is connected."""
+    # The user's row before the token row's, as a refresh that finds the grant revoked
+    # locks them (`AccessTokens._revoked`): the two wait for each other in one order.
+    credentials.lock_user(session, user_id)
+    credentials.save_tokens(
+        session,
+        services.secrets,
+        user_id=user_id,
+        access_token=tokens.access_token,
+        refresh_token=tokens.refresh_token,
+        expires_at=tokens.expires_at,
+        scopes=tokens.scopes,
+        provider_subject=identity.subject,
+    )
+    # A grant without calendar access is alive, not revoked: "not connected" is not
+    # "needs_reauth", which says Google refused the grant. Decided on the row as it is
+    # now, not on `account`: a refresh that found the old grant revoked may have
+    # marked it since it was read (issue 15, decision F1).
+    credentials.reactivate(session, user_id)
+    audit.record(
+        session,
+        audit.AuditAction.SIGN_IN,
+        actor_id=user_id,
+        subject_id=user_id,
+        remote_addr=address,
+        details={"provider": "google", "calendar_access": calendar_access},
+    )
+    if not calendar_access:
+        sync_logs.record(
+            session,
+            user_id=user_id,
+            kind=sync_logs.LogKind.AUTH,
+            status=sync_logs.LogStatus.ERROR,
+            at=services.clock(),
+            message=NOT_CONNECTED_MESSAGE,
+        )
 
 
 def _record_refusal(

@@ -29,7 +29,7 @@ from calsync.providers.errors import (
     SyncTokenExpired,
     Transient,
 )
-from calsync.providers.google import client as client_module
+from calsync.providers.google import event_listing
 from calsync.providers.google.client import GoogleCalendarClient
 from calsync.providers.google.ids import google_event_id
 from calsync.store.tables import OAuthToken
@@ -590,7 +590,7 @@ def test_listing_all_pages_at_once_equals_following_the_page_tokens(
 def test_a_failing_later_page_fails_the_whole_listing(alice: Connected) -> None:
     seed(alice, [f"event {n}" for n in range(5)])
     client = alice.client(page_size=2)
-    answer_of = client._changes_answer
+    answer_of = client._listing._changes_answer
     calls: list[str | None] = []
 
     def failing_from_the_second_page(
@@ -601,7 +601,7 @@ def test_a_failing_later_page_fails_the_whole_listing(alice: Connected) -> None:
             alice.control.add_fault(kind="status", status=500, count=None, path="/events")
         return answer_of(calendar_id, sync_token, page_token)
 
-    client._changes_answer = failing_from_the_second_page  # type: ignore[method-assign]
+    client._listing._changes_answer = failing_from_the_second_page  # type: ignore[method-assign]
     threads = threading.active_count()
 
     with pytest.raises(Transient):
@@ -620,13 +620,13 @@ def test_pages_mapped_on_the_helper_thread_keep_the_log_context(
     seed(alice, [f"event {n}" for n in range(5)])
     client = alice.client(page_size=2)
     seen: list[tuple[int, str | None]] = []
-    mapping = client_module.event_from_google
+    mapping = event_listing.event_from_google
 
     def watched(resource: Any, zone: str) -> Event:
         seen.append((threading.get_ident(), logs.current_context().get("job")))
         return mapping(resource, zone)
 
-    monkeypatch.setattr(client_module, "event_from_google", watched)
+    monkeypatch.setattr(event_listing, "event_from_google", watched)
     with logs.log_context(job="sync_calendar"):
         listing = client.list_all_changes(alice.calendar_id, sync_token=None)
 

@@ -19,13 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from calsync.domain.codec import event_to_document
 from calsync.domain.models import Event
-from calsync.store.events import (
-    EVENT_COLUMNS,
-    event_columns,
-    insert_events,
-    load_stored,
-    update_events,
-)
+from calsync.store.event_bulk_writes import insert_events, update_events
+from calsync.store.events import EVENT_COLUMNS, event_columns, load_stored
 from calsync.store.tables import Event as EventRow
 from tests.owners import add_owner
 from tests.strategies import events

@@ -1,4 +1,4 @@
-"""The fast paths of `instance_id` and `_plus` give what their plain definitions give."""
+"""The fast paths of `instance_id` and `plus` give what their plain definitions give."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from calsync.domain.models import EventTime
-from calsync.domain.recurrence import _plus, instance_id
+from calsync.domain.recurrence import instance_id
+from calsync.domain.series_starts import plus
 
 ZONES = st.sampled_from([UTC, timezone(timedelta(hours=14)), timezone(timedelta(hours=-12))])
 
@@ -26,7 +27,7 @@ def test_a_day_id_is_strftime_of_the_day(day: date) -> None:
 
 
 def saturated(moment: datetime, delta: timedelta) -> datetime:
-    """`_plus` as defined: held a week inside the ends of the calendar."""
+    """`plus` as defined: held a week inside the ends of the calendar."""
     low = datetime(1, 1, 8, tzinfo=moment.tzinfo)
     high = datetime(9999, 12, 25, tzinfo=moment.tzinfo)
     if delta >= timedelta(0):
@@ -43,4 +44,4 @@ def test_plus_holds_bounds_only_near_the_ends(
     moment: datetime, zone: timezone, delta: timedelta
 ) -> None:
     at = moment.replace(tzinfo=zone)
-    assert _plus(at, delta) == saturated(at, delta)
+    assert plus(at, delta) == saturated(at, delta)

@@ -21,7 +21,8 @@ from calsync.domain.errors import NeverOccurs, ValidationError
 from calsync.domain.models import Event, EventTime
 from calsync.domain.recurrence import expand, series_end, validate_recurrence
 from calsync.domain.rfc5545 import RecurrenceRule, parse_rule
-from calsync.domain.rule_plans import WORK_LIMIT, DayFilter, OverBudget, WorkBudget, plan
+from calsync.domain.rule_days import DayFilter
+from calsync.domain.rule_plans import WORK_LIMIT, OverBudget, WorkBudget, plan
 from tests.dateutil_work import LINES_PER_UNIT, DateutilWork, TooMuchWork
 
 LIMIT = 200_000

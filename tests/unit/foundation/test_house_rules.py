@@ -36,23 +36,13 @@ MAX_FUNCTION_LINES = 60
 
 #: Modules still over `MAX_MODULE_LINES`, outside the sync engine (issue 20 splits them).
 LONG_MODULES: dict[str, str] = {
-    "calsync/domain/recurrence.py": "RFC 5545 expansion; its own issue (17) owns the split",
-    "calsync/domain/rule_plans.py": "rule evaluation under a work limit (decision 36)",
-    "calsync/providers/google/client.py": "the one Google client; split by resource later",
     "calsync/store/event_queries.py": "the API's reads; moves with the read model (item 1)",
-    "calsync/store/events.py": "rows <-> Event and the pull's bulk writes; split later",
 }
 
 #: Functions still over `MAX_FUNCTION_LINES` (module path:qualified name), outside the
 #: sync engine.
 LONG_FUNCTIONS: dict[str, str] = {
-    "calsync/domain/recurrence.py:_check": "issue 17's validation of a rule set",
-    "calsync/domain/recurrence.py:occurrences": "issue 17's expansion loop",
-    "calsync/domain/rule_plans.py:_families": "issue 17's grouping of rules",
-    "calsync/store/events.py:insert_events": "the pull's COPY of new rows (decision S12)",
     "calsync/web/app.py:create_app": "the middleware stack in its order",
-    "calsync/web/routes/auth.py:finish_google_sign_in": "sign-in (another change under way)",
-    "calsync/web/routes/auth.py:_connect": "sign-in (another change under way)",
 }
 
 #: Modules outside ``calsync/store`` allowed to build SQL or to hold the store's ORM rows,

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from calsync.domain.models import Attendee, Event
-from calsync.providers.google import client, mapping
+from calsync.providers.google import calendar_calls, event_listing, mapping
 from calsync.providers.google.mapping import MARK, event_from_google, event_to_google
 from calsync.providers.google.mapping import storable_text as storable
 from calsync.store.tables import Calendar, EventAttendee
@@ -93,7 +93,7 @@ def test_the_limits_are_the_lengths_of_the_columns() -> None:
     assert length(people.display_name) == mapping.DISPLAY_NAME_LIMIT
     assert mapping.ID_LIMIT == length(events.google_event_id) == length(events.recurring_event_id)
     assert length(events.etag) == mapping.ETAG_LIMIT
-    assert length(Calendar.__table__.c.summary) == client.CALENDAR_SUMMARY_LIMIT
+    assert length(Calendar.__table__.c.summary) == calendar_calls.CALENDAR_SUMMARY_LIMIT
     assert isinstance(events.description.type, sa.Text)
 
 
@@ -201,8 +201,8 @@ def test_a_listing_leaves_out_and_logs_each_resource_it_cannot_read(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     items = [5, resource(id="bad\x00id"), resource(summary=["x"]), resource(id="good12345")]
-    with caplog.at_level(logging.WARNING, logger=client.__name__):
-        found, unreadable = client._mapped_events(items, "UTC", "cal@example.com")
+    with caplog.at_level(logging.WARNING, logger=event_listing.__name__):
+        found, unreadable = event_listing.mapped_events(items, "UTC", "cal@example.com")
     assert [e.provider_event_id for e in found] == ["good12345"]
     skipped = [r for r in caplog.records if r.message.startswith("skipping a Google event")]
     assert [getattr(r, "event_id", None) for r in skipped] == [None, "bad\x00id", "abcde12345"]

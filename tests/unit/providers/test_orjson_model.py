@@ -11,7 +11,7 @@ from googleapiclient.model import JsonModel
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from calsync.providers.google.client import OrjsonModel
+from calsync.providers.google.api import OrjsonModel
 
 JSON = st.recursive(
     st.none()

@@ -1,0 +1,221 @@
+"""Bulk writes of ``events`` rows: the pull's new rows (`insert_events`, a binary ``COPY``
+on PostgreSQL, decision S12) and its changed ones (`update_events`, one
+``UPDATE ... FROM (VALUES ...)`` per batch, decision S19).
+
+Callers hand in column values by column name, as `calsync.store.events.event_columns`
+makes them; nothing here knows the domain `Event`. The ``COPY`` flags the session
+itself (`calsync.store.events.WRITTEN_KEY`), which the store's statement hook does not
+see, so that the read model's upkeep runs before the commit.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final, cast
+
+import orjson
+import psycopg
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from calsync.store.chunks import chunks
+from calsync.store.events import WRITTEN_KEY
+from calsync.store.tables import Event as EventRow
+from calsync.store.types import UTCDateTime
+
+__all__ = ["insert_events", "update_events"]
+
+_events = cast(sa.Table, EventRow.__table__)
+
+
+def insert_events(
+    session: Session,
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    columns: Sequence[str] | None = None,
+) -> None:
+    """Insert ``events`` rows (values by column name; ``id`` required) in bulk: through a
+    binary ``COPY`` on PostgreSQL, an ``executemany`` insert elsewhere. Columns left out
+    get their defaults; callable defaults (the timestamps) are evaluated once per call.
+    Rows must not collide with existing ones (``COPY`` has no ``ON CONFLICT``).
+
+    Without `columns`, `rows` must be a sequence, and its columns are those of the first
+    row followed by any other row's (a row without one of them stores ``NULL`` there).
+    With `columns`, every row has exactly those keys, and `rows` may be any iterable,
+    consumed once while the rows are sent: a generator makes each row as ``COPY`` takes
+    it, so that making the rows overlaps with PostgreSQL storing the earlier ones.
+    JSON documents are encoded with orjson (the stored ``jsonb`` values are the ones the
+    standard encoder gives; the store's tests compare both paths).
+    """
+    if columns is None:
+        rows = listed = list(rows)
+        if not listed:
+            return
+        given = list(listed[0])
+        given.extend(sorted(set().union(*listed).difference(given)))
+    else:
+        given = list(columns)
+    if session.get_bind().dialect.name == "postgresql":
+        _copy_events(session, rows, given, exact=columns is not None)
+        return
+    if columns is None:
+        dicts = [dict(r) for r in rows]
+    else:
+        dicts = [{name: r[name] for name in given} for r in rows]
+    if dicts:
+        session.execute(sa.insert(_events), dicts)
+
+
+def _copy_events(
+    session: Session, rows: Iterable[Mapping[str, Any]], given: list[str], *, exact: bool
+) -> None:
+    """`insert_events` on PostgreSQL: one binary ``COPY`` of `rows`' `given` columns and
+    the Python defaults of the others. With `exact`, a row without one of `given` raises
+    `KeyError`; without, it stores ``NULL`` there. A naive datetime raises `ValueError`."""
+    defaults = _python_defaults(given, on_update=False)
+    names = [*given, *defaults]
+    kinds = [_events.c[name].type for name in given]
+    documents = [i for i, kind in enumerate(kinds) if isinstance(kind, sa.JSON)]
+    instants = [i for i, kind in enumerate(kinds) if isinstance(kind, UTCDateTime)]
+    tail = list(defaults.values())
+    pick = operator.itemgetter(*given)
+    connection = session.connection().connection.driver_connection
+    assert connection is not None
+    session.info[WRITTEN_KEY] = True  # the read model's triggers fire on COPY too
+    statement = f"COPY {_events.name} ({', '.join(names)}) FROM STDIN (FORMAT BINARY)"
+    with connection.cursor() as cursor, cursor.copy(statement) as copy:
+        copy.set_types([_COPY_TYPES[name] for name in names])
+        for row in rows:
+            try:
+                picked = pick(row)
+            except KeyError:
+                if exact:
+                    raise
+                picked = tuple(row.get(name) for name in given)
+            values: list[Any] = [picked] if len(given) == 1 else list(picked)
+            for i in documents:
+                if values[i] is not None:
+                    values[i] = _jsonb(values[i])
+            for i in instants:
+                moment = values[i]
+                if moment is not None and moment.tzinfo is None:
+                    raise ValueError(f"naive datetime given for {given[i]}")
+            values.extend(tail)
+            copy.write_row(values)
+
+
+def _python_defaults(given: Sequence[str], *, on_update: bool) -> dict[str, Any]:
+    """By column name, the values of the ``events`` columns not in `given` that have a
+    Python-side insert default (or update default, with `on_update`), callable ones
+    evaluated now: what SQLAlchemy would fill in for a statement it built."""
+    found: dict[str, Any] = {}
+    for column in _events.columns:
+        default = column.onupdate if on_update else column.default
+        if column.name not in given and isinstance(default, sa.ColumnDefault):
+            found[column.name] = default.arg(None) if default.is_callable else default.arg
+    return found
+
+
+def update_events(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Update ``events`` rows by id in bulk: each row gives the id as ``_id`` and the new
+    values by column name. On PostgreSQL, rows with the same columns (and distinct ids)
+    are written by one ``UPDATE ... FROM (VALUES ...)`` per batch, a statement in one
+    round trip that PostgreSQL plans once, where an ``executemany`` runs one ``UPDATE``
+    per row (still the way elsewhere). Columns with an update default (``updated_at``)
+    and not given get it, evaluated once per call. Rows of unknown ids change nothing.
+    """
+    groups: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
+    for values in rows:
+        groups.setdefault(tuple(sorted(values)), []).append(values)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    statement = sa.update(_events).where(_events.c.id == sa.bindparam("_id"))
+    for keys, batch in groups.items():
+        if not postgres or len({values["_id"] for values in batch}) < len(batch):
+            session.connection().execute(statement, [dict(values) for values in batch])
+            continue
+        for part in chunks(batch, max(1, _MAX_PARAMETERS // len(keys))):
+            _update_from_values(session, [k for k in keys if k != "_id"], part)
+
+
+#: Parameters per statement (PostgreSQL allows 65,535).
+_MAX_PARAMETERS: Final = 30_000
+
+
+def _update_from_values(
+    session: Session, names: list[str], rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """One ``UPDATE events ... FROM (VALUES ...)`` of `rows` (distinct ids). The names
+    must be columns of ``events`` (else `KeyError`): they are spelled into the SQL."""
+    unknown = set(names).difference(_VALUE_TYPES)
+    if unknown:
+        raise KeyError(f"not columns of {_events.name}: {sorted(unknown)}")
+    defaults = _python_defaults(names, on_update=True)
+    documents = {i for i, name in enumerate(names) if _VALUE_TYPES[name] == "jsonb"}
+    instants = {i for i, name in enumerate(names) if _VALUE_TYPES[name] == "timestamptz"}
+    parameters: list[Any] = list(defaults.values())  # the SET clause's come first
+    for row in rows:
+        parameters.append(row["_id"])
+        for i, name in enumerate(names):
+            value = row[name]
+            if value is not None:
+                if i in documents:
+                    value = orjson.dumps(value).decode()
+                elif i in instants and value.tzinfo is None:
+                    raise ValueError(f"naive datetime given for {name}")
+            parameters.append(value)
+    # $n placeholders, for a cursor that sends the text as it is: psycopg parses and
+    # caches only texts of up to 4 KiB, and this one grows with the rows
+    numbers = iter(range(1, len(parameters) + 1))
+    assignments = [f"{name} = ${next(numbers)}" for name in defaults]
+    assignments.extend(f"{name} = v.{name}" for name in names)
+    casts = [f"::{_VALUE_TYPES[name]}" for name in names]
+    values = ", ".join(
+        "(" + ", ".join([f"${next(numbers)}::uuid", *(f"${next(numbers)}{c}" for c in casts)]) + ")"
+        for _ in rows
+    )
+    # names are the table's columns (checked above); every value is a parameter
+    query = (
+        f"UPDATE {_events.name} SET {', '.join(assignments)} "  # noqa: S608
+        f"FROM (VALUES {values}) AS v(_id, {', '.join(names)}) WHERE {_events.name}.id = v._id"
+    )
+    connection = session.connection().connection.driver_connection
+    assert connection is not None
+    with psycopg.RawCursor(connection) as cursor:
+        cursor.execute(query, parameters)
+
+
+def _jsonb(document: Any) -> bytes:
+    """`document` in ``jsonb``'s binary input form: the format version (1), then the JSON
+    text. Sent as bytes (``bytea``'s binary form is the bytes as they are), so that the
+    JSON is encoded once, by orjson, which differs from ``json.dumps`` only in spelling
+    (UTF-8 instead of ``\\u`` escapes, ``1e16`` instead of ``1e+16``), never in the value
+    PostgreSQL stores. Raises `TypeError` for what JSON cannot hold (non-string keys)."""
+    return b"\x01" + orjson.dumps(document)
+
+
+def _copy_type(kind: sa.types.TypeEngine[Any]) -> str:
+    """The PostgreSQL type name a binary ``COPY`` dumps a column of type `kind` as."""
+    for python_type, name in _COPY_TYPE_NAMES:
+        if isinstance(kind, python_type):
+            return name
+    raise TypeError(f"no COPY type for {kind!r}")  # a new column type: add it above
+
+
+_COPY_TYPE_NAMES: Final[tuple[tuple[type[sa.types.TypeEngine[Any]], str], ...]] = (
+    (sa.JSON, "bytea"),  # see _jsonb
+    (UTCDateTime, "timestamptz"),
+    (sa.Uuid, "uuid"),
+    (sa.Text, "text"),
+    (sa.String, "varchar"),
+    (sa.Boolean, "bool"),
+    (sa.Integer, "int4"),
+)
+
+
+#: By column name, the types a binary ``COPY`` into ``events`` sends (`insert_events`).
+_COPY_TYPES: Final = {column.name: _copy_type(column.type) for column in _events.columns}
+#: By column name, the types of the values of `update_events` (JSON as ``jsonb`` text).
+_VALUE_TYPES: Final = {
+    name: "jsonb" if kind == "bytea" else kind for name, kind in _COPY_TYPES.items()
+}
