@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from calsync.store.db import make_engine
-from calsync.store.events import insert_events
+from calsync.store.event_bulk_writes import insert_events
 from calsync.store.migrate import upgrade
 from calsync.store.tables import Event, EventAttendee, instance_dirty, instance_horizon
 from tests.owners import add_owner

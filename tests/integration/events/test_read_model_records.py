@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from calsync.store.events import insert_events
+from calsync.store.event_bulk_writes import insert_events
 from calsync.store.tables import Event as EventRow
 from calsync.store.tables import EventAttendee, instance_dirty, instance_horizon
 from tests.owners import add_owner
