@@ -159,8 +159,12 @@ def test_a_worker_killed_mid_pull_and_mid_write_loses_and_duplicates_nothing(
             expected=expected,
         )
         report(verdict)
-        # The insert whose answer died with the worker was retried and met its own copy
-        assert verdict.writes.get("insert_409", 0) >= 1
+        # The insert whose answer died with the worker is resolved one of two ways, by
+        # timing: the restarted worker's retry meets its own copy (409, read back), or
+        # the restarted pull sees the event first and adopts it. Either way it was never
+        # inserted twice (judge counts duplicates) and the edit made meanwhile reached it.
+        # The 409 read-back itself is pinned in
+        # tests/integration/events/test_offline_and_retries.py.
         description = (
             editor.events()
             .get(calendarId=calendar, eventId=made["google_event_id"])
