@@ -1,0 +1,192 @@
+"""What the API's request pipeline costs, part by part: the CPU of a signed-in request
+with no route work, of one thread hop, of a session's one statement, next to a week read
+and a create, and what leaving out each part of authentication saves. Prints figures
+only (issue 21; decisions HM1-HM3).
+
+Run: ``.venv/bin/python -m tests.perf.cpu_per_route --seed-data --database NAME`` once
+(the data), then ``.venv/bin/python -m tests.perf.request_costs --database NAME
+[--batches 10] [--per-batch 100]``.
+
+One process, production mode (PostgreSQL, Redis), each request one call of the ASGI app
+(`tests.perf.cpu_per_route.call`: no socket, no server), timed with `time.process_time`
+(every thread of the process). The cases run in alternating batches, so that a change in
+the machine's load falls on all of them alike. Three routes exist only here (added to the
+app this script builds): ``/x/auth`` answers the caller's id from the loop, ``/x/hop``
+adds one `run_in_threadpool` of nothing, ``/x/session`` one session's ``SELECT 1`` in it.
+
+The "leaving out" cases patch the app's classes for their batch only: the rate-limit hit
+answered without Redis, the account read answered from a per-process dictionary, and
+both with authentication's thread call run inline (no hop). They are what the parts
+cost, not something calsync could do as it is (decisions HM1-HM2 say why).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import redis
+import sqlalchemy as sa
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+import calsync.web.auth.principal as principal
+from calsync.bootstrap import Services, bootstrap
+from calsync.config import Settings
+from calsync.store.db import api_pool
+from calsync.token_buckets import Bucket, RateDecision
+from calsync.web.app import create_app
+from calsync.web.auth.principal import JWTAuthBackend, require_user
+from calsync.web.limits import RedisRateLimitBackend
+from tests.perf.cpu_per_route import _environment, _requests, _state_file, call
+
+Make = Callable[[random.Random], tuple[Any, ...]]
+
+
+def probe_routes(services: Services) -> list[Route]:
+    """The three routes of this script (see the module docstring)."""
+
+    async def auth_only(request: Request) -> Response:
+        return JSONResponse({"id": str(require_user(request).id)})
+
+    async def one_hop(request: Request) -> Response:
+        account = require_user(request)
+        await run_in_threadpool(lambda: None)
+        return JSONResponse({"id": str(account.id)})
+
+    async def one_statement(request: Request) -> Response:
+        account = require_user(request)
+
+        def run() -> Any:
+            with services.sessions() as session:
+                return session.execute(sa.text("SELECT 1")).scalar()
+
+        await run_in_threadpool(run)
+        return JSONResponse({"id": str(account.id)})
+
+    return [
+        Route("/x/auth", auth_only, methods=["GET"]),
+        Route("/x/hop", one_hop, methods=["GET"]),
+        Route("/x/session", one_statement, methods=["GET"]),
+    ]
+
+
+@contextmanager
+def left_out(
+    *, limit_hit: bool = False, account_read: bool = False, hop: bool = False
+) -> Iterator[None]:
+    """Authentication with the named parts left out, for the block (see the docstring)."""
+    saved = (
+        RedisRateLimitBackend.hit_all,
+        JWTAuthBackend._load,
+        principal.__dict__["run_in_threadpool"],
+    )
+    accounts: dict[str, Any] = {}
+    real_load = JWTAuthBackend._load
+
+    async def allowed(_self: Any, _buckets: list[Bucket], *, cost: int = 1) -> RateDecision:
+        return RateDecision(True, 1_000, 0.0, None, 0)
+
+    def remembered(self: JWTAuthBackend, subject: str, held: Any = None) -> Any:
+        if subject not in accounts:
+            accounts[subject] = real_load(self, subject, held)
+        return accounts[subject]
+
+    async def inline(func: Callable[..., Any], *args: Any) -> Any:
+        return func(*args)
+
+    try:
+        if limit_hit:
+            RedisRateLimitBackend.hit_all = allowed  # type: ignore[method-assign,assignment]
+        if account_read:
+            JWTAuthBackend._load = remembered  # type: ignore[method-assign]
+        if hop:
+            setattr(principal, "run_in_threadpool", inline)  # noqa: B010
+        yield
+    finally:
+        RedisRateLimitBackend.hit_all, JWTAuthBackend._load = saved[0], saved[1]  # type: ignore[method-assign]
+        setattr(principal, "run_in_threadpool", saved[2])  # noqa: B010
+
+
+def cases(state: dict[str, Any]) -> dict[str, tuple[Make, dict[str, bool]]]:
+    """Each case: its request and the parts it leaves out."""
+    routes = _requests(state)
+    tokens = state["tokens"]
+
+    def probe(path: str) -> Make:
+        return lambda rng: ("GET", path, rng.choice(tokens), b"")
+
+    week, empty = routes["GET /events week"], probe("/x/auth")
+    return {
+        "GET /healthz (no token)": (routes["GET /healthz"], {}),
+        "signed in, empty route": (empty, {}),
+        "  + one thread hop": (probe("/x/hop"), {}),
+        "  + one session's SELECT 1 in it": (probe("/x/session"), {}),
+        "week read (expand=true)": (week, {}),
+        "create": (routes["POST /events"], {}),
+        "signed in, no rate-limit hit": (empty, {"limit_hit": True}),
+        "signed in, no account read": (empty, {"account_read": True}),
+        "signed in, neither, no hop": (
+            empty,
+            dict.fromkeys(("limit_hit", "account_read", "hop"), True),
+        ),
+        "week read, no rate-limit hit": (week, {"limit_hit": True}),
+        "week read, no account read": (week, {"account_read": True}),
+        "week read, neither, no hop": (
+            week,
+            dict.fromkeys(("limit_hit", "account_read", "hop"), True),
+        ),
+    }
+
+
+async def run(database: str, batches: int, per_batch: int) -> None:
+    state = json.loads(_state_file(database).read_text())
+    redis.Redis.from_url(state["redis"]).flushdb()
+    settings = Settings.from_env(_environment("http://127.0.0.1:9", state))
+    services = bootstrap(settings, pool=api_pool(settings.api_threads))  # as `calsync serve`
+    app: Any = create_app(services)
+    app.router.routes[:0] = probe_routes(services)
+    table = cases(state)
+    spent = dict.fromkeys(table, 0.0)
+    rng = random.Random(20261207)
+    try:
+        for batch in range(batches + 1):  # batch 0 warms up, unmeasured
+            for name in list(table) if batch % 2 else list(table)[::-1]:
+                make, parts = table[name]
+                count = per_batch // 5 if name == "create" else per_batch
+                with left_out(**parts):
+                    started = time.process_time()
+                    for _ in range(count):
+                        method, path, token, body = make(rng)
+                        status, answer = await call(app, method, path, token=token, body=body)
+                        assert status in (200, 201), (name, status, answer[:300])
+                    if batch:
+                        spent[name] += (time.process_time() - started) / count
+    finally:
+        services.close()
+    print(f"API CPU per request, one process, {batches} alternating batches (ms):")
+    for name, total in spent.items():
+        print(f"  {name:36} {total / batches * 1000:6.3f}")
+    print(f"load average {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--database", default="calsync_cpu_per_route")
+    parser.add_argument("--batches", type=int, default=10)
+    parser.add_argument("--per-batch", type=int, default=100)
+    args = parser.parse_args()
+    asyncio.run(run(args.database, args.batches, args.per_batch))
+
+
+if __name__ == "__main__":
+    main()
