@@ -5,8 +5,9 @@ Run: ``.venv/bin/python -m tests.perf.pull_costs [--events 10000] [--profile DIR
 
 Production mode (PostgreSQL, Redis, the read model on), the calendar of
 ``tests/perf/bench_months.py`` (its generator, seeded through google-api-python-client),
-one user. For a full sync (rows deleted first, as bench_months does) and for incremental
-pulls of 10 changes it prints, per pull (median of the runs):
+one user, the tables analysed and the read model filled as there (its upkeep after
+each pull is run but not measured). For a full sync (rows deleted first, as
+bench_months does) and for incremental pulls of 10 changes it prints, per pull (median of the runs):
 - wall time, this process's CPU (``time.process_time``), the PostgreSQL backends' CPU
   and the emulator's CPU (from ``/proc``: the three processes share the 2 cores);
 - PostgreSQL round trips as psycopg sends them: statements (the pool's pre-ping
@@ -28,6 +29,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +41,13 @@ from calsync.bootstrap import Services, bootstrap
 from calsync.collector_pause import collector_paused
 from calsync.config import Settings
 from calsync.emulator.testing import EmulatorControl, build_calendar_service
+from calsync.events import read_model
 from calsync.store import credentials, pull_leases
 from calsync.store.migrate import upgrade
 from calsync.store.tables import Calendar, Event
 from calsync.sync.pull import pull_calendar
 from tests.perf.bench_emulator import free_port, start_emulator
-from tests.perf.bench_months import generate, patch_ten, seed_through_google
+from tests.perf.bench_months import analyse, caught_up, generate, patch_ten, seed_through_google
 from tests.perf.bench_peer import connect
 from tests.perf.bench_sync import environment
 
@@ -179,6 +182,7 @@ def full_syncs(
         assert outcome.full, outcome
         assert outcome.report is not None, outcome
         calls.append(outcome.api_calls)
+        caught_up(services)
     return calls
 
 
@@ -198,6 +202,7 @@ def incrementals(
         assert outcome.report is not None, outcome
         assert outcome.report.updated == 10, outcome.report
         calls.append(outcome.api_calls)
+        caught_up(services)  # the read model's upkeep after it, as in bench_months
     return calls
 
 
@@ -295,6 +300,11 @@ def main() -> None:
             side = connect(services, control, "costs@example.com")
         seed_through_google(base, side.token, side.email, generate(args.seed, args.events))
         pull_calendar(services, side.calendar_id)  # the first sync, not measured
+        # as bench_months: statistics, and the read model filled (pulls then record)
+        analyse(services)
+        read_model.fill(services.sessions, datetime.now(UTC))
+        caught_up(services)
+        analyse(services)
         meter = Meter(services, emulator.pid, args.database)
         calls = full_syncs(services, side.calendar_id, args.runs, meter, profiles[0])
         meter.report(f"full sync of {args.events:,} events", calls)
