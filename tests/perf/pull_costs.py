@@ -14,7 +14,7 @@ bench_months does) and for incremental pulls of 10 changes it prints, per pull (
   included) and ``BEGIN``/``COMMIT``/``ROLLBACK``; the statements SQLAlchemy executes;
   Redis round trips (commands or pipelines sent); Google calls.
 ``--profile DIR`` writes cProfile stats of the pulls (``full.prof``, ``incremental.prof``);
-``--parts N`` then times the cuts of decisions HD1 and HD2 alone, N times each way,
+``--parts N`` then times the cuts of decisions HD2 and HP2 alone, N times each way,
 interleaved.
 """
 
@@ -228,7 +228,8 @@ def parts(
     change: Callable[[int], None],
     runs: int,
 ) -> None:
-    """The two cuts of decisions HD1 and HD2 alone, each way interleaved."""
+    """The cuts of decisions HD2 (the token's read) and HP2 (the lease's commit) alone,
+    each way interleaved."""
     box = services.secrets
 
     def in_session() -> object:
@@ -247,25 +248,25 @@ def parts(
     )
 
     print(f"incremental pulls of 10 changes, {runs} times each way, interleaved:", flush=True)
-    flush_wait = pull_leases._NO_FLUSH_WAIT
-    # the same round trips both ways: only whether the commit waits for the flush differs
+    no_wait = pull_leases._START_PULL_NO_WAIT
+    # the same round trips both ways: only whether the lease's commit waits for the flush
     ways = {
-        "commit waits for the flush (before HD1)": sa.text("SET LOCAL synchronous_commit TO ON"),
-        "commit does not wait (HD1)": flush_wait,
+        "the lease's commit waits for the flush (before HP2)": pull_leases._START_PULL,
+        "the lease's commit does not wait (HP2)": no_wait,
     }
     pulls: dict[str, list[float]] = {name: [] for name in ways}
     changed = itertools.count(100)  # after the incremental runs; single events "s001000" on
     try:
         for _ in range(runs):
             for name, statement in ways.items():
-                pull_leases._NO_FLUSH_WAIT = statement  # type: ignore[misc]
+                pull_leases._START_PULL_NO_WAIT = statement  # type: ignore[misc]
                 change(next(changed))
                 with collector_paused():
                     started = time.perf_counter()
                     pull_calendar(services, calendar_id)
                     pulls[name].append(time.perf_counter() - started)
     finally:
-        pull_leases._NO_FLUSH_WAIT = flush_wait  # type: ignore[misc]
+        pull_leases._START_PULL_NO_WAIT = no_wait  # type: ignore[misc]
     for name, timings in pulls.items():
         print(
             f"  {name}: p50 {statistics.median(timings) * 1000:.1f} ms, "
@@ -284,7 +285,7 @@ def main() -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/4")
     parser.add_argument("--profile", type=Path)
     parser.add_argument(
-        "--parts", type=int, default=0, help="time HD1 and HD2 alone, this many times each"
+        "--parts", type=int, default=0, help="time HD2 and HP2 alone, this many times each"
     )
     args = parser.parse_args()
     emulator_port, api_port = free_port(), free_port()
