@@ -14,13 +14,14 @@ bench_months does) and for incremental pulls of 10 changes it prints, per pull (
   included) and ``BEGIN``/``COMMIT``/``ROLLBACK``; the statements SQLAlchemy executes;
   Redis round trips (commands or pipelines sent); Google calls.
 ``--profile DIR`` writes cProfile stats of the pulls (``full.prof``, ``incremental.prof``);
-``--parts N`` then times the cuts of decisions HD2 and HP2 alone, N times each way,
-interleaved.
+``--parts N`` then times the cut of decision HD2 alone, and pulls as before decisions
+HP1 and HP2 against now, N times each way, interleaved.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import dataclasses
 import itertools
@@ -228,8 +229,8 @@ def parts(
     change: Callable[[int], None],
     runs: int,
 ) -> None:
-    """The cuts of decisions HD2 (the token's read) and HP2 (the lease's commit) alone,
-    each way interleaved."""
+    """The cut of decision HD2 (the token's read) alone, and pulls as before decisions
+    HP1 and HP2, with HP1 only, and now, each way interleaved."""
     box = services.secrets
 
     def in_session() -> object:
@@ -248,31 +249,68 @@ def parts(
     )
 
     print(f"incremental pulls of 10 changes, {runs} times each way, interleaved:", flush=True)
-    no_wait = pull_leases._START_PULL_NO_WAIT
-    # the same round trips both ways: only whether the lease's commit waits for the flush
-    ways = {
-        "the lease's commit waits for the flush (before HP2)": pull_leases._START_PULL,
-        "the lease's commit does not wait (HP2)": no_wait,
+    ways: dict[str, Callable[[], Any]] = {
+        "as before HP1 and HP2 (a ping per checkout, the lease synchronous, SET LOCAL)": (
+            lambda: as_before_hp(services.engine)
+        ),
+        "the lease's commit waits for the flush (HP1 only)": lease_waits,
+        "now (HP1, HP2)": contextlib.nullcontext,
     }
-    pulls: dict[str, list[float]] = {name: [] for name in ways}
+    walls: dict[str, list[float]] = {name: [] for name in ways}
+    cpus: dict[str, list[float]] = {name: [] for name in ways}
     changed = itertools.count(100)  # after the incremental runs; single events "s001000" on
-    try:
-        for _ in range(runs):
-            for name, statement in ways.items():
-                pull_leases._START_PULL_NO_WAIT = statement  # type: ignore[misc]
-                change(next(changed))
-                with collector_paused():
-                    started = time.perf_counter()
-                    pull_calendar(services, calendar_id)
-                    pulls[name].append(time.perf_counter() - started)
-    finally:
-        pull_leases._START_PULL_NO_WAIT = no_wait  # type: ignore[misc]
-    for name, timings in pulls.items():
+    for _ in range(runs):
+        for name, way in ways.items():
+            change(next(changed))
+            with way(), collector_paused():
+                started, cpu = time.perf_counter(), time.process_time()
+                pull_calendar(services, calendar_id)
+                walls[name].append(time.perf_counter() - started)
+                cpus[name].append(time.process_time() - cpu)
+    for name, timings in walls.items():
         print(
             f"  {name}: p50 {statistics.median(timings) * 1000:.1f} ms, "
-            f"p90 {sorted(timings)[int(0.9 * len(timings))] * 1000:.1f} ms",
+            f"p90 {sorted(timings)[int(0.9 * len(timings))] * 1000:.1f} ms, "
+            f"CPU mean {statistics.mean(cpus[name]) * 1000:.2f} ms",
             flush=True,
         )
+
+
+@contextmanager
+def lease_waits() -> Iterator[None]:
+    """The lease's statement as before decision HP2: its commit waits for the flush."""
+    no_wait = pull_leases._START_PULL_NO_WAIT
+    pull_leases._START_PULL_NO_WAIT = pull_leases._START_PULL  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        pull_leases._START_PULL_NO_WAIT = no_wait  # type: ignore[misc]
+
+
+@contextmanager
+def as_before_hp(engine: sa.Engine) -> Iterator[None]:
+    """A pull as before decisions HP1 and HP2: a ping at every checkout (SQLAlchemy's
+    ``pool_pre_ping``), the lease's commit waiting for the flush, and the storing
+    transaction's mode set by a ``SET LOCAL`` statement of its own (HD1)."""
+    finish, finish_no_wait = pull_leases.finish_pull, pull_leases._FINISH_NO_WAIT
+
+    def ping(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        engine.dialect.do_ping(dbapi_connection)
+
+    def finish_as_before(session: Any, *args: Any, **kwargs: Any) -> Any:
+        session.execute(sa.text("SET LOCAL synchronous_commit TO OFF"))
+        return finish(session, *args, **kwargs)
+
+    sa.event.listen(engine.pool, "checkout", ping)
+    pull_leases._FINISH_NO_WAIT = pull_leases._FINISH  # type: ignore[misc]
+    pull_leases.finish_pull = finish_as_before  # type: ignore[assignment]
+    try:
+        with lease_waits():
+            yield
+    finally:
+        sa.event.remove(engine.pool, "checkout", ping)
+        pull_leases._FINISH_NO_WAIT = finish_no_wait  # type: ignore[misc]
+        pull_leases.finish_pull = finish
 
 
 def main() -> None:
@@ -285,7 +323,10 @@ def main() -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/4")
     parser.add_argument("--profile", type=Path)
     parser.add_argument(
-        "--parts", type=int, default=0, help="time HD2 and HP2 alone, this many times each"
+        "--parts",
+        type=int,
+        default=0,
+        help="time HD2 alone, and pulls before HP1-HP2 and now, N times each",
     )
     args = parser.parse_args()
     emulator_port, api_port = free_port(), free_port()
