@@ -9,17 +9,20 @@ holds it from the first statement of authentication to the end of the request, a
 sessions of `make_session_factory` bind to it while one is held (`holding`). The API's
 engine has no pre-ping (decision U2): a connection the server dropped is found by the
 request's first statement, which authentication retries once on a fresh connection
-(`first_statement`).
+(`first_statement`). The other engines (workers, scheduler, webhook intake) ping a pooled
+connection at checkout only when it has been idle for `PING_AFTER_IDLE` seconds
+(decision HP1): one that answered moments ago is handed out as it is.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import orjson
 import sqlalchemy as sa
@@ -34,13 +37,23 @@ from calsync.store.instances import WRITTEN_KEY
 T = TypeVar("T")
 
 
+#: How long a pooled connection may have been idle and still be handed out without a
+#: ping, in seconds (decision HP1; HikariCP's ``aliveBypassWindowMs`` is the same idea,
+#: 0.5 s by default). A pull checks out three connections within milliseconds.
+PING_AFTER_IDLE: Final = 1.0
+
+
 @dataclass(frozen=True)
 class PoolSize:
-    """A pool of `size` connections kept open plus up to `overflow` more while busy."""
+    """A pool of `size` connections kept open plus up to `overflow` more while busy.
+
+    `pre_ping`: ping a connection at checkout (PostgreSQL) when it has been idle in the
+    pool for `ping_after_idle` seconds or more (0: whenever it was used before)."""
 
     size: int = 10
     overflow: int = 10
     pre_ping: bool = True
+    ping_after_idle: float = PING_AFTER_IDLE
 
 
 def api_pool(threads: int) -> PoolSize:
@@ -74,7 +87,8 @@ def make_engine(
     client spans when tracing is on (:mod:`calsync.tracing`).
 
     `pool` sizes the pool (default: `pool_size` kept, as many again in overflow, with a
-    pre-ping on PostgreSQL); an in-memory SQLite database keeps SQLAlchemy's own pool.
+    pre-ping of idle connections on PostgreSQL, `ping_idle_connections`); an in-memory
+    SQLite database keeps SQLAlchemy's own pool.
     """
     pool = pool or PoolSize(size=pool_size, overflow=pool_size)
     url = normalise_url(database_url)
@@ -93,12 +107,48 @@ def make_engine(
             echo=echo,
             pool_size=pool.size,
             max_overflow=pool.overflow,
-            pool_pre_ping=pool.pre_ping,
+            # the connection given back last is handed out first: the one that answered
+            # most recently, which `ping_idle_connections` need not ping
+            pool_use_lifo=pool.pre_ping,
             pool_recycle=1800,
             json_deserializer=_json_loads,
         )
+        if pool.pre_ping:
+            ping_idle_connections(engine, after=pool.ping_after_idle)
     tracing.instrument_engine(engine)
     return engine
+
+
+#: Where a pooled connection's record keeps when it was last given back (`time.monotonic`).
+_RETURNED_AT: Final = "calsync.returned_at"
+
+
+def ping_idle_connections(engine: Engine, *, after: float) -> None:
+    """Ping a pooled connection of `engine` at checkout when it has sat in the pool for
+    `after` seconds or more (SQLAlchemy's pre-ping pings at every checkout): one that
+    fails the ping is replaced, and every older one with it, as SQLAlchemy's pre-ping
+    does. A connection just opened, or given back less than `after` seconds ago, is
+    handed out without the round trip (decision HP1). Should the server drop it in that
+    window anyway, its first statement fails with a disconnect error, which makes
+    SQLAlchemy replace it and every older one (the job is retried)."""
+    dialect = engine.dialect
+
+    def given_back(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_RETURNED_AT] = time.monotonic()
+
+    def checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned_at = record.info.get(_RETURNED_AT)
+        if returned_at is None or time.monotonic() - returned_at < after:
+            return  # just connected (its record's info is new), or answered moments ago
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as err:
+            if dialect.is_disconnect(err, dbapi_connection, None):
+                raise sa.exc.InvalidatePoolError(str(err)) from err
+            raise
+
+    event.listen(engine.pool, "checkin", given_back)
+    event.listen(engine.pool, "checkout", checked_out)
 
 
 def _json_loads(data: str | bytes) -> Any:

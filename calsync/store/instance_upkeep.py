@@ -68,9 +68,24 @@ def _mine(session: Session) -> list[sa.ColumnElement[bool]]:
 def recorded_here(session: Session, *, up_to: int) -> int:
     """How many changes this transaction recorded, counted up to `up_to` (a bound: the
     caller only asks whether there are few). 0 while the model is off (no horizon, so
-    the triggers record nothing; decision V8). One indexed read."""
-    found = sa.select(instance_dirty.c.id).where(*_mine(session)).limit(up_to).subquery()
-    return int(session.execute(sa.select(sa.func.count()).select_from(found)).scalar_one())
+    the triggers record nothing; decision V8). One indexed read, of a statement built
+    once per database kind (it runs before the commit of every pull that wrote)."""
+    statement = _RECORDED_HERE_PG if _postgres(session) else _RECORDED_HERE
+    return int(session.execute(statement, {"up_to": up_to}).scalar_one())
+
+
+def _recorded_here(*mine: sa.ColumnElement[bool]) -> sa.Select[int]:
+    up_to = sa.bindparam("up_to", type_=sa.Integer)
+    found = sa.select(instance_dirty.c.id).where(*mine).limit(up_to).subquery()
+    return sa.select(sa.func.count()).select_from(found)
+
+
+#: `recorded_here`'s statements: PostgreSQL's reads this transaction's records (`_mine`);
+#: SQLite's one writer takes every record as its own.
+_RECORDED_HERE_PG: Final = _recorded_here(
+    instance_dirty.c.xact == sa.func.txid_current_if_assigned()
+)
+_RECORDED_HERE: Final = _recorded_here()
 
 
 def pending(session: Session) -> bool:

@@ -143,8 +143,27 @@ def release_held_by_process(session: Session, process: str) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+#: PostgreSQL's "Asynchronous Commit" for the transaction of the statement whose
+#: condition it is: ``set_config(..., is_local => true)`` is ``SET LOCAL``, made by the
+#: statement itself rather than by a round trip of its own (decision HP2). The commit
+#: then returns before the WAL flush (an fsync), which follows within three
+#: ``wal_writer_delay``s, or at once when a later transaction commits synchronously (the
+#: WAL is flushed in order).
+_NO_FLUSH_WAIT: Final = sa.func.set_config("synchronous_commit", "off", True) == "off"
+_COMMIT_MODE: Final = sa.func.current_setting("synchronous_commit").label("commit_mode")
+
+
+def without_flush_wait(statement: sa.Update) -> sa.Update:
+    """`statement` (an ``UPDATE ... RETURNING``; PostgreSQL only), its transaction
+    committing without waiting for the WAL flush (`_NO_FLUSH_WAIT`); its rows also say
+    the mode then in force (``commit_mode``: ``off``)."""
+    return statement.where(_NO_FLUSH_WAIT).returning(_COMMIT_MODE)
+
+
 #: Taking the lease of a pull, which also starts it (`pull_queue.pull_started`); built once.
 _START_PULL: Final = acquire_selected_statement(pull_queue.pull_started(NOW))
+#: The same on PostgreSQL, committed without waiting for the WAL flush (decision HP2).
+_START_PULL_NO_WAIT: Final = without_flush_wait(_START_PULL)
 
 
 def start_pull(
@@ -157,10 +176,21 @@ def start_pull(
 ) -> sa.Row[Any] | None:
     """`acquire_selected` for a pull, which starts it on the calendar row (``dirty``
     cleared, ``last_pull_at`` set, the queue slot taken if free): the calendar's columns,
-    or None when the lease was not taken."""
+    or None when the lease was not taken.
+
+    On PostgreSQL the statement commits without waiting for its WAL flush (decision
+    HP2; its row also has ``commit_mode``): a crash that loses it loses a lease whose
+    pull then cannot finish (`finish_pull` finds the lease not its own and writes
+    nothing), as a lease that ran out does."""
+    statement = _START_PULL_NO_WAIT if _is_postgresql(connection) else _START_PULL
     return acquire_selected(
-        connection, calendar_id, owner=owner, now=now, ttl=ttl, statement=_START_PULL
+        connection, calendar_id, owner=owner, now=now, ttl=ttl, statement=statement
     )
+
+
+def _is_postgresql(connection: Session | sa.Connection) -> bool:
+    bind = connection.get_bind() if isinstance(connection, Session) else connection
+    return bind.dialect.name == "postgresql"
 
 
 _NOW = sa.bindparam("now", type_=_calendars.c.last_synced_at.type)
@@ -194,12 +224,9 @@ _FINISH: Final = (
 )
 
 
-#: The pull's storing transaction commits asynchronously (``SET LOCAL``: this transaction
-#: only; the pooled connection's next one is synchronous again). PostgreSQL's
-#: "Asynchronous Commit": the commit returns before the WAL flush (an fsync, 1.5 to 4 ms
-#: on the benchmark host), which follows within three ``wal_writer_delay``s, or at once
-#: when a later transaction commits synchronously (the WAL is flushed in order).
-_NO_FLUSH_WAIT: Final = sa.text("SET LOCAL synchronous_commit TO OFF")
+#: On PostgreSQL the pull's storing transaction commits asynchronously (decision HD1),
+#: set by `_FINISH` itself (decision HP2: it was a ``SET LOCAL`` statement of its own).
+_FINISH_NO_WAIT: Final = without_flush_wait(_FINISH)
 
 
 def finish_pull(
@@ -217,14 +244,13 @@ def finish_pull(
     when another worker took the lease over (nothing is written then).
 
     On PostgreSQL the transaction then commits without waiting for its WAL to reach the
-    disk (`_NO_FLUSH_WAIT`, decision HD1): a crash that loses it leaves the calendar as a
-    worker dying before its commit does (the lease runs out, the old sync token lists
-    the same changes again), and the next synchronous commit of anything flushes it.
+    disk (`_FINISH_NO_WAIT`, decisions HD1 and HP2): a crash that loses it leaves the
+    calendar as a worker dying before its commit does (the lease runs out, the old sync
+    token lists the same changes again), and the next synchronous commit of anything
+    flushes it.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(_NO_FLUSH_WAIT)
     finished = session.execute(
-        _FINISH,
+        _FINISH_NO_WAIT if _is_postgresql(session) else _FINISH,
         {
             _CALENDAR_ID.key: calendar_id,
             "sync_token": sync_token,

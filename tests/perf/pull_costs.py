@@ -5,21 +5,23 @@ Run: ``.venv/bin/python -m tests.perf.pull_costs [--events 10000] [--profile DIR
 
 Production mode (PostgreSQL, Redis, the read model on), the calendar of
 ``tests/perf/bench_months.py`` (its generator, seeded through google-api-python-client),
-one user. For a full sync (rows deleted first, as bench_months does) and for incremental
-pulls of 10 changes it prints, per pull (median of the runs):
+one user, the tables analysed and the read model filled as there (its upkeep after
+each pull is run but not measured). For a full sync (rows deleted first, as
+bench_months does) and for incremental pulls of 10 changes it prints, per pull (median of the runs):
 - wall time, this process's CPU (``time.process_time``), the PostgreSQL backends' CPU
   and the emulator's CPU (from ``/proc``: the three processes share the 2 cores);
 - PostgreSQL round trips as psycopg sends them: statements (the pool's pre-ping
   included) and ``BEGIN``/``COMMIT``/``ROLLBACK``; the statements SQLAlchemy executes;
   Redis round trips (commands or pipelines sent); Google calls.
 ``--profile DIR`` writes cProfile stats of the pulls (``full.prof``, ``incremental.prof``);
-``--parts N`` then times the cuts of decisions HD1 and HD2 alone, N times each way,
-interleaved.
+``--parts N`` then times the cut of decision HD2 alone, and pulls as before decisions
+HP1 and HP2 against now, N times each way, interleaved.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import dataclasses
 import itertools
@@ -28,6 +30,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +42,13 @@ from calsync.bootstrap import Services, bootstrap
 from calsync.collector_pause import collector_paused
 from calsync.config import Settings
 from calsync.emulator.testing import EmulatorControl, build_calendar_service
+from calsync.events import read_model
 from calsync.store import credentials, pull_leases
 from calsync.store.migrate import upgrade
 from calsync.store.tables import Calendar, Event
 from calsync.sync.pull import pull_calendar
 from tests.perf.bench_emulator import free_port, start_emulator
-from tests.perf.bench_months import generate, patch_ten, seed_through_google
+from tests.perf.bench_months import analyse, caught_up, generate, patch_ten, seed_through_google
 from tests.perf.bench_peer import connect
 from tests.perf.bench_sync import environment
 
@@ -179,6 +183,7 @@ def full_syncs(
         assert outcome.full, outcome
         assert outcome.report is not None, outcome
         calls.append(outcome.api_calls)
+        caught_up(services)
     return calls
 
 
@@ -198,6 +203,7 @@ def incrementals(
         assert outcome.report is not None, outcome
         assert outcome.report.updated == 10, outcome.report
         calls.append(outcome.api_calls)
+        caught_up(services)  # the read model's upkeep after it, as in bench_months
     return calls
 
 
@@ -223,7 +229,8 @@ def parts(
     change: Callable[[int], None],
     runs: int,
 ) -> None:
-    """The two cuts of decisions HD1 and HD2 alone, each way interleaved."""
+    """The cut of decision HD2 (the token's read) alone, and pulls as before decisions
+    HP1 and HP2, with HP1 only, and now, each way interleaved."""
     box = services.secrets
 
     def in_session() -> object:
@@ -242,31 +249,68 @@ def parts(
     )
 
     print(f"incremental pulls of 10 changes, {runs} times each way, interleaved:", flush=True)
-    flush_wait = pull_leases._NO_FLUSH_WAIT
-    # the same round trips both ways: only whether the commit waits for the flush differs
-    ways = {
-        "commit waits for the flush (before HD1)": sa.text("SET LOCAL synchronous_commit TO ON"),
-        "commit does not wait (HD1)": flush_wait,
+    ways: dict[str, Callable[[], Any]] = {
+        "as before HP1 and HP2 (a ping per checkout, the lease synchronous, SET LOCAL)": (
+            lambda: as_before_hp(services.engine)
+        ),
+        "the lease's commit waits for the flush (HP1 only)": lease_waits,
+        "now (HP1, HP2)": contextlib.nullcontext,
     }
-    pulls: dict[str, list[float]] = {name: [] for name in ways}
+    walls: dict[str, list[float]] = {name: [] for name in ways}
+    cpus: dict[str, list[float]] = {name: [] for name in ways}
     changed = itertools.count(100)  # after the incremental runs; single events "s001000" on
-    try:
-        for _ in range(runs):
-            for name, statement in ways.items():
-                pull_leases._NO_FLUSH_WAIT = statement  # type: ignore[misc]
-                change(next(changed))
-                with collector_paused():
-                    started = time.perf_counter()
-                    pull_calendar(services, calendar_id)
-                    pulls[name].append(time.perf_counter() - started)
-    finally:
-        pull_leases._NO_FLUSH_WAIT = flush_wait  # type: ignore[misc]
-    for name, timings in pulls.items():
+    for _ in range(runs):
+        for name, way in ways.items():
+            change(next(changed))
+            with way(), collector_paused():
+                started, cpu = time.perf_counter(), time.process_time()
+                pull_calendar(services, calendar_id)
+                walls[name].append(time.perf_counter() - started)
+                cpus[name].append(time.process_time() - cpu)
+    for name, timings in walls.items():
         print(
             f"  {name}: p50 {statistics.median(timings) * 1000:.1f} ms, "
-            f"p90 {sorted(timings)[int(0.9 * len(timings))] * 1000:.1f} ms",
+            f"p90 {sorted(timings)[int(0.9 * len(timings))] * 1000:.1f} ms, "
+            f"CPU mean {statistics.mean(cpus[name]) * 1000:.2f} ms",
             flush=True,
         )
+
+
+@contextmanager
+def lease_waits() -> Iterator[None]:
+    """The lease's statement as before decision HP2: its commit waits for the flush."""
+    no_wait = pull_leases._START_PULL_NO_WAIT
+    pull_leases._START_PULL_NO_WAIT = pull_leases._START_PULL  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        pull_leases._START_PULL_NO_WAIT = no_wait  # type: ignore[misc]
+
+
+@contextmanager
+def as_before_hp(engine: sa.Engine) -> Iterator[None]:
+    """A pull as before decisions HP1 and HP2: a ping at every checkout (SQLAlchemy's
+    ``pool_pre_ping``), the lease's commit waiting for the flush, and the storing
+    transaction's mode set by a ``SET LOCAL`` statement of its own (HD1)."""
+    finish, finish_no_wait = pull_leases.finish_pull, pull_leases._FINISH_NO_WAIT
+
+    def ping(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        engine.dialect.do_ping(dbapi_connection)
+
+    def finish_as_before(session: Any, *args: Any, **kwargs: Any) -> Any:
+        session.execute(sa.text("SET LOCAL synchronous_commit TO OFF"))
+        return finish(session, *args, **kwargs)
+
+    sa.event.listen(engine.pool, "checkout", ping)
+    pull_leases._FINISH_NO_WAIT = pull_leases._FINISH  # type: ignore[misc]
+    pull_leases.finish_pull = finish_as_before  # type: ignore[assignment]
+    try:
+        with lease_waits():
+            yield
+    finally:
+        sa.event.remove(engine.pool, "checkout", ping)
+        pull_leases._FINISH_NO_WAIT = finish_no_wait  # type: ignore[misc]
+        pull_leases.finish_pull = finish
 
 
 def main() -> None:
@@ -279,7 +323,10 @@ def main() -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/4")
     parser.add_argument("--profile", type=Path)
     parser.add_argument(
-        "--parts", type=int, default=0, help="time HD1 and HD2 alone, this many times each"
+        "--parts",
+        type=int,
+        default=0,
+        help="time HD2 alone, and pulls before HP1-HP2 and now, N times each",
     )
     args = parser.parse_args()
     emulator_port, api_port = free_port(), free_port()
@@ -295,6 +342,11 @@ def main() -> None:
             side = connect(services, control, "costs@example.com")
         seed_through_google(base, side.token, side.email, generate(args.seed, args.events))
         pull_calendar(services, side.calendar_id)  # the first sync, not measured
+        # as bench_months: statistics, and the read model filled (pulls then record)
+        analyse(services)
+        read_model.fill(services.sessions, datetime.now(UTC))
+        caught_up(services)
+        analyse(services)
         meter = Meter(services, emulator.pid, args.database)
         calls = full_syncs(services, side.calendar_id, args.runs, meter, profiles[0])
         meter.report(f"full sync of {args.events:,} events", calls)

@@ -1,6 +1,7 @@
 """The transaction that stores a pull commits without waiting for the WAL flush on
-PostgreSQL, and only that transaction (decision HD1); on both databases several users'
-pulls store each user's own events.
+PostgreSQL, and only that transaction (decision HD1), and so does the statement that takes
+the pull's lease (decision HP2); on both databases several users' pulls store each user's
+own events.
 
 What could go wrong: ``SET`` without ``LOCAL`` would leave every later transaction of the
 pooled connection (an API write, a push's outbox row) committing asynchronously too.
@@ -10,11 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from calsync.store import pull_leases
 from calsync.store.tables import Calendar, Event
 from calsync.sync.pull import pull_calendar
 from tests.integration.sync.conftest import SyncStack
@@ -90,3 +93,37 @@ def test_a_pull_commits_without_waiting_for_the_flush_and_only_it(hand_stack: Sy
     assert committed == ["off", "off", "on"], committed
     assert returned, "no connection was given back"
     assert set(returned) == {"on"}, returned
+
+
+def test_the_lease_commits_without_waiting_for_the_flush_and_only_it(
+    hand_stack: SyncStack,
+) -> None:
+    services = hand_stack.services
+    if services.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no asynchronous commit")
+    # Given two users' calendars, pulled once
+    calendars = [
+        hand_stack.calendar_id(hand_stack.connect_pulled(email), email) for email in EMAILS
+    ]
+    # When a pull takes each one's lease, as `pull_calendar` does (autocommit)
+    now = services.clock()
+    for number, calendar_id in enumerate(calendars):
+        with services.engine.connect().execution_options(
+            isolation_level="AUTOCOMMIT"
+        ) as connection:
+            lease = pull_leases.start_pull(
+                connection, calendar_id, owner=f"test:{number}", now=now, ttl=timedelta(minutes=5)
+            )
+            after = connection.exec_driver_sql("SHOW synchronous_commit").scalar_one()
+        # Then its one-statement transaction committed without waiting for the flush
+        # (the mode its statement set), and the connection's next one waits again
+        assert lease is not None
+        assert lease.sync_lease_owner == f"test:{number}"
+        assert lease.commit_mode == "off"
+        assert after == "on"
+    # And each lease is its own pull's: the other calendar's lease is not taken again
+    with services.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        taken = pull_leases.start_pull(
+            connection, calendars[0], owner="test:1", now=now, ttl=timedelta(minutes=5)
+        )
+    assert taken is None
