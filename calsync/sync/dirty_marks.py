@@ -104,14 +104,8 @@ class DirtyMarks:
         `context` (a tracing context) is the one the pull is enqueued in, if this
         notification is the first of its calendar in the batch.
         """
-        until = self._leases.get(calendar_id)
-        if until is not None:
-            left = until - time.monotonic()
-            if left > 0:
-                if left < _RENEW_AHEAD_SECONDS and calendar_id not in self._renewals:
-                    self._renew(services, calendar_id)
-                return False  # a pending pull covers it (`calsync.sync.pending_pulls`)
-            del self._leases[calendar_id]
+        if self.covered(services, calendar_id):
+            return False  # a pending pull covers it (`calsync.sync.pending_pulls`)
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # a new loop: nothing of the old one can complete
             self._loop, self._pending, self._tasks = loop, {}, set()
@@ -126,6 +120,22 @@ class DirtyMarks:
         waiting.futures.append(future)
         self._start_writer(services, loop)
         return await future
+
+    def covered(self, services: Services, calendar_id: uuid.UUID) -> bool:
+        """Whether a lease this process holds shows a pull that has not started covering
+        a change of `calendar_id` now (`calsync.sync.pending_pulls`): then the change
+        needs no record. Asks for the next lease in the background when this one is
+        running out. Call on the serving loop."""
+        until = self._leases.get(calendar_id)
+        if until is None:
+            return False
+        left = until - time.monotonic()
+        if left <= 0:
+            del self._leases[calendar_id]
+            return False
+        if left < _RENEW_AHEAD_SECONDS and calendar_id not in self._renewals:
+            self._renew(services, calendar_id)
+        return True
 
     def _renew(self, services: Services, calendar_id: uuid.UUID) -> None:
         """Ask for a new lease in the background while the current one still answers, so
