@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
@@ -67,8 +67,9 @@ class DirtyMarks:
     server's shutdown) or `close` releases its database connections.
     """
 
-    def __init__(self, writers: int = 2) -> None:
+    def __init__(self, writers: int = 2, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.writers = writers
+        self._clock = clock
         self._pending: dict[uuid.UUID, _Waiting] = {}
         self._probes: list[ChangeProbe] = []
         self._idle: list[ChangeProbe] = []
@@ -77,7 +78,10 @@ class DirtyMarks:
         self._markers: pending_pulls.PendingPulls | None = None
         #: calendar -> until when (monotonic) a lease says a pending pull covers it
         self._leases: dict[uuid.UUID, float] = {}
-        self._renewals: dict[uuid.UUID, asyncio.Task[None]] = {}
+        #: calendars whose next lease is asked for, and those not asked for yet
+        self._renewals: set[uuid.UUID] = set()
+        self._due: set[uuid.UUID] = set()
+        self._renewer: asyncio.Task[None] | None = None
 
     def close(self) -> None:
         """Release the database and Redis connections (any thread)."""
@@ -110,7 +114,7 @@ class DirtyMarks:
         if self._loop is not loop:  # a new loop: nothing of the old one can complete
             self._loop, self._pending, self._tasks = loop, {}, set()
             self._idle = list(self._probes)
-            self._renewals = {}
+            self._renewals, self._due, self._renewer = set(), set(), None
             if pending_pulls.enabled(services):
                 self._markers = self._markers or pending_pulls.PendingPulls()
         waiting = self._pending.get(calendar_id)
@@ -129,7 +133,7 @@ class DirtyMarks:
         until = self._leases.get(calendar_id)
         if until is None:
             return False
-        left = until - time.monotonic()
+        left = until - self._clock()
         if left <= 0:
             del self._leases[calendar_id]
             return False
@@ -139,20 +143,31 @@ class DirtyMarks:
 
     def _renew(self, services: Services, calendar_id: uuid.UUID) -> None:
         """Ask for a new lease in the background while the current one still answers, so
-        that a storm's notifications never wait for its end (none if the pull started)."""
+        that a storm's notifications never wait for its end (none if the pull started).
+        One request at a time asks for every calendar due (decision HQ3)."""
         if self._markers is None:
             return
-        markers = self._markers
+        self._renewals.add(calendar_id)
+        self._due.add(calendar_id)
+        if self._renewer is None:
+            loop = asyncio.get_running_loop()
+            self._renewer = loop.create_task(self._renew_due(services, self._markers))
 
-        async def renew() -> None:
-            try:
-                seen = await markers.read(services, [calendar_id])
-                if calendar_id in seen.covered:
-                    self._leases[calendar_id] = seen.lease_until
-            finally:
-                self._renewals.pop(calendar_id, None)
-
-        self._renewals[calendar_id] = asyncio.get_running_loop().create_task(renew())
+    async def _renew_due(self, services: Services, markers: pending_pulls.PendingPulls) -> None:
+        """The leases of the calendars due, one Redis request for all of them, until none
+        is due."""
+        try:
+            while self._due:
+                due, self._due = self._due, set()
+                try:
+                    asked = self._clock()
+                    seen = await markers.read(services, due)
+                    for calendar_id in seen.covered:
+                        self._leases[calendar_id] = asked + pending_pulls.LOCAL_LEASE_SECONDS
+                finally:
+                    self._renewals -= due
+        finally:
+            self._renewer = None
 
     def _start_writer(self, services: Services, loop: asyncio.AbstractEventLoop) -> None:
         if not self._pending or len(self._tasks) >= self.writers:
@@ -185,11 +200,12 @@ class DirtyMarks:
     ) -> None:
         seen = pending_pulls.Seen(frozenset(), {})
         if self._markers is not None:
+            asked = self._clock()  # a lease counts from before it was asked for
             seen = await self._markers.read(services, batch.keys())
             if len(self._leases) >= _MAX_LEASES:
                 self._leases.clear()
             for calendar_id in seen.covered:  # a pull that has not started covers it
-                self._leases[calendar_id] = seen.lease_until
+                self._leases[calendar_id] = asked + pending_pulls.LOCAL_LEASE_SECONDS
                 for future in batch.pop(calendar_id).futures:
                     if not future.done():
                         future.set_result(False)
