@@ -78,9 +78,8 @@ class DirtyMarks:
         self._markers: pending_pulls.PendingPulls | None = None
         #: calendar -> until when (monotonic) a lease says a pending pull covers it
         self._leases: dict[uuid.UUID, float] = {}
-        #: calendars whose next lease is asked for, and those not asked for yet
-        self._renewals: set[uuid.UUID] = set()
-        self._due: set[uuid.UUID] = set()
+        #: calendars answered from their leases since the last renewal was asked for
+        self._answered: set[uuid.UUID] = set()
         self._renewer: asyncio.Task[None] | None = None
 
     def close(self) -> None:
@@ -114,7 +113,7 @@ class DirtyMarks:
         if self._loop is not loop:  # a new loop: nothing of the old one can complete
             self._loop, self._pending, self._tasks = loop, {}, set()
             self._idle = list(self._probes)
-            self._renewals, self._due, self._renewer = set(), set(), None
+            self._answered, self._renewer = set(), None
             if pending_pulls.enabled(services):
                 self._markers = self._markers or pending_pulls.PendingPulls()
         waiting = self._pending.get(calendar_id)
@@ -128,8 +127,9 @@ class DirtyMarks:
     def covered(self, services: Services, calendar_id: uuid.UUID) -> bool:
         """Whether a lease this process holds shows a pull that has not started covering
         a change of `calendar_id` now (`calsync.sync.pending_pulls`): then the change
-        needs no record. Asks for the next lease in the background when this one is
-        running out. Call on the serving loop."""
+        needs no record. When this lease is running out, asks in the background for the
+        next lease of every calendar answered so since the last request (decision HQ3).
+        Call on the serving loop."""
         until = self._leases.get(calendar_id)
         if until is None:
             return False
@@ -137,35 +137,23 @@ class DirtyMarks:
         if left <= 0:
             del self._leases[calendar_id]
             return False
-        if left < _RENEW_AHEAD_SECONDS and calendar_id not in self._renewals:
-            self._renew(services, calendar_id)
+        self._answered.add(calendar_id)
+        if left < _RENEW_AHEAD_SECONDS and self._renewer is None and self._markers is not None:
+            loop = asyncio.get_running_loop()
+            self._renewer = loop.create_task(self._renew(services, self._markers))
         return True
 
-    def _renew(self, services: Services, calendar_id: uuid.UUID) -> None:
-        """Ask for a new lease in the background while the current one still answers, so
-        that a storm's notifications never wait for its end (none if the pull started).
-        One request at a time asks for every calendar due (decision HQ3)."""
-        if self._markers is None:
-            return
-        self._renewals.add(calendar_id)
-        self._due.add(calendar_id)
-        if self._renewer is None:
-            loop = asyncio.get_running_loop()
-            self._renewer = loop.create_task(self._renew_due(services, self._markers))
-
-    async def _renew_due(self, services: Services, markers: pending_pulls.PendingPulls) -> None:
-        """The leases of the calendars due, one Redis request for all of them, until none
-        is due."""
+    async def _renew(self, services: Services, markers: pending_pulls.PendingPulls) -> None:
+        """New leases, in one Redis request, for the calendars answered from their leases
+        since the last request (none for a calendar whose pull started): a storm's
+        notifications never wait for a lease's end, and the leases of all the calendars
+        pushed run out together, so one request per lease period asks for all of them."""
         try:
-            while self._due:
-                due, self._due = self._due, set()
-                try:
-                    asked = self._clock()
-                    seen = await markers.read(services, due)
-                    for calendar_id in seen.covered:
-                        self._leases[calendar_id] = asked + pending_pulls.LOCAL_LEASE_SECONDS
-                finally:
-                    self._renewals -= due
+            calendars, self._answered = self._answered, set()
+            asked = self._clock()
+            seen = await markers.read(services, calendars)
+            for calendar_id in seen.covered:
+                self._leases[calendar_id] = asked + pending_pulls.LOCAL_LEASE_SECONDS
         finally:
             self._renewer = None
 

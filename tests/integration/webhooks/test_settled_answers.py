@@ -216,3 +216,48 @@ def test_metrics_show_every_answer_as_soon_as_they_are_read(intake: Served) -> N
     assert after["answered 202"] - before["answered 202"] == 60
     assert after["timed"] - before["timed"] == 60
     assert after["coalesced"] - before["coalesced"] == 60 - 3  # one pull queued each
+
+
+class Moving:
+    """A monotonic clock moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_leases_of_every_calendar_answered_are_renewed_together(
+    intake_settings: Settings,
+) -> None:
+    """One lease running out renews the leases of all the calendars answered from theirs
+    since (decision HQ3): they then run out together, one request for all."""
+    services = bootstrap(intake_settings)
+    try:
+        upgrade(services.engine)
+        first, *others = users = [seed(services) for _ in range(3)]
+        clock = Moving()
+        cache, marks = ChannelCache(clock=clock), DirtyMarks(clock=clock)
+        storm(services, [first], cache, marks)  # leased until 1000.15
+        clock.now = 1000.05
+        storm(services, others, cache, marks)  # leased until 1000.20
+        clock.now = 1000.10  # the first lease is running out, the others are not
+
+        async def answered_later() -> list[bool]:
+            try:
+                for user in [*others, first]:  # the first one asks for new leases
+                    assert marks.covered(services, user["calendar_id"])
+                clock.now = 1000.21  # past the others' leases, within a renewed one
+                for _ in range(500):  # until the renewal's answer is in
+                    covered = [marks.covered(services, u["calendar_id"]) for u in users]
+                    if all(covered):
+                        break
+                    await asyncio.sleep(0.01)
+                return covered
+            finally:
+                await marks.aclose()
+
+        assert asyncio.run(answered_later()) == [True, True, True]
+    finally:
+        services.close()
