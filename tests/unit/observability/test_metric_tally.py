@@ -10,7 +10,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from calsync.metric_tally import Tally, flush_all
 
 BUCKETS = (0.001, 0.01, 0.1, 1.0)
-AMOUNTS = [0.0, 0.0005, 0.001, 0.002, 0.01, 0.05, 0.1, 0.5, 1.0, 3.0, 0.0004, 0.2]
+#: binary fractions, so that sums do not depend on the order of addition; 1.0 is a bound
+AMOUNTS = [0.0, 2**-11, 2**-10, 2**-9, 2**-7, 2**-5, 2**-4, 0.5, 1.0, 3.0, 2**-12, 0.25]
 
 
 def metrics() -> tuple[CollectorRegistry, Counter, Histogram]:
@@ -30,25 +31,29 @@ def samples(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str
 
 
 def test_a_flush_gives_the_samples_of_counting_one_by_one() -> None:
-    # Given the same counts made one by one and through a tally
     direct, direct_counter, direct_histogram = metrics()
     tallied, tallied_counter, tallied_histogram = metrics()
-    tally = Tally()
-    for n, amount in enumerate(AMOUNTS):
-        status = "202" if n % 3 else "200"
-        direct_counter.labels(status).inc()
-        direct_histogram.labels("/x").observe(amount)
-        tally.inc(tallied_counter.labels(status))
-        tally.observe(tallied_histogram.labels("/x"), amount)
-    # When nothing flushed yet, nothing shows; after a flush, the same samples show
-    assert samples(tallied) != samples(direct)
-    tally.flush()
-    assert samples(tallied) == samples(direct)
-    # and a second round adds to the first
-    for amount in AMOUNTS:
-        direct_histogram.labels("/x").observe(amount)
-        tally.observe(tallied_histogram.labels("/x"), amount)
-    flush_all()
+    tally = Tally(interval=3600.0)  # no timer runs within the test
+
+    async def count() -> None:
+        # Given the same counts made one by one and through a tally, on the serving loop
+        for n, amount in enumerate(AMOUNTS):
+            status = "202" if n % 3 else "200"
+            direct_counter.labels(status).inc()
+            direct_histogram.labels("/x").observe(amount)
+            tally.inc(tallied_counter.labels(status))
+            tally.observe(tallied_histogram.labels("/x"), amount)
+        # When nothing flushed yet, nothing shows; after a flush, the same samples show
+        assert samples(tallied) != samples(direct)
+        tally.flush()
+        assert samples(tallied) == samples(direct)
+        # and a second round adds to the first
+        for amount in AMOUNTS:
+            direct_histogram.labels("/x").observe(amount)
+            tally.observe(tallied_histogram.labels("/x"), amount)
+        flush_all()
+
+    asyncio.run(count())
     assert samples(tallied) == samples(direct)
 
 
