@@ -6,7 +6,10 @@ Google may push thousands of notifications a second. They carry everything in
 exactly ``POST /webhooks/google`` itself, before any of it, and hands everything else to
 the app unchanged. Per notification it reads the headers, verifies the channel against
 the process's `ChannelCache` (no database round trip once a channel is known) and awaits
-the group commit of `DirtyMarks` (`calsync.sync.notification_checks.receive`).
+the group commit of `DirtyMarks` (`calsync.sync.notification_checks.receive`); in a storm,
+a change of a calendar this process holds a lease on is answered before anything is
+awaited (`notification_checks.settled`, decision HQ1). Its counts are added to the
+metrics in bulk (`calsync.metric_tally`, decision HQ2).
 
 Answers (this middleware is the path's only receiver: no route serves it, decisions N7):
 
