@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
@@ -67,8 +67,9 @@ class DirtyMarks:
     server's shutdown) or `close` releases its database connections.
     """
 
-    def __init__(self, writers: int = 2) -> None:
+    def __init__(self, writers: int = 2, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.writers = writers
+        self._clock = clock
         self._pending: dict[uuid.UUID, _Waiting] = {}
         self._probes: list[ChangeProbe] = []
         self._idle: list[ChangeProbe] = []
@@ -77,7 +78,9 @@ class DirtyMarks:
         self._markers: pending_pulls.PendingPulls | None = None
         #: calendar -> until when (monotonic) a lease says a pending pull covers it
         self._leases: dict[uuid.UUID, float] = {}
-        self._renewals: dict[uuid.UUID, asyncio.Task[None]] = {}
+        #: calendars answered from their leases since the last renewal was asked for
+        self._answered: set[uuid.UUID] = set()
+        self._renewer: asyncio.Task[None] | None = None
 
     def close(self) -> None:
         """Release the database and Redis connections (any thread)."""
@@ -104,19 +107,13 @@ class DirtyMarks:
         `context` (a tracing context) is the one the pull is enqueued in, if this
         notification is the first of its calendar in the batch.
         """
-        until = self._leases.get(calendar_id)
-        if until is not None:
-            left = until - time.monotonic()
-            if left > 0:
-                if left < _RENEW_AHEAD_SECONDS and calendar_id not in self._renewals:
-                    self._renew(services, calendar_id)
-                return False  # a pending pull covers it (`calsync.sync.pending_pulls`)
-            del self._leases[calendar_id]
+        if self.covered(services, calendar_id):
+            return False  # a pending pull covers it (`calsync.sync.pending_pulls`)
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # a new loop: nothing of the old one can complete
             self._loop, self._pending, self._tasks = loop, {}, set()
             self._idle = list(self._probes)
-            self._renewals = {}
+            self._answered, self._renewer = set(), None
             if pending_pulls.enabled(services):
                 self._markers = self._markers or pending_pulls.PendingPulls()
         waiting = self._pending.get(calendar_id)
@@ -127,22 +124,38 @@ class DirtyMarks:
         self._start_writer(services, loop)
         return await future
 
-    def _renew(self, services: Services, calendar_id: uuid.UUID) -> None:
-        """Ask for a new lease in the background while the current one still answers, so
-        that a storm's notifications never wait for its end (none if the pull started)."""
-        if self._markers is None:
-            return
-        markers = self._markers
+    def covered(self, services: Services, calendar_id: uuid.UUID) -> bool:
+        """Whether a lease this process holds shows a pull that has not started covering
+        a change of `calendar_id` now (`calsync.sync.pending_pulls`): then the change
+        needs no record. When this lease is running out, asks in the background for the
+        next lease of every calendar answered so since the last request (decision HQ3).
+        Call on the serving loop."""
+        until = self._leases.get(calendar_id)
+        if until is None:
+            return False
+        left = until - self._clock()
+        if left <= 0:
+            del self._leases[calendar_id]
+            return False
+        self._answered.add(calendar_id)
+        if left < _RENEW_AHEAD_SECONDS and self._renewer is None and self._markers is not None:
+            loop = asyncio.get_running_loop()
+            self._renewer = loop.create_task(self._renew(services, self._markers))
+        return True
 
-        async def renew() -> None:
-            try:
-                seen = await markers.read(services, [calendar_id])
-                if calendar_id in seen.covered:
-                    self._leases[calendar_id] = seen.lease_until
-            finally:
-                self._renewals.pop(calendar_id, None)
-
-        self._renewals[calendar_id] = asyncio.get_running_loop().create_task(renew())
+    async def _renew(self, services: Services, markers: pending_pulls.PendingPulls) -> None:
+        """New leases, in one Redis request, for the calendars answered from their leases
+        since the last request (none for a calendar whose pull started): a storm's
+        notifications never wait for a lease's end, and the leases of all the calendars
+        pushed run out together, so one request per lease period asks for all of them."""
+        try:
+            calendars, self._answered = self._answered, set()
+            asked = self._clock()
+            seen = await markers.read(services, calendars)
+            for calendar_id in seen.covered:
+                self._leases[calendar_id] = asked + pending_pulls.LOCAL_LEASE_SECONDS
+        finally:
+            self._renewer = None
 
     def _start_writer(self, services: Services, loop: asyncio.AbstractEventLoop) -> None:
         if not self._pending or len(self._tasks) >= self.writers:
@@ -175,11 +188,12 @@ class DirtyMarks:
     ) -> None:
         seen = pending_pulls.Seen(frozenset(), {})
         if self._markers is not None:
+            asked = self._clock()  # a lease counts from before it was asked for
             seen = await self._markers.read(services, batch.keys())
             if len(self._leases) >= _MAX_LEASES:
                 self._leases.clear()
             for calendar_id in seen.covered:  # a pull that has not started covers it
-                self._leases[calendar_id] = seen.lease_until
+                self._leases[calendar_id] = asked + pending_pulls.LOCAL_LEASE_SECONDS
                 for future in batch.pop(calendar_id).futures:
                     if not future.done():
                         future.set_result(False)

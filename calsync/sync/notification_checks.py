@@ -44,6 +44,7 @@ from opentelemetry import context as otel_context
 from prometheus_client import Counter
 
 from calsync import metrics
+from calsync.metric_tally import Tally
 from calsync.services import Services
 from calsync.store import list_queue, watch_channels
 from calsync.sync.channels import channel_token
@@ -56,6 +57,7 @@ __all__ = [
     "Intake",
     "Notification",
     "receive",
+    "settled",
 ]
 
 log = logging.getLogger(__name__)
@@ -247,15 +249,20 @@ def _kick_calendar_list(services: Services, user_id: uuid.UUID) -> bool:
     return claimed
 
 
-def _count(outcome: Intake) -> None:
+def _count(outcome: Intake, tally: Tally | None) -> None:
     counter = _OUTCOME_COUNTERS.get(outcome)
     if counter is None:
         counter = _OUTCOME_COUNTERS[outcome] = metrics.PUSH_NOTIFICATIONS.labels(
             outcome=outcome.value
         )
-    counter.inc()
+    if tally is None:
+        counter.inc()
+        if outcome is Intake.COALESCED:
+            metrics.NOTIFICATIONS_COALESCED.inc()
+        return
+    tally.inc(counter)
     if outcome is Intake.COALESCED:
-        metrics.NOTIFICATIONS_COALESCED.inc()
+        tally.inc(metrics.NOTIFICATIONS_COALESCED)
 
 
 async def receive(
@@ -264,16 +271,48 @@ async def receive(
     cache: ChannelCache,
     marks: DirtyMarks,
     context: otel_context.Context | None = None,
+    *,
+    tally: Tally | None = None,
 ) -> Intake:
     """Verify and record one notification; enqueue a pull when the calendar needs one.
 
     `cache` and `marks` are the process's own. `context` is the tracing context the
-    pull is enqueued in (None: the current one, untouched). Raises when the database
-    or the queue cannot record the notification; the caller answers 5xx.
+    pull is enqueued in (None: the current one, untouched). Its outcome is counted in
+    `tally` (None: in the metrics at once). Raises when the database or the queue
+    cannot record the notification; the caller answers 5xx.
     """
     outcome = await _receive(services, note, cache, marks, context)
-    _count(outcome)
+    _count(outcome, tally)
     return outcome
+
+
+def settled(
+    services: Services,
+    note: Notification,
+    cache: ChannelCache,
+    marks: DirtyMarks,
+    tally: Tally | None = None,
+) -> Intake | None:
+    """`receive`'s outcome for a storm's notification, without awaiting anything: a
+    change of a calendar whose channel is cached, active and accepts it, and whose pending
+    pull a lease shows covering it (`DirtyMarks.covered`): COALESCED, counted. None for
+    every other notification (a refusal, the handshake, a channel to read, a change to
+    record): await `receive`, which checks it again in full (decision HQ1).
+    """
+    channel = cache.cached(note.channel_id)
+    if (
+        not isinstance(channel, ChannelInfo)
+        or not channel.active
+        or channel.kind == "calendar_list"
+        or channel.calendar_id is None
+        or note.state == "sync"
+        or not channel.accepts(note)
+        or (channel.expires_at is not None and services.clock() >= channel.expires_at)
+        or not marks.covered(services, channel.calendar_id)
+    ):
+        return None
+    _count(Intake.COALESCED, tally)
+    return Intake.COALESCED
 
 
 async def _receive(

@@ -163,9 +163,6 @@ class Seen:
 
     covered: frozenset[uuid.UUID]
     epochs: Mapping[uuid.UUID, str]
-    #: until when (`time.monotonic`) the intake may answer `covered` calendars' changes
-    #: without asking again: the lease granted with this answer
-    lease_until: float = 0.0
 
 
 class PendingPulls:
@@ -191,7 +188,8 @@ class PendingPulls:
 
     async def read(self, services: Services, calendar_ids: Collection[uuid.UUID]) -> Seen:
         """Which of `calendar_ids` a pending pull covers (one round trip), and the
-        epochs of the others."""
+        epochs of the others. Each covered one is leased: the caller may answer its
+        changes from memory for `LOCAL_LEASE_SECONDS` counted from before it asked."""
         ids = list(calendar_ids)
         url = services.settings.redis_url
         if not ids or not url:
@@ -201,7 +199,6 @@ class PendingPulls:
             for calendar_id in ids
             for key in (epoch_key(calendar_id), marker_key(calendar_id), lease_key(calendar_id))
         ]
-        asked = time.monotonic()
         try:
             async with asyncio.timeout(self.TIMEOUT_SECONDS):
                 client = self._connected(url)
@@ -219,7 +216,7 @@ class PendingPulls:
             else:
                 epoch = values[2 * n + 1]
                 epochs[calendar_id] = epoch.decode() if isinstance(epoch, bytes) else str(epoch)
-        return Seen(frozenset(covered), epochs, asked + LOCAL_LEASE_SECONDS)
+        return Seen(frozenset(covered), epochs)
 
     async def note(self, services: Services, epochs: Mapping[uuid.UUID, str]) -> None:
         """Set the markers of calendars PostgreSQL showed dirty with a pull queued, each

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from calsync.bootstrap import Services
+from calsync.metric_tally import flush_all
 from calsync.readiness import dependency_checks
 from calsync.sync.polling import budget_report
 from calsync.web.errors import error_response
@@ -62,6 +63,7 @@ async def metrics_endpoint(request: Request) -> Response:
     families = await run_in_threadpool(snapshots.get)
     state = CollectorRegistry(auto_describe=False)
     state.register(StateCollector(families))
+    flush_all()  # the counts hot paths keep in bulk (`calsync.metric_tally`)
     body = generate_latest(event_registry()) + generate_latest(state)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 

@@ -6,7 +6,10 @@ Google may push thousands of notifications a second. They carry everything in
 exactly ``POST /webhooks/google`` itself, before any of it, and hands everything else to
 the app unchanged. Per notification it reads the headers, verifies the channel against
 the process's `ChannelCache` (no database round trip once a channel is known) and awaits
-the group commit of `DirtyMarks` (`calsync.sync.notification_checks.receive`).
+the group commit of `DirtyMarks` (`calsync.sync.notification_checks.receive`); in a storm,
+a change of a calendar this process holds a lease on is answered before anything is
+awaited (`notification_checks.settled`, decision HQ1). Its counts are added to the
+metrics in bulk (`calsync.metric_tally`, decision HQ2).
 
 Answers (this middleware is the path's only receiver: no route serves it, decisions N7):
 
@@ -40,7 +43,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from calsync import metrics, tracing
 from calsync.bootstrap import Services
 from calsync.logs import bind_request_id, reset_context
-from calsync.sync.notification_checks import ChannelCache, DirtyMarks, Intake, Notification, receive
+from calsync.metric_tally import Tally
+from calsync.sync.notification_checks import (
+    ChannelCache,
+    DirtyMarks,
+    Intake,
+    Notification,
+    receive,
+    settled,
+)
 from calsync.web.errors import error_response, unavailable_dependency, unavailable_response
 from calsync.web.limits import payload_too_large_response
 from calsync.web.request_id import id_source, request_id_of
@@ -62,6 +73,7 @@ MAX_BODY_BYTES = 16_384
 _MISSING_HEADERS = "X-Goog-Channel-ID and X-Goog-Resource-State are required"
 _RECORDED = frozenset({Intake.QUEUED, Intake.COALESCED})
 _REQUEST_ID = b"x-request-id"
+_EMPTY = (b"content-length", b"0")
 TRACER_NAME = "calsync.webhook"
 #: Parsed notifications kept at most (forged ones churn the cache, never grow it)
 _MAX_NOTES = 10_000
@@ -96,6 +108,13 @@ def _notification(goog: dict[bytes, bytes]) -> Notification | None:
         state=state,
         message_number=int(number) if number.isdigit() and len(number) <= 20 else None,
     )
+
+
+async def _answer(send: Send, status: int, header: tuple[bytes, bytes]) -> int:
+    """Send an empty answer with `status` and the request id `header`; returns `status`."""
+    await send({"type": "http.response.start", "status": status, "headers": [_EMPTY, header]})
+    await send({"type": "http.response.body", "body": b""})
+    return status
 
 
 def _with_id(send: Send, header: tuple[bytes, bytes]) -> Send:
@@ -155,6 +174,8 @@ class NotificationIntakeMiddleware:
         self._notes: dict[tuple[bytes, bytes, bytes, bytes], Notification] = {}
         self._requests: dict[int, Counter] = {}
         self._latency = metrics.HTTP_LATENCY.labels(PATH, "POST")
+        #: the answers' counts, added to the metrics in bulk (decision HQ2)
+        self._tally = Tally()
 
     async def __call__(self, scope: Scope, receive_: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
@@ -169,8 +190,8 @@ class NotificationIntakeMiddleware:
             counter = self._requests[status] = metrics.HTTP_REQUESTS.labels(
                 PATH, "POST", str(status)
             )
-        counter.inc()
-        self._latency.observe(time.perf_counter() - started)
+        self._tally.inc(counter)
+        self._tally.observe(self._latency, time.perf_counter() - started)
 
     def _closing_on_shutdown(self, send: Send) -> Send:
         """`send` for the lifespan: release the intake's connection before shutdown ends."""
@@ -178,6 +199,7 @@ class NotificationIntakeMiddleware:
         async def closing_send(message: Message) -> None:
             if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
                 await self.marks.aclose()
+                self._tally.flush()
             await send(message)
 
         return closing_send
@@ -251,8 +273,12 @@ class NotificationIntakeMiddleware:
         """Answer `note` (None: the required headers are missing) under the request id
         `RequestIdMiddleware` would give (this path does not go through it)."""
         request_id = request_id_of(sent_id, self._new_id)
-        scope.setdefault("state", {})["request_id"] = request_id
         header = (_REQUEST_ID, request_id.encode("latin-1"))
+        if note is not None and not chunked and (declared or 0) <= self.max_body_bytes:
+            outcome = self._settled(note)
+            if outcome is not None:  # nothing awaited, logged or queued: no log context
+                return await _answer(send, status_for(outcome), header)
+        scope.setdefault("state", {})["request_id"] = request_id
         token = bind_request_id(request_id)
         try:
             if declared is not None:
@@ -280,18 +306,21 @@ class NotificationIntakeMiddleware:
                 log.warning("push notification not recorded: %s unavailable", dependency)
                 await unavailable_response(dependency)(scope, receive_, _with_id(send, header))
                 return 503
-            status = status_for(outcome)
-            answer_headers = [(b"content-length", b"0"), header]
-            await send({"type": "http.response.start", "status": status, "headers": answer_headers})
-            await send({"type": "http.response.body", "body": b""})
-            return status
+            return await _answer(send, status_for(outcome), header)
         finally:
             reset_context(token)
+
+    def _settled(self, note: Notification) -> Intake | None:
+        """`settled`'s outcome, while tracing is off (a traced notification has its span
+        opened by `_receive`)."""
+        if tracing.enabled():
+            return None
+        return settled(self.services, note, self.cache, self.marks, self._tally)
 
     async def _receive(self, note: Notification) -> Intake:
         tracer = self._tracing.tracer()
         if tracer is None:
-            return await receive(self.services, note, self.cache, self.marks)
+            return await receive(self.services, note, self.cache, self.marks, tally=self._tally)
         with tracer.start_as_current_span(
             f"POST {PATH}",
             kind=trace.SpanKind.SERVER,
@@ -302,7 +331,12 @@ class NotificationIntakeMiddleware:
             },
         ) as span:
             outcome = await receive(
-                self.services, note, self.cache, self.marks, otel_context.get_current()
+                self.services,
+                note,
+                self.cache,
+                self.marks,
+                otel_context.get_current(),
+                tally=self._tally,
             )
             span.set_attribute("calsync.push.outcome", outcome.value)
             span.set_attribute("http.response.status_code", status_for(outcome))

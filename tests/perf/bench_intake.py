@@ -1,14 +1,16 @@
 """Benchmark the intake of Google push notifications: prints figures, asserts nothing.
 
 Run: ``.venv/bin/python -m tests.perf.bench_intake [--seconds 10] [--connections 32]
-[--only one --only bare] [--rounds 4]``
+[--only one --only bare] [--rounds 4] [--calendars 1]``
 
 Needs PostgreSQL, Redis and ``wrk`` (Debian's package). Uses a scratch database
 ``calsync_bench_intake`` and the Redis database given by ``--redis`` (default 4); both are
 emptied first. The emulator runs in its own process; a user is connected and an
 ``events.watch`` channel opened on it as calsync does, so every notification carries a
-real channel id, token and resource id. Then, one after another on the same machine in
-the same run, wrk POSTs that notification over keep-alive connections to:
+real channel id, token and resource id. With ``--calendars N``, N users are connected
+so, and wrk's requests go round the N channels (Google pushes for many calendars at once).
+Then, one after another on the same machine in the same run, wrk POSTs those
+notifications over keep-alive connections to:
 
 (a) calsync served by one uvicorn process (``calsync serve --workers 1 --no-access-log``:
     httptools and uvloop),
@@ -24,9 +26,11 @@ figure is compared with the ceiling of its own round.
 It prints requests/s, latency p50/p99 and errors for each, and for (a) and (b) checks
 that nothing was lost: every answer wrk received was a 2xx, the server's own count of
 recorded notifications is at least wrk's completed count (it may be higher by the
-requests in flight when wrk stops), the calendar is marked dirty, and exactly one pull
-was enqueued (no worker runs, so the first notification claims the calendar's slot and
-every later one coalesces into it). wrk gets one thread so that the server gets the CPU.
+requests in flight when wrk stops), every calendar is marked dirty, and exactly one pull
+per calendar was enqueued (no worker runs, so the first notification claims the
+calendar's slot and every later one coalesces into it). wrk gets one thread so that the
+server gets the CPU. The summary ends with each target's requests over all rounds and
+their ratio to the ceiling's.
 """
 
 from __future__ import annotations
@@ -92,9 +96,11 @@ def bare_app() -> Starlette:
 # --- set-up -----------------------------------------------------------------------------
 
 
-def watched_channel(services: Services, control: EmulatorControl) -> WatchChannel:
+def watched_channel(
+    services: Services, control: EmulatorControl, email: str = "intake@example.com"
+) -> WatchChannel:
     """Connect a user with one calendar and open its events channel on the emulator."""
-    account, _ = connect_google_user(services, control, "intake@example.com")
+    account, _ = connect_google_user(services, control, email)
     sync_calendar_list(services, account.id)
     ensure_channels(services, account.id)
     with services.sessions() as session:
@@ -124,14 +130,41 @@ def wrk_script(services: Services, channel: WatchChannel) -> Path:
     return script
 
 
-def reset(services: Services, calendar_id: uuid.UUID, queue: redis.Redis) -> None:
-    """A clean calendar (not dirty, no pull queued) and empty queues and pull markers
+def wrk_script_many(services: Services, channels: Sequence[WatchChannel]) -> Path:
+    """A wrk script whose requests go round `channels` (each its own headers)."""
+    if len(channels) == 1:
+        return wrk_script(services, channels[0])
+    rows = []
+    for channel in channels:
+        token = channel_token(services.settings.encryption_keys, str(channel.id))
+        rows.append(f'  {{"{channel.id}", "{token}", "{channel.resource_id}"}},')
+    script = Path(tempfile.mkdtemp(prefix="calsync-intake-")) / "push.lua"
+    script.write_text(
+        "local channels = {\n" + "\n".join(rows) + "\n}\n"
+        "local n = 0\n"
+        "request = function()\n"
+        "  n = n + 1\n"
+        "  local c = channels[(n % #channels) + 1]\n"
+        "  return wrk.format('POST', nil, {\n"
+        "    ['X-Goog-Channel-ID'] = c[1], ['X-Goog-Channel-Token'] = c[2],\n"
+        "    ['X-Goog-Channel-Expiration'] = 'Tue, 01 Dec 2026 00:00:00 GMT',\n"
+        "    ['X-Goog-Resource-ID'] = c[3],\n"
+        "    ['X-Goog-Resource-URI'] = 'https://www.googleapis.com/calendar/v3/x',\n"
+        "    ['X-Goog-Resource-State'] = 'exists', ['X-Goog-Message-Number'] = '2'})\n"
+        "end\n"
+    )
+    return script
+
+
+def reset(
+    services: Services, calendar_ids: uuid.UUID | Sequence[uuid.UUID], queue: redis.Redis
+) -> None:
+    """Clean calendars (not dirty, no pull queued) and empty queues and pull markers
     (`calsync.sync.pending_pulls`: the reset is not a pull) before a run."""
+    ids = [calendar_ids] if isinstance(calendar_ids, uuid.UUID) else list(calendar_ids)
     with services.sessions.begin() as session:
         session.execute(
-            sa.update(Calendar)
-            .where(Calendar.id == calendar_id)
-            .values(dirty=False, sync_queued_at=None)
+            sa.update(Calendar).where(Calendar.id.in_(ids)).values(dirty=False, sync_queued_at=None)
         )
     for key in queue.scan_iter(f"{NAMESPACE}:*"):
         queue.delete(key)
@@ -356,7 +389,7 @@ def verdict(
     result: WrkResult,
     counts: Counts,
     services: Services,
-    calendar_id: uuid.UUID,
+    calendar_ids: Sequence[uuid.UUID],
     queue: redis.Redis,
     connections: int,
 ) -> list[str]:
@@ -373,18 +406,38 @@ def verdict(
     if counts.recorded > result.requests + connections:
         problems.append(f"server recorded {counts.recorded:.0f} >> wrk's {result.requests}")
     with services.sessions() as session:
-        row = session.get(Calendar, calendar_id)
-    assert row is not None
-    if not row.dirty or row.sync_queued_at is None:
-        problems.append(f"calendar not marked (dirty={row.dirty}, queued={row.sync_queued_at})")
+        rows = session.scalars(sa.select(Calendar).where(Calendar.id.in_(calendar_ids))).all()
+    unmarked = [row for row in rows if not row.dirty or row.sync_queued_at is None]
+    if unmarked or len(rows) != len(calendar_ids):
+        problems.append(f"{len(unmarked)} of {len(calendar_ids)} calendars not marked")
     pulls = enqueued_pulls(queue)
-    if pulls != 1:
-        problems.append(f"{pulls} pulls enqueued, expected exactly 1")
+    if pulls != len(calendar_ids):
+        problems.append(f"{pulls} pulls enqueued, expected exactly {len(calendar_ids)}")
     print(
         f"  {name}: wrk completed {result.requests}, server recorded {counts.recorded:.0f}, "
         f"2xx {counts.answered_2xx:.0f}, 5xx {counts.answered_5xx:.0f}, pulls enqueued {pulls}"
     )
     return problems
+
+
+def print_totals(rows: Sequence[tuple[int, str, WrkResult, list[str]]]) -> None:
+    """Each target's requests and CPU over all its rounds, and the ratio to the ceiling's
+    (rounds a minute apart on a shared machine differ more than the code does)."""
+    totals: dict[str, list[float]] = {}
+    for _, label, result, _ in rows:
+        total = totals.setdefault(label, [0.0, 0.0, 0.0])
+        total[0] += result.requests
+        total[1] += result.server_cpu_us * result.requests
+        total[2] += result.requests / max(result.rate, 1e-9)  # seconds
+    ceiling = next((t for label, t in totals.items() if label.startswith("bare")), None)
+    print("all rounds:")
+    for label, (requests, cpu, seconds) in totals.items():
+        ratio = f", {requests / ceiling[0]:.0%} of the ceiling's" if ceiling else ""
+        cpu_ratio = f" ({cpu / requests / (ceiling[1] / ceiling[0]):.0%})" if ceiling else ""
+        print(
+            f"  {label:48s} {requests:11,.0f} requests in {seconds:5.0f} s{ratio}; "
+            f"CPU {cpu / max(requests, 1):4.1f} us/req{cpu_ratio}"
+        )
 
 
 def main() -> None:
@@ -393,6 +446,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/4")
+    parser.add_argument(
+        "--calendars", type=int, default=1, help="users, each with a watched calendar, pushed"
+    )
     parser.add_argument(
         "--only", choices=["one", "two", "bare"], action="append", help="run only these"
     )
@@ -419,9 +475,12 @@ def main() -> None:
     try:
         upgrade(services.engine)
         with EmulatorControl(base) as control:
-            channel = watched_channel(services, control)
-        assert channel.calendar_id is not None
-        script = wrk_script(services, channel)
+            channels = [
+                watched_channel(services, control, f"intake{n or ''}@example.com")
+                for n in range(args.calendars)
+            ]
+        calendar_ids = [c.calendar_id for c in channels if c.calendar_id is not None]
+        script = wrk_script_many(services, channels)
         print(f"wrk script {script}:\n{script.read_text()}")
         targets = [
             Target("one", calsync_argv(api_port, workers=1), True, 1),
@@ -438,7 +497,7 @@ def main() -> None:
             for target in (chosen if n % 2 == 0 else chosen[::-1])
         ]
         for round_number, target in plan:
-            reset(services, channel.calendar_id, queue)
+            reset(services, calendar_ids, queue)
             run_env = dict(env)
             if target.processes > 1:
                 shutil.rmtree(multiproc, ignore_errors=True)
@@ -477,12 +536,13 @@ def main() -> None:
                     result,
                     counts,
                     services,
-                    channel.calendar_id,
+                    calendar_ids,
                     queue,
                     args.connections,
                 )
                 print("  nothing lost" if not problems else "  LOST? " + "; ".join(problems))
             rows.append((round_number, label, result, problems))
+            print(f"  load average after: {load()}")
         print(
             f"\nsummary ({machine()}; wrk -t{args.threads} -c{args.connections} "
             f"-d{args.seconds}s, keep-alive, loopback):"
@@ -501,6 +561,7 @@ def main() -> None:
                 f"p99 {result.p99_ms:6.2f} ms  "
                 f"CPU {result.server_cpu_us:4.0f} us/req{ratio};{state}"
             )
+        print_totals(rows)
     finally:
         services.close()
         queue.close()
