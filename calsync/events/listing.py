@@ -24,10 +24,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime, time, timedelta
+from typing import Any, Final
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from calsync.domain.recurrence import instance_of
 from calsync.domain.windows import DayRange
@@ -38,7 +38,7 @@ from calsync.store import keyset
 from calsync.store.event_queries import EventFilter, Kind, list_keys, load_many
 from calsync.store.events import StoredEvent
 
-__all__ = ["ListQuery", "list_bodies", "list_views"]
+__all__ = ["ListQuery", "list_bodies", "list_views", "warm_up"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,11 +78,12 @@ def list_views(
 
 
 def _model_page(
-    session: Session, user_id: uuid.UUID, query: ListQuery
+    session: Session, user_id: uuid.UUID, query: ListQuery, *, snapshot: bool = True
 ) -> tuple[list[read_model.ListedRow], str | None] | None:
     """The rows of an expanded page read from the read model
-    (`calsync.events.read_model`) and the next page's cursor, or `None` when the model
-    cannot answer it (then it is expanded here, as before)."""
+    (`calsync.events.read_model`, in a snapshot the caller's later reads share, or
+    without `snapshot` as a statement of its own) and the next page's cursor, or `None`
+    when the model cannot answer it (then it is expanded here, as before)."""
     if not query.expand:
         return None
     assert query.start is not None
@@ -101,6 +102,7 @@ def _model_page(
             limit=query.limit + 1,
             after=query.after,
         ),
+        snapshot=snapshot,
     )
     if rows is None:
         return None
@@ -118,9 +120,16 @@ def list_bodies(
     `json_bytes`), and the cursor of the next page.
 
     A page of the read model is made of the documents its upkeep rendered
-    (`calsync.events.model_bodies`); any other is read and rendered, the generated instances of one
+    (`calsync.events.model_bodies`), read by one statement outside any transaction;
+    a page with an item to render from rows is read again with them in one snapshot
+    (decision HN2). Any other is read and rendered, the generated instances of one
     master from the first one's document (`_document`)."""
-    modelled = _model_page(session, user_id, query)
+    modelled = _model_page(session, user_id, query, snapshot=False)
+    if modelled is not None:
+        stored = model_bodies.stored_bodies(modelled[0])
+        if stored is not None:
+            return stored, modelled[1]
+        modelled = _model_page(session, user_id, query)
     if modelled is not None:
         return model_bodies.bodies(session, modelled[0]), modelled[1]
     items, cursor = _page(session, user_id, query)
@@ -132,6 +141,25 @@ def list_bodies(
         if (view := _view(item, loaded)) is not None
     ]
     return bodies, cursor
+
+
+_NOBODY: Final = uuid.UUID(int=0)
+"""The user `warm_up` lists: the nil id, which no account has."""
+
+
+def warm_up(sessions: sessionmaker[Session], now: datetime) -> None:
+    """List the expanded pages of `now`'s month of a user nobody is (the nil id): a first
+    page and one after a cursor, so that a new API process has compiled and cached their
+    statements before its first client's month (decision HN1). Reads no one's rows and
+    writes nothing; raises what the database raises (not reachable, not migrated yet):
+    the caller goes on without it."""
+    first = now.astimezone(UTC).date().replace(day=1)
+    end = (first + timedelta(days=32)).replace(day=1)
+    start, stop = (datetime.combine(day, time(), UTC) for day in (first, end))
+    for after in (None, (start, "")):
+        query = ListQuery(start, stop, DayRange(first, end), None, None, None, True, 200, after)
+        with sessions() as session:
+            list_bodies(session, _NOBODY, query)
 
 
 def _document(

@@ -118,6 +118,7 @@ def listed_rows(
     category: str | None,
     calendar_id: uuid.UUID | None,
     in_series: bool | None,
+    alone: bool = False,
 ) -> list[ListedRow] | None:
     """The first `limit` items of the user in `window` after the key `after`, by
     (``sort_at``, ``api_id``); `None` when the model may not answer: no filled horizon,
@@ -127,7 +128,8 @@ def listed_rows(
     One statement (one snapshot): a range scan of the listing index for the items that
     start from `LONG_SPAN` before the window, one of the few long items (the partial
     index ``ix_event_instances_long``), and the horizon's check, a row of its own with
-    no ``api_id`` (decision A1)."""
+    no ``api_id`` (decision A1). With `alone`, the statement runs outside any
+    transaction when the session has none open yet (`_alone`, decision HN2)."""
     day_start, day_end = _midnight(window.first_day), _midnight(window.end_day)
     values: dict[str, Any] = {
         "user_id": user_id,
@@ -151,12 +153,36 @@ def listed_rows(
         calendar=calendar_id is not None,
         in_series=in_series,
     )
-    found = list(map(ListedRow._make, session.connection().execute(statement, values).all()))
+    if alone:
+        found = list(map(ListedRow._make, _alone(session, statement, values)))
+    else:
+        found = list(map(ListedRow._make, session.connection().execute(statement, values).all()))
     items = [row for row in found if row.api_id is not None]
     if len(items) == len(found):
         return None  # no horizon row: not readable, or the window is outside it
     items.sort(key=_key)
     return items[:limit]
+
+
+def _alone(session: Session, statement: sa.Executable, values: dict[str, Any]) -> list[Any]:
+    """The rows of `statement`, run as a statement of its own when `session` has no
+    transaction open yet (decision HN2): on PostgreSQL in autocommit, without the
+    ``BEGIN`` and ``ROLLBACK`` round trips a transaction costs (one statement is one
+    snapshot by itself); SQLite's driver runs a ``SELECT`` outside a transaction
+    anyway. The session's transaction is then ended (nothing is open on the server)
+    and its connection set back to its default isolation before anything else runs on
+    it, as `calsync.store.db.RequestConnection.first_statement` does."""
+    if session.in_transaction():
+        return list(session.connection().execute(statement, values).all())
+    postgres = session.get_bind().dialect.name == "postgresql"
+    options = {"isolation_level": "AUTOCOMMIT"} if postgres else None
+    connection = session.connection(execution_options=options)
+    try:
+        return list(connection.execute(statement, values).all())
+    finally:
+        session.rollback()
+        if postgres and not (connection.closed or connection.invalidated):
+            connection.execution_options(isolation_level=connection.default_isolation_level)
 
 
 def _key(row: ListedRow) -> tuple[datetime, str]:
