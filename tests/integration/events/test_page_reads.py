@@ -12,6 +12,7 @@ page compared with today's expansion.
 
 from __future__ import annotations
 
+import gc
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -19,15 +20,18 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine.default import CACHE_HIT
 from sqlalchemy.orm import Session
 
+from calsync.bootstrap import bootstrap
 from calsync.config import Settings
 from calsync.domain.windows import DayRange
 from calsync.events import read_model
-from calsync.events.listing import ListQuery, list_bodies
-from calsync.store import instances
+from calsync.events.listing import ListQuery, list_bodies, warm_up
+from calsync.store import instances, keyset
 from calsync.store.db import api_pool
 from calsync.store.tables import instance_horizon
+from calsync.web import asgi
 from tests.conftest import FakeGoogle
 from tests.integration.events.conftest import EventsApp, User, running
 
@@ -159,7 +163,7 @@ def test_the_connection_is_as_it_was_after_a_model_page(
                 assert instances.horizon(session) is not None
 
 
-def _march(user: User) -> ListQuery:
+def _march(user: User, *, limit: int = 200, after: tuple[datetime, str] | None = None) -> ListQuery:
     first, end = date(2031, 3, 1), date(2031, 4, 1)
     return ListQuery(
         start=datetime(2031, 3, 1, tzinfo=UTC),
@@ -169,7 +173,53 @@ def _march(user: User) -> ListQuery:
         calendar_id=None,
         recurring=None,
         expand=True,
-        limit=200,
-        after=None,
+        limit=limit,
+        after=after,
         scope=str(user.id),
     )
+
+
+def test_a_warmed_up_process_lists_its_first_pages_with_compiled_statements(
+    filled: tuple[EventsApp, list[User]],
+) -> None:
+    """`warm_up` (decision HN1): a new process's engine, warmed up, compiles nothing for
+    its first client's pages: every page statement is in its compiled cache."""
+    app, people = filled
+    services = bootstrap(app.services.settings, pool=api_pool(2))
+    hits: list[bool] = []
+
+    def after(_conn: Any, _cursor: Any, statement: str, _p: Any, context: Any, _m: Any) -> None:
+        if "event_instances" in statement:
+            hits.append(context.cache_hit is CACHE_HIT)
+
+    try:
+        warm_up(services.sessions, app.clock())
+        sa.event.listen(services.engine, "after_cursor_execute", after)
+        for user in people:
+            with services.sessions() as session:
+                bodies, cursor = list_bodies(session, user.id, _march(user, limit=3))
+            assert len(bodies) == 3
+            assert cursor is not None
+            after_cursor = keyset.decode(cursor, scope=str(user.id))
+            with services.sessions() as session:
+                bodies, _ = list_bodies(session, user.id, _march(user, after=after_cursor))
+            assert len(bodies) == 2
+    finally:
+        services.close()
+    assert hits == [True] * 4  # without warm_up: [False, False, True, True]
+
+
+def test_the_api_process_serves_when_it_cannot_warm_up(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`calsync.web.asgi` warms up before serving, and serves without it when its
+    database cannot answer yet (here: not migrated)."""
+    services = bootstrap(Settings.embedded(tmp_path))
+    frozen = gc.get_freeze_count()
+    try:
+        asgi._settle(services)
+        assert gc.get_freeze_count() > frozen
+    finally:
+        gc.unfreeze()
+        services.close()
+    assert "list pages not warmed up" in caplog.text
