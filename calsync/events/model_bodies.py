@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from datetime import UTC
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
@@ -105,8 +106,8 @@ def stored_body(row: ListedRow, zones: dict[str, ZoneInfo]) -> bytes | None:
     if row.original_at is None:
         return None
     if row.original_zone is None:  # a day: stored at midnight UTC, as the end
-        start = row.original_at.date().isoformat()
-        end = row.end_at.date().isoformat()
+        start = row.original_at.astimezone(UTC).date().isoformat()
+        end = row.end_at.astimezone(UTC).date().isoformat()
     elif row.end_zone is None:
         return None
     else:

@@ -110,7 +110,7 @@ def original_start(row: ListedRow) -> EventTime | None:
         return None
     if row.original_zone is None:
         return EventTime.trusted(row.original_at.astimezone(UTC).date(), None, None)
-    return EventTime.trusted(None, row.original_at, row.original_zone)
+    return EventTime.trusted(None, row.original_at.astimezone(UTC), row.original_zone)
 
 
 # --- upkeep ---------------------------------------------------------------------------

@@ -94,18 +94,28 @@ _ITEM = event_instances.alias("i")
 """``event_instances`` as the listing names it: short names keep its text under the
 length psycopg caches the parsing of (4 KB)."""
 
-_LISTED = (
-    _ITEM.c.sort_at,
-    _ITEM.c.api_id,
-    _ITEM.c.owner_id,
-    _ITEM.c.in_series,
-    _ITEM.c.original_at,
-    _ITEM.c.original_zone,
-    _ITEM.c.exception_id,
-    _ITEM.c.bookkeeping_id,
-    _ITEM.c.version,
-    _ITEM.c.end_at,
-)
+_TIMES: Final = frozenset({"sort_at", "original_at", "end_at"})
+"""The listed columns that hold instants."""
+
+
+def _listed(*, plain_times: bool) -> list[sa.ColumnElement[Any]]:
+    """The item's columns a page reads (`ListedRow`'s first fields). With `plain_times`
+    (PostgreSQL), its instants are read as the driver gives them (aware, in the session's
+    zone) rather than through `UTCDateTime`, whose conversion of 600 values cost more
+    than reading them (decision HN3); what uses them converts (`keyset.encode`,
+    `astimezone`)."""
+    t = _ITEM
+    names = ["sort_at", "api_id", "owner_id", "in_series", "original_at", "original_zone"]
+    names += ["exception_id", "bookkeeping_id", "version", "end_at"]
+    return [
+        sa.type_coerce(t.c[name], _PLAIN_TIME).label(name)
+        if plain_times and name in _TIMES
+        else t.c[name]
+        for name in names
+    ]
+
+
+_PLAIN_TIME: Final = sa.DateTime(timezone=True)
 
 
 def listed_rows(
@@ -152,6 +162,7 @@ def listed_rows(
         category=category is not None,
         calendar=calendar_id is not None,
         in_series=in_series,
+        plain_times=session.get_bind().dialect.name == "postgresql",
     )
     if alone:
         found = list(map(ListedRow._make, _alone(session, statement, values)))
@@ -191,7 +202,7 @@ def _key(row: ListedRow) -> tuple[datetime, str]:
 
 @functools.cache
 def _listing(
-    *, after: bool, category: bool, calendar: bool, in_series: bool | None
+    *, after: bool, category: bool, calendar: bool, in_series: bool | None, plain_times: bool
 ) -> sa.CompoundSelect[Any]:
     """The statement of `listed_rows` for one shape of query (which filters it has), its
     values bound by name: built once per shape, so that a page neither builds nor
@@ -205,8 +216,9 @@ def _listing(
         conditions.append(t.c.in_series.is_(in_series))
     low = sa.bindparam("low", type_=UTCDateTime())
     order, limit = (t.c.sort_at, t.c.api_id), sa.bindparam("limit", type_=sa.Integer())
-    short = sa.select(*_LISTED).where(*conditions, t.c.sort_at >= low)
-    long = sa.select(*_LISTED).where(*conditions, _LONG, t.c.sort_at < low)
+    listed = _listed(plain_times=plain_times)
+    short = sa.select(*listed).where(*conditions, t.c.sort_at >= low)
+    long = sa.select(*listed).where(*conditions, _LONG, t.c.sort_at < low)
     readable = _readable()
     halves = [
         sa.select(
@@ -217,7 +229,7 @@ def _listing(
         )
         for name, half in (("a", short), ("b", long))
     ]
-    nothing = [sa.null().label(f"n{n}") for n in range(len(_LISTED) + 3)]
+    nothing = [sa.null().label(f"n{n}") for n in range(len(listed) + 3)]
     marker = sa.select(readable.c.first_at, *nothing)
     return sa.union_all(*halves, marker)
 

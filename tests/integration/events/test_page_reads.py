@@ -15,6 +15,7 @@ from __future__ import annotations
 import gc
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -223,3 +224,56 @@ def test_the_api_process_serves_when_it_cannot_warm_up(
         gc.unfreeze()
         services.close()
     assert "list pages not warmed up" in caplog.text
+
+
+@pytest.mark.parametrize("mode", ["production"])  # SQLite has no session zone
+def test_pages_are_the_same_whatever_zone_the_database_session_is_in(
+    mode: str, request: pytest.FixtureRequest, fake_google: FakeGoogle
+) -> None:
+    """PostgreSQL gives instants in the session's zone, which a page reads as they come
+    (decision HN3): all-day dates and local times must not move with it. Two users, each
+    with an all-day and a timed series, listed by a process whose sessions are at -11
+    hours and by one at UTC."""
+    settings: Settings = request.getfixturevalue(f"{mode}_settings")
+    for app in running(settings, fake_google, pool=api_pool(2)):
+        people = [app.connect(f"zones{n}-{uuid.uuid4().hex[:6]}@example.com") for n in range(2)]
+        read_model.fill(app.services.sessions, app.clock())
+        for n, user in enumerate(people):
+            app.create(
+                user,
+                {
+                    "title": f"all day {n}",
+                    "start_time": "2031-03-02",
+                    "end_time": "2031-03-03",
+                    "all_day": True,
+                    "recurrence": ["RRULE:FREQ=WEEKLY;COUNT=5"],
+                },
+            )
+            app.create(
+                user,
+                {
+                    "title": f"timed {n}",
+                    "start_time": "2031-03-04T23:30:00",
+                    "end_time": "2031-03-05T00:30:00",
+                    "timezone": "America/New_York",
+                    "recurrence": ["RRULE:FREQ=WEEKLY;COUNT=5"],
+                },
+            )
+        url = sa.make_url(settings.database_url)
+        shifted = url.update_query_dict({"options": "-c timezone=Pacific/Pago_Pago"})
+        far = bootstrap(replace(settings, database_url=shifted.render_as_string(False)))
+        try:
+            for user in people:
+                query = _march(user)
+                with far.sessions() as session:
+                    zone = session.connection().exec_driver_sql("SHOW timezone").scalar()
+                    assert zone == "Pacific/Pago_Pago"
+                with far.sessions() as session:
+                    there, _ = list_bodies(session, user.id, query)
+                with app.services.sessions() as session:
+                    here, _ = list_bodies(session, user.id, query)
+                assert len(here) == 9  # 5 all-day Sundays of March, 4 timed Wednesdays
+                assert there == here
+                assert b'"start_time":"2031-03-02"' in here[0]
+        finally:
+            far.close()
