@@ -24,10 +24,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
-from typing import Any, Final
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from calsync.domain.recurrence import instance_of
 from calsync.domain.windows import DayRange
@@ -38,7 +38,7 @@ from calsync.store import keyset
 from calsync.store.event_queries import EventFilter, Kind, list_keys, load_many
 from calsync.store.events import StoredEvent
 
-__all__ = ["ListQuery", "list_bodies", "list_views", "warm_up"]
+__all__ = ["ListQuery", "list_bodies", "list_views"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +122,7 @@ def list_bodies(
     A page of the read model is made of the documents its upkeep rendered
     (`calsync.events.model_bodies`), read by one statement outside any transaction;
     a page with an item to render from rows is read again with them in one snapshot
-    (decision HN2). Any other is read and rendered, the generated instances of one
+    (decision HN1). Any other is read and rendered, the generated instances of one
     master from the first one's document (`_document`)."""
     modelled = _model_page(session, user_id, query, snapshot=False)
     if modelled is not None:
@@ -141,25 +141,6 @@ def list_bodies(
         if (view := _view(item, loaded)) is not None
     ]
     return bodies, cursor
-
-
-_NOBODY: Final = uuid.UUID(int=0)
-"""The user `warm_up` lists: the nil id, which no account has."""
-
-
-def warm_up(sessions: sessionmaker[Session], now: datetime) -> None:
-    """List the expanded pages of `now`'s month of a user nobody is (the nil id): a first
-    page and one after a cursor, so that a new API process has compiled and cached their
-    statements before its first client's month (decision HN1). Reads no one's rows and
-    writes nothing; raises what the database raises (not reachable, not migrated yet):
-    the caller goes on without it."""
-    first = now.astimezone(UTC).date().replace(day=1)
-    end = (first + timedelta(days=32)).replace(day=1)
-    start, stop = (datetime.combine(day, time(), UTC) for day in (first, end))
-    for after in (None, (start, "")):
-        query = ListQuery(start, stop, DayRange(first, end), None, None, None, True, 200, after)
-        with sessions() as session:
-            list_bodies(session, _NOBODY, query)
 
 
 def _document(

@@ -324,7 +324,7 @@ def page(session: Session, query: PageQuery, *, snapshot: bool = True) -> list[L
     Called first in its session, it makes the session's reads one snapshot
     (`instance_pages.read_snapshot`), so the caller loads the rows as they were listed.
     Without `snapshot`, the page is one statement outside any transaction (its own
-    snapshot, decision HN2), for a caller that loads nothing after it; when the model
+    snapshot, decision HN1), for a caller that loads nothing after it; when the model
     declines, the session's later reads (the expansion) are one snapshot as above."""
     if snapshot:
         instance_pages.read_snapshot(session)

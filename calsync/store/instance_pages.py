@@ -101,8 +101,8 @@ _TIMES: Final = frozenset({"sort_at", "original_at", "end_at"})
 def _listed(*, plain_times: bool) -> list[sa.ColumnElement[Any]]:
     """The item's columns a page reads (`ListedRow`'s first fields). With `plain_times`
     (PostgreSQL), its instants are read as the driver gives them (aware, in the session's
-    zone) rather than through `UTCDateTime`, whose conversion of 600 values cost more
-    than reading them (decision HN3); what uses them converts (`keyset.encode`,
+    zone) rather than through `UTCDateTime`, whose ~600 conversions were a fifth of a
+    page's use case (decision HN2); what uses them converts (`keyset.encode`,
     `astimezone`)."""
     t = _ITEM
     names = ["sort_at", "api_id", "owner_id", "in_series", "original_at", "original_zone"]
@@ -139,7 +139,7 @@ def listed_rows(
     start from `LONG_SPAN` before the window, one of the few long items (the partial
     index ``ix_event_instances_long``), and the horizon's check, a row of its own with
     no ``api_id`` (decision A1). With `alone`, the statement runs outside any
-    transaction when the session has none open yet (`_alone`, decision HN2)."""
+    transaction when the session has none open yet (`_alone`, decision HN1)."""
     day_start, day_end = _midnight(window.first_day), _midnight(window.end_day)
     values: dict[str, Any] = {
         "user_id": user_id,
@@ -177,7 +177,7 @@ def listed_rows(
 
 def _alone(session: Session, statement: sa.Executable, values: dict[str, Any]) -> list[Any]:
     """The rows of `statement`, run as a statement of its own when `session` has no
-    transaction open yet (decision HN2): on PostgreSQL in autocommit, without the
+    transaction open yet (decision HN1): on PostgreSQL in autocommit, without the
     ``BEGIN`` and ``ROLLBACK`` round trips a transaction costs (one statement is one
     snapshot by itself); SQLite's driver runs a ``SELECT`` outside a transaction
     anyway. The session's transaction is then ended (nothing is open on the server)

@@ -6,15 +6,10 @@ each server process; nothing is built at import.
 
 from __future__ import annotations
 
-import gc
-import logging
-
 from starlette.applications import Starlette
 
-from calsync.bootstrap import Services, bootstrap
+from calsync.bootstrap import bootstrap
 from calsync.config import Settings
-from calsync.domain.timezones import iana_zone_names
-from calsync.events.listing import warm_up
 from calsync.logs import configure_logging
 from calsync.store.db import api_pool
 from calsync.tracing import configure_tracing
@@ -27,23 +22,4 @@ def app_factory() -> Starlette:
     settings = Settings.from_env()
     configure_logging(settings.log_level)
     configure_tracing("calsync-api")
-    services = bootstrap(settings, pool=api_pool(settings.api_threads))
-    app = create_app(services)
-    _settle(services)
-    return app
-
-
-def _settle(services: Services) -> None:
-    """What a process's first requests would otherwise pay, paid before it serves
-    (decision HN1): the zone names, the list pages' statements (`warm_up`; skipped with a
-    warning when the database cannot answer yet), then one full garbage collection, after
-    which everything alive is frozen out of later collections (`gc.freeze`): the
-    collector no longer walks the ~230,000 objects of the imported code, which cost a
-    first request ~100 ms and any later one that met a full collection as much."""
-    iana_zone_names()
-    try:
-        warm_up(services.sessions, services.clock())
-    except Exception:  # the database not reachable or not migrated yet: serve anyway
-        logging.getLogger(__name__).warning("list pages not warmed up", exc_info=True)
-    gc.collect()
-    gc.freeze()
+    return create_app(bootstrap(settings, pool=api_pool(settings.api_threads)))

@@ -3,14 +3,15 @@ under cProfile. Prints figures only.
 
 Run: ``.venv/bin/python -m tests.perf.profile_page --seed-data`` once (seeds one user's
 realistic 10,000-event calendar as `tests.perf.bench_months` does, through the emulator,
-into the scratch database ``calsync_profile_page``, and fills the read model; about 2
-minutes), then ``.venv/bin/python -m tests.perf.profile_page [--profile out.prof]`` as often
-as wanted: it lists every month of 2026 (``expand=true``, pages of 200) through the ASGI
-app in this process (httpx's ASGI transport: no socket, no uvicorn), from a fresh app
-(cold process) and then again (warm), and prints per page the wall time and this
-process's CPU time (`time.process_time`: the machine is shared, so wall time alone says
-little), with the load average. ``--parts`` also times the page's steps directly
-(`calsync.events.read_model.page` and the rendering of its rows) without HTTP.
+into the scratch database ``--database``, default ``calsync_profile_page``, fills the
+read model and runs its upkeep to the end, as the workers would; about 2 minutes), then
+``.venv/bin/python -m tests.perf.profile_page [--database D] [--profile out.prof]`` as
+often as wanted: it lists every month of 2026 (``expand=true``, pages of 200) through the
+ASGI app in this process (httpx's ASGI transport: no socket, no uvicorn), from a fresh
+app (cold process) and then again (warm), and prints per page the wall
+time and this process's CPU time (`time.process_time`: the machine is shared, so wall
+time alone says little), with the load average. With ``--profile`` the thread pool's
+work runs inline on the loop, so that cProfile sees it.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""How a page of the read model reads the database (decision HN2): one statement outside
+"""How a page of the read model reads the database (decision HN1): one statement outside
 any transaction, and the request's connection as it was after it.
 
 A page made of stored documents is its one statement, which is a snapshot by itself: on
@@ -12,7 +12,6 @@ page compared with today's expansion.
 
 from __future__ import annotations
 
-import gc
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -21,18 +20,16 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine.default import CACHE_HIT
 from sqlalchemy.orm import Session
 
 from calsync.bootstrap import bootstrap
 from calsync.config import Settings
 from calsync.domain.windows import DayRange
 from calsync.events import read_model
-from calsync.events.listing import ListQuery, list_bodies, warm_up
-from calsync.store import instances, keyset
+from calsync.events.listing import ListQuery, list_bodies
+from calsync.store import instances
 from calsync.store.db import api_pool
 from calsync.store.tables import instance_horizon
-from calsync.web import asgi
 from tests.conftest import FakeGoogle
 from tests.integration.events.conftest import EventsApp, User, running
 
@@ -135,7 +132,7 @@ def test_a_model_page_is_one_statement_outside_any_transaction(
     finally:
         sa.event.remove(engine, "after_cursor_execute", listener)
     # 4 instances in March and a single each (two pages of 3): one statement a page,
-    # none in a transaction (before HN2: each in the REPEATABLE READ one its page began)
+    # none in a transaction (before HN1: each in the REPEATABLE READ one its page began)
     assert statements == [False] * 4
     for user, found in zip(people, pages, strict=True):
         assert [len(page["events"]) for page in found] == [3, 2]
@@ -180,58 +177,12 @@ def _march(user: User, *, limit: int = 200, after: tuple[datetime, str] | None =
     )
 
 
-def test_a_warmed_up_process_lists_its_first_pages_with_compiled_statements(
-    filled: tuple[EventsApp, list[User]],
-) -> None:
-    """`warm_up` (decision HN1): a new process's engine, warmed up, compiles nothing for
-    its first client's pages: every page statement is in its compiled cache."""
-    app, people = filled
-    services = bootstrap(app.services.settings, pool=api_pool(2))
-    hits: list[bool] = []
-
-    def after(_conn: Any, _cursor: Any, statement: str, _p: Any, context: Any, _m: Any) -> None:
-        if "event_instances" in statement:
-            hits.append(context.cache_hit is CACHE_HIT)
-
-    try:
-        warm_up(services.sessions, app.clock())
-        sa.event.listen(services.engine, "after_cursor_execute", after)
-        for user in people:
-            with services.sessions() as session:
-                bodies, cursor = list_bodies(session, user.id, _march(user, limit=3))
-            assert len(bodies) == 3
-            assert cursor is not None
-            after_cursor = keyset.decode(cursor, scope=str(user.id))
-            with services.sessions() as session:
-                bodies, _ = list_bodies(session, user.id, _march(user, after=after_cursor))
-            assert len(bodies) == 2
-    finally:
-        services.close()
-    assert hits == [True] * 4  # without warm_up: [False, False, True, True]
-
-
-def test_the_api_process_serves_when_it_cannot_warm_up(
-    tmp_path: Any, caplog: pytest.LogCaptureFixture
-) -> None:
-    """`calsync.web.asgi` warms up before serving, and serves without it when its
-    database cannot answer yet (here: not migrated)."""
-    services = bootstrap(Settings.embedded(tmp_path))
-    frozen = gc.get_freeze_count()
-    try:
-        asgi._settle(services)
-        assert gc.get_freeze_count() > frozen
-    finally:
-        gc.unfreeze()
-        services.close()
-    assert "list pages not warmed up" in caplog.text
-
-
 @pytest.mark.parametrize("mode", ["production"])  # SQLite has no session zone
 def test_pages_are_the_same_whatever_zone_the_database_session_is_in(
     mode: str, request: pytest.FixtureRequest, fake_google: FakeGoogle
 ) -> None:
     """PostgreSQL gives instants in the session's zone, which a page reads as they come
-    (decision HN3): all-day dates and local times must not move with it. Two users, each
+    (decision HN2): all-day dates and local times must not move with it. Two users, each
     with an all-day and a timed series, listed by a process whose sessions are at -11
     hours and by one at UTC."""
     settings: Settings = request.getfixturevalue(f"{mode}_settings")
