@@ -78,11 +78,12 @@ def list_views(
 
 
 def _model_page(
-    session: Session, user_id: uuid.UUID, query: ListQuery
+    session: Session, user_id: uuid.UUID, query: ListQuery, *, snapshot: bool = True
 ) -> tuple[list[read_model.ListedRow], str | None] | None:
     """The rows of an expanded page read from the read model
-    (`calsync.events.read_model`) and the next page's cursor, or `None` when the model
-    cannot answer it (then it is expanded here, as before)."""
+    (`calsync.events.read_model`, in a snapshot the caller's later reads share, or
+    without `snapshot` as a statement of its own) and the next page's cursor, or `None`
+    when the model cannot answer it (then it is expanded here, as before)."""
     if not query.expand:
         return None
     assert query.start is not None
@@ -101,6 +102,7 @@ def _model_page(
             limit=query.limit + 1,
             after=query.after,
         ),
+        snapshot=snapshot,
     )
     if rows is None:
         return None
@@ -118,9 +120,16 @@ def list_bodies(
     `json_bytes`), and the cursor of the next page.
 
     A page of the read model is made of the documents its upkeep rendered
-    (`calsync.events.model_bodies`); any other is read and rendered, the generated instances of one
+    (`calsync.events.model_bodies`), read by one statement outside any transaction;
+    a page with an item to render from rows is read again with them in one snapshot
+    (decision HN1). Any other is read and rendered, the generated instances of one
     master from the first one's document (`_document`)."""
-    modelled = _model_page(session, user_id, query)
+    modelled = _model_page(session, user_id, query, snapshot=False)
+    if modelled is not None:
+        stored = model_bodies.stored_bodies(modelled[0])
+        if stored is not None:
+            return stored, modelled[1]
+        modelled = _model_page(session, user_id, query)
     if modelled is not None:
         return model_bodies.bodies(session, modelled[0]), modelled[1]
     items, cursor = _page(session, user_id, query)

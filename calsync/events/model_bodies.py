@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from datetime import UTC
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
@@ -32,7 +33,7 @@ from calsync.events.views import EventView, event_json, instance_json, json_byte
 from calsync.store.event_queries import load_shown
 from calsync.store.events import StoredEvent
 
-__all__ = ["bodies", "load_rows", "model_view", "stored_body"]
+__all__ = ["bodies", "load_rows", "model_view", "stored_bodies", "stored_body"]
 
 _UUID_LENGTH: Final = 36
 """The length of a local id as text: an instance's API id is it and the suffix."""
@@ -58,6 +59,20 @@ def bodies(session: Session, rows: list[ListedRow]) -> list[bytes]:
         for row, body in zip(rows, found, strict=True)
     ]
     return [body for body in answer if body is not None]
+
+
+def stored_bodies(rows: list[ListedRow]) -> list[bytes] | None:
+    """The JSON of model rows, in their order, from their stored documents alone
+    (`stored_body`); `None` when one of them has no usable document (then `bodies`
+    loads and renders it, in the snapshot the rows were listed in)."""
+    zones: dict[str, ZoneInfo] = {}
+    found = []
+    for row in rows:
+        body = stored_body(row, zones)
+        if body is None:
+            return None
+        found.append(body)
+    return found
 
 
 def _rendered(
@@ -91,8 +106,8 @@ def stored_body(row: ListedRow, zones: dict[str, ZoneInfo]) -> bytes | None:
     if row.original_at is None:
         return None
     if row.original_zone is None:  # a day: stored at midnight UTC, as the end
-        start = row.original_at.date().isoformat()
-        end = row.end_at.date().isoformat()
+        start = row.original_at.astimezone(UTC).date().isoformat()
+        end = row.end_at.astimezone(UTC).date().isoformat()
     elif row.end_zone is None:
         return None
     else:

@@ -110,7 +110,7 @@ def original_start(row: ListedRow) -> EventTime | None:
         return None
     if row.original_zone is None:
         return EventTime.trusted(row.original_at.astimezone(UTC).date(), None, None)
-    return EventTime.trusted(None, row.original_at, row.original_zone)
+    return EventTime.trusted(None, row.original_at.astimezone(UTC), row.original_zone)
 
 
 # --- upkeep ---------------------------------------------------------------------------
@@ -316,16 +316,20 @@ class PageQuery:
     after: tuple[datetime, str] | None
 
 
-def page(session: Session, query: PageQuery) -> list[ListedRow] | None:
+def page(session: Session, query: PageQuery, *, snapshot: bool = True) -> list[ListedRow] | None:
     """The first `query.limit` items of the answer after `query.after`, in list order;
     `None` when the model cannot answer (no horizon yet, a window outside it, a change
     not re-expanded or a series cut short for this user): expand as before then.
 
     Called first in its session, it makes the session's reads one snapshot
-    (`instance_pages.read_snapshot`), so the caller loads the rows as they were listed."""
-    instance_pages.read_snapshot(session)
+    (`instance_pages.read_snapshot`), so the caller loads the rows as they were listed.
+    Without `snapshot`, the page is one statement outside any transaction (its own
+    snapshot, decision HN1), for a caller that loads nothing after it; when the model
+    declines, the session's later reads (the expansion) are one snapshot as above."""
+    if snapshot:
+        instance_pages.read_snapshot(session)
     window = instance_pages.Window(query.start, query.end, query.days.first, query.days.end)
-    return instance_pages.listed_rows(
+    rows = instance_pages.listed_rows(
         session,
         query.user_id,
         window,
@@ -334,4 +338,8 @@ def page(session: Session, query: PageQuery) -> list[ListedRow] | None:
         category=query.category,
         calendar_id=query.calendar_id,
         in_series=query.recurring,
+        alone=not snapshot,
     )
+    if rows is None and not snapshot:
+        instance_pages.read_snapshot(session)  # the caller expands: in one snapshot, as before
+    return rows

@@ -94,18 +94,28 @@ _ITEM = event_instances.alias("i")
 """``event_instances`` as the listing names it: short names keep its text under the
 length psycopg caches the parsing of (4 KB)."""
 
-_LISTED = (
-    _ITEM.c.sort_at,
-    _ITEM.c.api_id,
-    _ITEM.c.owner_id,
-    _ITEM.c.in_series,
-    _ITEM.c.original_at,
-    _ITEM.c.original_zone,
-    _ITEM.c.exception_id,
-    _ITEM.c.bookkeeping_id,
-    _ITEM.c.version,
-    _ITEM.c.end_at,
-)
+_TIMES: Final = frozenset({"sort_at", "original_at", "end_at"})
+"""The listed columns that hold instants."""
+
+
+def _listed(*, plain_times: bool) -> list[sa.ColumnElement[Any]]:
+    """The item's columns a page reads (`ListedRow`'s first fields). With `plain_times`
+    (PostgreSQL), its instants are read as the driver gives them (aware, in the session's
+    zone) rather than through `UTCDateTime`, whose ~600 conversions were a fifth of a
+    page's use case (decision HN2); what uses them converts (`keyset.encode`,
+    `astimezone`)."""
+    t = _ITEM
+    names = ["sort_at", "api_id", "owner_id", "in_series", "original_at", "original_zone"]
+    names += ["exception_id", "bookkeeping_id", "version", "end_at"]
+    return [
+        sa.type_coerce(t.c[name], _PLAIN_TIME).label(name)
+        if plain_times and name in _TIMES
+        else t.c[name]
+        for name in names
+    ]
+
+
+_PLAIN_TIME: Final = sa.DateTime(timezone=True)
 
 
 def listed_rows(
@@ -118,6 +128,7 @@ def listed_rows(
     category: str | None,
     calendar_id: uuid.UUID | None,
     in_series: bool | None,
+    alone: bool = False,
 ) -> list[ListedRow] | None:
     """The first `limit` items of the user in `window` after the key `after`, by
     (``sort_at``, ``api_id``); `None` when the model may not answer: no filled horizon,
@@ -127,7 +138,8 @@ def listed_rows(
     One statement (one snapshot): a range scan of the listing index for the items that
     start from `LONG_SPAN` before the window, one of the few long items (the partial
     index ``ix_event_instances_long``), and the horizon's check, a row of its own with
-    no ``api_id`` (decision A1)."""
+    no ``api_id`` (decision A1). With `alone`, the statement runs outside any
+    transaction when the session has none open yet (`_alone`, decision HN1)."""
     day_start, day_end = _midnight(window.first_day), _midnight(window.end_day)
     values: dict[str, Any] = {
         "user_id": user_id,
@@ -150,13 +162,38 @@ def listed_rows(
         category=category is not None,
         calendar=calendar_id is not None,
         in_series=in_series,
+        plain_times=session.get_bind().dialect.name == "postgresql",
     )
-    found = list(map(ListedRow._make, session.connection().execute(statement, values).all()))
+    if alone:
+        found = list(map(ListedRow._make, _alone(session, statement, values)))
+    else:
+        found = list(map(ListedRow._make, session.connection().execute(statement, values).all()))
     items = [row for row in found if row.api_id is not None]
     if len(items) == len(found):
         return None  # no horizon row: not readable, or the window is outside it
     items.sort(key=_key)
     return items[:limit]
+
+
+def _alone(session: Session, statement: sa.Executable, values: dict[str, Any]) -> list[Any]:
+    """The rows of `statement`, run as a statement of its own when `session` has no
+    transaction open yet (decision HN1): on PostgreSQL in autocommit, without the
+    ``BEGIN`` and ``ROLLBACK`` round trips a transaction costs (one statement is one
+    snapshot by itself); SQLite's driver runs a ``SELECT`` outside a transaction
+    anyway. The session's transaction is then ended (nothing is open on the server)
+    and its connection set back to its default isolation before anything else runs on
+    it, as `calsync.store.db.RequestConnection.first_statement` does."""
+    if session.in_transaction():
+        return list(session.connection().execute(statement, values).all())
+    postgres = session.get_bind().dialect.name == "postgresql"
+    options = {"isolation_level": "AUTOCOMMIT"} if postgres else None
+    connection = session.connection(execution_options=options)
+    try:
+        return list(connection.execute(statement, values).all())
+    finally:
+        session.rollback()
+        if postgres and not (connection.closed or connection.invalidated):
+            connection.execution_options(isolation_level=connection.default_isolation_level)
 
 
 def _key(row: ListedRow) -> tuple[datetime, str]:
@@ -165,7 +202,7 @@ def _key(row: ListedRow) -> tuple[datetime, str]:
 
 @functools.cache
 def _listing(
-    *, after: bool, category: bool, calendar: bool, in_series: bool | None
+    *, after: bool, category: bool, calendar: bool, in_series: bool | None, plain_times: bool
 ) -> sa.CompoundSelect[Any]:
     """The statement of `listed_rows` for one shape of query (which filters it has), its
     values bound by name: built once per shape, so that a page neither builds nor
@@ -179,8 +216,9 @@ def _listing(
         conditions.append(t.c.in_series.is_(in_series))
     low = sa.bindparam("low", type_=UTCDateTime())
     order, limit = (t.c.sort_at, t.c.api_id), sa.bindparam("limit", type_=sa.Integer())
-    short = sa.select(*_LISTED).where(*conditions, t.c.sort_at >= low)
-    long = sa.select(*_LISTED).where(*conditions, _LONG, t.c.sort_at < low)
+    listed = _listed(plain_times=plain_times)
+    short = sa.select(*listed).where(*conditions, t.c.sort_at >= low)
+    long = sa.select(*listed).where(*conditions, _LONG, t.c.sort_at < low)
     readable = _readable()
     halves = [
         sa.select(
@@ -191,7 +229,7 @@ def _listing(
         )
         for name, half in (("a", short), ("b", long))
     ]
-    nothing = [sa.null().label(f"n{n}") for n in range(len(_LISTED) + 3)]
+    nothing = [sa.null().label(f"n{n}") for n in range(len(listed) + 3)]
     marker = sa.select(readable.c.first_at, *nothing)
     return sa.union_all(*halves, marker)
 

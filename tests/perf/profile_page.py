@@ -3,14 +3,15 @@ under cProfile. Prints figures only.
 
 Run: ``.venv/bin/python -m tests.perf.profile_page --seed-data`` once (seeds one user's
 realistic 10,000-event calendar as `tests.perf.bench_months` does, through the emulator,
-into the scratch database ``calsync_profile_page``, and fills the read model; about 2
-minutes), then ``.venv/bin/python -m tests.perf.profile_page [--profile out.prof]`` as often
-as wanted: it lists every month of 2026 (``expand=true``, pages of 200) through the ASGI
-app in this process (httpx's ASGI transport: no socket, no uvicorn), from a fresh app
-(cold process) and then again (warm), and prints per page the wall time and this
-process's CPU time (`time.process_time`: the machine is shared, so wall time alone says
-little), with the load average. ``--parts`` also times the page's steps directly
-(`calsync.events.read_model.page` and the rendering of its rows) without HTTP.
+into the scratch database ``--database``, default ``calsync_profile_page``, fills the
+read model and runs its upkeep to the end, as the workers would; about 2 minutes), then
+``.venv/bin/python -m tests.perf.profile_page [--database D] [--profile out.prof]`` as
+often as wanted: it lists every month of 2026 (``expand=true``, pages of 200) through the
+ASGI app in this process (httpx's ASGI transport: no socket, no uvicorn), from a fresh
+app (cold process) and then again (warm), and prints per page the wall
+time and this process's CPU time (`time.process_time`: the machine is shared, so wall
+time alone says little), with the load average. With ``--profile`` the thread pool's
+work runs inline on the loop, so that cProfile sees it.
 """
 
 from __future__ import annotations
@@ -24,9 +25,12 @@ import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import anyio.to_thread
 import httpx2 as httpx
 import orjson
 from cryptography.fernet import Fernet
@@ -34,7 +38,7 @@ from cryptography.fernet import Fernet
 from calsync.bootstrap import bootstrap
 from calsync.config import Settings
 from calsync.emulator.testing import EmulatorControl
-from calsync.events import read_model
+from calsync.events import read_model, upkeep
 from calsync.store.migrate import upgrade
 from calsync.sync.pull import pull_calendar
 from calsync.web.app import create_app
@@ -45,8 +49,11 @@ from tests.perf.bench_peer import connect
 from tests.perf.bench_sync import fresh_database
 
 DATABASE = "calsync_profile_page"
-STATE = Path(tempfile.gettempdir()) / "calsync_profile_page.json"
-"""Where ``--seed-data`` leaves what the later runs need (database, user, secrets)."""
+
+
+def _state_file(database: str) -> Path:
+    """Where ``--seed-data`` leaves what the later runs need (database, user, secrets)."""
+    return Path(tempfile.gettempdir()) / f"{database}.json"
 
 
 def _environment(emulator: str, database_url: str, state: dict[str, str]) -> dict[str, str]:
@@ -67,12 +74,12 @@ def _environment(emulator: str, database_url: str, state: dict[str, str]) -> dic
     }
 
 
-def seed_data(seed: int, events: int, redis: str) -> None:
+def seed_data(seed: int, events: int, redis: str, database: str) -> None:
     state = {"redis": redis, "jwt": uuid.uuid4().hex * 2, "fernet": Fernet.generate_key().decode()}
     emulator_port = free_port()
     emulator = start_emulator(emulator_port)
     base = f"http://127.0.0.1:{emulator_port}"
-    url = fresh_database(DATABASE)
+    url = fresh_database(database)
     services = bootstrap(Settings.from_env(_environment(base, url, state)))
     try:
         upgrade(services.engine)
@@ -81,8 +88,10 @@ def seed_data(seed: int, events: int, redis: str) -> None:
             seed_through_google(base, side.token, side.email, generate(seed, events))
         pull_calendar(services, side.calendar_id)
         read_model.fill(services.sessions, datetime.now(UTC))
+        while upkeep.catch_up(services.sessions, run_for=3600.0).more:  # as the workers would
+            pass
         state |= {"url": url, "user": str(side.user_id), "email": side.email}
-        STATE.write_text(json.dumps(state))
+        _state_file(database).write_text(json.dumps(state))
     finally:
         services.close()
         emulator.terminate()
@@ -126,8 +135,15 @@ def _figures(label: str, walls: list[float], cpus: list[float]) -> None:
     )
 
 
-async def profile(profile_to: str | None, rounds: int) -> None:
-    state = json.loads(STATE.read_text())
+async def _inline(func: Callable[[], Any], *_args: Any, **_kwargs: Any) -> Any:
+    return func()
+
+
+async def profile(profile_to: str | None, rounds: int, database: str) -> None:
+    state = json.loads(_state_file(database).read_text())
+    if profile_to:
+        # cProfile sees one thread: run the thread pool's work inline, on the loop.
+        anyio.to_thread.run_sync = _inline  # type: ignore[assignment]
     services = bootstrap(Settings.from_env(_environment("http://127.0.0.1:9", state["url"], state)))
     try:
         app = create_app(services)
@@ -136,7 +152,7 @@ async def profile(profile_to: str | None, rounds: int) -> None:
         async with httpx.AsyncClient(transport=transport, base_url="http://calsync") as client:
             walls, cpus = await list_months(client, token)
             _figures("cold process, 12 months", walls, cpus)
-            profiler = cProfile.Profile() if profile_to else None
+            profiler = cProfile.Profile(time.process_time) if profile_to else None
             all_walls, all_cpus = [], []
             for _ in range(rounds):
                 if profiler is not None:
@@ -162,10 +178,13 @@ def main() -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/5")
     parser.add_argument("--profile", help="write cProfile stats of the warm rounds here")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--database", default=DATABASE, help="the scratch database (made anew by --seed-data)"
+    )
     args = parser.parse_args()
     if args.seed_data:
-        seed_data(args.seed, args.events, args.redis)
-    asyncio.run(profile(args.profile, args.rounds))
+        seed_data(args.seed, args.events, args.redis, args.database)
+    asyncio.run(profile(args.profile, args.rounds, args.database))
 
 
 if __name__ == "__main__":
