@@ -22,7 +22,7 @@ module re-expands the owners those records touch and removes the records:
 Claims are by record id, and only the claimed records are removed: a change recorded
 while its owner is re-expanded keeps its record, and its user's lists stay expanded
 until a later run re-expands the owner again. Owners are locked without waiting
-(`instance_upkeep.lock_free_owners`): an owner a writer or another run holds is left
+(`instance_upkeep.lock_owners_found`): an owner a writer or another run holds is left
 with its records for a later run, so runs never wait for writers or for each other,
 and several workers can run at once (Z3).
 """
@@ -178,9 +178,10 @@ def _refresh(
     if not claimed:
         return 0
     owners = set(_owners(session, claimed))
-    free = instance_upkeep.lock_free_owners(session, ordered_ids(owners))
-    held = owners - free
-    read_model.replace_owners(session, ordered_ids(free), bounds, near=near)
+    locked, gone = instance_upkeep.lock_owners_found(session, ordered_ids(owners))
+    held = owners - locked - gone
+    # an owner whose row is gone has nothing left to replace (decision HS1)
+    read_model.replace_owners(session, ordered_ids(locked), bounds, near=near)
     done = [r.id for r in claimed if not held or (r.event_id not in held and not r.series_ref)]
     instance_upkeep.clear(session, done)
     return len(claimed) - len(done)

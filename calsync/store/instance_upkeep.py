@@ -34,6 +34,7 @@ __all__ = [
     "clear",
     "held_owners",
     "lock_free_owners",
+    "lock_owners_found",
     "pending",
     "record_owners",
     "recorded_here",
@@ -198,6 +199,34 @@ locking the others' rows, in one statement (decision HI3): it was a locking read
 plain read of the same rows, two round trips. A row deleted by a transaction that
 committed after the statement's snapshot is reported held (its records stay for a later
 run), where the plain read, a snapshot later, would have called it gone: either is safe."""
+
+
+_LOCKED_OWNERS: Final = sa.text(
+    "SELECT id, id IN (SELECT id FROM events WHERE id = ANY(:ids) ORDER BY id"
+    " FOR UPDATE SKIP LOCKED) FROM events WHERE id = ANY(:ids)"
+).bindparams(sa.bindparam("ids", type_=postgresql.ARRAY(sa.Uuid())))
+"""`_HELD_OWNERS` answering every present owner, with whether it was locked (decision
+HS1): the same locking subquery, the same round trip."""
+
+
+def lock_owners_found(
+    session: Session, owner_ids: Sequence[uuid.UUID]
+) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
+    """`lock_free_owners`, telling apart the owners whose ``events`` row was found and
+    locked from those whose row is gone (deleted and committed: the cascade took their
+    items, documents and held ranges, so they need no re-expansion; decision HS1):
+    (locked, gone). The others are held by another transaction. SQLite: every owner
+    found is locked (one plain read)."""
+    wanted = ordered_ids(owner_ids)
+    if not wanted:
+        return set(), set()
+    if not _postgres(session):
+        found: set[uuid.UUID] = set()
+        for condition in any_of(session, EventRow.id, wanted):
+            found.update(session.scalars(sa.select(EventRow.id).where(condition)))
+        return found, set(wanted) - found
+    rows = session.execute(_LOCKED_OWNERS, {"ids": wanted}).all()
+    return {owner for owner, locked in rows if locked}, set(wanted) - {r[0] for r in rows}
 
 
 def lock_free_owners(session: Session, owner_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:

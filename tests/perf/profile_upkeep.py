@@ -99,6 +99,25 @@ def record(services: Services, user_id: uuid.UUID, *, series: int | None) -> int
         return int(session.scalar(sa.select(sa.func.count()).select_from(instance_dirty)) or 0)
 
 
+def replace_all(services: Services, user_id: uuid.UUID) -> int:
+    """What a full sync leaves for the upkeep (as `tests.perf.bench_months` runs one: the
+    rows deleted, then stored again under new ids), without the emulator: the user's
+    events copied under new ids, the old ones deleted, in one transaction (PostgreSQL);
+    the records it left."""
+    with services.sessions.begin() as session:
+        session.execute(
+            sa.text(
+                "CREATE TEMP TABLE nu_copy ON COMMIT DROP AS "
+                "SELECT * FROM events WHERE user_id = :u"
+            ),
+            {"u": user_id},
+        )
+        session.execute(sa.delete(Event).where(Event.user_id == user_id))
+        session.execute(sa.text("UPDATE nu_copy SET id = gen_random_uuid()"))
+        session.execute(sa.text("INSERT INTO events SELECT * FROM nu_copy"))
+        return int(session.scalar(sa.select(sa.func.count()).select_from(instance_dirty)) or 0)
+
+
 def _timed(run: Callable[[], CatchUp], profiler: cProfile.Profile | None) -> tuple[float, float]:
     cpu, wall = time.process_time(), time.perf_counter()
     done = profiler.runcall(run) if profiler is not None else run()
@@ -121,7 +140,10 @@ def rounds(
     near: list[tuple[float, float]] = []
     rest: list[tuple[float, float]] = []
     for _ in range(count):
-        recorded = record(services, user_id, series=series)
+        if series == 0:
+            recorded = replace_all(services, user_id)
+        else:
+            recorded = record(services, user_id, series=series)
         if _TWO_STEPS:
             first = lambda: catch_up(services.sessions, run_for=3600.0, far=False)  # noqa: E731
         else:  # the code before decision HC2 (run from an older checkout): one step
@@ -153,7 +175,7 @@ def main() -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/10")
     parser.add_argument("--database", default="upkeep_profile")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--only", choices=["all", "ten"], default=None)
+    parser.add_argument("--only", choices=["all", "ten", "full"], default=None)
     parser.add_argument("--profile", help="write a cProfile of the runs to this file")
     parser.add_argument(
         "--no-analyze",
@@ -184,6 +206,8 @@ def main() -> None:
             rounds("all owners (a full sync's)", services, user, None, args.rounds, profiler)
         if args.only in (None, "ten"):
             rounds("10 series (a pull of 10)", services, user, 10, args.rounds * 3, profiler)
+        if args.only == "full":
+            rounds("a full sync's (rows stored anew)", services, user, 0, args.rounds, profiler)
         print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     finally:
         services.close()
