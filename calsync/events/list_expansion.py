@@ -23,9 +23,8 @@ from calsync.domain.models import Event, EventTime
 from calsync.domain.recurrence import Occurrences, expand, instance_id, occurrences
 from calsync.domain.windows import DayRange
 from calsync.events.instance_rows import sort_instant
+from calsync.store.event_filters import EventFilter, Kind
 from calsync.store.event_queries import (
-    EventFilter,
-    Kind,
     SeriesOutline,
     exceptions_of_outlines,
     load_many,

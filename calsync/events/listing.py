@@ -35,7 +35,8 @@ from calsync.events import model_bodies, read_model
 from calsync.events.list_expansion import Item, after_cursor, first_items, item_key
 from calsync.events.views import EventView, event_json, instance_json, json_bytes
 from calsync.store import keyset
-from calsync.store.event_queries import EventFilter, Kind, list_keys, load_many
+from calsync.store.event_filters import EventFilter, Kind
+from calsync.store.event_queries import list_keys, load_many
 from calsync.store.events import StoredEvent
 
 __all__ = ["ListQuery", "list_bodies", "list_views"]

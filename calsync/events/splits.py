@@ -35,7 +35,8 @@ from calsync.events.write_steps import (
     save,
 )
 from calsync.store import event_changes
-from calsync.store.event_queries import CalendarView, exceptions_of
+from calsync.store.calendar_views import CalendarView
+from calsync.store.event_queries import exceptions_of
 from calsync.store.events import StoredEvent
 
 __all__ = ["split"]

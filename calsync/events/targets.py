@@ -18,7 +18,7 @@ from calsync.domain.accounts import UserAccount
 from calsync.domain.errors import Forbidden, NotFound
 from calsync.events.instance_refs import InstanceRef, resolve, sort_instant
 from calsync.events.views import EventView
-from calsync.store.event_queries import CalendarView, calendar_of
+from calsync.store.calendar_views import CalendarView, calendar_of
 from calsync.store.events import StoredEvent
 
 __all__ = ["InstanceRef", "changeable", "shown", "sort_instant", "visible"]

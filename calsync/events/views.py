@@ -22,7 +22,7 @@ import orjson
 from calsync.domain.models import Event, EventTime
 from calsync.domain.recurrence import recurrence_problem
 from calsync.events.type_fields import type_json
-from calsync.store.event_queries import CalendarView
+from calsync.store.calendar_views import CalendarView
 from calsync.store.events import StoredEvent
 
 __all__ = [

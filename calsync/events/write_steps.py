@@ -35,7 +35,8 @@ from calsync.notify.on_event_change import (
     reschedule_reminders,
 )
 from calsync.store import event_changes, outbox
-from calsync.store.event_queries import CalendarView, calendar_of, exceptions_of
+from calsync.store.calendar_views import CalendarView, calendar_of
+from calsync.store.event_queries import exceptions_of
 from calsync.store.events import StoredEvent
 
 __all__ = [

@@ -48,7 +48,7 @@ from calsync.events.write_steps import (
     refuse,
     save,
 )
-from calsync.store.event_queries import CalendarView, calendar_of, calendars_of
+from calsync.store.calendar_views import CalendarView, calendar_of, calendars_of
 from calsync.store.events import StoredEvent
 
 __all__ = ["Scope", "WriteResult", "choose_calendar", "create", "delete", "update"]

@@ -22,8 +22,7 @@ import contextlib
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
-from enum import StrEnum
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Final, cast
 
@@ -31,8 +30,15 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from calsync.domain.models import EventTime
-from calsync.domain.windows import DayRange
 from calsync.store.chunks import chunks
+from calsync.store.event_filters import (
+    EventFilter,
+    FilterShape,
+    filter_conditions,
+    filter_shape,
+    filter_values,
+    midnight,
+)
 from calsync.store.events import (
     EventRecord,
     StoredEvent,
@@ -42,16 +48,11 @@ from calsync.store.events import (
     stored_event,
     stored_table_columns,
 )
-from calsync.store.tables import Calendar, EventAttendee
 from calsync.store.tables import Event as EventRow
+from calsync.store.tables import EventAttendee
 
 __all__ = [
-    "CalendarView",
-    "EventFilter",
-    "Kind",
     "SeriesOutline",
-    "calendar_of",
-    "calendars_of",
     "exceptions_of",
     "exceptions_of_outlines",
     "find_by_provider_id",
@@ -62,176 +63,7 @@ __all__ = [
     "load_shown",
     "masters_of_exceptions_in",
     "series_outlines",
-    "set_conflict_policy",
 ]
-
-
-class Kind(StrEnum):
-    """Which rows a list selects."""
-
-    ALL = "all"  # singles, masters and live exceptions
-    SINGLE = "single"  # neither a master nor an exception
-    RECURRING = "recurring"  # masters and live exceptions
-    MASTER = "master"  # series masters only
-    EXCEPTION = "exception"  # live exceptions only
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EventFilter:
-    """What a list selects; `None` fields do not filter.
-
-    A window is `start`, `end` and `days` together: the instants timed events are
-    compared with and the days, as the viewer sees them, all-day events are compared
-    with (`calsync.domain.windows`). Raises `ValueError` for a part of a window.
-    """
-
-    user_id: uuid.UUID
-    start: datetime | None = None
-    end: datetime | None = None
-    days: DayRange | None = None
-    category: str | None = None
-    calendar_id: uuid.UUID | None = None
-    kind: Kind = Kind.ALL
-
-    def __post_init__(self) -> None:
-        if len({self.start is None, self.end is None, self.days is None}) != 1:
-            raise ValueError("a window is start, end and days together")
-
-
-@dataclass(frozen=True, slots=True)
-class _Shape:
-    """Which conditions a list's statement has: the statement depends on this alone (the
-    values are bound parameters, `_values`), so hot statements are built once."""
-
-    kind: Kind
-    category: bool
-    calendar: bool
-    window: bool
-    after: bool
-
-
-def _shape(spec: EventFilter, after: tuple[datetime, uuid.UUID] | None = None) -> _Shape:
-    return _Shape(
-        kind=spec.kind,
-        category=spec.category is not None,
-        calendar=spec.calendar_id is not None,
-        window=spec.start is not None and spec.end is not None,
-        after=after is not None,
-    )
-
-
-def _values(spec: EventFilter, after: tuple[datetime, uuid.UUID] | None = None) -> dict[str, Any]:
-    """The bound values of the conditions `_conditions(_shape(spec, after))` names."""
-    values: dict[str, Any] = {"user_id": spec.user_id}
-    if spec.category is not None:
-        values["category"] = spec.category
-    if spec.calendar_id is not None:
-        values["calendar_id"] = spec.calendar_id
-    if spec.start is not None and spec.end is not None and spec.days is not None:
-        day_end = _midnight(spec.days.end)
-        values["window_start"] = spec.start
-        values["window_end"] = spec.end
-        values["day_start"] = _midnight(spec.days.first)
-        values["day_end"] = day_end
-        values["wide_end"] = max(spec.end, day_end)
-    if after is not None:
-        values["after_at"], values["after_id"] = after
-    return values
-
-
-def _midnight(day: date) -> datetime:
-    """The stored instant of an all-day date (midnight UTC)."""
-    return datetime.combine(day, time(), tzinfo=UTC)
-
-
-@lru_cache(maxsize=64)
-def _conditions(shape: _Shape) -> tuple[sa.ColumnElement[bool], ...]:
-    """The WHERE of a list of this shape, on bound parameters named as in `_values`."""
-    row = EventRow
-    found: list[sa.ColumnElement[bool]] = [
-        row.user_id == sa.bindparam("user_id"),
-        row.deleted_at.is_(None),
-        row.status != "cancelled",
-    ]
-    if shape.category:
-        found.append(row.category == sa.bindparam("category"))
-    if shape.calendar:
-        found.append(row.calendar_id == sa.bindparam("calendar_id"))
-    master = row.is_recurring.is_(True)
-    exception = row.recurring_event_id.is_not(None)
-    if shape.kind is Kind.SINGLE:
-        found += [row.is_recurring.is_(False), row.recurring_event_id.is_(None)]
-    elif shape.kind is Kind.RECURRING:
-        found.append(sa.or_(master, exception))
-    elif shape.kind is Kind.MASTER:
-        found.append(master)
-    elif shape.kind is Kind.EXCEPTION:
-        found.append(exception)
-    if shape.window:
-        found += _window_conditions(shape.kind)
-    if shape.after:
-        at: sa.BindParameter[datetime] = sa.bindparam("after_at")
-        last_id: sa.BindParameter[uuid.UUID] = sa.bindparam("after_id")
-        found.append(sa.or_(row.start_time > at, sa.and_(row.start_time == at, row.id > last_id)))
-    return tuple(found)
-
-
-def _window_conditions(kind: Kind) -> list[sa.ColumnElement[bool]]:
-    """The window's part of `_conditions`: timed rows against the instants, all-day rows
-    against the days (`calsync.domain.windows.all_day_in_window` on their stored
-    midnights), under one range of starts that an index scan answers."""
-    row = EventRow
-    start: sa.BindParameter[datetime] = sa.bindparam("window_start")
-    end: sa.BindParameter[datetime] = sa.bindparam("window_end")
-    day_start: sa.BindParameter[datetime] = sa.bindparam("day_start")
-    day_end: sa.BindParameter[datetime] = sa.bindparam("day_end")
-    timed, all_day = row.all_day.is_(False), row.all_day.is_(True)
-    event_overlaps = sa.or_(
-        sa.and_(
-            timed,
-            row.start_time < end,
-            sa.or_(
-                row.end_time > start,
-                sa.and_(row.end_time == row.start_time, row.start_time >= start),
-            ),
-        ),
-        sa.and_(all_day, row.start_time < day_end, row.end_time > day_start),
-    )
-    # An all-day series' recurrence_end is midnight of its last end date in its own zone
-    # (the reminders compare it with instants), less than a day from that date's
-    # midnight UTC: past `day_start` whenever that date is after the first day, never
-    # missing a series, but also for a series that ends on the first day in a zone west
-    # of UTC (an upper bound by less than a day, as UNTIL's is by a day).
-    series_overlaps = sa.or_(
-        sa.and_(
-            timed,
-            row.start_time < end,
-            sa.or_(row.recurrence_end.is_(None), row.recurrence_end > start),
-        ),
-        sa.and_(
-            all_day,
-            row.start_time < day_end,
-            sa.or_(row.recurrence_end.is_(None), row.recurrence_end > day_start),
-        ),
-    )
-    # The starts of both branches at once (`wide_end` is the later of the two ends), so
-    # an index on (user_id, start_time) bounds the scan; the branches then filter on
-    # columns the singles' index holds (migration 0008), keeping that scan index-only. Each kind
-    # gets only the branch that can hold for it, so that PostgreSQL can answer from the
-    # partial indexes of singles and masters (0006).
-    found: list[sa.ColumnElement[bool]] = [row.start_time < sa.bindparam("wide_end")]
-    if kind in (Kind.SINGLE, Kind.EXCEPTION):
-        found.append(event_overlaps)
-    elif kind is Kind.MASTER:
-        found.append(series_overlaps)
-    else:
-        found.append(
-            sa.or_(
-                sa.and_(row.is_recurring.is_(True), series_overlaps),
-                sa.and_(row.is_recurring.is_(False), event_overlaps),
-            )
-        )
-    return found
 
 
 def list_stored(
@@ -242,9 +74,9 @@ def list_stored(
     after: tuple[datetime, uuid.UUID] | None = None,
 ) -> list[StoredEvent]:
     """At most `limit` events matching `spec`, by (start, id), after the `after` key."""
-    query = select_stored().where(*_conditions(_shape(spec, after)))
+    query = select_stored().where(*filter_conditions(filter_shape(spec, after)))
     query = query.order_by(EventRow.start_time, EventRow.id).limit(limit)
-    rows = list(session.execute(query, _values(spec, after)))
+    rows = list(session.execute(query, filter_values(spec, after)))
     return _with_attendees(session, rows)
 
 
@@ -259,15 +91,15 @@ def list_keys(
     rows are not loaded (a caller that shows only some of them loads those, see
     `load_many`). Singles on PostgreSQL are found by an index-only scan of their partial
     index (0006; it holds every column their conditions read)."""
-    query = _keys_statement(_shape(spec, after), limit)
-    rows = session.execute(query, _values(spec, after))
+    query = _keys_statement(filter_shape(spec, after), limit)
+    rows = session.execute(query, filter_values(spec, after))
     return [(at, event_id) for at, event_id in rows]
 
 
 @lru_cache(maxsize=256)
-def _keys_statement(shape: _Shape, limit: int) -> sa.Select[datetime, uuid.UUID]:
+def _keys_statement(shape: FilterShape, limit: int) -> sa.Select[datetime, uuid.UUID]:
     """The keys statement of `list_keys`."""
-    query = sa.select(EventRow.start_time, EventRow.id).where(*_conditions(shape))
+    query = sa.select(EventRow.start_time, EventRow.id).where(*filter_conditions(shape))
     return query.order_by(EventRow.start_time, EventRow.id).limit(limit)
 
 
@@ -352,10 +184,10 @@ def series_outlines(session: Session, spec: EventFilter, *, limit: int) -> list[
     """The outlines of the masters `list_stored(session, spec, limit=limit)` returns, in
     the same order (`spec.kind` should be `Kind.MASTER`)."""
     query = sa.select(*_outline_columns(session.get_bind().dialect.name)).where(
-        *_conditions(_shape(spec))
+        *filter_conditions(filter_shape(spec))
     )
     query = query.order_by(EventRow.start_time, EventRow.id).limit(limit)
-    return [_outline(row) for row in session.execute(query, _values(spec))]
+    return [_outline(row) for row in session.execute(query, filter_values(spec))]
 
 
 def masters_of_exceptions_in(
@@ -370,8 +202,8 @@ def masters_of_exceptions_in(
     (``ix_events_exceptions_by_start``, migration 0011), then one query for their masters
     if any is missing. Masters are matched by their Google id, or by their local id when
     they have none (what exceptions name a series by)."""
-    query = _exception_series_statement(_shape(spec))
-    rows = session.execute(query, _values(spec))
+    query = _exception_series_statement(filter_shape(spec))
+    rows = session.execute(query, filter_values(spec))
     named = {(calendar_id, series_id) for calendar_id, series_id in rows if series_id}
     if not named:
         return []
@@ -407,16 +239,16 @@ def masters_of_exceptions_in(
 def _sort_instant(value: EventTime) -> datetime:
     """The stored instant of a start: its instant, midnight UTC for a day."""
     if value.day is not None:
-        return _midnight(value.day)
+        return midnight(value.day)
     assert value.instant is not None
     return value.instant
 
 
 @lru_cache(maxsize=16)
-def _exception_series_statement(shape: _Shape) -> sa.Select[uuid.UUID, str | None]:
+def _exception_series_statement(shape: FilterShape) -> sa.Select[uuid.UUID, str | None]:
     return (
         sa.select(EventRow.calendar_id, EventRow.recurring_event_id)
-        .where(*_conditions(shape))
+        .where(*filter_conditions(shape))
         .distinct()
     )
 
@@ -570,69 +402,6 @@ def find_by_provider_id(
     if row is None:
         return None
     return _with_attendees(session, [row])[0]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CalendarView:
-    """A calendar as the API shows it."""
-
-    id: uuid.UUID
-    provider_calendar_id: str
-    summary: str
-    timezone: str
-    access_role: str
-    is_primary: bool
-    selected: bool
-    conflict_policy: str | None
-    last_synced_at: datetime | None
-    last_sync_status: str | None
-    dirty: bool
-    poll_only: bool
-
-    @property
-    def writable(self) -> bool:
-        return self.access_role in ("owner", "writer")
-
-
-def calendars_of(session: Session, user_id: uuid.UUID) -> list[CalendarView]:
-    """The user's calendars, the primary one first, then by name."""
-    rows = session.scalars(
-        sa.select(Calendar)
-        .where(Calendar.user_id == user_id)
-        .order_by(Calendar.is_primary.desc(), Calendar.summary, Calendar.id)
-    )
-    return [_calendar_view(row) for row in rows]
-
-
-def calendar_of(session: Session, calendar_id: uuid.UUID) -> tuple[uuid.UUID, CalendarView] | None:
-    """(owner id, calendar) of one calendar, or `None`."""
-    row = session.get(Calendar, calendar_id)
-    return (row.user_id, _calendar_view(row)) if row is not None else None
-
-
-def set_conflict_policy(session: Session, calendar_id: uuid.UUID, policy: str | None) -> None:
-    """Set (or with `None` clear) the calendar's own conflict policy."""
-    row = session.get(Calendar, calendar_id)
-    if row is not None:
-        row.conflict_policy = policy
-        session.flush()
-
-
-def _calendar_view(row: Calendar) -> CalendarView:
-    return CalendarView(
-        id=row.id,
-        provider_calendar_id=row.provider_calendar_id,
-        summary=row.summary,
-        timezone=row.timezone,
-        access_role=row.access_role,
-        is_primary=row.is_primary,
-        selected=row.selected,
-        conflict_policy=row.conflict_policy,
-        last_synced_at=row.last_synced_at,
-        last_sync_status=row.last_sync_status,
-        dirty=row.dirty,
-        poll_only=row.poll_only,
-    )
 
 
 def _with_attendees(session: Session, rows: Sequence[EventRecord]) -> list[StoredEvent]:

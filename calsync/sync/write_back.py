@@ -64,7 +64,8 @@ from calsync.providers.errors import (
 )
 from calsync.services import Services
 from calsync.store import event_changes, outbox, sync_logs
-from calsync.store.event_queries import CalendarView, calendar_of, find_by_provider_id
+from calsync.store.calendar_views import CalendarView, calendar_of
+from calsync.store.event_queries import find_by_provider_id
 from calsync.store.events import StoredEvent, load_stored
 from calsync.store.sync_logs import LogKind, LogStatus
 from calsync.sync.resolve import (

@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 from calsync.bootstrap import Services
 from calsync.domain.conflicts import ConflictPolicy
 from calsync.events.views import calendar_json
-from calsync.store.event_queries import calendar_of, calendars_of, set_conflict_policy
+from calsync.store.calendar_views import calendar_of, calendars_of, set_conflict_policy
 from calsync.web.auth.principal import require_user
 from calsync.web.errors import APIError
 from calsync.web.requests import invalid_fields, read_json_object, unknown_fields

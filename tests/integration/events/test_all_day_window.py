@@ -18,14 +18,8 @@ import sqlalchemy as sa
 
 from calsync.domain.models import Event, EventTime
 from calsync.events.listing import ListQuery
-from calsync.store.event_queries import (
-    EventFilter,
-    Kind,
-    _keys_statement,
-    _shape,
-    _values,
-    list_keys,
-)
+from calsync.store.event_filters import EventFilter, Kind, filter_shape, filter_values
+from calsync.store.event_queries import _keys_statement, list_keys
 from calsync.store.events import event_columns
 from calsync.store.tables import Event as EventRow
 from calsync.store.tables import User as UserRow
@@ -199,10 +193,10 @@ def test_the_singles_of_a_window_are_read_from_their_index_alone(app: EventsApp)
     spec = EventFilter(
         user_id=users[1].id, start=query.start, end=query.end, days=query.days, kind=Kind.SINGLE
     )
-    statement = _keys_statement(_shape(spec), 51)
+    statement = _keys_statement(filter_shape(spec), 51)
     with app.services.engine.connect() as connection:
         compiled = statement.compile(connection)
-        parameters = compiled.construct_params(_values(spec))
+        parameters = compiled.construct_params(filter_values(spec))
         plan = "\n".join(
             row[0]
             for row in connection.exec_driver_sql(

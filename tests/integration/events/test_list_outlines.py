@@ -14,13 +14,15 @@ import sqlalchemy as sa
 from calsync.config import Settings
 from calsync.domain.models import Event, EventStatus, EventTime
 from calsync.domain.windows import DayRange
-from calsync.store.event_queries import (
+from calsync.store.event_filters import (
     EventFilter,
     Kind,
-    _conditions,
+    filter_conditions,
+    filter_shape,
+    filter_values,
+)
+from calsync.store.event_queries import (
     _outline_columns,
-    _shape,
-    _values,
     exceptions_of,
     exceptions_of_outlines,
     list_keys,
@@ -213,11 +215,11 @@ def test_sqlite_probes_exceptions_by_index_whatever_its_statistics(sqlite_app: E
     ) as connection:
         connection.execute(sa.text("ANALYZE"))
     spec = march(alice.id, Kind.MASTER)
-    query = sa.select(*_outline_columns("sqlite")).where(*_conditions(_shape(spec)))
+    query = sa.select(*_outline_columns("sqlite")).where(*filter_conditions(filter_shape(spec)))
     # When the outlines' statement is planned
     with app.services.engine.connect() as connection:
         compiled = query.compile(connection)
-        values = _values(spec)
+        values = filter_values(spec)
         parameters = tuple(  # the plan does not depend on the values, only their kinds
             str(values.get(name, compiled.params[name])) for name in compiled.positiontup or ()
         )

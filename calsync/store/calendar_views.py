@@ -1,0 +1,77 @@
+"""Calendars as the API shows them (`CalendarView`), read and changed for the API."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from calsync.store.tables import Calendar
+
+__all__ = ["CalendarView", "calendar_of", "calendars_of", "set_conflict_policy"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CalendarView:
+    """A calendar as the API shows it."""
+
+    id: uuid.UUID
+    provider_calendar_id: str
+    summary: str
+    timezone: str
+    access_role: str
+    is_primary: bool
+    selected: bool
+    conflict_policy: str | None
+    last_synced_at: datetime | None
+    last_sync_status: str | None
+    dirty: bool
+    poll_only: bool
+
+    @property
+    def writable(self) -> bool:
+        return self.access_role in ("owner", "writer")
+
+
+def calendars_of(session: Session, user_id: uuid.UUID) -> list[CalendarView]:
+    """The user's calendars, the primary one first, then by name."""
+    rows = session.scalars(
+        sa.select(Calendar)
+        .where(Calendar.user_id == user_id)
+        .order_by(Calendar.is_primary.desc(), Calendar.summary, Calendar.id)
+    )
+    return [_calendar_view(row) for row in rows]
+
+
+def calendar_of(session: Session, calendar_id: uuid.UUID) -> tuple[uuid.UUID, CalendarView] | None:
+    """(owner id, calendar) of one calendar, or `None`."""
+    row = session.get(Calendar, calendar_id)
+    return (row.user_id, _calendar_view(row)) if row is not None else None
+
+
+def set_conflict_policy(session: Session, calendar_id: uuid.UUID, policy: str | None) -> None:
+    """Set (or with `None` clear) the calendar's own conflict policy."""
+    row = session.get(Calendar, calendar_id)
+    if row is not None:
+        row.conflict_policy = policy
+        session.flush()
+
+
+def _calendar_view(row: Calendar) -> CalendarView:
+    return CalendarView(
+        id=row.id,
+        provider_calendar_id=row.provider_calendar_id,
+        summary=row.summary,
+        timezone=row.timezone,
+        access_role=row.access_role,
+        is_primary=row.is_primary,
+        selected=row.selected,
+        conflict_policy=row.conflict_policy,
+        last_synced_at=row.last_synced_at,
+        last_sync_status=row.last_sync_status,
+        dirty=row.dirty,
+        poll_only=row.poll_only,
+    )
