@@ -17,7 +17,7 @@ from anyio import to_thread
 from opentelemetry import trace
 from starlette.applications import Starlette
 from starlette.middleware.authentication import AuthenticationMiddleware
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -66,38 +66,58 @@ def create_app(services: Services) -> IntakeFirst:
 
     app = IntakeFirst(
         lifespan=lifespan,
-        routes=[
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/readyz", readyz, methods=["GET"]),
-            *([] if settings.metrics_port else [_metrics_route()]),
-            Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
-            Route("/auth/google", auth.start_google_sign_in, methods=["GET"]),
-            Route("/auth/google/callback", auth.finish_google_sign_in, methods=["GET"]),
-            Route("/me", me.get_me, methods=["GET"]),
-            *notice_routes.ROUTES,
-            Route("/admin/users", admin.list_users, methods=["GET"]),
-            Route("/admin/users/{user_id}", admin.update_user, methods=["PATCH"]),
-            Route("/admin/users/{user_id}/release-email", admin.release_email, methods=["POST"]),
-            Route("/admin/audit", admin.list_audit_events, methods=["GET"]),
-            Route("/calendars", calendars.list_calendars, methods=["GET"]),
-            Route("/calendars/{calendar_id}", calendars.update_calendar, methods=["PATCH"]),
-            Route("/events", events.create_event, methods=["POST"]),
-            Route("/events", events.list_events, methods=["GET"]),
-            Route("/events/{event_id}", events.get_event, methods=["GET"]),
-            Route("/events/{event_id}", events.update_event, methods=["PUT"]),
-            # PATCH is PUT: both are partial updates (decisions E1, P5)
-            Route("/events/{event_id}", events.update_event, methods=["PATCH"]),
-            Route("/events/{event_id}", events.delete_event, methods=["DELETE"]),
-            Route("/sync", sync.trigger_sync, methods=["POST"]),
-            Route("/sync/logs", sync.list_sync_logs, methods=["GET"]),
-            *_dev_routes(settings),
-        ],
+        routes=_routes(settings),
         exception_handlers=EXCEPTION_HANDLERS,
     )
     app.state.services = services
     app.state.state_snapshots = state_snapshots(services)
     app.state.channel_cache = ChannelCache()
     app.state.dirty_marks = DirtyMarks()
+    _add_middleware(app, services, limiter_backend)
+    # in front of everything, Starlette's error middleware included (decisions W1, I3)
+    app.intake = functools.partial(
+        NotificationIntakeMiddleware,
+        services=services,
+        cache=app.state.channel_cache,
+        marks=app.state.dirty_marks,
+    )
+    return app
+
+
+def _routes(settings: Settings) -> list[BaseRoute]:
+    """The API's routes (the webhook intake answers in front of them, `IntakeFirst`)."""
+    return [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        *([] if settings.metrics_port else [_metrics_route()]),
+        Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
+        Route("/auth/google", auth.start_google_sign_in, methods=["GET"]),
+        Route("/auth/google/callback", auth.finish_google_sign_in, methods=["GET"]),
+        Route("/me", me.get_me, methods=["GET"]),
+        *notice_routes.ROUTES,
+        Route("/admin/users", admin.list_users, methods=["GET"]),
+        Route("/admin/users/{user_id}", admin.update_user, methods=["PATCH"]),
+        Route("/admin/users/{user_id}/release-email", admin.release_email, methods=["POST"]),
+        Route("/admin/audit", admin.list_audit_events, methods=["GET"]),
+        Route("/calendars", calendars.list_calendars, methods=["GET"]),
+        Route("/calendars/{calendar_id}", calendars.update_calendar, methods=["PATCH"]),
+        Route("/events", events.create_event, methods=["POST"]),
+        Route("/events", events.list_events, methods=["GET"]),
+        Route("/events/{event_id}", events.get_event, methods=["GET"]),
+        Route("/events/{event_id}", events.update_event, methods=["PUT"]),
+        # PATCH is PUT: both are partial updates (decisions E1, P5)
+        Route("/events/{event_id}", events.update_event, methods=["PATCH"]),
+        Route("/events/{event_id}", events.delete_event, methods=["DELETE"]),
+        Route("/sync", sync.trigger_sync, methods=["POST"]),
+        Route("/sync/logs", sync.list_sync_logs, methods=["GET"]),
+        *_dev_routes(settings),
+    ]
+
+
+def _add_middleware(app: Starlette, services: Services, limiter_backend: RateLimitBackend) -> None:
+    """The request pipeline around the routes, in its order (each added one wraps the
+    ones before it)."""
+    settings = services.settings
     # Added innermost first: metrics see every answer, the body limit acts before anything
     # reads the body, each client address is limited before authentication (a request
     # with a token carries its address bucket to the user limit, one hit for both; a
@@ -135,14 +155,6 @@ def create_app(services: Services) -> IntakeFirst:
     if tracing.enabled():
         add_tracing_middleware(app)
     app.add_middleware(RequestIdMiddleware)  # every answer and log line has it
-    # in front of everything, Starlette's error middleware included (decisions W1, I3)
-    app.intake = functools.partial(
-        NotificationIntakeMiddleware,
-        services=services,
-        cache=app.state.channel_cache,
-        marks=app.state.dirty_marks,
-    )
-    return app
 
 
 def _dev_routes(settings: Settings) -> list[Route]:
