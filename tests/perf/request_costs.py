@@ -1,7 +1,7 @@
 """What the API's request pipeline costs, part by part: the CPU of a signed-in request
 with no route work, of one thread hop, of a session's one statement, next to a week read
 and a create, and what leaving out each part of authentication saves. Prints figures
-only (issue 21; decisions HM1-HM3).
+only (issue 21; decisions HM1-HM3, HT1).
 
 Run: ``.venv/bin/python -m tests.perf.cpu_per_route --seed-data --database NAME`` once
 (the data), then ``.venv/bin/python -m tests.perf.request_costs --database NAME
@@ -18,6 +18,11 @@ The "leaving out" cases patch the app's classes for their batch only: the rate-l
 answered without Redis, the account read answered from a per-process dictionary, and
 both with authentication's thread call run inline (no hop). They are what the parts
 cost, not something calsync could do as it is (decisions HM1-HM2 say why).
+
+Creates run at three distances (60-300 days ahead as the load's, 8-27 days, within two
+days: the seeded calendar's user, whose week is not read), each also "before HT1": the
+new event's reminders replanned by reading as before decision HT1, patched in for its
+batches.
 """
 
 from __future__ import annotations
