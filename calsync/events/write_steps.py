@@ -32,6 +32,8 @@ from calsync.events.views import EventView
 from calsync.notify.on_event_change import (
     EventChange,
     events_changed,
+    reminder_candidates,
+    reschedule_many,
     reschedule_reminders,
 )
 from calsync.store import event_changes, outbox
@@ -48,6 +50,7 @@ __all__ = [
     "insert_event",
     "insert_exception",
     "notify",
+    "plan_new_reminders",
     "queue",
     "refuse",
     "save",
@@ -111,9 +114,34 @@ def insert_event(
         base=base,
     )
     queue(session, stored, operation, now=now)
-    before, after = notice if notice is not None else (None, stored.event)
-    notify(session, account, before, after, event_id, now=now, owner=stored.user_id)
+    if notice is None:  # a new event: its reminders are planned from the values in hand
+        notify(
+            session,
+            account,
+            None,
+            stored.event,
+            event_id,
+            now=now,
+            owner=stored.user_id,
+            new=stored,
+        )
+    else:
+        notify(session, account, *notice, event_id, now=now, owner=stored.user_id)
     return stored
+
+
+def plan_new_reminders(session: Session, stored: StoredEvent, *, now: datetime) -> None:
+    """Plan the reminders of `stored`, a new event (not an exception) this transaction has
+    just inserted with a fresh id: the outcome of `reschedule_reminders`, found from the
+    values in hand (decision HT1). A new id has no pending reminder, so only an event
+    `reminder_candidates` picks (one that may have a reminder due within the horizon) is
+    planned, by `reschedule_many`; for any other nothing is read, or only the owner's
+    preferences (an exception is always picked: its series is replanned)."""
+    picked = reminder_candidates(
+        session, [(stored.id, stored.event)], user_id=stored.user_id, now=now
+    )
+    if picked:
+        reschedule_many(session, (), new=picked, now=now)
 
 
 def _calendar_owner(session: Session, calendar: CalendarView) -> uuid.UUID:
@@ -143,9 +171,12 @@ def notify(
     *,
     now: datetime,
     owner: uuid.UUID | None = None,
+    new: StoredEvent | None = None,
 ) -> None:
     """Record the change notice of `account`'s change and replan the event's reminders;
-    `owner`: the owner of the event's row when the caller knows it (read otherwise)."""
+    `owner`: the owner of the event's row when the caller knows it (read otherwise);
+    `new`: the event's row when this transaction has just inserted it with a fresh id
+    (`plan_new_reminders`, no read of it)."""
     events_changed(
         session,
         [EventChange(event_id, before, after, owner_id=owner)],
@@ -153,7 +184,10 @@ def notify(
         source="api",
         now=now,
     )
-    reschedule_reminders(session, event_id, now=now)
+    if new is not None:
+        plan_new_reminders(session, new, now=now)
+    else:
+        reschedule_reminders(session, event_id, now=now)
 
 
 def refuse(problems: list[TypeProblem]) -> None:

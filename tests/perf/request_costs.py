@@ -1,7 +1,7 @@
 """What the API's request pipeline costs, part by part: the CPU of a signed-in request
 with no route work, of one thread hop, of a session's one statement, next to a week read
 and a create, and what leaving out each part of authentication saves. Prints figures
-only (issue 21; decisions HM1-HM3).
+only (issue 21; decisions HM1-HM3, HT1).
 
 Run: ``.venv/bin/python -m tests.perf.cpu_per_route --seed-data --database NAME`` once
 (the data), then ``.venv/bin/python -m tests.perf.request_costs --database NAME
@@ -18,6 +18,11 @@ The "leaving out" cases patch the app's classes for their batch only: the rate-l
 answered without Redis, the account read answered from a per-process dictionary, and
 both with authentication's thread call run inline (no hop). They are what the parts
 cost, not something calsync could do as it is (decisions HM1-HM2 say why).
+
+Creates run at three distances (60-300 days ahead as the load's, 8-27 days, within two
+days: the seeded calendar's user, whose week is not read), each also "before HT1": the
+new event's reminders replanned by reading as before decision HT1, patched in for its
+batches.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
@@ -39,9 +45,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+import calsync.events.write_steps as write_steps
 import calsync.web.auth.principal as principal
 from calsync.bootstrap import Services, bootstrap
 from calsync.config import Settings
+from calsync.notify.on_event_change import reschedule_reminders
 from calsync.store.db import api_pool
 from calsync.token_buckets import Bucket, RateDecision
 from calsync.web.app import create_app
@@ -82,13 +90,20 @@ def probe_routes(services: Services) -> list[Route]:
 
 @contextmanager
 def left_out(
-    *, limit_hit: bool = False, account_read: bool = False, hop: bool = False
+    *,
+    limit_hit: bool = False,
+    account_read: bool = False,
+    hop: bool = False,
+    reread_reminders: bool = False,
 ) -> Iterator[None]:
-    """Authentication with the named parts left out, for the block (see the docstring)."""
+    """Authentication with the named parts left out, for the block (see the docstring);
+    `reread_reminders`: a create's reminders replanned as before HT1 (by reading the row,
+    the owner's zone and preferences and the pending reminders), for comparison."""
     saved = (
         RedisRateLimitBackend.hit_all,
         JWTAuthBackend._load,
         principal.__dict__["run_in_threadpool"],
+        write_steps.plan_new_reminders,
     )
     accounts: dict[str, Any] = {}
     real_load = JWTAuthBackend._load
@@ -111,10 +126,36 @@ def left_out(
             JWTAuthBackend._load = remembered  # type: ignore[method-assign]
         if hop:
             setattr(principal, "run_in_threadpool", inline)  # noqa: B010
+        if reread_reminders:
+            write_steps.plan_new_reminders = reread
         yield
     finally:
         RedisRateLimitBackend.hit_all, JWTAuthBackend._load = saved[0], saved[1]  # type: ignore[method-assign]
         setattr(principal, "run_in_threadpool", saved[2])  # noqa: B010
+        write_steps.plan_new_reminders = saved[3]
+
+
+def reread(session: Any, stored: Any, *, now: Any) -> None:
+    """A new event's reminders replanned as any changed event's are (before HT1)."""
+    reschedule_reminders(session, stored.id, now=now)
+
+
+def near_create(state: dict[str, Any], first: int, last: int) -> Make:
+    """A create of the seeded calendar's user (``month_token``: not a user whose week
+    is read) that starts `first` to `last` days and some hours from now."""
+
+    def make(rng: random.Random) -> tuple[Any, ...]:
+        start = datetime.now(UTC) + timedelta(
+            days=rng.randint(first, last), hours=rng.randint(3, 20)
+        )
+        event = {
+            "title": "request-costs",
+            "start_time": start.isoformat(timespec="seconds"),
+            "end_time": (start + timedelta(minutes=30)).isoformat(timespec="seconds"),
+        }
+        return "POST", "/events", state["month_token"], json.dumps(event).encode()
+
+    return make
 
 
 def cases(state: dict[str, Any]) -> dict[str, tuple[Make, dict[str, bool]]]:
@@ -126,13 +167,20 @@ def cases(state: dict[str, Any]) -> dict[str, tuple[Make, dict[str, bool]]]:
         return lambda rng: ("GET", path, rng.choice(tokens), b"")
 
     week, empty = routes["GET /events week"], probe("/x/auth")
+    far, month, soon = routes["POST /events"], near_create(state, 8, 27), near_create(state, 0, 1)
+    before = {"reread_reminders": True}
     return {
         "GET /healthz (no token)": (routes["GET /healthz"], {}),
         "signed in, empty route": (empty, {}),
         "  + one thread hop": (probe("/x/hop"), {}),
         "  + one session's SELECT 1 in it": (probe("/x/session"), {}),
         "week read (expand=true)": (week, {}),
-        "create": (routes["POST /events"], {}),
+        "create": (far, {}),
+        "create, before HT1": (far, before),
+        "create 8-27 days ahead": (month, {}),
+        "create 8-27 days ahead, before HT1": (month, before),
+        "create within 2 days": (soon, {}),
+        "create within 2 days, before HT1": (soon, before),
         "signed in, no rate-limit hit": (empty, {"limit_hit": True}),
         "signed in, no account read": (empty, {"account_read": True}),
         "signed in, neither, no hop": (
@@ -162,7 +210,7 @@ async def run(database: str, batches: int, per_batch: int) -> None:
         for batch in range(batches + 1):  # batch 0 warms up, unmeasured
             for name in list(table) if batch % 2 else list(table)[::-1]:
                 make, parts = table[name]
-                count = per_batch // 5 if name == "create" else per_batch
+                count = per_batch // 5 if name.startswith("create") else per_batch
                 with left_out(**parts):
                     started = time.process_time()
                     for _ in range(count):
