@@ -14,6 +14,7 @@ import functools
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,9 +30,9 @@ from calsync.emulator.testing import build_calendar_service
 from calsync.events.upkeep import CatchUp, catch_up
 from calsync.providers.google.factory import GoogleProviders
 from calsync.providers.quota import quota_limiter
-from calsync.store import outbox
+from calsync.store import instances, outbox
 from calsync.store.db import PoolSize
-from calsync.store.tables import Calendar
+from calsync.store.tables import Calendar, instance_horizon
 from calsync.store.users import ensure_user
 from calsync.store.zones import stored_zone
 from calsync.sync import calendar_list, pull
@@ -166,6 +167,21 @@ class EventsApp:
         """Run the read model's upkeep after the writes, as the ``refresh_read_model``
         job does (the tests drive jobs by hand)."""
         return catch_up(self.services.sessions)
+
+    @contextmanager
+    def model_off(self) -> Iterator[None]:
+        """The read model switched off (its horizon removed) while the block runs, so
+        that listings expand per request as they did before it; switched on again after."""
+        with self.services.sessions() as session:
+            bounds = instances.horizon(session)
+        assert bounds is not None, "the read model is not on"
+        with self.services.sessions.begin() as session:
+            session.execute(sa.delete(instance_horizon))
+        try:
+            yield
+        finally:
+            with self.services.sessions.begin() as session:
+                instances.set_horizon(session, *bounds)
 
     def create(self, user: User, body: dict[str, Any], **headers: str) -> dict[str, Any]:
         response = self.client.post("/events", json=body, headers=user.headers | headers)

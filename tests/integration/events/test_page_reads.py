@@ -91,16 +91,8 @@ def listed(app: EventsApp, user: User) -> list[dict[str, Any]]:
 
 def expanded(app: EventsApp, user: User) -> list[dict[str, Any]]:
     """`listed` by today's expansion (the model switched off for the one listing)."""
-    with app.services.sessions() as session:
-        bounds = instances.horizon(session)
-    assert bounds is not None
-    with app.services.sessions.begin() as session:
-        session.execute(sa.delete(instance_horizon))
-    try:
+    with app.model_off():
         return listed(app, user)
-    finally:
-        with app.services.sessions.begin() as session:
-            instances.set_horizon(session, *bounds)
 
 
 def in_transaction_after(engine: sa.Engine, statements: list[bool]) -> Any:

@@ -19,13 +19,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from calsync.config import Settings
 from calsync.events import model_bodies, read_model
 from calsync.store import instance_pages, instances
-from calsync.store.tables import instance_horizon
 from calsync.web.app import create_app
 from tests.conftest import FakeGoogle
 from tests.integration.events.conftest import EventsApp, User, committed_first, running
@@ -74,16 +72,8 @@ def shown(app: EventsApp, user: User, client: TestClient | None = None) -> list[
 
 def expanded(app: EventsApp, user: User) -> list[tuple[str, ...]]:
     """`shown` by today's expansion (the model switched off for the one listing)."""
-    with app.services.sessions() as session:
-        bounds = instances.horizon(session)
-    assert bounds is not None
-    with app.services.sessions.begin() as session:
-        session.execute(sa.delete(instance_horizon))
-    try:
+    with app.model_off():
         return shown(app, user)
-    finally:
-        with app.services.sessions.begin() as session:
-            instances.set_horizon(session, *bounds)
 
 
 @pytest.fixture(params=["documents", "rendered"])

@@ -31,7 +31,7 @@ from calsync.store import instance_upkeep, instances
 from calsync.store.tables import Event, event_documents, event_instances, instance_dirty
 from tests.conftest import FakeGoogle
 from tests.integration.events.conftest import START, EventsApp, User, running
-from tests.integration.events.test_read_model import Spy, model_on, walk
+from tests.integration.events.test_read_model import Spy, walk
 
 pytestmark = pytest.mark.integration
 
@@ -114,14 +114,8 @@ def listing(app: EventsApp, user: User, spy: Spy) -> tuple[list[Any], bool]:
 
 def expanded(app: EventsApp, user: User) -> list[Any]:
     """The same pages by per-request expansion (the model switched off meanwhile)."""
-    with app.services.sessions() as session:
-        bounds = instances.horizon(session)
-    assert bounds is not None
-    model_on(app, False, bounds)
-    try:
+    with app.model_off():
         return walk(app, user, WINDOW)
-    finally:
-        model_on(app, True, bounds)
 
 
 def titles(pages: list[Any]) -> set[str]:
