@@ -6,7 +6,6 @@ never calls the Calendar API: it records intent in the database and enqueues job
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,7 +24,6 @@ from calsync import metrics, tracing
 from calsync.bootstrap import Services
 from calsync.config import Settings
 from calsync.logs import log_context, redact
-from calsync.sync.notification_checks import ChannelCache, DirtyMarks
 from calsync.web import openapi
 from calsync.web.auth.principal import JWTAuthBackend, Principal, authentication_failed
 from calsync.web.connections import ConnectionPermits, RequestConnectionMiddleware
@@ -40,7 +38,7 @@ from calsync.web.limits import (
     RedisRateLimitBackend,
     client_address_key,
 )
-from calsync.web.notification_intake import IntakeFirst, NotificationIntakeMiddleware
+from calsync.web.notification_intake import IntakeFirst
 from calsync.web.request_id import RequestIdMiddleware
 from calsync.web.request_limits import AddressLimitMiddleware, UserLimitMiddleware
 from calsync.web.routes import admin, auth, calendars, dev, events, me, sync
@@ -71,16 +69,9 @@ def create_app(services: Services) -> IntakeFirst:
     )
     app.state.services = services
     app.state.state_snapshots = state_snapshots(services)
-    app.state.channel_cache = ChannelCache()
-    app.state.dirty_marks = DirtyMarks()
     _add_middleware(app, services, limiter_backend)
     # in front of everything, Starlette's error middleware included (decisions W1, I3)
-    app.intake = functools.partial(
-        NotificationIntakeMiddleware,
-        services=services,
-        cache=app.state.channel_cache,
-        marks=app.state.dirty_marks,
-    )
+    app.put_intake_in_front(services)
     return app
 
 

@@ -30,6 +30,7 @@ OpenTelemetry ASGI middleware too, so the webhook never pays for what it does no
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -371,3 +372,15 @@ class IntakeFirst(Starlette):
     def build_middleware_stack(self) -> ASGIApp:
         stack = super().build_middleware_stack()
         return stack if self.intake is None else self.intake(stack)
+
+    def put_intake_in_front(self, services: Services) -> None:
+        """Answer Google's notifications for `services` in front of this app (`intake`),
+        with the channel cache and dirty marks it shares through ``app.state``."""
+        self.state.channel_cache = ChannelCache()
+        self.state.dirty_marks = DirtyMarks()
+        self.intake = functools.partial(
+            NotificationIntakeMiddleware,
+            services=services,
+            cache=self.state.channel_cache,
+            marks=self.state.dirty_marks,
+        )

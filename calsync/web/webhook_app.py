@@ -12,18 +12,15 @@ answering the path too, for single-process installations.
 
 from __future__ import annotations
 
-import functools
-
 from starlette.routing import Route
 
 from calsync.bootstrap import Services, bootstrap
 from calsync.config import Settings
 from calsync.logs import configure_logging
-from calsync.sync.notification_checks import ChannelCache, DirtyMarks
 from calsync.tracing import configure_tracing
 from calsync.web.errors import EXCEPTION_HANDLERS
 from calsync.web.health import healthz, metrics_endpoint, readyz, state_snapshots
-from calsync.web.notification_intake import IntakeFirst, NotificationIntakeMiddleware
+from calsync.web.notification_intake import IntakeFirst
 from calsync.web.request_id import RequestIdMiddleware
 
 
@@ -38,15 +35,8 @@ def create_webhook_app(services: Services) -> IntakeFirst:
     app = IntakeFirst(routes=routes, exception_handlers=EXCEPTION_HANDLERS)
     app.state.services = services
     app.state.state_snapshots = state_snapshots(services)
-    app.state.channel_cache = ChannelCache()
-    app.state.dirty_marks = DirtyMarks()
     app.add_middleware(RequestIdMiddleware)
-    app.intake = functools.partial(
-        NotificationIntakeMiddleware,
-        services=services,
-        cache=app.state.channel_cache,
-        marks=app.state.dirty_marks,
-    )
+    app.put_intake_in_front(services)
     return app
 
 
