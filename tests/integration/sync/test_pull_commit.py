@@ -17,10 +17,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from calsync.config import Settings
 from calsync.store import pull_leases
 from calsync.store.tables import Calendar, Event
 from calsync.sync.pull import pull_calendar
-from tests.integration.sync.conftest import SyncStack
+from tests.conftest import FakeGoogle
+from tests.integration.sync.conftest import SyncStack, migrated, running_stack, sync_settings
 
 pytestmark = pytest.mark.integration
 
@@ -95,12 +97,20 @@ def test_a_pull_commits_without_waiting_for_the_flush_and_only_it(hand_stack: Sy
     assert set(returned) == {"on"}, returned
 
 
+@pytest.fixture
+def postgresql_hand_stack(
+    production_settings: Settings, fake_google: FakeGoogle
+) -> Iterator[SyncStack]:
+    """`hand_stack` on PostgreSQL only: SQLite has no asynchronous commit to check."""
+    settings = sync_settings(migrated(production_settings), fake_google)
+    yield from running_stack(settings, fake_google, threads=0)
+
+
 def test_the_lease_commits_without_waiting_for_the_flush_and_only_it(
-    hand_stack: SyncStack,
+    postgresql_hand_stack: SyncStack,
 ) -> None:
+    hand_stack = postgresql_hand_stack
     services = hand_stack.services
-    if services.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite has no asynchronous commit")
     # Given two users' calendars, pulled once
     calendars = [
         hand_stack.calendar_id(hand_stack.connect_pulled(email), email) for email in EMAILS
