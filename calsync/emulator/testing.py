@@ -211,12 +211,15 @@ class PushReceiver:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
-                self.send_response(receiver.status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                # Recorded before answering: the emulator sends its next message as soon
+                # as this one is answered, and that one's handler thread must not be able
+                # to record first (CI saw ['exists', 'sync'] for ['sync', 'exists']).
                 with receiver._changed:
                     receiver._received.append(RecordedPush(self.path, dict(self.headers), body))
                     receiver._changed.notify_all()
+                self.send_response(receiver.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
