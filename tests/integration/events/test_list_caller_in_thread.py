@@ -89,9 +89,9 @@ def audited(app: EventsApp) -> dict[str, int]:
             )
         ).all()
     found: dict[str, int] = {}
-    for row in rows:
-        reason = (row.details or {}).get("reason", "")
-        found[reason] = found.get(reason, 0) + row.count
+    for details, count in rows:
+        reason = (details or {}).get("reason", "")
+        found[reason] = found.get(reason, 0) + count
     return found
 
 
