@@ -299,17 +299,41 @@ class RequestConnection:
         COMMITTED transaction, without the ``BEGIN`` and ``ROLLBACK`` round trips; the
         connection's isolation is back to its default before anything else runs on it."""
         connection = self.connection()
-        if connection.dialect.name != "postgresql" or connection.in_transaction():
+        if connection.in_transaction():
             result = run(connection)
             connection.rollback()
             return result
-        connection.execution_options(isolation_level="AUTOCOMMIT")
         try:
-            return run(connection)
+            with statements_alone(connection):
+                return run(connection)
         finally:
             connection.rollback()  # SQLAlchemy's transaction only: none is open here
-            if not connection.invalidated:
-                connection.execution_options(isolation_level=connection.default_isolation_level)
+
+
+@contextmanager
+def statements_alone(connection: Connection) -> Iterator[Connection]:
+    """The block's statements on `connection`, which has no transaction open, each one a
+    snapshot of its own; the caller then ends the transaction SQLAlchemy began for them
+    (nothing is open on the server: that sends nothing).
+
+    On PostgreSQL psycopg's ``autocommit`` is set on the driver's connection for the
+    block (an attribute: no I/O), so psycopg sends no ``BEGIN`` before the first
+    statement and the ``ROLLBACK`` after it has nothing to send (decisions HB2, HN1).
+    It is set on the driver rather than through SQLAlchemy's ``isolation_level``
+    execution option, whose set and reset ran SQLAlchemy's connection-characteristics
+    machinery twice a read (decision HU2); the connection is back to its default
+    before anything else runs on it, and the pool finds it as SQLAlchemy left it.
+    SQLite's driver runs a ``SELECT`` outside a transaction anyway: unchanged there.
+    """
+    raw: Any = connection.connection.dbapi_connection
+    driver = raw if connection.dialect.name == "postgresql" else None
+    if driver is not None:
+        driver.autocommit = True
+    try:
+        yield connection
+    finally:
+        if driver is not None and not driver.closed:
+            driver.autocommit = False  # no transaction is open: an attribute, no I/O
 
 
 _HELD: ContextVar[RequestConnection | None] = ContextVar("calsync_request_connection", default=None)

@@ -21,6 +21,7 @@ from typing import Any, Final, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from calsync.store.db import statements_alone
 from calsync.store.instances import LONG_SPAN
 from calsync.store.tables import (
     event_documents,
@@ -185,15 +186,11 @@ def _alone(session: Session, statement: sa.Executable, values: dict[str, Any]) -
     it, as `calsync.store.db.RequestConnection.first_statement` does."""
     if session.in_transaction():
         return list(session.connection().execute(statement, values).all())
-    postgres = session.get_bind().dialect.name == "postgresql"
-    options = {"isolation_level": "AUTOCOMMIT"} if postgres else None
-    connection = session.connection(execution_options=options)
     try:
-        return list(connection.execute(statement, values).all())
+        with statements_alone(session.connection()) as connection:
+            return list(connection.execute(statement, values).all())
     finally:
         session.rollback()
-        if postgres and not (connection.closed or connection.invalidated):
-            connection.execution_options(isolation_level=connection.default_isolation_level)
 
 
 def _key(row: ListedRow) -> tuple[datetime, str]:

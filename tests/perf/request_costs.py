@@ -5,19 +5,22 @@ only (issue 21; decisions HM1-HM3, HT1).
 
 Run: ``.venv/bin/python -m tests.perf.cpu_per_route --seed-data --database NAME`` once
 (the data), then ``.venv/bin/python -m tests.perf.request_costs --database NAME
-[--batches 10] [--per-batch 100]``.
+[--batches 10] [--per-batch 100] [--no-creates]``.
 
 One process, production mode (PostgreSQL, Redis), each request one call of the ASGI app
 (`tests.perf.cpu_per_route.call`: no socket, no server), timed with `time.process_time`
 (every thread of the process). The cases run in alternating batches, so that a change in
-the machine's load falls on all of them alike. Three routes exist only here (added to the
+the machine's load falls on all of them alike (a month page, 200 instances of the seeded
+calendar's user, runs half as many a batch). Three routes exist only here (added to the
 app this script builds): ``/x/auth`` answers the caller's id from the loop, ``/x/hop``
 adds one `run_in_threadpool` of nothing, ``/x/session`` one session's ``SELECT 1`` in it.
 
 The "leaving out" cases patch the app's classes for their batch only: the rate-limit hit
 answered without Redis, the account read answered from a per-process dictionary, and
 both with authentication's thread call run inline (no hop). They are what the parts
-cost, not something calsync could do as it is (decisions HM1-HM2 say why).
+cost, not something calsync could do as it is (decisions HM1-HM2 say why). Since
+decision HU1 ``GET /events`` reads its caller in the route's thread: authentication has
+no thread call of its own there, so "no hop" leaves nothing out of a week read.
 
 Creates run at three distances (60-300 days ahead as the load's, 8-27 days, within two
 days: the seeded calendar's user, whose week is not read), each also "before HT1": the
@@ -175,6 +178,7 @@ def cases(state: dict[str, Any]) -> dict[str, tuple[Make, dict[str, bool]]]:
         "  + one thread hop": (probe("/x/hop"), {}),
         "  + one session's SELECT 1 in it": (probe("/x/session"), {}),
         "week read (expand=true)": (week, {}),
+        "month page of 200 (expand=true)": (routes["GET /events month page"], {}),
         "create": (far, {}),
         "create, before HT1": (far, before),
         "create 8-27 days ahead": (month, {}),
@@ -196,14 +200,18 @@ def cases(state: dict[str, Any]) -> dict[str, tuple[Make, dict[str, bool]]]:
     }
 
 
-async def run(database: str, batches: int, per_batch: int) -> None:
+async def run(database: str, batches: int, per_batch: int, creates: bool = True) -> None:
     state = json.loads(_state_file(database).read_text())
     redis.Redis.from_url(state["redis"]).flushdb()
     settings = Settings.from_env(_environment("http://127.0.0.1:9", state))
     services = bootstrap(settings, pool=api_pool(settings.api_threads))  # as `calsync serve`
     app: Any = create_app(services)
     app.router.routes[:0] = probe_routes(services)
-    table = cases(state)
+    table = {
+        name: case
+        for name, case in cases(state).items()
+        if creates or not name.startswith("create")
+    }
     spent = dict.fromkeys(table, 0.0)
     rng = random.Random(20261207)
     try:
@@ -211,6 +219,7 @@ async def run(database: str, batches: int, per_batch: int) -> None:
             for name in list(table) if batch % 2 else list(table)[::-1]:
                 make, parts = table[name]
                 count = per_batch // 5 if name.startswith("create") else per_batch
+                count = count // 2 if name.startswith("month") else count
                 with left_out(**parts):
                     started = time.process_time()
                     for _ in range(count):
@@ -232,8 +241,9 @@ def main() -> None:
     parser.add_argument("--database", default="calsync_cpu_per_route")
     parser.add_argument("--batches", type=int, default=10)
     parser.add_argument("--per-batch", type=int, default=100)
+    parser.add_argument("--no-creates", action="store_true", help="the read cases only")
     args = parser.parse_args()
-    asyncio.run(run(args.database, args.batches, args.per_batch))
+    asyncio.run(run(args.database, args.batches, args.per_batch, not args.no_creates))
 
 
 if __name__ == "__main__":

@@ -32,7 +32,8 @@ from calsync.events.listing import list_bodies
 from calsync.events.views import EventView, event_json
 from calsync.events.writes import Scope, WriteResult
 from calsync.store import idempotency
-from calsync.web.auth.principal import require_user
+from calsync.web.auth.principal import read_caller, require_token, require_user
+from calsync.web.connections import use_request_connection
 from calsync.web.errors import APIError
 from calsync.web.json_body import json_response, list_body
 from calsync.web.list_query import parse_list_query
@@ -119,16 +120,22 @@ def _replay_new_session(
 
 
 async def list_events(request: Request) -> Response:
-    """The caller's events, filtered, ordered by start, one page at a time."""
-    account = require_user(request)
+    """The caller's events, filtered, ordered by start, one page at a time.
+
+    The caller's account is read in this route's worker thread, before the query is
+    read (it is in the caller's zone) and the page: one thread hop a request (decision
+    HU1; `calsync.web.app.ACCOUNT_IN_ROUTE`)."""
+    require_token(request)
     services: Services = request.app.state.services
-    query = parse_list_query(
-        request.query_params,
-        user_zone=account.timezone or "UTC",
-        scope=list_scope("events", account.id, request.query_params),
-    )
+    await use_request_connection(services.engine)  # its permit, on the loop (U1)
 
     def run() -> bytes:
+        account = read_caller(request)
+        query = parse_list_query(
+            request.query_params,
+            user_zone=account.timezone or "UTC",
+            scope=list_scope("events", account.id, request.query_params),
+        )
         with services.sessions() as session:
             bodies, cursor = list_bodies(session, account.id, query)
         return list_body(bodies, cursor)
