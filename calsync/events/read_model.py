@@ -251,10 +251,12 @@ def add_new_singles(session: Session, singles: Sequence[StoredEvent]) -> None:
     """Store the items and documents of live singles that this transaction has just
     inserted, from the rows as written (decision HI4): what `replace_owners` stores for
     them, without locking and re-reading rows the caller holds and has in hand, nor
-    deleting items, documents or held ranges that a new row cannot have yet."""
+    deleting items, documents or held ranges that a new row cannot have yet (decision
+    HV1: not even the documents' ``DELETE``)."""
     ids = ordered_ids([single.id for single in singles])
+    documents = [single_document(s) for s in singles]
     instances.insert_singles(session, ids)
-    instances.replace_documents(session, ids, [single_document(s) for s in singles])
+    instances.insert_documents(session, documents)
 
 
 def extend_owners(

@@ -44,6 +44,7 @@ __all__ = [
     "forget_held",
     "held_near",
     "horizon",
+    "insert_documents",
     "insert_rows",
     "insert_singles",
     "live_masters",
@@ -314,6 +315,13 @@ def replace_documents(
     rows: every event id among them is one of `event_ids`)."""
     for condition in any_of(session, event_documents.c.event_id, ordered_ids(event_ids)):
         session.execute(sa.delete(event_documents).where(condition))
+    _insert(session, event_documents, documents)
+
+
+def insert_documents(session: Session, documents: Sequence[Mapping[str, Any]]) -> None:
+    """Store `documents` (``event_documents`` rows) of events that have none: what
+    `replace_documents` does without its ``DELETE`` (a row this transaction has just
+    inserted has no document yet)."""
     _insert(session, event_documents, documents)
 
 
