@@ -144,9 +144,9 @@ def _inline(
     session: Session, claimed: Sequence[Recorded], fresh: dict[uuid.UUID, StoredEvent]
 ) -> int:
     """Re-expand the owners of this transaction's `claimed` records; the number kept.
-    When every record names one of the singles it created (`fresh`: a create), their
-    items come from the rows in hand: seven fewer statements (decision HI4), and the
-horizon is not read (HV1)."""
+        When every record names one of the singles it created (`fresh`: a create), their
+        items come from the rows in hand: seven fewer statements (decision HI4), and the
+    horizon is not read (HV1)."""
     named = {r.event_id for r in claimed}
     if fresh and all(r.event_id in fresh and not r.series_ref for r in claimed):
         # No read of the horizon (decision HV1): a single's item does not depend on it,

@@ -45,6 +45,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+import calsync
 import calsync.events.write_steps as write_steps
 import calsync.web.auth.principal as principal
 from calsync.bootstrap import Services, bootstrap
@@ -196,15 +197,26 @@ def cases(state: dict[str, Any]) -> dict[str, tuple[Make, dict[str, bool]]]:
     }
 
 
-async def run(database: str, batches: int, per_batch: int) -> None:
+async def run(database: str, batches: int, per_batch: int, only: list[str]) -> None:
     state = json.loads(_state_file(database).read_text())
     redis.Redis.from_url(state["redis"]).flushdb()
     settings = Settings.from_env(_environment("http://127.0.0.1:9", state))
     services = bootstrap(settings, pool=api_pool(settings.api_threads))  # as `calsync serve`
     app: Any = create_app(services)
     app.router.routes[:0] = probe_routes(services)
-    table = cases(state)
+    table = {
+        name: case
+        for name, case in cases(state).items()
+        if not only or any(name.strip() == wanted for wanted in only)
+    }
     spent = dict.fromkeys(table, 0.0)
+    sent = dict.fromkeys(table, 0)
+    counted: list[int] = [0]
+
+    def count(*_args: Any) -> None:
+        counted[0] += 1
+
+    sa.event.listen(services.engine, "before_cursor_execute", count)
     rng = random.Random(20261207)
     try:
         for batch in range(batches + 1):  # batch 0 warms up, unmeasured
@@ -212,6 +224,7 @@ async def run(database: str, batches: int, per_batch: int) -> None:
                 make, parts = table[name]
                 count = per_batch // 5 if name.startswith("create") else per_batch
                 with left_out(**parts):
+                    counted[0] = 0
                     started = time.process_time()
                     for _ in range(count):
                         method, path, token, body = make(rng)
@@ -219,11 +232,18 @@ async def run(database: str, batches: int, per_batch: int) -> None:
                         assert status in (200, 201), (name, status, answer[:300])
                     if batch:
                         spent[name] += (time.process_time() - started) / count
+                        sent[name] += counted[0]
     finally:
         services.close()
-    print(f"API CPU per request, one process, {batches} alternating batches (ms):")
+    print(
+        f"API CPU per request, one process, {batches} alternating batches (ms); {calsync.__file__}"
+    )
+    print(
+        "  (statements: those through the engine's cursors a request, BEGIN and COPY not counted)"
+    )
     for name, total in spent.items():
-        print(f"  {name:36} {total / batches * 1000:6.3f}")
+        runs = batches * (per_batch // 5 if name.startswith("create") else per_batch)
+        print(f"  {name:36} {total / batches * 1000:6.3f}   statements {sent[name] / runs:5.2f}")
     print(f"load average {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
@@ -232,8 +252,11 @@ def main() -> None:
     parser.add_argument("--database", default="calsync_cpu_per_route")
     parser.add_argument("--batches", type=int, default=10)
     parser.add_argument("--per-batch", type=int, default=100)
+    parser.add_argument(
+        "--only", action="append", default=[], help="a case's name (repeatable): only these"
+    )
     args = parser.parse_args()
-    asyncio.run(run(args.database, args.batches, args.per_batch))
+    asyncio.run(run(args.database, args.batches, args.per_batch, args.only))
 
 
 if __name__ == "__main__":

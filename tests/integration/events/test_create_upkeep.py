@@ -22,8 +22,7 @@ from sqlalchemy import event
 
 from calsync.events import read_model
 from calsync.store import instances
-from calsync.store.tables import event_documents, event_instances
-from calsync.store.tables import NotificationDelivery
+from calsync.store.tables import NotificationDelivery, event_documents, event_instances
 from tests.integration.events.conftest import START, EventsApp, User
 from tests.integration.events.test_read_model import Spy
 from tests.integration.events.test_read_model_upkeep import (
@@ -153,7 +152,8 @@ def test_a_create_sends_none_of_the_statements_it_does_not_need(
     reads = [s for s in sent if s.startswith("select") and "events.title" in s]
     assert reads == [], reads
     inserts = [s for s in sent if s.startswith("insert into events ")]
-    assert len(inserts) == 1 and "returning" in inserts[0], inserts
+    assert len(inserts) == 1, inserts
+    assert "returning" in inserts[0], inserts
     # a new single's upkeep reads no horizon and deletes no document (decision HV1)
     for needless in ("from instance_horizon", "delete from event_documents"):
         assert not [s for s in sent if needless in s], needless
