@@ -166,8 +166,8 @@ def _store_new_singles(
     not depend on the horizon, and the model is on - the triggers recorded these records
     only because a horizon row existed, and switching the model off waits for this
     transaction (`instances.stop_writers`) before it removes it."""
-    read_model.add_new_singles(session, [s for s in singles if _live(s)])
-    instance_upkeep.clear(session, [r.id for r in claimed])
+    live = [s for s in singles if _live(s)]
+    read_model.add_new_singles(session, live, records=[r.id for r in claimed])
 
 
 def _inline(session: Session, claimed: Sequence[Recorded]) -> int:
