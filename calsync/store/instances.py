@@ -263,32 +263,26 @@ def add_new_singles(
 ) -> None:
     """Store the items and `documents` of new live singles that have none yet
     (`insert_singles`, `insert_documents`) and remove the `records` (``instance_dirty``
-    ids) they answer. On PostgreSQL one statement for a few owners (a create's, decision
-    HV6: it was three round trips, the documents' a ``COPY``); elsewhere, or for more
-    than `_FEW` owners, the three."""
-    if session.get_bind().dialect.name != "postgresql" or len(owner_ids) > _FEW:
+    ids) they answer. On PostgreSQL, for one single (a create's), one statement (decision
+    HV6: it was three round trips, the document's a ``COPY``); else the three."""
+    if session.get_bind().dialect.name != "postgresql" or len(owner_ids) != 1:
         insert_singles(session, owner_ids)
         insert_documents(session, documents)
         _delete_records(session, records)
         return
-    # Data-modifying CTEs all run, on one snapshot; each writes other rows.
+    # Data-modifying CTEs all run, on one snapshot, each on rows of its own. One row of
+    # VALUES: SQLAlchemy caches the compiled statement (not a multi-row VALUES).
     ctes = [query.cte(f"item{n}") for n, query in enumerate(_single_items(session, owner_ids))]
     if records:
         ctes.append(
             sa.delete(instance_dirty).where(*any_of(session, instance_dirty.c.id, records)).cte()
         )
     if documents:
-        statement: sa.Executable = (
-            sa.insert(event_documents).values([dict(d) for d in documents]).add_cte(*ctes)
-        )
+        (document,) = documents
+        statement: sa.Executable = sa.insert(event_documents).values(**document).add_cte(*ctes)
     else:
         statement = sa.select(sa.literal(1)).add_cte(*ctes)
     session.execute(statement)
-
-
-_FEW: Final = 16
-"""At most this many owners `add_new_singles` stores in one statement (its documents are
-bound values, where more go by ``COPY``)."""
 
 
 def _delete_records(session: Session, records: Sequence[int]) -> None:
