@@ -5,7 +5,8 @@ only (issue 21; decisions HM1-HM3, HT1).
 
 Run: ``.venv/bin/python -m tests.perf.cpu_per_route --seed-data --database NAME`` once
 (the data), then ``.venv/bin/python -m tests.perf.request_costs --database NAME
-[--batches 10] [--per-batch 100]``.
+[--batches 10] [--per-batch 100] [--only CASE ...]`` (``--only``: the named cases
+alone, e.g. ``--only create``; each case also prints its statements a request).
 
 One process, production mode (PostgreSQL, Redis), each request one call of the ASGI app
 (`tests.perf.cpu_per_route.call`: no socket, no server), timed with `time.process_time`
