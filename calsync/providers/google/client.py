@@ -22,6 +22,7 @@ any case (`api.HttpPool`), since ``httplib2.Http`` is not thread-safe.
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Callable
@@ -88,10 +89,27 @@ class GoogleCalendarClient:
             max_retry_after=max_retry_after,
             monotonic=monotonic,
         )
-        self._calendars = CalendarCalls(self._calls, zones)
-        self._listing = EventListing(self._calls, zones, page_size)
-        self._events = EventCalls(self._calls, self._calendars, str(settings.send_updates))
-        self._channels = ChannelCalls(self._calls)
+        self._zones = zones
+        self._page_size = page_size
+        self._send_updates = str(settings.send_updates)
+
+    # Each part is built on its first use: a job uses one or two of them (a pull only
+    # the listing, a write-back only the event calls), decision HY2.
+    @functools.cached_property
+    def _calendars(self) -> CalendarCalls:
+        return CalendarCalls(self._calls, self._zones)
+
+    @functools.cached_property
+    def _listing(self) -> EventListing:
+        return EventListing(self._calls, self._zones, self._page_size)
+
+    @functools.cached_property
+    def _events(self) -> EventCalls:
+        return EventCalls(self._calls, self._calendars, self._send_updates)
+
+    @functools.cached_property
+    def _channels(self) -> ChannelCalls:
+        return ChannelCalls(self._calls)
 
     @property
     def api_calls(self) -> int:

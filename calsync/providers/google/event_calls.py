@@ -5,7 +5,7 @@ looked up before a write so that nothing can fail after one."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from calsync.domain.models import Event
 from calsync.providers.errors import Permanent
@@ -58,18 +58,7 @@ class EventCalls:
         previous: Event | None = None,
     ) -> Event:
         body = event_to_google(event, calsync_id=calsync_id, previous=previous)
-        zone = self._calendars.zone(calendar_id)  # before a write, so it cannot fail after one
-        answer = self._calls.execute(
-            lambda api: api.events.patch(
-                calendarId=calendar_id,
-                eventId=event_id,
-                body=body,
-                sendUpdates=self._send_updates,
-                conferenceDataVersion=CONFERENCE_DATA_VERSION,
-            ),
-            if_match=if_match,
-        )
-        return _event(answer, zone)
+        return self._write("patch", calendar_id, event_id, body, if_match)
 
     def update_event(
         self,
@@ -81,9 +70,20 @@ class EventCalls:
         if_match: str | None,
     ) -> Event:
         body = event_to_google(event, calsync_id=calsync_id)
+        return self._write("update", calendar_id, event_id, body, if_match)
+
+    def _write(
+        self,
+        method: Literal["patch", "update"],
+        calendar_id: str,
+        event_id: str,
+        body: dict[str, Any],
+        if_match: str | None,
+    ) -> Event:
+        """``events.patch`` or ``events.update`` of an existing event with ``body``."""
         zone = self._calendars.zone(calendar_id)  # before a write, so it cannot fail after one
         answer = self._calls.execute(
-            lambda api: api.events.update(
+            lambda api: (api.events.patch if method == "patch" else api.events.update)(
                 calendarId=calendar_id,
                 eventId=event_id,
                 body=body,
