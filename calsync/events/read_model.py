@@ -247,14 +247,18 @@ _BATCH: Final = 1000
 """Owners re-expanded together (one lock, delete and insert each)."""
 
 
-def add_new_singles(session: Session, singles: Sequence[StoredEvent]) -> None:
+def add_new_singles(
+    session: Session, singles: Sequence[StoredEvent], *, records: Sequence[int] = ()
+) -> None:
     """Store the items and documents of live singles that this transaction has just
     inserted, from the rows as written (decision HI4): what `replace_owners` stores for
     them, without locking and re-reading rows the caller holds and has in hand, nor
-    deleting items, documents or held ranges that a new row cannot have yet."""
+    deleting items, documents or held ranges that a new row cannot have yet (decision
+    HV1: not even the documents' ``DELETE``); and remove the `records` (``instance_dirty``
+    ids) that they answer, with them (one statement on PostgreSQL, decision HV6)."""
     ids = ordered_ids([single.id for single in singles])
-    instances.insert_singles(session, ids)
-    instances.replace_documents(session, ids, [single_document(s) for s in singles])
+    documents = [single_document(s) for s in singles]
+    instances.add_new_singles(session, ids, documents, records=records)
 
 
 def extend_owners(

@@ -183,6 +183,7 @@ def notify(
         actor_user_id=account.id,
         source="api",
         now=now,
+        actor_email=account.email,
     )
     if new is not None:
         plan_new_reminders(session, new, now=now)

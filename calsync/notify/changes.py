@@ -115,14 +115,21 @@ def events_changed(
     actor_user_id: uuid.UUID | None,
     source: Source,
     now: datetime | None = None,
+    actor_email: str | None = None,
 ) -> int:
     """:func:`event_changed` for each of ``changes`` (same recipients, payloads and dedupe
     keys), in three queries and one insert whatever their number. Call it while the rows
     still exist (before deleting them), so that their owners are found. Returns how many
     delivery rows were recorded. Does not commit.
+
+    `actor_email`: the actor's email, when the caller knows it (an API write): changes
+    whose people are all the actor (owner, organizer, attendees) tell nobody, so they
+    read nothing (decision HV2).
     """
     noticed = _worth_a_notice(changes, source)
-    if not noticed:
+    if not noticed or _only_the_actor(
+        [change for change, _, _ in noticed], actor_user_id, actor_email
+    ):
         return 0
     now = now or utcnow()
     recipients_of = _recipients_by_event(
@@ -150,6 +157,28 @@ def _worth_a_notice(
             continue
         noticed.append((change, *described))
     return noticed
+
+
+def _only_the_actor(
+    changes: Sequence[EventChange], actor_user_id: uuid.UUID | None, actor_email: str | None
+) -> bool:
+    """Whether the actor is the only person of every change: its row's owner (known
+    without a read), and its organizer and attendees (before and after) have the actor's
+    email or none. The author is never told, so nobody would be: the recipients' read
+    can be left out. A user's email is unique, so no other user can be among them."""
+    if actor_user_id is None or not actor_email:
+        return False
+    for change in changes:
+        if change.owner_id != actor_user_id:
+            return False
+        for version in (change.before, change.after):
+            if version is None:
+                continue
+            if version.organizer_email not in (None, "", actor_email):
+                return False
+            if any(a.email != actor_email for a in version.attendees):
+                return False
+    return True
 
 
 def _recipients_by_event(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -24,11 +24,14 @@ from calsync.domain.models import SYNCABLE_FIELDS, Event
 from calsync.store.events import (
     KEEP_UPDATED_AT,
     StoredEvent,
+    attendees_by_event,
     base_document,
     event_columns,
     insert_attendees,
     load_stored,
     replace_attendees,
+    stored_event,
+    stored_table_columns,
 )
 from calsync.store.tables import Event as EventRow
 from calsync.store.tables import OutboxEntry
@@ -45,6 +48,9 @@ __all__ = [
 
 _events = cast(sa.Table, EventRow.__table__)
 _outbox = cast(sa.Table, OutboxEntry.__table__)
+_RETURNED: Final = stored_table_columns()
+"""What `insert_local`'s insert returns: the columns `stored_event` reads, by the names
+it reads them by."""
 
 
 def lock_stored(session: Session, event_id: uuid.UUID) -> StoredEvent | None:
@@ -75,8 +81,11 @@ def insert_local(
     hold for it already - for a new exception, the instance as its series generates it,
     so that its first push merges with a change another client made to that instance
     meanwhile; None for a new event (Google has not seen it)."""
-    session.execute(
-        sa.insert(_events).values(
+    # The row as stored comes back with the insert (decision HV3): reading it again was
+    # two statements, the row's and its attendees'.
+    row = session.execute(
+        sa.insert(_events)
+        .values(
             id=event_id,
             user_id=user_id,
             calendar_id=calendar_id,
@@ -87,12 +96,12 @@ def insert_local(
             base_version=base_document(base) if base is not None else None,
             **event_columns(event),
         )
-    )
+        .returning(*_RETURNED)
+    ).one()
     # a new row has no attendee rows to delete (`replace_attendees` would send a DELETE)
     insert_attendees(session, [(event_id, event.attendees)])
-    stored = load_stored(session, event_id)
-    assert stored is not None
-    return stored
+    attendees = attendees_by_event(session, [event_id]) if event.attendees else {}
+    return stored_event(row, attendees.get(event_id, ()))
 
 
 def save_local(

@@ -5,7 +5,8 @@ only (issue 21; decisions HM1-HM3, HT1).
 
 Run: ``.venv/bin/python -m tests.perf.cpu_per_route --seed-data --database NAME`` once
 (the data), then ``.venv/bin/python -m tests.perf.request_costs --database NAME
-[--batches 10] [--per-batch 100] [--no-creates]``.
+[--batches 10] [--per-batch 100] [--no-creates] [--only CASE ...]`` (``--only``: the named
+cases alone, e.g. ``--only create``; each case also prints its statements a request).
 
 One process, production mode (PostgreSQL, Redis), each request one call of the ASGI app
 (`tests.perf.cpu_per_route.call`: no socket, no server), timed with `time.process_time`
@@ -48,6 +49,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+import calsync
 import calsync.events.write_steps as write_steps
 import calsync.web.auth.principal as principal
 from calsync.bootstrap import Services, bootstrap
@@ -200,7 +202,9 @@ def cases(state: dict[str, Any]) -> dict[str, tuple[Make, dict[str, bool]]]:
     }
 
 
-async def run(database: str, batches: int, per_batch: int, creates: bool = True) -> None:
+async def run(
+    database: str, batches: int, per_batch: int, only: list[str], creates: bool = True
+) -> None:
     state = json.loads(_state_file(database).read_text())
     redis.Redis.from_url(state["redis"]).flushdb()
     settings = Settings.from_env(_environment("http://127.0.0.1:9", state))
@@ -210,9 +214,17 @@ async def run(database: str, batches: int, per_batch: int, creates: bool = True)
     table = {
         name: case
         for name, case in cases(state).items()
-        if creates or not name.startswith("create")
+        if (creates or not name.startswith("create"))
+        and (not only or any(name.strip() == wanted for wanted in only))
     }
     spent = dict.fromkeys(table, 0.0)
+    sent = dict.fromkeys(table, 0)
+    counted: list[int] = [0]
+
+    def count_statement(*_args: Any) -> None:
+        counted[0] += 1
+
+    sa.event.listen(services.engine, "before_cursor_execute", count_statement)
     rng = random.Random(20261207)
     try:
         for batch in range(batches + 1):  # batch 0 warms up, unmeasured
@@ -221,6 +233,7 @@ async def run(database: str, batches: int, per_batch: int, creates: bool = True)
                 count = per_batch // 5 if name.startswith("create") else per_batch
                 count = count // 2 if name.startswith("month") else count
                 with left_out(**parts):
+                    counted[0] = 0
                     started = time.process_time()
                     for _ in range(count):
                         method, path, token, body = make(rng)
@@ -228,11 +241,18 @@ async def run(database: str, batches: int, per_batch: int, creates: bool = True)
                         assert status in (200, 201), (name, status, answer[:300])
                     if batch:
                         spent[name] += (time.process_time() - started) / count
+                        sent[name] += counted[0]
     finally:
         services.close()
-    print(f"API CPU per request, one process, {batches} alternating batches (ms):")
+    print(
+        f"API CPU per request, one process, {batches} alternating batches (ms); {calsync.__file__}"
+    )
+    print(
+        "  (statements: those through the engine's cursors a request, BEGIN and COPY not counted)"
+    )
     for name, total in spent.items():
-        print(f"  {name:36} {total / batches * 1000:6.3f}")
+        runs = batches * (per_batch // 5 if name.startswith("create") else per_batch)
+        print(f"  {name:36} {total / batches * 1000:6.3f}   statements {sent[name] / runs:5.2f}")
     print(f"load average {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
@@ -242,8 +262,11 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=10)
     parser.add_argument("--per-batch", type=int, default=100)
     parser.add_argument("--no-creates", action="store_true", help="the read cases only")
+    parser.add_argument(
+        "--only", action="append", default=[], help="a case's name (repeatable): only these"
+    )
     args = parser.parse_args()
-    asyncio.run(run(args.database, args.batches, args.per_batch, not args.no_creates))
+    asyncio.run(run(args.database, args.batches, args.per_batch, args.only, not args.no_creates))
 
 
 if __name__ == "__main__":

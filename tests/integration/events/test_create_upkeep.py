@@ -22,7 +22,7 @@ from sqlalchemy import event
 
 from calsync.events import read_model
 from calsync.store import instances
-from calsync.store.tables import event_documents, event_instances
+from calsync.store.tables import NotificationDelivery, event_documents, event_instances
 from tests.integration.events.conftest import START, EventsApp, User
 from tests.integration.events.test_read_model import Spy
 from tests.integration.events.test_read_model_upkeep import (
@@ -137,7 +137,9 @@ def test_a_create_sends_none_of_the_statements_it_does_not_need(
     statements.clear()
     created = app.create(alice, single("counted", 3, attendees=[bob.email]))
     assert created["title"] == "counted"
-    sent = [s for s in statements if not s.startswith(("savepoint", "release"))]
+    # a new single's upkeep runs without a savepoint (decision HV5)
+    assert not [s for s in statements if s.startswith(("savepoint", "release"))]
+    sent = statements
     calendars = [s for s in sent if re.search(r"\bfrom calendars\b", s)]
     assert len(calendars) == 1, calendars  # its calendar's owner is the caller
     for needless in (
@@ -147,7 +149,79 @@ def test_a_create_sends_none_of_the_statements_it_does_not_need(
         "count(*)",  # the upkeep claims its records at once
     ):
         assert not [s for s in sent if needless in s], needless
-    # the row itself is read back once (its stored form), not again for the model
+    # the row is not read back: its insert returns it (decision HV3), the model stores
+    # it from the row in hand (HI4), its reminders are planned from it (HT1)
     reads = [s for s in sent if s.startswith("select") and "events.title" in s]
-    # and not for its reminders, planned from the event in hand (decision HT1)
-    assert len(reads) == 1, reads
+    assert reads == [], reads
+    inserts = [s for s in sent if s.startswith("insert into events ")]
+    assert len(inserts) == 1, inserts
+    assert "returning" in inserts[0], inserts
+    # a new single's upkeep reads no horizon and deletes no document (decision HV1)
+    for needless in ("from instance_horizon", "delete from event_documents"):
+        assert not [s for s in sent if needless in s], needless
+    # on PostgreSQL its item, document and records' removal are one statement (HV6)
+    if app.services.engine.dialect.name == "postgresql":
+        stored = [s for s in sent if "insert into event_instances" in s]
+        assert len(stored) == 1, stored
+        assert "insert into event_documents" in stored[0], stored
+        assert "delete from instance_dirty" in stored[0], stored
+        assert not [s for s in sent if s.startswith("delete from instance_dirty")]
+
+
+def test_a_create_whose_upkeep_fails_is_still_stored_and_listed(
+    filled: tuple[EventsApp, list[User]], spy: Spy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without its savepoint (decision HV5) the new single's upkeep still never fails
+    the write: an error there leaves the records, the creates commit, their users' lists
+    are expanded (and right) until a run re-expands them, then read from the model.
+    (A guard of the contract HV5 keeps: it passed with the savepoint too.)"""
+    app, (alice, bob, _) = filled
+
+    def broken(*_args: Any) -> None:
+        raise RuntimeError("upkeep broken")
+
+    real = read_model.add_new_singles
+    monkeypatch.setattr(read_model, "add_new_singles", broken)
+    made = [app.create(user, single(f"{user.email} unkept", 3)) for user in (alice, bob)]
+    monkeypatch.setattr(read_model, "add_new_singles", real)  # (undo would drop the spy)
+    for user, created in zip((alice, bob), made, strict=True):
+        pages, _ = listing(app, user, spy)  # (embedded mode may have run the upkeep)
+        assert created["title"] in titles(pages)
+        assert pages == expanded(app, user)
+    while app.upkeep().more:
+        pass
+    assert pending(app) == 0
+    for user in (alice, bob):
+        pages, answered = listing(app, user, spy)
+        assert answered, user.email
+        assert pages == expanded(app, user)
+
+
+def _recipients_reads(sent: list[str]) -> list[str]:
+    """The change notice's read of its recipients among `sent` (`recipients.active_users`)."""
+    return [s for s in sent if "from users" in s and "status !=" in s]
+
+
+def test_a_create_whose_only_person_is_its_author_reads_no_recipients(
+    filled: tuple[EventsApp, list[User]], statements: list[str]
+) -> None:
+    """Decision HV2: the author is never told, so a create of one's own (owner and
+    organizer the caller, no other attendee) has nobody to tell and reads nobody; one
+    that invites another user still reads them, and tells them."""
+    app, (alice, bob, carol) = filled
+    for user in (alice, bob):
+        statements.clear()
+        app.create(user, single(f"{user.email} alone", 5))
+        app.create(user, single(f"{user.email} with self", 6, attendees=[user.email]))
+        assert _recipients_reads(statements) == [], user.email
+    statements.clear()
+    invited = app.create(alice, single("alice invites carol", 7, attendees=[carol.email]))
+    assert len(_recipients_reads(statements)) == 1
+    with app.services.sessions() as session:
+        told = session.execute(
+            sa.select(NotificationDelivery.user_id).where(
+                NotificationDelivery.event_id == uuid.UUID(invited["id"]),
+                NotificationDelivery.kind == "change",
+            )
+        ).scalars()
+        assert set(told) == {carol.id}
