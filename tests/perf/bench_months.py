@@ -21,8 +21,9 @@ process, every listing over HTTP with a real JWT. Figures:
 - the read model's first fill (as the scheduler's first tick makes it; decisions X4),
   after the first pulls; every sync after it keeps the model;
 - full sync of the first user's calendar (`pull_calendar` with no token, rows deleted
-  first; best of ``--runs``), and gcal_sync's ``CalendarEventSyncManager.run()`` into a
-  fresh in-memory store;
+  first, with the cyclic collector paused as the worker's ``sync_calendar`` actor runs
+  it, decisions S13 and HX1; best of ``--runs``), and gcal_sync's
+  ``CalendarEventSyncManager.run()`` into a fresh in-memory store;
 - incremental pull of 10 changes (10 ``events.patch`` at Google, then a pull), p50 of
   ``--incremental-runs``, both libraries;
 - whole-month ``GET /events?expand=true``, every page (``limit=200``), for the 12
@@ -71,6 +72,7 @@ from gcal_sync.api import GoogleCalendarService
 from gcal_sync.sync import CalendarEventSyncManager
 
 from calsync.bootstrap import Services, bootstrap
+from calsync.collector_pause import collector_paused
 from calsync.config import Settings
 from calsync.emulator.testing import EmulatorControl, build_calendar_service, new_batch
 from calsync.events import read_model
@@ -452,7 +454,8 @@ def calsync_full(
                 sa.update(Calendar).where(Calendar.id == side.calendar_id).values(sync_token=None)
             )
         started = time.perf_counter()
-        outcome = pull_calendar(services, side.calendar_id)
+        with collector_paused():  # as the worker's sync_calendar actor runs (S13, HX1)
+            outcome = pull_calendar(services, side.calendar_id)
         timings.append(time.perf_counter() - started)
         assert outcome.full, outcome
         assert outcome.report is not None, outcome
