@@ -38,6 +38,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from calsync.domain.models import EventStatus
@@ -112,7 +113,9 @@ def refresh_written(session: Session) -> None:
     expanded until a run takes them), a run is asked for, and the error is logged. A
     create's new singles are stored without a savepoint (decision HV5): their statements
     only add rows keyed by rows this transaction wrote and remove records it holds, so
-    they can fail only as its commit would (the server or the connection); a Python
+    they can fail only as its commit would (the server or the connection); such a
+    database error fails the write (on PostgreSQL it has aborted the transaction, whose
+    ``COMMIT`` would otherwise roll it back without an error: decision RV1). A Python
     error before or between them leaves the records, as above."""
     if session.info.get(_IN_UPKEEP) or not session.info.pop(WRITTEN_KEY, False):
         return  # (the savepoint's own commit calls this hook again)
@@ -131,6 +134,7 @@ def refresh_written(session: Session) -> None:
         session.info[KICK_KEY] = True
         return
     session.info[_IN_UPKEEP] = True
+    singles: list[StoredEvent] | None = None
     try:
         singles = _new_singles(claimed, fresh)
         if singles is not None:
@@ -139,6 +143,13 @@ def refresh_written(session: Session) -> None:
             with session.begin_nested():
                 if _inline(session, claimed):
                     session.info[KICK_KEY] = True
+    except DBAPIError:
+        if singles is not None:
+            # No savepoint to roll back to: on PostgreSQL the transaction is aborted,
+            # and its COMMIT would be a silent ROLLBACK after a 201 (decision RV1).
+            raise
+        logger.exception("read model upkeep failed; lists of the users touched are expanded")
+        session.info[KICK_KEY] = True
     except Exception:
         logger.exception("read model upkeep failed; lists of the users touched are expanded")
         session.info[KICK_KEY] = True

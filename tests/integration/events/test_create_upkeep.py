@@ -22,6 +22,7 @@ from sqlalchemy import event
 
 from calsync.events import read_model
 from calsync.store import instances
+from calsync.store.tables import Event as EventRow
 from calsync.store.tables import NotificationDelivery, event_documents, event_instances
 from tests.integration.events.conftest import START, EventsApp, User
 from tests.integration.events.test_read_model import Spy
@@ -225,3 +226,35 @@ def test_a_create_whose_only_person_is_its_author_reads_no_recipients(
             )
         ).scalars()
         assert set(told) == {carol.id}
+
+
+def test_a_create_whose_new_single_statement_the_server_refuses_is_not_answered_created(
+    filled: tuple[EventsApp, list[User]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review of HV5: without its savepoint, a statement of the new single's upkeep that
+    the server refuses (a statement or lock timeout, a cancel, a constraint) aborts the
+    transaction on PostgreSQL, and a COMMIT of an aborted transaction is a silent
+    ROLLBACK (psycopg raises nothing). The create must then fail, never answer 201 for
+    an event, and its outbox row, that were not stored."""
+    app, users = filled
+    real = instances.add_new_singles
+
+    def refused(session: Any, *args: Any, **kwargs: Any) -> None:
+        real(session, *args, **kwargs)
+        session.execute(sa.text("SELECT 1 / 0"))  # as a timeout or a cancel would fail
+
+    monkeypatch.setattr(instances, "add_new_singles", refused)
+    for user in users[:2]:
+        title = f"{user.email} refused upkeep"
+        try:
+            answer = app.client.post("/events", json=single(title, 4), headers=user.headers)
+            status = answer.status_code
+        except Exception:  # (the test client re-raises what no handler answered)
+            status = 500
+        with app.services.sessions() as session:
+            stored = session.execute(sa.select(EventRow.id).where(EventRow.title == title)).all()
+        if status == 201:
+            assert stored, f"{user.email}: answered 201, but the event was not stored"
+            assert app.get(user, answer.json()["id"])["title"] == title
+        else:
+            assert stored == [], status
