@@ -28,7 +28,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,19 +40,16 @@ from gcal_sync.sync import CalendarEventSyncManager
 from calsync.bootstrap import Services, bootstrap
 from calsync.collector_pause import collector_paused
 from calsync.config import Settings
-from calsync.emulator.testing import EmulatorControl
-from calsync.events import read_model
 from calsync.providers.google import event_listing
 from calsync.store import pull_leases
-from calsync.store.migrate import upgrade
 from calsync.store.tables import Calendar, Event
 from calsync.sync import pull, reconcile
 from calsync.sync.pull import pull_calendar
 from tests.perf.bench_emulator import free_port, start_emulator
-from tests.perf.bench_months import analyse, caught_up, generate, seed_through_google
-from tests.perf.bench_peer import TokenAuth, connect
+from tests.perf.bench_months import caught_up
+from tests.perf.bench_peer import TokenAuth
 from tests.perf.bench_sync import environment
-from tests.perf.pull_costs import proc_cpu
+from tests.perf.pull_costs import proc_cpu, seeded_and_filled
 
 
 @dataclasses.dataclass
@@ -208,15 +204,7 @@ def main() -> None:
     settings = dataclasses.replace(Settings.from_env(env), sync_min_interval_seconds=0.0)
     services = bootstrap(settings)
     try:
-        upgrade(services.engine)
-        with EmulatorControl(base) as control:
-            side = connect(services, control, "fullsync@example.com")
-        seed_through_google(base, side.token, side.email, generate(args.seed, args.events))
-        pull_calendar(services, side.calendar_id)  # the first sync, not measured
-        analyse(services)
-        read_model.fill(services.sessions, datetime.now(UTC))
-        caught_up(services)
-        analyse(services)
+        side = seeded_and_filled(services, base, "fullsync@example.com", args.seed, args.events)
         if args.timeline:
             instrument()
         ways = args.ways.split(",")

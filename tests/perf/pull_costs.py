@@ -49,7 +49,7 @@ from calsync.store.tables import Calendar, Event
 from calsync.sync.pull import pull_calendar
 from tests.perf.bench_emulator import free_port, start_emulator
 from tests.perf.bench_months import analyse, caught_up, generate, patch_ten, seed_through_google
-from tests.perf.bench_peer import connect
+from tests.perf.bench_peer import Side, connect
 from tests.perf.bench_sync import environment
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -313,6 +313,23 @@ def as_before_hp(engine: sa.Engine) -> Iterator[None]:
         pull_leases.finish_pull = finish
 
 
+def seeded_and_filled(services: Services, base: str, email: str, seed: int, events: int) -> Side:
+    """A new user `email` whose calendar is `bench_months`' generated one (`seed`,
+    `events`), seeded through the emulator at `base` and pulled in full (not measured);
+    then, as bench_months does, statistics, the read model filled and caught up (so
+    pulls record), statistics again. The schema is migrated first."""
+    upgrade(services.engine)
+    with EmulatorControl(base) as control:
+        side = connect(services, control, email)
+    seed_through_google(base, side.token, side.email, generate(seed, events))
+    pull_calendar(services, side.calendar_id)
+    analyse(services)
+    read_model.fill(services.sessions, datetime.now(UTC))
+    caught_up(services)
+    analyse(services)
+    return side
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=10_000)
@@ -337,16 +354,7 @@ def main() -> None:
     services = bootstrap(settings)
     profiles = (cProfile.Profile(), cProfile.Profile()) if args.profile else (None, None)
     try:
-        upgrade(services.engine)
-        with EmulatorControl(base) as control:
-            side = connect(services, control, "costs@example.com")
-        seed_through_google(base, side.token, side.email, generate(args.seed, args.events))
-        pull_calendar(services, side.calendar_id)  # the first sync, not measured
-        # as bench_months: statistics, and the read model filled (pulls then record)
-        analyse(services)
-        read_model.fill(services.sessions, datetime.now(UTC))
-        caught_up(services)
-        analyse(services)
+        side = seeded_and_filled(services, base, "costs@example.com", args.seed, args.events)
         meter = Meter(services, emulator.pid, args.database)
         calls = full_syncs(services, side.calendar_id, args.runs, meter, profiles[0])
         meter.report(f"full sync of {args.events:,} events", calls)
