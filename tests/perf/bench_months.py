@@ -24,8 +24,8 @@ process, every listing over HTTP with a real JWT. Figures:
   first, with the cyclic collector paused as the worker's ``sync_calendar`` actor runs
   it, decisions S13 and HX1; best of ``--runs``), and gcal_sync's
   ``CalendarEventSyncManager.run()`` into a fresh in-memory store;
-- incremental pull of 10 changes (10 ``events.patch`` at Google, then a pull), p50 of
-  ``--incremental-runs``, both libraries;
+- incremental pull of 10 changes (10 ``events.patch`` at Google, then a pull, the
+  collector paused as for the full sync), p50 of ``--incremental-runs``, both libraries;
 - whole-month ``GET /events?expand=true``, every page (``limit=200``), for the 12
   distinct months of 2026: the first month from an API process that has never listed
   anything (cold process), the 11 others each for the first time (warm process, cold
@@ -572,7 +572,8 @@ async def run(args: argparse.Namespace) -> list[str]:
             for n in range(args.incremental_runs):
                 patch_ten(google, main.email, n)
                 started = time.perf_counter()
-                outcome = pull_calendar(services, main.calendar_id)
+                with collector_paused():  # as the worker's sync_calendar actor runs (S13)
+                    outcome = pull_calendar(services, main.calendar_id)
                 ours_incr.append(time.perf_counter() - started)
                 assert outcome.report is not None, outcome
                 assert outcome.report.updated == 10, outcome.report
