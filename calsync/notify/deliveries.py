@@ -203,21 +203,21 @@ def _send(
     )
     row.attempts += 1
     try:
-        dispatcher.send(session, notice, now=now)
-    except PermanentFailure as err:
-        _finish(row, "failed", err.reason, now)
-        report.failed += 1
-        return
-    except TemporaryFailure as err:
-        reason = err.reason
+        failure = _sent(session, dispatcher, notice, now=now)
     except Exception as err:  # a bug in a sender must not stop the others
         log.exception("sending notice %s failed unexpectedly", row.id)
         reason = f"unexpected error: {type(err).__name__}"
     else:
-        _finish(row, "sent", None, now)
-        row.sent_at = now
-        report.sent += 1
-        return
+        if failure is None:
+            _finish(row, "sent", None, now)
+            row.sent_at = now
+            report.sent += 1
+            return
+        if isinstance(failure, PermanentFailure):
+            _finish(row, "failed", failure.reason, now)
+            report.failed += 1
+            return
+        reason = failure.reason
     if row.attempts >= max_attempts:
         _finish(row, "failed", f"gave up after {row.attempts} attempts: {reason}", now)
         report.failed += 1
@@ -226,6 +226,23 @@ def _send(
     row.reason = f"attempt {row.attempts} failed, retrying: {reason}"
     row.updated_at = now
     report.retrying += 1
+
+
+def _sent(
+    session: Session, dispatcher: Dispatcher, notice: Notice, *, now: datetime
+) -> PermanentFailure | TemporaryFailure | None:
+    """Send `notice` in a savepoint: None when sent, else the failure the sender
+    reported (its housekeeping, such as removing an expired push subscription, kept).
+    Raises whatever else the sender raised, its statements rolled back."""
+    # The savepoint isolates the sender's statements: on PostgreSQL one the server
+    # refuses (a timeout, a cancel) would otherwise abort the delivery's transaction,
+    # and the row's outcome, and the rest of the run, could not be stored (decision AX1).
+    with session.begin_nested():
+        try:
+            dispatcher.send(session, notice, now=now)
+        except (PermanentFailure, TemporaryFailure) as failure:
+            return failure
+    return None
 
 
 def _superseded(session: Session, row: NotificationDelivery, now: datetime) -> bool:
