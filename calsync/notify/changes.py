@@ -116,6 +116,7 @@ def events_changed(
     source: Source,
     now: datetime | None = None,
     actor_email: str | None = None,
+    sync_owner: tuple[uuid.UUID, str] | None = None,
 ) -> int:
     """:func:`event_changed` for each of ``changes`` (same recipients, payloads and dedupe
     keys), in three queries and one insert whatever their number. Call it while the rows
@@ -125,11 +126,17 @@ def events_changed(
     `actor_email`: the actor's email, when the caller knows it (an API write): changes
     whose people are all the actor (owner, organizer, attendees) tell nobody, so they
     read nothing (decision HV2).
+    `sync_owner`: for a sync, the id and email of the user whose calendar it stores:
+    changes whose people are all that user, their organizer (the author), tell nobody,
+    so they read nothing either (decision IC1).
     """
     noticed = _worth_a_notice(changes, source)
-    if not noticed or _only_the_actor(
-        [change for change, _, _ in noticed], actor_user_id, actor_email
-    ):
+    if not noticed:
+        return 0
+    worth = [change for change, _, _ in noticed]
+    if _only_the_actor(worth, actor_user_id, actor_email):
+        return 0
+    if source == "sync" and actor_user_id is None and _only_the_organizer(worth, sync_owner):
         return 0
     now = now or utcnow()
     recipients_of = _recipients_by_event(
@@ -177,6 +184,31 @@ def _only_the_actor(
             if version.organizer_email not in (None, "", actor_email):
                 return False
             if any(a.email != actor_email for a in version.attendees):
+                return False
+    return True
+
+
+def _only_the_organizer(
+    changes: Sequence[EventChange], owner: tuple[uuid.UUID, str] | None
+) -> bool:
+    """For a sync, whose author is the organizer: whether every change's row is
+    `owner`'s (id and email), the owner's email is an organizer of it (before or after)
+    and its other organizer and attendees have that email or none. The owner is then its
+    only person and its author (removed as the organizer), so nobody would be told. A
+    user's email is unique, so no other user can be among them."""
+    if owner is None:
+        return False
+    owner_id, email = owner
+    for change in changes:
+        if change.owner_id != owner_id:
+            return False
+        versions = [v for v in (change.before, change.after) if v is not None]
+        if not any(v.organizer_email == email for v in versions):
+            return False  # the owner is not the author: told
+        for version in versions:
+            if version.organizer_email not in (None, "", email):
+                return False
+            if any(a.email != email for a in version.attendees):
                 return False
     return True
 

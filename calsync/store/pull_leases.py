@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, cast
 
@@ -22,6 +23,7 @@ from calsync.store.tables import Calendar, User
 
 __all__ = [
     "NOW",
+    "FinishedPull",
     "acquire_selected",
     "acquire_selected_statement",
     "finish_pull",
@@ -225,8 +227,27 @@ _FINISH: Final = (
 
 
 #: On PostgreSQL the pull's storing transaction commits asynchronously (decision HD1),
-#: set by `_FINISH` itself (decision HP2: it was a ``SET LOCAL`` statement of its own).
-_FINISH_NO_WAIT: Final = without_flush_wait(_FINISH)
+#: set by `_FINISH` itself (decision HP2: it was a ``SET LOCAL`` statement of its own);
+#: the row also gives the owner's email, joined (``UPDATE ... FROM users``, which locks
+#: no user row), for the change notices (decision IC1). SQLite's ``RETURNING`` may not
+#: name a joined table, so there the email stays unread (None).
+_FINISH_NO_WAIT: Final = (
+    without_flush_wait(_FINISH)
+    .where(_users.c.id == _calendars.c.user_id)
+    .returning(_users.c.email.label("owner_email"))
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FinishedPull:
+    """What `finish_pull` found: when the pull started (`last_pull_at`), whether the
+    calendar became dirty meanwhile (`again`: one more pull must follow), and the email
+    of the calendar's owner as the transaction reads it (`owner_email`; None when not
+    read: SQLite)."""
+
+    last_pull_at: datetime | None
+    again: bool
+    owner_email: str | None
 
 
 def finish_pull(
@@ -238,10 +259,10 @@ def finish_pull(
     now: datetime,
     poll_often: datetime,
     poll_rarely: datetime,
-) -> tuple[datetime | None, bool] | None:
-    """End `owner`'s pull of the calendar (see `_FINISH`): (when the pull started,
-    whether the calendar became dirty meanwhile: one more pull must follow), or None
-    when another worker took the lease over (nothing is written then).
+) -> FinishedPull | None:
+    """End `owner`'s pull of the calendar (see `_FINISH`): what it found
+    (`FinishedPull`), or None when another worker took the lease over (nothing is
+    written then).
 
     On PostgreSQL the transaction then commits without waiting for its WAL to reach the
     disk (`_FINISH_NO_WAIT`, decisions HD1 and HP2): a crash that loses it leaves the
@@ -249,8 +270,9 @@ def finish_pull(
     token lists the same changes again), and the next synchronous commit of anything
     flushes it.
     """
+    postgresql = _is_postgresql(session)
     finished = session.execute(
-        _FINISH_NO_WAIT if _is_postgresql(session) else _FINISH,
+        _FINISH_NO_WAIT if postgresql else _FINISH,
         {
             _CALENDAR_ID.key: calendar_id,
             "sync_token": sync_token,
@@ -262,4 +284,5 @@ def finish_pull(
     ).one_or_none()
     if finished is None:
         return None
-    return finished.last_pull_at, bool(finished.dirty)
+    email = finished.owner_email if postgresql else None
+    return FinishedPull(finished.last_pull_at, bool(finished.dirty), email)

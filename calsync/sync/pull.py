@@ -27,6 +27,7 @@ list is read to confirm it (`_confirm_gone`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -180,10 +181,9 @@ def _store(
         )
         if finished is None:
             return None
-        last_pull_at, again = finished
         report = apply_changes(
             session,
-            target.ref,
+            dataclasses.replace(target.ref, owner_email=finished.owner_email),
             listing.events,
             full_listing=full,
             unreadable=frozenset(listing.unreadable),
@@ -206,7 +206,7 @@ def _store(
             provider=provider,
             started=started,
         )
-    return report, last_pull_at, again
+    return report, finished.last_pull_at, finished.again
 
 
 def _record_run(

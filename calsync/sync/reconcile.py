@@ -77,6 +77,9 @@ class CalendarRef:
     id: uuid.UUID
     user_id: uuid.UUID
     policy: ConflictPolicy
+    #: the owner's email when the caller has read it (the pull's `finish_pull`): the
+    #: change notices then need no read when the owner is their only person (IC1)
+    owner_email: str | None = None
 
 
 @dataclass(slots=True)
@@ -153,7 +156,10 @@ def apply_changes(
     )
     if announce:
         applied.notices.extend(_gone(session, gone))
-        events_changed(session, applied.notices, actor_user_id=None, source="sync", now=now)
+        owner = (calendar.user_id, calendar.owner_email) if calendar.owner_email else None
+        events_changed(
+            session, applied.notices, actor_user_id=None, source="sync", now=now, sync_owner=owner
+        )
     deleted = listed_events.delete_series(
         session, calendar.id, applied.deletions
     ) + listed_events.delete_ids(session, gone)

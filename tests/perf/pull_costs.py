@@ -15,7 +15,7 @@ bench_months does) and for incremental pulls of 10 changes it prints, per pull (
   Redis round trips (commands or pipelines sent); Google calls.
 ``--profile DIR`` writes cProfile stats of the pulls (``full.prof``, ``incremental.prof``);
 ``--parts N`` then times the cut of decision HD2 alone, and pulls as before decisions
-HP1 and HP2 against now, N times each way, interleaved.
+HP1 and HP2, and as before IC1, against now, N times each way, interleaved.
 """
 
 from __future__ import annotations
@@ -254,7 +254,8 @@ def parts(
             lambda: as_before_hp(services.engine)
         ),
         "the lease's commit waits for the flush (HP1 only)": lease_waits,
-        "now (HP1, HP2)": contextlib.nullcontext,
+        "as before IC1 (the notices read the users)": as_before_ic1,
+        "now (HP1, HP2, IC1)": contextlib.nullcontext,
     }
     walls: dict[str, list[float]] = {name: [] for name in ways}
     cpus: dict[str, list[float]] = {name: [] for name in ways}
@@ -288,10 +289,26 @@ def lease_waits() -> Iterator[None]:
 
 
 @contextmanager
+def as_before_ic1() -> Iterator[None]:
+    """A pull as before decision IC1: the statement that ends it as it was (no join of
+    the owner's row), so the notices know no owner's email and read the users."""
+    finish = pull_leases._FINISH_NO_WAIT
+    before = pull_leases.without_flush_wait(pull_leases._FINISH).returning(
+        sa.null().label("owner_email")
+    )
+    pull_leases._FINISH_NO_WAIT = before  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        pull_leases._FINISH_NO_WAIT = finish  # type: ignore[misc]
+
+
+@contextmanager
 def as_before_hp(engine: sa.Engine) -> Iterator[None]:
     """A pull as before decisions HP1 and HP2: a ping at every checkout (SQLAlchemy's
     ``pool_pre_ping``), the lease's commit waiting for the flush, and the storing
-    transaction's mode set by a ``SET LOCAL`` statement of its own (HD1)."""
+    transaction's mode set by a ``SET LOCAL`` statement of its own (HD1); and as before
+    IC1."""
     finish, finish_no_wait = pull_leases.finish_pull, pull_leases._FINISH_NO_WAIT
 
     def ping(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
@@ -302,7 +319,10 @@ def as_before_hp(engine: sa.Engine) -> Iterator[None]:
         return finish(session, *args, **kwargs)
 
     sa.event.listen(engine.pool, "checkout", ping)
-    pull_leases._FINISH_NO_WAIT = pull_leases._FINISH  # type: ignore[misc]
+    # (with no owner's email, as before decision IC1: the notices read the users)
+    pull_leases._FINISH_NO_WAIT = pull_leases._FINISH.returning(  # type: ignore[misc]
+        sa.null().label("owner_email")
+    )
     pull_leases.finish_pull = finish_as_before  # type: ignore[assignment]
     try:
         with lease_waits():
@@ -343,7 +363,7 @@ def main() -> None:
         "--parts",
         type=int,
         default=0,
-        help="time HD2 alone, and pulls before HP1-HP2 and now, N times each",
+        help="time HD2 alone, and pulls before HP1-HP2, before IC1 and now, N times each",
     )
     args = parser.parse_args()
     emulator_port, api_port = free_port(), free_port()
