@@ -44,6 +44,15 @@ def _children() -> dict[int, list[int]]:
     return parents
 
 
+def _tree(pid: int, children: Mapping[int, list[int]]) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
 def tree_cpu(pid: int, children: Mapping[int, list[int]]) -> float:
     """User + system seconds of `pid` and every process below it."""
     total, todo = 0, [pid]
@@ -63,13 +72,41 @@ def host_busy() -> float:
     return (user + nice + system + irq + softirq + steal) / TICKS
 
 
-def backend_pids(engine: sa.Engine, database: str) -> list[int]:
-    """The PostgreSQL backends connected to `database` (this query's own among them)."""
+def backends(engine: sa.Engine, database: str) -> dict[int, int]:
+    """The PostgreSQL backends connected to `database` (this query's own among them), each
+    with its client's local TCP port (0 when it is not TCP)."""
     with engine.connect() as connection:
         rows = connection.execute(
-            sa.text("SELECT pid FROM pg_stat_activity WHERE datname = :name"), {"name": database}
+            sa.text("SELECT pid, client_port FROM pg_stat_activity WHERE datname = :name"),
+            {"name": database},
         )
-        return [int(row[0]) for row in rows]
+        return {int(row[0]): int(row[1] or 0) for row in rows}
+
+
+def socket_owners(pids: Mapping[str, list[int]]) -> dict[int, str]:
+    """Local TCP port -> the role whose process holds that socket (from /proc)."""
+    inodes: dict[str, str] = {}
+    for role, members in pids.items():
+        for pid in members:
+            try:
+                for fd in Path(f"/proc/{pid}/fd").iterdir():
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        inodes[target[8:-1]] = role
+            except OSError:
+                continue
+    ports: dict[int, str] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            owner = inodes.get(fields[9])
+            if owner is not None:
+                ports[int(fields[1].rsplit(":", 1)[1], 16)] = owner
+    return ports
 
 
 def redis_cpu(client: redis.Redis) -> float:
@@ -84,6 +121,7 @@ class Sample:
     wall: float
     roles: dict[str, float]
     backends: dict[int, float]
+    clients: dict[int, str]
 
 
 @dataclasses.dataclass
@@ -111,11 +149,17 @@ class Meter:
         if self.redis_client is not None:
             roles["redis (whole server)"] = redis_cpu(self.redis_client)
         roles["host, all processes"] = host_busy()
-        backends: dict[int, float] = {}
+        cpu: dict[int, float] = {}
+        clients: dict[int, str] = {}
         if self.engine is not None:
-            for pid in backend_pids(self.engine, self.database):
-                backends[pid] = tree_cpu(pid, {})
-        return Sample(self.clock(), roles, backends)
+            found = backends(self.engine, self.database)
+            members = {role: _tree(pid, children) for role, pid in self.roots.items()}
+            members["bench"] = [os.getpid()]
+            owners = socket_owners(members)
+            for pid, port in found.items():
+                cpu[pid] = tree_cpu(pid, {})
+                clients[pid] = owners.get(port, "?")
+        return Sample(self.clock(), roles, cpu, clients)
 
     @staticmethod
     def breakdown(before: Sample, after: Sample) -> dict[str, float]:
@@ -124,12 +168,17 @@ class Meter:
         host's busy time that no listed role used."""
         used = {role: after.roles[role] - before.roles.get(role, 0.0) for role in after.roles}
         if after.backends or before.backends:
-            used["postgres backends"] = sum(
-                cpu - before.backends.get(pid, 0.0) for pid, cpu in after.backends.items()
-            )
+            by_client: dict[str, float] = {}
+            for pid, cpu in after.backends.items():
+                client = after.clients.get(pid) or before.clients.get(pid, "?")
+                key = f"  postgres for {client}"
+                by_client[key] = by_client.get(key, 0.0) + cpu - before.backends.get(pid, 0.0)
+            used["postgres backends"] = sum(by_client.values())
         host = used.pop("host, all processes")
         listed = sum(value for role, value in used.items())
         used["other (not listed)"] = host - listed
+        if after.backends or before.backends:
+            used.update(sorted(by_client.items()))
         used["host, all processes"] = host
         return used
 
