@@ -131,7 +131,6 @@ def push_outbox(services: Services, providers: ProviderSource, event_id: uuid.UU
         if not outbox.claim_event(session, event_id, now=now, until=now + LEASE):
             return PushResult(PushStatus.BUSY)
     calls = 0
-    released = False
     try:
         for _ in range(MAX_ROUNDS):
             pusher = _WriteBack(services, providers, event_id)
@@ -140,13 +139,11 @@ def push_outbox(services: Services, providers: ProviderSource, event_id: uuid.UU
             except _Again:
                 calls += pusher.api_calls
                 continue
-            released = pusher.released
             return PushResult(status, calls + pusher.api_calls)
         return PushResult(PushStatus.PENDING, calls)
     finally:
-        if not released:  # a success gives the lease back in its own transaction
-            with services.sessions.begin() as session:
-                outbox.release_event(session, event_id)
+        with services.sessions.begin() as session:
+            outbox.release_event(session, event_id)
 
 
 class _WriteBack:
@@ -158,8 +155,6 @@ class _WriteBack:
         self.event_id = event_id
         self.provider: CalendarProvider | None = None
         self.write: Write | None = None
-        #: whether this round's success gave the push lease back with its commit
-        self.released = False
 
     @property
     def api_calls(self) -> int:
@@ -271,9 +266,6 @@ class _WriteBack:
                 message=write.operation,
                 details=write.details or None,
             )
-            if synced:  # the last round: the lease goes with the success (decision IB4)
-                outbox.release_event(session, self.event_id)
-        self.released = synced
         self._count(LogStatus.OK)
         if not synced:
             raise _Again
