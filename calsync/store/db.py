@@ -32,6 +32,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from calsync import tracing
+from calsync.store.events import UNRECORDED
 from calsync.store.instances import WRITTEN_KEY
 
 T = TypeVar("T")
@@ -218,10 +219,15 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return factory
 
 
+(_UNRECORDED_OPTION,) = UNRECORDED
+
+
 def _note_writes(state: ORMExecuteState) -> None:
     """Flag a session that ran an INSERT, UPDATE or DELETE: only those can have left
-    changes for `_refresh_read_model` (the ``COPY`` of `insert_events` flags itself)."""
-    if state.is_insert or state.is_update or state.is_delete:
+    changes for `_refresh_read_model` (the ``COPY`` of `insert_events` flags itself).
+    A write the store marked `UNRECORDED` (one the triggers cannot record) does not."""
+    writes = state.is_insert or state.is_update or state.is_delete
+    if writes and not state.execution_options.get(_UNRECORDED_OPTION):
         state.session.info[WRITTEN_KEY] = True
 
 

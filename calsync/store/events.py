@@ -56,6 +56,7 @@ __all__ = [
     "EVENT_COLUMNS",
     "KEEP_UPDATED_AT",
     "STORED_COLUMNS",
+    "UNRECORDED",
     "EventRecord",
     "StoredEvent",
     "any_of",
@@ -77,6 +78,12 @@ _events = cast(sa.Table, EventRow.__table__)
 WRITTEN_KEY: Final = "calsync.events_written"
 """The `Session.info` flag of a transaction that may have written ``events`` rows: the
 read model's upkeep runs before it commits (`calsync.store.db.make_session_factory`)."""
+
+UNRECORDED: Final = {"calsync_unrecorded": True}
+"""Execution options of a write the read model's triggers cannot record: one to a table
+they do not watch (only ``events`` and ``event_attendees`` have them), or to ``events``
+columns they do not watch (a push lease). It leaves `WRITTEN_KEY` unset, so a transaction
+of such writes alone reads no records before its commit (decision IB2)."""
 
 #: For an UPDATE of event rows that records bookkeeping - a push lease, Google's answer,
 #: a sync state - and not a change of the event: ``updated_at`` is when the event last

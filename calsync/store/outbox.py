@@ -38,7 +38,7 @@ from typing import cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from calsync.store.events import KEEP_UPDATED_AT
+from calsync.store.events import KEEP_UPDATED_AT, UNRECORDED
 from calsync.store.tables import Event as EventRow
 from calsync.store.tables import OutboxEntry, User
 
@@ -120,10 +120,14 @@ def pending_writes(session: Session, event_id: uuid.UUID) -> PendingWrites | Non
 
 def _update_pending(event_id: uuid.UUID, up_to: int) -> sa.Update:
     """An UPDATE of the event's pending rows with id <= `up_to` (those a push read)."""
-    return sa.update(_outbox).where(
-        _outbox.c.event_id == event_id,
-        _outbox.c.status == "pending",
-        _outbox.c.id <= up_to,
+    return (
+        sa.update(_outbox)
+        .where(
+            _outbox.c.event_id == event_id,
+            _outbox.c.status == "pending",
+            _outbox.c.id <= up_to,
+        )
+        .execution_options(**UNRECORDED)
     )
 
 
@@ -207,6 +211,7 @@ def defer_user(session: Session, user_id: uuid.UUID, *, until: datetime) -> None
             _outbox.c.due_at < until,
         )
         .values(due_at=until)
+        .execution_options(**UNRECORDED)
     )
 
 
@@ -216,6 +221,7 @@ def defer_event(session: Session, event_id: uuid.UUID, *, until: datetime) -> No
         sa.update(_outbox)
         .where(_outbox.c.event_id == event_id, _outbox.c.status == "pending")
         .values(due_at=until)
+        .execution_options(**UNRECORDED)
     )
 
 
@@ -231,6 +237,7 @@ def claim_event(session: Session, event_id: uuid.UUID, *, now: datetime, until: 
             sa.or_(_events.c.push_lease_until.is_(None), _events.c.push_lease_until <= now),
         )
         .values(push_lease_until=until, **KEEP_UPDATED_AT)
+        .execution_options(**UNRECORDED)
     )
     return bool(claimed.rowcount)  # type: ignore[attr-defined]
 
@@ -241,6 +248,7 @@ def release_event(session: Session, event_id: uuid.UUID) -> None:
         sa.update(_events)
         .where(_events.c.id == event_id)
         .values(push_lease_until=None, **KEEP_UPDATED_AT)
+        .execution_options(**UNRECORDED)
     )
 
 
@@ -251,6 +259,7 @@ def release_all_events(session: Session) -> None:
         sa.update(_events)
         .where(_events.c.push_lease_until.is_not(None))
         .values(push_lease_until=None, **KEEP_UPDATED_AT)
+        .execution_options(**UNRECORDED)
     )
 
 

@@ -2,7 +2,8 @@
 figures, asserts nothing.
 
 Run: ``.venv/bin/python -m tests.perf.bench_api_load [--quick] [--users 500]
-[--seconds 60] [--redis redis://127.0.0.1:6379/7]``
+[--seconds 60] [--creates 0.1] [--scheduler] [--redis redis://127.0.0.1:6379/7]
+[--database calsync_bench_api_load]``
 
 Needs PostgreSQL, Redis and ``wrk`` (Debian's package). Production mode on this machine:
 a scratch database ``calsync_bench_api_load`` (dropped first), the Redis database
@@ -34,7 +35,14 @@ emulator), by its Google id.
 
 Prints: requests/s, p50/p95/p99, non-2xx answers, socket errors (dropped connections),
 /healthz p50/p99/max, webhook p50/p99/max, keep-alive reuses dropped, creates answered
-201 / stored / on Google.
+201 / stored / on Google; and the CPU each process used over the load (seconds, cores,
+milliseconds per request: the API, the worker with its children, the scheduler with
+``--scheduler``, the webhook intake, the emulator, this process's probes, wrk, the
+PostgreSQL backends of the scratch database summed, the Redis server (all of it: shared
+with whoever else uses it), the rest of the host), then what the worker, PostgreSQL and
+the emulator used after the load until the last create was pushed (`process_cpu`).
+``--creates 0`` (reads only) and ``--creates 0.5`` separate a read's and a create's
+costs: each process's CPU a request is linear in the share of creates.
 """
 
 from __future__ import annotations
@@ -44,12 +52,8 @@ import contextlib
 import json
 import os
 import random
-import shlex
-import statistics
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -73,22 +77,16 @@ from calsync.sync.pull import pull_calendar
 from calsync.web.auth.tokens import issue_token
 from tests.google_users import connect_google_user
 from tests.perf.bench_emulator import free_port, start_emulator
-from tests.perf.bench_intake import cpu_seconds, machine, serving
+from tests.perf.bench_intake import load, machine, serving
 from tests.perf.bench_sync import environment
+from tests.perf.load_probes import KeepAliveProbe, Probe, percentiles
+from tests.perf.load_wrk import CREATE_SUMMARY, run_wrk, week_bounds, wrk_script
+from tests.perf.process_cpu import Meter, report
 
 DATABASE = "calsync_bench_api_load"
-CREATE_SUMMARY = "bench-create"
 
 
 # --- data -------------------------------------------------------------------------------
-
-
-def week_bounds(now: datetime) -> tuple[datetime, datetime]:
-    """Monday 00:00 UTC of this week and the Monday after."""
-    monday = (now - timedelta(days=now.weekday())).replace(
-        hour=0, minute=0, second=0, microsecond=0
-    )
-    return monday, monday + timedelta(days=7)
 
 
 def calendar_batch(token: str, calendar_id: str, count: int, monday: datetime) -> bytes:
@@ -183,166 +181,12 @@ def push_headers(services: Services, user_id: uuid.UUID) -> dict[str, str]:
     }
 
 
-# --- wrk --------------------------------------------------------------------------------
-
-WRK_SCRIPT = """
-local tokens = {%(tokens)s}
-local week = "%(week)s"
-local body = '%(body)s'
-creates = 0  -- global: done() reads it with thread:get
-local statuses = {}
-local threads = {}
-
-function setup(thread)
-  table.insert(threads, thread)
-end
-
-function init(args)
-  math.randomseed(os.time() + math.floor(os.clock() * 1000000))
-end
-
-function request()
-  local token = tokens[math.random(#tokens)]
-  local headers = {["Authorization"] = "Bearer " .. token}
-  if math.random() < 0.1 then
-    headers["Content-Type"] = "application/json"
-    return wrk.format("POST", "/events", headers, body)
-  end
-  return wrk.format("GET", "/events?" .. week, headers)
-end
-
-function response(status, headers, body)
-  statuses[status] = (statuses[status] or 0) + 1
-  if status == 201 then creates = creates + 1 end
-end
-
-function done(summary, latency, requests)
-  local created = 0
-  for _, thread in ipairs(threads) do
-    created = created + (thread:get("creates") or 0)
-  end
-  io.write(string.format("LATENCY p50=%%.3f p95=%%.3f p99=%%.3f max=%%.3f\\n",
-    latency:percentile(50) / 1000, latency:percentile(95) / 1000,
-    latency:percentile(99) / 1000, latency.max / 1000))
-  io.write(string.format("CREATED %%d\\n", created))
-end
-"""
-
-
-def wrk_script(tokens: list[str], now: datetime) -> Path:
-    monday, sunday = week_bounds(now)
-    week = f"start_date={monday.date()}&end_date={(sunday - timedelta(days=1)).date()}"
-    week += "&expand=true&limit=100"
-    start = now.replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
-    body = json.dumps(
-        {
-            "title": CREATE_SUMMARY,
-            "start_time": start.isoformat(),
-            "end_time": (start + timedelta(minutes=30)).isoformat(),
-        }
-    )
-    script = Path(tempfile.mkdtemp(prefix="calsync-load-")) / "load.lua"
-    script.write_text(
-        WRK_SCRIPT % {"tokens": ",".join(f'"{t}"' for t in tokens), "week": week, "body": body}
-    )
-    return script
-
-
-def run_wrk(script: Path, url: str, connections: int, seconds: int) -> dict[str, Any]:
-    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s"]
-    argv += ["--latency", "-s", str(script), url]
-    print(f"  $ {shlex.join(argv)}", flush=True)
-    output = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
-    figures: dict[str, Any] = {"output": output}
-    for line in output.splitlines():
-        line = line.strip()
-        if line.startswith("LATENCY"):
-            for pair in line.split()[1:]:
-                name, value = pair.split("=")
-                figures[name] = float(value)
-        elif line.startswith("CREATED"):
-            figures["created"] = int(line.split()[1])
-        elif line.startswith("Requests/sec:"):
-            figures["rate"] = float(line.split()[1])
-        elif " requests in " in line:
-            figures["requests"] = int(line.split()[0])
-        elif line.startswith("Non-2xx"):
-            figures["non_2xx"] = int(line.rsplit(" ", 1)[1])
-        elif line.startswith("Socket errors:"):
-            figures["socket_errors"] = line.split(":", 1)[1].strip()
-    return figures
-
-
-# --- probes -----------------------------------------------------------------------------
-
-
-class Probe(threading.Thread):
-    """Sends one request every `period` seconds on a keep-alive client; keeps latencies."""
-
-    def __init__(self, name: str, send: Any, period: float = 0.02) -> None:
-        super().__init__(name=name, daemon=True)
-        self.send = send
-        self.period = period
-        self.latencies: list[float] = []
-        self.failures: list[str] = []
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        with httpx.Client(timeout=30) as client:
-            while not self.stop.is_set():
-                started = time.perf_counter()
-                try:
-                    status = self.send(client)
-                    if status >= 300:
-                        self.failures.append(str(status))
-                except httpx.HTTPError as exc:
-                    self.failures.append(type(exc).__name__)
-                took = time.perf_counter() - started
-                self.latencies.append(took)
-                self.stop.wait(max(0.0, self.period - took))
-
-
-class KeepAliveProbe(threading.Thread):
-    """Reuses one connection after idles around 5 s (uvicorn's default keep-alive)."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(daemon=True)
-        self.url = url
-        self.attempts = 0
-        self.dropped: list[str] = []
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        rng = random.Random()
-        with httpx.Client(timeout=30) as client:
-            while not self.stop.is_set():
-                try:
-                    client.get(self.url)
-                except httpx.HTTPError as exc:
-                    self.dropped.append(type(exc).__name__)
-                self.attempts += 1
-                self.stop.wait(rng.uniform(4.85, 5.0))
-
-
-def percentiles(values: list[float]) -> str:
-    if len(values) < 2:
-        return "n/a"
-    ordered = sorted(values)
-    cuts = statistics.quantiles(ordered, n=100, method="inclusive")
-    return (
-        f"p50 {cuts[49] * 1000:.1f} ms, p99 {cuts[98] * 1000:.1f} ms, "
-        f"max {ordered[-1] * 1000:.1f} ms ({len(values)} requests)"
-    )
-
-
 # --- after ------------------------------------------------------------------------------
 
 
-def creates_on_google(
-    services: Services, emulator: str, tokens: dict[uuid.UUID, str], wait: float
-) -> tuple[int, int, int]:
-    """(stored, pushed, found on Google) of the load's creates, after waiting up to
-    `wait` seconds for the worker to push them all."""
+def wait_pushed(services: Services, wait: float) -> tuple[list[Any], list[Any]]:
+    """(stored, pushed) rows of the load's creates, after waiting up to `wait` seconds
+    for the worker to push them all."""
     deadline = time.monotonic() + wait
     while True:
         with services.sessions() as session:
@@ -360,8 +204,12 @@ def creates_on_google(
         # event is on Google once its state says so.
         pushed = [row for row in rows if row.sync_state == "synced" and row.google_event_id]
         if len(pushed) == len(rows) or time.monotonic() > deadline:
-            break
+            return list(rows), pushed
         time.sleep(1)
+
+
+def found_on_google(emulator: str, tokens: dict[uuid.UUID, str], pushed: list[Any]) -> int:
+    """How many of the `pushed` rows the emulator has, live, by their Google id."""
     found = 0
     missing: list[str] = []
     with httpx.Client(timeout=30) as client:
@@ -377,7 +225,7 @@ def creates_on_google(
                 missing.append(f"{row.google_event_id}: {answer.status_code} {answer.text[:80]}")
     if missing:
         print("not on Google:", *missing[:5], sep="\n  ")
-    return len(rows), len(pushed), found
+    return found
 
 
 def google_tokens(control: EmulatorControl, services: Services) -> dict[uuid.UUID, str]:
@@ -414,13 +262,19 @@ def process(argv: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[b
             child.wait()
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="40 users of 40 events, 20 s")
     parser.add_argument("--users", type=int)
     parser.add_argument("--events", type=int)
     parser.add_argument("--seconds", type=int)
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument(
+        "--creates", type=float, default=0.1, help="share of requests that create (0.1)"
+    )
+    parser.add_argument(
+        "--scheduler", action="store_true", help="run `calsync scheduler` beside the load"
+    )
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/7")
     parser.add_argument("--database", default=DATABASE, help="scratch database (dropped first)")
     parser.add_argument(
@@ -430,97 +284,151 @@ def main() -> None:
         "--keep-alive", type=int, help="the API's --keep-alive (where calsync serve has it)"
     )
     args = parser.parse_args()
-    users = args.users or (40 if args.quick else 500)
-    events = args.events or (40 if args.quick else 200)
-    seconds = args.seconds or (20 if args.quick else 60)
+    args.users = args.users or (40 if args.quick else 500)
+    args.events = args.events or (40 if args.quick else 200)
+    args.seconds = args.seconds or (20 if args.quick else 60)
+    return args
 
+
+def prepare(
+    args: argparse.Namespace, services: Services, control: EmulatorControl, emulator: str
+) -> tuple[list[str], dict[str, str]]:
+    """The users' tokens and a push notification's headers, the data in place."""
+    print(f"calsync API load: {machine()}", flush=True)
+    print(f"  populating {args.users} users x {args.events} events ...", flush=True)
+    tokens = populate(services, control, emulator, args.users, args.events)
+    if not args.no_read_model:
+        # What the scheduler's first tick does in production (no scheduler runs here):
+        # without it every list expands per request (decision HB3).
+        read_model.fill(services.sessions, datetime.now(UTC))
+        while upkeep.catch_up(services.sessions).more:
+            pass
+    with services.sessions() as session:
+        first_user = session.scalars(sa.select(Calendar.user_id)).first()
+    assert first_user is not None
+    return tokens, push_headers(services, first_user)
+
+
+def start_stack(
+    stack: contextlib.ExitStack, args: argparse.Namespace, env: dict[str, str], ports: list[int]
+) -> tuple[dict[str, int], str]:
+    """Start the worker, the API, the webhook intake (where it exists) and, with
+    ``--scheduler``, the scheduler; return their process ids by role and the webhook's
+    address."""
+    api_port, webhook_port = ports
+    cli = [sys.executable, "-m", "calsync.cli"]
+    serve = [*cli, "serve", "--host", "127.0.0.1"]
+    serve += ["--port", str(api_port), "--workers", "1", "--no-access-log"]
+    if args.keep_alive is not None:
+        serve += ["--keep-alive", str(args.keep_alive)]
+    worker = [*cli, "worker", "--processes", "1", "--threads", "4"]
+    roots = {"worker": stack.enter_context(process(worker, env)).pid}
+    if args.scheduler:
+        roots["scheduler"] = stack.enter_context(process([*cli, "scheduler"], env)).pid
+    roots["api"] = stack.enter_context(serving(serve, env, api_port))
+    webhook_url = f"http://127.0.0.1:{api_port}/webhooks/google"
+    if has_webhook_command():
+        hooks = [*cli, "serve-webhooks", "--host", "127.0.0.1", "--port", str(webhook_port)]
+        roots["webhook intake"] = stack.enter_context(serving(hooks, env, webhook_port))
+        webhook_url = f"http://127.0.0.1:{webhook_port}/webhooks/google"
+    print(f"  webhook intake: {'its own process' if 'webhook intake' in roots else 'the API'}")
+    return roots, webhook_url
+
+
+def main() -> None:
+    args = arguments()
     emulator_port, api_port, webhook_port = free_port(), free_port(), free_port()
     emulator = f"http://127.0.0.1:{emulator_port}"
     emulator_process = start_emulator(emulator_port)
-    separate = has_webhook_command()
     try:
         env = environment(emulator, api_port, args.database) | {
             "CALSYNC_REDIS_URL": args.redis,
             "CALSYNC_API_RATE_LIMIT_PER_MINUTE": "1000000",
         }
-        redis.Redis.from_url(args.redis).flushdb()
-        settings = Settings.from_env(env)
-        services = bootstrap(settings)
+        redis_client = redis.Redis.from_url(args.redis)
+        redis_client.flushdb()
+        services = bootstrap(Settings.from_env(env))
         upgrade(services.engine)
         control = EmulatorControl(emulator)
-        print(f"calsync API load: {machine()}", flush=True)
-        print(f"  populating {users} users x {events} events ...", flush=True)
-        tokens = populate(services, control, emulator, users, events)
-        if not args.no_read_model:
-            # What the scheduler's first tick does in production (no scheduler runs here):
-            # without it every list expands per request (decision HB3).
-            read_model.fill(services.sessions, datetime.now(UTC))
-            while upkeep.catch_up(services.sessions).more:
-                pass
-        with services.sessions() as session:
-            first_user = session.scalars(sa.select(Calendar.user_id)).first()
-        assert first_user is not None
-        push = push_headers(services, first_user)
-
-        serve = [sys.executable, "-m", "calsync.cli", "serve", "--host", "127.0.0.1"]
-        serve += ["--port", str(api_port), "--workers", "1", "--no-access-log"]
-        if args.keep_alive is not None:
-            serve += ["--keep-alive", str(args.keep_alive)]
-        worker = [sys.executable, "-m", "calsync.cli", "worker", "--processes", "1"]
-        worker += ["--threads", "4"]
-        stack = contextlib.ExitStack()
-        with stack:
-            stack.enter_context(process(worker, env))
-            api_pid = stack.enter_context(serving(serve, env, api_port))
-            webhook_url = f"http://127.0.0.1:{api_port}/webhooks/google"
-            if separate:
-                hooks = [sys.executable, "-m", "calsync.cli", "serve-webhooks"]
-                hooks += ["--host", "127.0.0.1", "--port", str(webhook_port)]
-                stack.enter_context(serving(hooks, env, webhook_port))
-                webhook_url = f"http://127.0.0.1:{webhook_port}/webhooks/google"
-            print(f"  webhook intake: {'its own process' if separate else 'the API process'}")
-            script = wrk_script(tokens, datetime.now(UTC))
+        tokens, push = prepare(args, services, control, emulator)
+        with contextlib.ExitStack() as stack:
+            roots, webhook_url = start_stack(stack, args, env, [api_port, webhook_port])
+            roots["emulator"] = emulator_process.pid
+            postgres = services.engine if services.engine.dialect.name == "postgresql" else None
+            meter = Meter(roots, postgres, args.database, redis_client)
             base = f"http://127.0.0.1:{api_port}"
             healthz = Probe("healthz", lambda c: c.get(f"{base}/healthz").status_code)
             webhook = Probe("webhook", lambda c: c.post(webhook_url, headers=push).status_code)
             reuse = [KeepAliveProbe(f"{base}/healthz") for _ in range(16)]
-            probes: list[Any] = [healthz, webhook, *reuse]
+            script = wrk_script(tokens, datetime.now(UTC), args.creates)
             # Warm up (imports, first connections), then measure.
             run_wrk(script, base, args.connections, 3)
-            cpu_before = cpu_seconds(api_pid)
-            for probe in probes:
-                probe.start()
-            figures = run_wrk(script, base, args.connections, seconds)
-            for probe in probes:
-                probe.stop.set()
-            for probe in probes:
-                probe.join()
-            api_cpu = cpu_seconds(api_pid) - cpu_before
-            print(figures["output"], flush=True)
-            google = google_tokens(control, services)
-            stored, pushed, found = creates_on_google(services, emulator, google, 120)
-        print(f"\nusers {users} x {events} events; {args.connections} connections, {seconds} s")
-        print(f"requests/s      {figures.get('rate', 0):.0f}  ({figures.get('requests')} requests)")
-        print(
-            f"latency         p50 {figures.get('p50', 0):.1f} ms, p95 {figures.get('p95', 0):.1f}"
-            f" ms, p99 {figures.get('p99', 0):.1f} ms, max {figures.get('max', 0):.1f} ms"
-        )
-        print(f"non-2xx         {figures.get('non_2xx', 0)}")
-        print(f"socket errors   {figures.get('socket_errors', 'none')}")
-        print(f"API CPU         {api_cpu:.1f} s over {seconds} s")
+            figures, used, drained = measure(meter, script, base, args, [healthz, webhook, *reuse])
+            stored, pushed = wait_pushed(services, 120)
+            end = meter.sample()
+            figures["drain"] = end.wall - drained.wall
+            drained = Meter.breakdown(drained, end)
+            found = found_on_google(emulator, google_tokens(control, services), pushed)
+        summary(args, figures, used, drained)
         print(f"/healthz        {percentiles(healthz.latencies)}; failures {healthz.failures[:5]}")
         print(f"webhook         {percentiles(webhook.latencies)}; failures {webhook.failures[:5]}")
         attempts = sum(p.attempts for p in reuse)
         dropped = [d for p in reuse for d in p.dropped]
         print(f"keep-alive      {len(dropped)} of {attempts} reuses after ~5 s idle dropped")
         print(
-            f"creates         {figures.get('created', 0)} answered 201, {stored} stored, "
-            f"{pushed} pushed, {found} on Google"
+            f"creates         {figures.get('created', 0)} answered 201, {len(stored)} stored, "
+            f"{len(pushed)} pushed, {found} on Google"
         )
         services.close()
     finally:
         emulator_process.terminate()
         emulator_process.wait()
+
+
+def measure(
+    meter: Meter, script: Path, base: str, args: argparse.Namespace, probes: list[Any]
+) -> tuple[dict[str, Any], dict[str, float], Any]:
+    """Run the load with the probes; return wrk's figures, each process's CPU over it,
+    and the sample at its end (from which the worker's drain is measured)."""
+    before = meter.sample()
+    for probe in probes:
+        probe.start()
+    figures = run_wrk(script, base, args.connections, args.seconds)
+    for probe in probes:
+        probe.stop.set()
+    for probe in probes:
+        probe.join()
+    after = meter.sample()
+    figures["measured"] = after.wall - before.wall
+    print(figures["output"], flush=True)
+    return figures, Meter.breakdown(before, after), after
+
+
+def summary(
+    args: argparse.Namespace,
+    figures: dict[str, Any],
+    used: dict[str, float],
+    drained: dict[str, float],
+) -> None:
+    requests = figures.get("requests") or 0
+    creates = figures.get("created", 0)
+    print(
+        f"\nusers {args.users} x {args.events} events; {args.connections} connections, "
+        f"{args.seconds} s, {args.creates:.0%} creates; load average {load()}"
+    )
+    print(f"requests/s      {figures.get('rate', 0):.0f}  ({requests} requests, {creates} creates)")
+    print(
+        f"latency         p50 {figures.get('p50', 0):.1f} ms, p95 {figures.get('p95', 0):.1f}"
+        f" ms, p99 {figures.get('p99', 0):.1f} ms, max {figures.get('max', 0):.1f} ms"
+    )
+    print(f"non-2xx         {figures.get('non_2xx', 0)}")
+    print(f"socket errors   {figures.get('socket_errors', 'none')}")
+    print(f"API CPU         {used['api']:.1f} s over {args.seconds} s")
+    print(report(used, figures["measured"], requests, "the load"))
+    # What the worker (and what it drives: PostgreSQL, the emulator) still did after the
+    # load, pushing the creates left queued: a create's whole cost includes it.
+    drain = {k: v for k, v in drained.items() if k in ("worker", "postgres backends", "emulator")}
+    print(report(drain, figures["drain"], requests, "the drain after it (to the last push)"))
 
 
 if __name__ == "__main__":
