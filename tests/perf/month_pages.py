@@ -47,10 +47,12 @@ from tests.perf.bench_months import MONTHS, PAGE, api_up, month_last
 from tests.perf.profile_page import _environment, _state_file
 
 TICKS_NS = 1e-6  # schedstat's nanoseconds -> ms
+SLOW_MS = 20.0  # a page's API CPU above this is a stall (a full collection, a first use)
 
 
 @dataclasses.dataclass
 class Page:
+    run: int
     month: int
     index: int
     items: int
@@ -123,7 +125,7 @@ class Meter:
 
 
 async def list_month(
-    http: aiohttp.ClientSession, api: str, token: str, month: int, meter: Meter
+    http: aiohttp.ClientSession, api: str, token: str, month: int, meter: Meter, run: int
 ) -> list[Page]:
     first, after = MONTHS[month]
     params = {
@@ -147,7 +149,7 @@ async def list_month(
         await asyncio.sleep(0.002)  # let the server finish the request's bookkeeping
         api_ms, pg_ms = meter.take()
         pages.append(
-            Page(month, len(pages), len(answer["events"]), len(body), api_ms, pg_ms,
+            Page(run, month, len(pages), len(answer["events"]), len(body), api_ms, pg_ms,
                  (head - started) * 1e3, (got - started) * 1e3, (parsed - got) * 1e3)
         )  # fmt: skip
         if not answer.get("next_cursor"):
@@ -173,7 +175,7 @@ def _serving(argv: list[str], env: dict[str, str], root: str, port: int) -> Iter
 
 
 async def one_server(
-    code: str, state: dict[str, Any], database: str, prime: bool = False
+    code: str, state: dict[str, Any], database: str, run: int, prime: bool = False
 ) -> dict[str, list[Page]]:
     """A fresh server of `code`: the twelve months cold (the first one from a process
     that never listed), then warm."""
@@ -201,7 +203,7 @@ async def one_server(
                 meter.take()
             for label in ("cold", "warm"):
                 for month in range(len(MONTHS)):
-                    found[label] += await list_month(http, api, token, month, meter)
+                    found[label] += await list_month(http, api, token, month, meter, run)
     return found
 
 
@@ -213,10 +215,10 @@ def _q(values: list[float], p: float) -> float:
 def report(label: str, pages: list[Page]) -> None:
     """Per page index (across months) and per month, medians and means."""
     by_index: dict[int, list[Page]] = defaultdict(list)
-    by_month: dict[int, list[Page]] = defaultdict(list)
+    by_month: dict[tuple[int, int], list[Page]] = defaultdict(list)
     for page in pages:
         by_index[page.index].append(page)
-        by_month[page.month].append(page)
+        by_month[(page.run, page.month)].append(page)
     print(f"  {label}: per page index, median (mean) over months")
     print("    idx  n  items    bytes   API ms        PG ms        body ms      parse ms")
     for index, group in sorted(by_index.items()):
@@ -243,6 +245,11 @@ def report(label: str, pages: list[Page]) -> None:
         )
     )
     every = {name: [getattr(p, name) for p in pages] for name in ("api_ms", "pg_ms", "body_ms")}
+    slow = [p.api_ms for p in pages if p.api_ms > SLOW_MS]
+    print(
+        f"  {label}: {len(slow)} of {len(pages)} pages over {SLOW_MS:.0f} ms of API CPU "
+        f"({sum(slow):.0f} ms in all)"
+    )
     print(
         f"  {label}: per page p50 / mean / p90 / max: "
         + "; ".join(
@@ -262,7 +269,7 @@ async def main_async(args: argparse.Namespace) -> None:
     for round_ in range(args.rounds):
         for code in args.code if round_ % 2 == 0 else list(reversed(args.code)):
             load = os.getloadavg()[0]
-            found = await one_server(code, state, args.database, args.prime)
+            found = await one_server(code, state, args.database, round_, args.prime)
             first = [p for p in found["cold"] if p.month == 0]
             api, pg = sum(p.api_ms for p in first), sum(p.pg_ms for p in first)
             wall = sum(p.body_ms + p.parse_ms for p in first)

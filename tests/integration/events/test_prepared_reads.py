@@ -7,16 +7,20 @@ open. Each test starts "a new process": new services on the same database (their
 engine, compiled cache and pool). Both databases, three users: their pages (first and
 after the cursor) are the same bytes as an old process's and as today's expansion,
 nothing is written, a token for nobody is still refused, and a database that is down
-at start leaves a process that starts and serves all the same.
+at start leaves a process that starts and serves all the same. `calsync serve`'s app
+factory prepares its process and freezes its start-up heap (decision HZ2).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,7 +33,9 @@ from calsync.config import Settings
 from calsync.domain.accounts import Role
 from calsync.events import read_model
 from calsync.store.db import api_pool
+from calsync.store.migrate import upgrade
 from calsync.web.app import create_app
+from calsync.web.asgi import app_factory
 from calsync.web.warm_up import prepare_reads
 from tests.conftest import FakeGoogle
 from tests.integration.events.conftest import EventsApp, User, running
@@ -196,3 +202,26 @@ def test_a_process_whose_database_is_down_at_start_serves_all_the_same(
         broken.close()
     with new_process(app, prepared=True) as (_services, client):
         assert pages(client, people[2]) == pages(app.client, people[2])
+
+
+def test_the_server_s_app_is_prepared_and_its_start_up_heap_frozen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`calsync serve`'s app factory runs `prepare_reads` (no warning: it succeeded) and
+    leaves what it made out of the collector's full collections (decision HZ2)."""
+    for name in [n for n in os.environ if n.startswith("CALSYNC_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("CALSYNC_STATE_DIR", str(tmp_path))
+    services = bootstrap(Settings.from_env())
+    upgrade(services.engine)
+    services.close()
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    try:
+        with caplog.at_level(logging.WARNING, logger="calsync.web.warm_up"):
+            app = app_factory()
+        assert gc.get_freeze_count() > 10_000
+        assert "could not prepare" not in caplog.text
+    finally:
+        gc.unfreeze()
+    app.state.services.close()
