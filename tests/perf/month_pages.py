@@ -8,14 +8,18 @@ model filled and its upkeep run to the end), then
 ``--code`` (a source tree put first on the server's ``PYTHONPATH``; ``.`` is this tree),
 round after round in turn, a fresh ``calsync serve --workers 1`` lists every month of
 2026 (``expand=true``, ``limit=200``, every page; the first month from a process that
-never listed anything) and then all twelve again (warm).
+never listed anything) and then all twelve again (warm). ``--prime`` sends a ``GET /me``
+first, so that what the first month still pays is the listing's own. This client's
+heap is frozen before it lists (decision HZ3).
 
 Per page: its index in its month, instances, bytes, the API process's CPU (every thread,
 ``/proc/<pid>/task/*/schedstat``, from the request's start to the next one's, so that a
 month's pages add up to the month), PostgreSQL's backends' CPU (the server's
 connections to the database, ``/proc/<pid>/schedstat``), the client's wall time to the
-answer's head and to its last byte, and its time to parse the JSON (orjson, as
-bench_months does). The machine is shared: compare CPU, in alternating rounds.
+answer's head and to its last byte, its time to parse the JSON (orjson, as
+bench_months does), and the API process's minor page faults (memory touched first).
+The machine is shared: compare CPU, in alternating rounds. ``--code`` is the server's
+working directory too (``python -m`` puts it before ``PYTHONPATH``).
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ class Page:
     head_ms: float
     body_ms: float
     parse_ms: float
+    faults: int = 0
 
 
 def _task_ns(pid: int) -> int:
@@ -116,6 +121,13 @@ class Meter:
         self.pids = _backends(self.database)
         return _backends_ns(self.pids)
 
+    def faults(self) -> int:
+        """Minor page faults of the API process since the last call (memory touched
+        for the first time)."""
+        now = int(Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()[7])
+        found, self.minflt = now - getattr(self, "minflt", now), now
+        return found
+
     def take(self) -> tuple[float, float]:
         """(API ms, PostgreSQL ms) since the last take."""
         api, pg = _task_ns(self.pid), self._pg()
@@ -148,9 +160,10 @@ async def list_month(
         parsed = time.perf_counter()
         await asyncio.sleep(0.002)  # let the server finish the request's bookkeeping
         api_ms, pg_ms = meter.take()
+        faults = meter.faults()
         pages.append(
             Page(run, month, len(pages), len(answer["events"]), len(body), api_ms, pg_ms,
-                 (head - started) * 1e3, (got - started) * 1e3, (parsed - got) * 1e3)
+                 (head - started) * 1e3, (got - started) * 1e3, (parsed - got) * 1e3, faults)
         )  # fmt: skip
         if not answer.get("next_cursor"):
             return pages
@@ -193,6 +206,7 @@ async def one_server(
     with _serving(serve, env, root, port) as pid:
         await asyncio.sleep(1.0)
         meter = Meter(pid, database)
+        meter.faults()
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=4)) as http:
             api = f"http://127.0.0.1:{port}"
             if prime:  # a signed-in request first: what is left is the listing's own
@@ -220,7 +234,7 @@ def report(label: str, pages: list[Page]) -> None:
         by_index[page.index].append(page)
         by_month[(page.run, page.month)].append(page)
     print(f"  {label}: per page index, median (mean) over months")
-    print("    idx  n  items    bytes   API ms        PG ms        body ms      parse ms")
+    print("    idx  n  items    bytes   API ms        PG ms        body ms      parse ms  faults")
     for index, group in sorted(by_index.items()):
 
         def cell(name: str, group: list[Page] = group) -> str:
@@ -230,7 +244,8 @@ def report(label: str, pages: list[Page]) -> None:
         print(
             f"    {index:3d} {len(group):2d} {statistics.median(p.items for p in group):6.0f} "
             f"{statistics.median(p.size for p in group):8.0f}  {cell('api_ms')}  "
-            f"{cell('pg_ms')}  {cell('body_ms')}  {cell('parse_ms')}"
+            f"{cell('pg_ms')}  {cell('body_ms')}  {cell('parse_ms')}  "
+            f"{statistics.median(p.faults for p in group):6.0f}"
         )
     months = list(by_month.values())
     sums = {
