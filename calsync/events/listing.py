@@ -148,8 +148,8 @@ def prepare(sessions: Callable[[], Session], now: datetime) -> None:
     """List an empty month as a client pages one - its first page, then a page after a
     cursor - for a user no row names (the nil UUID), so that this process has built and
     compiled both pages' statements and opened a database connection before a client
-    first lists (decision HZ1): a process's first month otherwise paid ~25 ms of CPU
-    more than any later one. Reads no user's rows, writes nothing, keeps nothing but
+    first lists (decision HZ1): a process's first month otherwise paid ~20-25 ms more of
+    the API's CPU. Reads no user's rows, writes nothing, keeps nothing but
     what code alone decides (statements, their compiled forms, the pool's connection)."""
     nobody = uuid.UUID(int=0)
     first = now.astimezone(UTC).date().replace(day=1)

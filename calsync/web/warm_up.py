@@ -1,8 +1,8 @@
 """What an API process does once, before it serves: the reads every listing makes,
 made once for nobody (decision HZ1).
 
-A process's first month of pages paid ~25 ms of API CPU and ~10 ms of PostgreSQL's more
-than any later month, wherever the client's data lay: the zone names read from disk, the
+A process's first month of pages paid ~20-25 ms of API CPU and ~5-8 ms of PostgreSQL's
+more than after this, wherever the client's data lay: the zone names read from disk, the
 page's two statements built and compiled (the first page's and the one after a cursor),
 the account read compiled, the pool's first connection opened and its backend's catalog
 caches filled. `prepare_reads` does that work before uvicorn accepts a connection. It
