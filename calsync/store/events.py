@@ -28,7 +28,6 @@ from sqlalchemy.orm import QueryableAttribute, Session
 from calsync.domain.codec import (
     conference_from_document,
     event_from_document,
-    event_to_document,
     props_to_document,
 )
 from calsync.domain.errors import ValidationError
@@ -48,6 +47,7 @@ from calsync.domain.models import (
     attendee_order,
 )
 from calsync.domain.recurrence import series_end
+from calsync.store.bases import row_is_base
 from calsync.store.chunks import chunks
 from calsync.store.tables import Event as EventRow
 from calsync.store.tables import EventAttendee, User
@@ -106,6 +106,9 @@ class StoredEvent:
     created_at: datetime
     updated_at: datetime
     deleted_at: datetime | None
+    #: The row is its own base (`base` is `event`; `calsync.store.bases`): a write that
+    #: changes the event stores `base` first.
+    base_is_row: bool = False
 
     @property
     def etag(self) -> str:
@@ -347,26 +350,26 @@ def stored_event(
 ) -> StoredEvent:
     """The `StoredEvent` of a row and its attendee rows; without its `base` (the last
     agreed version, which only sync reads) when `with_base` is false: the row need not
-    hold ``base_version`` then."""
+    hold ``base_version`` then. A row that is its own base gives its event as the base."""
+    event = to_event(row, attendees)
+    document = row.base_version if with_base else None
+    own = row_is_base(document)
+    base = event if own else event_from_document(document) if document else None
     return StoredEvent(
         id=row.id,
         calendar_id=row.calendar_id,
         user_id=row.user_id,
-        event=to_event(row, attendees),
+        event=event,
         sync_state=row.sync_state,
         sync_error=row.sync_error,
         conflict=row.conflict,
         version=row.version,
-        base=event_from_document(row.base_version) if with_base and row.base_version else None,
+        base=base,
         created_at=row.created_at,
         updated_at=row.updated_at,
         deleted_at=row.deleted_at,
+        base_is_row=own,
     )
-
-
-def base_document(event: Event) -> dict[str, Any]:
-    """What ``events.base_version`` stores for `event`."""
-    return event_to_document(event)
 
 
 def attendees_by_event(
