@@ -3,9 +3,10 @@
 Rules (design.md section 5):
 - a remote version with the etag calsync already holds is no change (this is how the
   echo of calsync's own writes is suppressed: the push stores the etag Google returned);
-- a new remote event is inserted, as synced, with the remote version as its base;
-- a changed remote event overwrites a synced local one; one with unpushed local edits
-  (`pending`, `error`, `conflict`) is merged three-way (`calsync.sync.resolve`) and the
+- a new remote event is inserted, as synced, with the remote version as its base: the
+  row itself, which stores no copy of it (`calsync.store.bases`, decision IA1);
+- a changed remote event overwrites a synced local one (and is its base, the same way);
+  one with unpushed local edits (`pending`, `error`, `conflict`) is merged three-way (`calsync.sync.resolve`) and the
   resolution logged; a merge that keeps local changes leaves the event `pending` with an
   outbox entry, so the push sends them;
 - a cancelled exception is stored (it removes one instance while the series lives); a
