@@ -6,9 +6,9 @@ Rules (design.md section 5):
 - a new remote event is inserted, as synced, with the remote version as its base: the
   row itself, which stores no copy of it (`calsync.store.bases`, decision IA1);
 - a changed remote event overwrites a synced local one (and is its base, the same way);
-  one with unpushed local edits (`pending`, `error`, `conflict`) is merged three-way (`calsync.sync.resolve`) and the
-  resolution logged; a merge that keeps local changes leaves the event `pending` with an
-  outbox entry, so the push sends them;
+  one with unpushed local edits (`pending`, `error`, `conflict`) is merged three-way
+  (`calsync.sync.resolve`) and the resolution logged; a merge that keeps local changes
+  leaves the event `pending` with an outbox entry, so the push sends them;
 - a cancelled exception is stored (it removes one instance while the series lives); a
   cancelled master or single event is deleted, with the exceptions of a master;
 - an event deleted locally and not yet pushed is left to the push;
