@@ -23,10 +23,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from calsync.domain.codec import event_to_document
+from calsync.domain.codec import event_from_document, event_to_document
 from calsync.domain.models import Event
 
-__all__ = ["base_document", "row_base", "row_is_base"]
+__all__ = ["base_document", "base_of", "row_base", "row_is_base"]
 
 
 def base_document(event: Event) -> dict[str, Any]:
@@ -42,3 +42,11 @@ def row_base() -> dict[str, Any]:
 def row_is_base(document: Mapping[str, Any] | None) -> bool:
     """Whether a stored ``base_version`` says "the row is its own base"."""
     return document is not None and not document
+
+
+def base_of(document: dict[str, Any] | None, event: Event) -> tuple[Event | None, bool]:
+    """The base a row stores as `document` (its ``base_version``; `None` when not read),
+    `event` being the row's event, and whether the row is its own base."""
+    if row_is_base(document):
+        return event, True
+    return (event_from_document(document) if document else None), False

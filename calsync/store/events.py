@@ -27,7 +27,6 @@ from sqlalchemy.orm import QueryableAttribute, Session
 
 from calsync.domain.codec import (
     conference_from_document,
-    event_from_document,
     props_to_document,
 )
 from calsync.domain.errors import ValidationError
@@ -47,7 +46,7 @@ from calsync.domain.models import (
     attendee_order,
 )
 from calsync.domain.recurrence import series_end
-from calsync.store.bases import row_is_base
+from calsync.store.bases import base_of
 from calsync.store.chunks import chunks
 from calsync.store.tables import Event as EventRow
 from calsync.store.tables import EventAttendee, User
@@ -106,8 +105,7 @@ class StoredEvent:
     created_at: datetime
     updated_at: datetime
     deleted_at: datetime | None
-    #: The row is its own base (`base` is `event`; `calsync.store.bases`): a write that
-    #: changes the event stores `base` first.
+    #: The row is its own base (`base` is `event`, `calsync.store.bases`).
     base_is_row: bool = False
 
     @property
@@ -352,9 +350,7 @@ def stored_event(
     agreed version, which only sync reads) when `with_base` is false: the row need not
     hold ``base_version`` then. A row that is its own base gives its event as the base."""
     event = to_event(row, attendees)
-    document = row.base_version if with_base else None
-    own = row_is_base(document)
-    base = event if own else event_from_document(document) if document else None
+    base, own = base_of(row.base_version if with_base else None, event)
     return StoredEvent(
         id=row.id,
         calendar_id=row.calendar_id,
