@@ -80,7 +80,7 @@ def split(
     assert locked is not None
     cut_event = dataclasses.replace(locked.event, recurrence=halves.before)
     refuse(update_problems(locked.event, cut_event))
-    cut = event_changes.save_local(session, master.id, cut_event, now=now)
+    cut = event_changes.save_local(session, locked, cut_event, now=now)
     # Google's guide: trim the original first (events.update), then insert the new
     # series; the push goes in outbox order (decisions S25)
     queue(session, cut, "update", now=now)

@@ -245,7 +245,7 @@ def save(
     refuse(update_problems(locked.event, event))
     google_id = locked.event.provider_event_id or client_event_id(locked.id)
     event = _conference_requested(event, f"{google_id}-{locked.version + 1}")
-    stored = event_changes.save_local(session, locked.id, event, now=now)
+    stored = event_changes.save_local(session, locked, event, now=now)
     queue(session, stored, "update", now=now)
     notify(session, account, locked.event, stored.event, stored.id, now=now)
     return stored
@@ -307,7 +307,7 @@ def cancel_exception(
     locked = locked_live(session, exception.id, if_match)
     stored = event_changes.save_local(
         session,
-        locked.id,
+        locked,
         dataclasses.replace(locked.event, status=EventStatus.CANCELLED),
         now=now,
     )

@@ -21,11 +21,11 @@ from sqlalchemy.orm import Session
 
 from calsync.domain.codec import conference_to_document
 from calsync.domain.models import SYNCABLE_FIELDS, Event
+from calsync.store.bases import base_document
 from calsync.store.events import (
     KEEP_UPDATED_AT,
     StoredEvent,
     attendees_by_event,
-    base_document,
     event_columns,
     insert_attendees,
     load_stored,
@@ -105,30 +105,37 @@ def insert_local(
 
 
 def save_local(
-    session: Session, event_id: uuid.UUID, event: Event, *, now: datetime
+    session: Session, locked: StoredEvent, event: Event, *, now: datetime
 ) -> StoredEvent:
-    """Store a local edit of the event: new version, ``pending``, conflict and error cleared."""
+    """Store a local edit of the event `locked` (as `lock_stored` read it in this
+    transaction): new version, ``pending``, conflict and error cleared. A row that was its
+    own base (`calsync.store.bases`) stores that base first: the version before the edit."""
+    values = event_columns(event)
+    if locked.base_is_row:
+        assert locked.base is not None
+        values["base_version"] = base_document(locked.base)
     session.execute(
         sa.update(_events)
-        .where(_events.c.id == event_id)
+        .where(_events.c.id == locked.id)
         .values(
             version=_events.c.version + 1,
             sync_state="pending",
             sync_error=None,
             conflict=None,
             updated_at=now,
-            **event_columns(event),
+            **values,
         )
     )
-    replace_attendees(session, [(event_id, event.attendees)])
+    replace_attendees(session, [(locked.id, event.attendees)])
     session.expire_all()
-    stored = load_stored(session, event_id)
+    stored = load_stored(session, locked.id)
     assert stored is not None
     return stored
 
 
 def mark_deleted(session: Session, event_ids: list[uuid.UUID], *, now: datetime) -> None:
-    """Delete the events locally (soft: the push still has to delete them on Google)."""
+    """Delete the events locally (soft: the push still has to delete them on Google).
+    No column a base is made of changes, so a row that is its own base stays one."""
     session.execute(
         sa.update(_events)
         .where(_events.c.id.in_(event_ids), _events.c.deleted_at.is_(None))

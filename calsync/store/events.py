@@ -27,8 +27,6 @@ from sqlalchemy.orm import QueryableAttribute, Session
 
 from calsync.domain.codec import (
     conference_from_document,
-    event_from_document,
-    event_to_document,
     props_to_document,
 )
 from calsync.domain.errors import ValidationError
@@ -48,6 +46,7 @@ from calsync.domain.models import (
     attendee_order,
 )
 from calsync.domain.recurrence import series_end
+from calsync.store.bases import base_of
 from calsync.store.chunks import chunks
 from calsync.store.tables import Event as EventRow
 from calsync.store.tables import EventAttendee, User
@@ -113,6 +112,8 @@ class StoredEvent:
     created_at: datetime
     updated_at: datetime
     deleted_at: datetime | None
+    #: The row is its own base (`base` is `event`, `calsync.store.bases`).
+    base_is_row: bool = False
 
     @property
     def etag(self) -> str:
@@ -354,26 +355,24 @@ def stored_event(
 ) -> StoredEvent:
     """The `StoredEvent` of a row and its attendee rows; without its `base` (the last
     agreed version, which only sync reads) when `with_base` is false: the row need not
-    hold ``base_version`` then."""
+    hold ``base_version`` then. A row that is its own base gives its event as the base."""
+    event = to_event(row, attendees)
+    base, own = base_of(row.base_version if with_base else None, event)
     return StoredEvent(
         id=row.id,
         calendar_id=row.calendar_id,
         user_id=row.user_id,
-        event=to_event(row, attendees),
+        event=event,
         sync_state=row.sync_state,
         sync_error=row.sync_error,
         conflict=row.conflict,
         version=row.version,
-        base=event_from_document(row.base_version) if with_base and row.base_version else None,
+        base=base,
         created_at=row.created_at,
         updated_at=row.updated_at,
         deleted_at=row.deleted_at,
+        base_is_row=own,
     )
-
-
-def base_document(event: Event) -> dict[str, Any]:
-    """What ``events.base_version`` stores for `event`."""
-    return event_to_document(event)
 
 
 def attendees_by_event(

@@ -52,7 +52,7 @@ _PG_ROWS_BY_GOOGLE_ID: Final = _ROWS.where(
 
 def calendar_rows(session: Session, calendar_id: uuid.UUID) -> list[sa.Row[Any]]:
     """Every row of the calendar, taken, each with ``has_base``: whether the row was on
-    Google (it has a base version). For a full listing."""
+    Google (it has a base version, a document or its own row's). For a full listing."""
     return list(
         session.execute(
             _ROWS.add_columns(_events.c.base_version.is_not(None).label("has_base")).where(
@@ -95,7 +95,8 @@ def rows_by_ids(
 def base_versions(
     session: Session, event_ids: Sequence[uuid.UUID]
 ) -> Iterator[tuple[uuid.UUID, dict[str, Any] | None]]:
-    """(id, stored base version) of each row whose id is among `event_ids`."""
+    """(id, stored base version) of each row whose id is among `event_ids` (the empty
+    document for a row that is its own base: `calsync.store.bases`)."""
     for condition in any_of(session, _events.c.id, event_ids):
         for row in session.execute(
             sa.select(_events.c.id, _events.c.base_version).where(condition)
@@ -104,7 +105,8 @@ def base_versions(
 
 
 def base_version(session: Session, event_id: uuid.UUID) -> dict[str, Any] | None:
-    """The stored base version of one row (what a merge needs; the rows leave it out)."""
+    """The stored base version of one row (what a merge needs; the rows leave it out):
+    the empty document for a row that is its own base (`calsync.store.bases`)."""
     return session.scalar(sa.select(EventRow.base_version).where(EventRow.id == event_id))
 
 

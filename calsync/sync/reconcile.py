@@ -3,11 +3,12 @@
 Rules (design.md section 5):
 - a remote version with the etag calsync already holds is no change (this is how the
   echo of calsync's own writes is suppressed: the push stores the etag Google returned);
-- a new remote event is inserted, as synced, with the remote version as its base;
-- a changed remote event overwrites a synced local one; one with unpushed local edits
-  (`pending`, `error`, `conflict`) is merged three-way (`calsync.sync.resolve`) and the
-  resolution logged; a merge that keeps local changes leaves the event `pending` with an
-  outbox entry, so the push sends them;
+- a new remote event is inserted, as synced, with the remote version as its base: the
+  row itself, which stores no copy of it (`calsync.store.bases`, decision IA1);
+- a changed remote event overwrites a synced local one (and is its base, the same way);
+  one with unpushed local edits (`pending`, `error`, `conflict`) is merged three-way
+  (`calsync.sync.resolve`) and the resolution logged; a merge that keeps local changes
+  leaves the event `pending` with an outbox entry, so the push sends them;
 - a cancelled exception is stored (it removes one instance while the series lives); a
   cancelled master or single event is deleted, with the exceptions of a master;
 - an event deleted locally and not yet pushed is left to the push;
@@ -43,7 +44,7 @@ from typing import Any, Final
 from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
-from calsync.domain.codec import event_from_document, event_to_document
+from calsync.domain.codec import event_from_document
 from calsync.domain.conflicts import ConflictPolicy
 from calsync.domain.models import SYNCABLE_FIELDS, Event, EventStatus
 from calsync.notify.on_event_change import (
@@ -54,6 +55,7 @@ from calsync.notify.on_event_change import (
 )
 from calsync.providers.google.ids import local_id_from_google_event_id
 from calsync.store import listed_events
+from calsync.store.bases import row_base, row_is_base
 from calsync.store.event_bulk_writes import insert_events, update_events
 from calsync.store.events import (
     EVENT_COLUMNS,
@@ -357,7 +359,9 @@ def _drifted(
 
     The same etag means Google's copy is still the base, so the row is compared with the
     base rather than with Google's copy as mapped now: a write of calsync's that Google
-    normalises (an all-day event's zone, say) is the same version, not a divergence."""
+    normalises (an all-day event's zone, say) is the same version, not a divergence. A
+    row that is its own base (`calsync.store.bases`) was stored as a listing gave it, so
+    its base is Google's copy under that etag, as listed now (decision IA3)."""
     same = {
         row.id: google_id
         for google_id, row in rows.items()
@@ -371,10 +375,11 @@ def _drifted(
     for event_id, base in listed_events.base_versions(session, list(same)):
         if base is None:
             continue
-        local = to_event(rows[same[event_id]], attendees.get(event_id, ()))
-        agreed = event_from_document(base)
+        google_id = same[event_id]
+        local = to_event(rows[google_id], attendees.get(event_id, ()))
+        agreed = latest[google_id] if row_is_base(base) else event_from_document(base)
         if any(getattr(local, name) != getattr(agreed, name) for name in SYNCABLE_FIELDS):
-            drifted.add(same[event_id])
+            drifted.add(google_id)
     return frozenset(drifted)
 
 
@@ -405,7 +410,8 @@ def _insert_values(event_id: uuid.UUID, calendar: CalendarRef, remote: Event) ->
         "calendar_id": calendar.id,
         "user_id": calendar.user_id,
         "sync_state": "synced",
-        "base_version": event_to_document(remote),
+        # the row is what Google listed: its own base (decision IA1)
+        "base_version": row_base(),
         "version": 1,
     }
 
@@ -417,7 +423,7 @@ def _overwrite_values(row: Row[Any], remote: Event) -> dict[str, Any]:
         "sync_state": "synced",
         "sync_error": None,
         "conflict": None,
-        "base_version": event_to_document(remote),
+        "base_version": row_base(),
         "version": row.version + 1,
     }
 

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
-from calsync.domain.codec import event_from_document, event_to_document
+from calsync.domain.codec import event_from_document
 from calsync.domain.models import Event
 from calsync.store import listed_events, outbox
+from calsync.store.bases import base_document, row_is_base
 from calsync.store.events import event_columns, to_event
 from calsync.store.sync_logs import LogKind, LogStatus, record
 from calsync.sync.resolve import Resolution, resolve
@@ -40,9 +41,13 @@ def merge_listed(
     """Three-way merge of a remote change with unpushed local edits; logs the resolution.
     Returns the row's new column values, the event it now holds and whether the policy
     had to pick between two changes of a field."""
-    local = dataclasses.replace(to_event(row, row_attendees), updated=row.updated_at)
+    before = to_event(row, row_attendees)
+    local = dataclasses.replace(before, updated=row.updated_at)
     stored = listed_events.base_version(session, row.id)
-    base = event_from_document(stored) if stored else None
+    # A row that is its own base (`calsync.store.bases`) has no edit to merge: its base
+    # is what it holds, which a manual merge must then store (it changes the row).
+    own = row_is_base(stored)
+    base = before if own else event_from_document(stored) if stored else None
     if row.etag is None and base is None:
         # Google never acknowledged a write of this row, yet lists it (under the id calsync
         # derives from the row's): an insert of ours got through and its answer was lost.
@@ -66,23 +71,27 @@ def merge_listed(
         message="remote change merged with unpushed local edits",
         details=resolution.details,
     )
-    return _merged_values(session, calendar, row, local, remote, resolution, now)
+    kept = {"base_version": base_document(before)} if own else {}
+    return _merged_values(session, calendar, row, (local, kept), remote, resolution, now)
 
 
 def _merged_values(
     session: Session,
     calendar: CalendarRef,
     row: Row[Any],
-    local: Event,
+    local_and_base: tuple[Event, dict[str, Any]],
     remote: Event,
     resolution: Resolution,
     now: datetime,
 ) -> tuple[dict[str, Any], Event, bool]:
     """What `merge_listed` returns for `resolution`; queues the push of a merge that
-    keeps local changes."""
+    keeps local changes. `local_and_base`: the local event and the values that store
+    its base if the row held it as its own (else none: a manual merge keeps the base)."""
+    local, kept_base = local_and_base
     bookkeeping = {"_id": row.id, "version": row.version + 1}
     if resolution.manual:
         keep = {**event_columns(local), "etag": remote.etag, "sequence": remote.sequence}
+        keep.update(kept_base)
         keep["remote_updated_at"] = remote.updated
         return (
             {**keep, **bookkeeping, "sync_state": "conflict", "conflict": resolution.details},
@@ -93,7 +102,7 @@ def _merged_values(
     values = {
         **event_columns(merged),
         **bookkeeping,
-        "base_version": event_to_document(remote),
+        "base_version": base_document(remote),
         "conflict": None,
         "sync_error": None,
         "sync_state": "pending" if resolution.push_needed else "synced",

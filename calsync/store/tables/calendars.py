@@ -83,8 +83,10 @@ class Event(Timestamped, Base):
     """The local copy of one event: a single event, a series master, or one exception.
 
     ``base_version`` is the last version both sides agreed on, the base of the three-way
-    merge. ``recurring_event_id`` is the provider id of the series master (as Google gives
-    it); ``original_start_time`` identifies which instance an exception replaces.
+    merge: ``NULL`` when Google has none, the empty document when it is the row itself
+    (`calsync.store.bases`, as a pull leaves every row it stores). ``recurring_event_id``
+    is the provider id of the series master (as Google gives it); ``original_start_time``
+    identifies which instance an exception replaces.
     """
 
     __tablename__ = "events"

@@ -67,7 +67,9 @@ def _queue(
 def _edited(sessions: sessionmaker[Session], event_id: uuid.UUID, title: str) -> int:
     """A local edit and its row, committed together (as the API writes). Its version."""
     with sessions.begin() as session:
-        stored = event_changes.save_local(session, event_id, _event(title), now=NOW)
+        locked = event_changes.lock_stored(session, event_id)
+        assert locked is not None
+        stored = event_changes.save_local(session, locked, _event(title), now=NOW)
         _queue(session, event_id, stored.user_id, stored.calendar_id, "update")
     return stored.version
 
