@@ -59,23 +59,35 @@ def reminder_candidates(
     now: datetime,
     horizon: timedelta = DEFAULT_HORIZON,
 ) -> list[uuid.UUID]:
-    """The ids of just-inserted events of `user_id` that :func:`reschedule_many` would
-    do anything for, found from the values stored and the user's preferences (read
-    once, and only if an inserted event is upcoming): exceptions of a series (their
-    master is replanned), series and upcoming events whose reminders may be due within
-    the horizon (`_worth_planning`, the test `reschedule_many` applies to the rows it
-    reads). Passing only these as its ``new`` has the outcome of passing all of them
-    (new rows have no pending reminders), so a big first sync does not read back every
-    new row to find the few that need reminders. Call it just before `reschedule_many`,
-    in the same transaction (both then see the same preferences).
+    """The ids of just-inserted events of `user_id`, all of one calendar, that
+    :func:`reschedule_many` would do anything for, found from the values stored and the
+    user's preferences (read once, and only if an inserted event is upcoming):
+    exceptions of a series whose master is not among `inserted` (their master is
+    replanned), series and upcoming events whose reminders may be due within the horizon
+    (`_worth_planning`, the test `reschedule_many` applies to the rows it reads). Passing
+    only these as its ``new`` has the outcome of passing all of them (new rows have no
+    pending reminders), so a big first sync does not read back every new row to find
+    the few that need reminders. Call it just before `reschedule_many`, in the same
+    transaction (both then see the same preferences).
     """
+    inserted = list(inserted)
+    # An exception of a series inserted with it only leads `reschedule_many` to that
+    # master, a new row without pending reminders: the master is picked below on its
+    # own values or needs nothing (ID1). Reading the exceptions back cost more than
+    # half of a first sync's reminder step.
+    new_series = {
+        event.provider_event_id or str(event_id)
+        for event_id, event in inserted
+        if event.is_recurring and event.recurring_event_id is None
+    }
     starts_before = latest_start(now, horizon)
     latest = now + horizon
     prefs: Preferences | None = None
     found = []
     for event_id, event in inserted:
         if event.recurring_event_id is not None:
-            found.append(event_id)
+            if event.recurring_event_id not in new_series:
+                found.append(event_id)
             continue
         start = _stored_instant(event.start)
         if (
