@@ -73,8 +73,8 @@ def reminder_candidates(
     inserted = list(inserted)
     # An exception of a series inserted with it only leads `reschedule_many` to that
     # master, a new row without pending reminders: the master is picked below on its
-    # own values or needs nothing (ID1). Reading the exceptions back cost more than
-    # half of a first sync's reminder step.
+    # own values or needs nothing (ID1: bench_months' first sync read 780 exceptions
+    # and their masters back for nothing).
     new_series = {
         event.provider_event_id or str(event_id)
         for event_id, event in inserted

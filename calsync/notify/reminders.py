@@ -327,7 +327,8 @@ def _plan_rows(
     horizon: timedelta,
 ) -> dict[uuid.UUID, tuple[uuid.UUID, list[PlannedReminder]]]:
     """`plan_reminders` for each of `rows` (as `replan_many` takes them): ``{event id:
-    (owner, planned reminders)}``, in `rows`' order, with one read of the exceptions."""
+    (owner, planned reminders)}``, in `rows`' order, with one read of the exceptions of
+    the series that may have anything to plan (`series_near`: the others plan nothing)."""
     latest = now + horizon
     todo: list[tuple[Any, Event, tuple[int, ...]]] = []
     planned: dict[uuid.UUID, tuple[uuid.UUID, list[PlannedReminder]]] = {}
@@ -341,13 +342,9 @@ def _plan_rows(
             # begin at midnight in any zone): no need to build the event to know it.
             continue
         todo.append((row, to_event(row), leads))
-    near = series_near(
-        session,
-        [item for item in todo if item[0].is_recurring],
-        now=now,
-        horizon=horizon,
-        latest_start=latest_start(now, horizon),
-    )
+    masters = [item for item in todo if item[0].is_recurring]
+    end = latest_start(now, horizon)
+    near = series_near(session, masters, now=now, horizon=horizon, latest_start=end)
     todo = [item for item in todo if not item[0].is_recurring or item[0].id in near]
     exceptions = exceptions_of(session, [row for row, _, _ in todo if row.is_recurring])
     for row, master, leads in todo:
