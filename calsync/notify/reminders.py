@@ -43,7 +43,6 @@ from calsync.notify.preferences import (
     _from_row,
     load_preferences,
 )
-from calsync.notify.series_horizon import series_near
 from calsync.store import deliveries, upcoming
 from calsync.store.events import to_event
 from calsync.store.tables import Event as EventRow
@@ -327,33 +326,25 @@ def _plan_rows(
     horizon: timedelta,
 ) -> dict[uuid.UUID, tuple[uuid.UUID, list[PlannedReminder]]]:
     """`plan_reminders` for each of `rows` (as `replan_many` takes them): ``{event id:
-    (owner, planned reminders)}``, in `rows`' order, with one read of the exceptions of
-    the series that may have anything to plan (`series_near`: the others plan nothing)."""
+    (owner, planned reminders)}``, in `rows`' order, with one read of the exceptions."""
+    exceptions = exceptions_of(session, [row for row in rows if row.is_recurring])
     latest = now + horizon
-    todo: list[tuple[Any, Event, tuple[int, ...]]] = []
     planned: dict[uuid.UUID, tuple[uuid.UUID, list[PlannedReminder]]] = {}
     for row in rows:
-        planned[row.id] = (row.user_id, [])
-        leads = owners[row.user_id][0].lead_times(row.reminders)
+        prefs, user_zone = owners[row.user_id]
+        leads = prefs.lead_times(row.reminders)
         if not row.is_recurring and (
             not leads or row.start_time - timedelta(minutes=max(leads), days=1) > latest
         ):
             # Nothing due within the horizon (a day's margin for all-day events, which
             # begin at midnight in any zone): no need to build the event to know it.
+            planned[row.id] = (row.user_id, [])
             continue
-        todo.append((row, to_event(row), leads))
-    masters = [item for item in todo if item[0].is_recurring]
-    end = latest_start(now, horizon)
-    near = series_near(session, masters, now=now, horizon=horizon, latest_start=end)
-    todo = [item for item in todo if not item[0].is_recurring or item[0].id in near]
-    exceptions = exceptions_of(session, [row for row, _, _ in todo if row.is_recurring])
-    for row, master, leads in todo:
-        prefs, user_zone = owners[row.user_id]
         series = (row.calendar_id, row.google_event_id or str(row.id))
         planned[row.id] = (
             row.user_id,
             plan_reminders(
-                master,
+                to_event(row),
                 exceptions.get(series, []) if row.is_recurring else [],
                 event_id=row.id,
                 leads=leads,

@@ -24,7 +24,6 @@ __all__ = [
     "event",
     "exception_rows",
     "exceptions_of_series",
-    "live_exceptions_between",
     "master_of",
     "masters_of",
     "page",
@@ -118,36 +117,6 @@ def exceptions_of_series(
     for match in any_of(session, EventRow.recurring_event_id, series_ids):
         in_calendars = sa.or_(*any_of(session, EventRow.calendar_id, calendars))
         yield from session.execute(sa.select(*_EVENT_COLUMNS).where(match, in_calendars))
-
-
-def live_exceptions_between(
-    session: Session,
-    series_ids: Sequence[str],
-    calendars: Sequence[uuid.UUID],
-    after: datetime,
-    before: datetime,
-) -> set[tuple[uuid.UUID, str]]:
-    """The (calendar, series) pairs, among `series_ids` in `calendars`, with an exception
-    neither deleted nor cancelled that starts before `before` and ends after `after`
-    (stored instants), in one query per thousand series; the caller keeps the pairs it
-    asked for."""
-    found: set[tuple[uuid.UUID, str]] = set()
-    for match in any_of(session, _events.c.recurring_event_id, series_ids):
-        in_calendars = sa.or_(*any_of(session, _events.c.calendar_id, calendars))
-        query = (
-            sa.select(_events.c.calendar_id, _events.c.recurring_event_id)
-            .where(
-                match,
-                in_calendars,
-                _events.c.deleted_at.is_(None),
-                _events.c.status != EventStatus.CANCELLED.value,
-                _events.c.start_time < before,
-                _events.c.end_time > after,
-            )
-            .distinct()
-        )
-        found.update((calendar_id, str(series)) for calendar_id, series in session.execute(query))
-    return found
 
 
 def upcoming_of_user(

@@ -1,12 +1,12 @@
-"""The reminders a sync and the periodic refresh plan are the old full computation's (ID1,
-ID2): every new row read back and every live series expanded with all its exceptions.
+"""The reminders a sync and the periodic refresh plan are the old full computation's (ID1:
+every new row read back, its exceptions' masters found from them).
 
 Generated calendars (series with COUNT, UNTIL and open rules, EXDATEs, moved and
 cancelled instances, orphaned exceptions, all-day events with and without a zone, events
 just inside and just outside the horizon and the longest lead time) of several users with
 different preferences and zones go through a first sync (`apply_changes`, a full
 listing), an incremental pull moving, cancelling and adding events, and
-`refresh_reminders` a day later, once as calsync plans now and once with the shortcuts
+`refresh_reminders` a day later, once as calsync plans now and once with the shortcut
 undone; the reminder rows of each step must be the same. The first sync is also checked
 against the per-event planner (`reschedule_reminders` of every row, from nothing).
 """
@@ -29,7 +29,6 @@ from calsync.domain.conflicts import ConflictPolicy
 from calsync.domain.errors import ValidationError
 from calsync.domain.models import Event, EventStatus, EventTime, Reminders
 from calsync.domain.recurrence import expand
-from calsync.notify import reminders as reminders_module
 from calsync.notify.on_event_change import reschedule_reminders
 from calsync.notify.preferences import Preferences, save_preferences
 from calsync.notify.reminders import refresh_reminders
@@ -275,15 +274,10 @@ def changes(seed: int, listing: list[Event]) -> list[Event]:
 
 @contextmanager
 def old_computation(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Undo ID1 and ID2: every new row a candidate, every live series expanded."""
+    """Undo ID1: every new row a candidate (`reschedule_many` reads each back)."""
     with monkeypatch.context() as patch:
         patch.setattr(
             reconcile, "reminder_candidates", lambda _s, inserted, **_: [i for i, _ in inserted]
-        )
-        patch.setattr(
-            reminders_module,
-            "series_near",
-            lambda _s, masters, **_: {row.id for row, _, _ in masters},
         )
         yield
 
