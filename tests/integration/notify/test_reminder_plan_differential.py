@@ -413,7 +413,7 @@ def test_the_first_sync_plans_what_each_row_planned_alone_plans(
     # have the same key, and the per-event path and the batched one (on main as well)
     # keep a different one of the two. And the batched paths (on main as well) plan
     # nothing for a series whose rule ended before now, not even for an instance moved
-    # past its end, which the per-event path plans (noticed in ID, left alone).
+    # past its end, which the per-event path plans (decision ID5, left alone).
     assert {r[:8] for r in synced} <= {r[:8] for r in alone}
     kept = [r[:8] for r in synced if r[1] not in ended]
     assert kept == [r[:8] for r in alone if r[1] not in ended]
