@@ -316,7 +316,8 @@ def test_two_upkeep_runs_at_once_leave_the_right_rows(
     assert not failures, failures
     assert len(outcomes) == 2
     # neither failed (two re-expansions of one owner at once collide on its rows)
-    assert not caplog.records, [r.getMessage() for r in caplog.records]
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, errors
     assert all(o.failed == 0 for o in outcomes)
     assert sum(o.cleared for o in outcomes) > 0
     if not_sqlite(app):  # they met: one left the master the other held
