@@ -69,6 +69,7 @@ def test_a_process_whose_database_never_answers_starts_and_answers_healthz(
         settings = dataclasses.replace(
             settings, database_url=request.getfixturevalue("silent_database")
         )
+    app = None
     try:
         app = _start(settings, monkeypatch)
         assert app is not None, "the app factory waited for a database that never answers"
@@ -76,3 +77,5 @@ def test_a_process_whose_database_never_answers_starts_and_answers_healthz(
             assert client.get("/healthz").status_code == 200
     finally:
         gc.unfreeze()
+        if app is not None:
+            app.state.services.close()
