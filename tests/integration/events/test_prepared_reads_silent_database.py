@@ -58,6 +58,7 @@ def _start(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Starlette | N
     return made[0] if made else None
 
 
+@pytest.mark.usefixtures("logging_restored")
 @pytest.mark.parametrize("mode", ["embedded", "production"])
 def test_a_process_whose_database_never_answers_starts_and_answers_healthz(
     mode: str,
