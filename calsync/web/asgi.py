@@ -16,19 +16,19 @@ from calsync.logs import configure_logging
 from calsync.store.db import api_pool
 from calsync.tracing import configure_tracing
 from calsync.web.app import create_app
-from calsync.web.warm_up import prepare_reads
+from calsync.web.warm_up import prepare_within
 
 
 def app_factory() -> Starlette:
     """The app for the settings in the environment, with this process's logging and
     tracing set up; its database pool is sized from ``CALSYNC_API_THREADS``. Its reads
-    are prepared before it serves (`prepare_reads`, decision HZ1), and what it has made
+    are prepared before it serves (`prepare_within`, decisions HZ1 and RX1), and what it has made
     so far is left out of the cyclic collector's full collections (decision HZ2)."""
     settings = Settings.from_env()
     configure_logging(settings.log_level)
     configure_tracing("calsync-api")
     services = bootstrap(settings, pool=api_pool(settings.api_threads))
-    prepare_reads(services)
+    prepare_within(services)  # bounded: a database that never answers must not stop it (RX1)
     app = create_app(services)
     # ~200,000 objects of imported code and set-up, alive for the process's life: a full
     # collection walked them all (50-100 ms of CPU, a page's answer stalled that long)

@@ -7,14 +7,16 @@ page's two statements built and compiled (the first page's and the one after a c
 the account read compiled, the pool's first connection opened and its backend's catalog
 caches filled. `prepare_reads` does that work before uvicorn accepts a connection. It
 keeps nothing that data decides (no row, no page, no account): every answer is read as
-before.
+before. `prepare_within` bounds how long a starting process waits for it (decision RX1).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from datetime import UTC, datetime
+from typing import Final
 
 from calsync.bootstrap import Services
 from calsync.domain.timezones import iana_zone_names
@@ -22,9 +24,32 @@ from calsync.events import listing
 from calsync.store import users
 from calsync.store.db import RequestConnection
 
-__all__ = ["prepare_reads"]
+__all__ = ["PREPARE_WAIT", "prepare_reads", "prepare_within"]
 
 log = logging.getLogger(__name__)
+
+#: How long a starting API process waits for `prepare_reads`, in seconds (decision RX1):
+#: it takes ~0.1 s on a database that answers; Kubernetes' startup probe gives 60 s.
+PREPARE_WAIT: Final = 5.0
+
+
+def prepare_within(services: Services, seconds: float = PREPARE_WAIT) -> bool:
+    """`prepare_reads` in a thread of its own, waited for `seconds` at most; whether it
+    finished. A database that accepts connections and never answers (a hung server, a
+    proxy without its backend) kept the process from serving: psycopg connects without
+    a timeout, so uvicorn never bound its port and ``/healthz``, which reads no database,
+    never answered (decision RX1). The process then serves without waiting; the thread
+    ends when the database answers or drops the connection (a warm-up is logged, never
+    raised), and each request meanwhile does the work itself, as before HZ1."""
+    worker = threading.Thread(
+        target=prepare_reads, args=(services,), name="calsync-prepare-reads", daemon=True
+    )
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        log.warning("the listing was not prepared within %.0f s; serving without it", seconds)
+        return False
+    return True
 
 
 def prepare_reads(services: Services, now: datetime | None = None) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -296,3 +297,26 @@ def committed_first(
 
     monkeypatch.setattr(owner, name, interrupted)
     return ran
+
+
+@pytest.fixture
+def logging_restored() -> Iterator[None]:
+    """Put the logging configuration back after a test that runs `calsync serve`'s app
+    factory (its `configure_logging` sets the root logger to INFO with a JSON handler,
+    which left later tests of the process - `test_read_model_upkeep` - seeing INFO
+    records they assert are absent)."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    levels = {
+        name: logger.level
+        for name, logger in logging.root.manager.loggerDict.items()
+        if isinstance(logger, logging.Logger)
+    }
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        for name, logger in logging.root.manager.loggerDict.items():
+            if isinstance(logger, logging.Logger):
+                logger.setLevel(levels.get(name, logging.NOTSET))

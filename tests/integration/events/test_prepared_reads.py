@@ -204,6 +204,7 @@ def test_a_process_whose_database_is_down_at_start_serves_all_the_same(
         assert pages(client, people[2]) == pages(app.client, people[2])
 
 
+@pytest.mark.usefixtures("logging_restored")
 def test_the_server_s_app_is_prepared_and_its_start_up_heap_frozen(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
