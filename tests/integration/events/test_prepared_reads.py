@@ -218,11 +218,6 @@ def test_the_server_s_app_is_prepared_and_its_start_up_heap_frozen(
     services.close()
     gc.unfreeze()
     assert gc.get_freeze_count() == 0
-    # the factory configures this process's logging as a server's: the root logger's
-    # handlers and level are put back, or every later test in this process would see
-    # INFO records of every library (caplog assertions of other modules)
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
     try:
         with caplog.at_level(logging.WARNING, logger="calsync.web.warm_up"):
             app = app_factory()
@@ -230,6 +225,4 @@ def test_the_server_s_app_is_prepared_and_its_start_up_heap_frozen(
         assert "could not prepare" not in caplog.text
     finally:
         gc.unfreeze()
-        root.handlers[:] = handlers
-        root.setLevel(level)
     app.state.services.close()
