@@ -75,13 +75,16 @@ def reminder_candidates(
     prefs: Preferences | None = None
     found = []
     exceptions: list[tuple[uuid.UUID, str]] = []
-    new_series: set[str] = set()
+    new_series: dict[str, uuid.UUID] = {}
+    moved_in: set[str] = set()  # series with an upcoming live exception among `inserted`
     for event_id, event in inserted:
         if event.recurring_event_id is not None:
             exceptions.append((event_id, event.recurring_event_id))
+            if _live_and_upcoming(event, now, starts_before):
+                moved_in.add(event.recurring_event_id)
             continue
         if event.recurrence:
-            new_series.add(event.provider_event_id or str(event_id))
+            new_series[event.provider_event_id or str(event_id)] = event_id
         start = _stored_instant(event.start)
         if (
             event.status == EventStatus.CANCELLED
@@ -99,7 +102,20 @@ def reminder_candidates(
     # own values or needs nothing (ID1: bench_months' first sync read 780 exceptions
     # and their masters back for nothing).
     found += [event_id for event_id, series in exceptions if series not in new_series]
-    return found
+    # A series is upcoming, whatever its own span, while one of its live exceptions is
+    # (`calsync.store.upcoming`, IE1): an instance moved past the end of a finished series.
+    found += [new_series[s] for s in sorted(moved_in & new_series.keys())]
+    return list(dict.fromkeys(found))
+
+
+def _live_and_upcoming(event: Event, now: datetime, starts_before: datetime) -> bool:
+    """Whether the upcoming test of `calsync.store.upcoming` holds for the stored values
+    of the exception `event` (not cancelled, starts before `starts_before`, not ended)."""
+    return (
+        event.status != EventStatus.CANCELLED
+        and _stored_instant(event.start) < starts_before
+        and _stored_instant(event.end) > now
+    )
 
 
 def _worth_planning(

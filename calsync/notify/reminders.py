@@ -27,7 +27,7 @@ import logging
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -43,6 +43,7 @@ from calsync.notify.preferences import (
     _from_row,
     load_preferences,
 )
+from calsync.notify.reminder_keys import reminder_key, shared_starts
 from calsync.store import deliveries, upcoming
 from calsync.store.events import to_event
 from calsync.store.tables import Event as EventRow
@@ -83,12 +84,6 @@ class PlannedReminder:
     payload: dict[str, Any]
 
 
-def reminder_key(event_id: uuid.UUID, occurrence_start: datetime, lead: int, channel: str) -> str:
-    """The dedupe key of one reminder: exactly one send per key, ever."""
-    moment = occurrence_start.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return f"reminder|{event_id}|{moment}|{lead}|{channel}"
-
-
 def plan_reminders(
     master: Event,
     exceptions: Sequence[Event] = (),
@@ -124,15 +119,18 @@ def plan_reminders(
         )
         return []
     zone_name = master.timezone or day_zone
+    starts = [instant_of(occurrence.start, zone_name) for occurrence in occurrences]
+    shared = shared_starts(occurrences, starts, zone_name) if master.recurrence else {}
     planned: list[PlannedReminder] = []
-    for occurrence in occurrences:
-        start = instant_of(occurrence.start, zone_name)
+    for index, (occurrence, start) in enumerate(zip(occurrences, starts, strict=True)):
         end = instant_of(occurrence.end, zone_name)
         if end <= now:
             continue
         recurrence_id = occurrence.original_start if master.recurrence else None
         planned += _occurrence_reminders(
-            _Occurrence(event_id, start, end, event_summary(occurrence, uid=series_id)),
+            _Occurrence(
+                event_id, start, end, event_summary(occurrence, uid=series_id), shared.get(index)
+            ),
             time_document(recurrence_id) if recurrence_id else None,
             leads=leads,
             channels=channels,
@@ -144,12 +142,15 @@ def plan_reminders(
 
 @dataclass(frozen=True, slots=True)
 class _Occurrence:
-    """What a reminder says of its occurrence: the event, its instants, its summary."""
+    """What a reminder says of its occurrence: the event, its instants, its summary, and
+    for one of several occurrences that begin at the same instant, its original start
+    (`shared_starts`)."""
 
     event_id: uuid.UUID
     start: datetime
     end: datetime
     summary: dict[str, Any]
+    original: datetime | None = None
 
 
 def _occurrence_reminders(
@@ -178,7 +179,9 @@ def _occurrence_reminders(
         }
         planned.extend(
             PlannedReminder(
-                dedupe_key=reminder_key(occurrence.event_id, start, lead, channel),
+                dedupe_key=reminder_key(
+                    occurrence.event_id, start, lead, channel, original=occurrence.original
+                ),
                 channel=channel,
                 lead_minutes=lead,
                 occurrence_start=start,

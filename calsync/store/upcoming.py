@@ -42,21 +42,83 @@ def upcoming_where(
     now: datetime | sa.BindParameter[datetime], latest_start: datetime | sa.BindParameter[datetime]
 ) -> sa.ColumnElement[bool]:
     """Single events and series masters, neither deleted nor cancelled, that start before
-    `latest_start` and have not ended by `now` (a series: its recurrence has not) (values,
-    or parameters for a statement built once). Usable in Core and ORM statements."""
+    `latest_start` and have not ended by `now` (a series: its recurrence has not);
+    series masters with a live exception that does (an instance moved past the end of
+    its series, or before its start: the planner plans it, IE1); and such exceptions
+    whose master is not stored (an orphan, planned on its own, IE3) (values, or
+    parameters for a statement built once). Usable in Core and ORM statements."""
     events = _events
+    starts_and_ends = sa.and_(events.c.start_time < latest_start, events.c.end_time > now)
     return sa.and_(
         events.c.deleted_at.is_(None),
         events.c.status != EventStatus.CANCELLED.value,
-        events.c.recurring_event_id.is_(None),
-        events.c.start_time < latest_start,
         sa.or_(
-            sa.and_(events.c.is_recurring.is_(False), events.c.end_time > now),
             sa.and_(
-                events.c.is_recurring.is_(True),
-                sa.or_(events.c.recurrence_end.is_(None), events.c.recurrence_end > now),
+                events.c.recurring_event_id.is_(None),
+                sa.or_(
+                    sa.and_(
+                        events.c.start_time < latest_start,
+                        sa.or_(
+                            sa.and_(events.c.is_recurring.is_(False), events.c.end_time > now),
+                            sa.and_(
+                                events.c.is_recurring.is_(True),
+                                sa.or_(
+                                    events.c.recurrence_end.is_(None),
+                                    events.c.recurrence_end > now,
+                                ),
+                            ),
+                        ),
+                    ),
+                    # Last: probed only for the series the test above leaves out.
+                    sa.and_(
+                        events.c.is_recurring.is_(True), _upcoming_exception(now, latest_start)
+                    ),
+                ),
             ),
+            sa.and_(events.c.recurring_event_id.is_not(None), starts_and_ends, _orphan()),
         ),
+    )
+
+
+def _orphan() -> sa.ColumnElement[bool]:
+    """Whether the outer ``events`` row (an exception) has no stored master in its
+    calendar (one probe of the unique (calendar, Google id) index)."""
+    master = _events.alias("upcoming_master")
+    return (
+        sa.select(master.c.id)
+        .where(
+            master.c.calendar_id == _events.c.calendar_id,
+            master.c.google_event_id == _events.c.recurring_event_id,
+        )
+        .limit(1)
+        .scalar_subquery()
+        .is_(None)
+    )
+
+
+def _upcoming_exception(
+    now: datetime | sa.BindParameter[datetime], latest_start: datetime | sa.BindParameter[datetime]
+) -> sa.ColumnElement[bool]:
+    """Whether the outer ``events`` row (a master) has a live exception that starts before
+    `latest_start` and has not ended by `now`. A scalar subquery (one probe of the
+    (calendar, series) index per master asked, as `event_queries` does, not an EXISTS
+    PostgreSQL may answer by hashing every exception). Series are named by their Google
+    id, as `event_queries` matches them (a series created in calsync gets one when it
+    is first pushed)."""
+    exception = _events.alias("upcoming_exception")
+    return (
+        sa.select(exception.c.id)
+        .where(
+            exception.c.calendar_id == _events.c.calendar_id,
+            exception.c.recurring_event_id == _events.c.google_event_id,
+            exception.c.deleted_at.is_(None),
+            exception.c.status != EventStatus.CANCELLED.value,
+            exception.c.start_time < latest_start,
+            exception.c.end_time > now,
+        )
+        .limit(1)
+        .scalar_subquery()
+        .is_not(None)
     )
 
 

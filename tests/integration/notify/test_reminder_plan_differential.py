@@ -14,6 +14,7 @@ against the per-event planner (`reschedule_reminders` of every row, from nothing
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 import uuid
 from collections.abc import Callable, Iterator
@@ -206,7 +207,43 @@ def calendar(seed: int, size: int = 40) -> list[Event]:
     listing += _edges()
     soon = EventTime.at(NOW + timedelta(hours=3), "Europe/Berlin")
     listing.append(_moved_in(_weekly("gone", soon, timedelta(hours=1)), "gone_1"))
+    listing += _moved_far()
     return listing
+
+
+def _moved_far() -> list[Event]:
+    """Instances the batched planner once missed (ID5, IE1, IE2): one moved past the end
+    of a series whose rule ended before now, one moved before the start of a series that
+    begins beyond the horizon, both to begin in three hours; and in a daily series, an
+    instance moved onto the start of another (two occurrences at one instant)."""
+    ended_start = EventTime.at(NOW - timedelta(days=21), "Asia/Kolkata")
+    ended = dataclasses.replace(
+        _weekly("ended", ended_start, timedelta(hours=1)), recurrence=("RRULE:FREQ=WEEKLY;COUNT=2",)
+    )
+    later = _weekly("later", EventTime.at(NOW + timedelta(days=30), "UTC"), timedelta(hours=1))
+    daily_start = EventTime.at(NOW + timedelta(hours=5), "America/Los_Angeles")
+    daily = dataclasses.replace(
+        _weekly("daily", daily_start, timedelta(hours=1)), recurrence=("RRULE:FREQ=DAILY",)
+    )
+    onto = dataclasses.replace(
+        daily,
+        recurrence=(),
+        title="daily (moved onto the first)",
+        recurring_event_id="daily",
+        original_start=_shifted(daily_start, timedelta(days=1)),
+        provider_event_id="daily_1",
+        etag='"daily_1"',
+    )
+    return [
+        ended,
+        dataclasses.replace(
+            _moved_in(ended, "ended_1"), original_start=_shifted(ended_start, timedelta(days=7))
+        ),
+        later,
+        _moved_in(later, "later_0"),
+        daily,
+        onto,
+    ]
 
 
 def _moved_in(master: Event, name: str) -> Event:
@@ -305,7 +342,7 @@ def _rows(session: Session, users: list[uuid.UUID]) -> Rows:
             d.occurrence_start,
             d.due_at,
             d.status,
-            repr(sorted(d.payload.items())),
+            json.dumps(d.payload, sort_keys=True),
         )
         for d in found
     )
@@ -395,25 +432,22 @@ def test_the_first_sync_plans_what_each_row_planned_alone_plans(
     users = [ref.user_id for ref in refs]
     with sessions.begin() as session:
         synced = _rows(session, users)
-        ended = set(
-            session.scalars(
-                sa.select(EventRow.google_event_id).where(
-                    EventRow.user_id.in_(users), EventRow.recurrence_end <= NOW
-                )
-            )
-        )
         session.execute(sa.delete(NotificationDelivery))
         ids = session.scalars(sa.select(EventRow.id).where(EventRow.user_id.in_(users))).all()
         for event_id in ids:
             reschedule_reminders(session, event_id, now=NOW)
         alone = _rows(session, users)
         session.rollback()
-    assert synced
-    # Payloads left out: when a moved instance lands on the start of another one, both
-    # have the same key, and the per-event path and the batched one (on main as well)
-    # keep a different one of the two. And the batched paths (on main as well) plan
-    # nothing for a series whose rule ended before now, not even for an instance moved
-    # past its end, which the per-event path plans (decision ID5, left alone).
-    assert {r[:8] for r in synced} <= {r[:8] for r in alone}
-    kept = [r[:8] for r in synced if r[1] not in ended]
-    assert kept == [r[:8] for r in alone if r[1] not in ended]
+    # Everything, payloads included: instances moved past the end of a finished series,
+    # before the start of a later one or onto another's start (ID5, IE1, IE2) as well.
+    names = {r[1] for r in alone}
+    assert {"ended", "later", "daily"} <= names
+    assert synced == alone
+    # And the periodic refresh, from nothing, plans the same rows.
+    with sessions.begin() as session:
+        session.execute(
+            sa.delete(NotificationDelivery).where(NotificationDelivery.user_id.in_(users))
+        )
+    refresh_reminders(sessions, now=NOW, batch_size=7)
+    with sessions() as session:
+        assert _rows(session, users) == alone

@@ -199,3 +199,73 @@ def test_a_recurrence_that_cannot_be_expanded_plans_nothing() -> None:
     now = datetime(2026, 3, 29, 12, 0, tzinfo=UTC)
 
     assert plan_reminders(series, event_id=EVENT_ID, leads=[10], channels=["email"], now=now) == []
+
+
+def _day(n: int, hour: int) -> EventTime:
+    return EventTime.at(datetime(2026, 3, 30, hour, 0) + timedelta(days=n), "Europe/Berlin")
+
+
+def _daily_with_moves(*moves: tuple[int, int]) -> tuple[Event, list[Event]]:
+    """A daily series at 09:00 Berlin from 30 March and exceptions moving the instance of
+    day `a` onto the start of day `b` for each (a, b) of `moves`."""
+    master = Event(
+        start=berlin(2026, 3, 30, 9, 0),
+        end=berlin(2026, 3, 30, 10, 0),
+        title="Stand-up",
+        recurrence=("RRULE:FREQ=DAILY;COUNT=5",),
+        provider_event_id="standup",
+    )
+    exceptions = [
+        Event(
+            start=_day(b, 9),
+            end=_day(b, 10),
+            title=f"Stand-up (day {a})",
+            recurring_event_id="standup",
+            original_start=_day(a, 9),
+            provider_event_id=f"standup_{a}",
+        )
+        for a, b in moves
+    ]
+    return master, exceptions
+
+
+def test_an_instance_moved_onto_another_has_its_own_key_and_the_unmoved_one_keeps_its_own() -> None:
+    master, exceptions = _daily_with_moves((1, 0))
+    now = datetime(2026, 3, 29, 12, 0, tzinfo=UTC)
+    planned = plan_reminders(
+        master, exceptions, event_id=EVENT_ID, leads=[10], channels=["email"], now=now
+    )
+    start = datetime(2026, 3, 30, 7, 0, tzinfo=UTC)
+    at_start = [p for p in planned if p.occurrence_start == start]
+    by_title = {p.payload["event"]["title"]: p.dedupe_key for p in at_start}
+    assert by_title == {
+        "Stand-up": reminder_key(EVENT_ID, start, 10, "email"),
+        "Stand-up (day 1)": reminder_key(
+            EVENT_ID, start, 10, "email", original=start + timedelta(days=1)
+        ),
+    }
+
+
+def test_of_two_instances_moved_onto_one_start_the_earliest_original_keeps_the_plain_key() -> None:
+    master, exceptions = _daily_with_moves((0, 3), (2, 3), (3, 1))
+    now = datetime(2026, 3, 29, 12, 0, tzinfo=UTC)
+    planned = plan_reminders(
+        master,
+        exceptions,
+        event_id=EVENT_ID,
+        leads=[10],
+        channels=["email"],
+        now=now,
+        horizon=timedelta(days=10),
+    )
+    start = datetime(2026, 4, 2, 7, 0, tzinfo=UTC)
+    keys = {
+        p.payload["event"]["title"]: p.dedupe_key for p in planned if p.occurrence_start == start
+    }
+    assert keys == {
+        "Stand-up (day 0)": reminder_key(EVENT_ID, start, 10, "email"),
+        "Stand-up (day 2)": reminder_key(
+            EVENT_ID, start, 10, "email", original=start - timedelta(days=1)
+        ),
+    }
+    assert len({p.dedupe_key for p in planned}) == len(planned)
