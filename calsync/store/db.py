@@ -106,6 +106,7 @@ def make_engine(
         engine = sa.create_engine(
             url,
             echo=echo,
+            connect_args=connection_defaults(url),
             pool_size=pool.size,
             max_overflow=pool.overflow,
             # the connection given back last is handed out first: the one that answered
@@ -118,6 +119,28 @@ def make_engine(
             ping_idle_connections(engine, after=pool.ping_after_idle)
     tracing.instrument_engine(engine)
     return engine
+
+
+#: libpq's connection parameters a PostgreSQL engine sets unless its URL names them.
+#: Without a connect timeout, a server that accepts the TCP connection and never answers
+#: (hung, or a proxy whose backend is gone) holds the connecting thread for ever - every
+#: API thread in turn; without keepalives, a server gone mid-statement leaves the
+#: statement waiting for the kernel's two hours. Five seconds, as the Redis clients' own
+#: connect timeout; a dead peer is found within 30 + 3 x 10 s.
+PG_CONNECTION_DEFAULTS: Final[Mapping[str, int]] = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
+
+
+def connection_defaults(url: str) -> dict[str, int]:
+    """`PG_CONNECTION_DEFAULTS` less those `url`'s query sets (an operator's own
+    ``?connect_timeout=...`` wins)."""
+    given = sa.engine.make_url(url).query
+    return {key: value for key, value in PG_CONNECTION_DEFAULTS.items() if key not in given}
 
 
 #: Where a pooled connection's record keeps when it was last given back (`time.monotonic`).
