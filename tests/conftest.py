@@ -10,6 +10,7 @@ where a missing service is an error: CI must never pass by skipping.
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -170,6 +171,19 @@ def pg_url(migrated_pg_url: str, _pg_emptier: tuple[sa.Engine, str]) -> str:
     with engine.begin() as connection:
         connection.execute(sa.text(statement))
     return migrated_pg_url
+
+
+@pytest.fixture
+def silent_pg_url() -> Iterator[str]:
+    """A PostgreSQL URL whose server accepts TCP connections (the kernel's backlog) and
+    never says a word: a hung server, or a proxy whose backend is gone."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    try:
+        yield f"postgresql+psycopg://root@127.0.0.1:{listener.getsockname()[1]}/silent"
+    finally:
+        listener.close()
 
 
 @pytest.fixture

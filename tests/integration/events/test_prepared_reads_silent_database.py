@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import socket
 import threading
-from collections.abc import Iterator
 
 import pytest
 from starlette.applications import Starlette
@@ -32,20 +30,6 @@ pytestmark = pytest.mark.integration
 #: Far above the factory's own wait (`calsync.web.warm_up.PREPARE_WAIT`); on main the
 #: factory never returned. Not a speed figure: whether it returns at all.
 NEVER = 45.0
-
-
-@pytest.fixture
-def silent_database() -> Iterator[str]:
-    """A PostgreSQL URL whose server accepts TCP connections (the kernel's backlog) and
-    never says a word."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    port = listener.getsockname()[1]
-    try:
-        yield f"postgresql+psycopg://root@127.0.0.1:{port}/silent"
-    finally:
-        listener.close()
 
 
 def _start(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Starlette | None:
@@ -68,7 +52,7 @@ def test_a_process_whose_database_never_answers_starts_and_answers_healthz(
     settings: Settings = request.getfixturevalue(f"{mode}_settings")
     if mode == "production":
         settings = dataclasses.replace(
-            settings, database_url=request.getfixturevalue("silent_database")
+            settings, database_url=request.getfixturevalue("silent_pg_url")
         )
     app = None
     try:

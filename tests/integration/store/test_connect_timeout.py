@@ -11,9 +11,7 @@ PostgreSQL only: SQLite opens a file, no server can leave it waiting.
 
 from __future__ import annotations
 
-import socket
 import threading
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -26,19 +24,6 @@ pytestmark = pytest.mark.integration
 #: Far above the engine's connect timeout; without one the connect never returned. Not
 #: a speed figure: whether it returns at all.
 NEVER = 45.0
-
-
-@pytest.fixture
-def silent_server() -> Iterator[str]:
-    """A PostgreSQL URL whose server accepts TCP connections (the kernel's backlog) and
-    never says a word."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    try:
-        yield f"postgresql+psycopg://root@127.0.0.1:{listener.getsockname()[1]}/silent"
-    finally:
-        listener.close()
 
 
 def _connect_outcome(engine: sa.Engine) -> BaseException | str | None:
@@ -60,9 +45,9 @@ def _connect_outcome(engine: sa.Engine) -> BaseException | str | None:
 
 
 def test_a_server_that_never_answers_fails_the_connect_instead_of_holding_it(
-    silent_server: str,
+    silent_pg_url: str,
 ) -> None:
-    engine = make_engine(silent_server)
+    engine = make_engine(silent_pg_url)
     try:
         outcome = _connect_outcome(engine)
     finally:
@@ -72,8 +57,8 @@ def test_a_server_that_never_answers_fails_the_connect_instead_of_holding_it(
     assert "timeout" in str(outcome).lower()
 
 
-def test_an_operator_s_own_timeout_in_the_url_wins(silent_server: str) -> None:
-    url = f"{silent_server}?connect_timeout=3"
+def test_an_operator_s_own_timeout_in_the_url_wins(silent_pg_url: str) -> None:
+    url = f"{silent_pg_url}?connect_timeout=3"
     assert "connect_timeout" not in connection_defaults(url)
     assert connection_defaults(url)["keepalives_idle"] == PG_CONNECTION_DEFAULTS["keepalives_idle"]
     engine = make_engine(url)
