@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
@@ -269,3 +270,37 @@ def test_of_two_instances_moved_onto_one_start_the_earliest_original_keeps_the_p
         ),
     }
     assert len({p.dedupe_key for p in planned}) == len(planned)
+
+
+def test_a_long_occurrence_keeps_its_key_after_the_other_one_of_its_start_ends() -> None:
+    # An instance moved onto day 0's start and lasting four days; and, ranked on their
+    # original starts, day 1's moved onto day 3 (short) and day 2's (long) too (IJ2)
+    # (day 3's own instance moved away: no unmoved instance at its start)
+    master, exceptions = _daily_with_moves((2, 0), (1, 3), (4, 3), (3, 5))
+    exceptions[0] = dataclasses.replace(exceptions[0], end=_day(4, 9))
+    exceptions[2] = dataclasses.replace(exceptions[2], end=_day(7, 9))
+    long_ones = {"Stand-up (day 2)", "Stand-up (day 4)"}
+
+    def keys(now: datetime) -> dict[str, str]:
+        planned = plan_reminders(
+            master,
+            exceptions,
+            event_id=EVENT_ID,
+            leads=[10],
+            channels=["email"],
+            now=now,
+            horizon=timedelta(days=10),
+        )
+        return {
+            title: p.dedupe_key
+            for p in planned
+            if (title := p.payload["event"]["title"]) in long_ones
+        }
+
+    before = keys(datetime(2026, 3, 29, 12, 0, tzinfo=UTC))
+    assert len(before) == 2
+    assert all(key.count("|") == 5 for key in before.values())  # original starts named
+    # when the short ones ended more than two days ago and the long ones go on
+    for day, going_on in ((3, long_ones), (6, {"Stand-up (day 4)"})):
+        after = keys(datetime(2026, 3, 30, 12, 0, tzinfo=UTC) + timedelta(days=day))
+        assert after == {title: before[title] for title in going_on}, day
