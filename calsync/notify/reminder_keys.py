@@ -3,18 +3,24 @@ minutes>|<channel>``, and for an occurrence that begins when another one of its 
 does (an instance moved onto another's start) and does not keep that key, the same with
 ``|<its original start, UTC>`` appended (IE2): one reminder per occurrence, as Google
 notifies each instance of a series, and a key once sent is never sent again.
+
+An occurrence's key depends on the series alone, never on the window a planner expands
+(IJ2): an occurrence that began before the window and is still running keeps its key
+when another one of the same start ends and falls out of the window, so its pending
+reminder, sent late while the occurrence lasts, is neither replaced nor lost.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from calsync.domain.models import Event
+from calsync.domain.recurrence import expand
 from calsync.notify.payloads import instant_of
 
-__all__ = ["reminder_key", "shared_starts"]
+__all__ = ["reminder_key", "series_shared_starts", "shared_starts"]
 
 
 def reminder_key(
@@ -29,6 +35,52 @@ def reminder_key(
     original start of an occurrence that `shared_starts` names (appended to the key)."""
     key = f"reminder|{event_id}|{_moment(occurrence_start)}|{lead}|{channel}"
     return key if original is None else f"{key}|{_moment(original)}"
+
+
+def series_shared_starts(
+    master: Event,
+    exceptions: Sequence[Event],
+    expanded: tuple[Sequence[Event], Sequence[datetime]],
+    series_id: str,
+    zone_name: str,
+    window_start: datetime,
+) -> dict[int, datetime]:
+    """`shared_starts` of the occurrences a planner `expanded` from `window_start` (with
+    their instants) of `master` with its `exceptions` ({} unless `master` is a series,
+    `series_id`), as if it had expanded the whole series: an occurrence that began
+    before `window_start` is there because it has not ended, but one that began with it
+    may have ended and be left out; those are found (a one-second expansion at each
+    such start, only then) and take part in the ranking. Without them a long
+    occurrence's key would change once the other one of its start ended two days ago,
+    and its pending reminder would be lost (IJ2)."""
+    occurrences, starts = expanded
+    if not master.recurrence:
+        return {}
+    early = sorted({start for start in starts if start < window_start})
+    if not early:
+        return shared_starts(occurrences, starts, zone_name)
+    seen = {_identity(occurrence) for occurrence in occurrences}
+    every, instants = list(occurrences), list(starts)
+    for start in early:
+        for other in expand(
+            master, start, start + timedelta(seconds=1), exceptions, master_id=series_id
+        ):
+            at = instant_of(other.start, zone_name)
+            if at == start and _identity(other) not in seen:
+                seen.add(_identity(other))
+                every.append(other)
+                instants.append(at)
+    found = shared_starts(every, instants, zone_name)
+    return {index: at for index, at in found.items() if index < len(occurrences)}
+
+
+def _identity(occurrence: Event) -> tuple[str, datetime | None]:
+    """One occurrence of a series, whichever window it was expanded in."""
+    original = occurrence.original_start
+    return (
+        occurrence.provider_event_id or "",
+        instant_of(original, "UTC") if original is not None else None,
+    )
 
 
 def shared_starts(

@@ -43,7 +43,7 @@ from calsync.notify.preferences import (
     _from_row,
     load_preferences,
 )
-from calsync.notify.reminder_keys import reminder_key, shared_starts
+from calsync.notify.reminder_keys import reminder_key, series_shared_starts
 from calsync.store import deliveries, upcoming
 from calsync.store.events import to_event
 from calsync.store.tables import Event as EventRow
@@ -103,11 +103,12 @@ def plan_reminders(
     if master.status == EventStatus.CANCELLED or not leads or not channels:
         return []
     series_id = master.provider_event_id or str(event_id)
+    window_start = now - timedelta(days=2)
     window_end = now + horizon + timedelta(minutes=max(leads)) + timedelta(days=2)
     try:
         occurrences = expand(
             master,
-            now - timedelta(days=2),
+            window_start,
             window_end,
             exceptions,
             master_id=series_id,
@@ -120,7 +121,9 @@ def plan_reminders(
         return []
     zone_name = master.timezone or day_zone
     starts = [instant_of(occurrence.start, zone_name) for occurrence in occurrences]
-    shared = shared_starts(occurrences, starts, zone_name) if master.recurrence else {}
+    shared = series_shared_starts(
+        master, exceptions, (occurrences, starts), series_id, zone_name, window_start
+    )
     planned: list[PlannedReminder] = []
     for index, (occurrence, start) in enumerate(zip(occurrences, starts, strict=True)):
         end = instant_of(occurrence.end, zone_name)

@@ -103,8 +103,8 @@ def _upcoming_exception(
     `latest_start` and has not ended by `now`. A scalar subquery (one probe of the
     (calendar, series) index per master asked, as `event_queries` does, not an EXISTS
     PostgreSQL may answer by hashing every exception). Series are named by their Google
-    id, as `event_queries` matches them (a series created in calsync gets one when it
-    is first pushed)."""
+    id, as `event_queries` matches them: every row has one, a series created in calsync
+    from its creation, before any push (decisions E6, HE3; IJ1)."""
     exception = _events.alias("upcoming_exception")
     return (
         sa.select(exception.c.id)

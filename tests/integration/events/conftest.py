@@ -28,11 +28,12 @@ from calsync.bootstrap import Services, bootstrap
 from calsync.config import ConflictPolicy, Settings
 from calsync.domain.accounts import Role
 from calsync.emulator.testing import build_calendar_service
+from calsync.events import read_model
 from calsync.events.upkeep import CatchUp, catch_up
 from calsync.providers.google.factory import GoogleProviders
 from calsync.providers.quota import quota_limiter
 from calsync.store import instances, outbox
-from calsync.store.db import PoolSize
+from calsync.store.db import PoolSize, api_pool
 from calsync.store.tables import Calendar, instance_horizon
 from calsync.store.users import ensure_user
 from calsync.store.zones import stored_zone
@@ -234,6 +235,46 @@ def running(
     for service in app.remotes:
         service.close()
     services.close()
+
+
+def filled_month(
+    request: pytest.FixtureRequest, fake_google: FakeGoogle, *, users: int, count: int, tag: str
+) -> Iterator[tuple[EventsApp, list[User]]]:
+    """For a fixture parametrised by mode (``embedded``, ``production``): calsync with an
+    API process's pool, the read model filled, and `users` users (emails starting with
+    `tag`) each with a weekly series of `count` instances from 4 March 2031 in Berlin
+    (the second moved to 11 March, 15:00 UTC) and a single on 5 March, all made through
+    the API."""
+    settings: Settings = request.getfixturevalue(f"{request.param}_settings")
+    for app in running(settings, fake_google, pool=api_pool(2)):
+        people = [app.connect(f"{tag}{n}-{uuid.uuid4().hex[:6]}@example.com") for n in range(users)]
+        read_model.fill(app.services.sessions, app.clock())
+        for n, user in enumerate(people):
+            made = app.create(
+                user,
+                {
+                    "title": f"weekly {n}",
+                    "start_time": "2031-03-04T09:00:00",
+                    "end_time": "2031-03-04T09:45:00",
+                    "timezone": "Europe/Berlin",
+                    "recurrence": [f"RRULE:FREQ=WEEKLY;COUNT={count}"],
+                },
+            )
+            moved = app.put(
+                user,
+                f"{made['id']}_20310311T080000Z",
+                {"start_time": "2031-03-11T15:00:00Z", "end_time": "2031-03-11T15:45:00Z"},
+            )
+            assert moved.status_code == 200, moved.text
+            app.create(
+                user,
+                {
+                    "title": f"single {n}",
+                    "start_time": "2031-03-05T10:00:00Z",
+                    "end_time": "2031-03-05T11:00:00Z",
+                },
+            )
+        yield app, people
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ from calsync.store import instances
 from calsync.store.db import api_pool
 from calsync.store.tables import instance_horizon
 from tests.conftest import FakeGoogle
-from tests.integration.events.conftest import EventsApp, User, running
+from tests.integration.events.conftest import EventsApp, User, filled_month, running
 
 pytestmark = pytest.mark.integration
 
@@ -44,36 +44,7 @@ def filled(
 ) -> Iterator[tuple[EventsApp, list[User]]]:
     """The API's pool, the model filled, two users with a series (one instance moved)
     and a single each."""
-    settings: Settings = request.getfixturevalue(f"{request.param}_settings")
-    for app in running(settings, fake_google, pool=api_pool(2)):
-        people = [app.connect(f"pages{n}-{uuid.uuid4().hex[:6]}@example.com") for n in range(2)]
-        read_model.fill(app.services.sessions, app.clock())
-        for n, user in enumerate(people):
-            made = app.create(
-                user,
-                {
-                    "title": f"weekly {n}",
-                    "start_time": "2031-03-04T09:00:00",
-                    "end_time": "2031-03-04T09:45:00",
-                    "timezone": "Europe/Berlin",
-                    "recurrence": ["RRULE:FREQ=WEEKLY;COUNT=6"],
-                },
-            )
-            moved = app.put(
-                user,
-                f"{made['id']}_20310311T080000Z",
-                {"start_time": "2031-03-11T15:00:00Z", "end_time": "2031-03-11T15:45:00Z"},
-            )
-            assert moved.status_code == 200, moved.text
-            app.create(
-                user,
-                {
-                    "title": f"single {n}",
-                    "start_time": "2031-03-05T10:00:00Z",
-                    "end_time": "2031-03-05T11:00:00Z",
-                },
-            )
-        yield app, people
+    yield from filled_month(request, fake_google, users=2, count=6, tag="pages")
 
 
 def listed(app: EventsApp, user: User) -> list[dict[str, Any]]:

@@ -31,14 +31,13 @@ from starlette.testclient import TestClient
 from calsync.bootstrap import Services, bootstrap
 from calsync.config import Settings
 from calsync.domain.accounts import Role
-from calsync.events import read_model
 from calsync.store.db import api_pool
 from calsync.store.migrate import upgrade
 from calsync.web.app import create_app
 from calsync.web.asgi import app_factory
 from calsync.web.warm_up import prepare_reads
 from tests.conftest import FakeGoogle
-from tests.integration.events.conftest import EventsApp, User, running
+from tests.integration.events.conftest import EventsApp, User, filled_month
 
 pytestmark = pytest.mark.integration
 
@@ -51,36 +50,7 @@ def filled(
 ) -> Iterator[tuple[EventsApp, list[User]]]:
     """The model filled; three users with a weekly series (one instance moved) and a
     single each, so that each lists three pages of two."""
-    settings: Settings = request.getfixturevalue(f"{request.param}_settings")
-    for app in running(settings, fake_google, pool=api_pool(2)):
-        people = [app.connect(f"prep{n}-{uuid.uuid4().hex[:6]}@example.com") for n in range(3)]
-        read_model.fill(app.services.sessions, app.clock())
-        for n, user in enumerate(people):
-            made = app.create(
-                user,
-                {
-                    "title": f"weekly {n}",
-                    "start_time": "2031-03-04T09:00:00",
-                    "end_time": "2031-03-04T09:45:00",
-                    "timezone": "Europe/Berlin",
-                    "recurrence": ["RRULE:FREQ=WEEKLY;COUNT=4"],
-                },
-            )
-            moved = app.put(
-                user,
-                f"{made['id']}_20310311T080000Z",
-                {"start_time": "2031-03-11T15:00:00Z", "end_time": "2031-03-11T15:45:00Z"},
-            )
-            assert moved.status_code == 200, moved.text
-            app.create(
-                user,
-                {
-                    "title": f"single {n}",
-                    "start_time": "2031-03-05T10:00:00Z",
-                    "end_time": "2031-03-05T11:00:00Z",
-                },
-            )
-        yield app, people
+    yield from filled_month(request, fake_google, users=3, count=4, tag="prep")
 
 
 def pages(client: TestClient, user: User) -> list[bytes]:

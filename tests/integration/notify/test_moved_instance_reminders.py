@@ -6,7 +6,8 @@ instance of a series that begins in a month moved to this afternoon, and an inst
 moved onto the start of another one. calsync pulls (first sync and incremental, the real
 Google client), and `refresh_reminders` replans. Every path must plan what the per-event
 planner (`reschedule_reminders`, the reference) plans, and each occurrence its own
-reminder (Google notifies each instance). Both databases.
+reminder (Google notifies each instance), which it keeps while it lasts (IJ2). Both
+databases.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import sqlalchemy as sa
 from calsync.bootstrap import Services, bootstrap
 from calsync.config import Settings
 from calsync.emulator.testing import build_calendar_service
+from calsync.notify.deliveries import deliver_due
 from calsync.notify.on_event_change import reschedule_reminders
 from calsync.notify.reminders import refresh_reminders
 from calsync.store.tables import Calendar, NotificationDelivery, User
@@ -31,6 +33,7 @@ from calsync.sync.calendar_list import sync_calendar_list
 from calsync.sync.pull import pull_calendar
 from tests.conftest import FakeGoogle
 from tests.google_users import connect_google_user
+from tests.integration.notify.conftest import SmtpServer, dispatcher_for
 from tests.integration.sync.conftest import sync_settings
 from tests.migrated import upgrade
 
@@ -65,17 +68,22 @@ class Person:
         created = self.client.events().insert(calendarId=self.google_calendar, body=body)
         return str(created.execute()["id"])
 
-    def move(self, series_id: str, index: int, start: datetime) -> None:
-        """Move the series' instance number `index` to begin at `start`."""
+    def move(
+        self, series_id: str, index: int, start: datetime, hours: float = 1, **fields: str
+    ) -> None:
+        """Move the series' instance number `index` to begin at `start`, lasting `hours`
+        (and change its `fields`: ``title`` its summary)."""
         listing = self.client.events().instances(
             calendarId=self.google_calendar, eventId=series_id, maxResults=50
         )
         instance = listing.execute()["items"][index]
-        end = start + timedelta(hours=1)
+        end = start + timedelta(hours=hours)
         body = {
             "start": {"dateTime": start.isoformat(), "timeZone": self.zone},
             "end": {"dateTime": end.isoformat(), "timeZone": self.zone},
         }
+        if "title" in fields:
+            body["summary"] = fields["title"]
         self.client.events().patch(
             calendarId=self.google_calendar, eventId=instance["id"], body=body
         ).execute()
@@ -215,3 +223,40 @@ def test_an_instance_moved_onto_another_has_its_own_reminder(world: World) -> No
     world.forget_reminders()
     refresh_reminders(world.services.sessions, now=NOW)
     assert world.reminders() == synced
+
+
+def test_a_long_occurrence_keeps_its_late_reminder_when_the_other_one_of_its_start_ends(
+    world: World, smtp_server: SmtpServer
+) -> None:
+    # Given daily series starting in five hours, whose first reminder is sent on time
+    dispatcher = dispatcher_for(smtp=smtp_server)
+    daily = {}
+    for person in world.people:
+        daily[person.email] = person.series(SOON, "RRULE:FREQ=DAILY;COUNT=5", "daily")
+    world.pull()
+    sent = deliver_due(world.services.sessions, dispatcher, now=SOON - timedelta(minutes=5))
+    assert sent.sent == len(world.people)
+    # And then each user moves the third instance onto the first one's start, to last
+    # four days: a second occurrence at that start, with its own reminder (IE2), which
+    # is not sent, the sender being down from then on
+    for person in world.people:
+        person.move(daily[person.email], 2, SOON, hours=4 * 24, title="long")
+    world.pull()
+    long_ones = {k for _, k, s, _ in world.reminders() if s == SOON and k.count("|") == 5}
+    assert len(long_ones) == len(world.people)  # keys naming their original start
+    # When the sender is back more than two days after the start, the first instance
+    # (an hour long) having ended long ago while the moved one goes on, and the
+    # reminders are refreshed and replanned (the per-event planner, as an edit does)
+    later = SOON + timedelta(days=2, hours=3)
+    refresh_reminders(world.services.sessions, now=later)
+    with world.services.sessions.begin() as session:
+        for event_id in session.scalars(sa.select(EventRow.id)).all():
+            reschedule_reminders(session, event_id, now=later)
+    late = deliver_due(world.services.sessions, dispatcher, now=later)
+    # Then each user gets the long occurrence's reminder, late, once
+    assert late.sent == len(world.people), late
+    for person in world.people:
+        subjects = [str(m["Subject"]) for m in smtp_server.mailbox.to(person.email)]
+        assert sorted(s.split(",")[0] for s in subjects) == ["Reminder: daily", "Reminder: long"]
+    # (by the reminder rows their keys named when they were planned)
+    assert long_ones <= {k for _, k, _, _ in world.reminders()}

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
 from calsync.domain.models import Event, EventStatus, EventTime, Reminders
-from calsync.notify.reminders import plan_reminders, reminder_key
+from calsync.notify.reminders import PlannedReminder, plan_reminders, reminder_key
 
 EVENT_ID = uuid.UUID("00000000-0000-0000-0000-000000000001")
 
@@ -229,6 +230,19 @@ def _daily_with_moves(*moves: tuple[int, int]) -> tuple[Event, list[Event]]:
     return master, exceptions
 
 
+def _ten_days(master: Event, exceptions: list[Event], now: datetime) -> list[PlannedReminder]:
+    """The series' email reminders 10 minutes before, planned ten days ahead."""
+    return plan_reminders(
+        master,
+        exceptions,
+        event_id=EVENT_ID,
+        leads=[10],
+        channels=["email"],
+        now=now,
+        horizon=timedelta(days=10),
+    )
+
+
 def test_an_instance_moved_onto_another_has_its_own_key_and_the_unmoved_one_keeps_its_own() -> None:
     master, exceptions = _daily_with_moves((1, 0))
     now = datetime(2026, 3, 29, 12, 0, tzinfo=UTC)
@@ -249,15 +263,7 @@ def test_an_instance_moved_onto_another_has_its_own_key_and_the_unmoved_one_keep
 def test_of_two_instances_moved_onto_one_start_the_earliest_original_keeps_the_plain_key() -> None:
     master, exceptions = _daily_with_moves((0, 3), (2, 3), (3, 1))
     now = datetime(2026, 3, 29, 12, 0, tzinfo=UTC)
-    planned = plan_reminders(
-        master,
-        exceptions,
-        event_id=EVENT_ID,
-        leads=[10],
-        channels=["email"],
-        now=now,
-        horizon=timedelta(days=10),
-    )
+    planned = _ten_days(master, exceptions, now)
     start = datetime(2026, 4, 2, 7, 0, tzinfo=UTC)
     keys = {
         p.payload["event"]["title"]: p.dedupe_key for p in planned if p.occurrence_start == start
@@ -269,3 +275,29 @@ def test_of_two_instances_moved_onto_one_start_the_earliest_original_keeps_the_p
         ),
     }
     assert len({p.dedupe_key for p in planned}) == len(planned)
+
+
+def test_a_long_occurrence_keeps_its_key_after_the_other_one_of_its_start_ends() -> None:
+    # An instance moved onto day 0's start and lasting four days; and, ranked on their
+    # original starts, day 1's moved onto day 3 (short) and day 2's (long) too (IJ2)
+    # (day 3's own instance moved away: no unmoved instance at its start)
+    master, exceptions = _daily_with_moves((2, 0), (1, 3), (4, 3), (3, 5))
+    exceptions[0] = dataclasses.replace(exceptions[0], end=_day(4, 9))
+    exceptions[2] = dataclasses.replace(exceptions[2], end=_day(7, 9))
+    long_ones = {"Stand-up (day 2)", "Stand-up (day 4)"}
+
+    def keys(now: datetime) -> dict[str, str]:
+        planned = _ten_days(master, exceptions, now)
+        return {
+            title: p.dedupe_key
+            for p in planned
+            if (title := p.payload["event"]["title"]) in long_ones
+        }
+
+    before = keys(datetime(2026, 3, 29, 12, 0, tzinfo=UTC))
+    assert len(before) == 2
+    assert all(key.count("|") == 5 for key in before.values())  # original starts named
+    # when the short ones ended more than two days ago and the long ones go on
+    for day, going_on in ((3, long_ones), (6, {"Stand-up (day 4)"})):
+        after = keys(datetime(2026, 3, 30, 12, 0, tzinfo=UTC) + timedelta(days=day))
+        assert after == {title: before[title] for title in going_on}, day
