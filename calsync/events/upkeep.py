@@ -43,9 +43,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from calsync.domain.models import EventStatus
 from calsync.events import read_model
+from calsync.events.instance_rows import single_document
 from calsync.store import instance_upkeep, instances
 from calsync.store.chunks import ordered_ids
-from calsync.store.db import in_request
+from calsync.store.db import in_request, pushed_single
 from calsync.store.events import WRITTEN_KEY, StoredEvent
 from calsync.store.instance_upkeep import Recorded
 
@@ -121,6 +122,9 @@ def refresh_written(session: Session) -> None:
         return  # (the savepoint's own commit calls this hook again)
     fresh: dict[uuid.UUID, StoredEvent] = session.info.pop(_CREATED, {})
     if not in_request():
+        pushed = pushed_single(session)
+        if pushed is not None and _pushed_document(session, pushed):
+            return
         if instance_upkeep.recorded_here(session, up_to=1):
             session.info[KICK_KEY] = True
         return
@@ -156,6 +160,28 @@ def refresh_written(session: Session) -> None:
     finally:
         session.info.pop(_IN_UPKEEP, None)
     session.info.pop(WRITTEN_KEY, None)  # the model's own writes
+
+
+def _pushed_document(session: Session, single: StoredEvent) -> bool:
+    """Keep the model of a push's success of `single` (`calsync.store.db.note_pushed`):
+    if this transaction's records all name that single, replace its document and remove
+    them (two statements where a run was a job and three transactions, decision IG2).
+    False (nothing done, the records left to a run) if another row is recorded, or the
+    single has no document (held near, or its item is not stored yet: a run stores it).
+    True also when nothing is recorded (the model is off)."""
+    claimed = instance_upkeep.claim(session, limit=INLINE_RECORDS + 1, mine=True)
+    if not claimed:
+        return True
+    if any(r.event_id != single.id or r.series_ref for r in claimed):
+        return False
+    try:
+        body = single_document(single)["body"]
+    except Exception:
+        logger.exception("read model upkeep failed; a run will re-list the pushed event")
+        return False
+    return instance_upkeep.replace_document(
+        session, single.id, body, records=[r.id for r in claimed]
+    )
 
 
 def _new_singles(

@@ -20,8 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from calsync.domain.codec import conference_to_document
-from calsync.domain.models import SYNCABLE_FIELDS, Event
-from calsync.store.bases import base_document
+from calsync.domain.models import SYNCABLE_FIELDS, Event, EventStatus
+from calsync.store.bases import base_document, row_base
 from calsync.store.events import (
     KEEP_UPDATED_AT,
     StoredEvent,
@@ -40,6 +40,7 @@ __all__ = [
     "insert_local",
     "lock_stored",
     "mark_deleted",
+    "pushed_single",
     "record_error",
     "record_merged",
     "record_pushed",
@@ -161,36 +162,88 @@ def record_pushed(
 ) -> bool:
     """Google accepted `pushed` (of local `version`) and answered `remote` (`None` for a
     delete). Stores Google's bookkeeping and the new base; the event becomes ``synced``
-    only if nobody changed it locally since. Returns whether it did."""
-    if remote is not None:
-        agreed = dataclasses.replace(
-            pushed,
-            provider_event_id=remote.provider_event_id,
-            etag=remote.etag,
-            sequence=remote.sequence,
-            updated=remote.updated,
-            organizer_email=remote.organizer_email or pushed.organizer_email,
-            conference=remote.conference,
+    only if nobody changed it locally since. Returns whether it did.
+
+    The common case is one ``UPDATE`` (decision IG1): while the row is still `version`,
+    it is `pushed` with Google's bookkeeping, the version both sides agree on, so it
+    becomes its own base (`row_base`, decision IA1) - unless Google answered another
+    conference, which the caller's `adopt_conference` then stores in this transaction
+    (until then the row is not yet the agreed version, so the document is stored). A
+    row edited meanwhile takes Google's bookkeeping and the agreed version as a stored
+    document in a second ``UPDATE``, and stays ``pending``."""
+    if remote is None:
+        synced = session.execute(
+            sa.update(_events)
+            .where(_events.c.id == event_id, _events.c.version == version)
+            .values(sync_state="synced", sync_error=None, **KEEP_UPDATED_AT)
         )
-        values = {
-            "google_event_id": remote.provider_event_id,
-            "etag": remote.etag,
-            "sequence": remote.sequence,
-            "remote_updated_at": remote.updated,
-            "organizer_email": agreed.organizer_email,
-            "base_version": base_document(agreed),
-        }
-        session.execute(
-            sa.update(_events).where(_events.c.id == event_id).values(**values, **KEEP_UPDATED_AT)
-        )
+        if pushed.is_recurring and pushed.provider_event_id:
+            _settle_deleted_exceptions(session, event_id, pushed.provider_event_id)
+        return bool(synced.rowcount)  # type: ignore[attr-defined]
+    agreed = _agreed(pushed, remote)
+    bookkeeping = {
+        "google_event_id": agreed.provider_event_id,
+        "etag": agreed.etag,
+        "sequence": agreed.sequence,
+        "remote_updated_at": agreed.updated,
+        "organizer_email": agreed.organizer_email,
+    }
+    own = remote.conference == pushed.conference
     synced = session.execute(
         sa.update(_events)
         .where(_events.c.id == event_id, _events.c.version == version)
-        .values(sync_state="synced", sync_error=None, **KEEP_UPDATED_AT)
+        .values(
+            **bookkeeping,
+            base_version=row_base() if own else base_document(agreed),
+            sync_state="synced",
+            sync_error=None,
+            **KEEP_UPDATED_AT,
+        )
     )
-    if remote is None and pushed.is_recurring and pushed.provider_event_id:
-        _settle_deleted_exceptions(session, event_id, pushed.provider_event_id)
-    return bool(synced.rowcount)  # type: ignore[attr-defined]
+    if synced.rowcount:  # type: ignore[attr-defined]
+        return True
+    # Edited meanwhile: the row is a newer local version, not the agreed one.
+    session.execute(
+        sa.update(_events)
+        .where(_events.c.id == event_id)
+        .values(**bookkeeping, base_version=base_document(agreed), **KEEP_UPDATED_AT)
+    )
+    return False
+
+
+def _agreed(pushed: Event, remote: Event) -> Event:
+    """The version both sides agree on after Google answered the write of `pushed` with
+    `remote`: `pushed` with Google's bookkeeping and conference."""
+    return dataclasses.replace(
+        pushed,
+        provider_event_id=remote.provider_event_id,
+        etag=remote.etag,
+        sequence=remote.sequence,
+        updated=remote.updated,
+        organizer_email=remote.organizer_email or pushed.organizer_email,
+        conference=remote.conference,
+    )
+
+
+def pushed_single(stored: StoredEvent, remote: Event) -> StoredEvent | None:
+    """`stored` as its row reads after `record_pushed` made it ``synced`` with Google's
+    answer `remote`, when it is a live single whose listed item that leaves as it was
+    (times, status and version unchanged; no new conference for `adopt_conference` to
+    store): what the read model's upkeep needs to replace its document alone (decision
+    IG2). None for anything else (a series, an exception, a deleted or cancelled row)."""
+    event = stored.event
+    if (
+        event.is_recurring
+        or event.recurring_event_id is not None
+        or stored.deleted_at is not None
+        or event.status is EventStatus.CANCELLED
+        or remote.conference != event.conference
+    ):
+        return None
+    agreed = _agreed(event, remote)
+    return dataclasses.replace(
+        stored, event=agreed, sync_state="synced", sync_error=None, base=agreed, base_is_row=True
+    )
 
 
 def _settle_deleted_exceptions(session: Session, master_id: uuid.UUID, series_id: str) -> None:
