@@ -9,8 +9,12 @@ module re-expands the owners those records touch and removes the records:
   session's ``before_commit``): a request's transaction with at most `INLINE_RECORDS`
   records re-expands their owners before it commits - a few milliseconds for one event
   or series - so the writer's next list is read from the model (Z2);
-- **after the commit, for everything else** (pulls, full syncs, pushes, splits too large
-  for the request): the session asks for a run (`watch`'s kick, the
+- **in the writing transaction, for a push's success of a live single** (`refresh_written`
+  with `calsync.store.db.note_pushed`): only the single's document changed (its sync
+  state, Google's id), which is replaced, and its records removed, before the commit
+  (decision IG2);
+- **after the commit, for everything else** (pulls, full syncs, other pushes, splits too
+  large for the request): the session asks for a run (`watch`'s kick, the
   ``refresh_read_model`` job, after the commit), and `catch_up` re-expands the records
   in transactions of `BATCH` records, oldest first, over the near part of the horizon
   only (`read_model.near_range`: those users' near windows are read from the model
@@ -105,7 +109,8 @@ def created(session: Session, single: StoredEvent) -> None:
 
 def refresh_written(session: Session) -> None:
     """The session's ``before_commit``: re-expand an API request's few recorded changes
-    in its own transaction; for any other transaction with records, ask for a run after
+    in its own transaction, and replace a pushed single's document in its push's
+    (`_pushed_document`); for any other transaction with records, ask for a run after
     the commit (`watch`). Costs nothing for a transaction that wrote no row, and one
     indexed read of ``instance_dirty`` for one that did while the model is off.
 

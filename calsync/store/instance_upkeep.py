@@ -196,8 +196,8 @@ def replace_document(
 ) -> bool:
     """Replace the stored document of `event_id` by `body` and remove these records, if
     it has one; else change nothing and return False (decision IG2). For a row whose
-    item is unchanged (only what its document shows changed): the caller holds its row
-    locked. On PostgreSQL one statement (the records' ``DELETE`` waits on the document's
+    item is unchanged (only what its document shows changed), whose row the caller
+    holds locked; the records must all name it. On PostgreSQL one statement (the records' ``DELETE`` waits on the document's
     ``UPDATE`` in a data-modifying CTE); on SQLite two."""
     assert records, "an empty list of records would select every record"
     documents = event_documents
@@ -210,7 +210,11 @@ def replace_document(
     replaced = update.returning(documents.c.event_id).cte("replaced")
     removed = session.execute(
         sa.delete(instance_dirty)
-        .where(*any_of(session, instance_dirty.c.id, records), sa.exists(replaced.select()))
+        # the CTE joined (``USING``): its one row, or none (the records all name it)
+        .where(
+            *any_of(session, instance_dirty.c.id, records),
+            instance_dirty.c.event_id == replaced.c.event_id,
+        )
         .returning(instance_dirty.c.id)
         .add_cte(replaced)
     ).all()

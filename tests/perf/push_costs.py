@@ -43,7 +43,8 @@ from calsync.emulator.testing import EmulatorControl
 from calsync.events import read_model, upkeep
 from calsync.providers.budget import Priority, spending
 from calsync.store.migrate import upgrade
-from calsync.sync import write_back
+from calsync.store.tables import Event
+from calsync.sync import pull, write_back
 from calsync.web.app import create_app
 from tests.perf.bench_api_load import populate
 from tests.perf.bench_emulator import free_port, start_emulator
@@ -95,6 +96,11 @@ def main() -> None:
     parser.add_argument(
         "--no-read-model", action="store_true", help="leave the read model off (IB's figures)"
     )
+    parser.add_argument(
+        "--echo",
+        action="store_true",
+        help="after each push, pull its calendar (the echo's pull; not in the push's figures)",
+    )
     parser.add_argument("--show", action="store_true", help="print one push's statements")
     parser.add_argument("--profile", help="cProfile the measured pushes into this file")
     args = parser.parse_args()
@@ -122,7 +128,8 @@ def main() -> None:
             "before_cursor_execute",
             lambda _c, _cur, sql, *_a: statements.append(" ".join(sql.split())[:140]),
         )
-        cpu = pg = job_cpu = 0.0
+        cpu = pg = job_cpu = echo_cpu = 0.0
+        echo_sent = 0
         sent = pushes = jobs = 0
         profiler = cProfile.Profile(time.process_time)
         loop = asyncio.new_event_loop()  # one loop: the app's async Redis client is bound to it
@@ -131,6 +138,12 @@ def main() -> None:
                 creates(app, tokens, args.per_batch, batch * args.per_batch)
             )
             kicked_jobs(broker)  # the creates' push jobs and kicks: not measured
+            with services.sessions() as session:
+                calendar_of = dict(
+                    session.execute(
+                        sa.select(Event.id, Event.calendar_id).where(Event.id.in_(made))
+                    ).all()
+                )
             statements.clear()
             pg_before, started = backend_cpu(services.engine, args.database), time.process_time()
             if args.profile and batch:
@@ -138,6 +151,7 @@ def main() -> None:
             ran = 0
             in_jobs = 0.0
             shown: tuple[list[str], list[str]] = ([], [])
+            echo_time = 0.0
             for n, event_id in enumerate(made):
                 with spending(Priority.WRITE):
                     result = write_back.push_outbox(services, services.providers, event_id)
@@ -150,7 +164,17 @@ def main() -> None:
                 in_jobs += time.process_time() - job_started
                 if args.show and batch == 1 and n == 0:
                     shown = (statements[:pushed_sql], statements[pushed_sql:])
-            spent = time.process_time() - started
+                if args.echo:
+                    echo_started, echo_sql = time.process_time(), len(statements)
+                    with spending(Priority.NOTIFICATION):
+                        pull.pull_calendar(services, calendar_of[event_id])
+                    for _ in range(kicked_jobs(broker)):
+                        services.jobs.refresh_read_model.fn()
+                    echo_cpu += time.process_time() - echo_started
+                    echo_sent += len(statements) - echo_sql
+                    del statements[echo_sql:]
+                    echo_time += time.process_time() - echo_started
+            spent = time.process_time() - started - echo_time
             profiler.disable()
             pg_spent = backend_cpu(services.engine, args.database) - pg_before
             if batch:
@@ -173,6 +197,9 @@ def main() -> None:
         print(f"    of it, jobs   {job_cpu / pushes * 1000:.3f} ms ({jobs / pushes:.2f} a push)")
         print(f"  PostgreSQL CPU  {pg / pushes * 1000:.3f} ms (backends of {args.database})")
         print(f"  statements      {sent / pushes:.2f} (push and its jobs)")
+        if args.echo:
+            print(f"  echo pull CPU   {echo_cpu / pushes * 1000:.3f} ms (one pull after each push)")
+            print(f"    statements    {echo_sent / pushes:.2f} (PostgreSQL's CPU: in the above)")
         print(f"load average {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
         services.close()
     finally:
