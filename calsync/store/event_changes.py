@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from calsync.domain.codec import conference_to_document
 from calsync.domain.models import SYNCABLE_FIELDS, Event, EventStatus
-from calsync.store.bases import base_document, row_base
+from calsync.store.bases import base_document
 from calsync.store.events import (
     KEEP_UPDATED_AT,
     StoredEvent,
@@ -164,13 +164,12 @@ def record_pushed(
     delete). Stores Google's bookkeeping and the new base; the event becomes ``synced``
     only if nobody changed it locally since. Returns whether it did.
 
-    The common case is one ``UPDATE`` (decision IG1): while the row is still `version`,
-    it is `pushed` with Google's bookkeeping, the version both sides agree on, so it
-    becomes its own base (`row_base`, decision IA1) - unless Google answered another
-    conference, which the caller's `adopt_conference` then stores in this transaction
-    (until then the row is not yet the agreed version, so the document is stored). A
-    row edited meanwhile takes Google's bookkeeping and the agreed version as a stored
-    document in a second ``UPDATE``, and stays ``pending``."""
+    The common case is one ``UPDATE`` (decision IG1): Google's bookkeeping, the agreed
+    version as the base, and ``synced``, while the row is still `version`; a row edited
+    meanwhile takes the bookkeeping and the base in a second one and stays ``pending``.
+    The base is stored as a document even though the row then equals it: the audit
+    compares a row that is its own base with Google's copy (decision IA3), and Google's
+    normalisation of calsync's write is no drift (`test_audit`; decision IG1)."""
     if remote is None:
         synced = session.execute(
             sa.update(_events)
@@ -188,13 +187,13 @@ def record_pushed(
         "remote_updated_at": agreed.updated,
         "organizer_email": agreed.organizer_email,
     }
-    own = remote.conference == pushed.conference
+    base = base_document(agreed)
     synced = session.execute(
         sa.update(_events)
         .where(_events.c.id == event_id, _events.c.version == version)
         .values(
             **bookkeeping,
-            base_version=row_base() if own else base_document(agreed),
+            base_version=base,
             sync_state="synced",
             sync_error=None,
             **KEEP_UPDATED_AT,
@@ -206,7 +205,7 @@ def record_pushed(
     session.execute(
         sa.update(_events)
         .where(_events.c.id == event_id)
-        .values(**bookkeeping, base_version=base_document(agreed), **KEEP_UPDATED_AT)
+        .values(**bookkeeping, base_version=base, **KEEP_UPDATED_AT)
     )
     return False
 
@@ -242,7 +241,7 @@ def pushed_single(stored: StoredEvent, remote: Event) -> StoredEvent | None:
         return None
     agreed = _agreed(event, remote)
     return dataclasses.replace(
-        stored, event=agreed, sync_state="synced", sync_error=None, base=agreed, base_is_row=True
+        stored, event=agreed, sync_state="synced", sync_error=None, base=agreed, base_is_row=False
     )
 
 

@@ -197,8 +197,9 @@ def replace_document(
     """Replace the stored document of `event_id` by `body` and remove these records, if
     it has one; else change nothing and return False (decision IG2). For a row whose
     item is unchanged (only what its document shows changed), whose row the caller
-    holds locked; the records must all name it. On PostgreSQL one statement (the records' ``DELETE`` waits on the document's
-    ``UPDATE`` in a data-modifying CTE); on SQLite two."""
+    holds locked; the records must all name it. On PostgreSQL one statement (the
+    records' ``DELETE`` joins the document's ``UPDATE ... RETURNING``, a data-modifying
+    CTE); on SQLite two."""
     assert records, "an empty list of records would select every record"
     documents = event_documents
     update = sa.update(documents).where(documents.c.event_id == event_id).values(body=body)

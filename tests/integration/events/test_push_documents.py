@@ -1,6 +1,6 @@
 """A push's success keeps the read model itself when it pushed a live single: its
 document is replaced in the success's transaction, and no run is needed after it
-(decision IG2); the pushed row becomes its own base (IG1). Both databases, three users.
+(decision IG2); the success is one ``UPDATE`` (IG1). Both databases, three users.
 
 The success changes the row's sync state, Google's id and organizer, which only the
 single's document shows (its listed item - times, status, version - is unchanged).
@@ -11,16 +11,14 @@ lists were expanded per request until it ran.
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
+from calsync.domain.models import SYNCABLE_FIELDS
 from calsync.store.events import load_stored
-from calsync.store.tables import Event as EventRow
 from calsync.sync.write_back import PushStatus
-from tests.integration.events.conftest import START, EventsApp, User
+from tests.integration.events.conftest import EventsApp, User
 from tests.integration.events.test_push_records import records_read, single, statements
 from tests.integration.events.test_read_model import Spy
 from tests.integration.events.test_read_model_upkeep import (
@@ -71,18 +69,15 @@ def test_a_pushed_single_is_listed_from_the_model_at_once(
         assert item["google_event_id"] == google["id"]
         pages, _ = listing(app, user, spy)
         assert pages == expanded(app, user)
-        # And the pushed row is its own base: the base is the row's event
+        # And the pushed version is the stored base: the row as it now reads
         with app.services.sessions() as session:
-            base = session.scalar(
-                sa.select(EventRow.base_version).where(
-                    EventRow.id == uuid.UUID(made[user.id]["id"])
-                )
-            )
             stored = load_stored(session, uuid.UUID(made[user.id]["id"]))
-        assert base == {}
         assert stored is not None
-        assert stored.base_is_row
-        assert stored.base == stored.event
+        assert not stored.base_is_row
+        assert stored.base is not None
+        assert {f: getattr(stored.base, f) for f in SYNCABLE_FIELDS} == {
+            f: getattr(stored.event, f) for f in SYNCABLE_FIELDS
+        }
         assert stored.event.etag == google["etag"]
     # And a run after it finds nothing and changes nothing
     before = {user.id: listing(app, user, spy)[0] for user in people}
@@ -106,7 +101,7 @@ def test_an_edit_after_the_push_merges_from_the_pushed_version(
         answer = app.put(user, made["id"], {"title": f"{title} renamed"})
         assert answer.status_code == 200, answer.text
         # Then the push meets Google's newer copy (412), merges it against the pushed
-        # version (the row's own base before the edit), and both changes survive
+        # version (the base the success stored), and both changes survive
         assert app.push(made["id"]).status is PushStatus.SYNCED
         (after,) = on_google(app, user, f"{title} renamed")
         assert after["location"] == "Room 7"
