@@ -162,52 +162,28 @@ def record_pushed(
 ) -> bool:
     """Google accepted `pushed` (of local `version`) and answered `remote` (`None` for a
     delete). Stores Google's bookkeeping and the new base; the event becomes ``synced``
-    only if nobody changed it locally since. Returns whether it did.
-
-    The common case is one ``UPDATE`` (decision IG1): Google's bookkeeping, the agreed
-    version as the base, and ``synced``, while the row is still `version`; a row edited
-    meanwhile takes the bookkeeping and the base in a second one and stays ``pending``.
-    The base is stored as a document even though the row then equals it: the audit
-    compares a row that is its own base with Google's copy (decision IA3), and Google's
-    normalisation of calsync's write is no drift (`test_audit`; decision IG1)."""
-    if remote is None:
-        synced = session.execute(
-            sa.update(_events)
-            .where(_events.c.id == event_id, _events.c.version == version)
-            .values(sync_state="synced", sync_error=None, **KEEP_UPDATED_AT)
+    only if nobody changed it locally since. Returns whether it did."""
+    if remote is not None:
+        agreed = _agreed(pushed, remote)
+        values = {
+            "google_event_id": remote.provider_event_id,
+            "etag": remote.etag,
+            "sequence": remote.sequence,
+            "remote_updated_at": remote.updated,
+            "organizer_email": agreed.organizer_email,
+            "base_version": base_document(agreed),
+        }
+        session.execute(
+            sa.update(_events).where(_events.c.id == event_id).values(**values, **KEEP_UPDATED_AT)
         )
-        if pushed.is_recurring and pushed.provider_event_id:
-            _settle_deleted_exceptions(session, event_id, pushed.provider_event_id)
-        return bool(synced.rowcount)  # type: ignore[attr-defined]
-    agreed = _agreed(pushed, remote)
-    bookkeeping = {
-        "google_event_id": agreed.provider_event_id,
-        "etag": agreed.etag,
-        "sequence": agreed.sequence,
-        "remote_updated_at": agreed.updated,
-        "organizer_email": agreed.organizer_email,
-    }
-    base = base_document(agreed)
     synced = session.execute(
         sa.update(_events)
         .where(_events.c.id == event_id, _events.c.version == version)
-        .values(
-            **bookkeeping,
-            base_version=base,
-            sync_state="synced",
-            sync_error=None,
-            **KEEP_UPDATED_AT,
-        )
+        .values(sync_state="synced", sync_error=None, **KEEP_UPDATED_AT)
     )
-    if synced.rowcount:  # type: ignore[attr-defined]
-        return True
-    # Edited meanwhile: the row is a newer local version, not the agreed one.
-    session.execute(
-        sa.update(_events)
-        .where(_events.c.id == event_id)
-        .values(**bookkeeping, base_version=base, **KEEP_UPDATED_AT)
-    )
-    return False
+    if remote is None and pushed.is_recurring and pushed.provider_event_id:
+        _settle_deleted_exceptions(session, event_id, pushed.provider_event_id)
+    return bool(synced.rowcount)  # type: ignore[attr-defined]
 
 
 def _agreed(pushed: Event, remote: Event) -> Event:

@@ -1,6 +1,6 @@
 """A push's success keeps the read model itself when it pushed a live single: its
 document is replaced in the success's transaction, and no run is needed after it
-(decision IG2); the success is one ``UPDATE`` (IG1). Both databases, three users.
+(decision IG2). Both databases, three users.
 
 The success changes the row's sync state, Google's id and organizer, which only the
 single's document shows (its listed item - times, status, version - is unchanged).
