@@ -3,7 +3,7 @@ PostgreSQL backends' CPU it causes, its statements. Prints figures only (issue 2
 
 Run: ``.venv/bin/python -m tests.perf.push_costs [--users 10] [--batches 6]
 [--per-batch 40] [--redis redis://127.0.0.1:6379/7] [--database calsync_push_costs]
-[--no-read-model] [--show]``
+[--no-read-model] [--jobs-after-batch] [--echo] [--show]``
 
 One process, production mode: a scratch database (dropped first), the emulator as Google
 in its own process, `--users` users connected as `bench_api_load` connects them, and
@@ -97,6 +97,12 @@ def main() -> None:
         "--no-read-model", action="store_true", help="leave the read model off (IB's figures)"
     )
     parser.add_argument(
+        "--jobs-after-batch",
+        action="store_true",
+        help="run the jobs the pushes kicked after each batch (a worker behind: the first"
+        " run takes the batch's records), not after each push",
+    )
+    parser.add_argument(
         "--echo",
         action="store_true",
         help="after each push, pull its calendar (the echo's pull; not in the push's figures)",
@@ -158,7 +164,7 @@ def main() -> None:
                 assert result.status is write_back.PushStatus.SYNCED, result
                 pushed_sql = len(statements)
                 job_started = time.process_time()
-                for _ in range(kicked_jobs(broker)):
+                for _ in range(0 if args.jobs_after_batch else kicked_jobs(broker)):
                     services.jobs.refresh_read_model.fn()
                     ran += 1
                 in_jobs += time.process_time() - job_started
@@ -172,8 +178,17 @@ def main() -> None:
                         services.jobs.refresh_read_model.fn()
                     echo_cpu += time.process_time() - echo_started
                     echo_sent += len(statements) - echo_sql
+                    if args.show and batch == 1 and n == 0:
+                        print("one echo pull's statements:")
+                        print("\n".join("  " + sql for sql in statements[echo_sql:]))
                     del statements[echo_sql:]
                     echo_time += time.process_time() - echo_started
+            if args.jobs_after_batch:  # a worker behind: the batch's kicks run after it
+                job_started = time.process_time()
+                for _ in range(kicked_jobs(broker)):
+                    services.jobs.refresh_read_model.fn()
+                    ran += 1
+                in_jobs += time.process_time() - job_started
             spent = time.process_time() - started - echo_time
             profiler.disable()
             pg_spent = backend_cpu(services.engine, args.database) - pg_before
