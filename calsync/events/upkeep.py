@@ -9,8 +9,12 @@ module re-expands the owners those records touch and removes the records:
   session's ``before_commit``): a request's transaction with at most `INLINE_RECORDS`
   records re-expands their owners before it commits - a few milliseconds for one event
   or series - so the writer's next list is read from the model (Z2);
-- **after the commit, for everything else** (pulls, full syncs, pushes, splits too large
-  for the request): the session asks for a run (`watch`'s kick, the
+- **in the writing transaction, for a push's success of a live single** (`refresh_written`
+  with `calsync.store.db.note_pushed`): only the single's document changed (its sync
+  state, Google's id), which is replaced, and its records removed, before the commit
+  (decision IG2);
+- **after the commit, for everything else** (pulls, full syncs, other pushes, splits too
+  large for the request): the session asks for a run (`watch`'s kick, the
   ``refresh_read_model`` job, after the commit), and `catch_up` re-expands the records
   in transactions of `BATCH` records, oldest first, over the near part of the horizon
   only (`read_model.near_range`: those users' near windows are read from the model
@@ -43,9 +47,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from calsync.domain.models import EventStatus
 from calsync.events import read_model
+from calsync.events.instance_rows import single_document
 from calsync.store import instance_upkeep, instances
 from calsync.store.chunks import ordered_ids
-from calsync.store.db import in_request
+from calsync.store.db import in_request, pushed_single
 from calsync.store.events import WRITTEN_KEY, StoredEvent
 from calsync.store.instance_upkeep import Recorded
 
@@ -104,7 +109,8 @@ def created(session: Session, single: StoredEvent) -> None:
 
 def refresh_written(session: Session) -> None:
     """The session's ``before_commit``: re-expand an API request's few recorded changes
-    in its own transaction; for any other transaction with records, ask for a run after
+    in its own transaction, and replace a pushed single's document in its push's
+    (`_pushed_document`); for any other transaction with records, ask for a run after
     the commit (`watch`). Costs nothing for a transaction that wrote no row, and one
     indexed read of ``instance_dirty`` for one that did while the model is off.
 
@@ -121,6 +127,9 @@ def refresh_written(session: Session) -> None:
         return  # (the savepoint's own commit calls this hook again)
     fresh: dict[uuid.UUID, StoredEvent] = session.info.pop(_CREATED, {})
     if not in_request():
+        pushed = pushed_single(session)
+        if pushed is not None and _pushed_document(session, pushed):
+            return
         if instance_upkeep.recorded_here(session, up_to=1):
             session.info[KICK_KEY] = True
         return
@@ -156,6 +165,28 @@ def refresh_written(session: Session) -> None:
     finally:
         session.info.pop(_IN_UPKEEP, None)
     session.info.pop(WRITTEN_KEY, None)  # the model's own writes
+
+
+def _pushed_document(session: Session, single: StoredEvent) -> bool:
+    """Keep the model of a push's success of `single` (`calsync.store.db.note_pushed`):
+    if this transaction's records all name that single, replace its document and remove
+    them (two statements where a run was a job and three transactions, decision IG2).
+    False (nothing done, the records left to a run) if another row is recorded, or the
+    single has no document (held near, or its item is not stored yet: a run stores it).
+    True also when nothing is recorded (the model is off)."""
+    claimed = instance_upkeep.claim(session, limit=INLINE_RECORDS + 1, mine=True)
+    if not claimed:
+        return True
+    if any(r.event_id != single.id or r.series_ref for r in claimed):
+        return False
+    try:
+        body = single_document(single)["body"]
+    except Exception:
+        logger.exception("read model upkeep failed; a run will re-list the pushed event")
+        return False
+    return instance_upkeep.replace_document(
+        session, single.id, body, records=[r.id for r in claimed]
+    )
 
 
 def _new_singles(

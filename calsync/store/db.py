@@ -32,7 +32,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from calsync import tracing
-from calsync.store.events import UNRECORDED
+from calsync.store.events import UNRECORDED, StoredEvent
 from calsync.store.instances import WRITTEN_KEY
 
 T = TypeVar("T")
@@ -383,6 +383,23 @@ def in_request() -> bool:
     """Whether the caller runs for an HTTP request of the API (inside
     `calsync.web.connections.RequestConnectionMiddleware`): an interactive write."""
     return _HELD.get() is not None
+
+
+_PUSHED_KEY: Final = "calsync.read_model.pushed"
+
+
+def note_pushed(session: Session, single: StoredEvent) -> None:
+    """This transaction stored Google's answer to the push of `single`, a live single
+    (`single` as its row reads now), and changed nothing else of it: its listed item is
+    the same, only its document differs, and the read model's upkeep replaces that
+    document before the commit rather than asking for a run after it (decision IG2)."""
+    session.info[_PUSHED_KEY] = single
+
+
+def pushed_single(session: Session) -> StoredEvent | None:
+    """The single `note_pushed` noted in this transaction, if any (taken: asked once)."""
+    found: StoredEvent | None = session.info.pop(_PUSHED_KEY, None)
+    return found
 
 
 def held_connection(engine: Engine) -> RequestConnection | None:

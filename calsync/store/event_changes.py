@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from calsync.domain.codec import conference_to_document
-from calsync.domain.models import SYNCABLE_FIELDS, Event
+from calsync.domain.models import SYNCABLE_FIELDS, Event, EventStatus
 from calsync.store.bases import base_document
 from calsync.store.events import (
     KEEP_UPDATED_AT,
@@ -40,6 +40,7 @@ __all__ = [
     "insert_local",
     "lock_stored",
     "mark_deleted",
+    "pushed_single",
     "record_error",
     "record_merged",
     "record_pushed",
@@ -163,15 +164,7 @@ def record_pushed(
     delete). Stores Google's bookkeeping and the new base; the event becomes ``synced``
     only if nobody changed it locally since. Returns whether it did."""
     if remote is not None:
-        agreed = dataclasses.replace(
-            pushed,
-            provider_event_id=remote.provider_event_id,
-            etag=remote.etag,
-            sequence=remote.sequence,
-            updated=remote.updated,
-            organizer_email=remote.organizer_email or pushed.organizer_email,
-            conference=remote.conference,
-        )
+        agreed = _agreed(pushed, remote)
         values = {
             "google_event_id": remote.provider_event_id,
             "etag": remote.etag,
@@ -191,6 +184,41 @@ def record_pushed(
     if remote is None and pushed.is_recurring and pushed.provider_event_id:
         _settle_deleted_exceptions(session, event_id, pushed.provider_event_id)
     return bool(synced.rowcount)  # type: ignore[attr-defined]
+
+
+def _agreed(pushed: Event, remote: Event) -> Event:
+    """The version both sides agree on after Google answered the write of `pushed` with
+    `remote`: `pushed` with Google's bookkeeping and conference."""
+    return dataclasses.replace(
+        pushed,
+        provider_event_id=remote.provider_event_id,
+        etag=remote.etag,
+        sequence=remote.sequence,
+        updated=remote.updated,
+        organizer_email=remote.organizer_email or pushed.organizer_email,
+        conference=remote.conference,
+    )
+
+
+def pushed_single(stored: StoredEvent, remote: Event) -> StoredEvent | None:
+    """`stored` as its row reads after `record_pushed` made it ``synced`` with Google's
+    answer `remote`, when it is a live single whose listed item that leaves as it was
+    (times, status and version unchanged; no new conference for `adopt_conference` to
+    store): what the read model's upkeep needs to replace its document alone (decision
+    IG2). None for anything else (a series, an exception, a deleted or cancelled row)."""
+    event = stored.event
+    if (
+        event.is_recurring
+        or event.recurring_event_id is not None
+        or stored.deleted_at is not None
+        or event.status is EventStatus.CANCELLED
+        or remote.conference != event.conference
+    ):
+        return None
+    agreed = _agreed(event, remote)
+    return dataclasses.replace(
+        stored, event=agreed, sync_state="synced", sync_error=None, base=agreed, base_is_row=False
+    )
 
 
 def _settle_deleted_exceptions(session: Session, master_id: uuid.UUID, series_id: str) -> None:

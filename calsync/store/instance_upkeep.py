@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from calsync.store.chunks import ordered_ids
 from calsync.store.events import any_of
 from calsync.store.tables import Event as EventRow
-from calsync.store.tables import instance_dirty, instance_incomplete
+from calsync.store.tables import event_documents, instance_dirty, instance_incomplete
 
 __all__ = [
     "Recorded",
@@ -38,6 +38,7 @@ __all__ = [
     "pending",
     "record_owners",
     "recorded_here",
+    "replace_document",
 ]
 
 
@@ -188,6 +189,37 @@ def clear(session: Session, ids: Sequence[int]) -> None:
     stays for the next upkeep)."""
     for condition in any_of(session, instance_dirty.c.id, sorted(ids)):
         session.execute(sa.delete(instance_dirty).where(condition))
+
+
+def replace_document(
+    session: Session, event_id: uuid.UUID, body: bytes, *, records: Sequence[int]
+) -> bool:
+    """Replace the stored document of `event_id` by `body` and remove these records, if
+    it has one; else change nothing and return False (decision IG2). For a row whose
+    item is unchanged (only what its document shows changed), whose row the caller
+    holds locked; the records must all name it. On PostgreSQL one statement (the
+    records' ``DELETE`` joins the document's ``UPDATE ... RETURNING``, a data-modifying
+    CTE); on SQLite two."""
+    assert records, "an empty list of records would select every record"
+    documents = event_documents
+    update = sa.update(documents).where(documents.c.event_id == event_id).values(body=body)
+    if not _postgres(session):
+        if not session.execute(update).rowcount:  # type: ignore[attr-defined]
+            return False
+        clear(session, records)
+        return True
+    replaced = update.returning(documents.c.event_id).cte("replaced")
+    removed = session.execute(
+        sa.delete(instance_dirty)
+        # the CTE joined (``USING``): its one row, or none (the records all name it)
+        .where(
+            *any_of(session, instance_dirty.c.id, records),
+            instance_dirty.c.event_id == replaced.c.event_id,
+        )
+        .returning(instance_dirty.c.id)
+        .add_cte(replaced)
+    ).all()
+    return bool(removed)
 
 
 _HELD_OWNERS: Final = sa.text(

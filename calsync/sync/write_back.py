@@ -65,6 +65,7 @@ from calsync.providers.errors import (
 from calsync.services import Services
 from calsync.store import event_changes, outbox, sync_logs
 from calsync.store.calendar_views import CalendarView, calendar_of
+from calsync.store.db import note_pushed
 from calsync.store.event_queries import find_by_provider_id
 from calsync.store.events import StoredEvent, load_stored
 from calsync.store.sync_logs import LogKind, LogStatus
@@ -245,6 +246,9 @@ class _WriteBack:
             )
             # closes nothing if the event moved on (then not synced: pushed again below)
             outbox.close(session, self.event_id, version=stored.version)
+            single = event_changes.pushed_single(stored, remote) if remote and synced else None
+            if single is not None:
+                note_pushed(session, single)  # its document alone is replaced (IG2)
             if remote is not None and synced:
                 event_changes.adopt_conference(
                     session,
