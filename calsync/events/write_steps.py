@@ -141,7 +141,8 @@ def plan_new_reminders(session: Session, stored: StoredEvent, *, now: datetime) 
     single is planned by `plan_new_single` (decision IF1: its row and its owner's zone
     are not read, and the preferences once)."""
     event = stored.event
-    if not event.recurrence and event.recurring_event_id is None and event.start.instant is not None:
+    single = not event.recurrence and event.recurring_event_id is None
+    if single and event.start.instant is not None:
         plan_new_single(session, stored.id, event, user_id=stored.user_id, now=now)
         return
     picked = reminder_candidates(

@@ -127,7 +127,8 @@ def plan_new_single(
     preferences are read (only for an upcoming event), then the reminders due within
     the horizon inserted. A fresh id has no pending reminder to replace, and a timed
     event's reminders do not depend on its owner's zone (only a day's midnight does)."""
-    assert not event.recurrence and event.recurring_event_id is None
+    assert not event.recurrence
+    assert event.recurring_event_id is None
     assert event.start.instant is not None
     start = event.start.instant
     if (
