@@ -81,6 +81,8 @@ def _calendar_view(row: Calendar | sa.Row[Any]) -> CalendarView:
         dirty=row.dirty,
         poll_only=row.poll_only,
     )
+
+
 #: `calendars_of`'s read, built once (decision IF4), with the parameter ``user_id``.
 _CALENDARS_OF: Final = (
     sa.select(*_VIEW_COLUMNS)
