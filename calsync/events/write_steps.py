@@ -32,6 +32,7 @@ from calsync.events.views import EventView
 from calsync.notify.on_event_change import (
     EventChange,
     events_changed,
+    plan_new_single,
     reminder_candidates,
     reschedule_many,
     reschedule_reminders,
@@ -136,7 +137,14 @@ def plan_new_reminders(session: Session, stored: StoredEvent, *, now: datetime) 
     values in hand (decision HT1). A new id has no pending reminder, so only an event
     `reminder_candidates` picks (one that may have a reminder due within the horizon) is
     planned, by `reschedule_many`; for any other nothing is read, or only the owner's
-    preferences (an exception is always picked: its series is replanned)."""
+    preferences (an exception is always picked: its series is replanned). A timed
+    single is planned by `plan_new_single` (decision IF1: its row and its owner's zone
+    are not read, and the preferences once)."""
+    event = stored.event
+    single = not event.recurrence and event.recurring_event_id is None
+    if single and event.start.instant is not None:
+        plan_new_single(session, stored.id, event, user_id=stored.user_id, now=now)
+        return
     picked = reminder_candidates(
         session, [(stored.id, stored.event)], user_id=stored.user_id, now=now
     )

@@ -34,6 +34,8 @@ from calsync.notify.preferences import Preferences, load_many, load_preferences
 from calsync.notify.reminders import (
     DEFAULT_HORIZON,
     latest_start,
+    plan_reminders,
+    reminder_row,
     replan_many,
     reschedule_reminders,
 )
@@ -45,6 +47,7 @@ __all__ = [
     "EventChange",
     "event_changed",
     "events_changed",
+    "plan_new_single",
     "reminder_candidates",
     "reschedule_many",
     "reschedule_reminders",
@@ -106,6 +109,49 @@ def reminder_candidates(
     # (`calsync.store.upcoming`, IE1): an instance moved past the end of a finished series.
     found += [new_series[s] for s in sorted(moved_in & new_series.keys())]
     return list(dict.fromkeys(found))
+
+
+def plan_new_single(
+    session: Session,
+    event_id: uuid.UUID,
+    event: Event,
+    *,
+    user_id: uuid.UUID,
+    now: datetime,
+    horizon: timedelta = DEFAULT_HORIZON,
+) -> None:
+    """``reschedule_many(new=[event_id])`` for `event`, a timed single event (no
+    recurrence, not an exception) of `user_id` that this transaction has just inserted
+    with a fresh id, from the values in hand (decision IF1): the same reminders, planned
+    from the values stored rather than the row read back. At most the owner's
+    preferences are read (only for an upcoming event), then the reminders due within
+    the horizon inserted. A fresh id has no pending reminder to replace, and a timed
+    event's reminders do not depend on its owner's zone (only a day's midnight does)."""
+    assert not event.recurrence
+    assert event.recurring_event_id is None
+    assert event.start.instant is not None
+    start = event.start.instant
+    if (
+        event.status == EventStatus.CANCELLED
+        or start >= latest_start(now, horizon)
+        or _stored_instant(event.end) <= now
+    ):
+        return  # not upcoming: `reschedule_many`'s read would not find it
+    prefs = load_preferences(session, user_id)
+    reminders = reminders_document(event.reminders)
+    if not _worth_planning(prefs, reminders, start, False, False, now + horizon):
+        return
+    plan = plan_reminders(
+        event,
+        event_id=event_id,
+        leads=prefs.lead_times(reminders),
+        channels=prefs.channels,
+        now=now,
+        horizon=horizon,
+    )
+    rows = [reminder_row(event_id, user_id, p, now) for p in plan if p.creatable]
+    rows.sort(key=lambda r: str(r["dedupe_key"]))  # `replan_many`'s lock order
+    deliveries.add_pending(session, rows)
 
 
 def _live_and_upcoming(event: Event, now: datetime, starts_before: datetime) -> bool:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any, Final
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from calsync.domain.errors import FieldErrors, ValidationError
@@ -272,7 +273,7 @@ def save_preferences(
     return secret
 
 
-def _from_row(row: NotificationPreference) -> Preferences:
+def _from_row(row: NotificationPreference | sa.Row[Any]) -> Preferences:
     minutes: Any = row.reminder_minutes
     quiet: Any = row.quiet_hours
     return Preferences(

@@ -42,11 +42,7 @@ def calendars_of(session: Session, user_id: uuid.UUID) -> list[CalendarView]:
     """The user's calendars, the primary one first, then by name."""
     # the view's columns only, as plain rows: no ORM instance to build per calendar (and
     # none of the sync's columns), on every create without a calendar id (decision HV4)
-    rows = session.execute(
-        sa.select(*_VIEW_COLUMNS)
-        .where(Calendar.user_id == user_id)
-        .order_by(Calendar.is_primary.desc(), Calendar.summary, Calendar.id)
-    )
+    rows = session.execute(_CALENDARS_OF, {"user_id": user_id})
     return [_calendar_view(row) for row in rows]
 
 
@@ -85,3 +81,11 @@ def _calendar_view(row: Calendar | sa.Row[Any]) -> CalendarView:
         dirty=row.dirty,
         poll_only=row.poll_only,
     )
+
+
+#: `calendars_of`'s read, built once (decision IF4), with the parameter ``user_id``.
+_CALENDARS_OF: Final = (
+    sa.select(*_VIEW_COLUMNS)
+    .where(Calendar.user_id == sa.bindparam("user_id"))
+    .order_by(Calendar.is_primary.desc(), Calendar.summary, Calendar.id)
+)

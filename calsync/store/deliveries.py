@@ -115,17 +115,24 @@ def add_new(session: Session, rows: Sequence[dict[str, Any]]) -> int:
     return len(result.all())
 
 
+_deliveries = cast(sa.Table, NotificationDelivery.__table__)
+#: `add_pending`'s insert of the table's rows by dialect, built once: a Core insert, not
+#: the ORM's bulk insert of the entity, which cost a create more than its round trip
+#: (decision IF3).
+_ADD_PENDING: Final = {
+    "postgresql": postgresql.insert(_deliveries).on_conflict_do_nothing(
+        index_elements=["dedupe_key"]
+    ),
+    "sqlite": sqlite.insert(_deliveries).on_conflict_do_nothing(index_elements=["dedupe_key"]),
+}
+
+
 def add_pending(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Insert `rows` (every column given), skipping those whose ``dedupe_key`` is
     recorded already (a reminder sent once is never planned again)."""
     if not rows:
         return
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(
-        insert(NotificationDelivery).on_conflict_do_nothing(index_elements=["dedupe_key"]),
-        rows,
-    )
+    session.execute(_ADD_PENDING[session.get_bind().dialect.name], list(rows))
 
 
 #: The pending reminders (of the events the caller's condition picks).
@@ -181,7 +188,6 @@ def delete_pending(session: Session, ids: Collection[uuid.UUID]) -> None:
         )
 
 
-_deliveries = cast(sa.Table, NotificationDelivery.__table__)
 #: A pending reminder's new payload and due time, unless a sender holds it right now.
 _MOVE_PENDING: Final = sa.update(_deliveries).where(
     _deliveries.c.id.in_(

@@ -52,6 +52,9 @@ _outbox = cast(sa.Table, OutboxEntry.__table__)
 _RETURNED: Final = stored_table_columns()
 """What `insert_local`'s insert returns: the columns `stored_event` reads, by the names
 it reads them by."""
+_INSERT_RETURNING: Final = sa.insert(_events).returning(*_RETURNED)
+"""`insert_local`'s insert, built once: its values go as parameters, so that a create
+builds no statement and computes no cache key of its own (decision IF2)."""
 
 
 def lock_stored(session: Session, event_id: uuid.UUID) -> StoredEvent | None:
@@ -84,21 +87,18 @@ def insert_local(
     meanwhile; None for a new event (Google has not seen it)."""
     # The row as stored comes back with the insert (decision HV3): reading it again was
     # two statements, the row's and its attendees'.
-    row = session.execute(
-        sa.insert(_events)
-        .values(
-            id=event_id,
-            user_id=user_id,
-            calendar_id=calendar_id,
-            sync_state="pending",
-            version=1,
-            created_at=now,
-            updated_at=now,
-            base_version=base_document(base) if base is not None else None,
-            **event_columns(event),
-        )
-        .returning(*_RETURNED)
-    ).one()
+    values = {
+        "id": event_id,
+        "user_id": user_id,
+        "calendar_id": calendar_id,
+        "sync_state": "pending",
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+        "base_version": base_document(base) if base is not None else None,
+        **event_columns(event),
+    }
+    row = session.execute(_INSERT_RETURNING, values).one()
     # a new row has no attendee rows to delete (`replace_attendees` would send a DELETE)
     insert_attendees(session, [(event_id, event.attendees)])
     attendees = attendees_by_event(session, [event_id]) if event.attendees else {}

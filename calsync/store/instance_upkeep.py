@@ -123,10 +123,33 @@ def begin_writing(session: Session) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+#: `claim` of this transaction's records on PostgreSQL (every API write's), built once
+#: (decision IF4), with the parameters ``after`` and ``limit``.
+_CLAIM_MINE_PG: Final = (
+    sa.select(
+        instance_dirty.c.id,
+        instance_dirty.c.user_id,
+        instance_dirty.c.event_id,
+        instance_dirty.c.calendar_id,
+        instance_dirty.c.series_ref,
+    )
+    .where(
+        instance_dirty.c.id > sa.bindparam("after"),
+        instance_dirty.c.xact == sa.func.txid_current_if_assigned(),
+    )
+    .order_by(instance_dirty.c.id)
+    .limit(sa.bindparam("limit", type_=sa.Integer()))
+    .with_for_update(skip_locked=True)
+)
+
+
 def claim(session: Session, *, limit: int, after: int = 0, mine: bool = False) -> list[Recorded]:
     """Up to `limit` records with ids above `after`, oldest first (only this
     transaction's with `mine`). On PostgreSQL they are locked, and records another
     upkeep holds are skipped: two upkeeps never claim the same record."""
+    if mine and _postgres(session):
+        rows = session.execute(_CLAIM_MINE_PG, {"after": after, "limit": limit})
+        return [Recorded(*row) for row in rows]
     t = instance_dirty
     query = (
         sa.select(t.c.id, t.c.user_id, t.c.event_id, t.c.calendar_id, t.c.series_ref)

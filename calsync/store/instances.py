@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from calsync.store.chunks import chunks, ordered_ids
@@ -272,6 +273,11 @@ def add_new_singles(
         return
     # Data-modifying CTEs all run, on one snapshot, each on rows of its own. One row of
     # VALUES: SQLAlchemy caches the compiled statement (not a multi-row VALUES).
+    if records and documents:  # a create's: the statement built once
+        (owner,) = owner_ids
+        params = {**documents[0], "new_single": owner, "new_records": list(records)}
+        session.execute(_NEW_SINGLE_PG, params)
+        return
     ctes = [query.cte(f"item{n}") for n, query in enumerate(_single_items(session, owner_ids))]
     if records:
         ctes.append(
@@ -292,7 +298,16 @@ def _delete_records(session: Session, records: Sequence[int]) -> None:
 
 def _single_items(session: Session, owner_ids: Sequence[uuid.UUID]) -> list[sa.Insert]:
     """The statements of `insert_singles` (one per batch of owners)."""
-    if session.get_bind().dialect.name == "postgresql":
+    postgres = session.get_bind().dialect.name == "postgresql"
+    return [
+        _single_item(condition, postgres=postgres)
+        for condition in any_of(session, EventRow.id, list(owner_ids))
+    ]
+
+
+def _single_item(condition: sa.ColumnElement[bool], *, postgres: bool) -> sa.Insert:
+    """The insert of the items of the live singles that `condition` picks."""
+    if postgres:
         api_id: sa.ColumnElement[Any] = sa.cast(EventRow.id, sa.Text())
         long_span: sa.ColumnElement[Any] = sa.literal_column(
             "events.end_time - events.start_time > interval '8 days'", sa.Boolean()
@@ -317,12 +332,23 @@ def _single_items(session: Session, owner_ids: Sequence[uuid.UUID]) -> list[sa.I
         "status": EventRow.status,
         "version": EventRow.version,
     }
-    return [
-        sa.insert(event_instances).from_select(
-            list(columns), sa.select(*columns.values()).where(condition, *_SINGLE)
-        )
-        for condition in any_of(session, EventRow.id, list(owner_ids))
-    ]
+    return sa.insert(event_instances).from_select(
+        list(columns), sa.select(*columns.values()).where(condition, *_SINGLE)
+    )
+
+
+#: `add_new_singles`' one statement on PostgreSQL, built once (decision IF4): the
+#: single's item and the records' removal as CTEs of its document's insert, whose values
+#: are given as parameters with ``new_single`` (the owner) and ``new_records`` (the ids).
+_NEW_SINGLE_PG: Final = sa.insert(event_documents).add_cte(
+    _single_item(EventRow.id == sa.bindparam("new_single"), postgres=True).cte("item0"),
+    sa.delete(instance_dirty)
+    .where(
+        instance_dirty.c.id
+        == sa.any_(sa.bindparam("new_records", type_=postgresql.ARRAY(instance_dirty.c.id.type)))
+    )
+    .cte("records"),
+)
 
 
 def live_singles(session: Session, owner_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:

@@ -23,10 +23,12 @@ cost, not something calsync could do as it is (decisions HM1-HM2 say why). Since
 decision HU1 ``GET /events`` reads its caller in the route's thread: authentication has
 no thread call of its own there, so "no hop" leaves nothing out of a week read.
 
-Creates run at three distances (60-300 days ahead as the load's, 8-27 days, within two
-days: the seeded calendar's user, whose week is not read), each also "before HT1": the
-new event's reminders replanned by reading as before decision HT1, patched in for its
-batches.
+Creates run at three distances (60-300 days ahead, 8-27 days, within two days: the
+seeded calendar's user, whose week is not read), each also "before HT1": the new event's
+reminders replanned by reading as before decision HT1, patched in for its batches; and
+as `bench_api_load` sends them ("create, the load's": `tests.perf.load_wrk`'s body,
+tomorrow on the hour, the same for every user, by a random user of the load; decision
+IF1 found that the load's creates are these, with reminders to plan, not far ones).
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ from calsync.web.app import create_app
 from calsync.web.auth.principal import JWTAuthBackend, require_user
 from calsync.web.limits import RedisRateLimitBackend
 from tests.perf.cpu_per_route import _environment, _requests, _state_file, call
+from tests.perf.load_wrk import CREATE_SUMMARY
 
 Make = Callable[[random.Random], tuple[Any, ...]]
 
@@ -163,6 +166,19 @@ def near_create(state: dict[str, Any], first: int, last: int) -> Make:
     return make
 
 
+def load_create(state: dict[str, Any]) -> Make:
+    """`bench_api_load`'s create (`tests.perf.load_wrk.wrk_script`'s body: tomorrow on
+    the hour, 30 minutes), by a random user of the load."""
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
+    event = {
+        "title": CREATE_SUMMARY,
+        "start_time": start.isoformat(),
+        "end_time": (start + timedelta(minutes=30)).isoformat(),
+    }
+    body = json.dumps(event).encode()
+    return lambda rng: ("POST", "/events", rng.choice(state["tokens"]), body)
+
+
 def cases(state: dict[str, Any]) -> dict[str, tuple[Make, dict[str, bool]]]:
     """Each case: its request and the parts it leaves out."""
     routes = _requests(state)
@@ -181,6 +197,7 @@ def cases(state: dict[str, Any]) -> dict[str, tuple[Make, dict[str, bool]]]:
         "  + one session's SELECT 1 in it": (probe("/x/session"), {}),
         "week read (expand=true)": (week, {}),
         "month page of 200 (expand=true)": (routes["GET /events month page"], {}),
+        "create, the load's": (load_create(state), {}),
         "create": (far, {}),
         "create, before HT1": (far, before),
         "create 8-27 days ahead": (month, {}),

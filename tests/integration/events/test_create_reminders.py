@@ -148,3 +148,26 @@ def test_a_create_far_ahead_reads_nothing_for_its_reminders(
         # reminders
         reads = [s for s in statements if s.startswith("select") and "events.title" in s]
         assert reads == [], reads
+
+
+def test_a_create_within_the_horizon_reads_only_the_preferences_once(
+    any_app: EventsApp, statements: list[str]
+) -> None:
+    """The load's create (a timed single tomorrow, decision IF1): its reminders are
+    planned from the row it inserted and one read of the owner's preferences."""
+    app = any_app
+    users = [app.connect(f"soon{n}-{uuid.uuid4().hex[:6]}@example.com") for n in range(3)]
+    answer = app.client.put(  # the second user has a row of preferences, the others none
+        "/me/preferences", json={"reminder_minutes": [15, 90]}, headers=users[1].headers
+    )
+    assert answer.status_code == 200, answer.text
+    for user in users:
+        statements.clear()
+        made = app.create(user, body(app, "tomorrow", 26))
+        preferences = [s for s in statements if "from notification_preferences" in s]
+        assert len(preferences) == 1, preferences
+        assert not [s for s in statements if "from notification_deliveries" in s]
+        assert not [s for s in statements if "users.timezone" in s and "events" in s]
+        reads = [s for s in statements if s.startswith("select") and "events.title" in s]
+        assert reads == [], reads
+        assert pending(app, [made["id"]])  # not vacuous: it has reminders
