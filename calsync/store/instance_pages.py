@@ -21,7 +21,7 @@ from typing import Any, Final, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from calsync.store.db import statements_alone
+from calsync.store.db import BINARY_ROWS, statements_alone
 from calsync.store.instances import LONG_SPAN
 from calsync.store.tables import (
     event_documents,
@@ -228,7 +228,7 @@ def _listing(
     ]
     nothing = [sa.null().label(f"n{n}") for n in range(len(listed) + 3)]
     marker = sa.select(readable.c.first_at, *nothing)
-    return sa.union_all(*halves, marker)
+    return sa.union_all(*halves, marker).execution_options(**{BINARY_ROWS: True})
 
 
 def _conditions(*, after: bool, category: bool, calendar: bool) -> list[sa.ColumnElement[bool]]:
