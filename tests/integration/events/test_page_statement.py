@@ -1,11 +1,12 @@
-"""A read-model page's rows in PostgreSQL's binary format (decision II1).
+"""A read-model page's statement, run as `calsync.store.db.PAGE_STATEMENT` says
+(decisions II1, II2).
 
-The page statement (`calsync.store.instance_pages`) is marked `BINARY_ROWS`: on
-PostgreSQL its rows arrive in binary (``bytea`` as its bytes, instants and ids
-unprinted), every other statement as text. Both databases, three users, through the
-HTTP API: every page (first and after the cursor) is the same bytes as today's
-expansion lists, with series in zones, all-day and moved instances, and documents
-with text outside ASCII and escaped characters.
+On PostgreSQL its rows arrive in binary (``bytea`` as its bytes, instants and ids
+unprinted), every other statement's as text; and it is prepared on its connection at
+its first execution (psycopg prepares others at their fifth). Both databases, three
+users, through the HTTP API: every page (first and after the cursor) is the same bytes
+as today's expansion lists, with series in zones, all-day and moved instances, and
+documents with text outside ASCII and escaped characters.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -41,7 +43,7 @@ def filled(
             made = app.create(
                 user,
                 {
-                    "title": f"weekly {n} - Grüße, 日本 \"quoted\" \\ end",
+                    "title": f'weekly {n} - Grüße, 日本 "quoted" \\ end',
                     "start_time": "2031-03-04T09:00:00",
                     "end_time": "2031-03-04T09:45:00",
                     "timezone": ["Europe/Berlin", "Asia/Tokyo", "America/New_York"][n],
@@ -90,17 +92,34 @@ def pages(app: EventsApp, user: User) -> list[bytes]:
         params["cursor"] = cursor
 
 
+@dataclass
+class Ran:
+    """A statement with rows that an engine ran on PostgreSQL: its text, its result
+    columns' formats (0 text, 1 binary) and, for a page statement, how many of the page
+    statement's shapes its connection had prepared right after it ran."""
+
+    statement: str
+    formats: set[int]
+    prepared_pages: int = 0
+
+
 @contextmanager
-def result_formats(engine: sa.Engine) -> Iterator[list[tuple[str, set[int]]]]:
-    """(statement's start, its result columns' formats: 0 text, 1 binary) of each
-    statement with rows that `engine` ran on PostgreSQL while the block ran."""
-    seen: list[tuple[str, set[int]]] = []
+def result_formats(engine: sa.Engine) -> Iterator[list[Ran]]:
+    """The statements with rows that `engine` ran on PostgreSQL while the block ran."""
+    seen: list[Ran] = []
 
     def record(_conn: Any, cursor: Any, statement: str, *_args: Any) -> None:
         result = getattr(cursor, "pgresult", None)
-        if result is not None and result.nfields:
-            formats = {result.fformat(n) for n in range(result.nfields)}
-            seen.append((statement, formats))
+        if result is None or not result.nfields:
+            return
+        ran = Ran(statement, {result.fformat(n) for n in range(result.nfields)})
+        if "UNION ALL" in statement:
+            found = cursor.connection.execute(
+                "SELECT count(*) FROM pg_prepared_statements"
+                " WHERE statement LIKE '%UNION ALL%' AND statement LIKE '%event_instances%'"
+            )
+            ran.prepared_pages = found.fetchone()[0]
+        seen.append(ran)
 
     sa.event.listen(engine, "after_cursor_execute", record)
     try:
@@ -109,7 +128,7 @@ def result_formats(engine: sa.Engine) -> Iterator[list[tuple[str, set[int]]]]:
         sa.event.remove(engine, "after_cursor_execute", record)
 
 
-def test_model_pages_are_the_expansions_bytes_with_binary_rows_on_postgresql(
+def test_model_pages_are_the_expansions_bytes_binary_and_prepared_on_postgresql(
     filled: tuple[EventsApp, list[User]],
 ) -> None:
     app, people = filled
@@ -118,12 +137,16 @@ def test_model_pages_are_the_expansions_bytes_with_binary_rows_on_postgresql(
         listed = {user.id: pages(app, user) for user in people}
     for user in people:
         assert len(listed[user.id]) >= 3  # a first page and some after a cursor
+    if engine.dialect.name == "postgresql":
+        page_statements = [r for r in seen if "UNION ALL" in r.statement]
+        assert len(page_statements) == sum(len(found) for found in listed.values())
+        assert all(r.formats == {1} for r in page_statements)  # binary rows
+        others = [r for r in seen if "event_instances" not in r.statement]
+        assert others and all(r.formats == {0} for r in others)  # the rest as text
+        # the page statement is prepared at its first execution on a connection: the
+        # first page's shape (three executions in all, one per user) too
+        assert page_statements[0].prepared_pages >= 1
+        shapes = len({r.statement for r in page_statements})
+        assert shapes == 2 and page_statements[-1].prepared_pages >= 1
     with app.model_off():  # what today's expansion lists, byte for byte
         assert {user.id: pages(app, user) for user in people} == listed
-    if engine.dialect.name != "postgresql":
-        return
-    page_statements = [f for s, f in seen if "event_instances" in s and "UNION ALL" in s]
-    assert len(page_statements) == sum(len(found) for found in listed.values())
-    assert all(formats == {1} for formats in page_statements)  # binary rows
-    others = [f for s, f in seen if "event_instances" not in s]
-    assert others and all(formats == {0} for formats in others)  # the rest as text
