@@ -190,12 +190,28 @@ PAGE_STATEMENT: Final = "calsync_page_statement"
 Other statements run as SQLAlchemy runs them. SQLite ignores it."""
 
 
+_UNPREPARED: ContextVar[bool] = ContextVar("calsync_unprepared_pages", default=False)
+
+
+@contextmanager
+def unprepared_pages() -> Iterator[None]:
+    """Page statements run in the block are not prepared at once (psycopg's threshold
+    applies, as to any other): an API process's warm-up lists for nobody (decision HZ1),
+    whose custom plan, far cheaper than a user's, must not be one of the five whose
+    mean PostgreSQL weighs the generic plan against (decision II2)."""
+    token = _UNPREPARED.set(True)
+    try:
+        yield
+    finally:
+        _UNPREPARED.reset(token)
+
+
 def _page_statement(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
     """Run a statement marked `PAGE_STATEMENT` as it says (SQLAlchemy's ``do_execute``
     hook: `True` says it has run); others as SQLAlchemy runs them (`False`)."""
     if not context.execution_options.get(PAGE_STATEMENT):
         return False
-    cursor.execute(statement, parameters, binary=True, prepare=True)
+    cursor.execute(statement, parameters, binary=True, prepare=None if _UNPREPARED.get() else True)
     return True
 
 
