@@ -29,7 +29,9 @@ process, every listing over HTTP with a real JWT. Figures:
 - whole-month ``GET /events?expand=true``, every page (``limit=200``), for the 12
   distinct months of 2026: the first month from an API process that has never listed
   anything (cold process), the 11 others each for the first time (warm process, cold
-  month), then all 12 again (warm); total per month and page p50/p99;
+  month), then all 12 again (warm); total per month and page p50/p99; for the cold
+  process's month its pages and each process's CPU over it (`process_cpu.Meter`: API,
+  worker, PostgreSQL's backends, this client, the host's rest; decision II);
   gcal_sync: ``async_get_timeline()`` + ``overlapping()`` for the same months (it
   re-parses every event per call), and the timeline built once and then queried;
 - ``--users`` users (20) paging their own months at once through the one API process
