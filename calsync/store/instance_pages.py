@@ -21,7 +21,7 @@ from typing import Any, Final, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from calsync.store.db import statements_alone
+from calsync.store.db import PAGE_STATEMENT, statements_alone
 from calsync.store.instances import LONG_SPAN
 from calsync.store.tables import (
     event_documents,
@@ -206,7 +206,9 @@ def _listing(
     compiles it (SQLAlchemy's cache key of a statement built anew costs more than the
     scan). The main scan and the long items' scan are the two halves of one
     ``UNION ALL``, each in list order, limited, and empty unless the model may answer
-    (`_readable`); its third part is `_readable`'s row, if any, without an ``api_id``."""
+    (`_readable`); its third part is `_readable`'s row, if any, without an ``api_id``.
+    Marked `PAGE_STATEMENT`: on PostgreSQL its rows come in binary and it is prepared at
+    its first execution on a connection (decisions II1, II2)."""
     t = _ITEM
     conditions = _conditions(after=after, category=category, calendar=calendar)
     if in_series is not None:
@@ -228,7 +230,7 @@ def _listing(
     ]
     nothing = [sa.null().label(f"n{n}") for n in range(len(listed) + 3)]
     marker = sa.select(readable.c.first_at, *nothing)
-    return sa.union_all(*halves, marker)
+    return sa.union_all(*halves, marker).execution_options(**{PAGE_STATEMENT: True})
 
 
 def _conditions(*, after: bool, category: bool, calendar: bool) -> list[sa.ColumnElement[bool]]:

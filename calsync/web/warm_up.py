@@ -22,7 +22,7 @@ from calsync.bootstrap import Services
 from calsync.domain.timezones import iana_zone_names
 from calsync.events import listing
 from calsync.store import users
-from calsync.store.db import RequestConnection
+from calsync.store.db import RequestConnection, unprepared_pages
 
 __all__ = ["PREPARE_WAIT", "prepare_reads", "prepare_within"]
 
@@ -65,6 +65,7 @@ def prepare_reads(services: Services, now: datetime | None = None) -> None:
             held.first_statement(lambda c: users.account_by_id(c, uuid.UUID(int=0)))
         finally:
             held.close()
-        listing.prepare(services.sessions, now or datetime.now(UTC))
+        with unprepared_pages():  # nobody's plans must not teach the plan cache (II2)
+            listing.prepare(services.sessions, now or datetime.now(UTC))
     except Exception:  # a warm-up: serving without it is correct, only slower
         log.warning("could not prepare the listing before serving", exc_info=True)

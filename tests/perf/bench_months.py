@@ -29,7 +29,9 @@ process, every listing over HTTP with a real JWT. Figures:
 - whole-month ``GET /events?expand=true``, every page (``limit=200``), for the 12
   distinct months of 2026: the first month from an API process that has never listed
   anything (cold process), the 11 others each for the first time (warm process, cold
-  month), then all 12 again (warm); total per month and page p50/p99;
+  month), then all 12 again (warm); total per month and page p50/p99; for the cold
+  process's month its pages and each process's CPU over it (`process_cpu.Meter`: API,
+  worker, PostgreSQL's backends, this client, the host's rest; decision II);
   gcal_sync: ``async_get_timeline()`` + ``overlapping()`` for the same months (it
   re-parses every event per call), and the timeline built once and then queried;
 - ``--users`` users (20) paging their own months at once through the one API process
@@ -87,6 +89,7 @@ from tests.google_users import connect_google_user
 from tests.perf.bench_emulator import free_port, start_emulator
 from tests.perf.bench_peer import Side, TokenAuth, connect
 from tests.perf.bench_sync import environment
+from tests.perf.process_cpu import Meter
 
 DATABASE = "calsync_bench_months"
 ZONES = ("Europe/Berlin", "America/New_York", "Asia/Tokyo", "Australia/Sydney")
@@ -609,14 +612,21 @@ async def run(args: argparse.Namespace) -> list[str]:
         serve += ["--port", str(api_port), "--workers", "1", "--no-access-log"]
         worker = [sys.executable, "-m", "calsync.cli", "worker", "--processes", "1"]
         worker += ["--threads", "4", "--metrics-port", "0"]
-        with process(worker, env, lambda: True), process(serve, env, api_up(api_port)) as pid:
+        with (
+            process(worker, env, lambda: True) as worker_pid,
+            process(serve, env, api_up(api_port)) as pid,
+        ):
             connector = aiohttp.TCPConnector(limit=100)
+            meter = Meter({"api": pid, "worker": worker_pid}, services.engine, args.database)
             async with aiohttp.ClientSession(connector=connector) as http:
                 first_listings = []
                 for month in MONTHS:
+                    before = meter.sample() if month is MONTHS[0] else None
                     first_listings.append(
                         await list_window(http, api, tokens[0], month[0], month_last(month))
                     )
+                    if before is not None:
+                        cold_cpu = Meter.breakdown(before, meter.sample())
                 warm = []
                 for month in MONTHS:
                     warm.append(
@@ -670,6 +680,13 @@ async def run(args: argparse.Namespace) -> list[str]:
             f"month, all pages, cold process (first month, never listed) | {ms(cold.seconds)} "
             f"({len(cold.pages)} pages, {cold.items} instances) | {ms(peer_seconds[0])} "
             "(timeline rebuilt per call)"
+        )
+        say(
+            "cold month, its pages (wall) | "
+            + ", ".join(f"{p * 1000:.1f}" for p in cold.pages)
+            + " ms; CPU by process over it (10 ms ticks): "
+            + ", ".join(f"{role.strip()} {v * 1000:.0f}" for role, v in cold_cpu.items())
+            + " ms |"
         )
         say(
             f"month, all pages, first listing of each other month (median / max of 11) | "

@@ -8,7 +8,8 @@ engine, compiled cache and pool). Both databases, three users: their pages (firs
 after the cursor) are the same bytes as an old process's and as today's expansion,
 nothing is written, a token for nobody is still refused, and a database that is down
 at start leaves a process that starts and serves all the same. `calsync serve`'s app
-factory prepares its process and freezes its start-up heap (decision HZ2).
+factory prepares its process and freezes its start-up heap (decision HZ2). Nobody's
+pages leave the page statement unprepared (decision II2).
 """
 
 from __future__ import annotations
@@ -196,3 +197,32 @@ def test_the_server_s_app_is_prepared_and_its_start_up_heap_frozen(
     finally:
         gc.unfreeze()
     app.state.services.close()
+
+
+def test_preparing_leaves_the_page_statement_unprepared_until_a_user_lists(
+    filled: tuple[EventsApp, list[User]],
+) -> None:
+    """Nobody's pages are not among the plans PostgreSQL's plan cache weighs (II2): after
+    `prepare_reads` the process's one connection has no page statement prepared; a
+    user's first page prepares it there (decision II2)."""
+    app, people = filled
+    if not app.services.settings.database_url.startswith("postgresql"):
+        pytest.skip("prepared statements are PostgreSQL's")
+
+    def prepared_pages(services: Services) -> int:
+        with services.engine.connect() as connection:
+            found = connection.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_prepared_statements"
+                    " WHERE statement LIKE :union AND statement LIKE :table"
+                ),
+                {"union": "%UNION ALL%", "table": "%event_instances%"},
+            )
+            return int(found.scalar_one())
+
+    with new_process(app, prepared=True) as (services, client):
+        assert services.engine.pool.checkedin() == 1  # the one connection it prepared
+        assert prepared_pages(services) == 0
+        answer = client.get("/events", params=WINDOW, headers=people[0].headers)
+        assert answer.status_code == 200, answer.text
+        assert prepared_pages(services) == 1
