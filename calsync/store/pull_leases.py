@@ -10,7 +10,7 @@ that the lease is still held.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, cast
@@ -23,7 +23,6 @@ from calsync.store.tables import Calendar, User
 
 __all__ = [
     "NOW",
-    "PULL_COLUMNS",
     "FinishedPull",
     "acquire_selected",
     "acquire_selected_statement",
@@ -86,13 +85,9 @@ def acquire_selected(
 _ACTIVE_USERS: Final = sa.select(_users.c.id).where(_users.c.status == "active")
 
 
-def acquire_selected_statement(
-    also: Mapping[str, Any] | None = None,
-    returning: Sequence[sa.ColumnElement[Any]] = tuple(_calendars.c),
-) -> sa.Update:
+def acquire_selected_statement(also: Mapping[str, Any] | None = None) -> sa.Update:
     """The statement of `acquire_selected`, with its calendar, owner and times as
-    parameters, to build once (its compiled form is then reused); its rows have the
-    columns `returning` (every column of ``calendars`` unless given)."""
+    parameters, to build once (its compiled form is then reused)."""
     return (
         sa.update(_calendars)
         .where(
@@ -106,7 +101,7 @@ def acquire_selected_statement(
             _calendars.c.user_id.in_(_ACTIVE_USERS),
         )
         .values(sync_lease_owner=_OWNER, sync_lease_until=_UNTIL, **(also or {}))
-        .returning(*returning)
+        .returning(*_calendars.c)
     )
 
 
@@ -167,23 +162,8 @@ def without_flush_wait(statement: sa.Update) -> sa.Update:
     return statement.where(_NO_FLUSH_WAIT).returning(_COMMIT_MODE)
 
 
-#: The columns of the calendar a pull works with (`calsync.sync.pull`): the lease
-#: returns these only, not the row's 25 (each column returned costs psycopg and
-#: SQLAlchemy a description, a loader and a conversion per execution; IH2).
-PULL_COLUMNS: Final = tuple(
-    _calendars.c[name]
-    for name in (
-        "id",
-        "user_id",
-        "provider_calendar_id",
-        "conflict_policy",
-        "sync_token",
-        "last_synced_at",
-        "sync_lease_owner",
-    )
-)
 #: Taking the lease of a pull, which also starts it (`pull_queue.pull_started`); built once.
-_START_PULL: Final = acquire_selected_statement(pull_queue.pull_started(NOW), PULL_COLUMNS)
+_START_PULL: Final = acquire_selected_statement(pull_queue.pull_started(NOW))
 #: The same on PostgreSQL, committed without waiting for the WAL flush (decision HP2).
 _START_PULL_NO_WAIT: Final = without_flush_wait(_START_PULL)
 
@@ -197,8 +177,8 @@ def start_pull(
     ttl: timedelta,
 ) -> sa.Row[Any] | None:
     """`acquire_selected` for a pull, which starts it on the calendar row (``dirty``
-    cleared, ``last_pull_at`` set, the queue slot taken if free): the calendar's
-    `PULL_COLUMNS`, or None when the lease was not taken.
+    cleared, ``last_pull_at`` set, the queue slot taken if free): the calendar's columns,
+    or None when the lease was not taken.
 
     On PostgreSQL the statement commits without waiting for its WAL flush (decision
     HP2; its row also has ``commit_mode``): a crash that loses it loses a lease whose

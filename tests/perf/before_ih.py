@@ -1,4 +1,4 @@
-"""The pull's steps as they were before decisions IH1-IH3, for `pull_costs --ih-parts`
+"""The pull's steps as they were before decisions IH1 and IH3, for `pull_costs --ih-parts`
 to time against now in one process (each swapped in by a context manager)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from calsync.notify import on_event_change, reminders
 from calsync.notify.preferences import load_many
-from calsync.store import deliveries, pull_leases, pull_queue, upcoming
+from calsync.store import deliveries, upcoming
 from calsync.store.tables import utcnow
 from calsync.sync import reconcile
 
@@ -64,12 +64,6 @@ def _replanning_rows(
         "upcoming_latest_start": latest_start,
     }
     yield from session.execute(_statement, params)
-
-
-#: The lease's statement before IH2: every column of the calendar returned.
-_START_PULL_NO_WAIT: Final = pull_leases.without_flush_wait(
-    pull_leases.acquire_selected_statement(pull_queue.pull_started(pull_leases.NOW))
-)
 
 
 def _reschedule_many(
@@ -127,16 +121,6 @@ def replanning_before_ih1() -> Iterator[None]:
 
 
 @contextmanager
-def lease_before_ih2() -> Iterator[None]:
-    now = pull_leases._START_PULL_NO_WAIT
-    pull_leases._START_PULL_NO_WAIT = _START_PULL_NO_WAIT  # type: ignore[misc]
-    try:
-        yield
-    finally:
-        pull_leases._START_PULL_NO_WAIT = now  # type: ignore[misc]
-
-
-@contextmanager
 def preferences_before_ih3() -> Iterator[None]:
     """The reminders' step as before IH3 (the rows' statement as before IH1 too: the
     preferences' columns are not in it)."""
@@ -150,10 +134,3 @@ def preferences_before_ih3() -> Iterator[None]:
     finally:
         reconcile.reschedule_many = now
         _statement = _PG_ROWS_QUERY
-
-
-@contextmanager
-def before_ih() -> Iterator[None]:
-    """All three as before."""
-    with preferences_before_ih3(), lease_before_ih2():
-        yield

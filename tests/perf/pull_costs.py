@@ -16,7 +16,8 @@ bench_months does) and for incremental pulls of 10 changes it prints, per pull (
 ``--profile DIR`` writes cProfile stats of the pulls (``full.prof``, ``incremental.prof``);
 ``--parts N`` then times the cut of decision HD2 alone, and pulls as before decisions
 HP1 and HP2, and as before IC1, against now, N times each way, interleaved;
-``--ih-parts N`` pulls as before decisions IH1-IH3 (together and each alone) against now.
+``--ih-parts N`` pulls as before decisions IH1 and IH3 against now (``--upcoming``: the
+10 changes move events into the next days, so that their reminders are planned).
 The profiles count CPU time (``time.process_time``), not time waiting for answers.
 """
 
@@ -266,16 +267,12 @@ def parts(
 def ih_parts(
     services: Services, calendar_id: Any, change: Callable[[int], None], runs: int
 ) -> None:
-    """Pulls as before decisions IH1-IH3, as before each one of them alone, and now,
-    each way interleaved."""
+    """Pulls as before decisions IH1 and IH3, as before IH1 alone, and now, each way
+    interleaved (IH3 is the difference between the first two)."""
     print(f"incremental pulls of 10 changes, {runs} times each way, interleaved:", flush=True)
     ways: dict[str, Callable[[], Any]] = {
-        "as before IH1-IH3": before_ih.before_ih,
+        "as before IH1 and IH3 (the preferences read apart)": before_ih.preferences_before_ih3,
         "the reminders' read as before IH1 (upcoming twice)": before_ih.replanning_before_ih1,
-        "the lease as before IH2 (every column)": before_ih.lease_before_ih2,
-        "the preferences as before IH3 (read apart; the read before IH1 too)": (
-            before_ih.preferences_before_ih3
-        ),
         "now": contextlib.nullcontext,
     }
     interleaved(services, calendar_id, change, runs, ways)
@@ -417,7 +414,7 @@ def main() -> None:
         help="time HD2 alone, and pulls before HP1-HP2, before IC1 and now, N times each",
     )
     parser.add_argument(
-        "--ih-parts", type=int, default=0, help="pulls before IH1-IH3 and now, N times each"
+        "--ih-parts", type=int, default=0, help="pulls before IH1 and IH3 and now, N times each"
     )
     parser.add_argument(
         "--upcoming",
