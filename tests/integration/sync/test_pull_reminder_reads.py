@@ -119,3 +119,66 @@ def test_a_pulls_upcoming_changes_get_their_owners_reminders_without_a_preferenc
             )
         )
     assert owners == {users[ANN], users[BEN]}
+
+
+def test_an_api_edit_committed_while_a_pull_stores_its_listing_is_planned_for(
+    hand_stack: SyncStack,
+) -> None:
+    users = {email: hand_stack.connect_pulled(email) for email in (ANN, BEN)}
+    calendars = {email: hand_stack.calendar_id(users[email], email) for email in users}
+    with httpx.Client(base_url=hand_stack.url) as client:
+        answer = client.put(
+            "/me/preferences", json=PREFERENCES[ANN], headers=hand_stack.headers(users[ANN])
+        )
+        assert answer.status_code == 200, answer.text
+    soon = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+    own = {}
+    for email in users:
+        own[email] = (
+            hand_stack.google_as(email)
+            .events()
+            .insert(calendarId=email, body={"summary": "plan", **_times(soon)})
+            .execute()["id"]
+        )
+        assert pull_calendar(hand_stack.services, calendars[email]).status == "ok"
+    engine = hand_stack.services.engine
+    for email in users:
+        with hand_stack.services.sessions() as session:
+            local_id = session.scalar(
+                sa.select(Event.id).where(Event.google_event_id == own[email])
+            )
+        # Given the event moved an hour later at Google
+        hand_stack.google_as(email).events().patch(
+            calendarId=email, eventId=own[email], body=_times(soon + timedelta(hours=1))
+        ).execute()
+        edited: list[int] = []
+
+        def edit_first(
+            *args: Any, email: str = email, local_id: Any = local_id, edited: list[int] = edited
+        ) -> None:
+            # When its owner retitles it through the API after the pull listed the
+            # change and before its transaction stores it (the pull's first write)
+            if edited or not str(args[2]).lower().startswith("update calendars set sync_token"):
+                return
+            with httpx.Client(base_url=hand_stack.url) as client:
+                answer = client.put(
+                    f"/events/{local_id}",
+                    json={"title": "renamed"},
+                    headers=hand_stack.headers(users[email]),
+                )
+            edited.append(answer.status_code)
+
+        sa.event.listen(engine, "before_cursor_execute", edit_first)
+        try:
+            assert pull_calendar(hand_stack.services, calendars[email]).status == "ok"
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", edit_first)
+        assert edited == [200], email
+        # Then the row holds both changes, and its reminders are the owner's, before the
+        # moved start (none left at the old one)
+        with hand_stack.services.sessions() as session:
+            row = session.execute(
+                sa.select(Event.title, Event.start_time).where(Event.id == local_id)
+            ).one()
+        assert (row.title, row.start_time) == ("renamed", soon + timedelta(hours=1)), email
+        assert _planned(hand_stack, own[email]) == EXPECTED[email], email
