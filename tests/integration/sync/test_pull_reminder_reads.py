@@ -9,7 +9,7 @@ databases, and no statement of the pull reads ``notification_preferences`` apart
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,24 +37,29 @@ EXPECTED = {
 }
 
 
-@pytest.fixture
-def statements(hand_stack: SyncStack) -> Iterator[list[str]]:
-    """The statements the stack's engine sends, one lower-case string each."""
-    seen: list[str] = []
-
-    def record(*args: Any) -> None:
-        seen.append(" ".join(str(args[2]).split()).lower())
-
-    sa.event.listen(hand_stack.services.engine, "before_cursor_execute", record)
-    yield seen
-    sa.event.remove(hand_stack.services.engine, "before_cursor_execute", record)
-
-
 def _times(start: datetime) -> dict[str, Any]:
     return {
         "start": {"dateTime": start.isoformat()},
         "end": {"dateTime": (start + timedelta(hours=1)).isoformat()},
     }
+
+
+def _pulled_tomorrow(
+    stack: SyncStack, calendars: dict[str, uuid.UUID]
+) -> tuple[datetime, dict[str, str]]:
+    """An event tomorrow in each of `calendars` (by owner's email), inserted at Google
+    by its owner and pulled: its start, and each one's Google id."""
+    soon = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+    own = {}
+    for email, calendar_id in calendars.items():
+        own[email] = (
+            stack.google_as(email)
+            .events()
+            .insert(calendarId=email, body={"summary": f"{email}'s", **_times(soon)})
+            .execute()["id"]
+        )
+        assert pull_calendar(stack.services, calendar_id).status == "ok"
+    return soon, own
 
 
 def _planned(stack: SyncStack, google_id: str) -> list[tuple[int, str]]:
@@ -86,16 +91,7 @@ def test_a_pulls_upcoming_changes_get_their_owners_reminders_without_a_preferenc
             )
             assert answer.status_code == 200, answer.text
     # Given each has an event tomorrow (its reminders due within the horizon), pulled
-    soon = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
-    own = {}
-    for email in users:
-        own[email] = (
-            hand_stack.google_as(email)
-            .events()
-            .insert(calendarId=email, body={"summary": f"{email}'s", **_times(soon)})
-            .execute()["id"]
-        )
-        assert pull_calendar(hand_stack.services, calendars[email]).status == "ok"
+    soon, own = _pulled_tomorrow(hand_stack, calendars)
     for email in users:
         # When its owner moves it an hour later at Google and calsync pulls
         hand_stack.google_as(email).events().patch(
@@ -131,16 +127,7 @@ def test_an_api_edit_committed_while_a_pull_stores_its_listing_is_planned_for(
             "/me/preferences", json=PREFERENCES[ANN], headers=hand_stack.headers(users[ANN])
         )
         assert answer.status_code == 200, answer.text
-    soon = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
-    own = {}
-    for email in users:
-        own[email] = (
-            hand_stack.google_as(email)
-            .events()
-            .insert(calendarId=email, body={"summary": "plan", **_times(soon)})
-            .execute()["id"]
-        )
-        assert pull_calendar(hand_stack.services, calendars[email]).status == "ok"
+    soon, own = _pulled_tomorrow(hand_stack, calendars)
     engine = hand_stack.services.engine
     for email in users:
         with hand_stack.services.sessions() as session:
