@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from calsync.domain.models import Event, EventStatus, EventTime
 from calsync.notify.changes import EventChange, event_changed, events_changed
-from calsync.notify.preferences import Preferences, load_many, load_preferences
+from calsync.notify.preferences import Preferences, load_preferences, of_joined
 from calsync.notify.reminders import (
     DEFAULT_HORIZON,
     latest_start,
@@ -215,10 +215,10 @@ def reschedule_many(
     _read_rows(session, masters, masters, now, horizon, found, {})
     pending = gone | {r.id for r in found.values() if r.pending}
     upcoming_rows = [row for row in found.values() if row.upcoming]
-    stored = load_many(session, {row.user_id for row in upcoming_rows})
-    cache = {
-        row.user_id: (stored[row.user_id], row.user_timezone or "UTC") for row in upcoming_rows
-    }
+    cache: dict[uuid.UUID, tuple[Preferences, str]] = {}
+    for row in upcoming_rows:  # the owners' preferences came with the rows (IH3)
+        if row.user_id not in cache:
+            cache[row.user_id] = (of_joined(row), row.user_timezone or "UTC")
     latest = now + horizon
     rows: list[Any] = []
     for row in upcoming_rows:  # the others are replanned alone below if they have pending

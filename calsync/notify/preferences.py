@@ -38,6 +38,7 @@ __all__ = [
     "QuietHours",
     "load_preferences",
     "load_webhook_secret",
+    "of_joined",
     "parse_update",
     "preferences_json",
     "save_preferences",
@@ -273,13 +274,35 @@ def save_preferences(
     return secret
 
 
+def of_joined(row: Any) -> Preferences:
+    """The preferences of the owner of an event row read with them joined
+    (`calsync.store.upcoming.replanning_rows`: ``has_preferences`` and the
+    ``preference_*`` columns), the defaults when the owner has no row: what
+    `load_many` gives for that owner."""
+    if not row.has_preferences:
+        return DEFAULT_PREFERENCES
+    return _from_values(
+        row.preference_reminder_minutes,
+        row.preference_channels,
+        row.preference_webhook_url,
+        row.preference_change_notices,
+        row.preference_quiet_hours,
+    )
+
+
 def _from_row(row: NotificationPreference | sa.Row[Any]) -> Preferences:
-    minutes: Any = row.reminder_minutes
-    quiet: Any = row.quiet_hours
+    return _from_values(
+        row.reminder_minutes, row.channels, row.webhook_url, row.change_notices, row.quiet_hours
+    )
+
+
+def _from_values(
+    minutes: Any, channels: Any, webhook_url: str | None, change_notices: bool, quiet: Any
+) -> Preferences:
     return Preferences(
         reminder_minutes=tuple(int(m) for m in minutes) if isinstance(minutes, list) else None,
-        channels=tuple(c for c in row.channels if c in CHANNELS),
-        webhook_url=row.webhook_url,
-        change_notices=row.change_notices,
+        channels=tuple(c for c in channels if c in CHANNELS),
+        webhook_url=webhook_url,
+        change_notices=change_notices,
         quiet_hours=_quiet_hours(quiet) if isinstance(quiet, dict) else None,
     )

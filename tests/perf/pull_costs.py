@@ -15,7 +15,10 @@ bench_months does) and for incremental pulls of 10 changes it prints, per pull (
   Redis round trips (commands or pipelines sent); Google calls.
 ``--profile DIR`` writes cProfile stats of the pulls (``full.prof``, ``incremental.prof``);
 ``--parts N`` then times the cut of decision HD2 alone, and pulls as before decisions
-HP1 and HP2, and as before IC1, against now, N times each way, interleaved.
+HP1 and HP2, and as before IC1, against now, N times each way, interleaved;
+``--ih-parts N`` pulls as before decisions IH1 and IH3 against now (``--upcoming``: the
+10 changes move events into the next days, so that their reminders are planned).
+The profiles count CPU time (``time.process_time``), not time waiting for answers.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +50,7 @@ from calsync.store import credentials, pull_leases
 from calsync.store.migrate import upgrade
 from calsync.store.tables import Calendar, Event
 from calsync.sync.pull import pull_calendar
+from tests.perf import before_ih
 from tests.perf.bench_emulator import free_port, start_emulator
 from tests.perf.bench_months import analyse, caught_up, generate, patch_ten, seed_through_google
 from tests.perf.bench_peer import Side, connect
@@ -257,6 +261,32 @@ def parts(
         "as before IC1 (the notices read the users)": as_before_ic1,
         "now (HP1, HP2, IC1)": contextlib.nullcontext,
     }
+    interleaved(services, calendar_id, change, runs, ways)
+
+
+def ih_parts(
+    services: Services, calendar_id: Any, change: Callable[[int], None], runs: int
+) -> None:
+    """Pulls as before decisions IH1 and IH3, as before IH1 alone, and now, each way
+    interleaved (IH3 is the difference between the first two)."""
+    print(f"incremental pulls of 10 changes, {runs} times each way, interleaved:", flush=True)
+    ways: dict[str, Callable[[], Any]] = {
+        "as before IH1 and IH3 (the preferences read apart)": before_ih.preferences_before_ih3,
+        "the reminders' read as before IH1 (upcoming twice)": before_ih.replanning_before_ih1,
+        "now": contextlib.nullcontext,
+    }
+    interleaved(services, calendar_id, change, runs, ways)
+
+
+def interleaved(
+    services: Services,
+    calendar_id: Any,
+    change: Callable[[int], None],
+    runs: int,
+    ways: dict[str, Callable[[], Any]],
+) -> None:
+    """Incremental pulls of 10 changes, `runs` times each of `ways` (context managers
+    around the pull), taking turns: p50, p90 and mean CPU per way."""
     walls: dict[str, list[float]] = {name: [] for name in ways}
     cpus: dict[str, list[float]] = {name: [] for name in ways}
     changed = itertools.count(100)  # after the incremental runs; single events "s001000" on
@@ -333,6 +363,24 @@ def as_before_hp(engine: sa.Engine) -> Iterator[None]:
         pull_leases.finish_pull = finish
 
 
+def move_ten(google: Any, email: str, run: int) -> None:
+    """Ten single events of the generated calendar (``s<run>0``-``s<run>9``) retitled and
+    moved into the next days, as `patch_ten` retitles them: changes whose reminders are
+    planned (the default preferences: 10 minutes before)."""
+    tomorrow = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+    for n in range(10):
+        start = tomorrow + timedelta(hours=n, minutes=run % 60)
+        google.events().patch(
+            calendarId=email,
+            eventId=f"s{run * 10 + n:06d}",
+            body={
+                "summary": f"moved {run}",
+                "start": {"dateTime": start.isoformat()},
+                "end": {"dateTime": (start + timedelta(minutes=30)).isoformat()},
+            },
+        ).execute()
+
+
 def seeded_and_filled(services: Services, base: str, email: str, seed: int, events: int) -> Side:
     """A new user `email` whose calendar is `bench_months`' generated one (`seed`,
     `events`), seeded through the emulator at `base` and pulled in full (not measured);
@@ -365,6 +413,14 @@ def main() -> None:
         default=0,
         help="time HD2 alone, and pulls before HP1-HP2, before IC1 and now, N times each",
     )
+    parser.add_argument(
+        "--ih-parts", type=int, default=0, help="pulls before IH1 and IH3 and now, N times each"
+    )
+    parser.add_argument(
+        "--upcoming",
+        action="store_true",
+        help="--ih-parts: the 10 changes move their events into the next days (reminders due)",
+    )
     args = parser.parse_args()
     emulator_port, api_port = free_port(), free_port()
     emulator = start_emulator(emulator_port)
@@ -372,7 +428,11 @@ def main() -> None:
     env = environment(base, api_port, args.database, args.redis) | {"CALSYNC_READ_MODEL": "true"}
     settings = dataclasses.replace(Settings.from_env(env), sync_min_interval_seconds=0.0)
     services = bootstrap(settings)
-    profiles = (cProfile.Profile(), cProfile.Profile()) if args.profile else (None, None)
+    profiles = (
+        (cProfile.Profile(time.process_time), cProfile.Profile(time.process_time))
+        if args.profile
+        else (None, None)
+    )
     try:
         side = seeded_and_filled(services, base, "costs@example.com", args.seed, args.events)
         meter = Meter(services, emulator.pid, args.database)
@@ -396,6 +456,13 @@ def main() -> None:
                 side.calendar_id,
                 lambda run: patch_ten(google, side.email, run),
                 args.parts,
+            )
+        if args.ih_parts:
+            ih_parts(
+                services,
+                side.calendar_id,
+                lambda run: (move_ten if args.upcoming else patch_ten)(google, side.email, run),
+                args.ih_parts,
             )
         if args.profile:
             args.profile.mkdir(parents=True, exist_ok=True)

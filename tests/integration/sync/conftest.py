@@ -292,3 +292,16 @@ def hand_stack(request: pytest.FixtureRequest, fake_google: FakeGoogle) -> Itera
     cases itself, so it sees exactly each one's effect."""
     settings = migrated(request.getfixturevalue(f"{request.param}_settings"))
     yield from running_stack(sync_settings(settings, fake_google), fake_google, threads=0)
+
+
+@pytest.fixture
+def statements(hand_stack: SyncStack) -> Iterator[list[str]]:
+    """The statements the hand stack's engine sends, one lower-case string each."""
+    seen: list[str] = []
+
+    def record(*args: Any) -> None:
+        seen.append(" ".join(str(args[2]).split()).lower())
+
+    sa.event.listen(hand_stack.services.engine, "before_cursor_execute", record)
+    yield seen
+    sa.event.remove(hand_stack.services.engine, "before_cursor_execute", record)

@@ -13,8 +13,6 @@ the joined table).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -31,19 +29,6 @@ TIMES = {
     "start": {"dateTime": "2026-09-01T09:00:00Z"},
     "end": {"dateTime": "2026-09-01T10:00:00Z"},
 }
-
-
-@pytest.fixture
-def statements(hand_stack: SyncStack) -> Iterator[list[str]]:
-    """The statements the stack's engine sends, one lower-case string each."""
-    seen: list[str] = []
-
-    def record(*args: Any) -> None:
-        seen.append(" ".join(str(args[2]).split()).lower())
-
-    sa.event.listen(hand_stack.services.engine, "before_cursor_execute", record)
-    yield seen
-    sa.event.remove(hand_stack.services.engine, "before_cursor_execute", record)
 
 
 def _recipients_reads(sent: list[str]) -> list[str]:
