@@ -197,6 +197,17 @@ def test_a_creates_reminders_say_what_a_full_replan_says(any_app: EventsApp) -> 
     does not depend on whether a replan ran before it was sent."""
     app = any_app
     users = [app.connect(f"say{n}-{uuid.uuid4().hex[:6]}@example.com") for n in range(3)]
+    answer = app.client.put(  # the event's own reminders, two channels, quiet nights
+        "/me/preferences",
+        json={
+            "reminder_minutes": None,
+            "channels": ["email", "webhook"],
+            "webhook_url": "https://hooks.example.com/say",
+            "quiet_hours": {"start": "22:00", "end": "07:00", "timezone": "Asia/Tokyo"},
+        },
+        headers=users[1].headers,
+    )
+    assert answer.status_code == 200, answer.text
     made = []
     for n, user in enumerate(users):
         others = [u.email for u in users if u is not user]
@@ -204,6 +215,9 @@ def test_a_creates_reminders_say_what_a_full_replan_says(any_app: EventsApp) -> 
         made += [
             app.create(user, body(app, "with people", 5, attendees=people)),
             app.create(user, body(app, "alone", 7, location="Room 1", reminders=[30, 90])),
+            app.create(user, body(app, "none", 3, reminders=[])),
+            app.create(user, body(app, "long", 4, description="x" * 5000, timezone="Asia/Tokyo")),
+            app.create(user, body(app, "under way", -0.5, reminders=[60])),
         ]
     ids = [m["id"] for m in made]
     planned = payloads(app, ids)
