@@ -51,6 +51,7 @@ from tests.perf.bench_emulator import free_port, start_emulator
 from tests.perf.bench_sync import environment
 from tests.perf.cpu_per_route import call
 from tests.perf.process_cpu import backends, tree_cpu
+from tests.perf.statement_cpu import StatementCpu, per_statement
 
 
 def create_body(rng_hour: int) -> bytes:
@@ -108,6 +109,11 @@ def main() -> None:
         help="after each push, pull its calendar (the echo's pull; not in the push's figures)",
     )
     parser.add_argument("--show", action="store_true", help="print one push's statements")
+    parser.add_argument(
+        "--statements",
+        action="store_true",
+        help="print the pushes' PostgreSQL CPU by statement (tests.perf.statement_cpu)",
+    )
     parser.add_argument("--profile", help="cProfile the measured pushes into this file")
     args = parser.parse_args()
     port = free_port()
@@ -134,6 +140,7 @@ def main() -> None:
             "before_cursor_execute",
             lambda _c, _cur, sql, *_a: statements.append(" ".join(sql.split())[:140]),
         )
+        by_sql = StatementCpu()
         cpu = pg = job_cpu = echo_cpu = 0.0
         echo_sent = 0
         sent = pushes = jobs = 0
@@ -159,8 +166,10 @@ def main() -> None:
             shown: tuple[list[str], list[str]] = ([], [])
             echo_time = 0.0
             for n, event_id in enumerate(made):
-                with spending(Priority.WRITE):
+                with spending(Priority.WRITE), per_statement(services.engine) as by_statement:
                     result = write_back.push_outbox(services, services.providers, event_id)
+                if args.statements and batch:
+                    by_sql.add(by_statement)
                 assert result.status is write_back.PushStatus.SYNCED, result
                 pushed_sql = len(statements)
                 job_started = time.process_time()
@@ -215,6 +224,8 @@ def main() -> None:
         if args.echo:
             print(f"  echo pull CPU   {echo_cpu / pushes * 1000:.3f} ms (one pull after each push)")
             print(f"    statements    {echo_sent / pushes:.2f} (PostgreSQL's CPU: in the above)")
+        if args.statements:
+            print(by_sql.report(pushes, "a push (the push alone, not its jobs)"))
         print(f"load average {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
         services.close()
     finally:
