@@ -51,7 +51,7 @@ from tests.perf.bench_emulator import free_port, start_emulator
 from tests.perf.bench_sync import environment
 from tests.perf.cpu_per_route import call
 from tests.perf.process_cpu import backends, tree_cpu
-from tests.perf.statement_cpu import StatementCpu, per_statement
+from tests.perf.statement_cpu import StatementCpu, backend_ns, per_statement
 
 
 def create_body(rng_hour: int) -> bytes:
@@ -85,6 +85,16 @@ def kicked_jobs(broker: StubBroker) -> int:
 
 def backend_cpu(engine: sa.Engine, database: str) -> float:
     return sum(tree_cpu(pid, {}) for pid in backends(engine, database))
+
+
+def wal_writer_cpu(engine: sa.Engine) -> float:
+    """The server's WAL writer's CPU so far (seconds; it flushes what commits that did
+    not wait left unflushed, and serves every database of the server)."""
+    with engine.connect() as connection:
+        pids = connection.scalars(
+            sa.text("SELECT pid FROM pg_stat_activity WHERE backend_type = 'walwriter'")
+        ).all()
+    return sum(backend_ns(pid) for pid in pids) / 1e9
 
 
 def main() -> None:
@@ -141,7 +151,7 @@ def main() -> None:
             lambda _c, _cur, sql, *_a: statements.append(" ".join(sql.split())[:140]),
         )
         by_sql = StatementCpu()
-        cpu = pg = job_cpu = echo_cpu = 0.0
+        cpu = pg = job_cpu = echo_cpu = wal = 0.0
         echo_sent = 0
         sent = pushes = jobs = 0
         profiler = cProfile.Profile(time.process_time)
@@ -158,6 +168,7 @@ def main() -> None:
                     ).all()
                 )
             statements.clear()
+            wal_before = wal_writer_cpu(services.engine)
             pg_before, started = backend_cpu(services.engine, args.database), time.process_time()
             if args.profile and batch:
                 profiler.enable()
@@ -201,6 +212,7 @@ def main() -> None:
             spent = time.process_time() - started - echo_time
             profiler.disable()
             pg_spent = backend_cpu(services.engine, args.database) - pg_before
+            wal_spent = wal_writer_cpu(services.engine) - wal_before
             if batch:
                 cpu, pg, sent, pushes = (
                     cpu + spent,
@@ -209,6 +221,7 @@ def main() -> None:
                     pushes + len(made),
                 )
                 job_cpu, jobs = job_cpu + in_jobs, jobs + ran
+                wal += wal_spent
             if args.show and batch == 1:
                 print(f"one push's statements ({len(statements) / len(made):.1f} a push):")
                 print("\n".join("  " + sql for sql in shown[0]))
@@ -220,6 +233,7 @@ def main() -> None:
         print(f"  worker CPU      {cpu / pushes * 1000:.3f} ms (push and its jobs)")
         print(f"    of it, jobs   {job_cpu / pushes * 1000:.3f} ms ({jobs / pushes:.2f} a push)")
         print(f"  PostgreSQL CPU  {pg / pushes * 1000:.3f} ms (backends of {args.database})")
+        print(f"  WAL writer CPU  {wal / pushes * 1000:.3f} ms (the server's, every database)")
         print(f"  statements      {sent / pushes:.2f} (push and its jobs)")
         if args.echo:
             print(f"  echo pull CPU   {echo_cpu / pushes * 1000:.3f} ms (one pull after each push)")

@@ -226,7 +226,7 @@ def backend_cpu(engine: sa.Engine, database: str) -> float:
     return sum(tree_cpu(pid, {}) for pid in backends(engine, database))
 
 
-async def run(  # noqa: PLR0913
+async def run(
     database: str,
     batches: int,
     per_batch: int,
@@ -273,7 +273,9 @@ async def run(  # noqa: PLR0913
                         assert status in (200, 201), (name, status, answer[:300])
                     if batch:
                         spent[name] += (time.process_time() - started) / count
-                        pg_spent[name] += (backend_cpu(services.engine, database) - pg_before) / count
+                        pg_spent[name] += (
+                            backend_cpu(services.engine, database) - pg_before
+                        ) / count
                         sent[name] += counted[0]
                 if measured:
                     print(by_statement.report(count, f"{name}, batch {batch}"))

@@ -55,7 +55,9 @@ class StatementCpu:
 
     def report(self, units: int, label: str, top: int = 25) -> str:
         total = sum(self.spent.values())
-        lines = [f"PostgreSQL backend CPU by statement, {label}: {total / units / 1e6:.3f} ms a unit"]
+        lines = [
+            f"PostgreSQL backend CPU by statement, {label}: {total / units / 1e6:.3f} ms a unit"
+        ]
         for sql, ns in sorted(self.spent.items(), key=lambda item: -item[1])[:top]:
             lines.append(
                 f"  {ns / units / 1e3:8.1f} us  x{self.count[sql] / units:5.2f}"
