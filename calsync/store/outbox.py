@@ -15,7 +15,10 @@ share no snapshot, and an edit can commit between them. Failed attempts move the
 `due_at` forward (`retry_later`) or fail them for good (`close(..., failed=True)`).
 
 `claim_event` / `release_event` are a lease on the event row: one push job at a time
-writes an event to Google, across processes; a crashed worker's lease expires.
+writes an event to Google, across processes; a crashed worker's lease expires. On
+PostgreSQL their transactions commit without waiting for the WAL flush (decision IM2,
+as the pull's lease, HP2): a server crash can lose a lease taken or given back just
+before it, which is then as a lease that ran out or one still held until it runs out.
 
 `attempts` counts the writes sent for a row. A failed write counts when it fails
 (`retry_later`); an insert counts before it is sent (`count_attempt`), so that an insert
@@ -39,6 +42,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from calsync.store.events import KEEP_UPDATED_AT, UNRECORDED
+from calsync.store.pull_leases import without_flush_wait
 from calsync.store.tables import Event as EventRow
 from calsync.store.tables import OutboxEntry, User
 
@@ -228,9 +232,12 @@ def defer_event(session: Session, event_id: uuid.UUID, *, until: datetime) -> No
 def claim_event(session: Session, event_id: uuid.UUID, *, now: datetime, until: datetime) -> bool:
     """Take the push lease of the event until `until`. False if a live lease is held.
 
-    One conditional UPDATE, so two workers can never both win.
+    One conditional UPDATE, so two workers can never both win. On PostgreSQL its
+    transaction commits without waiting for the WAL flush (the module docstring): the
+    caller commits it alone, and what follows it durably (the attempt counted before an
+    insert is sent, a push's success) flushes it first, the WAL being flushed in order.
     """
-    claimed = session.execute(
+    statement = (
         sa.update(_events)
         .where(
             _events.c.id == event_id,
@@ -239,17 +246,29 @@ def claim_event(session: Session, event_id: uuid.UUID, *, now: datetime, until: 
         .values(push_lease_until=until, **KEEP_UPDATED_AT)
         .execution_options(**UNRECORDED)
     )
+    if _is_postgresql(session):
+        return session.execute(without_flush_wait(statement)).first() is not None
+    claimed = session.execute(statement)
     return bool(claimed.rowcount)  # type: ignore[attr-defined]
 
 
 def release_event(session: Session, event_id: uuid.UUID) -> None:
-    """Give the push lease back."""
-    session.execute(
+    """Give the push lease back; on PostgreSQL its transaction (the caller commits it
+    alone) does not wait for the WAL flush (the module docstring)."""
+    statement = (
         sa.update(_events)
         .where(_events.c.id == event_id)
         .values(push_lease_until=None, **KEEP_UPDATED_AT)
         .execution_options(**UNRECORDED)
     )
+    if _is_postgresql(session):
+        session.execute(without_flush_wait(statement)).all()
+    else:
+        session.execute(statement)
+
+
+def _is_postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
 
 
 def release_all_events(session: Session) -> None:

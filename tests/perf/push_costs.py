@@ -51,6 +51,7 @@ from tests.perf.bench_emulator import free_port, start_emulator
 from tests.perf.bench_sync import environment
 from tests.perf.cpu_per_route import call
 from tests.perf.process_cpu import backends, tree_cpu
+from tests.perf.statement_cpu import StatementCpu, backend_ns, per_statement
 
 
 def create_body(rng_hour: int) -> bytes:
@@ -86,6 +87,16 @@ def backend_cpu(engine: sa.Engine, database: str) -> float:
     return sum(tree_cpu(pid, {}) for pid in backends(engine, database))
 
 
+def wal_writer_cpu(engine: sa.Engine) -> float:
+    """The server's WAL writer's CPU so far (seconds; it flushes what commits that did
+    not wait left unflushed, and serves every database of the server)."""
+    with engine.connect() as connection:
+        pids = connection.scalars(
+            sa.text("SELECT pid FROM pg_stat_activity WHERE backend_type = 'walwriter'")
+        ).all()
+    return sum(backend_ns(pid) for pid in pids) / 1e9
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--users", type=int, default=10)
@@ -108,6 +119,11 @@ def main() -> None:
         help="after each push, pull its calendar (the echo's pull; not in the push's figures)",
     )
     parser.add_argument("--show", action="store_true", help="print one push's statements")
+    parser.add_argument(
+        "--statements",
+        action="store_true",
+        help="print the pushes' PostgreSQL CPU by statement (tests.perf.statement_cpu)",
+    )
     parser.add_argument("--profile", help="cProfile the measured pushes into this file")
     args = parser.parse_args()
     port = free_port()
@@ -134,7 +150,8 @@ def main() -> None:
             "before_cursor_execute",
             lambda _c, _cur, sql, *_a: statements.append(" ".join(sql.split())[:140]),
         )
-        cpu = pg = job_cpu = echo_cpu = 0.0
+        by_sql = StatementCpu()
+        cpu = pg = job_cpu = echo_cpu = wal = 0.0
         echo_sent = 0
         sent = pushes = jobs = 0
         profiler = cProfile.Profile(time.process_time)
@@ -151,6 +168,7 @@ def main() -> None:
                     ).all()
                 )
             statements.clear()
+            wal_before = wal_writer_cpu(services.engine)
             pg_before, started = backend_cpu(services.engine, args.database), time.process_time()
             if args.profile and batch:
                 profiler.enable()
@@ -159,8 +177,10 @@ def main() -> None:
             shown: tuple[list[str], list[str]] = ([], [])
             echo_time = 0.0
             for n, event_id in enumerate(made):
-                with spending(Priority.WRITE):
+                with spending(Priority.WRITE), per_statement(services.engine) as by_statement:
                     result = write_back.push_outbox(services, services.providers, event_id)
+                if args.statements and batch:
+                    by_sql.add(by_statement)
                 assert result.status is write_back.PushStatus.SYNCED, result
                 pushed_sql = len(statements)
                 job_started = time.process_time()
@@ -192,6 +212,7 @@ def main() -> None:
             spent = time.process_time() - started - echo_time
             profiler.disable()
             pg_spent = backend_cpu(services.engine, args.database) - pg_before
+            wal_spent = wal_writer_cpu(services.engine) - wal_before
             if batch:
                 cpu, pg, sent, pushes = (
                     cpu + spent,
@@ -200,6 +221,7 @@ def main() -> None:
                     pushes + len(made),
                 )
                 job_cpu, jobs = job_cpu + in_jobs, jobs + ran
+                wal += wal_spent
             if args.show and batch == 1:
                 print(f"one push's statements ({len(statements) / len(made):.1f} a push):")
                 print("\n".join("  " + sql for sql in shown[0]))
@@ -211,10 +233,13 @@ def main() -> None:
         print(f"  worker CPU      {cpu / pushes * 1000:.3f} ms (push and its jobs)")
         print(f"    of it, jobs   {job_cpu / pushes * 1000:.3f} ms ({jobs / pushes:.2f} a push)")
         print(f"  PostgreSQL CPU  {pg / pushes * 1000:.3f} ms (backends of {args.database})")
+        print(f"  WAL writer CPU  {wal / pushes * 1000:.3f} ms (the server's, every database)")
         print(f"  statements      {sent / pushes:.2f} (push and its jobs)")
         if args.echo:
             print(f"  echo pull CPU   {echo_cpu / pushes * 1000:.3f} ms (one pull after each push)")
             print(f"    statements    {echo_sent / pushes:.2f} (PostgreSQL's CPU: in the above)")
+        if args.statements:
+            print(by_sql.report(pushes, "a push (the push alone, not its jobs)"))
         print(f"load average {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
         services.close()
     finally:

@@ -64,6 +64,8 @@ from calsync.web.auth.principal import JWTAuthBackend, require_user
 from calsync.web.limits import RedisRateLimitBackend
 from tests.perf.cpu_per_route import _environment, _requests, _state_file, call
 from tests.perf.load_wrk import CREATE_SUMMARY
+from tests.perf.process_cpu import backends, tree_cpu
+from tests.perf.statement_cpu import per_statement
 
 Make = Callable[[random.Random], tuple[Any, ...]]
 
@@ -219,8 +221,18 @@ def cases(state: dict[str, Any]) -> dict[str, tuple[Make, dict[str, bool]]]:
     }
 
 
+def backend_cpu(engine: sa.Engine, database: str) -> float:
+    """The CPU so far of the database's backends (those of this process's pool)."""
+    return sum(tree_cpu(pid, {}) for pid in backends(engine, database))
+
+
 async def run(
-    database: str, batches: int, per_batch: int, only: list[str], creates: bool = True
+    database: str,
+    batches: int,
+    per_batch: int,
+    only: list[str],
+    creates: bool = True,
+    statements: bool = False,
 ) -> None:
     state = json.loads(_state_file(database).read_text())
     redis.Redis.from_url(state["redis"]).flushdb()
@@ -235,6 +247,7 @@ async def run(
         and (not only or any(name.strip() == wanted for wanted in only))
     }
     spent = dict.fromkeys(table, 0.0)
+    pg_spent = dict.fromkeys(table, 0.0)
     sent = dict.fromkeys(table, 0)
     counted: list[int] = [0]
 
@@ -249,7 +262,9 @@ async def run(
                 make, parts = table[name]
                 count = per_batch // 5 if name.startswith("create") else per_batch
                 count = count // 2 if name.startswith("month") else count
-                with left_out(**parts):
+                measured = batch and statements
+                with left_out(**parts), per_statement(services.engine) as by_statement:
+                    pg_before = backend_cpu(services.engine, database)
                     counted[0] = 0
                     started = time.process_time()
                     for _ in range(count):
@@ -258,7 +273,12 @@ async def run(
                         assert status in (200, 201), (name, status, answer[:300])
                     if batch:
                         spent[name] += (time.process_time() - started) / count
+                        pg_spent[name] += (
+                            backend_cpu(services.engine, database) - pg_before
+                        ) / count
                         sent[name] += counted[0]
+                if measured:
+                    print(by_statement.report(count, f"{name}, batch {batch}"))
     finally:
         services.close()
     print(
@@ -269,7 +289,10 @@ async def run(
     )
     for name, total in spent.items():
         runs = batches * (per_batch // 5 if name.startswith("create") else per_batch)
-        print(f"  {name:36} {total / batches * 1000:6.3f}   statements {sent[name] / runs:5.2f}")
+        print(
+            f"  {name:36} {total / batches * 1000:6.3f}   statements {sent[name] / runs:5.2f}"
+            f"   PostgreSQL {pg_spent[name] / batches * 1000:6.3f}"
+        )
     print(f"load average {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
@@ -280,10 +303,24 @@ def main() -> None:
     parser.add_argument("--per-batch", type=int, default=100)
     parser.add_argument("--no-creates", action="store_true", help="the read cases only")
     parser.add_argument(
+        "--statements",
+        action="store_true",
+        help="print each batch's PostgreSQL CPU by statement (tests.perf.statement_cpu)",
+    )
+    parser.add_argument(
         "--only", action="append", default=[], help="a case's name (repeatable): only these"
     )
     args = parser.parse_args()
-    asyncio.run(run(args.database, args.batches, args.per_batch, args.only, not args.no_creates))
+    asyncio.run(
+        run(
+            args.database,
+            args.batches,
+            args.per_batch,
+            args.only,
+            not args.no_creates,
+            args.statements,
+        )
+    )
 
 
 if __name__ == "__main__":
