@@ -64,7 +64,8 @@ def test_the_echo_of_a_push_changes_nothing_and_reads_no_records(
         # When Google's notification of that push makes calsync pull the calendar
         with statements(app) as sent:
             app.pull(user)
-        # Then the pull wrote no event and read no records: nothing was recorded
+        # Then the pull wrote no event (the statements SQLAlchemy sends: on PostgreSQL the
+        # rows' raw UPDATE and COPY pass beside it) and read no records
         assert _event_writes(sent) == [], user.email
         assert records_read(sent) == 0, user.email
         assert pending(app) == 0
