@@ -173,12 +173,17 @@ def _pushed_document(session: Session, single: StoredEvent) -> bool:
     them (two statements where a run was a job and three transactions, decision IG2).
     False (nothing done, the records left to a run) if another row is recorded, or the
     single has no document (held near, or its item is not stored yet: a run stores it).
-    True also when nothing is recorded (the model is off)."""
+    True also when nothing is recorded (the model is off). On SQLite, whose records do
+    not tell which transaction wrote them, the records may include an earlier writer's
+    (a pull's that moved the single, its run still to come): the single is re-expanded
+    instead, item and document (review RY2)."""
     claimed = instance_upkeep.claim(session, limit=INLINE_RECORDS + 1, mine=True)
     if not claimed:
         return True
     if any(r.event_id != single.id or r.series_ref for r in claimed):
         return False
+    if not instance_upkeep.records_name_their_writer(session):
+        return _reexpanded(session, claimed)
     try:
         body = single_document(single)["body"]
     except Exception:
@@ -187,6 +192,23 @@ def _pushed_document(session: Session, single: StoredEvent) -> bool:
     return instance_upkeep.replace_document(
         session, single.id, body, records=[r.id for r in claimed]
     )
+
+
+def _reexpanded(session: Session, claimed: Sequence[Recorded]) -> bool:
+    """Re-expand the owners of `claimed` in a savepoint, as a request's inline upkeep
+    does; whether every record was removed (else, or on an error, logged, a run is
+    asked for)."""
+    session.info[_IN_UPKEEP] = True
+    try:
+        with session.begin_nested():
+            kept = _inline(session, claimed)
+    except Exception:
+        logger.exception("read model upkeep failed; a run will re-list the pushed event")
+        return False
+    finally:
+        session.info.pop(_IN_UPKEEP, None)
+        session.info.pop(WRITTEN_KEY, None)  # the model's own writes
+    return not kept
 
 
 def _new_singles(

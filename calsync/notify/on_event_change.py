@@ -21,6 +21,7 @@ Typical use, after writing the row::
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime, time, timedelta
@@ -126,7 +127,8 @@ def plan_new_single(
     from the values stored rather than the row read back. At most the owner's
     preferences are read (only for an upcoming event), then the reminders due within
     the horizon inserted. A fresh id has no pending reminder to replace, and a timed
-    event's reminders do not depend on its owner's zone (only a day's midnight does)."""
+    event's reminders do not depend on its owner's zone (only a day's midnight does).
+    Planned without `event`'s attendees, as the planners that read the row plan it."""
     assert not event.recurrence
     assert event.recurring_event_id is None
     assert event.start.instant is not None
@@ -141,8 +143,11 @@ def plan_new_single(
     reminders = reminders_document(event.reminders)
     if not _worth_planning(prefs, reminders, start, False, False, now + horizon):
         return
+    # The planners read the row without its attendee rows (`to_event(row)`), so their
+    # reminders name no attendee: planned with them, a reminder sent before the next
+    # replan listed them and one sent after did not (review RY1).
     plan = plan_reminders(
-        event,
+        dataclasses.replace(event, attendees=()) if event.attendees else event,
         event_id=event_id,
         leads=prefs.lead_times(reminders),
         channels=prefs.channels,

@@ -12,15 +12,19 @@ reminder, sent late while the occurrence lasts, is neither replaced nor lost.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+from calsync.domain.errors import ValidationError
 from calsync.domain.models import Event
-from calsync.domain.recurrence import expand
+from calsync.domain.recurrence import MAX_INSTANCES_LIMIT, expand
 from calsync.notify.payloads import instant_of
 
 __all__ = ["reminder_key", "series_shared_starts", "shared_starts"]
+
+log = logging.getLogger(__name__)
 
 
 def reminder_key(
@@ -49,8 +53,9 @@ def series_shared_starts(
     their instants) of `master` with its `exceptions` ({} unless `master` is a series,
     `series_id`), as if it had expanded the whole series: an occurrence that began
     before `window_start` is there because it has not ended, but one that began with it
-    may have ended and be left out; those are found (a one-second expansion at each
-    such start, only then) and take part in the ranking. Without them a long
+    may have ended and be left out; those are found (one expansion over those starts,
+    only then) and take part in the ranking (ranked within the window, as before IJ2,
+    if that expansion is over the work allowed for a series: logged). Without them a long
     occurrence's key would change once the other one of its start ended two days ago,
     and its pending reminder would be lost (IJ2)."""
     occurrences, starts = expanded
@@ -61,15 +66,28 @@ def series_shared_starts(
         return shared_starts(occurrences, starts, zone_name)
     seen = {_identity(occurrence) for occurrence in occurrences}
     every, instants = list(occurrences), list(starts)
-    for start in early:
-        for other in expand(
-            master, start, start + timedelta(seconds=1), exceptions, master_id=series_id
-        ):
-            at = instant_of(other.start, zone_name)
-            if at == start and _identity(other) not in seen:
-                seen.add(_identity(other))
-                every.append(other)
-                instants.append(at)
+    # One expansion over all those starts, not one per start: a series of long
+    # occurrences (hourly, each a month long) has hundreds of them, and each start's
+    # window overlaps hundreds of occurrences (review RY3: seconds per plan).
+    wanted = set(early)
+    try:
+        others = expand(
+            master,
+            early[0],
+            early[-1] + timedelta(seconds=1),
+            exceptions,
+            master_id=series_id,
+            max_instances=MAX_INSTANCES_LIMIT,
+        )
+    except (ValidationError, ValueError) as err:  # over the work allowed for a series
+        log.warning("series %s ranked within the planner's window: %s", series_id, err)
+        return shared_starts(occurrences, starts, zone_name)
+    for other in others:
+        at = instant_of(other.start, zone_name)
+        if at in wanted and _identity(other) not in seen:
+            seen.add(_identity(other))
+            every.append(other)
+            instants.append(at)
     found = shared_starts(every, instants, zone_name)
     return {index: at for index, at in found.items() if index < len(occurrences)}
 

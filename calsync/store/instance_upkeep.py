@@ -38,6 +38,7 @@ __all__ = [
     "pending",
     "record_owners",
     "recorded_here",
+    "records_name_their_writer",
     "replace_document",
 ]
 
@@ -56,6 +57,13 @@ class Recorded:
 
 def _postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
+
+
+def records_name_their_writer(session: Session) -> bool:
+    """Whether `claim`'s ``mine`` takes only this transaction's records: on PostgreSQL;
+    SQLite's one writer takes every record as its own, an earlier transaction's left
+    for a run too."""
+    return _postgres(session)
 
 
 def _mine(session: Session) -> list[sa.ColumnElement[bool]]:

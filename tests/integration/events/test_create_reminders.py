@@ -171,3 +171,58 @@ def test_a_create_within_the_horizon_reads_only_the_preferences_once(
         reads = [s for s in statements if s.startswith("select") and "events.title" in s]
         assert reads == [], reads
         assert pending(app, [made["id"]])  # not vacuous: it has reminders
+
+
+def payloads(app: EventsApp, ids: list[str]) -> dict[str, Any]:
+    """The pending reminders of the events `ids` by dedupe key: due time and payload."""
+    with app.services.sessions() as session:
+        rows = session.execute(
+            sa.select(
+                NotificationDelivery.dedupe_key,
+                NotificationDelivery.due_at,
+                NotificationDelivery.payload,
+            ).where(
+                NotificationDelivery.event_id.in_([uuid.UUID(i) for i in ids]),
+                NotificationDelivery.kind == "reminder",
+                NotificationDelivery.status == "pending",
+            )
+        ).all()
+        return {r.dedupe_key: (r.due_at.replace(tzinfo=None), r.payload) for r in rows}
+
+
+def test_a_creates_reminders_say_what_a_full_replan_says(any_app: EventsApp) -> None:
+    """Not only the same reminders as a replan (above) but the same payloads (review RY):
+    an event with attendees, some of them users, planned on its create and then by the
+    per-event planner, is reminded of with the same words either way, so a reminder
+    does not depend on whether a replan ran before it was sent."""
+    app = any_app
+    users = [app.connect(f"say{n}-{uuid.uuid4().hex[:6]}@example.com") for n in range(3)]
+    answer = app.client.put(  # the event's own reminders, two channels, quiet nights
+        "/me/preferences",
+        json={
+            "reminder_minutes": None,
+            "channels": ["email", "webhook"],
+            "webhook_url": "https://hooks.example.com/say",
+            "quiet_hours": {"start": "22:00", "end": "07:00", "timezone": "Asia/Tokyo"},
+        },
+        headers=users[1].headers,
+    )
+    assert answer.status_code == 200, answer.text
+    made = []
+    for n, user in enumerate(users):
+        others = [u.email for u in users if u is not user]
+        people = [{"email": e} for e in [*others, f"guest{n}@example.com"]]
+        made += [
+            app.create(user, body(app, "with people", 5, attendees=people)),
+            app.create(user, body(app, "alone", 7, location="Room 1", reminders=[30, 90])),
+            app.create(user, body(app, "none", 3, reminders=[])),
+            app.create(user, body(app, "long", 4, description="x" * 5000, timezone="Asia/Tokyo")),
+            app.create(user, body(app, "under way", -0.5, reminders=[60])),
+        ]
+    ids = [m["id"] for m in made]
+    planned = payloads(app, ids)
+    assert len(planned) >= 6, planned  # not vacuous: every event has reminders
+    with app.services.sessions.begin() as session:
+        for event_id in ids:
+            reschedule_reminders(session, uuid.UUID(event_id), now=app.clock())
+    assert payloads(app, ids) == planned

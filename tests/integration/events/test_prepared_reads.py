@@ -54,6 +54,15 @@ def filled(
     yield from filled_month(request, fake_google, users=3, count=4, tag="prep")
 
 
+@pytest.fixture(params=["production"])
+def filled_postgres(
+    request: pytest.FixtureRequest, fake_google: FakeGoogle
+) -> Iterator[tuple[EventsApp, list[User]]]:
+    """`filled` on PostgreSQL only: prepared statements are PostgreSQL's, so the test of
+    what is prepared has no SQLite case to skip."""
+    yield from filled_month(request, fake_google, users=3, count=4, tag="prep")
+
+
 def pages(client: TestClient, user: User) -> list[bytes]:
     """Every page of `WINDOW` as the API answers it."""
     found, params = [], dict(WINDOW)
@@ -200,14 +209,13 @@ def test_the_server_s_app_is_prepared_and_its_start_up_heap_frozen(
 
 
 def test_preparing_leaves_the_page_statement_unprepared_until_a_user_lists(
-    filled: tuple[EventsApp, list[User]],
+    filled_postgres: tuple[EventsApp, list[User]],
 ) -> None:
     """Nobody's pages are not among the plans PostgreSQL's plan cache weighs (II2): after
     `prepare_reads` the process's one connection has no page statement prepared; a
     user's first page prepares it there (decision II2)."""
-    app, people = filled
-    if not app.services.settings.database_url.startswith("postgresql"):
-        pytest.skip("prepared statements are PostgreSQL's")
+    app, people = filled_postgres
+    assert app.services.settings.database_url.startswith("postgresql")
 
     def prepared_pages(services: Services) -> int:
         with services.engine.connect() as connection:

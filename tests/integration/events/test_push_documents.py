@@ -11,6 +11,7 @@ lists were expanded per request until it ran.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -111,3 +112,44 @@ def test_an_edit_after_the_push_merges_from_the_pushed_version(
         assert item["location"] == "Room 7"
         assert item["sync_state"] == "synced"
         assert listing(app, user, spy)[0] == expanded(app, user)
+
+
+def test_a_push_after_a_pull_that_moved_the_single_lists_it_where_it_moved(
+    filled: tuple[EventsApp, list[User]], spy: Spy
+) -> None:
+    """Review RY2: a pull merged another client's move of a single with a local edit
+    (a new version to push, its records left for a run); the push of that version then
+    succeeds before the run. The success must not take the pull's records as if they
+    only changed the document: the single's listed item moved too. On SQLite, where a
+    transaction cannot tell its records from others', they were removed with the
+    document alone replaced, and the model listed the event at its old time."""
+    app, people = filled
+    for n, user in enumerate(people[:2]):
+        title = f"moved away {user.email}"
+        made = app.create(user, single(title, 4 + n))
+        assert app.push(made["id"]).status is PushStatus.SYNCED
+        app.upkeep()
+        # calsync's user renames it; another client moves it 50 days later on Google
+        answer = app.put(user, made["id"], {"title": f"{title} renamed"})
+        assert answer.status_code == 200, answer.text
+        (google,) = on_google(app, user, title)
+        later = {
+            key: {**google[key], "dateTime": _shifted(google[key]["dateTime"], days=50)}
+            for key in ("start", "end")
+        }
+        app.remote(user).patch(calendarId=user.primary, eventId=google["id"], body=later).execute()
+        app.clock.advance(minutes=1)
+        app.pull(user)  # merges both: a new version to push; its records wait for a run
+        assert pending(app) > 0
+        assert app.push(made["id"]).status is PushStatus.SYNCED
+        # Then, before any run, and after one, the list shows it where it now is: not in
+        # this window
+        pages, _ = listing(app, user, spy)
+        assert f"{title} renamed" not in {e["title"] for events, _ in pages for e in events}
+        assert pages == expanded(app, user)
+        app.upkeep()
+        assert listing(app, user, spy)[0] == expanded(app, user)
+
+
+def _shifted(moment: str, *, days: int) -> str:
+    return (datetime.fromisoformat(moment) + timedelta(days=days)).isoformat()

@@ -5,8 +5,12 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
 
 from calsync.domain.models import Event, EventStatus, EventTime, Reminders
+from calsync.notify import reminder_keys
 from calsync.notify.reminders import PlannedReminder, plan_reminders, reminder_key
 
 EVENT_ID = uuid.UUID("00000000-0000-0000-0000-000000000001")
@@ -301,3 +305,47 @@ def test_a_long_occurrence_keeps_its_key_after_the_other_one_of_its_start_ends()
     for day, going_on in ((3, long_ones), (6, {"Stand-up (day 4)"})):
         after = keys(datetime(2026, 3, 30, 12, 0, tzinfo=UTC) + timedelta(days=day))
         assert after == {title: before[title] for title in going_on}, day
+
+
+def test_a_series_of_long_occurrences_costs_one_more_expansion_at_most(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Review RY3: an hourly series whose occurrences last a month has ~670 of them that
+    began before the planner's window and still run. IJ2 expanded the series once per
+    such start (each window overlapping ~720 occurrences): seconds of CPU per plan, on
+    every create, edit and refresh of it. Now one expansion covers them all, with the
+    same keys; one over the work allowed for a series ranks within the window (logged)
+    rather than failing the plan."""
+    master = Event(
+        start=berlin(2026, 3, 1, 9, 0),
+        end=berlin(2026, 3, 31, 9, 0),
+        title="Watch",
+        recurrence=("RRULE:FREQ=HOURLY",),
+        provider_event_id="watch",
+    )
+    calls: list[tuple[datetime, datetime]] = []
+    real = reminder_keys.expand
+
+    def counted(series: Event, start: datetime, end: datetime, *args: Any, **kw: Any) -> Any:
+        calls.append((start, end))
+        return real(series, start, end, *args, **kw)
+
+    monkeypatch.setattr(reminder_keys, "expand", counted)
+    now = datetime(2026, 5, 10, 12, 0, tzinfo=UTC)
+    planned = plan_reminders(master, [], event_id=EVENT_ID, leads=[10], channels=["email"], now=now)
+    assert len(calls) <= 1, len(calls)
+    assert len(planned) > 700  # not vacuous: the running ones, late, and the next ones
+    assert len({p.dedupe_key for p in planned}) == len(planned)
+    # a year-long hourly series: the one expansion is over the work allowed
+    calls.clear()
+    yearly = dataclasses.replace(master, end=berlin(2027, 3, 1, 9, 0))
+    planned = plan_reminders(
+        yearly,
+        [],
+        event_id=EVENT_ID,
+        leads=[10],
+        channels=["email"],
+        now=datetime(2027, 5, 10, 12, 0, tzinfo=UTC),
+    )
+    assert len(calls) <= 1, len(calls)
+    assert planned
