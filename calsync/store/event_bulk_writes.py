@@ -125,6 +125,8 @@ def update_events(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
     per row (still the way elsewhere). Columns with an update default (``updated_at``)
     and not given get it, evaluated once per call. Rows of unknown ids change nothing.
     """
+    if rows:  # neither a raw cursor nor `Connection.execute` passes the session's hook
+        session.info[WRITTEN_KEY] = True
     groups: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
     for values in rows:
         groups.setdefault(tuple(sorted(values)), []).append(values)

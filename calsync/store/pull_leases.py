@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from calsync.store import pull_queue
+from calsync.store.events import UNRECORDED
 from calsync.store.tables import Calendar, User
 
 __all__ = [
@@ -281,6 +282,8 @@ def finish_pull(
             "poll_often": poll_often,
             "poll_rarely": poll_rarely,
         },
+        # a calendar row: the read model's triggers cannot record it (decision IK2)
+        execution_options=UNRECORDED,
     ).one_or_none()
     if finished is None:
         return None

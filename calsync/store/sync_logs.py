@@ -16,6 +16,7 @@ from typing import Any, Final, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from calsync.store.events import UNRECORDED
 from calsync.store.tables import SyncLog
 
 __all__ = ["LogEntry", "LogKind", "LogStatus", "list_entries", "record"]
@@ -99,6 +100,8 @@ def record(
             "message": message,
             "details": details,
         },
+        # a log row: the read model's triggers cannot record it (decision IK2)
+        execution_options=UNRECORDED,
     )
 
 
