@@ -228,17 +228,14 @@ def replace_document(
     """Replace the stored document of `event_id` by `body` and remove these records, if
     it has one; else change nothing and return False (decision IG2). For a row whose
     item is unchanged (only what its document shows changed), whose row the caller
-    holds locked; the records must all name it. On PostgreSQL one statement (the
-    records' ``DELETE`` joins the document's ``UPDATE ... RETURNING``, a data-modifying
-    CTE); on SQLite two."""
+    holds locked; the records must all name it, and be this transaction's alone, which
+    only PostgreSQL's tell (`records_name_their_writer`: on SQLite the caller
+    re-expands instead, review RY2). One statement: the records' ``DELETE`` joins the
+    document's ``UPDATE ... RETURNING``, a data-modifying CTE."""
     assert records, "an empty list of records would select every record"
+    assert _postgres(session), "SQLite's records may be another writer's (RY2)"
     documents = event_documents
     update = sa.update(documents).where(documents.c.event_id == event_id).values(body=body)
-    if not _postgres(session):
-        if not session.execute(update).rowcount:  # type: ignore[attr-defined]
-            return False
-        clear(session, records)
-        return True
     replaced = update.returning(documents.c.event_id).cte("replaced")
     removed = session.execute(
         sa.delete(instance_dirty)
