@@ -348,21 +348,22 @@ def _rows(session: Session, users: list[uuid.UUID]) -> Rows:
     )
 
 
+def _user(session: Session, email: str, zone: str, prefs: Preferences | None) -> CalendarRef:
+    """A new user in `zone` with `prefs` (the defaults if None) and a calendar of theirs."""
+    user_id = add_user(session, email, timezone=zone)
+    if prefs is not None:
+        save_preferences(session, user_id, prefs, BOX)
+    return CalendarRef(
+        id=add_calendar(session, user_id), user_id=user_id, policy=ConflictPolicy.REMOTE_WINS
+    )
+
+
 def run(sessions: sessionmaker[Session], seed: int, tag: str) -> dict[str, Rows]:
     """The reminder rows after each step, for new users named by `tag`."""
     refs = []
     with sessions.begin() as session:
         for n, (zone, prefs) in enumerate(USERS):
-            user_id = add_user(session, f"{tag}-{n}@example.com", timezone=zone)
-            if prefs is not None:
-                save_preferences(session, user_id, prefs, BOX)
-            refs.append(
-                CalendarRef(
-                    id=add_calendar(session, user_id),
-                    user_id=user_id,
-                    policy=ConflictPolicy.REMOTE_WINS,
-                )
-            )
+            refs.append(_user(session, f"{tag}-{n}@example.com", zone, prefs))
     users = [ref.user_id for ref in refs]
     listings = [calendar(seed * 10 + n) for n in range(len(refs))]
     seen: dict[str, Rows] = {}
@@ -418,16 +419,7 @@ def test_the_first_sync_plans_what_each_row_planned_alone_plans(
     refs = []
     with sessions.begin() as session:
         for n, (zone, prefs) in enumerate(USERS):
-            user_id = add_user(session, f"alone-{n}@example.com", timezone=zone)
-            if prefs is not None:
-                save_preferences(session, user_id, prefs, BOX)
-            refs.append(
-                CalendarRef(
-                    id=add_calendar(session, user_id),
-                    user_id=user_id,
-                    policy=ConflictPolicy.REMOTE_WINS,
-                )
-            )
+            refs.append(_user(session, f"alone-{n}@example.com", zone, prefs))
             _pulled(session, refs[-1], calendar(40 + n), True, NOW)
     users = [ref.user_id for ref in refs]
     with sessions.begin() as session:
