@@ -81,7 +81,7 @@ class QuotaLimiter:
         close: Callable[[], None] | None = None,
         budget: DailyBudget | None = None,
     ) -> None:
-        self._buckets = buckets
+        self.buckets = buckets
         self.budget = budget
         self.per_user = per_user
         self.per_project = per_project
@@ -129,8 +129,8 @@ class QuotaLimiter:
         may refuse it: BudgetDeferred). In one script when both live in one Redis."""
         budget = self.budget
         if budget is None:
-            return self._buckets.take(buckets)
-        store, own = budget.store, self._buckets
+            return self.buckets.take(buckets)
+        store, own = budget.store, self.buckets
         if (
             isinstance(own, RedisQuotaBuckets)
             and isinstance(store, RedisBudgetStore)
@@ -141,7 +141,7 @@ class QuotaLimiter:
             if spent is not None:  # the buckets allowed it: the budget was asked
                 budget.settle(charge, decision.allowed, spent)
             return decision
-        decision = self._buckets.take(buckets)
+        decision = self.buckets.take(buckets)
         if decision.allowed:
             budget.spend()
         return decision

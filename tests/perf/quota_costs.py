@@ -65,8 +65,7 @@ def built(url: str) -> tuple[Any, Any]:
 def server_stats(client: redis.Redis) -> dict[str, tuple[int, int]]:  # type: ignore[type-arg]
     raw: Any = client.info("commandstats")
     return {
-        name.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"]))
-        for name, v in raw.items()
+        name.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"])) for name, v in raw.items()
     }
 
 
