@@ -3,7 +3,7 @@ client's CPU and Redis's, and the round trips. Prints figures only (issues 19 an
 decisions IN).
 
 Run: ``.venv/bin/python -m tests.perf.quota_costs [--rounds 3] [--calls 2000]
-[--users 20] [--redis redis://127.0.0.1:6379/12]``
+[--users 20] [--redis redis://127.0.0.1:6379/12] [--no-hiredis]``
 
 The limiter and the budget are built as `calsync.bootstrap` builds them (production:
 both in Redis at ``--redis``, the default quotas and budget); the database is flushed
@@ -37,23 +37,27 @@ from calsync.providers import quota as quota_module
 from calsync.providers.budget import Priority, daily_budget, spending
 
 
-class Counting(redis.Redis):  # type: ignore[type-arg]
+class Counting(redis.Redis):
     """A Redis client that counts the commands it sends (each one a round trip)."""
 
     sent = 0
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
         Counting.sent += 1
-        return super().execute_command(*args, **options)
+        return super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+
+
+#: Connection options of every client (``--no-hiredis``: redis-py's own parser).
+PARSER: dict[str, Any] = {}
 
 
 def counting_from_url(url: str, **options: Any) -> Counting:
-    return Counting(connection_pool=redis.ConnectionPool.from_url(url, **options))
+    return Counting(connection_pool=redis.ConnectionPool.from_url(url, **options | PARSER))
 
 
 def built(url: str) -> tuple[Any, Any]:
     """The limiter and the budget, as bootstrap builds them, on counting clients."""
-    redis.Redis.from_url = staticmethod(counting_from_url)  # type: ignore[method-assign,assignment]
+    redis.Redis.from_url = staticmethod(counting_from_url)  # type: ignore[method-assign]
     settings = replace(Settings.embedded(Path(tempfile.mkdtemp())), redis_url=url)
     bound = getattr(quota_module, "project_limit", None)
     options = {} if bound is None else {"spend_bound": bound(settings)}
@@ -62,7 +66,7 @@ def built(url: str) -> tuple[Any, Any]:
     return limiter, budget
 
 
-def server_stats(client: redis.Redis) -> dict[str, tuple[int, int]]:  # type: ignore[type-arg]
+def server_stats(client: redis.Redis) -> dict[str, tuple[int, int]]:
     raw: Any = client.info("commandstats")
     return {
         name.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"])) for name, v in raw.items()
@@ -70,7 +74,7 @@ def server_stats(client: redis.Redis) -> dict[str, tuple[int, int]]:  # type: ig
 
 
 def measured(
-    client: redis.Redis,  # type: ignore[type-arg]
+    client: redis.Redis,
     calls: int,
     each: Any,
 ) -> dict[str, float]:
@@ -100,7 +104,14 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/12")
+    parser.add_argument(
+        "--no-hiredis", action="store_true", help="redis-py's own parser even with hiredis"
+    )
     args = parser.parse_args()
+    if args.no_hiredis:
+        from redis._parsers import _RESP2Parser
+
+        PARSER["parser_class"] = _RESP2Parser
     admin = redis.Redis.from_url(args.redis)
     admin.flushdb()
     limiter, budget = built(args.redis)
@@ -123,7 +134,9 @@ def main() -> None:
                 figures = measured(admin, args.calls, each)
                 if round_:
                     results[name].append(figures)
+    parser_used = type(limiter.buckets._client.connection_pool.get_connection()._parser)
     print(f"tree {Path(budget_module.__file__).parents[2]}; {args.calls} calls a round")
+    print(f"parser {parser_used.__name__}")  # _HiredisParser: hiredis is installed
     for name, rounds in results.items():
         print(f"{name}, per call (each round; median):")
         for key in rounds[0]:
