@@ -13,9 +13,10 @@ are handled by the client's backoff; this limiter makes them rare.
 
 Every request that gets its tokens is then counted in the project's daily budget
 (`calsync.providers.budget`) as the calling thread's priority; a priority whose ceiling
-the day has reached gets :class:`~calsync.providers.budget.BudgetDeferred` instead, and
-its tokens stay in the buckets (no request is made). With both in Redis the tokens and
-the spend are one script, one round trip per request (`calsync.providers.quota_store`).
+the day has reached gets :class:`~calsync.providers.budget.BudgetDeferred` instead. With
+both in Redis the tokens and the spend are one script, one round trip per request, and a
+refused request's tokens stay in the buckets (`calsync.providers.quota_store`); otherwise
+the budget is asked after the tokens are taken.
 
 Each bucket holds a minute's worth of requests and refills evenly, so the long-run rate
 is the configured one and a quiet user may spend a whole minute's budget at once.
