@@ -22,7 +22,7 @@ from calsync.providers.base import ProviderSource
 from calsync.providers.budget import daily_budget
 from calsync.providers.google.factory import GoogleProviders
 from calsync.providers.google.oauth import GoogleOAuth
-from calsync.providers.quota import quota_limiter
+from calsync.providers.quota import project_limit, quota_limiter
 from calsync.queue import make_broker
 from calsync.services import Clock, Services
 from calsync.store.db import PoolSize, make_engine, make_session_factory
@@ -62,7 +62,12 @@ def bootstrap(
         oauth_state=OAuthStateConfig(Secret(settings.jwt_secret or settings.encryption_keys[0])),
         google_oauth=GoogleOAuth(settings),
     )
-    services.budget = daily_budget(settings.redis_url, settings.google_daily_budget, clock=clock)
+    services.budget = daily_budget(
+        settings.redis_url,
+        settings.google_daily_budget,
+        clock=clock,
+        spend_bound=project_limit(settings),
+    )
     services.access_tokens = AccessTokens(
         services.sessions, services.secrets, services.google_oauth, clock
     )

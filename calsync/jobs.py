@@ -120,7 +120,7 @@ class _Work:
         (`polling.defer_pull`), never dropped."""
         priority = polling.pull_priority(why)
         calendar = uuid.UUID(calendar_id)
-        if self.services.budget.room(priority) <= 0:
+        if not self.services.budget.has_room(priority):
             polling.defer_pull(self.services, calendar, priority)
             return
         try:
@@ -143,7 +143,7 @@ class _Work:
         """Compare one calendar with a full listing from Google and repair what differs
         (`calsync.sync.audit`); also the second listing of held deletions. Spent as a
         poll: without room it waits, claimed again by the audit sweep when there is."""
-        if self.services.budget.room(Priority.POLL) <= 0:
+        if not self.services.budget.has_room(Priority.POLL):
             return
         try:
             with spending(Priority.POLL):
@@ -279,7 +279,7 @@ def fan_out_renewals(services: Services, jobs: Jobs) -> int:
     many channels were queued. A batch that cannot be queued is given back at once.
     Nothing is claimed while the daily budget has no room for channel work (decisions
     Y3): the channels stay due, a day before they expire, and are claimed when it has."""
-    if services.budget.room(Priority.NOTIFICATION) <= 0:
+    if not services.budget.has_room(Priority.NOTIFICATION):
         return 0
     margin = timedelta(seconds=services.settings.channel_renew_before_seconds)
     with services.sessions.begin() as session:

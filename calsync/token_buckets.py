@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from redis import Redis
 
 __all__ = [
+    "BUCKETS_CHECK",
+    "BUCKETS_TAKE",
     "BUCKET_SCRIPT",
     "Buckets",
     "InMemoryBuckets",
@@ -185,8 +187,10 @@ class InMemoryBuckets:
 
 # KEYS: the buckets; ARGV[1]: cost; then per bucket: capacity, refill per second, ttl in ms.
 # Redis's own clock (TIME) keeps processes with skewed clocks on one timeline. Every bucket
-# is refilled first; the cost is taken from all of them only if all of them have it.
-BUCKET_SCRIPT: Final = """
+# is refilled first; the cost is taken from all of them only if all of them have it. The
+# script is two halves around ``nb`` (the number of buckets, the first ``nb`` keys), so
+# that another script may decide between them (`calsync.providers.quota`'s budget).
+BUCKETS_CHECK: Final = """
 local cost = tonumber(ARGV[1])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -195,7 +199,7 @@ local stamps = {}
 local allowed = 1
 local wait = 0
 local limited = 0
-for i = 1, #KEYS do
+for i = 1, nb do
   local capacity = tonumber(ARGV[3 * i - 1])
   local rate = tonumber(ARGV[3 * i])
   local state = redis.call('HMGET', KEYS[i], 'tokens', 'ts')
@@ -219,9 +223,13 @@ for i = 1, #KEYS do
   tokens[i] = tk
   stamps[i] = ts
 end
+"""
+# The second half: take the cost from every bucket if ``allowed`` (the first half's, or as
+# a script between the two halves left it), store them all, find the tightest.
+BUCKETS_TAKE: Final = """
 local remaining = nil
 local tightest = 1
-for i = 1, #KEYS do
+for i = 1, nb do
   if allowed == 1 then
     tokens[i] = tokens[i] - cost
   end
@@ -233,8 +241,14 @@ for i = 1, #KEYS do
     tightest = i
   end
 end
-return {allowed, string.format('%.6f', remaining), string.format('%.6f', wait), limited, tightest}
 """
+BUCKET_SCRIPT: Final = (
+    "local nb = #KEYS\n"
+    + BUCKETS_CHECK
+    + BUCKETS_TAKE
+    + "return {allowed, string.format('%.6f', remaining), string.format('%.6f', wait),"
+    + " limited, tightest}\n"
+)
 
 
 def script_args(

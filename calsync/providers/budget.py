@@ -28,11 +28,13 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
+from time import monotonic as _monotonic
 from typing import TYPE_CHECKING, Any, Final, Protocol
 from zoneinfo import ZoneInfo
 
 from calsync import metrics
 from calsync.providers.errors import QuotaExceeded
+from calsync.token_buckets import RateLimit
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -41,6 +43,7 @@ __all__ = [
     "CEILINGS",
     "BudgetDeferred",
     "BudgetUsage",
+    "Charge",
     "DailyBudget",
     "InMemoryBudgetStore",
     "Priority",
@@ -179,17 +182,31 @@ class InMemoryBudgetStore:
         pass
 
 
-# KEYS[1]: the day's hash; ARGV: priority, cost, limit, ttl in seconds. The total is the
-# sum of every priority's counter, read and changed in one atomic call.
-SPEND_SCRIPT: Final = """
-local total = 0
-for _, value in ipairs(redis.call('HVALS', KEYS[1])) do total = total + tonumber(value) end
-local cost = tonumber(ARGV[2])
-if total + cost > tonumber(ARGV[3]) then return {0, total} end
-redis.call('HINCRBY', KEYS[1], ARGV[1], cost)
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
-return {1, total + cost}
+# The spend's Lua, to be run inside a script: `bkey` the day's hash, `bprio` the priority,
+# `bcost`, `blimit`, `bttl` (seconds) numbers. The total is the sum of every priority's
+# counter, read and changed in one atomic call; `spent_ok` (1 or 0) and `spent_total` (the
+# total after) are its outcome. `calsync.providers.quota` runs it between the halves of
+# the token buckets' script (one round trip per Google request).
+SPEND_PART: Final = """
+local spent_total = 0
+for _, value in ipairs(redis.call('HVALS', bkey)) do spent_total = spent_total + tonumber(value) end
+local spent_ok = 0
+if spent_total + bcost <= blimit then
+  redis.call('HINCRBY', bkey, bprio, bcost)
+  redis.call('EXPIRE', bkey, bttl)
+  spent_ok = 1
+  spent_total = spent_total + bcost
+end
 """
+# KEYS[1]: the day's hash; ARGV: priority, cost, limit, ttl in seconds.
+SPEND_SCRIPT: Final = (
+    "local bkey, bprio = KEYS[1], ARGV[1]\n"
+    "local bcost, blimit, bttl = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+    + SPEND_PART
+    + "return {spent_ok, spent_total}\n"
+)
+#: A day's hash lives this many seconds after its last spend.
+KEEP_DAY_SECONDS: Final = int(KEEP_DAY_FOR.total_seconds())
 
 
 class RedisBudgetStore:
@@ -198,17 +215,20 @@ class RedisBudgetStore:
     Raises :class:`BudgetUnavailable` when Redis cannot be asked."""
 
     def __init__(self, client: Redis, *, prefix: str = REDIS_PREFIX) -> None:
-        self._client = client
+        self.client = client
         self._prefix = prefix
         self._script = client.register_script(SPEND_SCRIPT)
+
+    def key(self, day: str) -> str:
+        """The Redis key of `day`'s counters."""
+        return self._prefix + day
 
     def spend(self, day: str, priority: str, cost: int, limit: int) -> tuple[bool, int]:
         from redis.exceptions import RedisError
 
-        ttl = int(KEEP_DAY_FOR.total_seconds())
         try:
             allowed, total = self._script(
-                keys=[self._prefix + day], args=[priority, cost, limit, ttl]
+                keys=[self.key(day)], args=[priority, cost, limit, KEEP_DAY_SECONDS]
             )
         except RedisError as err:
             raise BudgetUnavailable("the budget store is unavailable") from err
@@ -218,13 +238,13 @@ class RedisBudgetStore:
         from redis.exceptions import RedisError
 
         try:
-            raw: Any = self._client.hgetall(self._prefix + day)
+            raw: Any = self.client.hgetall(self.key(day))
         except RedisError as err:
             raise BudgetUnavailable("the budget store is unavailable") from err
         return {_text(k): int(v) for k, v in raw.items()}
 
     def close(self) -> None:
-        self._client.close()
+        self.client.close()
 
 
 def _text(value: bytes | str) -> str:
@@ -267,13 +287,36 @@ class BudgetUsage:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """One spend about to be asked of the store: `priority`'s `cost` on `day` (the quota
+    day's ISO date) within `limit` (its ceiling), asked at `at` (the budget's clock) and
+    `seen` (``time.monotonic``, taken before the store is asked)."""
+
+    priority: Priority
+    cost: int
+    day: str
+    limit: int
+    at: datetime
+    seen: float
+
+
 class DailyBudget:
     """The daily budget of `per_day` requests, its counters in `store`.
 
     ``clock`` gives the current (aware) time. Safe to share between threads. If the
     store cannot be reached a request is allowed (logged): the budget protects the
     quota; Google's own refusals are still handled.
+
+    ``spend_bound``, when given, is the project's token bucket that every request counted
+    here has passed (the quota limiter's, shared by every process): in ``t`` seconds the
+    day's total can grow by at most its capacity plus ``t`` times its rate. `has_room`
+    then answers from the last total this process saw while that growth cannot reach the
+    ceiling (decisions IN).
     """
+
+    #: How old a seen total `has_room` may answer from (seconds).
+    SEEN_FOR: Final = 5.0
 
     def __init__(
         self,
@@ -281,16 +324,39 @@ class DailyBudget:
         *,
         per_day: int,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        spend_bound: RateLimit | None = None,
     ) -> None:
         if per_day <= 0:
             raise ValueError("the daily budget must be positive")
-        self._store = store
+        self.store = store
         self.per_day = per_day
         self._clock = clock
+        self._bound = spend_bound
+        self._seen: tuple[str, int, float] = ("", 0, 0.0)  # day, total, monotonic
 
     def ceiling(self, priority: Priority) -> int:
         """The day's total up to which `priority` may spend."""
         return math.floor(self.per_day * CEILINGS[priority])
+
+    def charge(self, priority: Priority | None = None, cost: int = 1) -> Charge:
+        """What `spend` asks the store (default priority: the thread's, `spending`); a
+        caller that asks the store itself (`calsync.providers.quota`) then calls
+        `settle` with the answer."""
+        priority = priority or current_priority()
+        now = self._clock()
+        day = quota_day(now).isoformat()
+        return Charge(priority, cost, day, self.ceiling(priority), now, _monotonic())
+
+    def settle(self, charge: Charge, allowed: bool, total: int) -> None:
+        """Take the store's answer to `charge`: whether it was spent and the day's total.
+
+        Raises:
+            BudgetDeferred: it was not.
+        """
+        self._seen = (charge.day, total, charge.seen)
+        if not allowed:
+            metrics.BUDGET_DEFERRALS.labels(charge.priority.value).inc()
+            raise BudgetDeferred(charge.priority, next_quota_day(charge.at))
 
     def spend(self, priority: Priority | None = None, cost: int = 1) -> None:
         """Count `cost` requests of `priority` (default: the thread's, `spending`).
@@ -298,28 +364,40 @@ class DailyBudget:
         Raises:
             BudgetDeferred: the day's total would pass `priority`'s ceiling.
         """
-        priority = priority or current_priority()
-        now = self._clock()
+        charge = self.charge(priority, cost)
         try:
-            allowed, _ = self._store.spend(
-                quota_day(now).isoformat(), priority.value, cost, self.ceiling(priority)
-            )
+            allowed, total = self.store.spend(charge.day, charge.priority.value, cost, charge.limit)
         except BudgetUnavailable:
             log.warning("Google budget store unavailable; not counting", exc_info=True)
             return
-        if not allowed:
-            metrics.BUDGET_DEFERRALS.labels(priority.value).inc()
-            raise BudgetDeferred(priority, next_quota_day(now))
+        self.settle(charge, allowed, total)
 
     def room(self, priority: Priority) -> int:
-        """How many more requests `priority` may spend today (0 when none). An
-        unreachable store counts as room (see the class)."""
+        """How many more requests `priority` may spend today (0 when none), read from
+        the store. An unreachable store counts as room (see the class)."""
         try:
-            total = sum(self._spent(self._clock()).values())
+            total = self._total(self._clock())
         except BudgetUnavailable:
             log.warning("Google budget store unavailable; assuming room", exc_info=True)
             return self.ceiling(priority)
         return max(0, self.ceiling(priority) - total)
+
+    def has_room(self, priority: Priority) -> bool:
+        """Whether `priority` may spend today: `room` > 0, answered without the store
+        while this process's last seen total proves it (see the class)."""
+        day, total, seen = self._seen
+        if self._bound is not None and day == quota_day(self._clock()).isoformat():
+            age = _monotonic() - seen
+            growth = self._bound.capacity + age * self._bound.refill_per_second
+            if age < self.SEEN_FOR and total + growth < self.ceiling(priority):
+                return True
+        return self.room(priority) > 0
+
+    def _total(self, now: datetime) -> int:
+        seen = _monotonic()
+        total = sum(self._spent(now).values())
+        self._seen = (quota_day(now).isoformat(), total, seen)
+        return total
 
     def usage(self, now: datetime | None = None) -> BudgetUsage:
         """Today's spend by priority, and how much of the quota day is gone.
@@ -340,20 +418,26 @@ class DailyBudget:
         )
 
     def _spent(self, now: datetime) -> dict[Priority, int]:
-        raw = self._store.spent(quota_day(now).isoformat())
+        raw = self.store.spent(quota_day(now).isoformat())
         return {p: raw[p.value] for p in Priority if p.value in raw}
 
     def close(self) -> None:
         """Release the store's connections."""
-        self._store.close()
+        self.store.close()
 
 
 def daily_budget(
-    redis_url: str | None, per_day: int, *, clock: Callable[[], datetime] | None = None
+    redis_url: str | None,
+    per_day: int,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    spend_bound: RateLimit | None = None,
 ) -> DailyBudget:
-    """The budget of an installation: in Redis at `redis_url`, else in this process.
-    Connects to nothing until first used."""
-    options: dict[str, Any] = {} if clock is None else {"clock": clock}
+    """The budget of an installation: in Redis at `redis_url`, else in this process
+    (`spend_bound`: see `DailyBudget`). Connects to nothing until first used."""
+    options: dict[str, Any] = {"spend_bound": spend_bound}
+    if clock is not None:
+        options["clock"] = clock
     if redis_url is None:
         return DailyBudget(InMemoryBudgetStore(), per_day=per_day, **options)
     from redis import Redis

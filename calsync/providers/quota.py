@@ -13,7 +13,10 @@ are handled by the client's backoff; this limiter makes them rare.
 
 Every request that gets its tokens is then counted in the project's daily budget
 (`calsync.providers.budget`) as the calling thread's priority; a priority whose ceiling
-the day has reached gets :class:`~calsync.providers.budget.BudgetDeferred` instead.
+the day has reached gets :class:`~calsync.providers.budget.BudgetDeferred` instead. With
+both in Redis the tokens and the spend are one script, one round trip per request, and a
+refused request's tokens stay in the buckets (`calsync.providers.quota_store`); otherwise
+the budget is asked after the tokens are taken.
 
 Each bucket holds a minute's worth of requests and refills evenly, so the long-run rate
 is the configured one and a quiet user may spend a whole minute's budget at once.
@@ -32,17 +35,19 @@ from typing import Final
 
 from calsync import metrics
 from calsync.config import Settings
-from calsync.providers.budget import DailyBudget
+from calsync.providers.budget import DailyBudget, RedisBudgetStore
 from calsync.providers.errors import RateLimited
+from calsync.providers.quota_store import RedisQuotaBuckets
 from calsync.token_buckets import (
+    Bucket,
     Buckets,
     InMemoryBuckets,
+    RateDecision,
     RateLimit,
     RateLimitUnavailable,
-    RedisBuckets,
 )
 
-__all__ = ["QuotaLimiter", "QuotaWaitExceeded", "quota_limiter"]
+__all__ = ["QuotaLimiter", "QuotaWaitExceeded", "project_limit", "quota_limiter"]
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +82,7 @@ class QuotaLimiter:
         close: Callable[[], None] | None = None,
         budget: DailyBudget | None = None,
     ) -> None:
-        self._buckets = buckets
+        self.buckets = buckets
         self.budget = budget
         self.per_user = per_user
         self.per_project = per_project
@@ -101,13 +106,11 @@ class QuotaLimiter:
         waited = 0.0
         while True:
             try:
-                decision = self._buckets.take(buckets)
+                decision = self._take(buckets)
             except RateLimitUnavailable:
                 logger.warning("Google quota store unavailable; not limiting", exc_info=True)
                 return
             if decision.allowed:
-                if self.budget is not None:
-                    self.budget.spend()
                 return
             delay = decision.retry_after + _jitter(decision.retry_after)
             if waited + delay > self.max_wait:
@@ -122,6 +125,28 @@ class QuotaLimiter:
             self._sleep(delay)
             waited += delay
 
+    def _take(self, buckets: list[Bucket]) -> RateDecision:
+        """The buckets' decision; a request they allow is spent in the budget too (which
+        may refuse it: BudgetDeferred). In one script when both live in one Redis."""
+        budget = self.budget
+        if budget is None:
+            return self.buckets.take(buckets)
+        store, own = budget.store, self.buckets
+        if (
+            isinstance(own, RedisQuotaBuckets)
+            and isinstance(store, RedisBudgetStore)
+            and own.same_server(store.client)
+        ):
+            charge = budget.charge()
+            decision, spent = own.take_and_spend(buckets, store, charge)
+            if spent is not None:  # the buckets allowed it: the budget was asked
+                budget.settle(charge, decision.allowed, spent)
+            return decision
+        decision = self.buckets.take(buckets)
+        if decision.allowed:
+            budget.spend()
+        return decision
+
     def close(self) -> None:
         """Release the store's connections, if it has any."""
         if self._close is not None:
@@ -131,6 +156,11 @@ class QuotaLimiter:
 def _jitter(wait: float) -> float:
     # Spread workers that wait for the same refill over a short window.
     return random.uniform(0, min(0.25, wait / 10))  # noqa: S311 - not for security
+
+
+def project_limit(settings: Settings) -> RateLimit:
+    """The project's bucket: every Google request of every process passes it."""
+    return RateLimit(settings.google_project_requests_per_minute, timedelta(minutes=1))
 
 
 def quota_limiter(
@@ -145,9 +175,8 @@ def quota_limiter(
 
     Connects to nothing until the first :meth:`QuotaLimiter.acquire`.
     """
-    per_minute = timedelta(minutes=1)
-    per_user = RateLimit(settings.google_user_requests_per_minute, per_minute)
-    per_project = RateLimit(settings.google_project_requests_per_minute, per_minute)
+    per_user = RateLimit(settings.google_user_requests_per_minute, timedelta(minutes=1))
+    per_project = project_limit(settings)
     if settings.redis_url is None:
         return QuotaLimiter(
             InMemoryBuckets(),
@@ -163,7 +192,7 @@ def quota_limiter(
         settings.redis_url, socket_timeout=5.0, socket_connect_timeout=5.0
     )
     return QuotaLimiter(
-        RedisBuckets(client, prefix=REDIS_PREFIX),
+        RedisQuotaBuckets(client, prefix=REDIS_PREFIX),
         per_user=per_user,
         per_project=per_project,
         max_wait=max_wait,

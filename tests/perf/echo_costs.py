@@ -52,6 +52,7 @@ from calsync.bootstrap import bootstrap
 from calsync.config import Settings
 from calsync.emulator.testing import EmulatorControl
 from calsync.events import read_model, upkeep
+from calsync.providers import quota
 from calsync.providers.budget import Priority, spending
 from calsync.store import pull_leases
 from calsync.store.events import WRITTEN_KEY
@@ -269,6 +270,8 @@ def main() -> None:
             "before_cursor_execute",
             lambda _c, _cur, sql, *_a: statements.append(" ".join(sql.split())[:120]),
         )
+        # the job's check before its lease: `has_room` where the tree has it (decisions IN)
+        check = "has_room" if hasattr(services.budget, "has_room") else "room"
         for owner, name, label in (
             (pull_leases, "start_pull", "lease"),
             (access_tokens_module.AccessTokens, "for_user", "access token read"),
@@ -279,7 +282,8 @@ def main() -> None:
             (pull, "apply_changes", "  apply_changes"),
             (pull, "_record_run", "  sync log"),
             (upkeep, "refresh_written", "  before_commit upkeep"),
-            (type(services.budget), "room", "actor: budget room (Redis)"),
+            (quota.QuotaLimiter, "acquire", "  quota and budget (Redis)"),
+            (type(services.budget), check, "actor: budget check (Redis)"),
             (services.jobs.sync_calendar, "fn", "actor: its body (the pull in it)"),
             (job_observer.JobObserver, "before_process_message", "actor: observer before"),
             (job_observer.JobObserver, "after_process_message", "actor: observer after"),

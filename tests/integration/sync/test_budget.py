@@ -16,6 +16,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import redis
@@ -32,6 +33,8 @@ from calsync.providers.budget import (
     next_quota_day,
     quota_day,
 )
+from calsync.providers.quota import REDIS_PREFIX
+from calsync.providers.quota_store import RedisQuotaBuckets
 from calsync.scheduler import due_audits, due_pulls
 from calsync.store.tables import Calendar, Event, WatchChannel
 from calsync.sync import kicks
@@ -45,17 +48,26 @@ pytestmark = pytest.mark.integration
 BUDGET = 200
 
 
-@pytest.fixture(params=["embedded", "production"])
+@pytest.fixture(params=["embedded", "embedded, quota in Redis", "production"])
 def budget_app(
     request: pytest.FixtureRequest, fake_google: FakeGoogle, redis_url: str
 ) -> Iterator[EventsApp]:
-    """SQLite and PostgreSQL, each with a daily budget of `BUDGET` counted in Redis."""
-    settings = request.getfixturevalue(f"{request.param}_settings")
+    """SQLite and PostgreSQL, each with a daily budget of `BUDGET` counted in Redis. The
+    quota's buckets are in Redis in production (the budget is then spent in the quota's
+    script, decisions IN) and in SQLite's second variant, in this process in the first
+    (the budget's own script after the buckets)."""
+    settings = request.getfixturevalue(f"{request.param.split(',')[0]}_settings")
+    quota_client = redis.Redis.from_url(redis_url)
     for app in running(settings, fake_google, google_daily_budget=BUDGET):
         app.services.budget.close()
         app.services.budget = daily_budget(redis_url, BUDGET, clock=app.clock)
-        app.services.providers.limiter.budget = app.services.budget  # type: ignore[attr-defined]
+        limiter: Any = app.services.providers.limiter
+        limiter.budget = app.services.budget
+        if request.param == "embedded, quota in Redis":
+            limiter.buckets = RedisQuotaBuckets(quota_client, prefix=REDIS_PREFIX)
+        assert isinstance(limiter.buckets, RedisQuotaBuckets) == (request.param != "embedded")
         yield app
+    quota_client.close()
 
 
 def spend_until_refused(budget: DailyBudget, priority: Priority) -> int:
