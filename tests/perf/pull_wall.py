@@ -28,16 +28,21 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httplib2
 import psycopg
 import redis.connection
+import sqlalchemy as sa
 
 from calsync.bootstrap import bootstrap
 from calsync.collector_pause import collector_paused
 from calsync.config import Settings
 from calsync.emulator.testing import build_calendar_service
+from calsync.events import upkeep
+from calsync.store import instance_upkeep, sync_logs
+from calsync.store.tables import Event
 from calsync.sync.pull import pull_calendar
 from tests.perf.bench_emulator import free_port, start_emulator
 from tests.perf.bench_months import caught_up, patch_ten
@@ -70,6 +75,7 @@ def waits_timed(waits: Waits) -> Iterator[None]:
     send = redis.connection.AbstractConnection.send_packed_command
     read = redis.connection.AbstractConnection.read_response
     request = httplib2.Http.request
+    commit = psycopg.Connection.commit
     redis_started: dict[int, float] = {}
 
     def timed_execute(cursor: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
@@ -89,6 +95,13 @@ def waits_timed(waits: Waits) -> Iterator[None]:
         finally:
             name = cmd.decode() if isinstance(cmd, bytes) else str(cmd)
             waits.add("pg: " + name.split()[0], time.perf_counter() - started)
+
+    def timed_commit(connection: Any) -> None:
+        started = time.perf_counter()
+        try:
+            commit(connection)
+        finally:
+            waits.add("pg: COMMIT (Connection.commit)", time.perf_counter() - started)
 
     def timed_send(connection: Any, packed: Any, check_health: bool = True) -> None:
         redis_started[id(connection)] = time.perf_counter()
@@ -115,6 +128,7 @@ def waits_timed(waits: Waits) -> Iterator[None]:
         (redis.connection.AbstractConnection, "send_packed_command", timed_send),
         (redis.connection.AbstractConnection, "read_response", timed_read),
         (httplib2.Http, "request", timed_request),
+        (psycopg.Connection, "commit", timed_commit),
     ]
     originals = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
     for owner, name, wrapper in patches:
@@ -134,6 +148,18 @@ def main() -> None:
     parser.add_argument("--database", default="io_pull_wall")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/3")
     parser.add_argument("--explain", action="store_true", help="then EXPLAIN ANALYZE one pull's")
+    parser.add_argument(
+        "--plain", action="store_true", help="no wrappers: wall p50 and thread CPU only"
+    )
+    parser.add_argument(
+        "--log-part",
+        type=int,
+        default=0,
+        help="then the log row and the records' count alone, N times each way, 3 rounds",
+    )
+    parser.add_argument(
+        "--ab", type=int, default=0, help="then N pulls each: as before IO2 and now, interleaved"
+    )
     args = parser.parse_args()
     emulator_port, api_port = free_port(), free_port()
     emulator = start_emulator(emulator_port)
@@ -149,6 +175,14 @@ def main() -> None:
         walls: list[float] = []
         cpus: list[float] = []
         changed = itertools.count(100)
+        if args.plain:
+            plain(services, google, side, args.pulls, changed)
+        if args.ab:
+            as_before_and_now(services, google, side, args.ab, changed)
+        if args.log_part:
+            log_part(services, side, args.log_part)
+        if args.plain or args.ab or args.log_part:
+            return
         backend = StatementCpu()
         with waits_timed(waits):
             for _ in range(args.pulls):
@@ -174,6 +208,111 @@ def main() -> None:
         services.close()
         emulator.terminate()
         emulator.wait(10)
+
+
+def _pulled(services: Any, calendar_id: Any) -> tuple[float, float]:
+    """One pull: (wall, this thread's CPU) in seconds; the read model's upkeep after it."""
+    with collector_paused():
+        started, cpu = time.perf_counter(), time.thread_time()
+        outcome = pull_calendar(services, calendar_id)
+        measured = (time.perf_counter() - started, time.thread_time() - cpu)
+    assert outcome.report is not None, outcome
+    assert outcome.report.updated == 10, outcome
+    caught_up(services)
+    return measured
+
+
+def plain(services: Any, google: Any, side: Any, pulls: int, changed: Any) -> None:
+    """`pulls` pulls of 10 changes, nothing wrapped: wall p50 and mean thread CPU."""
+    walls, cpus = [], []
+    for _ in range(pulls):
+        patch_ten(google, side.email, next(changed))
+        wall, cpu = _pulled(services, side.calendar_id)
+        walls.append(wall)
+        cpus.append(cpu)
+    print(
+        f"plain: {pulls} pulls of 10 changes: wall p50 {statistics.median(walls) * 1000:.2f} "
+        f"ms, p90 {sorted(walls)[int(0.9 * pulls)] * 1000:.2f} ms, thread CPU mean "
+        f"{statistics.mean(cpus) * 1000:.2f} ms",
+        flush=True,
+    )
+
+
+def as_before_and_now(services: Any, google: Any, side: Any, pulls: int, changed: Any) -> None:
+    """Pulls as before decision IO2 (the log row and the records' count two statements)
+    and now, taking turns: wall p50 and mean thread CPU of each way."""
+    uncounted = upkeep.records_uncounted
+    ways: dict[str, Any] = {"as before IO2": lambda _session: False, "now": uncounted}
+    found: dict[str, list[tuple[float, float]]] = {name: [] for name in ways}
+    try:
+        for _ in range(pulls):
+            for name, way in ways.items():
+                upkeep.records_uncounted = way
+                patch_ten(google, side.email, next(changed))
+                found[name].append(_pulled(services, side.calendar_id))
+    finally:
+        upkeep.records_uncounted = uncounted
+    for name, measured in found.items():
+        print(
+            f"  {name}: wall p50 {statistics.median(w for w, _ in measured) * 1000:.2f} ms, "
+            f"thread CPU mean {statistics.mean(c for _, c in measured) * 1000:.2f} ms",
+            flush=True,
+        )
+
+
+def log_part(services: Any, side: Any, runs: int) -> None:
+    """The part IO2 changes, alone: in a transaction that has written an event row (the
+    model's trigger records it), the sync log row and the count of the records - two
+    statements (as before IO2) or one (now) -, then rolled back; `runs` times each way,
+    taking turns, three rounds: median wall and mean thread CPU of the part."""
+    ways = {"as before IO2 (INSERT, then the count)": False, "now (one statement)": True}
+    for round_ in range(3):
+        found: dict[str, list[tuple[float, float]]] = {name: [] for name in ways}
+        for _ in range(runs):
+            for name, together in ways.items():
+                found[name].append(_log_and_count(services, side, together=together))
+        print(f"  round {round_ + 1}:", flush=True)
+        for name, measured in found.items():
+            print(
+                f"    {name}: wall p50 {statistics.median(w for w, _ in measured) * 1000:.3f}"
+                f" ms, thread CPU mean {statistics.mean(c for _, c in measured) * 1000:.3f} ms",
+                flush=True,
+            )
+
+
+def _log_and_count(services: Any, side: Any, *, together: bool) -> tuple[float, float]:
+    """One transaction: an event row retitled, then the timed part, then rolled back."""
+    session = services.sessions()
+    try:
+        session.begin()
+        session.execute(
+            sa.update(Event)
+            .where(Event.calendar_id == side.calendar_id, Event.google_event_id == "s000001")
+            .values(title="retitled")
+        )
+        started, cpu = time.perf_counter(), time.thread_time()
+        values: dict[str, Any] = {
+            "user_id": side.user_id,
+            "calendar_id": side.calendar_id,
+            "kind": sync_logs.LogKind.PULL,
+            "status": sync_logs.LogStatus.OK,
+            "at": datetime.now(UTC),
+            "pulled": 10,
+            "changed": 10,
+            "details": {"inserted": 0, "updated": 10, "deleted": 0},
+        }
+        if together:
+            counted = sync_logs.record(session, **values, count_records=upkeep.records_uncounted)
+            assert counted == 1, counted
+        else:
+            sync_logs.record(session, **values)
+            assert instance_upkeep.recorded_here(session, up_to=1) == 1
+        measured = (time.perf_counter() - started, time.thread_time() - cpu)
+        session.info.clear()
+        session.rollback()
+        return measured
+    finally:
+        session.close()
 
 
 def prepared(services: Any) -> None:
