@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from calsync.store.tables import SyncLog
 from tests.integration.events.conftest import EventsApp, User
-from tests.integration.events.test_push_records import single, statements
+from tests.integration.events.test_push_records import records_read, single, statements
 from tests.integration.events.test_read_model import Spy
 from tests.integration.events.test_read_model_upkeep import (
     expanded,
@@ -52,11 +52,6 @@ def _new_log(app: EventsApp, user: User, before: list[Any]) -> Any:
     known = {row.id for row in before}
     (row,) = [row for row in _logs(app, user) if row.id not in known]
     return row
-
-
-def _records_read(sent: list[str]) -> int:
-    """Statements that read ``instance_dirty`` (a ``SELECT``, or the log's ``WITH``)."""
-    return sum(1 for sql in sent if "FROM instance_dirty" in sql and not sql.startswith("DELETE"))
 
 
 def _log_statements(sent: list[str]) -> list[str]:
@@ -97,7 +92,7 @@ def test_a_pull_that_writes_events_logs_itself_where_it_counts_its_records(
         # Then the log row is written by one statement, which on PostgreSQL is the one
         # that reads the transaction's records (SQLite: a plain INSERT, then the read)
         (log,) = _log_statements(sent)
-        assert _records_read(sent) == 1, user.email
+        assert records_read(sent) == 1, user.email
         if postgresql:
             assert log.startswith("WITH"), log
             assert "FROM instance_dirty" in log, log
@@ -134,7 +129,7 @@ def test_a_pull_that_writes_no_event_logs_itself_and_reads_no_records(
         # Then it logs itself with a plain INSERT and reads no records
         (log,) = _log_statements(sent)
         assert log.startswith("INSERT INTO sync_logs"), log
-        assert _records_read(sent) == 0
+        assert records_read(sent) == 0
         row = _new_log(app, user, logged)
         assert (row.pulled, row.changed) == (0, 0)
 
