@@ -59,7 +59,9 @@ __all__ = [
     "INLINE_RECORDS",
     "CatchUp",
     "catch_up",
+    "counted",
     "pending",
+    "records_uncounted",
     "refresh_written",
     "watch",
 ]
@@ -165,6 +167,29 @@ def refresh_written(session: Session) -> None:
     finally:
         session.info.pop(_IN_UPKEEP, None)
     session.info.pop(WRITTEN_KEY, None)  # the model's own writes
+
+
+def records_uncounted(session: Session) -> bool:
+    """Whether `refresh_written` would count this transaction's records before its
+    commit, and ask for a run if there are any: a transaction that wrote rows the
+    triggers may record, not an API request's (it claims them) nor a push's success
+    (its pushed single's document). Its last statement may count them itself and hand
+    the count to `counted` (a pull's sync log row, decision IO2)."""
+    return (
+        not session.info.get(_IN_UPKEEP)
+        and bool(session.info.get(WRITTEN_KEY))
+        and not in_request()
+        and pushed_single(session) is None
+    )
+
+
+def counted(session: Session, recorded: int) -> None:
+    """This transaction's records were counted by its last statement (`recorded`, of a
+    count `records_uncounted` allowed): its commit reads nothing, and asks for a run if
+    any. A write after this one flags the session again, and is counted at the commit."""
+    session.info.pop(WRITTEN_KEY, None)
+    if recorded:
+        session.info[KICK_KEY] = True
 
 
 def _pushed_document(session: Session, single: StoredEvent) -> bool:

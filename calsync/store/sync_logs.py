@@ -8,6 +8,7 @@ or anything else secret.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -16,6 +17,7 @@ from typing import Any, Final, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from calsync.store import instance_upkeep
 from calsync.store.events import UNRECORDED
 from calsync.store.tables import SyncLog
 
@@ -76,38 +78,56 @@ def record(
     duration_ms: int = 0,
     message: str | None = None,
     details: dict[str, Any] | None = None,
-) -> None:
+    count_records: Callable[[Session], bool] | None = None,
+) -> int | None:
     """Add one log row to `session` (committed with the caller's transaction). A Core
     ``INSERT`` (after the session's pending changes are flushed), not an ORM object: a
     pull writes one per run, and the unit of work costs more than the insert. The
-    statement is built once (`_INSERT`); only the values vary."""
+    statement is built once (`_INSERT`); only the values vary.
+
+    `count_records`: asked after the flush, whether this transaction's records of the
+    read model are to be counted now (`calsync.events.upkeep.records_uncounted`); if so,
+    on PostgreSQL the row is inserted by the statement that counts them, up to 1
+    (`instance_upkeep.recorded_here_along`, decision IO2), and the count is returned.
+    None when nothing was counted (not asked, not to count, or SQLite: a plain
+    ``INSERT``), the caller's commit then counting them as before."""
     if session.autoflush and (session.new or session.dirty or session.deleted):
         session.flush()  # what executing an ORM statement would have done first
-    session.execute(
-        _INSERT,
-        {
-            "user_id": user_id,
-            "calendar_id": calendar_id,
-            "event_id": event_id,
-            "kind": kind.value,
-            "sync_status": status.value,
-            "sync_time": at,
-            "pulled": pulled,
-            "changed": changed,
-            "conflicts": conflicts,
-            "api_calls": api_calls,
-            "duration_ms": duration_ms,
-            "message": message,
-            "details": details,
-        },
-        # a log row: the read model's triggers cannot record it (decision IK2)
-        execution_options=UNRECORDED,
-    )
+    values: dict[str, Any] = {
+        "user_id": user_id,
+        "calendar_id": calendar_id,
+        "event_id": event_id,
+        "kind": kind.value,
+        "sync_status": status.value,
+        "sync_time": at,
+        "pulled": pulled,
+        "changed": changed,
+        "conflicts": conflicts,
+        "api_calls": api_calls,
+        "duration_ms": duration_ms,
+        "message": message,
+        "details": details,
+    }
+    counted = count_records is not None and count_records(session)
+    if counted and session.get_bind().dialect.name == "postgresql":
+        values |= {"id": uuid.uuid4(), "up_to": 1}
+        found = session.execute(_INSERT_COUNTING, values, execution_options=UNRECORDED)
+        return int(found.scalar_one())
+    # a log row: the read model's triggers cannot record it (decision IK2)
+    session.execute(_INSERT, values, execution_options=UNRECORDED)
+    return None
 
 
+_TABLE: Final = cast(sa.Table, SyncLog.__table__)
 #: `record`'s statement: on the table, so that executing it in a session is a plain Core
 #: insert (its columns come from the values given; the id from its default).
-_INSERT: Final = sa.insert(cast(sa.Table, SyncLog.__table__))
+_INSERT: Final = sa.insert(_TABLE)
+#: `record`'s statement when it counts the read model's records (PostgreSQL): the insert
+#: is a ``WITH`` of the count, every column a parameter (the id given: a column default
+#: of a Python callable is not applied inside a ``WITH``).
+_INSERT_COUNTING: Final = instance_upkeep.recorded_here_along(
+    sa.insert(_TABLE).values({c.name: sa.bindparam(c.name, type_=c.type) for c in _TABLE.c})
+)
 
 
 def list_entries(

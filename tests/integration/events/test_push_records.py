@@ -64,7 +64,11 @@ def statements(app: EventsApp) -> Iterator[list[str]]:
 
 
 def records_read(sent: list[str]) -> int:
-    return sum(1 for sql in sent if "FROM instance_dirty" in sql and sql.startswith("SELECT"))
+    """Statements that read ``instance_dirty``: a ``SELECT``, or a pull's log row whose
+    ``WITH`` counts them (decision IO2)."""
+    return sum(
+        1 for sql in sent if "FROM instance_dirty" in sql and sql.startswith(("SELECT", "WITH"))
+    )
 
 
 def sync_state(app: EventsApp, user: User, title: str, spy: Spy) -> tuple[str, bool]:
