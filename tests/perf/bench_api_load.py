@@ -3,7 +3,7 @@ figures, asserts nothing.
 
 Run: ``.venv/bin/python -m tests.perf.bench_api_load [--quick] [--users 500]
 [--seconds 60] [--creates 0.1] [--scheduler] [--redis redis://127.0.0.1:6379/7]
-[--database calsync_bench_api_load]``
+[--database calsync_bench_api_load] [--no-analyse]``
 
 Needs PostgreSQL, Redis and ``wrk`` (Debian's package). Production mode on this machine:
 a scratch database ``calsync_bench_api_load`` (dropped first), the Redis database
@@ -17,7 +17,9 @@ Data: `--users` users (500; 40 with ``--quick``), each with a primary calendar o
 `--events` events (200; 40 with ``--quick``) around the current week, one in ten a weekly
 series, pulled into calsync as a sign-in would; then the read model is filled and caught up,
 as the scheduler's first tick does in production (``--no-read-model``: left empty, so every
-list expands per request, as this benchmark measured before decision HB3).
+list expands per request, as this benchmark measured before decision HB3); then the
+database is analysed, as autovacuum would do in production (decisions IM3, IP1;
+``--no-analyse`` leaves it out, as every run before IP1 did).
 
 Load: wrk with `--connections` (50) keep-alive connections, each request acting as a
 random user: 90% ``GET /events`` of the user's current week with ``expand=true``, 10%
@@ -78,6 +80,7 @@ from calsync.web.auth.tokens import issue_token
 from tests.google_users import connect_google_user
 from tests.perf.bench_emulator import free_port, start_emulator
 from tests.perf.bench_intake import load, machine, serving
+from tests.perf.bench_months import analyse
 from tests.perf.bench_sync import environment
 from tests.perf.load_probes import KeepAliveProbe, Probe, percentiles
 from tests.perf.load_wrk import CREATE_SUMMARY, run_wrk, week_bounds, wrk_script
@@ -281,6 +284,13 @@ def arguments() -> argparse.Namespace:
         "--no-read-model", action="store_true", help="leave the read model empty (lists expand)"
     )
     parser.add_argument(
+        "--no-analyse",
+        "--no-analyze",
+        dest="analyse",
+        action="store_false",
+        help="no ANALYZE after seeding (the figures before decision IP1)",
+    )
+    parser.add_argument(
         "--keep-alive", type=int, help="the API's --keep-alive (where calsync serve has it)"
     )
     args = parser.parse_args()
@@ -303,6 +313,8 @@ def prepare(
         read_model.fill(services.sessions, datetime.now(UTC))
         while upkeep.catch_up(services.sessions).more:
             pass
+    # Statistics, as autovacuum would have them in production (decision IM3, IP1).
+    analyse(services, args.analyse)
     with services.sessions() as session:
         first_user = session.scalars(sa.select(Calendar.user_id)).first()
     assert first_user is not None

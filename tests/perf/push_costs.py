@@ -3,11 +3,12 @@ PostgreSQL backends' CPU it causes, its statements. Prints figures only (issue 2
 
 Run: ``.venv/bin/python -m tests.perf.push_costs [--users 10] [--batches 6]
 [--per-batch 40] [--redis redis://127.0.0.1:6379/7] [--database calsync_push_costs]
-[--no-read-model] [--jobs-after-batch] [--echo] [--show]``
+[--no-read-model] [--jobs-after-batch] [--echo] [--show] [--no-analyse]``
 
 One process, production mode: a scratch database (dropped first), the emulator as Google
 in its own process, `--users` users connected as `bench_api_load` connects them, and
-the read model filled as there (IB2's figures were taken with it off: `--no-read-model`). Each
+the read model filled as there (IB2's figures were taken with it off: `--no-read-model`),
+the database analysed as autovacuum would (decision IP1; ``--no-analyse``: not). Each
 batch creates `--per-batch` events through the API's ASGI app (the load's create: 30
 minutes tomorrow, a random user), then pushes each with the ``push_outbox`` job's use
 case (`calsync.sync.write_back.push_outbox`, in this thread, under the job's priority),
@@ -48,6 +49,7 @@ from calsync.sync import pull, write_back
 from calsync.web.app import create_app
 from tests.perf.bench_api_load import populate
 from tests.perf.bench_emulator import free_port, start_emulator
+from tests.perf.bench_months import analyse
 from tests.perf.bench_sync import environment
 from tests.perf.cpu_per_route import call
 from tests.perf.process_cpu import backends, tree_cpu
@@ -120,6 +122,13 @@ def main() -> None:
     )
     parser.add_argument("--show", action="store_true", help="print one push's statements")
     parser.add_argument(
+        "--no-analyse",
+        "--no-analyze",
+        dest="analyse",
+        action="store_false",
+        help="no ANALYZE after seeding (the figures before decision IP1)",
+    )
+    parser.add_argument(
         "--statements",
         action="store_true",
         help="print the pushes' PostgreSQL CPU by statement (tests.perf.statement_cpu)",
@@ -143,6 +152,7 @@ def main() -> None:
             read_model.fill(services.sessions, datetime.now(UTC))
             while upkeep.catch_up(services.sessions).more:
                 pass
+        analyse(services, args.analyse)  # as autovacuum would (decisions IM3, IP1)
         app = create_app(services)
         statements: list[str] = []
         sa.event.listen(

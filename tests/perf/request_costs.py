@@ -5,8 +5,11 @@ only (issue 21; decisions HM1-HM3, HT1).
 
 Run: ``.venv/bin/python -m tests.perf.cpu_per_route --seed-data --database NAME`` once
 (the data), then ``.venv/bin/python -m tests.perf.request_costs --database NAME
-[--batches 10] [--per-batch 100] [--no-creates] [--only CASE ...]`` (``--only``: the named
-cases alone, e.g. ``--only create``; each case also prints its statements a request).
+[--batches 10] [--per-batch 100] [--no-creates] [--only CASE ...] [--no-analyse]``
+(``--only``: the named cases alone, e.g. ``--only create``; each case also prints its
+statements a request). Before its batches it analyses the database, as autovacuum would
+after the seeding and the creates earlier runs left (decisions IM3, IP1; ``--no-analyse``:
+not, as every run before IP1).
 
 One process, production mode (PostgreSQL, Redis), each request one call of the ASGI app
 (`tests.perf.cpu_per_route.call`: no socket, no server), timed with `time.process_time`
@@ -62,6 +65,7 @@ from calsync.token_buckets import Bucket, RateDecision
 from calsync.web.app import create_app
 from calsync.web.auth.principal import JWTAuthBackend, require_user
 from calsync.web.limits import RedisRateLimitBackend
+from tests.perf.bench_months import analyse
 from tests.perf.cpu_per_route import _environment, _requests, _state_file, call
 from tests.perf.load_wrk import CREATE_SUMMARY
 from tests.perf.process_cpu import backends, tree_cpu
@@ -233,11 +237,13 @@ async def run(
     only: list[str],
     creates: bool = True,
     statements: bool = False,
+    analysed: bool = True,
 ) -> None:
     state = json.loads(_state_file(database).read_text())
     redis.Redis.from_url(state["redis"]).flushdb()
     settings = Settings.from_env(_environment("http://127.0.0.1:9", state))
     services = bootstrap(settings, pool=api_pool(settings.api_threads))  # as `calsync serve`
+    analyse(services, analysed)  # as autovacuum would (decisions IM3, IP1)
     app: Any = create_app(services)
     app.router.routes[:0] = probe_routes(services)
     table = {
@@ -308,6 +314,13 @@ def main() -> None:
         help="print each batch's PostgreSQL CPU by statement (tests.perf.statement_cpu)",
     )
     parser.add_argument(
+        "--no-analyse",
+        "--no-analyze",
+        dest="analyse",
+        action="store_false",
+        help="no ANALYZE before the batches (the figures before decision IP1)",
+    )
+    parser.add_argument(
         "--only", action="append", default=[], help="a case's name (repeatable): only these"
     )
     args = parser.parse_args()
@@ -319,6 +332,7 @@ def main() -> None:
             args.only,
             not args.no_creates,
             args.statements,
+            args.analyse,
         )
     )
 
