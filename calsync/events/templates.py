@@ -23,7 +23,7 @@ import orjson
 
 from calsync.events.views import json_bytes
 
-__all__ = ["INSTANCE_FIELDS", "instance_body", "stored_template"]
+__all__ = ["INSTANCE_FIELDS", "instance_body", "instance_body_encoded", "stored_template"]
 
 INSTANCE_FIELDS: Final = ("id", "original_start_time", "start_time", "end_time", "google_event_id")
 """The fields a generated instance's document has of its own (`instance_json`), in the
@@ -50,13 +50,30 @@ def stored_template(document: dict[str, Any]) -> bytes:
 def instance_body(template: bytes, values: tuple[str, str, str, str, str]) -> bytes:
     """`json_bytes` of the instance document `template` stands for, with `values` (of
     `INSTANCE_FIELDS`, in that order) as those fields."""
+    encoded = (
+        orjson.dumps(values[0]),
+        orjson.dumps(values[1]),
+        orjson.dumps(values[2]),
+        orjson.dumps(values[3]),
+        orjson.dumps(values[4]),
+    )
+    return instance_body_encoded(template, encoded)
+
+
+def instance_body_encoded(
+    template: bytes, encoded: tuple[bytes, bytes, bytes, bytes, bytes]
+) -> bytes:
+    """`instance_body` with its values given as their JSON (each what ``orjson.dumps``
+    makes of a string: a caller that has a value's JSON without its text, such as an
+    instant orjson rendered, saves making the text; decision IQ2)."""
     parts = template.split(_GAP)
     if len(parts) == 1:  # plain JSON
+        values = [orjson.loads(value) for value in encoded]
         return json_bytes(
             {**orjson.loads(template), **dict(zip(INSTANCE_FIELDS, values, strict=True))}
         )
     pieces = [parts[0]]
     for part in parts[1:]:
-        pieces.append(orjson.dumps(values[part[0] - _ZERO]))
+        pieces.append(encoded[part[0] - _ZERO])
         pieces.append(part[1:])
     return b"".join(pieces)
