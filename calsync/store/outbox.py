@@ -36,15 +36,16 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, Final, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from calsync.store.calendar_views import VIEW_COLUMNS, CalendarView, view_of_row
 from calsync.store.events import KEEP_UPDATED_AT, UNRECORDED
 from calsync.store.pull_leases import without_flush_wait
+from calsync.store.tables import Calendar, OutboxEntry, User
 from calsync.store.tables import Event as EventRow
-from calsync.store.tables import OutboxEntry, User
 
 __all__ = [
     "PendingWrites",
@@ -59,10 +60,10 @@ __all__ = [
     "never_sent",
     "pause_user",
     "pending_writes",
+    "push_context",
     "release_all_events",
     "release_event",
     "retry_later",
-    "write_state",
 ]
 
 _outbox = cast(sa.Table, OutboxEntry.__table__)
@@ -110,13 +111,18 @@ def add(
     )
 
 
+#: `pending_writes`' statement, built once (decision IR2), parameter ``event_id``.
+_PENDING: Final = sa.select(
+    sa.func.count(), sa.func.max(_outbox.c.id), sa.func.max(_outbox.c.attempts)
+).where(
+    _outbox.c.event_id == sa.bindparam("event_id", type_=_outbox.c.event_id.type),
+    _outbox.c.status == "pending",
+)
+
+
 def pending_writes(session: Session, event_id: uuid.UUID) -> PendingWrites | None:
     """The event's pending rows (due or not), or `None` if it has none."""
-    count, last_id, attempts = session.execute(
-        sa.select(
-            sa.func.count(), sa.func.max(_outbox.c.id), sa.func.max(_outbox.c.attempts)
-        ).where(_outbox.c.event_id == event_id, _outbox.c.status == "pending")
-    ).one()
+    count, last_id, attempts = session.execute(_PENDING, {"event_id": event_id}).one()
     if not count:
         return None
     return PendingWrites(event_id, int(count), int(last_id), int(attempts or 0))
@@ -313,12 +319,36 @@ class WriteState:
     paused_until: datetime | None
 
 
-def write_state(session: Session, user_id: uuid.UUID) -> WriteState:
-    """The user's account status and write pause (missing user: inactive)."""
-    row = session.get(User, user_id)
+_users = cast(sa.Table, User.__table__)
+_calendars = cast(sa.Table, Calendar.__table__)
+#: `push_context`'s one statement, built once (decision IR2): the calendar's view and,
+#: joined outside (a missing user reads as inactive), the user's status and write pause.
+_PUSH_CONTEXT: Final = (
+    sa.select(
+        *VIEW_COLUMNS,
+        _users.c.status.label("writer_status"),
+        _users.c.writes_paused_until.label("writer_paused_until"),
+    )
+    .select_from(
+        _calendars.outerjoin(_users, _users.c.id == sa.bindparam("user_id", type_=_users.c.id.type))
+    )
+    .where(_calendars.c.id == sa.bindparam("calendar_id", type_=_calendars.c.id.type))
+)
+
+
+def push_context(
+    session: Session, *, user_id: uuid.UUID, calendar_id: uuid.UUID
+) -> tuple[WriteState, CalendarView] | None:
+    """The write state of `user_id` (its account status and write pause; a missing user
+    is inactive) and the view of calendar `calendar_id`, in one statement, for a push
+    (decision IR2); `None` if there is no such calendar."""
+    row: Any = session.execute(
+        _PUSH_CONTEXT, {"user_id": user_id, "calendar_id": calendar_id}
+    ).one_or_none()
     if row is None:
-        return WriteState(False, None)
-    return WriteState(row.status == "active", row.writes_paused_until)
+        return None
+    state = WriteState(row.writer_status == "active", row.writer_paused_until)
+    return state, view_of_row(row)
 
 
 def pause_user(session: Session, user_id: uuid.UUID, *, until: datetime) -> None:
