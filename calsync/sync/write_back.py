@@ -66,8 +66,8 @@ from calsync.services import Services
 from calsync.store import event_changes, outbox, sync_logs
 from calsync.store.calendar_views import CalendarView
 from calsync.store.db import note_pushed, reads_alone
-from calsync.store.event_queries import find_by_provider_id
-from calsync.store.events import StoredEvent, load_stored
+from calsync.store.event_queries import find_by_provider_id, read_stored
+from calsync.store.events import StoredEvent
 from calsync.store.sync_logs import LogKind, LogStatus
 from calsync.sync.resolve import (
     Resolution,
@@ -171,7 +171,7 @@ class _WriteBack:
             # and so run outside a transaction, IR1). Closing does not rely on it (it
             # goes by version); attempts and delays do.
             pending = outbox.pending_writes(session, self.event_id)
-            stored = load_stored(session, self.event_id)
+            stored = read_stored(session, self.event_id)
             if stored is None or pending is None:
                 return PushStatus.NOTHING
             unsent = _may_be_unsent(stored) and outbox.never_sent(session, self.event_id)

@@ -22,6 +22,8 @@ import pytest
 import sqlalchemy as sa
 
 from calsync.store import outbox
+from calsync.store.event_queries import read_stored
+from calsync.store.events import load_stored
 from calsync.sync.write_back import PushStatus
 from tests.integration.events.conftest import START, EventsApp, User
 
@@ -122,3 +124,52 @@ def test_one_users_paused_writes_leave_the_others_pushed(any_app: EventsApp) -> 
         outbox.pause_user(session, ben.id, until=now - timedelta(seconds=1))
     assert app.push(made[ben.email]).status is PushStatus.SYNCED
     assert on_google(app, ben) == [f"{ben.email}'s meeting"]
+
+
+def test_the_pushs_core_read_of_an_event_equals_the_orm_one(any_app: EventsApp) -> None:
+    app = any_app
+    ann, ben = (app.connect(f"{name}-{uuid.uuid4().hex[:6]}@example.com") for name in "ab")
+    start = START + timedelta(days=5, hours=10)
+    # Given ann's single with attendees (ben among them), reminders and a description,
+    # a weekly series of ben's, and ann's event deleted after its push
+    invited = app.create(
+        ann,
+        {
+            "title": "planning",
+            "description": "agenda " * 50,
+            "location": "room 4",
+            "start_time": start.isoformat(),
+            "end_time": (start + timedelta(hours=1)).isoformat(),
+            "attendees": [
+                {"email": "zed@example.com", "optional": True},
+                {"email": ben.email},
+                {"email": "amy@example.com", "display_name": "Amy"},
+            ],
+            "reminders": [15, 60],
+        },
+    )["id"]
+    series = app.create(
+        ben,
+        {
+            "title": "weekly",
+            "start_time": start.isoformat(),
+            "end_time": (start + timedelta(minutes=30)).isoformat(),
+            "recurrence": ["RRULE:FREQ=WEEKLY;COUNT=5"],
+        },
+    )["id"]
+    gone = new_event(app, ann, 6)
+    app.push_all()
+    assert app.client.delete(f"/events/{gone}", headers=ann.headers).status_code == 204
+    # Then the push's read of each (before and after its push) is the ORM's
+    for event_id in (invited, series, gone, str(uuid.uuid4())):
+        with app.services.sessions() as session:
+            core = read_stored(session, uuid.UUID(event_id))
+        with app.services.sessions() as session:
+            orm = load_stored(session, uuid.UUID(event_id))
+        assert core == orm
+    assert read_stored_of(app, invited).event.attendees[0].email == "amy@example.com"
+
+
+def read_stored_of(app: EventsApp, event_id: str) -> Any:
+    with app.services.sessions() as session:
+        return read_stored(session, uuid.UUID(event_id))
