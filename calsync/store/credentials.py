@@ -14,7 +14,6 @@ from typing import Any, Final, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from calsync.store.db import statements_alone
 from calsync.store.secrets import Secret, SecretBox
 from calsync.store.tables import OAuthToken, User, utcnow
 
@@ -106,11 +105,8 @@ def read_credentials(
     """`load_credentials` without a lock, read as one statement on a connection of its
     own outside any transaction: a single ``SELECT`` is atomic by itself, so it needs no
     ``BEGIN`` and ``ROLLBACK`` (two round trips fewer for every job that calls Google;
-    decision HD2). Never joins the caller's transaction, nor a request's connection.
-    psycopg's ``autocommit`` is set on the driver's connection (`statements_alone`), not
-    through SQLAlchemy's ``isolation_level`` option and its characteristics machinery
-    (decisions HU2, IR3)."""
-    with engine.connect() as connection, statements_alone(connection):
+    decision HD2). Never joins the caller's transaction, nor a request's connection."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         row = connection.execute(_READ, {"user_id": user_id}).one_or_none()
     return None if row is None else _decrypted(box, user_id, row)
 
