@@ -13,7 +13,14 @@ from sqlalchemy.orm import Session
 
 from calsync.store.tables import Calendar
 
-__all__ = ["CalendarView", "calendar_of", "calendars_of", "set_conflict_policy"]
+__all__ = [
+    "VIEW_COLUMNS",
+    "CalendarView",
+    "calendar_of",
+    "calendars_of",
+    "set_conflict_policy",
+    "view_of_row",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,13 +50,13 @@ def calendars_of(session: Session, user_id: uuid.UUID) -> list[CalendarView]:
     # the view's columns only, as plain rows: no ORM instance to build per calendar (and
     # none of the sync's columns), on every create without a calendar id (decision HV4)
     rows = session.execute(_CALENDARS_OF, {"user_id": user_id})
-    return [_calendar_view(row) for row in rows]
+    return [view_of_row(row) for row in rows]
 
 
 def calendar_of(session: Session, calendar_id: uuid.UUID) -> tuple[uuid.UUID, CalendarView] | None:
     """(owner id, calendar) of one calendar, or `None`."""
     row = session.get(Calendar, calendar_id)
-    return (row.user_id, _calendar_view(row)) if row is not None else None
+    return (row.user_id, view_of_row(row)) if row is not None else None
 
 
 def set_conflict_policy(session: Session, calendar_id: uuid.UUID, policy: str | None) -> None:
@@ -60,13 +67,14 @@ def set_conflict_policy(session: Session, calendar_id: uuid.UUID, policy: str | 
         session.flush()
 
 
-_VIEW_COLUMNS: Final = tuple(
+VIEW_COLUMNS: Final = tuple(
     getattr(Calendar, field.name) for field in dataclasses.fields(CalendarView)
 )
 """The columns a `CalendarView` is made of (each field is the column of its name)."""
 
 
-def _calendar_view(row: Calendar | sa.Row[Any]) -> CalendarView:
+def view_of_row(row: Calendar | sa.Row[Any]) -> CalendarView:
+    """The view of a calendar row, or of a row that has `VIEW_COLUMNS` among its own."""
     return CalendarView(
         id=row.id,
         provider_calendar_id=row.provider_calendar_id,
@@ -85,7 +93,7 @@ def _calendar_view(row: Calendar | sa.Row[Any]) -> CalendarView:
 
 #: `calendars_of`'s read, built once (decision IF4), with the parameter ``user_id``.
 _CALENDARS_OF: Final = (
-    sa.select(*_VIEW_COLUMNS)
+    sa.select(*VIEW_COLUMNS)
     .where(Calendar.user_id == sa.bindparam("user_id"))
     .order_by(Calendar.is_primary.desc(), Calendar.summary, Calendar.id)
 )

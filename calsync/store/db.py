@@ -405,6 +405,24 @@ def statements_alone(connection: Connection) -> Iterator[Connection]:
             driver.autocommit = False  # no transaction is open: an attribute, no I/O
 
 
+@contextmanager
+def reads_alone(session: Session) -> Iterator[Session]:
+    """`session` for a block of reads, each statement a snapshot of its own: when the
+    session has no transaction open, its connection runs them `statements_alone` (on
+    PostgreSQL no ``BEGIN`` and no ``ROLLBACK`` round trip) and the session's
+    transaction is ended after the block (nothing is open on the server). For reads only,
+    whose caller relies on no snapshot shared between them (decision IR1); inside an
+    open transaction they simply run in it."""
+    if session.in_transaction():
+        yield session
+        return
+    try:
+        with statements_alone(session.connection()):
+            yield session
+    finally:
+        session.rollback()
+
+
 _HELD: ContextVar[RequestConnection | None] = ContextVar("calsync_request_connection", default=None)
 
 

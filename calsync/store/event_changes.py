@@ -173,17 +173,44 @@ def record_pushed(
             "organizer_email": agreed.organizer_email,
             "base_version": base_document(agreed),
         }
-        session.execute(
-            sa.update(_events).where(_events.c.id == event_id).values(**values, **KEEP_UPDATED_AT)
-        )
-    synced = session.execute(
-        sa.update(_events)
-        .where(_events.c.id == event_id, _events.c.version == version)
-        .values(sync_state="synced", sync_error=None, **KEEP_UPDATED_AT)
-    )
+        bound = {f"new_{column}": value for column, value in values.items()}
+        session.execute(_PUSHED_BOOKKEEPING, bound | {"pushed_id": event_id})
+    synced = session.execute(_PUSHED_SYNCED, {"pushed_id": event_id, "pushed_version": version})
     if remote is None and pushed.is_recurring and pushed.provider_event_id:
         _settle_deleted_exceptions(session, event_id, pushed.provider_event_id)
     return bool(synced.rowcount)  # type: ignore[attr-defined]
+
+
+def _bound(column: str) -> sa.BindParameter[Any]:
+    """A parameter for `column`'s new value, named apart from the columns (``new_...``):
+    a parameter named as a column of an ``UPDATE`` would be taken for that column."""
+    return sa.bindparam(f"new_{column}", type_=_events.c[column].type)
+
+
+_BOOKKEEPING: Final = (
+    "google_event_id",
+    "etag",
+    "sequence",
+    "remote_updated_at",
+    "organizer_email",
+    "base_version",
+)
+#: `record_pushed`'s two statements, built once (decision IR4): Google's bookkeeping and
+#: the base (parameters ``pushed_id`` and ``new_<column>``); then ``synced`` if the
+#: version is still the one pushed (``pushed_id``, ``pushed_version``).
+_PUSHED_BOOKKEEPING: Final = (
+    sa.update(_events)
+    .where(_events.c.id == sa.bindparam("pushed_id", type_=_events.c.id.type))
+    .values({column: _bound(column) for column in _BOOKKEEPING} | KEEP_UPDATED_AT)
+)
+_PUSHED_SYNCED: Final = (
+    sa.update(_events)
+    .where(
+        _events.c.id == sa.bindparam("pushed_id", type_=_events.c.id.type),
+        _events.c.version == sa.bindparam("pushed_version", type_=_events.c.version.type),
+    )
+    .values(sync_state="synced", sync_error=None, **KEEP_UPDATED_AT)
+)
 
 
 def _agreed(pushed: Event, remote: Event) -> Event:

@@ -62,6 +62,7 @@ __all__ = [
     "load_many",
     "load_shown",
     "masters_of_exceptions_in",
+    "read_stored",
     "series_outlines",
 ]
 
@@ -407,3 +408,30 @@ def find_by_provider_id(
 def _with_attendees(session: Session, rows: Sequence[EventRecord]) -> list[StoredEvent]:
     attendees = attendees_by_event(session, [row.id for row in rows]) if rows else {}
     return [stored_event(row, attendees.get(row.id, ())) for row in rows]
+
+
+_event_table = cast(sa.Table, EventRow.__table__)
+_attendee_table = cast(sa.Table, EventAttendee.__table__)
+#: `read_stored`'s two statements, built once (decision IR5): the event's stored columns
+#: and its attendee rows in `attendees_by_event`'s order, parameter ``stored_id``.
+_READ_STORED: Final = sa.select(*stored_table_columns()).where(
+    _event_table.c.id == sa.bindparam("stored_id", type_=_event_table.c.id.type)
+)
+_READ_ATTENDEES: Final = (
+    sa.select(_attendee_table)
+    .where(_attendee_table.c.event_id == sa.bindparam("stored_id", type_=_event_table.c.id.type))
+    .order_by(_attendee_table.c.email)
+)
+
+
+def read_stored(session: Session, event_id: uuid.UUID) -> StoredEvent | None:
+    """`calsync.store.events.load_stored` as plain Core rows (no ORM instance enters the
+    session): the event with local id `event_id`, deleted or not, or `None`. For a
+    reader that changes nothing through the ORM (the push, decision IR5)."""
+    values = {"stored_id": event_id}
+    row = session.execute(_READ_STORED, values).one_or_none()
+    if row is None:
+        return None
+    # rows whose fields carry `EventAttendee`'s names: all `to_event` reads of them
+    attendees: Any = session.execute(_READ_ATTENDEES, values).all()
+    return stored_event(row, attendees)

@@ -36,15 +36,16 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, Final, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from calsync.store.calendar_views import VIEW_COLUMNS, CalendarView, view_of_row
 from calsync.store.events import KEEP_UPDATED_AT, UNRECORDED
 from calsync.store.pull_leases import without_flush_wait
+from calsync.store.tables import Calendar, OutboxEntry, User
 from calsync.store.tables import Event as EventRow
-from calsync.store.tables import OutboxEntry, User
 
 __all__ = [
     "PendingWrites",
@@ -59,10 +60,10 @@ __all__ = [
     "never_sent",
     "pause_user",
     "pending_writes",
+    "push_context",
     "release_all_events",
     "release_event",
     "retry_later",
-    "write_state",
 ]
 
 _outbox = cast(sa.Table, OutboxEntry.__table__)
@@ -110,13 +111,18 @@ def add(
     )
 
 
+#: `pending_writes`' statement, built once (decision IR2), parameter ``event_id``.
+_PENDING: Final = sa.select(
+    sa.func.count(), sa.func.max(_outbox.c.id), sa.func.max(_outbox.c.attempts)
+).where(
+    _outbox.c.event_id == sa.bindparam("event_id", type_=_outbox.c.event_id.type),
+    _outbox.c.status == "pending",
+)
+
+
 def pending_writes(session: Session, event_id: uuid.UUID) -> PendingWrites | None:
     """The event's pending rows (due or not), or `None` if it has none."""
-    count, last_id, attempts = session.execute(
-        sa.select(
-            sa.func.count(), sa.func.max(_outbox.c.id), sa.func.max(_outbox.c.attempts)
-        ).where(_outbox.c.event_id == event_id, _outbox.c.status == "pending")
-    ).one()
+    count, last_id, attempts = session.execute(_PENDING, {"event_id": event_id}).one()
     if not count:
         return None
     return PendingWrites(event_id, int(count), int(last_id), int(attempts or 0))
@@ -155,17 +161,34 @@ def close(
     (`record_pushed`, `lock_stored`) holds the row until the commit, so no newer version
     commits between this statement and the caller's other writes either.
     """
-    still_at_version = (
-        sa.select(_events.c.id)
-        .where(_events.c.id == event_id, _events.c.version == version)
-        .exists()
-    )
-    closed = session.execute(
-        sa.update(_outbox)
-        .where(_outbox.c.event_id == event_id, _outbox.c.status == "pending", still_at_version)
-        .values(status="failed" if failed else "done", last_error=error)
-    )
+    values = {
+        "of_event": event_id,
+        "at_version": version,
+        "closed_as": "failed" if failed else "done",
+        "error": error,
+    }
+    closed = session.execute(_CLOSE, values)
     return bool(closed.rowcount)  # type: ignore[attr-defined]
+
+
+#: `close`'s statement, built once (decision IR4).
+_CLOSE: Final = (
+    sa.update(_outbox)
+    .where(
+        _outbox.c.event_id == sa.bindparam("of_event", type_=_outbox.c.event_id.type),
+        _outbox.c.status == "pending",
+        sa.select(_events.c.id)
+        .where(
+            _events.c.id == sa.bindparam("of_event", type_=_events.c.id.type),
+            _events.c.version == sa.bindparam("at_version", type_=_events.c.version.type),
+        )
+        .exists(),
+    )
+    .values(
+        status=sa.bindparam("closed_as", type_=_outbox.c.status.type),
+        last_error=sa.bindparam("error", type_=_outbox.c.last_error.type),
+    )
+)
 
 
 def retry_later(
@@ -187,10 +210,25 @@ def retry_later(
     )
 
 
+#: `count_attempt`'s statement, built once (decision IR4): parameters ``of_event`` and
+#: ``up_to``, the rows `_update_pending` names (no parameter is named as a column: an
+#: ``UPDATE``'s parameter of a column's name would be taken for a new value of it).
+_COUNT_ATTEMPT: Final = (
+    sa.update(_outbox)
+    .where(
+        _outbox.c.event_id == sa.bindparam("of_event", type_=_outbox.c.event_id.type),
+        _outbox.c.status == "pending",
+        _outbox.c.id <= sa.bindparam("up_to", type_=_outbox.c.id.type),
+    )
+    .values(attempts=_outbox.c.attempts + 1)
+    .execution_options(**UNRECORDED)
+)
+
+
 def count_attempt(session: Session, event_id: uuid.UUID, *, up_to: int) -> None:
     """Count an attempt for the event's pending rows up to `up_to` before their write is
     sent (commit it first): whatever happens to the answer, the rows show it was tried."""
-    session.execute(_update_pending(event_id, up_to).values(attempts=_outbox.c.attempts + 1))
+    session.execute(_COUNT_ATTEMPT, {"of_event": event_id, "up_to": up_to})
 
 
 def never_sent(session: Session, event_id: uuid.UUID) -> bool:
@@ -237,34 +275,46 @@ def claim_event(session: Session, event_id: uuid.UUID, *, now: datetime, until: 
     caller commits it alone, and what follows it durably (the attempt counted before an
     insert is sent, a push's success) flushes it first, the WAL being flushed in order.
     """
-    statement = (
-        sa.update(_events)
-        .where(
-            _events.c.id == event_id,
-            sa.or_(_events.c.push_lease_until.is_(None), _events.c.push_lease_until <= now),
-        )
-        .values(push_lease_until=until, **KEEP_UPDATED_AT)
-        .execution_options(**UNRECORDED)
-    )
+    values = {"of_event": event_id, "now": now, "until": until}
     if _is_postgresql(session):
-        return session.execute(without_flush_wait(statement)).first() is not None
-    claimed = session.execute(statement)
+        return session.execute(_CLAIM_NO_WAIT, values).first() is not None
+    claimed = session.execute(_CLAIM, values)
     return bool(claimed.rowcount)  # type: ignore[attr-defined]
 
 
 def release_event(session: Session, event_id: uuid.UUID) -> None:
     """Give the push lease back; on PostgreSQL its transaction (the caller commits it
     alone) does not wait for the WAL flush (the module docstring)."""
-    statement = (
-        sa.update(_events)
-        .where(_events.c.id == event_id)
-        .values(push_lease_until=None, **KEEP_UPDATED_AT)
-        .execution_options(**UNRECORDED)
-    )
     if _is_postgresql(session):
-        session.execute(without_flush_wait(statement)).all()
+        session.execute(_RELEASE_NO_WAIT, {"of_event": event_id}).all()
     else:
-        session.execute(statement)
+        session.execute(_RELEASE, {"of_event": event_id})
+
+
+def _event_id() -> sa.BindParameter[uuid.UUID]:
+    return sa.bindparam("of_event", type_=_events.c.id.type)
+
+
+_lease = _events.c.push_lease_until
+#: The lease's statements, built once (decision IR4), parameters ``of_event`` and for
+#: the claim ``now`` and ``until``; ``_NO_WAIT``: PostgreSQL's (IM2).
+_CLAIM: Final = (
+    sa.update(_events)
+    .where(
+        _events.c.id == _event_id(),
+        sa.or_(_lease.is_(None), _lease <= sa.bindparam("now", type_=_lease.type)),
+    )
+    .values(push_lease_until=sa.bindparam("until", type_=_lease.type), **KEEP_UPDATED_AT)
+    .execution_options(**UNRECORDED)
+)
+_CLAIM_NO_WAIT: Final = without_flush_wait(_CLAIM)
+_RELEASE: Final = (
+    sa.update(_events)
+    .where(_events.c.id == _event_id())
+    .values(push_lease_until=None, **KEEP_UPDATED_AT)
+    .execution_options(**UNRECORDED)
+)
+_RELEASE_NO_WAIT: Final = without_flush_wait(_RELEASE)
 
 
 def _is_postgresql(session: Session) -> bool:
@@ -313,12 +363,36 @@ class WriteState:
     paused_until: datetime | None
 
 
-def write_state(session: Session, user_id: uuid.UUID) -> WriteState:
-    """The user's account status and write pause (missing user: inactive)."""
-    row = session.get(User, user_id)
+_users = cast(sa.Table, User.__table__)
+_calendars = cast(sa.Table, Calendar.__table__)
+#: `push_context`'s one statement, built once (decision IR2): the calendar's view and,
+#: joined outside (a missing user reads as inactive), the user's status and write pause.
+_PUSH_CONTEXT: Final = (
+    sa.select(
+        *VIEW_COLUMNS,
+        _users.c.status.label("writer_status"),
+        _users.c.writes_paused_until.label("writer_paused_until"),
+    )
+    .select_from(
+        _calendars.outerjoin(_users, _users.c.id == sa.bindparam("user_id", type_=_users.c.id.type))
+    )
+    .where(_calendars.c.id == sa.bindparam("calendar_id", type_=_calendars.c.id.type))
+)
+
+
+def push_context(
+    session: Session, *, user_id: uuid.UUID, calendar_id: uuid.UUID
+) -> tuple[WriteState, CalendarView] | None:
+    """The write state of `user_id` (its account status and write pause; a missing user
+    is inactive) and the view of calendar `calendar_id`, in one statement, for a push
+    (decision IR2); `None` if there is no such calendar."""
+    row: Any = session.execute(
+        _PUSH_CONTEXT, {"user_id": user_id, "calendar_id": calendar_id}
+    ).one_or_none()
     if row is None:
-        return WriteState(False, None)
-    return WriteState(row.status == "active", row.writes_paused_until)
+        return None
+    state = WriteState(row.writer_status == "active", row.writer_paused_until)
+    return state, view_of_row(row)
 
 
 def pause_user(session: Session, user_id: uuid.UUID, *, until: datetime) -> None:

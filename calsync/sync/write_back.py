@@ -64,10 +64,10 @@ from calsync.providers.errors import (
 )
 from calsync.services import Services
 from calsync.store import event_changes, outbox, sync_logs
-from calsync.store.calendar_views import CalendarView, calendar_of
-from calsync.store.db import note_pushed
-from calsync.store.event_queries import find_by_provider_id
-from calsync.store.events import StoredEvent, load_stored
+from calsync.store.calendar_views import CalendarView
+from calsync.store.db import note_pushed, reads_alone
+from calsync.store.event_queries import find_by_provider_id, read_stored
+from calsync.store.events import StoredEvent
 from calsync.store.sync_logs import LogKind, LogStatus
 from calsync.sync.resolve import (
     Resolution,
@@ -165,19 +165,21 @@ class _WriteBack:
         return self.services.clock()
 
     def run(self) -> PushStatus:
-        with self.services.sessions() as session:
+        with self.services.sessions() as opened, reads_alone(opened) as session:
             # Rows first: each is committed with its version of the event, so the event
-            # read next holds every edit of the rows read (the reads share no snapshot).
-            # Closing does not rely on it (it goes by version); attempts and delays do.
+            # read next holds every edit of the rows read (the reads share no snapshot,
+            # and so run outside a transaction, IR1). Closing does not rely on it (it
+            # goes by version); attempts and delays do.
             pending = outbox.pending_writes(session, self.event_id)
-            stored = load_stored(session, self.event_id)
+            stored = read_stored(session, self.event_id)
             if stored is None or pending is None:
                 return PushStatus.NOTHING
             unsent = _may_be_unsent(stored) and outbox.never_sent(session, self.event_id)
-            state = outbox.write_state(session, stored.user_id)
-            found = calendar_of(session, stored.calendar_id)
+            found = outbox.push_context(
+                session, user_id=stored.user_id, calendar_id=stored.calendar_id
+            )
             assert found is not None
-            calendar = found[1]
+            state, calendar = found
             master = None
             if stored.event.recurring_event_id is not None:
                 master = find_by_provider_id(

@@ -45,7 +45,7 @@ class EditDuringPush:
     def __init__(self, monkeypatch: pytest.MonkeyPatch, app: EventsApp) -> None:
         self.after_first_read: dict[uuid.UUID, Edit] = {}
         self.before_write: dict[uuid.UUID, Edit] = {}
-        for owner, name in ((write_back, "load_stored"), (outbox, "pending_writes")):
+        for owner, name in ((write_back, "read_stored"), (outbox, "pending_writes")):
             monkeypatch.setattr(owner, name, self._read_hook(getattr(owner, name)))
         app.services.providers = _HookedProviders(app.services.providers, self)
 
