@@ -31,7 +31,13 @@ from calsync.providers.budget import (
     daily_budget,
     spending,
 )
-from calsync.providers.quota import REDIS_PREFIX, QuotaLimiter, QuotaWaitExceeded, quota_limiter
+from calsync.providers.quota import (
+    REDIS_PREFIX,
+    QuotaLimiter,
+    QuotaWaitExceeded,
+    project_limit,
+    quota_limiter,
+)
 from calsync.token_buckets import RateLimit
 
 pytestmark = pytest.mark.integration
@@ -197,3 +203,43 @@ def test_a_jobs_budget_check_asks_redis_only_when_the_bucket_cannot_prove_room(
     finally:
         here.close()
         there.close()
+
+
+def test_a_jobs_budget_check_from_its_seen_total_never_says_room_when_there_is_none(
+    tmp_path: Path, redis_url: str
+) -> None:
+    # Two processes as `bootstrap` builds them (the project's bucket: 40 a minute, its
+    # spend bound), a third that only reads the truth (review RZ2; a guard)
+    settings = replace(
+        Settings.embedded(tmp_path),
+        redis_url=redis_url,
+        google_user_requests_per_minute=5,
+        google_project_requests_per_minute=40,
+    )
+    bound = project_limit(settings)
+    here, there, truth = (
+        daily_budget(redis_url, 1000, clock=lambda: NOON_IN_CALIFORNIA, spend_bound=bound)
+        for _ in range(3)
+    )
+    limiter = quota_limiter(settings, budget=there, max_wait=0.0)
+    try:
+        truth.spend(Priority.POLL, cost=545)  # earlier requests (polls' ceiling: 600)
+        assert here.has_room(Priority.POLL)  # reads 545; a bucketful more stays below
+        users = [uuid.uuid4() for _ in range(9)]
+        with spending(Priority.POLL):
+            for user in users:  # nine users' polls until the project's bucket is empty
+                for _ in range(5):
+                    try:
+                        limiter.acquire(user)
+                    except (QuotaWaitExceeded, BudgetDeferred):
+                        break
+                    # every answer, from the seen total or read, is the truth's
+                    assert here.has_room(Priority.POLL) == (truth.room(Priority.POLL) > 0)
+        spent = truth.usage().total
+        assert 545 + 40 <= spent <= 545 + 45  # the bucket, and what refilled meanwhile
+        # each user's requests in that user's bucket only
+        assert all(tokens(redis_url, user) < 5 for user in users[:8])
+    finally:
+        limiter.close()
+        for budget in (here, there, truth):
+            budget.close()

@@ -99,3 +99,24 @@ def test_any_instant_in_any_two_zones_gives_isoformat_s_bytes(
     start = at.replace(tzinfo=UTC)
     item = row(start, start + length, start_zone, end_zone)
     assert stored_body(item, {}) == expected(item)
+
+
+def test_the_repeated_hour_after_a_clock_goes_back_keeps_its_offset() -> None:
+    # A local time that happens twice (fold 1: the second time, after the clock went
+    # back) renders the offset of the instant, as isoformat does (review RZ5): the
+    # northern autumn (Europe 27 Oct, America 3 Nov 2024) and the southern one (New
+    # Zealand, Australia, Chile 6-7 Apr 2024), every zone, each half hour around them.
+    windows = [
+        (datetime(2024, 10, 26, 22, 30, tzinfo=UTC), 6),
+        (datetime(2024, 11, 3, 4, 30, tzinfo=UTC), 7),
+        (datetime(2024, 4, 6, 12, 30, tzinfo=UTC), 17),
+    ]
+    instants = [first + timedelta(hours=h) for first, hours in windows for h in range(hours)]
+    zones: dict[str, zoneinfo.ZoneInfo] = {}
+    repeated = 0
+    for name in ZONES:
+        for at in instants:
+            item = row(at, at + timedelta(hours=1), name, name)
+            repeated += at.astimezone(zoneinfo.ZoneInfo(name)).fold
+            assert stored_body(item, zones) == expected(item), (name, at)
+    assert repeated > 50  # the second pass through a repeated hour was rendered
