@@ -65,9 +65,14 @@ def statements(app: EventsApp) -> Iterator[list[str]]:
 
 def records_read(sent: list[str]) -> int:
     """Statements that read ``instance_dirty``: a ``SELECT``, or a pull's log row whose
-    ``WITH`` counts them (decision IO2)."""
+    ``WITH`` counts them (decision IO2); not a push's ``WITH`` that replaces a document
+    and deletes its own records (IG2), which reads none it did not name."""
     return sum(
-        1 for sql in sent if "FROM instance_dirty" in sql and sql.startswith(("SELECT", "WITH"))
+        1
+        for sql in sent
+        if "FROM instance_dirty" in sql
+        and "DELETE FROM instance_dirty" not in sql
+        and sql.startswith(("SELECT", "WITH"))
     )
 
 
