@@ -169,8 +169,7 @@ def apply_changes(
     report.deleted += len(deleted)
     written = _write(session, calendar, applied.inserts, applied.updates, now)
     insert_attendees(session, [*applied.new_attendees, *applied.attendees])
-    # Only the new rows that may need reminders are read back (the same outcome); the
-    # updated ones came back from their UPDATE (IS1).
+    # Only new rows that may need reminders are read back; updated ones came back (IS1)
     new = reminder_candidates(session, applied.inserts, user_id=calendar.user_id, now=now)
     reschedule_many(session, [*applied.updated_ids, *deleted], new=new, now=now, written=written)
     return report
