@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -202,18 +202,27 @@ def reschedule_many(
     new: Collection[uuid.UUID] = (),
     now: datetime | None = None,
     horizon: timedelta = DEFAULT_HORIZON,
+    written: Mapping[uuid.UUID, Any] | None = None,
 ) -> None:
     """:func:`reschedule_reminders` for each of ``event_ids`` (changed or deleted rows,
     deleted ones included) and ``new`` (rows just inserted with fresh ids, which cannot
     have reminders yet), with the same outcome. Events with nothing to plan and no
     pending reminder (most of a big pull: far in the past or the future) cost only their
     share of a few batched queries. Call it after writing the rows. Does not commit.
+
+    ``written``: rows of ``event_ids`` as the statement that wrote them returned them
+    (`calsync.store.event_bulk_writes.update_events` with the same ``now`` and
+    ``horizon``, IS1); they are not read again. Their ``upcoming`` may be stale for a
+    series master whose exception the same statement wrote: the masters of every
+    exception are read afresh below, as before.
     """
     now = now or utcnow()
     known = list(dict.fromkeys(event_ids))
-    ids = [*known, *new]
+    written = written or {}
+    ids = [i for i in [*known, *new] if i not in written]
     found: dict[uuid.UUID, Any] = {}
     exceptions: dict[tuple[uuid.UUID, str], list[uuid.UUID]] = {}
+    _sort_rows(written.values(), found, exceptions)
     _read_rows(session, ids, known, now, horizon, found, exceptions)
     gone = deliveries.events_with_pending_reminders(session, [i for i in known if i not in found])
     masters, orphans = _masters(session, exceptions)
@@ -254,9 +263,18 @@ def _read_rows(
     reads, the owner's zone, and whether the row is upcoming and has pending reminders
     (the owners' preferences are read after, only for upcoming rows).
     Read afresh: the caller may have changed the rows with Core statements."""
-    if not event_ids:
-        return
-    for row in upcoming.replanning_rows(session, event_ids, known, now, latest_start(now, horizon)):
+    if event_ids:
+        rows = upcoming.replanning_rows(session, event_ids, known, now, latest_start(now, horizon))
+        _sort_rows(rows, found, exceptions)
+
+
+def _sort_rows(
+    rows: Iterable[Any],
+    found: dict[uuid.UUID, Any],
+    exceptions: dict[tuple[uuid.UUID, str], list[uuid.UUID]],
+) -> None:
+    """Exceptions into ``exceptions`` by calendar and series, other rows into ``found``."""
+    for row in rows:
         if row.recurring_event_id is not None:
             key = (row.calendar_id, row.recurring_event_id)
             exceptions.setdefault(key, []).append(row.id)

@@ -11,18 +11,22 @@ see, so that the read model's upkeep runs before the commit.
 from __future__ import annotations
 
 import operator
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, Final, cast
 
 import orjson
 import psycopg
 import sqlalchemy as sa
+from psycopg.rows import namedtuple_row
 from sqlalchemy.orm import Session
 
 from calsync.store.chunks import chunks
 from calsync.store.events import WRITTEN_KEY
 from calsync.store.tables import Event as EventRow
 from calsync.store.types import UTCDateTime
+from calsync.store.upcoming import LATEST_SLOT, NOW_SLOT, replanning_returning
 
 __all__ = ["insert_events", "update_events"]
 
@@ -117,14 +121,26 @@ def _python_defaults(given: Sequence[str], *, on_update: bool) -> dict[str, Any]
     return found
 
 
-def update_events(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+def update_events(
+    session: Session,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    replanning: tuple[datetime, datetime] | None = None,
+) -> dict[uuid.UUID, Any]:
     """Update ``events`` rows by id in bulk: each row gives the id as ``_id`` and the new
     values by column name. On PostgreSQL, rows with the same columns (and distinct ids)
     are written by one ``UPDATE ... FROM (VALUES ...)`` per batch, a statement in one
     round trip that PostgreSQL plans once, where an ``executemany`` runs one ``UPDATE``
     per row (still the way elsewhere). Columns with an update default (``updated_at``)
     and not given get it, evaluated once per call. Rows of unknown ids change nothing.
+
+    With `replanning` (the reminders' ``now`` and latest start), the rows written by
+    such a statement are returned by id as `calsync.store.upcoming.replanning_rows`
+    reads them on PostgreSQL (every one, the upcoming test a column), from its
+    ``RETURNING`` (IS1); rows written otherwise (SQLite, repeated ids) are not: the
+    caller reads those. Without, or on SQLite, the result is empty.
     """
+    written: dict[uuid.UUID, Any] = {}
     if rows:  # neither a raw cursor nor `Connection.execute` passes the session's hook
         session.info[WRITTEN_KEY] = True
     groups: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
@@ -137,7 +153,11 @@ def update_events(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
             session.connection().execute(statement, [dict(values) for values in batch])
             continue
         for part in chunks(batch, max(1, _MAX_PARAMETERS // len(keys))):
-            _update_from_values(session, [k for k in keys if k != "_id"], part)
+            for row in _update_from_values(
+                session, [k for k in keys if k != "_id"], part, replanning
+            ):
+                written[row.id] = row
+    return written
 
 
 #: Parameters per statement (PostgreSQL allows 65,535).
@@ -145,10 +165,14 @@ _MAX_PARAMETERS: Final = 30_000
 
 
 def _update_from_values(
-    session: Session, names: list[str], rows: Sequence[Mapping[str, Any]]
-) -> None:
-    """One ``UPDATE events ... FROM (VALUES ...)`` of `rows` (distinct ids). The names
-    must be columns of ``events`` (else `KeyError`): they are spelled into the SQL."""
+    session: Session,
+    names: list[str],
+    rows: Sequence[Mapping[str, Any]],
+    replanning: tuple[datetime, datetime] | None,
+) -> list[Any]:
+    """One ``UPDATE events ... FROM (VALUES ...)`` of `rows` (distinct ids); with
+    `replanning`, the rows `update_events` returns (else none). The names must be
+    columns of ``events`` (else `KeyError`): they are spelled into the SQL."""
     unknown = set(names).difference(_VALUE_TYPES)
     if unknown:
         raise KeyError(f"not columns of {_events.name}: {sorted(unknown)}")
@@ -179,12 +203,48 @@ def _update_from_values(
     # names are the table's columns (checked above); every value is a parameter
     query = (
         f"UPDATE {_events.name} SET {', '.join(assignments)} "  # noqa: S608
-        f"FROM (VALUES {values}) AS v(_id, {', '.join(names)}) WHERE {_events.name}.id = v._id"
+        f"FROM (VALUES {values}) AS v(_id, {', '.join(names)})"
     )
+    if replanning is None:
+        query += f" WHERE {_events.name}.id = v._id"
+    else:  # the reminders' read of these rows, in this statement (IS1)
+        now, latest = len(parameters) + 1, len(parameters) + 2
+        parameters.extend(replanning)
+        query += _RETURNING.replace(NOW_SLOT, f"${now}::timestamptz").replace(
+            LATEST_SLOT, f"${latest}::timestamptz"
+        )
     connection = session.connection().connection.driver_connection
     assert connection is not None
-    with psycopg.RawCursor(connection) as cursor:
+    with psycopg.RawCursor(connection, row_factory=namedtuple_row) as cursor:
         cursor.execute(query, parameters)
+        if replanning is None:
+            return []
+        return [_utc(row) for row in cursor.fetchall()]
+
+
+#: What `_update_from_values` adds to return the rows for the reminders: the owners and
+#: their preferences joined (the preferences' join is on ``users``: a join condition in
+#: ``FROM`` cannot name the target table), the rows matched in ``WHERE``.
+_RETURNING: Final = (
+    f", users LEFT OUTER JOIN notification_preferences"
+    f" ON notification_preferences.user_id = users.id"
+    f" WHERE {_events.name}.id = v._id AND users.id = {_events.name}.user_id"
+    f" RETURNING {replanning_returning()}"
+)
+#: The positions of the returned instants (`UTCDateTime` columns), given back in UTC.
+_INSTANTS: Final = frozenset(
+    column.name for column in _events.columns if isinstance(column.type, UTCDateTime)
+)
+
+
+def _utc(row: Any) -> Any:
+    """`row` with its instants in UTC, as SQLAlchemy's `UTCDateTime` reads them."""
+    moved = {
+        name: value.astimezone(UTC)
+        for name, value in row._asdict().items()
+        if name in _INSTANTS and value is not None
+    }
+    return row._replace(**moved) if moved else row
 
 
 def _jsonb(document: Any) -> bytes:

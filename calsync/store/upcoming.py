@@ -20,6 +20,8 @@ from calsync.store.tables import Event as EventRow
 from calsync.store.tables import NotificationDelivery, NotificationPreference, User
 
 __all__ = [
+    "LATEST_SLOT",
+    "NOW_SLOT",
     "PREFERENCE_COLUMNS",
     "UPCOMING",
     "event",
@@ -28,6 +30,7 @@ __all__ = [
     "master_of",
     "masters_of",
     "page",
+    "replanning_returning",
     "replanning_rows",
     "upcoming_of_user",
     "upcoming_where",
@@ -304,3 +307,26 @@ def masters_of(
             )
         ):
             yield master_id, str(google_id)
+
+
+#: Placeholders `replanning_returning` leaves for the instants of the upcoming test.
+NOW_SLOT: Final = "__upcoming_now__"
+LATEST_SLOT: Final = "__upcoming_latest_start__"
+
+
+def replanning_returning() -> str:
+    """The columns of `replanning_rows`' PostgreSQL rows (``upcoming`` included) as SQL
+    text for an ``UPDATE events ... FROM users LEFT OUTER JOIN notification_preferences
+    ON notification_preferences.user_id = users.id ... WHERE users.id = events.user_id``
+    to return (IS1), with `NOW_SLOT` and `LATEST_SLOT` where the test's instants go
+    (``timestamptz`` parameters). Its subqueries read the statement's snapshot: an
+    exception written by the same statement is seen as it was, so ``upcoming`` of a
+    master may be stale; `calsync.notify.on_event_change.reschedule_many` re-reads the
+    masters of every exception it is handed, which covers it."""
+    # text in the parameters' place (the types name what they stand for, not checked)
+    now = cast(sa.BindParameter[datetime], sa.literal_column(NOW_SLOT))
+    latest = cast(sa.BindParameter[datetime], sa.literal_column(LATEST_SLOT))
+    query = _ROWS_QUERY.add_columns(upcoming_where(now, latest).label("upcoming"))
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    text = str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+    return text.removeprefix("SELECT ")[: text.rindex("\nFROM ") - len("SELECT ")]

@@ -53,6 +53,7 @@ from calsync.notify.on_event_change import (
     reminder_candidates,
     reschedule_many,
 )
+from calsync.notify.reminders import DEFAULT_HORIZON, latest_start
 from calsync.providers.google.ids import local_id_from_google_event_id
 from calsync.store import listed_events
 from calsync.store.bases import row_base, row_is_base
@@ -166,11 +167,11 @@ def apply_changes(
         session, calendar.id, applied.deletions
     ) + listed_events.delete_ids(session, gone)
     report.deleted += len(deleted)
-    _write(session, calendar, applied.inserts, applied.updates)
+    written = _write(session, calendar, applied.inserts, applied.updates, now)
     insert_attendees(session, [*applied.new_attendees, *applied.attendees])
-    # Only the new rows that may need reminders are read back (the same outcome).
+    # Only new rows that may need reminders are read back; updated ones came back (IS1)
     new = reminder_candidates(session, applied.inserts, user_id=calendar.user_id, now=now)
-    reschedule_many(session, [*applied.updated_ids, *deleted], new=new, now=now)
+    reschedule_many(session, [*applied.updated_ids, *deleted], new=new, now=now, written=written)
     return report
 
 
@@ -444,13 +445,15 @@ def _write(
     calendar: CalendarRef,
     inserts: list[tuple[uuid.UUID, Event]],
     updates: list[dict[str, Any]],
-) -> None:
+    now: datetime,
+) -> dict[uuid.UUID, Any]:
     """Insert the new events (each row made as ``COPY`` takes it, so that making them
-    overlaps with PostgreSQL storing the earlier ones) and update the changed ones."""
+    overlaps with PostgreSQL storing the earlier ones) and update the changed ones: the
+    rows the update returned for `reschedule_many` (`update_events`' `replanning`)."""
     if inserts:
         insert_events(
             session,
             (_insert_values(event_id, calendar, remote) for event_id, remote in inserts),
             columns=_INSERT_COLUMNS,
         )
-    update_events(session, updates)
+    return update_events(session, updates, replanning=(now, latest_start(now, DEFAULT_HORIZON)))

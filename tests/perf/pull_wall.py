@@ -43,11 +43,12 @@ from calsync.emulator.testing import build_calendar_service
 from calsync.events import upkeep
 from calsync.store import instance_upkeep, sync_logs
 from calsync.store.tables import Event
+from calsync.sync import reconcile
 from calsync.sync.pull import pull_calendar
 from tests.perf.bench_emulator import free_port, start_emulator
 from tests.perf.bench_months import caught_up, patch_ten
 from tests.perf.bench_sync import environment
-from tests.perf.pull_costs import seeded_and_filled
+from tests.perf.pull_costs import move_ten, seeded_and_filled
 from tests.perf.statement_cpu import StatementCpu, per_statement, shape
 
 
@@ -160,6 +161,12 @@ def main() -> None:
     parser.add_argument(
         "--ab", type=int, default=0, help="then N pulls each: as before IO2 and now, interleaved"
     )
+    parser.add_argument(
+        "--is-ab",
+        type=int,
+        default=0,
+        help="then N upcoming pulls each (move_ten), as before IS1 and now, 3 rounds",
+    )
     args = parser.parse_args()
     emulator_port, api_port = free_port(), free_port()
     emulator = start_emulator(emulator_port)
@@ -181,7 +188,9 @@ def main() -> None:
             as_before_and_now(services, google, side, args.ab, changed)
         if args.log_part:
             log_part(services, side, args.log_part)
-        if args.plain or args.ab or args.log_part:
+        if args.is_ab:
+            as_before_is1_and_now(services, google, side, args.is_ab, changed)
+        if args.plain or args.ab or args.log_part or args.is_ab:
             return
         backend = StatementCpu()
         with waits_timed(waits):
@@ -258,6 +267,37 @@ def as_before_and_now(services: Any, google: Any, side: Any, pulls: int, changed
             f"thread CPU mean {statistics.mean(c for _, c in measured) * 1000:.2f} ms",
             flush=True,
         )
+
+
+def as_before_is1_and_now(services: Any, google: Any, side: Any, pulls: int, changed: Any) -> None:
+    """Pulls of 10 changes moved into the next days (reminders planned), as before
+    decision IS1 (the raw ``UPDATE`` returns nothing; `reschedule_many` reads the rows)
+    and now (the rows from its ``RETURNING``), taking turns, three rounds: wall p50 and
+    mean thread CPU of each way."""
+    written = reconcile.update_events
+
+    def as_before(session: Any, rows: Any, **_: Any) -> dict[Any, Any]:
+        return written(session, rows)
+
+    ways: dict[str, Any] = {"as before IS1 (re-read)": as_before, "now (RETURNING)": written}
+    try:
+        for round_ in range(3):
+            found: dict[str, list[tuple[float, float]]] = {name: [] for name in ways}
+            for _ in range(pulls):
+                for name, way in ways.items():
+                    reconcile.update_events = way
+                    move_ten(google, side.email, next(changed))
+                    found[name].append(_pulled(services, side.calendar_id))
+            print(f"  round {round_ + 1}:", flush=True)
+            for name, measured in found.items():
+                print(
+                    f"    {name}: wall p50 {statistics.median(w for w, _ in measured) * 1000:.2f}"
+                    f" ms, thread CPU mean {statistics.mean(c for _, c in measured) * 1000:.2f}"
+                    " ms",
+                    flush=True,
+                )
+    finally:
+        reconcile.update_events = written
 
 
 def log_part(services: Any, side: Any, runs: int) -> None:
