@@ -22,7 +22,8 @@ Measured (`executed_lines.LineTracer`, limited to ``calsync/`` without the emula
   the transaction that ends the pull and writes the rows and the sync log), **notice**
   (`changes.events_changed` and `reschedule_many`: the notice rows and the reminders);
 - **upkeep (excluded)**: the read model's hooks on the pull's session (`store/db`
-  ``before_commit``, `events/upkeep` ``after_commit`` that queues its job). The upkeep
+  ``before_commit``, `events/upkeep` ``after_commit`` that queues its job; since IO2 also
+  `upkeep.records_uncounted` and `counted`, which the pull's log row asks). The upkeep
   job itself is not run; docs/architecture.md leaves the read model out of the path
   too. Printed, not in the totals.
 
@@ -100,6 +101,10 @@ MARKERS = {
     "calsync.store.db:_note_flush": UPKEEP,
     "calsync.events.upkeep:watch.<locals>.after_commit": UPKEEP,
     "calsync.events.upkeep:watch.<locals>.after_rollback": UPKEEP,
+    # since IO2 a pull asks the upkeep whether its log row counts the records, and hands
+    # it the count: the same hooks' work, moved into the pull's last statement
+    "calsync.events.upkeep:records_uncounted": UPKEEP,
+    "calsync.events.upkeep:counted": UPKEEP,
 }
 
 MEETING: dict[str, Any] = {
