@@ -80,7 +80,7 @@ from calsync.web.auth.tokens import issue_token
 from tests.google_users import connect_google_user
 from tests.perf.bench_emulator import free_port, start_emulator
 from tests.perf.bench_intake import load, machine, serving
-from tests.perf.bench_months import analyse
+from tests.perf.bench_months import add_analyse_flag, analyse
 from tests.perf.bench_sync import environment
 from tests.perf.load_probes import KeepAliveProbe, Probe, percentiles
 from tests.perf.load_wrk import CREATE_SUMMARY, run_wrk, week_bounds, wrk_script
@@ -283,13 +283,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument(
         "--no-read-model", action="store_true", help="leave the read model empty (lists expand)"
     )
-    parser.add_argument(
-        "--no-analyse",
-        "--no-analyze",
-        dest="analyse",
-        action="store_false",
-        help="no ANALYZE after seeding (the figures before decision IP1)",
-    )
+    add_analyse_flag(parser, when="after seeding")
     parser.add_argument(
         "--keep-alive", type=int, help="the API's --keep-alive (where calsync serve has it)"
     )

@@ -412,6 +412,18 @@ def analyse(services: Services, enabled: bool = True) -> None:
         c.execute(sa.text("ANALYZE"))
 
 
+def add_analyse_flag(parser: argparse.ArgumentParser, *, when: str) -> None:
+    """The ``--no-analyse`` (``--no-analyze``) flag of the scripts that call `analyse`:
+    ``args.analyse`` is False with it (their figures before decision IP1)."""
+    parser.add_argument(
+        "--no-analyse",
+        "--no-analyze",
+        dest="analyse",
+        action="store_false",
+        help=f"no ANALYZE {when} (the figures before decision IP1)",
+    )
+
+
 def patch_ten(google: Any, email: str, run: int) -> None:
     for n in range(10):
         google.events().patch(

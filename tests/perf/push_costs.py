@@ -51,7 +51,7 @@ from calsync.sync import pull, write_back
 from calsync.web.app import create_app
 from tests.perf.bench_api_load import populate
 from tests.perf.bench_emulator import free_port, start_emulator
-from tests.perf.bench_months import analyse
+from tests.perf.bench_months import add_analyse_flag, analyse
 from tests.perf.bench_sync import environment
 from tests.perf.cpu_per_route import call
 from tests.perf.process_cpu import backends, tree_cpu
@@ -128,13 +128,7 @@ def main() -> None:
         help="after each push, pull its calendar (the echo's pull; not in the push's figures)",
     )
     parser.add_argument("--show", action="store_true", help="print one push's statements")
-    parser.add_argument(
-        "--no-analyse",
-        "--no-analyze",
-        dest="analyse",
-        action="store_false",
-        help="no ANALYZE after seeding (the figures before decision IP1)",
-    )
+    add_analyse_flag(parser, when="after seeding")
     parser.add_argument(
         "--statements",
         action="store_true",

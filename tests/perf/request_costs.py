@@ -65,7 +65,7 @@ from calsync.token_buckets import Bucket, RateDecision
 from calsync.web.app import create_app
 from calsync.web.auth.principal import JWTAuthBackend, require_user
 from calsync.web.limits import RedisRateLimitBackend
-from tests.perf.bench_months import analyse
+from tests.perf.bench_months import add_analyse_flag, analyse
 from tests.perf.cpu_per_route import _environment, _requests, _state_file, call
 from tests.perf.load_wrk import CREATE_SUMMARY
 from tests.perf.process_cpu import backends, tree_cpu
@@ -313,13 +313,7 @@ def main() -> None:
         action="store_true",
         help="print each batch's PostgreSQL CPU by statement (tests.perf.statement_cpu)",
     )
-    parser.add_argument(
-        "--no-analyse",
-        "--no-analyze",
-        dest="analyse",
-        action="store_false",
-        help="no ANALYZE before the batches (the figures before decision IP1)",
-    )
+    add_analyse_flag(parser, when="before the batches")
     parser.add_argument(
         "--only", action="append", default=[], help="a case's name (repeatable): only these"
     )
