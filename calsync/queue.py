@@ -68,7 +68,14 @@ class _PacedConsumer(_RedisConsumer):
     messages are Dramatiq's."""
 
     def __next__(self) -> Any:
-        if not self.message_cache and self.misses < FIRST_POLL_MISSES:
+        # Only before a fetch (fewer messages in hand than the prefetch): when the worker
+        # holds its prefetch, Dramatiq waits without fetching, and that wait keeps its
+        # short first steps, so that a busy worker refills as soon as a thread is free.
+        if (
+            not self.message_cache
+            and self.misses < FIRST_POLL_MISSES
+            and self.outstanding_message_count < self.prefetch
+        ):
             self.misses = FIRST_POLL_MISSES
         return super().__next__()  # type: ignore[no-untyped-call]
 
