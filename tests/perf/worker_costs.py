@@ -49,9 +49,11 @@ from calsync.bootstrap import bootstrap
 from calsync.config import Settings
 from calsync.emulator.testing import EmulatorControl
 from calsync.events import read_model, upkeep
+from calsync.providers import quota
+from calsync.store import event_changes, instance_upkeep, outbox, sync_logs
 from calsync.store.migrate import upgrade
 from calsync.store.tables import Event
-from calsync.sync import kicks
+from calsync.sync import access_tokens, kicks, write_back, write_back_call
 from calsync.web.app import create_app
 from tests.perf.bench_api_load import populate
 from tests.perf.bench_emulator import free_port, start_emulator
@@ -125,6 +127,22 @@ def dramatiq_cpu() -> dict[str, float]:
 
 def instrument(services: Any) -> None:
     broker = services.broker
+    for owner, name, label in (
+        (outbox, "claim_event", "lease taken"),
+        (write_back, "read_stored", "event read"),
+        (outbox, "count_attempt", "attempt counted"),
+        (write_back_call.Write, "send", "Google call (token, quota, HTTP)"),
+        (access_tokens.AccessTokens, "for_user", "  access token read"),
+        (quota.QuotaLimiter, "acquire", "  quota and budget (Redis)"),
+        (write_back._WriteBack, "_succeeded", "success's transaction (all)"),
+        (event_changes, "record_pushed", "  record_pushed"),
+        (outbox, "close", "  outbox closed"),
+        (sync_logs, "record", "  sync log"),
+        (instance_upkeep, "claim", "  records claimed"),
+        (instance_upkeep, "replace_document", "  document replaced"),
+        (outbox, "release_event", "lease released"),
+    ):
+        timed(owner, name, f"  push: {label}")
     timed(services.jobs.push_outbox, "fn", "actor push_outbox (the push)")
     timed(services.jobs.sync_calendar, "fn", "actor sync_calendar (the echo)")
     for when in ("emit_before", "emit_after"):
@@ -212,6 +230,7 @@ def main() -> None:
                             calendar = session.scalar(
                                 sa.select(Event.calendar_id).where(Event.id == made[0])
                             )
+                            assert calendar is not None
                             claim = kicks.note_change(session, calendar, services.clock())
                         if claim is not None:
                             services.jobs.sync_calendar.send(str(calendar))
