@@ -61,11 +61,11 @@ class _PacedConsumer(_RedisConsumer):
     an empty queue at 5-10, 10-20, 20-40 ... ms until the next message: at issue 21's pace
     (a create every ~60 ms a worker) four fetches a message, three of them empty, each a
     Lua script and ~0.2-0.5 ms of the worker's CPU (decisions IW). Starting at 40-80 ms
-    leaves about one. The cost: a message sent just after an empty poll of a queue that
-    was busy waits up to ~80 ms instead of ~10 (a queue idle for a second waits up to the
-    worker timeout, 1 s, either way). Nothing else changes: fetches, acks, prefetch, the
-    heartbeats (every poll, well within their 60 s timeout) and the recovery of unacked
-    messages are Dramatiq's."""
+    leaves about one. The cost: a message waits for its fetch at most ~40-80 ms longer
+    (most in the first ~100 ms after the previous one; a queue idle for a second waits up
+    to the worker timeout, 1 s, either way). Nothing else changes: fetches, acks,
+    prefetch, the heartbeats (every poll, well within their 60 s timeout) and the
+    recovery of unacked messages are Dramatiq's."""
 
     def __next__(self) -> Any:
         # Only before a fetch (fewer messages in hand than the prefetch): when the worker
