@@ -234,6 +234,31 @@ def clear(session: Session, ids: Sequence[int]) -> None:
         session.execute(sa.delete(instance_dirty).where(condition))
 
 
+#: `replace_document`'s statement, built once (decisions IR4, IW): the document's
+#: ``UPDATE ... RETURNING`` as a CTE, joined (``USING``) by the records' ``DELETE``, with
+#: the parameters ``of_event``, ``new_body`` and ``records`` (an array: one parameter
+#: whatever their number, as `any_of`'s on PostgreSQL). Never named after a column of
+#: the ``UPDATE``: SQLAlchemy would take such a parameter for a new value of it.
+_REPLACED: Final = (
+    sa.update(event_documents)
+    .where(event_documents.c.event_id == sa.bindparam("of_event"))
+    .values(body=sa.bindparam("new_body"))
+    .returning(event_documents.c.event_id)
+    .cte("replaced")
+)
+_REPLACE_DOCUMENT: Final = (
+    sa.delete(instance_dirty)
+    .where(
+        instance_dirty.c.id
+        == sa.any_(sa.bindparam("records", type_=postgresql.ARRAY(instance_dirty.c.id.type))),
+        # the CTE joined: its one row, or none (the records all name it)
+        instance_dirty.c.event_id == _REPLACED.c.event_id,
+    )
+    .returning(instance_dirty.c.id)
+    .add_cte(_REPLACED)
+)
+
+
 def replace_document(
     session: Session, event_id: uuid.UUID, body: bytes, *, records: Sequence[int]
 ) -> bool:
@@ -246,18 +271,8 @@ def replace_document(
     document's ``UPDATE ... RETURNING``, a data-modifying CTE."""
     assert records, "an empty list of records would select every record"
     assert _postgres(session), "SQLite's records may be another writer's (RY2)"
-    documents = event_documents
-    update = sa.update(documents).where(documents.c.event_id == event_id).values(body=body)
-    replaced = update.returning(documents.c.event_id).cte("replaced")
     removed = session.execute(
-        sa.delete(instance_dirty)
-        # the CTE joined (``USING``): its one row, or none (the records all name it)
-        .where(
-            *any_of(session, instance_dirty.c.id, records),
-            instance_dirty.c.event_id == replaced.c.event_id,
-        )
-        .returning(instance_dirty.c.id)
-        .add_cte(replaced)
+        _REPLACE_DOCUMENT, {"of_event": event_id, "new_body": body, "records": list(records)}
     ).all()
     return bool(removed)
 
