@@ -208,8 +208,8 @@ def _listed_rows(result: sa.CursorResult[Any]) -> list[ListedRow]:
     events (tracing's client spans) see it as before."""
     if result.context.dialect.name != "postgresql":
         return list(map(_LISTED, result.all()))
-    try:
-        return list(map(_LISTED, result.cursor.fetchall()))
+    try:  # the driver's rows through the result's fetch strategy (any it buffered first)
+        return list(map(_LISTED, result.cursor_strategy.fetchall(result, result.cursor)))
     finally:
         result.close()
 
