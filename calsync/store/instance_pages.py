@@ -166,9 +166,9 @@ def listed_rows(
         plain_times=session.get_bind().dialect.name == "postgresql",
     )
     if alone:
-        found = _alone(session, statement, values)
+        found = list(map(ListedRow._make, _alone(session, statement, values)))
     else:
-        found = _listed_rows(session.connection().execute(statement, values))
+        found = list(map(ListedRow._make, session.connection().execute(statement, values).all()))
     items = [row for row in found if row.api_id is not None]
     if len(items) == len(found):
         return None  # no horizon row: not readable, or the window is outside it
@@ -176,7 +176,7 @@ def listed_rows(
     return items[:limit]
 
 
-def _alone(session: Session, statement: sa.Executable, values: dict[str, Any]) -> list[ListedRow]:
+def _alone(session: Session, statement: sa.Executable, values: dict[str, Any]) -> list[Any]:
     """The rows of `statement`, run as a statement of its own when `session` has no
     transaction open yet (decision HN1): on PostgreSQL in autocommit, without the
     ``BEGIN`` and ``ROLLBACK`` round trips a transaction costs (one statement is one
@@ -185,33 +185,12 @@ def _alone(session: Session, statement: sa.Executable, values: dict[str, Any]) -
     and its connection set back to its default isolation before anything else runs on
     it, as `calsync.store.db.RequestConnection.first_statement` does."""
     if session.in_transaction():
-        return _listed_rows(session.connection().execute(statement, values))
+        return list(session.connection().execute(statement, values).all())
     try:
         with statements_alone(session.connection()) as connection:
-            return _listed_rows(connection.execute(statement, values))
+            return list(connection.execute(statement, values).all())
     finally:
         session.rollback()
-
-
-_LISTED: Final = functools.partial(tuple.__new__, ListedRow)
-"""`ListedRow` of a row's values, without `ListedRow._make`'s Python frame (a page makes
-200; the statement's rows have its fields, `_listing`)."""
-
-
-def _listed_rows(result: sa.CursorResult[Any]) -> list[ListedRow]:
-    """The rows of a page's statement as `ListedRow`. On PostgreSQL they are made from
-    the tuples psycopg fetched, without SQLAlchemy's `Row` in between: the statement's
-    columns have no result processing there (its instants are read as psycopg gives
-    them, decision HN2; its ids, texts, flags and bytes as they come), so a `Row` was
-    only a wrapper to unwrap again (decision IV2). Elsewhere (SQLite's `UTCDateTime`)
-    through SQLAlchemy's rows. The statement still runs through SQLAlchemy: its engine
-    events (tracing's client spans) see it as before."""
-    if result.context.dialect.name != "postgresql":
-        return list(map(_LISTED, result.all()))
-    try:  # the driver's rows through the result's fetch strategy (any it buffered first)
-        return list(map(_LISTED, result.cursor_strategy.fetchall(result, result.cursor)))
-    finally:
-        result.close()
 
 
 def _key(row: ListedRow) -> tuple[datetime, str]:
