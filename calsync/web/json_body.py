@@ -14,10 +14,15 @@ __all__ = ["json_response", "list_body"]
 def list_body(items: list[bytes], next_cursor: str | None) -> bytes:
     """``{"events": [...], "next_cursor": ...}`` with each item already rendered by
     `calsync.events.views.json_bytes`: the same bytes as `json_bytes` of the document
-    with the items as values, without rendering them again."""
-    return (
-        b'{"events":[' + b",".join(items) + b'],"next_cursor":' + orjson.dumps(next_cursor) + b"}"
-    )
+    with the items as values, without rendering them again. The page's bytes are copied
+    once: the document's head and tail are joined to its first and last item (a few
+    hundred bytes), not to the items joined (a page of 200 is ~170 KB; decision IV3)."""
+    tail = b'],"next_cursor":' + orjson.dumps(next_cursor) + b"}"
+    if not items:
+        return b'{"events":[' + tail
+    if len(items) == 1:
+        return b'{"events":[' + items[0] + tail
+    return b",".join([b'{"events":[' + items[0], *items[1:-1], items[-1] + tail])
 
 
 def json_response(body: bytes, *, status_code: int = 200) -> Response:
