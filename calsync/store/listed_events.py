@@ -70,7 +70,10 @@ def rows_by_google_ids(
     if session.get_bind().dialect.name == "postgresql":
         if google_ids:
             parameters = {"calendar_id": calendar_id, "google_ids": list(google_ids)}
-            for row in session.execute(_PG_ROWS_BY_GOOGLE_ID, parameters):
+            # a read: on the session's connection, without the ORM's execution layer
+            # (its hooks note writes only; decision IU4)
+            connection = session.connection()
+            for row in connection.execute(_PG_ROWS_BY_GOOGLE_ID, parameters):
                 found[row.google_event_id] = row
         return found
     for condition in any_of(session, _events.c.google_event_id, google_ids):

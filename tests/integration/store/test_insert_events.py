@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from calsync.domain.codec import event_to_document
 from calsync.domain.models import Event
+from calsync.store import event_bulk_writes
 from calsync.store.event_bulk_writes import insert_events, update_events
 from calsync.store.events import EVENT_COLUMNS, event_columns, load_stored
 from calsync.store.tables import Event as EventRow
@@ -243,3 +244,57 @@ def test_bad_updates_are_refused(
             return  # SQLAlchemy's executemany leaves out what is not a column
     with pytest.raises(KeyError), sessions.begin() as session:
         update_events(session, [{"_id": mine, "title = 'x', version": 1}])
+
+
+def test_updates_of_one_shape_store_each_call_s_own_values(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Three users' rows updated by calls of the same shapes again and again - the same
+    columns and as many rows, or one row more, or other columns, returning the rows for
+    the reminders or not - store each call's values, as plain updates of their twins do;
+    on PostgreSQL each shape's statement text is built once (decision IU2)."""
+    with sessions.begin() as session:
+        owners = [add_owner(session) for _ in range(3)]
+    pairs = {owner: _twins(sessions, owner, 3) for owner in owners}
+    texts = event_bulk_writes._update_text
+    texts.cache_clear()
+    replanning = (datetime(2026, 12, 7, tzinfo=UTC), datetime(2027, 1, 7, tzinfo=UTC))
+    calls = 0
+    for round_, (count, names, returning) in enumerate(
+        [
+            (2, ("title", "etag"), False),
+            (2, ("title", "etag"), False),
+            (3, ("title", "etag"), False),
+            (2, ("location", "etag"), False),
+            (2, ("title", "etag"), True),
+            (2, ("title", "etag"), True),
+        ]
+    ):
+        for n, owner in enumerate(owners):
+            ours, theirs = [], []
+            for i, (mine, other) in enumerate(pairs[owner][:count]):
+                values = {name: f"{name} {round_}.{n}.{i}" for name in names}
+                ours.append({"_id": mine, **values})
+                theirs.append({"_id": other, **values})
+            with sessions.begin() as session:
+                returned = update_events(
+                    session, ours, replanning=replanning if returning else None
+                )
+                _plainly(session, theirs)
+                postgres = session.get_bind().dialect.name == "postgresql"
+            calls += 1
+            if postgres and returning:
+                assert sorted(returned) == sorted(row["_id"] for row in ours)
+                for row in ours:
+                    assert returned[row["_id"]].title == row["title"]
+                    assert returned[row["_id"]].updated_at.tzinfo == UTC
+            else:
+                assert returned == {}
+            with sessions() as session:
+                for mine, other in pairs[owner]:
+                    assert _stored(session, mine) == _stored(session, other)
+                for row in ours:
+                    stored = _stored(session, row["_id"])
+                    assert {k: stored[k] for k in names} == {k: row[k] for k in names}
+    if postgres:  # four shapes: (2 rows, title), (3 rows), (location), (2 rows, returning)
+        assert (texts.cache_info().misses, texts.cache_info().hits) == (4, calls - 4)
