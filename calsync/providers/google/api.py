@@ -8,7 +8,6 @@ one ``httplib2.Http`` per thread. Nothing here sends a request: `calls.GoogleCal
 from __future__ import annotations
 
 import threading
-import urllib.parse
 from typing import Any, Final, NamedTuple
 
 import httplib2
@@ -89,27 +88,6 @@ class OrjsonModel(JsonModel):  # type: ignore[misc]  # the library is untyped
         if self._data_wrapper and "data" in body:
             body = body["data"]
         return body
-
-
-#: httplib2's own `iri2uri`, which `fast_iri2uri` stands in for.
-_IRI2URI: Final = httplib2.iri2uri
-
-
-def fast_iri2uri(uri: Any) -> Any:
-    """httplib2's `iri2uri` (which every ``Http.request`` runs on its URI), the same
-    answer for every argument, without its loop over the characters when the URI is
-    ASCII: that loop %-escapes characters from U+00A0 up only, so it changes nothing in
-    an ASCII URI, and it took ~0.07-0.14 ms of a pull's CPU for a listing's URI of ~230
-    characters (decision IU3). Anything else goes to httplib2's own."""
-    if not isinstance(uri, str) or not uri.isascii():
-        return _IRI2URI(uri)
-    scheme, authority, path, query, fragment = urllib.parse.urlsplit(uri)
-    authority = authority.encode("idna").decode("utf-8")
-    return urllib.parse.urlunsplit((scheme, authority, path, query, fragment))
-
-
-# ``Http.request`` looks the name up in its module at each call.
-httplib2.iri2uri = fast_iri2uri
 
 
 class HttpPool:
