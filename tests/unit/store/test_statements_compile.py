@@ -82,10 +82,33 @@ def test_the_search_finds_the_statements_the_code_builds_once() -> None:
     assert len(STATEMENTS) >= 20
 
 
-@pytest.mark.parametrize("dialect", DIALECTS)
-@pytest.mark.parametrize("name", sorted(STATEMENTS))
+#: Statements that only PostgreSQL runs (their functions assert it), with what SQLite's
+#: compiler cannot do.
+POSTGRESQL_ONLY = {
+    # a DELETE joined to a data-modifying CTE (USING); the records are SQLite's own (RY2)
+    "calsync.store.instance_upkeep._REPLACE_DOCUMENT": "multiple-table criteria within DELETE",
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "dialect"),
+    [
+        (name, dialect)
+        for name in sorted(STATEMENTS)
+        for dialect in DIALECTS
+        if not (dialect == "sqlite" and name in POSTGRESQL_ONLY)
+    ],
+)
 def test_statement_compiles_without_mistakes(name: str, dialect: str) -> None:
     assert mistakes(STATEMENTS[name], DIALECTS[dialect]) == []
+
+
+@pytest.mark.parametrize("name", sorted(POSTGRESQL_ONLY))
+def test_a_statement_listed_as_postgresql_only_is_one(name: str) -> None:
+    # the list stays true: each is still built once and still cannot compile on SQLite
+    assert name in STATEMENTS
+    with pytest.raises(NotImplementedError, match=POSTGRESQL_ONLY[name]):
+        STATEMENTS[name].compile(dialect=DIALECTS["sqlite"])
 
 
 def _token_in_returning() -> sa.Update:
