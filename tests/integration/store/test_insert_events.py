@@ -351,9 +351,7 @@ def test_updates_from_several_threads_each_store_their_own_values(
         except BaseException as error:  # reported by the test's thread
             failures.append(error)
 
-    threads = [
-        threading.Thread(target=pull, args=(n, owner)) for n, owner in enumerate(owners)
-    ]
+    threads = [threading.Thread(target=pull, args=(n, owner)) for n, owner in enumerate(owners)]
     for thread in threads:
         thread.start()
     for thread in threads:
