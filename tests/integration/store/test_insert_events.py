@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -298,3 +299,66 @@ def test_updates_of_one_shape_store_each_call_s_own_values(
                     assert {k: stored[k] for k in names} == {k: row[k] for k in names}
     if postgres:  # four shapes: (2 rows, title), (3 rows), (location), (2 rows, returning)
         assert (texts.cache_info().misses, texts.cache_info().hits) == (4, calls - 4)
+
+
+def test_updates_from_several_threads_each_store_their_own_values(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Three users' pulls on threads of their own, each updating its rows in calls of
+    shapes that the others' calls share or not (as many rows or one more, other columns,
+    returning the rows for the reminders or not), all at once from an emptied cache of
+    statement texts: every row ends with its own call's values (review SA: the texts
+    kept by shape, `event_bulk_writes._update_text`, are shared by the worker's threads)."""
+    with sessions.begin() as session:
+        owners = [add_owner(session) for _ in range(3)]
+    pairs = {owner: _twins(sessions, owner, 4) for owner in owners}
+    event_bulk_writes._update_text.cache_clear()
+    replanning = (datetime(2026, 12, 7, tzinfo=UTC), datetime(2027, 1, 7, tzinfo=UTC))
+    shapes = [
+        (2, ("title", "etag"), False),
+        (3, ("title", "etag"), True),
+        (2, ("location", "etag"), False),
+        (4, ("etag", "location", "title"), True),
+    ]
+    start = threading.Barrier(len(owners))
+    failures: list[BaseException] = []
+
+    def pull(n: int, owner: tuple[uuid.UUID, uuid.UUID]) -> None:
+        try:
+            start.wait()
+            for round_ in range(8):
+                count, names, returning = shapes[(round_ + n) % len(shapes)]
+                ours, theirs = [], []
+                for i, (mine, other) in enumerate(pairs[owner][:count]):
+                    values = {name: f"{name} {round_}.{n}.{i}" for name in names}
+                    ours.append({"_id": mine, **values})
+                    theirs.append({"_id": other, **values})
+                with sessions.begin() as session:
+                    returned = update_events(
+                        session, ours, replanning=replanning if returning else None
+                    )
+                    _plainly(session, theirs)
+                    postgres = session.get_bind().dialect.name == "postgresql"
+                if postgres and returning:
+                    assert sorted(returned) == sorted(row["_id"] for row in ours)
+                    assert all(returned[r["_id"]].title == r["title"] for r in ours)
+                else:
+                    assert returned == {}
+                with sessions() as session:
+                    for row in ours:
+                        stored = _stored(session, row["_id"])
+                        assert {k: stored[k] for k in names} == {k: row[k] for k in names}
+        except BaseException as error:  # reported by the test's thread
+            failures.append(error)
+
+    threads = [threading.Thread(target=pull, args=(n, owner)) for n, owner in enumerate(owners)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads)
+    assert not failures, failures
+    with sessions() as session:
+        for owner in owners:
+            for mine, other in pairs[owner]:
+                assert _stored(session, mine) == _stored(session, other)

@@ -16,10 +16,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import dramatiq
 import httpx2 as httpx
 import pytest
+import redis
 import sqlalchemy as sa
+from dramatiq import Message
 
+from calsync.queue import FIRST_POLL_MISSES, PacedRedisBroker
 from calsync.store.tables import Event as EventRow
 from tests.conftest import FakeGoogle
 from tests.integration.sync.conftest import (
@@ -136,3 +140,75 @@ def test_messages_sent_while_the_consumer_backs_off_are_all_processed(
     for n in range(3):
         expected = [f"burst {k}" for k in range(9) if k % 3 == n]
         assert on_google(stack, f"burst{n}@example.com", "burst") == expected
+
+
+def test_the_paced_consumer_starts_its_backoff_deeper_only_when_it_may_fetch(
+    redis_url: str,
+) -> None:
+    """The pacing's contract on a real Redis queue, two users' messages: after a message,
+    a consumer that may fetch more polls next at `FIRST_POLL_MISSES` steps of its backoff;
+    one that holds its prefetch waits Dramatiq's short first step, without fetching, so
+    that it refills as soon as a message is acked (review SA)."""
+    broker = PacedRedisBroker(url=redis_url, namespace="sa-pace")  # type: ignore[no-untyped-call]
+    broker.declare_queue("paced")
+    for user in ("ann", "bob"):
+        broker.enqueue(
+            Message(queue_name="paced", actor_name="noop", args=(user,), kwargs={}, options={})
+        )
+    consumer = broker.consume("paced", prefetch=1, timeout=1000)
+    try:
+        # Given the first user's message in hand: the consumer holds its prefetch
+        first = next(consumer)
+        assert first is not None
+        assert first.args == ("ann",)
+        # Then it waits without fetching, at Dramatiq's first step
+        assert next(consumer) is None
+        assert consumer.misses == 1
+        # And once that message is acked, it fetches the second user's at once
+        consumer.ack(first)
+        second = next(consumer)
+        assert second is not None
+        assert second.args == ("bob",)
+        consumer.ack(second)
+        # Then the queue empty, its first poll is `FIRST_POLL_MISSES` steps in
+        assert next(consumer) is None
+        assert consumer.misses == FIRST_POLL_MISSES + 1
+        assert broker.do_qsize("paced") == 0
+    finally:
+        consumer.close()
+        broker.client.connection_pool.disconnect()
+
+
+def test_delayed_messages_reach_the_paced_worker_once_each(redis_url: str) -> None:
+    """Messages sent with a delay go through the delay queue's consumer (paced too) and
+    are each processed once, as are those sent at once; a stopped worker leaves none
+    unacked (review SA)."""
+    broker = PacedRedisBroker(url=redis_url, namespace="sa-delay")  # type: ignore[no-untyped-call]
+    seen: list[str] = []
+    lock = threading.Lock()
+
+    def note(user: str) -> None:
+        with lock:
+            seen.append(user)
+
+    actor = dramatiq.actor(note, broker=broker, queue_name="paced", actor_name="note")
+    worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=200)
+    worker.start()
+    try:
+        for n, user in enumerate(["ann", "bob", "cy"]):
+            actor.send_with_options(args=(f"{user} later",), delay=150 + 60 * n)
+            actor.send(f"{user} now")
+        wait_until(lambda: len(seen) >= 6, what="every message")
+        time.sleep(0.3)  # any duplicate would arrive by now
+    finally:
+        worker.stop()
+        broker.client.connection_pool.disconnect()
+    assert sorted(seen) == sorted(
+        f"{u} {w}" for u in ("ann", "bob", "cy") for w in ("now", "later")
+    )
+    client = redis.Redis.from_url(redis_url)
+    try:
+        unacked = [key for key in client.keys("sa-delay*") if b"acks" in key and client.scard(key)]
+    finally:
+        client.close()
+    assert unacked == []
