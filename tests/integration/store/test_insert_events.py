@@ -247,6 +247,28 @@ def test_bad_updates_are_refused(
         update_events(session, [{"_id": mine, "title = 'x', version": 1}])
 
 
+def _update_as_twins(
+    sessions: sessionmaker[Session],
+    pairs: list[tuple[uuid.UUID, uuid.UUID]],
+    names: tuple[str, ...],
+    label: str,
+    replanning: tuple[datetime, datetime] | None,
+) -> tuple[list[dict[str, Any]], dict[uuid.UUID, Any], bool]:
+    """One `update_events` call over the first rows of ``pairs`` with values named after
+    ``label``, their twins updated the plain way with the same values, in one transaction:
+    (the call's rows, what it returned, whether the database is PostgreSQL)."""
+    ours, theirs = [], []
+    for i, (mine, other) in enumerate(pairs):
+        values = {name: f"{name} {label}.{i}" for name in names}
+        ours.append({"_id": mine, **values})
+        theirs.append({"_id": other, **values})
+    with sessions.begin() as session:
+        returned = update_events(session, ours, replanning=replanning)
+        _plainly(session, theirs)
+        postgres = session.get_bind().dialect.name == "postgresql"
+    return ours, returned, postgres
+
+
 def test_updates_of_one_shape_store_each_call_s_own_values(
     sessions: sessionmaker[Session],
 ) -> None:
@@ -272,17 +294,13 @@ def test_updates_of_one_shape_store_each_call_s_own_values(
         ]
     ):
         for n, owner in enumerate(owners):
-            ours, theirs = [], []
-            for i, (mine, other) in enumerate(pairs[owner][:count]):
-                values = {name: f"{name} {round_}.{n}.{i}" for name in names}
-                ours.append({"_id": mine, **values})
-                theirs.append({"_id": other, **values})
-            with sessions.begin() as session:
-                returned = update_events(
-                    session, ours, replanning=replanning if returning else None
-                )
-                _plainly(session, theirs)
-                postgres = session.get_bind().dialect.name == "postgresql"
+            ours, returned, postgres = _update_as_twins(
+                sessions,
+                pairs[owner][:count],
+                names,
+                f"{round_}.{n}",
+                replanning if returning else None,
+            )
             calls += 1
             if postgres and returning:
                 assert sorted(returned) == sorted(row["_id"] for row in ours)
@@ -328,17 +346,13 @@ def test_updates_from_several_threads_each_store_their_own_values(
             start.wait()
             for round_ in range(8):
                 count, names, returning = shapes[(round_ + n) % len(shapes)]
-                ours, theirs = [], []
-                for i, (mine, other) in enumerate(pairs[owner][:count]):
-                    values = {name: f"{name} {round_}.{n}.{i}" for name in names}
-                    ours.append({"_id": mine, **values})
-                    theirs.append({"_id": other, **values})
-                with sessions.begin() as session:
-                    returned = update_events(
-                        session, ours, replanning=replanning if returning else None
-                    )
-                    _plainly(session, theirs)
-                    postgres = session.get_bind().dialect.name == "postgresql"
+                ours, returned, postgres = _update_as_twins(
+                    sessions,
+                    pairs[owner][:count],
+                    names,
+                    f"{round_}.{n}",
+                    replanning if returning else None,
+                )
                 if postgres and returning:
                     assert sorted(returned) == sorted(row["_id"] for row in ours)
                     assert all(returned[r["_id"]].title == r["title"] for r in ours)
