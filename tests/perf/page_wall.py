@@ -396,7 +396,8 @@ def place(pages: list[dict[str, Any]], marks: list[list[Any]]) -> None:
 def report(label: str, pages: list[dict[str, Any]]) -> None:
     print(f"  {label}: {len(pages)} pages of {statistics.median(p['size'] for p in pages):.0f} B")
     print(
-        "    step (from the previous)      at p50   step p50  same thread: CPU  run-queue  blocked"
+        "    step (from the previous)  at p50 step p50 step mean; same thread, means: CPU"
+        " run-queue blocked"
     )
     previous = "sent"
     for step in STEPS:
