@@ -244,13 +244,60 @@ class Sched:
         self.pg = self.backends(self.database)
 
     def read(self) -> dict[str, tuple[int, int]]:
+        """Per role (CPU ns, run-queue ns); ``vcpus.halts``: (entries, us)."""
         pg = [_sched(p, threads=False) for p in self.pg]
         return {
             "api": _sched(self.api),
             "pg": (sum(c for c, _ in pg), sum(w for _, w in pg)),
             "redis": _sched(self.redis, threads=False) if self.redis else (0, 0),
             "client": _sched(os.getpid()),
+            "vcpus.halts": _idle(),
         }
+
+
+def _idle() -> tuple[int, int]:
+    """(entries, us) of every vCPU's halt state so far (cpuidle's deepest state: on this
+    host's KVM guests ``haltpoll`` with ``guest_halt_poll_ns=0``, a halt at once)."""
+    entries = spent = 0
+    for cpu in Path("/sys/devices/system/cpu").glob("cpu[0-9]*"):
+        states = sorted(cpu.glob("cpuidle/state[1-9]"))
+        for state in states:
+            entries += int((state / "usage").read_text())
+            spent += int((state / "time").read_text())
+    return entries, spent
+
+
+def wake_ups(rounds: int, pause: float) -> None:
+    """Round trips of one byte between this process and a child over a socketpair,
+    `pause` seconds apart (the other side idle meanwhile, as between a page's hops):
+    their p50/p90 and the vCPUs' halts a round trip. On an idle VM each wake-up of a
+    halted vCPU goes through the hypervisor; on a loaded one it waits in a run queue."""
+    ours, theirs = socket.socketpair()
+    child = os.fork()
+    if child == 0:  # the echo
+        ours.close()
+        while data := theirs.recv(1):
+            theirs.send(data)
+        os._exit(0)
+    theirs.close()
+    trips = []
+    before = _idle()
+    for _ in range(rounds):
+        time.sleep(pause)
+        started = time.perf_counter_ns()
+        ours.send(b"x")
+        ours.recv(1)
+        trips.append((time.perf_counter_ns() - started) / 1e3)
+    after = _idle()
+    ours.close()
+    os.waitpid(child, 0)
+    trips.sort()
+    print(
+        f"wake-ups: {rounds} round trips {pause * 1e3:.1f} ms apart, load "
+        f"{os.getloadavg()[0]:.2f}: p50 {trips[len(trips) // 2]:.1f} us, p90 "
+        f"{trips[int(0.9 * len(trips))]:.1f} us, max {trips[-1]:.1f} us; vCPU halts "
+        f"{(after[0] - before[0]) / rounds:.2f} a round trip"
+    )
 
 
 def _comm(pid: str) -> str:
@@ -317,6 +364,9 @@ async def list_months(
                         for who in after
                         for i, kind in enumerate(("cpu", "wait"))
                     }
+                    halts = after["vcpus.halts"][0] - before["vcpus.halts"][0]
+                    used = {k: v for k, v in used.items() if not k.startswith("vcpus")}
+                    used["vcpus.halts (count)"] = float(halts)
                     pages.append(
                         {"run": run, "month": month[0].month, "index": index, "sent": sent,
                          "first": first, "last": last, "size": len(body), "reads": reads,
@@ -520,6 +570,10 @@ def pages_first(pages: list[dict[str, Any]], page: dict[str, Any]) -> dict[str, 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--serve-probed":
         raise SystemExit(serve_probed(sys.argv[2:]))
+    if len(sys.argv) > 1 and sys.argv[1] == "--wake-ups":
+        for pause in (0.0, 0.001, 0.005):
+            wake_ups(2000, pause)
+        return
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--database", default="calsync_profile_page")
     parser.add_argument("--code", action="append", help="a source tree (default: this one)")
