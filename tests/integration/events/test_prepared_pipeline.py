@@ -44,9 +44,10 @@ def filled(
     yield from filled_month(request, fake_google, users=3, count=4, tag="pipe")
 
 
-def _worker_threads() -> set[int]:
-    """anyio's thread-pool threads alive now."""
-    return {t.ident or 0 for t in threading.enumerate() if type(t).__name__ == "WorkerThread"}
+def _worker_threads() -> set[threading.Thread]:
+    """anyio's thread-pool threads alive now (the objects: an ended thread's id may be
+    a new thread's)."""
+    return {t for t in threading.enumerate() if type(t).__name__ == "WorkerThread"}
 
 
 def test_a_new_process_has_its_pool_thread_and_limits_script_before_a_request(
