@@ -44,6 +44,7 @@ from calsync.web.request_id import RequestIdMiddleware
 from calsync.web.request_limits import AddressLimitMiddleware, UserLimitMiddleware
 from calsync.web.routes import admin, auth, calendars, dev, events, me, sync
 from calsync.web.routes import preferences as notice_routes
+from calsync.web.warm_up import prepare_pipeline
 
 #: Paths that are never rate limited per user: probes, metrics and Google's pushes.
 
@@ -58,6 +59,7 @@ def create_app(services: Services) -> IntakeFirst:
         # The thread pool that runs requests' blocking work (run_in_threadpool), sized
         # with the database pool (calsync.store.db.api_pool; docs/operations.md).
         to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
+        await prepare_pipeline(limiter_client)  # bounded; a failure is only logged (IY1)
         yield
         await services.google_oauth.aclose()
         if limiter_client is not None:
