@@ -288,7 +288,7 @@ def _spy(pid: int, samples: int, seconds: float) -> collections.Counter[str]:
         thread, top = "", True
         for line in dumped.splitlines():
             if line.startswith("Thread "):
-                thread = line.split("(")[0].strip() + " " + line.rsplit("(", 1)[-1].rstrip(")")
+                thread = line.replace(" (", " ").replace("):", ":")
                 top = True
             elif line.startswith("    ") and top:
                 tally[f"{thread} | {line.strip()}"] += 1
@@ -362,7 +362,8 @@ def _q(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))]
 
 
-def summary(found: dict[str, Any]) -> dict[str, float]:
+def summary(found: dict[str, Any]) -> tuple[dict[str, float], dict[str, float]]:
+    """The run's figures, and each API thread's CPU seconds over it."""
     done, before, after = found["done"], found["before"], found["after"]
     pages = sum(d["pages"] for d in done)
     seconds = max(d["seconds"] for d in done)
@@ -373,7 +374,7 @@ def summary(found: dict[str, Any]) -> dict[str, float]:
     }
     pg = sum(cpu - before["pg"].get(p, 0.0) for p, cpu in after["pg"].items())
     api = after["api"] - before["api"]  # the process's: threads gone since count too
-    return {
+    figures = {
         "pages/s": pages / seconds,
         "pages": pages,
         "items": sum(d["items"] for d in done),
@@ -392,8 +393,8 @@ def summary(found: dict[str, Any]) -> dict[str, float]:
         "load": found["load"],
         "rss before": found["rss"][0],
         "rss after": found["rss"][1],
-        "_threads": threads,  # type: ignore[dict-item]
     }
+    return figures, threads
 
 
 def main() -> None:
@@ -423,15 +424,14 @@ def main() -> None:
         for code, threads in sides if round_ % 2 == 0 else list(reversed(sides)):
             found = one_server(code, threads, state, args)
             figures_spied = found["spied"]
-            figures = summary(found)
-            by_thread = figures.pop("_threads")
+            figures, by_thread = summary(found)
             print(
                 f"round {round_ + 1} {code} threads {threads or 'default'} ({args.users} users, "
                 f"{args.clients} client process(es), parse {args.parse}): "
                 + ", ".join(f"{k} {v:,.2f}" for k, v in figures.items()),
                 flush=True,
             )
-            busy = sorted(by_thread.items(), key=lambda kv: -kv[1])[:8]  # type: ignore[union-attr]
+            busy = sorted(by_thread.items(), key=lambda kv: -kv[1])[:8]
             span = figures["span s"]
             print(
                 "  API threads (cores): "
