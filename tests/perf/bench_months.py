@@ -37,7 +37,8 @@ process, every listing over HTTP with a real JWT. Figures:
 - ``--users`` users (20) paging their own months at once through the one API process
   (each user starts on a different month and goes on to the next), for
   ``--concurrent-seconds``: pages a second, page p50/p99, the API process's RSS before
-  and after;
+  and after, and each process's CPU over it (ms a page and cores: on a shared host the
+  figure follows what the API, PostgreSQL and this client get of the two cores; IZ1);
 - a 400-day expanded window (2026-01-01 to 2027-02-04), cold and warm, and its time
   per instance against a warm month's.
 
@@ -666,9 +667,11 @@ async def run(args: argparse.Namespace) -> list[str]:
                         n += 1
 
                 print(f"  {args.users} users paging at once", flush=True)
+                concurrent_before = meter.sample()
                 started = time.perf_counter()
                 await asyncio.gather(*(user(k) for k in range(args.users)))
                 elapsed = time.perf_counter() - started
+                concurrent_cpu = Meter.breakdown(concurrent_before, meter.sample())
                 rss_after = rss_mib(pid)
 
         # report
@@ -724,6 +727,15 @@ async def run(args: argparse.Namespace) -> list[str]:
             f"{args.users} users paging their own months at once ({args.concurrent_seconds} s) | "
             f"{done / elapsed:,.1f} pages/s, page p50 {ms(pct(pages, 0.5))}, p99 "
             f"{ms(pct(pages, 0.99))}; API RSS {rss_before:.0f} -> {rss_after:.0f} MiB |"
+        )
+        say(
+            f"{args.users} users at once: CPU by process, ms a page (cores) | "
+            + ", ".join(
+                f"{role.strip()} {v * 1000 / max(1, done):.2f} ({v / elapsed:.2f})"
+                for role, v in concurrent_cpu.items()
+                if not role.startswith("  ") and role != "wrk"
+            )
+            + " | (decision IZ1: the figure follows the CPU the pipeline gets)"
         )
         say(
             f"full sync of {args.events:,} events (best of {args.runs}) | {ms(min(ours_full))} | "
