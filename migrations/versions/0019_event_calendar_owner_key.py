@@ -32,8 +32,8 @@ are switched on again ``PRAGMA foreign_key_check`` must find nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from alembic import op
@@ -68,8 +68,8 @@ class MismatchedOwners(RuntimeError):
 
 
 def upgrade() -> None:
+    _refuse_mismatched(op.get_bind())  # first: on SQLite DDL is not rolled back
     op.create_index(_UNIQUE, "calendars", ["id", "user_id"], unique=True)
-    _refuse_mismatched(op.get_bind())
     if op.get_bind().dialect.name == "postgresql":
         op.drop_constraint(_USER_KEY, "events", type_="foreignkey")
         op.drop_constraint(_KEY, "events", type_="foreignkey")
@@ -97,7 +97,9 @@ def _refuse_mismatched(connection: Connection) -> None:
     """Raise `MismatchedOwners` if any event's ``user_id`` is not its calendar's owner."""
     found = connection.exec_driver_sql(_MISMATCHED).fetchall()
     if found:
-        sample = "; ".join(f"event {e} has user {u}, its calendar's owner is {o}" for e, u, o in found[:5])
+        sample = "; ".join(
+            f"event {e} has user {u}, its calendar's owner is {o}" for e, u, o in found[:5]
+        )
         raise MismatchedOwners(
             f"migration 0019: {len(found)} events' user_id is not their calendar's owner"
             f" ({sample}). Correct them (or delete them) and migrate again; nothing was"
