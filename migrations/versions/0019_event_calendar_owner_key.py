@@ -102,8 +102,8 @@ def _refuse_mismatched(connection: Connection) -> None:
         )
         raise MismatchedOwners(
             f"migration 0019: {len(found)} events' user_id is not their calendar's owner"
-            f" ({sample}). Correct them (or delete them) and migrate again; nothing was"
-            " changed by this migration's key."
+            f" ({sample}). Correct or delete them and migrate again; this migration"
+            " changed nothing."
         )
 
 
@@ -115,6 +115,7 @@ def _sqlite_rebuild(connection: Connection, old: Sequence[str], new: Sequence[st
     raw: Any = connection.connection.dbapi_connection
     if raw.in_transaction:
         raw.commit()
+    enforced = raw.execute("PRAGMA foreign_keys").fetchone()[0]
     raw.execute("PRAGMA foreign_keys=OFF")
     if raw.execute("PRAGMA foreign_keys").fetchone()[0] != 0:
         raise RuntimeError("migration 0019: SQLite's foreign keys could not be switched off")
@@ -127,7 +128,8 @@ def _sqlite_rebuild(connection: Connection, old: Sequence[str], new: Sequence[st
             raise
         raw.commit()
     finally:
-        raw.execute("PRAGMA foreign_keys=ON")
+        raw.execute("PRAGMA legacy_alter_table=OFF")
+        raw.execute(f"PRAGMA foreign_keys={'ON' if enforced else 'OFF'}")
 
 
 def _swap_events_table(raw: Any, old: Sequence[str], new: Sequence[str]) -> None:
