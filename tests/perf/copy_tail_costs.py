@@ -1,6 +1,7 @@
 """What PostgreSQL spends storing a full sync's ``events`` rows, part by part.
 
-Run: ``.venv/bin/python -m tests.perf.copy_tail_costs --database NAME [--rounds 5]``
+Run: ``.venv/bin/python -m tests.perf.copy_tail_costs --database NAME[,NAME...]
+[--rounds 5] [--only WAY ...]``
 
 `NAME` is a database a benchmark left a synced calendar in (``full_sync_costs
 --database NAME`` leaves its 10,000 rows). In one rolled-back transaction a way, every
@@ -11,6 +12,8 @@ statement trigger, each secondary index, all of them. Printed per way: the backe
 CPU for the insert (``/proc``, from its ``pg_backend_pid``: comparable under load, where
 wall time is not), median and each round. The ways take turns, round by round.
 Nothing is changed: every way rolls back (``ALTER TABLE`` and ``DROP INDEX`` included).
+Several databases (the same rows under two schemas, decision IX) take turns round by
+round; ``--only`` keeps the named ways (``--only everything``).
 Decision IT1 reads it: a way's saving is what the ``COPY``'s tail would lose.
 """
 
@@ -79,24 +82,41 @@ def insert_cpu(connection: psycopg.Connection[tuple[str, ...]], switched_off: li
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database", required=True)
+    parser.add_argument("--database", required=True, help="a name, or several, comma-separated")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--user", default="postgres")
+    parser.add_argument(
+        "--only", action="append", default=[], help="a way's name (repeatable): only these"
+    )
     args = parser.parse_args()
-    with psycopg.connect(
-        host=args.host, user=args.user, dbname=args.database, autocommit=True
-    ) as connection:
-        rows = connection.execute("SELECT count(*) FROM events").fetchone()
-        print(f"{rows[0] if rows else 0:,} events rows, {args.rounds} rounds, ways in turn")
-        found = ways(connection)
-        spent: dict[str, list[float]] = {name: [] for name in found}
+    connections = {
+        name: psycopg.connect(host=args.host, user=args.user, dbname=name, autocommit=True)
+        for name in args.database.split(",")
+    }
+    spent: dict[tuple[str, str], list[float]] = {}
+    try:
+        found = {}
+        for name, connection in connections.items():
+            rows = connection.execute("SELECT count(*) FROM events").fetchone()
+            print(f"{name}: {rows[0] if rows else 0:,} events rows")
+            found[name] = {
+                way: off
+                for way, off in ways(connection).items()
+                if not args.only or way in args.only
+            }
+        print(f"{args.rounds} rounds, databases and ways in turn")
         for _ in range(args.rounds):
-            for name, switched_off in found.items():
-                spent[name].append(insert_cpu(connection, switched_off))
-    for name, values in spent.items():
+            for name, connection in connections.items():
+                for way, switched_off in found[name].items():
+                    spent.setdefault((name, way), []).append(insert_cpu(connection, switched_off))
+    finally:
+        for connection in connections.values():
+            connection.close()
+    for (name, way), values in spent.items():
         cells = ", ".join(f"{v:,.0f}" for v in values)
-        print(f"  {name}: backend CPU median {statistics.median(values):,.0f} ms ({cells})")
+        label = way if len(connections) == 1 else f"{name}, {way}"
+        print(f"  {label}: backend CPU median {statistics.median(values):,.0f} ms ({cells})")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ class Calendar(Timestamped, Base):
     __table_args__ = (
         sa.UniqueConstraint("user_id", "provider", "provider_calendar_id"),
         sa.Index(None, "last_synced_at"),
+        # What events' key refers to: an event's user is its calendar's owner (0019).
+        sa.Index(None, "id", "user_id", unique=True),
         # The scheduler's sweep (`calsync.sync.kicks.claim_due`) reads only due rows:
         # polls by their time, lost slots by theirs, and the few dirty calendars.
         sa.Index(None, "next_poll_at"),
@@ -92,6 +94,11 @@ class Event(Timestamped, Base):
     __tablename__ = "events"
     __table_args__ = (
         sa.UniqueConstraint("calendar_id", "google_event_id"),
+        # One key for both columns: the row's user is its calendar's owner, and exists
+        # through the calendar's own key; one check a row instead of two (decision IX).
+        sa.ForeignKeyConstraint(
+            ["calendar_id", "user_id"], ["calendars.id", "calendars.user_id"], ondelete="CASCADE"
+        ),
         sa.Index(None, "calendar_id", "start_time", "end_time"),
         sa.Index(None, "user_id", "start_time"),
         sa.Index(None, "calendar_id", "recurring_event_id"),
@@ -139,10 +146,9 @@ class Event(Timestamped, Base):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    calendar_id: Mapped[uuid.UUID] = mapped_column(
-        sa.ForeignKey("calendars.id", ondelete="CASCADE")
-    )
-    user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    calendar_id: Mapped[uuid.UUID] = mapped_column()
+    #: Always the calendar's owner (the composite key above).
+    user_id: Mapped[uuid.UUID] = mapped_column()
     google_event_id: Mapped[str | None] = mapped_column(sa.String(1024))
     ical_uid: Mapped[str | None] = mapped_column(sa.String(1024))
     title: Mapped[str] = mapped_column(sa.String(1024), default="")
