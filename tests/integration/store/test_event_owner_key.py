@@ -295,7 +295,7 @@ def test_a_sqlite_upgrade_that_fails_changes_nothing_and_can_run_again(
     _orphan_attendee(engine)
     before = _counts(sessions)
 
-    with pytest.raises(RuntimeError, match="before any change.*event_attendees"):
+    with pytest.raises(RuntimeError, match=r"before any change.*event_attendees"):
         migrate.upgrade(engine)
 
     assert _counts(sessions) == before
