@@ -27,7 +27,10 @@ migrations 0015, 0016, 0018 - created again from their stored statements). Forei
 are switched off for the rebuild, which SQLite allows only outside a transaction: with
 them on, dropping ``events`` would delete every row of ``event_attendees``,
 ``event_documents``, ``event_instances``, the outbox... by their cascades. Before they
-are switched on again ``PRAGMA foreign_key_check`` must find nothing.
+are switched on again ``PRAGMA foreign_key_check`` must find nothing; it must find
+nothing before the rebuild as well (rows broken already are named as such). The new
+unique index is made in the rebuild's transaction, so that a failed rebuild leaves the
+file as it was and migrating again runs (review SB2).
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ _NEW_KEY = (
     f"CONSTRAINT {_KEY} FOREIGN KEY(calendar_id, user_id)"
     " REFERENCES calendars (id, user_id) ON DELETE CASCADE,"
 )
+_CREATE_UNIQUE = f"CREATE UNIQUE INDEX {_UNIQUE} ON calendars (id, user_id)"
 _MISMATCHED = """
     SELECT e.id, e.user_id, c.user_id FROM events e JOIN calendars c ON c.id = e.calendar_id
     WHERE e.user_id <> c.user_id
@@ -69,16 +73,16 @@ class MismatchedOwners(RuntimeError):
 
 def upgrade() -> None:
     _refuse_mismatched(op.get_bind())  # first: on SQLite DDL is not rolled back
-    op.create_index(_UNIQUE, "calendars", ["id", "user_id"], unique=True)
     if op.get_bind().dialect.name == "postgresql":
+        op.create_index(_UNIQUE, "calendars", ["id", "user_id"], unique=True)
         op.drop_constraint(_USER_KEY, "events", type_="foreignkey")
         op.drop_constraint(_KEY, "events", type_="foreignkey")
         op.create_foreign_key(
             _KEY, "events", "calendars", ["calendar_id", "user_id"], ["id", "user_id"],
             ondelete="CASCADE",
         )  # fmt: skip
-    else:
-        _sqlite_rebuild(op.get_bind(), _OLD_KEYS, (_NEW_KEY,))
+    else:  # the index in the rebuild's transaction: a failed rebuild leaves nothing (SB2)
+        _sqlite_rebuild(op.get_bind(), _OLD_KEYS, (_NEW_KEY,), first=(_CREATE_UNIQUE,))
 
 
 def downgrade() -> None:
@@ -88,9 +92,9 @@ def downgrade() -> None:
             _KEY, "events", "calendars", ["calendar_id"], ["id"], ondelete="CASCADE"
         )
         op.create_foreign_key(_USER_KEY, "events", "users", ["user_id"], ["id"], ondelete="CASCADE")
+        op.drop_index(_UNIQUE, "calendars")
     else:
-        _sqlite_rebuild(op.get_bind(), (_NEW_KEY,), _OLD_KEYS)
-    op.drop_index(_UNIQUE, "calendars")
+        _sqlite_rebuild(op.get_bind(), (_NEW_KEY,), _OLD_KEYS, last=(f"DROP INDEX {_UNIQUE}",))
 
 
 def _refuse_mismatched(connection: Connection) -> None:
@@ -107,11 +111,20 @@ def _refuse_mismatched(connection: Connection) -> None:
         )
 
 
-def _sqlite_rebuild(connection: Connection, old: Sequence[str], new: Sequence[str]) -> None:
+def _sqlite_rebuild(
+    connection: Connection,
+    old: Sequence[str],
+    new: Sequence[str],
+    *,
+    first: Sequence[str] = (),
+    last: Sequence[str] = (),
+) -> None:
     """Rebuild SQLite's ``events`` with its table statement's constraints `old` replaced
     by `new`, foreign keys off (see the module's docstring), in one transaction of its
-    own: the migration's transaction so far is committed first (SQLite's driver opens one
-    only before a write, so DDL before it ran outside one anyway)."""
+    own, with the statements `first` before it and `last` after it: a failure leaves the
+    database as it was, so that migrating again runs (SB2). The migration's transaction
+    so far is committed first (SQLite's driver opens one only before a write, so DDL
+    before it ran outside one anyway)."""
     raw: Any = connection.connection.dbapi_connection
     if raw.in_transaction:
         raw.commit()
@@ -122,7 +135,12 @@ def _sqlite_rebuild(connection: Connection, old: Sequence[str], new: Sequence[st
     try:
         raw.execute("BEGIN IMMEDIATE")
         try:
+            _refuse_broken_keys(raw)
+            for statement in first:
+                raw.execute(statement)
             _swap_events_table(raw, old, new)
+            for statement in last:
+                raw.execute(statement)
         except BaseException:
             raw.rollback()
             raise
@@ -130,6 +148,19 @@ def _sqlite_rebuild(connection: Connection, old: Sequence[str], new: Sequence[st
     finally:
         raw.execute("PRAGMA legacy_alter_table=OFF")
         raw.execute(f"PRAGMA foreign_keys={'ON' if enforced else 'OFF'}")
+
+
+def _refuse_broken_keys(raw: Any) -> None:
+    """Stop before the rebuild if SQLite's ``foreign_key_check`` already finds rows
+    whose key is broken (in any table: a file edited with its keys off), which the check
+    after the rebuild would otherwise blame on it (SB2)."""
+    broken = raw.execute("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        raise RuntimeError(
+            "migration 0019: before any change, foreign_key_check found rows whose"
+            f" foreign key is broken (table, rowid, parent, key): {broken[:5]!r}. Delete"
+            " or correct them and migrate again; this migration changed nothing."
+        )
 
 
 def _swap_events_table(raw: Any, old: Sequence[str], new: Sequence[str]) -> None:

@@ -115,6 +115,8 @@ def test_a_process_whose_redis_is_down_or_silent_at_start_serves_all_the_same(
         assert anyio.run(prepared) is False  # logged, not raised; bounded
     assert time.monotonic() - started < 30  # on a silent Redis: it returns at all
     assert "request pipeline" in caplog.text
+    if redis_state == "silent":  # the bound's own warning (redis-py gives up only at 5 s; SB4)
+        assert "was not prepared within" in caplog.text
     settings = dataclasses.replace(app.services.settings, redis_url="redis://127.0.0.1:1/0")
     services = bootstrap(settings, clock=app.clock, pool=api_pool(2))
     try:
@@ -123,3 +125,27 @@ def test_a_process_whose_redis_is_down_or_silent_at_start_serves_all_the_same(
     finally:
         services.close()
     assert pages(app.client, people[1])  # the running process is untouched
+
+
+def test_a_redis_that_refuses_the_credentials_is_logged_without_them(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Review SB3: a start-up whose Redis refuses its user and password (or is down)
+    returns False with a warning, and neither the password nor the URL's user is in
+    what is logged (the traceback included)."""
+    secret = "sb-not-a-real-password"
+    host = redis_url.split("://", 1)[1]
+    for url in (f"redis://sb-no-such-user:{secret}@{host}", f"redis://:{secret}@127.0.0.1:1/0"):
+        client = redis.asyncio.Redis.from_url(url)
+
+        async def prepared(client: redis.asyncio.Redis = client) -> bool:
+            try:
+                return await prepare_pipeline(client, seconds=5)
+            finally:
+                await client.aclose()
+
+        with caplog.at_level(logging.WARNING, logger="calsync.web.warm_up"):
+            assert anyio.run(prepared) is False
+    assert caplog.text.count("could not prepare the request pipeline") == 2
+    assert secret not in caplog.text
+    assert "sb-no-such-user" not in caplog.text

@@ -262,3 +262,53 @@ def _insert(session: Session, row: dict[str, Any], *, bulk: bool) -> None:
         insert_events(session, [row])
     else:
         session.execute(sa.insert(_events), [row])
+
+
+def _orphan_attendee(engine: sa.Engine) -> None:
+    """An attendee of no event, as a SQLite file edited with its keys off may hold."""
+    raw: Any = engine.raw_connection()
+    try:
+        raw.execute("PRAGMA foreign_keys=OFF")
+        raw.execute(
+            "INSERT INTO event_attendees (id, event_id, email, response_status, optional,"
+            " is_organizer, created_at, updated_at) VALUES (?, ?, 'x@example.com',"
+            " 'needsAction', 0, 0, '2031-01-01', '2031-01-01')",
+            (uuid.uuid4().hex, uuid.uuid4().hex),
+        )
+        raw.commit()
+        raw.execute("PRAGMA foreign_keys=ON")
+    finally:
+        raw.close()
+
+
+def test_a_sqlite_upgrade_that_fails_changes_nothing_and_can_run_again(
+    tmp_path: Path,
+) -> None:
+    """Review SB2: an upgrade that stops in the rebuild's part (here on an orphan row of
+    another table, which SQLite's ``foreign_key_check`` finds) leaves the file at 0018
+    without the new index (it was left behind, and the next ``calsync migrate`` stopped
+    on "index ix_calendars_id_user_id already exists"), so that migrating again runs."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'calsync.db'}")
+    migrate.upgrade(engine, "0018")
+    sessions = make_session_factory(engine)
+    _fill(sessions)
+    _orphan_attendee(engine)
+    before = _counts(sessions)
+
+    with pytest.raises(RuntimeError, match=r"before any change.*event_attendees"):
+        migrate.upgrade(engine)
+
+    assert _counts(sessions) == before
+    with engine.connect() as connection:
+        assert migrate._current_revisions(connection) == {"0018"}
+        assert "ix_calendars_id_user_id" not in {
+            i["name"] for i in sa.inspect(connection).get_indexes("calendars")
+        }
+        connection.exec_driver_sql(
+            "DELETE FROM event_attendees WHERE event_id NOT IN (SELECT id FROM events)"
+        )
+        connection.commit()
+    migrate.upgrade(engine)
+    assert migrate.is_at_head(engine)
+    assert _counts(sessions) == {**before, "event_attendees": before["event_attendees"] - 1}
+    engine.dispose()
