@@ -16,6 +16,7 @@ def operator_error(exc: BaseException) -> str | None:
     from redis.exceptions import TimeoutError as RedisTimeoutError
     from sqlalchemy.exc import DBAPIError, OperationalError
 
+    from calsync.store.migrate import MigrationRefused
     from calsync.store.secrets import SecretDecryptError
 
     seen: set[int] = set()
@@ -27,6 +28,8 @@ def operator_error(exc: BaseException) -> str | None:
             return f"cannot use the database (CALSYNC_DATABASE_URL): {reason}"
         if isinstance(current, RedisConnectionError | RedisTimeoutError):
             return f"cannot reach Redis (CALSYNC_REDIS_URL): {_first_line(str(current))}"
+        if isinstance(current, MigrationRefused):
+            return f"migration refused: {current}"
         if isinstance(current, SecretDecryptError | InvalidToken):
             return (
                 "a stored secret decrypts under no key of CALSYNC_ENCRYPTION_KEYS: keep the"

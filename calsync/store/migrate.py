@@ -16,6 +16,12 @@ from sqlalchemy.engine import Connection, Engine
 VERSION_TABLE: Final = "alembic_version"
 
 
+class MigrationRefused(RuntimeError):
+    """A migration that must not run as asked, and changed nothing: a downgrade asked of
+    ``upgrade``, or data a migration will not change on its own (its message says what
+    the operator must correct). The CLI prints the message as one line."""
+
+
 def migrations_dir() -> Path:
     """The Alembic scripts: installed with the package (``calsync/migrations``, the
     repository's top-level ``migrations/`` in a wheel), else beside the package in a
@@ -35,11 +41,32 @@ def alembic_config() -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Migrate the database behind ``engine`` up to ``revision``."""
+    """Migrate the database behind ``engine`` up to ``revision``. Raises
+    `MigrationRefused` if the database is already past ``revision`` (Alembic's upgrade
+    to an older revision silently does nothing: a downgrade is `downgrade`'s)."""
     config = alembic_config()
     with engine.begin() as connection:
+        _refuse_going_back(connection, revision)
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+
+
+def _refuse_going_back(connection: Connection, revision: str) -> None:
+    """Raise `MigrationRefused` if a revision the database is at descends from
+    `revision` (an unknown `revision` is left to Alembic's own error)."""
+    if revision == "head":
+        return
+    scripts = ScriptDirectory.from_config(alembic_config())
+    for current in sorted(_current_revisions(connection)):
+        if current == revision or current not in _revisions()[1]:
+            continue
+        below = {script.revision for script in scripts.iterate_revisions(current, "base")}
+        if revision in below:
+            raise MigrationRefused(
+                f"the database is at revision {current}, past {revision}: migrate only"
+                " upgrades; a downgrade is Alembic's `alembic downgrade` from a checkout"
+                " (docs/operations.md). Nothing was changed."
+            )
 
 
 def downgrade(engine: Engine, revision: str = "base") -> None:

@@ -42,6 +42,8 @@ from typing import Any
 from alembic import op
 from sqlalchemy.engine import Connection
 
+from calsync.store.migrate import MigrationRefused
+
 revision: str = "0019"
 down_revision: str | None = "0018"
 branch_labels: str | Sequence[str] | None = None
@@ -67,7 +69,7 @@ _MISMATCHED = """
 """
 
 
-class MismatchedOwners(RuntimeError):
+class MismatchedOwners(MigrationRefused):
     """Events whose ``user_id`` is not their calendar's owner: the key cannot be added."""
 
 
@@ -156,7 +158,7 @@ def _refuse_broken_keys(raw: Any) -> None:
     after the rebuild would otherwise blame on it (SB2)."""
     broken = raw.execute("PRAGMA foreign_key_check").fetchall()
     if broken:
-        raise RuntimeError(
+        raise MigrationRefused(
             "migration 0019: before any change, foreign_key_check found rows whose"
             f" foreign key is broken (table, rowid, parent, key): {broken[:5]!r}. Delete"
             " or correct them and migrate again; this migration changed nothing."

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic.script import ScriptDirectory
 
 from calsync.store.db import make_engine
-from calsync.store.migrate import is_at_head
+from calsync.store.migrate import alembic_config, is_at_head, upgrade
 
 pytestmark = pytest.mark.integration
 
@@ -66,5 +67,44 @@ def test_migrating_the_embedded_file_writes_no_secrets(tmp_path: Path) -> None:
         assert is_at_head(engine)
         with engine.connect() as connection:
             assert connection.execute(sa.text("SELECT count(*) FROM users")).scalar_one() == 0
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_migrating_to_an_older_revision_is_refused_and_changes_nothing(
+    request: pytest.FixtureRequest, tmp_path: Path, kind: str
+) -> None:
+    """Alembic's upgrade to a revision the database is past does nothing and says so
+    nowhere: ``calsync migrate --revision <older>`` must say it is refused, exit 1, and
+    leave the database at head."""
+    url = (
+        f"sqlite:///{tmp_path / 'calsync.db'}"
+        if kind == "sqlite"
+        else request.getfixturevalue("empty_pg_url")
+    )
+    engine = make_engine(url)
+    try:
+        upgrade(engine)
+        scripts = ScriptDirectory.from_config(alembic_config())
+        head = scripts.get_revision(scripts.get_current_head())
+        older = head.down_revision
+        assert isinstance(older, str)
+        done = subprocess.run(
+            [sys.executable, "-m", "calsync.cli", "migrate", "--revision", older],
+            env=bare_environment(DATABASE_URL=url),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.strip() == (
+            f"calsync: migration refused: the database is at revision {head.revision}, past"
+            f" {older}: migrate only upgrades; a downgrade is Alembic's `alembic downgrade`"
+            " from a checkout (docs/operations.md). Nothing was changed."
+        )
+        assert "migrated" not in done.stdout
+        assert is_at_head(engine)
     finally:
         engine.dispose()

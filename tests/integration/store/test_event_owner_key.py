@@ -9,6 +9,9 @@ for it)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -312,3 +315,27 @@ def test_a_sqlite_upgrade_that_fails_changes_nothing_and_can_run_again(
     assert migrate.is_at_head(engine)
     assert _counts(sessions) == {**before, "event_attendees": before["event_attendees"] - 1}
     engine.dispose()
+
+
+def test_the_cli_names_a_refused_upgrade_in_one_line(at_0018: sa.Engine) -> None:
+    """``calsync migrate`` over an event of another user than its calendar's: exit 1, one
+    line saying what to correct, no traceback, the database still at 0018."""
+    sessions = make_session_factory(at_0018)
+    people = _fill(sessions)
+    with sessions.begin() as session:
+        session.execute(sa.insert(_events), [_row((people["bob"][0], people["ann-shared"][1]), 41)])
+
+    done = subprocess.run(
+        [sys.executable, "-m", "calsync.cli", "migrate"],
+        env=os.environ | {"CALSYNC_DATABASE_URL": at_0018.url.render_as_string(False)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert done.returncode == 1, done.stderr
+    said = [line for line in done.stderr.splitlines() if not line.startswith("calsync: migrate:")]
+    assert len(said) == 1, done.stderr
+    assert said[0].startswith("calsync: migration refused: migration 0019: 1 events' user_id")
+    with at_0018.connect() as connection:
+        assert migrate._current_revisions(connection) == {"0018"}
