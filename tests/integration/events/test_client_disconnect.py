@@ -18,6 +18,7 @@ import httpx2 as httpx
 import pytest
 
 from calsync.threaded_server import ThreadedServer
+from calsync.web.app import create_app
 from tests.integration.events.conftest import EventsApp
 
 pytestmark = pytest.mark.integration
@@ -30,7 +31,7 @@ def test_a_body_cut_short_by_the_client_logs_no_error_and_stores_nothing(
 ) -> None:
     users = [any_app.connect("alice@example.com"), any_app.connect("bob@example.com")]
     caplog.set_level(logging.INFO)
-    with ThreadedServer(any_app.client.app, name="calsync-disconnect") as server:
+    with ThreadedServer(create_app(any_app.services), name="calsync-disconnect") as server:
         address = urlsplit(server.url)
         for user in users:
             # Given a create whose body promises 400 bytes and sends 10 before the client leaves

@@ -20,6 +20,7 @@ from sqlalchemy import event
 from calsync.config import Settings
 from calsync.store.db import RequestConnection, api_pool, make_engine
 from calsync.threaded_server import ThreadedServer
+from calsync.web.app import create_app
 from tests.conftest import FakeGoogle
 from tests.integration.events.conftest import EventsApp, User, running
 
@@ -167,7 +168,7 @@ def test_concurrent_requests_hold_no_more_connections_than_threads(
     app = two_thread_app
     users = [app.connect(f"many{n}@example.com") for n in range(3)]
     checkouts = Checkouts(app.services.engine)
-    with ThreadedServer(app.client.app, name="calsync-permits") as server:
+    with ThreadedServer(create_app(app.services), name="calsync-permits") as server:
 
         def list_week(n: int) -> int:
             user = users[n % len(users)]
