@@ -59,7 +59,7 @@ def create_app(services: Services) -> IntakeFirst:
         # The thread pool that runs requests' blocking work (run_in_threadpool), sized
         # with the database pool (calsync.store.db.api_pool; docs/operations.md).
         to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
-        await prepare_pipeline(limiter_client)  # bounded; a failure is only logged (IY1)
+        await prepare_pipeline()  # the pool's first thread (IY1)
         yield
         await services.google_oauth.aclose()
         if limiter_client is not None:

@@ -16,9 +16,8 @@ import logging
 import threading
 import uuid
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
-import anyio
 from anyio import to_thread
 
 from calsync.bootstrap import Services
@@ -26,10 +25,6 @@ from calsync.domain.timezones import iana_zone_names
 from calsync.events import listing
 from calsync.store import users
 from calsync.store.db import RequestConnection, unprepared_pages
-from calsync.token_buckets import BUCKET_SCRIPT
-
-if TYPE_CHECKING:
-    import redis.asyncio
 
 __all__ = ["PREPARE_WAIT", "prepare_pipeline", "prepare_reads", "prepare_within"]
 
@@ -78,27 +73,16 @@ def prepare_reads(services: Services, now: datetime | None = None) -> None:
         log.warning("could not prepare the listing before serving", exc_info=True)
 
 
-async def prepare_pipeline(
-    limiter: redis.asyncio.Redis | None, seconds: float = PREPARE_WAIT
-) -> bool:
+async def prepare_pipeline() -> None:
     """What every request's pipeline uses, made once on the serving loop before it
     serves (decision IY1): the thread pool's first worker thread (anyio starts one when
-    the first route hops to it) and the rate limit's Redis connection with its script
-    (connected, and the script loaded, by the first request's limit check otherwise).
-    A process's first page paid ~4 ms of the loop's CPU more than the next for these.
-    Bounded by `seconds`; a failure (Redis down at start) is logged, never raised: the
-    first request then makes them as before. Whether it finished."""
-    with anyio.move_on_after(seconds):
-        try:
-            await to_thread.run_sync(_nothing)
-            if limiter is not None:
-                await limiter.script_load(BUCKET_SCRIPT)
-        except Exception:  # a warm-up: serving without it is correct, only slower
-            log.warning("could not prepare the request pipeline before serving", exc_info=True)
-            return False
-        return True
-    log.warning("the request pipeline was not prepared within %.0f s; serving", seconds)
-    return False
+    the first route hops to it; the first page paid for it on the loop).
+
+    The rate limit's Redis connection is not opened here (IY1 did, and CI took it back,
+    SB8): the limiter's client is one object per app, and a connection opened on the
+    lifespan's loop was handed to requests on other loops wherever one app is served
+    from several (TestClient's portals, a second server of the same app)."""
+    await to_thread.run_sync(_nothing)
 
 
 def _nothing() -> None:
