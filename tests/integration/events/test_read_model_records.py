@@ -27,7 +27,9 @@ START = datetime(2031, 3, 3, 9, tzinfo=UTC)
 Key = tuple[uuid.UUID, uuid.UUID, uuid.UUID, str | None]
 
 
-def _row(owner: tuple[uuid.UUID, uuid.UUID], n: int, **extra: Any) -> dict[str, Any]:
+def event_row(owner: tuple[uuid.UUID, uuid.UUID], n: int, **extra: Any) -> dict[str, Any]:
+    """An `events` row of `owner` (user, calendar), a synced timed single `n` days after
+    `START` (`extra` overrides columns); also used by tests/integration/store."""
     user_id, calendar_id = owner
     start = START + timedelta(days=n)
     return {
@@ -77,10 +79,10 @@ def written(sessions: sessionmaker[Session]) -> tuple[list[dict[str, Any]], list
             )
         )
         first, second = add_owner(session), add_owner(session)
-    master = _row(first, 1, is_recurring=True, recurrence_rule="RRULE:FREQ=DAILY;COUNT=5")
-    mine = [_row(first, 0), master]
-    mine.append(_row(first, 2, recurring_event_id=master["google_event_id"]))
-    theirs = [_row(second, 0), _row(second, 3)]
+    master = event_row(first, 1, is_recurring=True, recurrence_rule="RRULE:FREQ=DAILY;COUNT=5")
+    mine = [event_row(first, 0), master]
+    mine.append(event_row(first, 2, recurring_event_id=master["google_event_id"]))
+    theirs = [event_row(second, 0), event_row(second, 3)]
     with sessions.begin() as session:
         insert_events(session, mine + theirs)
         guests = [{"id": uuid.uuid4(), "event_id": theirs[0]["id"], "email": "g@example.com"}]
@@ -142,7 +144,7 @@ def test_nothing_is_recorded_with_the_model_off(
     _, theirs = written
     with sessions.begin() as session:
         session.execute(sa.delete(instance_horizon))
-        insert_events(session, [_row((theirs[0]["user_id"], theirs[0]["calendar_id"]), 9)])
+        insert_events(session, [event_row((theirs[0]["user_id"], theirs[0]["calendar_id"]), 9)])
         session.execute(sa.update(_events).values(title="off"))
         session.execute(sa.delete(_events))
     assert _taken(sessions) == Counter()

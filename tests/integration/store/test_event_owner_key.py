@@ -37,6 +37,7 @@ from calsync.store.tables import (
     instance_horizon,
 )
 from calsync.store.tables import Event as EventRow
+from tests.integration.events.test_read_model_records import event_row
 
 pytestmark = pytest.mark.integration
 
@@ -81,26 +82,6 @@ def _people(session: Session) -> dict[str, Owner]:
     return found
 
 
-def _row(owner: Owner, n: int, **extra: Any) -> dict[str, Any]:
-    user_id, calendar_id = owner
-    start = START + timedelta(days=n)
-    return {
-        "id": uuid.uuid4(),
-        "user_id": user_id,
-        "calendar_id": calendar_id,
-        "google_event_id": f"g{uuid.uuid4().hex}",
-        "title": f"event {n}",
-        "start_time": start,
-        "end_time": start + timedelta(hours=1),
-        "sync_state": "synced",
-        "all_day": False,
-        "is_recurring": False,
-        "recurrence_rule": None,
-        "recurring_event_id": None,
-        **extra,
-    }
-
-
 def _hang_off(session: Session, row: dict[str, Any]) -> None:
     """An attendee, a document, an instance and an outbox row of the event `row`."""
     session.add(EventAttendee(event_id=row["id"], email=f"{uuid.uuid4().hex[:6]}@example.com"))
@@ -137,7 +118,7 @@ def _fill(sessions: sessionmaker[Session]) -> dict[str, Owner]:
         people = _people(session)
         for n, owner in enumerate(people.values()):
             for k in range(2):
-                row = _row(owner, 2 * n + k)
+                row = event_row(owner, 2 * n + k)
                 session.execute(sa.insert(_events), [row])
                 _hang_off(session, row)
     return people
@@ -179,7 +160,7 @@ def test_the_upgrade_keeps_every_row_and_the_triggers(at_0018: sa.Engine) -> Non
                 id=1, first_at=START, end_at=START + timedelta(days=400), filled=True
             )
         )
-        row = _row(people["bob-shared"], 30)
+        row = event_row(people["bob-shared"], 30)
         session.execute(sa.insert(_events), [row])
         session.execute(sa.update(_events).where(_events.c.id == row["id"]).values(title="x"))
         session.execute(sa.delete(_events).where(_events.c.id == row["id"]))
@@ -201,7 +182,9 @@ def test_the_upgrade_refuses_an_event_of_another_user_than_its_calendars(
     people = _fill(sessions)
     with sessions.begin() as session:
         # Bob's row in Ann's copy of the shared calendar: the old keys allow it
-        session.execute(sa.insert(_events), [_row((people["bob"][0], people["ann-shared"][1]), 40)])
+        session.execute(
+            sa.insert(_events), [event_row((people["bob"][0], people["ann-shared"][1]), 40)]
+        )
     before = _counts(sessions)
 
     with pytest.raises(RuntimeError, match="1 events' user_id is not their calendar's owner"):
@@ -249,14 +232,14 @@ def test_an_event_of_another_user_than_its_calendars_is_refused(
     filled: tuple[sessionmaker[Session], dict[str, Owner]], bulk: bool
 ) -> None:
     sessions, people = filled
-    mismatched = _row((people["bob"][0], people["ann-shared"][1]), 50)
+    mismatched = event_row((people["bob"][0], people["ann-shared"][1]), 50)
 
     refused = (sa.exc.IntegrityError, psycopg.errors.IntegrityError)  # the COPY's own
     with pytest.raises(refused), sessions.begin() as session:
         _insert(session, mismatched, bulk=bulk)
 
     with sessions.begin() as session:  # its own owner's calendar takes it
-        _insert(session, _row(people["bob-shared"], 50), bulk=bulk)
+        _insert(session, event_row(people["bob-shared"], 50), bulk=bulk)
     assert _left(sessions, "events") == 11
 
 
@@ -323,7 +306,9 @@ def test_the_cli_names_a_refused_upgrade_in_one_line(at_0018: sa.Engine) -> None
     sessions = make_session_factory(at_0018)
     people = _fill(sessions)
     with sessions.begin() as session:
-        session.execute(sa.insert(_events), [_row((people["bob"][0], people["ann-shared"][1]), 41)])
+        session.execute(
+            sa.insert(_events), [event_row((people["bob"][0], people["ann-shared"][1]), 41)]
+        )
 
     done = subprocess.run(
         [sys.executable, "-m", "calsync.cli", "migrate"],
