@@ -56,9 +56,10 @@ def _refuse_going_back(connection: Connection, revision: str) -> None:
     `revision` (an unknown `revision` is left to Alembic's own error)."""
     if revision == "head":
         return
-    scripts = ScriptDirectory.from_config(alembic_config())
+    scripts = _scripts()
+    _, known = _revisions()
     for current in sorted(_current_revisions(connection)):
-        if current == revision or current not in _revisions()[1]:
+        if current == revision or current not in known:
             continue
         below = {script.revision for script in scripts.iterate_revisions(current, "base")}
         if revision in below:
@@ -107,10 +108,16 @@ def schema_state(engine: Engine) -> str:
 
 
 @functools.cache
+def _scripts() -> ScriptDirectory:
+    """calsync's migration scripts, read once per process (they do not change)."""
+    return ScriptDirectory.from_config(alembic_config())
+
+
+@functools.cache
 def _revisions() -> tuple[frozenset[str], frozenset[str]]:
     """This code's head revisions and every revision it knows: read once per process
     (a readiness probe asks every few seconds, and the scripts do not change)."""
-    scripts = ScriptDirectory.from_config(alembic_config())
+    scripts = _scripts()
     known = frozenset(revision.revision for revision in scripts.walk_revisions())
     return frozenset(scripts.get_heads()), known
 
