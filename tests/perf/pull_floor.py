@@ -1,6 +1,6 @@
 """What an incremental pull's floor is on this host: gcal_sync's and calsync's pulls of
 the same 10 changes taken in turns, and what one round trip and its client work cost
-alone (issue 19, decision JB3). Prints figures, asserts nothing.
+alone (issue 19, decision JF3). Prints figures, asserts nothing.
 
 Run: ``.venv/bin/python -m tests.perf.pull_floor [--events 10000] [--pulls 40]
 [--database NAME] [--redis URL]``

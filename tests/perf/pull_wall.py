@@ -306,7 +306,7 @@ def as_before_is1_and_now(services: Any, google: Any, side: Any, pulls: int, cha
 
 def _statements_counted(services: Any, google: Any, side: Any, changed: Any) -> str:
     """Statements psycopg sent (``Cursor.execute``; ``BEGIN``/``COMMIT`` apart) in each
-    of 5 upcoming pulls (`move_ten`), the upkeep after each not counted (JB2)."""
+    of 5 upcoming pulls (`move_ten`), the upkeep after each not counted (JF2)."""
     sent = [0]
     execute = psycopg.Cursor.execute
 

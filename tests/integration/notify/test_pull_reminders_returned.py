@@ -14,7 +14,7 @@ updated rows themselves.
 And pulls that move events into and out of the horizon, retime them, cancel them and
 un-cancel them, for four users of whom three share a calendar (each owns rows of the
 same Google events) and one has turned reminders off, leave each user exactly the
-pending reminders a fresh planning of the stored rows gives (JB1).
+pending reminders a fresh planning of the stored rows gives (JF1).
 """
 
 from __future__ import annotations
