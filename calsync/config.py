@@ -174,6 +174,27 @@ class Settings:
         return settings
 
     @classmethod
+    def production_from_env(
+        cls, command: str, environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        """`from_env` for ``calsync <command>``, a process that runs only beside a
+        production deployment (the worker, the scheduler). With neither
+        ``CALSYNC_DATABASE_URL`` nor ``CALSYNC_REDIS_URL`` it raises `ConfigError` before
+        anything is made: in embedded mode such a process would serve an in-process queue
+        nobody sends to, or sweep a SQLite file of its own, for ever (decision JD4)."""
+        env = EnvReader(os.environ if environ is None else environ)
+        if env.text("DATABASE_URL") is None and env.text("REDIS_URL") is None:
+            raise ConfigError(
+                [
+                    f"calsync {command} runs in production mode only: set CALSYNC_DATABASE_URL,"
+                    " CALSYNC_REDIS_URL and the other settings docs/operations.md requires"
+                    " (in embedded mode `calsync dev` runs the worker threads and the"
+                    " scheduler itself)"
+                ]
+            )
+        return cls.from_env(environ)
+
+    @classmethod
     def embedded(cls, state_dir: Path, *, emulator_port: int = 8765) -> Settings:
         """Embedded-mode settings for ``state_dir`` with development secrets kept there."""
         dev = _dev_secrets(state_dir)

@@ -16,14 +16,15 @@ from calsync.tracing import configure_tracing
 log = logging.getLogger("calsync.scheduler")
 
 
-def main() -> None:
-    """Run the scheduler until SIGTERM or SIGINT.
+def main(settings: Settings | None = None) -> None:
+    """Run the scheduler until SIGTERM or SIGINT, with `settings` (default: read from the
+    environment; ``calsync scheduler`` passes them, refusing embedded mode, JD4).
 
     ``CALSYNC_SCHEDULER_ALIVE_FILE`` (``Settings.scheduler_alive_file``), when set, names
     a file whose modification time is set after every tick, for a liveness probe that
     compares it with the clock (compose.yaml, docs/decisions.md L7).
     """
-    settings = Settings.from_env()
+    settings = settings or Settings.from_env()
     configure_logging(settings.log_level)
     configure_tracing("calsync-scheduler")
     services = bootstrap(settings)

@@ -53,7 +53,7 @@ def _worker(args: argparse.Namespace) -> int:
     from calsync.runtime import prepare_metrics_dir
     from workers.metrics_server import PORT_VARIABLE
 
-    settings = Settings.from_env()
+    settings = Settings.production_from_env("worker")
     # Dramatiq's main process would log its own lines (booting, process exits) as plain
     # text into the stream its worker processes write JSON to: calsync's JSON handler
     # instead, and each worker process sets its own up (workers/worker.py).
@@ -81,5 +81,5 @@ def _worker(args: argparse.Namespace) -> int:
 def _scheduler(_args: argparse.Namespace) -> int:
     from workers.scheduler import main as scheduler_main
 
-    scheduler_main()
+    scheduler_main(Settings.production_from_env("scheduler"))
     return 0

@@ -6,7 +6,8 @@ it. It is a `ValueError` because it is raised for bad values; code that catches
 `ValueError` keeps working. The use cases of `calsync.events` refuse the rest with
 `NotFound` (what the caller names does not exist for them), `Forbidden` (it exists, but
 the caller or Google may not change it so), `Stale` (the caller's version is not the
-current one) and `IdempotencyKeyReused`. None of them knows HTTP: `calsync.web.errors`
+current one), `NotConnectedYet` (the calendars a sign-in connects are not listed yet)
+and `IdempotencyKeyReused`. None of them knows HTTP: `calsync.web.errors`
 is the one place that maps them to statuses and the API's error bodies (decision HE2).
 """
 
@@ -96,6 +97,11 @@ class NotFound(Refused):
 class Forbidden(Refused):
     """What the caller names exists and is theirs to see, but neither they nor, for a
     change Google allows nobody (decisions K2, K3), anyone may change it so."""
+
+
+class NotConnectedYet(Refused):
+    """The user signed in with calendar access, but their calendars are not listed yet
+    (the connection the sign-in queued has not run): the same request succeeds soon."""
 
 
 class Stale(Refused):

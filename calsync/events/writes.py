@@ -28,7 +28,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from calsync.domain.accounts import UserAccount
-from calsync.domain.errors import Forbidden, NotFound, ValidationError
+from calsync.domain.errors import Forbidden, NotConnectedYet, NotFound, ValidationError
 from calsync.domain.event_types import creation_problems, update_problems
 from calsync.domain.models import EventStatus
 from calsync.events import upkeep
@@ -48,6 +48,8 @@ from calsync.events.write_steps import (
     refuse,
     save,
 )
+from calsync.providers.google.oauth import grants_calendar
+from calsync.store import credentials
 from calsync.store.calendar_views import CalendarView, calendar_of, calendars_of
 from calsync.store.events import StoredEvent
 
@@ -60,11 +62,19 @@ def choose_calendar(
     """The calendar a new event goes to: the given one (the user's own) or the primary.
 
     Raises `NotFound` for a calendar that is not the user's, `Forbidden` for one they may
-    only read, `ValidationError` (``calendar_id``) when no calendar is connected yet.
+    only read; when no calendar is listed, `NotConnectedYet` if the user's stored Google
+    tokens grant calendar access (the connection their sign-in queued has not listed
+    them yet, decision JD2), else `ValidationError` (``calendar_id``): sign in first.
     """
     if calendar_id is None:
         calendars = calendars_of(session, account.id)
         if not calendars:
+            scopes = credentials.granted_scopes(session, account.id)
+            if scopes is not None and grants_calendar(scopes):
+                raise NotConnectedYet(
+                    "your Google calendars are still being connected after the sign-in; "
+                    "try again in a moment"
+                )
             raise ValidationError("calendar_id", "no calendar is connected; sign in with Google")
         calendar = next((c for c in calendars if c.is_primary), calendars[0])
     else:

@@ -60,7 +60,6 @@ from calsync.providers.errors import (
     ProviderError,
     QuotaExceeded,
     RateLimited,
-    Transient,
 )
 from calsync.services import Services
 from calsync.store import event_changes, outbox, sync_logs
@@ -76,7 +75,14 @@ from calsync.sync.resolve import (
     resolve,
     series_questions,
 )
-from calsync.sync.write_back_call import Write, differs
+from calsync.sync.write_back_call import (
+    Write,
+    differs,
+    google_copy_kept,
+    may_be_unsent,
+    restorable_refusal,
+    unexpected_failure,
+)
 
 __all__ = ["PushResult", "PushStatus", "backoff", "push_outbox"]
 
@@ -174,7 +180,7 @@ class _WriteBack:
             stored = read_stored(session, self.event_id)
             if stored is None or pending is None:
                 return PushStatus.NOTHING
-            unsent = _may_be_unsent(stored) and outbox.never_sent(session, self.event_id)
+            unsent = may_be_unsent(stored) and outbox.never_sent(session, self.event_id)
             found = outbox.push_context(
                 session, user_id=stored.user_id, calendar_id=stored.calendar_id
             )
@@ -238,7 +244,7 @@ class _WriteBack:
             # passing provider failure, so the rows back off, the log says so, and the
             # event ends ``error`` after the last attempt instead of failing unseen.
             log.error("push of event %s failed unexpectedly", self.event_id, exc_info=err)
-            return self._failed(stored, pending, _unexpected(err))
+            return self._failed(stored, pending, unexpected_failure(err))
         return self._succeeded(stored, write, remote)
 
     def _succeeded(self, stored: StoredEvent, write: Write, remote: Event | None) -> PushStatus:
@@ -319,12 +325,27 @@ class _WriteBack:
             metrics.CONFLICTS.labels(policy.value, "push").inc()
         return self._store_merge(stored, write, remote, resolution)
 
+    def _discard_refused(self, stored: StoredEvent, reason: str) -> PushStatus:
+        """Google refused the edit for good, its author may only read the calendar now
+        (decision JD1): Google's copy replaces it, not an ``error`` event no later edit
+        could clear; the log row keeps the refused version (``details.local``)."""
+        assert self.write is not None
+        kept = google_copy_kept(self.write, stored)
+        if kept is None:
+            return self._failed_for_good(stored, reason)
+        return self._store_merge(stored, self.write, kept[0], kept[1], refused=reason)
+
     def _store_merge(
-        self, stored: StoredEvent, write: Write, remote: Event, resolution: Resolution
+        self,
+        stored: StoredEvent,
+        write: Write,
+        remote: Event,
+        resolution: Resolution,
+        refused: str | None = None,
     ) -> PushStatus:
-        """Store a merge with Google's copy (`remote`), log it, and tell what changed:
-        `CONFLICT` for a manual one, `SYNCED` when Google holds the merge already; else
-        raises `_Again` (push the merge, or merge the newer local version)."""
+        """Store a merge with Google's copy (`remote`), log it (as refused if `refused`),
+        and tell what changed: `CONFLICT` for a manual one, `SYNCED` when Google holds
+        the merge already; else raises `_Again` (push the merge, or merge anew)."""
         conflict = resolution.details if resolution.manual else None
         with self.services.sessions.begin() as session:
             saved = event_changes.record_merged(
@@ -337,7 +358,11 @@ class _WriteBack:
             )
             if saved is None:
                 raise _Again  # edited locally meanwhile: merge the newer version
-            self._log_merge(session, stored, resolution)
+            if refused is None:
+                self._log_merge(session, stored, resolution)
+            else:
+                message = f"{refused}; the edit was discarded and Google's copy restored"
+                self._log(session, stored, LogStatus.ERROR, message, resolution.details)
             if differs(stored.event, saved.event):
                 event_changed(
                     session,
@@ -405,6 +430,8 @@ class _WriteBack:
                 self._log(session, stored, LogStatus.ERROR, f"writes paused: {reason}")
             self._count(LogStatus.RETRY)
             return PushStatus.PAUSED
+        if restorable_refusal(err, stored, self.write):
+            return self._discard_refused(stored, reason)
         attempts = pending.attempts + 1
         if err.retryable and attempts < self.services.settings.outbox_max_attempts:
             retry_after = err.retry_after if isinstance(err, RateLimited) else None
@@ -450,7 +477,14 @@ class _WriteBack:
         operation = self.write.operation if self.write is not None else "update"
         metrics.OUTBOX_WRITES.labels(operation, outcome.value).inc()
 
-    def _log(self, session: Any, stored: StoredEvent, status: LogStatus, message: str) -> None:
+    def _log(
+        self,
+        session: Any,
+        stored: StoredEvent,
+        status: LogStatus,
+        message: str,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         sync_logs.record(
             session,
             user_id=stored.user_id,
@@ -461,17 +495,5 @@ class _WriteBack:
             at=self.now(),
             api_calls=self.api_calls,
             message=message[:2000],
+            details=details,
         )
-
-
-def _unexpected(err: Exception) -> Transient:
-    """A failure that is not a provider's answer, as the retryable error the push's
-    failure path records: its class only, never its text (which may quote data)."""
-    return Transient(f"unexpected {type(err).__name__}; see the worker's log")
-
-
-def _may_be_unsent(stored: StoredEvent) -> bool:
-    """Deleted locally and never acknowledged by Google (no etag), and not an instance of
-    a series (Google has those with their series): a candidate for sending nothing."""
-    event = stored.event
-    return stored.deleted_at is not None and event.etag is None and not event.is_exception

@@ -11,21 +11,72 @@ again without ``If-Match`` (a local delete wins). What follows an answer (merges
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from enum import StrEnum
 from typing import Any
 
+from calsync.domain.conflicts import ConflictPolicy
 from calsync.domain.models import SYNCABLE_FIELDS, Event, EventStatus
 from calsync.providers.base import CalendarProvider
-from calsync.providers.errors import Conflict, NotFound, PreconditionFailed
+from calsync.providers.errors import (
+    Conflict,
+    NotFound,
+    Permanent,
+    PreconditionFailed,
+    ProviderError,
+    Transient,
+)
 from calsync.providers.google.ids import google_event_id
 from calsync.store.events import StoredEvent
+from calsync.sync.resolve import Resolution, resolve
 
-__all__ = ["Operation", "Write", "differs", "operation_for"]
+__all__ = [
+    "Operation",
+    "Write",
+    "differs",
+    "google_copy_kept",
+    "may_be_unsent",
+    "operation_for",
+    "restorable_refusal",
+    "unexpected_failure",
+]
 
 
 def differs(before: Event, after: Event) -> bool:
     """Whether two versions of an event differ in a field both sides can change."""
     return any(getattr(before, f) != getattr(after, f) for f in SYNCABLE_FIELDS)
+
+
+def restorable_refusal(err: ProviderError, stored: StoredEvent, write: Write | None) -> bool:
+    """Whether Google refused `write` for good because its author may only read the
+    calendar now (403 ``requiredAccessLevel``: write access taken away after calsync
+    accepted the edit) and Google's copy can replace it: a patch of an event Google
+    holds, neither a delete nor an insert nor an instance's first change (decision JD1)."""
+    return (
+        isinstance(err, Permanent)
+        and err.status == 403
+        and err.reason == "requiredAccessLevel"
+        and write is not None
+        and stored.deleted_at is None
+        and not write.will_insert
+        and not write.changes_an_unread_instance
+    )
+
+
+def google_copy_kept(write: Write, stored: StoredEvent) -> tuple[Event, Resolution] | None:
+    """Google's copy of `write`'s event and its merge with the stored version in which
+    the local side changed nothing (so Google's copy stands, decision JD1); None when it
+    cannot be read or Google deleted it."""
+    try:
+        remote = write.provider.get_event(write.calendar, write.google_id)
+    except ProviderError:
+        return None
+    if remote.status == EventStatus.CANCELLED:
+        return None
+    local = dataclasses.replace(stored.event, updated=stored.updated_at)
+    return remote, resolve(
+        base=local, local=local, remote=remote, policy=ConflictPolicy.REMOTE_WINS
+    )
 
 
 class Operation(StrEnum):
@@ -133,3 +184,16 @@ class Write:
             self.details["delete"] = "changed on Google since the last sync; deleted anyway"
             with contextlib.suppress(NotFound):
                 self.provider.delete_event(self.calendar, self.google_id, if_match=None)
+
+
+def unexpected_failure(err: Exception) -> Transient:
+    """A failure that is not a provider's answer, as the retryable error the push's
+    failure path records: its class only, never its text (which may quote data)."""
+    return Transient(f"unexpected {type(err).__name__}; see the worker's log")
+
+
+def may_be_unsent(stored: StoredEvent) -> bool:
+    """Deleted locally and never acknowledged by Google (no etag), and not an instance of
+    a series (Google has those with their series): a candidate for sending nothing."""
+    event = stored.event
+    return stored.deleted_at is not None and event.etag is None and not event.is_exception

@@ -38,6 +38,7 @@ from calsync.domain.errors import (
     FieldErrors,
     Forbidden,
     IdempotencyKeyReused,
+    NotConnectedYet,
     NotFound,
     Refused,
     Stale,
@@ -139,6 +140,7 @@ def problem_details(problems: Sequence[ValidationError]) -> list[dict[str, str]]
 REFUSALS: dict[type[Refused], tuple[int, str | None]] = {
     NotFound: (404, None),
     Forbidden: (403, None),
+    NotConnectedYet: (409, "calendars_connecting"),
     Stale: (412, None),
     IdempotencyKeyReused: (422, "idempotency_key_reused"),
 }

@@ -121,3 +121,33 @@ def test_budget_prints_the_days_spend_from_redis(
     assert report["spent"] == {"write": 7, "interactive": 0, "notification": 0, "poll": 40}
     assert report["ceilings"]["poll"] == 3000
     assert report["forecast_scheduled"] == 47
+
+
+@pytest.mark.parametrize("command", [["worker", "--metrics-port", "0"], ["scheduler"]])
+def test_a_background_process_without_production_settings_stops_at_once(
+    tmp_path: Path, command: list[str]
+) -> None:
+    # Given none of the production settings (the operator forgot the worker's environment)
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("CALSYNC_")}
+    # When the worker or the scheduler starts
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "calsync.cli", *command],
+            cwd=tmp_path,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"calsync {command[0]} ran on in embedded mode, serving no queue (JD4)")
+    # Then it stops with one line naming what to set (decision JD4), and made nothing:
+    # no SQLite file of its own, which it would sweep (the scheduler) or no queue of its
+    # own nobody sends to (the worker)
+    assert result.returncode == 2, result.stderr
+    assert "CALSYNC_DATABASE_URL" in result.stderr
+    assert "CALSYNC_REDIS_URL" in result.stderr
+    assert "calsync dev" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

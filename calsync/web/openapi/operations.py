@@ -314,6 +314,7 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
             "201": answer(ref("Event"), "created (or the first answer to this Idempotency-Key)"),
             "403": error("calendar is read-only"),
             "404": error("no such calendar"),
+            "409": error("just signed in: the calendars are not listed yet; try again"),
             "422": error("invalid fields, or Idempotency-Key reused with another body"),
             **BODY_ERRORS,
             **AUTH_ERRORS,
