@@ -16,9 +16,9 @@ now is (RFC 5545 3.8.4.4: the override "replaces" the instance it names).
 
 What Google's import cannot hold is left out of both sides, counted in
 `ImportedFile.skipped`: RDATE periods (Google's ``recurrence`` lines take dates and
-date-times only), zones with no IANA name, an end before the start, overrides of no
-instance of their series (Google has no instance to change), and overrides that turn a
-timed instance all-day or back.
+date-times only), zones with no IANA name, an end before the start, and overrides of
+no instance of their series (Google has no instance to change). An override may make a
+timed instance all-day or back, as Google's and calsync's instances may be.
 """
 
 from __future__ import annotations
@@ -411,17 +411,18 @@ def _override(component: Any, event: Imported) -> Override:
     title = _text(component, "SUMMARY") or event.title
     if str(component.get("STATUS", "")).upper() == "CANCELLED":
         return Override(key, None, None, title)
+    # the change may make a timed instance all-day or back (Google and calsync hold it)
     start = _time(component["DTSTART"], event.zone) if component.get("DTSTART") else original
-    if (start.day is None) != (event.start.day is None):
-        raise Unimportable("override of another kind than its series")
     end = _end(component, start, event.zone) if component.get("DTEND") or component.get("DURATION") else _shifted(start, event)
     return Override(key, start, end, title, _text(component, "DESCRIPTION"))
 
 
 def _shifted(start: EventTime, event: Imported) -> EventTime:
-    """The end of an override that gives none: its series' length after its start."""
+    """The end of an override that gives none: its series' length after its start (a
+    day, for an all-day change of a timed series)."""
     if start.day is not None:
-        assert event.start.day is not None and event.end.day is not None
+        if event.start.day is None or event.end.day is None:
+            return EventTime.on(start.day + timedelta(days=1))
         return EventTime.on(start.day + (event.end.day - event.start.day))
     assert start.instant is not None and start.timezone is not None
     return EventTime.at(start.instant + event.series.duration, start.timezone)
