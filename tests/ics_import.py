@@ -114,15 +114,13 @@ class Imported:
         else:
             replaced = {o.original for o in self.overrides}
             starts = [s for s in oracle_starts(self.series, window) if s not in replaced]
-        found = [Instance(s, _plus(s, self.series.duration), title) for s in starts]
+        found = [Instance(s, s + self.series.duration, title) for s in starts]
         for change in self.overrides:
-            if change.start is not None and change.end is not None:
-                if _in(change.start, change.end, window):
-                    found.append(
-                        Instance(
-                            _key(change.start), _key(change.end), stored(change.title, TITLE_LIMIT)
-                        )
-                    )
+            if change.start is None or change.end is None:
+                continue  # cancelled
+            if _in(change.start, change.end, window):
+                when = (_key(change.start), _key(change.end))
+                found.append(Instance(*when, stored(change.title, TITLE_LIMIT)))
         return found
 
     def instance_id(self, master_id: str, original: Start) -> str:
@@ -131,7 +129,8 @@ class Imported:
         return f"{master_id}_{original:%Y%m%d}"
 
     def override_body(self, change: Override) -> dict[str, Any]:
-        assert change.start is not None and change.end is not None
+        assert change.start is not None
+        assert change.end is not None
         body = {
             "summary": change.title,
             "start": _google_time(change.start, self.zone),
@@ -159,7 +158,10 @@ class ImportedFile:
         begin = self.first().replace(hour=0, minute=0, second=0, microsecond=0)
         first = begin - timedelta(days=1)
         later = first + timedelta(days=2 * 365 + 17)
-        return [Window(first, first + timedelta(days=400)), Window(later, later + timedelta(days=400))]
+        return [
+            Window(first, first + timedelta(days=400)),
+            Window(later, later + timedelta(days=400)),
+        ]
 
 
 def _instant(value: EventTime) -> datetime:
@@ -176,14 +178,11 @@ def _key(value: EventTime) -> Start:
     return value.instant
 
 
-def _plus(start: Start, duration: timedelta) -> Start:
-    return start + duration
-
-
 def _in(start: EventTime, end: EventTime, window: Window) -> bool:
     if start.day is not None and end.day is not None:
         return all_day_in_window(start.day, end.day, window.days)
-    assert start.instant is not None and end.instant is not None
+    assert start.instant is not None
+    assert end.instant is not None
     return timed_in_window(start.instant, end.instant, window.start, window.end)
 
 
@@ -346,7 +345,9 @@ def _end(component: Any, start: EventTime, zone: str) -> EventTime:
             assert start.timezone is not None
             later = EventTime.at(wall.replace(tzinfo=None), start.timezone)
             assert later.instant is not None
-            end = EventTime.at(later.instant + (length - timedelta(days=length.days)), start.timezone)
+            end = EventTime.at(
+                later.instant + (length - timedelta(days=length.days)), start.timezone
+            )
     elif start.day is not None:
         end = EventTime.on(start.day + timedelta(days=1))
     else:
@@ -413,7 +414,11 @@ def _override(component: Any, event: Imported) -> Override:
         return Override(key, None, None, title)
     # the change may make a timed instance all-day or back (Google and calsync hold it)
     start = _time(component["DTSTART"], event.zone) if component.get("DTSTART") else original
-    end = _end(component, start, event.zone) if component.get("DTEND") or component.get("DURATION") else _shifted(start, event)
+    end = (
+        _end(component, start, event.zone)
+        if component.get("DTEND") or component.get("DURATION")
+        else _shifted(start, event)
+    )
     return Override(key, start, end, title, _text(component, "DESCRIPTION"))
 
 
@@ -424,7 +429,8 @@ def _shifted(start: EventTime, event: Imported) -> EventTime:
         if event.start.day is None or event.end.day is None:
             return EventTime.on(start.day + timedelta(days=1))
         return EventTime.on(start.day + (event.end.day - event.start.day))
-    assert start.instant is not None and start.timezone is not None
+    assert start.instant is not None
+    assert start.timezone is not None
     return EventTime.at(start.instant + event.series.duration, start.timezone)
 
 
