@@ -51,6 +51,7 @@ from tests.ics_import import (
     stored,
 )
 from tests.integration.events.conftest import EventsApp, User
+from tests.integration.events.test_read_model import Spy
 from tests.rfc5545_oracle import Window, oracle_starts
 
 pytestmark = pytest.mark.integration
@@ -186,7 +187,9 @@ def later_changes(event: Imported, window: Window) -> tuple[Override, ...]:
     return (cancelled, Override(moved, begin, end, f"moved: {event.title}"))
 
 
-def test_real_world_calendars_list_what_the_oracle_expands(any_app: EventsApp) -> None:
+def test_real_world_calendars_list_what_the_oracle_expands(
+    any_app: EventsApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
     app = any_app
     app.clock.now = datetime(2025, 7, 1, tzinfo=UTC)  # the read model's horizon: below
     files = corpus()
@@ -212,8 +215,10 @@ def test_real_world_calendars_list_what_the_oracle_expands(any_app: EventsApp) -
     # and so does the read model, filled around mid-2025 (the corpus' first windows)
     assert read_model.fill(app.services.sessions, app.clock())
     app.upkeep()
+    monkeypatch.setattr(read_model, "page", spy := Spy())
     found, _ = differences(app, (ann, bob), files, google_ids)
     assert found == [], "\n".join(map(repr, found))
+    assert spy.answered >= 2 * 7  # each user's first window of each committed file
 
     # When Bob cancels and moves one more instance of each series at Google
     for file, google_id, ids in zip(files, google_ids, event_ids, strict=True):
