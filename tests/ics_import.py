@@ -37,7 +37,7 @@ from icalendar.error import GloballyUniqueTZIDGuessed
 from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
 from calsync.domain.models import EventTime
-from calsync.domain.windows import all_day_in_window, timed_in_window
+from calsync.domain.windows import DayRange, all_day_in_window, days_touched, timed_in_window
 from tests.rfc5545_oracle import Series, Start, Window, oracle_starts
 
 MARK = "\ufffd"
@@ -49,6 +49,18 @@ def stored(text: str, limit: int | None = None) -> str:
     to `limit` characters, the last one U+FFFD."""
     made = "".join(MARK if ord(c) == 0 or 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
     return made if limit is None or len(made) <= limit else made[: limit - 1] + MARK
+
+
+@dataclass(frozen=True)
+class ZonedWindow(Window):
+    """A window as a caller in `zone` lists it: its all-day events are those dated on the
+    days of `zone` that the window's instants touch (docs/api.md, ``GET /events``)."""
+
+    zone: str = "UTC"
+
+    @property
+    def days(self) -> DayRange:
+        return days_touched(self.start, self.end, self.zone)
 
 
 @dataclass(frozen=True)
