@@ -64,6 +64,8 @@ ANN, BOB = "ann-ics@example.com", "bob-ics@example.com"
 #: The users' own zones (``GET /me``): an all-day event is listed in a window when it is
 #: dated on a day of the caller's zone that the window touches.
 ZONES = {ANN: "Pacific/Kiritimati", BOB: "UTC"}
+#: A window every committed file has instances in, listed for all calendars at once.
+ALL_AT_ONCE = (datetime(2025, 2, 20, 11, tzinfo=UTC), datetime(2025, 4, 20, 11, tzinfo=UTC))
 
 #: What Google's import leaves out of the committed corpus, by kind (see the module).
 SKIPPED = Counter({"RDATE period": 1, "override of no instance": 1, "cancelled event": 1})
@@ -81,16 +83,20 @@ def corpus() -> list[ImportedFile]:
     return files
 
 
-def listed(app: EventsApp, user: User, calendar: Any, window: Window) -> list[Instance]:
-    """The instances `GET /events?expand=true` lists in `window` for one calendar."""
+def listed(
+    app: EventsApp, user: User, calendar: Any, window: Window, limit: int = 200
+) -> list[Instance]:
+    """The instances `GET /events?expand=true` lists in `window` for one calendar (or,
+    `calendar` None, for all of the user's), every page of `limit`."""
     found: list[Instance] = []
     params = {
         "start_date": window.start.isoformat(),
         "end_date": window.end.isoformat(),
         "expand": "true",
-        "limit": "200",
-        "calendar_id": str(calendar),
+        "limit": str(limit),
     }
+    if calendar is not None:
+        params["calendar_id"] = str(calendar)
     while True:
         answer = app.client.get("/events", params=params, headers=user.headers)
         assert answer.status_code == 200, answer.text[:500]
@@ -170,11 +176,25 @@ def differences(
                 want = expected([file], window)
                 compared += len(want)
                 got = listed(app, user, app.calendar_id(user, google_id), window)
-                if got != want:
-                    missing = list((Counter(want) - Counter(got)).elements())
-                    extra = list((Counter(got) - Counter(want)).elements())
-                    found.append((user.email, file.name, window, missing[:4], extra[:4]))
+                found += _difference((user.email, file.name, window), want, got)
+    for user in users:
+        # and all the user's calendars at once, in pages of 37: the files' series
+        # interleaved, timed and all-day, page after page
+        window = ZonedWindow(*ALL_AT_ONCE, ZONES.get(user.email, "UTC"))
+        want = expected(files, window)
+        compared += len(want)
+        got = listed(app, user, None, window, limit=37)
+        found += _difference((user.email, "all calendars", window), want, got)
     return found, compared
+
+
+def _difference(what: tuple[Any, ...], want: list[Instance], got: list[Instance]) -> list[Any]:
+    """`[]`, or `what` with up to 4 instances missing and up to 4 extra (as multisets)."""
+    if got == want:
+        return []
+    missing = list((Counter(want) - Counter(got)).elements())
+    extra = list((Counter(got) - Counter(want)).elements())
+    return [(*what, missing[:4], extra[:4])]
 
 
 def later_changes(event: Imported, window: Window) -> tuple[Override, ...]:
