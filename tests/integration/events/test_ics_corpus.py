@@ -200,7 +200,7 @@ def _difference(what: tuple[Any, ...], want: list[Instance], got: list[Instance]
 
 def google_listed(google: Any, calendar: str, window: Window) -> list[Instance]:
     """The instances Google itself lists in `window` (``events.list`` with
-    ``singleEvents``, every page, all-day dates placed in UTC by ``timeZone``)."""
+    ``singleEvents``, every page; times in UTC)."""
     found: list[Instance] = []
     token = None
     while True:
@@ -226,10 +226,13 @@ def google_listed(google: Any, calendar: str, window: Window) -> list[Instance]:
 
 
 def google_differences(google: Any, files: list[ImportedFile], google_ids: list[str]) -> list[Any]:
-    """Each file's windows as Google (the emulator) expands them, against the oracle."""
+    """Each file's windows as Google (the emulator) expands them, against the oracle;
+    Google places an all-day event's dates in the calendar's zone for ``timeMin`` and
+    ``timeMax`` (the file's X-WR-TIMEZONE here)."""
     found: list[Any] = []
     for file, google_id in zip(files, google_ids, strict=True):
-        for window in file.windows() if file.events else []:
+        for bounds in file.windows() if file.events else []:
+            window = ZonedWindow(bounds.start, bounds.end, file.zone)
             got = google_listed(google, google_id, window)
             found += _difference(("google", file.name, window), expected([file], window), got)
     return found
