@@ -281,6 +281,10 @@ def as_before_is1_and_now(services: Any, google: Any, side: Any, pulls: int, cha
 
     ways: dict[str, Any] = {"as before IS1 (re-read)": as_before, "now (RETURNING)": written}
     try:
+        for name, way in ways.items():
+            reconcile.update_events = way
+            counted = _statements_counted(services, google, side, changed)
+            print(f"  {name}: statements a pull {counted}", flush=True)
         for round_ in range(3):
             found: dict[str, list[tuple[float, float]]] = {name: [] for name in ways}
             for _ in range(pulls):
@@ -298,6 +302,31 @@ def as_before_is1_and_now(services: Any, google: Any, side: Any, pulls: int, cha
                 )
     finally:
         reconcile.update_events = written
+
+
+def _statements_counted(services: Any, google: Any, side: Any, changed: Any) -> str:
+    """Statements psycopg sent (``Cursor.execute``; ``BEGIN``/``COMMIT`` apart) in each
+    of 5 upcoming pulls (`move_ten`), the upkeep after each not counted (JF2)."""
+    sent = [0]
+    execute = psycopg.Cursor.execute
+
+    def counted(cursor: Any, *args: Any, **kwargs: Any) -> Any:
+        sent[0] += 1
+        return execute(cursor, *args, **kwargs)
+
+    found = []
+    for _ in range(5):
+        move_ten(google, side.email, next(changed))
+        sent[0] = 0
+        psycopg.Cursor.execute = counted  # type: ignore[method-assign,assignment]
+        try:
+            with collector_paused():
+                pull_calendar(services, side.calendar_id)
+        finally:
+            psycopg.Cursor.execute = execute  # type: ignore[method-assign]
+        found.append(sent[0])
+        caught_up(services)
+    return " ".join(str(n) for n in found)
 
 
 def log_part(services: Any, side: Any, runs: int) -> None:
