@@ -20,6 +20,7 @@ from calsync.domain.errors import (
     Forbidden,
     IdempotencyKeyReused,
     NeverOccurs,
+    NotConnectedYet,
     NotFound,
     Refused,
     Stale,
@@ -63,6 +64,13 @@ def body(code: str, message: str, *details: tuple[str, str, str]) -> bytes:
                 "forbidden",
                 "Google does not allow this change: event_type",
                 ("event_type", "forbidden", "only on primary"),
+            ),
+        ),
+        (
+            NotConnectedYet("your Google calendars are still being connected; try again"),
+            409,
+            body(
+                "calendars_connecting", "your Google calendars are still being connected; try again"
             ),
         ),
         (
@@ -132,7 +140,7 @@ def test_every_refusal_has_a_status() -> None:
     kinds = set(Refused.__subclasses__())
     assert kinds == set(REFUSALS)
     for kind in kinds:
-        assert domain_error(kind("why")).status in {403, 404, 412, 422}
+        assert domain_error(kind("why")).status in {403, 404, 409, 412, 422}
 
 
 def test_a_refusal_of_a_subclass_answers_as_its_kind() -> None:
