@@ -300,12 +300,15 @@ def record_merged(
     remote: Event,
     version: int,
     conflict: dict[str, Any] | None,
+    revive: bool = False,
 ) -> StoredEvent | None:
     """Store the result of resolving a 412 against the event's local `version`.
 
     `merged` becomes the local event (a new version if it differs), `remote` the base and
     its etag the one the next write sends. With `conflict` (a manual-policy conflict) the
     event is flagged ``conflict`` and keeps `merged` (the local version) until a PUT.
+    With `revive` (Google refused the local delete and keeps the event, decision JI1) a
+    deleted row is live again, and so are the exceptions its delete deleted with it.
     Returns the stored event, or `None` (nothing written) if the local version moved on
     meanwhile: the caller must read it again.
     """
@@ -319,6 +322,11 @@ def record_merged(
     row_values["base_version"] = base_document(remote)
     row_values["conflict"] = conflict
     row_values["sync_state"] = "conflict" if conflict is not None else "pending"
+    if revive and before.deleted_at is not None:
+        changed = True  # listed again: a new version (the API's etag, list caches)
+        row_values["deleted_at"] = None
+        if before.event.is_recurring and before.event.provider_event_id:
+            _revive_exceptions(session, before, before.event.provider_event_id)
     if changed:
         row_values["version"] = row.version + 1
     # Only over `version`: on SQLite the read above locks nothing, and an edit committed
@@ -334,6 +342,28 @@ def record_merged(
         replace_attendees(session, [(event_id, merged.attendees)])
     session.expire_all()
     return load_stored(session, event_id)
+
+
+def _revive_exceptions(session: Session, master: StoredEvent, series_id: str) -> None:
+    """The exceptions the delete of the series `master` deleted (`mark_deleted`, in its
+    transaction: the same ``deleted_at``) are live again, as Google still holds them;
+    ``synced`` unless a write of their own is still queued (then it is pushed)."""
+    queued = sa.exists().where(_outbox.c.event_id == _events.c.id, _outbox.c.status == "pending")
+    session.execute(
+        sa.update(_events)
+        .where(
+            _events.c.calendar_id == master.calendar_id,
+            _events.c.recurring_event_id == series_id,
+            _events.c.deleted_at == master.deleted_at,
+        )
+        .values(
+            deleted_at=None,
+            version=_events.c.version + 1,
+            sync_state=sa.case((queued, "pending"), else_="synced"),
+            sync_error=None,
+            **KEEP_UPDATED_AT,
+        )
+    )
 
 
 def record_error(session: Session, event_id: uuid.UUID, reason: str) -> None:

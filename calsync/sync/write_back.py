@@ -27,12 +27,12 @@ job; it works on one event, whatever number of outbox rows it has:
   version did not move meanwhile (otherwise another round pushes the newer state: rows
   are closed by the version written, never by what the push happened to read, see
   `calsync.store.outbox.close`);
-- transient failures and rate limits: the rows are retried later with exponential
-  backoff (honouring Retry-After) until ``outbox_max_attempts``, then the event is
-  ``error``; quota exhausted: the user's writes pause; auth revoked: stop (the account is
-  ``needs_reauth``; the rows wait for the next sign-in); other errors: ``error`` with
-  the reason, visible in the API, unless the event was edited meanwhile: the failure
-  was about the older version, and another round pushes the newer one.
+- transient failures, rate limits: retried with exponential backoff (at least
+  Retry-After) until ``outbox_max_attempts``, then ``error``; quota exhausted: the
+  user's writes pause; auth revoked: stop (the rows wait for the next sign-in); a patch
+  or delete refused as its author may only read the calendar now: Google's copy is
+  stored, a deleted row live again (JD1, JI1); other errors: ``error`` with the reason,
+  unless the event was edited meanwhile (another round pushes the newer version).
 
 Every push, conflict and failure lands in the sync log. Time comes from
 ``services.clock``; nothing sleeps here.
@@ -77,6 +77,7 @@ from calsync.sync.resolve import (
 )
 from calsync.sync.write_back_call import (
     Write,
+    backoff,
     differs,
     google_copy_kept,
     may_be_unsent,
@@ -90,7 +91,6 @@ log = logging.getLogger(__name__)
 
 LEASE: Final = timedelta(minutes=2)
 MAX_ROUNDS: Final = 5
-MAX_BACKOFF: Final = timedelta(hours=1)
 QUOTA_PAUSE: Final = timedelta(hours=1)
 WAIT_FOR_SERIES: Final = timedelta(seconds=2)
 
@@ -115,15 +115,6 @@ class PushResult:
 
 class _Again(Exception):
     """Internal: this round changed the event; push it once more."""
-
-
-def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
-    """Delay before attempt `attempts` + 1: 2, 4, 8 ... seconds, at most an hour, never
-    less than Google's Retry-After."""
-    delay = timedelta(seconds=min(2**attempts, MAX_BACKOFF.total_seconds()))
-    if retry_after is not None:
-        delay = max(delay, timedelta(seconds=retry_after))
-    return delay
 
 
 def push_outbox(services: Services, providers: ProviderSource, event_id: uuid.UUID) -> PushResult:
@@ -326,9 +317,9 @@ class _WriteBack:
         return self._store_merge(stored, write, remote, resolution)
 
     def _discard_refused(self, stored: StoredEvent, reason: str) -> PushStatus:
-        """Google refused the edit for good, its author may only read the calendar now
-        (decision JD1): Google's copy replaces it, not an ``error`` event no later edit
-        could clear; the log row keeps the refused version (``details.local``)."""
+        """Google refused the edit or delete for good, its author may only read the
+        calendar now (JD1, JI1): Google's copy replaces it, not an ``error`` event no
+        later edit could clear; the log row keeps the refused version and operation."""
         assert self.write is not None
         kept = google_copy_kept(self.write, stored)
         if kept is None:
@@ -347,6 +338,8 @@ class _WriteBack:
         and tell what changed: `CONFLICT` for a manual one, `SYNCED` when Google holds
         the merge already; else raises `_Again` (push the merge, or merge anew)."""
         conflict = resolution.details if resolution.manual else None
+        # a refused delete: Google keeps the event, so the row is live again (JI1)
+        revive = refused is not None and stored.deleted_at is not None
         with self.services.sessions.begin() as session:
             saved = event_changes.record_merged(
                 session,
@@ -355,18 +348,21 @@ class _WriteBack:
                 remote=remote,
                 version=stored.version,
                 conflict=conflict,
+                revive=revive,
             )
             if saved is None:
                 raise _Again  # edited locally meanwhile: merge the newer version
             if refused is None:
                 self._log_merge(session, stored, resolution)
             else:
-                message = f"{refused}; the edit was discarded and Google's copy restored"
-                self._log(session, stored, LogStatus.ERROR, message, resolution.details)
-            if differs(stored.event, saved.event):
+                what = "delete" if revive else "edit"
+                message = f"{refused}; the {what} was discarded and Google's copy restored"
+                details = resolution.details | {"refused": what}
+                self._log(session, stored, LogStatus.ERROR, message, details)
+            if revive or differs(stored.event, saved.event):
                 event_changed(
                     session,
-                    before=stored.event,
+                    before=None if revive else stored.event,
                     after=saved.event,
                     event_id=self.event_id,
                     actor_user_id=None,
