@@ -37,6 +37,7 @@ from calsync.store.tables import Event as EventRow
 from calsync.store.tables import OutboxEntry
 
 __all__ = [
+    "discard_unsent",
     "insert_local",
     "lock_stored",
     "mark_deleted",
@@ -364,6 +365,37 @@ def _revive_exceptions(session: Session, master: StoredEvent, series_id: str) ->
             **KEEP_UPDATED_AT,
         )
     )
+
+
+def discard_unsent(session: Session, stored: StoredEvent, series_id: str, *, now: datetime) -> bool:
+    """Google refused for good to insert `stored` (as of its version) and holds no copy
+    of it (decision JI2): the row is deleted and ``synced``, and for a series so are the
+    exceptions made of it locally (`series_id`: its Google id), their queued writes
+    closed. Returns False, writing nothing, if the row moved past `stored`'s version."""
+    locked = lock_stored(session, stored.id)
+    if locked is None or locked.version != stored.version or locked.deleted_at is not None:
+        return False
+    ids = [stored.id]
+    if stored.event.is_recurring:
+        ids += session.scalars(
+            sa.select(_events.c.id).where(
+                _events.c.calendar_id == stored.calendar_id,
+                _events.c.recurring_event_id == series_id,
+                _events.c.deleted_at.is_(None),
+            )
+        ).all()
+    mark_deleted(session, ids, now=now)
+    session.execute(
+        sa.update(_events)
+        .where(_events.c.id.in_(ids))
+        .values(sync_state="synced", **KEEP_UPDATED_AT)
+    )
+    session.execute(
+        sa.update(_outbox)
+        .where(_outbox.c.event_id.in_(ids), _outbox.c.status == "pending")
+        .values(status="done")
+    )
+    return True
 
 
 def record_error(session: Session, event_id: uuid.UUID, reason: str) -> None:

@@ -64,27 +64,27 @@ def restorable_refusal(err: ProviderError, stored: StoredEvent, write: Write | N
     """Whether Google refused `write` for good because its author may only read the
     calendar now (403 ``requiredAccessLevel``: write access taken away after calsync
     accepted the edit) and Google's copy can replace it: a patch of an event Google
-    holds (decision JD1) or the delete of one (the row comes back, JI1); not an insert
-    nor an instance's first change, nor the delete of an exception's row (its series'
-    delete brings it back)."""
+    holds (decision JD1), the delete of one (the row comes back, JI1), or an insert
+    (Google's copy if an earlier attempt got through, else the row goes, JI2); not an
+    instance's first change, nor the delete of an exception's row (its series' delete
+    brings it back)."""
     return (
         isinstance(err, Permanent)
         and err.status == 403
         and err.reason == "requiredAccessLevel"
         and write is not None
         and (stored.deleted_at is None or not stored.event.is_exception)
-        and not write.will_insert
         and not write.changes_an_unread_instance
     )
 
 
 def google_copy_kept(write: Write, stored: StoredEvent) -> tuple[Event, Resolution] | None:
     """Google's copy of `write`'s event and its merge with the stored version in which
-    the local side changed nothing (so Google's copy stands, decision JD1); None when it
-    cannot be read or Google deleted it."""
+    the local side changed nothing (so Google's copy stands, decision JD1); None when
+    Google holds no live copy. Raises `ProviderError` when it cannot be read."""
     try:
         remote = write.provider.get_event(write.calendar, write.google_id)
-    except ProviderError:
+    except NotFound:
         return None
     if remote.status == EventStatus.CANCELLED:
         return None

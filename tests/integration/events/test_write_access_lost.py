@@ -218,3 +218,56 @@ def test_a_series_delete_refused_for_lost_write_access_brings_back_its_instances
     bens_team = any_app.calendar_id(ben, team["id"])
     any_app.pull(ben, bens_team)
     assert _instances(any_app, ben, bens_team) == expected
+
+
+def test_a_create_refused_for_lost_write_access_goes_and_the_log_keeps_it(
+    any_app: EventsApp,
+) -> None:
+    """Decision JI2: a create Google never had, refused for good, is deleted locally
+    (not ``error``, local only and 403 to every later edit) and kept in the sync log."""
+    # Given a team calendar of owner's that ann and ben may write
+    owner = any_app.connect("owner@example.com")
+    ann = any_app.connect("ann@example.com")
+    ben = any_app.connect("ben@example.com")
+    team = any_app.control.add_calendar(owner.email, "Team")
+    for user in (ann, ben):
+        any_app.control.share(team["id"], user.email, "writer")
+        calendar_list.sync_calendar_list(any_app.services, user.id)
+    anns_team = any_app.calendar_id(ann, team["id"])
+    # When ann, made a reader at Google before calsync hears of it, creates an event
+    # there (accepted: writable as far as calsync knows), and ben one of his own there
+    any_app.control.share(team["id"], ann.email, "reader")
+    made = any_app.create(ann, BODY | {"calendar_id": str(anns_team), "title": "ann's"})
+    bens_team = any_app.calendar_id(ben, team["id"])
+    bens = any_app.create(ben, BODY | {"calendar_id": str(bens_team), "title": "ben's"})
+    pushed = [any_app.push(made["id"]).status, any_app.push(bens["id"]).status]
+    # Then Google refused ann's: it is gone locally too, nothing left to push or fail
+    assert pushed == [PushStatus.SYNCED, PushStatus.SYNCED]
+    assert any_app.push_all() == []
+    assert any_app.client.get(f"/events/{made['id']}", headers=ann.headers).status_code == 404
+    listed = any_app.client.get(
+        "/events", params={"calendar_id": str(anns_team)}, headers=ann.headers
+    ).json()["events"]
+    assert listed == []
+    # and the sync log keeps what was refused, where ann can read it
+    logs = any_app.client.get("/sync/logs", params={"kind": "push"}, headers=ann.headers)
+    assert logs.status_code == 200, logs.text
+    rows = [row for row in logs.json()["logs"] if row["event_id"] == made["id"]]
+    assert [row["status"] for row in rows] == ["error"], rows
+    assert "requiredAccessLevel" in rows[0]["message"]
+    assert "create was discarded" in rows[0]["message"]
+    assert (rows[0]["details"]["refused"], rows[0]["details"]["local"]["title"]) == (
+        "insert",
+        "ann's",
+    )
+    # and ben sees nothing of it
+    theirs = any_app.client.get("/sync/logs", headers=ben.headers).json()["logs"]
+    assert [row for row in theirs if row["event_id"] == made["id"]] == []
+    # while ben's is on Google, and the owner sees only his
+    on_google = any_app.remote(owner).list(calendarId=team["id"]).execute()["items"]
+    assert [e["summary"] for e in on_google] == ["ben's"]
+    any_app.pull(ben, bens_team)
+    listed = any_app.client.get(
+        "/events", params={"calendar_id": str(bens_team)}, headers=ben.headers
+    ).json()["events"]
+    assert [(e["title"], e["sync_state"]) for e in listed] == [("ben's", "synced")]
