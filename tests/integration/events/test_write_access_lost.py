@@ -271,3 +271,41 @@ def test_a_create_refused_for_lost_write_access_goes_and_the_log_keeps_it(
         "/events", params={"calendar_id": str(bens_team)}, headers=ben.headers
     ).json()["events"]
     assert [(e["title"], e["sync_state"]) for e in listed] == [("ben's", "synced")]
+
+
+def test_a_refused_create_an_earlier_attempt_made_keeps_googles_copy(any_app: EventsApp) -> None:
+    """Decision JI2: a refused insert whose earlier attempt reached Google (its answer
+    lost) is not deleted: Google holds the event, so its copy is kept, ``synced``."""
+    owner = any_app.connect("owner@example.com")
+    ann = any_app.connect("ann@example.com")
+    ben = any_app.connect("ben@example.com")
+    team = any_app.control.add_calendar(owner.email, "Team")
+    for user in (ann, ben):
+        any_app.control.share(team["id"], user.email, "writer")
+        calendar_list.sync_calendar_list(any_app.services, user.id)
+    anns_team = any_app.calendar_id(ann, team["id"])
+    # Given ann's create reached Google, its answer lost, and Google cannot be read
+    events = r"/calendar/v3/calendars/[^/]+/events"
+    any_app.control.add_fault(kind="reset", method="POST", path=events + "$", after_write=True)
+    any_app.control.add_fault(
+        kind="status", status=503, method="GET", path=events + "/", count=None
+    )
+    made = any_app.create(ann, BODY | {"calendar_id": str(anns_team)})
+    assert any_app.push(made["id"]).status is PushStatus.RETRY
+    # When ann is made a reader before the retry, which Google refuses
+    any_app.control.clear_faults()
+    any_app.control.share(team["id"], ann.email, "reader")
+    any_app.clock.advance(minutes=5)
+    assert any_app.push(made["id"]).status is PushStatus.SYNCED
+    # Then the event stays, as Google holds it: synced, once on Google
+    shown = any_app.get(ann, made["id"])
+    assert (shown["title"], shown["sync_state"]) == ("planning", "synced")
+    on_google = any_app.remote(owner).list(calendarId=team["id"]).execute()["items"]
+    assert [e["summary"] for e in on_google] == ["planning"]
+    assert any_app.push_all() == []
+    bens_team = any_app.calendar_id(ben, team["id"])
+    any_app.pull(ben, bens_team)
+    listed = any_app.client.get(
+        "/events", params={"calendar_id": str(bens_team)}, headers=ben.headers
+    ).json()["events"]
+    assert [(e["title"], e["sync_state"]) for e in listed] == [("planning", "synced")]
