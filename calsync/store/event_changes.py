@@ -37,6 +37,7 @@ from calsync.store.tables import Event as EventRow
 from calsync.store.tables import OutboxEntry
 
 __all__ = [
+    "discard_unsent",
     "insert_local",
     "lock_stored",
     "mark_deleted",
@@ -300,12 +301,15 @@ def record_merged(
     remote: Event,
     version: int,
     conflict: dict[str, Any] | None,
+    revive: bool = False,
 ) -> StoredEvent | None:
     """Store the result of resolving a 412 against the event's local `version`.
 
     `merged` becomes the local event (a new version if it differs), `remote` the base and
     its etag the one the next write sends. With `conflict` (a manual-policy conflict) the
     event is flagged ``conflict`` and keeps `merged` (the local version) until a PUT.
+    With `revive` (Google refused the local delete and keeps the event, decision JI1) a
+    deleted row is live again, and so are the exceptions its delete deleted with it.
     Returns the stored event, or `None` (nothing written) if the local version moved on
     meanwhile: the caller must read it again.
     """
@@ -319,6 +323,11 @@ def record_merged(
     row_values["base_version"] = base_document(remote)
     row_values["conflict"] = conflict
     row_values["sync_state"] = "conflict" if conflict is not None else "pending"
+    if revive and before.deleted_at is not None:
+        changed = True  # listed again: a new version (the API's etag, list caches)
+        row_values["deleted_at"] = None
+        if before.event.is_recurring and before.event.provider_event_id:
+            _revive_exceptions(session, before, before.event.provider_event_id)
     if changed:
         row_values["version"] = row.version + 1
     # Only over `version`: on SQLite the read above locks nothing, and an edit committed
@@ -334,6 +343,59 @@ def record_merged(
         replace_attendees(session, [(event_id, merged.attendees)])
     session.expire_all()
     return load_stored(session, event_id)
+
+
+def _revive_exceptions(session: Session, master: StoredEvent, series_id: str) -> None:
+    """The exceptions the delete of the series `master` deleted (`mark_deleted`, in its
+    transaction: the same ``deleted_at``) are live again, as Google still holds them;
+    ``synced`` unless a write of their own is still queued (then it is pushed)."""
+    queued = sa.exists().where(_outbox.c.event_id == _events.c.id, _outbox.c.status == "pending")
+    session.execute(
+        sa.update(_events)
+        .where(
+            _events.c.calendar_id == master.calendar_id,
+            _events.c.recurring_event_id == series_id,
+            _events.c.deleted_at == master.deleted_at,
+        )
+        .values(
+            deleted_at=None,
+            version=_events.c.version + 1,
+            sync_state=sa.case((queued, "pending"), else_="synced"),
+            sync_error=None,
+            **KEEP_UPDATED_AT,
+        )
+    )
+
+
+def discard_unsent(session: Session, stored: StoredEvent, series_id: str, *, now: datetime) -> bool:
+    """Google refused for good to insert `stored` (as of its version) and holds no copy
+    of it (decision JI2): the row is deleted and ``synced``, and for a series so are the
+    exceptions made of it locally (`series_id`: its Google id), their queued writes
+    closed. Returns False, writing nothing, if the row moved past `stored`'s version."""
+    locked = lock_stored(session, stored.id)
+    if locked is None or locked.version != stored.version or locked.deleted_at is not None:
+        return False
+    ids = [stored.id]
+    if stored.event.is_recurring:
+        ids += session.scalars(
+            sa.select(_events.c.id).where(
+                _events.c.calendar_id == stored.calendar_id,
+                _events.c.recurring_event_id == series_id,
+                _events.c.deleted_at.is_(None),
+            )
+        ).all()
+    mark_deleted(session, ids, now=now)
+    session.execute(
+        sa.update(_events)
+        .where(_events.c.id.in_(ids))
+        .values(sync_state="synced", **KEEP_UPDATED_AT)
+    )
+    session.execute(
+        sa.update(_outbox)
+        .where(_outbox.c.event_id.in_(ids), _outbox.c.status == "pending")
+        .values(status="done")
+    )
+    return True
 
 
 def record_error(session: Session, event_id: uuid.UUID, reason: str) -> None:

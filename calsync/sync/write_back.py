@@ -22,20 +22,17 @@ job; it works on one event, whatever number of outbox rows it has:
 - 412 on a patch: read Google's copy, `resolve` it against the stored base with the
   calendar's policy, store and log the result, and push again (bounded rounds); a manual
   conflict flags the event ``conflict`` and stops until a PUT resolves it;
-- success: Google's etag, sequence and update time are stored, the pushed version
-  becomes the base, and the event is ``synced`` and its outbox rows closed only if its
-  version did not move meanwhile (otherwise another round pushes the newer state: rows
-  are closed by the version written, never by what the push happened to read, see
-  `calsync.store.outbox.close`);
-- transient failures and rate limits: the rows are retried later with exponential
-  backoff (honouring Retry-After) until ``outbox_max_attempts``, then the event is
-  ``error``; quota exhausted: the user's writes pause; auth revoked: stop (the account is
-  ``needs_reauth``; the rows wait for the next sign-in); other errors: ``error`` with
-  the reason, visible in the API, unless the event was edited meanwhile: the failure
-  was about the older version, and another round pushes the newer one.
+- success: Google's etag, sequence and update time are stored, the pushed version the
+  base; ``synced``, rows closed, only if the version did not move meanwhile (else
+  another round pushes the newer one; rows close by version, `outbox.close`);
+- transient failures, rate limits: retried with exponential backoff (at least
+  Retry-After) until ``outbox_max_attempts``, then ``error``; quota exhausted: the
+  user's writes pause; auth revoked: stop (the rows wait for the next sign-in); a write
+  refused as its author may only read the calendar now: Google's copy is stored, a
+  deleted row live again, a create Google never had deleted (JD1, JI1, JI2); other
+  errors: ``error``, unless the event was edited meanwhile (the newer one is pushed).
 
-Every push, conflict and failure lands in the sync log. Time comes from
-``services.clock``; nothing sleeps here.
+Every push, conflict and failure lands in the sync log; time is ``services.clock``'s.
 """
 
 from __future__ import annotations
@@ -77,12 +74,14 @@ from calsync.sync.resolve import (
 )
 from calsync.sync.write_back_call import (
     Write,
+    backoff,
     differs,
     google_copy_kept,
     may_be_unsent,
     restorable_refusal,
     unexpected_failure,
 )
+from calsync.sync.write_back_refused import discard_unsent
 
 __all__ = ["PushResult", "PushStatus", "backoff", "push_outbox"]
 
@@ -90,7 +89,6 @@ log = logging.getLogger(__name__)
 
 LEASE: Final = timedelta(minutes=2)
 MAX_ROUNDS: Final = 5
-MAX_BACKOFF: Final = timedelta(hours=1)
 QUOTA_PAUSE: Final = timedelta(hours=1)
 WAIT_FOR_SERIES: Final = timedelta(seconds=2)
 
@@ -115,15 +113,6 @@ class PushResult:
 
 class _Again(Exception):
     """Internal: this round changed the event; push it once more."""
-
-
-def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
-    """Delay before attempt `attempts` + 1: 2, 4, 8 ... seconds, at most an hour, never
-    less than Google's Retry-After."""
-    delay = timedelta(seconds=min(2**attempts, MAX_BACKOFF.total_seconds()))
-    if retry_after is not None:
-        delay = max(delay, timedelta(seconds=retry_after))
-    return delay
 
 
 def push_outbox(services: Services, providers: ProviderSource, event_id: uuid.UUID) -> PushResult:
@@ -326,14 +315,22 @@ class _WriteBack:
         return self._store_merge(stored, write, remote, resolution)
 
     def _discard_refused(self, stored: StoredEvent, reason: str) -> PushStatus:
-        """Google refused the edit for good, its author may only read the calendar now
-        (decision JD1): Google's copy replaces it, not an ``error`` event no later edit
-        could clear; the log row keeps the refused version (``details.local``)."""
+        """Google refused the write for good, its author may only read the calendar now:
+        Google's copy replaces the event, or a create Google never had goes (JD1, JI1,
+        JI2), not an ``error`` event no later edit could clear; the log keeps it."""
         assert self.write is not None
-        kept = google_copy_kept(self.write, stored)
-        if kept is None:
+        try:
+            kept = google_copy_kept(self.write, stored)
+        except ProviderError:
             return self._failed_for_good(stored, reason)
-        return self._store_merge(stored, self.write, kept[0], kept[1], refused=reason)
+        if kept is not None:
+            return self._store_merge(stored, self.write, kept[0], kept[1], refused=reason)
+        if not self.write.will_insert:
+            return self._failed_for_good(stored, reason)
+        if not discard_unsent(self.services, stored, self.write, reason, api_calls=self.api_calls):
+            raise _Again
+        self._count(LogStatus.ERROR)
+        return PushStatus.SYNCED
 
     def _store_merge(
         self,
@@ -347,6 +344,7 @@ class _WriteBack:
         and tell what changed: `CONFLICT` for a manual one, `SYNCED` when Google holds
         the merge already; else raises `_Again` (push the merge, or merge anew)."""
         conflict = resolution.details if resolution.manual else None
+        revive = refused is not None and stored.deleted_at is not None
         with self.services.sessions.begin() as session:
             saved = event_changes.record_merged(
                 session,
@@ -355,18 +353,21 @@ class _WriteBack:
                 remote=remote,
                 version=stored.version,
                 conflict=conflict,
+                revive=revive,
             )
             if saved is None:
                 raise _Again  # edited locally meanwhile: merge the newer version
             if refused is None:
                 self._log_merge(session, stored, resolution)
             else:
-                message = f"{refused}; the edit was discarded and Google's copy restored"
-                self._log(session, stored, LogStatus.ERROR, message, resolution.details)
-            if differs(stored.event, saved.event):
+                what = {"insert": "create", "delete": "delete"}.get(write.operation, "edit")
+                message = f"{refused}; the {what} was discarded and Google's copy restored"
+                details = resolution.details | {"refused": what}
+                self._log(session, stored, LogStatus.ERROR, message, details)
+            if revive or differs(stored.event, saved.event):
                 event_changed(
                     session,
-                    before=stored.event,
+                    before=None if revive else stored.event,
                     after=saved.event,
                     event_id=self.event_id,
                     actor_user_id=None,

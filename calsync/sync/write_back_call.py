@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from datetime import timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 from calsync.domain.conflicts import ConflictPolicy
 from calsync.domain.models import SYNCABLE_FIELDS, Event, EventStatus
@@ -33,6 +34,7 @@ from calsync.sync.resolve import Resolution, resolve
 __all__ = [
     "Operation",
     "Write",
+    "backoff",
     "differs",
     "google_copy_kept",
     "may_be_unsent",
@@ -40,6 +42,17 @@ __all__ = [
     "restorable_refusal",
     "unexpected_failure",
 ]
+
+MAX_BACKOFF: Final = timedelta(hours=1)
+
+
+def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
+    """The push's delay before attempt `attempts` + 1: 2, 4, 8 ... seconds, at most an
+    hour, never less than Google's Retry-After."""
+    delay = timedelta(seconds=min(2**attempts, MAX_BACKOFF.total_seconds()))
+    if retry_after is not None:
+        delay = max(delay, timedelta(seconds=retry_after))
+    return delay
 
 
 def differs(before: Event, after: Event) -> bool:
@@ -51,25 +64,27 @@ def restorable_refusal(err: ProviderError, stored: StoredEvent, write: Write | N
     """Whether Google refused `write` for good because its author may only read the
     calendar now (403 ``requiredAccessLevel``: write access taken away after calsync
     accepted the edit) and Google's copy can replace it: a patch of an event Google
-    holds, neither a delete nor an insert nor an instance's first change (decision JD1)."""
+    holds (decision JD1), the delete of one (the row comes back, JI1), or an insert
+    (Google's copy if an earlier attempt got through, else the row goes, JI2); not an
+    instance's first change, nor the delete of an exception's row (its series' delete
+    brings it back)."""
     return (
         isinstance(err, Permanent)
         and err.status == 403
         and err.reason == "requiredAccessLevel"
         and write is not None
-        and stored.deleted_at is None
-        and not write.will_insert
+        and (stored.deleted_at is None or not stored.event.is_exception)
         and not write.changes_an_unread_instance
     )
 
 
 def google_copy_kept(write: Write, stored: StoredEvent) -> tuple[Event, Resolution] | None:
     """Google's copy of `write`'s event and its merge with the stored version in which
-    the local side changed nothing (so Google's copy stands, decision JD1); None when it
-    cannot be read or Google deleted it."""
+    the local side changed nothing (so Google's copy stands, decision JD1); None when
+    Google holds no live copy. Raises `ProviderError` when it cannot be read."""
     try:
         remote = write.provider.get_event(write.calendar, write.google_id)
-    except ProviderError:
+    except NotFound:
         return None
     if remote.status == EventStatus.CANCELLED:
         return None
