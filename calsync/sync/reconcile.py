@@ -141,12 +141,7 @@ def apply_changes(
     listing keeps their rows as they are (they are on Google, not deleted).
     """
     report = ReconcileReport(pulled=len(remote_events))
-    latest = _latest_by_id(remote_events)
-    wanted = masters_wanted(latest)
-    rows, everything = _existing_rows(session, calendar.id, [*latest, *wanted], full_listing)
-    masters = {g: to_event(rows.pop(g)) for g in wanted if g in rows}
-    # stored as Google shows them: an exception its series no longer has is not listed
-    stray_cancelled(latest, masters)
+    latest, rows, everything = _listed(session, calendar.id, remote_events, full_listing)
     gone: list[uuid.UUID] = []
     if full_listing:
         gone = _guarded(
@@ -278,6 +273,21 @@ def _cancellation(row: Row[Any], attendees: Sequence[Any]) -> EventChange:
     before = to_event(row, attendees)
     after = dataclasses.replace(before, status=EventStatus.CANCELLED)
     return EventChange(row.id, before, after, owner_id=row.user_id)
+
+
+def _listed(
+    session: Session, calendar_id: uuid.UUID, remote_events: Sequence[Event], full_listing: bool
+) -> tuple[dict[str, Event], dict[str, Row[Any]], list[Row[Any]]]:
+    """The listing (one version per Google id, stray exceptions as their cancelled
+    versions: `stray_cancelled`) and `_existing_rows`' answer for it. The masters of its
+    live exceptions that it lacks are read in the same statement, to judge them."""
+    latest = _latest_by_id(remote_events)
+    wanted = masters_wanted(latest)
+    rows, everything = _existing_rows(session, calendar_id, [*latest, *wanted], full_listing)
+    masters = {g: to_event(rows.pop(g)) for g in wanted if g in rows}
+    # stored as Google shows them: an exception its series no longer has is not listed
+    stray_cancelled(latest, masters)
+    return latest, rows, everything
 
 
 def _latest_by_id(remote_events: Iterable[Event]) -> dict[str, Event]:

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, Final
 
-import sqlalchemy as sa
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from calsync.domain.errors import ValidationError
@@ -163,7 +163,7 @@ def with_stray_rows(
     calendar_id: uuid.UUID,
     decided: Plan,
     latest: Mapping[str, Event],
-    rows: dict[str, sa.Row[Any]],
+    rows: dict[str, Row[Any]],
 ) -> Plan:
     """`decided` and, when the listing changes a series' rule or start, the synced live
     exceptions stored of it (not listed) that the series no longer has, overwritten by
