@@ -41,6 +41,7 @@ window is placed by calsync's rule afterwards). Days for all-day series."""
 _DAY_SLACK = timedelta(days=2)
 _COUNT_RE = re.compile(r"(?<=[:;])COUNT=(\d+)")
 _DATE_UNTIL_RE = re.compile(r"UNTIL=(\d{8})(?![T\d])")
+_LOCAL_UNTIL_RE = re.compile(r"UNTIL=(\d{8}T\d{6})(?![Z\d])")
 _UTC_RDATE_RE = re.compile(r"RDATE(;VALUE=DATE-TIME)?:\d{8}T\d{6}Z(,\d{8}T\d{6}Z)*")
 
 
@@ -235,6 +236,10 @@ def normalised_for_oracle(series: Series) -> list[str]:
     - a date UNTIL on a timed series (RFC 5545 wants a UTC time there; real exports hold
       both) is written as the last second of that day in the series' zone: calsync
       includes the whole day, dateutil stops at the day's first midnight;
+    - a local UNTIL without ``Z`` on a timed series (as invalid, and as common in older
+      Outlook and Lotus exports) is written as the same wall time in the series' zone, in
+      UTC: calsync and Google (the emulator) read it there (decision JC4),
+      recurring-ical-events reads it as UTC;
     - an RRULE that never occurs (no candidate at all, as `BYHOUR=0` with `FREQ=HOURLY;
       INTERVAL=2` from an odd hour, or none before its UNTIL) is left out: calsync lists
       the series' start (and RDATEs) for it (decision R5, RFC 5545 3.8.5.3: DTSTART is
@@ -277,6 +282,12 @@ def normalised_for_oracle(series: Series) -> list[str]:
             )
             until = f"UNTIL={last.astimezone(UTC):%Y%m%dT%H%M%SZ}"
             line = line[: date_until.start()] + until + line[date_until.end() :]
+        local_until = _LOCAL_UNTIL_RE.search(line)
+        if zone is not None and line.upper().startswith("RRULE") and local_until:
+            wall = datetime.strptime(local_until.group(1), "%Y%m%dT%H%M%S")
+            at = wall.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)
+            until = f"UNTIL={at:%Y%m%dT%H%M%SZ}"
+            line = line[: local_until.start()] + until + line[local_until.end() :]
         out.append(line)
     return out
 

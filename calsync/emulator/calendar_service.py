@@ -63,7 +63,8 @@ def list_calendar_list(state: EmulatorState, user: User, query: Query) -> dict[s
         )
     page_token = query.get("pageToken")
     cursor = _decode(page_token, "pageToken") if page_token else None
-    since = int(cursor["since"]) if cursor else None
+    # a full listing's pages carry ``since: null`` (they list everything)
+    since = int(cursor["since"]) if cursor and cursor.get("since") is not None else None
     if cursor is None and sync_token is not None:
         since = int(_decode(sync_token, "syncToken").get("s", -1))
         if since < 0 or since > user.list_seq:

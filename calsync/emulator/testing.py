@@ -139,11 +139,19 @@ class EmulatorControl:
         return result
 
     def add_calendar(
-        self, email: str, summary: str, *, access_role: str = "owner", owner: str | None = None
+        self,
+        email: str,
+        summary: str,
+        *,
+        access_role: str = "owner",
+        owner: str | None = None,
+        time_zone: str | None = None,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {"summary": summary, "access_role": access_role}
         if owner is not None:
             body["owner"] = owner
+        if time_zone is not None:
+            body["time_zone"] = time_zone
         result: dict[str, Any] = self._call("POST", f"/users/{email}/calendars", json=body)
         return result
 

@@ -98,3 +98,23 @@ def test_calendar_list_sync_token_reports_added_and_removed_calendars(account: A
 def test_primary_calendar_cannot_be_deleted(account: Account) -> None:
     call = account.service.calendars().delete(calendarId="primary")
     assert google_error(call.execute)[0] == 400
+
+
+def test_a_full_calendar_list_is_paged_to_its_end(account: Account) -> None:
+    # Given a user with more calendars than one page holds (found by the real-world
+    # calendar corpus, test_ics_corpus.py: a second page of a full listing was a 500)
+    lists = account.service.calendarList()
+    made = {
+        account.service.calendars().insert(body={"summary": f"c{n}"}).execute()["id"]
+        for n in range(5)
+    }
+    # When the list is read two entries a page, following nextPageToken
+    seen: list[str] = []
+    page = lists.list(maxResults=2).execute()
+    while "nextPageToken" in page:
+        seen += [entry["id"] for entry in page["items"]]
+        page = lists.list(maxResults=2, pageToken=page["nextPageToken"]).execute()
+    seen += [entry["id"] for entry in page["items"]]
+    # Then every calendar is listed once, and the last page ends with a sync token
+    assert sorted(seen) == sorted(made | {account.email})
+    assert lists.list(syncToken=page["nextSyncToken"]).execute()["items"] == []
