@@ -83,6 +83,26 @@ def rows_by_google_ids(
     return found
 
 
+def live_exception_rows(
+    session: Session, calendar_id: uuid.UUID, series_ids: Sequence[str]
+) -> list[sa.Row[Any]]:
+    """The calendar's live exception rows (not cancelled, not deleted locally) of the
+    series whose masters' Google ids are `series_ids`, taken."""
+    found: list[sa.Row[Any]] = []
+    for condition in any_of(session, _events.c.recurring_event_id, series_ids):
+        found.extend(
+            session.execute(
+                _ROWS.where(
+                    _events.c.calendar_id == calendar_id,
+                    condition,
+                    _events.c.status != "cancelled",
+                    _events.c.deleted_at.is_(None),
+                )
+            )
+        )
+    return found
+
+
 def rows_by_ids(
     session: Session, event_ids: Sequence[uuid.UUID], *, calendar_id: uuid.UUID | None = None
 ) -> Iterator[sa.Row[Any]]:

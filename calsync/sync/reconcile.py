@@ -11,6 +11,9 @@ Rules (design.md section 5):
   leaves the event `pending` with an outbox entry, so the push sends them;
 - a cancelled exception is stored (it removes one instance while the series lives); a
   cancelled master or single event is deleted, with the exceptions of a master;
+- an exception whose series no longer has its instance (its original start is past a
+  new UNTIL, say) is stored cancelled, as Google shows it: not listed
+  (`calsync.sync.stray_exceptions`, decision JH1);
 - an event deleted locally and not yet pushed is left to the push;
 - after a full listing, rows that were on Google and that it no longer lists are deleted
   (a full listing carries no tombstones for them), subject to the mass-deletion guard
@@ -69,6 +72,7 @@ from calsync.store.events import (
 from calsync.sync.deletion_guard import HoldOutcome, judge, read_hold, save_hold
 from calsync.sync.reconcile_merge import merge_listed
 from calsync.sync.reconcile_plan import Action, Plan, Stored, live_ids, plan, unlisted
+from calsync.sync.stray_exceptions import masters_wanted, stray_cancelled, with_stray_rows
 
 __all__ = ["CalendarRef", "ReconcileReport", "apply_changes"]
 
@@ -137,8 +141,7 @@ def apply_changes(
     listing keeps their rows as they are (they are on Google, not deleted).
     """
     report = ReconcileReport(pulled=len(remote_events))
-    latest = _latest_by_id(remote_events)
-    rows, everything = _existing_rows(session, calendar.id, list(latest), full_listing)
+    latest, rows, everything = _listed(session, calendar.id, remote_events, full_listing)
     gone: list[uuid.UUID] = []
     if full_listing:
         gone = _guarded(
@@ -147,6 +150,7 @@ def apply_changes(
     drifted = _drifted(session, rows, latest) if verify and full_listing else frozenset()
     report.drifted = len(drifted)
     decided = plan({g: _stored(row) for g, row in rows.items()}, latest, drifted)
+    decided = with_stray_rows(session, calendar.id, decided, latest, rows)
     report.unchanged = decided.unchanged
     # Every row the plan updates or deletes: their attendees are taken (deleted and read
     # in one statement), to be written anew for updates and told of changes.
@@ -269,6 +273,21 @@ def _cancellation(row: Row[Any], attendees: Sequence[Any]) -> EventChange:
     before = to_event(row, attendees)
     after = dataclasses.replace(before, status=EventStatus.CANCELLED)
     return EventChange(row.id, before, after, owner_id=row.user_id)
+
+
+def _listed(
+    session: Session, calendar_id: uuid.UUID, remote_events: Sequence[Event], full_listing: bool
+) -> tuple[dict[str, Event], dict[str, Row[Any]], list[Row[Any]]]:
+    """The listing (one version per Google id, stray exceptions as their cancelled
+    versions: `stray_cancelled`) and `_existing_rows`' answer for it. The masters of its
+    live exceptions that it lacks are read in the same statement, to judge them."""
+    latest = _latest_by_id(remote_events)
+    wanted = masters_wanted(latest)
+    rows, everything = _existing_rows(session, calendar_id, [*latest, *wanted], full_listing)
+    masters = {g: to_event(rows.pop(g)) for g in wanted if g in rows}
+    # stored as Google shows them: an exception its series no longer has is not listed
+    stray_cancelled(latest, masters)
+    return latest, rows, everything
 
 
 def _latest_by_id(remote_events: Iterable[Event]) -> dict[str, Event]:

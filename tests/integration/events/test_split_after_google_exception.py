@@ -44,12 +44,6 @@ def change_fifth_at_google(app: EventsApp, user: User, series: dict[str, Any]) -
     ).execute()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="JD5, left: an exception of the old series pulled after a split, past the "
-    "series' new end, is listed by calsync and not by Google (a ghost beside the new "
-    "series' instance of that day)",
-)
 def test_an_instance_changed_at_google_before_a_split_is_listed_as_google_lists_it(
     any_app: EventsApp,
 ) -> None:
@@ -75,3 +69,37 @@ def test_an_instance_changed_at_google_before_a_split_is_listed_as_google_lists_
         here = shown(any_app, user)
         assert [title for _, title in here] == ["Review"] * 2 + ["Review v2"] * 4, user.email
         assert sorted(here) == on_google(any_app, user), user.email
+
+
+def test_a_series_cut_short_at_google_leaves_no_ghost_of_a_later_exception(
+    any_app: EventsApp,
+) -> None:
+    # Given alice's and bob's weekly series whose fifth instance another client renamed
+    # at Google, and calsync pulled that change
+    alice = any_app.connect("alice@example.com")
+    bob = any_app.connect("bob@example.com")
+    made = {user.email: any_app.create(user, WEEKLY) for user in (alice, bob)}
+    any_app.push_all()
+    for user in (alice, bob):
+        change_fifth_at_google(any_app, user, made[user.email])
+        any_app.pull(user)
+    # When another client cuts alice's series short at Google, before its third instance
+    google_id = any_app.get(alice, made[alice.email]["id"])["google_event_id"]
+    any_app.remote(alice).patch(
+        calendarId=alice.primary,
+        eventId=google_id,
+        body={"recurrence": ["RRULE:FREQ=WEEKLY;UNTIL=20310120T075959Z"]},
+    ).execute()
+    for user in (alice, bob):
+        any_app.pull(user)
+    # Then alice lists the two instances Google lists, bob all six with the renamed one
+    assert (
+        shown(any_app, alice)
+        == on_google(any_app, alice)
+        == [
+            ("2031-01-06T09:00:00+01:00", "Review"),
+            ("2031-01-13T09:00:00+01:00", "Review"),
+        ]
+    )
+    assert sorted(shown(any_app, bob)) == on_google(any_app, bob)
+    assert [title for _, title in shown(any_app, bob)].count("by Google") == 1
