@@ -1,0 +1,179 @@
+"""SQLite's writers take turns in order within a process (decision JE1).
+
+SQLite lets one connection write at a time. A connection that finds the write lock
+taken sleeps in SQLite's busy handler and tries again: 1, 2, 5, 10 ... then 100 ms
+sleeps, until ``busy_timeout``. The lock is free the moment its holder commits, but a
+sleeper learns it only when it wakes, and a writer that arrives meanwhile takes it first:
+under a steady stream of short writes, one waiter lost its turn to 257 of them and waited
+4.1 s while no transaction held the lock longer than 0.27 s (``tests.perf.embedded_writes``,
+docs/benchmarks.md). An API request of the embedded default hung for seconds; a worker's
+could end in "database is locked".
+
+So the connections of one process queue for the lock in a first-come, first-served line
+(`WriterLine`) before their transaction's first write, and the one that commits hands the
+turn straight to the next: no waiter sleeps past a free lock, and none is overtaken by a
+later one. SQLite's own lock and busy handler stay underneath, for other processes (a
+``calsync`` command beside ``calsync dev``) and for the cases the line steps aside:
+
+- a thread whose other connection holds the turn (a nested session that writes while
+  its outer one is open) does not queue behind itself; SQLite decides, as before;
+- a turn not given within the busy timeout is not waited for any longer (a writer that
+  holds the turn while it waits for the waiter's own thread): SQLite decides, as before.
+
+PostgreSQL is untouched: its row locks queue writers in the server.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from collections import deque
+from typing import Any, Final
+
+#: How long a SQLite writer waits for the write lock (SQLite's busy timeout, set on each
+#: connection) and for its turn in this process's line, in milliseconds.
+BUSY_TIMEOUT_MS: Final = 10_000
+
+#: What begins a write on SQLite: a data-modifying statement or ``BEGIN IMMEDIATE`` /
+#: ``EXCLUSIVE`` (a plain ``BEGIN`` takes no lock until the transaction's first write).
+_WRITE: Final = re.compile(
+    r"\s*(insert|update|delete|replace|begin\s+(immediate|exclusive))\b", re.I
+)
+_WITH: Final = re.compile(r"\s*with\b", re.I)
+_MODIFIES: Final = re.compile(r"\b(insert|update|delete|replace)\b", re.I)
+
+
+def writes(statement: str) -> bool:
+    """Whether `statement` takes SQLite's write lock (a ``WITH`` whose text names a
+    data-modifying verb counts: better a needless turn than a missed one)."""
+    if _WRITE.match(statement):
+        return True
+    return bool(_WITH.match(statement) and _MODIFIES.search(statement))
+
+
+class WriterLine:
+    """A first-come, first-served turn to write, held by one connection at a time.
+
+    `take` waits its turn (up to `timeout` seconds; `False` when not given); `give_back`
+    hands the turn to the longest waiter at once, or frees it."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._waiting: deque[tuple[threading.Event, object, int]] = deque()
+        self.holder: object | None = None
+        self.holder_thread: int | None = None
+
+    def take(self, connection: object, timeout: float) -> bool:
+        me = threading.get_ident()
+        with self._guard:
+            if self.holder is None:
+                self.holder, self.holder_thread = connection, me
+                return True
+            turn = (threading.Event(), connection, me)
+            self._waiting.append(turn)
+        if turn[0].wait(timeout):
+            return True
+        with self._guard:
+            if turn[0].is_set():  # handed over between the timeout and the guard
+                return True
+            self._waiting.remove(turn)
+            return False
+
+    def give_back(self, connection: object) -> None:
+        with self._guard:
+            if self.holder is not connection:
+                return
+            if self._waiting:
+                event, self.holder, self.holder_thread = self._waiting.popleft()
+                event.set()
+            else:
+                self.holder = self.holder_thread = None
+
+
+_LINES: dict[str, WriterLine] = {}
+_LINES_GUARD: Final = threading.Lock()
+
+
+def line_for(path: str) -> WriterLine:
+    """The one line of this process for the database file `path`."""
+    with _LINES_GUARD:
+        return _LINES.setdefault(path, WriterLine())
+
+
+class TurnTakingConnection(sqlite3.Connection):
+    """A sqlite3 connection whose writes wait their turn in `line` (none: as sqlite3's),
+    for at most `timeout` seconds (the busy timeout). Its cursors are `TurnTakingCursor`;
+    its turn ends with its transaction (commit, rollback, close, or a statement after
+    which no transaction is open)."""
+
+    line: WriterLine | None = None
+    timeout: float = 10.0
+
+    def cursor(self, factory: Any = None) -> Any:  # always ours: `factory` is ignored
+        return super().cursor(TurnTakingCursor)
+
+    def take_turn(self, statement: str) -> None:
+        line = self.line
+        if line is None or line.holder is self or not writes(statement):
+            return
+        if line.holder_thread == threading.get_ident():
+            return  # this thread's other connection holds the turn: SQLite decides
+        line.take(self, self.timeout)
+
+    def end_turn_unless_open(self) -> None:
+        line = self.line
+        if line is not None and line.holder is self and not self.in_transaction:
+            line.give_back(self)
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self.end_turn_unless_open()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.end_turn_unless_open()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            if self.line is not None:
+                self.line.give_back(self)
+
+
+class TurnTakingCursor(sqlite3.Cursor):
+    """A cursor whose statements take their connection's turn to write first."""
+
+    connection: TurnTakingConnection
+
+    def execute(self, sql: str, parameters: Any = (), /) -> Any:
+        self.connection.take_turn(sql)
+        try:
+            return super().execute(sql, parameters)
+        finally:
+            self.connection.end_turn_unless_open()
+
+    def executemany(self, sql: str, seq_of_parameters: Any, /) -> Any:
+        self.connection.take_turn(sql)
+        try:
+            return super().executemany(sql, seq_of_parameters)
+        finally:
+            self.connection.end_turn_unless_open()
+
+
+def join_line(path: str, busy_timeout: float) -> Any:
+    """A ``connect`` listener that puts each new connection to the file `path` in the
+    process's line for it, waiting at most `busy_timeout` seconds for a turn."""
+    line = line_for(path)
+
+    def joined(dbapi_connection: Any, _record: Any) -> None:
+        if isinstance(dbapi_connection, TurnTakingConnection):
+            dbapi_connection.line = line
+            dbapi_connection.timeout = busy_timeout
+
+    return joined
