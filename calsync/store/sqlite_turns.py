@@ -35,10 +35,12 @@ from typing import Any, Final
 #: connection) and for its turn in this process's line, in milliseconds.
 BUSY_TIMEOUT_MS: Final = 10_000
 
-#: What begins a write on SQLite: a data-modifying statement or ``BEGIN IMMEDIATE`` /
-#: ``EXCLUSIVE`` (a plain ``BEGIN`` takes no lock until the transaction's first write).
+#: What begins a write on SQLite: a data-modifying statement, a schema change (the
+#: migrations'), or ``BEGIN IMMEDIATE`` / ``EXCLUSIVE`` (a plain ``BEGIN`` takes no lock
+#: until the transaction's first write).
 _WRITE: Final = re.compile(
-    r"\s*(insert|update|delete|replace|begin\s+(immediate|exclusive))\b", re.I
+    r"\s*(insert|update|delete|replace|create|drop|alter|begin\s+(immediate|exclusive))\b",
+    re.I,
 )
 _WITH: Final = re.compile(r"\s*with\b", re.I)
 _MODIFIES: Final = re.compile(r"\b(insert|update|delete|replace)\b", re.I)

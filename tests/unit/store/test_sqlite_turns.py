@@ -23,6 +23,8 @@ from calsync.store.sqlite_turns import TurnTakingConnection, WriterLine, writes
         ("DELETE FROM t", True),
         ("REPLACE INTO t VALUES (1)", True),
         ("BEGIN IMMEDIATE", True),
+        ("CREATE INDEX ix ON t (x)", True),
+        ("DROP TABLE t", True),
         ("WITH c AS (SELECT 1) INSERT INTO t SELECT * FROM c", True),
         ("SELECT * FROM t", False),
         ("BEGIN", False),
@@ -138,7 +140,7 @@ def test_a_sqlite_file_engine_takes_turns_and_an_in_memory_one_does_not(tmp_path
         connection.commit()
         assert raw.line.holder is None
     engine.dispose()
-    memory = make_engine("sqlite://")
+    memory = make_engine("sqlite://")  # each connection its own database: no line
     with memory.connect() as connection:
         assert not isinstance(connection.connection.dbapi_connection, TurnTakingConnection)
     memory.dispose()
