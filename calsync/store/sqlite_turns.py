@@ -103,6 +103,19 @@ def line_for(path: str) -> WriterLine:
         return _LINES.setdefault(path, WriterLine())
 
 
+def _free_if_stale(line: WriterLine) -> None:
+    """Hand on the turn of a holder with no transaction open: it holds no lock of
+    SQLite's (a turn no commit, rollback or close gave back would otherwise cost every
+    later writer the whole timeout)."""
+    holder = line.holder
+    try:
+        stale = holder is not None and not getattr(holder, "in_transaction", True)
+    except sqlite3.ProgrammingError:  # closed
+        stale = True
+    if stale:
+        line.give_back(holder)
+
+
 class TurnTakingConnection(sqlite3.Connection):
     """A sqlite3 connection whose writes wait their turn in `line` (none: as sqlite3's),
     for at most `timeout` seconds (the busy timeout). Its cursors are `TurnTakingCursor`;
@@ -121,7 +134,8 @@ class TurnTakingConnection(sqlite3.Connection):
             return
         if line.holder_thread == threading.get_ident():
             return  # this thread's other connection holds the turn: SQLite decides
-        line.take(self, self.timeout)
+        if not line.take(self, self.timeout):
+            _free_if_stale(line)  # SQLite decides this statement; the next ones queue
 
     def end_turn_unless_open(self) -> None:
         line = self.line

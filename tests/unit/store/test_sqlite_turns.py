@@ -144,3 +144,20 @@ def test_a_sqlite_file_engine_takes_turns_and_an_in_memory_one_does_not(tmp_path
     with memory.connect() as connection:
         assert not isinstance(connection.connection.dbapi_connection, TurnTakingConnection)
     memory.dispose()
+
+
+def test_a_turn_left_by_a_connection_outside_any_transaction_is_handed_on(
+    tmp_path: Path,
+) -> None:
+    first, second = _connections(tmp_path)
+    line = first.line
+    assert line is not None
+    # a turn taken on another thread and never given back, with no transaction open
+    taker = threading.Thread(target=line.take, args=(first, 1.0))
+    taker.start()
+    taker.join()
+    assert line.holder is first
+    second.timeout = 0.01
+    second.cursor().execute("INSERT INTO t VALUES (1)")  # SQLite lets it write
+    second.commit()
+    assert line.holder is None  # and the stale turn is gone for the next writers
