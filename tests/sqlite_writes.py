@@ -6,8 +6,8 @@ lock, plus the statement's own run, which is small beside a wait) - ``BEGIN IMME
 counts as the first write -, how long it then held the lock (to its ``COMMIT`` or
 ``ROLLBACK``), the thread and the calsync code that wrote (`caller`), and every
 "database is locked" error. Used by ``tests.perf.embedded_writes`` (the figures) and by
-``tests/integration/embedded`` (the bound: no write waits much longer than the longest
-hold it had to wait behind).
+``tests/integration/sync/test_embedded_write_turns.py`` (while a write waits, no other
+thread takes the lock more than once or twice).
 """
 
 from __future__ import annotations

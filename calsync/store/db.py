@@ -2,7 +2,7 @@
 
 Nothing connects until first use. ``make_engine`` normalises ``postgresql://`` URLs to the
 psycopg 3 driver and gives SQLite what concurrent worker threads need (WAL, a busy timeout,
-foreign keys on).
+foreign keys on, and for a file one line of writers a process, `sqlite_turns`).
 
 An HTTP request of the API uses one pooled connection (decision U1): `RequestConnection`
 holds it from the first statement of authentication to the end of the request, and the
@@ -97,7 +97,7 @@ def make_engine(
     url = normalise_url(database_url)
     if url.startswith("sqlite"):
         database = sa.engine.make_url(url).database
-        file = bool(database) and ":memory:" not in url  # its writers take turns (JE1)
+        file = bool(database) and ":memory:" not in url  # its writers take turns (JE2)
         sizes = {"pool_size": pool.size, "max_overflow": pool.overflow} if file else {}
         factory = {"factory": sqlite_turns.TurnTakingConnection} if file else {}
         engine = sa.create_engine(

@@ -1,4 +1,4 @@
-"""SQLite's writers take turns in order within a process (decision JE1).
+"""SQLite's writers take turns in order within a process (decisions JE1-JE2).
 
 SQLite lets one connection write at a time. A connection that finds the write lock
 taken sleeps in SQLite's busy handler and tries again: 1, 2, 5, 10 ... then 100 ms
