@@ -1,4 +1,4 @@
-"""SQLite's writers take turns in order within a process (decisions JE1-JE2).
+"""SQLite's writers take turns in order within a process (decisions JE1-JE2, JG1).
 
 SQLite lets one connection write at a time. A connection that finds the write lock
 taken sleeps in SQLite's busy handler and tries again: 1, 2, 5, 10 ... then 100 ms
@@ -9,11 +9,15 @@ under a steady stream of short writes, one waiter lost its turn to 257 of them a
 docs/benchmarks.md). An API request of the embedded default hung for seconds; a worker's
 could end in "database is locked".
 
-So the connections of one process queue for the lock in a first-come, first-served line
-(`WriterLine`) before their transaction's first write, and the one that commits hands the
-turn straight to the next: no waiter sleeps past a free lock, and none is overtaken by a
-later one. SQLite's own lock and busy handler stay underneath, for other processes (a
-``calsync`` command beside ``calsync dev``) and for the cases the line steps aside:
+So the connections of one process queue for the lock in a line (`WriterLine`) before
+their transaction's first write. The one that commits frees the turn and wakes the
+longest waiter at once: no waiter sleeps past a free lock. A writer that comes while the
+turn is free may take it before the woken waiter (it needs no thread switch: handing the
+turn over outright queued every writer behind each waiter's wake-up, JG1), but only
+`MAX_OVERTAKES` times in all while a writer waits, and not once the longest waiter has
+waited `MAX_WAIT`: then the turn is handed to it. SQLite's own lock and busy handler
+stay underneath, for other processes (a ``calsync`` command beside ``calsync dev``) and
+for the cases the line steps aside:
 
 - a thread whose other connection holds the turn (a nested session that writes while
   its outer one is open) does not queue behind itself; SQLite decides, as before;
@@ -28,12 +32,18 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
+import time
 from collections import deque
 from typing import Any, Final
 
 #: How long a SQLite writer waits for the write lock (SQLite's busy timeout, set on each
 #: connection) and for its turn in this process's line, in milliseconds.
 BUSY_TIMEOUT_MS: Final = 10_000
+
+#: How often newcomers may take a free turn before the longest waiter, and how long it
+#: waits at most before nobody may (`WriterLine`, decision JG1).
+MAX_OVERTAKES: int = 2
+MAX_WAIT: float = 0.05
 
 #: What begins a write on SQLite: a data-modifying statement, a schema change (the
 #: migrations'), or ``BEGIN IMMEDIATE`` / ``EXCLUSIVE`` (a plain ``BEGIN`` takes no lock
@@ -54,43 +64,81 @@ def writes(statement: str) -> bool:
     return bool(_WITH.match(statement) and _MODIFIES.search(statement))
 
 
+class _Waiter:
+    __slots__ = ("barges_seen", "connection", "event", "handed", "since", "thread")
+
+    def __init__(self, connection: object, thread: int, barges: int) -> None:
+        self.connection, self.thread, self.barges_seen = connection, thread, barges
+        self.since = time.monotonic()
+        self.event = threading.Event()
+        self.handed = False
+
+
 class WriterLine:
-    """A first-come, first-served turn to write, held by one connection at a time.
+    """A turn to write, held by one connection at a time; waiters are served first come,
+    first served, and a newcomer may take a free turn before them only within a bound.
 
-    `take` waits its turn (up to `timeout` seconds; `False` when not given); `give_back`
-    hands the turn to the longest waiter at once, or frees it."""
+    `take` waits its turn (up to `timeout` seconds; `False` when not given). `give_back`
+    frees the turn and wakes the longest waiter, which takes it if it is still free: a
+    writer that comes meanwhile may take it first (barging: the common case needs no
+    thread switch). Once the longest waiter has been passed `max_overtakes` times or has
+    waited `max_wait` seconds, nobody passes it: `give_back` hands it the turn outright.
+    So while a writer waits, newcomers take the turn at most `max_overtakes` times in all,
+    and each writer already waiting once. ``max_overtakes=0``: a strict hand-over (JE2)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_overtakes: int | None = None, max_wait: float | None = None) -> None:
+        self.max_overtakes = MAX_OVERTAKES if max_overtakes is None else max_overtakes
+        self.max_wait = MAX_WAIT if max_wait is None else max_wait
         self._guard = threading.Lock()
-        self._waiting: deque[tuple[threading.Event, object, int]] = deque()
+        self._waiting: deque[_Waiter] = deque()
+        self._barges = 0  # how many times a newcomer took the turn while others waited
         self.holder: object | None = None
         self.holder_thread: int | None = None
+
+    def _may_pass(self, head: _Waiter) -> bool:
+        return (
+            self._barges - head.barges_seen < self.max_overtakes
+            and time.monotonic() - head.since < self.max_wait
+        )
 
     def take(self, connection: object, timeout: float) -> bool:
         me = threading.get_ident()
         with self._guard:
-            if self.holder is None:
+            if self.holder is None and (not self._waiting or self._may_pass(self._waiting[0])):
+                self._barges += bool(self._waiting)
                 self.holder, self.holder_thread = connection, me
                 return True
-            turn = (threading.Event(), connection, me)
-            self._waiting.append(turn)
-        if turn[0].wait(timeout):
-            return True
-        with self._guard:
-            if turn[0].is_set():  # handed over between the timeout and the guard
-                return True
-            self._waiting.remove(turn)
-            return False
+            waiter = _Waiter(connection, me, self._barges)
+            self._waiting.append(waiter)
+        deadline = waiter.since + timeout
+        while True:
+            waiter.event.wait(max(0.0, deadline - time.monotonic()))
+            with self._guard:
+                if waiter.handed:
+                    return True
+                if self.holder is None and self._waiting[0] is waiter:
+                    self._waiting.popleft()
+                    self.holder, self.holder_thread = connection, me
+                    return True
+                if time.monotonic() >= deadline:
+                    self._waiting.remove(waiter)
+                    if self.holder is None and self._waiting:
+                        self._waiting[0].event.set()  # it may have been woken for us
+                    return False
+                waiter.event.clear()  # woken, but a newcomer took the turn: wait again
 
     def give_back(self, connection: object) -> None:
         with self._guard:
             if self.holder is not connection:
                 return
-            if self._waiting:
-                event, self.holder, self.holder_thread = self._waiting.popleft()
-                event.set()
-            else:
-                self.holder = self.holder_thread = None
+            self.holder = self.holder_thread = None
+            if not self._waiting:
+                return
+            head = self._waiting[0]
+            if not self._may_pass(head):  # passed enough: the turn is its, outright
+                self._waiting.popleft()
+                self.holder, self.holder_thread, head.handed = head.connection, head.thread, True
+            head.event.set()
 
 
 _LINES: dict[str, WriterLine] = {}

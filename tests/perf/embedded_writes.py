@@ -196,12 +196,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--events", type=int, default=150)
     parser.add_argument("--clients", type=int, default=6)
     parser.add_argument(
-        "--line", choices=["on", "off"], default="on",
-        help="off: writers do not take turns (as main before JE1: SQLite's busy handler)",
+        "--line", choices=["on", "off", "strict", "unbounded"], default="on",
+        help="off: writers do not take turns (as main before JE1: SQLite's busy handler); "
+        "on: the line as it ships (JG1: bounded barging, see --overtakes/--max-wait-ms); "
+        "strict: a turn handed straight to the longest waiter (JE2); "
+        "unbounded: newcomers may always take a free turn first (a plain lock's order)",
     )  # fmt: skip
+    parser.add_argument("--overtakes", type=int, help="with --line on: MAX_OVERTAKES")
+    parser.add_argument("--max-wait-ms", type=float, help="with --line on: MAX_WAIT in ms")
     args = parser.parse_args(argv)
     if args.line == "off":
         sqlite_turns.join_line = lambda _path, _timeout: lambda _conn, _record: None
+    elif args.line == "strict":
+        sqlite_turns.MAX_OVERTAKES = 0
+    elif args.line == "unbounded":
+        sqlite_turns.MAX_OVERTAKES, sqlite_turns.MAX_WAIT = 1 << 30, float("inf")
+    if args.overtakes is not None:
+        sqlite_turns.MAX_OVERTAKES = args.overtakes
+    if args.max_wait_ms is not None:
+        sqlite_turns.MAX_WAIT = args.max_wait_ms / 1000
+    print(f"line {args.line}: overtakes {sqlite_turns.MAX_OVERTAKES}, "
+          f"max wait {sqlite_turns.MAX_WAIT * 1000:g} ms")  # fmt: skip
     run(args)
 
 

@@ -4,8 +4,9 @@ Three users write through the API from six client threads at once (preferences, 
 replan their reminders, creates and edits) while the worker threads push those writes
 to Google and pull what another client edits there. On SQLite every write answers, none
 fails with "database is locked", and while one transaction waits for the write lock no
-other thread takes the lock twice: a waiter is served after those already waiting, so
-its wait is bounded by one turn of each other writer - not, as with SQLite's busy
+other thread takes the lock more than a few times: a waiter is served after those
+already waiting and after at most `MAX_OVERTAKES` newcomers (JG1), so its wait is
+bounded by a turn of each other writer and those few - not, as with SQLite's busy
 handler alone, by its luck in waking when the lock is free (main: a write waited
 seconds while others, arriving later, took the lock dozens of times; the longest hold
 was a fraction of that). On PostgreSQL the same mix answers every write (its row locks
@@ -24,6 +25,7 @@ import httpx2 as httpx
 import pytest
 import sqlalchemy as sa
 
+from calsync.store import sqlite_turns
 from calsync.store.tables import Calendar
 from calsync.sync.calendar_list import sync_calendar_list
 from calsync.sync.channels import ensure_channels
@@ -139,16 +141,19 @@ def test_concurrent_writers_take_turns_and_none_is_refused(any_stack: SyncStack)
     assert log.locked_errors == []
     writes = list(log.writes)
     assert len(writes) >= CLIENTS * REQUESTS
-    # And while any transaction waited, no other thread took the lock more than twice
-    # (first come, first served: once; twice when it asked in the instant between the
-    # waiter's clock and its place in the line) - main's worst: dozens of times
+    # And while any transaction waited, no other thread took the lock more than
+    # 2 + MAX_OVERTAKES times: once if it was in line before, MAX_OVERTAKES if it came
+    # later and took a free turn first (JG1: newcomers pass a waiter that often in all),
+    # and once more when it asked in the instant between the waiter's clock and its
+    # place in the line - main's worst: dozens of times (35-58, JE4)
+    bound = 2 + sqlite_turns.MAX_OVERTAKES
     worst = max(writes, key=log.most_turns_of_one_thread)
     turns = log.most_turns_of_one_thread(worst)
     longest = log.longest_hold()
     slowest = max(w.waited for w in writes)
     print(f"{len(writes)} writes; longest wait {slowest * 1000:.0f} ms, longest hold "
           f"{longest * 1000:.0f} ms; one thread took the lock {turns} times in a wait")  # fmt: skip
-    assert turns <= 2, (
+    assert turns <= bound, (
         f"a write waited {worst.waited * 1000:.0f} ms ({worst.who}) while one thread took "
         f"the lock {turns} times; the longest hold was {longest * 1000:.0f} ms"
     )

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from calsync.store import sqlite_turns
 from calsync.store.db import make_engine
-from calsync.store.sqlite_turns import TurnTakingConnection, WriterLine, writes
+from calsync.store.sqlite_turns import TurnTakingConnection, WriterLine, _Waiter, writes
 
 
 @pytest.mark.parametrize(
@@ -55,6 +55,49 @@ def test_waiters_are_served_in_the_order_they_came() -> None:
         line.give_back(n)
     assert served == [0, 1, 2, 3, 4]
     assert line.holder is None
+
+
+def _waiting_for(line: WriterLine, connection: object) -> tuple[threading.Thread, list[bool]]:
+    """A thread whose `connection` waits in `line` (returned once it is in it)."""
+    got: list[bool] = []
+    thread = threading.Thread(target=lambda: got.append(line.take(connection, 5)))
+    thread.start()
+    while not any(w.connection is connection for w in line._waiting):
+        threading.Event().wait(0.001)
+    return thread, got
+
+
+def test_a_newcomer_takes_a_free_turn_before_a_waiter_only_within_the_bound() -> None:
+    line = WriterLine(max_overtakes=2, max_wait=60.0)
+    assert line.take("first", 1.0)
+    # a waiter whose thread has not run since (in line, as `take` puts it there)
+    waiter = _Waiter("waiter", 0, line._barges)
+    line._waiting.append(waiter)
+    line.give_back("first")
+    assert waiter.event.is_set()  # woken
+    assert line.holder is None
+    assert not waiter.handed
+    for newcomer in ("newcomer 0", "newcomer 1"):
+        assert line.take(newcomer, 0.01)  # a newcomer passes the waiter
+        waiter.event.clear()
+        line.give_back(newcomer)
+        assert waiter.event.is_set()
+    # passed twice: the last give-back handed the waiter the turn, and nobody passes it
+    assert line.holder == "waiter"
+    assert waiter.handed
+    assert not line._waiting
+    assert line.take("newcomer 2", 0.01) is False
+
+
+def test_a_waiter_older_than_the_bound_is_handed_the_turn() -> None:
+    line = WriterLine(max_overtakes=100, max_wait=0.0)
+    assert line.take("first", 1.0)
+    thread, got = _waiting_for(line, "waiter")
+    line.give_back("first")
+    assert line.holder == "waiter"  # before its thread even ran
+    assert line.take("newcomer", 0.01) is False
+    thread.join(timeout=5)
+    assert got == [True]
 
 
 def test_a_turn_not_given_in_time_is_not_taken_and_leaves_the_line() -> None:
