@@ -44,6 +44,7 @@ BUSY_TIMEOUT_MS: Final = 10_000
 #: waits at most before nobody may (`WriterLine`, decision JG1).
 MAX_OVERTAKES: int = 2
 MAX_WAIT: float = 0.05
+NEWEST_FIRST: bool = False
 
 #: What begins a write on SQLite: a data-modifying statement, a schema change (the
 #: migrations'), or ``BEGIN IMMEDIATE`` / ``EXCLUSIVE`` (a plain ``BEGIN`` takes no lock
@@ -86,9 +87,15 @@ class WriterLine:
     So while a writer waits, newcomers take the turn at most `max_overtakes` times in all,
     and each writer already waiting once. ``max_overtakes=0``: a strict hand-over (JE2)."""
 
-    def __init__(self, max_overtakes: int | None = None, max_wait: float | None = None) -> None:
+    def __init__(
+        self,
+        max_overtakes: int | None = None,
+        max_wait: float | None = None,
+        newest_first: bool | None = None,
+    ) -> None:
         self.max_overtakes = MAX_OVERTAKES if max_overtakes is None else max_overtakes
         self.max_wait = MAX_WAIT if max_wait is None else max_wait
+        self.newest_first = NEWEST_FIRST if newest_first is None else newest_first
         self._guard = threading.Lock()
         self._waiting: deque[_Waiter] = deque()
         self._barges = 0  # how many times a newcomer took the turn while others waited
@@ -136,9 +143,16 @@ class WriterLine:
                 return
             head = self._waiting[0]
             if not self._may_pass(head):  # passed enough: the turn is its, outright
-                self._waiting.popleft()
-                self.holder, self.holder_thread, head.handed = head.connection, head.thread, True
-            head.event.set()
+                self._hand(self._waiting.popleft())
+            elif self.newest_first:  # the latest comer's turn, outright
+                self._barges += len(self._waiting) > 1
+                self._hand(self._waiting.pop())
+            else:
+                head.event.set()
+
+    def _hand(self, waiter: _Waiter) -> None:
+        self.holder, self.holder_thread, waiter.handed = waiter.connection, waiter.thread, True
+        waiter.event.set()
 
 
 _LINES: dict[str, WriterLine] = {}

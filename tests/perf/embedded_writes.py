@@ -150,6 +150,8 @@ def run(args: argparse.Namespace) -> None:
                 thread.join()
         log.detach(stack.services.engine)
         _report(log, walls, errors)
+        barges = sum(line._barges for line in sqlite_turns._LINES.values())
+        print(f"turns taken by a newcomer before a waiter (barges): {barges}")
         next(stacks, None)
 
 
@@ -204,6 +206,10 @@ def main(argv: list[str] | None = None) -> None:
     )  # fmt: skip
     parser.add_argument("--overtakes", type=int, help="with --line on: MAX_OVERTAKES")
     parser.add_argument("--max-wait-ms", type=float, help="with --line on: MAX_WAIT in ms")
+    parser.add_argument(
+        "--newest-first", action="store_true",
+        help="with --line on: hand the turn to the latest waiter within the bounds",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.line == "off":
         sqlite_turns.join_line = lambda _path, _timeout: lambda _conn, _record: None
@@ -215,8 +221,9 @@ def main(argv: list[str] | None = None) -> None:
         sqlite_turns.MAX_OVERTAKES = args.overtakes
     if args.max_wait_ms is not None:
         sqlite_turns.MAX_WAIT = args.max_wait_ms / 1000
-    print(f"line {args.line}: overtakes {sqlite_turns.MAX_OVERTAKES}, "
-          f"max wait {sqlite_turns.MAX_WAIT * 1000:g} ms")  # fmt: skip
+    sqlite_turns.NEWEST_FIRST = args.newest_first
+    print(f"line {args.line}: overtakes {sqlite_turns.MAX_OVERTAKES}, max wait "
+          f"{sqlite_turns.MAX_WAIT * 1000:g} ms, newest first {args.newest_first}")  # fmt: skip
     run(args)
 
 

@@ -89,6 +89,22 @@ def test_a_newcomer_takes_a_free_turn_before_a_waiter_only_within_the_bound() ->
     assert line.take("newcomer 2", 0.01) is False
 
 
+def test_newest_first_hands_the_latest_waiter_the_turn_until_the_oldest_is_passed_enough() -> None:
+    line = WriterLine(max_overtakes=2, max_wait=60.0, newest_first=True)
+    assert line.take("first", 1.0)
+    waiters = [_Waiter(name, 0, line._barges) for name in ("a", "b", "c")]
+    line._waiting.extend(waiters)
+    served = []
+    for _ in range(3):
+        holder = line.holder
+        line.give_back(holder)
+        served.append(line.holder)
+        line._waiting.append(_Waiter(f"came in {holder}'s turn", 0, line._barges))
+    # c, then the one that came meanwhile; then a has been passed twice: its turn
+    assert served == ["c", "came in first's turn", "a"]
+    assert all(w.handed for w in (waiters[0], waiters[2]))
+
+
 def test_a_waiter_older_than_the_bound_is_handed_the_turn() -> None:
     line = WriterLine(max_overtakes=100, max_wait=0.0)
     assert line.take("first", 1.0)
