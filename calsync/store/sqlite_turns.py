@@ -1,4 +1,4 @@
-"""SQLite's writers take turns in order within a process (decisions JE1-JE2, JG1).
+"""SQLite's writers take turns within a process (decisions JE1-JE2, JG1).
 
 SQLite lets one connection write at a time. A connection that finds the write lock
 taken sleeps in SQLite's busy handler and tries again: 1, 2, 5, 10 ... then 100 ms
@@ -10,14 +10,13 @@ docs/benchmarks.md). An API request of the embedded default hung for seconds; a 
 could end in "database is locked".
 
 So the connections of one process queue for the lock in a line (`WriterLine`) before
-their transaction's first write. The one that commits frees the turn and wakes the
-longest waiter at once: no waiter sleeps past a free lock. A writer that comes while the
-turn is free may take it before the woken waiter (it needs no thread switch: handing the
-turn over outright queued every writer behind each waiter's wake-up, JG1), but only
-`MAX_OVERTAKES` times in all while a writer waits, and not once the longest waiter has
-waited `MAX_WAIT`: then the turn is handed to it. SQLite's own lock and busy handler
-stay underneath, for other processes (a ``calsync`` command beside ``calsync dev``) and
-for the cases the line steps aside:
+their transaction's first write, and the one that commits hands the turn straight to a
+waiter: no waiter sleeps past a free lock. The turn goes to the latest waiter (with a
+queue standing, most writers then wait little, where first come, first served made
+every writer wait for the whole queue, JG1), but the longest waiter is passed over at
+most `MAX_OVERTAKES` times and for at most `MAX_WAIT`: then the turn is its. SQLite's
+own lock and busy handler stay underneath, for other processes (a ``calsync`` command
+beside ``calsync dev``) and for the cases the line steps aside:
 
 - a thread whose other connection holds the turn (a nested session that writes while
   its outer one is open) does not queue behind itself; SQLite decides, as before;
@@ -40,11 +39,10 @@ from typing import Any, Final
 #: connection) and for its turn in this process's line, in milliseconds.
 BUSY_TIMEOUT_MS: Final = 10_000
 
-#: How often newcomers may take a free turn before the longest waiter, and how long it
-#: waits at most before nobody may (`WriterLine`, decision JG1).
-MAX_OVERTAKES: int = 2
-MAX_WAIT: float = 0.05
-NEWEST_FIRST: bool = False
+#: How often the longest waiter may be passed over by later comers, and how long it
+#: waits at most before nobody may pass it (`WriterLine`, decision JG1).
+MAX_OVERTAKES: int = 8
+MAX_WAIT: float = 0.25
 
 #: What begins a write on SQLite: a data-modifying statement, a schema change (the
 #: migrations'), or ``BEGIN IMMEDIATE`` / ``EXCLUSIVE`` (a plain ``BEGIN`` takes no lock
@@ -66,93 +64,67 @@ def writes(statement: str) -> bool:
 
 
 class _Waiter:
-    __slots__ = ("barges_seen", "connection", "event", "handed", "since", "thread")
+    __slots__ = ("connection", "event", "passes_seen", "since", "thread")
 
-    def __init__(self, connection: object, thread: int, barges: int) -> None:
-        self.connection, self.thread, self.barges_seen = connection, thread, barges
+    def __init__(self, connection: object, thread: int, passes: int) -> None:
+        self.connection, self.thread, self.passes_seen = connection, thread, passes
         self.since = time.monotonic()
         self.event = threading.Event()
-        self.handed = False
 
 
 class WriterLine:
-    """A turn to write, held by one connection at a time; waiters are served first come,
-    first served, and a newcomer may take a free turn before them only within a bound.
+    """A turn to write, held by one connection at a time.
 
-    `take` waits its turn (up to `timeout` seconds; `False` when not given). `give_back`
-    frees the turn and wakes the longest waiter, which takes it if it is still free: a
-    writer that comes meanwhile may take it first (barging: the common case needs no
-    thread switch). Once the longest waiter has been passed `max_overtakes` times or has
-    waited `max_wait` seconds, nobody passes it: `give_back` hands it the turn outright.
-    So while a writer waits, newcomers take the turn at most `max_overtakes` times in all,
-    and each writer already waiting once. ``max_overtakes=0``: a strict hand-over (JE2)."""
+    `take` takes a free turn or waits for it (up to `timeout` seconds; `False` when not
+    given). `give_back` hands the turn straight to a waiter: the latest to come, unless
+    the longest waiter has been passed over `max_overtakes` times or has waited
+    `max_wait` seconds - then to that one. So while a writer waits, the writers that came
+    after it take the turn at most `max_overtakes` times in all, and each writer that
+    came before it once. ``max_overtakes=0``: first come, first served (JE2)."""
 
-    def __init__(
-        self,
-        max_overtakes: int | None = None,
-        max_wait: float | None = None,
-        newest_first: bool | None = None,
-    ) -> None:
+    def __init__(self, max_overtakes: int | None = None, max_wait: float | None = None) -> None:
         self.max_overtakes = MAX_OVERTAKES if max_overtakes is None else max_overtakes
         self.max_wait = MAX_WAIT if max_wait is None else max_wait
-        self.newest_first = NEWEST_FIRST if newest_first is None else newest_first
         self._guard = threading.Lock()
         self._waiting: deque[_Waiter] = deque()
-        self._barges = 0  # how many times a newcomer took the turn while others waited
+        self._passes = 0  # turns handed to a later comer while an earlier one waited
         self.holder: object | None = None
         self.holder_thread: int | None = None
-
-    def _may_pass(self, head: _Waiter) -> bool:
-        return (
-            self._barges - head.barges_seen < self.max_overtakes
-            and time.monotonic() - head.since < self.max_wait
-        )
 
     def take(self, connection: object, timeout: float) -> bool:
         me = threading.get_ident()
         with self._guard:
-            if self.holder is None and (not self._waiting or self._may_pass(self._waiting[0])):
-                self._barges += bool(self._waiting)
+            if self.holder is None:
                 self.holder, self.holder_thread = connection, me
                 return True
-            waiter = _Waiter(connection, me, self._barges)
+            waiter = _Waiter(connection, me, self._passes)
             self._waiting.append(waiter)
-        deadline = waiter.since + timeout
-        while True:
-            waiter.event.wait(max(0.0, deadline - time.monotonic()))
-            with self._guard:
-                if waiter.handed:
-                    return True
-                if self.holder is None and self._waiting[0] is waiter:
-                    self._waiting.popleft()
-                    self.holder, self.holder_thread = connection, me
-                    return True
-                if time.monotonic() >= deadline:
-                    self._waiting.remove(waiter)
-                    if self.holder is None and self._waiting:
-                        self._waiting[0].event.set()  # it may have been woken for us
-                    return False
-                waiter.event.clear()  # woken, but a newcomer took the turn: wait again
+        if waiter.event.wait(timeout):
+            return True
+        with self._guard:
+            if waiter.event.is_set():  # handed over between the timeout and the guard
+                return True
+            self._waiting.remove(waiter)
+            return False
 
     def give_back(self, connection: object) -> None:
         with self._guard:
             if self.holder is not connection:
                 return
-            self.holder = self.holder_thread = None
             if not self._waiting:
+                self.holder = self.holder_thread = None
                 return
-            head = self._waiting[0]
-            if not self._may_pass(head):  # passed enough: the turn is its, outright
-                self._hand(self._waiting.popleft())
-            elif self.newest_first:  # the latest comer's turn, outright
-                self._barges += len(self._waiting) > 1
-                self._hand(self._waiting.pop())
+            oldest = self._waiting[0]
+            if (
+                self._passes - oldest.passes_seen < self.max_overtakes
+                and time.monotonic() - oldest.since < self.max_wait
+            ):
+                self._passes += len(self._waiting) > 1
+                waiter = self._waiting.pop()
             else:
-                head.event.set()
-
-    def _hand(self, waiter: _Waiter) -> None:
-        self.holder, self.holder_thread, waiter.handed = waiter.connection, waiter.thread, True
-        waiter.event.set()
+                waiter = self._waiting.popleft()
+            self.holder, self.holder_thread = waiter.connection, waiter.thread
+            waiter.event.set()
 
 
 _LINES: dict[str, WriterLine] = {}

@@ -150,8 +150,8 @@ def run(args: argparse.Namespace) -> None:
                 thread.join()
         log.detach(stack.services.engine)
         _report(log, walls, errors)
-        barges = sum(line._barges for line in sqlite_turns._LINES.values())
-        print(f"turns taken by a newcomer before a waiter (barges): {barges}")
+        passes = sum(line._passes for line in sqlite_turns._LINES.values())
+        print(f"turns handed to a later comer while an earlier one waited: {passes}")
         next(stacks, None)
 
 
@@ -198,32 +198,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--events", type=int, default=150)
     parser.add_argument("--clients", type=int, default=6)
     parser.add_argument(
-        "--line", choices=["on", "off", "strict", "unbounded"], default="on",
+        "--line", choices=["on", "off", "strict"], default="on",
         help="off: writers do not take turns (as main before JE1: SQLite's busy handler); "
-        "on: the line as it ships (JG1: bounded barging, see --overtakes/--max-wait-ms); "
-        "strict: a turn handed straight to the longest waiter (JE2); "
-        "unbounded: newcomers may always take a free turn first (a plain lock's order)",
+        "on: the line as it ships (JG1: latest waiter first, bounded); "
+        "strict: first come, first served (JE2)",
     )  # fmt: skip
-    parser.add_argument("--overtakes", type=int, help="with --line on: MAX_OVERTAKES")
-    parser.add_argument("--max-wait-ms", type=float, help="with --line on: MAX_WAIT in ms")
-    parser.add_argument(
-        "--newest-first", action="store_true",
-        help="with --line on: hand the turn to the latest waiter within the bounds",
-    )  # fmt: skip
+    parser.add_argument("--overtakes", type=int, help="the line's MAX_OVERTAKES")
+    parser.add_argument("--max-wait-ms", type=float, help="the line's MAX_WAIT in ms")
     args = parser.parse_args(argv)
     if args.line == "off":
         sqlite_turns.join_line = lambda _path, _timeout: lambda _conn, _record: None
     elif args.line == "strict":
         sqlite_turns.MAX_OVERTAKES = 0
-    elif args.line == "unbounded":
-        sqlite_turns.MAX_OVERTAKES, sqlite_turns.MAX_WAIT = 1 << 30, float("inf")
     if args.overtakes is not None:
         sqlite_turns.MAX_OVERTAKES = args.overtakes
     if args.max_wait_ms is not None:
         sqlite_turns.MAX_WAIT = args.max_wait_ms / 1000
-    sqlite_turns.NEWEST_FIRST = args.newest_first
-    print(f"line {args.line}: overtakes {sqlite_turns.MAX_OVERTAKES}, max wait "
-          f"{sqlite_turns.MAX_WAIT * 1000:g} ms, newest first {args.newest_first}")  # fmt: skip
+    print(f"line {args.line}: overtakes {sqlite_turns.MAX_OVERTAKES}, "
+          f"max wait {sqlite_turns.MAX_WAIT * 1000:g} ms")  # fmt: skip
     run(args)
 
 

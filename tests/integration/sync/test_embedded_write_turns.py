@@ -1,12 +1,12 @@
-"""Writers of the embedded default take turns in order (decision JE1).
+"""Writers of the embedded default take turns (decisions JE1, JG1).
 
 Three users write through the API from six client threads at once (preferences, which
 replan their reminders, creates and edits) while the worker threads push those writes
 to Google and pull what another client edits there. On SQLite every write answers, none
 fails with "database is locked", and while one transaction waits for the write lock no
 other thread takes the lock more than a few times: a waiter is served after those
-already waiting and after at most `MAX_OVERTAKES` newcomers (JG1), so its wait is
-bounded by a turn of each other writer and those few - not, as with SQLite's busy
+already waiting and at most `MAX_OVERTAKES` later comers (JG1), so its wait is bounded
+by a turn of each other writer and those few - not, as with SQLite's busy
 handler alone, by its luck in waking when the lock is free (main: a write waited
 seconds while others, arriving later, took the lock dozens of times; the longest hold
 was a fraction of that). On PostgreSQL the same mix answers every write (its row locks
@@ -142,10 +142,10 @@ def test_concurrent_writers_take_turns_and_none_is_refused(any_stack: SyncStack)
     writes = list(log.writes)
     assert len(writes) >= CLIENTS * REQUESTS
     # And while any transaction waited, no other thread took the lock more than
-    # 2 + MAX_OVERTAKES times: once if it was in line before, MAX_OVERTAKES if it came
-    # later and took a free turn first (JG1: newcomers pass a waiter that often in all),
-    # and once more when it asked in the instant between the waiter's clock and its
-    # place in the line - main's worst: dozens of times (35-58, JE4)
+    # 2 + MAX_OVERTAKES times: once if it was in line before it, MAX_OVERTAKES times if
+    # it came later and was handed the turn first (JG1: later comers pass a waiter that
+    # often in all), and once more when it asked in the instant between the waiter's
+    # clock and its place in the line - main's worst: dozens of times (35-58, JE4)
     bound = 2 + sqlite_turns.MAX_OVERTAKES
     worst = max(writes, key=log.most_turns_of_one_thread)
     turns = log.most_turns_of_one_thread(worst)

@@ -37,8 +37,8 @@ def test_writes_names_what_takes_the_write_lock(statement: str, expected: bool) 
     assert writes(statement) is expected
 
 
-def test_waiters_are_served_in_the_order_they_came() -> None:
-    line = WriterLine()
+def test_with_no_overtakes_waiters_are_served_in_the_order_they_came() -> None:
+    line = WriterLine(max_overtakes=0)
     holder = object()
     assert line.take(holder, 1.0)
     served: list[int] = []
@@ -67,42 +67,20 @@ def _waiting_for(line: WriterLine, connection: object) -> tuple[threading.Thread
     return thread, got
 
 
-def test_a_newcomer_takes_a_free_turn_before_a_waiter_only_within_the_bound() -> None:
+def test_the_latest_waiter_is_handed_the_turn_until_the_oldest_is_passed_enough() -> None:
     line = WriterLine(max_overtakes=2, max_wait=60.0)
     assert line.take("first", 1.0)
-    # a waiter whose thread has not run since (in line, as `take` puts it there)
-    waiter = _Waiter("waiter", 0, line._barges)
-    line._waiting.append(waiter)
-    line.give_back("first")
-    assert waiter.event.is_set()  # woken
-    assert line.holder is None
-    assert not waiter.handed
-    for newcomer in ("newcomer 0", "newcomer 1"):
-        assert line.take(newcomer, 0.01)  # a newcomer passes the waiter
-        waiter.event.clear()
-        line.give_back(newcomer)
-        assert waiter.event.is_set()
-    # passed twice: the last give-back handed the waiter the turn, and nobody passes it
-    assert line.holder == "waiter"
-    assert waiter.handed
-    assert not line._waiting
-    assert line.take("newcomer 2", 0.01) is False
-
-
-def test_newest_first_hands_the_latest_waiter_the_turn_until_the_oldest_is_passed_enough() -> None:
-    line = WriterLine(max_overtakes=2, max_wait=60.0, newest_first=True)
-    assert line.take("first", 1.0)
-    waiters = [_Waiter(name, 0, line._barges) for name in ("a", "b", "c")]
+    waiters = [_Waiter(name, 0, line._passes) for name in ("a", "b", "c")]
     line._waiting.extend(waiters)
     served = []
     for _ in range(3):
         holder = line.holder
         line.give_back(holder)
         served.append(line.holder)
-        line._waiting.append(_Waiter(f"came in {holder}'s turn", 0, line._barges))
+        line._waiting.append(_Waiter(f"came in {holder}'s turn", 0, line._passes))
     # c, then the one that came meanwhile; then a has been passed twice: its turn
     assert served == ["c", "came in first's turn", "a"]
-    assert all(w.handed for w in (waiters[0], waiters[2]))
+    assert [w.event.is_set() for w in waiters] == [True, False, True]
 
 
 def test_a_waiter_older_than_the_bound_is_handed_the_turn() -> None:
