@@ -140,7 +140,8 @@ class WriteLockLog:
 
     def most_turns_of_one_thread(self, write: Write) -> int:
         """How many times one other thread took the lock, at most, while `write` waited
-        (first come, first served: once; SQLite's busy handler: as often as it wrote)."""
+        (the line: once, or up to `MAX_OVERTAKES` more as a later comer, JG1; SQLite's busy
+        handler: as often as it wrote)."""
         turns: dict[int, int] = {}
         for holder in self.holders_during(write):
             if holder.acquired > write.acquired - write.waited:  # took it during the wait
