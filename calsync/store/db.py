@@ -2,7 +2,7 @@
 
 Nothing connects until first use. ``make_engine`` normalises ``postgresql://`` URLs to the
 psycopg 3 driver and gives SQLite what concurrent worker threads need (WAL, a busy timeout,
-foreign keys on).
+foreign keys on, and for a file one line of writers a process, `sqlite_turns`).
 
 An HTTP request of the API uses one pooled connection (decision U1): `RequestConnection`
 holds it from the first statement of authentication to the end of the request, and the
@@ -17,6 +17,7 @@ connection at checkout only when it has been idle for `PING_AFTER_IDLE` seconds
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -32,6 +33,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from calsync import tracing
+from calsync.store import sqlite_turns
 from calsync.store.events import UNRECORDED, StoredEvent
 from calsync.store.instances import WRITTEN_KEY
 
@@ -94,13 +96,19 @@ def make_engine(
     pool = pool or PoolSize(size=pool_size, overflow=pool_size)
     url = normalise_url(database_url)
     if url.startswith("sqlite"):
-        sizes: dict[str, Any] = {}
-        if ":memory:" not in url and url not in ("sqlite://", "sqlite+pysqlite://"):
-            sizes = {"pool_size": pool.size, "max_overflow": pool.overflow}
+        database = sa.engine.make_url(url).database
+        file = bool(database) and ":memory:" not in url  # its writers take turns (JE2)
+        sizes = {"pool_size": pool.size, "max_overflow": pool.overflow} if file else {}
+        factory = {"factory": sqlite_turns.TurnTakingConnection} if file else {}
         engine = sa.create_engine(
-            url, echo=echo, connect_args={"check_same_thread": False}, **sizes
+            url, echo=echo, connect_args={"check_same_thread": False, **factory}, **sizes
         )
         event.listen(engine, "connect", _sqlite_pragmas)
+        if file:
+            line = sqlite_turns.join_line(
+                os.path.abspath(str(database)), sqlite_turns.BUSY_TIMEOUT_MS / 1000
+            )
+            event.listen(engine, "connect", line)
         event.listen(engine, "before_execute", _sqlite_lock_for_update)
     else:
         engine = sa.create_engine(
@@ -231,7 +239,7 @@ def _json_loads(data: str | bytes) -> Any:
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={sqlite_turns.BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()

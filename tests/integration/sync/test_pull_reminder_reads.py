@@ -84,8 +84,7 @@ def test_a_pulls_upcoming_changes_get_their_owners_reminders_without_a_preferenc
 ) -> None:
     users = {email: hand_stack.connect_pulled(email) for email in (ANN, BEN, CAT)}
     calendars = {email: hand_stack.calendar_id(users[email], email) for email in users}
-    # (a generous timeout: on SQLite under CI's load a write waited past httpx's 5 s)
-    with httpx.Client(base_url=hand_stack.url, timeout=60) as client:
+    with httpx.Client(base_url=hand_stack.url) as client:
         for email, wanted in PREFERENCES.items():
             answer = client.put(
                 "/me/preferences", json=wanted, headers=hand_stack.headers(users[email])
