@@ -10,7 +10,10 @@ decided. Each is pinned by a strict ``xfail`` in
    (even if the replaced instance does not)"), and pushes edits of it, which Google
    answers 404 (the event ends ``error``); the emulator lists it without
    ``singleEvents`` but leaves it out of expansions. Which of the two is Google's
-   behaviour is open.
+   behaviour is open. Where the series is reshaped at Google and calsync pulls it, the
+   pull now stores such an exception cancelled, as Google shows it (decision JH1; its
+   test in `test_sim_findings.py` is no longer an xfail); a series reshaped through
+   calsync's own writes is still tolerated here.
 (A second class, a new exception's first push overwriting another client's change of the
 instance, is fixed: the push reads the instance and merges first, decision E23.)
 

@@ -43,18 +43,13 @@ def test_taking_the_push_lease_does_not_make_a_local_edit_look_newer(any_app: Ev
     assert app.get(alice, created["id"])["description"] == "Google's, newer"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: calsync shows an exception whose original start the series no longer "
-    "has (calsync.domain.recurrence.expand: 'even if the replaced instance does not'); "
-    "the emulator leaves it out of expansions but lists it without singleEvents. "
-    "Which one Google does is undecided; tests/sim/known.py tolerates it meanwhile",
-)
 def test_an_exception_orphaned_by_a_series_move_is_shown_as_google_shows_it(
     any_app: EventsApp,
 ) -> None:
     """Seeds 1286449810 and 691953531 (production): after a series moved on Google, an
-    instance that had been moved before it was still in calsync's expanded list."""
+    instance that had been moved before it was still in calsync's expanded list. Fixed by
+    decision JH1: the pull stores an exception its series no longer has as cancelled, as
+    Google shows it (was a strict xfail until then)."""
     app = any_app
     alice = app.connect("alice@example.com")
     google = app.remote(alice)
