@@ -8,6 +8,7 @@ could clear it. Both databases, three users."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -27,16 +28,22 @@ BODY = {
 }
 
 
+def _team_of_writers(app: EventsApp) -> tuple[User, User, User, dict[str, Any], uuid.UUID]:
+    """owner's "Team" calendar at Google, which ann and ben may write and have listed:
+    the owner, ann, ben, the Google calendar, and ann's calendar id for it."""
+    owner = app.connect("owner@example.com")
+    ann = app.connect("ann@example.com")
+    ben = app.connect("ben@example.com")
+    team = app.control.add_calendar(owner.email, "Team")
+    for user in (ann, ben):
+        app.control.share(team["id"], user.email, "writer")
+        calendar_list.sync_calendar_list(app.services, user.id)
+    return owner, ann, ben, team, app.calendar_id(ann, team["id"])
+
+
 def test_an_edit_refused_for_lost_write_access_restores_googles_copy(any_app: EventsApp) -> None:
     # Given a team calendar of owner's that ann and ben may write, and an event ann made
-    owner = any_app.connect("owner@example.com")
-    ann = any_app.connect("ann@example.com")
-    ben = any_app.connect("ben@example.com")
-    team = any_app.control.add_calendar(owner.email, "Team")
-    for user in (ann, ben):
-        any_app.control.share(team["id"], user.email, "writer")
-        calendar_list.sync_calendar_list(any_app.services, user.id)
-    anns_team = any_app.calendar_id(ann, team["id"])
+    owner, ann, ben, team, anns_team = _team_of_writers(any_app)
     made = any_app.create(ann, BODY | {"calendar_id": str(anns_team)})
     assert any_app.push(made["id"]).status is PushStatus.SYNCED
     google_id = any_app.get(ann, made["id"])["google_event_id"]
@@ -94,14 +101,7 @@ def test_a_delete_refused_for_lost_write_access_brings_the_event_back(
 ) -> None:
     """Decision JI1 (JD3 before): the row comes back with Google's copy, ``synced``."""
     # Given a team calendar of owner's that ann and ben may write, and an event ann made
-    owner = any_app.connect("owner@example.com")
-    ann = any_app.connect("ann@example.com")
-    ben = any_app.connect("ben@example.com")
-    team = any_app.control.add_calendar(owner.email, "Team")
-    for user in (ann, ben):
-        any_app.control.share(team["id"], user.email, "writer")
-        calendar_list.sync_calendar_list(any_app.services, user.id)
-    anns_team = any_app.calendar_id(ann, team["id"])
+    owner, ann, ben, team, anns_team = _team_of_writers(any_app)
     made = any_app.create(ann, BODY | {"calendar_id": str(anns_team)})
     assert any_app.push(made["id"]).status is PushStatus.SYNCED
     google_id = any_app.get(ann, made["id"])["google_event_id"]
@@ -183,14 +183,7 @@ def test_a_series_delete_refused_for_lost_write_access_brings_back_its_instances
 ) -> None:
     """Decision JI1: the series and the exception its delete deleted are live again."""
     # Given a weekly series on owner's team calendar, made by ann, one instance renamed
-    owner = any_app.connect("owner@example.com")
-    ann = any_app.connect("ann@example.com")
-    ben = any_app.connect("ben@example.com")
-    team = any_app.control.add_calendar(owner.email, "Team")
-    for user in (ann, ben):
-        any_app.control.share(team["id"], user.email, "writer")
-        calendar_list.sync_calendar_list(any_app.services, user.id)
-    anns_team = any_app.calendar_id(ann, team["id"])
+    owner, ann, ben, team, anns_team = _team_of_writers(any_app)
     series = any_app.create(ann, WEEKLY | {"calendar_id": str(anns_team)})
     any_app.push_all()
     query = {"start_date": "2031-03-01", "end_date": "2031-04-30", "expand": "true"}
@@ -226,14 +219,7 @@ def test_a_create_refused_for_lost_write_access_goes_and_the_log_keeps_it(
     """Decision JI2: a create Google never had, refused for good, is deleted locally
     (not ``error``, local only and 403 to every later edit) and kept in the sync log."""
     # Given a team calendar of owner's that ann and ben may write
-    owner = any_app.connect("owner@example.com")
-    ann = any_app.connect("ann@example.com")
-    ben = any_app.connect("ben@example.com")
-    team = any_app.control.add_calendar(owner.email, "Team")
-    for user in (ann, ben):
-        any_app.control.share(team["id"], user.email, "writer")
-        calendar_list.sync_calendar_list(any_app.services, user.id)
-    anns_team = any_app.calendar_id(ann, team["id"])
+    owner, ann, ben, team, anns_team = _team_of_writers(any_app)
     # When ann, made a reader at Google before calsync hears of it, creates an event
     # there (accepted: writable as far as calsync knows), and ben one of his own there
     any_app.control.share(team["id"], ann.email, "reader")
@@ -276,14 +262,7 @@ def test_a_create_refused_for_lost_write_access_goes_and_the_log_keeps_it(
 def test_a_refused_create_an_earlier_attempt_made_keeps_googles_copy(any_app: EventsApp) -> None:
     """Decision JI2: a refused insert whose earlier attempt reached Google (its answer
     lost) is not deleted: Google holds the event, so its copy is kept, ``synced``."""
-    owner = any_app.connect("owner@example.com")
-    ann = any_app.connect("ann@example.com")
-    ben = any_app.connect("ben@example.com")
-    team = any_app.control.add_calendar(owner.email, "Team")
-    for user in (ann, ben):
-        any_app.control.share(team["id"], user.email, "writer")
-        calendar_list.sync_calendar_list(any_app.services, user.id)
-    anns_team = any_app.calendar_id(ann, team["id"])
+    owner, ann, ben, team, anns_team = _team_of_writers(any_app)
     # Given ann's create reached Google, its answer lost, and Google cannot be read
     events = r"/calendar/v3/calendars/[^/]+/events"
     any_app.control.add_fault(kind="reset", method="POST", path=events + "$", after_write=True)
