@@ -10,7 +10,7 @@ their zone (with its ``VTIMEZONE``) so that a series expands correctly across DS
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
@@ -22,7 +22,14 @@ from calsync.domain.timezones import zone
 from calsync.notify.payloads import time_from_document
 from calsync.notify.senders import Notice
 
-__all__ = ["Rendered", "email_message", "icalendar_document", "json_message", "render"]
+__all__ = [
+    "Rendered",
+    "email_message",
+    "icalendar_document",
+    "json_message",
+    "one_line",
+    "render",
+]
 
 PRODID: Final = "-//calsync//notices//EN"
 _METHODS: Final = {"created": "REQUEST", "updated": "REQUEST", "cancelled": "CANCEL"}
@@ -77,8 +84,21 @@ def format_start(event: dict[str, Any], zone_name: str) -> str:
     return f"{start} (all day)" if event.get("all_day") else start
 
 
+def one_line(text: str) -> str:
+    """`text` with each line break (CR, LF, and the others ``str.splitlines`` knows: VT,
+    FF, NEL, U+2028, U+2029, ...) made a space: what a header value may hold. A title
+    typed or pasted with a line break is still one subject line (decision JK1)."""
+    return " ".join(text.splitlines())
+
+
 def render(notice: Notice) -> Rendered:
-    """The subject and body of ``notice``."""
+    """The subject and body of ``notice``. The subject is one line whatever the title
+    holds; the body shows the title as it is."""
+    rendered = _render(notice)
+    return replace(rendered, subject=one_line(rendered.subject))
+
+
+def _render(notice: Notice) -> Rendered:
     payload = notice.payload
     event = payload["event"]
     where = display_zone(notice, event)
@@ -229,7 +249,8 @@ def email_message(notice: Notice, *, sender: str, now: datetime) -> EmailMessage
     message = EmailMessage()
     message["Subject"] = rendered.subject
     message["From"] = sender
-    message["To"] = formataddr((notice.recipient.display_name or "", notice.recipient.email))
+    name = one_line(notice.recipient.display_name or "")
+    message["To"] = formataddr((name, notice.recipient.email))
     message["Date"] = format_datetime(now.astimezone(UTC))
     domain = sender.rpartition("@")[2].strip("> ") or "calsync"
     message["Message-ID"] = f"<{notice.id}@{domain}>"
