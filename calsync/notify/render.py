@@ -10,6 +10,7 @@ their zone (with its ``VTIMEZONE``) so that a series expands correctly across DS
 from __future__ import annotations
 
 import html
+import json
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
@@ -28,6 +29,7 @@ __all__ = [
     "icalendar_document",
     "json_message",
     "one_line",
+    "push_payload",
     "render",
 ]
 
@@ -172,18 +174,48 @@ def json_message(notice: Notice, *, now: datetime) -> dict[str, Any]:
     return body
 
 
-def push_message(notice: Notice, *, now: datetime) -> dict[str, Any]:
-    """The (small: push services cap payloads near 4 KB) JSON of a Web Push message."""
+#: The most JSON a push may carry: push services refuse an encrypted body over 4096
+#: bytes (RFC 8030), and aes128gcm adds 103 (RFC 8291: salt, record size, key id, tag).
+PUSH_PLAINTEXT_LIMIT: Final = 4096 - 103
+#: How many characters of the text each try keeps, until the push fits.
+_PUSH_TEXT_BUDGETS: Final = (1000, 500, 250, 120, 60, 0)
+
+
+def push_message(notice: Notice, *, now: datetime, budget: int = 1000) -> dict[str, Any]:
+    """The JSON of a Web Push message, its texts cut to `budget` characters (the subject
+    to at most 200): push services cap payloads near 4 KB, see `push_payload`."""
     rendered = render(notice)
     event = notice.payload["event"]
+    texts = {key: event.get(key) for key in ("uid", "title", "start", "end", "location")}
+    for key in ("title", "location"):
+        texts[key] = _cut(texts[key], budget)
     return {
         "id": str(notice.id),
         "type": rendered.type,
-        "title": rendered.subject[:200],
-        "body": rendered.text[:1000],
-        "event": {key: event.get(key) for key in ("uid", "title", "start", "end", "location")},
+        "title": _cut(rendered.subject, min(budget, 200)),
+        "body": _cut(rendered.text, budget),
+        "event": texts,
         "sent_at": now.astimezone(UTC).isoformat(),
     }
+
+
+def push_payload(notice: Notice, *, now: datetime) -> bytes:
+    """The push's JSON as UTF-8, within `PUSH_PLAINTEXT_LIMIT` bytes: its texts are cut
+    shorter until it fits (a text in a script that takes 3 bytes a character, or 6 as a
+    JSON escape, would overflow a fixed cut in characters; decision JK3)."""
+    for budget in _PUSH_TEXT_BUDGETS:
+        message = push_message(notice, now=now, budget=budget)
+        data = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode()
+        if len(data) <= PUSH_PLAINTEXT_LIMIT:
+            break
+    return data
+
+
+def _cut(text: object, budget: int) -> Any:
+    """`text` (a string) cut to `budget` characters, an ellipsis marking the cut."""
+    if not isinstance(text, str) or len(text) <= budget:
+        return text
+    return text[: max(budget - 1, 0)] + "\u2026" if budget else ""
 
 
 def icalendar_document(notice: Notice, *, now: datetime) -> tuple[str, bytes]:
