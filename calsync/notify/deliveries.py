@@ -252,9 +252,14 @@ def _sent(
 
 
 def _superseded(session: Session, row: NotificationDelivery, now: datetime) -> bool:
-    """Whether a late reminder has a shorter-lead sibling that is due too: after downtime
-    only the last reminder of an occurrence is worth sending."""
-    if row.due_at >= now - _LATE:
+    """Whether a late reminder has a shorter-lead sibling that is due too: after downtime,
+    or when quiet hours that held both end, only the last reminder of an occurrence is
+    worth sending. Late is by the planned time (occurrence start - lead): a hold moved
+    `due_at` to the quiet hours' end, where both siblings fall due at once (JK5)."""
+    planned = row.due_at
+    if row.occurrence_start is not None and row.lead_minutes is not None:
+        planned = row.occurrence_start - timedelta(minutes=row.lead_minutes)
+    if planned >= now - _LATE:
         return False
     return store_deliveries.later_reminder_due(session, row, now)
 
