@@ -255,7 +255,7 @@ def _superseded(session: Session, row: NotificationDelivery, now: datetime) -> b
     """Whether a late reminder has a shorter-lead sibling that is due too: after downtime,
     or when quiet hours that held both end, only the last reminder of an occurrence is
     worth sending. Late is by the planned time (occurrence start - lead): a hold moved
-    `due_at` to the quiet hours' end, where both siblings fall due at once (JK5)."""
+    `due_at` to the quiet hours' end, where both siblings fall due at once (JK4)."""
     planned = row.due_at
     if row.occurrence_start is not None and row.lead_minutes is not None:
         planned = row.occurrence_start - timedelta(minutes=row.lead_minutes)

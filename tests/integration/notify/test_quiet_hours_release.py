@@ -1,4 +1,4 @@
-"""Two reminders held by quiet hours do not both go out when they end (JK5).
+"""Two reminders held by quiet hours do not both go out when they end (JK4).
 
 Ann (Berlin) has quiet hours until 07:00 and wants reminders 60 and 30 minutes ahead; her
 stand-up is at 07:10, so both fall due in her quiet hours and are held until 07:00. Only
