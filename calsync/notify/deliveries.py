@@ -12,6 +12,8 @@ Message-ID, the webhook's ``Calsync-Delivery`` header), so the receiver can tell
 
 Per row, before sending:
 
+- a reminder whose event row is gone or no longer the user's (its calendar left the
+  user's list: access lost) is ``skipped``;
 - a reminder whose occurrence has ended is ``skipped`` (late after downtime, too late to
   help); one that is late but whose event has not ended is sent once, unless a reminder
   with a shorter lead time for the same occurrence is due too (only the last is useful);
@@ -168,6 +170,10 @@ def _why_skipped(
 ) -> str | None:
     """Why the row is not worth sending at all (a reminder too late or superseded, a
     channel or change notices turned off), or None to send it (quiet hours aside)."""
+    if row.kind == "reminder" and not recipients.owns_event(session, row.user_id, row.event_id):
+        # Its row went without a replan: the calendar left the user's list (access
+        # lost, unsubscribed), taking its events with it (decision JK2).
+        return "the event is no longer in the user's calendars"
     if row.kind == "reminder" and occurrence_end is not None and occurrence_end <= now:
         log.info("reminder %s skipped: the event ended before it could be sent", row.id)
         return f"too late: the event was over (it was due {row.due_at})"
@@ -246,9 +252,14 @@ def _sent(
 
 
 def _superseded(session: Session, row: NotificationDelivery, now: datetime) -> bool:
-    """Whether a late reminder has a shorter-lead sibling that is due too: after downtime
-    only the last reminder of an occurrence is worth sending."""
-    if row.due_at >= now - _LATE:
+    """Whether a late reminder has a shorter-lead sibling that is due too: after downtime,
+    or when quiet hours that held both end, only the last reminder of an occurrence is
+    worth sending. Late is by the planned time (occurrence start - lead): a hold moved
+    `due_at` to the quiet hours' end, where both siblings fall due at once (JK4)."""
+    planned = row.due_at
+    if row.occurrence_start is not None and row.lead_minutes is not None:
+        planned = row.occurrence_start - timedelta(minutes=row.lead_minutes)
+    if planned >= now - _LATE:
         return False
     return store_deliveries.later_reminder_due(session, row, now)
 

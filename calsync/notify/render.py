@@ -10,7 +10,8 @@ their zone (with its ``VTIMEZONE``) so that a series expands correctly across DS
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
@@ -22,7 +23,15 @@ from calsync.domain.timezones import zone
 from calsync.notify.payloads import time_from_document
 from calsync.notify.senders import Notice
 
-__all__ = ["Rendered", "email_message", "icalendar_document", "json_message", "render"]
+__all__ = [
+    "Rendered",
+    "email_message",
+    "icalendar_document",
+    "json_message",
+    "one_line",
+    "push_payload",
+    "render",
+]
 
 PRODID: Final = "-//calsync//notices//EN"
 _METHODS: Final = {"created": "REQUEST", "updated": "REQUEST", "cancelled": "CANCEL"}
@@ -77,8 +86,21 @@ def format_start(event: dict[str, Any], zone_name: str) -> str:
     return f"{start} (all day)" if event.get("all_day") else start
 
 
+def one_line(text: str) -> str:
+    """`text` with each line break (CR, LF, and the others ``str.splitlines`` knows: VT,
+    FF, NEL, U+2028, U+2029, ...) made a space: what a header value may hold. A title
+    typed or pasted with a line break is still one subject line (decision JK1)."""
+    return " ".join(text.splitlines())
+
+
 def render(notice: Notice) -> Rendered:
-    """The subject and body of ``notice``."""
+    """The subject and body of ``notice``. The subject is one line whatever the title
+    holds; the body shows the title as it is."""
+    rendered = _render(notice)
+    return replace(rendered, subject=one_line(rendered.subject))
+
+
+def _render(notice: Notice) -> Rendered:
     payload = notice.payload
     event = payload["event"]
     where = display_zone(notice, event)
@@ -152,18 +174,48 @@ def json_message(notice: Notice, *, now: datetime) -> dict[str, Any]:
     return body
 
 
-def push_message(notice: Notice, *, now: datetime) -> dict[str, Any]:
-    """The (small: push services cap payloads near 4 KB) JSON of a Web Push message."""
+#: The most JSON a push may carry: push services refuse an encrypted body over 4096
+#: bytes (RFC 8030), and aes128gcm adds 103 (RFC 8291: salt, record size, key id, tag).
+PUSH_PLAINTEXT_LIMIT: Final = 4096 - 103
+#: How many characters of the text each try keeps, until the push fits.
+_PUSH_TEXT_BUDGETS: Final = (1000, 500, 250, 120, 60, 0)
+
+
+def push_message(notice: Notice, *, now: datetime, budget: int = 1000) -> dict[str, Any]:
+    """The JSON of a Web Push message, its texts cut to `budget` characters (the subject
+    to at most 200): push services cap payloads near 4 KB, see `push_payload`."""
     rendered = render(notice)
     event = notice.payload["event"]
+    texts = {key: event.get(key) for key in ("uid", "title", "start", "end", "location")}
+    for key in ("title", "location"):
+        texts[key] = _cut(texts[key], budget)
     return {
         "id": str(notice.id),
         "type": rendered.type,
-        "title": rendered.subject[:200],
-        "body": rendered.text[:1000],
-        "event": {key: event.get(key) for key in ("uid", "title", "start", "end", "location")},
+        "title": _cut(rendered.subject, min(budget, 200)),
+        "body": _cut(rendered.text, budget),
+        "event": texts,
         "sent_at": now.astimezone(UTC).isoformat(),
     }
+
+
+def push_payload(notice: Notice, *, now: datetime) -> bytes:
+    """The push's JSON as UTF-8, within `PUSH_PLAINTEXT_LIMIT` bytes: its texts are cut
+    shorter until it fits (a text in a script that takes 3 bytes a character, or 6 as a
+    JSON escape, would overflow a fixed cut in characters; decision JK3)."""
+    for budget in _PUSH_TEXT_BUDGETS:
+        message = push_message(notice, now=now, budget=budget)
+        data = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode()
+        if len(data) <= PUSH_PLAINTEXT_LIMIT:
+            break
+    return data
+
+
+def _cut(text: object, budget: int) -> Any:
+    """`text` (a string) cut to `budget` characters, an ellipsis marking the cut."""
+    if not isinstance(text, str) or len(text) <= budget:
+        return text
+    return text[: max(budget - 1, 0)] + "\u2026" if budget else ""
 
 
 def icalendar_document(notice: Notice, *, now: datetime) -> tuple[str, bytes]:
@@ -229,7 +281,8 @@ def email_message(notice: Notice, *, sender: str, now: datetime) -> EmailMessage
     message = EmailMessage()
     message["Subject"] = rendered.subject
     message["From"] = sender
-    message["To"] = formataddr((notice.recipient.display_name or "", notice.recipient.email))
+    name = one_line(notice.recipient.display_name or "")
+    message["To"] = formataddr((name, notice.recipient.email))
     message["Date"] = format_datetime(now.astimezone(UTC))
     domain = sender.rpartition("@")[2].strip("> ") or "calsync"
     message["Message-ID"] = f"<{notice.id}@{domain}>"

@@ -18,7 +18,6 @@ network errors are temporary and anything else (a 3xx included) permanent.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -28,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from calsync.notify.addresses import UnsafeAddress
 from calsync.notify.outbound import OutboundHttp, Unreachable
-from calsync.notify.render import push_message
+from calsync.notify.render import push_payload
 from calsync.notify.senders import Notice, PermanentFailure, TemporaryFailure
 from calsync.store import web_push_subscriptions
 from calsync.store.tables import PushSubscription
@@ -67,7 +66,7 @@ class WebPushSender:
         subscriptions = web_push_subscriptions.of_user(session, notice.recipient.user_id)
         if not subscriptions:
             raise PermanentFailure("no push subscription is registered")
-        data = json.dumps(push_message(notice, now=now), separators=(",", ":")).encode()
+        data = push_payload(notice, now=now)
         ttl = _ttl(notice, now)
         delivered = 0
         temporary: list[str] = []

@@ -81,8 +81,9 @@ def claim_due(session: Session, now: datetime) -> NotificationDelivery | None:
 
 
 def later_reminder_due(session: Session, row: NotificationDelivery, now: datetime) -> bool:
-    """Whether a reminder of the same occurrence on the same channel, due after `row` and
-    by `now`, is pending or sent (a shorter-lead sibling)."""
+    """Whether a reminder of the same occurrence on the same channel with a shorter lead
+    than `row`'s, due by `now`, is pending or sent (a sibling that makes `row` useless).
+    By lead, not by due time: quiet hours may have held both to the same due time."""
     later = session.scalar(
         sa.select(NotificationDelivery.id)
         .where(
@@ -91,7 +92,7 @@ def later_reminder_due(session: Session, row: NotificationDelivery, now: datetim
             NotificationDelivery.channel == row.channel,
             NotificationDelivery.occurrence_start == row.occurrence_start,
             NotificationDelivery.status.in_(("pending", "sent")),
-            NotificationDelivery.due_at > row.due_at,
+            NotificationDelivery.lead_minutes < row.lead_minutes,
             NotificationDelivery.due_at <= now,
         )
         .limit(1)

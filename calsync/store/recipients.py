@@ -16,7 +16,7 @@ from calsync.store.events import any_of
 from calsync.store.tables import Event as EventRow
 from calsync.store.tables import User
 
-__all__ = ["active_users", "owners_of", "user"]
+__all__ = ["active_users", "owners_of", "owns_event", "user"]
 
 
 def owners_of(session: Session, event_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
@@ -25,6 +25,16 @@ def owners_of(session: Session, event_ids: Collection[uuid.UUID]) -> dict[uuid.U
     for match in any_of(session, EventRow.id, list(event_ids)):
         owners.update(session.execute(sa.select(EventRow.id, EventRow.user_id).where(match)).all())
     return owners
+
+
+def owns_event(session: Session, user_id: uuid.UUID, event_id: uuid.UUID | None) -> bool:
+    """Whether the event row `event_id` exists and is `user_id`'s (one primary-key read)."""
+    if event_id is None:
+        return False
+    found = session.scalar(
+        sa.select(EventRow.id).where(EventRow.id == event_id, EventRow.user_id == user_id)
+    )
+    return found is not None
 
 
 def active_users(

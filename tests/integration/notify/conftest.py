@@ -117,6 +117,8 @@ class Receiver:
     statuses: list[int] = field(default_factory=list)
     location: str | None = None
     tls: bool = True
+    #: Answer 413 to a body longer than this, as push services do past 4096 bytes
+    max_body: int | None = None
 
     @property
     def url(self) -> str:
@@ -168,7 +170,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(length)
         headers = {k.lower(): v for k, v in self.headers.items()}
         receiver.requests.append(Received(self.path, headers, body))
-        self.send_response(receiver.statuses.pop(0) if receiver.statuses else 201)
+        if receiver.max_body is not None and len(body) > receiver.max_body:
+            self.send_response(413)
+        else:
+            self.send_response(receiver.statuses.pop(0) if receiver.statuses else 201)
         if receiver.location is not None:
             self.send_header("Location", receiver.location)
         self.send_header("Content-Length", "0")
