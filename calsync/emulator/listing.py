@@ -423,12 +423,13 @@ def list_instances(scope: EventScope, event_id: str, query: Query) -> JSON:
     }
     zone_name = query.get("timeZone")
     zone = timefmt.zone(zone_name, location="timeZone") if zone_name else None
-    rows = expand(
+    rows = expand(  # events.instances' timeMin is inclusive, events.list's exclusive
         scope.log,
         master,
         after=times.get("timeMin"),
         before=times.get("timeMax"),
         show_deleted=show_deleted,
+        end_inclusive=True,
     )
     original_start = query.get("originalStart")
     if original_start is not None:
