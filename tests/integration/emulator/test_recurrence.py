@@ -194,7 +194,5 @@ def test_instances_time_min_is_inclusive_where_events_list_is_exclusive(
         "series0002_20261121T090000Z",
         "series0002_20261128T090000Z",
     ]
-    listed, _, _ = list_all(
-        account.service, calendar_id, singleEvents=True, timeMin=at_first_end
-    )
+    listed, _, _ = list_all(account.service, calendar_id, singleEvents=True, timeMin=at_first_end)
     assert [e["id"] for e in listed][:1] == ["series0002_20261128T090000Z"]
