@@ -190,11 +190,16 @@ class Timing:
             return self.end.local - self.start.local
         return self.end.instant - self.start.instant
 
-    def overlaps(self, after: datetime | None, before: datetime | None) -> bool:
-        """Google's window test: ends after ``timeMin``, starts before ``timeMax``."""
-        return (after is None or self.end.instant > after) and (
-            before is None or self.start.instant < before
-        )
+    def overlaps(
+        self, after: datetime | None, before: datetime | None, *, end_inclusive: bool = False
+    ) -> bool:
+        """Google's window test: ends after ``timeMin`` (events.list: exclusive; at it
+        too with `end_inclusive`, as events.instances documents), starts before
+        ``timeMax``."""
+        ends_in = after is None or self.end.instant > after
+        if end_inclusive and not ends_in:
+            ends_in = self.end.instant == after
+        return ends_in and (before is None or self.start.instant < before)
 
 
 def parse_timing(fields: Mapping[str, Any], *, calendar_zone: tzinfo) -> Timing:

@@ -94,8 +94,10 @@ def expand(
     before: datetime | None,
     show_deleted: bool,
     limit: int | None = None,
+    end_inclusive: bool = False,
 ) -> list[StoredEvent]:
-    """The instances of a series overlapping [after, before), exceptions in place.
+    """The instances of a series overlapping [after, before), exceptions in place; with
+    `end_inclusive` an instance ending at `after` too (events.instances' ``timeMin``).
 
     Cancelled exceptions appear only with ``show_deleted``. At most ``limit`` original
     starts are considered; without ``limit``, all of them in a window with ``before``
@@ -112,10 +114,12 @@ def expand(
         instance = exceptions.pop(suffix, None) or virtual_instance(master, original)
         if instance.cancelled and not show_deleted:
             continue
-        if instance.timing.overlaps(after, before):
+        if instance.timing.overlaps(after, before, end_inclusive=end_inclusive):
             found.append(instance)
     for moved in exceptions.values():  # exceptions moved into the window from outside it
-        if (moved.cancelled and not show_deleted) or not moved.timing.overlaps(after, before):
+        if (moved.cancelled and not show_deleted) or not moved.timing.overlaps(
+            after, before, end_inclusive=end_inclusive
+        ):
             continue
         if moved.suffix is not None and original_of(master, moved.suffix) is not None:
             found.append(moved)

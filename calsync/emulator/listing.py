@@ -9,6 +9,13 @@ Paging and sync follow https://developers.google.com/calendar/api/guides/sync:
   deleted events; it may not be combined with the filters Google forbids (400), and an
   invalidated, expired or foreign token is 410 ``fullSyncRequired``.
 
+Cancelled events are listed as Google's Event resource (``status``) describes them: a
+cancelled exception of a live series with only the fields Google guarantees
+(`cancelled_stub`); a deleted event likewise, unless ``showDeleted=true`` is asked for
+explicitly: then it keeps its details ("On the organizer's calendar, cancelled events
+continue to expose event details ... However, incremental sync requests with
+showDeleted set to false will not return these details").
+
 Page and sync tokens are `calsync.emulator.list_tokens`'. Must run under
 ``EmulatorState.lock``.
 """
@@ -114,6 +121,8 @@ class ListParams:
     zone_name: str | None
     #: ``eventTypes``: the types to list, `None` for every type (Google's default).
     event_types: frozenset[str] | None = None
+    #: ``showDeleted=true`` was asked for: deleted events are listed with their details.
+    deleted_details: bool = False
 
     @property
     def filters_content(self) -> bool:
@@ -174,6 +183,7 @@ class ListParams:
             zone=timefmt.zone(zone_name, location="timeZone") if zone_name else None,
             zone_name=zone_name,
             event_types=event_types_filter(query.getlist("eventTypes")),
+            deleted_details=bool(show_deleted),
         )
 
 
@@ -223,8 +233,10 @@ def listed(event: StoredEvent, zone: tzinfo | None) -> JSON | Encoded:
     return render(event, zone)
 
 
-def render(event: StoredEvent, zone: tzinfo | None) -> JSON:
-    if event.cancelled:
+def render(event: StoredEvent, zone: tzinfo | None, *, details: bool = False) -> JSON:
+    """The listed resource in `zone`; a cancelled one as `cancelled_stub` unless
+    `details`."""
+    if event.cancelled and not details:
         return cancelled_stub(event.resource)
     resource = dict(event.resource)
     if zone is not None:
@@ -292,15 +304,37 @@ Renderer = Callable[[StoredEvent, tzinfo | None], JSON | Encoded]
 Page = tuple[list[JSON | Encoded], Cursor | None]
 
 
+def _is_deleted(scope: EventScope, event: StoredEvent) -> bool:
+    """Whether a cancelled event is a deleted one, not a cancelled exception of a live
+    series (Google's Event resource, ``status``: the two states of ``cancelled``)."""
+    master = scope.log.get(event.master_id) if event.master_id is not None else None
+    return master is None or master.cancelled
+
+
+def _renderer(scope: EventScope, params: ListParams, encoded: bool) -> Renderer:
+    """How `list_events` renders its items: `listed` with `encoded`, else `render`; a
+    deleted event with its details when ``showDeleted=true`` was asked for."""
+    plain: Renderer = listed if encoded else render
+
+    def item(event: StoredEvent, zone: tzinfo | None) -> JSON | Encoded:
+        if event.cancelled and params.deleted_details and _is_deleted(scope, event):
+            if encoded and zone is None:
+                return Encoded(event.encoded)
+            return render(event, zone, details=True)
+        return plain(event, zone)
+
+    return item
+
+
 def list_events(
     scope: EventScope, query: Query, *, sync_token_ttl: int | None, encoded: bool = False
 ) -> JSON:
     """events.list; see the module docstring for the paging and sync contract. With
     `encoded`, items may be `Encoded` JSON texts (answer with `encode_listing`); else all
     are dicts."""
-    item: Renderer = listed if encoded else render
     require_reader(scope)
     params = ListParams.parse(query)
+    item = _renderer(scope, params, encoded)
     cursor = read_cursor(scope, params.page_token) if params.page_token else None
     if cursor is None and params.sync_token is not None:
         since = read_sync_token(scope, params.sync_token, ttl_seconds=sync_token_ttl)
@@ -389,12 +423,13 @@ def list_instances(scope: EventScope, event_id: str, query: Query) -> JSON:
     }
     zone_name = query.get("timeZone")
     zone = timefmt.zone(zone_name, location="timeZone") if zone_name else None
-    rows = expand(
+    rows = expand(  # events.instances' timeMin is inclusive, events.list's exclusive
         scope.log,
         master,
         after=times.get("timeMin"),
         before=times.get("timeMax"),
         show_deleted=show_deleted,
+        end_inclusive=True,
     )
     original_start = query.get("originalStart")
     if original_start is not None:

@@ -35,6 +35,8 @@ from calsync.emulator.ratelimit import RollingCounter
 from calsync.emulator.request_log import RequestLog
 
 DELIVERY_LOG_LIMIT = 10_000
+#: Google's push guide: a channel id is at most 64 characters.
+MAX_CHANNEL_ID = 64
 
 
 class EmulatorState:
@@ -219,6 +221,8 @@ class EmulatorState:
         address = body.get("address")
         if not isinstance(channel_id, str) or not channel_id:
             raise errors.required("Missing channel id.", "id")
+        if len(channel_id) > MAX_CHANNEL_ID:  # the push guide: "Maximum length: 64 characters"
+            raise errors.invalid("Channel id too long.", "id")
         if body.get("type") not in ("web_hook", "webhook"):
             raise errors.invalid("Invalid channel type; use web_hook.", "type")
         parsed = urlparse(address if isinstance(address, str) else "")

@@ -253,3 +253,46 @@ def test_start_time_order_needs_single_events_and_ranges_must_not_be_empty(
         calendarId=calendar_id, timeMin="2026-11-21T00:00:00Z", timeMax="2026-11-20T00:00:00Z"
     )
     assert google_error(empty.execute)[:2] == (400, "timeRangeEmpty")
+
+
+def test_deleted_events_keep_their_details_only_when_show_deleted_is_asked_for(
+    account: Account, calendar_id: str
+) -> None:
+    """Google's Event resource (``status``): on the organizer's calendar cancelled events
+    keep their details, but incremental listings without showDeleted do not return them;
+    a cancelled exception of a live series is guaranteed only id, recurringEventId and
+    originalStartTime (decisions JM1)."""
+    events = account.service.events()
+    insert(account, calendar_id, "gone000001", summary="Standup", location="Room 1")
+    series = timed("2026-11-21", 9, zone="Europe/Paris") | {
+        "id": "series0001",
+        "summary": "Weekly",
+        "recurrence": ["RRULE:FREQ=WEEKLY;COUNT=3"],
+    }
+    events.insert(calendarId=calendar_id, body=series).execute()
+    _, token, _ = list_all(account.service, calendar_id, showDeleted=True)
+    events.delete(calendarId=calendar_id, eventId="gone000001").execute()
+    events.delete(calendarId=calendar_id, eventId="series0001_20261128T080000Z").execute()
+
+    full, _, _ = list_all(account.service, calendar_id, showDeleted=True)
+    changed, _, _ = list_all(account.service, calendar_id, syncToken=token, showDeleted=True)
+    bare, _, _ = list_all(account.service, calendar_id, syncToken=token)
+    for listing in (full, changed):
+        by_id = {e["id"]: e for e in listing}
+        gone = by_id["gone000001"]
+        assert (gone["status"], gone["summary"], gone["location"]) == (
+            "cancelled",
+            "Standup",
+            "Room 1",
+        )
+        assert gone["start"] == {"dateTime": "2026-11-21T10:00:00Z"}
+        exception = by_id["series0001_20261128T080000Z"]
+        assert set(exception) == {
+            "kind",
+            "etag",
+            "id",
+            "status",
+            "recurringEventId",
+            "originalStartTime",
+        }
+    assert {e["id"]: set(e) for e in bare}["gone000001"] == {"kind", "etag", "id", "status"}

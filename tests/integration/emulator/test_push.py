@@ -63,6 +63,17 @@ def test_channel_ids_must_be_unique_while_live(
     assert google_error(call.execute)[0] == 400
 
 
+def test_channel_ids_are_at_most_64_characters(
+    account: Account, calendar_id: str, receiver: PushReceiver
+) -> None:
+    """Google's push guide: the channel id's "Maximum length: 64 characters" (JM3)."""
+    assert watch(account, calendar_id, receiver, id="c" * 64)["id"] == "c" * 64
+    call = account.service.events().watch(
+        calendarId=calendar_id, body={"id": "d" * 65, "type": "web_hook", "address": receiver.url}
+    )
+    assert google_error(call.execute)[0] == 400
+
+
 def test_stopped_channel_gets_nothing_more(
     control: EmulatorControl, account: Account, calendar_id: str, receiver: PushReceiver
 ) -> None:

@@ -180,3 +180,19 @@ def test_instances_window_and_original_start(account: Account, calendar_id: str)
     assert instance_ids(
         account, calendar_id, "range00001", originalStart="2026-12-05T10:00:00+01:00"
     ) == ["range00001_20261205T090000Z"]
+
+
+def test_instances_time_min_is_inclusive_where_events_list_is_exclusive(
+    account: Account, calendar_id: str
+) -> None:
+    """The discovery document: events.instances' timeMin is the "Lower bound
+    (inclusive) for an event's end time", events.list's the "Lower bound (exclusive)"
+    (decisions JM2)."""
+    weekly(account, calendar_id, "series0002")  # 10:00-11:00 Berlin = 09:00-10:00 UTC
+    at_first_end = "2026-11-21T10:00:00Z"
+    assert instance_ids(account, calendar_id, "series0002", timeMin=at_first_end)[:2] == [
+        "series0002_20261121T090000Z",
+        "series0002_20261128T090000Z",
+    ]
+    listed, _, _ = list_all(account.service, calendar_id, singleEvents=True, timeMin=at_first_end)
+    assert [e["id"] for e in listed][:1] == ["series0002_20261128T090000Z"]
