@@ -80,11 +80,14 @@ def unknown_fields(
     body: dict[str, Any], *, allowed: Iterable[str], forbidden: Iterable[str] = ()
 ) -> list[dict[str, str]]:
     """A 422 detail for each field of ``body`` the client may not set (``read_only``)
-    or that does not exist (``unknown``)."""
+    or that does not exist (``unknown``), each with its message, as the events' body
+    gives it (``calsync.events.changes_input``): api.md promises every detail one."""
     allowed_set = set(allowed)
     forbidden_set = set(forbidden)
     return [
-        {"field": name, "issue": "read_only" if name in forbidden_set else "unknown"}
+        {"field": name, "issue": "read_only", "message": "this field is set by calsync"}
+        if name in forbidden_set
+        else {"field": name, "issue": "unknown", "message": "there is no such field"}
         for name in body
         if name not in allowed_set
     ]
