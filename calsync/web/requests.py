@@ -127,6 +127,21 @@ def invalid_fields(
     return APIError(422, message, details=found)
 
 
+def unknown_query(params: Iterable[str], known: Iterable[str] = ()) -> list[ValidationError]:
+    """A problem (``issue: unknown``) for each query parameter the route does not take.
+
+    A write route that ignored one would act on a default the client did not mean:
+    ``POST /events?calendar_id=C`` created the event on the primary calendar, and
+    ``POST /sync?calendarId=C`` pulled every calendar (api.md: an unknown parameter is
+    422 naming it)."""
+    taken = set(known)
+    return [
+        ValidationError(name, "unknown parameter", issue="unknown")
+        for name in dict.fromkeys(params)
+        if name not in taken
+    ]
+
+
 def optional_uuid(raw: str | None, field: str) -> uuid.UUID | None:
     """The id a query parameter ``field`` holds, None when absent.
 

@@ -253,7 +253,7 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
             "202": answer(ref("SyncQueued"), "pulls queued"),
             "404": error("no such calendar (calendar_id)"),
             "409": error("Google access was lost; sign in again (needs_reauth)"),
-            "422": error("calendar_id is not an id"),
+            "422": error("calendar_id is not an id, or a parameter the route does not take"),
             **AUTH_ERRORS,
         },
         parameters=[
@@ -315,7 +315,10 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
             "403": error("calendar is read-only"),
             "404": error("no such calendar"),
             "409": error("just signed in: the calendars are not listed yet; try again"),
-            "422": error("invalid fields, or Idempotency-Key reused with another body"),
+            "422": error(
+                "invalid fields or query parameters (it takes none), or Idempotency-Key"
+                " reused with another body"
+            ),
             **BODY_ERRORS,
             **AUTH_ERRORS,
         },
