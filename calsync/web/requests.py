@@ -77,20 +77,30 @@ def _field_with_unstorable_text(body: dict[str, Any]) -> str | None:
 
 
 def unknown_fields(
-    body: dict[str, Any], *, allowed: Iterable[str], forbidden: Iterable[str] = ()
+    body: dict[str, Any],
+    *,
+    allowed: Iterable[str],
+    forbidden: Iterable[str] = (),
+    query: Iterable[str] = (),
 ) -> list[dict[str, str]]:
     """A 422 detail for each field of ``body`` the client may not set (``read_only``)
     or that does not exist (``unknown``), each with its message, as the events' body
-    gives it (``calsync.events.changes_input``): api.md promises every detail one."""
+    gives it (``calsync.events.changes_input``): api.md promises every detail one. And
+    one for each name of ``query``, the parameters of a route that takes none
+    (`unknown_query`)."""
     allowed_set = set(allowed)
     forbidden_set = set(forbidden)
-    return [
+    fields = [
         {"field": name, "issue": "read_only", "message": "this field is set by calsync"}
         if name in forbidden_set
         else {"field": name, "issue": "unknown", "message": "there is no such field"}
         for name in body
         if name not in allowed_set
     ]
+    parameters = [
+        {"field": p.field, "issue": p.issue, "message": p.message} for p in unknown_query(query)
+    ]
+    return [*fields, *parameters]
 
 
 def reject_unknown_fields(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
+from calsync.domain.accounts import Role
 from calsync.store.tables import Event as EventRow
 from tests.integration.events.conftest import EventsApp
 
@@ -68,3 +69,44 @@ def test_a_sync_names_an_unknown_query_parameter(any_app: EventsApp) -> None:
         assert right.status_code == 202, right.text
         answered = right.json()
         assert answered["queued"] + answered["already_queued"] == [str(user.calendar_id)]
+
+
+def test_every_other_write_names_an_unknown_query_parameter_and_changes_nothing(
+    any_app: EventsApp,
+) -> None:
+    """The routes with a body and no parameter: the body's problems and the parameter
+    in one 422, as api.md's "on every route" says."""
+    app = any_app
+    admin = app.connect("admin@example.com", role=Role.ADMIN)
+    alice = app.connect("alice@example.com")
+    bob = app.connect("bob@example.com")
+    subscription = {
+        "endpoint": "https://push.example.com/send/abc",
+        "keys": {
+            "p256dh": "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1Xbjh"
+            "azAkj7I99e8QcYP7DkM",
+            "auth": "tBHItJI5svbpez7KI4CCXg",
+        },
+    }
+    calls = [
+        ("PUT", "/me/preferences", {"change_notices": False}, alice, {"user_id": str(bob.id)}),
+        ("POST", "/me/push-subscriptions", subscription, bob, {"user": "alice"}),
+        (
+            "PATCH",
+            f"/calendars/{alice.calendar_id}",
+            {"conflict_policy": "manual"},
+            alice,
+            {"calendar_id": str(alice.calendar_id)},
+        ),
+        ("PATCH", f"/admin/users/{bob.id}", {"role": "admin"}, admin, {"dry_run": "1"}),
+    ]
+    for method, path, body, user, params in calls:
+        answer = app.client.request(method, path, json=body, params=params, headers=user.headers)
+        assert answer.status_code == 422, (path, answer.text)
+        assert answer.json()["error"]["details"] == [
+            {"field": name, "issue": "unknown", "message": "unknown parameter"} for name in params
+        ], path
+    assert app.client.get("/me/preferences", headers=alice.headers).json()["change_notices"]
+    assert app.client.get("/me", headers=bob.headers).json()["role"] == "user"
+    calendars = app.client.get("/calendars", headers=alice.headers).json()["calendars"]
+    assert [c["conflict_policy"] for c in calendars] == [None]
