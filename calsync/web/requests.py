@@ -77,17 +77,30 @@ def _field_with_unstorable_text(body: dict[str, Any]) -> str | None:
 
 
 def unknown_fields(
-    body: dict[str, Any], *, allowed: Iterable[str], forbidden: Iterable[str] = ()
+    body: dict[str, Any],
+    *,
+    allowed: Iterable[str],
+    forbidden: Iterable[str] = (),
+    query: Iterable[str] = (),
 ) -> list[dict[str, str]]:
     """A 422 detail for each field of ``body`` the client may not set (``read_only``)
-    or that does not exist (``unknown``)."""
+    or that does not exist (``unknown``), each with its message, as the events' body
+    gives it (``calsync.events.changes_input``): api.md promises every detail one. And
+    one for each name of ``query``, the parameters of a route that takes none
+    (`unknown_query`)."""
     allowed_set = set(allowed)
     forbidden_set = set(forbidden)
-    return [
-        {"field": name, "issue": "read_only" if name in forbidden_set else "unknown"}
+    fields = [
+        {"field": name, "issue": "read_only", "message": "this field is set by calsync"}
+        if name in forbidden_set
+        else {"field": name, "issue": "unknown", "message": "there is no such field"}
         for name in body
         if name not in allowed_set
     ]
+    parameters = [
+        {"field": p.field, "issue": p.issue, "message": p.message} for p in unknown_query(query)
+    ]
+    return [*fields, *parameters]
 
 
 def reject_unknown_fields(
@@ -122,6 +135,21 @@ def invalid_fields(
     else:
         message = f"invalid fields: {names}"
     return APIError(422, message, details=found)
+
+
+def unknown_query(params: Iterable[str], known: Iterable[str] = ()) -> list[ValidationError]:
+    """A problem (``issue: unknown``) for each query parameter the route does not take.
+
+    A write route that ignored one would act on a default the client did not mean:
+    ``POST /events?calendar_id=C`` created the event on the primary calendar, and
+    ``POST /sync?calendarId=C`` pulled every calendar (api.md: an unknown parameter is
+    422 naming it)."""
+    taken = set(known)
+    return [
+        ValidationError(name, "unknown parameter", issue="unknown")
+        for name in dict.fromkeys(params)
+        if name not in taken
+    ]
 
 
 def optional_uuid(raw: str | None, field: str) -> uuid.UUID | None:

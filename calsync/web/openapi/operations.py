@@ -22,8 +22,10 @@ from calsync.web.openapi.parts import (
     answer,
     body,
     error,
+    goog_header,
     op,
     paging,
+    path_id,
     query,
     ref,
 )
@@ -123,6 +125,7 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
                 "in": "path",
                 "required": True,
                 "schema": {"type": "string"},
+                "description": "the id POST /me/push-subscriptions answered",
             }
         ],
     ),
@@ -163,9 +166,7 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
             **BODY_ERRORS,
             **AUTH_ERRORS,
         },
-        parameters=[
-            {"name": "user_id", "in": "path", "required": True, "schema": {"type": "string"}}
-        ],
+        parameters=[path_id("user_id", "a user id from GET /admin/users")],
         requestBody=body("UserUpdate"),
     ),
     ("POST", "/admin/users/{user_id}/release-email"): op(
@@ -178,9 +179,7 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
             "409": error("an admin's own account"),
             **AUTH_ERRORS,
         },
-        parameters=[
-            {"name": "user_id", "in": "path", "required": True, "schema": {"type": "string"}}
-        ],
+        parameters=[path_id("user_id", "a user id from GET /admin/users")],
     ),
     ("GET", "/admin/audit"): op(
         "The audit trail, newest first (admins)",
@@ -233,6 +232,7 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
                 "in": "header",
                 "required": True,
                 "schema": {"type": "string", "minLength": 1},
+                "description": "the channel calsync opened (events.watch)",
             },
             {
                 "name": "X-Goog-Resource-State",
@@ -241,9 +241,9 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
                 "schema": {"type": "string", "minLength": 1},
                 "description": "sync, exists or not_exists; other values are acknowledged",
             },
-            {"name": "X-Goog-Channel-Token", "in": "header", "schema": {"type": "string"}},
-            {"name": "X-Goog-Resource-ID", "in": "header", "schema": {"type": "string"}},
-            {"name": "X-Goog-Message-Number", "in": "header", "schema": {"type": "string"}},
+            goog_header("X-Goog-Channel-Token", "the channel's secret; a wrong one is ignored"),
+            goog_header("X-Goog-Resource-ID", "Google's id of the watched resource"),
+            goog_header("X-Goog-Message-Number", "Google's message counter for the channel"),
         ],
         **PUBLIC,
     ),
@@ -253,7 +253,7 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
             "202": answer(ref("SyncQueued"), "pulls queued"),
             "404": error("no such calendar (calendar_id)"),
             "409": error("Google access was lost; sign in again (needs_reauth)"),
-            "422": error("calendar_id is not an id"),
+            "422": error("calendar_id is not an id, or a parameter the route does not take"),
             **AUTH_ERRORS,
         },
         parameters=[
@@ -304,7 +304,7 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
             **AUTH_ERRORS,
         },
         parameters=[
-            {"name": "calendar_id", "in": "path", "required": True, "schema": {"type": "string"}}
+            path_id("calendar_id", "a calendar id from GET /calendars; another user's is 404")
         ],
         requestBody=body("CalendarUpdate"),
     ),
@@ -315,7 +315,10 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
             "403": error("calendar is read-only"),
             "404": error("no such calendar"),
             "409": error("just signed in: the calendars are not listed yet; try again"),
-            "422": error("invalid fields, or Idempotency-Key reused with another body"),
+            "422": error(
+                "invalid fields or query parameters (it takes none), or Idempotency-Key"
+                " reused with another body"
+            ),
             **BODY_ERRORS,
             **AUTH_ERRORS,
         },
@@ -323,7 +326,9 @@ OPERATIONS: Final[dict[tuple[str, str], dict[str, Any]]] = {
             {
                 "name": "Idempotency-Key",
                 "in": "header",
-                "schema": {"type": "string", "maxLength": 255},
+                "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                "description": "per user: a repeat with the same body gets the first answer,"
+                " nothing created; with another body 422 idempotency_key_reused",
             }
         ],
         requestBody=body("EventCreate"),

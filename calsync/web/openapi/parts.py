@@ -54,7 +54,12 @@ SCOPE = {
     "schema": {"enum": ["this", "following"], "default": "this"},
     "description": "on an instance id: this instance, or this and the following (split)",
 }
-IF_MATCH = {"name": "If-Match", "in": "header", "schema": {"type": "string"}}
+IF_MATCH = {
+    "name": "If-Match",
+    "in": "header",
+    "schema": {"type": "string"},
+    "description": "optional: the event's ETag (its etag field) as read; another is 412",
+}
 
 
 def query(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -63,6 +68,22 @@ def query(name: str, description: str, schema: dict[str, Any] | None = None) -> 
         "name": name,
         "in": "query",
         "schema": schema or {"type": "string"},
+        "description": description,
+    }
+
+
+def goog_header(name: str, description: str) -> dict[str, Any]:
+    """An optional string header of Google's push notifications."""
+    return {"name": name, "in": "header", "schema": {"type": "string"}, "description": description}
+
+
+def path_id(name: str, description: str) -> dict[str, Any]:
+    """A required id in the path."""
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
         "description": description,
     }
 

@@ -55,7 +55,7 @@ async def update_user(request: Request) -> Response:
     admin = require_admin(request)
     services: Services = request.app.state.services
     body = await read_json_object(request)
-    details = unknown_fields(body, allowed={"role", "status"})
+    details = unknown_fields(body, allowed={"role", "status"}, query=request.query_params)
     role = _choice(body, "role", Role, "must be admin or user", details)
     status = _choice(body, "status", _SettableStatus, "must be active or disabled", details)
     if details:

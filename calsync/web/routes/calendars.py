@@ -35,7 +35,7 @@ async def update_calendar(request: Request) -> Response:
     account = require_user(request)
     services: Services = request.app.state.services
     body = await read_json_object(request)
-    details = unknown_fields(body, allowed={"conflict_policy"})
+    details = unknown_fields(body, allowed={"conflict_policy"}, query=request.query_params)
     policy = body.get("conflict_policy")
     if policy is not None:
         try:

@@ -38,7 +38,7 @@ from calsync.web.errors import APIError
 from calsync.web.json_body import json_response, list_body
 from calsync.web.list_query import parse_list_query
 from calsync.web.paging import list_scope
-from calsync.web.requests import read_json_object
+from calsync.web.requests import read_json_object, unknown_query
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ async def create_event(request: Request) -> Response:
     services: Services = request.app.state.services
     body = await read_json_object(request)
     key = request.headers.get(IDEMPOTENCY_HEADER)
-    header_problems: list[ValidationError] = []
+    header_problems = unknown_query(request.query_params)
     if key is not None and not 1 <= len(key) <= idempotency.MAX_KEY_LENGTH:
         header_problems.append(ValidationError(IDEMPOTENCY_HEADER, "1 to 255 characters"))
     changes = _read_body(body, header_problems, require_times=True)
@@ -176,11 +176,7 @@ def _read_body(
 
 def _scope_problems(request: Request) -> list[ValidationError]:
     """The problems of the ``scope`` query (and of unknown parameters)."""
-    problems = [
-        ValidationError(n, "unknown parameter", issue="unknown")
-        for n in request.query_params
-        if n != "scope"
-    ]
+    problems = unknown_query(request.query_params, {"scope"})
     if request.query_params.get("scope", "this") not in {s.value for s in Scope}:
         problems.append(ValidationError("scope", "this or following"))
     return problems

@@ -46,7 +46,12 @@ async def put_preferences(request: Request) -> Response:
     account = require_user(request)
     services: Services = request.app.state.services
     body = await read_json_object(request)
-    refused = unknown_fields(body, allowed=preferences.FIELDS, forbidden={"webhook_secret"})
+    refused = unknown_fields(
+        body,
+        allowed=preferences.FIELDS,
+        forbidden={"webhook_secret"},
+        query=request.query_params,
+    )
     known = {k: v for k, v in body.items() if k in preferences.FIELDS}
 
     def save() -> dict[str, Any]:
@@ -71,7 +76,7 @@ async def register_push_subscription(request: Request) -> Response:
     account = require_user(request)
     services: Services = request.app.state.services
     body = await read_json_object(request)
-    refused = unknown_fields(body, allowed=subscriptions.FIELDS)
+    refused = unknown_fields(body, allowed=subscriptions.FIELDS, query=request.query_params)
     try:
         subscription = subscriptions.parse(body)
     except ValidationError as err:

@@ -17,12 +17,13 @@ from starlette.responses import JSONResponse, Response
 
 from calsync.bootstrap import Services
 from calsync.domain.accounts import AccountStatus, Role
+from calsync.domain.errors import FieldErrors
 from calsync.store import sync_logs, user_calendars
 from calsync.sync.connect import queue_pulls
 from calsync.web import paging
 from calsync.web.auth.principal import require_user
 from calsync.web.errors import APIError
-from calsync.web.requests import optional_uuid
+from calsync.web.requests import optional_uuid, unknown_query
 
 
 async def trigger_sync(request: Request) -> Response:
@@ -31,6 +32,9 @@ async def trigger_sync(request: Request) -> Response:
     if account.status is AccountStatus.NEEDS_REAUTH:
         raise APIError(409, "Google access was lost; sign in again to sync", code="needs_reauth")
     services: Services = request.app.state.services
+    unknown = unknown_query(request.query_params, {"calendar_id"})
+    if unknown:
+        raise FieldErrors(unknown)
     only = optional_uuid(request.query_params.get("calendar_id"), "calendar_id")
 
     def queue() -> dict[str, Any]:

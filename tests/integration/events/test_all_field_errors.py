@@ -164,3 +164,27 @@ def test_admin_and_calendar_changes_name_every_bad_field(any_app: EventsApp) -> 
         headers=alice.headers,
     )
     assert _fields(response) == {"conflict_policy", "colour"}
+
+
+def test_every_field_error_says_what_to_fix_on_every_route(any_app: EventsApp) -> None:
+    """api.md: ``details`` is a list of ``{"field", "issue", "message"}``. An unknown or
+    read-only field of the preferences, a push subscription, a calendar or a user used
+    to come back without its message, where the events' body gave one."""
+    app = any_app
+    admin = app.connect("admin@example.com", role=Role.ADMIN)
+    alice = app.connect("alice@example.com")
+    bob = app.connect("bob@example.com")
+    calls = [
+        ("PUT", "/me/preferences", {"colour": "red", "webhook_secret": "mine"}, alice),
+        ("PUT", "/me/preferences", {"id": "x"}, bob),
+        ("POST", "/me/push-subscriptions", {"extra": 1}, bob),
+        ("PATCH", f"/calendars/{alice.calendar_id}", {"colour": "red"}, alice),
+        ("PATCH", f"/admin/users/{bob.id}", {"email": "x@example.com"}, admin),
+        ("POST", "/events", {**GOOD, "id": "x", "colour": "red"}, bob),
+    ]
+    for method, path, body, user in calls:
+        response = app.client.request(method, path, json=body, headers=user.headers)
+        assert response.status_code == 422, response.text
+        for detail in response.json()["error"]["details"]:
+            assert set(detail) == {"field", "issue", "message"}, (path, detail)
+            assert detail["message"], (path, detail)

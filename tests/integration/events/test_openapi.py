@@ -153,3 +153,30 @@ def test_answers_fit_the_models_the_document_is_made_of(any_app: EventsApp) -> N
             model.model_validate(answer.json())
         refused = app.client.post("/events", json={"nope": 1}, headers=user.headers).json()
         assert models.Error.model_validate(refused).error.details[0].issue == "unknown"
+
+
+def test_every_parameter_says_what_it_is_and_the_key_limits_are_the_served_ones(
+    any_app: EventsApp,
+) -> None:
+    """A reader of the document (and of api-reference.md, made from it) learns what each
+    parameter means: `If-Match` and `Idempotency-Key` used to have no description, and
+    the key's schema allowed the empty string the route refuses."""
+    document = any_app.client.get("/openapi.json").json()
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            for parameter in operation.get("parameters", []):
+                assert parameter.get("description"), (method, path, parameter["name"])
+    (key,) = [
+        p
+        for p in document["paths"]["/events"]["post"]["parameters"]
+        if p["name"] == "Idempotency-Key"
+    ]
+    alice = any_app.connect("alice@example.com")
+    body = {"title": "x", "start_time": "2031-03-04T10:00:00Z", "end_time": "2031-03-04T11:00:00Z"}
+    for length, status in ((0, 422), (1, 201), (255, 201), (256, 422)):
+        fits = key["schema"]["minLength"] <= length <= key["schema"]["maxLength"]
+        answer = any_app.client.post(
+            "/events", json=body, headers={**alice.headers, "Idempotency-Key": "k" * length}
+        )
+        assert answer.status_code == status, answer.text
+        assert fits == (status == 201), length

@@ -41,4 +41,6 @@ def test_the_documented_put_example_is_accepted_as_written(any_app: EventsApp) -
         "/me/preferences", json={"webhook_secret": saved["webhook_secret"]}, headers=user.headers
     )
     assert again.status_code == 422
-    assert again.json()["error"]["details"] == [{"field": "webhook_secret", "issue": "read_only"}]
+    assert again.json()["error"]["details"] == [
+        {"field": "webhook_secret", "issue": "read_only", "message": "this field is set by calsync"}
+    ]
