@@ -4,10 +4,10 @@ On PostgreSQL the foreign keys to a calendar (an outbox row's, a sync log's, the
 row's own when the transaction updates it twice) take ``FOR KEY SHARE`` on the calendar's
 row when checked. The API's edit locked the event's row and then inserted its outbox
 row; the push updated the event's row and then inserted its sync log: each waited for
-the calendar's row while holding the event's. A pull holds its calendar's row from its
-first statement and then locks the events it lists, so a pull and such a write of one
-of those events deadlocked; PostgreSQL failed one of them after a second (seen under
-CI's load: an API write's non-2xx answer, writes that waited seconds). Each write now
+the calendar's row while holding the event's. A pull updates its calendar's row and
+then locks the events it lists, so a pull and such a write of one of those events
+deadlocked; PostgreSQL failed one of them after a second (seen under load; likely CI's
+non-2xx answer and writes that waited seconds, decision JL1). Each write now
 takes the calendar's key first (`event_changes.hold_calendar_key`).
 
 The test plays the pull's part with a transaction that holds Ann's calendar row
@@ -135,8 +135,11 @@ def test_an_edit_and_its_push_leave_the_event_to_a_pull_holding_the_calendar(
     # Then the edit did not hold the event's row meanwhile, and it answered
     assert locked, "the edit held the event's row while it waited for the calendar's"
     assert [a.status_code for a in answers] == [200], answers[0].text
+
     # And when the edit is pushed while the calendar's row is held, the same
-    push = lambda: push_outbox(stack.services, stack.services.providers, event)  # noqa: E731
+    def push() -> Any:
+        return push_outbox(stack.services, stack.services.providers, event)
+
     locked, _ = _while_calendar_held(engine, calendar, event, push)
     assert locked, "the push held the event's row while it waited for the calendar's"
     # And both events are synced, Ann's retitled at Google
