@@ -33,11 +33,12 @@ from calsync.store.events import (
     stored_event,
     stored_table_columns,
 )
+from calsync.store.tables import Calendar, OutboxEntry
 from calsync.store.tables import Event as EventRow
-from calsync.store.tables import OutboxEntry
 
 __all__ = [
     "discard_unsent",
+    "hold_calendar_key",
     "insert_local",
     "lock_stored",
     "mark_deleted",
@@ -50,6 +51,7 @@ __all__ = [
 
 _events = cast(sa.Table, EventRow.__table__)
 _outbox = cast(sa.Table, OutboxEntry.__table__)
+_calendars = cast(sa.Table, Calendar.__table__)
 _RETURNED: Final = stored_table_columns()
 """What `insert_local`'s insert returns: the columns `stored_event` reads, by the names
 it reads them by."""
@@ -58,14 +60,45 @@ _INSERT_RETURNING: Final = sa.insert(_events).returning(*_RETURNED)
 builds no statement and computes no cache key of its own (decision IF2)."""
 
 
+#: `hold_calendar_key`'s statement (parameter ``of_event``), built once.
+_CALENDAR_KEY: Final = (
+    sa.select(_calendars.c.id)
+    .where(
+        _calendars.c.id
+        == sa.select(_events.c.calendar_id)
+        .where(_events.c.id == sa.bindparam("of_event", type_=_events.c.id.type))
+        .scalar_subquery()
+    )
+    .with_for_update(read=True, key_share=True)
+)
+
+
+def hold_calendar_key(session: Session, event_id: uuid.UUID) -> None:
+    """Take, before anything else of a write of the event `event_id`, the lock the
+    foreign keys to its calendar take later in the transaction (PostgreSQL ``FOR KEY
+    SHARE`` on the calendar's row; nothing on SQLite, which has no row locks).
+
+    A write that locks the event's row first and the calendar's after (the outbox row's
+    or the sync log's foreign key, checked at their ``INSERT``) deadlocked with a pull
+    of the calendar, which holds the calendar's row from its first statement and then
+    locks the events it lists: PostgreSQL broke the cycle after a second by failing one
+    of them - an API write's 500, a push retried (decision JL1). ``FOR KEY SHARE`` does
+    not conflict with the pull's ``FOR NO KEY UPDATE``, but a check that meets the row
+    just updated waits for its updater all the same; taken first, the wait holds nothing
+    the pull needs."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_CALENDAR_KEY, {"of_event": event_id})
+
+
 def lock_stored(session: Session, event_id: uuid.UUID) -> StoredEvent | None:
     """The event as it is now, with its row locked until the transaction ends, for a
     read-modify-write: no other writer can change it before the commit.
 
-    PostgreSQL: ``SELECT ... FOR UPDATE``; SQLite: the same read starts the transaction
-    as the database's one writer (`calsync.store.db`), so what it reads stays true until
-    it commits.
+    PostgreSQL: ``SELECT ... FOR UPDATE``, after its calendar's key (`hold_calendar_key`);
+    SQLite: the same read starts the transaction as the database's one writer
+    (`calsync.store.db`), so what it reads stays true until it commits.
     """
+    hold_calendar_key(session, event_id)
     row = session.get(EventRow, event_id, with_for_update=True, populate_existing=True)
     if row is None:
         return None
@@ -163,7 +196,9 @@ def record_pushed(
 ) -> bool:
     """Google accepted `pushed` (of local `version`) and answered `remote` (`None` for a
     delete). Stores Google's bookkeeping and the new base; the event becomes ``synced``
-    only if nobody changed it locally since. Returns whether it did."""
+    only if nobody changed it locally since. Returns whether it did. The calendar's key
+    is held first (`hold_calendar_key`: the caller's sync log row checks it later)."""
+    hold_calendar_key(session, event_id)
     if remote is not None:
         agreed = _agreed(pushed, remote)
         values = {
@@ -175,9 +210,10 @@ def record_pushed(
             "base_version": base_document(agreed),
         }
         bound = {f"new_{column}": value for column, value in values.items()}
-        session.execute(_PUSHED_BOOKKEEPING, bound | {"pushed_id": event_id})
+        ids = {"pushed_id": event_id, "pushed_version": version}
+        return bool(session.execute(_PUSHED, bound | ids).scalar())
     synced = session.execute(_PUSHED_SYNCED, {"pushed_id": event_id, "pushed_version": version})
-    if remote is None and pushed.is_recurring and pushed.provider_event_id:
+    if pushed.is_recurring and pushed.provider_event_id:
         _settle_deleted_exceptions(session, event_id, pushed.provider_event_id)
     return bool(synced.rowcount)  # type: ignore[attr-defined]
 
@@ -196,13 +232,28 @@ _BOOKKEEPING: Final = (
     "organizer_email",
     "base_version",
 )
-#: `record_pushed`'s two statements, built once (decision IR4): Google's bookkeeping and
-#: the base (parameters ``pushed_id`` and ``new_<column>``); then ``synced`` if the
-#: version is still the one pushed (``pushed_id``, ``pushed_version``).
-_PUSHED_BOOKKEEPING: Final = (
+#: `record_pushed`'s statements, built once (decision IR4). `_PUSHED`: Google's
+#: bookkeeping and the base (parameters ``pushed_id`` and ``new_<column>``), and
+#: ``synced`` if the version is still the one pushed (``pushed_version``), which it
+#: returns - one ``UPDATE`` of the row, not two: PostgreSQL checks the foreign key of a
+#: row the transaction itself wrote, so a second one took ``FOR KEY SHARE`` on the
+#: calendar's row while holding the event's, and deadlocked with a pull of the calendar
+#: (decision JL1). `_PUSHED_SYNCED`: ``synced`` alone (a delete's record).
+_PUSHED_VERSION: Final = _events.c.version == sa.bindparam(
+    "pushed_version", type_=_events.c.version.type
+)
+_PUSHED: Final = (
     sa.update(_events)
     .where(_events.c.id == sa.bindparam("pushed_id", type_=_events.c.id.type))
-    .values({column: _bound(column) for column in _BOOKKEEPING} | KEEP_UPDATED_AT)
+    .values(
+        {column: _bound(column) for column in _BOOKKEEPING}
+        | {
+            "sync_state": sa.case((_PUSHED_VERSION, "synced"), else_=_events.c.sync_state),
+            "sync_error": sa.case((_PUSHED_VERSION, sa.null()), else_=_events.c.sync_error),
+        }
+        | KEEP_UPDATED_AT
+    )
+    .returning(_PUSHED_VERSION)
 )
 _PUSHED_SYNCED: Final = (
     sa.update(_events)
@@ -313,6 +364,7 @@ def record_merged(
     Returns the stored event, or `None` (nothing written) if the local version moved on
     meanwhile: the caller must read it again.
     """
+    hold_calendar_key(session, event_id)  # before the event's row (JL1)
     row = session.get(EventRow, event_id, with_for_update=True, populate_existing=True)
     if row is None or row.version != version:
         return None
