@@ -74,6 +74,7 @@ from calsync.sync.write_back_call import (
 )
 from calsync.sync.write_back_merge import PushAgain, PushRound, PushStatus
 from calsync.sync.write_back_refused import discard_unsent
+from calsync.sync.write_back_series import exceptions_kept
 
 __all__ = ["PushResult", "PushStatus", "backoff", "push_outbox"]
 
@@ -255,10 +256,14 @@ class _WriteBack(PushRound):
         assert self.write is not None
         try:
             kept = google_copy_kept(self.write, stored)
+            # a refused cut of a series: its exceptions the split deleted come back (JJ1)
+            exceptions = exceptions_kept(self.services, self.write, stored, kept[0]) if kept else []
         except ProviderError:
             return self._failed_for_good(stored, reason)
         if kept is not None:
-            return self._store_merge(stored, self.write, kept[0], kept[1], refused=reason)
+            return self._store_merge(
+                stored, self.write, kept[0], kept[1], refused=reason, exceptions=exceptions
+            )
         if not self.write.will_insert:
             return self._failed_for_good(stored, reason)
         if not discard_unsent(self.services, stored, self.write, reason, api_calls=self.api_calls):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -29,6 +30,7 @@ from calsync.store.events import StoredEvent
 from calsync.store.sync_logs import LogKind, LogStatus
 from calsync.sync.resolve import Resolution, exception_base, resolve, series_questions
 from calsync.sync.write_back_call import Write, differs
+from calsync.sync.write_back_series import ExceptionCopy, restore_exceptions
 
 __all__ = ["PushAgain", "PushRound", "PushStatus"]
 
@@ -110,10 +112,13 @@ class PushRound:
         remote: Event,
         resolution: Resolution,
         refused: str | None = None,
+        exceptions: Sequence[ExceptionCopy] = (),
     ) -> PushStatus:
         """Store a merge with Google's copy (`remote`), log it (as refused if `refused`),
         and tell what changed: `CONFLICT` for a manual one, `SYNCED` when Google holds
-        the merge already; else raises `PushAgain` (push the merge, or merge anew)."""
+        the merge already; else raises `PushAgain` (push the merge, or merge anew).
+        `exceptions`: a refused series' exceptions to store as Google holds them, in the
+        same transaction (decision JJ1)."""
         conflict = resolution.details if resolution.manual else None
         revive = refused is not None and stored.deleted_at is not None
         with self.services.sessions.begin() as session:
@@ -128,14 +133,12 @@ class PushRound:
             )
             if saved is None:
                 raise PushAgain  # edited locally meanwhile: merge the newer version
+            restore_exceptions(session, exceptions)
             if refused is None:
                 self._log_merge(session, stored, resolution)
             else:
-                what = {"insert": "create", "delete": "delete"}.get(write.operation, "edit")
-                message = f"{refused}; the {what} was discarded and Google's copy restored"
-                details = resolution.details | {"refused": what}
-                self._log(session, stored, LogStatus.ERROR, message, details)
-            if revive or differs(stored.event, saved.event):
+                self._log_refused(session, stored, write, resolution, refused, len(exceptions))
+            if revive or exceptions or differs(stored.event, saved.event):
                 event_changed(
                     session,
                     before=None if revive else stored.event,
@@ -158,6 +161,24 @@ class PushRound:
                 outbox.close(session, self.event_id, version=saved.version)
                 return PushStatus.SYNCED
         raise PushAgain
+
+    def _log_refused(
+        self,
+        session: Any,
+        stored: StoredEvent,
+        write: Write,
+        resolution: Resolution,
+        refused: str,
+        exceptions: int,
+    ) -> None:
+        """The push's log row of a write refused for good whose event got Google's copy
+        back (and `exceptions` of its series with it)."""
+        what = {"insert": "create", "delete": "delete"}.get(write.operation, "edit")
+        message = f"{refused}; the {what} was discarded and Google's copy restored"
+        details = resolution.details | {"refused": what}
+        if exceptions:
+            details["exceptions_kept"] = exceptions
+        self._log(session, stored, LogStatus.ERROR, message, details)
 
     def _log_merge(self, session: Any, stored: StoredEvent, resolution: Resolution) -> None:
         sync_logs.record(
