@@ -49,10 +49,11 @@ from calsync.store.events import (
     stored_table_columns,
 )
 from calsync.store.tables import Event as EventRow
-from calsync.store.tables import EventAttendee
+from calsync.store.tables import EventAttendee, OutboxEntry
 
 __all__ = [
     "SeriesOutline",
+    "dropped_exceptions",
     "exceptions_of",
     "exceptions_of_outlines",
     "find_by_provider_id",
@@ -389,6 +390,25 @@ def find_exception(
     if row is None:
         return None
     return _with_attendees(session, [row])[0]
+
+
+def dropped_exceptions(
+    session: Session, *, calendar_id: uuid.UUID, series_id: str
+) -> list[StoredEvent]:
+    """The exceptions of series `series_id` deleted locally with no write of their own
+    (``pending``, no queued outbox row): those a change of their series (a split's cut)
+    deleted with it, which Google keeps. Deleted ones with a queued write are not."""
+    queued = sa.exists().where(OutboxEntry.event_id == EventRow.id, OutboxEntry.status == "pending")
+    rows = session.execute(
+        select_stored().where(
+            EventRow.calendar_id == calendar_id,
+            EventRow.recurring_event_id == series_id,
+            EventRow.deleted_at.is_not(None),
+            EventRow.sync_state == "pending",
+            ~queued,
+        )
+    ).all()
+    return _with_attendees(session, rows)
 
 
 def find_by_provider_id(

@@ -28,6 +28,7 @@ __all__ = [
     "base_version",
     "base_versions",
     "calendar_rows",
+    "cancelled_exceptions_of_masters",
     "delete_ids",
     "delete_series",
     "rows_by_google_ids",
@@ -101,6 +102,36 @@ def live_exception_rows(
             )
         )
     return found
+
+
+def cancelled_exceptions_of_masters(
+    session: Session, calendar_id: uuid.UUID, series_ids: Sequence[str]
+) -> tuple[dict[str, sa.Row[Any]], list[sa.Row[Any]]]:
+    """The calendar's master rows whose Google ids are `series_ids` (by Google id), and
+    the ``synced`` cancelled exception rows of those masters (not deleted locally): a
+    plain read, nothing taken (for the pull's look before it stores, decision JJ2).
+    The exceptions are read only when a master is found."""
+    masters: dict[str, sa.Row[Any]] = {}
+    plain = sa.select(*ROW_COLUMNS)
+    for condition in any_of(session, _events.c.google_event_id, series_ids):
+        for row in session.execute(plain.where(_events.c.calendar_id == calendar_id, condition)):
+            masters[row.google_event_id] = row
+    if not masters:
+        return masters, []
+    found: list[sa.Row[Any]] = []
+    for condition in any_of(session, _events.c.recurring_event_id, list(masters)):
+        found.extend(
+            session.execute(
+                plain.where(
+                    _events.c.calendar_id == calendar_id,
+                    condition,
+                    _events.c.status == "cancelled",
+                    _events.c.sync_state == "synced",
+                    _events.c.deleted_at.is_(None),
+                )
+            )
+        )
+    return masters, found
 
 
 def rows_by_ids(

@@ -50,6 +50,7 @@ from calsync.sync import calendar_list, kicks, pending_pulls, polling
 from calsync.sync.deletion_guard import HoldOutcome
 from calsync.sync.reconcile import CalendarRef, ReconcileReport, apply_changes
 from calsync.sync.resolve import policy_for
+from calsync.sync.stray_returns import returning_exceptions
 
 __all__ = ["PullOutcome", "pull_calendar"]
 
@@ -116,8 +117,10 @@ def pull_calendar(
         # `dirty` is cleared; before listing, end every pull marker and lease that
         # covered notifications (calsync.sync.pending_pulls): later ones are written
         pending_pulls.pull_starting(services, calendar_id)
-        listing, full = _list_everything_changed(provider, target)
-        stored = _store(services, target, owner, listing, full, provider, started, audit, polled)
+        listing, full, refreshed = _listed_for_storing(services, provider, target)
+        stored = _store(
+            services, target, owner, listing, full, provider, started, audit, polled, refreshed
+        )
     except Exception as err:
         # Whatever failed, the calendar must not stay leased, silent and "ok".
         _record_failure(services, target, owner, err, provider, started)
@@ -162,12 +165,14 @@ def _store(
     started: float,
     audit: bool,
     polled: bool = False,
+    refreshed: frozenset[str] = frozenset(),
 ) -> tuple[ReconcileReport, datetime | None, bool] | None:
     """Store one listing and end the pull in one transaction: (the reconcile report, when
     the pull started, whether another pull must follow), or None when another worker took
     the lease over meanwhile (nothing is written then). `audit`: a verifying listing.
     Events the listing left out as unreadable are named in the sync log and, in a full
-    listing, kept as they are rather than taken for deleted."""
+    listing, kept as they are rather than taken for deleted. `refreshed`: listed ids
+    stored although their etag is the one held (`stray_returns`)."""
     with services.sessions.begin() as session:
         now = services.clock()
         often, rarely = polling.poll_slots(target.ref.id, now, services.settings)
@@ -191,6 +196,7 @@ def _store(
             now=now,
             announce=not target.first_sync,
             verify=audit,
+            refreshed=refreshed,
             recheck_after=timedelta(seconds=services.settings.deletion_recheck_seconds),
         )
         if (polled or audit) and report.changed and not target.first_sync:
@@ -265,6 +271,22 @@ def _not_taken(services: Services, calendar_id: uuid.UUID) -> PullOutcome:
     # `dirty` is dropped: no marker may cover a later notification (pending_pulls)
     pending_pulls.pull_starting(services, calendar_id)
     return PullOutcome("skipped")
+
+
+def _listed_for_storing(
+    services: Services, provider: CalendarProvider, target: _Target
+) -> tuple[ChangesPage, bool, frozenset[str]]:
+    """`_list_everything_changed`, with Google's copies of the stray exceptions a series
+    extended again makes instances of again, and their ids (`stray_returns`, JJ2)."""
+    listing, full = _list_everything_changed(provider, target)
+    added, refreshed = returning_exceptions(
+        services,
+        provider,
+        calendar_id=target.ref.id,
+        google_calendar_id=target.google_id,
+        events=listing.events,
+    )
+    return dataclasses.replace(listing, events=(*listing.events, *added)), full, refreshed
 
 
 def _list_everything_changed(

@@ -128,18 +128,18 @@ def apply_changes(
     verify: bool = False,
     recheck_after: timedelta,
     unreadable: frozenset[str] = frozenset(),
+    refreshed: frozenset[str] = frozenset(),
 ) -> ReconcileReport:
     """Apply `remote_events` (one whole listing, all pages) to the calendar's local rows.
 
     `announce`: record change notices for updated, cancelled and deleted events (False
     for the first sync of a calendar: nobody needs its whole content announced).
     `verify` (a full listing only): also compare the rows whose etag is unchanged, and
-    overwrite those that differ.
+    overwrite those that differ; `refreshed` (listed ids) are so overwritten always (JJ2).
     `recheck_after`: how long held deletions wait for a second listing; a full listing
     stores the calendar's hold and sync status (`deletion_guard.save_hold`).
     `unreadable`: ids of events the listing had but calsync could not read: a full
-    listing keeps their rows as they are (they are on Google, not deleted).
-    """
+    listing keeps their rows as they are (they are on Google, not deleted)."""
     report = ReconcileReport(pulled=len(remote_events))
     latest, rows, everything = _listed(session, calendar.id, remote_events, full_listing)
     gone: list[uuid.UUID] = []
@@ -147,7 +147,7 @@ def apply_changes(
         gone = _guarded(
             session, calendar, latest, everything, now, recheck_after, report, unreadable
         )
-    drifted = _drifted(session, rows, latest) if verify and full_listing else frozenset()
+    drifted = refreshed | (_drifted(session, rows, latest) if verify and full_listing else set())
     report.drifted = len(drifted)
     decided = plan({g: _stored(row) for g, row in rows.items()}, latest, drifted)
     decided = with_stray_rows(session, calendar.id, decided, latest, rows)

@@ -33,24 +33,20 @@ job; it works on one event, whatever number of outbox rows it has:
   errors: ``error``, unless the event was edited meanwhile (the newer one is pushed).
 
 Every push, conflict and failure lands in the sync log; time is ``services.clock``'s.
+The merges with Google's copy are `calsync.sync.write_back_merge`'s.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from enum import StrEnum
-from typing import Any, Final
+from datetime import timedelta
+from typing import Final
 
-from calsync import metrics
-from calsync.domain.conflicts import ConflictPolicy
-from calsync.domain.models import Event, EventStatus
+from calsync.domain.models import Event
 from calsync.logs import log_context
-from calsync.notify.on_event_change import event_changed, reschedule_reminders
-from calsync.providers.base import CalendarProvider, ProviderSource
+from calsync.providers.base import ProviderSource
 from calsync.providers.errors import (
     AuthRevoked,
     PreconditionFailed,
@@ -66,22 +62,19 @@ from calsync.store.event_queries import find_by_provider_id, read_stored
 from calsync.store.events import StoredEvent
 from calsync.store.sync_logs import LogKind, LogStatus
 from calsync.sync.resolve import (
-    Resolution,
-    exception_base,
     policy_for,
-    resolve,
-    series_questions,
 )
 from calsync.sync.write_back_call import (
     Write,
     backoff,
-    differs,
     google_copy_kept,
     may_be_unsent,
     restorable_refusal,
     unexpected_failure,
 )
+from calsync.sync.write_back_merge import PushAgain, PushRound, PushStatus
 from calsync.sync.write_back_refused import discard_unsent
+from calsync.sync.write_back_series import exceptions_kept
 
 __all__ = ["PushResult", "PushStatus", "backoff", "push_outbox"]
 
@@ -93,26 +86,10 @@ QUOTA_PAUSE: Final = timedelta(hours=1)
 WAIT_FOR_SERIES: Final = timedelta(seconds=2)
 
 
-class PushStatus(StrEnum):
-    SYNCED = "synced"  # Google holds the event's current state
-    NOTHING = "nothing"  # no pending write (already pushed, or unknown event)
-    BUSY = "busy"  # another push holds the event's lease
-    PENDING = "pending"  # progress made, more to push (rounds used up, or waiting)
-    RETRY = "retry"  # transient failure; rows due again later
-    PAUSED = "paused"  # the user's writes are paused
-    STOPPED = "stopped"  # the account needs re-authorisation
-    CONFLICT = "conflict"  # a manual conflict waits for the user
-    ERROR = "error"  # permanent failure, recorded on the event
-
-
 @dataclass(frozen=True, slots=True)
 class PushResult:
     status: PushStatus
     api_calls: int = 0
-
-
-class _Again(Exception):
-    """Internal: this round changed the event; push it once more."""
 
 
 def push_outbox(services: Services, providers: ProviderSource, event_id: uuid.UUID) -> PushResult:
@@ -132,7 +109,7 @@ def push_outbox(services: Services, providers: ProviderSource, event_id: uuid.UU
             pusher = _WriteBack(services, providers, event_id)
             try:
                 status = pusher.run()
-            except _Again:
+            except PushAgain:
                 calls += pusher.api_calls
                 continue
             return PushResult(status, calls + pusher.api_calls)
@@ -142,22 +119,8 @@ def push_outbox(services: Services, providers: ProviderSource, event_id: uuid.UU
             outbox.release_event(session, event_id)
 
 
-class _WriteBack:
-    """One round of pushing one event."""
-
-    def __init__(self, services: Services, providers: ProviderSource, event_id: uuid.UUID):
-        self.services = services
-        self.providers = providers
-        self.event_id = event_id
-        self.provider: CalendarProvider | None = None
-        self.write: Write | None = None
-
-    @property
-    def api_calls(self) -> int:
-        return self.provider.api_calls if self.provider is not None else 0
-
-    def now(self) -> datetime:
-        return self.services.clock()
+class _WriteBack(PushRound):
+    """One round of pushing one event: the write, its success and its failures."""
 
     def run(self) -> PushStatus:
         with self.services.sessions() as opened, reads_alone(opened) as session:
@@ -269,7 +232,7 @@ class _WriteBack:
             )
         self._count(LogStatus.OK)
         if not synced:
-            raise _Again
+            raise PushAgain
         return PushStatus.SYNCED
 
     def _dropped(self, stored: StoredEvent) -> PushStatus:
@@ -283,36 +246,8 @@ class _WriteBack:
                 session, stored, LogStatus.OK, "deleted before it reached Google: nothing sent"
             )
         if not synced:
-            raise _Again
+            raise PushAgain
         return PushStatus.SYNCED
-
-    def _merge(
-        self,
-        stored: StoredEvent,
-        write: Write,
-        policy: ConflictPolicy,
-        pending: outbox.PendingWrites,
-    ) -> PushStatus:
-        assert self.provider is not None
-        try:
-            remote = self.provider.get_event(write.calendar, write.google_id)
-        except ProviderError as err:
-            with self.services.sessions() as session:
-                pending = outbox.pending_writes(session, self.event_id) or pending
-            return self._failed(stored, pending, err)
-        if remote.status == EventStatus.CANCELLED:
-            return self._failed_for_good(stored, "the event was deleted on Google")
-        local = dataclasses.replace(stored.event, updated=stored.updated_at)
-        base = stored.base
-        if write.changes_an_unread_instance and base is not None:
-            try:
-                base = self._exception_base(base, local, remote, write)
-            except ProviderError as err:
-                return self._failed(stored, pending, err)
-        resolution = resolve(base=base, local=local, remote=remote, policy=policy)
-        if resolution.conflict or resolution.manual:
-            metrics.CONFLICTS.labels(policy.value, "push").inc()
-        return self._store_merge(stored, write, remote, resolution)
 
     def _discard_refused(self, stored: StoredEvent, reason: str) -> PushStatus:
         """Google refused the write for good, its author may only read the calendar now:
@@ -321,98 +256,20 @@ class _WriteBack:
         assert self.write is not None
         try:
             kept = google_copy_kept(self.write, stored)
+            # a refused cut of a series: its exceptions the split deleted come back (JJ1)
+            exceptions = exceptions_kept(self.services, self.write, stored, kept[0]) if kept else []
         except ProviderError:
             return self._failed_for_good(stored, reason)
         if kept is not None:
-            return self._store_merge(stored, self.write, kept[0], kept[1], refused=reason)
+            return self._store_merge(
+                stored, self.write, kept[0], kept[1], refused=reason, exceptions=exceptions
+            )
         if not self.write.will_insert:
             return self._failed_for_good(stored, reason)
         if not discard_unsent(self.services, stored, self.write, reason, api_calls=self.api_calls):
-            raise _Again
+            raise PushAgain
         self._count(LogStatus.ERROR)
         return PushStatus.SYNCED
-
-    def _store_merge(
-        self,
-        stored: StoredEvent,
-        write: Write,
-        remote: Event,
-        resolution: Resolution,
-        refused: str | None = None,
-    ) -> PushStatus:
-        """Store a merge with Google's copy (`remote`), log it (as refused if `refused`),
-        and tell what changed: `CONFLICT` for a manual one, `SYNCED` when Google holds
-        the merge already; else raises `_Again` (push the merge, or merge anew)."""
-        conflict = resolution.details if resolution.manual else None
-        revive = refused is not None and stored.deleted_at is not None
-        with self.services.sessions.begin() as session:
-            saved = event_changes.record_merged(
-                session,
-                self.event_id,
-                merged=resolution.merged,
-                remote=remote,
-                version=stored.version,
-                conflict=conflict,
-                revive=revive,
-            )
-            if saved is None:
-                raise _Again  # edited locally meanwhile: merge the newer version
-            if refused is None:
-                self._log_merge(session, stored, resolution)
-            else:
-                what = {"insert": "create", "delete": "delete"}.get(write.operation, "edit")
-                message = f"{refused}; the {what} was discarded and Google's copy restored"
-                details = resolution.details | {"refused": what}
-                self._log(session, stored, LogStatus.ERROR, message, details)
-            if revive or differs(stored.event, saved.event):
-                event_changed(
-                    session,
-                    before=None if revive else stored.event,
-                    after=saved.event,
-                    event_id=self.event_id,
-                    actor_user_id=None,
-                    source="sync",
-                    now=self.now(),
-                )
-                reschedule_reminders(session, self.event_id, now=self.now())
-            if resolution.manual:
-                return PushStatus.CONFLICT
-            if not resolution.push_needed and not write.changes_an_unread_instance:
-                # A new exception is written even when it equals Google's instance
-                # (decision C1): calsync lists it as an exception of its own, so Google
-                # must hold it as one; a generated instance is no exception there.
-                event_changes.record_pushed(
-                    session, self.event_id, pushed=saved.event, remote=remote, version=saved.version
-                )
-                outbox.close(session, self.event_id, version=saved.version)
-                return PushStatus.SYNCED
-        raise _Again
-
-    def _log_merge(self, session: Any, stored: StoredEvent, resolution: Resolution) -> None:
-        sync_logs.record(
-            session,
-            user_id=stored.user_id,
-            calendar_id=stored.calendar_id,
-            event_id=self.event_id,
-            kind=LogKind.CONFLICT,
-            status=LogStatus.MANUAL if resolution.manual else LogStatus.RESOLVED,
-            at=self.now(),
-            conflicts=resolution.conflicting_fields,
-            api_calls=self.api_calls,
-            message="Google's copy changed since the last sync; merged (push got 412)",
-            details=resolution.details,
-        )
-
-    def _exception_base(self, base: Event, local: Event, remote: Event, write: Write) -> Event:
-        """The base of a new exception's first merge: Google's changes that its series
-        made stand behind the user's (`exception_base`; reads the series only if a field
-        changed on both sides)."""
-        units = series_questions(base=base, local=local, remote=remote)
-        if not units or not remote.recurring_event_id:
-            return base
-        assert self.provider is not None
-        series = self.provider.get_event(write.calendar, remote.recurring_event_id)
-        return exception_base(base=base, remote=remote, series=series, units=units)
 
     def _failed(
         self, stored: StoredEvent, pending: outbox.PendingWrites, err: ProviderError
@@ -455,7 +312,7 @@ class _WriteBack:
     def _failed_for_good(self, stored: StoredEvent, reason: str) -> PushStatus:
         """The write of `stored` cannot succeed: its rows fail and the event is ``error``;
         but if the event was edited meanwhile, the failure concerned an older version and
-        another round pushes the newer one (raises `_Again`)."""
+        another round pushes the newer one (raises `PushAgain`)."""
         with self.services.sessions.begin() as session:
             # the event row first: locked (PostgreSQL), so no newer version commits before
             # record_error below; on SQLite the close starts the one write transaction
@@ -470,31 +327,5 @@ class _WriteBack:
             self._log(session, stored, LogStatus.ERROR, reason)
         self._count(LogStatus.ERROR)
         if not current:
-            raise _Again
+            raise PushAgain
         return PushStatus.ERROR
-
-    def _count(self, outcome: LogStatus) -> None:
-        """One finished Google write in ``calsync_outbox_writes_total`` (ok, retry, error)."""
-        operation = self.write.operation if self.write is not None else "update"
-        metrics.OUTBOX_WRITES.labels(operation, outcome.value).inc()
-
-    def _log(
-        self,
-        session: Any,
-        stored: StoredEvent,
-        status: LogStatus,
-        message: str,
-        details: dict[str, Any] | None = None,
-    ) -> None:
-        sync_logs.record(
-            session,
-            user_id=stored.user_id,
-            calendar_id=stored.calendar_id,
-            event_id=self.event_id,
-            kind=LogKind.PUSH,
-            status=status,
-            at=self.now(),
-            api_calls=self.api_calls,
-            message=message[:2000],
-            details=details,
-        )

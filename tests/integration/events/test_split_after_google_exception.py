@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from calsync.sync import calendar_list
 from tests.integration.events.conftest import EventsApp, User
 
 pytestmark = pytest.mark.integration
@@ -103,3 +104,47 @@ def test_a_series_cut_short_at_google_leaves_no_ghost_of_a_later_exception(
     )
     assert sorted(shown(any_app, bob)) == on_google(any_app, bob)
     assert [title for _, title in shown(any_app, bob)].count("by Google") == 1
+
+
+def test_a_series_extended_again_at_google_lists_its_exception_again(any_app: EventsApp) -> None:
+    """Decision JJ2 (JH4 before): an exception stored cancelled as stray when its series
+    was cut short comes back when the series is extended again, as Google lists it; a
+    cancelled one stays cancelled. Three clients' changes in a row, two users."""
+    # Given alice's weekly series, which bob may read, whose fifth instance another
+    # client renamed at Google, and both calsyncs pulled that change
+    alice = any_app.connect("alice@example.com")
+    bob = any_app.connect("bob@example.com")
+    any_app.control.share(alice.primary, bob.email, "reader")
+    calendar_list.sync_calendar_list(any_app.services, bob.id)
+    bobs = any_app.calendar_id(bob, alice.primary)
+    made = any_app.create(alice, WEEKLY)
+    any_app.push_all()
+    change_fifth_at_google(any_app, alice, made)
+    # (and cancelled its sixth there, which must stay cancelled)
+    google_id = any_app.get(alice, made["id"])["google_event_id"]
+    events = any_app.remote(alice)
+    sixth = events.instances(calendarId=alice.primary, eventId=google_id).execute()["items"][5]
+    events.delete(calendarId=alice.primary, eventId=sixth["id"]).execute()
+    readers = ((alice, alice.calendar_id), (bob, bobs))
+    for user, calendar in readers:
+        any_app.pull(user, calendar)
+    # and another client cut the series short at Google, before its third instance
+    cut = {"recurrence": ["RRULE:FREQ=WEEKLY;UNTIL=20310120T075959Z"]}
+    events.patch(calendarId=alice.primary, eventId=google_id, body=cut).execute()
+    for user, calendar in readers:
+        any_app.pull(user, calendar)
+    assert [title for _, title in shown(any_app, alice)] == ["Review"] * 2
+    # When a third client extends it again at Google (six instances, as before)
+    again = {"recurrence": ["RRULE:FREQ=WEEKLY;COUNT=6"]}
+    events.patch(calendarId=alice.primary, eventId=google_id, body=again).execute()
+    for user, calendar in readers:
+        any_app.pull(user, calendar)
+    # Then both list what Google lists: the fifth renamed again, the sixth cancelled
+    expected = on_google(any_app, alice)
+    assert [title for _, title in expected] == ["Review"] * 4 + ["by Google"]
+    assert shown(any_app, alice) == expected
+    query = {"start_date": "2031-01-01", "end_date": "2031-03-31", "expand": "true"}
+    listed = any_app.client.get(
+        "/events", params=query | {"calendar_id": str(bobs)}, headers=bob.headers
+    ).json()["events"]
+    assert [(e["start_time"], e["title"]) for e in listed] == expected
