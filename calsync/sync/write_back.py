@@ -55,12 +55,12 @@ from calsync.providers.errors import (
     RateLimited,
 )
 from calsync.services import Services
-from calsync.store import event_changes, outbox, sync_logs
+from calsync.store import event_changes, outbox
 from calsync.store.calendar_views import CalendarView
 from calsync.store.db import note_pushed, reads_alone
 from calsync.store.event_queries import find_by_provider_id, read_stored
 from calsync.store.events import StoredEvent
-from calsync.store.sync_logs import LogKind, LogStatus
+from calsync.store.sync_logs import LogStatus
 from calsync.sync.resolve import (
     policy_for,
 )
@@ -217,18 +217,8 @@ class _WriteBack(PushRound):
                     remote=remote,
                     version=stored.version,
                 )
-            sync_logs.record(
-                session,
-                user_id=stored.user_id,
-                calendar_id=stored.calendar_id,
-                event_id=self.event_id,
-                kind=LogKind.PUSH,
-                status=LogStatus.OK,
-                at=self.now(),
-                changed=1,
-                api_calls=self.api_calls,
-                message=write.operation,
-                details=write.details or None,
+            self._log(
+                session, stored, LogStatus.OK, write.operation, write.details or None, changed=1
             )
         self._count(LogStatus.OK)
         if not synced:

@@ -218,7 +218,10 @@ class PushRound:
         status: LogStatus,
         message: str,
         details: dict[str, Any] | None = None,
+        *,
+        changed: int = 0,
     ) -> None:
+        """One push row of the sync log for `stored` (`changed`: rows Google took)."""
         sync_logs.record(
             session,
             user_id=stored.user_id,
@@ -227,6 +230,7 @@ class PushRound:
             kind=LogKind.PUSH,
             status=status,
             at=self.now(),
+            changed=changed,
             api_calls=self.api_calls,
             message=message[:2000],
             details=details,
