@@ -198,7 +198,11 @@ def test_instances_time_min_is_inclusive_where_events_list_is_exclusive(
     assert [e["id"] for e in listed][:1] == ["series0002_20261128T090000Z"]
 
 
-SUB_DAILY_RULES = ("RRULE:FREQ=HOURLY", "RRULE:FREQ=MINUTELY;INTERVAL=30", "rrule:freq=secondly;count=5")
+SUB_DAILY_RULES = (
+    "RRULE:FREQ=HOURLY",
+    "RRULE:FREQ=MINUTELY;INTERVAL=30",
+    "rrule:freq=secondly;count=5",
+)
 
 
 def test_rules_repeating_more_often_than_daily_are_refused_as_google_does(
@@ -216,9 +220,10 @@ def test_rules_repeating_more_often_than_daily_are_refused_as_google_does(
             "backendError",
         )
         imported = body | {"iCalUID": "too-often@example.com"}
-        assert google_error(events.import_(calendarId=calendar_id, body=imported).execute)[
-            :2
-        ] == (500, "backendError")
+        assert google_error(events.import_(calendarId=calendar_id, body=imported).execute)[:2] == (
+            500,
+            "backendError",
+        )
         patch = events.patch(
             calendarId=calendar_id, eventId="series0sub", body={"recurrence": [rule]}
         )
@@ -233,7 +238,10 @@ def test_rules_repeating_more_often_than_daily_are_refused_as_google_does(
         ("series0sub", ["RRULE:FREQ=WEEKLY;COUNT=4"])
     ]
     assert len(instance_ids(account, calendar_id, "series0sub")) == 4
-    daily = timed("2026-11-21", 12, zone="UTC") | {"summary": "daily", "recurrence": ["RRULE:FREQ=DAILY"]}
+    daily = timed("2026-11-21", 12, zone="UTC") | {
+        "summary": "daily",
+        "recurrence": ["RRULE:FREQ=DAILY"],
+    }
     assert events.insert(calendarId=calendar_id, body=daily).execute()["recurrence"] == [
         "RRULE:FREQ=DAILY"
     ]
