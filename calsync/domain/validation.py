@@ -4,7 +4,8 @@
 applied to input (the REST API, a merge result about to be pushed), not to events read
 from Google, which calsync stores as Google has them. The limits follow Google's where
 Google has one (5 reminder overrides of at most 4 weeks; private extended property keys
-of at most 44 characters, of which calsync's `calsync_meta_` prefix takes 13).
+of at most 44 characters, of which calsync's `calsync_meta_` prefix takes 13; no
+rule repeating more often than daily).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Final
 from calsync.domain.errors import ValidationError
 from calsync.domain.models import Event, EventTime
 from calsync.domain.recurrence import DEFAULT_MAX_COUNT, validate_recurrence
+from calsync.domain.rfc5545 import parse_recurrence
 
 MAX_TITLE_LENGTH: Final = 1024
 MAX_DESCRIPTION_LENGTH: Final = 8192
@@ -33,6 +35,8 @@ EARLIEST_TIME: Final = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST_TIME: Final = datetime(2200, 1, 1, tzinfo=UTC)
 METADATA_KEY_PATTERN: Final = re.compile(r"[A-Za-z0-9_.-]{1,31}")
 _EMAIL: Final = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+SUB_DAILY_FREQUENCIES: Final = frozenset({"HOURLY", "MINUTELY", "SECONDLY"})
+"""RRULE frequencies a client may not write: Google refuses them (`_refuse_sub_daily`)."""
 
 
 def validate_event(event: Event, *, max_recurrence_count: int = DEFAULT_MAX_COUNT) -> Event:
@@ -69,14 +73,38 @@ def event_problems(
     _check_reminders(event, problems)
     _check_metadata(event, problems)
     if event.recurrence:
-        if event.is_exception:
-            problems.append(ValidationError("recurrence", "an exception cannot recur itself"))
-        else:
-            try:
-                validate_recurrence(event.recurrence, event.start, max_count=max_recurrence_count)
-            except ValidationError as err:
-                problems.append(err)
+        _check_recurrence(event, problems, max_recurrence_count)
     return problems
+
+
+def _check_recurrence(event: Event, problems: list[ValidationError], max_count: int) -> None:
+    if event.is_exception:
+        problems.append(ValidationError("recurrence", "an exception cannot recur itself"))
+        return
+    try:
+        _refuse_sub_daily(event.recurrence, max_count)
+        validate_recurrence(event.recurrence, event.start, max_count=max_count)
+    except ValidationError as err:
+        problems.append(err)
+
+
+def _refuse_sub_daily(lines: tuple[str, ...], max_count: int) -> None:
+    """Refuse an RRULE repeating more often than daily. RFC 5545 allows one and calsync
+    can expand one, but Google does not store it (a server error on import,
+    googleapis/google-api-ruby-client#572): accepted here, the series would be created
+    locally and never reach Google. Checked before `validate_recurrence`'s work budget so
+    that such a rule is named for what it is; lines that do not parse are left to it."""
+    try:
+        parsed = parse_recurrence(lines, max_count=max_count)
+    except ValidationError:
+        return
+    for rule in parsed.rrules:
+        if rule.freq in SUB_DAILY_FREQUENCIES:
+            raise ValidationError(
+                "recurrence",
+                f"FREQ={rule.freq} is not supported by Google Calendar (in {rule.source!r}):"
+                " a series may repeat at most daily (FREQ=DAILY, WEEKLY, MONTHLY or YEARLY)",
+            )
 
 
 def _check_texts(event: Event, problems: list[ValidationError]) -> None:

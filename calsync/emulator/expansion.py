@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from calsync.emulator import recurrence
+from calsync.emulator import errors, recurrence
 from calsync.emulator.event_log import EventLog, StoredEvent
 from calsync.emulator.event_model import JSON, Timing, ordered
 
@@ -32,8 +32,12 @@ def series_of(master: StoredEvent) -> recurrence.Series:
 
 
 def validate_series(lines: Sequence[str], timing: Timing) -> None:
-    """400 ``invalid`` when the recurrence lines do not parse against this start."""
+    """400 ``invalid`` when the recurrence lines do not parse against this start; 500
+    ``backendError`` for a rule repeating more often than daily, the server error
+    Google is reported to answer for one (`recurrence.sub_daily_rule`)."""
     recurrence.build_series(lines, start=timing.start.local, all_day=timing.all_day)
+    if recurrence.sub_daily_rule(lines) is not None:
+        raise errors.GoogleApiError(500, "backendError")
 
 
 def instance_timing(master: StoredEvent, original: datetime) -> Timing:

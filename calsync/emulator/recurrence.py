@@ -43,6 +43,29 @@ _LINE_RE = re.compile(r"^(?P<name>[A-Z]+)(?P<params>(;[^:]*)?):(?P<value>.+)$", 
 _ANY_COUNT = 10**9  # Google has no documented COUNT limit; the work limit bounds it
 
 
+SUB_DAILY_FREQUENCIES = frozenset({"HOURLY", "MINUTELY", "SECONDLY"})
+"""RRULE frequencies Google refuses to store (see `sub_daily_rule`)."""
+
+
+def sub_daily_rule(lines: Sequence[str]) -> str | None:
+    """The first RRULE line of ``lines`` repeating more often than daily, or None.
+
+    Google refuses such rules although RFC 5545 allows them: importing
+    ``RRULE:FREQ=HOURLY`` answers a server error (googleapis/google-api-ruby-client#572,
+    closed "Won't Fix"), and Google Calendar shows nothing for an imported hourly
+    series (sebbo2002/ical-generator#130); no rule repeats more often than daily there.
+    """
+    for line in lines:
+        match = _LINE_RE.match(line.strip())
+        if match is None or match.group("name").upper() != "RRULE":
+            continue
+        parts = (part.partition("=") for part in match.group("value").split(";"))
+        freqs = {val.strip().upper() for key, _, val in parts if key.strip().upper() == "FREQ"}
+        if freqs & SUB_DAILY_FREQUENCIES:
+            return line
+    return None
+
+
 def _bad(line: str) -> errors.GoogleApiError:
     return errors.invalid(f"Invalid recurrence rule: {line}", "recurrence")
 

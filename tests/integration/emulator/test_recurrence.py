@@ -196,3 +196,52 @@ def test_instances_time_min_is_inclusive_where_events_list_is_exclusive(
     ]
     listed, _, _ = list_all(account.service, calendar_id, singleEvents=True, timeMin=at_first_end)
     assert [e["id"] for e in listed][:1] == ["series0002_20261128T090000Z"]
+
+
+SUB_DAILY_RULES = (
+    "RRULE:FREQ=HOURLY",
+    "RRULE:FREQ=MINUTELY;INTERVAL=30",
+    "rrule:freq=secondly;count=5",
+)
+
+
+def test_rules_repeating_more_often_than_daily_are_refused_as_google_does(
+    account: Account, calendar_id: str
+) -> None:
+    """Google answers a server error for ``RRULE:FREQ=HOURLY`` (google-api-ruby-client
+    #572) and holds no sub-daily series: insert, import, patch and update all refuse one
+    and change nothing."""
+    events = account.service.events()
+    weekly(account, calendar_id, "series0sub")
+    for rule in SUB_DAILY_RULES:
+        body = timed("2026-11-21", 10, zone="UTC") | {"summary": "too often", "recurrence": [rule]}
+        assert google_error(events.insert(calendarId=calendar_id, body=body).execute)[:2] == (
+            500,
+            "backendError",
+        )
+        imported = body | {"iCalUID": "too-often@example.com"}
+        assert google_error(events.import_(calendarId=calendar_id, body=imported).execute)[:2] == (
+            500,
+            "backendError",
+        )
+        patch = events.patch(
+            calendarId=calendar_id, eventId="series0sub", body={"recurrence": [rule]}
+        )
+        assert google_error(patch.execute)[:2] == (500, "backendError")
+        full = events.get(calendarId=calendar_id, eventId="series0sub").execute()
+        update = events.update(
+            calendarId=calendar_id, eventId="series0sub", body=full | {"recurrence": [rule]}
+        )
+        assert google_error(update.execute)[:2] == (500, "backendError")
+    items, _, _ = list_all(account.service, calendar_id)
+    assert [(i["id"], i["recurrence"]) for i in items] == [
+        ("series0sub", ["RRULE:FREQ=WEEKLY;COUNT=4"])
+    ]
+    assert len(instance_ids(account, calendar_id, "series0sub")) == 4
+    daily = timed("2026-11-21", 12, zone="UTC") | {
+        "summary": "daily",
+        "recurrence": ["RRULE:FREQ=DAILY"],
+    }
+    assert events.insert(calendarId=calendar_id, body=daily).execute()["recurrence"] == [
+        "RRULE:FREQ=DAILY"
+    ]
