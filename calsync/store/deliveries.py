@@ -181,7 +181,10 @@ def lock_pending(session: Session, ids: Collection[uuid.UUID]) -> None:
     """Lock the rows `ids` for this transaction in id order (PostgreSQL ``FOR UPDATE``;
     one order, so concurrent replans never wait on each other in opposite orders),
     waiting for a sender or a replan that holds one. Call before `delete_pending` and
-    `move_pending` with every id they will be given."""
+    `move_pending` with every id they will be given. Nothing on SQLite (one writer, no
+    row locks: the delete and update that follow take the write lock, as before)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
     for match in any_of(session, NotificationDelivery.id, sorted(ids)):
         session.execute(
             sa.select(NotificationDelivery.id)
