@@ -253,8 +253,9 @@ def refresh_reminders(
     Python. One transaction per chunk: a crash loses at most one chunk's work (the next
     run redoes it), and locks are held briefly. Safe to run on several schedulers at
     once: the unique dedupe key stays the guard against a second row for a reminder,
-    rows being sent are skipped, and new rows are inserted in key order (two runs never
-    wait on each other in opposite orders). Returns how many events were replanned.
+    rows being sent are waited for, and rows are locked in id order and new rows
+    inserted in key order (two runs never wait on each other in opposite orders).
+    Returns how many events were replanned.
     """
     done = 0
     after: uuid.UUID | None = None
@@ -316,6 +317,7 @@ def replan_many(
             for p in plan
             if p.creatable and p.dedupe_key not in kept
         )
+    deliveries.lock_pending(session, [*stale, *(m["_id"] for m in moved)])
     deliveries.delete_pending(session, stale)
     deliveries.move_pending(session, moved, now=now)
     new.sort(key=lambda r: str(r["dedupe_key"]))  # one lock order for concurrent runs
@@ -466,8 +468,8 @@ def _apply(
 
     Pending rows of occurrences that have ended are left to the sender, which records
     them as skipped, unless the event is ``gone`` (deleted or cancelled). Rows a sender
-    holds locked right now (being sent) are skipped, not waited for: they were due, and
-    the sender finishes them.
+    holds locked right now (being sent) are waited for, not skipped: its transaction may
+    end with the row still pending (decision JP1).
     """
     wanted = {p.dedupe_key: p for p in planned}
     pending = list(deliveries.pending_reminders(session, [event_id]))
@@ -476,12 +478,13 @@ def _apply(
         for row in pending
         if row.dedupe_key not in wanted and (gone or not _ended(row.payload, now))
     ]
-    deliveries.delete_pending(session, stale)
     moved = []
     for row in pending:
         plan = wanted.get(row.dedupe_key)
         if plan is not None and (row.payload != plan.payload or row.due_at != plan.due_at):
             moved.append({"_id": row.id, "payload": plan.payload, "due_at": plan.due_at})
+    deliveries.lock_pending(session, [*stale, *(m["_id"] for m in moved)])
+    deliveries.delete_pending(session, stale)
     deliveries.move_pending(session, moved, now=now)
     existing = {row.dedupe_key for row in pending}
     new = [p for p in planned if p.creatable and p.dedupe_key not in existing]

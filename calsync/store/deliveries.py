@@ -1,9 +1,11 @@
 """Notice deliveries (``notification_deliveries``): what the notifier sends, when, and how
 each attempt went (change notices and reminders). Nothing here commits.
 
-Pending reminders are replanned while a sender may hold one (locked, being sent): the
-writes to them skip locked rows (PostgreSQL ``SKIP LOCKED``) instead of waiting; such a
-row was due, and its sender finishes it.
+Pending reminders are replanned while a sender may hold one (locked, being sent): a
+replan first locks the rows it deletes or moves (`lock_pending`, in id order) and waits
+for a sender that holds one, never skips it: a sender's transaction may end with the row
+still pending (held by quiet hours, a retry, a crash), and a skipped row then outlived
+the plan that removed it and was sent (decision JP1).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ __all__ = [
     "delete_pending",
     "events_with_pending_reminders",
     "later_reminder_due",
+    "lock_pending",
     "move_pending",
     "newest_of_user",
     "pending_reminders",
@@ -174,35 +177,42 @@ def events_with_pending_reminders(
     return found
 
 
+def lock_pending(session: Session, ids: Collection[uuid.UUID]) -> None:
+    """Lock the rows `ids` for this transaction in id order (PostgreSQL ``FOR UPDATE``;
+    one order, so concurrent replans never wait on each other in opposite orders),
+    waiting for a sender or a replan that holds one. Call before `delete_pending` and
+    `move_pending` with every id they will be given. Nothing on SQLite (one writer, no
+    row locks: the delete and update that follow take the write lock, as before)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for match in any_of(session, NotificationDelivery.id, sorted(ids)):
+        session.execute(
+            sa.select(NotificationDelivery.id)
+            .where(match)
+            .order_by(NotificationDelivery.id)
+            .with_for_update()
+        ).all()
+
+
 def delete_pending(session: Session, ids: Collection[uuid.UUID]) -> None:
-    """Delete those of the rows `ids` that are still pending and that no sender holds."""
+    """Delete those of the rows `ids` that are still pending (locked by `lock_pending`
+    first: a row a sender has meanwhile recorded as sent stays)."""
     for match in any_of(session, NotificationDelivery.id, list(ids)):
         session.execute(
-            sa.delete(NotificationDelivery).where(
-                NotificationDelivery.id.in_(
-                    sa.select(NotificationDelivery.id)
-                    .where(match, NotificationDelivery.status == "pending")
-                    .with_for_update(skip_locked=True)
-                )
-            ),
+            sa.delete(NotificationDelivery).where(match, NotificationDelivery.status == "pending"),
             execution_options={"synchronize_session": False},
         )
 
 
-#: A pending reminder's new payload and due time, unless a sender holds it right now.
+#: A pending reminder's new payload and due time (the row locked by `lock_pending`).
 _MOVE_PENDING: Final = sa.update(_deliveries).where(
-    _deliveries.c.id.in_(
-        sa.select(_deliveries.c.id)
-        .where(_deliveries.c.id == sa.bindparam("_id"), _deliveries.c.status == "pending")
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
+    _deliveries.c.id == sa.bindparam("_id"), _deliveries.c.status == "pending"
 )
 
 
 def move_pending(session: Session, moved: Sequence[dict[str, Any]], *, now: datetime) -> None:
     """Give pending reminders a new ``payload`` and ``due_at`` (`moved`: one dict of them
-    and the row's ``_id`` each), unless a sender holds them; one executemany (a single
-    round trip on PostgreSQL's pipeline)."""
+    and the row's ``_id`` each; locked by `lock_pending` first); one executemany (a
+    single round trip on PostgreSQL's pipeline)."""
     if moved:
         session.connection().execute(_MOVE_PENDING.values(updated_at=now), moved)
